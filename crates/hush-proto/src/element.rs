@@ -1,0 +1,132 @@
+//! The `<encrypted/>` element in both namespaces, as a typed model.
+//!
+//! OMEMO:2: `<encrypted xmlns='urn:xmpp:omemo:2'><header sid><keys jid><key rid kex?>…</keys>
+//! </header><payload>?</encrypted>`. Legacy: `<encrypted xmlns='eu.siacs.conversations.axolotl'>
+//! <header sid><key rid prekey?>…<iv/></header><payload>?</encrypted>`; legacy keys carry no JID.
+
+use minidom::Element;
+
+use crate::error::{ProtoError, Result};
+use crate::suite::Suite;
+use crate::xml::{an, b64_decode, b64_encode, child, id_attr, text_of};
+
+/// One `<key/>`: the message key wrapped for one device.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct KeyEntry {
+    /// The recipient's bare JID (OMEMO:2 groups keys by JID; legacy does not say).
+    pub jid: Option<String>,
+    /// The recipient device id.
+    pub rid: u32,
+    /// Whether the key carries a key exchange.
+    pub kex: bool,
+    /// The ratchet message or key exchange bytes.
+    pub data: Vec<u8>,
+}
+
+/// An `<encrypted/>` element.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct EncryptedElement {
+    /// Which namespace/suite.
+    pub suite: Suite,
+    /// Sender device id.
+    pub sid: u32,
+    /// The wrapped keys.
+    pub keys: Vec<KeyEntry>,
+    /// Legacy only: the payload IV.
+    pub iv: Option<Vec<u8>>,
+    /// The encrypted payload; absent for empty / key-transport messages.
+    pub payload: Option<Vec<u8>>,
+}
+
+fn is_true(v: Option<&str>) -> bool {
+    matches!(v, Some("true") | Some("1"))
+}
+
+impl EncryptedElement {
+    /// The keys addressed to `rid` (and, in OMEMO:2, to `jid`).
+    pub fn key_for(&self, jid: &str, rid: u32) -> Option<&KeyEntry> {
+        self.keys.iter().find(|k| k.rid == rid && k.jid.as_deref().is_none_or(|j| j == jid))
+    }
+
+    /// Serializes to XML.
+    pub fn to_element(&self) -> Element {
+        let ns = self.suite.namespace();
+        let mut header = Element::builder("header", ns).attr(an("sid"), self.sid.to_string()).build();
+        match self.suite {
+            Suite::Omemo2 => {
+                let mut jids: Vec<&str> = Vec::new();
+                for k in &self.keys {
+                    let j = k.jid.as_deref().unwrap_or("");
+                    if !jids.contains(&j) {
+                        jids.push(j);
+                    }
+                }
+                for j in jids {
+                    let mut keys = Element::builder("keys", ns).attr(an("jid"), j).build();
+                    for k in self.keys.iter().filter(|k| k.jid.as_deref().unwrap_or("") == j) {
+                        let mut b = Element::builder("key", ns).attr(an("rid"), k.rid.to_string());
+                        if k.kex {
+                            b = b.attr(an("kex"), "true");
+                        }
+                        keys.append_child(b.append(b64_encode(&k.data)).build());
+                    }
+                    header.append_child(keys);
+                }
+            }
+            Suite::Legacy => {
+                for k in &self.keys {
+                    let mut b = Element::builder("key", ns).attr(an("rid"), k.rid.to_string());
+                    if k.kex {
+                        b = b.attr(an("prekey"), "true");
+                    }
+                    header.append_child(b.append(b64_encode(&k.data)).build());
+                }
+                if let Some(iv) = &self.iv {
+                    header.append_child(Element::builder("iv", ns).append(b64_encode(iv)).build());
+                }
+            }
+        }
+        let mut el = Element::builder("encrypted", ns).append(header).build();
+        if let Some(p) = &self.payload {
+            el.append_child(Element::builder("payload", ns).append(b64_encode(p)).build());
+        }
+        el
+    }
+
+    /// Parses XML, rejecting anything that is not a well-formed OMEMO element.
+    pub fn from_element(el: &Element) -> Result<Self> {
+        let suite = Suite::from_namespace(&el.ns())?;
+        let ns = suite.namespace();
+        if el.name() != "encrypted" {
+            return Err(ProtoError::MalformedXml(format!("expected <encrypted/>, got <{}/>", el.name())));
+        }
+        let header = child(el, "header", ns)?;
+        let sid = id_attr(header, "sid")?;
+        let mut keys = Vec::new();
+        let key_entry = |k: &Element, jid: Option<String>, kex_attr: &str| -> Result<KeyEntry> {
+            Ok(KeyEntry { jid, rid: id_attr(k, "rid")?, kex: is_true(k.attr(kex_attr)), data: b64_decode(&text_of(k))? })
+        };
+        let mut iv = None;
+        match suite {
+            Suite::Omemo2 => {
+                for group in header.children().filter(|c| c.is("keys", ns)) {
+                    let jid = group
+                        .attr("jid")
+                        .ok_or_else(|| ProtoError::MalformedXml("<keys/> lacks the `jid` attribute".into()))?
+                        .to_owned();
+                    for k in group.children().filter(|c| c.is("key", ns)) {
+                        keys.push(key_entry(k, Some(jid.clone()), "kex")?);
+                    }
+                }
+            }
+            Suite::Legacy => {
+                for k in header.children().filter(|c| c.is("key", ns)) {
+                    keys.push(key_entry(k, None, "prekey")?);
+                }
+                iv = Some(b64_decode(&text_of(child(header, "iv", ns)?))?);
+            }
+        }
+        let payload = el.get_child("payload", ns).map(|p| b64_decode(&text_of(p))).transpose()?;
+        Ok(Self { suite, sid, keys, iv, payload })
+    }
+}

@@ -1,0 +1,94 @@
+//! The one error type of the protocol core.
+//!
+//! Every way a peer, a server or a corrupt state can make an operation fail has its own variant, so
+//! callers (and users) learn *what* went wrong. None of them carries secret material.
+
+use thiserror::Error;
+
+/// Everything that can go wrong inside `hush-proto`.
+#[derive(Debug, Error, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum ProtoError {
+    /// A suite name we do not implement (e.g. a namespace from the future).
+    #[error("unknown OMEMO suite or namespace `{0}`")]
+    UnknownSuite(String),
+    /// A key, IV, MAC or id had the wrong size.
+    #[error("{what} has length {got}, expected {expected}")]
+    BadLength {
+        /// What was being read.
+        what: &'static str,
+        /// The length seen.
+        got: usize,
+        /// The length the suite requires.
+        expected: &'static str,
+    },
+    /// Bytes that do not decode to a valid curve point, or a low-order point.
+    #[error("{0} is not a valid public key")]
+    InvalidPublicKey(&'static str),
+    /// A signature (signed prekey, device label) did not verify.
+    #[error("bad signature on {0}")]
+    BadSignature(&'static str),
+    /// A protobuf structure could not be decoded or lacks a required field.
+    #[error("malformed {what}: {detail}")]
+    Malformed {
+        /// The structure being decoded.
+        what: &'static str,
+        /// What was wrong with it.
+        detail: String,
+    },
+    /// An XML element did not have the shape the XEP requires.
+    #[error("malformed XML: {0}")]
+    MalformedXml(String),
+    /// A MAC or an AEAD tag did not verify: the message was forged, corrupted or not for us.
+    #[error("authentication failed: the {0} was tampered with or is not for this session")]
+    AuthenticationFailed(&'static str),
+    /// The ciphertext decrypted but its padding was invalid.
+    #[error("decryption failed: invalid padding")]
+    BadPadding,
+    /// This message (or its message key) was already used.
+    #[error("duplicate message: counter {counter} on this chain was already decrypted")]
+    Duplicate {
+        /// The message counter that was replayed.
+        counter: u32,
+    },
+    /// The sender wants us to skip more message keys than we allow (DoS protection).
+    #[error("message would skip {requested} message keys, more than the limit of {limit}")]
+    TooManySkipped {
+        /// How many keys the message asks us to derive.
+        requested: u64,
+        /// The configured limit.
+        limit: u32,
+    },
+    /// A key exchange refers to a signed prekey we do not (or no longer) have.
+    #[error("key exchange uses signed prekey {0}, which this device does not have")]
+    UnknownSignedPreKey(u32),
+    /// A key exchange refers to a one-time prekey we do not (or no longer) have.
+    #[error("key exchange uses one-time prekey {0}, which this device does not have (already used?)")]
+    UnknownPreKey(u32),
+    /// A bundle without any one-time prekey: OMEMO requires one for every key exchange.
+    #[error("bundle of device {0} has no one-time prekeys")]
+    NoPreKeys(u32),
+    /// The message holds no `<key>` for our device.
+    #[error("message is not encrypted for device {0}")]
+    NotForThisDevice(u32),
+    /// A message arrived from a device we have no session with, and it is no key exchange.
+    #[error("no session with device {device} of {jid}, and the message is not a key exchange")]
+    NoSession {
+        /// The sender's bare JID.
+        jid: String,
+        /// The sender's device id.
+        device: u32,
+    },
+    /// The SCE envelope failed one of its checks (recipient, sender, missing padding).
+    #[error("SCE envelope rejected: {0}")]
+    Envelope(String),
+    /// A state blob could not be restored.
+    #[error("corrupt saved state: {0}")]
+    CorruptState(&'static str),
+    /// A device or key id outside 1..2^31-1.
+    #[error("id {0} is outside 1..2^31-1")]
+    BadId(u64),
+}
+
+/// Shorthand for results of this crate.
+pub type Result<T> = core::result::Result<T, ProtoError>;

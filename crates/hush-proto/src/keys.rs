@@ -1,0 +1,258 @@
+//! Key types: the long-term identity, signed prekeys, one-time prekeys, and fingerprints.
+//!
+//! Private keys are X25519 scalars held in [`Zeroizing`] buffers; their `Debug` output is redacted.
+//! Public identity keys remember both forms OMEMO uses: Curve25519 (legacy wire form, DH, and
+//! fingerprints) and Ed25519 (the `urn:xmpp:omemo:2` wire form and signatures). The Ed25519 bytes
+//! are kept exactly as the peer sent them, because OMEMO:2 authenticates them byte for byte.
+
+use core::fmt;
+
+use curve25519_dalek::edwards::CompressedEdwardsY;
+use curve25519_dalek::montgomery::MontgomeryPoint;
+use curve25519_dalek::scalar::clamp_integer;
+use rand_core::CryptoRng;
+use zeroize::Zeroizing;
+
+use crate::error::{ProtoError, Result};
+use crate::xeddsa;
+
+/// Draws 32 random bytes from the caller's RNG.
+pub(crate) fn random_32<R: CryptoRng + ?Sized>(rng: &mut R) -> Zeroizing<[u8; 32]> {
+    let mut out = Zeroizing::new([0u8; 32]);
+    rng.fill_bytes(out.as_mut());
+    out
+}
+
+/// An X25519 key pair (private scalar, clamped, and its public u-coordinate).
+#[derive(Clone)]
+pub struct KeyPair {
+    secret: Zeroizing<[u8; 32]>,
+    public: [u8; 32],
+}
+
+impl KeyPair {
+    /// Builds the pair from 32 private bytes (clamped here).
+    pub fn from_secret(secret: [u8; 32]) -> Self {
+        let secret = Zeroizing::new(clamp_integer(secret));
+        let public = MontgomeryPoint::mul_base_clamped(*secret).to_bytes();
+        Self { secret, public }
+    }
+
+    /// A fresh pair from the caller's RNG.
+    pub fn generate<R: CryptoRng + ?Sized>(rng: &mut R) -> Self {
+        Self::from_secret(*random_32(rng))
+    }
+
+    /// The public key (X25519 u-coordinate).
+    pub fn public(&self) -> [u8; 32] {
+        self.public
+    }
+
+    /// The private bytes; only for persisting the key.
+    pub fn secret_bytes(&self) -> &[u8; 32] {
+        &self.secret
+    }
+
+    /// X25519 with a peer public key. Rejects low-order peer keys (all-zero result).
+    pub(crate) fn dh(&self, their_public: &[u8; 32]) -> Result<Zeroizing<[u8; 32]>> {
+        let shared = Zeroizing::new(MontgomeryPoint(*their_public).mul_clamped(*self.secret).to_bytes());
+        if crate::crypto::ct_eq(shared.as_ref(), &[0u8; 32]) {
+            return Err(ProtoError::InvalidPublicKey("Diffie-Hellman peer key"));
+        }
+        Ok(shared)
+    }
+}
+
+impl fmt::Debug for KeyPair {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("KeyPair").field("public", &hex32(&self.public)).field("secret", &"<redacted>").finish()
+    }
+}
+
+/// A device's long-term identity key pair.
+#[derive(Clone, Debug)]
+pub struct IdentityKeyPair {
+    pair: KeyPair,
+    public: IdentityKey,
+}
+
+impl IdentityKeyPair {
+    /// Restores an identity from its 32 private bytes.
+    pub fn from_secret(secret: [u8; 32]) -> Self {
+        let pair = KeyPair::from_secret(secret);
+        let (_, ed) = xeddsa::edwards_keypair(pair.secret_bytes());
+        let public = IdentityKey { curve: pair.public(), ed25519: ed };
+        Self { pair, public }
+    }
+
+    /// A fresh identity from the caller's RNG.
+    pub fn generate<R: CryptoRng + ?Sized>(rng: &mut R) -> Self {
+        Self::from_secret(*random_32(rng))
+    }
+
+    /// The public half.
+    pub fn public(&self) -> &IdentityKey {
+        &self.public
+    }
+
+    /// The X25519 pair, for X3DH.
+    pub(crate) fn pair(&self) -> &KeyPair {
+        &self.pair
+    }
+
+    /// The private bytes; only for persisting the key.
+    pub fn secret_bytes(&self) -> &[u8; 32] {
+        self.pair.secret_bytes()
+    }
+
+    /// An XEdDSA signature over `msg`, valid as Ed25519 under [`IdentityKey::ed25519`].
+    pub fn sign<R: CryptoRng + ?Sized>(&self, msg: &[u8], rng: &mut R) -> [u8; 64] {
+        let mut z = Zeroizing::new([0u8; 64]);
+        rng.fill_bytes(z.as_mut());
+        xeddsa::sign(self.pair.secret_bytes(), msg, &z)
+    }
+}
+
+/// A public identity key in both of its forms.
+#[derive(Clone, Copy, PartialEq, Eq, Hash)]
+pub struct IdentityKey {
+    curve: [u8; 32],
+    ed25519: [u8; 32],
+}
+
+impl IdentityKey {
+    /// From the Ed25519 form (OMEMO:2 wire form). Rejects invalid and small-order points.
+    pub fn from_ed25519(bytes: [u8; 32]) -> Result<Self> {
+        let point = CompressedEdwardsY(bytes)
+            .decompress()
+            .ok_or(ProtoError::InvalidPublicKey("Ed25519 identity key"))?;
+        if point.is_small_order() {
+            return Err(ProtoError::InvalidPublicKey("Ed25519 identity key"));
+        }
+        Ok(Self { curve: point.to_montgomery().to_bytes(), ed25519: bytes })
+    }
+
+    /// From the Curve25519 form (legacy wire form, without the 0x05 prefix). The Ed25519 form is
+    /// the one with sign bit 0, as XEdDSA defines it.
+    pub fn from_curve25519(bytes: [u8; 32]) -> Result<Self> {
+        let point = MontgomeryPoint(bytes)
+            .to_edwards(0)
+            .ok_or(ProtoError::InvalidPublicKey("Curve25519 identity key"))?;
+        if point.is_small_order() {
+            return Err(ProtoError::InvalidPublicKey("Curve25519 identity key"));
+        }
+        Ok(Self { curve: bytes, ed25519: point.compress().to_bytes() })
+    }
+
+    /// The Curve25519 (X25519) form.
+    pub fn curve25519(&self) -> [u8; 32] {
+        self.curve
+    }
+
+    /// The Ed25519 form.
+    pub fn ed25519(&self) -> [u8; 32] {
+        self.ed25519
+    }
+
+    /// The fingerprint users compare: the Curve25519 form as 8 groups of 8 lowercase hex digits,
+    /// which matches what legacy clients show for the same key.
+    pub fn fingerprint(&self) -> String {
+        let hex = hex32(&self.curve);
+        hex.as_bytes().chunks(8).map(|c| core::str::from_utf8(c).expect("hex is ASCII")).collect::<Vec<_>>().join(" ")
+    }
+
+    /// True if both keys are the same identity (sign of the Edwards form aside), in constant time.
+    pub fn same_identity(&self, other: &IdentityKey) -> bool {
+        crate::crypto::ct_eq(&self.curve, &other.curve)
+    }
+}
+
+impl fmt::Debug for IdentityKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "IdentityKey({})", self.fingerprint())
+    }
+}
+
+/// A one-time prekey with its id.
+#[derive(Clone, Debug)]
+pub struct PreKey {
+    /// Id published in the bundle (1..2^31-1).
+    pub id: u32,
+    /// The key pair.
+    pub pair: KeyPair,
+}
+
+/// A signed prekey: the key pair, when it was made (unix seconds, handed in by the caller), and
+/// the identity key's signature over its public key in each suite's encoding.
+#[derive(Clone, Debug)]
+pub struct SignedPreKey {
+    /// Id published in the bundle (1..2^31-1).
+    pub id: u32,
+    /// The key pair.
+    pub pair: KeyPair,
+    /// Creation time, unix seconds, as given by the caller.
+    pub created_at: u64,
+    /// Signature over the OMEMO:2 encoding (the raw 32 bytes).
+    pub signature_omemo2: [u8; 64],
+    /// Signature over the legacy encoding (0x05 || 32 bytes).
+    pub signature_legacy: [u8; 64],
+}
+
+pub(crate) fn hex32(bytes: &[u8]) -> String {
+    const DIGITS: &[u8; 16] = b"0123456789abcdef";
+    let mut s = String::with_capacity(bytes.len() * 2);
+    for b in bytes {
+        s.push(DIGITS[(b >> 4) as usize] as char);
+        s.push(DIGITS[(b & 15) as usize] as char);
+    }
+    s
+}
+
+/// Checks an OMEMO device or key id: 1..2^31-1.
+pub fn check_id(id: u64) -> Result<u32> {
+    if (1..=0x7fff_ffff).contains(&id) {
+        Ok(id as u32)
+    } else {
+        Err(ProtoError::BadId(id))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn identity_forms_agree() {
+        let id = IdentityKeyPair::from_secret([42; 32]);
+        let from_ed = IdentityKey::from_ed25519(id.public().ed25519()).unwrap();
+        let from_curve = IdentityKey::from_curve25519(id.public().curve25519()).unwrap();
+        assert_eq!(from_ed, *id.public());
+        assert_eq!(from_curve, *id.public());
+        assert_eq!(id.public().ed25519()[31] & 0x80, 0, "our Ed25519 form has sign bit 0");
+        let fp = id.public().fingerprint();
+        assert_eq!(fp.len(), 8 * 8 + 7);
+        assert!(fp.split(' ').all(|g| g.len() == 8));
+    }
+
+    #[test]
+    fn debug_is_redacted() {
+        let pair = KeyPair::from_secret([1; 32]);
+        let text = format!("{pair:?}");
+        assert!(text.contains("redacted"));
+        assert!(!text.contains(&hex32(pair.secret_bytes())));
+    }
+
+    #[test]
+    fn low_order_keys_are_rejected() {
+        assert!(IdentityKey::from_curve25519([0; 32]).is_err());
+        let pair = KeyPair::from_secret([3; 32]);
+        assert_eq!(pair.dh(&[0; 32]), Err(ProtoError::InvalidPublicKey("Diffie-Hellman peer key")));
+    }
+
+    #[test]
+    fn ids_are_range_checked() {
+        assert!(check_id(0).is_err());
+        assert!(check_id(1 << 31).is_err());
+        assert_eq!(check_id(0x7fff_ffff).unwrap(), 0x7fff_ffff);
+    }
+}

@@ -1,0 +1,47 @@
+//! # hush-proto: the sans-IO OMEMO core of Hush
+//!
+//! Everything cryptographic and protocol-shaped about OMEMO (XEP-0384), with no sockets, files,
+//! clock or randomness of its own: callers hand in bytes, an RNG and "now", and get back values —
+//! including every state change, which they must persist before anything leaves the device.
+//!
+//! * [`xeddsa`] — Ed25519-compatible signatures from X25519 identity keys (both sign-bit styles).
+//! * [`Suite`] — the named, versioned protocol suites: `omemo:2` and `omemo:legacy`.
+//! * [`LocalDevice`] — our identity, signed prekey and one-time prekeys; publishes [`Bundle`]s.
+//! * [`Session`] — X3DH + Double Ratchet with one remote device.
+//! * [`seal`] / [`LocalDevice::open`] — one payload key per message, wrapped for every device,
+//!   as an [`EncryptedElement`] (`<encrypted/>` in either namespace).
+//! * [`sce`] — Stanza Content Encryption envelopes for OMEMO:2.
+//! * [`DeviceList`] — PEP device lists, with signed labels.
+//!
+//! Secrets live in zeroizing buffers and never appear in `Debug` output.
+
+#![forbid(unsafe_code)]
+#![warn(missing_docs)]
+
+mod bundle;
+mod crypto;
+mod device;
+mod element;
+mod error;
+mod keys;
+mod message;
+mod payload;
+mod ratchet;
+pub mod sce;
+mod session;
+mod suite;
+mod wire;
+mod x3dh;
+pub mod xeddsa;
+mod xml;
+
+pub use bundle::{Bundle, DeviceEntry, DeviceList};
+pub use device::{LocalDevice, DEFAULT_PREKEYS, MIN_PREKEYS};
+pub use element::{EncryptedElement, KeyEntry};
+pub use error::{ProtoError, Result};
+pub use keys::{check_id, IdentityKey, IdentityKeyPair, KeyPair, PreKey, SignedPreKey};
+pub use message::{seal, Opened, Recipient};
+pub use minidom::Element;
+pub use ratchet::{MAX_SKIPPED_KEYS, MAX_SKIP_PER_MESSAGE};
+pub use session::{EncryptedKey, Initiation, Session};
+pub use suite::Suite;

@@ -1,0 +1,264 @@
+//! The Double Ratchet (Signal spec, as profiled by XEP-0384), without header encryption.
+//!
+//! * `KDF_RK(rk, dh)` = HKDF-SHA-256(salt = rk, ikm = dh, info = suite root info) → 64 bytes:
+//!   new root key ‖ chain key.
+//! * `KDF_CK(ck)` = HMAC-SHA-256(ck, 0x01) as the message key, HMAC-SHA-256(ck, 0x02) as the next
+//!   chain key.
+//! * Message keys expand by HKDF (zero salt, suite message info) into 32 bytes AES-256-CBC key,
+//!   32 bytes HMAC key and a 16-byte IV; the MAC covers `ad ‖ serialized message`, truncated per
+//!   suite.
+//!
+//! Decryption is transactional: every derived value lives in locals until the MAC has verified,
+//! so a forged, corrupted or replayed message leaves the state exactly as it was. Skipped message
+//! keys are bounded per message ([`MAX_SKIP_PER_MESSAGE`]) and per session
+//! ([`MAX_SKIPPED_KEYS`], oldest dropped first), so a hostile counter cannot exhaust memory.
+
+use std::collections::VecDeque;
+
+use rand_core::CryptoRng;
+use zeroize::{Zeroize, Zeroizing};
+
+use crate::crypto;
+use crate::error::{ProtoError, Result};
+use crate::keys::KeyPair;
+use crate::suite::Suite;
+use crate::wire::{self, Header};
+
+/// The most message keys one incoming message may make us derive and keep.
+pub const MAX_SKIP_PER_MESSAGE: u32 = 1000;
+/// The most skipped message keys kept per session; older ones are deleted first.
+pub const MAX_SKIPPED_KEYS: usize = 1000;
+/// How many previous remote ratchet keys we remember to tell replays from new ratchet steps.
+const OLD_RATCHET_KEYS: usize = 32;
+
+/// A message key kept for a message that has not arrived yet.
+#[derive(Clone)]
+pub(crate) struct SkippedKey {
+    pub dh: [u8; 32],
+    pub n: u32,
+    pub mk: [u8; 32],
+}
+
+impl Drop for SkippedKey {
+    fn drop(&mut self) {
+        self.mk.zeroize();
+    }
+}
+
+/// One side's ratchet state.
+#[derive(Clone)]
+pub(crate) struct Ratchet {
+    pub root: Zeroizing<[u8; 32]>,
+    pub dhs: KeyPair,
+    pub dhr: Option<[u8; 32]>,
+    pub cks: Option<Zeroizing<[u8; 32]>>,
+    pub ns: u32,
+    pub pns: u32,
+    pub ckr: Option<Zeroizing<[u8; 32]>>,
+    pub nr: u32,
+    pub skipped: VecDeque<SkippedKey>,
+    pub old_dhr: VecDeque<[u8; 32]>,
+}
+
+fn kdf_rk(suite: Suite, rk: &[u8; 32], dh: &[u8; 32]) -> (Zeroizing<[u8; 32]>, Zeroizing<[u8; 32]>) {
+    let out = crypto::hkdf::<64>(rk, dh, suite.params().root_info);
+    let mut root = Zeroizing::new([0u8; 32]);
+    let mut chain = Zeroizing::new([0u8; 32]);
+    root.copy_from_slice(&out[..32]);
+    chain.copy_from_slice(&out[32..]);
+    (root, chain)
+}
+
+/// Advances a chain key in place and returns the message key.
+fn kdf_ck(ck: &mut [u8; 32]) -> [u8; 32] {
+    let mk = crypto::hmac_sha256(ck, &[&[0x01]]);
+    let mut next = crypto::hmac_sha256(ck, &[&[0x02]]);
+    ck.copy_from_slice(&next);
+    next.zeroize();
+    mk
+}
+
+struct MessageKeys {
+    enc: [u8; 32],
+    auth: [u8; 32],
+    iv: [u8; 16],
+}
+
+impl Drop for MessageKeys {
+    fn drop(&mut self) {
+        self.enc.zeroize();
+        self.auth.zeroize();
+        self.iv.zeroize();
+    }
+}
+
+fn expand_message_key(suite: Suite, mk: &[u8; 32]) -> MessageKeys {
+    let out = crypto::hkdf::<80>(&[0u8; 32], mk, suite.params().message_info);
+    let mut keys = MessageKeys { enc: [0; 32], auth: [0; 32], iv: [0; 16] };
+    keys.enc.copy_from_slice(&out[..32]);
+    keys.auth.copy_from_slice(&out[32..64]);
+    keys.iv.copy_from_slice(&out[64..]);
+    keys
+}
+
+/// Checks the MAC and decrypts; the first thing done with a candidate message key.
+fn open(suite: Suite, mk: &[u8; 32], ad: &[u8], msg: &wire::RatchetMessage) -> Result<Zeroizing<Vec<u8>>> {
+    let keys = expand_message_key(suite, mk);
+    if !crypto::hmac_verify_truncated(&keys.auth, &[ad, &msg.signed], &msg.mac) {
+        return Err(ProtoError::AuthenticationFailed("ratchet message"));
+    }
+    crypto::aes256_cbc_decrypt(&keys.enc, &keys.iv, &msg.ciphertext).map(Zeroizing::new)
+}
+
+impl Ratchet {
+    /// The initiator's state right after X3DH: one sending chain towards the peer's signed prekey.
+    pub fn init_active<R: CryptoRng + ?Sized>(suite: Suite, sk: &[u8; 32], their_spk: &[u8; 32], rng: &mut R) -> Result<Self> {
+        let dhs = KeyPair::generate(rng);
+        let (root, cks) = kdf_rk(suite, sk, &*dhs.dh(their_spk)?);
+        Ok(Self {
+            root,
+            dhs,
+            dhr: Some(*their_spk),
+            cks: Some(cks),
+            ns: 0,
+            pns: 0,
+            ckr: None,
+            nr: 0,
+            skipped: VecDeque::new(),
+            old_dhr: VecDeque::new(),
+        })
+    }
+
+    /// The responder's state right after X3DH: its signed prekey is the first ratchet key; the
+    /// chains come from the first message.
+    pub fn init_passive(sk: &[u8; 32], spk: KeyPair) -> Self {
+        Self {
+            root: Zeroizing::new(*sk),
+            dhs: spk,
+            dhr: None,
+            cks: None,
+            ns: 0,
+            pns: 0,
+            ckr: None,
+            nr: 0,
+            skipped: VecDeque::new(),
+            old_dhr: VecDeque::new(),
+        }
+    }
+
+    /// Encrypts `plaintext` on the sending chain; returns the framed message.
+    pub fn encrypt(&mut self, suite: Suite, ad: &[u8], plaintext: &[u8]) -> Result<Vec<u8>> {
+        let Some(cks) = self.cks.as_mut() else {
+            return Err(ProtoError::CorruptState("session has no sending chain yet"));
+        };
+        let header = Header { dh: self.dhs.public(), pn: self.pns, n: self.ns };
+        let mut mk = kdf_ck(cks);
+        self.ns = self.ns.checked_add(1).ok_or(ProtoError::CorruptState("sending counter overflow"))?;
+        let keys = expand_message_key(suite, &mk);
+        mk.zeroize();
+        let ciphertext = crypto::aes256_cbc_encrypt(&keys.enc, &keys.iv, plaintext);
+        let signed = wire::encode_signed(suite, &header, &ciphertext);
+        let mac = crypto::hmac_sha256(&keys.auth, &[ad, &signed]);
+        Ok(wire::frame_message(suite, signed, &mac[..suite.params().mac_len]))
+    }
+
+    /// Decrypts a framed message. On any error the state is unchanged.
+    pub fn decrypt<R: CryptoRng + ?Sized>(&mut self, suite: Suite, ad: &[u8], bytes: &[u8], rng: &mut R) -> Result<Zeroizing<Vec<u8>>> {
+        let msg = wire::decode_message(suite, bytes)?;
+        let h = msg.header;
+
+        // 1. A message we skipped earlier.
+        if let Some(i) = self.skipped.iter().position(|k| k.dh == h.dh && k.n == h.n) {
+            let plaintext = open(suite, &self.skipped[i].mk, ad, &msg)?;
+            self.skipped.remove(i);
+            return Ok(plaintext);
+        }
+
+        // 2. The current receiving chain.
+        if self.dhr == Some(h.dh) && self.ckr.is_some() {
+            if h.n < self.nr {
+                return Err(ProtoError::Duplicate { counter: h.n });
+            }
+            check_skip(h.n - self.nr)?;
+            let mut ck = self.ckr.clone().expect("checked above");
+            let mut new_skipped = Vec::new();
+            let mk = Zeroizing::new(advance(&mut ck, self.nr, h.n, &h.dh, &mut new_skipped));
+            let plaintext = open(suite, &mk, ad, &msg)?;
+            self.ckr = Some(ck);
+            self.nr = h.n + 1;
+            self.store_skipped(new_skipped);
+            return Ok(plaintext);
+        }
+
+        // 3. A ratchet key we have moved past: this is a replay (or a key we already dropped).
+        if self.old_dhr.contains(&h.dh) || (self.dhr == Some(h.dh)) {
+            return Err(ProtoError::Duplicate { counter: h.n });
+        }
+
+        // 4. A new ratchet key from the peer: DH ratchet step, all in locals first.
+        let mut new_skipped = Vec::new();
+        let mut old_ck = self.ckr.clone();
+        let old_gap = match (&old_ck, self.dhr) {
+            (Some(_), Some(_)) => h.pn.saturating_sub(self.nr),
+            _ => 0,
+        };
+        // The limit holds for the whole message: old-chain and new-chain keys together.
+        check_skip(old_gap.saturating_add(h.n))?;
+        if let (Some(ck), Some(dhr)) = (old_ck.as_mut(), self.dhr) {
+            if old_gap > 0 {
+                // `pn` is the length of the peer's previous chain: keep keys nr..pn, and throw
+                // away the (never used) key `advance` derives for pn itself.
+                let mut unused = advance(ck, self.nr, h.pn, &dhr, &mut new_skipped);
+                unused.zeroize();
+            }
+        }
+        let (root1, mut ckr) = kdf_rk(suite, &self.root, &*self.dhs.dh(&h.dh)?);
+        let new_dhs = KeyPair::generate(rng);
+        let (root2, cks) = kdf_rk(suite, &root1, &*new_dhs.dh(&h.dh)?);
+        let mk = Zeroizing::new(advance(&mut ckr, 0, h.n, &h.dh, &mut new_skipped));
+        let plaintext = open(suite, &mk, ad, &msg)?;
+
+        // Commit.
+        if let Some(old) = self.dhr.replace(h.dh) {
+            if self.old_dhr.len() == OLD_RATCHET_KEYS {
+                self.old_dhr.pop_front();
+            }
+            self.old_dhr.push_back(old);
+        }
+        self.root = root2;
+        self.ckr = Some(ckr);
+        self.nr = h.n + 1;
+        self.dhs = new_dhs;
+        self.cks = Some(cks);
+        self.pns = self.ns;
+        self.ns = 0;
+        self.store_skipped(new_skipped);
+        Ok(plaintext)
+    }
+
+    fn store_skipped(&mut self, keys: Vec<SkippedKey>) {
+        for k in keys {
+            if self.skipped.len() == MAX_SKIPPED_KEYS {
+                self.skipped.pop_front();
+            }
+            self.skipped.push_back(k);
+        }
+    }
+}
+
+fn check_skip(n: u32) -> Result<()> {
+    if n > MAX_SKIP_PER_MESSAGE {
+        Err(ProtoError::TooManySkipped { requested: n as u64, limit: MAX_SKIP_PER_MESSAGE })
+    } else {
+        Ok(())
+    }
+}
+
+/// Advances `ck` from counter `from` to `to`, keeping the keys in between as skipped, and
+/// returns the message key for counter `to`.
+fn advance(ck: &mut [u8; 32], from: u32, to: u32, dh: &[u8; 32], skipped: &mut Vec<SkippedKey>) -> [u8; 32] {
+    for n in from..to {
+        skipped.push(SkippedKey { dh: *dh, n, mk: kdf_ck(ck) });
+    }
+    kdf_ck(ck)
+}

@@ -1,0 +1,183 @@
+//! Stanza Content Encryption (XEP-0420) envelopes, in the profile OMEMO:2 requires.
+//!
+//! ```xml
+//! <envelope xmlns='urn:xmpp:sce:1'>
+//!   <content>…any stanza children: body, reactions, replies…</content>
+//!   <rpad>random</rpad> <time stamp='…'/> <to jid='…'/> <from jid='…'/>
+//! </envelope>
+//! ```
+//! XEP-0384 profile: `<rpad/>` MUST be present, `<from/>` SHOULD be, `<to/>` MUST be in group
+//! chats. On receipt we check that `<from/>` names the stanza's sender and `<to/>` its addressee,
+//! so a server cannot replay an envelope into another conversation or forge its sender.
+
+use minidom::Element;
+use rand_core::CryptoRng;
+
+use crate::error::{ProtoError, Result};
+use crate::xml::an;
+
+/// The SCE namespace.
+pub const NS: &str = "urn:xmpp:sce:1";
+
+/// A decrypted and checked envelope.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Envelope {
+    /// The protected stanza children.
+    pub content: Vec<Element>,
+    /// The `<to jid/>` value, if any.
+    pub to: Option<String>,
+    /// The `<from jid/>` value, if any.
+    pub from: Option<String>,
+    /// The `<time stamp/>` value, if any (XEP-0082 DateTime).
+    pub time: Option<String>,
+}
+
+/// What the receiver expects the envelope to say.
+#[derive(Clone, Copy, Debug)]
+pub struct Expect<'a> {
+    /// The sender's JID as the stanza says (compared as bare JID).
+    pub from: &'a str,
+    /// The stanza's addressee: our bare JID, or the room's.
+    pub to: &'a str,
+    /// Whether `<to/>` is mandatory (group chats).
+    pub require_to: bool,
+}
+
+fn bare(jid: &str) -> &str {
+    jid.split('/').next().unwrap_or(jid)
+}
+
+fn same_bare(a: &str, b: &str) -> bool {
+    bare(a).eq_ignore_ascii_case(bare(b))
+}
+
+/// Formats unix seconds as an XEP-0082 DateTime in UTC (`2026-11-23T12:00:00Z`).
+pub fn xep0082_datetime(unix: u64) -> String {
+    let days = (unix / 86_400) as i64;
+    let secs = unix % 86_400;
+    // Civil-from-days (proleptic Gregorian), valid for all u64 seconds we can meet.
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    format!("{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}Z", secs / 3600, secs / 60 % 60, secs % 60)
+}
+
+/// Builds the envelope bytes for `content`. `now` (unix seconds) adds a `<time/>` affix.
+pub fn seal<R: CryptoRng + ?Sized>(content: &[Element], from: &str, to: &str, now: Option<u64>, rng: &mut R) -> Vec<u8> {
+    let mut c = Element::builder("content", NS).build();
+    for el in content {
+        c.append_child(el.clone());
+    }
+    // Random-length padding hides the content length; 0..=199 characters from a 64-letter set.
+    const SET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+    let len = (rng.next_u32() % 200) as usize;
+    let mut raw = vec![0u8; len];
+    rng.fill_bytes(&mut raw);
+    let rpad: String = raw.iter().map(|b| SET[(b & 63) as usize] as char).collect();
+    let mut env = Element::builder("envelope", NS)
+        .append(c)
+        .append(Element::builder("rpad", NS).append(rpad).build());
+    if let Some(t) = now {
+        env = env.append(Element::builder("time", NS).attr(an("stamp"), xep0082_datetime(t)).build());
+    }
+    let env = env
+        .append(Element::builder("to", NS).attr(an("jid"), to).build())
+        .append(Element::builder("from", NS).attr(an("jid"), from).build())
+        .build();
+    String::from(&env).into_bytes()
+}
+
+/// Parses and checks an envelope.
+pub fn open(bytes: &[u8], expect: Expect<'_>) -> Result<Envelope> {
+    let text = core::str::from_utf8(bytes).map_err(|_| ProtoError::Envelope("not UTF-8".into()))?;
+    let el: Element = text.parse().map_err(|e| ProtoError::Envelope(format!("not XML: {e}")))?;
+    if !el.is("envelope", NS) {
+        return Err(ProtoError::Envelope(format!("root is <{}/> in {}, not an SCE envelope", el.name(), el.ns())));
+    }
+    let content = el
+        .get_child("content", NS)
+        .ok_or_else(|| ProtoError::Envelope("no <content/>".into()))?
+        .children()
+        .cloned()
+        .collect();
+    if el.get_child("rpad", NS).is_none() {
+        return Err(ProtoError::Envelope("no <rpad/>, which OMEMO requires".into()));
+    }
+    let jid_of = |name: &str| el.get_child(name, NS).map(|c| c.attr("jid").unwrap_or("").to_owned());
+    let to = jid_of("to");
+    let from = jid_of("from");
+    match &to {
+        Some(t) if !same_bare(t, expect.to) => {
+            return Err(ProtoError::Envelope(format!("addressed to {t}, but the stanza went to {}", expect.to)));
+        }
+        None if expect.require_to => return Err(ProtoError::Envelope("no <to/> in a group chat message".into())),
+        _ => {}
+    }
+    if let Some(f) = &from {
+        if !same_bare(f, expect.from) {
+            return Err(ProtoError::Envelope(format!("claims to be from {f}, but the stanza came from {}", expect.from)));
+        }
+    }
+    let time = el.get_child("time", NS).and_then(|t| t.attr("stamp")).map(str::to_owned);
+    Ok(Envelope { content, to, from, time })
+}
+
+/// A `<body xmlns='jabber:client'>` element, the usual content.
+pub fn body(text: &str) -> Element {
+    Element::builder("body", "jabber:client").append(text).build()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    struct Counter(u64);
+    impl rand_core::TryRng for Counter {
+        type Error = core::convert::Infallible;
+        fn try_next_u32(&mut self) -> core::result::Result<u32, Self::Error> {
+            self.0 += 1;
+            Ok(self.0 as u32)
+        }
+        fn try_next_u64(&mut self) -> core::result::Result<u64, Self::Error> {
+            self.0 += 1;
+            Ok(self.0)
+        }
+        fn try_fill_bytes(&mut self, dst: &mut [u8]) -> core::result::Result<(), Self::Error> {
+            for b in dst {
+                self.0 += 1;
+                *b = self.0 as u8;
+            }
+            Ok(())
+        }
+    }
+    impl rand_core::TryCryptoRng for Counter {}
+
+    #[test]
+    fn datetime_known_values() {
+        assert_eq!(xep0082_datetime(0), "1970-01-01T00:00:00Z");
+        assert_eq!(xep0082_datetime(951_782_400), "2000-02-29T00:00:00Z");
+        assert_eq!(xep0082_datetime(1_795_435_200), "2026-11-23T12:00:00Z");
+    }
+
+    #[test]
+    fn round_trip_and_checks() {
+        let bytes = seal(&[body("hi <there>")], "romeo@example.net/orchard", "juliet@example.org", Some(0), &mut Counter(0));
+        let expect = Expect { from: "romeo@example.net/balcony", to: "juliet@example.org", require_to: true };
+        let env = open(&bytes, expect).unwrap();
+        assert_eq!(env.content[0].text(), "hi <there>");
+        assert_eq!(env.time.as_deref(), Some("1970-01-01T00:00:00Z"));
+        let wrong_to = Expect { to: "mallory@example.org", ..expect };
+        assert!(matches!(open(&bytes, wrong_to), Err(ProtoError::Envelope(_))));
+        let wrong_from = Expect { from: "mallory@example.org", ..expect };
+        assert!(matches!(open(&bytes, wrong_from), Err(ProtoError::Envelope(_))));
+        let no_rpad = b"<envelope xmlns='urn:xmpp:sce:1'><content/></envelope>";
+        assert!(open(no_rpad, expect).is_err());
+        assert!(open(b"<not xml", expect).is_err());
+    }
+}

@@ -1,0 +1,355 @@
+//! A session with one remote device: X3DH result, ratchet, and the key-exchange bookkeeping.
+//!
+//! The initiator keeps sending its key exchange (`kex='true'`) with every message until the peer
+//! has answered once (XEP-0384: "resend the OMEMOKeyExchange until the peer replies"). The
+//! ephemeral key `ek` of the exchange is stored so that a repeated key exchange for the same
+//! session is recognised and only its inner message processed.
+//!
+//! Sessions are plain values: the caller persists them after every successful operation, before
+//! anything produced by that operation leaves the device.
+
+use prost::Message;
+use rand_core::CryptoRng;
+use zeroize::{Zeroize, Zeroizing};
+
+use crate::bundle::Bundle;
+use crate::error::{ProtoError, Result};
+use crate::keys::{IdentityKey, IdentityKeyPair, KeyPair};
+use crate::ratchet::{Ratchet, SkippedKey};
+use crate::suite::Suite;
+use crate::wire;
+use crate::x3dh;
+
+/// Who started the session.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Initiation {
+    /// We fetched the peer's bundle and sent the key exchange.
+    Active,
+    /// The peer's key exchange built this session.
+    Passive,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+struct PendingKex {
+    pk_id: u32,
+    spk_id: u32,
+    own_identity: Vec<u8>,
+}
+
+/// One encrypted `<key>`: the ratchet output for one device, and whether it carries a key exchange.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct EncryptedKey {
+    /// Bytes to base64 into the `<key>` element.
+    pub data: Vec<u8>,
+    /// Set `kex='true'` (OMEMO:2) / `prekey='true'` (legacy).
+    pub kex: bool,
+}
+
+/// A Double Ratchet session with one remote device.
+#[derive(Clone)]
+pub struct Session {
+    suite: Suite,
+    peer_identity: IdentityKey,
+    ad_send: Vec<u8>,
+    ad_recv: Vec<u8>,
+    ratchet: Ratchet,
+    initiation: Initiation,
+    pending_kex: Option<PendingKex>,
+    kex_ek: [u8; 32],
+}
+
+impl core::fmt::Debug for Session {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.debug_struct("Session")
+            .field("suite", &self.suite)
+            .field("peer", &self.peer_identity)
+            .field("initiation", &self.initiation)
+            .field("confirmed", &self.is_confirmed())
+            .field("sent", &self.ratchet.ns)
+            .field("received", &self.ratchet.nr)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Associated data for each direction. OMEMO:2 uses `IK_A ‖ IK_B` (A = initiator) both ways;
+/// libsignal (legacy) uses `sender ‖ recipient`.
+fn associated_data(suite: Suite, own: &[u8], peer: &[u8], initiation: Initiation) -> (Vec<u8>, Vec<u8>) {
+    let own_first = [own, peer].concat();
+    let peer_first = [peer, own].concat();
+    match (suite, initiation) {
+        (Suite::Omemo2, Initiation::Active) => (own_first.clone(), own_first),
+        (Suite::Omemo2, Initiation::Passive) => (peer_first.clone(), peer_first),
+        (Suite::Legacy, _) => (own_first, peer_first),
+    }
+}
+
+impl Session {
+    /// Starts a session from a peer's bundle (active X3DH). Verifies the bundle's signature and
+    /// uses one of its one-time prekeys, chosen at random.
+    pub fn initiate<R: CryptoRng + ?Sized>(own: &IdentityKeyPair, bundle: &Bundle, rng: &mut R) -> Result<Self> {
+        bundle.verify()?;
+        if bundle.prekeys.is_empty() {
+            return Err(ProtoError::NoPreKeys(bundle.device_id));
+        }
+        let pick = (rng.next_u64() % bundle.prekeys.len() as u64) as usize;
+        let (pk_id, opk) = bundle.prekeys[pick];
+        let suite = bundle.suite;
+        let ephemeral = KeyPair::generate(rng);
+        let sk = x3dh::active(
+            suite.params().x3dh_info,
+            own.pair(),
+            &ephemeral,
+            &bundle.identity.curve25519(),
+            &bundle.spk,
+            &opk,
+        )?;
+        let ratchet = Ratchet::init_active(suite, &sk, &bundle.spk, rng)?;
+        let own_identity = suite.encode_identity(own.public());
+        let (ad_send, ad_recv) =
+            associated_data(suite, &own_identity, &suite.encode_identity(&bundle.identity), Initiation::Active);
+        Ok(Self {
+            suite,
+            peer_identity: bundle.identity,
+            ad_send,
+            ad_recv,
+            ratchet,
+            initiation: Initiation::Active,
+            pending_kex: Some(PendingKex { pk_id, spk_id: bundle.spk_id, own_identity }),
+            kex_ek: ephemeral.public(),
+        })
+    }
+
+    /// Builds the responder's session from a received key exchange (passive X3DH). The inner
+    /// message is not decrypted here.
+    pub(crate) fn from_key_exchange(
+        suite: Suite,
+        own: &IdentityKeyPair,
+        spk: &KeyPair,
+        opk: &KeyPair,
+        kex: &wire::KeyExchange,
+    ) -> Result<Self> {
+        let sk = x3dh::passive(suite.params().x3dh_info, own.pair(), spk, opk, &kex.identity.curve25519(), &kex.ek)?;
+        let own_identity = suite.encode_identity(own.public());
+        let peer_identity_bytes = match suite {
+            // OMEMO:2 authenticates the identity key bytes exactly as the peer sent them.
+            Suite::Omemo2 => kex.identity_bytes.clone(),
+            Suite::Legacy => suite.encode_identity(&kex.identity),
+        };
+        let (ad_send, ad_recv) = associated_data(suite, &own_identity, &peer_identity_bytes, Initiation::Passive);
+        Ok(Self {
+            suite,
+            peer_identity: kex.identity,
+            ad_send,
+            ad_recv,
+            ratchet: Ratchet::init_passive(&sk, spk.clone()),
+            initiation: Initiation::Passive,
+            pending_kex: None,
+            kex_ek: kex.ek,
+        })
+    }
+
+    /// Encrypts key material (the per-message key, or the empty-message filler) for this device.
+    /// Persist the session before sending the result.
+    pub fn encrypt_key(&mut self, key_material: &[u8]) -> Result<EncryptedKey> {
+        let message = self.ratchet.encrypt(self.suite, &self.ad_send, key_material)?;
+        Ok(match &self.pending_kex {
+            Some(p) => EncryptedKey {
+                data: wire::encode_kex(self.suite, p.pk_id, p.spk_id, &p.own_identity, &self.kex_ek, message),
+                kex: true,
+            },
+            None => EncryptedKey { data: message, kex: false },
+        })
+    }
+
+    /// Decrypts a ratchet message (the inner message of a key exchange, or a plain `<key>`).
+    /// The state changes only if the message authenticates.
+    pub(crate) fn decrypt_key<R: CryptoRng + ?Sized>(&mut self, message: &[u8], rng: &mut R) -> Result<Zeroizing<Vec<u8>>> {
+        let plain = self.ratchet.decrypt(self.suite, &self.ad_recv, message, rng)?;
+        // A message from the peer proves it has the session: stop sending the key exchange.
+        self.pending_kex = None;
+        Ok(plain)
+    }
+
+    /// True if this session was built from the key exchange with ephemeral key `ek`.
+    pub(crate) fn built_from(&self, ek: &[u8; 32]) -> bool {
+        crate::crypto::ct_eq(&self.kex_ek, ek)
+    }
+
+    /// The suite of the session.
+    pub fn suite(&self) -> Suite {
+        self.suite
+    }
+
+    /// The peer device's identity key.
+    pub fn peer_identity(&self) -> &IdentityKey {
+        &self.peer_identity
+    }
+
+    /// Who started the session.
+    pub fn initiation(&self) -> Initiation {
+        self.initiation
+    }
+
+    /// False while we are still sending our key exchange and have heard nothing back.
+    pub fn is_confirmed(&self) -> bool {
+        self.pending_kex.is_none()
+    }
+
+    /// Messages sent on the current sending chain.
+    pub fn sending_chain_length(&self) -> u32 {
+        self.ratchet.ns
+    }
+
+    /// Messages received on the current receiving chain (XEP-0384's heartbeat rule uses this).
+    pub fn receiving_chain_length(&self) -> u32 {
+        self.ratchet.nr
+    }
+
+    /// Number of skipped message keys kept for late messages.
+    pub fn skipped_keys(&self) -> usize {
+        self.ratchet.skipped.len()
+    }
+
+    /// Serializes the whole session, secrets included, for the store.
+    pub fn to_bytes(&self) -> Zeroizing<Vec<u8>> {
+        let r = &self.ratchet;
+        let mut skipped = Vec::with_capacity(r.skipped.len());
+        for k in &r.skipped {
+            let mut b = Vec::with_capacity(68);
+            b.extend_from_slice(&k.dh);
+            b.extend_from_slice(&k.n.to_be_bytes());
+            b.extend_from_slice(&k.mk);
+            skipped.push(b);
+        }
+        let pb = PbSession {
+            suite: self.suite.name().to_owned(),
+            version: self.suite.version(),
+            peer_curve: self.peer_identity.curve25519().to_vec(),
+            peer_ed: self.peer_identity.ed25519().to_vec(),
+            ad_send: self.ad_send.clone(),
+            ad_recv: self.ad_recv.clone(),
+            root: r.root.to_vec(),
+            dhs: r.dhs.secret_bytes().to_vec(),
+            dhr: r.dhr.map(|k| k.to_vec()),
+            cks: r.cks.as_ref().map(|k| k.to_vec()),
+            ns: r.ns,
+            pns: r.pns,
+            ckr: r.ckr.as_ref().map(|k| k.to_vec()),
+            nr: r.nr,
+            skipped,
+            old_dhr: r.old_dhr.iter().map(|k| k.to_vec()).collect(),
+            active: self.initiation == Initiation::Active,
+            pending_pk_id: self.pending_kex.as_ref().map(|p| p.pk_id),
+            pending_spk_id: self.pending_kex.as_ref().map(|p| p.spk_id),
+            pending_own_identity: self.pending_kex.as_ref().map(|p| p.own_identity.clone()),
+            kex_ek: self.kex_ek.to_vec(),
+        };
+        Zeroizing::new(pb.encode_to_vec())
+    }
+
+    /// Restores a session saved with [`Session::to_bytes`].
+    pub fn from_bytes(bytes: &[u8]) -> Result<Self> {
+        let bad = ProtoError::CorruptState;
+        let pb = PbSession::decode(bytes).map_err(|_| bad("session is not a valid record"))?;
+        let suite = Suite::from_name(&pb.suite)?;
+        let k32 = |v: &[u8]| -> Result<[u8; 32]> { v.try_into().map_err(|_| bad("session key has the wrong length")) };
+        let peer_identity = IdentityKey::from_ed25519(k32(&pb.peer_ed)?)?;
+        if peer_identity.curve25519() != k32(&pb.peer_curve)? {
+            return Err(bad("session identity forms disagree"));
+        }
+        let mut skipped = std::collections::VecDeque::with_capacity(pb.skipped.len());
+        for s in &pb.skipped {
+            if s.len() != 68 {
+                return Err(bad("skipped key record has the wrong length"));
+            }
+            skipped.push_back(SkippedKey {
+                dh: k32(&s[..32])?,
+                n: u32::from_be_bytes(s[32..36].try_into().expect("4 bytes")),
+                mk: k32(&s[36..])?,
+            });
+        }
+        let ratchet = Ratchet {
+            root: Zeroizing::new(k32(&pb.root)?),
+            dhs: KeyPair::from_secret(k32(&pb.dhs)?),
+            dhr: pb.dhr.as_deref().map(k32).transpose()?,
+            cks: pb.cks.as_deref().map(k32).transpose()?.map(Zeroizing::new),
+            ns: pb.ns,
+            pns: pb.pns,
+            ckr: pb.ckr.as_deref().map(k32).transpose()?.map(Zeroizing::new),
+            nr: pb.nr,
+            skipped,
+            old_dhr: pb.old_dhr.iter().map(|k| k32(k)).collect::<Result<_>>()?,
+        };
+        let pending_kex = match (pb.pending_pk_id, pb.pending_spk_id, &pb.pending_own_identity) {
+            (Some(pk_id), Some(spk_id), Some(own)) => Some(PendingKex { pk_id, spk_id, own_identity: own.clone() }),
+            (None, None, None) => None,
+            _ => return Err(bad("incomplete pending key exchange")),
+        };
+        Ok(Self {
+            suite,
+            peer_identity,
+            ad_send: pb.ad_send.clone(),
+            ad_recv: pb.ad_recv.clone(),
+            ratchet,
+            initiation: if pb.active { Initiation::Active } else { Initiation::Passive },
+            pending_kex,
+            kex_ek: k32(&pb.kex_ek)?,
+        })
+    }
+}
+
+#[derive(Clone, PartialEq, Message)]
+struct PbSession {
+    #[prost(string, tag = "1")]
+    suite: String,
+    #[prost(uint32, tag = "2")]
+    version: u32,
+    #[prost(bytes = "vec", tag = "3")]
+    peer_curve: Vec<u8>,
+    #[prost(bytes = "vec", tag = "4")]
+    peer_ed: Vec<u8>,
+    #[prost(bytes = "vec", tag = "5")]
+    ad_send: Vec<u8>,
+    #[prost(bytes = "vec", tag = "6")]
+    ad_recv: Vec<u8>,
+    #[prost(bytes = "vec", tag = "7")]
+    root: Vec<u8>,
+    #[prost(bytes = "vec", tag = "8")]
+    dhs: Vec<u8>,
+    #[prost(bytes = "vec", optional, tag = "9")]
+    dhr: Option<Vec<u8>>,
+    #[prost(bytes = "vec", optional, tag = "10")]
+    cks: Option<Vec<u8>>,
+    #[prost(uint32, tag = "11")]
+    ns: u32,
+    #[prost(uint32, tag = "12")]
+    pns: u32,
+    #[prost(bytes = "vec", optional, tag = "13")]
+    ckr: Option<Vec<u8>>,
+    #[prost(uint32, tag = "14")]
+    nr: u32,
+    #[prost(bytes = "vec", repeated, tag = "15")]
+    skipped: Vec<Vec<u8>>,
+    #[prost(bytes = "vec", repeated, tag = "16")]
+    old_dhr: Vec<Vec<u8>>,
+    #[prost(bool, tag = "17")]
+    active: bool,
+    #[prost(uint32, optional, tag = "18")]
+    pending_pk_id: Option<u32>,
+    #[prost(uint32, optional, tag = "19")]
+    pending_spk_id: Option<u32>,
+    #[prost(bytes = "vec", optional, tag = "20")]
+    pending_own_identity: Option<Vec<u8>>,
+    #[prost(bytes = "vec", tag = "21")]
+    kex_ek: Vec<u8>,
+}
+
+impl Drop for PbSession {
+    fn drop(&mut self) {
+        self.root.zeroize();
+        self.dhs.zeroize();
+        self.cks.zeroize();
+        self.ckr.zeroize();
+        self.skipped.zeroize();
+    }
+}

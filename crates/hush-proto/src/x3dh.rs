@@ -1,0 +1,69 @@
+//! X3DH key agreement (Signal spec), in each suite's profile.
+//!
+//! `SK = HKDF-SHA-256(salt = 0^32, ikm = 0xFF^32 ‖ DH1 ‖ DH2 ‖ DH3 ‖ DH4, info = suite info)`,
+//! 32 bytes, with DH1 = DH(IK_A, SPK_B), DH2 = DH(EK_A, IK_B), DH3 = DH(EK_A, SPK_B),
+//! DH4 = DH(EK_A, OPK_B). OMEMO makes the one-time prekey mandatory, so DH4 is always there.
+//! The associated data is `Encode(IK_A) ‖ Encode(IK_B)` with A the initiator.
+
+use zeroize::Zeroizing;
+
+use crate::crypto;
+use crate::error::Result;
+use crate::keys::KeyPair;
+
+/// Derives the shared secret from the four DH outputs (in spec order).
+fn derive(info: &[u8], dhs: [&[u8; 32]; 4]) -> Zeroizing<[u8; 32]> {
+    let mut ikm = Zeroizing::new([0xffu8; 32 * 5]);
+    for (i, dh) in dhs.iter().enumerate() {
+        ikm[32 * (i + 1)..32 * (i + 2)].copy_from_slice(*dh);
+    }
+    crypto::hkdf::<32>(&[0u8; 32], ikm.as_ref(), info)
+}
+
+/// The initiator's side.
+pub(crate) fn active(
+    info: &[u8],
+    own_identity: &KeyPair,
+    ephemeral: &KeyPair,
+    their_identity: &[u8; 32],
+    their_spk: &[u8; 32],
+    their_opk: &[u8; 32],
+) -> Result<Zeroizing<[u8; 32]>> {
+    let dh1 = own_identity.dh(their_spk)?;
+    let dh2 = ephemeral.dh(their_identity)?;
+    let dh3 = ephemeral.dh(their_spk)?;
+    let dh4 = ephemeral.dh(their_opk)?;
+    Ok(derive(info, [&dh1, &dh2, &dh3, &dh4]))
+}
+
+/// The responder's side.
+pub(crate) fn passive(
+    info: &[u8],
+    own_identity: &KeyPair,
+    spk: &KeyPair,
+    opk: &KeyPair,
+    their_identity: &[u8; 32],
+    their_ephemeral: &[u8; 32],
+) -> Result<Zeroizing<[u8; 32]>> {
+    let dh1 = spk.dh(their_identity)?;
+    let dh2 = own_identity.dh(their_ephemeral)?;
+    let dh3 = spk.dh(their_ephemeral)?;
+    let dh4 = opk.dh(their_ephemeral)?;
+    Ok(derive(info, [&dh1, &dh2, &dh3, &dh4]))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn both_sides_agree() {
+        let (ika, ek) = (KeyPair::from_secret([1; 32]), KeyPair::from_secret([2; 32]));
+        let (ikb, spk, opk) = (KeyPair::from_secret([3; 32]), KeyPair::from_secret([4; 32]), KeyPair::from_secret([5; 32]));
+        let a = active(b"OMEMO X3DH", &ika, &ek, &ikb.public(), &spk.public(), &opk.public()).unwrap();
+        let b = passive(b"OMEMO X3DH", &ikb, &spk, &opk, &ika.public(), &ek.public()).unwrap();
+        assert_eq!(*a, *b);
+        let other = passive(b"WhisperText", &ikb, &spk, &opk, &ika.public(), &ek.public()).unwrap();
+        assert_ne!(*a, *other, "the info string separates suites");
+    }
+}
