@@ -27,6 +27,8 @@ mod keys;
 mod message;
 mod payload;
 mod ratchet;
+#[cfg(test)]
+mod kat;
 pub mod sce;
 mod session;
 mod suite;

@@ -60,7 +60,7 @@ pub(crate) struct Ratchet {
     pub old_dhr: VecDeque<[u8; 32]>,
 }
 
-fn kdf_rk(suite: Suite, rk: &[u8; 32], dh: &[u8; 32]) -> (Zeroizing<[u8; 32]>, Zeroizing<[u8; 32]>) {
+pub(crate) fn kdf_rk(suite: Suite, rk: &[u8; 32], dh: &[u8; 32]) -> (Zeroizing<[u8; 32]>, Zeroizing<[u8; 32]>) {
     let out = crypto::hkdf::<64>(rk, dh, suite.params().root_info);
     let mut root = Zeroizing::new([0u8; 32]);
     let mut chain = Zeroizing::new([0u8; 32]);
@@ -70,7 +70,7 @@ fn kdf_rk(suite: Suite, rk: &[u8; 32], dh: &[u8; 32]) -> (Zeroizing<[u8; 32]>, Z
 }
 
 /// Advances a chain key in place and returns the message key.
-fn kdf_ck(ck: &mut [u8; 32]) -> [u8; 32] {
+pub(crate) fn kdf_ck(ck: &mut [u8; 32]) -> [u8; 32] {
     let mk = crypto::hmac_sha256(ck, &[&[0x01]]);
     let mut next = crypto::hmac_sha256(ck, &[&[0x02]]);
     ck.copy_from_slice(&next);
@@ -101,8 +101,17 @@ fn expand_message_key(suite: Suite, mk: &[u8; 32]) -> MessageKeys {
     keys
 }
 
+/// Encrypts and frames one message under message key `mk`.
+pub(crate) fn seal(suite: Suite, mk: &[u8; 32], header: &Header, ad: &[u8], plaintext: &[u8]) -> Vec<u8> {
+    let keys = expand_message_key(suite, mk);
+    let ciphertext = crypto::aes256_cbc_encrypt(&keys.enc, &keys.iv, plaintext);
+    let signed = wire::encode_signed(suite, header, &ciphertext);
+    let mac = crypto::hmac_sha256(&keys.auth, &[ad, &signed]);
+    wire::frame_message(suite, signed, &mac[..suite.params().mac_len])
+}
+
 /// Checks the MAC and decrypts; the first thing done with a candidate message key.
-fn open(suite: Suite, mk: &[u8; 32], ad: &[u8], msg: &wire::RatchetMessage) -> Result<Zeroizing<Vec<u8>>> {
+pub(crate) fn open(suite: Suite, mk: &[u8; 32], ad: &[u8], msg: &wire::RatchetMessage) -> Result<Zeroizing<Vec<u8>>> {
     let keys = expand_message_key(suite, mk);
     if !crypto::hmac_verify_truncated(&keys.auth, &[ad, &msg.signed], &msg.mac) {
         return Err(ProtoError::AuthenticationFailed("ratchet message"));
@@ -152,14 +161,10 @@ impl Ratchet {
             return Err(ProtoError::CorruptState("session has no sending chain yet"));
         };
         let header = Header { dh: self.dhs.public(), pn: self.pns, n: self.ns };
-        let mut mk = kdf_ck(cks);
-        self.ns = self.ns.checked_add(1).ok_or(ProtoError::CorruptState("sending counter overflow"))?;
-        let keys = expand_message_key(suite, &mk);
-        mk.zeroize();
-        let ciphertext = crypto::aes256_cbc_encrypt(&keys.enc, &keys.iv, plaintext);
-        let signed = wire::encode_signed(suite, &header, &ciphertext);
-        let mac = crypto::hmac_sha256(&keys.auth, &[ad, &signed]);
-        Ok(wire::frame_message(suite, signed, &mac[..suite.params().mac_len]))
+        let next = self.ns.checked_add(1).ok_or(ProtoError::CorruptState("sending counter overflow"))?;
+        let mk = Zeroizing::new(kdf_ck(cks));
+        self.ns = next;
+        Ok(seal(suite, &mk, &header, ad, plaintext))
     }
 
     /// Decrypts a framed message. On any error the state is unchanged.
