@@ -11,8 +11,8 @@ use minidom::Element;
 use crate::error::{ProtoError, Result};
 use crate::keys::{check_id, IdentityKey, IdentityKeyPair};
 use crate::suite::Suite;
-use crate::xml::{an, b64_decode, b64_encode, child, id_attr, key_id_attr, text_of};
 use crate::xeddsa;
+use crate::xml::{an, b64_decode, b64_encode, child, id_attr, key_id_attr, text_of};
 
 /// A device's published bundle.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -38,8 +38,14 @@ impl Bundle {
     pub fn verify(&self) -> Result<()> {
         let msg = self.suite.encode_public(&self.spk);
         let ok = match self.suite {
-            Suite::Omemo2 => xeddsa::verify_ed25519(&self.identity.ed25519(), &msg, &self.spk_signature),
-            Suite::Legacy => xeddsa::verify_with_curve_key(&self.identity.curve25519(), &msg, &self.spk_signature),
+            Suite::Omemo2 => {
+                xeddsa::verify_ed25519(&self.identity.ed25519(), &msg, &self.spk_signature)
+            }
+            Suite::Legacy => xeddsa::verify_with_curve_key(
+                &self.identity.curve25519(),
+                &msg,
+                &self.spk_signature,
+            ),
         };
         if ok {
             Ok(())
@@ -55,16 +61,41 @@ impl Bundle {
         let key = |k: &[u8; 32]| b64_encode(&s.encode_public(k));
         let (spk_name, spk_attr, sig_name, ik_name, pk_name, pk_attr) = match s {
             Suite::Omemo2 => ("spk", "id", "spks", "ik", "pk", "id"),
-            Suite::Legacy => ("signedPreKeyPublic", "signedPreKeyId", "signedPreKeySignature", "identityKey", "preKeyPublic", "preKeyId"),
+            Suite::Legacy => (
+                "signedPreKeyPublic",
+                "signedPreKeyId",
+                "signedPreKeySignature",
+                "identityKey",
+                "preKeyPublic",
+                "preKeyId",
+            ),
         };
         let mut prekeys = Element::builder("prekeys", ns).build();
         for (id, pk) in &self.prekeys {
-            prekeys.append_child(Element::builder(pk_name, ns).attr(an(pk_attr), id.to_string()).append(key(pk)).build());
+            prekeys.append_child(
+                Element::builder(pk_name, ns)
+                    .attr(an(pk_attr), id.to_string())
+                    .append(key(pk))
+                    .build(),
+            );
         }
         Element::builder("bundle", ns)
-            .append(Element::builder(spk_name, ns).attr(an(spk_attr), self.spk_id.to_string()).append(key(&self.spk)).build())
-            .append(Element::builder(sig_name, ns).append(b64_encode(&self.spk_signature)).build())
-            .append(Element::builder(ik_name, ns).append(b64_encode(&s.encode_identity(&self.identity))).build())
+            .append(
+                Element::builder(spk_name, ns)
+                    .attr(an(spk_attr), self.spk_id.to_string())
+                    .append(key(&self.spk))
+                    .build(),
+            )
+            .append(
+                Element::builder(sig_name, ns)
+                    .append(b64_encode(&self.spk_signature))
+                    .build(),
+            )
+            .append(
+                Element::builder(ik_name, ns)
+                    .append(b64_encode(&s.encode_identity(&self.identity)))
+                    .build(),
+            )
             .append(prekeys)
             .build()
     }
@@ -74,27 +105,55 @@ impl Bundle {
     pub fn from_element(el: &Element, device_id: u32) -> Result<Self> {
         let suite = Suite::from_namespace(&el.ns())?;
         if el.name() != "bundle" {
-            return Err(ProtoError::MalformedXml(format!("expected <bundle/>, got <{}/>", el.name())));
+            return Err(ProtoError::MalformedXml(format!(
+                "expected <bundle/>, got <{}/>",
+                el.name()
+            )));
         }
         let ns = suite.namespace();
         let (spk_name, spk_attr, sig_name, ik_name, pk_name, pk_attr) = match suite {
             Suite::Omemo2 => ("spk", "id", "spks", "ik", "pk", "id"),
-            Suite::Legacy => ("signedPreKeyPublic", "signedPreKeyId", "signedPreKeySignature", "identityKey", "preKeyPublic", "preKeyId"),
+            Suite::Legacy => (
+                "signedPreKeyPublic",
+                "signedPreKeyId",
+                "signedPreKeySignature",
+                "identityKey",
+                "preKeyPublic",
+                "preKeyId",
+            ),
         };
         let spk_el = child(el, spk_name, ns)?;
         let spk_id = key_id_attr(spk_el, spk_attr)?;
         let spk = suite.decode_public("signed prekey", &b64_decode(&text_of(spk_el))?)?;
         let sig = b64_decode(&text_of(child(el, sig_name, ns)?))?;
-        let spk_signature: [u8; 64] = sig
-            .as_slice()
-            .try_into()
-            .map_err(|_| ProtoError::BadLength { what: "signed prekey signature", got: sig.len(), expected: "64" })?;
+        let spk_signature: [u8; 64] =
+            sig.as_slice()
+                .try_into()
+                .map_err(|_| ProtoError::BadLength {
+                    what: "signed prekey signature",
+                    got: sig.len(),
+                    expected: "64",
+                })?;
         let identity = suite.decode_identity(&b64_decode(&text_of(child(el, ik_name, ns)?))?)?;
         let mut prekeys = Vec::new();
-        for pk in child(el, "prekeys", ns)?.children().filter(|c| c.is(pk_name, ns)) {
-            prekeys.push((key_id_attr(pk, pk_attr)?, suite.decode_public("prekey", &b64_decode(&text_of(pk))?)?));
+        for pk in child(el, "prekeys", ns)?
+            .children()
+            .filter(|c| c.is(pk_name, ns))
+        {
+            prekeys.push((
+                key_id_attr(pk, pk_attr)?,
+                suite.decode_public("prekey", &b64_decode(&text_of(pk))?)?,
+            ));
         }
-        Ok(Self { suite, device_id: check_id(device_id as u64)?, identity, spk_id, spk, spk_signature, prekeys })
+        Ok(Self {
+            suite,
+            device_id: check_id(device_id as u64)?,
+            identity,
+            spk_id,
+            spk,
+            spk_signature,
+            prekeys,
+        })
     }
 }
 
@@ -112,12 +171,25 @@ pub struct DeviceEntry {
 impl DeviceEntry {
     /// A device without a label.
     pub fn new(id: u32) -> Self {
-        Self { id, label: None, label_signature: None }
+        Self {
+            id,
+            label: None,
+            label_signature: None,
+        }
     }
 
     /// A device with a label signed by `identity`.
-    pub fn labelled<R: rand_core::CryptoRng + ?Sized>(id: u32, label: &str, identity: &IdentityKeyPair, rng: &mut R) -> Self {
-        Self { id, label: Some(label.to_owned()), label_signature: Some(identity.sign(label.as_bytes(), rng).to_vec()) }
+    pub fn labelled<R: rand_core::CryptoRng + ?Sized>(
+        id: u32,
+        label: &str,
+        identity: &IdentityKeyPair,
+        rng: &mut R,
+    ) -> Self {
+        Self {
+            id,
+            label: Some(label.to_owned()),
+            label_signature: Some(identity.sign(label.as_bytes(), rng).to_vec()),
+        }
     }
 
     /// The label if its signature verifies with the device's identity key. XEP-0384 says an
@@ -172,7 +244,10 @@ impl DeviceList {
             Suite::Legacy => "list",
         };
         if el.name() != expected {
-            return Err(ProtoError::MalformedXml(format!("expected <{expected}/>, got <{}/>", el.name())));
+            return Err(ProtoError::MalformedXml(format!(
+                "expected <{expected}/>, got <{}/>",
+                el.name()
+            )));
         }
         let mut devices: Vec<DeviceEntry> = Vec::new();
         for d in el.children().filter(|c| c.is("device", ns)) {
@@ -182,7 +257,11 @@ impl DeviceList {
             }
             let label = d.attr("label").map(str::to_owned);
             let label_signature = d.attr("labelsig").map(b64_decode).transpose()?;
-            devices.push(DeviceEntry { id, label, label_signature });
+            devices.push(DeviceEntry {
+                id,
+                label,
+                label_signature,
+            });
         }
         Ok(Self { suite, devices })
     }

@@ -49,7 +49,11 @@ pub(crate) fn aes256_cbc_encrypt(key: &[u8; 32], iv: &[u8; 16], plaintext: &[u8]
 }
 
 /// AES-256-CBC with PKCS#7 padding; invalid padding is an error.
-pub(crate) fn aes256_cbc_decrypt(key: &[u8; 32], iv: &[u8; 16], ciphertext: &[u8]) -> Result<Vec<u8>> {
+pub(crate) fn aes256_cbc_decrypt(
+    key: &[u8; 32],
+    iv: &[u8; 16],
+    ciphertext: &[u8],
+) -> Result<Vec<u8>> {
     if ciphertext.is_empty() || ciphertext.len() % 16 != 0 {
         return Err(ProtoError::BadLength {
             what: "AES-CBC ciphertext",
@@ -67,10 +71,20 @@ type Aes128Gcm16 = AesGcm<Aes128, aes_gcm::aead::consts::U16>;
 
 /// AES-128-GCM as legacy OMEMO uses it: returns `(ciphertext, tag)` separately, because the tag
 /// travels inside the per-device key material, not with the payload.
-pub(crate) fn aes128_gcm_encrypt(key: &[u8; 16], iv: &[u8; 12], plaintext: &[u8]) -> (Vec<u8>, [u8; 16]) {
+pub(crate) fn aes128_gcm_encrypt(
+    key: &[u8; 16],
+    iv: &[u8; 12],
+    plaintext: &[u8],
+) -> (Vec<u8>, [u8; 16]) {
     let cipher = Aes128Gcm12::new(key.into());
     let mut out = cipher
-        .encrypt(iv.into(), Payload { msg: plaintext, aad: b"" })
+        .encrypt(
+            iv.into(),
+            Payload {
+                msg: plaintext,
+                aad: b"",
+            },
+        )
         .expect("AES-GCM encryption of in-memory data");
     let tag_start = out.len() - 16;
     let mut tag = [0u8; 16];
@@ -81,16 +95,28 @@ pub(crate) fn aes128_gcm_encrypt(key: &[u8; 16], iv: &[u8; 12], plaintext: &[u8]
 
 /// AES-128-GCM decryption accepting the 12-byte IVs everybody sends today and the 16-byte IVs
 /// some old senders used.
-pub(crate) fn aes128_gcm_decrypt(key: &[u8; 16], iv: &[u8], ciphertext: &[u8], tag: &[u8; 16]) -> Result<Vec<u8>> {
+pub(crate) fn aes128_gcm_decrypt(
+    key: &[u8; 16],
+    iv: &[u8],
+    ciphertext: &[u8],
+    tag: &[u8; 16],
+) -> Result<Vec<u8>> {
     let mut joined = Vec::with_capacity(ciphertext.len() + 16);
     joined.extend_from_slice(ciphertext);
     joined.extend_from_slice(tag);
-    let payload = Payload { msg: &joined, aad: b"" };
+    let payload = Payload {
+        msg: &joined,
+        aad: b"",
+    };
     let result = match iv.len() {
         12 => Aes128Gcm12::new(key.into()).decrypt(iv.try_into().expect("length checked"), payload),
         16 => Aes128Gcm16::new(key.into()).decrypt(iv.try_into().expect("length checked"), payload),
         n => {
-            return Err(ProtoError::BadLength { what: "legacy payload IV", got: n, expected: "12 or 16" });
+            return Err(ProtoError::BadLength {
+                what: "legacy payload IV",
+                got: n,
+                expected: "12 or 16",
+            });
         }
     };
     result.map_err(|_| ProtoError::AuthenticationFailed("payload"))
@@ -133,7 +159,10 @@ mod tests {
     fn gcm_accepts_12_and_rejects_tampering() {
         let key = [1u8; 16];
         let (ct, tag) = aes128_gcm_encrypt(&key, &[2u8; 12], b"payload");
-        assert_eq!(aes128_gcm_decrypt(&key, &[2u8; 12], &ct, &tag).unwrap(), b"payload");
+        assert_eq!(
+            aes128_gcm_decrypt(&key, &[2u8; 12], &ct, &tag).unwrap(),
+            b"payload"
+        );
         let mut bad = tag;
         bad[0] ^= 1;
         assert_eq!(

@@ -42,16 +42,32 @@ fn next_id(id: u32) -> u32 {
     }
 }
 
-fn make_signed_prekey<R: CryptoRng + ?Sized>(identity: &IdentityKeyPair, id: u32, now: u64, rng: &mut R) -> SignedPreKey {
+fn make_signed_prekey<R: CryptoRng + ?Sized>(
+    identity: &IdentityKeyPair,
+    id: u32,
+    now: u64,
+    rng: &mut R,
+) -> SignedPreKey {
     let pair = KeyPair::generate(rng);
     let signature_omemo2 = identity.sign(&Suite::Omemo2.encode_public(&pair.public()), rng);
     let signature_legacy = identity.sign(&Suite::Legacy.encode_public(&pair.public()), rng);
-    SignedPreKey { id, pair, created_at: now, signature_omemo2, signature_legacy }
+    SignedPreKey {
+        id,
+        pair,
+        created_at: now,
+        signature_omemo2,
+        signature_legacy,
+    }
 }
 
 impl LocalDevice {
     /// Creates a new device identity with `prekeys` one-time prekeys. `now` is unix seconds.
-    pub fn generate<R: CryptoRng + ?Sized>(device_id: u32, prekeys: usize, now: u64, rng: &mut R) -> Result<Self> {
+    pub fn generate<R: CryptoRng + ?Sized>(
+        device_id: u32,
+        prekeys: usize,
+        now: u64,
+        rng: &mut R,
+    ) -> Result<Self> {
         Self::with_identity(device_id, IdentityKeyPair::generate(rng), prekeys, now, rng)
     }
 
@@ -65,8 +81,14 @@ impl LocalDevice {
     ) -> Result<Self> {
         check_id(device_id as u64)?;
         let signed_prekey = make_signed_prekey(&identity, 1, now, rng);
-        let mut device =
-            Self { device_id, identity, signed_prekey, old_signed_prekey: None, prekeys: BTreeMap::new(), next_prekey_id: 1 };
+        let mut device = Self {
+            device_id,
+            identity,
+            signed_prekey,
+            old_signed_prekey: None,
+            prekeys: BTreeMap::new(),
+            next_prekey_id: 1,
+        };
         device.refill_prekeys(prekeys, rng);
         Ok(device)
     }
@@ -104,7 +126,11 @@ impl LocalDevice {
                 Suite::Omemo2 => spk.signature_omemo2,
                 Suite::Legacy => spk.signature_legacy,
             },
-            prekeys: self.prekeys.values().map(|p| (p.id, p.pair.public())).collect(),
+            prekeys: self
+                .prekeys
+                .values()
+                .map(|p| (p.id, p.pair.public()))
+                .collect(),
         }
     }
 
@@ -117,7 +143,13 @@ impl LocalDevice {
             if self.prekeys.contains_key(&id) {
                 continue;
             }
-            self.prekeys.insert(id, PreKey { id, pair: KeyPair::generate(rng) });
+            self.prekeys.insert(
+                id,
+                PreKey {
+                    id,
+                    pair: KeyPair::generate(rng),
+                },
+            );
             added += 1;
         }
         added
@@ -155,7 +187,10 @@ impl LocalDevice {
     }
 
     pub(crate) fn prekey_by_id(&self, id: u32) -> Result<&KeyPair> {
-        self.prekeys.get(&id).map(|p| &p.pair).ok_or(ProtoError::UnknownPreKey(id))
+        self.prekeys
+            .get(&id)
+            .map(|p| &p.pair)
+            .ok_or(ProtoError::UnknownPreKey(id))
     }
 
     /// Serializes all private key material for the store.
@@ -173,7 +208,11 @@ impl LocalDevice {
             signed_prekey: Some(spk(&self.signed_prekey)),
             old_signed_prekey: self.old_signed_prekey.as_ref().map(spk),
             prekey_ids: self.prekeys.keys().copied().collect(),
-            prekey_secrets: self.prekeys.values().map(|p| p.pair.secret_bytes().to_vec()).collect(),
+            prekey_secrets: self
+                .prekeys
+                .values()
+                .map(|p| p.pair.secret_bytes().to_vec())
+                .collect(),
             next_prekey_id: self.next_prekey_id,
         };
         Zeroizing::new(pb.encode_to_vec())
@@ -183,8 +222,14 @@ impl LocalDevice {
     pub fn from_bytes(bytes: &[u8]) -> Result<Self> {
         let bad = ProtoError::CorruptState;
         let pb = PbDevice::decode(bytes).map_err(|_| bad("device is not a valid record"))?;
-        let k32 = |v: &[u8]| -> Result<[u8; 32]> { v.try_into().map_err(|_| bad("device key has the wrong length")) };
-        let s64 = |v: &[u8]| -> Result<[u8; 64]> { v.try_into().map_err(|_| bad("signature has the wrong length")) };
+        let k32 = |v: &[u8]| -> Result<[u8; 32]> {
+            v.try_into()
+                .map_err(|_| bad("device key has the wrong length"))
+        };
+        let s64 = |v: &[u8]| -> Result<[u8; 64]> {
+            v.try_into()
+                .map_err(|_| bad("signature has the wrong length"))
+        };
         let spk = |s: &PbSignedPreKey| -> Result<SignedPreKey> {
             Ok(SignedPreKey {
                 id: s.id,
@@ -199,7 +244,13 @@ impl LocalDevice {
         }
         let mut prekeys = BTreeMap::new();
         for (id, secret) in pb.prekey_ids.iter().zip(&pb.prekey_secrets) {
-            prekeys.insert(*id, PreKey { id: *id, pair: KeyPair::from_secret(k32(secret)?) });
+            prekeys.insert(
+                *id,
+                PreKey {
+                    id: *id,
+                    pair: KeyPair::from_secret(k32(secret)?),
+                },
+            );
         }
         Ok(Self {
             device_id: check_id(pb.device_id as u64)?,

@@ -45,13 +45,17 @@ fn is_true(v: Option<&str>) -> bool {
 impl EncryptedElement {
     /// The keys addressed to `rid` (and, in OMEMO:2, to `jid`).
     pub fn key_for(&self, jid: &str, rid: u32) -> Option<&KeyEntry> {
-        self.keys.iter().find(|k| k.rid == rid && k.jid.as_deref().is_none_or(|j| j == jid))
+        self.keys
+            .iter()
+            .find(|k| k.rid == rid && k.jid.as_deref().is_none_or(|j| j == jid))
     }
 
     /// Serializes to XML.
     pub fn to_element(&self) -> Element {
         let ns = self.suite.namespace();
-        let mut header = Element::builder("header", ns).attr(an("sid"), self.sid.to_string()).build();
+        let mut header = Element::builder("header", ns)
+            .attr(an("sid"), self.sid.to_string())
+            .build();
         match self.suite {
             Suite::Omemo2 => {
                 let mut jids: Vec<&str> = Vec::new();
@@ -63,7 +67,11 @@ impl EncryptedElement {
                 }
                 for j in jids {
                     let mut keys = Element::builder("keys", ns).attr(an("jid"), j).build();
-                    for k in self.keys.iter().filter(|k| k.jid.as_deref().unwrap_or("") == j) {
+                    for k in self
+                        .keys
+                        .iter()
+                        .filter(|k| k.jid.as_deref().unwrap_or("") == j)
+                    {
                         let mut b = Element::builder("key", ns).attr(an("rid"), k.rid.to_string());
                         if k.kex {
                             b = b.attr(an("kex"), "true");
@@ -88,7 +96,11 @@ impl EncryptedElement {
         }
         let mut el = Element::builder("encrypted", ns).append(header).build();
         if let Some(p) = &self.payload {
-            el.append_child(Element::builder("payload", ns).append(b64_encode(p)).build());
+            el.append_child(
+                Element::builder("payload", ns)
+                    .append(b64_encode(p))
+                    .build(),
+            );
         }
         el
     }
@@ -98,13 +110,21 @@ impl EncryptedElement {
         let suite = Suite::from_namespace(&el.ns())?;
         let ns = suite.namespace();
         if el.name() != "encrypted" {
-            return Err(ProtoError::MalformedXml(format!("expected <encrypted/>, got <{}/>", el.name())));
+            return Err(ProtoError::MalformedXml(format!(
+                "expected <encrypted/>, got <{}/>",
+                el.name()
+            )));
         }
         let header = child(el, "header", ns)?;
         let sid = id_attr(header, "sid")?;
         let mut keys = Vec::new();
         let key_entry = |k: &Element, jid: Option<String>, kex_attr: &str| -> Result<KeyEntry> {
-            Ok(KeyEntry { jid, rid: id_attr(k, "rid")?, kex: is_true(k.attr(kex_attr)), data: b64_decode(&text_of(k))? })
+            Ok(KeyEntry {
+                jid,
+                rid: id_attr(k, "rid")?,
+                kex: is_true(k.attr(kex_attr)),
+                data: b64_decode(&text_of(k))?,
+            })
         };
         let mut iv = None;
         match suite {
@@ -112,7 +132,9 @@ impl EncryptedElement {
                 for group in header.children().filter(|c| c.is("keys", ns)) {
                     let jid = group
                         .attr("jid")
-                        .ok_or_else(|| ProtoError::MalformedXml("<keys/> lacks the `jid` attribute".into()))?
+                        .ok_or_else(|| {
+                            ProtoError::MalformedXml("<keys/> lacks the `jid` attribute".into())
+                        })?
                         .to_owned();
                     for k in group.children().filter(|c| c.is("key", ns)) {
                         keys.push(key_entry(k, Some(jid.clone()), "kex")?);
@@ -126,7 +148,16 @@ impl EncryptedElement {
                 iv = Some(b64_decode(&text_of(child(header, "iv", ns)?))?);
             }
         }
-        let payload = el.get_child("payload", ns).map(|p| b64_decode(&text_of(p))).transpose()?;
-        Ok(Self { suite, sid, keys, iv, payload })
+        let payload = el
+            .get_child("payload", ns)
+            .map(|p| b64_decode(&text_of(p)))
+            .transpose()?;
+        Ok(Self {
+            suite,
+            sid,
+            keys,
+            iv,
+            payload,
+        })
     }
 }

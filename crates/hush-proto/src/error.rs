@@ -63,7 +63,9 @@ pub enum ProtoError {
     #[error("key exchange uses signed prekey {0}, which this device does not have")]
     UnknownSignedPreKey(u32),
     /// A key exchange refers to a one-time prekey we do not (or no longer) have.
-    #[error("key exchange uses one-time prekey {0}, which this device does not have (already used?)")]
+    #[error(
+        "key exchange uses one-time prekey {0}, which this device does not have (already used?)"
+    )]
     UnknownPreKey(u32),
     /// A bundle without any one-time prekey: OMEMO requires one for every key exchange.
     #[error("bundle of device {0} has no one-time prekeys")]

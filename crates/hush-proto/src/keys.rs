@@ -55,7 +55,11 @@ impl KeyPair {
 
     /// X25519 with a peer public key. Rejects low-order peer keys (all-zero result).
     pub(crate) fn dh(&self, their_public: &[u8; 32]) -> Result<Zeroizing<[u8; 32]>> {
-        let shared = Zeroizing::new(MontgomeryPoint(*their_public).mul_clamped(*self.secret).to_bytes());
+        let shared = Zeroizing::new(
+            MontgomeryPoint(*their_public)
+                .mul_clamped(*self.secret)
+                .to_bytes(),
+        );
         if crate::crypto::ct_eq(shared.as_ref(), &[0u8; 32]) {
             return Err(ProtoError::InvalidPublicKey("Diffie-Hellman peer key"));
         }
@@ -65,7 +69,10 @@ impl KeyPair {
 
 impl fmt::Debug for KeyPair {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("KeyPair").field("public", &hex32(&self.public)).field("secret", &"<redacted>").finish()
+        f.debug_struct("KeyPair")
+            .field("public", &hex32(&self.public))
+            .field("secret", &"<redacted>")
+            .finish()
     }
 }
 
@@ -81,7 +88,10 @@ impl IdentityKeyPair {
     pub fn from_secret(secret: [u8; 32]) -> Self {
         let pair = KeyPair::from_secret(secret);
         let (_, ed) = xeddsa::edwards_keypair(pair.secret_bytes());
-        let public = IdentityKey { curve: pair.public(), ed25519: ed };
+        let public = IdentityKey {
+            curve: pair.public(),
+            ed25519: ed,
+        };
         Self { pair, public }
     }
 
@@ -129,7 +139,10 @@ impl IdentityKey {
         if point.is_small_order() {
             return Err(ProtoError::InvalidPublicKey("Ed25519 identity key"));
         }
-        Ok(Self { curve: point.to_montgomery().to_bytes(), ed25519: bytes })
+        Ok(Self {
+            curve: point.to_montgomery().to_bytes(),
+            ed25519: bytes,
+        })
     }
 
     /// From the Curve25519 form (legacy wire form, without the 0x05 prefix). The Ed25519 form is
@@ -141,7 +154,10 @@ impl IdentityKey {
         if point.is_small_order() {
             return Err(ProtoError::InvalidPublicKey("Curve25519 identity key"));
         }
-        Ok(Self { curve: bytes, ed25519: point.compress().to_bytes() })
+        Ok(Self {
+            curve: bytes,
+            ed25519: point.compress().to_bytes(),
+        })
     }
 
     /// The Curve25519 (X25519) form.
@@ -158,7 +174,11 @@ impl IdentityKey {
     /// which matches what legacy clients show for the same key.
     pub fn fingerprint(&self) -> String {
         let hex = hex32(&self.curve);
-        hex.as_bytes().chunks(8).map(|c| core::str::from_utf8(c).expect("hex is ASCII")).collect::<Vec<_>>().join(" ")
+        hex.as_bytes()
+            .chunks(8)
+            .map(|c| core::str::from_utf8(c).expect("hex is ASCII"))
+            .collect::<Vec<_>>()
+            .join(" ")
     }
 
     /// True if both keys are the same identity (sign of the Edwards form aside), in constant time.
@@ -228,7 +248,11 @@ mod tests {
         let from_curve = IdentityKey::from_curve25519(id.public().curve25519()).unwrap();
         assert_eq!(from_ed, *id.public());
         assert_eq!(from_curve, *id.public());
-        assert_eq!(id.public().ed25519()[31] & 0x80, 0, "our Ed25519 form has sign bit 0");
+        assert_eq!(
+            id.public().ed25519()[31] & 0x80,
+            0,
+            "our Ed25519 form has sign bit 0"
+        );
         let fp = id.public().fingerprint();
         assert_eq!(fp.len(), 8 * 8 + 7);
         assert!(fp.split(' ').all(|g| g.len() == 8));
@@ -246,7 +270,10 @@ mod tests {
     fn low_order_keys_are_rejected() {
         assert!(IdentityKey::from_curve25519([0; 32]).is_err());
         let pair = KeyPair::from_secret([3; 32]);
-        assert_eq!(pair.dh(&[0; 32]), Err(ProtoError::InvalidPublicKey("Diffie-Hellman peer key")));
+        assert_eq!(
+            pair.dh(&[0; 32]),
+            Err(ProtoError::InvalidPublicKey("Diffie-Hellman peer key"))
+        );
     }
 
     #[test]

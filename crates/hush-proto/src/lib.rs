@@ -23,12 +23,12 @@ mod crypto;
 mod device;
 mod element;
 mod error;
+#[cfg(test)]
+mod kat;
 mod keys;
 mod message;
 mod payload;
 mod ratchet;
-#[cfg(test)]
-mod kat;
 pub mod sce;
 mod session;
 mod suite;

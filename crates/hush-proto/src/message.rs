@@ -62,7 +62,13 @@ pub fn seal<R: CryptoRng + ?Sized>(
             data: k.data,
         });
     }
-    Ok(EncryptedElement { suite, sid: sender_device, keys, iv: sealed.iv, payload: sealed.ciphertext })
+    Ok(EncryptedElement {
+        suite,
+        sid: sender_device,
+        keys,
+        iv: sealed.iv,
+        payload: sealed.ciphertext,
+    })
 }
 
 /// The result of [`LocalDevice::open`].
@@ -97,34 +103,64 @@ impl LocalDevice {
         rng: &mut R,
     ) -> Result<Opened> {
         let suite = element.suite;
-        let entry = element.key_for(own_jid, self.device_id()).ok_or(ProtoError::NotForThisDevice(self.device_id()))?;
+        let entry = element
+            .key_for(own_jid, self.device_id())
+            .ok_or(ProtoError::NotForThisDevice(self.device_id()))?;
         if let Some(s) = existing.as_deref() {
             if s.suite() != suite {
-                return Err(ProtoError::UnknownSuite(format!("stored session is {}, message is {suite}", s.suite())));
+                return Err(ProtoError::UnknownSuite(format!(
+                    "stored session is {}, message is {suite}",
+                    s.suite()
+                )));
             }
         }
+        // Work on a copy of the stored session and write it back only once the payload has
+        // authenticated too: a tampered payload must not burn the message key of the genuine one.
+        let mut staged = existing.as_deref().cloned();
         let (key_material, new_session, consumed_prekey, sender_identity) = if entry.kex {
             let kex = wire::decode_kex(suite, &entry.data)?;
-            match existing {
-                Some(session) if session.built_from(&kex.ek) && session.peer_identity().same_identity(&kex.identity) => {
+            match staged.as_mut() {
+                Some(session)
+                    if session.built_from(&kex.ek)
+                        && session.peer_identity().same_identity(&kex.identity) =>
+                {
                     let km = session.decrypt_key(&kex.message, rng)?;
                     (km, None, None, kex.identity)
                 }
                 _ => {
+                    staged = None;
                     let spk = self.signed_prekey_by_id(kex.spk_id)?;
                     let opk = self.prekey_by_id(kex.pk_id)?;
-                    let mut session = Session::from_key_exchange(suite, self.identity(), spk, opk, &kex)?;
+                    let mut session =
+                        Session::from_key_exchange(suite, self.identity(), spk, opk, &kex)?;
                     let km = session.decrypt_key(&kex.message, rng)?;
                     (km, Some(session), Some(kex.pk_id), kex.identity)
                 }
             }
         } else {
-            let session = existing.ok_or_else(|| ProtoError::NoSession { jid: sender_jid.to_owned(), device: element.sid })?;
+            let session = staged.as_mut().ok_or_else(|| ProtoError::NoSession {
+                jid: sender_jid.to_owned(),
+                device: element.sid,
+            })?;
             let km = session.decrypt_key(&entry.data, rng)?;
             let identity = *session.peer_identity();
             (km, None, None, identity)
         };
-        let payload = payload::open(suite, &key_material, element.payload.as_deref(), element.iv.as_deref())?;
-        Ok(Opened { payload, new_session, consumed_prekey, sender_identity, was_key_exchange: entry.kex })
+        let payload = payload::open(
+            suite,
+            &key_material,
+            element.payload.as_deref(),
+            element.iv.as_deref(),
+        )?;
+        if let (Some(stored), Some(updated)) = (existing, staged) {
+            *stored = updated;
+        }
+        Ok(Opened {
+            payload,
+            new_session,
+            consumed_prekey,
+            sender_identity,
+            was_key_exchange: entry.kex,
+        })
     }
 }

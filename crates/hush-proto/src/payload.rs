@@ -39,9 +39,17 @@ fn split_omemo2(out: &[u8; 80]) -> ([u8; 32], [u8; 32], [u8; 16]) {
 }
 
 /// Encrypts `plaintext` (or, for `None`, prepares an empty / key-transport message).
-pub(crate) fn seal<R: CryptoRng + ?Sized>(suite: Suite, plaintext: Option<&[u8]>, rng: &mut R) -> Sealed {
+pub(crate) fn seal<R: CryptoRng + ?Sized>(
+    suite: Suite,
+    plaintext: Option<&[u8]>,
+    rng: &mut R,
+) -> Sealed {
     match (suite, plaintext) {
-        (Suite::Omemo2, None) => Sealed { ciphertext: None, iv: None, key_material: Zeroizing::new(OMEMO2_EMPTY.to_vec()) },
+        (Suite::Omemo2, None) => Sealed {
+            ciphertext: None,
+            iv: None,
+            key_material: Zeroizing::new(OMEMO2_EMPTY.to_vec()),
+        },
         (Suite::Omemo2, Some(pt)) => {
             let key = crate::keys::random_32(rng);
             let derived = omemo2_keys(key.as_ref());
@@ -53,7 +61,11 @@ pub(crate) fn seal<R: CryptoRng + ?Sized>(suite: Suite, plaintext: Option<&[u8]>
             let mut km = Zeroizing::new(Vec::with_capacity(48));
             km.extend_from_slice(key.as_ref());
             km.extend_from_slice(&tag[..16]);
-            Sealed { ciphertext: Some(ciphertext), iv: None, key_material: km }
+            Sealed {
+                ciphertext: Some(ciphertext),
+                iv: None,
+                key_material: km,
+            }
         }
         (Suite::Legacy, pt) => {
             let mut key = Zeroizing::new([0u8; 16]);
@@ -66,7 +78,11 @@ pub(crate) fn seal<R: CryptoRng + ?Sized>(suite: Suite, plaintext: Option<&[u8]>
                 km.extend_from_slice(&tag);
                 ct
             });
-            Sealed { ciphertext, iv: Some(iv.to_vec()), key_material: km }
+            Sealed {
+                ciphertext,
+                iv: Some(iv.to_vec()),
+                key_material: km,
+            }
         }
     }
 }
@@ -87,12 +103,20 @@ pub(crate) fn open(
                 if key_material.len() == 32 {
                     Ok(None)
                 } else {
-                    Err(ProtoError::BadLength { what: "empty-message key material", got: key_material.len(), expected: "32" })
+                    Err(ProtoError::BadLength {
+                        what: "empty-message key material",
+                        got: key_material.len(),
+                        expected: "32",
+                    })
                 }
             }
             Some(ct) => {
                 if key_material.len() != 48 {
-                    return Err(ProtoError::BadLength { what: "OMEMO:2 key material", got: key_material.len(), expected: "48" });
+                    return Err(ProtoError::BadLength {
+                        what: "OMEMO:2 key material",
+                        got: key_material.len(),
+                        expected: "48",
+                    });
                 }
                 let derived = omemo2_keys(&key_material[..32]);
                 let (enc, auth, iv) = split_omemo2(&derived);
@@ -106,13 +130,25 @@ pub(crate) fn open(
         },
         Suite::Legacy => {
             if key_material.len() < 16 {
-                return Err(ProtoError::BadLength { what: "legacy key material", got: key_material.len(), expected: "16 or 32" });
+                return Err(ProtoError::BadLength {
+                    what: "legacy key material",
+                    got: key_material.len(),
+                    expected: "16 or 32",
+                });
             }
-            let Some(ct) = ciphertext else { return Ok(None) };
+            let Some(ct) = ciphertext else {
+                return Ok(None);
+            };
             if key_material.len() != 32 {
-                return Err(ProtoError::BadLength { what: "legacy key material", got: key_material.len(), expected: "32 (key || tag)" });
+                return Err(ProtoError::BadLength {
+                    what: "legacy key material",
+                    got: key_material.len(),
+                    expected: "32 (key || tag)",
+                });
             }
-            let iv = iv.ok_or_else(|| ProtoError::MalformedXml("legacy message with payload lacks <iv/>".into()))?;
+            let iv = iv.ok_or_else(|| {
+                ProtoError::MalformedXml("legacy message with payload lacks <iv/>".into())
+            })?;
             let key: [u8; 16] = key_material[..16].try_into().expect("length checked");
             let tag: [u8; 16] = key_material[16..32].try_into().expect("length checked");
             let key = Zeroizing::new(key);

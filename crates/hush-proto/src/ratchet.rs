@@ -60,7 +60,11 @@ pub(crate) struct Ratchet {
     pub old_dhr: VecDeque<[u8; 32]>,
 }
 
-pub(crate) fn kdf_rk(suite: Suite, rk: &[u8; 32], dh: &[u8; 32]) -> (Zeroizing<[u8; 32]>, Zeroizing<[u8; 32]>) {
+pub(crate) fn kdf_rk(
+    suite: Suite,
+    rk: &[u8; 32],
+    dh: &[u8; 32],
+) -> (Zeroizing<[u8; 32]>, Zeroizing<[u8; 32]>) {
     let out = crypto::hkdf::<64>(rk, dh, suite.params().root_info);
     let mut root = Zeroizing::new([0u8; 32]);
     let mut chain = Zeroizing::new([0u8; 32]);
@@ -94,7 +98,11 @@ impl Drop for MessageKeys {
 
 fn expand_message_key(suite: Suite, mk: &[u8; 32]) -> MessageKeys {
     let out = crypto::hkdf::<80>(&[0u8; 32], mk, suite.params().message_info);
-    let mut keys = MessageKeys { enc: [0; 32], auth: [0; 32], iv: [0; 16] };
+    let mut keys = MessageKeys {
+        enc: [0; 32],
+        auth: [0; 32],
+        iv: [0; 16],
+    };
     keys.enc.copy_from_slice(&out[..32]);
     keys.auth.copy_from_slice(&out[32..64]);
     keys.iv.copy_from_slice(&out[64..]);
@@ -102,7 +110,13 @@ fn expand_message_key(suite: Suite, mk: &[u8; 32]) -> MessageKeys {
 }
 
 /// Encrypts and frames one message under message key `mk`.
-pub(crate) fn seal(suite: Suite, mk: &[u8; 32], header: &Header, ad: &[u8], plaintext: &[u8]) -> Vec<u8> {
+pub(crate) fn seal(
+    suite: Suite,
+    mk: &[u8; 32],
+    header: &Header,
+    ad: &[u8],
+    plaintext: &[u8],
+) -> Vec<u8> {
     let keys = expand_message_key(suite, mk);
     let ciphertext = crypto::aes256_cbc_encrypt(&keys.enc, &keys.iv, plaintext);
     let signed = wire::encode_signed(suite, header, &ciphertext);
@@ -111,7 +125,12 @@ pub(crate) fn seal(suite: Suite, mk: &[u8; 32], header: &Header, ad: &[u8], plai
 }
 
 /// Checks the MAC and decrypts; the first thing done with a candidate message key.
-pub(crate) fn open(suite: Suite, mk: &[u8; 32], ad: &[u8], msg: &wire::RatchetMessage) -> Result<Zeroizing<Vec<u8>>> {
+pub(crate) fn open(
+    suite: Suite,
+    mk: &[u8; 32],
+    ad: &[u8],
+    msg: &wire::RatchetMessage,
+) -> Result<Zeroizing<Vec<u8>>> {
     let keys = expand_message_key(suite, mk);
     if !crypto::hmac_verify_truncated(&keys.auth, &[ad, &msg.signed], &msg.mac) {
         return Err(ProtoError::AuthenticationFailed("ratchet message"));
@@ -121,7 +140,12 @@ pub(crate) fn open(suite: Suite, mk: &[u8; 32], ad: &[u8], msg: &wire::RatchetMe
 
 impl Ratchet {
     /// The initiator's state right after X3DH: one sending chain towards the peer's signed prekey.
-    pub fn init_active<R: CryptoRng + ?Sized>(suite: Suite, sk: &[u8; 32], their_spk: &[u8; 32], rng: &mut R) -> Result<Self> {
+    pub fn init_active<R: CryptoRng + ?Sized>(
+        suite: Suite,
+        sk: &[u8; 32],
+        their_spk: &[u8; 32],
+        rng: &mut R,
+    ) -> Result<Self> {
         let dhs = KeyPair::generate(rng);
         let (root, cks) = kdf_rk(suite, sk, &*dhs.dh(their_spk)?);
         Ok(Self {
@@ -160,15 +184,28 @@ impl Ratchet {
         let Some(cks) = self.cks.as_mut() else {
             return Err(ProtoError::CorruptState("session has no sending chain yet"));
         };
-        let header = Header { dh: self.dhs.public(), pn: self.pns, n: self.ns };
-        let next = self.ns.checked_add(1).ok_or(ProtoError::CorruptState("sending counter overflow"))?;
+        let header = Header {
+            dh: self.dhs.public(),
+            pn: self.pns,
+            n: self.ns,
+        };
+        let next = self
+            .ns
+            .checked_add(1)
+            .ok_or(ProtoError::CorruptState("sending counter overflow"))?;
         let mk = Zeroizing::new(kdf_ck(cks));
         self.ns = next;
         Ok(seal(suite, &mk, &header, ad, plaintext))
     }
 
     /// Decrypts a framed message. On any error the state is unchanged.
-    pub fn decrypt<R: CryptoRng + ?Sized>(&mut self, suite: Suite, ad: &[u8], bytes: &[u8], rng: &mut R) -> Result<Zeroizing<Vec<u8>>> {
+    pub fn decrypt<R: CryptoRng + ?Sized>(
+        &mut self,
+        suite: Suite,
+        ad: &[u8],
+        bytes: &[u8],
+        rng: &mut R,
+    ) -> Result<Zeroizing<Vec<u8>>> {
         let msg = wire::decode_message(suite, bytes)?;
         let h = msg.header;
 
@@ -253,7 +290,10 @@ impl Ratchet {
 
 fn check_skip(n: u32) -> Result<()> {
     if n > MAX_SKIP_PER_MESSAGE {
-        Err(ProtoError::TooManySkipped { requested: n as u64, limit: MAX_SKIP_PER_MESSAGE })
+        Err(ProtoError::TooManySkipped {
+            requested: n as u64,
+            limit: MAX_SKIP_PER_MESSAGE,
+        })
     } else {
         Ok(())
     }
@@ -261,9 +301,19 @@ fn check_skip(n: u32) -> Result<()> {
 
 /// Advances `ck` from counter `from` to `to`, keeping the keys in between as skipped, and
 /// returns the message key for counter `to`.
-fn advance(ck: &mut [u8; 32], from: u32, to: u32, dh: &[u8; 32], skipped: &mut Vec<SkippedKey>) -> [u8; 32] {
+fn advance(
+    ck: &mut [u8; 32],
+    from: u32,
+    to: u32,
+    dh: &[u8; 32],
+    skipped: &mut Vec<SkippedKey>,
+) -> [u8; 32] {
     for n in from..to {
-        skipped.push(SkippedKey { dh: *dh, n, mk: kdf_ck(ck) });
+        skipped.push(SkippedKey {
+            dh: *dh,
+            n,
+            mk: kdf_ck(ck),
+        });
     }
     kdf_ck(ck)
 }

@@ -65,11 +65,22 @@ pub fn xep0082_datetime(unix: u64) -> String {
     let day = doy - (153 * mp + 2) / 5 + 1;
     let month = if mp < 10 { mp + 3 } else { mp - 9 };
     let year = yoe + era * 400 + i64::from(month <= 2);
-    format!("{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}Z", secs / 3600, secs / 60 % 60, secs % 60)
+    format!(
+        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}Z",
+        secs / 3600,
+        secs / 60 % 60,
+        secs % 60
+    )
 }
 
 /// Builds the envelope bytes for `content`. `now` (unix seconds) adds a `<time/>` affix.
-pub fn seal<R: CryptoRng + ?Sized>(content: &[Element], from: &str, to: &str, now: Option<u64>, rng: &mut R) -> Vec<u8> {
+pub fn seal<R: CryptoRng + ?Sized>(
+    content: &[Element],
+    from: &str,
+    to: &str,
+    now: Option<u64>,
+    rng: &mut R,
+) -> Vec<u8> {
     let mut c = Element::builder("content", NS).build();
     for el in content {
         c.append_child(el.clone());
@@ -84,7 +95,11 @@ pub fn seal<R: CryptoRng + ?Sized>(content: &[Element], from: &str, to: &str, no
         .append(c)
         .append(Element::builder("rpad", NS).append(rpad).build());
     if let Some(t) = now {
-        env = env.append(Element::builder("time", NS).attr(an("stamp"), xep0082_datetime(t)).build());
+        env = env.append(
+            Element::builder("time", NS)
+                .attr(an("stamp"), xep0082_datetime(t))
+                .build(),
+        );
     }
     let env = env
         .append(Element::builder("to", NS).attr(an("jid"), to).build())
@@ -96,9 +111,15 @@ pub fn seal<R: CryptoRng + ?Sized>(content: &[Element], from: &str, to: &str, no
 /// Parses and checks an envelope.
 pub fn open(bytes: &[u8], expect: Expect<'_>) -> Result<Envelope> {
     let text = core::str::from_utf8(bytes).map_err(|_| ProtoError::Envelope("not UTF-8".into()))?;
-    let el: Element = text.parse().map_err(|e| ProtoError::Envelope(format!("not XML: {e}")))?;
+    let el: Element = text
+        .parse()
+        .map_err(|e| ProtoError::Envelope(format!("not XML: {e}")))?;
     if !el.is("envelope", NS) {
-        return Err(ProtoError::Envelope(format!("root is <{}/> in {}, not an SCE envelope", el.name(), el.ns())));
+        return Err(ProtoError::Envelope(format!(
+            "root is <{}/> in {}, not an SCE envelope",
+            el.name(),
+            el.ns()
+        )));
     }
     let content = el
         .get_child("content", NS)
@@ -107,30 +128,55 @@ pub fn open(bytes: &[u8], expect: Expect<'_>) -> Result<Envelope> {
         .cloned()
         .collect();
     if el.get_child("rpad", NS).is_none() {
-        return Err(ProtoError::Envelope("no <rpad/>, which OMEMO requires".into()));
+        return Err(ProtoError::Envelope(
+            "no <rpad/>, which OMEMO requires".into(),
+        ));
     }
-    let jid_of = |name: &str| el.get_child(name, NS).map(|c| c.attr("jid").unwrap_or("").to_owned());
+    let jid_of = |name: &str| {
+        el.get_child(name, NS)
+            .map(|c| c.attr("jid").unwrap_or("").to_owned())
+    };
     let to = jid_of("to");
     let from = jid_of("from");
     match &to {
         Some(t) if !same_bare(t, expect.to) => {
-            return Err(ProtoError::Envelope(format!("addressed to {t}, but the stanza went to {}", expect.to)));
+            return Err(ProtoError::Envelope(format!(
+                "addressed to {t}, but the stanza went to {}",
+                expect.to
+            )));
         }
-        None if expect.require_to => return Err(ProtoError::Envelope("no <to/> in a group chat message".into())),
+        None if expect.require_to => {
+            return Err(ProtoError::Envelope(
+                "no <to/> in a group chat message".into(),
+            ))
+        }
         _ => {}
     }
     if let Some(f) = &from {
         if !same_bare(f, expect.from) {
-            return Err(ProtoError::Envelope(format!("claims to be from {f}, but the stanza came from {}", expect.from)));
+            return Err(ProtoError::Envelope(format!(
+                "claims to be from {f}, but the stanza came from {}",
+                expect.from
+            )));
         }
     }
-    let time = el.get_child("time", NS).and_then(|t| t.attr("stamp")).map(str::to_owned);
-    Ok(Envelope { content, to, from, time })
+    let time = el
+        .get_child("time", NS)
+        .and_then(|t| t.attr("stamp"))
+        .map(str::to_owned);
+    Ok(Envelope {
+        content,
+        to,
+        from,
+        time,
+    })
 }
 
 /// A `<body xmlns='jabber:client'>` element, the usual content.
 pub fn body(text: &str) -> Element {
-    Element::builder("body", "jabber:client").append(text).build()
+    Element::builder("body", "jabber:client")
+        .append(text)
+        .build()
 }
 
 #[cfg(test)]
@@ -167,15 +213,37 @@ mod tests {
 
     #[test]
     fn round_trip_and_checks() {
-        let bytes = seal(&[body("hi <there>")], "romeo@example.net/orchard", "juliet@example.org", Some(0), &mut Counter(0));
-        let expect = Expect { from: "romeo@example.net/balcony", to: "juliet@example.org", require_to: true };
+        let bytes = seal(
+            &[body("hi <there>")],
+            "romeo@example.net/orchard",
+            "juliet@example.org",
+            Some(0),
+            &mut Counter(0),
+        );
+        let expect = Expect {
+            from: "romeo@example.net/balcony",
+            to: "juliet@example.org",
+            require_to: true,
+        };
         let env = open(&bytes, expect).unwrap();
         assert_eq!(env.content[0].text(), "hi <there>");
         assert_eq!(env.time.as_deref(), Some("1970-01-01T00:00:00Z"));
-        let wrong_to = Expect { to: "mallory@example.org", ..expect };
-        assert!(matches!(open(&bytes, wrong_to), Err(ProtoError::Envelope(_))));
-        let wrong_from = Expect { from: "mallory@example.org", ..expect };
-        assert!(matches!(open(&bytes, wrong_from), Err(ProtoError::Envelope(_))));
+        let wrong_to = Expect {
+            to: "mallory@example.org",
+            ..expect
+        };
+        assert!(matches!(
+            open(&bytes, wrong_to),
+            Err(ProtoError::Envelope(_))
+        ));
+        let wrong_from = Expect {
+            from: "mallory@example.org",
+            ..expect
+        };
+        assert!(matches!(
+            open(&bytes, wrong_from),
+            Err(ProtoError::Envelope(_))
+        ));
         let no_rpad = b"<envelope xmlns='urn:xmpp:sce:1'><content/></envelope>";
         assert!(open(no_rpad, expect).is_err());
         assert!(open(b"<not xml", expect).is_err());

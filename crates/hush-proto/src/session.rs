@@ -73,7 +73,12 @@ impl core::fmt::Debug for Session {
 
 /// Associated data for each direction. OMEMO:2 uses `IK_A ‖ IK_B` (A = initiator) both ways;
 /// libsignal (legacy) uses `sender ‖ recipient`.
-fn associated_data(suite: Suite, own: &[u8], peer: &[u8], initiation: Initiation) -> (Vec<u8>, Vec<u8>) {
+fn associated_data(
+    suite: Suite,
+    own: &[u8],
+    peer: &[u8],
+    initiation: Initiation,
+) -> (Vec<u8>, Vec<u8>) {
     let own_first = [own, peer].concat();
     let peer_first = [peer, own].concat();
     match (suite, initiation) {
@@ -86,7 +91,11 @@ fn associated_data(suite: Suite, own: &[u8], peer: &[u8], initiation: Initiation
 impl Session {
     /// Starts a session from a peer's bundle (active X3DH). Verifies the bundle's signature and
     /// uses one of its one-time prekeys, chosen at random.
-    pub fn initiate<R: CryptoRng + ?Sized>(own: &IdentityKeyPair, bundle: &Bundle, rng: &mut R) -> Result<Self> {
+    pub fn initiate<R: CryptoRng + ?Sized>(
+        own: &IdentityKeyPair,
+        bundle: &Bundle,
+        rng: &mut R,
+    ) -> Result<Self> {
         bundle.verify()?;
         if bundle.prekeys.is_empty() {
             return Err(ProtoError::NoPreKeys(bundle.device_id));
@@ -105,8 +114,12 @@ impl Session {
         )?;
         let ratchet = Ratchet::init_active(suite, &sk, &bundle.spk, rng)?;
         let own_identity = suite.encode_identity(own.public());
-        let (ad_send, ad_recv) =
-            associated_data(suite, &own_identity, &suite.encode_identity(&bundle.identity), Initiation::Active);
+        let (ad_send, ad_recv) = associated_data(
+            suite,
+            &own_identity,
+            &suite.encode_identity(&bundle.identity),
+            Initiation::Active,
+        );
         Ok(Self {
             suite,
             peer_identity: bundle.identity,
@@ -114,7 +127,11 @@ impl Session {
             ad_recv,
             ratchet,
             initiation: Initiation::Active,
-            pending_kex: Some(PendingKex { pk_id, spk_id: bundle.spk_id, own_identity }),
+            pending_kex: Some(PendingKex {
+                pk_id,
+                spk_id: bundle.spk_id,
+                own_identity,
+            }),
             kex_ek: ephemeral.public(),
         })
     }
@@ -128,14 +145,26 @@ impl Session {
         opk: &KeyPair,
         kex: &wire::KeyExchange,
     ) -> Result<Self> {
-        let sk = x3dh::passive(suite.params().x3dh_info, own.pair(), spk, opk, &kex.identity.curve25519(), &kex.ek)?;
+        let sk = x3dh::passive(
+            suite.params().x3dh_info,
+            own.pair(),
+            spk,
+            opk,
+            &kex.identity.curve25519(),
+            &kex.ek,
+        )?;
         let own_identity = suite.encode_identity(own.public());
         let peer_identity_bytes = match suite {
             // OMEMO:2 authenticates the identity key bytes exactly as the peer sent them.
             Suite::Omemo2 => kex.identity_bytes.clone(),
             Suite::Legacy => suite.encode_identity(&kex.identity),
         };
-        let (ad_send, ad_recv) = associated_data(suite, &own_identity, &peer_identity_bytes, Initiation::Passive);
+        let (ad_send, ad_recv) = associated_data(
+            suite,
+            &own_identity,
+            &peer_identity_bytes,
+            Initiation::Passive,
+        );
         Ok(Self {
             suite,
             peer_identity: kex.identity,
@@ -151,20 +180,38 @@ impl Session {
     /// Encrypts key material (the per-message key, or the empty-message filler) for this device.
     /// Persist the session before sending the result.
     pub fn encrypt_key(&mut self, key_material: &[u8]) -> Result<EncryptedKey> {
-        let message = self.ratchet.encrypt(self.suite, &self.ad_send, key_material)?;
+        let message = self
+            .ratchet
+            .encrypt(self.suite, &self.ad_send, key_material)?;
         Ok(match &self.pending_kex {
             Some(p) => EncryptedKey {
-                data: wire::encode_kex(self.suite, p.pk_id, p.spk_id, &p.own_identity, &self.kex_ek, message),
+                data: wire::encode_kex(
+                    self.suite,
+                    p.pk_id,
+                    p.spk_id,
+                    &p.own_identity,
+                    &self.kex_ek,
+                    message,
+                ),
                 kex: true,
             },
-            None => EncryptedKey { data: message, kex: false },
+            None => EncryptedKey {
+                data: message,
+                kex: false,
+            },
         })
     }
 
     /// Decrypts a ratchet message (the inner message of a key exchange, or a plain `<key>`).
     /// The state changes only if the message authenticates.
-    pub(crate) fn decrypt_key<R: CryptoRng + ?Sized>(&mut self, message: &[u8], rng: &mut R) -> Result<Zeroizing<Vec<u8>>> {
-        let plain = self.ratchet.decrypt(self.suite, &self.ad_recv, message, rng)?;
+    pub(crate) fn decrypt_key<R: CryptoRng + ?Sized>(
+        &mut self,
+        message: &[u8],
+        rng: &mut R,
+    ) -> Result<Zeroizing<Vec<u8>>> {
+        let plain = self
+            .ratchet
+            .decrypt(self.suite, &self.ad_recv, message, rng)?;
         // A message from the peer proves it has the session: stop sending the key exchange.
         self.pending_kex = None;
         Ok(plain)
@@ -252,7 +299,10 @@ impl Session {
         let bad = ProtoError::CorruptState;
         let pb = PbSession::decode(bytes).map_err(|_| bad("session is not a valid record"))?;
         let suite = Suite::from_name(&pb.suite)?;
-        let k32 = |v: &[u8]| -> Result<[u8; 32]> { v.try_into().map_err(|_| bad("session key has the wrong length")) };
+        let k32 = |v: &[u8]| -> Result<[u8; 32]> {
+            v.try_into()
+                .map_err(|_| bad("session key has the wrong length"))
+        };
         let peer_identity = IdentityKey::from_ed25519(k32(&pb.peer_ed)?)?;
         if peer_identity.curve25519() != k32(&pb.peer_curve)? {
             return Err(bad("session identity forms disagree"));
@@ -280,8 +330,16 @@ impl Session {
             skipped,
             old_dhr: pb.old_dhr.iter().map(|k| k32(k)).collect::<Result<_>>()?,
         };
-        let pending_kex = match (pb.pending_pk_id, pb.pending_spk_id, &pb.pending_own_identity) {
-            (Some(pk_id), Some(spk_id), Some(own)) => Some(PendingKex { pk_id, spk_id, own_identity: own.clone() }),
+        let pending_kex = match (
+            pb.pending_pk_id,
+            pb.pending_spk_id,
+            &pb.pending_own_identity,
+        ) {
+            (Some(pk_id), Some(spk_id), Some(own)) => Some(PendingKex {
+                pk_id,
+                spk_id,
+                own_identity: own.clone(),
+            }),
             (None, None, None) => None,
             _ => return Err(bad("incomplete pending key exchange")),
         };
@@ -291,7 +349,11 @@ impl Session {
             ad_send: pb.ad_send.clone(),
             ad_recv: pb.ad_recv.clone(),
             ratchet,
-            initiation: if pb.active { Initiation::Active } else { Initiation::Passive },
+            initiation: if pb.active {
+                Initiation::Active
+            } else {
+                Initiation::Passive
+            },
             pending_kex,
             kex_ek: k32(&pb.kex_ek)?,
         })

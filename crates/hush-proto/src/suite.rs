@@ -86,19 +86,31 @@ impl Suite {
     /// The PEP node (and item id) holding a device's bundle.
     pub fn bundle_location(self, device_id: u32) -> (String, Option<String>) {
         match self {
-            Suite::Omemo2 => ("urn:xmpp:omemo:2:bundles".to_owned(), Some(device_id.to_string())),
-            Suite::Legacy => (format!("eu.siacs.conversations.axolotl.bundles:{device_id}"), None),
+            Suite::Omemo2 => (
+                "urn:xmpp:omemo:2:bundles".to_owned(),
+                Some(device_id.to_string()),
+            ),
+            Suite::Legacy => (
+                format!("eu.siacs.conversations.axolotl.bundles:{device_id}"),
+                None,
+            ),
         }
     }
 
     /// Parses a suite name as returned by [`Suite::name`].
     pub fn from_name(name: &str) -> Result<Self> {
-        Suite::ALL.into_iter().find(|s| s.name() == name).ok_or_else(|| ProtoError::UnknownSuite(name.to_owned()))
+        Suite::ALL
+            .into_iter()
+            .find(|s| s.name() == name)
+            .ok_or_else(|| ProtoError::UnknownSuite(name.to_owned()))
     }
 
     /// Finds the suite of an XML namespace.
     pub fn from_namespace(ns: &str) -> Result<Self> {
-        Suite::ALL.into_iter().find(|s| s.namespace() == ns).ok_or_else(|| ProtoError::UnknownSuite(ns.to_owned()))
+        Suite::ALL
+            .into_iter()
+            .find(|s| s.namespace() == ns)
+            .ok_or_else(|| ProtoError::UnknownSuite(ns.to_owned()))
     }
 
     pub(crate) fn params(self) -> &'static Params {
@@ -158,7 +170,11 @@ fn prefixed(key: &[u8; 32]) -> Vec<u8> {
 }
 
 pub(crate) fn exact32(what: &'static str, bytes: &[u8]) -> Result<[u8; 32]> {
-    bytes.try_into().map_err(|_| ProtoError::BadLength { what, got: bytes.len(), expected: "32" })
+    bytes.try_into().map_err(|_| ProtoError::BadLength {
+        what,
+        got: bytes.len(),
+        expected: "32",
+    })
 }
 
 fn unprefix(what: &'static str, bytes: &[u8]) -> Result<[u8; 32]> {
@@ -166,7 +182,11 @@ fn unprefix(what: &'static str, bytes: &[u8]) -> Result<[u8; 32]> {
         [DJB_TYPE, rest @ ..] if rest.len() == 32 => exact32(what, rest),
         // Some old clients published bare 32-byte keys; accept them as well.
         _ if bytes.len() == 32 => exact32(what, bytes),
-        _ => Err(ProtoError::BadLength { what, got: bytes.len(), expected: "33 (0x05 || key)" }),
+        _ => Err(ProtoError::BadLength {
+            what,
+            got: bytes.len(),
+            expected: "33 (0x05 || key)",
+        }),
     }
 }
 
@@ -180,14 +200,22 @@ mod tests {
             assert_eq!(Suite::from_name(s.name()).unwrap(), s);
             assert_eq!(Suite::from_namespace(s.namespace()).unwrap(), s);
         }
-        assert_eq!(Suite::from_namespace("urn:xmpp:omemo:1"), Err(ProtoError::UnknownSuite("urn:xmpp:omemo:1".into())));
+        assert_eq!(
+            Suite::from_namespace("urn:xmpp:omemo:1"),
+            Err(ProtoError::UnknownSuite("urn:xmpp:omemo:1".into()))
+        );
     }
 
     #[test]
     fn key_encodings() {
         let k = [9u8; 32];
         assert_eq!(Suite::Legacy.encode_public(&k).len(), 33);
-        assert_eq!(Suite::Legacy.decode_public("k", &Suite::Legacy.encode_public(&k)).unwrap(), k);
+        assert_eq!(
+            Suite::Legacy
+                .decode_public("k", &Suite::Legacy.encode_public(&k))
+                .unwrap(),
+            k
+        );
         assert!(Suite::Legacy.decode_public("k", &[6; 33]).is_err());
         assert!(Suite::Omemo2.decode_public("k", &[6; 33]).is_err());
     }

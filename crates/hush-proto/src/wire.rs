@@ -102,7 +102,10 @@ pub(crate) struct RatchetMessage {
 }
 
 fn malformed(what: &'static str, detail: impl Into<String>) -> ProtoError {
-    ProtoError::Malformed { what, detail: detail.into() }
+    ProtoError::Malformed {
+        what,
+        detail: detail.into(),
+    }
 }
 
 fn need<T>(what: &'static str, field: &'static str, v: Option<T>) -> Result<T> {
@@ -137,7 +140,11 @@ pub(crate) fn encode_signed(suite: Suite, header: &Header, ciphertext: &[u8]) ->
 /// Completes a ratchet message from its MAC-covered bytes and the truncated MAC.
 pub(crate) fn frame_message(suite: Suite, signed: Vec<u8>, mac: &[u8]) -> Vec<u8> {
     match suite {
-        Suite::Omemo2 => PbAuthenticated { mac: Some(mac.to_vec()), message: Some(signed) }.encode_to_vec(),
+        Suite::Omemo2 => PbAuthenticated {
+            mac: Some(mac.to_vec()),
+            message: Some(signed),
+        }
+        .encode_to_vec(),
         Suite::Legacy => {
             let mut out = signed;
             out.extend_from_slice(mac);
@@ -152,32 +159,56 @@ pub(crate) fn decode_message(suite: Suite, bytes: &[u8]) -> Result<RatchetMessag
     let mac_len = suite.params().mac_len;
     let (signed, mac) = match suite {
         Suite::Omemo2 => {
-            let outer = PbAuthenticated::decode(bytes).map_err(|e| malformed("OMEMOAuthenticatedMessage", e.to_string()))?;
-            (need(what, "message", outer.message)?, need(what, "mac", outer.mac)?)
+            let outer = PbAuthenticated::decode(bytes)
+                .map_err(|e| malformed("OMEMOAuthenticatedMessage", e.to_string()))?;
+            (
+                need(what, "message", outer.message)?,
+                need(what, "mac", outer.mac)?,
+            )
         }
         Suite::Legacy => {
             if bytes.len() < 1 + mac_len {
-                return Err(ProtoError::BadLength { what: "WhisperMessage", got: bytes.len(), expected: "at least 9" });
+                return Err(ProtoError::BadLength {
+                    what: "WhisperMessage",
+                    got: bytes.len(),
+                    expected: "at least 9",
+                });
             }
             let (signed, mac) = bytes.split_at(bytes.len() - mac_len);
             (signed.to_vec(), mac.to_vec())
         }
     };
     if mac.len() != mac_len {
-        return Err(ProtoError::BadLength { what: "message MAC", got: mac.len(), expected: if mac_len == 16 { "16" } else { "8" } });
+        return Err(ProtoError::BadLength {
+            what: "message MAC",
+            got: mac.len(),
+            expected: if mac_len == 16 { "16" } else { "8" },
+        });
     }
     let (dh, n, pn, ciphertext) = match suite {
         Suite::Omemo2 => {
-            let m = PbOmemoMessage::decode(signed.as_slice()).map_err(|e| malformed("OMEMOMessage", e.to_string()))?;
-            (need(what, "dh_pub", m.dh_pub)?, need(what, "n", m.n)?, need(what, "pn", m.pn)?, m.ciphertext)
+            let m = PbOmemoMessage::decode(signed.as_slice())
+                .map_err(|e| malformed("OMEMOMessage", e.to_string()))?;
+            (
+                need(what, "dh_pub", m.dh_pub)?,
+                need(what, "n", m.n)?,
+                need(what, "pn", m.pn)?,
+                m.ciphertext,
+            )
         }
         Suite::Legacy => {
             match signed.first() {
                 Some(&v) if v >> 4 == LEGACY_VERSION >> 4 => {}
-                Some(&v) => return Err(malformed("WhisperMessage", format!("unsupported version byte {v:#04x}"))),
+                Some(&v) => {
+                    return Err(malformed(
+                        "WhisperMessage",
+                        format!("unsupported version byte {v:#04x}"),
+                    ))
+                }
                 None => return Err(malformed("WhisperMessage", "empty")),
             }
-            let m = PbWhisper::decode(&signed[1..]).map_err(|e| malformed("WhisperMessage", e.to_string()))?;
+            let m = PbWhisper::decode(&signed[1..])
+                .map_err(|e| malformed("WhisperMessage", e.to_string()))?;
             (
                 need(what, "ratchetKey", m.ratchet_key)?,
                 need(what, "counter", m.counter)?,
@@ -189,7 +220,12 @@ pub(crate) fn decode_message(suite: Suite, bytes: &[u8]) -> Result<RatchetMessag
     let dh = suite.decode_public("ratchet key", &dh)?;
     // Both suites put the key material in the ciphertext field; it is required in practice.
     let ciphertext = need(what, "ciphertext", ciphertext)?;
-    Ok(RatchetMessage { header: Header { dh, pn, n }, ciphertext, signed, mac })
+    Ok(RatchetMessage {
+        header: Header { dh, pn, n },
+        ciphertext,
+        signed,
+        mac,
+    })
 }
 
 /// A decoded key exchange (`OMEMOKeyExchange` / `PreKeyWhisperMessage`).
@@ -205,7 +241,14 @@ pub(crate) struct KeyExchange {
     pub message: Vec<u8>,
 }
 
-pub(crate) fn encode_kex(suite: Suite, pk_id: u32, spk_id: u32, ik: &[u8], ek: &[u8; 32], message: Vec<u8>) -> Vec<u8> {
+pub(crate) fn encode_kex(
+    suite: Suite,
+    pk_id: u32,
+    spk_id: u32,
+    ik: &[u8],
+    ek: &[u8; 32],
+    message: Vec<u8>,
+) -> Vec<u8> {
     match suite {
         Suite::Omemo2 => PbKeyExchange {
             pk_id: Some(pk_id),
@@ -236,17 +279,30 @@ pub(crate) fn decode_kex(suite: Suite, bytes: &[u8]) -> Result<KeyExchange> {
     let what = "key exchange";
     let (pk_id, spk_id, ik, ek, message) = match suite {
         Suite::Omemo2 => {
-            let m = PbKeyExchange::decode(bytes).map_err(|e| malformed("OMEMOKeyExchange", e.to_string()))?;
+            let m = PbKeyExchange::decode(bytes)
+                .map_err(|e| malformed("OMEMOKeyExchange", e.to_string()))?;
             (m.pk_id, m.spk_id, m.ik, m.ek, m.message)
         }
         Suite::Legacy => {
             match bytes.first() {
                 Some(&v) if v >> 4 == LEGACY_VERSION >> 4 => {}
-                Some(&v) => return Err(malformed("PreKeyWhisperMessage", format!("unsupported version byte {v:#04x}"))),
+                Some(&v) => {
+                    return Err(malformed(
+                        "PreKeyWhisperMessage",
+                        format!("unsupported version byte {v:#04x}"),
+                    ))
+                }
                 None => return Err(malformed("PreKeyWhisperMessage", "empty")),
             }
-            let m = PbPreKeyWhisper::decode(&bytes[1..]).map_err(|e| malformed("PreKeyWhisperMessage", e.to_string()))?;
-            (m.pre_key_id, m.signed_pre_key_id, m.identity_key, m.base_key, m.message)
+            let m = PbPreKeyWhisper::decode(&bytes[1..])
+                .map_err(|e| malformed("PreKeyWhisperMessage", e.to_string()))?;
+            (
+                m.pre_key_id,
+                m.signed_pre_key_id,
+                m.identity_key,
+                m.base_key,
+                m.message,
+            )
         }
     };
     // OMEMO requires a one-time prekey in every key exchange.
@@ -256,7 +312,14 @@ pub(crate) fn decode_kex(suite: Suite, bytes: &[u8]) -> Result<KeyExchange> {
     let identity = suite.decode_identity(&identity_bytes)?;
     let ek = suite.decode_public("ephemeral key", &need(what, "ek", ek)?)?;
     let message = need(what, "message", message)?;
-    Ok(KeyExchange { pk_id, spk_id, identity, identity_bytes, ek, message })
+    Ok(KeyExchange {
+        pk_id,
+        spk_id,
+        identity,
+        identity_bytes,
+        ek,
+        message,
+    })
 }
 
 #[cfg(test)]
@@ -266,7 +329,11 @@ mod tests {
     #[test]
     fn messages_round_trip_in_both_suites() {
         for suite in Suite::ALL {
-            let header = Header { dh: [5; 32], pn: 0, n: 7 };
+            let header = Header {
+                dh: [5; 32],
+                pn: 0,
+                n: 7,
+            };
             let signed = encode_signed(suite, &header, b"ciphertext");
             let mac = vec![0xaa; suite.params().mac_len];
             let bytes = frame_message(suite, signed.clone(), &mac);
@@ -281,16 +348,39 @@ mod tests {
     #[test]
     fn zero_counters_are_emitted() {
         // Peers (libsignal, python-omemo) require `pn`/`n` present even when 0.
-        let signed = encode_signed(Suite::Omemo2, &Header { dh: [1; 32], pn: 0, n: 0 }, b"");
-        assert!(signed.windows(2).any(|w| w == [0x08, 0x00]), "n=0 must be encoded");
-        assert!(signed.windows(2).any(|w| w == [0x10, 0x00]), "pn=0 must be encoded");
+        let signed = encode_signed(
+            Suite::Omemo2,
+            &Header {
+                dh: [1; 32],
+                pn: 0,
+                n: 0,
+            },
+            b"",
+        );
+        assert!(
+            signed.windows(2).any(|w| w == [0x08, 0x00]),
+            "n=0 must be encoded"
+        );
+        assert!(
+            signed.windows(2).any(|w| w == [0x10, 0x00]),
+            "pn=0 must be encoded"
+        );
     }
 
     #[test]
     fn missing_fields_are_errors() {
-        let no_dh = PbOmemoMessage { n: Some(1), pn: Some(0), dh_pub: None, ciphertext: Some(vec![1]) }.encode_to_vec();
+        let no_dh = PbOmemoMessage {
+            n: Some(1),
+            pn: Some(0),
+            dh_pub: None,
+            ciphertext: Some(vec![1]),
+        }
+        .encode_to_vec();
         let bytes = frame_message(Suite::Omemo2, no_dh, &[0; 16]);
-        assert!(matches!(decode_message(Suite::Omemo2, &bytes), Err(ProtoError::Malformed { .. })));
+        assert!(matches!(
+            decode_message(Suite::Omemo2, &bytes),
+            Err(ProtoError::Malformed { .. })
+        ));
         assert!(decode_message(Suite::Legacy, &[0x33]).is_err());
         assert!(decode_message(Suite::Legacy, &[0x23, 0, 0, 0, 0, 0, 0, 0, 0, 0]).is_err());
         assert!(decode_kex(Suite::Omemo2, &[]).is_err());

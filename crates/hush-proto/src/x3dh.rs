@@ -59,11 +59,31 @@ mod tests {
     #[test]
     fn both_sides_agree() {
         let (ika, ek) = (KeyPair::from_secret([1; 32]), KeyPair::from_secret([2; 32]));
-        let (ikb, spk, opk) = (KeyPair::from_secret([3; 32]), KeyPair::from_secret([4; 32]), KeyPair::from_secret([5; 32]));
-        let a = active(b"OMEMO X3DH", &ika, &ek, &ikb.public(), &spk.public(), &opk.public()).unwrap();
+        let (ikb, spk, opk) = (
+            KeyPair::from_secret([3; 32]),
+            KeyPair::from_secret([4; 32]),
+            KeyPair::from_secret([5; 32]),
+        );
+        let a = active(
+            b"OMEMO X3DH",
+            &ika,
+            &ek,
+            &ikb.public(),
+            &spk.public(),
+            &opk.public(),
+        )
+        .unwrap();
         let b = passive(b"OMEMO X3DH", &ikb, &spk, &opk, &ika.public(), &ek.public()).unwrap();
         assert_eq!(*a, *b);
-        let other = passive(b"WhisperText", &ikb, &spk, &opk, &ika.public(), &ek.public()).unwrap();
+        let other = passive(
+            b"WhisperText",
+            &ikb,
+            &spk,
+            &opk,
+            &ika.public(),
+            &ek.public(),
+        )
+        .unwrap();
         assert_ne!(*a, *other, "the info string separates suites");
     }
 }

@@ -1,0 +1,264 @@
+//! End-to-end behaviour of sessions in both suites: key exchange, multi-device, ordering,
+//! replays, tampering, bounds and persistence.
+
+mod common;
+
+use common::Party;
+use hush_proto::{ProtoError, Session, Suite, MAX_SKIP_PER_MESSAGE};
+
+fn has_kex(xml: &str) -> bool {
+    let el = hush_proto::EncryptedElement::from_element(&xml.parse().unwrap()).unwrap();
+    let attr = if el.suite == Suite::Omemo2 {
+        "kex="
+    } else {
+        "prekey="
+    };
+    assert_eq!(el.keys.iter().any(|k| k.kex), xml.contains(attr));
+    el.keys.iter().all(|k| k.kex)
+}
+
+fn pair(suite: Suite) -> (Party, Party) {
+    let mut alice = Party::new("alice@example.org", 11, 1);
+    let bob = Party::new("bob@example.net", 22, 2);
+    alice.connect(suite, &[&bob]);
+    (alice, bob)
+}
+
+#[test]
+fn key_exchange_then_conversation() {
+    for suite in Suite::ALL {
+        let (mut alice, mut bob) = pair(suite);
+        let first = alice.send(suite, &[("bob@example.net", 22)], Some(b"hello bob"));
+        let again = alice.send(suite, &[("bob@example.net", 22)], Some(b"still there?"));
+        assert!(has_kex(&first), "{first}");
+        assert!(has_kex(&again), "kex is resent until answered");
+
+        let opened = bob.receive("alice@example.org", &first).unwrap();
+        assert_eq!(opened.payload.unwrap().as_slice(), b"hello bob");
+        assert!(opened.was_key_exchange);
+        assert!(opened.new_session.is_some());
+        let used = opened.consumed_prekey.expect("a one-time prekey was used");
+        assert_eq!(opened.sender_identity, *alice.device.identity().public());
+        // The resent key exchange is recognised: same session, no second prekey.
+        let opened = bob.receive("alice@example.org", &again).unwrap();
+        assert_eq!(opened.payload.unwrap().as_slice(), b"still there?");
+        assert!(opened.new_session.is_none() && opened.consumed_prekey.is_none());
+        assert!(bob
+            .device
+            .bundle(suite)
+            .prekeys
+            .iter()
+            .all(|(id, _)| *id != used));
+
+        // Bob answers with an empty message; Alice stops sending the key exchange.
+        let empty = bob.send(suite, &[("alice@example.org", 11)], None);
+        assert!(!empty.contains("<payload"));
+        assert!(alice
+            .receive("bob@example.net", &empty)
+            .unwrap()
+            .payload
+            .is_none());
+        let plain = alice.send(suite, &[("bob@example.net", 22)], Some(b"third"));
+        assert!(!has_kex(&plain));
+        assert!(!plain.contains("kex=") && !plain.contains("prekey="));
+        assert_eq!(
+            bob.receive_text("alice@example.org", &plain).unwrap(),
+            b"third"
+        );
+
+        for i in 0..50 {
+            let m = bob.send(
+                suite,
+                &[("alice@example.org", 11)],
+                Some(format!("b{i}").as_bytes()),
+            );
+            assert_eq!(
+                alice.receive_text("bob@example.net", &m).unwrap(),
+                format!("b{i}").as_bytes()
+            );
+            let m = alice.send(
+                suite,
+                &[("bob@example.net", 22)],
+                Some(format!("a{i}").as_bytes()),
+            );
+            assert_eq!(
+                bob.receive_text("alice@example.org", &m).unwrap(),
+                format!("a{i}").as_bytes()
+            );
+        }
+    }
+}
+
+#[test]
+fn one_message_for_many_devices_including_own() {
+    for suite in Suite::ALL {
+        let mut alice1 = Party::new("alice@example.org", 1, 10);
+        let mut alice2 = Party::new("alice@example.org", 2, 11);
+        let mut bobs: Vec<Party> = (0..5)
+            .map(|i| Party::new("bob@example.net", 100 + i, 20 + i as u64))
+            .collect();
+        let mut targets: Vec<&Party> = bobs.iter().collect();
+        targets.push(&alice2);
+        alice1.connect(suite, &targets);
+        let mut to: Vec<(&str, u32)> = (0..5).map(|i| ("bob@example.net", 100 + i)).collect();
+        to.push(("alice@example.org", 2));
+        let xml = alice1.send(suite, &to, Some(b"to everyone"));
+        for b in &mut bobs {
+            assert_eq!(
+                b.receive_text("alice@example.org", &xml).unwrap(),
+                b"to everyone"
+            );
+        }
+        assert_eq!(
+            alice2.receive_text("alice@example.org", &xml).unwrap(),
+            b"to everyone"
+        );
+        // A device that was not a recipient is told so.
+        let mut stranger = Party::new("bob@example.net", 999, 99);
+        assert_eq!(
+            stranger.receive("alice@example.org", &xml).unwrap_err(),
+            ProtoError::NotForThisDevice(999)
+        );
+    }
+}
+
+#[test]
+fn out_of_order_duplicates_and_skips() {
+    for suite in Suite::ALL {
+        let (mut alice, mut bob) = pair(suite);
+        let first = alice.send(suite, &[("bob@example.net", 22)], Some(b"0"));
+        bob.receive("alice@example.org", &first).unwrap();
+        let reply = bob.send(suite, &[("alice@example.org", 11)], Some(b"r"));
+        alice.receive("bob@example.net", &reply).unwrap();
+        let msgs: Vec<String> = (1..=20)
+            .map(|i| {
+                alice.send(
+                    suite,
+                    &[("bob@example.net", 22)],
+                    Some(format!("{i}").as_bytes()),
+                )
+            })
+            .collect();
+        for i in [
+            19usize, 3, 0, 7, 18, 1, 2, 4, 5, 6, 8, 9, 10, 11, 12, 13, 14, 15, 16, 17,
+        ] {
+            assert_eq!(
+                bob.receive_text("alice@example.org", &msgs[i]).unwrap(),
+                format!("{}", i + 1).as_bytes()
+            );
+        }
+        for m in [&msgs[0], &msgs[19], &msgs[10]] {
+            assert!(matches!(
+                bob.receive("alice@example.org", m),
+                Err(ProtoError::Duplicate { .. })
+            ));
+        }
+        assert!(
+            matches!(bob.receive("alice@example.org", &first), Err(_)),
+            "the very first message cannot be replayed"
+        );
+    }
+}
+
+#[test]
+fn hostile_skip_counts_are_bounded() {
+    for suite in Suite::ALL {
+        let (mut alice, mut bob) = pair(suite);
+        let first = alice.send(suite, &[("bob@example.net", 22)], Some(b"0"));
+        bob.receive("alice@example.org", &first).unwrap();
+        // Alice's ratchet runs far ahead: the message after the gap must be refused, cheaply.
+        for _ in 0..MAX_SKIP_PER_MESSAGE + 1 {
+            alice.send(suite, &[("bob@example.net", 22)], Some(b"lost"));
+        }
+        let far = alice.send(suite, &[("bob@example.net", 22)], Some(b"far"));
+        assert!(matches!(
+            bob.receive("alice@example.org", &far),
+            Err(ProtoError::TooManySkipped { .. })
+        ));
+        let session = &bob.sessions[&("alice@example.org".to_string(), 11)];
+        assert_eq!(
+            session.skipped_keys(),
+            0,
+            "nothing was stored for the refused message"
+        );
+    }
+}
+
+#[test]
+fn sessions_survive_serialization() {
+    for suite in Suite::ALL {
+        let (mut alice, mut bob) = pair(suite);
+        let m = alice.send(suite, &[("bob@example.net", 22)], Some(b"a"));
+        bob.receive("alice@example.org", &m).unwrap();
+        let late = alice.send(suite, &[("bob@example.net", 22)], Some(b"late"));
+        let next = alice.send(suite, &[("bob@example.net", 22)], Some(b"next"));
+        assert_eq!(
+            bob.receive_text("alice@example.org", &next).unwrap(),
+            b"next"
+        );
+        // Save and restore everything Bob has, then continue.
+        let key = ("alice@example.org".to_string(), 11);
+        let saved = bob.sessions[&key].to_bytes();
+        bob.sessions
+            .insert(key.clone(), Session::from_bytes(&saved).unwrap());
+        bob.device = hush_proto::LocalDevice::from_bytes(&bob.device.to_bytes()).unwrap();
+        assert_eq!(
+            bob.receive_text("alice@example.org", &late).unwrap(),
+            b"late",
+            "skipped keys persisted"
+        );
+        let r = bob.send(suite, &[("alice@example.org", 11)], Some(b"r"));
+        assert_eq!(alice.receive_text("bob@example.net", &r).unwrap(), b"r");
+        assert!(Session::from_bytes(&saved[..saved.len() / 2]).is_err());
+        assert!(hush_proto::LocalDevice::from_bytes(b"garbage").is_err());
+    }
+}
+
+#[test]
+fn forged_bundle_signature_is_refused() {
+    for suite in Suite::ALL {
+        let bob = Party::new("bob@example.net", 22, 2);
+        let alice = Party::new("alice@example.org", 11, 1);
+        let mut bundle = bob.device.bundle(suite);
+        bundle.spk_signature[10] ^= 4;
+        let mut rng = common::rng(5);
+        assert_eq!(
+            Session::initiate(alice.device.identity(), &bundle, &mut rng).unwrap_err(),
+            ProtoError::BadSignature("signed prekey")
+        );
+        let mut swapped = bob.device.bundle(suite);
+        swapped.identity = *alice.device.identity().public();
+        assert!(Session::initiate(alice.device.identity(), &swapped, &mut rng).is_err());
+        let mut empty = bob.device.bundle(suite);
+        empty.prekeys.clear();
+        assert_eq!(
+            Session::initiate(alice.device.identity(), &empty, &mut rng).unwrap_err(),
+            ProtoError::NoPreKeys(22)
+        );
+    }
+}
+
+#[test]
+fn message_without_session_and_unknown_prekey() {
+    for suite in Suite::ALL {
+        let (mut alice, mut bob) = pair(suite);
+        let first = alice.send(suite, &[("bob@example.net", 22)], Some(b"x"));
+        bob.receive("alice@example.org", &first).unwrap();
+        let reply = bob.send(suite, &[("alice@example.org", 11)], None);
+        alice.receive("bob@example.net", &reply).unwrap();
+        let plain = alice.send(suite, &[("bob@example.net", 22)], Some(b"y"));
+        bob.sessions.clear();
+        assert_eq!(
+            bob.receive("alice@example.org", &plain).unwrap_err(),
+            ProtoError::NoSession {
+                jid: "alice@example.org".into(),
+                device: 11
+            }
+        );
+        // The prekey of the first exchange is gone: replaying it cannot build a session.
+        assert!(matches!(
+            bob.receive("alice@example.org", &first),
+            Err(ProtoError::UnknownPreKey(_))
+        ));
+    }
+}
