@@ -77,22 +77,30 @@ impl fmt::Debug for KeyPair {
 }
 
 /// A device's long-term identity key pair.
-#[derive(Clone, Debug)]
+#[derive(Clone)]
 pub struct IdentityKeyPair {
     pair: KeyPair,
     public: IdentityKey,
+    /// The XEdDSA signing scalar (sign-bit-0 form), derived once.
+    signing: Zeroizing<curve25519_dalek::Scalar>,
+}
+
+impl fmt::Debug for IdentityKeyPair {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("IdentityKeyPair").field("public", &self.public).field("secret", &"<redacted>").finish()
+    }
 }
 
 impl IdentityKeyPair {
     /// Restores an identity from its 32 private bytes.
     pub fn from_secret(secret: [u8; 32]) -> Self {
         let pair = KeyPair::from_secret(secret);
-        let (_, ed) = xeddsa::edwards_keypair(pair.secret_bytes());
+        let (signing, ed) = xeddsa::edwards_keypair(pair.secret_bytes());
         let public = IdentityKey {
             curve: pair.public(),
             ed25519: ed,
         };
-        Self { pair, public }
+        Self { pair, public, signing }
     }
 
     /// A fresh identity from the caller's RNG.
@@ -119,7 +127,7 @@ impl IdentityKeyPair {
     pub fn sign<R: CryptoRng + ?Sized>(&self, msg: &[u8], rng: &mut R) -> [u8; 64] {
         let mut z = Zeroizing::new([0u8; 64]);
         rng.fill_bytes(z.as_mut());
-        xeddsa::sign(self.pair.secret_bytes(), msg, &z)
+        xeddsa::sign_with(&self.signing, &self.public.ed25519, msg, &z)
     }
 }
 

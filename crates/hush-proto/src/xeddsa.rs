@@ -40,6 +40,11 @@ pub(crate) fn edwards_keypair(k: &[u8; 32]) -> (Zeroizing<Scalar>, [u8; 32]) {
 /// Signs `msg` with the X25519 private key `k`, using 64 bytes of fresh randomness `z`.
 pub fn sign(k: &[u8; 32], msg: &[u8], z: &[u8; 64]) -> [u8; 64] {
     let (a, big_a) = edwards_keypair(k);
+    sign_with(&a, &big_a, msg, z)
+}
+
+/// [`sign`] with the Edwards key pair already derived (identity keys cache it).
+pub(crate) fn sign_with(a: &Scalar, big_a: &[u8; 32], msg: &[u8], z: &[u8; 64]) -> [u8; 64] {
     // hash_1(X) = SHA-512(2^256 - 2 || X): 0xFE followed by 31 bytes of 0xFF, little-endian.
     let mut prefix = [0xffu8; 32];
     prefix[0] = 0xfe;
@@ -47,8 +52,8 @@ pub fn sign(k: &[u8; 32], msg: &[u8], z: &[u8; 64]) -> [u8; 64] {
     let r_wide = Zeroizing::new(sha512_parts(&[&prefix, a_bytes.as_ref(), msg, z]));
     let r = Zeroizing::new(Scalar::from_bytes_mod_order_wide(&r_wide));
     let big_r = EdwardsPoint::mul_base(&r).compress().to_bytes();
-    let h = Scalar::from_bytes_mod_order_wide(&sha512_parts(&[&big_r, &big_a, msg]));
-    let s = *r + h * *a;
+    let h = Scalar::from_bytes_mod_order_wide(&sha512_parts(&[&big_r, big_a, msg]));
+    let s = *r + h * a;
     let mut sig = [0u8; 64];
     sig[..32].copy_from_slice(&big_r);
     sig[32..].copy_from_slice(s.as_bytes());
@@ -58,9 +63,13 @@ pub fn sign(k: &[u8; 32], msg: &[u8], z: &[u8; 64]) -> [u8; 64] {
 /// Plain Ed25519 verification (cofactorless, canonical `s`, no small-order keys), as OMEMO:2 uses
 /// for signed prekeys and device labels.
 pub fn verify_ed25519(public: &[u8; 32], msg: &[u8], sig: &[u8; 64]) -> bool {
-    let Some(a) = CompressedEdwardsY(*public).decompress() else {
-        return false;
-    };
+    match CompressedEdwardsY(*public).decompress() {
+        Some(a) => verify_point(&a, public, msg, sig),
+        None => false,
+    }
+}
+
+fn verify_point(a: &EdwardsPoint, public: &[u8; 32], msg: &[u8], sig: &[u8; 64]) -> bool {
     if a.is_small_order() {
         return false;
     }
@@ -84,7 +93,7 @@ pub fn verify_with_curve_key(u: &[u8; 32], msg: &[u8], sig: &[u8; 64]) -> bool {
     };
     let mut plain = *sig;
     plain[63] &= 0x7f;
-    verify_ed25519(&a.compress().to_bytes(), msg, &plain)
+    verify_point(&a, &a.compress().to_bytes(), msg, &plain)
 }
 
 #[cfg(test)]

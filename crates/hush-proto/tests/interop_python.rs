@@ -52,7 +52,11 @@ impl PyPeer {
             .expect("start the python peer");
         let stdin = child.stdin.take().unwrap();
         let stdout = BufReader::new(child.stdout.take().unwrap());
-        Self { child, stdin, stdout }
+        Self {
+            child,
+            stdin,
+            stdout,
+        }
     }
 
     fn call(&mut self, req: Value) -> Value {
@@ -60,8 +64,14 @@ impl PyPeer {
         self.stdin.flush().unwrap();
         let mut line = String::new();
         self.stdout.read_line(&mut line).unwrap();
-        let v: Value = serde_json::from_str(&line).unwrap_or_else(|e| panic!("python peer said {line:?}: {e}"));
-        assert_eq!(v["ok"], json!(true), "python peer failed on {req}: {}", v["error"]);
+        let v: Value = serde_json::from_str(&line)
+            .unwrap_or_else(|e| panic!("python peer said {line:?}: {e}"));
+        assert_eq!(
+            v["ok"],
+            json!(true),
+            "python peer failed on {req}: {}",
+            v["error"]
+        );
         v
     }
 
@@ -90,7 +100,13 @@ struct Hush {
 impl Hush {
     fn send(&mut self, to: &[(&str, u32)], body: Option<&str>) -> String {
         let payload = body.map(|b| match self.suite {
-            Suite::Omemo2 => sce::seal(&[sce::body(b)], HUSH, PY, Some(1_795_435_200), &mut self.party.rng),
+            Suite::Omemo2 => sce::seal(
+                &[sce::body(b)],
+                HUSH,
+                PY,
+                Some(1_795_435_200),
+                &mut self.party.rng,
+            ),
             _ => b.as_bytes().to_vec(),
         });
         self.party.send(self.suite, to, payload.as_deref())
@@ -100,8 +116,20 @@ impl Hush {
         let opened = self.party.receive(PY, xml)?;
         Ok(opened.payload.map(|p| match self.suite {
             Suite::Omemo2 => {
-                let env = sce::open(&p, sce::Expect { from: PY, to: HUSH, require_to: true }).unwrap();
-                env.content.iter().find(|c| c.name() == "body").expect("a body").text()
+                let env = sce::open(
+                    &p,
+                    sce::Expect {
+                        from: PY,
+                        to: HUSH,
+                        require_to: true,
+                    },
+                )
+                .unwrap();
+                env.content
+                    .iter()
+                    .find(|c| c.name() == "body")
+                    .expect("a body")
+                    .text()
             }
             _ => String::from_utf8(p.to_vec()).unwrap(),
         }))
@@ -123,14 +151,18 @@ fn py_decrypt(py: &mut PyPeer, name: &str, xml: &str) -> Value {
 fn conversation(suite: Suite) {
     let ns = suite.namespace();
     let mut py = PyPeer::start();
-    let mut hush = Hush { party: Party::new(HUSH, 2002, 77), suite };
+    let mut hush = Hush {
+        party: Party::new(HUSH, 2002, 77),
+        suite,
+    };
     let mut rng = common::rng(4242);
     let hush_bundle = String::from(&hush.party.device.bundle(suite).to_element());
 
     // Two python devices on one account: p1 is contacted by Hush, p2 contacts Hush.
     let mut py_bundles = Vec::new();
     for (name, id) in [("p1", 1001u32), ("p2", 1003)] {
-        let v = py.call(json!({"cmd": "new_device", "name": name, "ns": ns, "jid": PY, "device_id": id}));
+        let v = py
+            .call(json!({"cmd": "new_device", "name": name, "ns": ns, "jid": PY, "device_id": id}));
         py_bundles.push(v["bundle"].as_str().unwrap().to_owned());
         py.call(json!({"cmd": "learn", "name": name, "jid": HUSH, "device_id": 2002, "bundle": hush_bundle}));
     }
@@ -138,9 +170,12 @@ fn conversation(suite: Suite) {
     // 1. Hush initiates with p1 from p1's bundle (signature made by the reference, checked by us).
     let bundle = Bundle::from_element(&py_bundles[0].parse::<Element>().unwrap(), 1001).unwrap();
     bundle.verify().unwrap();
-    let session = Session::initiate(hush.party.device.identity(), &bundle, &mut hush.party.rng).unwrap();
+    let session =
+        Session::initiate(hush.party.device.identity(), &bundle, &mut hush.party.rng).unwrap();
     hush.party.sessions.insert((PY.into(), 1001), session);
-    let kexes: Vec<String> = (0..3).map(|i| hush.send(&[(PY, 1001)], Some(&format!("hello p1 #{i}")))).collect();
+    let kexes: Vec<String> = (0..3)
+        .map(|i| hush.send(&[(PY, 1001)], Some(&format!("hello p1 #{i}"))))
+        .collect();
     for i in [2usize, 0, 1] {
         let v = py_decrypt(&mut py, "p1", &kexes[i]);
         assert_eq!(v["body"], json!(format!("hello p1 #{i}")));
@@ -152,11 +187,19 @@ fn conversation(suite: Suite) {
     assert!(hush.party.sessions[&(PY.to_string(), 1001)].is_confirmed());
 
     // 2. p2 initiates with Hush from Hush's bundle; Hush decrypts its key exchanges out of order.
-    let from_p2: Vec<String> = (0..3).map(|i| py_encrypt(&mut py, "p2", Some(&format!("hi from p2 #{i}")))).collect();
+    let from_p2: Vec<String> = (0..3)
+        .map(|i| py_encrypt(&mut py, "p2", Some(&format!("hi from p2 #{i}"))))
+        .collect();
     for i in [1usize, 2, 0] {
-        assert_eq!(hush.receive(&from_p2[i]).unwrap().as_deref(), Some(format!("hi from p2 #{i}").as_str()));
+        assert_eq!(
+            hush.receive(&from_p2[i]).unwrap().as_deref(),
+            Some(format!("hi from p2 #{i}").as_str())
+        );
     }
-    assert!(hush.party.device.prekey_count() < 30, "the consumed prekey was removed");
+    assert!(
+        hush.party.device.prekey_count() < 30,
+        "the consumed prekey was removed"
+    );
     let answer = hush.send(&[(PY, 1003)], None);
     assert_eq!(py_decrypt(&mut py, "p2", &answer)["body"], Value::Null);
 
@@ -206,19 +249,34 @@ fn conversation(suite: Suite) {
         assert_eq!(hush.receive(xml).unwrap().as_deref(), Some(text.as_str()));
         to_hush += 1;
     }
-    assert!(to_py >= 70 && to_hush >= 70 && to_py + to_hush >= 140, "{to_py} / {to_hush}");
+    assert!(
+        to_py >= 70 && to_hush >= 70 && to_py + to_hush >= 140,
+        "{to_py} / {to_hush}"
+    );
 
     // 4. Replays are refused on both sides; a tampered reference message is rejected by Hush.
     let (replay, _) = &held_for_hush[0];
-    assert!(matches!(hush.receive(replay), Err(ProtoError::Duplicate { .. })));
+    assert!(matches!(
+        hush.receive(replay),
+        Err(ProtoError::Duplicate { .. })
+    ));
     let (replay, _) = &held_for_py[0];
-    assert_eq!(py.try_call(json!({"cmd": "decrypt", "name": "p1", "sender_jid": HUSH, "xml": replay}))["ok"], json!(false));
+    assert_eq!(
+        py.try_call(json!({"cmd": "decrypt", "name": "p1", "sender_jid": HUSH, "xml": replay}))
+            ["ok"],
+        json!(false)
+    );
     let fresh = py_encrypt(&mut py, "p1", Some("untouched"));
-    let mut el = hush_proto::EncryptedElement::from_element(&fresh.parse::<Element>().unwrap()).unwrap();
+    let mut el =
+        hush_proto::EncryptedElement::from_element(&fresh.parse::<Element>().unwrap()).unwrap();
     let payload = el.payload.as_mut().unwrap();
     payload[0] ^= 0x80;
     assert!(hush.receive(&String::from(&el.to_element())).is_err());
-    assert_eq!(hush.receive(&fresh).unwrap().as_deref(), Some("untouched"), "the genuine message still decrypts");
+    assert_eq!(
+        hush.receive(&fresh).unwrap().as_deref(),
+        Some("untouched"),
+        "the genuine message still decrypts"
+    );
 }
 
 #[test]

@@ -165,7 +165,7 @@ proptest! {
             for f in forms {
                 if let Ok(el) = f.parse::<Element>() {
                     if let Ok(enc) = EncryptedElement::from_element(&el) {
-                        let mut bob = Party::new(BOB, 22, 2);
+                        let bob = Party::new(BOB, 22, 2);
                         let mut rng = common::rng(1);
                         let _ = bob.device.open(&enc, BOB, ALICE, None, &mut rng);
                     }

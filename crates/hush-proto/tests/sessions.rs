@@ -154,7 +154,10 @@ fn out_of_order_duplicates_and_skips() {
             ));
         }
         assert!(
-            matches!(bob.receive("alice@example.org", &first), Err(_)),
+            matches!(
+                bob.receive("alice@example.org", &first),
+                Err(ProtoError::Duplicate { .. })
+            ),
             "the very first message cannot be replayed"
         );
     }

@@ -1,0 +1,46 @@
+//! Criterion benches of the protocol core: XEdDSA, X3DH, established-session messages and
+//! multi-device fan-out, in both suites where they differ.
+
+use std::hint::black_box;
+
+use criterion::{criterion_group, criterion_main, Criterion};
+use hush_proto::{xeddsa, IdentityKeyPair, Suite};
+
+mod fixtures;
+use fixtures::{Established, KeyExchange};
+
+fn signatures(c: &mut Criterion) {
+    let id = IdentityKeyPair::from_secret([7; 32]);
+    let msg = [5u8; 33];
+    let z = [9u8; 64];
+    let sig = xeddsa::sign(id.secret_bytes(), &msg, &z);
+    let curve = id.public().curve25519();
+    c.bench_function("xeddsa/sign", |b| b.iter(|| xeddsa::sign(black_box(id.secret_bytes()), &msg, &z)));
+    c.bench_function("xeddsa/verify", |b| b.iter(|| assert!(xeddsa::verify_with_curve_key(&curve, black_box(&msg), &sig))));
+}
+
+fn x3dh(c: &mut Criterion) {
+    for suite in Suite::ALL {
+        let mut kx = KeyExchange::new(suite);
+        c.bench_function(&format!("x3dh/{suite}/active (verify bundle, X3DH, first message)"), |b| b.iter(|| kx.initiate()));
+        let first = kx.initiate();
+        c.bench_function(&format!("x3dh/{suite}/passive (receive key exchange)"), |b| b.iter(|| kx.accept(black_box(&first))));
+    }
+}
+
+fn messages(c: &mut Criterion) {
+    for suite in Suite::ALL {
+        let mut est = Established::new(suite, 1);
+        let payload = [0x42u8; 100];
+        c.bench_function(&format!("message/{suite}/encrypt+decrypt 100 B"), |b| b.iter(|| est.round_trip(black_box(&payload))));
+    }
+    let mut group = c.benchmark_group("fanout/omemo:2");
+    for n in [1usize, 10, 100] {
+        let mut est = Established::new(Suite::Omemo2, n);
+        group.bench_function(format!("encrypt for {n} devices"), |b| b.iter(|| est.seal_all(black_box(&[0x42u8; 100]))));
+    }
+    group.finish();
+}
+
+criterion_group!(benches, signatures, x3dh, messages);
+criterion_main!(benches);
