@@ -15,16 +15,37 @@ fn signatures(c: &mut Criterion) {
     let z = [9u8; 64];
     let sig = xeddsa::sign(id.secret_bytes(), &msg, &z);
     let curve = id.public().curve25519();
-    c.bench_function("xeddsa/sign", |b| b.iter(|| xeddsa::sign(black_box(id.secret_bytes()), &msg, &z)));
-    c.bench_function("xeddsa/verify", |b| b.iter(|| assert!(xeddsa::verify_with_curve_key(&curve, black_box(&msg), &sig))));
+    c.bench_function("xeddsa/sign", |b| {
+        b.iter(|| xeddsa::sign(black_box(id.secret_bytes()), &msg, &z))
+    });
+    c.bench_function("xeddsa/verify", |b| {
+        b.iter(|| assert!(xeddsa::verify_with_curve_key(&curve, black_box(&msg), &sig)))
+    });
 }
 
 fn x3dh(c: &mut Criterion) {
     for suite in Suite::ALL {
         let mut kx = KeyExchange::new(suite);
-        c.bench_function(&format!("x3dh/{suite}/active (verify bundle, X3DH, first message)"), |b| b.iter(|| kx.initiate()));
+        c.bench_function(
+            &format!("x3dh/{suite}/agreement active (verify bundle, ephemeral key, 4 DH, HKDF)"),
+            |b| b.iter(|| kx.agree_active()),
+        );
+        c.bench_function(
+            &format!("x3dh/{suite}/agreement passive (4 DH, HKDF)"),
+            |b| b.iter(|| kx.agree_passive()),
+        );
+    }
+    for suite in Suite::ALL {
+        let mut kx = KeyExchange::new(suite);
+        c.bench_function(
+            &format!("x3dh/{suite}/active (verify bundle, X3DH, first message)"),
+            |b| b.iter(|| kx.initiate()),
+        );
         let first = kx.initiate();
-        c.bench_function(&format!("x3dh/{suite}/passive (receive key exchange)"), |b| b.iter(|| kx.accept(black_box(&first))));
+        c.bench_function(
+            &format!("x3dh/{suite}/passive (receive key exchange)"),
+            |b| b.iter(|| kx.accept(black_box(&first))),
+        );
     }
 }
 
@@ -32,12 +53,16 @@ fn messages(c: &mut Criterion) {
     for suite in Suite::ALL {
         let mut est = Established::new(suite, 1);
         let payload = [0x42u8; 100];
-        c.bench_function(&format!("message/{suite}/encrypt+decrypt 100 B"), |b| b.iter(|| est.round_trip(black_box(&payload))));
+        c.bench_function(&format!("message/{suite}/encrypt+decrypt 100 B"), |b| {
+            b.iter(|| est.round_trip(black_box(&payload)))
+        });
     }
     let mut group = c.benchmark_group("fanout/omemo:2");
     for n in [1usize, 10, 100] {
         let mut est = Established::new(Suite::Omemo2, n);
-        group.bench_function(format!("encrypt for {n} devices"), |b| b.iter(|| est.seal_all(black_box(&[0x42u8; 100]))));
+        group.bench_function(format!("encrypt for {n} devices"), |b| {
+            b.iter(|| est.seal_all(black_box(&[0x42u8; 100])))
+        });
     }
     group.finish();
 }

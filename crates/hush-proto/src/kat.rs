@@ -66,9 +66,8 @@ fn x3dh_matches_reference() {
     let kp = |n: &str| KeyPair::from_secret(a32(&v[n]));
     let (ika, eka, ikb, spkb, opkb) = (kp("ika"), kp("eka"), kp("ikb"), kp("spkb"), kp("opkb"));
     for (suite, field) in [(Suite::Omemo2, "sk_omemo2"), (Suite::Legacy, "sk_legacy")] {
-        let info = suite.params().x3dh_info;
         let a = x3dh::active(
-            info,
+            suite,
             &ika,
             &eka,
             &ikb.public(),
@@ -76,7 +75,7 @@ fn x3dh_matches_reference() {
             &opkb.public(),
         )
         .unwrap();
-        let p = x3dh::passive(info, &ikb, &spkb, &opkb, &ika.public(), &eka.public()).unwrap();
+        let p = x3dh::passive(suite, &ikb, &spkb, &opkb, &ika.public(), &eka.public()).unwrap();
         assert_eq!(hex::encode(*a), v[field].as_str().unwrap());
         assert_eq!(*a, *p);
     }

@@ -87,7 +87,10 @@ pub struct IdentityKeyPair {
 
 impl fmt::Debug for IdentityKeyPair {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("IdentityKeyPair").field("public", &self.public).field("secret", &"<redacted>").finish()
+        f.debug_struct("IdentityKeyPair")
+            .field("public", &self.public)
+            .field("secret", &"<redacted>")
+            .finish()
     }
 }
 
@@ -100,7 +103,11 @@ impl IdentityKeyPair {
             curve: pair.public(),
             ed25519: ed,
         };
-        Self { pair, public, signing }
+        Self {
+            pair,
+            public,
+            signing,
+        }
     }
 
     /// A fresh identity from the caller's RNG.

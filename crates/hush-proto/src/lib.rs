@@ -7,7 +7,7 @@
 //! * [`xeddsa`] — Ed25519-compatible signatures from X25519 identity keys (both sign-bit styles).
 //! * [`Suite`] — the named, versioned protocol suites: `omemo:2` and `omemo:legacy`.
 //! * [`LocalDevice`] — our identity, signed prekey and one-time prekeys; publishes [`Bundle`]s.
-//! * [`Session`] — X3DH + Double Ratchet with one remote device.
+//! * [`x3dh`] — the key agreement; [`Session`] — X3DH + Double Ratchet with one remote device.
 //! * [`seal`] / [`LocalDevice::open`] — one payload key per message, wrapped for every device,
 //!   as an [`EncryptedElement`] (`<encrypted/>` in either namespace).
 //! * [`sce`] — Stanza Content Encryption envelopes for OMEMO:2.
@@ -33,7 +33,7 @@ pub mod sce;
 mod session;
 mod suite;
 mod wire;
-mod x3dh;
+pub mod x3dh;
 pub mod xeddsa;
 mod xml;
 

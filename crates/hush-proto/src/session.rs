@@ -105,7 +105,7 @@ impl Session {
         let suite = bundle.suite;
         let ephemeral = KeyPair::generate(rng);
         let sk = x3dh::active(
-            suite.params().x3dh_info,
+            suite,
             own.pair(),
             &ephemeral,
             &bundle.identity.curve25519(),
@@ -146,7 +146,7 @@ impl Session {
         kex: &wire::KeyExchange,
     ) -> Result<Self> {
         let sk = x3dh::passive(
-            suite.params().x3dh_info,
+            suite,
             own.pair(),
             spk,
             opk,

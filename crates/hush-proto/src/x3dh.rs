@@ -10,6 +10,7 @@ use zeroize::Zeroizing;
 use crate::crypto;
 use crate::error::Result;
 use crate::keys::KeyPair;
+use crate::suite::Suite;
 
 /// Derives the shared secret from the four DH outputs (in spec order).
 fn derive(info: &[u8], dhs: [&[u8; 32]; 4]) -> Zeroizing<[u8; 32]> {
@@ -20,9 +21,10 @@ fn derive(info: &[u8], dhs: [&[u8; 32]; 4]) -> Zeroizing<[u8; 32]> {
     crypto::hkdf::<32>(&[0u8; 32], ikm.as_ref(), info)
 }
 
-/// The initiator's side.
-pub(crate) fn active(
-    info: &[u8],
+/// The initiator's side: our identity and ephemeral key against the peer's identity, signed
+/// prekey and one-time prekey (all X25519). Verify the bundle's signature first.
+pub fn active(
+    suite: Suite,
     own_identity: &KeyPair,
     ephemeral: &KeyPair,
     their_identity: &[u8; 32],
@@ -33,12 +35,13 @@ pub(crate) fn active(
     let dh2 = ephemeral.dh(their_identity)?;
     let dh3 = ephemeral.dh(their_spk)?;
     let dh4 = ephemeral.dh(their_opk)?;
-    Ok(derive(info, [&dh1, &dh2, &dh3, &dh4]))
+    Ok(derive(suite.params().x3dh_info, [&dh1, &dh2, &dh3, &dh4]))
 }
 
-/// The responder's side.
-pub(crate) fn passive(
-    info: &[u8],
+/// The responder's side: our identity, signed prekey and one-time prekey against the
+/// initiator's identity and ephemeral key.
+pub fn passive(
+    suite: Suite,
     own_identity: &KeyPair,
     spk: &KeyPair,
     opk: &KeyPair,
@@ -49,7 +52,7 @@ pub(crate) fn passive(
     let dh2 = own_identity.dh(their_ephemeral)?;
     let dh3 = spk.dh(their_ephemeral)?;
     let dh4 = opk.dh(their_ephemeral)?;
-    Ok(derive(info, [&dh1, &dh2, &dh3, &dh4]))
+    Ok(derive(suite.params().x3dh_info, [&dh1, &dh2, &dh3, &dh4]))
 }
 
 #[cfg(test)]
@@ -65,7 +68,7 @@ mod tests {
             KeyPair::from_secret([5; 32]),
         );
         let a = active(
-            b"OMEMO X3DH",
+            Suite::Omemo2,
             &ika,
             &ek,
             &ikb.public(),
@@ -73,17 +76,9 @@ mod tests {
             &opk.public(),
         )
         .unwrap();
-        let b = passive(b"OMEMO X3DH", &ikb, &spk, &opk, &ika.public(), &ek.public()).unwrap();
+        let b = passive(Suite::Omemo2, &ikb, &spk, &opk, &ika.public(), &ek.public()).unwrap();
         assert_eq!(*a, *b);
-        let other = passive(
-            b"WhisperText",
-            &ikb,
-            &spk,
-            &opk,
-            &ika.public(),
-            &ek.public(),
-        )
-        .unwrap();
+        let other = passive(Suite::Legacy, &ikb, &spk, &opk, &ika.public(), &ek.public()).unwrap();
         assert_ne!(*a, *other, "the info string separates suites");
     }
 }

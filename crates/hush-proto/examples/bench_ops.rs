@@ -1,0 +1,98 @@
+//! Times the operations `scripts/bench-vs-python` compares with python-omemo, with the same
+//! simple loop the Python side uses, and prints `{"op": nanoseconds per operation, ...}`.
+//! The criterion benches (`cargo bench`) are the precise numbers; this is for the side-by-side.
+
+use std::hint::black_box;
+use std::time::{Duration, Instant};
+
+use hush_proto::{xeddsa, IdentityKeyPair, Suite};
+
+#[path = "../benches/fixtures.rs"]
+mod fixtures;
+use fixtures::{Established, KeyExchange};
+
+fn time(mut op: impl FnMut()) -> f64 {
+    // Warm up, then run for at least 300 ms and 20 iterations.
+    for _ in 0..5 {
+        op();
+    }
+    let start = Instant::now();
+    let mut n = 0u32;
+    while n < 20 || start.elapsed() < Duration::from_millis(300) {
+        op();
+        n += 1;
+    }
+    start.elapsed().as_nanos() as f64 / n as f64
+}
+
+fn main() {
+    let mut out = serde_json::Map::new();
+    let mut put = |name: &str, ns: f64| {
+        out.insert(name.to_owned(), serde_json::json!(ns));
+    };
+    let id = IdentityKeyPair::from_secret([7; 32]);
+    let mut rng = fixtures::rng(1);
+    let msg = [5u8; 33];
+    let sig = id.sign(&msg, &mut rng);
+    let curve = id.public().curve25519();
+    put(
+        "xeddsa_sign",
+        time(|| {
+            black_box(id.sign(black_box(&msg), &mut rng));
+        }),
+    );
+    put(
+        "xeddsa_verify",
+        time(|| assert!(xeddsa::verify_with_curve_key(&curve, black_box(&msg), &sig))),
+    );
+
+    let mut kx = KeyExchange::new(Suite::Omemo2);
+    put(
+        "x3dh_active",
+        time(|| {
+            black_box(kx.agree_active());
+        }),
+    );
+    put(
+        "x3dh_passive",
+        time(|| {
+            black_box(kx.agree_passive());
+        }),
+    );
+    put(
+        "session_active",
+        time(|| {
+            black_box(kx.initiate());
+        }),
+    );
+    let first = kx.initiate();
+    put(
+        "session_passive",
+        time(|| {
+            black_box(kx.accept(&first));
+        }),
+    );
+
+    for (suite, name) in [
+        (Suite::Omemo2, "message_omemo2"),
+        (Suite::Legacy, "message_legacy"),
+    ] {
+        let mut est = Established::new(suite, 1);
+        put(
+            name,
+            time(|| {
+                black_box(est.round_trip(&[0x42; 100]));
+            }),
+        );
+    }
+    for n in [1usize, 10, 100] {
+        let mut est = Established::new(Suite::Omemo2, n);
+        put(
+            &format!("fanout_{n}"),
+            time(|| {
+                black_box(est.seal_all(&[0x42; 100]));
+            }),
+        );
+    }
+    println!("{}", serde_json::Value::Object(out));
+}

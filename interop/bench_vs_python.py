@@ -1,0 +1,152 @@
+"""Side-by-side timing of Hush (hush-proto) and python-omemo for the same OMEMO operations.
+
+Run through scripts/bench-vs-python, which builds the Rust side first. Both sides use the same
+loop: warm up, then at least 20 iterations and 300 ms. Python runs the reference backends
+(twomemo / oldmemo) with sessions held in memory, so storage costs are left out on both sides.
+"""
+import asyncio
+import json
+import subprocess
+import sys
+import time
+
+import xeddsa
+
+import oldmemo
+import twomemo
+from peer import MemoryStorage
+
+PAYLOAD = b"\x42" * 100
+
+
+async def timed(op) -> float:
+    for _ in range(3):
+        await op()
+    n = 0
+    start = time.perf_counter()
+    while n < 20 or time.perf_counter() - start < 0.3:
+        await op()
+        n += 1
+    return (time.perf_counter() - start) / n * 1e9
+
+
+async def backend(cls, jid: str, device_id: int):
+    be = cls(MemoryStorage())
+    await be.generate_pre_keys(100)
+    return be, await be.get_bundle(jid, device_id)
+
+
+async def python_side() -> dict:
+    out = {}
+    priv = bytes(range(32))
+    msg = b"\x05" * 33
+    sig = xeddsa.ed25519_priv_sign(xeddsa.priv_force_sign(priv, False), msg)
+    curve = xeddsa.priv_to_curve25519_pub(priv)
+
+    async def sign():
+        xeddsa.ed25519_priv_sign(xeddsa.priv_force_sign(priv, False), msg)
+
+    async def verify():
+        assert xeddsa.ed25519_verify(sig, xeddsa.curve25519_pub_to_ed25519_pub(curve, False), msg)
+
+    out["xeddsa_sign"] = await timed(sign)
+    out["xeddsa_verify"] = await timed(verify)
+
+    alice, _ = await backend(twomemo.Twomemo, "alice@example.org", 1)
+    bob, bob_bundle = await backend(twomemo.Twomemo, "bob@example.net", 2)
+    kex = {}
+
+    async def active():
+        content, pkm = await alice.encrypt_plaintext(PAYLOAD)
+        session, ekm = await alice.build_session_active("bob@example.net", 2, bob_bundle, pkm)
+        kex["last"] = (content, ekm, session.key_exchange)
+
+    async def passive():
+        content, ekm, key_exchange = kex["last"]
+        session, pkm = await bob.build_session_passive("alice@example.org", 1, key_exchange, ekm)
+        assert await bob.decrypt_plaintext(content, pkm) == PAYLOAD
+
+    # X3DH alone, through the backend's own x3dh state (a private attribute of python-omemo).
+    state = await alice._Twomemo__get_state()
+    bob_state = await bob._Twomemo__get_state()
+    agreed = {}
+
+    async def x3dh_active():
+        agreed["header"] = (await state.get_shared_secret_active(bob_bundle.bundle))[2]
+
+    async def x3dh_passive():
+        await bob_state.get_shared_secret_passive(agreed["header"])
+
+    out["x3dh_active"] = await timed(x3dh_active)
+    out["x3dh_passive"] = await timed(x3dh_passive)
+    out["session_active"] = await timed(active)
+    await active()
+    out["session_passive"] = await timed(passive)
+
+    for cls, name in [(twomemo.Twomemo, "message_omemo2"), (oldmemo.Oldmemo, "message_legacy")]:
+        a, _ = await backend(cls, "alice@example.org", 1)
+        b, b_bundle = await backend(cls, "bob@example.net", 2)
+        content, pkm = await a.encrypt_plaintext(PAYLOAD)
+        s_ab, ekm = await a.build_session_active("bob@example.net", 2, b_bundle, pkm)
+        s_ba, _ = await b.build_session_passive("alice@example.org", 1, s_ab.key_exchange, ekm)
+
+        async def round_trip():
+            content, pkm = await a.encrypt_plaintext(PAYLOAD)
+            ekm = await a.encrypt_key_material(s_ab, pkm)
+            pkm2 = await b.decrypt_key_material(s_ba, ekm)
+            assert await b.decrypt_plaintext(content, pkm2) == PAYLOAD
+
+        out[name] = await timed(round_trip)
+
+    for n in (1, 10, 100):
+        a, _ = await backend(twomemo.Twomemo, "alice@example.org", 1)
+        sessions = []
+        for i in range(n):
+            b, b_bundle = await backend(twomemo.Twomemo, "bob@example.net", 100 + i)
+            _, pkm = await a.encrypt_plaintext(PAYLOAD)
+            s, _ = await a.build_session_active("bob@example.net", 100 + i, b_bundle, pkm)
+            sessions.append(s)
+
+        async def fanout():
+            _, pkm = await a.encrypt_plaintext(PAYLOAD)
+            for s in sessions:
+                await a.encrypt_key_material(s, pkm)
+
+        out[f"fanout_{n}"] = await timed(fanout)
+    return out
+
+
+ROWS = [
+    ("xeddsa_sign", "XEdDSA sign"),
+    ("xeddsa_verify", "XEdDSA verify"),
+    ("x3dh_active", "X3DH active: verify bundle + agreement"),
+    ("x3dh_passive", "X3DH passive: agreement"),
+    ("session_active", "X3DH active + first message (omemo:2)"),
+    ("session_passive", "X3DH passive + first message (omemo:2)"),
+    ("message_omemo2", "encrypt+decrypt 100 B (omemo:2)"),
+    ("message_legacy", "encrypt+decrypt 100 B (legacy)"),
+    ("fanout_1", "encrypt for 1 device (omemo:2)"),
+    ("fanout_10", "encrypt for 10 devices (omemo:2)"),
+    ("fanout_100", "encrypt for 100 devices (omemo:2)"),
+]
+
+
+def fmt(ns: float) -> str:
+    return f"{ns / 1000:10.1f} µs"
+
+
+def main() -> None:
+    rust_bin = sys.argv[1]
+    rust = json.loads(subprocess.run([rust_bin], check=True, capture_output=True, text=True).stdout)
+    python = asyncio.run(python_side())
+    print(f"{'operation':44} {'hush':>13} {'python-omemo':>13} {'ratio':>8}")
+    worst = None
+    for key, label in ROWS:
+        ratio = python[key] / rust[key]
+        worst = ratio if worst is None else min(worst, ratio)
+        print(f"{label:44} {fmt(rust[key])} {fmt(python[key])} {ratio:7.1f}x")
+    print(f"\nslowest ratio: {worst:.1f}x (hush faster by this factor on every row)")
+
+
+if __name__ == "__main__":
+    main()
