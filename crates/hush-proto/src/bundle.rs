@@ -256,7 +256,8 @@ impl DeviceList {
                 continue;
             }
             let label = d.attr("label").map(str::to_owned);
-            let label_signature = d.attr("labelsig").map(b64_decode).transpose()?;
+            // A malformed signature only means the label is ignored (XEP-0384), not the device.
+            let label_signature = d.attr("labelsig").and_then(|s| b64_decode(s).ok());
             devices.push(DeviceEntry {
                 id,
                 label,

@@ -78,6 +78,10 @@ pub struct Opened {
     pub payload: Option<Zeroizing<Vec<u8>>>,
     /// A session built from a key exchange in this message; it replaces any stored one.
     pub new_session: Option<Session>,
+    /// True if `new_session` replaces a session we already had with that device. A peer does
+    /// this after losing its state, but so could a replayed old key exchange: the caller should
+    /// tell the user, and may refuse it for sessions it has reason to keep.
+    pub replaces_session: bool,
     /// The one-time prekey that key exchange used; delete it (after catch-up) and republish.
     pub consumed_prekey: Option<u32>,
     /// The sending device's identity key, to check against trust decisions.
@@ -152,12 +156,14 @@ impl LocalDevice {
             element.payload.as_deref(),
             element.iv.as_deref(),
         )?;
+        let replaces_session = existing.is_some() && new_session.is_some();
         if let (Some(stored), Some(updated)) = (existing, staged) {
             *stored = updated;
         }
         Ok(Opened {
             payload,
             new_session,
+            replaces_session,
             consumed_prekey,
             sender_identity,
             was_key_exchange: entry.kex,

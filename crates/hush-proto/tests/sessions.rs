@@ -37,6 +37,7 @@ fn key_exchange_then_conversation() {
         assert_eq!(opened.payload.unwrap().as_slice(), b"hello bob");
         assert!(opened.was_key_exchange);
         assert!(opened.new_session.is_some());
+        assert!(!opened.replaces_session);
         let used = opened.consumed_prekey.expect("a one-time prekey was used");
         assert_eq!(opened.sender_identity, *alice.device.identity().public());
         // The resent key exchange is recognised: same session, no second prekey.
@@ -263,5 +264,23 @@ fn message_without_session_and_unknown_prekey() {
             bob.receive("alice@example.org", &first),
             Err(ProtoError::UnknownPreKey(_))
         ));
+    }
+}
+
+#[test]
+fn peer_rebuilding_its_session_is_flagged() {
+    for suite in Suite::ALL {
+        let (mut alice, mut bob) = pair(suite);
+        let m = alice.send(suite, &[("bob@example.net", 22)], Some(b"one"));
+        bob.receive("alice@example.org", &m).unwrap();
+        // Alice loses her session (e.g. a restore) and starts a new one from Bob's bundle.
+        alice.sessions.clear();
+        alice.connect(suite, &[&bob]);
+        let m = alice.send(suite, &[("bob@example.net", 22)], Some(b"two"));
+        let opened = bob.receive("alice@example.org", &m).unwrap();
+        assert!(opened.new_session.is_some() && opened.replaces_session);
+        assert_eq!(opened.payload.unwrap().as_slice(), b"two");
+        let r = bob.send(suite, &[("alice@example.org", 11)], Some(b"three"));
+        assert_eq!(alice.receive_text("bob@example.net", &r).unwrap(), b"three");
     }
 }
