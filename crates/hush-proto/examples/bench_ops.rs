@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 
 use hush_proto::{xeddsa, IdentityKeyPair, Suite};
 
-#[path = "../benches/fixtures.rs"]
+#[path = "../benches/fixtures/mod.rs"]
 mod fixtures;
 use fixtures::{Established, KeyExchange};
 
