@@ -251,7 +251,10 @@ impl DeviceList {
         }
         let mut devices: Vec<DeviceEntry> = Vec::new();
         for d in el.children().filter(|c| c.is("device", ns)) {
-            let id = id_attr(d, "id")?;
+            // One bad entry must not hide every other device of the account: skip it.
+            let Ok(id) = id_attr(d, "id") else {
+                continue;
+            };
             if devices.iter().any(|e| e.id == id) {
                 continue;
             }

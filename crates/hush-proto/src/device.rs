@@ -21,6 +21,8 @@ use crate::suite::Suite;
 pub const DEFAULT_PREKEYS: usize = 100;
 /// Below this many prekeys the caller should refill.
 pub const MIN_PREKEYS: usize = 25;
+/// The most one-time prekeys a device holds (a bundle must stay a reasonable PEP item).
+pub const MAX_PREKEYS: usize = 1000;
 const MAX_ID: u32 = 0x7fff_ffff;
 
 /// This device's private key material.
@@ -136,6 +138,7 @@ impl LocalDevice {
 
     /// Tops the one-time prekeys up to `target`; returns how many were added.
     pub fn refill_prekeys<R: CryptoRng + ?Sized>(&mut self, target: usize, rng: &mut R) -> usize {
+        let target = target.min(MAX_PREKEYS);
         let mut added = 0;
         while self.prekeys.len() < target {
             let id = self.next_prekey_id;

@@ -118,12 +118,17 @@ impl EncryptedElement {
         let header = child(el, "header", ns)?;
         let sid = id_attr(header, "sid")?;
         let mut keys = Vec::new();
-        let key_entry = |k: &Element, jid: Option<String>, kex_attr: &str| -> Result<KeyEntry> {
-            Ok(KeyEntry {
+        // Entries for other devices are not ours to judge: one with a bad id is skipped (it may
+        // be a third party's in a group chat), one with bad base64 is kept empty so that, if it
+        // is ours, decryption fails with a clear error instead of "not for this device".
+        let key_entry = |k: &Element, jid: Option<String>, kex_attr: &str| -> Option<KeyEntry> {
+            let rid = id_attr(k, "rid").ok()?;
+            let data = b64_decode(&text_of(k)).unwrap_or_default();
+            Some(KeyEntry {
                 jid,
-                rid: id_attr(k, "rid")?,
+                rid,
                 kex: is_true(k.attr(kex_attr)),
-                data: b64_decode(&text_of(k))?,
+                data,
             })
         };
         let mut iv = None;
@@ -137,13 +142,13 @@ impl EncryptedElement {
                         })?
                         .to_owned();
                     for k in group.children().filter(|c| c.is("key", ns)) {
-                        keys.push(key_entry(k, Some(jid.clone()), "kex")?);
+                        keys.extend(key_entry(k, Some(jid.clone()), "kex"));
                     }
                 }
             }
             Suite::Legacy => {
                 for k in header.children().filter(|c| c.is("key", ns)) {
-                    keys.push(key_entry(k, None, "prekey")?);
+                    keys.extend(key_entry(k, None, "prekey"));
                 }
                 iv = Some(b64_decode(&text_of(child(header, "iv", ns)?))?);
             }

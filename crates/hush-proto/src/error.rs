@@ -45,6 +45,12 @@ pub enum ProtoError {
     /// The ciphertext decrypted but its padding was invalid.
     #[error("decryption failed: invalid padding")]
     BadPadding,
+    /// Key material for a payload arrived without the payload: the server stripped it.
+    #[error("the message's payload is missing (stripped in transit?)")]
+    MissingPayload,
+    /// An SCE envelope exceeds our size or nesting limits.
+    #[error("{0} exceeds the size or nesting limit")]
+    TooLarge(&'static str),
     /// This message (or its message key) was already used.
     #[error("duplicate message: counter {counter} on this chain was already decrypted")]
     Duplicate {

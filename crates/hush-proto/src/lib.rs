@@ -38,12 +38,14 @@ pub mod xeddsa;
 mod xml;
 
 pub use bundle::{Bundle, DeviceEntry, DeviceList};
-pub use device::{LocalDevice, DEFAULT_PREKEYS, MIN_PREKEYS};
+pub use device::{LocalDevice, DEFAULT_PREKEYS, MAX_PREKEYS, MIN_PREKEYS};
 pub use element::{EncryptedElement, KeyEntry};
 pub use error::{ProtoError, Result};
 pub use keys::{check_id, IdentityKey, IdentityKeyPair, KeyPair, PreKey, SignedPreKey};
 pub use message::{seal, Opened, Recipient};
 pub use minidom::Element;
+/// The RNG trait every randomized operation takes (rand_core 0.10).
+pub use rand_core::CryptoRng;
 pub use ratchet::{MAX_SKIPPED_KEYS, MAX_SKIP_PER_MESSAGE};
 pub use session::{EncryptedKey, Initiation, Session};
 pub use suite::Suite;

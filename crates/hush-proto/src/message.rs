@@ -51,6 +51,11 @@ pub fn seal<R: CryptoRng + ?Sized>(
             suite
         )));
     }
+    // All or nothing: check every session can encrypt before advancing any of them, so a
+    // failure never leaves some sessions advanced for a message that was not produced.
+    for r in recipients.iter() {
+        r.session.check_can_encrypt()?;
+    }
     let sealed = payload::seal(suite, payload, rng);
     let mut keys = Vec::with_capacity(recipients.len());
     for r in recipients.iter_mut() {
@@ -71,8 +76,10 @@ pub fn seal<R: CryptoRng + ?Sized>(
     })
 }
 
-/// The result of [`LocalDevice::open`].
+/// The result of [`LocalDevice::open`]. Persist all of it: a forgotten `consumed_prekey` stays
+/// usable, and a replayed key exchange could rebuild the session.
 #[derive(Debug)]
+#[must_use]
 pub struct Opened {
     /// The decrypted payload; `None` for empty / key-transport messages.
     pub payload: Option<Zeroizing<Vec<u8>>>,

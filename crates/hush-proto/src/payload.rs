@@ -97,19 +97,11 @@ pub(crate) fn open(
 ) -> Result<Option<Zeroizing<Vec<u8>>>> {
     match suite {
         Suite::Omemo2 => match ciphertext {
-            None => {
-                // XEP-0384: an empty message carries 32 zero bytes; anything else without a
-                // payload is malformed.
-                if key_material.len() == 32 {
-                    Ok(None)
-                } else {
-                    Err(ProtoError::BadLength {
-                        what: "empty-message key material",
-                        got: key_material.len(),
-                        expected: "32",
-                    })
-                }
-            }
+            // XEP-0384: an empty message carries 32 zero bytes. Key material for a payload
+            // without the payload means the server stripped it: refuse, so that the state stays
+            // untouched and the genuine copy still decrypts.
+            None if key_material == OMEMO2_EMPTY => Ok(None),
+            None => Err(ProtoError::MissingPayload),
             Some(ct) => {
                 if key_material.len() != 48 {
                     return Err(ProtoError::BadLength {
@@ -129,29 +121,28 @@ pub(crate) fn open(
             }
         },
         Suite::Legacy => {
-            if key_material.len() < 16 {
-                return Err(ProtoError::BadLength {
-                    what: "legacy key material",
-                    got: key_material.len(),
-                    expected: "16 or 32",
-                });
-            }
-            let Some(ct) = ciphertext else {
-                return Ok(None);
+            let (ct, tag) = match (ciphertext, key_material.len()) {
+                // Key transport: a bare 16-byte key (what Conversations and oldmemo send).
+                (None, 16) => return Ok(None),
+                // key || tag belongs to a payload: it was stripped in transit.
+                (None, 32) => return Err(ProtoError::MissingPayload),
+                (Some(ct), 32) => (ct, &key_material[16..32]),
+                // Older senders: a bare key, with the GCM tag appended to the payload.
+                (Some(ct), 16) if ct.len() >= 16 => ct.split_at(ct.len() - 16),
+                (_, n) => {
+                    return Err(ProtoError::BadLength {
+                        what: "legacy key material",
+                        got: n,
+                        expected: "16 or 32",
+                    });
+                }
             };
-            if key_material.len() != 32 {
-                return Err(ProtoError::BadLength {
-                    what: "legacy key material",
-                    got: key_material.len(),
-                    expected: "32 (key || tag)",
-                });
-            }
             let iv = iv.ok_or_else(|| {
                 ProtoError::MalformedXml("legacy message with payload lacks <iv/>".into())
             })?;
-            let key: [u8; 16] = key_material[..16].try_into().expect("length checked");
-            let tag: [u8; 16] = key_material[16..32].try_into().expect("length checked");
-            let key = Zeroizing::new(key);
+            let key =
+                Zeroizing::new(<[u8; 16]>::try_from(&key_material[..16]).expect("length checked"));
+            let tag: [u8; 16] = tag.try_into().expect("length checked");
             crypto::aes128_gcm_decrypt(&key, iv, ct, &tag).map(|p| Some(Zeroizing::new(p)))
         }
     }

@@ -29,7 +29,7 @@ pub const MAX_SKIP_PER_MESSAGE: u32 = 1000;
 /// The most skipped message keys kept per session; older ones are deleted first.
 pub const MAX_SKIPPED_KEYS: usize = 1000;
 /// How many previous remote ratchet keys we remember to tell replays from new ratchet steps.
-const OLD_RATCHET_KEYS: usize = 32;
+pub(crate) const OLD_RATCHET_KEYS: usize = 32;
 
 /// A message key kept for a message that has not arrived yet.
 #[derive(Clone)]
@@ -179,6 +179,17 @@ impl Ratchet {
         }
     }
 
+    /// Fails if [`Ratchet::encrypt`] would.
+    pub fn check_can_encrypt(&self) -> Result<()> {
+        match self.cks {
+            None => Err(ProtoError::CorruptState("session has no sending chain yet")),
+            Some(_) if self.ns == u32::MAX => {
+                Err(ProtoError::CorruptState("sending counter overflow"))
+            }
+            Some(_) => Ok(()),
+        }
+    }
+
     /// Encrypts `plaintext` on the sending chain; returns the framed message.
     pub fn encrypt(&mut self, suite: Suite, ad: &[u8], plaintext: &[u8]) -> Result<Vec<u8>> {
         let Some(cks) = self.cks.as_mut() else {
@@ -225,9 +236,12 @@ impl Ratchet {
             let mut ck = self.ckr.clone().expect("checked above");
             let mut new_skipped = Vec::new();
             let mk = Zeroizing::new(advance(&mut ck, self.nr, h.n, &h.dh, &mut new_skipped));
+            let next =
+                h.n.checked_add(1)
+                    .ok_or(ProtoError::CorruptState("receiving counter overflow"))?;
             let plaintext = open(suite, &mk, ad, &msg)?;
             self.ckr = Some(ck);
-            self.nr = h.n + 1;
+            self.nr = next;
             self.store_skipped(new_skipped);
             return Ok(plaintext);
         }
@@ -240,17 +254,25 @@ impl Ratchet {
         // 4. A new ratchet key from the peer: DH ratchet step, all in locals first.
         let mut new_skipped = Vec::new();
         let mut old_ck = self.ckr.clone();
+        // How far the previous chain went. OMEMO:2 (and python's oldmemo) send its length;
+        // libsignal senders send the index of its last message. For legacy we therefore keep
+        // the key at index `pn` too: one spare key at worst, instead of a lost last message.
+        let old_end = if suite.params().pn_is_last_index {
+            h.pn.saturating_add(1)
+        } else {
+            h.pn
+        };
         let old_gap = match (&old_ck, self.dhr) {
-            (Some(_), Some(_)) => h.pn.saturating_sub(self.nr),
+            (Some(_), Some(_)) => old_end.saturating_sub(self.nr),
             _ => 0,
         };
         // The limit holds for the whole message: old-chain and new-chain keys together.
         check_skip(old_gap.saturating_add(h.n))?;
         if let (Some(ck), Some(dhr)) = (old_ck.as_mut(), self.dhr) {
             if old_gap > 0 {
-                // `pn` is the length of the peer's previous chain: keep keys nr..pn, and throw
-                // away the (never used) key `advance` derives for pn itself.
-                let mut unused = advance(ck, self.nr, h.pn, &dhr, &mut new_skipped);
+                // Keep keys nr..old_end, and throw away the key `advance` derives for old_end
+                // itself, which no message uses.
+                let mut unused = advance(ck, self.nr, old_end, &dhr, &mut new_skipped);
                 unused.zeroize();
             }
         }
@@ -262,7 +284,7 @@ impl Ratchet {
 
         // Commit.
         if let Some(old) = self.dhr.replace(h.dh) {
-            if self.old_dhr.len() == OLD_RATCHET_KEYS {
+            while self.old_dhr.len() >= OLD_RATCHET_KEYS {
                 self.old_dhr.pop_front();
             }
             self.old_dhr.push_back(old);
@@ -280,7 +302,7 @@ impl Ratchet {
 
     fn store_skipped(&mut self, keys: Vec<SkippedKey>) {
         for k in keys {
-            if self.skipped.len() == MAX_SKIPPED_KEYS {
+            while self.skipped.len() >= MAX_SKIPPED_KEYS {
                 self.skipped.pop_front();
             }
             self.skipped.push_back(k);
@@ -316,4 +338,62 @@ fn advance(
         });
     }
     kdf_ck(ck)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rand::SeedableRng;
+
+    /// libsignal puts the index of the previous chain's last message into `pn`, not the count.
+    /// A late last message of that chain must still decrypt in the legacy suite.
+    #[test]
+    fn legacy_accepts_libsignal_previous_counter() {
+        let mut rng = rand::rngs::StdRng::seed_from_u64(1);
+        let suite = Suite::Legacy;
+        let sk = [7u8; 32];
+        let bob_spk = KeyPair::generate(&mut rng);
+        let mut alice = Ratchet::init_active(suite, &sk, &bob_spk.public(), &mut rng).unwrap();
+        let mut bob = Ratchet::init_passive(&sk, bob_spk);
+        let old: Vec<Vec<u8>> = (0..3)
+            .map(|i| alice.encrypt(suite, b"ad", &[i]).unwrap())
+            .collect();
+        assert_eq!(*bob.decrypt(suite, b"ad", &old[0], &mut rng).unwrap(), [0]);
+        let reply = bob.encrypt(suite, b"ad", b"r").unwrap();
+        alice.decrypt(suite, b"ad", &reply, &mut rng).unwrap();
+        // Alice now sends on a new chain and reports pn the libsignal way: last index = 2.
+        assert_eq!(alice.pns, 3);
+        alice.pns = 2;
+        let fresh = alice.encrypt(suite, b"ad", b"new chain").unwrap();
+        assert_eq!(
+            *bob.decrypt(suite, b"ad", &fresh, &mut rng).unwrap(),
+            *b"new chain"
+        );
+        assert_eq!(
+            *bob.decrypt(suite, b"ad", &old[2], &mut rng).unwrap(),
+            [2],
+            "the chain's last message"
+        );
+        assert_eq!(*bob.decrypt(suite, b"ad", &old[1], &mut rng).unwrap(), [1]);
+    }
+
+    #[test]
+    fn restored_state_over_the_caps_is_trimmed_on_next_store() {
+        let mut rng = rand::rngs::StdRng::seed_from_u64(2);
+        let spk = KeyPair::generate(&mut rng);
+        let mut r = Ratchet::init_passive(&[1; 32], spk);
+        for n in 0..(MAX_SKIPPED_KEYS as u32 + 5) {
+            r.skipped.push_back(SkippedKey {
+                dh: [0; 32],
+                n,
+                mk: [0; 32],
+            });
+        }
+        r.store_skipped(vec![SkippedKey {
+            dh: [1; 32],
+            n: 0,
+            mk: [0; 32],
+        }]);
+        assert_eq!(r.skipped.len(), MAX_SKIPPED_KEYS);
+    }
 }

@@ -74,13 +74,20 @@ pub fn xep0082_datetime(unix: u64) -> String {
 }
 
 /// Builds the envelope bytes for `content`. `now` (unix seconds) adds a `<time/>` affix.
+/// Fails if the content holds characters XML cannot carry (e.g. control characters).
 pub fn seal<R: CryptoRng + ?Sized>(
     content: &[Element],
     from: &str,
     to: &str,
     now: Option<u64>,
     rng: &mut R,
-) -> Vec<u8> {
+) -> Result<Vec<u8>> {
+    // minidom panics on characters XML 1.0 cannot carry; refuse them up front instead.
+    if !content.iter().all(xml_safe) || !xml_chars(from) || !xml_chars(to) {
+        return Err(ProtoError::Envelope(
+            "content holds characters XML cannot carry (control characters?)".into(),
+        ));
+    }
     let mut c = Element::builder("content", NS).build();
     for el in content {
         c.append_child(el.clone());
@@ -105,12 +112,82 @@ pub fn seal<R: CryptoRng + ?Sized>(
         .append(Element::builder("to", NS).attr(an("jid"), to).build())
         .append(Element::builder("from", NS).attr(an("jid"), from).build())
         .build();
-    String::from(&env).into_bytes()
+    let mut out = Vec::new();
+    env.write_to(&mut out)
+        .map_err(|e| ProtoError::Envelope(format!("content cannot be written as XML: {e}")))?;
+    Ok(out)
+}
+
+fn xml_chars(text: &str) -> bool {
+    text.chars().all(|c| matches!(c, '\t' | '\n' | '\r' | '\u{20}'..='\u{D7FF}' | '\u{E000}'..='\u{FFFD}' | '\u{10000}'..))
+}
+
+fn xml_safe(el: &Element) -> bool {
+    el.attrs().values().all(|v| xml_chars(v))
+        && el.nodes().all(|n| match n {
+            minidom::Node::Element(e) => xml_safe(e),
+            minidom::Node::Text(t) => xml_chars(t),
+        })
+}
+
+/// The largest envelope [`open`] parses.
+pub const MAX_ENVELOPE_BYTES: usize = 256 * 1024;
+/// The deepest element nesting [`open`] accepts (the envelope itself is level 1).
+pub const MAX_DEPTH: usize = 32;
+
+/// Checks the nesting depth on the raw text, before a tree is built: a deeply nested document
+/// would otherwise exhaust the stack of the recursive parser. Comments and CDATA can only make
+/// this count higher than the truth, never lower.
+fn depth_within(text: &str, max: usize) -> bool {
+    let b = text.as_bytes();
+    let mut depth = 0usize;
+    let mut i = 0;
+    while i < b.len() {
+        if b[i] != b'<' {
+            i += 1;
+            continue;
+        }
+        match b.get(i + 1) {
+            Some(b'/') => depth = depth.saturating_sub(1),
+            Some(b'?') | Some(b'!') => {}
+            _ => {
+                // A start tag: find its end, skipping quoted attribute values.
+                let mut j = i + 1;
+                let mut quote = None;
+                while j < b.len() {
+                    let c = b[j];
+                    match quote {
+                        Some(q) if c == q => quote = None,
+                        Some(_) => {}
+                        None if c == b'"' || c == b'\'' => quote = Some(c),
+                        None if c == b'>' => break,
+                        None => {}
+                    }
+                    j += 1;
+                }
+                if j >= b.len() || b[j - 1] != b'/' {
+                    depth += 1;
+                    if depth > max {
+                        return false;
+                    }
+                }
+                i = j;
+            }
+        }
+        i += 1;
+    }
+    true
 }
 
 /// Parses and checks an envelope.
 pub fn open(bytes: &[u8], expect: Expect<'_>) -> Result<Envelope> {
+    if bytes.len() > MAX_ENVELOPE_BYTES {
+        return Err(ProtoError::TooLarge("SCE envelope"));
+    }
     let text = core::str::from_utf8(bytes).map_err(|_| ProtoError::Envelope("not UTF-8".into()))?;
+    if !depth_within(text, MAX_DEPTH) {
+        return Err(ProtoError::TooLarge("SCE envelope"));
+    }
     let el: Element = text
         .parse()
         .map_err(|e| ProtoError::Envelope(format!("not XML: {e}")))?;
@@ -219,7 +296,8 @@ mod tests {
             "juliet@example.org",
             Some(0),
             &mut Counter(0),
-        );
+        )
+        .unwrap();
         let expect = Expect {
             from: "romeo@example.net/balcony",
             to: "juliet@example.org",
@@ -247,5 +325,42 @@ mod tests {
         let no_rpad = b"<envelope xmlns='urn:xmpp:sce:1'><content/></envelope>";
         assert!(open(no_rpad, expect).is_err());
         assert!(open(b"<not xml", expect).is_err());
+    }
+
+    #[test]
+    fn deep_nesting_and_size_are_refused_before_parsing() {
+        let expect = Expect {
+            from: "a@b",
+            to: "c@d",
+            require_to: false,
+        };
+        let deep = format!(
+            "<envelope xmlns='urn:xmpp:sce:1'><content>{}{}</content><rpad/></envelope>",
+            "<x>".repeat(50_000),
+            "</x>".repeat(50_000)
+        );
+        assert_eq!(
+            open(deep.as_bytes(), expect),
+            Err(ProtoError::TooLarge("SCE envelope"))
+        );
+        let shallow = format!("<envelope xmlns='urn:xmpp:sce:1'><content>{}<y a='>' b=\"/>\"/>{}</content><rpad/></envelope>", "<x>".repeat(20), "</x>".repeat(20));
+        assert!(open(shallow.as_bytes(), expect).is_ok());
+        let big = vec![b' '; MAX_ENVELOPE_BYTES + 1];
+        assert_eq!(
+            open(&big, expect),
+            Err(ProtoError::TooLarge("SCE envelope"))
+        );
+    }
+
+    #[test]
+    fn unwritable_content_is_an_error_not_a_panic() {
+        let r = seal(
+            &[body("escape \u{1b} and nul \u{0}")],
+            "a@b",
+            "c@d",
+            None,
+            &mut Counter(0),
+        );
+        assert!(matches!(r, Err(ProtoError::Envelope(_))));
     }
 }

@@ -177,6 +177,11 @@ impl Session {
         })
     }
 
+    /// Fails if [`Session::encrypt_key`] would fail.
+    pub(crate) fn check_can_encrypt(&self) -> Result<()> {
+        self.ratchet.check_can_encrypt()
+    }
+
     /// Encrypts key material (the per-message key, or the empty-message filler) for this device.
     /// Persist the session before sending the result.
     pub fn encrypt_key(&mut self, key_material: &[u8]) -> Result<EncryptedKey> {
@@ -219,7 +224,9 @@ impl Session {
 
     /// True if this session was built from the key exchange with ephemeral key `ek`.
     pub(crate) fn built_from(&self, ek: &[u8; 32]) -> bool {
-        crate::crypto::ct_eq(&self.kex_ek, ek)
+        // Only a session the peer's key exchange built can be "the same session" again; our
+        // own active sessions carry our ephemeral key here.
+        self.initiation == Initiation::Passive && crate::crypto::ct_eq(&self.kex_ek, ek)
     }
 
     /// The suite of the session.
@@ -306,6 +313,11 @@ impl Session {
         let peer_identity = IdentityKey::from_ed25519(k32(&pb.peer_ed)?)?;
         if peer_identity.curve25519() != k32(&pb.peer_curve)? {
             return Err(bad("session identity forms disagree"));
+        }
+        if pb.skipped.len() > crate::ratchet::MAX_SKIPPED_KEYS
+            || pb.old_dhr.len() > crate::ratchet::OLD_RATCHET_KEYS
+        {
+            return Err(bad("session keeps more keys than allowed"));
         }
         let mut skipped = std::collections::VecDeque::with_capacity(pb.skipped.len());
         for s in &pb.skipped {

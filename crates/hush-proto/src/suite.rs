@@ -31,6 +31,9 @@ pub(crate) struct Params {
     pub message_info: &'static [u8],
     /// Truncated ratchet-message MAC length.
     pub mac_len: usize,
+    /// Whether senders put the index of the previous chain's last message in `pn` (libsignal)
+    /// rather than the chain's length (the Double Ratchet spec, OMEMO:2).
+    pub pn_is_last_index: bool,
 }
 
 const OMEMO2: Params = Params {
@@ -38,6 +41,7 @@ const OMEMO2: Params = Params {
     root_info: b"OMEMO Root Chain",
     message_info: b"OMEMO Message Key Material",
     mac_len: 16,
+    pn_is_last_index: false,
 };
 
 const LEGACY: Params = Params {
@@ -45,6 +49,7 @@ const LEGACY: Params = Params {
     root_info: b"WhisperRatchet",
     message_info: b"WhisperMessageKeys",
     mac_len: 8,
+    pn_is_last_index: true,
 };
 
 impl Suite {

@@ -106,7 +106,8 @@ impl Hush {
                 PY,
                 Some(1_795_435_200),
                 &mut self.party.rng,
-            ),
+            )
+            .unwrap(),
             _ => b.as_bytes().to_vec(),
         });
         self.party.send(self.suite, to, payload.as_deref())

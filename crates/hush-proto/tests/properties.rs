@@ -111,9 +111,9 @@ proptest! {
         alice.connect(suite, &[&bob]);
         if established {
             let m = alice.send(suite, &[(BOB, 22)], Some(b"setup"));
-            bob.receive(ALICE, &m).unwrap();
+            let _ = bob.receive(ALICE, &m).unwrap();
             let r = bob.send(suite, &[(ALICE, 11)], None);
-            alice.receive(BOB, &r).unwrap();
+            let _ = alice.receive(BOB, &r).unwrap();
         }
         let xml = alice.send(suite, &[(BOB, 22)], Some(b"genuine text"));
         let good = EncryptedElement::from_element(&xml.parse::<Element>().unwrap()).unwrap();
@@ -137,7 +137,7 @@ proptest! {
         let mut alice = Party::new(ALICE, 11, 1);
         alice.connect(suite, &[&bob]);
         let m = alice.send(suite, &[(BOB, 22)], Some(b"x"));
-        bob.receive(ALICE, &m).unwrap();
+        let _ = bob.receive(ALICE, &m).unwrap();
         let el = EncryptedElement {
             suite, sid: 11,
             keys: vec![KeyEntry { jid: (suite == Suite::Omemo2).then(|| BOB.to_owned()), rid: 22, kex, data }],

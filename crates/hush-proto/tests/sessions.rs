@@ -128,9 +128,9 @@ fn out_of_order_duplicates_and_skips() {
     for suite in Suite::ALL {
         let (mut alice, mut bob) = pair(suite);
         let first = alice.send(suite, &[("bob@example.net", 22)], Some(b"0"));
-        bob.receive("alice@example.org", &first).unwrap();
+        let _ = bob.receive("alice@example.org", &first).unwrap();
         let reply = bob.send(suite, &[("alice@example.org", 11)], Some(b"r"));
-        alice.receive("bob@example.net", &reply).unwrap();
+        let _ = alice.receive("bob@example.net", &reply).unwrap();
         let msgs: Vec<String> = (1..=20)
             .map(|i| {
                 alice.send(
@@ -169,7 +169,7 @@ fn hostile_skip_counts_are_bounded() {
     for suite in Suite::ALL {
         let (mut alice, mut bob) = pair(suite);
         let first = alice.send(suite, &[("bob@example.net", 22)], Some(b"0"));
-        bob.receive("alice@example.org", &first).unwrap();
+        let _ = bob.receive("alice@example.org", &first).unwrap();
         // Alice's ratchet runs far ahead: the message after the gap must be refused, cheaply.
         for _ in 0..MAX_SKIP_PER_MESSAGE + 1 {
             alice.send(suite, &[("bob@example.net", 22)], Some(b"lost"));
@@ -193,7 +193,7 @@ fn sessions_survive_serialization() {
     for suite in Suite::ALL {
         let (mut alice, mut bob) = pair(suite);
         let m = alice.send(suite, &[("bob@example.net", 22)], Some(b"a"));
-        bob.receive("alice@example.org", &m).unwrap();
+        let _ = bob.receive("alice@example.org", &m).unwrap();
         let late = alice.send(suite, &[("bob@example.net", 22)], Some(b"late"));
         let next = alice.send(suite, &[("bob@example.net", 22)], Some(b"next"));
         assert_eq!(
@@ -247,9 +247,9 @@ fn message_without_session_and_unknown_prekey() {
     for suite in Suite::ALL {
         let (mut alice, mut bob) = pair(suite);
         let first = alice.send(suite, &[("bob@example.net", 22)], Some(b"x"));
-        bob.receive("alice@example.org", &first).unwrap();
+        let _ = bob.receive("alice@example.org", &first).unwrap();
         let reply = bob.send(suite, &[("alice@example.org", 11)], None);
-        alice.receive("bob@example.net", &reply).unwrap();
+        let _ = alice.receive("bob@example.net", &reply).unwrap();
         let plain = alice.send(suite, &[("bob@example.net", 22)], Some(b"y"));
         bob.sessions.clear();
         assert_eq!(
@@ -272,7 +272,7 @@ fn peer_rebuilding_its_session_is_flagged() {
     for suite in Suite::ALL {
         let (mut alice, mut bob) = pair(suite);
         let m = alice.send(suite, &[("bob@example.net", 22)], Some(b"one"));
-        bob.receive("alice@example.org", &m).unwrap();
+        let _ = bob.receive("alice@example.org", &m).unwrap();
         // Alice loses her session (e.g. a restore) and starts a new one from Bob's bundle.
         alice.sessions.clear();
         alice.connect(suite, &[&bob]);
@@ -282,5 +282,52 @@ fn peer_rebuilding_its_session_is_flagged() {
         assert_eq!(opened.payload.unwrap().as_slice(), b"two");
         let r = bob.send(suite, &[("alice@example.org", 11)], Some(b"three"));
         assert_eq!(alice.receive_text("bob@example.net", &r).unwrap(), b"three");
+    }
+}
+
+#[test]
+fn stripped_payload_is_refused_and_costs_nothing() {
+    for suite in Suite::ALL {
+        let (mut alice, mut bob) = pair(suite);
+        let first = alice.send(suite, &[("bob@example.net", 22)], Some(b"setup"));
+        let _ = bob.receive("alice@example.org", &first).unwrap();
+        let xml = alice.send(suite, &[("bob@example.net", 22)], Some(b"the real one"));
+        let mut el = hush_proto::EncryptedElement::from_element(&xml.parse().unwrap()).unwrap();
+        el.payload = None;
+        let stripped = String::from(&el.to_element());
+        assert_eq!(
+            bob.receive("alice@example.org", &stripped).unwrap_err(),
+            ProtoError::MissingPayload,
+            "{suite}"
+        );
+        assert_eq!(
+            bob.receive_text("alice@example.org", &xml).unwrap(),
+            b"the real one"
+        );
+    }
+}
+
+#[test]
+fn a_bad_entry_for_someone_else_does_not_hide_ours() {
+    for suite in Suite::ALL {
+        let (mut alice, mut bob) = pair(suite);
+        let xml = alice.send(suite, &[("bob@example.net", 22)], Some(b"still readable"));
+        let garbage = if suite == Suite::Omemo2 {
+            "<key rid='0'>!!</key>"
+        } else {
+            "<key rid='99999999999'>x</key>"
+        };
+        let tampered = xml.replacen("<key ", &format!("{garbage}<key "), 1);
+        assert_ne!(tampered, xml);
+        assert_eq!(
+            bob.receive_text("alice@example.org", &tampered).unwrap(),
+            b"still readable"
+        );
+        let list = format!(
+            "<list xmlns='{}'><device id='0'/><device id='x'/><device id='7'/></list>",
+            Suite::Legacy.namespace()
+        );
+        let parsed = hush_proto::DeviceList::from_element(&list.parse().unwrap()).unwrap();
+        assert_eq!(parsed.devices, vec![hush_proto::DeviceEntry::new(7)]);
     }
 }
