@@ -1,0 +1,144 @@
+//! # hush-store: where Hush keeps its state, crash-safe
+//!
+//! One place for the account's device keys, one-time prekeys, sessions, trust decisions, device
+//! lists and message history. The [`Store`] trait is what the client uses; [`SqliteStore`] keeps
+//! it in SQLite (WAL mode, optionally encrypted at rest with SQLCipher) and [`MemoryStore`] in
+//! memory for tests.
+//!
+//! ## Atomic protocol steps
+//! * **Receiving**: [`Store::commit_received`] writes the advanced (or new) session, the
+//!   consumed one-time prekey and the plaintext — or a visible "could not decrypt" entry — in one
+//!   transaction. A message already in history (same XEP-0359 stanza-id or origin-id, as MAM,
+//!   Carbons and offline copies have) is skipped as a whole, so a crash at any point neither
+//!   loses a message nor stores it twice.
+//! * **Sending**: [`Store::commit_outgoing`] saves the advanced sessions together with the
+//!   history entry and the exact stanza bytes (the outbox) *before* anything is sent. After a
+//!   crash [`Store::pending`] returns the stanza to send again verbatim: a message key is never
+//!   used for two different ciphertexts.
+//! * **Prekeys**: a used one-time prekey is only recorded at first (XEP-0384 keeps it until MAM
+//!   catch-up has finished); [`finish_catch_up`] then deletes them, tops the pool back up and
+//!   saves the device in one step.
+
+#![forbid(unsafe_code)]
+#![warn(missing_docs)]
+
+mod error;
+mod memory;
+mod sqlite;
+mod types;
+
+use hush_proto::{CryptoRng, IdentityKey, LocalDevice, Session, Suite};
+
+pub use error::{Result, StoreError};
+pub use memory::MemoryStore;
+pub use sqlite::{BackupReport, OpenOptions, SqliteStore, RESTORE_WARNING};
+pub use types::{
+    Commit, DeviceRecord, Direction, MessageIds, Outcome, Outgoing, Pending, Received, SessionKey,
+    StoredMessage, Trust,
+};
+
+/// The account a store belongs to.
+#[derive(Debug, Clone)]
+pub struct Account {
+    /// The account's bare JID.
+    pub jid: String,
+    /// This device's keys.
+    pub device: LocalDevice,
+}
+
+/// The persistence interface of the client.
+pub trait Store {
+    /// The account, if one was created.
+    fn account(&self) -> Result<Option<Account>>;
+    /// Creates the account; fails if there is one.
+    fn create_account(&mut self, jid: &str, device: &LocalDevice) -> Result<()>;
+    /// Saves the device keys (after a prekey refill or signed prekey rotation).
+    fn save_device(&mut self, device: &LocalDevice) -> Result<()>;
+
+    /// The session with one device.
+    fn session(&self, key: &SessionKey) -> Result<Option<Session>>;
+    /// All sessions with the devices of `jid` in `suite`, by device id.
+    fn sessions_of(&self, suite: Suite, jid: &str) -> Result<Vec<(u32, Session)>>;
+    /// Deletes a session (`hush session reset`); a new key exchange replaces it.
+    fn delete_session(&mut self, key: &SessionKey) -> Result<()>;
+    /// Sessions that a restore rewound and the user should reset.
+    fn sessions_needing_reset(&self) -> Result<Vec<SessionKey>>;
+
+    /// True if a message with these ids from `sender` is already in history.
+    fn is_known(&self, sender: &str, ids: &MessageIds) -> Result<bool>;
+    /// Commits received messages in one transaction (see the crate docs).
+    fn commit_received(&mut self, batch: Vec<Received>) -> Result<Vec<Commit>>;
+    /// Commits the sessions a send advanced, the history entry and the outbox entry, in one
+    /// transaction; returns the history id. Send only after this returned.
+    fn commit_outgoing(
+        &mut self,
+        sessions: &[(SessionKey, Session)],
+        message: &Outgoing,
+    ) -> Result<i64>;
+    /// Marks an outbox entry as sent.
+    fn mark_sent(&mut self, id: i64) -> Result<()>;
+    /// Outbox entries stored but not confirmed as sent, oldest first.
+    fn pending(&self) -> Result<Vec<Pending>>;
+    /// The last `limit` history entries of a conversation, oldest first.
+    fn history(&self, peer: &str, limit: usize) -> Result<Vec<StoredMessage>>;
+
+    /// One-time prekeys used by key exchanges and not yet retired.
+    fn used_prekeys(&self) -> Result<Vec<u32>>;
+    /// Saves `device` (with used prekeys removed) and forgets the used-prekey list, atomically.
+    fn retire_prekeys(&mut self, device: &LocalDevice) -> Result<()>;
+
+    /// Records a trust decision about one identity key of `jid`.
+    fn set_trust(
+        &mut self,
+        jid: &str,
+        identity: &IdentityKey,
+        trust: Trust,
+        now: u64,
+    ) -> Result<()>;
+    /// The trust decision about one identity key of `jid`, if any.
+    fn trust(&self, jid: &str, identity: &IdentityKey) -> Result<Option<Trust>>;
+    /// Replaces the known device list of `jid` in `suite`; devices not in it stay known but
+    /// unlisted.
+    fn set_device_list(&mut self, suite: Suite, jid: &str, devices: &[u32], now: u64)
+        -> Result<()>;
+    /// The devices known for `jid` in `suite`.
+    fn devices(&self, suite: Suite, jid: &str) -> Result<Vec<DeviceRecord>>;
+}
+
+/// After MAM catch-up: deletes the one-time prekeys key exchanges used, refills the pool to
+/// `target` and saves the device. Returns how many prekeys were added; if more than zero,
+/// republish the bundle.
+pub fn finish_catch_up<S: Store + ?Sized, R: CryptoRng + ?Sized>(
+    store: &mut S,
+    target: usize,
+    rng: &mut R,
+) -> Result<usize> {
+    let mut account = store.account()?.ok_or(StoreError::NoAccount)?;
+    let used = store.used_prekeys()?;
+    for id in &used {
+        account.device.remove_prekey(*id);
+    }
+    let added = account.device.refill_prekeys(target, rng);
+    if used.is_empty() && added == 0 {
+        return Ok(0);
+    }
+    store.retire_prekeys(&account.device)?;
+    Ok(added)
+}
+
+/// Rotates the signed prekey when it is older than `max_age` seconds (XEP-0384: every one to
+/// four weeks), keeping the previous one for late key exchanges. Returns whether it rotated.
+pub fn rotate_signed_prekey_if_due<S: Store + ?Sized, R: CryptoRng + ?Sized>(
+    store: &mut S,
+    now: u64,
+    max_age: u64,
+    rng: &mut R,
+) -> Result<bool> {
+    let mut account = store.account()?.ok_or(StoreError::NoAccount)?;
+    if account.device.signed_prekey_age(now) < max_age {
+        return Ok(false);
+    }
+    account.device.rotate_signed_prekey(now, rng);
+    store.save_device(&account.device)?;
+    Ok(true)
+}

@@ -1,0 +1,252 @@
+//! An in-memory [`Store`] for tests. Same contract as the SQLite store; "transactions" hold
+//! because every method computes its result before changing anything.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use hush_proto::{IdentityKey, LocalDevice, Session, Suite};
+
+use crate::error::{Result, StoreError};
+use crate::types::{
+    Commit, DeviceRecord, Direction, MessageIds, Outcome, Outgoing, Pending, Received, SessionKey,
+    StoredMessage, Trust,
+};
+use crate::{Account, Store};
+
+/// A store that lives only as long as the value.
+#[derive(Debug, Default, Clone)]
+pub struct MemoryStore {
+    account: Option<Account>,
+    sessions: BTreeMap<SessionKey, Session>,
+    needs_reset: BTreeSet<SessionKey>,
+    messages: Vec<StoredMessage>,
+    outbox: BTreeMap<i64, Vec<u8>>,
+    used_prekeys: BTreeSet<u32>,
+    trust: BTreeMap<(String, [u8; 32]), Trust>,
+    devices: BTreeMap<(Suite, String), BTreeMap<u32, DeviceRecord>>,
+}
+
+impl MemoryStore {
+    /// An empty store.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    fn known(&self, sender: &str, ids: &MessageIds) -> bool {
+        self.messages.iter().any(|m| same_message(m, sender, ids))
+    }
+
+    fn push(&mut self, mut m: StoredMessage) -> i64 {
+        m.id = self.messages.len() as i64 + 1;
+        let id = m.id;
+        self.messages.push(m);
+        id
+    }
+}
+
+pub(crate) fn same_message(m: &StoredMessage, sender: &str, ids: &MessageIds) -> bool {
+    let by_stanza =
+        ids.stanza_id.is_some() && m.ids.stanza_id == ids.stanza_id && m.ids.archive == ids.archive;
+    let by_origin =
+        ids.origin_id.is_some() && m.ids.origin_id == ids.origin_id && m.sender == sender;
+    by_stanza || by_origin
+}
+
+impl Store for MemoryStore {
+    fn account(&self) -> Result<Option<Account>> {
+        Ok(self.account.clone())
+    }
+
+    fn create_account(&mut self, jid: &str, device: &LocalDevice) -> Result<()> {
+        if let Some(a) = &self.account {
+            return Err(StoreError::AccountExists(a.jid.clone()));
+        }
+        self.account = Some(Account {
+            jid: jid.to_owned(),
+            device: device.clone(),
+        });
+        Ok(())
+    }
+
+    fn save_device(&mut self, device: &LocalDevice) -> Result<()> {
+        self.account.as_mut().ok_or(StoreError::NoAccount)?.device = device.clone();
+        Ok(())
+    }
+
+    fn session(&self, key: &SessionKey) -> Result<Option<Session>> {
+        Ok(self.sessions.get(key).cloned())
+    }
+
+    fn sessions_of(&self, suite: Suite, jid: &str) -> Result<Vec<(u32, Session)>> {
+        Ok(self
+            .sessions
+            .iter()
+            .filter(|(k, _)| k.suite == suite && k.jid == jid)
+            .map(|(k, s)| (k.device_id, s.clone()))
+            .collect())
+    }
+
+    fn delete_session(&mut self, key: &SessionKey) -> Result<()> {
+        self.sessions.remove(key);
+        self.needs_reset.remove(key);
+        Ok(())
+    }
+
+    fn sessions_needing_reset(&self) -> Result<Vec<SessionKey>> {
+        Ok(self.needs_reset.iter().cloned().collect())
+    }
+
+    fn is_known(&self, sender: &str, ids: &MessageIds) -> Result<bool> {
+        Ok(self.known(sender, ids))
+    }
+
+    fn commit_received(&mut self, batch: Vec<Received>) -> Result<Vec<Commit>> {
+        let mut results = Vec::with_capacity(batch.len());
+        for r in batch {
+            if self.known(&r.sender, &r.ids) {
+                results.push(Commit::Duplicate);
+                continue;
+            }
+            let (body, error) = match r.outcome {
+                Outcome::Decrypted {
+                    session,
+                    body,
+                    consumed_prekey,
+                } => {
+                    let key = SessionKey::new(r.suite, &r.sender, r.sender_device);
+                    self.needs_reset.remove(&key);
+                    self.sessions.insert(key, *session);
+                    if let Some(pk) = consumed_prekey {
+                        self.used_prekeys.insert(pk);
+                    }
+                    match body {
+                        Some(b) => (Some(b), None),
+                        None => {
+                            results.push(Commit::Stored(0));
+                            continue;
+                        }
+                    }
+                }
+                Outcome::Failed { reason } => (None, Some(reason)),
+            };
+            let id = self.push(StoredMessage {
+                id: 0,
+                direction: Direction::In,
+                peer: r.peer,
+                sender: r.sender,
+                sender_device: r.sender_device,
+                suite: r.suite,
+                body,
+                error,
+                at: r.at,
+                ids: r.ids,
+            });
+            results.push(Commit::Stored(id));
+        }
+        Ok(results)
+    }
+
+    fn commit_outgoing(&mut self, sessions: &[(SessionKey, Session)], m: &Outgoing) -> Result<i64> {
+        for (k, s) in sessions {
+            self.sessions.insert(k.clone(), s.clone());
+        }
+        let id = self.push(StoredMessage {
+            id: 0,
+            direction: Direction::Out,
+            peer: m.peer.clone(),
+            sender: m.sender.clone(),
+            sender_device: m.sender_device,
+            suite: m.suite,
+            body: Some(m.body.clone()),
+            error: None,
+            at: m.at,
+            ids: m.ids.clone(),
+        });
+        self.outbox.insert(id, m.stanza.clone());
+        Ok(id)
+    }
+
+    fn mark_sent(&mut self, id: i64) -> Result<()> {
+        self.outbox.remove(&id);
+        Ok(())
+    }
+
+    fn pending(&self) -> Result<Vec<Pending>> {
+        Ok(self
+            .outbox
+            .iter()
+            .map(|(id, s)| Pending {
+                id: *id,
+                stanza: s.clone(),
+            })
+            .collect())
+    }
+
+    fn history(&self, peer: &str, limit: usize) -> Result<Vec<StoredMessage>> {
+        let all: Vec<&StoredMessage> = self.messages.iter().filter(|m| m.peer == peer).collect();
+        Ok(all[all.len().saturating_sub(limit)..]
+            .iter()
+            .map(|m| (*m).clone())
+            .collect())
+    }
+
+    fn used_prekeys(&self) -> Result<Vec<u32>> {
+        Ok(self.used_prekeys.iter().copied().collect())
+    }
+
+    fn retire_prekeys(&mut self, device: &LocalDevice) -> Result<()> {
+        self.save_device(device)?;
+        self.used_prekeys.clear();
+        Ok(())
+    }
+
+    fn set_trust(
+        &mut self,
+        jid: &str,
+        identity: &IdentityKey,
+        trust: Trust,
+        _now: u64,
+    ) -> Result<()> {
+        self.trust
+            .insert((jid.to_owned(), identity.curve25519()), trust);
+        Ok(())
+    }
+
+    fn trust(&self, jid: &str, identity: &IdentityKey) -> Result<Option<Trust>> {
+        Ok(self
+            .trust
+            .get(&(jid.to_owned(), identity.curve25519()))
+            .copied())
+    }
+
+    fn set_device_list(
+        &mut self,
+        suite: Suite,
+        jid: &str,
+        devices: &[u32],
+        now: u64,
+    ) -> Result<()> {
+        let known = self.devices.entry((suite, jid.to_owned())).or_default();
+        for d in known.values_mut() {
+            d.listed = false;
+        }
+        for id in devices {
+            known.insert(
+                *id,
+                DeviceRecord {
+                    device_id: *id,
+                    listed: true,
+                    last_seen: now,
+                },
+            );
+        }
+        Ok(())
+    }
+
+    fn devices(&self, suite: Suite, jid: &str) -> Result<Vec<DeviceRecord>> {
+        Ok(self
+            .devices
+            .get(&(suite, jid.to_owned()))
+            .map(|m| m.values().cloned().collect())
+            .unwrap_or_default())
+    }
+}

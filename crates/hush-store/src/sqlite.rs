@@ -1,0 +1,756 @@
+//! The SQLite implementation of [`Store`], optionally encrypted at rest with SQLCipher.
+//!
+//! ## Durability
+//! WAL journal, `synchronous=NORMAL` by default: every commit survives the process being
+//! killed at any instant (what the kill test checks); after a power loss the last commits may
+//! be lost, never half-applied. `OpenOptions::synchronous_full` makes every commit durable on
+//! power loss too, at a cost per commit.
+//!
+//! ## Encryption at rest (threat model)
+//! With a passphrase the whole file — keys, sessions, history, JIDs, timestamps — and its WAL
+//! are encrypted by SQLCipher 4 (AES-256, per-page HMAC-SHA512, PBKDF2-HMAC-SHA512 with 256,000
+//! iterations). This protects a store that is copied, stolen or left in a backup against anyone
+//! without the passphrase, and detects tampering with the file. It does not protect against
+//! malware running as the user while Hush runs (keys are in memory then), nor does it hide the
+//! file's size and modification times. Without a passphrase the file is plain SQLite and relies
+//! on file permissions (the store is created with mode 0600 on Unix).
+//!
+//! ## Never overwrite
+//! Opening checks, before writing anything, that an existing file is readable, is a Hush store
+//! (`application_id`), is not from a newer Hush (`user_version`) and passes
+//! `PRAGMA quick_check`. Anything else is a clear error naming the file, which is left as it was.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use hush_proto::{IdentityKey, LocalDevice, Session, Suite};
+use rusqlite::{params, Connection, ErrorCode, OpenFlags, OptionalExtension, Transaction};
+use zeroize::Zeroizing;
+
+use crate::error::{Result, StoreError};
+use crate::types::{
+    Commit, DeviceRecord, Direction, MessageIds, Outcome, Outgoing, Pending, Received, SessionKey,
+    StoredMessage, Trust,
+};
+use crate::{Account, Store};
+
+/// `PRAGMA application_id` of Hush stores: "HUSH".
+pub const APPLICATION_ID: i64 = 0x4855_5348;
+/// The schema version this build writes.
+pub const SCHEMA_VERSION: i64 = 1;
+
+/// What users are told after restoring a backup.
+pub const RESTORE_WARNING: &str =
+    "Restoring a backup rewinds every session to the moment the backup was made. \
+Messages your contacts sent since then cannot be decrypted with the old state, and they may not \
+decrypt what you send next. Reset the listed sessions (`hush session reset JID DEVICE`) so both \
+sides start fresh ones.";
+
+/// The migrations, in order; entry `i` brings a store from version `i` to `i + 1`.
+const MIGRATIONS: &[&str] = &[r#"
+CREATE TABLE account (
+    id INTEGER PRIMARY KEY CHECK (id = 1),
+    jid TEXT NOT NULL,
+    device BLOB NOT NULL
+);
+CREATE TABLE used_prekeys (prekey_id INTEGER PRIMARY KEY);
+CREATE TABLE sessions (
+    suite TEXT NOT NULL,
+    jid TEXT NOT NULL,
+    device_id INTEGER NOT NULL,
+    state BLOB NOT NULL,
+    needs_reset INTEGER NOT NULL DEFAULT 0,
+    PRIMARY KEY (suite, jid, device_id)
+);
+CREATE TABLE devices (
+    suite TEXT NOT NULL,
+    jid TEXT NOT NULL,
+    device_id INTEGER NOT NULL,
+    listed INTEGER NOT NULL,
+    last_seen INTEGER NOT NULL,
+    PRIMARY KEY (suite, jid, device_id)
+);
+CREATE TABLE trust (
+    jid TEXT NOT NULL,
+    identity BLOB NOT NULL,
+    trust TEXT NOT NULL,
+    decided_at INTEGER NOT NULL,
+    PRIMARY KEY (jid, identity)
+);
+CREATE TABLE messages (
+    id INTEGER PRIMARY KEY,
+    direction TEXT NOT NULL,
+    peer TEXT NOT NULL,
+    sender TEXT NOT NULL,
+    sender_device INTEGER NOT NULL,
+    suite TEXT NOT NULL,
+    body BLOB,
+    error TEXT,
+    at INTEGER NOT NULL,
+    archive TEXT,
+    stanza_id TEXT,
+    origin_id TEXT
+);
+CREATE INDEX messages_peer ON messages (peer, id);
+CREATE UNIQUE INDEX messages_stanza ON messages (ifnull(archive, ''), stanza_id) WHERE stanza_id IS NOT NULL;
+CREATE UNIQUE INDEX messages_origin ON messages (sender, origin_id) WHERE origin_id IS NOT NULL;
+CREATE TABLE outbox (id INTEGER PRIMARY KEY REFERENCES messages (id), stanza BLOB NOT NULL);
+"#];
+
+/// How to open a store.
+#[derive(Clone, Default)]
+pub struct OpenOptions {
+    /// Encrypts the store at rest with this passphrase (SQLCipher).
+    pub passphrase: Option<Zeroizing<String>>,
+    /// `synchronous=FULL`: every commit survives power loss too (slower).
+    pub synchronous_full: bool,
+}
+
+impl core::fmt::Debug for OpenOptions {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.debug_struct("OpenOptions")
+            .field(
+                "passphrase",
+                &self.passphrase.as_ref().map(|_| "<redacted>"),
+            )
+            .field("synchronous_full", &self.synchronous_full)
+            .finish()
+    }
+}
+
+/// What a restore found.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BackupReport {
+    /// Sessions that are now rewound; offer `hush session reset` for each (see
+    /// [`RESTORE_WARNING`]).
+    pub sessions_to_reset: Vec<SessionKey>,
+}
+
+/// A store in an SQLite file.
+#[derive(Debug)]
+pub struct SqliteStore {
+    conn: Connection,
+    path: PathBuf,
+}
+
+fn classify(path: &Path, e: rusqlite::Error) -> StoreError {
+    match e.sqlite_error_code() {
+        Some(ErrorCode::NotADatabase) => StoreError::Unreadable {
+            path: path.to_owned(),
+        },
+        Some(ErrorCode::DatabaseCorrupt) => StoreError::Corrupt {
+            path: path.to_owned(),
+            detail: e.to_string(),
+        },
+        _ => StoreError::Sqlite(e),
+    }
+}
+
+fn suite_of(name: String) -> rusqlite::Result<Suite> {
+    Suite::from_name(&name).map_err(|e| {
+        rusqlite::Error::FromSqlConversionFailure(0, rusqlite::types::Type::Text, Box::new(e))
+    })
+}
+
+fn session_of(blob: &[u8]) -> Result<Session> {
+    Session::from_bytes(blob).map_err(|source| StoreError::CorruptRecord {
+        what: "session",
+        source,
+    })
+}
+
+impl SqliteStore {
+    /// Opens (or creates) the store at `path`.
+    pub fn open(path: impl AsRef<Path>, options: &OpenOptions) -> Result<Self> {
+        let path = path.as_ref().to_owned();
+        let existed = std::fs::metadata(&path)
+            .map(|m| m.len() > 0)
+            .unwrap_or(false);
+        if !existed {
+            create_private_file(&path)?;
+        }
+        let conn = Connection::open_with_flags(
+            &path,
+            OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+        )
+        .map_err(|e| classify(&path, e))?;
+        Self::init(conn, path, options, existed)
+    }
+
+    /// A store in memory (for benches and tests of the SQL code itself).
+    pub fn open_in_memory() -> Result<Self> {
+        let conn = Connection::open_in_memory()?;
+        Self::init(
+            conn,
+            PathBuf::from(":memory:"),
+            &OpenOptions::default(),
+            false,
+        )
+    }
+
+    fn init(conn: Connection, path: PathBuf, options: &OpenOptions, existed: bool) -> Result<Self> {
+        if let Some(p) = &options.passphrase {
+            conn.pragma_update(None, "key", p.as_str())
+                .map_err(|e| classify(&path, e))?;
+        }
+        // The first read tells a wrong passphrase or a non-database apart, before any write.
+        let app: i64 = conn
+            .query_row("PRAGMA application_id", [], |r| r.get(0))
+            .map_err(|e| classify(&path, e))?;
+        let version: i64 = conn
+            .query_row("PRAGMA user_version", [], |r| r.get(0))
+            .map_err(|e| classify(&path, e))?;
+        if existed {
+            if app == 0 {
+                let tables: i64 = conn
+                    .query_row("SELECT count(*) FROM sqlite_master", [], |r| r.get(0))
+                    .map_err(|e| classify(&path, e))?;
+                if tables > 0 {
+                    return Err(StoreError::Foreign {
+                        path,
+                        application_id: 0,
+                    });
+                }
+            } else if app != APPLICATION_ID {
+                return Err(StoreError::Foreign {
+                    path,
+                    application_id: app,
+                });
+            }
+            if version > SCHEMA_VERSION {
+                return Err(StoreError::NewerSchema {
+                    path,
+                    found: version,
+                    supported: SCHEMA_VERSION,
+                });
+            }
+            let check: String = conn
+                .query_row("PRAGMA quick_check", [], |r| r.get(0))
+                .map_err(|e| classify(&path, e))?;
+            if check != "ok" {
+                return Err(StoreError::Corrupt {
+                    path,
+                    detail: check,
+                });
+            }
+        }
+        conn.pragma_update(None, "journal_mode", "WAL")
+            .map_err(|e| classify(&path, e))?;
+        conn.pragma_update(
+            None,
+            "synchronous",
+            if options.synchronous_full {
+                "FULL"
+            } else {
+                "NORMAL"
+            },
+        )?;
+        conn.pragma_update(None, "foreign_keys", "ON")?;
+        conn.pragma_update(None, "temp_store", "MEMORY")?;
+        conn.busy_timeout(std::time::Duration::from_secs(5))?;
+        let mut store = Self { conn, path };
+        store.migrate(version)?;
+        Ok(store)
+    }
+
+    fn migrate(&mut self, from: i64) -> Result<()> {
+        if from >= SCHEMA_VERSION {
+            return Ok(());
+        }
+        let tx = self.conn.transaction()?;
+        for sql in &MIGRATIONS[from as usize..] {
+            tx.execute_batch(sql)?;
+        }
+        tx.pragma_update(None, "application_id", APPLICATION_ID)?;
+        tx.pragma_update(None, "user_version", SCHEMA_VERSION)?;
+        tx.commit()?;
+        Ok(())
+    }
+
+    /// The file this store lives in.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Writes an encrypted copy of the whole store (account, sessions, trust, history) to
+    /// `dest`, which must not exist. Restore it with [`SqliteStore::restore_backup`].
+    pub fn export_backup(&self, dest: impl AsRef<Path>, passphrase: &str) -> Result<()> {
+        let dest = dest.as_ref();
+        if dest.exists() {
+            return Err(StoreError::Exists(dest.to_owned()));
+        }
+        create_private_file(dest)?;
+        copy_database(&self.conn, dest, passphrase).inspect_err(|_| {
+            let _ = std::fs::remove_file(dest);
+        })
+    }
+
+    /// Restores a backup into a new store at `dest` (which must not exist). Every session is
+    /// marked as rewound; the report lists them, and [`RESTORE_WARNING`] says what to tell the
+    /// user.
+    pub fn restore_backup(
+        backup: impl AsRef<Path>,
+        backup_passphrase: &str,
+        dest: impl AsRef<Path>,
+        options: &OpenOptions,
+    ) -> Result<(Self, BackupReport)> {
+        let dest = dest.as_ref();
+        if dest.exists() {
+            return Err(StoreError::Exists(dest.to_owned()));
+        }
+        let source = Self::open(
+            backup,
+            &OpenOptions {
+                passphrase: Some(Zeroizing::new(backup_passphrase.to_owned())),
+                synchronous_full: false,
+            },
+        )?;
+        create_private_file(dest)?;
+        let key = options
+            .passphrase
+            .as_ref()
+            .map(|p| p.as_str())
+            .unwrap_or("");
+        if let Err(e) = copy_database(&source.conn, dest, key) {
+            let _ = std::fs::remove_file(dest);
+            return Err(e);
+        }
+        drop(source);
+        let store = Self::open(dest, options)?;
+        store
+            .conn
+            .execute("UPDATE sessions SET needs_reset = 1", [])?;
+        let sessions_to_reset = store.sessions_needing_reset()?;
+        Ok((store, BackupReport { sessions_to_reset }))
+    }
+
+    fn known_in(tx: &Connection, sender: &str, ids: &MessageIds) -> Result<bool> {
+        if let Some(sid) = &ids.stanza_id {
+            let hit: Option<i64> = tx
+                .prepare_cached("SELECT 1 FROM messages WHERE ifnull(archive, '') = ifnull(?1, '') AND stanza_id = ?2")?
+                .query_row(params![ids.archive, sid], |r| r.get(0))
+                .optional()?;
+            if hit.is_some() {
+                return Ok(true);
+            }
+        }
+        if let Some(oid) = &ids.origin_id {
+            let hit: Option<i64> = tx
+                .prepare_cached("SELECT 1 FROM messages WHERE sender = ?1 AND origin_id = ?2")?
+                .query_row(params![sender, oid], |r| r.get(0))
+                .optional()?;
+            if hit.is_some() {
+                return Ok(true);
+            }
+        }
+        Ok(false)
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn insert_message(
+        tx: &Transaction<'_>,
+        direction: Direction,
+        peer: &str,
+        sender: &str,
+        sender_device: u32,
+        suite: Suite,
+        body: Option<&[u8]>,
+        error: Option<&str>,
+        at: u64,
+        ids: &MessageIds,
+    ) -> Result<i64> {
+        tx.prepare_cached(
+            "INSERT INTO messages (direction, peer, sender, sender_device, suite, body, error, at, archive, stanza_id, origin_id)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
+        )?
+        .execute(params![
+            if direction == Direction::In { "in" } else { "out" },
+            peer,
+            sender,
+            sender_device,
+            suite.name(),
+            body,
+            error,
+            at as i64,
+            ids.archive,
+            ids.stanza_id,
+            ids.origin_id
+        ])?;
+        Ok(tx.last_insert_rowid())
+    }
+
+    fn put_session(tx: &Transaction<'_>, key: &SessionKey, session: &Session) -> Result<()> {
+        tx.prepare_cached(
+            "INSERT INTO sessions (suite, jid, device_id, state, needs_reset) VALUES (?1, ?2, ?3, ?4, 0)
+             ON CONFLICT (suite, jid, device_id) DO UPDATE SET state = excluded.state, needs_reset = 0",
+        )?
+        .execute(params![key.suite.name(), key.jid, key.device_id, session.to_bytes().as_slice()])?;
+        Ok(())
+    }
+}
+
+/// Copies the open database into the (empty, existing) file `dest` encrypted with `key`
+/// (`""` = unencrypted), keeping the Hush markers.
+fn copy_database(conn: &Connection, dest: &Path, key: &str) -> Result<()> {
+    let dest_str = dest.to_str().ok_or_else(|| StoreError::Io {
+        path: dest.to_owned(),
+        source: std::io::Error::new(std::io::ErrorKind::InvalidInput, "path is not UTF-8"),
+    })?;
+    conn.execute(
+        "ATTACH DATABASE ?1 AS hush_copy KEY ?2",
+        params![dest_str, key],
+    )?;
+    let result = (|| -> Result<()> {
+        conn.query_row("SELECT sqlcipher_export('hush_copy')", [], |_| Ok(()))?;
+        conn.pragma_update(Some("hush_copy"), "application_id", APPLICATION_ID)?;
+        conn.pragma_update(Some("hush_copy"), "user_version", SCHEMA_VERSION)?;
+        Ok(())
+    })();
+    conn.execute("DETACH DATABASE hush_copy", [])?;
+    result
+}
+
+fn create_private_file(path: &Path) -> Result<()> {
+    let mut o = std::fs::OpenOptions::new();
+    o.write(true).create_new(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        o.mode(0o600);
+    }
+    match o.open(path) {
+        Ok(_) => Ok(()),
+        // An empty file is a store that was never initialised: fine to use.
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Ok(()),
+        Err(source) => Err(StoreError::Io {
+            path: path.to_owned(),
+            source,
+        }),
+    }
+}
+
+fn row_message(r: &rusqlite::Row<'_>) -> rusqlite::Result<StoredMessage> {
+    Ok(StoredMessage {
+        id: r.get(0)?,
+        direction: if r.get::<_, String>(1)? == "in" {
+            Direction::In
+        } else {
+            Direction::Out
+        },
+        peer: r.get(2)?,
+        sender: r.get(3)?,
+        sender_device: r.get(4)?,
+        suite: suite_of(r.get(5)?)?,
+        body: r.get(6)?,
+        error: r.get(7)?,
+        at: r.get::<_, i64>(8)? as u64,
+        ids: MessageIds {
+            archive: r.get(9)?,
+            stanza_id: r.get(10)?,
+            origin_id: r.get(11)?,
+        },
+    })
+}
+
+impl Store for SqliteStore {
+    fn account(&self) -> Result<Option<Account>> {
+        let row: Option<(String, Vec<u8>)> = self
+            .conn
+            .query_row("SELECT jid, device FROM account WHERE id = 1", [], |r| {
+                Ok((r.get(0)?, r.get(1)?))
+            })
+            .optional()?;
+        row.map(|(jid, blob)| {
+            let blob = Zeroizing::new(blob);
+            let device =
+                LocalDevice::from_bytes(&blob).map_err(|source| StoreError::CorruptRecord {
+                    what: "device keys",
+                    source,
+                })?;
+            Ok(Account { jid, device })
+        })
+        .transpose()
+    }
+
+    fn create_account(&mut self, jid: &str, device: &LocalDevice) -> Result<()> {
+        let tx = self.conn.transaction()?;
+        let existing: Option<String> = tx
+            .query_row("SELECT jid FROM account WHERE id = 1", [], |r| r.get(0))
+            .optional()?;
+        if let Some(j) = existing {
+            return Err(StoreError::AccountExists(j));
+        }
+        tx.execute(
+            "INSERT INTO account (id, jid, device) VALUES (1, ?1, ?2)",
+            params![jid, device.to_bytes().as_slice()],
+        )?;
+        tx.commit()?;
+        Ok(())
+    }
+
+    fn save_device(&mut self, device: &LocalDevice) -> Result<()> {
+        let n = self.conn.execute(
+            "UPDATE account SET device = ?1 WHERE id = 1",
+            params![device.to_bytes().as_slice()],
+        )?;
+        if n == 0 {
+            return Err(StoreError::NoAccount);
+        }
+        Ok(())
+    }
+
+    fn session(&self, key: &SessionKey) -> Result<Option<Session>> {
+        let blob: Option<Vec<u8>> = self
+            .conn
+            .prepare_cached(
+                "SELECT state FROM sessions WHERE suite = ?1 AND jid = ?2 AND device_id = ?3",
+            )?
+            .query_row(params![key.suite.name(), key.jid, key.device_id], |r| {
+                r.get(0)
+            })
+            .optional()?;
+        blob.map(|b| session_of(&Zeroizing::new(b))).transpose()
+    }
+
+    fn sessions_of(&self, suite: Suite, jid: &str) -> Result<Vec<(u32, Session)>> {
+        let mut stmt = self.conn.prepare_cached("SELECT device_id, state FROM sessions WHERE suite = ?1 AND jid = ?2 ORDER BY device_id")?;
+        let rows = stmt.query_map(params![suite.name(), jid], |r| {
+            Ok((r.get::<_, u32>(0)?, r.get::<_, Vec<u8>>(1)?))
+        })?;
+        let mut out = Vec::new();
+        for row in rows {
+            let (id, blob) = row?;
+            out.push((id, session_of(&Zeroizing::new(blob))?));
+        }
+        Ok(out)
+    }
+
+    fn delete_session(&mut self, key: &SessionKey) -> Result<()> {
+        self.conn.execute(
+            "DELETE FROM sessions WHERE suite = ?1 AND jid = ?2 AND device_id = ?3",
+            params![key.suite.name(), key.jid, key.device_id],
+        )?;
+        Ok(())
+    }
+
+    fn sessions_needing_reset(&self) -> Result<Vec<SessionKey>> {
+        let mut stmt = self.conn.prepare("SELECT suite, jid, device_id FROM sessions WHERE needs_reset = 1 ORDER BY jid, device_id")?;
+        let rows = stmt.query_map([], |r| {
+            Ok(SessionKey {
+                suite: suite_of(r.get(0)?)?,
+                jid: r.get(1)?,
+                device_id: r.get(2)?,
+            })
+        })?;
+        Ok(rows.collect::<rusqlite::Result<_>>()?)
+    }
+
+    fn is_known(&self, sender: &str, ids: &MessageIds) -> Result<bool> {
+        Self::known_in(&self.conn, sender, ids)
+    }
+
+    fn commit_received(&mut self, batch: Vec<Received>) -> Result<Vec<Commit>> {
+        let tx = self.conn.transaction()?;
+        let mut results = Vec::with_capacity(batch.len());
+        // Several messages of one batch often come from the same session: write it once, last
+        // state wins, inside the same transaction.
+        let mut sessions: BTreeMap<SessionKey, Session> = BTreeMap::new();
+        for r in batch {
+            if Self::known_in(&tx, &r.sender, &r.ids)? {
+                results.push(Commit::Duplicate);
+                continue;
+            }
+            match r.outcome {
+                Outcome::Decrypted {
+                    session,
+                    body,
+                    consumed_prekey,
+                } => {
+                    sessions.insert(
+                        SessionKey::new(r.suite, &r.sender, r.sender_device),
+                        *session,
+                    );
+                    if let Some(pk) = consumed_prekey {
+                        tx.prepare_cached(
+                            "INSERT OR IGNORE INTO used_prekeys (prekey_id) VALUES (?1)",
+                        )?
+                        .execute([pk])?;
+                    }
+                    let id = match body {
+                        Some(b) => Self::insert_message(
+                            &tx,
+                            Direction::In,
+                            &r.peer,
+                            &r.sender,
+                            r.sender_device,
+                            r.suite,
+                            Some(&b),
+                            None,
+                            r.at,
+                            &r.ids,
+                        )?,
+                        None => 0,
+                    };
+                    results.push(Commit::Stored(id));
+                }
+                Outcome::Failed { reason } => {
+                    let id = Self::insert_message(
+                        &tx,
+                        Direction::In,
+                        &r.peer,
+                        &r.sender,
+                        r.sender_device,
+                        r.suite,
+                        None,
+                        Some(&reason),
+                        r.at,
+                        &r.ids,
+                    )?;
+                    results.push(Commit::Stored(id));
+                }
+            }
+        }
+        for (key, session) in &sessions {
+            Self::put_session(&tx, key, session)?;
+        }
+        tx.commit()?;
+        Ok(results)
+    }
+
+    fn commit_outgoing(&mut self, sessions: &[(SessionKey, Session)], m: &Outgoing) -> Result<i64> {
+        let tx = self.conn.transaction()?;
+        for (key, session) in sessions {
+            Self::put_session(&tx, key, session)?;
+        }
+        let id = Self::insert_message(
+            &tx,
+            Direction::Out,
+            &m.peer,
+            &m.sender,
+            m.sender_device,
+            m.suite,
+            Some(&m.body),
+            None,
+            m.at,
+            &m.ids,
+        )?;
+        tx.execute(
+            "INSERT INTO outbox (id, stanza) VALUES (?1, ?2)",
+            params![id, m.stanza],
+        )?;
+        tx.commit()?;
+        Ok(id)
+    }
+
+    fn mark_sent(&mut self, id: i64) -> Result<()> {
+        self.conn
+            .execute("DELETE FROM outbox WHERE id = ?1", [id])?;
+        Ok(())
+    }
+
+    fn pending(&self) -> Result<Vec<Pending>> {
+        let mut stmt = self
+            .conn
+            .prepare("SELECT id, stanza FROM outbox ORDER BY id")?;
+        let rows = stmt.query_map([], |r| {
+            Ok(Pending {
+                id: r.get(0)?,
+                stanza: r.get(1)?,
+            })
+        })?;
+        Ok(rows.collect::<rusqlite::Result<_>>()?)
+    }
+
+    fn history(&self, peer: &str, limit: usize) -> Result<Vec<StoredMessage>> {
+        let mut stmt = self.conn.prepare_cached(
+            "SELECT id, direction, peer, sender, sender_device, suite, body, error, at, archive, stanza_id, origin_id
+             FROM (SELECT * FROM messages WHERE peer = ?1 ORDER BY id DESC LIMIT ?2) ORDER BY id",
+        )?;
+        let rows = stmt.query_map(params![peer, limit as i64], row_message)?;
+        Ok(rows.collect::<rusqlite::Result<_>>()?)
+    }
+
+    fn used_prekeys(&self) -> Result<Vec<u32>> {
+        let mut stmt = self
+            .conn
+            .prepare("SELECT prekey_id FROM used_prekeys ORDER BY prekey_id")?;
+        let rows = stmt.query_map([], |r| r.get(0))?;
+        Ok(rows.collect::<rusqlite::Result<_>>()?)
+    }
+
+    fn retire_prekeys(&mut self, device: &LocalDevice) -> Result<()> {
+        let tx = self.conn.transaction()?;
+        let n = tx.execute(
+            "UPDATE account SET device = ?1 WHERE id = 1",
+            params![device.to_bytes().as_slice()],
+        )?;
+        if n == 0 {
+            return Err(StoreError::NoAccount);
+        }
+        tx.execute("DELETE FROM used_prekeys", [])?;
+        tx.commit()?;
+        Ok(())
+    }
+
+    fn set_trust(
+        &mut self,
+        jid: &str,
+        identity: &IdentityKey,
+        trust: Trust,
+        now: u64,
+    ) -> Result<()> {
+        self.conn.execute(
+            "INSERT INTO trust (jid, identity, trust, decided_at) VALUES (?1, ?2, ?3, ?4)
+             ON CONFLICT (jid, identity) DO UPDATE SET trust = excluded.trust, decided_at = excluded.decided_at",
+            params![jid, identity.curve25519().as_slice(), trust.as_str(), now as i64],
+        )?;
+        Ok(())
+    }
+
+    fn trust(&self, jid: &str, identity: &IdentityKey) -> Result<Option<Trust>> {
+        let t: Option<String> = self
+            .conn
+            .query_row(
+                "SELECT trust FROM trust WHERE jid = ?1 AND identity = ?2",
+                params![jid, identity.curve25519().as_slice()],
+                |r| r.get(0),
+            )
+            .optional()?;
+        Ok(t.and_then(|s| Trust::parse(&s)))
+    }
+
+    fn set_device_list(
+        &mut self,
+        suite: Suite,
+        jid: &str,
+        devices: &[u32],
+        now: u64,
+    ) -> Result<()> {
+        let tx = self.conn.transaction()?;
+        tx.execute(
+            "UPDATE devices SET listed = 0 WHERE suite = ?1 AND jid = ?2",
+            params![suite.name(), jid],
+        )?;
+        for id in devices {
+            tx.execute(
+                "INSERT INTO devices (suite, jid, device_id, listed, last_seen) VALUES (?1, ?2, ?3, 1, ?4)
+                 ON CONFLICT (suite, jid, device_id) DO UPDATE SET listed = 1, last_seen = excluded.last_seen",
+                params![suite.name(), jid, id, now as i64],
+            )?;
+        }
+        tx.commit()?;
+        Ok(())
+    }
+
+    fn devices(&self, suite: Suite, jid: &str) -> Result<Vec<DeviceRecord>> {
+        let mut stmt = self.conn.prepare("SELECT device_id, listed, last_seen FROM devices WHERE suite = ?1 AND jid = ?2 ORDER BY device_id")?;
+        let rows = stmt.query_map(params![suite.name(), jid], |r| {
+            Ok(DeviceRecord {
+                device_id: r.get(0)?,
+                listed: r.get::<_, i64>(1)? != 0,
+                last_seen: r.get::<_, i64>(2)? as u64,
+            })
+        })?;
+        Ok(rows.collect::<rusqlite::Result<_>>()?)
+    }
+}

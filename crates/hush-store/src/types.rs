@@ -1,0 +1,194 @@
+//! The records the store keeps and the units of work it commits.
+
+use hush_proto::{Session, Suite};
+
+/// Identifies a session: suite, peer bare JID, peer device id.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct SessionKey {
+    /// The suite of the session.
+    pub suite: Suite,
+    /// The peer's bare JID.
+    pub jid: String,
+    /// The peer's device id.
+    pub device_id: u32,
+}
+
+impl SessionKey {
+    /// Builds a key.
+    pub fn new(suite: Suite, jid: &str, device_id: u32) -> Self {
+        Self {
+            suite,
+            jid: jid.to_owned(),
+            device_id,
+        }
+    }
+}
+
+/// The ids a stanza can be recognised by when it arrives again (MAM, Carbons, offline).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct MessageIds {
+    /// The archive that assigned `stanza_id` (the `by` of XEP-0359 `<stanza-id/>`).
+    pub archive: Option<String>,
+    /// XEP-0359 `<stanza-id id/>`, unique within its archive.
+    pub stanza_id: Option<String>,
+    /// XEP-0359 `<origin-id id/>`, unique per sender.
+    pub origin_id: Option<String>,
+}
+
+/// What happened to one received encrypted message.
+#[derive(Debug)]
+pub enum Outcome {
+    /// It decrypted: the session after decrypting it, the plaintext (none for empty messages)
+    /// and the one-time prekey its key exchange used.
+    Decrypted {
+        /// The sender's session, advanced (or newly built).
+        session: Box<Session>,
+        /// The plaintext; `None` for empty / key-transport messages (not added to history).
+        body: Option<Vec<u8>>,
+        /// A one-time prekey to retire once catch-up is over.
+        consumed_prekey: Option<u32>,
+    },
+    /// It could not be decrypted. Kept in history, loudly, so it is never silently lost.
+    Failed {
+        /// The reason shown to the user.
+        reason: String,
+    },
+}
+
+/// One received message to commit.
+#[derive(Debug)]
+pub struct Received {
+    /// How to recognise it again.
+    pub ids: MessageIds,
+    /// The conversation: the peer's bare JID, or the room's.
+    pub peer: String,
+    /// The sender's bare JID.
+    pub sender: String,
+    /// The sender's device id.
+    pub sender_device: u32,
+    /// The suite it came in.
+    pub suite: Suite,
+    /// Unix seconds (from the stanza's delay or the local clock).
+    pub at: u64,
+    /// The result of decrypting it.
+    pub outcome: Outcome,
+}
+
+/// What a commit did with one received message.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Commit {
+    /// Stored in history under this id (or, for empty messages, state saved and id 0).
+    Stored(i64),
+    /// Already in history: nothing was written for it.
+    Duplicate,
+}
+
+/// A message we are about to send, with its encrypted stanza payload for the outbox.
+#[derive(Debug, Clone)]
+pub struct Outgoing {
+    /// How the copy that comes back (Carbons, MAM) will be recognised.
+    pub ids: MessageIds,
+    /// The conversation.
+    pub peer: String,
+    /// Our bare JID.
+    pub sender: String,
+    /// Our device id.
+    pub sender_device: u32,
+    /// The suite used.
+    pub suite: Suite,
+    /// Unix seconds.
+    pub at: u64,
+    /// The plaintext, for our own history.
+    pub body: Vec<u8>,
+    /// The exact bytes to send; resent verbatim after a crash, never re-encrypted.
+    pub stanza: Vec<u8>,
+}
+
+/// Direction of a history entry.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Direction {
+    /// Received from a peer (or from our own other device).
+    In,
+    /// Sent by this device.
+    Out,
+}
+
+/// A history entry.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct StoredMessage {
+    /// Row id, increasing in arrival order.
+    pub id: i64,
+    /// In or out.
+    pub direction: Direction,
+    /// The conversation.
+    pub peer: String,
+    /// Sender bare JID.
+    pub sender: String,
+    /// Sender device id.
+    pub sender_device: u32,
+    /// The suite used.
+    pub suite: Suite,
+    /// The plaintext, if it decrypted.
+    pub body: Option<Vec<u8>>,
+    /// Why it did not decrypt, if it did not.
+    pub error: Option<String>,
+    /// Unix seconds.
+    pub at: u64,
+    /// Its ids.
+    pub ids: MessageIds,
+}
+
+/// The user's decision about a device's identity key.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Trust {
+    /// Seen, no decision yet.
+    Undecided,
+    /// Trusted without verification (blind trust before verification).
+    Blind,
+    /// Fingerprint verified by the user.
+    Verified,
+    /// Explicitly distrusted: never encrypt to it.
+    Distrusted,
+}
+
+impl Trust {
+    pub(crate) fn as_str(self) -> &'static str {
+        match self {
+            Trust::Undecided => "undecided",
+            Trust::Blind => "blind",
+            Trust::Verified => "verified",
+            Trust::Distrusted => "distrusted",
+        }
+    }
+
+    pub(crate) fn parse(s: &str) -> Option<Self> {
+        [
+            Trust::Undecided,
+            Trust::Blind,
+            Trust::Verified,
+            Trust::Distrusted,
+        ]
+        .into_iter()
+        .find(|t| t.as_str() == s)
+    }
+}
+
+/// A peer device as last seen in a device list.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct DeviceRecord {
+    /// The device id.
+    pub device_id: u32,
+    /// Whether it was in the latest published list.
+    pub listed: bool,
+    /// Unix seconds when we last saw it (in a list or a message).
+    pub last_seen: u64,
+}
+
+/// A message stored before sending, not yet confirmed as sent.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Pending {
+    /// The outbox entry (same as the history id).
+    pub id: i64,
+    /// The exact bytes to send.
+    pub stanza: Vec<u8>,
+}

@@ -1,0 +1,366 @@
+//! The same behaviour tests for every `Store` implementation (in memory and SQLite).
+
+use hush_proto::{seal, EncryptedElement, LocalDevice, Recipient, Session, Suite};
+use hush_store::{
+    finish_catch_up, rotate_signed_prekey_if_due, Commit, Direction, MemoryStore, MessageIds,
+    Outcome, Outgoing, Received, SessionKey, SqliteStore, Store, StoreError, Trust,
+};
+use rand::rngs::StdRng;
+use rand::SeedableRng;
+
+const ALICE: &str = "alice@example.org";
+const BOB: &str = "bob@example.net";
+
+/// Alice's side, kept in memory: she encrypts for Bob's device.
+struct Alice {
+    device: LocalDevice,
+    session: Session,
+    rng: StdRng,
+}
+
+impl Alice {
+    fn new(suite: Suite, bob: &LocalDevice) -> Self {
+        let mut rng = StdRng::seed_from_u64(11 + suite as u64);
+        let device = LocalDevice::generate(1, 5, 0, &mut rng).unwrap();
+        let session = Session::initiate(device.identity(), &bob.bundle(suite), &mut rng).unwrap();
+        Self {
+            device,
+            session,
+            rng,
+        }
+    }
+
+    fn send(&mut self, body: Option<&str>) -> EncryptedElement {
+        let suite = self.session.suite();
+        seal(
+            suite,
+            1,
+            body.map(str::as_bytes),
+            &mut [Recipient {
+                jid: BOB,
+                device_id: 2,
+                session: &mut self.session,
+            }],
+            &mut self.rng,
+        )
+        .unwrap()
+    }
+}
+
+fn ids(n: u32) -> MessageIds {
+    MessageIds {
+        archive: Some(BOB.into()),
+        stanza_id: Some(format!("s{n}")),
+        origin_id: Some(format!("o{n}")),
+    }
+}
+
+/// Bob decrypts with what the store has, the way the client will.
+fn receive<S: Store>(
+    store: &S,
+    el: &EncryptedElement,
+    ids: MessageIds,
+    rng: &mut StdRng,
+) -> Received {
+    let account = store.account().unwrap().unwrap();
+    let key = SessionKey::new(el.suite, ALICE, el.sid);
+    let mut existing = store.session(&key).unwrap();
+    let outcome = match account.device.open(el, BOB, ALICE, existing.as_mut(), rng) {
+        Ok(o) => Outcome::Decrypted {
+            session: Box::new(o.new_session.or(existing).unwrap()),
+            body: o.payload.map(|p| p.to_vec()),
+            consumed_prekey: o.consumed_prekey,
+        },
+        Err(e) => Outcome::Failed {
+            reason: e.to_string(),
+        },
+    };
+    Received {
+        ids,
+        peer: ALICE.into(),
+        sender: ALICE.into(),
+        sender_device: el.sid,
+        suite: el.suite,
+        at: 1000,
+        outcome,
+    }
+}
+
+fn new_bob<S: Store>(store: &mut S, rng: &mut StdRng) -> LocalDevice {
+    let bob = LocalDevice::generate(2, 30, 0, rng).unwrap();
+    store.create_account(BOB, &bob).unwrap();
+    bob
+}
+
+fn account_lifecycle<S: Store>(mut store: S) {
+    let mut rng = StdRng::seed_from_u64(1);
+    assert!(store.account().unwrap().is_none());
+    assert!(matches!(
+        store.save_device(&LocalDevice::generate(9, 1, 0, &mut rng).unwrap()),
+        Err(StoreError::NoAccount)
+    ));
+    let bob = new_bob(&mut store, &mut rng);
+    let account = store.account().unwrap().unwrap();
+    assert_eq!(account.jid, BOB);
+    assert_eq!(account.device.identity().public(), bob.identity().public());
+    assert!(matches!(
+        store.create_account(BOB, &bob),
+        Err(StoreError::AccountExists(_))
+    ));
+    // Signed prekey rotation happens only when due, and is persisted.
+    assert!(!rotate_signed_prekey_if_due(&mut store, 100, 7 * 86_400, &mut rng).unwrap());
+    assert!(rotate_signed_prekey_if_due(&mut store, 8 * 86_400, 7 * 86_400, &mut rng).unwrap());
+    assert_ne!(
+        store.account().unwrap().unwrap().device.signed_prekey().id,
+        bob.signed_prekey().id
+    );
+}
+
+fn receive_dedup_and_failures<S: Store>(mut store: S) {
+    let mut rng = StdRng::seed_from_u64(2);
+    let bob = new_bob(&mut store, &mut rng);
+    for suite in Suite::ALL {
+        receive_in_suite(&mut store, &bob, suite, &mut rng);
+    }
+}
+
+fn receive_in_suite<S: Store>(store: &mut S, bob: &LocalDevice, suite: Suite, rng: &mut StdRng) {
+    let mut alice = Alice::new(suite, bob);
+    let base = if suite == Suite::Omemo2 { 0 } else { 100 };
+    let used_before = store.used_prekeys().unwrap().len();
+    let m0 = alice.send(Some("zero"));
+    let m1 = alice.send(Some("one"));
+    let r0 = receive(store, &m0, ids(base), rng);
+    assert_eq!(store.commit_received(vec![r0]).unwrap().len(), 1);
+    assert_eq!(
+        store.used_prekeys().unwrap().len(),
+        used_before + 1,
+        "the key exchange's prekey is recorded"
+    );
+    // The same message again via MAM (same stanza-id) and via Carbons (same origin-id).
+    assert!(store.is_known(ALICE, &ids(base)).unwrap());
+    assert!(store
+        .is_known(
+            ALICE,
+            &MessageIds {
+                origin_id: Some(format!("o{base}")),
+                ..Default::default()
+            }
+        )
+        .unwrap());
+    let again = Received {
+        outcome: Outcome::Failed {
+            reason: "dup".into(),
+        },
+        ..receive(store, &m1, ids(base), rng)
+    };
+    assert_eq!(
+        store.commit_received(vec![again]).unwrap(),
+        vec![Commit::Duplicate]
+    );
+    // A batch with a message twice stores it once.
+    let r1 = receive(store, &m1, ids(base + 1), rng);
+    let r1_dup = Received {
+        outcome: Outcome::Failed { reason: "x".into() },
+        ..receive(store, &m1, ids(base + 1), rng)
+    };
+    let results = store.commit_received(vec![r1, r1_dup]).unwrap();
+    assert!(matches!(results[0], Commit::Stored(id) if id > 0));
+    assert_eq!(results[1], Commit::Duplicate);
+    // An undecryptable message is kept, loudly.
+    let mut garbage = alice.send(Some("two"));
+    garbage.payload.as_mut().unwrap()[0] ^= 1;
+    let failed = receive(store, &garbage, ids(base + 2), rng);
+    assert!(matches!(failed.outcome, Outcome::Failed { .. }));
+    store.commit_received(vec![failed]).unwrap();
+    // An empty message advances the session but adds no history line.
+    let empty = alice.send(None);
+    let r = receive(store, &empty, ids(base + 3), rng);
+    assert_eq!(
+        store.commit_received(vec![r]).unwrap(),
+        vec![Commit::Stored(0)]
+    );
+    let history: Vec<_> = store
+        .history(ALICE, 100)
+        .unwrap()
+        .into_iter()
+        .filter(|m| m.suite == suite)
+        .collect();
+    let bodies: Vec<Option<&[u8]>> = history.iter().map(|m| m.body.as_deref()).collect();
+    assert_eq!(bodies, vec![Some(&b"zero"[..]), Some(&b"one"[..]), None]);
+    assert!(
+        history[2].error.as_deref().unwrap().contains("tampered"),
+        "{:?}",
+        history[2].error
+    );
+    assert!(history
+        .iter()
+        .all(|m| m.direction == Direction::In && m.sender_device == 1));
+    // The stored session still decrypts what comes next.
+    let next = alice.send(Some("three"));
+    let r = receive(store, &next, ids(base + 4), rng);
+    assert!(matches!(&r.outcome, Outcome::Decrypted { body: Some(b), .. } if b == b"three"));
+}
+
+fn outgoing_and_prekeys<S: Store>(mut store: S) {
+    let mut rng = StdRng::seed_from_u64(3);
+    let bob = new_bob(&mut store, &mut rng);
+    let mut alice = Alice::new(Suite::Omemo2, &bob);
+    let m = alice.send(Some("hi"));
+    let r = receive(&store, &m, ids(1), &mut rng);
+    store.commit_received(vec![r]).unwrap();
+    // Bob answers: the advanced session, history and outbox land together.
+    let key = SessionKey::new(Suite::Omemo2, ALICE, 1);
+    let mut s = store.session(&key).unwrap().unwrap();
+    let el = seal(
+        Suite::Omemo2,
+        2,
+        Some(b"reply"),
+        &mut [Recipient {
+            jid: ALICE,
+            device_id: 1,
+            session: &mut s,
+        }],
+        &mut rng,
+    )
+    .unwrap();
+    let stanza = String::from(&el.to_element()).into_bytes();
+    let out = Outgoing {
+        ids: MessageIds {
+            origin_id: Some("mine-1".into()),
+            ..Default::default()
+        },
+        peer: ALICE.into(),
+        sender: BOB.into(),
+        sender_device: 2,
+        suite: Suite::Omemo2,
+        at: 5,
+        body: b"reply".to_vec(),
+        stanza: stanza.clone(),
+    };
+    let id = store.commit_outgoing(&[(key.clone(), s)], &out).unwrap();
+    assert_eq!(
+        store
+            .pending()
+            .unwrap()
+            .iter()
+            .map(|p| (p.id, p.stanza.clone()))
+            .collect::<Vec<_>>(),
+        vec![(id, stanza)]
+    );
+    assert!(
+        store.is_known(BOB, &out.ids).unwrap(),
+        "our own copy coming back via Carbons/MAM is a duplicate"
+    );
+    store.mark_sent(id).unwrap();
+    assert!(store.pending().unwrap().is_empty());
+    let last = store.history(ALICE, 1).unwrap();
+    assert_eq!(last[0].direction, Direction::Out);
+    assert_eq!(last[0].body.as_deref(), Some(&b"reply"[..]));
+    // Alice can read the reply, so the saved session was the advanced one.
+    let opened = alice
+        .device
+        .open(&el, ALICE, BOB, Some(&mut alice.session), &mut rng)
+        .unwrap();
+    assert_eq!(opened.payload.unwrap().as_slice(), b"reply");
+
+    // After catch-up the used prekey is deleted and the pool refilled.
+    let used = store.used_prekeys().unwrap();
+    assert_eq!(used.len(), 1);
+    let before = store.account().unwrap().unwrap().device;
+    assert!(before
+        .bundle(Suite::Omemo2)
+        .prekeys
+        .iter()
+        .any(|(id, _)| *id == used[0]));
+    assert_eq!(finish_catch_up(&mut store, 30, &mut rng).unwrap(), 1);
+    let after = store.account().unwrap().unwrap().device;
+    assert_eq!(after.prekey_count(), 30);
+    assert!(after
+        .bundle(Suite::Omemo2)
+        .prekeys
+        .iter()
+        .all(|(id, _)| *id != used[0]));
+    assert!(store.used_prekeys().unwrap().is_empty());
+    assert_eq!(finish_catch_up(&mut store, 30, &mut rng).unwrap(), 0);
+
+    store.delete_session(&key).unwrap();
+    assert!(store.session(&key).unwrap().is_none());
+}
+
+fn trust_and_devices<S: Store>(mut store: S) {
+    let mut rng = StdRng::seed_from_u64(4);
+    let id = *LocalDevice::generate(3, 1, 0, &mut rng)
+        .unwrap()
+        .identity()
+        .public();
+    assert_eq!(store.trust(ALICE, &id).unwrap(), None);
+    store.set_trust(ALICE, &id, Trust::Blind, 1).unwrap();
+    store.set_trust(ALICE, &id, Trust::Verified, 2).unwrap();
+    assert_eq!(store.trust(ALICE, &id).unwrap(), Some(Trust::Verified));
+    assert_eq!(store.trust(BOB, &id).unwrap(), None);
+    store
+        .set_device_list(Suite::Omemo2, ALICE, &[1, 2], 10)
+        .unwrap();
+    store
+        .set_device_list(Suite::Omemo2, ALICE, &[2, 3], 20)
+        .unwrap();
+    let d = store.devices(Suite::Omemo2, ALICE).unwrap();
+    let summary: Vec<(u32, bool, u64)> = d
+        .iter()
+        .map(|r| (r.device_id, r.listed, r.last_seen))
+        .collect();
+    assert_eq!(summary, vec![(1, false, 10), (2, true, 20), (3, true, 20)]);
+    assert!(store.devices(Suite::Legacy, ALICE).unwrap().is_empty());
+}
+
+macro_rules! contract {
+    ($name:ident, $make:expr) => {
+        mod $name {
+            use super::*;
+
+            #[test]
+            fn account_lifecycle() {
+                super::account_lifecycle($make);
+            }
+
+            #[test]
+            fn receive_dedup_and_failures() {
+                super::receive_dedup_and_failures($make);
+            }
+
+            #[test]
+            fn outgoing_and_prekeys() {
+                super::outgoing_and_prekeys($make);
+            }
+
+            #[test]
+            fn trust_and_devices() {
+                super::trust_and_devices($make);
+            }
+        }
+    };
+}
+
+contract!(memory, MemoryStore::new());
+contract!(sqlite_in_memory, SqliteStore::open_in_memory().unwrap());
+contract!(
+    sqlite_file,
+    SqliteStore::open(fresh_path(), &Default::default()).unwrap()
+);
+
+/// A new file name under cargo's per-target scratch directory.
+fn fresh_path() -> std::path::PathBuf {
+    use std::sync::atomic::{AtomicU32, Ordering};
+    static N: AtomicU32 = AtomicU32::new(0);
+    let dir = std::path::Path::new(env!("CARGO_TARGET_TMPDIR"));
+    let path = dir.join(format!(
+        "contract-{}-{}.db",
+        std::process::id(),
+        N.fetch_add(1, Ordering::Relaxed)
+    ));
+    for suffix in ["", "-wal", "-shm"] {
+        let _ = std::fs::remove_file(format!("{}{suffix}", path.display()));
+    }
+    path
+}
