@@ -142,3 +142,9 @@ pub fn rotate_signed_prekey_if_due<S: Store + ?Sized, R: CryptoRng + ?Sized>(
     store.save_device(&account.device)?;
     Ok(true)
 }
+
+/// Raw SQLite access for tests that need to build hostile or foreign files. Not for clients.
+#[doc(hidden)]
+pub mod testing {
+    pub use rusqlite::Connection;
+}

@@ -189,6 +189,8 @@ impl SqliteStore {
     }
 
     fn init(conn: Connection, path: PathBuf, options: &OpenOptions, existed: bool) -> Result<Self> {
+        // SQLCipher logs decryption failures to stderr; we report them as typed errors instead.
+        let _ = conn.pragma_update(None, "cipher_log_level", "NONE");
         if let Some(p) = &options.passphrase {
             conn.pragma_update(None, "key", p.as_str())
                 .map_err(|e| classify(&path, e))?;

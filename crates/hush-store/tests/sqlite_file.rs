@@ -1,0 +1,213 @@
+//! What only the SQLite store does: reopening, refusing foreign or damaged files without
+//! touching them, encryption at rest, and encrypted backups with restore warnings.
+
+use std::path::{Path, PathBuf};
+
+use hush_proto::{seal, LocalDevice, Recipient, Session, Suite};
+use hush_store::{
+    Commit, MessageIds, OpenOptions, Outcome, Received, SessionKey, SqliteStore, Store, StoreError, RESTORE_WARNING,
+};
+use rand::rngs::StdRng;
+use rand::SeedableRng;
+use zeroize::Zeroizing;
+
+const SECRET_BODY: &str = "the eagle lands at midnight";
+
+fn scratch(name: &str) -> PathBuf {
+    let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!("sqlite-file-{}-{name}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+fn with_pass(p: &str) -> OpenOptions {
+    OpenOptions { passphrase: Some(Zeroizing::new(p.to_owned())), synchronous_full: false }
+}
+
+/// A store with an account, a session with alice@example.org and one received message.
+fn populate(store: &mut SqliteStore) {
+    let mut rng = StdRng::seed_from_u64(5);
+    let bob = LocalDevice::generate(2, 30, 0, &mut rng).unwrap();
+    store.create_account("bob@example.net", &bob).unwrap();
+    let alice = LocalDevice::generate(1, 1, 0, &mut rng).unwrap();
+    let mut s = Session::initiate(alice.identity(), &bob.bundle(Suite::Omemo2), &mut rng).unwrap();
+    let el = seal(
+        Suite::Omemo2,
+        1,
+        Some(SECRET_BODY.as_bytes()),
+        &mut [Recipient { jid: "bob@example.net", device_id: 2, session: &mut s }],
+        &mut rng,
+    )
+    .unwrap();
+    let o = bob.open(&el, "bob@example.net", "alice@example.org", None, &mut rng).unwrap();
+    let r = Received {
+        ids: MessageIds { stanza_id: Some("1".into()), ..Default::default() },
+        peer: "alice@example.org".into(),
+        sender: "alice@example.org".into(),
+        sender_device: 1,
+        suite: Suite::Omemo2,
+        at: 1,
+        outcome: Outcome::Decrypted {
+            session: Box::new(o.new_session.unwrap()),
+            body: o.payload.map(|p| p.to_vec()),
+            consumed_prekey: o.consumed_prekey,
+        },
+    };
+    assert!(matches!(store.commit_received(vec![r]).unwrap()[0], Commit::Stored(_)));
+}
+
+fn file_bytes(path: &Path) -> Vec<u8> {
+    let mut all = std::fs::read(path).unwrap();
+    if let Ok(wal) = std::fs::read(format!("{}-wal", path.display())) {
+        all.extend(wal);
+    }
+    all
+}
+
+fn contains(haystack: &[u8], needle: &[u8]) -> bool {
+    haystack.windows(needle.len()).any(|w| w == needle)
+}
+
+#[test]
+fn state_survives_reopening() {
+    let dir = scratch("reopen");
+    let path = dir.join("store.db");
+    {
+        let mut store = SqliteStore::open(&path, &Default::default()).unwrap();
+        populate(&mut store);
+    }
+    let store = SqliteStore::open(&path, &Default::default()).unwrap();
+    assert_eq!(store.account().unwrap().unwrap().jid, "bob@example.net");
+    assert!(store.session(&SessionKey::new(Suite::Omemo2, "alice@example.org", 1)).unwrap().is_some());
+    assert_eq!(store.history("alice@example.org", 10).unwrap()[0].body.as_deref(), Some(SECRET_BODY.as_bytes()));
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        assert_eq!(std::fs::metadata(&path).unwrap().permissions().mode() & 0o777, 0o600);
+    }
+}
+
+#[test]
+fn foreign_garbage_and_newer_files_are_refused_untouched() {
+    let dir = scratch("refuse");
+    let garbage = dir.join("garbage.db");
+    std::fs::write(&garbage, vec![0x5a; 8192]).unwrap();
+    let err = SqliteStore::open(&garbage, &Default::default()).unwrap_err();
+    assert!(matches!(&err, StoreError::Unreadable { path } if path == &garbage), "{err}");
+    assert!(err.to_string().contains("garbage.db"));
+    assert_eq!(std::fs::read(&garbage).unwrap(), vec![0x5a; 8192]);
+
+    let foreign = dir.join("foreign.db");
+    {
+        let c = rusqlite_like::create_foreign(&foreign);
+        drop(c);
+    }
+    let before = std::fs::read(&foreign).unwrap();
+    assert!(matches!(SqliteStore::open(&foreign, &Default::default()), Err(StoreError::Foreign { .. })));
+    assert_eq!(std::fs::read(&foreign).unwrap(), before);
+
+    let newer = dir.join("newer.db");
+    drop(SqliteStore::open(&newer, &Default::default()).unwrap());
+    rusqlite_like::set_user_version(&newer, 99);
+    let err = SqliteStore::open(&newer, &Default::default()).unwrap_err();
+    assert!(matches!(err, StoreError::NewerSchema { found: 99, .. }), "{err}");
+}
+
+#[test]
+fn damaged_store_is_reported_not_overwritten() {
+    let dir = scratch("damaged");
+    let path = dir.join("store.db");
+    {
+        let mut store = SqliteStore::open(&path, &Default::default()).unwrap();
+        populate(&mut store);
+        // Many rows, so that the file has pages to damage.
+        for i in 0..200 {
+            store.set_device_list(Suite::Legacy, &format!("c{i}@example.org"), &[1, 2, 3], i).unwrap();
+        }
+    }
+    // Fold the WAL in, then scribble over the middle of the file.
+    drop(SqliteStore::open(&path, &Default::default()).unwrap());
+    rusqlite_like::checkpoint(&path);
+    let mut bytes = std::fs::read(&path).unwrap();
+    // Pages 2 to 4 (4 KiB pages) hold b-tree roots: garbage there breaks the structure.
+    assert!(bytes.len() > 5 * 4096);
+    for b in &mut bytes[4096..4 * 4096] {
+        *b = 0xa5;
+    }
+    std::fs::write(&path, &bytes).unwrap();
+    let err = SqliteStore::open(&path, &Default::default()).unwrap_err();
+    assert!(matches!(err, StoreError::Corrupt { .. } | StoreError::Unreadable { .. }), "{err}");
+    assert_eq!(std::fs::read(&path).unwrap(), bytes, "the damaged file is left as it was");
+}
+
+#[test]
+fn encrypted_store_hides_everything_and_needs_the_passphrase() {
+    let dir = scratch("encrypted");
+    let plain = dir.join("plain.db");
+    let secret = dir.join("secret.db");
+    populate(&mut SqliteStore::open(&plain, &Default::default()).unwrap());
+    populate(&mut SqliteStore::open(&secret, &with_pass("correct horse")).unwrap());
+    // The search works: the plain store shows the body and the JID.
+    assert!(contains(&file_bytes(&plain), SECRET_BODY.as_bytes()));
+    let bytes = file_bytes(&secret);
+    assert!(!contains(&bytes, SECRET_BODY.as_bytes()));
+    assert!(!contains(&bytes, b"alice@example.org"));
+    assert!(!contains(&bytes, b"SQLite format 3"));
+    assert!(matches!(SqliteStore::open(&secret, &with_pass("wrong")), Err(StoreError::Unreadable { .. })));
+    assert!(matches!(SqliteStore::open(&secret, &Default::default()), Err(StoreError::Unreadable { .. })));
+    let store = SqliteStore::open(&secret, &with_pass("correct horse")).unwrap();
+    assert_eq!(store.history("alice@example.org", 1).unwrap()[0].body.as_deref(), Some(SECRET_BODY.as_bytes()));
+}
+
+#[test]
+fn backup_and_restore_warn_about_rewound_sessions() {
+    let dir = scratch("backup");
+    let path = dir.join("store.db");
+    let backup = dir.join("bob.hush-backup");
+    let mut store = SqliteStore::open(&path, &Default::default()).unwrap();
+    populate(&mut store);
+    store.export_backup(&backup, "backup pass").unwrap();
+    assert!(!contains(&std::fs::read(&backup).unwrap(), SECRET_BODY.as_bytes()), "the backup is encrypted");
+    assert!(matches!(store.export_backup(&backup, "x"), Err(StoreError::Exists(_))));
+
+    let restored_path = dir.join("restored.db");
+    assert!(matches!(
+        SqliteStore::restore_backup(&backup, "wrong", &restored_path, &Default::default()),
+        Err(StoreError::Unreadable { .. })
+    ));
+    assert!(!restored_path.exists(), "a failed restore leaves nothing behind");
+    let (restored, report) =
+        SqliteStore::restore_backup(&backup, "backup pass", &restored_path, &with_pass("new local pass")).unwrap();
+    assert_eq!(report.sessions_to_reset, vec![SessionKey::new(Suite::Omemo2, "alice@example.org", 1)]);
+    assert!(RESTORE_WARNING.contains("hush session reset"));
+    assert_eq!(restored.sessions_needing_reset().unwrap(), report.sessions_to_reset);
+    assert_eq!(restored.account().unwrap().unwrap().jid, "bob@example.net");
+    assert_eq!(restored.history("alice@example.org", 1).unwrap()[0].body.as_deref(), Some(SECRET_BODY.as_bytes()));
+    drop(restored);
+    assert!(SqliteStore::open(&restored_path, &with_pass("new local pass")).is_ok());
+    assert!(matches!(
+        SqliteStore::restore_backup(&backup, "backup pass", &restored_path, &Default::default()),
+        Err(StoreError::Exists(_))
+    ));
+}
+
+/// Direct SQLite access for setting up hostile files (rusqlite is a dependency of the store).
+mod rusqlite_like {
+    use std::path::Path;
+
+    pub fn create_foreign(path: &Path) -> hush_store::testing::Connection {
+        let c = hush_store::testing::Connection::open(path).unwrap();
+        c.execute_batch("CREATE TABLE songs (title TEXT); INSERT INTO songs VALUES ('la');").unwrap();
+        c
+    }
+
+    pub fn set_user_version(path: &Path, v: i64) {
+        let c = hush_store::testing::Connection::open(path).unwrap();
+        c.pragma_update(None, "user_version", v).unwrap();
+    }
+
+    pub fn checkpoint(path: &Path) {
+        let c = hush_store::testing::Connection::open(path).unwrap();
+        c.execute_batch("PRAGMA wal_checkpoint(TRUNCATE); PRAGMA journal_mode=DELETE;").unwrap();
+    }
+}
