@@ -5,7 +5,8 @@ use std::path::{Path, PathBuf};
 
 use hush_proto::{seal, LocalDevice, Recipient, Session, Suite};
 use hush_store::{
-    Commit, MessageIds, OpenOptions, Outcome, Received, SessionKey, SqliteStore, Store, StoreError, RESTORE_WARNING,
+    Commit, MessageIds, OpenOptions, Outcome, Received, SessionKey, SqliteStore, Store, StoreError,
+    RESTORE_WARNING,
 };
 use rand::rngs::StdRng;
 use rand::SeedableRng;
@@ -14,14 +15,18 @@ use zeroize::Zeroizing;
 const SECRET_BODY: &str = "the eagle lands at midnight";
 
 fn scratch(name: &str) -> PathBuf {
-    let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!("sqlite-file-{}-{name}", std::process::id()));
+    let dir = Path::new(env!("CARGO_TARGET_TMPDIR"))
+        .join(format!("sqlite-file-{}-{name}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).unwrap();
     dir
 }
 
 fn with_pass(p: &str) -> OpenOptions {
-    OpenOptions { passphrase: Some(Zeroizing::new(p.to_owned())), synchronous_full: false }
+    OpenOptions {
+        passphrase: Some(Zeroizing::new(p.to_owned())),
+        synchronous_full: false,
+    }
 }
 
 /// A store with an account, a session with alice@example.org and one received message.
@@ -35,13 +40,22 @@ fn populate(store: &mut SqliteStore) {
         Suite::Omemo2,
         1,
         Some(SECRET_BODY.as_bytes()),
-        &mut [Recipient { jid: "bob@example.net", device_id: 2, session: &mut s }],
+        &mut [Recipient {
+            jid: "bob@example.net",
+            device_id: 2,
+            session: &mut s,
+        }],
         &mut rng,
     )
     .unwrap();
-    let o = bob.open(&el, "bob@example.net", "alice@example.org", None, &mut rng).unwrap();
+    let o = bob
+        .open(&el, "bob@example.net", "alice@example.org", None, &mut rng)
+        .unwrap();
     let r = Received {
-        ids: MessageIds { stanza_id: Some("1".into()), ..Default::default() },
+        ids: MessageIds {
+            stanza_id: Some("1".into()),
+            ..Default::default()
+        },
         peer: "alice@example.org".into(),
         sender: "alice@example.org".into(),
         sender_device: 1,
@@ -53,7 +67,10 @@ fn populate(store: &mut SqliteStore) {
             consumed_prekey: o.consumed_prekey,
         },
     };
-    assert!(matches!(store.commit_received(vec![r]).unwrap()[0], Commit::Stored(_)));
+    assert!(matches!(
+        store.commit_received(vec![r]).unwrap()[0],
+        Commit::Stored(_)
+    ));
 }
 
 fn file_bytes(path: &Path) -> Vec<u8> {
@@ -78,12 +95,23 @@ fn state_survives_reopening() {
     }
     let store = SqliteStore::open(&path, &Default::default()).unwrap();
     assert_eq!(store.account().unwrap().unwrap().jid, "bob@example.net");
-    assert!(store.session(&SessionKey::new(Suite::Omemo2, "alice@example.org", 1)).unwrap().is_some());
-    assert_eq!(store.history("alice@example.org", 10).unwrap()[0].body.as_deref(), Some(SECRET_BODY.as_bytes()));
+    assert!(store
+        .session(&SessionKey::new(Suite::Omemo2, "alice@example.org", 1))
+        .unwrap()
+        .is_some());
+    assert_eq!(
+        store.history("alice@example.org", 10).unwrap()[0]
+            .body
+            .as_deref(),
+        Some(SECRET_BODY.as_bytes())
+    );
     #[cfg(unix)]
     {
         use std::os::unix::fs::PermissionsExt;
-        assert_eq!(std::fs::metadata(&path).unwrap().permissions().mode() & 0o777, 0o600);
+        assert_eq!(
+            std::fs::metadata(&path).unwrap().permissions().mode() & 0o777,
+            0o600
+        );
     }
 }
 
@@ -93,7 +121,10 @@ fn foreign_garbage_and_newer_files_are_refused_untouched() {
     let garbage = dir.join("garbage.db");
     std::fs::write(&garbage, vec![0x5a; 8192]).unwrap();
     let err = SqliteStore::open(&garbage, &Default::default()).unwrap_err();
-    assert!(matches!(&err, StoreError::Unreadable { path } if path == &garbage), "{err}");
+    assert!(
+        matches!(&err, StoreError::Unreadable { path } if path == &garbage),
+        "{err}"
+    );
     assert!(err.to_string().contains("garbage.db"));
     assert_eq!(std::fs::read(&garbage).unwrap(), vec![0x5a; 8192]);
 
@@ -103,14 +134,20 @@ fn foreign_garbage_and_newer_files_are_refused_untouched() {
         drop(c);
     }
     let before = std::fs::read(&foreign).unwrap();
-    assert!(matches!(SqliteStore::open(&foreign, &Default::default()), Err(StoreError::Foreign { .. })));
+    assert!(matches!(
+        SqliteStore::open(&foreign, &Default::default()),
+        Err(StoreError::Foreign { .. })
+    ));
     assert_eq!(std::fs::read(&foreign).unwrap(), before);
 
     let newer = dir.join("newer.db");
     drop(SqliteStore::open(&newer, &Default::default()).unwrap());
     rusqlite_like::set_user_version(&newer, 99);
     let err = SqliteStore::open(&newer, &Default::default()).unwrap_err();
-    assert!(matches!(err, StoreError::NewerSchema { found: 99, .. }), "{err}");
+    assert!(
+        matches!(err, StoreError::NewerSchema { found: 99, .. }),
+        "{err}"
+    );
 }
 
 #[test]
@@ -122,7 +159,9 @@ fn damaged_store_is_reported_not_overwritten() {
         populate(&mut store);
         // Many rows, so that the file has pages to damage.
         for i in 0..200 {
-            store.set_device_list(Suite::Legacy, &format!("c{i}@example.org"), &[1, 2, 3], i).unwrap();
+            store
+                .set_device_list(Suite::Legacy, &format!("c{i}@example.org"), &[1, 2, 3], i)
+                .unwrap();
         }
     }
     // Fold the WAL in, then scribble over the middle of the file.
@@ -136,8 +175,18 @@ fn damaged_store_is_reported_not_overwritten() {
     }
     std::fs::write(&path, &bytes).unwrap();
     let err = SqliteStore::open(&path, &Default::default()).unwrap_err();
-    assert!(matches!(err, StoreError::Corrupt { .. } | StoreError::Unreadable { .. }), "{err}");
-    assert_eq!(std::fs::read(&path).unwrap(), bytes, "the damaged file is left as it was");
+    assert!(
+        matches!(
+            err,
+            StoreError::Corrupt { .. } | StoreError::Unreadable { .. }
+        ),
+        "{err}"
+    );
+    assert_eq!(
+        std::fs::read(&path).unwrap(),
+        bytes,
+        "the damaged file is left as it was"
+    );
 }
 
 #[test]
@@ -153,10 +202,21 @@ fn encrypted_store_hides_everything_and_needs_the_passphrase() {
     assert!(!contains(&bytes, SECRET_BODY.as_bytes()));
     assert!(!contains(&bytes, b"alice@example.org"));
     assert!(!contains(&bytes, b"SQLite format 3"));
-    assert!(matches!(SqliteStore::open(&secret, &with_pass("wrong")), Err(StoreError::Unreadable { .. })));
-    assert!(matches!(SqliteStore::open(&secret, &Default::default()), Err(StoreError::Unreadable { .. })));
+    assert!(matches!(
+        SqliteStore::open(&secret, &with_pass("wrong")),
+        Err(StoreError::Unreadable { .. })
+    ));
+    assert!(matches!(
+        SqliteStore::open(&secret, &Default::default()),
+        Err(StoreError::Unreadable { .. })
+    ));
     let store = SqliteStore::open(&secret, &with_pass("correct horse")).unwrap();
-    assert_eq!(store.history("alice@example.org", 1).unwrap()[0].body.as_deref(), Some(SECRET_BODY.as_bytes()));
+    assert_eq!(
+        store.history("alice@example.org", 1).unwrap()[0]
+            .body
+            .as_deref(),
+        Some(SECRET_BODY.as_bytes())
+    );
 }
 
 #[test]
@@ -167,22 +227,47 @@ fn backup_and_restore_warn_about_rewound_sessions() {
     let mut store = SqliteStore::open(&path, &Default::default()).unwrap();
     populate(&mut store);
     store.export_backup(&backup, "backup pass").unwrap();
-    assert!(!contains(&std::fs::read(&backup).unwrap(), SECRET_BODY.as_bytes()), "the backup is encrypted");
-    assert!(matches!(store.export_backup(&backup, "x"), Err(StoreError::Exists(_))));
+    assert!(
+        !contains(&std::fs::read(&backup).unwrap(), SECRET_BODY.as_bytes()),
+        "the backup is encrypted"
+    );
+    assert!(matches!(
+        store.export_backup(&backup, "x"),
+        Err(StoreError::Exists(_))
+    ));
 
     let restored_path = dir.join("restored.db");
     assert!(matches!(
         SqliteStore::restore_backup(&backup, "wrong", &restored_path, &Default::default()),
         Err(StoreError::Unreadable { .. })
     ));
-    assert!(!restored_path.exists(), "a failed restore leaves nothing behind");
-    let (restored, report) =
-        SqliteStore::restore_backup(&backup, "backup pass", &restored_path, &with_pass("new local pass")).unwrap();
-    assert_eq!(report.sessions_to_reset, vec![SessionKey::new(Suite::Omemo2, "alice@example.org", 1)]);
+    assert!(
+        !restored_path.exists(),
+        "a failed restore leaves nothing behind"
+    );
+    let (restored, report) = SqliteStore::restore_backup(
+        &backup,
+        "backup pass",
+        &restored_path,
+        &with_pass("new local pass"),
+    )
+    .unwrap();
+    assert_eq!(
+        report.sessions_to_reset,
+        vec![SessionKey::new(Suite::Omemo2, "alice@example.org", 1)]
+    );
     assert!(RESTORE_WARNING.contains("hush session reset"));
-    assert_eq!(restored.sessions_needing_reset().unwrap(), report.sessions_to_reset);
+    assert_eq!(
+        restored.sessions_needing_reset().unwrap(),
+        report.sessions_to_reset
+    );
     assert_eq!(restored.account().unwrap().unwrap().jid, "bob@example.net");
-    assert_eq!(restored.history("alice@example.org", 1).unwrap()[0].body.as_deref(), Some(SECRET_BODY.as_bytes()));
+    assert_eq!(
+        restored.history("alice@example.org", 1).unwrap()[0]
+            .body
+            .as_deref(),
+        Some(SECRET_BODY.as_bytes())
+    );
     drop(restored);
     assert!(SqliteStore::open(&restored_path, &with_pass("new local pass")).is_ok());
     assert!(matches!(
@@ -197,7 +282,8 @@ mod rusqlite_like {
 
     pub fn create_foreign(path: &Path) -> hush_store::testing::Connection {
         let c = hush_store::testing::Connection::open(path).unwrap();
-        c.execute_batch("CREATE TABLE songs (title TEXT); INSERT INTO songs VALUES ('la');").unwrap();
+        c.execute_batch("CREATE TABLE songs (title TEXT); INSERT INTO songs VALUES ('la');")
+            .unwrap();
         c
     }
 
@@ -208,6 +294,7 @@ mod rusqlite_like {
 
     pub fn checkpoint(path: &Path) {
         let c = hush_store::testing::Connection::open(path).unwrap();
-        c.execute_batch("PRAGMA wal_checkpoint(TRUNCATE); PRAGMA journal_mode=DELETE;").unwrap();
+        c.execute_batch("PRAGMA wal_checkpoint(TRUNCATE); PRAGMA journal_mode=DELETE;")
+            .unwrap();
     }
 }
