@@ -1,0 +1,56 @@
+//! Errors of the XMPP layer, each saying what the user can do about it.
+
+use thiserror::Error;
+
+/// Everything that can go wrong in `hush-xmpp`.
+#[derive(Debug, Error)]
+#[non_exhaustive]
+pub enum XmppError {
+    /// No session came up in time: wrong address, wrong password, or a TLS problem.
+    #[error("could not log in to {server} as {jid} within {seconds} s (check the address, the password and TLS)")]
+    ConnectTimeout {
+        /// The account.
+        jid: String,
+        /// Where we tried to connect.
+        server: String,
+        /// How long we waited.
+        seconds: u64,
+    },
+    /// The server ended the stream.
+    #[error("the server closed the connection: {0}")]
+    Disconnected(String),
+    /// Plaintext connections are only allowed to loopback addresses.
+    #[error("refusing an unencrypted connection to {0}: --insecure-loopback only allows 127.0.0.0/8 and ::1")]
+    InsecureNotLoopback(String),
+    /// A JID that does not parse.
+    #[error("invalid JID `{0}`")]
+    BadJid(String),
+    /// The server answered a request with an error.
+    #[error("the server refused {what}: {condition}")]
+    Refused {
+        /// The request.
+        what: String,
+        /// The XMPP error condition.
+        condition: String,
+    },
+    /// The server did not answer a request in time.
+    #[error("no answer to {0} in time")]
+    Timeout(String),
+    /// A contact publishes nothing we can read on its OMEMO nodes.
+    #[error("{jid} has published no {node} we can read; a presence subscription may be needed")]
+    NothingPublished {
+        /// The contact.
+        jid: String,
+        /// The node.
+        node: String,
+    },
+    /// The published data is not valid OMEMO data.
+    #[error("{0}")]
+    Protocol(#[from] hush_proto::ProtoError),
+    /// The connection failed while sending.
+    #[error("sending failed: {0}")]
+    Io(#[from] std::io::Error),
+}
+
+/// Shorthand for results of this crate.
+pub type Result<T> = core::result::Result<T, XmppError>;

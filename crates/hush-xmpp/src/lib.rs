@@ -1,0 +1,17 @@
+//! # hush-xmpp: Hush on the wire
+//!
+//! The async (tokio) XMPP side: log in (STARTTLS, or plaintext to loopback only), publish and
+//! fetch OMEMO device lists and bundles over PEP with the `open` access model, and send and
+//! receive `<encrypted/>` messages. All cryptography happens in `hush-proto`; this crate only
+//! moves its elements.
+
+#![forbid(unsafe_code)]
+#![warn(missing_docs)]
+
+mod client;
+mod error;
+mod pep;
+
+pub use client::{ConnectOptions, Incoming, XmppClient};
+pub use error::{Result, XmppError};
+pub use tokio_xmpp::parsers::jid::BareJid;

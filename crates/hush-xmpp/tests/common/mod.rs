@@ -1,0 +1,187 @@
+//! A private Prosody for the tests: its own config, data directory and loopback port.
+//! Prosody must be installed (`./scripts/test` installs it from apt); without it the tests fail
+//! with that instruction, they never skip.
+
+#![allow(dead_code)]
+
+use std::net::{TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+pub struct Prosody {
+    child: Child,
+    pub dir: PathBuf,
+    pub port: u16,
+    config: PathBuf,
+    as_prosody_user: bool,
+}
+
+fn which(name: &str) -> Option<PathBuf> {
+    std::env::var_os("PATH")?
+        .to_str()?
+        .split(':')
+        .map(|d| Path::new(d).join(name))
+        .find(|p| p.exists())
+}
+
+fn is_root() -> bool {
+    Command::new("id")
+        .arg("-u")
+        .output()
+        .map(|o| o.stdout.trim_ascii() == b"0")
+        .unwrap_or(false)
+}
+
+impl Prosody {
+    pub fn start(name: &str) -> Self {
+        assert!(
+            which("prosody").is_some() && which("prosodyctl").is_some(),
+            "Prosody is not installed: run ./scripts/test, which installs it (apt-get install prosody)"
+        );
+        let dir = Path::new(env!("CARGO_TARGET_TMPDIR"))
+            .join(format!("prosody-{name}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(dir.join("data")).unwrap();
+        let port = TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let d = dir.display();
+        let config = dir.join("prosody.cfg.lua");
+        std::fs::write(
+            &config,
+            format!(
+                r#"pidfile = "{d}/prosody.pid"
+data_path = "{d}/data"
+log = {{ info = "{d}/prosody.log"; error = "{d}/error.log" }}
+interfaces = {{ "127.0.0.1" }}
+c2s_ports = {{ {port} }}
+s2s_ports = {{ }}
+http_ports = {{ }}
+https_ports = {{ }}
+c2s_require_encryption = false
+authentication = "internal_hashed"
+modules_enabled = {{ "roster"; "saslauth"; "disco"; "carbons"; "pep"; "mam"; "offline"; "ping" }}
+archive_expires_after = "never"
+VirtualHost "localhost"
+"#
+            ),
+        )
+        .unwrap();
+        let as_prosody_user = is_root();
+        if as_prosody_user {
+            // Prosody refuses to run as root; give its user the directory.
+            assert!(Command::new("chown")
+                .arg("-R")
+                .arg("prosody")
+                .arg(&dir)
+                .status()
+                .unwrap()
+                .success());
+        }
+        let mut cmd = if as_prosody_user {
+            let mut c = Command::new("runuser");
+            c.args(["-u", "prosody", "--", "prosody"]);
+            c
+        } else {
+            Command::new("prosody")
+        };
+        let child = cmd
+            .arg("--config")
+            .arg(&config)
+            .arg("-F")
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start prosody");
+        let mut server = Self {
+            child,
+            dir,
+            port,
+            config,
+            as_prosody_user,
+        };
+        server.wait_listening();
+        server
+    }
+
+    /// Polls until the c2s port accepts connections (bounded), failing with the server's log.
+    fn wait_listening(&mut self) {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while TcpStream::connect(("127.0.0.1", self.port)).is_err() {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                panic!("prosody exited ({status}): {}", self.log());
+            }
+            assert!(
+                Instant::now() < deadline,
+                "prosody did not listen within 30 s: {}",
+                self.log()
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(self.dir.join("prosody.log")).unwrap_or_default()
+    }
+
+    pub fn address(&self) -> String {
+        format!("127.0.0.1:{}", self.port)
+    }
+
+    pub fn register(&self, user: &str, password: &str) -> String {
+        let mut cmd = if self.as_prosody_user {
+            let mut c = Command::new("runuser");
+            c.args(["-u", "prosody", "--", "prosodyctl"]);
+            c
+        } else {
+            Command::new("prosodyctl")
+        };
+        let out = cmd
+            .arg("--config")
+            .arg(&self.config)
+            .args(["register", user, "localhost", password])
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "register {user}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        format!("{user}@localhost")
+    }
+
+    /// Every byte Prosody stored on disk (archives, offline messages, PEP).
+    pub fn stored_bytes(&self) -> Vec<u8> {
+        fn walk(p: &Path, out: &mut Vec<u8>) {
+            if let Ok(entries) = std::fs::read_dir(p) {
+                for e in entries.flatten() {
+                    let path = e.path();
+                    if path.is_dir() {
+                        walk(&path, out);
+                    } else if let Ok(b) = std::fs::read(&path) {
+                        out.extend(b);
+                    }
+                }
+            }
+        }
+        let mut out = Vec::new();
+        walk(&self.dir.join("data"), &mut out);
+        out
+    }
+}
+
+impl Drop for Prosody {
+    fn drop(&mut self) {
+        // runuser forwards SIGTERM/SIGKILL to prosody; kill the whole child.
+        let _ = Command::new("pkill")
+            .arg("-f")
+            .arg(self.config.display().to_string())
+            .status();
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
