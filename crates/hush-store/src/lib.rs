@@ -59,6 +59,8 @@ pub trait Store {
     fn session(&self, key: &SessionKey) -> Result<Option<Session>>;
     /// All sessions with the devices of `jid` in `suite`, by device id.
     fn sessions_of(&self, suite: Suite, jid: &str) -> Result<Vec<(u32, Session)>>;
+    /// Saves sessions advanced outside a message exchange (e.g. by an empty message we sent).
+    fn save_sessions(&mut self, sessions: &[(SessionKey, Session)]) -> Result<()>;
     /// Deletes a session (`hush session reset`); a new key exchange replaces it.
     fn delete_session(&mut self, key: &SessionKey) -> Result<()>;
     /// Sessions that a restore rewound and the user should reset.
@@ -124,6 +126,26 @@ pub fn finish_catch_up<S: Store + ?Sized, R: CryptoRng + ?Sized>(
     }
     store.retire_prekeys(&account.device)?;
     Ok(added)
+}
+
+/// Deletes the sessions with `jid` (one device, or all) in every suite — `hush session reset`.
+/// The next message starts new sessions; XEP-0384 allows this only on the user's request.
+/// Returns how many sessions were deleted.
+pub fn reset_sessions<S: Store + ?Sized>(
+    store: &mut S,
+    jid: &str,
+    device: Option<u32>,
+) -> Result<usize> {
+    let mut n = 0;
+    for suite in Suite::ALL {
+        for (id, _) in store.sessions_of(suite, jid)? {
+            if device.is_none_or(|d| d == id) {
+                store.delete_session(&SessionKey::new(suite, jid, id))?;
+                n += 1;
+            }
+        }
+    }
+    Ok(n)
 }
 
 /// Rotates the signed prekey when it is older than `max_age` seconds (XEP-0384: every one to

@@ -85,6 +85,13 @@ impl Store for MemoryStore {
             .collect())
     }
 
+    fn save_sessions(&mut self, sessions: &[(SessionKey, Session)]) -> Result<()> {
+        for (k, s) in sessions {
+            self.sessions.insert(k.clone(), s.clone());
+        }
+        Ok(())
+    }
+
     fn delete_session(&mut self, key: &SessionKey) -> Result<()> {
         self.sessions.remove(key);
         self.needs_reset.remove(key);

@@ -527,6 +527,15 @@ impl Store for SqliteStore {
         Ok(out)
     }
 
+    fn save_sessions(&mut self, sessions: &[(SessionKey, Session)]) -> Result<()> {
+        let tx = self.conn.transaction()?;
+        for (key, session) in sessions {
+            Self::put_session(&tx, key, session)?;
+        }
+        tx.commit()?;
+        Ok(())
+    }
+
     fn delete_session(&mut self, key: &SessionKey) -> Result<()> {
         self.conn.execute(
             "DELETE FROM sessions WHERE suite = ?1 AND jid = ?2 AND device_id = ?3",

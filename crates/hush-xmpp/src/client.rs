@@ -46,6 +46,24 @@ pub struct Incoming {
     pub from: BareJid,
     /// The `<encrypted/>` element.
     pub encrypted: EncryptedElement,
+    /// XEP-0359 ids, to recognise copies (offline, Carbons, MAM).
+    pub ids: hush_store::MessageIds,
+}
+
+const SID: &str = "urn:xmpp:sid:0";
+
+fn message_ids(m: &Message, own: &BareJid) -> hush_store::MessageIds {
+    let mut ids = hush_store::MessageIds::default();
+    for p in &m.payloads {
+        if p.is("origin-id", SID) {
+            ids.origin_id = p.attr("id").map(str::to_owned);
+        } else if p.is("stanza-id", SID) && p.attr("by") == Some(own.as_str()) {
+            // Only ids our own archive assigned are trustworthy for dedup.
+            ids.archive = Some(own.to_string());
+            ids.stanza_id = p.attr("id").map(str::to_owned);
+        }
+    }
+    ids
 }
 
 /// A logged-in session.
@@ -285,8 +303,18 @@ impl XmppClient {
         &mut self,
         to: &BareJid,
         encrypted: &EncryptedElement,
+        origin_id: &str,
     ) -> Result<()> {
         let mut m = Message::new(Some(to.clone().into()));
+        m.id = Some(tokio_xmpp::parsers::message::Id(origin_id.to_owned()));
+        m.payloads.push(
+            Element::builder("origin-id", SID)
+                .attr(
+                    tokio_xmpp::minidom::rxml::NcName::try_from("id").expect("valid"),
+                    origin_id,
+                )
+                .build(),
+        );
         m.type_ = MessageType::Chat;
         m.bodies.insert(
             Default::default(),
@@ -320,7 +348,12 @@ impl XmppClient {
                         for p in &m.payloads {
                             if p.name() == "encrypted" && Suite::from_namespace(&p.ns()).is_ok() {
                                 let encrypted = EncryptedElement::from_element(p)?;
-                                return Ok(Some(Incoming { from, encrypted }));
+                                let ids = message_ids(&m, &self.jid);
+                                return Ok(Some(Incoming {
+                                    from,
+                                    encrypted,
+                                    ids,
+                                }));
                             }
                         }
                     }
@@ -336,8 +369,18 @@ impl XmppClient {
         }
     }
 
-    /// Closes the stream politely.
-    pub async fn close(self) -> Result<()> {
+    /// Makes sure everything sent so far reached the server: the server answers IQs in order,
+    /// so once it answered a ping, it has every stanza sent before it.
+    pub async fn flush(&mut self) -> Result<()> {
+        let ping = Element::builder("ping", "urn:xmpp:ping").build();
+        self.request(None, IqRequest::Get(ping), "ping")
+            .await
+            .map(|_| ())
+    }
+
+    /// Flushes, then closes the stream politely.
+    pub async fn close(mut self) -> Result<()> {
+        self.flush().await?;
         self.client
             .send_end()
             .await

@@ -44,6 +44,17 @@ pub enum XmppError {
         /// The node.
         node: String,
     },
+    /// No device of the contact could be encrypted to: nothing was sent.
+    #[error("cannot encrypt for {jid} ({why}); nothing was sent")]
+    CannotEncrypt {
+        /// The contact.
+        jid: String,
+        /// Per device, why not.
+        why: String,
+    },
+    /// The local store failed.
+    #[error("store: {0}")]
+    Store(String),
     /// The published data is not valid OMEMO data.
     #[error("{0}")]
     Protocol(#[from] hush_proto::ProtoError),

@@ -8,10 +8,12 @@
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
+mod account;
 mod client;
 mod error;
 mod pep;
 
+pub use account::{Delivery, Hush, SendReport};
 pub use client::{ConnectOptions, Incoming, XmppClient};
 pub use error::{Result, XmppError};
 pub use tokio_xmpp::parsers::jid::BareJid;

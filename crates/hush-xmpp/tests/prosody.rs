@@ -92,7 +92,9 @@ async fn omemo_through_prosody_in_both_namespaces() {
             &mut rng,
         )
         .unwrap();
-        bob.send_encrypted(&alice_bare, &el).await.unwrap();
+        bob.send_encrypted(&alice_bare, &el, &format!("m-{suite}"))
+            .await
+            .unwrap();
 
         let incoming = alice
             .next_encrypted(Duration::from_secs(20))
@@ -101,6 +103,7 @@ async fn omemo_through_prosody_in_both_namespaces() {
             .expect("the message arrives");
         assert_eq!(incoming.from, bob_bare);
         assert_eq!(incoming.encrypted, el);
+        assert_eq!(incoming.ids.origin_id, Some(format!("m-{suite}")));
         let opened = alice_dev
             .open(&incoming.encrypted, &alice_jid, &bob_jid, None, &mut rng)
             .unwrap();

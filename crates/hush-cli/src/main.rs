@@ -1,0 +1,412 @@
+//! `hush`: end-to-end encrypted XMPP messaging from the command line.
+//!
+//! Every command takes `--home DIR` (env `HUSH_HOME`) holding one account's config and store,
+//! and `--json` for one JSON object per line. Errors print one `error: …` line and exit 1.
+
+#![forbid(unsafe_code)]
+
+mod home;
+
+use std::io::Read;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use clap::{Parser, Subcommand};
+use hush_proto::{LocalDevice, Suite, DEFAULT_PREKEYS};
+use hush_store::{SqliteStore, Store, Trust};
+use hush_xmpp::{BareJid, ConnectOptions, Delivery, Hush};
+use serde_json::json;
+use zeroize::Zeroizing;
+
+use crate::home::{Config, Home};
+
+#[derive(Parser)]
+#[command(
+    name = "hush",
+    version,
+    about = "End-to-end encrypted XMPP messaging (OMEMO)"
+)]
+struct Cli {
+    /// Directory holding this account's config and store.
+    #[arg(long, global = true, env = "HUSH_HOME")]
+    home: Option<std::path::PathBuf>,
+    /// Print one JSON object per line.
+    #[arg(long, global = true)]
+    json: bool,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Create the account profile and a new device identity, connect, publish device and keys.
+    Init {
+        /// The account's JID.
+        #[arg(long)]
+        jid: String,
+        /// Server address HOST:PORT (default: the JID's domain, port 5222).
+        #[arg(long)]
+        server: Option<String>,
+        /// Read the password from standard input.
+        #[arg(long, conflicts_with = "password_env")]
+        password_stdin: bool,
+        /// Read the password from this environment variable.
+        #[arg(long)]
+        password_env: Option<String>,
+        /// Allow an unencrypted connection, only to 127.0.0.0/8 or ::1 (local test servers).
+        #[arg(long)]
+        insecure_loopback: bool,
+    },
+    /// Encrypt TEXT for every device of JID and our other devices, and send it.
+    Send {
+        /// The recipient's bare JID.
+        jid: String,
+        /// The message.
+        #[arg(required = true)]
+        text: Vec<String>,
+    },
+    /// Connect, catch up, and print messages as they are decrypted.
+    Recv {
+        /// Stop after this many messages.
+        #[arg(long)]
+        count: Option<usize>,
+        /// Stop after this many seconds without a message.
+        #[arg(long, default_value_t = 30)]
+        timeout: u64,
+    },
+    /// Our device and fingerprint, as text and as a verification URI.
+    Fingerprint,
+    /// Known devices of a contact (or our own device), with fingerprints and trust.
+    Devices {
+        /// The contact (default: ourselves).
+        jid: Option<String>,
+    },
+    /// Session management.
+    Session {
+        #[command(subcommand)]
+        action: SessionAction,
+    },
+}
+
+#[derive(Subcommand)]
+enum SessionAction {
+    /// Replace broken sessions with JID (one device or all): the next message starts new ones.
+    Reset {
+        /// The contact.
+        jid: String,
+        /// Only this device.
+        device: Option<u32>,
+    },
+}
+
+type Fallible<T> = Result<T, String>;
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let runtime = match tokio::runtime::Runtime::new() {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("error: cannot start the runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(run(cli)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn bare(jid: &str) -> Fallible<BareJid> {
+    jid.parse()
+        .map_err(|_| format!("`{jid}` is not a valid JID"))
+}
+
+fn unix_now() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0)
+}
+
+fn connect_options(config: &Config) -> ConnectOptions {
+    ConnectOptions {
+        server: config.server.clone(),
+        insecure_loopback: config.insecure_loopback,
+        timeout: Duration::from_secs(30),
+    }
+}
+
+fn trust_name(t: Option<Trust>) -> &'static str {
+    match t {
+        Some(Trust::Verified) => "verified",
+        Some(Trust::Blind) => "blind",
+        Some(Trust::Distrusted) => "distrusted",
+        Some(Trust::Undecided) | None => "undecided",
+    }
+}
+
+async fn connect(home: &Home) -> Fallible<Hush<SqliteStore>> {
+    let config = home.config()?;
+    let store = home.open_store()?;
+    Hush::connect(store, &config.password, &connect_options(&config))
+        .await
+        .map_err(|e| e.to_string())
+}
+
+async fn run(cli: Cli) -> Fallible<()> {
+    let home = Home::locate(cli.home)?;
+    let json = cli.json;
+    match cli.command {
+        Command::Init {
+            jid,
+            server,
+            password_stdin,
+            password_env,
+            insecure_loopback,
+        } => {
+            let jid = bare(&jid)?;
+            let password = Zeroizing::new(match (password_stdin, password_env) {
+                (true, _) => {
+                    let mut s = String::new();
+                    std::io::stdin()
+                        .read_to_string(&mut s)
+                        .map_err(|e| format!("reading the password: {e}"))?;
+                    s.trim_end_matches(['\r', '\n']).to_owned()
+                }
+                (false, Some(var)) => std::env::var(&var)
+                    .map_err(|_| format!("environment variable {var} is not set"))?,
+                (false, None) => {
+                    return Err(
+                        "give the password with --password-stdin or --password-env NAME".into(),
+                    )
+                }
+            });
+            init(&home, &jid, server, &password, insecure_loopback, json).await
+        }
+        Command::Send { jid, text } => {
+            let to = bare(&jid)?;
+            let mut hush = connect(&home).await?;
+            let report = hush
+                .send_text(&to, &text.join(" "))
+                .await
+                .map_err(|e| e.to_string())?;
+            hush.close().await.map_err(|e| e.to_string())?;
+            if json {
+                println!(
+                    "{}",
+                    json!({"sent": true, "to": to.to_string(), "ns": report.suite.name(),
+                           "devices": report.devices.iter().map(|(j, d)| json!({"jid": j, "device": d})).collect::<Vec<_>>(),
+                           "skipped": report.skipped.iter().map(|(j, d, w)| json!({"jid": j, "device": d, "why": w})).collect::<Vec<_>>()})
+                );
+            } else {
+                println!(
+                    "sent to {to} ({}), encrypted for {} device(s)",
+                    report.suite,
+                    report.devices.len()
+                );
+                for (j, d, why) in &report.skipped {
+                    println!("warning: not encrypted for device {d} of {j}: {why}");
+                }
+            }
+            Ok(())
+        }
+        Command::Recv { count, timeout } => {
+            let mut hush = connect(&home).await?;
+            // Status goes to stderr, so stdout stays one message (or JSON object) per line.
+            eprintln!(
+                "connected as {} (device {}), waiting for messages",
+                hush.jid(),
+                hush.device_id()
+            );
+            let mut seen = 0;
+            while count.is_none_or(|c| seen < c) {
+                match hush
+                    .receive(Duration::from_secs(timeout))
+                    .await
+                    .map_err(|e| e.to_string())?
+                {
+                    Some(d) => {
+                        print_delivery(&d, json);
+                        seen += 1;
+                    }
+                    None => break,
+                }
+            }
+            hush.close().await.map_err(|e| e.to_string())?;
+            Ok(())
+        }
+        Command::Fingerprint => {
+            let store = home.open_store()?;
+            let account = store
+                .account()
+                .map_err(|e| e.to_string())?
+                .ok_or("no account here: run `hush init` first")?;
+            let fp = account.device.identity().public().fingerprint();
+            let uri = format!(
+                "xmpp:{}?omemo-sid-{}={}",
+                account.jid,
+                account.device.device_id(),
+                fp.replace(' ', "")
+            );
+            if json {
+                println!(
+                    "{}",
+                    json!({"jid": account.jid, "device": account.device.device_id(), "fingerprint": fp, "uri": uri})
+                );
+            } else {
+                println!(
+                    "{} device {}\n{fp}\n{uri}",
+                    account.jid,
+                    account.device.device_id()
+                );
+            }
+            Ok(())
+        }
+        Command::Devices { jid } => {
+            let store = home.open_store()?;
+            let account = store
+                .account()
+                .map_err(|e| e.to_string())?
+                .ok_or("no account here: run `hush init` first")?;
+            let jid = jid.unwrap_or_else(|| account.jid.clone());
+            for suite in Suite::ALL {
+                let sessions = store.sessions_of(suite, &jid).map_err(|e| e.to_string())?;
+                for d in store.devices(suite, &jid).map_err(|e| e.to_string())? {
+                    let identity = sessions
+                        .iter()
+                        .find(|(id, _)| *id == d.device_id)
+                        .map(|(_, s)| *s.peer_identity());
+                    let trust = match &identity {
+                        Some(i) => store.trust(&jid, i).map_err(|e| e.to_string())?,
+                        None => None,
+                    };
+                    let fp = identity.map(|i| i.fingerprint());
+                    if json {
+                        println!(
+                            "{}",
+                            json!({"jid": jid, "device": d.device_id, "ns": suite.name(), "listed": d.listed,
+                            "last_seen": d.last_seen, "fingerprint": fp, "trust": trust_name(trust)})
+                        );
+                    } else {
+                        println!(
+                            "{jid} device {} ({suite}){} fingerprint {} trust {}",
+                            d.device_id,
+                            if d.listed { "" } else { " [no longer listed]" },
+                            fp.as_deref().unwrap_or("unknown (no session yet)"),
+                            trust_name(trust)
+                        );
+                    }
+                }
+            }
+            if jid == account.jid && !json {
+                println!(
+                    "this device: {} fingerprint {}",
+                    account.device.device_id(),
+                    account.device.identity().public().fingerprint()
+                );
+            }
+            Ok(())
+        }
+        Command::Session {
+            action: SessionAction::Reset { jid, device },
+        } => {
+            let jid = bare(&jid)?;
+            let mut store = home.open_store()?;
+            let n = hush_store::reset_sessions(&mut store, jid.as_str(), device)
+                .map_err(|e| e.to_string())?;
+            if json {
+                println!("{}", json!({"reset": n, "jid": jid.to_string()}));
+            } else {
+                println!(
+                    "removed {n} session(s) with {jid}; the next message you send starts new ones"
+                );
+            }
+            Ok(())
+        }
+    }
+}
+
+fn print_delivery(d: &Delivery, json: bool) {
+    let auth = match d.trust {
+        Some(Trust::Verified) => "strong",
+        _ => "weak",
+    };
+    if json {
+        println!(
+            "{}",
+            json!({"from": d.from, "device": d.device, "ns": d.suite.name(), "encrypted": true,
+                   "body": d.body, "error": d.error, "trust": trust_name(d.trust),
+                   "security": {"confidentiality": d.error.is_none(), "integrity": d.error.is_none(),
+                                "authentication": auth, "forward_secrecy": true}})
+        );
+    } else if let Some(e) = &d.error {
+        println!("!! {e}");
+    } else {
+        println!(
+            "{} (device {}, {}, {}): {}",
+            d.from,
+            d.device,
+            d.suite,
+            trust_name(d.trust),
+            d.body.as_deref().unwrap_or("")
+        );
+    }
+}
+
+async fn init(
+    home: &Home,
+    jid: &BareJid,
+    server: Option<String>,
+    password: &str,
+    insecure_loopback: bool,
+    json: bool,
+) -> Fallible<()> {
+    if home.has_account()? {
+        return Err(format!(
+            "{} already holds an account; use another --home",
+            home.dir().display()
+        ));
+    }
+    home.create()?;
+    let mut rng = rand_core::UnwrapErr(rand::rngs::SysRng);
+    let device_id = 1 + (rand_core::Rng::next_u32(&mut rng) % 0x7fff_fffe);
+    let device = LocalDevice::generate(device_id, DEFAULT_PREKEYS, unix_now(), &mut rng)
+        .map_err(|e| e.to_string())?;
+    let config = Config {
+        jid: jid.to_string(),
+        server,
+        insecure_loopback,
+        password: password.to_owned(),
+    };
+    let result = async {
+        let mut store = home.open_store()?;
+        store
+            .create_account(jid.as_str(), &device)
+            .map_err(|e| e.to_string())?;
+        home.write_config(&config)?;
+        let mut hush = Hush::connect(store, password, &connect_options(&config))
+            .await
+            .map_err(|e| e.to_string())?;
+        hush.announce().await.map_err(|e| e.to_string())?;
+        hush.close().await.map_err(|e| e.to_string())
+    }
+    .await;
+    if let Err(e) = result {
+        // Leave nothing half-made behind, so `hush init` can simply be run again.
+        home.remove_created();
+        return Err(e);
+    }
+    let fp = device.identity().public().fingerprint();
+    if json {
+        println!(
+            "{}",
+            json!({"jid": jid.to_string(), "device": device_id, "fingerprint": fp})
+        );
+    } else {
+        println!("initialised {jid}, device {device_id}\nfingerprint {fp}");
+    }
+    Ok(())
+}

@@ -1,0 +1,219 @@
+//! The `hush` binary against a private Prosody: init, send, recv --json, fingerprint, devices,
+//! session reset, and the errors a script relies on.
+
+#[path = "../../hush-xmpp/tests/common/mod.rs"]
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+use common::Prosody;
+use serde_json::Value;
+
+struct User {
+    home: PathBuf,
+    jid: String,
+}
+
+fn hush(home: &Path, args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_hush"))
+        .arg("--home")
+        .arg(home)
+        .args(args)
+        .env("HUSH_TEST_PW", "pw")
+        .output()
+        .unwrap()
+}
+
+fn ok(out: Output) -> String {
+    assert!(
+        out.status.success(),
+        "hush failed: {}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).unwrap()
+}
+
+fn init(server: &Prosody, dir: &Path, user: &str, register: bool) -> User {
+    let jid = if register {
+        server.register(user, "pw")
+    } else {
+        format!("{user}@localhost")
+    };
+    let home = dir.join(format!("{user}-{}", dir.read_dir().unwrap().count()));
+    let addr = server.address();
+    ok(hush(
+        &home,
+        &[
+            "init",
+            "--jid",
+            &jid,
+            "--server",
+            &addr,
+            "--insecure-loopback",
+            "--password-env",
+            "HUSH_TEST_PW",
+        ],
+    ));
+    User { home, jid }
+}
+
+/// Starts `hush recv` and returns once it is connected (it says so on stderr).
+fn listen(u: &User, count: usize) -> std::process::Child {
+    use std::io::BufRead;
+    let mut child = Command::new(env!("CARGO_BIN_EXE_hush"))
+        .arg("--home")
+        .arg(&u.home)
+        .args([
+            "--json",
+            "recv",
+            "--count",
+            &count.to_string(),
+            "--timeout",
+            "20",
+        ])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut err = std::io::BufReader::new(child.stderr.take().unwrap());
+    let mut line = String::new();
+    err.read_line(&mut line).unwrap();
+    assert!(line.starts_with("connected as"), "hush recv said {line:?}");
+    child
+}
+
+fn finish(child: std::process::Child) -> Vec<Value> {
+    let out = child.wait_with_output().unwrap();
+    ok(out)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect()
+}
+
+fn recv_json(u: &User, count: usize) -> Vec<Value> {
+    let out = ok(hush(
+        &u.home,
+        &[
+            "--json",
+            "recv",
+            "--count",
+            &count.to_string(),
+            "--timeout",
+            "20",
+        ],
+    ));
+    out.lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect()
+}
+
+#[test]
+fn two_people_three_devices_through_prosody() {
+    let server = Prosody::start("cli");
+    let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!("cli-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let alice = init(&server, &dir, "alice", true);
+    let bob_phone = init(&server, &dir, "bob", true);
+    let bob_laptop = init(&server, &dir, "bob", false);
+
+    // Alice's message reaches both of Bob's devices (both announced in Bob's device list, both
+    // online: without MAM catch-up, offline storage hands a message to one resource only).
+    let listeners: Vec<_> = [&bob_phone, &bob_laptop]
+        .iter()
+        .map(|b| listen(b, 1))
+        .collect();
+    let sent: Value = serde_json::from_str(&ok(hush(
+        &alice.home,
+        &["--json", "send", &bob_phone.jid, "hello", "bob"],
+    )))
+    .unwrap();
+    assert_eq!(sent["ns"], "omemo:2");
+    assert_eq!(sent["devices"].as_array().unwrap().len(), 2, "{sent}");
+    for listener in listeners {
+        let got = finish(listener);
+        assert_eq!(got.len(), 1);
+        assert_eq!(got[0]["from"], alice.jid.as_str());
+        assert_eq!(got[0]["body"], "hello bob");
+        assert_eq!(got[0]["ns"], "omemo:2");
+        assert_eq!(got[0]["encrypted"], true);
+        assert_eq!(got[0]["trust"], "blind");
+        assert_eq!(got[0]["security"]["authentication"], "weak");
+    }
+    // And back: the laptop answers; Alice reads it.
+    ok(hush(&bob_laptop.home, &["send", &alice.jid, "hi", "alice"]));
+    let got = recv_json(&alice, 1);
+    assert_eq!(got[0]["body"], "hi alice");
+    assert_eq!(got[0]["from"], bob_laptop.jid.as_str());
+
+    // Fingerprint and devices.
+    let fp: Value =
+        serde_json::from_str(&ok(hush(&alice.home, &["--json", "fingerprint"]))).unwrap();
+    assert_eq!(fp["fingerprint"].as_str().unwrap().len(), 71);
+    assert!(fp["uri"]
+        .as_str()
+        .unwrap()
+        .starts_with(&format!("xmpp:{}?omemo-sid-", alice.jid)));
+    let devices = ok(hush(&alice.home, &["--json", "devices", &bob_phone.jid]));
+    let omemo2: Vec<Value> = devices
+        .lines()
+        .map(|l| serde_json::from_str::<Value>(l).unwrap())
+        .filter(|d| d["ns"] == "omemo:2")
+        .collect();
+    assert_eq!(omemo2.len(), 2);
+    assert!(omemo2
+        .iter()
+        .all(|d| d["trust"] == "blind" && d["fingerprint"].is_string()));
+
+    // A session reset is local and explicit; messages flow again right after.
+    let reset: Value = serde_json::from_str(&ok(hush(
+        &alice.home,
+        &["--json", "session", "reset", &bob_phone.jid],
+    )))
+    .unwrap();
+    assert_eq!(reset["reset"], 2);
+    ok(hush(
+        &alice.home,
+        &["send", &bob_phone.jid, "after", "reset"],
+    ));
+    assert_eq!(recv_json(&bob_phone, 1)[0]["body"], "after reset");
+
+    // A contact without OMEMO: a clear error, and nothing is sent.
+    let carol = server.register("carol", "pw");
+    let out = hush(&alice.home, &["send", &carol, "secret"]);
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.starts_with("error: ") && err.contains(&carol) && err.lines().count() == 1,
+        "{err}"
+    );
+    // Errors a script can rely on.
+    let out = hush(&dir.join("nobody"), &["send", &carol, "x"]);
+    assert!(!out.status.success() && String::from_utf8_lossy(&out.stderr).contains("hush init"));
+    let out = hush(
+        &alice.home,
+        &[
+            "init",
+            "--jid",
+            &alice.jid,
+            "--password-env",
+            "HUSH_TEST_PW",
+        ],
+    );
+    assert!(
+        !out.status.success()
+            && String::from_utf8_lossy(&out.stderr).contains("already holds an account")
+    );
+
+    // The server stored only ciphertext.
+    let stored = server.stored_bytes();
+    for text in ["hello bob", "hi alice", "after reset", "secret"] {
+        assert!(
+            !stored.windows(text.len()).any(|w| w == text.as_bytes()),
+            "{text:?} found on the server"
+        );
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -1,0 +1,478 @@
+//! The client logic that ties store, protocol core and server together: announcing our device,
+//! sending to every device of a contact (and our own other devices), and receiving with every
+//! state change committed before anything is acknowledged.
+//!
+//! Trust is blind-trust-before-verification for now: a new identity is recorded as `Blind`, a
+//! `Distrusted` one is never encrypted to. Decryption errors are never answered with a new
+//! session (XEP-0384 forbids it); the error says to run `hush session reset`.
+
+use std::time::Duration;
+
+use hush_proto::{
+    sce, seal, Bundle, DeviceEntry, DeviceList, EncryptedElement, IdentityKey, ProtoError,
+    Recipient, Session, Suite,
+};
+use hush_store::{Commit, MessageIds, Outcome, Outgoing, Received, SessionKey, Store, Trust};
+use rand::rngs::SysRng;
+use rand_core::UnwrapErr;
+
+use crate::client::{ConnectOptions, Incoming, XmppClient};
+use crate::error::{Result, XmppError};
+use crate::BareJid;
+
+/// What a send did.
+#[derive(Debug, Clone)]
+pub struct SendReport {
+    /// The suite used (OMEMO:2 when the contact announces it, legacy otherwise).
+    pub suite: Suite,
+    /// The devices the message was encrypted for: `(jid, device id)`.
+    pub devices: Vec<(String, u32)>,
+    /// Devices left out, with why (no bundle, distrusted, bad signature).
+    pub skipped: Vec<(String, u32, String)>,
+}
+
+/// A received message after it was committed to the store.
+#[derive(Debug, Clone)]
+pub struct Delivery {
+    /// The sender's bare JID.
+    pub from: String,
+    /// The sender's device id.
+    pub device: u32,
+    /// The suite it came in.
+    pub suite: Suite,
+    /// The text, when it decrypted and had a body.
+    pub body: Option<String>,
+    /// Why it did not decrypt, when it did not (also stored in history).
+    pub error: Option<String>,
+    /// The trust state of the sending device's key.
+    pub trust: Option<Trust>,
+}
+
+/// One account: a connection plus its store.
+pub struct Hush<S: Store> {
+    xmpp: XmppClient,
+    store: S,
+    jid: BareJid,
+    device_id: u32,
+    rng: UnwrapErr<SysRng>,
+}
+
+impl<S: Store> core::fmt::Debug for Hush<S> {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.debug_struct("Hush")
+            .field("jid", &self.jid)
+            .field("device_id", &self.device_id)
+            .finish_non_exhaustive()
+    }
+}
+
+fn unix_now() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0)
+}
+
+fn store_err(e: hush_store::StoreError) -> XmppError {
+    XmppError::Store(e.to_string())
+}
+
+impl<S: Store> Hush<S> {
+    /// Connects the account kept in `store`.
+    pub async fn connect(store: S, password: &str, options: &ConnectOptions) -> Result<Self> {
+        let account = store
+            .account()
+            .map_err(store_err)?
+            .ok_or_else(|| XmppError::Store("no account: run `hush init` first".into()))?;
+        let xmpp = XmppClient::connect(&account.jid, password, options).await?;
+        let jid = xmpp.jid().clone();
+        Ok(Self {
+            xmpp,
+            store,
+            jid,
+            device_id: account.device.device_id(),
+            rng: UnwrapErr(SysRng),
+        })
+    }
+
+    /// The store.
+    pub fn store(&self) -> &S {
+        &self.store
+    }
+
+    /// Our bare JID.
+    pub fn jid(&self) -> &BareJid {
+        &self.jid
+    }
+
+    /// Our device id.
+    pub fn device_id(&self) -> u32 {
+        self.device_id
+    }
+
+    /// Publishes our bundle in both suites, then adds our device to our device lists (bundle
+    /// first, so nobody sees the id before it can be used). Devices already listed stay.
+    pub async fn announce(&mut self) -> Result<()> {
+        let device = self
+            .store
+            .account()
+            .map_err(store_err)?
+            .expect("connected accounts exist")
+            .device;
+        for suite in Suite::ALL {
+            self.xmpp.publish_bundle(&device.bundle(suite)).await?;
+            let mut list = match self.xmpp.device_list(&self.jid.clone(), suite).await {
+                Ok(l) => l,
+                Err(XmppError::NothingPublished { .. }) => DeviceList {
+                    suite,
+                    devices: Vec::new(),
+                },
+                Err(e) => return Err(e),
+            };
+            if !list.devices.iter().any(|d| d.id == self.device_id) {
+                list.devices.push(DeviceEntry::new(self.device_id));
+            }
+            self.xmpp.publish_device_list(&list).await?;
+        }
+        Ok(())
+    }
+
+    /// The devices of `jid` in the first suite it announces.
+    async fn devices_of(&mut self, jid: &BareJid) -> Result<Option<(Suite, Vec<u32>)>> {
+        for suite in Suite::ALL {
+            match self.xmpp.device_list(jid, suite).await {
+                Ok(list) if !list.devices.is_empty() => {
+                    let ids: Vec<u32> = list.devices.iter().map(|d| d.id).collect();
+                    let now = unix_now();
+                    self.store
+                        .set_device_list(suite, jid.as_str(), &ids, now)
+                        .map_err(store_err)?;
+                    return Ok(Some((suite, ids)));
+                }
+                Ok(_) | Err(XmppError::NothingPublished { .. }) => continue,
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(None)
+    }
+
+    /// Records a new identity as blindly trusted; returns the trust state.
+    fn note_identity(&mut self, jid: &str, identity: &IdentityKey) -> Result<Trust> {
+        match self.store.trust(jid, identity).map_err(store_err)? {
+            Some(t) => Ok(t),
+            None => {
+                self.store
+                    .set_trust(jid, identity, Trust::Blind, unix_now())
+                    .map_err(store_err)?;
+                Ok(Trust::Blind)
+            }
+        }
+    }
+
+    /// The session with one device, building it from its bundle if needed.
+    async fn session_for(
+        &mut self,
+        suite: Suite,
+        jid: &BareJid,
+        device: u32,
+    ) -> core::result::Result<Session, String> {
+        let key = SessionKey::new(suite, jid.as_str(), device);
+        if let Some(s) = self.store.session(&key).map_err(|e| e.to_string())? {
+            return Ok(s);
+        }
+        let bundle: Bundle = self
+            .xmpp
+            .bundle(jid, suite, device)
+            .await
+            .map_err(|e| e.to_string())?;
+        let account = self
+            .store
+            .account()
+            .map_err(|e| e.to_string())?
+            .expect("account exists");
+        Session::initiate(account.device.identity(), &bundle, &mut self.rng)
+            .map_err(|e| e.to_string())
+    }
+
+    /// Encrypts `text` for every device of `to` and our own other devices, commits, then sends.
+    /// Nothing is sent unless at least one of the contact's devices can be encrypted to.
+    pub async fn send_text(&mut self, to: &BareJid, text: &str) -> Result<SendReport> {
+        let Some((suite, their_devices)) = self.devices_of(to).await? else {
+            return Err(XmppError::NothingPublished {
+                jid: to.to_string(),
+                node: "OMEMO device list".into(),
+            });
+        };
+        let mut own_devices = Vec::new();
+        if let Ok(list) = self.xmpp.device_list(&self.jid.clone(), suite).await {
+            own_devices = list
+                .devices
+                .iter()
+                .map(|d| d.id)
+                .filter(|id| *id != self.device_id)
+                .collect();
+        }
+        let mut targets: Vec<(BareJid, u32, Session)> = Vec::new();
+        let mut skipped = Vec::new();
+        let me = self.jid.clone();
+        for (jid, device) in their_devices
+            .iter()
+            .map(|d| (to.clone(), *d))
+            .chain(own_devices.iter().map(|d| (me.clone(), *d)))
+        {
+            match self.session_for(suite, &jid, device).await {
+                Ok(session) => {
+                    if self.note_identity(jid.as_str(), session.peer_identity())?
+                        == Trust::Distrusted
+                    {
+                        skipped.push((jid.to_string(), device, "distrusted".to_owned()));
+                    } else {
+                        targets.push((jid, device, session));
+                    }
+                }
+                Err(why) => skipped.push((jid.to_string(), device, why)),
+            }
+        }
+        if !targets.iter().any(|(j, _, _)| j == to) {
+            let why: Vec<String> = skipped
+                .iter()
+                .map(|(j, d, w)| format!("device {d} of {j}: {w}"))
+                .collect();
+            return Err(XmppError::CannotEncrypt {
+                jid: to.to_string(),
+                why: why.join("; "),
+            });
+        }
+        let payload = match suite {
+            Suite::Omemo2 => sce::seal(
+                &[sce::body(text)],
+                self.jid.as_str(),
+                to.as_str(),
+                Some(unix_now()),
+                &mut self.rng,
+            )?,
+            _ => text.as_bytes().to_vec(),
+        };
+        let jids: Vec<String> = targets.iter().map(|(j, _, _)| j.to_string()).collect();
+        let mut recipients: Vec<Recipient<'_>> = targets
+            .iter_mut()
+            .zip(&jids)
+            .map(|((_, device, session), jid)| Recipient {
+                jid,
+                device_id: *device,
+                session,
+            })
+            .collect();
+        let element = seal(
+            suite,
+            self.device_id,
+            Some(&payload),
+            &mut recipients,
+            &mut self.rng,
+        )?;
+        drop(recipients);
+        let origin_id = format!("hush-{:016x}", rand_core::Rng::next_u64(&mut self.rng));
+        let sessions: Vec<(SessionKey, Session)> = targets
+            .iter()
+            .map(|(j, d, s)| (SessionKey::new(suite, j.as_str(), *d), s.clone()))
+            .collect();
+        let stanza = String::from(&element.to_element()).into_bytes();
+        let outgoing = Outgoing {
+            ids: MessageIds {
+                origin_id: Some(origin_id.clone()),
+                ..Default::default()
+            },
+            peer: to.to_string(),
+            sender: self.jid.to_string(),
+            sender_device: self.device_id,
+            suite,
+            at: unix_now(),
+            body: text.as_bytes().to_vec(),
+            stanza,
+        };
+        // The advanced sessions are stored before the ciphertext leaves.
+        let id = self
+            .store
+            .commit_outgoing(&sessions, &outgoing)
+            .map_err(store_err)?;
+        self.xmpp.send_encrypted(to, &element, &origin_id).await?;
+        self.store.mark_sent(id).map_err(store_err)?;
+        let devices = targets
+            .iter()
+            .map(|(j, d, _)| (j.to_string(), *d))
+            .collect();
+        Ok(SendReport {
+            suite,
+            devices,
+            skipped,
+        })
+    }
+
+    /// Sends an empty message to one device (session completion after a key exchange).
+    async fn send_empty(&mut self, suite: Suite, jid: &BareJid, device: u32) -> Result<()> {
+        let key = SessionKey::new(suite, jid.as_str(), device);
+        let Some(mut session) = self.store.session(&key).map_err(store_err)? else {
+            return Ok(());
+        };
+        let element = seal(
+            suite,
+            self.device_id,
+            None,
+            &mut [Recipient {
+                jid: jid.as_str(),
+                device_id: device,
+                session: &mut session,
+            }],
+            &mut self.rng,
+        )?;
+        // Saved before the stanza leaves, like every other advance of a sending chain.
+        self.store
+            .save_sessions(&[(key, session)])
+            .map_err(store_err)?;
+        let origin_id = format!("hush-{:016x}", rand_core::Rng::next_u64(&mut self.rng));
+        self.xmpp.send_encrypted(jid, &element, &origin_id).await
+    }
+
+    /// Waits up to `timeout` for the next message and commits it. Exact duplicates are
+    /// skipped silently; a message that does not decrypt is stored and returned with its error.
+    pub async fn receive(&mut self, timeout: Duration) -> Result<Option<Delivery>> {
+        let deadline = tokio::time::Instant::now() + timeout;
+        loop {
+            let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+            let Some(Incoming {
+                from,
+                encrypted,
+                ids,
+            }) = self.xmpp.next_encrypted(left).await?
+            else {
+                return Ok(None);
+            };
+            if self
+                .store
+                .is_known(from.as_str(), &ids)
+                .map_err(store_err)?
+            {
+                continue;
+            }
+            if let Some(d) = self.process(&from, &encrypted, ids).await? {
+                return Ok(Some(d));
+            }
+        }
+    }
+
+    async fn process(
+        &mut self,
+        from: &BareJid,
+        el: &EncryptedElement,
+        ids: MessageIds,
+    ) -> Result<Option<Delivery>> {
+        let suite = el.suite;
+        let key = SessionKey::new(suite, from.as_str(), el.sid);
+        let mut existing = self.store.session(&key).map_err(store_err)?;
+        let device = self
+            .store
+            .account()
+            .map_err(store_err)?
+            .expect("account exists")
+            .device;
+        let opened = device.open(
+            el,
+            self.jid.as_str(),
+            from.as_str(),
+            existing.as_mut(),
+            &mut self.rng,
+        );
+        let base = |outcome| Received {
+            ids,
+            peer: from.to_string(),
+            sender: from.to_string(),
+            sender_device: el.sid,
+            suite,
+            at: unix_now(),
+            outcome,
+        };
+        match opened {
+            Ok(o) => {
+                let trust = Some(self.note_identity(from.as_str(), &o.sender_identity)?);
+                let kex = o.was_key_exchange;
+                let body = match (&o.payload, suite) {
+                    (None, _) => None,
+                    (Some(p), Suite::Omemo2) => {
+                        let env = sce::open(
+                            p,
+                            sce::Expect {
+                                from: from.as_str(),
+                                to: self.jid.as_str(),
+                                require_to: false,
+                            },
+                        )?;
+                        Some(
+                            env.content
+                                .iter()
+                                .filter(|c| c.name() == "body")
+                                .map(|c| c.text())
+                                .collect::<String>(),
+                        )
+                    }
+                    (Some(p), _) => Some(String::from_utf8_lossy(p).into_owned()),
+                };
+                let session = o
+                    .new_session
+                    .or(existing)
+                    .expect("an opened message has a session");
+                let outcome = Outcome::Decrypted {
+                    session: Box::new(session),
+                    body: body.as_ref().map(|b| b.as_bytes().to_vec()),
+                    consumed_prekey: o.consumed_prekey,
+                };
+                if self
+                    .store
+                    .commit_received(vec![base(outcome)])
+                    .map_err(store_err)?[0]
+                    == Commit::Duplicate
+                {
+                    return Ok(None);
+                }
+                if kex {
+                    // XEP-0384: answer a key exchange with an empty message so it stops.
+                    self.send_empty(suite, from, el.sid).await?;
+                }
+                Ok(body.map(|b| Delivery {
+                    from: from.to_string(),
+                    device: el.sid,
+                    suite,
+                    body: Some(b),
+                    error: None,
+                    trust,
+                }))
+            }
+            // Exact duplicates are ignored silently, as XEP-0384 requires.
+            Err(ProtoError::Duplicate { .. }) => Ok(None),
+            Err(e) => {
+                let reason = format!(
+                    "could not decrypt a message from device {} of {from}: {e}. If this repeats, run `hush session reset {from} {}`",
+                    el.sid, el.sid
+                );
+                self.store
+                    .commit_received(vec![base(Outcome::Failed {
+                        reason: reason.clone(),
+                    })])
+                    .map_err(store_err)?;
+                Ok(Some(Delivery {
+                    from: from.to_string(),
+                    device: el.sid,
+                    suite,
+                    body: None,
+                    error: Some(reason),
+                    trust: None,
+                }))
+            }
+        }
+    }
+
+    /// Closes the connection.
+    pub async fn close(self) -> Result<S> {
+        self.xmpp.close().await?;
+        Ok(self.store)
+    }
+}
