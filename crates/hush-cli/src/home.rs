@@ -12,6 +12,9 @@ pub struct Config {
     pub server: Option<String>,
     pub insecure_loopback: bool,
     pub password: String,
+    /// When the account was set up here (unix seconds): a new device's archive catch-up
+    /// starts there.
+    pub created_at: u64,
 }
 
 pub struct Home {
@@ -74,7 +77,7 @@ impl Home {
     }
 
     pub fn write_config(&self, c: &Config) -> Result<(), String> {
-        let v = json!({"jid": c.jid, "server": c.server, "insecure_loopback": c.insecure_loopback, "password": c.password});
+        let v = json!({"jid": c.jid, "server": c.server, "insecure_loopback": c.insecure_loopback, "password": c.password, "created_at": c.created_at});
         let path = self.config_path();
         let mut o = std::fs::OpenOptions::new();
         o.write(true).create(true).truncate(true);
@@ -106,6 +109,7 @@ impl Home {
             insecure_loopback: v["insecure_loopback"].as_bool().unwrap_or(false),
             password: s("password")
                 .ok_or_else(|| format!("{} lacks the password", path.display()))?,
+            created_at: v["created_at"].as_u64().unwrap_or(0),
         })
     }
 

@@ -221,7 +221,13 @@ async fn run(cli: Cli) -> Fallible<()> {
                 hush.jid(),
                 hush.device_id()
             );
+            // First what arrived while we were away (the archive), then live messages.
+            let since = home.config()?.created_at;
             let mut seen = 0;
+            for d in hush.catch_up(since).await.map_err(|e| e.to_string())? {
+                print_delivery(&d, json);
+                seen += 1;
+            }
             while count.is_none_or(|c| seen < c) {
                 match hush
                     .receive(Duration::from_secs(timeout))
@@ -380,6 +386,7 @@ async fn init(
         server,
         insecure_loopback,
         password: password.to_owned(),
+        created_at: unix_now(),
     };
     let result = async {
         let mut store = home.open_store()?;

@@ -66,6 +66,9 @@ pub trait Store {
     /// Sessions that a restore rewound and the user should reset.
     fn sessions_needing_reset(&self) -> Result<Vec<SessionKey>>;
 
+    /// The newest archive id (XEP-0313) stored for messages from `archive`: where MAM
+    /// catch-up resumes.
+    fn last_archive_id(&self, archive: &str) -> Result<Option<String>>;
     /// True if a message with these ids from `sender` is already in history.
     fn is_known(&self, sender: &str, ids: &MessageIds) -> Result<bool>;
     /// Commits received messages in one transaction (see the crate docs).

@@ -102,6 +102,15 @@ impl Store for MemoryStore {
         Ok(self.needs_reset.iter().cloned().collect())
     }
 
+    fn last_archive_id(&self, archive: &str) -> Result<Option<String>> {
+        Ok(self
+            .messages
+            .iter()
+            .rev()
+            .find(|m| m.ids.archive.as_deref() == Some(archive) && m.ids.stanza_id.is_some())
+            .and_then(|m| m.ids.stanza_id.clone()))
+    }
+
     fn is_known(&self, sender: &str, ids: &MessageIds) -> Result<bool> {
         Ok(self.known(sender, ids))
     }

@@ -556,6 +556,17 @@ impl Store for SqliteStore {
         Ok(rows.collect::<rusqlite::Result<_>>()?)
     }
 
+    fn last_archive_id(&self, archive: &str) -> Result<Option<String>> {
+        Ok(self
+            .conn
+            .query_row(
+                "SELECT stanza_id FROM messages WHERE archive = ?1 AND stanza_id IS NOT NULL ORDER BY id DESC LIMIT 1",
+                [archive],
+                |r| r.get(0),
+            )
+            .optional()?)
+    }
+
     fn is_known(&self, sender: &str, ids: &MessageIds) -> Result<bool> {
         Self::known_in(&self.conn, sender, ids)
     }

@@ -9,15 +9,15 @@
 use std::time::Duration;
 
 use hush_proto::{
-    sce, seal, Bundle, DeviceEntry, DeviceList, EncryptedElement, IdentityKey, ProtoError,
-    Recipient, Session, Suite,
+    sce, seal, Bundle, DeviceEntry, DeviceList, IdentityKey, ProtoError, Recipient, Session, Suite,
 };
 use hush_store::{Commit, MessageIds, Outcome, Outgoing, Received, SessionKey, Store, Trust};
 use rand::rngs::SysRng;
 use rand_core::UnwrapErr;
 
-use crate::client::{ConnectOptions, Incoming, XmppClient};
+use crate::client::{ConnectOptions, XmppClient};
 use crate::error::{Result, XmppError};
+use crate::incoming::Incoming;
 use crate::BareJid;
 
 /// What a send did.
@@ -339,35 +339,72 @@ impl<S: Store> Hush<S> {
         let deadline = tokio::time::Instant::now() + timeout;
         loop {
             let left = deadline.saturating_duration_since(tokio::time::Instant::now());
-            let Some(Incoming {
-                from,
-                encrypted,
-                ids,
-            }) = self.xmpp.next_encrypted(left).await?
-            else {
+            let Some(incoming) = self.xmpp.next_encrypted(left).await? else {
                 return Ok(None);
             };
-            if self
-                .store
-                .is_known(from.as_str(), &ids)
-                .map_err(store_err)?
-            {
-                continue;
-            }
-            if let Some(d) = self.process(&from, &encrypted, ids).await? {
+            if let Some(d) = self.process(incoming).await? {
                 return Ok(Some(d));
             }
         }
     }
 
-    async fn process(
-        &mut self,
-        from: &BareJid,
-        el: &EncryptedElement,
-        ids: MessageIds,
-    ) -> Result<Option<Delivery>> {
-        let suite = el.suite;
-        let key = SessionKey::new(suite, from.as_str(), el.sid);
+    /// Catches up on what our archive (MAM) holds since the last message we stored — or, for a
+    /// new device, since `since` (unix seconds) — and commits it in order. Afterwards the
+    /// one-time prekeys used meanwhile are retired and the bundle republished (XEP-0384 keeps
+    /// them until catch-up is over). Returns the messages with text or errors.
+    pub async fn catch_up(&mut self, since: u64) -> Result<Vec<Delivery>> {
+        let after = self
+            .store
+            .last_archive_id(self.jid.as_str())
+            .map_err(store_err)?;
+        let found = self.xmpp.catch_up(after.as_deref(), Some(since)).await?;
+        let mut out = Vec::new();
+        for incoming in found {
+            if let Some(d) = self.process(incoming).await? {
+                out.push(d);
+            }
+        }
+        if hush_store::finish_catch_up(&mut self.store, hush_proto::DEFAULT_PREKEYS, &mut self.rng)
+            .map_err(store_err)?
+            > 0
+        {
+            let device = self
+                .store
+                .account()
+                .map_err(store_err)?
+                .expect("account exists")
+                .device;
+            for suite in Suite::ALL {
+                self.xmpp.publish_bundle(&device.bundle(suite)).await?;
+            }
+        }
+        Ok(out)
+    }
+
+    /// Decrypts one message and commits the result; `None` for duplicates, empty messages and
+    /// copies of our own messages.
+    async fn process(&mut self, incoming: Incoming) -> Result<Option<Delivery>> {
+        let Incoming {
+            sender,
+            peer,
+            encrypted,
+            ids,
+        } = incoming;
+        if self
+            .store
+            .is_known(sender.as_str(), &ids)
+            .map_err(store_err)?
+        {
+            return Ok(None);
+        }
+        let (suite, sid, has_payload) = match &encrypted {
+            Ok(el) => (el.suite, el.sid, el.payload.is_some()),
+            Err(_) => (Suite::Omemo2, 0, true),
+        };
+        if sender == self.jid && sid == self.device_id {
+            return Ok(None); // our own message, reflected
+        }
+        let key = SessionKey::new(suite, sender.as_str(), sid);
         let mut existing = self.store.session(&key).map_err(store_err)?;
         let device = self
             .store
@@ -375,47 +412,56 @@ impl<S: Store> Hush<S> {
             .map_err(store_err)?
             .expect("account exists")
             .device;
-        let opened = device.open(
-            el,
-            self.jid.as_str(),
-            from.as_str(),
-            existing.as_mut(),
-            &mut self.rng,
-        );
-        let base = |outcome| Received {
+        let result = encrypted.and_then(|el| {
+            let o = device.open(
+                &el,
+                self.jid.as_str(),
+                sender.as_str(),
+                existing.as_mut(),
+                &mut self.rng,
+            )?;
+            let body = match (&o.payload, suite) {
+                (None, _) => None,
+                (Some(p), Suite::Omemo2) => {
+                    // The envelope must name the real sender and the conversation's addressee.
+                    let to = if sender == self.jid {
+                        peer.as_str()
+                    } else {
+                        self.jid.as_str()
+                    };
+                    let env = sce::open(
+                        p,
+                        sce::Expect {
+                            from: sender.as_str(),
+                            to,
+                            require_to: false,
+                        },
+                    )?;
+                    Some(
+                        env.content
+                            .iter()
+                            .filter(|c| c.name() == "body")
+                            .map(|c| c.text())
+                            .collect::<String>(),
+                    )
+                }
+                (Some(p), _) => Some(String::from_utf8_lossy(p).into_owned()),
+            };
+            Ok((o, body))
+        });
+        let record = |outcome| Received {
             ids,
-            peer: from.to_string(),
-            sender: from.to_string(),
-            sender_device: el.sid,
+            peer: peer.to_string(),
+            sender: sender.to_string(),
+            sender_device: sid,
             suite,
             at: unix_now(),
             outcome,
         };
-        match opened {
-            Ok(o) => {
-                let trust = Some(self.note_identity(from.as_str(), &o.sender_identity)?);
+        match result {
+            Ok((o, body)) => {
+                let trust = Some(self.note_identity(sender.as_str(), &o.sender_identity)?);
                 let kex = o.was_key_exchange;
-                let body = match (&o.payload, suite) {
-                    (None, _) => None,
-                    (Some(p), Suite::Omemo2) => {
-                        let env = sce::open(
-                            p,
-                            sce::Expect {
-                                from: from.as_str(),
-                                to: self.jid.as_str(),
-                                require_to: false,
-                            },
-                        )?;
-                        Some(
-                            env.content
-                                .iter()
-                                .filter(|c| c.name() == "body")
-                                .map(|c| c.text())
-                                .collect::<String>(),
-                        )
-                    }
-                    (Some(p), _) => Some(String::from_utf8_lossy(p).into_owned()),
-                };
                 let session = o
                     .new_session
                     .or(existing)
@@ -427,7 +473,7 @@ impl<S: Store> Hush<S> {
                 };
                 if self
                     .store
-                    .commit_received(vec![base(outcome)])
+                    .commit_received(vec![record(outcome)])
                     .map_err(store_err)?[0]
                     == Commit::Duplicate
                 {
@@ -435,11 +481,11 @@ impl<S: Store> Hush<S> {
                 }
                 if kex {
                     // XEP-0384: answer a key exchange with an empty message so it stops.
-                    self.send_empty(suite, from, el.sid).await?;
+                    self.send_empty(suite, &sender, sid).await?;
                 }
                 Ok(body.map(|b| Delivery {
-                    from: from.to_string(),
-                    device: el.sid,
+                    from: sender.to_string(),
+                    device: sid,
                     suite,
                     body: Some(b),
                     error: None,
@@ -448,19 +494,21 @@ impl<S: Store> Hush<S> {
             }
             // Exact duplicates are ignored silently, as XEP-0384 requires.
             Err(ProtoError::Duplicate { .. }) => Ok(None),
+            // An empty message between two other devices (e.g. our phone completing a session
+            // with a contact, seen in our archive) carries nothing for us.
+            Err(ProtoError::NotForThisDevice(_)) if !has_payload => Ok(None),
             Err(e) => {
                 let reason = format!(
-                    "could not decrypt a message from device {} of {from}: {e}. If this repeats, run `hush session reset {from} {}`",
-                    el.sid, el.sid
+                    "could not decrypt a message from device {sid} of {sender}: {e}. If this repeats, run `hush session reset {sender} {sid}`"
                 );
                 self.store
-                    .commit_received(vec![base(Outcome::Failed {
+                    .commit_received(vec![record(Outcome::Failed {
                         reason: reason.clone(),
                     })])
                     .map_err(store_err)?;
                 Ok(Some(Delivery {
-                    from: from.to_string(),
-                    device: el.sid,
+                    from: sender.to_string(),
+                    device: sid,
                     suite,
                     body: None,
                     error: Some(reason),

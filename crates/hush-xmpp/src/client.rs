@@ -6,6 +6,7 @@ use std::time::Duration;
 use futures::StreamExt;
 use hush_proto::{Bundle, DeviceList, Element, EncryptedElement, Suite};
 use tokio_xmpp::connect::DnsConfig;
+use tokio_xmpp::parsers::iq::Iq;
 use tokio_xmpp::parsers::jid::{BareJid, Jid};
 use tokio_xmpp::parsers::message::{Message, MessageType};
 use tokio_xmpp::parsers::presence::{Presence, Type as PresenceType};
@@ -13,10 +14,17 @@ use tokio_xmpp::xmlstream::Timeouts;
 use tokio_xmpp::{Client, Event, IqRequest, IqResponse, Stanza};
 
 use crate::error::{Result, XmppError};
+use crate::incoming::{classify, Incoming, MAM, SID};
 use crate::pep;
 
 /// How long to wait for the server before giving up on a request.
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(20);
+/// How long to wait for an answer before asking again.
+const RESEND_AFTER: Duration = Duration::from_secs(2);
+/// How long the first request after login may take before we log in again.
+const PROBE_TIMEOUT: Duration = Duration::from_secs(3);
+/// How often to try logging in when the stream stalls.
+const LOGIN_ATTEMPTS: usize = 3;
 
 /// Where and how to connect.
 #[derive(Clone, Debug)]
@@ -39,37 +47,14 @@ impl Default for ConnectOptions {
     }
 }
 
-/// An encrypted message as received.
-#[derive(Debug, Clone)]
-pub struct Incoming {
-    /// The sender's bare JID.
-    pub from: BareJid,
-    /// The `<encrypted/>` element.
-    pub encrypted: EncryptedElement,
-    /// XEP-0359 ids, to recognise copies (offline, Carbons, MAM).
-    pub ids: hush_store::MessageIds,
-}
-
-const SID: &str = "urn:xmpp:sid:0";
-
-fn message_ids(m: &Message, own: &BareJid) -> hush_store::MessageIds {
-    let mut ids = hush_store::MessageIds::default();
-    for p in &m.payloads {
-        if p.is("origin-id", SID) {
-            ids.origin_id = p.attr("id").map(str::to_owned);
-        } else if p.is("stanza-id", SID) && p.attr("by") == Some(own.as_str()) {
-            // Only ids our own archive assigned are trustworthy for dedup.
-            ids.archive = Some(own.to_string());
-            ids.stanza_id = p.attr("id").map(str::to_owned);
-        }
-    }
-    ids
-}
-
 /// A logged-in session.
 pub struct XmppClient {
     client: Client,
     jid: BareJid,
+    /// Messages that arrived while we were waiting for something else.
+    pending: std::collections::VecDeque<Incoming>,
+    query_serial: u64,
+    request_timeout: Duration,
 }
 
 impl core::fmt::Debug for XmppClient {
@@ -90,6 +75,40 @@ fn is_loopback(server: &str) -> bool {
         .unwrap_or(false)
 }
 
+/// A MAM query for the messages after `after`, or since `start`, 100 per page.
+fn mam_query(query_id: &str, after: Option<&str>, start: Option<u64>) -> Element {
+    let name = |n: &'static str| tokio_xmpp::minidom::rxml::NcName::try_from(n).expect("valid");
+    let field = |var: &str, value: String| {
+        Element::builder("field", "jabber:x:data")
+            .attr(name("var"), var)
+            .append(
+                Element::builder("value", "jabber:x:data")
+                    .append(value)
+                    .build(),
+            )
+            .build()
+    };
+    let mut form = Element::builder("x", "jabber:x:data")
+        .attr(name("type"), "submit")
+        .build();
+    form.append_child(field("FORM_TYPE", MAM.to_owned()));
+    if let Some(t) = start {
+        form.append_child(field("start", hush_proto::sce::xep0082_datetime(t)));
+    }
+    let rsm = "http://jabber.org/protocol/rsm";
+    let mut set = Element::builder("set", rsm)
+        .append(Element::builder("max", rsm).append("100").build())
+        .build();
+    if let Some(a) = after {
+        set.append_child(Element::builder("after", rsm).append(a).build());
+    }
+    Element::builder("query", MAM)
+        .attr(name("queryid"), query_id)
+        .append(form)
+        .append(set)
+        .build()
+}
+
 fn condition(e: &tokio_xmpp::parsers::stanza_error::StanzaError) -> String {
     format!("{:?}", e.defined_condition)
 }
@@ -103,18 +122,63 @@ impl XmppClient {
             .server
             .clone()
             .unwrap_or_else(|| format!("{}:5222", bare.domain()));
-        let mut client = if options.insecure_loopback {
-            if !is_loopback(&server) {
-                return Err(XmppError::InsecureNotLoopback(server));
+        if options.insecure_loopback && !is_loopback(&server) {
+            return Err(XmppError::InsecureNotLoopback(server));
+        }
+        // With tokio-xmpp 6 a fresh stream sometimes stops delivering what the server sends,
+        // right after login (seen with several resources of one account online). The first
+        // request doubles as a liveness probe: if it goes unanswered, log in again.
+        for _attempt in 0..LOGIN_ATTEMPTS {
+            let client = Self::login(&bare, password, &server, options).await?;
+            let mut this = Self {
+                client,
+                jid: bare.clone(),
+                pending: Default::default(),
+                query_serial: 0,
+                request_timeout: PROBE_TIMEOUT,
+            };
+            // Carbons: copies of what our other devices send and receive (XEP-0280).
+            let enable = Element::builder("enable", "urn:xmpp:carbons:2").build();
+            match this
+                .request(None, IqRequest::Set(enable), "enabling Carbons")
+                .await
+            {
+                Ok(_) => {}
+                Err(XmppError::Timeout(_)) => {
+                    // Close it properly: dropping a tokio-xmpp client with events still queued
+                    // makes its worker task panic.
+                    let _ =
+                        tokio::time::timeout(Duration::from_secs(1), this.client.send_end()).await;
+                    continue;
+                }
+                Err(e) => return Err(e),
             }
+            this.request_timeout = REQUEST_TIMEOUT;
+            this.client
+                .send_stanza(Presence::new(PresenceType::None).into())
+                .await?;
+            return Ok(this);
+        }
+        Err(XmppError::Timeout(format!(
+            "logging in to {server} ({LOGIN_ATTEMPTS} attempts)"
+        )))
+    }
+
+    async fn login(
+        bare: &BareJid,
+        password: &str,
+        server: &str,
+        options: &ConnectOptions,
+    ) -> Result<Client> {
+        let mut client = if options.insecure_loopback {
             Client::new_plaintext(
                 bare.clone(),
                 password.to_owned(),
-                DnsConfig::addr(&server),
+                DnsConfig::addr(server),
                 Timeouts::default(),
             )
         } else {
-            let (host, port) = server.rsplit_once(':').unwrap_or((&server, "5222"));
+            let (host, port) = server.rsplit_once(':').unwrap_or((server, "5222"));
             let port = port.parse().unwrap_or(5222);
             Client::new_starttls(
                 bare.clone(),
@@ -135,24 +199,95 @@ impl XmppClient {
         })
         .await;
         match online {
-            Ok(r) => r?,
-            Err(_) => {
-                return Err(XmppError::ConnectTimeout {
-                    jid: jid.to_owned(),
-                    server,
-                    seconds: options.timeout.as_secs(),
-                });
-            }
+            Ok(r) => r.map(|()| client),
+            Err(_) => Err(XmppError::ConnectTimeout {
+                jid: bare.to_string(),
+                server: server.to_owned(),
+                seconds: options.timeout.as_secs(),
+            }),
         }
-        client
-            .send_stanza(Presence::new(PresenceType::None).into())
-            .await?;
-        Ok(Self { client, jid: bare })
     }
 
     /// Our bare JID.
     pub fn jid(&self) -> &BareJid {
         &self.jid
+    }
+
+    /// Sends an IQ and waits for its answer, reading incoming stanzas meanwhile (the client's
+    /// event queue is small: if nobody drained it, the answer would never be read).
+    ///
+    /// Answers are matched by id here, in stream order. With tokio-xmpp 6 we saw an answer
+    /// that the server had sent right after login never reach the client (intermittently, with
+    /// several resources of one account online); every request we make is idempotent, so an
+    /// unanswered one is sent again (with a new id) every [`RESEND_AFTER`] until the deadline.
+    /// Messages seen on the way are kept: results of archive query `query` go to `found`,
+    /// other OMEMO messages to `pending`.
+    async fn exchange(
+        &mut self,
+        to: Option<Jid>,
+        req: IqRequest,
+        what: &str,
+        query: Option<&str>,
+        found: &mut Vec<Incoming>,
+    ) -> Result<IqResponse> {
+        let (payload, is_get) = match req {
+            IqRequest::Get(p) => (p, true),
+            IqRequest::Set(p) => (p, false),
+        };
+        let deadline = tokio::time::Instant::now() + self.request_timeout;
+        let mut ids: Vec<String> = Vec::new();
+        loop {
+            self.query_serial += 1;
+            let id = format!("hush-iq-{}", self.query_serial);
+            let (to, payload) = (to.clone(), payload.clone());
+            let iq = if is_get {
+                Iq::Get {
+                    from: None,
+                    to,
+                    id: id.clone(),
+                    payload,
+                }
+            } else {
+                Iq::Set {
+                    from: None,
+                    to,
+                    id: id.clone(),
+                    payload,
+                }
+            };
+            ids.push(id);
+            self.client.send_stanza(iq.into()).await?;
+            let resend = tokio::time::Instant::now() + RESEND_AFTER;
+            loop {
+                tokio::select! {
+                    event = self.client.next() => match event {
+                        Some(Event::Stanza(Stanza::Iq(Iq::Result { id, payload, .. }))) if ids.contains(&id) => {
+                            return Ok(IqResponse::Result(payload));
+                        }
+                        Some(Event::Stanza(Stanza::Iq(Iq::Error { id, error, .. }))) if ids.contains(&id) => {
+                            return Ok(IqResponse::Error(error));
+                        }
+                        Some(Event::Stanza(Stanza::Message(m))) => self.sort(m, query, found),
+                        Some(Event::Disconnected(e)) => return Err(XmppError::Disconnected(e.to_string())),
+                        None => return Err(XmppError::Disconnected("stream ended".into())),
+                        _ => {}
+                    },
+                    _ = tokio::time::sleep_until(resend.min(deadline)) => break,
+                }
+            }
+            if tokio::time::Instant::now() >= deadline {
+                return Err(XmppError::Timeout(what.to_owned()));
+            }
+        }
+    }
+
+    fn sort(&mut self, m: Message, query: Option<&str>, found: &mut Vec<Incoming>) {
+        let el = Element::from(m);
+        if let Some(i) = query.and_then(|q| classify(&el, &self.jid, Some(q))) {
+            found.push(i);
+        } else if let Some(live) = classify(&el, &self.jid, None) {
+            self.pending.push_back(live);
+        }
     }
 
     async fn request(
@@ -161,12 +296,9 @@ impl XmppClient {
         req: IqRequest,
         what: &str,
     ) -> Result<Option<Element>> {
-        let token = self.client.send_iq(to, req).await;
-        match tokio::time::timeout(REQUEST_TIMEOUT, token).await {
-            Err(_) => Err(XmppError::Timeout(what.to_owned())),
-            Ok(Err(e)) => Err(XmppError::Disconnected(format!("{e:?}"))),
-            Ok(Ok(IqResponse::Result(payload))) => Ok(payload),
-            Ok(Ok(IqResponse::Error(e))) => Err(XmppError::Refused {
+        match self.exchange(to, req, what, None, &mut Vec::new()).await? {
+            IqResponse::Result(payload) => Ok(payload),
+            IqResponse::Error(e) => Err(XmppError::Refused {
                 what: what.to_owned(),
                 condition: condition(&e),
             }),
@@ -338,23 +470,16 @@ impl XmppClient {
     /// Waits for the next encrypted message (other stanzas are skipped), up to `timeout`.
     /// Returns `None` on timeout.
     pub async fn next_encrypted(&mut self, timeout: Duration) -> Result<Option<Incoming>> {
+        if let Some(m) = self.pending.pop_front() {
+            return Ok(Some(m));
+        }
+        let own = self.jid.clone();
         let wait = async {
             while let Some(event) = self.client.next().await {
                 match event {
                     Event::Stanza(Stanza::Message(m)) => {
-                        let Some(from) = m.from.as_ref().map(|f| f.to_bare()) else {
-                            continue;
-                        };
-                        for p in &m.payloads {
-                            if p.name() == "encrypted" && Suite::from_namespace(&p.ns()).is_ok() {
-                                let encrypted = EncryptedElement::from_element(p)?;
-                                let ids = message_ids(&m, &self.jid);
-                                return Ok(Some(Incoming {
-                                    from,
-                                    encrypted,
-                                    ids,
-                                }));
-                            }
+                        if let Some(found) = classify(&Element::from(m), &own, None) {
+                            return Ok(Some(found));
                         }
                     }
                     Event::Disconnected(e) => return Err(XmppError::Disconnected(e.to_string())),
@@ -366,6 +491,54 @@ impl XmppClient {
         match tokio::time::timeout(timeout, wait).await {
             Ok(r) => r,
             Err(_) => Ok(None),
+        }
+    }
+
+    /// Fetches the OMEMO messages our archive (XEP-0313) holds after archive id `after`, or
+    /// since `start` (unix seconds) when we have none yet, oldest first, page by page.
+    pub async fn catch_up(
+        &mut self,
+        after: Option<&str>,
+        start: Option<u64>,
+    ) -> Result<Vec<Incoming>> {
+        let mut found = Vec::new();
+        let mut after = after.map(str::to_owned);
+        loop {
+            self.query_serial += 1;
+            let query_id = format!("hush-mam-{}", self.query_serial);
+            let request = mam_query(
+                &query_id,
+                after.as_deref(),
+                if after.is_none() { start } else { None },
+            );
+            let fin = match self
+                .exchange(
+                    None,
+                    IqRequest::Set(request),
+                    "archive query",
+                    Some(&query_id),
+                    &mut found,
+                )
+                .await?
+            {
+                IqResponse::Result(Some(fin)) => fin,
+                IqResponse::Result(None) => return Ok(found),
+                IqResponse::Error(e) => {
+                    return Err(XmppError::Refused {
+                        what: "the archive query".into(),
+                        condition: condition(&e),
+                    });
+                }
+            };
+            let rsm = "http://jabber.org/protocol/rsm";
+            let last = fin
+                .get_child("set", rsm)
+                .and_then(|set| set.get_child("last", rsm))
+                .map(|l| l.text());
+            match last {
+                Some(l) if fin.attr("complete") != Some("true") => after = Some(l),
+                _ => return Ok(found),
+            }
         }
     }
 

@@ -11,9 +11,11 @@
 mod account;
 mod client;
 mod error;
+mod incoming;
 mod pep;
 
 pub use account::{Delivery, Hush, SendReport};
-pub use client::{ConnectOptions, Incoming, XmppClient};
+pub use client::{ConnectOptions, XmppClient};
 pub use error::{Result, XmppError};
+pub use incoming::Incoming;
 pub use tokio_xmpp::parsers::jid::BareJid;

@@ -101,11 +101,13 @@ async fn omemo_through_prosody_in_both_namespaces() {
             .await
             .unwrap()
             .expect("the message arrives");
-        assert_eq!(incoming.from, bob_bare);
-        assert_eq!(incoming.encrypted, el);
+        assert_eq!(incoming.sender, bob_bare);
+        let encrypted = incoming.encrypted.unwrap();
+        assert_eq!(encrypted, el);
+        assert_eq!(incoming.peer, bob_bare);
         assert_eq!(incoming.ids.origin_id, Some(format!("m-{suite}")));
         let opened = alice_dev
-            .open(&incoming.encrypted, &alice_jid, &bob_jid, None, &mut rng)
+            .open(&encrypted, &alice_jid, &bob_jid, None, &mut rng)
             .unwrap();
         let plain = opened.payload.unwrap();
         let got = match suite {

@@ -1,0 +1,153 @@
+//! Finding OMEMO messages in incoming stanzas: direct messages, Carbons (XEP-0280) and MAM
+//! results (XEP-0313), with the checks that keep a server or a stranger from forging them.
+
+use hush_proto::{Element, EncryptedElement, ProtoError, Suite};
+use hush_store::MessageIds;
+use tokio_xmpp::parsers::jid::{BareJid, Jid};
+
+pub(crate) const SID: &str = "urn:xmpp:sid:0";
+const CARBONS: &str = "urn:xmpp:carbons:2";
+const FORWARD: &str = "urn:xmpp:forward:0";
+pub(crate) const MAM: &str = "urn:xmpp:mam:2";
+
+/// An OMEMO message found in a stanza.
+#[derive(Debug, Clone)]
+pub struct Incoming {
+    /// Who encrypted it (bare JID); our own JID for copies of what our other devices sent.
+    pub sender: BareJid,
+    /// The conversation it belongs to (the contact's bare JID).
+    pub peer: BareJid,
+    /// The `<encrypted/>` element, or why it could not be read.
+    pub encrypted: Result<EncryptedElement, ProtoError>,
+    /// XEP-0359 / MAM ids, to recognise copies.
+    pub ids: MessageIds,
+}
+
+fn bare_attr(el: &Element, name: &str) -> Option<BareJid> {
+    el.attr(name)
+        .and_then(|j| j.parse::<Jid>().ok())
+        .map(|j| j.to_bare())
+}
+
+fn encrypted_of(m: &Element) -> Option<Result<EncryptedElement, ProtoError>> {
+    m.children()
+        .find(|p| p.name() == "encrypted" && Suite::from_namespace(&p.ns()).is_ok())
+        .map(EncryptedElement::from_element)
+}
+
+fn ids_of(m: &Element, own: &BareJid) -> MessageIds {
+    let mut ids = MessageIds::default();
+    for p in m.children() {
+        if p.is("origin-id", SID) {
+            ids.origin_id = p.attr("id").map(str::to_owned);
+        } else if p.is("stanza-id", SID) && p.attr("by") == Some(own.as_str()) {
+            // Only ids our own archive assigned can be trusted for deduplication.
+            ids.archive = Some(own.to_string());
+            ids.stanza_id = p.attr("id").map(str::to_owned);
+        }
+    }
+    ids
+}
+
+/// The message inside `<wrapper><forwarded><message/></forwarded></wrapper>`.
+fn forwarded(wrapper: &Element) -> Option<&Element> {
+    wrapper
+        .get_child("forwarded", FORWARD)?
+        .children()
+        .find(|c| c.name() == "message")
+}
+
+/// Looks at a `<message/>` stanza. `mam_query` is the id of a running archive query, if any.
+pub(crate) fn classify(m: &Element, own: &BareJid, mam_query: Option<&str>) -> Option<Incoming> {
+    let outer_from = bare_attr(m, "from");
+    // Carbons and archive results must come from our own account, or anyone could inject
+    // "copies" of messages.
+    let from_own_account = outer_from.as_ref().is_none_or(|f| f == own);
+    for wrapper in m.children() {
+        let kind = if wrapper.is("received", CARBONS) || wrapper.is("sent", CARBONS) {
+            "carbon"
+        } else if wrapper.is("result", MAM)
+            && mam_query.is_some_and(|q| wrapper.attr("queryid") == Some(q))
+        {
+            "mam"
+        } else {
+            continue;
+        };
+        if !from_own_account {
+            return None;
+        }
+        let inner = forwarded(wrapper)?;
+        let sender = bare_attr(inner, "from").unwrap_or_else(|| own.clone());
+        let peer = if &sender == own {
+            bare_attr(inner, "to")?
+        } else {
+            sender.clone()
+        };
+        let mut ids = ids_of(inner, own);
+        if kind == "mam" {
+            ids.archive = Some(own.to_string());
+            ids.stanza_id = wrapper.attr("id").map(str::to_owned);
+        }
+        return encrypted_of(inner).map(|encrypted| Incoming {
+            sender,
+            peer,
+            encrypted,
+            ids,
+        });
+    }
+    let sender = outer_from?;
+    encrypted_of(m).map(|encrypted| Incoming {
+        peer: sender.clone(),
+        sender,
+        encrypted,
+        ids: ids_of(m, own),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn el(s: &str) -> Element {
+        s.parse().unwrap()
+    }
+
+    const ENC: &str = "<encrypted xmlns='urn:xmpp:omemo:2'><header sid='7'><keys jid='me@x'><key rid='1'>AAAA</key></keys></header></encrypted>";
+
+    #[test]
+    fn carbons_only_from_our_own_account() {
+        let own: BareJid = "me@x".parse().unwrap();
+        let carbon = |from: &str| {
+            el(&format!(
+                "<message xmlns='jabber:client' from='{from}'><sent xmlns='urn:xmpp:carbons:2'><forwarded xmlns='urn:xmpp:forward:0'>\
+                 <message xmlns='jabber:client' from='me@x/laptop' to='you@y'>{ENC}</message></forwarded></sent></message>"
+            ))
+        };
+        let ok = classify(&carbon("me@x"), &own, None).unwrap();
+        assert_eq!(ok.sender, own);
+        assert_eq!(ok.peer.as_str(), "you@y");
+        assert!(ok.encrypted.is_ok());
+        assert!(classify(&carbon("mallory@evil"), &own, None).is_none());
+    }
+
+    #[test]
+    fn archive_results_need_our_query() {
+        let own: BareJid = "me@x".parse().unwrap();
+        let result = el(&format!(
+            "<message xmlns='jabber:client' from='me@x'><result xmlns='urn:xmpp:mam:2' queryid='q1' id='A1'><forwarded xmlns='urn:xmpp:forward:0'>\
+             <message xmlns='jabber:client' from='you@y/phone' to='me@x'>{ENC}</message></forwarded></result></message>"
+        ));
+        let found = classify(&result, &own, Some("q1")).unwrap();
+        assert_eq!(found.ids.stanza_id.as_deref(), Some("A1"));
+        assert_eq!(found.sender.as_str(), "you@y");
+        assert!(classify(&result, &own, Some("other")).is_none());
+        assert!(classify(&result, &own, None).is_none());
+    }
+
+    #[test]
+    fn malformed_encrypted_is_reported_not_dropped() {
+        let own: BareJid = "me@x".parse().unwrap();
+        let m = el("<message xmlns='jabber:client' from='you@y/a'><encrypted xmlns='urn:xmpp:omemo:2'><header/></encrypted></message>");
+        assert!(classify(&m, &own, None).unwrap().encrypted.is_err());
+    }
+}
