@@ -113,14 +113,9 @@ impl<S: Store> Hush<S> {
     /// Publishes our bundle in both suites, then adds our device to our device lists (bundle
     /// first, so nobody sees the id before it can be used). Devices already listed stay.
     pub async fn announce(&mut self) -> Result<()> {
-        let device = self
-            .store
-            .account()
-            .map_err(store_err)?
-            .expect("connected accounts exist")
-            .device;
+        let device = self.device()?;
+        self.publish_bundles(&device).await?;
         for suite in Suite::ALL {
-            self.xmpp.publish_bundle(&device.bundle(suite)).await?;
             let mut list = match self.xmpp.device_list(&self.jid.clone(), suite).await {
                 Ok(l) => l,
                 Err(XmppError::NothingPublished { .. }) => DeviceList {
@@ -156,6 +151,22 @@ impl<S: Store> Hush<S> {
         Ok(None)
     }
 
+    /// This device's keys, as stored.
+    fn device(&self) -> Result<hush_proto::LocalDevice> {
+        let account = self.store.account().map_err(store_err)?;
+        Ok(account
+            .ok_or_else(|| XmppError::Store("the account disappeared from the store".into()))?
+            .device)
+    }
+
+    /// Publishes this device's bundle in every suite.
+    async fn publish_bundles(&mut self, device: &hush_proto::LocalDevice) -> Result<()> {
+        for suite in Suite::ALL {
+            self.xmpp.publish_bundle(&device.bundle(suite)).await?;
+        }
+        Ok(())
+    }
+
     /// Records a new identity as blindly trusted; returns the trust state.
     fn note_identity(&mut self, jid: &str, identity: &IdentityKey) -> Result<Trust> {
         match self.store.trust(jid, identity).map_err(store_err)? {
@@ -185,13 +196,8 @@ impl<S: Store> Hush<S> {
             .bundle(jid, suite, device)
             .await
             .map_err(|e| e.to_string())?;
-        let account = self
-            .store
-            .account()
-            .map_err(|e| e.to_string())?
-            .expect("account exists");
-        Session::initiate(account.device.identity(), &bundle, &mut self.rng)
-            .map_err(|e| e.to_string())
+        let device = self.device().map_err(|e| e.to_string())?;
+        Session::initiate(device.identity(), &bundle, &mut self.rng).map_err(|e| e.to_string())
     }
 
     /// Encrypts `text` for every device of `to` and our own other devices, commits, then sends.
@@ -368,15 +374,8 @@ impl<S: Store> Hush<S> {
             .map_err(store_err)?
             > 0
         {
-            let device = self
-                .store
-                .account()
-                .map_err(store_err)?
-                .expect("account exists")
-                .device;
-            for suite in Suite::ALL {
-                self.xmpp.publish_bundle(&device.bundle(suite)).await?;
-            }
+            let device = self.device()?;
+            self.publish_bundles(&device).await?;
         }
         Ok(out)
     }
@@ -406,12 +405,7 @@ impl<S: Store> Hush<S> {
         }
         let key = SessionKey::new(suite, sender.as_str(), sid);
         let mut existing = self.store.session(&key).map_err(store_err)?;
-        let device = self
-            .store
-            .account()
-            .map_err(store_err)?
-            .expect("account exists")
-            .device;
+        let device = self.device()?;
         let result = encrypted.and_then(|el| {
             let o = device.open(
                 &el,
