@@ -101,7 +101,30 @@ enum SessionAction {
 
 type Fallible<T> = Result<T, String>;
 
+/// `HUSH_LOG=debug` (or `trace`, `info`, `warn`) prints the network layer's log on stderr.
+struct StderrLog(log::LevelFilter);
+
+impl log::Log for StderrLog {
+    fn enabled(&self, m: &log::Metadata<'_>) -> bool {
+        m.level() <= self.0
+    }
+    fn log(&self, r: &log::Record<'_>) {
+        if self.enabled(r.metadata()) {
+            eprintln!("[{} {}] {}", r.level(), r.target(), r.args());
+        }
+    }
+    fn flush(&self) {}
+}
+
 fn main() -> ExitCode {
+    if let Some(level) = std::env::var("HUSH_LOG")
+        .ok()
+        .and_then(|l| l.parse::<log::LevelFilter>().ok())
+    {
+        if log::set_logger(Box::leak(Box::new(StderrLog(level)))).is_ok() {
+            log::set_max_level(level);
+        }
+    }
     let cli = Cli::parse();
     let runtime = match tokio::runtime::Runtime::new() {
         Ok(r) => r,

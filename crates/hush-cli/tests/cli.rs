@@ -235,7 +235,6 @@ fn two_people_three_devices_through_prosody() {
 }
 
 #[test]
-#[ignore = "#5: with several resources of one account online at once, tokio-xmpp 6 intermittently stops delivering incoming stanzas (server logs show the answers sent); flaky until that is fixed or worked around"]
 fn two_by_two_devices_with_carbons_and_archive_catch_up() {
     let server = Prosody::start("cli2x2");
     let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!("cli2x2-{}", std::process::id()));

@@ -5,13 +5,14 @@ use std::time::Duration;
 
 use futures::StreamExt;
 use hush_proto::{Bundle, DeviceList, Element, EncryptedElement, Suite};
-use tokio_xmpp::connect::DnsConfig;
+use tokio_xmpp::connect::{DnsConfig, StartTlsServerConnector, TcpServerConnector};
 use tokio_xmpp::parsers::iq::Iq;
 use tokio_xmpp::parsers::jid::{BareJid, Jid};
 use tokio_xmpp::parsers::message::{Message, MessageType};
 use tokio_xmpp::parsers::presence::{Presence, Type as PresenceType};
+use tokio_xmpp::stanzastream::{Event, StanzaStage, StanzaState, StanzaStream, StreamEvent};
 use tokio_xmpp::xmlstream::Timeouts;
-use tokio_xmpp::{Client, Event, IqRequest, IqResponse, Stanza};
+use tokio_xmpp::{IqRequest, IqResponse, Stanza};
 
 use crate::error::{Result, XmppError};
 use crate::incoming::{classify, Incoming, MAM, SID};
@@ -19,12 +20,8 @@ use crate::pep;
 
 /// How long to wait for the server before giving up on a request.
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(20);
-/// How long to wait for an answer before asking again.
-const RESEND_AFTER: Duration = Duration::from_secs(2);
-/// How long the first request after login may take before we log in again.
-const PROBE_TIMEOUT: Duration = Duration::from_secs(3);
-/// How often to try logging in when the stream stalls.
-const LOGIN_ATTEMPTS: usize = 3;
+/// Depth of the stanza queues in each direction.
+const QUEUE_DEPTH: usize = 64;
 
 /// Where and how to connect.
 #[derive(Clone, Debug)]
@@ -49,12 +46,14 @@ impl Default for ConnectOptions {
 
 /// A logged-in session.
 pub struct XmppClient {
-    client: Client,
+    /// The stanza stream, used unsplit: tokio-xmpp 6's `Client` splits it behind a mutex whose
+    /// receive side returns `Pending` without a wakeup when the send side holds the lock, which
+    /// intermittently froze delivery of incoming stanzas.
+    stream: StanzaStream,
     jid: BareJid,
     /// Messages that arrived while we were waiting for something else.
     pending: std::collections::VecDeque<Incoming>,
     query_serial: u64,
-    request_timeout: Duration,
 }
 
 impl core::fmt::Debug for XmppClient {
@@ -125,86 +124,76 @@ impl XmppClient {
         if options.insecure_loopback && !is_loopback(&server) {
             return Err(XmppError::InsecureNotLoopback(server));
         }
-        // With tokio-xmpp 6 a fresh stream sometimes stops delivering what the server sends,
-        // right after login (seen with several resources of one account online). The first
-        // request doubles as a liveness probe: if it goes unanswered, log in again.
-        for _attempt in 0..LOGIN_ATTEMPTS {
-            let client = Self::login(&bare, password, &server, options).await?;
-            let mut this = Self {
-                client,
-                jid: bare.clone(),
-                pending: Default::default(),
-                query_serial: 0,
-                request_timeout: PROBE_TIMEOUT,
-            };
-            // Carbons: copies of what our other devices send and receive (XEP-0280).
-            let enable = Element::builder("enable", "urn:xmpp:carbons:2").build();
-            match this
-                .request(None, IqRequest::Set(enable), "enabling Carbons")
-                .await
-            {
-                Ok(_) => {}
-                Err(XmppError::Timeout(_)) => {
-                    // Close it properly: dropping a tokio-xmpp client with events still queued
-                    // makes its worker task panic.
-                    let _ =
-                        tokio::time::timeout(Duration::from_secs(1), this.client.send_end()).await;
-                    continue;
-                }
-                Err(e) => return Err(e),
-            }
-            this.request_timeout = REQUEST_TIMEOUT;
-            this.client
-                .send_stanza(Presence::new(PresenceType::None).into())
-                .await?;
-            return Ok(this);
-        }
-        Err(XmppError::Timeout(format!(
-            "logging in to {server} ({LOGIN_ATTEMPTS} attempts)"
-        )))
-    }
-
-    async fn login(
-        bare: &BareJid,
-        password: &str,
-        server: &str,
-        options: &ConnectOptions,
-    ) -> Result<Client> {
-        let mut client = if options.insecure_loopback {
-            Client::new_plaintext(
-                bare.clone(),
+        let mut stream = if options.insecure_loopback {
+            let connector = TcpServerConnector::from(DnsConfig::addr(&server));
+            StanzaStream::new_c2s(
+                connector,
+                bare.clone().into(),
                 password.to_owned(),
-                DnsConfig::addr(server),
                 Timeouts::default(),
+                QUEUE_DEPTH,
             )
         } else {
-            let (host, port) = server.rsplit_once(':').unwrap_or((server, "5222"));
-            let port = port.parse().unwrap_or(5222);
-            Client::new_starttls(
-                bare.clone(),
+            let (host, port) = server.rsplit_once(':').unwrap_or((&server, "5222"));
+            let connector = StartTlsServerConnector::from(DnsConfig::no_srv(
+                host,
+                port.parse().unwrap_or(5222),
+            ));
+            StanzaStream::new_c2s(
+                connector,
+                bare.clone().into(),
                 password.to_owned(),
-                DnsConfig::no_srv(host, port),
                 Timeouts::default(),
+                QUEUE_DEPTH,
             )
         };
+        // The stream retries failed logins by itself, silently: bound the wait.
         let online = tokio::time::timeout(options.timeout, async {
-            while let Some(event) = client.next().await {
-                match event {
-                    Event::Online { .. } => return Ok(()),
-                    Event::Disconnected(e) => return Err(XmppError::Disconnected(e.to_string())),
-                    Event::Stanza(_) => {}
+            while let Some(event) = stream.next().await {
+                if let Event::Stream(StreamEvent::Reset { .. }) = event {
+                    return true;
                 }
             }
-            Err(XmppError::Disconnected("stream ended".into()))
+            false
         })
         .await;
         match online {
-            Ok(r) => r.map(|()| client),
-            Err(_) => Err(XmppError::ConnectTimeout {
-                jid: bare.to_string(),
-                server: server.to_owned(),
-                seconds: options.timeout.as_secs(),
-            }),
+            Ok(true) => {}
+            Ok(false) => return Err(XmppError::Disconnected("stream ended during login".into())),
+            Err(_) => {
+                // A stream still retrying its login may never finish closing; dropping it ends
+                // its worker.
+                let _ = tokio::time::timeout(Duration::from_secs(1), stream.close()).await;
+                return Err(XmppError::ConnectTimeout {
+                    jid: jid.to_owned(),
+                    server,
+                    seconds: options.timeout.as_secs(),
+                });
+            }
+        }
+        let mut this = Self {
+            stream,
+            jid: bare,
+            pending: Default::default(),
+            query_serial: 0,
+        };
+        // Carbons: copies of what our other devices send and receive (XEP-0280).
+        let enable = Element::builder("enable", "urn:xmpp:carbons:2").build();
+        this.request(None, IqRequest::Set(enable), "enabling Carbons")
+            .await?;
+        this.send(Presence::new(PresenceType::None).into()).await?;
+        Ok(this)
+    }
+
+    /// Sends a stanza and waits until it is written to the connection.
+    async fn send(&mut self, stanza: Stanza) -> Result<()> {
+        let mut token = self.stream.send(Box::new(stanza)).await;
+        match token.wait_for(StanzaStage::Sent).await {
+            Some(StanzaState::Sent { .. }) | Some(StanzaState::Acked { .. }) => Ok(()),
+            Some(StanzaState::Failed { error }) => Err(XmppError::Io(error.into_io_error())),
+            _ => Err(XmppError::Disconnected(
+                "the stream dropped a stanza before sending it".into(),
+            )),
         }
     }
 
@@ -213,15 +202,10 @@ impl XmppClient {
         &self.jid
     }
 
-    /// Sends an IQ and waits for its answer, reading incoming stanzas meanwhile (the client's
-    /// event queue is small: if nobody drained it, the answer would never be read).
-    ///
-    /// Answers are matched by id here, in stream order. With tokio-xmpp 6 we saw an answer
-    /// that the server had sent right after login never reach the client (intermittently, with
-    /// several resources of one account online); every request we make is idempotent, so an
-    /// unanswered one is sent again (with a new id) every [`RESEND_AFTER`] until the deadline.
-    /// Messages seen on the way are kept: results of archive query `query` go to `found`,
-    /// other OMEMO messages to `pending`.
+    /// Sends an IQ and waits for its answer, reading incoming stanzas meanwhile (the event
+    /// queue is small: if nobody drained it, the answer would never be read). Answers are
+    /// matched by id, in stream order. Messages seen on the way are kept: results of archive
+    /// query `query` go to `found`, other OMEMO messages to `pending`.
     async fn exchange(
         &mut self,
         to: Option<Jid>,
@@ -230,53 +214,38 @@ impl XmppClient {
         query: Option<&str>,
         found: &mut Vec<Incoming>,
     ) -> Result<IqResponse> {
-        let (payload, is_get) = match req {
-            IqRequest::Get(p) => (p, true),
-            IqRequest::Set(p) => (p, false),
+        self.query_serial += 1;
+        let id = format!("hush-iq-{}", self.query_serial);
+        let iq = match req {
+            IqRequest::Get(payload) => Iq::Get {
+                from: None,
+                to,
+                id: id.clone(),
+                payload,
+            },
+            IqRequest::Set(payload) => Iq::Set {
+                from: None,
+                to,
+                id: id.clone(),
+                payload,
+            },
         };
-        let deadline = tokio::time::Instant::now() + self.request_timeout;
-        let mut ids: Vec<String> = Vec::new();
+        self.send(iq.into()).await?;
+        let deadline = tokio::time::Instant::now() + REQUEST_TIMEOUT;
         loop {
-            self.query_serial += 1;
-            let id = format!("hush-iq-{}", self.query_serial);
-            let (to, payload) = (to.clone(), payload.clone());
-            let iq = if is_get {
-                Iq::Get {
-                    from: None,
-                    to,
-                    id: id.clone(),
-                    payload,
-                }
-            } else {
-                Iq::Set {
-                    from: None,
-                    to,
-                    id: id.clone(),
-                    payload,
-                }
-            };
-            ids.push(id);
-            self.client.send_stanza(iq.into()).await?;
-            let resend = tokio::time::Instant::now() + RESEND_AFTER;
-            loop {
-                tokio::select! {
-                    event = self.client.next() => match event {
-                        Some(Event::Stanza(Stanza::Iq(Iq::Result { id, payload, .. }))) if ids.contains(&id) => {
-                            return Ok(IqResponse::Result(payload));
-                        }
-                        Some(Event::Stanza(Stanza::Iq(Iq::Error { id, error, .. }))) if ids.contains(&id) => {
-                            return Ok(IqResponse::Error(error));
-                        }
-                        Some(Event::Stanza(Stanza::Message(m))) => self.sort(m, query, found),
-                        Some(Event::Disconnected(e)) => return Err(XmppError::Disconnected(e.to_string())),
-                        None => return Err(XmppError::Disconnected("stream ended".into())),
-                        _ => {}
-                    },
-                    _ = tokio::time::sleep_until(resend.min(deadline)) => break,
-                }
-            }
-            if tokio::time::Instant::now() >= deadline {
-                return Err(XmppError::Timeout(what.to_owned()));
+            tokio::select! {
+                event = self.stream.next() => match event {
+                    Some(Event::Stanza(Stanza::Iq(Iq::Result { id: rid, payload, .. }))) if rid == id => {
+                        return Ok(IqResponse::Result(payload));
+                    }
+                    Some(Event::Stanza(Stanza::Iq(Iq::Error { id: rid, error, .. }))) if rid == id => {
+                        return Ok(IqResponse::Error(error));
+                    }
+                    Some(Event::Stanza(Stanza::Message(m))) => self.sort(m, query, found),
+                    None => return Err(XmppError::Disconnected("stream ended".into())),
+                    _ => {}
+                },
+                _ = tokio::time::sleep_until(deadline) => return Err(XmppError::Timeout(what.to_owned())),
             }
         }
     }
@@ -463,7 +432,7 @@ impl XmppClient {
                 )
                 .build(),
         );
-        self.client.send_stanza(m.into()).await?;
+        self.send(m.into()).await?;
         Ok(())
     }
 
@@ -475,15 +444,11 @@ impl XmppClient {
         }
         let own = self.jid.clone();
         let wait = async {
-            while let Some(event) = self.client.next().await {
-                match event {
-                    Event::Stanza(Stanza::Message(m)) => {
-                        if let Some(found) = classify(&Element::from(m), &own, None) {
-                            return Ok(Some(found));
-                        }
+            while let Some(event) = self.stream.next().await {
+                if let Event::Stanza(Stanza::Message(m)) = event {
+                    if let Some(found) = classify(&Element::from(m), &own, None) {
+                        return Ok(Some(found));
                     }
-                    Event::Disconnected(e) => return Err(XmppError::Disconnected(e.to_string())),
-                    _ => {}
                 }
             }
             Err(XmppError::Disconnected("stream ended".into()))
@@ -554,10 +519,8 @@ impl XmppClient {
     /// Flushes, then closes the stream politely.
     pub async fn close(mut self) -> Result<()> {
         self.flush().await?;
-        self.client
-            .send_end()
-            .await
-            .map_err(|e| XmppError::Disconnected(e.to_string()))
+        let _ = tokio::time::timeout(REQUEST_TIMEOUT, self.stream.close()).await;
+        Ok(())
     }
 }
 
