@@ -14,6 +14,31 @@ use crate::suite::Suite;
 use crate::xeddsa;
 use crate::xml::{an, b64_decode, b64_encode, child, id_attr, key_id_attr, text_of};
 
+/// The bundle's element and attribute names in each suite: signed prekey, its id attribute,
+/// signature, identity key, prekey, its id attribute.
+fn element_names(
+    suite: Suite,
+) -> (
+    &'static str,
+    &'static str,
+    &'static str,
+    &'static str,
+    &'static str,
+    &'static str,
+) {
+    match suite {
+        Suite::Omemo2 => ("spk", "id", "spks", "ik", "pk", "id"),
+        Suite::Legacy => (
+            "signedPreKeyPublic",
+            "signedPreKeyId",
+            "signedPreKeySignature",
+            "identityKey",
+            "preKeyPublic",
+            "preKeyId",
+        ),
+    }
+}
+
 /// A device's published bundle.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Bundle {
@@ -59,17 +84,7 @@ impl Bundle {
         let ns = self.suite.namespace();
         let s = self.suite;
         let key = |k: &[u8; 32]| b64_encode(&s.encode_public(k));
-        let (spk_name, spk_attr, sig_name, ik_name, pk_name, pk_attr) = match s {
-            Suite::Omemo2 => ("spk", "id", "spks", "ik", "pk", "id"),
-            Suite::Legacy => (
-                "signedPreKeyPublic",
-                "signedPreKeyId",
-                "signedPreKeySignature",
-                "identityKey",
-                "preKeyPublic",
-                "preKeyId",
-            ),
-        };
+        let (spk_name, spk_attr, sig_name, ik_name, pk_name, pk_attr) = element_names(s);
         let mut prekeys = Element::builder("prekeys", ns).build();
         for (id, pk) in &self.prekeys {
             prekeys.append_child(
@@ -111,17 +126,7 @@ impl Bundle {
             )));
         }
         let ns = suite.namespace();
-        let (spk_name, spk_attr, sig_name, ik_name, pk_name, pk_attr) = match suite {
-            Suite::Omemo2 => ("spk", "id", "spks", "ik", "pk", "id"),
-            Suite::Legacy => (
-                "signedPreKeyPublic",
-                "signedPreKeyId",
-                "signedPreKeySignature",
-                "identityKey",
-                "preKeyPublic",
-                "preKeyId",
-            ),
-        };
+        let (spk_name, spk_attr, sig_name, ik_name, pk_name, pk_attr) = element_names(suite);
         let spk_el = child(el, spk_name, ns)?;
         let spk_id = key_id_attr(spk_el, spk_attr)?;
         let spk = suite.decode_public("signed prekey", &b64_decode(&text_of(spk_el))?)?;

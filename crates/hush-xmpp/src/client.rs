@@ -64,6 +64,20 @@ impl core::fmt::Debug for XmppClient {
     }
 }
 
+fn stream_with<C: tokio_xmpp::connect::ServerConnector>(
+    connector: C,
+    jid: &BareJid,
+    password: &str,
+) -> StanzaStream {
+    StanzaStream::new_c2s(
+        connector,
+        jid.clone().into(),
+        password.to_owned(),
+        Timeouts::default(),
+        QUEUE_DEPTH,
+    )
+}
+
 fn is_loopback(server: &str) -> bool {
     let host = server
         .rsplit_once(':')
@@ -125,26 +139,20 @@ impl XmppClient {
             return Err(XmppError::InsecureNotLoopback(server));
         }
         let mut stream = if options.insecure_loopback {
-            let connector = TcpServerConnector::from(DnsConfig::addr(&server));
-            StanzaStream::new_c2s(
-                connector,
-                bare.clone().into(),
-                password.to_owned(),
-                Timeouts::default(),
-                QUEUE_DEPTH,
+            stream_with(
+                TcpServerConnector::from(DnsConfig::addr(&server)),
+                &bare,
+                password,
             )
         } else {
             let (host, port) = server.rsplit_once(':').unwrap_or((&server, "5222"));
-            let connector = StartTlsServerConnector::from(DnsConfig::no_srv(
-                host,
-                port.parse().unwrap_or(5222),
-            ));
-            StanzaStream::new_c2s(
-                connector,
-                bare.clone().into(),
-                password.to_owned(),
-                Timeouts::default(),
-                QUEUE_DEPTH,
+            stream_with(
+                StartTlsServerConnector::from(DnsConfig::no_srv(
+                    host,
+                    port.parse().unwrap_or(5222),
+                )),
+                &bare,
+                password,
             )
         };
         // The stream retries failed logins by itself, silently: bound the wait.
