@@ -301,3 +301,51 @@ fn two_by_two_devices_with_carbons_and_archive_catch_up() {
     assert_eq!(out.lines().count(), 0, "{out}");
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[test]
+fn a_broken_session_is_reported_and_reset_by_hand() {
+    let server = Prosody::start("clibroken");
+    let dir =
+        Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!("clibroken-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let alice = init(&server, &dir, "alice", true);
+    let bob = init(&server, &dir, "bob", true);
+    ok(hush(&alice.home, &["send", &bob.jid, "one"]));
+    assert_eq!(recv_json(&bob, 1)[0]["body"], "one");
+    ok(hush(&bob.home, &["send", &alice.jid, "two"]));
+    assert_eq!(recv_json(&alice, 1)[0]["body"], "two");
+
+    // Bob loses his session state (a restore, a crash of another client, ...).
+    ok(hush(&bob.home, &["session", "reset", &alice.jid]));
+    ok(hush(&alice.home, &["send", &bob.jid, "three"]));
+    let got = recv_json(&bob, 1);
+    assert_eq!(
+        got.len(),
+        1,
+        "the failure is reported, not dropped: {got:?}"
+    );
+    assert_eq!(got[0]["body"], Value::Null);
+    let error = got[0]["error"].as_str().unwrap();
+    assert!(
+        error.contains("could not decrypt")
+            && error.contains(&format!("hush session reset {}", alice.jid)),
+        "{error}"
+    );
+    // Nothing rebuilt the session behind the user's back.
+    let devices = ok(hush(&bob.home, &["--json", "devices", &alice.jid]));
+    assert!(
+        devices
+            .lines()
+            .all(|l| serde_json::from_str::<Value>(l).unwrap()["fingerprint"].is_null()),
+        "{devices}"
+    );
+
+    // Alice resets by hand; one round trip later both directions work again.
+    ok(hush(&alice.home, &["session", "reset", &bob.jid]));
+    ok(hush(&alice.home, &["send", &bob.jid, "four"]));
+    assert_eq!(recv_json(&bob, 1)[0]["body"], "four");
+    ok(hush(&bob.home, &["send", &alice.jid, "five"]));
+    assert_eq!(recv_json(&alice, 1)[0]["body"], "five");
+    let _ = std::fs::remove_dir_all(&dir);
+}
