@@ -67,7 +67,8 @@ enum Command {
     },
     /// Connect, catch up, and print messages as they are decrypted.
     Recv {
-        /// Stop after this many messages.
+        /// Stop once at least this many messages were printed (everything caught up from the
+        /// archive is printed, so none is committed unseen).
         #[arg(long)]
         count: Option<usize>,
         /// Stop after this many seconds without a message.
