@@ -196,10 +196,14 @@ impl XmppClient {
     /// Sends a stanza and waits until it is written to the connection.
     async fn send(&mut self, stanza: Stanza) -> Result<()> {
         let mut token = self.stream.send(Box::new(stanza)).await;
-        match token.wait_for(StanzaStage::Sent).await {
-            Some(StanzaState::Sent { .. }) | Some(StanzaState::Acked { .. }) => Ok(()),
-            Some(StanzaState::Failed { error }) => Err(XmppError::Io(error.into_io_error())),
-            _ => Err(XmppError::Disconnected(
+        // While the connection is down the stanza just waits in the queue: bound that.
+        match tokio::time::timeout(REQUEST_TIMEOUT, token.wait_for(StanzaStage::Sent)).await {
+            Err(_) => Err(XmppError::Timeout(
+                "sending (is the connection down?)".into(),
+            )),
+            Ok(Some(StanzaState::Sent { .. })) | Ok(Some(StanzaState::Acked { .. })) => Ok(()),
+            Ok(Some(StanzaState::Failed { error })) => Err(XmppError::Io(error.into_io_error())),
+            Ok(_) => Err(XmppError::Disconnected(
                 "the stream dropped a stanza before sending it".into(),
             )),
         }
