@@ -163,6 +163,9 @@ impl IdentityKey {
     /// From the Curve25519 form (legacy wire form, without the 0x05 prefix). The Ed25519 form is
     /// the one with sign bit 0, as XEdDSA defines it.
     pub fn from_curve25519(bytes: [u8; 32]) -> Result<Self> {
+        if !crate::suite::is_canonical_u(&bytes) {
+            return Err(ProtoError::InvalidPublicKey("Curve25519 identity key"));
+        }
         let point = MontgomeryPoint(bytes)
             .to_edwards(0)
             .ok_or(ProtoError::InvalidPublicKey("Curve25519 identity key"))?;

@@ -149,11 +149,18 @@ impl Suite {
         }
     }
 
-    /// Parses an X25519 public key in the suite's wire encoding.
+    /// Parses an X25519 public key in the suite's wire encoding. Only canonical encodings are
+    /// accepted: X25519 ignores the top bit, so a flipped top bit would otherwise give a
+    /// second, equally valid encoding of the same key (malleable key exchanges).
     pub(crate) fn decode_public(self, what: &'static str, bytes: &[u8]) -> Result<[u8; 32]> {
-        match self {
-            Suite::Omemo2 => exact32(what, bytes),
-            Suite::Legacy => unprefix(what, bytes),
+        let key = match self {
+            Suite::Omemo2 => exact32(what, bytes)?,
+            Suite::Legacy => unprefix(what, bytes)?,
+        };
+        if is_canonical_u(&key) {
+            Ok(key)
+        } else {
+            Err(ProtoError::InvalidPublicKey(what))
         }
     }
 }
@@ -162,6 +169,15 @@ impl fmt::Display for Suite {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(self.name())
     }
+}
+
+/// True if `u` is the canonical encoding of a field element: below 2^255 - 19.
+pub(crate) fn is_canonical_u(u: &[u8; 32]) -> bool {
+    if u[31] & 0x80 != 0 {
+        return false;
+    }
+    // Values from 2^255 - 19 up to 2^255 - 1: 0x7f, thirty 0xff, then at least 0xed.
+    !(u[31] == 0x7f && u[1..31].iter().all(|b| *b == 0xff) && u[0] >= 0xed)
 }
 
 /// libsignal's key type byte for Curve25519 ("DJB") keys.
@@ -209,6 +225,20 @@ mod tests {
             Suite::from_namespace("urn:xmpp:omemo:1"),
             Err(ProtoError::UnknownSuite("urn:xmpp:omemo:1".into()))
         );
+    }
+
+    #[test]
+    fn non_canonical_keys_are_refused() {
+        let mut k = [9u8; 32];
+        assert!(Suite::Omemo2.decode_public("k", &k).is_ok());
+        k[31] |= 0x80;
+        assert!(Suite::Omemo2.decode_public("k", &k).is_err(), "top bit set");
+        let mut p = [0xffu8; 32];
+        p[31] = 0x7f;
+        p[0] = 0xed;
+        assert!(!is_canonical_u(&p), "the field prime itself");
+        p[0] = 0xec;
+        assert!(is_canonical_u(&p), "p - 1");
     }
 
     #[test]
