@@ -18,7 +18,9 @@ use crate::error::{ProtoError, Result};
 use crate::keys::IdentityKey;
 use crate::suite::Suite;
 
-/// libsignal message version byte: current version 3, message version 3.
+/// libsignal message version byte: current version 3, message version 3. Only this exact value
+/// is accepted: the key exchange wrapper is not authenticated, so tolerating other values
+/// would make it malleable.
 const LEGACY_VERSION: u8 = 0x33;
 
 #[derive(Clone, PartialEq, Message)]
@@ -198,7 +200,7 @@ pub(crate) fn decode_message(suite: Suite, bytes: &[u8]) -> Result<RatchetMessag
         }
         Suite::Legacy => {
             match signed.first() {
-                Some(&v) if v >> 4 == LEGACY_VERSION >> 4 => {}
+                Some(&v) if v == LEGACY_VERSION => {}
                 Some(&v) => {
                     return Err(malformed(
                         "WhisperMessage",
@@ -285,7 +287,7 @@ pub(crate) fn decode_kex(suite: Suite, bytes: &[u8]) -> Result<KeyExchange> {
         }
         Suite::Legacy => {
             match bytes.first() {
-                Some(&v) if v >> 4 == LEGACY_VERSION >> 4 => {}
+                Some(&v) if v == LEGACY_VERSION => {}
                 Some(&v) => {
                     return Err(malformed(
                         "PreKeyWhisperMessage",
