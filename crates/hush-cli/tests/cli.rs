@@ -35,6 +35,14 @@ fn ok(out: Output) -> String {
     String::from_utf8(out.stdout).unwrap()
 }
 
+/// An empty directory for this test's homes under cargo's scratch space.
+fn scratch(name: &str) -> PathBuf {
+    let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!("{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
 fn init(server: &Prosody, dir: &Path, user: &str, register: bool) -> User {
     let jid = if register {
         server.register(user, "pw")
@@ -132,9 +140,7 @@ fn recv_json(u: &User, count: usize) -> Vec<Value> {
 #[test]
 fn two_people_three_devices_through_prosody() {
     let server = Prosody::start("cli");
-    let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!("cli-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
+    let dir = scratch("cli");
     let alice = init(&server, &dir, "alice", true);
     let bob_phone = init(&server, &dir, "bob", true);
     let bob_laptop = init(&server, &dir, "bob", false);
@@ -237,9 +243,7 @@ fn two_people_three_devices_through_prosody() {
 #[test]
 fn two_by_two_devices_with_carbons_and_archive_catch_up() {
     let server = Prosody::start("cli2x2");
-    let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!("cli2x2-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
+    let dir = scratch("cli2x2");
     let alice_phone = init(&server, &dir, "alice", true);
     let alice_laptop = init(&server, &dir, "alice", false);
     let bob_phone = init(&server, &dir, "bob", true);
@@ -305,10 +309,7 @@ fn two_by_two_devices_with_carbons_and_archive_catch_up() {
 #[test]
 fn a_broken_session_is_reported_and_reset_by_hand() {
     let server = Prosody::start("clibroken");
-    let dir =
-        Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!("clibroken-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
+    let dir = scratch("clibroken");
     let alice = init(&server, &dir, "alice", true);
     let bob = init(&server, &dir, "bob", true);
     ok(hush(&alice.home, &["send", &bob.jid, "one"]));

@@ -582,7 +582,9 @@ impl Store for SqliteStore {
                 results.push(Commit::Duplicate);
                 continue;
             }
-            match r.outcome {
+            // Decrypted messages advance their session and may retire a prekey; both kinds
+            // land in history, except empty messages, which carry no text.
+            let (body, error) = match r.outcome {
                 Outcome::Decrypted {
                     session,
                     body,
@@ -598,39 +600,29 @@ impl Store for SqliteStore {
                         )?
                         .execute([pk])?;
                     }
-                    let id = match body {
-                        Some(b) => Self::insert_message(
-                            &tx,
-                            Direction::In,
-                            &r.peer,
-                            &r.sender,
-                            r.sender_device,
-                            r.suite,
-                            Some(&b),
-                            None,
-                            r.at,
-                            &r.ids,
-                        )?,
-                        None => 0,
-                    };
-                    results.push(Commit::Stored(id));
+                    match body {
+                        Some(b) => (Some(b), None),
+                        None => {
+                            results.push(Commit::Stored(0));
+                            continue;
+                        }
+                    }
                 }
-                Outcome::Failed { reason } => {
-                    let id = Self::insert_message(
-                        &tx,
-                        Direction::In,
-                        &r.peer,
-                        &r.sender,
-                        r.sender_device,
-                        r.suite,
-                        None,
-                        Some(&reason),
-                        r.at,
-                        &r.ids,
-                    )?;
-                    results.push(Commit::Stored(id));
-                }
-            }
+                Outcome::Failed { reason } => (None, Some(reason)),
+            };
+            let id = Self::insert_message(
+                &tx,
+                Direction::In,
+                &r.peer,
+                &r.sender,
+                r.sender_device,
+                r.suite,
+                body.as_deref(),
+                error.as_deref(),
+                r.at,
+                &r.ids,
+            )?;
+            results.push(Commit::Stored(id));
         }
         for (key, session) in &sessions {
             Self::put_session(&tx, key, session)?;
