@@ -55,6 +55,10 @@ pub struct Hush<S: Store> {
     jid: BareJid,
     device_id: u32,
     rng: UnwrapErr<SysRng>,
+    /// Messages fetched from the archive after a lost session, not yet handed out.
+    backlog: std::collections::VecDeque<Delivery>,
+    /// Where an archive catch-up starts when no archived message is stored yet (unix seconds).
+    since: u64,
 }
 
 impl<S: Store> core::fmt::Debug for Hush<S> {
@@ -92,6 +96,8 @@ impl<S: Store> Hush<S> {
             jid,
             device_id: account.device.device_id(),
             rng: UnwrapErr(SysRng),
+            backlog: Default::default(),
+            since: unix_now(),
         })
     }
 
@@ -344,8 +350,17 @@ impl<S: Store> Hush<S> {
     pub async fn receive(&mut self, timeout: Duration) -> Result<Option<Delivery>> {
         let deadline = tokio::time::Instant::now() + timeout;
         loop {
+            if let Some(d) = self.backlog.pop_front() {
+                return Ok(Some(d));
+            }
             let left = deadline.saturating_duration_since(tokio::time::Instant::now());
             let Some(incoming) = self.xmpp.next_encrypted(left).await? else {
+                if self.xmpp.take_state_lost().await? {
+                    // What was in flight while the session was down is in the archive.
+                    let found = self.catch_up(self.since).await?;
+                    self.backlog.extend(found);
+                    continue;
+                }
                 return Ok(None);
             };
             if let Some(d) = self.process(incoming).await? {
@@ -359,6 +374,7 @@ impl<S: Store> Hush<S> {
     /// one-time prekeys used meanwhile are retired and the bundle republished (XEP-0384 keeps
     /// them until catch-up is over). Returns the messages with text or errors.
     pub async fn catch_up(&mut self, since: u64) -> Result<Vec<Delivery>> {
+        self.since = self.since.min(since);
         let after = self
             .store
             .last_archive_id(self.jid.as_str())
@@ -510,6 +526,16 @@ impl<S: Store> Hush<S> {
                 }))
             }
         }
+    }
+
+    /// What happened to the link since login.
+    pub fn link_stats(&self) -> crate::LinkStats {
+        self.xmpp.link_stats()
+    }
+
+    /// Waits until the server has everything sent so far.
+    pub async fn flush(&mut self) -> Result<()> {
+        self.xmpp.flush().await
     }
 
     /// Closes the connection.

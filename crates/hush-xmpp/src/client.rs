@@ -5,6 +5,7 @@ use std::time::Duration;
 
 use futures::StreamExt;
 use hush_proto::{Bundle, DeviceList, Element, EncryptedElement, Suite};
+use tokio::sync::oneshot;
 use tokio_xmpp::connect::{DnsConfig, StartTlsServerConnector, TcpServerConnector};
 use tokio_xmpp::parsers::iq::Iq;
 use tokio_xmpp::parsers::jid::{BareJid, Jid};
@@ -16,6 +17,7 @@ use tokio_xmpp::{IqRequest, IqResponse, Stanza};
 
 use crate::error::{Result, XmppError};
 use crate::incoming::{classify, Incoming, MAM, SID};
+use crate::login::{self, FirstLogin};
 use crate::pep;
 
 /// How long to wait for the server before giving up on a request.
@@ -44,6 +46,17 @@ impl Default for ConnectOptions {
     }
 }
 
+/// What happened to the link since login, for status displays and tests.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct LinkStats {
+    /// Times the connection was lost.
+    pub drops: u32,
+    /// Times the session was resumed without loss (XEP-0198).
+    pub resumed: u32,
+    /// Times the session had to be rebuilt, with catch-up from the archive.
+    pub rebuilt: u32,
+}
+
 /// A logged-in session.
 pub struct XmppClient {
     /// The stanza stream, used unsplit: tokio-xmpp 6's `Client` splits it behind a mutex whose
@@ -54,6 +67,10 @@ pub struct XmppClient {
     /// Messages that arrived while we were waiting for something else.
     pending: std::collections::VecDeque<Incoming>,
     query_serial: u64,
+    /// The link dropped and the server could not resume the session (XEP-0198): stanzas may
+    /// have been lost, and Carbons and presence are gone. Cleared by [`Self::take_state_lost`].
+    state_lost: bool,
+    link: LinkStats,
 }
 
 impl core::fmt::Debug for XmppClient {
@@ -68,14 +85,19 @@ fn stream_with<C: tokio_xmpp::connect::ServerConnector>(
     connector: C,
     jid: &BareJid,
     password: &str,
-) -> StanzaStream {
-    StanzaStream::new_c2s(
+) -> (
+    StanzaStream,
+    oneshot::Receiver<core::result::Result<(), FirstLogin>>,
+) {
+    let (report, first) = oneshot::channel();
+    let reconnector = login::reconnector(
         connector,
         jid.clone().into(),
-        password.to_owned(),
-        Timeouts::default(),
-        QUEUE_DEPTH,
-    )
+        password,
+        Timeouts::tight(),
+        report,
+    );
+    (StanzaStream::new(reconnector, QUEUE_DEPTH), first)
 }
 
 fn is_loopback(server: &str) -> bool {
@@ -138,7 +160,7 @@ impl XmppClient {
         if options.insecure_loopback && !is_loopback(&server) {
             return Err(XmppError::InsecureNotLoopback(server));
         }
-        let mut stream = if options.insecure_loopback {
+        let (mut stream, first) = if options.insecure_loopback {
             stream_with(
                 TcpServerConnector::from(DnsConfig::addr(&server)),
                 &bare,
@@ -155,23 +177,37 @@ impl XmppClient {
                 password,
             )
         };
-        // The stream retries failed logins by itself, silently: bound the wait.
         let online = tokio::time::timeout(options.timeout, async {
+            // The first login reports at once (wrong password, refused connection, TLS) ...
+            match first.await {
+                Ok(Ok(())) => {}
+                Ok(Err(FirstLogin::Rejected(why))) => {
+                    return Err(XmppError::LoginRejected {
+                        jid: jid.to_owned(),
+                        why,
+                    })
+                }
+                Ok(Err(FirstLogin::Failed(why))) => {
+                    return Err(XmppError::Unreachable {
+                        server: server.clone(),
+                        why,
+                    })
+                }
+                Err(_) => return Err(XmppError::Disconnected("login abandoned".into())),
+            }
+            // ... then the stream binds a resource (and enables Stream Management).
             while let Some(event) = stream.next().await {
                 if let Event::Stream(StreamEvent::Reset { .. }) = event {
-                    return true;
+                    return Ok(());
                 }
             }
-            false
+            Err(XmppError::Disconnected("stream ended during login".into()))
         })
         .await;
         match online {
-            Ok(true) => {}
-            Ok(false) => return Err(XmppError::Disconnected("stream ended during login".into())),
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => return Err(e),
             Err(_) => {
-                // A stream still retrying its login may never finish closing; dropping it ends
-                // its worker.
-                let _ = tokio::time::timeout(Duration::from_secs(1), stream.close()).await;
                 return Err(XmppError::ConnectTimeout {
                     jid: jid.to_owned(),
                     server,
@@ -184,13 +220,55 @@ impl XmppClient {
             jid: bare,
             pending: Default::default(),
             query_serial: 0,
+            state_lost: false,
+            link: LinkStats::default(),
         };
-        // Carbons: copies of what our other devices send and receive (XEP-0280).
-        let enable = Element::builder("enable", "urn:xmpp:carbons:2").build();
-        this.request(None, IqRequest::Set(enable), "enabling Carbons")
-            .await?;
-        this.send(Presence::new(PresenceType::None).into()).await?;
+        this.start_session().await?;
         Ok(this)
+    }
+
+    /// What a fresh session needs: Carbons, copies of what our other devices send and receive
+    /// (XEP-0280), and initial presence (which also releases offline messages).
+    async fn start_session(&mut self) -> Result<()> {
+        let enable = Element::builder("enable", "urn:xmpp:carbons:2").build();
+        self.request(None, IqRequest::Set(enable), "enabling Carbons")
+            .await?;
+        self.send(Presence::new(PresenceType::None).into()).await
+    }
+
+    /// Logs what the stream says about the link.
+    fn note_link(&mut self, event: StreamEvent) {
+        match event {
+            StreamEvent::Suspended => {
+                self.link.drops += 1;
+                log::warn!("lost the connection to the server; reconnecting");
+            }
+            StreamEvent::Resumed => {
+                self.link.resumed += 1;
+                log::info!("reconnected; the session resumed without loss");
+            }
+            StreamEvent::Reset { .. } => {
+                self.link.rebuilt += 1;
+                log::warn!("reconnected, but the server could not resume the session");
+                self.state_lost = true;
+            }
+        }
+    }
+
+    /// What happened to the link since login.
+    pub fn link_stats(&self) -> LinkStats {
+        self.link
+    }
+
+    /// Whether the session was lost and re-established since the last call. If so, Carbons and
+    /// presence are set up again here; the caller should catch up from the archive, where
+    /// whatever was in flight is kept.
+    pub async fn take_state_lost(&mut self) -> Result<bool> {
+        if !std::mem::take(&mut self.state_lost) {
+            return Ok(false);
+        }
+        self.start_session().await?;
+        Ok(true)
     }
 
     /// Sends a stanza and waits until it is written to the connection.
@@ -254,6 +332,7 @@ impl XmppClient {
                         return Ok(IqResponse::Error(error));
                     }
                     Some(Event::Stanza(Stanza::Message(m))) => self.sort(m, query, found),
+                    Some(Event::Stream(e)) => self.note_link(e),
                     None => return Err(XmppError::Disconnected("stream ended".into())),
                     _ => {}
                 },
@@ -449,7 +528,8 @@ impl XmppClient {
     }
 
     /// Waits for the next encrypted message (other stanzas are skipped), up to `timeout`.
-    /// Returns `None` on timeout.
+    /// Returns `None` on timeout, and early when the session was lost (see
+    /// [`Self::take_state_lost`]).
     pub async fn next_encrypted(&mut self, timeout: Duration) -> Result<Option<Incoming>> {
         if let Some(m) = self.pending.pop_front() {
             return Ok(Some(m));
@@ -457,10 +537,19 @@ impl XmppClient {
         let own = self.jid.clone();
         let wait = async {
             while let Some(event) = self.stream.next().await {
-                if let Event::Stanza(Stanza::Message(m)) = event {
-                    if let Some(found) = classify(&Element::from(m), &own, None) {
-                        return Ok(Some(found));
+                match event {
+                    Event::Stanza(Stanza::Message(m)) => {
+                        if let Some(found) = classify(&Element::from(m), &own, None) {
+                            return Ok(Some(found));
+                        }
                     }
+                    Event::Stream(e) => {
+                        self.note_link(e);
+                        if self.state_lost {
+                            return Ok(None);
+                        }
+                    }
+                    Event::Stanza(_) => {}
                 }
             }
             Err(XmppError::Disconnected("stream ended".into()))

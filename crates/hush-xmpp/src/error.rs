@@ -16,6 +16,22 @@ pub enum XmppError {
         /// How long we waited.
         seconds: u64,
     },
+    /// The server refused our credentials.
+    #[error("the server rejected the login of {jid}: {why} (check the password)")]
+    LoginRejected {
+        /// The account.
+        jid: String,
+        /// The SASL failure.
+        why: String,
+    },
+    /// No connection to the server could be made.
+    #[error("cannot connect to {server}: {why}")]
+    Unreachable {
+        /// Where we tried to connect.
+        server: String,
+        /// The connection, DNS, TLS or protocol error.
+        why: String,
+    },
     /// The server ended the stream.
     #[error("the server closed the connection: {0}")]
     Disconnected(String),

@@ -12,10 +12,11 @@ mod account;
 mod client;
 mod error;
 mod incoming;
+mod login;
 mod pep;
 
 pub use account::{Delivery, Hush, SendReport};
-pub use client::{ConnectOptions, XmppClient};
+pub use client::{ConnectOptions, LinkStats, XmppClient};
 pub use error::{Result, XmppError};
 pub use incoming::Incoming;
 pub use tokio_xmpp::parsers::jid::BareJid;

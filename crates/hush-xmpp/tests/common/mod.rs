@@ -33,8 +33,24 @@ fn is_root() -> bool {
         .unwrap_or(false)
 }
 
+/// The modules every test server runs; `smacks` is Stream Management (XEP-0198).
+const MODULES: &[&str] = &[
+    "roster", "saslauth", "disco", "carbons", "pep", "mam", "offline", "ping", "smacks",
+];
+
 impl Prosody {
     pub fn start(name: &str) -> Self {
+        Self::start_without(name, &[])
+    }
+
+    /// A server without some of the usual modules (e.g. without Stream Management or PEP).
+    pub fn start_without(name: &str, missing: &[&str]) -> Self {
+        let modules: Vec<String> = MODULES
+            .iter()
+            .filter(|m| !missing.contains(m))
+            .map(|m| format!("\"{m}\""))
+            .collect();
+        let modules = modules.join("; ");
         assert!(
             which("prosody").is_some() && which("prosodyctl").is_some(),
             "Prosody is not installed: run ./scripts/test, which installs it (apt-get install prosody)"
@@ -63,7 +79,7 @@ http_ports = {{ }}
 https_ports = {{ }}
 c2s_require_encryption = false
 authentication = "internal_hashed"
-modules_enabled = {{ "roster"; "saslauth"; "disco"; "carbons"; "pep"; "mam"; "offline"; "ping" }}
+modules_enabled = {{ {modules} }}
 archive_expires_after = "never"
 VirtualHost "localhost"
 "#

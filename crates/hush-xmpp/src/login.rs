@@ -1,0 +1,130 @@
+//! Logging in, and logging in again when the link drops.
+//!
+//! tokio-xmpp's stanza stream asks a *reconnector* for every new authenticated connection and
+//! then binds (or resumes, XEP-0198) the session itself. Its stock reconnector retries every
+//! failure forever, a wrong password included, so a one-shot command could only time out. Ours
+//! differs in one way: the **first** login reports its outcome to [`crate::XmppClient::connect`]
+//! at once, so a wrong password or an unreachable server is a clear error within a second.
+//! Once a session has existed, a lost link is retried with exponential backoff (1 s doubling to
+//! [`MAX_BACKOFF`]), and the stream resumes the session without loss where the server offers
+//! Stream Management.
+
+use std::time::Duration;
+
+use sasl::common::Credentials;
+use tokio::sync::oneshot;
+use tokio_xmpp::connect::ServerConnector;
+use tokio_xmpp::parsers::jid::Jid;
+use tokio_xmpp::stanzastream::Connection;
+use tokio_xmpp::xmlstream::{StreamHeader, Timeouts};
+use zeroize::Zeroizing;
+
+/// Longest wait between two reconnection attempts.
+pub(crate) const MAX_BACKOFF: Duration = Duration::from_secs(60);
+
+/// The reconnector handed to `StanzaStream::new`.
+pub(crate) type Reconnector = Box<dyn FnMut(Option<String>, oneshot::Sender<Connection>) + Send>;
+
+/// Why the first login failed.
+#[derive(Debug)]
+pub(crate) enum FirstLogin {
+    /// The server rejected the credentials (SASL failure).
+    Rejected(String),
+    /// Anything else: connection refused, DNS, TLS, protocol.
+    Failed(String),
+}
+
+/// One complete login: connect (STARTTLS or loopback TCP, as the connector says), SASL, stream
+/// restart. Resource binding and resumption are left to the stanza stream.
+async fn login<C: ServerConnector>(
+    server: C,
+    jid: &Jid,
+    password: &str,
+    timeouts: Timeouts,
+) -> Result<Connection, tokio_xmpp::Error> {
+    let user = jid.node().map(|n| n.as_str()).unwrap_or_default();
+    let (pending, binding) = server.connect(jid, "jabber:client", timeouts).await?;
+    let (features, stream) = pending.recv_features().await?;
+    let credentials = Credentials::default()
+        .with_username(user)
+        .with_password(password)
+        .with_channel_binding(binding);
+    // Tries SCRAM-SHA-256, SCRAM-SHA-1, then PLAIN, as the server offers them.
+    let stream = tokio_xmpp::client_login(stream, features.sasl_mechanisms, credentials).await?;
+    let stream = stream
+        .send_header(StreamHeader {
+            to: Some(jid.domain().as_str().into()),
+            from: None,
+            id: None,
+        })
+        .await?;
+    let (features, stream) = stream.recv_features().await?;
+    Ok(Connection {
+        stream: stream.box_stream(),
+        features,
+        identity: jid.clone(),
+    })
+}
+
+/// Builds the reconnector. `first` receives the outcome of the first login attempt.
+pub(crate) fn reconnector<C: ServerConnector>(
+    server: C,
+    jid: Jid,
+    password: &str,
+    timeouts: Timeouts,
+    first: oneshot::Sender<Result<(), FirstLogin>>,
+) -> Reconnector {
+    let password = std::sync::Arc::new(Zeroizing::new(password.to_owned()));
+    let mut first = Some(first);
+    Box::new(move |_, slot: oneshot::Sender<Connection>| {
+        let (server, jid, password) = (server.clone(), jid.clone(), password.clone());
+        match first.take() {
+            Some(report) => {
+                tokio::spawn(async move {
+                    match login(server.clone(), &jid, &password, timeouts).await {
+                        Ok(conn) => {
+                            let _ = report.send(Ok(()));
+                            let _ = slot.send(conn);
+                        }
+                        Err(e) => {
+                            let why = match e {
+                                tokio_xmpp::Error::Auth(a) => FirstLogin::Rejected(a.to_string()),
+                                other => FirstLogin::Failed(other.to_string()),
+                            };
+                            let _ = report.send(Err(why));
+                            // Dropping the slot would make the stream's worker panic; hold it
+                            // until the worker goes away (the frontend is dropped by `connect`).
+                            let mut slot = slot;
+                            slot.closed().await;
+                        }
+                    }
+                });
+            }
+            None => {
+                tokio::spawn(async move {
+                    let mut delay = Duration::from_secs(1);
+                    loop {
+                        if slot.is_closed() {
+                            return; // the client is gone
+                        }
+                        match login(server.clone(), &jid, &password, timeouts).await {
+                            Ok(conn) => {
+                                log::info!("reconnected as {jid}");
+                                let _ = slot.send(conn);
+                                return;
+                            }
+                            Err(e) => {
+                                log::warn!(
+                                    "reconnecting as {jid} failed: {e}; next attempt in {} s",
+                                    delay.as_secs()
+                                );
+                                tokio::time::sleep(delay).await;
+                                delay = (delay * 2).min(MAX_BACKOFF);
+                            }
+                        }
+                    }
+                });
+            }
+        }
+    })
+}
