@@ -45,6 +45,10 @@ pub struct EncryptedKey {
     pub kex: bool,
 }
 
+/// Messages received without answering after which a heartbeat is sent (XEP-0384 §8
+/// "Business rules" suggests 53, and deployed clients use it).
+pub const HEARTBEAT_AFTER: u32 = 53;
+
 /// A Double Ratchet session with one remote device.
 #[derive(Clone)]
 pub struct Session {
@@ -257,6 +261,15 @@ impl Session {
     /// Messages received on the current receiving chain (XEP-0384's heartbeat rule uses this).
     pub fn receiving_chain_length(&self) -> u32 {
         self.ratchet.nr
+    }
+
+    /// Whether XEP-0384's heartbeat is due: [`HEARTBEAT_AFTER`] or more messages received on the
+    /// current receiving chain with nothing sent back since the last ratchet step. An empty
+    /// message then moves the ratchet forward (forward secrecy for the peer's next messages)
+    /// and tells the peer this device is alive. Once it is sent, the sending chain is no
+    /// longer empty, so it is due once per ratchet step, not once per message.
+    pub fn needs_heartbeat(&self) -> bool {
+        self.ratchet.nr >= HEARTBEAT_AFTER && self.ratchet.ns == 0
     }
 
     /// Number of skipped message keys kept for late messages.

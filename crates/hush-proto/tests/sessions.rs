@@ -4,7 +4,7 @@
 mod common;
 
 use common::Party;
-use hush_proto::{ProtoError, Session, Suite, MAX_SKIP_PER_MESSAGE};
+use hush_proto::{ProtoError, Session, Suite, HEARTBEAT_AFTER, MAX_SKIP_PER_MESSAGE};
 
 fn has_kex(xml: &str) -> bool {
     let el = hush_proto::EncryptedElement::from_element(&xml.parse().unwrap()).unwrap();
@@ -329,5 +329,55 @@ fn a_bad_entry_for_someone_else_does_not_hide_ours() {
         );
         let parsed = hush_proto::DeviceList::from_element(&list.parse().unwrap()).unwrap();
         assert_eq!(parsed.devices, vec![hush_proto::DeviceEntry::new(7)]);
+    }
+}
+
+#[test]
+fn heartbeat_is_due_once_after_53_unanswered_messages() {
+    for suite in Suite::ALL {
+        let (mut alice, mut bob) = pair(suite);
+        let to_bob = [("bob@example.net", 22)];
+        let to_alice = [("alice@example.org", 11)];
+        let due =
+            |bob: &Party| bob.sessions[&("alice@example.org".to_owned(), 11)].needs_heartbeat();
+        // Bob answers the key exchange, as Hush does, so the session is confirmed.
+        let first = alice.send(suite, &to_bob, Some(b"0"));
+        bob.receive_text("alice@example.org", &first).unwrap();
+        let answer = bob.send(suite, &to_alice, None);
+        assert!(alice
+            .receive("bob@example.net", &answer)
+            .unwrap()
+            .payload
+            .is_none());
+        for i in 1..HEARTBEAT_AFTER {
+            let m = alice.send(suite, &to_bob, Some(b"x"));
+            bob.receive_text("alice@example.org", &m).unwrap();
+            assert!(!due(&bob), "{suite}: due after only {i} messages");
+        }
+        let m = alice.send(suite, &to_bob, Some(b"53rd"));
+        bob.receive_text("alice@example.org", &m).unwrap();
+        assert!(
+            due(&bob),
+            "{suite}: due after {HEARTBEAT_AFTER} unanswered messages"
+        );
+        // The heartbeat itself (an empty message) settles it, even before Alice reads it.
+        let beat = bob.send(suite, &to_alice, None);
+        assert!(!due(&bob));
+        let m = alice.send(suite, &to_bob, Some(b"more"));
+        bob.receive_text("alice@example.org", &m).unwrap();
+        assert!(!due(&bob), "{suite}: one heartbeat per ratchet step");
+        // Once Alice has it, her next messages start a new chain: the count starts again.
+        assert!(alice
+            .receive("bob@example.net", &beat)
+            .unwrap()
+            .payload
+            .is_none());
+        let m = alice.send(suite, &to_bob, Some(b"new chain"));
+        bob.receive_text("alice@example.org", &m).unwrap();
+        assert!(!due(&bob));
+        assert_eq!(
+            bob.sessions[&("alice@example.org".to_owned(), 11)].receiving_chain_length(),
+            1
+        );
     }
 }

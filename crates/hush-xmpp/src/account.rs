@@ -57,6 +57,11 @@ pub struct Hush<S: Store> {
     rng: UnwrapErr<SysRng>,
     /// Messages fetched from the archive after a lost session, not yet handed out.
     backlog: std::collections::VecDeque<Delivery>,
+    /// Devices owed an empty message (answer to a key exchange, or heartbeat), held back
+    /// while catching up so a backlog of key exchanges is answered once, afterwards.
+    owed_empty: Vec<(Suite, BareJid, u32)>,
+    /// True during an archive catch-up.
+    catching_up: bool,
     /// Where an archive catch-up starts when no archived message is stored yet (unix seconds).
     since: u64,
 }
@@ -97,6 +102,8 @@ impl<S: Store> Hush<S> {
             device_id: account.device.device_id(),
             rng: UnwrapErr(SysRng),
             backlog: Default::default(),
+            owed_empty: Vec::new(),
+            catching_up: false,
             since: unix_now(),
         })
     }
@@ -320,6 +327,15 @@ impl<S: Store> Hush<S> {
         })
     }
 
+    /// Sends the empty messages owed.
+    async fn pay_empty_messages(&mut self) -> Result<()> {
+        while let Some((suite, jid, device)) = self.owed_empty.first().cloned() {
+            self.send_empty(suite, &jid, device).await?;
+            self.owed_empty.remove(0);
+        }
+        Ok(())
+    }
+
     /// Sends an empty message to one device (session completion after a key exchange).
     async fn send_empty(&mut self, suite: Suite, jid: &BareJid, device: u32) -> Result<()> {
         let key = SessionKey::new(suite, jid.as_str(), device);
@@ -381,11 +397,18 @@ impl<S: Store> Hush<S> {
             .map_err(store_err)?;
         let found = self.xmpp.catch_up(after.as_deref(), Some(since)).await?;
         let mut out = Vec::new();
-        for incoming in found {
-            if let Some(d) = self.process(incoming).await? {
-                out.push(d);
+        self.catching_up = true;
+        let processed = async {
+            for incoming in found {
+                if let Some(d) = self.process(incoming).await? {
+                    out.push(d);
+                }
             }
+            Ok::<_, XmppError>(())
         }
+        .await;
+        self.catching_up = false;
+        processed?;
         if hush_store::finish_catch_up(&mut self.store, hush_proto::DEFAULT_PREKEYS, &mut self.rng)
             .map_err(store_err)?
             > 0
@@ -393,6 +416,9 @@ impl<S: Store> Hush<S> {
             let device = self.device()?;
             self.publish_bundles(&device).await?;
         }
+        // XEP-0384: the empty answers to key exchanges found in the archive go out now, once
+        // per device, after the prekeys they used are retired.
+        self.pay_empty_messages().await?;
         Ok(out)
     }
 
@@ -476,6 +502,7 @@ impl<S: Store> Hush<S> {
                     .new_session
                     .or(existing)
                     .expect("an opened message has a session");
+                let heartbeat = session.needs_heartbeat();
                 let outcome = Outcome::Decrypted {
                     session: Box::new(session),
                     body: body.as_ref().map(|b| b.as_bytes().to_vec()),
@@ -489,9 +516,16 @@ impl<S: Store> Hush<S> {
                 {
                     return Ok(None);
                 }
-                if kex {
-                    // XEP-0384: answer a key exchange with an empty message so it stops.
-                    self.send_empty(suite, &sender, sid).await?;
+                if kex || heartbeat {
+                    // XEP-0384: answer a key exchange with an empty message so the peer stops
+                    // sending it, and send a heartbeat after many unanswered messages.
+                    let owed = (suite, sender.clone(), sid);
+                    if !self.owed_empty.contains(&owed) {
+                        self.owed_empty.push(owed);
+                    }
+                    if !self.catching_up {
+                        self.pay_empty_messages().await?;
+                    }
                 }
                 Ok(body.map(|b| Delivery {
                     from: sender.to_string(),

@@ -4,15 +4,16 @@
 //! what was sent meanwhile comes from offline storage and the archive, exactly once.
 
 mod common;
+mod support;
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
 use common::Prosody;
-use hush_proto::LocalDevice;
-use hush_store::{MemoryStore, Store};
-use hush_xmpp::{BareJid, ConnectOptions, Hush};
+use hush_store::Store;
+use hush_xmpp::BareJid;
+use support::{account, expect_text};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::watch;
 
@@ -78,42 +79,11 @@ impl Link {
     }
 }
 
-async fn account(
-    server: &Prosody,
-    via: Option<&Link>,
-    user: &str,
-    device_id: u32,
-) -> Hush<MemoryStore> {
-    let jid = server.register(user, "pw");
-    let mut rng = rand::rngs::SysRng;
-    let device =
-        LocalDevice::generate(device_id, 20, 0, &mut rand_core::UnwrapErr(&mut rng)).unwrap();
-    let mut store = MemoryStore::default();
-    store.create_account(&jid, &device).unwrap();
-    let options = ConnectOptions {
-        server: Some(via.map_or_else(|| server.address(), Link::address)),
-        insecure_loopback: true,
-        timeout: Duration::from_secs(20),
-    };
-    let mut hush = Hush::connect(store, "pw", &options).await.unwrap();
-    hush.announce().await.unwrap();
-    hush
-}
-
-async fn expect_text(hush: &mut Hush<MemoryStore>, text: &str) {
-    let d = hush
-        .receive(Duration::from_secs(60))
-        .await
-        .unwrap()
-        .unwrap_or_else(|| panic!("`{text}` did not arrive"));
-    assert_eq!(d.body.as_deref(), Some(text), "{d:?}");
-}
-
 /// Cuts Alice's link, sends while she is away, restores the link and checks that everything
 /// arrives once, both ways.
 async fn flaky_link(server: Prosody, resumable: bool) {
     let link = Link::to(server.port).await;
-    let mut alice = account(&server, Some(&link), "alice", 11).await;
+    let mut alice = account(&server, Some(&link.address()), "alice", 11).await;
     let mut bob = account(&server, None, "bob", 22).await;
     let alice_jid: BareJid = alice.jid().clone();
     let bob_jid: BareJid = bob.jid().clone();
