@@ -72,6 +72,7 @@ pub trait Store {
     /// True if a message with these ids from `sender` is already in history.
     fn is_known(&self, sender: &str, ids: &MessageIds) -> Result<bool>;
     /// Commits received messages in one transaction (see the crate docs).
+    /// Also records, for each decrypted message, that its device was heard from at `at`.
     fn commit_received(&mut self, batch: Vec<Received>) -> Result<Vec<Commit>>;
     /// Commits the sessions a send advanced, the history entry and the outbox entry, in one
     /// transaction; returns the history id. Send only after this returned.
@@ -103,7 +104,9 @@ pub trait Store {
     /// The trust decision about one identity key of `jid`, if any.
     fn trust(&self, jid: &str, identity: &IdentityKey) -> Result<Option<Trust>>;
     /// Replaces the known device list of `jid` in `suite`; devices not in it stay known but
-    /// unlisted.
+    /// unlisted. A device new to us is "seen" at `now`; known devices keep their time, since
+    /// stale devices stay listed forever (only a decrypted message counts as a sign of life,
+    /// see [`Store::commit_received`]).
     fn set_device_list(&mut self, suite: Suite, jid: &str, devices: &[u32], now: u64)
         -> Result<()>;
     /// The devices known for `jid` in `suite`.

@@ -129,6 +129,17 @@ impl Store for MemoryStore {
                     consumed_prekey,
                 } => {
                     let key = SessionKey::new(r.suite, &r.sender, r.sender_device);
+                    let seen = self
+                        .devices
+                        .entry((r.suite, r.sender.clone()))
+                        .or_default()
+                        .entry(r.sender_device)
+                        .or_insert(DeviceRecord {
+                            device_id: r.sender_device,
+                            listed: false,
+                            last_seen: r.at,
+                        });
+                    seen.last_seen = seen.last_seen.max(r.at);
                     self.needs_reset.remove(&key);
                     self.sessions.insert(key, *session);
                     if let Some(pk) = consumed_prekey {
@@ -246,14 +257,14 @@ impl Store for MemoryStore {
             d.listed = false;
         }
         for id in devices {
-            known.insert(
-                *id,
-                DeviceRecord {
+            known
+                .entry(*id)
+                .or_insert(DeviceRecord {
                     device_id: *id,
                     listed: true,
                     last_seen: now,
-                },
-            );
+                })
+                .listed = true;
         }
         Ok(())
     }

@@ -594,6 +594,11 @@ impl Store for SqliteStore {
                         SessionKey::new(r.suite, &r.sender, r.sender_device),
                         *session,
                     );
+                    tx.prepare_cached(
+                        "INSERT INTO devices (suite, jid, device_id, listed, last_seen) VALUES (?1, ?2, ?3, 0, ?4)
+                         ON CONFLICT (suite, jid, device_id) DO UPDATE SET last_seen = MAX(last_seen, excluded.last_seen)",
+                    )?
+                    .execute(params![r.suite.name(), r.sender, r.sender_device, r.at as i64])?;
                     if let Some(pk) = consumed_prekey {
                         tx.prepare_cached(
                             "INSERT OR IGNORE INTO used_prekeys (prekey_id) VALUES (?1)",
@@ -748,7 +753,7 @@ impl Store for SqliteStore {
         for id in devices {
             tx.execute(
                 "INSERT INTO devices (suite, jid, device_id, listed, last_seen) VALUES (?1, ?2, ?3, 1, ?4)
-                 ON CONFLICT (suite, jid, device_id) DO UPDATE SET listed = 1, last_seen = excluded.last_seen",
+                 ON CONFLICT (suite, jid, device_id) DO UPDATE SET listed = 1",
                 params![suite.name(), jid, id, now as i64],
             )?;
         }

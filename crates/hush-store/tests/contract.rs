@@ -343,8 +343,58 @@ fn trust_and_devices<S: Store>(mut store: S) {
         .iter()
         .map(|r| (r.device_id, r.listed, r.last_seen))
         .collect();
-    assert_eq!(summary, vec![(1, false, 10), (2, true, 20), (3, true, 20)]);
+    // A device keeps the time it was first listed: being listed again is no sign of life.
+    assert_eq!(summary, vec![(1, false, 10), (2, true, 10), (3, true, 20)]);
     assert!(store.devices(Suite::Legacy, ALICE).unwrap().is_empty());
+}
+
+/// Devices are "heard from" when a message of theirs decrypts (empty ones too), not when a
+/// list names them, and not when a message fails: that is what marks stale devices.
+fn devices_are_seen_by_their_messages<S: Store>(mut store: S) {
+    let mut rng = StdRng::seed_from_u64(5);
+    let bob = new_bob(&mut store, &mut rng);
+    let mut alice = Alice::new(Suite::Omemo2, &bob);
+    store
+        .set_device_list(Suite::Omemo2, ALICE, &[1, 77], 10)
+        .unwrap();
+    let seen = |store: &S| -> Vec<(u32, bool, u64)> {
+        store
+            .devices(Suite::Omemo2, ALICE)
+            .unwrap()
+            .iter()
+            .map(|r| (r.device_id, r.listed, r.last_seen))
+            .collect()
+    };
+    let m = alice.send(Some("hi"));
+    let r = receive(&store, &m, ids(1), &mut rng); // at = 1000
+    store.commit_received(vec![r]).unwrap();
+    assert_eq!(seen(&store), vec![(1, true, 1000), (77, true, 10)]);
+    store
+        .set_device_list(Suite::Omemo2, ALICE, &[1, 77], 2000)
+        .unwrap();
+    assert_eq!(seen(&store), vec![(1, true, 1000), (77, true, 10)]);
+    // A failure proves nothing about the device.
+    let failed = Received {
+        ids: ids(2),
+        peer: ALICE.into(),
+        sender: ALICE.into(),
+        sender_device: 77,
+        suite: Suite::Omemo2,
+        at: 3000,
+        outcome: Outcome::Failed {
+            reason: "test".into(),
+        },
+    };
+    store.commit_received(vec![failed]).unwrap();
+    assert_eq!(seen(&store), vec![(1, true, 1000), (77, true, 10)]);
+    // A message from a device missing from the list makes it known (unlisted).
+    let mut empty = receive(&store, &alice.send(None), ids(3), &mut rng);
+    empty.at = 4000;
+    store.commit_received(vec![empty]).unwrap();
+    store
+        .set_device_list(Suite::Omemo2, ALICE, &[77], 5000)
+        .unwrap();
+    assert_eq!(seen(&store), vec![(1, false, 4000), (77, true, 10)]);
 }
 
 macro_rules! contract {
@@ -370,6 +420,11 @@ macro_rules! contract {
             #[test]
             fn trust_and_devices() {
                 super::trust_and_devices($make);
+            }
+
+            #[test]
+            fn devices_are_seen_by_their_messages() {
+                super::devices_are_seen_by_their_messages($make);
             }
         }
     };

@@ -62,6 +62,10 @@ pub struct Hush<S: Store> {
     owed_empty: Vec<(Suite, BareJid, u32)>,
     /// True during an archive catch-up.
     catching_up: bool,
+    /// Devices not heard from for this long are left out until they show up again.
+    inactive_after: Duration,
+    /// The wall clock, in unix seconds (replaceable for tests and simulations).
+    clock: fn() -> u64,
     /// Where an archive catch-up starts when no archived message is stored yet (unix seconds).
     since: u64,
 }
@@ -74,6 +78,11 @@ impl<S: Store> core::fmt::Debug for Hush<S> {
             .finish_non_exhaustive()
     }
 }
+
+/// How long a device may stay silent before Hush stops encrypting to it (it comes back with
+/// its next message). Long enough for a holiday without the phone; short enough that a
+/// phone lost years ago does not keep getting keys.
+pub const DEFAULT_INACTIVE_AFTER: Duration = Duration::from_secs(90 * 24 * 3600);
 
 fn unix_now() -> u64 {
     std::time::SystemTime::now()
@@ -105,7 +114,40 @@ impl<S: Store> Hush<S> {
             owed_empty: Vec::new(),
             catching_up: false,
             since: unix_now(),
+            inactive_after: DEFAULT_INACTIVE_AFTER,
+            clock: unix_now,
         })
+    }
+
+    /// Leaves devices not heard from for `after` out of new messages (default
+    /// [`DEFAULT_INACTIVE_AFTER`]).
+    pub fn set_inactive_after(&mut self, after: Duration) {
+        self.inactive_after = after;
+    }
+
+    /// Replaces the wall clock (unix seconds), for tests and simulations.
+    pub fn set_clock(&mut self, clock: fn() -> u64) {
+        self.clock = clock;
+    }
+
+    fn now(&self) -> u64 {
+        (self.clock)()
+    }
+
+    /// Why a device is left out as inactive, if it is.
+    fn inactive(&self, suite: Suite, jid: &BareJid, device: u32) -> Result<Option<String>> {
+        let now = self.now();
+        let records = self.store.devices(suite, jid.as_str()).map_err(store_err)?;
+        Ok(records
+            .iter()
+            .find(|r| r.device_id == device)
+            .filter(|r| now.saturating_sub(r.last_seen) > self.inactive_after.as_secs())
+            .map(|r| {
+                format!(
+                    "inactive: not heard from for {} days (a message from it brings it back)",
+                    now.saturating_sub(r.last_seen) / 86_400
+                )
+            }))
     }
 
     /// The store.
@@ -145,13 +187,43 @@ impl<S: Store> Hush<S> {
         Ok(())
     }
 
+    /// Removes other devices of ours from our published device lists (a lost phone, a
+    /// reinstalled client): nobody encrypts to them afterwards. Only on request, never by
+    /// itself; removing this device is refused (it would add itself back, as XEP-0384 asks of
+    /// every device in use). Returns how many list entries were removed.
+    pub async fn remove_own_devices(&mut self, ids: &[u32]) -> Result<usize> {
+        if ids.contains(&self.device_id) {
+            return Err(XmppError::RemoveSelf(self.device_id));
+        }
+        let mut removed = 0;
+        for suite in Suite::ALL {
+            let mut list = match self.xmpp.device_list(&self.jid.clone(), suite).await {
+                Ok(l) => l,
+                Err(XmppError::NothingPublished { .. }) => continue,
+                Err(e) => return Err(e),
+            };
+            let before = list.devices.len();
+            list.devices.retain(|d| !ids.contains(&d.id));
+            if list.devices.len() != before {
+                removed += before - list.devices.len();
+                self.xmpp.publish_device_list(&list).await?;
+                let listed: Vec<u32> = list.devices.iter().map(|d| d.id).collect();
+                let now = self.now();
+                self.store
+                    .set_device_list(suite, self.jid.as_str(), &listed, now)
+                    .map_err(store_err)?;
+            }
+        }
+        Ok(removed)
+    }
+
     /// The devices of `jid` in the first suite it announces.
     async fn devices_of(&mut self, jid: &BareJid) -> Result<Option<(Suite, Vec<u32>)>> {
         for suite in Suite::ALL {
             match self.xmpp.device_list(jid, suite).await {
                 Ok(list) if !list.devices.is_empty() => {
                     let ids: Vec<u32> = list.devices.iter().map(|d| d.id).collect();
-                    let now = unix_now();
+                    let now = self.now();
                     self.store
                         .set_device_list(suite, jid.as_str(), &ids, now)
                         .map_err(store_err)?;
@@ -186,7 +258,7 @@ impl<S: Store> Hush<S> {
             Some(t) => Ok(t),
             None => {
                 self.store
-                    .set_trust(jid, identity, Trust::Blind, unix_now())
+                    .set_trust(jid, identity, Trust::Blind, self.now())
                     .map_err(store_err)?;
                 Ok(Trust::Blind)
             }
@@ -224,12 +296,12 @@ impl<S: Store> Hush<S> {
         };
         let mut own_devices = Vec::new();
         if let Ok(list) = self.xmpp.device_list(&self.jid.clone(), suite).await {
-            own_devices = list
-                .devices
-                .iter()
-                .map(|d| d.id)
-                .filter(|id| *id != self.device_id)
-                .collect();
+            own_devices = list.devices.iter().map(|d| d.id).collect();
+            let now = self.now();
+            self.store
+                .set_device_list(suite, self.jid.as_str(), &own_devices, now)
+                .map_err(store_err)?;
+            own_devices.retain(|id| *id != self.device_id);
         }
         let mut targets: Vec<(BareJid, u32, Session)> = Vec::new();
         let mut skipped = Vec::new();
@@ -239,6 +311,10 @@ impl<S: Store> Hush<S> {
             .map(|d| (to.clone(), *d))
             .chain(own_devices.iter().map(|d| (me.clone(), *d)))
         {
+            if let Some(why) = self.inactive(suite, &jid, device)? {
+                skipped.push((jid.to_string(), device, why));
+                continue;
+            }
             match self.session_for(suite, &jid, device).await {
                 Ok(session) => {
                     if self.note_identity(jid.as_str(), session.peer_identity())?
@@ -267,7 +343,7 @@ impl<S: Store> Hush<S> {
                 &[sce::body(text)],
                 self.jid.as_str(),
                 to.as_str(),
-                Some(unix_now()),
+                Some(self.now()),
                 &mut self.rng,
             )?,
             _ => text.as_bytes().to_vec(),
@@ -305,7 +381,7 @@ impl<S: Store> Hush<S> {
             sender: self.jid.to_string(),
             sender_device: self.device_id,
             suite,
-            at: unix_now(),
+            at: self.now(),
             body: text.as_bytes().to_vec(),
             stanza,
         };
@@ -370,7 +446,9 @@ impl<S: Store> Hush<S> {
                 return Ok(Some(d));
             }
             let left = deadline.saturating_duration_since(tokio::time::Instant::now());
-            let Some(incoming) = self.xmpp.next_encrypted(left).await? else {
+            let next = self.xmpp.next_encrypted(left).await?;
+            self.apply_device_list_updates().await?;
+            let Some(incoming) = next else {
                 if self.xmpp.take_state_lost().await? {
                     // What was in flight while the session was down is in the archive.
                     let found = self.catch_up(self.since).await?;
@@ -383,6 +461,29 @@ impl<S: Store> Hush<S> {
                 return Ok(Some(d));
             }
         }
+    }
+
+    /// Records the device lists the server pushed (PEP notifications). If our own list no
+    /// longer names this device, it is added back: XEP-0384 asks every device in use to keep
+    /// itself listed (removing a device is for devices no longer in use).
+    async fn apply_device_list_updates(&mut self) -> Result<()> {
+        for (jid, mut list) in self.xmpp.take_device_list_updates() {
+            let ids: Vec<u32> = list.devices.iter().map(|d| d.id).collect();
+            let now = self.now();
+            self.store
+                .set_device_list(list.suite, jid.as_str(), &ids, now)
+                .map_err(store_err)?;
+            if jid == self.jid && !ids.contains(&self.device_id) {
+                log::warn!(
+                    "this device ({}) was removed from our {} device list; adding it back",
+                    self.device_id,
+                    list.suite
+                );
+                list.devices.push(DeviceEntry::new(self.device_id));
+                self.xmpp.publish_device_list(&list).await?;
+            }
+        }
+        Ok(())
     }
 
     /// Catches up on what our archive (MAM) holds since the last message we stored — or, for a
@@ -485,13 +586,14 @@ impl<S: Store> Hush<S> {
             };
             Ok((o, body))
         });
+        let at = self.now();
         let record = |outcome| Received {
             ids,
             peer: peer.to_string(),
             sender: sender.to_string(),
             sender_device: sid,
             suite,
-            at: unix_now(),
+            at,
             outcome,
         };
         match result {

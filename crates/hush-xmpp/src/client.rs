@@ -15,6 +15,7 @@ use tokio_xmpp::stanzastream::{Event, StanzaStage, StanzaState, StanzaStream, St
 use tokio_xmpp::xmlstream::Timeouts;
 use tokio_xmpp::{IqRequest, IqResponse, Stanza};
 
+use crate::disco;
 use crate::error::{Result, XmppError};
 use crate::incoming::{classify, Incoming, MAM, SID};
 use crate::login::{self, FirstLogin};
@@ -71,6 +72,8 @@ pub struct XmppClient {
     /// have been lost, and Carbons and presence are gone. Cleared by [`Self::take_state_lost`].
     state_lost: bool,
     link: LinkStats,
+    /// Device lists pushed by the server (PEP `+notify`), not yet taken.
+    device_updates: Vec<(BareJid, DeviceList)>,
 }
 
 impl core::fmt::Debug for XmppClient {
@@ -222,6 +225,7 @@ impl XmppClient {
             query_serial: 0,
             state_lost: false,
             link: LinkStats::default(),
+            device_updates: Vec::new(),
         };
         this.start_session().await?;
         Ok(this)
@@ -233,7 +237,63 @@ impl XmppClient {
         let enable = Element::builder("enable", "urn:xmpp:carbons:2").build();
         self.request(None, IqRequest::Set(enable), "enabling Carbons")
             .await?;
-        self.send(Presence::new(PresenceType::None).into()).await
+        let mut presence = Presence::new(PresenceType::None);
+        presence.payloads.push(disco::caps());
+        self.send(presence.into()).await
+    }
+
+    /// Answers a request addressed to us: disco#info (which is how the server learns our
+    /// `+notify` features) and ping; anything else gets `service-unavailable`, as RFC 6120
+    /// requires an answer to every request.
+    async fn answer(&mut self, iq: Iq) -> Result<()> {
+        use tokio_xmpp::parsers::stanza_error::{DefinedCondition, ErrorType, StanzaError};
+        let (from, id, payload, get) = match iq {
+            Iq::Get {
+                from, id, payload, ..
+            } => (from, id, payload, true),
+            Iq::Set {
+                from, id, payload, ..
+            } => (from, id, payload, false),
+            _ => return Ok(()),
+        };
+        let iq = if get
+            && payload.is("query", disco::DISCO_INFO)
+            && disco::is_our_node(payload.attr("node"))
+        {
+            Iq::Result {
+                from: None,
+                to: from,
+                id,
+                payload: Some(disco::info(payload.attr("node"))),
+            }
+        } else if get && payload.is("ping", "urn:xmpp:ping") {
+            Iq::Result {
+                from: None,
+                to: from,
+                id,
+                payload: None,
+            }
+        } else {
+            let error = StanzaError::new(
+                ErrorType::Cancel,
+                DefinedCondition::ServiceUnavailable,
+                "en",
+                "",
+            );
+            Iq::Error {
+                from: None,
+                to: from,
+                id,
+                payload: None,
+                error,
+            }
+        };
+        self.send(iq.into()).await
+    }
+
+    /// Takes the device lists that arrived as PEP notifications since the last call.
+    pub fn take_device_list_updates(&mut self) -> Vec<(BareJid, DeviceList)> {
+        std::mem::take(&mut self.device_updates)
     }
 
     /// Logs what the stream says about the link.
@@ -332,6 +392,7 @@ impl XmppClient {
                         return Ok(IqResponse::Error(error));
                     }
                     Some(Event::Stanza(Stanza::Message(m))) => self.sort(m, query, found),
+                    Some(Event::Stanza(Stanza::Iq(iq @ (Iq::Get { .. } | Iq::Set { .. })))) => self.answer(iq).await?,
                     Some(Event::Stream(e)) => self.note_link(e),
                     None => return Err(XmppError::Disconnected("stream ended".into())),
                     _ => {}
@@ -343,7 +404,9 @@ impl XmppClient {
 
     fn sort(&mut self, m: Message, query: Option<&str>, found: &mut Vec<Incoming>) {
         let el = Element::from(m);
-        if let Some(i) = query.and_then(|q| classify(&el, &self.jid, Some(q))) {
+        if let Some(update) = disco::device_list_update(&el) {
+            self.device_updates.push(update);
+        } else if let Some(i) = query.and_then(|q| classify(&el, &self.jid, Some(q))) {
             found.push(i);
         } else if let Some(live) = classify(&el, &self.jid, None) {
             self.pending.push_back(live);
@@ -539,9 +602,15 @@ impl XmppClient {
             while let Some(event) = self.stream.next().await {
                 match event {
                     Event::Stanza(Stanza::Message(m)) => {
-                        if let Some(found) = classify(&Element::from(m), &own, None) {
+                        let m = Element::from(m);
+                        if let Some(update) = disco::device_list_update(&m) {
+                            self.device_updates.push(update);
+                        } else if let Some(found) = classify(&m, &own, None) {
                             return Ok(Some(found));
                         }
+                    }
+                    Event::Stanza(Stanza::Iq(iq @ (Iq::Get { .. } | Iq::Set { .. }))) => {
+                        self.answer(iq).await?;
                     }
                     Event::Stream(e) => {
                         self.note_link(e);

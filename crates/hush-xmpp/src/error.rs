@@ -68,6 +68,9 @@ pub enum XmppError {
         /// Per device, why not.
         why: String,
     },
+    /// A device cannot remove itself from the device list.
+    #[error("device {0} is this device; run the removal from another device (or stop using this one first)")]
+    RemoveSelf(u32),
     /// The local store failed.
     #[error("store: {0}")]
     Store(String),

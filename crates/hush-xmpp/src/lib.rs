@@ -10,12 +10,13 @@
 
 mod account;
 mod client;
+mod disco;
 mod error;
 mod incoming;
 mod login;
 mod pep;
 
-pub use account::{Delivery, Hush, SendReport};
+pub use account::{Delivery, Hush, SendReport, DEFAULT_INACTIVE_AFTER};
 pub use client::{ConnectOptions, LinkStats, XmppClient};
 pub use error::{Result, XmppError};
 pub use incoming::Incoming;

@@ -1,0 +1,184 @@
+//! Telling other entities what Hush is: service discovery (XEP-0030), entity capabilities
+//! (XEP-0115) with `+notify` for both OMEMO device-list nodes (XEP-0163), and reading the
+//! device-list notifications that the `+notify` features ask the server for.
+//!
+//! Prosody (like other servers) only pushes PEP notifications to a resource whose caps
+//! advertise `NODE+notify`, and it learns the features by sending a disco#info query to the
+//! caps node: both halves have to work for device lists to arrive by themselves.
+
+use base64::Engine;
+use hush_proto::{DeviceList, Element, Suite};
+use sha1::{Digest, Sha1};
+use tokio_xmpp::parsers::jid::{BareJid, Jid};
+
+pub(crate) const DISCO_INFO: &str = "http://jabber.org/protocol/disco#info";
+const CAPS: &str = "http://jabber.org/protocol/caps";
+const PUBSUB_EVENT: &str = "http://jabber.org/protocol/pubsub#event";
+/// The caps node: who we are (a URI naming the software; the project has no site yet).
+pub(crate) const CAPS_NODE: &str = "https://hush.invalid/caps";
+
+/// Our identity `(category, type, name)`.
+const IDENTITY: (&str, &str, &str) = ("client", "console", "Hush");
+
+/// Our features, as disco#info lists them.
+fn features() -> Vec<String> {
+    let mut f: Vec<String> = [
+        DISCO_INFO,
+        CAPS,
+        "urn:xmpp:ping",
+        "urn:xmpp:carbons:2",
+        "urn:xmpp:eme:0",
+        "urn:xmpp:sid:0",
+        "urn:xmpp:hints",
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect();
+    for suite in Suite::ALL {
+        f.push(format!("{}+notify", suite.devices_node()));
+    }
+    f.sort();
+    f
+}
+
+/// XEP-0115 §5.1: the verification string of one identity (no language) and the features,
+/// hashed with SHA-1 and encoded in base64.
+fn caps_ver(identity: (&str, &str, &str), features: &[String]) -> String {
+    let mut s = format!("{}/{}//{}<", identity.0, identity.1, identity.2);
+    let mut sorted: Vec<&String> = features.iter().collect();
+    sorted.sort();
+    for f in sorted {
+        s.push_str(f);
+        s.push('<');
+    }
+    base64::engine::general_purpose::STANDARD.encode(Sha1::digest(s.as_bytes()))
+}
+
+fn attr(name: &'static str) -> tokio_xmpp::minidom::rxml::NcName {
+    tokio_xmpp::minidom::rxml::NcName::try_from(name).expect("static attribute names are valid")
+}
+
+/// The `<c/>` element for our presence.
+pub(crate) fn caps() -> Element {
+    Element::builder("c", CAPS)
+        .attr(attr("hash"), "sha-1")
+        .attr(attr("node"), CAPS_NODE)
+        .attr(attr("ver"), caps_ver(IDENTITY, &features()))
+        .build()
+}
+
+/// The answer to a disco#info query (`node`, when the query named one, is echoed).
+pub(crate) fn info(node: Option<&str>) -> Element {
+    let mut q = Element::builder("query", DISCO_INFO);
+    if let Some(n) = node {
+        q = q.attr(attr("node"), n);
+    }
+    let mut q = q.build();
+    q.append_child(
+        Element::builder("identity", DISCO_INFO)
+            .attr(attr("category"), IDENTITY.0)
+            .attr(attr("type"), IDENTITY.1)
+            .attr(attr("name"), IDENTITY.2)
+            .build(),
+    );
+    for f in features() {
+        q.append_child(
+            Element::builder("feature", DISCO_INFO)
+                .attr(attr("var"), f)
+                .build(),
+        );
+    }
+    q
+}
+
+/// Whether we answer a disco#info query for this node: none, or our caps node.
+pub(crate) fn is_our_node(node: Option<&str>) -> bool {
+    match node {
+        None => true,
+        Some(n) => n.strip_prefix(CAPS_NODE).is_some_and(|rest| {
+            rest.is_empty() || rest == format!("#{}", caps_ver(IDENTITY, &features()))
+        }),
+    }
+}
+
+/// A PEP notification carrying a device list: `(owner, list)`. The owner is the bare JID the
+/// notification came from, so an account can only ever announce its own devices.
+pub(crate) fn device_list_update(m: &Element) -> Option<(BareJid, DeviceList)> {
+    let event = m.get_child("event", PUBSUB_EVENT)?;
+    let items = event.get_child("items", PUBSUB_EVENT)?;
+    let node = items.attr("node")?;
+    Suite::ALL.iter().find(|s| s.devices_node() == node)?;
+    let owner = m.attr("from")?.parse::<Jid>().ok()?.to_bare();
+    let item = items
+        .children()
+        .filter(|c| c.name() == "item")
+        .find(|c| c.attr("id") == Some("current"))
+        .or_else(|| items.children().find(|c| c.name() == "item"))?;
+    let payload = item.children().next()?;
+    let list = DeviceList::from_element(payload).ok()?;
+    Some((owner, list))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn caps_ver_matches_xep_0115_simple_example() {
+        // XEP-0115 §5.2: the Exodus example.
+        let features: Vec<String> = [
+            "http://jabber.org/protocol/caps",
+            "http://jabber.org/protocol/disco#info",
+            "http://jabber.org/protocol/disco#items",
+            "http://jabber.org/protocol/muc",
+        ]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+        assert_eq!(
+            caps_ver(("client", "pc", "Exodus 0.9.1"), &features),
+            "QgayPKawpkPSDYmwT/WM94uAlu0="
+        );
+    }
+
+    #[test]
+    fn we_advertise_notify_for_both_device_nodes() {
+        let q = info(None);
+        let vars: Vec<&str> = q
+            .children()
+            .filter(|c| c.name() == "feature")
+            .filter_map(|c| c.attr("var"))
+            .collect();
+        assert!(vars.contains(&"urn:xmpp:omemo:2:devices+notify"));
+        assert!(vars.contains(&"eu.siacs.conversations.axolotl.devicelist+notify"));
+        let c = caps();
+        let node = format!("{CAPS_NODE}#{}", c.attr("ver").unwrap());
+        assert!(is_our_node(Some(&node)));
+        assert!(is_our_node(None));
+        assert!(!is_our_node(Some("https://other.example#abc")));
+        assert_eq!(info(Some(&node)).attr("node"), Some(node.as_str()));
+    }
+
+    #[test]
+    fn device_list_notifications_name_their_owner() {
+        let m: Element = "<message xmlns='jabber:client' from='bob@x' type='headline'>\
+            <event xmlns='http://jabber.org/protocol/pubsub#event'><items node='urn:xmpp:omemo:2:devices'>\
+            <item id='current'><devices xmlns='urn:xmpp:omemo:2'><device id='5'/><device id='9'/></devices></item>\
+            </items></event></message>"
+            .parse()
+            .unwrap();
+        let (owner, list) = device_list_update(&m).unwrap();
+        assert_eq!(owner.as_str(), "bob@x");
+        assert_eq!(list.suite, Suite::Omemo2);
+        assert_eq!(
+            list.devices.iter().map(|d| d.id).collect::<Vec<_>>(),
+            [5, 9]
+        );
+        let other: Element = "<message xmlns='jabber:client' from='bob@x'>\
+            <event xmlns='http://jabber.org/protocol/pubsub#event'><items node='urn:xmpp:microblog:0'>\
+            <item id='current'><entry xmlns='http://www.w3.org/2005/Atom'/></item></items></event></message>"
+            .parse()
+            .unwrap();
+        assert!(device_list_update(&other).is_none());
+    }
+}
