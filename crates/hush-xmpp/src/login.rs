@@ -88,7 +88,16 @@ pub(crate) fn reconnector<C: ServerConnector>(
                         }
                         Err(e) => {
                             let why = match e {
-                                tokio_xmpp::Error::Auth(a) => FirstLogin::Rejected(a.to_string()),
+                                tokio_xmpp::Error::Auth(tokio_xmpp::error::AuthError::Fail(c)) => {
+                                    FirstLogin::Rejected(format!("{c:?}"))
+                                }
+                                tokio_xmpp::Error::Auth(
+                                    tokio_xmpp::error::AuthError::NoMechanism,
+                                ) => FirstLogin::Failed(
+                                    "the server offers no login mechanism Hush accepts on \
+                                         this connection (does it require TLS?)"
+                                        .into(),
+                                ),
                                 other => FirstLogin::Failed(other.to_string()),
                             };
                             let _ = report.send(Err(why));

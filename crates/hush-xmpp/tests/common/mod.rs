@@ -45,11 +45,29 @@ impl Prosody {
 
     /// A server without some of the usual modules (e.g. without Stream Management or PEP).
     pub fn start_without(name: &str, missing: &[&str]) -> Self {
-        let modules: Vec<String> = MODULES
+        Self::start_with(name, missing, false)
+    }
+
+    /// A server that requires STARTTLS, with a certificate for `localhost` issued by a test
+    /// CA whose certificate is at [`Self::ca_file`].
+    pub fn start_tls(name: &str) -> Self {
+        Self::start_with(name, &[], true)
+    }
+
+    /// The test CA's certificate (PEM), for servers started with [`Self::start_tls`].
+    pub fn ca_file(&self) -> PathBuf {
+        self.dir.join("ca.pem")
+    }
+
+    fn start_with(name: &str, missing: &[&str], tls: bool) -> Self {
+        let mut modules: Vec<String> = MODULES
             .iter()
             .filter(|m| !missing.contains(m))
             .map(|m| format!("\"{m}\""))
             .collect();
+        if tls {
+            modules.push("\"tls\"".into());
+        }
         let modules = modules.join("; ");
         assert!(
             which("prosody").is_some() && which("prosodyctl").is_some(),
@@ -65,6 +83,14 @@ impl Prosody {
             .unwrap()
             .port();
         let d = dir.display();
+        let tls_config = if tls {
+            make_certificates(&dir);
+            format!(
+                "c2s_require_encryption = true\nssl = {{ certificate = \"{d}/server.pem\"; key = \"{d}/server.key\" }}"
+            )
+        } else {
+            "c2s_require_encryption = false".to_owned()
+        };
         let config = dir.join("prosody.cfg.lua");
         std::fs::write(
             &config,
@@ -77,7 +103,7 @@ c2s_ports = {{ {port} }}
 s2s_ports = {{ }}
 http_ports = {{ }}
 https_ports = {{ }}
-c2s_require_encryption = false
+{tls_config}
 authentication = "internal_hashed"
 modules_enabled = {{ {modules} }}
 archive_expires_after = "never"
@@ -187,6 +213,84 @@ VirtualHost "localhost"
         walk(&self.dir.join("data"), &mut out);
         out
     }
+}
+
+/// A throwaway CA and a `localhost` server certificate it signed, made with the openssl tool
+/// (installed with Prosody's TLS library).
+fn make_certificates(dir: &Path) {
+    let run = |args: &[&str]| {
+        let out = Command::new("openssl")
+            .args(args)
+            .current_dir(dir)
+            .output()
+            .expect("openssl is needed for the TLS tests (apt-get install openssl)");
+        assert!(
+            out.status.success(),
+            "openssl {args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    };
+    let ec = [
+        "-newkey",
+        "ec",
+        "-pkeyopt",
+        "ec_paramgen_curve:P-256",
+        "-nodes",
+    ];
+    run(&[
+        &["req", "-x509"][..],
+        &ec,
+        &[
+            "-days",
+            "2",
+            "-subj",
+            "/CN=Hush test CA",
+            "-addext",
+            "basicConstraints=critical,CA:TRUE",
+            "-addext",
+            "keyUsage=critical,keyCertSign",
+            "-keyout",
+            "ca.key",
+            "-out",
+            "ca.pem",
+        ],
+    ]
+    .concat());
+    run(&[
+        &["req"][..],
+        &ec,
+        &[
+            "-subj",
+            "/CN=localhost",
+            "-keyout",
+            "server.key",
+            "-out",
+            "server.csr",
+        ],
+    ]
+    .concat());
+    std::fs::write(
+        dir.join("server.ext"),
+        "subjectAltName=DNS:localhost\nbasicConstraints=CA:FALSE\nextendedKeyUsage=serverAuth\n",
+    )
+    .unwrap();
+    run(&[
+        "x509",
+        "-req",
+        "-in",
+        "server.csr",
+        "-CA",
+        "ca.pem",
+        "-CAkey",
+        "ca.key",
+        "-CAcreateserial",
+        "-days",
+        "2",
+        "-extfile",
+        "server.ext",
+        "-out",
+        "server.pem",
+    ]);
 }
 
 impl Drop for Prosody {
