@@ -454,6 +454,12 @@ impl XmppClient {
             .await
         {
             Ok(_) => Ok(()),
+            Err(XmppError::Refused { condition, .. })
+                if condition.contains("ServiceUnavailable")
+                    || condition.contains("FeatureNotImplemented") =>
+            {
+                Err(XmppError::NoPep(self.jid.domain().to_string()))
+            }
             Err(XmppError::Refused { .. }) => {
                 self.request(
                     None,

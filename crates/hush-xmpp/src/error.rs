@@ -49,6 +49,9 @@ pub enum XmppError {
         /// The XMPP error condition.
         condition: String,
     },
+    /// The server has no PEP, where OMEMO keys are published.
+    #[error("{0} does not offer PEP (XEP-0163), where OMEMO publishes its keys; ask the server's operator to enable it")]
+    NoPep(String),
     /// The server did not answer a request in time.
     #[error("no answer to {0} in time")]
     Timeout(String),

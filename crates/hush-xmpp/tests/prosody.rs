@@ -3,11 +3,13 @@
 //! server keeps on disk.
 
 mod common;
+mod support;
 
 use std::time::Duration;
 
 use common::Prosody;
 use hush_proto::{sce, seal, DeviceEntry, DeviceList, LocalDevice, Recipient, Session, Suite};
+use hush_store::Store;
 use hush_xmpp::{BareJid, ConnectOptions, XmppClient, XmppError};
 use rand::rngs::StdRng;
 use rand::SeedableRng;
@@ -181,4 +183,50 @@ async fn refusals_are_clear_and_bounded() {
         XmppClient::connect("not a jid", "x", &options(&server)).await,
         Err(XmppError::BadJid(_))
     ));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn server_without_pep_is_a_clear_error() {
+    let server = Prosody::start_without("nopep", &["pep"]);
+    let jid = server.register("erin", "pw");
+    let store = support::offline_device(&jid, 5);
+    let mut hush = support::connect(&server, None, store).await;
+    let err = hush.announce().await.unwrap_err();
+    assert!(matches!(err, XmppError::NoPep(_)), "{err}");
+    assert!(err.to_string().contains("does not offer PEP"), "{err}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn garbage_in_encrypted_is_a_visible_failure() {
+    let server = Prosody::start("garbage");
+    let mut alice = support::account(&server, None, "alice", 11).await;
+    let alice_jid = alice.jid().clone();
+    let mut mallory =
+        XmppClient::connect(&server.register("mallory", "pw"), "pw", &options(&server))
+            .await
+            .unwrap();
+    let junk = format!(
+        "<encrypted xmlns='urn:xmpp:omemo:2'><header sid='666'><keys jid='{alice_jid}'>\
+         <key rid='11' kex='true'>AAAAAAAAAAAAAAAA</key></keys></header><payload>AAAA</payload></encrypted>"
+    );
+    let el = hush_proto::EncryptedElement::from_element(&junk.parse().unwrap()).unwrap();
+    mallory
+        .send_encrypted(&alice_jid, &el, "junk-1")
+        .await
+        .unwrap();
+    let d = alice
+        .receive(Duration::from_secs(20))
+        .await
+        .unwrap()
+        .expect("the failure is delivered, not dropped");
+    assert!(d.body.is_none());
+    let error = d.error.unwrap();
+    assert!(
+        error.contains("could not decrypt a message from device 666 of mallory@localhost"),
+        "{error}"
+    );
+    assert!(error.contains("hush session reset"), "{error}");
+    let history = alice.store().history("mallory@localhost", 10).unwrap();
+    assert_eq!(history.len(), 1);
+    assert!(history[0].error.is_some());
 }
