@@ -81,6 +81,11 @@ enum Command {
     Devices {
         /// The contact (default: ourselves).
         jid: Option<String>,
+        /// Remove these devices of ours from our published device lists (a lost or
+        /// reinstalled device); nobody encrypts to them afterwards. A device still in use adds
+        /// itself back when it next connects, as XEP-0384 asks.
+        #[arg(long, value_name = "DEVICE", num_args = 1.., conflicts_with = "jid")]
+        remove: Vec<u32>,
     },
     /// Session management.
     Session {
@@ -102,12 +107,17 @@ enum SessionAction {
 
 type Fallible<T> = Result<T, String>;
 
-/// `HUSH_LOG=debug` (or `trace`, `info`, `warn`) prints the network layer's log on stderr.
-struct StderrLog(log::LevelFilter);
+/// Log lines on stderr. By default only Hush's own warnings (a lost connection, a device
+/// re-adding itself); `HUSH_LOG=debug` (or `trace`, `info`, `warn`) shows every layer's log,
+/// the network library's included.
+struct StderrLog {
+    level: log::LevelFilter,
+    only_hush: bool,
+}
 
 impl log::Log for StderrLog {
     fn enabled(&self, m: &log::Metadata<'_>) -> bool {
-        m.level() <= self.0
+        m.level() <= self.level && (!self.only_hush || m.target().starts_with("hush"))
     }
     fn log(&self, r: &log::Record<'_>) {
         if self.enabled(r.metadata()) {
@@ -118,13 +128,22 @@ impl log::Log for StderrLog {
 }
 
 fn main() -> ExitCode {
-    if let Some(level) = std::env::var("HUSH_LOG")
+    let logger = match std::env::var("HUSH_LOG")
         .ok()
         .and_then(|l| l.parse::<log::LevelFilter>().ok())
     {
-        if log::set_logger(Box::leak(Box::new(StderrLog(level)))).is_ok() {
-            log::set_max_level(level);
-        }
+        Some(level) => StderrLog {
+            level,
+            only_hush: false,
+        },
+        None => StderrLog {
+            level: log::LevelFilter::Warn,
+            only_hush: true,
+        },
+    };
+    let level = logger.level;
+    if log::set_logger(Box::leak(Box::new(logger))).is_ok() {
+        log::set_max_level(level);
     }
     let cli = Cli::parse();
     let runtime = match tokio::runtime::Runtime::new() {
@@ -295,7 +314,23 @@ async fn run(cli: Cli) -> Fallible<()> {
             }
             Ok(())
         }
-        Command::Devices { jid } => {
+        Command::Devices { jid: None, remove } if !remove.is_empty() => {
+            let mut hush = connect(&home).await?;
+            let n = hush
+                .remove_own_devices(&remove)
+                .await
+                .map_err(|e| e.to_string())?;
+            hush.close().await.map_err(|e| e.to_string())?;
+            if json {
+                println!("{}", json!({"removed": remove, "entries": n}));
+            } else if n == 0 {
+                println!("none of these devices was listed");
+            } else {
+                println!("removed from our device lists: {remove:?} ({n} list entries)");
+            }
+            Ok(())
+        }
+        Command::Devices { jid, .. } => {
             let store = home.open_store()?;
             let account = store
                 .account()
@@ -322,11 +357,12 @@ async fn run(cli: Cli) -> Fallible<()> {
                         );
                     } else {
                         println!(
-                            "{jid} device {} ({suite}){} fingerprint {} trust {}",
+                            "{jid} device {} ({suite}){} fingerprint {} trust {} last seen {}",
                             d.device_id,
                             if d.listed { "" } else { " [no longer listed]" },
                             fp.as_deref().unwrap_or("unknown (no session yet)"),
-                            trust_name(trust)
+                            trust_name(trust),
+                            hush_proto::sce::xep0082_datetime(d.last_seen)
                         );
                     }
                 }
