@@ -3,44 +3,18 @@
 
 #[path = "../../hush-xmpp/tests/common/mod.rs"]
 mod common;
+mod support;
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::Command;
 
 use common::Prosody;
 use serde_json::Value;
+use support::*;
 
 struct User {
     home: PathBuf,
     jid: String,
-}
-
-fn hush(home: &Path, args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_hush"))
-        .arg("--home")
-        .arg(home)
-        .args(args)
-        .env("HUSH_TEST_PW", "pw")
-        .output()
-        .unwrap()
-}
-
-fn ok(out: Output) -> String {
-    assert!(
-        out.status.success(),
-        "hush failed: {}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8(out.stdout).unwrap()
-}
-
-/// An empty directory for this test's homes under cargo's scratch space.
-fn scratch(name: &str) -> PathBuf {
-    let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!("{name}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
-    dir
 }
 
 fn init(server: &Prosody, dir: &Path, user: &str, register: bool) -> User {

@@ -1,0 +1,443 @@
+"""An independent OMEMO client on a real XMPP server: slixmpp + slixmpp-omemo + python-omemo.
+
+The Rust test `crates/hush-cli/tests/interop_bot.rs` runs it next to the `hush` binary against a
+private Prosody; it talks JSON lines.
+
+  bot.py --jid J --password PW --server HOST:PORT --ns omemo2|legacy --store FILE.json
+
+The bot loads python-omemo with ONE backend (twomemo or oldmemo), so it publishes its device list
+and bundle only in that namespace, and anyone writing to it has to use that namespace. Publishing
+(node options, precondition handling) is slixmpp-omemo's own code; encryption and decryption are
+python-omemo's SessionManager. slixmpp-omemo 2.2.0 cannot do OMEMO:2 messages (no SCE), so for
+those the bot builds and checks the XEP-0420 envelope itself and (de)serialises with twomemo.etree;
+legacy messages go through the plugin's encrypt_message/decrypt_message.
+
+Only plaintext connections to a loopback address are made (the test server has no TLS).
+
+stdout, one JSON object per line:
+  {"ready": true, "device": ID, "ns": NS, "fingerprint": FP}
+                                              logged in; device list and bundle published and
+                                              fetched back from the server
+  {"sent": true, "to": JID, "ns": NS, "devices": [ID, ...]}   the devices it was encrypted for
+  {"received": true, "from": BARE, "device": SID, "ns": NS, "body": TEXT, "fingerprint": FP}
+  {"empty": true, "from": BARE, "device": SID, "ns": NS, "fingerprint": FP}
+                                              key-exchange completion / heartbeat
+  {"error": "..."}                            anything that failed (never silently dropped)
+  {"bye": true}                               after {"quit": true}, just before exiting 0
+stdin, one JSON object per line:
+  {"send": {"to": JID, "body": TEXT}}
+  {"quit": true}                              (end of input means the same)
+NS is "omemo2" or "legacy"; FP is a fingerprint as python-omemo shows it (Curve25519 form, eight
+groups of eight hex digits; of our identity, or of the sender's). Diagnostics go to stderr.
+"""
+from __future__ import annotations
+
+import argparse
+import asyncio
+import ipaddress
+import json
+import logging
+import os
+import secrets
+import sys
+import time
+import xml.etree.ElementTree as ET
+from typing import Any, Dict, FrozenSet, Optional, Set
+
+import omemo
+from omemo.storage import Just, Maybe, Nothing, Storage
+from omemo.types import DeviceInformation
+
+import oldmemo
+import twomemo
+import twomemo.etree
+
+from slixmpp import ClientXMPP
+from slixmpp.jid import JID  # pylint: disable=no-name-in-module
+from slixmpp.plugins.base import register_plugin
+from slixmpp.stanza import Message
+from slixmpp.xmlstream.handler import Callback
+from slixmpp.xmlstream.matcher import MatchXPath
+
+from slixmpp_omemo import XEP_0384, TrustLevel
+# The plugin builds its SessionManager (PEP publishing and fetching via XEP-0060) with this helper;
+# it always loads both backends, so the bot calls it itself with just one. Pinned: 2.2.0.
+from slixmpp_omemo.xep_0384 import _make_session_manager
+
+SCE = "urn:xmpp:sce:1"
+NAMESPACES = {"omemo2": twomemo.twomemo.NAMESPACE, "legacy": oldmemo.oldmemo.NAMESPACE}
+SHORT = {v: k for k, v in NAMESPACES.items()}
+
+log = logging.getLogger("bot")
+
+
+def fingerprint(identity_key: bytes) -> str:
+    """python-omemo's fingerprint: Curve25519 form, eight groups of eight hex digits."""
+    return " ".join(omemo.SessionManager.format_identity_key(identity_key))
+
+
+def emit(obj: Dict[str, Any]) -> None:
+    sys.stdout.write(json.dumps(obj) + "\n")
+    sys.stdout.flush()
+
+
+class JsonFileStorage(Storage):
+    """python-omemo storage in one JSON file, rewritten atomically on every change."""
+
+    def __init__(self, path: str) -> None:
+        super().__init__()
+        self.path = path
+        self.data: Dict[str, Any] = {}
+        if os.path.exists(path):
+            with open(path, encoding="utf-8") as f:
+                self.data = json.load(f)
+
+    def _flush(self) -> None:
+        tmp = self.path + ".tmp"
+        with open(tmp, "w", encoding="utf-8") as f:
+            json.dump(self.data, f)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, self.path)
+
+    async def _load(self, key: str) -> Maybe[Any]:
+        return Just(self.data[key]) if key in self.data else Nothing()
+
+    async def _store(self, key: str, value: Any) -> None:
+        self.data[key] = value
+        self._flush()
+
+    async def _delete(self, key: str) -> None:
+        self.data.pop(key, None)
+        self._flush()
+
+
+# --- XEP-0420 envelopes (the OMEMO:2 plaintext), written independently of Hush -----------------
+
+def seal_envelope(body: str, sender: str, recipient: str) -> bytes:
+    env = ET.Element(f"{{{SCE}}}envelope")
+    content = ET.SubElement(env, f"{{{SCE}}}content")
+    ET.SubElement(content, "{jabber:client}body").text = body
+    # Random-length padding, as XEP-0420 recommends (0..39 URL-safe characters).
+    ET.SubElement(env, f"{{{SCE}}}rpad").text = secrets.token_urlsafe(40)[: secrets.randbelow(40)]
+    ET.SubElement(env, f"{{{SCE}}}from", jid=sender)
+    ET.SubElement(env, f"{{{SCE}}}to", jid=recipient)
+    ET.SubElement(env, f"{{{SCE}}}time", stamp=time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()))
+    return ET.tostring(env, encoding="utf-8", xml_declaration=False)
+
+
+def open_envelope(raw: bytes, sender: str, recipient: str) -> str:
+    """The body of an OMEMO:2 envelope, after the checks XEP-0384 asks for."""
+    env = ET.fromstring(raw)
+    if env.tag != f"{{{SCE}}}envelope":
+        raise ValueError(f"not an SCE envelope: {env.tag}")
+    if env.find(f"{{{SCE}}}rpad") is None:
+        raise ValueError("SCE envelope without <rpad/>")
+    frm = env.find(f"{{{SCE}}}from")
+    if frm is not None and JID(frm.get("jid", "")).bare != sender:
+        raise ValueError(f"SCE <from/> names {frm.get('jid')!r}, but the stanza came from {sender}")
+    to = env.find(f"{{{SCE}}}to")
+    if to is not None and JID(to.get("jid", "")).bare != recipient:
+        raise ValueError(f"SCE <to/> names {to.get('jid')!r}, but the stanza went to {recipient}")
+    content = env.find(f"{{{SCE}}}content")
+    if content is None:
+        raise ValueError("SCE envelope without <content/>")
+    body = content.find("{jabber:client}body")
+    if body is None:
+        raise ValueError("SCE content without <body/>")
+    return body.text or ""
+
+
+# --- slixmpp-omemo, restricted to one namespace -----------------------------------------------
+
+class OneNamespaceOmemo(XEP_0384):  # pylint: disable=invalid-name
+    """slixmpp-omemo's plugin with a SessionManager that loads a single backend."""
+
+    name = "xep_0384"
+    description = "OMEMO Encryption (one namespace, for the interop bot)"
+    dependencies = XEP_0384.dependencies
+    default_config = XEP_0384.default_config
+
+    def plugin_init(self) -> None:
+        super().plugin_init()
+        self._sm_task: Optional[asyncio.Future] = None
+
+    @property
+    def storage(self) -> Storage:
+        return self.xmpp.omemo_storage
+
+    @property
+    def _btbv_enabled(self) -> bool:
+        return True
+
+    async def _devices_blindly_trusted(
+        self, blindly_trusted: FrozenSet[DeviceInformation], identifier: Optional[str]
+    ) -> None:
+        for d in blindly_trusted:
+            log.info("blindly trusting %s device %d", d.bare_jid, d.device_id)
+
+    async def _prompt_manual_trust(
+        self, manually_trusted: FrozenSet[DeviceInformation], identifier: Optional[str]
+    ) -> None:
+        # Trust everything: this is a test peer.
+        sm = await self.get_session_manager()
+        for d in manually_trusted:
+            await sm.set_trust(d.bare_jid, d.identity_key, TrustLevel.TRUSTED.value)
+
+    async def _prepare(self) -> omemo.SessionManager:
+        ns = self.xmpp.omemo_ns
+        storage = self.storage
+        backend = (
+            twomemo.Twomemo(storage) if ns == twomemo.twomemo.NAMESPACE else oldmemo.Oldmemo(storage)
+        )
+        sm = await _make_session_manager(self.xmpp, self).create(
+            [backend],
+            storage,
+            self.xmpp.boundjid.bare,
+            initial_own_label=None,
+            undecided_trust_level_name=TrustLevel.UNDECIDED.value,
+        )
+        await sm.ensure_data_consistency()
+        await sm.after_history_sync()
+        return sm
+
+    async def get_session_manager(self) -> omemo.SessionManager:
+        if self._sm_task is None:
+            self._sm_task = asyncio.ensure_future(self._prepare())
+        return await self._sm_task
+
+    async def refresh_device_lists(self, jids: Set[JID], force_download: bool = False) -> None:
+        # No presence subscription between the test accounts, so no PEP pushes: always fetch.
+        sm = await self.get_session_manager()
+        for jid in jids:
+            if JID(jid).bare != self.xmpp.boundjid.bare:
+                await sm.refresh_device_list(self.xmpp.omemo_ns, JID(jid).bare)
+
+    async def _on_device_list_update(self, msg: Message) -> None:
+        # The stock handler would hand the other namespace's lists to a backend we did not load.
+        items = msg["pubsub_event"]["items"]
+        tag = "devices" if self.xmpp.omemo_ns == twomemo.twomemo.NAMESPACE else "list"
+        if len(items) == 1 and items["item"].xml.find(f"{{{self.xmpp.omemo_ns}}}{tag}") is not None:
+            async with self.xmpp.omemo_lock:
+                await super()._on_device_list_update(msg)
+
+
+register_plugin(OneNamespaceOmemo)
+
+
+class Bot(ClientXMPP):
+    def __init__(self, jid: str, password: str, ns: str, storage: Storage) -> None:
+        super().__init__(
+            jid,
+            password,
+            # The only server we talk to is a loopback one without TLS (checked in main()).
+            plugin_config={"feature_mechanisms": {"unencrypted_plain": True, "unencrypted_scram": True}},
+        )
+        self.enable_direct_tls = False
+        self.enable_starttls = False
+        self.enable_plaintext = True
+        self.omemo_ns = ns
+        self.omemo_storage = storage
+        self.omemo_lock = asyncio.Lock()
+        self.quitting = False
+        self.tasks: list = []
+        self.work: asyncio.Queue = asyncio.Queue()
+        self.done: asyncio.Future = asyncio.get_running_loop().create_future()
+
+        for plugin in ("xep_0030", "xep_0060", "xep_0163", "xep_0334", "xep_0384"):
+            self.register_plugin(plugin)
+
+        self.add_event_handler("session_start", self.on_session_start)
+        self.add_event_handler("failed_auth", lambda _: self.fail("authentication failed"))
+        self.add_event_handler("connection_failed", lambda e: self.fail(f"connection failed: {e}"))
+        self.add_event_handler("disconnected", self.on_disconnected)
+        self.add_event_handler("message_error", self.on_message_error)
+        for omemo_ns in NAMESPACES.values():
+            self.register_handler(Callback(
+                f"OMEMO {omemo_ns}",
+                MatchXPath(f"{{{self.default_ns}}}message/{{{omemo_ns}}}encrypted"),
+                lambda stanza: self.work.put_nowait(("stanza", stanza)),
+            ))
+
+    @property
+    def omemo(self) -> OneNamespaceOmemo:
+        return self.plugin["xep_0384"]
+
+    def fail(self, why: str) -> None:
+        emit({"error": why})
+        if not self.done.done():
+            self.done.set_result(1)
+
+    def on_disconnected(self, _event: Any) -> None:
+        if not self.quitting and not self.done.done():
+            emit({"error": "disconnected from the server"})
+            self.done.set_result(1)
+
+    def on_message_error(self, msg: Message) -> None:
+        emit({"error": f"message error from {msg['from']}: {msg['error']['condition']} {msg['error']['text']}"})
+
+    async def on_session_start(self, _event: Any) -> None:
+        try:
+            self.send_presence()
+            sm = await self.omemo.get_session_manager()
+            own, _ = await sm.get_own_device_information()
+            # Ready means others can find us: read device list and bundle back from the server.
+            published = await sm._download_device_list(self.omemo_ns, own.bare_jid)
+            if own.device_id not in published:
+                raise RuntimeError(f"device {own.device_id} missing from our published list {published}")
+            await sm._download_bundle(self.omemo_ns, own.bare_jid, own.device_id)
+            other = next(ns for ns in NAMESPACES.values() if ns != self.omemo_ns)
+            if own.device_id in await sm._download_device_list(other, own.bare_jid):
+                raise RuntimeError(f"device {own.device_id} is also announced in {other}")
+        except Exception as e:  # pylint: disable=broad-exception-caught
+            log.exception("setup failed")
+            self.fail(f"OMEMO setup failed: {type(e).__name__}: {e}")
+            return
+        emit({
+            "ready": True,
+            "device": own.device_id,
+            "ns": SHORT[self.omemo_ns],
+            "fingerprint": fingerprint(own.identity_key),
+        })
+        # The loop keeps only weak references to tasks: hold them.
+        self.tasks = [asyncio.ensure_future(self.read_commands()), asyncio.ensure_future(self.worker())]
+
+    async def read_commands(self) -> None:
+        loop = asyncio.get_running_loop()
+        reader = asyncio.StreamReader()
+        await loop.connect_read_pipe(lambda: asyncio.StreamReaderProtocol(reader), sys.stdin)
+        while True:
+            line = await reader.readline()
+            if not line:
+                self.work.put_nowait(("cmd", {"quit": True}))
+                return
+            if not line.strip():
+                continue
+            try:
+                cmd = json.loads(line)
+            except ValueError as e:
+                emit({"error": f"bad command {line!r}: {e}"})
+                continue
+            self.work.put_nowait(("cmd", cmd))
+            if cmd.get("quit"):
+                return
+
+    async def worker(self) -> None:
+        """Handles commands and incoming messages one at a time, in arrival order (python-omemo's
+        session state must not be touched by two coroutines at once)."""
+        while True:
+            kind, item = await self.work.get()
+            if kind == "cmd" and item.get("quit"):
+                await self.quit()
+                return
+            async with self.omemo_lock:
+                try:
+                    if kind == "cmd":
+                        await self.command(item)
+                    else:
+                        await self.incoming(item)
+                except Exception as e:  # pylint: disable=broad-exception-caught
+                    log.exception("failed on %s", kind)
+                    emit({"error": f"{type(e).__name__}: {e}"})
+
+    async def command(self, cmd: Dict[str, Any]) -> None:
+        if "send" not in cmd:
+            raise ValueError(f"unknown command {cmd}")
+        to = JID(cmd["send"]["to"]).bare
+        body = cmd["send"]["body"]
+        sm = await self.omemo.get_session_manager()
+        if self.omemo_ns == twomemo.twomemo.NAMESPACE:
+            await self.omemo.refresh_device_lists({JID(to)})
+            envelope = seal_envelope(body, self.boundjid.bare, to)
+            messages, errors = await sm.encrypt(
+                frozenset({to}), {self.omemo_ns: envelope}, backend_priority_order=[self.omemo_ns]
+            )
+            if errors:
+                raise RuntimeError(f"encryption errors: {errors}")
+            (message,) = messages.keys()
+            stanza = self.make_message(mto=JID(to), mtype="chat", mbody="This message is OMEMO encrypted.")
+            stanza.append(twomemo.etree.serialize_message(message))
+            stanza.enable("store")
+        else:
+            plain = self.make_message(mto=JID(to), mtype="chat", mbody=body)
+            stanza, errors = await self.omemo.encrypt_message(plain, JID(to))
+            if errors:
+                raise RuntimeError(f"encryption errors: {errors}")
+            if stanza is None:
+                raise RuntimeError("the plugin produced nothing to send")
+        encrypted = stanza.xml.find(f"{{{self.omemo_ns}}}encrypted")
+        devices = sorted(int(k.get("rid")) for k in encrypted.iter(f"{{{self.omemo_ns}}}key"))
+        stanza.send()
+        emit({"sent": True, "to": to, "ns": SHORT[self.omemo_ns], "devices": devices})
+
+    async def incoming(self, stanza: Message) -> None:
+        sender = stanza["from"].bare
+        els = {ns: stanza.xml.find(f"{{{ns}}}encrypted") for ns in NAMESPACES.values()}
+        el = els[self.omemo_ns]
+        if el is None:
+            other = next(ns for ns, e in els.items() if e is not None)
+            raise ValueError(
+                f"{sender} sent a {SHORT[other]} message, but this bot announces only {SHORT[self.omemo_ns]}"
+            )
+        sm = await self.omemo.get_session_manager()
+        if self.omemo_ns == twomemo.twomemo.NAMESPACE:
+            message = twomemo.etree.parse_message(el, sender)
+            plaintext, device, _ = await sm.decrypt(message)
+            body = None if plaintext is None else open_envelope(plaintext, sender, self.boundjid.bare)
+        else:
+            decrypted, device = await self.omemo.decrypt_message(stanza)
+            has_payload = el.find(f"{{{self.omemo_ns}}}payload") is not None
+            body = decrypted["body"] if has_payload else None
+        if device.bare_jid != sender:
+            raise ValueError(f"decrypted as {device.bare_jid}, but the stanza came from {sender}")
+        base = {
+            "from": sender,
+            "device": device.device_id,
+            "ns": SHORT[self.omemo_ns],
+            "fingerprint": fingerprint(device.identity_key),
+        }
+        if body is None:
+            emit({"empty": True, **base})
+        else:
+            emit({"received": True, **base, "body": body})
+
+    async def quit(self) -> None:
+        sm = await self.omemo.get_session_manager()
+        await sm.shutdown()
+        self.quitting = True  # so the disconnect is not reported as an error
+        await self.disconnect()
+        emit({"bye": True})
+        if not self.done.done():
+            self.done.set_result(0)
+
+
+async def main() -> int:
+    p = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
+    p.add_argument("--jid", required=True)
+    p.add_argument("--password", required=True)
+    p.add_argument("--server", required=True, help="HOST:PORT of a loopback server (no TLS)")
+    p.add_argument("--ns", required=True, choices=sorted(NAMESPACES))
+    p.add_argument("--store", required=True, help="JSON file for python-omemo's state")
+    p.add_argument("--debug", action="store_true", help="log everything to stderr")
+    args = p.parse_args()
+    logging.basicConfig(
+        level=logging.DEBUG if args.debug else logging.WARNING,
+        stream=sys.stderr,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+    host, _, port = args.server.rpartition(":")
+    host = host.strip("[]")
+    try:
+        loopback = host == "localhost" or ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        loopback = False
+    if not loopback:
+        emit({"error": f"refusing an unencrypted connection to {host}: loopback only"})
+        return 2
+    bot = Bot(args.jid, args.password, NAMESPACES[args.ns], JsonFileStorage(args.store))
+    bot.connect(host, int(port))
+    return await bot.done
+
+
+if __name__ == "__main__":
+    sys.exit(asyncio.run(main()))
