@@ -403,6 +403,23 @@ impl<S: Store> Hush<S> {
         })
     }
 
+    /// Deletes the one-time prekeys that key exchanges used, refills the pool and republishes
+    /// the bundle if anything changed.
+    async fn retire_used_prekeys(&mut self) -> Result<()> {
+        let retired = self.store.used_prekeys().map_err(store_err)?.len();
+        let added = hush_store::finish_catch_up(
+            &mut self.store,
+            hush_proto::DEFAULT_PREKEYS,
+            &mut self.rng,
+        )
+        .map_err(store_err)?;
+        if retired + added > 0 {
+            let device = self.device()?;
+            self.publish_bundles(&device).await?;
+        }
+        Ok(())
+    }
+
     /// Sends the empty messages owed.
     async fn pay_empty_messages(&mut self) -> Result<()> {
         while let Some((suite, jid, device)) = self.owed_empty.first().cloned() {
@@ -510,13 +527,7 @@ impl<S: Store> Hush<S> {
         .await;
         self.catching_up = false;
         processed?;
-        if hush_store::finish_catch_up(&mut self.store, hush_proto::DEFAULT_PREKEYS, &mut self.rng)
-            .map_err(store_err)?
-            > 0
-        {
-            let device = self.device()?;
-            self.publish_bundles(&device).await?;
-        }
+        self.retire_used_prekeys().await?;
         // XEP-0384: the empty answers to key exchanges found in the archive go out now, once
         // per device, after the prekeys they used are retired.
         self.pay_empty_messages().await?;
@@ -605,6 +616,7 @@ impl<S: Store> Hush<S> {
                     .or(existing)
                     .expect("an opened message has a session");
                 let heartbeat = session.needs_heartbeat();
+                let used_prekey = o.consumed_prekey.is_some();
                 let outcome = Outcome::Decrypted {
                     session: Box::new(session),
                     body: body.as_ref().map(|b| b.as_bytes().to_vec()),
@@ -617,6 +629,11 @@ impl<S: Store> Hush<S> {
                     == Commit::Duplicate
                 {
                     return Ok(None);
+                }
+                if used_prekey && !self.catching_up {
+                    // Outside a catch-up a used one-time prekey goes at once: XEP-0384 keeps
+                    // them only while the archive may still hold messages built on them.
+                    self.retire_used_prekeys().await?;
                 }
                 if kex || heartbeat {
                     // XEP-0384: answer a key exchange with an empty message so the peer stops

@@ -122,3 +122,37 @@ async fn key_exchanges_in_the_archive_are_answered_once_after_catch_up() {
     bob.send_text(&alice_bare, "confirmed").await.unwrap();
     expect_text(&mut alice, "confirmed").await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_live_key_exchange_retires_its_prekey_at_once() {
+    let server = Prosody::start("live-kex");
+    let mut alice = account(&server, None, "alice", 11).await;
+    assert!(alice.catch_up(0).await.unwrap().is_empty());
+    let before = prekey_ids(alice.store());
+    let mut bob = account(&server, None, "bob", 22).await;
+    let alice_jid = alice.jid().clone();
+    bob.send_text(&alice_jid, "first contact").await.unwrap();
+    expect_text(&mut alice, "first contact").await;
+    let after = prekey_ids(alice.store());
+    let retired: Vec<_> = before.iter().filter(|id| !after.contains(id)).collect();
+    assert_eq!(retired.len(), 1, "the prekey Bob used is gone at once");
+    // And the published bundle no longer offers it.
+    let options = hush_xmpp::ConnectOptions {
+        server: Some(server.address()),
+        insecure_loopback: true,
+        timeout: Duration::from_secs(20),
+    };
+    let mut carol = hush_xmpp::XmppClient::connect(&server.register("carol", "pw"), "pw", &options)
+        .await
+        .unwrap();
+    for suite in Suite::ALL {
+        let bundle = carol.bundle(&alice_jid, suite, 11).await.unwrap();
+        let offered: Vec<u32> = bundle.prekeys.iter().map(|(id, _)| *id).collect();
+        assert!(
+            !offered.contains(retired[0]),
+            "{suite} bundle still offers it"
+        );
+        assert_eq!(offered, after, "{suite} bundle is the refilled pool");
+    }
+    assert!(alice.store().used_prekeys().unwrap().is_empty());
+}
