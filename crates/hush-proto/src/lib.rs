@@ -28,6 +28,7 @@ mod kat;
 mod keys;
 mod message;
 mod payload;
+pub mod policy;
 mod ratchet;
 pub mod sce;
 mod session;
