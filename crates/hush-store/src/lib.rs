@@ -33,8 +33,8 @@ pub use error::{Result, StoreError};
 pub use memory::MemoryStore;
 pub use sqlite::{BackupReport, OpenOptions, SqliteStore, RESTORE_WARNING};
 pub use types::{
-    Commit, DeviceRecord, Direction, MessageIds, Outcome, Outgoing, Pending, Received, SessionKey,
-    StoredMessage, Trust,
+    Commit, ConversationRecord, DeviceRecord, Direction, MessageIds, Outcome, Outgoing, Pending,
+    Received, SessionKey, StoredMessage, Trust,
 };
 
 /// The account a store belongs to.
@@ -111,6 +111,10 @@ pub trait Store {
         -> Result<()>;
     /// The devices known for `jid` in `suite`.
     fn devices(&self, suite: Suite, jid: &str) -> Result<Vec<DeviceRecord>>;
+    /// The conversation with `jid` (the default for one never seen).
+    fn conversation(&self, jid: &str) -> Result<ConversationRecord>;
+    /// Saves the conversation with `jid`.
+    fn set_conversation(&mut self, jid: &str, record: &ConversationRecord) -> Result<()>;
 }
 
 /// After MAM catch-up: deletes the one-time prekeys key exchanges used, refills the pool to

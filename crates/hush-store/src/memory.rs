@@ -7,8 +7,8 @@ use hush_proto::{IdentityKey, LocalDevice, Session, Suite};
 
 use crate::error::{Result, StoreError};
 use crate::types::{
-    Commit, DeviceRecord, Direction, MessageIds, Outcome, Outgoing, Pending, Received, SessionKey,
-    StoredMessage, Trust,
+    Commit, ConversationRecord, DeviceRecord, Direction, MessageIds, Outcome, Outgoing, Pending,
+    Received, SessionKey, StoredMessage, Trust,
 };
 use crate::{Account, Store};
 
@@ -23,6 +23,7 @@ pub struct MemoryStore {
     used_prekeys: BTreeSet<u32>,
     trust: BTreeMap<(String, [u8; 32]), Trust>,
     devices: BTreeMap<(Suite, String), BTreeMap<u32, DeviceRecord>>,
+    conversations: BTreeMap<String, ConversationRecord>,
 }
 
 impl MemoryStore {
@@ -122,6 +123,7 @@ impl Store for MemoryStore {
                 results.push(Commit::Duplicate);
                 continue;
             }
+            let plain = matches!(r.outcome, Outcome::Plaintext { .. });
             let (body, error) = match r.outcome {
                 Outcome::Decrypted {
                     session,
@@ -154,6 +156,7 @@ impl Store for MemoryStore {
                     }
                 }
                 Outcome::Failed { reason } => (None, Some(reason)),
+                Outcome::Plaintext { body } => (Some(body), None),
             };
             let id = self.push(StoredMessage {
                 id: 0,
@@ -164,6 +167,7 @@ impl Store for MemoryStore {
                 suite: r.suite,
                 body,
                 error,
+                encrypted: !plain,
                 at: r.at,
                 ids: r.ids,
             });
@@ -185,6 +189,7 @@ impl Store for MemoryStore {
             suite: m.suite,
             body: Some(m.body.clone()),
             error: None,
+            encrypted: m.encrypted,
             at: m.at,
             ids: m.ids.clone(),
         });
@@ -266,6 +271,15 @@ impl Store for MemoryStore {
                 })
                 .listed = true;
         }
+        Ok(())
+    }
+
+    fn conversation(&self, jid: &str) -> Result<ConversationRecord> {
+        Ok(self.conversations.get(jid).copied().unwrap_or_default())
+    }
+
+    fn set_conversation(&mut self, jid: &str, record: &ConversationRecord) -> Result<()> {
+        self.conversations.insert(jid.to_owned(), *record);
         Ok(())
     }
 

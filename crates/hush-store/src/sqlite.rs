@@ -23,21 +23,22 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
+use hush_proto::policy::{Authentication, Conversation};
 use hush_proto::{IdentityKey, LocalDevice, Session, Suite};
 use rusqlite::{params, Connection, ErrorCode, OpenFlags, OptionalExtension, Transaction};
 use zeroize::Zeroizing;
 
 use crate::error::{Result, StoreError};
 use crate::types::{
-    Commit, DeviceRecord, Direction, MessageIds, Outcome, Outgoing, Pending, Received, SessionKey,
-    StoredMessage, Trust,
+    Commit, ConversationRecord, DeviceRecord, Direction, MessageIds, Outcome, Outgoing, Pending,
+    Received, SessionKey, StoredMessage, Trust,
 };
 use crate::{Account, Store};
 
 /// `PRAGMA application_id` of Hush stores: "HUSH".
 pub const APPLICATION_ID: i64 = 0x4855_5348;
 /// The schema version this build writes.
-pub const SCHEMA_VERSION: i64 = 1;
+pub const SCHEMA_VERSION: i64 = 2;
 
 /// What users are told after restoring a backup.
 pub const RESTORE_WARNING: &str =
@@ -47,7 +48,8 @@ decrypt what you send next. Reset the listed sessions (`hush session reset JID D
 sides start fresh ones.";
 
 /// The migrations, in order; entry `i` brings a store from version `i` to `i + 1`.
-const MIGRATIONS: &[&str] = &[r#"
+const MIGRATIONS: &[&str] = &[
+    r#"
 CREATE TABLE account (
     id INTEGER PRIMARY KEY CHECK (id = 1),
     jid TEXT NOT NULL,
@@ -95,7 +97,18 @@ CREATE INDEX messages_peer ON messages (peer, id);
 CREATE UNIQUE INDEX messages_stanza ON messages (ifnull(archive, ''), stanza_id) WHERE stanza_id IS NOT NULL;
 CREATE UNIQUE INDEX messages_origin ON messages (sender, origin_id) WHERE origin_id IS NOT NULL;
 CREATE TABLE outbox (id INTEGER PRIMARY KEY REFERENCES messages (id), stanza BLOB NOT NULL);
-"#];
+"#,
+    r#"
+ALTER TABLE messages ADD COLUMN encrypted INTEGER NOT NULL DEFAULT 1;
+CREATE TABLE conversations (
+    jid TEXT PRIMARY KEY,
+    off INTEGER NOT NULL,
+    encrypted INTEGER NOT NULL,
+    min_auth TEXT NOT NULL,
+    blocked INTEGER NOT NULL
+);
+"#,
+];
 
 /// How to open a store.
 #[derive(Clone, Default)]
@@ -358,12 +371,13 @@ impl SqliteStore {
         suite: Suite,
         body: Option<&[u8]>,
         error: Option<&str>,
+        encrypted: bool,
         at: u64,
         ids: &MessageIds,
     ) -> Result<i64> {
         tx.prepare_cached(
-            "INSERT INTO messages (direction, peer, sender, sender_device, suite, body, error, at, archive, stanza_id, origin_id)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
+            "INSERT INTO messages (direction, peer, sender, sender_device, suite, body, error, at, archive, stanza_id, origin_id, encrypted)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)",
         )?
         .execute(params![
             if direction == Direction::In { "in" } else { "out" },
@@ -376,7 +390,8 @@ impl SqliteStore {
             at as i64,
             ids.archive,
             ids.stanza_id,
-            ids.origin_id
+            ids.origin_id,
+            encrypted
         ])?;
         Ok(tx.last_insert_rowid())
     }
@@ -445,6 +460,7 @@ fn row_message(r: &rusqlite::Row<'_>) -> rusqlite::Result<StoredMessage> {
         suite: suite_of(r.get(5)?)?,
         body: r.get(6)?,
         error: r.get(7)?,
+        encrypted: r.get(12)?,
         at: r.get::<_, i64>(8)? as u64,
         ids: MessageIds {
             archive: r.get(9)?,
@@ -582,8 +598,9 @@ impl Store for SqliteStore {
                 results.push(Commit::Duplicate);
                 continue;
             }
-            // Decrypted messages advance their session and may retire a prekey; both kinds
+            // Decrypted messages advance their session and may retire a prekey; all kinds
             // land in history, except empty messages, which carry no text.
+            let mut plain = false;
             let (body, error) = match r.outcome {
                 Outcome::Decrypted {
                     session,
@@ -614,6 +631,10 @@ impl Store for SqliteStore {
                     }
                 }
                 Outcome::Failed { reason } => (None, Some(reason)),
+                Outcome::Plaintext { body } => {
+                    plain = true;
+                    (Some(body), None)
+                }
             };
             let id = Self::insert_message(
                 &tx,
@@ -624,6 +645,7 @@ impl Store for SqliteStore {
                 r.suite,
                 body.as_deref(),
                 error.as_deref(),
+                !plain,
                 r.at,
                 &r.ids,
             )?;
@@ -650,6 +672,7 @@ impl Store for SqliteStore {
             m.suite,
             Some(&m.body),
             None,
+            m.encrypted,
             m.at,
             &m.ids,
         )?;
@@ -682,7 +705,7 @@ impl Store for SqliteStore {
 
     fn history(&self, peer: &str, limit: usize) -> Result<Vec<StoredMessage>> {
         let mut stmt = self.conn.prepare_cached(
-            "SELECT id, direction, peer, sender, sender_device, suite, body, error, at, archive, stanza_id, origin_id
+            "SELECT id, direction, peer, sender, sender_device, suite, body, error, at, archive, stanza_id, origin_id, encrypted
              FROM (SELECT * FROM messages WHERE peer = ?1 ORDER BY id DESC LIMIT ?2) ORDER BY id",
         )?;
         let rows = stmt.query_map(params![peer, limit as i64], row_message)?;
@@ -758,6 +781,42 @@ impl Store for SqliteStore {
             )?;
         }
         tx.commit()?;
+        Ok(())
+    }
+
+    fn conversation(&self, jid: &str) -> Result<ConversationRecord> {
+        let row: Option<(bool, bool, String, bool)> = self
+            .conn
+            .query_row(
+                "SELECT off, encrypted, min_auth, blocked FROM conversations WHERE jid = ?1",
+                [jid],
+                |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)),
+            )
+            .optional()?;
+        let Some((off, encrypted, min_auth, blocked)) = row else {
+            return Ok(ConversationRecord::default());
+        };
+        let min_auth = Authentication::from_name(&min_auth).ok_or_else(|| {
+            rusqlite::Error::InvalidColumnType(2, "min_auth".into(), rusqlite::types::Type::Text)
+        })?;
+        Ok(ConversationRecord {
+            policy: Conversation {
+                off,
+                encrypted,
+                min_auth,
+            },
+            blocked,
+        })
+    }
+
+    fn set_conversation(&mut self, jid: &str, record: &ConversationRecord) -> Result<()> {
+        let p = &record.policy;
+        self.conn.execute(
+            "INSERT INTO conversations (jid, off, encrypted, min_auth, blocked) VALUES (?1, ?2, ?3, ?4, ?5)
+             ON CONFLICT (jid) DO UPDATE SET off = excluded.off, encrypted = excluded.encrypted,
+             min_auth = excluded.min_auth, blocked = excluded.blocked",
+            params![jid, p.off, p.encrypted, p.min_auth.name(), record.blocked],
+        )?;
         Ok(())
     }
 

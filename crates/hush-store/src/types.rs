@@ -53,6 +53,11 @@ pub enum Outcome {
         /// The reason shown to the user.
         reason: String,
     },
+    /// It came in clear (no `<encrypted/>`): kept, and marked as unencrypted.
+    Plaintext {
+        /// The text.
+        body: Vec<u8>,
+    },
 }
 
 /// One received message to commit.
@@ -100,6 +105,8 @@ pub struct Outgoing {
     pub at: u64,
     /// The plaintext, for our own history.
     pub body: Vec<u8>,
+    /// Whether it was encrypted (plaintext only ever on the user's explicit request).
+    pub encrypted: bool,
     /// The exact bytes to send; resent verbatim after a crash, never re-encrypted.
     pub stanza: Vec<u8>,
 }
@@ -132,6 +139,8 @@ pub struct StoredMessage {
     pub body: Option<Vec<u8>>,
     /// Why it did not decrypt, if it did not.
     pub error: Option<String>,
+    /// Whether it travelled encrypted.
+    pub encrypted: bool,
     /// Unix seconds.
     pub at: u64,
     /// Its ids.
@@ -191,4 +200,13 @@ pub struct Pending {
     pub id: i64,
     /// The exact bytes to send.
     pub stanza: Vec<u8>,
+}
+
+/// What the store keeps per conversation (per contact's bare JID).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct ConversationRecord {
+    /// The send policy state (off switch, encrypted so far, minimum authentication).
+    pub policy: hush_proto::policy::Conversation,
+    /// The user blocked this JID: its key exchanges are not answered with sessions.
+    pub blocked: bool,
 }

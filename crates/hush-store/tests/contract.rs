@@ -236,6 +236,7 @@ fn outgoing_and_prekeys<S: Store>(mut store: S) {
         suite: Suite::Omemo2,
         at: 5,
         body: b"reply".to_vec(),
+        encrypted: true,
         stanza: stanza.clone(),
     };
     let id = store.commit_outgoing(&[(key.clone(), s)], &out).unwrap();
@@ -397,6 +398,51 @@ fn devices_are_seen_by_their_messages<S: Store>(mut store: S) {
     assert_eq!(seen(&store), vec![(1, false, 4000), (77, true, 10)]);
 }
 
+/// Conversation settings persist; plaintext arrivals are kept and marked as such.
+fn conversations_and_plaintext<S: Store>(mut store: S) {
+    use hush_proto::policy::{Authentication, Conversation};
+    use hush_store::ConversationRecord;
+    let mut rng = StdRng::seed_from_u64(6);
+    new_bob(&mut store, &mut rng);
+    assert_eq!(
+        store.conversation(ALICE).unwrap(),
+        ConversationRecord::default()
+    );
+    let record = ConversationRecord {
+        policy: Conversation {
+            off: false,
+            encrypted: true,
+            min_auth: Authentication::Strong,
+        },
+        blocked: true,
+    };
+    store.set_conversation(ALICE, &record).unwrap();
+    assert_eq!(store.conversation(ALICE).unwrap(), record);
+    assert_eq!(
+        store.conversation(BOB).unwrap(),
+        ConversationRecord::default()
+    );
+    let plain = Received {
+        ids: ids(7),
+        peer: ALICE.into(),
+        sender: ALICE.into(),
+        sender_device: 0,
+        suite: Suite::Omemo2,
+        at: 5,
+        outcome: Outcome::Plaintext {
+            body: b"in clear".to_vec(),
+        },
+    };
+    assert!(matches!(
+        store.commit_received(vec![plain]).unwrap()[0],
+        Commit::Stored(_)
+    ));
+    let h = store.history(ALICE, 10).unwrap();
+    assert_eq!(h.len(), 1);
+    assert_eq!(h[0].body.as_deref(), Some(b"in clear".as_slice()));
+    assert!(!h[0].encrypted);
+}
+
 macro_rules! contract {
     ($name:ident, $make:expr) => {
         mod $name {
@@ -420,6 +466,11 @@ macro_rules! contract {
             #[test]
             fn trust_and_devices() {
                 super::trust_and_devices($make);
+            }
+
+            #[test]
+            fn conversations_and_plaintext() {
+                super::conversations_and_plaintext($make);
             }
 
             #[test]

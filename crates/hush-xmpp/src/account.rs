@@ -383,6 +383,7 @@ impl<S: Store> Hush<S> {
             suite,
             at: self.now(),
             body: text.as_bytes().to_vec(),
+            encrypted: true,
             stanza,
         };
         // The advanced sessions are stored before the ciphertext leaves.
