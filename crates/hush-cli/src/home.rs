@@ -15,6 +15,8 @@ pub struct Config {
     /// When the account was set up here (unix seconds): a new device's archive catch-up
     /// starts there.
     pub created_at: u64,
+    /// The global off switch: every conversation in clear unless it says otherwise.
+    pub encryption_off: bool,
 }
 
 pub struct Home {
@@ -77,7 +79,7 @@ impl Home {
     }
 
     pub fn write_config(&self, c: &Config) -> Result<(), String> {
-        let v = json!({"jid": c.jid, "server": c.server, "insecure_loopback": c.insecure_loopback, "password": c.password, "created_at": c.created_at});
+        let v = json!({"jid": c.jid, "server": c.server, "insecure_loopback": c.insecure_loopback, "password": c.password, "created_at": c.created_at, "encryption_off": c.encryption_off});
         let path = self.config_path();
         let mut o = std::fs::OpenOptions::new();
         o.write(true).create(true).truncate(true);
@@ -110,6 +112,7 @@ impl Home {
             password: s("password")
                 .ok_or_else(|| format!("{} lacks the password", path.display()))?,
             created_at: v["created_at"].as_u64().unwrap_or(0),
+            encryption_off: v["encryption_off"].as_bool().unwrap_or(false),
         })
     }
 

@@ -5,6 +5,7 @@
 
 #![forbid(unsafe_code)]
 
+mod conversation;
 mod home;
 
 use std::io::Read;
@@ -57,13 +58,49 @@ enum Command {
         #[arg(long)]
         insecure_loopback: bool,
     },
-    /// Encrypt TEXT for every device of JID and our other devices, and send it.
+    /// Encrypt TEXT for every device of JID and our other devices, and send it. Nothing is
+    /// ever sent in clear unless asked for (`--plaintext`, or `hush config --encryption off`).
     Send {
         /// The recipient's bare JID.
         jid: String,
         /// The message.
         #[arg(required = true)]
         text: Vec<String>,
+        /// Send this message in clear (readable by the servers on the way).
+        #[arg(long)]
+        plaintext: bool,
+    },
+    /// Show or change settings: the global encryption switch, or with JID that
+    /// conversation's switch and the authentication it requires.
+    Config {
+        /// The conversation (default: the global settings).
+        jid: Option<String>,
+        /// Switch encryption on or off.
+        #[arg(long, value_parser = ["on", "off"])]
+        encryption: Option<String>,
+        /// The authentication every message to JID must reach: `strong` sends only to
+        /// verified devices; `weak` also to blindly trusted ones.
+        #[arg(long, value_parser = ["weak", "strong"], requires = "jid")]
+        require_auth: Option<String>,
+    },
+    /// The conversation's security properties, who can read it and who could add a reader.
+    Status {
+        /// The contact.
+        jid: String,
+    },
+    /// Mark a contact's device (id or fingerprint) as verified.
+    Trust {
+        /// The contact.
+        jid: String,
+        /// A device id or a fingerprint (as `hush devices` shows it).
+        device: String,
+    },
+    /// Refuse a contact's device (id or fingerprint): it gets no keys any more.
+    Distrust {
+        /// The contact.
+        jid: String,
+        /// A device id or a fingerprint.
+        device: String,
     },
     /// Connect, catch up, and print messages as they are decrypted.
     Recv {
@@ -229,32 +266,110 @@ async fn run(cli: Cli) -> Fallible<()> {
             });
             init(&home, &jid, server, &password, insecure_loopback, json).await
         }
-        Command::Send { jid, text } => {
+        Command::Send {
+            jid,
+            text,
+            plaintext,
+        } => {
             let to = bare(&jid)?;
+            let global_off = home.config()?.encryption_off;
             let mut hush = connect(&home).await?;
+            let options = hush_xmpp::SendOptions {
+                plaintext,
+                global_off,
+            };
             let report = hush
-                .send_text(&to, &text.join(" "))
+                .send(&to, &text.join(" "), options)
                 .await
                 .map_err(|e| e.to_string())?;
             hush.close().await.map_err(|e| e.to_string())?;
             if json {
                 println!(
                     "{}",
-                    json!({"sent": true, "to": to.to_string(), "ns": report.suite.name(),
+                    json!({"sent": true, "to": to.to_string(), "ns": report.suite.map(|s| s.name()),
+                           "encrypted": report.suite.is_some(),
                            "devices": report.devices.iter().map(|(j, d)| json!({"jid": j, "device": d})).collect::<Vec<_>>(),
-                           "skipped": report.skipped.iter().map(|(j, d, w)| json!({"jid": j, "device": d, "why": w})).collect::<Vec<_>>()})
+                           "skipped": report.skipped.iter().map(|(j, d, w)| json!({"jid": j, "device": d, "why": w})).collect::<Vec<_>>(),
+                           "security": conversation::properties_json(&report.properties)})
                 );
             } else {
-                println!(
-                    "sent to {to} ({}), encrypted for {} device(s)",
-                    report.suite,
-                    report.devices.len()
-                );
+                match report.suite {
+                    Some(suite) => println!(
+                        "sent to {to} ({suite}), encrypted for {} device(s), authentication {}",
+                        report.devices.len(),
+                        report.properties.authentication
+                    ),
+                    None => println!("sent to {to} IN CLEAR, as you asked"),
+                }
                 for (j, d, why) in &report.skipped {
                     println!("warning: not encrypted for device {d} of {j}: {why}");
                 }
             }
             Ok(())
+        }
+        Command::Config {
+            jid,
+            encryption,
+            require_auth,
+        } => {
+            let mut config = home.config()?;
+            match jid {
+                None => {
+                    if let Some(e) = encryption {
+                        config.encryption_off = e == "off";
+                        home.write_config(&config)?;
+                    }
+                    if json {
+                        println!(
+                            "{}",
+                            json!({"global_encryption": if config.encryption_off { "off" } else { "on" }})
+                        );
+                    } else {
+                        println!(
+                            "encryption (every conversation): {}",
+                            if config.encryption_off { "OFF" } else { "on" }
+                        );
+                    }
+                }
+                Some(jid) => {
+                    let jid = bare(&jid)?.to_string();
+                    let mut store = home.open_store()?;
+                    let mut record = store.conversation(&jid).map_err(|e| e.to_string())?;
+                    if let Some(e) = encryption {
+                        record.policy.off = e == "off";
+                    }
+                    if let Some(a) = require_auth {
+                        record.policy.min_auth = hush_proto::policy::Authentication::from_name(&a)
+                            .ok_or("unknown authentication level")?;
+                    }
+                    store
+                        .set_conversation(&jid, &record)
+                        .map_err(|e| e.to_string())?;
+                    if json {
+                        println!(
+                            "{}",
+                            json!({"jid": jid, "encryption": if record.policy.off { "off" } else { "on" },
+                                              "require_auth": record.policy.min_auth.name()})
+                        );
+                    } else {
+                        println!(
+                            "{jid}: encryption {}, requires {} authentication",
+                            if record.policy.off { "OFF" } else { "on" },
+                            record.policy.min_auth
+                        );
+                    }
+                }
+            }
+            Ok(())
+        }
+        Command::Status { jid } => {
+            let jid = bare(&jid)?.to_string();
+            let global_off = home.config()?.encryption_off;
+            conversation::status(&home.open_store()?, &jid, global_off, json)
+        }
+        Command::Trust { jid, device } => set_trust(&home, &jid, &device, Trust::Verified, json),
+        Command::Distrust { jid, device } => {
+            set_trust(&home, &jid, &device, Trust::Distrusted, json)
         }
         Command::Recv { count, timeout } => {
             let mut hush = connect(&home).await?;
@@ -395,30 +510,52 @@ async fn run(cli: Cli) -> Fallible<()> {
     }
 }
 
+fn set_trust(home: &Home, jid: &str, device: &str, trust: Trust, json: bool) -> Fallible<()> {
+    let jid = bare(jid)?.to_string();
+    let mut store = home.open_store()?;
+    let done = conversation::set_trust(&mut store, &jid, device, trust, unix_now())?;
+    for (d, fp) in done {
+        if json {
+            println!(
+                "{}",
+                json!({"jid": jid, "device": d, "fingerprint": fp, "trust": trust_name(Some(trust))})
+            );
+        } else {
+            println!("{jid} device {d} ({fp}): {}", trust_name(Some(trust)));
+        }
+    }
+    Ok(())
+}
+
 fn print_delivery(d: &Delivery, json: bool) {
-    let auth = match d.trust {
-        Some(Trust::Verified) => "strong",
-        _ => "weak",
-    };
     if json {
         println!(
             "{}",
-            json!({"from": d.from, "device": d.device, "ns": d.suite.name(), "encrypted": true,
-                   "body": d.body, "error": d.error, "trust": trust_name(d.trust),
-                   "security": {"confidentiality": d.error.is_none(), "integrity": d.error.is_none(),
-                                "authentication": auth, "forward_secrecy": true}})
+            json!({"from": d.from, "device": d.device, "ns": d.suite.map(|s| s.name()),
+                   "encrypted": d.suite.is_some(), "body": d.body, "error": d.error,
+                   "trust": trust_name(d.trust), "warning": d.warning,
+                   "security": conversation::properties_json(&d.properties)})
         );
-    } else if let Some(e) = &d.error {
-        println!("!! {e}");
-    } else {
-        println!(
+        return;
+    }
+    if let Some(w) = &d.warning {
+        println!("!! WARNING: {w}");
+    }
+    match (&d.error, d.suite) {
+        (Some(e), _) => println!("!! {e}"),
+        (None, Some(suite)) => println!(
             "{} (device {}, {}, {}): {}",
             d.from,
             d.device,
-            d.suite,
+            suite,
             trust_name(d.trust),
             d.body.as_deref().unwrap_or("")
-        );
+        ),
+        (None, None) => println!(
+            "{} (UNENCRYPTED): {}",
+            d.from,
+            d.body.as_deref().unwrap_or("")
+        ),
     }
 }
 
@@ -447,6 +584,7 @@ async fn init(
         insecure_loopback,
         password: password.to_owned(),
         created_at: unix_now(),
+        encryption_off: false,
     };
     let result = async {
         let mut store = home.open_store()?;

@@ -8,6 +8,7 @@
 
 use std::time::Duration;
 
+use hush_proto::policy::{self, Authentication, Decision, KeyTrust, Properties, Reader};
 use hush_proto::{
     sce, seal, Bundle, DeviceEntry, DeviceList, IdentityKey, ProtoError, Recipient, Session, Suite,
 };
@@ -17,18 +18,39 @@ use rand_core::UnwrapErr;
 
 use crate::client::{ConnectOptions, XmppClient};
 use crate::error::{Result, XmppError};
-use crate::incoming::Incoming;
+use crate::incoming::{Incoming, Payload};
 use crate::BareJid;
 
 /// What a send did.
 #[derive(Debug, Clone)]
 pub struct SendReport {
-    /// The suite used (OMEMO:2 when the contact announces it, legacy otherwise).
-    pub suite: Suite,
+    /// The suite used (OMEMO:2 when the contact announces it, legacy otherwise); `None` when
+    /// the user had it sent in clear.
+    pub suite: Option<Suite>,
     /// The devices the message was encrypted for: `(jid, device id)`.
     pub devices: Vec<(String, u32)>,
-    /// Devices left out, with why (no bundle, distrusted, bad signature).
+    /// Devices left out, with why (no bundle, distrusted, not verified, inactive).
     pub skipped: Vec<(String, u32, String)>,
+    /// What the message had.
+    pub properties: Properties,
+}
+
+/// How one message may be sent, besides the conversation's own settings.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct SendOptions {
+    /// The user asked for this message to go in clear (`hush send --plaintext`).
+    pub plaintext: bool,
+    /// The user switched encryption off for every conversation.
+    pub global_off: bool,
+}
+
+fn key_trust(t: Trust) -> KeyTrust {
+    match t {
+        Trust::Verified => KeyTrust::Verified,
+        Trust::Blind => KeyTrust::Blind,
+        Trust::Undecided => KeyTrust::Undecided,
+        Trust::Distrusted => KeyTrust::Distrusted,
+    }
 }
 
 /// A received message after it was committed to the store.
@@ -36,16 +58,20 @@ pub struct SendReport {
 pub struct Delivery {
     /// The sender's bare JID.
     pub from: String,
-    /// The sender's device id.
+    /// The sender's device id (0 for a message in clear).
     pub device: u32,
-    /// The suite it came in.
-    pub suite: Suite,
-    /// The text, when it decrypted and had a body.
+    /// The suite it came in; `None` for a message in clear.
+    pub suite: Option<Suite>,
+    /// The text, when it decrypted (or came in clear) and had a body.
     pub body: Option<String>,
     /// Why it did not decrypt, when it did not (also stored in history).
     pub error: Option<String>,
     /// The trust state of the sending device's key.
     pub trust: Option<Trust>,
+    /// What this message really had.
+    pub properties: Properties,
+    /// A warning to show prominently (a message in clear in an encrypted conversation).
+    pub warning: Option<String>,
 }
 
 /// One account: a connection plus its store.
@@ -285,15 +311,46 @@ impl<S: Store> Hush<S> {
         Session::initiate(device.identity(), &bundle, &mut self.rng).map_err(|e| e.to_string())
     }
 
-    /// Encrypts `text` for every device of `to` and our own other devices, commits, then sends.
-    /// Nothing is sent unless at least one of the contact's devices can be encrypted to.
+    /// Sends `text` to `to` encrypted, as the default policy says (see [`Self::send`]).
     pub async fn send_text(&mut self, to: &BareJid, text: &str) -> Result<SendReport> {
-        let Some((suite, their_devices)) = self.devices_of(to).await? else {
-            return Err(XmppError::NothingPublished {
-                jid: to.to_string(),
-                node: "OMEMO device list".into(),
-            });
-        };
+        self.send(to, text, SendOptions::default()).await
+    }
+
+    /// Sends `text` to `to` as the conversation's policy decides ([`hush_proto::policy`]):
+    /// encrypted for every usable, trusted device of `to` and our own other devices — or, only
+    /// when the user asked for it (`options` or the conversation's off switch), in clear. When
+    /// the policy refuses (no usable device, a requirement not met), nothing is sent.
+    pub async fn send(
+        &mut self,
+        to: &BareJid,
+        text: &str,
+        options: SendOptions,
+    ) -> Result<SendReport> {
+        let mut conversation = self.store.conversation(to.as_str()).map_err(store_err)?;
+        if options.plaintext || options.global_off || conversation.policy.off {
+            return match policy::decide(
+                &conversation.policy,
+                options.global_off,
+                options.plaintext,
+                &[],
+            ) {
+                Decision::Plaintext { .. } => self.send_in_clear(to, text).await,
+                Decision::Refuse { missing } => Err(XmppError::NotSent {
+                    jid: to.to_string(),
+                    missing,
+                    why: String::new(),
+                }),
+                Decision::Encrypt { .. } => Err(XmppError::NotSent {
+                    jid: to.to_string(),
+                    missing: "a decision (the policy had no readers to encrypt for)".into(),
+                    why: String::new(),
+                }),
+            };
+        }
+        let (suite, their_devices) = self
+            .devices_of(to)
+            .await?
+            .unwrap_or((Suite::Omemo2, vec![]));
         let mut own_devices = Vec::new();
         if let Ok(list) = self.xmpp.device_list(&self.jid.clone(), suite).await {
             own_devices = list.devices.iter().map(|d| d.id).collect();
@@ -303,41 +360,89 @@ impl<S: Store> Hush<S> {
                 .map_err(store_err)?;
             own_devices.retain(|id| *id != self.device_id);
         }
-        let mut targets: Vec<(BareJid, u32, Session)> = Vec::new();
-        let mut skipped = Vec::new();
+        // The facts the policy decides on: every device that could read, its trust, and
+        // whether a session exists or can be built.
+        let mut readers = Vec::new();
+        let mut sessions: Vec<(BareJid, u32, Session)> = Vec::new();
+        let mut reasons: Vec<((String, u32), String)> = Vec::new();
         let me = self.jid.clone();
-        for (jid, device) in their_devices
+        for (jid, device, peer) in their_devices
             .iter()
-            .map(|d| (to.clone(), *d))
-            .chain(own_devices.iter().map(|d| (me.clone(), *d)))
+            .map(|d| (to.clone(), *d, true))
+            .chain(own_devices.iter().map(|d| (me.clone(), *d, false)))
         {
+            let mut reader = Reader {
+                jid: jid.to_string(),
+                device,
+                trust: None,
+                usable: false,
+                peer,
+            };
             if let Some(why) = self.inactive(suite, &jid, device)? {
-                skipped.push((jid.to_string(), device, why));
-                continue;
-            }
-            match self.session_for(suite, &jid, device).await {
-                Ok(session) => {
-                    if self.note_identity(jid.as_str(), session.peer_identity())?
-                        == Trust::Distrusted
-                    {
-                        skipped.push((jid.to_string(), device, "distrusted".to_owned()));
-                    } else {
-                        targets.push((jid, device, session));
+                reasons.push(((jid.to_string(), device), why));
+            } else {
+                match self.session_for(suite, &jid, device).await {
+                    Ok(session) => {
+                        let trust = self.note_identity(jid.as_str(), session.peer_identity())?;
+                        reader.trust = Some(key_trust(trust));
+                        reader.usable = true;
+                        sessions.push((jid, device, session));
                     }
+                    Err(why) => reasons.push(((jid.to_string(), device), why)),
                 }
-                Err(why) => skipped.push((jid.to_string(), device, why)),
             }
+            readers.push(reader);
         }
-        if !targets.iter().any(|(j, _, _)| j == to) {
-            let why: Vec<String> = skipped
+        let reason = |jid: &str, device: u32, fallback: &policy::LeftOut| {
+            reasons
                 .iter()
-                .map(|(j, d, w)| format!("device {d} of {j}: {w}"))
-                .collect();
-            return Err(XmppError::CannotEncrypt {
-                jid: to.to_string(),
-                why: why.join("; "),
-            });
-        }
+                .find(|((j, d), _)| j == jid && *d == device)
+                .map(|(_, w)| w.clone())
+                .unwrap_or_else(|| fallback.to_string())
+        };
+        let (chosen, left_out, properties) =
+            match policy::decide(&conversation.policy, options.global_off, false, &readers) {
+                Decision::Encrypt {
+                    to: chosen,
+                    left_out,
+                    properties,
+                } => (chosen, left_out, properties),
+                Decision::Refuse { missing } => {
+                    let why: Vec<String> = readers
+                        .iter()
+                        .filter(|r| r.peer)
+                        .map(|r| {
+                            let w = match (r.usable, r.trust) {
+                                (true, Some(KeyTrust::Verified)) => "verified".to_owned(),
+                                (true, Some(KeyTrust::Blind)) => "not verified".to_owned(),
+                                (true, Some(KeyTrust::Distrusted)) => "distrusted".to_owned(),
+                                _ => reason(&r.jid, r.device, &policy::LeftOut::Unusable),
+                            };
+                            format!("device {}: {w}", r.device)
+                        })
+                        .collect();
+                    return Err(XmppError::NotSent {
+                        jid: to.to_string(),
+                        missing,
+                        why: why.join("; "),
+                    });
+                }
+                Decision::Plaintext { .. } => {
+                    return Err(XmppError::NotSent {
+                        jid: to.to_string(),
+                        missing: "encryption (the policy chose plaintext nobody asked for)".into(),
+                        why: String::new(),
+                    })
+                }
+            };
+        let skipped: Vec<(String, u32, String)> = left_out
+            .iter()
+            .map(|(j, d, w)| (j.clone(), *d, reason(j, *d, w)))
+            .collect();
+        let mut targets: Vec<(BareJid, u32, Session)> = sessions
+            .into_iter()
+            .filter(|(j, d, _)| chosen.iter().any(|(cj, cd)| cj == j.as_str() && cd == d))
+            .collect();
         let payload = match suite {
             Suite::Omemo2 => sce::seal(
                 &[sce::body(text)],
@@ -393,14 +498,51 @@ impl<S: Store> Hush<S> {
             .map_err(store_err)?;
         self.xmpp.send_encrypted(to, &element, &origin_id).await?;
         self.store.mark_sent(id).map_err(store_err)?;
+        // What this send reached becomes the conversation's floor.
+        conversation.policy = conversation.policy.after_encrypted(&properties);
+        self.store
+            .set_conversation(to.as_str(), &conversation)
+            .map_err(store_err)?;
         let devices = targets
             .iter()
             .map(|(j, d, _)| (j.to_string(), *d))
             .collect();
         Ok(SendReport {
-            suite,
+            suite: Some(suite),
             devices,
             skipped,
+            properties,
+        })
+    }
+
+    /// Sends `text` in clear — only reached on the user's explicit request.
+    async fn send_in_clear(&mut self, to: &BareJid, text: &str) -> Result<SendReport> {
+        let origin_id = format!("hush-{:016x}", rand_core::Rng::next_u64(&mut self.rng));
+        let outgoing = Outgoing {
+            ids: MessageIds {
+                origin_id: Some(origin_id.clone()),
+                ..Default::default()
+            },
+            peer: to.to_string(),
+            sender: self.jid.to_string(),
+            sender_device: self.device_id,
+            suite: Suite::Omemo2,
+            at: self.now(),
+            body: text.as_bytes().to_vec(),
+            encrypted: false,
+            stanza: text.as_bytes().to_vec(),
+        };
+        let id = self
+            .store
+            .commit_outgoing(&[], &outgoing)
+            .map_err(store_err)?;
+        self.xmpp.send_plain(to, text, &origin_id).await?;
+        self.store.mark_sent(id).map_err(store_err)?;
+        Ok(SendReport {
+            suite: None,
+            devices: Vec::new(),
+            skipped: Vec::new(),
+            properties: Properties::PLAINTEXT,
         })
     }
 
@@ -535,13 +677,60 @@ impl<S: Store> Hush<S> {
         Ok(out)
     }
 
+    /// A message that came in clear: stored and shown as unencrypted, with a warning when the
+    /// conversation was encrypted until now (a peer or a server downgrading it).
+    fn process_plaintext(
+        &mut self,
+        sender: BareJid,
+        peer: BareJid,
+        ids: hush_store::MessageIds,
+        body: String,
+    ) -> Result<Option<Delivery>> {
+        let conversation = self.store.conversation(peer.as_str()).map_err(store_err)?;
+        let warning = conversation.policy.plaintext_is_a_downgrade().then(|| {
+            format!(
+                "UNENCRYPTED: this message from {sender} came in clear, in a conversation that \
+                 was encrypted until now; the servers on the way could read or change it"
+            )
+        });
+        let record = Received {
+            ids,
+            peer: peer.to_string(),
+            sender: sender.to_string(),
+            sender_device: 0,
+            suite: Suite::Omemo2,
+            at: self.now(),
+            outcome: Outcome::Plaintext {
+                body: body.clone().into_bytes(),
+            },
+        };
+        if self
+            .store
+            .commit_received(vec![record])
+            .map_err(store_err)?[0]
+            == Commit::Duplicate
+        {
+            return Ok(None);
+        }
+        Ok(Some(Delivery {
+            from: sender.to_string(),
+            device: 0,
+            suite: None,
+            body: Some(body),
+            error: None,
+            trust: None,
+            properties: Properties::PLAINTEXT,
+            warning,
+        }))
+    }
+
     /// Decrypts one message and commits the result; `None` for duplicates, empty messages and
     /// copies of our own messages.
     async fn process(&mut self, incoming: Incoming) -> Result<Option<Delivery>> {
         let Incoming {
             sender,
             peer,
-            encrypted,
+            payload,
             ids,
         } = incoming;
         if self
@@ -551,6 +740,10 @@ impl<S: Store> Hush<S> {
         {
             return Ok(None);
         }
+        let encrypted = match payload {
+            Payload::Omemo(e) => e,
+            Payload::Plain(body) => return self.process_plaintext(sender, peer, ids, body),
+        };
         let (suite, sid, has_payload) = match &encrypted {
             Ok(el) => (el.suite, el.sid, el.payload.is_some()),
             Err(_) => (Suite::Omemo2, 0, true),
@@ -647,13 +840,30 @@ impl<S: Store> Hush<S> {
                         self.pay_empty_messages().await?;
                     }
                 }
+                if body.is_some() {
+                    let mut conversation =
+                        self.store.conversation(peer.as_str()).map_err(store_err)?;
+                    if !conversation.policy.encrypted {
+                        conversation.policy.encrypted = true;
+                        self.store
+                            .set_conversation(peer.as_str(), &conversation)
+                            .map_err(store_err)?;
+                    }
+                }
+                let authentication = if trust == Some(Trust::Verified) {
+                    Authentication::Strong
+                } else {
+                    Authentication::Weak
+                };
                 Ok(body.map(|b| Delivery {
                     from: sender.to_string(),
                     device: sid,
-                    suite,
+                    suite: Some(suite),
                     body: Some(b),
                     error: None,
                     trust,
+                    properties: Properties::omemo(authentication),
+                    warning: None,
                 }))
             }
             // Exact duplicates are ignored silently, as XEP-0384 requires.
@@ -673,10 +883,13 @@ impl<S: Store> Hush<S> {
                 Ok(Some(Delivery {
                     from: sender.to_string(),
                     device: sid,
-                    suite,
+                    suite: Some(suite),
                     body: None,
                     error: Some(reason),
                     trust: None,
+                    // Nothing was read, so nothing can be claimed about it.
+                    properties: Properties::PLAINTEXT,
+                    warning: None,
                 }))
             }
         }

@@ -558,16 +558,11 @@ impl XmppClient {
         Ok(Bundle::from_element(&items[0], device_id)?)
     }
 
-    /// Sends an encrypted message. The only text in clear is a fixed fallback saying the
-    /// message is encrypted; nothing of the user's text.
-    pub async fn send_encrypted(
-        &mut self,
-        to: &BareJid,
-        encrypted: &EncryptedElement,
-        origin_id: &str,
-    ) -> Result<()> {
+    /// A chat message to `to` with its XEP-0359 origin id (used as the stanza id too).
+    fn chat_message(to: &BareJid, origin_id: &str) -> Message {
         let mut m = Message::new(Some(to.clone().into()));
         m.id = Some(tokio_xmpp::parsers::message::Id(origin_id.to_owned()));
+        m.type_ = MessageType::Chat;
         m.payloads.push(
             Element::builder("origin-id", SID)
                 .attr(
@@ -576,7 +571,18 @@ impl XmppClient {
                 )
                 .build(),
         );
-        m.type_ = MessageType::Chat;
+        m
+    }
+
+    /// Sends an encrypted message. The only text in clear is a fixed fallback saying the
+    /// message is encrypted; nothing of the user's text.
+    pub async fn send_encrypted(
+        &mut self,
+        to: &BareJid,
+        encrypted: &EncryptedElement,
+        origin_id: &str,
+    ) -> Result<()> {
+        let mut m = Self::chat_message(to, origin_id);
         m.bodies.insert(
             Default::default(),
             "This message is encrypted with OMEMO; your client cannot decrypt it.".to_owned(),
@@ -592,8 +598,19 @@ impl XmppClient {
                 )
                 .build(),
         );
-        self.send(m.into()).await?;
-        Ok(())
+        self.send(m.into()).await
+    }
+
+    /// Sends `text` in clear. Only the send policy calls this, on the user's explicit request.
+    pub(crate) async fn send_plain(
+        &mut self,
+        to: &BareJid,
+        text: &str,
+        origin_id: &str,
+    ) -> Result<()> {
+        let mut m = Self::chat_message(to, origin_id);
+        m.bodies.insert(Default::default(), text.to_owned());
+        self.send(m.into()).await
     }
 
     /// Waits for the next encrypted message (other stanzas are skipped), up to `timeout`.

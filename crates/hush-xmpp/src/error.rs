@@ -74,6 +74,16 @@ pub enum XmppError {
     /// A device cannot remove itself from the device list.
     #[error("device {0} is this device; run the removal from another device (or stop using this one first)")]
     RemoveSelf(u32),
+    /// The send policy refused: nothing was sent.
+    #[error("nothing was sent to {jid}: missing {missing}{}", if why.is_empty() { String::new() } else { format!(" ({why})") })]
+    NotSent {
+        /// The contact.
+        jid: String,
+        /// The property that could not be provided, and what to do.
+        missing: String,
+        /// Per device, what stood in the way.
+        why: String,
+    },
     /// The local store failed.
     #[error("store: {0}")]
     Store(String),

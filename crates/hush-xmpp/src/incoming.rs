@@ -10,17 +10,36 @@ const CARBONS: &str = "urn:xmpp:carbons:2";
 const FORWARD: &str = "urn:xmpp:forward:0";
 pub(crate) const MAM: &str = "urn:xmpp:mam:2";
 
-/// An OMEMO message found in a stanza.
+/// What a message carries.
+#[derive(Debug, Clone)]
+pub enum Payload {
+    /// An OMEMO `<encrypted/>` element, or why it could not be read.
+    Omemo(Result<EncryptedElement, ProtoError>),
+    /// A body in clear (no `<encrypted/>` at all).
+    Plain(String),
+}
+
+/// A chat message found in a stanza: OMEMO, or in clear.
 #[derive(Debug, Clone)]
 pub struct Incoming {
-    /// Who encrypted it (bare JID); our own JID for copies of what our other devices sent.
+    /// Who sent it (bare JID); our own JID for copies of what our other devices sent.
     pub sender: BareJid,
     /// The conversation it belongs to (the contact's bare JID).
     pub peer: BareJid,
-    /// The `<encrypted/>` element, or why it could not be read.
-    pub encrypted: Result<EncryptedElement, ProtoError>,
+    /// What it carries.
+    pub payload: Payload,
     /// XEP-0359 / MAM ids, to recognise copies.
     pub ids: MessageIds,
+}
+
+impl Incoming {
+    /// The `<encrypted/>` element (or why it could not be read), if it is an OMEMO message.
+    pub fn encrypted(&self) -> Option<&Result<EncryptedElement, ProtoError>> {
+        match &self.payload {
+            Payload::Omemo(e) => Some(e),
+            Payload::Plain(_) => None,
+        }
+    }
 }
 
 fn bare_attr(el: &Element, name: &str) -> Option<BareJid> {
@@ -29,10 +48,21 @@ fn bare_attr(el: &Element, name: &str) -> Option<BareJid> {
         .map(|j| j.to_bare())
 }
 
-fn encrypted_of(m: &Element) -> Option<Result<EncryptedElement, ProtoError>> {
-    m.children()
+/// The OMEMO element of a message, or else its body in clear. Group chat, headline and error
+/// messages are not conversations we handle here.
+fn payload_of(m: &Element) -> Option<Payload> {
+    if let Some(e) = m
+        .children()
         .find(|p| p.name() == "encrypted" && Suite::from_namespace(&p.ns()).is_ok())
-        .map(EncryptedElement::from_element)
+    {
+        return Some(Payload::Omemo(EncryptedElement::from_element(e)));
+    }
+    if matches!(m.attr("type"), Some("groupchat" | "headline" | "error")) {
+        return None;
+    }
+    m.children()
+        .find(|c| c.name() == "body")
+        .map(|b| Payload::Plain(b.text()))
 }
 
 fn ids_of(m: &Element, own: &BareJid) -> MessageIds {
@@ -88,18 +118,18 @@ pub(crate) fn classify(m: &Element, own: &BareJid, mam_query: Option<&str>) -> O
             ids.archive = Some(own.to_string());
             ids.stanza_id = wrapper.attr("id").map(str::to_owned);
         }
-        return encrypted_of(inner).map(|encrypted| Incoming {
+        return payload_of(inner).map(|payload| Incoming {
             sender,
             peer,
-            encrypted,
+            payload,
             ids,
         });
     }
     let sender = outer_from?;
-    encrypted_of(m).map(|encrypted| Incoming {
+    payload_of(m).map(|payload| Incoming {
         peer: sender.clone(),
         sender,
-        encrypted,
+        payload,
         ids: ids_of(m, own),
     })
 }
@@ -126,7 +156,7 @@ mod tests {
         let ok = classify(&carbon("me@x"), &own, None).unwrap();
         assert_eq!(ok.sender, own);
         assert_eq!(ok.peer.as_str(), "you@y");
-        assert!(ok.encrypted.is_ok());
+        assert!(ok.encrypted().unwrap().is_ok());
         assert!(classify(&carbon("mallory@evil"), &own, None).is_none());
     }
 
@@ -145,9 +175,30 @@ mod tests {
     }
 
     #[test]
+    fn bodies_in_clear_are_found_but_not_in_group_chats() {
+        let own: BareJid = "me@x".parse().unwrap();
+        let m = el(
+            "<message xmlns='jabber:client' from='you@y/a' type='chat'><body>hi</body></message>",
+        );
+        let found = classify(&m, &own, None).unwrap();
+        assert!(matches!(found.payload, Payload::Plain(ref b) if b == "hi"));
+        let g = el("<message xmlns='jabber:client' from='room@muc/nick' type='groupchat'><body>hi</body></message>");
+        assert!(classify(&g, &own, None).is_none());
+        // The OMEMO element wins over the fallback body next to it.
+        let both = el(&format!(
+            "<message xmlns='jabber:client' from='you@y/a'><body>fallback</body>{ENC}</message>"
+        ));
+        assert!(classify(&both, &own, None).unwrap().encrypted().is_some());
+    }
+
+    #[test]
     fn malformed_encrypted_is_reported_not_dropped() {
         let own: BareJid = "me@x".parse().unwrap();
         let m = el("<message xmlns='jabber:client' from='you@y/a'><encrypted xmlns='urn:xmpp:omemo:2'><header/></encrypted></message>");
-        assert!(classify(&m, &own, None).unwrap().encrypted.is_err());
+        assert!(classify(&m, &own, None)
+            .unwrap()
+            .encrypted()
+            .unwrap()
+            .is_err());
     }
 }

@@ -16,8 +16,8 @@ mod incoming;
 mod login;
 mod pep;
 
-pub use account::{Delivery, Hush, SendReport, DEFAULT_INACTIVE_AFTER};
+pub use account::{Delivery, Hush, SendOptions, SendReport, DEFAULT_INACTIVE_AFTER};
 pub use client::{ConnectOptions, LinkStats, XmppClient};
 pub use error::{Result, XmppError};
-pub use incoming::Incoming;
+pub use incoming::{Incoming, Payload};
 pub use tokio_xmpp::parsers::jid::BareJid;

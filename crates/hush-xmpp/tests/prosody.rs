@@ -104,7 +104,7 @@ async fn omemo_through_prosody_in_both_namespaces() {
             .unwrap()
             .expect("the message arrives");
         assert_eq!(incoming.sender, bob_bare);
-        let encrypted = incoming.encrypted.unwrap();
+        let encrypted = incoming.encrypted().cloned().unwrap().unwrap();
         assert_eq!(encrypted, el);
         assert_eq!(incoming.peer, bob_bare);
         assert_eq!(incoming.ids.origin_id, Some(format!("m-{suite}")));

@@ -1,0 +1,270 @@
+//! `hush status`, `hush config` and `hush trust` / `distrust`: what a conversation really has,
+//! who can read it, who could add a reader, and the user's switches. All of it works offline,
+//! from the store (as of the last send or receive).
+
+use hush_proto::policy::{self, Authentication, Decision, KeyTrust, Properties, Reader};
+use hush_proto::{IdentityKey, Suite};
+use hush_store::{SqliteStore, Store, Trust};
+use serde_json::{json, Value};
+
+use crate::Fallible;
+
+/// The `security` object of `--json` output.
+pub fn properties_json(p: &Properties) -> Value {
+    json!({
+        "confidentiality": p.confidentiality,
+        "integrity": p.integrity,
+        "authentication": p.authentication.name(),
+        "forward_secrecy": p.forward_secrecy,
+        "deniability": p.deniability,
+        "non_repudiation": false,
+        "replay_protection": p.replay_protection,
+    })
+}
+
+/// A device that could read the conversation, as the store knows it.
+struct Known {
+    jid: String,
+    device: u32,
+    identity: Option<IdentityKey>,
+    trust: Option<Trust>,
+    active: bool,
+    own: bool,
+}
+
+fn key_trust(t: Trust) -> KeyTrust {
+    match t {
+        Trust::Verified => KeyTrust::Verified,
+        Trust::Blind => KeyTrust::Blind,
+        Trust::Undecided => KeyTrust::Undecided,
+        Trust::Distrusted => KeyTrust::Distrusted,
+    }
+}
+
+fn trust_name(t: Option<Trust>) -> &'static str {
+    match t {
+        Some(Trust::Verified) => "verified",
+        Some(Trust::Blind) => "blind",
+        Some(Trust::Distrusted) => "distrusted",
+        Some(Trust::Undecided) | None => "undecided",
+    }
+}
+
+/// The listed devices of `jid` in the suite we would use (the first with devices), with the
+/// identity keys our sessions hold.
+fn known_devices(store: &SqliteStore, jid: &str, own_device: Option<u32>) -> Fallible<Vec<Known>> {
+    let e = |e: hush_store::StoreError| e.to_string();
+    for suite in Suite::ALL {
+        let devices = store.devices(suite, jid).map_err(e)?;
+        if devices.iter().all(|d| !d.listed) {
+            continue;
+        }
+        let sessions = store.sessions_of(suite, jid).map_err(e)?;
+        let mut out = Vec::new();
+        for d in devices.iter().filter(|d| d.listed) {
+            if Some(d.device_id) == own_device {
+                continue;
+            }
+            let identity = sessions
+                .iter()
+                .find(|(id, _)| *id == d.device_id)
+                .map(|(_, s)| *s.peer_identity());
+            let trust = match &identity {
+                Some(i) => store.trust(jid, i).map_err(e)?,
+                None => None,
+            };
+            out.push(Known {
+                jid: jid.to_owned(),
+                device: d.device_id,
+                identity,
+                trust,
+                active: true,
+                own: own_device.is_some(),
+            });
+        }
+        return Ok(out);
+    }
+    Ok(Vec::new())
+}
+
+/// `hush status JID`.
+pub fn status(store: &SqliteStore, jid: &str, global_off: bool, json_out: bool) -> Fallible<()> {
+    let e = |e: hush_store::StoreError| e.to_string();
+    let account = store
+        .account()
+        .map_err(e)?
+        .ok_or("no account here: run `hush init` first")?;
+    let conversation = store.conversation(jid).map_err(e)?;
+    let mut known = known_devices(store, jid, None)?;
+    known.extend(known_devices(
+        store,
+        &account.jid,
+        Some(account.device.device_id()),
+    )?);
+    let readers: Vec<Reader> = known
+        .iter()
+        .map(|k| Reader {
+            jid: k.jid.clone(),
+            device: k.device,
+            trust: k.trust.map(key_trust),
+            usable: k.active && k.identity.is_some(),
+            peer: !k.own,
+        })
+        .collect();
+    let decision = policy::decide(&conversation.policy, global_off, false, &readers);
+    let (next, properties, readers_now): (String, Properties, Vec<(String, u32)>) = match &decision
+    {
+        Decision::Encrypt { to, properties, .. } => ("encrypted".into(), *properties, to.clone()),
+        Decision::Plaintext { because } => (
+            format!(
+                "in clear: you switched encryption off {}",
+                match because {
+                    policy::PlaintextReason::GlobalOff => "for every conversation",
+                    _ => "for this conversation",
+                }
+            ),
+            Properties::PLAINTEXT,
+            Vec::new(),
+        ),
+        Decision::Refuse { missing } => (
+            format!("refused, nothing would be sent: missing {missing}"),
+            Properties::PLAINTEXT,
+            Vec::new(),
+        ),
+    };
+    // Whoever controls an account (or its server, which publishes device lists) can add a
+    // device to it. Whether that new device would get the next message depends on the trust
+    // policy: blind trust admits it; a conversation that reached strong authentication does not.
+    let auto = conversation.policy.min_auth < Authentication::Strong;
+    let could_add = [jid, account.jid.as_str()].map(|j| {
+        let server = j.rsplit_once('@').map_or(j, |(_, d)| d);
+        json!({"account": j, "server": server, "new_devices_read_automatically": auto})
+    });
+    if json_out {
+        let readers_json: Vec<Value> = known
+            .iter()
+            .map(|k| {
+                json!({"jid": k.jid, "device": k.device, "own": k.own,
+                       "fingerprint": k.identity.map(|i| i.fingerprint()),
+                       "trust": trust_name(k.trust),
+                       "reads_next_message": readers_now.iter().any(|(j, d)| *j == k.jid && *d == k.device)})
+            })
+            .collect();
+        println!(
+            "{}",
+            json!({"jid": jid,
+                   "encryption": if conversation.policy.off { "off" } else { "on" },
+                   "global_encryption": if global_off { "off" } else { "on" },
+                   "encrypted_so_far": conversation.policy.encrypted,
+                   "min_authentication": conversation.policy.min_auth.name(),
+                   "next_message": next,
+                   "security": properties_json(&properties),
+                   "readers": readers_json,
+                   "could_add_a_reader": could_add})
+        );
+        return Ok(());
+    }
+    println!(
+        "conversation with {jid}: encryption {} (global: {}), {}",
+        if conversation.policy.off { "OFF" } else { "on" },
+        if global_off { "OFF" } else { "on" },
+        if conversation.policy.encrypted {
+            "encrypted so far"
+        } else {
+            "nothing encrypted yet"
+        }
+    );
+    println!("next message: {next}");
+    println!(
+        "security: confidentiality {}, integrity {}, authentication {} (required: {}), forward secrecy {}, deniability {}, replay protection {}",
+        yes(properties.confidentiality),
+        yes(properties.integrity),
+        properties.authentication,
+        conversation.policy.min_auth,
+        yes(properties.forward_secrecy),
+        yes(properties.deniability),
+        yes(properties.replay_protection)
+    );
+    println!("who can read it:");
+    for k in &known {
+        let reads = readers_now
+            .iter()
+            .any(|(j, d)| *j == k.jid && *d == k.device);
+        println!(
+            "  {} device {} ({}) fingerprint {} trust {}{}",
+            k.jid,
+            k.device,
+            if k.own { "ours" } else { "theirs" },
+            k.identity
+                .map(|i| i.fingerprint())
+                .unwrap_or_else(|| "unknown (no session yet)".into()),
+            trust_name(k.trust),
+            if reads { "" } else { " [left out]" }
+        );
+    }
+    println!(
+        "  and this device ({})",
+        account.device.identity().public().fingerprint()
+    );
+    println!("who could add a reader:");
+    for j in [jid, account.jid.as_str()] {
+        let server = j.rsplit_once('@').map_or(j, |(_, d)| d);
+        println!(
+            "  whoever controls the account {j} or its server {server}: a new device {}",
+            if auto {
+                "would be trusted blindly and read the next message"
+            } else {
+                "would be left out until you verify it"
+            }
+        );
+    }
+    Ok(())
+}
+
+fn yes(b: bool) -> &'static str {
+    if b {
+        "yes"
+    } else {
+        "NO"
+    }
+}
+
+fn hex_only(s: &str) -> String {
+    s.chars()
+        .filter(char::is_ascii_hexdigit)
+        .map(|c| c.to_ascii_lowercase())
+        .collect()
+}
+
+/// `hush trust` / `hush distrust JID DEVICE-OR-FINGERPRINT`: sets the trust of the matching
+/// identity key(s) we hold a session with.
+pub fn set_trust(
+    store: &mut SqliteStore,
+    jid: &str,
+    which: &str,
+    trust: Trust,
+    now: u64,
+) -> Fallible<Vec<(u32, String)>> {
+    let e = |e: hush_store::StoreError| e.to_string();
+    let wanted_fp = hex_only(which);
+    let wanted_device = which.parse::<u32>().ok();
+    let mut matched = Vec::new();
+    for suite in Suite::ALL {
+        for (device, session) in store.sessions_of(suite, jid).map_err(e)? {
+            let identity = *session.peer_identity();
+            let fp = identity.fingerprint();
+            let hit = wanted_device == Some(device)
+                || (wanted_fp.len() >= 16 && hex_only(&fp) == wanted_fp);
+            if hit && !matched.iter().any(|(d, _)| *d == device) {
+                store.set_trust(jid, &identity, trust, now).map_err(e)?;
+                matched.push((device, fp));
+            }
+        }
+    }
+    if matched.is_empty() {
+        return Err(format!(
+            "no device `{which}` of {jid} with a session here (exchange a message first, then check `hush devices {jid}`)"
+        ));
+    }
+    Ok(matched)
+}
