@@ -181,6 +181,11 @@ impl<S: Store> Hush<S> {
         &self.store
     }
 
+    /// The store, for changes the user makes (trust decisions, conversation settings).
+    pub fn store_mut(&mut self) -> &mut S {
+        &mut self.store
+    }
+
     /// Our bare JID.
     pub fn jid(&self) -> &BareJid {
         &self.jid

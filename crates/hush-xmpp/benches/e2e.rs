@@ -1,0 +1,560 @@
+//! End-to-end benches through a real local Prosody (issue #5): real `Hush` clients with
+//! file-backed SQLite stores, talking over loopback TCP.
+//!
+//! * `one_to_one/*`: Alice (one device) to Bob (one device), sessions already established:
+//!   the latency of one message from `send_text` to Bob's committed delivery, and messages/s
+//!   for a burst sent back to back while Bob receives.
+//! * `two_by_two/*`: Carol and Dave with two devices each; Carol's first device sends, and a
+//!   message counts once Dave's two devices and Carol's other device (Carbons) have it.
+//! * `mam_catch_up_10k`: Frank's device was offline while Erin sent 10,000 messages; a fresh
+//!   connect plus `catch_up` fetching, decrypting and committing all of them, from a copy of
+//!   Frank's store as it was before (target: ≤ 5 s wall time, network and store included).
+//!
+//! `cargo bench -p hush-xmpp --bench e2e` measures. `cargo test --benches` (CI) runs each bench
+//! once in test mode; there the archive holds `MAM_MESSAGES_TEST` messages instead, because
+//! filling an archive with 10,000 messages takes far longer than the rest of the suite.
+
+#[path = "../tests/common/mod.rs"]
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use common::Prosody;
+use criterion::{criterion_group, criterion_main, Criterion, SamplingMode, Throughput};
+use futures::future::join_all;
+use hush_proto::{sce, seal, LocalDevice, Recipient, Suite, DEFAULT_PREKEYS};
+use hush_store::{SessionKey, SqliteStore, Store};
+use hush_xmpp::{BareJid, ConnectOptions, Hush, XmppClient};
+use tokio::runtime::Runtime;
+
+/// Messages per burst in the messages/s benches.
+const BURST: u64 = 50;
+/// Messages in the archive for the catch-up bench.
+const MAM_MESSAGES: usize = 10_000;
+/// The same in test mode (`cargo test --benches`), where only correctness is checked.
+const MAM_MESSAGES_TEST: usize = 200;
+/// Prosody 0.12's default `storage_archive_item_limit` (internal storage): an archive never
+/// holds more; past it Prosody drops the oldest 1 % to make room.
+const PROSODY_ARCHIVE_LIMIT: usize = 10_000;
+/// What is in Frank's archive before the fill: Erin's first message and Frank's empty answer.
+const ARCHIVED_BEFORE_FILL: usize = 2;
+/// Room left in Frank's archive for the heartbeat each catch-up ends with (an empty message to
+/// Erin after that many unanswered messages, archived too), one per measured iteration.
+const HEARTBEAT_ROOM: usize = 100;
+const PASSWORD: &str = "bench-pass";
+/// Bound on waiting for one message; only reached if something is broken.
+const RECEIVE_TIMEOUT: Duration = Duration::from_secs(30);
+
+type Device = Hush<SqliteStore>;
+
+/// True under `cargo bench`; false under `cargo test --benches`, where criterion runs each
+/// bench once (its own rule: `--bench` without `--test`).
+fn benchmarking() -> bool {
+    let args: Vec<String> = std::env::args().collect();
+    args.iter().any(|a| a == "--bench") && !args.iter().any(|a| a == "--test")
+}
+
+/// Whether benches named `prefix…` are selected by the filter on the command line (criterion
+/// matches a regex; a substring test is close enough to skip the setup of unselected benches,
+/// such as filling the archive).
+fn selected(prefix: &str) -> bool {
+    // Criterion's options that take a value as the next argument.
+    const VALUED: &[&str] = &[
+        "-s",
+        "--save-baseline",
+        "-b",
+        "--baseline",
+        "--baseline-lenient",
+        "--load-baseline",
+        "--sample-size",
+        "--warm-up-time",
+        "--measurement-time",
+        "--nresamples",
+        "--noise-threshold",
+        "--confidence-level",
+        "--significance-level",
+        "--profile-time",
+        "--format",
+        "-c",
+        "--color",
+        "--plotting-backend",
+        "--output-format",
+    ];
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let filters: Vec<&String> = args
+        .iter()
+        .enumerate()
+        .filter(|(i, a)| {
+            !a.starts_with('-') && (*i == 0 || !VALUED.contains(&args[i - 1].as_str()))
+        })
+        .map(|(_, a)| a)
+        .collect();
+    filters.is_empty()
+        || filters
+            .iter()
+            .any(|f| format!("e2e/{prefix}").contains(f.as_str()) || f.contains(prefix))
+}
+
+/// A scratch directory for the stores, removed at the end.
+struct Scratch(PathBuf);
+
+impl Scratch {
+    fn new() -> Self {
+        let dir = Path::new(env!("CARGO_TARGET_TMPDIR"))
+            .join(format!("e2e-bench-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        Self(dir)
+    }
+
+    fn file(&self, name: &str) -> PathBuf {
+        self.0.join(name)
+    }
+}
+
+impl Drop for Scratch {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+fn unix_now() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0)
+}
+
+fn options(server: &Prosody) -> ConnectOptions {
+    ConnectOptions {
+        server: Some(server.address()),
+        insecure_loopback: true,
+        timeout: Duration::from_secs(20),
+    }
+}
+
+/// Removes an SQLite store and its WAL side files.
+fn remove_store(path: &Path) {
+    for suffix in ["", "-wal", "-shm"] {
+        let mut p = path.as_os_str().to_owned();
+        p.push(suffix);
+        let _ = std::fs::remove_file(PathBuf::from(p));
+    }
+}
+
+/// A new device of `jid` with its store in `path`, connected and announced.
+async fn device(server: &Prosody, path: &Path, jid: &str) -> Device {
+    remove_store(path);
+    let mut store = SqliteStore::open(path, &Default::default()).unwrap();
+    let mut rng = rand_core::UnwrapErr(rand::rngs::SysRng);
+    let id = 1 + rand_core::Rng::next_u32(&mut rng) % 0x7fff_fffe;
+    let keys = LocalDevice::generate(id, DEFAULT_PREKEYS, unix_now(), &mut rng).unwrap();
+    store.create_account(jid, &keys).unwrap();
+    let mut hush = Hush::connect(store, PASSWORD, &options(server))
+        .await
+        .unwrap();
+    hush.announce().await.unwrap();
+    hush
+}
+
+/// Waits for the next message and checks its text.
+async fn expect(hush: &mut Device, text: &str) {
+    let d = hush
+        .receive(RECEIVE_TIMEOUT)
+        .await
+        .unwrap()
+        .unwrap_or_else(|| panic!("{} did not receive `{text}`", hush.jid()));
+    assert_eq!(d.body.as_deref(), Some(text), "{d:?}");
+}
+
+/// Handles what is in flight (empty answers to key exchanges, heartbeats) for a moment;
+/// nothing with text may arrive.
+async fn settle(hush: &mut Device, wait: Duration) {
+    if let Some(d) = hush.receive(wait).await.unwrap() {
+        panic!("{} received an unexpected message: {d:?}", hush.jid());
+    }
+}
+
+/// True when `hush` has a session with `device` of `jid` that the other side has answered,
+/// so that what it sends is no longer a key exchange (which would be answered by an empty
+/// message each time).
+fn confirmed(hush: &Device, jid: &BareJid, device: u32) -> bool {
+    hush.store()
+        .session(&SessionKey::new(Suite::Omemo2, jid.as_str(), device))
+        .unwrap()
+        .is_some_and(|s| s.is_confirmed())
+}
+
+fn text(serial: &mut u64) -> String {
+    *serial += 1;
+    format!("bench message {serial}")
+}
+
+/// `storage_archive_item_limit` in the server's config, or Prosody's default.
+fn archive_limit(server: &Prosody) -> usize {
+    let config = std::fs::read_to_string(server.dir.join("prosody.cfg.lua")).unwrap_or_default();
+    config
+        .lines()
+        .filter_map(|l| l.trim().strip_prefix("storage_archive_item_limit"))
+        .filter_map(|rest| rest.trim().strip_prefix('=')?.trim().parse().ok())
+        .next()
+        .unwrap_or(PROSODY_ARCHIVE_LIMIT)
+}
+
+fn e2e(c: &mut Criterion) {
+    let bench = benchmarking();
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    let scratch = Scratch::new();
+    let t = Instant::now();
+    let server = Prosody::start("e2e-bench");
+    eprintln!("e2e setup: Prosody started in {:.2?}", t.elapsed());
+
+    let mut group = c.benchmark_group("e2e");
+    group.sample_size(10);
+    group.warm_up_time(Duration::from_secs(1));
+    group.measurement_time(Duration::from_secs(3));
+
+    if selected("one_to_one") {
+        one_to_one(&mut group, &rt, &server, &scratch);
+    }
+    if selected("two_by_two") {
+        two_by_two(&mut group, &rt, &server, &scratch);
+    }
+    if selected("mam_catch_up") {
+        mam_catch_up(&mut group, &rt, &server, &scratch, bench);
+    }
+    group.finish();
+}
+
+fn one_to_one(
+    group: &mut criterion::BenchmarkGroup<'_, criterion::measurement::WallTime>,
+    rt: &Runtime,
+    server: &Prosody,
+    scratch: &Scratch,
+) {
+    let t = Instant::now();
+    let alice_jid = server.register("alice", PASSWORD);
+    let bob_jid = server.register("bob", PASSWORD);
+    let (mut alice, mut bob) = rt.block_on(async {
+        let mut alice = device(server, &scratch.file("alice.sqlite"), &alice_jid).await;
+        let mut bob = device(server, &scratch.file("bob.sqlite"), &bob_jid).await;
+        // Sessions both ways: Bob answers the key exchange with an empty message, which
+        // confirms Alice's session.
+        alice.send_text(bob.jid(), "hello").await.unwrap();
+        expect(&mut bob, "hello").await;
+        settle(&mut alice, Duration::from_millis(300)).await;
+        assert!(confirmed(&alice, bob.jid(), bob.device_id()));
+        (alice, bob)
+    });
+    eprintln!(
+        "e2e setup: 1:1 accounts and sessions in {:.2?}",
+        t.elapsed()
+    );
+    let bob_jid = bob.jid().clone();
+    let mut serial = 0;
+
+    group.sampling_mode(SamplingMode::Auto);
+    group.throughput(Throughput::Elements(1));
+    group.bench_function("one_to_one/send_receive", |b| {
+        b.iter_custom(|iters| {
+            rt.block_on(async {
+                let mut total = Duration::ZERO;
+                for _ in 0..iters {
+                    let m = text(&mut serial);
+                    let t = Instant::now();
+                    alice.send_text(&bob_jid, &m).await.unwrap();
+                    expect(&mut bob, &m).await;
+                    total += t.elapsed();
+                }
+                // Bob's heartbeats (one per 53 unanswered messages), outside the clock.
+                settle(&mut alice, Duration::ZERO).await;
+                total
+            })
+        })
+    });
+
+    group.sampling_mode(SamplingMode::Flat);
+    group.throughput(Throughput::Elements(BURST));
+    group.bench_function(format!("one_to_one/burst_{BURST}"), |b| {
+        b.iter_custom(|iters| {
+            rt.block_on(async {
+                let mut total = Duration::ZERO;
+                for _ in 0..iters {
+                    let texts: Vec<String> = (0..BURST).map(|_| text(&mut serial)).collect();
+                    let t = Instant::now();
+                    let send = async {
+                        for m in &texts {
+                            alice.send_text(&bob_jid, m).await.unwrap();
+                        }
+                    };
+                    let receive = async {
+                        for m in &texts {
+                            expect(&mut bob, m).await;
+                        }
+                    };
+                    futures::join!(send, receive);
+                    total += t.elapsed();
+                    settle(&mut alice, Duration::ZERO).await;
+                }
+                total
+            })
+        })
+    });
+
+    rt.block_on(async {
+        alice.close().await.unwrap();
+        bob.close().await.unwrap();
+    });
+}
+
+fn two_by_two(
+    group: &mut criterion::BenchmarkGroup<'_, criterion::measurement::WallTime>,
+    rt: &Runtime,
+    server: &Prosody,
+    scratch: &Scratch,
+) {
+    let t = Instant::now();
+    let carol_jid = server.register("carol", PASSWORD);
+    let dave_jid = server.register("dave", PASSWORD);
+    // devices[0] sends; the other three receive.
+    let mut devices = rt.block_on(async {
+        let mut d = Vec::new();
+        for (jid, file) in [
+            (&carol_jid, "carol1.sqlite"),
+            (&carol_jid, "carol2.sqlite"),
+            (&dave_jid, "dave1.sqlite"),
+            (&dave_jid, "dave2.sqlite"),
+        ] {
+            d.push(device(server, &scratch.file(file), jid).await);
+        }
+        let (sender, receivers) = d.split_first_mut().unwrap();
+        let dave: BareJid = dave_jid.parse().unwrap();
+        let report = sender.send_text(&dave, "hello").await.unwrap();
+        assert_eq!(report.devices.len(), 3, "{report:?}");
+        join_all(receivers.iter_mut().map(|r| expect(r, "hello"))).await;
+        // Every receiver answers the key exchange with an empty message.
+        join_all(d.iter_mut().map(|h| settle(h, Duration::from_millis(300)))).await;
+        for r in &d[1..] {
+            assert!(confirmed(&d[0], r.jid(), r.device_id()));
+        }
+        d
+    });
+    eprintln!(
+        "e2e setup: 2x2 accounts and sessions in {:.2?}",
+        t.elapsed()
+    );
+    let dave: BareJid = dave_jid.parse().unwrap();
+    let mut serial = 0;
+
+    group.sampling_mode(SamplingMode::Auto);
+    group.throughput(Throughput::Elements(1));
+    group.bench_function("two_by_two/send_receive", |b| {
+        b.iter_custom(|iters| {
+            rt.block_on(async {
+                let mut total = Duration::ZERO;
+                for _ in 0..iters {
+                    let m = text(&mut serial);
+                    let (sender, receivers) = devices.split_first_mut().unwrap();
+                    let t = Instant::now();
+                    let send = async {
+                        sender.send_text(&dave, &m).await.unwrap();
+                    };
+                    let receive = join_all(receivers.iter_mut().map(|r| expect(r, &m)));
+                    futures::join!(send, receive);
+                    total += t.elapsed();
+                }
+                join_all(devices.iter_mut().map(|h| settle(h, Duration::ZERO))).await;
+                total
+            })
+        })
+    });
+
+    group.sampling_mode(SamplingMode::Flat);
+    group.throughput(Throughput::Elements(BURST));
+    group.bench_function(format!("two_by_two/burst_{BURST}"), |b| {
+        b.iter_custom(|iters| {
+            rt.block_on(async {
+                let mut total = Duration::ZERO;
+                for _ in 0..iters {
+                    let texts: Vec<String> = (0..BURST).map(|_| text(&mut serial)).collect();
+                    let (sender, receivers) = devices.split_first_mut().unwrap();
+                    let t = Instant::now();
+                    let send = async {
+                        for m in &texts {
+                            sender.send_text(&dave, m).await.unwrap();
+                        }
+                    };
+                    let receive = join_all(receivers.iter_mut().map(|r| async {
+                        for m in &texts {
+                            expect(r, m).await;
+                        }
+                    }));
+                    futures::join!(send, receive);
+                    total += t.elapsed();
+                    join_all(devices.iter_mut().map(|h| settle(h, Duration::ZERO))).await;
+                }
+                total
+            })
+        })
+    });
+
+    rt.block_on(async {
+        for d in devices {
+            d.close().await.unwrap();
+        }
+    });
+}
+
+fn mam_catch_up(
+    group: &mut criterion::BenchmarkGroup<'_, criterion::measurement::WallTime>,
+    rt: &Runtime,
+    server: &Prosody,
+    scratch: &Scratch,
+    bench: bool,
+) {
+    let wanted = if bench {
+        MAM_MESSAGES
+    } else {
+        MAM_MESSAGES_TEST
+    };
+    let limit = archive_limit(server);
+    let room = limit.saturating_sub(ARCHIVED_BEFORE_FILL + HEARTBEAT_ROOM);
+    let fill = wanted.min(room);
+    if fill < wanted {
+        eprintln!(
+            "e2e WARNING: Prosody keeps at most {limit} messages per archive \
+             (storage_archive_item_limit; past it, it drops the oldest, our resume point \
+             included) and Frank's needs room for {} more: filling {fill} instead of \
+             {wanted}. Raise storage_archive_item_limit in tests/common/mod.rs.",
+            ARCHIVED_BEFORE_FILL + HEARTBEAT_ROOM
+        );
+    }
+    let t = Instant::now();
+    let erin_jid = server.register("erin", PASSWORD);
+    let frank_jid = server.register("frank", PASSWORD);
+    let frank_file = scratch.file("frank.sqlite");
+    let snapshot = scratch.file("frank-before-catch-up.sqlite");
+    let (erin_store, frank_device) = rt.block_on(async {
+        let mut erin = device(server, &scratch.file("erin.sqlite"), &erin_jid).await;
+        let mut frank = device(server, &frank_file, &frank_jid).await;
+        erin.send_text(frank.jid(), "hello").await.unwrap();
+        expect(&mut frank, "hello").await;
+        settle(&mut erin, Duration::from_millis(300)).await;
+        let frank_device = frank.device_id();
+        assert!(confirmed(&erin, frank.jid(), frank_device));
+        // Closing the last connection checkpoints the WAL into the main file.
+        drop(frank.close().await.unwrap());
+        (erin.close().await.unwrap(), frank_device)
+    });
+    let mut wal = frank_file.as_os_str().to_owned();
+    wal.push("-wal");
+    assert!(
+        !Path::new(&wal).exists(),
+        "the store's WAL outlived its connection"
+    );
+    std::fs::copy(&frank_file, &snapshot).unwrap();
+    eprintln!(
+        "e2e setup: catch-up accounts and sessions in {:.2?}",
+        t.elapsed()
+    );
+
+    // The fill: Erin's messages encrypted exactly as `send_text` does (SCE envelope, OMEMO:2,
+    // her established session), but sent straight through an `XmppClient`: `send_text` spends
+    // two device-list round trips per message, which would make this setup take minutes
+    // (see `one_to_one/burst_*` for its real rate). What lands in the archive is the same.
+    let t = Instant::now();
+    rt.block_on(async {
+        let erin_keys = erin_store.account().unwrap().unwrap().device;
+        let mut session = erin_store
+            .session(&SessionKey::new(Suite::Omemo2, &frank_jid, frank_device))
+            .unwrap()
+            .unwrap();
+        let mut rng = rand_core::UnwrapErr(rand::rngs::SysRng);
+        let frank: BareJid = frank_jid.parse().unwrap();
+        let mut xmpp = XmppClient::connect(&erin_jid, PASSWORD, &options(server))
+            .await
+            .unwrap();
+        for i in 0..fill {
+            let envelope = sce::seal(
+                &[sce::body(&format!("archived {i}"))],
+                &erin_jid,
+                &frank_jid,
+                Some(unix_now()),
+                &mut rng,
+            )
+            .unwrap();
+            let element = seal(
+                Suite::Omemo2,
+                erin_keys.device_id(),
+                Some(&envelope),
+                &mut [Recipient {
+                    jid: &frank_jid,
+                    device_id: frank_device,
+                    session: &mut session,
+                }],
+                &mut rng,
+            )
+            .unwrap();
+            xmpp.send_encrypted(&frank, &element, &format!("fill-{i}"))
+                .await
+                .unwrap();
+        }
+        // Once the server answered the close's ping, it has archived everything.
+        xmpp.close().await.unwrap();
+    });
+    let filled = t.elapsed();
+    eprintln!(
+        "e2e setup: {fill} messages sent into Frank's archive in {filled:.2?} ({:.0} msgs/s)",
+        fill as f64 / filled.as_secs_f64()
+    );
+
+    // One catch-up from Frank's store as it was before: open, connect, catch up, all timed.
+    let (frank_file, snapshot) = (&frank_file, &snapshot);
+    let catch_up = move || async move {
+        remove_store(frank_file);
+        std::fs::copy(snapshot, frank_file).unwrap();
+        let t = Instant::now();
+        let store = SqliteStore::open(frank_file, &Default::default()).unwrap();
+        let mut hush = Hush::connect(store, PASSWORD, &options(server))
+            .await
+            .unwrap();
+        let got = hush.catch_up(0).await.unwrap();
+        let took = t.elapsed();
+        assert_eq!(got.len(), fill, "messages caught up");
+        for (i, d) in got.iter().enumerate() {
+            assert_eq!(d.body.as_deref(), Some(format!("archived {i}").as_str()));
+        }
+        drop(hush.close().await.unwrap());
+        took
+    };
+    // The first connect after the fill also gets every message as an offline message
+    // (Prosody pushes them on initial presence, before the archive query); they are not
+    // processed by the catch-up, but arrive in the middle of it. Later connects see only
+    // the archive.
+    let first = rt.block_on(catch_up());
+    eprintln!(
+        "e2e: first catch-up of {fill} (with Prosody pushing the offline copies) took {first:.2?}"
+    );
+
+    group.sampling_mode(SamplingMode::Flat);
+    group.throughput(Throughput::Elements(fill as u64));
+    group.bench_function("mam_catch_up_10k", |b| {
+        b.iter_custom(|iters| {
+            rt.block_on(async {
+                let mut total = Duration::ZERO;
+                for _ in 0..iters {
+                    total += catch_up().await;
+                }
+                total
+            })
+        })
+    });
+}
+
+criterion_group!(benches, e2e);
+criterion_main!(benches);
