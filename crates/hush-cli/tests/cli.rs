@@ -12,35 +12,6 @@ use common::Prosody;
 use serde_json::Value;
 use support::*;
 
-struct User {
-    home: PathBuf,
-    jid: String,
-}
-
-fn init(server: &Prosody, dir: &Path, user: &str, register: bool) -> User {
-    let jid = if register {
-        server.register(user, "pw")
-    } else {
-        format!("{user}@localhost")
-    };
-    let home = dir.join(format!("{user}-{}", dir.read_dir().unwrap().count()));
-    let addr = server.address();
-    ok(hush(
-        &home,
-        &[
-            "init",
-            "--jid",
-            &jid,
-            "--server",
-            &addr,
-            "--insecure-loopback",
-            "--password-env",
-            "HUSH_TEST_PW",
-        ],
-    ));
-    User { home, jid }
-}
-
 /// Starts `hush recv` and returns once it is connected (it says so on stderr).
 fn listen(
     u: &User,

@@ -7,6 +7,8 @@ use std::process::{Command, Output};
 
 use serde_json::Value;
 
+use crate::common::Prosody;
+
 /// Runs `hush --home HOME ARGS…`, with the test password in `HUSH_TEST_PW`.
 pub fn hush(home: &Path, args: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_hush"))
@@ -42,4 +44,35 @@ pub fn scratch(name: &str) -> PathBuf {
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).unwrap();
     dir
+}
+
+/// An account set up with `hush init` in its own home directory.
+pub struct User {
+    pub home: PathBuf,
+    pub jid: String,
+}
+
+/// `hush init` for `user` (registered on `server` first when `register`), under `dir`.
+pub fn init(server: &Prosody, dir: &Path, user: &str, register: bool) -> User {
+    let jid = if register {
+        server.register(user, "pw")
+    } else {
+        format!("{user}@localhost")
+    };
+    let home = dir.join(format!("{user}-{}", dir.read_dir().unwrap().count()));
+    let addr = server.address();
+    ok(hush(
+        &home,
+        &[
+            "init",
+            "--jid",
+            &jid,
+            "--server",
+            &addr,
+            "--insecure-loopback",
+            "--password-env",
+            "HUSH_TEST_PW",
+        ],
+    ));
+    User { home, jid }
 }
