@@ -5,7 +5,6 @@
 mod common;
 mod support;
 
-use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use common::Prosody;
