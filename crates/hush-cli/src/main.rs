@@ -82,6 +82,9 @@ enum Command {
         /// verified devices; `weak` also to blindly trusted ones.
         #[arg(long, value_parser = ["weak", "strong"], requires = "jid")]
         require_auth: Option<String>,
+        /// Block JID: its messages and key exchanges are ignored.
+        #[arg(long, value_parser = ["on", "off"], requires = "jid")]
+        blocked: Option<String>,
     },
     /// The conversation's security properties, who can read it and who could add a reader.
     Status {
@@ -311,6 +314,7 @@ async fn run(cli: Cli) -> Fallible<()> {
             jid,
             encryption,
             require_auth,
+            blocked,
         } => {
             let mut config = home.config()?;
             match jid {
@@ -337,6 +341,9 @@ async fn run(cli: Cli) -> Fallible<()> {
                     let mut record = store.conversation(&jid).map_err(|e| e.to_string())?;
                     if let Some(e) = encryption {
                         record.policy.off = e == "off";
+                    }
+                    if let Some(b) = blocked {
+                        record.blocked = b == "on";
                     }
                     if let Some(a) = require_auth {
                         record.policy.min_auth = hush_proto::policy::Authentication::from_name(&a)

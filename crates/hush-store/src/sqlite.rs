@@ -105,7 +105,8 @@ CREATE TABLE conversations (
     off INTEGER NOT NULL,
     encrypted INTEGER NOT NULL,
     min_auth TEXT NOT NULL,
-    blocked INTEGER NOT NULL
+    blocked INTEGER NOT NULL,
+    contact INTEGER NOT NULL
 );
 "#,
 ];
@@ -785,15 +786,15 @@ impl Store for SqliteStore {
     }
 
     fn conversation(&self, jid: &str) -> Result<ConversationRecord> {
-        let row: Option<(bool, bool, String, bool)> = self
+        let row: Option<(bool, bool, String, bool, bool)> = self
             .conn
             .query_row(
-                "SELECT off, encrypted, min_auth, blocked FROM conversations WHERE jid = ?1",
+                "SELECT off, encrypted, min_auth, blocked, contact FROM conversations WHERE jid = ?1",
                 [jid],
-                |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)),
+                |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?)),
             )
             .optional()?;
-        let Some((off, encrypted, min_auth, blocked)) = row else {
+        let Some((off, encrypted, min_auth, blocked, contact)) = row else {
             return Ok(ConversationRecord::default());
         };
         let min_auth = Authentication::from_name(&min_auth).ok_or_else(|| {
@@ -806,16 +807,17 @@ impl Store for SqliteStore {
                 min_auth,
             },
             blocked,
+            contact,
         })
     }
 
     fn set_conversation(&mut self, jid: &str, record: &ConversationRecord) -> Result<()> {
         let p = &record.policy;
         self.conn.execute(
-            "INSERT INTO conversations (jid, off, encrypted, min_auth, blocked) VALUES (?1, ?2, ?3, ?4, ?5)
+            "INSERT INTO conversations (jid, off, encrypted, min_auth, blocked, contact) VALUES (?1, ?2, ?3, ?4, ?5, ?6)
              ON CONFLICT (jid) DO UPDATE SET off = excluded.off, encrypted = excluded.encrypted,
-             min_auth = excluded.min_auth, blocked = excluded.blocked",
-            params![jid, p.off, p.encrypted, p.min_auth.name(), record.blocked],
+             min_auth = excluded.min_auth, blocked = excluded.blocked, contact = excluded.contact",
+            params![jid, p.off, p.encrypted, p.min_auth.name(), record.blocked, record.contact],
         )?;
         Ok(())
     }

@@ -207,6 +207,9 @@ pub struct Pending {
 pub struct ConversationRecord {
     /// The send policy state (off switch, encrypted so far, minimum authentication).
     pub policy: hush_proto::policy::Conversation,
-    /// The user blocked this JID: its key exchanges are not answered with sessions.
+    /// The user blocked this JID: nothing from it is processed.
     pub blocked: bool,
+    /// A contact: we wrote to it (or the user said so). Others are strangers, whose new
+    /// sessions are rate-limited.
+    pub contact: bool,
 }

@@ -415,6 +415,7 @@ fn conversations_and_plaintext<S: Store>(mut store: S) {
             min_auth: Authentication::Strong,
         },
         blocked: true,
+        contact: true,
     };
     store.set_conversation(ALICE, &record).unwrap();
     assert_eq!(store.conversation(ALICE).unwrap(), record);

@@ -19,6 +19,7 @@ use rand_core::UnwrapErr;
 use crate::client::{ConnectOptions, XmppClient};
 use crate::error::{Result, XmppError};
 use crate::incoming::{Incoming, Payload};
+use crate::strangers::{self, StrangerLimits, Verdict};
 use crate::BareJid;
 
 /// What a send did.
@@ -88,6 +89,8 @@ pub struct Hush<S: Store> {
     owed_empty: Vec<(Suite, BareJid, u32)>,
     /// True during an archive catch-up.
     catching_up: bool,
+    /// How many new sessions strangers opened lately.
+    strangers: StrangerLimits,
     /// Devices not heard from for this long are left out until they show up again.
     inactive_after: Duration,
     /// The wall clock, in unix seconds (replaceable for tests and simulations).
@@ -139,6 +142,7 @@ impl<S: Store> Hush<S> {
             backlog: Default::default(),
             owed_empty: Vec::new(),
             catching_up: false,
+            strangers: StrangerLimits::default(),
             since: unix_now(),
             inactive_after: DEFAULT_INACTIVE_AFTER,
             clock: unix_now,
@@ -281,6 +285,19 @@ impl<S: Store> Hush<S> {
             self.xmpp.publish_bundle(&device.bundle(suite)).await?;
         }
         Ok(())
+    }
+
+    /// A JID we never wrote to (never ourselves): its new sessions are rate-limited. Sessions
+    /// it opened itself do not make it a contact, or a flood would promote itself.
+    fn is_stranger(&self, jid: &BareJid) -> Result<bool> {
+        if *jid == self.jid {
+            return Ok(false);
+        }
+        Ok(!self
+            .store
+            .conversation(jid.as_str())
+            .map_err(store_err)?
+            .contact)
     }
 
     /// Records a new identity as blindly trusted; returns the trust state.
@@ -503,8 +520,10 @@ impl<S: Store> Hush<S> {
             .map_err(store_err)?;
         self.xmpp.send_encrypted(to, &element, &origin_id).await?;
         self.store.mark_sent(id).map_err(store_err)?;
-        // What this send reached becomes the conversation's floor.
+        // What this send reached becomes the conversation's floor; and writing to someone
+        // makes them a contact.
         conversation.policy = conversation.policy.after_encrypted(&properties);
+        conversation.contact = true;
         self.store
             .set_conversation(to.as_str(), &conversation)
             .map_err(store_err)?;
@@ -543,6 +562,13 @@ impl<S: Store> Hush<S> {
             .map_err(store_err)?;
         self.xmpp.send_plain(to, text, &origin_id).await?;
         self.store.mark_sent(id).map_err(store_err)?;
+        let mut conversation = self.store.conversation(to.as_str()).map_err(store_err)?;
+        if !conversation.contact {
+            conversation.contact = true;
+            self.store
+                .set_conversation(to.as_str(), &conversation)
+                .map_err(store_err)?;
+        }
         Ok(SendReport {
             suite: None,
             devices: Vec::new(),
@@ -758,6 +784,52 @@ impl<S: Store> Hush<S> {
         }
         let key = SessionKey::new(suite, sender.as_str(), sid);
         let mut existing = self.store.session(&key).map_err(store_err)?;
+        let conversation = self
+            .store
+            .conversation(sender.as_str())
+            .map_err(store_err)?;
+        if conversation.blocked {
+            log::info!("ignored a message from {sender}, whom you blocked");
+            return Ok(None);
+        }
+        if existing.is_none() && encrypted.is_ok() && self.is_stranger(&sender)? {
+            match self.strangers.check(sender.as_str(), self.now()) {
+                Verdict::Allow => {}
+                Verdict::Reject => return Ok(None),
+                Verdict::RejectAndNotify => {
+                    let reason = format!(
+                        "ignored key exchanges from {sender}, who shares no conversation with \
+                         you: more than {} new sessions within an hour. If you know them, write \
+                         to them first; to stop them, `hush config {sender} --blocked on`",
+                        strangers::PER_STRANGER
+                    );
+                    let record = Received {
+                        ids,
+                        peer: peer.to_string(),
+                        sender: sender.to_string(),
+                        sender_device: sid,
+                        suite,
+                        at: self.now(),
+                        outcome: Outcome::Failed {
+                            reason: reason.clone(),
+                        },
+                    };
+                    self.store
+                        .commit_received(vec![record])
+                        .map_err(store_err)?;
+                    return Ok(Some(Delivery {
+                        from: sender.to_string(),
+                        device: sid,
+                        suite: Some(suite),
+                        body: None,
+                        error: Some(reason),
+                        trust: None,
+                        properties: Properties::PLAINTEXT,
+                        warning: None,
+                    }));
+                }
+            }
+        }
         let device = self.device()?;
         let result = encrypted.and_then(|el| {
             let o = device.open(

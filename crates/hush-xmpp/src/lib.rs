@@ -15,6 +15,7 @@ mod error;
 mod incoming;
 mod login;
 mod pep;
+pub mod strangers;
 
 pub use account::{Delivery, Hush, SendOptions, SendReport, DEFAULT_INACTIVE_AFTER};
 pub use client::{ConnectOptions, LinkStats, XmppClient};
