@@ -268,3 +268,129 @@ pub fn set_trust(
     }
     Ok(matched)
 }
+
+/// The `(device, fingerprint hex)` pairs of a verification URI:
+/// `xmpp:JID?omemo-sid-DEVICE=HEX;omemo-sid-DEVICE=HEX` (Conversations' form; `omemo2-sid-`
+/// is accepted too). The JID is returned first.
+pub fn parse_uri(uri: &str) -> Fallible<(String, Vec<(u32, String)>)> {
+    let bad = || {
+        format!("`{uri}` is not an OMEMO verification URI (xmpp:JID?omemo-sid-DEVICE=FINGERPRINT)")
+    };
+    let rest = uri.strip_prefix("xmpp:").ok_or_else(bad)?;
+    let (jid, query) = rest.split_once('?').ok_or_else(bad)?;
+    let mut keys = Vec::new();
+    for part in query.split([';', '&']) {
+        let Some((name, value)) = part.split_once('=') else {
+            continue;
+        };
+        let Some(id) = name
+            .strip_prefix("omemo-sid-")
+            .or_else(|| name.strip_prefix("omemo2-sid-"))
+        else {
+            continue;
+        };
+        let device = id.parse::<u32>().map_err(|_| bad())?;
+        let hex = hex_only(value);
+        if hex.len() != 64 && hex.len() != 66 {
+            return Err(bad());
+        }
+        keys.push((device, hex));
+    }
+    if jid.is_empty() || keys.is_empty() {
+        return Err(bad());
+    }
+    Ok((jid.to_owned(), keys))
+}
+
+/// Whether `hex` is this identity key: its Curve25519 form (with or without libsignal's 0x05
+/// type byte) or its Ed25519 form.
+fn key_matches(identity: &IdentityKey, hex: &str) -> bool {
+    let to_hex = |b: [u8; 32]| b.iter().map(|x| format!("{x:02x}")).collect::<String>();
+    let curve = to_hex(identity.curve25519());
+    let hex = hex
+        .strip_prefix("05")
+        .filter(|h| h.len() == 64)
+        .unwrap_or(hex);
+    use subtle::ConstantTimeEq;
+    let eq = |a: &str, b: &str| a.len() == b.len() && bool::from(a.as_bytes().ct_eq(b.as_bytes()));
+    eq(&curve, hex) || eq(&to_hex(identity.ed25519()), hex)
+}
+
+/// `hush verify URI`: marks each listed device verified if the key we hold for it is the one in
+/// the URI; a different key is reported as a mismatch and left as it is.
+pub fn verify(store: &mut SqliteStore, uri: &str, now: u64) -> Fallible<Vec<(u32, String)>> {
+    let e = |e: hush_store::StoreError| e.to_string();
+    let (jid, keys) = parse_uri(uri)?;
+    let mut done = Vec::new();
+    let mut problems = Vec::new();
+    for (device, hex) in keys {
+        let mut held = None;
+        for suite in Suite::ALL {
+            if let Some((_, s)) = store
+                .sessions_of(suite, &jid)
+                .map_err(e)?
+                .into_iter()
+                .find(|(d, _)| *d == device)
+            {
+                held = Some(*s.peer_identity());
+                break;
+            }
+        }
+        match held {
+            None => problems.push(format!(
+                "device {device}: no session yet (exchange a message first)"
+            )),
+            Some(identity) if key_matches(&identity, &hex) => {
+                store
+                    .set_trust(&jid, &identity, Trust::Verified, now)
+                    .map_err(e)?;
+                done.push((device, identity.fingerprint()));
+            }
+            Some(identity) => problems.push(format!(
+                "device {device}: FINGERPRINT MISMATCH — we hold {}, the URI says {hex}; \
+                 not verified (someone may be intercepting)",
+                identity.fingerprint()
+            )),
+        }
+    }
+    if !problems.is_empty() {
+        return Err(format!(
+            "{jid}: {}{}",
+            problems.join("; "),
+            if done.is_empty() {
+                String::new()
+            } else {
+                format!(
+                    " (verified: {:?})",
+                    done.iter().map(|(d, _)| d).collect::<Vec<_>>()
+                )
+            }
+        ));
+    }
+    Ok(done)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn verification_uris_parse_in_both_spellings() {
+        let hex = "ab".repeat(32);
+        let (jid, keys) = parse_uri(&format!(
+            "xmpp:bob@x?omemo-sid-7={hex};omemo2-sid-9=05{hex}"
+        ))
+        .unwrap();
+        assert_eq!(jid, "bob@x");
+        assert_eq!(keys, [(7, hex.clone()), (9, format!("05{hex}"))]);
+        for bad in [
+            "bob@x",
+            "xmpp:bob@x",
+            "xmpp:bob@x?omemo-sid-x=aa",
+            "xmpp:bob@x?omemo-sid-7=abcd",
+            "xmpp:?omemo-sid-7=",
+        ] {
+            assert!(parse_uri(bad).is_err(), "{bad}");
+        }
+    }
+}

@@ -98,6 +98,13 @@ enum Command {
         /// A device id or a fingerprint (as `hush devices` shows it).
         device: String,
     },
+    /// Verify devices from a contact's verification URI (QR code or `hush fingerprint`):
+    /// `xmpp:JID?omemo-sid-DEVICE=FINGERPRINT`. A different key than the one we hold is
+    /// reported as a mismatch and not verified.
+    Verify {
+        /// The URI.
+        uri: String,
+    },
     /// Refuse a contact's device (id or fingerprint): it gets no keys any more.
     Distrust {
         /// The contact.
@@ -373,6 +380,20 @@ async fn run(cli: Cli) -> Fallible<()> {
             let jid = bare(&jid)?.to_string();
             let global_off = home.config()?.encryption_off;
             conversation::status(&home.open_store()?, &jid, global_off, json)
+        }
+        Command::Verify { uri } => {
+            let mut store = home.open_store()?;
+            for (d, fp) in conversation::verify(&mut store, &uri, unix_now())? {
+                if json {
+                    println!(
+                        "{}",
+                        json!({"device": d, "fingerprint": fp, "trust": "verified"})
+                    );
+                } else {
+                    println!("device {d} ({fp}): verified");
+                }
+            }
+            Ok(())
         }
         Command::Trust { jid, device } => set_trust(&home, &jid, &device, Trust::Verified, json),
         Command::Distrust { jid, device } => {
