@@ -32,22 +32,9 @@ struct Known {
     own: bool,
 }
 
-fn key_trust(t: Trust) -> KeyTrust {
-    match t {
-        Trust::Verified => KeyTrust::Verified,
-        Trust::Blind => KeyTrust::Blind,
-        Trust::Undecided => KeyTrust::Undecided,
-        Trust::Distrusted => KeyTrust::Distrusted,
-    }
-}
-
-fn trust_name(t: Option<Trust>) -> &'static str {
-    match t {
-        Some(Trust::Verified) => "verified",
-        Some(Trust::Blind) => "blind",
-        Some(Trust::Distrusted) => "distrusted",
-        Some(Trust::Undecided) | None => "undecided",
-    }
+/// The trust state's name; a key we have not seen yet counts as undecided.
+pub fn trust_name(t: Option<Trust>) -> &'static str {
+    t.map_or("undecided", Trust::as_str)
 }
 
 /// The listed devices of `jid` in the suite we would use (the first with devices), with the
@@ -106,7 +93,7 @@ pub fn status(store: &SqliteStore, jid: &str, global_off: bool, json_out: bool) 
         .map(|k| Reader {
             jid: k.jid.clone(),
             device: k.device,
-            trust: k.trust.map(key_trust),
+            trust: k.trust.map(KeyTrust::from),
             usable: k.active && k.identity.is_some(),
             peer: !k.own,
         })

@@ -229,14 +229,7 @@ fn connect_options(config: &Config) -> ConnectOptions {
     }
 }
 
-fn trust_name(t: Option<Trust>) -> &'static str {
-    match t {
-        Some(Trust::Verified) => "verified",
-        Some(Trust::Blind) => "blind",
-        Some(Trust::Distrusted) => "distrusted",
-        Some(Trust::Undecided) | None => "undecided",
-    }
-}
+use conversation::trust_name;
 
 async fn connect(home: &Home) -> Fallible<Hush<SqliteStore>> {
     let config = home.config()?;

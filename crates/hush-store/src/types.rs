@@ -160,8 +160,20 @@ pub enum Trust {
     Distrusted,
 }
 
+impl From<Trust> for hush_proto::policy::KeyTrust {
+    fn from(t: Trust) -> Self {
+        match t {
+            Trust::Verified => Self::Verified,
+            Trust::Blind => Self::Blind,
+            Trust::Undecided => Self::Undecided,
+            Trust::Distrusted => Self::Distrusted,
+        }
+    }
+}
+
 impl Trust {
-    pub(crate) fn as_str(self) -> &'static str {
+    /// The name shown to users and stored: `undecided`, `blind`, `verified`, `distrusted`.
+    pub fn as_str(self) -> &'static str {
         match self {
             Trust::Undecided => "undecided",
             Trust::Blind => "blind",

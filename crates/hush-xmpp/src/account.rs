@@ -45,15 +45,6 @@ pub struct SendOptions {
     pub global_off: bool,
 }
 
-fn key_trust(t: Trust) -> KeyTrust {
-    match t {
-        Trust::Verified => KeyTrust::Verified,
-        Trust::Blind => KeyTrust::Blind,
-        Trust::Undecided => KeyTrust::Undecided,
-        Trust::Distrusted => KeyTrust::Distrusted,
-    }
-}
-
 /// A received message after it was committed to the store.
 #[derive(Debug, Clone)]
 pub struct Delivery {
@@ -406,7 +397,7 @@ impl<S: Store> Hush<S> {
                 match self.session_for(suite, &jid, device).await {
                     Ok(session) => {
                         let trust = self.note_identity(jid.as_str(), session.peer_identity())?;
-                        reader.trust = Some(key_trust(trust));
+                        reader.trust = Some(trust.into());
                         reader.usable = true;
                         sessions.push((jid, device, session));
                     }
@@ -493,26 +484,12 @@ impl<S: Store> Hush<S> {
             &mut self.rng,
         )?;
         drop(recipients);
-        let origin_id = format!("hush-{:016x}", rand_core::Rng::next_u64(&mut self.rng));
         let sessions: Vec<(SessionKey, Session)> = targets
             .iter()
             .map(|(j, d, s)| (SessionKey::new(suite, j.as_str(), *d), s.clone()))
             .collect();
         let stanza = String::from(&element.to_element()).into_bytes();
-        let outgoing = Outgoing {
-            ids: MessageIds {
-                origin_id: Some(origin_id.clone()),
-                ..Default::default()
-            },
-            peer: to.to_string(),
-            sender: self.jid.to_string(),
-            sender_device: self.device_id,
-            suite,
-            at: self.now(),
-            body: text.as_bytes().to_vec(),
-            encrypted: true,
-            stanza,
-        };
+        let (origin_id, outgoing) = self.outgoing(to, text, Some(suite), stanza);
         // The advanced sessions are stored before the ciphertext leaves.
         let id = self
             .store
@@ -539,8 +516,15 @@ impl<S: Store> Hush<S> {
         })
     }
 
-    /// Sends `text` in clear — only reached on the user's explicit request.
-    async fn send_in_clear(&mut self, to: &BareJid, text: &str) -> Result<SendReport> {
+    /// A new origin id and the outbox entry for `text` to `to`, sent in `suite` (`None`: in
+    /// clear) as the bytes `stanza`.
+    fn outgoing(
+        &mut self,
+        to: &BareJid,
+        text: &str,
+        suite: Option<Suite>,
+        stanza: Vec<u8>,
+    ) -> (String, Outgoing) {
         let origin_id = format!("hush-{:016x}", rand_core::Rng::next_u64(&mut self.rng));
         let outgoing = Outgoing {
             ids: MessageIds {
@@ -550,12 +534,18 @@ impl<S: Store> Hush<S> {
             peer: to.to_string(),
             sender: self.jid.to_string(),
             sender_device: self.device_id,
-            suite: Suite::Omemo2,
+            suite: suite.unwrap_or(Suite::Omemo2),
             at: self.now(),
             body: text.as_bytes().to_vec(),
-            encrypted: false,
-            stanza: text.as_bytes().to_vec(),
+            encrypted: suite.is_some(),
+            stanza,
         };
+        (origin_id, outgoing)
+    }
+
+    /// Sends `text` in clear — only reached on the user's explicit request.
+    async fn send_in_clear(&mut self, to: &BareJid, text: &str) -> Result<SendReport> {
+        let (origin_id, outgoing) = self.outgoing(to, text, None, text.as_bytes().to_vec());
         let id = self
             .store
             .commit_outgoing(&[], &outgoing)
