@@ -247,7 +247,20 @@ pub fn decide(
     let strong_only = conversation.min_auth == Authentication::Strong;
     let mut to = Vec::new();
     let mut left_out = Vec::new();
-    let mut auth = Authentication::Strong;
+    // Outside strong-only mode, authentication is strong only if every device that could read
+    // (left out by a passing network error or not) is verified: otherwise a bundle fetch that
+    // timed out would raise the conversation to "strong" and shut out a trusted device.
+    let mut auth = if strong_only
+        || readers.iter().all(|r| {
+            matches!(
+                r.trust,
+                Some(KeyTrust::Verified) | Some(KeyTrust::Distrusted)
+            )
+        }) {
+        Authentication::Strong
+    } else {
+        Authentication::Weak
+    };
     for r in readers {
         let why = match (r.trust, r.usable) {
             (_, false) => Some(LeftOut::Unusable),

@@ -116,6 +116,10 @@ proptest! {
                             for (_, _, why) in &left_out {
                                 prop_assert!(*why != LeftOut::NotVerified || conv.min_auth == Authentication::Strong);
                             }
+                            if properties.authentication == Authentication::Strong && conv.min_auth < Authentication::Strong {
+                                // Raised by itself only when every possible reader is verified.
+                                prop_assert!(readers.iter().all(|r| matches!(r.trust, Some(KeyTrust::Verified) | Some(KeyTrust::Distrusted))));
+                            }
                             conv = conv.after_encrypted(&properties);
                             // A user action resets the baseline to what is reached after it.
                             reached = Some(match reached {

@@ -82,6 +82,8 @@ pub struct Hush<S: Store> {
     catching_up: bool,
     /// How many new sessions strangers opened lately.
     strangers: StrangerLimits,
+    /// The bundle changed but publishing it failed.
+    republish_owed: bool,
     /// Devices not heard from for this long are left out until they show up again.
     inactive_after: Duration,
     /// The wall clock, in unix seconds (replaceable for tests and simulations).
@@ -103,6 +105,9 @@ impl<S: Store> core::fmt::Debug for Hush<S> {
 /// its next message). Long enough for a holiday without the phone; short enough that a
 /// phone lost years ago does not keep getting keys.
 pub const DEFAULT_INACTIVE_AFTER: Duration = Duration::from_secs(90 * 24 * 3600);
+
+/// Longer device lists pushed to us are ignored (no real account has that many devices).
+const MAX_LISTED_DEVICES: usize = 128;
 
 fn unix_now() -> u64 {
     std::time::SystemTime::now()
@@ -134,6 +139,7 @@ impl<S: Store> Hush<S> {
             owed_empty: Vec::new(),
             catching_up: false,
             strangers: StrangerLimits::default(),
+            republish_owed: false,
             since: unix_now(),
             inactive_after: DEFAULT_INACTIVE_AFTER,
             clock: unix_now,
@@ -375,6 +381,10 @@ impl<S: Store> Hush<S> {
         }
         // The facts the policy decides on: every device that could read, its trust, and
         // whether a session exists or can be built.
+        let mut all_peer_devices_inactive = true;
+        for d in &their_devices {
+            all_peer_devices_inactive &= self.inactive(suite, to, *d)?.is_some();
+        }
         let mut readers = Vec::new();
         let mut sessions: Vec<(BareJid, u32, Session)> = Vec::new();
         let mut reasons: Vec<((String, u32), String)> = Vec::new();
@@ -391,7 +401,13 @@ impl<S: Store> Hush<S> {
                 usable: false,
                 peer,
             };
-            if let Some(why) = self.inactive(suite, &jid, device)? {
+            let inactive = match self.inactive(suite, &jid, device)? {
+                // When every device of the contact is silent, leaving them all out would make
+                // the contact unreachable: inactivity then excludes nobody.
+                Some(_) if peer && all_peer_devices_inactive => None,
+                other => other,
+            };
+            if let Some(why) = inactive {
                 reasons.push(((jid.to_string(), device), why));
             } else {
                 match self.session_for(suite, &jid, device).await {
@@ -498,7 +514,8 @@ impl<S: Store> Hush<S> {
         self.xmpp.send_encrypted(to, &element, &origin_id).await?;
         self.store.mark_sent(id).map_err(store_err)?;
         // What this send reached becomes the conversation's floor; and writing to someone
-        // makes them a contact.
+        // makes them a contact. Read again: the user may have changed settings meanwhile.
+        conversation = self.store.conversation(to.as_str()).map_err(store_err)?;
         conversation.policy = conversation.policy.after_encrypted(&properties);
         conversation.contact = true;
         self.store
@@ -552,13 +569,7 @@ impl<S: Store> Hush<S> {
             .map_err(store_err)?;
         self.xmpp.send_plain(to, text, &origin_id).await?;
         self.store.mark_sent(id).map_err(store_err)?;
-        let mut conversation = self.store.conversation(to.as_str()).map_err(store_err)?;
-        if !conversation.contact {
-            conversation.contact = true;
-            self.store
-                .set_conversation(to.as_str(), &conversation)
-                .map_err(store_err)?;
-        }
+        self.mark_contact(to)?;
         Ok(SendReport {
             suite: None,
             devices: Vec::new(),
@@ -577,9 +588,13 @@ impl<S: Store> Hush<S> {
             &mut self.rng,
         )
         .map_err(store_err)?;
-        if retired + added > 0 {
+        if retired + added > 0 || self.republish_owed {
+            // Until the bundle is out, the server offers prekeys we no longer have: remember
+            // to try again.
+            self.republish_owed = true;
             let device = self.device()?;
             self.publish_bundles(&device).await?;
+            self.republish_owed = false;
         }
         Ok(())
     }
@@ -628,7 +643,9 @@ impl<S: Store> Hush<S> {
             }
             let left = deadline.saturating_duration_since(tokio::time::Instant::now());
             let next = self.xmpp.next_encrypted(left).await?;
-            self.apply_device_list_updates().await?;
+            if let Err(e) = self.apply_device_list_updates().await {
+                log::warn!("could not record a device-list change: {e}");
+            }
             let Some(incoming) = next else {
                 if self.xmpp.take_state_lost().await? {
                     // What was in flight while the session was down is in the archive.
@@ -649,6 +666,19 @@ impl<S: Store> Hush<S> {
     /// itself listed (removing a device is for devices no longer in use).
     async fn apply_device_list_updates(&mut self) -> Result<()> {
         for (jid, mut list) in self.xmpp.take_device_list_updates() {
+            // Only our own lists and our contacts' are kept: anyone can send a message that
+            // looks like a notification, and each id would become a stored row.
+            let record = self.store.conversation(jid.as_str()).map_err(store_err)?;
+            if jid != self.jid && (!record.contact || record.blocked) {
+                continue;
+            }
+            if list.devices.len() > MAX_LISTED_DEVICES {
+                log::warn!(
+                    "ignored a device list of {jid} with {} devices",
+                    list.devices.len()
+                );
+                continue;
+            }
             let ids: Vec<u32> = list.devices.iter().map(|d| d.id).collect();
             let now = self.now();
             self.store
@@ -691,10 +721,16 @@ impl<S: Store> Hush<S> {
         .await;
         self.catching_up = false;
         processed?;
-        self.retire_used_prekeys().await?;
+        // The messages are committed: what follows must not lose them, so a failure is
+        // logged and retried on the next occasion instead of returned.
+        if let Err(e) = self.retire_used_prekeys().await {
+            log::warn!("could not republish the bundle after catching up: {e}");
+        }
         // XEP-0384: the empty answers to key exchanges found in the archive go out now, once
         // per device, after the prekeys they used are retired.
-        self.pay_empty_messages().await?;
+        if let Err(e) = self.pay_empty_messages().await {
+            log::warn!("could not send the empty answers after catching up: {e}");
+        }
         Ok(out)
     }
 
@@ -745,6 +781,81 @@ impl<S: Store> Hush<S> {
         }))
     }
 
+    /// Spends one unit of a stranger's budget. `None`: go ahead. `Some(answer)`: over the
+    /// limit; the answer is a stored, visible notice the first time in a window, then nothing.
+    fn over_stranger_limit(
+        &mut self,
+        sender: &BareJid,
+        peer: &BareJid,
+        ids: &MessageIds,
+        sid: u32,
+        suite: Suite,
+    ) -> Result<Option<Option<Delivery>>> {
+        let verdict = self.strangers.check(sender.as_str(), self.now());
+        if verdict == Verdict::Allow {
+            return Ok(None);
+        }
+        if verdict == Verdict::Reject {
+            return Ok(Some(None));
+        }
+        let reason = format!(
+            "ignored messages and key exchanges from {sender}, whom you never wrote to: the \
+             limit for strangers ({} new sessions or failures per sender, {} in all, per hour) \
+             is reached. If you know them, write to them first; to stop them, `hush config \
+             {sender} --blocked on`",
+            strangers::PER_STRANGER,
+            strangers::ALL_STRANGERS
+        );
+        let record = Received {
+            ids: ids.clone(),
+            peer: peer.to_string(),
+            sender: sender.to_string(),
+            sender_device: sid,
+            suite,
+            at: self.now(),
+            outcome: Outcome::Failed {
+                reason: reason.clone(),
+            },
+        };
+        self.store
+            .commit_received(vec![record])
+            .map_err(store_err)?;
+        Ok(Some(Some(Delivery {
+            from: sender.to_string(),
+            device: sid,
+            suite: Some(suite),
+            body: None,
+            error: Some(reason),
+            trust: None,
+            properties: Properties::PLAINTEXT,
+            warning: None,
+        })))
+    }
+
+    /// Stores a message that could not be read, and returns it for display.
+    fn failed(&mut self, record: Received, reason: String) -> Result<Option<Delivery>> {
+        let (from, device, suite) = (record.sender.clone(), record.sender_device, record.suite);
+        self.store
+            .commit_received(vec![Received {
+                outcome: Outcome::Failed {
+                    reason: reason.clone(),
+                },
+                ..record
+            }])
+            .map_err(store_err)?;
+        Ok(Some(Delivery {
+            from,
+            device,
+            suite: Some(suite),
+            body: None,
+            error: Some(reason),
+            trust: None,
+            // Nothing was read, so nothing can be claimed about it.
+            properties: Properties::PLAINTEXT,
+            warning: None,
+        }))
+    }
+
     /// Decrypts one message and commits the result; `None` for duplicates, empty messages and
     /// copies of our own messages.
     async fn process(&mut self, incoming: Incoming) -> Result<Option<Delivery>> {
@@ -761,6 +872,20 @@ impl<S: Store> Hush<S> {
         {
             return Ok(None);
         }
+        if sender != self.jid
+            && self
+                .store
+                .conversation(sender.as_str())
+                .map_err(store_err)?
+                .blocked
+        {
+            log::info!("ignored a message from {sender}, whom you blocked");
+            return Ok(None);
+        }
+        if sender == self.jid && peer != self.jid {
+            // A copy of what another device of ours sent: we wrote to that contact.
+            self.mark_contact(&peer)?;
+        }
         let encrypted = match payload {
             Payload::Omemo(e) => e,
             Payload::Plain(body) => return self.process_plaintext(sender, peer, ids, body),
@@ -772,54 +897,10 @@ impl<S: Store> Hush<S> {
         if sender == self.jid && sid == self.device_id {
             return Ok(None); // our own message, reflected
         }
+        let stranger = self.is_stranger(&sender)?;
         let key = SessionKey::new(suite, sender.as_str(), sid);
         let mut existing = self.store.session(&key).map_err(store_err)?;
-        let conversation = self
-            .store
-            .conversation(sender.as_str())
-            .map_err(store_err)?;
-        if conversation.blocked {
-            log::info!("ignored a message from {sender}, whom you blocked");
-            return Ok(None);
-        }
-        if existing.is_none() && encrypted.is_ok() && self.is_stranger(&sender)? {
-            match self.strangers.check(sender.as_str(), self.now()) {
-                Verdict::Allow => {}
-                Verdict::Reject => return Ok(None),
-                Verdict::RejectAndNotify => {
-                    let reason = format!(
-                        "ignored key exchanges from {sender}, who shares no conversation with \
-                         you: more than {} new sessions within an hour. If you know them, write \
-                         to them first; to stop them, `hush config {sender} --blocked on`",
-                        strangers::PER_STRANGER
-                    );
-                    let record = Received {
-                        ids,
-                        peer: peer.to_string(),
-                        sender: sender.to_string(),
-                        sender_device: sid,
-                        suite,
-                        at: self.now(),
-                        outcome: Outcome::Failed {
-                            reason: reason.clone(),
-                        },
-                    };
-                    self.store
-                        .commit_received(vec![record])
-                        .map_err(store_err)?;
-                    return Ok(Some(Delivery {
-                        from: sender.to_string(),
-                        device: sid,
-                        suite: Some(suite),
-                        body: None,
-                        error: Some(reason),
-                        trust: None,
-                        properties: Properties::PLAINTEXT,
-                        warning: None,
-                    }));
-                }
-            }
-        }
+        let held_identity = existing.as_ref().map(|s| *s.peer_identity());
         let device = self.device()?;
         let result = encrypted.and_then(|el| {
             let o = device.open(
@@ -858,108 +939,154 @@ impl<S: Store> Hush<S> {
             };
             Ok((o, body))
         });
-        let at = self.now();
-        let record = |outcome| Received {
-            ids,
+        let record = Received {
+            ids: ids.clone(),
             peer: peer.to_string(),
             sender: sender.to_string(),
             sender_device: sid,
             suite,
-            at,
-            outcome,
+            at: self.now(),
+            outcome: Outcome::Failed {
+                reason: String::new(),
+            },
         };
-        match result {
-            Ok((o, body)) => {
-                let trust = Some(self.note_identity(sender.as_str(), &o.sender_identity)?);
-                let kex = o.was_key_exchange;
-                let session = o
-                    .new_session
-                    .or(existing)
-                    .expect("an opened message has a session");
-                let heartbeat = session.needs_heartbeat();
-                let used_prekey = o.consumed_prekey.is_some();
-                let outcome = Outcome::Decrypted {
-                    session: Box::new(session),
-                    body: body.as_ref().map(|b| b.as_bytes().to_vec()),
-                    consumed_prekey: o.consumed_prekey,
-                };
-                if self
-                    .store
-                    .commit_received(vec![record(outcome)])
-                    .map_err(store_err)?[0]
-                    == Commit::Duplicate
-                {
-                    return Ok(None);
-                }
-                if used_prekey && !self.catching_up {
-                    // Outside a catch-up a used one-time prekey goes at once: XEP-0384 keeps
-                    // them only while the archive may still hold messages built on them.
-                    self.retire_used_prekeys().await?;
-                }
-                if kex || heartbeat {
-                    // XEP-0384: answer a key exchange with an empty message so the peer stops
-                    // sending it, and send a heartbeat after many unanswered messages.
-                    let owed = (suite, sender.clone(), sid);
-                    if !self.owed_empty.contains(&owed) {
-                        self.owed_empty.push(owed);
-                    }
-                    if !self.catching_up {
-                        self.pay_empty_messages().await?;
-                    }
-                }
-                if body.is_some() {
-                    let mut conversation =
-                        self.store.conversation(peer.as_str()).map_err(store_err)?;
-                    if !conversation.policy.encrypted {
-                        conversation.policy.encrypted = true;
-                        self.store
-                            .set_conversation(peer.as_str(), &conversation)
-                            .map_err(store_err)?;
-                    }
-                }
-                let authentication = if trust == Some(Trust::Verified) {
-                    Authentication::Strong
-                } else {
-                    Authentication::Weak
-                };
-                Ok(body.map(|b| Delivery {
-                    from: sender.to_string(),
-                    device: sid,
-                    suite: Some(suite),
-                    body: Some(b),
-                    error: None,
-                    trust,
-                    properties: Properties::omemo(authentication),
-                    warning: None,
-                }))
-            }
+        let (o, body) = match result {
+            Ok(opened) => opened,
             // Exact duplicates are ignored silently, as XEP-0384 requires.
-            Err(ProtoError::Duplicate { .. }) => Ok(None),
+            Err(ProtoError::Duplicate { .. }) => return Ok(None),
             // An empty message between two other devices (e.g. our phone completing a session
             // with a contact, seen in our archive) carries nothing for us.
-            Err(ProtoError::NotForThisDevice(_)) if !has_payload => Ok(None),
+            Err(ProtoError::NotForThisDevice(_)) if !has_payload => return Ok(None),
             Err(e) => {
+                // A stranger's failures are budgeted like its new sessions: junk cannot fill
+                // the history.
+                if stranger {
+                    if let Some(answer) =
+                        self.over_stranger_limit(&sender, &peer, &ids, sid, suite)?
+                    {
+                        return Ok(answer);
+                    }
+                }
                 let reason = format!(
                     "could not decrypt a message from device {sid} of {sender}: {e}. If this repeats, run `hush session reset {sender} {sid}`"
                 );
-                self.store
-                    .commit_received(vec![record(Outcome::Failed {
-                        reason: reason.clone(),
-                    })])
-                    .map_err(store_err)?;
-                Ok(Some(Delivery {
-                    from: sender.to_string(),
-                    device: sid,
-                    suite: Some(suite),
-                    body: None,
-                    error: Some(reason),
-                    trust: None,
-                    // Nothing was read, so nothing can be claimed about it.
-                    properties: Properties::PLAINTEXT,
-                    warning: None,
-                }))
+                return self.failed(record, reason);
+            }
+        };
+        if o.new_session.is_some() {
+            // A new session from a stranger costs a prekey and storage: budgeted. Nothing is
+            // committed when over the limit, so the prekey stays unused.
+            if stranger {
+                if let Some(answer) = self.over_stranger_limit(&sender, &peer, &ids, sid, suite)? {
+                    return Ok(answer);
+                }
+            }
+            // A key exchange for a device we already hold a session with, under another
+            // identity key, is not taken: XEP-0384 leaves replacing a session to the user, and
+            // the server could otherwise swap a verified key for its own.
+            if held_identity.is_some_and(|held| held != o.sender_identity) {
+                let reason = format!(
+                    "device {sid} of {sender} sent a key exchange with a DIFFERENT identity key \
+                     ({}); it was not accepted and the old session stays. If {sender} really \
+                     reinstalled, verify the new fingerprint, then run `hush session reset \
+                     {sender} {sid}`",
+                    o.sender_identity.fingerprint()
+                );
+                return self.failed(record, reason);
             }
         }
+        let trust = self.note_identity(sender.as_str(), &o.sender_identity)?;
+        let kex = o.was_key_exchange;
+        let Some(session) = o.new_session.or(existing) else {
+            return self.failed(record, "internal error: no session after decryption".into());
+        };
+        let heartbeat = session.needs_heartbeat();
+        let used_prekey = o.consumed_prekey.is_some();
+        let outcome = Outcome::Decrypted {
+            session: Box::new(session),
+            body: body.as_ref().map(|b| b.as_bytes().to_vec()),
+            consumed_prekey: o.consumed_prekey,
+        };
+        if self
+            .store
+            .commit_received(vec![Received { outcome, ..record }])
+            .map_err(store_err)?[0]
+            == Commit::Duplicate
+        {
+            return Ok(None);
+        }
+        // The message is committed: what follows must not lose it, so failures are reported
+        // and retried later instead of returned.
+        if used_prekey && !self.catching_up {
+            // Outside a catch-up a used one-time prekey goes at once: XEP-0384 keeps them only
+            // while the archive may still hold messages built on them.
+            if let Err(e) = self.retire_used_prekeys().await {
+                log::warn!("could not republish the bundle after a key exchange: {e}");
+            }
+        }
+        if kex || heartbeat {
+            // XEP-0384: answer a key exchange with an empty message so the peer stops sending
+            // it, and send a heartbeat after many unanswered messages.
+            let owed = (suite, sender.clone(), sid);
+            if !self.owed_empty.contains(&owed) {
+                self.owed_empty.push(owed);
+            }
+            if !self.catching_up {
+                if let Err(e) = self.pay_empty_messages().await {
+                    log::warn!("could not send the empty answer to {sender}: {e}");
+                }
+            }
+        }
+        let Some(body) = body else {
+            return Ok(None);
+        };
+        let mut conversation = self.store.conversation(peer.as_str()).map_err(store_err)?;
+        if !conversation.policy.encrypted {
+            conversation.policy.encrypted = true;
+            self.store
+                .set_conversation(peer.as_str(), &conversation)
+                .map_err(store_err)?;
+        }
+        let warning = if trust == Trust::Distrusted {
+            Some(format!(
+                "from device {sid} of {sender}, whose key you DISTRUSTED; it may not be {sender}"
+            ))
+        } else if conversation.policy.min_auth == Authentication::Strong && trust != Trust::Verified
+        {
+            Some(format!(
+                "from device {sid} of {sender}, which is NOT VERIFIED, in a conversation that \
+                 requires verified devices; it may not be {sender}"
+            ))
+        } else {
+            None
+        };
+        let authentication = if trust == Trust::Verified {
+            Authentication::Strong
+        } else {
+            Authentication::Weak
+        };
+        Ok(Some(Delivery {
+            from: sender.to_string(),
+            device: sid,
+            suite: Some(suite),
+            body: Some(body),
+            error: None,
+            trust: Some(trust),
+            properties: Properties::omemo(authentication),
+            warning,
+        }))
+    }
+
+    /// Records that we wrote to `jid` (from this device or another of ours).
+    fn mark_contact(&mut self, jid: &BareJid) -> Result<()> {
+        let mut conversation = self.store.conversation(jid.as_str()).map_err(store_err)?;
+        if !conversation.contact {
+            conversation.contact = true;
+            self.store
+                .set_conversation(jid.as_str(), &conversation)
+                .map_err(store_err)?;
+        }
+        Ok(())
     }
 
     /// What happened to the link since login.

@@ -23,6 +23,8 @@ use crate::pep;
 
 /// How long to wait for the server before giving up on a request.
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(20);
+/// Device-list notifications kept between two reads.
+const MAX_PENDING_LISTS: usize = 256;
 /// Depth of the stanza queues in each direction.
 const QUEUE_DEPTH: usize = 64;
 
@@ -74,6 +76,10 @@ pub struct XmppClient {
     link: LinkStats,
     /// Device lists pushed by the server (PEP `+notify`), not yet taken.
     device_updates: Vec<(BareJid, DeviceList)>,
+    /// `link.rebuilt` at the last successful flush.
+    rebuilt_at_flush: u32,
+    /// A random prefix for our request ids, so answers cannot be guessed ahead.
+    id_prefix: String,
 }
 
 impl core::fmt::Debug for XmppClient {
@@ -226,6 +232,8 @@ impl XmppClient {
             state_lost: false,
             link: LinkStats::default(),
             device_updates: Vec::new(),
+            rebuilt_at_flush: 0,
+            id_prefix: format!("hush-{:016x}", rand::random::<u64>()),
         };
         this.start_session().await?;
         Ok(this)
@@ -324,10 +332,11 @@ impl XmppClient {
     /// presence are set up again here; the caller should catch up from the archive, where
     /// whatever was in flight is kept.
     pub async fn take_state_lost(&mut self) -> Result<bool> {
-        if !std::mem::take(&mut self.state_lost) {
+        if !self.state_lost {
             return Ok(false);
         }
         self.start_session().await?;
+        self.state_lost = false;
         Ok(true)
     }
 
@@ -365,7 +374,10 @@ impl XmppClient {
         found: &mut Vec<Incoming>,
     ) -> Result<IqResponse> {
         self.query_serial += 1;
-        let id = format!("hush-iq-{}", self.query_serial);
+        let id = format!("{}-{}", self.id_prefix, self.query_serial);
+        // The answer must come from where the request went (our own account when `to` is
+        // empty): anyone else could otherwise answer in its place.
+        let expected = to.as_ref().map(|j| j.to_bare());
         let iq = match req {
             IqRequest::Get(payload) => Iq::Get {
                 from: None,
@@ -385,10 +397,10 @@ impl XmppClient {
         loop {
             tokio::select! {
                 event = self.stream.next() => match event {
-                    Some(Event::Stanza(Stanza::Iq(Iq::Result { id: rid, payload, .. }))) if rid == id => {
+                    Some(Event::Stanza(Stanza::Iq(Iq::Result { id: rid, payload, from, .. }))) if rid == id && self.answers(&from, &expected) => {
                         return Ok(IqResponse::Result(payload));
                     }
-                    Some(Event::Stanza(Stanza::Iq(Iq::Error { id: rid, error, .. }))) if rid == id => {
+                    Some(Event::Stanza(Stanza::Iq(Iq::Error { id: rid, error, from, .. }))) if rid == id && self.answers(&from, &expected) => {
                         return Ok(IqResponse::Error(error));
                     }
                     Some(Event::Stanza(Stanza::Message(m))) => self.sort(m, query, found),
@@ -402,10 +414,33 @@ impl XmppClient {
         }
     }
 
+    /// Whether an IQ answer from `from` may answer a request sent to `expected` (`None`: our
+    /// own account, answered by the account or the server).
+    fn answers(&self, from: &Option<Jid>, expected: &Option<BareJid>) -> bool {
+        match (from, expected) {
+            (None, _) => true, // from the server itself, on our own stream
+            (Some(f), Some(e)) => f.to_bare() == *e,
+            (Some(f), None) => {
+                f.to_bare() == self.jid || f.to_bare().as_str() == self.jid.domain().as_str()
+            }
+        }
+    }
+
+    /// Keeps a device-list notification: the latest one per owner and suite, at most
+    /// `MAX_PENDING_LISTS` owners, so a flood of notifications cannot grow memory.
+    fn keep_device_list(&mut self, owner: BareJid, list: DeviceList) {
+        self.device_updates
+            .retain(|(j, l)| !(*j == owner && l.suite == list.suite));
+        if self.device_updates.len() >= MAX_PENDING_LISTS {
+            self.device_updates.remove(0);
+        }
+        self.device_updates.push((owner, list));
+    }
+
     fn sort(&mut self, m: Message, query: Option<&str>, found: &mut Vec<Incoming>) {
         let el = Element::from(m);
-        if let Some(update) = disco::device_list_update(&el) {
-            self.device_updates.push(update);
+        if let Some((owner, list)) = disco::device_list_update(&el) {
+            self.keep_device_list(owner, list);
         } else if let Some(i) = query.and_then(|q| classify(&el, &self.jid, Some(q))) {
             found.push(i);
         } else if let Some(live) = classify(&el, &self.jid, None) {
@@ -583,10 +618,13 @@ impl XmppClient {
         origin_id: &str,
     ) -> Result<()> {
         let mut m = Self::chat_message(to, origin_id);
-        m.bodies.insert(
-            Default::default(),
-            "This message is encrypted with OMEMO; your client cannot decrypt it.".to_owned(),
-        );
+        if encrypted.payload.is_some() {
+            // Empty messages (key-exchange answers, heartbeats) carry no text to stand in for.
+            m.bodies.insert(
+                Default::default(),
+                "This message is encrypted with OMEMO; your client cannot decrypt it.".to_owned(),
+            );
+        }
         m.payloads.push(encrypted.to_element());
         m.payloads
             .push(Element::builder("store", "urn:xmpp:hints").build());
@@ -620,14 +658,17 @@ impl XmppClient {
         if let Some(m) = self.pending.pop_front() {
             return Ok(Some(m));
         }
+        if self.state_lost {
+            return Ok(None); // seen during a request: the caller catches up first
+        }
         let own = self.jid.clone();
         let wait = async {
             while let Some(event) = self.stream.next().await {
                 match event {
                     Event::Stanza(Stanza::Message(m)) => {
                         let m = Element::from(m);
-                        if let Some(update) = disco::device_list_update(&m) {
-                            self.device_updates.push(update);
+                        if let Some((owner, list)) = disco::device_list_update(&m) {
+                            self.keep_device_list(owner, list);
                         } else if let Some(found) = classify(&m, &own, None) {
                             return Ok(Some(found));
                         }
@@ -702,11 +743,21 @@ impl XmppClient {
 
     /// Makes sure everything sent so far reached the server: the server answers IQs in order,
     /// so once it answered a ping, it has every stanza sent before it.
+    ///
+    /// Fails if the session was rebuilt (not resumed) since the last flush: stanzas written
+    /// before the link dropped may then never have reached the server.
     pub async fn flush(&mut self) -> Result<()> {
         let ping = Element::builder("ping", "urn:xmpp:ping").build();
-        self.request(None, IqRequest::Get(ping), "ping")
-            .await
-            .map(|_| ())
+        self.request(None, IqRequest::Get(ping), "ping").await?;
+        let rebuilt = self.link.rebuilt;
+        if rebuilt != std::mem::replace(&mut self.rebuilt_at_flush, rebuilt) {
+            return Err(XmppError::Disconnected(
+                "the connection was lost and the session could not be resumed; what was sent \
+                 just before may not have arrived"
+                    .into(),
+            ));
+        }
+        Ok(())
     }
 
     /// Flushes, then closes the stream politely.

@@ -154,3 +154,49 @@ async fn strong_authentication_sends_only_to_verified_devices() {
         .unwrap();
     assert!(seen.error.is_some(), "{seen:?}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_new_identity_key_for_a_known_device_is_not_taken_silently() {
+    let server = Prosody::start("policy-new-key");
+    let mut alice = account(&server, None, "alice", 11).await;
+    let mut bob = account(&server, None, "bob", 22).await;
+    let bob_jid = bob.jid().clone();
+    let alice_jid = alice.jid().clone();
+    bob.send_text(&alice_jid, "original key").await.unwrap();
+    expect_text(&mut alice, "original key").await;
+    let held = |alice: &hush_xmpp::Hush<hush_store::MemoryStore>| {
+        *alice
+            .store()
+            .session(&SessionKey::new(Suite::Omemo2, bob_jid.as_str(), 22))
+            .unwrap()
+            .unwrap()
+            .peer_identity()
+    };
+    let original = held(&alice);
+    bob.close().await.unwrap();
+
+    // Device 22 comes back with other keys (a reinstall — or someone who took over the id).
+    let mut impostor = device(&server, None, bob_jid.as_str(), 22).await;
+    impostor.send_text(&alice_jid, "trust me").await.unwrap();
+    let d = alice
+        .receive(Duration::from_secs(20))
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(d.body.is_none(), "{d:?}");
+    let error = d.error.unwrap();
+    assert!(error.contains("DIFFERENT identity key"), "{error}");
+    assert_eq!(held(&alice), original, "the old session stays");
+
+    // Only the user replaces it.
+    assert_eq!(
+        hush_store::reset_sessions(alice.store_mut(), bob_jid.as_str(), Some(22)).unwrap(),
+        1
+    );
+    impostor
+        .send_text(&alice_jid, "after the reset")
+        .await
+        .unwrap();
+    expect_text(&mut alice, "after the reset").await;
+    assert_ne!(held(&alice), original);
+}

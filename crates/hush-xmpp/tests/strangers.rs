@@ -18,7 +18,14 @@ use support::{account, expect_text};
 const FLOOD: u32 = 1000;
 
 /// Mallory's stanzas: each from a fresh device, each a key exchange with Alice's device 11.
-async fn flood(server: &Prosody, alice: &BareJid, count: u32, tag: &str) -> XmppClient {
+/// With `one_device`, every exchange claims the same device id (a fresh session each time).
+async fn flood(
+    server: &Prosody,
+    alice: &BareJid,
+    count: u32,
+    tag: &str,
+    one_device: bool,
+) -> XmppClient {
     let options = ConnectOptions {
         server: Some(server.address()),
         insecure_loopback: true,
@@ -35,7 +42,7 @@ async fn flood(server: &Prosody, alice: &BareJid, count: u32, tag: &str) -> Xmpp
             sce::seal(&[sce::body("spam")], &jid, alice.as_str(), None, &mut rng).unwrap();
         let el = seal(
             Suite::Omemo2,
-            1000 + i,
+            if one_device { 1000 } else { 1000 + i },
             Some(&payload),
             &mut [Recipient {
                 jid: alice.as_str(),
@@ -71,7 +78,7 @@ async fn a_flood_of_key_exchanges_from_a_stranger_is_bounded() {
     expect_text(&mut alice, "hello").await;
     let pool = prekeys(&alice);
 
-    let _mallory = flood(&server, &alice_jid, FLOOD, "a").await;
+    let _mallory = flood(&server, &alice_jid, FLOOD, "a", false).await;
     bob.send_text(&alice_jid, "real message").await.unwrap();
 
     // Alice works through everything until Bob's message; exactly one notice about Mallory.
@@ -86,7 +93,7 @@ async fn a_flood_of_key_exchanges_from_a_stranger_is_bounded() {
         if d.from.starts_with("mallory") {
             match (&d.body, &d.error) {
                 (Some(_), _) => spam += 1,
-                (None, Some(e)) if e.contains("ignored key exchanges") => notices += 1,
+                (None, Some(e)) if e.contains("ignored messages and key exchanges") => notices += 1,
                 // Mallory reuses one bundle: once a prekey is retired, later exchanges built
                 // on it fail to decrypt, visibly. Those were processed too.
                 (None, Some(e)) if e.contains("could not decrypt") => spam += 1,
@@ -123,13 +130,64 @@ async fn a_flood_of_key_exchanges_from_a_stranger_is_bounded() {
             },
         )
         .unwrap();
-    let _mallory_b = flood(&server, &alice_jid, 50, "b").await;
+    let _mallory_b = flood(&server, &alice_jid, 50, "b", false).await;
+    // Plaintext from a blocked JID is not kept either.
+    let mut carol = account(&server, None, "carol", 77).await;
+    let carol_jid = carol.jid().to_string();
+    alice
+        .store_mut()
+        .set_conversation(
+            &carol_jid,
+            &ConversationRecord {
+                blocked: true,
+                ..Default::default()
+            },
+        )
+        .unwrap();
+    let clear = hush_xmpp::SendOptions {
+        plaintext: true,
+        ..Default::default()
+    };
+    carol.send(&alice_jid, "buy now", clear).await.unwrap();
     bob.send_text(&alice_jid, "after the block").await.unwrap();
     expect_text(&mut alice, "after the block").await;
     assert!(alice.store().history(blocked, 100).unwrap().is_empty());
+    assert!(alice.store().history(&carol_jid, 100).unwrap().is_empty());
     assert!(alice
         .store()
         .sessions_of(Suite::Omemo2, blocked)
         .unwrap()
         .is_empty());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn repeated_key_exchanges_on_one_device_id_are_bounded_too() {
+    let server = Prosody::start("strangers-one-id");
+    let mut alice = account(&server, None, "alice", 11).await;
+    let mut bob = account(&server, None, "bob", 22).await;
+    let alice_jid = alice.jid().clone();
+    bob.send_text(&alice_jid, "hello").await.unwrap();
+    expect_text(&mut alice, "hello").await;
+    let _mallory = flood(&server, &alice_jid, 200, "one", true).await;
+    bob.send_text(&alice_jid, "still here").await.unwrap();
+    let mut seen = 0;
+    loop {
+        let d = alice
+            .receive(Duration::from_secs(120))
+            .await
+            .unwrap()
+            .unwrap();
+        if d.from.starts_with("mallory") {
+            seen += 1;
+        } else {
+            assert_eq!(d.body.as_deref(), Some("still here"), "{d:?}");
+            break;
+        }
+    }
+    // At most the budget plus one notice, although every exchange built a fresh session.
+    assert!(
+        seen <= PER_STRANGER + 1,
+        "{seen} messages from the stranger got through"
+    );
+    assert!(alice.store().used_prekeys().unwrap().is_empty());
 }
