@@ -84,6 +84,8 @@ pub struct Hush<S: Store> {
     strangers: StrangerLimits,
     /// The bundle changed but publishing it failed.
     republish_owed: bool,
+    /// This device's keys, as stored (see [`Self::reload_device`]).
+    local: hush_proto::LocalDevice,
     /// Devices not heard from for this long are left out until they show up again.
     inactive_after: Duration,
     /// The wall clock, in unix seconds (replaceable for tests and simulations).
@@ -140,6 +142,7 @@ impl<S: Store> Hush<S> {
             catching_up: false,
             strangers: StrangerLimits::default(),
             republish_owed: false,
+            local: account.device,
             since: unix_now(),
             inactive_after: DEFAULT_INACTIVE_AFTER,
             clock: unix_now,
@@ -270,10 +273,18 @@ impl<S: Store> Hush<S> {
 
     /// This device's keys, as stored.
     fn device(&self) -> Result<hush_proto::LocalDevice> {
+        Ok(self.local.clone())
+    }
+
+    /// Reads this device's keys from the store again, after the store changed them. Decoding
+    /// derives every public key (a hundred or so scalar multiplications), so the keys are
+    /// kept in memory instead of being read for every message.
+    fn reload_device(&mut self) -> Result<()> {
         let account = self.store.account().map_err(store_err)?;
-        Ok(account
+        self.local = account
             .ok_or_else(|| XmppError::Store("the account disappeared from the store".into()))?
-            .device)
+            .device;
+        Ok(())
     }
 
     /// Publishes this device's bundle in every suite.
@@ -326,8 +337,7 @@ impl<S: Store> Hush<S> {
             .bundle(jid, suite, device)
             .await
             .map_err(|e| e.to_string())?;
-        let device = self.device().map_err(|e| e.to_string())?;
-        Session::initiate(device.identity(), &bundle, &mut self.rng).map_err(|e| e.to_string())
+        Session::initiate(self.local.identity(), &bundle, &mut self.rng).map_err(|e| e.to_string())
     }
 
     /// Sends `text` to `to` encrypted, as the default policy says (see [`Self::send`]).
@@ -588,6 +598,9 @@ impl<S: Store> Hush<S> {
             &mut self.rng,
         )
         .map_err(store_err)?;
+        if retired + added > 0 {
+            self.reload_device()?;
+        }
         if retired + added > 0 || self.republish_owed {
             // Until the bundle is out, the server offers prekeys we no longer have: remember
             // to try again.
@@ -901,7 +914,7 @@ impl<S: Store> Hush<S> {
         let key = SessionKey::new(suite, sender.as_str(), sid);
         let mut existing = self.store.session(&key).map_err(store_err)?;
         let held_identity = existing.as_ref().map(|s| *s.peer_identity());
-        let device = self.device()?;
+        let device = &self.local;
         let result = encrypted.and_then(|el| {
             let o = device.open(
                 &el,
