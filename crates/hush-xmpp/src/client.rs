@@ -6,7 +6,7 @@ use std::time::Duration;
 use futures::StreamExt;
 use hush_proto::{Bundle, DeviceList, Element, EncryptedElement, Suite};
 use tokio::sync::oneshot;
-use tokio_xmpp::connect::{DnsConfig, StartTlsServerConnector, TcpServerConnector};
+use tokio_xmpp::connect::{DnsConfig, StartTlsServerConnector};
 use tokio_xmpp::parsers::iq::Iq;
 use tokio_xmpp::parsers::jid::{BareJid, Jid};
 use tokio_xmpp::parsers::message::{Message, MessageType};
@@ -170,11 +170,7 @@ impl XmppClient {
             return Err(XmppError::InsecureNotLoopback(server));
         }
         let (mut stream, first) = if options.insecure_loopback {
-            stream_with(
-                TcpServerConnector::from(DnsConfig::addr(&server)),
-                &bare,
-                password,
-            )
+            stream_with(login::LoopbackTcp(server.clone()), &bare, password)
         } else {
             let (host, port) = server.rsplit_once(':').unwrap_or((&server, "5222"));
             stream_with(

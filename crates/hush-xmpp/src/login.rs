@@ -137,3 +137,41 @@ pub(crate) fn reconnector<C: ServerConnector>(
         }
     })
 }
+
+/// Plain TCP to a loopback address (`--insecure-loopback`), with Nagle's algorithm off:
+/// XMPP writes many small stanzas and waits for answers, and Nagle plus delayed ACKs would add
+/// tens of milliseconds to each round trip.
+#[derive(Clone, Debug)]
+pub(crate) struct LoopbackTcp(pub(crate) String);
+
+impl ServerConnector for LoopbackTcp {
+    type Stream = tokio::io::BufStream<tokio::net::TcpStream>;
+
+    async fn connect(
+        &self,
+        jid: &Jid,
+        ns: &'static str,
+        timeouts: Timeouts,
+    ) -> Result<
+        (
+            tokio_xmpp::xmlstream::PendingFeaturesRecv<Self::Stream>,
+            sasl::common::ChannelBinding,
+        ),
+        tokio_xmpp::Error,
+    > {
+        let tcp = tokio::net::TcpStream::connect(&self.0).await?;
+        tcp.set_nodelay(true)?;
+        let pending = tokio_xmpp::xmlstream::initiate_stream(
+            tokio::io::BufStream::new(tcp),
+            ns,
+            StreamHeader {
+                to: Some(jid.domain().as_str().into()),
+                from: None,
+                id: None,
+            },
+            timeouts,
+        )
+        .await?;
+        Ok((pending, sasl::common::ChannelBinding::None))
+    }
+}
