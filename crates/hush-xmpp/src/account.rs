@@ -295,19 +295,6 @@ impl<S: Store> Hush<S> {
         Ok(())
     }
 
-    /// A JID we never wrote to (never ourselves): its new sessions are rate-limited. Sessions
-    /// it opened itself do not make it a contact, or a flood would promote itself.
-    fn is_stranger(&self, jid: &BareJid) -> Result<bool> {
-        if *jid == self.jid {
-            return Ok(false);
-        }
-        Ok(!self
-            .store
-            .conversation(jid.as_str())
-            .map_err(store_err)?
-            .contact)
-    }
-
     /// Records a new identity as blindly trusted; returns the trust state.
     fn note_identity(&mut self, jid: &str, identity: &IdentityKey) -> Result<Trust> {
         match self.store.trust(jid, identity).map_err(store_err)? {
@@ -391,10 +378,21 @@ impl<S: Store> Hush<S> {
         }
         // The facts the policy decides on: every device that could read, its trust, and
         // whether a session exists or can be built.
-        let mut all_peer_devices_inactive = true;
-        for d in &their_devices {
-            all_peer_devices_inactive &= self.inactive(suite, to, *d)?.is_some();
+        let mut silent: Vec<((BareJid, u32), String)> = Vec::new();
+        for (jid, device) in their_devices
+            .iter()
+            .map(|d| (to, *d))
+            .chain(own_devices.iter().map(|d| (&self.jid, *d)))
+        {
+            if let Some(why) = self.inactive(suite, jid, device)? {
+                silent.push(((jid.clone(), device), why));
+            }
         }
+        // When every device of the contact is silent, leaving them all out would make the
+        // contact unreachable: inactivity then excludes none of the contact's devices.
+        let all_peer_devices_inactive = their_devices
+            .iter()
+            .all(|d| silent.iter().any(|((j, sd), _)| j == to && sd == d));
         let mut readers = Vec::new();
         let mut sessions: Vec<(BareJid, u32, Session)> = Vec::new();
         let mut reasons: Vec<((String, u32), String)> = Vec::new();
@@ -411,12 +409,11 @@ impl<S: Store> Hush<S> {
                 usable: false,
                 peer,
             };
-            let inactive = match self.inactive(suite, &jid, device)? {
-                // When every device of the contact is silent, leaving them all out would make
-                // the contact unreachable: inactivity then excludes nobody.
-                Some(_) if peer && all_peer_devices_inactive => None,
-                other => other,
-            };
+            let inactive = silent
+                .iter()
+                .find(|((j, d), _)| *j == jid && *d == device)
+                .filter(|_| !(peer && all_peer_devices_inactive))
+                .map(|(_, why)| why.clone());
             if let Some(why) = inactive {
                 reasons.push(((jid.to_string(), device), why));
             } else {
@@ -885,13 +882,15 @@ impl<S: Store> Hush<S> {
         {
             return Ok(None);
         }
-        if sender != self.jid
-            && self
-                .store
-                .conversation(sender.as_str())
-                .map_err(store_err)?
-                .blocked
-        {
+        // The sender's record says whether it is blocked, and whether it is a stranger: a JID
+        // we never wrote to, whose new sessions are rate-limited (sessions it opened itself do
+        // not make it a contact, or a flood would promote itself).
+        let sender_record = self
+            .store
+            .conversation(sender.as_str())
+            .map_err(store_err)?;
+        let stranger = sender != self.jid && !sender_record.contact;
+        if sender != self.jid && sender_record.blocked {
             log::info!("ignored a message from {sender}, whom you blocked");
             return Ok(None);
         }
@@ -910,7 +909,6 @@ impl<S: Store> Hush<S> {
         if sender == self.jid && sid == self.device_id {
             return Ok(None); // our own message, reflected
         }
-        let stranger = self.is_stranger(&sender)?;
         let key = SessionKey::new(suite, sender.as_str(), sid);
         let mut existing = self.store.session(&key).map_err(store_err)?;
         let held_identity = existing.as_ref().map(|s| *s.peer_identity());
