@@ -816,7 +816,21 @@ impl<S: Store> Hush<S> {
             strangers::PER_STRANGER,
             strangers::ALL_STRANGERS
         );
-        let record = Received {
+        let record = self.record_of(sender, peer, ids, sid, suite);
+        Ok(Some(self.failed(record, reason)?))
+    }
+
+    /// The history record of a message from device `sid` of `sender` (its outcome to be
+    /// filled in).
+    fn record_of(
+        &self,
+        sender: &BareJid,
+        peer: &BareJid,
+        ids: &MessageIds,
+        sid: u32,
+        suite: Suite,
+    ) -> Received {
+        Received {
             ids: ids.clone(),
             peer: peer.to_string(),
             sender: sender.to_string(),
@@ -824,22 +838,9 @@ impl<S: Store> Hush<S> {
             suite,
             at: self.now(),
             outcome: Outcome::Failed {
-                reason: reason.clone(),
+                reason: String::new(),
             },
-        };
-        self.store
-            .commit_received(vec![record])
-            .map_err(store_err)?;
-        Ok(Some(Some(Delivery {
-            from: sender.to_string(),
-            device: sid,
-            suite: Some(suite),
-            body: None,
-            error: Some(reason),
-            trust: None,
-            properties: Properties::PLAINTEXT,
-            warning: None,
-        })))
+        }
     }
 
     /// Stores a message that could not be read, and returns it for display.
@@ -950,17 +951,7 @@ impl<S: Store> Hush<S> {
             };
             Ok((o, body))
         });
-        let record = Received {
-            ids: ids.clone(),
-            peer: peer.to_string(),
-            sender: sender.to_string(),
-            sender_device: sid,
-            suite,
-            at: self.now(),
-            outcome: Outcome::Failed {
-                reason: String::new(),
-            },
-        };
+        let record = self.record_of(&sender, &peer, &ids, sid, suite);
         let (o, body) = match result {
             Ok(opened) => opened,
             // Exact duplicates are ignored silently, as XEP-0384 requires.
