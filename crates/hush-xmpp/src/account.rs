@@ -645,8 +645,16 @@ impl<S: Store> Hush<S> {
 
     /// Waits up to `timeout` for the next message and commits it. Exact duplicates are
     /// skipped silently; a message that does not decrypt is stored and returned with its error.
+    ///
+    /// The first call on a connection that has not caught up yet does so first (see
+    /// [`Self::catch_up`]): the session goes online only after reading the archive, and
+    /// whatever arrived since connecting waits there.
     pub async fn receive(&mut self, timeout: Duration) -> Result<Option<Delivery>> {
         let deadline = tokio::time::Instant::now() + timeout;
+        if !self.xmpp.is_online() {
+            let found = self.catch_up(self.since).await?;
+            self.backlog.extend(found);
+        }
         loop {
             if let Some(d) = self.backlog.pop_front() {
                 return Ok(Some(d));
@@ -713,24 +721,11 @@ impl<S: Store> Hush<S> {
     /// them until catch-up is over). Returns the messages with text or errors.
     pub async fn catch_up(&mut self, since: u64) -> Result<Vec<Delivery>> {
         self.since = self.since.min(since);
-        let after = self
-            .store
-            .last_archive_id(self.jid.as_str())
-            .map_err(store_err)?;
-        let found = self.xmpp.catch_up(after.as_deref(), Some(since)).await?;
         let mut out = Vec::new();
         self.catching_up = true;
-        let processed = async {
-            for incoming in found {
-                if let Some(d) = self.process(incoming).await? {
-                    out.push(d);
-                }
-            }
-            Ok::<_, XmppError>(())
-        }
-        .await;
+        let fetched = self.read_archive(since, &mut out).await;
         self.catching_up = false;
-        processed?;
+        fetched?;
         // The messages are committed: what follows must not lose them, so a failure is
         // logged and retried on the next occasion instead of returned.
         if let Err(e) = self.retire_used_prekeys().await {
@@ -742,6 +737,59 @@ impl<S: Store> Hush<S> {
             log::warn!("could not send the empty answers after catching up: {e}");
         }
         Ok(out)
+    }
+
+    /// Pages through the archive from our resume point, committing each page while the next
+    /// one travels (one query always in flight until the end). The first catch-up of a
+    /// connection sends initial presence once the archive is read, then reads once more: what
+    /// arrived in between is archived but, as we queried the archive, not pushed to us.
+    async fn read_archive(&mut self, since: u64, out: &mut Vec<Delivery>) -> Result<()> {
+        let mut after = self
+            .store
+            .last_archive_id(self.jid.as_str())
+            .map_err(store_err)?;
+        self.xmpp
+            .query_archive(after.as_deref(), Some(since))
+            .await?;
+        loop {
+            let page = match self.xmpp.archive_page().await {
+                Err(XmppError::ArchiveLostPlace) if after.is_some() => {
+                    // Expired or lost: read everything again since `since`. Copies of what we
+                    // already have are recognised by their ids and skipped.
+                    log::warn!(
+                        "the server's archive no longer has the last message we read from it;                          reading all it has since this device was set up again"
+                    );
+                    after = None;
+                    self.xmpp.query_archive(None, Some(since)).await?;
+                    continue;
+                }
+                page => page?,
+            };
+            if page.last.is_some() {
+                after = page.last.clone();
+            }
+            let more = if !page.complete {
+                true
+            } else if !self.xmpp.is_online() {
+                self.xmpp.go_online().await?;
+                true
+            } else {
+                false
+            };
+            if more {
+                self.xmpp
+                    .query_archive(after.as_deref(), Some(since))
+                    .await?;
+            }
+            for incoming in page.messages {
+                if let Some(d) = self.process(incoming).await? {
+                    out.push(d);
+                }
+            }
+            if !more {
+                return Ok(());
+            }
+        }
     }
 
     /// A message that came in clear: stored and shown as unencrypted, with a warning when the

@@ -80,6 +80,31 @@ pub struct XmppClient {
     rebuilt_at_flush: u32,
     /// A random prefix for our request ids, so answers cannot be guessed ahead.
     id_prefix: String,
+    /// Whether initial presence went out. It waits for the first archive catch-up: Prosody
+    /// then does not push the offline copies of messages the archive already gave us.
+    online: bool,
+    /// The archive query in flight, if any, and the results read so far.
+    archive: Option<ArchiveQuery>,
+}
+
+/// An archive query (XEP-0313) sent and not yet answered.
+struct ArchiveQuery {
+    /// The `queryid` its results carry.
+    query_id: String,
+    /// The IQ id its end (`<fin/>`) answers.
+    iq_id: String,
+    results: Vec<Incoming>,
+}
+
+/// One page of archive results, oldest first.
+#[derive(Debug)]
+pub struct ArchivePage {
+    /// The OMEMO and plain messages on this page.
+    pub messages: Vec<Incoming>,
+    /// The archive id of the page's last result: where the next page starts.
+    pub last: Option<String>,
+    /// The server says there is nothing after this page.
+    pub complete: bool,
 }
 
 impl core::fmt::Debug for XmppClient {
@@ -230,20 +255,46 @@ impl XmppClient {
             device_updates: Vec::new(),
             rebuilt_at_flush: 0,
             id_prefix: format!("hush-{:016x}", rand::random::<u64>()),
+            online: false,
+            archive: None,
         };
         this.start_session().await?;
         Ok(this)
     }
 
     /// What a fresh session needs: Carbons, copies of what our other devices send and receive
-    /// (XEP-0280), and initial presence (which also releases offline messages).
+    /// (XEP-0280), and presence again if we had sent it before the session was lost.
     async fn start_session(&mut self) -> Result<()> {
         let enable = Element::builder("enable", "urn:xmpp:carbons:2").build();
         self.request(None, IqRequest::Set(enable), "enabling Carbons")
             .await?;
+        if self.online {
+            self.send_presence().await?;
+        }
+        Ok(())
+    }
+
+    async fn send_presence(&mut self) -> Result<()> {
         let mut presence = Presence::new(PresenceType::None);
         presence.payloads.push(disco::caps());
         self.send(presence.into()).await
+    }
+
+    /// Sends initial presence, once: from then on the server delivers live messages and
+    /// Carbons to this session. Messages stored offline meanwhile are pushed now, unless this
+    /// session already queried the archive (Prosody then leaves them to the archive), so a
+    /// catch-up should end with one more query after going online.
+    pub async fn go_online(&mut self) -> Result<()> {
+        if !self.online {
+            self.send_presence().await?;
+            self.online = true;
+        }
+        Ok(())
+    }
+
+    /// Whether initial presence went out (see [`Self::go_online`]).
+    pub fn is_online(&self) -> bool {
+        self.online
     }
 
     /// Answers a request addressed to us: disco#info (which is how the server learns our
@@ -357,23 +408,22 @@ impl XmppClient {
         &self.jid
     }
 
-    /// Sends an IQ and waits for its answer, reading incoming stanzas meanwhile (the event
-    /// queue is small: if nobody drained it, the answer would never be read). Answers are
-    /// matched by id, in stream order. Messages seen on the way are kept: results of archive
-    /// query `query` go to `found`, other OMEMO messages to `pending`.
+    /// Sends an IQ and waits for its answer (see [`Self::await_answer`]).
     async fn exchange(
         &mut self,
         to: Option<Jid>,
         req: IqRequest,
         what: &str,
-        query: Option<&str>,
-        found: &mut Vec<Incoming>,
     ) -> Result<IqResponse> {
+        let expected = to.as_ref().map(|j| j.to_bare());
+        let id = self.send_request(to, req).await?;
+        self.await_answer(&id, &expected, what).await
+    }
+
+    /// Sends an IQ request and returns its id.
+    async fn send_request(&mut self, to: Option<Jid>, req: IqRequest) -> Result<String> {
         self.query_serial += 1;
         let id = format!("{}-{}", self.id_prefix, self.query_serial);
-        // The answer must come from where the request went (our own account when `to` is
-        // empty): anyone else could otherwise answer in its place.
-        let expected = to.as_ref().map(|j| j.to_bare());
         let iq = match req {
             IqRequest::Get(payload) => Iq::Get {
                 from: None,
@@ -389,17 +439,31 @@ impl XmppClient {
             },
         };
         self.send(iq.into()).await?;
+        Ok(id)
+    }
+
+    /// Waits for the answer to request `id`, reading incoming stanzas meanwhile (the event
+    /// queue is small: if nobody drained it, the answer would never be read). The answer must
+    /// come from where the request went, `expected` (our own account when `None`): anyone else
+    /// could otherwise answer in its place. Messages seen on the way are kept: results of the
+    /// archive query in flight with it, other OMEMO messages in `pending`.
+    async fn await_answer(
+        &mut self,
+        id: &str,
+        expected: &Option<BareJid>,
+        what: &str,
+    ) -> Result<IqResponse> {
         let deadline = tokio::time::Instant::now() + REQUEST_TIMEOUT;
         loop {
             tokio::select! {
                 event = self.stream.next() => match event {
-                    Some(Event::Stanza(Stanza::Iq(Iq::Result { id: rid, payload, from, .. }))) if rid == id && self.answers(&from, &expected) => {
+                    Some(Event::Stanza(Stanza::Iq(Iq::Result { id: rid, payload, from, .. }))) if rid == id && self.answers(&from, expected) => {
                         return Ok(IqResponse::Result(payload));
                     }
-                    Some(Event::Stanza(Stanza::Iq(Iq::Error { id: rid, error, from, .. }))) if rid == id && self.answers(&from, &expected) => {
+                    Some(Event::Stanza(Stanza::Iq(Iq::Error { id: rid, error, from, .. }))) if rid == id && self.answers(&from, expected) => {
                         return Ok(IqResponse::Error(error));
                     }
-                    Some(Event::Stanza(Stanza::Message(m))) => self.sort(m, query, found),
+                    Some(Event::Stanza(Stanza::Message(m))) => self.sort(m),
                     Some(Event::Stanza(Stanza::Iq(iq @ (Iq::Get { .. } | Iq::Set { .. })))) => self.answer(iq).await?,
                     Some(Event::Stream(e)) => self.note_link(e),
                     None => return Err(XmppError::Disconnected("stream ended".into())),
@@ -433,12 +497,18 @@ impl XmppClient {
         self.device_updates.push((owner, list));
     }
 
-    fn sort(&mut self, m: Message, query: Option<&str>, found: &mut Vec<Incoming>) {
+    fn sort(&mut self, m: Message) {
         let el = Element::from(m);
         if let Some((owner, list)) = disco::device_list_update(&el) {
             self.keep_device_list(owner, list);
-        } else if let Some(i) = query.and_then(|q| classify(&el, &self.jid, Some(q))) {
-            found.push(i);
+        } else if let Some(i) = self
+            .archive
+            .as_ref()
+            .and_then(|q| classify(&el, &self.jid, Some(&q.query_id)))
+        {
+            if let Some(q) = self.archive.as_mut() {
+                q.results.push(i);
+            }
         } else if let Some(live) = classify(&el, &self.jid, None) {
             self.pending.push_back(live);
         }
@@ -450,7 +520,7 @@ impl XmppClient {
         req: IqRequest,
         what: &str,
     ) -> Result<Option<Element>> {
-        match self.exchange(to, req, what, None, &mut Vec::new()).await? {
+        match self.exchange(to, req, what).await? {
             IqResponse::Result(payload) => Ok(payload),
             IqResponse::Error(e) => Err(XmppError::Refused {
                 what: what.to_owned(),
@@ -651,6 +721,7 @@ impl XmppClient {
     /// Returns `None` on timeout, and early when the session was lost (see
     /// [`Self::take_state_lost`]).
     pub async fn next_encrypted(&mut self, timeout: Duration) -> Result<Option<Incoming>> {
+        self.go_online().await?;
         if let Some(m) = self.pending.pop_front() {
             return Ok(Some(m));
         }
@@ -689,52 +760,62 @@ impl XmppClient {
         }
     }
 
-    /// Fetches the OMEMO messages our archive (XEP-0313) holds after archive id `after`, or
-    /// since `start` (unix seconds) when we have none yet, oldest first, page by page.
-    pub async fn catch_up(
-        &mut self,
-        after: Option<&str>,
-        start: Option<u64>,
-    ) -> Result<Vec<Incoming>> {
-        let mut found = Vec::new();
-        let mut after = after.map(str::to_owned);
-        loop {
-            self.query_serial += 1;
-            let query_id = format!("hush-mam-{}", self.query_serial);
-            let request = mam_query(
-                &query_id,
-                after.as_deref(),
-                if after.is_none() { start } else { None },
-            );
-            let fin = match self
-                .exchange(
-                    None,
-                    IqRequest::Set(request),
-                    "archive query",
-                    Some(&query_id),
-                    &mut found,
-                )
-                .await?
-            {
-                IqResponse::Result(Some(fin)) => fin,
-                IqResponse::Result(None) => return Ok(found),
-                IqResponse::Error(e) => {
-                    return Err(XmppError::Refused {
-                        what: "the archive query".into(),
-                        condition: condition(&e),
-                    });
+    /// Asks our archive (XEP-0313) for the page of messages after archive id `after`, or
+    /// since `start` (unix seconds) when `after` is `None`, without waiting for it: the caller
+    /// can work on the previous page while this one travels. [`Self::archive_page`] reads it.
+    pub async fn query_archive(&mut self, after: Option<&str>, start: Option<u64>) -> Result<()> {
+        // A query left in flight (its reader failed) is abandoned: its late results carry
+        // the old query id and are ignored.
+        self.query_serial += 1;
+        let query_id = format!("hush-mam-{}", self.query_serial);
+        let request = mam_query(&query_id, after, if after.is_none() { start } else { None });
+        let iq_id = self.send_request(None, IqRequest::Set(request)).await?;
+        self.archive = Some(ArchiveQuery {
+            query_id,
+            iq_id,
+            results: Vec::new(),
+        });
+        Ok(())
+    }
+
+    /// Waits for the end of the archive query in flight and returns its page. A resume point
+    /// the archive no longer has (expired, or a server that lost it) is
+    /// [`XmppError::ArchiveLostPlace`].
+    pub async fn archive_page(&mut self) -> Result<ArchivePage> {
+        let Some(iq_id) = self.archive.as_ref().map(|q| q.iq_id.clone()) else {
+            return Err(XmppError::ArchiveQueryOrder("no query in flight"));
+        };
+        let answer = self.await_answer(&iq_id, &None, "archive query").await;
+        let query = self.archive.take().expect("set by query_archive");
+        let fin = match answer? {
+            IqResponse::Result(fin) => fin,
+            IqResponse::Error(e) => {
+                use tokio_xmpp::parsers::stanza_error::DefinedCondition;
+                if e.defined_condition == DefinedCondition::ItemNotFound {
+                    return Err(XmppError::ArchiveLostPlace);
                 }
-            };
-            let rsm = "http://jabber.org/protocol/rsm";
-            let last = fin
-                .get_child("set", rsm)
-                .and_then(|set| set.get_child("last", rsm))
-                .map(|l| l.text());
-            match last {
-                Some(l) if fin.attr("complete") != Some("true") => after = Some(l),
-                _ => return Ok(found),
+                return Err(XmppError::Refused {
+                    what: "the archive query".into(),
+                    condition: condition(&e),
+                });
             }
-        }
+        };
+        let rsm = "http://jabber.org/protocol/rsm";
+        let last = fin
+            .as_ref()
+            .and_then(|fin| fin.get_child("set", rsm))
+            .and_then(|set| set.get_child("last", rsm))
+            .map(|l| l.text());
+        // No `<fin/>` or no `<last/>`: nothing more to page through.
+        let complete = last.is_none()
+            || fin
+                .as_ref()
+                .is_none_or(|fin| fin.attr("complete") == Some("true"));
+        Ok(ArchivePage {
+            messages: query.results,
+            last,
+            complete,
+        })
     }
 
     /// Makes sure everything sent so far reached the server: the server answers IQs in order,

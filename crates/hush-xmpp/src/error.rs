@@ -93,6 +93,13 @@ pub enum XmppError {
     /// The connection failed while sending.
     #[error("sending failed: {0}")]
     Io(#[from] std::io::Error),
+    /// The archive no longer has the message a catch-up was to resume after (it expired, or
+    /// the server lost it).
+    #[error("the server's archive no longer has our resume point")]
+    ArchiveLostPlace,
+    /// Archive pages are read one query at a time.
+    #[error("archive queries overlap: {0}")]
+    ArchiveQueryOrder(&'static str),
 }
 
 /// Shorthand for results of this crate.

@@ -1,6 +1,6 @@
 //! A private Prosody for the tests: its own config, data directory and loopback port.
-//! Prosody must be installed (`./scripts/test` installs it from apt); without it the tests fail
-//! with that instruction, they never skip.
+//! Prosody and its SQLite driver must be installed (`./scripts/test` installs both from apt);
+//! without them the tests fail with that instruction, they never skip.
 
 #![allow(dead_code)]
 
@@ -107,6 +107,12 @@ https_ports = {{ }}
 authentication = "internal_hashed"
 modules_enabled = {{ {modules} }}
 archive_expires_after = "never"
+-- SQL storage, as Prosody recommends for archives: the default file storage rewrites and
+-- rereads a user's whole archive for every query page (minutes for a 10,000-message catch-up).
+storage = "sql"
+sql = {{ driver = "SQLite3"; database = "prosody.sqlite" }}
+-- Replies go out at once instead of waiting on Nagle's algorithm (loopback latency tests).
+network_settings = {{ nagle = false }}
 VirtualHost "localhost"
 "#
             ),

@@ -1,0 +1,123 @@
+//! Archive catch-up (XEP-0313) through a real Prosody: many pages in order and exactly once,
+//! presence only after the archive is read (so the offline copies are not pushed as well), and
+//! a resume point the archive no longer has.
+
+mod common;
+mod support;
+
+use std::time::Duration;
+
+use common::Prosody;
+use hush_proto::Suite;
+use hush_store::{MessageIds, Outcome, Received, Store};
+use support::{account, connect, expect_text};
+
+/// More than two of Prosody's 50-result pages.
+const BACKLOG: usize = 120;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_long_backlog_arrives_once_in_order_and_live_messages_follow() {
+    let server = Prosody::start("catch-up-pages");
+    let mut alice = account(&server, None, "alice", 11).await;
+    let mut bob = account(&server, None, "bob", 22).await;
+    let (alice_jid, bob_jid) = (alice.jid().clone(), bob.jid().clone());
+    bob.send_text(&alice_jid, "first").await.unwrap();
+    expect_text(&mut alice, "first").await;
+    let store = alice.close().await.unwrap();
+
+    // Alice is offline: everything waits in her archive and as offline messages.
+    for i in 0..BACKLOG {
+        bob.send_text(&alice_jid, &format!("while away {i}"))
+            .await
+            .unwrap();
+    }
+    bob.flush().await.unwrap();
+
+    let mut alice = connect(&server, None, store).await;
+    let got = alice.catch_up(0).await.unwrap();
+    let texts: Vec<_> = got
+        .iter()
+        .map(|d| d.body.clone().unwrap_or_default())
+        .collect();
+    let want: Vec<_> = (0..BACKLOG).map(|i| format!("while away {i}")).collect();
+    assert_eq!(texts, want);
+    assert!(got
+        .iter()
+        .all(|d| d.error.is_none() && d.from == bob_jid.as_str()));
+
+    // Presence went out after the archive: nothing comes twice (Prosody would otherwise push
+    // every offline copy now), and a new message arrives live.
+    bob.send_text(&alice_jid, "live").await.unwrap();
+    expect_text(&mut alice, "live").await;
+    let extra = alice.receive(Duration::from_secs(2)).await.unwrap();
+    assert!(extra.is_none(), "{extra:?}");
+    let history = alice.store().history(bob_jid.as_str(), 1000).unwrap();
+    assert_eq!(
+        history.len(),
+        BACKLOG + 2,
+        "first, the backlog, live: once each"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_resume_point_the_archive_lost_is_read_again_from_the_start() {
+    let server = Prosody::start("catch-up-lost");
+    let mut alice = account(&server, None, "alice", 11).await;
+    let mut bob = account(&server, None, "bob", 22).await;
+    let (alice_jid, bob_jid) = (alice.jid().clone(), bob.jid().clone());
+    bob.send_text(&alice_jid, "before").await.unwrap();
+    expect_text(&mut alice, "before").await;
+    let mut store = alice.close().await.unwrap();
+
+    // The last message Alice stored names an archive id Prosody never had (as after an
+    // archive expired or was restored from an older backup): querying after it is refused
+    // with item-not-found.
+    store
+        .commit_received(vec![Received {
+            ids: MessageIds {
+                archive: Some(alice_jid.to_string()),
+                stanza_id: Some("expired-archive-id".into()),
+                origin_id: None,
+            },
+            peer: bob_jid.to_string(),
+            sender: bob_jid.to_string(),
+            sender_device: 22,
+            suite: Suite::Omemo2,
+            at: 0,
+            outcome: Outcome::Failed {
+                reason: "a placeholder for a message whose archive entry is gone".into(),
+            },
+        }])
+        .unwrap();
+    assert_eq!(
+        store
+            .last_archive_id(alice_jid.as_str())
+            .unwrap()
+            .as_deref(),
+        Some("expired-archive-id")
+    );
+
+    for i in 0..3 {
+        bob.send_text(&alice_jid, &format!("after {i}"))
+            .await
+            .unwrap();
+    }
+    bob.flush().await.unwrap();
+
+    // The catch-up reads the whole archive again: "before" is recognised as a copy, the three
+    // new messages arrive once, and the next catch-up resumes from a real archive id.
+    let mut alice = connect(&server, None, store).await;
+    let got = alice.catch_up(0).await.unwrap();
+    let texts: Vec<_> = got
+        .iter()
+        .map(|d| d.body.clone().unwrap_or_default())
+        .collect();
+    assert_eq!(texts, ["after 0", "after 1", "after 2"]);
+    let resume = alice
+        .store()
+        .last_archive_id(alice_jid.as_str())
+        .unwrap()
+        .unwrap();
+    assert_ne!(resume, "expired-archive-id");
+    assert!(alice.catch_up(0).await.unwrap().is_empty());
+}
