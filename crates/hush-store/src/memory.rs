@@ -206,9 +206,15 @@ impl Store for MemoryStore {
         Ok(self
             .outbox
             .iter()
-            .map(|(id, s)| Pending {
-                id: *id,
-                stanza: s.clone(),
+            .filter_map(|(id, s)| {
+                let m = self.messages.iter().find(|m| m.id == *id)?;
+                Some(Pending {
+                    id: *id,
+                    peer: m.peer.clone(),
+                    origin_id: m.ids.origin_id.clone(),
+                    encrypted: m.encrypted,
+                    stanza: s.clone(),
+                })
             })
             .collect())
     }

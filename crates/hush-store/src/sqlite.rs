@@ -692,13 +692,17 @@ impl Store for SqliteStore {
     }
 
     fn pending(&self) -> Result<Vec<Pending>> {
-        let mut stmt = self
-            .conn
-            .prepare("SELECT id, stanza FROM outbox ORDER BY id")?;
+        let mut stmt = self.conn.prepare(
+            "SELECT o.id, m.peer, m.origin_id, m.encrypted, o.stanza
+                 FROM outbox o JOIN messages m ON m.id = o.id ORDER BY o.id",
+        )?;
         let rows = stmt.query_map([], |r| {
             Ok(Pending {
                 id: r.get(0)?,
-                stanza: r.get(1)?,
+                peer: r.get(1)?,
+                origin_id: r.get(2)?,
+                encrypted: r.get(3)?,
+                stanza: r.get(4)?,
             })
         })?;
         Ok(rows.collect::<rusqlite::Result<_>>()?)

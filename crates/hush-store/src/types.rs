@@ -210,6 +210,13 @@ pub struct DeviceRecord {
 pub struct Pending {
     /// The outbox entry (same as the history id).
     pub id: i64,
+    /// The conversation it goes to (the recipient's bare JID).
+    pub peer: String,
+    /// Its XEP-0359 origin id, which receivers use to recognise a second copy.
+    pub origin_id: Option<String>,
+    /// Whether `stanza` is an `<encrypted/>` element (else the text, sent in clear on the
+    /// user's request).
+    pub encrypted: bool,
     /// The exact bytes to send.
     pub stanza: Vec<u8>,
 }

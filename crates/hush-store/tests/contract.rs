@@ -245,9 +245,21 @@ fn outgoing_and_prekeys<S: Store>(mut store: S) {
             .pending()
             .unwrap()
             .iter()
-            .map(|p| (p.id, p.stanza.clone()))
+            .map(|p| (
+                p.id,
+                p.peer.clone(),
+                p.origin_id.clone(),
+                p.encrypted,
+                p.stanza.clone()
+            ))
             .collect::<Vec<_>>(),
-        vec![(id, stanza)]
+        vec![(
+            id,
+            ALICE.to_owned(),
+            out.ids.origin_id.clone(),
+            true,
+            stanza
+        )]
     );
     assert!(
         store.is_known(BOB, &out.ids).unwrap(),

@@ -10,7 +10,8 @@ use std::time::Duration;
 
 use hush_proto::policy::{self, Authentication, Decision, KeyTrust, Properties, Reader};
 use hush_proto::{
-    sce, seal, Bundle, DeviceEntry, DeviceList, IdentityKey, ProtoError, Recipient, Session, Suite,
+    sce, seal, Bundle, DeviceEntry, DeviceList, Element, EncryptedElement, IdentityKey, ProtoError,
+    Recipient, Session, Suite,
 };
 use hush_store::{Commit, MessageIds, Outcome, Outgoing, Received, SessionKey, Store, Trust};
 use rand::rngs::SysRng;
@@ -131,7 +132,7 @@ impl<S: Store> Hush<S> {
             .ok_or_else(|| XmppError::Store("no account: run `hush init` first".into()))?;
         let xmpp = XmppClient::connect(&account.jid, password, options).await?;
         let jid = xmpp.jid().clone();
-        Ok(Self {
+        let mut this = Self {
             xmpp,
             store,
             jid,
@@ -146,7 +147,56 @@ impl<S: Store> Hush<S> {
             since: unix_now(),
             inactive_after: DEFAULT_INACTIVE_AFTER,
             clock: unix_now,
-        })
+        };
+        this.resend_outbox().await?;
+        Ok(this)
+    }
+
+    /// Sends what a previous run stored but did not get out (it stopped between storing a
+    /// message and sending it): the exact stored bytes with the same origin id, so no message
+    /// key is used twice and a receiver that got it after all recognises the copy.
+    async fn resend_outbox(&mut self) -> Result<()> {
+        for pending in self.store.pending().map_err(store_err)? {
+            let to: BareJid = match pending.peer.parse() {
+                Ok(to) => to,
+                Err(_) => {
+                    log::warn!(
+                        "outbox entry {} names an invalid JID `{}`; left in the outbox",
+                        pending.id,
+                        pending.peer
+                    );
+                    continue;
+                }
+            };
+            let origin_id = pending
+                .origin_id
+                .clone()
+                .unwrap_or_else(|| format!("hush-outbox-{}", pending.id));
+            if pending.encrypted {
+                let parsed = std::str::from_utf8(&pending.stanza)
+                    .ok()
+                    .and_then(|s| s.parse::<Element>().ok())
+                    .and_then(|e| EncryptedElement::from_element(&e).ok());
+                let Some(element) = parsed else {
+                    log::warn!(
+                        "outbox entry {} to {to} is not a readable OMEMO element; left in the \
+                         outbox",
+                        pending.id
+                    );
+                    continue;
+                };
+                self.xmpp.send_encrypted(&to, &element, &origin_id).await?;
+            } else {
+                let text = String::from_utf8_lossy(&pending.stanza).into_owned();
+                self.xmpp.send_plain(&to, &text, &origin_id).await?;
+            }
+            self.store.mark_sent(pending.id).map_err(store_err)?;
+            log::info!(
+                "sent message {} to {to}, stored by an earlier run",
+                pending.id
+            );
+        }
+        Ok(())
     }
 
     /// Leaves devices not heard from for `after` out of new messages (default
