@@ -9,6 +9,10 @@
 //! * `mam_catch_up_10k`: Frank's device was offline while Erin sent 10,000 messages; a fresh
 //!   connect plus `catch_up` fetching, decrypting and committing all of them, from a copy of
 //!   Frank's store as it was before (target: ≤ 5 s wall time, network and store included).
+//! * `mam_read_only_10k`: the server's share of that: the same archive paged through by a bare
+//!   `XmppClient` that neither decrypts nor stores anything. Hush pipelines its work with the
+//!   server's (it commits one page while the next travels), so the catch-up cannot be faster
+//!   than this.
 //!
 //! `cargo bench -p hush-xmpp --bench e2e` measures. `cargo test --benches` (CI) runs each bench
 //! once in test mode; there bursts are `BURST_TEST` messages and the archive holds
@@ -248,7 +252,7 @@ fn e2e(c: &mut Criterion) {
     if selected(&["two_by_two/send_receive", "two_by_two/burst"]) {
         two_by_two(&mut group, &rt, &server, &scratch, burst);
     }
-    if selected(&["mam_catch_up_10k"]) {
+    if selected(&["mam_catch_up_10k", "mam_read_only_10k"]) {
         mam_catch_up(&mut group, &rt, &server, &scratch, bench);
     }
     group.finish();
@@ -571,6 +575,45 @@ fn mam_catch_up(
 
     group.sampling_mode(SamplingMode::Flat);
     group.throughput(Throughput::Elements(fill as u64));
+    let frank_jid = &frank_jid;
+    let read_only = move || async move {
+        let t = Instant::now();
+        let mut xmpp = XmppClient::connect(&frank_jid, PASSWORD, &options(server))
+            .await
+            .unwrap();
+        let (mut after, mut read) = (None::<String>, 0);
+        loop {
+            xmpp.query_archive(after.as_deref(), Some(0)).await.unwrap();
+            let page = xmpp.archive_page().await.unwrap();
+            read += page.messages.len();
+            after = page.last;
+            if page.complete {
+                break;
+            }
+        }
+        let took = t.elapsed();
+        // Everything Erin sent, plus what else Frank's archive holds (the first exchange, the
+        // heartbeats of earlier catch-ups).
+        assert!(read >= fill, "read {read} of at least {fill}");
+        xmpp.close().await.unwrap();
+        took
+    };
+    if selected(&["mam_read_only_10k"]) {
+        group.bench_function("mam_read_only_10k", |b| {
+            b.iter_custom(|iters| {
+                rt.block_on(async {
+                    let mut total = Duration::ZERO;
+                    for _ in 0..iters {
+                        total += read_only().await;
+                    }
+                    total
+                })
+            })
+        });
+    }
+    if !selected(&["mam_catch_up_10k"]) {
+        return;
+    }
     group.bench_function("mam_catch_up_10k", |b| {
         b.iter_custom(|iters| {
             rt.block_on(async {
