@@ -578,7 +578,7 @@ fn mam_catch_up(
     let frank_jid = &frank_jid;
     let read_only = move || async move {
         let t = Instant::now();
-        let mut xmpp = XmppClient::connect(&frank_jid, PASSWORD, &options(server))
+        let mut xmpp = XmppClient::connect(frank_jid, PASSWORD, &options(server))
             .await
             .unwrap();
         let (mut after, mut read) = (None::<String>, 0);
