@@ -67,7 +67,7 @@ async fn a_message_stored_before_a_crash_is_sent_on_the_next_connect() {
     assert!(bob.receive(Duration::from_secs(1)).await.unwrap().is_none());
 
     // The next run sends it, and the outbox is empty afterwards.
-    let mut alice = connect(&server, None, store).await;
+    let alice = connect(&server, None, store).await;
     expect_text(&mut bob, "stored, then the power went out").await;
     assert!(alice.store().pending().unwrap().is_empty());
 
