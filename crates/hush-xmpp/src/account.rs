@@ -35,6 +35,10 @@ pub struct SendReport {
     pub skipped: Vec<(String, u32, String)>,
     /// What the message had.
     pub properties: Properties,
+    /// Keys this send met for the first time — a contact's new device, or one the server
+    /// added to a device list: `(jid, device id, fingerprint)`. Whether each got the message
+    /// is in `devices` / `skipped`; the user should be told either way.
+    pub new_keys: Vec<(String, u32, String)>,
 }
 
 /// How one message may be sent, besides the conversation's own settings.
@@ -345,15 +349,16 @@ impl<S: Store> Hush<S> {
         Ok(())
     }
 
-    /// Records a new identity as blindly trusted; returns the trust state.
-    fn note_identity(&mut self, jid: &str, identity: &IdentityKey) -> Result<Trust> {
+    /// Records a new identity as blindly trusted; returns the trust state and whether the
+    /// key was new.
+    fn note_identity(&mut self, jid: &str, identity: &IdentityKey) -> Result<(Trust, bool)> {
         match self.store.trust(jid, identity).map_err(store_err)? {
-            Some(t) => Ok(t),
+            Some(t) => Ok((t, false)),
             None => {
                 self.store
                     .set_trust(jid, identity, Trust::Blind, self.now())
                     .map_err(store_err)?;
-                Ok(Trust::Blind)
+                Ok((Trust::Blind, true))
             }
         }
     }
@@ -446,6 +451,7 @@ impl<S: Store> Hush<S> {
         let mut readers = Vec::new();
         let mut sessions: Vec<(BareJid, u32, Session)> = Vec::new();
         let mut reasons: Vec<((String, u32), String)> = Vec::new();
+        let mut new_keys: Vec<(String, u32, String)> = Vec::new();
         let me = self.jid.clone();
         for (jid, device, peer) in their_devices
             .iter()
@@ -469,7 +475,12 @@ impl<S: Store> Hush<S> {
             } else {
                 match self.session_for(suite, &jid, device).await {
                     Ok(session) => {
-                        let trust = self.note_identity(jid.as_str(), session.peer_identity())?;
+                        let (trust, new) =
+                            self.note_identity(jid.as_str(), session.peer_identity())?;
+                        if new {
+                            let fingerprint = session.peer_identity().fingerprint();
+                            new_keys.push((jid.to_string(), device, fingerprint));
+                        }
                         reader.trust = Some(trust.into());
                         reader.usable = true;
                         sessions.push((jid, device, session));
@@ -587,6 +598,7 @@ impl<S: Store> Hush<S> {
             devices,
             skipped,
             properties,
+            new_keys,
         })
     }
 
@@ -632,6 +644,7 @@ impl<S: Store> Hush<S> {
             devices: Vec::new(),
             skipped: Vec::new(),
             properties: Properties::PLAINTEXT,
+            new_keys: Vec::new(),
         })
     }
 
@@ -1095,7 +1108,7 @@ impl<S: Store> Hush<S> {
                 return self.failed(record, reason);
             }
         }
-        let trust = self.note_identity(sender.as_str(), &o.sender_identity)?;
+        let (trust, _) = self.note_identity(sender.as_str(), &o.sender_identity)?;
         let kex = o.was_key_exchange;
         let Some(session) = o.new_session.or(existing) else {
             return self.failed(record, "internal error: no session after decryption".into());

@@ -32,12 +32,18 @@ async fn new_devices_join_and_removed_devices_stop_receiving() {
     let alice_jid = alice.jid().clone();
     let report = bob.send_text(&alice_jid, "hello").await.unwrap();
     assert_eq!(reached(&report, &alice_jid), [11]);
+    let first_key: Vec<u32> = report.new_keys.iter().map(|(_, d, _)| *d).collect();
+    assert_eq!(first_key, [11], "the first key met is announced");
     expect_text(&mut alice, "hello").await;
 
     // Alice's laptop appears mid-conversation; Bob's next message reaches it too.
     let mut laptop = device(&server, None, alice_jid.as_str(), 12).await;
     let report = bob.send_text(&alice_jid, "both of you").await.unwrap();
     assert_eq!(reached(&report, &alice_jid), [11, 12]);
+    // The new device is announced to Bob, with its fingerprint; the known one is not.
+    assert_eq!(report.new_keys.len(), 1, "{:?}", report.new_keys);
+    assert_eq!(report.new_keys[0].1, 12);
+    assert_eq!(report.new_keys[0].2.len(), 71);
     expect_text(&mut alice, "both of you").await;
     expect_text(&mut laptop, "both of you").await;
     // Alice's phone was online meanwhile: the server pushed it the new list (+notify).
