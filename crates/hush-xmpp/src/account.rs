@@ -310,6 +310,12 @@ impl<S: Store> Hush<S> {
     async fn devices_of(&mut self, jid: &BareJid) -> Result<Option<(Suite, Vec<u32>)>> {
         for suite in Suite::ALL {
             match self.xmpp.device_list(jid, suite).await {
+                Ok(list) if list.devices.len() > MAX_LISTED_DEVICES => {
+                    return Err(XmppError::DeviceListTooLong {
+                        jid: jid.to_string(),
+                        count: list.devices.len(),
+                    });
+                }
                 Ok(list) if !list.devices.is_empty() => {
                     let ids: Vec<u32> = list.devices.iter().map(|d| d.id).collect();
                     let now = self.now();
@@ -424,6 +430,12 @@ impl<S: Store> Hush<S> {
             .unwrap_or((Suite::Omemo2, vec![]));
         let mut own_devices = Vec::new();
         if let Ok(list) = self.xmpp.device_list(&self.jid.clone(), suite).await {
+            if list.devices.len() > MAX_LISTED_DEVICES {
+                return Err(XmppError::DeviceListTooLong {
+                    jid: self.jid.to_string(),
+                    count: list.devices.len(),
+                });
+            }
             own_devices = list.devices.iter().map(|d| d.id).collect();
             let now = self.now();
             self.store

@@ -97,6 +97,15 @@ pub enum XmppError {
     /// the server lost it).
     #[error("the server's archive no longer has our resume point")]
     ArchiveLostPlace,
+    /// A device list longer than any real account's: each device would cost a bundle fetch
+    /// and a session, so the send is refused rather than fanned out.
+    #[error("{jid}'s device list names {count} devices (at most 128 are accepted; is the server flooding it?); nothing was sent")]
+    DeviceListTooLong {
+        /// Whose list.
+        jid: String,
+        /// How many devices it named.
+        count: usize,
+    },
     /// Archive pages are read one query at a time.
     #[error("archive queries overlap: {0}")]
     ArchiveQueryOrder(&'static str),
