@@ -308,7 +308,7 @@ impl<S: Store> Hush<S> {
 
     /// The devices of `jid` in the first suite it announces.
     async fn devices_of(&mut self, jid: &BareJid) -> Result<Option<(Suite, Vec<u32>)>> {
-        for suite in Suite::ALL {
+        for (rank, suite) in Suite::ALL.into_iter().enumerate() {
             match self.xmpp.device_list(jid, suite).await {
                 Ok(list) if list.devices.len() > MAX_LISTED_DEVICES => {
                     return Err(XmppError::DeviceListTooLong {
@@ -317,6 +317,7 @@ impl<S: Store> Hush<S> {
                     });
                 }
                 Ok(list) if !list.devices.is_empty() => {
+                    self.refuse_downgrade(jid, rank)?;
                     let ids: Vec<u32> = list.devices.iter().map(|d| d.id).collect();
                     let now = self.now();
                     self.store
@@ -329,6 +330,32 @@ impl<S: Store> Hush<S> {
             }
         }
         Ok(None)
+    }
+
+    /// Falling back to an older suite (`Suite::ALL[rank]`) is refused once we talked a newer
+    /// one with this contact: a server hiding the omemo:2 list would otherwise downgrade the
+    /// conversation silently (legacy has no SCE envelope binding sender and addressee).
+    fn refuse_downgrade(&self, jid: &BareJid, rank: usize) -> Result<()> {
+        for better in &Suite::ALL[..rank] {
+            if !self
+                .store
+                .sessions_of(*better, jid.as_str())
+                .map_err(store_err)?
+                .is_empty()
+            {
+                let suite = Suite::ALL[rank];
+                return Err(XmppError::NotSent {
+                    jid: jid.to_string(),
+                    missing: format!("their {better} device list"),
+                    why: format!(
+                        "it is gone although this conversation used {better}, and only {suite} is \
+                         left: a server may be downgrading it; if {jid} really moved to a client \
+                         without {better}, run `hush session reset {jid}`"
+                    ),
+                });
+            }
+        }
+        Ok(())
     }
 
     /// This device's keys, as stored.
