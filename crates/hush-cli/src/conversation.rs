@@ -256,6 +256,15 @@ pub fn set_trust(
     Ok(matched)
 }
 
+/// The verification URI of one device (what its QR code holds):
+/// `xmpp:JID?omemo-sid-DEVICE=FINGERPRINT-HEX`.
+pub fn verification_uri(jid: &str, device: u32, identity: &IdentityKey) -> String {
+    format!(
+        "xmpp:{jid}?omemo-sid-{device}={}",
+        hex_only(&identity.fingerprint())
+    )
+}
+
 /// The `(device, fingerprint hex)` pairs of a verification URI:
 /// `xmpp:JID?omemo-sid-DEVICE=HEX;omemo-sid-DEVICE=HEX` (Conversations' form; `omemo2-sid-`
 /// is accepted too). The JID is returned first.

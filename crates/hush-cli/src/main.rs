@@ -6,6 +6,7 @@
 #![forbid(unsafe_code)]
 
 mod conversation;
+mod demo;
 mod home;
 
 use std::io::Read;
@@ -139,6 +140,9 @@ enum Command {
         #[command(subcommand)]
         action: SessionAction,
     },
+    /// A walkthrough on a private server inside this process, with nothing to set up: four
+    /// devices, an offline one catching up, verification, and a server that tampers.
+    Demo,
 }
 
 #[derive(Subcommand)]
@@ -240,8 +244,12 @@ async fn connect(home: &Home) -> Fallible<Hush<SqliteStore>> {
 }
 
 async fn run(cli: Cli) -> Fallible<()> {
-    let home = Home::locate(cli.home)?;
     let json = cli.json;
+    if let Command::Demo = cli.command {
+        // Zero setup: no home directory, no account, nothing written to disk.
+        return demo::run(json).await;
+    }
+    let home = Home::locate(cli.home)?;
     match cli.command {
         Command::Init {
             jid,
@@ -293,6 +301,7 @@ async fn run(cli: Cli) -> Fallible<()> {
                            "encrypted": report.suite.is_some(),
                            "devices": report.devices.iter().map(|(j, d)| json!({"jid": j, "device": d})).collect::<Vec<_>>(),
                            "skipped": report.skipped.iter().map(|(j, d, w)| json!({"jid": j, "device": d, "why": w})).collect::<Vec<_>>(),
+                           "new_keys": report.new_keys.iter().map(|(j, d, f)| json!({"jid": j, "device": d, "fingerprint": f})).collect::<Vec<_>>(),
                            "security": conversation::properties_json(&report.properties)})
                 );
             } else {
@@ -303,6 +312,12 @@ async fn run(cli: Cli) -> Fallible<()> {
                         report.properties.authentication
                     ),
                     None => println!("sent to {to} IN CLEAR, as you asked"),
+                }
+                for (j, d, fp) in &report.new_keys {
+                    println!(
+                        "new device {d} of {j}, fingerprint {fp}: not verified yet \
+                         (compare fingerprints, then `hush verify URI`)"
+                    );
                 }
                 for (j, d, why) in &report.skipped {
                     println!("warning: not encrypted for device {d} of {j}: {why}");
@@ -423,19 +438,18 @@ async fn run(cli: Cli) -> Fallible<()> {
             hush.close().await.map_err(|e| e.to_string())?;
             Ok(())
         }
+        // Handled above, before the home directory is located.
+        Command::Demo => demo::run(json).await,
         Command::Fingerprint => {
             let store = home.open_store()?;
             let account = store
                 .account()
                 .map_err(|e| e.to_string())?
                 .ok_or("no account here: run `hush init` first")?;
-            let fp = account.device.identity().public().fingerprint();
-            let uri = format!(
-                "xmpp:{}?omemo-sid-{}={}",
-                account.jid,
-                account.device.device_id(),
-                fp.replace(' ', "")
-            );
+            let identity = account.device.identity().public();
+            let fp = identity.fingerprint();
+            let uri =
+                conversation::verification_uri(&account.jid, account.device.device_id(), identity);
             if json {
                 println!(
                     "{}",

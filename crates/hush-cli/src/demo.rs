@@ -1,0 +1,546 @@
+//! `hush demo`: the whole story on a private XMPP server running inside this process, with
+//! nothing to install or configure.
+//!
+//! Alice (phone and laptop) and Bob (phone and laptop) set up devices, talk while Bob's laptop
+//! is away, compare fingerprints, and watch the server fail to read or tamper with anything.
+//! Every device is a real Hush client (its own in-memory SQLite store, its own XMPP session)
+//! and the server is `hush-devserver`; nothing is simulated. The story checks itself as it goes:
+//! a step that does not turn out as told stops the demo with an error, which is how the demo
+//! doubles as a test. `--json` prints the same story as one event per line.
+
+use std::collections::BTreeMap;
+use std::io::IsTerminal;
+use std::time::Duration;
+
+use hush_devserver::{Adversary, DevServer, Element};
+use hush_proto::policy::{Authentication, Properties};
+use hush_proto::{LocalDevice, DEFAULT_PREKEYS};
+use hush_store::{SqliteStore, Store};
+use hush_xmpp::{BareJid, ConnectOptions, Delivery, Hush};
+use serde_json::{json, Value};
+
+use crate::conversation::{properties_json, trust_name, verification_uri, verify};
+use crate::{unix_now, Fallible};
+
+type Device = Hush<SqliteStore>;
+
+/// How long the demo waits for a message before calling the step failed.
+const WAIT: Duration = Duration::from_secs(15);
+const PASSWORD: &str = "demo-password";
+
+/// Prints the story: prose with pauses on a terminal, one JSON event per line with `--json`.
+struct Narrator {
+    json: bool,
+    pace: bool,
+}
+
+impl Narrator {
+    fn chapter(&self, n: u32, title: &str) {
+        if self.json {
+            println!("{}", json!({"event": "chapter", "n": n, "title": title}));
+        } else {
+            println!("\n\x20{n}. {title}\n{}", "─".repeat(title.len() + 4));
+        }
+    }
+
+    /// One event: `value` as JSON, or `text` for people.
+    fn event(&self, value: Value, text: impl FnOnce() -> String) {
+        if self.json {
+            println!("{value}");
+        } else {
+            println!("   {}", text().replace('\n', "\n   "));
+        }
+    }
+
+    /// A pause between steps, so a person can follow. Not with `--json` or off a terminal.
+    async fn pause(&self) {
+        if self.pace {
+            tokio::time::sleep(Duration::from_millis(700)).await;
+        }
+    }
+}
+
+/// Names the four devices by (JID, device id), for the story.
+#[derive(Default)]
+struct Cast {
+    names: BTreeMap<(String, u32), String>,
+}
+
+impl Cast {
+    fn add(&mut self, hush: &Device, name: &str) {
+        self.names
+            .insert((hush.jid().to_string(), hush.device_id()), name.to_owned());
+    }
+    fn name(&self, jid: &str, device: u32) -> String {
+        self.names
+            .get(&(jid.to_owned(), device))
+            .cloned()
+            .unwrap_or_else(|| format!("device {device} of {jid}"))
+    }
+    fn of(&self, hush: &Device) -> String {
+        self.name(hush.jid().as_str(), hush.device_id())
+    }
+}
+
+/// The server's adversary for chapter 6: flips one bit in the encrypted payload of the next
+/// message it delivers to one session, then behaves.
+struct FlipOnePayloadBit {
+    target: String,
+    done: bool,
+}
+
+impl Adversary for FlipOnePayloadBit {
+    fn to_client(&mut self, to: &str, mut stanza: Element) -> Vec<Element> {
+        if !self.done && to.starts_with(&self.target) && flip_payload_bit(&mut stanza) {
+            self.done = true;
+        }
+        vec![stanza]
+    }
+}
+
+/// Flips the lowest bit of the first byte of a message's `<payload>` (either OMEMO
+/// namespace). Returns whether there was one.
+fn flip_payload_bit(stanza: &mut Element) -> bool {
+    use base64::Engine as _;
+    let Some(encrypted) = stanza.children_mut().find(|c| c.name() == "encrypted") else {
+        return false;
+    };
+    let Some(payload) = encrypted.children_mut().find(|c| c.name() == "payload") else {
+        return false;
+    };
+    let engine = base64::engine::general_purpose::STANDARD;
+    let Ok(mut bytes) = engine.decode(payload.text().trim()) else {
+        return false;
+    };
+    let Some(first) = bytes.first_mut() else {
+        return false;
+    };
+    *first ^= 1;
+    let text = engine.encode(&bytes);
+    let name = payload.name().to_owned();
+    let ns = payload.ns();
+    *payload = Element::builder(name, ns).append(text).build();
+    true
+}
+
+/// The base64 text of a stanza's `<payload>`, if any.
+fn payload_of(stanza: &str) -> Option<String> {
+    let el: Element = stanza.parse().ok()?;
+    let encrypted = el.children().find(|c| c.name() == "encrypted")?;
+    let payload = encrypted.children().find(|c| c.name() == "payload")?;
+    Some(payload.text())
+}
+
+fn options(server: &DevServer) -> ConnectOptions {
+    ConnectOptions {
+        server: Some(server.address().to_string()),
+        insecure_loopback: true,
+        timeout: Duration::from_secs(15),
+    }
+}
+
+fn err(e: impl std::fmt::Display) -> String {
+    e.to_string()
+}
+
+/// A new device of `jid`: keys made here, an in-memory store, connected and announced.
+async fn new_device(server: &DevServer, jid: &str) -> Fallible<Device> {
+    let mut rng = rand_core::UnwrapErr(rand::rngs::SysRng);
+    let id = 1 + rand_core::Rng::next_u32(&mut rng) % 0x7fff_fffe;
+    let keys = LocalDevice::generate(id, DEFAULT_PREKEYS, unix_now(), &mut rng).map_err(err)?;
+    let mut store = SqliteStore::open_in_memory().map_err(err)?;
+    store.create_account(jid, &keys).map_err(err)?;
+    let mut hush = Hush::connect(store, PASSWORD, &options(server))
+        .await
+        .map_err(err)?;
+    hush.announce().await.map_err(err)?;
+    Ok(hush)
+}
+
+fn fingerprint(hush: &Device) -> Fallible<(String, String)> {
+    let account = hush
+        .store()
+        .account()
+        .map_err(err)?
+        .ok_or("the demo device has no account")?;
+    let identity = account.device.identity().public();
+    Ok((
+        identity.fingerprint(),
+        verification_uri(&account.jid, account.device.device_id(), identity),
+    ))
+}
+
+/// Waits for the next visible message on `hush`.
+async fn next(hush: &mut Device, cast: &Cast) -> Fallible<Delivery> {
+    hush.receive(WAIT).await.map_err(err)?.ok_or_else(|| {
+        format!(
+            "{} received nothing within {} s",
+            cast.of(hush),
+            WAIT.as_secs()
+        )
+    })
+}
+
+fn auth_words(a: Authentication) -> &'static str {
+    match a {
+        Authentication::None => "none",
+        Authentication::Weak => "weak (keys trusted blindly, not yet verified)",
+        Authentication::Strong => "strong (every key that can read it was verified)",
+    }
+}
+
+fn properties_line(p: &Properties) -> String {
+    format!(
+        "confidentiality {}, integrity {}, forward secrecy {}, deniability {}, replay protection {}, authentication {}",
+        yes(p.confidentiality),
+        yes(p.integrity),
+        yes(p.forward_secrecy),
+        yes(p.deniability),
+        yes(p.replay_protection),
+        auth_words(p.authentication)
+    )
+}
+
+fn yes(b: bool) -> &'static str {
+    if b {
+        "yes"
+    } else {
+        "NO"
+    }
+}
+
+/// Sends `text` and narrates who can read it.
+async fn send(
+    n: &Narrator,
+    cast: &Cast,
+    from: &mut Device,
+    to: &BareJid,
+    text: &str,
+) -> Fallible<Properties> {
+    let report = from.send_text(to, text).await.map_err(err)?;
+    let readers: Vec<String> = report
+        .devices
+        .iter()
+        .map(|(j, d)| cast.name(j, *d))
+        .collect();
+    let who = cast.of(from);
+    n.event(
+        json!({"event": "sent", "from": who, "to": to.to_string(), "text": text,
+               "readers": readers, "security": properties_json(&report.properties)}),
+        || {
+            format!(
+                "{who} → {to}: “{text}”\n  encrypted for: {}\n  {}",
+                readers.join(", "),
+                properties_line(&report.properties)
+            )
+        },
+    );
+    Ok(report.properties)
+}
+
+/// Narrates a received message; fails if it is not `expected` from `sender`.
+fn received(n: &Narrator, cast: &Cast, at: &Device, d: &Delivery, expected: &str) -> Fallible<()> {
+    let who = cast.of(at);
+    let sender = cast.name(&d.from, d.device);
+    n.event(
+        json!({"event": "received", "device": who, "from": sender, "body": d.body,
+               "error": d.error, "trust": trust_name(d.trust),
+               "security": properties_json(&d.properties)}),
+        || {
+            format!(
+                "{who} read “{}” from {sender} (key {})",
+                d.body.as_deref().unwrap_or(""),
+                trust_name(d.trust)
+            )
+        },
+    );
+    if d.body.as_deref() != Some(expected) {
+        return Err(format!(
+            "{who} expected “{expected}”, got {:?} (error: {:?})",
+            d.body, d.error
+        ));
+    }
+    Ok(())
+}
+
+/// Runs the demo. `json`: events instead of prose.
+pub async fn run(json: bool) -> Fallible<()> {
+    let n = Narrator {
+        json,
+        pace: !json && std::io::stdout().is_terminal(),
+    };
+    let server = DevServer::start(Default::default()).await.map_err(err)?;
+    let result = story(&n, &server).await;
+    server.shutdown().await;
+    result
+}
+
+async fn story(n: &Narrator, server: &DevServer) -> Fallible<()> {
+    n.chapter(1, "A private XMPP server, and four devices");
+    n.event(
+        json!({"event": "server", "address": server.address().to_string()}),
+        || {
+            format!(
+                "An XMPP server is running inside this process on {} (hush-devserver).\n\
+                 It stores and forwards everything, and in this story it is curious and hostile.",
+                server.address()
+            )
+        },
+    );
+    let alice_jid = server.register("alice", PASSWORD).map_err(err)?;
+    let bob_jid = server.register("bob", PASSWORD).map_err(err)?;
+    let (alice, bob): (BareJid, BareJid) = (
+        alice_jid.parse().map_err(err)?,
+        bob_jid.parse().map_err(err)?,
+    );
+    let mut cast = Cast::default();
+    let mut devices = Vec::new();
+    for (jid, name) in [
+        (&alice_jid, "Alice's phone"),
+        (&alice_jid, "Alice's laptop"),
+        (&bob_jid, "Bob's phone"),
+        (&bob_jid, "Bob's laptop"),
+    ] {
+        let hush = new_device(server, jid).await?;
+        cast.add(&hush, name);
+        let (fp, _) = fingerprint(&hush)?;
+        n.event(
+            json!({"event": "device", "name": name, "jid": jid, "device": hush.device_id(), "fingerprint": fp}),
+            || {
+                format!(
+                    "{name}: new keys, device {} of {jid}, published its device list and key bundle\n  fingerprint {fp}",
+                    hush.device_id()
+                )
+            },
+        );
+        devices.push(hush);
+        n.pause().await;
+    }
+    let bob_laptop = devices.pop().expect("four devices");
+    let mut bob_phone = devices.pop().expect("four devices");
+    let mut alice_laptop = devices.pop().expect("four devices");
+    let mut alice_phone = devices.pop().expect("four devices");
+    let bob_laptop_name = cast.of(&bob_laptop);
+    let bob_laptop_store = bob_laptop.close().await.map_err(err)?;
+    n.event(
+        json!({"event": "offline", "device": bob_laptop_name}),
+        || format!("{bob_laptop_name} goes offline (lid closed)."),
+    );
+
+    n.chapter(2, "An encrypted conversation on every device");
+    let mut sent: Vec<String> = Vec::new();
+    let hello = "Hi Bob! Lunch on Friday?";
+    let before = send(n, &cast, &mut alice_phone, &bob, hello).await?;
+    sent.push(hello.into());
+    let d = next(&mut bob_phone, &cast).await?;
+    received(n, &cast, &bob_phone, &d, hello)?;
+    let d = next(&mut alice_laptop, &cast).await?;
+    received(n, &cast, &alice_laptop, &d, hello)?;
+    n.pause().await;
+    let reply = "Friday works. The usual place?";
+    send(n, &cast, &mut bob_phone, &alice, reply).await?;
+    sent.push(reply.into());
+    for device in [&mut alice_phone, &mut alice_laptop] {
+        let d = next(device, &cast).await?;
+        received(n, &cast, device, &d, reply)?;
+    }
+    n.pause().await;
+
+    n.chapter(3, "What the server stored");
+    show_server_view(n, server, &bob_jid, &sent)?;
+    n.pause().await;
+
+    n.chapter(4, "Comparing fingerprints (scanning each other's QR codes)");
+    // Each phone scans the codes of every other device that can read the conversation.
+    let others: Vec<(String, String)> = {
+        let mut v = Vec::new();
+        for d in [&alice_phone, &alice_laptop, &bob_phone] {
+            v.push((cast.of(d), fingerprint(d)?.1));
+        }
+        let store = &bob_laptop_store;
+        let account = store.account().map_err(err)?.ok_or("no account")?;
+        v.push((
+            bob_laptop_name.clone(),
+            verification_uri(
+                &account.jid,
+                account.device.device_id(),
+                account.device.identity().public(),
+            ),
+        ));
+        v
+    };
+    for phone in [&mut alice_phone, &mut bob_phone] {
+        let me = cast.of(phone);
+        let mut verified = Vec::new();
+        for (name, uri) in others.iter().filter(|(name, _)| *name != me) {
+            verify(phone.store_mut(), uri, unix_now())?;
+            verified.push(name.clone());
+        }
+        n.event(
+            json!({"event": "verified", "device": me, "verified": verified}),
+            || format!("{me} scanned and verified: {}", verified.join(", ")),
+        );
+    }
+    let verified_text = "Verified! Same place, noon.";
+    let after = send(n, &cast, &mut alice_phone, &bob, verified_text).await?;
+    sent.push(verified_text.into());
+    if after.authentication != Authentication::Strong {
+        return Err("after verification the conversation should be strongly authenticated".into());
+    }
+    let d = next(&mut bob_phone, &cast).await?;
+    received(n, &cast, &bob_phone, &d, verified_text)?;
+    let d = next(&mut alice_laptop, &cast).await?;
+    received(n, &cast, &alice_laptop, &d, verified_text)?;
+    n.pause().await;
+
+    n.chapter(5, "The server tampers with a message");
+    let bob_phone_name = cast.of(&bob_phone);
+    server.set_adversary(Some(Box::new(FlipOnePayloadBit {
+        target: format!("{bob_jid}/"),
+        done: false,
+    })));
+    n.event(
+        json!({"event": "tamper", "by": "server", "target": bob_phone_name, "what": "one bit of the encrypted payload"}),
+        || format!("The server flips one bit of the next message on its way to {bob_phone_name}."),
+    );
+    let tampered = "Bring the documents.";
+    send(n, &cast, &mut alice_phone, &bob, tampered).await?;
+    sent.push(tampered.into());
+    let d = next(&mut bob_phone, &cast).await?;
+    let Some(error) = d.error.clone() else {
+        return Err(format!(
+            "{bob_phone_name} accepted a tampered message: {:?}",
+            d.body
+        ));
+    };
+    n.event(
+        json!({"event": "tamper_detected", "device": bob_phone_name, "error": error}),
+        || format!("{bob_phone_name} refused it, loudly: {error}"),
+    );
+    server.set_adversary(None);
+    let again = "(again) Bring the documents.";
+    send(n, &cast, &mut alice_phone, &bob, again).await?;
+    sent.push(again.into());
+    let d = next(&mut bob_phone, &cast).await?;
+    received(n, &cast, &bob_phone, &d, again)?;
+    n.event(
+        json!({"event": "session_survived", "device": bob_phone_name}),
+        || "The session survived: the next message reads fine.".into(),
+    );
+    for text in [tampered, again] {
+        let d = next(&mut alice_laptop, &cast).await?;
+        received(n, &cast, &alice_laptop, &d, text)?;
+    }
+    n.pause().await;
+
+    n.chapter(6, "Bob's laptop comes back and catches up");
+    let mut bob_laptop = Hush::connect(bob_laptop_store, PASSWORD, &options(server))
+        .await
+        .map_err(err)?;
+    let got = bob_laptop.catch_up(0).await.map_err(err)?;
+    n.event(
+        json!({"event": "catch_up", "device": bob_laptop_name, "messages": got.len()}),
+        || {
+            format!(
+                "{bob_laptop_name} read {} messages from the server's archive (XEP-0313), \
+                 including its intact copy of the one tampered with on the way to the phone:",
+                got.len()
+            )
+        },
+    );
+    let texts: Vec<&str> = got.iter().filter_map(|d| d.body.as_deref()).collect();
+    if texts != sent {
+        return Err(format!(
+            "{bob_laptop_name} caught up {texts:?}, expected {sent:?}"
+        ));
+    }
+    for d in &got {
+        let sender = cast.name(&d.from, d.device);
+        n.event(
+            json!({"event": "received", "device": bob_laptop_name, "from": sender, "body": d.body,
+                   "error": d.error, "trust": trust_name(d.trust),
+                   "security": properties_json(&d.properties)}),
+            || format!("  “{}” from {sender}", d.body.as_deref().unwrap_or("")),
+        );
+    }
+    n.pause().await;
+
+    n.chapter(7, "What the conversation had");
+    n.event(
+        json!({"event": "summary", "before_verification": properties_json(&before),
+               "after_verification": properties_json(&after), "ok": true}),
+        || {
+            format!(
+                "Before verification: {}\nAfter verification:  {}\n\n\
+                 The server carried every message and could neither read nor alter one unnoticed.\n\
+                 Try it with your own server: `hush init --jid you@example.org --password-stdin`.",
+                properties_line(&before),
+                properties_line(&after)
+            )
+        },
+    );
+    drop(bob_laptop.close().await.map_err(err)?);
+    for d in [alice_phone, alice_laptop, bob_phone] {
+        drop(d.close().await.map_err(err)?);
+    }
+    Ok(())
+}
+
+/// Prints what the server holds for `user` next to the plaintext, and checks that no
+/// plaintext is anywhere in its storage.
+fn show_server_view(n: &Narrator, server: &DevServer, jid: &str, sent: &[String]) -> Fallible<()> {
+    let user = jid.split('@').next().unwrap_or(jid);
+    let archive = server.archive(user);
+    let mut rows = Vec::new();
+    for entry in &archive {
+        if let Some(payload) = payload_of(&entry.stanza) {
+            rows.push(payload);
+        }
+    }
+    let mut everything = String::new();
+    for who in ["alice", "bob"] {
+        for a in server.archive(who) {
+            everything.push_str(&a.stanza);
+        }
+        for o in server.offline(who) {
+            everything.push_str(&o);
+        }
+        for node in ["urn:xmpp:omemo:2:devices", "urn:xmpp:omemo:2:bundles"] {
+            for item in server.pep_items(who, node) {
+                everything.push_str(&String::from(&item));
+            }
+        }
+    }
+    let leaked: Vec<&String> = sent
+        .iter()
+        .filter(|t| everything.contains(t.as_str()))
+        .collect();
+    let pairs: Vec<Value> = rows
+        .iter()
+        .zip(sent)
+        .map(|(c, p)| json!({"server_has": c, "devices_read": p}))
+        .collect();
+    n.event(
+        json!({"event": "server_stored", "user": jid, "archived": archive.len(),
+               "pairs": pairs, "plaintext_found": !leaked.is_empty()}),
+        || {
+            let mut s = format!(
+                "{} messages in {jid}'s archive. Side by side, what the server has and what the devices read:",
+                archive.len()
+            );
+            for (c, p) in rows.iter().zip(sent) {
+                let short: String = c.chars().take(40).collect();
+                s.push_str(&format!("\n  {short:<42} │ {p}"));
+            }
+            s.push_str(&format!(
+                "\nSearching all the server's storage for the plaintexts: {}",
+                if leaked.is_empty() { "not found" } else { "FOUND" }
+            ));
+            s
+        },
+    );
+    if !leaked.is_empty() {
+        return Err(format!("plaintext on the server: {leaked:?}"));
+    }
+    Ok(())
+}

@@ -1,0 +1,107 @@
+//! `hush demo` is the README's first command: it must run with nothing set up (no home
+//! directory, no server installed) and tell a story whose every claim it checked.
+
+use std::process::Command;
+
+use serde_json::Value;
+
+fn demo(args: &[&str]) -> (bool, String, String) {
+    // No HOME and no HUSH_HOME: the demo must not need either.
+    let out = Command::new(env!("CARGO_BIN_EXE_hush"))
+        .args(args)
+        .env_remove("HOME")
+        .env_remove("HUSH_HOME")
+        .output()
+        .unwrap();
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+fn events<'a>(all: &'a [Value], kind: &str) -> Vec<&'a Value> {
+    all.iter().filter(|e| e["event"] == kind).collect()
+}
+
+#[test]
+fn the_json_demo_tells_the_whole_story() {
+    let (ok, out, err) = demo(&["--json", "demo"]);
+    assert!(ok, "demo failed: {out}\n{err}");
+    let all: Vec<Value> = out
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("not JSON: {l}: {e}")))
+        .collect();
+
+    // Four devices, each with its own key.
+    let devices = events(&all, "device");
+    assert_eq!(devices.len(), 4);
+    let mut fps: Vec<&str> = devices
+        .iter()
+        .map(|d| d["fingerprint"].as_str().unwrap())
+        .collect();
+    fps.sort();
+    fps.dedup();
+    assert_eq!(fps.len(), 4);
+    assert!(fps.iter().all(|f| f.len() == 71), "{fps:?}");
+
+    // The server held only ciphertext, shown next to what the devices read.
+    let stored = events(&all, "server_stored");
+    assert_eq!(stored.len(), 1);
+    assert_eq!(stored[0]["plaintext_found"], false);
+    let pairs = stored[0]["pairs"].as_array().unwrap();
+    assert_eq!(pairs.len(), 2, "{pairs:?}");
+    for p in pairs {
+        let cipher = p["server_has"].as_str().unwrap();
+        let plain = p["devices_read"].as_str().unwrap();
+        assert!(!cipher.contains(plain) && cipher.len() > plain.len() / 2);
+    }
+
+    // Both phones verified the three other devices.
+    let verified = events(&all, "verified");
+    assert_eq!(verified.len(), 2);
+    assert!(verified
+        .iter()
+        .all(|v| v["verified"].as_array().unwrap().len() == 3));
+
+    // The tampered message was refused visibly, and the session went on.
+    let detected = events(&all, "tamper_detected");
+    assert_eq!(detected.len(), 1);
+    assert!(!detected[0]["error"].as_str().unwrap().is_empty());
+    assert_eq!(events(&all, "session_survived").len(), 1);
+
+    // The offline laptop caught up on all five messages, the tampered one intact.
+    let catch_up = events(&all, "catch_up");
+    assert_eq!(catch_up[0]["messages"], 5);
+
+    // Properties: weak before verification, strong after.
+    let summary = events(&all, "summary");
+    assert_eq!(summary[0]["ok"], true);
+    assert_eq!(summary[0]["before_verification"]["authentication"], "weak");
+    assert_eq!(summary[0]["after_verification"]["authentication"], "strong");
+    for key in [
+        "confidentiality",
+        "integrity",
+        "forward_secrecy",
+        "deniability",
+    ] {
+        assert_eq!(summary[0]["after_verification"][key], true, "{key}");
+    }
+}
+
+#[test]
+fn the_text_demo_reads_as_a_story() {
+    let (ok, out, err) = demo(&["demo"]);
+    assert!(ok, "demo failed: {out}\n{err}");
+    for line in [
+        "A private XMPP server, and four devices",
+        "What the server stored",
+        "Searching all the server's storage for the plaintexts: not found",
+        "refused it, loudly",
+        "The session survived",
+        "catches up",
+        "After verification:  confidentiality yes",
+    ] {
+        assert!(out.contains(line), "missing {line:?} in:\n{out}");
+    }
+}
