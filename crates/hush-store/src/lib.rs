@@ -31,7 +31,7 @@ use hush_proto::{CryptoRng, IdentityKey, LocalDevice, Session, Suite};
 
 pub use error::{Result, StoreError};
 pub use memory::MemoryStore;
-pub use sqlite::{BackupReport, OpenOptions, SqliteStore, RESTORE_WARNING};
+pub use sqlite::{BackupReport, OpenOptions, SqliteStore, RESTORE_WARNING, SCHEMA_VERSION};
 pub use types::{
     Commit, ConversationRecord, DeviceRecord, Direction, MessageIds, Outcome, Outgoing, Pending,
     Received, SessionKey, StoredMessage, Trust,
@@ -69,6 +69,12 @@ pub trait Store {
     /// The newest archive id (XEP-0313) stored for messages from `archive`: where MAM
     /// catch-up resumes.
     fn last_archive_id(&self, archive: &str) -> Result<Option<String>>;
+    /// Where the next archive catch-up of `archive` starts: the last archive id a catch-up
+    /// read to the end of a page. Unlike [`Store::last_archive_id`], live messages do not move
+    /// it, so a message the server held back while later ones arrived live is still fetched.
+    fn archive_resume(&self, archive: &str) -> Result<Option<String>>;
+    /// Moves the resume point of `archive` (after the page up to `stanza_id` is committed).
+    fn set_archive_resume(&mut self, archive: &str, stanza_id: &str) -> Result<()>;
     /// True if a message with these ids from `sender` is already in history.
     fn is_known(&self, sender: &str, ids: &MessageIds) -> Result<bool>;
     /// Commits received messages in one transaction (see the crate docs).

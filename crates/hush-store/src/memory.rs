@@ -24,6 +24,7 @@ pub struct MemoryStore {
     trust: BTreeMap<(String, [u8; 32]), Trust>,
     devices: BTreeMap<(Suite, String), BTreeMap<u32, DeviceRecord>>,
     conversations: BTreeMap<String, ConversationRecord>,
+    archive_resume: BTreeMap<String, String>,
 }
 
 impl MemoryStore {
@@ -110,6 +111,16 @@ impl Store for MemoryStore {
             .rev()
             .find(|m| m.ids.archive.as_deref() == Some(archive) && m.ids.stanza_id.is_some())
             .and_then(|m| m.ids.stanza_id.clone()))
+    }
+
+    fn archive_resume(&self, archive: &str) -> Result<Option<String>> {
+        Ok(self.archive_resume.get(archive).cloned())
+    }
+
+    fn set_archive_resume(&mut self, archive: &str, stanza_id: &str) -> Result<()> {
+        self.archive_resume
+            .insert(archive.to_owned(), stanza_id.to_owned());
+        Ok(())
     }
 
     fn is_known(&self, sender: &str, ids: &MessageIds) -> Result<bool> {

@@ -38,7 +38,7 @@ use crate::{Account, Store};
 /// `PRAGMA application_id` of Hush stores: "HUSH".
 pub const APPLICATION_ID: i64 = 0x4855_5348;
 /// The schema version this build writes.
-pub const SCHEMA_VERSION: i64 = 2;
+pub const SCHEMA_VERSION: i64 = 3;
 
 /// What users are told after restoring a backup.
 pub const RESTORE_WARNING: &str =
@@ -108,6 +108,9 @@ CREATE TABLE conversations (
     blocked INTEGER NOT NULL,
     contact INTEGER NOT NULL
 );
+"#,
+    r#"
+CREATE TABLE archive_resume (archive TEXT PRIMARY KEY, stanza_id TEXT NOT NULL);
 "#,
 ];
 
@@ -582,6 +585,26 @@ impl Store for SqliteStore {
                 |r| r.get(0),
             )
             .optional()?)
+    }
+
+    fn archive_resume(&self, archive: &str) -> Result<Option<String>> {
+        Ok(self
+            .conn
+            .query_row(
+                "SELECT stanza_id FROM archive_resume WHERE archive = ?1",
+                [archive],
+                |r| r.get(0),
+            )
+            .optional()?)
+    }
+
+    fn set_archive_resume(&mut self, archive: &str, stanza_id: &str) -> Result<()> {
+        self.conn.execute(
+            "INSERT INTO archive_resume (archive, stanza_id) VALUES (?1, ?2)
+             ON CONFLICT (archive) DO UPDATE SET stanza_id = excluded.stanza_id",
+            [archive, stanza_id],
+        )?;
+        Ok(())
     }
 
     fn is_known(&self, sender: &str, ids: &MessageIds) -> Result<bool> {

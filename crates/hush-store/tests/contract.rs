@@ -456,6 +456,24 @@ fn conversations_and_plaintext<S: Store>(mut store: S) {
     assert!(!h[0].encrypted);
 }
 
+/// The archive resume point is separate from the last stored message and per archive.
+fn archive_resume_points<S: Store>(mut store: S) {
+    assert_eq!(store.archive_resume(ALICE).unwrap(), None);
+    store.set_archive_resume(ALICE, "a-10").unwrap();
+    store.set_archive_resume(BOB, "b-3").unwrap();
+    store.set_archive_resume(ALICE, "a-12").unwrap();
+    assert_eq!(
+        store.archive_resume(ALICE).unwrap().as_deref(),
+        Some("a-12")
+    );
+    assert_eq!(store.archive_resume(BOB).unwrap().as_deref(), Some("b-3"));
+    assert_eq!(
+        store.last_archive_id(ALICE).unwrap(),
+        None,
+        "no message was stored"
+    );
+}
+
 macro_rules! contract {
     ($name:ident, $make:expr) => {
         mod $name {
@@ -484,6 +502,11 @@ macro_rules! contract {
             #[test]
             fn conversations_and_plaintext() {
                 super::conversations_and_plaintext($make);
+            }
+
+            #[test]
+            fn archive_resume_points() {
+                super::archive_resume_points($make);
             }
 
             #[test]

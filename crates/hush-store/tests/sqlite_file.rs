@@ -298,3 +298,42 @@ mod rusqlite_like {
             .unwrap();
     }
 }
+
+/// A store written by an older Hush (schema 1: no conversations, no `encrypted` column, no
+/// archive resume points) opens, keeps its data and gains what the newer schemas add.
+#[test]
+fn older_schemas_are_migrated_in_place() {
+    let dir = scratch("migrate");
+    let path = dir.join("old.sqlite");
+    {
+        let mut store = SqliteStore::open(&path, &Default::default()).unwrap();
+        populate(&mut store);
+    }
+    {
+        // Turn it back into what schema 1 looked like.
+        let c = hush_store::testing::Connection::open(&path).unwrap();
+        c.execute_batch(
+            "DROP TABLE archive_resume; DROP TABLE conversations;
+             ALTER TABLE messages DROP COLUMN encrypted; PRAGMA user_version = 1;",
+        )
+        .unwrap();
+    }
+    let mut store = SqliteStore::open(&path, &Default::default()).unwrap();
+    let history = store.history("alice@example.org", 10).unwrap();
+    assert_eq!(history.len(), 1);
+    assert_eq!(history[0].body.as_deref(), Some(SECRET_BODY.as_bytes()));
+    assert!(history[0].encrypted, "old messages count as encrypted");
+    store.set_archive_resume("bob@example.net", "x-1").unwrap();
+    assert_eq!(
+        store.archive_resume("bob@example.net").unwrap().as_deref(),
+        Some("x-1")
+    );
+    let record = store.conversation("alice@example.org").unwrap();
+    assert!(!record.blocked);
+    drop(store);
+    let c = hush_store::testing::Connection::open(&path).unwrap();
+    let version: i64 = c
+        .query_row("PRAGMA user_version", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(version, hush_store::SCHEMA_VERSION);
+}

@@ -257,6 +257,30 @@ impl<S: Store> Hush<S> {
     /// Publishes our bundle in both suites, then adds our device to our device lists (bundle
     /// first, so nobody sees the id before it can be used). Devices already listed stay.
     pub async fn announce(&mut self) -> Result<()> {
+        // A device with no place in the archive yet starts reading it here, before its keys
+        // are out: nothing archived earlier can be encrypted for it, and everything later is
+        // read (a message then lacking our key is reported, as it should be).
+        let own = self.jid.as_str().to_owned();
+        if self
+            .store
+            .archive_resume(&own)
+            .map_err(store_err)?
+            .is_none()
+            && self
+                .store
+                .last_archive_id(&own)
+                .map_err(store_err)?
+                .is_none()
+        {
+            match self.xmpp.archive_end().await {
+                Ok(Some(end)) => self
+                    .store
+                    .set_archive_resume(&own, &end)
+                    .map_err(store_err)?,
+                Ok(None) => {} // an empty archive: catch-ups start at `since`
+                Err(e) => log::warn!("could not find the end of our archive: {e}"),
+            }
+        }
         let device = self.device()?;
         self.publish_bundles(&device).await?;
         for suite in Suite::ALL {
@@ -846,10 +870,12 @@ impl<S: Store> Hush<S> {
     /// connection sends initial presence once the archive is read, then reads once more: what
     /// arrived in between is archived but, as we queried the archive, not pushed to us.
     async fn read_archive(&mut self, since: u64, out: &mut Vec<Delivery>) -> Result<()> {
-        let mut after = self
-            .store
-            .last_archive_id(self.jid.as_str())
-            .map_err(store_err)?;
+        let own = self.jid.as_str().to_owned();
+        let mut after = match self.store.archive_resume(&own).map_err(store_err)? {
+            Some(resume) => Some(resume),
+            // Stores from before resume points: the last archived message stored.
+            None => self.store.last_archive_id(&own).map_err(store_err)?,
+        };
         self.xmpp
             .query_archive(after.as_deref(), Some(since))
             .await?;
@@ -887,6 +913,12 @@ impl<S: Store> Hush<S> {
                 if let Some(d) = self.process(incoming).await? {
                     out.push(d);
                 }
+            }
+            // The page is committed: the next catch-up starts after it.
+            if let Some(last) = &page.last {
+                self.store
+                    .set_archive_resume(&own, last)
+                    .map_err(store_err)?;
             }
             if !more {
                 return Ok(());
@@ -1060,6 +1092,14 @@ impl<S: Store> Hush<S> {
         if sender == self.jid && sid == self.device_id {
             return Ok(None); // our own message, reflected
         }
+        if let Ok(el) = &encrypted {
+            if !has_payload && el.key_for(self.jid.as_str(), self.device_id).is_none() {
+                // An empty message (a key-exchange answer or heartbeat) between two other
+                // devices, seen as a Carbon or in the archive: no content is lost by skipping it,
+                // and reporting it as unreadable would be noise.
+                return Ok(None);
+            }
+        }
         let key = SessionKey::new(suite, sender.as_str(), sid);
         let mut existing = self.store.session(&key).map_err(store_err)?;
         let held_identity = existing.as_ref().map(|s| *s.peer_identity());
@@ -1104,8 +1144,15 @@ impl<S: Store> Hush<S> {
         let record = self.record_of(&sender, &peer, &ids, sid, suite);
         let (o, body) = match result {
             Ok(opened) => opened,
-            // Exact duplicates are ignored silently, as XEP-0384 requires.
-            Err(ProtoError::Duplicate { .. }) => return Ok(None),
+            // Exact duplicates are ignored silently, as XEP-0384 requires. Reaching this means
+            // the copy carried no ids we knew (those are caught before decrypting): the ratchet
+            // recognised a message key it had already used — a replay, worth a log line.
+            Err(ProtoError::Duplicate { counter }) => {
+                log::info!(
+                    "ignored a replayed message from device {sid} of {sender} (counter {counter})"
+                );
+                return Ok(None);
+            }
             // An empty message between two other devices (e.g. our phone completing a session
             // with a contact, seen in our archive) carries nothing for us.
             Err(ProtoError::NotForThisDevice(_)) if !has_payload => return Ok(None),

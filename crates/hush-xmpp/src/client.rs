@@ -6,7 +6,7 @@ use std::time::Duration;
 use futures::StreamExt;
 use hush_proto::{Bundle, DeviceList, Element, EncryptedElement, Suite};
 use tokio::sync::oneshot;
-use tokio_xmpp::connect::{DnsConfig, StartTlsServerConnector};
+use tokio_xmpp::connect::DnsConfig;
 use tokio_xmpp::parsers::iq::Iq;
 use tokio_xmpp::parsers::jid::{BareJid, Jid};
 use tokio_xmpp::parsers::message::{Message, MessageType};
@@ -144,8 +144,9 @@ fn is_loopback(server: &str) -> bool {
         .unwrap_or(false)
 }
 
-/// A MAM query for the messages after `after`, or since `start`, 100 per page.
-fn mam_query(query_id: &str, after: Option<&str>, start: Option<u64>) -> Element {
+/// A MAM query for the messages after `after`, or since `start`, 100 per page; or, with
+/// `last_only`, for the archive's last message alone (RSM `<before/>`, one item).
+fn mam_query(query_id: &str, after: Option<&str>, start: Option<u64>, last_only: bool) -> Element {
     let name = |n: &'static str| tokio_xmpp::minidom::rxml::NcName::try_from(n).expect("valid");
     let field = |var: &str, value: String| {
         Element::builder("field", "jabber:x:data")
@@ -165,9 +166,13 @@ fn mam_query(query_id: &str, after: Option<&str>, start: Option<u64>) -> Element
         form.append_child(field("start", hush_proto::sce::xep0082_datetime(t)));
     }
     let rsm = "http://jabber.org/protocol/rsm";
+    let max = if last_only { "1" } else { "100" };
     let mut set = Element::builder("set", rsm)
-        .append(Element::builder("max", rsm).append("100").build())
+        .append(Element::builder("max", rsm).append(max).build())
         .build();
+    if last_only {
+        set.append_child(Element::builder("before", rsm).build());
+    }
     if let Some(a) = after {
         set.append_child(Element::builder("after", rsm).append(a).build());
     }
@@ -199,10 +204,7 @@ impl XmppClient {
         } else {
             let (host, port) = server.rsplit_once(':').unwrap_or((&server, "5222"));
             stream_with(
-                StartTlsServerConnector::from(DnsConfig::no_srv(
-                    host,
-                    port.parse().unwrap_or(5222),
-                )),
+                login::GuardedStartTls(DnsConfig::no_srv(host, port.parse().unwrap_or(5222))),
                 &bare,
                 password,
             )
@@ -768,7 +770,12 @@ impl XmppClient {
         // the old query id and are ignored.
         self.query_serial += 1;
         let query_id = format!("hush-mam-{}", self.query_serial);
-        let request = mam_query(&query_id, after, if after.is_none() { start } else { None });
+        let request = mam_query(
+            &query_id,
+            after,
+            if after.is_none() { start } else { None },
+            false,
+        );
         let iq_id = self.send_request(None, IqRequest::Set(request)).await?;
         self.archive = Some(ArchiveQuery {
             query_id,
@@ -776,6 +783,20 @@ impl XmppClient {
             results: Vec::new(),
         });
         Ok(())
+    }
+
+    /// The archive id of the last message in our archive, if any (one query, one result).
+    pub async fn archive_end(&mut self) -> Result<Option<String>> {
+        self.query_serial += 1;
+        let query_id = format!("hush-mam-{}", self.query_serial);
+        let request = mam_query(&query_id, None, None, true);
+        let iq_id = self.send_request(None, IqRequest::Set(request)).await?;
+        self.archive = Some(ArchiveQuery {
+            query_id,
+            iq_id,
+            results: Vec::new(),
+        });
+        Ok(self.archive_page().await?.last)
     }
 
     /// Waits for the end of the archive query in flight and returns its page. A resume point

@@ -13,6 +13,7 @@ mod client;
 mod disco;
 mod error;
 mod incoming;
+pub mod limits;
 mod login;
 mod pep;
 pub mod strangers;

@@ -19,6 +19,8 @@ use tokio_xmpp::stanzastream::Connection;
 use tokio_xmpp::xmlstream::{StreamHeader, Timeouts};
 use zeroize::Zeroizing;
 
+use crate::limits::{Guarded, SERVER_LIMITS};
+
 /// Longest wait between two reconnection attempts.
 pub(crate) const MAX_BACKOFF: Duration = Duration::from_secs(60);
 
@@ -145,7 +147,7 @@ pub(crate) fn reconnector<C: ServerConnector>(
 pub(crate) struct LoopbackTcp(pub(crate) String);
 
 impl ServerConnector for LoopbackTcp {
-    type Stream = tokio::io::BufStream<tokio::net::TcpStream>;
+    type Stream = tokio::io::BufStream<Guarded<tokio::net::TcpStream>>;
 
     async fn connect(
         &self,
@@ -162,7 +164,7 @@ impl ServerConnector for LoopbackTcp {
         let tcp = tokio::net::TcpStream::connect(&self.0).await?;
         tcp.set_nodelay(true)?;
         let pending = tokio_xmpp::xmlstream::initiate_stream(
-            tokio::io::BufStream::new(tcp),
+            tokio::io::BufStream::new(Guarded::new(tcp, SERVER_LIMITS)),
             ns,
             StreamHeader {
                 to: Some(jid.domain().as_str().into()),
@@ -173,5 +175,94 @@ impl ServerConnector for LoopbackTcp {
         )
         .await?;
         Ok((pending, sasl::common::ChannelBinding::None))
+    }
+}
+
+/// STARTTLS (RFC 6120 §5.4) to a server found through DNS, with the stream limits
+/// ([`crate::limits`]) on the plaintext phase and on the encrypted stream: a hostile server
+/// (or, before TLS, anyone on the path) cannot make us buffer without bound or nest elements
+/// deep enough to overflow the stack. tokio-xmpp's own STARTTLS connector offers no place for
+/// that wrapper, so the negotiation is done here.
+#[derive(Clone, Debug)]
+pub(crate) struct GuardedStartTls(pub(crate) tokio_xmpp::connect::DnsConfig);
+
+type TlsOverTcp = tokio_xmpp::connect::tls_common::TlsStream<tokio::net::TcpStream>;
+
+impl ServerConnector for GuardedStartTls {
+    type Stream = tokio::io::BufStream<Guarded<TlsOverTcp>>;
+
+    async fn connect(
+        &self,
+        jid: &Jid,
+        ns: &'static str,
+        timeouts: Timeouts,
+    ) -> Result<
+        (
+            tokio_xmpp::xmlstream::PendingFeaturesRecv<Self::Stream>,
+            sasl::common::ChannelBinding,
+        ),
+        tokio_xmpp::Error,
+    > {
+        use futures::{SinkExt, StreamExt};
+        use tokio_xmpp::parsers::starttls::{Nonza, Request};
+        use tokio_xmpp::xmlstream::{ReadError, XmppStreamElement};
+
+        let domain = jid.domain().as_str();
+        let header = || StreamHeader {
+            to: Some(domain.into()),
+            from: None,
+            id: None,
+        };
+        let tcp = self.0.resolve().await?;
+        // Small stanzas, answers awaited: see `LoopbackTcp`.
+        tcp.set_nodelay(true)?;
+        let plain = tokio_xmpp::xmlstream::initiate_stream(
+            tokio::io::BufStream::new(Guarded::new(tcp, SERVER_LIMITS)),
+            ns,
+            header(),
+            timeouts,
+        )
+        .await?;
+        let (features, mut plain) = plain
+            .recv_features::<tokio_xmpp::xmlstream::FallibleStreamElement>()
+            .await?;
+        if !features.can_starttls() {
+            // Never fall back to plaintext: `--insecure-loopback` is the only way to that.
+            return Err(tokio_xmpp::Error::Protocol(
+                tokio_xmpp::error::ProtocolError::NoTls,
+            ));
+        }
+        plain
+            .send(&XmppStreamElement::Starttls(Nonza::Request(Request)))
+            .await?;
+        loop {
+            match plain
+                .next()
+                .await
+                .map(|e| e.and_then(|e| e.into_read_error()))
+            {
+                Some(Ok(XmppStreamElement::Starttls(Nonza::Proceed(_)))) => break,
+                Some(Ok(_)) | Some(Err(ReadError::SoftTimeout)) => {}
+                Some(Err(ReadError::HardError(e))) => return Err(e.into()),
+                Some(Err(ReadError::ParseError(e))) => {
+                    return Err(std::io::Error::new(std::io::ErrorKind::InvalidData, e).into())
+                }
+                None | Some(Err(ReadError::StreamFooterReceived)) => {
+                    return Err(tokio_xmpp::Error::Disconnected)
+                }
+            }
+        }
+        // The server sends nothing more in clear after `<proceed/>`: nothing buffered is lost.
+        let tcp = plain.into_inner().into_inner().into_inner();
+        let (tls, binding) =
+            tokio_xmpp::connect::tls_common::establish_tls_connection(tcp, domain).await?;
+        let stream = tokio_xmpp::xmlstream::initiate_stream(
+            tokio::io::BufStream::new(Guarded::new(tls, SERVER_LIMITS)),
+            ns,
+            header(),
+            timeouts,
+        )
+        .await?;
+        Ok((stream, binding))
     }
 }
