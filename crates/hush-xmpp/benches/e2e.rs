@@ -14,6 +14,9 @@
 //!   server's (it commits one page while the next travels), so the catch-up cannot be faster
 //!   than this.
 //!
+//! * `mam_*_devserver`: the same two against `hush-devserver` in this process, whose archive
+//!   is served from memory: what the client does when the server is not the bottleneck.
+//!
 //! `cargo bench -p hush-xmpp --bench e2e` measures. `cargo test --benches` (CI) runs each bench
 //! once in test mode; there bursts are `BURST_TEST` messages and the archive holds
 //! `MAM_MESSAGES_TEST`, because filling an archive with 10,000 messages and catching up on
@@ -29,6 +32,7 @@ use std::time::{Duration, Instant};
 use common::Prosody;
 use criterion::{criterion_group, criterion_main, Criterion, SamplingMode, Throughput};
 use futures::future::join_all;
+use hush_devserver::DevServer;
 use hush_proto::{sce, seal, LocalDevice, Recipient, Suite, DEFAULT_PREKEYS};
 use hush_store::{SessionKey, SqliteStore, Store};
 use hush_xmpp::{BareJid, ConnectOptions, Hush, XmppClient};
@@ -137,7 +141,48 @@ fn unix_now() -> u64 {
         .unwrap_or(0)
 }
 
-fn options(server: &Prosody) -> ConnectOptions {
+/// The server a bench talks to: the private Prosody, or `hush-devserver` in this process.
+trait Server {
+    fn address(&self) -> String;
+    /// Registers `user` with the bench password; returns the bare JID.
+    fn register(&self, user: &str) -> String;
+    /// The most messages one archive keeps.
+    fn archive_limit(&self) -> usize;
+}
+
+impl Server for Prosody {
+    fn address(&self) -> String {
+        Prosody::address(self)
+    }
+    fn register(&self, user: &str) -> String {
+        Prosody::register(self, user, PASSWORD)
+    }
+    /// `storage_archive_item_limit` in the config. The test servers use SQL storage, which
+    /// has no limit unless one is set (Prosody's file storage defaults to 10,000).
+    fn archive_limit(&self) -> usize {
+        let config = std::fs::read_to_string(self.dir.join("prosody.cfg.lua")).unwrap_or_default();
+        config
+            .lines()
+            .filter_map(|l| l.trim().strip_prefix("storage_archive_item_limit"))
+            .filter_map(|rest| rest.trim().strip_prefix('=')?.trim().parse().ok())
+            .next()
+            .unwrap_or(usize::MAX)
+    }
+}
+
+impl Server for DevServer {
+    fn address(&self) -> String {
+        DevServer::address(self).to_string()
+    }
+    fn register(&self, user: &str) -> String {
+        DevServer::register(self, user, PASSWORD).unwrap()
+    }
+    fn archive_limit(&self) -> usize {
+        usize::MAX
+    }
+}
+
+fn options(server: &dyn Server) -> ConnectOptions {
     ConnectOptions {
         server: Some(server.address()),
         insecure_loopback: true,
@@ -155,7 +200,7 @@ fn remove_store(path: &Path) {
 }
 
 /// A new device of `jid` with its store in `path`, connected and announced.
-async fn device(server: &Prosody, path: &Path, jid: &str) -> Device {
+async fn device(server: &dyn Server, path: &Path, jid: &str) -> Device {
     remove_store(path);
     let mut store = SqliteStore::open(path, &Default::default()).unwrap();
     let mut rng = rand_core::UnwrapErr(rand::rngs::SysRng);
@@ -216,18 +261,6 @@ fn text(serial: &mut u64) -> String {
     format!("bench message {serial}")
 }
 
-/// `storage_archive_item_limit` in the server's config. The test servers use SQL storage,
-/// which has no limit unless one is set (Prosody's file storage defaults to 10,000).
-fn archive_limit(server: &Prosody) -> usize {
-    let config = std::fs::read_to_string(server.dir.join("prosody.cfg.lua")).unwrap_or_default();
-    config
-        .lines()
-        .filter_map(|l| l.trim().strip_prefix("storage_archive_item_limit"))
-        .filter_map(|rest| rest.trim().strip_prefix('=')?.trim().parse().ok())
-        .next()
-        .unwrap_or(usize::MAX)
-}
-
 fn e2e(c: &mut Criterion) {
     let bench = benchmarking();
     let rt = tokio::runtime::Builder::new_multi_thread()
@@ -253,7 +286,12 @@ fn e2e(c: &mut Criterion) {
         two_by_two(&mut group, &rt, &server, &scratch, burst);
     }
     if selected(&["mam_catch_up_10k", "mam_read_only_10k"]) {
-        mam_catch_up(&mut group, &rt, &server, &scratch, bench);
+        mam_catch_up(&mut group, &rt, &server, &scratch, bench, "");
+    }
+    if selected(&["mam_catch_up_10k_devserver", "mam_read_only_10k_devserver"]) {
+        let devserver = rt.block_on(DevServer::start(Default::default())).unwrap();
+        mam_catch_up(&mut group, &rt, &devserver, &scratch, bench, "_devserver");
+        rt.block_on(devserver.shutdown());
     }
     group.finish();
 }
@@ -261,13 +299,13 @@ fn e2e(c: &mut Criterion) {
 fn one_to_one(
     group: &mut criterion::BenchmarkGroup<'_, criterion::measurement::WallTime>,
     rt: &Runtime,
-    server: &Prosody,
+    server: &dyn Server,
     scratch: &Scratch,
     burst: u64,
 ) {
     let t = Instant::now();
-    let alice_jid = server.register("alice", PASSWORD);
-    let bob_jid = server.register("bob", PASSWORD);
+    let alice_jid = server.register("alice");
+    let bob_jid = server.register("bob");
     let (mut alice, mut bob) = rt.block_on(async {
         let mut alice = device(server, &scratch.file("alice.sqlite"), &alice_jid).await;
         let mut bob = device(server, &scratch.file("bob.sqlite"), &bob_jid).await;
@@ -342,13 +380,13 @@ fn one_to_one(
 fn two_by_two(
     group: &mut criterion::BenchmarkGroup<'_, criterion::measurement::WallTime>,
     rt: &Runtime,
-    server: &Prosody,
+    server: &dyn Server,
     scratch: &Scratch,
     burst: u64,
 ) {
     let t = Instant::now();
-    let carol_jid = server.register("carol", PASSWORD);
-    let dave_jid = server.register("dave", PASSWORD);
+    let carol_jid = server.register("carol");
+    let dave_jid = server.register("dave");
     // devices[0] sends; the other three receive.
     let mut devices = rt.block_on(async {
         let mut d = Vec::new();
@@ -444,16 +482,19 @@ fn two_by_two(
 fn mam_catch_up(
     group: &mut criterion::BenchmarkGroup<'_, criterion::measurement::WallTime>,
     rt: &Runtime,
-    server: &Prosody,
+    server: &dyn Server,
     scratch: &Scratch,
     bench: bool,
+    label: &str,
 ) {
+    let read_name = format!("mam_read_only_10k{label}");
+    let catch_up_name = format!("mam_catch_up_10k{label}");
     let wanted = if bench {
         MAM_MESSAGES
     } else {
         MAM_MESSAGES_TEST
     };
-    let limit = archive_limit(server);
+    let limit = server.archive_limit();
     let room = limit.saturating_sub(ARCHIVED_BEFORE_FILL + HEARTBEAT_ROOM);
     let fill = wanted.min(room);
     if fill < wanted {
@@ -466,8 +507,8 @@ fn mam_catch_up(
         );
     }
     let t = Instant::now();
-    let erin_jid = server.register("erin", PASSWORD);
-    let frank_jid = server.register("frank", PASSWORD);
+    let erin_jid = server.register("erin");
+    let frank_jid = server.register("frank");
     let frank_file = scratch.file("frank.sqlite");
     let snapshot = scratch.file("frank-before-catch-up.sqlite");
     let (erin_store, frank_device) = rt.block_on(async {
@@ -571,7 +612,7 @@ fn mam_catch_up(
     // offline messages (Hush sends presence after reading the archive, so Prosody leaves them
     // to the archive instead of pushing them too).
     let first = rt.block_on(catch_up());
-    eprintln!("e2e: first catch-up of {fill} took {first:.2?}");
+    eprintln!("e2e: first catch-up of {fill}{label} took {first:.2?}");
 
     group.sampling_mode(SamplingMode::Flat);
     group.throughput(Throughput::Elements(fill as u64));
@@ -598,8 +639,8 @@ fn mam_catch_up(
         xmpp.close().await.unwrap();
         took
     };
-    if selected(&["mam_read_only_10k"]) {
-        group.bench_function("mam_read_only_10k", |b| {
+    if selected(&[&read_name]) {
+        group.bench_function(&read_name, |b| {
             b.iter_custom(|iters| {
                 rt.block_on(async {
                     let mut total = Duration::ZERO;
@@ -611,10 +652,10 @@ fn mam_catch_up(
             })
         });
     }
-    if !selected(&["mam_catch_up_10k"]) {
+    if !selected(&[&catch_up_name]) {
         return;
     }
-    group.bench_function("mam_catch_up_10k", |b| {
+    group.bench_function(&catch_up_name, |b| {
         b.iter_custom(|iters| {
             rt.block_on(async {
                 let mut total = Duration::ZERO;
