@@ -140,6 +140,28 @@ pub(crate) fn reconnector<C: ServerConnector>(
     })
 }
 
+/// Opens an XML stream to `jid`'s domain over `io`, with the limits on what the server sends.
+async fn open_stream<Io: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin>(
+    io: Io,
+    jid: &Jid,
+    ns: &'static str,
+    timeouts: Timeouts,
+) -> std::io::Result<tokio_xmpp::xmlstream::PendingFeaturesRecv<tokio::io::BufStream<Guarded<Io>>>>
+{
+    let header = StreamHeader {
+        to: Some(jid.domain().as_str().into()),
+        from: None,
+        id: None,
+    };
+    tokio_xmpp::xmlstream::initiate_stream(
+        tokio::io::BufStream::new(Guarded::new(io, SERVER_LIMITS)),
+        ns,
+        header,
+        timeouts,
+    )
+    .await
+}
+
 /// Plain TCP to a loopback address (`--insecure-loopback`), with Nagle's algorithm off:
 /// XMPP writes many small stanzas and waits for answers, and Nagle plus delayed ACKs would add
 /// tens of milliseconds to each round trip.
@@ -163,17 +185,7 @@ impl ServerConnector for LoopbackTcp {
     > {
         let tcp = tokio::net::TcpStream::connect(&self.0).await?;
         tcp.set_nodelay(true)?;
-        let pending = tokio_xmpp::xmlstream::initiate_stream(
-            tokio::io::BufStream::new(Guarded::new(tcp, SERVER_LIMITS)),
-            ns,
-            StreamHeader {
-                to: Some(jid.domain().as_str().into()),
-                from: None,
-                id: None,
-            },
-            timeouts,
-        )
-        .await?;
+        let pending = open_stream(tcp, jid, ns, timeouts).await?;
         Ok((pending, sasl::common::ChannelBinding::None))
     }
 }
@@ -207,22 +219,10 @@ impl ServerConnector for GuardedStartTls {
         use tokio_xmpp::parsers::starttls::{Nonza, Request};
         use tokio_xmpp::xmlstream::{ReadError, XmppStreamElement};
 
-        let domain = jid.domain().as_str();
-        let header = || StreamHeader {
-            to: Some(domain.into()),
-            from: None,
-            id: None,
-        };
         let tcp = self.0.resolve().await?;
         // Small stanzas, answers awaited: see `LoopbackTcp`.
         tcp.set_nodelay(true)?;
-        let plain = tokio_xmpp::xmlstream::initiate_stream(
-            tokio::io::BufStream::new(Guarded::new(tcp, SERVER_LIMITS)),
-            ns,
-            header(),
-            timeouts,
-        )
-        .await?;
+        let plain = open_stream(tcp, jid, ns, timeouts).await?;
         let (features, mut plain) = plain
             .recv_features::<tokio_xmpp::xmlstream::FallibleStreamElement>()
             .await?;
@@ -255,14 +255,8 @@ impl ServerConnector for GuardedStartTls {
         // The server sends nothing more in clear after `<proceed/>`: nothing buffered is lost.
         let tcp = plain.into_inner().into_inner().into_inner();
         let (tls, binding) =
-            tokio_xmpp::connect::tls_common::establish_tls_connection(tcp, domain).await?;
-        let stream = tokio_xmpp::xmlstream::initiate_stream(
-            tokio::io::BufStream::new(Guarded::new(tls, SERVER_LIMITS)),
-            ns,
-            header(),
-            timeouts,
-        )
-        .await?;
-        Ok((stream, binding))
+            tokio_xmpp::connect::tls_common::establish_tls_connection(tcp, jid.domain().as_str())
+                .await?;
+        Ok((open_stream(tls, jid, ns, timeouts).await?, binding))
     }
 }

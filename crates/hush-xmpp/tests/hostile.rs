@@ -200,6 +200,50 @@ impl Held {
     }
 }
 
+/// Live OMEMO messages to `jid`'s sessions are recorded (and, unless `deliver`, held back).
+fn watch_omemo_to(server: &DevServer, jid: &str, deliver: bool) -> Held {
+    let jid = jid.to_owned();
+    let held = Held::default();
+    let record = held.clone();
+    on_delivery(server, move |to, s| {
+        if bare_of(to) == jid && is_omemo(&s) {
+            record.push(to, s.clone());
+            if !deliver {
+                return vec![];
+            }
+        }
+        vec![s]
+    });
+    held
+}
+
+/// Nothing reached Bob; once the server behaves, Alice's next message `text` does.
+async fn nothing_got_through_then_recovers(
+    server: &DevServer,
+    alice: &mut Device,
+    bob: &mut Device,
+    text: &str,
+) {
+    nothing(bob).await;
+    honest(server);
+    alice.send_text(&bob.jid().clone(), text).await.unwrap();
+    expect(bob, text).await;
+}
+
+/// `hush` disconnects and reconnects; returns it with the texts its catch-up found.
+async fn reconnect_and_catch_up(server: &DevServer, hush: Device) -> (Device, Vec<String>) {
+    let store = hush.close().await.unwrap();
+    let mut hush = connect(server, store).await;
+    let texts = hush
+        .catch_up(0)
+        .await
+        .unwrap()
+        .into_iter()
+        .filter_map(|d| d.body)
+        .collect();
+    (hush, texts)
+}
+
 // ---- 1. replay ------------------------------------------------------------------------------
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -207,14 +251,7 @@ async fn replay_of_an_old_message_is_never_shown_twice() {
     let server = server().await;
     let (mut alice, mut bob) = pair(&server).await;
     let bob_jid = bob.jid().as_str().to_owned();
-    let held = Held::default();
-    let copy = held.clone();
-    on_delivery(&server, move |to, s| {
-        if bare_of(to) == bob_jid && is_omemo(&s) {
-            copy.push(to, s.clone());
-        }
-        vec![s]
-    });
+    let held = watch_omemo_to(&server, &bob_jid, true);
     alice.send_text(bob.jid(), "transfer 100").await.unwrap();
     expect(&mut bob, "transfer 100").await;
     let (to, old) = held.take().pop().unwrap();
@@ -249,15 +286,7 @@ async fn reordered_messages_all_arrive_once() {
     let server = server().await;
     let (mut alice, mut bob) = pair(&server).await;
     let bob_jid = bob.jid().as_str().to_owned();
-    let held = Held::default();
-    let hold = held.clone();
-    on_delivery(&server, move |to, s| {
-        if bare_of(to) == bob_jid && is_omemo(&s) {
-            hold.push(to, s);
-            return vec![];
-        }
-        vec![s]
-    });
+    let held = watch_omemo_to(&server, &bob_jid, false);
     for t in ["first", "second", "third"] {
         alice.send_text(bob.jid(), t).await.unwrap();
     }
@@ -303,15 +332,7 @@ async fn dropped_messages_come_back_from_the_archive_once() {
     nothing(&mut bob).await;
     honest(&server);
     // Bob reconnects: the archive has the two dropped messages; the others are recognised.
-    let store = bob.close().await.unwrap();
-    let mut bob = connect(&server, store).await;
-    let got: Vec<_> = bob
-        .catch_up(0)
-        .await
-        .unwrap()
-        .into_iter()
-        .map(|d| d.body.unwrap_or_default())
-        .collect();
+    let (bob, got) = reconnect_and_catch_up(&server, bob).await;
     assert_eq!(got, ["m2", "m4"]);
     let texts = history(&bob, alice.jid());
     for i in 1..=4 {
@@ -327,14 +348,7 @@ async fn copies_via_carbons_archive_and_offline_count_once() {
     let server = server().await;
     let (mut alice, mut bob) = pair(&server).await;
     let bob_jid = bob.jid().as_str().to_owned();
-    let held = Held::default();
-    let copy = held.clone();
-    on_delivery(&server, move |to, s| {
-        if bare_of(to) == bob_jid && is_omemo(&s) {
-            copy.push(to, s.clone());
-        }
-        vec![s]
-    });
+    let held = watch_omemo_to(&server, &bob_jid, true);
     alice.send_text(bob.jid(), "once").await.unwrap();
     expect(&mut bob, "once").await;
     let (to, live) = held.take().pop().unwrap();
@@ -352,9 +366,8 @@ async fn copies_via_carbons_archive_and_offline_count_once() {
     server.inject(&to, live);
     nothing(&mut bob).await;
     // ... and from the archive.
-    let store = bob.close().await.unwrap();
-    let mut bob = connect(&server, store).await;
-    assert!(bob.catch_up(0).await.unwrap().is_empty());
+    let (bob, got) = reconnect_and_catch_up(&server, bob).await;
+    assert!(got.is_empty(), "{got:?}");
     let texts = history(&bob, alice.jid());
     assert_eq!(
         texts.iter().filter(|t| *t == "once").count(),
@@ -597,6 +610,18 @@ fn with_item(answer: &Element, item: &str) -> Element {
     ))
 }
 
+/// Every bundle fetch for device `id` is answered with `item` instead.
+fn serve_bundle(server: &DevServer, id: u32, item: String) {
+    let marker = format!("id='{id}'");
+    on_delivery(server, move |_, s| {
+        let text = xml(&s);
+        if s.name() == "iq" && text.contains("urn:xmpp:omemo:2:bundles") && text.contains(&marker) {
+            return vec![with_item(&s, &item)];
+        }
+        vec![s]
+    });
+}
+
 /// Rotates the signed prekey of the account in `hush` and republishes its bundle.
 async fn rotate_signed_prekey(server: &DevServer, hush: Device) -> Device {
     let mut store = hush.close().await.unwrap();
@@ -624,15 +649,7 @@ async fn an_old_signed_prekey_works_one_rotation_back_and_fails_visibly_beyond()
         device(&server, &alice, 11).await,
         device(&server, &carol, 33).await,
     );
-    let stale = first.clone();
-    on_delivery(&server, move |_, s| {
-        let text = xml(&s);
-        if s.name() == "iq" && text.contains("urn:xmpp:omemo:2:bundles") && text.contains("id='22'")
-        {
-            return vec![with_item(&s, &stale)];
-        }
-        vec![s]
-    });
+    serve_bundle(&server, 22, first.clone());
     alice
         .send_text(&bob.jid().clone(), "old key, still kept")
         .await
@@ -645,15 +662,7 @@ async fn an_old_signed_prekey_works_one_rotation_back_and_fails_visibly_beyond()
     honest(&server);
     let bob = rotate_signed_prekey(&server, bob).await;
     let mut bob = rotate_signed_prekey(&server, bob).await;
-    let stale = first;
-    on_delivery(&server, move |_, s| {
-        let text = xml(&s);
-        if s.name() == "iq" && text.contains("urn:xmpp:omemo:2:bundles") && text.contains("id='22'")
-        {
-            return vec![with_item(&s, &stale)];
-        }
-        vec![s]
-    });
+    serve_bundle(&server, 22, first);
     carol
         .send_text(&bob.jid().clone(), "too old")
         .await
@@ -698,10 +707,7 @@ async fn a_bundle_without_one_time_prekeys_is_refused_and_nothing_is_sent() {
     let err = alice.send_text(bob.jid(), "hi").await.unwrap_err();
     assert!(matches!(err, XmppError::NotSent { .. }), "{err}");
     assert!(err.to_string().contains("prekey"), "{err}");
-    nothing(&mut bob).await;
-    honest(&server);
-    alice.send_text(bob.jid(), "hi again").await.unwrap();
-    expect(&mut bob, "hi again").await;
+    nothing_got_through_then_recovers(&server, &mut alice, &mut bob, "hi again").await;
 }
 
 // ---- 14. <encrypted> stripped, a body in clear instead --------------------------------------
@@ -733,15 +739,7 @@ async fn a_message_stripped_of_encryption_is_flagged_and_the_real_one_recovered(
     assert!(warning.contains("UNENCRYPTED"), "{warning}");
     honest(&server);
     // The real message is in the archive; Bob's next catch-up finds it.
-    let store = bob.close().await.unwrap();
-    let mut bob = connect(&server, store).await;
-    let got: Vec<_> = bob
-        .catch_up(0)
-        .await
-        .unwrap()
-        .into_iter()
-        .filter_map(|d| d.body)
-        .collect();
+    let (_bob, got) = reconnect_and_catch_up(&server, bob).await;
     assert_eq!(got, ["Do not pay anyone"]);
 }
 
@@ -946,10 +944,7 @@ async fn a_flooded_device_list_is_refused_and_nothing_is_sent() {
         .await
         .unwrap_err();
     assert!(matches!(err, XmppError::DeviceListTooLong { .. }), "{err}");
-    nothing(&mut bob).await;
-    honest(&server);
-    alice.send_text(bob.jid(), "to one").await.unwrap();
-    expect(&mut bob, "to one").await;
+    nothing_got_through_then_recovers(&server, &mut alice, &mut bob, "to one").await;
 }
 
 // ---- 22–23. forged Carbons and archive results ----------------------------------------------
@@ -959,15 +954,7 @@ async fn a_carbon_or_archive_result_not_from_our_account_is_ignored() {
     let server = server().await;
     let (mut alice, mut bob) = pair(&server).await;
     let bob_jid = bob.jid().as_str().to_owned();
-    let held = Held::default();
-    let hold = held.clone();
-    on_delivery(&server, move |to, s| {
-        if bare_of(to) == bob_jid && is_omemo(&s) {
-            hold.push(to, s);
-            return vec![];
-        }
-        vec![s]
-    });
+    let held = watch_omemo_to(&server, &bob_jid, false);
     alice.send_text(bob.jid(), "held back").await.unwrap();
     alice.flush().await.unwrap();
     let (to, real) = held.take().pop().unwrap();
@@ -987,15 +974,7 @@ async fn a_carbon_or_archive_result_not_from_our_account_is_ignored() {
     }
     nothing(&mut bob).await;
     // The real message was never lost: it is in Bob's archive.
-    let store = bob.close().await.unwrap();
-    let mut bob = connect(&server, store).await;
-    let got: Vec<_> = bob
-        .catch_up(0)
-        .await
-        .unwrap()
-        .into_iter()
-        .filter_map(|d| d.body)
-        .collect();
+    let (_bob, got) = reconnect_and_catch_up(&server, bob).await;
     assert_eq!(got, ["held back"]);
 }
 
