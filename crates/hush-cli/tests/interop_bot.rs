@@ -1,6 +1,7 @@
 //! Interop over a real XMPP server with an independent client: the `hush` binary and a bot built
 //! on slixmpp + slixmpp-omemo + python-omemo (`interop/bot.py`) exchange messages both ways
-//! through a private Prosody, in OMEMO:2 and in legacy OMEMO.
+//! through a private Prosody, in OMEMO:2 and in legacy OMEMO — and once more through
+//! `hush-devserver`, which shows that server serves a standard client too.
 //!
 //! The bot announces its device in one namespace only, so Hush has to pick that one. It runs
 //! from the interop venv (`HUSH_PYTHON`, or `.venv/` as `./scripts/test` creates it); without it
@@ -18,6 +19,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use common::Prosody;
+use hush_devserver::DevServer;
 use serde_json::{json, Value};
 use support::*;
 
@@ -42,6 +44,77 @@ fn python() -> PathBuf {
     venv
 }
 
+/// The server both clients use.
+trait Server {
+    fn address(&self) -> String;
+    fn register(&self, user: &str, password: &str) -> String;
+    /// Everything the server stored (archives, offline messages, PEP), as bytes.
+    fn stored_bytes(&self) -> Vec<u8>;
+}
+
+impl Server for Prosody {
+    fn address(&self) -> String {
+        Prosody::address(self)
+    }
+    fn register(&self, user: &str, password: &str) -> String {
+        Prosody::register(self, user, password)
+    }
+    fn stored_bytes(&self) -> Vec<u8> {
+        Prosody::stored_bytes(self)
+    }
+}
+
+/// `hush-devserver` on its own runtime, so it serves while the test thread waits on processes.
+struct Embedded {
+    server: DevServer,
+    users: Mutex<Vec<String>>,
+    _runtime: tokio::runtime::Runtime,
+}
+
+impl Embedded {
+    fn start() -> Self {
+        let runtime = tokio::runtime::Runtime::new().unwrap();
+        let server = runtime
+            .block_on(DevServer::start(Default::default()))
+            .unwrap();
+        Self {
+            server,
+            users: Mutex::default(),
+            _runtime: runtime,
+        }
+    }
+}
+
+impl Server for Embedded {
+    fn address(&self) -> String {
+        self.server.address().to_string()
+    }
+    fn register(&self, user: &str, password: &str) -> String {
+        self.users.lock().unwrap().push(user.to_owned());
+        self.server.register(user, password).unwrap()
+    }
+    fn stored_bytes(&self) -> Vec<u8> {
+        let mut out = Vec::new();
+        for user in self.users.lock().unwrap().iter() {
+            for a in self.server.archive(user) {
+                out.extend(a.stanza.into_bytes());
+            }
+            for o in self.server.offline(user) {
+                out.extend(o.into_bytes());
+            }
+            for node in [
+                "urn:xmpp:omemo:2:bundles",
+                "eu.siacs.conversations.axolotl.devicelist",
+            ] {
+                for item in self.server.pep_items(user, node) {
+                    out.extend(String::from(&item).into_bytes());
+                }
+            }
+        }
+        out
+    }
+}
+
 /// A Hush account, set up with `hush init`.
 struct User {
     home: PathBuf,
@@ -50,7 +123,7 @@ struct User {
     fingerprint: String,
 }
 
-fn init(server: &Prosody, dir: &Path, user: &str) -> User {
+fn init(server: &dyn Server, dir: &Path, user: &str) -> User {
     let jid = server.register(user, "pw");
     let home = dir.join(user);
     let addr = server.address();
@@ -120,7 +193,7 @@ struct Bot {
 }
 
 impl Bot {
-    fn start(server: &Prosody, dir: &Path, jid: &str, password: &str, ns: &'static str) -> Self {
+    fn start(server: &dyn Server, dir: &Path, jid: &str, password: &str, ns: &'static str) -> Self {
         let mut child = Command::new(python())
             .arg(workspace().join("interop/bot.py"))
             .args(["--jid", jid, "--password", password])
@@ -300,12 +373,11 @@ fn assert_delivery(got: &Value, bot: &Bot, bot_jid: &str, body: &str, hush_ns: &
 
 /// Both directions between Hush and the bot in one namespace: `ns` is the bot's name for it,
 /// `hush_ns` Hush's (`Suite::name()`).
-fn exchange(ns: &'static str, hush_ns: &str) {
-    let server = Prosody::start(&format!("bot-{ns}"));
-    let dir = scratch(&format!("interop-bot-{ns}"));
-    let alice = init(&server, &dir, "alice");
+fn exchange(server: &dyn Server, ns: &'static str, hush_ns: &str, label: &str) {
+    let dir = scratch(&format!("interop-bot-{ns}{label}"));
+    let alice = init(server, &dir, "alice");
     let bot_jid = server.register("bot", "bot-pw");
-    let mut bot = Bot::start(&server, &dir, &bot_jid, "bot-pw", ns);
+    let mut bot = Bot::start(server, &dir, &bot_jid, "bot-pw", ns);
     // Each body starts with a unique plain-ASCII part, searched for on the server's disk at the
     // end; the rest is there to survive both stacks' encodings unchanged.
     let mut markers = Vec::new();
@@ -365,7 +437,7 @@ fn exchange(ns: &'static str, hush_ns: &str) {
 
     // Now the bot starts, with a new Hush account: Hush answers its key exchange with an empty
     // OMEMO message, which python-omemo must accept as completing the session.
-    let carol = init(&server, &dir, "carol");
+    let carol = init(server, &dir, "carol");
     let body = text("bot to carol first".into());
     bot.send(&carol, &body);
     let got = hush_recv(&carol, 1);
@@ -396,10 +468,15 @@ fn exchange(ns: &'static str, hush_ns: &str) {
 
 #[test]
 fn hush_and_slixmpp_omemo_bot_over_omemo2() {
-    exchange("omemo2", "omemo:2");
+    exchange(&Prosody::start("bot-omemo2"), "omemo2", "omemo:2", "");
 }
 
 #[test]
 fn hush_and_slixmpp_omemo_bot_over_legacy() {
-    exchange("legacy", "omemo:legacy");
+    exchange(&Prosody::start("bot-legacy"), "legacy", "omemo:legacy", "");
+}
+
+#[test]
+fn hush_and_slixmpp_omemo_bot_through_the_devserver() {
+    exchange(&Embedded::start(), "omemo2", "omemo:2", "-devserver");
 }
