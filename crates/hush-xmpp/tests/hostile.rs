@@ -20,8 +20,40 @@ type Device = Hush<MemoryStore>;
 
 // ---- the world ------------------------------------------------------------------------------
 
-async fn server() -> DevServer {
-    DevServer::start(Default::default()).await.unwrap()
+/// The server of one test. When the test ends (having passed so far), everything the server
+/// stored is checked: no stored message may carry a body other than Hush's fixed notice that it
+/// is encrypted, whatever the adversary did on the way.
+struct World(DevServer);
+
+impl std::ops::Deref for World {
+    type Target = DevServer;
+    fn deref(&self) -> &DevServer {
+        &self.0
+    }
+}
+
+impl Drop for World {
+    fn drop(&mut self) {
+        if std::thread::panicking() {
+            return;
+        }
+        for user in ["alice", "bob", "carol"] {
+            let archived = self.0.archive(user).into_iter().map(|a| a.stanza);
+            for stanza in archived.chain(self.0.offline(user)) {
+                for body in parse(&stanza).children().filter(|c| c.name() == "body") {
+                    assert!(
+                        body.text()
+                            .starts_with("This message is encrypted with OMEMO"),
+                        "plaintext stored on the server: {stanza}"
+                    );
+                }
+            }
+        }
+    }
+}
+
+async fn server() -> World {
+    World(DevServer::start(Default::default()).await.unwrap())
 }
 
 fn options(server: &DevServer) -> ConnectOptions {
