@@ -934,6 +934,7 @@ impl<S: Store> Hush<S> {
         peer: BareJid,
         ids: hush_store::MessageIds,
         body: String,
+        at: u64,
     ) -> Result<Option<Delivery>> {
         let conversation = self.store.conversation(peer.as_str()).map_err(store_err)?;
         let warning = conversation.policy.plaintext_is_a_downgrade().then(|| {
@@ -948,7 +949,7 @@ impl<S: Store> Hush<S> {
             sender: sender.to_string(),
             sender_device: 0,
             suite: Suite::Omemo2,
-            at: self.now(),
+            at,
             outcome: Outcome::Plaintext {
                 body: body.clone().into_bytes(),
             },
@@ -998,7 +999,7 @@ impl<S: Store> Hush<S> {
             strangers::PER_STRANGER,
             strangers::ALL_STRANGERS
         );
-        let record = self.record_of(sender, peer, ids, sid, suite);
+        let record = self.record_of(sender, peer, ids, sid, suite, self.now());
         Ok(Some(self.failed(record, reason)?))
     }
 
@@ -1011,6 +1012,7 @@ impl<S: Store> Hush<S> {
         ids: &MessageIds,
         sid: u32,
         suite: Suite,
+        at: u64,
     ) -> Received {
         Received {
             ids: ids.clone(),
@@ -1018,7 +1020,7 @@ impl<S: Store> Hush<S> {
             sender: sender.to_string(),
             sender_device: sid,
             suite,
-            at: self.now(),
+            at,
             outcome: Outcome::Failed {
                 reason: String::new(),
             },
@@ -1057,7 +1059,12 @@ impl<S: Store> Hush<S> {
             peer,
             payload,
             ids,
+            sent_at,
         } = incoming;
+        // History shows when the message was sent, as the archive or offline storage says,
+        // but never a time in the future.
+        let now = self.now();
+        let at = sent_at.map_or(now, |t| t.min(now));
         if self
             .store
             .is_known(sender.as_str(), &ids)
@@ -1083,7 +1090,7 @@ impl<S: Store> Hush<S> {
         }
         let encrypted = match payload {
             Payload::Omemo(e) => e,
-            Payload::Plain(body) => return self.process_plaintext(sender, peer, ids, body),
+            Payload::Plain(body) => return self.process_plaintext(sender, peer, ids, body, at),
         };
         let (suite, sid, has_payload) = match &encrypted {
             Ok(el) => (el.suite, el.sid, el.payload.is_some()),
@@ -1141,7 +1148,7 @@ impl<S: Store> Hush<S> {
             };
             Ok((o, body))
         });
-        let record = self.record_of(&sender, &peer, &ids, sid, suite);
+        let record = self.record_of(&sender, &peer, &ids, sid, suite, at);
         let (o, body) = match result {
             Ok(opened) => opened,
             // Exact duplicates are ignored silently, as XEP-0384 requires. Reaching this means

@@ -9,6 +9,7 @@ pub(crate) const SID: &str = "urn:xmpp:sid:0";
 const CARBONS: &str = "urn:xmpp:carbons:2";
 const FORWARD: &str = "urn:xmpp:forward:0";
 pub(crate) const MAM: &str = "urn:xmpp:mam:2";
+const DELAY: &str = "urn:xmpp:delay";
 
 /// What a message carries.
 #[derive(Debug, Clone)]
@@ -30,6 +31,9 @@ pub struct Incoming {
     pub payload: Payload,
     /// XEP-0359 / MAM ids, to recognise copies.
     pub ids: MessageIds,
+    /// When the server says it was sent (XEP-0203 `<delay/>`, as on archived and offline
+    /// messages), unix seconds. The server's word: for history, not for security decisions.
+    pub sent_at: Option<u64>,
 }
 
 impl Incoming {
@@ -79,6 +83,13 @@ fn ids_of(m: &Element, own: &BareJid) -> MessageIds {
     ids
 }
 
+/// The XEP-0203 stamp among `el`'s children, if any.
+fn delay_of(el: &Element) -> Option<u64> {
+    el.get_child("delay", DELAY)
+        .and_then(|d| d.attr("stamp"))
+        .and_then(hush_proto::sce::parse_xep0082_datetime)
+}
+
 /// The message inside `<wrapper><forwarded><message/></forwarded></wrapper>`.
 fn forwarded(wrapper: &Element) -> Option<&Element> {
     wrapper
@@ -107,6 +118,10 @@ pub(crate) fn classify(m: &Element, own: &BareJid, mam_query: Option<&str>) -> O
             return None;
         }
         let inner = forwarded(wrapper)?;
+        let sent_at = wrapper
+            .get_child("forwarded", FORWARD)
+            .and_then(delay_of)
+            .or_else(|| delay_of(inner));
         let sender = bare_attr(inner, "from").unwrap_or_else(|| own.clone());
         let peer = if &sender == own {
             bare_attr(inner, "to")?
@@ -123,6 +138,7 @@ pub(crate) fn classify(m: &Element, own: &BareJid, mam_query: Option<&str>) -> O
             peer,
             payload,
             ids,
+            sent_at,
         });
     }
     let sender = outer_from?;
@@ -131,6 +147,7 @@ pub(crate) fn classify(m: &Element, own: &BareJid, mam_query: Option<&str>) -> O
         sender,
         payload,
         ids: ids_of(m, own),
+        sent_at: delay_of(m),
     })
 }
 

@@ -14,6 +14,15 @@ use support::{account, connect, expect_text};
 
 /// More than two of Prosody's 50-result pages.
 const BACKLOG: usize = 120;
+const YEAR: u64 = 365 * 86_400;
+
+fn a_year_later() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs()
+        + YEAR
+}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_long_backlog_arrives_once_in_order_and_live_messages_follow() {
@@ -34,6 +43,8 @@ async fn a_long_backlog_arrives_once_in_order_and_live_messages_follow() {
     bob.flush().await.unwrap();
 
     let mut alice = connect(&server, None, store).await;
+    // Alice's clock says a year has passed; history keeps the archive's times.
+    alice.set_clock(a_year_later);
     let got = alice.catch_up(0).await.unwrap();
     let texts: Vec<_> = got
         .iter()
@@ -56,6 +67,18 @@ async fn a_long_backlog_arrives_once_in_order_and_live_messages_follow() {
         history.len(),
         BACKLOG + 2,
         "first, the backlog, live: once each"
+    );
+    let real_now = a_year_later() - YEAR;
+    for m in &history[1..=BACKLOG] {
+        assert!(
+            m.at <= real_now + 5 && m.at + 300 >= real_now,
+            "archived at {} (now {real_now})",
+            m.at
+        );
+    }
+    assert!(
+        history[BACKLOG + 1].at + 5 >= real_now + YEAR,
+        "the live one: now"
     );
 }
 
