@@ -406,18 +406,39 @@ impl<S: Store> Hush<S> {
         Ok(())
     }
 
-    /// Records a new identity as blindly trusted; returns the trust state and whether the
-    /// key was new.
+    /// Records a new identity key; returns its trust state and whether it was new. New keys
+    /// are trusted blindly only *before* verification (BTBV): once the user verified any key
+    /// of `jid`, a new one stays undecided until the user looks at it — it is what a server
+    /// slipping in a device would produce.
     fn note_identity(&mut self, jid: &str, identity: &IdentityKey) -> Result<(Trust, bool)> {
-        match self.store.trust(jid, identity).map_err(store_err)? {
-            Some(t) => Ok((t, false)),
-            None => {
-                self.store
-                    .set_trust(jid, identity, Trust::Blind, self.now())
+        if let Some(t) = self.store.trust(jid, identity).map_err(store_err)? {
+            return Ok((t, false));
+        }
+        let trust = if self.has_verified_key(jid)? {
+            Trust::Undecided
+        } else {
+            Trust::Blind
+        };
+        self.store
+            .set_trust(jid, identity, trust, self.now())
+            .map_err(store_err)?;
+        Ok((trust, true))
+    }
+
+    /// Whether the user verified any identity key of `jid` we hold a session with.
+    fn has_verified_key(&self, jid: &str) -> Result<bool> {
+        for suite in Suite::ALL {
+            for (_, session) in self.store.sessions_of(suite, jid).map_err(store_err)? {
+                let trust = self
+                    .store
+                    .trust(jid, session.peer_identity())
                     .map_err(store_err)?;
-                Ok((Trust::Blind, true))
+                if trust == Some(Trust::Verified) {
+                    return Ok(true);
+                }
             }
         }
+        Ok(false)
     }
 
     /// The session with one device, building it from its bundle if needed.
@@ -1256,6 +1277,11 @@ impl<S: Store> Hush<S> {
         let warning = if trust == Trust::Distrusted {
             Some(format!(
                 "from device {sid} of {sender}, whose key you DISTRUSTED; it may not be {sender}"
+            ))
+        } else if trust == Trust::Undecided {
+            Some(format!(
+                "from device {sid} of {sender}, a NEW device you have not verified, although you \
+                 verified others of {sender}; compare fingerprints before trusting it"
             ))
         } else if conversation.policy.min_auth == Authentication::Strong && trust != Trust::Verified
         {

@@ -548,6 +548,57 @@ async fn an_injected_device_is_announced_and_left_out_once_verified() {
     expect_failure(&mut mole2).await;
 }
 
+/// Blind trust only before verification: once Alice verified one of Bob's devices, a device
+/// that appears later is not trusted blindly, even while the conversation is not strongly
+/// authenticated (Bob's tablet is still unverified).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_device_injected_after_a_verification_is_not_trusted_blindly() {
+    let server = server().await;
+    let (mut alice, mut bob) = pair(&server).await;
+    let mut tablet = device(&server, bob.jid().as_str(), 23).await;
+    alice.send_text(bob.jid(), "to both").await.unwrap();
+    expect(&mut bob, "to both").await;
+    expect(&mut tablet, "to both").await;
+    let b = bob.jid().as_str().to_owned();
+    let phone = alice
+        .store()
+        .session(&SessionKey::new(Suite::Omemo2, &b, 22))
+        .unwrap()
+        .unwrap();
+    alice
+        .store_mut()
+        .set_trust(&b, phone.peer_identity(), Trust::Verified, 0)
+        .unwrap();
+
+    let mut mole = device(&server, &b, 666).await;
+    let report = alice
+        .send_text(bob.jid(), "weak, but careful")
+        .await
+        .unwrap();
+    assert_eq!(
+        report.properties.authentication,
+        hush_proto::policy::Authentication::Weak
+    );
+    assert!(report.new_keys.iter().any(|(_, d, _)| *d == 666));
+    let (_, _, why) = report
+        .skipped
+        .iter()
+        .find(|(_, d, _)| *d == 666)
+        .expect("the new device is left out");
+    assert!(why.contains("undecided"), "{why}");
+    expect(&mut bob, "weak, but careful").await;
+    expect(&mut tablet, "weak, but careful").await;
+    expect_failure(&mut mole).await;
+    // What it writes is shown, with a warning that it is new and unverified.
+    mole.send_text(alice.jid(), "it's me, trust me")
+        .await
+        .unwrap();
+    let d = next(&mut alice).await;
+    assert_eq!(d.body.as_deref(), Some("it's me, trust me"));
+    let warning = d.warning.expect("a warning");
+    assert!(warning.contains("NEW device"), "{warning}");
+}
+
 // ---- 10. a device removed from a list -------------------------------------------------------
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
