@@ -109,6 +109,9 @@ pub trait Store {
     ) -> Result<()>;
     /// The trust decision about one identity key of `jid`, if any.
     fn trust(&self, jid: &str, identity: &IdentityKey) -> Result<Option<Trust>>;
+    /// Whether the user verified any identity key of `jid` (sessions or not: a reset session
+    /// keeps its key's trust).
+    fn has_verified_key(&self, jid: &str) -> Result<bool>;
     /// Replaces the known device list of `jid` in `suite`; devices not in it stay known but
     /// unlisted. A device new to us is "seen" at `now`; known devices keep their time, since
     /// stale devices stay listed forever (only a decrypted message counts as a sign of life,

@@ -267,6 +267,13 @@ impl Store for MemoryStore {
             .copied())
     }
 
+    fn has_verified_key(&self, jid: &str) -> Result<bool> {
+        Ok(self
+            .trust
+            .iter()
+            .any(|((j, _), t)| j == jid && *t == Trust::Verified))
+    }
+
     fn set_device_list(
         &mut self,
         suite: Suite,

@@ -789,6 +789,18 @@ impl Store for SqliteStore {
         Ok(t.and_then(|s| Trust::parse(&s)))
     }
 
+    fn has_verified_key(&self, jid: &str) -> Result<bool> {
+        Ok(self
+            .conn
+            .query_row(
+                "SELECT 1 FROM trust WHERE jid = ?1 AND trust = ?2 LIMIT 1",
+                params![jid, Trust::Verified.as_str()],
+                |_| Ok(()),
+            )
+            .optional()?
+            .is_some())
+    }
+
     fn set_device_list(
         &mut self,
         suite: Suite,

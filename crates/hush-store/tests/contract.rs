@@ -342,9 +342,12 @@ fn trust_and_devices<S: Store>(mut store: S) {
         .public();
     assert_eq!(store.trust(ALICE, &id).unwrap(), None);
     store.set_trust(ALICE, &id, Trust::Blind, 1).unwrap();
+    assert!(!store.has_verified_key(ALICE).unwrap());
     store.set_trust(ALICE, &id, Trust::Verified, 2).unwrap();
     assert_eq!(store.trust(ALICE, &id).unwrap(), Some(Trust::Verified));
     assert_eq!(store.trust(BOB, &id).unwrap(), None);
+    assert!(store.has_verified_key(ALICE).unwrap());
+    assert!(!store.has_verified_key(BOB).unwrap());
     store
         .set_device_list(Suite::Omemo2, ALICE, &[1, 2], 10)
         .unwrap();

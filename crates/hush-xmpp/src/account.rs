@@ -85,6 +85,8 @@ pub struct Hush<S: Store> {
     owed_empty: Vec<(Suite, BareJid, u32)>,
     /// True during an archive catch-up.
     catching_up: bool,
+    /// The last catch-up stopped on an error: the next `receive` finishes it first.
+    catch_up_unfinished: bool,
     /// How many new sessions strangers opened lately.
     strangers: StrangerLimits,
     /// The bundle changed but publishing it failed.
@@ -145,6 +147,7 @@ impl<S: Store> Hush<S> {
             backlog: Default::default(),
             owed_empty: Vec::new(),
             catching_up: false,
+            catch_up_unfinished: false,
             strangers: StrangerLimits::default(),
             republish_owed: false,
             local: account.device,
@@ -414,7 +417,7 @@ impl<S: Store> Hush<S> {
         if let Some(t) = self.store.trust(jid, identity).map_err(store_err)? {
             return Ok((t, false));
         }
-        let trust = if self.has_verified_key(jid)? {
+        let trust = if self.store.has_verified_key(jid).map_err(store_err)? {
             Trust::Undecided
         } else {
             Trust::Blind
@@ -423,22 +426,6 @@ impl<S: Store> Hush<S> {
             .set_trust(jid, identity, trust, self.now())
             .map_err(store_err)?;
         Ok((trust, true))
-    }
-
-    /// Whether the user verified any identity key of `jid` we hold a session with.
-    fn has_verified_key(&self, jid: &str) -> Result<bool> {
-        for suite in Suite::ALL {
-            for (_, session) in self.store.sessions_of(suite, jid).map_err(store_err)? {
-                let trust = self
-                    .store
-                    .trust(jid, session.peer_identity())
-                    .map_err(store_err)?;
-                if trust == Some(Trust::Verified) {
-                    return Ok(true);
-                }
-            }
-        }
-        Ok(false)
     }
 
     /// The session with one device, building it from its bundle if needed.
@@ -798,7 +785,7 @@ impl<S: Store> Hush<S> {
     /// whatever arrived since connecting waits there.
     pub async fn receive(&mut self, timeout: Duration) -> Result<Option<Delivery>> {
         let deadline = tokio::time::Instant::now() + timeout;
-        if !self.xmpp.is_online() {
+        if !self.xmpp.is_online() || self.catch_up_unfinished {
             let found = self.catch_up(self.since).await?;
             self.backlog.extend(found);
         }
@@ -872,7 +859,22 @@ impl<S: Store> Hush<S> {
         self.catching_up = true;
         let fetched = self.read_archive(since, &mut out).await;
         self.catching_up = false;
-        fetched?;
+        self.catch_up_unfinished = fetched.is_err();
+        if let Err(e) = fetched {
+            if out.is_empty() {
+                return Err(e);
+            }
+            // The pages read so far are committed, and the resume point is past them: they
+            // must reach the caller now or never. The rest follows on the next `receive`,
+            // which finishes the catch-up first (and reports the error if it persists); the
+            // prekeys and empty answers wait for a complete catch-up, as XEP-0384 asks.
+            log::warn!(
+                "the archive catch-up stopped after {} messages ({e}); it continues on the next \
+                 receive",
+                out.len()
+            );
+            return Ok(out);
+        }
         // The messages are committed: what follows must not lose them, so a failure is
         // logged and retried on the next occasion instead of returned.
         if let Err(e) = self.retire_used_prekeys().await {
@@ -914,6 +916,11 @@ impl<S: Store> Hush<S> {
                 }
                 page => page?,
             };
+            if !page.complete && page.last.is_some() && page.last == after {
+                return Err(XmppError::ArchiveMisbehaves(
+                    "a page ended where it started, without saying the archive is complete".into(),
+                ));
+            }
             if page.last.is_some() {
                 after = page.last.clone();
             }
@@ -1181,9 +1188,17 @@ impl<S: Store> Hush<S> {
                 );
                 return Ok(None);
             }
-            // An empty message between two other devices (e.g. our phone completing a session
-            // with a contact, seen in our archive) carries nothing for us.
-            Err(ProtoError::NotForThisDevice(_)) if !has_payload => return Ok(None),
+            // An empty message (a key-exchange answer or heartbeat) carries no content, so
+            // none is lost: one that does not decrypt — between two other devices, or from a
+            // session replaced since it was sent (after `session reset`) — is only logged. A
+            // broken session still shows on the next message with content.
+            Err(e) if !has_payload => {
+                log::info!(
+                    "ignored an empty OMEMO message from device {sid} of {sender} that did not \
+                     decrypt: {e}"
+                );
+                return Ok(None);
+            }
             Err(e) => {
                 // A stranger's failures are budgeted like its new sessions: junk cannot fill
                 // the history.

@@ -94,7 +94,14 @@ struct ArchiveQuery {
     /// The IQ id its end (`<fin/>`) answers.
     iq_id: String,
     results: Vec<Incoming>,
+    /// The server sent more results than a page holds (the rest were dropped).
+    overflowed: bool,
 }
+
+/// Results we ask for per archive page, and the most we keep for one: a server sending more
+/// is broken or hostile, and would otherwise grow memory without bound.
+const PAGE_SIZE: usize = 100;
+const MAX_PAGE_RESULTS: usize = 2 * PAGE_SIZE;
 
 /// One page of archive results, oldest first.
 #[derive(Debug)]
@@ -166,7 +173,8 @@ fn mam_query(query_id: &str, after: Option<&str>, start: Option<u64>, last_only:
         form.append_child(field("start", hush_proto::sce::xep0082_datetime(t)));
     }
     let rsm = "http://jabber.org/protocol/rsm";
-    let max = if last_only { "1" } else { "100" };
+    let page = PAGE_SIZE.to_string();
+    let max = if last_only { "1" } else { page.as_str() };
     let mut set = Element::builder("set", rsm)
         .append(Element::builder("max", rsm).append(max).build())
         .build();
@@ -509,7 +517,11 @@ impl XmppClient {
             .and_then(|q| classify(&el, &self.jid, Some(&q.query_id)))
         {
             if let Some(q) = self.archive.as_mut() {
-                q.results.push(i);
+                if q.results.len() < MAX_PAGE_RESULTS {
+                    q.results.push(i);
+                } else {
+                    q.overflowed = true;
+                }
             }
         } else if let Some(live) = classify(&el, &self.jid, None) {
             self.pending.push_back(live);
@@ -781,6 +793,7 @@ impl XmppClient {
             query_id,
             iq_id,
             results: Vec::new(),
+            overflowed: false,
         });
         Ok(())
     }
@@ -795,6 +808,7 @@ impl XmppClient {
             query_id,
             iq_id,
             results: Vec::new(),
+            overflowed: false,
         });
         Ok(self.archive_page().await?.last)
     }
@@ -808,6 +822,11 @@ impl XmppClient {
         };
         let answer = self.await_answer(&iq_id, &None, "archive query").await;
         let query = self.archive.take().expect("set by query_archive");
+        if query.overflowed {
+            return Err(XmppError::ArchiveMisbehaves(format!(
+                "more than {MAX_PAGE_RESULTS} results for one page of {PAGE_SIZE}"
+            )));
+        }
         let fin = match answer? {
             IqResponse::Result(fin) => fin,
             IqResponse::Error(e) => {

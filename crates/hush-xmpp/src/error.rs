@@ -106,6 +106,10 @@ pub enum XmppError {
         /// How many devices it named.
         count: usize,
     },
+    /// The archive answered in a way no honest server does (pages overflowing, paging that
+    /// does not advance); the catch-up stops instead of looping or growing without bound.
+    #[error("the server's archive misbehaves: {0}")]
+    ArchiveMisbehaves(String),
     /// Archive pages are read one query at a time.
     #[error("archive queries overlap: {0}")]
     ArchiveQueryOrder(&'static str),

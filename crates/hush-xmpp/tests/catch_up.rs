@@ -8,8 +8,7 @@ mod support;
 use std::time::Duration;
 
 use common::Prosody;
-use hush_proto::Suite;
-use hush_store::{MessageIds, Outcome, Received, Store};
+use hush_store::Store;
 use support::{account, connect, expect_text};
 
 /// More than two of Prosody's 50-result pages.
@@ -87,38 +86,17 @@ async fn a_resume_point_the_archive_lost_is_read_again_from_the_start() {
     let server = Prosody::start("catch-up-lost");
     let mut alice = account(&server, None, "alice", 11).await;
     let mut bob = account(&server, None, "bob", 22).await;
-    let (alice_jid, bob_jid) = (alice.jid().clone(), bob.jid().clone());
+    let alice_jid = alice.jid().clone();
     bob.send_text(&alice_jid, "before").await.unwrap();
     expect_text(&mut alice, "before").await;
     let mut store = alice.close().await.unwrap();
 
-    // The last message Alice stored names an archive id Prosody never had (as after an
-    // archive expired or was restored from an older backup): querying after it is refused
-    // with item-not-found.
+    // Alice's resume point names an archive id Prosody never had (as after an archive
+    // expired, or a store restored from an older backup): querying after it is refused with
+    // item-not-found.
     store
-        .commit_received(vec![Received {
-            ids: MessageIds {
-                archive: Some(alice_jid.to_string()),
-                stanza_id: Some("expired-archive-id".into()),
-                origin_id: None,
-            },
-            peer: bob_jid.to_string(),
-            sender: bob_jid.to_string(),
-            sender_device: 22,
-            suite: Suite::Omemo2,
-            at: 0,
-            outcome: Outcome::Failed {
-                reason: "a placeholder for a message whose archive entry is gone".into(),
-            },
-        }])
+        .set_archive_resume(alice_jid.as_str(), "expired-archive-id")
         .unwrap();
-    assert_eq!(
-        store
-            .last_archive_id(alice_jid.as_str())
-            .unwrap()
-            .as_deref(),
-        Some("expired-archive-id")
-    );
 
     for i in 0..3 {
         bob.send_text(&alice_jid, &format!("after {i}"))
@@ -138,7 +116,7 @@ async fn a_resume_point_the_archive_lost_is_read_again_from_the_start() {
     assert_eq!(texts, ["after 0", "after 1", "after 2"]);
     let resume = alice
         .store()
-        .last_archive_id(alice_jid.as_str())
+        .archive_resume(alice_jid.as_str())
         .unwrap()
         .unwrap();
     assert_ne!(resume, "expired-archive-id");

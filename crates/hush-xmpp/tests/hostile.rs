@@ -559,6 +559,7 @@ async fn a_device_injected_after_a_verification_is_not_trusted_blindly() {
     alice.send_text(bob.jid(), "to both").await.unwrap();
     expect(&mut bob, "to both").await;
     expect(&mut tablet, "to both").await;
+    nothing(&mut alice).await; // the tablet's answer to the key exchange
     let b = bob.jid().as_str().to_owned();
     let phone = alice
         .store()
@@ -569,6 +570,9 @@ async fn a_device_injected_after_a_verification_is_not_trusted_blindly() {
         .store_mut()
         .set_trust(&b, phone.peer_identity(), Trust::Verified, 0)
         .unwrap();
+    // A session reset (which a downgrade refusal asks for) forgets the sessions, not the
+    // verification.
+    hush_store::reset_sessions(alice.store_mut(), &b, None).unwrap();
 
     let mut mole = device(&server, &b, 666).await;
     let report = alice
@@ -594,7 +598,7 @@ async fn a_device_injected_after_a_verification_is_not_trusted_blindly() {
         .await
         .unwrap();
     let d = next(&mut alice).await;
-    assert_eq!(d.body.as_deref(), Some("it's me, trust me"));
+    assert_eq!(d.body.as_deref(), Some("it's me, trust me"), "{d:?}");
     let warning = d.warning.expect("a warning");
     assert!(warning.contains("NEW device"), "{warning}");
 }
@@ -1090,4 +1094,96 @@ async fn hiding_the_omemo2_list_does_not_downgrade_the_conversation() {
     let report = alice.send_text(bob.jid(), "still omemo:2").await.unwrap();
     assert_eq!(report.suite, Some(Suite::Omemo2));
     expect(&mut bob, "still omemo:2").await;
+}
+
+// ---- 26. an archive query failed midway -----------------------------------------------------
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_archive_failing_midway_loses_and_hides_nothing() {
+    let server = server().await;
+    let (mut alice, bob) = pair(&server).await;
+    let store = bob.close().await.unwrap();
+    let texts: Vec<String> = (0..120).map(|i| format!("backlog {i}")).collect();
+    for t in &texts {
+        alice
+            .send_text(&"bob@localhost".parse().unwrap(), t)
+            .await
+            .unwrap();
+    }
+    alice.flush().await.unwrap();
+    // The second page of Bob's catch-up ends in an error instead of its `<fin/>`.
+    let mut fins = 0;
+    on_delivery(&server, move |to, s| {
+        if bare_of(to) == "bob@localhost" && s.name() == "iq" && xml(&s).contains("<fin ") {
+            fins += 1;
+            if fins == 2 {
+                let id = s.attr("id").unwrap_or_default().to_owned();
+                return vec![parse(&format!(
+                    "<iq xmlns='jabber:client' type='error' id='{id}' to='{to}'>\
+                       <error type='wait'><internal-server-error xmlns='urn:ietf:params:xml:ns:xmpp-stanzas'/></error></iq>"
+                ))];
+            }
+        }
+        vec![s]
+    });
+    let mut bob = connect(&server, store).await;
+    // What was committed before the error is returned, not hidden behind it.
+    let first: Vec<String> = bob
+        .catch_up(0)
+        .await
+        .unwrap()
+        .into_iter()
+        .filter_map(|d| d.body)
+        .collect();
+    assert!(
+        !first.is_empty() && first.len() < texts.len(),
+        "{}",
+        first.len()
+    );
+    assert_eq!(first[..], texts[..first.len()]);
+    // The next receive finishes the catch-up: the rest, in order, once.
+    let mut rest = Vec::new();
+    while rest.len() < texts.len() - first.len() {
+        rest.push(next(&mut bob).await.body.unwrap_or_default());
+    }
+    assert_eq!(rest[..], texts[first.len()..]);
+    nothing(&mut bob).await;
+}
+
+// ---- 27. a flood of archive results ---------------------------------------------------------
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_flood_of_archive_results_is_cut_off() {
+    let server = server().await;
+    let (mut alice, bob) = pair(&server).await;
+    let store = bob.close().await.unwrap();
+    for i in 0..60 {
+        alice
+            .send_text(&"bob@localhost".parse().unwrap(), &format!("m{i}"))
+            .await
+            .unwrap();
+    }
+    alice.flush().await.unwrap();
+    // Every archive result reaches Bob ten times over: more than any page holds.
+    on_delivery(&server, move |to, s| {
+        if bare_of(to) == "bob@localhost"
+            && xml(&s).contains("urn:xmpp:mam:2")
+            && s.name() == "message"
+        {
+            return vec![s; 10];
+        }
+        vec![s]
+    });
+    let mut bob = connect(&server, store).await;
+    let err = bob.catch_up(0).await.unwrap_err();
+    assert!(matches!(err, XmppError::ArchiveMisbehaves(_)), "{err}");
+    // Once the server behaves, everything arrives, once.
+    honest(&server);
+    let mut got = Vec::new();
+    while got.len() < 60 {
+        got.push(next(&mut bob).await.body.unwrap_or_default());
+    }
+    let want: Vec<String> = (0..60).map(|i| format!("m{i}")).collect();
+    assert_eq!(got, want);
+    nothing(&mut bob).await;
 }
