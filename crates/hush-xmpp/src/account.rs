@@ -161,7 +161,9 @@ impl<S: Store> Hush<S> {
 
     /// Sends what a previous run stored but did not get out (it stopped between storing a
     /// message and sending it): the exact stored bytes with the same origin id, so no message
-    /// key is used twice and a receiver that got it after all recognises the copy.
+    /// key is used twice and a receiver that got it after all recognises the copy. Encrypted
+    /// messages only: one the user asked to send in clear is dropped from the outbox with a
+    /// warning instead.
     async fn resend_outbox(&mut self) -> Result<()> {
         for pending in self.store.pending().map_err(store_err)? {
             let to: BareJid = match pending.peer.parse() {
@@ -194,8 +196,13 @@ impl<S: Store> Hush<S> {
                 };
                 self.xmpp.send_encrypted(&to, &element, &origin_id).await?;
             } else {
-                let text = String::from_utf8_lossy(&pending.stanza).into_owned();
-                self.xmpp.send_plain(&to, &text, &origin_id).await?;
+                // A message the user once asked to send in clear is not sent later by itself:
+                // the settings may have changed since (encryption back on, the contact
+                // blocked). It leaves the outbox, and the user is told.
+                log::warn!(
+                    "a message to {to} that you asked to send IN CLEAR was stored but not sent \
+                     before Hush stopped; it is not sent now — send it again if you still want to"
+                );
             }
             self.store.mark_sent(pending.id).map_err(store_err)?;
             log::info!(

@@ -31,8 +31,8 @@ pub struct Incoming {
     pub payload: Payload,
     /// XEP-0359 / MAM ids, to recognise copies.
     pub ids: MessageIds,
-    /// When the server says it was sent (XEP-0203 `<delay/>`, as on archived and offline
-    /// messages), unix seconds. The server's word: for history, not for security decisions.
+    /// When the server says it was sent (XEP-0203 `<delay/>` added by our archive or by
+    /// offline storage; a sender's own stamp is ignored), unix seconds. The server's word.
     pub sent_at: Option<u64>,
 }
 
@@ -83,9 +83,13 @@ fn ids_of(m: &Element, own: &BareJid) -> MessageIds {
     ids
 }
 
-/// The XEP-0203 stamp among `el`'s children, if any.
-fn delay_of(el: &Element) -> Option<u64> {
-    el.get_child("delay", DELAY)
+/// The XEP-0203 stamp among `el`'s children, if any, when it was added by `by` (our server's
+/// domain; `None`: any, for the archive's own wrapper). A sender can put a `<delay/>` into
+/// its own message, so only the server's is believed.
+fn delay_of(el: &Element, by: Option<&str>) -> Option<u64> {
+    el.children()
+        .filter(|c| c.is("delay", DELAY))
+        .find(|d| by.is_none_or(|b| d.attr("from") == Some(b)))
         .and_then(|d| d.attr("stamp"))
         .and_then(hush_proto::sce::parse_xep0082_datetime)
 }
@@ -118,10 +122,14 @@ pub(crate) fn classify(m: &Element, own: &BareJid, mam_query: Option<&str>) -> O
             return None;
         }
         let inner = forwarded(wrapper)?;
-        let sent_at = wrapper
-            .get_child("forwarded", FORWARD)
-            .and_then(delay_of)
-            .or_else(|| delay_of(inner));
+        // The archive's stamp on its result; a Carbon is a live copy, read now.
+        let sent_at = (kind == "mam")
+            .then(|| {
+                wrapper
+                    .get_child("forwarded", FORWARD)
+                    .and_then(|f| delay_of(f, None))
+            })
+            .flatten();
         let sender = bare_attr(inner, "from").unwrap_or_else(|| own.clone());
         let peer = if &sender == own {
             bare_attr(inner, "to")?
@@ -147,7 +155,8 @@ pub(crate) fn classify(m: &Element, own: &BareJid, mam_query: Option<&str>) -> O
         sender,
         payload,
         ids: ids_of(m, own),
-        sent_at: delay_of(m),
+        // Offline storage stamps what it kept with the server's domain.
+        sent_at: delay_of(m, Some(own.domain().as_str())),
     })
 }
 
@@ -189,6 +198,43 @@ mod tests {
         assert_eq!(found.sender.as_str(), "you@y");
         assert!(classify(&result, &own, Some("other")).is_none());
         assert!(classify(&result, &own, None).is_none());
+    }
+
+    #[test]
+    fn only_the_servers_delay_stamps_count() {
+        let own: BareJid = "me@x".parse().unwrap();
+        let stamp = "2026-11-23T12:00:00Z";
+        let direct = |by: &str| {
+            el(&format!(
+                "<message xmlns='jabber:client' from='you@y/a'>{ENC}\
+                 <delay xmlns='urn:xmpp:delay' from='{by}' stamp='{stamp}'/></message>"
+            ))
+        };
+        // Offline storage (our server) is believed; a sender's own stamp is not.
+        assert_eq!(
+            classify(&direct("x"), &own, None).unwrap().sent_at,
+            Some(1_795_435_200)
+        );
+        assert_eq!(
+            classify(&direct("you@y"), &own, None).unwrap().sent_at,
+            None
+        );
+        // The archive's stamp on its result is; one inside the forwarded message is not.
+        let result = el(&format!(
+            "<message xmlns='jabber:client' from='me@x'><result xmlns='urn:xmpp:mam:2' queryid='q1' id='A1'>\
+             <forwarded xmlns='urn:xmpp:forward:0'><delay xmlns='urn:xmpp:delay' stamp='{stamp}'/>\
+             <message xmlns='jabber:client' from='you@y/phone' to='me@x'>{ENC}</message></forwarded></result></message>"
+        ));
+        assert_eq!(
+            classify(&result, &own, Some("q1")).unwrap().sent_at,
+            Some(1_795_435_200)
+        );
+        let carbon = el(&format!(
+            "<message xmlns='jabber:client' from='me@x'><received xmlns='urn:xmpp:carbons:2'>\
+             <forwarded xmlns='urn:xmpp:forward:0'><delay xmlns='urn:xmpp:delay' stamp='{stamp}'/>\
+             <message xmlns='jabber:client' from='you@y/phone' to='me@x'>{ENC}</message></forwarded></received></message>"
+        ));
+        assert_eq!(classify(&carbon, &own, None).unwrap().sent_at, None);
     }
 
     #[test]
