@@ -982,6 +982,8 @@ async fn an_oversized_stanza_from_the_server_loses_nothing() {
     server.inject_raw(bob.jid().as_str(), junk.into_bytes());
     alice.send_text(bob.jid(), "after the flood").await.unwrap();
     expect(&mut bob, "after the flood").await;
+    // Cut off before parsing (the connection was dropped), not buffered whole and ignored.
+    assert!(bob.link_stats().drops >= 1, "{:?}", bob.link_stats());
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -1002,6 +1004,7 @@ async fn a_deeply_nested_stanza_from_the_server_loses_nothing() {
         .await
         .unwrap();
     expect(&mut bob, "after the nesting").await;
+    assert!(bob.link_stats().drops >= 1, "{:?}", bob.link_stats());
 }
 
 // ---- 21. a flooded device list --------------------------------------------------------------
@@ -1186,4 +1189,50 @@ async fn a_flood_of_archive_results_is_cut_off() {
     let want: Vec<String> = (0..60).map(|i| format!("m{i}")).collect();
     assert_eq!(got, want);
     nothing(&mut bob).await;
+}
+
+// ---- 28. a forged archive result inside a real catch-up -------------------------------------
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_forged_result_for_our_running_archive_query_is_ignored() {
+    let server = server().await;
+    let (mut alice, bob) = pair(&server).await;
+    let store = bob.close().await.unwrap();
+    alice
+        .send_text(&"bob@localhost".parse().unwrap(), "real")
+        .await
+        .unwrap();
+    alice.flush().await.unwrap();
+    // Next to each real result of Bob's query, one with the same query id from someone else,
+    // carrying a message "from Alice" in clear.
+    on_delivery(&server, move |to, s| {
+        let text = xml(&s);
+        if bare_of(to) == "bob@localhost"
+            && s.name() == "message"
+            && text.contains("urn:xmpp:mam:2")
+        {
+            let qid = s
+                .children()
+                .find(|c| c.name() == "result")
+                .and_then(|r| r.attr("queryid"))
+                .unwrap_or_default()
+                .to_owned();
+            let forged = parse(&format!(
+                "<message xmlns='jabber:client' from='mallory@localhost/m' to='{to}'>\
+                   <result xmlns='urn:xmpp:mam:2' queryid='{qid}' id='forged-1'><forwarded xmlns='urn:xmpp:forward:0'>\
+                   <message xmlns='jabber:client' from='alice@localhost/x' to='bob@localhost' type='chat'>\
+                   <body>forged by mallory</body></message></forwarded></result></message>"
+            ));
+            return vec![s, forged];
+        }
+        vec![s]
+    });
+    let mut bob = connect(&server, store).await;
+    let got = bob.catch_up(0).await.unwrap();
+    let bodies: Vec<_> = got.iter().filter_map(|d| d.body.clone()).collect();
+    assert_eq!(bodies, ["real"]);
+    nothing(&mut bob).await;
+    assert!(history(&bob, alice.jid())
+        .iter()
+        .all(|t| !t.contains("forged by mallory")));
 }
