@@ -96,6 +96,8 @@ struct ArchiveQuery {
     results: Vec<Incoming>,
     /// The server sent more results than a page holds (the rest were dropped).
     overflowed: bool,
+    /// Its answer, when it came while another request was awaited.
+    answer: Option<IqResponse>,
 }
 
 /// Results we ask for per archive page, and the most we keep for one: a server sending more
@@ -473,6 +475,18 @@ impl XmppClient {
                     Some(Event::Stanza(Stanza::Iq(Iq::Error { id: rid, error, from, .. }))) if rid == id && self.answers(&from, expected) => {
                         return Ok(IqResponse::Error(error));
                     }
+                    // The end of the archive query in flight, while another request is awaited:
+                    // kept for `archive_page`, or its page would never finish.
+                    Some(Event::Stanza(Stanza::Iq(Iq::Result { id: rid, payload, from, .. }))) if self.is_archive_answer(&rid, &from) => {
+                        if let Some(q) = self.archive.as_mut() {
+                            q.answer = Some(IqResponse::Result(payload));
+                        }
+                    }
+                    Some(Event::Stanza(Stanza::Iq(Iq::Error { id: rid, error, from, .. }))) if self.is_archive_answer(&rid, &from) => {
+                        if let Some(q) = self.archive.as_mut() {
+                            q.answer = Some(IqResponse::Error(error));
+                        }
+                    }
                     Some(Event::Stanza(Stanza::Message(m))) => self.sort(m),
                     Some(Event::Stanza(Stanza::Iq(iq @ (Iq::Get { .. } | Iq::Set { .. })))) => self.answer(iq).await?,
                     Some(Event::Stream(e)) => self.note_link(e),
@@ -482,6 +496,11 @@ impl XmppClient {
                 _ = tokio::time::sleep_until(deadline) => return Err(XmppError::Timeout(what.to_owned())),
             }
         }
+    }
+
+    /// Whether `id` from `from` answers the archive query in flight.
+    fn is_archive_answer(&self, id: &str, from: &Option<Jid>) -> bool {
+        self.archive.as_ref().is_some_and(|q| q.iq_id == id) && self.answers(from, &None)
     }
 
     /// Whether an IQ answer from `from` may answer a request sent to `expected` (`None`: our
@@ -794,6 +813,7 @@ impl XmppClient {
             iq_id,
             results: Vec::new(),
             overflowed: false,
+            answer: None,
         });
         Ok(())
     }
@@ -809,6 +829,7 @@ impl XmppClient {
             iq_id,
             results: Vec::new(),
             overflowed: false,
+            answer: None,
         });
         Ok(self.archive_page().await?.last)
     }
@@ -820,7 +841,10 @@ impl XmppClient {
         let Some(iq_id) = self.archive.as_ref().map(|q| q.iq_id.clone()) else {
             return Err(XmppError::ArchiveQueryOrder("no query in flight"));
         };
-        let answer = self.await_answer(&iq_id, &None, "archive query").await;
+        let answer = match self.archive.as_mut().and_then(|q| q.answer.take()) {
+            Some(early) => Ok(early),
+            None => self.await_answer(&iq_id, &None, "archive query").await,
+        };
         let query = self.archive.take().expect("set by query_archive");
         if query.overflowed {
             return Err(XmppError::ArchiveMisbehaves(format!(
