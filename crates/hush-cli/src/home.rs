@@ -47,6 +47,38 @@ impl Home {
         self.dir.join("store.db")
     }
 
+    /// Takes this account's session lock for the rest of the process. Two processes that
+    /// both advance the same ratchet sessions (a `hush recv` left running and a `hush send`)
+    /// would each save their own copy of a session, and the later save would roll back the
+    /// other's sending chain: the next message would reuse a message key. So only one `hush`
+    /// at a time does; a second one stops with this error instead.
+    pub fn lock_sessions(&self) -> Result<(), String> {
+        static HELD: std::sync::OnceLock<std::fs::File> = std::sync::OnceLock::new();
+        if HELD.get().is_some() {
+            return Ok(());
+        }
+        let path = self.dir.join("sessions.lock");
+        let file = std::fs::OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&path)
+            .map_err(|e| format!("{}: {e}", path.display()))?;
+        match file.try_lock() {
+            Ok(()) => {
+                let _ = HELD.set(file);
+                Ok(())
+            }
+            Err(std::fs::TryLockError::WouldBlock) => Err(format!(
+                "another hush is using the account in {} (a running `hush recv`?); two at once \
+                 could reuse message keys, so this one stops. Let it finish, or stop it, and \
+                 try again",
+                self.dir.display()
+            )),
+            Err(std::fs::TryLockError::Error(e)) => Err(format!("{}: {e}", path.display())),
+        }
+    }
+
     pub fn create(&self) -> Result<(), String> {
         std::fs::create_dir_all(&self.dir).map_err(|e| format!("{}: {e}", self.dir.display()))?;
         #[cfg(unix)]

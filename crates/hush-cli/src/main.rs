@@ -236,6 +236,7 @@ fn connect_options(config: &Config) -> ConnectOptions {
 use conversation::trust_name;
 
 async fn connect(home: &Home) -> Fallible<Hush<SqliteStore>> {
+    home.lock_sessions()?;
     let config = home.config()?;
     let store = home.open_store()?;
     Hush::connect(store, &config.password, &connect_options(&config))
@@ -530,6 +531,7 @@ async fn run(cli: Cli) -> Fallible<()> {
             action: SessionAction::Reset { jid, device },
         } => {
             let jid = bare(&jid)?;
+            home.lock_sessions()?;
             let mut store = home.open_store()?;
             let n = hush_store::reset_sessions(&mut store, jid.as_str(), device)
                 .map_err(|e| e.to_string())?;
@@ -622,6 +624,7 @@ async fn init(
         encryption_off: false,
     };
     let result = async {
+        home.lock_sessions()?;
         let mut store = home.open_store()?;
         store
             .create_account(jid.as_str(), &device)

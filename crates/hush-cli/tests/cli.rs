@@ -301,3 +301,28 @@ fn a_broken_session_is_reported_and_reset_by_hand() {
     assert_eq!(recv_json(&alice, 1)[0]["body"], "five");
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// Two `hush` processes advancing the same sessions could reuse a message key: while a
+/// `hush recv` runs, a `hush send` from the same home stops with a clear error and sends
+/// nothing; afterwards it works.
+#[test]
+fn a_second_hush_on_the_same_account_waits_its_turn() {
+    let server = Prosody::start("cli-lock");
+    let dir = scratch("cli-lock");
+    let alice = init(&server, &dir, "alice", true);
+    let bob = init(&server, &dir, "bob", true);
+    let running = listen(&bob, 1);
+    let out = hush(&bob.home, &["send", &alice.jid, "while recv runs"]);
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("another hush is using the account") && err.lines().count() == 1,
+        "{err}"
+    );
+    // Alice's message ends the running `recv`; then Bob can send.
+    ok(hush(&alice.home, &["send", &bob.jid, "hello"]));
+    let got = finish(running);
+    assert_eq!(got[0]["body"], "hello");
+    ok(hush(&bob.home, &["send", &alice.jid, "now it works"]));
+    assert_eq!(recv_json(&alice, 1)[0]["body"], "now it works");
+}
