@@ -797,16 +797,28 @@ impl XmppClient {
     /// since `start` (unix seconds) when `after` is `None`, without waiting for it: the caller
     /// can work on the previous page while this one travels. [`Self::archive_page`] reads it.
     pub async fn query_archive(&mut self, after: Option<&str>, start: Option<u64>) -> Result<()> {
-        // A query left in flight (its reader failed) is abandoned: its late results carry
-        // the old query id and are ignored.
+        let start = if after.is_none() { start } else { None };
+        self.start_archive_query(after, start, false).await
+    }
+
+    /// The archive id of the last message in our archive, if any (one query, one result).
+    pub async fn archive_end(&mut self) -> Result<Option<String>> {
+        self.start_archive_query(None, None, true).await?;
+        Ok(self.archive_page().await?.last)
+    }
+
+    /// Sends an archive query (see [`mam_query`]) and makes it the one in flight. A query
+    /// left in flight (its reader failed) is abandoned: its late results carry the old query
+    /// id and are ignored.
+    async fn start_archive_query(
+        &mut self,
+        after: Option<&str>,
+        start: Option<u64>,
+        last_only: bool,
+    ) -> Result<()> {
         self.query_serial += 1;
         let query_id = format!("hush-mam-{}", self.query_serial);
-        let request = mam_query(
-            &query_id,
-            after,
-            if after.is_none() { start } else { None },
-            false,
-        );
+        let request = mam_query(&query_id, after, start, last_only);
         let iq_id = self.send_request(None, IqRequest::Set(request)).await?;
         self.archive = Some(ArchiveQuery {
             query_id,
@@ -816,22 +828,6 @@ impl XmppClient {
             answer: None,
         });
         Ok(())
-    }
-
-    /// The archive id of the last message in our archive, if any (one query, one result).
-    pub async fn archive_end(&mut self) -> Result<Option<String>> {
-        self.query_serial += 1;
-        let query_id = format!("hush-mam-{}", self.query_serial);
-        let request = mam_query(&query_id, None, None, true);
-        let iq_id = self.send_request(None, IqRequest::Set(request)).await?;
-        self.archive = Some(ArchiveQuery {
-            query_id,
-            iq_id,
-            results: Vec::new(),
-            overflowed: false,
-            answer: None,
-        });
-        Ok(self.archive_page().await?.last)
     }
 
     /// Waits for the end of the archive query in flight and returns its page. A resume point
