@@ -195,6 +195,10 @@ impl<S: Store> Hush<S> {
                     continue;
                 };
                 self.xmpp.send_encrypted(&to, &element, &origin_id).await?;
+                log::info!(
+                    "sent message {} to {to}, stored by an earlier run",
+                    pending.id
+                );
             } else {
                 // A message the user once asked to send in clear is not sent later by itself:
                 // the settings may have changed since (encryption back on, the contact
@@ -205,10 +209,6 @@ impl<S: Store> Hush<S> {
                 );
             }
             self.store.mark_sent(pending.id).map_err(store_err)?;
-            log::info!(
-                "sent message {} to {to}, stored by an earlier run",
-                pending.id
-            );
         }
         Ok(())
     }
@@ -915,7 +915,8 @@ impl<S: Store> Hush<S> {
                     // Expired or lost: read everything again since `since`. Copies of what we
                     // already have are recognised by their ids and skipped.
                     log::warn!(
-                        "the server's archive no longer has the last message we read from it;                          reading all it has since this device was set up again"
+                        "the server's archive no longer has the last message we read from it; reading \
+                         all it has since this device was set up again"
                     );
                     after = None;
                     self.xmpp.query_archive(None, Some(since)).await?;
@@ -1133,14 +1134,6 @@ impl<S: Store> Hush<S> {
         };
         if sender == self.jid && sid == self.device_id {
             return Ok(None); // our own message, reflected
-        }
-        if let Ok(el) = &encrypted {
-            if !has_payload && el.key_for(self.jid.as_str(), self.device_id).is_none() {
-                // An empty message (a key-exchange answer or heartbeat) between two other
-                // devices, seen as a Carbon or in the archive: no content is lost by skipping it,
-                // and reporting it as unreadable would be noise.
-                return Ok(None);
-            }
         }
         let key = SessionKey::new(suite, sender.as_str(), sid);
         let mut existing = self.store.session(&key).map_err(store_err)?;
