@@ -87,6 +87,15 @@ enum Command {
         #[arg(long, value_parser = ["on", "off"], requires = "jid")]
         blocked: Option<String>,
     },
+    /// The stored history of a conversation, oldest first: what was sent and received, and
+    /// every message that could not be decrypted (offline, from the store).
+    History {
+        /// The contact.
+        jid: String,
+        /// At most this many of the latest entries.
+        #[arg(long, default_value_t = 50)]
+        limit: usize,
+    },
     /// The conversation's security properties, who can read it and who could add a reader.
     Status {
         /// The contact.
@@ -385,6 +394,14 @@ async fn run(cli: Cli) -> Fallible<()> {
             }
             Ok(())
         }
+        Command::History { jid, limit } => {
+            let jid = bare(&jid)?.to_string();
+            let store = home.open_store()?;
+            for m in store.history(&jid, limit).map_err(|e| e.to_string())? {
+                print_history_entry(&m, json);
+            }
+            Ok(())
+        }
         Command::Status { jid } => {
             let jid = bare(&jid)?.to_string();
             let global_off = home.config()?.encryption_off;
@@ -562,6 +579,29 @@ fn set_trust(home: &Home, jid: &str, device: &str, trust: Trust, json: bool) -> 
         }
     }
     Ok(())
+}
+
+fn print_history_entry(m: &hush_store::StoredMessage, json: bool) {
+    let body = m.body.as_deref().map(String::from_utf8_lossy);
+    let outgoing = m.direction == hush_store::Direction::Out;
+    if json {
+        println!(
+            "{}",
+            json!({"at": m.at, "direction": if outgoing { "out" } else { "in" },
+                   "from": m.sender, "device": m.sender_device,
+                   "ns": m.encrypted.then(|| m.suite.name()), "encrypted": m.encrypted,
+                   "body": body, "error": m.error})
+        );
+        return;
+    }
+    let when = hush_proto::sce::xep0082_datetime(m.at);
+    let arrow = if outgoing { "→" } else { "←" };
+    let clear = if m.encrypted { "" } else { " (UNENCRYPTED)" };
+    match (&body, &m.error) {
+        (Some(b), _) => println!("{when} {arrow} {}{clear}: {b}", m.sender),
+        (None, Some(e)) => println!("{when} {arrow} !! {e}"),
+        (None, None) => {}
+    }
 }
 
 fn print_delivery(d: &Delivery, json: bool) {

@@ -325,4 +325,24 @@ fn a_second_hush_on_the_same_account_waits_its_turn() {
     assert_eq!(got[0]["body"], "hello");
     ok(hush(&bob.home, &["send", &alice.jid, "now it works"]));
     assert_eq!(recv_json(&alice, 1)[0]["body"], "now it works");
+
+    // `hush history` reads the conversation from the store, both directions, while nothing
+    // else runs or not.
+    let history = json_lines(&ok(hush(&bob.home, &["--json", "history", &alice.jid])));
+    let lines: Vec<(&str, &str)> = history
+        .iter()
+        .map(|m| {
+            (
+                m["direction"].as_str().unwrap(),
+                m["body"].as_str().unwrap_or_default(),
+            )
+        })
+        .collect();
+    assert_eq!(lines, [("in", "hello"), ("out", "now it works")]);
+    assert!(history.iter().all(|m| m["encrypted"] == true));
+    let text = ok(hush(&bob.home, &["history", &alice.jid]));
+    assert!(
+        text.contains("← ") && text.contains("→ ") && text.contains(": hello"),
+        "{text}"
+    );
 }
