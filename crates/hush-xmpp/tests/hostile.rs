@@ -3,18 +3,19 @@
 //! that the client notices (or is immune), loses no legitimate message, and leaks no plaintext.
 //! The README's table lists every attack here with its outcome.
 
-mod common;
-mod support;
+// The devserver's own test helpers: accounts, devices and connections on it.
+#[path = "../../hush-devserver/tests/support/mod.rs"]
+mod devserver_support;
 
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use base64::Engine as _;
+use devserver_support::{connect, device, offline_device};
 use hush_devserver::{Adversary, DevServer, Element};
 use hush_proto::Suite;
 use hush_store::{MemoryStore, SessionKey, Store, Trust};
-use hush_xmpp::{BareJid, ConnectOptions, Delivery, Hush, XmppError};
-use support::offline_device;
+use hush_xmpp::{BareJid, Delivery, Hush, XmppError};
 
 type Device = Hush<MemoryStore>;
 
@@ -53,26 +54,7 @@ impl Drop for World {
 }
 
 async fn server() -> World {
-    World(DevServer::start(Default::default()).await.unwrap())
-}
-
-fn options(server: &DevServer) -> ConnectOptions {
-    ConnectOptions {
-        server: Some(server.address().to_string()),
-        insecure_loopback: true,
-        timeout: Duration::from_secs(15),
-    }
-}
-
-async fn connect(server: &DevServer, store: MemoryStore) -> Device {
-    Hush::connect(store, "pw", &options(server)).await.unwrap()
-}
-
-/// A new device `id` of `jid`, connected and announced.
-async fn device(server: &DevServer, jid: &str, id: u32) -> Device {
-    let mut hush = connect(server, offline_device(jid, id)).await;
-    hush.announce().await.unwrap();
-    hush
+    World(devserver_support::server().await)
 }
 
 /// Alice (device 11) and Bob (device 22) with confirmed sessions both ways.

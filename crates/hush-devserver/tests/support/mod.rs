@@ -24,7 +24,7 @@ pub fn options(server: &DevServer) -> ConnectOptions {
     ConnectOptions {
         server: Some(server.address().to_string()),
         insecure_loopback: true,
-        timeout: Duration::from_secs(20),
+        timeout: Duration::from_secs(15),
     }
 }
 
