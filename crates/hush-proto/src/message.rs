@@ -83,12 +83,18 @@ pub fn seal<R: CryptoRng + ?Sized>(
 pub struct Opened {
     /// The decrypted payload; `None` for empty / key-transport messages.
     pub payload: Option<Zeroizing<Vec<u8>>>,
-    /// A session built from a key exchange in this message; it replaces any stored one.
-    pub new_session: Option<Session>,
-    /// True if `new_session` replaces a session we already had with that device. A peer does
-    /// this after losing its state, but so could a replayed old key exchange: the caller should
-    /// tell the user, and may refuse it for sessions it has reason to keep.
-    pub replaces_session: bool,
+    /// The session with the sending device after this message: the stored one advanced, or one
+    /// a key exchange built (alone, or added to the stored one's states). Store it in place of
+    /// the stored one — unless `identity_changed`.
+    pub session: Session,
+    /// A key exchange in this message built a new session state (it cost the one-time prekey
+    /// in `consumed_prekey`). A peer does this when it starts a session, restarts one, or
+    /// starts one at the same time as we did.
+    pub new_state: bool,
+    /// The key exchange came under another identity key than the stored session's: `session`
+    /// then holds only the new state. A reinstalled peer does this, and so would a server
+    /// slipping in its own key: the caller decides (XEP-0384 leaves replacing it to the user).
+    pub identity_changed: bool,
     /// The one-time prekey that key exchange used; delete it (after catch-up) and republish.
     pub consumed_prekey: Option<u32>,
     /// The sending device's identity key, to check against trust decisions.
@@ -100,24 +106,26 @@ pub struct Opened {
 
 impl LocalDevice {
     /// Decrypts an `<encrypted/>` element sent by `sender_jid` to us (`own_jid`), using our
-    /// stored session with the sending device if there is one.
+    /// stored session with the sending device if there is one. `existing` is not changed: the
+    /// session to store afterwards is [`Opened::session`].
     ///
-    /// A key exchange whose ephemeral key matches `existing` is processed in that session
-    /// (a resent key exchange). A different key exchange builds a new session, returned in
-    /// [`Opened::new_session`]; `existing` is left untouched then.
+    /// A key exchange is processed in the state it built earlier if one is kept (a resent key
+    /// exchange); otherwise it builds a new state from our prekeys, taken into the stored
+    /// session as [`Session`] describes. A message without one is read by the current state or
+    /// an earlier one. Nothing is returned unless the whole message authenticates.
     pub fn open<R: CryptoRng + ?Sized>(
         &self,
         element: &EncryptedElement,
         own_jid: &str,
         sender_jid: &str,
-        existing: Option<&mut Session>,
+        existing: Option<&Session>,
         rng: &mut R,
     ) -> Result<Opened> {
         let suite = element.suite;
         let entry = element
             .key_for(own_jid, self.device_id())
             .ok_or(ProtoError::NotForThisDevice(self.device_id()))?;
-        if let Some(s) = existing.as_deref() {
+        if let Some(s) = existing {
             if s.suite() != suite {
                 return Err(ProtoError::UnknownSuite(format!(
                     "stored session is {}, message is {suite}",
@@ -125,37 +133,49 @@ impl LocalDevice {
                 )));
             }
         }
-        // Work on a copy of the stored session and write it back only once the payload has
+        // Work on a copy of the stored session, handed back only once the payload has
         // authenticated too: a tampered payload must not burn the message key of the genuine one.
-        let mut staged = existing.as_deref().cloned();
-        let (key_material, new_session, consumed_prekey, sender_identity) = if entry.kex {
+        let empty = element.payload.is_none();
+        let mut new_state = false;
+        let mut identity_changed = false;
+        let mut consumed_prekey = None;
+        let (key_material, session, sender_identity) = if entry.kex {
             let kex = wire::decode_kex(suite, &entry.data)?;
-            match staged.as_mut() {
-                Some(session)
-                    if session.built_from(&kex.ek)
-                        && session.peer_identity().same_identity(&kex.identity) =>
-                {
-                    let km = session.decrypt_key(&kex.message, rng)?;
-                    (km, None, None, kex.identity)
+            let mut staged = existing
+                .filter(|s| s.peer_identity().same_identity(&kex.identity))
+                .cloned();
+            let known = staged.as_ref().and_then(|s| s.state_built_from(&kex.ek));
+            let km = match (staged.as_mut(), known) {
+                (Some(session), Some(index)) => {
+                    session.decrypt_key_in(index, &kex.message, empty, rng)?
                 }
                 _ => {
-                    staged = None;
                     let spk = self.signed_prekey_by_id(kex.spk_id)?;
                     let opk = self.prekey_by_id(kex.pk_id)?;
-                    let mut session =
+                    let mut fresh =
                         Session::from_key_exchange(suite, self.identity(), spk, opk, &kex)?;
-                    let km = session.decrypt_key(&kex.message, rng)?;
-                    (km, Some(session), Some(kex.pk_id), kex.identity)
+                    let km = fresh.decrypt_key(&kex.message, rng)?;
+                    new_state = true;
+                    consumed_prekey = Some(kex.pk_id);
+                    identity_changed = existing.is_some() && staged.is_none();
+                    match staged.as_mut() {
+                        Some(session) => session.adopt(fresh),
+                        None => staged = Some(fresh),
+                    }
+                    km
                 }
-            }
+            };
+            let session =
+                staged.ok_or(ProtoError::CorruptState("no session after key exchange"))?;
+            (km, session, kex.identity)
         } else {
-            let session = staged.as_mut().ok_or_else(|| ProtoError::NoSession {
+            let mut session = existing.cloned().ok_or_else(|| ProtoError::NoSession {
                 jid: sender_jid.to_owned(),
                 device: element.sid,
             })?;
             let km = session.decrypt_key(&entry.data, rng)?;
             let identity = *session.peer_identity();
-            (km, None, None, identity)
+            (km, session, identity)
         };
         let payload = payload::open(
             suite,
@@ -163,14 +183,11 @@ impl LocalDevice {
             element.payload.as_deref(),
             element.iv.as_deref(),
         )?;
-        let replaces_session = existing.is_some() && new_session.is_some();
-        if let (Some(stored), Some(updated)) = (existing, staged) {
-            *stored = updated;
-        }
         Ok(Opened {
             payload,
-            new_session,
-            replaces_session,
+            session,
+            new_state,
+            identity_changed,
             consumed_prekey,
             sender_identity,
             was_key_exchange: entry.kex,

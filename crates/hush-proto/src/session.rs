@@ -8,6 +8,8 @@
 //! Sessions are plain values: the caller persists them after every successful operation, before
 //! anything produced by that operation leaves the device.
 
+use std::collections::VecDeque;
+
 use prost::Message;
 use rand_core::CryptoRng;
 use zeroize::{Zeroize, Zeroizing};
@@ -49,9 +51,9 @@ pub struct EncryptedKey {
 /// "Business rules" suggests 53, and deployed clients use it).
 pub const HEARTBEAT_AFTER: u32 = 53;
 
-/// A Double Ratchet session with one remote device.
+/// One Double Ratchet state with a remote device: what one X3DH produced and the ratchet since.
 #[derive(Clone)]
-pub struct Session {
+pub(crate) struct State {
     suite: Suite,
     peer_identity: IdentityKey,
     ad_send: Vec<u8>,
@@ -62,13 +64,13 @@ pub struct Session {
     kex_ek: [u8; 32],
 }
 
-impl core::fmt::Debug for Session {
+impl core::fmt::Debug for State {
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
-        f.debug_struct("Session")
+        f.debug_struct("State")
             .field("suite", &self.suite)
             .field("peer", &self.peer_identity)
             .field("initiation", &self.initiation)
-            .field("confirmed", &self.is_confirmed())
+            .field("confirmed", &self.pending_kex.is_none())
             .field("sent", &self.ratchet.ns)
             .field("received", &self.ratchet.nr)
             .finish_non_exhaustive()
@@ -92,10 +94,10 @@ fn associated_data(
     }
 }
 
-impl Session {
+impl State {
     /// Starts a session from a peer's bundle (active X3DH). Verifies the bundle's signature and
     /// uses one of its one-time prekeys, chosen at random.
-    pub fn initiate<R: CryptoRng + ?Sized>(
+    fn initiate<R: CryptoRng + ?Sized>(
         own: &IdentityKeyPair,
         bundle: &Bundle,
         rng: &mut R,
@@ -142,7 +144,7 @@ impl Session {
 
     /// Builds the responder's session from a received key exchange (passive X3DH). The inner
     /// message is not decrypted here.
-    pub(crate) fn from_key_exchange(
+    fn from_key_exchange(
         suite: Suite,
         own: &IdentityKeyPair,
         spk: &KeyPair,
@@ -182,13 +184,13 @@ impl Session {
     }
 
     /// Fails if [`Session::encrypt_key`] would fail.
-    pub(crate) fn check_can_encrypt(&self) -> Result<()> {
+    fn check_can_encrypt(&self) -> Result<()> {
         self.ratchet.check_can_encrypt()
     }
 
     /// Encrypts key material (the per-message key, or the empty-message filler) for this device.
     /// Persist the session before sending the result.
-    pub fn encrypt_key(&mut self, key_material: &[u8]) -> Result<EncryptedKey> {
+    fn encrypt_key(&mut self, key_material: &[u8]) -> Result<EncryptedKey> {
         let message = self
             .ratchet
             .encrypt(self.suite, &self.ad_send, key_material)?;
@@ -213,7 +215,7 @@ impl Session {
 
     /// Decrypts a ratchet message (the inner message of a key exchange, or a plain `<key>`).
     /// The state changes only if the message authenticates.
-    pub(crate) fn decrypt_key<R: CryptoRng + ?Sized>(
+    fn decrypt_key<R: CryptoRng + ?Sized>(
         &mut self,
         message: &[u8],
         rng: &mut R,
@@ -226,59 +228,20 @@ impl Session {
         Ok(plain)
     }
 
+    /// True for a state we started whose key exchange the peer has not answered yet.
+    fn awaits_answer(&self) -> bool {
+        self.initiation == Initiation::Active && self.pending_kex.is_some()
+    }
+
     /// True if this session was built from the key exchange with ephemeral key `ek`.
-    pub(crate) fn built_from(&self, ek: &[u8; 32]) -> bool {
+    fn built_from(&self, ek: &[u8; 32]) -> bool {
         // Only a session the peer's key exchange built can be "the same session" again; our
         // own active sessions carry our ephemeral key here.
         self.initiation == Initiation::Passive && crate::crypto::ct_eq(&self.kex_ek, ek)
     }
 
-    /// The suite of the session.
-    pub fn suite(&self) -> Suite {
-        self.suite
-    }
-
-    /// The peer device's identity key.
-    pub fn peer_identity(&self) -> &IdentityKey {
-        &self.peer_identity
-    }
-
-    /// Who started the session.
-    pub fn initiation(&self) -> Initiation {
-        self.initiation
-    }
-
-    /// False while we are still sending our key exchange and have heard nothing back.
-    pub fn is_confirmed(&self) -> bool {
-        self.pending_kex.is_none()
-    }
-
-    /// Messages sent on the current sending chain.
-    pub fn sending_chain_length(&self) -> u32 {
-        self.ratchet.ns
-    }
-
-    /// Messages received on the current receiving chain (XEP-0384's heartbeat rule uses this).
-    pub fn receiving_chain_length(&self) -> u32 {
-        self.ratchet.nr
-    }
-
-    /// Whether XEP-0384's heartbeat is due: [`HEARTBEAT_AFTER`] or more messages received on the
-    /// current receiving chain with nothing sent back since the last ratchet step. An empty
-    /// message then moves the ratchet forward (forward secrecy for the peer's next messages)
-    /// and tells the peer this device is alive. Once it is sent, the sending chain is no
-    /// longer empty, so it is due once per ratchet step, not once per message.
-    pub fn needs_heartbeat(&self) -> bool {
-        self.ratchet.nr >= HEARTBEAT_AFTER && self.ratchet.ns == 0
-    }
-
-    /// Number of skipped message keys kept for late messages.
-    pub fn skipped_keys(&self) -> usize {
-        self.ratchet.skipped.len()
-    }
-
-    /// Serializes the whole session, secrets included, for the store.
-    pub fn to_bytes(&self) -> Zeroizing<Vec<u8>> {
+    /// The state as its protobuf record, secrets included.
+    fn to_pb(&self) -> PbSession {
         let r = &self.ratchet;
         let mut skipped = Vec::with_capacity(r.skipped.len());
         for k in &r.skipped {
@@ -288,7 +251,7 @@ impl Session {
             b.extend_from_slice(&k.mk);
             skipped.push(b);
         }
-        let pb = PbSession {
+        PbSession {
             suite: self.suite.name().to_owned(),
             version: self.suite.version(),
             peer_curve: self.peer_identity.curve25519().to_vec(),
@@ -310,14 +273,13 @@ impl Session {
             pending_spk_id: self.pending_kex.as_ref().map(|p| p.spk_id),
             pending_own_identity: self.pending_kex.as_ref().map(|p| p.own_identity.clone()),
             kex_ek: self.kex_ek.to_vec(),
-        };
-        Zeroizing::new(pb.encode_to_vec())
+            previous: Vec::new(),
+        }
     }
 
-    /// Restores a session saved with [`Session::to_bytes`].
-    pub fn from_bytes(bytes: &[u8]) -> Result<Self> {
+    /// Restores a state from its protobuf record (its `previous` field is the caller's).
+    fn from_pb(pb: &PbSession) -> Result<Self> {
         let bad = ProtoError::CorruptState;
-        let pb = PbSession::decode(bytes).map_err(|_| bad("session is not a valid record"))?;
         let suite = Suite::from_name(&pb.suite)?;
         let k32 = |v: &[u8]| -> Result<[u8; 32]> {
             v.try_into()
@@ -385,6 +347,253 @@ impl Session {
     }
 }
 
+/// How many earlier states are kept per remote device, besides the current one. libsignal keeps
+/// 40 (`ARCHIVED_STATES_MAX_LENGTH`), and so do the clients built on it; we keep as many, so a
+/// message from any state a libsignal peer may still use finds its state here.
+pub const MAX_PREVIOUS_STATES: usize = 40;
+
+/// Our session with one remote device: the state we send with, and earlier states kept for
+/// messages the peer still sends on them (libsignal's "session record").
+///
+/// Earlier states exist because two devices may each start a session before reading the
+/// other's key exchange (simultaneous initiation), or a peer may restart one. Decryption tries
+/// the current state first, then the earlier ones, most recently used first; a state that
+/// reads a message the peer sent without a key exchange becomes current, so both sides settle
+/// on one state after a round trip, and no message sent on any kept state is lost.
+///
+/// Which state we send with when a peer's key exchange arrives while our own is unanswered
+/// (see [`Session::adopt`]): ours stays current. Every peer ends up holding the state our key
+/// exchange builds — python-omemo even discards its own for it — so messages on ours are read
+/// by all of them. Two devices doing the same (two Hush devices) would never settle, so an
+/// *empty* key-exchange message on the peer's state — an answer from a peer that also kept its
+/// own — breaks the tie the same way on both sides: the state whose key exchange has the
+/// smaller ephemeral key wins.
+#[derive(Clone)]
+pub struct Session {
+    current: State,
+    /// Earlier states, the most recently used first; at most [`MAX_PREVIOUS_STATES`].
+    previous: VecDeque<State>,
+}
+
+impl core::fmt::Debug for Session {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.debug_struct("Session")
+            .field("current", &self.current)
+            .field("previous", &self.previous.len())
+            .finish()
+    }
+}
+
+impl Session {
+    fn single(current: State) -> Self {
+        Self {
+            current,
+            previous: VecDeque::new(),
+        }
+    }
+
+    /// Starts a session from a peer's bundle (active X3DH). Verifies the bundle's signature and
+    /// uses one of its one-time prekeys, chosen at random.
+    pub fn initiate<R: CryptoRng + ?Sized>(
+        own: &IdentityKeyPair,
+        bundle: &Bundle,
+        rng: &mut R,
+    ) -> Result<Self> {
+        State::initiate(own, bundle, rng).map(Self::single)
+    }
+
+    /// Builds the responder's session from a received key exchange (passive X3DH). The inner
+    /// message is not decrypted here.
+    pub(crate) fn from_key_exchange(
+        suite: Suite,
+        own: &IdentityKeyPair,
+        spk: &KeyPair,
+        opk: &KeyPair,
+        kex: &wire::KeyExchange,
+    ) -> Result<Self> {
+        State::from_key_exchange(suite, own, spk, opk, kex).map(Self::single)
+    }
+
+    /// Fails if [`Session::encrypt_key`] would fail.
+    pub(crate) fn check_can_encrypt(&self) -> Result<()> {
+        self.current.check_can_encrypt()
+    }
+
+    /// Encrypts key material (the per-message key, or the empty-message filler) for this device
+    /// with the current state. Persist the session before sending the result.
+    pub fn encrypt_key(&mut self, key_material: &[u8]) -> Result<EncryptedKey> {
+        self.current.encrypt_key(key_material)
+    }
+
+    /// Decrypts a ratchet message sent without a key exchange: with the current state, or else
+    /// with the first earlier state that reads it, which then becomes current. On failure
+    /// nothing changes and the current state's error is returned.
+    pub(crate) fn decrypt_key<R: CryptoRng + ?Sized>(
+        &mut self,
+        message: &[u8],
+        rng: &mut R,
+    ) -> Result<Zeroizing<Vec<u8>>> {
+        let first_error = match self.current.decrypt_key(message, rng) {
+            Ok(plain) => return Ok(plain),
+            Err(e) => e,
+        };
+        for i in 0..self.previous.len() {
+            if let Ok(plain) = self.previous[i].decrypt_key(message, rng) {
+                self.promote(i);
+                return Ok(plain);
+            }
+        }
+        Err(first_error)
+    }
+
+    /// Where the state built from the key exchange with ephemeral key `ek` is: 0 for the
+    /// current state, `i + 1` for earlier state `i`.
+    pub(crate) fn state_built_from(&self, ek: &[u8; 32]) -> Option<usize> {
+        core::iter::once(&self.current)
+            .chain(&self.previous)
+            .position(|s| s.built_from(ek))
+    }
+
+    /// Decrypts the inner message of a repeated key exchange in the state it built (see
+    /// [`Session::state_built_from`]). An earlier state that reads it becomes current unless
+    /// our own unanswered key exchange is current, which stays so except to break the tie
+    /// described on [`Session`] (`empty`: the message carried no payload).
+    pub(crate) fn decrypt_key_in<R: CryptoRng + ?Sized>(
+        &mut self,
+        index: usize,
+        message: &[u8],
+        empty: bool,
+        rng: &mut R,
+    ) -> Result<Zeroizing<Vec<u8>>> {
+        let Some(i) = index.checked_sub(1) else {
+            return self.current.decrypt_key(message, rng);
+        };
+        let state = self
+            .previous
+            .get_mut(i)
+            .ok_or(ProtoError::CorruptState("no such session state"))?;
+        let plain = state.decrypt_key(message, rng)?;
+        let theirs_wins = empty && state.kex_ek < self.current.kex_ek;
+        if !self.current.awaits_answer() || theirs_wins {
+            self.promote(i);
+        }
+        Ok(plain)
+    }
+
+    /// Takes in the state a peer's new key exchange built (`new` holds just that state; its
+    /// identity key is this session's). It becomes current — a peer starting over — unless our
+    /// own key exchange is current and unanswered: then it is kept as an earlier state, and we
+    /// go on sending on ours (see [`Session`]).
+    pub(crate) fn adopt(&mut self, new: Session) {
+        if self.current.awaits_answer() {
+            self.push_previous(new.current);
+        } else {
+            let old = core::mem::replace(&mut self.current, new.current);
+            self.push_previous(old);
+        }
+    }
+
+    /// Makes earlier state `i` current; the current one becomes the most recent earlier one.
+    fn promote(&mut self, i: usize) {
+        if let Some(state) = self.previous.remove(i) {
+            let old = core::mem::replace(&mut self.current, state);
+            self.push_previous(old);
+        }
+    }
+
+    fn push_previous(&mut self, state: State) {
+        self.previous.push_front(state);
+        self.previous.truncate(MAX_PREVIOUS_STATES);
+    }
+
+    /// How many earlier states are kept (see [`MAX_PREVIOUS_STATES`]).
+    pub fn previous_states(&self) -> usize {
+        self.previous.len()
+    }
+
+    /// The suite of the session.
+    pub fn suite(&self) -> Suite {
+        self.current.suite
+    }
+
+    /// The peer device's identity key.
+    pub fn peer_identity(&self) -> &IdentityKey {
+        &self.current.peer_identity
+    }
+
+    /// Who started the session.
+    pub fn initiation(&self) -> Initiation {
+        self.current.initiation
+    }
+
+    /// False while we are still sending our key exchange and have heard nothing back.
+    pub fn is_confirmed(&self) -> bool {
+        self.current.pending_kex.is_none()
+    }
+
+    /// Messages sent on the current sending chain.
+    pub fn sending_chain_length(&self) -> u32 {
+        self.current.ratchet.ns
+    }
+
+    /// Messages received on the current receiving chain (XEP-0384's heartbeat rule uses this).
+    pub fn receiving_chain_length(&self) -> u32 {
+        self.current.ratchet.nr
+    }
+
+    /// Whether XEP-0384's heartbeat is due: [`HEARTBEAT_AFTER`] or more messages received on the
+    /// current receiving chain with nothing sent back since the last ratchet step. An empty
+    /// message then moves the ratchet forward (forward secrecy for the peer's next messages)
+    /// and tells the peer this device is alive. Once it is sent, the sending chain is no
+    /// longer empty, so it is due once per ratchet step, not once per message.
+    pub fn needs_heartbeat(&self) -> bool {
+        self.current.ratchet.nr >= HEARTBEAT_AFTER && self.current.ratchet.ns == 0
+    }
+
+    /// Number of skipped message keys kept for late messages.
+    pub fn skipped_keys(&self) -> usize {
+        self.current.ratchet.skipped.len()
+    }
+
+    /// Serializes the whole session, secrets included, for the store.
+    pub fn to_bytes(&self) -> Zeroizing<Vec<u8>> {
+        let mut pb = self.current.to_pb();
+        pb.previous = self
+            .previous
+            .iter()
+            .map(|s| s.to_pb().encode_to_vec())
+            .collect();
+        Zeroizing::new(pb.encode_to_vec())
+    }
+
+    /// Restores a session saved with [`Session::to_bytes`] (sessions saved before earlier
+    /// states were kept restore with none).
+    pub fn from_bytes(bytes: &[u8]) -> Result<Self> {
+        let bad = ProtoError::CorruptState;
+        let pb = PbSession::decode(bytes).map_err(|_| bad("session is not a valid record"))?;
+        if pb.previous.len() > MAX_PREVIOUS_STATES {
+            return Err(bad("session keeps more earlier states than allowed"));
+        }
+        let current = State::from_pb(&pb)?;
+        let mut previous = VecDeque::with_capacity(pb.previous.len());
+        for bytes in &pb.previous {
+            let state = PbSession::decode(bytes.as_slice())
+                .map_err(|_| bad("earlier session state is not a valid record"))?;
+            if !state.previous.is_empty() {
+                return Err(bad("an earlier session state holds states of its own"));
+            }
+            let state = State::from_pb(&state)?;
+            if !state.peer_identity.same_identity(&current.peer_identity)
+                || state.suite != current.suite
+            {
+                return Err(bad("session states disagree on the peer or the suite"));
+            }
+            previous.push_back(state);
+        }
+        Ok(Self { current, previous })
+    }
+}
+
 #[derive(Clone, PartialEq, Message)]
 struct PbSession {
     #[prost(string, tag = "1")]
@@ -429,6 +638,9 @@ struct PbSession {
     pending_own_identity: Option<Vec<u8>>,
     #[prost(bytes = "vec", tag = "21")]
     kex_ek: Vec<u8>,
+    /// Earlier states of the session, each a `PbSession` without states of its own.
+    #[prost(bytes = "vec", repeated, tag = "22")]
+    previous: Vec<Vec<u8>>,
 }
 
 impl Drop for PbSession {
@@ -438,5 +650,6 @@ impl Drop for PbSession {
         self.cks.zeroize();
         self.ckr.zeroize();
         self.skipped.zeroize();
+        self.previous.zeroize();
     }
 }

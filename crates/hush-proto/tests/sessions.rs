@@ -36,14 +36,14 @@ fn key_exchange_then_conversation() {
         let opened = bob.receive("alice@example.org", &first).unwrap();
         assert_eq!(opened.payload.unwrap().as_slice(), b"hello bob");
         assert!(opened.was_key_exchange);
-        assert!(opened.new_session.is_some());
-        assert!(!opened.replaces_session);
+        assert!(opened.new_state);
+        assert!(!opened.identity_changed);
         let used = opened.consumed_prekey.expect("a one-time prekey was used");
         assert_eq!(opened.sender_identity, *alice.device.identity().public());
         // The resent key exchange is recognised: same session, no second prekey.
         let opened = bob.receive("alice@example.org", &again).unwrap();
         assert_eq!(opened.payload.unwrap().as_slice(), b"still there?");
-        assert!(opened.new_session.is_none() && opened.consumed_prekey.is_none());
+        assert!(!opened.new_state && opened.consumed_prekey.is_none());
         assert!(bob
             .device
             .bundle(suite)
@@ -278,7 +278,8 @@ fn peer_rebuilding_its_session_is_flagged() {
         alice.connect(suite, &[&bob]);
         let m = alice.send(suite, &[("bob@example.net", 22)], Some(b"two"));
         let opened = bob.receive("alice@example.org", &m).unwrap();
-        assert!(opened.new_session.is_some() && opened.replaces_session);
+        assert!(opened.new_state && !opened.identity_changed);
+        assert_eq!(opened.session.previous_states(), 1, "the old state is kept");
         assert_eq!(opened.payload.unwrap().as_slice(), b"two");
         let r = bob.send(suite, &[("alice@example.org", 11)], Some(b"three"));
         assert_eq!(alice.receive_text("bob@example.net", &r).unwrap(), b"three");

@@ -73,11 +73,9 @@ impl Setup {
         }
         let opened = self
             .bob
-            .open(el, BOB, ALICE, self.session.as_mut(), &mut self.rng)
+            .open(el, BOB, ALICE, self.session.as_ref(), &mut self.rng)
             .unwrap();
-        if let Some(s) = opened.new_session {
-            self.session = Some(s);
-        }
+        self.session = Some(opened.session.clone());
         self.serial += 1;
         Received {
             ids: MessageIds {

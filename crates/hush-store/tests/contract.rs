@@ -64,10 +64,10 @@ fn receive<S: Store>(
 ) -> Received {
     let account = store.account().unwrap().unwrap();
     let key = SessionKey::new(el.suite, ALICE, el.sid);
-    let mut existing = store.session(&key).unwrap();
-    let outcome = match account.device.open(el, BOB, ALICE, existing.as_mut(), rng) {
+    let existing = store.session(&key).unwrap();
+    let outcome = match account.device.open(el, BOB, ALICE, existing.as_ref(), rng) {
         Ok(o) => Outcome::Decrypted {
-            session: Box::new(o.new_session.or(existing).unwrap()),
+            session: Box::new(o.session),
             body: o.payload.map(|p| p.to_vec()),
             consumed_prekey: o.consumed_prekey,
         },
@@ -273,7 +273,7 @@ fn outgoing_and_prekeys<S: Store>(mut store: S) {
     // Alice can read the reply, so the saved session was the advanced one.
     let opened = alice
         .device
-        .open(&el, ALICE, BOB, Some(&mut alice.session), &mut rng)
+        .open(&el, ALICE, BOB, Some(&alice.session), &mut rng)
         .unwrap();
     assert_eq!(opened.payload.unwrap().as_slice(), b"reply");
 

@@ -76,11 +76,9 @@ fn worker(dir: &Path) {
                 continue; // a MAM / Carbons duplicate: ignored silently
             }
             let opened = device
-                .open(&el, BOB, ALICE, session.as_mut(), &mut rng)
+                .open(&el, BOB, ALICE, session.as_ref(), &mut rng)
                 .unwrap();
-            if let Some(s) = opened.new_session {
-                session = Some(s);
-            }
+            session = Some(opened.session.clone());
             batch.push(Received {
                 ids,
                 peer: ALICE.into(),
@@ -261,8 +259,9 @@ fn parent() {
     .unwrap();
     let opened = alice
         .device
-        .open(&reply, ALICE, BOB, Some(&mut alice.session), &mut rng)
+        .open(&reply, ALICE, BOB, Some(&alice.session), &mut rng)
         .unwrap();
+    alice.session = opened.session;
     assert_eq!(opened.payload.unwrap().as_slice(), b"got them all");
     let next = seal(
         Suite::Omemo2,
@@ -278,7 +277,7 @@ fn parent() {
     .unwrap();
     let bob_device = store.account().unwrap().unwrap().device;
     let opened = bob_device
-        .open(&next, BOB, ALICE, Some(&mut s), &mut rng)
+        .open(&next, BOB, ALICE, Some(&s), &mut rng)
         .unwrap();
     assert_eq!(opened.payload.unwrap().as_slice(), b"great");
     let _ = store.delete_session(&key);

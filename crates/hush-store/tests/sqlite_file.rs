@@ -62,7 +62,7 @@ fn populate(store: &mut SqliteStore) {
         suite: Suite::Omemo2,
         at: 1,
         outcome: Outcome::Decrypted {
-            session: Box::new(o.new_session.unwrap()),
+            session: Box::new(o.session),
             body: o.payload.map(|p| p.to_vec()),
             consumed_prekey: o.consumed_prekey,
         },

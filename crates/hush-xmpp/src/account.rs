@@ -1136,15 +1136,14 @@ impl<S: Store> Hush<S> {
             return Ok(None); // our own message, reflected
         }
         let key = SessionKey::new(suite, sender.as_str(), sid);
-        let mut existing = self.store.session(&key).map_err(store_err)?;
-        let held_identity = existing.as_ref().map(|s| *s.peer_identity());
+        let existing = self.store.session(&key).map_err(store_err)?;
         let device = &self.local;
         let result = encrypted.and_then(|el| {
             let o = device.open(
                 &el,
                 self.jid.as_str(),
                 sender.as_str(),
-                existing.as_mut(),
+                existing.as_ref(),
                 &mut self.rng,
             )?;
             let body = match (&o.payload, suite) {
@@ -1215,7 +1214,7 @@ impl<S: Store> Hush<S> {
                 return self.failed(record, reason);
             }
         };
-        if o.new_session.is_some() {
+        if o.new_state {
             // A new session from a stranger costs a prekey and storage: budgeted. Nothing is
             // committed when over the limit, so the prekey stays unused.
             if stranger {
@@ -1226,7 +1225,7 @@ impl<S: Store> Hush<S> {
             // A key exchange for a device we already hold a session with, under another
             // identity key, is not taken: XEP-0384 leaves replacing a session to the user, and
             // the server could otherwise swap a verified key for its own.
-            if held_identity.is_some_and(|held| held != o.sender_identity) {
+            if o.identity_changed {
                 let reason = format!(
                     "device {sid} of {sender} sent a key exchange with a DIFFERENT identity key \
                      ({}); it was not accepted and the old session stays. If {sender} really \
@@ -1239,9 +1238,7 @@ impl<S: Store> Hush<S> {
         }
         let (trust, _) = self.note_identity(sender.as_str(), &o.sender_identity)?;
         let kex = o.was_key_exchange;
-        let Some(session) = o.new_session.or(existing) else {
-            return self.failed(record, "internal error: no session after decryption".into());
-        };
+        let session = o.session;
         let heartbeat = session.needs_heartbeat();
         let used_prekey = o.consumed_prekey.is_some();
         let outcome = Outcome::Decrypted {

@@ -87,13 +87,11 @@ impl Party {
             .map_err(|e| ProtoError::MalformedXml(format!("{e}")))?;
         let enc = EncryptedElement::from_element(&el)?;
         let key = (from_jid.to_string(), enc.sid);
-        let existing = self.sessions.get_mut(&key);
+        let existing = self.sessions.get(&key);
         let opened = self
             .device
             .open(&enc, &self.jid, from_jid, existing, &mut self.rng)?;
-        if let Some(s) = &opened.new_session {
-            self.sessions.insert(key, s.clone());
-        }
+        self.sessions.insert(key, opened.session.clone());
         if let Some(pk) = opened.consumed_prekey {
             self.device.remove_prekey(pk);
         }
