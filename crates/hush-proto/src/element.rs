@@ -50,6 +50,32 @@ impl EncryptedElement {
             .find(|k| k.rid == rid && k.jid.as_deref().is_none_or(|j| j == jid))
     }
 
+    /// What identifies this exact message as device `rid` of `jid` receives it: SHA-256 over
+    /// the sender device, that device's key entry, the IV and the payload. Copies of one message
+    /// (archive, Carbons, a replay with new stanza ids) have the same digest; a change to any
+    /// part a recipient decrypts gives another. `None` when nothing is addressed to `rid`.
+    ///
+    /// A receiver that stores the digest of every message it *authenticated* can ignore exact
+    /// copies silently, as XEP-0384 asks, without taking a ratchet's "key already used" for
+    /// proof of a duplicate.
+    pub fn content_digest(&self, jid: &str, rid: u32) -> Option<[u8; 32]> {
+        use sha2::Digest;
+        let entry = self.key_for(jid, rid)?;
+        let mut h = sha2::Sha256::new();
+        // Each part length-prefixed, so no two different messages hash the same bytes.
+        let mut part = |bytes: &[u8]| {
+            h.update((bytes.len() as u64).to_be_bytes());
+            h.update(bytes);
+        };
+        part(self.suite.name().as_bytes());
+        part(&self.sid.to_be_bytes());
+        part(&[u8::from(entry.kex)]);
+        part(&entry.data);
+        part(self.iv.as_deref().unwrap_or_default());
+        part(self.payload.as_deref().unwrap_or_default());
+        Some(h.finalize().into())
+    }
+
     /// Serializes to XML.
     pub fn to_element(&self) -> Element {
         let ns = self.suite.namespace();

@@ -51,10 +51,17 @@ pub enum ProtoError {
     /// An SCE envelope exceeds our size or nesting limits.
     #[error("{0} exceeds the size or nesting limit")]
     TooLarge(&'static str),
-    /// This message (or its message key) was already used.
-    #[error("duplicate message: counter {counter} on this chain was already decrypted")]
-    Duplicate {
-        /// The message counter that was replayed.
+    /// The message key for this message is no longer held: it was used to read this message
+    /// before (a replay), or dropped as older than the keys kept for late messages. Without
+    /// the key the message cannot be authenticated, so this is no proof of a duplicate: exact
+    /// copies of messages read before are recognised by their ids or their
+    /// [content digest](crate::EncryptedElement::content_digest) before decryption.
+    #[error(
+        "the message key for counter {counter} is gone: the message was read before (a replay) \
+         or is older than the keys kept for late messages"
+    )]
+    MessageKeyGone {
+        /// The message counter.
         counter: u32,
     },
     /// The sender wants us to skip more message keys than we allow (DoS protection).

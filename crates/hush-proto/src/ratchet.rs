@@ -230,7 +230,7 @@ impl Ratchet {
         // 2. The current receiving chain.
         if self.dhr == Some(h.dh) && self.ckr.is_some() {
             if h.n < self.nr {
-                return Err(ProtoError::Duplicate { counter: h.n });
+                return Err(ProtoError::MessageKeyGone { counter: h.n });
             }
             check_skip(h.n - self.nr)?;
             let mut ck = self.ckr.clone().expect("checked above");
@@ -246,9 +246,9 @@ impl Ratchet {
             return Ok(plaintext);
         }
 
-        // 3. A ratchet key we have moved past: this is a replay (or a key we already dropped).
+        // 3. A ratchet key we have moved past: a replay, or a message whose key we dropped.
         if self.old_dhr.contains(&h.dh) || (self.dhr == Some(h.dh)) {
-            return Err(ProtoError::Duplicate { counter: h.n });
+            return Err(ProtoError::MessageKeyGone { counter: h.n });
         }
 
         // 4. A new ratchet key from the peer: DH ratchet step, all in locals first.

@@ -259,7 +259,7 @@ fn conversation(suite: Suite) {
     let (replay, _) = &held_for_hush[0];
     assert!(matches!(
         hush.receive(replay),
-        Err(ProtoError::Duplicate { .. })
+        Err(ProtoError::MessageKeyGone { .. })
     ));
     let (replay, _) = &held_for_py[0];
     assert_eq!(

@@ -74,7 +74,7 @@ proptest! {
                     assert_eq!(got, text);
                     assert!(delivered.insert(got), "decrypted twice");
                 }
-                Err(ProtoError::Duplicate { .. }) => assert!(delivered.contains(text), "refused a fresh message"),
+                Err(ProtoError::MessageKeyGone { .. }) => assert!(delivered.contains(text), "refused a fresh message"),
                 Err(e) => panic!("unexpected error {e}"),
             }
         };

@@ -151,13 +151,13 @@ fn out_of_order_duplicates_and_skips() {
         for m in [&msgs[0], &msgs[19], &msgs[10]] {
             assert!(matches!(
                 bob.receive("alice@example.org", m),
-                Err(ProtoError::Duplicate { .. })
+                Err(ProtoError::MessageKeyGone { .. })
             ));
         }
         assert!(
             matches!(
                 bob.receive("alice@example.org", &first),
-                Err(ProtoError::Duplicate { .. })
+                Err(ProtoError::MessageKeyGone { .. })
             ),
             "the very first message cannot be replayed"
         );
@@ -381,4 +381,40 @@ fn heartbeat_is_due_once_after_53_unanswered_messages() {
             1
         );
     }
+}
+
+/// A late message whose skipped key was dropped (more than `MAX_SKIPPED_KEYS` later keys kept)
+/// is an error that names the gone key — no "duplicate" verdict, which the ratchet cannot
+/// authenticate — and the session goes on.
+#[test]
+fn a_late_message_whose_key_was_evicted_is_an_error_not_a_duplicate() {
+    let suite = Suite::Omemo2;
+    let (mut alice, mut bob) = pair(suite);
+    let first = alice.send(suite, &[("bob@example.net", 22)], Some(b"kex"));
+    bob.receive_text("alice@example.org", &first).unwrap();
+    let reply = bob.send(suite, &[("alice@example.org", 11)], Some(b"ok"));
+    alice.receive_text("bob@example.net", &reply).unwrap();
+    let msgs: Vec<String> = (0..=hush_proto::MAX_SKIPPED_KEYS + 2)
+        .map(|i| {
+            alice.send(
+                suite,
+                &[("bob@example.net", 22)],
+                Some(format!("{i}").as_bytes()),
+            )
+        })
+        .collect();
+    // Skips 0..1000 (all kept), then skipping 1001 pushes out the key for message 0.
+    let last = msgs.len() - 1;
+    bob.receive_text("alice@example.org", &msgs[last - 2])
+        .unwrap();
+    bob.receive_text("alice@example.org", &msgs[last]).unwrap();
+    assert_eq!(
+        bob.receive("alice@example.org", &msgs[0]).unwrap_err(),
+        ProtoError::MessageKeyGone { counter: 0 }
+    );
+    assert_eq!(
+        bob.receive_text("alice@example.org", &msgs[1]).unwrap(),
+        b"1",
+        "a late message whose key is still kept reads"
+    );
 }

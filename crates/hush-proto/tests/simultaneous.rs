@@ -208,7 +208,7 @@ fn replayed_key_exchange_after_settling_changes_nothing() {
         let before = w.parties[0].sessions[&(B.to_owned(), 22)].to_bytes();
         let again = w.parties[0].receive(B, &replay);
         assert!(
-            matches!(again, Err(ProtoError::Duplicate { .. })),
+            matches!(again, Err(ProtoError::MessageKeyGone { .. })),
             "{again:?}"
         );
         let after = w.parties[0].sessions[&(B.to_owned(), 22)].to_bytes();

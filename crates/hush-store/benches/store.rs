@@ -82,6 +82,7 @@ impl Setup {
                 archive: Some(BOB.into()),
                 stanza_id: Some(self.serial.to_string()),
                 origin_id: Some(format!("o{}", self.serial)),
+                digest: None,
             },
             peer: ALICE.into(),
             sender: ALICE.into(),

@@ -22,6 +22,7 @@
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
+mod dedup;
 mod error;
 mod memory;
 mod sqlite;
@@ -75,7 +76,10 @@ pub trait Store {
     fn archive_resume(&self, archive: &str) -> Result<Option<String>>;
     /// Moves the resume point of `archive` (after the page up to `stanza_id` is committed).
     fn set_archive_resume(&mut self, archive: &str, stanza_id: &str) -> Result<()>;
-    /// True if a message with these ids from `sender` is already in history.
+    /// True if a message from `sender` with one of these ids (or this digest) is in history as
+    /// *authenticated*: decrypted, or sent by us. A stored failure or message in clear with the
+    /// same ids does not count — anyone can forge those, and they must not hide the real
+    /// message (it is decrypted, and [`Store::commit_received`] stores it beside them).
     fn is_known(&self, sender: &str, ids: &MessageIds) -> Result<bool>;
     /// Commits received messages in one transaction (see the crate docs).
     /// Also records, for each decrypted message, that its device was heard from at `at`.

@@ -5,6 +5,7 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use hush_proto::{IdentityKey, LocalDevice, Session, Suite};
 
+use crate::dedup::{authenticated, same_message, Known, Verdict};
 use crate::error::{Result, StoreError};
 use crate::types::{
     Commit, ConversationRecord, DeviceRecord, Direction, MessageIds, Outcome, Outgoing, Pending,
@@ -33,8 +34,20 @@ impl MemoryStore {
         Self::default()
     }
 
-    fn known(&self, sender: &str, ids: &MessageIds) -> bool {
-        self.messages.iter().any(|m| same_message(m, sender, ids))
+    fn known(&self, sender: &str, ids: &MessageIds) -> Known {
+        let mut known = Known::default();
+        for m in self
+            .messages
+            .iter()
+            .filter(|m| same_message(m, sender, ids))
+        {
+            if authenticated(m) {
+                known.authenticated = true;
+            } else {
+                known.unauthenticated.push(m.id);
+            }
+        }
+        known
     }
 
     fn push(&mut self, mut m: StoredMessage) -> i64 {
@@ -43,14 +56,6 @@ impl MemoryStore {
         self.messages.push(m);
         id
     }
-}
-
-pub(crate) fn same_message(m: &StoredMessage, sender: &str, ids: &MessageIds) -> bool {
-    let by_stanza =
-        ids.stanza_id.is_some() && m.ids.stanza_id == ids.stanza_id && m.ids.archive == ids.archive;
-    let by_origin =
-        ids.origin_id.is_some() && m.ids.origin_id == ids.origin_id && m.sender == sender;
-    by_stanza || by_origin
 }
 
 impl Store for MemoryStore {
@@ -124,15 +129,26 @@ impl Store for MemoryStore {
     }
 
     fn is_known(&self, sender: &str, ids: &MessageIds) -> Result<bool> {
-        Ok(self.known(sender, ids))
+        Ok(self.known(sender, ids).authenticated)
     }
 
     fn commit_received(&mut self, batch: Vec<Received>) -> Result<Vec<Commit>> {
         let mut results = Vec::with_capacity(batch.len());
         for r in batch {
-            if self.known(&r.sender, &r.ids) {
-                results.push(Commit::Duplicate);
-                continue;
+            let known = self.known(&r.sender, &r.ids);
+            match known.verdict(&r.outcome) {
+                Verdict::Duplicate => {
+                    results.push(Commit::Duplicate);
+                    continue;
+                }
+                Verdict::Supersede => {
+                    for m in &mut self.messages {
+                        if known.unauthenticated.contains(&m.id) {
+                            m.ids = MessageIds::default();
+                        }
+                    }
+                }
+                Verdict::New => {}
             }
             let plain = matches!(r.outcome, Outcome::Plaintext { .. });
             let (body, error) = match r.outcome {

@@ -28,6 +28,7 @@ use hush_proto::{IdentityKey, LocalDevice, Session, Suite};
 use rusqlite::{params, Connection, ErrorCode, OpenFlags, OptionalExtension, Transaction};
 use zeroize::Zeroizing;
 
+use crate::dedup::{Known, Verdict};
 use crate::error::{Result, StoreError};
 use crate::types::{
     Commit, ConversationRecord, DeviceRecord, Direction, MessageIds, Outcome, Outgoing, Pending,
@@ -38,7 +39,7 @@ use crate::{Account, Store};
 /// `PRAGMA application_id` of Hush stores: "HUSH".
 pub const APPLICATION_ID: i64 = 0x4855_5348;
 /// The schema version this build writes.
-pub const SCHEMA_VERSION: i64 = 3;
+pub const SCHEMA_VERSION: i64 = 4;
 
 /// What users are told after restoring a backup.
 pub const RESTORE_WARNING: &str =
@@ -111,6 +112,10 @@ CREATE TABLE conversations (
 "#,
     r#"
 CREATE TABLE archive_resume (archive TEXT PRIMARY KEY, stanza_id TEXT NOT NULL);
+"#,
+    r#"
+ALTER TABLE messages ADD COLUMN digest BLOB;
+CREATE INDEX messages_digest ON messages (sender, digest) WHERE digest IS NOT NULL;
 "#,
 ];
 
@@ -343,26 +348,43 @@ impl SqliteStore {
         Ok((store, BackupReport { sessions_to_reset }))
     }
 
-    fn known_in(tx: &Connection, sender: &str, ids: &MessageIds) -> Result<bool> {
+    /// The stored messages from `sender` that share an id or the digest with `ids`.
+    fn known_in(tx: &Connection, sender: &str, ids: &MessageIds) -> Result<Known> {
+        let mut known = Known::default();
+        let mut note = |row: Option<(i64, bool)>| match row {
+            Some((_, true)) => known.authenticated = true,
+            Some((id, false)) => known.unauthenticated.push(id),
+            None => {}
+        };
+        // Authenticated: sent by us, or decrypted (no error, not in clear).
+        const ROW: &str =
+            "SELECT id, direction = 'out' OR (error IS NULL AND encrypted = 1) FROM messages";
         if let Some(sid) = &ids.stanza_id {
-            let hit: Option<i64> = tx
-                .prepare_cached("SELECT 1 FROM messages WHERE ifnull(archive, '') = ifnull(?1, '') AND stanza_id = ?2")?
-                .query_row(params![ids.archive, sid], |r| r.get(0))
-                .optional()?;
-            if hit.is_some() {
-                return Ok(true);
-            }
+            note(
+                tx.prepare_cached(&format!(
+                    "{ROW} WHERE ifnull(archive, '') = ifnull(?1, '') AND stanza_id = ?2"
+                ))?
+                .query_row(params![ids.archive, sid], |r| Ok((r.get(0)?, r.get(1)?)))
+                .optional()?,
+            );
         }
         if let Some(oid) = &ids.origin_id {
-            let hit: Option<i64> = tx
-                .prepare_cached("SELECT 1 FROM messages WHERE sender = ?1 AND origin_id = ?2")?
-                .query_row(params![sender, oid], |r| r.get(0))
-                .optional()?;
-            if hit.is_some() {
-                return Ok(true);
+            note(
+                tx.prepare_cached(&format!("{ROW} WHERE sender = ?1 AND origin_id = ?2"))?
+                    .query_row(params![sender, oid], |r| Ok((r.get(0)?, r.get(1)?)))
+                    .optional()?,
+            );
+        }
+        if let Some(digest) = &ids.digest {
+            let mut stmt =
+                tx.prepare_cached(&format!("{ROW} WHERE sender = ?1 AND digest = ?2"))?;
+            for row in stmt.query_map(params![sender, digest.as_slice()], |r| {
+                Ok((r.get(0)?, r.get(1)?))
+            })? {
+                note(Some(row?));
             }
         }
-        Ok(false)
+        Ok(known)
     }
 
     #[allow(clippy::too_many_arguments)]
@@ -380,8 +402,8 @@ impl SqliteStore {
         ids: &MessageIds,
     ) -> Result<i64> {
         tx.prepare_cached(
-            "INSERT INTO messages (direction, peer, sender, sender_device, suite, body, error, at, archive, stanza_id, origin_id, encrypted)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)",
+            "INSERT INTO messages (direction, peer, sender, sender_device, suite, body, error, at, archive, stanza_id, origin_id, encrypted, digest)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)",
         )?
         .execute(params![
             if direction == Direction::In { "in" } else { "out" },
@@ -395,7 +417,8 @@ impl SqliteStore {
             ids.archive,
             ids.stanza_id,
             ids.origin_id,
-            encrypted
+            encrypted,
+            ids.digest.as_ref().map(|d| d.as_slice())
         ])?;
         Ok(tx.last_insert_rowid())
     }
@@ -470,6 +493,9 @@ fn row_message(r: &rusqlite::Row<'_>) -> rusqlite::Result<StoredMessage> {
             archive: r.get(9)?,
             stanza_id: r.get(10)?,
             origin_id: r.get(11)?,
+            digest: r
+                .get::<_, Option<Vec<u8>>>(13)?
+                .and_then(|d| d.try_into().ok()),
         },
     })
 }
@@ -608,7 +634,7 @@ impl Store for SqliteStore {
     }
 
     fn is_known(&self, sender: &str, ids: &MessageIds) -> Result<bool> {
-        Self::known_in(&self.conn, sender, ids)
+        Ok(Self::known_in(&self.conn, sender, ids)?.authenticated)
     }
 
     fn commit_received(&mut self, batch: Vec<Received>) -> Result<Vec<Commit>> {
@@ -618,9 +644,23 @@ impl Store for SqliteStore {
         // state wins, inside the same transaction.
         let mut sessions: BTreeMap<SessionKey, Session> = BTreeMap::new();
         for r in batch {
-            if Self::known_in(&tx, &r.sender, &r.ids)? {
-                results.push(Commit::Duplicate);
-                continue;
+            let known = Self::known_in(&tx, &r.sender, &r.ids)?;
+            match known.verdict(&r.outcome) {
+                Verdict::Duplicate => {
+                    results.push(Commit::Duplicate);
+                    continue;
+                }
+                Verdict::Supersede => {
+                    // The real message after a forgery (or failure) with its ids: the earlier
+                    // entry stays in history, without the ids, which now name this one.
+                    for id in &known.unauthenticated {
+                        tx.prepare_cached(
+                            "UPDATE messages SET archive = NULL, stanza_id = NULL, origin_id = NULL, digest = NULL WHERE id = ?1",
+                        )?
+                        .execute([id])?;
+                    }
+                }
+                Verdict::New => {}
             }
             // Decrypted messages advance their session and may retire a prekey; all kinds
             // land in history, except empty messages, which carry no text.
@@ -733,7 +773,7 @@ impl Store for SqliteStore {
 
     fn history(&self, peer: &str, limit: usize) -> Result<Vec<StoredMessage>> {
         let mut stmt = self.conn.prepare_cached(
-            "SELECT id, direction, peer, sender, sender_device, suite, body, error, at, archive, stanza_id, origin_id, encrypted
+            "SELECT id, direction, peer, sender, sender_device, suite, body, error, at, archive, stanza_id, origin_id, encrypted, digest
              FROM (SELECT * FROM messages WHERE peer = ?1 ORDER BY id DESC LIMIT ?2) ORDER BY id",
         )?;
         let rows = stmt.query_map(params![peer, limit as i64], row_message)?;

@@ -33,6 +33,9 @@ pub struct MessageIds {
     pub stanza_id: Option<String>,
     /// XEP-0359 `<origin-id id/>`, unique per sender.
     pub origin_id: Option<String>,
+    /// For an encrypted message, its [content digest](hush_proto::EncryptedElement::content_digest)
+    /// as this device receives it: an exact copy is recognised even with new or no stanza ids.
+    pub digest: Option<[u8; 32]>,
 }
 
 /// What happened to one received encrypted message.

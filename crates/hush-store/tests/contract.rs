@@ -52,6 +52,7 @@ fn ids(n: u32) -> MessageIds {
         archive: Some(BOB.into()),
         stanza_id: Some(format!("s{n}")),
         origin_id: Some(format!("o{n}")),
+        digest: None,
     }
 }
 
@@ -477,6 +478,71 @@ fn archive_resume_points<S: Store>(mut store: S) {
     );
 }
 
+/// A forgery with a real message's ids, stored first, does not hide the real message; only an
+/// authenticated message makes later copies (by id or by content digest) duplicates.
+fn unauthenticated_entries_never_hide_the_real_message<S: Store>(mut store: S) {
+    let mut rng = StdRng::seed_from_u64(7);
+    let bob = new_bob(&mut store, &mut rng);
+    let mut alice = Alice::new(Suite::Omemo2, &bob);
+    let real = alice.send(Some("the real one"));
+    let digest = real.content_digest(BOB, 2);
+    assert!(digest.is_some());
+    let stolen = MessageIds { digest, ..ids(1) };
+    // 1. A message in clear and a failure carrying the real ids arrive first.
+    let forged_plain = Received {
+        ids: ids(1),
+        peer: ALICE.into(),
+        sender: ALICE.into(),
+        sender_device: 0,
+        suite: Suite::Omemo2,
+        at: 1000,
+        outcome: Outcome::Plaintext {
+            body: b"forged".to_vec(),
+        },
+    };
+    assert!(matches!(
+        store.commit_received(vec![forged_plain]).unwrap()[0],
+        Commit::Stored(_)
+    ));
+    let forged_garbage = Received {
+        outcome: Outcome::Failed {
+            reason: "garbage".into(),
+        },
+        sender_device: 1,
+        ..receive(&store, &real, stolen.clone(), &mut rng)
+    };
+    assert_eq!(
+        store.commit_received(vec![forged_garbage]).unwrap()[0],
+        Commit::Duplicate,
+        "a second unauthenticated entry with these ids is a copy of what was shown"
+    );
+    assert!(
+        !store.is_known(ALICE, &stolen).unwrap(),
+        "unauthenticated entries do not make the real message known"
+    );
+    // 2. The real message is decrypted and stored beside the forgery.
+    let r = receive(&store, &real, stolen.clone(), &mut rng);
+    assert!(matches!(r.outcome, Outcome::Decrypted { .. }));
+    assert!(matches!(
+        store.commit_received(vec![r]).unwrap()[0],
+        Commit::Stored(_)
+    ));
+    let history = store.history(ALICE, 10).unwrap();
+    let bodies: Vec<_> = history.iter().filter_map(|m| m.body.clone()).collect();
+    assert_eq!(bodies, vec![b"forged".to_vec(), b"the real one".to_vec()]);
+    // 3. Now copies are known: by stanza id, by origin id, and by content alone.
+    assert!(store.is_known(ALICE, &ids(1)).unwrap());
+    let by_content = MessageIds {
+        digest,
+        ..Default::default()
+    };
+    assert!(store.is_known(ALICE, &by_content).unwrap());
+    assert!(
+        !store.is_known(BOB, &by_content).unwrap(),
+        "a digest counts only for its sender"
+    );
+}
+
 macro_rules! contract {
     ($name:ident, $make:expr) => {
         mod $name {
@@ -510,6 +576,11 @@ macro_rules! contract {
             #[test]
             fn archive_resume_points() {
                 super::archive_resume_points($make);
+            }
+
+            #[test]
+            fn unauthenticated_entries_never_hide_the_real_message() {
+                super::unauthenticated_entries_never_hide_the_real_message($make);
             }
 
             #[test]

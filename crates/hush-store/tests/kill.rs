@@ -71,6 +71,7 @@ fn worker(dir: &Path) {
                 archive: Some(BOB.into()),
                 stanza_id: Some(sid.clone()),
                 origin_id: None,
+                digest: None,
             };
             if store.is_known(ALICE, &ids).unwrap() || !seen.insert(sid) {
                 continue; // a MAM / Carbons duplicate: ignored silently

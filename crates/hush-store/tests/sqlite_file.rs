@@ -300,7 +300,8 @@ mod rusqlite_like {
 }
 
 /// A store written by an older Hush (schema 1: no conversations, no `encrypted` column, no
-/// archive resume points) opens, keeps its data and gains what the newer schemas add.
+/// archive resume points, no content digests) opens, keeps its data and gains what the newer
+/// schemas add.
 #[test]
 fn older_schemas_are_migrated_in_place() {
     let dir = scratch("migrate");
@@ -314,6 +315,7 @@ fn older_schemas_are_migrated_in_place() {
         let c = hush_store::testing::Connection::open(&path).unwrap();
         c.execute_batch(
             "DROP TABLE archive_resume; DROP TABLE conversations;
+             DROP INDEX messages_digest; ALTER TABLE messages DROP COLUMN digest;
              ALTER TABLE messages DROP COLUMN encrypted; PRAGMA user_version = 1;",
         )
         .unwrap();
@@ -330,6 +332,7 @@ fn older_schemas_are_migrated_in_place() {
     );
     let record = store.conversation("alice@example.org").unwrap();
     assert!(!record.blocked);
+    assert_eq!(history[0].ids.digest, None, "old messages have no digest");
     drop(store);
     let c = hush_store::testing::Connection::open(&path).unwrap();
     let version: i64 = c

@@ -10,8 +10,8 @@ use std::time::Duration;
 
 use hush_proto::policy::{self, Authentication, Decision, KeyTrust, Properties, Reader};
 use hush_proto::{
-    sce, seal, Bundle, DeviceEntry, DeviceList, Element, EncryptedElement, IdentityKey, ProtoError,
-    Recipient, Session, Suite,
+    sce, seal, Bundle, DeviceEntry, DeviceList, Element, EncryptedElement, IdentityKey, Recipient,
+    Session, Suite,
 };
 use hush_store::{Commit, MessageIds, Outcome, Outgoing, Received, SessionKey, Store, Trust};
 use rand::rngs::SysRng;
@@ -1063,10 +1063,12 @@ impl<S: Store> Hush<S> {
         }
     }
 
-    /// Stores a message that could not be read, and returns it for display.
+    /// Stores a message that could not be read, and returns it for display — unless the same
+    /// message already failed (an archived copy of it): it was shown then.
     fn failed(&mut self, record: Received, reason: String) -> Result<Option<Delivery>> {
         let (from, device, suite) = (record.sender.clone(), record.sender_device, record.suite);
-        self.store
+        let commit = self
+            .store
             .commit_received(vec![Received {
                 outcome: Outcome::Failed {
                     reason: reason.clone(),
@@ -1074,6 +1076,9 @@ impl<S: Store> Hush<S> {
                 ..record
             }])
             .map_err(store_err)?;
+        if commit[0] == Commit::Duplicate {
+            return Ok(None);
+        }
         Ok(Some(Delivery {
             from,
             device,
@@ -1094,9 +1099,15 @@ impl<S: Store> Hush<S> {
             sender,
             peer,
             payload,
-            ids,
+            mut ids,
             sent_at,
         } = incoming;
+        // An exact copy of an encrypted message is recognised by its content even when it
+        // carries new stanza ids (or none): a replay is skipped silently only if the message
+        // it copies was authenticated (see `Store::is_known`).
+        if let Payload::Omemo(Ok(el)) = &payload {
+            ids.digest = el.content_digest(self.jid.as_str(), self.device_id);
+        }
         // History shows when the message was sent, as the archive or offline storage says,
         // but never a time in the future.
         let now = self.now();
@@ -1178,15 +1189,6 @@ impl<S: Store> Hush<S> {
         let record = self.record_of(&sender, &peer, &ids, sid, suite, at);
         let (o, body) = match result {
             Ok(opened) => opened,
-            // Exact duplicates are ignored silently, as XEP-0384 requires. Reaching this means
-            // the copy carried no ids we knew (those are caught before decrypting): the ratchet
-            // recognised a message key it had already used — a replay, worth a log line.
-            Err(ProtoError::Duplicate { counter }) => {
-                log::info!(
-                    "ignored a replayed message from device {sid} of {sender} (counter {counter})"
-                );
-                return Ok(None);
-            }
             // An empty message (a key-exchange answer or heartbeat) carries no content, so
             // none is lost: one that does not decrypt — between two other devices, or from a
             // session replaced since it was sent (after `session reset`) — is only logged. A

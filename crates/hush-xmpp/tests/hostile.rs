@@ -1218,3 +1218,100 @@ async fn a_forged_result_for_our_running_archive_query_is_ignored() {
         .iter()
         .all(|t| !t.contains("forged by mallory")));
 }
+
+// ---- 29-31. unauthenticated stanzas never hide authenticated ones ----------------------------
+
+/// Holds Alice's next message to Bob back and returns it (with the session it was for), after
+/// the server archived it: live delivery is what the adversary controls here.
+async fn hold_next_message(
+    server: &DevServer,
+    alice: &mut Device,
+    bob: &Device,
+    text: &str,
+) -> (String, Element) {
+    let held = watch_omemo_to(server, bob.jid().as_str(), false);
+    alice.send_text(bob.jid(), text).await.unwrap();
+    devserver_support::eventually("the message reached the server", || held.len() == 1).await;
+    honest(server);
+    held.take().pop().unwrap()
+}
+
+/// A copy of `real` with its encryption replaced by `body` in clear (the ids stay).
+fn in_clear(real: &Element, body: &str) -> Element {
+    let mut forged = real.clone();
+    strip(&mut forged, "encrypted");
+    strip(&mut forged, "body");
+    forged.append_child(
+        Element::builder("body", "jabber:client")
+            .append(body)
+            .build(),
+    );
+    forged
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_forged_message_in_clear_with_the_real_ids_does_not_hide_the_real_one() {
+    let server = server().await;
+    let (mut alice, mut bob) = pair(&server).await;
+    let (to, real) = hold_next_message(&server, &mut alice, &bob, "the real one").await;
+    assert!(xml(&real).contains("urn:xmpp:sid:0"), "{}", xml(&real));
+    // The forgery arrives first, carrying the real message's origin id and stanza id.
+    server.inject(&to, in_clear(&real, "pay mallory"));
+    let d = next(&mut bob).await;
+    assert_eq!(d.body.as_deref(), Some("pay mallory"));
+    assert!(d.warning.expect("a warning").contains("UNENCRYPTED"));
+    // The real message still arrives live, and is not shown again from the archive.
+    server.inject(&to, real);
+    expect(&mut bob, "the real one").await;
+    let (_bob, got) = reconnect_and_catch_up(&server, bob).await;
+    assert!(got.is_empty(), "{got:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_garbage_message_with_the_real_ids_does_not_hide_the_real_one() {
+    let server = server().await;
+    let (mut alice, mut bob) = pair(&server).await;
+    let (to, real) = hold_next_message(&server, &mut alice, &bob, "the real one").await;
+    let mut garbage = real.clone();
+    assert!(flip(&mut garbage, "payload", 3, &any));
+    server.inject(&to, garbage.clone());
+    expect_failure(&mut bob).await;
+    // A second copy of the garbage is the same failure: not shown twice.
+    server.inject(&to, garbage);
+    nothing(&mut bob).await;
+    server.inject(&to, real);
+    expect(&mut bob, "the real one").await;
+    let (bob, got) = reconnect_and_catch_up(&server, bob).await;
+    assert!(got.is_empty(), "{got:?}");
+    let texts = history(&bob, alice.jid());
+    assert_eq!(
+        texts.iter().filter(|t| t.starts_with('!')).count(),
+        1,
+        "{texts:?}"
+    );
+    assert_eq!(texts.last().map(String::as_str), Some("the real one"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_changed_replay_of_a_read_message_is_a_visible_failure() {
+    let server = server().await;
+    let (mut alice, mut bob) = pair(&server).await;
+    let held = watch_omemo_to(&server, bob.jid().as_str(), true);
+    alice.send_text(bob.jid(), "transfer 100").await.unwrap();
+    expect(&mut bob, "transfer 100").await;
+    let (to, old) = held.take().pop().unwrap();
+    honest(&server);
+    // The old message with new ids and one changed payload byte: its message key is used, so
+    // nothing can authenticate it. That is no proof of a duplicate: it is shown as a failure.
+    let mut changed = parse(
+        &xml(&old)
+            .replace("urn:xmpp:sid:0", "urn:example:stripped")
+            .replace(" id='", " data-old-id='"),
+    );
+    assert!(flip(&mut changed, "payload", 0, &any));
+    server.inject(&to, changed);
+    let error = expect_failure(&mut bob).await;
+    assert!(error.contains("message key"), "{error}");
+    alice.send_text(bob.jid(), "next").await.unwrap();
+    expect(&mut bob, "next").await;
+}
