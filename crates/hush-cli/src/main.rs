@@ -169,7 +169,8 @@ type Fallible<T> = Result<T, String>;
 
 /// Log lines on stderr. By default only Hush's own warnings (a lost connection, a device
 /// re-adding itself); `HUSH_LOG=debug` (or `trace`, `info`, `warn`) shows every layer's log,
-/// the network library's included.
+/// the network library's included — except its `trace` lines, at any level: they are the raw
+/// stream, the login exchange (a PLAIN password, a SCRAM proof) included.
 struct StderrLog {
     level: log::LevelFilter,
     only_hush: bool,
@@ -177,7 +178,8 @@ struct StderrLog {
 
 impl log::Log for StderrLog {
     fn enabled(&self, m: &log::Metadata<'_>) -> bool {
-        m.level() <= self.level && (!self.only_hush || m.target().starts_with("hush"))
+        let ours = m.target().starts_with("hush");
+        m.level() <= self.level && (ours || (!self.only_hush && m.level() < log::Level::Trace))
     }
     fn log(&self, r: &log::Record<'_>) {
         if self.enabled(r.metadata()) {

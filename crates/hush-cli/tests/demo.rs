@@ -6,8 +6,17 @@ use std::process::Command;
 use serde_json::Value;
 
 fn demo(args: &[&str]) -> (bool, String, String) {
+    demo_logged(args, None)
+}
+
+fn demo_logged(args: &[&str], log: Option<&str>) -> (bool, String, String) {
     // No HOME and no HUSH_HOME: the demo must not need either.
-    let out = Command::new(env!("CARGO_BIN_EXE_hush"))
+    let mut command = Command::new(env!("CARGO_BIN_EXE_hush"));
+    match log {
+        Some(level) => command.env("HUSH_LOG", level),
+        None => command.env_remove("HUSH_LOG"),
+    };
+    let out = command
         .args(args)
         .env_remove("HOME")
         .env_remove("HUSH_HOME")
@@ -104,4 +113,17 @@ fn the_text_demo_reads_as_a_story() {
     ] {
         assert!(out.contains(line), "missing {line:?} in:\n{out}");
     }
+}
+
+/// The most verbose log shows every layer's log, but never the login exchange: the network
+/// library's `trace` lines carry the raw stream, SASL included.
+#[test]
+fn no_log_level_prints_the_login_exchange() {
+    let (ok, out, err) = demo_logged(&["--json", "demo"], Some("trace"));
+    assert!(ok, "demo failed: {out}\n{err}");
+    assert!(err.contains("[DEBUG"), "the log is on: {err}");
+    for secret in ["<auth", "<response", "<success", "SEND ", "RECV "] {
+        assert!(!err.contains(secret), "`{secret}` in the log:\n{err}");
+    }
+    assert!(!err.contains("demo-password"));
 }

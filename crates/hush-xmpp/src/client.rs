@@ -817,7 +817,9 @@ impl XmppClient {
         last_only: bool,
     ) -> Result<()> {
         self.query_serial += 1;
-        let query_id = format!("hush-mam-{}", self.query_serial);
+        // Unpredictable, so nobody but the server we asked can make results look like ours.
+        let nonce = rand_core::Rng::next_u64(&mut rand_core::UnwrapErr(rand::rngs::SysRng));
+        let query_id = format!("hush-mam-{}-{nonce:016x}", self.query_serial);
         let request = mam_query(&query_id, after, start, last_only);
         let iq_id = self.send_request(None, IqRequest::Set(request)).await?;
         self.archive = Some(ArchiveQuery {
