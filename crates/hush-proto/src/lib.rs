@@ -11,6 +11,7 @@
 //! * [`seal`] / [`LocalDevice::open`] — one payload key per message, wrapped for every device,
 //!   as an [`EncryptedElement`] (`<encrypted/>` in either namespace).
 //! * [`sce`] — Stanza Content Encryption envelopes for OMEMO:2.
+//! * [`bounded_xml`] — parsing untrusted XML into a tree of bounded depth and size.
 //! * [`DeviceList`] — PEP device lists, with signed labels.
 //!
 //! Secrets live in zeroizing buffers and never appear in `Debug` output.
@@ -18,6 +19,7 @@
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
+pub mod bounded_xml;
 mod bundle;
 mod crypto;
 mod device;

@@ -13,6 +13,7 @@
 use minidom::Element;
 use rand_core::CryptoRng;
 
+use crate::bounded_xml;
 use crate::error::{ProtoError, Result};
 use crate::xml::an;
 
@@ -189,63 +190,33 @@ fn xml_safe(el: &Element) -> bool {
 pub const MAX_ENVELOPE_BYTES: usize = 256 * 1024;
 /// The deepest element nesting [`open`] accepts (the envelope itself is level 1).
 pub const MAX_DEPTH: usize = 32;
+/// The most elements an envelope may hold, its own six included.
+pub const MAX_ELEMENTS: usize = 2048;
 
-/// Checks the nesting depth on the raw text, before a tree is built: a deeply nested document
-/// would otherwise exhaust the stack of the recursive parser. Comments and CDATA can only make
-/// this count higher than the truth, never lower.
-fn depth_within(text: &str, max: usize) -> bool {
-    let b = text.as_bytes();
-    let mut depth = 0usize;
-    let mut i = 0;
-    while i < b.len() {
-        if b[i] != b'<' {
-            i += 1;
-            continue;
-        }
-        match b.get(i + 1) {
-            Some(b'/') => depth = depth.saturating_sub(1),
-            Some(b'?') | Some(b'!') => {}
-            _ => {
-                // A start tag: find its end, skipping quoted attribute values.
-                let mut j = i + 1;
-                let mut quote = None;
-                while j < b.len() {
-                    let c = b[j];
-                    match quote {
-                        Some(q) if c == q => quote = None,
-                        Some(_) => {}
-                        None if c == b'"' || c == b'\'' => quote = Some(c),
-                        None if c == b'>' => break,
-                        None => {}
-                    }
-                    j += 1;
-                }
-                if j >= b.len() || b[j - 1] != b'/' {
-                    depth += 1;
-                    if depth > max {
-                        return false;
-                    }
-                }
-                i = j;
-            }
-        }
-        i += 1;
-    }
-    true
-}
+/// What [`open`] lets an envelope become: a sender (any stranger can send one) decides the
+/// shape of the tree, and its depth and size must be bounded before the tree exists.
+const LIMITS: bounded_xml::Limits = bounded_xml::Limits {
+    max_bytes: MAX_ENVELOPE_BYTES,
+    max_depth: MAX_DEPTH,
+    max_elements: MAX_ELEMENTS,
+    max_attributes: 2 * MAX_ELEMENTS,
+    max_text_nodes: 2 * MAX_ELEMENTS,
+};
 
-/// Parses and checks an envelope.
+/// Parses and checks an envelope. One over [`MAX_ENVELOPE_BYTES`], [`MAX_DEPTH`] or
+/// [`MAX_ELEMENTS`] (or with too many attributes or text nodes) is [`ProtoError::TooLarge`],
+/// refused before its tree grows past the limit; one that is not well-formed restricted XML
+/// (comments, processing instructions and DTDs included) is [`ProtoError::Envelope`].
 pub fn open(bytes: &[u8], expect: Expect<'_>) -> Result<Envelope> {
-    if bytes.len() > MAX_ENVELOPE_BYTES {
-        return Err(ProtoError::TooLarge("SCE envelope"));
-    }
-    let text = core::str::from_utf8(bytes).map_err(|_| ProtoError::Envelope("not UTF-8".into()))?;
-    if !depth_within(text, MAX_DEPTH) {
-        return Err(ProtoError::TooLarge("SCE envelope"));
-    }
-    let el: Element = text
-        .parse()
-        .map_err(|e| ProtoError::Envelope(format!("not XML: {e}")))?;
+    // The tree is built by a parser that counts what it builds: no recursion over a depth the
+    // sender chose, and no tree larger than the limits, whatever the bytes contain.
+    let el = bounded_xml::parse(bytes, &LIMITS).map_err(|e| {
+        if e.is_over_limit() {
+            ProtoError::TooLarge("SCE envelope")
+        } else {
+            ProtoError::Envelope(format!("not XML: {e}"))
+        }
+    })?;
     if !el.is("envelope", NS) {
         return Err(ProtoError::Envelope(format!(
             "root is <{}/> in {}, not an SCE envelope",
@@ -467,6 +438,126 @@ mod tests {
             open(&big, expect),
             Err(ProtoError::TooLarge("SCE envelope"))
         );
+    }
+
+    /// An envelope around `inner`, as a sender would write it.
+    fn envelope_around(inner: &str) -> String {
+        format!("<envelope xmlns='urn:xmpp:sce:1'><content>{inner}</content><rpad/></envelope>")
+    }
+
+    const ANYONE: Expect<'static> = Expect {
+        from: "a@b",
+        to: "c@d",
+        require_to: false,
+    };
+
+    /// The envelope that passed the old byte scanner: thirty levels at a time, each batch
+    /// followed by a CDATA section holding thirty `</`, which the scanner took for end tags.
+    /// 24,000 levels in 215 KB, under the size limit; opening it overflowed the stack.
+    fn cdata_bypass() -> String {
+        let rounds = 800;
+        let batch = format!("{}<![CDATA[{}]]>", "<x>".repeat(30), "</".repeat(30));
+        envelope_around(&format!(
+            "{}{}",
+            batch.repeat(rounds),
+            "</x>".repeat(30 * rounds)
+        ))
+    }
+
+    #[test]
+    fn end_tags_hidden_in_cdata_do_not_hide_depth() {
+        let doc = cdata_bypass();
+        assert!(doc.len() <= MAX_ENVELOPE_BYTES, "{}", doc.len());
+        assert_eq!(
+            open(doc.as_bytes(), ANYONE),
+            Err(ProtoError::TooLarge("SCE envelope"))
+        );
+        // One level inside the limit, with the same trick, is an ordinary envelope.
+        let levels = MAX_DEPTH - 2; // envelope and content are levels 1 and 2
+        let inner = format!(
+            "{}<![CDATA[{}]]>{}",
+            "<x xmlns='jabber:client'>".repeat(levels),
+            "</".repeat(levels),
+            "</x>".repeat(levels)
+        );
+        let env = open(envelope_around(&inner).as_bytes(), ANYONE).unwrap();
+        assert_eq!(env.content.len(), 1);
+        assert_eq!(
+            open(
+                envelope_around(&format!("<x>{inner}</x>")).as_bytes(),
+                ANYONE
+            ),
+            Err(ProtoError::TooLarge("SCE envelope"))
+        );
+    }
+
+    #[test]
+    fn markup_the_parser_refuses_is_an_envelope_error() {
+        // Comments, processing instructions, DTDs and entities that could hide end tags from
+        // a scanner: each is refused by the parser, at the first level it appears.
+        for hiding in [
+            "<!-- </x> -->",
+            "<?pi </x>?>",
+            "<!DOCTYPE x [<!ENTITY e '</x>'>]>",
+            "&e;",
+        ] {
+            let doc = envelope_around(&format!(
+                "{}{}",
+                format!("<x>{hiding}").repeat(2 * MAX_DEPTH),
+                "</x>".repeat(2 * MAX_DEPTH)
+            ));
+            let r = open(doc.as_bytes(), ANYONE);
+            assert!(matches!(r, Err(ProtoError::Envelope(_))), "{hiding}: {r:?}");
+        }
+        // Before the envelope, too.
+        let doc = format!("<!DOCTYPE envelope>{}", envelope_around("<x/>"));
+        assert!(matches!(
+            open(doc.as_bytes(), ANYONE),
+            Err(ProtoError::Envelope(_))
+        ));
+        assert!(matches!(
+            open(b"\xff\xfe", ANYONE),
+            Err(ProtoError::Envelope(_))
+        ));
+    }
+
+    #[test]
+    fn a_hundred_thousand_levels_and_wide_envelopes_are_refused() {
+        // As deep as the size limit allows (80,000 levels, unclosed): refused on depth; and
+        // 100,000 levels, closed, over the size limit too.
+        let deep = envelope_around(&"<x>".repeat(80_000));
+        assert!(deep.len() < MAX_ENVELOPE_BYTES);
+        let deeper = envelope_around(&format!(
+            "{}{}",
+            "<x>".repeat(100_000),
+            "</x>".repeat(100_000)
+        ));
+        for doc in [deep, deeper] {
+            assert_eq!(
+                open(doc.as_bytes(), ANYONE),
+                Err(ProtoError::TooLarge("SCE envelope"))
+            );
+        }
+        let wide = envelope_around(&"<x/>".repeat(MAX_ELEMENTS));
+        assert_eq!(
+            open(wide.as_bytes(), ANYONE),
+            Err(ProtoError::TooLarge("SCE envelope"))
+        );
+        let attrs: String = (0..2 * MAX_ELEMENTS + 1)
+            .map(|i| format!(" a{i}=''"))
+            .collect();
+        let attrs = envelope_around(&format!("<x xmlns='jabber:client'{attrs}/>"));
+        assert_eq!(
+            open(attrs.as_bytes(), ANYONE),
+            Err(ProtoError::TooLarge("SCE envelope"))
+        );
+        // A long body is one text node, however it is written.
+        let long = envelope_around(&format!(
+            "<body xmlns='jabber:client'>{}</body>",
+            "a&amp;<![CDATA[b]]>".repeat(5_000)
+        ));
+        let env = open(long.as_bytes(), ANYONE).unwrap();
+        assert_eq!(env.content[0].text().len(), 15_000);
     }
 
     #[test]

@@ -9,6 +9,13 @@
 //! element depth and how many bytes the current top-level element (stanza or nonza) has taken,
 //! and reports a [`Violation`] as soon as either exceeds its limit.
 //!
+//! The scanner has to agree with the parser behind it about what is markup. Its tests check it
+//! against rxml (tokio-xmpp's parser) on streams full of decoys: end tags inside CDATA sections
+//! and attribute values, `>` and `/>` in attribute values, comments, processing instructions
+//! and DTDs. Whatever the scanner lets through, rxml never nests deeper than the limit (plus
+//! one empty element inside the deepest open one); the constructs the scanner merely skips
+//! (comments, processing instructions, DTDs) are ones rxml refuses outright.
+//!
 //! The client wraps its connection in [`Guarded`] (the server is the untrusted side here);
 //! `hush-devserver` uses the same scanner on what clients send it.
 
@@ -454,6 +461,117 @@ mod tests {
             }
             assert!(fed > 0);
         }
+    }
+
+    /// The element depth rxml (the parser under tokio-xmpp) reaches on `bytes`, the stream
+    /// element counting as 1, up to the first error or the end of the bytes.
+    fn rxml_depth(bytes: &[u8]) -> usize {
+        use tokio_xmpp::minidom::rxml::{error::EndOrError, Event, Parse, Parser};
+        let mut parser = Parser::default();
+        let mut rest = bytes;
+        let (mut depth, mut deepest) = (0usize, 0usize);
+        loop {
+            match parser.parse(&mut rest, false) {
+                Ok(Some(Event::StartElement(..))) => {
+                    depth += 1;
+                    deepest = deepest.max(depth);
+                }
+                Ok(Some(Event::EndElement(..))) => depth = depth.saturating_sub(1),
+                Ok(Some(_)) => {}
+                Ok(None) | Err(EndOrError::NeedMoreData) | Err(EndOrError::Error(_)) => {
+                    return deepest
+                }
+            }
+        }
+    }
+
+    /// Stanza contents with markup the scanner must not take at face value: end tags inside
+    /// CDATA sections and attribute values, `>` and `/>` in attribute values, comments and
+    /// processing instructions (which rxml refuses), and stray bytes spliced in at random.
+    fn stanza_soup(seed: &mut u64, depth: usize, out: &mut String) {
+        const DECOYS: &[&str] = &[
+            "<![CDATA[</a></b></message>]]>",
+            "<![CDATA[<a><b>]]]>",
+            "<x a='&lt;/a>' b=\"/>\" c='>'/>",
+            "text &amp; &#60;/a&#62;",
+            "<!-- </a> -->",
+            "<?pi </a>?>",
+            "<!DOCTYPE a>",
+            "</",
+            "<",
+            "'",
+            "]]>",
+            "-->",
+            "/",
+            " ",
+        ];
+        fn next(seed: &mut u64) -> u64 {
+            *seed ^= *seed << 13;
+            *seed ^= *seed >> 7;
+            *seed ^= *seed << 17;
+            *seed
+        }
+        for _ in 0..(next(seed) % 4) {
+            let r = next(seed);
+            if depth < 7 && !r.is_multiple_of(3) {
+                let (name, attrs) = [
+                    ("a", ""),
+                    ("b", " v='>/>'"),
+                    ("c", " w=\"'\""),
+                    ("d", " u='/>' t=\"/\""),
+                ][(r / 3 % 4) as usize];
+                out.push_str(&format!("<{name}{attrs}>"));
+                stanza_soup(seed, depth + 1, out);
+                out.push_str(&format!("</{name}>"));
+            } else {
+                // Mostly harmless decoys; a stray token (breaking the XML) one time in eight.
+                let d = next(seed) as usize;
+                let pick = if d.is_multiple_of(8) {
+                    d % DECOYS.len()
+                } else {
+                    d % 5
+                };
+                out.push_str(DECOYS[pick]);
+            }
+        }
+    }
+
+    #[test]
+    fn the_scanner_never_lets_rxml_nest_deeper_than_the_limit() {
+        // Whatever prefix of the stream the scanner accepts, the parser behind it reaches at
+        // most the stream element, `max_depth` levels of open elements, and an empty element
+        // inside the deepest (empty elements do not nest, but they are a level of the tree).
+        let limits = StreamLimits {
+            max_bytes: 1 << 20,
+            max_depth: 4,
+        };
+        let mut seed: u64 = 0x2545_f491_4f6c_dd1d;
+        let (mut at_limit, mut refused) = (0, 0);
+        for _ in 0..2_000 {
+            let mut stream = HEADER.to_owned();
+            for _ in 0..3 {
+                stream.push_str("<message>");
+                stanza_soup(&mut seed, 1, &mut stream);
+                stream.push_str("</message>");
+            }
+            let mut s = Scanner::new(limits);
+            let mut restart = false;
+            let accepted = stream
+                .as_bytes()
+                .iter()
+                .position(|b| s.feed(&[*b], &mut restart).is_err())
+                .unwrap_or(stream.len());
+            refused += usize::from(accepted < stream.len());
+            let deepest = rxml_depth(&stream.as_bytes()[..accepted]);
+            assert!(
+                deepest <= limits.max_depth + 2,
+                "rxml reached depth {deepest} in {:?}",
+                &stream[..accepted]
+            );
+            at_limit += usize::from(deepest > limits.max_depth);
+        }
+        // Not vacuous: documents reach the limit, and deeper ones are refused.
+        assert!(at_limit > 100 && refused > 100, "{at_limit} {refused}");
     }
 
     #[test]
