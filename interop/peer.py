@@ -10,7 +10,12 @@ Commands (all binary values base64, XML as text):
   new_device   {name, ns, jid, device_id}            -> {bundle, identity}
   encrypt      {name, to: [{jid, device_id, bundle?}], body?, sce_to?}
                                                       -> {xml}      body absent = empty message
-  decrypt      {name, sender_jid, xml, sce_to?}      -> {body|null, kex, envelope_from?}
+  decrypt      {name, sender_jid, xml, sce_to?, answer?}
+                                                      -> {body|null, kex, replaced, answer?}
+               answer = true: also return the empty message python-omemo's SessionManager would
+               send right away (after a key exchange, or when the session went stale), as XML
+  session_state {name, jid, device_id}               -> {session: {initiation, confirmed,
+                                                          sending, receiving} | null}
   bench_*      see bench_vs_python.py
 """
 from __future__ import annotations
@@ -26,6 +31,7 @@ from typing import Any, Dict, Optional
 
 import omemo
 from omemo.message import Message
+from omemo.session import Initiation
 from omemo.storage import Just, Maybe, Nothing, Storage
 
 import oldmemo
@@ -35,6 +41,20 @@ import twomemo
 import twomemo.etree
 
 SCE = "urn:xmpp:sce:1"
+
+# omemo/session_manager.py: SessionManager.STALENESS_MAGIC_NUMBER, and the default of its
+# pre_key_refill_threshold argument.
+STALENESS_MAGIC_NUMBER = 53
+PRE_KEY_REFILL_THRESHOLD = 99
+
+
+def attached_key_exchange(session: Any) -> Any:
+    """The key exchange python-omemo sends along with a message on `session`: only an active
+    session's, until a message from the peer confirmed it (SessionManager.encrypt and
+    SessionManager.__send_empty_message). A passive session never sends one, confirmed or not."""
+    if session.initiation is Initiation.ACTIVE and not session.confirmed:
+        return session.key_exchange
+    return None
 
 
 class MemoryStorage(Storage):
@@ -160,12 +180,33 @@ class Peer:
                 session, ekm = await be.build_session_active(jid, did, dev.bundles[(jid, did)], pkm)
             else:
                 ekm = await be.encrypt_key_material(session, pkm)
-            keys.add((ekm, None if session.confirmed else session.key_exchange))
+            keys.add((ekm, attached_key_exchange(session)))
             await be.store_session(session)
         msg = Message(dev.ns, dev.jid, dev.device_id, content, frozenset(keys))
         return {"xml": ET.tostring(dev.etree.serialize_message(msg), encoding="unicode")}
 
-    async def decrypt(self, name: str, sender_jid: str, xml: str, sce_to: Optional[str] = None) -> Dict[str, Any]:
+    async def decrypt(
+        self, name: str, sender_jid: str, xml: str, sce_to: Optional[str] = None, answer: bool = False
+    ) -> Dict[str, Any]:
+        """What python-omemo's SessionManager.decrypt (omemo/session_manager.py) does with one
+        message, without its device-list and trust checks:
+
+        - A message with a key exchange goes to the stored session only if that session is
+          PASSIVE and was built from this very key exchange (handle_key_exchange:
+          `session.initiation is Initiation.PASSIVE and
+          session.key_exchange.builds_same_session(key_exchange)`). Any other stored session —
+          in particular our own ACTIVE one whose key exchange the peer has not answered yet — is
+          dropped ("Key exchange replaces existing session.") and build_session_passive builds a
+          new one. python-omemo keeps one session per device: the dropped one is gone for good.
+        - A message without one is decrypted by the stored session only (decrypt_key_material);
+          there is no other state to try.
+        - The session is stored only after the payload decrypted ("Persist the session following
+          successful decryption"); after a key exchange the one-time prekey is deleted at once
+          (delete_pre_key, outside history synchronisation) and the prekeys refilled.
+        - After a key exchange, or once the receiving chain is longer than
+          STALENESS_MAGIC_NUMBER, an empty message is sent right away on that same session
+          (__send_empty_message); `answer` returns it.
+        """
         dev = self.devices[name]
         be = dev.backend
         el = ET.fromstring(xml)
@@ -175,21 +216,55 @@ class Peer:
             raise ValueError("message not encrypted for this device")
         ekm, kex = mine[0]
         session = await be.load_session(sender_jid, msg.device_id)
-        if kex is not None and (session is None or not session.key_exchange.builds_same_session(kex)):
-            session, pkm = await be.build_session_passive(sender_jid, msg.device_id, kex, ekm)
-        else:
+        replaced = False
+        if kex is None:
             if session is None:
                 raise ValueError("no session and no key exchange")
             pkm = await be.decrypt_key_material(session, ekm)
-        await be.store_session(session)
-        if msg.content.empty:
-            return {"body": None, "kex": kex is not None}
-        plaintext = await be.decrypt_plaintext(msg.content, pkm)
-        if dev.ns == twomemo.twomemo.NAMESPACE:
-            text = open_envelope(plaintext, sender_jid, sce_to or dev.jid)
         else:
-            text = plaintext.decode()
-        return {"body": text, "kex": kex is not None}
+            if session is not None and not (
+                session.initiation is Initiation.PASSIVE and session.key_exchange.builds_same_session(kex)
+            ):
+                session, replaced = None, True
+            if session is None:
+                session, pkm = await be.build_session_passive(sender_jid, msg.device_id, kex, ekm)
+            else:
+                pkm = await be.decrypt_key_material(session, ekm)
+        plaintext = None if msg.content.empty else await be.decrypt_plaintext(msg.content, pkm)
+        await be.store_session(session)
+        if kex is not None and await be.delete_pre_key(session):
+            visible = await be.get_num_visible_pre_keys()
+            if visible <= PRE_KEY_REFILL_THRESHOLD:
+                await be.generate_pre_keys(100 - visible)
+        out: Dict[str, Any] = {"body": None, "kex": kex is not None, "replaced": replaced}
+        if plaintext is not None:
+            if dev.ns == twomemo.twomemo.NAMESPACE:
+                out["body"] = open_envelope(plaintext, sender_jid, sce_to or dev.jid)
+            else:
+                out["body"] = plaintext.decode()
+        if answer and (kex is not None or (session.receiving_chain_length or 0) > STALENESS_MAGIC_NUMBER):
+            out["answer"] = await self.empty_message(dev, session)
+        return out
+
+    async def empty_message(self, dev: Device, session: Any) -> str:
+        """SessionManager.__send_empty_message: an empty message on `session`, then the session
+        stored."""
+        content, pkm = await dev.backend.encrypt_empty()
+        ekm = await dev.backend.encrypt_key_material(session, pkm)
+        msg = Message(dev.ns, dev.jid, dev.device_id, content, frozenset({(ekm, attached_key_exchange(session))}))
+        await dev.backend.store_session(session)
+        return ET.tostring(dev.etree.serialize_message(msg), encoding="unicode")
+
+    async def session_state(self, name: str, jid: str, device_id: int) -> Dict[str, Any]:
+        session = await self.devices[name].backend.load_session(jid, device_id)
+        if session is None:
+            return {"session": None}
+        return {"session": {
+            "initiation": session.initiation.name.lower(),
+            "confirmed": session.confirmed,
+            "sending": session.sending_chain_length,
+            "receiving": session.receiving_chain_length,
+        }}
 
 
 async def serve() -> None:

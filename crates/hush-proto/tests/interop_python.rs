@@ -1,5 +1,7 @@
 //! Interoperability with the Python reference implementation (python-omemo's `twomemo` and
-//! `oldmemo` backends, `x3dh`, `doubleratchet`, `xeddsa`), in both namespaces and directions.
+//! `oldmemo` backends, `x3dh`, `doubleratchet`, `xeddsa`), in both namespaces and directions,
+//! and simultaneous initiation (both sides start a session before reading the other's key
+//! exchange) with the python side doing what python-omemo's `SessionManager` does.
 //!
 //! `interop/peer.py` runs as a child process and is driven over JSON lines. It needs the venv
 //! that `./scripts/test` creates (`.venv/`, or the interpreter named by `HUSH_PYTHON`); without
@@ -7,12 +9,13 @@
 
 mod common;
 
+use std::collections::VecDeque;
 use std::io::{BufRead, BufReader, Write};
 use std::path::PathBuf;
 use std::process::{Child, ChildStdin, ChildStdout, Command, Stdio};
 
 use common::Party;
-use hush_proto::{sce, Bundle, Element, ProtoError, Session, Suite};
+use hush_proto::{sce, Bundle, Element, Initiation, ProtoError, Session, Suite};
 use rand::seq::SliceRandom;
 use serde_json::{json, Value};
 
@@ -114,8 +117,15 @@ impl Hush {
     }
 
     fn receive(&mut self, xml: &str) -> Result<Option<String>, ProtoError> {
+        self.open(xml).map(|(body, _)| body)
+    }
+
+    /// Decrypts and stores the session `open` hands back, as the account layer does; also says
+    /// whether the message carried a key exchange.
+    fn open(&mut self, xml: &str) -> Result<(Option<String>, bool), ProtoError> {
         let opened = self.party.receive(PY, xml)?;
-        Ok(opened.payload.map(|p| match self.suite {
+        let kex = opened.was_key_exchange;
+        let body = opened.payload.map(|p| match self.suite {
             Suite::Omemo2 => {
                 let env = sce::open(
                     &p,
@@ -133,7 +143,8 @@ impl Hush {
                     .text()
             }
             _ => String::from_utf8(p.to_vec()).unwrap(),
-        }))
+        });
+        Ok((body, kex))
     }
 }
 
@@ -288,4 +299,420 @@ fn omemo2_with_twomemo_both_directions() {
 #[test]
 fn legacy_with_oldmemo_both_directions() {
     conversation(Suite::Legacy);
+}
+
+// Simultaneous initiation: Hush and a python-omemo device each start a session from the other's
+// bundle before reading the other's key exchange.
+
+const PY_DEVICE: u32 = 1001;
+const HUSH_DEVICE: u32 = 2002;
+
+/// A message on its way: `label` names it in failure reports, `body` is what it carries
+/// (`None`: an empty message).
+struct InFlight {
+    label: String,
+    xml: String,
+    body: Option<String>,
+}
+
+fn carries_kex(xml: &str) -> bool {
+    let el = hush_proto::EncryptedElement::from_element(&xml.parse::<Element>().unwrap()).unwrap();
+    el.keys.iter().any(|k| k.kex)
+}
+
+/// Hush and one python-omemo device, each with a session started from the other's bundle.
+///
+/// Hush behaves as its account layer does: it stores whatever session `open` hands back and
+/// answers every message that carried a key exchange with an empty message at once. The python
+/// device behaves as python-omemo's `SessionManager` does (see `decrypt` in interop/peer.py): a
+/// key exchange that did not build its stored session replaces that session — even its own
+/// unanswered one — and is answered at once with an empty message on the session it built.
+///
+/// Messages are delivered in the order they were sent unless a scenario reorders them.
+struct Simultaneous {
+    py: PyPeer,
+    hush: Hush,
+    to_py: VecDeque<InFlight>,
+    to_hush: VecDeque<InFlight>,
+    hush_sent: Vec<String>,
+    py_sent: Vec<String>,
+    hush_read: Vec<String>,
+    py_read: Vec<String>,
+    /// Every message Hush could not read, and every message with content python could not read.
+    failures: Vec<String>,
+    /// Empty messages python could not read.
+    py_empty_failures: Vec<String>,
+    /// How often python dropped its session for one a key exchange built.
+    py_replaced: usize,
+}
+
+impl Simultaneous {
+    fn new(suite: Suite, seed: u64) -> Self {
+        let mut py = PyPeer::start();
+        let hush = Hush {
+            party: Party::new(HUSH, HUSH_DEVICE, seed),
+            suite,
+        };
+        let hush_bundle = String::from(&hush.party.device.bundle(suite).to_element());
+        let v = py.call(json!({"cmd": "new_device", "name": "p", "ns": suite.namespace(), "jid": PY, "device_id": PY_DEVICE}));
+        let py_bundle = v["bundle"].as_str().unwrap().to_owned();
+        // python builds its session from Hush's bundle when it first writes (as
+        // SessionManager.encrypt does); Hush builds its own now.
+        py.call(json!({"cmd": "learn", "name": "p", "jid": HUSH, "device_id": HUSH_DEVICE, "bundle": hush_bundle}));
+        let mut w = Self {
+            py,
+            hush,
+            to_py: VecDeque::new(),
+            to_hush: VecDeque::new(),
+            hush_sent: Vec::new(),
+            py_sent: Vec::new(),
+            hush_read: Vec::new(),
+            py_read: Vec::new(),
+            failures: Vec::new(),
+            py_empty_failures: Vec::new(),
+            py_replaced: 0,
+        };
+        let bundle =
+            Bundle::from_element(&py_bundle.parse::<Element>().unwrap(), PY_DEVICE).unwrap();
+        let session = Session::initiate(
+            w.hush.party.device.identity(),
+            &bundle,
+            &mut w.hush.party.rng,
+        )
+        .unwrap();
+        w.hush
+            .party
+            .sessions
+            .insert((PY.into(), PY_DEVICE), session);
+        w
+    }
+
+    fn hush_session(&self) -> &Session {
+        &self.hush.party.sessions[&(PY.to_owned(), PY_DEVICE)]
+    }
+
+    fn py_session(&mut self) -> Value {
+        self.py.call(
+            json!({"cmd": "session_state", "name": "p", "jid": HUSH, "device_id": HUSH_DEVICE}),
+        )["session"]
+            .clone()
+    }
+
+    fn states(&mut self) -> String {
+        let py = self.py_session();
+        format!(
+            "Hush's session {:?}; python's session {py}",
+            self.hush_session()
+        )
+    }
+
+    /// Hush sends `body` (or an empty message); true if it carried a key exchange.
+    fn hush_send(&mut self, body: Option<String>, label: String) -> bool {
+        let xml = self.hush.send(&[(PY, PY_DEVICE)], body.as_deref());
+        let kex = carries_kex(&xml);
+        eprintln!("Hush sends {label} (key exchange: {kex})");
+        self.hush_sent.extend(body.clone());
+        self.to_py.push_back(InFlight { label, xml, body });
+        kex
+    }
+
+    /// Hush writes its next message; true if it carried a key exchange.
+    fn hush_write(&mut self) -> bool {
+        let n = self.hush_sent.len() + 1;
+        self.hush_send(
+            Some(format!("from hush #{n}")),
+            format!("Hush's message #{n}"),
+        )
+    }
+
+    /// python writes its next message; true if it carried a key exchange.
+    fn py_write(&mut self) -> bool {
+        let n = self.py_sent.len() + 1;
+        let label = format!("python's message #{n}");
+        let body = format!("from python #{n}");
+        let xml = py_encrypt(&mut self.py, "p", Some(&body));
+        let kex = carries_kex(&xml);
+        eprintln!("python sends {label} (key exchange: {kex})");
+        self.py_sent.push(body.clone());
+        self.to_hush.push_back(InFlight {
+            label,
+            xml,
+            body: Some(body),
+        });
+        kex
+    }
+
+    /// Hush reads the next message for it, if any, and answers a key exchange.
+    fn hush_reads(&mut self) -> bool {
+        let Some(m) = self.to_hush.pop_front() else {
+            return false;
+        };
+        match self.hush.open(&m.xml) {
+            Ok((body, kex)) => {
+                eprintln!("Hush reads {} (key exchange: {kex})", m.label);
+                assert_eq!(body, m.body, "Hush read {} as something else", m.label);
+                self.hush_read.extend(body);
+                if kex {
+                    self.hush_send(None, format!("Hush's answer to {}", m.label));
+                }
+            }
+            Err(e) => {
+                let line = format!("Hush could not read {}: {e}; {}", m.label, self.states());
+                eprintln!("{line}");
+                self.failures.push(line);
+            }
+        }
+        true
+    }
+
+    /// python reads the next message for it, if any, and sends the empty message
+    /// python-omemo would send right away.
+    fn py_reads(&mut self) -> bool {
+        let Some(m) = self.to_py.pop_front() else {
+            return false;
+        };
+        let v = self.py.try_call(json!({"cmd": "decrypt", "name": "p", "sender_jid": HUSH, "xml": m.xml, "answer": true}));
+        if v["ok"] != json!(true) {
+            let line = format!(
+                "python could not read {}: {}; {}",
+                m.label,
+                v["error"],
+                self.states()
+            );
+            eprintln!("{line}");
+            if m.body.is_some() {
+                self.failures.push(line);
+            } else {
+                self.py_empty_failures.push(line);
+            }
+            return true;
+        }
+        eprintln!(
+            "python reads {} (key exchange: {}, replaced its session: {})",
+            m.label, v["kex"], v["replaced"]
+        );
+        assert_eq!(
+            v["body"].as_str(),
+            m.body.as_deref(),
+            "python read {} as something else",
+            m.label
+        );
+        self.py_read.extend(m.body.clone());
+        if v["replaced"] == json!(true) {
+            self.py_replaced += 1;
+        }
+        if let Some(answer) = v["answer"].as_str() {
+            let label = format!("python's answer to {}", m.label);
+            eprintln!(
+                "python sends {label} (key exchange: {})",
+                carries_kex(answer)
+            );
+            self.to_hush.push_back(InFlight {
+                label,
+                xml: answer.to_owned(),
+                body: None,
+            });
+        }
+        true
+    }
+
+    /// Delivers everything in flight, answers included, alternating sides.
+    fn drain(&mut self) {
+        for _ in 0..200 {
+            let hush = self.hush_reads();
+            let py = self.py_reads();
+            if !hush && !py {
+                return;
+            }
+        }
+        panic!("empty answers kept bouncing: {}", self.states());
+    }
+
+    /// No failure, and each side read every message with content the other sent, exactly once.
+    fn check_everything_read_once(&self) {
+        assert!(
+            self.failures.is_empty() && self.py_empty_failures.is_empty(),
+            "failures: {:#?}\nempty messages python could not read: {:#?}",
+            self.failures,
+            self.py_empty_failures
+        );
+        for (reader, read, sent) in [
+            ("Hush", &self.hush_read, &self.py_sent),
+            ("python", &self.py_read, &self.hush_sent),
+        ] {
+            let (mut read, mut sent) = (read.clone(), sent.clone());
+            read.sort();
+            sent.sort();
+            assert_eq!(
+                read, sent,
+                "{reader} did not read exactly what was sent to it"
+            );
+        }
+    }
+
+    /// Once everything in flight is read: Hush's session is confirmed, three round trips go
+    /// without a key exchange on either side, and every message with content was read exactly
+    /// once. Both ended up on the state Hush's key exchange built: python dropped its own once
+    /// for it, Hush keeps python's as an earlier state (it read python's first messages).
+    fn check_settled(&mut self) {
+        assert!(self.to_py.is_empty() && self.to_hush.is_empty());
+        assert!(
+            self.hush_session().is_confirmed(),
+            "Hush still sends its key exchange: {}",
+            self.states()
+        );
+        for _ in 0..3 {
+            assert!(!self.hush_write(), "Hush still sends a key exchange");
+            self.drain();
+            assert!(!self.py_write(), "python still sends a key exchange");
+            self.drain();
+        }
+        self.check_everything_read_once();
+        let replaced = self.py_replaced;
+        assert_eq!(replaced, 1, "{}", self.states());
+        assert_eq!(self.hush_session().previous_states(), 1);
+        assert_eq!(self.hush_session().initiation(), Initiation::Active);
+        assert!(self.hush_session().is_confirmed());
+        let py = self.py_session();
+        assert_eq!(
+            (&py["initiation"], &py["confirmed"]),
+            (&json!("passive"), &json!(true)),
+            "{py}"
+        );
+    }
+}
+
+/// Who reads first once both sides have written.
+#[derive(Clone, Copy, Debug)]
+enum FirstReader {
+    Hush,
+    Python,
+    /// One message each in turn.
+    Alternating,
+}
+
+/// Both sides build a session from the other's bundle and write two messages each before
+/// reading anything; then they read, answering key exchanges; then three round trips.
+fn both_write_first(suite: Suite, first: FirstReader, seed: u64) {
+    let mut w = Simultaneous::new(suite, seed);
+    for _ in 0..2 {
+        assert!(w.hush_write());
+        assert!(w.py_write());
+    }
+    match first {
+        FirstReader::Hush => while w.hush_reads() {},
+        FirstReader::Python => while w.py_reads() {},
+        FirstReader::Alternating => {}
+    }
+    w.drain();
+    w.check_settled();
+}
+
+/// python is offline after writing: it sends its key-exchange messages and reads nothing.
+/// Hush reads them, answers, and writes three more; only then python reads everything Hush
+/// sent, in order, Hush's first key-exchange message first.
+fn python_offline(suite: Suite, seed: u64) {
+    let mut w = Simultaneous::new(suite, seed);
+    assert!(w.hush_write());
+    assert!(w.py_write());
+    assert!(w.py_write());
+    while w.hush_reads() {}
+    for _ in 0..3 {
+        assert!(w.hush_write(), "nothing confirmed Hush's session yet");
+    }
+    while w.py_reads() {}
+    w.drain();
+    w.check_settled();
+}
+
+/// The mirror: python's key-exchange message is on its way when Hush's reach python; python
+/// reads them (dropping its own session for the one Hush's key exchange built), answers and
+/// writes three more. Hush reads python's messages only afterwards, in order, python's
+/// key-exchange message first — or, with `kex_last`, after all the others.
+fn hush_offline(suite: Suite, kex_last: bool, seed: u64) {
+    let mut w = Simultaneous::new(suite, seed);
+    assert!(w.py_write());
+    assert!(w.hush_write());
+    assert!(w.hush_write());
+    while w.py_reads() {}
+    for _ in 0..3 {
+        assert!(
+            !w.py_write(),
+            "python writes on the session Hush's key exchange built"
+        );
+    }
+    if kex_last {
+        let kex = w.to_hush.pop_front().unwrap();
+        w.to_hush.push_back(kex);
+    }
+    while w.hush_reads() {}
+    w.drain();
+    w.check_settled();
+}
+
+#[test]
+fn omemo2_simultaneous_both_write_first() {
+    for (i, first) in [
+        FirstReader::Hush,
+        FirstReader::Python,
+        FirstReader::Alternating,
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        eprintln!("--- {first:?} reads first");
+        both_write_first(Suite::Omemo2, first, 100 + i as u64);
+    }
+}
+
+#[test]
+fn legacy_simultaneous_both_write_first() {
+    for (i, first) in [
+        FirstReader::Hush,
+        FirstReader::Python,
+        FirstReader::Alternating,
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        eprintln!("--- {first:?} reads first");
+        both_write_first(Suite::Legacy, first, 200 + i as u64);
+    }
+}
+
+#[test]
+fn omemo2_simultaneous_python_offline() {
+    python_offline(Suite::Omemo2, 300);
+}
+
+#[test]
+fn legacy_simultaneous_python_offline() {
+    python_offline(Suite::Legacy, 400);
+}
+
+#[test]
+fn omemo2_simultaneous_hush_offline() {
+    hush_offline(Suite::Omemo2, false, 500);
+}
+
+#[test]
+fn legacy_simultaneous_hush_offline() {
+    hush_offline(Suite::Legacy, false, 600);
+}
+
+// python's key-exchange message reaching Hush after python's later messages (a server that
+// reorders or holds one back). Hush's key exchange is answered by then, so the late one looks
+// like python starting over: its state becomes current, and Hush answers and writes on it. But
+// python dropped that state when Hush's key exchange arrived, so it reads neither the answer nor
+// Hush's next message; only python's next message moves Hush back to the state both hold.
+#[test]
+#[ignore = "loses Hush's next message: the session rules switch to a late key exchange's state, which python-omemo no longer holds"]
+fn omemo2_simultaneous_python_kex_arrives_last() {
+    hush_offline(Suite::Omemo2, true, 700);
+}
+
+#[test]
+#[ignore = "loses Hush's next message: the session rules switch to a late key exchange's state, which python-omemo no longer holds"]
+fn legacy_simultaneous_python_kex_arrives_last() {
+    hush_offline(Suite::Legacy, true, 800);
 }
