@@ -706,13 +706,13 @@ fn legacy_simultaneous_hush_offline() {
 // python dropped that state when Hush's key exchange arrived, so it reads neither the answer nor
 // Hush's next message; only python's next message moves Hush back to the state both hold.
 #[test]
-#[ignore = "loses Hush's next message: the session rules switch to a late key exchange's state, which python-omemo no longer holds"]
+#[ignore = "issue #12, open: with the server reordering python's first key exchange behind its later messages, Hush loses its next message: the session rules switch to a late key exchange's state, which python-omemo no longer holds"]
 fn omemo2_simultaneous_python_kex_arrives_last() {
     hush_offline(Suite::Omemo2, true, 700);
 }
 
 #[test]
-#[ignore = "loses Hush's next message: the session rules switch to a late key exchange's state, which python-omemo no longer holds"]
+#[ignore = "issue #12, open: with the server reordering python's first key exchange behind its later messages, Hush loses its next message: the session rules switch to a late key exchange's state, which python-omemo no longer holds"]
 fn legacy_simultaneous_python_kex_arrives_last() {
     hush_offline(Suite::Legacy, true, 800);
 }
