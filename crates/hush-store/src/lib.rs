@@ -34,8 +34,9 @@ pub use error::{Result, StoreError};
 pub use memory::MemoryStore;
 pub use sqlite::{BackupReport, OpenOptions, SqliteStore, RESTORE_WARNING, SCHEMA_VERSION};
 pub use types::{
-    Commit, ConversationRecord, DeviceRecord, Direction, MessageIds, Outcome, Outgoing, Pending,
-    Received, SessionKey, StoredMessage, Trust,
+    Commit, Committed, ConversationChange, ConversationRecord, DeviceListUpdate, DeviceRecord,
+    Direction, MessageIds, NewKey, Outcome, Outgoing, Pending, Received, SessionKey, StoredMessage,
+    Transaction, Trust,
 };
 
 /// The account a store belongs to.
@@ -91,6 +92,11 @@ pub trait Store {
         sessions: &[(SessionKey, Session)],
         message: &Outgoing,
     ) -> Result<i64>;
+    /// Commits everything one protocol step writes, in one transaction (see [`Transaction`]):
+    /// new keys, device lists, conversation changes, then the received messages (with the
+    /// same rules as [`Store::commit_received`]) and the outgoing message (as
+    /// [`Store::commit_outgoing`]).
+    fn commit(&mut self, tx: Transaction) -> Result<Committed>;
     /// Marks an outbox entry as sent.
     fn mark_sent(&mut self, id: i64) -> Result<()>;
     /// Outbox entries stored but not confirmed as sent, oldest first.

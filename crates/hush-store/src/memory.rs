@@ -203,6 +203,28 @@ impl Store for MemoryStore {
         Ok(results)
     }
 
+    fn commit(&mut self, tx: crate::Transaction) -> Result<crate::Committed> {
+        // Nothing below fails for an in-memory store, so the steps cannot stop halfway.
+        for k in &tx.new_keys {
+            if self.trust(&k.jid, &k.identity)?.is_none() {
+                self.set_trust(&k.jid, &k.identity, k.trust, k.at)?;
+            }
+        }
+        for l in &tx.device_lists {
+            self.set_device_list(l.suite, &l.jid, &l.devices, l.at)?;
+        }
+        for (jid, change) in &tx.conversations {
+            let record = change.apply(self.conversation(jid)?);
+            self.set_conversation(jid, &record)?;
+        }
+        let received = self.commit_received(tx.received)?;
+        let outgoing = match &tx.outgoing {
+            Some((sessions, m)) => Some(self.commit_outgoing(sessions, m)?),
+            None => None,
+        };
+        Ok(crate::Committed { received, outgoing })
+    }
+
     fn commit_outgoing(&mut self, sessions: &[(SessionKey, Session)], m: &Outgoing) -> Result<i64> {
         for (k, s) in sessions {
             self.sessions.insert(k.clone(), s.clone());

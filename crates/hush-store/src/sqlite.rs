@@ -423,6 +423,177 @@ impl SqliteStore {
         Ok(tx.last_insert_rowid())
     }
 
+    /// The received-messages part of a transaction (see [`Store::commit_received`]).
+    fn received_in(tx: &Transaction<'_>, batch: Vec<Received>) -> Result<Vec<Commit>> {
+        let mut results = Vec::with_capacity(batch.len());
+        // Several messages of one batch often come from the same session: write it once, last
+        // state wins, inside the same transaction.
+        let mut sessions: BTreeMap<SessionKey, Session> = BTreeMap::new();
+        for r in batch {
+            let known = Self::known_in(&tx, &r.sender, &r.ids)?;
+            match known.verdict(&r.outcome) {
+                Verdict::Duplicate => {
+                    results.push(Commit::Duplicate);
+                    continue;
+                }
+                Verdict::Supersede => {
+                    // The real message after a forgery (or failure) with its ids: the earlier
+                    // entry stays in history, without the ids, which now name this one.
+                    for id in &known.unauthenticated {
+                        tx.prepare_cached(
+                            "UPDATE messages SET archive = NULL, stanza_id = NULL, origin_id = NULL, digest = NULL WHERE id = ?1",
+                        )?
+                        .execute([id])?;
+                    }
+                }
+                Verdict::New => {}
+            }
+            // Decrypted messages advance their session and may retire a prekey; all kinds
+            // land in history, except empty messages, which carry no text.
+            let mut plain = false;
+            let (body, error) = match r.outcome {
+                Outcome::Decrypted {
+                    session,
+                    body,
+                    consumed_prekey,
+                } => {
+                    sessions.insert(
+                        SessionKey::new(r.suite, &r.sender, r.sender_device),
+                        *session,
+                    );
+                    tx.prepare_cached(
+                        "INSERT INTO devices (suite, jid, device_id, listed, last_seen) VALUES (?1, ?2, ?3, 0, ?4)
+                         ON CONFLICT (suite, jid, device_id) DO UPDATE SET last_seen = MAX(last_seen, excluded.last_seen)",
+                    )?
+                    .execute(params![r.suite.name(), r.sender, r.sender_device, r.at as i64])?;
+                    if let Some(pk) = consumed_prekey {
+                        tx.prepare_cached(
+                            "INSERT OR IGNORE INTO used_prekeys (prekey_id) VALUES (?1)",
+                        )?
+                        .execute([pk])?;
+                    }
+                    match body {
+                        Some(b) => (Some(b), None),
+                        None => {
+                            results.push(Commit::Stored(0));
+                            continue;
+                        }
+                    }
+                }
+                Outcome::Failed { reason } => (None, Some(reason)),
+                Outcome::Plaintext { body } => {
+                    plain = true;
+                    (Some(body), None)
+                }
+            };
+            let id = Self::insert_message(
+                &tx,
+                Direction::In,
+                &r.peer,
+                &r.sender,
+                r.sender_device,
+                r.suite,
+                body.as_deref(),
+                error.as_deref(),
+                !plain,
+                r.at,
+                &r.ids,
+            )?;
+            results.push(Commit::Stored(id));
+        }
+        for (key, session) in &sessions {
+            Self::put_session(&tx, key, session)?;
+        }
+        Ok(results)
+    }
+
+    /// The outgoing part of a transaction (see [`Store::commit_outgoing`]).
+    fn outgoing_in(
+        tx: &Transaction<'_>,
+        sessions: &[(SessionKey, Session)],
+        m: &Outgoing,
+    ) -> Result<i64> {
+        for (key, session) in sessions {
+            Self::put_session(&tx, key, session)?;
+        }
+        let id = Self::insert_message(
+            &tx,
+            Direction::Out,
+            &m.peer,
+            &m.sender,
+            m.sender_device,
+            m.suite,
+            Some(&m.body),
+            None,
+            m.encrypted,
+            m.at,
+            &m.ids,
+        )?;
+        tx.execute(
+            "INSERT INTO outbox (id, stanza) VALUES (?1, ?2)",
+            params![id, m.stanza],
+        )?;
+        Ok(id)
+    }
+
+    /// The conversation record of `jid` as `c` sees it.
+    fn conversation_in(c: &Connection, jid: &str) -> Result<ConversationRecord> {
+        let row: Option<(bool, bool, String, bool, bool)> = c
+            .query_row(
+                "SELECT off, encrypted, min_auth, blocked, contact FROM conversations WHERE jid = ?1",
+                [jid],
+                |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?)),
+            )
+            .optional()?;
+        let Some((off, encrypted, min_auth, blocked, contact)) = row else {
+            return Ok(ConversationRecord::default());
+        };
+        let min_auth = Authentication::from_name(&min_auth).ok_or_else(|| {
+            rusqlite::Error::InvalidColumnType(2, "min_auth".into(), rusqlite::types::Type::Text)
+        })?;
+        Ok(ConversationRecord {
+            policy: Conversation {
+                off,
+                encrypted,
+                min_auth,
+            },
+            blocked,
+            contact,
+        })
+    }
+
+    /// Writes the conversation record of `jid` through `c`.
+    fn set_conversation_in(c: &Connection, jid: &str, record: &ConversationRecord) -> Result<()> {
+        let p = &record.policy;
+        c.execute(
+            "INSERT INTO conversations (jid, off, encrypted, min_auth, blocked, contact) VALUES (?1, ?2, ?3, ?4, ?5, ?6)
+             ON CONFLICT (jid) DO UPDATE SET off = excluded.off, encrypted = excluded.encrypted,
+             min_auth = excluded.min_auth, blocked = excluded.blocked, contact = excluded.contact",
+            params![jid, p.off, p.encrypted, p.min_auth.name(), record.blocked, record.contact],
+        )?;
+        Ok(())
+    }
+
+    /// Replaces the listed devices of `jid` in `suite` (see [`Store::set_device_list`]).
+    fn device_list_in(
+        c: &Connection,
+        suite: Suite,
+        jid: &str,
+        devices: &[u32],
+        now: u64,
+    ) -> Result<()> {
+        c.prepare_cached("UPDATE devices SET listed = 0 WHERE suite = ?1 AND jid = ?2")?
+            .execute(params![suite.name(), jid])?;
+        let mut insert = c.prepare_cached(
+            "INSERT INTO devices (suite, jid, device_id, listed, last_seen) VALUES (?1, ?2, ?3, 1, ?4)
+             ON CONFLICT (suite, jid, device_id) DO UPDATE SET listed = 1",
+        )?;
+        for id in devices {
+            insert.execute(params![suite.name(), jid, id, now as i64])?;
+        }
+        Ok(())
+    }
+
     fn put_session(tx: &Transaction<'_>, key: &SessionKey, session: &Session) -> Result<()> {
         tx.prepare_cached(
             "INSERT INTO sessions (suite, jid, device_id, state, needs_reset) VALUES (?1, ?2, ?3, ?4, 0)
@@ -639,111 +810,44 @@ impl Store for SqliteStore {
 
     fn commit_received(&mut self, batch: Vec<Received>) -> Result<Vec<Commit>> {
         let tx = self.conn.transaction()?;
-        let mut results = Vec::with_capacity(batch.len());
-        // Several messages of one batch often come from the same session: write it once, last
-        // state wins, inside the same transaction.
-        let mut sessions: BTreeMap<SessionKey, Session> = BTreeMap::new();
-        for r in batch {
-            let known = Self::known_in(&tx, &r.sender, &r.ids)?;
-            match known.verdict(&r.outcome) {
-                Verdict::Duplicate => {
-                    results.push(Commit::Duplicate);
-                    continue;
-                }
-                Verdict::Supersede => {
-                    // The real message after a forgery (or failure) with its ids: the earlier
-                    // entry stays in history, without the ids, which now name this one.
-                    for id in &known.unauthenticated {
-                        tx.prepare_cached(
-                            "UPDATE messages SET archive = NULL, stanza_id = NULL, origin_id = NULL, digest = NULL WHERE id = ?1",
-                        )?
-                        .execute([id])?;
-                    }
-                }
-                Verdict::New => {}
-            }
-            // Decrypted messages advance their session and may retire a prekey; all kinds
-            // land in history, except empty messages, which carry no text.
-            let mut plain = false;
-            let (body, error) = match r.outcome {
-                Outcome::Decrypted {
-                    session,
-                    body,
-                    consumed_prekey,
-                } => {
-                    sessions.insert(
-                        SessionKey::new(r.suite, &r.sender, r.sender_device),
-                        *session,
-                    );
-                    tx.prepare_cached(
-                        "INSERT INTO devices (suite, jid, device_id, listed, last_seen) VALUES (?1, ?2, ?3, 0, ?4)
-                         ON CONFLICT (suite, jid, device_id) DO UPDATE SET last_seen = MAX(last_seen, excluded.last_seen)",
-                    )?
-                    .execute(params![r.suite.name(), r.sender, r.sender_device, r.at as i64])?;
-                    if let Some(pk) = consumed_prekey {
-                        tx.prepare_cached(
-                            "INSERT OR IGNORE INTO used_prekeys (prekey_id) VALUES (?1)",
-                        )?
-                        .execute([pk])?;
-                    }
-                    match body {
-                        Some(b) => (Some(b), None),
-                        None => {
-                            results.push(Commit::Stored(0));
-                            continue;
-                        }
-                    }
-                }
-                Outcome::Failed { reason } => (None, Some(reason)),
-                Outcome::Plaintext { body } => {
-                    plain = true;
-                    (Some(body), None)
-                }
-            };
-            let id = Self::insert_message(
-                &tx,
-                Direction::In,
-                &r.peer,
-                &r.sender,
-                r.sender_device,
-                r.suite,
-                body.as_deref(),
-                error.as_deref(),
-                !plain,
-                r.at,
-                &r.ids,
-            )?;
-            results.push(Commit::Stored(id));
-        }
-        for (key, session) in &sessions {
-            Self::put_session(&tx, key, session)?;
-        }
+        let results = Self::received_in(&tx, batch)?;
         tx.commit()?;
         Ok(results)
     }
 
+    fn commit(&mut self, t: crate::Transaction) -> Result<crate::Committed> {
+        let tx = self.conn.transaction()?;
+        for k in &t.new_keys {
+            tx.prepare_cached(
+                "INSERT INTO trust (jid, identity, trust, decided_at) VALUES (?1, ?2, ?3, ?4)
+                 ON CONFLICT (jid, identity) DO NOTHING",
+            )?
+            .execute(params![
+                k.jid,
+                k.identity.curve25519().as_slice(),
+                k.trust.as_str(),
+                k.at as i64
+            ])?;
+        }
+        for l in &t.device_lists {
+            Self::device_list_in(&tx, l.suite, &l.jid, &l.devices, l.at)?;
+        }
+        for (jid, change) in &t.conversations {
+            let record = change.apply(Self::conversation_in(&tx, jid)?);
+            Self::set_conversation_in(&tx, jid, &record)?;
+        }
+        let received = Self::received_in(&tx, t.received)?;
+        let outgoing = match &t.outgoing {
+            Some((sessions, m)) => Some(Self::outgoing_in(&tx, sessions, m)?),
+            None => None,
+        };
+        tx.commit()?;
+        Ok(crate::Committed { received, outgoing })
+    }
+
     fn commit_outgoing(&mut self, sessions: &[(SessionKey, Session)], m: &Outgoing) -> Result<i64> {
         let tx = self.conn.transaction()?;
-        for (key, session) in sessions {
-            Self::put_session(&tx, key, session)?;
-        }
-        let id = Self::insert_message(
-            &tx,
-            Direction::Out,
-            &m.peer,
-            &m.sender,
-            m.sender_device,
-            m.suite,
-            Some(&m.body),
-            None,
-            m.encrypted,
-            m.at,
-            &m.ids,
-        )?;
-        tx.execute(
-            "INSERT INTO outbox (id, stanza) VALUES (?1, ?2)",
-            params![id, m.stanza],
-        )?;
+        let id = Self::outgoing_in(&tx, sessions, m)?;
         tx.commit()?;
         Ok(id)
     }
@@ -849,56 +953,17 @@ impl Store for SqliteStore {
         now: u64,
     ) -> Result<()> {
         let tx = self.conn.transaction()?;
-        tx.execute(
-            "UPDATE devices SET listed = 0 WHERE suite = ?1 AND jid = ?2",
-            params![suite.name(), jid],
-        )?;
-        for id in devices {
-            tx.execute(
-                "INSERT INTO devices (suite, jid, device_id, listed, last_seen) VALUES (?1, ?2, ?3, 1, ?4)
-                 ON CONFLICT (suite, jid, device_id) DO UPDATE SET listed = 1",
-                params![suite.name(), jid, id, now as i64],
-            )?;
-        }
+        Self::device_list_in(&tx, suite, jid, devices, now)?;
         tx.commit()?;
         Ok(())
     }
 
     fn conversation(&self, jid: &str) -> Result<ConversationRecord> {
-        let row: Option<(bool, bool, String, bool, bool)> = self
-            .conn
-            .query_row(
-                "SELECT off, encrypted, min_auth, blocked, contact FROM conversations WHERE jid = ?1",
-                [jid],
-                |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?)),
-            )
-            .optional()?;
-        let Some((off, encrypted, min_auth, blocked, contact)) = row else {
-            return Ok(ConversationRecord::default());
-        };
-        let min_auth = Authentication::from_name(&min_auth).ok_or_else(|| {
-            rusqlite::Error::InvalidColumnType(2, "min_auth".into(), rusqlite::types::Type::Text)
-        })?;
-        Ok(ConversationRecord {
-            policy: Conversation {
-                off,
-                encrypted,
-                min_auth,
-            },
-            blocked,
-            contact,
-        })
+        Self::conversation_in(&self.conn, jid)
     }
 
     fn set_conversation(&mut self, jid: &str, record: &ConversationRecord) -> Result<()> {
-        let p = &record.policy;
-        self.conn.execute(
-            "INSERT INTO conversations (jid, off, encrypted, min_auth, blocked, contact) VALUES (?1, ?2, ?3, ?4, ?5, ?6)
-             ON CONFLICT (jid) DO UPDATE SET off = excluded.off, encrypted = excluded.encrypted,
-             min_auth = excluded.min_auth, blocked = excluded.blocked, contact = excluded.contact",
-            params![jid, p.off, p.encrypted, p.min_auth.name(), record.blocked, record.contact],
-        )?;
-        Ok(())
+        Self::set_conversation_in(&self.conn, jid, record)
     }
 
     fn devices(&self, suite: Suite, jid: &str) -> Result<Vec<DeviceRecord>> {

@@ -235,3 +235,95 @@ pub struct ConversationRecord {
     /// sessions are rate-limited.
     pub contact: bool,
 }
+
+/// Everything one protocol step writes, committed at once by
+/// [`Store::commit`](crate::Store::commit): the account engine decides, and nothing of a step
+/// is written outside its transaction — so a refused step leaves the store as it was, and a
+/// crash leaves it before or after the step, never in between.
+#[derive(Debug, Default)]
+#[must_use = "a transaction does nothing until it is committed"]
+pub struct Transaction {
+    /// Identity keys met for the first time, with the trust they start with. A key that has a
+    /// trust row by commit time keeps it (the user may have decided meanwhile).
+    pub new_keys: Vec<NewKey>,
+    /// Device lists learnt (see [`Store::set_device_list`](crate::Store::set_device_list)).
+    pub device_lists: Vec<DeviceListUpdate>,
+    /// Changes to conversation records, applied to the record as stored at commit time (the
+    /// user may have changed its settings meanwhile, from another process).
+    pub conversations: Vec<(String, ConversationChange)>,
+    /// Received messages (see [`Store::commit_received`](crate::Store::commit_received)).
+    pub received: Vec<Received>,
+    /// A message we send and the sessions it advanced (see
+    /// [`Store::commit_outgoing`](crate::Store::commit_outgoing)).
+    pub outgoing: Option<(Vec<(SessionKey, Session)>, Outgoing)>,
+}
+
+impl Transaction {
+    /// True if committing it would write nothing.
+    pub fn is_empty(&self) -> bool {
+        self.new_keys.is_empty()
+            && self.device_lists.is_empty()
+            && self.conversations.is_empty()
+            && self.received.is_empty()
+            && self.outgoing.is_none()
+    }
+}
+
+/// An identity key of `jid` met for the first time.
+#[derive(Debug, Clone)]
+pub struct NewKey {
+    /// The key's owner.
+    pub jid: String,
+    /// The key.
+    pub identity: hush_proto::IdentityKey,
+    /// The trust it starts with (blind trust before verification, or undecided after).
+    pub trust: Trust,
+    /// When it was met (unix seconds).
+    pub at: u64,
+}
+
+/// A device list of `jid` in `suite`, as fetched or pushed at `at`.
+#[derive(Debug, Clone)]
+pub struct DeviceListUpdate {
+    /// The suite of the list.
+    pub suite: hush_proto::Suite,
+    /// Whose list.
+    pub jid: String,
+    /// The device ids listed.
+    pub devices: Vec<u32>,
+    /// When it was read (unix seconds).
+    pub at: u64,
+}
+
+/// One change to a conversation record.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ConversationChange {
+    /// We wrote to this JID (from this device or another of ours): a contact, not a stranger.
+    Contact,
+    /// An encrypted message was read in this conversation.
+    Encrypted,
+    /// An encrypted message was sent with these properties: the conversation's floor rises
+    /// to them (see [`Conversation::after_encrypted`](hush_proto::policy::Conversation::after_encrypted)).
+    Reached(hush_proto::policy::Properties),
+}
+
+impl ConversationChange {
+    /// The record after this change.
+    pub fn apply(self, mut record: ConversationRecord) -> ConversationRecord {
+        match self {
+            Self::Contact => record.contact = true,
+            Self::Encrypted => record.policy.encrypted = true,
+            Self::Reached(properties) => record.policy = record.policy.after_encrypted(&properties),
+        }
+        record
+    }
+}
+
+/// What [`Store::commit`](crate::Store::commit) did.
+#[derive(Debug, Default, PartialEq, Eq)]
+pub struct Committed {
+    /// One verdict per received message, in order.
+    pub received: Vec<Commit>,
+    /// The history id of the outgoing message, if there was one.
+    pub outgoing: Option<i64>,
+}

@@ -543,6 +543,78 @@ fn unauthenticated_entries_never_hide_the_real_message<S: Store>(mut store: S) {
     );
 }
 
+/// One protocol step's writes land together; trust the user decided and settings the user
+/// changed meanwhile are not overwritten by them.
+fn a_transaction_writes_a_whole_step<S: Store>(mut store: S) {
+    use hush_proto::policy::{Authentication, Properties};
+    use hush_store::{ConversationChange, DeviceListUpdate, NewKey, Transaction};
+    let mut rng = StdRng::seed_from_u64(8);
+    let bob = new_bob(&mut store, &mut rng);
+    let known = *LocalDevice::generate(5, 1, 0, &mut rng)
+        .unwrap()
+        .identity()
+        .public();
+    let fresh = *LocalDevice::generate(6, 1, 0, &mut rng)
+        .unwrap()
+        .identity()
+        .public();
+    store.set_trust(ALICE, &known, Trust::Verified, 1).unwrap();
+    let mut record = store.conversation(ALICE).unwrap();
+    record.blocked = true;
+    store.set_conversation(ALICE, &record).unwrap();
+    assert!(Transaction::default().is_empty());
+
+    let mut alice = Alice::new(Suite::Omemo2, &bob);
+    let m = alice.send(Some("in the same step"));
+    let tx = Transaction {
+        new_keys: [known, fresh]
+            .map(|identity| NewKey {
+                jid: ALICE.into(),
+                identity,
+                trust: Trust::Blind,
+                at: 2,
+            })
+            .to_vec(),
+        device_lists: vec![DeviceListUpdate {
+            suite: Suite::Omemo2,
+            jid: ALICE.into(),
+            devices: vec![1, 7],
+            at: 2,
+        }],
+        conversations: vec![
+            (ALICE.into(), ConversationChange::Contact),
+            (
+                ALICE.into(),
+                ConversationChange::Reached(Properties::omemo(Authentication::Strong)),
+            ),
+        ],
+        received: vec![receive(&store, &m, ids(300), &mut rng)],
+        outgoing: None,
+    };
+    assert!(!tx.is_empty());
+    let committed = store.commit(tx).unwrap();
+    assert!(matches!(committed.received[..], [Commit::Stored(_)]));
+    assert_eq!(committed.outgoing, None);
+    assert_eq!(store.trust(ALICE, &known).unwrap(), Some(Trust::Verified));
+    assert_eq!(store.trust(ALICE, &fresh).unwrap(), Some(Trust::Blind));
+    let listed: Vec<u32> = store
+        .devices(Suite::Omemo2, ALICE)
+        .unwrap()
+        .iter()
+        .filter(|d| d.listed)
+        .map(|d| d.device_id)
+        .collect();
+    assert_eq!(listed, [1, 7]);
+    let record = store.conversation(ALICE).unwrap();
+    assert!(record.blocked, "a setting changed meanwhile stays");
+    assert!(record.contact && record.policy.encrypted);
+    assert_eq!(record.policy.min_auth, Authentication::Strong);
+    assert!(store
+        .session(&SessionKey::new(Suite::Omemo2, ALICE, 1))
+        .unwrap()
+        .is_some());
+}
+
 macro_rules! contract {
     ($name:ident, $make:expr) => {
         mod $name {
@@ -581,6 +653,11 @@ macro_rules! contract {
             #[test]
             fn unauthenticated_entries_never_hide_the_real_message() {
                 super::unauthenticated_entries_never_hide_the_real_message($make);
+            }
+
+            #[test]
+            fn a_transaction_writes_a_whole_step() {
+                super::a_transaction_writes_a_whole_step($make);
             }
 
             #[test]
