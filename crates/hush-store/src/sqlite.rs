@@ -430,7 +430,7 @@ impl SqliteStore {
         // state wins, inside the same transaction.
         let mut sessions: BTreeMap<SessionKey, Session> = BTreeMap::new();
         for r in batch {
-            let known = Self::known_in(&tx, &r.sender, &r.ids)?;
+            let known = Self::known_in(tx, &r.sender, &r.ids)?;
             match known.verdict(&r.outcome) {
                 Verdict::Duplicate => {
                     results.push(Commit::Duplicate);
@@ -487,7 +487,7 @@ impl SqliteStore {
                 }
             };
             let id = Self::insert_message(
-                &tx,
+                tx,
                 Direction::In,
                 &r.peer,
                 &r.sender,
@@ -502,7 +502,7 @@ impl SqliteStore {
             results.push(Commit::Stored(id));
         }
         for (key, session) in &sessions {
-            Self::put_session(&tx, key, session)?;
+            Self::put_session(tx, key, session)?;
         }
         Ok(results)
     }
@@ -514,10 +514,10 @@ impl SqliteStore {
         m: &Outgoing,
     ) -> Result<i64> {
         for (key, session) in sessions {
-            Self::put_session(&tx, key, session)?;
+            Self::put_session(tx, key, session)?;
         }
         let id = Self::insert_message(
-            &tx,
+            tx,
             Direction::Out,
             &m.peer,
             &m.sender,
