@@ -217,6 +217,7 @@ impl Store for MemoryStore {
             let record = change.apply(self.conversation(jid)?);
             self.set_conversation(jid, &record)?;
         }
+        self.save_sessions(&tx.sessions)?;
         let received = self.commit_received(tx.received)?;
         let outgoing = match &tx.outgoing {
             Some((sessions, m)) => Some(self.commit_outgoing(sessions, m)?),

@@ -836,6 +836,9 @@ impl Store for SqliteStore {
             let record = change.apply(Self::conversation_in(&tx, jid)?);
             Self::set_conversation_in(&tx, jid, &record)?;
         }
+        for (key, session) in &t.sessions {
+            Self::put_session(&tx, key, session)?;
+        }
         let received = Self::received_in(&tx, t.received)?;
         let outgoing = match &t.outgoing {
             Some((sessions, m)) => Some(Self::outgoing_in(&tx, sessions, m)?),

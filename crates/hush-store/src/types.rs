@@ -251,6 +251,8 @@ pub struct Transaction {
     /// Changes to conversation records, applied to the record as stored at commit time (the
     /// user may have changed its settings meanwhile, from another process).
     pub conversations: Vec<(String, ConversationChange)>,
+    /// Sessions advanced by something that is not in history (an empty message we send).
+    pub sessions: Vec<(SessionKey, Session)>,
     /// Received messages (see [`Store::commit_received`](crate::Store::commit_received)).
     pub received: Vec<Received>,
     /// A message we send and the sessions it advanced (see
@@ -264,6 +266,7 @@ impl Transaction {
         self.new_keys.is_empty()
             && self.device_lists.is_empty()
             && self.conversations.is_empty()
+            && self.sessions.is_empty()
             && self.received.is_empty()
             && self.outgoing.is_none()
     }

@@ -588,6 +588,7 @@ fn a_transaction_writes_a_whole_step<S: Store>(mut store: S) {
                 ConversationChange::Reached(Properties::omemo(Authentication::Strong)),
             ),
         ],
+        sessions: Vec::new(),
         received: vec![receive(&store, &m, ids(300), &mut rng)],
         outgoing: None,
     };

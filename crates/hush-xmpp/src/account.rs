@@ -1,100 +1,39 @@
-//! The client logic that ties store, protocol core and server together: announcing our device,
-//! sending to every device of a contact (and our own other devices), and receiving with every
-//! state change committed before anything is acknowledged.
+//! The network shell of one account: it connects, fetches what the account engine asks for,
+//! commits the engine's transactions and transmits what they produced — and nothing else.
 //!
-//! Trust is blind-trust-before-verification for now: a new identity is recorded as `Blind`, a
-//! `Distrusted` one is never encrypted to. Decryption errors are never answered with a new
-//! session (XEP-0384 forbids it); the error says to run `hush session reset`.
+//! Every XEP-0384 rule (trust, the send policy, strangers, sessions, answers to key exchanges,
+//! prekey retirement, deduplication) lives in [`hush_engine`], which has no I/O: `Hush` hands
+//! it what arrived, the time and an RNG, commits the transaction of each step in one go
+//! before anything leaves, and reports what the engine says to show.
 
 use std::time::Duration;
 
-use hush_proto::policy::{self, Authentication, Decision, KeyTrust, Properties, Reader};
-use hush_proto::{
-    sce, seal, Bundle, DeviceEntry, DeviceList, Element, EncryptedElement, IdentityKey, Recipient,
-    Session, Suite,
-};
-use hush_store::{Commit, MessageIds, Outcome, Outgoing, Received, SessionKey, Store, Trust};
+use hush_engine::{Engine, Inbound, Owed, Prepared, Route, Wire, MAX_LISTED_DEVICES};
+use hush_proto::{DeviceEntry, DeviceList, Element, EncryptedElement, Suite};
+use hush_store::{Committed, Store};
 use rand::rngs::SysRng;
 use rand_core::UnwrapErr;
 
 use crate::client::{ConnectOptions, XmppClient};
 use crate::error::{Result, XmppError};
-use crate::incoming::{Incoming, Payload};
-use crate::strangers::{self, StrangerLimits, Verdict};
+use crate::incoming::Incoming;
 use crate::BareJid;
 
-/// What a send did.
-#[derive(Debug, Clone)]
-pub struct SendReport {
-    /// The suite used (OMEMO:2 when the contact announces it, legacy otherwise); `None` when
-    /// the user had it sent in clear.
-    pub suite: Option<Suite>,
-    /// The devices the message was encrypted for: `(jid, device id)`.
-    pub devices: Vec<(String, u32)>,
-    /// Devices left out, with why (no bundle, distrusted, not verified, inactive).
-    pub skipped: Vec<(String, u32, String)>,
-    /// What the message had.
-    pub properties: Properties,
-    /// Keys this send met for the first time — a contact's new device, or one the server
-    /// added to a device list: `(jid, device id, fingerprint)`. Whether each got the message
-    /// is in `devices` / `skipped`; the user should be told either way.
-    pub new_keys: Vec<(String, u32, String)>,
-}
+pub use hush_engine::{Delivery, SendOptions, SendReport, DEFAULT_INACTIVE_AFTER};
 
-/// How one message may be sent, besides the conversation's own settings.
-#[derive(Clone, Copy, Debug, Default)]
-pub struct SendOptions {
-    /// The user asked for this message to go in clear (`hush send --plaintext`).
-    pub plaintext: bool,
-    /// The user switched encryption off for every conversation.
-    pub global_off: bool,
-}
-
-/// A received message after it was committed to the store.
-#[derive(Debug, Clone)]
-pub struct Delivery {
-    /// The sender's bare JID.
-    pub from: String,
-    /// The sender's device id (0 for a message in clear).
-    pub device: u32,
-    /// The suite it came in; `None` for a message in clear.
-    pub suite: Option<Suite>,
-    /// The text, when it decrypted (or came in clear) and had a body.
-    pub body: Option<String>,
-    /// Why it did not decrypt, when it did not (also stored in history).
-    pub error: Option<String>,
-    /// The trust state of the sending device's key.
-    pub trust: Option<Trust>,
-    /// What this message really had.
-    pub properties: Properties,
-    /// A warning to show prominently (a message in clear in an encrypted conversation).
-    pub warning: Option<String>,
-}
-
-/// One account: a connection plus its store.
+/// One account: a connection, its store, and the engine that decides.
 pub struct Hush<S: Store> {
     xmpp: XmppClient,
     store: S,
     jid: BareJid,
-    device_id: u32,
+    engine: Engine,
     rng: UnwrapErr<SysRng>,
     /// Messages fetched from the archive after a lost session, not yet handed out.
     backlog: std::collections::VecDeque<Delivery>,
-    /// Devices owed an empty message (answer to a key exchange, or heartbeat), held back
-    /// while catching up so a backlog of key exchanges is answered once, afterwards.
-    owed_empty: Vec<(Suite, BareJid, u32)>,
-    /// True during an archive catch-up.
-    catching_up: bool,
     /// The last catch-up stopped on an error: the next `receive` finishes it first.
     catch_up_unfinished: bool,
-    /// How many new sessions strangers opened lately.
-    strangers: StrangerLimits,
     /// The bundle changed but publishing it failed.
     republish_owed: bool,
-    /// This device's keys, as stored (see [`Self::reload_device`]).
-    local: hush_proto::LocalDevice,
-    /// Devices not heard from for this long are left out until they show up again.
-    inactive_after: Duration,
     /// The wall clock, in unix seconds (replaceable for tests and simulations).
     clock: fn() -> u64,
     /// Where an archive catch-up starts when no archived message is stored yet (unix seconds).
@@ -105,18 +44,10 @@ impl<S: Store> core::fmt::Debug for Hush<S> {
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
         f.debug_struct("Hush")
             .field("jid", &self.jid)
-            .field("device_id", &self.device_id)
+            .field("device_id", &self.engine.device_id())
             .finish_non_exhaustive()
     }
 }
-
-/// How long a device may stay silent before Hush stops encrypting to it (it comes back with
-/// its next message). Long enough for a holiday without the phone; short enough that a
-/// phone lost years ago does not keep getting keys.
-pub const DEFAULT_INACTIVE_AFTER: Duration = Duration::from_secs(90 * 24 * 3600);
-
-/// Longer device lists pushed to us are ignored (no real account has that many devices).
-const MAX_LISTED_DEVICES: usize = 128;
 
 fn unix_now() -> u64 {
     std::time::SystemTime::now()
@@ -138,21 +69,17 @@ impl<S: Store> Hush<S> {
             .ok_or_else(|| XmppError::Store("no account: run `hush init` first".into()))?;
         let xmpp = XmppClient::connect(&account.jid, password, options).await?;
         let jid = xmpp.jid().clone();
+        let engine = Engine::new(jid.as_str(), account.device);
         let mut this = Self {
             xmpp,
             store,
             jid,
-            device_id: account.device.device_id(),
+            engine,
             rng: UnwrapErr(SysRng),
             backlog: Default::default(),
-            owed_empty: Vec::new(),
-            catching_up: false,
             catch_up_unfinished: false,
-            strangers: StrangerLimits::default(),
             republish_owed: false,
-            local: account.device,
             since: unix_now(),
-            inactive_after: DEFAULT_INACTIVE_AFTER,
             clock: unix_now,
         };
         this.resend_outbox().await?;
@@ -216,7 +143,7 @@ impl<S: Store> Hush<S> {
     /// Leaves devices not heard from for `after` out of new messages (default
     /// [`DEFAULT_INACTIVE_AFTER`]).
     pub fn set_inactive_after(&mut self, after: Duration) {
-        self.inactive_after = after;
+        self.engine.set_inactive_after(after);
     }
 
     /// Replaces the wall clock (unix seconds), for tests and simulations.
@@ -226,22 +153,6 @@ impl<S: Store> Hush<S> {
 
     fn now(&self) -> u64 {
         (self.clock)()
-    }
-
-    /// Why a device is left out as inactive, if it is.
-    fn inactive(&self, suite: Suite, jid: &BareJid, device: u32) -> Result<Option<String>> {
-        let now = self.now();
-        let records = self.store.devices(suite, jid.as_str()).map_err(store_err)?;
-        Ok(records
-            .iter()
-            .find(|r| r.device_id == device)
-            .filter(|r| now.saturating_sub(r.last_seen) > self.inactive_after.as_secs())
-            .map(|r| {
-                format!(
-                    "inactive: not heard from for {} days (a message from it brings it back)",
-                    now.saturating_sub(r.last_seen) / 86_400
-                )
-            }))
     }
 
     /// The store.
@@ -261,7 +172,7 @@ impl<S: Store> Hush<S> {
 
     /// Our device id.
     pub fn device_id(&self) -> u32 {
-        self.device_id
+        self.engine.device_id()
     }
 
     /// Publishes our bundle in both suites, then adds our device to our device lists (bundle
@@ -291,7 +202,7 @@ impl<S: Store> Hush<S> {
                 Err(e) => log::warn!("could not find the end of our archive: {e}"),
             }
         }
-        let device = self.device()?;
+        let device = self.engine.device().clone();
         self.publish_bundles(&device).await?;
         for suite in Suite::ALL {
             let mut list = match self.xmpp.device_list(&self.jid.clone(), suite).await {
@@ -302,8 +213,8 @@ impl<S: Store> Hush<S> {
                 },
                 Err(e) => return Err(e),
             };
-            if !list.devices.iter().any(|d| d.id == self.device_id) {
-                list.devices.push(DeviceEntry::new(self.device_id));
+            if !list.devices.iter().any(|d| d.id == self.engine.device_id()) {
+                list.devices.push(DeviceEntry::new(self.engine.device_id()));
             }
             self.xmpp.publish_device_list(&list).await?;
         }
@@ -315,8 +226,8 @@ impl<S: Store> Hush<S> {
     /// itself; removing this device is refused (it would add itself back, as XEP-0384 asks of
     /// every device in use). Returns how many list entries were removed.
     pub async fn remove_own_devices(&mut self, ids: &[u32]) -> Result<usize> {
-        if ids.contains(&self.device_id) {
-            return Err(XmppError::RemoveSelf(self.device_id));
+        if ids.contains(&self.engine.device_id()) {
+            return Err(XmppError::RemoveSelf(self.engine.device_id()));
         }
         let mut removed = 0;
         for suite in Suite::ALL {
@@ -340,24 +251,12 @@ impl<S: Store> Hush<S> {
         Ok(removed)
     }
 
-    /// The devices of `jid` in the first suite it announces.
+    /// The devices of `jid` in the first suite it announces (the engine checks the list).
     async fn devices_of(&mut self, jid: &BareJid) -> Result<Option<(Suite, Vec<u32>)>> {
-        for (rank, suite) in Suite::ALL.into_iter().enumerate() {
+        for suite in Suite::ALL {
             match self.xmpp.device_list(jid, suite).await {
-                Ok(list) if list.devices.len() > MAX_LISTED_DEVICES => {
-                    return Err(XmppError::DeviceListTooLong {
-                        jid: jid.to_string(),
-                        count: list.devices.len(),
-                    });
-                }
                 Ok(list) if !list.devices.is_empty() => {
-                    self.refuse_downgrade(jid, rank)?;
-                    let ids: Vec<u32> = list.devices.iter().map(|d| d.id).collect();
-                    let now = self.now();
-                    self.store
-                        .set_device_list(suite, jid.as_str(), &ids, now)
-                        .map_err(store_err)?;
-                    return Ok(Some((suite, ids)));
+                    return Ok(Some((suite, list.devices.iter().map(|d| d.id).collect())));
                 }
                 Ok(_) | Err(XmppError::NothingPublished { .. }) => continue,
                 Err(e) => return Err(e),
@@ -366,45 +265,15 @@ impl<S: Store> Hush<S> {
         Ok(None)
     }
 
-    /// Falling back to an older suite (`Suite::ALL[rank]`) is refused once we talked a newer
-    /// one with this contact: a server hiding the omemo:2 list would otherwise downgrade the
-    /// conversation silently (legacy has no SCE envelope binding sender and addressee).
-    fn refuse_downgrade(&self, jid: &BareJid, rank: usize) -> Result<()> {
-        for better in &Suite::ALL[..rank] {
-            if !self
-                .store
-                .sessions_of(*better, jid.as_str())
-                .map_err(store_err)?
-                .is_empty()
-            {
-                let suite = Suite::ALL[rank];
-                return Err(XmppError::NotSent {
-                    jid: jid.to_string(),
-                    missing: format!("their {better} device list"),
-                    why: format!(
-                        "it is gone although this conversation used {better}, and only {suite} is \
-                         left: a server may be downgrading it; if {jid} really moved to a client \
-                         without {better}, run `hush session reset {jid}`"
-                    ),
-                });
-            }
-        }
-        Ok(())
-    }
-
-    /// This device's keys, as stored.
-    fn device(&self) -> Result<hush_proto::LocalDevice> {
-        Ok(self.local.clone())
-    }
-
     /// Reads this device's keys from the store again, after the store changed them. Decoding
-    /// derives every public key (a hundred or so scalar multiplications), so the keys are
-    /// kept in memory instead of being read for every message.
+    /// derives every public key (a hundred or so scalar multiplications), so the engine keeps
+    /// them in memory instead of reading them for every message.
     fn reload_device(&mut self) -> Result<()> {
         let account = self.store.account().map_err(store_err)?;
-        self.local = account
+        let device = account
             .ok_or_else(|| XmppError::Store("the account disappeared from the store".into()))?
             .device;
+        self.engine.set_device(device);
         Ok(())
     }
 
@@ -416,44 +285,6 @@ impl<S: Store> Hush<S> {
         Ok(())
     }
 
-    /// Records a new identity key; returns its trust state and whether it was new. New keys
-    /// are trusted blindly only *before* verification (BTBV): once the user verified any key
-    /// of `jid`, a new one stays undecided until the user looks at it — it is what a server
-    /// slipping in a device would produce.
-    fn note_identity(&mut self, jid: &str, identity: &IdentityKey) -> Result<(Trust, bool)> {
-        if let Some(t) = self.store.trust(jid, identity).map_err(store_err)? {
-            return Ok((t, false));
-        }
-        let trust = if self.store.has_verified_key(jid).map_err(store_err)? {
-            Trust::Undecided
-        } else {
-            Trust::Blind
-        };
-        self.store
-            .set_trust(jid, identity, trust, self.now())
-            .map_err(store_err)?;
-        Ok((trust, true))
-    }
-
-    /// The session with one device, building it from its bundle if needed.
-    async fn session_for(
-        &mut self,
-        suite: Suite,
-        jid: &BareJid,
-        device: u32,
-    ) -> core::result::Result<Session, String> {
-        let key = SessionKey::new(suite, jid.as_str(), device);
-        if let Some(s) = self.store.session(&key).map_err(|e| e.to_string())? {
-            return Ok(s);
-        }
-        let bundle: Bundle = self
-            .xmpp
-            .bundle(jid, suite, device)
-            .await
-            .map_err(|e| e.to_string())?;
-        Session::initiate(self.local.identity(), &bundle, &mut self.rng).map_err(|e| e.to_string())
-    }
-
     /// Sends `text` to `to` encrypted, as the default policy says (see [`Self::send`]).
     pub async fn send_text(&mut self, to: &BareJid, text: &str) -> Result<SendReport> {
         self.send(to, text, SendOptions::default()).await
@@ -462,268 +293,68 @@ impl<S: Store> Hush<S> {
     /// Sends `text` to `to` as the conversation's policy decides ([`hush_proto::policy`]):
     /// encrypted for every usable, trusted device of `to` and our own other devices — or, only
     /// when the user asked for it (`options` or the conversation's off switch), in clear. When
-    /// the policy refuses (no usable device, a requirement not met), nothing is sent.
+    /// the policy refuses (no usable device, a requirement not met), nothing is sent and the
+    /// store is left exactly as it was.
     pub async fn send(
         &mut self,
         to: &BareJid,
         text: &str,
         options: SendOptions,
     ) -> Result<SendReport> {
-        let mut conversation = self.store.conversation(to.as_str()).map_err(store_err)?;
-        if options.plaintext || options.global_off || conversation.policy.off {
-            return match policy::decide(
-                &conversation.policy,
-                options.global_off,
-                options.plaintext,
-                &[],
-            ) {
-                Decision::Plaintext { .. } => self.send_in_clear(to, text).await,
-                Decision::Refuse { missing } => Err(XmppError::NotSent {
-                    jid: to.to_string(),
-                    missing,
-                    why: String::new(),
-                }),
-                Decision::Encrypt { .. } => Err(XmppError::NotSent {
-                    jid: to.to_string(),
-                    missing: "a decision (the policy had no readers to encrypt for)".into(),
-                    why: String::new(),
-                }),
-            };
+        let now = self.now();
+        if self.engine.route(&self.store, to.as_str(), options)? == Route::InClear {
+            let prepared = self
+                .engine
+                .prepare_in_clear(to.as_str(), text, now, &mut self.rng);
+            return self.transmit(prepared).await;
         }
-        let (suite, their_devices) = self
-            .devices_of(to)
-            .await?
-            .unwrap_or((Suite::Omemo2, vec![]));
-        let mut own_devices = Vec::new();
-        if let Ok(list) = self.xmpp.device_list(&self.jid.clone(), suite).await {
-            if list.devices.len() > MAX_LISTED_DEVICES {
-                return Err(XmppError::DeviceListTooLong {
-                    jid: self.jid.to_string(),
-                    count: list.devices.len(),
-                });
-            }
-            own_devices = list.devices.iter().map(|d| d.id).collect();
-            let now = self.now();
-            self.store
-                .set_device_list(suite, self.jid.as_str(), &own_devices, now)
-                .map_err(store_err)?;
-            own_devices.retain(|id| *id != self.device_id);
-        }
-        // The facts the policy decides on: every device that could read, its trust, and
-        // whether a session exists or can be built.
-        let mut silent: Vec<((BareJid, u32), String)> = Vec::new();
-        for (jid, device) in their_devices
-            .iter()
-            .map(|d| (to, *d))
-            .chain(own_devices.iter().map(|d| (&self.jid, *d)))
-        {
-            if let Some(why) = self.inactive(suite, jid, device)? {
-                silent.push(((jid.clone(), device), why));
-            }
-        }
-        // When every device of the contact is silent, leaving them all out would make the
-        // contact unreachable: inactivity then excludes none of the contact's devices.
-        let all_peer_devices_inactive = their_devices
-            .iter()
-            .all(|d| silent.iter().any(|((j, sd), _)| j == to && sd == d));
-        let mut readers = Vec::new();
-        let mut sessions: Vec<(BareJid, u32, Session)> = Vec::new();
-        let mut reasons: Vec<((String, u32), String)> = Vec::new();
-        let mut new_keys: Vec<(String, u32, String)> = Vec::new();
-        let me = self.jid.clone();
-        for (jid, device, peer) in their_devices
-            .iter()
-            .map(|d| (to.clone(), *d, true))
-            .chain(own_devices.iter().map(|d| (me.clone(), *d, false)))
-        {
-            let mut reader = Reader {
-                jid: jid.to_string(),
-                device,
-                trust: None,
-                usable: false,
-                peer,
-            };
-            let inactive = silent
-                .iter()
-                .find(|((j, d), _)| *j == jid && *d == device)
-                .filter(|_| !(peer && all_peer_devices_inactive))
-                .map(|(_, why)| why.clone());
-            if let Some(why) = inactive {
-                reasons.push(((jid.to_string(), device), why));
-            } else {
-                match self.session_for(suite, &jid, device).await {
-                    Ok(session) => {
-                        let (trust, new) =
-                            self.note_identity(jid.as_str(), session.peer_identity())?;
-                        if new {
-                            let fingerprint = session.peer_identity().fingerprint();
-                            new_keys.push((jid.to_string(), device, fingerprint));
-                        }
-                        reader.trust = Some(trust.into());
-                        reader.usable = true;
-                        sessions.push((jid, device, session));
-                    }
-                    Err(why) => reasons.push(((jid.to_string(), device), why)),
-                }
-            }
-            readers.push(reader);
-        }
-        let reason = |jid: &str, device: u32, fallback: &policy::LeftOut| {
-            reasons
-                .iter()
-                .find(|((j, d), _)| j == jid && *d == device)
-                .map(|(_, w)| w.clone())
-                .unwrap_or_else(|| fallback.to_string())
+        let their = self.devices_of(to).await?;
+        let suite = their.as_ref().map_or(Suite::Omemo2, |(s, _)| *s);
+        let own = match self.xmpp.device_list(&self.jid.clone(), suite).await {
+            Ok(list) => Some(list.devices.iter().map(|d| d.id).collect()),
+            Err(_) => None,
         };
-        let (chosen, left_out, properties) =
-            match policy::decide(&conversation.policy, options.global_off, false, &readers) {
-                Decision::Encrypt {
-                    to: chosen,
-                    left_out,
-                    properties,
-                } => (chosen, left_out, properties),
-                Decision::Refuse { missing } => {
-                    let why: Vec<String> = readers
-                        .iter()
-                        .filter(|r| r.peer)
-                        .map(|r| {
-                            let w = match (r.usable, r.trust) {
-                                (true, Some(KeyTrust::Verified)) => "verified".to_owned(),
-                                (true, Some(KeyTrust::Blind)) => "not verified".to_owned(),
-                                (true, Some(KeyTrust::Distrusted)) => "distrusted".to_owned(),
-                                _ => reason(&r.jid, r.device, &policy::LeftOut::Unusable),
-                            };
-                            format!("device {}: {w}", r.device)
-                        })
-                        .collect();
-                    return Err(XmppError::NotSent {
-                        jid: to.to_string(),
-                        missing,
-                        why: why.join("; "),
-                    });
-                }
-                Decision::Plaintext { .. } => {
-                    return Err(XmppError::NotSent {
-                        jid: to.to_string(),
-                        missing: "encryption (the policy chose plaintext nobody asked for)".into(),
-                        why: String::new(),
-                    })
-                }
+        let plan = self
+            .engine
+            .plan_send(&self.store, to.as_str(), their, own, now)?;
+        let mut bundles = Vec::with_capacity(plan.bundles_needed.len());
+        for (jid, device) in plan.bundles_needed.clone() {
+            let fetched = match jid.parse::<BareJid>() {
+                Ok(bare) => self
+                    .xmpp
+                    .bundle(&bare, plan.suite(), device)
+                    .await
+                    .map_err(|e| e.to_string()),
+                Err(e) => Err(e.to_string()),
             };
-        let skipped: Vec<(String, u32, String)> = left_out
-            .iter()
-            .map(|(j, d, w)| (j.clone(), *d, reason(j, *d, w)))
-            .collect();
-        let mut targets: Vec<(BareJid, u32, Session)> = sessions
-            .into_iter()
-            .filter(|(j, d, _)| chosen.iter().any(|(cj, cd)| cj == j.as_str() && cd == d))
-            .collect();
-        let payload = match suite {
-            Suite::Omemo2 => sce::seal(
-                &[sce::body(text)],
-                self.jid.as_str(),
-                to.as_str(),
-                Some(self.now()),
-                &mut self.rng,
-            )?,
-            _ => text.as_bytes().to_vec(),
-        };
-        let jids: Vec<String> = targets.iter().map(|(j, _, _)| j.to_string()).collect();
-        let mut recipients: Vec<Recipient<'_>> = targets
-            .iter_mut()
-            .zip(&jids)
-            .map(|((_, device, session), jid)| Recipient {
-                jid,
-                device_id: *device,
-                session,
-            })
-            .collect();
-        let element = seal(
-            suite,
-            self.device_id,
-            Some(&payload),
-            &mut recipients,
-            &mut self.rng,
-        )?;
-        drop(recipients);
-        let sessions: Vec<(SessionKey, Session)> = targets
-            .iter()
-            .map(|(j, d, s)| (SessionKey::new(suite, j.as_str(), *d), s.clone()))
-            .collect();
-        let stanza = String::from(&element.to_element()).into_bytes();
-        let (origin_id, outgoing) = self.outgoing(to, text, Some(suite), stanza);
-        // The advanced sessions are stored before the ciphertext leaves.
-        let id = self
-            .store
-            .commit_outgoing(&sessions, &outgoing)
-            .map_err(store_err)?;
-        self.xmpp.send_encrypted(to, &element, &origin_id).await?;
-        self.store.mark_sent(id).map_err(store_err)?;
-        // What this send reached becomes the conversation's floor; and writing to someone
-        // makes them a contact. Read again: the user may have changed settings meanwhile.
-        conversation = self.store.conversation(to.as_str()).map_err(store_err)?;
-        conversation.policy = conversation.policy.after_encrypted(&properties);
-        conversation.contact = true;
-        self.store
-            .set_conversation(to.as_str(), &conversation)
-            .map_err(store_err)?;
-        let devices = targets
-            .iter()
-            .map(|(j, d, _)| (j.to_string(), *d))
-            .collect();
-        Ok(SendReport {
-            suite: Some(suite),
-            devices,
-            skipped,
-            properties,
-            new_keys,
-        })
+            bundles.push(((jid, device), fetched));
+        }
+        let prepared =
+            self.engine
+                .prepare_send(&self.store, plan, text, bundles, now, &mut self.rng)?;
+        self.transmit(prepared).await
     }
 
-    /// A new origin id and the outbox entry for `text` to `to`, sent in `suite` (`None`: in
-    /// clear) as the bytes `stanza`.
-    fn outgoing(
-        &mut self,
-        to: &BareJid,
-        text: &str,
-        suite: Option<Suite>,
-        stanza: Vec<u8>,
-    ) -> (String, Outgoing) {
-        let origin_id = format!("hush-{:016x}", rand_core::Rng::next_u64(&mut self.rng));
-        let outgoing = Outgoing {
-            ids: MessageIds {
-                origin_id: Some(origin_id.clone()),
-                ..Default::default()
-            },
-            peer: to.to_string(),
-            sender: self.jid.to_string(),
-            sender_device: self.device_id,
-            suite: suite.unwrap_or(Suite::Omemo2),
-            at: self.now(),
-            body: text.as_bytes().to_vec(),
-            encrypted: suite.is_some(),
-            stanza,
-        };
-        (origin_id, outgoing)
-    }
-
-    /// Sends `text` in clear — only reached on the user's explicit request.
-    async fn send_in_clear(&mut self, to: &BareJid, text: &str) -> Result<SendReport> {
-        let (origin_id, outgoing) = self.outgoing(to, text, None, text.as_bytes().to_vec());
-        let id = self
-            .store
-            .commit_outgoing(&[], &outgoing)
-            .map_err(store_err)?;
-        self.xmpp.send_plain(to, text, &origin_id).await?;
-        self.store.mark_sent(id).map_err(store_err)?;
-        self.mark_contact(to)?;
-        Ok(SendReport {
-            suite: None,
-            devices: Vec::new(),
-            skipped: Vec::new(),
-            properties: Properties::PLAINTEXT,
-            new_keys: Vec::new(),
-        })
+    /// Commits a prepared message (its sessions, history and outbox entry, and what it
+    /// changed), then transmits it and marks it sent.
+    async fn transmit(&mut self, prepared: Prepared) -> Result<SendReport> {
+        let Prepared {
+            transaction,
+            to,
+            wire,
+            origin_id,
+            report,
+        } = prepared;
+        let to: BareJid = to.parse().map_err(|_| XmppError::BadJid(to.clone()))?;
+        let committed = self.store.commit(transaction).map_err(store_err)?;
+        match &wire {
+            Wire::Encrypted(element) => self.xmpp.send_encrypted(&to, element, &origin_id).await?,
+            Wire::InClear(text) => self.xmpp.send_plain(&to, text, &origin_id).await?,
+        }
+        if let Some(id) = committed.outgoing {
+            self.store.mark_sent(id).map_err(store_err)?;
+        }
+        Ok(report)
     }
 
     /// Deletes the one-time prekeys that key exchanges used, refills the pool and republishes
@@ -739,49 +370,42 @@ impl<S: Store> Hush<S> {
         if retired + added > 0 {
             self.reload_device()?;
         }
+        self.engine.prekeys_retired();
         if retired + added > 0 || self.republish_owed {
             // Until the bundle is out, the server offers prekeys we no longer have: remember
             // to try again.
             self.republish_owed = true;
-            let device = self.device()?;
+            let device = self.engine.device().clone();
             self.publish_bundles(&device).await?;
             self.republish_owed = false;
         }
         Ok(())
     }
 
-    /// Sends the empty messages owed.
+    /// Sends the empty messages owed, as the engine lists them.
     async fn pay_empty_messages(&mut self) -> Result<()> {
-        while let Some((suite, jid, device)) = self.owed_empty.first().cloned() {
-            self.send_empty(suite, &jid, device).await?;
-            self.owed_empty.remove(0);
+        while let Some(owed) = self.engine.next_owed().cloned() {
+            self.send_empty(&owed).await?;
+            self.engine.answered(&owed);
         }
         Ok(())
     }
 
-    /// Sends an empty message to one device (session completion after a key exchange).
-    async fn send_empty(&mut self, suite: Suite, jid: &BareJid, device: u32) -> Result<()> {
-        let key = SessionKey::new(suite, jid.as_str(), device);
-        let Some(mut session) = self.store.session(&key).map_err(store_err)? else {
+    /// Sends an empty message to one device (session completion after a key exchange, or a
+    /// heartbeat); the advanced session is committed before the stanza leaves.
+    async fn send_empty(&mut self, owed: &Owed) -> Result<()> {
+        let Some((transaction, element, origin_id)) =
+            self.engine
+                .prepare_empty(&self.store, owed, &mut self.rng)?
+        else {
             return Ok(());
         };
-        let element = seal(
-            suite,
-            self.device_id,
-            None,
-            &mut [Recipient {
-                jid: jid.as_str(),
-                device_id: device,
-                session: &mut session,
-            }],
-            &mut self.rng,
-        )?;
-        // Saved before the stanza leaves, like every other advance of a sending chain.
-        self.store
-            .save_sessions(&[(key, session)])
-            .map_err(store_err)?;
-        let origin_id = format!("hush-{:016x}", rand_core::Rng::next_u64(&mut self.rng));
-        self.xmpp.send_encrypted(jid, &element, &origin_id).await
+        let to: BareJid = owed
+            .jid
+            .parse()
+            .map_err(|_| XmppError::BadJid(owed.jid.clone()))?;
+        self.store.commit(transaction).map_err(store_err)?;
+        self.xmpp.send_encrypted(&to, &element, &origin_id).await
     }
 
     /// Waits up to `timeout` for the next message and commits it. Exact duplicates are
@@ -843,13 +467,13 @@ impl<S: Store> Hush<S> {
             self.store
                 .set_device_list(list.suite, jid.as_str(), &ids, now)
                 .map_err(store_err)?;
-            if jid == self.jid && !ids.contains(&self.device_id) {
+            if jid == self.jid && !ids.contains(&self.engine.device_id()) {
                 log::warn!(
                     "this device ({}) was removed from our {} device list; adding it back",
-                    self.device_id,
+                    self.engine.device_id(),
                     list.suite
                 );
-                list.devices.push(DeviceEntry::new(self.device_id));
+                list.devices.push(DeviceEntry::new(self.engine.device_id()));
                 self.xmpp.publish_device_list(&list).await?;
             }
         }
@@ -863,9 +487,9 @@ impl<S: Store> Hush<S> {
     pub async fn catch_up(&mut self, since: u64) -> Result<Vec<Delivery>> {
         self.since = self.since.min(since);
         let mut out = Vec::new();
-        self.catching_up = true;
+        self.engine.begin_catch_up();
         let fetched = self.read_archive(since, &mut out).await;
-        self.catching_up = false;
+        self.engine.end_catch_up();
         self.catch_up_unfinished = fetched.is_err();
         if let Err(e) = fetched {
             if out.is_empty() {
@@ -962,377 +586,43 @@ impl<S: Store> Hush<S> {
         }
     }
 
-    /// A message that came in clear: stored and shown as unencrypted, with a warning when the
-    /// conversation was encrypted until now (a peer or a server downgrading it).
-    fn process_plaintext(
-        &mut self,
-        sender: BareJid,
-        peer: BareJid,
-        ids: hush_store::MessageIds,
-        body: String,
-        at: u64,
-    ) -> Result<Option<Delivery>> {
-        let conversation = self.store.conversation(peer.as_str()).map_err(store_err)?;
-        let warning = conversation.policy.plaintext_is_a_downgrade().then(|| {
-            format!(
-                "UNENCRYPTED: this message from {sender} came in clear, in a conversation that \
-                 was encrypted until now; the servers on the way could read or change it"
-            )
-        });
-        let record = Received {
-            ids,
-            peer: peer.to_string(),
-            sender: sender.to_string(),
-            sender_device: 0,
-            suite: Suite::Omemo2,
-            at,
-            outcome: Outcome::Plaintext {
-                body: body.clone().into_bytes(),
-            },
-        };
-        if self
-            .store
-            .commit_received(vec![record])
-            .map_err(store_err)?[0]
-            == Commit::Duplicate
-        {
-            return Ok(None);
-        }
-        Ok(Some(Delivery {
-            from: sender.to_string(),
-            device: 0,
-            suite: None,
-            body: Some(body),
-            error: None,
-            trust: None,
-            properties: Properties::PLAINTEXT,
-            warning,
-        }))
-    }
-
-    /// Spends one unit of a stranger's budget. `None`: go ahead. `Some(answer)`: over the
-    /// limit; the answer is a stored, visible notice the first time in a window, then nothing.
-    fn over_stranger_limit(
-        &mut self,
-        sender: &BareJid,
-        peer: &BareJid,
-        ids: &MessageIds,
-        sid: u32,
-        suite: Suite,
-    ) -> Result<Option<Option<Delivery>>> {
-        let verdict = self.strangers.check(sender.as_str(), self.now());
-        if verdict == Verdict::Allow {
-            return Ok(None);
-        }
-        if verdict == Verdict::Reject {
-            return Ok(Some(None));
-        }
-        let reason = format!(
-            "ignored messages and key exchanges from {sender}, whom you never wrote to: the \
-             limit for strangers ({} new sessions or failures per sender, {} in all, per hour) \
-             is reached. If you know them, write to them first; to stop them, `hush config \
-             {sender} --blocked on`",
-            strangers::PER_STRANGER,
-            strangers::ALL_STRANGERS
-        );
-        let record = self.record_of(sender, peer, ids, sid, suite, self.now());
-        Ok(Some(self.failed(record, reason)?))
-    }
-
-    /// The history record of a message from device `sid` of `sender` (its outcome to be
-    /// filled in).
-    fn record_of(
-        &self,
-        sender: &BareJid,
-        peer: &BareJid,
-        ids: &MessageIds,
-        sid: u32,
-        suite: Suite,
-        at: u64,
-    ) -> Received {
-        Received {
-            ids: ids.clone(),
-            peer: peer.to_string(),
-            sender: sender.to_string(),
-            sender_device: sid,
-            suite,
-            at,
-            outcome: Outcome::Failed {
-                reason: String::new(),
-            },
-        }
-    }
-
-    /// Stores a message that could not be read, and returns it for display — unless the same
-    /// message already failed (an archived copy of it): it was shown then.
-    fn failed(&mut self, record: Received, reason: String) -> Result<Option<Delivery>> {
-        let (from, device, suite) = (record.sender.clone(), record.sender_device, record.suite);
-        let commit = self
-            .store
-            .commit_received(vec![Received {
-                outcome: Outcome::Failed {
-                    reason: reason.clone(),
-                },
-                ..record
-            }])
-            .map_err(store_err)?;
-        if commit[0] == Commit::Duplicate {
-            return Ok(None);
-        }
-        Ok(Some(Delivery {
-            from,
-            device,
-            suite: Some(suite),
-            body: None,
-            error: Some(reason),
-            trust: None,
-            // Nothing was read, so nothing can be claimed about it.
-            properties: Properties::PLAINTEXT,
-            warning: None,
-        }))
-    }
-
-    /// Decrypts one message and commits the result; `None` for duplicates, empty messages and
-    /// copies of our own messages.
+    /// Hands one message to the engine, commits its decision, and does what follows: a used
+    /// prekey retired and key exchanges answered (outside a catch-up). `None` for duplicates,
+    /// empty messages and copies of our own messages.
     async fn process(&mut self, incoming: Incoming) -> Result<Option<Delivery>> {
-        let Incoming {
-            sender,
-            peer,
-            payload,
-            mut ids,
-            sent_at,
-        } = incoming;
-        // An exact copy of an encrypted message is recognised by its content even when it
-        // carries new stanza ids (or none): a replay is skipped silently only if the message
-        // it copies was authenticated (see `Store::is_known`).
-        if let Payload::Omemo(Ok(el)) = &payload {
-            ids.digest = el.content_digest(self.jid.as_str(), self.device_id);
-        }
-        // History shows when the message was sent, as the archive or offline storage says,
-        // but never a time in the future.
+        let inbound = Inbound {
+            sender: incoming.sender.to_string(),
+            peer: incoming.peer.to_string(),
+            payload: incoming.payload,
+            ids: incoming.ids,
+            sent_at: incoming.sent_at,
+        };
         let now = self.now();
-        let at = sent_at.map_or(now, |t| t.min(now));
-        if self
-            .store
-            .is_known(sender.as_str(), &ids)
-            .map_err(store_err)?
-        {
-            return Ok(None);
-        }
-        // The sender's record says whether it is blocked, and whether it is a stranger: a JID
-        // we never wrote to, whose new sessions are rate-limited (sessions it opened itself do
-        // not make it a contact, or a flood would promote itself).
-        let sender_record = self
-            .store
-            .conversation(sender.as_str())
-            .map_err(store_err)?;
-        let stranger = sender != self.jid && !sender_record.contact;
-        if sender != self.jid && sender_record.blocked {
-            log::info!("ignored a message from {sender}, whom you blocked");
-            return Ok(None);
-        }
-        if sender == self.jid && peer != self.jid {
-            // A copy of what another device of ours sent: we wrote to that contact.
-            self.mark_contact(&peer)?;
-        }
-        let encrypted = match payload {
-            Payload::Omemo(e) => e,
-            Payload::Plain(body) => return self.process_plaintext(sender, peer, ids, body, at),
+        let (transaction, after) = self
+            .engine
+            .receive(&self.store, inbound, now, &mut self.rng)?
+            .into_parts();
+        let committed = if transaction.is_empty() {
+            Committed::default()
+        } else {
+            self.store.commit(transaction).map_err(store_err)?
         };
-        let (suite, sid, has_payload) = match &encrypted {
-            Ok(el) => (el.suite, el.sid, el.payload.is_some()),
-            Err(_) => (Suite::Omemo2, 0, true),
-        };
-        if sender == self.jid && sid == self.device_id {
-            return Ok(None); // our own message, reflected
-        }
-        let key = SessionKey::new(suite, sender.as_str(), sid);
-        let existing = self.store.session(&key).map_err(store_err)?;
-        let device = &self.local;
-        let result = encrypted.and_then(|el| {
-            let o = device.open(
-                &el,
-                self.jid.as_str(),
-                sender.as_str(),
-                existing.as_ref(),
-                &mut self.rng,
-            )?;
-            let body = match (&o.payload, suite) {
-                (None, _) => None,
-                (Some(p), Suite::Omemo2) => {
-                    // The envelope must name the real sender and the conversation's addressee.
-                    let to = if sender == self.jid {
-                        peer.as_str()
-                    } else {
-                        self.jid.as_str()
-                    };
-                    let env = sce::open(
-                        p,
-                        sce::Expect {
-                            from: sender.as_str(),
-                            to,
-                            require_to: false,
-                        },
-                    )?;
-                    Some(
-                        env.content
-                            .iter()
-                            .filter(|c| c.name() == "body")
-                            .map(|c| c.text())
-                            .collect::<String>(),
-                    )
-                }
-                (Some(p), _) => Some(String::from_utf8_lossy(p).into_owned()),
-            };
-            Ok((o, body))
-        });
-        let record = self.record_of(&sender, &peer, &ids, sid, suite, at);
-        let (o, body) = match result {
-            Ok(opened) => opened,
-            // An empty message (a key-exchange answer or heartbeat) carries no content, so
-            // none is lost: one that does not decrypt — between two other devices, or from a
-            // session replaced since it was sent (after `session reset`) — is only logged. A
-            // broken session still shows on the next message with content.
-            Err(e) if !has_payload => {
-                log::info!(
-                    "ignored an empty OMEMO message from device {sid} of {sender} that did not \
-                     decrypt: {e}"
-                );
-                return Ok(None);
-            }
-            Err(e) => {
-                // A stranger's failures are budgeted like its new sessions: junk cannot fill
-                // the history.
-                if stranger {
-                    if let Some(answer) =
-                        self.over_stranger_limit(&sender, &peer, &ids, sid, suite)?
-                    {
-                        return Ok(answer);
-                    }
-                }
-                let reason = format!(
-                    "could not decrypt a message from device {sid} of {sender}: {e}. If this repeats, run `hush session reset {sender} {sid}`"
-                );
-                return self.failed(record, reason);
-            }
-        };
-        if o.new_state {
-            // A new session from a stranger costs a prekey and storage: budgeted. Nothing is
-            // committed when over the limit, so the prekey stays unused.
-            if stranger {
-                if let Some(answer) = self.over_stranger_limit(&sender, &peer, &ids, sid, suite)? {
-                    return Ok(answer);
-                }
-            }
-            // A key exchange for a device we already hold a session with, under another
-            // identity key, is not taken: XEP-0384 leaves replacing a session to the user, and
-            // the server could otherwise swap a verified key for its own.
-            if o.identity_changed {
-                let reason = format!(
-                    "device {sid} of {sender} sent a key exchange with a DIFFERENT identity key \
-                     ({}); it was not accepted and the old session stays. If {sender} really \
-                     reinstalled, verify the new fingerprint, then run `hush session reset \
-                     {sender} {sid}`",
-                    o.sender_identity.fingerprint()
-                );
-                return self.failed(record, reason);
-            }
-        }
-        let (trust, _) = self.note_identity(sender.as_str(), &o.sender_identity)?;
-        let kex = o.was_key_exchange;
-        let session = o.session;
-        let heartbeat = session.needs_heartbeat();
-        let used_prekey = o.consumed_prekey.is_some();
-        let outcome = Outcome::Decrypted {
-            session: Box::new(session),
-            body: body.as_ref().map(|b| b.as_bytes().to_vec()),
-            consumed_prekey: o.consumed_prekey,
-        };
-        if self
-            .store
-            .commit_received(vec![Received { outcome, ..record }])
-            .map_err(store_err)?[0]
-            == Commit::Duplicate
-        {
-            return Ok(None);
-        }
+        let delivery = self.engine.settle(after, &committed);
         // The message is committed: what follows must not lose it, so failures are reported
         // and retried later instead of returned.
-        if used_prekey && !self.catching_up {
+        if self.engine.prekeys_to_retire() {
             // Outside a catch-up a used one-time prekey goes at once: XEP-0384 keeps them only
             // while the archive may still hold messages built on them.
             if let Err(e) = self.retire_used_prekeys().await {
                 log::warn!("could not republish the bundle after a key exchange: {e}");
             }
         }
-        if kex || heartbeat {
-            // XEP-0384: answer a key exchange with an empty message so the peer stops sending
-            // it, and send a heartbeat after many unanswered messages.
-            let owed = (suite, sender.clone(), sid);
-            if !self.owed_empty.contains(&owed) {
-                self.owed_empty.push(owed);
-            }
-            if !self.catching_up {
-                if let Err(e) = self.pay_empty_messages().await {
-                    log::warn!("could not send the empty answer to {sender}: {e}");
-                }
+        if self.engine.next_owed().is_some() {
+            if let Err(e) = self.pay_empty_messages().await {
+                log::warn!("could not send an empty answer: {e}");
             }
         }
-        let Some(body) = body else {
-            return Ok(None);
-        };
-        let mut conversation = self.store.conversation(peer.as_str()).map_err(store_err)?;
-        if !conversation.policy.encrypted {
-            conversation.policy.encrypted = true;
-            self.store
-                .set_conversation(peer.as_str(), &conversation)
-                .map_err(store_err)?;
-        }
-        let warning = if trust == Trust::Distrusted {
-            Some(format!(
-                "from device {sid} of {sender}, whose key you DISTRUSTED; it may not be {sender}"
-            ))
-        } else if trust == Trust::Undecided {
-            Some(format!(
-                "from device {sid} of {sender}, a NEW device you have not verified, although you \
-                 verified others of {sender}; compare fingerprints before trusting it"
-            ))
-        } else if conversation.policy.min_auth == Authentication::Strong && trust != Trust::Verified
-        {
-            Some(format!(
-                "from device {sid} of {sender}, which is NOT VERIFIED, in a conversation that \
-                 requires verified devices; it may not be {sender}"
-            ))
-        } else {
-            None
-        };
-        let authentication = if trust == Trust::Verified {
-            Authentication::Strong
-        } else {
-            Authentication::Weak
-        };
-        Ok(Some(Delivery {
-            from: sender.to_string(),
-            device: sid,
-            suite: Some(suite),
-            body: Some(body),
-            error: None,
-            trust: Some(trust),
-            properties: Properties::omemo(authentication),
-            warning,
-        }))
-    }
-
-    /// Records that we wrote to `jid` (from this device or another of ours).
-    fn mark_contact(&mut self, jid: &BareJid) -> Result<()> {
-        let mut conversation = self.store.conversation(jid.as_str()).map_err(store_err)?;
-        if !conversation.contact {
-            conversation.contact = true;
-            self.store
-                .set_conversation(jid.as_str(), &conversation)
-                .map_err(store_err)?;
-        }
-        Ok(())
+        Ok(delivery)
     }
 
     /// What happened to the link since login.

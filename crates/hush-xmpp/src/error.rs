@@ -113,7 +113,23 @@ pub enum XmppError {
     /// Archive pages are read one query at a time.
     #[error("archive queries overlap: {0}")]
     ArchiveQueryOrder(&'static str),
+    /// The account engine refused a step for a reason not listed above.
+    #[error("{0}")]
+    Engine(hush_engine::EngineError),
 }
 
 /// Shorthand for results of this crate.
 pub type Result<T> = core::result::Result<T, XmppError>;
+
+impl From<hush_engine::EngineError> for XmppError {
+    fn from(e: hush_engine::EngineError) -> Self {
+        use hush_engine::EngineError as E;
+        match e {
+            E::NotSent { jid, missing, why } => Self::NotSent { jid, missing, why },
+            E::DeviceListTooLong { jid, count } => Self::DeviceListTooLong { jid, count },
+            E::Store(e) => Self::Store(e.to_string()),
+            E::Protocol(e) => Self::Protocol(e),
+            other => Self::Engine(other),
+        }
+    }
+}

@@ -11,14 +11,8 @@ const FORWARD: &str = "urn:xmpp:forward:0";
 pub(crate) const MAM: &str = "urn:xmpp:mam:2";
 const DELAY: &str = "urn:xmpp:delay";
 
-/// What a message carries.
-#[derive(Debug, Clone)]
-pub enum Payload {
-    /// An OMEMO `<encrypted/>` element, or why it could not be read.
-    Omemo(Result<EncryptedElement, ProtoError>),
-    /// A body in clear (no `<encrypted/>` at all).
-    Plain(String),
-}
+/// What a message carries: an OMEMO element (or why it could not be read), or a body in clear.
+pub use hush_engine::InboundPayload as Payload;
 
 /// A chat message found in a stanza: OMEMO, or in clear.
 #[derive(Debug, Clone)]

@@ -16,7 +16,7 @@ mod incoming;
 pub mod limits;
 mod login;
 mod pep;
-pub mod strangers;
+pub use hush_engine::strangers;
 
 pub use account::{Delivery, Hush, SendOptions, SendReport, DEFAULT_INACTIVE_AFTER};
 pub use client::{ConnectOptions, LinkStats, XmppClient};

@@ -1,0 +1,37 @@
+//! What the engine refuses, and why.
+
+use thiserror::Error;
+
+/// Everything a step of the account engine can fail with. A step that fails wrote nothing: its
+/// transaction was never handed out.
+#[derive(Debug, Error)]
+#[non_exhaustive]
+pub enum EngineError {
+    /// The store could not be read.
+    #[error("store: {0}")]
+    Store(#[from] hush_store::StoreError),
+    /// The protocol core refused (a malformed element, an envelope it cannot build).
+    #[error("{0}")]
+    Protocol(#[from] hush_proto::ProtoError),
+    /// The send policy refused: nothing is sent, nothing is stored.
+    #[error("nothing was sent to {jid}: missing {missing}{}", if why.is_empty() { String::new() } else { format!(" ({why})") })]
+    NotSent {
+        /// The addressee.
+        jid: String,
+        /// What is missing for the message to go out as the policy requires.
+        missing: String,
+        /// Details: each device of the addressee and why it could not read.
+        why: String,
+    },
+    /// A device list longer than any real account has (a server flooding it).
+    #[error("{jid}'s device list names {count} devices (at most {max} are accepted; is the server flooding it?); nothing was sent", max = crate::MAX_LISTED_DEVICES)]
+    DeviceListTooLong {
+        /// Whose list.
+        jid: String,
+        /// How many devices it named.
+        count: usize,
+    },
+}
+
+/// Shorthand for results of this crate.
+pub type Result<T> = core::result::Result<T, EngineError>;

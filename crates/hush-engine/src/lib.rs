@@ -1,0 +1,164 @@
+//! The account engine: every XEP-0384 business rule of one account, with no I/O of its own.
+//!
+//! It sits between the store (`hush-store`) and the network shell (`hush-xmpp`), in the shape
+//! of quinn-proto: the shell hands it what arrived (a classified message, the device lists and
+//! bundles it was asked to fetch, the user's command), the time and an RNG; the engine reads the
+//! store and answers with values — the [`Transaction`](hush_store::Transaction) to commit for
+//! the step, the stanza to transmit, what to fetch, what to show the user. The shell only
+//! fetches, commits and transmits. Nothing of a step is written outside its transaction, and a
+//! refused step hands out no transaction at all, so the store stays exactly as it was.
+//!
+//! * [`receive`]: one incoming message — deduplication, strangers and blocked JIDs, decryption
+//!   (sessions with earlier states), the SCE envelope, trust (blind trust before verification),
+//!   warnings, and the empty answers XEP-0384 asks for.
+//! * [`send`]: one outgoing message — which devices can read it, the send policy, the sessions
+//!   to build from which bundles, the encrypted element and its outbox entry.
+//! * [`strangers`]: how many new sessions JIDs we never wrote to may make us build.
+//!
+//! The phase of the account is a value ([`Phase`]): while it catches up on its archive, key
+//! exchanges are answered only afterwards, once per device, and used prekeys are retired only
+//! then (XEP-0384's advice for catch-up).
+
+#![forbid(unsafe_code)]
+#![warn(missing_docs)]
+
+mod error;
+pub mod receive;
+pub mod send;
+pub mod strangers;
+mod types;
+
+use std::time::Duration;
+
+use hush_proto::{LocalDevice, Suite};
+
+pub use error::{EngineError, Result};
+pub use receive::{After, Inbound, InboundPayload, ReceiveStep};
+pub use send::{Fetched, Prepared, Route, SendPlan, Wire};
+pub use types::{Delivery, SendOptions, SendReport};
+
+/// How long a device may stay silent before Hush stops encrypting to it (it comes back with
+/// its next message). Long enough for a holiday without the phone; short enough that a
+/// phone lost years ago does not keep getting keys.
+pub const DEFAULT_INACTIVE_AFTER: Duration = Duration::from_secs(90 * 24 * 3600);
+
+/// Longer device lists are refused or ignored (no real account has that many devices).
+pub const MAX_LISTED_DEVICES: usize = 128;
+
+/// What the account is doing, as far as the rules care.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Phase {
+    /// Reading live traffic: key exchanges are answered at once, used prekeys retired at once.
+    Live,
+    /// Reading the archive: answers and prekey retirement wait for the end of the catch-up.
+    CatchingUp,
+}
+
+/// A device owed an empty message: the answer to its key exchange, or a heartbeat.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Owed {
+    /// The suite of the session.
+    pub suite: Suite,
+    /// The device's owner.
+    pub jid: String,
+    /// The device.
+    pub device: u32,
+}
+
+/// The rules of one account. Holds this device's keys (as stored) and what the rules remember
+/// between steps; everything else is read from the store handed to each step.
+#[derive(Debug)]
+pub struct Engine {
+    jid: String,
+    local: LocalDevice,
+    phase: Phase,
+    owed: Vec<Owed>,
+    prekeys_used: bool,
+    strangers: strangers::StrangerLimits,
+    inactive_after: Duration,
+}
+
+impl Engine {
+    /// The engine of account `jid` whose device keys are `local` (as stored).
+    pub fn new(jid: &str, local: LocalDevice) -> Self {
+        Self {
+            jid: jid.to_owned(),
+            local,
+            phase: Phase::Live,
+            owed: Vec::new(),
+            prekeys_used: false,
+            strangers: strangers::StrangerLimits::default(),
+            inactive_after: DEFAULT_INACTIVE_AFTER,
+        }
+    }
+
+    /// Our bare JID.
+    pub fn jid(&self) -> &str {
+        &self.jid
+    }
+
+    /// This device's id.
+    pub fn device_id(&self) -> u32 {
+        self.local.device_id()
+    }
+
+    /// This device's keys, as the engine uses them.
+    pub fn device(&self) -> &LocalDevice {
+        &self.local
+    }
+
+    /// Takes the device keys as stored again (after a prekey refill or rotation).
+    pub fn set_device(&mut self, local: LocalDevice) {
+        self.local = local;
+    }
+
+    /// Leaves devices not heard from for `after` out of new messages.
+    pub fn set_inactive_after(&mut self, after: Duration) {
+        self.inactive_after = after;
+    }
+
+    /// The current phase.
+    pub fn phase(&self) -> Phase {
+        self.phase
+    }
+
+    /// An archive catch-up starts: answers and prekey retirement wait for its end.
+    pub fn begin_catch_up(&mut self) {
+        self.phase = Phase::CatchingUp;
+    }
+
+    /// The catch-up is over (or stopped): back to live rules.
+    pub fn end_catch_up(&mut self) {
+        self.phase = Phase::Live;
+    }
+
+    /// Whether one-time prekeys were used since they were last retired, and retiring them is
+    /// due now (never during a catch-up: the archive may still hold messages built on them).
+    pub fn prekeys_to_retire(&self) -> bool {
+        self.prekeys_used && self.phase == Phase::Live
+    }
+
+    /// The used prekeys were retired (and the bundle republished).
+    pub fn prekeys_retired(&mut self) {
+        self.prekeys_used = false;
+    }
+
+    /// The next device owed an empty message, when answering is due (never during a
+    /// catch-up). Call [`Engine::answered`] once it was sent.
+    pub fn next_owed(&self) -> Option<&Owed> {
+        (self.phase == Phase::Live)
+            .then(|| self.owed.first())
+            .flatten()
+    }
+
+    /// The empty message to `owed` went out (or is no longer possible).
+    pub fn answered(&mut self, owed: &Owed) {
+        self.owed.retain(|o| o != owed);
+    }
+
+    fn owe(&mut self, owed: Owed) {
+        if !self.owed.contains(&owed) {
+            self.owed.push(owed);
+        }
+    }
+}

@@ -1,0 +1,489 @@
+//! One incoming message, from classification to what the user sees.
+//!
+//! [`Engine::receive`] reads the store and decides; it returns a [`ReceiveStep`] whose
+//! transaction the shell commits, then hands the commit's verdict to [`Engine::settle`], which
+//! says what to show. Only then do the step's consequences (an empty answer owed, a used
+//! prekey to retire) count: a message the store found to be a copy changes nothing.
+//!
+//! Decryption errors are never answered with a new session (XEP-0384 forbids it); the failure
+//! is stored and shown, naming `hush session reset`.
+
+use hush_proto::policy::{Authentication, Properties};
+use hush_proto::{sce, EncryptedElement, IdentityKey, ProtoError, Suite};
+use hush_store::{
+    Commit, Committed, ConversationChange, MessageIds, NewKey, Outcome, Store, Transaction, Trust,
+};
+use rand_core::CryptoRng;
+
+use crate::strangers::{self, Verdict};
+use crate::{Delivery, Engine, Owed, Result};
+
+/// What a message carries.
+#[derive(Debug, Clone)]
+pub enum InboundPayload {
+    /// An OMEMO `<encrypted/>` element, or why it could not be read.
+    Omemo(core::result::Result<EncryptedElement, ProtoError>),
+    /// A body in clear (no `<encrypted/>` at all).
+    Plain(String),
+}
+
+/// A chat message the shell found in a stanza (already checked to come from where it says:
+/// Carbons and archive results only from our own account).
+#[derive(Debug, Clone)]
+pub struct Inbound {
+    /// Who sent it (bare JID); our own JID for copies of what our other devices sent.
+    pub sender: String,
+    /// The conversation it belongs to (the contact's bare JID).
+    pub peer: String,
+    /// What it carries.
+    pub payload: InboundPayload,
+    /// XEP-0359 / MAM ids, to recognise copies.
+    pub ids: MessageIds,
+    /// When our server says it was sent (unix seconds), if it says so.
+    pub sent_at: Option<u64>,
+}
+
+/// The engine's decision on one incoming message: the transaction to commit, and what follows
+/// once it is committed (see [`Engine::settle`]).
+#[derive(Debug)]
+#[must_use = "commit the transaction, then settle the step"]
+pub struct ReceiveStep {
+    /// Everything the message writes: committed in one go, before anything else happens.
+    pub transaction: Transaction,
+    after: After,
+}
+
+impl ReceiveStep {
+    /// The transaction, and what to hand [`Engine::settle`] after committing it.
+    pub fn into_parts(self) -> (Transaction, After) {
+        (self.transaction, self.after)
+    }
+
+    fn nothing() -> Self {
+        Self {
+            transaction: Transaction::default(),
+            after: After::default(),
+        }
+    }
+}
+
+/// What a receive step leads to once its transaction is committed.
+#[derive(Debug, Default)]
+pub struct After {
+    delivery: Option<Delivery>,
+    owed: Option<Owed>,
+    used_prekey: bool,
+}
+
+impl Engine {
+    /// Decides what one incoming message does. Exact copies (known ids or content, of an
+    /// authenticated message), blocked senders and our own reflected messages give an empty
+    /// step; everything else gives a transaction with the message's record — decrypted, failed
+    /// (stored and shown loudly) or in clear (flagged).
+    pub fn receive<S: Store + ?Sized, R: CryptoRng + ?Sized>(
+        &mut self,
+        store: &S,
+        inbound: Inbound,
+        now: u64,
+        rng: &mut R,
+    ) -> Result<ReceiveStep> {
+        let Inbound {
+            sender,
+            peer,
+            payload,
+            mut ids,
+            sent_at,
+        } = inbound;
+        // History shows when the message was sent, as our server says, but never a time in
+        // the future.
+        let at = sent_at.map_or(now, |t| t.min(now));
+        // An exact copy of an encrypted message is recognised by its content even when it
+        // carries new stanza ids (or none): a replay is skipped silently only if the message
+        // it copies was authenticated (see `Store::is_known`).
+        if let InboundPayload::Omemo(Ok(el)) = &payload {
+            ids.digest = el.content_digest(&self.jid, self.device_id());
+        }
+        if store.is_known(&sender, &ids)? {
+            return Ok(ReceiveStep::nothing());
+        }
+        // The sender's record says whether it is blocked, and whether it is a stranger: a JID
+        // we never wrote to, whose new sessions are rate-limited (sessions it opened itself do
+        // not make it a contact, or a flood would promote itself).
+        let sender_record = store.conversation(&sender)?;
+        let own = sender == self.jid;
+        let stranger = !own && !sender_record.contact;
+        if !own && sender_record.blocked {
+            log::info!("ignored a message from {sender}, whom you blocked");
+            return Ok(ReceiveStep::nothing());
+        }
+        let mut step = ReceiveStep::nothing();
+        if own && peer != self.jid {
+            // A copy of what another device of ours sent: we wrote to that contact.
+            step.transaction
+                .conversations
+                .push((peer.clone(), ConversationChange::Contact));
+        }
+        let message = Message {
+            sender,
+            peer,
+            ids,
+            at,
+        };
+        let encrypted = match payload {
+            InboundPayload::Omemo(e) => e,
+            InboundPayload::Plain(body) => {
+                self.plaintext(store, &message, body, &mut step)?;
+                return Ok(step);
+            }
+        };
+        self.encrypted(store, message, encrypted, stranger, now, rng, step)
+    }
+
+    /// Completes a receive step after its transaction was committed: what to show the user,
+    /// if anything. A message the store found to be a copy shows nothing and changes nothing.
+    pub fn settle(&mut self, after: After, committed: &Committed) -> Option<Delivery> {
+        if committed.received.first() == Some(&Commit::Duplicate) {
+            return None;
+        }
+        if after.used_prekey {
+            self.prekeys_used = true;
+        }
+        if let Some(owed) = after.owed {
+            self.owe(owed);
+        }
+        after.delivery
+    }
+
+    /// A message that came in clear: stored and shown as unencrypted, with a warning when the
+    /// conversation was encrypted until now (a peer or a server downgrading it).
+    fn plaintext<S: Store + ?Sized>(
+        &self,
+        store: &S,
+        m: &Message,
+        body: String,
+        step: &mut ReceiveStep,
+    ) -> Result<()> {
+        let conversation = store.conversation(&m.peer)?;
+        let warning = conversation.policy.plaintext_is_a_downgrade().then(|| {
+            format!(
+                "UNENCRYPTED: this message from {} came in clear, in a conversation that \
+                 was encrypted until now; the servers on the way could read or change it",
+                m.sender
+            )
+        });
+        step.transaction.received.push(m.record(
+            0,
+            Suite::Omemo2,
+            Outcome::Plaintext {
+                body: body.clone().into_bytes(),
+            },
+        ));
+        step.after.delivery = Some(Delivery {
+            from: m.sender.clone(),
+            device: 0,
+            suite: None,
+            body: Some(body),
+            error: None,
+            trust: None,
+            properties: Properties::PLAINTEXT,
+            warning,
+        });
+        Ok(())
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn encrypted<S: Store + ?Sized, R: CryptoRng + ?Sized>(
+        &mut self,
+        store: &S,
+        m: Message,
+        encrypted: core::result::Result<EncryptedElement, ProtoError>,
+        stranger: bool,
+        now: u64,
+        rng: &mut R,
+        mut step: ReceiveStep,
+    ) -> Result<ReceiveStep> {
+        let (suite, sid, has_payload) = match &encrypted {
+            Ok(el) => (el.suite, el.sid, el.payload.is_some()),
+            Err(_) => (Suite::Omemo2, 0, true),
+        };
+        if m.sender == self.jid && sid == self.device_id() {
+            return Ok(ReceiveStep::nothing()); // our own message, reflected
+        }
+        let key = hush_store::SessionKey::new(suite, &m.sender, sid);
+        let existing = store.session(&key)?;
+        let result = encrypted.and_then(|el| {
+            let o = self
+                .local
+                .open(&el, &self.jid, &m.sender, existing.as_ref(), rng)?;
+            let body = match (&o.payload, suite) {
+                (None, _) => None,
+                (Some(p), Suite::Omemo2) => {
+                    // The envelope must name the real sender and the conversation's addressee.
+                    let to = if m.sender == self.jid {
+                        m.peer.as_str()
+                    } else {
+                        self.jid.as_str()
+                    };
+                    let env = sce::open(
+                        p,
+                        sce::Expect {
+                            from: &m.sender,
+                            to,
+                            require_to: false,
+                        },
+                    )?;
+                    Some(
+                        env.content
+                            .iter()
+                            .filter(|c| c.name() == "body")
+                            .map(|c| c.text())
+                            .collect::<String>(),
+                    )
+                }
+                (Some(p), _) => Some(String::from_utf8_lossy(p).into_owned()),
+            };
+            Ok((o, body))
+        });
+        let (o, body) = match result {
+            Ok(opened) => opened,
+            // An empty message (a key-exchange answer or heartbeat) carries no content, so
+            // none is lost: one that does not decrypt — between two other devices, or from a
+            // session replaced since it was sent (after `session reset`) — is only logged. A
+            // broken session still shows on the next message with content.
+            Err(e) if !has_payload => {
+                log::info!(
+                    "ignored an empty OMEMO message from device {sid} of {} that did not \
+                     decrypt: {e}",
+                    m.sender
+                );
+                return Ok(ReceiveStep::nothing());
+            }
+            Err(e) => {
+                // A stranger's failures are budgeted like its new sessions: junk cannot fill
+                // the history.
+                if stranger {
+                    if let Some(over) = self.over_stranger_limit(&m, sid, suite, now) {
+                        return Ok(over);
+                    }
+                }
+                let reason = format!(
+                    "could not decrypt a message from device {sid} of {}: {e}. If this repeats, \
+                     run `hush session reset {} {sid}`",
+                    m.sender, m.sender
+                );
+                return Ok(m.failed(step, sid, suite, reason));
+            }
+        };
+        if o.new_state {
+            // A new session from a stranger costs a prekey and storage: budgeted. Nothing is
+            // committed when over the limit, so the prekey stays unused.
+            if stranger {
+                if let Some(over) = self.over_stranger_limit(&m, sid, suite, now) {
+                    return Ok(over);
+                }
+            }
+            // A key exchange for a device we already hold a session with, under another
+            // identity key, is not taken: XEP-0384 leaves replacing a session to the user, and
+            // the server could otherwise swap a verified key for its own.
+            if o.identity_changed {
+                let reason = format!(
+                    "device {sid} of {} sent a key exchange with a DIFFERENT identity key \
+                     ({}); it was not accepted and the old session stays. If {} really \
+                     reinstalled, verify the new fingerprint, then run `hush session reset \
+                     {} {sid}`",
+                    m.sender,
+                    o.sender_identity.fingerprint(),
+                    m.sender,
+                    m.sender
+                );
+                return Ok(m.failed(step, sid, suite, reason));
+            }
+        }
+        let trust = note_identity(store, &m.sender, &o.sender_identity, m.at, &mut step)?;
+        let heartbeat = o.session.needs_heartbeat();
+        if o.was_key_exchange || heartbeat {
+            // XEP-0384: answer a key exchange with an empty message so the peer stops sending
+            // it, and send a heartbeat after many unanswered messages.
+            step.after.owed = Some(Owed {
+                suite,
+                jid: m.sender.clone(),
+                device: sid,
+            });
+        }
+        step.after.used_prekey = o.consumed_prekey.is_some();
+        step.transaction.received.push(m.record(
+            sid,
+            suite,
+            Outcome::Decrypted {
+                session: Box::new(o.session),
+                body: body.as_ref().map(|b| b.as_bytes().to_vec()),
+                consumed_prekey: o.consumed_prekey,
+            },
+        ));
+        let Some(body) = body else {
+            return Ok(step);
+        };
+        let conversation = store.conversation(&m.peer)?;
+        if !conversation.policy.encrypted {
+            step.transaction
+                .conversations
+                .push((m.peer.clone(), ConversationChange::Encrypted));
+        }
+        let sender = &m.sender;
+        let warning = if trust == Trust::Distrusted {
+            Some(format!(
+                "from device {sid} of {sender}, whose key you DISTRUSTED; it may not be {sender}"
+            ))
+        } else if trust == Trust::Undecided {
+            Some(format!(
+                "from device {sid} of {sender}, a NEW device you have not verified, although you \
+                 verified others of {sender}; compare fingerprints before trusting it"
+            ))
+        } else if conversation.policy.min_auth == Authentication::Strong && trust != Trust::Verified
+        {
+            Some(format!(
+                "from device {sid} of {sender}, which is NOT VERIFIED, in a conversation that \
+                 requires verified devices; it may not be {sender}"
+            ))
+        } else {
+            None
+        };
+        let authentication = if trust == Trust::Verified {
+            Authentication::Strong
+        } else {
+            Authentication::Weak
+        };
+        step.after.delivery = Some(Delivery {
+            from: m.sender.clone(),
+            device: sid,
+            suite: Some(suite),
+            body: Some(body),
+            error: None,
+            trust: Some(trust),
+            properties: Properties::omemo(authentication),
+            warning,
+        });
+        Ok(step)
+    }
+
+    /// Spends one unit of a stranger's budget. `None`: go ahead. `Some(step)`: over the
+    /// limit; the step stores a visible notice the first time in a window, then nothing.
+    fn over_stranger_limit(
+        &mut self,
+        m: &Message,
+        sid: u32,
+        suite: Suite,
+        now: u64,
+    ) -> Option<ReceiveStep> {
+        match self.strangers.check(&m.sender, now) {
+            Verdict::Allow => None,
+            Verdict::Reject => Some(ReceiveStep::nothing()),
+            Verdict::RejectAndNotify => {
+                let sender = &m.sender;
+                let reason = format!(
+                    "ignored messages and key exchanges from {sender}, whom you never wrote to: \
+                     the limit for strangers ({} new sessions or failures per sender, {} in \
+                     all, per hour) is reached. If you know them, write to them first; to stop \
+                     them, `hush config {sender} --blocked on`",
+                    strangers::PER_STRANGER,
+                    strangers::ALL_STRANGERS
+                );
+                Some(m.failed(ReceiveStep::nothing(), sid, suite, reason))
+            }
+        }
+    }
+}
+
+/// The trust of an identity key of `jid`; a key met for the first time gets its first trust
+/// written in the step's transaction. New keys are trusted blindly only *before*
+/// verification (BTBV): once the user verified any key of `jid`, a new one stays undecided
+/// until the user looks at it — it is what a server slipping in a device would produce.
+pub(crate) fn note_identity<S: Store + ?Sized>(
+    store: &S,
+    jid: &str,
+    identity: &IdentityKey,
+    at: u64,
+    step: &mut ReceiveStep,
+) -> Result<Trust> {
+    let (trust, new) = first_trust(store, jid, identity, &step.transaction.new_keys)?;
+    if new {
+        step.transaction.new_keys.push(NewKey {
+            jid: jid.to_owned(),
+            identity: *identity,
+            trust,
+            at,
+        });
+    }
+    Ok(trust)
+}
+
+/// The trust of `identity` of `jid` as stored, or as it would start (and `true`) when it is
+/// new — `pending` holds keys already met in the same step.
+pub(crate) fn first_trust<S: Store + ?Sized>(
+    store: &S,
+    jid: &str,
+    identity: &IdentityKey,
+    pending: &[NewKey],
+) -> Result<(Trust, bool)> {
+    if let Some(t) = store.trust(jid, identity)? {
+        return Ok((t, false));
+    }
+    if let Some(k) = pending
+        .iter()
+        .find(|k| k.jid == jid && k.identity == *identity)
+    {
+        return Ok((k.trust, false));
+    }
+    let trust = if store.has_verified_key(jid)? {
+        Trust::Undecided
+    } else {
+        Trust::Blind
+    };
+    Ok((trust, true))
+}
+
+/// The facts of one incoming message the records are made of.
+struct Message {
+    sender: String,
+    peer: String,
+    ids: MessageIds,
+    at: u64,
+}
+
+impl Message {
+    fn record(&self, sid: u32, suite: Suite, outcome: Outcome) -> hush_store::Received {
+        hush_store::Received {
+            ids: self.ids.clone(),
+            peer: self.peer.clone(),
+            sender: self.sender.clone(),
+            sender_device: sid,
+            suite,
+            at: self.at,
+            outcome,
+        }
+    }
+
+    /// A step storing a message that could not be read, and showing it — unless the store
+    /// finds the same message already failed (an archived copy of it): it was shown then.
+    fn failed(&self, mut step: ReceiveStep, sid: u32, suite: Suite, reason: String) -> ReceiveStep {
+        step.transaction.received.push(self.record(
+            sid,
+            suite,
+            Outcome::Failed {
+                reason: reason.clone(),
+            },
+        ));
+        step.after.delivery = Some(Delivery {
+            from: self.sender.clone(),
+            device: sid,
+            suite: Some(suite),
+            body: None,
+            error: Some(reason),
+            trust: None,
+            // Nothing was read, so nothing can be claimed about it.
+            properties: Properties::PLAINTEXT,
+            warning: None,
+        });
+        step
+    }
+}

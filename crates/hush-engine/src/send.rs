@@ -1,0 +1,529 @@
+//! One outgoing message: which devices can read it, what the policy allows, and the element
+//! and transaction that send it.
+//!
+//! A send takes three steps, the shell fetching in between:
+//! 1. [`Engine::route`]: in clear (only on the user's request or an off switch) or encrypted.
+//! 2. [`Engine::plan_send`], given the device lists the shell fetched: which devices to
+//!    encrypt for, which are left out as inactive, and which bundles to fetch (devices with no
+//!    session yet).
+//! 3. [`Engine::prepare_send`], given those bundles: the send policy's decision over every
+//!    possible reader, the sealed element, and one transaction with the advanced sessions, the
+//!    history and outbox entry, the keys met for the first time, the device lists and the
+//!    conversation's new floor. A refused send returns an error and no transaction: the store
+//!    stays exactly as it was.
+
+use hush_proto::policy::{self, Decision, KeyTrust, Properties, Reader};
+use hush_proto::{sce, seal, Bundle, EncryptedElement, Recipient, Session, Suite};
+use hush_store::{
+    ConversationChange, DeviceListUpdate, MessageIds, Outgoing, SessionKey, Store, Transaction,
+};
+use rand_core::CryptoRng;
+
+use crate::receive::first_trust;
+use crate::{Engine, EngineError, Owed, Result, SendOptions, SendReport, MAX_LISTED_DEVICES};
+
+/// How a message goes out.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Route {
+    /// In clear: the user asked (`--plaintext`) or switched encryption off.
+    InClear,
+    /// Encrypted, for the devices the plan finds.
+    Encrypted,
+}
+
+/// What goes on the wire.
+#[derive(Debug, Clone)]
+pub enum Wire {
+    /// An OMEMO element.
+    Encrypted(EncryptedElement),
+    /// A body in clear.
+    InClear(String),
+}
+
+/// A message ready to go: commit `transaction`, then transmit `wire` to `to` with
+/// `origin_id`, then mark the outbox entry sent.
+#[derive(Debug)]
+#[must_use = "commit the transaction, then transmit"]
+pub struct Prepared {
+    /// Everything the send writes.
+    pub transaction: Transaction,
+    /// The addressee.
+    pub to: String,
+    /// What to transmit.
+    pub wire: Wire,
+    /// The XEP-0359 origin id to send it with.
+    pub origin_id: String,
+    /// What the user is told.
+    pub report: SendReport,
+}
+
+/// The devices one encrypted send is for, decided from the device lists (step 2).
+#[derive(Debug, Clone)]
+pub struct SendPlan {
+    to: String,
+    suite: Suite,
+    /// `(jid, device, is the addressee's)`, the addressee's devices first.
+    devices: Vec<(String, u32, bool)>,
+    /// Left out as inactive, with why.
+    inactive: Vec<((String, u32), String)>,
+    device_lists: Vec<DeviceListUpdate>,
+    /// Devices to encrypt for that have no session yet: fetch their bundles (in
+    /// [`SendPlan::suite`]) and hand them to [`Engine::prepare_send`].
+    pub bundles_needed: Vec<(String, u32)>,
+}
+
+impl SendPlan {
+    /// The suite of the message.
+    pub fn suite(&self) -> Suite {
+        self.suite
+    }
+}
+
+/// A bundle the shell fetched, or why it could not.
+pub type Fetched = core::result::Result<Bundle, String>;
+
+impl Engine {
+    /// Step 1: whether a message to `to` goes in clear (only as the user asked) or encrypted.
+    pub fn route<S: Store + ?Sized>(
+        &self,
+        store: &S,
+        to: &str,
+        options: SendOptions,
+    ) -> Result<Route> {
+        let conversation = store.conversation(to)?;
+        if !(options.plaintext || options.global_off || conversation.policy.off) {
+            return Ok(Route::Encrypted);
+        }
+        match policy::decide(
+            &conversation.policy,
+            options.global_off,
+            options.plaintext,
+            &[],
+        ) {
+            Decision::Plaintext { .. } => Ok(Route::InClear),
+            Decision::Refuse { missing } => Err(EngineError::NotSent {
+                jid: to.to_owned(),
+                missing,
+                why: String::new(),
+            }),
+            Decision::Encrypt { .. } => Err(EngineError::NotSent {
+                jid: to.to_owned(),
+                missing: "a decision (the policy had no readers to encrypt for)".into(),
+                why: String::new(),
+            }),
+        }
+    }
+
+    /// A message in clear — only reached on the user's explicit request (see
+    /// [`Engine::route`]).
+    pub fn prepare_in_clear<R: CryptoRng + ?Sized>(
+        &self,
+        to: &str,
+        text: &str,
+        now: u64,
+        rng: &mut R,
+    ) -> Prepared {
+        let (origin_id, outgoing) =
+            self.outgoing(to, text, None, text.as_bytes().to_vec(), now, rng);
+        Prepared {
+            transaction: Transaction {
+                conversations: vec![(to.to_owned(), ConversationChange::Contact)],
+                outgoing: Some((Vec::new(), outgoing)),
+                ..Transaction::default()
+            },
+            to: to.to_owned(),
+            wire: Wire::InClear(text.to_owned()),
+            origin_id,
+            report: SendReport {
+                suite: None,
+                devices: Vec::new(),
+                skipped: Vec::new(),
+                properties: Properties::PLAINTEXT,
+                new_keys: Vec::new(),
+            },
+        }
+    }
+
+    /// Step 2: plans an encrypted send to `to` from the device lists the shell fetched: the
+    /// addressee's (`their`: the first suite, in [`Suite::ALL`] order, with a non-empty list)
+    /// and ours in the same suite (`own`, if it could be read).
+    pub fn plan_send<S: Store + ?Sized>(
+        &self,
+        store: &S,
+        to: &str,
+        their: Option<(Suite, Vec<u32>)>,
+        own: Option<Vec<u32>>,
+        now: u64,
+    ) -> Result<SendPlan> {
+        let mut device_lists = Vec::new();
+        let (suite, their) = match their {
+            Some((_, list)) if list.len() > MAX_LISTED_DEVICES => {
+                return Err(EngineError::DeviceListTooLong {
+                    jid: to.to_owned(),
+                    count: list.len(),
+                })
+            }
+            Some((suite, list)) => {
+                self.refuse_downgrade(store, to, suite)?;
+                device_lists.push(DeviceListUpdate {
+                    suite,
+                    jid: to.to_owned(),
+                    devices: list.clone(),
+                    at: now,
+                });
+                (suite, list)
+            }
+            None => (Suite::Omemo2, Vec::new()),
+        };
+        let mut own = own.unwrap_or_default();
+        if own.len() > MAX_LISTED_DEVICES {
+            return Err(EngineError::DeviceListTooLong {
+                jid: self.jid.clone(),
+                count: own.len(),
+            });
+        }
+        if !own.is_empty() {
+            device_lists.push(DeviceListUpdate {
+                suite,
+                jid: self.jid.clone(),
+                devices: own.clone(),
+                at: now,
+            });
+        }
+        own.retain(|id| *id != self.device_id());
+        let devices: Vec<(String, u32, bool)> = their
+            .iter()
+            .map(|d| (to.to_owned(), *d, true))
+            .chain(own.iter().map(|d| (self.jid.clone(), *d, false)))
+            .collect();
+        // Devices silent for too long are left out — except that when every device of the
+        // addressee is silent, leaving them all out would make the addressee unreachable:
+        // inactivity then excludes none of the addressee's devices.
+        let mut inactive = Vec::new();
+        for (jid, device, _) in &devices {
+            if let Some(why) = self.inactive(store, suite, jid, *device, now)? {
+                inactive.push(((jid.clone(), *device), why));
+            }
+        }
+        let all_theirs_inactive = their
+            .iter()
+            .all(|d| inactive.iter().any(|((j, id), _)| j == to && id == d));
+        if all_theirs_inactive {
+            inactive.retain(|((j, _), _)| j != to);
+        }
+        let mut bundles_needed = Vec::new();
+        for (jid, device, _) in &devices {
+            let left_out = inactive.iter().any(|((j, d), _)| j == jid && d == device);
+            let key = SessionKey::new(suite, jid, *device);
+            if !left_out && store.session(&key)?.is_none() {
+                bundles_needed.push((jid.clone(), *device));
+            }
+        }
+        Ok(SendPlan {
+            to: to.to_owned(),
+            suite,
+            devices,
+            inactive,
+            device_lists,
+            bundles_needed,
+        })
+    }
+
+    /// Step 3: decides and seals. `bundles` answers the plan's `bundles_needed` (a missing
+    /// answer counts as "no bundle").
+    pub fn prepare_send<S: Store + ?Sized, R: CryptoRng + ?Sized>(
+        &self,
+        store: &S,
+        plan: SendPlan,
+        text: &str,
+        bundles: Vec<((String, u32), Fetched)>,
+        now: u64,
+        rng: &mut R,
+    ) -> Result<Prepared> {
+        let SendPlan {
+            to,
+            suite,
+            devices,
+            inactive,
+            device_lists,
+            ..
+        } = plan;
+        let conversation = store.conversation(&to)?;
+        // The facts the policy decides on: every device that could read, its trust, and
+        // whether a session exists or can be built.
+        let mut readers = Vec::new();
+        let mut sessions: Vec<(String, u32, Session)> = Vec::new();
+        let mut reasons: Vec<((String, u32), String)> = inactive;
+        let mut new_keys = Vec::new();
+        let mut report_keys: Vec<(String, u32, String)> = Vec::new();
+        let mut bundles = bundles;
+        for (jid, device, peer) in devices {
+            let mut reader = Reader {
+                jid: jid.clone(),
+                device,
+                trust: None,
+                usable: false,
+                peer,
+            };
+            if reasons.iter().any(|((j, d), _)| *j == jid && *d == device) {
+                readers.push(reader);
+                continue;
+            }
+            let stored = store.session(&SessionKey::new(suite, &jid, device))?;
+            let session = match stored {
+                Some(s) => Ok(s),
+                None => {
+                    let fetched = bundles
+                        .iter()
+                        .position(|((j, d), _)| *j == jid && *d == device)
+                        .map(|i| bundles.swap_remove(i).1)
+                        .unwrap_or_else(|| Err("no bundle".to_owned()));
+                    fetched.and_then(|b| {
+                        Session::initiate(self.local.identity(), &b, rng).map_err(|e| e.to_string())
+                    })
+                }
+            };
+            match session {
+                Ok(session) => {
+                    let (trust, new) =
+                        first_trust(store, &jid, session.peer_identity(), &new_keys)?;
+                    if new {
+                        new_keys.push(hush_store::NewKey {
+                            jid: jid.clone(),
+                            identity: *session.peer_identity(),
+                            trust,
+                            at: now,
+                        });
+                        report_keys.push((
+                            jid.clone(),
+                            device,
+                            session.peer_identity().fingerprint(),
+                        ));
+                    }
+                    reader.trust = Some(trust.into());
+                    reader.usable = true;
+                    sessions.push((jid, device, session));
+                }
+                Err(why) => reasons.push(((jid, device), why)),
+            }
+            readers.push(reader);
+        }
+        let reason = |jid: &str, device: u32, fallback: &policy::LeftOut| {
+            reasons
+                .iter()
+                .find(|((j, d), _)| j == jid && *d == device)
+                .map(|(_, w)| w.clone())
+                .unwrap_or_else(|| fallback.to_string())
+        };
+        // The send's own settings are not the conversation's: a global off switch was handled
+        // by `route`, so only the conversation's policy decides here.
+        let (chosen, left_out, properties) =
+            match policy::decide(&conversation.policy, false, false, &readers) {
+                Decision::Encrypt {
+                    to: chosen,
+                    left_out,
+                    properties,
+                } => (chosen, left_out, properties),
+                Decision::Refuse { missing } => {
+                    let why: Vec<String> = readers
+                        .iter()
+                        .filter(|r| r.peer)
+                        .map(|r| {
+                            let w = match (r.usable, r.trust) {
+                                (true, Some(KeyTrust::Verified)) => "verified".to_owned(),
+                                (true, Some(KeyTrust::Blind)) => "not verified".to_owned(),
+                                (true, Some(KeyTrust::Distrusted)) => "distrusted".to_owned(),
+                                _ => reason(&r.jid, r.device, &policy::LeftOut::Unusable),
+                            };
+                            format!("device {}: {w}", r.device)
+                        })
+                        .collect();
+                    return Err(EngineError::NotSent {
+                        jid: to,
+                        missing,
+                        why: why.join("; "),
+                    });
+                }
+                Decision::Plaintext { .. } => {
+                    return Err(EngineError::NotSent {
+                        jid: to,
+                        missing: "encryption (the policy chose plaintext nobody asked for)".into(),
+                        why: String::new(),
+                    })
+                }
+            };
+        let skipped: Vec<(String, u32, String)> = left_out
+            .iter()
+            .map(|(j, d, w)| (j.clone(), *d, reason(j, *d, w)))
+            .collect();
+        let mut targets: Vec<(String, u32, Session)> = sessions
+            .into_iter()
+            .filter(|(j, d, _)| chosen.iter().any(|(cj, cd)| cj == j && cd == d))
+            .collect();
+        let payload = match suite {
+            Suite::Omemo2 => sce::seal(&[sce::body(text)], &self.jid, &to, Some(now), rng)?,
+            _ => text.as_bytes().to_vec(),
+        };
+        let mut recipients: Vec<Recipient<'_>> = targets
+            .iter_mut()
+            .map(|(jid, device, session)| Recipient {
+                jid,
+                device_id: *device,
+                session,
+            })
+            .collect();
+        let element = seal(
+            suite,
+            self.device_id(),
+            Some(&payload),
+            &mut recipients,
+            rng,
+        )?;
+        drop(recipients);
+        let advanced: Vec<(SessionKey, Session)> = targets
+            .iter()
+            .map(|(j, d, s)| (SessionKey::new(suite, j, *d), s.clone()))
+            .collect();
+        let stanza = String::from(&element.to_element()).into_bytes();
+        let (origin_id, outgoing) = self.outgoing(&to, text, Some(suite), stanza, now, rng);
+        let devices = targets.iter().map(|(j, d, _)| (j.clone(), *d)).collect();
+        Ok(Prepared {
+            transaction: Transaction {
+                new_keys,
+                device_lists,
+                // What this send reached becomes the conversation's floor; and writing to
+                // someone makes them a contact.
+                conversations: vec![
+                    (to.clone(), ConversationChange::Reached(properties)),
+                    (to.clone(), ConversationChange::Contact),
+                ],
+                outgoing: Some((advanced, outgoing)),
+                ..Transaction::default()
+            },
+            to,
+            wire: Wire::Encrypted(element),
+            origin_id,
+            report: SendReport {
+                suite: Some(suite),
+                devices,
+                skipped,
+                properties,
+                new_keys: report_keys,
+            },
+        })
+    }
+
+    /// The empty message owed to a device (a key-exchange answer or heartbeat): the element,
+    /// and the transaction saving the session it advanced — commit it before transmitting.
+    /// `None` when there is no session with that device (any more).
+    pub fn prepare_empty<S: Store + ?Sized, R: CryptoRng + ?Sized>(
+        &self,
+        store: &S,
+        owed: &Owed,
+        rng: &mut R,
+    ) -> Result<Option<(Transaction, EncryptedElement, String)>> {
+        let key = SessionKey::new(owed.suite, &owed.jid, owed.device);
+        let Some(mut session) = store.session(&key)? else {
+            return Ok(None);
+        };
+        let element = seal(
+            owed.suite,
+            self.device_id(),
+            None,
+            &mut [Recipient {
+                jid: &owed.jid,
+                device_id: owed.device,
+                session: &mut session,
+            }],
+            rng,
+        )?;
+        let transaction = Transaction {
+            sessions: vec![(key, session)],
+            ..Transaction::default()
+        };
+        Ok(Some((transaction, element, origin_id(rng))))
+    }
+
+    /// Why a device is left out as inactive, if it is.
+    fn inactive<S: Store + ?Sized>(
+        &self,
+        store: &S,
+        suite: Suite,
+        jid: &str,
+        device: u32,
+        now: u64,
+    ) -> Result<Option<String>> {
+        let limit = self.inactive_after.as_secs();
+        Ok(store
+            .devices(suite, jid)?
+            .iter()
+            .find(|r| r.device_id == device)
+            .filter(|r| now.saturating_sub(r.last_seen) > limit)
+            .map(|r| {
+                format!(
+                    "inactive: not heard from for {} days (a message from it brings it back)",
+                    now.saturating_sub(r.last_seen) / 86_400
+                )
+            }))
+    }
+
+    /// Falling back to an older suite than one we talked with `jid` is refused: a server
+    /// hiding the omemo:2 list would otherwise downgrade the conversation silently (legacy has
+    /// no SCE envelope binding sender and addressee).
+    fn refuse_downgrade<S: Store + ?Sized>(
+        &self,
+        store: &S,
+        jid: &str,
+        suite: Suite,
+    ) -> Result<()> {
+        let rank = Suite::ALL.iter().position(|s| *s == suite).unwrap_or(0);
+        for better in &Suite::ALL[..rank] {
+            if !store.sessions_of(*better, jid)?.is_empty() {
+                return Err(EngineError::NotSent {
+                    jid: jid.to_owned(),
+                    missing: format!("their {better} device list"),
+                    why: format!(
+                        "it is gone although this conversation used {better}, and only {suite} is \
+                         left: a server may be downgrading it; if {jid} really moved to a client \
+                         without {better}, run `hush session reset {jid}`"
+                    ),
+                });
+            }
+        }
+        Ok(())
+    }
+
+    /// A new origin id and the outbox entry for `text` to `to`, sent in `suite` (`None`: in
+    /// clear) as the bytes `stanza`.
+    fn outgoing<R: CryptoRng + ?Sized>(
+        &self,
+        to: &str,
+        text: &str,
+        suite: Option<Suite>,
+        stanza: Vec<u8>,
+        now: u64,
+        rng: &mut R,
+    ) -> (String, Outgoing) {
+        let origin_id = origin_id(rng);
+        let outgoing = Outgoing {
+            ids: MessageIds {
+                origin_id: Some(origin_id.clone()),
+                ..Default::default()
+            },
+            peer: to.to_owned(),
+            sender: self.jid.clone(),
+            sender_device: self.device_id(),
+            suite: suite.unwrap_or(Suite::Omemo2),
+            at: now,
+            body: text.as_bytes().to_vec(),
+            encrypted: suite.is_some(),
+            stanza,
+        };
+        (origin_id, outgoing)
+    }
+}
+
+/// A fresh XEP-0359 origin id.
+fn origin_id<R: CryptoRng + ?Sized>(rng: &mut R) -> String {
+    format!("hush-{:016x}", rng.next_u64())
+}

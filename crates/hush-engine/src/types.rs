@@ -1,0 +1,53 @@
+//! What the engine reports to the user: deliveries and send reports.
+
+use hush_proto::policy::Properties;
+use hush_proto::Suite;
+use hush_store::Trust;
+
+/// What a send did.
+#[derive(Debug, Clone)]
+pub struct SendReport {
+    /// The suite used (OMEMO:2 when the contact announces it, legacy otherwise); `None` when
+    /// the user had it sent in clear.
+    pub suite: Option<Suite>,
+    /// The devices the message was encrypted for: `(jid, device id)`.
+    pub devices: Vec<(String, u32)>,
+    /// Devices left out, with why (no bundle, distrusted, not verified, inactive).
+    pub skipped: Vec<(String, u32, String)>,
+    /// What the message had.
+    pub properties: Properties,
+    /// Keys this send met for the first time — a contact's new device, or one the server
+    /// added to a device list: `(jid, device id, fingerprint)`. Whether each got the message
+    /// is in `devices` / `skipped`; the user should be told either way.
+    pub new_keys: Vec<(String, u32, String)>,
+}
+
+/// How one message may be sent, besides the conversation's own settings.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct SendOptions {
+    /// The user asked for this message to go in clear (`hush send --plaintext`).
+    pub plaintext: bool,
+    /// The user switched encryption off for every conversation.
+    pub global_off: bool,
+}
+
+/// A received message after it was committed to the store.
+#[derive(Debug, Clone)]
+pub struct Delivery {
+    /// The sender's bare JID.
+    pub from: String,
+    /// The sender's device id (0 for a message in clear).
+    pub device: u32,
+    /// The suite it came in; `None` for a message in clear.
+    pub suite: Option<Suite>,
+    /// The text, when it decrypted (or came in clear) and had a body.
+    pub body: Option<String>,
+    /// Why it did not decrypt, when it did not (also stored in history).
+    pub error: Option<String>,
+    /// The trust state of the sending device's key.
+    pub trust: Option<Trust>,
+    /// What this message really had.
+    pub properties: Properties,
+    /// A warning to show prominently (a message in clear in an encrypted conversation).
+    pub warning: Option<String>,
+}
