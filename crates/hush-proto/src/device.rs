@@ -1,5 +1,11 @@
 //! The local device: identity key, signed prekeys, one-time prekeys, and what it publishes.
 //!
+//! A used one-time prekey is *retired*: left out of the bundle at once, so no new sender picks
+//! it, but kept for a grace period ([`LocalDevice::forget_retired_prekeys`]). Every sender reads
+//! the same published bundle, so two of them can pick the same prekey before the bundle
+//! without it is out (XEP-0384 calls it the prekey race); deleting it at the first use would
+//! make the second sender's first message unreadable.
+//!
 //! One identity key serves every suite (the same fingerprint in OMEMO:2 and legacy). The signed
 //! prekey is signed once per suite encoding. Using a one-time prekey does *not* delete it here:
 //! [`Opened::consumed_prekey`](crate::message::Opened::consumed_prekey) tells the caller which
@@ -33,6 +39,8 @@ pub struct LocalDevice {
     signed_prekey: SignedPreKey,
     old_signed_prekey: Option<SignedPreKey>,
     prekeys: BTreeMap<u32, PreKey>,
+    /// Used prekeys, out of the bundle but still accepted, with when they were retired.
+    retired: BTreeMap<u32, (PreKey, u64)>,
     next_prekey_id: u32,
 }
 
@@ -89,6 +97,7 @@ impl LocalDevice {
             signed_prekey,
             old_signed_prekey: None,
             prekeys: BTreeMap::new(),
+            retired: BTreeMap::new(),
             next_prekey_id: 1,
         };
         device.refill_prekeys(prekeys, rng);
@@ -143,7 +152,7 @@ impl LocalDevice {
         while self.prekeys.len() < target {
             let id = self.next_prekey_id;
             self.next_prekey_id = next_id(id);
-            if self.prekeys.contains_key(&id) {
+            if self.prekeys.contains_key(&id) || self.retired.contains_key(&id) {
                 continue;
             }
             self.prekeys.insert(
@@ -161,6 +170,31 @@ impl LocalDevice {
     /// Deletes a used one-time prekey; returns whether it existed.
     pub fn remove_prekey(&mut self, id: u32) -> bool {
         self.prekeys.remove(&id).is_some()
+    }
+
+    /// Takes a used one-time prekey out of the bundle at `now` (unix seconds) but keeps it for
+    /// late key exchanges that picked it too, until [`LocalDevice::forget_retired_prekeys`].
+    /// Returns whether it was in the bundle.
+    pub fn retire_prekey(&mut self, id: u32, now: u64) -> bool {
+        match self.prekeys.remove(&id) {
+            Some(p) => {
+                self.retired.insert(id, (p, now));
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// Deletes the prekeys retired before `before` (unix seconds); returns how many.
+    pub fn forget_retired_prekeys(&mut self, before: u64) -> usize {
+        let n = self.retired.len();
+        self.retired.retain(|_, (_, at)| *at >= before);
+        n - self.retired.len()
+    }
+
+    /// How many retired prekeys are still held.
+    pub fn retired_prekey_count(&self) -> usize {
+        self.retired.len()
     }
 
     /// Replaces the signed prekey, keeping the previous one for late key exchanges.
@@ -192,6 +226,7 @@ impl LocalDevice {
     pub(crate) fn prekey_by_id(&self, id: u32) -> Result<&KeyPair> {
         self.prekeys
             .get(&id)
+            .or_else(|| self.retired.get(&id).map(|(p, _)| p))
             .map(|p| &p.pair)
             .ok_or(ProtoError::UnknownPreKey(id))
     }
@@ -217,6 +252,13 @@ impl LocalDevice {
                 .map(|p| p.pair.secret_bytes().to_vec())
                 .collect(),
             next_prekey_id: self.next_prekey_id,
+            retired_ids: self.retired.keys().copied().collect(),
+            retired_secrets: self
+                .retired
+                .values()
+                .map(|(p, _)| p.pair.secret_bytes().to_vec())
+                .collect(),
+            retired_at: self.retired.values().map(|(_, at)| *at).collect(),
         };
         Zeroizing::new(pb.encode_to_vec())
     }
@@ -255,12 +297,28 @@ impl LocalDevice {
                 },
             );
         }
+        if pb.retired_ids.len() != pb.retired_secrets.len()
+            || pb.retired_ids.len() != pb.retired_at.len()
+        {
+            return Err(bad("retired prekey records differ in number"));
+        }
+        let mut retired = BTreeMap::new();
+        for ((id, secret), at) in pb
+            .retired_ids
+            .iter()
+            .zip(&pb.retired_secrets)
+            .zip(&pb.retired_at)
+        {
+            let pair = KeyPair::from_secret(k32(secret)?);
+            retired.insert(*id, (PreKey { id: *id, pair }, *at));
+        }
         Ok(Self {
             device_id: check_id(pb.device_id as u64)?,
             identity: IdentityKeyPair::from_secret(k32(&pb.identity)?),
             signed_prekey: spk(pb.signed_prekey.as_ref().ok_or(bad("no signed prekey"))?)?,
             old_signed_prekey: pb.old_signed_prekey.as_ref().map(spk).transpose()?,
             prekeys,
+            retired,
             next_prekey_id: pb.next_prekey_id.max(1),
         })
     }
@@ -302,11 +360,18 @@ struct PbDevice {
     prekey_secrets: Vec<Vec<u8>>,
     #[prost(uint32, tag = "7")]
     next_prekey_id: u32,
+    #[prost(uint32, repeated, tag = "8")]
+    retired_ids: Vec<u32>,
+    #[prost(bytes = "vec", repeated, tag = "9")]
+    retired_secrets: Vec<Vec<u8>>,
+    #[prost(uint64, repeated, tag = "10")]
+    retired_at: Vec<u64>,
 }
 
 impl Drop for PbDevice {
     fn drop(&mut self) {
         self.identity.zeroize();
         self.prekey_secrets.zeroize();
+        self.retired_secrets.zeroize();
     }
 }

@@ -259,7 +259,10 @@ fn message_without_session_and_unknown_prekey() {
                 device: 11
             }
         );
-        // The prekey of the first exchange is gone: replaying it cannot build a session.
+        // Once the prekey of the first exchange is forgotten (after its grace period, during
+        // which an exact replay is recognised by its content digest above this layer),
+        // replaying it cannot build a session.
+        assert_eq!(bob.device.forget_retired_prekeys(1), 1);
         assert!(matches!(
             bob.receive("alice@example.org", &first),
             Err(ProtoError::UnknownPreKey(_))
@@ -417,4 +420,58 @@ fn a_late_message_whose_key_was_evicted_is_an_error_not_a_duplicate() {
         b"1",
         "a late message whose key is still kept reads"
     );
+}
+
+/// The prekey race: two senders pick the same one-time prekey from the same published bundle.
+/// The receiver retires it after the first key exchange (out of the bundle at once), and the
+/// second sender's key exchange still builds its session.
+#[test]
+fn two_senders_with_the_same_prekey_both_get_sessions() {
+    for suite in Suite::ALL {
+        let mut bob = Party::new("bob@example.net", 22, 2);
+        let bundle_xml = String::from(&bob.device.bundle(suite).to_element());
+        let mut only_one =
+            hush_proto::Bundle::from_element(&bundle_xml.parse().unwrap(), 22).unwrap();
+        only_one.prekeys.truncate(1);
+        let mut senders: Vec<Party> = [("alice@example.org", 11), ("carol@example.com", 33)]
+            .into_iter()
+            .enumerate()
+            .map(|(i, (jid, id))| {
+                let mut p = Party::new(jid, id, 10 + i as u64);
+                let s = Session::initiate(p.device.identity(), &only_one, &mut p.rng).unwrap();
+                p.sessions.insert(("bob@example.net".into(), 22), s);
+                p
+            })
+            .collect();
+        let first = senders[0].send(suite, &[("bob@example.net", 22)], Some(b"first"));
+        let second = senders[1].send(suite, &[("bob@example.net", 22)], Some(b"second"));
+        // Receiving retires the used prekey (see `Party::receive`): out of the bundle at once.
+        let used = bob
+            .receive("alice@example.org", &first)
+            .unwrap()
+            .consumed_prekey
+            .unwrap();
+        assert!(bob
+            .device
+            .bundle(suite)
+            .prekeys
+            .iter()
+            .all(|(id, _)| *id != used));
+        assert_eq!(
+            bob.receive_text("carol@example.com", &second).unwrap(),
+            b"second"
+        );
+        // Past its grace the retired prekey is gone for good.
+        assert_eq!(bob.device.forget_retired_prekeys(1), 1);
+        let third = {
+            let mut late = Party::new("dave@example.net", 44, 20);
+            let s = Session::initiate(late.device.identity(), &only_one, &mut late.rng).unwrap();
+            late.sessions.insert(("bob@example.net".into(), 22), s);
+            late.send(suite, &[("bob@example.net", 22)], Some(b"too late"))
+        };
+        assert_eq!(
+            bob.receive("dave@example.net", &third).unwrap_err(),
+            ProtoError::UnknownPreKey(used)
+        );
+    }
 }

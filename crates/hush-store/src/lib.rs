@@ -136,21 +136,31 @@ pub trait Store {
     fn set_conversation(&mut self, jid: &str, record: &ConversationRecord) -> Result<()>;
 }
 
-/// After MAM catch-up: deletes the one-time prekeys key exchanges used, refills the pool to
-/// `target` and saves the device. Returns how many prekeys were added; if more than zero,
-/// republish the bundle.
+/// How long a used one-time prekey is still accepted after it left the bundle: a sender that
+/// read the bundle before (the prekey race), or whose message took a while, can still start a
+/// session. Three days cover a weekend offline.
+pub const PREKEY_GRACE: u64 = 3 * 86_400;
+
+/// After MAM catch-up (or a key exchange outside one): takes the one-time prekeys key
+/// exchanges used out of the bundle (kept for [`PREKEY_GRACE`]), deletes those retired longer
+/// ago, refills the pool to `target` and saves the device. Returns how many prekeys were
+/// added; republish the bundle when anything changed.
 pub fn finish_catch_up<S: Store + ?Sized, R: CryptoRng + ?Sized>(
     store: &mut S,
     target: usize,
+    now: u64,
     rng: &mut R,
 ) -> Result<usize> {
     let mut account = store.account()?.ok_or(StoreError::NoAccount)?;
     let used = store.used_prekeys()?;
     for id in &used {
-        account.device.remove_prekey(*id);
+        account.device.retire_prekey(*id, now);
     }
+    let forgotten = account
+        .device
+        .forget_retired_prekeys(now.saturating_sub(PREKEY_GRACE));
     let added = account.device.refill_prekeys(target, rng);
-    if used.is_empty() && added == 0 {
+    if used.is_empty() && added == 0 && forgotten == 0 {
         return Ok(0);
     }
     store.retire_prekeys(&account.device)?;

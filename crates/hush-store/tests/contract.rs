@@ -287,7 +287,7 @@ fn outgoing_and_prekeys<S: Store>(mut store: S) {
         .prekeys
         .iter()
         .any(|(id, _)| *id == used[0]));
-    assert_eq!(finish_catch_up(&mut store, 30, &mut rng).unwrap(), 1);
+    assert_eq!(finish_catch_up(&mut store, 30, 0, &mut rng).unwrap(), 1);
     let after = store.account().unwrap().unwrap().device;
     assert_eq!(after.prekey_count(), 30);
     assert!(after
@@ -296,7 +296,20 @@ fn outgoing_and_prekeys<S: Store>(mut store: S) {
         .iter()
         .all(|(id, _)| *id != used[0]));
     assert!(store.used_prekeys().unwrap().is_empty());
-    assert_eq!(finish_catch_up(&mut store, 30, &mut rng).unwrap(), 0);
+    assert_eq!(
+        after.retired_prekey_count(),
+        1,
+        "out of the bundle, still held for a late key exchange that picked it too"
+    );
+    assert_eq!(finish_catch_up(&mut store, 30, 0, &mut rng).unwrap(), 0);
+    finish_catch_up(&mut store, 30, hush_store::PREKEY_GRACE + 1, &mut rng).unwrap();
+    let later = store.account().unwrap().unwrap().device;
+    assert_eq!(
+        later.retired_prekey_count(),
+        0,
+        "forgotten after the grace period"
+    );
+    assert_eq!(later.prekey_count(), 30);
 
     // Sessions advanced outside a message (an empty message we sent) are saved as they are.
     let mut s2 = store.session(&key).unwrap().unwrap();

@@ -361,15 +361,17 @@ impl<S: Store> Hush<S> {
     /// the bundle if anything changed.
     async fn retire_used_prekeys(&mut self) -> Result<()> {
         let retired = self.store.used_prekeys().map_err(store_err)?.len();
+        let now = self.now();
         let added = hush_store::finish_catch_up(
             &mut self.store,
             hush_proto::DEFAULT_PREKEYS,
+            now,
             &mut self.rng,
         )
         .map_err(store_err)?;
-        if retired + added > 0 {
-            self.reload_device()?;
-        }
+        // Retired prekeys past their grace may have gone too: the engine takes the device
+        // as stored.
+        self.reload_device()?;
         self.engine.prekeys_retired();
         if retired + added > 0 || self.republish_owed {
             // Until the bundle is out, the server offers prekeys we no longer have: remember

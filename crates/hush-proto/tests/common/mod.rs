@@ -93,7 +93,8 @@ impl Party {
             .open(&enc, &self.jid, from_jid, existing, &mut self.rng)?;
         self.sessions.insert(key, opened.session.clone());
         if let Some(pk) = opened.consumed_prekey {
-            self.device.remove_prekey(pk);
+            // Out of the bundle at once, still held for late key exchanges (the prekey race).
+            self.device.retire_prekey(pk, 0);
         }
         Ok(opened)
     }

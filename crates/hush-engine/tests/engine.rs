@@ -1,0 +1,115 @@
+//! The account engine driven without any network: refusals that leave the store untouched,
+//! simultaneous initiation between engines, and a seeded simulation of several accounts and
+//! devices with reordering, duplicates and crashes.
+
+mod support;
+
+use hush_proto::policy::Authentication;
+use hush_store::Store;
+use proptest::prelude::*;
+use support::{simulate, Action, World};
+
+use support::{ALICE, BOB};
+
+#[test]
+fn a_refused_send_leaves_the_store_exactly_as_it_was() {
+    let mut w = World::new(1);
+    w.add_device(ALICE, 11);
+    w.add_device(BOB, 21);
+    // Alice requires verified devices with Bob, and has verified none.
+    let alice = w.devices.get_mut(&11).unwrap();
+    let mut record = alice.store.conversation(BOB).unwrap();
+    record.policy.min_auth = Authentication::Strong;
+    alice.store.set_conversation(BOB, &record).unwrap();
+    let before = format!("{:?}", w.devices[&11].store);
+    let refused = w.send(11, BOB, "secret").unwrap_err();
+    assert!(refused.contains("nothing was sent"), "{refused}");
+    assert_eq!(format!("{:?}", w.devices[&11].store), before);
+    assert!(w.devices[&21].inbox.is_empty());
+    // The same send without the requirement goes out and writes its step.
+    let alice = w.devices.get_mut(&11).unwrap();
+    record.policy.min_auth = Authentication::None;
+    alice.store.set_conversation(BOB, &record).unwrap();
+    let before = format!("{:?}", w.devices[&11].store);
+    assert_eq!(w.send(11, BOB, "hello").unwrap(), vec![21]);
+    assert_ne!(format!("{:?}", w.devices[&11].store), before);
+    assert!(w.devices[&11].store.conversation(BOB).unwrap().contact);
+}
+
+#[test]
+fn engines_writing_first_at_the_same_time_read_everything() {
+    let mut w = World::new(2);
+    w.add_device(ALICE, 11);
+    w.add_device(ALICE, 12);
+    w.add_device(BOB, 21);
+    for n in 0..3 {
+        w.send(11, BOB, &format!("phone {n}")).unwrap();
+        w.send(12, BOB, &format!("laptop {n}")).unwrap();
+        w.send(21, ALICE, &format!("bob {n}")).unwrap();
+        w.drain();
+    }
+    for (id, expect) in [
+        (11, ["bob", "laptop"]),
+        (12, ["bob", "phone"]),
+        (21, ["phone", "laptop"]),
+    ] {
+        let shown = &w.devices[&id].shown;
+        assert!(
+            shown.iter().all(|(_, t)| !t.starts_with('!')),
+            "{id}: {shown:?}"
+        );
+        for who in expect {
+            for n in 0..3 {
+                let text = format!("{who} {n}");
+                let count = shown.iter().filter(|(_, t)| *t == text).count();
+                assert_eq!(
+                    count, 1,
+                    "device {id} showed `{text}` {count} times: {shown:?}"
+                );
+            }
+        }
+    }
+}
+
+fn action() -> impl Strategy<Value = Action> {
+    prop_oneof![
+        3 => (0usize..4, 0usize..3).prop_map(|(from, to)| Action::Send { from, to }),
+        6 => (0usize..4, any::<usize>(), prop::bool::weighted(0.2))
+            .prop_map(|(device, pick, duplicate)| Action::Deliver { device, pick, duplicate }),
+        1 => (0usize..4).prop_map(|device| Action::Crash { device }),
+    ]
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(48))]
+
+    /// Four devices of three accounts; any schedule of sends, deliveries in any order,
+    /// duplicated deliveries and crashes (restart from what was committed).
+    #[test]
+    fn any_schedule_delivers_everything_once(
+        seed in any::<u64>(),
+        actions in prop::collection::vec(action(), 1..80),
+    ) {
+        simulate(seed, &actions).map_err(TestCaseError::fail)?;
+    }
+}
+
+/// The first failure the simulation found (kept as it was shrunk): Alice's phone and Carol
+/// both start a session with Alice's laptop from the same published bundle and pick the same
+/// one-time prekey. The laptop used to delete it after the first key exchange, so Carol's
+/// first message could not be read. Used prekeys now leave the bundle at once but are kept
+/// for a grace period.
+#[test]
+fn the_prekey_race_the_simulation_found() {
+    let actions = [
+        Action::Send { from: 2, to: 2 },
+        Action::Send { from: 0, to: 1 },
+        Action::Deliver {
+            device: 2,
+            pick: 0,
+            duplicate: false,
+        },
+        Action::Send { from: 3, to: 0 },
+    ];
+    simulate(5_977_792_338_425_617_006, &actions).unwrap();
+}
