@@ -1,17 +1,32 @@
-//! The home directory of one account: `config` (JID, server, password; mode 0600) and
-//! `store.db`.
+//! The home directory of one account.
+//!
+//! ```text
+//! DIR/              mode 0700
+//!   config.json     0600  {"store": "encrypted"} or {"store": "unencrypted"}: nothing secret
+//!   store.db        0600  keys, sessions, history, and the account settings: JID, server,
+//!                         XMPP password (SQLCipher-encrypted unless opted out at init)
+//!   store.db-wal    0600  its write-ahead log (encrypted with it)
+//!   sessions.lock   0600  empty; held while a command advances ratchet sessions
+//! ```
+//!
+//! Homes made by older versions keep their settings and the XMPP password in config.json and
+//! an unencrypted store; they keep working, with a warning, until `hush store encrypt` moves
+//! the settings into the store and encrypts it.
 
+use std::cell::{Cell, OnceCell};
+use std::io::{IsTerminal, Read, Write};
 use std::path::{Path, PathBuf};
 
-use hush_store::{SqliteStore, Store};
+use hush_store::{OpenOptions, SqliteStore, StoreError};
 use serde_json::{json, Value};
+use zeroize::Zeroizing;
 
 /// The account's connection settings.
 pub struct Config {
     pub jid: String,
     pub server: Option<String>,
     pub insecure_loopback: bool,
-    pub password: String,
+    pub password: Zeroizing<String>,
     /// When the account was set up here (unix seconds): a new device's archive catch-up
     /// starts there.
     pub created_at: u64,
@@ -19,20 +34,81 @@ pub struct Config {
     pub encryption_off: bool,
 }
 
+impl Config {
+    /// Everything but the password, as stored in the `config` setting (and, in homes of
+    /// older versions, in config.json together with the password).
+    fn to_json(&self) -> Value {
+        json!({"jid": self.jid, "server": self.server, "insecure_loopback": self.insecure_loopback,
+               "created_at": self.created_at, "encryption_off": self.encryption_off})
+    }
+
+    fn from_json(v: &Value, password: Zeroizing<String>, what: &Path) -> Result<Self, String> {
+        Ok(Config {
+            jid: v["jid"]
+                .as_str()
+                .ok_or_else(|| format!("{} lacks the JID", what.display()))?
+                .to_owned(),
+            server: v["server"].as_str().map(str::to_owned),
+            insecure_loopback: v["insecure_loopback"].as_bool().unwrap_or(false),
+            password,
+            created_at: v["created_at"].as_u64().unwrap_or(0),
+            encryption_off: v["encryption_off"].as_bool().unwrap_or(false),
+        })
+    }
+}
+
+/// Where the store passphrase comes from.
+#[derive(Clone, Debug)]
+pub enum PassphraseSource {
+    /// `--passphrase-stdin`.
+    Stdin,
+    /// `--passphrase-env NAME`.
+    Env(String),
+    /// `HUSH_PASSPHRASE` if set, else a prompt on the terminal.
+    Default,
+}
+
+/// The environment variable read when no other passphrase source is named.
+pub const PASSPHRASE_VAR: &str = "HUSH_PASSPHRASE";
+
+/// How the store of a home is kept.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum StoreKind {
+    /// SQLCipher, with the passphrase.
+    Encrypted,
+    /// Plain SQLite, chosen with `hush init --unencrypted-store`.
+    Unencrypted,
+    /// Plain SQLite and the password in config.json: a home made by an older version.
+    Legacy,
+}
+
+/// The first bytes of every unencrypted SQLite file; an SQLCipher file starts with its salt.
+const SQLITE_HEADER: &[u8; 16] = b"SQLite format 3\0";
+
 pub struct Home {
     dir: PathBuf,
+    source: PassphraseSource,
+    passphrase: OnceCell<Zeroizing<String>>,
+    warned: Cell<bool>,
+    checked: Cell<bool>,
 }
 
 impl Home {
     /// `--home`, else `$XDG_DATA_HOME/hush`, else `~/.local/share/hush`.
-    pub fn locate(explicit: Option<PathBuf>) -> Result<Self, String> {
+    pub fn locate(explicit: Option<PathBuf>, source: PassphraseSource) -> Result<Self, String> {
         let dir = explicit
             .or_else(|| std::env::var_os("XDG_DATA_HOME").map(|d| PathBuf::from(d).join("hush")))
             .or_else(|| {
                 std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".local/share/hush"))
             })
             .ok_or("cannot find a home directory: use --home DIR")?;
-        Ok(Self { dir })
+        Ok(Self {
+            dir,
+            source,
+            passphrase: OnceCell::new(),
+            warned: Cell::new(false),
+            checked: Cell::new(false),
+        })
     }
 
     pub fn dir(&self) -> &Path {
@@ -47,6 +123,132 @@ impl Home {
         self.dir.join("store.db")
     }
 
+    /// True if a passphrase source was named on the command line.
+    pub fn passphrase_named(&self) -> bool {
+        !matches!(self.source, PassphraseSource::Default)
+    }
+
+    /// True if the passphrase is to be read from standard input.
+    pub fn passphrase_from_stdin(&self) -> bool {
+        matches!(self.source, PassphraseSource::Stdin)
+    }
+
+    /// The store passphrase, from the source given on the command line, `HUSH_PASSPHRASE` or
+    /// the terminal; asked for once per run. `new` asks twice on a terminal (a new store).
+    fn passphrase(&self, new: bool) -> Result<&Zeroizing<String>, String> {
+        if let Some(p) = self.passphrase.get() {
+            return Ok(p);
+        }
+        let p = self.read_passphrase(new)?;
+        if p.is_empty() {
+            return Err(
+                "the store passphrase is empty; an empty passphrase protects nothing".into(),
+            );
+        }
+        Ok(self.passphrase.get_or_init(|| p))
+    }
+
+    fn read_passphrase(&self, new: bool) -> Result<Zeroizing<String>, String> {
+        match &self.source {
+            PassphraseSource::Stdin => {
+                let mut s = Zeroizing::new(String::new());
+                std::io::stdin()
+                    .read_to_string(&mut s)
+                    .map_err(|e| format!("reading the passphrase: {e}"))?;
+                Ok(Zeroizing::new(s.trim_end_matches(['\r', '\n']).to_owned()))
+            }
+            PassphraseSource::Env(var) => std::env::var(var)
+                .map(Zeroizing::new)
+                .map_err(|_| format!("environment variable {var} is not set")),
+            PassphraseSource::Default => {
+                if let Ok(p) = std::env::var(PASSPHRASE_VAR) {
+                    return Ok(Zeroizing::new(p));
+                }
+                if !std::io::stdin().is_terminal() {
+                    return Err(if new {
+                        format!(
+                            "the store in {} is to be encrypted and needs a passphrase: set \
+                             {PASSPHRASE_VAR}, or use --passphrase-env NAME or \
+                             --passphrase-stdin, or run on a terminal to be asked",
+                            self.dir.display()
+                        )
+                    } else {
+                        format!(
+                            "the store in {} is encrypted: give its passphrase in \
+                             {PASSPHRASE_VAR}, with --passphrase-env NAME or \
+                             --passphrase-stdin, or run on a terminal to be asked",
+                            self.dir.display()
+                        )
+                    });
+                }
+                let prompt = if new {
+                    format!("new passphrase for the store in {}: ", self.dir.display())
+                } else {
+                    format!("passphrase for the store in {}: ", self.dir.display())
+                };
+                let p = Zeroizing::new(
+                    rpassword::prompt_password(prompt)
+                        .map_err(|e| format!("reading the passphrase: {e}"))?,
+                );
+                if new {
+                    let again = Zeroizing::new(
+                        rpassword::prompt_password("the same passphrase again: ")
+                            .map_err(|e| format!("reading the passphrase: {e}"))?,
+                    );
+                    if again != p {
+                        return Err("the two passphrases differ; nothing was changed".into());
+                    }
+                }
+                Ok(p)
+            }
+        }
+    }
+
+    /// Asks for the passphrase of a new store now (before anything is created).
+    pub fn new_passphrase(&self) -> Result<(), String> {
+        self.passphrase(true).map(|_| ())
+    }
+
+    /// Prints `message` as a warning, at most one such warning per run.
+    fn warn_once(&self, message: &str) {
+        if !self.warned.replace(true) {
+            eprintln!("warning: {message}");
+        }
+    }
+
+    /// Tightens the permissions of the home and its files: nobody but the owner may read
+    /// them. A looser mode is fixed, with a warning naming what was readable.
+    fn secure(&self) -> Result<(), String> {
+        if self.checked.replace(true) {
+            return Ok(());
+        }
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            let mut paths = vec![(self.dir.clone(), 0o700)];
+            for f in ["config.json", "store.db", "store.db-wal", "store.db-shm"] {
+                paths.push((self.dir.join(f), 0o600));
+            }
+            for (path, wanted) in paths {
+                let Ok(meta) = std::fs::metadata(&path) else {
+                    continue;
+                };
+                let mode = meta.permissions().mode() & 0o777;
+                if mode & 0o077 != 0 {
+                    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(wanted))
+                        .map_err(|e| {
+                            format!("{}: cannot tighten its permissions: {e}", path.display())
+                        })?;
+                    eprintln!(
+                        "warning: {} was readable by others (mode {mode:03o}); changed to {wanted:03o}",
+                        path.display()
+                    );
+                }
+            }
+        }
+        Ok(())
+    }
+
     /// Takes this account's session lock for the rest of the process. Two processes that
     /// both advance the same ratchet sessions (a `hush recv` left running and a `hush send`)
     /// would each save their own copy of a session, and the later save would roll back the
@@ -58,10 +260,14 @@ impl Home {
             return Ok(());
         }
         let path = self.dir.join("sessions.lock");
-        let file = std::fs::OpenOptions::new()
-            .create(true)
-            .truncate(false)
-            .write(true)
+        let mut o = std::fs::OpenOptions::new();
+        o.create(true).truncate(false).write(true);
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::OpenOptionsExt;
+            o.mode(0o600);
+        }
+        let file = o
             .open(&path)
             .map_err(|e| format!("{}: {e}", path.display()))?;
         match file.try_lock() {
@@ -79,54 +285,114 @@ impl Home {
         }
     }
 
+    /// True if the directory already holds a home (made by `hush init`, maybe half-made).
+    pub fn exists(&self) -> bool {
+        self.config_path().exists() || self.store_path().exists()
+    }
+
+    /// Creates the directory (mode 0700) for a new home.
     pub fn create(&self) -> Result<(), String> {
         std::fs::create_dir_all(&self.dir).map_err(|e| format!("{}: {e}", self.dir.display()))?;
         #[cfg(unix)]
         {
             use std::os::unix::fs::PermissionsExt;
-            let _ = std::fs::set_permissions(&self.dir, std::fs::Permissions::from_mode(0o700));
+            std::fs::set_permissions(&self.dir, std::fs::Permissions::from_mode(0o700))
+                .map_err(|e| format!("{}: {e}", self.dir.display()))?;
         }
         Ok(())
     }
 
-    pub fn has_account(&self) -> Result<bool, String> {
-        if !self.store_path().exists() {
-            return Ok(false);
-        }
-        Ok(self
-            .open_store()?
-            .account()
-            .map_err(|e| e.to_string())?
-            .is_some())
+    /// Creates the store of a new home, encrypted with the passphrase (asked for by
+    /// [`Home::new_passphrase`]) unless `encrypted` is false, and records which in
+    /// config.json.
+    pub fn create_store(&self, encrypted: bool) -> Result<SqliteStore, String> {
+        let passphrase = if encrypted {
+            Some(self.passphrase(true)?.clone())
+        } else {
+            None
+        };
+        let store = SqliteStore::open(
+            self.store_path(),
+            &OpenOptions {
+                passphrase,
+                ..Default::default()
+            },
+        )
+        .map_err(|e| e.to_string())?;
+        self.write_marker(if encrypted {
+            StoreKind::Encrypted
+        } else {
+            StoreKind::Unencrypted
+        })?;
+        Ok(store)
     }
 
-    pub fn open_store(&self) -> Result<SqliteStore, String> {
+    /// An error unless the directory holds a home made by `hush init`.
+    pub fn require(&self) -> Result<(), String> {
         if !self.dir.exists() {
             return Err(format!(
                 "{} does not exist: run `hush init` first",
                 self.dir.display()
             ));
         }
-        SqliteStore::open(self.store_path(), &Default::default()).map_err(|e| e.to_string())
+        self.read_config_file().map(|_| ())
     }
 
-    pub fn write_config(&self, c: &Config) -> Result<(), String> {
-        let v = json!({"jid": c.jid, "server": c.server, "insecure_loopback": c.insecure_loopback, "password": c.password, "created_at": c.created_at, "encryption_off": c.encryption_off});
-        let path = self.config_path();
-        let mut o = std::fs::OpenOptions::new();
-        o.write(true).create(true).truncate(true);
-        #[cfg(unix)]
-        {
-            use std::os::unix::fs::OpenOptionsExt;
-            o.mode(0o600);
+    /// What config.json says about the store, and whether the store file is encrypted.
+    fn kind(&self) -> Result<StoreKind, String> {
+        self.require()?;
+        let config = self.read_config_file()?;
+        let recorded = match config.get("store").and_then(Value::as_str) {
+            Some("encrypted") => StoreKind::Encrypted,
+            Some("unencrypted") => StoreKind::Unencrypted,
+            Some(other) => {
+                return Err(format!(
+                    "{} names an unknown store kind `{other}` (from a newer hush?)",
+                    self.config_path().display()
+                ))
+            }
+            None => StoreKind::Legacy,
+        };
+        let path = self.store_path();
+        let mut header = [0u8; 16];
+        let len = match std::fs::File::open(&path) {
+            Ok(mut f) => {
+                let mut n = 0;
+                while n < header.len() {
+                    match f.read(&mut header[n..]) {
+                        Ok(0) => break,
+                        Ok(k) => n += k,
+                        Err(e) => return Err(format!("{}: {e}", path.display())),
+                    }
+                }
+                n
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => 0,
+            Err(e) => return Err(format!("{}: {e}", path.display())),
+        };
+        if len == 0 {
+            return Err(format!(
+                "{} is missing or empty although {} exists; restore it from a backup, or move \
+                 the directory aside and run `hush init` again",
+                path.display(),
+                self.config_path().display()
+            ));
         }
-        use std::io::Write;
-        o.open(&path)
-            .and_then(|mut f| f.write_all(v.to_string().as_bytes()))
-            .map_err(|e| format!("{}: {e}", path.display()))
+        let plain = len == header.len() && &header == SQLITE_HEADER;
+        match (recorded, plain) {
+            (StoreKind::Encrypted, true) => Err(format!(
+                "{} is not encrypted although this home was made with an encrypted store; \
+                 refusing to use a file that may have been replaced",
+                path.display()
+            )),
+            (_, true) => Ok(recorded),
+            // An encrypted file under another record: `hush store encrypt` was interrupted
+            // after the encrypted store took the old one's place. The store is what counts.
+            (_, false) => Ok(StoreKind::Encrypted),
+        }
     }
 
-    pub fn config(&self) -> Result<Config, String> {
+    fn read_config_file(&self) -> Result<Value, String> {
         let path = self.config_path();
         let text = std::fs::read_to_string(&path).map_err(|_| {
             format!(
@@ -134,18 +400,211 @@ impl Home {
                 self.dir.display()
             )
         })?;
-        let v: Value = serde_json::from_str(&text)
-            .map_err(|e| format!("{} is damaged: {e}", path.display()))?;
-        let s = |k: &str| v[k].as_str().map(str::to_owned);
-        Ok(Config {
-            jid: s("jid").ok_or_else(|| format!("{} lacks the JID", path.display()))?,
-            server: s("server"),
-            insecure_loopback: v["insecure_loopback"].as_bool().unwrap_or(false),
-            password: s("password")
-                .ok_or_else(|| format!("{} lacks the password", path.display()))?,
-            created_at: v["created_at"].as_u64().unwrap_or(0),
-            encryption_off: v["encryption_off"].as_bool().unwrap_or(false),
-        })
+        serde_json::from_str(&text).map_err(|e| format!("{} is damaged: {e}", path.display()))
+    }
+
+    /// Opens the store: checks and tightens permissions, asks for the passphrase if it is
+    /// encrypted, and warns (once per run) if it is not.
+    pub fn open_store(&self) -> Result<SqliteStore, String> {
+        let kind = self.kind()?;
+        self.secure()?;
+        let passphrase = match kind {
+            StoreKind::Encrypted => Some(self.passphrase(false)?.clone()),
+            StoreKind::Unencrypted => {
+                self.warn_once(&format!(
+                    "the store in {} is not encrypted (chosen with --unencrypted-store): \
+                     anyone who can read it can read your keys, messages and XMPP password; \
+                     `hush store encrypt` encrypts it",
+                    self.dir.display()
+                ));
+                None
+            }
+            StoreKind::Legacy => {
+                self.warn_once(&format!(
+                    "{} was made by an older hush: its store is not encrypted and config.json \
+                     holds your XMPP password in clear; run `hush store encrypt` to encrypt both",
+                    self.dir.display()
+                ));
+                None
+            }
+        };
+        let encrypted = passphrase.is_some();
+        let store = SqliteStore::open(
+            self.store_path(),
+            &OpenOptions {
+                passphrase,
+                ..Default::default()
+            },
+        )
+        .map_err(|e| match e {
+            StoreError::Unreadable { .. } if encrypted => format!(
+                "wrong passphrase for the store in {} (nothing was changed)",
+                self.dir.display()
+            ),
+            e => e.to_string(),
+        })?;
+        if encrypted
+            && self
+                .read_config_file()?
+                .get("store")
+                .and_then(Value::as_str)
+                != Some("encrypted")
+        {
+            // Finish an interrupted `hush store encrypt`: the settings are in the store now.
+            if store
+                .setting("config")
+                .map_err(|e| e.to_string())?
+                .is_some()
+            {
+                self.write_marker(StoreKind::Encrypted)?;
+            }
+        }
+        Ok(store)
+    }
+
+    /// The account's settings: from the store, or from config.json in homes of older
+    /// versions.
+    pub fn config(&self, store: &SqliteStore) -> Result<Config, String> {
+        let get = |k: &str| store.setting(k).map_err(|e| e.to_string());
+        match get("config")? {
+            Some(text) => {
+                let v: Value = serde_json::from_str(&text).map_err(|e| {
+                    format!("the settings in {} are damaged: {e}", self.dir.display())
+                })?;
+                let password = get("xmpp_password")?.ok_or_else(|| {
+                    format!(
+                        "the store in {} lacks the XMPP password",
+                        self.dir.display()
+                    )
+                })?;
+                Config::from_json(&v, password, &self.store_path())
+            }
+            None => {
+                let v = self.read_config_file()?;
+                let password = v["password"].as_str().map(str::to_owned).ok_or_else(|| {
+                    format!("{} lacks the password", self.config_path().display())
+                })?;
+                Config::from_json(&v, Zeroizing::new(password), &self.config_path())
+            }
+        }
+    }
+
+    /// Saves the account's settings where [`Home::config`] reads them.
+    pub fn write_config(&self, store: &mut SqliteStore, c: &Config) -> Result<(), String> {
+        if self.kind()? == StoreKind::Legacy
+            && store
+                .setting("config")
+                .map_err(|e| e.to_string())?
+                .is_none()
+        {
+            let mut v = c.to_json();
+            v["password"] = json!(c.password.as_str());
+            return self.write_private(
+                &self.config_path(),
+                Zeroizing::new(v.to_string()).as_bytes(),
+            );
+        }
+        let text = c.to_json().to_string();
+        store
+            .set_settings(&[("config", &text), ("xmpp_password", &c.password)])
+            .map_err(|e| e.to_string())
+    }
+
+    /// Writes config.json as a record of the store kind only (nothing secret).
+    fn write_marker(&self, kind: StoreKind) -> Result<(), String> {
+        let name = match kind {
+            StoreKind::Encrypted => "encrypted",
+            _ => "unencrypted",
+        };
+        self.write_private(
+            &self.config_path(),
+            json!({"store": name}).to_string().as_bytes(),
+        )
+    }
+
+    /// Replaces `path` with `bytes` (mode 0600), through a new file renamed into place, so a
+    /// crash leaves either the old or the new content.
+    fn write_private(&self, path: &Path, bytes: &[u8]) -> Result<(), String> {
+        let tmp = path.with_extension("json.new");
+        let _ = std::fs::remove_file(&tmp);
+        let mut o = std::fs::OpenOptions::new();
+        o.write(true).create_new(true);
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::OpenOptionsExt;
+            o.mode(0o600);
+        }
+        let err = |e: std::io::Error| format!("{}: {e}", path.display());
+        let mut f = o.open(&tmp).map_err(err)?;
+        f.write_all(bytes)
+            .and_then(|()| f.sync_all())
+            .map_err(err)?;
+        std::fs::rename(&tmp, path).map_err(err)?;
+        sync_dir(&self.dir);
+        Ok(())
+    }
+
+    /// `hush store encrypt`: moves the settings of an older home into its store, encrypts
+    /// the store under a new passphrase (through an encrypted copy that then takes the old
+    /// file's place) and leaves config.json with nothing secret in it.
+    pub fn encrypt_store(&self) -> Result<(), String> {
+        let kind = self.kind()?;
+        if kind == StoreKind::Encrypted {
+            return Err(format!(
+                "the store in {} is already encrypted",
+                self.dir.display()
+            ));
+        }
+        self.lock_sessions()?;
+        // No "not encrypted" warning while encrypting it.
+        self.warned.set(true);
+        let passphrase = self.passphrase(true)?.clone();
+        let mut store = self.open_store()?;
+        if kind == StoreKind::Legacy
+            && store
+                .setting("config")
+                .map_err(|e| e.to_string())?
+                .is_none()
+        {
+            let config = self.config(&store)?;
+            let text = config.to_json().to_string();
+            store
+                .set_settings(&[("config", &text), ("xmpp_password", &config.password)])
+                .map_err(|e| e.to_string())?;
+        }
+        let tmp = self.dir.join("store.db.encrypting");
+        let _ = std::fs::remove_file(&tmp);
+        store
+            .export_backup(&tmp, &passphrase)
+            .map_err(|e| e.to_string())?;
+        let check = SqliteStore::open(
+            &tmp,
+            &OpenOptions {
+                passphrase: Some(passphrase),
+                ..Default::default()
+            },
+        )
+        .and_then(|s| s.setting("config"));
+        if !matches!(check, Ok(Some(_))) {
+            let _ = std::fs::remove_file(&tmp);
+            return Err(format!(
+                "the encrypted copy of {} did not read back; nothing was changed",
+                self.store_path().display()
+            ));
+        }
+        // Closing the last connection folds the write-ahead log into the old file and
+        // removes it, so no log of the unencrypted store is left beside the new one.
+        drop(store);
+        for side in ["store.db-wal", "store.db-shm"] {
+            let _ = std::fs::remove_file(self.dir.join(side));
+        }
+        std::fs::File::open(&tmp)
+            .and_then(|f| f.sync_all())
+            .map_err(|e| format!("{}: {e}", tmp.display()))?;
+        std::fs::rename(&tmp, self.store_path())
+            .map_err(|e| format!("{}: {e}", self.store_path().display()))?;
+        sync_dir(&self.dir);
+        self.write_marker(StoreKind::Encrypted)
     }
 
     /// Undoes a failed `init`.
@@ -153,5 +612,12 @@ impl Home {
         for f in ["config.json", "store.db", "store.db-wal", "store.db-shm"] {
             let _ = std::fs::remove_file(self.dir.join(f));
         }
+    }
+}
+
+/// Makes renames in `dir` durable (best effort: not every platform can sync a directory).
+fn sync_dir(dir: &Path) {
+    if let Ok(d) = std::fs::File::open(dir) {
+        let _ = d.sync_all();
     }
 }

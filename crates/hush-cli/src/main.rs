@@ -2,6 +2,8 @@
 //!
 //! Every command takes `--home DIR` (env `HUSH_HOME`) holding one account's config and store,
 //! and `--json` for one JSON object per line. Errors print one `error: …` line and exit 1.
+//! The store is encrypted under a passphrase (`--passphrase-stdin`, `--passphrase-env NAME`,
+//! `HUSH_PASSPHRASE`, or the terminal) unless `hush init --unencrypted-store` chose otherwise.
 
 #![forbid(unsafe_code)]
 
@@ -20,7 +22,7 @@ use hush_xmpp::{BareJid, ConnectOptions, Delivery, Hush};
 use serde_json::json;
 use zeroize::Zeroizing;
 
-use crate::home::{Config, Home};
+use crate::home::{Config, Home, PassphraseSource};
 
 #[derive(Parser)]
 #[command(
@@ -35,6 +37,13 @@ struct Cli {
     /// Print one JSON object per line.
     #[arg(long, global = true)]
     json: bool,
+    /// Read the store passphrase from standard input (default: the environment variable
+    /// HUSH_PASSPHRASE, else a prompt on the terminal).
+    #[arg(long, global = true, conflicts_with = "passphrase_env")]
+    passphrase_stdin: bool,
+    /// Read the store passphrase from this environment variable.
+    #[arg(long, global = true, value_name = "NAME")]
+    passphrase_env: Option<String>,
     #[command(subcommand)]
     command: Command,
 }
@@ -49,15 +58,19 @@ enum Command {
         /// Server address HOST:PORT (default: the JID's domain, port 5222).
         #[arg(long)]
         server: Option<String>,
-        /// Read the password from standard input.
+        /// Read the XMPP password from standard input.
         #[arg(long, conflicts_with = "password_env")]
         password_stdin: bool,
-        /// Read the password from this environment variable.
+        /// Read the XMPP password from this environment variable.
         #[arg(long)]
         password_env: Option<String>,
         /// Allow an unencrypted connection, only to 127.0.0.0/8 or ::1 (local test servers).
         #[arg(long)]
         insecure_loopback: bool,
+        /// Keep the store unencrypted on disk (no passphrase): keys, messages and the XMPP
+        /// password are then protected by file permissions only. Every command warns.
+        #[arg(long)]
+        unencrypted_store: bool,
     },
     /// Encrypt TEXT for every device of JID and our other devices, and send it. Nothing is
     /// ever sent in clear unless asked for (`--plaintext`, or `hush config --encryption off`).
@@ -149,9 +162,21 @@ enum Command {
         #[command(subcommand)]
         action: SessionAction,
     },
+    /// The store on disk.
+    Store {
+        #[command(subcommand)]
+        action: StoreAction,
+    },
     /// A walkthrough on a private server inside this process, with nothing to set up: four
     /// devices, an offline one catching up, verification, and a server that tampers.
     Demo,
+}
+
+#[derive(Subcommand)]
+enum StoreAction {
+    /// Encrypt an unencrypted store (made with --unencrypted-store, or by an older hush)
+    /// under a new passphrase, and move the XMPP password out of config.json into it.
+    Encrypt,
 }
 
 #[derive(Subcommand)]
@@ -246,13 +271,15 @@ fn connect_options(config: &Config) -> ConnectOptions {
 
 use conversation::trust_name;
 
-async fn connect(home: &Home) -> Fallible<Hush<SqliteStore>> {
+async fn connect(home: &Home) -> Fallible<(Hush<SqliteStore>, Config)> {
+    home.require()?;
     home.lock_sessions()?;
-    let config = home.config()?;
     let store = home.open_store()?;
-    Hush::connect(store, &config.password, &connect_options(&config))
+    let config = home.config(&store)?;
+    let hush = Hush::connect(store, &config.password, &connect_options(&config))
         .await
-        .map_err(|e| e.to_string())
+        .map_err(|e| e.to_string())?;
+    Ok((hush, config))
 }
 
 async fn run(cli: Cli) -> Fallible<()> {
@@ -261,7 +288,12 @@ async fn run(cli: Cli) -> Fallible<()> {
         // Zero setup: no home directory, no account, nothing written to disk.
         return demo::run(json).await;
     }
-    let home = Home::locate(cli.home)?;
+    let source = match (cli.passphrase_stdin, cli.passphrase_env) {
+        (true, _) => PassphraseSource::Stdin,
+        (false, Some(var)) => PassphraseSource::Env(var),
+        (false, None) => PassphraseSource::Default,
+    };
+    let home = Home::locate(cli.home, source)?;
     match cli.command {
         Command::Init {
             jid,
@@ -269,8 +301,28 @@ async fn run(cli: Cli) -> Fallible<()> {
             password_stdin,
             password_env,
             insecure_loopback,
+            unencrypted_store,
         } => {
             let jid = bare(&jid)?;
+            if home.exists() {
+                return Err(format!(
+                    "{} already holds an account; use another --home",
+                    home.dir().display()
+                ));
+            }
+            if password_stdin && home.passphrase_from_stdin() {
+                return Err(
+                    "--password-stdin and --passphrase-stdin cannot both read standard \
+                            input; give one of them with an environment variable"
+                        .into(),
+                );
+            }
+            if unencrypted_store && home.passphrase_named() {
+                return Err(
+                    "--unencrypted-store keeps the store without a passphrase; do not give one"
+                        .into(),
+                );
+            }
             let password = Zeroizing::new(match (password_stdin, password_env) {
                 (true, _) => {
                     let mut s = String::new();
@@ -287,7 +339,21 @@ async fn run(cli: Cli) -> Fallible<()> {
                     )
                 }
             });
-            init(&home, &jid, server, &password, insecure_loopback, json).await
+            if !unencrypted_store {
+                // Asked for before anything is created, so a missing one leaves no trace.
+                home.new_passphrase()
+                    .map_err(|e| format!("{e} (or opt out with --unencrypted-store)"))?;
+            }
+            init(
+                &home,
+                &jid,
+                server,
+                password,
+                insecure_loopback,
+                !unencrypted_store,
+                json,
+            )
+            .await
         }
         Command::Send {
             jid,
@@ -295,11 +361,10 @@ async fn run(cli: Cli) -> Fallible<()> {
             plaintext,
         } => {
             let to = bare(&jid)?;
-            let global_off = home.config()?.encryption_off;
-            let mut hush = connect(&home).await?;
+            let (mut hush, config) = connect(&home).await?;
             let options = hush_xmpp::SendOptions {
                 plaintext,
-                global_off,
+                global_off: config.encryption_off,
             };
             let report = hush
                 .send(&to, &text.join(" "), options)
@@ -343,12 +408,13 @@ async fn run(cli: Cli) -> Fallible<()> {
             require_auth,
             blocked,
         } => {
-            let mut config = home.config()?;
+            let mut store = home.open_store()?;
+            let mut config = home.config(&store)?;
             match jid {
                 None => {
                     if let Some(e) = encryption {
                         config.encryption_off = e == "off";
-                        home.write_config(&config)?;
+                        home.write_config(&mut store, &config)?;
                     }
                     if json {
                         println!(
@@ -364,7 +430,6 @@ async fn run(cli: Cli) -> Fallible<()> {
                 }
                 Some(jid) => {
                     let jid = bare(&jid)?.to_string();
-                    let mut store = home.open_store()?;
                     let mut record = store.conversation(&jid).map_err(|e| e.to_string())?;
                     if let Some(e) = encryption {
                         record.policy.off = e == "off";
@@ -406,8 +471,9 @@ async fn run(cli: Cli) -> Fallible<()> {
         }
         Command::Status { jid } => {
             let jid = bare(&jid)?.to_string();
-            let global_off = home.config()?.encryption_off;
-            conversation::status(&home.open_store()?, &jid, global_off, json)
+            let store = home.open_store()?;
+            let global_off = home.config(&store)?.encryption_off;
+            conversation::status(&store, &jid, global_off, json)
         }
         Command::Verify { uri } => {
             let mut store = home.open_store()?;
@@ -428,7 +494,7 @@ async fn run(cli: Cli) -> Fallible<()> {
             set_trust(&home, &jid, &device, Trust::Distrusted, json)
         }
         Command::Recv { count, timeout } => {
-            let mut hush = connect(&home).await?;
+            let (mut hush, config) = connect(&home).await?;
             // Status goes to stderr, so stdout stays one message (or JSON object) per line.
             eprintln!(
                 "connected as {} (device {}), waiting for messages",
@@ -436,7 +502,7 @@ async fn run(cli: Cli) -> Fallible<()> {
                 hush.device_id()
             );
             // First what arrived while we were away (the archive), then live messages.
-            let since = home.config()?.created_at;
+            let since = config.created_at;
             let mut seen = 0;
             for d in hush.catch_up(since).await.map_err(|e| e.to_string())? {
                 print_delivery(&d, json);
@@ -485,7 +551,7 @@ async fn run(cli: Cli) -> Fallible<()> {
             Ok(())
         }
         Command::Devices { jid: None, remove } if !remove.is_empty() => {
-            let mut hush = connect(&home).await?;
+            let (mut hush, _) = connect(&home).await?;
             let n = hush
                 .remove_own_devices(&remove)
                 .await
@@ -546,10 +612,26 @@ async fn run(cli: Cli) -> Fallible<()> {
             }
             Ok(())
         }
+        Command::Store {
+            action: StoreAction::Encrypt,
+        } => {
+            home.encrypt_store()?;
+            if json {
+                println!("{}", json!({"store": "encrypted"}));
+            } else {
+                println!(
+                    "the store in {} is encrypted now, and holds the XMPP password; keep the \
+                     passphrase safe: without it the account cannot be opened",
+                    home.dir().display()
+                );
+            }
+            Ok(())
+        }
         Command::Session {
             action: SessionAction::Reset { jid, device },
         } => {
             let jid = bare(&jid)?;
+            home.require()?;
             home.lock_sessions()?;
             let mut store = home.open_store()?;
             let n = hush_store::reset_sessions(&mut store, jid.as_str(), device)
@@ -642,16 +724,11 @@ async fn init(
     home: &Home,
     jid: &BareJid,
     server: Option<String>,
-    password: &str,
+    password: Zeroizing<String>,
     insecure_loopback: bool,
+    encrypted: bool,
     json: bool,
 ) -> Fallible<()> {
-    if home.has_account()? {
-        return Err(format!(
-            "{} already holds an account; use another --home",
-            home.dir().display()
-        ));
-    }
     home.create()?;
     let mut rng = rand_core::UnwrapErr(rand::rngs::SysRng);
     let device_id = 1 + (rand_core::Rng::next_u32(&mut rng) % 0x7fff_fffe);
@@ -661,18 +738,18 @@ async fn init(
         jid: jid.to_string(),
         server,
         insecure_loopback,
-        password: password.to_owned(),
+        password,
         created_at: unix_now(),
         encryption_off: false,
     };
     let result = async {
         home.lock_sessions()?;
-        let mut store = home.open_store()?;
+        let mut store = home.create_store(encrypted)?;
         store
             .create_account(jid.as_str(), &device)
             .map_err(|e| e.to_string())?;
-        home.write_config(&config)?;
-        let mut hush = Hush::connect(store, password, &connect_options(&config))
+        home.write_config(&mut store, &config)?;
+        let mut hush = Hush::connect(store, &config.password, &connect_options(&config))
             .await
             .map_err(|e| e.to_string())?;
         hush.announce().await.map_err(|e| e.to_string())?;
@@ -684,11 +761,19 @@ async fn init(
         home.remove_created();
         return Err(e);
     }
+    if !encrypted {
+        eprintln!(
+            "warning: the store in {} is not encrypted, as you chose (--unencrypted-store): \
+             anyone who can read it can read your keys, messages and XMPP password",
+            home.dir().display()
+        );
+    }
     let fp = device.identity().public().fingerprint();
     if json {
         println!(
             "{}",
-            json!({"jid": jid.to_string(), "device": device_id, "fingerprint": fp})
+            json!({"jid": jid.to_string(), "device": device_id, "fingerprint": fp,
+                   "store": if encrypted { "encrypted" } else { "unencrypted" }})
         );
     } else {
         println!("initialised {jid}, device {device_id}\nfingerprint {fp}");

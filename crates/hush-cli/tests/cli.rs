@@ -5,8 +5,6 @@
 mod common;
 mod support;
 
-use std::process::Command;
-
 use common::Prosody;
 use serde_json::Value;
 use support::*;
@@ -20,9 +18,7 @@ fn listen(
     std::io::BufReader<std::process::ChildStderr>,
 ) {
     use std::io::BufRead;
-    let mut child = Command::new(env!("CARGO_BIN_EXE_hush"))
-        .arg("--home")
-        .arg(&u.home)
+    let mut child = hush_command(&u.home)
         .args([
             "--json",
             "recv",

@@ -10,7 +10,7 @@ fn demo(args: &[&str]) -> (bool, String, String) {
 }
 
 fn demo_logged(args: &[&str], log: Option<&str>) -> (bool, String, String) {
-    // No HOME and no HUSH_HOME: the demo must not need either.
+    // No HOME, no HUSH_HOME, no passphrase and no terminal: the demo must not need any.
     let mut command = Command::new(env!("CARGO_BIN_EXE_hush"));
     match log {
         Some(level) => command.env("HUSH_LOG", level),
@@ -20,6 +20,8 @@ fn demo_logged(args: &[&str], log: Option<&str>) -> (bool, String, String) {
         .args(args)
         .env_remove("HOME")
         .env_remove("HUSH_HOME")
+        .env_remove("HUSH_PASSPHRASE")
+        .stdin(std::process::Stdio::null())
         .output()
         .unwrap();
     (

@@ -16,7 +16,8 @@ fn hush_tls(home: &Path, ca: Option<&Path>, args: &[&str]) -> Output {
     cmd.arg("--home")
         .arg(home)
         .args(args)
-        .env("HUSH_TEST_PW", "pw");
+        .env("HUSH_TEST_PW", "pw")
+        .env("HUSH_PASSPHRASE", "tls test passphrase");
     match ca {
         Some(ca) => cmd.env("SSL_CERT_FILE", ca),
         // An empty trust store: no system CA can vouch for the test certificate anyway.

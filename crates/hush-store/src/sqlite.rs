@@ -39,7 +39,7 @@ use crate::{Account, Store};
 /// `PRAGMA application_id` of Hush stores: "HUSH".
 pub const APPLICATION_ID: i64 = 0x4855_5348;
 /// The schema version this build writes.
-pub const SCHEMA_VERSION: i64 = 4;
+pub const SCHEMA_VERSION: i64 = 5;
 
 /// What users are told after restoring a backup.
 pub const RESTORE_WARNING: &str =
@@ -116,6 +116,9 @@ CREATE TABLE archive_resume (archive TEXT PRIMARY KEY, stanza_id TEXT NOT NULL);
     r#"
 ALTER TABLE messages ADD COLUMN digest BLOB;
 CREATE INDEX messages_digest ON messages (sender, digest) WHERE digest IS NOT NULL;
+"#,
+    r#"
+CREATE TABLE settings (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 "#,
 ];
 
@@ -346,6 +349,32 @@ impl SqliteStore {
             .execute("UPDATE sessions SET needs_reset = 1", [])?;
         let sessions_to_reset = store.sessions_needing_reset()?;
         Ok((store, BackupReport { sessions_to_reset }))
+    }
+
+    /// A setting of the application using the store (the client's connection settings,
+    /// the XMPP password): kept in the store so that an encrypted store encrypts them too.
+    pub fn setting(&self, key: &str) -> Result<Option<Zeroizing<String>>> {
+        Ok(self
+            .conn
+            .query_row("SELECT value FROM settings WHERE key = ?1", [key], |r| {
+                r.get::<_, String>(0)
+            })
+            .optional()?
+            .map(Zeroizing::new))
+    }
+
+    /// Sets several settings (see [`SqliteStore::setting`]) in one transaction.
+    pub fn set_settings(&mut self, settings: &[(&str, &str)]) -> Result<()> {
+        let tx = self.conn.transaction()?;
+        for (key, value) in settings {
+            tx.execute(
+                "INSERT INTO settings (key, value) VALUES (?1, ?2)
+                 ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+                [key, value],
+            )?;
+        }
+        tx.commit()?;
+        Ok(())
     }
 
     /// The stored messages from `sender` that share an id or the digest with `ids`.

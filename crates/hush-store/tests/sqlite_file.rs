@@ -202,6 +202,9 @@ fn encrypted_store_hides_everything_and_needs_the_passphrase() {
     assert!(!contains(&bytes, SECRET_BODY.as_bytes()));
     assert!(!contains(&bytes, b"alice@example.org"));
     assert!(!contains(&bytes, b"SQLite format 3"));
+    // A wrong passphrase, or none, is refused before anything is written: the file keeps
+    // every byte and no journal appears beside it.
+    let before = std::fs::read(&secret).unwrap();
     assert!(matches!(
         SqliteStore::open(&secret, &with_pass("wrong")),
         Err(StoreError::Unreadable { .. })
@@ -210,6 +213,10 @@ fn encrypted_store_hides_everything_and_needs_the_passphrase() {
         SqliteStore::open(&secret, &Default::default()),
         Err(StoreError::Unreadable { .. })
     ));
+    assert_eq!(std::fs::read(&secret).unwrap(), before);
+    for side in ["secret.db-wal", "secret.db-shm", "secret.db-journal"] {
+        assert!(!dir.join(side).exists(), "{side} was created");
+    }
     let store = SqliteStore::open(&secret, &with_pass("correct horse")).unwrap();
     assert_eq!(
         store.history("alice@example.org", 1).unwrap()[0]
@@ -314,7 +321,7 @@ fn older_schemas_are_migrated_in_place() {
         // Turn it back into what schema 1 looked like.
         let c = hush_store::testing::Connection::open(&path).unwrap();
         c.execute_batch(
-            "DROP TABLE archive_resume; DROP TABLE conversations;
+            "DROP TABLE settings; DROP TABLE archive_resume; DROP TABLE conversations;
              DROP INDEX messages_digest; ALTER TABLE messages DROP COLUMN digest;
              ALTER TABLE messages DROP COLUMN encrypted; PRAGMA user_version = 1;",
         )
@@ -332,6 +339,15 @@ fn older_schemas_are_migrated_in_place() {
     );
     let record = store.conversation("alice@example.org").unwrap();
     assert!(!record.blocked);
+    store.set_settings(&[("server", "localhost:5222")]).unwrap();
+    assert_eq!(
+        store
+            .setting("server")
+            .unwrap()
+            .as_deref()
+            .map(String::as_str),
+        Some("localhost:5222")
+    );
     assert_eq!(history[0].ids.digest, None, "old messages have no digest");
     drop(store);
     let c = hush_store::testing::Connection::open(&path).unwrap();
@@ -339,4 +355,58 @@ fn older_schemas_are_migrated_in_place() {
         .query_row("PRAGMA user_version", [], |r| r.get(0))
         .unwrap();
     assert_eq!(version, hush_store::SCHEMA_VERSION);
+}
+
+/// Schema 5 adds settings (the client keeps its connection settings and the XMPP password
+/// there): a schema 4 store gains the table and keeps its data; settings survive reopening,
+/// are replaced in place, and are encrypted with the rest of an encrypted store.
+#[test]
+fn settings_are_added_to_schema_4_stores_and_encrypted_with_them() {
+    let dir = scratch("settings");
+    let path = dir.join("four.sqlite");
+    populate(&mut SqliteStore::open(&path, &Default::default()).unwrap());
+    {
+        let c = hush_store::testing::Connection::open(&path).unwrap();
+        c.execute_batch("DROP TABLE settings; PRAGMA user_version = 4;")
+            .unwrap();
+    }
+    {
+        let mut store = SqliteStore::open(&path, &Default::default()).unwrap();
+        assert_eq!(store.history("alice@example.org", 10).unwrap().len(), 1);
+        assert!(store.setting("xmpp_password").unwrap().is_none());
+        store
+            .set_settings(&[("xmpp_password", "first"), ("server", "example.org:5222")])
+            .unwrap();
+        store.set_settings(&[("xmpp_password", "second")]).unwrap();
+    }
+    let store = SqliteStore::open(&path, &Default::default()).unwrap();
+    let get = |k: &str| store.setting(k).unwrap().map(|v| v.to_string());
+    assert_eq!(get("xmpp_password").as_deref(), Some("second"));
+    assert_eq!(get("server").as_deref(), Some("example.org:5222"));
+    assert_eq!(get("absent"), None);
+    drop(store);
+    let c = hush_store::testing::Connection::open(&path).unwrap();
+    let version: i64 = c
+        .query_row("PRAGMA user_version", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(version, 5);
+    drop(c);
+
+    let secret = dir.join("secret.db");
+    {
+        let mut store = SqliteStore::open(&secret, &with_pass("pass")).unwrap();
+        store
+            .set_settings(&[("xmpp_password", "hunter2-settings")])
+            .unwrap();
+    }
+    assert!(!contains(&file_bytes(&secret), b"hunter2-settings"));
+    let store = SqliteStore::open(&secret, &with_pass("pass")).unwrap();
+    assert_eq!(
+        store
+            .setting("xmpp_password")
+            .unwrap()
+            .as_deref()
+            .map(String::as_str),
+        Some("hunter2-settings")
+    );
 }

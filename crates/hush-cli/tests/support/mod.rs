@@ -9,15 +9,24 @@ use serde_json::Value;
 
 use crate::common::Prosody;
 
-/// Runs `hush --home HOME ARGS…`, with the test password in `HUSH_TEST_PW`.
-pub fn hush(home: &Path, args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_hush"))
-        .arg("--home")
+/// The store passphrase of every home the tests make with [`init`].
+pub const PASSPHRASE: &str = "correct horse battery staple";
+
+/// `hush --home HOME`, with the test password in `HUSH_TEST_PW` and the store passphrase in
+/// `HUSH_PASSPHRASE`; standard input is empty, so nothing can be asked on a terminal.
+pub fn hush_command(home: &Path) -> Command {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_hush"));
+    c.arg("--home")
         .arg(home)
-        .args(args)
         .env("HUSH_TEST_PW", "pw")
-        .output()
-        .unwrap()
+        .env("HUSH_PASSPHRASE", PASSPHRASE)
+        .stdin(std::process::Stdio::null());
+    c
+}
+
+/// Runs `hush --home HOME ARGS…` (see [`hush_command`]).
+pub fn hush(home: &Path, args: &[&str]) -> Output {
+    hush_command(home).args(args).output().unwrap()
 }
 
 /// Stdout of a run that must have succeeded (the failure shows both streams).
