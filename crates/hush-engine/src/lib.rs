@@ -42,6 +42,10 @@ pub use types::{Delivery, SendOptions, SendReport};
 /// phone lost years ago does not keep getting keys.
 pub const DEFAULT_INACTIVE_AFTER: Duration = Duration::from_secs(90 * 24 * 3600);
 
+/// How often the signed prekey is replaced (XEP-0384: every one to four weeks). The previous
+/// one is kept for one more period, for key exchanges built on the old bundle.
+pub const SIGNED_PREKEY_PERIOD: u64 = 7 * 86_400;
+
 /// Longer device lists are refused or ignored (no real account has that many devices).
 pub const MAX_LISTED_DEVICES: usize = 128;
 
@@ -136,6 +140,13 @@ impl Engine {
     /// due now (never during a catch-up: the archive may still hold messages built on them).
     pub fn prekeys_to_retire(&self) -> bool {
         self.prekeys_used && self.phase == Phase::Live
+    }
+
+    /// Whether the signed prekey is due for replacement at `now` (see
+    /// [`SIGNED_PREKEY_PERIOD`]). Checked whenever the bundle is maintained: after each
+    /// catch-up and after a key exchange.
+    pub fn signed_prekey_due(&self, now: u64) -> bool {
+        self.local.signed_prekey_age(now) >= SIGNED_PREKEY_PERIOD
     }
 
     /// The used prekeys were retired (and the bundle republished).

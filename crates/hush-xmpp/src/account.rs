@@ -369,11 +369,26 @@ impl<S: Store> Hush<S> {
             &mut self.rng,
         )
         .map_err(store_err)?;
+        // The signed prekey rotates on its schedule; the previous one stays for one period.
+        let rotated = self.engine.signed_prekey_due(now)
+            && hush_store::rotate_signed_prekey_if_due(
+                &mut self.store,
+                now,
+                hush_engine::SIGNED_PREKEY_PERIOD,
+                &mut self.rng,
+            )
+            .map_err(store_err)?;
+        if rotated {
+            log::info!(
+                "rotated the signed prekey (every {} days)",
+                hush_engine::SIGNED_PREKEY_PERIOD / 86_400
+            );
+        }
         // Retired prekeys past their grace may have gone too: the engine takes the device
         // as stored.
         self.reload_device()?;
         self.engine.prekeys_retired();
-        if retired + added > 0 || self.republish_owed {
+        if retired + added > 0 || rotated || self.republish_owed {
             // Until the bundle is out, the server offers prekeys we no longer have: remember
             // to try again.
             self.republish_owed = true;

@@ -156,3 +156,44 @@ async fn a_live_key_exchange_retires_its_prekey_at_once() {
     }
     assert!(alice.store().used_prekeys().unwrap().is_empty());
 }
+
+/// A clock eight days ahead of the real one: past one signed-prekey period.
+fn eight_days_later() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs()
+        + 8 * 86_400
+}
+
+fn signed_prekey_id(store: &MemoryStore) -> u32 {
+    store.account().unwrap().unwrap().device.signed_prekey().id
+}
+
+/// In real use the signed prekey rotates on schedule: a week after it was made, the next
+/// catch-up replaces and republishes it; a new contact then reads it from the server, and the
+/// conversation works.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_signed_prekey_rotates_on_schedule() {
+    let server = Prosody::start("spk-rotation");
+    let mut bob = account(&server, None, "bob", 22).await;
+    let bob_jid = bob.jid().clone();
+    let before = signed_prekey_id(bob.store());
+    // Not due yet: a catch-up keeps it.
+    nothing_visible(&mut bob).await;
+    assert_eq!(signed_prekey_id(bob.store()), before);
+    // A week later, the next catch-up rotates it.
+    let store = bob.close().await.unwrap();
+    let mut bob = connect(&server, None, store).await;
+    bob.set_clock(eight_days_later);
+    nothing_visible(&mut bob).await;
+    let after = signed_prekey_id(bob.store());
+    assert_ne!(after, before, "the signed prekey rotated");
+    // Alice builds her session from the bundle the server now has: the new signed prekey.
+    let mut alice = account(&server, None, "alice", 11).await;
+    alice
+        .send_text(&bob_jid, "after the rotation")
+        .await
+        .unwrap();
+    expect_text(&mut bob, "after the rotation").await;
+}

@@ -37,7 +37,12 @@ pub async fn device(
 /// A store holding a new device of `jid`, not yet connected.
 pub fn offline_device(jid: &str, device_id: u32) -> MemoryStore {
     let mut rng = rand_core::UnwrapErr(rand::rngs::SysRng);
-    let device = LocalDevice::generate(device_id, 20, 0, &mut rng).unwrap();
+    // Made now, as `hush init` makes them (the signed prekey's age counts from here).
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+    let device = LocalDevice::generate(device_id, 20, now, &mut rng).unwrap();
     let mut store = MemoryStore::default();
     store.create_account(jid, &device).unwrap();
     store
