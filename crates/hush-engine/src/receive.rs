@@ -123,16 +123,23 @@ impl Engine {
                 .conversations
                 .push((peer.clone(), ConversationChange::Contact));
         }
+        // The conversation's record: for a message from a contact it is the sender's.
+        let conversation = if peer == sender {
+            sender_record
+        } else {
+            store.conversation(&peer)?
+        };
         let message = Message {
             sender,
             peer,
             ids,
             at,
+            conversation,
         };
         let encrypted = match payload {
             InboundPayload::Omemo(e) => e,
             InboundPayload::Plain(body) => {
-                self.plaintext(store, &message, body, &mut step)?;
+                self.plaintext(&message, body, &mut step);
                 return Ok(step);
             }
         };
@@ -156,15 +163,8 @@ impl Engine {
 
     /// A message that came in clear: stored and shown as unencrypted, with a warning when the
     /// conversation was encrypted until now (a peer or a server downgrading it).
-    fn plaintext<S: Store + ?Sized>(
-        &self,
-        store: &S,
-        m: &Message,
-        body: String,
-        step: &mut ReceiveStep,
-    ) -> Result<()> {
-        let conversation = store.conversation(&m.peer)?;
-        let warning = conversation.policy.plaintext_is_a_downgrade().then(|| {
+    fn plaintext(&self, m: &Message, body: String, step: &mut ReceiveStep) {
+        let warning = m.conversation.policy.plaintext_is_a_downgrade().then(|| {
             format!(
                 "UNENCRYPTED: this message from {} came in clear, in a conversation that \
                  was encrypted until now; the servers on the way could read or change it",
@@ -188,7 +188,6 @@ impl Engine {
             properties: Properties::PLAINTEXT,
             warning,
         });
-        Ok(())
     }
 
     #[allow(clippy::too_many_arguments)]
@@ -212,9 +211,7 @@ impl Engine {
         let key = hush_store::SessionKey::new(suite, &m.sender, sid);
         let existing = store.session(&key)?;
         let result = encrypted.and_then(|el| {
-            let o = self
-                .local
-                .open(&el, &self.jid, &m.sender, existing.as_ref(), rng)?;
+            let o = self.local.open(&el, &self.jid, &m.sender, existing, rng)?;
             let body = match (&o.payload, suite) {
                 (None, _) => None,
                 (Some(p), Suite::Omemo2) => {
@@ -323,7 +320,7 @@ impl Engine {
         let Some(body) = body else {
             return Ok(step);
         };
-        let conversation = store.conversation(&m.peer)?;
+        let conversation = m.conversation;
         if !conversation.policy.encrypted {
             step.transaction
                 .conversations
@@ -448,6 +445,8 @@ struct Message {
     peer: String,
     ids: MessageIds,
     at: u64,
+    /// The conversation's record as stored before this message.
+    conversation: hush_store::ConversationRecord,
 }
 
 impl Message {

@@ -106,8 +106,9 @@ pub struct Opened {
 
 impl LocalDevice {
     /// Decrypts an `<encrypted/>` element sent by `sender_jid` to us (`own_jid`), using our
-    /// stored session with the sending device if there is one. `existing` is not changed: the
-    /// session to store afterwards is [`Opened::session`].
+    /// stored session with the sending device if there is one. `existing` is the stored
+    /// session, taken by value: the session to store afterwards is [`Opened::session`], and on
+    /// an error the stored one stays as it is (nothing to write back).
     ///
     /// A key exchange is processed in the state it built earlier if one is kept (a resent key
     /// exchange); otherwise it builds a new state from our prekeys, taken into the stored
@@ -118,14 +119,14 @@ impl LocalDevice {
         element: &EncryptedElement,
         own_jid: &str,
         sender_jid: &str,
-        existing: Option<&Session>,
+        existing: Option<Session>,
         rng: &mut R,
     ) -> Result<Opened> {
         let suite = element.suite;
         let entry = element
             .key_for(own_jid, self.device_id())
             .ok_or(ProtoError::NotForThisDevice(self.device_id()))?;
-        if let Some(s) = existing {
+        if let Some(s) = &existing {
             if s.suite() != suite {
                 return Err(ProtoError::UnknownSuite(format!(
                     "stored session is {}, message is {suite}",
@@ -133,17 +134,17 @@ impl LocalDevice {
                 )));
             }
         }
-        // Work on a copy of the stored session, handed back only once the payload has
-        // authenticated too: a tampered payload must not burn the message key of the genuine one.
+        // Work on the caller's copy of the stored session, handed back only once the payload
+        // has authenticated too: a tampered payload must not burn the message key of the
+        // genuine one (the stored session is untouched until the caller stores ours).
         let empty = element.payload.is_none();
         let mut new_state = false;
         let mut identity_changed = false;
         let mut consumed_prekey = None;
         let (key_material, session, sender_identity) = if entry.kex {
             let kex = wire::decode_kex(suite, &entry.data)?;
-            let mut staged = existing
-                .filter(|s| s.peer_identity().same_identity(&kex.identity))
-                .cloned();
+            let had_session = existing.is_some();
+            let mut staged = existing.filter(|s| s.peer_identity().same_identity(&kex.identity));
             let known = staged.as_ref().and_then(|s| s.state_built_from(&kex.ek));
             let km = match (staged.as_mut(), known) {
                 (Some(session), Some(index)) => {
@@ -157,7 +158,7 @@ impl LocalDevice {
                     let km = fresh.decrypt_key(&kex.message, rng)?;
                     new_state = true;
                     consumed_prekey = Some(kex.pk_id);
-                    identity_changed = existing.is_some() && staged.is_none();
+                    identity_changed = had_session && staged.is_none();
                     match staged.as_mut() {
                         Some(session) => session.adopt(fresh),
                         None => staged = Some(fresh),
@@ -169,7 +170,7 @@ impl LocalDevice {
                 staged.ok_or(ProtoError::CorruptState("no session after key exchange"))?;
             (km, session, kex.identity)
         } else {
-            let mut session = existing.cloned().ok_or_else(|| ProtoError::NoSession {
+            let mut session = existing.ok_or_else(|| ProtoError::NoSession {
                 jid: sender_jid.to_owned(),
                 device: element.sid,
             })?;

@@ -145,7 +145,7 @@ proptest! {
             payload,
         };
         let mut rng = common::rng(3);
-        let session = bob.sessions.get(&(ALICE.to_string(), 11));
+        let session = bob.sessions.get(&(ALICE.to_string(), 11)).cloned();
         prop_assert!(bob.device.open(&el, BOB, ALICE, session, &mut rng).is_err());
     }
 

@@ -73,7 +73,7 @@ impl Setup {
         }
         let opened = self
             .bob
-            .open(el, BOB, ALICE, self.session.as_ref(), &mut self.rng)
+            .open(el, BOB, ALICE, self.session.take(), &mut self.rng)
             .unwrap();
         self.session = Some(opened.session.clone());
         self.serial += 1;

@@ -8,7 +8,7 @@
 //! it reads, it is stored beside the earlier entry, which keeps its place in history but gives
 //! up the ids. If it fails (or comes in clear) again, it is a copy of what was already shown.
 
-use crate::types::{MessageIds, Outcome, StoredMessage};
+use crate::types::{Outcome, StoredMessage};
 use crate::Direction;
 
 /// What the store holds of an arriving message, by its ids and digest.
@@ -48,14 +48,4 @@ impl Known {
 /// Whether a stored message counts as authenticated: sent by us, or decrypted.
 pub(crate) fn authenticated(m: &StoredMessage) -> bool {
     m.direction == Direction::Out || (m.error.is_none() && m.encrypted)
-}
-
-/// Whether stored message `m` shares an id or the digest with `ids` from `sender`.
-pub(crate) fn same_message(m: &StoredMessage, sender: &str, ids: &MessageIds) -> bool {
-    let by_stanza =
-        ids.stanza_id.is_some() && m.ids.stanza_id == ids.stanza_id && m.ids.archive == ids.archive;
-    let by_origin =
-        ids.origin_id.is_some() && m.ids.origin_id == ids.origin_id && m.sender == sender;
-    let by_digest = ids.digest.is_some() && m.ids.digest == ids.digest && m.sender == sender;
-    by_stanza || by_origin || by_digest
 }

@@ -5,7 +5,7 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use hush_proto::{IdentityKey, LocalDevice, Session, Suite};
 
-use crate::dedup::{authenticated, same_message, Known, Verdict};
+use crate::dedup::{authenticated, Known, Verdict};
 use crate::error::{Result, StoreError};
 use crate::types::{
     Commit, ConversationRecord, DeviceRecord, Direction, MessageIds, Outcome, Outgoing, Pending,
@@ -26,6 +26,33 @@ pub struct MemoryStore {
     devices: BTreeMap<(Suite, String), BTreeMap<u32, DeviceRecord>>,
     conversations: BTreeMap<String, ConversationRecord>,
     archive_resume: BTreeMap<String, String>,
+    /// The ids each stored message can be recognised by (the SQLite store's indexes).
+    index: BTreeMap<IdKey, BTreeSet<i64>>,
+}
+
+/// One way a message can be recognised when it arrives again.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+enum IdKey {
+    /// XEP-0359 stanza id, unique within its archive.
+    Stanza(Option<String>, String),
+    /// XEP-0359 origin id, unique per sender.
+    Origin(String, String),
+    /// Content digest, per sender.
+    Digest(String, [u8; 32]),
+}
+
+fn id_keys(sender: &str, ids: &MessageIds) -> Vec<IdKey> {
+    let mut keys = Vec::with_capacity(3);
+    if let Some(sid) = &ids.stanza_id {
+        keys.push(IdKey::Stanza(ids.archive.clone(), sid.clone()));
+    }
+    if let Some(oid) = &ids.origin_id {
+        keys.push(IdKey::Origin(sender.to_owned(), oid.clone()));
+    }
+    if let Some(d) = ids.digest {
+        keys.push(IdKey::Digest(sender.to_owned(), d));
+    }
+    keys
 }
 
 impl MemoryStore {
@@ -34,13 +61,22 @@ impl MemoryStore {
         Self::default()
     }
 
+    /// The stored message with history id `id` (ids count from 1, in order).
+    fn message(&self, id: i64) -> Option<&StoredMessage> {
+        usize::try_from(id - 1)
+            .ok()
+            .and_then(|i| self.messages.get(i))
+    }
+
     fn known(&self, sender: &str, ids: &MessageIds) -> Known {
         let mut known = Known::default();
-        for m in self
-            .messages
+        let hits: BTreeSet<i64> = id_keys(sender, ids)
             .iter()
-            .filter(|m| same_message(m, sender, ids))
-        {
+            .filter_map(|k| self.index.get(k))
+            .flatten()
+            .copied()
+            .collect();
+        for m in hits.into_iter().filter_map(|id| self.message(id)) {
             if authenticated(m) {
                 known.authenticated = true;
             } else {
@@ -53,8 +89,30 @@ impl MemoryStore {
     fn push(&mut self, mut m: StoredMessage) -> i64 {
         m.id = self.messages.len() as i64 + 1;
         let id = m.id;
+        for k in id_keys(&m.sender, &m.ids) {
+            self.index.entry(k).or_default().insert(id);
+        }
         self.messages.push(m);
         id
+    }
+
+    /// Takes the ids away from stored message `id` (a real message supersedes it).
+    fn forget_ids(&mut self, id: i64) {
+        let Some(m) = usize::try_from(id - 1)
+            .ok()
+            .and_then(|i| self.messages.get_mut(i))
+        else {
+            return;
+        };
+        for k in id_keys(&m.sender, &m.ids) {
+            if let Some(set) = self.index.get_mut(&k) {
+                set.remove(&id);
+                if set.is_empty() {
+                    self.index.remove(&k);
+                }
+            }
+        }
+        m.ids = MessageIds::default();
     }
 }
 
@@ -142,10 +200,8 @@ impl Store for MemoryStore {
                     continue;
                 }
                 Verdict::Supersede => {
-                    for m in &mut self.messages {
-                        if known.unauthenticated.contains(&m.id) {
-                            m.ids = MessageIds::default();
-                        }
+                    for id in &known.unauthenticated {
+                        self.forget_ids(*id);
                     }
                 }
                 Verdict::New => {}
@@ -257,7 +313,7 @@ impl Store for MemoryStore {
             .outbox
             .iter()
             .filter_map(|(id, s)| {
-                let m = self.messages.iter().find(|m| m.id == *id)?;
+                let m = self.message(*id)?;
                 Some(Pending {
                     id: *id,
                     peer: m.peer.clone(),

@@ -66,7 +66,7 @@ fn receive<S: Store>(
     let account = store.account().unwrap().unwrap();
     let key = SessionKey::new(el.suite, ALICE, el.sid);
     let existing = store.session(&key).unwrap();
-    let outcome = match account.device.open(el, BOB, ALICE, existing.as_ref(), rng) {
+    let outcome = match account.device.open(el, BOB, ALICE, existing, rng) {
         Ok(o) => Outcome::Decrypted {
             session: Box::new(o.session),
             body: o.payload.map(|p| p.to_vec()),
@@ -274,7 +274,7 @@ fn outgoing_and_prekeys<S: Store>(mut store: S) {
     // Alice can read the reply, so the saved session was the advanced one.
     let opened = alice
         .device
-        .open(&el, ALICE, BOB, Some(&alice.session), &mut rng)
+        .open(&el, ALICE, BOB, Some(alice.session.clone()), &mut rng)
         .unwrap();
     assert_eq!(opened.payload.unwrap().as_slice(), b"reply");
 

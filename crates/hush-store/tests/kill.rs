@@ -77,7 +77,7 @@ fn worker(dir: &Path) {
                 continue; // a MAM / Carbons duplicate: ignored silently
             }
             let opened = device
-                .open(&el, BOB, ALICE, session.as_ref(), &mut rng)
+                .open(&el, BOB, ALICE, session.take(), &mut rng)
                 .unwrap();
             session = Some(opened.session.clone());
             batch.push(Received {
@@ -260,7 +260,7 @@ fn parent() {
     .unwrap();
     let opened = alice
         .device
-        .open(&reply, ALICE, BOB, Some(&alice.session), &mut rng)
+        .open(&reply, ALICE, BOB, Some(alice.session.clone()), &mut rng)
         .unwrap();
     alice.session = opened.session;
     assert_eq!(opened.payload.unwrap().as_slice(), b"got them all");
@@ -278,7 +278,7 @@ fn parent() {
     .unwrap();
     let bob_device = store.account().unwrap().unwrap().device;
     let opened = bob_device
-        .open(&next, BOB, ALICE, Some(&s), &mut rng)
+        .open(&next, BOB, ALICE, Some(s.clone()), &mut rng)
         .unwrap();
     assert_eq!(opened.payload.unwrap().as_slice(), b"great");
     let _ = store.delete_session(&key);

@@ -87,7 +87,7 @@ impl Party {
             .map_err(|e| ProtoError::MalformedXml(format!("{e}")))?;
         let enc = EncryptedElement::from_element(&el)?;
         let key = (from_jid.to_string(), enc.sid);
-        let existing = self.sessions.get(&key);
+        let existing = self.sessions.get(&key).cloned();
         let opened = self
             .device
             .open(&enc, &self.jid, from_jid, existing, &mut self.rng)?;
