@@ -1,11 +1,12 @@
 //! What the account engine costs per message on top of the protocol core.
 //!
-//! Both benches read the same 100 in-order messages from Alice on Bob's confirmed session:
-//! `core_open` runs only the protocol core — `LocalDevice::open` (Double Ratchet, payload)
-//! and `sce::open` (the envelope) — and keeps the advanced session; `engine_receive` runs the
-//! whole receive step — deduplication, the stranger and trust rules, decryption, the SCE
-//! envelope, the transaction, its commit to an in-memory store, and `settle`. The difference
-//! is the engine's share; a file store adds its own (see hush-store's benches).
+//! * `one message/core_open` and `one message/engine_receive` read the same message from the
+//!   same stored state: the protocol core alone (`LocalDevice::open` — Double Ratchet and
+//!   payload — and `sce::open`) against the engine's whole decision (deduplication, strangers
+//!   and trust, decryption, the envelope, the transaction). Their difference is the engine's
+//!   cost on top of the core. Committing the transaction is the store's cost, not included.
+//! * `per 100 messages/…` run 100 in-order messages each, the engine's with every transaction
+//!   committed to an in-memory store and settled: the whole receive path without a network.
 
 #[path = "../tests/support/mod.rs"]
 mod support;
@@ -38,6 +39,82 @@ fn world() -> (World, Vec<support::Envelope>) {
     let inbox = std::mem::take(&mut w.devices.get_mut(&21).unwrap().inbox);
     assert_eq!(inbox.len(), MESSAGES);
     (w, inbox)
+}
+
+fn inbound(env: &support::Envelope) -> Inbound {
+    Inbound {
+        sender: env.sender.clone(),
+        peer: env.peer.clone(),
+        payload: InboundPayload::Omemo(Ok(env.element.clone())),
+        ids: env.ids.clone(),
+        sent_at: None,
+    }
+}
+
+/// Bob's store after reading the first `n` messages of `inbox` through the engine.
+fn store_after(
+    bob: &hush_store::MemoryStore,
+    inbox: &[support::Envelope],
+    n: usize,
+) -> hush_store::MemoryStore {
+    let mut store = bob.clone();
+    let device = store.account().unwrap().unwrap().device;
+    let mut engine = Engine::new(BOB, device);
+    let mut rng = StdRng::seed_from_u64(2);
+    for env in &inbox[..n] {
+        let (tx, after) = engine
+            .receive(&store, inbound(env), 1_700_000_000, &mut rng)
+            .unwrap()
+            .into_parts();
+        let committed = store.commit(tx).unwrap();
+        assert!(engine.settle(after, &committed).is_some());
+    }
+    store
+}
+
+fn one_message(c: &mut Criterion) {
+    let (w, inbox) = world();
+    let bob = &w.devices[&21];
+    let before = store_after(&bob.store, &inbox, MESSAGES / 2);
+    let message = &inbox[MESSAGES / 2];
+    let key = SessionKey::new(hush_proto::Suite::Omemo2, ALICE, 11);
+    let device = before.account().unwrap().unwrap().device;
+    let session = before.session(&key).unwrap().unwrap();
+    let mut group = c.benchmark_group("one message");
+    group.bench_function("core_open", |b| {
+        b.iter_batched(
+            || (session.clone(), StdRng::seed_from_u64(1)),
+            |(session, mut rng)| {
+                let o = device
+                    .open(&message.element, BOB, ALICE, Some(session), &mut rng)
+                    .unwrap();
+                let expect = hush_proto::sce::Expect {
+                    from: ALICE,
+                    to: BOB,
+                    require_to: false,
+                };
+                hush_proto::sce::open(o.payload.as_deref().unwrap(), expect).unwrap();
+                o
+            },
+            BatchSize::SmallInput,
+        )
+    });
+    group.bench_function("engine_receive", |b| {
+        b.iter_batched(
+            || {
+                let engine = Engine::new(BOB, device.clone());
+                (engine, inbound(message), StdRng::seed_from_u64(1))
+            },
+            |(mut engine, inbound, mut rng)| {
+                let step = engine
+                    .receive(&before, inbound, 1_700_000_000, &mut rng)
+                    .unwrap();
+                (step, engine)
+            },
+            BatchSize::SmallInput,
+        )
+    });
+    group.finish();
 }
 
 fn bench(c: &mut Criterion) {
@@ -108,5 +185,5 @@ fn bench(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, bench);
+criterion_group!(benches, one_message, bench);
 criterion_main!(benches);
