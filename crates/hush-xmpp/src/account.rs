@@ -203,6 +203,7 @@ impl<S: Store> Hush<S> {
             }
         }
         let device = self.engine.device().clone();
+        self.refuse_id_collision(&device).await?;
         self.publish_bundles(&device).await?;
         for suite in Suite::ALL {
             let mut list = match self.xmpp.device_list(&self.jid.clone(), suite).await {
@@ -217,6 +218,32 @@ impl<S: Store> Hush<S> {
                 list.devices.push(DeviceEntry::new(self.engine.device_id()));
             }
             self.xmpp.publish_device_list(&list).await?;
+        }
+        Ok(())
+    }
+
+    /// XEP-0384: before announcing, check that no other device of the account uses our id. A
+    /// listed id whose published bundle carries another identity key is someone else's:
+    /// publishing ours would overwrite its keys and break every session with it.
+    async fn refuse_id_collision(&mut self, device: &hush_proto::LocalDevice) -> Result<()> {
+        let id = device.device_id();
+        let own = self.jid.clone();
+        for suite in Suite::ALL {
+            let listed = match self.xmpp.device_list(&own, suite).await {
+                Ok(list) => list.devices.iter().any(|d| d.id == id),
+                Err(XmppError::NothingPublished { .. }) => false,
+                Err(e) => return Err(e),
+            };
+            if !listed {
+                continue;
+            }
+            match self.xmpp.bundle(&own, suite, id).await {
+                Ok(published) if !published.identity.same_identity(device.identity().public()) => {
+                    return Err(XmppError::DeviceIdTaken(id));
+                }
+                Ok(_) | Err(XmppError::NothingPublished { .. }) => {}
+                Err(e) => return Err(e),
+            }
         }
         Ok(())
     }

@@ -71,6 +71,10 @@ pub enum XmppError {
         /// Per device, why not.
         why: String,
     },
+    /// Another device of the account already uses this device id (XEP-0384: check for
+    /// collisions before announcing); nothing was published.
+    #[error("device id {0} is already used by another device of this account (its published keys differ); nothing was published — set the device up again to draw a new id")]
+    DeviceIdTaken(u32),
     /// A device cannot remove itself from the device list.
     #[error("device {0} is this device; run the removal from another device (or stop using this one first)")]
     RemoveSelf(u32),

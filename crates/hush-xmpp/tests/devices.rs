@@ -11,7 +11,7 @@ use common::Prosody;
 use hush_proto::Suite;
 use hush_store::Store;
 use hush_xmpp::{BareJid, SendReport, XmppError};
-use support::{account, device, expect_text};
+use support::{account, connect, device, expect_text};
 
 fn reached(report: &SendReport, jid: &BareJid) -> Vec<u32> {
     let mut ids: Vec<u32> = report
@@ -139,4 +139,31 @@ async fn silent_devices_become_inactive_until_they_speak() {
     expect_text(&mut alice, "I'm back").await;
     let report = alice.send_text(&bob_jid, "welcome back").await.unwrap();
     assert_eq!(reached(&report, &bob_jid), [21, 22]);
+}
+
+/// XEP-0384: a new device checks that no other device of the account uses its id before it
+/// announces itself. One that drew a taken id is refused, and the other device's keys stay
+/// published (announcing used to overwrite them, breaking every session with that device).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_device_id_taken_by_another_device_is_refused() {
+    let server = Prosody::start("devices-collision");
+    let mut phone = account(&server, None, "alice", 11).await;
+    let alice_jid = phone.jid().clone();
+    let mut clash = connect(
+        &server,
+        None,
+        support::offline_device(alice_jid.as_str(), 11),
+    )
+    .await;
+    let err = clash.announce().await.unwrap_err();
+    assert!(
+        matches!(err, hush_xmpp::XmppError::DeviceIdTaken(11)),
+        "{err}"
+    );
+    // Bob's new session is built from the phone's keys, still on the server.
+    let mut bob = account(&server, None, "bob", 22).await;
+    bob.send_text(&alice_jid, "still you?").await.unwrap();
+    expect_text(&mut phone, "still you?").await;
+    // A device announcing itself again is no collision.
+    phone.announce().await.unwrap();
 }
