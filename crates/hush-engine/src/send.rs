@@ -211,11 +211,14 @@ impl Engine {
         if all_theirs_inactive {
             inactive.retain(|((j, _), _)| j != to);
         }
+        // A session a restore rewound is never used to encrypt: its next message keys were
+        // used before the backup was made. It is replaced by a new one, from the bundle.
+        let rewound = store.sessions_needing_reset()?;
         let mut bundles_needed = Vec::new();
         for (jid, device, _) in &devices {
             let left_out = inactive.iter().any(|((j, d), _)| j == jid && d == device);
             let key = SessionKey::new(suite, jid, *device);
-            if !left_out && store.session(&key)?.is_none() {
+            if !left_out && (rewound.contains(&key) || store.session(&key)?.is_none()) {
                 bundles_needed.push((jid.clone(), *device));
             }
         }
@@ -269,7 +272,10 @@ impl Engine {
                 readers.push(reader);
                 continue;
             }
-            let stored = store.session(&SessionKey::new(suite, &jid, device))?;
+            let key = SessionKey::new(suite, &jid, device);
+            // A bundle was fetched for a device with no session, or with a rewound one.
+            let replace = bundles.iter().any(|((j, d), _)| *j == jid && *d == device);
+            let stored = if replace { None } else { store.session(&key)? };
             let session = match stored {
                 Some(s) => Ok(s),
                 None => {
@@ -423,6 +429,10 @@ impl Engine {
         rng: &mut R,
     ) -> Result<Option<(Transaction, EncryptedElement, String)>> {
         let key = SessionKey::new(owed.suite, &owed.jid, owed.device);
+        // A session a restore rewound gets no empty message either (it would reuse a key).
+        if store.sessions_needing_reset()?.contains(&key) {
+            return Ok(None);
+        }
         let Some(mut session) = store.session(&key)? else {
             return Ok(None);
         };
