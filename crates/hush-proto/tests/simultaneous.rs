@@ -248,3 +248,32 @@ proptest! {
         w.check_settled();
     }
 }
+
+/// A peer starts over (a new key exchange after the old session was confirmed); replaying the
+/// old key exchange afterwards neither reads again nor rolls the session back to the old state.
+#[test]
+fn a_key_exchange_replayed_after_a_newer_one_never_rolls_back() {
+    for suite in Suite::ALL {
+        let mut alice = Party::new(A, 11, 41);
+        let mut bob = Party::new(B, 22, 42);
+        alice.connect(suite, &[&bob]);
+        let old = alice.send(suite, &[(B, 22)], Some(b"old"));
+        let _ = bob.receive(A, &old).unwrap();
+        let answer = bob.send(suite, &[(A, 11)], None);
+        let _ = alice.receive(B, &answer).unwrap();
+        // Alice starts over from Bob's bundle.
+        alice.sessions.clear();
+        alice.connect(suite, &[&bob]);
+        let new = alice.send(suite, &[(B, 22)], Some(b"new"));
+        assert_eq!(bob.receive_text(A, &new).unwrap(), b"new");
+        let before = bob.sessions[&(A.to_owned(), 11)].to_bytes();
+        assert_eq!(
+            bob.receive(A, &old).unwrap_err(),
+            ProtoError::MessageKeyGone { counter: 0 }
+        );
+        assert_eq!(*bob.sessions[&(A.to_owned(), 11)].to_bytes(), *before);
+        // Bob answers on the new session, and Alice reads it.
+        let reply = bob.send(suite, &[(A, 11)], Some(b"on the new one"));
+        assert_eq!(alice.receive_text(B, &reply).unwrap(), b"on the new one");
+    }
+}
