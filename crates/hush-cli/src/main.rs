@@ -504,9 +504,10 @@ async fn run(cli: Cli) -> Fallible<()> {
             // First what arrived while we were away (the archive), then live messages.
             let since = config.created_at;
             let mut seen = 0;
+            // `--count` counts messages (texts and failures), not news of a new key.
             for d in hush.catch_up(since).await.map_err(|e| e.to_string())? {
                 print_delivery(&d, json);
-                seen += 1;
+                seen += usize::from(!d.is_key_notice());
             }
             while count.is_none_or(|c| seen < c) {
                 match hush
@@ -516,7 +517,7 @@ async fn run(cli: Cli) -> Fallible<()> {
                 {
                     Some(d) => {
                         print_delivery(&d, json);
-                        seen += 1;
+                        seen += usize::from(!d.is_key_notice());
                     }
                     None => break,
                 }
@@ -694,13 +695,23 @@ fn print_delivery(d: &Delivery, json: bool) {
             "{}",
             json!({"from": d.from, "device": d.device, "ns": d.suite.map(|s| s.name()),
                    "encrypted": d.suite.is_some(), "body": d.body, "error": d.error,
-                   "trust": trust_name(d.trust), "warning": d.warning,
+                   "trust": trust_name(d.trust), "warning": d.warning, "new_key": d.new_key,
                    "security": conversation::properties_json(&d.properties)})
         );
         return;
     }
     if let Some(w) = &d.warning {
         println!("!! WARNING: {w}");
+    }
+    if let Some(fp) = &d.new_key {
+        println!(
+            "!! NEW KEY: device {} of {} uses a key you have not seen before, fingerprint {fp} \
+             (compare it with theirs, then `hush verify` or `hush trust`)",
+            d.device, d.from
+        );
+        if d.is_key_notice() {
+            return;
+        }
     }
     match (&d.error, d.suite) {
         (Some(e), _) => println!("!! {e}"),

@@ -187,6 +187,7 @@ impl Engine {
             trust: None,
             properties: Properties::PLAINTEXT,
             warning,
+            new_key: None,
         });
     }
 
@@ -296,7 +297,9 @@ impl Engine {
                 return Ok(m.failed(step, sid, suite, reason));
             }
         }
-        let trust = note_identity(store, &m.sender, &o.sender_identity, m.at, &mut step)?;
+        let (trust, new) = note_identity(store, &m.sender, &o.sender_identity, m.at, &mut step)?;
+        // Every key a session is built from is news to the user, however it came.
+        let new_key = new.then(|| o.sender_identity.fingerprint());
         let heartbeat = o.session.needs_heartbeat();
         if o.was_key_exchange || heartbeat {
             // XEP-0384: answer a key exchange with an empty message so the peer stops sending
@@ -318,6 +321,19 @@ impl Engine {
             },
         ));
         let Some(body) = body else {
+            if let Some(fingerprint) = new_key {
+                step.after.delivery = Some(Delivery {
+                    from: m.sender.clone(),
+                    device: sid,
+                    suite: Some(suite),
+                    body: None,
+                    error: None,
+                    trust: Some(trust),
+                    properties: Properties::omemo(Authentication::Weak),
+                    warning: None,
+                    new_key: Some(fingerprint),
+                });
+            }
             return Ok(step);
         };
         let conversation = m.conversation;
@@ -359,6 +375,7 @@ impl Engine {
             trust: Some(trust),
             properties: Properties::omemo(authentication),
             warning,
+            new_key,
         });
         Ok(step)
     }
@@ -391,8 +408,8 @@ impl Engine {
     }
 }
 
-/// The trust of an identity key of `jid`; a key met for the first time gets its first trust
-/// written in the step's transaction. New keys are trusted blindly only *before*
+/// The trust of an identity key of `jid`, and whether it is met for the first time (its first
+/// trust is then written in the step's transaction). New keys are trusted blindly only *before*
 /// verification (BTBV): once the user verified any key of `jid`, a new one stays undecided
 /// until the user looks at it — it is what a server slipping in a device would produce.
 pub(crate) fn note_identity<S: Store + ?Sized>(
@@ -401,7 +418,7 @@ pub(crate) fn note_identity<S: Store + ?Sized>(
     identity: &IdentityKey,
     at: u64,
     step: &mut ReceiveStep,
-) -> Result<Trust> {
+) -> Result<(Trust, bool)> {
     let (trust, new) = first_trust(store, jid, identity, &step.transaction.new_keys)?;
     if new {
         step.transaction.new_keys.push(NewKey {
@@ -411,7 +428,7 @@ pub(crate) fn note_identity<S: Store + ?Sized>(
             at,
         });
     }
-    Ok(trust)
+    Ok((trust, new))
 }
 
 /// The trust of `identity` of `jid` as stored, or as it would start (and `true`) when it is
@@ -482,6 +499,7 @@ impl Message {
             // Nothing was read, so nothing can be claimed about it.
             properties: Properties::PLAINTEXT,
             warning: None,
+            new_key: None,
         });
         step
     }

@@ -50,4 +50,16 @@ pub struct Delivery {
     pub properties: Properties,
     /// A warning to show prominently (a message in clear in an encrypted conversation).
     pub warning: Option<String>,
+    /// The fingerprint of the sending device's identity key when this message is the first
+    /// we saw of it — however it came (a message, an empty key exchange, a Carbon, the
+    /// archive). A delivery with neither `body` nor `error` carries only this news.
+    pub new_key: Option<String>,
+}
+
+impl Delivery {
+    /// True when it only announces a new key (an empty message from a device we did not
+    /// know): no text, no failure.
+    pub fn is_key_notice(&self) -> bool {
+        self.body.is_none() && self.error.is_none() && self.new_key.is_some()
+    }
 }

@@ -209,3 +209,52 @@ fn a_session_rewound_by_a_restore_is_replaced_before_it_encrypts() {
     assert!(restored.sessions_needing_reset().unwrap().is_empty());
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// Every identity key a session is built from is news to the user, however it came: with a
+/// first message, and with an empty key-exchange message (which shows nothing else).
+#[test]
+fn a_new_key_is_reported_even_when_it_comes_in_an_empty_message() {
+    let mut w = World::new(5);
+    w.add_device(ALICE, 11);
+    w.add_device(BOB, 21);
+    w.send(21, ALICE, "hi").unwrap();
+    w.deliver(11, 0, false);
+    let fingerprint = w.bundles[&21].identity.fingerprint();
+    let first = w.devices[&11].shown.clone();
+    assert_eq!(first, [(BOB.to_owned(), "hi".to_owned())]);
+    // A second device of Bob starts its session with Alice by an empty message.
+    w.add_device(BOB, 22);
+    let mut rng = rand::rngs::StdRng::seed_from_u64(6);
+    let tablet = w.devices[&22].engine.device().clone();
+    let mut session =
+        hush_proto::Session::initiate(tablet.identity(), &w.bundles[&11], &mut rng).unwrap();
+    let element = hush_proto::seal(
+        hush_proto::Suite::Omemo2,
+        22,
+        None,
+        &mut [hush_proto::Recipient {
+            jid: ALICE,
+            device_id: 11,
+            session: &mut session,
+        }],
+        &mut rng,
+    )
+    .unwrap();
+    w.devices
+        .get_mut(&11)
+        .unwrap()
+        .inbox
+        .push(support::Envelope {
+            sender: BOB.into(),
+            peer: BOB.into(),
+            element,
+            ids: Default::default(),
+        });
+    w.deliver(11, 0, false);
+    let tablet_fp = tablet.identity().public().fingerprint();
+    assert_ne!(tablet_fp, fingerprint);
+    assert_eq!(
+        w.devices[&11].shown.last(),
+        Some(&(BOB.to_owned(), format!("new key {tablet_fp}")))
+    );
+}

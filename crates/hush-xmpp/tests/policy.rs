@@ -175,8 +175,19 @@ async fn a_new_identity_key_for_a_known_device_is_not_taken_silently() {
     let original = held(&alice);
     bob.close().await.unwrap();
 
-    // Device 22 comes back with other keys (a reinstall — or someone who took over the id).
-    let mut impostor = device(&server, None, bob_jid.as_str(), 22).await;
+    // Device 22 comes back with other keys (a reinstall that kept the id — or someone who
+    // took it over). Hush refuses to announce a taken id, so the keys are published by hand.
+    let store = support::offline_device(bob_jid.as_str(), 22);
+    let keys = store.account().unwrap().unwrap().device;
+    let mut raw =
+        hush_xmpp::XmppClient::connect(bob_jid.as_str(), "pw", &support::options(&server, None))
+            .await
+            .unwrap();
+    for suite in Suite::ALL {
+        raw.publish_bundle(&keys.bundle(suite)).await.unwrap();
+    }
+    raw.close().await.unwrap();
+    let mut impostor = support::connect(&server, None, store).await;
     impostor.send_text(&alice_jid, "trust me").await.unwrap();
     let d = alice
         .receive(Duration::from_secs(20))

@@ -184,10 +184,11 @@ impl World {
             dev.store.commit(tx).unwrap()
         };
         if let Some(d) = dev.engine.settle(after, &committed) {
-            let shown = match (&d.body, &d.error) {
-                (Some(b), _) => b.clone(),
-                (None, Some(e)) => format!("!{e}"),
-                (None, None) => String::new(),
+            let shown = match (&d.body, &d.error, &d.new_key) {
+                (Some(b), _, _) => b.clone(),
+                (None, Some(e), _) => format!("!{e}"),
+                (None, None, Some(fp)) => format!("new key {fp}"),
+                (None, None, None) => String::new(),
             };
             dev.shown.push((d.from.clone(), shown));
         }

@@ -48,14 +48,20 @@ pub fn offline_device(jid: &str, device_id: u32) -> MemoryStore {
     store
 }
 
-/// Connects the account in `store`.
-pub async fn connect(server: &Prosody, via: Option<&str>, store: MemoryStore) -> Hush<MemoryStore> {
-    let options = ConnectOptions {
+/// How the tests connect to `server` (through `via`, a relay, if given).
+pub fn options(server: &Prosody, via: Option<&str>) -> ConnectOptions {
+    ConnectOptions {
         server: Some(via.map_or_else(|| server.address(), str::to_owned)),
         insecure_loopback: true,
         timeout: Duration::from_secs(20),
-    };
-    Hush::connect(store, "pw", &options).await.unwrap()
+    }
+}
+
+/// Connects the account in `store`.
+pub async fn connect(server: &Prosody, via: Option<&str>, store: MemoryStore) -> Hush<MemoryStore> {
+    Hush::connect(store, "pw", &options(server, via))
+        .await
+        .unwrap()
 }
 
 /// Waits (bounded) for the next message and checks its text.
