@@ -78,7 +78,6 @@ pub struct Engine {
     phase: Phase,
     owed: Vec<Owed>,
     prekeys_used: bool,
-    strangers: strangers::StrangerLimits,
     inactive_after: Duration,
 }
 
@@ -91,7 +90,6 @@ impl Engine {
             phase: Phase::Live,
             owed: Vec::new(),
             prekeys_used: false,
-            strangers: strangers::StrangerLimits::default(),
             inactive_after: DEFAULT_INACTIVE_AFTER,
         }
     }

@@ -139,6 +139,15 @@ impl Engine {
         let encrypted = match payload {
             InboundPayload::Omemo(e) => e,
             InboundPayload::Plain(body) => {
+                // A stranger's messages in clear fill the history too: budgeted.
+                if stranger {
+                    let (sid, suite) = (0, Suite::Omemo2);
+                    if let Some(over) =
+                        self.spend_stranger_budget(store, &message, sid, suite, now, &mut step)?
+                    {
+                        return Ok(over);
+                    }
+                }
                 self.plaintext(&message, body, &mut step);
                 return Ok(step);
             }
@@ -211,6 +220,29 @@ impl Engine {
         }
         let key = hush_store::SessionKey::new(suite, &m.sender, sid);
         let existing = store.session(&key)?;
+        // A stranger's budget is spent before any expensive work: a key agreement (X3DH and a
+        // one-time prekey), or a message that cannot be read (no session, unreadable element).
+        // Messages on a session the budget already paid for are not charged.
+        let mut charged = false;
+        if stranger {
+            let costly = match &encrypted {
+                Ok(el) => {
+                    existing.is_none()
+                        || self
+                            .local
+                            .needs_key_agreement(el, &self.jid, existing.as_ref())
+                }
+                Err(_) => true,
+            };
+            if costly {
+                if let Some(over) =
+                    self.spend_stranger_budget(store, &m, sid, suite, now, &mut step)?
+                {
+                    return Ok(over);
+                }
+                charged = true;
+            }
+        }
         let result = encrypted.and_then(|el| {
             let o = self.local.open(&el, &self.jid, &m.sender, existing, rng)?;
             let body = match (&o.payload, suite) {
@@ -259,8 +291,10 @@ impl Engine {
             Err(e) => {
                 // A stranger's failures are budgeted like its new sessions: junk cannot fill
                 // the history.
-                if stranger {
-                    if let Some(over) = self.over_stranger_limit(&m, sid, suite, now) {
+                if stranger && !charged {
+                    if let Some(over) =
+                        self.spend_stranger_budget(store, &m, sid, suite, now, &mut step)?
+                    {
                         return Ok(over);
                     }
                 }
@@ -273,13 +307,7 @@ impl Engine {
             }
         };
         if o.new_state {
-            // A new session from a stranger costs a prekey and storage: budgeted. Nothing is
-            // committed when over the limit, so the prekey stays unused.
-            if stranger {
-                if let Some(over) = self.over_stranger_limit(&m, sid, suite, now) {
-                    return Ok(over);
-                }
-            }
+            // (A stranger's new session was paid for above, before the key agreement.)
             // A key exchange for a device we already hold a session with, under another
             // identity key, is not taken: XEP-0384 leaves replacing a session to the user, and
             // the server could otherwise swap a verified key for its own.
@@ -380,17 +408,26 @@ impl Engine {
         Ok(step)
     }
 
-    /// Spends one unit of a stranger's budget. `None`: go ahead. `Some(step)`: over the
-    /// limit; the step stores a visible notice the first time in a window, then nothing.
-    fn over_stranger_limit(
-        &mut self,
+    /// Spends one unit of a stranger's budget, as the store has it (the row goes into `step`).
+    /// `None`: go ahead. `Some(step)`: over the limit; that step stores a visible notice the
+    /// first time in a window, then nothing.
+    fn spend_stranger_budget<S: Store + ?Sized>(
+        &self,
+        store: &S,
         m: &Message,
         sid: u32,
         suite: Suite,
         now: u64,
-    ) -> Option<ReceiveStep> {
-        match self.strangers.check(&m.sender, now) {
-            Verdict::Allow => None,
+        step: &mut ReceiveStep,
+    ) -> Result<Option<ReceiveStep>> {
+        let window = strangers::window(now);
+        let usage = store.stranger_usage(&m.sender, window)?;
+        let (verdict, row) = strangers::charge(&m.sender, usage, window);
+        Ok(match verdict {
+            Verdict::Allow => {
+                step.transaction.stranger = row;
+                None
+            }
             Verdict::Reject => Some(ReceiveStep::nothing()),
             Verdict::RejectAndNotify => {
                 let sender = &m.sender;
@@ -402,9 +439,11 @@ impl Engine {
                     strangers::PER_STRANGER,
                     strangers::ALL_STRANGERS
                 );
-                Some(m.failed(ReceiveStep::nothing(), sid, suite, reason))
+                let mut notice = ReceiveStep::nothing();
+                notice.transaction.stranger = row;
+                Some(m.failed(notice, sid, suite, reason))
             }
-        }
+        })
     }
 }
 

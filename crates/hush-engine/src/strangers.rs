@@ -3,9 +3,11 @@
 //! A stranger — a JID we never wrote to — gets a few new
 //! sessions per hour, and all strangers together a few more; the rest of their key exchanges
 //! are not processed at all (no prekey consumed, nothing stored beyond one notice per JID per
-//! window). The table is bounded, so a flood from many JIDs cannot grow memory either.
+//! window). The budget lives in the store (a restart does not reset it), is checked before
+//! any expensive work, and covers messages in clear too. The table is bounded, so a flood from
+//! many JIDs cannot grow it either.
 
-use std::collections::HashMap;
+use hush_store::{StrangerCharge, StrangerUsage};
 
 /// New sessions one stranger JID may open per window (a few devices of a real new contact).
 pub const PER_STRANGER: u32 = 8;
@@ -17,7 +19,7 @@ pub const WINDOW: u64 = 3600;
 /// until the window ends (a flood from many JIDs is bounded by `ALL_STRANGERS` anyway).
 const MAX_TRACKED: usize = 4096;
 
-/// What to do with a key exchange from a stranger.
+/// What to do with something from a stranger that costs us.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Verdict {
     /// Process it.
@@ -28,73 +30,73 @@ pub enum Verdict {
     Reject,
 }
 
-#[derive(Default, Debug)]
-struct Seen {
-    allowed: u32,
-    notified: bool,
+/// The window `now` (unix seconds) falls in.
+pub fn window(now: u64) -> u64 {
+    now / WINDOW
 }
 
-/// The per-window counters.
-#[derive(Debug, Default)]
-pub struct StrangerLimits {
-    window_start: u64,
-    total: u32,
-    per_jid: HashMap<String, Seen>,
-}
-
-impl StrangerLimits {
-    /// Decides one new-session key exchange from stranger `jid` at `now` (unix seconds).
-    pub fn check(&mut self, jid: &str, now: u64) -> Verdict {
-        if now.saturating_sub(self.window_start) >= WINDOW {
-            self.window_start = now;
-            self.total = 0;
-            self.per_jid.clear();
-        }
-        if !self.per_jid.contains_key(jid) && self.per_jid.len() >= MAX_TRACKED {
-            return Verdict::Reject;
-        }
-        let seen = self.per_jid.entry(jid.to_owned()).or_default();
-        if seen.allowed < PER_STRANGER && self.total < ALL_STRANGERS {
-            seen.allowed += 1;
-            self.total += 1;
-            Verdict::Allow
-        } else if !seen.notified {
-            seen.notified = true;
-            Verdict::RejectAndNotify
-        } else {
-            Verdict::Reject
-        }
+/// Decides one charge to stranger `jid`'s budget from what the store says was spent in
+/// `window`, and the row to write with the step (none when nothing changes).
+pub fn charge(jid: &str, usage: StrangerUsage, window: u64) -> (Verdict, Option<StrangerCharge>) {
+    let row = |spent, notified| StrangerCharge {
+        jid: jid.to_owned(),
+        window,
+        spent,
+        notified,
+    };
+    let known = usage.spent > 0 || usage.notified;
+    if !known && usage.tracked >= MAX_TRACKED {
+        (Verdict::Reject, None)
+    } else if usage.spent < PER_STRANGER && usage.total < ALL_STRANGERS {
+        (Verdict::Allow, Some(row(usage.spent + 1, usage.notified)))
+    } else if !usage.notified {
+        (Verdict::RejectAndNotify, Some(row(usage.spent, true)))
+    } else {
+        (Verdict::Reject, None)
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use hush_store::{MemoryStore, Store, Transaction};
 
-    #[test]
-    fn one_stranger_gets_a_few_sessions_and_one_notice() {
-        let mut l = StrangerLimits::default();
-        for _ in 0..PER_STRANGER {
-            assert_eq!(l.check("m@x", 100), Verdict::Allow);
-        }
-        assert_eq!(l.check("m@x", 100), Verdict::RejectAndNotify);
-        for _ in 0..1000 {
-            assert_eq!(l.check("m@x", 101), Verdict::Reject);
-        }
-        // A new window starts afresh.
-        assert_eq!(l.check("m@x", 100 + WINDOW), Verdict::Allow);
+    /// Charges `jid` against `store` as the engine does, committing the row.
+    fn check(store: &mut MemoryStore, jid: &str, now: u64) -> Verdict {
+        let w = window(now);
+        let (verdict, row) = charge(jid, store.stranger_usage(jid, w).unwrap(), w);
+        let tx = Transaction {
+            stranger: row,
+            ..Transaction::default()
+        };
+        store.commit(tx).unwrap();
+        verdict
     }
 
     #[test]
-    fn all_strangers_together_are_capped_and_memory_is_bounded() {
-        let mut l = StrangerLimits::default();
+    fn one_stranger_gets_a_few_and_one_notice() {
+        let mut store = MemoryStore::default();
+        for _ in 0..PER_STRANGER {
+            assert_eq!(check(&mut store, "m@x", 100), Verdict::Allow);
+        }
+        assert_eq!(check(&mut store, "m@x", 100), Verdict::RejectAndNotify);
+        for _ in 0..1000 {
+            assert_eq!(check(&mut store, "m@x", 101), Verdict::Reject);
+        }
+        // A new window starts afresh.
+        assert_eq!(check(&mut store, "m@x", 100 + WINDOW), Verdict::Allow);
+    }
+
+    #[test]
+    fn all_strangers_together_are_capped_and_the_table_is_bounded() {
+        let mut store = MemoryStore::default();
         let mut allowed = 0;
-        for i in 0..10_000 {
-            if l.check(&format!("s{i}@x"), 5) == Verdict::Allow {
+        for i in 0..MAX_TRACKED + 100 {
+            if check(&mut store, &format!("s{i}@x"), 5) == Verdict::Allow {
                 allowed += 1;
             }
         }
         assert_eq!(allowed, ALL_STRANGERS);
-        assert!(l.per_jid.len() <= MAX_TRACKED);
+        assert!(store.stranger_usage("x@x", window(5)).unwrap().tracked <= MAX_TRACKED);
     }
 }

@@ -258,3 +258,61 @@ fn a_new_key_is_reported_even_when_it_comes_in_an_empty_message() {
         Some(&(BOB.to_owned(), format!("new key {tablet_fp}")))
     );
 }
+
+/// A stranger's budget lives in the store: restarting (a new engine on the same store) does not
+/// give a flood a fresh start. Unreadable messages cost the budget before any work is done,
+/// and so do messages in clear.
+#[test]
+fn the_stranger_budget_survives_a_restart_and_covers_messages_in_clear() {
+    use hush_engine::{strangers, Inbound, InboundPayload};
+    use hush_store::{Committed, MemoryStore, MessageIds};
+    let mut rng = rand::rngs::StdRng::seed_from_u64(7);
+    let local = hush_proto::LocalDevice::generate(11, 5, 0, &mut rng).unwrap();
+    let mut store = MemoryStore::default();
+    store.create_account(ALICE, &local).unwrap();
+    let mallory = "mallory@example.net";
+    let mut receive = |engine: &mut Engine, store: &mut MemoryStore, n: usize, clear: bool| {
+        let payload = if clear {
+            InboundPayload::Plain(format!("spam {n}"))
+        } else {
+            InboundPayload::Omemo(Err(hush_proto::ProtoError::MalformedXml("junk".into())))
+        };
+        let inbound = Inbound {
+            sender: mallory.into(),
+            peer: mallory.into(),
+            payload,
+            ids: MessageIds {
+                origin_id: Some(format!("junk-{n}")),
+                ..Default::default()
+            },
+            sent_at: None,
+        };
+        let (tx, after) = engine
+            .receive(&*store, inbound, 1_700_000_000, &mut rng)
+            .unwrap()
+            .into_parts();
+        let committed = if tx.is_empty() {
+            Committed::default()
+        } else {
+            store.commit(tx).unwrap()
+        };
+        engine.settle(after, &committed)
+    };
+    let mut engine = Engine::new(ALICE, local.clone());
+    let per = strangers::PER_STRANGER as usize;
+    let mut shown = 0;
+    for n in 0..per / 2 {
+        shown += usize::from(receive(&mut engine, &mut store, n, true).is_some());
+    }
+    for n in per / 2..per + 1 {
+        shown += usize::from(receive(&mut engine, &mut store, n, false).is_some());
+    }
+    // The budget's worth of messages, and one notice.
+    assert_eq!(shown, per + 1);
+    // A restart: the same store, a new engine. Nothing more gets through in this window.
+    let mut engine = Engine::new(ALICE, local);
+    for n in per + 1..per + 20 {
+        assert!(receive(&mut engine, &mut store, n, n % 2 == 0).is_none());
+    }
+    assert_eq!(store.history(mallory, 100).unwrap().len(), per + 1);
+}

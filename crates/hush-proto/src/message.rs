@@ -105,6 +105,30 @@ pub struct Opened {
 }
 
 impl LocalDevice {
+    /// Whether opening `element` would run a key agreement (X3DH, a one-time prekey): it
+    /// carries a key exchange for this device that no state of `existing` was built from.
+    /// Cheap (it reads the key exchange's framing only), so a caller can ration the expensive
+    /// work before doing it.
+    pub fn needs_key_agreement(
+        &self,
+        element: &EncryptedElement,
+        own_jid: &str,
+        existing: Option<&Session>,
+    ) -> bool {
+        let Some(entry) = element.key_for(own_jid, self.device_id()) else {
+            return false;
+        };
+        if !entry.kex {
+            return false;
+        }
+        let Ok(kex) = wire::decode_kex(element.suite, &entry.data) else {
+            return false;
+        };
+        !existing.is_some_and(|s| {
+            s.peer_identity().same_identity(&kex.identity) && s.state_built_from(&kex.ek).is_some()
+        })
+    }
+
     /// Decrypts an `<encrypted/>` element sent by `sender_jid` to us (`own_jid`), using our
     /// stored session with the sending device if there is one. `existing` is the stored
     /// session, taken by value: the session to store afterwards is [`Opened::session`], and on

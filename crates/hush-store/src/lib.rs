@@ -36,7 +36,7 @@ pub use sqlite::{BackupReport, OpenOptions, SqliteStore, RESTORE_WARNING, SCHEMA
 pub use types::{
     Commit, Committed, ConversationChange, ConversationRecord, DeviceListUpdate, DeviceRecord,
     Direction, MessageIds, NewKey, Outcome, Outgoing, Pending, Received, SessionKey, StoredMessage,
-    Transaction, Trust,
+    StrangerCharge, StrangerUsage, Transaction, Trust,
 };
 
 /// The account a store belongs to.
@@ -92,6 +92,9 @@ pub trait Store {
         sessions: &[(SessionKey, Session)],
         message: &Outgoing,
     ) -> Result<i64>;
+    /// What `jid` and all strangers together spent of their budget in `window` (see
+    /// [`StrangerCharge`]). Kept in the store, so a restart does not reset it.
+    fn stranger_usage(&self, jid: &str, window: u64) -> Result<StrangerUsage>;
     /// Commits everything one protocol step writes, in one transaction (see [`Transaction`]):
     /// new keys, device lists, conversation changes, then the received messages (with the
     /// same rules as [`Store::commit_received`]) and the outgoing message (as

@@ -28,6 +28,8 @@ pub struct MemoryStore {
     archive_resume: BTreeMap<String, String>,
     /// The ids each stored message can be recognised by (the SQLite store's indexes).
     index: BTreeMap<IdKey, BTreeSet<i64>>,
+    /// Strangers' budgets: jid → (window, spent, notified).
+    strangers: BTreeMap<String, (u64, u32, bool)>,
 }
 
 /// One way a message can be recognised when it arrives again.
@@ -259,6 +261,20 @@ impl Store for MemoryStore {
         Ok(results)
     }
 
+    fn stranger_usage(&self, jid: &str, window: u64) -> Result<crate::StrangerUsage> {
+        let current = self.strangers.values().filter(|(w, _, _)| *w == window);
+        let (spent, notified) = match self.strangers.get(jid) {
+            Some((w, spent, notified)) if *w == window => (*spent, *notified),
+            _ => (0, false),
+        };
+        Ok(crate::StrangerUsage {
+            spent,
+            notified,
+            total: current.clone().map(|(_, s, _)| *s).sum(),
+            tracked: current.count(),
+        })
+    }
+
     fn commit(&mut self, tx: crate::Transaction) -> Result<crate::Committed> {
         // Nothing below fails for an in-memory store, so the steps cannot stop halfway.
         for k in &tx.new_keys {
@@ -274,6 +290,11 @@ impl Store for MemoryStore {
             self.set_conversation(jid, &record)?;
         }
         self.save_sessions(&tx.sessions)?;
+        if let Some(c) = &tx.stranger {
+            self.strangers.retain(|_, (w, _, _)| *w >= c.window);
+            self.strangers
+                .insert(c.jid.clone(), (c.window, c.spent, c.notified));
+        }
         let received = self.commit_received(tx.received)?;
         let outgoing = match &tx.outgoing {
             Some((sessions, m)) => Some(self.commit_outgoing(sessions, m)?),

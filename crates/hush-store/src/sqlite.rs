@@ -39,7 +39,7 @@ use crate::{Account, Store};
 /// `PRAGMA application_id` of Hush stores: "HUSH".
 pub const APPLICATION_ID: i64 = 0x4855_5348;
 /// The schema version this build writes.
-pub const SCHEMA_VERSION: i64 = 5;
+pub const SCHEMA_VERSION: i64 = 6;
 
 /// What users are told after restoring a backup.
 pub const RESTORE_WARNING: &str =
@@ -119,6 +119,9 @@ CREATE INDEX messages_digest ON messages (sender, digest) WHERE digest IS NOT NU
 "#,
     r#"
 CREATE TABLE settings (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+"#,
+    r#"
+CREATE TABLE strangers (jid TEXT PRIMARY KEY, window INTEGER NOT NULL, spent INTEGER NOT NULL, notified INTEGER NOT NULL);
 "#,
 ];
 
@@ -844,6 +847,28 @@ impl Store for SqliteStore {
         Ok(results)
     }
 
+    fn stranger_usage(&self, jid: &str, window: u64) -> Result<crate::StrangerUsage> {
+        let w = window as i64;
+        let mine: Option<(u32, bool)> = self
+            .conn
+            .prepare_cached("SELECT spent, notified FROM strangers WHERE jid = ?1 AND window = ?2")?
+            .query_row(params![jid, w], |r| Ok((r.get(0)?, r.get(1)?)))
+            .optional()?;
+        let (total, tracked): (i64, i64) = self
+            .conn
+            .prepare_cached(
+                "SELECT ifnull(SUM(spent), 0), COUNT(*) FROM strangers WHERE window = ?1",
+            )?
+            .query_row([w], |r| Ok((r.get(0)?, r.get(1)?)))?;
+        let (spent, notified) = mine.unwrap_or_default();
+        Ok(crate::StrangerUsage {
+            spent,
+            notified,
+            total: u32::try_from(total).unwrap_or(u32::MAX),
+            tracked: usize::try_from(tracked).unwrap_or(usize::MAX),
+        })
+    }
+
     fn commit(&mut self, t: crate::Transaction) -> Result<crate::Committed> {
         let tx = self.conn.transaction()?;
         for k in &t.new_keys {
@@ -867,6 +892,15 @@ impl Store for SqliteStore {
         }
         for (key, session) in &t.sessions {
             Self::put_session(&tx, key, session)?;
+        }
+        if let Some(c) = &t.stranger {
+            tx.prepare_cached("DELETE FROM strangers WHERE window < ?1")?
+                .execute([c.window as i64])?;
+            tx.prepare_cached(
+                "INSERT INTO strangers (jid, window, spent, notified) VALUES (?1, ?2, ?3, ?4)
+                 ON CONFLICT (jid) DO UPDATE SET window = excluded.window, spent = excluded.spent, notified = excluded.notified",
+            )?
+            .execute(params![c.jid, c.window as i64, c.spent, c.notified])?;
         }
         let received = Self::received_in(&tx, t.received)?;
         let outgoing = match &t.outgoing {

@@ -258,6 +258,9 @@ pub struct Transaction {
     /// A message we send and the sessions it advanced (see
     /// [`Store::commit_outgoing`](crate::Store::commit_outgoing)).
     pub outgoing: Option<(Vec<(SessionKey, Session)>, Outgoing)>,
+    /// What a stranger spent of its budget (see
+    /// [`Store::stranger_usage`](crate::Store::stranger_usage)).
+    pub stranger: Option<StrangerCharge>,
 }
 
 impl Transaction {
@@ -269,6 +272,7 @@ impl Transaction {
             && self.sessions.is_empty()
             && self.received.is_empty()
             && self.outgoing.is_none()
+            && self.stranger.is_none()
     }
 }
 
@@ -329,4 +333,30 @@ pub struct Committed {
     pub received: Vec<Commit>,
     /// The history id of the outgoing message, if there was one.
     pub outgoing: Option<i64>,
+}
+
+/// What strangers (JIDs we never wrote to) used of their budget in one window.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct StrangerUsage {
+    /// What this JID spent in the window.
+    pub spent: u32,
+    /// Whether this JID was told it is over its budget in the window.
+    pub notified: bool,
+    /// What all strangers together spent in the window.
+    pub total: u32,
+    /// How many strangers are on record in the window.
+    pub tracked: usize,
+}
+
+/// A stranger's budget row after one step: kept for `window`; rows of earlier windows go.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StrangerCharge {
+    /// The stranger.
+    pub jid: String,
+    /// The window (an hour number, unix seconds / 3600).
+    pub window: u64,
+    /// What it spent in the window, this step included.
+    pub spent: u32,
+    /// Whether it was told it is over its budget.
+    pub notified: bool,
 }

@@ -604,6 +604,7 @@ fn a_transaction_writes_a_whole_step<S: Store>(mut store: S) {
         sessions: Vec::new(),
         received: vec![receive(&store, &m, ids(300), &mut rng)],
         outgoing: None,
+        stranger: None,
     };
     assert!(!tx.is_empty());
     let committed = store.commit(tx).unwrap();
