@@ -16,6 +16,7 @@ mod incoming;
 pub mod limits;
 mod login;
 mod pep;
+mod queue;
 pub mod strangers;
 
 pub use account::{Delivery, Hush, SendOptions, SendReport, DEFAULT_INACTIVE_AFTER};
