@@ -35,7 +35,7 @@ const QUEUE_DEPTH: usize = 64;
 /// many bytes. A server flooding us meanwhile would otherwise grow memory without bound; what
 /// does not fit is dropped, and the catch-up that follows fetches it from the archive.
 const MAX_QUEUED: usize = 1024;
-const MAX_QUEUED_BYTES: usize = 8 << 20;
+const MAX_QUEUED_BYTES: usize = 4 << 20;
 
 /// Where and how to connect.
 #[derive(Clone, Debug)]
