@@ -47,7 +47,7 @@ pub const DEFAULT_INACTIVE_AFTER: Duration = Duration::from_secs(90 * 24 * 3600)
 pub const SIGNED_PREKEY_PERIOD: u64 = 7 * 86_400;
 
 /// Longer device lists are refused or ignored (no real account has that many devices).
-pub const MAX_LISTED_DEVICES: usize = 128;
+pub use hush_proto::MAX_LISTED_DEVICES;
 
 /// What the account is doing, as far as the rules care.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

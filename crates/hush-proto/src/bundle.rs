@@ -206,6 +206,10 @@ impl DeviceEntry {
     }
 }
 
+/// The most devices a device list may name for Hush to use it: no real account has that many,
+/// and each device costs a bundle fetch and a session. Longer lists are refused or ignored.
+pub const MAX_LISTED_DEVICES: usize = 128;
+
 /// A device list as published on the devices node.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct DeviceList {
@@ -239,8 +243,9 @@ impl DeviceList {
         el
     }
 
-    /// Parses a device list payload. Entries with an invalid id are an error; duplicate ids are
-    /// merged.
+    /// Parses a device list payload, in time linear in its length. Entries with an invalid id
+    /// are skipped; duplicate ids are merged (the first entry stays). How many devices a caller
+    /// accepts is its own decision (see [`MAX_LISTED_DEVICES`]); the whole list is returned.
     pub fn from_element(el: &Element) -> Result<Self> {
         let suite = Suite::from_namespace(&el.ns())?;
         let ns = suite.namespace();
@@ -255,12 +260,16 @@ impl DeviceList {
             )));
         }
         let mut devices: Vec<DeviceEntry> = Vec::new();
+        // The ids seen so far, for the duplicate check: a list is whatever the server sends,
+        // so comparing each entry with every earlier one would take quadratic time (seconds
+        // for the 50,000 entries that fit in one stanza).
+        let mut seen = std::collections::HashSet::new();
         for d in el.children().filter(|c| c.is("device", ns)) {
             // One bad entry must not hide every other device of the account: skip it.
             let Ok(id) = id_attr(d, "id") else {
                 continue;
             };
-            if devices.iter().any(|e| e.id == id) {
+            if !seen.insert(id) {
                 continue;
             }
             let label = d.attr("label").map(str::to_owned);
@@ -273,5 +282,58 @@ impl DeviceList {
             });
         }
         Ok(Self { suite, devices })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A device list payload of `suite` naming `count` devices, with ids `1..=count`.
+    fn long_list(suite: Suite, count: u32) -> Element {
+        let root = match suite {
+            Suite::Omemo2 => "devices",
+            Suite::Legacy => "list",
+        };
+        let ns = suite.namespace();
+        let mut xml = format!("<{root} xmlns='{ns}'>");
+        for id in 1..=count {
+            xml.push_str(&format!("<device id='{id}'/>"));
+        }
+        xml.push_str(&format!("</{root}>"));
+        xml.parse().unwrap()
+    }
+
+    #[test]
+    fn a_long_device_list_parses_in_linear_time() {
+        let mut timings = Vec::new();
+        for suite in Suite::ALL {
+            let el = long_list(suite, 50_000);
+            let started = std::time::Instant::now();
+            let list = DeviceList::from_element(&el).unwrap();
+            timings.push((suite, started.elapsed()));
+            assert_eq!(list.devices.len(), 50_000);
+            assert_eq!(list.devices.last().map(|d| d.id), Some(50_000));
+        }
+        // Generous: a linear parse takes milliseconds even unoptimised; a duplicate check
+        // against every earlier entry took seconds here.
+        assert!(
+            timings
+                .iter()
+                .all(|(_, took)| *took < std::time::Duration::from_secs(1)),
+            "{timings:?}"
+        );
+    }
+
+    #[test]
+    fn duplicate_and_invalid_entries_are_merged_or_skipped() {
+        let el: Element = "<devices xmlns='urn:xmpp:omemo:2'><device id='5' label='first'/>\
+            <device id='x'/><device id='9'/><device id='5' label='second'/><device id='0'/></devices>"
+            .parse()
+            .unwrap();
+        let list = DeviceList::from_element(&el).unwrap();
+        let ids: Vec<u32> = list.devices.iter().map(|d| d.id).collect();
+        assert_eq!(ids, [5, 9]);
+        assert_eq!(list.devices[0].label.as_deref(), Some("first"));
     }
 }

@@ -40,7 +40,7 @@ pub mod x3dh;
 pub mod xeddsa;
 mod xml;
 
-pub use bundle::{Bundle, DeviceEntry, DeviceList};
+pub use bundle::{Bundle, DeviceEntry, DeviceList, MAX_LISTED_DEVICES};
 pub use device::{LocalDevice, DEFAULT_PREKEYS, MAX_PREKEYS, MIN_PREKEYS};
 pub use element::{EncryptedElement, KeyEntry};
 pub use error::{ProtoError, Result};

@@ -17,16 +17,25 @@ use tokio_xmpp::{IqRequest, IqResponse, Stanza};
 
 use crate::disco;
 use crate::error::{Result, XmppError};
-use crate::incoming::{classify, Incoming, MAM, SID};
+use crate::incoming::{classify, is_archive_result, Incoming, MAM, SID};
 use crate::login::{self, FirstLogin};
 use crate::pep;
+use crate::queue::BoundedQueue;
 
 /// How long to wait for the server before giving up on a request.
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(20);
 /// Device-list notifications kept between two reads.
 const MAX_PENDING_LISTS: usize = 256;
+/// A pushed device list heavier than this (labels and their signatures, mostly) is not kept:
+/// 128 devices with ordinary labels weigh a fraction of it.
+const MAX_LIST_BYTES: usize = 64 * 1024;
 /// Depth of the stanza queues in each direction.
 const QUEUE_DEPTH: usize = 64;
+/// Live messages kept while an answer to a request is awaited, at most: this many, and this
+/// many bytes. A server flooding us meanwhile would otherwise grow memory without bound; what
+/// does not fit is dropped, and the catch-up that follows fetches it from the archive.
+const MAX_QUEUED: usize = 1024;
+const MAX_QUEUED_BYTES: usize = 4 << 20;
 
 /// Where and how to connect.
 #[derive(Clone, Debug)]
@@ -58,6 +67,10 @@ pub struct LinkStats {
     pub resumed: u32,
     /// Times the session had to be rebuilt, with catch-up from the archive.
     pub rebuilt: u32,
+    /// Live messages dropped because more (or larger) ones arrived while an answer from the
+    /// server was awaited than are kept meanwhile; the archive catch-up that follows fetches
+    /// those the server archived.
+    pub not_queued: u32,
 }
 
 /// A logged-in session.
@@ -67,8 +80,12 @@ pub struct XmppClient {
     /// intermittently froze delivery of incoming stanzas.
     stream: StanzaStream,
     jid: BareJid,
-    /// Messages that arrived while we were waiting for something else.
-    pending: std::collections::VecDeque<Incoming>,
+    /// Messages that arrived while we were waiting for something else (bounded: see
+    /// [`MAX_QUEUED`]).
+    pending: BoundedQueue<Incoming>,
+    /// Messages were dropped from `pending` since the last [`Self::take_state_lost`]: the
+    /// caller must catch up from the archive, like after a lost session.
+    missed: bool,
     query_serial: u64,
     /// The link dropped and the server could not resume the session (XEP-0198): stanzas may
     /// have been lost, and Carbons and presence are gone. Cleared by [`Self::take_state_lost`].
@@ -85,6 +102,8 @@ pub struct XmppClient {
     online: bool,
     /// The archive query in flight, if any, and the results read so far.
     archive: Option<ArchiveQuery>,
+    /// What the current catch-up has read so far (see [`CatchUpSpent`]).
+    catch_up: CatchUpSpent,
 }
 
 /// An archive query (XEP-0313) sent and not yet answered.
@@ -93,17 +112,51 @@ struct ArchiveQuery {
     query_id: String,
     /// The IQ id its end (`<fin/>`) answers.
     iq_id: String,
-    results: Vec<Incoming>,
+    /// The results carrying something we read (OMEMO or a body).
+    results: BoundedQueue<Incoming>,
+    /// Every result for this query from our own account, read or not.
+    seen: usize,
     /// The server sent more results than a page holds (the rest were dropped).
     overflowed: bool,
     /// Its answer, when it came while another request was awaited.
     answer: Option<IqResponse>,
+    /// It asks for the archive's last message only (not part of a catch-up).
+    last_only: bool,
 }
 
-/// Results we ask for per archive page, and the most we keep for one: a server sending more
-/// is broken or hostile, and would otherwise grow memory without bound.
+/// Results we ask for per archive page, and the most we keep for one, in count and in bytes
+/// (a page of ordinary messages weighs a few hundred KiB): a server sending more is broken or
+/// hostile, and would otherwise grow memory without bound.
 const PAGE_SIZE: usize = 100;
 const MAX_PAGE_RESULTS: usize = 2 * PAGE_SIZE;
+const MAX_PAGE_BYTES: usize = 16 << 20;
+
+/// The most one catch-up reads before it stops with [`XmppError::ArchiveTooLong`]: pages,
+/// results and bytes. A catch-up lasts until a page says the archive is complete; a server
+/// that never says so (pages forever, ids advancing; or losing our place again and again)
+/// would otherwise keep the client reading, and the account collecting what it read, forever.
+/// An honest archive larger than this is read in several catch-ups: each commits what it read
+/// and the next starts after it.
+const MAX_CATCH_UP_PAGES: u32 = 1000;
+const MAX_CATCH_UP_RESULTS: usize = 20_000;
+const MAX_CATCH_UP_BYTES: usize = 128 << 20;
+
+/// What the current catch-up has read: archive pages answered (errors included, so a server
+/// that keeps losing our place counts too), their results and those results' weight.
+#[derive(Debug, Default, Clone, Copy)]
+struct CatchUpSpent {
+    pages: u32,
+    results: usize,
+    bytes: usize,
+}
+
+impl CatchUpSpent {
+    fn exceeded(&self) -> bool {
+        self.pages > MAX_CATCH_UP_PAGES
+            || self.results > MAX_CATCH_UP_RESULTS
+            || self.bytes > MAX_CATCH_UP_BYTES
+    }
+}
 
 /// One page of archive results, oldest first.
 #[derive(Debug)]
@@ -260,7 +313,8 @@ impl XmppClient {
         let mut this = Self {
             stream,
             jid: bare,
-            pending: Default::default(),
+            pending: BoundedQueue::new(MAX_QUEUED, MAX_QUEUED_BYTES),
+            missed: false,
             query_serial: 0,
             state_lost: false,
             link: LinkStats::default(),
@@ -269,6 +323,7 @@ impl XmppClient {
             id_prefix: format!("hush-{:016x}", rand::random::<u64>()),
             online: false,
             archive: None,
+            catch_up: CatchUpSpent::default(),
         };
         this.start_session().await?;
         Ok(this)
@@ -387,16 +442,24 @@ impl XmppClient {
         self.link
     }
 
-    /// Whether the session was lost and re-established since the last call. If so, Carbons and
-    /// presence are set up again here; the caller should catch up from the archive, where
-    /// whatever was in flight is kept.
+    /// Whether messages may have been missed since the last call: the session was lost and
+    /// re-established (then Carbons and presence are set up again here), or live messages were
+    /// dropped because too many arrived while an answer was awaited (see
+    /// [`LinkStats::not_queued`]). If so, the caller should catch up from the archive, where
+    /// the server keeps what was in flight.
     pub async fn take_state_lost(&mut self) -> Result<bool> {
-        if !self.state_lost {
-            return Ok(false);
+        if self.state_lost {
+            self.start_session().await?;
+            self.state_lost = false;
+            self.missed = false;
+            return Ok(true);
         }
-        self.start_session().await?;
-        self.state_lost = false;
-        Ok(true)
+        if self.missed {
+            log::info!("catching up from the archive on the messages dropped during a flood");
+            self.missed = false;
+            return Ok(true);
+        }
+        Ok(false)
     }
 
     /// Sends a stanza and waits until it is written to the connection.
@@ -516,8 +579,29 @@ impl XmppClient {
     }
 
     /// Keeps a device-list notification: the latest one per owner and suite, at most
-    /// `MAX_PENDING_LISTS` owners, so a flood of notifications cannot grow memory.
+    /// `MAX_PENDING_LISTS` owners, so a flood of notifications cannot grow memory. A list
+    /// naming more than [`hush_proto::MAX_LISTED_DEVICES`] devices, or heavier than
+    /// `MAX_LIST_BYTES`, is not kept: no account has that many devices, and the account ignores
+    /// such a list anyway.
     fn keep_device_list(&mut self, owner: BareJid, list: DeviceList) {
+        let bytes: usize = list
+            .devices
+            .iter()
+            .map(|d| {
+                core::mem::size_of_val(d)
+                    + d.label.as_ref().map_or(0, String::len)
+                    + d.label_signature.as_ref().map_or(0, Vec::len)
+            })
+            .sum();
+        if list.devices.len() > hush_proto::MAX_LISTED_DEVICES || bytes > MAX_LIST_BYTES {
+            log::warn!(
+                "ignored a {} device list of {owner} naming {} devices ({bytes} bytes): more \
+                 than any account has",
+                list.suite,
+                list.devices.len()
+            );
+            return;
+        }
         self.device_updates
             .retain(|(j, l)| !(*j == owner && l.suite == list.suite));
         if self.device_updates.len() >= MAX_PENDING_LISTS {
@@ -530,21 +614,55 @@ impl XmppClient {
         let el = Element::from(m);
         if let Some((owner, list)) = disco::device_list_update(&el) {
             self.keep_device_list(owner, list);
-        } else if let Some(i) = self
-            .archive
-            .as_ref()
-            .and_then(|q| classify(&el, &self.jid, Some(&q.query_id)))
-        {
-            if let Some(q) = self.archive.as_mut() {
-                if q.results.len() < MAX_PAGE_RESULTS {
-                    q.results.push(i);
-                } else {
-                    q.overflowed = true;
-                }
-            }
-        } else if let Some(live) = classify(&el, &self.jid, None) {
-            self.pending.push_back(live);
+            return;
         }
+        if let Some(q) = self.archive.as_mut() {
+            if is_archive_result(&el, &self.jid, &q.query_id) {
+                // Every result counts toward the page's bound, even one carrying nothing we
+                // read: a page must not go on forever either way.
+                q.seen = q.seen.saturating_add(1);
+                if q.seen > MAX_PAGE_RESULTS {
+                    q.overflowed = true;
+                } else if let Some(i) = classify(&el, &self.jid, Some(&q.query_id)) {
+                    if q.results.push(i).is_err() {
+                        q.overflowed = true;
+                    }
+                }
+                return;
+            }
+        }
+        if let Some(live) = classify(&el, &self.jid, None) {
+            self.queue(live);
+        }
+    }
+
+    /// Keeps a live message that arrived while an answer was awaited, if the queue has room.
+    /// Otherwise it is dropped — and with it every later one until the queue drains, so what
+    /// is kept stays in order — and the next [`Self::take_state_lost`] asks for a catch-up,
+    /// which fetches the dropped messages from the archive (all the server archived: every
+    /// chat message with a body or OMEMO element, which carries a store hint; not what a
+    /// server without an archive, or one lying about it, delivered).
+    fn queue(&mut self, live: Incoming) {
+        let refused = if self.missed {
+            Some(live)
+        } else {
+            self.pending.push(live).err()
+        };
+        let Some(dropped) = refused else {
+            return;
+        };
+        if !self.missed {
+            log::warn!(
+                "the server sent more messages than are kept while waiting for its answer \
+                 ({} messages, {} bytes kept); further ones are dropped and fetched from the \
+                 archive afterwards",
+                self.pending.len(),
+                self.pending.bytes()
+            );
+        }
+        log::debug!("dropped a live message from {}", dropped.sender);
+        self.missed = true;
+        self.link.not_queued = self.link.not_queued.saturating_add(1);
     }
 
     async fn request(
@@ -650,8 +768,19 @@ impl XmppClient {
         }
     }
 
-    /// Publishes our device list in its suite.
+    /// Publishes our device list in its suite. A list naming more than
+    /// [`hush_proto::MAX_LISTED_DEVICES`] devices is refused with
+    /// [`XmppError::DeviceListTooLong`], before anything is sent: every client (this one
+    /// included) would refuse to write to an account with such a list, so publishing it — say,
+    /// a list a hostile server pushed, with this device added back — would make the account
+    /// unreachable.
     pub async fn publish_device_list(&mut self, list: &DeviceList) -> Result<()> {
+        if list.devices.len() > hush_proto::MAX_LISTED_DEVICES {
+            return Err(XmppError::DeviceListTooLong {
+                jid: self.jid.to_string(),
+                count: list.devices.len(),
+            });
+        }
         self.publish(
             list.suite.devices_node(),
             "current",
@@ -751,15 +880,16 @@ impl XmppClient {
     }
 
     /// Waits for the next encrypted message (other stanzas are skipped), up to `timeout`.
-    /// Returns `None` on timeout, and early when the session was lost (see
-    /// [`Self::take_state_lost`]).
+    /// Returns `None` on timeout, and early when the session was lost or messages were dropped
+    /// in a flood (see [`Self::take_state_lost`], which says so and clears it).
     pub async fn next_encrypted(&mut self, timeout: Duration) -> Result<Option<Incoming>> {
         self.go_online().await?;
-        if let Some(m) = self.pending.pop_front() {
+        if let Some(m) = self.pending.pop() {
             return Ok(Some(m));
         }
-        if self.state_lost {
-            return Ok(None); // seen during a request: the caller catches up first
+        if self.state_lost || self.missed {
+            // Seen during a request, or messages dropped then: the caller catches up first.
+            return Ok(None);
         }
         let own = self.jid.clone();
         let wait = async {
@@ -825,9 +955,11 @@ impl XmppClient {
         self.archive = Some(ArchiveQuery {
             query_id,
             iq_id,
-            results: Vec::new(),
+            results: BoundedQueue::new(MAX_PAGE_RESULTS, MAX_PAGE_BYTES),
+            seen: 0,
             overflowed: false,
             answer: None,
+            last_only,
         });
         Ok(())
     }
@@ -835,6 +967,13 @@ impl XmppClient {
     /// Waits for the end of the archive query in flight and returns its page. A resume point
     /// the archive no longer has (expired, or a server that lost it) is
     /// [`XmppError::ArchiveLostPlace`].
+    ///
+    /// Everything here is bounded, whatever the server does: the page must end within the
+    /// request timeout (20 s from when it is awaited; [`XmppError::Timeout`]); it holds at most
+    /// twice the results asked for and 16 MiB ([`XmppError::ArchiveMisbehaves`]); and one
+    /// catch-up — the pages up to one the server calls complete — reads at most 1,000 pages,
+    /// 20,000 results and 128 MiB ([`XmppError::ArchiveTooLong`]; the page that crosses the
+    /// bound is not returned, so the caller commits nothing of it and reads it again later).
     pub async fn archive_page(&mut self) -> Result<ArchivePage> {
         let Some(iq_id) = self.archive.as_ref().map(|q| q.iq_id.clone()) else {
             return Err(XmppError::ArchiveQueryOrder("no query in flight"));
@@ -844,9 +983,16 @@ impl XmppClient {
             None => self.await_answer(&iq_id, &None, "archive query").await,
         };
         let query = self.archive.take().expect("set by query_archive");
+        if !query.last_only {
+            let spent = &mut self.catch_up;
+            spent.pages = spent.pages.saturating_add(1);
+            spent.results = spent.results.saturating_add(query.seen);
+            spent.bytes = spent.bytes.saturating_add(query.results.bytes());
+        }
         if query.overflowed {
             return Err(XmppError::ArchiveMisbehaves(format!(
-                "more than {MAX_PAGE_RESULTS} results for one page of {PAGE_SIZE}"
+                "more than {MAX_PAGE_RESULTS} results or {} MiB for one page of {PAGE_SIZE}",
+                MAX_PAGE_BYTES >> 20
             )));
         }
         let fin = match answer? {
@@ -873,8 +1019,26 @@ impl XmppClient {
             || fin
                 .as_ref()
                 .is_none_or(|fin| fin.attr("complete") == Some("true"));
+        if query.last_only {
+            // Not part of a catch-up.
+        } else if complete {
+            // The catch-up is over: the next one starts afresh.
+            self.catch_up = CatchUpSpent::default();
+        } else if self.catch_up.exceeded() {
+            let spent = std::mem::take(&mut self.catch_up);
+            log::warn!(
+                "an archive catch-up read {} pages and {} results without the archive saying \
+                 it is complete; stopping it here",
+                spent.pages,
+                spent.results
+            );
+            return Err(XmppError::ArchiveTooLong {
+                pages: spent.pages,
+                results: spent.results,
+            });
+        }
         Ok(ArchivePage {
-            messages: query.results,
+            messages: query.results.into_vec(),
             last,
             complete,
         })

@@ -181,4 +181,46 @@ mod tests {
             .unwrap();
         assert!(device_list_update(&other).is_none());
     }
+
+    #[test]
+    fn a_notification_of_50000_devices_is_read_in_linear_time() {
+        let mut timings = Vec::new();
+        for suite in Suite::ALL {
+            let payload = DeviceList {
+                suite,
+                devices: (1..=50_000).map(hush_proto::DeviceEntry::new).collect(),
+            }
+            .to_element();
+            let m = Element::builder("message", "jabber:client")
+                .attr(attr("from"), "bob@x")
+                .append(
+                    Element::builder("event", PUBSUB_EVENT)
+                        .append(
+                            Element::builder("items", PUBSUB_EVENT)
+                                .attr(attr("node"), suite.devices_node())
+                                .append(
+                                    Element::builder("item", PUBSUB_EVENT)
+                                        .attr(attr("id"), "current")
+                                        .append(payload)
+                                        .build(),
+                                )
+                                .build(),
+                        )
+                        .build(),
+                )
+                .build();
+            let started = std::time::Instant::now();
+            let (_, list) = device_list_update(&m).expect("a device list");
+            timings.push((suite, started.elapsed()));
+            assert_eq!(list.devices.len(), 50_000);
+        }
+        // Generous: linear reading takes milliseconds; comparing every entry with every
+        // earlier one took seconds per list, unoptimised.
+        assert!(
+            timings
+                .iter()
+                .all(|(_, took)| *took < std::time::Duration::from_secs(1)),
+            "{timings:?}"
+        );
+    }
 }

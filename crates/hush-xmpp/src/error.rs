@@ -114,6 +114,17 @@ pub enum XmppError {
     /// does not advance); the catch-up stops instead of looping or growing without bound.
     #[error("the server's archive misbehaves: {0}")]
     ArchiveMisbehaves(String),
+    /// One archive catch-up read more than Hush reads at once without the archive saying it
+    /// is complete: an archive that never ends (a misbehaving server), or an honest one larger
+    /// than one catch-up. What was read before is committed; the next catch-up goes on from
+    /// there.
+    #[error("the archive catch-up read {results} messages in {pages} pages without reaching the end of the archive; it stops here (what was read is kept) and goes on later")]
+    ArchiveTooLong {
+        /// Pages answered in this catch-up.
+        pages: u32,
+        /// Messages they held.
+        results: usize,
+    },
     /// Archive pages are read one query at a time.
     #[error("archive queries overlap: {0}")]
     ArchiveQueryOrder(&'static str),

@@ -17,6 +17,7 @@ pub mod limits;
 mod login;
 mod pep;
 pub use hush_engine::strangers;
+mod queue;
 
 pub use account::{Delivery, Hush, SendOptions, SendReport, DEFAULT_INACTIVE_AFTER};
 pub use client::{ConnectOptions, LinkStats, XmppClient};
