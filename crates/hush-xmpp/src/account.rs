@@ -465,7 +465,9 @@ impl<S: Store> Hush<S> {
     /// whatever arrived since connecting waits there.
     pub async fn receive(&mut self, timeout: Duration) -> Result<Option<Delivery>> {
         let deadline = tokio::time::Instant::now() + timeout;
-        if !self.xmpp.is_online() || self.catch_up_unfinished {
+        // An unfinished catch-up continues once what it found was handed out: an archive
+        // that never ends must not grow the backlog by a chunk per call.
+        if !self.xmpp.is_online() || (self.catch_up_unfinished && self.backlog.is_empty()) {
             let found = self.catch_up(self.since).await?;
             self.backlog.extend(found);
         }
@@ -497,33 +499,62 @@ impl<S: Store> Hush<S> {
     /// longer names this device, it is added back: XEP-0384 asks every device in use to keep
     /// itself listed (removing a device is for devices no longer in use).
     async fn apply_device_list_updates(&mut self) -> Result<()> {
-        for (jid, mut list) in self.xmpp.take_device_list_updates() {
-            // Only our own lists and our contacts' are kept: anyone can send a message that
-            // looks like a notification, and each id would become a stored row.
-            let record = self.store.conversation(jid.as_str()).map_err(store_err)?;
-            if jid != self.jid && (!record.contact || record.blocked) {
-                continue;
+        // Every list taken is recorded even if one of them fails (the first error is
+        // returned after the others).
+        let mut first_error = None;
+        for (jid, list) in self.xmpp.take_device_list_updates() {
+            if let Err(e) = self.apply_device_list(jid, list).await {
+                first_error.get_or_insert(e);
             }
-            if list.devices.len() > MAX_LISTED_DEVICES {
-                log::warn!(
-                    "ignored a device list of {jid} with {} devices",
-                    list.devices.len()
-                );
-                continue;
-            }
-            let ids: Vec<u32> = list.devices.iter().map(|d| d.id).collect();
-            let now = self.now();
-            self.store
-                .set_device_list(list.suite, jid.as_str(), &ids, now)
-                .map_err(store_err)?;
-            if jid == self.jid && !ids.contains(&self.engine.device_id()) {
-                log::warn!(
-                    "this device ({}) was removed from our {} device list; adding it back",
-                    self.engine.device_id(),
-                    list.suite
-                );
-                list.devices.push(DeviceEntry::new(self.engine.device_id()));
-                self.xmpp.publish_device_list(&list).await?;
+        }
+        first_error.map_or(Ok(()), Err)
+    }
+
+    /// Records one pushed device list; re-adds this device to our own list if it is missing.
+    async fn apply_device_list(&mut self, jid: BareJid, list: DeviceList) -> Result<()> {
+        // Only our own lists and our contacts' are kept: anyone can send a message that
+        // looks like a notification, and each id would become a stored row.
+        let record = self.store.conversation(jid.as_str()).map_err(store_err)?;
+        if jid != self.jid && (!record.contact || record.blocked) {
+            return Ok(());
+        }
+        if list.devices.len() > MAX_LISTED_DEVICES {
+            log::warn!(
+                "ignored a device list of {jid} with {} devices",
+                list.devices.len()
+            );
+            return Ok(());
+        }
+        let ids: Vec<u32> = list.devices.iter().map(|d| d.id).collect();
+        let now = self.now();
+        self.store
+            .set_device_list(list.suite, jid.as_str(), &ids, now)
+            .map_err(store_err)?;
+        if jid == self.jid && !ids.contains(&self.engine.device_id()) {
+            log::warn!(
+                "this device ({}) was removed from our {} device list; adding it back",
+                self.engine.device_id(),
+                list.suite
+            );
+            // Added to the list the server has, read again: not to the pushed one, which
+            // a hostile server could fill with devices of its own for us to publish.
+            let mut current = match self.xmpp.device_list(&jid, list.suite).await {
+                Ok(current) => current,
+                Err(XmppError::NothingPublished { .. }) => DeviceList {
+                    suite: list.suite,
+                    devices: Vec::new(),
+                },
+                Err(e) => return Err(e),
+            };
+            if !current
+                .devices
+                .iter()
+                .any(|d| d.id == self.engine.device_id())
+            {
+                current
+                    .devices
+                    .push(DeviceEntry::new(self.engine.device_id()));
+                self.xmpp.publish_device_list(&current).await?;
             }
         }
         Ok(())
