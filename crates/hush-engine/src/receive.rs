@@ -142,9 +142,15 @@ impl Engine {
                 // A stranger's messages in clear fill the history too: budgeted.
                 if stranger {
                     let (sid, suite) = (0, Suite::Omemo2);
-                    if let Some(over) =
-                        self.spend_stranger_budget(store, &message, sid, suite, now, &mut step)?
-                    {
+                    if let Some(over) = self.spend_budget(
+                        store,
+                        Budget::Stranger,
+                        &message,
+                        sid,
+                        suite,
+                        now,
+                        &mut step,
+                    )? {
                         return Ok(over);
                     }
                 }
@@ -223,25 +229,24 @@ impl Engine {
         // A stranger's budget is spent before any expensive work: a key agreement (X3DH and a
         // one-time prekey), or a message that cannot be read (no session, unreadable element).
         // Messages on a session the budget already paid for are not charged.
+        // A key agreement from a device its account does not list (a contact's or our own)
+        // is budgeted the same way: anyone controlling the server can make such devices up.
         let mut charged = false;
-        if stranger {
-            let costly = match &encrypted {
-                Ok(el) => {
-                    existing.is_none()
-                        || self
-                            .local
-                            .needs_key_agreement(el, &self.jid, existing.as_ref())
-                }
-                Err(_) => true,
-            };
-            if costly {
-                if let Some(over) =
-                    self.spend_stranger_budget(store, &m, sid, suite, now, &mut step)?
-                {
-                    return Ok(over);
-                }
-                charged = true;
+        let key_agreement = matches!(&encrypted, Ok(el)
+            if self.local.needs_key_agreement(el, &self.jid, existing.as_ref()));
+        let costly = key_agreement || existing.is_none() || encrypted.is_err();
+        let budget = if stranger && costly {
+            Some(Budget::Stranger)
+        } else if key_agreement && !listed(store, suite, &m.sender, sid)? {
+            Some(Budget::UnlistedDevice)
+        } else {
+            None
+        };
+        if let Some(budget) = budget {
+            if let Some(over) = self.spend_budget(store, budget, &m, sid, suite, now, &mut step)? {
+                return Ok(over);
             }
+            charged = true;
         }
         let result = encrypted.and_then(|el| {
             let o = self.local.open(&el, &self.jid, &m.sender, existing, rng)?;
@@ -293,7 +298,7 @@ impl Engine {
                 // the history.
                 if stranger && !charged {
                     if let Some(over) =
-                        self.spend_stranger_budget(store, &m, sid, suite, now, &mut step)?
+                        self.spend_budget(store, Budget::Stranger, &m, sid, suite, now, &mut step)?
                     {
                         return Ok(over);
                     }
@@ -411,9 +416,11 @@ impl Engine {
     /// Spends one unit of a stranger's budget, as the store has it (the row goes into `step`).
     /// `None`: go ahead. `Some(step)`: over the limit; that step stores a visible notice the
     /// first time in a window, then nothing.
-    fn spend_stranger_budget<S: Store + ?Sized>(
+    #[allow(clippy::too_many_arguments)]
+    fn spend_budget<S: Store + ?Sized>(
         &self,
         store: &S,
+        budget: Budget,
         m: &Message,
         sid: u32,
         suite: Suite,
@@ -431,20 +438,45 @@ impl Engine {
             Verdict::Reject => Some(ReceiveStep::nothing()),
             Verdict::RejectAndNotify => {
                 let sender = &m.sender;
-                let reason = format!(
-                    "ignored messages and key exchanges from {sender}, whom you never wrote to: \
-                     the limit for strangers ({} new sessions or failures per sender, {} in \
-                     all, per hour) is reached. If you know them, write to them first; to stop \
-                     them, `hush config {sender} --blocked on`",
-                    strangers::PER_STRANGER,
-                    strangers::ALL_STRANGERS
-                );
+                let reason = match budget {
+                    Budget::Stranger => format!(
+                        "ignored messages and key exchanges from {sender}, whom you never wrote \
+                         to: the limit for strangers ({} new sessions or failures per sender, {} \
+                         in all, per hour) is reached. If you know them, write to them first; to \
+                         stop them, `hush config {sender} --blocked on`",
+                        strangers::PER_STRANGER,
+                        strangers::ALL_STRANGERS
+                    ),
+                    Budget::UnlistedDevice => format!(
+                        "ignored key exchanges from devices of {sender} that {sender} does not \
+                         list (at most {} per hour are taken): devices made up by a server look \
+                         like this. Compare fingerprints with {sender} if they are real",
+                        strangers::PER_STRANGER
+                    ),
+                };
                 let mut notice = ReceiveStep::nothing();
                 notice.transaction.stranger = row;
                 Some(m.failed(notice, sid, suite, reason))
             }
         })
     }
+}
+
+/// What a costly message is charged to (the same store-kept budget, per JID).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Budget {
+    /// A JID we never wrote to.
+    Stranger,
+    /// A device its account does not list (a contact's, or one of "ours").
+    UnlistedDevice,
+}
+
+/// Whether `jid` lists `device` in `suite`, as far as the store knows.
+fn listed<S: Store + ?Sized>(store: &S, suite: Suite, jid: &str, device: u32) -> Result<bool> {
+    Ok(store
+        .devices(suite, jid)?
+        .iter()
+        .any(|d| d.device_id == device && d.listed))
 }
 
 /// The trust of an identity key of `jid`, and whether it is met for the first time (its first

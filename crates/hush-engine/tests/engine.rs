@@ -316,3 +316,67 @@ fn the_stranger_budget_survives_a_restart_and_covers_messages_in_clear() {
     }
     assert_eq!(store.history(mallory, 100).unwrap().len(), per + 1);
 }
+
+/// Key agreements from devices a contact does not list (a server can make them up in any
+/// number) are budgeted like a stranger's: a few are read, then one notice, then nothing.
+#[test]
+fn key_exchanges_from_unlisted_devices_of_a_contact_are_budgeted() {
+    let mut w = World::new(8);
+    w.add_device(ALICE, 11);
+    w.add_device(BOB, 21);
+    w.send(11, BOB, "hello").unwrap(); // Alice learns Bob's list: device 21 only
+    w.drain();
+    let mut rng = rand::rngs::StdRng::seed_from_u64(9);
+    for fake in 100..120u32 {
+        let forged = hush_proto::LocalDevice::generate(fake, 1, w.now, &mut rng).unwrap();
+        let mut session =
+            hush_proto::Session::initiate(forged.identity(), &w.bundles[&11], &mut rng).unwrap();
+        let payload = hush_proto::sce::seal(
+            &[hush_proto::sce::body(&format!("from {fake}"))],
+            BOB,
+            ALICE,
+            Some(w.now),
+            &mut rng,
+        )
+        .unwrap();
+        let element = hush_proto::seal(
+            hush_proto::Suite::Omemo2,
+            fake,
+            Some(&payload),
+            &mut [hush_proto::Recipient {
+                jid: ALICE,
+                device_id: 11,
+                session: &mut session,
+            }],
+            &mut rng,
+        )
+        .unwrap();
+        w.devices
+            .get_mut(&11)
+            .unwrap()
+            .inbox
+            .push(support::Envelope {
+                sender: BOB.into(),
+                peer: BOB.into(),
+                element,
+                ids: Default::default(),
+            });
+        w.deliver(11, 0, false);
+    }
+    let shown = &w.devices[&11].shown;
+    let read = shown.iter().filter(|(_, t)| t.starts_with("from ")).count();
+    let notices: Vec<_> = shown
+        .iter()
+        .filter(|(_, t)| t.contains("does not list"))
+        .collect();
+    assert_eq!(
+        read,
+        hush_engine::strangers::PER_STRANGER as usize,
+        "{shown:?}"
+    );
+    assert_eq!(notices.len(), 1, "{shown:?}");
+    // Bob's listed device is not affected.
+    w.send(21, ALICE, "the real bob").unwrap();
+    w.drain();
+    assert_eq!(w.devices[&11].shown.last().unwrap().1, "the real bob");
+}
