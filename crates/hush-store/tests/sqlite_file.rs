@@ -389,7 +389,7 @@ fn settings_are_added_to_schema_4_stores_and_encrypted_with_them() {
     let version: i64 = c
         .query_row("PRAGMA user_version", [], |r| r.get(0))
         .unwrap();
-    assert_eq!(version, 5);
+    assert_eq!(version, hush_store::SCHEMA_VERSION);
     drop(c);
 
     let secret = dir.join("secret.db");
