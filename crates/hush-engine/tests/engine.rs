@@ -224,33 +224,8 @@ fn a_new_key_is_reported_even_when_it_comes_in_an_empty_message() {
     assert_eq!(first, [(BOB.to_owned(), "hi".to_owned())]);
     // A second device of Bob starts its session with Alice by an empty message.
     w.add_device(BOB, 22);
-    let mut rng = rand::rngs::StdRng::seed_from_u64(6);
     let tablet = w.devices[&22].engine.device().clone();
-    let mut session =
-        hush_proto::Session::initiate(tablet.identity(), &w.bundles[&11], &mut rng).unwrap();
-    let element = hush_proto::seal(
-        hush_proto::Suite::Omemo2,
-        22,
-        None,
-        &mut [hush_proto::Recipient {
-            jid: ALICE,
-            device_id: 11,
-            session: &mut session,
-        }],
-        &mut rng,
-    )
-    .unwrap();
-    w.devices
-        .get_mut(&11)
-        .unwrap()
-        .inbox
-        .push(support::Envelope {
-            sender: BOB.into(),
-            peer: BOB.into(),
-            element,
-            ids: Default::default(),
-        });
-    w.deliver(11, 0, false);
+    w.key_exchange_from(&tablet, BOB, 11, ALICE, None);
     let tablet_fp = tablet.identity().public().fingerprint();
     assert_ne!(tablet_fp, fingerprint);
     assert_eq!(
@@ -329,39 +304,7 @@ fn key_exchanges_from_unlisted_devices_of_a_contact_are_budgeted() {
     let mut rng = rand::rngs::StdRng::seed_from_u64(9);
     for fake in 100..120u32 {
         let forged = hush_proto::LocalDevice::generate(fake, 1, w.now, &mut rng).unwrap();
-        let mut session =
-            hush_proto::Session::initiate(forged.identity(), &w.bundles[&11], &mut rng).unwrap();
-        let payload = hush_proto::sce::seal(
-            &[hush_proto::sce::body(&format!("from {fake}"))],
-            BOB,
-            ALICE,
-            Some(w.now),
-            &mut rng,
-        )
-        .unwrap();
-        let element = hush_proto::seal(
-            hush_proto::Suite::Omemo2,
-            fake,
-            Some(&payload),
-            &mut [hush_proto::Recipient {
-                jid: ALICE,
-                device_id: 11,
-                session: &mut session,
-            }],
-            &mut rng,
-        )
-        .unwrap();
-        w.devices
-            .get_mut(&11)
-            .unwrap()
-            .inbox
-            .push(support::Envelope {
-                sender: BOB.into(),
-                peer: BOB.into(),
-                element,
-                ids: Default::default(),
-            });
-        w.deliver(11, 0, false);
+        w.key_exchange_from(&forged, BOB, 11, ALICE, Some(&format!("from {fake}")));
     }
     let shown = &w.devices[&11].shown;
     let read = shown.iter().filter(|(_, t)| t.starts_with("from ")).count();

@@ -363,3 +363,50 @@ pub fn random_schedule<R: rand::RngExt>(rng: &mut R, len: usize) -> Vec<Action> 
         })
         .collect()
 }
+
+impl World {
+    /// Device `from` of `sender` — keys of its own, not announced anywhere — starts a session
+    /// with device `to` (of the account `peer`) from `to`'s bundle and sends it `text` (`None`:
+    /// an empty message); `to` reads it. What a server can fabricate.
+    pub fn key_exchange_from(
+        &mut self,
+        from: &LocalDevice,
+        sender: &str,
+        to: u32,
+        peer: &str,
+        text: Option<&str>,
+    ) {
+        let mut session =
+            hush_proto::Session::initiate(from.identity(), &self.bundles[&to], &mut self.rng)
+                .unwrap();
+        let payload = text.map(|t| {
+            hush_proto::sce::seal(
+                &[hush_proto::sce::body(t)],
+                sender,
+                peer,
+                Some(self.now),
+                &mut self.rng,
+            )
+            .unwrap()
+        });
+        let element = hush_proto::seal(
+            Suite::Omemo2,
+            from.device_id(),
+            payload.as_deref(),
+            &mut [hush_proto::Recipient {
+                jid: peer,
+                device_id: to,
+                session: &mut session,
+            }],
+            &mut self.rng,
+        )
+        .unwrap();
+        self.devices.get_mut(&to).unwrap().inbox.push(Envelope {
+            sender: sender.to_owned(),
+            peer: sender.to_owned(),
+            element,
+            ids: MessageIds::default(),
+        });
+        self.deliver(to, 0, false);
+    }
+}
