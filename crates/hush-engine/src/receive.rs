@@ -429,7 +429,8 @@ impl Engine {
     ) -> Result<Option<ReceiveStep>> {
         let window = strangers::window(now);
         let usage = store.stranger_usage(&m.sender, window)?;
-        let (verdict, row) = strangers::charge(&m.sender, usage, window);
+        let shared = budget == Budget::Stranger;
+        let (verdict, row) = strangers::charge(&m.sender, usage, window, shared);
         Ok(match verdict {
             Verdict::Allow => {
                 step.transaction.stranger = row;

@@ -191,11 +191,18 @@ impl Engine {
             });
         }
         own.retain(|id| *id != self.device_id());
-        let devices: Vec<(String, u32, bool)> = their
+        // Each device once, even if a list names it twice or we write to our own account: two
+        // sessions built for one device in one message would leave the stored one unusable.
+        let mut devices: Vec<(String, u32, bool)> = Vec::new();
+        for (jid, device, peer) in their
             .iter()
             .map(|d| (to.to_owned(), *d, true))
             .chain(own.iter().map(|d| (self.jid.clone(), *d, false)))
-            .collect();
+        {
+            if !devices.iter().any(|(j, d, _)| *j == jid && *d == device) {
+                devices.push((jid, device, peer));
+            }
+        }
         // Devices silent for too long are left out — except that when every device of the
         // addressee is silent, leaving them all out would make the addressee unreachable:
         // inactivity then excludes none of the addressee's devices.

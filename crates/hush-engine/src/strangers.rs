@@ -18,6 +18,9 @@ pub const WINDOW: u64 = 3600;
 /// At most this many stranger JIDs are tracked; beyond it, unknown ones count as over the limit
 /// until the window ends (a flood from many JIDs is bounded by `ALL_STRANGERS` anyway).
 const MAX_TRACKED: usize = 4096;
+/// At most this many JIDs are told they are over the limit per window; the rest is dropped
+/// quietly, so notices cannot fill the history either.
+const MAX_NOTICES: usize = 64;
 
 /// What to do with something from a stranger that costs us.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -37,7 +40,15 @@ pub fn window(now: u64) -> u64 {
 
 /// Decides one charge to stranger `jid`'s budget from what the store says was spent in
 /// `window`, and the row to write with the step (none when nothing changes).
-pub fn charge(jid: &str, usage: StrangerUsage, window: u64) -> (Verdict, Option<StrangerCharge>) {
+/// `shared`: the charge also counts against what all strangers together may spend
+/// ([`ALL_STRANGERS`]). Devices a contact does not list are charged to that contact alone, so a
+/// flood of strangers cannot lock out a contact's new device.
+pub fn charge(
+    jid: &str,
+    usage: StrangerUsage,
+    window: u64,
+    shared: bool,
+) -> (Verdict, Option<StrangerCharge>) {
     let row = |spent, notified| StrangerCharge {
         jid: jid.to_owned(),
         window,
@@ -47,9 +58,9 @@ pub fn charge(jid: &str, usage: StrangerUsage, window: u64) -> (Verdict, Option<
     let known = usage.spent > 0 || usage.notified;
     if !known && usage.tracked >= MAX_TRACKED {
         (Verdict::Reject, None)
-    } else if usage.spent < PER_STRANGER && usage.total < ALL_STRANGERS {
+    } else if usage.spent < PER_STRANGER && (!shared || usage.total < ALL_STRANGERS) {
         (Verdict::Allow, Some(row(usage.spent + 1, usage.notified)))
-    } else if !usage.notified {
+    } else if !usage.notified && usage.tracked < MAX_NOTICES {
         (Verdict::RejectAndNotify, Some(row(usage.spent, true)))
     } else {
         (Verdict::Reject, None)
@@ -64,7 +75,7 @@ mod tests {
     /// Charges `jid` against `store` as the engine does, committing the row.
     fn check(store: &mut MemoryStore, jid: &str, now: u64) -> Verdict {
         let w = window(now);
-        let (verdict, row) = charge(jid, store.stranger_usage(jid, w).unwrap(), w);
+        let (verdict, row) = charge(jid, store.stranger_usage(jid, w).unwrap(), w, true);
         let tx = Transaction {
             stranger: row,
             ..Transaction::default()

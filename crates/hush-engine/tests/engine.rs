@@ -323,3 +323,45 @@ fn key_exchanges_from_unlisted_devices_of_a_contact_are_budgeted() {
     w.drain();
     assert_eq!(w.devices[&11].shown.last().unwrap().1, "the real bob");
 }
+
+/// Strangers using up what all strangers together may spend do not lock out a contact's new
+/// device (a device the contact's list does not name yet is charged to the contact alone).
+#[test]
+fn a_stranger_flood_does_not_lock_out_a_contacts_new_device() {
+    use hush_engine::{Inbound, InboundPayload};
+    use hush_store::Committed;
+    let mut w = World::new(10);
+    w.add_device(ALICE, 11);
+    w.add_device(BOB, 21);
+    w.send(11, BOB, "hello").unwrap();
+    w.drain();
+    for i in 0..100 {
+        let alice = w.devices.get_mut(&11).unwrap();
+        let inbound = Inbound {
+            sender: format!("spam{i}@example.net"),
+            peer: format!("spam{i}@example.net"),
+            payload: InboundPayload::Plain("buy".into()),
+            ids: Default::default(),
+            sent_at: None,
+        };
+        let (tx, after) = alice
+            .engine
+            .receive(&alice.store, inbound, w.now, &mut w.rng)
+            .unwrap()
+            .into_parts();
+        let committed = if tx.is_empty() {
+            Committed::default()
+        } else {
+            alice.store.commit(tx).unwrap()
+        };
+        let _ = alice.engine.settle(after, &committed);
+    }
+    w.add_device(BOB, 22);
+    let tablet = w.devices[&22].engine.device().clone();
+    w.lists.get_mut(BOB).unwrap().retain(|d| *d != 22); // not listed where Alice looked
+    w.key_exchange_from(&tablet, BOB, 11, ALICE, Some("from the new tablet"));
+    assert_eq!(
+        w.devices[&11].shown.last().unwrap().1,
+        "from the new tablet"
+    );
+}

@@ -455,9 +455,9 @@ impl Session {
     }
 
     /// Decrypts the inner message of a repeated key exchange in the state it built (see
-    /// [`Session::state_built_from`]). An earlier state that reads it becomes current unless
-    /// our own unanswered key exchange is current, which stays so except to break the tie
-    /// described on [`Session`] (`empty`: the message carried no payload).
+    /// [`Session::state_built_from`]). The current state stays current, except to break the tie
+    /// described on [`Session`] between two unanswered key exchanges (`empty`: the message
+    /// carried no payload).
     pub(crate) fn decrypt_key_in<R: CryptoRng + ?Sized>(
         &mut self,
         index: usize,
@@ -473,8 +473,12 @@ impl Session {
             .get_mut(i)
             .ok_or(ProtoError::CorruptState("no such session state"))?;
         let plain = state.decrypt_key(message, rng)?;
+        // Only the tie between two unanswered key exchanges moves us off the current state. A
+        // late copy of a key exchange we have moved past (the peer sent it before reading ours)
+        // must not: a peer like python-omemo has discarded that state, and a peer that kept it
+        // settles on ours by itself (our messages reach it without a key exchange).
         let theirs_wins = empty && state.kex_ek < self.current.kex_ek;
-        if !self.current.awaits_answer() || theirs_wins {
+        if self.current.awaits_answer() && theirs_wins {
             self.promote(i);
         }
         Ok(plain)

@@ -154,6 +154,7 @@ impl Store for MemoryStore {
 
     fn save_sessions(&mut self, sessions: &[(SessionKey, Session)]) -> Result<()> {
         for (k, s) in sessions {
+            self.needs_reset.remove(k);
             self.sessions.insert(k.clone(), s.clone());
         }
         Ok(())
@@ -227,7 +228,7 @@ impl Store for MemoryStore {
                             last_seen: r.at,
                         });
                     seen.last_seen = seen.last_seen.max(r.at);
-                    self.needs_reset.remove(&key);
+                    // A rewound session stays marked: reading does not move its sending chain.
                     self.sessions.insert(key, *session);
                     if let Some(pk) = consumed_prekey {
                         self.used_prekeys.insert(pk);
@@ -305,6 +306,7 @@ impl Store for MemoryStore {
 
     fn commit_outgoing(&mut self, sessions: &[(SessionKey, Session)], m: &Outgoing) -> Result<i64> {
         for (k, s) in sessions {
+            self.needs_reset.remove(k);
             self.sessions.insert(k.clone(), s.clone());
         }
         let id = self.push(StoredMessage {

@@ -534,7 +534,7 @@ impl SqliteStore {
             results.push(Commit::Stored(id));
         }
         for (key, session) in &sessions {
-            Self::put_session(tx, key, session)?;
+            Self::put_received_session(tx, key, session)?;
         }
         Ok(results)
     }
@@ -623,6 +623,22 @@ impl SqliteStore {
         for id in devices {
             insert.execute(params![suite.name(), jid, id, now as i64])?;
         }
+        Ok(())
+    }
+
+    /// Saves a session a received message advanced. A rewound session (after a restore)
+    /// stays marked: reading on it does not move its sending chain past the keys it used before
+    /// the backup, so only a replacement (or a send that built a new one) clears the mark.
+    fn put_received_session(
+        tx: &Transaction<'_>,
+        key: &SessionKey,
+        session: &Session,
+    ) -> Result<()> {
+        tx.prepare_cached(
+            "INSERT INTO sessions (suite, jid, device_id, state, needs_reset) VALUES (?1, ?2, ?3, ?4, 0)
+             ON CONFLICT (suite, jid, device_id) DO UPDATE SET state = excluded.state",
+        )?
+        .execute(params![key.suite.name(), key.jid, key.device_id, session.to_bytes().as_slice()])?;
         Ok(())
     }
 

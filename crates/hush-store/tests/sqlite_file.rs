@@ -252,7 +252,7 @@ fn backup_and_restore_warn_about_rewound_sessions() {
         !restored_path.exists(),
         "a failed restore leaves nothing behind"
     );
-    let (restored, report) = SqliteStore::restore_backup(
+    let (mut restored, report) = SqliteStore::restore_backup(
         &backup,
         "backup pass",
         &restored_path,
@@ -268,9 +268,37 @@ fn backup_and_restore_warn_about_rewound_sessions() {
         restored.sessions_needing_reset().unwrap(),
         report.sessions_to_reset
     );
+    // Reading on a rewound session does not move its sending chain past the keys it used
+    // before the backup: it stays marked until a send replaces it.
+    let key = report.sessions_to_reset[0].clone();
+    let session = restored.session(&key).unwrap().unwrap();
+    restored
+        .commit_received(vec![Received {
+            ids: MessageIds {
+                stanza_id: Some("after-restore".into()),
+                ..Default::default()
+            },
+            peer: "alice@example.org".into(),
+            sender: "alice@example.org".into(),
+            sender_device: 1,
+            suite: Suite::Omemo2,
+            at: 2,
+            outcome: Outcome::Decrypted {
+                session: Box::new(session.clone()),
+                body: Some(b"read on the rewound session".to_vec()),
+                consumed_prekey: None,
+            },
+        }])
+        .unwrap();
+    assert_eq!(
+        restored.sessions_needing_reset().unwrap(),
+        vec![key.clone()]
+    );
+    restored.save_sessions(&[(key, session)]).unwrap();
+    assert!(restored.sessions_needing_reset().unwrap().is_empty());
     assert_eq!(restored.account().unwrap().unwrap().jid, "bob@example.net");
     assert_eq!(
-        restored.history("alice@example.org", 1).unwrap()[0]
+        restored.history("alice@example.org", 2).unwrap()[0]
             .body
             .as_deref(),
         Some(SECRET_BODY.as_bytes())
