@@ -13,7 +13,7 @@ mod support;
 
 use criterion::{criterion_group, criterion_main, BatchSize, Criterion};
 use hush_engine::{Engine, Inbound, InboundPayload};
-use hush_store::{Committed, SessionKey, Store};
+use hush_store::{SessionKey, Store};
 use rand::rngs::StdRng;
 use rand::SeedableRng;
 use support::{World, ALICE, BOB};
@@ -62,14 +62,36 @@ fn store_after(
     let mut engine = Engine::new(BOB, device);
     let mut rng = StdRng::seed_from_u64(2);
     for env in &inbox[..n] {
-        let (tx, after) = engine
-            .receive(&store, inbound(env), 1_700_000_000, &mut rng)
-            .unwrap()
-            .into_parts();
-        let committed = store.commit(tx).unwrap();
-        assert!(engine.settle(after, &committed).is_some());
+        let shown = support::receive_step(
+            &mut engine,
+            &mut store,
+            inbound(env),
+            1_700_000_000,
+            &mut rng,
+        );
+        assert!(shown.is_some());
     }
     store
+}
+
+/// What the protocol core alone does for one message from Alice: the Double Ratchet and the
+/// payload, then the SCE envelope. Returns the advanced session.
+fn core_read(
+    device: &hush_proto::LocalDevice,
+    element: &hush_proto::EncryptedElement,
+    session: hush_proto::Session,
+    rng: &mut StdRng,
+) -> hush_proto::Session {
+    let o = device
+        .open(element, BOB, ALICE, Some(session), rng)
+        .unwrap();
+    let expect = hush_proto::sce::Expect {
+        from: ALICE,
+        to: BOB,
+        require_to: false,
+    };
+    hush_proto::sce::open(o.payload.as_deref().unwrap(), expect).unwrap();
+    o.session
 }
 
 fn one_message(c: &mut Criterion) {
@@ -84,18 +106,7 @@ fn one_message(c: &mut Criterion) {
     group.bench_function("core_open", |b| {
         b.iter_batched(
             || (session.clone(), StdRng::seed_from_u64(1)),
-            |(session, mut rng)| {
-                let o = device
-                    .open(&message.element, BOB, ALICE, Some(session), &mut rng)
-                    .unwrap();
-                let expect = hush_proto::sce::Expect {
-                    from: ALICE,
-                    to: BOB,
-                    require_to: false,
-                };
-                hush_proto::sce::open(o.payload.as_deref().unwrap(), expect).unwrap();
-                o
-            },
+            |(session, mut rng)| core_read(&device, &message.element, session, &mut rng),
             BatchSize::SmallInput,
         )
     });
@@ -129,16 +140,7 @@ fn bench(c: &mut Criterion) {
             || (session.clone(), StdRng::seed_from_u64(1)),
             |(mut session, mut rng)| {
                 for env in &inbox {
-                    let o = device
-                        .open(&env.element, BOB, ALICE, Some(session), &mut rng)
-                        .unwrap();
-                    let expect = hush_proto::sce::Expect {
-                        from: ALICE,
-                        to: BOB,
-                        require_to: false,
-                    };
-                    hush_proto::sce::open(o.payload.as_deref().unwrap(), expect).unwrap();
-                    session = o.session;
+                    session = core_read(&device, &env.element, session, &mut rng);
                 }
                 session
             },
@@ -166,16 +168,14 @@ fn bench(c: &mut Criterion) {
             },
             |(mut store, mut engine, inbound, mut rng)| {
                 for inbound in inbound {
-                    let (tx, after) = engine
-                        .receive(&store, inbound, 1_700_000_000, &mut rng)
-                        .unwrap()
-                        .into_parts();
-                    let committed = if tx.is_empty() {
-                        Committed::default()
-                    } else {
-                        store.commit(tx).unwrap()
-                    };
-                    assert!(engine.settle(after, &committed).is_some());
+                    let shown = support::receive_step(
+                        &mut engine,
+                        &mut store,
+                        inbound,
+                        1_700_000_000,
+                        &mut rng,
+                    );
+                    assert!(shown.is_some());
                 }
                 store
             },

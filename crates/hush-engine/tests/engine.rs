@@ -240,7 +240,7 @@ fn a_new_key_is_reported_even_when_it_comes_in_an_empty_message() {
 #[test]
 fn the_stranger_budget_survives_a_restart_and_covers_messages_in_clear() {
     use hush_engine::{strangers, Inbound, InboundPayload};
-    use hush_store::{Committed, MemoryStore, MessageIds};
+    use hush_store::{MemoryStore, MessageIds};
     let mut rng = rand::rngs::StdRng::seed_from_u64(7);
     let local = hush_proto::LocalDevice::generate(11, 5, 0, &mut rng).unwrap();
     let mut store = MemoryStore::default();
@@ -262,16 +262,7 @@ fn the_stranger_budget_survives_a_restart_and_covers_messages_in_clear() {
             },
             sent_at: None,
         };
-        let (tx, after) = engine
-            .receive(&*store, inbound, 1_700_000_000, &mut rng)
-            .unwrap()
-            .into_parts();
-        let committed = if tx.is_empty() {
-            Committed::default()
-        } else {
-            store.commit(tx).unwrap()
-        };
-        engine.settle(after, &committed)
+        support::receive_step(engine, store, inbound, 1_700_000_000, &mut rng)
     };
     let mut engine = Engine::new(ALICE, local.clone());
     let per = strangers::PER_STRANGER as usize;
@@ -329,7 +320,6 @@ fn key_exchanges_from_unlisted_devices_of_a_contact_are_budgeted() {
 #[test]
 fn a_stranger_flood_does_not_lock_out_a_contacts_new_device() {
     use hush_engine::{Inbound, InboundPayload};
-    use hush_store::Committed;
     let mut w = World::new(10);
     w.add_device(ALICE, 11);
     w.add_device(BOB, 21);
@@ -344,17 +334,13 @@ fn a_stranger_flood_does_not_lock_out_a_contacts_new_device() {
             ids: Default::default(),
             sent_at: None,
         };
-        let (tx, after) = alice
-            .engine
-            .receive(&alice.store, inbound, w.now, &mut w.rng)
-            .unwrap()
-            .into_parts();
-        let committed = if tx.is_empty() {
-            Committed::default()
-        } else {
-            alice.store.commit(tx).unwrap()
-        };
-        let _ = alice.engine.settle(after, &committed);
+        let _ = support::receive_step(
+            &mut alice.engine,
+            &mut alice.store,
+            inbound,
+            w.now,
+            &mut w.rng,
+        );
     }
     w.add_device(BOB, 22);
     let tablet = w.devices[&22].engine.device().clone();

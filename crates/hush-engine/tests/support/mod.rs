@@ -17,6 +17,27 @@ pub const ALICE: &str = "alice@example.org";
 pub const BOB: &str = "bob@example.net";
 pub const CAROL: &str = "carol@example.com";
 
+/// What the shell does with one incoming message: the engine's step, its transaction
+/// committed, and what `settle` says to show.
+pub fn receive_step(
+    engine: &mut Engine,
+    store: &mut MemoryStore,
+    inbound: Inbound,
+    now: u64,
+    rng: &mut StdRng,
+) -> Option<hush_engine::Delivery> {
+    let (tx, after) = engine
+        .receive(&*store, inbound, now, rng)
+        .unwrap()
+        .into_parts();
+    let committed = if tx.is_empty() {
+        Committed::default()
+    } else {
+        store.commit(tx).unwrap()
+    };
+    engine.settle(after, &committed)
+}
+
 /// A message on its way to one device.
 #[derive(Clone, Debug)]
 pub struct Envelope {
@@ -173,17 +194,14 @@ impl World {
             ids: env.ids.clone(),
             sent_at: None,
         };
-        let (tx, after) = dev
-            .engine
-            .receive(&dev.store, inbound, self.now, &mut self.rng)
-            .unwrap()
-            .into_parts();
-        let committed = if tx.is_empty() {
-            Committed::default()
-        } else {
-            dev.store.commit(tx).unwrap()
-        };
-        if let Some(d) = dev.engine.settle(after, &committed) {
+        let delivery = receive_step(
+            &mut dev.engine,
+            &mut dev.store,
+            inbound,
+            self.now,
+            &mut self.rng,
+        );
+        if let Some(d) = delivery {
             let shown = match (&d.body, &d.error, &d.new_key) {
                 (Some(b), _, _) => b.clone(),
                 (None, Some(e), _) => format!("!{e}"),
