@@ -33,7 +33,7 @@ use std::time::Duration;
 use hush_proto::{LocalDevice, Suite};
 
 pub use error::{EngineError, Result};
-pub use receive::{After, Inbound, InboundPayload, ReceiveStep};
+pub use receive::{After, BundleRequest, Inbound, InboundPayload, ReceiveStep};
 pub use send::{Fetched, Prepared, Route, SendPlan, Wire};
 pub use types::{Delivery, SendOptions, SendReport};
 

@@ -8,7 +8,9 @@
 
 use std::time::Duration;
 
-use hush_engine::{Engine, Inbound, Owed, Prepared, Route, Wire, MAX_LISTED_DEVICES};
+use hush_engine::{
+    BundleRequest, Engine, Fetched, Inbound, Owed, Prepared, Route, Wire, MAX_LISTED_DEVICES,
+};
 use hush_proto::{DeviceEntry, DeviceList, Element, EncryptedElement, Suite};
 use hush_store::{Committed, Store};
 use rand::rngs::SysRng;
@@ -670,14 +672,18 @@ impl<S: Store> Hush<S> {
     /// prekey retired and key exchanges answered (outside a catch-up). `None` for duplicates,
     /// empty messages and copies of our own messages.
     async fn process(&mut self, incoming: Incoming) -> Result<Option<Delivery>> {
-        let inbound = Inbound {
+        let mut inbound = Inbound {
             sender: incoming.sender.to_string(),
             peer: incoming.peer.to_string(),
             payload: incoming.payload,
             ids: incoming.ids,
             sent_at: incoming.sent_at,
+            sender_bundle: None,
         };
         let now = self.now();
+        if let Some(request) = self.engine.bundle_needed(&self.store, &inbound, now)? {
+            inbound.sender_bundle = Some(self.fetch_bundle(&request).await);
+        }
         let (transaction, after) = self
             .engine
             .receive(&self.store, inbound, now, &mut self.rng)?
@@ -703,6 +709,18 @@ impl<S: Store> Hush<S> {
             }
         }
         Ok(delivery)
+    }
+
+    /// The bundle the engine asked for, or why it could not be had.
+    async fn fetch_bundle(&mut self, request: &BundleRequest) -> Fetched {
+        let jid: BareJid = request
+            .jid
+            .parse()
+            .map_err(|_| format!("{} is not a valid JID", request.jid))?;
+        self.xmpp
+            .bundle(&jid, request.suite, request.device)
+            .await
+            .map_err(|e| e.to_string())
     }
 
     /// What happened to the link since login.
