@@ -14,6 +14,10 @@
 //! * [`send`]: one outgoing message — which devices can read it, the send policy, the sessions
 //!   to build from which bundles, the encrypted element and its outbox entry.
 //! * [`strangers`]: how many new sessions JIDs we never wrote to may make us build.
+//! * [`archive`]: where a catch-up starts, restarts and resumes in our archive.
+//! * [`outbox`]: what a previous run stored but did not send, and how it goes out now.
+//! * [`devices`]: device lists — what a push records, the lists this device publishes, id
+//!   collisions.
 //!
 //! The phase of the account is a value ([`Phase`]): while it catches up on its archive, key
 //! exchanges are answered only afterwards, once per device, and used prekeys are retired only
@@ -22,7 +26,10 @@
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
+pub mod archive;
+pub mod devices;
 mod error;
+pub mod outbox;
 pub mod receive;
 pub mod send;
 pub mod strangers;
@@ -32,7 +39,10 @@ use std::time::Duration;
 
 use hush_proto::{LocalDevice, Suite};
 
+pub use archive::ArchiveCursor;
+pub use devices::ListStep;
 pub use error::{EngineError, Result};
+pub use outbox::Resend;
 pub use receive::{After, BundleRequest, Inbound, InboundPayload, ReceiveStep};
 pub use send::{Fetched, Prepared, Route, SendPlan, Wire};
 pub use types::{Delivery, SendOptions, SendReport};
