@@ -335,24 +335,32 @@ impl Engine {
         // The sender is bound to the key exchange before any key agreement: a session is built
         // only under the identity key the sender's account publishes for that device (see
         // `bundle_needed`). A session we hold already was bound when it was built.
+        let mut unconfirmed = None;
         if let (Ok(el), None) = (&encrypted, &existing) {
             if let Some(claimed) = self.local.key_exchange_identity(el, &self.jid) {
-                if let Some(reason) = unbound(&m.sender, sid, &claimed, sender_bundle.as_ref()) {
-                    if !charged {
-                        if let Some(over) = self.spend_budget(
-                            store,
-                            Budget::Unconfirmed,
-                            &m,
-                            sid,
-                            suite,
-                            now,
-                            &mut step,
-                        )? {
-                            return Ok(over);
-                        }
+                match binding(&m.sender, sid, &claimed, sender_bundle.as_ref()) {
+                    Binding::Confirmed => {}
+                    Binding::Unconfirmed(warning) => {
+                        log::warn!("{warning}");
+                        unconfirmed = Some(warning);
                     }
-                    log::warn!("{reason}");
-                    return Ok(m.failed(step, sid, suite, reason));
+                    Binding::Refused(reason) => {
+                        if !charged {
+                            if let Some(over) = self.spend_budget(
+                                store,
+                                Budget::Unconfirmed,
+                                &m,
+                                sid,
+                                suite,
+                                now,
+                                &mut step,
+                            )? {
+                                return Ok(over);
+                            }
+                        }
+                        log::warn!("{reason}");
+                        return Ok(m.failed(step, sid, suite, reason));
+                    }
                 }
             }
         }
@@ -471,7 +479,7 @@ impl Engine {
                     error: None,
                     trust: Some(trust),
                     properties: Properties::omemo(Authentication::Weak),
-                    warning: None,
+                    warning: unconfirmed,
                     new_key: Some(fingerprint),
                 });
             }
@@ -501,6 +509,11 @@ impl Engine {
             ))
         } else {
             None
+        };
+        // A sender that could not be confirmed is said first: it is about who wrote this.
+        let warning = match (unconfirmed, warning) {
+            (Some(u), Some(w)) => Some(format!("{u}; and {w}")),
+            (u, w) => u.or(w),
         };
         let authentication = if trust == Trust::Verified {
             Authentication::Strong
@@ -589,14 +602,22 @@ enum Budget {
     Unconfirmed,
 }
 
-/// Why a key exchange claiming identity key `claimed` for device `sid` of `sender` is refused,
-/// given the bundle fetched for that device; `None` when the bundle confirms it.
-fn unbound(
-    sender: &str,
-    sid: u32,
-    claimed: &IdentityKey,
-    bundle: Option<&Fetched>,
-) -> Option<String> {
+/// What the sender's published bundle says of a key exchange.
+enum Binding {
+    /// The bundle carries the key exchange's identity key.
+    Confirmed,
+    /// No usable bundle could be had (none published, not readable without a presence
+    /// subscription — Profanity publishes its bundle that way —, the server failing): the
+    /// message is read, with this warning, rather than lost. A key that differs from the one
+    /// published is another matter: see `Refused`.
+    Unconfirmed(String),
+    /// The sender publishes another identity key for that device: refused, with this reason.
+    Refused(String),
+}
+
+/// What the bundle fetched for device `sid` of `sender` says of a key exchange carrying
+/// identity key `claimed`.
+fn binding(sender: &str, sid: u32, claimed: &IdentityKey, bundle: Option<&Fetched>) -> Binding {
     let problem = match bundle {
         Some(Ok(b)) if b.device_id != sid => format!(
             "the bundle fetched for it belongs to device {} (a confused server)",
@@ -605,9 +626,9 @@ fn unbound(
         Some(Ok(b)) if b.verify().is_err() => {
             "the bundle it publishes has a signed prekey its identity key did not sign".to_owned()
         }
-        Some(Ok(b)) if b.identity.same_identity(claimed) => return None,
+        Some(Ok(b)) if b.identity.same_identity(claimed) => return Binding::Confirmed,
         Some(Ok(b)) => {
-            return Some(format!(
+            return Binding::Refused(format!(
                 "REFUSED a key exchange claiming to come from device {sid} of {sender}: it \
                  carries identity key {}, but {sender} publishes {} for that device. Someone \
                  other than {sender} made it (or changed it on the way); nothing of it was read",
@@ -615,13 +636,13 @@ fn unbound(
                 b.identity.fingerprint()
             ))
         }
-        Some(Err(e)) => format!("its bundle could not be fetched: {e}"),
-        None => "its bundle was not fetched".to_owned(),
+        Some(Err(e)) => format!("its published keys could not be read: {e}"),
+        None => "its published keys were not fetched".to_owned(),
     };
-    Some(format!(
-        "could not confirm that a key exchange claiming to come from device {sid} of {sender} \
-         is theirs ({problem}); it was not read. It carries identity key {}",
-        claimed.fingerprint()
+    Binding::Unconfirmed(format!(
+        "UNCONFIRMED SENDER: could not check that device {sid} really belongs to {sender} \
+         ({problem}); anyone able to send in {sender}'s name could have written this. Compare \
+         fingerprints with {sender}"
     ))
 }
 

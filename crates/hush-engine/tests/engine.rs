@@ -454,3 +454,76 @@ fn key_exchanges_the_sender_does_not_publish_are_visible_failures_within_a_budge
     w.drain();
     assert_eq!(w.devices[&11].shown.last().unwrap().1, "still the real bob");
 }
+
+/// A key exchange whose sender's published keys cannot be read (Profanity publishes its bundle
+/// for presence subscribers only; a first contact has none) is read, not lost, but flagged:
+/// nothing confirms who wrote it. Only a published key that differs is refused.
+#[test]
+fn a_key_exchange_nobody_can_confirm_is_read_with_a_warning() {
+    let mut w = World::new(16);
+    w.add_device(ALICE, 11);
+    w.add_device(BOB, 21);
+    w.bundles.remove(&21); // not readable by Alice
+    let bob = w.devices[&21].engine.device().clone();
+    w.key_exchange_from(&bob, BOB, 11, ALICE, Some("first contact"));
+    let (from, text) = w.devices[&11].shown.last().unwrap().clone();
+    assert_eq!((from.as_str(), text.as_str()), (BOB, "first contact"));
+    let alice = w.devices.get_mut(&11).unwrap();
+    let history = alice.store.history(BOB, 10).unwrap();
+    assert_eq!(history.len(), 1);
+    // The warning travels with the delivery (checked through the engine directly).
+    let mut rng = rand::rngs::StdRng::seed_from_u64(17);
+    let mut fresh = hush_store::MemoryStore::default();
+    let local = alice.store.account().unwrap().unwrap().device;
+    fresh.create_account(ALICE, &local).unwrap();
+    let mut engine = Engine::new(ALICE, local);
+    let mut session = hush_proto::Session::initiate(
+        bob.identity(),
+        &engine.device().bundle(Suite::Omemo2),
+        &mut rng,
+    )
+    .unwrap();
+    let payload = hush_proto::sce::seal(
+        &[hush_proto::sce::body("again")],
+        BOB,
+        ALICE,
+        None,
+        &mut rng,
+    )
+    .unwrap();
+    let element = hush_proto::seal(
+        Suite::Omemo2,
+        21,
+        Some(&payload),
+        &mut [hush_proto::Recipient {
+            jid: ALICE,
+            device_id: 11,
+            session: &mut session,
+        }],
+        &mut rng,
+    )
+    .unwrap();
+    let inbound = hush_engine::Inbound {
+        sender: BOB.into(),
+        peer: BOB.into(),
+        payload: hush_engine::InboundPayload::Omemo(Ok(element)),
+        ids: Default::default(),
+        sent_at: None,
+        sender_bundle: None, // what the shell fetched: see `receive_step`
+    };
+    let d = support::receive_step(
+        &mut engine,
+        &mut fresh,
+        inbound,
+        &Default::default(),
+        1,
+        &mut rng,
+    )
+    .unwrap();
+    assert_eq!(d.body.as_deref(), Some("again"));
+    let warning = d.warning.unwrap();
+    assert!(
+        warning.starts_with("UNCONFIRMED SENDER") && warning.contains("nothing published"),
+        "{warning}"
+    );
+}
