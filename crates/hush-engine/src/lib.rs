@@ -15,6 +15,8 @@
 //!   to build from which bundles, the encrypted element and its outbox entry.
 //! * [`strangers`]: how many new sessions JIDs we never wrote to may make us build.
 //! * [`archive`]: where a catch-up starts, restarts and resumes in our archive.
+//! * [`keys`]: this device's published keys kept fresh (prekeys retired and refilled, the
+//!   signed prekey rotated).
 //! * [`outbox`]: what a previous run stored but did not send, and how it goes out now.
 //! * [`devices`]: device lists — what a push records, the lists this device publishes, id
 //!   collisions.
@@ -29,6 +31,7 @@
 pub mod archive;
 pub mod devices;
 mod error;
+pub mod keys;
 pub mod outbox;
 pub mod receive;
 pub mod send;
@@ -42,6 +45,7 @@ use hush_proto::{LocalDevice, Suite};
 pub use archive::ArchiveCursor;
 pub use devices::ListStep;
 pub use error::{EngineError, Result};
+pub use keys::KeyMaintenance;
 pub use outbox::Resend;
 pub use receive::{After, BundleRequest, Inbound, InboundPayload, ReceiveStep};
 pub use send::{Fetched, Prepared, Route, SendPlan, Wire};

@@ -287,18 +287,6 @@ impl<S: Store> Hush<S> {
         Ok(None)
     }
 
-    /// Reads this device's keys from the store again, after the store changed them. Decoding
-    /// derives every public key (a hundred or so scalar multiplications), so the engine keeps
-    /// them in memory instead of reading them for every message.
-    fn reload_device(&mut self) -> Result<()> {
-        let account = self.store.account().map_err(store_err)?;
-        let device = account
-            .ok_or_else(|| XmppError::Store("the account disappeared from the store".into()))?
-            .device;
-        self.engine.set_device(device);
-        Ok(())
-    }
-
     /// Publishes this device's bundle in every suite.
     async fn publish_bundles(&mut self, device: &hush_proto::LocalDevice) -> Result<()> {
         for suite in Suite::ALL {
@@ -379,41 +367,32 @@ impl<S: Store> Hush<S> {
         Ok(report)
     }
 
-    /// Deletes the one-time prekeys that key exchanges used, refills the pool and republishes
-    /// the bundle if anything changed.
+    /// Keeps our published keys fresh, as the engine decides (used one-time prekeys retired,
+    /// the pool refilled, the signed prekey rotated when due), saves them, and republishes the
+    /// bundle if it changed (or an earlier republication failed).
     async fn retire_used_prekeys(&mut self) -> Result<()> {
-        let retired = self.store.used_prekeys().map_err(store_err)?.len();
         let now = self.now();
-        let added = hush_store::finish_catch_up(
-            &mut self.store,
+        let maintenance = self.engine.maintain_keys(
+            &self.store,
             hush_proto::DEFAULT_PREKEYS,
             now,
             &mut self.rng,
-        )
-        .map_err(store_err)?;
-        // The signed prekey rotates on its schedule; the previous one stays for one period.
-        let rotated = self.engine.signed_prekey_due(now)
-            && hush_store::rotate_signed_prekey_if_due(
-                &mut self.store,
-                now,
-                hush_engine::SIGNED_PREKEY_PERIOD,
-                &mut self.rng,
-            )
-            .map_err(store_err)?;
-        if rotated {
-            log::info!(
-                "rotated the signed prekey (every {} days)",
-                hush_engine::SIGNED_PREKEY_PERIOD / 86_400
-            );
-        }
-        // Retired prekeys past their grace may have gone too: the engine takes the device
-        // as stored.
-        self.reload_device()?;
-        self.engine.prekeys_retired();
-        if retired + added > 0 || rotated || self.republish_owed {
+        )?;
+        if let Some(m) = maintenance {
+            self.store.retire_prekeys(&m.device).map_err(store_err)?;
+            if m.rotated {
+                log::info!(
+                    "rotated the signed prekey (every {} days)",
+                    hush_engine::SIGNED_PREKEY_PERIOD / 86_400
+                );
+            }
             // Until the bundle is out, the server offers prekeys we no longer have: remember
             // to try again.
-            self.republish_owed = true;
+            self.republish_owed |= m.republish;
+            self.engine.set_device(m.device);
+        }
+        self.engine.prekeys_retired();
+        if self.republish_owed {
             let device = self.engine.device().clone();
             self.publish_bundles(&device).await?;
             self.republish_owed = false;
