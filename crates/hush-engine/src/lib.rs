@@ -14,6 +14,8 @@
 //! * [`send`]: one outgoing message — which devices can read it, the send policy, the sessions
 //!   to build from which bundles, the encrypted element and its outbox entry.
 //! * [`strangers`]: how many new sessions JIDs we never wrote to may make us build.
+//! * [`rollback`]: a store put back behind Hush's back, found from our published bundle and
+//!   our own messages in the archive, and repaired as a restore is.
 //!
 //! The phase of the account is a value ([`Phase`]): while it catches up on its archive, key
 //! exchanges are answered only afterwards, once per device, and used prekeys are retired only
@@ -24,6 +26,7 @@
 
 mod error;
 pub mod receive;
+pub mod rollback;
 pub mod send;
 pub mod strangers;
 mod types;
@@ -34,6 +37,7 @@ use hush_proto::{LocalDevice, Suite};
 
 pub use error::{EngineError, Result};
 pub use receive::{After, Inbound, InboundPayload, ReceiveStep};
+pub use rollback::{Repaired, Rollback, ROLLBACK_WARNING};
 pub use send::{Fetched, Prepared, Route, SendPlan, Wire};
 pub use types::{Delivery, SendOptions, SendReport};
 
@@ -79,6 +83,9 @@ pub struct Engine {
     owed: Vec<Owed>,
     prekeys_used: bool,
     inactive_after: Duration,
+    /// A rolled-back store was found and repaired (see [`rollback`]): later signs in this run
+    /// are only recorded, not repaired or reported again.
+    rollback_seen: bool,
 }
 
 impl Engine {
@@ -91,6 +98,7 @@ impl Engine {
             owed: Vec::new(),
             prekeys_used: false,
             inactive_after: DEFAULT_INACTIVE_AFTER,
+            rollback_seen: false,
         }
     }
 

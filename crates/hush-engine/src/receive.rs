@@ -60,10 +60,11 @@ impl ReceiveStep {
     }
 
     fn nothing() -> Self {
-        Self {
-            transaction: Transaction::default(),
-            after: After::default(),
-        }
+        Self::new(Transaction::default(), After::default())
+    }
+
+    pub(crate) fn new(transaction: Transaction, after: After) -> Self {
+        Self { transaction, after }
     }
 }
 
@@ -73,6 +74,20 @@ pub struct After {
     delivery: Option<Delivery>,
     owed: Option<Owed>,
     used_prekey: bool,
+    /// The step repairs a rolled-back store (see [`crate::rollback`]).
+    rollback: bool,
+}
+
+impl After {
+    /// What follows a step recording a sent message the store had lost; `repairs`: the step
+    /// also rewinds the sessions.
+    pub(crate) fn rollback(delivery: Delivery, repairs: bool) -> Self {
+        Self {
+            delivery: Some(delivery),
+            rollback: repairs,
+            ..Self::default()
+        }
+    }
 }
 
 impl Engine {
@@ -170,6 +185,9 @@ impl Engine {
         if after.used_prekey {
             self.prekeys_used = true;
         }
+        if after.rollback {
+            self.rollback_seen = true;
+        }
         if let Some(owed) = after.owed {
             self.owe(owed);
         }
@@ -222,7 +240,20 @@ impl Engine {
             Err(_) => (Suite::Omemo2, 0, true),
         };
         if m.sender == self.jid && sid == self.device_id() {
-            return Ok(ReceiveStep::nothing()); // our own message, reflected
+            // Our own message, reflected. The store had no record of it (copies it knows were
+            // skipped above), yet every message is committed before it leaves: the store was
+            // rolled back behind what this device did. Empty messages are not in history.
+            let inbound = Inbound {
+                sender: m.sender,
+                peer: m.peer,
+                payload: InboundPayload::Omemo(encrypted),
+                ids: m.ids,
+                sent_at: Some(m.at),
+            };
+            return Ok(match self.lost_sent(store, &inbound, now)? {
+                Some(record) => self.lost_sent_step(record),
+                None => ReceiveStep::nothing(),
+            });
         }
         let key = hush_store::SessionKey::new(suite, &m.sender, sid);
         let existing = store.session(&key)?;
