@@ -16,7 +16,7 @@ use hush_store::{
 use rand_core::CryptoRng;
 
 use crate::strangers::{self, Verdict};
-use crate::{Delivery, Engine, Owed, Result};
+use crate::{Delivery, Engine, Owed, Phase, Result};
 
 /// What a message carries.
 #[derive(Debug, Clone)]
@@ -360,6 +360,15 @@ impl Engine {
                 );
                 return Ok(m.failed(step, sid, suite, reason));
             }
+        }
+        // After a rollback, a key exchange read again from the archive may already have been
+        // answered by the lost state: the peer is then ahead of the session rebuilt here, whose
+        // sending side starts afresh. It is replaced from the bundle before we send, like every
+        // rewound session (and gets no empty answer). Live messages came after the lost state.
+        if o.new_state && self.rollback_seen && self.phase == Phase::CatchingUp {
+            step.transaction
+                .rewound_sessions
+                .push(hush_store::SessionKey::new(suite, &m.sender, sid));
         }
         let (trust, new) = note_identity(store, &m.sender, &o.sender_identity, m.at, &mut step)?;
         // Every key a session is built from is news to the user, however it came.

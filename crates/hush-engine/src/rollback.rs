@@ -549,6 +549,91 @@ mod tests {
         assert!(w.check(&[], &[other, theirs]).is_none());
     }
 
+    /// A key exchange from `jid`'s device `id`, to this device, as it arrives.
+    fn key_exchange(w: &mut World, jid: &str, id: u32, origin: &str) -> Inbound {
+        let them = LocalDevice::generate(id, 1, 0, &mut w.rng).unwrap();
+        let mine = w.device().bundle(Suite::Omemo2);
+        let mut session = Session::initiate(them.identity(), &mine, &mut w.rng).unwrap();
+        let envelope =
+            hush_proto::sce::seal(&[hush_proto::sce::body("hi")], jid, ME, Some(1), &mut w.rng)
+                .unwrap();
+        let element = seal(
+            Suite::Omemo2,
+            id,
+            Some(&envelope),
+            &mut [Recipient {
+                jid: ME,
+                device_id: 7,
+                session: &mut session,
+            }],
+            &mut w.rng,
+        )
+        .unwrap();
+        Inbound {
+            sender: jid.into(),
+            peer: jid.into(),
+            payload: InboundPayload::Omemo(Ok(element)),
+            ids: MessageIds {
+                origin_id: Some(origin.into()),
+                ..Default::default()
+            },
+            sent_at: None,
+        }
+    }
+
+    #[test]
+    fn after_a_rollback_sessions_rebuilt_from_the_archive_are_rewound() {
+        let mut w = world();
+        let mut rng = StdRng::seed_from_u64(3);
+        let mut receive = |w: &mut World, inbound: Inbound| {
+            let (tx, after) = w
+                .engine
+                .receive(&w.store, inbound, 1000, &mut rng)
+                .unwrap()
+                .into_parts();
+            let rewound = tx.rewound_sessions.clone();
+            let committed = w.store.commit(tx).unwrap();
+            let shown = w.engine.settle(after, &committed).expect("shown");
+            assert_eq!(shown.body.as_deref(), Some("hi"), "{shown:?}");
+            rewound
+        };
+        let carol = SessionKey::new(Suite::Omemo2, "carol@example.com", 31);
+        let dave = SessionKey::new(Suite::Omemo2, "dave@example.com", 41);
+        let erin = SessionKey::new(Suite::Omemo2, "erin@example.com", 51);
+
+        // Before any rollback, a catch-up's key exchange builds an ordinary session.
+        w.engine.begin_catch_up();
+        let first = key_exchange(&mut w, &carol.jid, 31, "k1");
+        assert!(receive(&mut w, first).is_empty());
+
+        let lost = w.sent("hush-lost", Some("lost"));
+        let found = w.check(&[], &[lost]).expect("a rollback");
+        let _ = w.commit(found);
+        // The lost state may have answered this one: rebuilt, it must not be sent on.
+        let again = key_exchange(&mut w, &dave.jid, 41, "k2");
+        assert_eq!(receive(&mut w, again), std::slice::from_ref(&dave));
+        w.engine.end_catch_up();
+        // A live key exchange came after the lost state: nothing to fear.
+        let live = key_exchange(&mut w, &erin.jid, 51, "k3");
+        assert!(receive(&mut w, live).is_empty());
+
+        let rewound = w.store.sessions_needing_reset().unwrap();
+        assert!(rewound.contains(&carol) && rewound.contains(&dave));
+        assert!(!rewound.contains(&erin));
+        let owed = crate::Owed {
+            suite: Suite::Omemo2,
+            jid: dave.jid.clone(),
+            device: 41,
+        };
+        assert!(
+            w.engine
+                .prepare_empty(&w.store, &owed, &mut w.rng)
+                .unwrap()
+                .is_none(),
+            "no empty answer goes out on a rebuilt session"
+        );
+    }
+
     #[test]
     fn receive_finds_a_lost_message_warns_once_and_keeps_working() {
         let mut w = world();

@@ -322,6 +322,11 @@ impl Store for MemoryStore {
             Some((sessions, m)) => Some(self.commit_outgoing(sessions, m)?),
             None => None,
         };
+        for key in &tx.rewound_sessions {
+            if self.sessions.contains_key(key) {
+                self.needs_reset.insert(key.clone());
+            }
+        }
         Ok(crate::Committed { received, outgoing })
     }
 

@@ -987,6 +987,12 @@ impl Store for SqliteStore {
             Some((sessions, m)) => Some(Self::outgoing_in(&tx, sessions, m)?),
             None => None,
         };
+        for key in &t.rewound_sessions {
+            tx.prepare_cached(
+                "UPDATE sessions SET needs_reset = 1 WHERE suite = ?1 AND jid = ?2 AND device_id = ?3",
+            )?
+            .execute(params![key.suite.name(), key.jid, key.device_id])?;
+        }
         tx.commit()?;
         Ok(crate::Committed { received, outgoing })
     }

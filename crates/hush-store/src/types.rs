@@ -280,6 +280,10 @@ pub struct Transaction {
     /// `received` used: after a rollback, the ones a later state of this device had already
     /// handed out.
     pub used_prekeys: Vec<u32>,
+    /// Sessions to mark rewound once everything else is written: after a rollback, sessions
+    /// a catch-up rebuilds from key exchanges that the lost state may already have answered
+    /// (the peer is then ahead of the rebuilt session's sending side).
+    pub rewound_sessions: Vec<SessionKey>,
 }
 
 impl Transaction {
@@ -294,6 +298,7 @@ impl Transaction {
             && self.stranger.is_none()
             && !self.rewind_sessions
             && self.used_prekeys.is_empty()
+            && self.rewound_sessions.is_empty()
     }
 }
 

@@ -607,6 +607,7 @@ fn a_transaction_writes_a_whole_step<S: Store>(mut store: S) {
         stranger: None,
         rewind_sessions: false,
         used_prekeys: Vec::new(),
+        rewound_sessions: Vec::new(),
     };
     assert!(!tx.is_empty());
     let committed = store.commit(tx).unwrap();
@@ -684,7 +685,7 @@ fn a_rollback_step_rewinds_and_records<S: Store>(mut store: S) {
     assert!(matches!(committed.received[..], [Commit::Stored(_)]));
     assert_eq!(
         store.sessions_needing_reset().unwrap(),
-        [old_key],
+        std::slice::from_ref(&old_key),
         "the stored session is rewound, the one the step wrote is not"
     );
     let mut used = store.used_prekeys().unwrap();
@@ -699,6 +700,17 @@ fn a_rollback_step_rewinds_and_records<S: Store>(mut store: S) {
     assert_eq!(entry.body, None);
     assert_eq!(entry.error.as_deref(), Some("lost by a rollback"));
     assert!(store.pending().unwrap().is_empty(), "nothing to send again");
+    // A session written by a later step can be marked once that step's writes are in; a
+    // key with no session marks nothing.
+    let ghost = SessionKey::new(Suite::Omemo2, "nobody@example.com", 4);
+    store
+        .commit(Transaction {
+            sessions: vec![(new_key.clone(), alice.session.clone())],
+            rewound_sessions: vec![new_key.clone(), ghost],
+            ..Transaction::default()
+        })
+        .unwrap();
+    assert_eq!(store.sessions_needing_reset().unwrap(), [old_key, new_key]);
     // The same message read again changes nothing.
     let again = Received {
         ids: lost_ids,
