@@ -19,7 +19,9 @@ use crate::error::{Result, XmppError};
 use crate::incoming::Incoming;
 use crate::BareJid;
 
-pub use hush_engine::{Delivery, SendOptions, SendReport, DEFAULT_INACTIVE_AFTER};
+pub use hush_engine::{
+    Delivery, SendOptions, SendReport, DEFAULT_INACTIVE_AFTER, ROLLBACK_WARNING,
+};
 
 /// One account: a connection, its store, and the engine that decides.
 pub struct Hush<S: Store> {
