@@ -48,6 +48,7 @@ fn inbound(env: &support::Envelope) -> Inbound {
         payload: InboundPayload::Omemo(Ok(env.element.clone())),
         ids: env.ids.clone(),
         sent_at: None,
+        sender_bundle: None,
     }
 }
 
@@ -66,6 +67,7 @@ fn store_after(
             &mut engine,
             &mut store,
             inbound(env),
+            &std::collections::BTreeMap::new(),
             1_700_000_000,
             &mut rng,
         );
@@ -162,6 +164,7 @@ fn bench(c: &mut Criterion) {
                         payload: InboundPayload::Omemo(Ok(env.element.clone())),
                         ids: env.ids.clone(),
                         sent_at: None,
+                        sender_bundle: None,
                     })
                     .collect();
                 (store, engine, inbound, StdRng::seed_from_u64(1))
@@ -172,6 +175,7 @@ fn bench(c: &mut Criterion) {
                         &mut engine,
                         &mut store,
                         inbound,
+                        &std::collections::BTreeMap::new(),
                         1_700_000_000,
                         &mut rng,
                     );

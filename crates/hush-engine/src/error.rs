@@ -31,6 +31,12 @@ pub enum EngineError {
         /// How many devices it named.
         count: usize,
     },
+    /// A device cannot remove itself from its account's device list.
+    #[error("device {0} is this device; run the removal from another device (or stop using this one first)")]
+    RemoveSelf(u32),
+    /// The archive answers in a way that would never end a catch-up.
+    #[error("the server's archive misbehaves: {0}")]
+    ArchiveMisbehaves(&'static str),
 }
 
 /// Shorthand for results of this crate.

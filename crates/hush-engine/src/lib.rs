@@ -14,6 +14,10 @@
 //! * [`send`]: one outgoing message — which devices can read it, the send policy, the sessions
 //!   to build from which bundles, the encrypted element and its outbox entry.
 //! * [`strangers`]: how many new sessions JIDs we never wrote to may make us build.
+//! * [`archive`]: where a catch-up starts, restarts and resumes in our archive.
+//! * [`outbox`]: what a previous run stored but did not send, and how it goes out now.
+//! * [`devices`]: device lists — what a push records, the lists this device publishes, id
+//!   collisions.
 //! * [`rollback`]: a store put back behind Hush's back, found from our published bundle and
 //!   our own messages in the archive, and repaired as a restore is.
 //!
@@ -24,7 +28,10 @@
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
+pub mod archive;
+pub mod devices;
 mod error;
+pub mod outbox;
 pub mod receive;
 pub mod rollback;
 pub mod send;
@@ -35,8 +42,11 @@ use std::time::Duration;
 
 use hush_proto::{LocalDevice, Suite};
 
+pub use archive::ArchiveCursor;
+pub use devices::ListStep;
 pub use error::{EngineError, Result};
-pub use receive::{After, Inbound, InboundPayload, ReceiveStep};
+pub use outbox::Resend;
+pub use receive::{After, BundleRequest, Inbound, InboundPayload, ReceiveStep};
 pub use rollback::{Repaired, Rollback, ROLLBACK_WARNING};
 pub use send::{Fetched, Prepared, Route, SendPlan, Wire};
 pub use types::{Delivery, SendOptions, SendReport};

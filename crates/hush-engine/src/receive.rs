@@ -15,8 +15,20 @@ use hush_store::{
 };
 use rand_core::CryptoRng;
 
+use crate::send::Fetched;
 use crate::strangers::{self, Verdict};
 use crate::{Delivery, Engine, Owed, Phase, Result};
+
+/// A bundle to fetch before a message can be read: the device `device` of `jid`, in `suite`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct BundleRequest {
+    /// The suite the message (and so the bundle) is in.
+    pub suite: Suite,
+    /// The account that claims to have sent the message.
+    pub jid: String,
+    /// The sending device.
+    pub device: u32,
+}
 
 /// What a message carries.
 #[derive(Debug, Clone)]
@@ -41,6 +53,10 @@ pub struct Inbound {
     pub ids: MessageIds,
     /// When our server says it was sent (unix seconds), if it says so.
     pub sent_at: Option<u64>,
+    /// The bundle the sender's account publishes for the sending device, fetched because
+    /// [`Engine::bundle_needed`] asked for it (`None` when it did not). A key exchange is
+    /// accepted only from the device whose published identity key it carries.
+    pub sender_bundle: Option<Fetched>,
 }
 
 /// The engine's decision on one incoming message: the transaction to commit, and what follows
@@ -91,6 +107,63 @@ impl After {
 }
 
 impl Engine {
+    /// The bundle to fetch before `inbound` can be read, if any: the sending device's, when the
+    /// message carries a key exchange under an identity key no session of ours with that device
+    /// was built from. XEP-0384 binds a device to its account only through what the account
+    /// publishes, so a key exchange is taken only from a device whose published identity key it
+    /// carries: otherwise a key exchange from anyone could be relabelled as coming from a
+    /// contact (legacy OMEMO has no signed sender at all; an omemo:2 envelope may omit
+    /// `<from/>`, and its sender is whoever holds the session anyway). Nothing is asked for a
+    /// message the rules drop before that point (copies, blocked senders, a budget spent).
+    pub fn bundle_needed<S: Store + ?Sized>(
+        &self,
+        store: &S,
+        inbound: &Inbound,
+        now: u64,
+    ) -> Result<Option<BundleRequest>> {
+        let InboundPayload::Omemo(Ok(el)) = &inbound.payload else {
+            return Ok(None);
+        };
+        if inbound.sender == self.jid && el.sid == self.device_id() {
+            return Ok(None);
+        }
+        if self.local.key_exchange_identity(el, &self.jid).is_none() {
+            return Ok(None);
+        }
+        let key = hush_store::SessionKey::new(el.suite, &inbound.sender, el.sid);
+        if store.session(&key)?.is_some() {
+            // Bound already (the session's identity was checked when it was built), or a
+            // different identity that is refused without asking anyone.
+            return Ok(None);
+        }
+        let record = store.conversation(&inbound.sender)?;
+        if inbound.sender != self.jid && record.blocked {
+            return Ok(None);
+        }
+        let mut ids = inbound.ids.clone();
+        ids.digest = el.content_digest(&self.jid, self.device_id());
+        if store.is_known(&inbound.sender, &ids)? {
+            return Ok(None);
+        }
+        // A stranger, or a device its account does not list, whose budget is spent gets
+        // nothing fetched on its behalf either: the step drops its key exchange before the
+        // binding anyway (see `Budget`). A listed device of a contact is always checked, so
+        // forgeries in its name cannot lock out the real one.
+        let stranger = inbound.sender != self.jid && !record.contact;
+        if stranger || !listed(store, el.suite, &inbound.sender, el.sid)? {
+            let window = strangers::window(now);
+            let usage = store.stranger_usage(&inbound.sender, window)?;
+            if strangers::charge(&inbound.sender, usage, window, stranger).0 != Verdict::Allow {
+                return Ok(None);
+            }
+        }
+        Ok(Some(BundleRequest {
+            suite: el.suite,
+            jid: inbound.sender.clone(),
+            device: el.sid,
+        }))
+    }
+
     /// Decides what one incoming message does. Exact copies (known ids or content, of an
     /// authenticated message), blocked senders and our own reflected messages give an empty
     /// step; everything else gives a transaction with the message's record — decrypted, failed
@@ -108,6 +181,7 @@ impl Engine {
             payload,
             mut ids,
             sent_at,
+            sender_bundle,
         } = inbound;
         // History shows when the message was sent, as our server says, but never a time in
         // the future.
@@ -173,7 +247,16 @@ impl Engine {
                 return Ok(step);
             }
         };
-        self.encrypted(store, message, encrypted, stranger, now, rng, step)
+        self.encrypted(
+            store,
+            message,
+            encrypted,
+            sender_bundle,
+            stranger,
+            now,
+            rng,
+            step,
+        )
     }
 
     /// Completes a receive step after its transaction was committed: what to show the user,
@@ -230,6 +313,7 @@ impl Engine {
         store: &S,
         m: Message,
         encrypted: core::result::Result<EncryptedElement, ProtoError>,
+        sender_bundle: Option<Fetched>,
         stranger: bool,
         now: u64,
         rng: &mut R,
@@ -249,6 +333,7 @@ impl Engine {
                 payload: InboundPayload::Omemo(encrypted),
                 ids: m.ids,
                 sent_at: Some(m.at),
+                sender_bundle: None,
             };
             return Ok(match self.lost_sent(store, &inbound, now)? {
                 Some(record) => self.lost_sent_step(record),
@@ -278,6 +363,38 @@ impl Engine {
                 return Ok(over);
             }
             charged = true;
+        }
+        // The sender is bound to the key exchange before any key agreement: a session is built
+        // only under the identity key the sender's account publishes for that device (see
+        // `bundle_needed`). A session we hold already was bound when it was built.
+        let mut unconfirmed = None;
+        if let (Ok(el), None) = (&encrypted, &existing) {
+            if let Some(claimed) = self.local.key_exchange_identity(el, &self.jid) {
+                match binding(&m.sender, sid, &claimed, sender_bundle.as_ref()) {
+                    Binding::Confirmed => {}
+                    Binding::Unconfirmed(warning) => {
+                        log::warn!("{warning}");
+                        unconfirmed = Some(warning);
+                    }
+                    Binding::Refused(reason) => {
+                        if !charged {
+                            if let Some(over) = self.spend_budget(
+                                store,
+                                Budget::Unconfirmed,
+                                &m,
+                                sid,
+                                suite,
+                                now,
+                                &mut step,
+                            )? {
+                                return Ok(over);
+                            }
+                        }
+                        log::warn!("{reason}");
+                        return Ok(m.failed(step, sid, suite, reason));
+                    }
+                }
+            }
         }
         let result = encrypted.and_then(|el| {
             let o = self.local.open(&el, &self.jid, &m.sender, existing, rng)?;
@@ -403,7 +520,7 @@ impl Engine {
                     error: None,
                     trust: Some(trust),
                     properties: Properties::omemo(Authentication::Weak),
-                    warning: None,
+                    warning: unconfirmed,
                     new_key: Some(fingerprint),
                 });
             }
@@ -433,6 +550,11 @@ impl Engine {
             ))
         } else {
             None
+        };
+        // A sender that could not be confirmed is said first: it is about who wrote this.
+        let warning = match (unconfirmed, warning) {
+            (Some(u), Some(w)) => Some(format!("{u}; and {w}")),
+            (u, w) => u.or(w),
         };
         let authentication = if trust == Trust::Verified {
             Authentication::Strong
@@ -494,6 +616,12 @@ impl Engine {
                          like this. Compare fingerprints with {sender} if they are real",
                         strangers::PER_STRANGER
                     ),
+                    Budget::Unconfirmed => format!(
+                        "ignored more key exchanges claiming to come from devices of {sender} \
+                         whose keys {sender} does not publish (at most {} per hour are shown): \
+                         someone is sending them in {sender}'s name",
+                        strangers::PER_STRANGER
+                    ),
                 };
                 let mut notice = ReceiveStep::nothing();
                 notice.transaction.stranger = row;
@@ -510,6 +638,53 @@ enum Budget {
     Stranger,
     /// A device its account does not list (a contact's, or one of "ours").
     UnlistedDevice,
+    /// A key exchange whose identity key the claimed sender's account does not publish for
+    /// that device (each one costs a bundle fetch and a visible failure).
+    Unconfirmed,
+}
+
+/// What the sender's published bundle says of a key exchange.
+enum Binding {
+    /// The bundle carries the key exchange's identity key.
+    Confirmed,
+    /// No usable bundle could be had (none published, not readable without a presence
+    /// subscription — Profanity publishes its bundle that way —, the server failing): the
+    /// message is read, with this warning, rather than lost. A key that differs from the one
+    /// published is another matter: see `Refused`.
+    Unconfirmed(String),
+    /// The sender publishes another identity key for that device: refused, with this reason.
+    Refused(String),
+}
+
+/// What the bundle fetched for device `sid` of `sender` says of a key exchange carrying
+/// identity key `claimed`.
+fn binding(sender: &str, sid: u32, claimed: &IdentityKey, bundle: Option<&Fetched>) -> Binding {
+    let problem = match bundle {
+        Some(Ok(b)) if b.device_id != sid => format!(
+            "the bundle fetched for it belongs to device {} (a confused server)",
+            b.device_id
+        ),
+        Some(Ok(b)) if b.verify().is_err() => {
+            "the bundle it publishes has a signed prekey its identity key did not sign".to_owned()
+        }
+        Some(Ok(b)) if b.identity.same_identity(claimed) => return Binding::Confirmed,
+        Some(Ok(b)) => {
+            return Binding::Refused(format!(
+                "REFUSED a key exchange claiming to come from device {sid} of {sender}: it \
+                 carries identity key {}, but {sender} publishes {} for that device. Someone \
+                 other than {sender} made it (or changed it on the way); nothing of it was read",
+                claimed.fingerprint(),
+                b.identity.fingerprint()
+            ))
+        }
+        Some(Err(e)) => format!("its published keys could not be read: {e}"),
+        None => "its published keys were not fetched".to_owned(),
+    };
+    Binding::Unconfirmed(format!(
+        "UNCONFIRMED SENDER: could not check that device {sid} really belongs to {sender} \
+         ({problem}); anyone able to send in {sender}'s name could have written this. Compare \
+         fingerprints with {sender}"
+    ))
 }
 
 /// Whether `jid` lists `device` in `suite`, as far as the store knows.

@@ -370,6 +370,7 @@ mod tests {
                     digest: None,
                 },
                 sent_at: Some(500),
+                sender_bundle: None,
             }
         }
 
@@ -578,6 +579,7 @@ mod tests {
                 ..Default::default()
             },
             sent_at: None,
+            sender_bundle: None,
         }
     }
 

@@ -6,6 +6,7 @@ mod support;
 
 use hush_engine::Engine;
 use hush_proto::policy::Authentication;
+use hush_proto::Suite;
 use hush_store::Store;
 use proptest::prelude::*;
 use rand::SeedableRng;
@@ -174,6 +175,7 @@ fn a_session_rewound_by_a_restore_is_replaced_before_it_encrypts() {
     let local = hush_proto::LocalDevice::generate(11, 30, w.now, &mut rng).unwrap();
     let mut alice = SqliteStore::open(dir.join("alice.db"), &Default::default()).unwrap();
     alice.create_account(ALICE, &local).unwrap();
+    w.bundles.insert(11, local.bundle(Suite::Omemo2));
     let engine = Engine::new(ALICE, local);
     send_from_file_store(&mut alice, &engine, &mut w, "one");
     alice.export_backup(dir.join("backup.db"), "pw").unwrap();
@@ -261,8 +263,16 @@ fn the_stranger_budget_survives_a_restart_and_covers_messages_in_clear() {
                 ..Default::default()
             },
             sent_at: None,
+            sender_bundle: None,
         };
-        support::receive_step(engine, store, inbound, 1_700_000_000, &mut rng)
+        support::receive_step(
+            engine,
+            store,
+            inbound,
+            &std::collections::BTreeMap::new(),
+            1_700_000_000,
+            &mut rng,
+        )
     };
     let mut engine = Engine::new(ALICE, local.clone());
     let per = strangers::PER_STRANGER as usize;
@@ -295,6 +305,8 @@ fn key_exchanges_from_unlisted_devices_of_a_contact_are_budgeted() {
     let mut rng = rand::rngs::StdRng::seed_from_u64(9);
     for fake in 100..120u32 {
         let forged = hush_proto::LocalDevice::generate(fake, 1, w.now, &mut rng).unwrap();
+        // A server making devices up publishes bundles for them too.
+        w.bundles.insert(fake, forged.bundle(Suite::Omemo2));
         w.key_exchange_from(&forged, BOB, 11, ALICE, Some(&format!("from {fake}")));
     }
     let shown = &w.devices[&11].shown;
@@ -333,11 +345,13 @@ fn a_stranger_flood_does_not_lock_out_a_contacts_new_device() {
             payload: InboundPayload::Plain("buy".into()),
             ids: Default::default(),
             sent_at: None,
+            sender_bundle: None,
         };
         let _ = support::receive_step(
             &mut alice.engine,
             &mut alice.store,
             inbound,
+            &std::collections::BTreeMap::new(),
             w.now,
             &mut w.rng,
         );
@@ -349,5 +363,167 @@ fn a_stranger_flood_does_not_lock_out_a_contacts_new_device() {
     assert_eq!(
         w.devices[&11].shown.last().unwrap().1,
         "from the new tablet"
+    );
+}
+
+/// A key exchange is bound to the device it claims to come from: one carrying another identity
+/// key than the claimed sender publishes for that device (here: keys of the sender's own
+/// making, labelled as Bob's device 21) is refused visibly, nothing of it is shown as Bob's,
+/// and Bob's real device is not affected.
+#[test]
+fn a_key_exchange_relabelled_as_from_a_contact_is_refused() {
+    let mut w = World::new(12);
+    w.add_device(ALICE, 11);
+    w.add_device(BOB, 21);
+    let mut rng = rand::rngs::StdRng::seed_from_u64(13);
+    let eve = hush_proto::LocalDevice::generate(21, 1, w.now, &mut rng).unwrap();
+    w.key_exchange_from(&eve, BOB, 11, ALICE, Some("I am bob"));
+    let shown = &w.devices[&11].shown;
+    assert_eq!(shown.len(), 1, "{shown:?}");
+    let (from, text) = &shown[0];
+    assert_eq!(from, BOB);
+    assert!(
+        text.starts_with("!REFUSED") && text.contains("publishes"),
+        "{text}"
+    );
+    let alice = &w.devices[&11].store;
+    assert!(alice
+        .session(&hush_store::SessionKey::new(Suite::Omemo2, BOB, 21))
+        .unwrap()
+        .is_none());
+    assert!(alice
+        .history(BOB, 10)
+        .unwrap()
+        .iter()
+        .all(|r| !format!("{r:?}").contains("I am bob")));
+    // Bob's real device writes, and is read.
+    w.send(21, ALICE, "the real bob").unwrap();
+    w.drain();
+    assert_eq!(w.devices[&11].shown.last().unwrap().1, "the real bob");
+}
+
+/// Key exchanges labelled as a contact's listed device but carrying keys its account does not
+/// publish are visible failures, budgeted (a few, one notice, then nothing) so a flood cannot
+/// fill the history — and they never lock out the real device.
+#[test]
+fn key_exchanges_the_sender_does_not_publish_are_visible_failures_within_a_budget() {
+    let mut w = World::new(14);
+    w.add_device(ALICE, 11);
+    w.add_device(BOB, 21);
+    w.send(11, BOB, "hello").unwrap();
+    w.drain();
+    // Bob's new tablet, listed and published; Alice learned the list (as from a push) but has
+    // no session with it yet.
+    w.add_device(BOB, 22);
+    let now = w.now;
+    let alice = w.devices.get_mut(&11).unwrap();
+    alice
+        .store
+        .set_device_list(Suite::Omemo2, BOB, &[21, 22], now)
+        .unwrap();
+    let mut rng = rand::rngs::StdRng::seed_from_u64(15);
+    for n in 0..20u32 {
+        // Keys nobody published, labelled as the tablet's.
+        let eve = hush_proto::LocalDevice::generate(22, 1, w.now, &mut rng).unwrap();
+        w.key_exchange_from(&eve, BOB, 11, ALICE, Some(&format!("forged {n}")));
+    }
+    let shown = &w.devices[&11].shown;
+    assert!(
+        shown.iter().all(|(_, t)| !t.starts_with("forged")),
+        "{shown:?}"
+    );
+    let refused = shown
+        .iter()
+        .filter(|(_, t)| t.starts_with("!REFUSED"))
+        .count();
+    let notices = shown
+        .iter()
+        .filter(|(_, t)| t.contains("does not publish"))
+        .count();
+    assert_eq!(
+        refused,
+        hush_engine::strangers::PER_STRANGER as usize,
+        "{shown:?}"
+    );
+    assert_eq!(notices, 1, "{shown:?}");
+    // The forgeries lock out neither the real tablet nor Bob's other device.
+    w.send(22, ALICE, "the real tablet").unwrap();
+    w.drain();
+    assert_eq!(w.devices[&11].shown.last().unwrap().1, "the real tablet");
+    w.send(21, ALICE, "still the real bob").unwrap();
+    w.drain();
+    assert_eq!(w.devices[&11].shown.last().unwrap().1, "still the real bob");
+}
+
+/// A key exchange whose sender's published keys cannot be read (Profanity publishes its bundle
+/// for presence subscribers only; a first contact has none) is read, not lost, but flagged:
+/// nothing confirms who wrote it. Only a published key that differs is refused.
+#[test]
+fn a_key_exchange_nobody_can_confirm_is_read_with_a_warning() {
+    let mut w = World::new(16);
+    w.add_device(ALICE, 11);
+    w.add_device(BOB, 21);
+    w.bundles.remove(&21); // not readable by Alice
+    let bob = w.devices[&21].engine.device().clone();
+    w.key_exchange_from(&bob, BOB, 11, ALICE, Some("first contact"));
+    let (from, text) = w.devices[&11].shown.last().unwrap().clone();
+    assert_eq!((from.as_str(), text.as_str()), (BOB, "first contact"));
+    let alice = w.devices.get_mut(&11).unwrap();
+    let history = alice.store.history(BOB, 10).unwrap();
+    assert_eq!(history.len(), 1);
+    // The warning travels with the delivery (checked through the engine directly).
+    let mut rng = rand::rngs::StdRng::seed_from_u64(17);
+    let mut fresh = hush_store::MemoryStore::default();
+    let local = alice.store.account().unwrap().unwrap().device;
+    fresh.create_account(ALICE, &local).unwrap();
+    let mut engine = Engine::new(ALICE, local);
+    let mut session = hush_proto::Session::initiate(
+        bob.identity(),
+        &engine.device().bundle(Suite::Omemo2),
+        &mut rng,
+    )
+    .unwrap();
+    let payload = hush_proto::sce::seal(
+        &[hush_proto::sce::body("again")],
+        BOB,
+        ALICE,
+        None,
+        &mut rng,
+    )
+    .unwrap();
+    let element = hush_proto::seal(
+        Suite::Omemo2,
+        21,
+        Some(&payload),
+        &mut [hush_proto::Recipient {
+            jid: ALICE,
+            device_id: 11,
+            session: &mut session,
+        }],
+        &mut rng,
+    )
+    .unwrap();
+    let inbound = hush_engine::Inbound {
+        sender: BOB.into(),
+        peer: BOB.into(),
+        payload: hush_engine::InboundPayload::Omemo(Ok(element)),
+        ids: Default::default(),
+        sent_at: None,
+        sender_bundle: None, // what the shell fetched: see `receive_step`
+    };
+    let d = support::receive_step(
+        &mut engine,
+        &mut fresh,
+        inbound,
+        &Default::default(),
+        1,
+        &mut rng,
+    )
+    .unwrap();
+    assert_eq!(d.body.as_deref(), Some("again"));
+    let warning = d.warning.unwrap();
+    assert!(
+        warning.starts_with("UNCONFIRMED SENDER") && warning.contains("nothing published"),
+        "{warning}"
     );
 }

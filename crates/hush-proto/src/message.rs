@@ -129,6 +129,24 @@ impl LocalDevice {
         })
     }
 
+    /// The identity key the key exchange for this device in `element` claims, if it carries
+    /// one (read from its framing only, nothing is verified). The caller binds it to the
+    /// sender before any key agreement: it must be the identity key the sender's account
+    /// publishes for that device.
+    pub fn key_exchange_identity(
+        &self,
+        element: &EncryptedElement,
+        own_jid: &str,
+    ) -> Option<IdentityKey> {
+        let entry = element.key_for(own_jid, self.device_id())?;
+        if !entry.kex {
+            return None;
+        }
+        wire::decode_kex(element.suite, &entry.data)
+            .ok()
+            .map(|kex| kex.identity)
+    }
+
     /// Decrypts an `<encrypted/>` element sent by `sender_jid` to us (`own_jid`), using our
     /// stored session with the sending device if there is one. `existing` is the stored
     /// session, taken by value: the session to store afterwards is [`Opened::session`], and on

@@ -8,8 +8,8 @@
 
 use std::time::Duration;
 
-use hush_engine::{Engine, Inbound, Owed, Prepared, Route, Wire, MAX_LISTED_DEVICES};
-use hush_proto::{DeviceEntry, DeviceList, Element, EncryptedElement, Suite};
+use hush_engine::{BundleRequest, Engine, Fetched, Inbound, Owed, Prepared, Resend, Route, Wire};
+use hush_proto::{DeviceList, Suite};
 use hush_store::{Committed, Store};
 use rand::rngs::SysRng;
 use rand_core::UnwrapErr;
@@ -73,6 +73,7 @@ fn inbound(incoming: Incoming) -> Inbound {
         payload: incoming.payload,
         ids: incoming.ids,
         sent_at: incoming.sent_at,
+        sender_bundle: None,
     }
 }
 
@@ -165,50 +166,38 @@ impl<S: Store> Hush<S> {
     /// messages only: one the user asked to send in clear is dropped from the outbox with a
     /// warning instead.
     async fn resend_outbox(&mut self) -> Result<()> {
-        for pending in self.store.pending().map_err(store_err)? {
-            let to: BareJid = match pending.peer.parse() {
-                Ok(to) => to,
-                Err(_) => {
-                    log::warn!(
-                        "outbox entry {} names an invalid JID `{}`; left in the outbox",
-                        pending.id,
-                        pending.peer
-                    );
-                    continue;
+        for resend in self.engine.pending_resends(&self.store)? {
+            match resend {
+                Resend::Encrypted {
+                    id,
+                    to,
+                    element,
+                    origin_id,
+                } => {
+                    let Ok(bare) = to.parse::<BareJid>() else {
+                        log::warn!(
+                            "outbox entry {id} names an invalid JID `{to}`; left in the outbox"
+                        );
+                        continue;
+                    };
+                    self.xmpp
+                        .send_encrypted(&bare, &element, &origin_id)
+                        .await?;
+                    log::info!("sent message {id} to {to}, stored by an earlier run");
+                    self.store.mark_sent(id).map_err(store_err)?;
                 }
-            };
-            let origin_id = pending
-                .origin_id
-                .clone()
-                .unwrap_or_else(|| format!("hush-outbox-{}", pending.id));
-            if pending.encrypted {
-                let parsed = std::str::from_utf8(&pending.stanza)
-                    .ok()
-                    .and_then(|s| s.parse::<Element>().ok())
-                    .and_then(|e| EncryptedElement::from_element(&e).ok());
-                let Some(element) = parsed else {
+                Resend::DropInClear { id, to } => {
                     log::warn!(
-                        "outbox entry {} to {to} is not a readable OMEMO element; left in the \
-                         outbox",
-                        pending.id
+                        "a message to {to} that you asked to send IN CLEAR was stored but not \
+                         sent before Hush stopped; it is not sent now — send it again if you \
+                         still want to"
                     );
-                    continue;
-                };
-                self.xmpp.send_encrypted(&to, &element, &origin_id).await?;
-                log::info!(
-                    "sent message {} to {to}, stored by an earlier run",
-                    pending.id
-                );
-            } else {
-                // A message the user once asked to send in clear is not sent later by itself:
-                // the settings may have changed since (encryption back on, the contact
-                // blocked). It leaves the outbox, and the user is told.
-                log::warn!(
-                    "a message to {to} that you asked to send IN CLEAR was stored but not sent \
-                     before Hush stopped; it is not sent now — send it again if you still want to"
-                );
+                    self.store.mark_sent(id).map_err(store_err)?;
+                }
+                Resend::Unreadable { id, to } => log::warn!(
+                    "outbox entry {id} to {to} is not a readable OMEMO element; left in the outbox"
+                ),
             }
-            self.store.mark_sent(pending.id).map_err(store_err)?;
         }
         Ok(())
     }
@@ -279,17 +268,25 @@ impl<S: Store> Hush<S> {
         self.refuse_id_collision(&device).await?;
         self.publish_bundles(&device).await?;
         for suite in Suite::ALL {
-            let mut list = match self.xmpp.device_list(&self.jid.clone(), suite).await {
-                Ok(l) => l,
-                Err(XmppError::NothingPublished { .. }) => DeviceList {
-                    suite,
-                    devices: Vec::new(),
-                },
-                Err(e) => return Err(e),
-            };
-            if !list.devices.iter().any(|d| d.id == self.engine.device_id()) {
-                list.devices.push(DeviceEntry::new(self.engine.device_id()));
-            }
+            self.list_self(suite).await?;
+        }
+        Ok(())
+    }
+
+    /// Our device list in `suite` as the server has it (`None`: nothing published).
+    async fn own_list(&mut self, suite: Suite) -> Result<Option<DeviceList>> {
+        match self.xmpp.device_list(&self.jid.clone(), suite).await {
+            Ok(list) => Ok(Some(list)),
+            Err(XmppError::NothingPublished { .. }) => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Makes sure our device list in `suite` names this device: reads the list the server has
+    /// and publishes it with this device added, if it is missing.
+    async fn list_self(&mut self, suite: Suite) -> Result<()> {
+        let current = self.own_list(suite).await?;
+        if let Some(list) = self.engine.listing_self(suite, current)? {
             self.xmpp.publish_device_list(&list).await?;
         }
         Ok(())
@@ -316,7 +313,7 @@ impl<S: Store> Hush<S> {
                 continue;
             }
             match self.xmpp.bundle(&own, suite, id).await {
-                Ok(published) if !published.identity.same_identity(device.identity().public()) => {
+                Ok(published) if self.engine.id_taken(&published) => {
                     return Err(XmppError::DeviceIdTaken(id));
                 }
                 Ok(_) | Err(XmppError::NothingPublished { .. }) => {}
@@ -331,27 +328,21 @@ impl<S: Store> Hush<S> {
     /// itself; removing this device is refused (it would add itself back, as XEP-0384 asks of
     /// every device in use). Returns how many list entries were removed.
     pub async fn remove_own_devices(&mut self, ids: &[u32]) -> Result<usize> {
-        if ids.contains(&self.engine.device_id()) {
-            return Err(XmppError::RemoveSelf(self.engine.device_id()));
-        }
         let mut removed = 0;
         for suite in Suite::ALL {
-            let mut list = match self.xmpp.device_list(&self.jid.clone(), suite).await {
-                Ok(l) => l,
-                Err(XmppError::NothingPublished { .. }) => continue,
-                Err(e) => return Err(e),
+            let now = self.now();
+            // The engine refuses to remove this device before anything is read or published.
+            let current = self.own_list(suite).await?.unwrap_or(DeviceList {
+                suite,
+                devices: Vec::new(),
+            });
+            let before = current.devices.len();
+            let Some((list, transaction)) = self.engine.without_devices(current, ids, now)? else {
+                continue;
             };
-            let before = list.devices.len();
-            list.devices.retain(|d| !ids.contains(&d.id));
-            if list.devices.len() != before {
-                removed += before - list.devices.len();
-                self.xmpp.publish_device_list(&list).await?;
-                let listed: Vec<u32> = list.devices.iter().map(|d| d.id).collect();
-                let now = self.now();
-                self.store
-                    .set_device_list(suite, self.jid.as_str(), &listed, now)
-                    .map_err(store_err)?;
-            }
+            removed += before - list.devices.len();
+            self.xmpp.publish_device_list(&list).await?;
+            self.store.commit(transaction).map_err(store_err)?;
         }
         Ok(removed)
     }
@@ -588,50 +579,15 @@ impl<S: Store> Hush<S> {
 
     /// Records one pushed device list; re-adds this device to our own list if it is missing.
     async fn apply_device_list(&mut self, jid: BareJid, list: DeviceList) -> Result<()> {
-        // Only our own lists and our contacts' are kept: anyone can send a message that
-        // looks like a notification, and each id would become a stored row.
-        let record = self.store.conversation(jid.as_str()).map_err(store_err)?;
-        if jid != self.jid && (!record.contact || record.blocked) {
-            return Ok(());
-        }
-        if list.devices.len() > MAX_LISTED_DEVICES {
-            log::warn!(
-                "ignored a device list of {jid} with {} devices",
-                list.devices.len()
-            );
-            return Ok(());
-        }
-        let ids: Vec<u32> = list.devices.iter().map(|d| d.id).collect();
         let now = self.now();
-        self.store
-            .set_device_list(list.suite, jid.as_str(), &ids, now)
-            .map_err(store_err)?;
-        if jid == self.jid && !ids.contains(&self.engine.device_id()) {
-            log::warn!(
-                "this device ({}) was removed from our {} device list; adding it back",
-                self.engine.device_id(),
-                list.suite
-            );
-            // Added to the list the server has, read again: not to the pushed one, which
-            // a hostile server could fill with devices of its own for us to publish.
-            let mut current = match self.xmpp.device_list(&jid, list.suite).await {
-                Ok(current) => current,
-                Err(XmppError::NothingPublished { .. }) => DeviceList {
-                    suite: list.suite,
-                    devices: Vec::new(),
-                },
-                Err(e) => return Err(e),
-            };
-            if !current
-                .devices
-                .iter()
-                .any(|d| d.id == self.engine.device_id())
-            {
-                current
-                    .devices
-                    .push(DeviceEntry::new(self.engine.device_id()));
-                self.xmpp.publish_device_list(&current).await?;
-            }
+        let step = self
+            .engine
+            .device_list_pushed(&self.store, jid.as_str(), &list, now)?;
+        if !step.transaction.is_empty() {
+            self.store.commit(step.transaction).map_err(store_err)?;
+        }
+        if let Some(suite) = step.re_add_self {
+            self.list_self(suite).await?;
         }
         Ok(())
     }
@@ -681,37 +637,19 @@ impl<S: Store> Hush<S> {
     /// arrived in between is archived but, as we queried the archive, not pushed to us.
     async fn read_archive(&mut self, since: u64, out: &mut Vec<Delivery>) -> Result<()> {
         let own = self.jid.as_str().to_owned();
-        let mut after = match self.store.archive_resume(&own).map_err(store_err)? {
-            Some(resume) => Some(resume),
-            // Stores from before resume points: the last archived message stored.
-            None => self.store.last_archive_id(&own).map_err(store_err)?,
-        };
+        let mut cursor = self.engine.archive_cursor(&self.store, since)?;
         self.xmpp
-            .query_archive(after.as_deref(), Some(since))
+            .query_archive(cursor.after(), Some(cursor.since()))
             .await?;
         loop {
             let page = match self.xmpp.archive_page().await {
-                Err(XmppError::ArchiveLostPlace) if after.is_some() => {
-                    // Expired or lost: read everything again since `since`. Copies of what we
-                    // already have are recognised by their ids and skipped.
-                    log::warn!(
-                        "the server's archive no longer has the last message we read from it; reading \
-                         all it has since this device was set up again"
-                    );
-                    after = None;
-                    self.xmpp.query_archive(None, Some(since)).await?;
+                Err(XmppError::ArchiveLostPlace) if cursor.lost_place() => {
+                    self.xmpp.query_archive(None, Some(cursor.since())).await?;
                     continue;
                 }
                 page => page?,
             };
-            if !page.complete && page.last.is_some() && page.last == after {
-                return Err(XmppError::ArchiveMisbehaves(
-                    "a page ended where it started, without saying the archive is complete".into(),
-                ));
-            }
-            if page.last.is_some() {
-                after = page.last.clone();
-            }
+            cursor.page(page.complete, page.last.as_deref())?;
             let more = if !page.complete {
                 true
             } else if !self.xmpp.is_online() {
@@ -722,7 +660,7 @@ impl<S: Store> Hush<S> {
             };
             if more {
                 self.xmpp
-                    .query_archive(after.as_deref(), Some(since))
+                    .query_archive(cursor.after(), Some(cursor.since()))
                     .await?;
             }
             for incoming in page.messages {
@@ -746,14 +684,18 @@ impl<S: Store> Hush<S> {
     /// prekey retired and key exchanges answered (outside a catch-up). `None` for duplicates,
     /// empty messages and copies of our own messages.
     async fn process(&mut self, incoming: Incoming) -> Result<Option<Delivery>> {
-        let inbound = Inbound {
+        let mut inbound = Inbound {
             sender: incoming.sender.to_string(),
             peer: incoming.peer.to_string(),
             payload: incoming.payload,
             ids: incoming.ids,
             sent_at: incoming.sent_at,
+            sender_bundle: None,
         };
         let now = self.now();
+        if let Some(request) = self.engine.bundle_needed(&self.store, &inbound, now)? {
+            inbound.sender_bundle = Some(self.fetch_bundle(&request).await);
+        }
         let (transaction, after) = self
             .engine
             .receive(&self.store, inbound, now, &mut self.rng)?
@@ -785,6 +727,18 @@ impl<S: Store> Hush<S> {
     /// or by a catch-up reading messages this device sent that the store had lost.
     pub fn rollback_found(&self) -> bool {
         self.engine.rollback_seen()
+    }
+
+    /// The bundle the engine asked for, or why it could not be had.
+    async fn fetch_bundle(&mut self, request: &BundleRequest) -> Fetched {
+        let jid: BareJid = request
+            .jid
+            .parse()
+            .map_err(|_| format!("{} is not a valid JID", request.jid))?;
+        self.xmpp
+            .bundle(&jid, request.suite, request.device)
+            .await
+            .map_err(|e| e.to_string())
     }
 
     /// What happened to the link since login.

@@ -144,6 +144,8 @@ impl From<hush_engine::EngineError> for XmppError {
             E::DeviceListTooLong { jid, count } => Self::DeviceListTooLong { jid, count },
             E::Store(e) => Self::Store(e.to_string()),
             E::Protocol(e) => Self::Protocol(e),
+            E::RemoveSelf(id) => Self::RemoveSelf(id),
+            E::ArchiveMisbehaves(why) => Self::ArchiveMisbehaves(why.into()),
             other => Self::Engine(other),
         }
     }

@@ -1317,3 +1317,86 @@ async fn a_changed_replay_of_a_read_message_is_a_visible_failure() {
     alice.send_text(bob.jid(), "next").await.unwrap();
     expect(&mut bob, "next").await;
 }
+
+// ---- 41. a key exchange relabelled as coming from another contact --------------------------
+
+/// Carol (a contact of Bob's) builds a key exchange for Bob with her own identity key, and
+/// the message reaches Bob labelled as coming from Alice's device 11, which Bob never wrote
+/// to — a forged `from` on the way, as anyone able to inject stanzas in Alice's name can do.
+/// Legacy OMEMO has nothing inside the encryption that names the sender; an omemo:2 envelope
+/// may leave out `<from/>`. Either way Bob checks the key exchange against the key Alice
+/// publishes for device 11, refuses it visibly, and shows nothing of it as Alice's.
+async fn relabelled_key_exchange(suite: Suite) {
+    let server = server().await;
+    let alice = server.register("alice", "pw").unwrap();
+    let bob = server.register("bob", "pw").unwrap();
+    let carol = server.register("carol", "pw").unwrap();
+    let mut alice = device(&server, &alice, 11).await;
+    let mut bob = device(&server, &bob, 22).await;
+    let carol = device(&server, &carol, 33).await;
+    nothing(&mut bob).await; // online, so the forgery reaches it live
+    let carol_keys = carol.store().account().unwrap().unwrap().device;
+    let bob_bundle = bob.store().account().unwrap().unwrap().device.bundle(suite);
+    let mut rng = rand_core::UnwrapErr(rand::rngs::SysRng);
+    let mut session =
+        hush_proto::Session::initiate(carol_keys.identity(), &bob_bundle, &mut rng).unwrap();
+    let payload: Vec<u8> = match suite {
+        Suite::Legacy => b"I am alice".to_vec(),
+        // An envelope without `<from/>` (XEP-0384 only says it SHOULD be there).
+        _ => b"<envelope xmlns='urn:xmpp:sce:1'><content><body \
+            xmlns='jabber:client'>I am alice</body></content><rpad>xyz</rpad></envelope>"
+            .to_vec(),
+    };
+    let element = hush_proto::seal(
+        suite,
+        alice.device_id(),
+        Some(&payload),
+        &mut [hush_proto::Recipient {
+            jid: bob.jid().as_str(),
+            device_id: bob.device_id(),
+            session: &mut session,
+        }],
+        &mut rng,
+    )
+    .unwrap();
+    let stanza = format!(
+        "<message xmlns='jabber:client' from='{}/forged' to='{}' type='chat' id='relabel-1'>\
+         {}<body>This message is encrypted with OMEMO</body></message>",
+        alice.jid(),
+        bob.jid(),
+        String::from(&element.to_element())
+    );
+    assert_eq!(server.inject(bob.jid().as_str(), parse(&stanza)), 1);
+    let d = next(&mut bob).await;
+    assert_eq!(d.from, alice.jid().as_str());
+    assert!(
+        d.body.is_none(),
+        "a relabelled key exchange was read: {d:?}"
+    );
+    let why = d.error.expect("a visible failure");
+    assert!(
+        why.contains("REFUSED") && why.contains("publishes"),
+        "{why}"
+    );
+    assert!(history(&bob, alice.jid())
+        .iter()
+        .all(|t| !t.contains("I am alice")));
+    assert!(bob
+        .store()
+        .session(&SessionKey::new(suite, alice.jid().as_str(), 11))
+        .unwrap()
+        .is_none());
+    // The real Alice is not locked out.
+    alice.send_text(bob.jid(), "the real alice").await.unwrap();
+    expect(&mut bob, "the real alice").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_legacy_key_exchange_relabelled_as_from_another_contact_is_refused() {
+    relabelled_key_exchange(Suite::Legacy).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_omemo2_key_exchange_without_from_relabelled_as_from_another_contact_is_refused() {
+    relabelled_key_exchange(Suite::Omemo2).await;
+}

@@ -57,6 +57,12 @@ impl Stranger {
             .unwrap();
         let mut rng = rand_core::UnwrapErr(rand::rngs::SysRng);
         let me = LocalDevice::generate(666, 1, 0, &mut rng).unwrap();
+        // Published like any client's, so its key exchanges can be bound to it.
+        let mut client = client;
+        client
+            .publish_bundle(&me.bundle(Suite::Omemo2))
+            .await
+            .unwrap();
         Stranger {
             client,
             jid,

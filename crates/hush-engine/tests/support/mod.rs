@@ -17,15 +17,25 @@ pub const ALICE: &str = "alice@example.org";
 pub const BOB: &str = "bob@example.net";
 pub const CAROL: &str = "carol@example.com";
 
-/// What the shell does with one incoming message: the engine's step, its transaction
-/// committed, and what `settle` says to show.
+/// What the shell does with one incoming message: the bundle the engine asks for fetched from
+/// `published` (by device id), the engine's step, its transaction committed, and what `settle`
+/// says to show.
 pub fn receive_step(
     engine: &mut Engine,
     store: &mut MemoryStore,
-    inbound: Inbound,
+    mut inbound: Inbound,
+    published: &BTreeMap<u32, Bundle>,
     now: u64,
     rng: &mut StdRng,
 ) -> Option<hush_engine::Delivery> {
+    if let Some(request) = engine.bundle_needed(&*store, &inbound, now).unwrap() {
+        let bundle = published
+            .get(&request.device)
+            .filter(|b| b.suite == request.suite)
+            .cloned()
+            .ok_or_else(|| "nothing published".to_owned());
+        inbound.sender_bundle = Some(bundle);
+    }
     let (tx, after) = engine
         .receive(&*store, inbound, now, rng)
         .unwrap()
@@ -193,11 +203,13 @@ impl World {
             payload: InboundPayload::Omemo(Ok(env.element.clone())),
             ids: env.ids.clone(),
             sent_at: None,
+            sender_bundle: None,
         };
         let delivery = receive_step(
             &mut dev.engine,
             &mut dev.store,
             inbound,
+            &self.bundles,
             self.now,
             &mut self.rng,
         );

@@ -1,0 +1,125 @@
+//! Reading our archive (XEP-0313) to catch up: where to start, when to start again, when the
+//! archive is misbehaving, and where the next catch-up resumes.
+//!
+//! The shell queries and pages; an [`ArchiveCursor`] decides. Messages are committed page by
+//! page and the resume point moves only past a committed page, so a crash never skips a
+//! message and never reads one twice into history (copies are recognised anyway). Live
+//! messages do not move it: a message a server held back is still fetched.
+
+use hush_store::Store;
+
+use crate::{Engine, EngineError, Result};
+
+/// Where a catch-up is in the archive.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ArchiveCursor {
+    after: Option<String>,
+    since: u64,
+}
+
+impl Engine {
+    /// Where a catch-up starts: after the last page a previous catch-up committed, or — for a
+    /// new device, or a store from before resume points existed — after the last archived
+    /// message stored, or at `since` (unix seconds).
+    pub fn archive_cursor<S: Store + ?Sized>(
+        &self,
+        store: &S,
+        since: u64,
+    ) -> Result<ArchiveCursor> {
+        let after = match store.archive_resume(&self.jid)? {
+            Some(resume) => Some(resume),
+            None => store.last_archive_id(&self.jid)?,
+        };
+        Ok(ArchiveCursor { after, since })
+    }
+}
+
+impl ArchiveCursor {
+    /// The archive id to query after (`None`: from `since`).
+    pub fn after(&self) -> Option<&str> {
+        self.after.as_deref()
+    }
+
+    /// The time to query from.
+    pub fn since(&self) -> u64 {
+        self.since
+    }
+
+    /// The archive no longer has the message we were to resume after (it expired, or the
+    /// server lost it). `true`: query again from `since` — copies of what we already have are
+    /// recognised by their ids; `false`: we were reading from `since` already, so this is the
+    /// server misbehaving, and the error stands.
+    pub fn lost_place(&mut self) -> bool {
+        if self.after.is_none() {
+            return false;
+        }
+        log::warn!(
+            "the server's archive no longer has the last message we read from it; reading all \
+             it has since this device was set up again"
+        );
+        self.after = None;
+        true
+    }
+
+    /// A page arrived that ends at `last` and says whether the archive is `complete`. Moves
+    /// the cursor past it; refuses a page that ends where it started without saying the
+    /// archive is complete (a server that would have us query forever).
+    pub fn page(&mut self, complete: bool, last: Option<&str>) -> Result<()> {
+        if !complete && last.is_some() && last == self.after.as_deref() {
+            return Err(EngineError::ArchiveMisbehaves(
+                "a page ended where it started, without saying the archive is complete",
+            ));
+        }
+        if let Some(last) = last {
+            self.after = Some(last.to_owned());
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use hush_store::MemoryStore;
+    use rand::SeedableRng;
+
+    fn engine() -> (Engine, MemoryStore) {
+        let mut rng = rand::rngs::StdRng::seed_from_u64(1);
+        let local = hush_proto::LocalDevice::generate(3, 1, 0, &mut rng).unwrap();
+        let mut store = MemoryStore::default();
+        store.create_account("me@x", &local).unwrap();
+        (Engine::new("me@x", local), store)
+    }
+
+    #[test]
+    fn a_catch_up_resumes_after_the_last_committed_page() {
+        let (engine, mut store) = engine();
+        let mut cursor = engine.archive_cursor(&store, 100).unwrap();
+        assert_eq!((cursor.after(), cursor.since()), (None, 100));
+        cursor.page(false, Some("a")).unwrap();
+        cursor.page(true, Some("b")).unwrap();
+        assert_eq!(cursor.after(), Some("b"));
+        store.set_archive_resume("me@x", "b").unwrap();
+        let cursor = engine.archive_cursor(&store, 100).unwrap();
+        assert_eq!(cursor.after(), Some("b"));
+    }
+
+    #[test]
+    fn a_page_that_goes_nowhere_is_refused_and_a_lost_place_restarts_once() {
+        let (engine, mut store) = engine();
+        store.set_archive_resume("me@x", "x").unwrap();
+        let mut cursor = engine.archive_cursor(&store, 100).unwrap();
+        assert!(matches!(
+            cursor.page(false, Some("x")),
+            Err(EngineError::ArchiveMisbehaves(_))
+        ));
+        // An empty complete page is fine.
+        cursor.page(true, None).unwrap();
+        assert!(cursor.lost_place());
+        assert_eq!(cursor.after(), None);
+        assert!(
+            !cursor.lost_place(),
+            "from `since` there is nothing to lose"
+        );
+    }
+}
