@@ -7,7 +7,15 @@
 //!                         XMPP password (SQLCipher-encrypted unless opted out at init)
 //!   store.db-wal    0600  its write-ahead log (encrypted with it)
 //!   sessions.lock   0600  empty; held while a command advances ratchet sessions
+//!   generation      0600  a number: the store's generation, kept outside it too (see below)
 //! ```
+//!
+//! Every command that opens the store raises its generation (a setting in the store) and
+//! writes the new value to `generation`, store first. The file is therefore never ahead of
+//! the store — unless `store.db` alone was put back from an older copy (a backup tool, a sync
+//! tool, a hand copy): then every session is marked rewound, as after a restore, and the
+//! command warns once. A whole home put back (file and store together) looks consistent and
+//! is not seen here; the account checks what the server shows when it connects.
 //!
 //! Homes made by older versions keep their settings and the XMPP password in config.json and
 //! an unencrypted store; they keep working, with a warning, until `hush store encrypt` moves
@@ -226,7 +234,13 @@ impl Home {
         {
             use std::os::unix::fs::PermissionsExt;
             let mut paths = vec![(self.dir.clone(), 0o700)];
-            for f in ["config.json", "store.db", "store.db-wal", "store.db-shm"] {
+            for f in [
+                "config.json",
+                "store.db",
+                "store.db-wal",
+                "store.db-shm",
+                GENERATION,
+            ] {
                 paths.push((self.dir.join(f), 0o600));
             }
             for (path, wanted) in paths {
@@ -324,6 +338,8 @@ impl Home {
         } else {
             StoreKind::Unencrypted
         })?;
+        let mut store = store;
+        self.check_generation(&mut store)?;
         Ok(store)
     }
 
@@ -459,7 +475,40 @@ impl Home {
                 self.write_marker(StoreKind::Encrypted)?;
             }
         }
+        let mut store = store;
+        self.check_generation(&mut store)?;
         Ok(store)
+    }
+
+    /// Compares the store's generation with the copy in the `generation` file, then raises
+    /// both (see the module docs). A store behind the file was put back from an older copy:
+    /// every session is marked rewound — the repair a restore makes — and the user is warned.
+    /// A missing or unreadable file proves nothing (a home of an older version, or the file
+    /// deleted) and is written anew.
+    fn check_generation(&self, store: &mut SqliteStore) -> Result<(), String> {
+        let path = self.dir.join(GENERATION);
+        let outside: Option<u64> = std::fs::read_to_string(&path)
+            .ok()
+            .and_then(|text| text.trim().parse().ok());
+        let inside = store.generation().map_err(|e| e.to_string())?;
+        if outside.is_some_and(|o| o > inside) {
+            let repair = hush_store::Transaction {
+                rewind_sessions: true,
+                ..Default::default()
+            };
+            hush_store::Store::commit(store, repair).map_err(|e| e.to_string())?;
+            eprintln!(
+                "!! WARNING: {} is older than the last one hush used here (generation {inside},                  expected {}): it was replaced by an older copy. {}",
+                self.store_path().display(),
+                outside.unwrap_or_default(),
+                hush_xmpp::ROLLBACK_WARNING
+            );
+        }
+        // The store first: a crash before the file is written leaves the file behind the
+        // store, which is no sign of anything.
+        let next = inside.max(outside.unwrap_or(0)) + 1;
+        let stored = store.raise_generation(next).map_err(|e| e.to_string())?;
+        self.write_private(&path, stored.to_string().as_bytes())
     }
 
     /// The account's settings: from the store, or from config.json in homes of older
@@ -609,11 +658,20 @@ impl Home {
 
     /// Undoes a failed `init`.
     pub fn remove_created(&self) {
-        for f in ["config.json", "store.db", "store.db-wal", "store.db-shm"] {
+        for f in [
+            "config.json",
+            "store.db",
+            "store.db-wal",
+            "store.db-shm",
+            GENERATION,
+        ] {
             let _ = std::fs::remove_file(self.dir.join(f));
         }
     }
 }
+
+/// The file beside the store holding a copy of its generation.
+const GENERATION: &str = "generation";
 
 /// Makes renames in `dir` durable (best effort: not every platform can sync a directory).
 fn sync_dir(dir: &Path) {

@@ -362,6 +362,11 @@ async fn run(cli: Cli) -> Fallible<()> {
         } => {
             let to = bare(&jid)?;
             let (mut hush, config) = connect(&home).await?;
+            // Found on connecting: said before anything else (the send below is safe: it
+            // builds new sessions).
+            if let Some(notice) = hush.take_rollback_notice() {
+                print_delivery(&notice, json);
+            }
             let options = hush_xmpp::SendOptions {
                 plaintext,
                 global_off: config.encryption_off,
@@ -501,6 +506,10 @@ async fn run(cli: Cli) -> Fallible<()> {
                 hush.jid(),
                 hush.device_id()
             );
+            // A rollback found on connecting comes first, and is not a message (`--count`).
+            if let Some(notice) = hush.take_rollback_notice() {
+                print_delivery(&notice, json);
+            }
             // First what arrived while we were away (the archive), then live messages.
             let since = config.created_at;
             let mut seen = 0;

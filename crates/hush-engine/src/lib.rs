@@ -20,6 +20,8 @@
 //! * [`outbox`]: what a previous run stored but did not send, and how it goes out now.
 //! * [`devices`]: device lists — what a push records, the lists this device publishes, id
 //!   collisions.
+//! * [`rollback`]: a store put back behind Hush's back, found from our published bundle and
+//!   our own messages in the archive, and repaired as a restore is.
 //!
 //! The phase of the account is a value ([`Phase`]): while it catches up on its archive, key
 //! exchanges are answered only afterwards, once per device, and used prekeys are retired only
@@ -34,6 +36,7 @@ mod error;
 pub mod keys;
 pub mod outbox;
 pub mod receive;
+pub mod rollback;
 pub mod send;
 pub mod strangers;
 mod types;
@@ -48,6 +51,7 @@ pub use error::{EngineError, Result};
 pub use keys::KeyMaintenance;
 pub use outbox::Resend;
 pub use receive::{After, BundleRequest, Inbound, InboundPayload, ReceiveStep};
+pub use rollback::{Repaired, Rollback, ROLLBACK_WARNING};
 pub use send::{Fetched, Prepared, Route, SendPlan, Wire};
 pub use types::{Delivery, SendOptions, SendReport};
 
@@ -93,6 +97,9 @@ pub struct Engine {
     owed: Vec<Owed>,
     prekeys_used: bool,
     inactive_after: Duration,
+    /// A rolled-back store was found and repaired (see [`rollback`]): later signs in this run
+    /// are only recorded, not repaired or reported again.
+    rollback_seen: bool,
 }
 
 impl Engine {
@@ -105,6 +112,7 @@ impl Engine {
             owed: Vec::new(),
             prekeys_used: false,
             inactive_after: DEFAULT_INACTIVE_AFTER,
+            rollback_seen: false,
         }
     }
 

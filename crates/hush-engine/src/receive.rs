@@ -17,7 +17,7 @@ use rand_core::CryptoRng;
 
 use crate::send::Fetched;
 use crate::strangers::{self, Verdict};
-use crate::{Delivery, Engine, Owed, Result};
+use crate::{Delivery, Engine, Owed, Phase, Result};
 
 /// A bundle to fetch before a message can be read: the device `device` of `jid`, in `suite`.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -76,10 +76,11 @@ impl ReceiveStep {
     }
 
     fn nothing() -> Self {
-        Self {
-            transaction: Transaction::default(),
-            after: After::default(),
-        }
+        Self::new(Transaction::default(), After::default())
+    }
+
+    pub(crate) fn new(transaction: Transaction, after: After) -> Self {
+        Self { transaction, after }
     }
 }
 
@@ -89,6 +90,20 @@ pub struct After {
     delivery: Option<Delivery>,
     owed: Option<Owed>,
     used_prekey: bool,
+    /// The step repairs a rolled-back store (see [`crate::rollback`]).
+    rollback: bool,
+}
+
+impl After {
+    /// What follows a step recording a sent message the store had lost; `repairs`: the step
+    /// also rewinds the sessions.
+    pub(crate) fn rollback(delivery: Delivery, repairs: bool) -> Self {
+        Self {
+            delivery: Some(delivery),
+            rollback: repairs,
+            ..Self::default()
+        }
+    }
 }
 
 impl Engine {
@@ -253,6 +268,9 @@ impl Engine {
         if after.used_prekey {
             self.prekeys_used = true;
         }
+        if after.rollback {
+            self.rollback_seen = true;
+        }
         if let Some(owed) = after.owed {
             self.owe(owed);
         }
@@ -306,7 +324,21 @@ impl Engine {
             Err(_) => (Suite::Omemo2, 0, true),
         };
         if m.sender == self.jid && sid == self.device_id() {
-            return Ok(ReceiveStep::nothing()); // our own message, reflected
+            // Our own message, reflected. The store had no record of it (copies it knows were
+            // skipped above), yet every message is committed before it leaves: the store was
+            // rolled back behind what this device did. Empty messages are not in history.
+            let inbound = Inbound {
+                sender: m.sender,
+                peer: m.peer,
+                payload: InboundPayload::Omemo(encrypted),
+                ids: m.ids,
+                sent_at: Some(m.at),
+                sender_bundle: None,
+            };
+            return Ok(match self.lost_sent(store, &inbound, now)? {
+                Some(record) => self.lost_sent_step(record),
+                None => ReceiveStep::nothing(),
+            });
         }
         let key = hush_store::SessionKey::new(suite, &m.sender, sid);
         let existing = store.session(&key)?;
@@ -445,6 +477,15 @@ impl Engine {
                 );
                 return Ok(m.failed(step, sid, suite, reason));
             }
+        }
+        // After a rollback, a key exchange read again from the archive may already have been
+        // answered by the lost state: the peer is then ahead of the session rebuilt here, whose
+        // sending side starts afresh. It is replaced from the bundle before we send, like every
+        // rewound session (and gets no empty answer). Live messages came after the lost state.
+        if o.new_state && self.rollback_seen && self.phase == Phase::CatchingUp {
+            step.transaction
+                .rewound_sessions
+                .push(hush_store::SessionKey::new(suite, &m.sender, sid));
         }
         let (trust, new) = note_identity(store, &m.sender, &o.sender_identity, m.at, &mut step)?;
         // Every key a session is built from is news to the user, however it came.

@@ -124,6 +124,24 @@ impl LocalDevice {
         self.prekeys.len()
     }
 
+    /// The previous signed prekey, kept for one more period after a rotation.
+    pub fn old_signed_prekey(&self) -> Option<&SignedPreKey> {
+        self.old_signed_prekey.as_ref()
+    }
+
+    /// The public key of one-time prekey `id`, if this device holds it (in the bundle or
+    /// retired and still accepted).
+    pub fn prekey_public(&self, id: u32) -> Option<[u8; 32]> {
+        self.prekey_by_id(id).ok().map(KeyPair::public)
+    }
+
+    /// The id the next new one-time prekey gets: every id issued so far is below it (ids only
+    /// wrap after 2^31 prekeys). A published prekey at or above it was made by a later state
+    /// of this device than the one held here.
+    pub fn next_prekey_id(&self) -> u32 {
+        self.next_prekey_id
+    }
+
     /// The bundle to publish in `suite`.
     pub fn bundle(&self, suite: Suite) -> Bundle {
         let spk = &self.signed_prekey;

@@ -243,6 +243,23 @@ impl Store for MemoryStore {
                 }
                 Outcome::Failed { reason } => (None, Some(reason)),
                 Outcome::Plaintext { body } => (Some(body), None),
+                Outcome::LostSent { reason } => {
+                    let id = self.push(StoredMessage {
+                        id: 0,
+                        direction: Direction::Out,
+                        peer: r.peer,
+                        sender: r.sender,
+                        sender_device: r.sender_device,
+                        suite: r.suite,
+                        body: None,
+                        error: Some(reason),
+                        encrypted: true,
+                        at: r.at,
+                        ids: r.ids,
+                    });
+                    results.push(Commit::Stored(id));
+                    continue;
+                }
             };
             let id = self.push(StoredMessage {
                 id: 0,
@@ -278,6 +295,10 @@ impl Store for MemoryStore {
 
     fn commit(&mut self, tx: crate::Transaction) -> Result<crate::Committed> {
         // Nothing below fails for an in-memory store, so the steps cannot stop halfway.
+        if tx.rewind_sessions {
+            self.needs_reset.extend(self.sessions.keys().cloned());
+        }
+        self.used_prekeys.extend(tx.used_prekeys.iter().copied());
         for k in &tx.new_keys {
             if self.trust(&k.jid, &k.identity)?.is_none() {
                 self.set_trust(&k.jid, &k.identity, k.trust, k.at)?;
@@ -301,6 +322,11 @@ impl Store for MemoryStore {
             Some((sessions, m)) => Some(self.commit_outgoing(sessions, m)?),
             None => None,
         };
+        for key in &tx.rewound_sessions {
+            if self.sessions.contains_key(key) {
+                self.needs_reset.insert(key.clone());
+            }
+        }
         Ok(crate::Committed { received, outgoing })
     }
 

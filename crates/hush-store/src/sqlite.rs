@@ -41,6 +41,9 @@ pub const APPLICATION_ID: i64 = 0x4855_5348;
 /// The schema version this build writes.
 pub const SCHEMA_VERSION: i64 = 6;
 
+/// The setting holding the store's generation (see [`SqliteStore::generation`]).
+const GENERATION: &str = "generation";
+
 /// What users are told after restoring a backup.
 pub const RESTORE_WARNING: &str =
     "Restoring a backup rewinds every session to the moment the backup was made. \
@@ -347,9 +350,7 @@ impl SqliteStore {
         }
         drop(source);
         let store = Self::open(dest, options)?;
-        store
-            .conn
-            .execute("UPDATE sessions SET needs_reset = 1", [])?;
+        rewind_sessions(&store.conn)?;
         let sessions_to_reset = store.sessions_needing_reset()?;
         Ok((store, BackupReport { sessions_to_reset }))
     }
@@ -378,6 +379,37 @@ impl SqliteStore {
         }
         tx.commit()?;
         Ok(())
+    }
+
+    /// The store's generation: a number the client raises each time it opens the store and
+    /// also keeps outside it (`hush` in a file beside it), so that a store file put back from
+    /// an older copy shows a lower number than the one outside. 0 for a store that never had
+    /// one.
+    pub fn generation(&self) -> Result<u64> {
+        Ok(self
+            .setting(GENERATION)?
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(0))
+    }
+
+    /// Raises the generation (see [`SqliteStore::generation`]) to `to`, never lowering it, and
+    /// returns the value stored. A single statement, so two processes raising it at once
+    /// leave the larger value: a copy kept outside the store is then never ahead of it, unless
+    /// the store itself went back.
+    pub fn raise_generation(&mut self, to: u64) -> Result<u64> {
+        let tx = self.conn.transaction()?;
+        tx.execute(
+            "INSERT INTO settings (key, value) VALUES (?1, ?2)
+             ON CONFLICT (key) DO UPDATE SET value = CAST(max(CAST(value AS INTEGER), CAST(excluded.value AS INTEGER)) AS TEXT)",
+            params![GENERATION, to.to_string()],
+        )?;
+        let stored: String = tx.query_row(
+            "SELECT value FROM settings WHERE key = ?1",
+            [GENERATION],
+            |r| r.get(0),
+        )?;
+        tx.commit()?;
+        Ok(stored.parse().unwrap_or(0))
     }
 
     /// The stored messages from `sender` that share an id or the digest with `ids`.
@@ -517,6 +549,23 @@ impl SqliteStore {
                     plain = true;
                     (Some(body), None)
                 }
+                Outcome::LostSent { reason } => {
+                    let id = Self::insert_message(
+                        tx,
+                        Direction::Out,
+                        &r.peer,
+                        &r.sender,
+                        r.sender_device,
+                        r.suite,
+                        None,
+                        Some(&reason),
+                        true,
+                        r.at,
+                        &r.ids,
+                    )?;
+                    results.push(Commit::Stored(id));
+                    continue;
+                }
             };
             let id = Self::insert_message(
                 tx,
@@ -650,6 +699,14 @@ impl SqliteStore {
         .execute(params![key.suite.name(), key.jid, key.device_id, session.to_bytes().as_slice()])?;
         Ok(())
     }
+}
+
+/// Marks every stored session as rewound: what a restore does, and what a transaction asks
+/// for when the store was found rolled back (see [`crate::Transaction::rewind_sessions`]).
+fn rewind_sessions(c: &Connection) -> Result<()> {
+    c.prepare_cached("UPDATE sessions SET needs_reset = 1")?
+        .execute([])?;
+    Ok(())
 }
 
 /// Copies the open database into the (empty, existing) file `dest` encrypted with `key`
@@ -887,6 +944,13 @@ impl Store for SqliteStore {
 
     fn commit(&mut self, t: crate::Transaction) -> Result<crate::Committed> {
         let tx = self.conn.transaction()?;
+        if t.rewind_sessions {
+            rewind_sessions(&tx)?;
+        }
+        for id in &t.used_prekeys {
+            tx.prepare_cached("INSERT OR IGNORE INTO used_prekeys (prekey_id) VALUES (?1)")?
+                .execute([id])?;
+        }
         for k in &t.new_keys {
             tx.prepare_cached(
                 "INSERT INTO trust (jid, identity, trust, decided_at) VALUES (?1, ?2, ?3, ?4)
@@ -923,6 +987,12 @@ impl Store for SqliteStore {
             Some((sessions, m)) => Some(Self::outgoing_in(&tx, sessions, m)?),
             None => None,
         };
+        for key in &t.rewound_sessions {
+            tx.prepare_cached(
+                "UPDATE sessions SET needs_reset = 1 WHERE suite = ?1 AND jid = ?2 AND device_id = ?3",
+            )?
+            .execute(params![key.suite.name(), key.jid, key.device_id])?;
+        }
         tx.commit()?;
         Ok(crate::Committed { received, outgoing })
     }

@@ -61,6 +61,14 @@ pub enum Outcome {
         /// The text.
         body: Vec<u8>,
     },
+    /// A copy of a message *this device* sent that the store has no record of: the store was
+    /// rolled back behind what the device did. It cannot be decrypted (a device does not
+    /// encrypt for itself), so it is kept as a sent message whose text is gone, with `reason`
+    /// shown in its place; being an outgoing entry, it makes later copies duplicates.
+    LostSent {
+        /// What history shows instead of the text.
+        reason: String,
+    },
 }
 
 /// One received message to commit.
@@ -261,6 +269,21 @@ pub struct Transaction {
     /// What a stranger spent of its budget (see
     /// [`Store::stranger_usage`](crate::Store::stranger_usage)).
     pub stranger: Option<StrangerCharge>,
+    /// Marks every session stored before this transaction as rewound, exactly as restoring a
+    /// backup does: the store was found rolled back, so their sending chains may be behind
+    /// what peers already saw (see
+    /// [`Store::sessions_needing_reset`](crate::Store::sessions_needing_reset)). Applied
+    /// first: sessions the same transaction writes are new and stay unmarked.
+    pub rewind_sessions: bool,
+    /// One-time prekeys to record as used (retired by
+    /// [`finish_catch_up`](crate::finish_catch_up)), besides those key exchanges in
+    /// `received` used: after a rollback, the ones a later state of this device had already
+    /// handed out.
+    pub used_prekeys: Vec<u32>,
+    /// Sessions to mark rewound once everything else is written: after a rollback, sessions
+    /// a catch-up rebuilds from key exchanges that the lost state may already have answered
+    /// (the peer is then ahead of the rebuilt session's sending side).
+    pub rewound_sessions: Vec<SessionKey>,
 }
 
 impl Transaction {
@@ -273,6 +296,9 @@ impl Transaction {
             && self.received.is_empty()
             && self.outgoing.is_none()
             && self.stranger.is_none()
+            && !self.rewind_sessions
+            && self.used_prekeys.is_empty()
+            && self.rewound_sessions.is_empty()
     }
 }
 

@@ -605,6 +605,9 @@ fn a_transaction_writes_a_whole_step<S: Store>(mut store: S) {
         received: vec![receive(&store, &m, ids(300), &mut rng)],
         outgoing: None,
         stranger: None,
+        rewind_sessions: false,
+        used_prekeys: Vec::new(),
+        rewound_sessions: Vec::new(),
     };
     assert!(!tx.is_empty());
     let committed = store.commit(tx).unwrap();
@@ -628,6 +631,102 @@ fn a_transaction_writes_a_whole_step<S: Store>(mut store: S) {
         .session(&SessionKey::new(Suite::Omemo2, ALICE, 1))
         .unwrap()
         .is_some());
+}
+
+/// The step that repairs a rolled-back store: every session stored before it is rewound
+/// (those it writes itself are not), the prekeys it names are recorded as used, and a lost
+/// sent message is kept as an outgoing entry without text — which makes a later copy of it a
+/// duplicate, so it is not reported twice.
+fn a_rollback_step_rewinds_and_records<S: Store>(mut store: S) {
+    use hush_store::Transaction;
+    let mut rng = StdRng::seed_from_u64(9);
+    let bob = new_bob(&mut store, &mut rng);
+    let mut alice = Alice::new(Suite::Omemo2, &bob);
+    let m = alice.send(Some("before the rollback"));
+    let r = receive(&store, &m, ids(400), &mut rng);
+    store.commit_received(vec![r]).unwrap();
+    let old_key = SessionKey::new(Suite::Omemo2, ALICE, 1);
+    let new_key = SessionKey::new(Suite::Omemo2, "carol@example.com", 3);
+    assert!(store.sessions_needing_reset().unwrap().is_empty());
+    let rewind_only = Transaction {
+        rewind_sessions: true,
+        ..Transaction::default()
+    };
+    assert!(
+        !rewind_only.is_empty(),
+        "a rewind alone is something to commit"
+    );
+
+    let lost_ids = MessageIds {
+        archive: Some(BOB.into()),
+        stanza_id: Some("lost-1".into()),
+        origin_id: Some("hush-lost".into()),
+        digest: None,
+    };
+    let lost = Received {
+        ids: lost_ids.clone(),
+        peer: ALICE.into(),
+        sender: BOB.into(),
+        sender_device: 2,
+        suite: Suite::Omemo2,
+        at: 2000,
+        outcome: Outcome::LostSent {
+            reason: "lost by a rollback".into(),
+        },
+    };
+    let tx = Transaction {
+        rewind_sessions: true,
+        used_prekeys: vec![7, 8],
+        sessions: vec![(new_key.clone(), alice.session.clone())],
+        received: vec![lost],
+        ..Transaction::default()
+    };
+    let committed = store.commit(tx).unwrap();
+    assert!(matches!(committed.received[..], [Commit::Stored(_)]));
+    assert_eq!(
+        store.sessions_needing_reset().unwrap(),
+        std::slice::from_ref(&old_key),
+        "the stored session is rewound, the one the step wrote is not"
+    );
+    let mut used = store.used_prekeys().unwrap();
+    used.sort_unstable();
+    assert!(used.contains(&7) && used.contains(&8));
+    assert!(
+        store.is_known(BOB, &lost_ids).unwrap(),
+        "a later copy is a duplicate"
+    );
+    let entry = store.history(ALICE, 10).unwrap().pop().unwrap();
+    assert_eq!(entry.direction, Direction::Out);
+    assert_eq!(entry.body, None);
+    assert_eq!(entry.error.as_deref(), Some("lost by a rollback"));
+    assert!(store.pending().unwrap().is_empty(), "nothing to send again");
+    // A session written by a later step can be marked once that step's writes are in; a
+    // key with no session marks nothing.
+    let ghost = SessionKey::new(Suite::Omemo2, "nobody@example.com", 4);
+    store
+        .commit(Transaction {
+            sessions: vec![(new_key.clone(), alice.session.clone())],
+            rewound_sessions: vec![new_key.clone(), ghost],
+            ..Transaction::default()
+        })
+        .unwrap();
+    assert_eq!(store.sessions_needing_reset().unwrap(), [old_key, new_key]);
+    // The same message read again changes nothing.
+    let again = Received {
+        ids: lost_ids,
+        peer: ALICE.into(),
+        sender: BOB.into(),
+        sender_device: 2,
+        suite: Suite::Omemo2,
+        at: 2000,
+        outcome: Outcome::LostSent {
+            reason: "lost by a rollback".into(),
+        },
+    };
+    assert_eq!(
+        store.commit_received(vec![again]).unwrap(),
+        [Commit::Duplicate]
+    );
 }
 
 macro_rules! contract {
@@ -673,6 +772,11 @@ macro_rules! contract {
             #[test]
             fn a_transaction_writes_a_whole_step() {
                 super::a_transaction_writes_a_whole_step($make);
+            }
+
+            #[test]
+            fn a_rollback_step_rewinds_and_records() {
+                super::a_rollback_step_rewinds_and_records($make);
             }
 
             #[test]

@@ -438,3 +438,24 @@ fn settings_are_added_to_schema_4_stores_and_encrypted_with_them() {
         Some("hunter2-settings")
     );
 }
+
+/// The generation only goes up, survives reopening, and two handles on one file raising it
+/// in turn leave the larger value (a copy kept outside is then never ahead of the store).
+#[test]
+fn the_generation_only_goes_up() {
+    let dir = scratch("generation");
+    let path = dir.join("store.db");
+    let mut first = SqliteStore::open(&path, &Default::default()).unwrap();
+    assert_eq!(first.generation().unwrap(), 0, "a new store has none");
+    assert_eq!(first.raise_generation(3).unwrap(), 3);
+    let mut second = SqliteStore::open(&path, &Default::default()).unwrap();
+    assert_eq!(second.raise_generation(7).unwrap(), 7);
+    assert_eq!(
+        first.raise_generation(5).unwrap(),
+        7,
+        "a lower value raised later does not lower it"
+    );
+    drop((first, second));
+    let store = SqliteStore::open(&path, &Default::default()).unwrap();
+    assert_eq!(store.generation().unwrap(), 7);
+}

@@ -19,7 +19,9 @@ use crate::error::{Result, XmppError};
 use crate::incoming::Incoming;
 use crate::BareJid;
 
-pub use hush_engine::{Delivery, SendOptions, SendReport, DEFAULT_INACTIVE_AFTER};
+pub use hush_engine::{
+    Delivery, SendOptions, SendReport, DEFAULT_INACTIVE_AFTER, ROLLBACK_WARNING,
+};
 
 /// One account: a connection, its store, and the engine that decides.
 pub struct Hush<S: Store> {
@@ -38,6 +40,9 @@ pub struct Hush<S: Store> {
     clock: fn() -> u64,
     /// Where an archive catch-up starts when no archived message is stored yet (unix seconds).
     since: u64,
+    /// The store was found rolled back on connecting: what to tell the user (see
+    /// [`Hush::take_rollback_notice`]).
+    rollback_notice: Option<Delivery>,
 }
 
 impl<S: Store> core::fmt::Debug for Hush<S> {
@@ -58,6 +63,18 @@ fn unix_now() -> u64 {
 
 fn store_err(e: hush_store::StoreError) -> XmppError {
     XmppError::Store(e.to_string())
+}
+
+/// What the engine is handed of an incoming message.
+fn inbound(incoming: Incoming) -> Inbound {
+    Inbound {
+        sender: incoming.sender.to_string(),
+        peer: incoming.peer.to_string(),
+        payload: incoming.payload,
+        ids: incoming.ids,
+        sent_at: incoming.sent_at,
+        sender_bundle: None,
+    }
 }
 
 impl<S: Store> Hush<S> {
@@ -81,9 +98,66 @@ impl<S: Store> Hush<S> {
             republish_owed: false,
             since: unix_now(),
             clock: unix_now,
+            rollback_notice: None,
         };
+        // Before anything leaves: a rolled-back store must not encrypt on its sessions.
+        this.check_rollback().await?;
         this.resend_outbox().await?;
         Ok(this)
+    }
+
+    /// Looks for signs that the store was rolled back behind Hush's back (a snapshot or an
+    /// old copy put back; see [`hush_engine::rollback`]): this device's bundles and the
+    /// newest messages of our archive are fetched first, then compared with the store. Found,
+    /// the store is repaired at once (every session rewound, the prekeys a later state handed
+    /// out retired, our bundle republished) and the notice kept for
+    /// [`Self::take_rollback_notice`]. What cannot be fetched is skipped with a log line: the
+    /// check must not keep the account from working.
+    async fn check_rollback(&mut self) -> Result<()> {
+        let own = self.jid.clone();
+        let id = self.engine.device_id();
+        let mut published = Vec::new();
+        for suite in Suite::ALL {
+            match self.xmpp.bundle(&own, suite, id).await {
+                Ok(bundle) => published.push(bundle),
+                Err(XmppError::NothingPublished { .. }) => {}
+                Err(e) => log::warn!("could not read our {suite} bundle to check the store: {e}"),
+            }
+        }
+        let archive: Vec<Inbound> = match self.xmpp.archive_tail().await {
+            Ok(tail) => tail.into_iter().map(inbound).collect(),
+            Err(e) => {
+                log::warn!("could not read our archive to check the store: {e}");
+                Vec::new()
+            }
+        };
+        let now = self.now();
+        let Some(rollback) = self
+            .engine
+            .check_rollback(&self.store, &published, &archive, now)?
+        else {
+            return Ok(());
+        };
+        log::warn!("the store was rolled back: {}", rollback.evidence());
+        let (transaction, repaired) = rollback.into_parts();
+        self.store.commit(transaction).map_err(store_err)?;
+        self.rollback_notice = Some(self.engine.rollback_repaired(repaired));
+        // The server may still offer what the later state published (prekeys and a signed
+        // prekey this store does not have): ours replaces it now, without the prekeys that
+        // state handed out. Retired prekeys stay accepted for the grace period, so a catch-up
+        // reading key exchanges built on them still can.
+        self.republish_owed = true;
+        if let Err(e) = self.retire_used_prekeys().await {
+            log::warn!("could not republish the bundle after finding the rollback: {e}");
+        }
+        Ok(())
+    }
+
+    /// The warning that the store was found rolled back on connecting, once: taken, it is not
+    /// handed out again (else the first [`Self::receive`] hands it out). Its `warning` is
+    /// [`hush_engine::ROLLBACK_WARNING`], its `error` says what showed the rollback.
+    pub fn take_rollback_notice(&mut self) -> Option<Delivery> {
+        self.rollback_notice.take()
     }
 
     /// Sends what a previous run stored but did not get out (it stopped between storing a
@@ -433,6 +507,9 @@ impl<S: Store> Hush<S> {
     /// [`Self::catch_up`]): the session goes online only after reading the archive, and
     /// whatever arrived since connecting waits there.
     pub async fn receive(&mut self, timeout: Duration) -> Result<Option<Delivery>> {
+        if let Some(notice) = self.take_rollback_notice() {
+            return Ok(Some(notice));
+        }
         let deadline = tokio::time::Instant::now() + timeout;
         // An unfinished catch-up continues once what it found was handed out: an archive
         // that never ends must not grow the backlog by a chunk per call.
@@ -623,6 +700,12 @@ impl<S: Store> Hush<S> {
             }
         }
         Ok(delivery)
+    }
+
+    /// Whether a rolled-back store was found (and repaired) since connecting, on connecting
+    /// or by a catch-up reading messages this device sent that the store had lost.
+    pub fn rollback_found(&self) -> bool {
+        self.engine.rollback_seen()
     }
 
     /// The bundle the engine asked for, or why it could not be had.

@@ -120,7 +120,7 @@ struct ArchiveQuery {
     overflowed: bool,
     /// Its answer, when it came while another request was awaited.
     answer: Option<IqResponse>,
-    /// It asks for the archive's last message only (not part of a catch-up).
+    /// It asks for the archive's last messages only (not part of a catch-up).
     last_only: bool,
 }
 
@@ -207,8 +207,13 @@ fn is_loopback(server: &str) -> bool {
 }
 
 /// A MAM query for the messages after `after`, or since `start`, 100 per page; or, with
-/// `last_only`, for the archive's last message alone (RSM `<before/>`, one item).
-fn mam_query(query_id: &str, after: Option<&str>, start: Option<u64>, last_only: bool) -> Element {
+/// `last`, for the archive's last `last` messages alone (RSM `<before/>`).
+fn mam_query(
+    query_id: &str,
+    after: Option<&str>,
+    start: Option<u64>,
+    last: Option<usize>,
+) -> Element {
     let name = |n: &'static str| tokio_xmpp::minidom::rxml::NcName::try_from(n).expect("valid");
     let field = |var: &str, value: String| {
         Element::builder("field", "jabber:x:data")
@@ -228,12 +233,11 @@ fn mam_query(query_id: &str, after: Option<&str>, start: Option<u64>, last_only:
         form.append_child(field("start", hush_proto::sce::xep0082_datetime(t)));
     }
     let rsm = "http://jabber.org/protocol/rsm";
-    let page = PAGE_SIZE.to_string();
-    let max = if last_only { "1" } else { page.as_str() };
+    let max = last.unwrap_or(PAGE_SIZE).min(PAGE_SIZE).to_string();
     let mut set = Element::builder("set", rsm)
         .append(Element::builder("max", rsm).append(max).build())
         .build();
-    if last_only {
+    if last.is_some() {
         set.append_child(Element::builder("before", rsm).build());
     }
     if let Some(a) = after {
@@ -928,13 +932,21 @@ impl XmppClient {
     /// can work on the previous page while this one travels. [`Self::archive_page`] reads it.
     pub async fn query_archive(&mut self, after: Option<&str>, start: Option<u64>) -> Result<()> {
         let start = if after.is_none() { start } else { None };
-        self.start_archive_query(after, start, false).await
+        self.start_archive_query(after, start, None).await
     }
 
     /// The archive id of the last message in our archive, if any (one query, one result).
     pub async fn archive_end(&mut self) -> Result<Option<String>> {
-        self.start_archive_query(None, None, true).await?;
+        self.start_archive_query(None, None, Some(1)).await?;
         Ok(self.archive_page().await?.last)
+    }
+
+    /// The newest messages of our archive (one page, oldest first), outside any catch-up:
+    /// what the check for a rolled-back store compares with the store.
+    pub async fn archive_tail(&mut self) -> Result<Vec<Incoming>> {
+        self.start_archive_query(None, None, Some(PAGE_SIZE))
+            .await?;
+        Ok(self.archive_page().await?.messages)
     }
 
     /// Sends an archive query (see [`mam_query`]) and makes it the one in flight. A query
@@ -944,13 +956,13 @@ impl XmppClient {
         &mut self,
         after: Option<&str>,
         start: Option<u64>,
-        last_only: bool,
+        last: Option<usize>,
     ) -> Result<()> {
         self.query_serial += 1;
         // Unpredictable, so nobody but the server we asked can make results look like ours.
         let nonce = rand_core::Rng::next_u64(&mut rand_core::UnwrapErr(rand::rngs::SysRng));
         let query_id = format!("hush-mam-{}-{nonce:016x}", self.query_serial);
-        let request = mam_query(&query_id, after, start, last_only);
+        let request = mam_query(&query_id, after, start, last);
         let iq_id = self.send_request(None, IqRequest::Set(request)).await?;
         self.archive = Some(ArchiveQuery {
             query_id,
@@ -959,7 +971,7 @@ impl XmppClient {
             seen: 0,
             overflowed: false,
             answer: None,
-            last_only,
+            last_only: last.is_some(),
         });
         Ok(())
     }

@@ -19,7 +19,9 @@ mod pep;
 pub use hush_engine::strangers;
 mod queue;
 
-pub use account::{Delivery, Hush, SendOptions, SendReport, DEFAULT_INACTIVE_AFTER};
+pub use account::{
+    Delivery, Hush, SendOptions, SendReport, DEFAULT_INACTIVE_AFTER, ROLLBACK_WARNING,
+};
 pub use client::{ConnectOptions, LinkStats, XmppClient};
 pub use error::{Result, XmppError};
 pub use incoming::{Incoming, Payload};
