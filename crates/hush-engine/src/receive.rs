@@ -457,7 +457,16 @@ impl Engine {
                 };
                 let mut notice = ReceiveStep::nothing();
                 notice.transaction.stranger = row;
-                Some(m.failed(notice, sid, suite, reason))
+                // The notice is about the sender, not about this message: stored under the
+                // message's ids, it would be taken for a copy of an earlier failure of the
+                // same message (an archived copy arriving just as the budget runs out) and
+                // dropped unseen, while the budget records the sender as told — everything
+                // after it would then be ignored without a word.
+                let sender = Message {
+                    ids: MessageIds::default(),
+                    ..m.clone()
+                };
+                Some(sender.failed(notice, sid, suite, reason))
             }
         })
     }
@@ -529,6 +538,7 @@ pub(crate) fn first_trust<S: Store + ?Sized>(
 }
 
 /// The facts of one incoming message the records are made of.
+#[derive(Clone)]
 struct Message {
     sender: String,
     peer: String,

@@ -372,3 +372,38 @@ fn a_stranger_flood_does_not_lock_out_a_contacts_new_device() {
         "from the new tablet"
     );
 }
+
+/// Found by the simulation (seed 27 of the long mode): a reinstalled device, to which a
+/// contact was a stranger again, read the archived copy of a message that had already failed
+/// just as the contact's budget ran out. The notice was stored under that copy's ids, so the
+/// store took it for the copy of the earlier failure and dropped it — while the budget
+/// recorded the sender as told. Everything the sender wrote afterwards was ignored without
+/// a word. The notice now stands on its own.
+#[test]
+fn the_budget_notice_is_shown_even_when_a_copy_of_a_failure_spends_the_last_unit() {
+    use hush_engine::strangers::PER_STRANGER;
+    use hush_store::MessageIds;
+    let mut w = World::new(11);
+    w.add_device(ALICE, 11);
+    let mallory = "mallory@example.net";
+    let junk = |n: u32| {
+        let ids = MessageIds {
+            origin_id: Some(format!("junk-{n}")),
+            ..Default::default()
+        };
+        Envelope::outside(mallory, Payload::Unreadable, ids)
+    };
+    // Every unreadable message from a stranger costs one unit and shows its failure.
+    for n in 0..PER_STRANGER {
+        assert!(w.receive_now(11, junk(n)).unwrap().failed);
+    }
+    // A copy of the first one arrives (the archive's, say) when nothing is left: the user is
+    // told that the stranger's messages are ignored from now on.
+    let notice = w.receive_now(11, junk(0)).expect("a notice");
+    assert!(
+        notice.text.contains("the limit for strangers"),
+        "{notice:?}"
+    );
+    // And nothing more is shown in this window.
+    assert!(w.receive_now(11, junk(PER_STRANGER)).is_none());
+}
