@@ -209,6 +209,11 @@ pub struct World {
     keys_used: BTreeMap<MessageKey, Vec<u8>>,
     serial: u64,
     injected: u32,
+    /// Device id → how many messages had been sent when it was last reinstalled (it cannot
+    /// read those).
+    reinstalled: BTreeMap<u32, usize>,
+    /// Print what happens (the long mode's `--trace`), to read a failing scenario.
+    pub trace: bool,
 }
 
 /// The engine's decision on one envelope: the one place an [`Inbound`] is built and
@@ -321,6 +326,8 @@ impl World {
             keys_used: BTreeMap::new(),
             serial: 0,
             injected: 0,
+            reinstalled: BTreeMap::new(),
+            trace: false,
         }
     }
 
@@ -403,6 +410,53 @@ impl World {
         dev.held.clear();
     }
 
+    /// Device `id` loses everything it stored and comes back under the same id with new keys,
+    /// as a client does that reuses its device id after a reinstall (Hush itself refuses an id
+    /// whose published bundle has another identity key, and picks a new one): the new keys
+    /// are published, the list stays, and it reads the archive from now on. Sessions others
+    /// hold with its old keys break, and XEP-0384 leaves replacing them to the user.
+    pub fn reinstall(&mut self, id: u32) {
+        let jid = self.devices[&id].jid.clone();
+        let local = LocalDevice::generate(id, PREKEYS, self.now, &mut self.rng).unwrap();
+        let mut store = MemoryStore::default();
+        store.create_account(&jid, &local).unwrap();
+        if let Some(last) = self.archives.get(&jid).and_then(|a| a.last()) {
+            store.set_archive_resume(&jid, &last.stanza_id).unwrap();
+        }
+        self.bundles.insert(id, local.bundle(Suite::Omemo2));
+        self.reinstalled.insert(id, self.sent.len());
+        self.off.retain(|(d, _)| *d != id);
+        let now = self.now;
+        let dev = self.dev(id);
+        dev.engine = Engine::new(&jid, local);
+        dev.store = store;
+        dev.inbox.clear();
+        dev.held.clear();
+        dev.since = now;
+        dev.needs_catch_up = true;
+        dev.republish_owed = false;
+        dev.crash_in = None;
+    }
+
+    /// Whether device `id` and device `sid` of `from` are stuck with a session only `session
+    /// reset` can replace: one of them was reinstalled, and the other still holds a session
+    /// with its old identity key.
+    fn stale(&self, id: u32, from: &str, sid: u32) -> bool {
+        let (Some(me), Some(them)) = (self.devices.get(&id), self.devices.get(&sid)) else {
+            return false;
+        };
+        let holds_old = |holder: &Device, jid: &str, peer: &Device, peer_id: u32| {
+            let key = hush_store::SessionKey::new(Suite::Omemo2, jid, peer_id);
+            let identity = peer.engine.device().identity().public();
+            holder
+                .store
+                .session(&key)
+                .unwrap()
+                .is_some_and(|s| !s.peer_identity().same_identity(identity))
+        };
+        holds_old(me, from, them, sid) || holds_old(them, &me.jid, me, id)
+    }
+
     /// The user of device `id` switches encryption for the conversation with `peer` off (or
     /// back on): what `hush config` writes.
     pub fn switch_encryption(&mut self, id: u32, peer: &str, off: bool) {
@@ -442,6 +496,9 @@ impl World {
     /// answers owed, the prekeys to retire, a bundle to republish). Like `Hush::connect`, it
     /// resends what its outbox kept, byte for byte, and catches up before it reads on.
     pub fn crash(&mut self, id: u32) {
+        if self.trace {
+            println!("  {id} crashes and restarts");
+        }
         let dev = self.dev(id);
         dev.crash_in = None;
         let local = dev.store.account().unwrap().unwrap().device;
@@ -590,6 +647,9 @@ impl World {
             transmitted: false,
         });
         let index = self.sent.len() - 1;
+        if self.trace {
+            println!("  {from} commits `{text}` to {to} for {readers:?}");
+        }
         self.point(from)?;
         self.transmit(
             from,
@@ -778,8 +838,10 @@ impl World {
         };
         self.point(id)?;
         let dev = self.dev(id);
-        if let Some(d) = dev.engine.settle(after, &committed) {
-            self.show(id, d, provenance, origin_id, in_clear, downgrade);
+        match dev.engine.settle(after, &committed) {
+            Some(d) => self.show(id, d, provenance, origin_id, in_clear, downgrade),
+            None if self.trace => println!("  {id} reads {provenance:?} and shows nothing"),
+            None => {}
         }
         if self.devices[&id].engine.prekeys_to_retire() {
             self.retire_used_prekeys(id)?;
@@ -810,7 +872,10 @@ impl World {
         if d.body.is_some() && d.error.is_some() {
             self.violation(format!("device {id} showed a text and a failure at once"));
         }
-        if d.error.is_some() && !self.failure_allowed(id, provenance, origin_id.as_deref(), &text) {
+        if d.error.is_some()
+            && !self.failure_allowed(id, provenance, origin_id.as_deref(), &text)
+            && !self.stale(id, &d.from, d.device)
+        {
             self.violation(format!(
                 "device {id} showed a failure for a real message ({provenance:?}): {text}"
             ));
@@ -858,6 +923,12 @@ impl World {
                 }
             }
         }
+        if self.trace {
+            println!(
+                "  {id} shows from {} {}: {text} ({provenance:?})",
+                d.from, d.device
+            );
+        }
         let dev = self.dev(id);
         dev.shown.push(Shown {
             from: d.from,
@@ -888,7 +959,13 @@ impl World {
         }
         match provenance {
             Provenance::Injected(_) | Provenance::Outside => true,
-            Provenance::Real(Some(i)) => !self.sent[i].readers.contains(&id),
+            Provenance::Real(Some(i)) => {
+                let s = &self.sent[i];
+                // Or sent before the sender's or this device's reinstall: the keys it was
+                // encrypted with, or for, are gone.
+                let wiped = |d: u32| self.reinstalled.get(&d).is_some_and(|n| i < *n);
+                !s.readers.contains(&id) || wiped(s.from) || wiped(id)
+            }
             Provenance::Real(None) => {
                 // An empty message fails silently; one shown would be a text-less failure.
                 let _ = origin_id;
@@ -991,6 +1068,9 @@ impl World {
                 .unwrap_or(archive.len()),
         };
         let unread: Vec<Archived> = archive[start..].to_vec();
+        if self.trace {
+            println!("  {id} catches up on {} archived messages", unread.len());
+        }
         for page in unread.chunks(PAGE) {
             for a in page {
                 self.process(id, a.envelope(&own))?;
@@ -1283,10 +1363,14 @@ impl World {
     /// message sent in clear reached every device it was delivered to exactly once.
     pub fn check_delivered(&self) -> Result<(), String> {
         for s in self.sent.iter().filter(|s| s.transmitted) {
+            let i = self.sent_by_origin(&s.origin_id).expect("listed");
             for r in &s.readers {
                 let Some(dev) = self.devices.get(r).filter(|d| !d.removed) else {
                     continue;
                 };
+                if self.reinstalled.get(r).is_some_and(|n| i < *n) {
+                    continue; // the device that could read it was wiped
+                }
                 let peer = if dev.jid == s.sender {
                     &s.to
                 } else {
@@ -1329,7 +1413,10 @@ impl World {
     /// The healing round: every device in use writes to every other account, everything is
     /// read, and every one of these messages must reach every device of the addressee and
     /// every other device of the sender exactly once, with no failure — the sessions healed
-    /// by themselves from whatever the schedule did.
+    /// by themselves from whatever the schedule did. Where the spec forbids healing by itself
+    /// (a device was reinstalled under its id), the round shows failures: the user then does
+    /// what they say, `hush session reset` of each failing device, and the next round must
+    /// reach everyone.
     pub fn check_healing(&mut self) -> Result<(), String> {
         // The schedule is over: a crash armed but not struck yet does not belong to it.
         for d in self.devices.values_mut() {
@@ -1339,11 +1426,40 @@ impl World {
         for (id, peer) in std::mem::take(&mut self.off) {
             self.switch_encryption(id, &peer, false);
         }
+        for round in 0..3 {
+            let failures = self.healing_round(round)?;
+            if failures.is_empty() {
+                return Ok(());
+            }
+            if self.reinstalled.is_empty() || round == 2 {
+                return Err(format!(
+                    "healing check: round {round} still failed (device, sender, sender device): \
+                     {failures:?}"
+                ));
+            }
+            for (id, jid, device) in failures {
+                if self.trace {
+                    println!("  {id} runs `hush session reset {jid} {device}`");
+                }
+                hush_store::reset_sessions(&mut self.dev(id).store, &jid, Some(device)).unwrap();
+            }
+        }
+        unreachable!("the last round returns")
+    }
+
+    /// One round of [`World::check_healing`]; returns the failures it showed, as `(device,
+    /// sender, sender device)`.
+    fn healing_round(&mut self, round: usize) -> Result<Vec<(u32, String, u32)>, String> {
         let first = self.sent.len();
+        let shown_before: BTreeMap<u32, usize> = self
+            .devices
+            .iter()
+            .map(|(id, d)| (*id, d.shown.len()))
+            .collect();
         for from in self.alive() {
             let jid = self.devices[&from].jid.clone();
             for to in ACCOUNTS.iter().filter(|a| **a != jid) {
-                let text = format!("healing check from {from} to {to}");
+                let text = format!("healing check {round} from {from} to {to}");
                 let readers = self
                     .send(from, to, &text)
                     .map_err(|e| format!("healing check: device {from} cannot write: {e}"))?;
@@ -1368,6 +1484,19 @@ impl World {
         if let Some(v) = self.violations.first() {
             return Err(format!("healing check: {v}"));
         }
+        let mut failures = Vec::new();
+        for (id, d) in &self.devices {
+            for x in &d.shown[shown_before[id]..] {
+                if x.failed {
+                    failures.push((*id, x.from.clone(), x.device));
+                }
+            }
+        }
+        if !failures.is_empty() {
+            failures.sort();
+            failures.dedup();
+            return Ok(failures);
+        }
         for s in &self.sent[first..] {
             for r in &s.readers {
                 let dev = &self.devices[r];
@@ -1380,7 +1509,7 @@ impl World {
                 }
             }
         }
-        Ok(())
+        Ok(failures)
     }
 }
 
@@ -1494,6 +1623,8 @@ pub enum Action {
     AddDevice { account: usize },
     /// A device is removed from its account's list (never the account's last one).
     RemoveDevice { device: usize },
+    /// A device loses its data and comes back under the same id with new keys.
+    Reinstall { device: usize },
     /// A device's user switches encryption off (or back on) for a conversation.
     SwitchOff {
         device: usize,
@@ -1598,6 +1729,10 @@ impl World {
                     self.remove_device(id);
                 }
             }
+            Action::Reinstall { device } => {
+                let id = self.pick_device(device);
+                self.reinstall(id);
+            }
             Action::SwitchOff { device, peer, off } => {
                 let id = self.pick_device(device);
                 let peer = ACCOUNTS[peer % ACCOUNTS.len()];
@@ -1666,10 +1801,14 @@ impl World {
 /// other account reaches everyone.
 pub fn simulate(seed: u64, actions: &[Action]) -> Result<(), String> {
     let mut w = World::new(seed);
+    w.trace = std::env::var_os("HUSH_SIMULATION_TRACE").is_some();
     for d in DEVICES {
         w.add_device(account_of(d), d);
     }
     for (n, a) in actions.iter().enumerate() {
+        if w.trace {
+            println!("{n}: {a:?} (alive: {:?})", w.alive());
+        }
         w.apply(n, a);
         if let Some(v) = w.violations.first() {
             return Err(format!("step {n} ({a:?}): {v}"));
@@ -1725,7 +1864,8 @@ pub fn random_action<R: RngExt>(rng: &mut R) -> Action {
         },
         172..175 => Action::AddDevice { account },
         175..177 => Action::RemoveDevice { device },
-        177..179 => Action::SwitchOff {
+        177 => Action::Reinstall { device },
+        178 => Action::SwitchOff {
             device,
             peer: account,
             off: rng.random_bool(0.5),
