@@ -132,6 +132,9 @@ pub struct Sent {
     /// it to live (those listed when it was transmitted).
     pub readers: Vec<u32>,
     pub in_clear: bool,
+    /// The element, when it was encrypted: a copy of it that failed under other ids (a
+    /// replay) is recognised by its content digest.
+    pub element: Option<EncryptedElement>,
     /// It left the device (a message in clear stored but not sent before a crash never does).
     pub transmitted: bool,
 }
@@ -644,6 +647,10 @@ impl World {
                 readers.clone()
             },
             in_clear,
+            element: match &payload {
+                Payload::Encrypted(el) => Some(el.clone()),
+                _ => None,
+            },
             transmitted: false,
         });
         let index = self.sent.len() - 1;
@@ -1387,9 +1394,17 @@ impl World {
                             && (!s.in_clear || m.ids.origin_id.as_deref() == Some(&s.origin_id))
                     })
                     .count();
-                let failed = history
-                    .iter()
-                    .any(|m| m.error.is_some() && m.ids.origin_id.as_deref() == Some(&s.origin_id));
+                // Its failure is stored under its own ids, or under those of a copy that failed
+                // first (a replay with new ids), which has the same content digest.
+                let digest = s
+                    .element
+                    .as_ref()
+                    .and_then(|el| el.content_digest(&dev.jid, *r));
+                let failed = history.iter().any(|m| {
+                    m.error.is_some()
+                        && (m.ids.origin_id.as_deref() == Some(&s.origin_id)
+                            || (digest.is_some() && m.ids.digest == digest))
+                });
                 let over_budget = dev
                     .shown
                     .iter()
