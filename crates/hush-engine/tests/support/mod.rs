@@ -1473,7 +1473,10 @@ impl World {
             .collect();
         for from in self.alive() {
             let jid = self.devices[&from].jid.clone();
-            for to in ACCOUNTS.iter().filter(|a| **a != jid) {
+            let others = ACCOUNTS
+                .iter()
+                .filter(|a| **a != jid && self.lists.get(**a).is_some_and(|l| !l.is_empty()));
+            for to in others.collect::<Vec<_>>() {
                 let text = format!("healing check {round} from {from} to {to}");
                 let readers = self
                     .send(from, to, &text)
