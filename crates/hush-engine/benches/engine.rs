@@ -12,7 +12,7 @@
 mod support;
 
 use criterion::{criterion_group, criterion_main, BatchSize, Criterion};
-use hush_engine::{Engine, Inbound, InboundPayload};
+use hush_engine::Engine;
 use hush_store::{SessionKey, Store};
 use rand::rngs::StdRng;
 use rand::SeedableRng;
@@ -41,17 +41,6 @@ fn world() -> (World, Vec<support::Envelope>) {
     (w, inbox)
 }
 
-fn inbound(env: &support::Envelope) -> Inbound {
-    Inbound {
-        sender: env.sender.clone(),
-        peer: env.peer.clone(),
-        payload: InboundPayload::Omemo(Ok(env.element.clone())),
-        ids: env.ids.clone(),
-        sent_at: None,
-        sender_bundle: None,
-    }
-}
-
 /// Bob's store after reading the first `n` messages of `inbox` through the engine.
 fn store_after(
     bob: &hush_store::MemoryStore,
@@ -66,8 +55,8 @@ fn store_after(
         let shown = support::receive_step(
             &mut engine,
             &mut store,
-            inbound(env),
-            &std::collections::BTreeMap::new(),
+            &Default::default(),
+            env.clone(),
             1_700_000_000,
             &mut rng,
         );
@@ -108,7 +97,7 @@ fn one_message(c: &mut Criterion) {
     group.bench_function("core_open", |b| {
         b.iter_batched(
             || (session.clone(), StdRng::seed_from_u64(1)),
-            |(session, mut rng)| core_read(&device, &message.element, session, &mut rng),
+            |(session, mut rng)| core_read(&device, message.element(), session, &mut rng),
             BatchSize::SmallInput,
         )
     });
@@ -116,12 +105,18 @@ fn one_message(c: &mut Criterion) {
         b.iter_batched(
             || {
                 let engine = Engine::new(BOB, device.clone());
-                (engine, inbound(message), StdRng::seed_from_u64(1))
+                (engine, message.clone(), StdRng::seed_from_u64(1))
             },
-            |(mut engine, inbound, mut rng)| {
-                let step = engine
-                    .receive(&before, inbound, 1_700_000_000, &mut rng)
-                    .unwrap();
+            |(mut engine, env, mut rng)| {
+                let bundles = Default::default();
+                let step = support::receive_one(
+                    &mut engine,
+                    &before,
+                    &bundles,
+                    env,
+                    1_700_000_000,
+                    &mut rng,
+                );
                 (step, engine)
             },
             BatchSize::SmallInput,
@@ -142,7 +137,7 @@ fn bench(c: &mut Criterion) {
             || (session.clone(), StdRng::seed_from_u64(1)),
             |(mut session, mut rng)| {
                 for env in &inbox {
-                    session = core_read(&device, &env.element, session, &mut rng);
+                    session = core_read(&device, env.element(), session, &mut rng);
                 }
                 session
             },
@@ -154,28 +149,19 @@ fn bench(c: &mut Criterion) {
             || {
                 let store = bob.store.clone();
                 let engine = Engine::new(BOB, device.clone());
-                // What the shell hands over, built outside the measurement (the parser makes
+                // What the shell hands over, copied outside the measurement (the parser makes
                 // it; the core bench gets its elements ready-made too).
-                let inbound: Vec<Inbound> = inbox
-                    .iter()
-                    .map(|env| Inbound {
-                        sender: env.sender.clone(),
-                        peer: env.peer.clone(),
-                        payload: InboundPayload::Omemo(Ok(env.element.clone())),
-                        ids: env.ids.clone(),
-                        sent_at: None,
-                        sender_bundle: None,
-                    })
-                    .collect();
-                (store, engine, inbound, StdRng::seed_from_u64(1))
+                let inbox = inbox.clone();
+                (store, engine, inbox, StdRng::seed_from_u64(1))
             },
-            |(mut store, mut engine, inbound, mut rng)| {
-                for inbound in inbound {
+            |(mut store, mut engine, inbox, mut rng)| {
+                let bundles = Default::default();
+                for env in inbox {
                     let shown = support::receive_step(
                         &mut engine,
                         &mut store,
-                        inbound,
-                        &std::collections::BTreeMap::new(),
+                        &bundles,
+                        env,
                         1_700_000_000,
                         &mut rng,
                     );

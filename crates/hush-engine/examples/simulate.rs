@@ -1,26 +1,45 @@
-//! The long run of the account-engine simulation (the test suite runs a fixed number of
-//! short schedules): random schedules of sends, deliveries in any order, duplicates and
-//! crashes over four devices of three accounts, until `--steps` actions have run. Prints the
-//! seed of the first failing schedule, which `--seed SEED` replays.
+//! The long run of the account-engine simulation (the test suite runs a fixed set of shorter
+//! schedules): random schedules of everything the simulation models — sends, deliveries in any
+//! order, losses the archive recovers, held-back messages, duplicates, crashes at any point of
+//! the shell, devices added and removed, time passing, and a hostile server — over three
+//! accounts, until `--steps` actions have run. Schedules are spread over `--threads` threads
+//! (default: every core). Prints the seed of every failing schedule; `--seed SEED` replays one,
+//! and `--seed SEED --shrink` also looks for the shortest part of it that still fails.
 //!
 //! ```sh
 //! cargo run --release -p hush-engine --example simulate -- --steps 1000000
-//! cargo run --release -p hush-engine --example simulate -- --seed 1234
+//! cargo run --release -p hush-engine --example simulate -- --seed 1234 --shrink
 //! ```
 
 #[path = "../tests/support/mod.rs"]
 mod support;
 
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Mutex;
 use std::time::Instant;
 
-use rand::rngs::StdRng;
-use rand::{RngExt, SeedableRng};
+/// The longest schedule a seed stands for.
+const MAX_LEN: usize = 200;
 
-/// The schedule a seed stands for: its length and actions come from the seed alone.
-fn schedule(seed: u64) -> Vec<support::Action> {
-    let mut rng = StdRng::seed_from_u64(seed);
-    let len = rng.random_range(1..=200);
-    support::random_schedule(&mut rng, len)
+/// Removes actions from a failing schedule as long as it still fails (one at a time, from the
+/// end, until no single removal keeps it failing): what is left is a scenario to read.
+fn shrink(seed: u64, mut actions: Vec<support::Action>) -> (Vec<support::Action>, String) {
+    let mut error = support::simulate(seed, &actions).expect_err("the schedule fails");
+    loop {
+        let mut smaller = false;
+        for i in (0..actions.len()).rev() {
+            let mut fewer = actions.clone();
+            fewer.remove(i);
+            if let Err(e) = support::simulate(seed, &fewer) {
+                actions = fewer;
+                error = e;
+                smaller = true;
+            }
+        }
+        if !smaller {
+            return (actions, error);
+        }
+    }
 }
 
 fn main() -> std::process::ExitCode {
@@ -32,35 +51,70 @@ fn main() -> std::process::ExitCode {
             .and_then(|v| v.parse::<u64>().ok())
     };
     if let Some(seed) = value("--seed") {
-        return match support::simulate(seed, &schedule(seed)) {
+        let actions = support::schedule(seed, MAX_LEN);
+        return match support::simulate(seed, &actions) {
             Ok(()) => {
-                println!("seed {seed}: ok");
+                println!("seed {seed}: ok ({} steps)", actions.len());
                 std::process::ExitCode::SUCCESS
             }
             Err(e) => {
                 println!("seed {seed}: FAILED: {e}");
+                if args.iter().any(|a| a == "--shrink") {
+                    let (minimal, error) = shrink(seed, actions);
+                    println!("shrunk to {} actions: {error}\n{minimal:#?}", minimal.len());
+                }
                 std::process::ExitCode::FAILURE
             }
         };
     }
     let budget = value("--steps").unwrap_or(1_000_000);
     let first = value("--first-seed").unwrap_or(0);
-    let started = Instant::now();
-    let (mut steps, mut runs) = (0u64, 0u64);
-    let mut seed = first;
-    while steps < budget {
-        let actions = schedule(seed);
-        steps += actions.len() as u64;
-        runs += 1;
-        if let Err(e) = support::simulate(seed, &actions) {
-            println!("FAILED at seed {seed} (replay: --seed {seed}): {e}");
-            return std::process::ExitCode::FAILURE;
-        }
-        seed += 1;
-    }
-    println!(
-        "{steps} steps in {runs} schedules (seeds {first}..{seed}), no invariant broken, {:.1} s",
-        started.elapsed().as_secs_f64()
+    let threads = value("--threads").map_or_else(
+        || std::thread::available_parallelism().map_or(1, |n| n.get()),
+        |t| t.max(1) as usize,
     );
-    std::process::ExitCode::SUCCESS
+    let started = Instant::now();
+    // Seeds are handed out in order; a thread takes the next one until the steps are done.
+    let next = AtomicU64::new(first);
+    let steps = AtomicU64::new(0);
+    let runs = AtomicU64::new(0);
+    let stop = AtomicBool::new(false);
+    let failures = Mutex::new(Vec::new());
+    std::thread::scope(|s| {
+        for _ in 0..threads {
+            s.spawn(|| {
+                while !stop.load(Ordering::Relaxed) && steps.load(Ordering::Relaxed) < budget {
+                    let seed = next.fetch_add(1, Ordering::Relaxed);
+                    let actions = support::schedule(seed, MAX_LEN);
+                    let result = support::simulate(seed, &actions);
+                    steps.fetch_add(actions.len() as u64, Ordering::Relaxed);
+                    runs.fetch_add(1, Ordering::Relaxed);
+                    if let Err(e) = result {
+                        println!("FAILED at seed {seed} (replay: --seed {seed}): {e}");
+                        failures.lock().unwrap().push(seed);
+                        // The other threads finish the schedule they are on, then stop.
+                        stop.store(true, Ordering::Relaxed);
+                    }
+                }
+            });
+        }
+    });
+    let (steps, runs) = (steps.into_inner(), runs.into_inner());
+    let last = next.into_inner();
+    let mut failures = failures.into_inner().unwrap();
+    failures.sort_unstable();
+    let elapsed = started.elapsed().as_secs_f64();
+    if failures.is_empty() {
+        println!(
+            "{steps} steps in {runs} schedules (seeds {first}..{last}) on {threads} threads, \
+             no invariant broken, {elapsed:.1} s"
+        );
+        std::process::ExitCode::SUCCESS
+    } else {
+        println!(
+            "{steps} steps in {runs} schedules on {threads} threads, {elapsed:.1} s; failing \
+             seeds: {failures:?}"
+        );
+        std::process::ExitCode::FAILURE
+    }
 }

@@ -141,7 +141,7 @@ impl Engine {
             return Ok(None);
         }
         let mut ids = inbound.ids.clone();
-        ids.digest = el.content_digest(&self.jid, self.device_id());
+        ids.digest = el.digest_for(&self.jid, self.device_id(), &inbound.sender);
         if store.is_known(&inbound.sender, &ids)? {
             return Ok(None);
         }
@@ -190,7 +190,7 @@ impl Engine {
         // carries new stanza ids (or none): a replay is skipped silently only if the message
         // it copies was authenticated (see `Store::is_known`).
         if let InboundPayload::Omemo(Ok(el)) = &payload {
-            ids.digest = el.content_digest(&self.jid, self.device_id());
+            ids.digest = el.digest_for(&self.jid, self.device_id(), &sender);
         }
         if store.is_known(&sender, &ids)? {
             return Ok(ReceiveStep::nothing());
@@ -625,7 +625,16 @@ impl Engine {
                 };
                 let mut notice = ReceiveStep::nothing();
                 notice.transaction.stranger = row;
-                Some(m.failed(notice, sid, suite, reason))
+                // The notice is about the sender, not about this message: stored under the
+                // message's ids, it would be taken for a copy of an earlier failure of the
+                // same message (an archived copy arriving just as the budget runs out) and
+                // dropped unseen, while the budget records the sender as told — everything
+                // after it would then be ignored without a word.
+                let sender = Message {
+                    ids: MessageIds::default(),
+                    ..m.clone()
+                };
+                Some(sender.failed(notice, sid, suite, reason))
             }
         })
     }
@@ -744,6 +753,7 @@ pub(crate) fn first_trust<S: Store + ?Sized>(
 }
 
 /// The facts of one incoming message the records are made of.
+#[derive(Clone)]
 struct Message {
     sender: String,
     peer: String,

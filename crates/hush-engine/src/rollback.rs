@@ -200,10 +200,10 @@ impl Engine {
         {
             return Ok(None);
         }
-        // Recognised exactly as `receive` recognises copies (our digest is usually absent:
-        // a device does not encrypt for itself).
+        // Recognised exactly as `receive` recognises copies: by ids, or by the digest every
+        // sent message is stored with (a replay under new ids is no sign of anything).
         let mut ids = inbound.ids.clone();
-        ids.digest = element.content_digest(&self.jid, self.device_id());
+        ids.digest = element.digest_for(&self.jid, self.device_id(), &inbound.sender);
         if store.is_known(&inbound.sender, &ids)? {
             return Ok(None);
         }

@@ -398,7 +398,9 @@ impl Engine {
             .map(|(j, d, s)| (SessionKey::new(suite, j, *d), s.clone()))
             .collect();
         let stanza = String::from(&element.to_element()).into_bytes();
-        let (origin_id, outgoing) = self.outgoing(&to, text, Some(suite), stanza, now, rng);
+        let (origin_id, mut outgoing) = self.outgoing(&to, text, Some(suite), stanza, now, rng);
+        // Known by content too, should a server send it back to us under new ids.
+        outgoing.ids.digest = element.sent_digest();
         let devices = targets.iter().map(|(j, d, _)| (j.clone(), *d)).collect();
         Ok(Prepared {
             transaction: Transaction {

@@ -76,6 +76,39 @@ impl EncryptedElement {
         Some(h.finalize().into())
     }
 
+    /// What identifies this message as its sender sent it, whoever receives it: SHA-256 over
+    /// the suite, the sender device, the IV and the payload (kept apart from
+    /// [`Self::content_digest`] by a label). `None` for an empty message. A device does not
+    /// encrypt for itself, so it has no content digest of its own messages: it records this
+    /// one instead, and knows a copy of what it sent coming back under new ids (a server
+    /// replaying it) for what it is.
+    pub fn sent_digest(&self) -> Option<[u8; 32]> {
+        use sha2::Digest;
+        let payload = self.payload.as_deref()?;
+        let mut h = sha2::Sha256::new();
+        let mut part = |bytes: &[u8]| {
+            h.update((bytes.len() as u64).to_be_bytes());
+            h.update(bytes);
+        };
+        part(b"hush sent message");
+        part(self.suite.name().as_bytes());
+        part(&self.sid.to_be_bytes());
+        part(self.iv.as_deref().unwrap_or_default());
+        part(payload);
+        Some(h.finalize().into())
+    }
+
+    /// What identifies this message for `rid` of `jid`: its [sent digest](Self::sent_digest)
+    /// when `rid` is the sending device itself (a copy of our own message), else its
+    /// [content digest](Self::content_digest).
+    pub fn digest_for(&self, jid: &str, rid: u32, sender_jid: &str) -> Option<[u8; 32]> {
+        if sender_jid == jid && self.sid == rid {
+            self.sent_digest()
+        } else {
+            self.content_digest(jid, rid)
+        }
+    }
+
     /// Serializes to XML.
     pub fn to_element(&self) -> Element {
         let ns = self.suite.namespace();
