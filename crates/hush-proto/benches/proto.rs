@@ -1,5 +1,6 @@
-//! Criterion benches of the protocol core: XEdDSA, X3DH, established-session messages and
-//! multi-device fan-out, in both suites where they differ.
+//! Criterion benches of the protocol core: XEdDSA, X3DH, established-session messages,
+//! multi-device fan-out, in both suites where they differ, and what one message costs against
+//! the largest session record a peer can make us keep.
 
 use std::hint::black_box;
 
@@ -7,7 +8,7 @@ use criterion::{criterion_group, criterion_main, Criterion};
 use hush_proto::{xeddsa, IdentityKeyPair, Suite};
 
 mod fixtures;
-use fixtures::{Established, KeyExchange};
+use fixtures::{Established, FullRecord, KeyExchange};
 
 fn signatures(c: &mut Criterion) {
     let id = IdentityKeyPair::from_secret([7; 32]);
@@ -67,5 +68,35 @@ fn messages(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, signatures, x3dh, messages);
+/// A peer that starts over again and again fills our record with earlier states, each holding
+/// skipped message keys; every message from that peer reads the whole record, and one that no
+/// state can read (forged, or garbage) is tried on the earlier states too.
+fn full_record(c: &mut Criterion) {
+    let suite = Suite::Omemo2;
+    // 41 starts: the current state and as many earlier ones as are kept; each start skips as
+    // many keys as one message may.
+    let mut full = FullRecord::new(suite, 41, hush_proto::MAX_SKIP_PER_MESSAGE);
+    let record = hush_proto::Session::from_bytes(&full.record).unwrap();
+    eprintln!(
+        "full record: {} bytes, {} earlier states",
+        full.record.len(),
+        record.previous_states()
+    );
+    let mut group = c.benchmark_group(format!("record/{suite}"));
+    // Each forged message takes tens of milliseconds: fewer samples keep the run short.
+    group.sample_size(20);
+    group.bench_function("read a full record", |b| {
+        b.iter(|| hush_proto::Session::from_bytes(black_box(&full.record)).unwrap())
+    });
+    group.bench_function(
+        "genuine message against a full record (read, open, write)",
+        |b| b.iter(|| full.open_genuine()),
+    );
+    group.bench_function("forged message against a full record (read, open)", |b| {
+        b.iter(|| assert!(full.open_forged()))
+    });
+    group.finish();
+}
+
+criterion_group!(benches, signatures, x3dh, messages, full_record);
 criterion_main!(benches);
