@@ -75,7 +75,11 @@ fn full_record(c: &mut Criterion) {
     let suite = Suite::Omemo2;
     // 41 starts: the current state and as many earlier ones as are kept; each start skips as
     // many keys as one message may.
-    let mut full = FullRecord::new(suite, 41, hush_proto::MAX_SKIP_PER_MESSAGE);
+    let mut full = FullRecord::new(
+        suite,
+        hush_proto::MAX_PREVIOUS_STATES + 1,
+        hush_proto::MAX_SKIP_PER_MESSAGE,
+    );
     let record = hush_proto::Session::from_bytes(&full.record).unwrap();
     eprintln!(
         "full record: {} bytes, {} earlier states",

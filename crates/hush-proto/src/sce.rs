@@ -275,6 +275,21 @@ pub fn open(bytes: &[u8], expect: Expect<'_>) -> Result<Envelope> {
     })
 }
 
+/// The `<time/>` stamp of an envelope in unix seconds, and nothing else checked: the sender's
+/// clock when it wrote the message. The envelope travels inside the encryption, so once the
+/// message has authenticated, only the sending device can have set it (see
+/// [`Session`](crate::Session), which orders a peer's messages by it). `None` if `bytes` is not
+/// an envelope within the limits of [`open`], or has no stamp it can read.
+pub fn stamp(bytes: &[u8]) -> Option<u64> {
+    let el = bounded_xml::parse(bytes, &LIMITS).ok()?;
+    if !el.is("envelope", NS) {
+        return None;
+    }
+    el.get_child("time", NS)?
+        .attr("stamp")
+        .and_then(parse_xep0082_datetime)
+}
+
 /// A `<body xmlns='jabber:client'>` element, the usual content.
 pub fn body(text: &str) -> Element {
     Element::builder("body", "jabber:client")
@@ -374,6 +389,27 @@ mod tests {
             seed = seed.wrapping_add(0x9e37_79b9_7f4a_7c15);
             let _ = parse_xep0082_datetime(&s);
         }
+    }
+
+    /// The stamp is read from an envelope with one, and from nothing else.
+    #[test]
+    fn stamp_of_an_envelope() {
+        let with = seal(
+            &[body("x")],
+            "a@b.c",
+            "d@e.f",
+            Some(1_795_435_200),
+            &mut Counter(0),
+        );
+        assert_eq!(stamp(&with.unwrap()), Some(1_795_435_200));
+        let without = seal(&[body("x")], "a@b.c", "d@e.f", None, &mut Counter(0)).unwrap();
+        assert_eq!(stamp(&without), None);
+        let foreign =
+            b"<envelope xmlns='urn:example'><time stamp='2026-11-23T12:00:00Z'/></envelope>";
+        assert_eq!(stamp(foreign), None, "not an SCE envelope");
+        let unreadable = format!("<envelope xmlns='{NS}'><time stamp='yesterday'/></envelope>");
+        assert_eq!(stamp(unreadable.as_bytes()), None);
+        assert_eq!(stamp(b"just bytes"), None);
     }
 
     #[test]
