@@ -301,6 +301,7 @@ impl State {
             ad_recv: self.ad_recv.clone(),
             root: r.root.to_vec(),
             dhs: r.dhs.secret_bytes().to_vec(),
+            dhs_public: Some(r.dhs.public().to_vec()),
             dhr: r.dhr.map(|k| k.to_vec()),
             cks: r.cks.as_ref().map(|k| k.to_vec()),
             ns: r.ns,
@@ -320,15 +321,22 @@ impl State {
     }
 
     /// Restores a state from its protobuf record (its `previous` field is the caller's).
-    fn from_pb(pb: &PbSession) -> Result<Self> {
+    /// `known`: an identity key already read from the same record, taken as it is when the
+    /// record names it again with the same bytes (checking a key costs two field inversions,
+    /// and all states of a record share the peer).
+    fn from_pb(pb: &PbSession, known: Option<&IdentityKey>) -> Result<Self> {
         let bad = ProtoError::CorruptState;
         let suite = Suite::from_name(&pb.suite)?;
         let k32 = |v: &[u8]| -> Result<[u8; 32]> {
             v.try_into()
                 .map_err(|_| bad("session key has the wrong length"))
         };
-        let peer_identity = IdentityKey::from_ed25519(k32(&pb.peer_ed)?)?;
-        if peer_identity.curve25519() != k32(&pb.peer_curve)? {
+        let (ed, curve) = (k32(&pb.peer_ed)?, k32(&pb.peer_curve)?);
+        let peer_identity = match known {
+            Some(k) if k.ed25519() == ed && k.curve25519() == curve => *k,
+            _ => IdentityKey::from_ed25519(ed)?,
+        };
+        if peer_identity.curve25519() != curve {
             return Err(bad("session identity forms disagree"));
         }
         if pb.skipped.len() > MAX_SKIPPED_KEYS
@@ -349,7 +357,10 @@ impl State {
         }
         let ratchet = Ratchet {
             root: Zeroizing::new(k32(&pb.root)?),
-            dhs: KeyPair::from_secret(k32(&pb.dhs)?),
+            dhs: match pb.dhs_public.as_deref() {
+                Some(public) => KeyPair::from_stored(k32(&pb.dhs)?, k32(public)?),
+                None => KeyPair::from_secret(k32(&pb.dhs)?),
+            },
             dhr: pb.dhr.as_deref().map(k32).transpose()?,
             cks: pb.cks.as_deref().map(k32).transpose()?.map(Zeroizing::new),
             ns: pb.ns,
@@ -477,9 +488,11 @@ pub(crate) enum Reader {
 /// The record holds at most [`MAX_SKIPPED_KEYS`] skipped message keys across all its states
 /// (the least recently used states lose theirs first, each its oldest first), and each state
 /// at most 32 earlier ratchet keys of the peer, so a full record (41 states) is at most 140 KB
-/// serialised (137 KB measured with every field at its largest, test
+/// serialised (138 KB measured with every field at its largest, test
 /// `a_full_record_stays_small`); with the keys bounded per state it could reach 2.9 MB, read
-/// back and written again for every message from that peer.
+/// back and written again for every message from that peer. Reading a state does no public-key
+/// arithmetic either: the public half of its ratchet key is stored with the secret, and the
+/// peer's identity key is checked once per record, not once per state.
 ///
 /// [`MAX_SKIP_PER_MESSAGE`]: crate::MAX_SKIP_PER_MESSAGE
 #[derive(Clone)]
@@ -764,7 +777,7 @@ impl Session {
         if pb.previous.len() > MAX_PREVIOUS_STATES {
             return Err(bad("session keeps more earlier states than allowed"));
         }
-        let current = State::from_pb(&pb)?;
+        let current = State::from_pb(&pb, None)?;
         let mut previous = VecDeque::with_capacity(pb.previous.len());
         for bytes in &pb.previous {
             let state = PbSession::decode(bytes.as_slice())
@@ -772,7 +785,7 @@ impl Session {
             if !state.previous.is_empty() {
                 return Err(bad("an earlier session state holds states of its own"));
             }
-            let state = State::from_pb(&state)?;
+            let state = State::from_pb(&state, Some(&current.peer_identity))?;
             if !state.peer_identity.same_identity(&current.peer_identity)
                 || state.suite != current.suite
             {
@@ -836,6 +849,10 @@ struct PbSession {
     /// The state's latest stamp (absent in records written before stamps were kept).
     #[prost(uint64, optional, tag = "23")]
     last_stamp: Option<u64>,
+    /// The public half of `dhs`, so that reading the state needs no scalar multiplication
+    /// (absent in records written before it was kept: then it is computed).
+    #[prost(bytes = "vec", optional, tag = "24")]
+    dhs_public: Option<Vec<u8>>,
 }
 
 impl Drop for PbSession {
@@ -893,6 +910,7 @@ mod tests {
             kex_ek: key(99),
             previous: Vec::new(),
             last_stamp: Some(u64::MAX),
+            dhs_public: Some(key(10)),
         }
     }
 
@@ -950,6 +968,26 @@ mod tests {
             .collect();
         assert_eq!(kept.first(), Some(&(u32::MAX - 600)));
         assert_eq!(kept.last(), Some(&(u32::MAX - 699)));
+    }
+
+    /// A state's ratchet key pair reads back from its two stored halves; a record written
+    /// before the public half was kept computes it from the secret.
+    #[test]
+    fn the_ratchet_key_pair_reads_back_with_or_without_its_public_half() {
+        let pair = KeyPair::from_secret([5; 32]);
+        let mut pb = largest_state(0, 9);
+        pb.dhs = pair.secret_bytes().to_vec();
+        pb.dhs_public = Some(pair.public().to_vec());
+        let stored = Session::from_bytes(&pb.encode_to_vec()).unwrap();
+        assert_eq!(stored.current.ratchet.dhs.public(), pair.public());
+        pb.dhs_public = None;
+        let older = Session::from_bytes(&pb.encode_to_vec()).unwrap();
+        assert_eq!(older.current.ratchet.dhs.public(), pair.public());
+        assert_eq!(
+            older.to_bytes(),
+            stored.to_bytes(),
+            "written back with the half"
+        );
     }
 
     /// The stamp of a state survives the store, and an older record without one reads as none.
