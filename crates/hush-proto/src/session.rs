@@ -77,9 +77,9 @@ pub(crate) struct State {
     initiation: Initiation,
     pending_kex: Option<PendingKex>,
     kex_ek: [u8; 32],
-    /// The latest stamp among the messages read on this state that carried one: the peer's
-    /// clock (unix seconds) when it last wrote on this state, as far as we know.
-    last_stamp: Option<u64>,
+    /// The earliest stamp among the messages read on this state that carried one: the peer's
+    /// clock (unix seconds) when it first wrote on this state, as far as we know.
+    first_stamp: Option<u64>,
 }
 
 impl core::fmt::Debug for State {
@@ -91,7 +91,7 @@ impl core::fmt::Debug for State {
             .field("confirmed", &self.pending_kex.is_none())
             .field("sent", &self.ratchet.ns)
             .field("received", &self.ratchet.nr)
-            .field("last_stamp", &self.last_stamp)
+            .field("first_stamp", &self.first_stamp)
             .finish_non_exhaustive()
     }
 }
@@ -158,7 +158,7 @@ impl State {
                 own_identity,
             }),
             kex_ek: ephemeral.public(),
-            last_stamp: None,
+            first_stamp: None,
         })
     }
 
@@ -200,7 +200,7 @@ impl State {
             initiation: Initiation::Passive,
             pending_kex: None,
             kex_ek: kex.ek,
-            last_stamp: None,
+            first_stamp: None,
         })
     }
 
@@ -254,16 +254,16 @@ impl State {
     /// Takes in the stamp of a message read on this state.
     fn note_stamp(&mut self, stamp: Option<u64>) {
         if let Some(t) = stamp {
-            self.last_stamp = Some(self.last_stamp.map_or(t, |last| last.max(t)));
+            self.first_stamp = Some(self.first_stamp.map_or(t, |first| first.min(t)));
         }
     }
 
-    /// Whether a new key exchange stamped `stamp` is late: the peer wrote it before its latest
-    /// message on this state, so it is not the peer starting over (see [`Session`]).
+    /// Whether a new key exchange stamped `stamp` is late: the peer wrote it before it wrote
+    /// on this state, so it is not the peer starting over (see [`Session`]).
     fn outdates(&self, stamp: Option<u64>) -> bool {
-        match (stamp, self.last_stamp) {
-            (Some(kex), Some(last)) => {
-                kex < last || (kex == last && self.initiation == Initiation::Active)
+        match (stamp, self.first_stamp) {
+            (Some(kex), Some(first)) => {
+                kex < first || (kex == first && self.initiation == Initiation::Active)
             }
             _ => false,
         }
@@ -316,7 +316,7 @@ impl State {
             pending_own_identity: self.pending_kex.as_ref().map(|p| p.own_identity.clone()),
             kex_ek: self.kex_ek.to_vec(),
             previous: Vec::new(),
-            last_stamp: self.last_stamp,
+            first_stamp: self.first_stamp,
         }
     }
 
@@ -396,7 +396,7 @@ impl State {
             },
             pending_kex,
             kex_ek: k32(&pb.kex_ek)?,
-            last_stamp: pb.last_stamp,
+            first_stamp: pb.first_stamp,
         })
     }
 }
@@ -448,20 +448,23 @@ pub(crate) enum Reader {
 /// a restart would move us to a state the peer no longer has, and it would read nothing we
 /// send. The order of arrival cannot tell the two apart; the peer's own clock can. In OMEMO:2
 /// every payload is an SCE envelope (XEP-0420) whose `<time/>` stamp travels inside the
-/// encryption, so only the peer sets it. Each state keeps the latest stamp read on it, and a
-/// new key exchange stays an earlier state when its stamp shows it was written before the
-/// peer's latest message on the current one. Stamps count whole seconds (XEP-0082 allows
-/// fractions; Hush writes none and reads none), so equal stamps need a rule of their own: a late
-/// key exchange is the trace of a race in which the peer took *our* key exchange over its own,
-/// and such a race fits in a second. So against a current state we started, a key exchange
-/// stamped in the same second as the peer's latest message on it is late; against a state the
-/// peer started itself, it is a restart (the peer had no other reason for a second key exchange
-/// of its own). A peer that restarted within that second and finds us still sending on the old
-/// state keeps sending its key exchange (nobody answered it); the first copy stamped after its
-/// latest message on our current state makes its state current. Without stamps on both sides —
-/// legacy OMEMO, which has no authenticated time, or a current state on which only empty
-/// messages were read — a new key exchange is a restart, as it was before stamps were kept. The
-/// rule trusts the peer's clock not to run backwards between two of its messages.
+/// encryption, so only the peer sets it. Each state keeps the earliest stamp read on it, and a
+/// new key exchange stays an earlier state when its stamp shows it was written before the peer
+/// first wrote on the current one: the late key exchange was, since the peer wrote on our state
+/// only after dropping its own, while a restart comes after everything the peer wrote on the
+/// old state. Comparing with the earliest stamp rather than the latest keeps a restart a
+/// restart even when the peer's clock was set back meanwhile, unless by more than the whole
+/// time the state was in use. Stamps count whole seconds (XEP-0082 allows fractions; Hush writes
+/// none and reads none), so equal stamps need a rule of their own: a late key exchange is the
+/// trace of a race in which the peer took *our* key exchange over its own, and such a race fits
+/// in a second. So against a current state we started, a key exchange stamped in the same
+/// second as the peer's first message on it is late; against a state the peer started itself,
+/// it is a restart (the peer had no other reason for a second key exchange of its own). A peer
+/// that restarted within that second and finds us still sending on the old state keeps sending
+/// its key exchange (nobody answered it); the first copy stamped later makes its state current.
+/// Without stamps on both sides — legacy OMEMO, which has no authenticated time, or a current
+/// state on which only empty messages were read — a new key exchange is a restart, as it was
+/// before stamps were kept.
 ///
 /// # What one message can cost
 ///
@@ -624,10 +627,10 @@ impl Session {
                     // A copy of a key exchange we have moved past (the peer sent it before
                     // reading ours) must not move us back: a peer like python-omemo has
                     // discarded that state, and a peer that kept it settles on ours by itself
-                    // (our messages reach it without a key exchange). A copy the peer wrote
-                    // after its latest message on the current state is a restart we took for
-                    // late (equal stamps): the peer is on that state now.
-                    matches!((stamp, current.last_stamp), (Some(t), Some(last)) if t > last)
+                    // (our messages reach it without a key exchange). A copy stamped after the
+                    // peer first wrote on the current state is a restart we took for late
+                    // (equal stamps): the peer is on that state now.
+                    matches!((stamp, current.first_stamp), (Some(t), Some(first)) if t > first)
                 };
                 (index, moves)
             }
@@ -846,9 +849,9 @@ struct PbSession {
     /// Earlier states of the session, each a `PbSession` without states of its own.
     #[prost(bytes = "vec", repeated, tag = "22")]
     previous: Vec<Vec<u8>>,
-    /// The state's latest stamp (absent in records written before stamps were kept).
+    /// The state's earliest stamp (absent in records written before stamps were kept).
     #[prost(uint64, optional, tag = "23")]
-    last_stamp: Option<u64>,
+    first_stamp: Option<u64>,
     /// The public half of `dhs`, so that reading the state needs no scalar multiplication
     /// (absent in records written before it was kept: then it is computed).
     #[prost(bytes = "vec", optional, tag = "24")]
@@ -909,7 +912,7 @@ mod tests {
             pending_own_identity: Some(own),
             kex_ek: key(99),
             previous: Vec::new(),
-            last_stamp: Some(u64::MAX),
+            first_stamp: Some(u64::MAX),
             dhs_public: Some(key(10)),
         }
     }
@@ -994,10 +997,10 @@ mod tests {
     #[test]
     fn stamps_survive_the_store() {
         let session = Session::from_bytes(&record(&[0, 0])).unwrap();
-        assert_eq!(session.current.last_stamp, Some(u64::MAX));
+        assert_eq!(session.current.first_stamp, Some(u64::MAX));
         let mut pb = largest_state(0, 9);
-        pb.last_stamp = None;
+        pb.first_stamp = None;
         let session = Session::from_bytes(&pb.encode_to_vec()).unwrap();
-        assert_eq!(session.current.last_stamp, None);
+        assert_eq!(session.current.first_stamp, None);
     }
 }

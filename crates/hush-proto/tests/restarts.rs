@@ -94,7 +94,7 @@ fn late_key_exchange(alice_first: u64, alice_later: u64) {
 }
 
 #[test]
-fn a_key_exchange_stamped_before_the_peers_latest_message_is_late() {
+fn a_key_exchange_stamped_before_the_peer_wrote_on_our_state_is_late() {
     late_key_exchange(0, 1);
 }
 
@@ -105,10 +105,10 @@ fn a_key_exchange_stamped_in_the_same_second_against_our_own_state_is_late() {
     late_key_exchange(0, 0);
 }
 
-/// Alice and Bob talk on a state `starter` started, every message stamped `T0`; then Alice
-/// starts over from Bob's bundle and writes, stamped `restart`. Returns both, Bob having read
-/// Alice's new key exchange.
-fn talk_then_alice_restarts(starter: &str, restart: u64) -> (Party, Party) {
+/// Alice and Bob talk on a state `starter` started, stamped `T0`, and Alice writes once more
+/// on it stamped `T0 + alice_until`; then Alice starts over from Bob's bundle and writes,
+/// stamped `T0 + restart`. Returns both, Bob having read Alice's new key exchange.
+fn talk_then_alice_restarts(starter: &str, alice_until: u64, restart: u64) -> (Party, Party) {
     let mut alice = Party::new(A, 11, 3);
     let mut bob = Party::new(B, 22, 4);
     if starter == A {
@@ -124,6 +124,8 @@ fn talk_then_alice_restarts(starter: &str, restart: u64) -> (Party, Party) {
         let reply = write(&mut alice, B, 22, "hi", T0);
         assert_eq!(read(&mut bob, A, &reply).unwrap(), "hi");
     }
+    let more = write(&mut alice, B, 22, "more", T0 + alice_until);
+    assert_eq!(read(&mut bob, A, &more).unwrap(), "more");
     // `hush session reset`, or a restored backup: Alice's state is gone.
     alice.sessions.clear();
     alice.connect(SUITE, &[&bob]);
@@ -142,27 +144,38 @@ fn bob_reaches_alice(alice: &mut Party, bob: &mut Party, at: u64) {
 }
 
 #[test]
-fn a_restart_stamped_after_the_peers_latest_message_becomes_current() {
+fn a_restart_stamped_after_the_peers_messages_becomes_current() {
     for starter in [A, B] {
-        let (mut alice, mut bob) = talk_then_alice_restarts(starter, 1);
+        let (mut alice, mut bob) = talk_then_alice_restarts(starter, 0, 1);
         bob_reaches_alice(&mut alice, &mut bob, 2);
     }
 }
 
-/// A restart within the second of the peer's last message, on a state the peer started: the
+/// The peer's clock was set back between its last message on the old state and its restart:
+/// the restart is stamped before that last message, but after its first one, so it is still a
+/// restart. (Comparing with the latest stamp would take it for late.)
+#[test]
+fn a_restart_after_the_peers_clock_was_set_back_is_still_a_restart() {
+    for starter in [A, B] {
+        let (mut alice, mut bob) = talk_then_alice_restarts(starter, 100, 50);
+        bob_reaches_alice(&mut alice, &mut bob, 51);
+    }
+}
+
+/// A restart within the second of the peer's first message, on a state the peer started: the
 /// peer had no reason to hold two key exchanges of its own but starting over.
 #[test]
 fn a_restart_in_the_same_second_against_the_peers_own_state_becomes_current() {
-    let (mut alice, mut bob) = talk_then_alice_restarts(A, 0);
+    let (mut alice, mut bob) = talk_then_alice_restarts(A, 0, 0);
     bob_reaches_alice(&mut alice, &mut bob, 0);
 }
 
-/// A restart within the second of the peer's last message on a state we started looks exactly
+/// A restart within the second of the peer's first message on a state we started looks exactly
 /// like a late key exchange, and is kept as an earlier state. The peer still sends its key
 /// exchange (nobody answered it on its state); its next message stamped later moves us there.
 #[test]
 fn a_restart_in_the_same_second_against_our_own_state_converges_on_the_next_message() {
-    let (mut alice, mut bob) = talk_then_alice_restarts(B, 0);
+    let (mut alice, mut bob) = talk_then_alice_restarts(B, 0, 0);
     assert_eq!(stored(&mut bob).initiation(), Initiation::Active);
     let again = write(&mut alice, B, 22, "anyone there?", T0 + 1);
     assert!(carries_kex(&again), "Alice's new state is still unanswered");
