@@ -8,7 +8,7 @@ use criterion::{criterion_group, criterion_main, Criterion};
 use hush_proto::{xeddsa, IdentityKeyPair, Suite};
 
 mod fixtures;
-use fixtures::{Established, FullRecord, KeyExchange};
+use fixtures::{Established, FullRecord, KeyExchange, ALICE, BOB};
 
 fn signatures(c: &mut Criterion) {
     let id = IdentityKeyPair::from_secret([7; 32]);
@@ -68,6 +68,27 @@ fn messages(c: &mut Criterion) {
     group.finish();
 }
 
+/// The SCE envelope of a short message: the full check the account layer runs, and the stamp
+/// alone, which `open` reads for every OMEMO:2 message (so each envelope is parsed twice).
+fn envelopes(c: &mut Criterion) {
+    let mut rng = fixtures::rng(3);
+    let body = hush_proto::sce::body(
+        "a message of about a hundred characters, as people write them, give or take a few",
+    );
+    let env = hush_proto::sce::seal(&[body], ALICE, BOB, Some(1_795_435_200), &mut rng).unwrap();
+    let expect = hush_proto::sce::Expect {
+        from: ALICE,
+        to: BOB,
+        require_to: true,
+    };
+    c.bench_function("sce/open (parse and check)", |b| {
+        b.iter(|| hush_proto::sce::open(black_box(&env), expect).unwrap())
+    });
+    c.bench_function("sce/stamp (parse, read the time)", |b| {
+        b.iter(|| hush_proto::sce::stamp(black_box(&env)).unwrap())
+    });
+}
+
 /// A peer that starts over again and again fills our record with earlier states, each holding
 /// skipped message keys; every message from that peer reads the whole record, and one that no
 /// state can read (forged, or garbage) is tried on the earlier states too.
@@ -102,5 +123,5 @@ fn full_record(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, signatures, x3dh, messages, full_record);
+criterion_group!(benches, signatures, x3dh, messages, envelopes, full_record);
 criterion_main!(benches);

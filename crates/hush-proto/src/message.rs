@@ -10,6 +10,7 @@
 //! session and the consumed one-time prekey for the caller to persist in the same transaction as
 //! the plaintext.
 
+use minidom::Element;
 use rand_core::CryptoRng;
 use zeroize::Zeroizing;
 
@@ -103,6 +104,22 @@ pub struct Opened {
     /// The message carried a key exchange: XEP-0384 says to answer with an empty message so
     /// the sender stops sending it.
     pub was_key_exchange: bool,
+    /// OMEMO:2: the payload parsed as an SCE envelope, or why it is not one. `open` parses it
+    /// to read the stamp; [`Opened::envelope`] checks it without parsing it again.
+    parsed_envelope: Option<Result<Element>>,
+}
+
+impl Opened {
+    /// The payload's SCE envelope (OMEMO:2), checked against `expect`: what [`sce::open`] says
+    /// of the payload, from the parse `open` already made.
+    pub fn envelope(&self, expect: sce::Expect<'_>) -> Result<sce::Envelope> {
+        match (&self.parsed_envelope, &self.payload) {
+            (Some(Ok(el)), _) => sce::check(el, expect),
+            (Some(Err(e)), _) => Err(e.clone()),
+            (None, Some(payload)) => sce::open(payload, expect),
+            (None, None) => Err(ProtoError::Envelope("the message has no payload".into())),
+        }
+    }
 }
 
 /// What becomes of the session's states once a message has authenticated.
@@ -149,9 +166,10 @@ impl LocalDevice {
     /// session as [`Session`] describes. A message without one is read by the current state or
     /// an earlier one. Nothing is returned unless the whole message authenticates.
     ///
-    /// For OMEMO:2 the `<time/>` stamp of the payload's SCE envelope is read (nothing else of
-    /// it is checked here: that is [`sce::open`]'s job, with the JIDs the caller knows) and
-    /// kept with the state that read it: it tells a late key exchange from a restart.
+    /// For OMEMO:2 the payload is parsed as an SCE envelope, and its `<time/>` stamp is kept
+    /// with the state that read the message: it tells a late key exchange from a restart.
+    /// Nothing else of the envelope is checked here; [`Opened::envelope`] does that with the
+    /// JIDs the caller knows, from the same parse.
     pub fn open<R: CryptoRng + ?Sized>(
         &self,
         element: &EncryptedElement,
@@ -228,9 +246,13 @@ impl LocalDevice {
         )?;
         // OMEMO:2 payloads are SCE envelopes; their stamp is the sender's clock, set inside
         // the encryption. Legacy payloads carry no time.
-        let stamp = match suite {
-            Suite::Omemo2 => payload.as_deref().and_then(|p| sce::stamp(p)),
+        let parsed_envelope = match suite {
+            Suite::Omemo2 => payload.as_deref().map(|p| sce::parse(p)),
             Suite::Legacy => None,
+        };
+        let stamp = match &parsed_envelope {
+            Some(Ok(envelope)) => sce::stamp_of(envelope),
+            _ => None,
         };
         match place {
             Place::Read(reader) => session.settle(reader, stamp),
@@ -244,6 +266,7 @@ impl LocalDevice {
             consumed_prekey,
             sender_identity,
             was_key_exchange: entry.kex,
+            parsed_envelope,
         })
     }
 }

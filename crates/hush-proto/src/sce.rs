@@ -208,6 +208,11 @@ const LIMITS: bounded_xml::Limits = bounded_xml::Limits {
 /// refused before its tree grows past the limit; one that is not well-formed restricted XML
 /// (comments, processing instructions and DTDs included) is [`ProtoError::Envelope`].
 pub fn open(bytes: &[u8], expect: Expect<'_>) -> Result<Envelope> {
+    check(&parse(bytes)?, expect)
+}
+
+/// The first half of [`open`]: the bounded parse, and the root's name.
+pub(crate) fn parse(bytes: &[u8]) -> Result<Element> {
     // The tree is built by a parser that counts what it builds: no recursion over a depth the
     // sender chose, and no tree larger than the limits, whatever the bytes contain.
     let el = bounded_xml::parse(bytes, &LIMITS).map_err(|e| {
@@ -224,6 +229,11 @@ pub fn open(bytes: &[u8], expect: Expect<'_>) -> Result<Envelope> {
             el.ns()
         )));
     }
+    Ok(el)
+}
+
+/// The second half of [`open`]: the checks on an envelope [`parse`] returned.
+pub(crate) fn check(el: &Element, expect: Expect<'_>) -> Result<Envelope> {
     let content = el
         .get_child("content", NS)
         .ok_or_else(|| ProtoError::Envelope("no <content/>".into()))?
@@ -281,11 +291,13 @@ pub fn open(bytes: &[u8], expect: Expect<'_>) -> Result<Envelope> {
 /// [`Session`](crate::Session), which orders a peer's messages by it). `None` if `bytes` is not
 /// an envelope within the limits of [`open`], or has no stamp it can read.
 pub fn stamp(bytes: &[u8]) -> Option<u64> {
-    let el = bounded_xml::parse(bytes, &LIMITS).ok()?;
-    if !el.is("envelope", NS) {
-        return None;
-    }
-    el.get_child("time", NS)?
+    stamp_of(&parse(bytes).ok()?)
+}
+
+/// The stamp of an envelope [`parse`] returned.
+pub(crate) fn stamp_of(envelope: &Element) -> Option<u64> {
+    envelope
+        .get_child("time", NS)?
         .attr("stamp")
         .and_then(parse_xep0082_datetime)
 }

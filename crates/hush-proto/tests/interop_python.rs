@@ -125,17 +125,15 @@ impl Hush {
     fn open(&mut self, xml: &str) -> Result<(Option<String>, bool), ProtoError> {
         let opened = self.party.receive(PY, xml)?;
         let kex = opened.was_key_exchange;
-        let body = opened.payload.map(|p| match self.suite {
+        let body = opened.payload.as_ref().map(|p| match self.suite {
             Suite::Omemo2 => {
-                let env = sce::open(
-                    &p,
-                    sce::Expect {
+                let env = opened
+                    .envelope(sce::Expect {
                         from: PY,
                         to: HUSH,
                         require_to: true,
-                    },
-                )
-                .unwrap();
+                    })
+                    .unwrap();
                 env.content
                     .iter()
                     .find(|c| c.name() == "body")

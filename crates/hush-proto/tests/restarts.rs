@@ -28,17 +28,14 @@ fn write(from: &mut Party, to: &str, device: u32, text: &str, at: u64) -> String
 /// The body of an envelope `reader` opens from `sender`.
 fn read(reader: &mut Party, sender: &str, xml: &str) -> Result<String, ProtoError> {
     let opened = reader.receive(sender, xml)?;
-    let Some(payload) = opened.payload else {
+    if opened.payload.is_none() {
         return Ok(String::new());
-    };
-    let env = sce::open(
-        &payload,
-        sce::Expect {
-            from: sender,
-            to: &reader.jid,
-            require_to: true,
-        },
-    )?;
+    }
+    let env = opened.envelope(sce::Expect {
+        from: sender,
+        to: &reader.jid,
+        require_to: true,
+    })?;
     Ok(env.content.iter().map(|c| c.text()).collect())
 }
 

@@ -581,3 +581,42 @@ fn skipped_keys_are_bounded_across_the_record() {
         }
     }
 }
+
+/// `Opened::envelope` checks the parse `open` made exactly as `sce::open` checks the payload:
+/// the same envelope, the same refusals.
+#[test]
+fn the_opened_envelope_is_what_sce_open_says() {
+    use hush_proto::sce;
+    let suite = Suite::Omemo2;
+    let (mut alice, mut bob) = pair(suite);
+    let envelope = sce::seal(&[sce::body("hi")], ALICE, BOB, Some(7), &mut alice.rng).unwrap();
+    let payloads: [&[u8]; 3] = [&envelope, b"not an envelope", b"<envelope xmlns='x'/>"];
+    for payload in payloads {
+        let xml = alice.send(suite, &[(BOB, 22)], Some(payload));
+        let opened = bob.receive(ALICE, &xml).unwrap();
+        for from in [ALICE, "mallory@example.org"] {
+            let expect = sce::Expect {
+                from,
+                to: BOB,
+                require_to: true,
+            };
+            assert_eq!(
+                opened.envelope(expect),
+                sce::open(payload, expect),
+                "{from}: {}",
+                String::from_utf8_lossy(payload)
+            );
+        }
+    }
+    let empty = alice.send(suite, &[(BOB, 22)], None);
+    let opened = bob.receive(ALICE, &empty).unwrap();
+    let expect = sce::Expect {
+        from: ALICE,
+        to: BOB,
+        require_to: false,
+    };
+    assert!(matches!(
+        opened.envelope(expect),
+        Err(ProtoError::Envelope(_))
+    ));
+}
