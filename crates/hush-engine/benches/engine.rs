@@ -2,9 +2,10 @@
 //!
 //! * `one message/core_open` and `one message/engine_receive` read the same message from the
 //!   same stored state: the protocol core alone (`LocalDevice::open` — Double Ratchet and
-//!   payload — and `sce::open`) against the engine's whole decision (deduplication, strangers
-//!   and trust, decryption, the envelope, the transaction). Their difference is the engine's
-//!   cost on top of the core. Committing the transaction is the store's cost, not included.
+//!   payload — and the SCE envelope's checks) against the engine's whole decision
+//!   (deduplication, strangers and trust, decryption, the envelope, the transaction). Their
+//!   difference is the engine's cost on top of the core. Committing the transaction is the
+//!   store's cost, not included.
 //! * `per 100 messages/…` run 100 in-order messages each, the engine's with every transaction
 //!   committed to an in-memory store and settled: the whole receive path without a network.
 
@@ -81,7 +82,7 @@ fn core_read(
         to: BOB,
         require_to: false,
     };
-    hush_proto::sce::open(o.payload.as_deref().unwrap(), expect).unwrap();
+    o.envelope(expect).unwrap();
     o.session
 }
 

@@ -400,21 +400,18 @@ impl Engine {
             let o = self.local.open(&el, &self.jid, &m.sender, existing, rng)?;
             let body = match (&o.payload, suite) {
                 (None, _) => None,
-                (Some(p), Suite::Omemo2) => {
+                (Some(_), Suite::Omemo2) => {
                     // The envelope must name the real sender and the conversation's addressee.
                     let to = if m.sender == self.jid {
                         m.peer.as_str()
                     } else {
                         self.jid.as_str()
                     };
-                    let env = sce::open(
-                        p,
-                        sce::Expect {
-                            from: &m.sender,
-                            to,
-                            require_to: false,
-                        },
-                    )?;
+                    let env = o.envelope(sce::Expect {
+                        from: &m.sender,
+                        to,
+                        require_to: false,
+                    })?;
                     Some(
                         env.content
                             .iter()

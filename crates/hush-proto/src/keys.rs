@@ -38,6 +38,16 @@ impl KeyPair {
         Self { secret, public }
     }
 
+    /// Restores a pair from its two halves as this crate stored them, without recomputing the
+    /// public key (a scalar multiplication): reading a session record with many states does
+    /// this for every state, on every message. The caller vouches that they belong together.
+    pub(crate) fn from_stored(secret: [u8; 32], public: [u8; 32]) -> Self {
+        Self {
+            secret: Zeroizing::new(clamp_integer(secret)),
+            public,
+        }
+    }
+
     /// A fresh pair from the caller's RNG.
     pub fn generate<R: CryptoRng + ?Sized>(rng: &mut R) -> Self {
         Self::from_secret(*random_32(rng))

@@ -50,5 +50,7 @@ pub use minidom::Element;
 /// The RNG trait every randomized operation takes (rand_core 0.10).
 pub use rand_core::CryptoRng;
 pub use ratchet::{MAX_SKIPPED_KEYS, MAX_SKIP_PER_MESSAGE};
-pub use session::{EncryptedKey, Initiation, Session, HEARTBEAT_AFTER};
+pub use session::{
+    EncryptedKey, Initiation, Session, HEARTBEAT_AFTER, MAX_EARLIER_STEPS, MAX_PREVIOUS_STATES,
+};
 pub use suite::Suite;

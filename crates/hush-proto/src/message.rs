@@ -10,6 +10,7 @@
 //! session and the consumed one-time prekey for the caller to persist in the same transaction as
 //! the plaintext.
 
+use minidom::Element;
 use rand_core::CryptoRng;
 use zeroize::Zeroizing;
 
@@ -18,7 +19,8 @@ use crate::element::{EncryptedElement, KeyEntry};
 use crate::error::{ProtoError, Result};
 use crate::keys::IdentityKey;
 use crate::payload;
-use crate::session::Session;
+use crate::sce;
+use crate::session::{Reader, Session};
 use crate::suite::Suite;
 use crate::wire;
 
@@ -102,6 +104,31 @@ pub struct Opened {
     /// The message carried a key exchange: XEP-0384 says to answer with an empty message so
     /// the sender stops sending it.
     pub was_key_exchange: bool,
+    /// OMEMO:2: the payload parsed as an SCE envelope, or why it is not one. `open` parses it
+    /// to read the stamp; [`Opened::envelope`] checks it without parsing it again.
+    parsed_envelope: Option<Result<Element>>,
+}
+
+impl Opened {
+    /// The payload's SCE envelope (OMEMO:2), checked against `expect`: what [`sce::open`] says
+    /// of the payload, from the parse `open` already made.
+    pub fn envelope(&self, expect: sce::Expect<'_>) -> Result<sce::Envelope> {
+        match (&self.parsed_envelope, &self.payload) {
+            (Some(Ok(el)), _) => sce::check(el, expect),
+            (Some(Err(e)), _) => Err(e.clone()),
+            (None, Some(payload)) => sce::open(payload, expect),
+            (None, None) => Err(ProtoError::Envelope("the message has no payload".into())),
+        }
+    }
+}
+
+/// What becomes of the session's states once a message has authenticated.
+enum Place {
+    /// A kept state read it.
+    Read(Reader),
+    /// A new key exchange built this state, to take into the stored session (boxed: a state
+    /// is large, and this is the rare case).
+    Adopt(Box<Session>),
 }
 
 impl LocalDevice {
@@ -156,6 +183,11 @@ impl LocalDevice {
     /// exchange); otherwise it builds a new state from our prekeys, taken into the stored
     /// session as [`Session`] describes. A message without one is read by the current state or
     /// an earlier one. Nothing is returned unless the whole message authenticates.
+    ///
+    /// For OMEMO:2 the payload is parsed as an SCE envelope, and its `<time/>` stamp is kept
+    /// with the state that read the message: it tells a late key exchange from a restart.
+    /// Nothing else of the envelope is checked here; [`Opened::envelope`] does that with the
+    /// JIDs the caller knows, from the same parse.
     pub fn open<R: CryptoRng + ?Sized>(
         &self,
         element: &EncryptedElement,
@@ -183,42 +215,46 @@ impl LocalDevice {
         let mut new_state = false;
         let mut identity_changed = false;
         let mut consumed_prekey = None;
-        let (key_material, session, sender_identity) = if entry.kex {
+        // Which state read the message is settled only once the payload has authenticated
+        // too: where a new state goes may depend on the stamp inside the payload.
+        let (key_material, mut session, sender_identity, place) = if entry.kex {
             let kex = wire::decode_kex(suite, &entry.data)?;
             let had_session = existing.is_some();
-            let mut staged = existing.filter(|s| s.peer_identity().same_identity(&kex.identity));
+            let staged = existing.filter(|s| s.peer_identity().same_identity(&kex.identity));
             let known = staged.as_ref().and_then(|s| s.state_built_from(&kex.ek));
-            let km = match (staged.as_mut(), known) {
-                (Some(session), Some(index)) => {
-                    session.decrypt_key_in(index, &kex.message, empty, rng)?
+            let (km, session, place) = match (staged, known) {
+                (Some(mut session), Some(index)) => {
+                    let km = session.decrypt_key_in(index, &kex.message, rng)?;
+                    (
+                        km,
+                        session,
+                        Place::Read(Reader::KeyExchange { index, empty }),
+                    )
                 }
-                _ => {
+                (staged, _) => {
                     let spk = self.signed_prekey_by_id(kex.spk_id)?;
                     let opk = self.prekey_by_id(kex.pk_id)?;
                     let mut fresh =
                         Session::from_key_exchange(suite, self.identity(), spk, opk, &kex)?;
-                    let km = fresh.decrypt_key(&kex.message, rng)?;
+                    let (km, _) = fresh.decrypt_key(&kex.message, rng)?;
                     new_state = true;
                     consumed_prekey = Some(kex.pk_id);
                     identity_changed = had_session && staged.is_none();
-                    match staged.as_mut() {
-                        Some(session) => session.adopt(fresh),
-                        None => staged = Some(fresh),
+                    match staged {
+                        Some(session) => (km, session, Place::Adopt(Box::new(fresh))),
+                        None => (km, fresh, Place::Read(Reader::Message(0))),
                     }
-                    km
                 }
             };
-            let session =
-                staged.ok_or(ProtoError::CorruptState("no session after key exchange"))?;
-            (km, session, kex.identity)
+            (km, session, kex.identity, place)
         } else {
             let mut session = existing.ok_or_else(|| ProtoError::NoSession {
                 jid: sender_jid.to_owned(),
                 device: element.sid,
             })?;
-            let km = session.decrypt_key(&entry.data, rng)?;
+            let (km, index) = session.decrypt_key(&entry.data, rng)?;
             let identity = *session.peer_identity();
-            (km, session, identity)
+            (km, session, identity, Place::Read(Reader::Message(index)))
         };
         let payload = payload::open(
             suite,
@@ -226,6 +262,20 @@ impl LocalDevice {
             element.payload.as_deref(),
             element.iv.as_deref(),
         )?;
+        // OMEMO:2 payloads are SCE envelopes; their stamp is the sender's clock, set inside
+        // the encryption. Legacy payloads carry no time.
+        let parsed_envelope = match suite {
+            Suite::Omemo2 => payload.as_deref().map(|p| sce::parse(p)),
+            Suite::Legacy => None,
+        };
+        let stamp = match &parsed_envelope {
+            Some(Ok(envelope)) => sce::stamp_of(envelope),
+            _ => None,
+        };
+        match place {
+            Place::Read(reader) => session.settle(reader, stamp),
+            Place::Adopt(fresh) => session.adopt(*fresh, stamp),
+        }
         Ok(Opened {
             payload,
             session,
@@ -234,6 +284,7 @@ impl LocalDevice {
             consumed_prekey,
             sender_identity,
             was_key_exchange: entry.kex,
+            parsed_envelope,
         })
     }
 }

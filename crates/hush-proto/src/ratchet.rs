@@ -10,8 +10,9 @@
 //!
 //! Decryption is transactional: every derived value lives in locals until the MAC has verified,
 //! so a forged, corrupted or replayed message leaves the state exactly as it was. Skipped message
-//! keys are bounded per message ([`MAX_SKIP_PER_MESSAGE`]) and per session
-//! ([`MAX_SKIPPED_KEYS`], oldest dropped first), so a hostile counter cannot exhaust memory.
+//! keys are bounded per message ([`MAX_SKIP_PER_MESSAGE`]) and per state ([`MAX_SKIPPED_KEYS`],
+//! oldest dropped first), so a hostile counter cannot exhaust memory; the session record holds
+//! its states to the same total (see `session`).
 
 use std::collections::VecDeque;
 
@@ -26,10 +27,35 @@ use crate::wire::{self, Header};
 
 /// The most message keys one incoming message may make us derive and keep.
 pub const MAX_SKIP_PER_MESSAGE: u32 = 1000;
-/// The most skipped message keys kept per session; older ones are deleted first.
+/// The most skipped message keys kept per session, all its states together; older ones are
+/// deleted first (see [`Session`](crate::Session) for which).
 pub const MAX_SKIPPED_KEYS: usize = 1000;
 /// How many previous remote ratchet keys we remember to tell replays from new ratchet steps.
 pub(crate) const OLD_RATCHET_KEYS: usize = 32;
+
+/// The expensive work one decryption attempt may do on a state; looking up a skipped message
+/// key (one MAC check at most) is always allowed. The session record decides, so that one
+/// message cannot make it run this work on every state it keeps.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Effort {
+    /// Advance the receiving chain the header names, deriving up to
+    /// [`MAX_SKIP_PER_MESSAGE`] message keys.
+    pub chain: bool,
+    /// Run a DH ratchet step for a ratchet key the state does not know: two X25519 agreements,
+    /// a new key pair, and up to [`MAX_SKIP_PER_MESSAGE`] derived keys.
+    pub step: bool,
+}
+
+impl Effort {
+    /// Whatever the message takes.
+    pub const ALL: Self = Self {
+        chain: true,
+        step: true,
+    };
+}
+
+/// What a state answers for a message it was not allowed to work on: it did not read it.
+const NOT_TRIED: ProtoError = ProtoError::AuthenticationFailed("ratchet message");
 
 /// A message key kept for a message that has not arrived yet.
 #[derive(Clone)]
@@ -209,7 +235,9 @@ impl Ratchet {
         Ok(seal(suite, &mk, &header, ad, plaintext))
     }
 
-    /// Decrypts a framed message. On any error the state is unchanged.
+    /// Decrypts a framed message, with whatever work it takes. On any error the state is
+    /// unchanged.
+    #[cfg(test)]
     pub fn decrypt<R: CryptoRng + ?Sized>(
         &mut self,
         suite: Suite,
@@ -218,11 +246,24 @@ impl Ratchet {
         rng: &mut R,
     ) -> Result<Zeroizing<Vec<u8>>> {
         let msg = wire::decode_message(suite, bytes)?;
+        self.decrypt_message(suite, ad, &msg, Effort::ALL, rng)
+    }
+
+    /// Decrypts a decoded message, doing only the expensive work `effort` allows. On any error
+    /// the state is unchanged.
+    pub fn decrypt_message<R: CryptoRng + ?Sized>(
+        &mut self,
+        suite: Suite,
+        ad: &[u8],
+        msg: &wire::RatchetMessage,
+        effort: Effort,
+        rng: &mut R,
+    ) -> Result<Zeroizing<Vec<u8>>> {
         let h = msg.header;
 
         // 1. A message we skipped earlier.
         if let Some(i) = self.skipped.iter().position(|k| k.dh == h.dh && k.n == h.n) {
-            let plaintext = open(suite, &self.skipped[i].mk, ad, &msg)?;
+            let plaintext = open(suite, &self.skipped[i].mk, ad, msg)?;
             self.skipped.remove(i);
             return Ok(plaintext);
         }
@@ -233,13 +274,16 @@ impl Ratchet {
                 return Err(ProtoError::MessageKeyGone { counter: h.n });
             }
             check_skip(h.n - self.nr)?;
+            if !effort.chain {
+                return Err(NOT_TRIED);
+            }
             let mut ck = self.ckr.clone().expect("checked above");
             let mut new_skipped = Vec::new();
             let mk = Zeroizing::new(advance(&mut ck, self.nr, h.n, &h.dh, &mut new_skipped));
             let next =
                 h.n.checked_add(1)
                     .ok_or(ProtoError::CorruptState("receiving counter overflow"))?;
-            let plaintext = open(suite, &mk, ad, &msg)?;
+            let plaintext = open(suite, &mk, ad, msg)?;
             self.ckr = Some(ck);
             self.nr = next;
             self.store_skipped(new_skipped);
@@ -252,6 +296,9 @@ impl Ratchet {
         }
 
         // 4. A new ratchet key from the peer: DH ratchet step, all in locals first.
+        if !effort.step {
+            return Err(NOT_TRIED);
+        }
         let mut new_skipped = Vec::new();
         let mut old_ck = self.ckr.clone();
         // How far the previous chain went. OMEMO:2 (and python's oldmemo) send its length;
@@ -280,7 +327,7 @@ impl Ratchet {
         let new_dhs = KeyPair::generate(rng);
         let (root2, cks) = kdf_rk(suite, &root1, &*new_dhs.dh(&h.dh)?);
         let mk = Zeroizing::new(advance(&mut ckr, 0, h.n, &h.dh, &mut new_skipped));
-        let plaintext = open(suite, &mk, ad, &msg)?;
+        let plaintext = open(suite, &mk, ad, msg)?;
 
         // Commit.
         if let Some(old) = self.dhr.replace(h.dh) {

@@ -208,6 +208,11 @@ const LIMITS: bounded_xml::Limits = bounded_xml::Limits {
 /// refused before its tree grows past the limit; one that is not well-formed restricted XML
 /// (comments, processing instructions and DTDs included) is [`ProtoError::Envelope`].
 pub fn open(bytes: &[u8], expect: Expect<'_>) -> Result<Envelope> {
+    check(&parse(bytes)?, expect)
+}
+
+/// The first half of [`open`]: the bounded parse, and the root's name.
+pub(crate) fn parse(bytes: &[u8]) -> Result<Element> {
     // The tree is built by a parser that counts what it builds: no recursion over a depth the
     // sender chose, and no tree larger than the limits, whatever the bytes contain.
     let el = bounded_xml::parse(bytes, &LIMITS).map_err(|e| {
@@ -224,6 +229,11 @@ pub fn open(bytes: &[u8], expect: Expect<'_>) -> Result<Envelope> {
             el.ns()
         )));
     }
+    Ok(el)
+}
+
+/// The second half of [`open`]: the checks on an envelope [`parse`] returned.
+pub(crate) fn check(el: &Element, expect: Expect<'_>) -> Result<Envelope> {
     let content = el
         .get_child("content", NS)
         .ok_or_else(|| ProtoError::Envelope("no <content/>".into()))?
@@ -273,6 +283,23 @@ pub fn open(bytes: &[u8], expect: Expect<'_>) -> Result<Envelope> {
         from,
         time,
     })
+}
+
+/// The `<time/>` stamp of an envelope in unix seconds, and nothing else checked: the sender's
+/// clock when it wrote the message. The envelope travels inside the encryption, so once the
+/// message has authenticated, only the sending device can have set it (see
+/// [`Session`](crate::Session), which orders a peer's messages by it). `None` if `bytes` is not
+/// an envelope within the limits of [`open`], or has no stamp it can read.
+pub fn stamp(bytes: &[u8]) -> Option<u64> {
+    stamp_of(&parse(bytes).ok()?)
+}
+
+/// The stamp of an envelope [`parse`] returned.
+pub(crate) fn stamp_of(envelope: &Element) -> Option<u64> {
+    envelope
+        .get_child("time", NS)?
+        .attr("stamp")
+        .and_then(parse_xep0082_datetime)
 }
 
 /// A `<body xmlns='jabber:client'>` element, the usual content.
@@ -374,6 +401,27 @@ mod tests {
             seed = seed.wrapping_add(0x9e37_79b9_7f4a_7c15);
             let _ = parse_xep0082_datetime(&s);
         }
+    }
+
+    /// The stamp is read from an envelope with one, and from nothing else.
+    #[test]
+    fn stamp_of_an_envelope() {
+        let with = seal(
+            &[body("x")],
+            "a@b.c",
+            "d@e.f",
+            Some(1_795_435_200),
+            &mut Counter(0),
+        );
+        assert_eq!(stamp(&with.unwrap()), Some(1_795_435_200));
+        let without = seal(&[body("x")], "a@b.c", "d@e.f", None, &mut Counter(0)).unwrap();
+        assert_eq!(stamp(&without), None);
+        let foreign =
+            b"<envelope xmlns='urn:example'><time stamp='2026-11-23T12:00:00Z'/></envelope>";
+        assert_eq!(stamp(foreign), None, "not an SCE envelope");
+        let unreadable = format!("<envelope xmlns='{NS}'><time stamp='yesterday'/></envelope>");
+        assert_eq!(stamp(unreadable.as_bytes()), None);
+        assert_eq!(stamp(b"just bytes"), None);
     }
 
     #[test]

@@ -7,6 +7,21 @@
 //!
 //! Sessions are plain values: the caller persists them after every successful operation, before
 //! anything produced by that operation leaves the device.
+//!
+//! A [`Session`] is a record of Double Ratchet states with one device: the current one and up
+//! to [`MAX_PREVIOUS_STATES`] earlier ones. Which state is current — after simultaneous
+//! initiation, a restart by the peer, or a key exchange that arrives late — is described on
+//! [`Session`], and so are the bounds that keep a record cheap whatever a peer or a server
+//! sends:
+//!
+//! * One message that no state reads (forged, or garbage) makes at most 4 states derive
+//!   message keys (at most 1,000 each) and runs at most 3 DH ratchet steps (each two X25519
+//!   agreements and a new key pair), plus one MAC check per state holding a skipped key for its
+//!   header — instead of 41 states doing all of it.
+//! * A record holds at most 1,000 skipped message keys in all ([`MAX_SKIPPED_KEYS`]) and
+//!   serialises to at most 140 KB, instead of 1,000 keys per state and 2.9 MB.
+//!
+//! [`MAX_SKIPPED_KEYS`]: crate::MAX_SKIPPED_KEYS
 
 use std::collections::VecDeque;
 
@@ -17,7 +32,7 @@ use zeroize::{Zeroize, Zeroizing};
 use crate::bundle::Bundle;
 use crate::error::{ProtoError, Result};
 use crate::keys::{IdentityKey, IdentityKeyPair, KeyPair};
-use crate::ratchet::{Ratchet, SkippedKey};
+use crate::ratchet::{Effort, Ratchet, SkippedKey, MAX_SKIPPED_KEYS};
 use crate::suite::Suite;
 use crate::wire;
 use crate::x3dh;
@@ -62,6 +77,9 @@ pub(crate) struct State {
     initiation: Initiation,
     pending_kex: Option<PendingKex>,
     kex_ek: [u8; 32],
+    /// The earliest stamp among the messages read on this state that carried one: the peer's
+    /// clock (unix seconds) when it first wrote on this state, as far as we know.
+    first_stamp: Option<u64>,
 }
 
 impl core::fmt::Debug for State {
@@ -73,6 +91,7 @@ impl core::fmt::Debug for State {
             .field("confirmed", &self.pending_kex.is_none())
             .field("sent", &self.ratchet.ns)
             .field("received", &self.ratchet.nr)
+            .field("first_stamp", &self.first_stamp)
             .finish_non_exhaustive()
     }
 }
@@ -139,6 +158,7 @@ impl State {
                 own_identity,
             }),
             kex_ek: ephemeral.public(),
+            first_stamp: None,
         })
     }
 
@@ -180,6 +200,7 @@ impl State {
             initiation: Initiation::Passive,
             pending_kex: None,
             kex_ek: kex.ek,
+            first_stamp: None,
         })
     }
 
@@ -213,19 +234,39 @@ impl State {
         })
     }
 
-    /// Decrypts a ratchet message (the inner message of a key exchange, or a plain `<key>`).
-    /// The state changes only if the message authenticates.
-    fn decrypt_key<R: CryptoRng + ?Sized>(
+    /// Decrypts a ratchet message (the inner message of a key exchange, or a plain `<key>`),
+    /// doing only the work `effort` allows. The state changes only if the message
+    /// authenticates.
+    fn decrypt<R: CryptoRng + ?Sized>(
         &mut self,
-        message: &[u8],
+        message: &wire::RatchetMessage,
+        effort: Effort,
         rng: &mut R,
     ) -> Result<Zeroizing<Vec<u8>>> {
-        let plain = self
-            .ratchet
-            .decrypt(self.suite, &self.ad_recv, message, rng)?;
+        let plain =
+            self.ratchet
+                .decrypt_message(self.suite, &self.ad_recv, message, effort, rng)?;
         // A message from the peer proves it has the session: stop sending the key exchange.
         self.pending_kex = None;
         Ok(plain)
+    }
+
+    /// Takes in the stamp of a message read on this state.
+    fn note_stamp(&mut self, stamp: Option<u64>) {
+        if let Some(t) = stamp {
+            self.first_stamp = Some(self.first_stamp.map_or(t, |first| first.min(t)));
+        }
+    }
+
+    /// Whether a new key exchange stamped `stamp` is late: the peer wrote it before it wrote
+    /// on this state, so it is not the peer starting over (see [`Session`]).
+    fn outdates(&self, stamp: Option<u64>) -> bool {
+        match (stamp, self.first_stamp) {
+            (Some(kex), Some(first)) => {
+                kex < first || (kex == first && self.initiation == Initiation::Active)
+            }
+            _ => false,
+        }
     }
 
     /// True for a state we started whose key exchange the peer has not answered yet.
@@ -260,6 +301,7 @@ impl State {
             ad_recv: self.ad_recv.clone(),
             root: r.root.to_vec(),
             dhs: r.dhs.secret_bytes().to_vec(),
+            dhs_public: Some(r.dhs.public().to_vec()),
             dhr: r.dhr.map(|k| k.to_vec()),
             cks: r.cks.as_ref().map(|k| k.to_vec()),
             ns: r.ns,
@@ -274,22 +316,30 @@ impl State {
             pending_own_identity: self.pending_kex.as_ref().map(|p| p.own_identity.clone()),
             kex_ek: self.kex_ek.to_vec(),
             previous: Vec::new(),
+            first_stamp: self.first_stamp,
         }
     }
 
     /// Restores a state from its protobuf record (its `previous` field is the caller's).
-    fn from_pb(pb: &PbSession) -> Result<Self> {
+    /// `known`: an identity key already read from the same record, taken as it is when the
+    /// record names it again with the same bytes (checking a key costs two field inversions,
+    /// and all states of a record share the peer).
+    fn from_pb(pb: &PbSession, known: Option<&IdentityKey>) -> Result<Self> {
         let bad = ProtoError::CorruptState;
         let suite = Suite::from_name(&pb.suite)?;
         let k32 = |v: &[u8]| -> Result<[u8; 32]> {
             v.try_into()
                 .map_err(|_| bad("session key has the wrong length"))
         };
-        let peer_identity = IdentityKey::from_ed25519(k32(&pb.peer_ed)?)?;
-        if peer_identity.curve25519() != k32(&pb.peer_curve)? {
+        let (ed, curve) = (k32(&pb.peer_ed)?, k32(&pb.peer_curve)?);
+        let peer_identity = match known {
+            Some(k) if k.ed25519() == ed && k.curve25519() == curve => *k,
+            _ => IdentityKey::from_ed25519(ed)?,
+        };
+        if peer_identity.curve25519() != curve {
             return Err(bad("session identity forms disagree"));
         }
-        if pb.skipped.len() > crate::ratchet::MAX_SKIPPED_KEYS
+        if pb.skipped.len() > MAX_SKIPPED_KEYS
             || pb.old_dhr.len() > crate::ratchet::OLD_RATCHET_KEYS
         {
             return Err(bad("session keeps more keys than allowed"));
@@ -307,7 +357,10 @@ impl State {
         }
         let ratchet = Ratchet {
             root: Zeroizing::new(k32(&pb.root)?),
-            dhs: KeyPair::from_secret(k32(&pb.dhs)?),
+            dhs: match pb.dhs_public.as_deref() {
+                Some(public) => KeyPair::from_stored(k32(&pb.dhs)?, k32(public)?),
+                None => KeyPair::from_secret(k32(&pb.dhs)?),
+            },
             dhr: pb.dhr.as_deref().map(k32).transpose()?,
             cks: pb.cks.as_deref().map(k32).transpose()?.map(Zeroizing::new),
             ns: pb.ns,
@@ -343,6 +396,7 @@ impl State {
             },
             pending_kex,
             kex_ek: k32(&pb.kex_ek)?,
+            first_stamp: pb.first_stamp,
         })
     }
 }
@@ -351,6 +405,20 @@ impl State {
 /// 40 (`ARCHIVED_STATES_MAX_LENGTH`), and so do the clients built on it; we keep as many, so a
 /// message from any state a libsignal peer may still use finds its state here.
 pub const MAX_PREVIOUS_STATES: usize = 40;
+
+/// On how many earlier states, the most recently used first, one message may make us run a DH
+/// ratchet step (besides the current state; see [`Session`]).
+pub const MAX_EARLIER_STEPS: usize = 2;
+
+/// Which state of a session read a message, for [`Session::settle`]: 0 is the current state,
+/// `i + 1` earlier state `i`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Reader {
+    /// A message without a key exchange.
+    Message(usize),
+    /// A key exchange the state was built from, again; `empty`: the message had no payload.
+    KeyExchange { index: usize, empty: bool },
+}
 
 /// Our session with one remote device: the state we send with, and earlier states kept for
 /// messages the peer still sends on them (libsignal's "session record").
@@ -362,12 +430,74 @@ pub const MAX_PREVIOUS_STATES: usize = 40;
 /// on one state after a round trip, and no message sent on any kept state is lost.
 ///
 /// Which state we send with when a peer's key exchange arrives while our own is unanswered
-/// (see [`Session::adopt`]): ours stays current. Every peer ends up holding the state our key
-/// exchange builds — python-omemo even discards its own for it — so messages on ours are read
-/// by all of them. Two devices doing the same (two Hush devices) would never settle, so an
-/// *empty* key-exchange message on the peer's state — an answer from a peer that also kept its
-/// own — breaks the tie the same way on both sides: the state whose key exchange has the
+/// (the peer started at the same time as we did): ours stays current. Every peer ends up
+/// holding the state our key exchange builds — python-omemo even discards its own for it — so
+/// messages on ours are read by all of them. Two devices doing the same (two Hush devices)
+/// would never settle, so an *empty* key-exchange message on the peer's state — an answer from
+/// a peer that also kept its own — breaks the tie the same way on both sides: the state whose
+/// key exchange has the
 /// smaller ephemeral key wins.
+///
+/// # A new key exchange after the current state was answered: a restart, or late?
+///
+/// Usually the peer started over (`session reset`, a restored backup, a reinstall keeping its
+/// identity), dropped the state we hold, and its new state must become current. But the same
+/// message can also be a *late* one: the peer wrote it while our own key exchange was on its
+/// way, then read ours, dropped its own state for it (python-omemo does) and went on writing on
+/// ours — and a server delivered that first key exchange after the later messages. Taking it as
+/// a restart would move us to a state the peer no longer has, and it would read nothing we
+/// send. The order of arrival cannot tell the two apart; the peer's own clock can. In OMEMO:2
+/// every payload is an SCE envelope (XEP-0420) whose `<time/>` stamp travels inside the
+/// encryption, so only the peer sets it. Each state keeps the earliest stamp read on it, and a
+/// new key exchange stays an earlier state when its stamp shows it was written before the peer
+/// first wrote on the current one: the late key exchange was, since the peer wrote on our state
+/// only after dropping its own, while a restart comes after everything the peer wrote on the
+/// old state. Comparing with the earliest stamp rather than the latest keeps a restart a
+/// restart even when the peer's clock was set back meanwhile, unless by more than the whole
+/// time the state was in use. Stamps count whole seconds (XEP-0082 allows fractions; Hush writes
+/// none and reads none), so equal stamps need a rule of their own: a late key exchange is the
+/// trace of a race in which the peer took *our* key exchange over its own, and such a race fits
+/// in a second. So against a current state we started, a key exchange stamped in the same
+/// second as the peer's first message on it is late; against a state the peer started itself,
+/// it is a restart (the peer had no other reason for a second key exchange of its own). A peer
+/// that restarted within that second and finds us still sending on the old state keeps sending
+/// its key exchange (nobody answered it); the first copy stamped later makes its state current.
+/// Without stamps on both sides — legacy OMEMO, which has no authenticated time, or a current
+/// state on which only empty messages were read — a new key exchange is a restart, as it was
+/// before stamps were kept.
+///
+/// # What one message can cost
+///
+/// A message that the current state cannot read is tried on every earlier state, and a forged
+/// one (anyone relaying messages can make one) is read by none. The expensive work is bounded
+/// per message, not per state:
+///
+/// * Looking up a skipped message key: on every state; at most one MAC check each.
+/// * Walking a receiving chain to the header's counter (up to [`MAX_SKIP_PER_MESSAGE`] derived
+///   keys): on the current state, and on the first earlier state that knows the header's
+///   ratchet key. An honest peer makes a new ratchet key for every state, so no other state
+///   could read the message; a hostile one reusing a key gains nothing by it.
+/// * A DH ratchet step (two X25519 agreements, a new key pair, and up to
+///   [`MAX_SKIP_PER_MESSAGE`] derived keys): on the current state and on the
+///   [`MAX_EARLIER_STEPS`] most recently used earlier ones. The peer steps its ratchet on a
+///   state only in answer to a message we sent on it, and we send only with the current state;
+///   the states we sent with most recently are those, so a step on an older state would need
+///   the peer's answer to be overtaken by its messages on as many other states.
+///
+/// So a forged message makes at most 4 states derive message keys (at most
+/// [`MAX_SKIP_PER_MESSAGE`] each, 4,000 in all) and runs at most 3 DH ratchet steps, whatever
+/// the record holds; before these bounds each of 41 states could do both.
+///
+/// The record holds at most [`MAX_SKIPPED_KEYS`] skipped message keys across all its states
+/// (the least recently used states lose theirs first, each its oldest first), and each state
+/// at most 32 earlier ratchet keys of the peer, so a full record (41 states) is at most 140 KB
+/// serialised (138 KB measured with every field at its largest, test
+/// `a_full_record_stays_small`); with the keys bounded per state it could reach 2.9 MB, read
+/// back and written again for every message from that peer. Reading a state does no public-key
+/// arithmetic either: the public half of its ratchet key is stored with the secret, and the
+/// peer's identity key is checked once per record, not once per state.
+///
+/// [`MAX_SKIP_PER_MESSAGE`]: crate::MAX_SKIP_PER_MESSAGE
 #[derive(Clone)]
 pub struct Session {
     current: State,
@@ -426,21 +556,30 @@ impl Session {
     }
 
     /// Decrypts a ratchet message sent without a key exchange: with the current state, or else
-    /// with the first earlier state that reads it, which then becomes current. On failure
-    /// nothing changes and the current state's error is returned.
+    /// with the first earlier state that reads it within the bounds described on [`Session`].
+    /// Returns which state read it, for [`Session::settle`] once the whole message has
+    /// authenticated. On failure nothing changes and the current state's error is returned.
     pub(crate) fn decrypt_key<R: CryptoRng + ?Sized>(
         &mut self,
         message: &[u8],
         rng: &mut R,
-    ) -> Result<Zeroizing<Vec<u8>>> {
-        let first_error = match self.current.decrypt_key(message, rng) {
-            Ok(plain) => return Ok(plain),
+    ) -> Result<(Zeroizing<Vec<u8>>, usize)> {
+        let message = wire::decode_message(self.current.suite, message)?;
+        let first_error = match self.current.decrypt(&message, Effort::ALL, rng) {
+            Ok(plain) => return Ok((plain, 0)),
             Err(e) => e,
         };
-        for i in 0..self.previous.len() {
-            if let Ok(plain) = self.previous[i].decrypt_key(message, rng) {
-                self.promote(i);
-                return Ok(plain);
+        let dh = message.header.dh;
+        let mut chain_walked = self.current.ratchet.dhr == Some(dh);
+        for (i, state) in self.previous.iter_mut().enumerate() {
+            let knows_chain = state.ratchet.dhr == Some(dh);
+            let effort = Effort {
+                chain: knows_chain && !chain_walked,
+                step: i < MAX_EARLIER_STEPS,
+            };
+            chain_walked |= knows_chain;
+            if let Ok(plain) = state.decrypt(&message, effort, rng) {
+                return Ok((plain, i + 1));
             }
         }
         Err(first_error)
@@ -455,45 +594,79 @@ impl Session {
     }
 
     /// Decrypts the inner message of a repeated key exchange in the state it built (see
-    /// [`Session::state_built_from`]). The current state stays current, except to break the tie
-    /// described on [`Session`] between two unanswered key exchanges (`empty`: the message
-    /// carried no payload).
+    /// [`Session::state_built_from`]); [`Session::settle`] places the states afterwards.
     pub(crate) fn decrypt_key_in<R: CryptoRng + ?Sized>(
         &mut self,
         index: usize,
         message: &[u8],
-        empty: bool,
         rng: &mut R,
     ) -> Result<Zeroizing<Vec<u8>>> {
-        let Some(i) = index.checked_sub(1) else {
-            return self.current.decrypt_key(message, rng);
+        let message = wire::decode_message(self.current.suite, message)?;
+        self.state_mut(index)
+            .ok_or(ProtoError::CorruptState("no such session state"))?
+            .decrypt(&message, Effort::ALL, rng)
+    }
+
+    /// Once the whole message has authenticated (`stamp`: its SCE stamp, if it had one): notes
+    /// the stamp on the state that read it, and moves that state to current if the rules on
+    /// [`Session`] say so.
+    pub(crate) fn settle(&mut self, reader: Reader, stamp: Option<u64>) {
+        let (index, becomes_current) = match reader {
+            // A message without a key exchange on an earlier state: the peer sends with it.
+            Reader::Message(index) => (index, true),
+            Reader::KeyExchange { index, empty } => {
+                let current = &self.current;
+                let theirs_wins = index
+                    .checked_sub(1)
+                    .and_then(|i| self.previous.get(i))
+                    .is_some_and(|s| empty && s.kex_ek < current.kex_ek);
+                let moves = if current.awaits_answer() {
+                    // The tie between two unanswered key exchanges.
+                    theirs_wins
+                } else {
+                    // A copy of a key exchange we have moved past (the peer sent it before
+                    // reading ours) must not move us back: a peer like python-omemo has
+                    // discarded that state, and a peer that kept it settles on ours by itself
+                    // (our messages reach it without a key exchange). A copy stamped after the
+                    // peer first wrote on the current state is a restart we took for late
+                    // (equal stamps): the peer is on that state now.
+                    matches!((stamp, current.first_stamp), (Some(t), Some(first)) if t > first)
+                };
+                (index, moves)
+            }
         };
-        let state = self
-            .previous
-            .get_mut(i)
-            .ok_or(ProtoError::CorruptState("no such session state"))?;
-        let plain = state.decrypt_key(message, rng)?;
-        // Only the tie between two unanswered key exchanges moves us off the current state. A
-        // late copy of a key exchange we have moved past (the peer sent it before reading ours)
-        // must not: a peer like python-omemo has discarded that state, and a peer that kept it
-        // settles on ours by itself (our messages reach it without a key exchange).
-        let theirs_wins = empty && state.kex_ek < self.current.kex_ek;
-        if self.current.awaits_answer() && theirs_wins {
-            self.promote(i);
+        if let Some(state) = self.state_mut(index) {
+            state.note_stamp(stamp);
         }
-        Ok(plain)
+        if becomes_current {
+            if let Some(i) = index.checked_sub(1) {
+                self.promote(i);
+            }
+        }
+        self.trim_skipped();
     }
 
     /// Takes in the state a peer's new key exchange built (`new` holds just that state; its
-    /// identity key is this session's). It becomes current — a peer starting over — unless our
-    /// own key exchange is current and unanswered: then it is kept as an earlier state, and we
-    /// go on sending on ours (see [`Session`]).
-    pub(crate) fn adopt(&mut self, new: Session) {
-        if self.current.awaits_answer() {
-            self.push_previous(new.current);
+    /// identity key is this session's; `stamp`: the message's SCE stamp, if it had one). It
+    /// becomes current — a peer starting over — unless our own key exchange is current and
+    /// unanswered, or the stamp shows the key exchange is late: then it is kept as an earlier
+    /// state, and we go on sending on the current one (see [`Session`]).
+    pub(crate) fn adopt(&mut self, new: Session, stamp: Option<u64>) {
+        let mut new = new.current;
+        new.note_stamp(stamp);
+        if self.current.awaits_answer() || self.current.outdates(stamp) {
+            self.push_previous(new);
         } else {
-            let old = core::mem::replace(&mut self.current, new.current);
+            let old = core::mem::replace(&mut self.current, new);
             self.push_previous(old);
+        }
+        self.trim_skipped();
+    }
+
+    fn state_mut(&mut self, index: usize) -> Option<&mut State> {
+        match index.checked_sub(1) {
+            None => Some(&mut self.current),
+            Some(i) => self.previous.get_mut(i),
         }
     }
 
@@ -508,6 +681,30 @@ impl Session {
     fn push_previous(&mut self, state: State) {
         self.previous.push_front(state);
         self.previous.truncate(MAX_PREVIOUS_STATES);
+    }
+
+    /// Holds the whole record to [`MAX_SKIPPED_KEYS`] skipped message keys: the least recently
+    /// used states lose theirs first, each its oldest first. Keys on a state the peer has
+    /// stopped using are the least likely to be needed.
+    fn trim_skipped(&mut self) {
+        let total = core::iter::once(&self.current)
+            .chain(&self.previous)
+            .map(|s| s.ratchet.skipped.len())
+            .sum::<usize>();
+        let mut excess = total.saturating_sub(MAX_SKIPPED_KEYS);
+        for state in self
+            .previous
+            .iter_mut()
+            .rev()
+            .chain(core::iter::once(&mut self.current))
+        {
+            if excess == 0 {
+                break;
+            }
+            let n = excess.min(state.ratchet.skipped.len());
+            state.ratchet.skipped.drain(..n);
+            excess -= n;
+        }
     }
 
     /// How many earlier states are kept (see [`MAX_PREVIOUS_STATES`]).
@@ -554,9 +751,13 @@ impl Session {
         self.current.ratchet.nr >= HEARTBEAT_AFTER && self.current.ratchet.ns == 0
     }
 
-    /// Number of skipped message keys kept for late messages.
+    /// Number of skipped message keys kept for late messages, all states together (at most
+    /// [`MAX_SKIPPED_KEYS`]).
     pub fn skipped_keys(&self) -> usize {
-        self.current.ratchet.skipped.len()
+        core::iter::once(&self.current)
+            .chain(&self.previous)
+            .map(|s| s.ratchet.skipped.len())
+            .sum()
     }
 
     /// Serializes the whole session, secrets included, for the store.
@@ -571,14 +772,15 @@ impl Session {
     }
 
     /// Restores a session saved with [`Session::to_bytes`] (sessions saved before earlier
-    /// states were kept restore with none).
+    /// states were kept restore with none; records saved before skipped keys were counted
+    /// across the whole record are trimmed to [`MAX_SKIPPED_KEYS`] as [`Session`] describes).
     pub fn from_bytes(bytes: &[u8]) -> Result<Self> {
         let bad = ProtoError::CorruptState;
         let pb = PbSession::decode(bytes).map_err(|_| bad("session is not a valid record"))?;
         if pb.previous.len() > MAX_PREVIOUS_STATES {
             return Err(bad("session keeps more earlier states than allowed"));
         }
-        let current = State::from_pb(&pb)?;
+        let current = State::from_pb(&pb, None)?;
         let mut previous = VecDeque::with_capacity(pb.previous.len());
         for bytes in &pb.previous {
             let state = PbSession::decode(bytes.as_slice())
@@ -586,7 +788,7 @@ impl Session {
             if !state.previous.is_empty() {
                 return Err(bad("an earlier session state holds states of its own"));
             }
-            let state = State::from_pb(&state)?;
+            let state = State::from_pb(&state, Some(&current.peer_identity))?;
             if !state.peer_identity.same_identity(&current.peer_identity)
                 || state.suite != current.suite
             {
@@ -594,7 +796,9 @@ impl Session {
             }
             previous.push_back(state);
         }
-        Ok(Self { current, previous })
+        let mut session = Self { current, previous };
+        session.trim_skipped();
+        Ok(session)
     }
 }
 
@@ -645,6 +849,13 @@ struct PbSession {
     /// Earlier states of the session, each a `PbSession` without states of its own.
     #[prost(bytes = "vec", repeated, tag = "22")]
     previous: Vec<Vec<u8>>,
+    /// The state's earliest stamp (absent in records written before stamps were kept).
+    #[prost(uint64, optional, tag = "23")]
+    first_stamp: Option<u64>,
+    /// The public half of `dhs`, so that reading the state needs no scalar multiplication
+    /// (absent in records written before it was kept: then it is computed).
+    #[prost(bytes = "vec", optional, tag = "24")]
+    dhs_public: Option<Vec<u8>>,
 }
 
 impl Drop for PbSession {
@@ -655,5 +866,141 @@ impl Drop for PbSession {
         self.ckr.zeroize();
         self.skipped.zeroize();
         self.previous.zeroize();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ratchet::OLD_RATCHET_KEYS;
+
+    /// A state record with every field at its largest as Hush writes it (legacy: 33-byte
+    /// identities, 66 bytes of associated data each way), `skipped` skipped keys and as many
+    /// earlier ratchet keys as are kept. Counters are at their largest too, so their varints are.
+    fn largest_state(skipped: usize, tag: u8) -> PbSession {
+        let identity = IdentityKeyPair::from_secret([tag; 32]);
+        let suite = Suite::Legacy;
+        let own = suite.encode_identity(identity.public());
+        let key = |i: u8| vec![i ^ tag; 32];
+        PbSession {
+            suite: suite.name().to_owned(),
+            version: u32::MAX,
+            peer_curve: identity.public().curve25519().to_vec(),
+            peer_ed: identity.public().ed25519().to_vec(),
+            ad_send: [own.as_slice(), own.as_slice()].concat(),
+            ad_recv: [own.as_slice(), own.as_slice()].concat(),
+            root: key(1),
+            dhs: key(2),
+            dhr: Some(key(3)),
+            cks: Some(key(4)),
+            ns: u32::MAX,
+            pns: u32::MAX,
+            ckr: Some(key(5)),
+            nr: u32::MAX,
+            skipped: (0..skipped)
+                .map(|n| {
+                    let mut b = key(6);
+                    b.extend_from_slice(&(u32::MAX - n as u32).to_be_bytes());
+                    b.extend_from_slice(&key(7));
+                    b
+                })
+                .collect(),
+            old_dhr: (0..OLD_RATCHET_KEYS as u8).map(|i| key(8 + i)).collect(),
+            active: true,
+            pending_pk_id: Some(u32::MAX),
+            pending_spk_id: Some(u32::MAX),
+            pending_own_identity: Some(own),
+            kex_ek: key(99),
+            previous: Vec::new(),
+            first_stamp: Some(u64::MAX),
+            dhs_public: Some(key(10)),
+        }
+    }
+
+    /// A record of `states` states whose skipped keys are `skipped[i]` (the current one first).
+    fn record(skipped: &[usize]) -> Vec<u8> {
+        // One identity for all: the states of a record share the peer.
+        let mut states: Vec<PbSession> = skipped.iter().map(|&n| largest_state(n, 9)).collect();
+        let mut current = states.remove(0);
+        current.previous = states.iter().map(|s| s.encode_to_vec()).collect();
+        current.encode_to_vec()
+    }
+
+    /// The bound documented on [`Session`]: a record with every state kept and every field at
+    /// its largest. Without the total on skipped keys, each state could hold as many.
+    #[test]
+    fn a_full_record_stays_small() {
+        let states = MAX_PREVIOUS_STATES + 1;
+        // As written before the total: every state with its own full set of skipped keys.
+        let unbounded = record(&vec![MAX_SKIPPED_KEYS; states]);
+        let session = Session::from_bytes(&unbounded).unwrap();
+        assert_eq!(session.previous_states(), MAX_PREVIOUS_STATES);
+        assert_eq!(session.skipped_keys(), MAX_SKIPPED_KEYS);
+        let full = session.to_bytes();
+        // Trimming left all keys in the current state; spread over all states instead, each
+        // state's list costs a little framing more.
+        let spread = record(&vec![MAX_SKIPPED_KEYS / states; states]);
+        eprintln!(
+            "largest record: {} bytes (keys spread over all states: {} bytes); before the \
+             total: {} bytes",
+            full.len(),
+            spread.len(),
+            unbounded.len()
+        );
+        for bytes in [&full[..], &spread[..]] {
+            assert!(bytes.len() <= 140_000, "{} bytes", bytes.len());
+        }
+        assert!(unbounded.len() > 2_800_000, "{} bytes", unbounded.len());
+    }
+
+    /// Records written while skipped keys were bounded per state are trimmed to the total when
+    /// read: the least recently used states lose theirs first, each its oldest first.
+    #[test]
+    fn a_record_over_the_total_is_trimmed_when_read() {
+        let session = Session::from_bytes(&record(&[900, 700, 600])).unwrap();
+        assert_eq!(session.skipped_keys(), MAX_SKIPPED_KEYS);
+        assert_eq!(session.current.ratchet.skipped.len(), 900);
+        assert_eq!(session.previous[0].ratchet.skipped.len(), 100);
+        assert!(session.previous[1].ratchet.skipped.is_empty());
+        // The newest 100 of the 700 stayed: counters count down from u32::MAX in `largest_state`.
+        let kept: Vec<u32> = session.previous[0]
+            .ratchet
+            .skipped
+            .iter()
+            .map(|k| k.n)
+            .collect();
+        assert_eq!(kept.first(), Some(&(u32::MAX - 600)));
+        assert_eq!(kept.last(), Some(&(u32::MAX - 699)));
+    }
+
+    /// A state's ratchet key pair reads back from its two stored halves; a record written
+    /// before the public half was kept computes it from the secret.
+    #[test]
+    fn the_ratchet_key_pair_reads_back_with_or_without_its_public_half() {
+        let pair = KeyPair::from_secret([5; 32]);
+        let mut pb = largest_state(0, 9);
+        pb.dhs = pair.secret_bytes().to_vec();
+        pb.dhs_public = Some(pair.public().to_vec());
+        let stored = Session::from_bytes(&pb.encode_to_vec()).unwrap();
+        assert_eq!(stored.current.ratchet.dhs.public(), pair.public());
+        pb.dhs_public = None;
+        let older = Session::from_bytes(&pb.encode_to_vec()).unwrap();
+        assert_eq!(older.current.ratchet.dhs.public(), pair.public());
+        assert_eq!(
+            older.to_bytes(),
+            stored.to_bytes(),
+            "written back with the half"
+        );
+    }
+
+    /// The stamp of a state survives the store, and an older record without one reads as none.
+    #[test]
+    fn stamps_survive_the_store() {
+        let session = Session::from_bytes(&record(&[0, 0])).unwrap();
+        assert_eq!(session.current.first_stamp, Some(u64::MAX));
+        let mut pb = largest_state(0, 9);
+        pb.first_stamp = None;
+        let session = Session::from_bytes(&pb.encode_to_vec()).unwrap();
+        assert_eq!(session.current.first_stamp, None);
     }
 }

@@ -125,17 +125,15 @@ impl Hush {
     fn open(&mut self, xml: &str) -> Result<(Option<String>, bool), ProtoError> {
         let opened = self.party.receive(PY, xml)?;
         let kex = opened.was_key_exchange;
-        let body = opened.payload.map(|p| match self.suite {
+        let body = opened.payload.as_ref().map(|p| match self.suite {
             Suite::Omemo2 => {
-                let env = sce::open(
-                    &p,
-                    sce::Expect {
+                let env = opened
+                    .envelope(sce::Expect {
                         from: PY,
                         to: HUSH,
                         require_to: true,
-                    },
-                )
-                .unwrap();
+                    })
+                    .unwrap();
                 env.content
                     .iter()
                     .find(|c| c.name() == "body")
@@ -702,17 +700,22 @@ fn legacy_simultaneous_hush_offline() {
 
 // python's key-exchange message reaching Hush after python's later messages (a server that
 // reorders or holds one back). Hush's key exchange is answered by then, so the late one looks
-// like python starting over: its state becomes current, and Hush answers and writes on it. But
-// python dropped that state when Hush's key exchange arrived, so it reads neither the answer nor
-// Hush's next message; only python's next message moves Hush back to the state both hold.
+// like python starting over; but python dropped that state when Hush's key exchange arrived, so
+// taking it as current would leave python unable to read Hush's next messages. In OMEMO:2 the
+// SCE stamp of the late key exchange is not after python's latest message on Hush's state: Hush
+// keeps that state current (see `Session`), and nothing is lost.
 #[test]
-#[ignore = "issue #12, open: with the server reordering python's first key exchange behind its later messages, Hush loses its next message: the session rules switch to a late key exchange's state, which python-omemo no longer holds"]
 fn omemo2_simultaneous_python_kex_arrives_last() {
     hush_offline(Suite::Omemo2, true, 700);
 }
 
+// Legacy OMEMO has no authenticated time (the payload is the bare body), and the late key
+// exchange carries nothing else that a restart's would not: same form, arriving after messages
+// that confirmed the current state. Hush takes it as a restart, as it must for a real one (see
+// `a_key_exchange_replayed_after_a_newer_one_never_rolls_back` in simultaneous.rs), so python
+// cannot read Hush's next message until python writes again.
 #[test]
-#[ignore = "issue #12, open: with the server reordering python's first key exchange behind its later messages, Hush loses its next message: the session rules switch to a late key exchange's state, which python-omemo no longer holds"]
+#[ignore = "issue #12, open for legacy only: legacy OMEMO carries no authenticated send time, so a key exchange the server delivers after the peer's later messages cannot be told from the peer starting over; Hush takes it as a restart (which real restarts need) and python-omemo, which dropped that state, cannot read Hush's next message"]
 fn legacy_simultaneous_python_kex_arrives_last() {
     hush_offline(Suite::Legacy, true, 800);
 }

@@ -4,7 +4,9 @@
 mod common;
 
 use common::Party;
-use hush_proto::{ProtoError, Session, Suite, HEARTBEAT_AFTER, MAX_SKIP_PER_MESSAGE};
+use hush_proto::{
+    ProtoError, Session, Suite, HEARTBEAT_AFTER, MAX_EARLIER_STEPS, MAX_SKIP_PER_MESSAGE,
+};
 
 fn has_kex(xml: &str) -> bool {
     let el = hush_proto::EncryptedElement::from_element(&xml.parse().unwrap()).unwrap();
@@ -474,4 +476,147 @@ fn two_senders_with_the_same_prekey_both_get_sessions() {
             ProtoError::UnknownPreKey(used)
         );
     }
+}
+
+const ALICE: &str = "alice@example.org";
+const BOB: &str = "bob@example.net";
+
+/// Alice and Bob on a state Alice started (S1), each having read the other, so Bob holds S1's
+/// receiving chain for Alice's current ratchet key; Bob has written one more message on S1,
+/// not delivered yet. Then Alice starts over `restarts` times (each new state read by Bob),
+/// keeping S1 aside. Returns both with S1 back in Alice's hands, and Bob's held message.
+fn s1_behind_restarts(suite: Suite, restarts: usize) -> (Party, Party, String) {
+    let (mut alice, mut bob) = pair(suite);
+    let hello = alice.send(suite, &[(BOB, 22)], Some(b"hello"));
+    bob.receive_text(ALICE, &hello).unwrap();
+    let hi = bob.send(suite, &[(ALICE, 11)], Some(b"hi"));
+    alice.receive_text(BOB, &hi).unwrap();
+    let on_s1 = alice.send(suite, &[(BOB, 22)], Some(b"on S1"));
+    bob.receive_text(ALICE, &on_s1).unwrap();
+    let held = bob.send(suite, &[(ALICE, 11)], Some(b"held"));
+    let s1 = alice.sessions.remove(&(BOB.to_owned(), 22)).unwrap();
+    for n in 0..restarts {
+        alice.connect(suite, &[&bob]);
+        let fresh = alice.send(suite, &[(BOB, 22)], Some(format!("restart {n}").as_bytes()));
+        bob.receive_text(ALICE, &fresh).unwrap();
+    }
+    assert_eq!(
+        bob.sessions[&(ALICE.to_owned(), 11)].previous_states(),
+        restarts
+    );
+    alice.sessions.insert((BOB.to_owned(), 22), s1);
+    (alice, bob, held)
+}
+
+/// A message on a receiving chain an earlier state knows is read however deep that state is:
+/// it costs walking one chain, in the one state that knows the ratchet key.
+#[test]
+fn earlier_states_read_their_known_chains_at_any_depth() {
+    for suite in Suite::ALL {
+        let (mut alice, mut bob, _) = s1_behind_restarts(suite, 10);
+        let more = alice.send(suite, &[(BOB, 22)], Some(b"more on S1"));
+        assert_eq!(bob.receive_text(ALICE, &more).unwrap(), b"more on S1");
+        // S1 is current again: Alice, holding S1 only, reads what Bob writes next.
+        let reply = bob.send(suite, &[(ALICE, 11)], Some(b"back on S1"));
+        assert_eq!(alice.receive_text(BOB, &reply).unwrap(), b"back on S1");
+    }
+}
+
+/// A message under a ratchet key no state knows makes us run a DH ratchet step on the current
+/// state and on the `MAX_EARLIER_STEPS` most recently used earlier ones only: a forged message
+/// must not cost one on each of the 40 kept states. Alice answering Bob's held message on S1
+/// steps her ratchet; Bob reads that only while S1 is among those states.
+#[test]
+fn a_ratchet_step_is_run_on_the_most_recent_earlier_states_only() {
+    for suite in Suite::ALL {
+        for restarts in [1, MAX_EARLIER_STEPS, MAX_EARLIER_STEPS + 1] {
+            let (mut alice, mut bob, held) = s1_behind_restarts(suite, restarts);
+            assert_eq!(alice.receive_text(BOB, &held).unwrap(), b"held");
+            let answer = alice.send(suite, &[(BOB, 22)], Some(b"answer on S1"));
+            let before = bob.sessions[&(ALICE.to_owned(), 11)].to_bytes();
+            let read = bob.receive(ALICE, &answer);
+            if restarts <= MAX_EARLIER_STEPS {
+                assert_eq!(read.unwrap().payload.unwrap().as_slice(), b"answer on S1");
+            } else {
+                assert!(
+                    matches!(read, Err(ProtoError::AuthenticationFailed(_))),
+                    "S1 is earlier state {}: {read:?}",
+                    restarts - 1
+                );
+                let after = bob.sessions[&(ALICE.to_owned(), 11)].to_bytes();
+                assert_eq!(*before, *after, "a message nobody read changes nothing");
+            }
+        }
+    }
+}
+
+/// Skipped message keys are bounded across the whole record: when a new state skips keys, the
+/// least recently used state loses its oldest first, and the current state keeps all of its.
+#[test]
+fn skipped_keys_are_bounded_across_the_record() {
+    for suite in Suite::ALL {
+        let (mut alice, mut bob) = pair(suite);
+        // S1 and S2 each skip 600 keys: 1,200 together, 200 over the total.
+        let mut s1 = Vec::new();
+        for n in 0..601 {
+            s1.push(alice.send(suite, &[(BOB, 22)], Some(format!("s1 {n}").as_bytes())));
+        }
+        bob.receive_text(ALICE, &s1[600]).unwrap();
+        alice.connect(suite, &[&bob]);
+        let mut s2 = Vec::new();
+        for n in 0..601 {
+            s2.push(alice.send(suite, &[(BOB, 22)], Some(format!("s2 {n}").as_bytes())));
+        }
+        bob.receive_text(ALICE, &s2[600]).unwrap();
+        let bytes = bob.sessions[&(ALICE.to_owned(), 11)].to_bytes();
+        let stored = Session::from_bytes(&bytes).unwrap();
+        assert_eq!(stored.skipped_keys(), hush_proto::MAX_SKIPPED_KEYS);
+        bob.sessions.insert((ALICE.to_owned(), 11), stored);
+        // The 200 oldest of S1 are gone; its newer ones and all of S2's are kept.
+        for gone in [0, 199] {
+            assert!(bob.receive(ALICE, &s1[gone]).is_err(), "s1 {gone}");
+        }
+        for (kept, texts) in [(200, &s1), (599, &s1), (0, &s2), (599, &s2)] {
+            assert!(bob.receive(ALICE, &texts[kept]).is_ok(), "{kept}");
+        }
+    }
+}
+
+/// `Opened::envelope` checks the parse `open` made exactly as `sce::open` checks the payload:
+/// the same envelope, the same refusals.
+#[test]
+fn the_opened_envelope_is_what_sce_open_says() {
+    use hush_proto::sce;
+    let suite = Suite::Omemo2;
+    let (mut alice, mut bob) = pair(suite);
+    let envelope = sce::seal(&[sce::body("hi")], ALICE, BOB, Some(7), &mut alice.rng).unwrap();
+    let payloads: [&[u8]; 3] = [&envelope, b"not an envelope", b"<envelope xmlns='x'/>"];
+    for payload in payloads {
+        let xml = alice.send(suite, &[(BOB, 22)], Some(payload));
+        let opened = bob.receive(ALICE, &xml).unwrap();
+        for from in [ALICE, "mallory@example.org"] {
+            let expect = sce::Expect {
+                from,
+                to: BOB,
+                require_to: true,
+            };
+            assert_eq!(
+                opened.envelope(expect),
+                sce::open(payload, expect),
+                "{from}: {}",
+                String::from_utf8_lossy(payload)
+            );
+        }
+    }
+    let empty = alice.send(suite, &[(BOB, 22)], None);
+    let opened = bob.receive(ALICE, &empty).unwrap();
+    let expect = sce::Expect {
+        from: ALICE,
+        to: BOB,
+        require_to: false,
+    };
+    assert!(matches!(
+        opened.envelope(expect),
+        Err(ProtoError::Envelope(_))
+    ));
 }
