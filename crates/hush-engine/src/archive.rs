@@ -19,17 +19,19 @@ pub struct ArchiveCursor {
 
 impl Engine {
     /// Where a catch-up starts: after the last page a previous catch-up committed, or — for a
-    /// new device, or a store from before resume points existed — after the last archived
-    /// message stored, or at `since` (unix seconds).
+    /// device that never finished one — at `since` (unix seconds; the device's creation).
+    ///
+    /// Never after the last archived message stored: live messages carry the archive's stanza
+    /// ids too, so a device whose first catch-up found the archive empty would start after the
+    /// last message it read live and never fetch one it lost live before that (the simulation
+    /// found this). A store from before resume points reads from `since` once; what it has
+    /// already is recognised by its ids.
     pub fn archive_cursor<S: Store + ?Sized>(
         &self,
         store: &S,
         since: u64,
     ) -> Result<ArchiveCursor> {
-        let after = match store.archive_resume(&self.jid)? {
-            Some(resume) => Some(resume),
-            None => store.last_archive_id(&self.jid)?,
-        };
+        let after = store.archive_resume(&self.jid)?;
         Ok(ArchiveCursor { after, since })
     }
 }
@@ -102,6 +104,47 @@ mod tests {
         store.set_archive_resume("me@x", "b").unwrap();
         let cursor = engine.archive_cursor(&store, 100).unwrap();
         assert_eq!(cursor.after(), Some("b"));
+    }
+
+    #[test]
+    fn a_message_read_live_is_not_where_a_catch_up_starts() {
+        let (engine, mut store) = engine();
+        let session = {
+            let mut rng = rand::rngs::StdRng::seed_from_u64(2);
+            let other = hush_proto::LocalDevice::generate(4, 1, 0, &mut rng).unwrap();
+            hush_proto::Session::initiate(
+                other.identity(),
+                &engine.device().bundle(hush_proto::Suite::Omemo2),
+                &mut rng,
+            )
+            .unwrap()
+        };
+        // A live message carries our archive's stanza id.
+        store
+            .commit_received(vec![hush_store::Received {
+                ids: hush_store::MessageIds {
+                    stanza_id: Some("live-7".into()),
+                    archive: Some("me@x".into()),
+                    ..Default::default()
+                },
+                peer: "you@y".into(),
+                sender: "you@y".into(),
+                sender_device: 4,
+                suite: hush_proto::Suite::Omemo2,
+                at: 150,
+                outcome: hush_store::Outcome::Decrypted {
+                    session: Box::new(session),
+                    body: Some(b"hi".to_vec()),
+                    consumed_prekey: None,
+                },
+            }])
+            .unwrap();
+        assert_eq!(
+            store.last_archive_id("me@x").unwrap().as_deref(),
+            Some("live-7")
+        );
+        let cursor = engine.archive_cursor(&store, 100).unwrap();
+        assert_eq!((cursor.after(), cursor.since()), (None, 100));
     }
 
     #[test]

@@ -1064,12 +1064,15 @@ impl World {
         let dev = self.dev(id);
         let own = dev.jid.clone();
         let since = dev.since;
-        // Where the shell's `read_archive` starts, but without its fallback to
-        // `Store::last_archive_id` when there is no resume point yet: live messages carry the
-        // archive's stanza id too and move that, so a message lost live before a later one was
-        // read would never be fetched (a device whose first catch-up found its archive empty
-        // does this). Modelled as it should be, so the run looks past it.
-        let resume = dev.store.archive_resume(&own).unwrap();
+        // Where the engine's archive cursor says the shell starts (it once fell back to the
+        // last archived message stored, which live messages move too, so a message lost live
+        // before a later one was read was never fetched: the simulation found it).
+        let resume = dev
+            .engine
+            .archive_cursor(&dev.store, since)
+            .unwrap()
+            .after()
+            .map(str::to_owned);
         dev.engine.begin_catch_up();
         let archive = self.archives.get(&own).map(Vec::as_slice).unwrap_or(&[]);
         let start = match resume {
