@@ -765,3 +765,33 @@ fn our_own_message_sent_back_under_new_ids_is_no_rollback() {
         .unwrap()
         .is_empty());
 }
+
+/// Found by the simulation (seed 20 of the long mode): the server relabels a key exchange from
+/// Alice's device 11 as coming from a device 1011 nobody announced, then sends the real copy
+/// under new ids. Nothing authenticates the sender device id, so the relabelled copy builds a
+/// session of its own; the real copy used to build a second one (its one-time prekey is kept
+/// for the grace period) and the text showed twice. Now the relabelled key exchange is flagged
+/// (nothing confirms device 1011) and the real copy is the same message by its content digest,
+/// which leaves the sender device id out.
+#[test]
+fn a_relabelled_key_exchange_and_its_real_copy_show_once() {
+    let mut w = World::new(19);
+    w.add_device(ALICE, 11);
+    w.add_device(ALICE, 12);
+    w.add_device(BOB, 21);
+    w.catch_up(12); // online, with nothing archived yet
+    w.send(11, BOB, "hi").unwrap();
+    w.drop_live(12, 0);
+    w.tamper(12, 0, 2, false); // the same message, now "from device 1011"
+    let last = w.devices[&12].inbox.len() - 1;
+    w.deliver(12, last, false);
+    w.replay(12, 0, false);
+    let last = w.devices[&12].inbox.len() - 1;
+    w.deliver(12, last, false);
+    let shown = &w.devices[&12].shown;
+    assert_eq!(
+        shown.iter().filter(|s| s.text == "hi").count(),
+        1,
+        "{shown:?}"
+    );
+}

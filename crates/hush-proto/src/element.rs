@@ -51,7 +51,7 @@ impl EncryptedElement {
     }
 
     /// What identifies this exact message as device `rid` of `jid` receives it: SHA-256 over
-    /// the sender device, that device's key entry, the IV and the payload. Copies of one message
+    /// the suite, that device's key entry, the IV and the payload. Copies of one message
     /// (archive, Carbons, a replay with new stanza ids) have the same digest; a change to any
     /// part a recipient decrypts gives another. `None` when nothing is addressed to `rid`.
     ///
@@ -68,7 +68,8 @@ impl EncryptedElement {
             h.update(bytes);
         };
         part(self.suite.name().as_bytes());
-        part(&self.sid.to_be_bytes());
+        // Not the sender device id: nothing authenticates it, and the same message under
+        // another id (a server relabelling it) is still the same message.
         part(&[u8::from(entry.kex)]);
         part(&entry.data);
         part(self.iv.as_deref().unwrap_or_default());

@@ -1236,11 +1236,11 @@ impl World {
             .keys
             .iter()
             .position(|k| k.rid == victim && k.jid.as_deref().is_none_or(|j| j == own));
-        // Not yet for a key exchange: the sender device id is not authenticated, so the same
-        // key exchange under another id builds a second session (its one-time prekey is kept
-        // for the grace period), and the message shows twice once the real copy arrives with
-        // new ids. Binding key exchanges to the sending device's published bundle closes it.
-        let relabel = victim_key.is_some_and(|k| !el.keys[k].kex);
+        // Relabelling (part 2) moves the message to another sender device id, key exchanges
+        // included: nothing authenticates the id. A relabelled key exchange is refused or
+        // flagged by the sender binding, and the real copy arriving later under new ids is
+        // the same message by its content digest, which leaves the sender id out.
+        let relabel = victim_key.is_some();
         match (part % 4, &mut el.payload, victim_key) {
             (0, Some(payload), _) if !payload.is_empty() => {
                 let i = flip % payload.len();
