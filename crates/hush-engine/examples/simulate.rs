@@ -4,7 +4,8 @@
 //! the shell, devices added and removed, time passing, and a hostile server — over three
 //! accounts, until `--steps` actions have run. Schedules are spread over `--threads` threads
 //! (default: every core). Prints the seed of every failing schedule; `--seed SEED` replays one,
-//! and `--seed SEED --shrink` also looks for the shortest part of it that still fails.
+//! and `--seed SEED --shrink` also looks for the shortest part of it that still fails. A run
+//! stops at the first failure unless `--keep-going` is given (then it counts them all).
 //!
 //! ```sh
 //! cargo run --release -p hush-engine --example simulate -- --steps 1000000
@@ -78,6 +79,7 @@ fn main() -> std::process::ExitCode {
     let next = AtomicU64::new(first);
     let steps = AtomicU64::new(0);
     let runs = AtomicU64::new(0);
+    let keep_going = args.iter().any(|a| a == "--keep-going");
     let stop = AtomicBool::new(false);
     let failures = Mutex::new(Vec::new());
     std::thread::scope(|s| {
@@ -93,7 +95,9 @@ fn main() -> std::process::ExitCode {
                         println!("FAILED at seed {seed} (replay: --seed {seed}): {e}");
                         failures.lock().unwrap().push(seed);
                         // The other threads finish the schedule they are on, then stop.
-                        stop.store(true, Ordering::Relaxed);
+                        if !keep_going {
+                            stop.store(true, Ordering::Relaxed);
+                        }
                     }
                 }
             });
@@ -112,8 +116,9 @@ fn main() -> std::process::ExitCode {
         std::process::ExitCode::SUCCESS
     } else {
         println!(
-            "{steps} steps in {runs} schedules on {threads} threads, {elapsed:.1} s; failing \
-             seeds: {failures:?}"
+            "{steps} steps in {runs} schedules (seeds {first}..{last}) on {threads} threads, \
+             {elapsed:.1} s; {} failing seeds: {failures:?}",
+            failures.len()
         );
         std::process::ExitCode::FAILURE
     }
