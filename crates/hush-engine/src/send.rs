@@ -282,17 +282,24 @@ impl Engine {
             let key = SessionKey::new(suite, &jid, device);
             // A bundle was fetched for a device with no session, or with a rewound one.
             let replace = bundles.iter().any(|((j, d), _)| *j == jid && *d == device);
-            let stored = if replace { None } else { store.session(&key)? };
-            let session = match stored {
-                Some(s) => Ok(s),
-                None => {
+            let stored = store.session(&key)?;
+            let session = match (replace, stored) {
+                (false, Some(s)) => Ok(s),
+                (_, rewound) => {
                     let fetched = bundles
                         .iter()
                         .position(|((j, d), _)| *j == jid && *d == device)
                         .map(|i| bundles.swap_remove(i).1)
                         .unwrap_or_else(|| Err("no bundle".to_owned()));
                     fetched.and_then(|b| {
-                        Session::initiate(self.local.identity(), &b, rng).map_err(|e| e.to_string())
+                        let new = Session::initiate(self.local.identity(), &b, rng)
+                            .map_err(|e| e.to_string())?;
+                        // A rewound session keeps reading what the peer already sent on it,
+                        // and never sends again.
+                        Ok(match rewound {
+                            Some(old) => old.restart(new),
+                            None => new,
+                        })
                     })
                 }
             };

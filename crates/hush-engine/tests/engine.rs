@@ -800,12 +800,10 @@ fn a_relabelled_key_exchange_and_its_real_copy_show_once() {
 /// device 21 sent before it was reinstalled under the same id, and delivers it with the real
 /// stanza id. Nothing authenticates our own messages to us, so the reinstalled device takes
 /// it for a sent message its store lost — a rollback — and marks every session rewound. Each
-/// rewound session is then replaced from the peer's bundle when 21 writes, and the states it
-/// replaced are dropped: messages the peers had already sent on them fail ("authentication
-/// failed"), and the healing round finds them. Keeping the replaced states for reading only
-/// (never promoted back to sending, where they would reuse keys) is the fix; not done yet.
+/// rewound session used to be replaced outright from the peer's bundle when 21 wrote, so
+/// messages the peers had already sent on the replaced state failed ("authentication
+/// failed"). Now the replaced states stay, read-only (`Session::restart`).
 #[test]
-#[ignore = "issue #12, open: a faked rollback (a forged copy of our own message) makes the replaced rewound sessions drop states peers still send on; see the comment"]
 fn a_faked_rollback_loses_no_message_in_flight() {
     use support::Action::*;
     // Device numbers pick among the devices alive at that step (see `World::apply`).

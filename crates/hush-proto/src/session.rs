@@ -80,6 +80,11 @@ pub(crate) struct State {
     /// The earliest stamp among the messages read on this state that carried one: the peer's
     /// clock (unix seconds) when it first wrote on this state, as far as we know.
     first_stamp: Option<u64>,
+    /// The state was replaced because its sending side can no longer be trusted (a restore or
+    /// a rollback rewound it: its next message keys may have been used already). It still
+    /// reads what the peer sent on it, but never becomes current again: sending on it could
+    /// use a message key twice (see [`Session::restart`]).
+    read_only: bool,
 }
 
 impl core::fmt::Debug for State {
@@ -92,6 +97,7 @@ impl core::fmt::Debug for State {
             .field("sent", &self.ratchet.ns)
             .field("received", &self.ratchet.nr)
             .field("first_stamp", &self.first_stamp)
+            .field("read_only", &self.read_only)
             .finish_non_exhaustive()
     }
 }
@@ -159,6 +165,7 @@ impl State {
             }),
             kex_ek: ephemeral.public(),
             first_stamp: None,
+            read_only: false,
         })
     }
 
@@ -201,6 +208,7 @@ impl State {
             pending_kex: None,
             kex_ek: kex.ek,
             first_stamp: None,
+            read_only: false,
         })
     }
 
@@ -317,6 +325,7 @@ impl State {
             kex_ek: self.kex_ek.to_vec(),
             previous: Vec::new(),
             first_stamp: self.first_stamp,
+            read_only: self.read_only.then_some(true),
         }
     }
 
@@ -397,6 +406,7 @@ impl State {
             pending_kex,
             kex_ek: k32(&pb.kex_ek)?,
             first_stamp: pb.first_stamp,
+            read_only: pb.read_only.unwrap_or(false),
         })
     }
 }
@@ -635,6 +645,9 @@ impl Session {
                 (index, moves)
             }
         };
+        // A state whose sending side was rewound reads, but is never made current again.
+        let becomes_current =
+            becomes_current && self.state_mut(index).is_some_and(|state| !state.read_only);
         if let Some(state) = self.state_mut(index) {
             state.note_stamp(stamp);
         }
@@ -661,6 +674,25 @@ impl Session {
             self.push_previous(old);
         }
         self.trim_skipped();
+    }
+
+    /// A fresh session with the same device (`new`, started from its bundle) that takes over
+    /// from this one, which can no longer send: a restore or a rollback rewound it, so its next
+    /// message keys may have been used already. `new` becomes current; this record's states
+    /// are kept as earlier states that read what the peer already sent on them but never
+    /// become current again. A `new` with another identity key or suite replaces the record
+    /// outright.
+    pub fn restart(mut self, new: Session) -> Session {
+        if self.suite() != new.suite() || !self.peer_identity().same_identity(new.peer_identity()) {
+            return new;
+        }
+        let old = core::mem::replace(&mut self.current, new.current);
+        self.push_previous(old);
+        for state in &mut self.previous {
+            state.read_only = true;
+        }
+        self.trim_skipped();
+        self
     }
 
     fn state_mut(&mut self, index: usize) -> Option<&mut State> {
@@ -856,6 +888,9 @@ struct PbSession {
     /// (absent in records written before it was kept: then it is computed).
     #[prost(bytes = "vec", optional, tag = "24")]
     dhs_public: Option<Vec<u8>>,
+    /// The state only reads (see `State::read_only`); absent means it may send.
+    #[prost(bool, optional, tag = "25")]
+    read_only: Option<bool>,
 }
 
 impl Drop for PbSession {
@@ -914,6 +949,7 @@ mod tests {
             previous: Vec::new(),
             first_stamp: Some(u64::MAX),
             dhs_public: Some(key(10)),
+            read_only: Some(true),
         }
     }
 

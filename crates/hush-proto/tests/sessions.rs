@@ -620,3 +620,43 @@ fn the_opened_envelope_is_what_sce_open_says() {
         Err(ProtoError::Envelope(_))
     ));
 }
+
+/// A session whose sending side was rewound (a restore, a rollback) is replaced by a fresh one
+/// from the peer's bundle with `Session::restart`: what the peer already sent on the old state
+/// is still read, and reading it never makes the old state current again — the next message
+/// goes out on the new state, with its key exchange.
+#[test]
+fn a_restarted_session_reads_the_old_state_but_never_sends_on_it() {
+    for suite in Suite::ALL {
+        let (mut alice, mut bob) = pair(suite);
+        let first = alice.send(suite, &[("bob@example.net", 22)], Some(b"hello"));
+        bob.receive_text("alice@example.org", &first).unwrap();
+        let answer = bob.send(suite, &[("alice@example.org", 11)], Some(b"hi"));
+        alice.receive_text("bob@example.net", &answer).unwrap();
+        // Bob writes again; meanwhile Alice's session is rewound and replaced.
+        let in_flight = bob.send(suite, &[("alice@example.org", 11)], Some(b"in flight"));
+        let key = ("bob@example.net".to_owned(), 22);
+        let old = alice.sessions.remove(&key).unwrap();
+        let bundle = bob.device.bundle(suite);
+        let new = Session::initiate(alice.device.identity(), &bundle, &mut alice.rng).unwrap();
+        let restarted = old.restart(new);
+        assert_eq!(restarted.previous_states(), 1);
+        alice.sessions.insert(key, restarted);
+        // The message in flight on the old state is read...
+        assert_eq!(
+            alice.receive_text("bob@example.net", &in_flight).unwrap(),
+            b"in flight"
+        );
+        // ...and Alice still sends on the new state (a key exchange Bob takes as a restart).
+        let next = alice.send(suite, &[("bob@example.net", 22)], Some(b"after"));
+        assert!(has_kex(&next), "{next}");
+        let opened = bob.receive("alice@example.org", &next).unwrap();
+        assert!(opened.new_state);
+        assert_eq!(opened.payload.unwrap().as_slice(), b"after");
+        // A stored and reloaded record keeps the old state read-only.
+        let reloaded =
+            Session::from_bytes(&alice.sessions[&("bob@example.net".to_owned(), 22)].to_bytes())
+                .unwrap();
+        assert_eq!(reloaded.previous_states(), 1);
+    }
+}
