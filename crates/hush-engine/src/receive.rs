@@ -391,6 +391,12 @@ impl Engine {
                             }
                         }
                         log::warn!("{reason}");
+                        if !has_payload {
+                            // An empty message carries nothing to lose (a late key-exchange
+                            // answer from a device since reinstalled under its id, or a
+                            // forgery): like one that does not decrypt, it is only logged.
+                            return Ok(step);
+                        }
                         return Ok(m.failed(step, sid, suite, reason));
                     }
                 }
@@ -488,7 +494,7 @@ impl Engine {
         // Every key a session is built from is news to the user, however it came.
         let new_key = new.then(|| o.sender_identity.fingerprint());
         let heartbeat = o.session.needs_heartbeat();
-        if o.was_key_exchange || heartbeat {
+        if (o.was_key_exchange && !o.read_only_state) || heartbeat {
             // XEP-0384: answer a key exchange with an empty message so the peer stops sending
             // it, and send a heartbeat after many unanswered messages.
             step.after.owed = Some(Owed {

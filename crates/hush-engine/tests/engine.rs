@@ -858,3 +858,100 @@ fn a_faked_rollback_loses_no_message_in_flight() {
     ];
     simulate(29, &actions).unwrap();
 }
+
+/// Seed 356 of the long mode, shrunk (found once rewound sessions kept their states,
+/// read-only): a replayed copy of our own message fakes a rollback, sessions are restarted,
+/// and a key exchange the peer had built on a now read-only state was answered with an empty
+/// message again and again — each answer carrying our own unanswered key exchange back. A key
+/// exchange read on a read-only state is no longer answered: we never write on it.
+#[test]
+fn key_exchanges_read_on_a_read_only_state_are_not_answered_forever() {
+    use support::Action::*;
+    // Device numbers pick among the devices alive at that step (see `World::apply`).
+    let actions = [
+        Send {
+            from: 13,
+            to: 2,
+            clear: false,
+        },
+        Reinstall { device: 9 },
+        Send {
+            from: 8,
+            to: 2,
+            clear: false,
+        },
+        Deliver {
+            device: 15,
+            pick: 47,
+            duplicate: false,
+        },
+        Send {
+            from: 7,
+            to: 1,
+            clear: false,
+        },
+        Deliver {
+            device: 1,
+            pick: 5,
+            duplicate: false,
+        },
+        Send {
+            from: 4,
+            to: 1,
+            clear: true,
+        },
+        Replay {
+            device: 9,
+            pick: 15,
+            same_ids: true,
+        },
+        Deliver {
+            device: 13,
+            pick: 53,
+            duplicate: false,
+        },
+        Send {
+            from: 0,
+            to: 1,
+            clear: false,
+        },
+        Send {
+            from: 2,
+            to: 0,
+            clear: false,
+        },
+    ];
+    simulate(356, &actions).unwrap();
+}
+
+/// Seed 1238 of the long mode, shrunk: an empty key-exchange answer a device sent before it
+/// was reinstalled under the same id arrives after its new keys were published. The binding
+/// refuses it (the published key differs), and used to show that as a failure; an empty
+/// message carries nothing to lose, so the refusal is only logged, like an empty message that
+/// does not decrypt.
+#[test]
+fn a_refused_empty_key_exchange_is_not_a_visible_failure() {
+    use support::Action::*;
+    let actions = [
+        AddDevice { account: 1 },
+        Send {
+            from: 8,
+            to: 2,
+            clear: false,
+        },
+        Send {
+            from: 7,
+            to: 2,
+            clear: false,
+        },
+        RemoveDevice { device: 6 },
+        Reinstall { device: 1 },
+        Deliver {
+            device: 2,
+            pick: 10,
+            duplicate: false,
+        },
+        Reinstall { device: 6 },
+    ];
+    simulate(1238, &actions).unwrap();
+}

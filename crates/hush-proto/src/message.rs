@@ -104,6 +104,11 @@ pub struct Opened {
     /// The message carried a key exchange: XEP-0384 says to answer with an empty message so
     /// the sender stops sending it.
     pub was_key_exchange: bool,
+    /// The message was read on a state that no longer sends (a rewound session's, kept only
+    /// to read what the peer already sent on it: see [`Session::restart`]). A key exchange
+    /// read there needs no answer: we never write on that state, and the key exchange of the
+    /// session that replaced it makes the peer move on.
+    pub read_only_state: bool,
     /// OMEMO:2: the payload parsed as an SCE envelope, or why it is not one. `open` parses it
     /// to read the stamp; [`Opened::envelope`] checks it without parsing it again.
     parsed_envelope: Option<Result<Element>>,
@@ -272,6 +277,12 @@ impl LocalDevice {
             Some(Ok(envelope)) => sce::stamp_of(envelope),
             _ => None,
         };
+        let read_only_state = match &place {
+            Place::Read(Reader::KeyExchange { index, .. } | Reader::Message(index)) => {
+                session.is_read_only(*index)
+            }
+            Place::Adopt(_) => false,
+        };
         match place {
             Place::Read(reader) => session.settle(reader, stamp),
             Place::Adopt(fresh) => session.adopt(*fresh, stamp),
@@ -284,6 +295,7 @@ impl LocalDevice {
             consumed_prekey,
             sender_identity,
             was_key_exchange: entry.kex,
+            read_only_state,
             parsed_envelope,
         })
     }

@@ -695,6 +695,14 @@ impl Session {
         self
     }
 
+    /// Whether state `index` (0: current, then the earlier ones) only reads.
+    pub(crate) fn is_read_only(&self, index: usize) -> bool {
+        match index.checked_sub(1) {
+            None => self.current.read_only,
+            Some(i) => self.previous.get(i).is_some_and(|s| s.read_only),
+        }
+    }
+
     fn state_mut(&mut self, index: usize) -> Option<&mut State> {
         match index.checked_sub(1) {
             None => Some(&mut self.current),
