@@ -8,7 +8,7 @@
 //! prekey is replaced every [`SIGNED_PREKEY_PERIOD`], the previous one kept for one more
 //! period for key exchanges built on the old bundle.
 
-use hush_proto::LocalDevice;
+use hush_proto::{Bundle, LocalDevice};
 use hush_store::{Store, PREKEY_GRACE};
 use rand_core::CryptoRng;
 
@@ -59,6 +59,20 @@ impl Engine {
             republish: !used.is_empty() || added > 0 || rotated,
             rotated,
         }))
+    }
+}
+
+impl Engine {
+    /// Whether the bundles the server holds for this device (`published`, as fetched) differ
+    /// from what this device would publish now: a run stopped between saving new keys and
+    /// publishing them (the server then offers prekeys we no longer have, or misses new ones).
+    /// Republish then. Bundles of other devices are ignored; an absent bundle is announcing's
+    /// business.
+    pub fn bundle_outdated(&self, published: &[Bundle]) -> bool {
+        published
+            .iter()
+            .filter(|b| b.device_id == self.device_id())
+            .any(|b| *b != self.local.bundle(b.suite))
     }
 }
 
@@ -121,5 +135,10 @@ mod tests {
             m.device.bundle(Suite::Omemo2).spk_id,
             local.bundle(Suite::Omemo2).spk_id
         );
+        // Saved but not published yet: what the server still has is outdated.
+        let stale = engine.device().bundle(Suite::Omemo2);
+        let engine = Engine::new("me@x", m.device);
+        assert!(engine.bundle_outdated(std::slice::from_ref(&stale)));
+        assert!(!engine.bundle_outdated(&[engine.device().bundle(Suite::Legacy)]));
     }
 }

@@ -136,6 +136,15 @@ impl<S: Store> Hush<S> {
             .engine
             .check_rollback(&self.store, &published, &archive, now)?
         else {
+            // No rollback, but a run may have stopped between saving new keys and publishing
+            // them: the server would go on offering prekeys we no longer have.
+            if self.engine.bundle_outdated(&published) {
+                log::info!("our published bundle is older than our keys; publishing it again");
+                self.republish_owed = true;
+                if let Err(e) = self.retire_used_prekeys().await {
+                    log::warn!("could not republish the bundle: {e}");
+                }
+            }
             return Ok(());
         };
         log::warn!("the store was rolled back: {}", rollback.evidence());

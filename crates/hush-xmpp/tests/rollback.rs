@@ -234,3 +234,45 @@ async fn a_bundle_published_after_the_copy_shows_the_rollback() {
     alice.send_text(&b, "hello back").await.unwrap();
     expect_from(&mut bob, &a, "hello back").await;
 }
+
+/// A run that stopped between saving new keys (used prekeys retired, the pool refilled) and
+/// publishing them left the server offering prekeys the store no longer has. That is no
+/// rollback (the store is ahead of the server, not behind): the next connect publishes the
+/// bundle again, so new contacts get prekeys that work.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_bundle_saved_but_never_published_is_published_on_connect() {
+    let server = server().await;
+    let dir = scratch("unpublished");
+    let path = dir.join("alice.db");
+    let alice = file_account(&server, "alice", 11, &path).await;
+    let published_item = |server: &DevServer| {
+        server
+            .pep_items("alice", "urn:xmpp:omemo:2:bundles")
+            .into_iter()
+            .map(|i| String::from(&i))
+            .find(|i| i.contains("id='11'"))
+            .expect("the bundle is published")
+    };
+    let before = published_item(&server);
+    shut(alice).await;
+    // What `maintain_keys` saves, without the publication that follows it.
+    let mut store = SqliteStore::open(&path, &Default::default()).unwrap();
+    let mut keys = store.account().unwrap().unwrap().device;
+    let first = keys.bundle(Suite::Omemo2).prekeys[0].0;
+    keys.retire_prekey(first, 0);
+    keys.refill_prekeys(20, &mut rand_core::UnwrapErr(rand::rngs::SysRng));
+    store.retire_prekeys(&keys).unwrap();
+    drop(store);
+    assert_eq!(published_item(&server), before, "nothing published yet");
+    let mut alice = reopen(&server, &path).await;
+    let after = published_item(&server);
+    assert_ne!(after, before, "the bundle was published again");
+    let item: hush_devserver::Element = after.parse().unwrap();
+    let bundle = item.children().next().expect("the bundle in the item");
+    let published = hush_proto::Bundle::from_element(bundle, 11).unwrap();
+    let now_stored = alice.store().account().unwrap().unwrap().device;
+    assert_eq!(published, now_stored.bundle(Suite::Omemo2));
+    assert!(published.prekeys.iter().all(|(id, _)| *id != first));
+    assert!(alice.take_rollback_notice().is_none(), "no rollback");
+    shut(alice).await;
+}
