@@ -66,12 +66,14 @@ impl Engine {
     /// Whether the bundles the server holds for this device (`published`, as fetched) differ
     /// from what this device would publish now: a run stopped between saving new keys and
     /// publishing them (the server then offers prekeys we no longer have, or misses new ones).
-    /// Republish then. Bundles of other devices are ignored; an absent bundle is announcing's
-    /// business.
+    /// Republish then. Only a bundle of this device under our identity key counts: another key
+    /// under our id is another device's (the collision announcing refuses), never to be
+    /// overwritten; an absent bundle is announcing's business.
     pub fn bundle_outdated(&self, published: &[Bundle]) -> bool {
+        let ours = self.local.identity().public();
         published
             .iter()
-            .filter(|b| b.device_id == self.device_id())
+            .filter(|b| b.device_id == self.device_id() && b.identity.same_identity(ours))
             .any(|b| *b != self.local.bundle(b.suite))
     }
 }
@@ -140,5 +142,11 @@ mod tests {
         let engine = Engine::new("me@x", m.device);
         assert!(engine.bundle_outdated(std::slice::from_ref(&stale)));
         assert!(!engine.bundle_outdated(&[engine.device().bundle(Suite::Legacy)]));
+        // Another device's keys under our id are not ours to replace.
+        let mut theirs = LocalDevice::generate(3, 5, 1_000, &mut rng)
+            .unwrap()
+            .bundle(Suite::Omemo2);
+        theirs.device_id = engine.device_id();
+        assert!(!engine.bundle_outdated(&[theirs]));
     }
 }
