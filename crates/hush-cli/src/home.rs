@@ -234,13 +234,7 @@ impl Home {
         {
             use std::os::unix::fs::PermissionsExt;
             let mut paths = vec![(self.dir.clone(), 0o700)];
-            for f in [
-                "config.json",
-                "store.db",
-                "store.db-wal",
-                "store.db-shm",
-                GENERATION,
-            ] {
+            for f in HOME_FILES {
                 paths.push((self.dir.join(f), 0o600));
             }
             for (path, wanted) in paths {
@@ -658,13 +652,7 @@ impl Home {
 
     /// Undoes a failed `init`.
     pub fn remove_created(&self) {
-        for f in [
-            "config.json",
-            "store.db",
-            "store.db-wal",
-            "store.db-shm",
-            GENERATION,
-        ] {
+        for f in HOME_FILES {
             let _ = std::fs::remove_file(self.dir.join(f));
         }
     }
@@ -672,6 +660,16 @@ impl Home {
 
 /// The file beside the store holding a copy of its generation.
 const GENERATION: &str = "generation";
+
+/// The files a home holds: their permissions are checked on open, and a failed `init` removes
+/// them.
+const HOME_FILES: [&str; 5] = [
+    "config.json",
+    "store.db",
+    "store.db-wal",
+    "store.db-shm",
+    GENERATION,
+];
 
 /// Makes renames in `dir` durable (best effort: not every platform can sync a directory).
 fn sync_dir(dir: &Path) {

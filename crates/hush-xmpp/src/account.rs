@@ -672,14 +672,7 @@ impl<S: Store> Hush<S> {
     /// prekey retired and key exchanges answered (outside a catch-up). `None` for duplicates,
     /// empty messages and copies of our own messages.
     async fn process(&mut self, incoming: Incoming) -> Result<Option<Delivery>> {
-        let mut inbound = Inbound {
-            sender: incoming.sender.to_string(),
-            peer: incoming.peer.to_string(),
-            payload: incoming.payload,
-            ids: incoming.ids,
-            sent_at: incoming.sent_at,
-            sender_bundle: None,
-        };
+        let mut inbound = inbound(incoming);
         let now = self.now();
         if let Some(request) = self.engine.bundle_needed(&self.store, &inbound, now)? {
             inbound.sender_bundle = Some(self.fetch_bundle(&request).await);
