@@ -140,8 +140,10 @@ impl<S: Store> Hush<S> {
             // them: the server would go on offering prekeys we no longer have.
             if self.engine.bundle_outdated(&published) {
                 log::info!("our published bundle is older than our keys; publishing it again");
-                self.republish_owed = true;
-                if let Err(e) = self.retire_used_prekeys().await {
+                let device = self.engine.device().clone();
+                if let Err(e) = self.publish_bundles(&device).await {
+                    // Tried again whenever the bundle is maintained next.
+                    self.republish_owed = true;
                     log::warn!("could not republish the bundle: {e}");
                 }
             }
