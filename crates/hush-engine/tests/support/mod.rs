@@ -989,29 +989,23 @@ impl World {
         }
     }
 
-    /// Retires the used one-time prekeys and republishes the bundle when it changed: the
-    /// shell's `retire_used_prekeys`.
+    /// Keeps the device's keys fresh as the engine decides (`Engine::maintain_keys`: used
+    /// one-time prekeys retired, the pool refilled, the signed prekey rotated when due), saves
+    /// them and republishes the bundle when it changed: the shell's `retire_used_prekeys`.
     fn retire_used_prekeys(&mut self, id: u32) -> Result<(), Crashed> {
         let now = self.now;
         let dev = self.devices.get_mut(&id).unwrap();
-        let retired = dev.store.used_prekeys().unwrap().len();
-        let added =
-            hush_store::finish_catch_up(&mut dev.store, PREKEYS, now, &mut self.rng).unwrap();
-        self.point(id)?;
-        let dev = self.devices.get_mut(&id).unwrap();
-        let rotated = dev.engine.signed_prekey_due(now)
-            && hush_store::rotate_signed_prekey_if_due(
-                &mut dev.store,
-                now,
-                hush_engine::SIGNED_PREKEY_PERIOD,
-                &mut self.rng,
-            )
+        let maintenance = dev
+            .engine
+            .maintain_keys(&dev.store, PREKEYS, now, &mut self.rng)
             .unwrap();
-        let local = dev.store.account().unwrap().unwrap().device;
-        dev.engine.set_device(local);
+        if let Some(m) = maintenance {
+            dev.store.retire_prekeys(&m.device).unwrap();
+            dev.republish_owed |= m.republish;
+            dev.engine.set_device(m.device);
+        }
         dev.engine.prekeys_retired();
-        if retired + added > 0 || rotated || dev.republish_owed {
-            dev.republish_owed = true;
+        if dev.republish_owed {
             self.point(id)?;
             let dev = self.dev(id);
             let bundle = dev.engine.device().bundle(Suite::Omemo2);
