@@ -183,6 +183,21 @@ fn suite_of(name: String) -> rusqlite::Result<Suite> {
     })
 }
 
+/// Finishes SQLCipher's process-wide set-up before any store connection opens.
+///
+/// SQLite marks itself initialised before SQLCipher has registered `sqlcipher_export`
+/// (which backups use) for new connections, so a store a second thread opened in that window
+/// could not export. The first connection opened here runs the whole set-up while every
+/// other caller waits.
+fn sqlcipher_initialised() {
+    static READY: std::sync::Once = std::sync::Once::new();
+    READY.call_once(|| {
+        // An in-memory connection cannot fail for lack of a file; if it fails for lack of
+        // memory, the store's own open reports that.
+        let _ = Connection::open_in_memory();
+    });
+}
+
 fn session_of(blob: &[u8]) -> Result<Session> {
     Session::from_bytes(blob).map_err(|source| StoreError::CorruptRecord {
         what: "session",
@@ -200,6 +215,7 @@ impl SqliteStore {
         if !existed {
             create_private_file(&path)?;
         }
+        sqlcipher_initialised();
         let conn = Connection::open_with_flags(
             &path,
             OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX,
@@ -210,6 +226,7 @@ impl SqliteStore {
 
     /// A store in memory (for benches and tests of the SQL code itself).
     pub fn open_in_memory() -> Result<Self> {
+        sqlcipher_initialised();
         let conn = Connection::open_in_memory()?;
         Self::init(
             conn,
