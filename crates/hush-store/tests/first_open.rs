@@ -35,7 +35,7 @@ fn child(dir: &Path) {
                     LocalDevice::generate(1, 1, 0, &mut StdRng::seed_from_u64(i as u64)).unwrap();
                 store.create_account("a@example.org", &device).unwrap();
                 store
-                    .export_backup(&dir.join(format!("backup-{i}")), "pass")
+                    .export_backup(dir.join(format!("backup-{i}")), "pass")
                     .map_err(|e| format!("thread {i}: {e}"))
             })
         })
