@@ -126,7 +126,8 @@ pub trait Store {
     /// keeps its key's trust).
     fn has_verified_key(&self, jid: &str) -> Result<bool>;
     /// Replaces the known device list of `jid` in `suite`; devices not in it stay known but
-    /// unlisted. A device new to us is "seen" at `now`; known devices keep their time, since
+    /// unlisted if we hold a session with them, and are forgotten otherwise (so lists of ever
+    /// new ids cannot grow the store). A device new to us is "seen" at `now`; known devices keep their time, since
     /// stale devices stay listed forever (only a decrypted message counts as a sign of life,
     /// see [`Store::commit_received`]).
     fn set_device_list(&mut self, suite: Suite, jid: &str, devices: &[u32], now: u64)

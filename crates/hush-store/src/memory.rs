@@ -439,6 +439,9 @@ impl Store for MemoryStore {
                 })
                 .listed = true;
         }
+        // As the SQLite store: an unlisted device without a session is forgotten.
+        let sessions = &self.sessions;
+        known.retain(|id, d| d.listed || sessions.contains_key(&SessionKey::new(suite, jid, *id)));
         Ok(())
     }
 

@@ -689,6 +689,15 @@ impl SqliteStore {
         for id in devices {
             insert.execute(params![suite.name(), jid, id, now as i64])?;
         }
+        // A device no longer listed is remembered only if we hold a session with it: nothing
+        // else was learnt about it, and a server pushing lists of new ids must not grow the
+        // store without end.
+        c.prepare_cached(
+            "DELETE FROM devices WHERE suite = ?1 AND jid = ?2 AND listed = 0 AND NOT EXISTS
+             (SELECT 1 FROM sessions s WHERE s.suite = devices.suite AND s.jid = devices.jid
+              AND s.device_id = devices.device_id)",
+        )?
+        .execute(params![suite.name(), jid])?;
         Ok(())
     }
 

@@ -374,8 +374,37 @@ fn trust_and_devices<S: Store>(mut store: S) {
         .map(|r| (r.device_id, r.listed, r.last_seen))
         .collect();
     // A device keeps the time it was first listed: being listed again is no sign of life.
-    assert_eq!(summary, vec![(1, false, 10), (2, true, 10), (3, true, 20)]);
+    // Device 1, unlisted and never talked to, is forgotten.
+    assert_eq!(summary, vec![(2, true, 10), (3, true, 20)]);
     assert!(store.devices(Suite::Legacy, ALICE).unwrap().is_empty());
+}
+
+/// Lists of ever new device ids (a hostile server pushing them) do not grow the store: only
+/// the devices listed now, and unlisted ones we hold a session with, are kept.
+fn device_lists_of_new_ids_do_not_grow_the_store<S: Store>(mut store: S) {
+    let mut rng = StdRng::seed_from_u64(15);
+    let bob = new_bob(&mut store, &mut rng);
+    let mut alice = Alice::new(Suite::Omemo2, &bob);
+    let r = receive(&store, &alice.send(Some("hi")), ids(1), &mut rng);
+    store.commit_received(vec![r]).unwrap();
+    for push in 0..50u32 {
+        let list: Vec<u32> = (0..128).map(|i| 1000 + push * 128 + i).collect();
+        store
+            .set_device_list(Suite::Omemo2, ALICE, &list, u64::from(push))
+            .unwrap();
+    }
+    let d = store.devices(Suite::Omemo2, ALICE).unwrap();
+    assert_eq!(d.iter().filter(|r| r.listed).count(), 128);
+    let unlisted: Vec<u32> = d
+        .iter()
+        .filter(|r| !r.listed)
+        .map(|r| r.device_id)
+        .collect();
+    assert_eq!(
+        unlisted,
+        vec![1],
+        "only the device with a session is remembered"
+    );
 }
 
 /// Devices are "heard from" when a message of theirs decrypts (empty ones too), not when a
@@ -782,6 +811,11 @@ macro_rules! contract {
             #[test]
             fn devices_are_seen_by_their_messages() {
                 super::devices_are_seen_by_their_messages($make);
+            }
+
+            #[test]
+            fn device_lists_of_new_ids_do_not_grow_the_store() {
+                super::device_lists_of_new_ids_do_not_grow_the_store($make);
             }
         }
     };
