@@ -206,12 +206,6 @@ impl Engine {
             return Ok(ReceiveStep::nothing());
         }
         let mut step = ReceiveStep::nothing();
-        if own && peer != self.jid {
-            // A copy of what another device of ours sent: we wrote to that contact.
-            step.transaction
-                .conversations
-                .push((peer.clone(), ConversationChange::Contact));
-        }
         // The conversation's record: for a message from a contact it is the sender's.
         let conversation = if peer == sender {
             sender_record
@@ -489,6 +483,14 @@ impl Engine {
             step.transaction
                 .rewound_sessions
                 .push(hush_store::SessionKey::new(suite, &m.sender, sid));
+        }
+        if m.sender == self.jid && m.peer != self.jid {
+            // An authenticated copy of what another device of ours sent: we wrote to that
+            // contact. (Only once it decrypted: a forged or unreadable "sent" copy, or one in
+            // clear, must not lift anyone out of the stranger budget.)
+            step.transaction
+                .conversations
+                .push((m.peer.clone(), ConversationChange::Contact));
         }
         let (trust, new) = note_identity(store, &m.sender, &o.sender_identity, m.at, &mut step)?;
         // Every key a session is built from is news to the user, however it came.

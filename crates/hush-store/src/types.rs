@@ -262,6 +262,9 @@ pub struct Transaction {
     /// Sessions advanced by something that is not in history (an empty message we send).
     pub sessions: Vec<(SessionKey, Session)>,
     /// Received messages (see [`Store::commit_received`](crate::Store::commit_received)).
+    /// When every one of them is a copy of a stored message (and nothing is sent), the whole
+    /// transaction is a copy of a step already taken and writes nothing: a copy must not
+    /// spend a stranger's budget again, rewind sessions or change a record.
     pub received: Vec<Received>,
     /// A message we send and the sessions it advanced (see
     /// [`Store::commit_outgoing`](crate::Store::commit_outgoing)).

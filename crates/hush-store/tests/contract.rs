@@ -8,6 +8,7 @@ use hush_store::{
 use rand::rngs::StdRng;
 use rand::SeedableRng;
 
+const MALLORY: &str = "mallory@example.net";
 const ALICE: &str = "alice@example.org";
 const BOB: &str = "bob@example.net";
 
@@ -377,6 +378,45 @@ fn trust_and_devices<S: Store>(mut store: S) {
     // Device 1, unlisted and never talked to, is forgotten.
     assert_eq!(summary, vec![(2, true, 10), (3, true, 20)]);
     assert!(store.devices(Suite::Legacy, ALICE).unwrap().is_empty());
+}
+
+/// A transaction whose messages are all copies of stored ones is a step already taken: it
+/// writes nothing, not even the stranger budget or record changes it carries.
+fn a_step_of_copies_writes_nothing<S: Store>(mut store: S) {
+    use hush_store::{ConversationChange, StrangerCharge, Transaction};
+    let mut rng = StdRng::seed_from_u64(16);
+    new_bob(&mut store, &mut rng);
+    let step = |spent: u32| Transaction {
+        received: vec![Received {
+            ids: ids(1),
+            peer: MALLORY.into(),
+            sender: MALLORY.into(),
+            sender_device: 0,
+            suite: Suite::Omemo2,
+            at: 10,
+            outcome: Outcome::Plaintext {
+                body: b"buy now".to_vec(),
+            },
+        }],
+        stranger: Some(StrangerCharge {
+            jid: MALLORY.into(),
+            window: 0,
+            spent,
+            notified: false,
+        }),
+        conversations: vec![(MALLORY.into(), ConversationChange::Encrypted)],
+        ..Transaction::default()
+    };
+    let first = store.commit(step(1)).unwrap();
+    assert!(matches!(first.received[..], [Commit::Stored(_)]));
+    let before = store.conversation(MALLORY).unwrap();
+    let mut copy = step(2);
+    copy.conversations = vec![(MALLORY.into(), ConversationChange::Contact)];
+    let again = store.commit(copy).unwrap();
+    assert_eq!(again.received, vec![Commit::Duplicate]);
+    assert_eq!(store.stranger_usage(MALLORY, 0).unwrap().spent, 1);
+    assert_eq!(store.conversation(MALLORY).unwrap(), before);
+    assert_eq!(store.history(MALLORY, 10).unwrap().len(), 1);
 }
 
 /// Lists of ever new device ids (a hostile server pushing them) do not grow the store: only
@@ -811,6 +851,11 @@ macro_rules! contract {
             #[test]
             fn devices_are_seen_by_their_messages() {
                 super::devices_are_seen_by_their_messages($make);
+            }
+
+            #[test]
+            fn a_step_of_copies_writes_nothing() {
+                super::a_step_of_copies_writes_nothing($make);
             }
 
             #[test]

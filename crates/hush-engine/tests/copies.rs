@@ -1,0 +1,145 @@
+//! Copies and unauthenticated stanzas change nothing: a copy of a message already stored (a
+//! live message read again from the archive, a replay) spends no budget and writes nothing, and
+//! a "sent" copy of our own that does not authenticate makes nobody a contact.
+
+mod support;
+
+use hush_engine::{strangers, Delivery};
+use hush_store::{MessageIds, Store};
+use rand::rngs::StdRng;
+use rand::SeedableRng;
+use support::{Envelope, Payload, Provenance, World, ALICE};
+
+const NEWCOMER: &str = "colleague@example.org";
+const MALLORY: &str = "mallory@example.net";
+
+/// Device `id` of `w` receives `env` as the shell would (commit, then settle).
+fn receive(w: &mut World, id: u32, env: Envelope) -> Option<Delivery> {
+    let (now, bundles) = (w.now, w.bundles.clone());
+    let mut rng = StdRng::seed_from_u64(7);
+    let device = w.devices.get_mut(&id).unwrap();
+    support::receive_step(
+        &mut device.engine,
+        &mut device.store,
+        &bundles,
+        env,
+        now,
+        &mut rng,
+    )
+}
+
+/// A message in clear from the newcomer, as archived and delivered under the same ids.
+fn from_newcomer(n: u32) -> Envelope {
+    Envelope::outside(
+        NEWCOMER,
+        Payload::Plain(format!("message {n}")),
+        MessageIds {
+            archive: Some(ALICE.into()),
+            stanza_id: Some(format!("mam-{n}")),
+            origin_id: Some(format!("origin-{n}")),
+            digest: None,
+        },
+    )
+}
+
+#[test]
+fn copies_of_a_strangers_messages_spend_nothing_of_its_budget() {
+    let mut w = World::new(1);
+    w.add_device(ALICE, 11);
+    let per = strangers::PER_STRANGER;
+    // Most of the budget, read live; then the catch-up reads every one of them again.
+    for n in 0..per - 1 {
+        assert!(receive(&mut w, 11, from_newcomer(n)).is_some());
+    }
+    for n in 0..per - 1 {
+        assert!(
+            receive(&mut w, 11, from_newcomer(n)).is_none(),
+            "copy {n} shown"
+        );
+    }
+    // The next real message still fits the budget.
+    let last = receive(&mut w, 11, from_newcomer(per - 1)).expect("the last message is shown");
+    assert_eq!(
+        last.body.as_deref(),
+        Some(format!("message {}", per - 1).as_str())
+    );
+    let history = w.devices[&11].store.history(NEWCOMER, 100).unwrap();
+    assert_eq!(history.len() as u32, per, "{history:?}");
+    assert!(history.iter().all(|m| m.error.is_none()), "{history:?}");
+}
+
+#[test]
+fn copies_of_a_strangers_failures_spend_nothing_of_its_budget() {
+    let mut w = World::new(2);
+    w.add_device(ALICE, 11);
+    let garbage = |n: u32| {
+        Envelope::outside(
+            NEWCOMER,
+            Payload::Unreadable,
+            MessageIds {
+                archive: Some(ALICE.into()),
+                stanza_id: Some(format!("mam-bad-{n}")),
+                ..Default::default()
+            },
+        )
+    };
+    let per = strangers::PER_STRANGER;
+    for n in 0..per - 1 {
+        assert!(receive(&mut w, 11, garbage(n)).is_some_and(|d| d.error.is_some()));
+    }
+    for n in 0..per - 1 {
+        assert!(receive(&mut w, 11, garbage(n)).is_none(), "copy {n} shown");
+    }
+    let last = receive(&mut w, 11, from_newcomer(100)).expect("the message in clear is shown");
+    assert_eq!(last.body.as_deref(), Some("message 100"));
+}
+
+/// A "sent" copy of our own, addressed to `to`: what a forged sent-Carbon or archive result
+/// looks like.
+fn own_copy(to: &str, payload: Payload, origin: &str) -> Envelope {
+    Envelope {
+        sender: ALICE.into(),
+        peer: to.into(),
+        payload,
+        ids: MessageIds {
+            origin_id: Some(origin.into()),
+            ..Default::default()
+        },
+        sent_at: None,
+        provenance: Provenance::Outside,
+    }
+}
+
+#[test]
+fn an_unauthenticated_sent_copy_makes_nobody_a_contact() {
+    let mut w = World::new(3);
+    w.add_device(ALICE, 11);
+    let shown = receive(&mut w, 11, own_copy(MALLORY, Payload::Unreadable, "g1"));
+    assert!(shown.is_some_and(|d| d.error.is_some()));
+    receive(
+        &mut w,
+        11,
+        own_copy(MALLORY, Payload::Plain("hi".into()), "p1"),
+    );
+    assert!(
+        !w.devices[&11].store.conversation(MALLORY).unwrap().contact,
+        "a sent copy that did not authenticate made Mallory a contact"
+    );
+}
+
+#[test]
+fn an_authenticated_sent_copy_makes_its_addressee_a_contact() {
+    let mut w = World::new(4);
+    w.add_device(ALICE, 11);
+    w.add_device(ALICE, 12);
+    w.add_device(support::BOB, 21);
+    w.send(12, support::BOB, "hello from the laptop").unwrap();
+    w.drain();
+    assert!(
+        w.devices[&11]
+            .store
+            .conversation(support::BOB)
+            .unwrap()
+            .contact
+    );
+}
