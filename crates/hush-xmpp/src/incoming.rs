@@ -82,14 +82,32 @@ fn bare_attr(el: &Element, name: &str) -> Option<BareJid> {
 /// The OMEMO element of a message, or else its body in clear. Group chat, headline and error
 /// messages are not conversations we handle here.
 fn payload_of(m: &Element) -> Option<Payload> {
+    match m.attr("type") {
+        // An error bounce carries our own message back (RFC 6120 §8.3.1): it is news about a
+        // delivery, not a message from the addressee, and reading it as one would show a
+        // bogus decryption failure "from" them.
+        Some("error") => {
+            let origin = m
+                .children()
+                .find(|c| c.is("origin-id", SID))
+                .and_then(|c| c.attr("id"));
+            log::warn!(
+                "the server returned a message to {} as undeliverable (origin id {})",
+                m.attr("from").unwrap_or("?"),
+                origin.unwrap_or("none")
+            );
+            return None;
+        }
+        // Group chats (a room's OMEMO is another protocol) and headlines are not
+        // conversations we handle here.
+        Some("groupchat" | "headline") => return None,
+        _ => {}
+    }
     if let Some(e) = m
         .children()
         .find(|p| p.name() == "encrypted" && Suite::from_namespace(&p.ns()).is_ok())
     {
         return Some(Payload::Omemo(EncryptedElement::from_element(e)));
-    }
-    if matches!(m.attr("type"), Some("groupchat" | "headline" | "error")) {
-        return None;
     }
     m.children()
         .find(|c| c.name() == "body")
@@ -204,6 +222,21 @@ mod tests {
     }
 
     const ENC: &str = "<encrypted xmlns='urn:xmpp:omemo:2'><header sid='7'><keys jid='me@x'><key rid='1'>AAAA</key></keys></header></encrypted>";
+
+    #[test]
+    fn an_error_bounce_of_our_own_message_is_no_message_from_the_addressee() {
+        let own: BareJid = "me@x".parse().unwrap();
+        let bounce = el(&format!(
+            "<message xmlns='jabber:client' type='error' from='you@y' to='me@x/hush'>{ENC}\
+             <origin-id xmlns='urn:xmpp:sid:0' id='o-1'/>\
+             <error type='cancel'><service-unavailable xmlns='urn:ietf:params:xml:ns:xmpp-stanzas'/></error></message>"
+        ));
+        assert!(classify(&bounce, &own, None).is_none());
+        let message = el(&format!(
+            "<message xmlns='jabber:client' type='chat' from='you@y/phone' to='me@x/hush'>{ENC}</message>"
+        ));
+        assert!(classify(&message, &own, None).is_some());
+    }
 
     #[test]
     fn carbons_only_from_our_own_account() {
