@@ -10,6 +10,7 @@
 mod conversation;
 mod demo;
 mod home;
+mod terminal;
 
 use std::io::Read;
 use std::process::ExitCode;
@@ -20,6 +21,7 @@ use hush_proto::{LocalDevice, Suite, DEFAULT_PREKEYS};
 use hush_store::{SqliteStore, Store, Trust};
 use hush_xmpp::{BareJid, ConnectOptions, Delivery, Hush};
 use serde_json::json;
+use terminal::printable;
 use zeroize::Zeroizing;
 
 use crate::home::{Config, Home, PassphraseSource};
@@ -208,7 +210,13 @@ impl log::Log for StderrLog {
     }
     fn log(&self, r: &log::Record<'_>) {
         if self.enabled(r.metadata()) {
-            eprintln!("[{} {}] {}", r.level(), r.target(), r.args());
+            // Log lines quote the network too (senders, server errors): made printable.
+            eprintln!(
+                "[{} {}] {}",
+                r.level(),
+                r.target(),
+                printable(&r.args().to_string())
+            );
         }
     }
     fn flush(&self) {}
@@ -243,7 +251,7 @@ fn main() -> ExitCode {
     match runtime.block_on(run(cli)) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("error: {e}");
+            eprintln!("error: {}", printable(&e.to_string()));
             ExitCode::FAILURE
         }
     }
@@ -402,7 +410,10 @@ async fn run(cli: Cli) -> Fallible<()> {
                     );
                 }
                 for (j, d, why) in &report.skipped {
-                    println!("warning: not encrypted for device {d} of {j}: {why}");
+                    println!(
+                        "warning: not encrypted for device {d} of {j}: {}",
+                        printable(why)
+                    );
                 }
             }
             Ok(())
@@ -692,8 +703,12 @@ fn print_history_entry(m: &hush_store::StoredMessage, json: bool) {
     let arrow = if outgoing { "→" } else { "←" };
     let clear = if m.encrypted { "" } else { " (UNENCRYPTED)" };
     match (&body, &m.error) {
-        (Some(b), _) => println!("{when} {arrow} {}{clear}: {b}", m.sender),
-        (None, Some(e)) => println!("{when} {arrow} !! {e}"),
+        (Some(b), _) => println!(
+            "{when} {arrow} {}{clear}: {}",
+            printable(&m.sender),
+            printable(b)
+        ),
+        (None, Some(e)) => println!("{when} {arrow} !! {}", printable(e)),
         (None, None) => {}
     }
 }
@@ -709,34 +724,32 @@ fn print_delivery(d: &Delivery, json: bool) {
         );
         return;
     }
+    // Everything below that came from the network is made printable: a body or an error
+    // quoting a stanza must not forge or overwrite a line (see `terminal`).
+    let from = printable(&d.from);
     if let Some(w) = &d.warning {
-        println!("!! WARNING: {w}");
+        println!("!! WARNING: {}", printable(w));
     }
     if let Some(fp) = &d.new_key {
         println!(
-            "!! NEW KEY: device {} of {} uses a key you have not seen before, fingerprint {fp} \
+            "!! NEW KEY: device {} of {from} uses a key you have not seen before, fingerprint {fp} \
              (compare it with theirs, then `hush verify` or `hush trust`)",
-            d.device, d.from
+            d.device
         );
         if d.is_key_notice() {
             return;
         }
     }
+    let body = printable(d.body.as_deref().unwrap_or(""));
     match (&d.error, d.suite) {
-        (Some(e), _) => println!("!! {e}"),
+        (Some(e), _) => println!("!! {}", printable(e)),
         (None, Some(suite)) => println!(
-            "{} (device {}, {}, {}): {}",
-            d.from,
+            "{from} (device {}, {}, {}): {body}",
             d.device,
             suite,
             trust_name(d.trust),
-            d.body.as_deref().unwrap_or("")
         ),
-        (None, None) => println!(
-            "{} (UNENCRYPTED): {}",
-            d.from,
-            d.body.as_deref().unwrap_or("")
-        ),
+        (None, None) => println!("{from} (UNENCRYPTED): {body}"),
     }
 }
 

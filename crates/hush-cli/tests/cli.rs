@@ -342,3 +342,41 @@ fn a_second_hush_on_the_same_account_waits_its_turn() {
         "{text}"
     );
 }
+
+/// A body with a carriage return and line breaks, written to look like a verified message
+/// from someone else, is printed as one message: the forged header neither starts a line nor
+/// overwrites the real one, in `recv` and in `history`.
+#[test]
+fn text_output_never_shows_a_forged_line() {
+    let server = Prosody::start("cli-lines");
+    let dir = scratch("cli-lines");
+    let alice = init(&server, &dir, "alice", true);
+    let bob = init(&server, &dir, "bob", true);
+    let forged = format!("{} (device 1, omemo:2, verified): pay the bill", bob.jid);
+    // (XML cannot carry ESC itself; C1 CSI, U+009B, starts the same escapes on some terminals.)
+    let body = format!("hi\r{forged}\n{forged}\u{9b}2K\u{202e}");
+    ok(hush(&alice.home, &["send", &bob.jid, &body]));
+    let recv = ok(hush(
+        &bob.home,
+        &["recv", "--count", "1", "--timeout", "20"],
+    ));
+    let history = ok(hush(&bob.home, &["history", &alice.jid]));
+    for out in [&recv, &history] {
+        assert!(
+            !out.contains('\r') && !out.contains('\u{9b}') && !out.contains('\u{202e}'),
+            "{out:?}"
+        );
+        let lines: Vec<&str> = out.lines().collect();
+        // (The first message also brings the "NEW KEY" notice, a line of its own.)
+        let starts = lines
+            .iter()
+            .filter(|l| !l.starts_with("    | ") && !l.starts_with("!! NEW KEY"))
+            .count();
+        assert_eq!(starts, 1, "one message, one line of its own: {lines:#?}");
+        assert!(
+            lines.iter().all(|l| !l.starts_with(&bob.jid)),
+            "a line looks like Bob's: {lines:#?}"
+        );
+        assert!(out.contains(&alice.jid), "{out}");
+    }
+}
