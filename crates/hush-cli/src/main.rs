@@ -542,6 +542,11 @@ async fn run(cli: Cli) -> Fallible<()> {
                     None => break,
                 }
             }
+            // `--count` is reached, but a catch-up may have read more from the server at once:
+            // they are committed, so nothing else would ever show them. Shown now.
+            for d in hush.take_unshown() {
+                print_delivery(&d, json);
+            }
             hush.close().await.map_err(|e| e.to_string())?;
             Ok(())
         }

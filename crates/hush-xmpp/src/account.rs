@@ -734,8 +734,24 @@ impl<S: Store> Hush<S> {
         self.xmpp.flush().await
     }
 
-    /// Closes the connection.
+    /// Messages already read from the server and committed that no [`Self::receive`] call
+    /// handed out yet (a catch-up inside `receive` reads a whole archive page at once), in
+    /// order. A caller that stops receiving takes them before closing: [`Self::close`] keeps
+    /// them only in the history, where nothing new announces them.
+    pub fn take_unshown(&mut self) -> Vec<Delivery> {
+        self.backlog.drain(..).collect()
+    }
+
+    /// Closes the connection. Deliveries not taken yet (see [`Self::take_unshown`]) are logged
+    /// as a warning: they are in the history, but were never shown.
     pub async fn close(self) -> Result<S> {
+        if !self.backlog.is_empty() {
+            log::warn!(
+                "{} messages read from the server were not shown before closing; they are in \
+                 the history",
+                self.backlog.len()
+            );
+        }
         self.xmpp.close().await?;
         Ok(self.store)
     }

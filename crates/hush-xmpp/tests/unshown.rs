@@ -1,0 +1,34 @@
+//! Messages a catch-up inside `receive` read and committed, but that no `receive` handed out
+//! yet, are not lost when the caller stops: `take_unshown` hands them over, in order.
+
+#[path = "../../hush-devserver/tests/support/mod.rs"]
+mod devserver_support;
+
+use devserver_support::{account, connect, expect_text, server, PATIENCE};
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn what_a_catch_up_read_at_once_is_handed_out_before_closing() {
+    let server = server().await;
+    let mut alice = account(&server, "alice", 11).await;
+    let mut bob = account(&server, "bob", 22).await;
+    let (a, b) = (alice.jid().clone(), bob.jid().clone());
+    alice.send_text(&b, "hello bob").await.unwrap();
+    expect_text(&mut bob, "hello bob").await;
+    let store = alice.close().await.unwrap();
+    for i in 0..3 {
+        bob.send_text(&a, &format!("m{i}")).await.unwrap();
+    }
+    bob.flush().await.unwrap();
+
+    // Alice comes back: her first `receive` catches up (all three at once) and returns one.
+    let mut alice = connect(&server, store).await;
+    let first = alice.receive(PATIENCE).await.unwrap().expect("a message");
+    assert_eq!(first.body.as_deref(), Some("m0"));
+    let rest: Vec<String> = alice
+        .take_unshown()
+        .into_iter()
+        .map(|d| d.body.unwrap_or_default())
+        .collect();
+    assert_eq!(rest, ["m1", "m2"]);
+    assert!(alice.take_unshown().is_empty(), "handed out once");
+}
