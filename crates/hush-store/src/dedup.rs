@@ -37,8 +37,12 @@ impl Known {
             Verdict::Duplicate
         } else if self.unauthenticated.is_empty() {
             Verdict::New
-        } else if matches!(outcome, Outcome::Decrypted { .. }) {
+        } else if matches!(outcome, Outcome::Decrypted { body: Some(_), .. }) {
             Verdict::Supersede
+        } else if matches!(outcome, Outcome::Decrypted { body: None, .. }) {
+            // An empty message that decrypted is not in history, so it cannot take the ids
+            // over: the entries keep them (a later copy of what they hold stays a copy).
+            Verdict::New
         } else {
             Verdict::Duplicate
         }

@@ -419,6 +419,45 @@ fn a_step_of_copies_writes_nothing<S: Store>(mut store: S) {
     assert_eq!(store.history(MALLORY, 10).unwrap().len(), 1);
 }
 
+/// An empty message that decrypts under a failure's ids (a server reusing them) does not take
+/// them over: it is not in history, so the failure keeps them and a later copy of the failed
+/// message stays a copy instead of showing twice.
+fn an_empty_message_leaves_a_failures_ids_alone<S: Store>(mut store: S) {
+    let mut rng = StdRng::seed_from_u64(17);
+    let bob = new_bob(&mut store, &mut rng);
+    let mut alice = Alice::new(Suite::Omemo2, &bob);
+    let failed = |at| Received {
+        ids: ids(1),
+        peer: ALICE.into(),
+        sender: ALICE.into(),
+        sender_device: 1,
+        suite: Suite::Omemo2,
+        at,
+        outcome: Outcome::Failed {
+            reason: "did not decrypt".into(),
+        },
+    };
+    assert!(matches!(
+        store.commit_received(vec![failed(1)]).unwrap()[0],
+        Commit::Stored(_)
+    ));
+    let empty = receive(&store, &alice.send(None), ids(1), &mut rng);
+    assert!(matches!(
+        empty.outcome,
+        Outcome::Decrypted { body: None, .. }
+    ));
+    assert!(matches!(
+        store.commit_received(vec![empty]).unwrap()[0],
+        Commit::Stored(_)
+    ));
+    assert_eq!(
+        store.commit_received(vec![failed(2)]).unwrap()[0],
+        Commit::Duplicate,
+        "the failure still holds its ids"
+    );
+    assert_eq!(store.history(ALICE, 10).unwrap().len(), 1);
+}
+
 /// Lists of ever new device ids (a hostile server pushing them) do not grow the store: only
 /// the devices listed now, and unlisted ones we hold a session with, are kept.
 fn device_lists_of_new_ids_do_not_grow_the_store<S: Store>(mut store: S) {
@@ -856,6 +895,11 @@ macro_rules! contract {
             #[test]
             fn a_step_of_copies_writes_nothing() {
                 super::a_step_of_copies_writes_nothing($make);
+            }
+
+            #[test]
+            fn an_empty_message_leaves_a_failures_ids_alone() {
+                super::an_empty_message_leaves_a_failures_ids_alone($make);
             }
 
             #[test]
