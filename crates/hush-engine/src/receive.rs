@@ -604,6 +604,27 @@ impl Engine {
                 None
             }
             Verdict::Reject => Some(ReceiveStep::nothing()),
+            Verdict::RejectUnnamed => {
+                let unnamed = store.stranger_usage(strangers::UNNAMED, window)?;
+                let Some(row) = strangers::unnamed_notice(unnamed, window) else {
+                    return Ok(Some(ReceiveStep::nothing()));
+                };
+                let reason = format!(
+                    "ignored messages and key exchanges from {} and others over their hourly \
+                     limit: so many senders reached it this hour (a flood?) that they are no \
+                     longer named one by one; this notice comes once an hour. If you expect \
+                     someone new, ask them to write again later",
+                    m.sender
+                );
+                let mut notice = ReceiveStep::nothing();
+                notice.transaction.stranger = Some(row);
+                // Stored without the message's ids, like the notices by name (see below).
+                let sender = Message {
+                    ids: MessageIds::default(),
+                    ..m.clone()
+                };
+                Some(sender.failed(notice, sid, suite, reason))
+            }
             Verdict::RejectAndNotify => {
                 let sender = &m.sender;
                 let reason = match budget {

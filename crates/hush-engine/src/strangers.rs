@@ -18,9 +18,13 @@ pub const WINDOW: u64 = 3600;
 /// At most this many stranger JIDs are tracked; beyond it, unknown ones count as over the limit
 /// until the window ends (a flood from many JIDs is bounded by `ALL_STRANGERS` anyway).
 const MAX_TRACKED: usize = 4096;
-/// At most this many JIDs are told they are over the limit per window; the rest is dropped
-/// quietly, so notices cannot fill the history either.
+/// At most this many JIDs are told they are over the limit per window, each in a notice of its
+/// own; past that, one notice for all the others ([`Verdict::RejectUnnamed`]), so notices
+/// cannot fill the history either and no sender is ignored without a word.
 const MAX_NOTICES: usize = 64;
+/// The budget row that records the one notice for strangers not told by name: not a JID (a JID
+/// is never empty), so no sender can spend or clear it.
+pub const UNNAMED: &str = "";
 
 /// What to do with something from a stranger that costs us.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -31,6 +35,9 @@ pub enum Verdict {
     RejectAndNotify,
     /// Drop it; the user was already told in this window.
     Reject,
+    /// Drop it; too many JIDs are on record this window to tell about this one by name. The
+    /// user gets one notice for all of them per window (kept under [`UNNAMED`]).
+    RejectUnnamed,
 }
 
 /// The window `now` (unix seconds) falls in.
@@ -57,14 +64,28 @@ pub fn charge(
     };
     let known = usage.spent > 0 || usage.notified;
     if !known && usage.tracked >= MAX_TRACKED {
-        (Verdict::Reject, None)
+        (Verdict::RejectUnnamed, None)
     } else if usage.spent < PER_STRANGER && (!shared || usage.total < ALL_STRANGERS) {
         (Verdict::Allow, Some(row(usage.spent + 1, usage.notified)))
-    } else if !usage.notified && usage.tracked < MAX_NOTICES {
+    } else if usage.notified {
+        (Verdict::Reject, None)
+    } else if usage.tracked < MAX_NOTICES {
         (Verdict::RejectAndNotify, Some(row(usage.spent, true)))
     } else {
-        (Verdict::Reject, None)
+        (Verdict::RejectUnnamed, None)
     }
+}
+
+/// For a [`Verdict::RejectUnnamed`]: whether the one notice for unnamed strangers is still to
+/// be given in `window` (`unnamed` is what the store says of [`UNNAMED`]), and the row that
+/// records it.
+pub fn unnamed_notice(unnamed: StrangerUsage, window: u64) -> Option<StrangerCharge> {
+    (!unnamed.notified).then(|| StrangerCharge {
+        jid: UNNAMED.to_owned(),
+        window,
+        spent: 0,
+        notified: true,
+    })
 }
 
 #[cfg(test)]
@@ -96,6 +117,37 @@ mod tests {
         }
         // A new window starts afresh.
         assert_eq!(check(&mut store, "m@x", 100 + WINDOW), Verdict::Allow);
+    }
+
+    #[test]
+    fn strangers_past_the_notice_cap_get_one_notice_together() {
+        let mut store = MemoryStore::default();
+        let mut named = 0;
+        let mut unnamed = 0;
+        for i in 0..MAX_NOTICES + ALL_STRANGERS as usize + 50 {
+            let jid = format!("s{i}@x");
+            let w = window(5);
+            let (verdict, row) = charge(&jid, store.stranger_usage(&jid, w).unwrap(), w, true);
+            let row = match verdict {
+                Verdict::RejectAndNotify => {
+                    named += 1;
+                    row
+                }
+                Verdict::RejectUnnamed => {
+                    let told = unnamed_notice(store.stranger_usage(UNNAMED, w).unwrap(), w);
+                    unnamed += usize::from(told.is_some());
+                    told
+                }
+                _ => row,
+            };
+            let tx = Transaction {
+                stranger: row,
+                ..Transaction::default()
+            };
+            store.commit(tx).unwrap();
+        }
+        assert_eq!(named, MAX_NOTICES - ALL_STRANGERS as usize);
+        assert_eq!(unnamed, 1, "one notice for all the others, once per window");
     }
 
     #[test]
