@@ -524,9 +524,15 @@ fn show_server_view(n: &Narrator, server: &DevServer, jid: &str, sent: &[String]
         json!({"event": "server_stored", "user": jid, "archived": archive.len(),
                "pairs": pairs, "plaintext_found": !leaked.is_empty()}),
         || {
+            let empty = archive.len() - rows.len();
             let mut s = format!(
-                "{} messages in {jid}'s archive. Side by side, what the server has and what the devices read:",
-                archive.len()
+                "{} messages in {jid}'s archive{}. Side by side, what the server has and what the devices read:",
+                rows.len(),
+                match empty {
+                    0 => String::new(),
+                    1 => " (and 1 empty one: a key-exchange answer, with no text)".to_owned(),
+                    k => format!(" (and {k} empty ones: key-exchange answers, with no text)"),
+                }
             );
             for (c, p) in rows.iter().zip(sent) {
                 let short: String = c.chars().take(40).collect();
