@@ -598,6 +598,13 @@ impl Engine {
         let usage = store.stranger_usage(&m.sender, window)?;
         let shared = budget == Budget::Stranger;
         let (verdict, row) = strangers::charge(&m.sender, usage, window, shared);
+        // A copy of something already recorded (read live, then again from the archive) is
+        // not news: it gets no notice of its own, or "ignored" would be shown while nothing was.
+        // (Copies that fit the budget are recognised at commit, where they write nothing.)
+        let notice = matches!(verdict, Verdict::RejectAndNotify | Verdict::RejectUnnamed);
+        if notice && store.holds(&m.sender, &m.ids)? {
+            return Ok(Some(ReceiveStep::nothing()));
+        }
         Ok(match verdict {
             Verdict::Allow => {
                 step.transaction.stranger = row;

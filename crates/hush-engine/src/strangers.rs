@@ -69,7 +69,10 @@ pub fn charge(
         (Verdict::Allow, Some(row(usage.spent + 1, usage.notified)))
     } else if usage.notified {
         (Verdict::Reject, None)
-    } else if usage.tracked < MAX_NOTICES {
+    } else if usage.tracked < MAX_NOTICES || !shared {
+        // Charges to a contact (its unlisted devices, key exchanges in its name) are told by
+        // name whatever strangers did: they are bounded by the number of contacts, and the
+        // notice for strangers would give a contact's user the wrong advice.
         (Verdict::RejectAndNotify, Some(row(usage.spent, true)))
     } else {
         (Verdict::RejectUnnamed, None)
@@ -148,6 +151,27 @@ mod tests {
         }
         assert_eq!(named, MAX_NOTICES - ALL_STRANGERS as usize);
         assert_eq!(unnamed, 1, "one notice for all the others, once per window");
+    }
+
+    #[test]
+    fn a_contact_over_its_budget_is_told_by_name_whatever_strangers_did() {
+        let mut store = MemoryStore::default();
+        for i in 0..MAX_NOTICES + 10 {
+            check(&mut store, &format!("s{i}@x"), 5);
+        }
+        let w = window(5);
+        let mut verdicts = Vec::new();
+        for _ in 0..=PER_STRANGER {
+            let usage = store.stranger_usage("friend@x", w).unwrap();
+            let (verdict, row) = charge("friend@x", usage, w, false);
+            verdicts.push(verdict);
+            let tx = Transaction {
+                stranger: row,
+                ..Transaction::default()
+            };
+            store.commit(tx).unwrap();
+        }
+        assert_eq!(verdicts.last(), Some(&Verdict::RejectAndNotify));
     }
 
     #[test]

@@ -143,3 +143,20 @@ fn an_authenticated_sent_copy_makes_its_addressee_a_contact() {
             .contact
     );
 }
+
+#[test]
+fn a_copy_read_when_the_budget_is_spent_brings_no_notice() {
+    let mut w = World::new(6);
+    w.add_device(ALICE, 11);
+    let per = strangers::PER_STRANGER;
+    for n in 0..per {
+        assert!(receive(&mut w, 11, from_newcomer(n)).is_some());
+    }
+    // The catch-up reads the first one again: nothing was ignored, so nothing is said.
+    assert!(receive(&mut w, 11, from_newcomer(0)).is_none());
+    let history = w.devices[&11].store.history(NEWCOMER, 100).unwrap();
+    assert!(history.iter().all(|m| m.error.is_none()), "{history:?}");
+    // The next new message is over the budget: that one is announced.
+    let notice = receive(&mut w, 11, from_newcomer(per)).expect("a notice");
+    assert!(notice.error.is_some_and(|e| e.contains("limit")));
+}

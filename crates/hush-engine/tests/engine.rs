@@ -402,15 +402,18 @@ fn the_budget_notice_is_shown_even_when_a_copy_of_a_failure_spends_the_last_unit
     for n in 0..PER_STRANGER {
         assert!(w.receive_now(11, junk(n)).unwrap().failed);
     }
-    // A copy of the first one arrives (the archive's, say) when nothing is left: the user is
-    // told that the stranger's messages are ignored from now on.
-    let notice = w.receive_now(11, junk(0)).expect("a notice");
+    // A copy of the first one arrives (the archive's, say) when nothing is left: nothing new
+    // was ignored, so nothing is said and the sender is not recorded as told.
+    assert!(w.receive_now(11, junk(0)).is_none());
+    // The next new message is ignored, and the user is told, in a notice that stands on its
+    // own (not lost as a copy).
+    let notice = w.receive_now(11, junk(PER_STRANGER)).expect("a notice");
     assert!(
         notice.text.contains("the limit for strangers"),
         "{notice:?}"
     );
     // And nothing more is shown in this window.
-    assert!(w.receive_now(11, junk(PER_STRANGER)).is_none());
+    assert!(w.receive_now(11, junk(PER_STRANGER + 1)).is_none());
 }
 
 /// The simulation's key-reuse check catches a message key used for two ciphertexts: a store

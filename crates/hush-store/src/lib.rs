@@ -82,6 +82,10 @@ pub trait Store {
     /// same ids does not count — anyone can forge those, and they must not hide the real
     /// message (it is decrypted, and [`Store::commit_received`] stores it beside them).
     fn is_known(&self, sender: &str, ids: &MessageIds) -> Result<bool>;
+    /// True if any stored entry from `sender` has one of these ids (or this digest),
+    /// authenticated or not: what a step that is not decrypted (a notice, a refusal) asks to
+    /// tell a copy of something already recorded from a new message.
+    fn holds(&self, sender: &str, ids: &MessageIds) -> Result<bool>;
     /// Commits received messages in one transaction (see the crate docs).
     /// Also records, for each decrypted message, that its device was heard from at `at`.
     fn commit_received(&mut self, batch: Vec<Received>) -> Result<Vec<Commit>>;

@@ -193,6 +193,11 @@ impl Store for MemoryStore {
         Ok(self.known(sender, ids).authenticated)
     }
 
+    fn holds(&self, sender: &str, ids: &MessageIds) -> Result<bool> {
+        let known = self.known(sender, ids);
+        Ok(known.authenticated || !known.unauthenticated.is_empty())
+    }
+
     fn commit_received(&mut self, batch: Vec<Received>) -> Result<Vec<Commit>> {
         let mut results = Vec::with_capacity(batch.len());
         for r in batch {
@@ -296,8 +301,7 @@ impl Store for MemoryStore {
     fn commit(&mut self, tx: crate::Transaction) -> Result<crate::Committed> {
         // A step whose messages are all copies of stored ones writes nothing (see
         // `Transaction::received`).
-        if tx.outgoing.is_none()
-            && !tx.received.is_empty()
+        if tx.is_receive_step()
             && tx
                 .received
                 .iter()

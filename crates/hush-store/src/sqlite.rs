@@ -939,6 +939,11 @@ impl Store for SqliteStore {
         Ok(Self::known_in(&self.conn, sender, ids)?.authenticated)
     }
 
+    fn holds(&self, sender: &str, ids: &MessageIds) -> Result<bool> {
+        let known = Self::known_in(&self.conn, sender, ids)?;
+        Ok(known.authenticated || !known.unauthenticated.is_empty())
+    }
+
     fn commit_received(&mut self, batch: Vec<Received>) -> Result<Vec<Commit>> {
         let tx = self.conn.transaction()?;
         let results = Self::received_in(&tx, batch)?;
@@ -972,7 +977,7 @@ impl Store for SqliteStore {
         let tx = self.conn.transaction()?;
         // A step whose messages are all copies of stored ones writes nothing (see
         // `Transaction::received`).
-        if t.outgoing.is_none() && !t.received.is_empty() {
+        if t.is_receive_step() {
             let mut copies = true;
             for r in &t.received {
                 if Self::known_in(&tx, &r.sender, &r.ids)?.verdict(&r.outcome) != Verdict::Duplicate

@@ -262,9 +262,10 @@ pub struct Transaction {
     /// Sessions advanced by something that is not in history (an empty message we send).
     pub sessions: Vec<(SessionKey, Session)>,
     /// Received messages (see [`Store::commit_received`](crate::Store::commit_received)).
-    /// When every one of them is a copy of a stored message (and nothing is sent), the whole
-    /// transaction is a copy of a step already taken and writes nothing: a copy must not
-    /// spend a stranger's budget again, rewind sessions or change a record.
+    /// When every one of them is a copy of a stored message and the transaction is an ordinary
+    /// receive step (see [`Transaction::is_receive_step`]), it is a copy of a step already
+    /// taken and writes nothing: a copy must not spend a stranger's budget again or change a
+    /// record.
     pub received: Vec<Received>,
     /// A message we send and the sessions it advanced (see
     /// [`Store::commit_outgoing`](crate::Store::commit_outgoing)).
@@ -290,6 +291,21 @@ pub struct Transaction {
 }
 
 impl Transaction {
+    /// True if it only records received messages and what they bring along (new keys,
+    /// conversation changes, a stranger's budget): what a store may skip whole when every
+    /// message in it is a copy. A transaction that sends, saves sessions, records device lists,
+    /// retires prekeys or rewinds sessions (a rollback's repair) is never skipped: losing it
+    /// could reuse a message key.
+    pub fn is_receive_step(&self) -> bool {
+        !self.received.is_empty()
+            && self.outgoing.is_none()
+            && self.sessions.is_empty()
+            && self.device_lists.is_empty()
+            && !self.rewind_sessions
+            && self.used_prekeys.is_empty()
+            && self.rewound_sessions.is_empty()
+    }
+
     /// True if committing it would write nothing.
     pub fn is_empty(&self) -> bool {
         self.new_keys.is_empty()

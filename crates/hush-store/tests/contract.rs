@@ -458,6 +458,58 @@ fn an_empty_message_leaves_a_failures_ids_alone<S: Store>(mut store: S) {
     assert_eq!(store.history(ALICE, 10).unwrap().len(), 1);
 }
 
+/// A rollback's repair is committed whole even when its lost-message records are copies of
+/// stored entries (a message in clear injected under the same archive id): skipping it would
+/// leave rewound sessions in use and handed-out prekeys accepted.
+fn a_repair_whose_records_are_copies_is_still_committed<S: Store>(mut store: S) {
+    use hush_store::Transaction;
+    let mut rng = StdRng::seed_from_u64(18);
+    let bob = new_bob(&mut store, &mut rng);
+    let mut alice = Alice::new(Suite::Omemo2, &bob);
+    let r = receive(&store, &alice.send(Some("before")), ids(1), &mut rng);
+    store.commit_received(vec![r]).unwrap();
+    let stolen = MessageIds {
+        archive: Some(BOB.into()),
+        stanza_id: Some("lost-1".into()),
+        ..Default::default()
+    };
+    let injected = Received {
+        ids: stolen.clone(),
+        peer: MALLORY.into(),
+        sender: MALLORY.into(),
+        sender_device: 0,
+        suite: Suite::Omemo2,
+        at: 5,
+        outcome: Outcome::Plaintext {
+            body: b"same archive id".to_vec(),
+        },
+    };
+    store.commit_received(vec![injected]).unwrap();
+    let repair = Transaction {
+        rewind_sessions: true,
+        used_prekeys: vec![7],
+        received: vec![Received {
+            ids: stolen,
+            peer: ALICE.into(),
+            sender: BOB.into(),
+            sender_device: 2,
+            suite: Suite::Omemo2,
+            at: 6,
+            outcome: Outcome::LostSent {
+                reason: "lost by a rollback".into(),
+            },
+        }],
+        ..Transaction::default()
+    };
+    assert!(!repair.is_receive_step());
+    store.commit(repair).unwrap();
+    assert_eq!(store.sessions_needing_reset().unwrap().len(), 1);
+    assert!(
+        store.used_prekeys().unwrap().contains(&7),
+        "the handed-out prekey is retired"
+    );
+}
+
 /// Lists of ever new device ids (a hostile server pushing them) do not grow the store: only
 /// the devices listed now, and unlisted ones we hold a session with, are kept.
 fn device_lists_of_new_ids_do_not_grow_the_store<S: Store>(mut store: S) {
@@ -900,6 +952,11 @@ macro_rules! contract {
             #[test]
             fn an_empty_message_leaves_a_failures_ids_alone() {
                 super::an_empty_message_leaves_a_failures_ids_alone($make);
+            }
+
+            #[test]
+            fn a_repair_whose_records_are_copies_is_still_committed() {
+                super::a_repair_whose_records_are_copies_is_still_committed($make);
             }
 
             #[test]
