@@ -211,12 +211,13 @@ impl log::Log for StderrLog {
     fn log(&self, r: &log::Record<'_>) {
         if self.enabled(r.metadata()) {
             // Log lines quote the network too (senders, server errors): made printable.
-            eprintln!(
+            let line = format!(
                 "[{} {}] {}",
                 r.level(),
                 r.target(),
                 printable(&r.args().to_string())
             );
+            eprintln!("{}", terminal::fit(&line, terminal::stderr_width()));
         }
     }
     fn flush(&self) {}
@@ -251,7 +252,8 @@ fn main() -> ExitCode {
     match runtime.block_on(run(cli)) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("error: {}", printable(&e.to_string()));
+            let line = format!("error: {}", printable(&e.to_string()));
+            eprintln!("{}", terminal::fit(&line, terminal::stderr_width()));
             ExitCode::FAILURE
         }
     }
@@ -410,10 +412,10 @@ async fn run(cli: Cli) -> Fallible<()> {
                     );
                 }
                 for (j, d, why) in &report.skipped {
-                    println!(
+                    say(&format!(
                         "warning: not encrypted for device {d} of {j}: {}",
                         printable(why)
-                    );
+                    ));
                 }
             }
             Ok(())
@@ -708,12 +710,12 @@ fn print_history_entry(m: &hush_store::StoredMessage, json: bool) {
     let arrow = if outgoing { "→" } else { "←" };
     let clear = if m.encrypted { "" } else { " (UNENCRYPTED)" };
     match (&body, &m.error) {
-        (Some(b), _) => println!(
+        (Some(b), _) => say(&format!(
             "{when} {arrow} {}{clear}: {}",
             printable(&m.sender),
             printable(b)
-        ),
-        (None, Some(e)) => println!("{when} {arrow} !! {}", printable(e)),
+        )),
+        (None, Some(e)) => say(&format!("{when} {arrow} !! {}", printable(e))),
         (None, None) => {}
     }
 }
@@ -729,33 +731,40 @@ fn print_delivery(d: &Delivery, json: bool) {
         );
         return;
     }
-    // Everything below that came from the network is made printable: a body or an error
-    // quoting a stanza must not forge or overwrite a line (see `terminal`).
+    // Everything below that came from the network is made printable, and every line fitted to
+    // the terminal: a body or an error quoting a stanza must not forge or overwrite a line (see
+    // `terminal`).
     let from = printable(&d.from);
     if let Some(w) = &d.warning {
-        println!("!! WARNING: {}", printable(w));
+        say(&format!("!! WARNING: {}", printable(w)));
     }
     if let Some(fp) = &d.new_key {
-        println!(
+        say(&format!(
             "!! NEW KEY: device {} of {from} uses a key you have not seen before, fingerprint {fp} \
              (compare it with theirs, then `hush verify` or `hush trust`)",
             d.device
-        );
+        ));
         if d.is_key_notice() {
             return;
         }
     }
     let body = printable(d.body.as_deref().unwrap_or(""));
-    match (&d.error, d.suite) {
-        (Some(e), _) => println!("!! {}", printable(e)),
-        (None, Some(suite)) => println!(
+    say(&match (&d.error, d.suite) {
+        (Some(e), _) => format!("!! {}", printable(e)),
+        (None, Some(suite)) => format!(
             "{from} (device {}, {}, {}): {body}",
             d.device,
             suite,
             trust_name(d.trust),
         ),
-        (None, None) => println!("{from} (UNENCRYPTED): {body}"),
-    }
+        (None, None) => format!("{from} (UNENCRYPTED): {body}"),
+    });
+}
+
+/// Prints a line of text output that holds text from the network (already [`printable`]),
+/// broken to the terminal's width (see [`terminal::fit`]).
+fn say(line: &str) {
+    println!("{}", terminal::fit(line, terminal::stdout_width()));
 }
 
 async fn init(
