@@ -117,16 +117,17 @@ proptest! {
         seed in any::<u64>(),
         actions in prop::collection::vec(action(), 1..60),
     ) {
-        simulate(seed, &actions).map_err(TestCaseError::fail)?;
+        let setup = support::Setup::for_seed(seed);
+        support::simulate_with(seed, &setup, &actions).map_err(TestCaseError::fail)?;
     }
 }
 
-/// The fixed seeds `./scripts/test` runs: the long mode's schedules (shorter), seeds 0 to 9.
+/// The fixed seeds `./scripts/test` runs: the long mode's worlds and schedules (shorter),
+/// seeds 0 to 9 (some in legacy, see `Setup::for_seed`).
 #[test]
 fn the_fixed_seeds_keep_the_invariants() {
     for seed in 0..10 {
-        let actions = support::schedule(seed, 80);
-        if let Err(e) = simulate(seed, &actions) {
+        if let (_, Err(e)) = support::run_seed(seed, 80) {
             panic!("seed {seed}: {e}");
         }
     }
@@ -167,12 +168,12 @@ fn send_from_file_store(
     use hush_engine::{SendOptions, Wire};
     let mut rng = rand::rngs::StdRng::seed_from_u64(text.len() as u64);
     engine.route(&*store, BOB, SendOptions::default()).unwrap();
-    let their = Some((hush_proto::Suite::Omemo2, w.lists[BOB].clone()));
+    let their = Some((hush_proto::Suite::Omemo2, w.list(BOB, Suite::Omemo2)));
     let plan = engine.plan_send(&*store, BOB, their, None, w.now).unwrap();
     let bundles = plan
         .bundles_needed
         .iter()
-        .map(|(j, d)| ((j.clone(), *d), Ok(w.bundles[d].clone())))
+        .map(|(j, d)| ((j.clone(), *d), Ok(w.bundle(*d))))
         .collect();
     let prepared = engine
         .prepare_send(&*store, plan, text, bundles, w.now, &mut rng)
@@ -209,7 +210,7 @@ fn a_session_rewound_by_a_restore_is_replaced_before_it_encrypts() {
     let local = hush_proto::LocalDevice::generate(11, 30, w.now, &mut rng).unwrap();
     let mut alice = SqliteStore::open(dir.join("alice.db"), &Default::default()).unwrap();
     alice.create_account(ALICE, &local).unwrap();
-    w.bundles.insert(11, local.bundle(Suite::Omemo2));
+    w.set_bundle(ALICE, local.bundle(Suite::Omemo2));
     let engine = Engine::new(ALICE, local);
     send_from_file_store(&mut alice, &engine, &mut w, "one");
     alice.export_backup(dir.join("backup.db"), "pw").unwrap();
@@ -255,7 +256,7 @@ fn a_new_key_is_reported_even_when_it_comes_in_an_empty_message() {
     w.add_device(BOB, 21);
     w.send(21, ALICE, "hi").unwrap();
     w.deliver(11, 0, false);
-    let fingerprint = w.bundles[&21].identity.fingerprint();
+    let fingerprint = w.bundle(21).identity.fingerprint();
     let first: Vec<(&str, &str)> = w.devices[&11]
         .shown
         .iter()
@@ -333,7 +334,7 @@ fn key_exchanges_from_unlisted_devices_of_a_contact_are_budgeted() {
     for fake in 100..120u32 {
         let forged = hush_proto::LocalDevice::generate(fake, 1, w.now, &mut rng).unwrap();
         // A server making devices up publishes bundles for them too.
-        w.bundles.insert(fake, forged.bundle(Suite::Omemo2));
+        w.set_bundle(BOB, forged.bundle(Suite::Omemo2));
         w.key_exchange_from(&forged, BOB, 11, ALICE, Some(&format!("from {fake}")));
     }
     let shown = &w.devices[&11].shown;
@@ -370,7 +371,10 @@ fn a_stranger_flood_does_not_lock_out_a_contacts_new_device() {
     }
     w.add_device(BOB, 22);
     let tablet = w.devices[&22].engine.device().clone();
-    w.lists.get_mut(BOB).unwrap().retain(|d| *d != 22); // not listed where Alice looked
+    w.lists
+        .get_mut(&(BOB.to_owned(), Suite::Omemo2))
+        .unwrap()
+        .retain(|d| *d != 22); // not listed where Alice looked
     w.key_exchange_from(&tablet, BOB, 11, ALICE, Some("from the new tablet"));
     assert_eq!(
         w.devices[&11].shown.last().unwrap().text,
@@ -611,7 +615,7 @@ fn a_reinstalled_device_needs_a_session_reset_which_heals_it() {
     let session = w.devices[&11].store.session(&key).unwrap().unwrap();
     assert!(session
         .peer_identity()
-        .same_identity(&w.bundles[&21].identity));
+        .same_identity(&w.bundle(21).identity));
 }
 
 /// A key exchange is bound to the device it claims to come from: one carrying another identity
@@ -714,7 +718,7 @@ fn a_key_exchange_nobody_can_confirm_is_read_with_a_warning() {
     let mut w = World::new(16);
     w.add_device(ALICE, 11);
     w.add_device(BOB, 21);
-    w.bundles.remove(&21); // not readable by Alice
+    w.bundles.remove(&(BOB.to_owned(), 21, Suite::Omemo2)); // not readable by Alice
     let bob = w.devices[&21].engine.device().clone();
     let env = w.key_exchange_envelope(&bob, BOB, 11, ALICE, Some("first contact"));
     let alice = w.devices.get_mut(&11).unwrap();
@@ -954,4 +958,46 @@ fn a_refused_empty_key_exchange_is_not_a_visible_failure() {
         Reinstall { device: 6 },
     ];
     simulate(1238, &actions).unwrap();
+}
+
+/// A legacy-only client (Carol) and Hush publishing both suites (Alice): their conversation
+/// runs in legacy both ways, Alice's other device reads Alice's copies in legacy too, and
+/// Alice and Bob keep talking in OMEMO:2.
+#[test]
+fn a_legacy_only_contact_is_written_to_and_read_in_legacy() {
+    use support::CAROL;
+    let mut w = World::new(40);
+    let both = vec![Suite::Omemo2, Suite::Legacy];
+    w.speaks.insert(ALICE.into(), both.clone());
+    w.speaks.insert(BOB.into(), both);
+    w.speaks.insert(CAROL.into(), vec![Suite::Legacy]);
+    w.add_device(ALICE, 11);
+    w.add_device(ALICE, 12);
+    w.add_device(BOB, 21);
+    w.add_device(CAROL, 31);
+    assert!(w.list(CAROL, Suite::Omemo2).is_empty());
+    assert_eq!(w.send(11, CAROL, "to carol").unwrap(), vec![31, 12]);
+    assert_eq!(w.send(31, ALICE, "to alice").unwrap(), vec![11, 12]);
+    assert_eq!(w.send(11, BOB, "to bob").unwrap(), vec![21, 12]);
+    let suites: Vec<Suite> = w
+        .sent
+        .iter()
+        .map(|s| s.element.as_ref().unwrap().suite)
+        .collect();
+    assert_eq!(suites, [Suite::Legacy, Suite::Legacy, Suite::Omemo2]);
+    w.drain();
+    for (id, texts) in [
+        (31, &["to carol"][..]),
+        (11, &["to alice"]),
+        (12, &["to carol", "to alice", "to bob"]),
+        (21, &["to bob"]),
+    ] {
+        let shown = &w.devices[&id].shown;
+        assert!(shown.iter().all(|s| !s.failed), "{id}: {shown:?}");
+        for t in texts {
+            assert_eq!(shown.iter().filter(|s| s.text == *t).count(), 1, "{id}: {shown:?}");
+        }
+    }
+    w.check_delivered().unwrap();
+    w.check_healing().unwrap();
 }

@@ -182,6 +182,9 @@ pub struct Device {
     injections: usize,
 }
 
+/// The bundles the server publishes: by account, device id and suite.
+pub type Published = BTreeMap<(String, u32, Suite), Bundle>;
+
 /// Names one message key: (sender device, recipient JID, recipient device, ratchet key,
 /// counter).
 type MessageKey = (u32, String, u32, Vec<u8>, u32);
@@ -194,10 +197,15 @@ pub struct Crashed;
 /// need to know.
 pub struct World {
     pub devices: BTreeMap<u32, Device>,
-    /// Published device lists by account.
-    pub lists: BTreeMap<String, Vec<u32>>,
-    /// Published bundles by device id.
-    pub bundles: BTreeMap<u32, Bundle>,
+    /// The suites each account's devices speak, newest first (an account not named speaks
+    /// OMEMO:2 only). An account speaking only [`Suite::Legacy`] is a client of the
+    /// `eu.siacs.conversations.axolotl` era: it publishes only legacy lists and bundles, and
+    /// writes in legacy; one speaking both publishes both, as Hush's shell does.
+    pub speaks: BTreeMap<String, Vec<Suite>>,
+    /// Published device lists by account and suite.
+    pub lists: BTreeMap<(String, Suite), Vec<u32>>,
+    /// Published bundles by account, device id and suite.
+    pub bundles: Published,
     /// Each account's archive, oldest first.
     pub archives: BTreeMap<String, Vec<Archived>>,
     pub now: u64,
@@ -225,7 +233,7 @@ pub struct World {
 pub fn receive_one(
     engine: &mut Engine,
     store: &MemoryStore,
-    bundles: &BTreeMap<u32, Bundle>,
+    bundles: &Published,
     env: Envelope,
     now: u64,
     rng: &mut StdRng,
@@ -248,8 +256,7 @@ pub fn receive_one(
     // The sending device's bundle, when the engine asks for it to bind a key exchange.
     if let Some(request) = engine.bundle_needed(store, &inbound, now).unwrap() {
         let bundle = bundles
-            .get(&request.device)
-            .filter(|b| b.suite == request.suite)
+            .get(&(request.jid.clone(), request.device, request.suite))
             .cloned()
             .ok_or_else(|| "nothing published".to_owned());
         inbound.sender_bundle = Some(bundle);
@@ -262,7 +269,7 @@ pub fn receive_one(
 pub fn receive_step(
     engine: &mut Engine,
     store: &mut MemoryStore,
-    bundles: &BTreeMap<u32, Bundle>,
+    bundles: &Published,
     env: Envelope,
     now: u64,
     rng: &mut StdRng,
@@ -326,6 +333,7 @@ impl World {
     pub fn new(seed: u64) -> Self {
         Self {
             devices: BTreeMap::new(),
+            speaks: BTreeMap::new(),
             lists: BTreeMap::new(),
             bundles: BTreeMap::new(),
             archives: BTreeMap::new(),
@@ -359,6 +367,53 @@ impl World {
             .collect()
     }
 
+    /// The suites the devices of `jid` speak, newest first.
+    pub fn suites_of(&self, jid: &str) -> Vec<Suite> {
+        self.speaks
+            .get(jid)
+            .cloned()
+            .unwrap_or_else(|| vec![Suite::Omemo2])
+    }
+
+    /// The device list `jid` publishes in `suite` (empty when it publishes none).
+    pub fn list(&self, jid: &str, suite: Suite) -> Vec<u32> {
+        self.lists
+            .get(&(jid.to_owned(), suite))
+            .cloned()
+            .unwrap_or_default()
+    }
+
+    /// Every device some list of `jid` names, in order: the devices the server delivers to.
+    pub fn listed(&self, jid: &str) -> Vec<u32> {
+        let mut all: Vec<u32> = Suite::ALL
+            .iter()
+            .flat_map(|s| self.list(jid, *s))
+            .collect();
+        all.sort_unstable();
+        all.dedup();
+        all
+    }
+
+    /// The bundle device `id` publishes in its account's newest suite.
+    pub fn bundle(&self, id: u32) -> Bundle {
+        let jid = &self.devices[&id].jid;
+        let suite = self.suites_of(jid)[0];
+        self.bundles[&(jid.clone(), id, suite)].clone()
+    }
+
+    /// Publishes `bundle` as the one of device `bundle.device_id` of `jid`.
+    pub fn set_bundle(&mut self, jid: &str, bundle: Bundle) {
+        self.bundles
+            .insert((jid.to_owned(), bundle.device_id, bundle.suite), bundle);
+    }
+
+    /// Publishes the bundles of `device` (of `jid`) in every suite the account speaks.
+    fn publish_keys(&mut self, jid: &str, device: &LocalDevice) {
+        for suite in self.suites_of(jid) {
+            self.set_bundle(jid, device.bundle(suite));
+        }
+    }
+
     /// A new device of `jid`, announced as the shell's `announce` does: its place in the
     /// archive first (it reads nothing older), then its bundle, then the list.
     pub fn add_device(&mut self, jid: &str, id: u32) {
@@ -368,8 +423,10 @@ impl World {
         if let Some(last) = self.archives.get(jid).and_then(|a| a.last()) {
             store.set_archive_resume(jid, &last.stanza_id).unwrap();
         }
-        self.bundles.insert(id, local.bundle(Suite::Omemo2));
-        self.lists.entry(jid.to_owned()).or_default().push(id);
+        self.publish_keys(jid, &local);
+        for suite in self.suites_of(jid) {
+            self.lists.entry((jid.to_owned(), suite)).or_default().push(id);
+        }
         let engine = Engine::new(jid, local);
         self.devices.insert(
             id,
@@ -412,8 +469,10 @@ impl World {
     /// for a lost phone): the server no longer delivers to it, and it is not used again.
     pub fn remove_device(&mut self, id: u32) {
         let jid = self.devices[&id].jid.clone();
-        if let Some(list) = self.lists.get_mut(&jid) {
-            list.retain(|d| *d != id);
+        for suite in Suite::ALL {
+            if let Some(list) = self.lists.get_mut(&(jid.clone(), suite)) {
+                list.retain(|d| *d != id);
+            }
         }
         let dev = self.dev(id);
         dev.removed = true;
@@ -434,7 +493,7 @@ impl World {
         if let Some(last) = self.archives.get(&jid).and_then(|a| a.last()) {
             store.set_archive_resume(&jid, &last.stanza_id).unwrap();
         }
-        self.bundles.insert(id, local.bundle(Suite::Omemo2));
+        self.publish_keys(&jid, &local);
         self.reinstalled.insert(id, self.sent.len());
         self.off.retain(|(d, _)| *d != id);
         let now = self.now;
@@ -457,13 +516,15 @@ impl World {
             return false;
         };
         let holds_old = |holder: &Device, jid: &str, peer: &Device, peer_id: u32| {
-            let key = hush_store::SessionKey::new(Suite::Omemo2, jid, peer_id);
             let identity = peer.engine.device().identity().public();
-            holder
-                .store
-                .session(&key)
-                .unwrap()
-                .is_some_and(|s| !s.peer_identity().same_identity(identity))
+            Suite::ALL.iter().any(|suite| {
+                let key = hush_store::SessionKey::new(*suite, jid, peer_id);
+                holder
+                    .store
+                    .session(&key)
+                    .unwrap()
+                    .is_some_and(|s| !s.peer_identity().same_identity(identity))
+            })
         };
         holds_old(me, from, them, sid) || holds_old(them, &me.jid, me, id)
     }
@@ -583,13 +644,16 @@ impl World {
         let requested =
             options.plaintext || options.global_off || self.off.contains(&(from, to.to_owned()));
         let now = self.now;
-        let their = self
-            .lists
-            .get(to)
-            .filter(|l| !l.is_empty())
-            .map(|l| (Suite::Omemo2, l.clone()));
         let jid = self.devices[&from].jid.clone();
-        let own = self.lists.get(&jid).cloned();
+        // As the shell's `devices_of`: the addressee's list in the first suite (of those the
+        // sender speaks) in which it is not empty; our own list in the same suite.
+        let speaks = self.suites_of(&jid);
+        let their = speaks.iter().find_map(|suite| {
+            let list = self.list(to, *suite);
+            (!list.is_empty()).then_some((*suite, list))
+        });
+        let suite = their.as_ref().map_or(speaks[0], |(s, _)| *s);
+        let own = self.lists.get(&(jid.clone(), suite)).cloned();
         let dev = self.devices.get_mut(&from).unwrap();
         let route = match dev.engine.route(&dev.store, to, options) {
             Ok(route) => route,
@@ -602,13 +666,14 @@ impl World {
                     Ok(plan) => plan,
                     Err(e) => return Ok(Err(e.to_string())),
                 };
+                let suite = plan.suite();
                 let bundles: Vec<((String, u32), Fetched)> = plan
                     .bundles_needed
                     .iter()
                     .map(|(j, d)| {
                         let b = self
                             .bundles
-                            .get(d)
+                            .get(&(j.clone(), *d, suite))
                             .cloned()
                             .ok_or_else(|| "no bundle".to_owned());
                         ((j.clone(), *d), b)
@@ -716,8 +781,8 @@ impl World {
                 });
             stanza_ids.insert(account.to_owned(), stanza_id);
         }
-        let mut targets: Vec<u32> = self.lists.get(to).cloned().unwrap_or_default();
-        targets.extend(self.lists.get(&sender).cloned().unwrap_or_default());
+        let mut targets: Vec<u32> = self.listed(to);
+        targets.extend(self.listed(&sender));
         targets.sort_unstable();
         targets.dedup();
         targets.retain(|id| *id != from);
@@ -759,7 +824,7 @@ impl World {
     /// different ciphertexts (the same ratchet key and counter towards the same device).
     fn record_keys(&mut self, from: u32, el: &EncryptedElement) {
         for key in &el.keys {
-            let Some((dh, n, message)) = ratchet_header(key) else {
+            let Some((dh, n, message)) = ratchet_header(el.suite, key) else {
                 self.violation(format!(
                     "device {from} emitted a key for device {} that is no ratchet message",
                     key.rid
@@ -1008,9 +1073,9 @@ impl World {
         if dev.republish_owed {
             self.point(id)?;
             let dev = self.dev(id);
-            let bundle = dev.engine.device().bundle(Suite::Omemo2);
             dev.republish_owed = false;
-            self.bundles.insert(id, bundle);
+            let (jid, device) = (dev.jid.clone(), dev.engine.device().clone());
+            self.publish_keys(&jid, &device);
         }
         Ok(())
     }
@@ -1292,13 +1357,17 @@ impl World {
         let id = 900_000 + self.serial as u32;
         let forged = LocalDevice::generate(id, 1, self.now, &mut self.rng).unwrap();
         let own = self.devices[&victim].jid.clone();
+        // Any suite the victim publishes a bundle in will do.
+        let suites = self.suites_of(&own);
+        let suite = suites[self.rng.random_range(0..suites.len())];
         let text = text.then(|| format!("forged {}", self.serial));
-        let env = self.key_exchange_envelope(&forged, sender, victim, &own, text.as_deref());
+        let env =
+            self.key_exchange_envelope_in(suite, &forged, sender, victim, &own, text.as_deref());
         self.inject(victim, env, archived);
     }
 
     /// A key exchange from device `from` of `sender` (keys of its own) to device `to` of `peer`,
-    /// built from `to`'s published bundle, with `text` (`None`: an empty message).
+    /// built from `to`'s published OMEMO:2 bundle, with `text` (`None`: an empty message).
     pub fn key_exchange_envelope(
         &mut self,
         from: &LocalDevice,
@@ -1307,21 +1376,36 @@ impl World {
         peer: &str,
         text: Option<&str>,
     ) -> Envelope {
+        self.key_exchange_envelope_in(Suite::Omemo2, from, sender, to, peer, text)
+    }
+
+    /// [`World::key_exchange_envelope`] in `suite`, from `to`'s bundle in that suite.
+    pub fn key_exchange_envelope_in(
+        &mut self,
+        suite: Suite,
+        from: &LocalDevice,
+        sender: &str,
+        to: u32,
+        peer: &str,
+        text: Option<&str>,
+    ) -> Envelope {
+        let bundle = self.bundles[&(peer.to_owned(), to, suite)].clone();
         let mut session =
-            hush_proto::Session::initiate(from.identity(), &self.bundles[&to], &mut self.rng)
-                .unwrap();
-        let payload = text.map(|t| {
-            hush_proto::sce::seal(
+            hush_proto::Session::initiate(from.identity(), &bundle, &mut self.rng).unwrap();
+        let payload = text.map(|t| match suite {
+            Suite::Omemo2 => hush_proto::sce::seal(
                 &[hush_proto::sce::body(t)],
                 sender,
                 peer,
                 Some(self.now),
                 &mut self.rng,
             )
-            .unwrap()
+            .unwrap(),
+            // Legacy carries the body as it is.
+            _ => t.as_bytes().to_vec(),
         });
         let element = hush_proto::seal(
-            Suite::Omemo2,
+            suite,
             from.device_id(),
             payload.as_deref(),
             &mut [hush_proto::Recipient {
@@ -1480,7 +1564,7 @@ impl World {
             let jid = self.devices[&from].jid.clone();
             let others = ACCOUNTS
                 .iter()
-                .filter(|a| **a != jid && self.lists.get(**a).is_some_and(|l| !l.is_empty()));
+                .filter(|a| **a != jid && !self.listed(a).is_empty());
             for to in others.collect::<Vec<_>>() {
                 let text = format!("healing check {round} from {from} to {to}");
                 let readers = self
@@ -1596,12 +1680,49 @@ fn bytes_field<'a>(fields: &[(u64, Field<'a>)], number: u64) -> Option<&'a [u8]>
     })
 }
 
-/// The Double Ratchet header of an OMEMO:2 key entry — the ratchet key and the message
-/// counter — and the authenticated ratchet message itself. hush-proto keeps its decoder to
-/// itself, so this reads the protobuf: `OMEMOKeyExchange.message` (field 5) when the entry
-/// carries a key exchange, then `OMEMOAuthenticatedMessage.message` (2), then
-/// `OMEMOMessage.n` (1) and `.dh_pub` (3).
-fn ratchet_header(key: &KeyEntry) -> Option<(Vec<u8>, u32, Vec<u8>)> {
+/// The Double Ratchet header of a key entry in `suite` — the ratchet key and the message
+/// counter — and the authenticated ratchet message itself. hush-proto keeps its decoders to
+/// itself, so this reads the bytes (see [`omemo2_header`] and [`legacy_header`]).
+fn ratchet_header(suite: Suite, key: &KeyEntry) -> Option<(Vec<u8>, u32, Vec<u8>)> {
+    match suite {
+        Suite::Omemo2 => omemo2_header(key),
+        Suite::Legacy => legacy_header(key),
+        _ => None,
+    }
+}
+
+/// libsignal's version byte, which starts every legacy ratchet message and key exchange.
+const LEGACY_VERSION: u8 = 0x33;
+
+/// Legacy (libsignal framing): a key exchange is `0x33 || PreKeyWhisperMessage`, whose field 4
+/// is the ratchet message; a ratchet message is `0x33 || WhisperMessage || mac[8]`, whose
+/// field 1 is the ratchet key and field 2 the counter.
+fn legacy_header(key: &KeyEntry) -> Option<(Vec<u8>, u32, Vec<u8>)> {
+    let message = if key.kex {
+        let (&version, rest) = key.data.split_first()?;
+        if version != LEGACY_VERSION {
+            return None;
+        }
+        bytes_field(&protobuf_fields(rest)?, 4)?
+    } else {
+        &key.data[..]
+    };
+    let (&version, rest) = message.split_first()?;
+    if version != LEGACY_VERSION || rest.len() < 8 {
+        return None;
+    }
+    let fields = protobuf_fields(&rest[..rest.len() - 8])?;
+    let n = fields.iter().find_map(|(n, f)| match f {
+        Field::Varint(v) if *n == 2 => u32::try_from(*v).ok(),
+        _ => None,
+    })?;
+    let dh = bytes_field(&fields, 1)?;
+    Some((dh.to_vec(), n, message.to_vec()))
+}
+
+/// OMEMO:2: `OMEMOKeyExchange.message` (field 5) when the entry carries a key exchange, then
+/// `OMEMOAuthenticatedMessage.message` (2), then `OMEMOMessage.n` (1) and `.dh_pub` (3).
+fn omemo2_header(key: &KeyEntry) -> Option<(Vec<u8>, u32, Vec<u8>)> {
     let authenticated = if key.kex {
         bytes_field(&protobuf_fields(&key.data)?, 5)?
     } else {
@@ -1748,7 +1869,7 @@ impl World {
             Action::RemoveDevice { device } => {
                 let id = self.pick_device(device);
                 let jid = self.devices[&id].jid.clone();
-                if self.lists.get(&jid).is_some_and(|l| l.len() > 1) {
+                if self.listed(&jid).len() > 1 {
                     self.remove_device(id);
                 }
             }
@@ -1823,8 +1944,66 @@ impl World {
 /// failure there), and that the sessions heal: one more message from every device to every
 /// other account reaches everyone.
 pub fn simulate(seed: u64, actions: &[Action]) -> Result<(), String> {
+    simulate_with(seed, &Setup::default(), actions)
+}
+
+/// What a world starts with besides its devices: the suites each account speaks.
+#[derive(Clone, Debug)]
+pub struct Setup {
+    /// The suites of each account of [`ACCOUNTS`], in order (see [`World::speaks`]).
+    pub suites: [Vec<Suite>; 3],
+}
+
+impl Default for Setup {
+    /// Every account speaks OMEMO:2 only.
+    fn default() -> Self {
+        Self {
+            suites: [
+                vec![Suite::Omemo2],
+                vec![Suite::Omemo2],
+                vec![Suite::Omemo2],
+            ],
+        }
+    }
+}
+
+impl Setup {
+    /// The setup a seed stands for: in a bit less than half the worlds every account speaks
+    /// OMEMO:2 only; in the others each account is either a legacy-only client or one
+    /// publishing both suites (as Hush does), so conversations run in legacy wherever one side
+    /// has nothing newer, and in OMEMO:2 between the others; now and then every account
+    /// publishes both suites and legacy is only met in what a server makes up.
+    pub fn for_seed(seed: u64) -> Self {
+        let mut rng = StdRng::seed_from_u64(seed ^ 0x5u64.rotate_right(4));
+        let both = || vec![Suite::Omemo2, Suite::Legacy];
+        let mut setup = Self::default();
+        match rng.random_range(0..20u32) {
+            0..8 => {}
+            8..17 => {
+                for suites in &mut setup.suites {
+                    *suites = if rng.random_bool(0.5) {
+                        vec![Suite::Legacy]
+                    } else {
+                        both()
+                    };
+                }
+            }
+            _ => setup.suites = [both(), both(), both()],
+        }
+        setup
+    }
+}
+
+/// [`simulate`] in a world set up as `setup` says.
+pub fn simulate_with(seed: u64, setup: &Setup, actions: &[Action]) -> Result<(), String> {
     let mut w = World::new(seed);
     w.trace = std::env::var_os("HUSH_SIMULATION_TRACE").is_some();
+    for (account, suites) in ACCOUNTS.iter().zip(&setup.suites) {
+        w.speaks.insert((*account).to_owned(), suites.clone());
+    }
+    if w.trace {
+        println!("suites: {:?}", setup.suites);
+    }
     for d in DEVICES {
         w.add_device(account_of(d), d);
     }
@@ -1925,4 +2104,12 @@ pub fn schedule(seed: u64, max_len: usize) -> Vec<Action> {
     let mut rng = StdRng::seed_from_u64(seed);
     let len = rng.random_range(1..=max_len);
     random_schedule(&mut rng, len)
+}
+
+/// Runs the world and schedule seed `seed` stands for (see [`Setup::for_seed`] and
+/// [`schedule`]); returns how many actions it had.
+pub fn run_seed(seed: u64, max_len: usize) -> (usize, Result<(), String>) {
+    let actions = schedule(seed, max_len);
+    let result = simulate_with(seed, &Setup::for_seed(seed), &actions);
+    (actions.len(), result)
 }
