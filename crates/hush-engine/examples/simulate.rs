@@ -57,7 +57,11 @@ fn main() -> std::process::ExitCode {
         let setup = support::Setup::for_seed(seed);
         return match support::simulate_with(seed, &setup, &actions) {
             Ok(()) => {
-                println!("seed {seed}: ok ({} steps, suites {:?})", actions.len(), setup.suites);
+                println!(
+                    "seed {seed}: ok ({} steps, suites {:?})",
+                    actions.len(),
+                    setup.suites
+                );
                 std::process::ExitCode::SUCCESS
             }
             Err(e) => {

@@ -995,9 +995,52 @@ fn a_legacy_only_contact_is_written_to_and_read_in_legacy() {
         let shown = &w.devices[&id].shown;
         assert!(shown.iter().all(|s| !s.failed), "{id}: {shown:?}");
         for t in texts {
-            assert_eq!(shown.iter().filter(|s| s.text == *t).count(), 1, "{id}: {shown:?}");
+            assert_eq!(
+                shown.iter().filter(|s| s.text == *t).count(),
+                1,
+                "{id}: {shown:?}"
+            );
         }
     }
     w.check_delivered().unwrap();
     w.check_healing().unwrap();
+}
+
+/// Found by the simulation once accounts could speak legacy only (seed 35 of the long mode):
+/// a server makes up an OMEMO:2 device of Carol, who speaks legacy only, and sends Bob an
+/// empty key exchange from it. Bob reads it (nothing published confirms or refutes it) and
+/// keeps the session, which the downgrade guard took for proof that the conversation used
+/// OMEMO:2: Bob could no longer write to Carol at all. A session only counts when we built it
+/// or Carol announces its device; the guard still holds for those.
+#[test]
+fn a_key_exchange_from_a_made_up_device_does_not_lock_out_a_legacy_contact() {
+    use support::CAROL;
+    let mut w = World::new(41);
+    w.speaks
+        .insert(ALICE.into(), vec![Suite::Omemo2, Suite::Legacy]);
+    w.speaks
+        .insert(BOB.into(), vec![Suite::Omemo2, Suite::Legacy]);
+    w.speaks.insert(CAROL.into(), vec![Suite::Legacy]);
+    w.add_device(ALICE, 11);
+    w.add_device(BOB, 21);
+    w.add_device(CAROL, 31);
+    w.send(21, CAROL, "before").unwrap();
+    w.drain();
+    let mut rng = rand::rngs::StdRng::seed_from_u64(42);
+    let made_up = hush_proto::LocalDevice::generate(900_001, 1, w.now, &mut rng).unwrap();
+    let env = w.key_exchange_envelope_in(Suite::Omemo2, &made_up, CAROL, 21, BOB, None);
+    w.receive_now(21, env);
+    let key = hush_store::SessionKey::new(Suite::Omemo2, CAROL, 900_001);
+    assert!(w.devices[&21].store.session(&key).unwrap().is_some());
+    assert_eq!(w.send(21, CAROL, "after").unwrap(), vec![31]);
+    w.drain();
+    let shown = &w.devices[&31].shown;
+    assert!(shown.iter().any(|s| s.text == "after"), "{shown:?}");
+    // Alice writes to Bob in OMEMO:2; when the server then hides Alice's OMEMO:2 list, Bob's
+    // answer is refused rather than sent in legacy, although Bob never wrote to Alice before.
+    w.send(11, BOB, "omemo:2").unwrap();
+    w.drain();
+    w.lists.remove(&(ALICE.to_owned(), Suite::Omemo2));
+    let refused = w.send(21, ALICE, "in legacy?").unwrap_err();
+    assert!(refused.contains("downgrading"), "{refused}");
 }

@@ -385,10 +385,7 @@ impl World {
 
     /// Every device some list of `jid` names, in order: the devices the server delivers to.
     pub fn listed(&self, jid: &str) -> Vec<u32> {
-        let mut all: Vec<u32> = Suite::ALL
-            .iter()
-            .flat_map(|s| self.list(jid, *s))
-            .collect();
+        let mut all: Vec<u32> = Suite::ALL.iter().flat_map(|s| self.list(jid, *s)).collect();
         all.sort_unstable();
         all.dedup();
         all
@@ -425,7 +422,10 @@ impl World {
         }
         self.publish_keys(jid, &local);
         for suite in self.suites_of(jid) {
-            self.lists.entry((jid.to_owned(), suite)).or_default().push(id);
+            self.lists
+                .entry((jid.to_owned(), suite))
+                .or_default()
+                .push(id);
         }
         let engine = Engine::new(jid, local);
         self.devices.insert(
