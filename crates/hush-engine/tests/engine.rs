@@ -98,11 +98,18 @@ fn action() -> impl Strategy<Value = Action> {
         3 => (device.clone(), pick.clone(), 0u8..4, any::<bool>()).prop_map(
             |(device, pick, part, same_stanza_id)| Action::Tamper { device, pick, part, same_stanza_id }
         ),
-        1 => (device.clone(), pick).prop_map(|(device, pick)| Action::Garbage { device, pick }),
+        1 => (device.clone(), pick.clone()).prop_map(|(device, pick)| Action::Garbage { device, pick }),
         2 => (device.clone(), account.clone(), any::<bool>())
             .prop_map(|(device, from, archived)| Action::InjectPlain { device, from, archived }),
-        2 => (device, account, any::<bool>(), any::<bool>()).prop_map(
+        2 => (device.clone(), account.clone(), any::<bool>(), any::<bool>()).prop_map(
             |(device, from, text, archived)| Action::ForgeKeyExchange { device, from, text, archived }
+        ),
+        2 => (device.clone(), account.clone(), pick.clone(), any::<bool>(), any::<bool>()).prop_map(
+            |(device, from, pick, text, archived)| Action::ForgeListed { device, from, pick, text, archived }
+        ),
+        1 => (device.clone(), pick).prop_map(|(device, suite)| Action::Unlist { device, suite }),
+        2 => (device, 0u8..4, account).prop_map(
+            |(device, kind, account)| Action::HostilePush { device, kind, account }
         ),
     ]
 }

@@ -29,7 +29,10 @@ use hush_engine::{
     Delivery, Engine, Fetched, Inbound, InboundPayload, ReceiveStep, Route, SendOptions, Wire,
 };
 use hush_proto::policy::Properties;
-use hush_proto::{Bundle, Element, EncryptedElement, KeyEntry, LocalDevice, ProtoError, Suite};
+use hush_proto::{
+    Bundle, DeviceEntry, DeviceList, Element, EncryptedElement, KeyEntry, LocalDevice, ProtoError,
+    Suite, MAX_LISTED_DEVICES,
+};
 use hush_store::{Committed, Direction, MemoryStore, MessageIds, Store};
 use rand::rngs::StdRng;
 use rand::{RngExt, SeedableRng};
@@ -169,6 +172,9 @@ pub struct Device {
     pub inbox: Vec<Envelope>,
     /// Live messages the server holds back.
     pub held: Vec<Envelope>,
+    /// Device lists the server pushed (PEP notifications of the lists of every account, in
+    /// the suites this device's account speaks), not taken yet: `(jid, list)`.
+    pub pushes: Vec<(String, DeviceList)>,
     /// What it showed.
     pub shown: Vec<Shown>,
     /// Removed from its account's list: gone for good.
@@ -441,12 +447,6 @@ impl World {
             store.set_archive_resume(jid, &last.stanza_id).unwrap();
         }
         self.publish_keys(jid, &local);
-        for suite in self.suites_of(jid) {
-            self.lists
-                .entry((jid.to_owned(), suite))
-                .or_default()
-                .push(id);
-        }
         let engine = Engine::new(jid, local);
         self.devices.insert(
             id,
@@ -456,6 +456,7 @@ impl World {
                 store,
                 inbox: Vec::new(),
                 held: Vec::new(),
+                pushes: Vec::new(),
                 shown: Vec::new(),
                 removed: false,
                 since: self.now,
@@ -467,6 +468,134 @@ impl World {
                 injections: 0,
             },
         );
+        self.connect_pushes(id);
+        for suite in self.suites_of(jid) {
+            let mut list = self.list(jid, suite);
+            list.push(id);
+            self.set_list(jid, suite, list);
+        }
+    }
+
+    /// The server's list of `jid` in `suite` becomes `devices`, and it notifies every device
+    /// in use of an account speaking `suite` (every account here is every other's contact;
+    /// the engine keeps only its own lists and its contacts').
+    pub fn set_list(&mut self, jid: &str, suite: Suite, devices: Vec<u32>) {
+        self.lists.insert((jid.to_owned(), suite), devices.clone());
+        let list = DeviceList {
+            suite,
+            devices: devices.into_iter().map(DeviceEntry::new).collect(),
+        };
+        for id in self.alive() {
+            if self.suites_of(&self.devices[&id].jid).contains(&suite) {
+                self.dev(id).pushes.push((jid.to_owned(), list.clone()));
+            }
+        }
+    }
+
+    /// A new connection of device `id`: what was pushed to the old one is gone, and the
+    /// server sends the current list of every account in the suites its account speaks (the
+    /// last item of each node it has `+notify` for).
+    fn connect_pushes(&mut self, id: u32) {
+        let suites = self.suites_of(&self.devices[&id].jid);
+        let mut pushes = Vec::new();
+        for ((jid, suite), devices) in &self.lists {
+            if suites.contains(suite) {
+                let list = DeviceList {
+                    suite: *suite,
+                    devices: devices.iter().map(|d| DeviceEntry::new(*d)).collect(),
+                };
+                pushes.push((jid.clone(), list));
+            }
+        }
+        self.dev(id).pushes = pushes;
+    }
+
+    /// Device `id` takes the device lists pushed to it, as the shell's
+    /// `apply_device_list_updates`: each recorded as the engine decides, and when our own list
+    /// no longer names this device, the list the server has read and published with it added
+    /// (which pushes it again). Checks that lists the engine must not keep (a stranger's, or
+    /// longer than any real account's) left the store as it was, that a contact's is recorded
+    /// as pushed, and that this device is listed again in every suite afterwards.
+    fn apply_pushes(&mut self, id: u32) -> Result<(), Crashed> {
+        while !self.devices[&id].pushes.is_empty() {
+            let (jid, list) = self.dev(id).pushes.remove(0);
+            let now = self.now;
+            let dev = &self.devices[&id];
+            let own = jid == dev.jid;
+            let before = dev.store.devices(list.suite, &jid).unwrap();
+            let kept = (own || dev.store.conversation(&jid).unwrap().contact)
+                && list.devices.len() <= MAX_LISTED_DEVICES;
+            let step = dev
+                .engine
+                .device_list_pushed(&dev.store, &jid, &list, now)
+                .unwrap();
+            self.point(id)?;
+            let dev = self.dev(id);
+            if !step.transaction.is_empty() {
+                dev.store.commit(step.transaction).unwrap();
+            }
+            let after = dev.store.devices(list.suite, &jid).unwrap();
+            let listed: BTreeSet<u32> = after
+                .iter()
+                .filter(|r| r.listed)
+                .map(|r| r.device_id)
+                .collect();
+            let pushed: BTreeSet<u32> = list.devices.iter().map(|d| d.id).collect();
+            if !kept && after != before {
+                self.violation(format!(
+                    "device {id} recorded a pushed {} list of {jid} with {} devices, which it \
+                     must ignore",
+                    list.suite,
+                    list.devices.len()
+                ));
+            }
+            if kept && listed != pushed {
+                self.violation(format!(
+                    "device {id} recorded {listed:?} for the pushed {} list {pushed:?} of {jid}",
+                    list.suite
+                ));
+            }
+            if own && kept && !pushed.contains(&id) && step.re_add_self != Some(list.suite) {
+                self.violation(format!(
+                    "device {id} took a {} list of its own account without it and did not \
+                     add itself back",
+                    list.suite
+                ));
+            }
+            if let Some(suite) = step.re_add_self {
+                self.point(id)?;
+                self.list_self(id, suite);
+            }
+        }
+        let jid = self.devices[&id].jid.clone();
+        for suite in self.suites_of(&jid) {
+            if !self.list(&jid, suite).contains(&id) {
+                self.violation(format!(
+                    "device {id} is in use but its account's {suite} list does not name it"
+                ));
+            }
+        }
+        Ok(())
+    }
+
+    /// The shell's `list_self`: the list the server has in `suite` read, and published with
+    /// device `id` added if it lacks it.
+    fn list_self(&mut self, id: u32, suite: Suite) {
+        let jid = self.devices[&id].jid.clone();
+        let current = self.lists.get(&(jid.clone(), suite)).map(|l| DeviceList {
+            suite,
+            devices: l.iter().map(|d| DeviceEntry::new(*d)).collect(),
+        });
+        let listing = self.devices[&id]
+            .engine
+            .listing_self(suite, current)
+            .unwrap();
+        if let Some(list) = listing {
+            if self.trace {
+                println!("  {id} adds itself back to its {suite} list");
+            }
+            self.set_list(&jid, suite, list.devices.iter().map(|d| d.id).collect());
+        }
     }
 
     /// Adds the next device of `jid` (none when the account had its share); returns its id.
@@ -489,15 +618,18 @@ impl World {
     /// for a lost phone): the server no longer delivers to it, and it is not used again.
     pub fn remove_device(&mut self, id: u32) {
         let jid = self.devices[&id].jid.clone();
-        for suite in Suite::ALL {
-            if let Some(list) = self.lists.get_mut(&(jid.clone(), suite)) {
-                list.retain(|d| *d != id);
-            }
-        }
         let dev = self.dev(id);
         dev.removed = true;
         dev.inbox.clear();
         dev.held.clear();
+        dev.pushes.clear();
+        for suite in Suite::ALL {
+            let mut list = self.list(&jid, suite);
+            if list.contains(&id) {
+                list.retain(|d| *d != id);
+                self.set_list(&jid, suite, list);
+            }
+        }
     }
 
     /// Device `id` loses everything it stored and comes back under the same id with new keys,
@@ -526,6 +658,7 @@ impl World {
         dev.needs_catch_up = true;
         dev.republish_owed = false;
         dev.crash_in = None;
+        self.connect_pushes(id);
     }
 
     /// Whether device `id` and device `sid` of `from` are stuck with a session only `session
@@ -598,6 +731,7 @@ impl World {
         dev.needs_catch_up = true;
         dev.republish_owed = false;
         let pending = dev.store.pending().unwrap();
+        self.connect_pushes(id);
         for p in pending {
             let origin_id = p
                 .origin_id
@@ -905,6 +1039,7 @@ impl World {
         if self.devices[&id].needs_catch_up {
             self.try_catch_up(id)?;
         }
+        self.apply_pushes(id)?;
         let dev = self.dev(id);
         if dev.inbox.is_empty() {
             return Ok(false);
@@ -1015,6 +1150,15 @@ impl World {
             self.violation(format!(
                 "device {id} showed `{text}` in clear in an encrypted conversation without a \
                  warning"
+            ));
+        }
+        if d.body
+            .as_deref()
+            .is_some_and(|b| b.starts_with(FORGED_LISTED))
+        {
+            self.violation(format!(
+                "device {id} read a key exchange forged under the id of device {} of {}",
+                d.device, d.from
             ));
         }
         if let (Some(body), true) = (&d.body, encrypted) {
@@ -1277,13 +1421,23 @@ impl World {
                 let held: Vec<Envelope> = dev.held.drain(..).collect();
                 dev.inbox.extend(held);
                 self.catch_up(id);
+                if !self.devices[&id].pushes.is_empty() {
+                    busy = true;
+                    if let Err(Crashed) = self.apply_pushes(id) {
+                        self.crash(id);
+                    }
+                }
                 while !self.devices[&id].inbox.is_empty() {
                     busy = true;
                     self.deliver(id, 0, false);
                 }
             }
             let quiet = self.devices.values().all(|d| {
-                d.removed || (d.inbox.is_empty() && d.held.is_empty() && !d.needs_catch_up)
+                d.removed
+                    || (d.inbox.is_empty()
+                        && d.held.is_empty()
+                        && d.pushes.is_empty()
+                        && !d.needs_catch_up)
             });
             if !busy && quiet {
                 return;
@@ -1853,6 +2007,10 @@ fn kex_keys(suite: Suite, key: &KeyEntry) -> Option<(u32, u32, Vec<u8>)> {
     Some((number(numbers.0)?, number(numbers.1)?, base))
 }
 
+/// How the texts of key exchanges forged under a listed device id start: none may ever be
+/// read, since the device's published bundle refutes them.
+const FORGED_LISTED: &str = "forged under a listed id";
+
 /// libsignal's version byte, which starts every legacy ratchet message and key exchange.
 const LEGACY_VERSION: u8 = 0x33;
 
@@ -1964,6 +2122,27 @@ pub enum Action {
         from: usize,
         text: bool,
         archived: bool,
+    },
+    /// Hostile: a key exchange under the id of a device the account lists, built with an
+    /// identity key that is not the one that device publishes.
+    ForgeListed {
+        device: usize,
+        from: usize,
+        pick: usize,
+        text: bool,
+        archived: bool,
+    },
+    /// Another client of the account drops a device in use from one of the account's lists
+    /// (never its last device there); the server pushes the list, and the device, once it
+    /// reads it, adds itself back.
+    Unlist { device: usize, suite: usize },
+    /// Hostile: the server pushes a device a list that is not the one it holds: `kind` 0 a
+    /// list longer than any real account has, 1 a list of a JID that is neither a contact nor
+    /// our own, 2 our own list without this device, 3 an account's list with a made-up device.
+    HostilePush {
+        device: usize,
+        kind: u8,
+        account: usize,
     },
 }
 
@@ -2096,7 +2275,124 @@ impl World {
                     self.forge_key_exchange(id, sender, text, archived);
                 }
             }
+            Action::ForgeListed {
+                device,
+                from,
+                pick,
+                text,
+                archived,
+            } => {
+                let id = self.pick_device(device);
+                let sender = ACCOUNTS[from % ACCOUNTS.len()];
+                if self.may_inject(id) {
+                    self.forge_listed(id, sender, pick, text, archived);
+                }
+            }
+            Action::Unlist { device, suite } => {
+                let id = self.pick_device(device);
+                let jid = self.devices[&id].jid.clone();
+                let suites = self.suites_of(&jid);
+                let suite = suites[suite % suites.len()];
+                let mut list = self.list(&jid, suite);
+                if list.len() > 1 && list.contains(&id) {
+                    list.retain(|d| *d != id);
+                    self.set_list(&jid, suite, list);
+                }
+            }
+            Action::HostilePush {
+                device,
+                kind,
+                account,
+            } => {
+                let id = self.pick_device(device);
+                self.hostile_push(id, kind, ACCOUNTS[account % ACCOUNTS.len()]);
+            }
         }
+    }
+
+    /// The server makes up a key exchange from a device `sender` lists (the `pick`-th of its
+    /// devices in use other than the victim, in a suite both accounts speak), with an
+    /// identity key of its own, and sends it to the victim (with a text, or empty). The
+    /// engine fetches that device's bundle, finds another identity key and refuses it; the
+    /// real device goes on being read.
+    pub fn forge_listed(
+        &mut self,
+        victim: u32,
+        sender: &str,
+        pick: usize,
+        text: bool,
+        archived: bool,
+    ) {
+        let own = self.devices[&victim].jid.clone();
+        let theirs = self.suites_of(sender);
+        let Some(suite) = self
+            .suites_of(&own)
+            .into_iter()
+            .find(|s| theirs.contains(s))
+        else {
+            return;
+        };
+        let listed: Vec<u32> = self
+            .list(sender, suite)
+            .into_iter()
+            .filter(|d| *d != victim && self.devices.get(d).is_some_and(|x| !x.removed))
+            .collect();
+        if listed.is_empty() {
+            return;
+        }
+        let real = listed[pick % listed.len()];
+        self.serial += 1;
+        let forged = LocalDevice::generate(real, 1, self.now, &mut self.rng).unwrap();
+        let text = text.then(|| format!("{FORGED_LISTED} {}", self.serial));
+        let env =
+            self.key_exchange_envelope_in(suite, &forged, sender, victim, &own, text.as_deref());
+        if self.trace {
+            println!("  the server forges a key exchange from {real} of {sender} to {victim}");
+        }
+        self.inject(victim, env, archived);
+    }
+
+    /// The server pushes device `victim` a list it does not hold (see
+    /// [`Action::HostilePush`]), about `account` where the kind names one.
+    pub fn hostile_push(&mut self, victim: u32, kind: u8, account: &str) {
+        let own = self.devices[&victim].jid.clone();
+        let suites = self.suites_of(&own);
+        let suite = suites[usize::from(kind) % suites.len()];
+        self.serial += 1;
+        let (jid, ids): (String, Vec<u32>) = match kind % 4 {
+            0 => {
+                let count = MAX_LISTED_DEVICES as u32 + 1 + (self.serial % 50) as u32;
+                (
+                    account.to_owned(),
+                    (1..=count).map(|i| 700_000 + i).collect(),
+                )
+            }
+            1 => (
+                format!("mallory{}@evil.example", self.serial % 3),
+                vec![600_000 + self.serial as u32],
+            ),
+            2 => {
+                let mut list = self.list(&own, suite);
+                list.retain(|d| *d != victim);
+                (own, list)
+            }
+            _ => {
+                let mut list = self.list(account, suite);
+                list.push(800_000 + self.serial as u32);
+                (account.to_owned(), list)
+            }
+        };
+        if self.trace {
+            println!(
+                "  the server pushes {victim} a {suite} list of {jid}: {} devices",
+                ids.len()
+            );
+        }
+        let list = DeviceList {
+            suite,
+            devices: ids.into_iter().map(DeviceEntry::new).collect(),
+        };
+        self.dev(victim).pushes.push((jid, list));
     }
 }
 
@@ -2199,7 +2495,7 @@ pub fn random_action<R: RngExt>(rng: &mut R) -> Action {
     let device = rng.random_range(0..16usize);
     let pick = rng.random_range(0..64usize);
     let account = rng.random_range(0..3usize);
-    match rng.random_range(0..200u32) {
+    match rng.random_range(0..212u32) {
         0..50 => Action::Send {
             from: device,
             to: account,
@@ -2256,11 +2552,27 @@ pub fn random_action<R: RngExt>(rng: &mut R) -> Action {
             from: account,
             archived: rng.random_bool(0.3),
         },
-        _ => Action::ForgeKeyExchange {
+        197..201 => Action::ForgeKeyExchange {
             device,
             from: account,
             text: rng.random_bool(0.7),
             archived: rng.random_bool(0.3),
+        },
+        201..205 => Action::ForgeListed {
+            device,
+            from: account,
+            pick,
+            text: rng.random_bool(0.7),
+            archived: rng.random_bool(0.3),
+        },
+        205..208 => Action::Unlist {
+            device,
+            suite: pick,
+        },
+        _ => Action::HostilePush {
+            device,
+            kind: rng.random_range(0..4u8),
+            account,
         },
     }
 }
