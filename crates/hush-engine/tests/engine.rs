@@ -1085,3 +1085,33 @@ fn an_unanswered_key_exchange_on_dropped_prekeys_is_abandoned() {
     let last = w.devices[&21].shown.last().unwrap();
     assert_eq!(last.text, "after bob wrote", "{last:?}");
 }
+
+/// Found by the simulation once restarts check the store against the archive (seed 40 of the
+/// long mode): an empty key exchange under another identity key arrives from a device we hold
+/// a session with (a late answer from the installation the device had before a reinstall, or
+/// a forgery). It was refused — rightly — but shown as a failure with no text to lose; a
+/// refused empty key exchange without a session was only logged already. Now both are.
+#[test]
+fn an_empty_key_exchange_under_another_identity_is_not_a_visible_failure() {
+    let mut w = World::new(44);
+    w.add_device(ALICE, 11);
+    w.add_device(BOB, 21);
+    w.send(11, BOB, "hello").unwrap();
+    w.drain();
+    let key = hush_store::SessionKey::new(Suite::Omemo2, ALICE, 11);
+    let before = w.devices[&21].store.session(&key).unwrap().unwrap();
+    let mut rng = rand::rngs::StdRng::seed_from_u64(45);
+    let other = hush_proto::LocalDevice::generate(11, 1, w.now, &mut rng).unwrap();
+    let env = w.key_exchange_envelope(&other, ALICE, 21, BOB, None);
+    let shown = w.receive_now(21, env);
+    assert!(shown.is_none(), "{shown:?}");
+    let after = w.devices[&21].store.session(&key).unwrap().unwrap();
+    assert!(after.peer_identity().same_identity(before.peer_identity()));
+    // The same with a text is refused visibly, as before.
+    let env = w.key_exchange_envelope(&other, ALICE, 21, BOB, Some("who?"));
+    let shown = w.receive_now(21, env).expect("a failure");
+    assert!(
+        shown.failed && shown.text.contains("DIFFERENT identity key"),
+        "{shown:?}"
+    );
+}
