@@ -54,6 +54,9 @@ const PREKEYS: usize = 30;
 /// Archive results per page of a catch-up (the resume point moves after each page).
 const PAGE: usize = 4;
 
+/// The newest archived messages a new connection compares with the store (`archive_tail`).
+const ARCHIVE_TAIL: usize = 20;
+
 /// How far a long [`Action::Wait`] jumps: from three days (the prekey grace) to forty (past
 /// two signed-prekey periods, so a signed prekey a held message was built on is gone).
 pub const LONG_WAIT: std::ops::Range<u32> = 3 * 86_400..40 * 86_400;
@@ -261,21 +264,7 @@ pub fn receive_one(
     now: u64,
     rng: &mut StdRng,
 ) -> ReceiveStep {
-    let payload = match env.payload {
-        Payload::Encrypted(el) => InboundPayload::Omemo(Ok(el)),
-        Payload::Plain(body) => InboundPayload::Plain(body),
-        Payload::Unreadable => InboundPayload::Omemo(Err(ProtoError::MalformedXml(
-            "an <encrypted/> element that does not parse".into(),
-        ))),
-    };
-    let mut inbound = Inbound {
-        sender: env.sender,
-        peer: env.peer,
-        payload,
-        ids: env.ids,
-        sent_at: env.sent_at,
-        sender_bundle: None,
-    };
+    let mut inbound = inbound_of(env);
     // The sending device's bundle, when the engine asks for it to bind a key exchange.
     if let Some(request) = engine.bundle_needed(store, &inbound, now).unwrap() {
         let bundle = bundles
@@ -285,6 +274,25 @@ pub fn receive_one(
         inbound.sender_bundle = Some(bundle);
     }
     engine.receive(store, inbound, now, rng).unwrap()
+}
+
+/// The [`Inbound`] the shell builds from what arrived (no sender bundle yet).
+fn inbound_of(env: Envelope) -> Inbound {
+    let payload = match env.payload {
+        Payload::Encrypted(el) => InboundPayload::Omemo(Ok(el)),
+        Payload::Plain(body) => InboundPayload::Plain(body),
+        Payload::Unreadable => InboundPayload::Omemo(Err(ProtoError::MalformedXml(
+            "an <encrypted/> element that does not parse".into(),
+        ))),
+    };
+    Inbound {
+        sender: env.sender,
+        peer: env.peer,
+        payload,
+        ids: env.ids,
+        sent_at: env.sent_at,
+        sender_bundle: None,
+    }
 }
 
 /// What the shell does with one incoming message: the engine's step, its transaction
@@ -730,8 +738,9 @@ impl World {
         dev.engine = Engine::new(&dev.jid, local);
         dev.needs_catch_up = true;
         dev.republish_owed = false;
-        let pending = dev.store.pending().unwrap();
         self.connect_pushes(id);
+        self.check_on_connect(id);
+        let pending = self.dev(id).store.pending().unwrap();
         for p in pending {
             let origin_id = p
                 .origin_id
@@ -773,6 +782,57 @@ impl World {
     fn send_suite(&self, from: u32, to: &str) -> Suite {
         self.their_devices(from, to)
             .map_or(self.suites_of(&self.devices[&from].jid)[0], |(s, _)| s)
+    }
+
+    /// What `Hush::connect` checks before anything leaves: this device's published bundles
+    /// and the newest messages of its archive against the store (a rollback is repaired, and
+    /// the bundle republished), or else whether the published bundle is older than the keys
+    /// (a run stopped between saving new keys and publishing them): then it is republished
+    /// as it is. Nothing in the simulation rolls a store back, so a rollback found here is a
+    /// false alarm — unless the device was reinstalled under its old id (its archive holds
+    /// what the old installation sent), or the server put a message in its name in the
+    /// archive (a faked rollback, which the repair is built to survive).
+    fn check_on_connect(&mut self, id: u32) {
+        let jid = self.devices[&id].jid.clone();
+        let published: Vec<Bundle> = Suite::ALL
+            .iter()
+            .filter_map(|s| self.bundles.get(&(jid.clone(), id, *s)).cloned())
+            .collect();
+        let archive = self.archives.get(&jid).map(Vec::as_slice).unwrap_or(&[]);
+        let tail = &archive[archive.len().saturating_sub(ARCHIVE_TAIL)..];
+        let faked = tail.iter().any(|a| {
+            a.from == jid
+                && matches!(a.provenance, Provenance::Injected(_))
+                && matches!(&a.payload, Payload::Encrypted(el) if el.sid == id)
+        });
+        let tail: Vec<Inbound> = tail.iter().map(|a| inbound_of(a.envelope(&jid))).collect();
+        let now = self.now;
+        let dev = self.dev(id);
+        let rollback = dev
+            .engine
+            .check_rollback(&dev.store, &published, &tail, now)
+            .unwrap();
+        if let Some(rollback) = rollback {
+            let evidence = rollback.evidence().to_owned();
+            let (tx, repaired) = rollback.into_parts();
+            dev.store.commit(tx).unwrap();
+            let _notice = dev.engine.rollback_repaired(repaired);
+            dev.republish_owed = true;
+            if !self.reinstalled.contains_key(&id) && !faked {
+                self.violation(format!(
+                    "device {id} found a rollback on connecting that did not happen: {evidence}"
+                ));
+            }
+            if let Err(Crashed) = self.retire_used_prekeys(id) {
+                self.crash(id);
+            }
+        } else if dev.engine.bundle_outdated(&published) {
+            let device = dev.engine.device().clone();
+            if self.trace {
+                println!("  {id} republishes its outdated bundle on connecting");
+            }
+            self.publish_keys(&jid, &device);
+        }
     }
 
     fn sent_by_origin(&self, origin_id: &str) -> Option<usize> {
@@ -1264,6 +1324,25 @@ impl World {
         let gone = local.prekey_public(pk).is_none() || !spk_kept;
         let started = self.kex_started.get(&(s.from, id, base)).copied();
         gone && started.is_some_and(|t| self.now.saturating_sub(t) >= hush_store::PREKEY_GRACE)
+    }
+
+    /// Checks that the server offers, for every device in use, the bundle its store holds in
+    /// every suite of its account: between two steps no bundle is outdated (a run stopped
+    /// between saving new keys and publishing them republishes on its next connection), so
+    /// nobody builds a key exchange on prekeys the device no longer has.
+    pub fn check_bundles(&mut self) {
+        for id in self.alive() {
+            let jid = self.devices[&id].jid.clone();
+            let stored = self.devices[&id].store.account().unwrap().unwrap().device;
+            for suite in self.suites_of(&jid) {
+                let published = self.bundles.get(&(jid.clone(), id, suite));
+                if published != Some(&stored.bundle(suite)) {
+                    self.violation(format!(
+                        "the server offers an outdated {suite} bundle of device {id}"
+                    ));
+                }
+            }
+        }
     }
 
     /// Device `id` maintains its keys now (what a catch-up ends with), for tests.
@@ -2470,6 +2549,7 @@ pub fn simulate_with(seed: u64, setup: &Setup, actions: &[Action]) -> Result<(),
             println!("{n}: {a:?} (alive: {:?})", w.alive());
         }
         w.apply(n, a);
+        w.check_bundles();
         if let Some(v) = w.violations.first() {
             return Err(format!("step {n} ({a:?}): {v}"));
         }
