@@ -1115,3 +1115,33 @@ fn an_empty_key_exchange_under_another_identity_is_not_a_visible_failure() {
         "{shown:?}"
     );
 }
+
+/// A crash between saving rotated keys and publishing them leaves the server offering the old
+/// bundle; the restart republishes it, as `Hush::connect` does, and a key exchange built on it
+/// is read. The simulation checks the same after every step (`World::check_bundles`), which
+/// catches a server left with an outdated bundle.
+#[test]
+fn a_crash_between_saving_new_keys_and_publishing_them_is_repaired_on_connecting() {
+    let mut w = World::new(46);
+    w.add_device(ALICE, 11);
+    w.add_device(BOB, 21);
+    let old = w.bundle(21);
+    w.now += hush_engine::SIGNED_PREKEY_PERIOD + 1;
+    w.arm_crash(21, 0); // strikes after the keys are saved, before they are published
+    w.maintain_keys(21);
+    let stored = w.devices[&21].store.account().unwrap().unwrap().device;
+    assert_ne!(stored.bundle(Suite::Omemo2).spk_id, old.spk_id);
+    assert_eq!(w.bundle(21), stored.bundle(Suite::Omemo2));
+    w.check_bundles();
+    assert!(w.violations.is_empty(), "{:?}", w.violations);
+    w.send(11, BOB, "on the new bundle").unwrap();
+    w.drain();
+    assert_eq!(
+        w.devices[&21].shown.last().unwrap().text,
+        "on the new bundle"
+    );
+    // An outdated bundle left on the server is caught.
+    w.set_bundle(BOB, old);
+    w.check_bundles();
+    assert!(w.violations[0].contains("outdated"), "{:?}", w.violations);
+}
