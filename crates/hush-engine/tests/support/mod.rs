@@ -11,11 +11,25 @@
 //!   commit, used prekeys retired and empty answers paid at once when live and only after a
 //!   catch-up otherwise, the outbox resent after a restart. A crash can be armed to strike at any
 //!   point between two of these steps; the device then restarts from what it committed.
+//! * **Suites**: each account speaks OMEMO:2, legacy (`eu.siacs.conversations.axolotl`) or both,
+//!   as the seed says ([`Setup::for_seed`]); lists and bundles are published per suite, and a
+//!   send goes in the newest suite both sides have, as the shell picks it.
+//! * **Device lists are pushed** (PEP notifications) on every change and on each new
+//!   connection, and taken through `Engine::device_list_pushed` as the shell takes them; a
+//!   device its own list no longer names (another client dropped it) adds itself back.
+//! * **Time** passes by minutes or by days to weeks (up to forty days): prekeys are retired and
+//!   forgotten, signed prekeys rotated and dropped, budget windows and the inactivity limit
+//!   crossed, with messages held back across all of it.
 //! * **A hostile server** replays archived messages (with their ids or new ones), tampers with
-//!   real messages under their ids, delivers unreadable elements, injects messages in clear and
-//!   fabricates key exchanges from devices nobody announced.
+//!   real messages under their ids, delivers unreadable elements, injects messages in clear,
+//!   fabricates key exchanges from devices nobody announced and under the ids of devices an
+//!   account lists (with another identity key), and pushes lists it does not hold (too long,
+//!   of strangers, our own without us, an account's with a made-up device).
 //! * **Devices come and go**: one can be added to an account mid-run (it reads the archive only
 //!   from its creation on) or removed from its account's list (it stops receiving).
+//! * **A restart connects as `Hush::connect` does**: the store is checked against the bundle
+//!   the server offers and the archive's newest messages, and an outdated bundle republished;
+//!   between any two steps the server offers every device's bundle as its store has it.
 //!
 //! Clock and RNG are seeded; nothing depends on time or on the machine. Every step is checked
 //! against the invariants as it happens (see [`World::violations`]); [`simulate`] adds the ones
