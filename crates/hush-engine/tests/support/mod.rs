@@ -163,6 +163,9 @@ pub struct Sent {
     pub transmitted: bool,
     /// When it was committed.
     pub at: u64,
+    /// Readers it was encrypted for on a session with identity keys they no longer have (they
+    /// were reinstalled under their id): they cannot read it.
+    pub stale_readers: Vec<u32>,
 }
 
 /// Something a device showed its user.
@@ -261,7 +264,7 @@ pub struct World {
     keys_expired: bool,
     /// `(device, peer device)`: sessions the healing round's user reset (in every suite, as
     /// `hush session reset` does). What the peer sent on them before it learnt of the reset
-    /// fails at the device, visibly, in the round after.
+    /// fails at the device, visibly (a round with any failure still fails).
     after_reset: BTreeSet<(u32, u32)>,
     /// Print what happens (the long mode's `--trace`), to read a failing scenario.
     pub trace: bool,
@@ -945,6 +948,20 @@ impl World {
                 ));
             }
         }
+        let stale_readers: Vec<u32> = match &prepared.transaction.outgoing {
+            Some((sessions, _)) => sessions
+                .iter()
+                .filter(|(key, session)| {
+                    self.devices.get(&key.device_id).is_some_and(|d| {
+                        !session
+                            .peer_identity()
+                            .same_identity(d.engine.device().identity().public())
+                    })
+                })
+                .map(|(key, _)| key.device_id)
+                .collect(),
+            None => Vec::new(),
+        };
         self.point(from)?;
         let committed = self.dev(from).store.commit(prepared.transaction).unwrap();
         self.sent.push(Sent {
@@ -965,6 +982,7 @@ impl World {
             },
             transmitted: false,
             at: now,
+            stale_readers,
         });
         let index = self.sent.len() - 1;
         if self.trace {
@@ -1305,7 +1323,11 @@ impl World {
                 // Or sent before the sender's or this device's reinstall: the keys it was
                 // encrypted with, or for, are gone.
                 let wiped = |d: u32| self.reinstalled.get(&d).is_some_and(|n| i < *n);
-                !s.readers.contains(&id) || wiped(s.from) || wiped(id) || self.keys_expired(id, i)
+                !s.readers.contains(&id)
+                    || wiped(s.from)
+                    || wiped(id)
+                    || s.stale_readers.contains(&id)
+                    || self.keys_expired(id, i)
             }
             Provenance::Real(None) => {
                 // An empty message fails silently; one shown would be a text-less failure.
@@ -1852,12 +1874,13 @@ impl World {
         for (id, peer) in std::mem::take(&mut self.off) {
             self.switch_encryption(id, &peer, false);
         }
+        let mut last_resets = BTreeSet::new();
         for round in 0..HEALING_ROUNDS {
             let failures = self.healing_round(round)?;
             if failures.is_empty() {
                 return Ok(());
             }
-            let resets = std::mem::take(&mut self.after_reset);
+            let resets = std::mem::take(&mut last_resets);
             // Failures that only show a reset of the round before settle by the next round.
             let settling = failures
                 .iter()
@@ -1871,9 +1894,6 @@ impl World {
                 ));
             }
             for (id, jid, device, expired) in failures {
-                if resets.contains(&(id, device)) {
-                    continue;
-                }
                 // A key exchange built on prekeys the reader dropped: the sender keeps its
                 // unanswered state current even after reading the reader's own new key
                 // exchange, so it never heals by itself (the ignored test
@@ -1889,14 +1909,19 @@ impl World {
                         hush_store::reset_sessions(&mut sender.store, &reader_jid, Some(id))
                             .unwrap();
                         self.after_reset.insert((device, id));
+                        last_resets.insert((device, id));
                     }
                     continue;
+                }
+                if resets.contains(&(id, device)) {
+                    continue; // what the reset of the round before makes fail once
                 }
                 if self.trace {
                     println!("  {id} runs `hush session reset {jid} {device}`");
                 }
                 hush_store::reset_sessions(&mut self.dev(id).store, &jid, Some(device)).unwrap();
                 self.after_reset.insert((id, device));
+                last_resets.insert((id, device));
             }
         }
         unreachable!("the last round returns")
@@ -2303,7 +2328,14 @@ impl World {
             Action::RemoveDevice { device } => {
                 let id = self.pick_device(device);
                 let jid = self.devices[&id].jid.clone();
-                if self.listed(&jid).len() > 1 {
+                // Never the last device of any of the account's lists (another client may
+                // have dropped the others from one list, and they have not added themselves
+                // back yet).
+                let last = self
+                    .suites_of(&jid)
+                    .iter()
+                    .any(|s| self.list(&jid, *s).iter().all(|d| *d == id));
+                if !last {
                     self.remove_device(id);
                 }
             }
