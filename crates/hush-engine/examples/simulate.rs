@@ -25,13 +25,14 @@ const MAX_LEN: usize = 200;
 /// Removes actions from a failing schedule as long as it still fails (one at a time, from the
 /// end, until no single removal keeps it failing): what is left is a scenario to read.
 fn shrink(seed: u64, mut actions: Vec<support::Action>) -> (Vec<support::Action>, String) {
-    let mut error = support::simulate(seed, &actions).expect_err("the schedule fails");
+    let setup = support::Setup::for_seed(seed);
+    let mut error = support::simulate_with(seed, &setup, &actions).expect_err("the schedule fails");
     loop {
         let mut smaller = false;
         for i in (0..actions.len()).rev() {
             let mut fewer = actions.clone();
             fewer.remove(i);
-            if let Err(e) = support::simulate(seed, &fewer) {
+            if let Err(e) = support::simulate_with(seed, &setup, &fewer) {
                 actions = fewer;
                 error = e;
                 smaller = true;
@@ -53,16 +54,25 @@ fn main() -> std::process::ExitCode {
     };
     if let Some(seed) = value("--seed") {
         let actions = support::schedule(seed, MAX_LEN);
-        return match support::simulate(seed, &actions) {
+        let setup = support::Setup::for_seed(seed);
+        return match support::simulate_with(seed, &setup, &actions) {
             Ok(()) => {
-                println!("seed {seed}: ok ({} steps)", actions.len());
+                println!(
+                    "seed {seed}: ok ({} steps, suites {:?})",
+                    actions.len(),
+                    setup.suites
+                );
                 std::process::ExitCode::SUCCESS
             }
             Err(e) => {
                 println!("seed {seed}: FAILED: {e}");
                 if args.iter().any(|a| a == "--shrink") {
                     let (minimal, error) = shrink(seed, actions);
-                    println!("shrunk to {} actions: {error}\n{minimal:#?}", minimal.len());
+                    println!(
+                        "shrunk to {} actions (suites {:?}): {error}\n{minimal:#?}",
+                        minimal.len(),
+                        setup.suites
+                    );
                 }
                 std::process::ExitCode::FAILURE
             }
@@ -87,9 +97,8 @@ fn main() -> std::process::ExitCode {
             s.spawn(|| {
                 while !stop.load(Ordering::Relaxed) && steps.load(Ordering::Relaxed) < budget {
                     let seed = next.fetch_add(1, Ordering::Relaxed);
-                    let actions = support::schedule(seed, MAX_LEN);
-                    let result = support::simulate(seed, &actions);
-                    steps.fetch_add(actions.len() as u64, Ordering::Relaxed);
+                    let (len, result) = support::run_seed(seed, MAX_LEN);
+                    steps.fetch_add(len as u64, Ordering::Relaxed);
                     runs.fetch_add(1, Ordering::Relaxed);
                     if let Err(e) = result {
                         println!("FAILED at seed {seed} (replay: --seed {seed}): {e}");

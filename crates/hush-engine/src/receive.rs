@@ -462,6 +462,18 @@ impl Engine {
             // identity key, is not taken: XEP-0384 leaves replacing a session to the user, and
             // the server could otherwise swap a verified key for its own.
             if o.identity_changed {
+                if !has_payload {
+                    // Nothing to lose (a late answer from what the device was before a
+                    // reinstall, or a forgery): like a refused empty key exchange without a
+                    // session, it is only logged. A message with content shows the refusal.
+                    log::warn!(
+                        "ignored an empty key exchange from device {sid} of {} under another \
+                         identity key ({}); the old session stays",
+                        m.sender,
+                        o.sender_identity.fingerprint()
+                    );
+                    return Ok(step);
+                }
                 let reason = format!(
                     "device {sid} of {} sent a key exchange with a DIFFERENT identity key \
                      ({}); it was not accepted and the old session stays. If {} really \

@@ -164,7 +164,7 @@ impl Engine {
                 })
             }
             Some((suite, list)) => {
-                self.refuse_downgrade(store, to, suite)?;
+                self.refuse_downgrade(store, to, suite, &list)?;
                 device_lists.push(DeviceListUpdate {
                     suite,
                     jid: to.to_owned(),
@@ -495,16 +495,32 @@ impl Engine {
 
     /// Falling back to an older suite than one we talked with `jid` is refused: a server
     /// hiding the omemo:2 list would otherwise downgrade the conversation silently (legacy has
-    /// no SCE envelope binding sender and addressee).
+    /// no SCE envelope binding sender and addressee). `offered`: the list `jid` has in `suite`.
+    ///
+    /// What shows that we talked in a better suite is a session in it that we built (from the
+    /// bundle of a device `jid` listed), or one with a device `jid` announces: listed in the
+    /// better suite as last recorded, or in the list offered now (a client publishing both
+    /// suites lists its devices in both). A session built from a key exchange of a device
+    /// nobody announced anywhere shows nothing: anyone controlling a server can make one up,
+    /// and it would lock the user out of writing to a legacy-only contact.
     fn refuse_downgrade<S: Store + ?Sized>(
         &self,
         store: &S,
         jid: &str,
         suite: Suite,
+        offered: &[u32],
     ) -> Result<()> {
         let rank = Suite::ALL.iter().position(|s| *s == suite).unwrap_or(0);
         for better in &Suite::ALL[..rank] {
-            if !store.sessions_of(*better, jid)?.is_empty() {
+            let recorded = store.devices(*better, jid)?;
+            let announced = |device: u32| {
+                offered.contains(&device)
+                    || recorded.iter().any(|r| r.device_id == device && r.listed)
+            };
+            let used = store.sessions_of(*better, jid)?.iter().any(|(device, s)| {
+                s.initiation() == hush_proto::Initiation::Active || announced(*device)
+            });
+            if used {
                 return Err(EngineError::NotSent {
                     jid: jid.to_owned(),
                     missing: format!("their {better} device list"),

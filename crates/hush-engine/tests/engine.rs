@@ -88,6 +88,7 @@ fn action() -> impl Strategy<Value = Action> {
         7 => device.clone().prop_map(|device| Action::CatchUp { device }),
         6 => (device.clone(), 0u8..12).prop_map(|(device, after)| Action::Crash { device, after }),
         2 => (60u32..7200).prop_map(|seconds| Action::Wait { seconds }),
+        1 => support::LONG_WAIT.prop_map(|seconds| Action::Wait { seconds }),
         2 => account.clone().prop_map(|account| Action::AddDevice { account }),
         1 => device.clone().prop_map(|device| Action::RemoveDevice { device }),
         1 => (device.clone(), account.clone(), any::<bool>())
@@ -97,11 +98,18 @@ fn action() -> impl Strategy<Value = Action> {
         3 => (device.clone(), pick.clone(), 0u8..4, any::<bool>()).prop_map(
             |(device, pick, part, same_stanza_id)| Action::Tamper { device, pick, part, same_stanza_id }
         ),
-        1 => (device.clone(), pick).prop_map(|(device, pick)| Action::Garbage { device, pick }),
+        1 => (device.clone(), pick.clone()).prop_map(|(device, pick)| Action::Garbage { device, pick }),
         2 => (device.clone(), account.clone(), any::<bool>())
             .prop_map(|(device, from, archived)| Action::InjectPlain { device, from, archived }),
-        2 => (device, account, any::<bool>(), any::<bool>()).prop_map(
+        2 => (device.clone(), account.clone(), any::<bool>(), any::<bool>()).prop_map(
             |(device, from, text, archived)| Action::ForgeKeyExchange { device, from, text, archived }
+        ),
+        2 => (device.clone(), account.clone(), pick.clone(), any::<bool>(), any::<bool>()).prop_map(
+            |(device, from, pick, text, archived)| Action::ForgeListed { device, from, pick, text, archived }
+        ),
+        1 => (device.clone(), pick).prop_map(|(device, suite)| Action::Unlist { device, suite }),
+        2 => (device, 0u8..4, account).prop_map(
+            |(device, kind, account)| Action::HostilePush { device, kind, account }
         ),
     ]
 }
@@ -117,16 +125,17 @@ proptest! {
         seed in any::<u64>(),
         actions in prop::collection::vec(action(), 1..60),
     ) {
-        simulate(seed, &actions).map_err(TestCaseError::fail)?;
+        let setup = support::Setup::for_seed(seed);
+        support::simulate_with(seed, &setup, &actions).map_err(TestCaseError::fail)?;
     }
 }
 
-/// The fixed seeds `./scripts/test` runs: the long mode's schedules (shorter), seeds 0 to 9.
+/// The fixed seeds `./scripts/test` runs: the long mode's worlds and schedules (shorter),
+/// seeds 0 to 9 (some in legacy, see `Setup::for_seed`).
 #[test]
 fn the_fixed_seeds_keep_the_invariants() {
     for seed in 0..10 {
-        let actions = support::schedule(seed, 80);
-        if let Err(e) = simulate(seed, &actions) {
+        if let (_, Err(e)) = support::run_seed(seed, 80) {
             panic!("seed {seed}: {e}");
         }
     }
@@ -167,12 +176,12 @@ fn send_from_file_store(
     use hush_engine::{SendOptions, Wire};
     let mut rng = rand::rngs::StdRng::seed_from_u64(text.len() as u64);
     engine.route(&*store, BOB, SendOptions::default()).unwrap();
-    let their = Some((hush_proto::Suite::Omemo2, w.lists[BOB].clone()));
+    let their = Some((hush_proto::Suite::Omemo2, w.list(BOB, Suite::Omemo2)));
     let plan = engine.plan_send(&*store, BOB, their, None, w.now).unwrap();
     let bundles = plan
         .bundles_needed
         .iter()
-        .map(|(j, d)| ((j.clone(), *d), Ok(w.bundles[d].clone())))
+        .map(|(j, d)| ((j.clone(), *d), Ok(w.bundle(*d))))
         .collect();
     let prepared = engine
         .prepare_send(&*store, plan, text, bundles, w.now, &mut rng)
@@ -209,7 +218,7 @@ fn a_session_rewound_by_a_restore_is_replaced_before_it_encrypts() {
     let local = hush_proto::LocalDevice::generate(11, 30, w.now, &mut rng).unwrap();
     let mut alice = SqliteStore::open(dir.join("alice.db"), &Default::default()).unwrap();
     alice.create_account(ALICE, &local).unwrap();
-    w.bundles.insert(11, local.bundle(Suite::Omemo2));
+    w.set_bundle(ALICE, local.bundle(Suite::Omemo2));
     let engine = Engine::new(ALICE, local);
     send_from_file_store(&mut alice, &engine, &mut w, "one");
     alice.export_backup(dir.join("backup.db"), "pw").unwrap();
@@ -255,7 +264,7 @@ fn a_new_key_is_reported_even_when_it_comes_in_an_empty_message() {
     w.add_device(BOB, 21);
     w.send(21, ALICE, "hi").unwrap();
     w.deliver(11, 0, false);
-    let fingerprint = w.bundles[&21].identity.fingerprint();
+    let fingerprint = w.bundle(21).identity.fingerprint();
     let first: Vec<(&str, &str)> = w.devices[&11]
         .shown
         .iter()
@@ -333,7 +342,7 @@ fn key_exchanges_from_unlisted_devices_of_a_contact_are_budgeted() {
     for fake in 100..120u32 {
         let forged = hush_proto::LocalDevice::generate(fake, 1, w.now, &mut rng).unwrap();
         // A server making devices up publishes bundles for them too.
-        w.bundles.insert(fake, forged.bundle(Suite::Omemo2));
+        w.set_bundle(BOB, forged.bundle(Suite::Omemo2));
         w.key_exchange_from(&forged, BOB, 11, ALICE, Some(&format!("from {fake}")));
     }
     let shown = &w.devices[&11].shown;
@@ -370,7 +379,10 @@ fn a_stranger_flood_does_not_lock_out_a_contacts_new_device() {
     }
     w.add_device(BOB, 22);
     let tablet = w.devices[&22].engine.device().clone();
-    w.lists.get_mut(BOB).unwrap().retain(|d| *d != 22); // not listed where Alice looked
+    w.lists
+        .get_mut(&(BOB.to_owned(), Suite::Omemo2))
+        .unwrap()
+        .retain(|d| *d != 22); // not listed where Alice looked
     w.key_exchange_from(&tablet, BOB, 11, ALICE, Some("from the new tablet"));
     assert_eq!(
         w.devices[&11].shown.last().unwrap().text,
@@ -614,7 +626,7 @@ fn a_reinstalled_device_needs_a_session_reset_which_heals_it() {
     let session = w.devices[&11].store.session(&key).unwrap().unwrap();
     assert!(session
         .peer_identity()
-        .same_identity(&w.bundles[&21].identity));
+        .same_identity(&w.bundle(21).identity));
 }
 
 /// A key exchange is bound to the device it claims to come from: one carrying another identity
@@ -717,7 +729,7 @@ fn a_key_exchange_nobody_can_confirm_is_read_with_a_warning() {
     let mut w = World::new(16);
     w.add_device(ALICE, 11);
     w.add_device(BOB, 21);
-    w.bundles.remove(&21); // not readable by Alice
+    w.bundles.remove(&(BOB.to_owned(), 21, Suite::Omemo2)); // not readable by Alice
     let bob = w.devices[&21].engine.device().clone();
     let env = w.key_exchange_envelope(&bob, BOB, 11, ALICE, Some("first contact"));
     let alice = w.devices.get_mut(&11).unwrap();
@@ -957,4 +969,182 @@ fn a_refused_empty_key_exchange_is_not_a_visible_failure() {
         Reinstall { device: 6 },
     ];
     simulate(1238, &actions).unwrap();
+}
+
+/// A legacy-only client (Carol) and Hush publishing both suites (Alice): their conversation
+/// runs in legacy both ways, Alice's other device reads Alice's copies in legacy too, and
+/// Alice and Bob keep talking in OMEMO:2.
+#[test]
+fn a_legacy_only_contact_is_written_to_and_read_in_legacy() {
+    use support::CAROL;
+    let mut w = World::new(40);
+    let both = vec![Suite::Omemo2, Suite::Legacy];
+    w.speaks.insert(ALICE.into(), both.clone());
+    w.speaks.insert(BOB.into(), both);
+    w.speaks.insert(CAROL.into(), vec![Suite::Legacy]);
+    w.add_device(ALICE, 11);
+    w.add_device(ALICE, 12);
+    w.add_device(BOB, 21);
+    w.add_device(CAROL, 31);
+    assert!(w.list(CAROL, Suite::Omemo2).is_empty());
+    assert_eq!(w.send(11, CAROL, "to carol").unwrap(), vec![31, 12]);
+    assert_eq!(w.send(31, ALICE, "to alice").unwrap(), vec![11, 12]);
+    assert_eq!(w.send(11, BOB, "to bob").unwrap(), vec![21, 12]);
+    let suites: Vec<Suite> = w
+        .sent
+        .iter()
+        .map(|s| s.element.as_ref().unwrap().suite)
+        .collect();
+    assert_eq!(suites, [Suite::Legacy, Suite::Legacy, Suite::Omemo2]);
+    w.drain();
+    for (id, texts) in [
+        (31, &["to carol"][..]),
+        (11, &["to alice"]),
+        (12, &["to carol", "to alice", "to bob"]),
+        (21, &["to bob"]),
+    ] {
+        let shown = &w.devices[&id].shown;
+        assert!(shown.iter().all(|s| !s.failed), "{id}: {shown:?}");
+        for t in texts {
+            assert_eq!(
+                shown.iter().filter(|s| s.text == *t).count(),
+                1,
+                "{id}: {shown:?}"
+            );
+        }
+    }
+    w.check_delivered().unwrap();
+    w.check_healing().unwrap();
+}
+
+/// Found by the simulation once accounts could speak legacy only (seed 35 of the long mode):
+/// a server makes up an OMEMO:2 device of Carol, who speaks legacy only, and sends Bob an
+/// empty key exchange from it. Bob reads it (nothing published confirms or refutes it) and
+/// keeps the session, which the downgrade guard took for proof that the conversation used
+/// OMEMO:2: Bob could no longer write to Carol at all. A session only counts when we built it
+/// or Carol announces its device; the guard still holds for those.
+#[test]
+fn a_key_exchange_from_a_made_up_device_does_not_lock_out_a_legacy_contact() {
+    use support::CAROL;
+    let mut w = World::new(41);
+    w.speaks
+        .insert(ALICE.into(), vec![Suite::Omemo2, Suite::Legacy]);
+    w.speaks
+        .insert(BOB.into(), vec![Suite::Omemo2, Suite::Legacy]);
+    w.speaks.insert(CAROL.into(), vec![Suite::Legacy]);
+    w.add_device(ALICE, 11);
+    w.add_device(BOB, 21);
+    w.add_device(CAROL, 31);
+    w.send(21, CAROL, "before").unwrap();
+    w.drain();
+    let mut rng = rand::rngs::StdRng::seed_from_u64(42);
+    let made_up = hush_proto::LocalDevice::generate(900_001, 1, w.now, &mut rng).unwrap();
+    let env = w.key_exchange_envelope_in(Suite::Omemo2, &made_up, CAROL, 21, BOB, None);
+    w.receive_now(21, env);
+    let key = hush_store::SessionKey::new(Suite::Omemo2, CAROL, 900_001);
+    assert!(w.devices[&21].store.session(&key).unwrap().is_some());
+    assert_eq!(w.send(21, CAROL, "after").unwrap(), vec![31]);
+    w.drain();
+    let shown = &w.devices[&31].shown;
+    assert!(shown.iter().any(|s| s.text == "after"), "{shown:?}");
+    // Alice writes to Bob in OMEMO:2; when the server then hides Alice's OMEMO:2 list, Bob's
+    // answer is refused rather than sent in legacy, although Bob never wrote to Alice before.
+    w.send(11, BOB, "omemo:2").unwrap();
+    w.drain();
+    w.lists.remove(&(ALICE.to_owned(), Suite::Omemo2));
+    let refused = w.send(21, ALICE, "in legacy?").unwrap_err();
+    assert!(refused.contains("downgrading"), "{refused}");
+}
+
+/// Found by the simulation once time could jump by weeks (seeds 490 and 492 of the long
+/// mode): Alice's key exchange to Bob is held back until Bob has rotated his signed prekey
+/// twice, so Bob cannot read it (a visible failure, as it should be). Bob then writes to
+/// Alice, who reads his key exchange; but Alice keeps her own unanswered state current (see
+/// `Session`: ours stays current while it awaits an answer), so everything she writes still
+/// carries the key exchange Bob cannot read, for good — and Bob's failure asks Bob to reset,
+/// which does not help. Not fixed yet: the tie-break rules of `hush_proto::Session` decide it
+/// and must stay compatible with python-omemo. Issue #12.
+#[test]
+#[ignore = "liveness: an unanswered key exchange on prekeys the peer dropped is never abandoned (#12)"]
+fn an_unanswered_key_exchange_on_dropped_prekeys_is_abandoned() {
+    let mut w = World::new(43);
+    w.add_device(ALICE, 11);
+    w.add_device(BOB, 21);
+    w.catch_up(21);
+    w.send(11, BOB, "held").unwrap();
+    w.hold(21, 0);
+    for _ in 0..2 {
+        w.now += hush_engine::SIGNED_PREKEY_PERIOD + 1;
+        w.maintain_keys(21);
+    }
+    w.release(21, 0);
+    w.deliver(21, 0, false);
+    assert!(w.devices[&21].shown.last().unwrap().failed);
+    w.send(21, ALICE, "from bob").unwrap();
+    w.drain();
+    assert_eq!(w.devices[&11].shown.last().unwrap().text, "from bob");
+    w.send(11, BOB, "after bob wrote").unwrap();
+    w.drain();
+    let last = w.devices[&21].shown.last().unwrap();
+    assert_eq!(last.text, "after bob wrote", "{last:?}");
+}
+
+/// Found by the simulation once restarts check the store against the archive (seed 40 of the
+/// long mode): an empty key exchange under another identity key arrives from a device we hold
+/// a session with (a late answer from the installation the device had before a reinstall, or
+/// a forgery). It was refused — rightly — but shown as a failure with no text to lose; a
+/// refused empty key exchange without a session was only logged already. Now both are.
+#[test]
+fn an_empty_key_exchange_under_another_identity_is_not_a_visible_failure() {
+    let mut w = World::new(44);
+    w.add_device(ALICE, 11);
+    w.add_device(BOB, 21);
+    w.send(11, BOB, "hello").unwrap();
+    w.drain();
+    let key = hush_store::SessionKey::new(Suite::Omemo2, ALICE, 11);
+    let before = w.devices[&21].store.session(&key).unwrap().unwrap();
+    let mut rng = rand::rngs::StdRng::seed_from_u64(45);
+    let other = hush_proto::LocalDevice::generate(11, 1, w.now, &mut rng).unwrap();
+    let env = w.key_exchange_envelope(&other, ALICE, 21, BOB, None);
+    let shown = w.receive_now(21, env);
+    assert!(shown.is_none(), "{shown:?}");
+    let after = w.devices[&21].store.session(&key).unwrap().unwrap();
+    assert!(after.peer_identity().same_identity(before.peer_identity()));
+    // The same with a text is refused visibly, as before.
+    let env = w.key_exchange_envelope(&other, ALICE, 21, BOB, Some("who?"));
+    let shown = w.receive_now(21, env).expect("a failure");
+    assert!(
+        shown.failed && shown.text.contains("DIFFERENT identity key"),
+        "{shown:?}"
+    );
+}
+
+/// A crash between saving rotated keys and publishing them leaves the server offering the old
+/// bundle; the restart republishes it, as `Hush::connect` does, and a key exchange built on it
+/// is read. The simulation checks the same after every step (`World::check_bundles`), which
+/// catches a server left with an outdated bundle.
+#[test]
+fn a_crash_between_saving_new_keys_and_publishing_them_is_repaired_on_connecting() {
+    let mut w = World::new(46);
+    w.add_device(ALICE, 11);
+    w.add_device(BOB, 21);
+    let old = w.bundle(21);
+    w.now += hush_engine::SIGNED_PREKEY_PERIOD + 1;
+    w.arm_crash(21, 0); // strikes after the keys are saved, before they are published
+    w.maintain_keys(21);
+    let stored = w.devices[&21].store.account().unwrap().unwrap().device;
+    assert_ne!(stored.bundle(Suite::Omemo2).spk_id, old.spk_id);
+    assert_eq!(w.bundle(21), stored.bundle(Suite::Omemo2));
+    w.check_bundles();
+    assert!(w.violations.is_empty(), "{:?}", w.violations);
+    w.send(11, BOB, "on the new bundle").unwrap();
+    w.drain();
+    assert_eq!(
+        w.devices[&21].shown.last().unwrap().text,
+        "on the new bundle"
+    );
+    // An outdated bundle left on the server is caught.
+    w.set_bundle(BOB, old);
+    w.check_bundles();
+    assert!(w.violations[0].contains("outdated"), "{:?}", w.violations);
 }

@@ -11,11 +11,25 @@
 //!   commit, used prekeys retired and empty answers paid at once when live and only after a
 //!   catch-up otherwise, the outbox resent after a restart. A crash can be armed to strike at any
 //!   point between two of these steps; the device then restarts from what it committed.
+//! * **Suites**: each account speaks OMEMO:2, legacy (`eu.siacs.conversations.axolotl`) or both,
+//!   as the seed says ([`Setup::for_seed`]); lists and bundles are published per suite, and a
+//!   send goes in the newest suite both sides have, as the shell picks it.
+//! * **Device lists are pushed** (PEP notifications) on every change and on each new
+//!   connection, and taken through `Engine::device_list_pushed` as the shell takes them; a
+//!   device its own list no longer names (another client dropped it) adds itself back.
+//! * **Time** passes by minutes or by days to weeks (up to forty days): prekeys are retired and
+//!   forgotten, signed prekeys rotated and dropped, budget windows and the inactivity limit
+//!   crossed, with messages held back across all of it.
 //! * **A hostile server** replays archived messages (with their ids or new ones), tampers with
-//!   real messages under their ids, delivers unreadable elements, injects messages in clear and
-//!   fabricates key exchanges from devices nobody announced.
+//!   real messages under their ids, delivers unreadable elements, injects messages in clear,
+//!   fabricates key exchanges from devices nobody announced and under the ids of devices an
+//!   account lists (with another identity key), and pushes lists it does not hold (too long,
+//!   of strangers, our own without us, an account's with a made-up device).
 //! * **Devices come and go**: one can be added to an account mid-run (it reads the archive only
 //!   from its creation on) or removed from its account's list (it stops receiving).
+//! * **A restart connects as `Hush::connect` does**: the store is checked against the bundle
+//!   the server offers and the archive's newest messages, and an outdated bundle republished;
+//!   between any two steps the server offers every device's bundle as its store has it.
 //!
 //! Clock and RNG are seeded; nothing depends on time or on the machine. Every step is checked
 //! against the invariants as it happens (see [`World::violations`]); [`simulate`] adds the ones
@@ -29,7 +43,10 @@ use hush_engine::{
     Delivery, Engine, Fetched, Inbound, InboundPayload, ReceiveStep, Route, SendOptions, Wire,
 };
 use hush_proto::policy::Properties;
-use hush_proto::{Bundle, Element, EncryptedElement, KeyEntry, LocalDevice, ProtoError, Suite};
+use hush_proto::{
+    Bundle, DeviceEntry, DeviceList, Element, EncryptedElement, KeyEntry, LocalDevice, ProtoError,
+    Suite, MAX_LISTED_DEVICES,
+};
 use hush_store::{Committed, Direction, MemoryStore, MessageIds, Store};
 use rand::rngs::StdRng;
 use rand::{RngExt, SeedableRng};
@@ -50,6 +67,13 @@ const PREKEYS: usize = 30;
 
 /// Archive results per page of a catch-up (the resume point moves after each page).
 const PAGE: usize = 4;
+
+/// The newest archived messages a new connection compares with the store (`archive_tail`).
+const ARCHIVE_TAIL: usize = 20;
+
+/// How far a long [`Action::Wait`] jumps: from three days (the prekey grace) to forty (past
+/// two signed-prekey periods, so a signed prekey a held message was built on is gone).
+pub const LONG_WAIT: std::ops::Range<u32> = 3 * 86_400..40 * 86_400;
 
 /// At most this many devices are ever made for one account (ids `base + 1 ..= base + 9`).
 const MAX_DEVICES_PER_ACCOUNT: usize = 4;
@@ -137,6 +161,11 @@ pub struct Sent {
     pub element: Option<EncryptedElement>,
     /// It left the device (a message in clear stored but not sent before a crash never does).
     pub transmitted: bool,
+    /// When it was committed.
+    pub at: u64,
+    /// Readers it was encrypted for on a session with identity keys they no longer have (they
+    /// were reinstalled under their id): they cannot read it.
+    pub stale_readers: Vec<u32>,
 }
 
 /// Something a device showed its user.
@@ -163,6 +192,9 @@ pub struct Device {
     pub inbox: Vec<Envelope>,
     /// Live messages the server holds back.
     pub held: Vec<Envelope>,
+    /// Device lists the server pushed (PEP notifications of the lists of every account, in
+    /// the suites this device's account speaks), not taken yet: `(jid, list)`.
+    pub pushes: Vec<(String, DeviceList)>,
     /// What it showed.
     pub shown: Vec<Shown>,
     /// Removed from its account's list: gone for good.
@@ -182,6 +214,9 @@ pub struct Device {
     injections: usize,
 }
 
+/// The bundles the server publishes: by account, device id and suite.
+pub type Published = BTreeMap<(String, u32, Suite), Bundle>;
+
 /// Names one message key: (sender device, recipient JID, recipient device, ratchet key,
 /// counter).
 type MessageKey = (u32, String, u32, Vec<u8>, u32);
@@ -194,10 +229,15 @@ pub struct Crashed;
 /// need to know.
 pub struct World {
     pub devices: BTreeMap<u32, Device>,
-    /// Published device lists by account.
-    pub lists: BTreeMap<String, Vec<u32>>,
-    /// Published bundles by device id.
-    pub bundles: BTreeMap<u32, Bundle>,
+    /// The suites each account's devices speak, newest first (an account not named speaks
+    /// OMEMO:2 only). An account speaking only [`Suite::Legacy`] is a client of the
+    /// `eu.siacs.conversations.axolotl` era: it publishes only legacy lists and bundles, and
+    /// writes in legacy; one speaking both publishes both, as Hush's shell does.
+    pub speaks: BTreeMap<String, Vec<Suite>>,
+    /// Published device lists by account and suite.
+    pub lists: BTreeMap<(String, Suite), Vec<u32>>,
+    /// Published bundles by account, device id and suite.
+    pub bundles: Published,
     /// Each account's archive, oldest first.
     pub archives: BTreeMap<String, Vec<Archived>>,
     pub now: u64,
@@ -215,6 +255,17 @@ pub struct World {
     /// Device id → how many messages had been sent when it was last reinstalled (it cannot
     /// read those).
     reinstalled: BTreeMap<u32, usize>,
+    /// `(sender device, recipient device, base key)` of every key exchange transmitted → when
+    /// the first message carrying it left.
+    kex_started: BTreeMap<(u32, u32, Vec<u8>), u64>,
+    /// A real message failed because the key exchange it carried was built on prekeys its
+    /// reader had rightly deleted meanwhile (see [`World::keys_expired`]): the session needs
+    /// what such a failure asks of the user, like a reinstall.
+    keys_expired: bool,
+    /// `(device, peer device)`: sessions the healing round's user reset (in every suite, as
+    /// `hush session reset` does). What the peer sent on them before it learnt of the reset
+    /// fails at the device, visibly (a round with any failure still fails).
+    after_reset: BTreeSet<(u32, u32)>,
     /// Print what happens (the long mode's `--trace`), to read a failing scenario.
     pub trace: bool,
 }
@@ -225,31 +276,16 @@ pub struct World {
 pub fn receive_one(
     engine: &mut Engine,
     store: &MemoryStore,
-    bundles: &BTreeMap<u32, Bundle>,
+    bundles: &Published,
     env: Envelope,
     now: u64,
     rng: &mut StdRng,
 ) -> ReceiveStep {
-    let payload = match env.payload {
-        Payload::Encrypted(el) => InboundPayload::Omemo(Ok(el)),
-        Payload::Plain(body) => InboundPayload::Plain(body),
-        Payload::Unreadable => InboundPayload::Omemo(Err(ProtoError::MalformedXml(
-            "an <encrypted/> element that does not parse".into(),
-        ))),
-    };
-    let mut inbound = Inbound {
-        sender: env.sender,
-        peer: env.peer,
-        payload,
-        ids: env.ids,
-        sent_at: env.sent_at,
-        sender_bundle: None,
-    };
+    let mut inbound = inbound_of(env);
     // The sending device's bundle, when the engine asks for it to bind a key exchange.
     if let Some(request) = engine.bundle_needed(store, &inbound, now).unwrap() {
         let bundle = bundles
-            .get(&request.device)
-            .filter(|b| b.suite == request.suite)
+            .get(&(request.jid.clone(), request.device, request.suite))
             .cloned()
             .ok_or_else(|| "nothing published".to_owned());
         inbound.sender_bundle = Some(bundle);
@@ -257,12 +293,31 @@ pub fn receive_one(
     engine.receive(store, inbound, now, rng).unwrap()
 }
 
+/// The [`Inbound`] the shell builds from what arrived (no sender bundle yet).
+fn inbound_of(env: Envelope) -> Inbound {
+    let payload = match env.payload {
+        Payload::Encrypted(el) => InboundPayload::Omemo(Ok(el)),
+        Payload::Plain(body) => InboundPayload::Plain(body),
+        Payload::Unreadable => InboundPayload::Omemo(Err(ProtoError::MalformedXml(
+            "an <encrypted/> element that does not parse".into(),
+        ))),
+    };
+    Inbound {
+        sender: env.sender,
+        peer: env.peer,
+        payload,
+        ids: env.ids,
+        sent_at: env.sent_at,
+        sender_bundle: None,
+    }
+}
+
 /// What the shell does with one incoming message: the engine's step, its transaction
 /// committed, and what `settle` says to show.
 pub fn receive_step(
     engine: &mut Engine,
     store: &mut MemoryStore,
-    bundles: &BTreeMap<u32, Bundle>,
+    bundles: &Published,
     env: Envelope,
     now: u64,
     rng: &mut StdRng,
@@ -326,6 +381,7 @@ impl World {
     pub fn new(seed: u64) -> Self {
         Self {
             devices: BTreeMap::new(),
+            speaks: BTreeMap::new(),
             lists: BTreeMap::new(),
             bundles: BTreeMap::new(),
             archives: BTreeMap::new(),
@@ -338,6 +394,9 @@ impl World {
             serial: 0,
             injected: 0,
             reinstalled: BTreeMap::new(),
+            kex_started: BTreeMap::new(),
+            keys_expired: false,
+            after_reset: BTreeSet::new(),
             trace: false,
         }
     }
@@ -359,6 +418,50 @@ impl World {
             .collect()
     }
 
+    /// The suites the devices of `jid` speak, newest first.
+    pub fn suites_of(&self, jid: &str) -> Vec<Suite> {
+        self.speaks
+            .get(jid)
+            .cloned()
+            .unwrap_or_else(|| vec![Suite::Omemo2])
+    }
+
+    /// The device list `jid` publishes in `suite` (empty when it publishes none).
+    pub fn list(&self, jid: &str, suite: Suite) -> Vec<u32> {
+        self.lists
+            .get(&(jid.to_owned(), suite))
+            .cloned()
+            .unwrap_or_default()
+    }
+
+    /// Every device some list of `jid` names, in order: the devices the server delivers to.
+    pub fn listed(&self, jid: &str) -> Vec<u32> {
+        let mut all: Vec<u32> = Suite::ALL.iter().flat_map(|s| self.list(jid, *s)).collect();
+        all.sort_unstable();
+        all.dedup();
+        all
+    }
+
+    /// The bundle device `id` publishes in its account's newest suite.
+    pub fn bundle(&self, id: u32) -> Bundle {
+        let jid = &self.devices[&id].jid;
+        let suite = self.suites_of(jid)[0];
+        self.bundles[&(jid.clone(), id, suite)].clone()
+    }
+
+    /// Publishes `bundle` as the one of device `bundle.device_id` of `jid`.
+    pub fn set_bundle(&mut self, jid: &str, bundle: Bundle) {
+        self.bundles
+            .insert((jid.to_owned(), bundle.device_id, bundle.suite), bundle);
+    }
+
+    /// Publishes the bundles of `device` (of `jid`) in every suite the account speaks.
+    fn publish_keys(&mut self, jid: &str, device: &LocalDevice) {
+        for suite in self.suites_of(jid) {
+            self.set_bundle(jid, device.bundle(suite));
+        }
+    }
+
     /// A new device of `jid`, announced as the shell's `announce` does: its place in the
     /// archive first (it reads nothing older), then its bundle, then the list.
     pub fn add_device(&mut self, jid: &str, id: u32) {
@@ -368,8 +471,7 @@ impl World {
         if let Some(last) = self.archives.get(jid).and_then(|a| a.last()) {
             store.set_archive_resume(jid, &last.stanza_id).unwrap();
         }
-        self.bundles.insert(id, local.bundle(Suite::Omemo2));
-        self.lists.entry(jid.to_owned()).or_default().push(id);
+        self.publish_keys(jid, &local);
         let engine = Engine::new(jid, local);
         self.devices.insert(
             id,
@@ -379,6 +481,7 @@ impl World {
                 store,
                 inbox: Vec::new(),
                 held: Vec::new(),
+                pushes: Vec::new(),
                 shown: Vec::new(),
                 removed: false,
                 since: self.now,
@@ -390,6 +493,134 @@ impl World {
                 injections: 0,
             },
         );
+        self.connect_pushes(id);
+        for suite in self.suites_of(jid) {
+            let mut list = self.list(jid, suite);
+            list.push(id);
+            self.set_list(jid, suite, list);
+        }
+    }
+
+    /// The server's list of `jid` in `suite` becomes `devices`, and it notifies every device
+    /// in use of an account speaking `suite` (every account here is every other's contact;
+    /// the engine keeps only its own lists and its contacts').
+    pub fn set_list(&mut self, jid: &str, suite: Suite, devices: Vec<u32>) {
+        self.lists.insert((jid.to_owned(), suite), devices.clone());
+        let list = DeviceList {
+            suite,
+            devices: devices.into_iter().map(DeviceEntry::new).collect(),
+        };
+        for id in self.alive() {
+            if self.suites_of(&self.devices[&id].jid).contains(&suite) {
+                self.dev(id).pushes.push((jid.to_owned(), list.clone()));
+            }
+        }
+    }
+
+    /// A new connection of device `id`: what was pushed to the old one is gone, and the
+    /// server sends the current list of every account in the suites its account speaks (the
+    /// last item of each node it has `+notify` for).
+    fn connect_pushes(&mut self, id: u32) {
+        let suites = self.suites_of(&self.devices[&id].jid);
+        let mut pushes = Vec::new();
+        for ((jid, suite), devices) in &self.lists {
+            if suites.contains(suite) {
+                let list = DeviceList {
+                    suite: *suite,
+                    devices: devices.iter().map(|d| DeviceEntry::new(*d)).collect(),
+                };
+                pushes.push((jid.clone(), list));
+            }
+        }
+        self.dev(id).pushes = pushes;
+    }
+
+    /// Device `id` takes the device lists pushed to it, as the shell's
+    /// `apply_device_list_updates`: each recorded as the engine decides, and when our own list
+    /// no longer names this device, the list the server has read and published with it added
+    /// (which pushes it again). Checks that lists the engine must not keep (a stranger's, or
+    /// longer than any real account's) left the store as it was, that a contact's is recorded
+    /// as pushed, and that this device is listed again in every suite afterwards.
+    fn apply_pushes(&mut self, id: u32) -> Result<(), Crashed> {
+        while !self.devices[&id].pushes.is_empty() {
+            let (jid, list) = self.dev(id).pushes.remove(0);
+            let now = self.now;
+            let dev = &self.devices[&id];
+            let own = jid == dev.jid;
+            let before = dev.store.devices(list.suite, &jid).unwrap();
+            let kept = (own || dev.store.conversation(&jid).unwrap().contact)
+                && list.devices.len() <= MAX_LISTED_DEVICES;
+            let step = dev
+                .engine
+                .device_list_pushed(&dev.store, &jid, &list, now)
+                .unwrap();
+            self.point(id)?;
+            let dev = self.dev(id);
+            if !step.transaction.is_empty() {
+                dev.store.commit(step.transaction).unwrap();
+            }
+            let after = dev.store.devices(list.suite, &jid).unwrap();
+            let listed: BTreeSet<u32> = after
+                .iter()
+                .filter(|r| r.listed)
+                .map(|r| r.device_id)
+                .collect();
+            let pushed: BTreeSet<u32> = list.devices.iter().map(|d| d.id).collect();
+            if !kept && after != before {
+                self.violation(format!(
+                    "device {id} recorded a pushed {} list of {jid} with {} devices, which it \
+                     must ignore",
+                    list.suite,
+                    list.devices.len()
+                ));
+            }
+            if kept && listed != pushed {
+                self.violation(format!(
+                    "device {id} recorded {listed:?} for the pushed {} list {pushed:?} of {jid}",
+                    list.suite
+                ));
+            }
+            if own && kept && !pushed.contains(&id) && step.re_add_self != Some(list.suite) {
+                self.violation(format!(
+                    "device {id} took a {} list of its own account without it and did not \
+                     add itself back",
+                    list.suite
+                ));
+            }
+            if let Some(suite) = step.re_add_self {
+                self.point(id)?;
+                self.list_self(id, suite);
+            }
+        }
+        let jid = self.devices[&id].jid.clone();
+        for suite in self.suites_of(&jid) {
+            if !self.list(&jid, suite).contains(&id) {
+                self.violation(format!(
+                    "device {id} is in use but its account's {suite} list does not name it"
+                ));
+            }
+        }
+        Ok(())
+    }
+
+    /// The shell's `list_self`: the list the server has in `suite` read, and published with
+    /// device `id` added if it lacks it.
+    fn list_self(&mut self, id: u32, suite: Suite) {
+        let jid = self.devices[&id].jid.clone();
+        let current = self.lists.get(&(jid.clone(), suite)).map(|l| DeviceList {
+            suite,
+            devices: l.iter().map(|d| DeviceEntry::new(*d)).collect(),
+        });
+        let listing = self.devices[&id]
+            .engine
+            .listing_self(suite, current)
+            .unwrap();
+        if let Some(list) = listing {
+            if self.trace {
+                println!("  {id} adds itself back to its {suite} list");
+            }
+            self.set_list(&jid, suite, list.devices.iter().map(|d| d.id).collect());
+        }
     }
 
     /// Adds the next device of `jid` (none when the account had its share); returns its id.
@@ -412,13 +643,18 @@ impl World {
     /// for a lost phone): the server no longer delivers to it, and it is not used again.
     pub fn remove_device(&mut self, id: u32) {
         let jid = self.devices[&id].jid.clone();
-        if let Some(list) = self.lists.get_mut(&jid) {
-            list.retain(|d| *d != id);
-        }
         let dev = self.dev(id);
         dev.removed = true;
         dev.inbox.clear();
         dev.held.clear();
+        dev.pushes.clear();
+        for suite in Suite::ALL {
+            let mut list = self.list(&jid, suite);
+            if list.contains(&id) {
+                list.retain(|d| *d != id);
+                self.set_list(&jid, suite, list);
+            }
+        }
     }
 
     /// Device `id` loses everything it stored and comes back under the same id with new keys,
@@ -434,7 +670,7 @@ impl World {
         if let Some(last) = self.archives.get(&jid).and_then(|a| a.last()) {
             store.set_archive_resume(&jid, &last.stanza_id).unwrap();
         }
-        self.bundles.insert(id, local.bundle(Suite::Omemo2));
+        self.publish_keys(&jid, &local);
         self.reinstalled.insert(id, self.sent.len());
         self.off.retain(|(d, _)| *d != id);
         let now = self.now;
@@ -447,6 +683,7 @@ impl World {
         dev.needs_catch_up = true;
         dev.republish_owed = false;
         dev.crash_in = None;
+        self.connect_pushes(id);
     }
 
     /// Whether device `id` and device `sid` of `from` are stuck with a session only `session
@@ -457,13 +694,15 @@ impl World {
             return false;
         };
         let holds_old = |holder: &Device, jid: &str, peer: &Device, peer_id: u32| {
-            let key = hush_store::SessionKey::new(Suite::Omemo2, jid, peer_id);
             let identity = peer.engine.device().identity().public();
-            holder
-                .store
-                .session(&key)
-                .unwrap()
-                .is_some_and(|s| !s.peer_identity().same_identity(identity))
+            Suite::ALL.iter().any(|suite| {
+                let key = hush_store::SessionKey::new(*suite, jid, peer_id);
+                holder
+                    .store
+                    .session(&key)
+                    .unwrap()
+                    .is_some_and(|s| !s.peer_identity().same_identity(identity))
+            })
         };
         holds_old(me, from, them, sid) || holds_old(them, &me.jid, me, id)
     }
@@ -516,7 +755,9 @@ impl World {
         dev.engine = Engine::new(&dev.jid, local);
         dev.needs_catch_up = true;
         dev.republish_owed = false;
-        let pending = dev.store.pending().unwrap();
+        self.connect_pushes(id);
+        self.check_on_connect(id);
+        let pending = self.dev(id).store.pending().unwrap();
         for p in pending {
             let origin_id = p
                 .origin_id
@@ -540,6 +781,74 @@ impl World {
             // A message the user asked to send in clear is not sent later by itself (the
             // settings may have changed): it leaves the outbox unsent.
             self.dev(id).store.mark_sent(p.id).unwrap();
+        }
+    }
+
+    /// What the shell's `devices_of` finds for a send from device `from` to `to`: the
+    /// addressee's list in the first suite (of those the sender speaks) in which it is not
+    /// empty.
+    fn their_devices(&self, from: u32, to: &str) -> Option<(Suite, Vec<u32>)> {
+        let speaks = self.suites_of(&self.devices[&from].jid);
+        speaks.iter().find_map(|suite| {
+            let list = self.list(to, *suite);
+            (!list.is_empty()).then_some((*suite, list))
+        })
+    }
+
+    /// The suite a send from device `from` to `to` goes in.
+    fn send_suite(&self, from: u32, to: &str) -> Suite {
+        self.their_devices(from, to)
+            .map_or(self.suites_of(&self.devices[&from].jid)[0], |(s, _)| s)
+    }
+
+    /// What `Hush::connect` checks before anything leaves: this device's published bundles
+    /// and the newest messages of its archive against the store (a rollback is repaired, and
+    /// the bundle republished), or else whether the published bundle is older than the keys
+    /// (a run stopped between saving new keys and publishing them): then it is republished
+    /// as it is. Nothing in the simulation rolls a store back, so a rollback found here is a
+    /// false alarm — unless the device was reinstalled under its old id (its archive holds
+    /// what the old installation sent), or the server put a message in its name in the
+    /// archive (a faked rollback, which the repair is built to survive).
+    fn check_on_connect(&mut self, id: u32) {
+        let jid = self.devices[&id].jid.clone();
+        let published: Vec<Bundle> = Suite::ALL
+            .iter()
+            .filter_map(|s| self.bundles.get(&(jid.clone(), id, *s)).cloned())
+            .collect();
+        let archive = self.archives.get(&jid).map(Vec::as_slice).unwrap_or(&[]);
+        let tail = &archive[archive.len().saturating_sub(ARCHIVE_TAIL)..];
+        let faked = tail.iter().any(|a| {
+            a.from == jid
+                && matches!(a.provenance, Provenance::Injected(_))
+                && matches!(&a.payload, Payload::Encrypted(el) if el.sid == id)
+        });
+        let tail: Vec<Inbound> = tail.iter().map(|a| inbound_of(a.envelope(&jid))).collect();
+        let now = self.now;
+        let dev = self.dev(id);
+        let rollback = dev
+            .engine
+            .check_rollback(&dev.store, &published, &tail, now)
+            .unwrap();
+        if let Some(rollback) = rollback {
+            let evidence = rollback.evidence().to_owned();
+            let (tx, repaired) = rollback.into_parts();
+            dev.store.commit(tx).unwrap();
+            let _notice = dev.engine.rollback_repaired(repaired);
+            dev.republish_owed = true;
+            if !self.reinstalled.contains_key(&id) && !faked {
+                self.violation(format!(
+                    "device {id} found a rollback on connecting that did not happen: {evidence}"
+                ));
+            }
+            if let Err(Crashed) = self.retire_used_prekeys(id) {
+                self.crash(id);
+            }
+        } else if dev.engine.bundle_outdated(&published) {
+            let device = dev.engine.device().clone();
+            if self.trace {
+                println!("  {id} republishes its outdated bundle on connecting");
+            }
+            self.publish_keys(&jid, &device);
         }
     }
 
@@ -583,13 +892,10 @@ impl World {
         let requested =
             options.plaintext || options.global_off || self.off.contains(&(from, to.to_owned()));
         let now = self.now;
-        let their = self
-            .lists
-            .get(to)
-            .filter(|l| !l.is_empty())
-            .map(|l| (Suite::Omemo2, l.clone()));
         let jid = self.devices[&from].jid.clone();
-        let own = self.lists.get(&jid).cloned();
+        let their = self.their_devices(from, to);
+        let suite = self.send_suite(from, to);
+        let own = self.lists.get(&(jid.clone(), suite)).cloned();
         let dev = self.devices.get_mut(&from).unwrap();
         let route = match dev.engine.route(&dev.store, to, options) {
             Ok(route) => route,
@@ -602,13 +908,14 @@ impl World {
                     Ok(plan) => plan,
                     Err(e) => return Ok(Err(e.to_string())),
                 };
+                let suite = plan.suite();
                 let bundles: Vec<((String, u32), Fetched)> = plan
                     .bundles_needed
                     .iter()
                     .map(|(j, d)| {
                         let b = self
                             .bundles
-                            .get(d)
+                            .get(&(j.clone(), *d, suite))
                             .cloned()
                             .ok_or_else(|| "no bundle".to_owned());
                         ((j.clone(), *d), b)
@@ -641,6 +948,20 @@ impl World {
                 ));
             }
         }
+        let stale_readers: Vec<u32> = match &prepared.transaction.outgoing {
+            Some((sessions, _)) => sessions
+                .iter()
+                .filter(|(key, session)| {
+                    self.devices.get(&key.device_id).is_some_and(|d| {
+                        !session
+                            .peer_identity()
+                            .same_identity(d.engine.device().identity().public())
+                    })
+                })
+                .map(|(key, _)| key.device_id)
+                .collect(),
+            None => Vec::new(),
+        };
         self.point(from)?;
         let committed = self.dev(from).store.commit(prepared.transaction).unwrap();
         self.sent.push(Sent {
@@ -660,6 +981,8 @@ impl World {
                 _ => None,
             },
             transmitted: false,
+            at: now,
+            stale_readers,
         });
         let index = self.sent.len() - 1;
         if self.trace {
@@ -716,8 +1039,8 @@ impl World {
                 });
             stanza_ids.insert(account.to_owned(), stanza_id);
         }
-        let mut targets: Vec<u32> = self.lists.get(to).cloned().unwrap_or_default();
-        targets.extend(self.lists.get(&sender).cloned().unwrap_or_default());
+        let mut targets: Vec<u32> = self.listed(to);
+        targets.extend(self.listed(&sender));
         targets.sort_unstable();
         targets.dedup();
         targets.retain(|id| *id != from);
@@ -759,7 +1082,12 @@ impl World {
     /// different ciphertexts (the same ratchet key and counter towards the same device).
     fn record_keys(&mut self, from: u32, el: &EncryptedElement) {
         for key in &el.keys {
-            let Some((dh, n, message)) = ratchet_header(key) else {
+            if let Some((_, _, base)) = key.kex.then(|| kex_keys(el.suite, key)).flatten() {
+                self.kex_started
+                    .entry((from, key.rid, base))
+                    .or_insert(self.now);
+            }
+            let Some((dh, n, message)) = ratchet_header(el.suite, key) else {
                 self.violation(format!(
                     "device {from} emitted a key for device {} that is no ratchet message",
                     key.rid
@@ -803,6 +1131,7 @@ impl World {
         if self.devices[&id].needs_catch_up {
             self.try_catch_up(id)?;
         }
+        self.apply_pushes(id)?;
         let dev = self.dev(id);
         if dev.inbox.is_empty() {
             return Ok(false);
@@ -887,9 +1216,15 @@ impl World {
         if d.body.is_some() && d.error.is_some() {
             self.violation(format!("device {id} showed a text and a failure at once"));
         }
+        if let (Some(_), Provenance::Real(Some(i))) = (&d.error, provenance) {
+            if self.sent[i].readers.contains(&id) && self.keys_expired(id, i) {
+                self.keys_expired = true;
+            }
+        }
         if d.error.is_some()
             && !self.failure_allowed(id, provenance, origin_id.as_deref(), &text)
             && !self.stale(id, &d.from, d.device)
+            && !self.after_reset.contains(&(id, d.device))
         {
             self.violation(format!(
                 "device {id} showed a failure for a real message ({provenance:?}): {text}"
@@ -907,6 +1242,15 @@ impl World {
             self.violation(format!(
                 "device {id} showed `{text}` in clear in an encrypted conversation without a \
                  warning"
+            ));
+        }
+        if d.body
+            .as_deref()
+            .is_some_and(|b| b.starts_with(FORGED_LISTED))
+        {
+            self.violation(format!(
+                "device {id} read a key exchange forged under the id of device {} of {}",
+                d.device, d.from
             ));
         }
         if let (Some(body), true) = (&d.body, encrypted) {
@@ -979,13 +1323,68 @@ impl World {
                 // Or sent before the sender's or this device's reinstall: the keys it was
                 // encrypted with, or for, are gone.
                 let wiped = |d: u32| self.reinstalled.get(&d).is_some_and(|n| i < *n);
-                !s.readers.contains(&id) || wiped(s.from) || wiped(id)
+                !s.readers.contains(&id)
+                    || wiped(s.from)
+                    || wiped(id)
+                    || s.stale_readers.contains(&id)
+                    || self.keys_expired(id, i)
             }
             Provenance::Real(None) => {
                 // An empty message fails silently; one shown would be a text-less failure.
                 let _ = origin_id;
                 false
             }
+        }
+    }
+
+    /// Whether real message `i` carries a key exchange for device `id` built on a one-time or
+    /// signed prekey that `id` no longer holds, and that key exchange started at least
+    /// [`PREKEY_GRACE`](hush_store::PREKEY_GRACE) ago — the least any used prekey is kept. A
+    /// message held back (or a session left unanswered) across prekey retirement and signed
+    /// prekey rotation may then fail, visibly; a prekey deleted sooner is no excuse.
+    fn keys_expired(&self, id: u32, i: usize) -> bool {
+        let s = &self.sent[i];
+        let dev = &self.devices[&id];
+        let Some(el) = &s.element else {
+            return false;
+        };
+        let Some(key) = el.key_for(&dev.jid, id).filter(|k| k.kex) else {
+            return false;
+        };
+        let Some((pk, spk, base)) = kex_keys(el.suite, key) else {
+            return false;
+        };
+        let local = dev.engine.device();
+        let spk_kept = local.signed_prekey().id == spk
+            || local.old_signed_prekey().is_some_and(|old| old.id == spk);
+        let gone = local.prekey_public(pk).is_none() || !spk_kept;
+        let started = self.kex_started.get(&(s.from, id, base)).copied();
+        gone && started.is_some_and(|t| self.now.saturating_sub(t) >= hush_store::PREKEY_GRACE)
+    }
+
+    /// Checks that the server offers, for every device in use, the bundle its store holds in
+    /// every suite of its account: between two steps no bundle is outdated (a run stopped
+    /// between saving new keys and publishing them republishes on its next connection), so
+    /// nobody builds a key exchange on prekeys the device no longer has.
+    pub fn check_bundles(&mut self) {
+        for id in self.alive() {
+            let jid = self.devices[&id].jid.clone();
+            let stored = self.devices[&id].store.account().unwrap().unwrap().device;
+            for suite in self.suites_of(&jid) {
+                let published = self.bundles.get(&(jid.clone(), id, suite));
+                if published != Some(&stored.bundle(suite)) {
+                    self.violation(format!(
+                        "the server offers an outdated {suite} bundle of device {id}"
+                    ));
+                }
+            }
+        }
+    }
+
+    /// Device `id` maintains its keys now (what a catch-up ends with), for tests.
+    pub fn maintain_keys(&mut self, id: u32) {
+        if let Err(Crashed) = self.retire_used_prekeys(id) {
+            self.crash(id);
         }
     }
 
@@ -1008,9 +1407,9 @@ impl World {
         if dev.republish_owed {
             self.point(id)?;
             let dev = self.dev(id);
-            let bundle = dev.engine.device().bundle(Suite::Omemo2);
             dev.republish_owed = false;
-            self.bundles.insert(id, bundle);
+            let (jid, device) = (dev.jid.clone(), dev.engine.device().clone());
+            self.publish_keys(&jid, &device);
         }
         Ok(())
     }
@@ -1137,13 +1536,23 @@ impl World {
                 let held: Vec<Envelope> = dev.held.drain(..).collect();
                 dev.inbox.extend(held);
                 self.catch_up(id);
+                if !self.devices[&id].pushes.is_empty() {
+                    busy = true;
+                    if let Err(Crashed) = self.apply_pushes(id) {
+                        self.crash(id);
+                    }
+                }
                 while !self.devices[&id].inbox.is_empty() {
                     busy = true;
                     self.deliver(id, 0, false);
                 }
             }
             let quiet = self.devices.values().all(|d| {
-                d.removed || (d.inbox.is_empty() && d.held.is_empty() && !d.needs_catch_up)
+                d.removed
+                    || (d.inbox.is_empty()
+                        && d.held.is_empty()
+                        && d.pushes.is_empty()
+                        && !d.needs_catch_up)
             });
             if !busy && quiet {
                 return;
@@ -1292,13 +1701,17 @@ impl World {
         let id = 900_000 + self.serial as u32;
         let forged = LocalDevice::generate(id, 1, self.now, &mut self.rng).unwrap();
         let own = self.devices[&victim].jid.clone();
+        // Any suite the victim publishes a bundle in will do.
+        let suites = self.suites_of(&own);
+        let suite = suites[self.rng.random_range(0..suites.len())];
         let text = text.then(|| format!("forged {}", self.serial));
-        let env = self.key_exchange_envelope(&forged, sender, victim, &own, text.as_deref());
+        let env =
+            self.key_exchange_envelope_in(suite, &forged, sender, victim, &own, text.as_deref());
         self.inject(victim, env, archived);
     }
 
     /// A key exchange from device `from` of `sender` (keys of its own) to device `to` of `peer`,
-    /// built from `to`'s published bundle, with `text` (`None`: an empty message).
+    /// built from `to`'s published OMEMO:2 bundle, with `text` (`None`: an empty message).
     pub fn key_exchange_envelope(
         &mut self,
         from: &LocalDevice,
@@ -1307,21 +1720,36 @@ impl World {
         peer: &str,
         text: Option<&str>,
     ) -> Envelope {
+        self.key_exchange_envelope_in(Suite::Omemo2, from, sender, to, peer, text)
+    }
+
+    /// [`World::key_exchange_envelope`] in `suite`, from `to`'s bundle in that suite.
+    pub fn key_exchange_envelope_in(
+        &mut self,
+        suite: Suite,
+        from: &LocalDevice,
+        sender: &str,
+        to: u32,
+        peer: &str,
+        text: Option<&str>,
+    ) -> Envelope {
+        let bundle = self.bundles[&(peer.to_owned(), to, suite)].clone();
         let mut session =
-            hush_proto::Session::initiate(from.identity(), &self.bundles[&to], &mut self.rng)
-                .unwrap();
-        let payload = text.map(|t| {
-            hush_proto::sce::seal(
+            hush_proto::Session::initiate(from.identity(), &bundle, &mut self.rng).unwrap();
+        let payload = text.map(|t| match suite {
+            Suite::Omemo2 => hush_proto::sce::seal(
                 &[hush_proto::sce::body(t)],
                 sender,
                 peer,
                 Some(self.now),
                 &mut self.rng,
             )
-            .unwrap()
+            .unwrap(),
+            // Legacy carries the body as it is.
+            _ => t.as_bytes().to_vec(),
         });
         let element = hush_proto::seal(
-            Suite::Omemo2,
+            suite,
             from.device_id(),
             payload.as_deref(),
             &mut [hush_proto::Recipient {
@@ -1446,30 +1874,63 @@ impl World {
         for (id, peer) in std::mem::take(&mut self.off) {
             self.switch_encryption(id, &peer, false);
         }
-        for round in 0..3 {
+        let mut last_resets = BTreeSet::new();
+        for round in 0..HEALING_ROUNDS {
             let failures = self.healing_round(round)?;
             if failures.is_empty() {
                 return Ok(());
             }
-            if self.reinstalled.is_empty() || round == 2 {
+            let resets = std::mem::take(&mut last_resets);
+            // Failures that only show a reset of the round before settle by the next round.
+            let settling = failures
+                .iter()
+                .all(|(id, _, device, _)| resets.contains(&(*id, *device)));
+            if (self.reinstalled.is_empty() && !self.keys_expired && !settling)
+                || round + 1 == HEALING_ROUNDS
+            {
                 return Err(format!(
-                    "healing check: round {round} still failed (device, sender, sender device): \
-                     {failures:?}"
+                    "healing check: round {round} still failed (device, sender, sender device, \
+                     keys expired): {failures:?}"
                 ));
             }
-            for (id, jid, device) in failures {
+            for (id, jid, device, expired) in failures {
+                // A key exchange built on prekeys the reader dropped: the sender keeps its
+                // unanswered state current even after reading the reader's own new key
+                // exchange, so it never heals by itself (the ignored test
+                // `an_unanswered_key_exchange_on_dropped_prekeys_is_abandoned` names this), and
+                // the reader's failure asks the reader to reset, which does not help. The users
+                // talk, and the sender resets its session with the reader.
+                if expired {
+                    let reader_jid = self.devices[&id].jid.clone();
+                    if self.trace {
+                        println!("  {device} runs `hush session reset {reader_jid} {id}`");
+                    }
+                    if let Some(sender) = self.devices.get_mut(&device) {
+                        hush_store::reset_sessions(&mut sender.store, &reader_jid, Some(id))
+                            .unwrap();
+                        self.after_reset.insert((device, id));
+                        last_resets.insert((device, id));
+                    }
+                    continue;
+                }
+                if resets.contains(&(id, device)) {
+                    continue; // what the reset of the round before makes fail once
+                }
                 if self.trace {
                     println!("  {id} runs `hush session reset {jid} {device}`");
                 }
                 hush_store::reset_sessions(&mut self.dev(id).store, &jid, Some(device)).unwrap();
+                self.after_reset.insert((id, device));
+                last_resets.insert((id, device));
             }
         }
         unreachable!("the last round returns")
     }
 
     /// One round of [`World::check_healing`]; returns the failures it showed, as `(device,
-    /// sender, sender device)`.
-    fn healing_round(&mut self, round: usize) -> Result<Vec<(u32, String, u32)>, String> {
+    /// sender, sender device, whether the key exchange's prekeys had expired)`.
+    #[allow(clippy::type_complexity)]
+    fn healing_round(&mut self, round: usize) -> Result<Vec<(u32, String, u32, bool)>, String> {
         let first = self.sent.len();
         let shown_before: BTreeMap<u32, usize> = self
             .devices
@@ -1480,7 +1941,7 @@ impl World {
             let jid = self.devices[&from].jid.clone();
             let others = ACCOUNTS
                 .iter()
-                .filter(|a| **a != jid && self.lists.get(**a).is_some_and(|l| !l.is_empty()));
+                .filter(|a| **a != jid && !self.listed(a).is_empty());
             for to in others.collect::<Vec<_>>() {
                 let text = format!("healing check {round} from {from} to {to}");
                 let readers = self
@@ -1496,6 +1957,23 @@ impl World {
                 expected.sort_unstable();
                 let mut got = readers.clone();
                 got.sort_unstable();
+                // Devices the sender has not heard from for longer than the inactivity limit
+                // are left out (when the addressee has others), as the engine's rule says.
+                let suite = self.send_suite(from, to);
+                let inactive = |d: &u32| {
+                    let jid = &self.devices[d].jid;
+                    self.devices[&from]
+                        .store
+                        .devices(suite, jid)
+                        .unwrap()
+                        .iter()
+                        .any(|r| {
+                            r.device_id == *d
+                                && self.now.saturating_sub(r.last_seen)
+                                    > hush_engine::DEFAULT_INACTIVE_AFTER.as_secs()
+                        })
+                };
+                expected.retain(|d| got.contains(d) || !inactive(d));
                 if got != expected {
                     return Err(format!(
                         "healing check: device {from} encrypted for {got:?}, not {expected:?}"
@@ -1510,9 +1988,21 @@ impl World {
         let mut failures = Vec::new();
         for (id, d) in &self.devices {
             for x in &d.shown[shown_before[id]..] {
-                if x.failed {
-                    failures.push((*id, x.from.clone(), x.device));
+                if !x.failed {
+                    continue;
                 }
+                // A device the sender left out as inactive sees the message fail: not for it.
+                // Not a failure of the round, unless it holds a session with the sender's old
+                // keys (the sender was reinstalled): then the failure's advice, to reset that
+                // session, is what lets the two talk again.
+                let not_for_it = matches!(x.provenance,
+                    Provenance::Real(Some(i)) if !self.sent[i].readers.contains(id));
+                if not_for_it && !self.stale(*id, &x.from, x.device) {
+                    continue;
+                }
+                let expired = matches!(x.provenance,
+                    Provenance::Real(Some(i)) if self.keys_expired(*id, i));
+                failures.push((*id, x.from.clone(), x.device, expired));
             }
         }
         if !failures.is_empty() {
@@ -1535,6 +2025,10 @@ impl World {
         Ok(failures)
     }
 }
+
+/// At most this many healing rounds: the first, one after the resets the failures ask for,
+/// one for what those resets make fail once, and a spare for a reset asked only then.
+const HEALING_ROUNDS: usize = 5;
 
 /// Whether a shown text is the engine's notice that a sender's budget is spent (see
 /// `hush_engine::strangers`).
@@ -1596,12 +2090,77 @@ fn bytes_field<'a>(fields: &[(u64, Field<'a>)], number: u64) -> Option<&'a [u8]>
     })
 }
 
-/// The Double Ratchet header of an OMEMO:2 key entry — the ratchet key and the message
-/// counter — and the authenticated ratchet message itself. hush-proto keeps its decoder to
-/// itself, so this reads the protobuf: `OMEMOKeyExchange.message` (field 5) when the entry
-/// carries a key exchange, then `OMEMOAuthenticatedMessage.message` (2), then
-/// `OMEMOMessage.n` (1) and `.dh_pub` (3).
-fn ratchet_header(key: &KeyEntry) -> Option<(Vec<u8>, u32, Vec<u8>)> {
+/// The Double Ratchet header of a key entry in `suite` — the ratchet key and the message
+/// counter — and the authenticated ratchet message itself. hush-proto keeps its decoders to
+/// itself, so this reads the bytes (see [`omemo2_header`] and [`legacy_header`]).
+fn ratchet_header(suite: Suite, key: &KeyEntry) -> Option<(Vec<u8>, u32, Vec<u8>)> {
+    match suite {
+        Suite::Omemo2 => omemo2_header(key),
+        Suite::Legacy => legacy_header(key),
+        _ => None,
+    }
+}
+
+/// The one-time prekey id, signed prekey id and base key of a key exchange in `suite`:
+/// `OMEMOKeyExchange` fields 1, 2 and 4, or `0x33 || PreKeyWhisperMessage` fields 1, 6 and 2.
+fn kex_keys(suite: Suite, key: &KeyEntry) -> Option<(u32, u32, Vec<u8>)> {
+    let (fields, numbers) = match suite {
+        Suite::Omemo2 => (protobuf_fields(&key.data)?, (1, 2, 4)),
+        Suite::Legacy => {
+            let (&version, rest) = key.data.split_first()?;
+            if version != LEGACY_VERSION {
+                return None;
+            }
+            (protobuf_fields(rest)?, (1, 6, 2))
+        }
+        _ => return None,
+    };
+    let number = |wanted: u64| {
+        fields.iter().find_map(|(n, f)| match f {
+            Field::Varint(v) if *n == wanted => u32::try_from(*v).ok(),
+            _ => None,
+        })
+    };
+    let base = bytes_field(&fields, numbers.2)?.to_vec();
+    Some((number(numbers.0)?, number(numbers.1)?, base))
+}
+
+/// How the texts of key exchanges forged under a listed device id start: none may ever be
+/// read, since the device's published bundle refutes them.
+const FORGED_LISTED: &str = "forged under a listed id";
+
+/// libsignal's version byte, which starts every legacy ratchet message and key exchange.
+const LEGACY_VERSION: u8 = 0x33;
+
+/// Legacy (libsignal framing): a key exchange is `0x33 || PreKeyWhisperMessage`, whose field 4
+/// is the ratchet message; a ratchet message is `0x33 || WhisperMessage || mac[8]`, whose
+/// field 1 is the ratchet key and field 2 the counter.
+fn legacy_header(key: &KeyEntry) -> Option<(Vec<u8>, u32, Vec<u8>)> {
+    let message = if key.kex {
+        let (&version, rest) = key.data.split_first()?;
+        if version != LEGACY_VERSION {
+            return None;
+        }
+        bytes_field(&protobuf_fields(rest)?, 4)?
+    } else {
+        &key.data[..]
+    };
+    let (&version, rest) = message.split_first()?;
+    if version != LEGACY_VERSION || rest.len() < 8 {
+        return None;
+    }
+    let fields = protobuf_fields(&rest[..rest.len() - 8])?;
+    let n = fields.iter().find_map(|(n, f)| match f {
+        Field::Varint(v) if *n == 2 => u32::try_from(*v).ok(),
+        _ => None,
+    })?;
+    let dh = bytes_field(&fields, 1)?;
+    Some((dh.to_vec(), n, message.to_vec()))
+}
+
+/// OMEMO:2: `OMEMOKeyExchange.message` (field 5) when the entry carries a key exchange, then
+/// `OMEMOAuthenticatedMessage.message` (2), then `OMEMOMessage.n` (1) and `.dh_pub` (3).
+fn omemo2_header(key: &KeyEntry) -> Option<(Vec<u8>, u32, Vec<u8>)> {
     let authenticated = if key.kex {
         bytes_field(&protobuf_fields(&key.data)?, 5)?
     } else {
@@ -1682,6 +2241,27 @@ pub enum Action {
         text: bool,
         archived: bool,
     },
+    /// Hostile: a key exchange under the id of a device the account lists, built with an
+    /// identity key that is not the one that device publishes.
+    ForgeListed {
+        device: usize,
+        from: usize,
+        pick: usize,
+        text: bool,
+        archived: bool,
+    },
+    /// Another client of the account drops a device in use from one of the account's lists
+    /// (never its last device there); the server pushes the list, and the device, once it
+    /// reads it, adds itself back.
+    Unlist { device: usize, suite: usize },
+    /// Hostile: the server pushes a device a list that is not the one it holds: `kind` 0 a
+    /// list longer than any real account has, 1 a list of a JID that is neither a contact nor
+    /// our own, 2 our own list without this device, 3 an account's list with a made-up device.
+    HostilePush {
+        device: usize,
+        kind: u8,
+        account: usize,
+    },
 }
 
 impl World {
@@ -1748,7 +2328,14 @@ impl World {
             Action::RemoveDevice { device } => {
                 let id = self.pick_device(device);
                 let jid = self.devices[&id].jid.clone();
-                if self.lists.get(&jid).is_some_and(|l| l.len() > 1) {
+                // Never the last device of any of the account's lists (another client may
+                // have dropped the others from one list, and they have not added themselves
+                // back yet).
+                let last = self
+                    .suites_of(&jid)
+                    .iter()
+                    .any(|s| self.list(&jid, *s).iter().all(|d| *d == id));
+                if !last {
                     self.remove_device(id);
                 }
             }
@@ -1813,7 +2400,124 @@ impl World {
                     self.forge_key_exchange(id, sender, text, archived);
                 }
             }
+            Action::ForgeListed {
+                device,
+                from,
+                pick,
+                text,
+                archived,
+            } => {
+                let id = self.pick_device(device);
+                let sender = ACCOUNTS[from % ACCOUNTS.len()];
+                if self.may_inject(id) {
+                    self.forge_listed(id, sender, pick, text, archived);
+                }
+            }
+            Action::Unlist { device, suite } => {
+                let id = self.pick_device(device);
+                let jid = self.devices[&id].jid.clone();
+                let suites = self.suites_of(&jid);
+                let suite = suites[suite % suites.len()];
+                let mut list = self.list(&jid, suite);
+                if list.len() > 1 && list.contains(&id) {
+                    list.retain(|d| *d != id);
+                    self.set_list(&jid, suite, list);
+                }
+            }
+            Action::HostilePush {
+                device,
+                kind,
+                account,
+            } => {
+                let id = self.pick_device(device);
+                self.hostile_push(id, kind, ACCOUNTS[account % ACCOUNTS.len()]);
+            }
         }
+    }
+
+    /// The server makes up a key exchange from a device `sender` lists (the `pick`-th of its
+    /// devices in use other than the victim, in a suite both accounts speak), with an
+    /// identity key of its own, and sends it to the victim (with a text, or empty). The
+    /// engine fetches that device's bundle, finds another identity key and refuses it; the
+    /// real device goes on being read.
+    pub fn forge_listed(
+        &mut self,
+        victim: u32,
+        sender: &str,
+        pick: usize,
+        text: bool,
+        archived: bool,
+    ) {
+        let own = self.devices[&victim].jid.clone();
+        let theirs = self.suites_of(sender);
+        let Some(suite) = self
+            .suites_of(&own)
+            .into_iter()
+            .find(|s| theirs.contains(s))
+        else {
+            return;
+        };
+        let listed: Vec<u32> = self
+            .list(sender, suite)
+            .into_iter()
+            .filter(|d| *d != victim && self.devices.get(d).is_some_and(|x| !x.removed))
+            .collect();
+        if listed.is_empty() {
+            return;
+        }
+        let real = listed[pick % listed.len()];
+        self.serial += 1;
+        let forged = LocalDevice::generate(real, 1, self.now, &mut self.rng).unwrap();
+        let text = text.then(|| format!("{FORGED_LISTED} {}", self.serial));
+        let env =
+            self.key_exchange_envelope_in(suite, &forged, sender, victim, &own, text.as_deref());
+        if self.trace {
+            println!("  the server forges a key exchange from {real} of {sender} to {victim}");
+        }
+        self.inject(victim, env, archived);
+    }
+
+    /// The server pushes device `victim` a list it does not hold (see
+    /// [`Action::HostilePush`]), about `account` where the kind names one.
+    pub fn hostile_push(&mut self, victim: u32, kind: u8, account: &str) {
+        let own = self.devices[&victim].jid.clone();
+        let suites = self.suites_of(&own);
+        let suite = suites[usize::from(kind) % suites.len()];
+        self.serial += 1;
+        let (jid, ids): (String, Vec<u32>) = match kind % 4 {
+            0 => {
+                let count = MAX_LISTED_DEVICES as u32 + 1 + (self.serial % 50) as u32;
+                (
+                    account.to_owned(),
+                    (1..=count).map(|i| 700_000 + i).collect(),
+                )
+            }
+            1 => (
+                format!("mallory{}@evil.example", self.serial % 3),
+                vec![600_000 + self.serial as u32],
+            ),
+            2 => {
+                let mut list = self.list(&own, suite);
+                list.retain(|d| *d != victim);
+                (own, list)
+            }
+            _ => {
+                let mut list = self.list(account, suite);
+                list.push(800_000 + self.serial as u32);
+                (account.to_owned(), list)
+            }
+        };
+        if self.trace {
+            println!(
+                "  the server pushes {victim} a {suite} list of {jid}: {} devices",
+                ids.len()
+            );
+        }
+        let list = DeviceList {
+            suite,
+            devices: ids.into_iter().map(DeviceEntry::new).collect(),
+        };
+        self.dev(victim).pushes.push((jid, list));
     }
 }
 
@@ -1823,8 +2527,66 @@ impl World {
 /// failure there), and that the sessions heal: one more message from every device to every
 /// other account reaches everyone.
 pub fn simulate(seed: u64, actions: &[Action]) -> Result<(), String> {
+    simulate_with(seed, &Setup::default(), actions)
+}
+
+/// What a world starts with besides its devices: the suites each account speaks.
+#[derive(Clone, Debug)]
+pub struct Setup {
+    /// The suites of each account of [`ACCOUNTS`], in order (see [`World::speaks`]).
+    pub suites: [Vec<Suite>; 3],
+}
+
+impl Default for Setup {
+    /// Every account speaks OMEMO:2 only.
+    fn default() -> Self {
+        Self {
+            suites: [
+                vec![Suite::Omemo2],
+                vec![Suite::Omemo2],
+                vec![Suite::Omemo2],
+            ],
+        }
+    }
+}
+
+impl Setup {
+    /// The setup a seed stands for: in a bit less than half the worlds every account speaks
+    /// OMEMO:2 only; in the others each account is either a legacy-only client or one
+    /// publishing both suites (as Hush does), so conversations run in legacy wherever one side
+    /// has nothing newer, and in OMEMO:2 between the others; now and then every account
+    /// publishes both suites and legacy is only met in what a server makes up.
+    pub fn for_seed(seed: u64) -> Self {
+        let mut rng = StdRng::seed_from_u64(seed ^ 0x5u64.rotate_right(4));
+        let both = || vec![Suite::Omemo2, Suite::Legacy];
+        let mut setup = Self::default();
+        match rng.random_range(0..20u32) {
+            0..8 => {}
+            8..17 => {
+                for suites in &mut setup.suites {
+                    *suites = if rng.random_bool(0.5) {
+                        vec![Suite::Legacy]
+                    } else {
+                        both()
+                    };
+                }
+            }
+            _ => setup.suites = [both(), both(), both()],
+        }
+        setup
+    }
+}
+
+/// [`simulate`] in a world set up as `setup` says.
+pub fn simulate_with(seed: u64, setup: &Setup, actions: &[Action]) -> Result<(), String> {
     let mut w = World::new(seed);
     w.trace = std::env::var_os("HUSH_SIMULATION_TRACE").is_some();
+    for (account, suites) in ACCOUNTS.iter().zip(&setup.suites) {
+        w.speaks.insert((*account).to_owned(), suites.clone());
+    }
+    if w.trace {
+        println!("suites: {:?}", setup.suites);
+    }
     for d in DEVICES {
         w.add_device(account_of(d), d);
     }
@@ -1833,6 +2595,7 @@ pub fn simulate(seed: u64, actions: &[Action]) -> Result<(), String> {
             println!("{n}: {a:?} (alive: {:?})", w.alive());
         }
         w.apply(n, a);
+        w.check_bundles();
         if let Some(v) = w.violations.first() {
             return Err(format!("step {n} ({a:?}): {v}"));
         }
@@ -1858,7 +2621,7 @@ pub fn random_action<R: RngExt>(rng: &mut R) -> Action {
     let device = rng.random_range(0..16usize);
     let pick = rng.random_range(0..64usize);
     let account = rng.random_range(0..3usize);
-    match rng.random_range(0..200u32) {
+    match rng.random_range(0..212u32) {
         0..50 => Action::Send {
             from: device,
             to: account,
@@ -1882,39 +2645,60 @@ pub fn random_action<R: RngExt>(rng: &mut R) -> Action {
             device,
             after: rng.random_range(0..12u8),
         },
-        168..172 => Action::Wait {
+        168..171 => Action::Wait {
             seconds: rng.random_range(60..7200u32),
         },
-        172..175 => Action::AddDevice { account },
-        175..177 => Action::RemoveDevice { device },
-        177 => Action::Reinstall { device },
-        178 => Action::SwitchOff {
+        // Days to weeks: prekeys retired and forgotten, signed prekeys rotated and dropped,
+        // budget windows and the inactivity limit crossed, with messages in flight.
+        171..173 => Action::Wait {
+            seconds: rng.random_range(LONG_WAIT),
+        },
+        173..176 => Action::AddDevice { account },
+        176..178 => Action::RemoveDevice { device },
+        178 => Action::Reinstall { device },
+        179 => Action::SwitchOff {
             device,
             peer: account,
             off: rng.random_bool(0.5),
         },
-        179..184 => Action::Replay {
+        180..185 => Action::Replay {
             device,
             pick,
             same_ids: rng.random_bool(0.5),
         },
-        184..189 => Action::Tamper {
+        185..190 => Action::Tamper {
             device,
             pick,
             part: rng.random_range(0..4u8),
             same_stanza_id: rng.random_bool(0.5),
         },
-        189..192 => Action::Garbage { device, pick },
-        192..196 => Action::InjectPlain {
+        190..193 => Action::Garbage { device, pick },
+        193..197 => Action::InjectPlain {
             device,
             from: account,
             archived: rng.random_bool(0.3),
         },
-        _ => Action::ForgeKeyExchange {
+        197..201 => Action::ForgeKeyExchange {
             device,
             from: account,
             text: rng.random_bool(0.7),
             archived: rng.random_bool(0.3),
+        },
+        201..205 => Action::ForgeListed {
+            device,
+            from: account,
+            pick,
+            text: rng.random_bool(0.7),
+            archived: rng.random_bool(0.3),
+        },
+        205..208 => Action::Unlist {
+            device,
+            suite: pick,
+        },
+        _ => Action::HostilePush {
+            device,
+            kind: rng.random_range(0..4u8),
+            account,
         },
     }
 }
@@ -1925,4 +2709,12 @@ pub fn schedule(seed: u64, max_len: usize) -> Vec<Action> {
     let mut rng = StdRng::seed_from_u64(seed);
     let len = rng.random_range(1..=max_len);
     random_schedule(&mut rng, len)
+}
+
+/// Runs the world and schedule seed `seed` stands for (see [`Setup::for_seed`] and
+/// [`schedule`]); returns how many actions it had.
+pub fn run_seed(seed: u64, max_len: usize) -> (usize, Result<(), String>) {
+    let actions = schedule(seed, max_len);
+    let result = simulate_with(seed, &Setup::for_seed(seed), &actions);
+    (actions.len(), result)
 }
