@@ -72,12 +72,15 @@ impl MemoryStore {
 
     fn known(&self, sender: &str, ids: &MessageIds) -> Known {
         let mut known = Known::default();
-        let hits: BTreeSet<i64> = id_keys(sender, ids)
+        // At most three keys, each naming few messages: a sorted vector, not a set.
+        let mut hits: Vec<i64> = id_keys(sender, ids)
             .iter()
             .filter_map(|k| self.index.get(k))
             .flatten()
             .copied()
             .collect();
+        hits.sort_unstable();
+        hits.dedup();
         for m in hits.into_iter().filter_map(|id| self.message(id)) {
             if authenticated(m) {
                 known.authenticated = true;
