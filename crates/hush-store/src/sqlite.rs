@@ -437,13 +437,20 @@ impl SqliteStore {
             Some((id, false)) => known.unauthenticated.push(id),
             None => {}
         };
-        // Authenticated: sent by us, or decrypted (no error, not in clear).
-        const ROW: &str =
-            "SELECT id, direction = 'out' OR (error IS NULL AND encrypted = 1) FROM messages";
+        // Each query selects the row id and whether it is authenticated: sent by us, or
+        // decrypted (no error, not in clear). (Whole literals: no formatting per message.)
+        macro_rules! row {
+            ($condition:literal) => {
+                concat!(
+                    "SELECT id, direction = 'out' OR (error IS NULL AND encrypted = 1) FROM messages WHERE ",
+                    $condition
+                )
+            };
+        }
         if let Some(sid) = &ids.stanza_id {
             note(
-                tx.prepare_cached(&format!(
-                    "{ROW} WHERE ifnull(archive, '') = ifnull(?1, '') AND stanza_id = ?2"
+                tx.prepare_cached(row!(
+                    "ifnull(archive, '') = ifnull(?1, '') AND stanza_id = ?2"
                 ))?
                 .query_row(params![ids.archive, sid], |r| Ok((r.get(0)?, r.get(1)?)))
                 .optional()?,
@@ -451,14 +458,13 @@ impl SqliteStore {
         }
         if let Some(oid) = &ids.origin_id {
             note(
-                tx.prepare_cached(&format!("{ROW} WHERE sender = ?1 AND origin_id = ?2"))?
+                tx.prepare_cached(row!("sender = ?1 AND origin_id = ?2"))?
                     .query_row(params![sender, oid], |r| Ok((r.get(0)?, r.get(1)?)))
                     .optional()?,
             );
         }
         if let Some(digest) = &ids.digest {
-            let mut stmt =
-                tx.prepare_cached(&format!("{ROW} WHERE sender = ?1 AND digest = ?2"))?;
+            let mut stmt = tx.prepare_cached(row!("sender = ?1 AND digest = ?2"))?;
             for row in stmt.query_map(params![sender, digest.as_slice()], |r| {
                 Ok((r.get(0)?, r.get(1)?))
             })? {
@@ -505,13 +511,22 @@ impl SqliteStore {
     }
 
     /// The received-messages part of a transaction (see [`Store::commit_received`]).
-    fn received_in(tx: &Transaction<'_>, batch: Vec<Received>) -> Result<Vec<Commit>> {
+    /// `first_known`: what the store holds of the first message, when the caller looked it up
+    /// already in this transaction (nothing was written since).
+    fn received_in(
+        tx: &Transaction<'_>,
+        batch: Vec<Received>,
+        mut first_known: Option<Known>,
+    ) -> Result<Vec<Commit>> {
         let mut results = Vec::with_capacity(batch.len());
         // Several messages of one batch often come from the same session: write it once, last
         // state wins, inside the same transaction.
         let mut sessions: BTreeMap<SessionKey, Session> = BTreeMap::new();
         for r in batch {
-            let known = Self::known_in(tx, &r.sender, &r.ids)?;
+            let known = match first_known.take() {
+                Some(known) => known,
+                None => Self::known_in(tx, &r.sender, &r.ids)?,
+            };
             match known.verdict(&r.outcome) {
                 Verdict::Duplicate => {
                     results.push(Commit::Duplicate);
@@ -946,7 +961,7 @@ impl Store for SqliteStore {
 
     fn commit_received(&mut self, batch: Vec<Received>) -> Result<Vec<Commit>> {
         let tx = self.conn.transaction()?;
-        let results = Self::received_in(&tx, batch)?;
+        let results = Self::received_in(&tx, batch, None)?;
         tx.commit()?;
         Ok(results)
     }
@@ -977,11 +992,18 @@ impl Store for SqliteStore {
         let tx = self.conn.transaction()?;
         // A step whose messages are all copies of stored ones writes nothing (see
         // `Transaction::received`).
+        // The lookup of the first message is kept for writing it: a receive step is one
+        // message, so it is looked up once.
+        let mut first_known = None;
         if t.is_receive_step() {
             let mut copies = true;
-            for r in &t.received {
-                if Self::known_in(&tx, &r.sender, &r.ids)?.verdict(&r.outcome) != Verdict::Duplicate
-                {
+            for (i, r) in t.received.iter().enumerate() {
+                let known = Self::known_in(&tx, &r.sender, &r.ids)?;
+                let copy = known.verdict(&r.outcome) == Verdict::Duplicate;
+                if i == 0 {
+                    first_known = Some(known);
+                }
+                if !copy {
                     copies = false;
                     break;
                 }
@@ -1031,7 +1053,7 @@ impl Store for SqliteStore {
             )?
             .execute(params![c.jid, c.window as i64, c.spent, c.notified])?;
         }
-        let received = Self::received_in(&tx, t.received)?;
+        let received = Self::received_in(&tx, t.received, first_known)?;
         let outgoing = match &t.outgoing {
             Some((sessions, m)) => Some(Self::outgoing_in(&tx, sessions, m)?),
             None => None,
