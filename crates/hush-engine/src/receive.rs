@@ -448,11 +448,28 @@ impl Engine {
                         return Ok(over);
                     }
                 }
-                let reason = format!(
-                    "could not decrypt a message from device {sid} of {}: {e}. If this repeats, \
-                     run `hush session reset {} {sid}`",
-                    m.sender, m.sender
-                );
+                let reason = match e {
+                    // The sender built its session on keys this device retired (it was away
+                    // longer than they are kept): a reset here builds our own session, which
+                    // the sender's unanswered one outranks, so only the sender can repair it.
+                    ProtoError::UnknownSignedPreKey(_) | ProtoError::UnknownPreKey(_) => format!(
+                        "could not decrypt a message from device {sid} of {}: {e}. Its session \
+                         was built on keys this device no longer keeps; resetting here does not \
+                         help. Ask {} to reset their session with {} device {} (`hush session \
+                         reset {} {}` in Hush, or their client's session repair)",
+                        m.sender,
+                        m.sender,
+                        self.jid,
+                        self.device_id(),
+                        self.jid,
+                        self.device_id()
+                    ),
+                    e => format!(
+                        "could not decrypt a message from device {sid} of {}: {e}. If this \
+                         repeats, run `hush session reset {} {sid}`",
+                        m.sender, m.sender
+                    ),
+                };
                 return Ok(m.failed(step, sid, suite, reason));
             }
         };

@@ -1056,6 +1056,34 @@ fn a_key_exchange_from_a_made_up_device_does_not_lock_out_a_legacy_contact() {
     assert!(refused.contains("downgrading"), "{refused}");
 }
 
+/// A key exchange built on keys the reader has since retired fails visibly, and the failure
+/// tells the reader what helps: the sender resetting its session, not a reset on this side
+/// (see the ignored test below for why the sender does not get there by itself yet).
+#[test]
+fn a_key_exchange_on_retired_keys_asks_the_sender_to_reset() {
+    let mut w = World::new(43);
+    w.add_device(ALICE, 11);
+    w.add_device(BOB, 21);
+    w.catch_up(21);
+    w.send(11, BOB, "held").unwrap();
+    w.hold(21, 0);
+    for _ in 0..2 {
+        w.now += hush_engine::SIGNED_PREKEY_PERIOD + 1;
+        w.maintain_keys(21);
+    }
+    w.release(21, 0);
+    w.deliver(21, 0, false);
+    let failure = w.devices[&21].shown.last().unwrap();
+    assert!(failure.failed);
+    assert!(
+        failure.text.contains("resetting here does not help")
+            && failure
+                .text
+                .contains(&format!("hush session reset {BOB} 21")),
+        "{failure:?}"
+    );
+}
+
 /// Found by the simulation once time could jump by weeks (seeds 490 and 492 of the long
 /// mode): Alice's key exchange to Bob is held back until Bob has rotated his signed prekey
 /// twice, so Bob cannot read it (a visible failure, as it should be). Bob then writes to
