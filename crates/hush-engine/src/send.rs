@@ -498,9 +498,10 @@ impl Engine {
     /// no SCE envelope binding sender and addressee). `offered`: the list `jid` has in `suite`.
     ///
     /// What shows that we talked in a better suite is a session in it that we built (from the
-    /// bundle of a device `jid` listed), or one with a device `jid` announces: listed in the
-    /// better suite as last recorded, or in the list offered now (a client publishing both
-    /// suites lists its devices in both). A session built from a key exchange of a device
+    /// bundle of a device `jid` listed), or one with a device `jid` announced: named by one of
+    /// its lists in the better suite at any time (the store keeps those devices while a session
+    /// exists), or in the list offered now (a client publishing both suites lists its devices
+    /// in both). A session built from a key exchange of a device
     /// nobody announced anywhere shows nothing: anyone controlling a server can make one up,
     /// and it would lock the user out of writing to a legacy-only contact.
     fn refuse_downgrade<S: Store + ?Sized>(
@@ -512,10 +513,12 @@ impl Engine {
     ) -> Result<()> {
         let rank = Suite::ALL.iter().position(|s| *s == suite).unwrap_or(0);
         for better in &Suite::ALL[..rank] {
+            // Every device the store knows was named by a list of `jid` at some point (and,
+            // if no longer listed, holds a session): a list hidden or emptied by the server
+            // afterwards does not make a device we talked with unannounced.
             let recorded = store.devices(*better, jid)?;
             let announced = |device: u32| {
-                offered.contains(&device)
-                    || recorded.iter().any(|r| r.device_id == device && r.listed)
+                offered.contains(&device) || recorded.iter().any(|r| r.device_id == device)
             };
             let used = store.sessions_of(*better, jid)?.iter().any(|(device, s)| {
                 s.initiation() == hush_proto::Initiation::Active || announced(*device)

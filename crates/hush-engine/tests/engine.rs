@@ -1056,6 +1056,40 @@ fn a_key_exchange_from_a_made_up_device_does_not_lock_out_a_legacy_contact() {
     assert!(refused.contains("downgrading"), "{refused}");
 }
 
+/// The downgrade guard also holds when the server empties the contact's OMEMO:2 list instead
+/// of hiding it, and offers a legacy list under other device ids, in a conversation Bob only
+/// answered (his sessions are all passive): the device Bob talked with was named by Alice's
+/// OMEMO:2 list once, which the store remembers while the session exists (only devices some
+/// list named are known at all, so a made-up one still counts for nothing). With the guard
+/// counting only devices listed now, Bob's answer went out in legacy.
+#[test]
+fn an_emptied_list_does_not_downgrade_a_conversation_we_answered() {
+    let mut w = World::new(47);
+    w.speaks
+        .insert(ALICE.into(), vec![Suite::Omemo2, Suite::Legacy]);
+    w.speaks
+        .insert(BOB.into(), vec![Suite::Omemo2, Suite::Legacy]);
+    w.add_device(ALICE, 11);
+    w.add_device(BOB, 21);
+    w.send(11, BOB, "omemo:2").unwrap();
+    w.drain();
+    w.send(21, ALICE, "answered in omemo:2").unwrap();
+    w.drain();
+    // Bob holds only the session Alice's key exchange built, and Alice's list as his answer
+    // recorded it. The server now pushes Alice's OMEMO:2 list empty.
+    let now = w.now;
+    w.devices
+        .get_mut(&21)
+        .unwrap()
+        .store
+        .set_device_list(Suite::Omemo2, ALICE, &[], now)
+        .unwrap();
+    w.lists.remove(&(ALICE.to_owned(), Suite::Omemo2));
+    w.lists.insert((ALICE.to_owned(), Suite::Legacy), vec![12]);
+    let refused = w.send(21, ALICE, "in legacy?").unwrap_err();
+    assert!(refused.contains("downgrading"), "{refused}");
+}
+
 /// A key exchange built on keys the reader has since retired fails visibly, and the failure
 /// tells the reader what helps: the sender resetting its session, not a reset on this side
 /// (see the ignored test below for why the sender does not get there by itself yet).

@@ -87,7 +87,10 @@ pub trait Store {
     /// tell a copy of something already recorded from a new message.
     fn holds(&self, sender: &str, ids: &MessageIds) -> Result<bool>;
     /// Commits received messages in one transaction (see the crate docs).
-    /// Also records, for each decrypted message, that its device was heard from at `at`.
+    /// Also records, for each decrypted message, that its device was heard from at `at`, if a
+    /// device list ever named it: the devices known are those lists named (and that stay
+    /// listed or hold a session), never one that only sent a message — a server can make
+    /// those up, and a device known is taken as one the contact announced.
     fn commit_received(&mut self, batch: Vec<Received>) -> Result<Vec<Commit>>;
     /// Commits the sessions a send advanced, the history entry and the outbox entry, in one
     /// transaction; returns the history id. Send only after this returned.

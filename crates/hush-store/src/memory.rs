@@ -225,17 +225,14 @@ impl Store for MemoryStore {
                     consumed_prekey,
                 } => {
                     let key = SessionKey::new(r.suite, &r.sender, r.sender_device);
-                    let seen = self
+                    // Only a device some list named has a row (see `Store::commit_received`).
+                    if let Some(seen) = self
                         .devices
-                        .entry((r.suite, r.sender.clone()))
-                        .or_default()
-                        .entry(r.sender_device)
-                        .or_insert(DeviceRecord {
-                            device_id: r.sender_device,
-                            listed: false,
-                            last_seen: r.at,
-                        });
-                    seen.last_seen = seen.last_seen.max(r.at);
+                        .get_mut(&(r.suite, r.sender.clone()))
+                        .and_then(|known| known.get_mut(&r.sender_device))
+                    {
+                        seen.last_seen = seen.last_seen.max(r.at);
+                    }
                     // A rewound session stays marked: reading does not move its sending chain.
                     self.sessions.insert(key, *session);
                     if let Some(pk) = consumed_prekey {

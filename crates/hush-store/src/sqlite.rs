@@ -557,11 +557,17 @@ impl SqliteStore {
                         SessionKey::new(r.suite, &r.sender, r.sender_device),
                         *session,
                     );
+                    // Only a device some list named has a row (see `Store::commit_received`).
                     tx.prepare_cached(
-                        "INSERT INTO devices (suite, jid, device_id, listed, last_seen) VALUES (?1, ?2, ?3, 0, ?4)
-                         ON CONFLICT (suite, jid, device_id) DO UPDATE SET last_seen = MAX(last_seen, excluded.last_seen)",
+                        "UPDATE devices SET last_seen = MAX(last_seen, ?4)
+                         WHERE suite = ?1 AND jid = ?2 AND device_id = ?3",
                     )?
-                    .execute(params![r.suite.name(), r.sender, r.sender_device, r.at as i64])?;
+                    .execute(params![
+                        r.suite.name(),
+                        r.sender,
+                        r.sender_device,
+                        r.at as i64
+                    ])?;
                     if let Some(pk) = consumed_prekey {
                         tx.prepare_cached(
                             "INSERT OR IGNORE INTO used_prekeys (prekey_id) VALUES (?1)",

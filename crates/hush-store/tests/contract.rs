@@ -516,6 +516,9 @@ fn device_lists_of_new_ids_do_not_grow_the_store<S: Store>(mut store: S) {
     let mut rng = StdRng::seed_from_u64(15);
     let bob = new_bob(&mut store, &mut rng);
     let mut alice = Alice::new(Suite::Omemo2, &bob);
+    store
+        .set_device_list(Suite::Omemo2, ALICE, &[1], 0)
+        .unwrap();
     let r = receive(&store, &alice.send(Some("hi")), ids(1), &mut rng);
     store.commit_received(vec![r]).unwrap();
     for push in 0..50u32 {
@@ -577,7 +580,8 @@ fn devices_are_seen_by_their_messages<S: Store>(mut store: S) {
     };
     store.commit_received(vec![failed]).unwrap();
     assert_eq!(seen(&store), vec![(1, true, 1000), (77, true, 10)]);
-    // A message from a device missing from the list makes it known (unlisted).
+    // A message from a device the current list leaves out updates the row a list made
+    // (device 1 was listed); a device no list ever named gets no row (see below).
     let mut empty = receive(&store, &alice.send(None), ids(3), &mut rng);
     empty.at = 4000;
     store.commit_received(vec![empty]).unwrap();
@@ -585,6 +589,19 @@ fn devices_are_seen_by_their_messages<S: Store>(mut store: S) {
         .set_device_list(Suite::Omemo2, ALICE, &[77], 5000)
         .unwrap();
     assert_eq!(seen(&store), vec![(1, false, 4000), (77, true, 10)]);
+    // A device no list ever named (a server can make one up) stays unknown, even when its
+    // message decrypts: being known counts as having been announced.
+    let mut carol = Alice::new(Suite::Omemo2, &bob);
+    let r = Received {
+        peer: "carol@example.com".into(),
+        sender: "carol@example.com".into(),
+        ..receive(&store, &carol.send(Some("hi")), ids(4), &mut rng)
+    };
+    store.commit_received(vec![r]).unwrap();
+    assert!(store
+        .devices(Suite::Omemo2, "carol@example.com")
+        .unwrap()
+        .is_empty());
 }
 
 /// Conversation settings persist; plaintext arrivals are kept and marked as such.
