@@ -4,29 +4,12 @@
 
 mod support;
 
-use hush_engine::{strangers, Delivery};
+use hush_engine::strangers;
 use hush_store::{MessageIds, Store};
-use rand::rngs::StdRng;
-use rand::SeedableRng;
 use support::{Envelope, Payload, Provenance, World, ALICE};
 
 const NEWCOMER: &str = "colleague@example.org";
 const MALLORY: &str = "mallory@example.net";
-
-/// Device `id` of `w` receives `env` as the shell would (commit, then settle).
-fn receive(w: &mut World, id: u32, env: Envelope) -> Option<Delivery> {
-    let (now, bundles) = (w.now, w.bundles.clone());
-    let mut rng = StdRng::seed_from_u64(7);
-    let device = w.devices.get_mut(&id).unwrap();
-    support::receive_step(
-        &mut device.engine,
-        &mut device.store,
-        &bundles,
-        env,
-        now,
-        &mut rng,
-    )
-}
 
 /// A message in clear from the newcomer, as archived and delivered under the same ids.
 fn from_newcomer(n: u32) -> Envelope {
@@ -49,20 +32,19 @@ fn copies_of_a_strangers_messages_spend_nothing_of_its_budget() {
     let per = strangers::PER_STRANGER;
     // Most of the budget, read live; then the catch-up reads every one of them again.
     for n in 0..per - 1 {
-        assert!(receive(&mut w, 11, from_newcomer(n)).is_some());
+        assert!(w.receive_now(11, from_newcomer(n)).is_some());
     }
     for n in 0..per - 1 {
         assert!(
-            receive(&mut w, 11, from_newcomer(n)).is_none(),
+            w.receive_now(11, from_newcomer(n)).is_none(),
             "copy {n} shown"
         );
     }
     // The next real message still fits the budget.
-    let last = receive(&mut w, 11, from_newcomer(per - 1)).expect("the last message is shown");
-    assert_eq!(
-        last.body.as_deref(),
-        Some(format!("message {}", per - 1).as_str())
-    );
+    let last = w
+        .receive_now(11, from_newcomer(per - 1))
+        .expect("the last message is shown");
+    assert_eq!(last.text, format!("message {}", per - 1));
     let history = w.devices[&11].store.history(NEWCOMER, 100).unwrap();
     assert_eq!(history.len() as u32, per, "{history:?}");
     assert!(history.iter().all(|m| m.error.is_none()), "{history:?}");
@@ -85,13 +67,15 @@ fn copies_of_a_strangers_failures_spend_nothing_of_its_budget() {
     };
     let per = strangers::PER_STRANGER;
     for n in 0..per - 1 {
-        assert!(receive(&mut w, 11, garbage(n)).is_some_and(|d| d.error.is_some()));
+        assert!(w.receive_now(11, garbage(n)).is_some_and(|s| s.failed));
     }
     for n in 0..per - 1 {
-        assert!(receive(&mut w, 11, garbage(n)).is_none(), "copy {n} shown");
+        assert!(w.receive_now(11, garbage(n)).is_none(), "copy {n} shown");
     }
-    let last = receive(&mut w, 11, from_newcomer(100)).expect("the message in clear is shown");
-    assert_eq!(last.body.as_deref(), Some("message 100"));
+    let last = w
+        .receive_now(11, from_newcomer(100))
+        .expect("the message in clear is shown");
+    assert_eq!(last.text, "message 100");
 }
 
 /// A "sent" copy of our own, addressed to `to`: what a forged sent-Carbon or archive result
@@ -114,13 +98,9 @@ fn own_copy(to: &str, payload: Payload, origin: &str) -> Envelope {
 fn an_unauthenticated_sent_copy_makes_nobody_a_contact() {
     let mut w = World::new(3);
     w.add_device(ALICE, 11);
-    let shown = receive(&mut w, 11, own_copy(MALLORY, Payload::Unreadable, "g1"));
-    assert!(shown.is_some_and(|d| d.error.is_some()));
-    receive(
-        &mut w,
-        11,
-        own_copy(MALLORY, Payload::Plain("hi".into()), "p1"),
-    );
+    let shown = w.receive_now(11, own_copy(MALLORY, Payload::Unreadable, "g1"));
+    assert!(shown.is_some_and(|s| s.failed));
+    w.receive_now(11, own_copy(MALLORY, Payload::Plain("hi".into()), "p1"));
     assert!(
         !w.devices[&11].store.conversation(MALLORY).unwrap().contact,
         "a sent copy that did not authenticate made Mallory a contact"
@@ -150,13 +130,13 @@ fn a_copy_read_when_the_budget_is_spent_brings_no_notice() {
     w.add_device(ALICE, 11);
     let per = strangers::PER_STRANGER;
     for n in 0..per {
-        assert!(receive(&mut w, 11, from_newcomer(n)).is_some());
+        assert!(w.receive_now(11, from_newcomer(n)).is_some());
     }
     // The catch-up reads the first one again: nothing was ignored, so nothing is said.
-    assert!(receive(&mut w, 11, from_newcomer(0)).is_none());
+    assert!(w.receive_now(11, from_newcomer(0)).is_none());
     let history = w.devices[&11].store.history(NEWCOMER, 100).unwrap();
     assert!(history.iter().all(|m| m.error.is_none()), "{history:?}");
     // The next new message is over the budget: that one is announced.
-    let notice = receive(&mut w, 11, from_newcomer(per)).expect("a notice");
-    assert!(notice.error.is_some_and(|e| e.contains("limit")));
+    let notice = w.receive_now(11, from_newcomer(per)).expect("a notice");
+    assert!(notice.failed && notice.text.contains("limit"), "{notice:?}");
 }

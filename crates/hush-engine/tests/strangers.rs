@@ -3,25 +3,8 @@
 
 mod support;
 
-use hush_engine::Delivery;
 use hush_store::{MessageIds, Store};
-use rand::rngs::StdRng;
-use rand::SeedableRng;
 use support::{Envelope, Payload, World, ALICE};
-
-fn receive(w: &mut World, env: Envelope) -> Option<Delivery> {
-    let (now, bundles) = (w.now, w.bundles.clone());
-    let mut rng = StdRng::seed_from_u64(7);
-    let device = w.devices.get_mut(&11).unwrap();
-    support::receive_step(
-        &mut device.engine,
-        &mut device.store,
-        &bundles,
-        env,
-        now,
-        &mut rng,
-    )
-}
 
 fn plain(from: &str, n: usize) -> Envelope {
     Envelope::outside(
@@ -41,25 +24,27 @@ fn strangers_past_the_named_notices_get_one_notice_together() {
     // Enough senders to use up every notice by name: the first ones are read, the next are
     // each told about by name.
     for i in 0..64 {
-        receive(&mut w, plain(&format!("s{i}@flood.example"), i));
+        w.receive_now(11, plain(&format!("s{i}@flood.example"), i));
     }
     let friend = "new.friend@example.org";
-    let shown = receive(&mut w, plain(friend, 1000));
+    let shown = w.receive_now(11, plain(friend, 1000));
     let notice = shown.expect("the new friend's message leaves a visible trace");
-    let error = notice.error.expect("a notice, not the message");
+    assert!(notice.failed, "a notice, not the message: {notice:?}");
     assert!(
-        error.contains(friend) && error.contains("no longer named one by one"),
-        "{error}"
+        notice.text.contains(friend) && notice.text.contains("no longer named one by one"),
+        "{notice:?}"
     );
     assert_eq!(w.devices[&11].store.history(friend, 10).unwrap().len(), 1);
     // Once an hour: the senders after it were announced by it ("and others").
     for i in 0..100 {
         let other = format!("another{i}@example.org");
-        assert!(receive(&mut w, plain(&other, 2000 + i)).is_none());
+        assert!(w.receive_now(11, plain(&other, 2000 + i)).is_none());
         assert!(w.devices[&11].store.history(&other, 10).unwrap().is_empty());
     }
     // An hour later the budget is fresh: a new sender is read.
     w.now += hush_engine::strangers::WINDOW;
-    let read = receive(&mut w, plain("later@example.org", 1002)).expect("read");
-    assert_eq!(read.body.as_deref(), Some("message 1002"));
+    let read = w
+        .receive_now(11, plain("later@example.org", 1002))
+        .expect("read");
+    assert_eq!(read.text, "message 1002");
 }
