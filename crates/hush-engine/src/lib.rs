@@ -33,6 +33,7 @@
 pub mod archive;
 pub mod devices;
 mod error;
+pub mod heal;
 pub mod keys;
 pub mod outbox;
 pub mod receive;
@@ -48,6 +49,7 @@ use hush_proto::{LocalDevice, Suite};
 pub use archive::ArchiveCursor;
 pub use devices::ListStep;
 pub use error::{EngineError, Result};
+pub use heal::Heal;
 pub use keys::KeyMaintenance;
 pub use outbox::Resend;
 pub use receive::{After, BundleRequest, Inbound, InboundPayload, ReceiveStep};
@@ -95,6 +97,10 @@ pub struct Engine {
     local: LocalDevice,
     phase: Phase,
     owed: Vec<Owed>,
+    /// Devices owed a key exchange that heals theirs (see [`heal`]).
+    heals: Vec<Heal>,
+    /// When each device was last healed (at most once per [`heal::HEAL_INTERVAL`]).
+    healed_at: std::collections::BTreeMap<(String, u32), u64>,
     prekeys_used: bool,
     inactive_after: Duration,
     /// A rolled-back store was found and repaired (see [`rollback`]): later signs in this run
@@ -110,6 +116,8 @@ impl Engine {
             local,
             phase: Phase::Live,
             owed: Vec::new(),
+            heals: Vec::new(),
+            healed_at: std::collections::BTreeMap::new(),
             prekeys_used: false,
             inactive_after: DEFAULT_INACTIVE_AFTER,
             rollback_seen: false,

@@ -89,6 +89,8 @@ impl ReceiveStep {
 pub struct After {
     delivery: Option<Delivery>,
     owed: Option<Owed>,
+    /// A heal owed (see [`crate::heal`]), and when the step happened.
+    heal: Option<(crate::Heal, u64)>,
     used_prekey: bool,
     /// The step repairs a rolled-back store (see [`crate::rollback`]).
     rollback: bool,
@@ -268,6 +270,9 @@ impl Engine {
         if let Some(owed) = after.owed {
             self.owe(owed);
         }
+        if let Some((heal, at)) = after.heal {
+            self.owe_heal(heal, at);
+        }
         after.delivery
     }
 
@@ -396,6 +401,11 @@ impl Engine {
                 }
             }
         }
+        // The base key of a key exchange, in case it cannot be read (see `crate::heal`).
+        let kex_base = encrypted
+            .as_ref()
+            .ok()
+            .and_then(|el| self.local.key_exchange_base_key(el, &self.jid));
         let result = encrypted.and_then(|el| {
             let o = self.local.open(&el, &self.jid, &m.sender, existing, rng)?;
             let body = match (&o.payload, suite) {
@@ -450,20 +460,35 @@ impl Engine {
                 }
                 let reason = match e {
                     // The sender built its session on keys this device retired (it was away
-                    // longer than they are kept): a reset here builds our own session, which
-                    // the sender's unanswered one outranks, so only the sender can repair it.
-                    ProtoError::UnknownSignedPreKey(_) | ProtoError::UnknownPreKey(_) => format!(
-                        "could not decrypt a message from device {sid} of {}: {e}. Its session \
-                         was built on keys this device no longer keeps; resetting here does not \
-                         help. Ask {} to reset their session with {} device {} (`hush session \
-                         reset {} {}` in Hush, or their client's session repair)",
-                        m.sender,
-                        m.sender,
-                        self.jid,
-                        self.device_id(),
-                        self.jid,
-                        self.device_id()
-                    ),
+                    // longer than they are kept). It is sent a key exchange that heals it (see
+                    // `crate::heal`; a stranger's failure was paid for from its budget above);
+                    // a reset here would not help.
+                    ProtoError::UnknownSignedPreKey(_) | ProtoError::UnknownPreKey(_) => {
+                        if let Some(beat) = kex_base {
+                            step.after.heal = Some((
+                                crate::Heal {
+                                    suite,
+                                    jid: m.sender.clone(),
+                                    device: sid,
+                                    beat,
+                                },
+                                now,
+                            ));
+                        }
+                        format!(
+                            "could not decrypt a message from device {sid} of {}: {e}. Its \
+                             session was built on keys this device no longer keeps; a new session \
+                             is offered to it, and what it writes from then on reads here. If it \
+                             keeps failing, ask {} to reset their session with {} device {} \
+                             (`hush session reset {} {}` in Hush)",
+                            m.sender,
+                            m.sender,
+                            self.jid,
+                            self.device_id(),
+                            self.jid,
+                            self.device_id()
+                        )
+                    }
                     e => format!(
                         "could not decrypt a message from device {sid} of {}: {e}. If this \
                          repeats, run `hush session reset {} {sid}`",

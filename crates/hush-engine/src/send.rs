@@ -569,6 +569,6 @@ impl Engine {
 }
 
 /// A fresh XEP-0359 origin id.
-fn origin_id<R: CryptoRng + ?Sized>(rng: &mut R) -> String {
+pub(crate) fn origin_id<R: CryptoRng + ?Sized>(rng: &mut R) -> String {
     format!("hush-{:016x}", rng.next_u64())
 }

@@ -1091,8 +1091,9 @@ fn an_emptied_list_does_not_downgrade_a_conversation_we_answered() {
 }
 
 /// A key exchange built on keys the reader has since retired fails visibly, and the failure
-/// tells the reader what helps: the sender resetting its session, not a reset on this side
-/// (see the ignored test below for why the sender does not get there by itself yet).
+/// says what happens and what helps if it does not: the reader offers the sender a new
+/// session (see the test below), and else the sender resetting its session, not a reset on
+/// this side.
 #[test]
 fn a_key_exchange_on_retired_keys_asks_the_sender_to_reset() {
     let mut w = World::new(43);
@@ -1110,7 +1111,7 @@ fn a_key_exchange_on_retired_keys_asks_the_sender_to_reset() {
     let failure = w.devices[&21].shown.last().unwrap();
     assert!(failure.failed);
     assert!(
-        failure.text.contains("resetting here does not help")
+        failure.text.contains("a new session is offered to it")
             && failure
                 .text
                 .contains(&format!("hush session reset {BOB} 21")),
@@ -1123,11 +1124,10 @@ fn a_key_exchange_on_retired_keys_asks_the_sender_to_reset() {
 /// twice, so Bob cannot read it (a visible failure, as it should be). Bob then writes to
 /// Alice, who reads his key exchange; but Alice keeps her own unanswered state current (see
 /// `Session`: ours stays current while it awaits an answer), so everything she writes still
-/// carries the key exchange Bob cannot read, for good — and Bob's failure asks Bob to reset,
-/// which does not help. Not fixed yet: the tie-break rules of `hush_proto::Session` decide it
-/// and must stay compatible with python-omemo. Issue #12.
+/// carries the key exchange Bob cannot read, for good — and Bob's failure asked Bob to reset,
+/// which does not help. Now Bob heals it (see `hush_engine::heal`): he answers with an empty
+/// key exchange whose base key wins the tie-break, and Alice moves to it.
 #[test]
-#[ignore = "liveness: an unanswered key exchange on prekeys the peer dropped is never abandoned (#12)"]
 fn an_unanswered_key_exchange_on_dropped_prekeys_is_abandoned() {
     let mut w = World::new(43);
     w.add_device(ALICE, 11);

@@ -179,6 +179,24 @@ impl LocalDevice {
             .map(|kex| kex.identity)
     }
 
+    /// The base key (the sender's ephemeral X3DH key) of the key exchange for this device in
+    /// `element`, if it carries one (read from its framing only). A key exchange we cannot
+    /// read is healed by answering with one of ours whose base key is smaller (see
+    /// [`Session::initiate_below`]).
+    pub fn key_exchange_base_key(
+        &self,
+        element: &EncryptedElement,
+        own_jid: &str,
+    ) -> Option<[u8; 32]> {
+        let entry = element.key_for(own_jid, self.device_id())?;
+        if !entry.kex {
+            return None;
+        }
+        wire::decode_kex(element.suite, &entry.data)
+            .ok()
+            .map(|kex| kex.ek)
+    }
+
     /// Decrypts an `<encrypted/>` element sent by `sender_jid` to us (`own_jid`), using our
     /// stored session with the sending device if there is one. `existing` is the stored
     /// session, taken by value: the session to store afterwards is [`Opened::session`], and on
@@ -285,7 +303,7 @@ impl LocalDevice {
         };
         match place {
             Place::Read(reader) => session.settle(reader, stamp),
-            Place::Adopt(fresh) => session.adopt(*fresh, stamp),
+            Place::Adopt(fresh) => session.adopt(*fresh, stamp, payload.is_none()),
         }
         Ok(Opened {
             payload,

@@ -542,6 +542,28 @@ impl Session {
         State::initiate(own, bundle, rng).map(Self::single)
     }
 
+    /// Like [`Session::initiate`], with a key exchange whose base key is smaller than `beat`:
+    /// the base key of a peer's key exchange we cannot read (built on prekeys we retired).
+    /// The peer keeps its own unanswered state current until a peer's *empty* key exchange
+    /// with the smaller base key breaks the tie (see [`Session`]); this one always wins it,
+    /// so the peer moves to it instead of writing on a state we can never read. Half of all
+    /// keys qualify; `None` after 64 tries (only a `beat` near zero makes that likely, and no
+    /// honest key is).
+    pub fn initiate_below<R: CryptoRng + ?Sized>(
+        own: &IdentityKeyPair,
+        bundle: &Bundle,
+        beat: &[u8; 32],
+        rng: &mut R,
+    ) -> Result<Option<Self>> {
+        for _ in 0..64 {
+            let session = Self::initiate(own, bundle, rng)?;
+            if session.current.kex_ek < *beat {
+                return Ok(Some(session));
+            }
+        }
+        Ok(None)
+    }
+
     /// Builds the responder's session from a received key exchange (passive X3DH). The inner
     /// message is not decrypted here.
     pub(crate) fn from_key_exchange(
@@ -660,14 +682,22 @@ impl Session {
     }
 
     /// Takes in the state a peer's new key exchange built (`new` holds just that state; its
-    /// identity key is this session's; `stamp`: the message's SCE stamp, if it had one). It
-    /// becomes current — a peer starting over — unless our own key exchange is current and
-    /// unanswered, or the stamp shows the key exchange is late: then it is kept as an earlier
-    /// state, and we go on sending on the current one (see [`Session`]).
-    pub(crate) fn adopt(&mut self, new: Session, stamp: Option<u64>) {
+    /// identity key is this session's; `stamp`: the message's SCE stamp, if it had one;
+    /// `empty`: the message carried no payload). It becomes current — a peer starting over —
+    /// unless our own key exchange is current and unanswered, or the stamp shows the key
+    /// exchange is late: then it is kept as an earlier state, and we go on sending on the
+    /// current one (see [`Session`]). Against our unanswered key exchange, an *empty* one with
+    /// the smaller key wins the tie as it does when it repeats a key exchange we already read
+    /// ([`Session::settle`]): the same rule, whichever of the peer's messages came first. A
+    /// peer that cannot read ours (built on prekeys it retired) heals the session this way.
+    pub(crate) fn adopt(&mut self, new: Session, stamp: Option<u64>, empty: bool) {
         let mut new = new.current;
         new.note_stamp(stamp);
-        if self.current.awaits_answer() || self.current.outdates(stamp) {
+        let theirs_wins = self.current.awaits_answer() && empty && new.kex_ek < self.current.kex_ek;
+        if theirs_wins {
+            let old = core::mem::replace(&mut self.current, new);
+            self.push_previous(old);
+        } else if self.current.awaits_answer() || self.current.outdates(stamp) {
             self.push_previous(new);
         } else {
             let old = core::mem::replace(&mut self.current, new);

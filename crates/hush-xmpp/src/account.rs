@@ -485,13 +485,40 @@ impl<S: Store> Hush<S> {
         Ok(())
     }
 
-    /// Sends the empty messages owed, as the engine lists them.
+    /// Sends the empty messages owed, as the engine lists them, then the key exchanges that
+    /// heal sessions built on keys we retired (see [`hush_engine::heal`]).
     async fn pay_empty_messages(&mut self) -> Result<()> {
         while let Some(owed) = self.engine.next_owed().cloned() {
             self.send_empty(&owed).await?;
             self.engine.answered(&owed);
         }
+        while let Some(heal) = self.engine.next_heal().cloned() {
+            self.send_heal(&heal).await?;
+            self.engine.healed(&heal);
+        }
         Ok(())
+    }
+
+    /// Fetches the device's bundle and sends it the key exchange that heals its session; the
+    /// new session is committed before the stanza leaves.
+    async fn send_heal(&mut self, heal: &hush_engine::Heal) -> Result<()> {
+        let to: BareJid = heal
+            .jid
+            .parse()
+            .map_err(|_| XmppError::BadJid(heal.jid.clone()))?;
+        let bundle = self
+            .xmpp
+            .bundle(&to, heal.suite, heal.device)
+            .await
+            .map_err(|e| e.to_string());
+        let Some((transaction, element, origin_id)) =
+            self.engine
+                .prepare_heal(&self.store, heal, &bundle, &mut self.rng)?
+        else {
+            return Ok(());
+        };
+        self.store.commit(transaction).map_err(store_err)?;
+        self.xmpp.send_encrypted(&to, &element, &origin_id).await
     }
 
     /// Sends an empty message to one device (session completion after a key exchange, or a
@@ -698,7 +725,7 @@ impl<S: Store> Hush<S> {
                 log::warn!("could not republish the bundle after a key exchange: {e}");
             }
         }
-        if self.engine.next_owed().is_some() {
+        if self.engine.next_owed().is_some() || self.engine.next_heal().is_some() {
             if let Err(e) = self.pay_empty_messages().await {
                 log::warn!("could not send an empty answer: {e}");
             }

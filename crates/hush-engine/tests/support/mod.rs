@@ -1190,7 +1190,9 @@ impl World {
         if self.devices[&id].engine.prekeys_to_retire() {
             self.retire_used_prekeys(id)?;
         }
-        if self.devices[&id].engine.next_owed().is_some() {
+        if self.devices[&id].engine.next_owed().is_some()
+            || self.devices[&id].engine.next_heal().is_some()
+        {
             self.pay_owed(id)?;
         }
         Ok(())
@@ -1436,6 +1438,33 @@ impl World {
                 );
             }
             self.dev(id).engine.answered(&owed);
+        }
+        // And the key exchanges that heal sessions built on keys the device retired (the
+        // shell's `pay_heals`), from the bundle the server publishes.
+        while let Some(heal) = self.devices[&id].engine.next_heal().cloned() {
+            let bundle = self
+                .bundles
+                .get(&(heal.jid.clone(), heal.device, heal.suite))
+                .cloned()
+                .ok_or_else(|| "nothing published".to_owned());
+            let dev = self.devices.get_mut(&id).unwrap();
+            let prepared = dev
+                .engine
+                .prepare_heal(&dev.store, &heal, &bundle, &mut self.rng)
+                .unwrap();
+            if let Some((tx, element, origin_id)) = prepared {
+                self.point(id)?;
+                self.dev(id).store.commit(tx).unwrap();
+                self.point(id)?;
+                self.transmit(
+                    id,
+                    &heal.jid,
+                    Payload::Encrypted(element),
+                    &origin_id,
+                    Provenance::Real(None),
+                );
+            }
+            self.dev(id).engine.healed(&heal);
         }
         Ok(())
     }
