@@ -1914,10 +1914,7 @@ impl World {
             let settling = failures
                 .iter()
                 .all(|(id, _, device, _)| resets.contains(&(*id, *device)));
-            // Expired keys may fail what the round wrote before the reader's heal reached the
-            // sender (round 0); the heal needs no one's action, so the next round is clean.
-            let expired_once = self.keys_expired && round == 0;
-            if (self.reinstalled.is_empty() && !expired_once && !settling)
+            if (self.reinstalled.is_empty() && !self.keys_expired && !settling)
                 || round + 1 == HEALING_ROUNDS
             {
                 return Err(format!(
@@ -1926,10 +1923,23 @@ impl World {
                 ));
             }
             for (id, jid, device, expired) in failures {
-                // A key exchange built on prekeys the reader dropped: the reader heals it by
-                // itself (see `hush_engine::heal`, and the regression test
-                // `an_unanswered_key_exchange_on_dropped_prekeys_is_abandoned`); nobody resets.
+                // A key exchange built on prekeys the reader dropped: the sender keeps its
+                // unanswered state current even after reading the reader's own new key
+                // exchange, so it never heals by itself (the ignored test
+                // `an_unanswered_key_exchange_on_dropped_prekeys_is_abandoned` names this), and
+                // the reader's failure asks the reader to reset, which does not help. The users
+                // talk, and the sender resets its session with the reader.
                 if expired {
+                    let reader_jid = self.devices[&id].jid.clone();
+                    if self.trace {
+                        println!("  {device} runs `hush session reset {reader_jid} {id}`");
+                    }
+                    if let Some(sender) = self.devices.get_mut(&device) {
+                        hush_store::reset_sessions(&mut sender.store, &reader_jid, Some(id))
+                            .unwrap();
+                        self.after_reset.insert((device, id));
+                        last_resets.insert((device, id));
+                    }
                     continue;
                 }
                 if resets.contains(&(id, device)) {
