@@ -50,9 +50,14 @@ impl Engine {
             .flatten()
     }
 
-    /// The heal went out (or is no longer possible).
-    pub fn healed(&mut self, heal: &Heal) {
+    /// The heal is done with: `sent` if it went out. One that could not be prepared (no
+    /// bundle, another identity key) does not count against [`HEAL_INTERVAL`]: the device's
+    /// next unreadable key exchange owes a heal again.
+    pub fn healed(&mut self, heal: &Heal, sent: bool) {
         self.heals.retain(|h| h != heal);
+        if !sent {
+            self.healed_at.remove(&(heal.jid.clone(), heal.device));
+        }
     }
 
     /// Records a heal owed by a committed step, unless that device was healed less than
@@ -127,5 +132,40 @@ impl Engine {
             ..Transaction::default()
         };
         Ok(Some((transaction, element, origin_id(rng))))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rand::SeedableRng;
+
+    fn heal(beat: u8) -> Heal {
+        Heal {
+            suite: Suite::Omemo2,
+            jid: "alice@example.org".into(),
+            device: 11,
+            beat: [beat; 32],
+        }
+    }
+
+    #[test]
+    fn a_device_is_healed_once_an_hour_unless_nothing_was_sent() {
+        let mut rng = rand::rngs::StdRng::seed_from_u64(1);
+        let local = hush_proto::LocalDevice::generate(21, 1, 0, &mut rng).unwrap();
+        let mut engine = Engine::new("bob@example.net", local);
+        engine.owe_heal(heal(9), 1000);
+        assert_eq!(engine.next_heal(), Some(&heal(9)));
+        // Sent: another unreadable key exchange within the hour owes nothing.
+        engine.healed(&heal(9), true);
+        engine.owe_heal(heal(8), 1000 + HEAL_INTERVAL - 1);
+        assert_eq!(engine.next_heal(), None);
+        // An hour later it does.
+        engine.owe_heal(heal(8), 1000 + HEAL_INTERVAL);
+        assert_eq!(engine.next_heal(), Some(&heal(8)));
+        // Not sent (no bundle, say): the next one owes a heal again at once.
+        engine.healed(&heal(8), false);
+        engine.owe_heal(heal(7), 1000 + HEAL_INTERVAL + 1);
+        assert_eq!(engine.next_heal(), Some(&heal(7)));
     }
 }

@@ -493,15 +493,15 @@ impl<S: Store> Hush<S> {
             self.engine.answered(&owed);
         }
         while let Some(heal) = self.engine.next_heal().cloned() {
-            self.send_heal(&heal).await?;
-            self.engine.healed(&heal);
+            let sent = self.send_heal(&heal).await?;
+            self.engine.healed(&heal, sent);
         }
         Ok(())
     }
 
     /// Fetches the device's bundle and sends it the key exchange that heals its session; the
-    /// new session is committed before the stanza leaves.
-    async fn send_heal(&mut self, heal: &hush_engine::Heal) -> Result<()> {
+    /// new session is committed before the stanza leaves. False if none could be prepared.
+    async fn send_heal(&mut self, heal: &hush_engine::Heal) -> Result<bool> {
         let to: BareJid = heal
             .jid
             .parse()
@@ -515,10 +515,11 @@ impl<S: Store> Hush<S> {
             self.engine
                 .prepare_heal(&self.store, heal, &bundle, &mut self.rng)?
         else {
-            return Ok(());
+            return Ok(false);
         };
         self.store.commit(transaction).map_err(store_err)?;
-        self.xmpp.send_encrypted(&to, &element, &origin_id).await
+        self.xmpp.send_encrypted(&to, &element, &origin_id).await?;
+        Ok(true)
     }
 
     /// Sends an empty message to one device (session completion after a key exchange, or a

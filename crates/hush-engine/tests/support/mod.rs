@@ -1452,6 +1452,7 @@ impl World {
                 .engine
                 .prepare_heal(&dev.store, &heal, &bundle, &mut self.rng)
                 .unwrap();
+            let sent = prepared.is_some();
             if let Some((tx, element, origin_id)) = prepared {
                 self.point(id)?;
                 self.dev(id).store.commit(tx).unwrap();
@@ -1464,7 +1465,7 @@ impl World {
                     Provenance::Real(None),
                 );
             }
-            self.dev(id).engine.healed(&heal);
+            self.dev(id).engine.healed(&heal, sent);
         }
         Ok(())
     }
