@@ -15,11 +15,11 @@
 //! [`HEAL_INTERVAL`], and for a stranger only when its failed message fit its budget (see
 //! [`crate::strangers`]).
 
-use hush_proto::{seal, Recipient, Session, Suite};
+use hush_proto::{Session, Suite};
 use hush_store::{SessionKey, Store, Transaction};
 use rand_core::CryptoRng;
 
-use crate::send::{origin_id, Fetched};
+use crate::send::Fetched;
 use crate::{Engine, Result};
 
 /// At most one heal per device in this time, in seconds: a server replaying unreadable key
@@ -112,26 +112,11 @@ impl Engine {
         else {
             return Ok(None);
         };
-        let mut session = match existing {
+        let session = match existing {
             Some(old) => old.restart(new),
             None => new,
         };
-        let element = seal(
-            heal.suite,
-            self.device_id(),
-            None,
-            &mut [Recipient {
-                jid: &heal.jid,
-                device_id: heal.device,
-                session: &mut session,
-            }],
-            rng,
-        )?;
-        let transaction = Transaction {
-            sessions: vec![(key, session)],
-            ..Transaction::default()
-        };
-        Ok(Some((transaction, element, origin_id(rng))))
+        self.empty_message(key, session, rng).map(Some)
     }
 }
 

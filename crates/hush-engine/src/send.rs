@@ -449,16 +449,27 @@ impl Engine {
         if store.sessions_needing_reset()?.contains(&key) {
             return Ok(None);
         }
-        let Some(mut session) = store.session(&key)? else {
+        let Some(session) = store.session(&key)? else {
             return Ok(None);
         };
+        self.empty_message(key, session, rng).map(Some)
+    }
+
+    /// An empty message to the device of `key` on `session`, and the transaction that saves
+    /// the session it advanced (committed before the message leaves), with its origin id.
+    pub(crate) fn empty_message<R: CryptoRng + ?Sized>(
+        &self,
+        key: SessionKey,
+        mut session: Session,
+        rng: &mut R,
+    ) -> Result<(Transaction, EncryptedElement, String)> {
         let element = seal(
-            owed.suite,
+            key.suite,
             self.device_id(),
             None,
             &mut [Recipient {
-                jid: &owed.jid,
-                device_id: owed.device,
+                jid: &key.jid,
+                device_id: key.device_id,
                 session: &mut session,
             }],
             rng,
@@ -467,7 +478,7 @@ impl Engine {
             sessions: vec![(key, session)],
             ..Transaction::default()
         };
-        Ok(Some((transaction, element, origin_id(rng))))
+        Ok((transaction, element, origin_id(rng)))
     }
 
     /// Why a device is left out as inactive, if it is.
@@ -569,6 +580,6 @@ impl Engine {
 }
 
 /// A fresh XEP-0359 origin id.
-pub(crate) fn origin_id<R: CryptoRng + ?Sized>(rng: &mut R) -> String {
+fn origin_id<R: CryptoRng + ?Sized>(rng: &mut R) -> String {
     format!("hush-{:016x}", rng.next_u64())
 }

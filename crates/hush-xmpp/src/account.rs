@@ -9,8 +9,8 @@
 use std::time::Duration;
 
 use hush_engine::{BundleRequest, Engine, Fetched, Inbound, Owed, Prepared, Resend, Route, Wire};
-use hush_proto::{DeviceList, Suite};
-use hush_store::{Committed, Store};
+use hush_proto::{DeviceList, EncryptedElement, Suite};
+use hush_store::{Committed, Store, Transaction};
 use rand::rngs::SysRng;
 use rand_core::UnwrapErr;
 
@@ -511,30 +511,35 @@ impl<S: Store> Hush<S> {
             .bundle(&to, heal.suite, heal.device)
             .await
             .map_err(|e| e.to_string());
-        let Some((transaction, element, origin_id)) =
-            self.engine
-                .prepare_heal(&self.store, heal, &bundle, &mut self.rng)?
+        let Some(prepared) = self
+            .engine
+            .prepare_heal(&self.store, heal, &bundle, &mut self.rng)?
         else {
             return Ok(false);
         };
-        self.store.commit(transaction).map_err(store_err)?;
-        self.xmpp.send_encrypted(&to, &element, &origin_id).await?;
+        self.commit_and_send(&heal.jid, prepared).await?;
         Ok(true)
     }
 
     /// Sends an empty message to one device (session completion after a key exchange, or a
     /// heartbeat); the advanced session is committed before the stanza leaves.
     async fn send_empty(&mut self, owed: &Owed) -> Result<()> {
-        let Some((transaction, element, origin_id)) =
-            self.engine
-                .prepare_empty(&self.store, owed, &mut self.rng)?
+        let Some(prepared) = self
+            .engine
+            .prepare_empty(&self.store, owed, &mut self.rng)?
         else {
             return Ok(());
         };
-        let to: BareJid = owed
-            .jid
-            .parse()
-            .map_err(|_| XmppError::BadJid(owed.jid.clone()))?;
+        self.commit_and_send(&owed.jid, prepared).await
+    }
+
+    /// Commits an empty message's transaction, then sends the message to `jid`.
+    async fn commit_and_send(
+        &mut self,
+        jid: &str,
+        (transaction, element, origin_id): (Transaction, EncryptedElement, String),
+    ) -> Result<()> {
+        let to: BareJid = jid.parse().map_err(|_| XmppError::BadJid(jid.to_owned()))?;
         self.store.commit(transaction).map_err(store_err)?;
         self.xmpp.send_encrypted(&to, &element, &origin_id).await
     }

@@ -1425,22 +1425,13 @@ impl World {
                 .engine
                 .prepare_empty(&dev.store, &owed, &mut self.rng)
                 .unwrap();
-            if let Some((tx, element, origin_id)) = prepared {
-                self.point(id)?;
-                self.dev(id).store.commit(tx).unwrap();
-                self.point(id)?;
-                self.transmit(
-                    id,
-                    &owed.jid,
-                    Payload::Encrypted(element),
-                    &origin_id,
-                    Provenance::Real(None),
-                );
+            if let Some(prepared) = prepared {
+                self.commit_and_transmit(id, &owed.jid, prepared)?;
             }
             self.dev(id).engine.answered(&owed);
         }
-        // And the key exchanges that heal sessions built on keys the device retired (the
-        // shell's `pay_heals`), from the bundle the server publishes.
+        // And the key exchanges that heal sessions built on keys the device retired (as the
+        // shell's `pay_empty_messages` does), from the bundle the server publishes.
         while let Some(heal) = self.devices[&id].engine.next_heal().cloned() {
             let bundle = self
                 .bundles
@@ -1453,20 +1444,32 @@ impl World {
                 .prepare_heal(&dev.store, &heal, &bundle, &mut self.rng)
                 .unwrap();
             let sent = prepared.is_some();
-            if let Some((tx, element, origin_id)) = prepared {
-                self.point(id)?;
-                self.dev(id).store.commit(tx).unwrap();
-                self.point(id)?;
-                self.transmit(
-                    id,
-                    &heal.jid,
-                    Payload::Encrypted(element),
-                    &origin_id,
-                    Provenance::Real(None),
-                );
+            if let Some(prepared) = prepared {
+                self.commit_and_transmit(id, &heal.jid, prepared)?;
             }
             self.dev(id).engine.healed(&heal, sent);
         }
+        Ok(())
+    }
+
+    /// Commits an empty message's transaction, then transmits it to `to`; a crash may strike
+    /// before the commit, or between the commit and the transmission.
+    fn commit_and_transmit(
+        &mut self,
+        id: u32,
+        to: &str,
+        (tx, element, origin_id): (hush_store::Transaction, EncryptedElement, String),
+    ) -> Result<(), Crashed> {
+        self.point(id)?;
+        self.dev(id).store.commit(tx).unwrap();
+        self.point(id)?;
+        self.transmit(
+            id,
+            to,
+            Payload::Encrypted(element),
+            &origin_id,
+            Provenance::Real(None),
+        );
         Ok(())
     }
 
