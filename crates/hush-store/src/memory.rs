@@ -1,7 +1,8 @@
 //! An in-memory [`Store`] for tests. Same contract as the SQLite store; "transactions" hold
 //! because every method computes its result before changing anything.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::hash::{BuildHasher, Hash, Hasher, RandomState};
 
 use hush_proto::{IdentityKey, LocalDevice, Session, Suite};
 
@@ -27,34 +28,48 @@ pub struct MemoryStore {
     conversations: BTreeMap<String, ConversationRecord>,
     archive_resume: BTreeMap<String, String>,
     /// The ids each stored message can be recognised by (the SQLite store's indexes).
-    index: BTreeMap<IdKey, BTreeSet<i64>>,
+    index: IdIndex,
     /// Strangers' budgets: jid → (window, spent, notified).
     strangers: BTreeMap<String, (u64, u32, bool)>,
 }
 
-/// One way a message can be recognised when it arrives again.
-#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
-enum IdKey {
+/// One way a message can be recognised when it arrives again, borrowed from what arrived:
+/// looking one up allocates nothing (this store sits on the receive path of the engine's
+/// benchmarks).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+enum IdKey<'a> {
     /// XEP-0359 stanza id, unique within its archive.
-    Stanza(Option<String>, String),
+    Stanza(Option<&'a str>, &'a str),
     /// XEP-0359 origin id, unique per sender.
-    Origin(String, String),
+    Origin(&'a str, &'a str),
     /// Content digest, per sender.
-    Digest(String, [u8; 32]),
+    Digest(&'a str, &'a [u8; 32]),
 }
 
-fn id_keys(sender: &str, ids: &MessageIds) -> Vec<IdKey> {
-    let mut keys = Vec::with_capacity(3);
-    if let Some(sid) = &ids.stanza_id {
-        keys.push(IdKey::Stanza(ids.archive.clone(), sid.clone()));
+fn id_keys<'a>(sender: &'a str, ids: &'a MessageIds) -> impl Iterator<Item = IdKey<'a>> {
+    let stanza = ids
+        .stanza_id
+        .as_deref()
+        .map(|sid| IdKey::Stanza(ids.archive.as_deref(), sid));
+    let origin = ids.origin_id.as_deref().map(|oid| IdKey::Origin(sender, oid));
+    let digest = ids.digest.as_ref().map(|d| IdKey::Digest(sender, d));
+    stanza.into_iter().chain(origin).chain(digest)
+}
+
+/// Message ids by [`IdKey`]. Keys are hashed, not stored: each bucket keeps the messages
+/// whose keys hash alike, and a hit is confirmed against the message's own ids.
+#[derive(Debug, Default, Clone)]
+struct IdIndex {
+    hasher: RandomState,
+    buckets: HashMap<u64, Vec<i64>>,
+}
+
+impl IdIndex {
+    fn hash(&self, key: IdKey<'_>) -> u64 {
+        let mut h = self.hasher.build_hasher();
+        key.hash(&mut h);
+        h.finish()
     }
-    if let Some(oid) = &ids.origin_id {
-        keys.push(IdKey::Origin(sender.to_owned(), oid.clone()));
-    }
-    if let Some(d) = ids.digest {
-        keys.push(IdKey::Digest(sender.to_owned(), d));
-    }
-    keys
 }
 
 impl MemoryStore {
@@ -73,12 +88,16 @@ impl MemoryStore {
     fn known(&self, sender: &str, ids: &MessageIds) -> Known {
         let mut known = Known::default();
         // At most three keys, each naming few messages: a sorted vector, not a set.
-        let mut hits: Vec<i64> = id_keys(sender, ids)
-            .iter()
-            .filter_map(|k| self.index.get(k))
-            .flatten()
-            .copied()
-            .collect();
+        let mut hits: Vec<i64> = Vec::new();
+        for key in id_keys(sender, ids) {
+            let Some(bucket) = self.index.buckets.get(&self.index.hash(key)) else {
+                continue;
+            };
+            hits.extend(bucket.iter().copied().filter(|&id| {
+                self.message(id)
+                    .is_some_and(|m| id_keys(&m.sender, &m.ids).any(|k| k == key))
+            }));
+        }
         hits.sort_unstable();
         hits.dedup();
         for m in hits.into_iter().filter_map(|id| self.message(id)) {
@@ -95,7 +114,10 @@ impl MemoryStore {
         m.id = self.messages.len() as i64 + 1;
         let id = m.id;
         for k in id_keys(&m.sender, &m.ids) {
-            self.index.entry(k).or_default().insert(id);
+            let bucket = self.index.buckets.entry(self.index.hash(k)).or_default();
+            if !bucket.contains(&id) {
+                bucket.push(id);
+            }
         }
         self.messages.push(m);
         id
@@ -110,10 +132,11 @@ impl MemoryStore {
             return;
         };
         for k in id_keys(&m.sender, &m.ids) {
-            if let Some(set) = self.index.get_mut(&k) {
-                set.remove(&id);
-                if set.is_empty() {
-                    self.index.remove(&k);
+            let h = self.index.hash(k);
+            if let Some(bucket) = self.index.buckets.get_mut(&h) {
+                bucket.retain(|&other| other != id);
+                if bucket.is_empty() {
+                    self.index.buckets.remove(&h);
                 }
             }
         }
