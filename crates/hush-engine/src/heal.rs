@@ -91,7 +91,7 @@ impl Engine {
         heal: &Heal,
         bundle: &Fetched,
         rng: &mut R,
-    ) -> Result<Option<(Transaction, hush_proto::EncryptedElement, String)>> {
+    ) -> Result<Option<(Transaction, crate::MessageStanza)>> {
         let Ok(bundle) = bundle else {
             log::info!(
                 "could not heal the session with device {} of {}: its bundle is unavailable",

@@ -17,6 +17,7 @@
 //! * [`archive`]: where a catch-up starts, restarts and resumes in our archive.
 //! * [`keys`]: this device's published keys kept fresh (prekeys retired and refilled, the
 //!   signed prekey rotated).
+//! * [`stanza`]: the `<message/>` stanzas it hands the shell to transmit, whole.
 //! * [`outbox`]: what a previous run stored but did not send, and how it goes out now.
 //! * [`devices`]: device lists — what a push records, the lists this device publishes, id
 //!   collisions.
@@ -39,6 +40,7 @@ pub mod outbox;
 pub mod receive;
 pub mod rollback;
 pub mod send;
+pub mod stanza;
 pub mod strangers;
 mod types;
 
@@ -54,7 +56,8 @@ pub use keys::KeyMaintenance;
 pub use outbox::Resend;
 pub use receive::{After, BundleRequest, Inbound, InboundPayload, ReceiveStep};
 pub use rollback::{Repaired, Rollback, ROLLBACK_WARNING};
-pub use send::{Fetched, Prepared, Route, SendPlan, Wire};
+pub use send::{Fetched, Prepared, Route, SendPlan};
+pub use stanza::{MessageStanza, Wire};
 pub use types::{Delivery, SendOptions, SendReport};
 
 /// How long a device may stay silent before Hush stops encrypting to it (it comes back with

@@ -10,21 +10,18 @@
 use hush_proto::{Element, EncryptedElement};
 use hush_store::Store;
 
-use crate::{Engine, Result};
+use crate::{Engine, MessageStanza, Result};
 
 /// One pending outbox entry, and what to do with it.
 #[derive(Debug, Clone)]
 pub enum Resend {
-    /// Send this element to `to` with `origin_id`, then mark entry `id` sent.
+    /// Send this stanza, then mark entry `id` sent.
     Encrypted {
         /// The outbox entry.
         id: i64,
-        /// The recipient's bare JID.
-        to: String,
-        /// The element exactly as stored.
-        element: EncryptedElement,
-        /// The origin id it was stored with (or one made from the entry id).
-        origin_id: String,
+        /// The message: to the stored recipient, with the element exactly as stored and the
+        /// origin id it was stored with (or one made from the entry id).
+        stanza: MessageStanza,
     },
     /// A message in clear: not sent; mark entry `id` sent and tell the user.
     DropInClear {
@@ -61,9 +58,11 @@ impl Engine {
                 match element {
                     Some(element) => Resend::Encrypted {
                         id,
-                        to,
-                        element,
-                        origin_id: p.origin_id.unwrap_or_else(|| format!("hush-outbox-{id}")),
+                        stanza: MessageStanza::encrypted(
+                            &to,
+                            element,
+                            p.origin_id.unwrap_or_else(|| format!("hush-outbox-{id}")),
+                        ),
                     },
                     None => Resend::Unreadable { id, to },
                 }
@@ -134,8 +133,9 @@ mod tests {
         let resends = engine.pending_resends(&store).unwrap();
         assert_eq!(resends.len(), 3);
         assert!(
-            matches!(&resends[0], Resend::Encrypted { element: e, origin_id, .. }
-                if *e == element && origin_id == "o-1"),
+            matches!(&resends[0], Resend::Encrypted { stanza, .. }
+                if matches!(stanza.content(), crate::Wire::Encrypted(e) if *e == element)
+                    && stanza.origin_id() == "o-1" && stanza.to() == "you@y"),
             "{resends:?}"
         );
         assert!(matches!(&resends[1], Resend::DropInClear { to, .. } if to == "you@y"));

@@ -13,13 +13,14 @@
 //!    stays exactly as it was.
 
 use hush_proto::policy::{self, Decision, KeyTrust, Properties, Reader};
-use hush_proto::{sce, seal, Bundle, EncryptedElement, Recipient, Session, Suite};
+use hush_proto::{sce, seal, Bundle, Recipient, Session, Suite};
 use hush_store::{
     ConversationChange, DeviceListUpdate, MessageIds, Outgoing, SessionKey, Store, Transaction,
 };
 use rand_core::CryptoRng;
 
 use crate::receive::first_trust;
+use crate::stanza::MessageStanza;
 use crate::{Engine, EngineError, Owed, Result, SendOptions, SendReport, MAX_LISTED_DEVICES};
 
 /// How a message goes out.
@@ -31,28 +32,15 @@ pub enum Route {
     Encrypted,
 }
 
-/// What goes on the wire.
-#[derive(Debug, Clone)]
-pub enum Wire {
-    /// An OMEMO element.
-    Encrypted(EncryptedElement),
-    /// A body in clear.
-    InClear(String),
-}
-
-/// A message ready to go: commit `transaction`, then transmit `wire` to `to` with
-/// `origin_id`, then mark the outbox entry sent.
+/// A message ready to go: commit `transaction`, then transmit `stanza`, then mark the outbox
+/// entry sent.
 #[derive(Debug)]
 #[must_use = "commit the transaction, then transmit"]
 pub struct Prepared {
     /// Everything the send writes.
     pub transaction: Transaction,
-    /// The addressee.
-    pub to: String,
     /// What to transmit.
-    pub wire: Wire,
-    /// The XEP-0359 origin id to send it with.
-    pub origin_id: String,
+    pub stanza: MessageStanza,
     /// What the user is told.
     pub report: SendReport,
 }
@@ -131,9 +119,7 @@ impl Engine {
                 outgoing: Some((Vec::new(), outgoing)),
                 ..Transaction::default()
             },
-            to: to.to_owned(),
-            wire: Wire::InClear(text.to_owned()),
-            origin_id,
+            stanza: MessageStanza::in_clear(to, text, origin_id),
             report: SendReport {
                 suite: None,
                 devices: Vec::new(),
@@ -422,9 +408,7 @@ impl Engine {
                 outgoing: Some((advanced, outgoing)),
                 ..Transaction::default()
             },
-            to,
-            wire: Wire::Encrypted(element),
-            origin_id,
+            stanza: MessageStanza::encrypted(&to, element, origin_id),
             report: SendReport {
                 suite: Some(suite),
                 devices,
@@ -443,7 +427,7 @@ impl Engine {
         store: &S,
         owed: &Owed,
         rng: &mut R,
-    ) -> Result<Option<(Transaction, EncryptedElement, String)>> {
+    ) -> Result<Option<(Transaction, MessageStanza)>> {
         let key = SessionKey::new(owed.suite, &owed.jid, owed.device);
         // A session a restore rewound gets no empty message either (it would reuse a key).
         if store.sessions_needing_reset()?.contains(&key) {
@@ -462,7 +446,7 @@ impl Engine {
         key: SessionKey,
         mut session: Session,
         rng: &mut R,
-    ) -> Result<(Transaction, EncryptedElement, String)> {
+    ) -> Result<(Transaction, MessageStanza)> {
         let element = seal(
             key.suite,
             self.device_id(),
@@ -474,11 +458,12 @@ impl Engine {
             }],
             rng,
         )?;
+        let stanza = MessageStanza::encrypted(&key.jid, element, origin_id(rng));
         let transaction = Transaction {
             sessions: vec![(key, session)],
             ..Transaction::default()
         };
-        Ok((transaction, element, origin_id(rng)))
+        Ok((transaction, stanza))
     }
 
     /// Why a device is left out as inactive, if it is.

@@ -188,11 +188,11 @@ fn send_from_file_store(
         .unwrap();
     let committed = store.commit(prepared.transaction).unwrap();
     store.mark_sent(committed.outgoing.unwrap()).unwrap();
-    let Wire::Encrypted(element) = prepared.wire else {
+    let Wire::Encrypted(element) = prepared.stanza.content().clone() else {
         panic!("in clear")
     };
     let ids = hush_store::MessageIds {
-        origin_id: Some(prepared.origin_id),
+        origin_id: Some(prepared.stanza.origin_id().to_owned()),
         ..Default::default()
     };
     w.receive_now(

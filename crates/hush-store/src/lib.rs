@@ -12,9 +12,9 @@
 //!   Carbons and offline copies have) is skipped as a whole, so a crash at any point neither
 //!   loses a message nor stores it twice.
 //! * **Sending**: [`Store::commit_outgoing`] saves the advanced sessions together with the
-//!   history entry and the exact stanza bytes (the outbox) *before* anything is sent. After a
-//!   crash [`Store::pending`] returns the stanza to send again verbatim: a message key is never
-//!   used for two different ciphertexts.
+//!   history entry and, in the outbox, the exact bytes of the `<encrypted/>` element with the
+//!   message's origin id *before* anything is sent. After a crash [`Store::pending`] returns them
+//!   to send again unchanged: a message key is never used for two different ciphertexts.
 //! * **Prekeys**: a used one-time prekey is only recorded at first (XEP-0384 keeps it until MAM
 //!   catch-up has finished); [`finish_catch_up`] then deletes them, tops the pool back up and
 //!   saves the device in one step.

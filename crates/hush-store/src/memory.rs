@@ -2,7 +2,7 @@
 //! because every method computes its result before changing anything.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
-use std::hash::{BuildHasher, Hash, Hasher, RandomState};
+use std::hash::{BuildHasher, RandomState};
 
 use hush_proto::{IdentityKey, LocalDevice, Session, Suite};
 
@@ -51,7 +51,10 @@ fn id_keys<'a>(sender: &'a str, ids: &'a MessageIds) -> impl Iterator<Item = IdK
         .stanza_id
         .as_deref()
         .map(|sid| IdKey::Stanza(ids.archive.as_deref(), sid));
-    let origin = ids.origin_id.as_deref().map(|oid| IdKey::Origin(sender, oid));
+    let origin = ids
+        .origin_id
+        .as_deref()
+        .map(|oid| IdKey::Origin(sender, oid));
     let digest = ids.digest.as_ref().map(|d| IdKey::Digest(sender, d));
     stanza.into_iter().chain(origin).chain(digest)
 }
@@ -66,9 +69,7 @@ struct IdIndex {
 
 impl IdIndex {
     fn hash(&self, key: IdKey<'_>) -> u64 {
-        let mut h = self.hasher.build_hasher();
-        key.hash(&mut h);
-        h.finish()
+        self.hasher.hash_one(key)
     }
 }
 

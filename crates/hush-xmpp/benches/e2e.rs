@@ -571,9 +571,13 @@ fn mam_catch_up(
                 &mut rng,
             )
             .unwrap();
-            xmpp.send_encrypted(&frank, &element, &format!("fill-{i}"))
-                .await
-                .unwrap();
+            xmpp.send_message(&hush_engine::MessageStanza::encrypted(
+                frank.as_str(),
+                element.clone(),
+                format!("fill-{i}"),
+            ))
+            .await
+            .unwrap();
             // Keep at most a few hundred messages queued at the server (its answer to a
             // ping comes after it has handled, and archived, everything sent before).
             if i % 200 == 199 {

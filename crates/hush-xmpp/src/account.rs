@@ -8,8 +8,10 @@
 
 use std::time::Duration;
 
-use hush_engine::{BundleRequest, Engine, Fetched, Inbound, Owed, Prepared, Resend, Route, Wire};
-use hush_proto::{DeviceList, EncryptedElement, Suite};
+use hush_engine::{
+    BundleRequest, Engine, Fetched, Inbound, MessageStanza, Owed, Prepared, Resend, Route,
+};
+use hush_proto::{DeviceList, Suite};
 use hush_store::{Committed, Store, Transaction};
 use rand::rngs::SysRng;
 use rand_core::UnwrapErr;
@@ -179,21 +181,15 @@ impl<S: Store> Hush<S> {
     async fn resend_outbox(&mut self) -> Result<()> {
         for resend in self.engine.pending_resends(&self.store)? {
             match resend {
-                Resend::Encrypted {
-                    id,
-                    to,
-                    element,
-                    origin_id,
-                } => {
-                    let Ok(bare) = to.parse::<BareJid>() else {
+                Resend::Encrypted { id, stanza } => {
+                    let to = stanza.to();
+                    if to.parse::<BareJid>().is_err() {
                         log::warn!(
                             "outbox entry {id} names an invalid JID `{to}`; left in the outbox"
                         );
                         continue;
-                    };
-                    self.xmpp
-                        .send_encrypted(&bare, &element, &origin_id)
-                        .await?;
+                    }
+                    self.xmpp.send_message(&stanza).await?;
                     log::info!("sent message {id} to {to}, stored by an earlier run");
                     self.store.mark_sent(id).map_err(store_err)?;
                 }
@@ -435,17 +431,14 @@ impl<S: Store> Hush<S> {
     async fn transmit(&mut self, prepared: Prepared) -> Result<SendReport> {
         let Prepared {
             transaction,
-            to,
-            wire,
-            origin_id,
+            stanza,
             report,
         } = prepared;
-        let to: BareJid = to.parse().map_err(|_| XmppError::BadJid(to.clone()))?;
-        let committed = self.store.commit(transaction).map_err(store_err)?;
-        match &wire {
-            Wire::Encrypted(element) => self.xmpp.send_encrypted(&to, element, &origin_id).await?,
-            Wire::InClear(text) => self.xmpp.send_plain(&to, text, &origin_id).await?,
+        if stanza.to().parse::<BareJid>().is_err() {
+            return Err(XmppError::BadJid(stanza.to().to_owned()));
         }
+        let committed = self.store.commit(transaction).map_err(store_err)?;
+        self.xmpp.send_message(&stanza).await?;
         if let Some(id) = committed.outgoing {
             self.store.mark_sent(id).map_err(store_err)?;
         }
@@ -517,7 +510,7 @@ impl<S: Store> Hush<S> {
         else {
             return Ok(false);
         };
-        self.commit_and_send(&heal.jid, prepared).await?;
+        self.commit_and_send(prepared).await?;
         Ok(true)
     }
 
@@ -530,18 +523,19 @@ impl<S: Store> Hush<S> {
         else {
             return Ok(());
         };
-        self.commit_and_send(&owed.jid, prepared).await
+        self.commit_and_send(prepared).await
     }
 
-    /// Commits an empty message's transaction, then sends the message to `jid`.
+    /// Commits an empty message's transaction, then sends the message.
     async fn commit_and_send(
         &mut self,
-        jid: &str,
-        (transaction, element, origin_id): (Transaction, EncryptedElement, String),
+        (transaction, stanza): (Transaction, MessageStanza),
     ) -> Result<()> {
-        let to: BareJid = jid.parse().map_err(|_| XmppError::BadJid(jid.to_owned()))?;
+        if stanza.to().parse::<BareJid>().is_err() {
+            return Err(XmppError::BadJid(stanza.to().to_owned()));
+        }
         self.store.commit(transaction).map_err(store_err)?;
-        self.xmpp.send_encrypted(&to, &element, &origin_id).await
+        self.xmpp.send_message(&stanza).await
     }
 
     /// Waits up to `timeout` for the next message and commits it. Exact duplicates are

@@ -4,12 +4,13 @@ use std::net::IpAddr;
 use std::time::Duration;
 
 use futures::StreamExt;
-use hush_proto::{Bundle, DeviceList, Element, EncryptedElement, Suite};
+use hush_engine::MessageStanza;
+use hush_proto::{Bundle, DeviceList, Element, Suite};
 use tokio::sync::oneshot;
 use tokio_xmpp::connect::DnsConfig;
 use tokio_xmpp::parsers::iq::Iq;
 use tokio_xmpp::parsers::jid::{BareJid, Jid};
-use tokio_xmpp::parsers::message::{Message, MessageType};
+use tokio_xmpp::parsers::message::Message;
 use tokio_xmpp::parsers::presence::{Presence, Type as PresenceType};
 use tokio_xmpp::stanzastream::{Event, StanzaStage, StanzaState, StanzaStream, StreamEvent};
 use tokio_xmpp::xmlstream::Timeouts;
@@ -17,7 +18,7 @@ use tokio_xmpp::{IqRequest, IqResponse, Stanza};
 
 use crate::disco;
 use crate::error::{Result, XmppError};
-use crate::incoming::{classify, is_archive_result, Incoming, MAM, SID};
+use crate::incoming::{classify, is_archive_result, Incoming, MAM};
 use crate::login::{self, FirstLogin};
 use crate::pep;
 use crate::queue::BoundedQueue;
@@ -825,62 +826,18 @@ impl XmppClient {
         Ok(Bundle::from_element(&items[0], device_id)?)
     }
 
-    /// A chat message to `to` with its XEP-0359 origin id (used as the stanza id too).
-    fn chat_message(to: &BareJid, origin_id: &str) -> Message {
-        let mut m = Message::new(Some(to.clone().into()));
-        m.id = Some(tokio_xmpp::parsers::message::Id(origin_id.to_owned()));
-        m.type_ = MessageType::Chat;
-        m.payloads.push(
-            Element::builder("origin-id", SID)
-                .attr(
-                    tokio_xmpp::minidom::rxml::NcName::try_from("id").expect("valid"),
-                    origin_id,
-                )
-                .build(),
-        );
-        m
-    }
-
-    /// Sends an encrypted message. The only text in clear is a fixed fallback saying the
-    /// message is encrypted; nothing of the user's text.
-    pub async fn send_encrypted(
-        &mut self,
-        to: &BareJid,
-        encrypted: &EncryptedElement,
-        origin_id: &str,
-    ) -> Result<()> {
-        let mut m = Self::chat_message(to, origin_id);
-        if encrypted.payload.is_some() {
-            // Empty messages (key-exchange answers, heartbeats) carry no text to stand in for.
-            m.bodies.insert(
-                Default::default(),
-                "This message is encrypted with OMEMO; your client cannot decrypt it.".to_owned(),
-            );
+    /// Sends a `<message/>` stanza exactly as the engine built it (see
+    /// [`hush_engine::stanza`]).
+    pub async fn send_message(&mut self, stanza: &MessageStanza) -> Result<()> {
+        if stanza.to().parse::<BareJid>().is_err() {
+            return Err(XmppError::BadJid(stanza.to().to_owned()));
         }
-        m.payloads.push(encrypted.to_element());
-        m.payloads
-            .push(Element::builder("store", "urn:xmpp:hints").build());
-        m.payloads.push(
-            Element::builder("encryption", "urn:xmpp:eme:0")
-                .attr(
-                    tokio_xmpp::minidom::rxml::NcName::try_from("namespace").expect("valid"),
-                    encrypted.suite.namespace(),
-                )
-                .build(),
-        );
-        self.send(m.into()).await
-    }
-
-    /// Sends `text` in clear. Only the send policy calls this, on the user's explicit request.
-    pub(crate) async fn send_plain(
-        &mut self,
-        to: &BareJid,
-        text: &str,
-        origin_id: &str,
-    ) -> Result<()> {
-        let mut m = Self::chat_message(to, origin_id);
-        m.bodies.insert(Default::default(), text.to_owned());
-        self.send(m.into()).await
+        let message =
+            Message::try_from(stanza.to_element()).map_err(|e| XmppError::Unsendable {
+                to: stanza.to().to_owned(),
+                why: e.to_string(),
+            })?;
+        self.send(message.into()).await
     }
 
     /// Waits for the next encrypted message (other stanzas are skipped), up to `timeout`.

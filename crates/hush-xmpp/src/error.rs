@@ -41,6 +41,14 @@ pub enum XmppError {
     /// A JID that does not parse.
     #[error("invalid JID `{0}`")]
     BadJid(String),
+    /// A stanza the XMPP library does not take (a bug: the engine builds every stanza).
+    #[error("cannot send a message to {to}: {why}")]
+    Unsendable {
+        /// The addressee.
+        to: String,
+        /// What the XMPP library objected to.
+        why: String,
+    },
     /// The server answered a request with an error.
     #[error("the server refused {what}: {condition}")]
     Refused {

@@ -96,7 +96,11 @@ impl Stranger {
         self.sent += 1;
         let id = format!("hostile-{}", self.sent);
         self.client
-            .send_encrypted(victim, &encrypted, &id)
+            .send_message(&hush_engine::MessageStanza::encrypted(
+                victim.as_str(),
+                encrypted.clone(),
+                id.clone(),
+            ))
             .await
             .unwrap();
         self.client.flush().await.unwrap();

@@ -94,9 +94,13 @@ async fn omemo_through_prosody_in_both_namespaces() {
             &mut rng,
         )
         .unwrap();
-        bob.send_encrypted(&alice_bare, &el, &format!("m-{suite}"))
-            .await
-            .unwrap();
+        bob.send_message(&hush_engine::MessageStanza::encrypted(
+            alice_bare.as_str(),
+            el.clone(),
+            format!("m-{suite}"),
+        ))
+        .await
+        .unwrap();
 
         let incoming = alice
             .next_encrypted(Duration::from_secs(20))
@@ -211,7 +215,11 @@ async fn garbage_in_encrypted_is_a_visible_failure() {
     );
     let el = hush_proto::EncryptedElement::from_element(&junk.parse().unwrap()).unwrap();
     mallory
-        .send_encrypted(&alice_jid, &el, "junk-1")
+        .send_message(&hush_engine::MessageStanza::encrypted(
+            alice_jid.as_str(),
+            el.clone(),
+            "junk-1".to_owned(),
+        ))
         .await
         .unwrap();
     let d = alice

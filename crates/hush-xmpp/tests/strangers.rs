@@ -53,7 +53,11 @@ async fn flood(
         )
         .unwrap();
         mallory
-            .send_encrypted(alice, &el, &format!("flood-{tag}-{i}"))
+            .send_message(&hush_engine::MessageStanza::encrypted(
+                alice.as_str(),
+                el.clone(),
+                format!("flood-{tag}-{i}"),
+            ))
             .await
             .unwrap();
     }

@@ -40,12 +40,13 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use hush_engine::{
-    Delivery, Engine, Fetched, Inbound, InboundPayload, ReceiveStep, Route, SendOptions, Wire,
+    Delivery, Engine, Fetched, Inbound, InboundPayload, MessageStanza, ReceiveStep, Resend, Route,
+    SendOptions, Wire,
 };
 use hush_proto::policy::Properties;
 use hush_proto::{
-    Bundle, DeviceEntry, DeviceList, Element, EncryptedElement, KeyEntry, LocalDevice, ProtoError,
-    Suite, MAX_LISTED_DEVICES,
+    Bundle, DeviceEntry, DeviceList, EncryptedElement, KeyEntry, LocalDevice, ProtoError, Suite,
+    MAX_LISTED_DEVICES,
 };
 use hush_store::{Committed, Direction, MemoryStore, MessageIds, Store};
 use rand::rngs::StdRng;
@@ -757,30 +758,30 @@ impl World {
         dev.republish_owed = false;
         self.connect_pushes(id);
         self.check_on_connect(id);
-        let pending = self.dev(id).store.pending().unwrap();
-        for p in pending {
-            let origin_id = p
-                .origin_id
-                .clone()
-                .expect("the engine gives every message one");
-            if p.encrypted {
-                let element = std::str::from_utf8(&p.stanza)
-                    .ok()
-                    .and_then(|s| s.parse::<Element>().ok())
-                    .and_then(|e| EncryptedElement::from_element(&e).ok())
-                    .expect("the outbox keeps the element as sent");
-                let provenance = Provenance::Real(self.sent_by_origin(&origin_id));
-                self.transmit(
-                    id,
-                    &p.peer,
-                    Payload::Encrypted(element),
-                    &origin_id,
-                    provenance,
-                );
-            }
-            // A message the user asked to send in clear is not sent later by itself (the
-            // settings may have changed): it leaves the outbox unsent.
-            self.dev(id).store.mark_sent(p.id).unwrap();
+        let dev = self.dev(id);
+        let resends = dev.engine.pending_resends(&dev.store).unwrap();
+        for resend in resends {
+            let entry = match resend {
+                Resend::Encrypted { id: entry, stanza } => {
+                    let Wire::Encrypted(element) = stanza.content().clone() else {
+                        panic!("an encrypted outbox entry resent in clear")
+                    };
+                    let provenance = Provenance::Real(self.sent_by_origin(stanza.origin_id()));
+                    self.transmit(
+                        id,
+                        stanza.to(),
+                        Payload::Encrypted(element),
+                        stanza.origin_id(),
+                        provenance,
+                    );
+                    entry
+                }
+                // A message the user asked to send in clear is not sent later by itself (the
+                // settings may have changed): it leaves the outbox unsent.
+                Resend::DropInClear { id: entry, .. } => entry,
+                Resend::Unreadable { .. } => panic!("the outbox keeps the element as sent"),
+            };
+            self.dev(id).store.mark_sent(entry).unwrap();
         }
     }
 
@@ -930,7 +931,9 @@ impl World {
                 }
             }
         };
-        let (payload, in_clear) = match prepared.wire {
+        let stanza = prepared.stanza;
+        assert_eq!(stanza.to(), to, "the stanza goes to whom the user wrote to");
+        let (payload, in_clear) = match stanza.content().clone() {
             Wire::Encrypted(el) => (Payload::Encrypted(el), false),
             Wire::InClear(body) => (Payload::Plain(body), true),
         };
@@ -969,7 +972,7 @@ impl World {
             from,
             sender: jid,
             to: to.to_owned(),
-            origin_id: prepared.origin_id.clone(),
+            origin_id: stanza.origin_id().to_owned(),
             readers: if in_clear {
                 Vec::new()
             } else {
@@ -993,7 +996,7 @@ impl World {
             from,
             to,
             payload,
-            &prepared.origin_id,
+            stanza.origin_id(),
             Provenance::Real(Some(index)),
         );
         self.point(from)?;
@@ -1458,8 +1461,16 @@ impl World {
         &mut self,
         id: u32,
         to: &str,
-        (tx, element, origin_id): (hush_store::Transaction, EncryptedElement, String),
+        (tx, stanza): (hush_store::Transaction, MessageStanza),
     ) -> Result<(), Crashed> {
+        assert_eq!(
+            stanza.to(),
+            to,
+            "an empty message goes to the device it is for"
+        );
+        let Wire::Encrypted(element) = stanza.content().clone() else {
+            panic!("an empty message in clear")
+        };
         self.point(id)?;
         self.dev(id).store.commit(tx).unwrap();
         self.point(id)?;
@@ -1467,7 +1478,7 @@ impl World {
             id,
             to,
             Payload::Encrypted(element),
-            &origin_id,
+            stanza.origin_id(),
             Provenance::Real(None),
         );
         Ok(())

@@ -1,0 +1,189 @@
+//! The `<message/>` stanzas the engine hands the shell to transmit, whole.
+//!
+//! Everything a chat message carries on the wire is decided here, not in the network shell:
+//! the addressee and `type='chat'`; the XEP-0359 origin id (also the stanza's `id`, so a
+//! server echo or an archived copy can be matched to what we sent); for an encrypted message
+//! the OMEMO element, a fixed fallback body saying the message is encrypted (nothing of the
+//! user's text), the XEP-0334 store hint (so the server archives it and delivers it offline
+//! even without a body it understands) and the XEP-0380 encryption mark; for a message the
+//! user asked to send in clear, its body. The shell sends [`MessageStanza::to_element`] as it
+//! is.
+
+use hush_proto::{Element, EncryptedElement};
+
+/// What a message carries.
+#[derive(Debug, Clone)]
+pub enum Wire {
+    /// An OMEMO element.
+    Encrypted(EncryptedElement),
+    /// A body in clear.
+    InClear(String),
+}
+
+/// The text in clear of every encrypted message with content: only that it is encrypted.
+pub const FALLBACK_BODY: &str =
+    "This message is encrypted with OMEMO; your client cannot decrypt it.";
+
+const CLIENT_NS: &str = "jabber:client";
+const SID_NS: &str = "urn:xmpp:sid:0";
+const HINTS_NS: &str = "urn:xmpp:hints";
+const EME_NS: &str = "urn:xmpp:eme:0";
+
+/// One chat message to transmit.
+#[derive(Debug, Clone)]
+pub struct MessageStanza {
+    to: String,
+    origin_id: String,
+    content: Wire,
+}
+
+impl MessageStanza {
+    /// An encrypted message to the bare JID `to`.
+    pub fn encrypted(to: &str, element: EncryptedElement, origin_id: String) -> Self {
+        Self {
+            to: to.to_owned(),
+            origin_id,
+            content: Wire::Encrypted(element),
+        }
+    }
+
+    /// A message in clear to `to`: only ever built on the user's explicit request.
+    pub(crate) fn in_clear(to: &str, text: &str, origin_id: String) -> Self {
+        Self {
+            to: to.to_owned(),
+            origin_id,
+            content: Wire::InClear(text.to_owned()),
+        }
+    }
+
+    /// The addressee's bare JID.
+    pub fn to(&self) -> &str {
+        &self.to
+    }
+
+    /// The XEP-0359 origin id (and stanza id).
+    pub fn origin_id(&self) -> &str {
+        &self.origin_id
+    }
+
+    /// What the message carries.
+    pub fn content(&self) -> &Wire {
+        &self.content
+    }
+
+    /// The whole `<message/>` stanza, in the `jabber:client` namespace.
+    pub fn to_element(&self) -> Element {
+        let mut message = Element::builder("message", CLIENT_NS)
+            .attr(name("to"), self.to.as_str())
+            .attr(name("type"), "chat")
+            .attr(name("id"), self.origin_id.as_str())
+            .build();
+        let body = |text: &str| Element::builder("body", CLIENT_NS).append(text).build();
+        match &self.content {
+            Wire::Encrypted(element) => {
+                // Empty messages (key-exchange answers, heartbeats) carry no text to stand in
+                // for.
+                if element.payload.is_some() {
+                    message.append_child(body(FALLBACK_BODY));
+                }
+                message.append_child(origin_id(&self.origin_id));
+                message.append_child(element.to_element());
+                message.append_child(Element::builder("store", HINTS_NS).build());
+                message.append_child(
+                    Element::builder("encryption", EME_NS)
+                        .attr(name("namespace"), element.suite.namespace())
+                        .build(),
+                );
+            }
+            Wire::InClear(text) => {
+                message.append_child(body(text));
+                message.append_child(origin_id(&self.origin_id));
+            }
+        }
+        message
+    }
+}
+
+fn origin_id(id: &str) -> Element {
+    Element::builder("origin-id", SID_NS)
+        .attr(name("id"), id)
+        .build()
+}
+
+/// An attribute name of this module.
+fn name(name: &'static str) -> minidom::rxml::NcName {
+    minidom::rxml::NcName::try_from(name).expect("attribute names in this module are valid NCNames")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use hush_proto::{KeyEntry, Suite};
+
+    fn encrypted(payload: Option<Vec<u8>>) -> EncryptedElement {
+        EncryptedElement {
+            suite: Suite::Omemo2,
+            sid: 7,
+            keys: vec![KeyEntry {
+                jid: Some("you@example.org".into()),
+                rid: 9,
+                kex: false,
+                data: vec![1, 2, 3],
+            }],
+            iv: None,
+            payload,
+        }
+    }
+
+    #[test]
+    fn an_encrypted_message_carries_no_text_but_the_fallback() {
+        let s =
+            MessageStanza::encrypted("you@example.org", encrypted(Some(vec![4; 8])), "o-1".into());
+        let e = s.to_element();
+        assert!(e.is("message", CLIENT_NS));
+        assert_eq!(e.attr("to"), Some("you@example.org"));
+        assert_eq!(e.attr("type"), Some("chat"));
+        assert_eq!(e.attr("id"), Some("o-1"));
+        let bodies: Vec<String> = e
+            .children()
+            .filter(|c| c.is("body", CLIENT_NS))
+            .map(Element::text)
+            .collect();
+        assert_eq!(bodies, [FALLBACK_BODY]);
+        assert_eq!(
+            e.get_child("origin-id", SID_NS).and_then(|c| c.attr("id")),
+            Some("o-1")
+        );
+        assert!(e.get_child("store", HINTS_NS).is_some());
+        assert_eq!(
+            e.get_child("encryption", EME_NS)
+                .and_then(|c| c.attr("namespace")),
+            Some(Suite::Omemo2.namespace())
+        );
+        let omemo = e
+            .get_child("encrypted", Suite::Omemo2.namespace())
+            .expect("the element");
+        assert_eq!(
+            EncryptedElement::from_element(omemo).unwrap(),
+            encrypted(Some(vec![4; 8]))
+        );
+    }
+
+    #[test]
+    fn an_empty_message_has_no_body() {
+        let s = MessageStanza::encrypted("you@example.org", encrypted(None), "o-2".into());
+        assert!(s.to_element().get_child("body", CLIENT_NS).is_none());
+    }
+
+    #[test]
+    fn a_message_in_clear_carries_its_text_and_no_encryption_mark() {
+        let s = MessageStanza::in_clear("you@example.org", "hi <there>", "o-3".into());
+        let e = s.to_element();
+        assert_eq!(
+            e.get_child("body", CLIENT_NS).map(Element::text).as_deref(),
+            Some("hi <there>")
+        );
+        assert!(e.get_child("encryption", EME_NS).is_none());
+        assert!(e.get_child("store", HINTS_NS).is_none());
+    }
+}
