@@ -10,7 +10,7 @@ use serde_json::{json, Value};
 use crate::Fallible;
 
 /// The `security` object of `--json` output.
-pub fn properties_json(p: &Properties) -> Value {
+pub(crate) fn properties_json(p: &Properties) -> Value {
     json!({
         "confidentiality": p.confidentiality,
         "integrity": p.integrity,
@@ -33,7 +33,7 @@ struct Known {
 }
 
 /// The trust state's name; a key we have not seen yet counts as undecided.
-pub fn trust_name(t: Option<Trust>) -> &'static str {
+pub(crate) fn trust_name(t: Option<Trust>) -> &'static str {
     t.map_or("undecided", Trust::as_str)
 }
 
@@ -75,7 +75,12 @@ fn known_devices(store: &SqliteStore, jid: &str, own_device: Option<u32>) -> Fal
 }
 
 /// `hush status JID`.
-pub fn status(store: &SqliteStore, jid: &str, global_off: bool, json_out: bool) -> Fallible<()> {
+pub(crate) fn status(
+    store: &SqliteStore,
+    jid: &str,
+    global_off: bool,
+    json_out: bool,
+) -> Fallible<()> {
     let e = |e: hush_store::StoreError| e.to_string();
     let account = store
         .account()
@@ -225,7 +230,7 @@ fn hex_only(s: &str) -> String {
 
 /// `hush trust` / `hush distrust JID DEVICE-OR-FINGERPRINT`: sets the trust of the matching
 /// identity key(s) we hold a session with.
-pub fn set_trust(
+pub(crate) fn set_trust(
     store: &mut SqliteStore,
     jid: &str,
     which: &str,
@@ -258,7 +263,7 @@ pub fn set_trust(
 
 /// The verification URI of one device (what its QR code holds):
 /// `xmpp:JID?omemo-sid-DEVICE=FINGERPRINT-HEX`.
-pub fn verification_uri(jid: &str, device: u32, identity: &IdentityKey) -> String {
+pub(crate) fn verification_uri(jid: &str, device: u32, identity: &IdentityKey) -> String {
     format!(
         "xmpp:{jid}?omemo-sid-{device}={}",
         hex_only(&identity.fingerprint())
@@ -268,7 +273,7 @@ pub fn verification_uri(jid: &str, device: u32, identity: &IdentityKey) -> Strin
 /// The `(device, fingerprint hex)` pairs of a verification URI:
 /// `xmpp:JID?omemo-sid-DEVICE=HEX;omemo-sid-DEVICE=HEX` (Conversations' form; `omemo2-sid-`
 /// is accepted too). The JID is returned first.
-pub fn parse_uri(uri: &str) -> Fallible<(String, Vec<(u32, String)>)> {
+pub(crate) fn parse_uri(uri: &str) -> Fallible<(String, Vec<(u32, String)>)> {
     let bad = || {
         format!("`{uri}` is not an OMEMO verification URI (xmpp:JID?omemo-sid-DEVICE=FINGERPRINT)")
     };
@@ -314,7 +319,7 @@ fn key_matches(identity: &IdentityKey, hex: &str) -> bool {
 
 /// `hush verify URI`: marks each listed device verified if the key we hold for it is the one in
 /// the URI; a different key is reported as a mismatch and left as it is.
-pub fn verify(store: &mut SqliteStore, uri: &str, now: u64) -> Fallible<Vec<(u32, String)>> {
+pub(crate) fn verify(store: &mut SqliteStore, uri: &str, now: u64) -> Fallible<Vec<(u32, String)>> {
     let e = |e: hush_store::StoreError| e.to_string();
     let (jid, keys) = parse_uri(uri)?;
     let mut done = Vec::new();

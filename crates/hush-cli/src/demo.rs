@@ -264,7 +264,7 @@ fn received(n: &Narrator, cast: &Cast, at: &Device, d: &Delivery, expected: &str
 }
 
 /// Runs the demo. `json`: events instead of prose.
-pub async fn run(json: bool) -> Fallible<()> {
+pub(crate) async fn run(json: bool) -> Fallible<()> {
     let n = Narrator {
         json,
         pace: !json && std::io::stdout().is_terminal(),
@@ -316,10 +316,9 @@ async fn story(n: &Narrator, server: &DevServer) -> Fallible<()> {
         devices.push(hush);
         n.pause().await;
     }
-    let bob_laptop = devices.pop().expect("four devices");
-    let mut bob_phone = devices.pop().expect("four devices");
-    let mut alice_laptop = devices.pop().expect("four devices");
-    let mut alice_phone = devices.pop().expect("four devices");
+    let [mut alice_phone, mut alice_laptop, mut bob_phone, bob_laptop]: [Hush<_>; 4] = devices
+        .try_into()
+        .map_err(|_| "the demo sets up exactly four devices".to_owned())?;
     let bob_laptop_name = cast.of(&bob_laptop);
     let bob_laptop_store = bob_laptop.close().await.map_err(err)?;
     n.event(

@@ -30,7 +30,7 @@ use serde_json::{json, Value};
 use zeroize::Zeroizing;
 
 /// The account's connection settings.
-pub struct Config {
+pub(crate) struct Config {
     pub jid: String,
     pub server: Option<String>,
     pub insecure_loopback: bool,
@@ -67,7 +67,7 @@ impl Config {
 
 /// Where the store passphrase comes from.
 #[derive(Clone, Debug)]
-pub enum PassphraseSource {
+pub(crate) enum PassphraseSource {
     /// `--passphrase-stdin`.
     Stdin,
     /// `--passphrase-env NAME`.
@@ -77,11 +77,11 @@ pub enum PassphraseSource {
 }
 
 /// The environment variable read when no other passphrase source is named.
-pub const PASSPHRASE_VAR: &str = "HUSH_PASSPHRASE";
+pub(crate) const PASSPHRASE_VAR: &str = "HUSH_PASSPHRASE";
 
 /// How the store of a home is kept.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum StoreKind {
+pub(crate) enum StoreKind {
     /// SQLCipher, with the passphrase.
     Encrypted,
     /// Plain SQLite, chosen with `hush init --unencrypted-store`.
@@ -93,7 +93,7 @@ pub enum StoreKind {
 /// The first bytes of every unencrypted SQLite file; an SQLCipher file starts with its salt.
 const SQLITE_HEADER: &[u8; 16] = b"SQLite format 3\0";
 
-pub struct Home {
+pub(crate) struct Home {
     dir: PathBuf,
     source: PassphraseSource,
     passphrase: OnceCell<Zeroizing<String>>,
@@ -103,7 +103,10 @@ pub struct Home {
 
 impl Home {
     /// `--home`, else `$XDG_DATA_HOME/hush`, else `~/.local/share/hush`.
-    pub fn locate(explicit: Option<PathBuf>, source: PassphraseSource) -> Result<Self, String> {
+    pub(crate) fn locate(
+        explicit: Option<PathBuf>,
+        source: PassphraseSource,
+    ) -> Result<Self, String> {
         let dir = explicit
             .or_else(|| std::env::var_os("XDG_DATA_HOME").map(|d| PathBuf::from(d).join("hush")))
             .or_else(|| {
@@ -119,7 +122,7 @@ impl Home {
         })
     }
 
-    pub fn dir(&self) -> &Path {
+    pub(crate) fn dir(&self) -> &Path {
         &self.dir
     }
 
@@ -132,12 +135,12 @@ impl Home {
     }
 
     /// True if a passphrase source was named on the command line.
-    pub fn passphrase_named(&self) -> bool {
+    pub(crate) fn passphrase_named(&self) -> bool {
         !matches!(self.source, PassphraseSource::Default)
     }
 
     /// True if the passphrase is to be read from standard input.
-    pub fn passphrase_from_stdin(&self) -> bool {
+    pub(crate) fn passphrase_from_stdin(&self) -> bool {
         matches!(self.source, PassphraseSource::Stdin)
     }
 
@@ -213,7 +216,7 @@ impl Home {
     }
 
     /// Asks for the passphrase of a new store now (before anything is created).
-    pub fn new_passphrase(&self) -> Result<(), String> {
+    pub(crate) fn new_passphrase(&self) -> Result<(), String> {
         self.passphrase(true).map(|_| ())
     }
 
@@ -262,7 +265,7 @@ impl Home {
     /// would each save their own copy of a session, and the later save would roll back the
     /// other's sending chain: the next message would reuse a message key. So only one `hush`
     /// at a time does; a second one stops with this error instead.
-    pub fn lock_sessions(&self) -> Result<(), String> {
+    pub(crate) fn lock_sessions(&self) -> Result<(), String> {
         static HELD: std::sync::OnceLock<std::fs::File> = std::sync::OnceLock::new();
         if HELD.get().is_some() {
             return Ok(());
@@ -294,12 +297,12 @@ impl Home {
     }
 
     /// True if the directory already holds a home (made by `hush init`, maybe half-made).
-    pub fn exists(&self) -> bool {
+    pub(crate) fn exists(&self) -> bool {
         self.config_path().exists() || self.store_path().exists()
     }
 
     /// Creates the directory (mode 0700) for a new home.
-    pub fn create(&self) -> Result<(), String> {
+    pub(crate) fn create(&self) -> Result<(), String> {
         std::fs::create_dir_all(&self.dir).map_err(|e| format!("{}: {e}", self.dir.display()))?;
         #[cfg(unix)]
         {
@@ -313,7 +316,7 @@ impl Home {
     /// Creates the store of a new home, encrypted with the passphrase (asked for by
     /// [`Home::new_passphrase`]) unless `encrypted` is false, and records which in
     /// config.json.
-    pub fn create_store(&self, encrypted: bool) -> Result<SqliteStore, String> {
+    pub(crate) fn create_store(&self, encrypted: bool) -> Result<SqliteStore, String> {
         let passphrase = if encrypted {
             Some(self.passphrase(true)?.clone())
         } else {
@@ -338,7 +341,7 @@ impl Home {
     }
 
     /// An error unless the directory holds a home made by `hush init`.
-    pub fn require(&self) -> Result<(), String> {
+    pub(crate) fn require(&self) -> Result<(), String> {
         if !self.dir.exists() {
             return Err(format!(
                 "{} does not exist: run `hush init` first",
@@ -415,7 +418,7 @@ impl Home {
 
     /// Opens the store: checks and tightens permissions, asks for the passphrase if it is
     /// encrypted, and warns (once per run) if it is not.
-    pub fn open_store(&self) -> Result<SqliteStore, String> {
+    pub(crate) fn open_store(&self) -> Result<SqliteStore, String> {
         let kind = self.kind()?;
         self.secure()?;
         let passphrase = match kind {
@@ -507,7 +510,7 @@ impl Home {
 
     /// The account's settings: from the store, or from config.json in homes of older
     /// versions.
-    pub fn config(&self, store: &SqliteStore) -> Result<Config, String> {
+    pub(crate) fn config(&self, store: &SqliteStore) -> Result<Config, String> {
         let get = |k: &str| store.setting(k).map_err(|e| e.to_string());
         match get("config")? {
             Some(text) => {
@@ -533,7 +536,7 @@ impl Home {
     }
 
     /// Saves the account's settings where [`Home::config`] reads them.
-    pub fn write_config(&self, store: &mut SqliteStore, c: &Config) -> Result<(), String> {
+    pub(crate) fn write_config(&self, store: &mut SqliteStore, c: &Config) -> Result<(), String> {
         if self.kind()? == StoreKind::Legacy
             && store
                 .setting("config")
@@ -590,7 +593,7 @@ impl Home {
     /// `hush store encrypt`: moves the settings of an older home into its store, encrypts
     /// the store under a new passphrase (through an encrypted copy that then takes the old
     /// file's place) and leaves config.json with nothing secret in it.
-    pub fn encrypt_store(&self) -> Result<(), String> {
+    pub(crate) fn encrypt_store(&self) -> Result<(), String> {
         let kind = self.kind()?;
         if kind == StoreKind::Encrypted {
             return Err(format!(
@@ -651,7 +654,7 @@ impl Home {
     }
 
     /// Undoes a failed `init`.
-    pub fn remove_created(&self) {
+    pub(crate) fn remove_created(&self) {
         for f in HOME_FILES {
             let _ = std::fs::remove_file(self.dir.join(f));
         }

@@ -15,11 +15,11 @@
 use std::fmt::Write as _;
 
 /// What a continuation line of a multi-line text starts with.
-pub const CONTINUATION: &str = "\n    | ";
+pub(crate) const CONTINUATION: &str = "\n    | ";
 
 /// `text` with its line breaks turned into [`CONTINUATION`] lines and every other control or
 /// direction-changing character shown as a `\u{…}` escape.
-pub fn printable(text: &str) -> String {
+pub(crate) fn printable(text: &str) -> String {
     let mut out = String::with_capacity(text.len());
     let mut chars = text.chars().peekable();
     while let Some(c) = chars.next() {
@@ -70,7 +70,7 @@ fn most_columns(c: char) -> usize {
 /// `text` (already [`printable`]) with every line broken before it reaches `width` columns,
 /// the pieces after the first starting a [`CONTINUATION`] line; as it is when `width` is
 /// `None` (not a terminal).
-pub fn fit(text: &str, width: Option<usize>) -> String {
+pub(crate) fn fit(text: &str, width: Option<usize>) -> String {
     let prefix = &CONTINUATION[1..];
     let Some(width) = width.filter(|w| *w > prefix.len() + 8) else {
         return text.to_owned();
@@ -96,12 +96,12 @@ pub fn fit(text: &str, width: Option<usize>) -> String {
 }
 
 /// The width of the terminal standard output goes to, if it is one.
-pub fn stdout_width() -> Option<usize> {
+pub(crate) fn stdout_width() -> Option<usize> {
     columns(std::io::stdout())
 }
 
 /// The width of the terminal standard error goes to, if it is one.
-pub fn stderr_width() -> Option<usize> {
+pub(crate) fn stderr_width() -> Option<usize> {
     columns(std::io::stderr())
 }
 

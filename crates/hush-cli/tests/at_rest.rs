@@ -4,6 +4,14 @@
 //! that changes nothing; loose permissions are tightened; the explicit opt-out works and warns;
 //! homes of older versions keep working and `hush store encrypt` encrypts them.
 
+// Test code: a failed assumption is a failed test, so it may unwrap, expect and panic.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    unreachable_pub
+)]
+
 #[path = "../../hush-xmpp/tests/common/mod.rs"]
 mod common;
 mod support;

@@ -1,6 +1,14 @@
 //! The `hush` binary against a private Prosody: init, send, recv --json, fingerprint, devices,
 //! session reset, and the errors a script relies on.
 
+// Test code: a failed assumption is a failed test, so it may unwrap, expect and panic.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    unreachable_pub
+)]
+
 #[path = "../../hush-xmpp/tests/common/mod.rs"]
 mod common;
 mod support;

@@ -1,6 +1,14 @@
 //! `hush demo` is the README's first command: it must run with nothing set up (no home
 //! directory, no server installed) and tell a story whose every claim it checked.
 
+// Test code: a failed assumption is a failed test, so it may unwrap, expect and panic.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    unreachable_pub
+)]
+
 use std::process::Command;
 
 use serde_json::Value;

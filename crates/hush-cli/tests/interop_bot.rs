@@ -7,6 +7,14 @@
 //! from the interop venv (`HUSH_PYTHON`, or `.venv/` as `./scripts/test` creates it); without it
 //! this test fails with instructions — it never skips.
 
+// Test code: a failed assumption is a failed test, so it may unwrap, expect and panic.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    unreachable_pub
+)]
+
 #[path = "../../hush-xmpp/tests/common/mod.rs"]
 mod common;
 mod support;

@@ -1,6 +1,14 @@
 //! The policy commands of the `hush` binary against Prosody: `send --plaintext`, `config`,
 //! `status`, `trust`, and the security properties in `send` / `recv` JSON.
 
+// Test code: a failed assumption is a failed test, so it may unwrap, expect and panic.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    unreachable_pub
+)]
+
 #[path = "../../hush-xmpp/tests/common/mod.rs"]
 mod common;
 mod support;

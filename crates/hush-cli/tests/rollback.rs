@@ -4,6 +4,14 @@
 //! server's archive, not in the store). Either way the user is warned once and the next
 //! message reaches the contact, on a new session.
 
+// Test code: a failed assumption is a failed test, so it may unwrap, expect and panic.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    unreachable_pub
+)]
+
 #[path = "../../hush-xmpp/tests/common/mod.rs"]
 mod common;
 mod support;

@@ -2,6 +2,14 @@
 //! server's CA trusted (through `SSL_CERT_FILE`, which the system trust store loader honours)
 //! two users talk; without it the login fails at once with a certificate error.
 
+// Test code: a failed assumption is a failed test, so it may unwrap, expect and panic.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    unreachable_pub
+)]
+
 #[path = "../../hush-xmpp/tests/common/mod.rs"]
 mod common;
 

@@ -36,6 +36,10 @@ pub(crate) mod ns {
 
 /// An attribute name. Only ever called with literals of this crate, all valid NCNames (the
 /// unit tests build every one of them).
+#[expect(
+    clippy::expect_used,
+    reason = "attribute names in this crate are static, valid NCNames"
+)]
 fn attr_name(name: &'static str) -> NcName {
     NcName::try_from(name).expect("attribute names in this crate are valid NCNames")
 }

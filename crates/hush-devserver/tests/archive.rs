@@ -4,6 +4,14 @@
 //! and in order; a resume point from another server run is answered with `item-not-found`
 //! and the client reads again from the start.
 
+// Test code: a failed assumption is a failed test, so it may unwrap, expect and panic.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    unreachable_pub
+)]
+
 mod support;
 
 use std::sync::{Arc, Mutex};

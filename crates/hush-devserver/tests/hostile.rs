@@ -3,6 +3,14 @@
 //! that replays what a client sends (the recipient keeps it once), a forged stanza and raw
 //! bytes injected straight into a session.
 
+// Test code: a failed assumption is a failed test, so it may unwrap, expect and panic.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    unreachable_pub
+)]
+
 mod support;
 
 use std::sync::{Arc, Mutex};

@@ -3,6 +3,14 @@
 //! with `unsupported-stanza-type` — before or after login — and the server keeps serving
 //! everyone else.
 
+// Test code: a failed assumption is a failed test, so it may unwrap, expect and panic.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    unreachable_pub
+)]
+
 mod support;
 
 use hush_devserver::{DevServer, Options};

@@ -3,6 +3,14 @@
 //! mechanisms, binding a chosen resource, the legacy session request, and a second bind of
 //! the same full JID replacing the first session.
 
+// Test code: a failed assumption is a failed test, so it may unwrap, expect and panic.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    unreachable_pub
+)]
+
 mod support;
 
 use hush_xmpp::{XmppClient, XmppError};

@@ -3,6 +3,14 @@
 //! a new device's device-list notification (PEP `+notify`, learnt through caps and disco)
 //! reaching the account's other device.
 
+// Test code: a failed assumption is a failed test, so it may unwrap, expect and panic.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    unreachable_pub
+)]
+
 mod support;
 
 use std::time::Duration;

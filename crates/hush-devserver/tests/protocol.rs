@@ -2,6 +2,14 @@
 //! Carbons rules, XEP-0359 stanza ids, PEP publish-options preconditions and access models,
 //! archive paging with RSM, and offline delivery on initial presence.
 
+// Test code: a failed assumption is a failed test, so it may unwrap, expect and panic.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    unreachable_pub
+)]
+
 mod support;
 
 use support::{server, Raw};

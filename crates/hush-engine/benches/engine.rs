@@ -9,6 +9,14 @@
 //! * `per 100 messages/…` run 100 in-order messages each, the engine's with every transaction
 //!   committed to an in-memory store and settled: the whole receive path without a network.
 
+// Test code: a failed assumption is a failed test, so it may unwrap, expect and panic.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    unreachable_pub
+)]
+
 #[path = "../tests/support/mod.rs"]
 mod support;
 

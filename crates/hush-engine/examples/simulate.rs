@@ -12,6 +12,14 @@
 //! cargo run --release -p hush-engine --example simulate -- --seed 1234 --shrink
 //! ```
 
+// Test code: a failed assumption is a failed test, so it may unwrap, expect and panic.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    unreachable_pub
+)]
+
 #[path = "../tests/support/mod.rs"]
 mod support;
 

@@ -111,6 +111,10 @@ fn origin_id(id: &str) -> Element {
 }
 
 /// An attribute name of this module.
+#[expect(
+    clippy::expect_used,
+    reason = "attribute names in this module are static, valid NCNames"
+)]
 fn name(name: &'static str) -> minidom::rxml::NcName {
     minidom::rxml::NcName::try_from(name).expect("attribute names in this module are valid NCNames")
 }

@@ -2,6 +2,14 @@
 //! live message read again from the archive, a replay) spends no budget and writes nothing, and
 //! a "sent" copy of our own that does not authenticate makes nobody a contact.
 
+// Test code: a failed assumption is a failed test, so it may unwrap, expect and panic.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    unreachable_pub
+)]
+
 mod support;
 
 use hush_engine::strangers;

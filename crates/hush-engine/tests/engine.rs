@@ -3,6 +3,14 @@
 //! accounts and devices (see the support module): a fixed set of seeds, property-based
 //! schedules, and the failures it found, kept as regression tests.
 
+// Test code: a failed assumption is a failed test, so it may unwrap, expect and panic.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    unreachable_pub
+)]
+
 mod support;
 
 use hush_engine::Engine;

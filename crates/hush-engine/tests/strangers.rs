@@ -1,6 +1,14 @@
 //! A flood of strangers: past the number of senders that get a notice by name, the others
 //! still get one notice together, once an hour, so nobody is ignored without a word.
 
+// Test code: a failed assumption is a failed test, so it may unwrap, expect and panic.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    unreachable_pub
+)]
+
 mod support;
 
 use hush_store::{MessageIds, Store};

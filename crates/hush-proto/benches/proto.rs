@@ -2,6 +2,14 @@
 //! multi-device fan-out, in both suites where they differ, and what one message costs against
 //! the largest session record a peer can make us keep.
 
+// Test code: a failed assumption is a failed test, so it may unwrap, expect and panic.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    unreachable_pub
+)]
+
 use std::hint::black_box;
 
 use criterion::{criterion_group, criterion_main, Criterion};

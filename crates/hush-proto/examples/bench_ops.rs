@@ -2,6 +2,14 @@
 //! simple loop the Python side uses, and prints `{"op": nanoseconds per operation, ...}`.
 //! The criterion benches (`cargo bench`) are the precise numbers; this is for the side-by-side.
 
+// Test code: a failed assumption is a failed test, so it may unwrap, expect and panic.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    unreachable_pub
+)]
+
 use std::hint::black_box;
 use std::time::{Duration, Instant};
 

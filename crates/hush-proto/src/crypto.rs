@@ -17,6 +17,10 @@ use crate::error::{ProtoError, Result};
 type HmacSha256 = Hmac<Sha256>;
 
 /// HKDF-SHA-256 with the given salt and info, filling `N` bytes.
+#[expect(
+    clippy::expect_used,
+    reason = "HKDF-SHA-256 fails only above 255 * 32 output bytes; every N here is at most 80"
+)]
 pub(crate) fn hkdf<const N: usize>(salt: &[u8], ikm: &[u8], info: &[u8]) -> Zeroizing<[u8; N]> {
     let mut out = Zeroizing::new([0u8; N]);
     Hkdf::<Sha256>::new(Some(salt), ikm)
@@ -26,6 +30,7 @@ pub(crate) fn hkdf<const N: usize>(salt: &[u8], ikm: &[u8], info: &[u8]) -> Zero
 }
 
 /// Full HMAC-SHA-256 over the concatenation of `parts`.
+#[expect(clippy::expect_used, reason = "HMAC accepts keys of any length")]
 pub(crate) fn hmac_sha256(key: &[u8], parts: &[&[u8]]) -> [u8; 32] {
     let mut mac = <HmacSha256 as KeyInit>::new_from_slice(key).expect("HMAC takes any key length");
     for p in parts {
@@ -35,6 +40,7 @@ pub(crate) fn hmac_sha256(key: &[u8], parts: &[&[u8]]) -> [u8; 32] {
 }
 
 /// Constant-time check of a truncated HMAC-SHA-256 tag over `parts`.
+#[expect(clippy::expect_used, reason = "HMAC accepts keys of any length")]
 pub(crate) fn hmac_verify_truncated(key: &[u8], parts: &[&[u8]], tag: &[u8]) -> bool {
     let mut mac = <HmacSha256 as KeyInit>::new_from_slice(key).expect("HMAC takes any key length");
     for p in parts {
@@ -71,6 +77,10 @@ type Aes128Gcm16 = AesGcm<Aes128, aes_gcm::aead::consts::U16>;
 
 /// AES-128-GCM as legacy OMEMO uses it: returns `(ciphertext, tag)` separately, because the tag
 /// travels inside the per-device key material, not with the payload.
+#[expect(
+    clippy::expect_used,
+    reason = "AES-GCM refuses only plaintexts above 2^36 bytes; payloads are bounded far below"
+)]
 pub(crate) fn aes128_gcm_encrypt(
     key: &[u8; 16],
     iv: &[u8; 12],
@@ -108,16 +118,16 @@ pub(crate) fn aes128_gcm_decrypt(
         msg: &joined,
         aad: b"",
     };
-    let result = match iv.len() {
-        12 => Aes128Gcm12::new(key.into()).decrypt(iv.try_into().expect("length checked"), payload),
-        16 => Aes128Gcm16::new(key.into()).decrypt(iv.try_into().expect("length checked"), payload),
-        n => {
-            return Err(ProtoError::BadLength {
-                what: "legacy payload IV",
-                got: n,
-                expected: "12 or 16",
-            });
-        }
+    let result = if let Ok(iv) = <&[u8; 12]>::try_from(iv) {
+        Aes128Gcm12::new(key.into()).decrypt(iv.into(), payload)
+    } else if let Ok(iv) = <&[u8; 16]>::try_from(iv) {
+        Aes128Gcm16::new(key.into()).decrypt(iv.into(), payload)
+    } else {
+        return Err(ProtoError::BadLength {
+            what: "legacy payload IV",
+            got: iv.len(),
+            expected: "12 or 16",
+        });
     };
     result.map_err(|_| ProtoError::AuthenticationFailed("payload"))
 }

@@ -201,12 +201,14 @@ impl IdentityKey {
     /// The fingerprint users compare: the Curve25519 form as 8 groups of 8 lowercase hex digits,
     /// which matches what legacy clients show for the same key.
     pub fn fingerprint(&self) -> String {
-        let hex = hex32(&self.curve);
-        hex.as_bytes()
-            .chunks(8)
-            .map(|c| core::str::from_utf8(c).expect("hex is ASCII"))
-            .collect::<Vec<_>>()
-            .join(" ")
+        let mut out = String::with_capacity(64 + 7);
+        for (i, c) in hex32(&self.curve).chars().enumerate() {
+            if i > 0 && i % 8 == 0 {
+                out.push(' ');
+            }
+            out.push(c);
+        }
+        out
     }
 
     /// True if both keys are the same identity (sign of the Edwards form aside), in constant time.

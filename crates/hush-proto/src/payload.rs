@@ -140,9 +140,11 @@ pub(crate) fn open(
             let iv = iv.ok_or_else(|| {
                 ProtoError::MalformedXml("legacy message with payload lacks <iv/>".into())
             })?;
-            let key =
-                Zeroizing::new(<[u8; 16]>::try_from(&key_material[..16]).expect("length checked"));
-            let tag: [u8; 16] = tag.try_into().expect("length checked");
+            let mut key = Zeroizing::new([0u8; 16]);
+            key.copy_from_slice(&key_material[..16]);
+            let mut tag_bytes = [0u8; 16];
+            tag_bytes.copy_from_slice(tag);
+            let tag = tag_bytes;
             crypto::aes128_gcm_decrypt(&key, iv, ct, &tag).map(|p| Some(Zeroizing::new(p)))
         }
     }

@@ -48,7 +48,7 @@ pub(crate) struct Effort {
 
 impl Effort {
     /// Whatever the message takes.
-    pub const ALL: Self = Self {
+    pub(crate) const ALL: Self = Self {
         chain: true,
         step: true,
     };
@@ -166,7 +166,7 @@ pub(crate) fn open(
 
 impl Ratchet {
     /// The initiator's state right after X3DH: one sending chain towards the peer's signed prekey.
-    pub fn init_active<R: CryptoRng + ?Sized>(
+    pub(crate) fn init_active<R: CryptoRng + ?Sized>(
         suite: Suite,
         sk: &[u8; 32],
         their_spk: &[u8; 32],
@@ -190,7 +190,7 @@ impl Ratchet {
 
     /// The responder's state right after X3DH: its signed prekey is the first ratchet key; the
     /// chains come from the first message.
-    pub fn init_passive(sk: &[u8; 32], spk: KeyPair) -> Self {
+    pub(crate) fn init_passive(sk: &[u8; 32], spk: KeyPair) -> Self {
         Self {
             root: Zeroizing::new(*sk),
             dhs: spk,
@@ -206,7 +206,7 @@ impl Ratchet {
     }
 
     /// Fails if [`Ratchet::encrypt`] would.
-    pub fn check_can_encrypt(&self) -> Result<()> {
+    pub(crate) fn check_can_encrypt(&self) -> Result<()> {
         match self.cks {
             None => Err(ProtoError::CorruptState("session has no sending chain yet")),
             Some(_) if self.ns == u32::MAX => {
@@ -217,7 +217,7 @@ impl Ratchet {
     }
 
     /// Encrypts `plaintext` on the sending chain; returns the framed message.
-    pub fn encrypt(&mut self, suite: Suite, ad: &[u8], plaintext: &[u8]) -> Result<Vec<u8>> {
+    pub(crate) fn encrypt(&mut self, suite: Suite, ad: &[u8], plaintext: &[u8]) -> Result<Vec<u8>> {
         let Some(cks) = self.cks.as_mut() else {
             return Err(ProtoError::CorruptState("session has no sending chain yet"));
         };
@@ -238,7 +238,7 @@ impl Ratchet {
     /// Decrypts a framed message, with whatever work it takes. On any error the state is
     /// unchanged.
     #[cfg(test)]
-    pub fn decrypt<R: CryptoRng + ?Sized>(
+    pub(crate) fn decrypt<R: CryptoRng + ?Sized>(
         &mut self,
         suite: Suite,
         ad: &[u8],
@@ -251,7 +251,7 @@ impl Ratchet {
 
     /// Decrypts a decoded message, doing only the expensive work `effort` allows. On any error
     /// the state is unchanged.
-    pub fn decrypt_message<R: CryptoRng + ?Sized>(
+    pub(crate) fn decrypt_message<R: CryptoRng + ?Sized>(
         &mut self,
         suite: Suite,
         ad: &[u8],
@@ -269,7 +269,7 @@ impl Ratchet {
         }
 
         // 2. The current receiving chain.
-        if self.dhr == Some(h.dh) && self.ckr.is_some() {
+        if let (true, Some(ckr)) = (self.dhr == Some(h.dh), &self.ckr) {
             if h.n < self.nr {
                 return Err(ProtoError::MessageKeyGone { counter: h.n });
             }
@@ -277,7 +277,7 @@ impl Ratchet {
             if !effort.chain {
                 return Err(NOT_TRIED);
             }
-            let mut ck = self.ckr.clone().expect("checked above");
+            let mut ck = ckr.clone();
             let mut new_skipped = Vec::new();
             let mk = Zeroizing::new(advance(&mut ck, self.nr, h.n, &h.dh, &mut new_skipped));
             let next =

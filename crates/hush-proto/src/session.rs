@@ -360,7 +360,7 @@ impl State {
             }
             skipped.push_back(SkippedKey {
                 dh: k32(&s[..32])?,
-                n: u32::from_be_bytes(s[32..36].try_into().expect("4 bytes")),
+                n: u32::from_be_bytes([s[32], s[33], s[34], s[35]]),
                 mk: k32(&s[36..])?,
             });
         }

@@ -23,6 +23,15 @@ use crate::suite::Suite;
 /// would make it malleable.
 const LEGACY_VERSION: u8 = 0x33;
 
+/// A legacy protobuf message behind its version byte.
+fn legacy_framed(pb: &impl Message) -> Vec<u8> {
+    let body = pb.encode_to_vec();
+    let mut out = Vec::with_capacity(1 + body.len() + 8);
+    out.push(LEGACY_VERSION);
+    out.extend_from_slice(&body);
+    out
+}
+
 #[derive(Clone, PartialEq, Message)]
 struct PbOmemoMessage {
     #[prost(uint32, optional, tag = "1")]
@@ -131,10 +140,7 @@ pub(crate) fn encode_signed(suite: Suite, header: &Header, ciphertext: &[u8]) ->
                 previous_counter: Some(header.pn),
                 ciphertext: Some(ciphertext.to_vec()),
             };
-            let mut out = Vec::with_capacity(1 + pb.encoded_len() + 8);
-            out.push(LEGACY_VERSION);
-            pb.encode(&mut out).expect("Vec grows");
-            out
+            legacy_framed(&pb)
         }
     }
 }
@@ -269,10 +275,7 @@ pub(crate) fn encode_kex(
                 registration_id: None,
                 signed_pre_key_id: Some(spk_id),
             };
-            let mut out = Vec::with_capacity(1 + pb.encoded_len());
-            out.push(LEGACY_VERSION);
-            pb.encode(&mut out).expect("Vec grows");
-            out
+            legacy_framed(&pb)
         }
     }
 }

@@ -55,6 +55,10 @@ pub(crate) fn key_id_attr(el: &Element, name: &str) -> Result<u32> {
 }
 
 /// An attribute name for minidom's builder; all ours are static, valid NCNames.
+#[expect(
+    clippy::expect_used,
+    reason = "attribute names in this crate are static, valid NCNames"
+)]
 pub(crate) fn an(name: &'static str) -> minidom::rxml::NcName {
     minidom::rxml::NcName::try_from(name).expect("attribute names in this crate are valid NCNames")
 }

@@ -7,6 +7,14 @@
 //! that `./scripts/test` creates (`.venv/`, or the interpreter named by `HUSH_PYTHON`); without
 //! it this test fails with instructions — it never skips.
 
+// Test code: a failed assumption is a failed test, so it may unwrap, expect and panic.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    unreachable_pub
+)]
+
 mod common;
 
 use std::collections::VecDeque;

@@ -3,6 +3,14 @@
 //! lowers requirements, messages are sent. Whatever happens, no plaintext leaves without a
 //! user action, and properties never go down without one.
 
+// Test code: a failed assumption is a failed test, so it may unwrap, expect and panic.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    unreachable_pub
+)]
+
 use hush_proto::policy::{
     decide, Authentication, Conversation, Decision, KeyTrust, LeftOut, Reader,
 };

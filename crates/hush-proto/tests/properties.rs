@@ -1,5 +1,13 @@
 //! Property tests: delivery patterns, tampering, and hostile bytes in every parser.
 
+// Test code: a failed assumption is a failed test, so it may unwrap, expect and panic.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    unreachable_pub
+)]
+
 mod common;
 
 use common::Party;

@@ -8,6 +8,14 @@
 //! state when the other side's key exchange arrives, as python-omemo's `SessionManager` does
 //! (`interop_python.rs` drives the real one).
 
+// Test code: a failed assumption is a failed test, so it may unwrap, expect and panic.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    unreachable_pub
+)]
+
 mod common;
 
 use common::Party;

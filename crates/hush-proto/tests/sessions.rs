@@ -1,6 +1,14 @@
 //! End-to-end behaviour of sessions in both suites: key exchange, multi-device, ordering,
 //! replays, tampering, bounds and persistence.
 
+// Test code: a failed assumption is a failed test, so it may unwrap, expect and panic.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    unreachable_pub
+)]
+
 mod common;
 
 use common::Party;

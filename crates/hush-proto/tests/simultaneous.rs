@@ -6,6 +6,14 @@
 //! answered at once with an empty message (XEP-0384), and whatever session `open` hands back
 //! is stored.
 
+// Test code: a failed assumption is a failed test, so it may unwrap, expect and panic.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    unreachable_pub
+)]
+
 mod common;
 
 use common::Party;

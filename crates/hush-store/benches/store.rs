@@ -1,6 +1,14 @@
 //! Store throughput: messages decrypted and committed per second through SQLite, one
 //! transaction per message and in MAM-style batches, and a 10,000-message catch-up.
 
+// Test code: a failed assumption is a failed test, so it may unwrap, expect and panic.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    unreachable_pub
+)]
+
 use std::time::{Duration, Instant};
 
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};

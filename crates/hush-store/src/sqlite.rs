@@ -37,7 +37,7 @@ use crate::types::{
 use crate::{Account, Store};
 
 /// `PRAGMA application_id` of Hush stores: "HUSH".
-pub const APPLICATION_ID: i64 = 0x4855_5348;
+pub(crate) const APPLICATION_ID: i64 = 0x4855_5348;
 /// The schema version this build writes.
 pub const SCHEMA_VERSION: i64 = 6;
 

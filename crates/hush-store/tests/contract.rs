@@ -1,5 +1,13 @@
 //! The same behaviour tests for every `Store` implementation (in memory and SQLite).
 
+// Test code: a failed assumption is a failed test, so it may unwrap, expect and panic.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    unreachable_pub
+)]
+
 use hush_proto::{seal, EncryptedElement, LocalDevice, Recipient, Session, Suite};
 use hush_store::{
     finish_catch_up, rotate_signed_prekey_if_due, Commit, Direction, MemoryStore, MessageIds,

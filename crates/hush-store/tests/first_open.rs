@@ -6,6 +6,14 @@
 //! failed with "no such function: sqlcipher_export" (seen once in a full test run). The race
 //! only exists at the first open of a process, so the test runs itself as fresh processes.
 
+// Test code: a failed assumption is a failed test, so it may unwrap, expect and panic.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    unreachable_pub
+)]
+
 use std::path::Path;
 use std::process::Command;
 use std::sync::{Arc, Barrier};

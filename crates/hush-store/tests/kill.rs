@@ -6,6 +6,14 @@
 //! Custom harness: `kill --worker DIR` is the worker; without arguments it is the test. The
 //! short random pauses before a kill only pick *when* to kill; nothing waits on them.
 
+// Test code: a failed assumption is a failed test, so it may unwrap, expect and panic.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    unreachable_pub
+)]
+
 use std::collections::BTreeMap;
 use std::io::{BufRead, BufReader, Write};
 use std::path::{Path, PathBuf};

@@ -1,6 +1,14 @@
 //! What only the SQLite store does: reopening, refusing foreign or damaged files without
 //! touching them, encryption at rest, and encrypted backups with restore warnings.
 
+// Test code: a failed assumption is a failed test, so it may unwrap, expect and panic.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    unreachable_pub
+)]
+
 use std::path::{Path, PathBuf};
 
 use hush_proto::{seal, LocalDevice, Recipient, Session, Suite};

@@ -23,6 +23,14 @@
 //! them takes far longer than the rest of the suite (the setup of every bench is outside
 //! criterion, so criterion's test mode alone would not make it cheap).
 
+// Test code: a failed assumption is a failed test, so it may unwrap, expect and panic.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    unreachable_pub
+)]
+
 #[path = "../tests/common/mod.rs"]
 mod common;
 

@@ -215,7 +215,7 @@ fn mam_query(
     start: Option<u64>,
     last: Option<usize>,
 ) -> Element {
-    let name = |n: &'static str| tokio_xmpp::minidom::rxml::NcName::try_from(n).expect("valid");
+    let name = crate::pep::attr;
     let field = |var: &str, value: String| {
         Element::builder("field", "jabber:x:data")
             .attr(name("var"), var)
@@ -951,7 +951,9 @@ impl XmppClient {
             Some(early) => Ok(early),
             None => self.await_answer(&iq_id, &None, "archive query").await,
         };
-        let query = self.archive.take().expect("set by query_archive");
+        let Some(query) = self.archive.take() else {
+            return Err(XmppError::ArchiveQueryOrder("no query in flight"));
+        };
         if !query.last_only {
             let spent = &mut self.catch_up;
             spent.pages = spent.pages.saturating_add(1);

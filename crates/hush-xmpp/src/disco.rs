@@ -54,6 +54,10 @@ fn caps_ver(identity: (&str, &str, &str), features: &[String]) -> String {
     base64::engine::general_purpose::STANDARD.encode(Sha1::digest(s.as_bytes()))
 }
 
+#[expect(
+    clippy::expect_used,
+    reason = "attribute names here are static, valid NCNames"
+)]
 fn attr(name: &'static str) -> tokio_xmpp::minidom::rxml::NcName {
     tokio_xmpp::minidom::rxml::NcName::try_from(name).expect("static attribute names are valid")
 }

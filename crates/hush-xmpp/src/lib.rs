@@ -22,7 +22,7 @@ mod queue;
 pub use account::{
     Delivery, Hush, SendOptions, SendReport, DEFAULT_INACTIVE_AFTER, ROLLBACK_WARNING,
 };
-pub use client::{ConnectOptions, LinkStats, XmppClient};
+pub use client::{ArchivePage, ConnectOptions, LinkStats, XmppClient};
 pub use error::{Result, XmppError};
 pub use incoming::{Incoming, Payload};
 pub use tokio_xmpp::parsers::jid::BareJid;

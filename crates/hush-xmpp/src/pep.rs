@@ -6,7 +6,11 @@ pub(crate) const PUBSUB: &str = "http://jabber.org/protocol/pubsub";
 pub(crate) const PUBSUB_OWNER: &str = "http://jabber.org/protocol/pubsub#owner";
 const DATA: &str = "jabber:x:data";
 
-fn attr(name: &'static str) -> tokio_xmpp::minidom::rxml::NcName {
+#[expect(
+    clippy::expect_used,
+    reason = "attribute names here are static, valid NCNames"
+)]
+pub(crate) fn attr(name: &'static str) -> tokio_xmpp::minidom::rxml::NcName {
     tokio_xmpp::minidom::rxml::NcName::try_from(name).expect("static attribute names are valid")
 }
 

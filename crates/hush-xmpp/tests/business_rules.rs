@@ -1,6 +1,14 @@
 //! XEP-0384's business rules through a real Prosody: the heartbeat after 53 unanswered
 //! messages, and key exchanges found during an archive catch-up answered once, afterwards.
 
+// Test code: a failed assumption is a failed test, so it may unwrap, expect and panic.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    unreachable_pub
+)]
+
 mod common;
 mod support;
 

@@ -2,6 +2,14 @@
 //! presence only after the archive is read (so the offline copies are not pushed as well), and
 //! a resume point the archive no longer has.
 
+// Test code: a failed assumption is a failed test, so it may unwrap, expect and panic.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    unreachable_pub
+)]
+
 mod common;
 mod support;
 

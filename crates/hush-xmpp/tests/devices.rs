@@ -2,6 +2,14 @@
 //! device stops receiving, a silent device is left out as inactive until it speaks again, and
 //! our own device lists arrive by PEP notification (`+notify`, which needs disco and caps).
 
+// Test code: a failed assumption is a failed test, so it may unwrap, expect and panic.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    unreachable_pub
+)]
+
 mod common;
 mod support;
 

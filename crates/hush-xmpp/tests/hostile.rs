@@ -3,6 +3,14 @@
 //! that the client notices (or is immune), loses no legitimate message, and leaks no plaintext.
 //! The README's table lists every attack here with its outcome.
 
+// Test code: a failed assumption is a failed test, so it may unwrap, expect and panic.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    unreachable_pub
+)]
+
 // The devserver's own test helpers: accounts, devices and connections on it.
 #[path = "../../hush-devserver/tests/support/mod.rs"]
 mod devserver_support;

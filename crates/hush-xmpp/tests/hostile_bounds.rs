@@ -5,6 +5,14 @@
 //! nothing the archive holds is lost on the way. The README's hostile-server matrix lists
 //! them (32 and up).
 
+// Test code: a failed assumption is a failed test, so it may unwrap, expect and panic.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    unreachable_pub
+)]
+
 // The devserver's own test helpers: accounts, devices and connections on it.
 #[path = "../../hush-devserver/tests/support/mod.rs"]
 mod devserver_support;

@@ -8,6 +8,14 @@
 //! catch-up that fetched the archived copy. Now the victim shows one visible failure per such
 //! message, live or from the archive, never twice, and keeps receiving.
 
+// Test code: a failed assumption is a failed test, so it may unwrap, expect and panic.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    unreachable_pub
+)]
+
 // The devserver's own test helpers: accounts, devices and connections on it.
 #[path = "../../hush-devserver/tests/support/mod.rs"]
 mod devserver_support;

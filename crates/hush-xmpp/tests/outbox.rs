@@ -1,6 +1,14 @@
 //! A message stored but never sent (the process stopped between the two) goes out on the next
 //! connect, as the exact stored bytes: through a real Prosody, the receiver reads it once.
 
+// Test code: a failed assumption is a failed test, so it may unwrap, expect and panic.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    unreachable_pub
+)]
+
 mod common;
 mod support;
 

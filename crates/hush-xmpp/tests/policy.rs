@@ -2,6 +2,14 @@
 //! conversation, a contact falling back to plaintext, and a demand for strong authentication
 //! with unverified devices. In none of them does anything leave in clear by itself.
 
+// Test code: a failed assumption is a failed test, so it may unwrap, expect and panic.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    unreachable_pub
+)]
+
 mod common;
 mod support;
 

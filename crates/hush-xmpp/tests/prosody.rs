@@ -2,6 +2,14 @@
 //! bundles in both namespaces, an encrypted message each way through the server, and what the
 //! server keeps on disk.
 
+// Test code: a failed assumption is a failed test, so it may unwrap, expect and panic.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    unreachable_pub
+)]
+
 mod common;
 mod support;
 

@@ -3,6 +3,14 @@
 //! (XEP-0198) the session resumes and nothing is lost; without it the session is rebuilt and
 //! what was sent meanwhile comes from offline storage and the archive, exactly once.
 
+// Test code: a failed assumption is a failed test, so it may unwrap, expect and panic.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    unreachable_pub
+)]
+
 mod common;
 mod support;
 

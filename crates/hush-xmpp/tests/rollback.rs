@@ -3,6 +3,14 @@
 //! device, and repaired before anything is sent: the next message starts a new session
 //! instead of reusing message keys the contact already saw used.
 
+// Test code: a failed assumption is a failed test, so it may unwrap, expect and panic.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    unreachable_pub
+)]
+
 #[path = "../../hush-devserver/tests/support/mod.rs"]
 mod devserver_support;
 

@@ -4,6 +4,14 @@
 //! (no key exchange resent forever). Before sessions kept earlier states, both sessions broke
 //! for good here: the issue measured 1 of 3 messages read each way.
 
+// Test code: a failed assumption is a failed test, so it may unwrap, expect and panic.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    unreachable_pub
+)]
+
 #[path = "../../hush-devserver/tests/support/mod.rs"]
 mod devserver_support;
 

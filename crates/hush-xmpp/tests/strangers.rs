@@ -3,6 +3,14 @@
 //! survive, her store stays small, and her contact's message still gets through afterwards.
 //! A blocked JID gets nothing processed at all.
 
+// Test code: a failed assumption is a failed test, so it may unwrap, expect and panic.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    unreachable_pub
+)]
+
 mod common;
 mod support;
 

@@ -1,6 +1,14 @@
 //! Messages a catch-up inside `receive` read and committed, but that no `receive` handed out
 //! yet, are not lost when the caller stops: `take_unshown` hands them over, in order.
 
+// Test code: a failed assumption is a failed test, so it may unwrap, expect and panic.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    unreachable_pub
+)]
+
 #[path = "../../hush-devserver/tests/support/mod.rs"]
 mod devserver_support;
 
