@@ -91,6 +91,8 @@ pub struct After {
     owed: Option<Owed>,
     /// A heal owed (see [`crate::heal`]), and when the step happened.
     heal: Option<(crate::Heal, u64)>,
+    /// A device whose message was read: a heal owed to it is dropped.
+    readable: Option<(String, u32)>,
     used_prekey: bool,
     /// The step repairs a rolled-back store (see [`crate::rollback`]).
     rollback: bool,
@@ -270,6 +272,9 @@ impl Engine {
         if let Some(owed) = after.owed {
             self.owe(owed);
         }
+        if let Some((jid, device)) = after.readable {
+            self.heard_from(&jid, device);
+        }
         if let Some((heal, at)) = after.heal {
             self.owe_heal(heal, at);
         }
@@ -367,45 +372,53 @@ impl Engine {
         // only under the identity key the sender's account publishes for that device (see
         // `bundle_needed`). A session we hold already was bound when it was built.
         let mut unconfirmed = None;
-        if let (Ok(el), None) = (&encrypted, &existing) {
-            if let Some(claimed) = self.local.key_exchange_identity(el, &self.jid) {
-                match binding(&m.sender, sid, &claimed, sender_bundle.as_ref()) {
-                    Binding::Confirmed => {}
-                    Binding::Unconfirmed(warning) => {
-                        log::warn!("{warning}");
-                        unconfirmed = Some(warning);
-                    }
-                    Binding::Refused(reason) => {
-                        if !charged {
-                            if let Some(over) = self.spend_budget(
-                                store,
-                                Budget::Unconfirmed,
-                                &m,
-                                sid,
-                                suite,
-                                now,
-                                &mut step,
-                            )? {
-                                return Ok(over);
-                            }
-                        }
-                        log::warn!("{reason}");
-                        if !has_payload {
-                            // An empty message carries nothing to lose (a late key-exchange
-                            // answer from a device since reinstalled under its id, or a
-                            // forgery): like one that does not decrypt, it is only logged.
-                            return Ok(step);
-                        }
-                        return Ok(m.failed(step, sid, suite, reason));
-                    }
-                }
-            }
-        }
-        // The base key of a key exchange, in case it cannot be read (see `crate::heal`).
+        // The base key of a key exchange, in case it cannot be read (see `crate::heal`); the
+        // identity key it claims, and whether we can vouch for it: the sender's account
+        // publishes it for that device, or our session with the device was built on it.
         let kex_base = encrypted
             .as_ref()
             .ok()
             .and_then(|el| self.local.key_exchange_base_key(el, &self.jid));
+        let claimed = match (&encrypted, kex_base) {
+            (Ok(el), Some(_)) => self.local.key_exchange_identity(el, &self.jid),
+            _ => None,
+        };
+        let mut vouched = match (&claimed, &existing) {
+            (Some(claimed), Some(session)) => session.peer_identity().same_identity(claimed),
+            _ => false,
+        };
+        if let (Some(claimed), None) = (&claimed, &existing) {
+            match binding(&m.sender, sid, claimed, sender_bundle.as_ref()) {
+                Binding::Confirmed => vouched = true,
+                Binding::Unconfirmed(warning) => {
+                    log::warn!("{warning}");
+                    unconfirmed = Some(warning);
+                }
+                Binding::Refused(reason) => {
+                    if !charged {
+                        if let Some(over) = self.spend_budget(
+                            store,
+                            Budget::Unconfirmed,
+                            &m,
+                            sid,
+                            suite,
+                            now,
+                            &mut step,
+                        )? {
+                            return Ok(over);
+                        }
+                    }
+                    log::warn!("{reason}");
+                    if !has_payload {
+                        // An empty message carries nothing to lose (a late key-exchange
+                        // answer from a device since reinstalled under its id, or a
+                        // forgery): like one that does not decrypt, it is only logged.
+                        return Ok(step);
+                    }
+                    return Ok(m.failed(step, sid, suite, reason));
+                }
+            }
+        }
         let result = encrypted.and_then(|el| {
             let o = self.local.open(&el, &self.jid, &m.sender, existing, rng)?;
             let body = match (&o.payload, suite) {
@@ -458,22 +471,35 @@ impl Engine {
                         return Ok(over);
                     }
                 }
+                let mut new_key = None;
                 let reason = match e {
                     // The sender built its session on keys this device retired (it was away
                     // longer than they are kept). It is sent a key exchange that heals it (see
                     // `crate::heal`; a stranger's failure was paid for from its budget above);
                     // a reset here would not help.
-                    ProtoError::UnknownSignedPreKey(_) | ProtoError::UnknownPreKey(_) => {
-                        if let Some(beat) = kex_base {
-                            step.after.heal = Some((
-                                crate::Heal {
-                                    suite,
-                                    jid: m.sender.clone(),
-                                    device: sid,
-                                    beat,
-                                },
-                                now,
-                            ));
+                    // Only for a key exchange under the identity key we can vouch for (our
+                    // session's, or the one the account publishes): anyone can make one up
+                    // under a made-up signed prekey id, and it must not make us replace a
+                    // working session. A key we never met is news, shown with the failure.
+                    ProtoError::UnknownSignedPreKey(_) | ProtoError::UnknownPreKey(_)
+                        if vouched =>
+                    {
+                        if let (Some(beat), Some(identity)) = (kex_base, claimed) {
+                            let (trust, new) =
+                                note_identity(store, &m.sender, &identity, m.at, &mut step)?;
+                            new_key = new.then(|| identity.fingerprint());
+                            if trust != Trust::Distrusted {
+                                step.after.heal = Some((
+                                    crate::Heal {
+                                        suite,
+                                        jid: m.sender.clone(),
+                                        device: sid,
+                                        beat,
+                                        identity,
+                                    },
+                                    now,
+                                ));
+                            }
                         }
                         format!(
                             "could not decrypt a message from device {sid} of {}: {e}. Its \
@@ -495,7 +521,11 @@ impl Engine {
                         m.sender, m.sender
                     ),
                 };
-                return Ok(m.failed(step, sid, suite, reason));
+                let mut step = m.failed(step, sid, suite, reason);
+                if let Some(d) = &mut step.after.delivery {
+                    d.new_key = new_key;
+                }
+                return Ok(step);
             }
         };
         if o.new_state {
@@ -529,6 +559,7 @@ impl Engine {
                 return Ok(m.failed(step, sid, suite, reason));
             }
         }
+        step.after.readable = Some((m.sender.clone(), sid));
         // After a rollback, a key exchange read again from the archive may already have been
         // answered by the lost state: the peer is then ahead of the session rebuilt here, whose
         // sending side starts afresh. It is replaced from the bundle before we send, like every

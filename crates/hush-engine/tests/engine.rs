@@ -1218,3 +1218,60 @@ fn a_crash_between_saving_new_keys_and_publishing_them_is_repaired_on_connecting
     w.check_bundles();
     assert!(w.violations[0].contains("outdated"), "{:?}", w.violations);
 }
+
+/// A key exchange in a contact's name under another identity key and a made-up signed prekey
+/// id cannot be read. It must not make the reader replace its working session with a "heal"
+/// (one is owed only for a key exchange under an identity key the reader can vouch for), and
+/// the real device's next message still reads. Found by a review of the heal.
+#[test]
+fn a_forged_key_exchange_on_an_unknown_signed_prekey_owes_no_heal() {
+    use hush_proto::{seal, LocalDevice, Recipient, Session};
+    let mut w = World::new(3);
+    w.add_device(ALICE, 11);
+    w.add_device(BOB, 21);
+    w.send(11, BOB, "hello").unwrap();
+    w.drain();
+    w.send(21, ALICE, "hello back").unwrap();
+    w.drain();
+    let key = hush_store::SessionKey::new(w.bundle(21).suite, ALICE, 11);
+    let states = |w: &World| {
+        let s = w.devices[&21].store.session(&key).unwrap().unwrap();
+        (s.previous_states(), s.peer_identity().fingerprint())
+    };
+    let before = states(&w);
+    let mut rng = rand::rngs::StdRng::seed_from_u64(9);
+    let mallory = LocalDevice::generate(11, 3, 0, &mut rng).unwrap();
+    let mut bundle = w.bundle(21);
+    bundle.spk_id = bundle.spk_id.wrapping_add(1000);
+    let mut session = Session::initiate(mallory.identity(), &bundle, &mut rng).unwrap();
+    let element = seal(
+        bundle.suite,
+        11,
+        Some(b"not read"),
+        &mut [Recipient {
+            jid: BOB,
+            device_id: 21,
+            session: &mut session,
+        }],
+        &mut rng,
+    )
+    .unwrap();
+    let ids = hush_store::MessageIds {
+        origin_id: Some("forged-kex".into()),
+        ..Default::default()
+    };
+    let shown = w
+        .receive_now(
+            21,
+            Envelope::outside(ALICE, Payload::Encrypted(element), ids),
+        )
+        .expect("a visible failure");
+    assert!(shown.failed, "{shown:?}");
+    // No heal owed, none sent: Bob's session with Alice's device is the one it was.
+    assert_eq!(w.devices[&21].engine.next_heal(), None);
+    assert_eq!(states(&w), before);
+    w.send(11, BOB, "still here").unwrap();
+    w.drain();
+    let last = w.devices[&21].shown.last().unwrap();
+    assert_eq!(last.text, "still here", "{last:?}");
+}

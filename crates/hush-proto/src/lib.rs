@@ -51,6 +51,7 @@ pub use minidom::Element;
 pub use rand_core::CryptoRng;
 pub use ratchet::{MAX_SKIPPED_KEYS, MAX_SKIP_PER_MESSAGE};
 pub use session::{
-    EncryptedKey, Initiation, Session, HEARTBEAT_AFTER, MAX_EARLIER_STEPS, MAX_PREVIOUS_STATES,
+    EncryptedKey, Initiation, Session, HEARTBEAT_AFTER, MAX_BASE_KEY_DRAWS, MAX_EARLIER_STEPS,
+    MAX_PREVIOUS_STATES,
 };
 pub use suite::Suite;

@@ -128,13 +128,22 @@ impl State {
         rng: &mut R,
     ) -> Result<Self> {
         bundle.verify()?;
-        if bundle.prekeys.is_empty() {
-            return Err(ProtoError::NoPreKeys(bundle.device_id));
-        }
-        let pick = (rng.next_u64() % bundle.prekeys.len() as u64) as usize;
+        let pick = pick_prekey(bundle, rng)?;
+        let ephemeral = KeyPair::generate(rng);
+        Self::initiate_verified(own, bundle, pick, ephemeral, rng)
+    }
+
+    /// [`State::initiate`] from a bundle whose signature was verified, with one-time prekey
+    /// `pick` of it and base key `ephemeral`.
+    fn initiate_verified<R: CryptoRng + ?Sized>(
+        own: &IdentityKeyPair,
+        bundle: &Bundle,
+        pick: usize,
+        ephemeral: KeyPair,
+        rng: &mut R,
+    ) -> Result<Self> {
         let (pk_id, opk) = bundle.prekeys[pick];
         let suite = bundle.suite;
-        let ephemeral = KeyPair::generate(rng);
         let sk = x3dh::active(
             suite,
             own.pair(),
@@ -524,6 +533,18 @@ impl core::fmt::Debug for Session {
     }
 }
 
+/// How many base keys [`Session::initiate_below`] draws at most (each costs one fixed-base
+/// scalar multiplication).
+pub const MAX_BASE_KEY_DRAWS: u32 = 4096;
+
+/// A one-time prekey of `bundle`, chosen at random.
+fn pick_prekey<R: CryptoRng + ?Sized>(bundle: &Bundle, rng: &mut R) -> Result<usize> {
+    if bundle.prekeys.is_empty() {
+        return Err(ProtoError::NoPreKeys(bundle.device_id));
+    }
+    Ok((rng.next_u64() % bundle.prekeys.len() as u64) as usize)
+}
+
 impl Session {
     fn single(current: State) -> Self {
         Self {
@@ -546,19 +567,26 @@ impl Session {
     /// the base key of a peer's key exchange we cannot read (built on prekeys we retired).
     /// The peer keeps its own unanswered state current until a peer's *empty* key exchange
     /// with the smaller base key breaks the tie (see [`Session`]); this one always wins it,
-    /// so the peer moves to it instead of writing on a state we can never read. Half of all
-    /// keys qualify; `None` after 64 tries (only a `beat` near zero makes that likely, and no
-    /// honest key is).
+    /// so the peer moves to it instead of writing on a state we can never read.
+    ///
+    /// The bundle is verified once; only base keys are drawn again, at most
+    /// [`MAX_BASE_KEY_DRAWS`] of them. For an honest `beat` (uniformly random) a draw
+    /// qualifies with probability `beat / 2^256`, so all of them fail with probability
+    /// 1 / (`MAX_BASE_KEY_DRAWS` + 1) on average; `None` then, as for a forged `beat` near
+    /// zero, whose cost stays bounded.
     pub fn initiate_below<R: CryptoRng + ?Sized>(
         own: &IdentityKeyPair,
         bundle: &Bundle,
         beat: &[u8; 32],
         rng: &mut R,
     ) -> Result<Option<Self>> {
-        for _ in 0..64 {
-            let session = Self::initiate(own, bundle, rng)?;
-            if session.current.kex_ek < *beat {
-                return Ok(Some(session));
+        bundle.verify()?;
+        let pick = pick_prekey(bundle, rng)?;
+        for _ in 0..MAX_BASE_KEY_DRAWS {
+            let ephemeral = KeyPair::generate(rng);
+            if ephemeral.public() < *beat {
+                return State::initiate_verified(own, bundle, pick, ephemeral, rng)
+                    .map(|s| Some(Self::single(s)));
             }
         }
         Ok(None)
@@ -1076,5 +1104,32 @@ mod tests {
         pb.first_stamp = None;
         let session = Session::from_bytes(&pb.encode_to_vec()).unwrap();
         assert_eq!(session.current.first_stamp, None);
+    }
+
+    #[test]
+    fn a_key_exchange_below_a_beat_has_a_smaller_base_key_or_none() {
+        use rand::SeedableRng;
+        let mut rng = rand::rngs::StdRng::seed_from_u64(5);
+        let alice = crate::LocalDevice::generate(1, 3, 0, &mut rng).unwrap();
+        let bob = crate::LocalDevice::generate(2, 3, 0, &mut rng).unwrap();
+        let bundle = bob.bundle(Suite::Omemo2);
+        // A beat a few draws beat: the key exchange found is below it.
+        let mut beat = [0xff; 32];
+        beat[0] = 0x10;
+        let s = Session::initiate_below(alice.identity(), &bundle, &beat, &mut rng)
+            .unwrap()
+            .expect("one in sixteen draws qualifies");
+        assert!(s.current.kex_ek < beat);
+        assert!(s.current.awaits_answer());
+        // No key is below zero: bounded work, then none (a forged beat costs no more).
+        assert!(
+            Session::initiate_below(alice.identity(), &bundle, &[0; 32], &mut rng)
+                .unwrap()
+                .is_none()
+        );
+        // A bundle whose signature does not verify is refused before any draw.
+        let mut forged = bundle.clone();
+        forged.spk = [7; 32];
+        assert!(Session::initiate_below(alice.identity(), &forged, &beat, &mut rng).is_err());
     }
 }

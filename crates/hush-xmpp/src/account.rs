@@ -189,7 +189,14 @@ impl<S: Store> Hush<S> {
                         );
                         continue;
                     }
-                    self.xmpp.send_message(&stanza).await?;
+                    match self.xmpp.send_message(&stanza).await {
+                        Ok(()) => {}
+                        Err(e) if e.is_connection() => return Err(e),
+                        Err(e) => {
+                            log::warn!("outbox entry {id} to {to} cannot be sent ({e}); left in the outbox");
+                            continue;
+                        }
+                    }
                     log::info!("sent message {id} to {to}, stored by an earlier run");
                     self.store.mark_sent(id).map_err(store_err)?;
                 }
@@ -480,21 +487,46 @@ impl<S: Store> Hush<S> {
 
     /// Sends the empty messages owed, as the engine lists them, then the key exchanges that
     /// heal sessions built on keys we retired (see [`hush_engine::heal`]).
+    ///
+    /// Each is taken off the engine's list whatever its outcome, so one that cannot be sent
+    /// (a bad bundle, a session that cannot encrypt) does not block the others or come back at
+    /// every message. Only a lost connection stops the round, with its error.
     async fn pay_empty_messages(&mut self) -> Result<()> {
         while let Some(owed) = self.engine.next_owed().cloned() {
-            self.send_empty(&owed).await?;
+            let result = self.send_empty(&owed).await;
             self.engine.answered(&owed);
+            if let Err(e) = result {
+                if e.is_connection() {
+                    return Err(e);
+                }
+                log::warn!(
+                    "could not answer device {} of {}: {e}",
+                    owed.device,
+                    owed.jid
+                );
+            }
         }
         while let Some(heal) = self.engine.next_heal().cloned() {
-            let sent = self.send_heal(&heal).await?;
-            self.engine.healed(&heal, sent);
+            let result = self.send_heal(&heal).await;
+            self.engine.healed(&heal);
+            if let Err(e) = result {
+                if e.is_connection() {
+                    return Err(e);
+                }
+                log::warn!(
+                    "could not heal the session with device {} of {}: {e}",
+                    heal.device,
+                    heal.jid
+                );
+            }
         }
         Ok(())
     }
 
     /// Fetches the device's bundle and sends it the key exchange that heals its session; the
-    /// new session is committed before the stanza leaves. False if none could be prepared.
-    async fn send_heal(&mut self, heal: &hush_engine::Heal) -> Result<bool> {
+    /// new session is committed before the stanza leaves (nothing is sent if none could be
+    /// prepared).
+    async fn send_heal(&mut self, heal: &hush_engine::Heal) -> Result<()> {
         let to: BareJid = heal
             .jid
             .parse()
@@ -508,10 +540,9 @@ impl<S: Store> Hush<S> {
             .engine
             .prepare_heal(&self.store, heal, &bundle, &mut self.rng)?
         else {
-            return Ok(false);
+            return Ok(());
         };
-        self.commit_and_send(prepared).await?;
-        Ok(true)
+        self.commit_and_send(prepared).await
     }
 
     /// Sends an empty message to one device (session completion after a key exchange, or a

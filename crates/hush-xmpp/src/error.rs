@@ -141,6 +141,17 @@ pub enum XmppError {
     Engine(hush_engine::EngineError),
 }
 
+impl XmppError {
+    /// True when the connection itself failed (closed, timed out, an I/O error): what was
+    /// being sent may go later, on the next connection. Other errors are about one stanza.
+    pub fn is_connection(&self) -> bool {
+        matches!(
+            self,
+            Self::Disconnected(_) | Self::Timeout(_) | Self::Io(_) | Self::Unreachable { .. }
+        )
+    }
+}
+
 /// Shorthand for results of this crate.
 pub type Result<T> = core::result::Result<T, XmppError>;
 

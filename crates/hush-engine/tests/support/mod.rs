@@ -1446,11 +1446,10 @@ impl World {
                 .engine
                 .prepare_heal(&dev.store, &heal, &bundle, &mut self.rng)
                 .unwrap();
-            let sent = prepared.is_some();
+            self.dev(id).engine.healed(&heal);
             if let Some(prepared) = prepared {
                 self.commit_and_transmit(id, &heal.jid, prepared)?;
             }
-            self.dev(id).engine.healed(&heal, sent);
         }
         Ok(())
     }
