@@ -26,3 +26,17 @@ pub use client::{ArchivePage, ConnectOptions, LinkStats, XmppClient};
 pub use error::{Result, XmppError};
 pub use incoming::{Incoming, Payload};
 pub use tokio_xmpp::parsers::jid::BareJid;
+
+/// Entry points for the fuzz targets in `fuzz/`, built only with the `fuzzing` feature: not
+/// part of the API.
+#[cfg(feature = "fuzzing")]
+#[doc(hidden)]
+pub mod fuzzing {
+    use crate::{BareJid, Incoming};
+    use hush_proto::Element;
+
+    /// How the client classifies a `<message/>` stanza (see `incoming::classify`).
+    pub fn classify(m: &Element, own: &BareJid, mam_query: Option<&str>) -> Option<Incoming> {
+        crate::incoming::classify(m, own, mam_query)
+    }
+}
