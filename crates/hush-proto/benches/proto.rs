@@ -13,7 +13,8 @@
 use std::hint::black_box;
 
 use criterion::{criterion_group, criterion_main, Criterion};
-use hush_proto::{xeddsa, IdentityKeyPair, Suite};
+use hush_proto::hazmat;
+use hush_proto::{IdentityKeyPair, Suite};
 
 mod fixtures;
 use fixtures::{Established, FullRecord, KeyExchange, ALICE, BOB};
@@ -22,13 +23,13 @@ fn signatures(c: &mut Criterion) {
     let id = IdentityKeyPair::from_secret([7; 32]);
     let msg = [5u8; 33];
     let z = [9u8; 64];
-    let sig = xeddsa::sign(id.secret_bytes(), &msg, &z);
+    let sig = hazmat::xeddsa_sign(hazmat::identity_secret(&id), &msg, &z);
     let curve = id.public().curve25519();
     c.bench_function("xeddsa/sign", |b| {
-        b.iter(|| xeddsa::sign(black_box(id.secret_bytes()), &msg, &z))
+        b.iter(|| hazmat::xeddsa_sign(black_box(hazmat::identity_secret(&id)), &msg, &z))
     });
     c.bench_function("xeddsa/verify", |b| {
-        b.iter(|| assert!(xeddsa::verify_with_curve_key(&curve, black_box(&msg), &sig)))
+        b.iter(|| assert!(hazmat::verify_with_curve_key(&curve, black_box(&msg), &sig)))
     });
 }
 

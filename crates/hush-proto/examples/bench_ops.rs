@@ -13,7 +13,8 @@
 use std::hint::black_box;
 use std::time::{Duration, Instant};
 
-use hush_proto::{xeddsa, IdentityKeyPair, Suite};
+use hush_proto::hazmat;
+use hush_proto::{IdentityKeyPair, Suite};
 
 #[path = "../benches/fixtures/mod.rs"]
 mod fixtures;
@@ -51,7 +52,7 @@ fn main() {
     );
     put(
         "xeddsa_verify",
-        time(|| assert!(xeddsa::verify_with_curve_key(&curve, black_box(&msg), &sig))),
+        time(|| assert!(hazmat::verify_with_curve_key(&curve, black_box(&msg), &sig))),
     );
 
     let mut kx = KeyExchange::new(Suite::Omemo2);

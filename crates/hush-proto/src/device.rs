@@ -38,7 +38,7 @@ pub struct LocalDevice {
     identity: IdentityKeyPair,
     signed_prekey: SignedPreKey,
     old_signed_prekey: Option<SignedPreKey>,
-    prekeys: BTreeMap<u32, PreKey>,
+    pub(crate) prekeys: BTreeMap<u32, PreKey>,
     /// Used prekeys, out of the bundle but still accepted, with when they were retired.
     retired: BTreeMap<u32, (PreKey, u64)>,
     next_prekey_id: u32,

@@ -58,8 +58,8 @@ impl KeyPair {
         self.public
     }
 
-    /// The private bytes; only for persisting the key.
-    pub fn secret_bytes(&self) -> &[u8; 32] {
+    /// The private bytes; only for persisting the key (and [`crate::hazmat`]).
+    pub(crate) fn secret_bytes(&self) -> &[u8; 32] {
         &self.secret
     }
 
@@ -135,8 +135,8 @@ impl IdentityKeyPair {
         &self.pair
     }
 
-    /// The private bytes; only for persisting the key.
-    pub fn secret_bytes(&self) -> &[u8; 32] {
+    /// The private bytes; only for persisting the key (and [`crate::hazmat`]).
+    pub(crate) fn secret_bytes(&self) -> &[u8; 32] {
         self.pair.secret_bytes()
     }
 

@@ -36,8 +36,8 @@ pub mod sce;
 mod session;
 mod suite;
 mod wire;
-pub mod x3dh;
-pub mod xeddsa;
+mod x3dh;
+mod xeddsa;
 mod xml;
 
 pub use bundle::{Bundle, DeviceEntry, DeviceList, MAX_LISTED_DEVICES};
@@ -55,3 +55,30 @@ pub use session::{
     MAX_PREVIOUS_STATES,
 };
 pub use suite::Suite;
+
+/// Raw primitives and secret bytes, outside the safe API: for benchmarks, known-answer tests
+/// and interop work that needs them, never for sending or reading messages.
+///
+/// Everything here skips what the rest of the crate guarantees. A key agreement computed here
+/// is tied to no session and no verified bundle; a signature made here is checked against
+/// nothing; secret bytes borrowed here are the key itself, and any copy the caller makes is
+/// its own to zeroize. Hush's own client never uses this module.
+pub mod hazmat {
+    use crate::{IdentityKeyPair, KeyPair};
+
+    pub use crate::x3dh::{active as x3dh_active, passive as x3dh_passive};
+    pub use crate::xeddsa::{sign as xeddsa_sign, verify_ed25519, verify_with_curve_key};
+
+    /// The private scalar of an identity key.
+    pub fn identity_secret(key: &IdentityKeyPair) -> &[u8; 32] {
+        key.secret_bytes()
+    }
+
+    /// The private scalar of an X25519 key pair.
+    pub fn key_pair_secret(key: &KeyPair) -> &[u8; 32] {
+        key.secret_bytes()
+    }
+}
+
+#[cfg(test)]
+mod redaction_tests;

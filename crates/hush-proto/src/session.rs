@@ -533,6 +533,14 @@ impl core::fmt::Debug for Session {
     }
 }
 
+#[cfg(test)]
+impl Session {
+    /// The current state's ratchet, for tests that look at its secrets.
+    pub(crate) fn current_ratchet(&self) -> &crate::ratchet::Ratchet {
+        &self.current.ratchet
+    }
+}
+
 /// How many base keys [`Session::initiate_below`] draws at most (each costs one fixed-base
 /// scalar multiplication).
 pub const MAX_BASE_KEY_DRAWS: u32 = 4096;
