@@ -82,3 +82,8 @@ pub mod hazmat {
 
 #[cfg(test)]
 mod redaction_tests;
+
+/// The README's Rust example, compiled and run as a doctest so it cannot drift from the API.
+#[cfg(doctest)]
+#[doc = include_str!("../../../README.md")]
+pub struct ReadmeExample;
