@@ -63,10 +63,6 @@ fn unix_now() -> u64 {
         .unwrap_or(0)
 }
 
-fn store_err(e: hush_store::StoreError) -> XmppError {
-    XmppError::Store(e.to_string())
-}
-
 /// What the engine is handed of an incoming message.
 fn inbound(incoming: Incoming) -> Inbound {
     Inbound {
@@ -82,10 +78,7 @@ fn inbound(incoming: Incoming) -> Inbound {
 impl<S: Store> Hush<S> {
     /// Connects the account kept in `store`.
     pub async fn connect(store: S, password: &str, options: &ConnectOptions) -> Result<Self> {
-        let account = store
-            .account()
-            .map_err(store_err)?
-            .ok_or_else(|| XmppError::Store("no account: run `hush init` first".into()))?;
+        let account = store.account()?.ok_or(XmppError::NoAccount)?;
         let xmpp = XmppClient::connect(&account.jid, password, options).await?;
         let jid = xmpp.jid().clone();
         let engine = Engine::new(jid.as_str(), account.device);
@@ -153,7 +146,7 @@ impl<S: Store> Hush<S> {
         };
         log::warn!("the store was rolled back: {}", rollback.evidence());
         let (transaction, repaired) = rollback.into_parts();
-        self.store.commit(transaction).map_err(store_err)?;
+        self.store.commit(transaction)?;
         self.rollback_notice = Some(self.engine.rollback_repaired(repaired));
         // The server may still offer what the later state published (prekeys and a signed
         // prekey this store does not have): ours replaces it now, without the prekeys that
@@ -198,7 +191,7 @@ impl<S: Store> Hush<S> {
                         }
                     }
                     log::info!("sent message {id} to {to}, stored by an earlier run");
-                    self.store.mark_sent(id).map_err(store_err)?;
+                    self.store.mark_sent(id)?;
                 }
                 Resend::DropInClear { id, to } => {
                     log::warn!(
@@ -206,7 +199,7 @@ impl<S: Store> Hush<S> {
                          sent before Hush stopped; it is not sent now — send it again if you \
                          still want to"
                     );
-                    self.store.mark_sent(id).map_err(store_err)?;
+                    self.store.mark_sent(id)?;
                 }
                 Resend::Unreadable { id, to } => log::warn!(
                     "outbox entry {id} to {to} is not a readable OMEMO element; left in the outbox"
@@ -258,22 +251,10 @@ impl<S: Store> Hush<S> {
         // are out: nothing archived earlier can be encrypted for it, and everything later is
         // read (a message then lacking our key is reported, as it should be).
         let own = self.jid.as_str().to_owned();
-        if self
-            .store
-            .archive_resume(&own)
-            .map_err(store_err)?
-            .is_none()
-            && self
-                .store
-                .last_archive_id(&own)
-                .map_err(store_err)?
-                .is_none()
+        if self.store.archive_resume(&own)?.is_none() && self.store.last_archive_id(&own)?.is_none()
         {
             match self.xmpp.archive_end().await {
-                Ok(Some(end)) => self
-                    .store
-                    .set_archive_resume(&own, &end)
-                    .map_err(store_err)?,
+                Ok(Some(end)) => self.store.set_archive_resume(&own, &end)?,
                 Ok(None) => {} // an empty archive: catch-ups start at `since`
                 Err(e) => log::warn!("could not find the end of our archive: {e}"),
             }
@@ -356,7 +337,7 @@ impl<S: Store> Hush<S> {
             };
             removed += before - list.devices.len();
             self.xmpp.publish_device_list(&list).await?;
-            self.store.commit(transaction).map_err(store_err)?;
+            self.store.commit(transaction)?;
         }
         Ok(removed)
     }
@@ -444,10 +425,10 @@ impl<S: Store> Hush<S> {
         if stanza.to().parse::<BareJid>().is_err() {
             return Err(XmppError::BadJid(stanza.to().to_owned()));
         }
-        let committed = self.store.commit(transaction).map_err(store_err)?;
+        let committed = self.store.commit(transaction)?;
         self.xmpp.send_message(&stanza).await?;
         if let Some(id) = committed.outgoing {
-            self.store.mark_sent(id).map_err(store_err)?;
+            self.store.mark_sent(id)?;
         }
         Ok(report)
     }
@@ -464,7 +445,7 @@ impl<S: Store> Hush<S> {
             &mut self.rng,
         )?;
         if let Some(m) = maintenance {
-            self.store.retire_prekeys(&m.device).map_err(store_err)?;
+            self.store.retire_prekeys(&m.device)?;
             if m.rotated {
                 log::info!(
                     "rotated the signed prekey (every {} days)",
@@ -565,7 +546,7 @@ impl<S: Store> Hush<S> {
         if stanza.to().parse::<BareJid>().is_err() {
             return Err(XmppError::BadJid(stanza.to().to_owned()));
         }
-        self.store.commit(transaction).map_err(store_err)?;
+        self.store.commit(transaction)?;
         self.xmpp.send_message(&stanza).await
     }
 
@@ -632,7 +613,7 @@ impl<S: Store> Hush<S> {
             .engine
             .device_list_pushed(&self.store, jid.as_str(), &list, now)?;
         if !step.transaction.is_empty() {
-            self.store.commit(step.transaction).map_err(store_err)?;
+            self.store.commit(step.transaction)?;
         }
         if let Some(suite) = step.re_add_self {
             self.list_self(suite).await?;
@@ -718,9 +699,7 @@ impl<S: Store> Hush<S> {
             }
             // The page is committed: the next catch-up starts after it.
             if let Some(last) = &page.last {
-                self.store
-                    .set_archive_resume(&own, last)
-                    .map_err(store_err)?;
+                self.store.set_archive_resume(&own, last)?;
             }
             if !more {
                 return Ok(());
@@ -744,7 +723,7 @@ impl<S: Store> Hush<S> {
         let committed = if transaction.is_empty() {
             Committed::default()
         } else {
-            self.store.commit(transaction).map_err(store_err)?
+            self.store.commit(transaction)?
         };
         let delivery = self.engine.settle(after, &committed);
         // The message is committed: what follows must not lose it, so failures are reported

@@ -98,7 +98,10 @@ pub enum XmppError {
     },
     /// The local store failed.
     #[error("store: {0}")]
-    Store(String),
+    Store(#[from] hush_store::StoreError),
+    /// The store holds no account yet.
+    #[error("this store holds no account yet")]
+    NoAccount,
     /// The published data is not valid OMEMO data.
     #[error("{0}")]
     Protocol(#[from] hush_proto::ProtoError),
@@ -161,7 +164,7 @@ impl From<hush_engine::EngineError> for XmppError {
         match e {
             E::NotSent { jid, missing, why } => Self::NotSent { jid, missing, why },
             E::DeviceListTooLong { jid, count } => Self::DeviceListTooLong { jid, count },
-            E::Store(e) => Self::Store(e.to_string()),
+            E::Store(e) => Self::Store(e),
             E::Protocol(e) => Self::Protocol(e),
             E::RemoveSelf(id) => Self::RemoveSelf(id),
             E::ArchiveMisbehaves(why) => Self::ArchiveMisbehaves(why.into()),
