@@ -2,7 +2,7 @@
 //! who can read it, who could add a reader, and the user's switches. All of it works offline,
 //! from the store (as of the last send or receive).
 
-use hush_proto::policy::{self, Authentication, Decision, KeyTrust, Properties, Reader};
+use hush_proto::policy::{self, Authentication, Decision, Properties};
 use hush_proto::{IdentityKey, Suite};
 use hush_store::{SqliteStore, Store, Trust};
 use serde_json::{json, Value};
@@ -22,56 +22,9 @@ pub(crate) fn properties_json(p: &Properties) -> Value {
     })
 }
 
-/// A device that could read the conversation, as the store knows it.
-struct Known {
-    jid: String,
-    device: u32,
-    identity: Option<IdentityKey>,
-    trust: Option<Trust>,
-    active: bool,
-    own: bool,
-}
-
 /// The trust state's name; a key we have not seen yet counts as undecided.
 pub(crate) fn trust_name(t: Option<Trust>) -> &'static str {
     t.map_or("undecided", Trust::as_str)
-}
-
-/// The listed devices of `jid` in the suite we would use (the first with devices), with the
-/// identity keys our sessions hold.
-fn known_devices(store: &SqliteStore, jid: &str, own_device: Option<u32>) -> Fallible<Vec<Known>> {
-    let e = |e: hush_store::StoreError| e.to_string();
-    for suite in Suite::ALL {
-        let devices = store.devices(suite, jid).map_err(e)?;
-        if devices.iter().all(|d| !d.listed) {
-            continue;
-        }
-        let sessions = store.sessions_of(suite, jid).map_err(e)?;
-        let mut out = Vec::new();
-        for d in devices.iter().filter(|d| d.listed) {
-            if Some(d.device_id) == own_device {
-                continue;
-            }
-            let identity = sessions
-                .iter()
-                .find(|(id, _)| *id == d.device_id)
-                .map(|(_, s)| *s.peer_identity());
-            let trust = match &identity {
-                Some(i) => store.trust(jid, i).map_err(e)?,
-                None => None,
-            };
-            out.push(Known {
-                jid: jid.to_owned(),
-                device: d.device_id,
-                identity,
-                trust,
-                active: true,
-                own: own_device.is_some(),
-            });
-        }
-        return Ok(out);
-    }
-    Ok(Vec::new())
 }
 
 /// `hush status JID`.
@@ -87,26 +40,15 @@ pub(crate) fn status(
         .map_err(e)?
         .ok_or("no account here: run `hush init` first")?;
     let conversation = store.conversation(jid).map_err(e)?;
-    let mut known = known_devices(store, jid, None)?;
-    known.extend(known_devices(
-        store,
-        &account.jid,
-        Some(account.device.device_id()),
-    )?);
-    let readers: Vec<Reader> = known
-        .iter()
-        .map(|k| Reader {
-            jid: k.jid.clone(),
-            device: k.device,
-            trust: k.trust.map(KeyTrust::from),
-            usable: k.active && k.identity.is_some(),
-            peer: !k.own,
-        })
-        .collect();
-    let decision = policy::decide(&conversation.policy, global_off, false, &readers);
-    let (next, properties, readers_now): (String, Properties, Vec<(String, u32)>) = match &decision
-    {
-        Decision::Encrypt { to, properties, .. } => ("encrypted".into(), *properties, to.clone()),
+    // The same rules a send applies (inactive devices left out, the send policy decides),
+    // over the device lists the store holds.
+    let engine = hush_engine::Engine::new(&account.jid, account.device.clone());
+    let next_message = engine
+        .next_message(store, jid, global_off, crate::unix_now())
+        .map_err(|e| e.to_string())?;
+    let known = &next_message.candidates;
+    let (next, properties): (String, Properties) = match &next_message.decision {
+        Decision::Encrypt { properties, .. } => ("encrypted".into(), *properties),
         Decision::Plaintext { because } => (
             format!(
                 "in clear: you switched encryption off {}",
@@ -116,12 +58,10 @@ pub(crate) fn status(
                 }
             ),
             Properties::PLAINTEXT,
-            Vec::new(),
         ),
         Decision::Refuse { missing } => (
             format!("refused, nothing would be sent: missing {missing}"),
             Properties::PLAINTEXT,
-            Vec::new(),
         ),
     };
     // Whoever controls an account (or its server, which publishes device lists) can add a
@@ -139,7 +79,8 @@ pub(crate) fn status(
                 json!({"jid": k.jid, "device": k.device, "own": k.own,
                        "fingerprint": k.identity.map(|i| i.fingerprint()),
                        "trust": trust_name(k.trust),
-                       "reads_next_message": readers_now.iter().any(|(j, d)| *j == k.jid && *d == k.device)})
+                       "reads_next_message": k.reads,
+                       "left_out": k.left_out})
             })
             .collect();
         println!(
@@ -178,10 +119,12 @@ pub(crate) fn status(
         yes(properties.replay_protection)
     );
     println!("who can read it:");
-    for k in &known {
-        let reads = readers_now
-            .iter()
-            .any(|(j, d)| *j == k.jid && *d == k.device);
+    for k in known {
+        let left_out = match (&k.left_out, k.reads) {
+            (_, true) => String::new(),
+            (Some(why), false) => format!(" [left out: {why}]"),
+            (None, false) => " [left out]".to_owned(),
+        };
         println!(
             "  {} device {} ({}) fingerprint {} trust {}{}",
             k.jid,
@@ -191,7 +134,7 @@ pub(crate) fn status(
                 .map(|i| i.fingerprint())
                 .unwrap_or_else(|| "unknown (no session yet)".into()),
             trust_name(k.trust),
-            if reads { "" } else { " [left out]" }
+            left_out
         );
     }
     println!(

@@ -18,6 +18,7 @@
 //! * [`keys`]: this device's published keys kept fresh (prekeys retired and refilled, the
 //!   signed prekey rotated).
 //! * [`stanza`]: the `<message/>` stanzas it hands the shell to transmit, whole.
+//! * [`readers`]: who would read the next message, from what the store knows (`hush status`).
 //! * [`outbox`]: what a previous run stored but did not send, and how it goes out now.
 //! * [`devices`]: device lists — what a push records, the lists this device publishes, id
 //!   collisions.
@@ -37,6 +38,7 @@ mod error;
 pub mod heal;
 pub mod keys;
 pub mod outbox;
+pub mod readers;
 pub mod receive;
 pub mod rollback;
 pub mod send;
@@ -54,6 +56,7 @@ pub use error::{EngineError, Result};
 pub use heal::Heal;
 pub use keys::KeyMaintenance;
 pub use outbox::Resend;
+pub use readers::{Candidate, NextMessage};
 pub use receive::{After, BundleRequest, Inbound, InboundPayload, ReceiveStep};
 pub use rollback::{Repaired, Rollback, ROLLBACK_WARNING};
 pub use send::{Fetched, Prepared, Route, SendPlan};

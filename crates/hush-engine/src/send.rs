@@ -65,6 +65,16 @@ impl SendPlan {
     pub fn suite(&self) -> Suite {
         self.suite
     }
+
+    /// The devices to encrypt for, `(jid, device, is the addressee's)`, the addressee's first.
+    pub fn devices(&self) -> &[(String, u32, bool)] {
+        &self.devices
+    }
+
+    /// The devices left out as inactive, each with why.
+    pub fn inactive(&self) -> &[((String, u32), String)] {
+        &self.inactive
+    }
 }
 
 /// A bundle the shell fetched, or why it could not.
@@ -189,21 +199,7 @@ impl Engine {
                 devices.push((jid, device, peer));
             }
         }
-        // Devices silent for too long are left out — except that when every device of the
-        // addressee is silent, leaving them all out would make the addressee unreachable:
-        // inactivity then excludes none of the addressee's devices.
-        let mut inactive = Vec::new();
-        for (jid, device, _) in &devices {
-            if let Some(why) = self.inactive(store, suite, jid, *device, now)? {
-                inactive.push(((jid.clone(), *device), why));
-            }
-        }
-        let all_theirs_inactive = their
-            .iter()
-            .all(|d| inactive.iter().any(|((j, id), _)| j == to && id == d));
-        if all_theirs_inactive {
-            inactive.retain(|((j, _), _)| j != to);
-        }
+        let inactive = self.left_out_inactive(store, suite, to, &devices, now)?;
         // A session a restore rewound is never used to encrypt: its next message keys were
         // used before the backup was made. It is replaced by a new one, from the bundle.
         let rewound = store.sessions_needing_reset()?;
@@ -464,6 +460,34 @@ impl Engine {
             ..Transaction::default()
         };
         Ok((transaction, stanza))
+    }
+
+    /// The devices of `devices` (`(jid, device, is the addressee's)`) left out as inactive,
+    /// each with why. Devices silent for too long are left out — except that when every
+    /// device of the addressee `to` is silent, leaving them all out would make the addressee
+    /// unreachable: inactivity then excludes none of the addressee's devices.
+    pub(crate) fn left_out_inactive<S: Store + ?Sized>(
+        &self,
+        store: &S,
+        suite: Suite,
+        to: &str,
+        devices: &[(String, u32, bool)],
+        now: u64,
+    ) -> Result<Vec<((String, u32), String)>> {
+        let mut inactive = Vec::new();
+        for (jid, device, _) in devices {
+            if let Some(why) = self.inactive(store, suite, jid, *device, now)? {
+                inactive.push(((jid.clone(), *device), why));
+            }
+        }
+        let all_theirs_inactive = devices
+            .iter()
+            .filter(|(_, _, theirs)| *theirs)
+            .all(|(j, d, _)| inactive.iter().any(|((ij, id), _)| ij == j && id == d));
+        if all_theirs_inactive {
+            inactive.retain(|((j, _), _)| j != to);
+        }
+        Ok(inactive)
     }
 
     /// Why a device is left out as inactive, if it is.

@@ -1275,3 +1275,51 @@ fn a_forged_key_exchange_on_an_unknown_signed_prekey_owes_no_heal() {
     let last = w.devices[&21].shown.last().unwrap();
     assert_eq!(last.text, "still here", "{last:?}");
 }
+
+/// `hush status` and a send agree on who reads the next message: a device of the contact
+/// silent for longer than the inactivity limit is left out by both, with the same reason
+/// (status used to count it as a reader).
+#[test]
+fn status_and_send_leave_out_the_same_inactive_device() {
+    let mut w = World::new(4);
+    w.add_device(ALICE, 11);
+    w.add_device(ALICE, 12);
+    w.add_device(BOB, 21);
+    w.send(11, BOB, "hello").unwrap();
+    w.send(12, BOB, "hello from the phone").unwrap();
+    w.drain();
+    w.send(21, ALICE, "hello back").unwrap();
+    w.drain();
+    // A hundred days later only device 11 speaks again.
+    w.now += 100 * 86_400;
+    w.send(11, BOB, "still here").unwrap();
+    w.drain();
+    let bob = &w.devices[&21];
+    let next = bob
+        .engine
+        .next_message(&bob.store, ALICE, false, w.now)
+        .unwrap();
+    let reads = |device| {
+        next.candidates
+            .iter()
+            .find(|c| c.device == device)
+            .map(|c| (c.reads, c.left_out.clone()))
+            .unwrap()
+    };
+    assert_eq!(reads(11), (true, None));
+    let (phone_reads, why) = reads(12);
+    assert!(!phone_reads);
+    assert!(
+        why.as_deref().unwrap_or("").starts_with("inactive"),
+        "{why:?}"
+    );
+    // The send's plan, from the same list, leaves out the same device for the same reason.
+    let their = Some((next.suite.unwrap(), w.list(ALICE, next.suite.unwrap())));
+    let plan = bob
+        .engine
+        .plan_send(&bob.store, ALICE, their, None, w.now)
+        .unwrap();
+    let left_out: Vec<u32> = plan.inactive().iter().map(|((_, d), _)| *d).collect();
+    assert_eq!(left_out, [12]);
+    assert_eq!(plan.inactive()[0].1, why.unwrap());
+}
