@@ -12,6 +12,6 @@ libfuzzer_sys::fuzz_target!(|data: &[u8]| {
     let _ = sce::open(data, expect);
     let _ = sce::stamp(data);
     if let Ok(s) = core::str::from_utf8(data) {
-        let _ = sce::parse_xep0082_datetime(s);
+        let _ = hush_wire::date::parse(s);
     }
 });

@@ -626,7 +626,7 @@ async fn run(cli: Cli) -> Fallible<()> {
                             if d.listed { "" } else { " [no longer listed]" },
                             fp.as_deref().unwrap_or("unknown (no session yet)"),
                             trust_name(trust),
-                            hush_proto::sce::xep0082_datetime(d.last_seen)
+                            hush_wire::date::format(d.last_seen)
                         );
                     }
                 }
@@ -706,7 +706,7 @@ fn print_history_entry(m: &hush_store::StoredMessage, json: bool) {
         );
         return;
     }
-    let when = hush_proto::sce::xep0082_datetime(m.at);
+    let when = hush_wire::date::format(m.at);
     let arrow = if outgoing { "→" } else { "←" };
     let clear = if m.encrypted { "" } else { " (UNENCRYPTED)" };
     match (&body, &m.error) {

@@ -3,7 +3,7 @@
 //! tokio-xmpp's XML stream builds a whole element in memory before handing it over, so a
 //! limit checked on parsed elements would come too late: a client could make the server buffer
 //! gigabytes. The [`Guard`] sits between the TCP socket and the parser and runs a small XML
-//! tokenizer (`hush_xmpp::limits::Scanner`, which the client uses the other way round) over
+//! tokenizer (`hush_wire::limits::Scanner`, which the client uses the other way round) over
 //! every byte read: it knows the element depth and how many bytes the current
 //! top-level element (stanza or nonza) has taken, and fails the read as soon as either exceeds
 //! its limit. The connection task then sees the recorded [`Violation`] and closes the stream
@@ -21,7 +21,7 @@ use std::task::{ready, Context, Poll};
 
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 
-pub(crate) use hush_xmpp::limits::{Scanner, StreamLimits as Limits, Violation};
+pub(crate) use hush_wire::limits::{Scanner, StreamLimits as Limits, Violation};
 
 /// What the connection task shares with its guard.
 #[derive(Debug, Default)]

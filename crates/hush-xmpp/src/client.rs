@@ -231,7 +231,7 @@ fn mam_query(
         .build();
     form.append_child(field("FORM_TYPE", MAM.to_owned()));
     if let Some(t) = start {
-        form.append_child(field("start", hush_proto::sce::xep0082_datetime(t)));
+        form.append_child(field("start", hush_wire::date::format(t)));
     }
     let rsm = "http://jabber.org/protocol/rsm";
     let max = last.unwrap_or(PAGE_SIZE).min(PAGE_SIZE).to_string();

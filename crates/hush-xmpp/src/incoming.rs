@@ -136,7 +136,7 @@ fn delay_of(el: &Element, by: Option<&str>) -> Option<u64> {
         .filter(|c| c.is("delay", DELAY))
         .find(|d| by.is_none_or(|b| d.attr("from") == Some(b)))
         .and_then(|d| d.attr("stamp"))
-        .and_then(hush_proto::sce::parse_xep0082_datetime)
+        .and_then(hush_wire::date::parse)
 }
 
 /// The message inside `<wrapper><forwarded><message/></forwarded></wrapper>`.

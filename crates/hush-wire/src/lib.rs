@@ -1,0 +1,14 @@
+//! What both sides of an XMPP stream need, for Hush's client (`hush-xmpp`) and its test server
+//! (`hush-devserver`) alike, so neither depends on the other:
+//!
+//! * [`limits`]: stanza size and depth limits, checked on the raw bytes before any XML parser
+//!   sees them.
+//! * [`date`]: XEP-0082 dates and times.
+//!
+//! No I/O and no dependencies.
+
+#![forbid(unsafe_code)]
+#![warn(missing_docs)]
+
+pub mod date;
+pub mod limits;
