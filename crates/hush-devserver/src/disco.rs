@@ -4,8 +4,7 @@
 
 use std::collections::BTreeSet;
 
-use base64::Engine;
-use sha1::{Digest, Sha1};
+use hush_wire::caps;
 use tokio_xmpp::minidom::rxml::Namespace;
 use tokio_xmpp::minidom::Element;
 
@@ -52,17 +51,13 @@ pub(crate) fn features(query: &Element) -> BTreeSet<String> {
         .collect()
 }
 
-/// An extended disco form: its FORM_TYPE and its other fields with their values.
-type Form = (String, Vec<(String, Vec<String>)>);
-
 /// XEP-0115 §5.1: the verification string of a disco#info result, SHA-1, base64. Only
 /// `sha-1` is supported; any other hash is never cached.
 pub(crate) fn ver(hash: &str, query: &Element) -> Option<String> {
     if hash != "sha-1" {
         return None;
     }
-    let mut s = String::new();
-    let mut identities: Vec<[String; 4]> = query
+    let identities: Vec<[String; 4]> = query
         .children()
         .filter(|c| c.is("identity", ns::DISCO_INFO))
         .map(|i| {
@@ -74,11 +69,15 @@ pub(crate) fn ver(hash: &str, query: &Element) -> Option<String> {
             [attr("category"), attr("type"), lang, attr("name")]
         })
         .collect();
-    identities.sort();
-    for i in identities {
-        s.push_str(&i.join("/"));
-        s.push('<');
-    }
+    let identities: Vec<caps::Identity<'_>> = identities
+        .iter()
+        .map(|[category, kind, lang, name]| caps::Identity {
+            category,
+            kind,
+            lang,
+            name,
+        })
+        .collect();
     let features: Vec<String> = features(query).into_iter().collect();
     let count = query
         .children()
@@ -87,11 +86,8 @@ pub(crate) fn ver(hash: &str, query: &Element) -> Option<String> {
     if count != features.len() {
         return None; // duplicate features make the answer invalid (§5.4)
     }
-    for f in features {
-        s.push_str(&f);
-        s.push('<');
-    }
-    let mut forms: Vec<Form> = Vec::new();
+    let features: Vec<&str> = features.iter().map(String::as_str).collect();
+    let mut forms = Vec::new();
     for form in query.children().filter(|c| c.is("x", ns::DATA)) {
         let mut fields = xml::form_fields(form);
         let form_type = fields
@@ -99,24 +95,9 @@ pub(crate) fn ver(hash: &str, query: &Element) -> Option<String> {
             .find(|(var, _)| var == "FORM_TYPE")
             .and_then(|(_, v)| v.first().cloned())?;
         fields.retain(|(var, _)| var != "FORM_TYPE");
-        fields.sort();
-        forms.push((form_type, fields));
+        forms.push(caps::Form { form_type, fields });
     }
-    forms.sort();
-    for (form_type, fields) in forms {
-        s.push_str(&form_type);
-        s.push('<');
-        for (var, mut values) in fields {
-            s.push_str(&var);
-            s.push('<');
-            values.sort();
-            for v in values {
-                s.push_str(&v);
-                s.push('<');
-            }
-        }
-    }
-    Some(base64::engine::general_purpose::STANDARD.encode(Sha1::digest(s.as_bytes())))
+    Some(caps::ver(&identities, &features, &forms))
 }
 
 /// The disco#info query the server sends a session to learn what its caps mean.

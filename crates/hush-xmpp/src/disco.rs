@@ -6,9 +6,7 @@
 //! advertise `NODE+notify`, and it learns the features by sending a disco#info query to the
 //! caps node: both halves have to work for device lists to arrive by themselves.
 
-use base64::Engine;
 use hush_proto::{DeviceList, Element, Suite};
-use sha1::{Digest, Sha1};
 use tokio_xmpp::parsers::jid::{BareJid, Jid};
 
 pub(crate) const DISCO_INFO: &str = "http://jabber.org/protocol/disco#info";
@@ -44,14 +42,14 @@ fn features() -> Vec<String> {
 /// XEP-0115 §5.1: the verification string of one identity (no language) and the features,
 /// hashed with SHA-1 and encoded in base64.
 fn caps_ver(identity: (&str, &str, &str), features: &[String]) -> String {
-    let mut s = format!("{}/{}//{}<", identity.0, identity.1, identity.2);
-    let mut sorted: Vec<&String> = features.iter().collect();
-    sorted.sort();
-    for f in sorted {
-        s.push_str(f);
-        s.push('<');
-    }
-    base64::engine::general_purpose::STANDARD.encode(Sha1::digest(s.as_bytes()))
+    let identity = hush_wire::caps::Identity {
+        category: identity.0,
+        kind: identity.1,
+        lang: "",
+        name: identity.2,
+    };
+    let features: Vec<&str> = features.iter().map(String::as_str).collect();
+    hush_wire::caps::ver(&[identity], &features, &[])
 }
 
 #[expect(
