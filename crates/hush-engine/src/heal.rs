@@ -13,8 +13,9 @@
 //!
 //! Only a key exchange under an identity key we can vouch for is healed: the one our session
 //! with the device was built on, or the one the device's account publishes. Anyone can make up
-//! a key exchange under an unknown signed prekey id; it must not make us replace a working
-//! session. The heal is built on that same identity key (a bundle serving another is refused,
+//! a key exchange under another identity key and an unknown signed prekey id; it must not make
+//! us replace a working session. (A forgery under the real key still costs at most one heal
+//! per device per [`HEAL_INTERVAL`], built on the real, verified bundle.) The heal is built on that same identity key (a bundle serving another is refused,
 //! loudly), never on a distrusted one, and a key met this way is recorded and shown with the
 //! failure like any new key.
 //!
@@ -70,9 +71,15 @@ impl Engine {
             .retain(|h| !(h.jid == heal.jid && h.device == heal.device));
     }
 
-    /// A message from `device` of `jid` was read: a heal still owed to it is pointless.
+    /// A message from `device` of `jid` was read: a heal still owed to it is dropped, and a
+    /// later unreadable key exchange of that device owes one again at once (this one was
+    /// never tried).
     pub(crate) fn heard_from(&mut self, jid: &str, device: u32) {
+        let before = self.heals.len();
         self.heals.retain(|h| !(h.jid == jid && h.device == device));
+        if self.heals.len() != before {
+            self.healed_at.remove(&(jid.to_owned(), device));
+        }
     }
 
     /// Records a heal owed by a committed step, unless that device was healed less than
@@ -223,6 +230,9 @@ mod tests {
         assert_eq!(engine.next_heal(), Some(&heal(9)));
         engine.heard_from("alice@example.org", 11);
         assert_eq!(engine.next_heal(), None);
+        // That heal was never tried: the next unreadable key exchange owes one at once.
+        engine.owe_heal(heal(8), 1001);
+        assert_eq!(engine.next_heal(), Some(&heal(8)));
     }
 
     #[test]

@@ -20,9 +20,10 @@ pub struct Candidate {
     pub device: u32,
     /// One of our own other devices (not the contact's).
     pub own: bool,
-    /// The identity key our session with it holds; `None` without a session yet.
+    /// The identity key our session with it holds; `None` without a session yet (the next
+    /// send fetches its bundle).
     pub identity: Option<IdentityKey>,
-    /// The trust in that key.
+    /// The trust in that key; without a session, the trust its key would start with.
     pub trust: Option<Trust>,
     /// Why the send rules leave it out, if they do (other than trust, which the policy
     /// decides).
@@ -61,7 +62,10 @@ impl Engine {
             }
         }
         let mut candidates = Vec::new();
-        if let Some(suite) = suite {
+        // With no list of theirs, a send goes in OMEMO:2 to our own other devices (and the
+        // policy finds nobody of theirs to read it).
+        {
+            let suite = suite.unwrap_or(Suite::Omemo2);
             // Every listed device, `(jid, device, is the addressee's)`, as a send's plan has them.
             let mut listed = Vec::new();
             for (jid, theirs) in [(to, true), (self.jid.as_str(), false)] {
@@ -85,12 +89,16 @@ impl Engine {
                     Some(i) => store.trust(&jid, i)?,
                     None => None,
                 };
-                let left_out = match identity {
-                    None => Some("no session yet (the next send fetches its keys)".to_owned()),
-                    Some(_) => inactive
-                        .iter()
-                        .find(|((j, d), _)| *j == jid && *d == device)
-                        .map(|(_, why)| why.clone()),
+                let left_out = inactive
+                    .iter()
+                    .find(|((j, d), _)| *j == jid && *d == device)
+                    .map(|(_, why)| why.clone());
+                // No session yet: a send fetches its bundle and meets its key, which starts
+                // blindly trusted unless a key of that account was verified (then undecided).
+                let trust = match (identity, trust) {
+                    (None, _) if store.has_verified_key(&jid)? => Some(Trust::Undecided),
+                    (None, _) => Some(Trust::Blind),
+                    (Some(_), trust) => trust,
                 };
                 candidates.push(Candidate {
                     jid,
@@ -105,10 +113,16 @@ impl Engine {
         }
         let readers: Vec<Reader> = candidates
             .iter()
+            // As a send has them: a device left out is unusable and has no trust to count.
             .map(|c| Reader {
                 jid: c.jid.clone(),
                 device: c.device,
-                trust: c.trust.map(KeyTrust::from),
+                trust: c
+                    .left_out
+                    .is_none()
+                    .then_some(c.trust)
+                    .flatten()
+                    .map(KeyTrust::from),
                 usable: c.left_out.is_none(),
                 peer: !c.own,
             })

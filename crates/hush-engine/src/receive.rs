@@ -479,8 +479,10 @@ impl Engine {
                     // a reset here would not help.
                     // Only for a key exchange under the identity key we can vouch for (our
                     // session's, or the one the account publishes): anyone can make one up
-                    // under a made-up signed prekey id, and it must not make us replace a
-                    // working session. A key we never met is news, shown with the failure.
+                    // under another key and a made-up signed prekey id, and it must not make
+                    // us replace a working session. (One under the real key can still cost a
+                    // heal an hour, built on the real bundle: churn, no takeover.) A key we
+                    // never met is news, shown with the failure.
                     ProtoError::UnknownSignedPreKey(_) | ProtoError::UnknownPreKey(_)
                         if vouched =>
                     {

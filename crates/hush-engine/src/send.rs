@@ -187,6 +187,11 @@ impl Engine {
             });
         }
         own.retain(|id| *id != self.device_id());
+        // Never this device itself, also when we write to our own account.
+        let mut their = their;
+        if to == self.jid {
+            their.retain(|id| *id != self.device_id());
+        }
         // Each device once, even if a list names it twice or we write to our own account: two
         // sessions built for one device in one message would leave the stored one unusable.
         let mut devices: Vec<(String, u32, bool)> = Vec::new();

@@ -1322,4 +1322,62 @@ fn status_and_send_leave_out_the_same_inactive_device() {
     let left_out: Vec<u32> = plan.inactive().iter().map(|((_, d), _)| *d).collect();
     assert_eq!(left_out, [12]);
     assert_eq!(plan.inactive()[0].1, why.unwrap());
+    // A device Alice adds now has no session at Bob's yet: a send fetches its bundle and
+    // encrypts for it (blind trust before verification), and status says so too.
+    w.add_device(ALICE, 13);
+    w.drain();
+    let bob = &w.devices[&21];
+    let next = bob
+        .engine
+        .next_message(&bob.store, ALICE, false, w.now)
+        .unwrap();
+    let new = next
+        .candidates
+        .iter()
+        .find(|c| c.device == 13)
+        .expect("listed");
+    assert!(new.identity.is_none() && new.reads, "{new:?}");
+    let their = Some((next.suite.unwrap(), w.list(ALICE, next.suite.unwrap())));
+    let plan = bob
+        .engine
+        .plan_send(&bob.store, ALICE, their, None, w.now)
+        .unwrap();
+    assert!(plan.bundles_needed.contains(&(ALICE.to_owned(), 13)));
+}
+
+/// Writing to one's own account: neither a send nor status counts this device itself as a
+/// reader.
+#[test]
+fn a_device_never_encrypts_for_itself() {
+    let mut w = World::new(5);
+    w.add_device(ALICE, 11);
+    w.add_device(ALICE, 12);
+    w.drain();
+    let alice = &w.devices[&11];
+    let suite = alice
+        .engine
+        .next_message(&alice.store, ALICE, false, w.now)
+        .unwrap();
+    assert!(
+        suite.candidates.iter().all(|c| c.device != 11),
+        "{:?}",
+        suite.candidates
+    );
+    let list = w.list(ALICE, Suite::Omemo2);
+    assert!(list.contains(&11));
+    let plan = alice
+        .engine
+        .plan_send(
+            &alice.store,
+            ALICE,
+            Some((Suite::Omemo2, list.clone())),
+            Some(list),
+            w.now,
+        )
+        .unwrap();
+    assert!(
+        plan.devices().iter().all(|(_, d, _)| *d != 11),
+        "{:?}",
+        plan.devices()
+    );
 }

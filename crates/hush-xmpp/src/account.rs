@@ -469,37 +469,34 @@ impl<S: Store> Hush<S> {
     /// Sends the empty messages owed, as the engine lists them, then the key exchanges that
     /// heal sessions built on keys we retired (see [`hush_engine::heal`]).
     ///
-    /// Each is taken off the engine's list whatever its outcome, so one that cannot be sent
-    /// (a bad bundle, a session that cannot encrypt) does not block the others or come back at
-    /// every message. Only a lost connection stops the round, with its error.
+    /// One that cannot be sent (a bad bundle, a session that cannot encrypt) is taken off the
+    /// engine's list with a warning, so it does not block the others or come back at every
+    /// message. A lost connection stops the round with its error and leaves the item owed, to
+    /// go out after the reconnect.
     async fn pay_empty_messages(&mut self) -> Result<()> {
         while let Some(owed) = self.engine.next_owed().cloned() {
-            let result = self.send_empty(&owed).await;
-            self.engine.answered(&owed);
-            if let Err(e) = result {
-                if e.is_connection() {
-                    return Err(e);
-                }
-                log::warn!(
+            match self.send_empty(&owed).await {
+                Err(e) if e.is_connection() => return Err(e),
+                Err(e) => log::warn!(
                     "could not answer device {} of {}: {e}",
                     owed.device,
                     owed.jid
-                );
+                ),
+                Ok(()) => {}
             }
+            self.engine.answered(&owed);
         }
         while let Some(heal) = self.engine.next_heal().cloned() {
-            let result = self.send_heal(&heal).await;
-            self.engine.healed(&heal);
-            if let Err(e) = result {
-                if e.is_connection() {
-                    return Err(e);
-                }
-                log::warn!(
+            match self.send_heal(&heal).await {
+                Err(e) if e.is_connection() => return Err(e),
+                Err(e) => log::warn!(
                     "could not heal the session with device {} of {}: {e}",
                     heal.device,
                     heal.jid
-                );
+                ),
+                Ok(()) => {}
             }
+            self.engine.healed(&heal);
         }
         Ok(())
     }
@@ -512,11 +509,11 @@ impl<S: Store> Hush<S> {
             .jid
             .parse()
             .map_err(|_| XmppError::BadJid(heal.jid.clone()))?;
-        let bundle = self
-            .xmpp
-            .bundle(&to, heal.suite, heal.device)
-            .await
-            .map_err(|e| e.to_string());
+        let bundle = match self.xmpp.bundle(&to, heal.suite, heal.device).await {
+            // Not the bundle's fault: the heal stays owed until the connection is back.
+            Err(e) if e.is_connection() => return Err(e),
+            fetched => fetched.map_err(|e| e.to_string()),
+        };
         let Some(prepared) = self
             .engine
             .prepare_heal(&self.store, heal, &bundle, &mut self.rng)?
