@@ -61,55 +61,48 @@ impl Engine {
                 break;
             }
         }
-        let mut candidates = Vec::new();
         // With no list of theirs, a send goes in OMEMO:2 to our own other devices (and the
         // policy finds nobody of theirs to read it).
-        {
-            let suite = suite.unwrap_or(Suite::Omemo2);
-            // Every listed device, `(jid, device, is the addressee's)`, as a send's plan has them.
-            let mut listed = Vec::new();
-            for (jid, theirs) in [(to, true), (self.jid.as_str(), false)] {
-                for d in store.devices(suite, jid)?.iter().filter(|d| d.listed) {
-                    let me = jid == self.jid && d.device_id == self.device_id();
-                    if !me
-                        && !listed
-                            .iter()
-                            .any(|(j, id, _)| j == jid && *id == d.device_id)
-                    {
-                        listed.push((jid.to_owned(), d.device_id, theirs));
-                    }
+        let lists = suite.unwrap_or(Suite::Omemo2);
+        // Every listed device, `(jid, device, is the addressee's)`, as a send's plan has them.
+        let mut listed = Vec::new();
+        for (jid, theirs) in [(to, true), (self.jid.as_str(), false)] {
+            for d in store.devices(lists, jid)?.iter().filter(|d| d.listed) {
+                let me = jid == self.jid && d.device_id == self.device_id();
+                let seen = listed
+                    .iter()
+                    .any(|(j, id, _)| j == jid && *id == d.device_id);
+                if !me && !seen {
+                    listed.push((jid.to_owned(), d.device_id, theirs));
                 }
             }
-            let inactive = self.left_out_inactive(store, suite, to, &listed, now)?;
-            for (jid, device, theirs) in listed {
-                let identity = store
-                    .session(&hush_store::SessionKey::new(suite, &jid, device))?
-                    .map(|s| *s.peer_identity());
-                let trust = match &identity {
-                    Some(i) => store.trust(&jid, i)?,
-                    None => None,
-                };
-                let left_out = inactive
-                    .iter()
-                    .find(|((j, d), _)| *j == jid && *d == device)
-                    .map(|(_, why)| why.clone());
+        }
+        let inactive = self.left_out_inactive(store, lists, to, &listed, now)?;
+        let mut candidates = Vec::new();
+        for (jid, device, theirs) in listed {
+            let identity = store
+                .session(&hush_store::SessionKey::new(lists, &jid, device))?
+                .map(|s| *s.peer_identity());
+            let trust = match &identity {
+                Some(i) => store.trust(&jid, i)?,
                 // No session yet: a send fetches its bundle and meets its key, which starts
                 // blindly trusted unless a key of that account was verified (then undecided).
-                let trust = match (identity, trust) {
-                    (None, _) if store.has_verified_key(&jid)? => Some(Trust::Undecided),
-                    (None, _) => Some(Trust::Blind),
-                    (Some(_), trust) => trust,
-                };
-                candidates.push(Candidate {
-                    jid,
-                    device,
-                    own: !theirs,
-                    identity,
-                    trust,
-                    left_out,
-                    reads: false,
-                });
-            }
+                None if store.has_verified_key(&jid)? => Some(Trust::Undecided),
+                None => Some(Trust::Blind),
+            };
+            let left_out = inactive
+                .iter()
+                .find(|((j, d), _)| *j == jid && *d == device)
+                .map(|(_, why)| why.clone());
+            candidates.push(Candidate {
+                jid,
+                device,
+                own: !theirs,
+                identity,
+                trust,
+                left_out,
+                reads: false,
+            });
         }
         let readers: Vec<Reader> = candidates
             .iter()
