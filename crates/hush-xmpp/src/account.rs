@@ -176,7 +176,7 @@ impl<S: Store> Hush<S> {
             match resend {
                 Resend::Encrypted { id, stanza } => {
                     let to = stanza.to();
-                    if to.parse::<BareJid>().is_err() {
+                    if crate::client::addressee(&stanza).is_err() {
                         log::warn!(
                             "outbox entry {id} names an invalid JID `{to}`; left in the outbox"
                         );
@@ -422,11 +422,7 @@ impl<S: Store> Hush<S> {
             stanza,
             report,
         } = prepared;
-        if stanza.to().parse::<BareJid>().is_err() {
-            return Err(XmppError::BadJid(stanza.to().to_owned()));
-        }
-        let committed = self.store.commit(transaction)?;
-        self.xmpp.send_message(&stanza).await?;
+        let committed = self.commit_and_send((transaction, stanza)).await?;
         if let Some(id) = committed.outgoing {
             self.store.mark_sent(id)?;
         }
@@ -520,7 +516,7 @@ impl<S: Store> Hush<S> {
         else {
             return Ok(());
         };
-        self.commit_and_send(prepared).await
+        self.commit_and_send(prepared).await.map(drop)
     }
 
     /// Sends an empty message to one device (session completion after a key exchange, or a
@@ -532,19 +528,19 @@ impl<S: Store> Hush<S> {
         else {
             return Ok(());
         };
-        self.commit_and_send(prepared).await
+        self.commit_and_send(prepared).await.map(drop)
     }
 
-    /// Commits an empty message's transaction, then sends the message.
+    /// Commits a message's transaction, then sends the message (nothing is committed for
+    /// an addressee that is not a bare JID).
     async fn commit_and_send(
         &mut self,
         (transaction, stanza): (Transaction, MessageStanza),
-    ) -> Result<()> {
-        if stanza.to().parse::<BareJid>().is_err() {
-            return Err(XmppError::BadJid(stanza.to().to_owned()));
-        }
-        self.store.commit(transaction)?;
-        self.xmpp.send_message(&stanza).await
+    ) -> Result<hush_store::Committed> {
+        crate::client::addressee(&stanza)?;
+        let committed = self.store.commit(transaction)?;
+        self.xmpp.send_message(&stanza).await?;
+        Ok(committed)
     }
 
     /// Waits up to `timeout` for the next message and commits it. Exact duplicates are

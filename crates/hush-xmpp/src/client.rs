@@ -829,9 +829,7 @@ impl XmppClient {
     /// Sends a `<message/>` stanza exactly as the engine built it (see
     /// [`hush_engine::stanza`]).
     pub async fn send_message(&mut self, stanza: &MessageStanza) -> Result<()> {
-        if stanza.to().parse::<BareJid>().is_err() {
-            return Err(XmppError::BadJid(stanza.to().to_owned()));
-        }
+        addressee(stanza)?;
         let message =
             Message::try_from(stanza.to_element()).map_err(|e| XmppError::Unsendable {
                 to: stanza.to().to_owned(),
@@ -1040,6 +1038,15 @@ impl XmppClient {
         let _ = tokio::time::timeout(REQUEST_TIMEOUT, self.stream.close()).await;
         Ok(())
     }
+}
+
+/// The addressee of `stanza` as a bare JID, or [`XmppError::BadJid`]: checked before anything
+/// is committed for it, and again before it is sent.
+pub(crate) fn addressee(stanza: &MessageStanza) -> Result<BareJid> {
+    stanza
+        .to()
+        .parse()
+        .map_err(|_| XmppError::BadJid(stanza.to().to_owned()))
 }
 
 #[cfg(test)]
