@@ -1098,12 +1098,9 @@ fn an_emptied_list_does_not_downgrade_a_conversation_we_answered() {
     assert!(refused.contains("downgrading"), "{refused}");
 }
 
-/// A key exchange built on keys the reader has since retired fails visibly, and the failure
-/// says what happens and what helps if it does not: the reader offers the sender a new
-/// session (see the test below), and else the sender resetting its session, not a reset on
-/// this side.
-#[test]
-fn a_key_exchange_on_retired_keys_asks_the_sender_to_reset() {
+/// Alice's key exchange to Bob, held back until Bob has rotated his signed prekey twice, then
+/// delivered: Bob cannot read it.
+fn key_exchange_on_retired_keys() -> World {
     let mut w = World::new(43);
     w.add_device(ALICE, 11);
     w.add_device(BOB, 21);
@@ -1116,6 +1113,16 @@ fn a_key_exchange_on_retired_keys_asks_the_sender_to_reset() {
     }
     w.release(21, 0);
     w.deliver(21, 0, false);
+    w
+}
+
+/// A key exchange built on keys the reader has since retired fails visibly, and the failure
+/// says what happens and what helps if it does not: the reader offers the sender a new
+/// session (see the test below), and else the sender resetting its session, not a reset on
+/// this side.
+#[test]
+fn a_key_exchange_on_retired_keys_asks_the_sender_to_reset() {
+    let w = key_exchange_on_retired_keys();
     let failure = w.devices[&21].shown.last().unwrap();
     assert!(failure.failed);
     assert!(
@@ -1137,18 +1144,7 @@ fn a_key_exchange_on_retired_keys_asks_the_sender_to_reset() {
 /// key exchange whose base key wins the tie-break, and Alice moves to it.
 #[test]
 fn an_unanswered_key_exchange_on_dropped_prekeys_is_abandoned() {
-    let mut w = World::new(43);
-    w.add_device(ALICE, 11);
-    w.add_device(BOB, 21);
-    w.catch_up(21);
-    w.send(11, BOB, "held").unwrap();
-    w.hold(21, 0);
-    for _ in 0..2 {
-        w.now += hush_engine::SIGNED_PREKEY_PERIOD + 1;
-        w.maintain_keys(21);
-    }
-    w.release(21, 0);
-    w.deliver(21, 0, false);
+    let mut w = key_exchange_on_retired_keys();
     assert!(w.devices[&21].shown.last().unwrap().failed);
     w.send(21, ALICE, "from bob").unwrap();
     w.drain();
