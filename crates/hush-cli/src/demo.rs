@@ -244,7 +244,7 @@ fn received(n: &Narrator, cast: &Cast, at: &Device, d: &Delivery, expected: &str
     let sender = cast.name(&d.from, d.device);
     n.event(
         json!({"event": "received", "device": who, "from": sender, "body": d.body,
-               "error": d.error, "trust": trust_name(d.trust),
+               "error": d.failure.as_ref().map(ToString::to_string), "trust": trust_name(d.trust),
                "security": properties_json(&d.properties)}),
         || {
             format!(
@@ -257,7 +257,7 @@ fn received(n: &Narrator, cast: &Cast, at: &Device, d: &Delivery, expected: &str
     if d.body.as_deref() != Some(expected) {
         return Err(format!(
             "{who} expected “{expected}”, got {:?} (error: {:?})",
-            d.body, d.error
+            d.body, d.failure
         ));
     }
     Ok(())
@@ -406,7 +406,7 @@ async fn story(n: &Narrator, server: &DevServer) -> Fallible<()> {
     send(n, &cast, &mut alice_phone, &bob, tampered).await?;
     sent.push(tampered.into());
     let d = next(&mut bob_phone, &cast).await?;
-    let Some(error) = d.error.clone() else {
+    let Some(error) = d.failure.as_ref().map(ToString::to_string) else {
         return Err(format!(
             "{bob_phone_name} accepted a tampered message: {:?}",
             d.body
@@ -457,7 +457,7 @@ async fn story(n: &Narrator, server: &DevServer) -> Fallible<()> {
         let sender = cast.name(&d.from, d.device);
         n.event(
             json!({"event": "received", "device": bob_laptop_name, "from": sender, "body": d.body,
-                   "error": d.error, "trust": trust_name(d.trust),
+                   "error": d.failure.as_ref().map(ToString::to_string), "trust": trust_name(d.trust),
                    "security": properties_json(&d.properties)}),
             || format!("  “{}” from {sender}", d.body.as_deref().unwrap_or("")),
         );

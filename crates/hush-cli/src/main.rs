@@ -7,6 +7,7 @@
 
 #![forbid(unsafe_code)]
 
+mod advice;
 mod conversation;
 mod demo;
 mod home;
@@ -279,7 +280,16 @@ fn connect_options(config: &Config) -> ConnectOptions {
     }
 }
 
+use advice::Me;
 use conversation::trust_name;
+
+/// Who we are, for advice addressed to the other side.
+fn me(hush: &Hush<SqliteStore>) -> Me {
+    Me {
+        jid: hush.jid().to_string(),
+        device: hush.device_id(),
+    }
+}
 
 async fn connect(home: &Home) -> Fallible<(Hush<SqliteStore>, Config)> {
     home.require()?;
@@ -375,7 +385,7 @@ async fn run(cli: Cli) -> Fallible<()> {
             // Found on connecting: said before anything else (the send below is safe: it
             // builds new sessions).
             if let Some(notice) = hush.take_rollback_notice() {
-                print_delivery(&notice, json);
+                print_delivery(&notice, json, &me(&hush));
             }
             let options = hush_xmpp::SendOptions {
                 plaintext,
@@ -482,8 +492,16 @@ async fn run(cli: Cli) -> Fallible<()> {
         Command::History { jid, limit } => {
             let jid = bare(&jid)?.to_string();
             let store = home.open_store()?;
+            let account = store
+                .account()
+                .map_err(|e| e.to_string())?
+                .ok_or("no account here: run `hush init` first")?;
+            let me = Me {
+                jid: account.jid,
+                device: account.device.device_id(),
+            };
             for m in store.history(&jid, limit).map_err(|e| e.to_string())? {
-                print_history_entry(&m, json);
+                print_history_entry(&m, json, &me);
             }
             Ok(())
         }
@@ -521,14 +539,14 @@ async fn run(cli: Cli) -> Fallible<()> {
             );
             // A rollback found on connecting comes first, and is not a message (`--count`).
             if let Some(notice) = hush.take_rollback_notice() {
-                print_delivery(&notice, json);
+                print_delivery(&notice, json, &me(&hush));
             }
             // First what arrived while we were away (the archive), then live messages.
             let since = config.created_at;
             let mut seen = 0;
             // `--count` counts messages (texts and failures), not news of a new key.
             for d in hush.catch_up(since).await.map_err(|e| e.to_string())? {
-                print_delivery(&d, json);
+                print_delivery(&d, json, &me(&hush));
                 seen += usize::from(!d.is_key_notice());
             }
             while count.is_none_or(|c| seen < c) {
@@ -538,7 +556,7 @@ async fn run(cli: Cli) -> Fallible<()> {
                     .map_err(|e| e.to_string())?
                 {
                     Some(d) => {
-                        print_delivery(&d, json);
+                        print_delivery(&d, json, &me(&hush));
                         seen += usize::from(!d.is_key_notice());
                     }
                     None => break,
@@ -547,7 +565,7 @@ async fn run(cli: Cli) -> Fallible<()> {
             // `--count` is reached, but a catch-up may have read more from the server at once:
             // they are committed, so nothing else would ever show them. Shown now.
             for d in hush.take_unshown() {
-                print_delivery(&d, json);
+                print_delivery(&d, json, &me(&hush));
             }
             hush.close().await.map_err(|e| e.to_string())?;
             Ok(())
@@ -693,23 +711,27 @@ fn set_trust(home: &Home, jid: &str, device: &str, trust: Trust, json: bool) -> 
     Ok(())
 }
 
-fn print_history_entry(m: &hush_store::StoredMessage, json: bool) {
+fn print_history_entry(m: &hush_store::StoredMessage, json: bool, me: &Me) {
     let body = m.body.as_deref().map(String::from_utf8_lossy);
     let outgoing = m.direction == hush_store::Direction::Out;
+    let error = m
+        .failure
+        .as_ref()
+        .map(|f| advice::failure(f, &m.sender, m.sender_device, me));
     if json {
         println!(
             "{}",
             json!({"at": m.at, "direction": if outgoing { "out" } else { "in" },
                    "from": m.sender, "device": m.sender_device,
                    "ns": m.encrypted.then(|| m.suite.name()), "encrypted": m.encrypted,
-                   "body": body, "error": m.error})
+                   "body": body, "error": error, "failure": m.failure.as_ref().map(|f| f.kind())})
         );
         return;
     }
     let when = hush_wire::date::format(m.at);
     let arrow = if outgoing { "→" } else { "←" };
     let clear = if m.encrypted { "" } else { " (UNENCRYPTED)" };
-    match (&body, &m.error) {
+    match (&body, &error) {
         (Some(b), _) => say(&format!(
             "{when} {arrow} {}{clear}: {}",
             printable(&m.sender),
@@ -720,12 +742,17 @@ fn print_history_entry(m: &hush_store::StoredMessage, json: bool) {
     }
 }
 
-fn print_delivery(d: &Delivery, json: bool) {
+fn print_delivery(d: &Delivery, json: bool, me: &Me) {
+    let error = d
+        .failure
+        .as_ref()
+        .map(|f| advice::failure(f, &d.from, d.device, me));
     if json {
         println!(
             "{}",
             json!({"from": d.from, "device": d.device, "ns": d.suite.map(|s| s.name()),
-                   "encrypted": d.suite.is_some(), "body": d.body, "error": d.error,
+                   "encrypted": d.suite.is_some(), "body": d.body, "error": error,
+                   "failure": d.failure.as_ref().map(|f| f.kind()),
                    "trust": trust_name(d.trust), "warning": d.warning, "new_key": d.new_key,
                    "security": conversation::properties_json(&d.properties)})
         );
@@ -749,7 +776,7 @@ fn print_delivery(d: &Delivery, json: bool) {
         }
     }
     let body = printable(d.body.as_deref().unwrap_or(""));
-    say(&match (&d.error, d.suite) {
+    say(&match (&error, d.suite) {
         (Some(e), _) => format!("!! {}", printable(e)),
         (None, Some(suite)) => format!(
             "{from} (device {}, {}, {}): {body}",

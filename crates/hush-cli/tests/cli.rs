@@ -282,6 +282,7 @@ fn a_broken_session_is_reported_and_reset_by_hand() {
         "the failure is reported, not dropped: {got:?}"
     );
     assert_eq!(got[0]["body"], Value::Null);
+    assert_eq!(got[0]["failure"], "undecryptable", "{got:?}");
     let error = got[0]["error"].as_str().unwrap();
     assert!(
         error.contains("could not decrypt")

@@ -121,6 +121,7 @@ fn a_store_put_back_is_found_and_the_next_message_is_read() {
     let lines = json_lines(&String::from_utf8_lossy(&out.stdout));
     let found = notices(&lines);
     assert_eq!(found.len(), 1, "{lines:?}");
+    assert_eq!(found[0]["failure"], "rolled-back", "{lines:?}");
     assert!(
         found[0]["error"]
             .as_str()

@@ -11,7 +11,8 @@
 use hush_proto::policy::{Authentication, Properties};
 use hush_proto::{sce, EncryptedElement, IdentityKey, ProtoError, Suite};
 use hush_store::{
-    Commit, Committed, ConversationChange, MessageIds, NewKey, Outcome, Store, Transaction, Trust,
+    Commit, Committed, ConversationChange, Failure, MessageIds, NewKey, Outcome, Store,
+    Transaction, Trust,
 };
 use rand_core::CryptoRng;
 
@@ -303,7 +304,7 @@ impl Engine {
             device: 0,
             suite: None,
             body: Some(body),
-            error: None,
+            failure: None,
             trust: None,
             properties: Properties::PLAINTEXT,
             warning,
@@ -394,7 +395,7 @@ impl Engine {
                     log::warn!("{warning}");
                     unconfirmed = Some(warning);
                 }
-                Binding::Refused(reason) => {
+                Binding::Refused { claimed, published } => {
                     if !charged {
                         if let Some(over) = self.spend_budget(
                             store,
@@ -408,14 +409,19 @@ impl Engine {
                             return Ok(over);
                         }
                     }
-                    log::warn!("{reason}");
+                    log::warn!(
+                        "refused a key exchange claiming to come from device {sid} of {}: it \
+                         carries identity key {claimed}, but the account publishes {published}",
+                        m.sender
+                    );
                     if !has_payload {
                         // An empty message carries nothing to lose (a late key-exchange
                         // answer from a device since reinstalled under its id, or a
                         // forgery): like one that does not decrypt, it is only logged.
                         return Ok(step);
                     }
-                    return Ok(m.failed(step, sid, suite, reason));
+                    let failure = Failure::ForgedKeyExchange { claimed, published };
+                    return Ok(m.failed(step, sid, suite, failure));
                 }
             }
         }
@@ -472,7 +478,7 @@ impl Engine {
                     }
                 }
                 let mut new_key = None;
-                let reason = match e {
+                let failure = match e {
                     // The sender built its session on keys this device retired (it was away
                     // longer than they are kept). It is sent a key exchange that heals it (see
                     // `crate::heal`; a stranger's failure was paid for from its budget above);
@@ -503,27 +509,15 @@ impl Engine {
                                 ));
                             }
                         }
-                        format!(
-                            "could not decrypt a message from device {sid} of {}: {e}. Its \
-                             session was built on keys this device no longer keeps; a new session \
-                             is offered to it, and what it writes from then on reads here. If it \
-                             keeps failing, ask {} to reset their session with {} device {} \
-                             (`hush session reset {} {}` in Hush)",
-                            m.sender,
-                            m.sender,
-                            self.jid,
-                            self.device_id(),
-                            self.jid,
-                            self.device_id()
-                        )
+                        Failure::RetiredKeys {
+                            detail: e.to_string(),
+                        }
                     }
-                    e => format!(
-                        "could not decrypt a message from device {sid} of {}: {e}. If this \
-                         repeats, run `hush session reset {} {sid}`",
-                        m.sender, m.sender
-                    ),
+                    e => Failure::Undecryptable {
+                        detail: e.to_string(),
+                    },
                 };
-                let mut step = m.failed(step, sid, suite, reason);
+                let mut step = m.failed(step, sid, suite, failure);
                 if let Some(d) = &mut step.after.delivery {
                     d.new_key = new_key;
                 }
@@ -548,17 +542,10 @@ impl Engine {
                     );
                     return Ok(step);
                 }
-                let reason = format!(
-                    "device {sid} of {} sent a key exchange with a DIFFERENT identity key \
-                     ({}); it was not accepted and the old session stays. If {} really \
-                     reinstalled, verify the new fingerprint, then run `hush session reset \
-                     {} {sid}`",
-                    m.sender,
-                    o.sender_identity.fingerprint(),
-                    m.sender,
-                    m.sender
-                );
-                return Ok(m.failed(step, sid, suite, reason));
+                let failure = Failure::IdentityChanged {
+                    fingerprint: o.sender_identity.fingerprint(),
+                };
+                return Ok(m.failed(step, sid, suite, failure));
             }
         }
         step.after.readable = Some((m.sender.clone(), sid));
@@ -609,7 +596,7 @@ impl Engine {
                     device: sid,
                     suite: Some(suite),
                     body: None,
-                    error: None,
+                    failure: None,
                     trust: Some(trust),
                     properties: Properties::omemo(Authentication::Weak),
                     warning: unconfirmed,
@@ -658,7 +645,7 @@ impl Engine {
             device: sid,
             suite: Some(suite),
             body: Some(body),
-            error: None,
+            failure: None,
             trust: Some(trust),
             properties: Properties::omemo(authentication),
             warning,
@@ -703,13 +690,7 @@ impl Engine {
                 let Some(row) = strangers::unnamed_notice(unnamed, window) else {
                     return Ok(Some(ReceiveStep::nothing()));
                 };
-                let reason = format!(
-                    "ignored messages and key exchanges from {} and others over their hourly \
-                     limit: so many senders reached it this hour (a flood?) that they are no \
-                     longer named one by one; this notice comes once an hour. If you expect \
-                     someone new, ask them to write again later",
-                    m.sender
-                );
+                let failure = Failure::StrangersUnnamed;
                 let mut notice = ReceiveStep::nothing();
                 notice.transaction.stranger = Some(row);
                 // Stored without the message's ids, like the notices by name (see below).
@@ -717,31 +698,20 @@ impl Engine {
                     ids: MessageIds::default(),
                     ..m.clone()
                 };
-                Some(sender.failed(notice, sid, suite, reason))
+                Some(sender.failed(notice, sid, suite, failure))
             }
             Verdict::RejectAndNotify => {
-                let sender = &m.sender;
-                let reason = match budget {
-                    Budget::Stranger => format!(
-                        "ignored messages and key exchanges from {sender}, whom you never wrote \
-                         to: the limit for strangers ({} new sessions or failures per sender, {} \
-                         in all, per hour) is reached. If you know them, write to them first; to \
-                         stop them, `hush config {sender} --blocked on`",
-                        strangers::PER_STRANGER,
-                        strangers::ALL_STRANGERS
-                    ),
-                    Budget::UnlistedDevice => format!(
-                        "ignored key exchanges from devices of {sender} that {sender} does not \
-                         list (at most {} per hour are taken): devices made up by a server look \
-                         like this. Compare fingerprints with {sender} if they are real",
-                        strangers::PER_STRANGER
-                    ),
-                    Budget::Unconfirmed => format!(
-                        "ignored more key exchanges claiming to come from devices of {sender} \
-                         whose keys {sender} does not publish (at most {} per hour are shown): \
-                         someone is sending them in {sender}'s name",
-                        strangers::PER_STRANGER
-                    ),
+                let failure = match budget {
+                    Budget::Stranger => Failure::StrangerLimit {
+                        per_sender: strangers::PER_STRANGER,
+                        all: strangers::ALL_STRANGERS,
+                    },
+                    Budget::UnlistedDevice => Failure::UnlistedDevices {
+                        per_sender: strangers::PER_STRANGER,
+                    },
+                    Budget::Unconfirmed => Failure::UnconfirmedKeyExchanges {
+                        per_sender: strangers::PER_STRANGER,
+                    },
                 };
                 let mut notice = ReceiveStep::nothing();
                 notice.transaction.stranger = row;
@@ -754,7 +724,7 @@ impl Engine {
                     ids: MessageIds::default(),
                     ..m.clone()
                 };
-                Some(sender.failed(notice, sid, suite, reason))
+                Some(sender.failed(notice, sid, suite, failure))
             }
         })
     }
@@ -781,8 +751,13 @@ enum Binding {
     /// message is read, with this warning, rather than lost. A key that differs from the one
     /// published is another matter: see `Refused`.
     Unconfirmed(String),
-    /// The sender publishes another identity key for that device: refused, with this reason.
-    Refused(String),
+    /// The sender publishes another identity key for that device: refused.
+    Refused {
+        /// The fingerprint of the key the key exchange carries.
+        claimed: String,
+        /// The fingerprint of the key published for the device.
+        published: String,
+    },
 }
 
 /// What the bundle fetched for device `sid` of `sender` says of a key exchange carrying
@@ -798,13 +773,10 @@ fn binding(sender: &str, sid: u32, claimed: &IdentityKey, bundle: Option<&Fetche
         }
         Some(Ok(b)) if b.identity.same_identity(claimed) => return Binding::Confirmed,
         Some(Ok(b)) => {
-            return Binding::Refused(format!(
-                "REFUSED a key exchange claiming to come from device {sid} of {sender}: it \
-                 carries identity key {}, but {sender} publishes {} for that device. Someone \
-                 other than {sender} made it (or changed it on the way); nothing of it was read",
-                claimed.fingerprint(),
-                b.identity.fingerprint()
-            ))
+            return Binding::Refused {
+                claimed: claimed.fingerprint(),
+                published: b.identity.fingerprint(),
+            }
         }
         Some(Err(e)) => format!("its published keys could not be read: {e}"),
         None => "its published keys were not fetched".to_owned(),
@@ -898,12 +870,18 @@ impl Message {
 
     /// A step storing a message that could not be read, and showing it — unless the store
     /// finds the same message already failed (an archived copy of it): it was shown then.
-    fn failed(&self, mut step: ReceiveStep, sid: u32, suite: Suite, reason: String) -> ReceiveStep {
+    fn failed(
+        &self,
+        mut step: ReceiveStep,
+        sid: u32,
+        suite: Suite,
+        failure: Failure,
+    ) -> ReceiveStep {
         step.transaction.received.push(self.record(
             sid,
             suite,
             Outcome::Failed {
-                reason: reason.clone(),
+                failure: failure.clone(),
             },
         ));
         step.after.delivery = Some(Delivery {
@@ -911,7 +889,7 @@ impl Message {
             device: sid,
             suite: Some(suite),
             body: None,
-            error: Some(reason),
+            failure: Some(failure),
             trust: None,
             // Nothing was read, so nothing can be claimed about it.
             properties: Properties::PLAINTEXT,

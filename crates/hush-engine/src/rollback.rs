@@ -34,7 +34,7 @@
 
 use hush_proto::policy::Properties;
 use hush_proto::{Bundle, LocalDevice, Suite};
-use hush_store::{Outcome, Received, Store, Transaction};
+use hush_store::{Failure, Outcome, Received, Store, Transaction};
 
 use crate::receive::{After, Inbound, InboundPayload, ReceiveStep};
 use crate::{Delivery, Engine, Result};
@@ -63,9 +63,12 @@ impl Rollback {
         (self.transaction, self.repaired)
     }
 
-    /// Why the store is taken to be rolled back (the same text as the notice's error).
+    /// Why the store is taken to be rolled back (the evidence the notice carries).
     pub fn evidence(&self) -> &str {
-        self.repaired.notice.error.as_deref().unwrap_or_default()
+        match &self.repaired.notice.failure {
+            Some(Failure::RolledBack { evidence }) => evidence,
+            _ => "",
+        }
     }
 }
 
@@ -162,14 +165,16 @@ impl Engine {
     /// device and unknown to the store: it is recorded as a lost sent message and, the first
     /// time in this engine's life, the store is repaired and the user warned.
     pub(crate) fn lost_sent_step(&self, record: Received) -> ReceiveStep {
-        let error = lost_text(&record.peer);
+        let failure = Failure::LostSent {
+            to: record.peer.clone(),
+        };
         let first = !self.rollback_seen;
         let delivery = Delivery {
             from: self.jid.clone(),
             device: self.device_id(),
             suite: Some(record.suite),
             body: None,
-            error: Some(error),
+            failure: Some(failure),
             trust: None,
             properties: Properties::PLAINTEXT,
             warning: first.then(|| ROLLBACK_WARNING.to_owned()),
@@ -214,9 +219,7 @@ impl Engine {
             sender_device: element.sid,
             suite: element.suite,
             at: inbound.sent_at.map_or(now, |t| t.min(now)),
-            outcome: Outcome::LostSent {
-                reason: lost_text(&inbound.peer),
-            },
+            outcome: Outcome::LostSent,
         }))
     }
 
@@ -226,21 +229,13 @@ impl Engine {
             device: self.device_id(),
             suite: None,
             body: None,
-            error: Some(evidence),
+            failure: Some(Failure::RolledBack { evidence }),
             trust: None,
             properties: Properties::PLAINTEXT,
             warning: Some(ROLLBACK_WARNING.to_owned()),
             new_key: None,
         }
     }
-}
-
-/// What history and the user see in place of a lost sent message.
-fn lost_text(peer: &str) -> String {
-    format!(
-        "a message this device sent to {peer} is on the server but not in this store, which \
-         was rolled back; its text is gone"
-    )
 }
 
 /// Why `published` shows a later state of `device` than the stored one, if it does. Only a
@@ -531,7 +526,7 @@ mod tests {
         assert_eq!(w.store.sessions_needing_reset().unwrap().len(), 1);
         let entry = w.store.history(PEER, 1).unwrap().pop().unwrap();
         assert_eq!(entry.direction, hush_store::Direction::Out);
-        assert!(entry.error.unwrap().contains("rolled back"));
+        assert_eq!(entry.failure, Some(Failure::LostSent { to: PEER.into() }));
         assert!(
             w.check(&[], &[known, lost]).is_none(),
             "recorded, it is not found again"
@@ -651,7 +646,7 @@ mod tests {
         assert!(tx.rewind_sessions);
         let committed = w.store.commit(tx).unwrap();
         let shown = w.engine.settle(after, &committed).expect("shown");
-        assert!(shown.warning.is_some() && shown.error.is_some());
+        assert!(shown.warning.is_some() && shown.failure.is_some());
         assert_eq!(w.store.sessions_needing_reset().unwrap().len(), 1);
 
         // A fresh session built meanwhile is not rewound by the next lost message.

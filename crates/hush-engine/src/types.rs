@@ -2,7 +2,7 @@
 
 use hush_proto::policy::Properties;
 use hush_proto::Suite;
-use hush_store::Trust;
+use hush_store::{Failure, Trust};
 
 /// What a send did.
 #[derive(Debug, Clone)]
@@ -42,8 +42,8 @@ pub struct Delivery {
     pub suite: Option<Suite>,
     /// The text, when it decrypted (or came in clear) and had a body.
     pub body: Option<String>,
-    /// Why it did not decrypt, when it did not (also stored in history).
-    pub error: Option<String>,
+    /// Why it has no text, when it did not decrypt or was refused (also stored in history).
+    pub failure: Option<Failure>,
     /// The trust state of the sending device's key.
     pub trust: Option<Trust>,
     /// What this message really had.
@@ -60,6 +60,6 @@ impl Delivery {
     /// True when it only announces a new key (an empty message from a device we did not
     /// know): no text, no failure.
     pub fn is_key_notice(&self) -> bool {
-        self.body.is_none() && self.error.is_none() && self.new_key.is_some()
+        self.body.is_none() && self.failure.is_none() && self.new_key.is_some()
     }
 }

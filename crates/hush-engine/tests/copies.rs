@@ -55,7 +55,7 @@ fn copies_of_a_strangers_messages_spend_nothing_of_its_budget() {
     assert_eq!(last.text, format!("message {}", per - 1));
     let history = w.devices[&11].store.history(NEWCOMER, 100).unwrap();
     assert_eq!(history.len() as u32, per, "{history:?}");
-    assert!(history.iter().all(|m| m.error.is_none()), "{history:?}");
+    assert!(history.iter().all(|m| m.failure.is_none()), "{history:?}");
 }
 
 #[test]
@@ -143,7 +143,7 @@ fn a_copy_read_when_the_budget_is_spent_brings_no_notice() {
     // The catch-up reads the first one again: nothing was ignored, so nothing is said.
     assert!(w.receive_now(11, from_newcomer(0)).is_none());
     let history = w.devices[&11].store.history(NEWCOMER, 100).unwrap();
-    assert!(history.iter().all(|m| m.error.is_none()), "{history:?}");
+    assert!(history.iter().all(|m| m.failure.is_none()), "{history:?}");
     // The next new message is over the budget: that one is announced.
     let notice = w.receive_now(11, from_newcomer(per)).expect("a notice");
     assert!(notice.failed && notice.text.contains("limit"), "{notice:?}");

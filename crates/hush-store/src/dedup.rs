@@ -51,5 +51,5 @@ impl Known {
 
 /// Whether a stored message counts as authenticated: sent by us, or decrypted.
 pub(crate) fn authenticated(m: &StoredMessage) -> bool {
-    m.direction == Direction::Out || (m.error.is_none() && m.encrypted)
+    m.direction == Direction::Out || (m.failure.is_none() && m.encrypted)
 }

@@ -24,6 +24,7 @@
 
 mod dedup;
 mod error;
+mod failure;
 mod memory;
 mod sqlite;
 mod types;
@@ -31,8 +32,9 @@ mod types;
 use hush_proto::{CryptoRng, IdentityKey, LocalDevice, Session, Suite};
 
 pub use error::{Result, StoreError};
+pub use failure::Failure;
 pub use memory::MemoryStore;
-pub use sqlite::{BackupReport, OpenOptions, SqliteStore, RESTORE_WARNING, SCHEMA_VERSION};
+pub use sqlite::{BackupReport, OpenOptions, SqliteStore, SCHEMA_VERSION};
 pub use types::{
     Commit, Committed, ConversationChange, ConversationRecord, DeviceListUpdate, DeviceRecord,
     Direction, MessageIds, NewKey, Outcome, Outgoing, Pending, Received, SessionKey, StoredMessage,

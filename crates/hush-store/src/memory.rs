@@ -12,7 +12,7 @@ use crate::types::{
     Commit, ConversationRecord, DeviceRecord, Direction, MessageIds, Outcome, Outgoing, Pending,
     Received, SessionKey, StoredMessage, Trust,
 };
-use crate::{Account, Store};
+use crate::{Account, Failure, Store};
 
 /// A store that lives only as long as the value.
 #[derive(Debug, Default, Clone)]
@@ -242,7 +242,7 @@ impl Store for MemoryStore {
                 Verdict::New => {}
             }
             let plain = matches!(r.outcome, Outcome::Plaintext { .. });
-            let (body, error) = match r.outcome {
+            let (body, failure) = match r.outcome {
                 Outcome::Decrypted {
                     session,
                     body,
@@ -270,18 +270,18 @@ impl Store for MemoryStore {
                         }
                     }
                 }
-                Outcome::Failed { reason } => (None, Some(reason)),
+                Outcome::Failed { failure } => (None, Some(failure)),
                 Outcome::Plaintext { body } => (Some(body), None),
-                Outcome::LostSent { reason } => {
+                Outcome::LostSent => {
                     let id = self.push(StoredMessage {
                         id: 0,
                         direction: Direction::Out,
-                        peer: r.peer,
+                        peer: r.peer.clone(),
                         sender: r.sender,
                         sender_device: r.sender_device,
                         suite: r.suite,
                         body: None,
-                        error: Some(reason),
+                        failure: Some(Failure::LostSent { to: r.peer }),
                         encrypted: true,
                         at: r.at,
                         ids: r.ids,
@@ -298,7 +298,7 @@ impl Store for MemoryStore {
                 sender_device: r.sender_device,
                 suite: r.suite,
                 body,
-                error,
+                failure,
                 encrypted: !plain,
                 at: r.at,
                 ids: r.ids,
@@ -385,7 +385,7 @@ impl Store for MemoryStore {
             sender_device: m.sender_device,
             suite: m.suite,
             body: Some(m.body.clone()),
-            error: None,
+            failure: None,
             encrypted: m.encrypted,
             at: m.at,
             ids: m.ids.clone(),

@@ -34,7 +34,7 @@ use crate::types::{
     Commit, ConversationRecord, DeviceRecord, Direction, MessageIds, Outcome, Outgoing, Pending,
     Received, SessionKey, StoredMessage, Trust,
 };
-use crate::{Account, Store};
+use crate::{Account, Failure, Store};
 
 /// `PRAGMA application_id` of Hush stores: "HUSH".
 pub(crate) const APPLICATION_ID: i64 = 0x4855_5348;
@@ -43,13 +43,6 @@ pub const SCHEMA_VERSION: i64 = 6;
 
 /// The setting holding the store's generation (see [`SqliteStore::generation`]).
 const GENERATION: &str = "generation";
-
-/// What users are told after restoring a backup.
-pub const RESTORE_WARNING: &str =
-    "Restoring a backup rewinds every session to the moment the backup was made. \
-Messages your contacts sent since then cannot be decrypted with the old state, and they may not \
-decrypt what you send next. Reset the listed sessions (`hush session reset JID DEVICE`) so both \
-sides start fresh ones.";
 
 /// The migrations, in order; entry `i` brings a store from version `i` to `i + 1`.
 const MIGRATIONS: &[&str] = &[
@@ -152,8 +145,9 @@ impl core::fmt::Debug for OpenOptions {
 /// What a restore found.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct BackupReport {
-    /// Sessions that are now rewound; offer `hush session reset` for each (see
-    /// [`RESTORE_WARNING`]).
+    /// Sessions that are now rewound. Messages their peers sent since the backup was made
+    /// cannot be read with the old state, and each is replaced by a new key exchange before
+    /// anything is sent on it; a front end tells the user so, and may offer to reset them.
     pub sessions_to_reset: Vec<SessionKey>,
 }
 
@@ -336,8 +330,7 @@ impl SqliteStore {
     }
 
     /// Restores a backup into a new store at `dest` (which must not exist). Every session is
-    /// marked as rewound; the report lists them, and [`RESTORE_WARNING`] says what to tell the
-    /// user.
+    /// marked as rewound; the report lists them (see [`BackupReport`]).
     pub fn restore_backup(
         backup: impl AsRef<Path>,
         backup_passphrase: &str,
@@ -582,12 +575,12 @@ impl SqliteStore {
                         }
                     }
                 }
-                Outcome::Failed { reason } => (None, Some(reason)),
+                Outcome::Failed { failure } => (None, Some(failure.encode())),
                 Outcome::Plaintext { body } => {
                     plain = true;
                     (Some(body), None)
                 }
-                Outcome::LostSent { reason } => {
+                Outcome::LostSent => {
                     let id = Self::insert_message(
                         tx,
                         Direction::Out,
@@ -596,7 +589,7 @@ impl SqliteStore {
                         r.sender_device,
                         r.suite,
                         None,
-                        Some(&reason),
+                        Some(&Failure::LostSent { to: r.peer.clone() }.encode()),
                         true,
                         r.at,
                         &r.ids,
@@ -809,7 +802,7 @@ fn row_message(r: &rusqlite::Row<'_>) -> rusqlite::Result<StoredMessage> {
         sender_device: r.get(4)?,
         suite: suite_of(r.get(5)?)?,
         body: r.get(6)?,
-        error: r.get(7)?,
+        failure: r.get::<_, Option<String>>(7)?.map(|s| Failure::decode(&s)),
         encrypted: r.get(12)?,
         at: r.get::<_, i64>(8)? as u64,
         ids: MessageIds {

@@ -2,6 +2,8 @@
 
 use hush_proto::{Session, Suite};
 
+use crate::Failure;
+
 /// Identifies a session: suite, peer bare JID, peer device id.
 #[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct SessionKey {
@@ -53,8 +55,8 @@ pub enum Outcome {
     },
     /// It could not be decrypted. Kept in history, loudly, so it is never silently lost.
     Failed {
-        /// The reason shown to the user.
-        reason: String,
+        /// Why.
+        failure: Failure,
     },
     /// It came in clear (no `<encrypted/>`): kept, and marked as unencrypted.
     Plaintext {
@@ -63,12 +65,10 @@ pub enum Outcome {
     },
     /// A copy of a message *this device* sent that the store has no record of: the store was
     /// rolled back behind what the device did. It cannot be decrypted (a device does not
-    /// encrypt for itself), so it is kept as a sent message whose text is gone, with `reason`
-    /// shown in its place; being an outgoing entry, it makes later copies duplicates.
-    LostSent {
-        /// What history shows instead of the text.
-        reason: String,
-    },
+    /// encrypt for itself), so it is kept as a sent message whose text is gone
+    /// ([`Failure::LostSent`] in its place); being an outgoing entry, it makes later copies
+    /// duplicates.
+    LostSent,
 }
 
 /// One received message to commit.
@@ -148,8 +148,8 @@ pub struct StoredMessage {
     pub suite: Suite,
     /// The plaintext, if it decrypted.
     pub body: Option<Vec<u8>>,
-    /// Why it did not decrypt, if it did not.
-    pub error: Option<String>,
+    /// Why it has no text, if it has none.
+    pub failure: Option<Failure>,
     /// Whether it travelled encrypted.
     pub encrypted: bool,
     /// Unix seconds.

@@ -10,8 +10,8 @@
 
 use hush_proto::{seal, EncryptedElement, LocalDevice, Recipient, Session, Suite};
 use hush_store::{
-    finish_catch_up, rotate_signed_prekey_if_due, Commit, Direction, MemoryStore, MessageIds,
-    Outcome, Outgoing, Received, SessionKey, SqliteStore, Store, StoreError, Trust,
+    finish_catch_up, rotate_signed_prekey_if_due, Commit, Direction, Failure, MemoryStore,
+    MessageIds, Outcome, Outgoing, Received, SessionKey, SqliteStore, Store, StoreError, Trust,
 };
 use rand::rngs::StdRng;
 use rand::SeedableRng;
@@ -82,7 +82,9 @@ fn receive<S: Store>(
             consumed_prekey: o.consumed_prekey,
         },
         Err(e) => Outcome::Failed {
-            reason: e.to_string(),
+            failure: Failure::Undecryptable {
+                detail: e.to_string(),
+            },
         },
     };
     Received {
@@ -160,7 +162,9 @@ fn receive_in_suite<S: Store>(store: &mut S, bob: &LocalDevice, suite: Suite, rn
         .unwrap());
     let again = Received {
         outcome: Outcome::Failed {
-            reason: "dup".into(),
+            failure: Failure::Undecryptable {
+                detail: "dup".into(),
+            },
         },
         ..receive(store, &m1, ids(base), rng)
     };
@@ -171,7 +175,9 @@ fn receive_in_suite<S: Store>(store: &mut S, bob: &LocalDevice, suite: Suite, rn
     // A batch with a message twice stores it once.
     let r1 = receive(store, &m1, ids(base + 1), rng);
     let r1_dup = Received {
-        outcome: Outcome::Failed { reason: "x".into() },
+        outcome: Outcome::Failed {
+            failure: Failure::Undecryptable { detail: "x".into() },
+        },
         ..receive(store, &m1, ids(base + 1), rng)
     };
     let results = store.commit_received(vec![r1, r1_dup]).unwrap();
@@ -199,9 +205,9 @@ fn receive_in_suite<S: Store>(store: &mut S, bob: &LocalDevice, suite: Suite, rn
     let bodies: Vec<Option<&[u8]>> = history.iter().map(|m| m.body.as_deref()).collect();
     assert_eq!(bodies, vec![Some(&b"zero"[..]), Some(&b"one"[..]), None]);
     assert!(
-        history[2].error.as_deref().unwrap().contains("tampered"),
+        matches!(&history[2].failure, Some(Failure::Undecryptable { detail }) if detail.contains("tampered")),
         "{:?}",
-        history[2].error
+        history[2].failure
     );
     assert!(history
         .iter()
@@ -442,7 +448,9 @@ fn an_empty_message_leaves_a_failures_ids_alone<S: Store>(mut store: S) {
         suite: Suite::Omemo2,
         at,
         outcome: Outcome::Failed {
-            reason: "did not decrypt".into(),
+            failure: Failure::Undecryptable {
+                detail: "did not decrypt".into(),
+            },
         },
     };
     assert!(matches!(
@@ -503,9 +511,7 @@ fn a_repair_whose_records_are_copies_is_still_committed<S: Store>(mut store: S) 
             sender_device: 2,
             suite: Suite::Omemo2,
             at: 6,
-            outcome: Outcome::LostSent {
-                reason: "lost by a rollback".into(),
-            },
+            outcome: Outcome::LostSent,
         }],
         ..Transaction::default()
     };
@@ -583,7 +589,9 @@ fn devices_are_seen_by_their_messages<S: Store>(mut store: S) {
         suite: Suite::Omemo2,
         at: 3000,
         outcome: Outcome::Failed {
-            reason: "test".into(),
+            failure: Failure::Undecryptable {
+                detail: "test".into(),
+            },
         },
     };
     store.commit_received(vec![failed]).unwrap();
@@ -704,7 +712,9 @@ fn unauthenticated_entries_never_hide_the_real_message<S: Store>(mut store: S) {
     ));
     let forged_garbage = Received {
         outcome: Outcome::Failed {
-            reason: "garbage".into(),
+            failure: Failure::Undecryptable {
+                detail: "garbage".into(),
+            },
         },
         sender_device: 1,
         ..receive(&store, &real, stolen.clone(), &mut rng)
@@ -855,9 +865,7 @@ fn a_rollback_step_rewinds_and_records<S: Store>(mut store: S) {
         sender_device: 2,
         suite: Suite::Omemo2,
         at: 2000,
-        outcome: Outcome::LostSent {
-            reason: "lost by a rollback".into(),
-        },
+        outcome: Outcome::LostSent,
     };
     let tx = Transaction {
         rewind_sessions: true,
@@ -883,7 +891,7 @@ fn a_rollback_step_rewinds_and_records<S: Store>(mut store: S) {
     let entry = store.history(ALICE, 10).unwrap().pop().unwrap();
     assert_eq!(entry.direction, Direction::Out);
     assert_eq!(entry.body, None);
-    assert_eq!(entry.error.as_deref(), Some("lost by a rollback"));
+    assert_eq!(entry.failure, Some(Failure::LostSent { to: ALICE.into() }));
     assert!(store.pending().unwrap().is_empty(), "nothing to send again");
     // A session written by a later step can be marked once that step's writes are in; a
     // key with no session marks nothing.
@@ -904,9 +912,7 @@ fn a_rollback_step_rewinds_and_records<S: Store>(mut store: S) {
         sender_device: 2,
         suite: Suite::Omemo2,
         at: 2000,
-        outcome: Outcome::LostSent {
-            reason: "lost by a rollback".into(),
-        },
+        outcome: Outcome::LostSent,
     };
     assert_eq!(
         store.commit_received(vec![again]).unwrap(),

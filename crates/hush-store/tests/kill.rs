@@ -238,7 +238,7 @@ fn parent() {
     let mut store = SqliteStore::open(store_path(&dir), &Default::default()).unwrap();
     let history = store.history(ALICE, usize::MAX >> 1).unwrap();
     assert!(
-        history.iter().all(|m| m.error.is_none()),
+        history.iter().all(|m| m.failure.is_none()),
         "no message failed to decrypt"
     );
     let mut got: BTreeMap<String, Vec<u8>> = BTreeMap::new();

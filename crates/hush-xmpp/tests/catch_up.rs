@@ -61,7 +61,7 @@ async fn a_long_backlog_arrives_once_in_order_and_live_messages_follow() {
     assert_eq!(texts, want);
     assert!(got
         .iter()
-        .all(|d| d.error.is_none() && d.from == bob_jid.as_str()));
+        .all(|d| d.failure.is_none() && d.from == bob_jid.as_str()));
 
     // Presence went out after the archive: nothing comes twice (Prosody would otherwise push
     // every offline copy now), and a new message arrives live.

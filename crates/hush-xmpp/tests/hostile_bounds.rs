@@ -91,7 +91,7 @@ async fn next(hush: &mut Device) -> Delivery {
 async fn expect(hush: &mut Device, text: &str) {
     let d = next(hush).await;
     assert_eq!(d.body.as_deref(), Some(text), "{d:?}");
-    assert!(d.error.is_none(), "{d:?}");
+    assert!(d.failure.is_none(), "{d:?}");
 }
 
 /// Nothing visible arrives within a short while (bounded wait for an absence).

@@ -25,7 +25,7 @@ use std::time::Duration;
 use devserver_support::{connect, device, options};
 use hush_devserver::DevServer;
 use hush_proto::{seal, LocalDevice, Recipient, Session, Suite};
-use hush_store::{MemoryStore, Store};
+use hush_store::{Failure, MemoryStore, Store};
 use hush_xmpp::{BareJid, Delivery, Hush, XmppClient};
 
 type Device = Hush<MemoryStore>;
@@ -125,16 +125,17 @@ async fn next(hush: &mut Device) -> Delivery {
 async fn expect(hush: &mut Device, text: &str) {
     let d = next(hush).await;
     assert_eq!(d.body.as_deref(), Some(text), "{d:?}");
-    assert!(d.error.is_none(), "{d:?}");
+    assert!(d.failure.is_none(), "{d:?}");
 }
 
 /// The hostile message, shown as what it is: a failure from the stranger, without text.
 fn assert_refused(d: &Delivery, stranger: &str) {
     assert_eq!(d.from, stranger, "{d:?}");
     assert!(d.body.is_none(), "{d:?}");
-    let error = d.error.as_deref().expect("a visible failure");
+    let error = d.failure.as_ref().expect("a visible failure");
     assert!(
-        error.contains("SCE envelope exceeds the size or nesting limit"),
+        matches!(error, Failure::Undecryptable { detail }
+            if detail.contains("SCE envelope exceeds the size or nesting limit")),
         "{error}"
     );
 }
@@ -210,7 +211,7 @@ async fn a_strangers_deeply_nested_envelope_is_one_visible_failure_live_and_arch
     assert!(
         history
             .iter()
-            .all(|m| m.body.is_none() && m.error.is_some()),
+            .all(|m| m.body.is_none() && m.failure.is_some()),
         "{history:?}"
     );
     bob.send_text(&alice_bare, "after all that").await.unwrap();

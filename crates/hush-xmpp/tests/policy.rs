@@ -18,7 +18,7 @@ use std::time::Duration;
 use common::Prosody;
 use hush_proto::policy::Authentication;
 use hush_proto::{DeviceList, Suite};
-use hush_store::{SessionKey, Store, Trust};
+use hush_store::{Failure, SessionKey, Store, Trust};
 use hush_xmpp::{ConnectOptions, SendOptions, XmppClient, XmppError};
 use support::{account, device, expect_text};
 
@@ -160,7 +160,7 @@ async fn strong_authentication_sends_only_to_verified_devices() {
         .await
         .unwrap()
         .unwrap();
-    assert!(seen.error.is_some(), "{seen:?}");
+    assert!(seen.failure.is_some(), "{seen:?}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -203,8 +203,8 @@ async fn a_new_identity_key_for_a_known_device_is_not_taken_silently() {
         .unwrap()
         .unwrap();
     assert!(d.body.is_none(), "{d:?}");
-    let error = d.error.unwrap();
-    assert!(error.contains("DIFFERENT identity key"), "{error}");
+    let error = d.failure.unwrap();
+    assert!(matches!(error, Failure::IdentityChanged { .. }), "{error}");
     assert_eq!(held(&alice), original, "the old session stays");
 
     // Only the user replaces it.

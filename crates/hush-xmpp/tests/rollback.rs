@@ -19,7 +19,7 @@ use std::path::{Path, PathBuf};
 use devserver_support::{account, expect_text, options, server, PATIENCE};
 use hush_devserver::DevServer;
 use hush_proto::{LocalDevice, Suite};
-use hush_store::{Direction, SessionKey, SqliteStore, Store};
+use hush_store::{Direction, Failure, SessionKey, SqliteStore, Store};
 use hush_xmpp::{BareJid, Hush};
 
 /// A scratch directory for this test's store files.
@@ -72,7 +72,7 @@ async fn expect_from<S: Store>(hush: &mut Hush<S>, from: &BareJid, text: &str) {
         .await
         .unwrap()
         .unwrap_or_else(|| panic!("`{text}` did not arrive"));
-    assert_eq!(d.error, None, "{d:?}");
+    assert_eq!(d.failure, None, "{d:?}");
     assert_eq!(d.from, from.as_str(), "{d:?}");
     assert_eq!(d.body.as_deref(), Some(text), "{d:?}");
 }
@@ -120,11 +120,8 @@ async fn messages_sent_after_the_copy_show_the_rollback() {
         Some(hush_engine::ROLLBACK_WARNING)
     );
     assert!(
-        notice
-            .error
-            .as_deref()
-            .unwrap()
-            .contains("2 message(s) this device sent"),
+        matches!(&notice.failure, Some(Failure::RolledBack { evidence })
+            if evidence.contains("2 message(s) this device sent")),
         "{notice:?}"
     );
     assert!(alice.take_rollback_notice().is_none(), "reported once");
@@ -168,7 +165,7 @@ async fn messages_sent_after_the_copy_show_the_rollback() {
         .history(a.as_str(), 100)
         .unwrap()
         .into_iter()
-        .filter_map(|m| m.error)
+        .filter_map(|m| m.failure)
         .collect();
     assert!(failures.is_empty(), "{failures:?}");
     shut(alice).await;
@@ -224,7 +221,8 @@ async fn a_bundle_published_after_the_copy_shows_the_rollback() {
         .take_rollback_notice()
         .expect("the rollback is reported");
     assert!(
-        notice.error.as_deref().unwrap().contains("one-time prekey"),
+        matches!(&notice.failure, Some(Failure::RolledBack { evidence })
+            if evidence.contains("one-time prekey")),
         "{notice:?}"
     );
     assert!(
@@ -236,7 +234,7 @@ async fn a_bundle_published_after_the_copy_shows_the_rollback() {
     let found = alice.catch_up(0).await.unwrap();
     let texts: Vec<_> = found
         .iter()
-        .map(|d| (d.from.as_str(), d.body.as_deref(), d.error.as_deref()))
+        .map(|d| (d.from.as_str(), d.body.as_deref(), d.failure.as_ref()))
         .collect();
     assert_eq!(texts, [(b.as_str(), Some("hello"), None)]);
     alice.send_text(&b, "hello back").await.unwrap();

@@ -39,7 +39,7 @@ async fn read_all(hush: &mut Device, texts: &[String]) {
             )
         });
         assert!(
-            d.error.is_none(),
+            d.failure.is_none(),
             "device {} could not read: {d:?}",
             hush.device_id()
         );
@@ -54,7 +54,7 @@ async fn read_all(hush: &mut Device, texts: &[String]) {
 /// `peer`'s devices is confirmed (no key exchange still attached to what it sends).
 fn settled(hush: &Device, peer: &BareJid, devices: &[u32]) {
     let history = hush.store().history(peer.as_str(), 1000).unwrap();
-    let failures: Vec<_> = history.iter().filter_map(|m| m.error.as_ref()).collect();
+    let failures: Vec<_> = history.iter().filter_map(|m| m.failure.as_ref()).collect();
     assert!(
         failures.is_empty(),
         "device {}: {failures:?}",

@@ -48,7 +48,7 @@ use hush_proto::{
     Bundle, DeviceEntry, DeviceList, EncryptedElement, KeyEntry, LocalDevice, ProtoError, Suite,
     MAX_LISTED_DEVICES,
 };
-use hush_store::{Committed, Direction, MemoryStore, MessageIds, Store};
+use hush_store::{Committed, Direction, Failure, MemoryStore, MessageIds, Store};
 use rand::rngs::StdRng;
 use rand::{RngExt, SeedableRng};
 
@@ -179,6 +179,8 @@ pub struct Shown {
     /// It came encrypted (`false`: in clear, or a failure).
     pub encrypted: bool,
     pub failed: bool,
+    /// Why it has no text, when it failed.
+    pub failure: Option<Failure>,
     pub provenance: Provenance,
     pub origin_id: Option<String>,
 }
@@ -1211,23 +1213,23 @@ impl World {
         in_clear: bool,
         downgrade: bool,
     ) {
-        let text = match (&d.body, &d.error, &d.new_key) {
+        let text = match (&d.body, &d.failure, &d.new_key) {
             (Some(b), _, _) => b.clone(),
             (None, Some(e), _) => format!("!{e}"),
             (None, None, Some(fp)) => format!("new key {fp}"),
             (None, None, None) => String::new(),
         };
-        let encrypted = d.suite.is_some() && d.error.is_none();
-        if d.body.is_some() && d.error.is_some() {
+        let encrypted = d.suite.is_some() && d.failure.is_none();
+        if d.body.is_some() && d.failure.is_some() {
             self.violation(format!("device {id} showed a text and a failure at once"));
         }
-        if let (Some(_), Provenance::Real(Some(i))) = (&d.error, provenance) {
+        if let (Some(_), Provenance::Real(Some(i))) = (&d.failure, provenance) {
             if self.sent[i].readers.contains(&id) && self.keys_expired(id, i) {
                 self.keys_expired = true;
             }
         }
-        if d.error.is_some()
-            && !self.failure_allowed(id, provenance, origin_id.as_deref(), &text)
+        if d.failure.is_some()
+            && !self.failure_allowed(id, provenance, origin_id.as_deref(), d.failure.as_ref())
             && !self.stale(id, &d.from, d.device)
             && !self.after_reset.contains(&(id, d.device))
         {
@@ -1237,13 +1239,13 @@ impl World {
         }
         if in_clear
             && (d.suite.is_some() || d.properties != Properties::PLAINTEXT)
-            && d.error.is_none()
+            && d.failure.is_none()
         {
             self.violation(format!(
                 "device {id} showed `{text}`, sent in clear, as encrypted"
             ));
         }
-        if in_clear && downgrade && d.warning.is_none() && d.error.is_none() {
+        if in_clear && downgrade && d.warning.is_none() && d.failure.is_none() {
             self.violation(format!(
                 "device {id} showed `{text}` in clear in an encrypted conversation without a \
                  warning"
@@ -1299,7 +1301,8 @@ impl World {
             device: d.device,
             text,
             encrypted,
-            failed: d.error.is_some(),
+            failed: d.failure.is_some(),
+            failure: d.failure,
             provenance,
             origin_id,
         });
@@ -1316,9 +1319,9 @@ impl World {
         id: u32,
         provenance: Provenance,
         origin_id: Option<&str>,
-        text: &str,
+        failure: Option<&Failure>,
     ) -> bool {
-        if is_budget_notice(text) {
+        if is_budget_notice(failure) {
             return true;
         }
         match provenance {
@@ -1877,14 +1880,14 @@ impl World {
                     .as_ref()
                     .and_then(|el| el.content_digest(&dev.jid, *r));
                 let failed = history.iter().any(|m| {
-                    m.error.is_some()
+                    m.failure.is_some()
                         && (m.ids.origin_id.as_deref() == Some(&s.origin_id)
                             || (digest.is_some() && m.ids.digest == digest))
                 });
                 let over_budget = dev
                     .shown
                     .iter()
-                    .any(|x| x.from == s.sender && is_budget_notice(&x.text));
+                    .any(|x| x.from == s.sender && is_budget_notice(x.failure.as_ref()));
                 // A message in clear has nothing to tell it from a forgery: one the server sent
                 // first under its ids (a visible failure) takes its place, as any server could.
                 if !(read == 1 || (read == 0 && (failed || over_budget))) {
@@ -2069,8 +2072,16 @@ const HEALING_ROUNDS: usize = 5;
 
 /// Whether a shown text is the engine's notice that a sender's budget is spent (see
 /// `hush_engine::strangers`).
-fn is_budget_notice(text: &str) -> bool {
-    text.starts_with("!ignored ")
+fn is_budget_notice(failure: Option<&Failure>) -> bool {
+    matches!(
+        failure,
+        Some(
+            Failure::StrangerLimit { .. }
+                | Failure::StrangersUnnamed
+                | Failure::UnlistedDevices { .. }
+                | Failure::UnconfirmedKeyExchanges { .. }
+        )
+    )
 }
 
 fn is_injected(env: &Envelope) -> bool {

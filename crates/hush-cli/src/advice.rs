@@ -1,0 +1,141 @@
+//! What the user is told about a failure, and what they can do about it.
+//!
+//! The library records typed values ([`Failure`] in history, typed errors from sending); only
+//! here are they worded for a person, with this program's command lines as the way out.
+
+use hush_store::Failure;
+
+/// This account and device: some advice is addressed to the other side ("reset your session
+/// with this device") and names them.
+#[derive(Clone, Debug)]
+pub(crate) struct Me {
+    /// Our bare JID.
+    pub(crate) jid: String,
+    /// This device's id.
+    pub(crate) device: u32,
+}
+
+/// The sentence shown for `failure`, a message from device `device` of `sender` (for a lost
+/// sent message, `sender` is us): what happened, then what to do.
+pub(crate) fn failure(failure: &Failure, sender: &str, device: u32, me: &Me) -> String {
+    let Me {
+        jid: my_jid,
+        device: my_device,
+    } = me;
+    match failure {
+        Failure::Undecryptable { detail } => format!(
+            "could not decrypt a message from device {device} of {sender}: {detail}. If this \
+             repeats, run `hush session reset {sender} {device}`"
+        ),
+        Failure::RetiredKeys { detail } => format!(
+            "could not decrypt a message from device {device} of {sender}: {detail}. Its session \
+             was built on keys this device no longer keeps; a new session is offered to it, and \
+             what it writes from then on reads here. If it keeps failing, ask {sender} to reset \
+             their session with {my_jid} device {my_device} (`hush session reset {my_jid} \
+             {my_device}` in Hush)"
+        ),
+        Failure::IdentityChanged { fingerprint } => format!(
+            "device {device} of {sender} sent a key exchange with a DIFFERENT identity key \
+             ({fingerprint}); it was not accepted and the old session stays. If {sender} really \
+             reinstalled, verify the new fingerprint, then run `hush session reset {sender} \
+             {device}`"
+        ),
+        Failure::ForgedKeyExchange { claimed, published } => format!(
+            "REFUSED a key exchange claiming to come from device {device} of {sender}: it \
+             carries identity key {claimed}, but {sender} publishes {published} for that device. \
+             Someone other than {sender} made it (or changed it on the way); nothing of it was \
+             read"
+        ),
+        Failure::StrangerLimit { per_sender, all } => format!(
+            "ignored messages and key exchanges from {sender}, whom you never wrote to: the \
+             limit for strangers ({per_sender} new sessions or failures per sender, {all} in \
+             all, per hour) is reached. If you know them, write to them first; to stop them, \
+             `hush config {sender} --blocked on`"
+        ),
+        Failure::StrangersUnnamed => format!(
+            "ignored messages and key exchanges from {sender} and others over their hourly \
+             limit: so many senders reached it this hour (a flood?) that they are no longer \
+             named one by one; this notice comes once an hour. If you expect someone new, ask \
+             them to write again later"
+        ),
+        Failure::UnlistedDevices { per_sender } => format!(
+            "ignored key exchanges from devices of {sender} that {sender} does not list (at \
+             most {per_sender} per hour are taken): devices made up by a server look like this. \
+             Compare fingerprints with {sender} if they are real"
+        ),
+        Failure::UnconfirmedKeyExchanges { per_sender } => format!(
+            "ignored more key exchanges claiming to come from devices of {sender} whose keys \
+             {sender} does not publish (at most {per_sender} per hour are shown): someone is \
+             sending them in {sender}'s name"
+        ),
+        Failure::LostSent { to } => format!(
+            "a message this device sent to {to} is on the server but not in this store, which \
+             was rolled back; its text is gone"
+        ),
+        Failure::RolledBack { evidence } => format!("this store was rolled back: {evidence}"),
+        // Text stored by an earlier version, advice included.
+        Failure::Recorded(text) => text.clone(),
+        // A kind this version does not word yet: the library's own description.
+        other => other.to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn me() -> Me {
+        Me {
+            jid: "alice@example.org".into(),
+            device: 11,
+        }
+    }
+
+    #[test]
+    fn advice_names_the_command_for_the_sender_and_device() {
+        let text = failure(
+            &Failure::Undecryptable {
+                detail: "bad MAC".into(),
+            },
+            "bob@example.net",
+            7,
+            &me(),
+        );
+        assert!(text.contains("bad MAC"), "{text}");
+        assert!(
+            text.contains("`hush session reset bob@example.net 7`"),
+            "{text}"
+        );
+    }
+
+    #[test]
+    fn retired_keys_ask_the_sender_to_reset_its_session_with_this_device() {
+        let text = failure(
+            &Failure::RetiredKeys {
+                detail: "signed prekey 3".into(),
+            },
+            "bob@example.net",
+            7,
+            &me(),
+        );
+        assert!(
+            text.contains("`hush session reset alice@example.org 11` in Hush"),
+            "{text}"
+        );
+    }
+
+    #[test]
+    fn a_stranger_is_told_how_to_be_blocked() {
+        let text = failure(
+            &Failure::StrangerLimit {
+                per_sender: 8,
+                all: 32,
+            },
+            "spam@example.com",
+            3,
+            &me(),
+        );
+        assert!(text.contains("8 new sessions or failures per sender, 32 in all"));
+        assert!(text.contains("`hush config spam@example.com --blocked on`"));
+    }
+}
