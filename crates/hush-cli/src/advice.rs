@@ -3,7 +3,9 @@
 //! The library records typed values ([`Failure`] in history, typed errors from sending); only
 //! here are they worded for a person, with this program's command lines as the way out.
 
+use hush_proto::policy::Missing;
 use hush_store::Failure;
+use hush_xmpp::{Obstacle, Refusal, XmppError};
 
 /// This account and device: some advice is addressed to the other side ("reset your session
 /// with this device") and names them.
@@ -80,6 +82,63 @@ pub(crate) fn failure(failure: &Failure, sender: &str, device: u32, me: &Me) -> 
     }
 }
 
+/// Why a device got no key, and what brings it back.
+pub(crate) fn obstacle(o: &Obstacle) -> String {
+    match o {
+        Obstacle::Inactive { .. } => format!("{o} (a message from it brings it back)"),
+        _ => o.to_string(),
+    }
+}
+
+/// Why nothing was sent to `jid`, and what the user can do.
+pub(crate) fn refusal(jid: &str, r: &Refusal) -> String {
+    let advice = match r {
+        Refusal::Policy { missing, .. } => missing_advice(jid, missing),
+        Refusal::Downgrade { used, .. } => format!(
+            "; if {jid} really moved to a client without {used}, run `hush session reset {jid}`"
+        ),
+        _ => String::new(),
+    };
+    let detail = match r {
+        Refusal::Policy { missing, devices } if !devices.is_empty() => {
+            let devices: Vec<String> = devices
+                .iter()
+                .map(|(d, state)| match state {
+                    hush_xmpp::DeviceState::Unusable(o) => format!("device {d}: {}", obstacle(o)),
+                    s => format!("device {d}: {s}"),
+                })
+                .collect();
+            format!("missing {missing} ({})", devices.join("; "))
+        }
+        other => other.to_string(),
+    };
+    format!("nothing was sent to {jid}: {detail}{advice}")
+}
+
+/// What the user can do when a message to `jid` cannot have `missing` (starting with `; `, or
+/// empty).
+pub(crate) fn missing_advice(jid: &str, missing: &Missing) -> String {
+    match missing {
+        Missing::StrongAuthenticationInClear => {
+            format!("; lower the requirement first (`hush config {jid} --require-auth weak`)")
+        }
+        Missing::NoDevice => "; to send in clear, ask for it (`--plaintext`)".to_owned(),
+        Missing::NoVerifiedDevice => format!(
+            "; verify a fingerprint (`hush verify URI` or `hush trust {jid} DEVICE`), or lower \
+             the requirement (`hush config {jid} --require-auth weak`)"
+        ),
+        _ => String::new(),
+    }
+}
+
+/// An error of the XMPP layer, with the advice this program adds.
+pub(crate) fn xmpp(e: &XmppError) -> String {
+    match e {
+        XmppError::NotSent { jid, refusal: r } => refusal(jid, r),
+        other => other.to_string(),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -120,6 +179,31 @@ mod tests {
         );
         assert!(
             text.contains("`hush session reset alice@example.org 11` in Hush"),
+            "{text}"
+        );
+    }
+
+    #[test]
+    fn a_refused_send_says_what_to_do() {
+        let text = refusal(
+            "bob@example.net",
+            &Refusal::Policy {
+                missing: Missing::NoVerifiedDevice,
+                devices: vec![(7, hush_xmpp::DeviceState::NotVerified)],
+            },
+        );
+        assert!(text.starts_with("nothing was sent to bob@example.net: missing strong"));
+        assert!(text.contains("device 7: not verified"), "{text}");
+        assert!(text.contains("`hush config bob@example.net --require-auth weak`"));
+        let text = refusal(
+            "bob@example.net",
+            &Refusal::Downgrade {
+                used: hush_proto::Suite::Omemo2,
+                left: hush_proto::Suite::Legacy,
+            },
+        );
+        assert!(
+            text.contains("`hush session reset bob@example.net`"),
             "{text}"
         );
     }

@@ -60,7 +60,10 @@ pub(crate) fn status(
             Properties::PLAINTEXT,
         ),
         Decision::Refuse { missing } => (
-            format!("refused, nothing would be sent: missing {missing}"),
+            format!(
+                "refused, nothing would be sent: missing {missing}{}",
+                crate::advice::missing_advice(jid, missing)
+            ),
             Properties::PLAINTEXT,
         ),
     };
@@ -80,7 +83,7 @@ pub(crate) fn status(
                        "fingerprint": k.identity.map(|i| i.fingerprint()),
                        "trust": trust_name(k.trust),
                        "reads_next_message": k.reads,
-                       "left_out": k.left_out})
+                       "left_out": k.left_out.as_ref().map(crate::advice::obstacle)})
             })
             .collect();
         println!(

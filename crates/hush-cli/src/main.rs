@@ -394,7 +394,7 @@ async fn run(cli: Cli) -> Fallible<()> {
             let report = hush
                 .send(&to, &text.join(" "), options)
                 .await
-                .map_err(|e| e.to_string())?;
+                .map_err(|e| advice::xmpp(&e))?;
             hush.close().await.map_err(|e| e.to_string())?;
             if json {
                 println!(
@@ -402,7 +402,7 @@ async fn run(cli: Cli) -> Fallible<()> {
                     json!({"sent": true, "to": to.to_string(), "ns": report.suite.map(|s| s.name()),
                            "encrypted": report.suite.is_some(),
                            "devices": report.devices.iter().map(|(j, d)| json!({"jid": j, "device": d})).collect::<Vec<_>>(),
-                           "skipped": report.skipped.iter().map(|(j, d, w)| json!({"jid": j, "device": d, "why": w})).collect::<Vec<_>>(),
+                           "skipped": report.skipped.iter().map(|(j, d, w)| json!({"jid": j, "device": d, "why": advice::obstacle(w)})).collect::<Vec<_>>(),
                            "new_keys": report.new_keys.iter().map(|(j, d, f)| json!({"jid": j, "device": d, "fingerprint": f})).collect::<Vec<_>>(),
                            "security": conversation::properties_json(&report.properties)})
                 );
@@ -424,7 +424,7 @@ async fn run(cli: Cli) -> Fallible<()> {
                 for (j, d, why) in &report.skipped {
                     say(&format!(
                         "warning: not encrypted for device {d} of {j}: {}",
-                        printable(why)
+                        printable(&advice::obstacle(why))
                     ));
                 }
             }

@@ -13,15 +13,13 @@ pub enum EngineError {
     /// The protocol core refused (a malformed element, an envelope it cannot build).
     #[error("{0}")]
     Protocol(#[from] hush_proto::ProtoError),
-    /// The send policy refused: nothing is sent, nothing is stored.
-    #[error("nothing was sent to {jid}: missing {missing}{}", if why.is_empty() { String::new() } else { format!(" ({why})") })]
+    /// The send was refused: nothing is sent, nothing is stored.
+    #[error("nothing was sent to {jid}: {refusal}")]
     NotSent {
         /// The addressee.
         jid: String,
-        /// What is missing for the message to go out as the policy requires.
-        missing: String,
-        /// Details: each device of the addressee and why it could not read.
-        why: String,
+        /// Why.
+        refusal: crate::Refusal,
     },
     /// A device list longer than any real account has (a server flooding it).
     #[error("{jid}'s device list names {count} devices (at most {max} are accepted; is the server flooding it?); nothing was sent", max = crate::MAX_LISTED_DEVICES)]

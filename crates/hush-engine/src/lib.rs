@@ -19,6 +19,7 @@
 //!   signed prekey rotated).
 //! * [`stanza`]: the `<message/>` stanzas it hands the shell to transmit, whole.
 //! * [`readers`]: who would read the next message, from what the store knows (`hush status`).
+//! * [`refusal`]: why a message was not sent, and why a device gets no key: typed values.
 //! * [`outbox`]: what a previous run stored but did not send, and how it goes out now.
 //! * [`devices`]: device lists — what a push records, the lists this device publishes, id
 //!   collisions.
@@ -40,6 +41,7 @@ pub mod keys;
 pub mod outbox;
 pub mod readers;
 pub mod receive;
+pub mod refusal;
 pub mod rollback;
 pub mod send;
 pub mod stanza;
@@ -58,6 +60,7 @@ pub use keys::KeyMaintenance;
 pub use outbox::Resend;
 pub use readers::{Candidate, NextMessage};
 pub use receive::{After, BundleRequest, Inbound, InboundPayload, ReceiveStep};
+pub use refusal::{DeviceState, FetchFailed, Obstacle, Refusal};
 pub use rollback::{Repaired, Rollback, ROLLBACK_WARNING};
 pub use send::{Fetched, Prepared, Route, SendPlan};
 pub use stanza::{MessageStanza, Wire};

@@ -27,7 +27,7 @@ pub struct Candidate {
     pub trust: Option<Trust>,
     /// Why the send rules leave it out, if they do (other than trust, which the policy
     /// decides).
-    pub left_out: Option<String>,
+    pub left_out: Option<crate::Obstacle>,
     /// It would get the next message.
     pub reads: bool,
 }

@@ -20,6 +20,7 @@ use hush_store::{
 use rand_core::CryptoRng;
 
 use crate::receive::first_trust;
+use crate::refusal::{DeviceState, FetchFailed, Obstacle, Refusal};
 use crate::stanza::MessageStanza;
 use crate::{Engine, EngineError, Owed, Result, SendOptions, SendReport, MAX_LISTED_DEVICES};
 
@@ -53,7 +54,7 @@ pub struct SendPlan {
     /// `(jid, device, is the addressee's)`, the addressee's devices first.
     devices: Vec<(String, u32, bool)>,
     /// Left out as inactive, with why.
-    inactive: Vec<((String, u32), String)>,
+    inactive: Vec<((String, u32), Obstacle)>,
     device_lists: Vec<DeviceListUpdate>,
     /// Devices to encrypt for that have no session yet: fetch their bundles (in
     /// [`SendPlan::suite`]) and hand them to [`Engine::prepare_send`].
@@ -72,13 +73,13 @@ impl SendPlan {
     }
 
     /// The devices left out as inactive, each with why.
-    pub fn inactive(&self) -> &[((String, u32), String)] {
+    pub fn inactive(&self) -> &[((String, u32), Obstacle)] {
         &self.inactive
     }
 }
 
 /// A bundle the shell fetched, or why it could not.
-pub type Fetched = core::result::Result<Bundle, String>;
+pub type Fetched = core::result::Result<Bundle, FetchFailed>;
 
 impl Engine {
     /// Step 1: whether a message to `to` goes in clear (only as the user asked) or encrypted.
@@ -101,13 +102,14 @@ impl Engine {
             Decision::Plaintext { .. } => Ok(Route::InClear),
             Decision::Refuse { missing } => Err(EngineError::NotSent {
                 jid: to.to_owned(),
-                missing,
-                why: String::new(),
+                refusal: Refusal::Policy {
+                    missing,
+                    devices: Vec::new(),
+                },
             }),
             Decision::Encrypt { .. } => Err(EngineError::NotSent {
                 jid: to.to_owned(),
-                missing: "a decision (the policy had no readers to encrypt for)".into(),
-                why: String::new(),
+                refusal: Refusal::NoDecision,
             }),
         }
     }
@@ -250,7 +252,7 @@ impl Engine {
         // whether a session exists or can be built.
         let mut readers = Vec::new();
         let mut sessions: Vec<(String, u32, Session)> = Vec::new();
-        let mut reasons: Vec<((String, u32), String)> = inactive;
+        let mut reasons: Vec<((String, u32), Obstacle)> = inactive;
         let mut new_keys = Vec::new();
         let mut report_keys: Vec<(String, u32, String)> = Vec::new();
         let mut bundles = bundles;
@@ -277,10 +279,10 @@ impl Engine {
                         .iter()
                         .position(|((j, d), _)| *j == jid && *d == device)
                         .map(|i| bundles.swap_remove(i).1)
-                        .unwrap_or_else(|| Err("no bundle".to_owned()));
+                        .map_or(Err(Obstacle::NotFetched), |f| f.map_err(Obstacle::NoBundle));
                     fetched.and_then(|b| {
                         let new = Session::initiate(self.local.identity(), &b, rng)
-                            .map_err(|e| e.to_string())?;
+                            .map_err(Obstacle::BadBundle)?;
                         // A rewound session keeps reading what the peer already sent on it,
                         // and never sends again.
                         Ok(match rewound {
@@ -320,7 +322,7 @@ impl Engine {
                 .iter()
                 .find(|((j, d), _)| j == jid && *d == device)
                 .map(|(_, w)| w.clone())
-                .unwrap_or_else(|| fallback.to_string())
+                .unwrap_or(Obstacle::Policy(fallback.clone()))
         };
         // The send's own settings are not the conversation's: a global off switch was handled
         // by `route`, so only the conversation's policy decides here.
@@ -332,34 +334,36 @@ impl Engine {
                     properties,
                 } => (chosen, left_out, properties),
                 Decision::Refuse { missing } => {
-                    let why: Vec<String> = readers
+                    let devices = readers
                         .iter()
                         .filter(|r| r.peer)
                         .map(|r| {
-                            let w = match (r.usable, r.trust) {
-                                (true, Some(KeyTrust::Verified)) => "verified".to_owned(),
-                                (true, Some(KeyTrust::Blind)) => "not verified".to_owned(),
-                                (true, Some(KeyTrust::Distrusted)) => "distrusted".to_owned(),
-                                _ => reason(&r.jid, r.device, &policy::LeftOut::Unusable),
+                            let state = match (r.usable, r.trust) {
+                                (true, Some(KeyTrust::Verified)) => DeviceState::Verified,
+                                (true, Some(KeyTrust::Blind)) => DeviceState::NotVerified,
+                                (true, Some(KeyTrust::Distrusted)) => DeviceState::Distrusted,
+                                _ => DeviceState::Unusable(reason(
+                                    &r.jid,
+                                    r.device,
+                                    &policy::LeftOut::Unusable,
+                                )),
                             };
-                            format!("device {}: {w}", r.device)
+                            (r.device, state)
                         })
                         .collect();
                     return Err(EngineError::NotSent {
                         jid: to,
-                        missing,
-                        why: why.join("; "),
+                        refusal: Refusal::Policy { missing, devices },
                     });
                 }
                 Decision::Plaintext { .. } => {
                     return Err(EngineError::NotSent {
                         jid: to,
-                        missing: "encryption (the policy chose plaintext nobody asked for)".into(),
-                        why: String::new(),
+                        refusal: Refusal::UnaskedPlaintext,
                     })
                 }
             };
-        let skipped: Vec<(String, u32, String)> = left_out
+        let skipped: Vec<(String, u32, Obstacle)> = left_out
             .iter()
             .map(|(j, d, w)| (j.clone(), *d, reason(j, *d, w)))
             .collect();
@@ -478,7 +482,7 @@ impl Engine {
         to: &str,
         devices: &[(String, u32, bool)],
         now: u64,
-    ) -> Result<Vec<((String, u32), String)>> {
+    ) -> Result<Vec<((String, u32), Obstacle)>> {
         let mut inactive = Vec::new();
         for (jid, device, _) in devices {
             if let Some(why) = self.inactive(store, suite, jid, *device, now)? {
@@ -503,18 +507,15 @@ impl Engine {
         jid: &str,
         device: u32,
         now: u64,
-    ) -> Result<Option<String>> {
+    ) -> Result<Option<Obstacle>> {
         let limit = self.inactive_after.as_secs();
         Ok(store
             .devices(suite, jid)?
             .iter()
             .find(|r| r.device_id == device)
             .filter(|r| now.saturating_sub(r.last_seen) > limit)
-            .map(|r| {
-                format!(
-                    "inactive: not heard from for {} days (a message from it brings it back)",
-                    now.saturating_sub(r.last_seen) / 86_400
-                )
+            .map(|r| Obstacle::Inactive {
+                days: now.saturating_sub(r.last_seen) / 86_400,
             }))
     }
 
@@ -551,12 +552,10 @@ impl Engine {
             if used {
                 return Err(EngineError::NotSent {
                     jid: jid.to_owned(),
-                    missing: format!("their {better} device list"),
-                    why: format!(
-                        "it is gone although this conversation used {better}, and only {suite} is \
-                         left: a server may be downgrading it; if {jid} really moved to a client \
-                         without {better}, run `hush session reset {jid}`"
-                    ),
+                    refusal: Refusal::Downgrade {
+                        used: *better,
+                        left: suite,
+                    },
                 });
             }
         }

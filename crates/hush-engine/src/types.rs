@@ -13,7 +13,7 @@ pub struct SendReport {
     /// The devices the message was encrypted for: `(jid, device id)`.
     pub devices: Vec<(String, u32)>,
     /// Devices left out, with why (no bundle, distrusted, not verified, inactive).
-    pub skipped: Vec<(String, u32, String)>,
+    pub skipped: Vec<(String, u32, crate::Obstacle)>,
     /// What the message had.
     pub properties: Properties,
     /// Keys this send met for the first time — a contact's new device, or one the server

@@ -202,9 +202,46 @@ pub enum Decision {
     },
     /// Send nothing.
     Refuse {
-        /// What is missing, for the error message.
-        missing: String,
+        /// What the message could not have.
+        missing: Missing,
     },
+}
+
+/// What a refused message could not have.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Missing {
+    /// Confidentiality, in clear: the conversation requires strong authentication, which a
+    /// message in clear cannot have (the requirement must be lowered first).
+    StrongAuthenticationInClear,
+    /// Confidentiality: the contact has no OMEMO device, and nothing goes in clear unless the
+    /// user asks.
+    NoDevice,
+    /// Strong authentication: none of the contact's devices is verified.
+    NoVerifiedDevice,
+    /// Confidentiality: none of the contact's devices can be encrypted to.
+    NoUsableDevice,
+}
+
+impl fmt::Display for Missing {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Self::StrongAuthenticationInClear => {
+                "confidentiality: this conversation requires strong authentication, which a \
+                 message in clear cannot have"
+            }
+            Self::NoDevice => {
+                "confidentiality: the contact has no OMEMO device, and nothing is sent in clear \
+                 unless you ask for it"
+            }
+            Self::NoVerifiedDevice => {
+                "strong authentication: none of the contact's devices is verified"
+            }
+            Self::NoUsableDevice => {
+                "confidentiality: none of the contact's devices can be encrypted to"
+            }
+        })
+    }
 }
 
 /// The user action that allowed a plaintext message.
@@ -237,9 +274,7 @@ pub fn decide(
         if conversation.min_auth == Authentication::Strong {
             // A demand for strong authentication is a demand for encryption; lift it first.
             return Decision::Refuse {
-                missing: "confidentiality: this conversation requires strong authentication; \
-                          lower the requirement before sending in clear"
-                    .into(),
+                missing: Missing::StrongAuthenticationInClear,
             };
         }
         return Decision::Plaintext { because };
@@ -286,15 +321,11 @@ pub fn decide(
     if !peer_reached {
         let peer_devices = readers.iter().filter(|r| r.peer).count();
         let missing = if peer_devices == 0 {
-            "confidentiality: the contact has no OMEMO device; nothing is sent in clear \
-             unless you ask for it (--plaintext)"
-                .to_owned()
+            Missing::NoDevice
         } else if strong_only && left_out.iter().any(|(_, _, w)| *w == LeftOut::NotVerified) {
-            "strong authentication: none of the contact's devices is verified \
-             (verify a fingerprint, or lower the requirement)"
-                .to_owned()
+            Missing::NoVerifiedDevice
         } else {
-            "confidentiality: none of the contact's devices can be encrypted to".to_owned()
+            Missing::NoUsableDevice
         };
         return Decision::Refuse { missing };
     }
@@ -423,7 +454,7 @@ mod tests {
         let Decision::Refuse { missing } = d else {
             panic!("{d:?}")
         };
-        assert!(missing.starts_with("strong authentication"), "{missing}");
+        assert_eq!(missing, Missing::NoVerifiedDevice);
     }
 
     #[test]

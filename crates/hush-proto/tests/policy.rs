@@ -12,7 +12,7 @@
 )]
 
 use hush_proto::policy::{
-    decide, Authentication, Conversation, Decision, KeyTrust, LeftOut, Reader,
+    decide, Authentication, Conversation, Decision, KeyTrust, LeftOut, Missing, Reader,
 };
 use proptest::prelude::*;
 
@@ -100,7 +100,14 @@ proptest! {
                             prop_assert!(plaintext_requested || conv.off || global_off,
                                 "plaintext without a user action");
                         }
-                        Decision::Refuse { missing } => prop_assert!(!missing.is_empty()),
+                        Decision::Refuse { missing } => match missing {
+                            Missing::StrongAuthenticationInClear => prop_assert!(
+                                (plaintext_requested || conv.off || global_off)
+                                    && conv.min_auth == Authentication::Strong
+                            ),
+                            Missing::NoDevice => prop_assert!(!readers.iter().any(|r| r.peer)),
+                            _ => prop_assert!(readers.iter().any(|r| r.peer)),
+                        },
                         Decision::Encrypt { to, left_out, properties } => {
                             prop_assert!(!(plaintext_requested || conv.off || global_off));
                             prop_assert!(properties.confidentiality);

@@ -9,7 +9,8 @@
 use std::time::Duration;
 
 use hush_engine::{
-    BundleRequest, Engine, Fetched, Inbound, MessageStanza, Owed, Prepared, Resend, Route,
+    BundleRequest, Engine, FetchFailed, Fetched, Inbound, MessageStanza, Owed, Prepared, Resend,
+    Route,
 };
 use hush_proto::{DeviceList, Suite};
 use hush_store::{Committed, Store, Transaction};
@@ -403,8 +404,8 @@ impl<S: Store> Hush<S> {
                     .xmpp
                     .bundle(&bare, plan.suite(), device)
                     .await
-                    .map_err(|e| e.to_string()),
-                Err(e) => Err(e.to_string()),
+                    .map_err(FetchFailed::new),
+                Err(_) => Err(FetchFailed::new(XmppError::BadJid(jid.clone()))),
             };
             bundles.push(((jid, device), fetched));
         }
@@ -508,7 +509,7 @@ impl<S: Store> Hush<S> {
         let bundle = match self.xmpp.bundle(&to, heal.suite, heal.device).await {
             // Not the bundle's fault: the heal stays owed until the connection is back.
             Err(e) if e.is_connection() => return Err(e),
-            fetched => fetched.map_err(|e| e.to_string()),
+            fetched => fetched.map_err(FetchFailed::new),
         };
         let Some(prepared) = self
             .engine
@@ -747,11 +748,11 @@ impl<S: Store> Hush<S> {
         let jid: BareJid = request
             .jid
             .parse()
-            .map_err(|_| format!("{} is not a valid JID", request.jid))?;
+            .map_err(|_| FetchFailed::new(XmppError::BadJid(request.jid.clone())))?;
         self.xmpp
             .bundle(&jid, request.suite, request.device)
             .await
-            .map_err(|e| e.to_string())
+            .map_err(FetchFailed::new)
     }
 
     /// What happened to the link since login.

@@ -17,7 +17,7 @@ use tokio_xmpp::xmlstream::Timeouts;
 use tokio_xmpp::{IqRequest, IqResponse, Stanza};
 
 use crate::disco;
-use crate::error::{Result, XmppError};
+use crate::error::{ArchiveFault, DefinedCondition, Disconnect, Request, Result, XmppError};
 use crate::incoming::{classify, is_archive_result, Incoming, MAM};
 use crate::login::{self, FirstLogin};
 use crate::pep;
@@ -251,10 +251,6 @@ fn mam_query(
         .build()
 }
 
-fn condition(e: &tokio_xmpp::parsers::stanza_error::StanzaError) -> String {
-    format!("{:?}", e.defined_condition)
-}
-
 impl XmppClient {
     /// Logs in and sends initial presence. Fails after `options.timeout` instead of retrying
     /// forever.
@@ -281,19 +277,24 @@ impl XmppClient {
             // The first login reports at once (wrong password, refused connection, TLS) ...
             match first.await {
                 Ok(Ok(())) => {}
-                Ok(Err(FirstLogin::Rejected(why))) => {
+                Ok(Err(FirstLogin::Rejected(condition))) => {
                     return Err(XmppError::LoginRejected {
                         jid: jid.to_owned(),
-                        why,
+                        condition,
                     })
                 }
-                Ok(Err(FirstLogin::Failed(why))) => {
+                Ok(Err(FirstLogin::NoMechanism)) => {
+                    return Err(XmppError::NoLoginMechanism {
+                        server: server.clone(),
+                    })
+                }
+                Ok(Err(FirstLogin::Failed(source))) => {
                     return Err(XmppError::Unreachable {
                         server: server.clone(),
-                        why,
+                        source,
                     })
                 }
-                Err(_) => return Err(XmppError::Disconnected("login abandoned".into())),
+                Err(_) => return Err(XmppError::Disconnected(Disconnect::LoginAbandoned)),
             }
             // ... then the stream binds a resource (and enables Stream Management).
             while let Some(event) = stream.next().await {
@@ -301,7 +302,7 @@ impl XmppClient {
                     return Ok(());
                 }
             }
-            Err(XmppError::Disconnected("stream ended during login".into()))
+            Err(XmppError::Disconnected(Disconnect::DuringLogin))
         })
         .await;
         match online {
@@ -338,7 +339,7 @@ impl XmppClient {
     /// (XEP-0280), and presence again if we had sent it before the session was lost.
     async fn start_session(&mut self) -> Result<()> {
         let enable = Element::builder("enable", "urn:xmpp:carbons:2").build();
-        self.request(None, IqRequest::Set(enable), "enabling Carbons")
+        self.request(None, IqRequest::Set(enable), &Request::EnableCarbons)
             .await?;
         if self.online {
             self.send_presence().await?;
@@ -472,14 +473,10 @@ impl XmppClient {
         let mut token = self.stream.send(Box::new(stanza)).await;
         // While the connection is down the stanza just waits in the queue: bound that.
         match tokio::time::timeout(REQUEST_TIMEOUT, token.wait_for(StanzaStage::Sent)).await {
-            Err(_) => Err(XmppError::Timeout(
-                "sending (is the connection down?)".into(),
-            )),
+            Err(_) => Err(XmppError::Timeout(Request::Send)),
             Ok(Some(StanzaState::Sent { .. })) | Ok(Some(StanzaState::Acked { .. })) => Ok(()),
             Ok(Some(StanzaState::Failed { error })) => Err(XmppError::Io(error.into_io_error())),
-            Ok(_) => Err(XmppError::Disconnected(
-                "the stream dropped a stanza before sending it".into(),
-            )),
+            Ok(_) => Err(XmppError::Disconnected(Disconnect::StanzaDropped)),
         }
     }
 
@@ -493,7 +490,7 @@ impl XmppClient {
         &mut self,
         to: Option<Jid>,
         req: IqRequest,
-        what: &str,
+        what: &Request,
     ) -> Result<IqResponse> {
         let expected = to.as_ref().map(|j| j.to_bare());
         let id = self.send_request(to, req).await?;
@@ -531,7 +528,7 @@ impl XmppClient {
         &mut self,
         id: &str,
         expected: &Option<BareJid>,
-        what: &str,
+        what: &Request,
     ) -> Result<IqResponse> {
         let deadline = tokio::time::Instant::now() + REQUEST_TIMEOUT;
         loop {
@@ -558,10 +555,10 @@ impl XmppClient {
                     Some(Event::Stanza(Stanza::Message(m))) => self.sort(m),
                     Some(Event::Stanza(Stanza::Iq(iq @ (Iq::Get { .. } | Iq::Set { .. })))) => self.answer(iq).await?,
                     Some(Event::Stream(e)) => self.note_link(e),
-                    None => return Err(XmppError::Disconnected("stream ended".into())),
+                    None => return Err(XmppError::Disconnected(Disconnect::StreamEnded)),
                     _ => {}
                 },
-                _ = tokio::time::sleep_until(deadline) => return Err(XmppError::Timeout(what.to_owned())),
+                _ = tokio::time::sleep_until(deadline) => return Err(XmppError::Timeout(what.clone())),
             }
         }
     }
@@ -674,13 +671,13 @@ impl XmppClient {
         &mut self,
         to: Option<Jid>,
         req: IqRequest,
-        what: &str,
+        what: &Request,
     ) -> Result<Option<Element>> {
         match self.exchange(to, req, what).await? {
             IqResponse::Result(payload) => Ok(payload),
             IqResponse::Error(e) => Err(XmppError::Refused {
-                what: what.to_owned(),
-                condition: condition(&e),
+                request: what.clone(),
+                condition: e.defined_condition,
             }),
         }
     }
@@ -695,7 +692,9 @@ impl XmppClient {
         payload: Element,
         max_items: bool,
     ) -> Result<()> {
-        let what = format!("publishing {node}");
+        let what = Request::Publish {
+            node: node.to_owned(),
+        };
         match self
             .request(
                 None,
@@ -711,17 +710,18 @@ impl XmppClient {
             .await
         {
             Ok(_) => Ok(()),
-            Err(XmppError::Refused { condition, .. })
-                if condition.contains("ServiceUnavailable")
-                    || condition.contains("FeatureNotImplemented") =>
-            {
-                Err(XmppError::NoPep(self.jid.domain().to_string()))
-            }
+            Err(XmppError::Refused {
+                condition:
+                    DefinedCondition::ServiceUnavailable | DefinedCondition::FeatureNotImplemented,
+                ..
+            }) => Err(XmppError::NoPep(self.jid.domain().to_string())),
             Err(XmppError::Refused { .. }) => {
                 self.request(
                     None,
                     IqRequest::Set(pep::configure(node, max_items)),
-                    &format!("configuring {node}"),
+                    &Request::Configure {
+                        node: node.to_owned(),
+                    },
                 )
                 .await?;
                 self.request(
@@ -742,7 +742,10 @@ impl XmppClient {
         node: &str,
         item_id: Option<&str>,
     ) -> Result<Vec<Element>> {
-        let what = format!("fetching {node} of {jid}");
+        let what = Request::Fetch {
+            node: node.to_owned(),
+            jid: jid.to_string(),
+        };
         let result = self
             .request(
                 Some(jid.clone().into()),
@@ -764,11 +767,10 @@ impl XmppClient {
                 }
             }
             Ok(None) => Err(nothing()),
-            Err(XmppError::Refused { condition, .. })
-                if condition.contains("ItemNotFound") || condition.contains("Forbidden") =>
-            {
-                Err(nothing())
-            }
+            Err(XmppError::Refused {
+                condition: DefinedCondition::ItemNotFound | DefinedCondition::Forbidden,
+                ..
+            }) => Err(nothing()),
             Err(e) => Err(e),
         }
     }
@@ -833,7 +835,7 @@ impl XmppClient {
         let message =
             Message::try_from(stanza.to_element()).map_err(|e| XmppError::Unsendable {
                 to: stanza.to().to_owned(),
-                why: e.to_string(),
+                source: Box::new(e),
             })?;
         self.send(message.into()).await
     }
@@ -874,7 +876,7 @@ impl XmppClient {
                     Event::Stanza(_) => {}
                 }
             }
-            Err(XmppError::Disconnected("stream ended".into()))
+            Err(XmppError::Disconnected(Disconnect::StreamEnded))
         };
         match tokio::time::timeout(timeout, wait).await {
             Ok(r) => r,
@@ -947,7 +949,10 @@ impl XmppClient {
         };
         let answer = match self.archive.as_mut().and_then(|q| q.answer.take()) {
             Some(early) => Ok(early),
-            None => self.await_answer(&iq_id, &None, "archive query").await,
+            None => {
+                self.await_answer(&iq_id, &None, &Request::ArchiveQuery)
+                    .await
+            }
         };
         let Some(query) = self.archive.take() else {
             return Err(XmppError::ArchiveQueryOrder("no query in flight"));
@@ -959,21 +964,21 @@ impl XmppClient {
             spent.bytes = spent.bytes.saturating_add(query.results.bytes());
         }
         if query.overflowed {
-            return Err(XmppError::ArchiveMisbehaves(format!(
-                "more than {MAX_PAGE_RESULTS} results or {} MiB for one page of {PAGE_SIZE}",
-                MAX_PAGE_BYTES >> 20
-            )));
+            return Err(XmppError::ArchiveMisbehaves(ArchiveFault::PageOverflow {
+                results: MAX_PAGE_RESULTS,
+                bytes: MAX_PAGE_BYTES,
+                page: PAGE_SIZE,
+            }));
         }
         let fin = match answer? {
             IqResponse::Result(fin) => fin,
             IqResponse::Error(e) => {
-                use tokio_xmpp::parsers::stanza_error::DefinedCondition;
                 if e.defined_condition == DefinedCondition::ItemNotFound {
                     return Err(XmppError::ArchiveLostPlace);
                 }
                 return Err(XmppError::Refused {
-                    what: "the archive query".into(),
-                    condition: condition(&e),
+                    request: Request::ArchiveQuery,
+                    condition: e.defined_condition,
                 });
             }
         };
@@ -1020,14 +1025,11 @@ impl XmppClient {
     /// before the link dropped may then never have reached the server.
     pub async fn flush(&mut self) -> Result<()> {
         let ping = Element::builder("ping", "urn:xmpp:ping").build();
-        self.request(None, IqRequest::Get(ping), "ping").await?;
+        self.request(None, IqRequest::Get(ping), &Request::Ping)
+            .await?;
         let rebuilt = self.link.rebuilt;
         if rebuilt != std::mem::replace(&mut self.rebuilt_at_flush, rebuilt) {
-            return Err(XmppError::Disconnected(
-                "the connection was lost and the session could not be resumed; what was sent \
-                 just before may not have arrived"
-                    .into(),
-            ));
+            return Err(XmppError::Disconnected(Disconnect::NotResumed));
         }
         Ok(())
     }

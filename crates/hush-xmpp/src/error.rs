@@ -1,6 +1,10 @@
 //! Errors of the XMPP layer, each saying what the user can do about it.
 
+use core::fmt;
+
 use thiserror::Error;
+pub use xmpp_parsers::sasl::DefinedCondition as LoginCondition;
+pub use xmpp_parsers::stanza_error::DefinedCondition;
 
 /// Everything that can go wrong in `hush-xmpp`.
 #[derive(Debug, Error)]
@@ -17,24 +21,35 @@ pub enum XmppError {
         seconds: u64,
     },
     /// The server refused our credentials.
-    #[error("the server rejected the login of {jid}: {why} (check the password)")]
+    #[error(
+        "the server rejected the login of {jid}: {} (check the password)",
+        login_condition(condition)
+    )]
     LoginRejected {
         /// The account.
         jid: String,
-        /// The SASL failure.
-        why: String,
+        /// The SASL failure condition (RFC 6120 §6.5).
+        condition: LoginCondition,
+    },
+    /// The server offers no login mechanism this client accepts on this connection.
+    #[error(
+        "{server} offers no login mechanism Hush accepts on this connection (does it require TLS?)"
+    )]
+    NoLoginMechanism {
+        /// Where we tried to connect.
+        server: String,
     },
     /// No connection to the server could be made.
-    #[error("cannot connect to {server}: {why}")]
+    #[error("cannot connect to {server}: {source}")]
     Unreachable {
         /// Where we tried to connect.
         server: String,
         /// The connection, DNS, TLS or protocol error.
-        why: String,
+        source: tokio_xmpp::Error,
     },
     /// The server ended the stream.
     #[error("the server closed the connection: {0}")]
-    Disconnected(String),
+    Disconnected(Disconnect),
     /// Plaintext connections are only allowed to loopback addresses.
     #[error("refusing an unencrypted connection to {0}: --insecure-loopback only allows 127.0.0.0/8 and ::1")]
     InsecureNotLoopback(String),
@@ -42,27 +57,27 @@ pub enum XmppError {
     #[error("invalid JID `{0}`")]
     BadJid(String),
     /// A stanza the XMPP library does not take (a bug: the engine builds every stanza).
-    #[error("cannot send a message to {to}: {why}")]
+    #[error("cannot send a message to {to}: {source}")]
     Unsendable {
         /// The addressee.
         to: String,
         /// What the XMPP library objected to.
-        why: String,
+        source: Box<xmpp_parsers::FromElementError>,
     },
     /// The server answered a request with an error.
-    #[error("the server refused {what}: {condition}")]
+    #[error("the server refused {request}: {}", condition_name(condition))]
     Refused {
         /// The request.
-        what: String,
-        /// The XMPP error condition.
-        condition: String,
+        request: Request,
+        /// The stanza error condition (RFC 6120 §8.3.3).
+        condition: DefinedCondition,
     },
     /// The server has no PEP, where OMEMO keys are published.
     #[error("{0} does not offer PEP (XEP-0163), where OMEMO publishes its keys; ask the server's operator to enable it")]
     NoPep(String),
     /// The server did not answer a request in time.
     #[error("no answer to {0} in time")]
-    Timeout(String),
+    Timeout(Request),
     /// A contact publishes nothing we can read on its OMEMO nodes.
     #[error("{jid} has published no {node} we can read; a presence subscription may be needed")]
     NothingPublished {
@@ -71,14 +86,6 @@ pub enum XmppError {
         /// The node.
         node: String,
     },
-    /// No device of the contact could be encrypted to: nothing was sent.
-    #[error("cannot encrypt for {jid} ({why}); nothing was sent")]
-    CannotEncrypt {
-        /// The contact.
-        jid: String,
-        /// Per device, why not.
-        why: String,
-    },
     /// Another device of the account already uses this device id (XEP-0384: check for
     /// collisions before announcing); nothing was published.
     #[error("device id {0} is already used by another device of this account (its published keys differ); nothing was published — set the device up again to draw a new id")]
@@ -86,15 +93,13 @@ pub enum XmppError {
     /// A device cannot remove itself from the device list.
     #[error("device {0} is this device; run the removal from another device (or stop using this one first)")]
     RemoveSelf(u32),
-    /// The send policy refused: nothing was sent.
-    #[error("nothing was sent to {jid}: missing {missing}{}", if why.is_empty() { String::new() } else { format!(" ({why})") })]
+    /// The send was refused: nothing was sent.
+    #[error("nothing was sent to {jid}: {refusal}")]
     NotSent {
         /// The contact.
         jid: String,
-        /// The property that could not be provided, and what to do.
-        missing: String,
-        /// Per device, what stood in the way.
-        why: String,
+        /// Why.
+        refusal: hush_engine::Refusal,
     },
     /// The local store failed.
     #[error("store: {0}")]
@@ -124,7 +129,7 @@ pub enum XmppError {
     /// The archive answered in a way no honest server does (pages overflowing, paging that
     /// does not advance); the catch-up stops instead of looping or growing without bound.
     #[error("the server's archive misbehaves: {0}")]
-    ArchiveMisbehaves(String),
+    ArchiveMisbehaves(ArchiveFault),
     /// One archive catch-up read more than Hush reads at once without the archive saying it
     /// is complete: an archive that never ends (a misbehaving server), or an honest one larger
     /// than one catch-up. What was read before is committed; the next catch-up goes on from
@@ -162,13 +167,166 @@ impl From<hush_engine::EngineError> for XmppError {
     fn from(e: hush_engine::EngineError) -> Self {
         use hush_engine::EngineError as E;
         match e {
-            E::NotSent { jid, missing, why } => Self::NotSent { jid, missing, why },
+            E::NotSent { jid, refusal } => Self::NotSent { jid, refusal },
             E::DeviceListTooLong { jid, count } => Self::DeviceListTooLong { jid, count },
             E::Store(e) => Self::Store(e),
             E::Protocol(e) => Self::Protocol(e),
             E::RemoveSelf(id) => Self::RemoveSelf(id),
-            E::ArchiveMisbehaves(why) => Self::ArchiveMisbehaves(why.into()),
+            E::ArchiveMisbehaves(why) => Self::ArchiveMisbehaves(ArchiveFault::Engine(why)),
             other => Self::Engine(other),
         }
+    }
+}
+
+/// A request this client makes of a server, as errors name it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Request {
+    /// Enabling Carbons (XEP-0280).
+    EnableCarbons,
+    /// Publishing an item on one of our PEP nodes.
+    Publish {
+        /// The node.
+        node: String,
+    },
+    /// Reconfiguring one of our PEP nodes.
+    Configure {
+        /// The node.
+        node: String,
+    },
+    /// Fetching the items of a contact's PEP node.
+    Fetch {
+        /// The node.
+        node: String,
+        /// Whose.
+        jid: String,
+    },
+    /// A query of our archive (XEP-0313).
+    ArchiveQuery,
+    /// A ping (XEP-0199), to learn that what was sent before arrived.
+    Ping,
+    /// Writing a stanza to the connection.
+    Send,
+}
+
+impl fmt::Display for Request {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::EnableCarbons => f.write_str("enabling Carbons"),
+            Self::Publish { node } => write!(f, "publishing {node}"),
+            Self::Configure { node } => write!(f, "configuring {node}"),
+            Self::Fetch { node, jid } => write!(f, "fetching {node} of {jid}"),
+            Self::ArchiveQuery => f.write_str("the archive query"),
+            Self::Ping => f.write_str("a ping"),
+            Self::Send => f.write_str("sending (is the connection down?)"),
+        }
+    }
+}
+
+/// How the connection ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Disconnect {
+    /// The login was abandoned before it finished.
+    LoginAbandoned,
+    /// The stream ended while logging in.
+    DuringLogin,
+    /// The stream ended.
+    StreamEnded,
+    /// The stream dropped a stanza before writing it.
+    StanzaDropped,
+    /// The connection was lost and the session could not be resumed: what was sent just
+    /// before may not have arrived.
+    NotResumed,
+}
+
+impl fmt::Display for Disconnect {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Self::LoginAbandoned => "login abandoned",
+            Self::DuringLogin => "stream ended during login",
+            Self::StreamEnded => "stream ended",
+            Self::StanzaDropped => "the stream dropped a stanza before sending it",
+            Self::NotResumed => {
+                "the connection was lost and the session could not be resumed; what was sent \
+                 just before may not have arrived"
+            }
+        })
+    }
+}
+
+/// How an archive misbehaved.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum ArchiveFault {
+    /// One page held more results or bytes than a page of its size can.
+    PageOverflow {
+        /// Results the page may hold.
+        results: usize,
+        /// Bytes the page may hold.
+        bytes: usize,
+        /// The page size asked for.
+        page: usize,
+    },
+    /// What the account engine found (paging that does not advance).
+    Engine(&'static str),
+}
+
+impl fmt::Display for ArchiveFault {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::PageOverflow {
+                results,
+                bytes,
+                page,
+            } => write!(
+                f,
+                "more than {results} results or {} MiB for one page of {page}",
+                bytes >> 20
+            ),
+            Self::Engine(why) => f.write_str(why),
+        }
+    }
+}
+
+/// The name RFC 6120 gives a stanza error condition (`item-not-found`).
+pub fn condition_name(condition: &DefinedCondition) -> String {
+    element_name(condition)
+}
+
+/// The name RFC 6120 gives a SASL failure condition (`not-authorized`).
+pub fn login_condition(condition: &LoginCondition) -> String {
+    element_name(condition)
+}
+
+fn element_name<T: xso::AsXml>(value: &T) -> String {
+    match xso::transform::<xmpp_parsers::minidom::Element, T>(value) {
+        Ok(el) => el.name().to_owned(),
+        Err(_) => "an unnamed condition".to_owned(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn conditions_are_shown_by_their_rfc_names() {
+        assert_eq!(
+            condition_name(&DefinedCondition::ItemNotFound),
+            "item-not-found"
+        );
+        assert_eq!(
+            login_condition(&LoginCondition::NotAuthorized),
+            "not-authorized"
+        );
+        let refused = XmppError::Refused {
+            request: Request::ArchiveQuery,
+            condition: DefinedCondition::Forbidden,
+        };
+        assert_eq!(
+            refused.to_string(),
+            "the server refused the archive query: forbidden"
+        );
     }
 }

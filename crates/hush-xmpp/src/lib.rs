@@ -17,13 +17,17 @@ pub mod limits;
 mod login;
 mod pep;
 pub use hush_engine::strangers;
+pub use hush_engine::{DeviceState, FetchFailed, Obstacle, Refusal};
 mod queue;
 
 pub use account::{
     Delivery, Hush, SendOptions, SendReport, DEFAULT_INACTIVE_AFTER, ROLLBACK_WARNING,
 };
 pub use client::{ArchivePage, ConnectOptions, LinkStats, XmppClient};
-pub use error::{Result, XmppError};
+pub use error::{
+    condition_name, login_condition, ArchiveFault, DefinedCondition, Disconnect, LoginCondition,
+    Request, Result, XmppError,
+};
 pub use incoming::{Incoming, Payload};
 pub use tokio_xmpp::parsers::jid::BareJid;
 

@@ -31,9 +31,11 @@ pub(crate) type Reconnector = Box<dyn FnMut(Option<String>, oneshot::Sender<Conn
 #[derive(Debug)]
 pub(crate) enum FirstLogin {
     /// The server rejected the credentials (SASL failure).
-    Rejected(String),
+    Rejected(xmpp_parsers::sasl::DefinedCondition),
+    /// The server offers no mechanism we accept on this connection.
+    NoMechanism,
     /// Anything else: connection refused, DNS, TLS, protocol.
-    Failed(String),
+    Failed(tokio_xmpp::Error),
 }
 
 /// One complete login: connect (STARTTLS or loopback TCP, as the connector says), SASL, stream
@@ -91,16 +93,12 @@ pub(crate) fn reconnector<C: ServerConnector>(
                         Err(e) => {
                             let why = match e {
                                 tokio_xmpp::Error::Auth(tokio_xmpp::error::AuthError::Fail(c)) => {
-                                    FirstLogin::Rejected(format!("{c:?}"))
+                                    FirstLogin::Rejected(c)
                                 }
                                 tokio_xmpp::Error::Auth(
                                     tokio_xmpp::error::AuthError::NoMechanism,
-                                ) => FirstLogin::Failed(
-                                    "the server offers no login mechanism Hush accepts on \
-                                         this connection (does it require TLS?)"
-                                        .into(),
-                                ),
-                                other => FirstLogin::Failed(other.to_string()),
+                                ) => FirstLogin::NoMechanism,
+                                other => FirstLogin::Failed(other),
                             };
                             let _ = report.send(Err(why));
                             // Dropping the slot would make the stream's worker panic; hold it

@@ -290,7 +290,7 @@ pub fn receive_one(
         let bundle = bundles
             .get(&(request.jid.clone(), request.device, request.suite))
             .cloned()
-            .ok_or_else(|| "nothing published".to_owned());
+            .ok_or_else(nothing_published);
         inbound.sender_bundle = Some(bundle);
     }
     engine.receive(store, inbound, now, rng).unwrap()
@@ -920,7 +920,7 @@ impl World {
                             .bundles
                             .get(&(j.clone(), *d, suite))
                             .cloned()
-                            .ok_or_else(|| "no bundle".to_owned());
+                            .ok_or_else(nothing_published);
                         ((j.clone(), *d), b)
                     })
                     .collect();
@@ -1443,7 +1443,7 @@ impl World {
                 .bundles
                 .get(&(heal.jid.clone(), heal.device, heal.suite))
                 .cloned()
-                .ok_or_else(|| "nothing published".to_owned());
+                .ok_or_else(nothing_published);
             let dev = self.devices.get_mut(&id).unwrap();
             let prepared = dev
                 .engine
@@ -2064,6 +2064,14 @@ impl World {
         }
         Ok(failures)
     }
+}
+
+/// What the simulated server answers for a bundle nobody published.
+fn nothing_published() -> hush_engine::FetchFailed {
+    hush_engine::FetchFailed::new(std::io::Error::new(
+        std::io::ErrorKind::NotFound,
+        "nothing published",
+    ))
 }
 
 /// At most this many healing rounds: the first, one after the resets the failures ask for,
