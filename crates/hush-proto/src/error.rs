@@ -96,13 +96,64 @@ pub enum ProtoError {
     },
     /// The SCE envelope failed one of its checks (recipient, sender, missing padding).
     #[error("SCE envelope rejected: {0}")]
-    Envelope(String),
+    Envelope(EnvelopeFault),
     /// A state blob could not be restored.
     #[error("corrupt saved state: {0}")]
     CorruptState(&'static str),
     /// A device or key id outside 1..2^31-1.
     #[error("id {0} is outside 1..2^31-1")]
     BadId(u64),
+}
+
+/// Why an SCE envelope (XEP-0420) was refused, or could not be built.
+#[derive(Debug, Error, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum EnvelopeFault {
+    /// The content holds characters XML 1.0 cannot carry (control characters).
+    #[error("content holds characters XML cannot carry (control characters?)")]
+    NotXmlCharacters,
+    /// The content could not be serialised.
+    #[error("content cannot be written as XML: {0}")]
+    Unwritable(String),
+    /// The bytes are not well-formed restricted XML.
+    #[error("not XML: {0}")]
+    NotXml(String),
+    /// The root element is not an SCE envelope.
+    #[error("root is <{name}/> in {namespace}, not an SCE envelope")]
+    NotAnEnvelope {
+        /// The root's name.
+        name: String,
+        /// The root's namespace.
+        namespace: String,
+    },
+    /// No `<content/>`.
+    #[error("no <content/>")]
+    NoContent,
+    /// No `<rpad/>`, which OMEMO requires.
+    #[error("no <rpad/>, which OMEMO requires")]
+    NoPadding,
+    /// The envelope names another addressee than the stanza's.
+    #[error("addressed to {envelope}, but the stanza went to {stanza}")]
+    WrongRecipient {
+        /// The addressee the envelope names.
+        envelope: String,
+        /// The stanza's addressee.
+        stanza: String,
+    },
+    /// No `<to/>`, which a group chat message needs.
+    #[error("no <to/> in a group chat message")]
+    NoRecipient,
+    /// The envelope names another sender than the stanza's.
+    #[error("claims to be from {envelope}, but the stanza came from {stanza}")]
+    WrongSender {
+        /// The sender the envelope names.
+        envelope: String,
+        /// The stanza's sender.
+        stanza: String,
+    },
+    /// A key for a payload arrived without the payload.
+    #[error("the message has no payload")]
+    NoPayload,
 }
 
 /// Shorthand for results of this crate.

@@ -43,7 +43,7 @@ mod xml;
 pub use bundle::{Bundle, DeviceEntry, DeviceList, MAX_LISTED_DEVICES};
 pub use device::{LocalDevice, DEFAULT_PREKEYS, MAX_PREKEYS, MIN_PREKEYS};
 pub use element::{EncryptedElement, KeyEntry};
-pub use error::{ProtoError, Result};
+pub use error::{EnvelopeFault, ProtoError, Result};
 pub use keys::{check_id, IdentityKey, IdentityKeyPair, KeyPair, PreKey, SignedPreKey};
 pub use message::{seal, Opened, Recipient};
 pub use minidom::Element;

@@ -16,7 +16,7 @@ use zeroize::Zeroizing;
 
 use crate::device::LocalDevice;
 use crate::element::{EncryptedElement, KeyEntry};
-use crate::error::{ProtoError, Result};
+use crate::error::{EnvelopeFault, ProtoError, Result};
 use crate::keys::IdentityKey;
 use crate::payload;
 use crate::sce;
@@ -122,7 +122,7 @@ impl Opened {
             (Some(Ok(el)), _) => sce::check(el, expect),
             (Some(Err(e)), _) => Err(e.clone()),
             (None, Some(payload)) => sce::open(payload, expect),
-            (None, None) => Err(ProtoError::Envelope("the message has no payload".into())),
+            (None, None) => Err(ProtoError::Envelope(EnvelopeFault::NoPayload)),
         }
     }
 }

@@ -14,7 +14,7 @@ use minidom::Element;
 use rand_core::CryptoRng;
 
 use crate::bounded_xml;
-use crate::error::{ProtoError, Result};
+use crate::error::{EnvelopeFault, ProtoError, Result};
 use crate::xml::an;
 
 /// The SCE namespace.
@@ -63,9 +63,7 @@ pub fn seal<R: CryptoRng + ?Sized>(
 ) -> Result<Vec<u8>> {
     // minidom panics on characters XML 1.0 cannot carry; refuse them up front instead.
     if !content.iter().all(xml_safe) || !xml_chars(from) || !xml_chars(to) {
-        return Err(ProtoError::Envelope(
-            "content holds characters XML cannot carry (control characters?)".into(),
-        ));
+        return Err(ProtoError::Envelope(EnvelopeFault::NotXmlCharacters));
     }
     let mut c = Element::builder("content", NS).build();
     for el in content {
@@ -93,7 +91,7 @@ pub fn seal<R: CryptoRng + ?Sized>(
         .build();
     let mut out = Vec::new();
     env.write_to(&mut out)
-        .map_err(|e| ProtoError::Envelope(format!("content cannot be written as XML: {e}")))?;
+        .map_err(|e| ProtoError::Envelope(EnvelopeFault::Unwritable(e.to_string())))?;
     Ok(out)
 }
 
@@ -142,15 +140,14 @@ pub(crate) fn parse(bytes: &[u8]) -> Result<Element> {
         if e.is_over_limit() {
             ProtoError::TooLarge("SCE envelope")
         } else {
-            ProtoError::Envelope(format!("not XML: {e}"))
+            ProtoError::Envelope(EnvelopeFault::NotXml(e.to_string()))
         }
     })?;
     if !el.is("envelope", NS) {
-        return Err(ProtoError::Envelope(format!(
-            "root is <{}/> in {}, not an SCE envelope",
-            el.name(),
-            el.ns()
-        )));
+        return Err(ProtoError::Envelope(EnvelopeFault::NotAnEnvelope {
+            name: el.name().to_owned(),
+            namespace: el.ns(),
+        }));
     }
     Ok(el)
 }
@@ -159,14 +156,12 @@ pub(crate) fn parse(bytes: &[u8]) -> Result<Element> {
 pub(crate) fn check(el: &Element, expect: Expect<'_>) -> Result<Envelope> {
     let content = el
         .get_child("content", NS)
-        .ok_or_else(|| ProtoError::Envelope("no <content/>".into()))?
+        .ok_or(ProtoError::Envelope(EnvelopeFault::NoContent))?
         .children()
         .cloned()
         .collect();
     if el.get_child("rpad", NS).is_none() {
-        return Err(ProtoError::Envelope(
-            "no <rpad/>, which OMEMO requires".into(),
-        ));
+        return Err(ProtoError::Envelope(EnvelopeFault::NoPadding));
     }
     let jid_of = |name: &str| {
         el.get_child(name, NS)
@@ -176,24 +171,20 @@ pub(crate) fn check(el: &Element, expect: Expect<'_>) -> Result<Envelope> {
     let from = jid_of("from");
     match &to {
         Some(t) if !same_bare(t, expect.to) => {
-            return Err(ProtoError::Envelope(format!(
-                "addressed to {t}, but the stanza went to {}",
-                expect.to
-            )));
+            return Err(ProtoError::Envelope(EnvelopeFault::WrongRecipient {
+                envelope: t.clone(),
+                stanza: expect.to.to_owned(),
+            }));
         }
-        None if expect.require_to => {
-            return Err(ProtoError::Envelope(
-                "no <to/> in a group chat message".into(),
-            ))
-        }
+        None if expect.require_to => return Err(ProtoError::Envelope(EnvelopeFault::NoRecipient)),
         _ => {}
     }
     if let Some(f) = &from {
         if !same_bare(f, expect.from) {
-            return Err(ProtoError::Envelope(format!(
-                "claims to be from {f}, but the stanza came from {}",
-                expect.from
-            )));
+            return Err(ProtoError::Envelope(EnvelopeFault::WrongSender {
+                envelope: f.clone(),
+                stanza: expect.from.to_owned(),
+            }));
         }
     }
     let time = el
@@ -302,7 +293,7 @@ mod tests {
         };
         assert!(matches!(
             open(&bytes, wrong_to),
-            Err(ProtoError::Envelope(_))
+            Err(ProtoError::Envelope(EnvelopeFault::WrongRecipient { .. }))
         ));
         let wrong_from = Expect {
             from: "mallory@example.org",
@@ -310,11 +301,17 @@ mod tests {
         };
         assert!(matches!(
             open(&bytes, wrong_from),
-            Err(ProtoError::Envelope(_))
+            Err(ProtoError::Envelope(EnvelopeFault::WrongSender { .. }))
         ));
         let no_rpad = b"<envelope xmlns='urn:xmpp:sce:1'><content/></envelope>";
-        assert!(open(no_rpad, expect).is_err());
-        assert!(open(b"<not xml", expect).is_err());
+        assert_eq!(
+            open(no_rpad, expect).unwrap_err(),
+            ProtoError::Envelope(EnvelopeFault::NoPadding)
+        );
+        assert!(matches!(
+            open(b"<not xml", expect),
+            Err(ProtoError::Envelope(EnvelopeFault::NotXml(_)))
+        ));
     }
 
     #[test]

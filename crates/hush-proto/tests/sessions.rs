@@ -625,7 +625,7 @@ fn the_opened_envelope_is_what_sce_open_says() {
     };
     assert!(matches!(
         opened.envelope(expect),
-        Err(ProtoError::Envelope(_))
+        Err(ProtoError::Envelope(hush_proto::EnvelopeFault::NoPayload))
     ));
 }
 
