@@ -19,8 +19,34 @@ use hush_store::{SqliteStore, Store};
 use hush_xmpp::{BareJid, ConnectOptions, Delivery, Hush};
 use serde_json::{json, Value};
 
-use crate::conversation::{properties_json, trust_name, verification_uri, verify};
-use crate::{unix_now, Fallible};
+use crate::commands::{unix_now, verification_uri, verify};
+use crate::output::{properties_json, trust_name};
+
+/// Why the demo stopped: a part failed, or the story did not turn out as told (the demo
+/// checks itself as it goes).
+#[derive(Debug, thiserror::Error)]
+pub(crate) enum DemoError {
+    /// A device's connection or a send.
+    #[error(transparent)]
+    Xmpp(#[from] hush_xmpp::XmppError),
+    /// A device's store.
+    #[error(transparent)]
+    Store(#[from] hush_store::StoreError),
+    /// Making a device's keys.
+    #[error(transparent)]
+    Protocol(#[from] hush_proto::ProtoError),
+    /// The private server.
+    #[error(transparent)]
+    Server(#[from] hush_devserver::DevServerError),
+    /// Verifying a fingerprint.
+    #[error(transparent)]
+    Verify(#[from] Box<crate::error::CliError>),
+    /// A step did not turn out as the story says.
+    #[error("the demo went off its script: {0}")]
+    OffScript(String),
+}
+
+type Fallible<T> = Result<T, DemoError>;
 
 type Device = Hush<SqliteStore>;
 
@@ -139,30 +165,29 @@ fn options(server: &DevServer) -> ConnectOptions {
     }
 }
 
-fn err(e: impl std::fmt::Display) -> String {
-    e.to_string()
+/// `jid` as a bare JID (the server made it: a failure is the demo's).
+fn bare(jid: &str) -> Fallible<BareJid> {
+    jid.parse()
+        .map_err(|_| DemoError::OffScript(format!("the server registered `{jid}`, not a JID")))
 }
 
 /// A new device of `jid`: keys made here, an in-memory store, connected and announced.
 async fn new_device(server: &DevServer, jid: &str) -> Fallible<Device> {
     let mut rng = rand_core::UnwrapErr(rand::rngs::SysRng);
     let id = 1 + rand_core::Rng::next_u32(&mut rng) % 0x7fff_fffe;
-    let keys = LocalDevice::generate(id, DEFAULT_PREKEYS, unix_now(), &mut rng).map_err(err)?;
-    let mut store = SqliteStore::open_in_memory().map_err(err)?;
-    store.create_account(jid, &keys).map_err(err)?;
-    let mut hush = Hush::connect(store, PASSWORD, &options(server))
-        .await
-        .map_err(err)?;
-    hush.announce().await.map_err(err)?;
+    let keys = LocalDevice::generate(id, DEFAULT_PREKEYS, unix_now(), &mut rng)?;
+    let mut store = SqliteStore::open_in_memory()?;
+    store.create_account(jid, &keys)?;
+    let mut hush = Hush::connect(store, PASSWORD, &options(server)).await?;
+    hush.announce().await?;
     Ok(hush)
 }
 
 fn fingerprint(hush: &Device) -> Fallible<(String, String)> {
     let account = hush
         .store()
-        .account()
-        .map_err(err)?
-        .ok_or("the demo device has no account")?;
+        .account()?
+        .ok_or_else(|| DemoError::OffScript("a demo device has no account".into()))?;
     let identity = account.device.identity().public();
     Ok((
         identity.fingerprint(),
@@ -172,12 +197,12 @@ fn fingerprint(hush: &Device) -> Fallible<(String, String)> {
 
 /// Waits for the next visible message on `hush`.
 async fn next(hush: &mut Device, cast: &Cast) -> Fallible<Delivery> {
-    hush.receive(WAIT).await.map_err(err)?.ok_or_else(|| {
-        format!(
+    hush.receive(WAIT).await?.ok_or_else(|| {
+        DemoError::OffScript(format!(
             "{} received nothing within {} s",
             cast.of(hush),
             WAIT.as_secs()
-        )
+        ))
     })
 }
 
@@ -217,7 +242,7 @@ async fn send(
     to: &BareJid,
     text: &str,
 ) -> Fallible<Properties> {
-    let report = from.send_text(to, text).await.map_err(err)?;
+    let report = from.send_text(to, text).await?;
     let readers: Vec<String> = report
         .devices
         .iter()
@@ -255,10 +280,10 @@ fn received(n: &Narrator, cast: &Cast, at: &Device, d: &Delivery, expected: &str
         },
     );
     if d.body.as_deref() != Some(expected) {
-        return Err(format!(
+        return Err(DemoError::OffScript(format!(
             "{who} expected “{expected}”, got {:?} (error: {:?})",
             d.body, d.failure
-        ));
+        )));
     }
     Ok(())
 }
@@ -269,7 +294,7 @@ pub(crate) async fn run(json: bool) -> Fallible<()> {
         json,
         pace: !json && std::io::stdout().is_terminal(),
     };
-    let server = DevServer::start(Default::default()).await.map_err(err)?;
+    let server = DevServer::start(Default::default()).await?;
     let result = story(&n, &server).await;
     server.shutdown().await;
     result
@@ -287,12 +312,9 @@ async fn story(n: &Narrator, server: &DevServer) -> Fallible<()> {
             )
         },
     );
-    let alice_jid = server.register("alice", PASSWORD).map_err(err)?;
-    let bob_jid = server.register("bob", PASSWORD).map_err(err)?;
-    let (alice, bob): (BareJid, BareJid) = (
-        alice_jid.parse().map_err(err)?,
-        bob_jid.parse().map_err(err)?,
-    );
+    let alice_jid = server.register("alice", PASSWORD)?;
+    let bob_jid = server.register("bob", PASSWORD)?;
+    let (alice, bob): (BareJid, BareJid) = (bare(&alice_jid)?, bare(&bob_jid)?);
     let mut cast = Cast::default();
     let mut devices = Vec::new();
     for (jid, name) in [
@@ -318,9 +340,9 @@ async fn story(n: &Narrator, server: &DevServer) -> Fallible<()> {
     }
     let [mut alice_phone, mut alice_laptop, mut bob_phone, bob_laptop]: [Hush<_>; 4] = devices
         .try_into()
-        .map_err(|_| "the demo sets up exactly four devices".to_owned())?;
+        .map_err(|_| DemoError::OffScript("the demo sets up exactly four devices".into()))?;
     let bob_laptop_name = cast.of(&bob_laptop);
-    let bob_laptop_store = bob_laptop.close().await.map_err(err)?;
+    let bob_laptop_store = bob_laptop.close().await?;
     n.event(
         json!({"event": "offline", "device": bob_laptop_name}),
         || format!("{bob_laptop_name} goes offline (lid closed)."),
@@ -357,7 +379,9 @@ async fn story(n: &Narrator, server: &DevServer) -> Fallible<()> {
             v.push((cast.of(d), fingerprint(d)?.1));
         }
         let store = &bob_laptop_store;
-        let account = store.account().map_err(err)?.ok_or("no account")?;
+        let account = store
+            .account()?
+            .ok_or_else(|| DemoError::OffScript("a demo device has no account".into()))?;
         v.push((
             bob_laptop_name.clone(),
             verification_uri(
@@ -372,7 +396,7 @@ async fn story(n: &Narrator, server: &DevServer) -> Fallible<()> {
         let me = cast.of(phone);
         let mut verified = Vec::new();
         for (name, uri) in others.iter().filter(|(name, _)| *name != me) {
-            verify(phone.store_mut(), uri, unix_now())?;
+            verify(phone.store_mut(), uri, unix_now()).map_err(Box::new)?;
             verified.push(name.clone());
         }
         n.event(
@@ -384,7 +408,9 @@ async fn story(n: &Narrator, server: &DevServer) -> Fallible<()> {
     let after = send(n, &cast, &mut alice_phone, &bob, verified_text).await?;
     sent.push(verified_text.into());
     if after.authentication != Authentication::Strong {
-        return Err("after verification the conversation should be strongly authenticated".into());
+        return Err(DemoError::OffScript(
+            "after verification the conversation should be strongly authenticated".into(),
+        ));
     }
     let d = next(&mut bob_phone, &cast).await?;
     received(n, &cast, &bob_phone, &d, verified_text)?;
@@ -407,10 +433,10 @@ async fn story(n: &Narrator, server: &DevServer) -> Fallible<()> {
     sent.push(tampered.into());
     let d = next(&mut bob_phone, &cast).await?;
     let Some(error) = d.failure.as_ref().map(ToString::to_string) else {
-        return Err(format!(
+        return Err(DemoError::OffScript(format!(
             "{bob_phone_name} accepted a tampered message: {:?}",
             d.body
-        ));
+        )));
     };
     n.event(
         json!({"event": "tamper_detected", "device": bob_phone_name, "error": error}),
@@ -433,10 +459,8 @@ async fn story(n: &Narrator, server: &DevServer) -> Fallible<()> {
     n.pause().await;
 
     n.chapter(6, "Bob's laptop comes back and catches up");
-    let mut bob_laptop = Hush::connect(bob_laptop_store, PASSWORD, &options(server))
-        .await
-        .map_err(err)?;
-    let got = bob_laptop.catch_up(0).await.map_err(err)?;
+    let mut bob_laptop = Hush::connect(bob_laptop_store, PASSWORD, &options(server)).await?;
+    let got = bob_laptop.catch_up(0).await?;
     n.event(
         json!({"event": "catch_up", "device": bob_laptop_name, "messages": got.len()}),
         || {
@@ -449,9 +473,9 @@ async fn story(n: &Narrator, server: &DevServer) -> Fallible<()> {
     );
     let texts: Vec<&str> = got.iter().filter_map(|d| d.body.as_deref()).collect();
     if texts != sent {
-        return Err(format!(
+        return Err(DemoError::OffScript(format!(
             "{bob_laptop_name} caught up {texts:?}, expected {sent:?}"
-        ));
+        )));
     }
     for d in &got {
         let sender = cast.name(&d.from, d.device);
@@ -478,9 +502,9 @@ async fn story(n: &Narrator, server: &DevServer) -> Fallible<()> {
             )
         },
     );
-    drop(bob_laptop.close().await.map_err(err)?);
+    drop(bob_laptop.close().await?);
     for d in [alice_phone, alice_laptop, bob_phone] {
-        drop(d.close().await.map_err(err)?);
+        drop(d.close().await?);
     }
     Ok(())
 }
@@ -545,7 +569,9 @@ fn show_server_view(n: &Narrator, server: &DevServer, jid: &str, sent: &[String]
         },
     );
     if !leaked.is_empty() {
-        return Err(format!("plaintext on the server: {leaked:?}"));
+        return Err(DemoError::OffScript(format!(
+            "plaintext on the server: {leaked:?}"
+        )));
     }
     Ok(())
 }

@@ -27,7 +27,119 @@ use std::path::{Path, PathBuf};
 
 use hush_store::{OpenOptions, SqliteStore, StoreError};
 use serde_json::{json, Value};
+use thiserror::Error;
 use zeroize::Zeroizing;
+
+/// What can go wrong with a home directory, each saying what to do.
+#[derive(Debug, Error)]
+pub(crate) enum HomeError {
+    /// Neither `--home`, `XDG_DATA_HOME` nor `HOME` is set.
+    #[error("cannot find a home directory: use --home DIR")]
+    NoDirectory,
+    /// The directory does not exist.
+    #[error("{0} does not exist: run `hush init` first")]
+    Missing(PathBuf),
+    /// The directory holds no account.
+    #[error("no account in {0}: run `hush init` first")]
+    NoAccount(PathBuf),
+    /// A settings file does not parse.
+    #[error("{path} is damaged: {source}")]
+    Damaged {
+        /// The file.
+        path: PathBuf,
+        /// The parse error.
+        source: serde_json::Error,
+    },
+    /// A setting is missing.
+    #[error("{path} lacks {what}")]
+    Incomplete {
+        /// The file (or the store) it should be in.
+        path: PathBuf,
+        /// The setting.
+        what: &'static str,
+    },
+    /// A file could not be read or written.
+    #[error("{path}: {source}")]
+    Io {
+        /// The file.
+        path: PathBuf,
+        /// The error.
+        source: std::io::Error,
+    },
+    /// A file readable by others could not be tightened.
+    #[error("{path}: cannot tighten its permissions: {source}")]
+    Permissions {
+        /// The file.
+        path: PathBuf,
+        /// The error.
+        source: std::io::Error,
+    },
+    /// Reading the passphrase failed.
+    #[error("reading the passphrase: {0}")]
+    ReadPassphrase(std::io::Error),
+    /// The environment variable named for the passphrase is not set.
+    #[error("environment variable {0} is not set")]
+    UnsetVariable(String),
+    /// An empty passphrase.
+    #[error("the store passphrase is empty; an empty passphrase protects nothing")]
+    EmptyPassphrase,
+    /// A passphrase is needed and there is no way to ask for it.
+    #[error("the store in {} {}: set {PASSPHRASE_VAR}, or use --passphrase-env NAME or --passphrase-stdin, or run on a terminal to be asked", dir.display(), if *new { "is to be encrypted and needs a passphrase" } else { "is encrypted and needs its passphrase" })]
+    NoPassphrase {
+        /// The home.
+        dir: PathBuf,
+        /// For a new store.
+        new: bool,
+    },
+    /// The two passphrases typed differ.
+    #[error("the two passphrases differ; nothing was changed")]
+    PassphrasesDiffer,
+    /// Another `hush` holds the session lock.
+    #[error("another hush is using the account in {0} (a running `hush recv`?); two at once could reuse message keys, so this one stops. Let it finish, or stop it, and try again")]
+    Busy(PathBuf),
+    /// config.json names a store kind this version does not know.
+    #[error("{path} names an unknown store kind `{kind}` (from a newer hush?)")]
+    UnknownStoreKind {
+        /// config.json.
+        path: PathBuf,
+        /// What it says.
+        kind: String,
+    },
+    /// The store file is gone while config.json is there.
+    #[error("{} is missing or empty although {} exists; restore it from a backup, or move the directory aside and run `hush init` again", store.display(), config.display())]
+    StoreMissing {
+        /// store.db.
+        store: PathBuf,
+        /// config.json.
+        config: PathBuf,
+    },
+    /// An unencrypted store where an encrypted one was made.
+    #[error("{0} is not encrypted although this home was made with an encrypted store; refusing to use a file that may have been replaced")]
+    UnexpectedlyPlain(PathBuf),
+    /// The passphrase does not open the store.
+    #[error("wrong passphrase for the store in {0} (nothing was changed)")]
+    WrongPassphrase(PathBuf),
+    /// `hush store encrypt` on an encrypted store.
+    #[error("the store in {0} is already encrypted")]
+    AlreadyEncrypted(PathBuf),
+    /// The encrypted copy made by `hush store encrypt` does not read back.
+    #[error("the encrypted copy of {0} did not read back; nothing was changed")]
+    CopyUnreadable(PathBuf),
+    /// The store failed.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+/// Shorthand for results of this module.
+type Result<T> = core::result::Result<T, HomeError>;
+
+/// An I/O error about `path`.
+fn io(path: &Path) -> impl FnOnce(std::io::Error) -> HomeError + '_ {
+    move |source| HomeError::Io {
+        path: path.to_owned(),
+        source,
+    }
+}
 
 /// The account's connection settings.
 pub(crate) struct Config {
@@ -50,11 +162,14 @@ impl Config {
                "created_at": self.created_at, "encryption_off": self.encryption_off})
     }
 
-    fn from_json(v: &Value, password: Zeroizing<String>, what: &Path) -> Result<Self, String> {
+    fn from_json(v: &Value, password: Zeroizing<String>, what: &Path) -> Result<Self> {
         Ok(Config {
             jid: v["jid"]
                 .as_str()
-                .ok_or_else(|| format!("{} lacks the JID", what.display()))?
+                .ok_or_else(|| HomeError::Incomplete {
+                    path: what.to_owned(),
+                    what: "the JID",
+                })?
                 .to_owned(),
             server: v["server"].as_str().map(str::to_owned),
             insecure_loopback: v["insecure_loopback"].as_bool().unwrap_or(false),
@@ -103,16 +218,12 @@ pub(crate) struct Home {
 
 impl Home {
     /// `--home`, else `$XDG_DATA_HOME/hush`, else `~/.local/share/hush`.
-    pub(crate) fn locate(
-        explicit: Option<PathBuf>,
-        source: PassphraseSource,
-    ) -> Result<Self, String> {
+    pub(crate) fn locate(explicit: Option<PathBuf>, source: PassphraseSource) -> Result<Self> {
         let dir = explicit
-            .or_else(|| std::env::var_os("XDG_DATA_HOME").map(|d| PathBuf::from(d).join("hush")))
-            .or_else(|| {
-                std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".local/share/hush"))
-            })
-            .ok_or("cannot find a home directory: use --home DIR")?;
+            // An empty variable counts as unset (XDG Base Directory spec), not as `./`.
+            .or_else(|| set_var("XDG_DATA_HOME").map(|d| d.join("hush")))
+            .or_else(|| set_var("HOME").map(|h| h.join(".local/share/hush")))
+            .ok_or(HomeError::NoDirectory)?;
         Ok(Self {
             dir,
             source,
@@ -146,50 +257,37 @@ impl Home {
 
     /// The store passphrase, from the source given on the command line, `HUSH_PASSPHRASE` or
     /// the terminal; asked for once per run. `new` asks twice on a terminal (a new store).
-    fn passphrase(&self, new: bool) -> Result<&Zeroizing<String>, String> {
+    fn passphrase(&self, new: bool) -> Result<&Zeroizing<String>> {
         if let Some(p) = self.passphrase.get() {
             return Ok(p);
         }
         let p = self.read_passphrase(new)?;
         if p.is_empty() {
-            return Err(
-                "the store passphrase is empty; an empty passphrase protects nothing".into(),
-            );
+            return Err(HomeError::EmptyPassphrase);
         }
         Ok(self.passphrase.get_or_init(|| p))
     }
 
-    fn read_passphrase(&self, new: bool) -> Result<Zeroizing<String>, String> {
+    fn read_passphrase(&self, new: bool) -> Result<Zeroizing<String>> {
         match &self.source {
             PassphraseSource::Stdin => {
                 let mut s = Zeroizing::new(String::new());
                 std::io::stdin()
                     .read_to_string(&mut s)
-                    .map_err(|e| format!("reading the passphrase: {e}"))?;
+                    .map_err(HomeError::ReadPassphrase)?;
                 Ok(Zeroizing::new(s.trim_end_matches(['\r', '\n']).to_owned()))
             }
             PassphraseSource::Env(var) => std::env::var(var)
                 .map(Zeroizing::new)
-                .map_err(|_| format!("environment variable {var} is not set")),
+                .map_err(|_| HomeError::UnsetVariable(var.clone())),
             PassphraseSource::Default => {
                 if let Ok(p) = std::env::var(PASSPHRASE_VAR) {
                     return Ok(Zeroizing::new(p));
                 }
                 if !std::io::stdin().is_terminal() {
-                    return Err(if new {
-                        format!(
-                            "the store in {} is to be encrypted and needs a passphrase: set \
-                             {PASSPHRASE_VAR}, or use --passphrase-env NAME or \
-                             --passphrase-stdin, or run on a terminal to be asked",
-                            self.dir.display()
-                        )
-                    } else {
-                        format!(
-                            "the store in {} is encrypted: give its passphrase in \
-                             {PASSPHRASE_VAR}, with --passphrase-env NAME or \
-                             --passphrase-stdin, or run on a terminal to be asked",
-                            self.dir.display()
-                        )
+                    return Err(HomeError::NoPassphrase {
+                        dir: self.dir.clone(),
+                        new,
                     });
                 }
                 let prompt = if new {
@@ -198,16 +296,15 @@ impl Home {
                     format!("passphrase for the store in {}: ", self.dir.display())
                 };
                 let p = Zeroizing::new(
-                    rpassword::prompt_password(prompt)
-                        .map_err(|e| format!("reading the passphrase: {e}"))?,
+                    rpassword::prompt_password(prompt).map_err(HomeError::ReadPassphrase)?,
                 );
                 if new {
                     let again = Zeroizing::new(
                         rpassword::prompt_password("the same passphrase again: ")
-                            .map_err(|e| format!("reading the passphrase: {e}"))?,
+                            .map_err(HomeError::ReadPassphrase)?,
                     );
                     if again != p {
-                        return Err("the two passphrases differ; nothing was changed".into());
+                        return Err(HomeError::PassphrasesDiffer);
                     }
                 }
                 Ok(p)
@@ -216,7 +313,7 @@ impl Home {
     }
 
     /// Asks for the passphrase of a new store now (before anything is created).
-    pub(crate) fn new_passphrase(&self) -> Result<(), String> {
+    pub(crate) fn new_passphrase(&self) -> Result<()> {
         self.passphrase(true).map(|_| ())
     }
 
@@ -229,7 +326,7 @@ impl Home {
 
     /// Tightens the permissions of the home and its files: nobody but the owner may read
     /// them. A looser mode is fixed, with a warning naming what was readable.
-    fn secure(&self) -> Result<(), String> {
+    fn secure(&self) -> Result<()> {
         if self.checked.replace(true) {
             return Ok(());
         }
@@ -247,8 +344,9 @@ impl Home {
                 let mode = meta.permissions().mode() & 0o777;
                 if mode & 0o077 != 0 {
                     std::fs::set_permissions(&path, std::fs::Permissions::from_mode(wanted))
-                        .map_err(|e| {
-                            format!("{}: cannot tighten its permissions: {e}", path.display())
+                        .map_err(|source| HomeError::Permissions {
+                            path: path.clone(),
+                            source,
                         })?;
                     eprintln!(
                         "warning: {} was readable by others (mode {mode:03o}); changed to {wanted:03o}",
@@ -265,7 +363,7 @@ impl Home {
     /// would each save their own copy of a session, and the later save would roll back the
     /// other's sending chain: the next message would reuse a message key. So only one `hush`
     /// at a time does; a second one stops with this error instead.
-    pub(crate) fn lock_sessions(&self) -> Result<(), String> {
+    pub(crate) fn lock_sessions(&self) -> Result<()> {
         static HELD: std::sync::OnceLock<std::fs::File> = std::sync::OnceLock::new();
         if HELD.get().is_some() {
             return Ok(());
@@ -278,21 +376,14 @@ impl Home {
             use std::os::unix::fs::OpenOptionsExt;
             o.mode(0o600);
         }
-        let file = o
-            .open(&path)
-            .map_err(|e| format!("{}: {e}", path.display()))?;
+        let file = o.open(&path).map_err(io(&path))?;
         match file.try_lock() {
             Ok(()) => {
                 let _ = HELD.set(file);
                 Ok(())
             }
-            Err(std::fs::TryLockError::WouldBlock) => Err(format!(
-                "another hush is using the account in {} (a running `hush recv`?); two at once \
-                 could reuse message keys, so this one stops. Let it finish, or stop it, and \
-                 try again",
-                self.dir.display()
-            )),
-            Err(std::fs::TryLockError::Error(e)) => Err(format!("{}: {e}", path.display())),
+            Err(std::fs::TryLockError::WouldBlock) => Err(HomeError::Busy(self.dir.clone())),
+            Err(std::fs::TryLockError::Error(e)) => Err(io(&path)(e)),
         }
     }
 
@@ -302,13 +393,13 @@ impl Home {
     }
 
     /// Creates the directory (mode 0700) for a new home.
-    pub(crate) fn create(&self) -> Result<(), String> {
-        std::fs::create_dir_all(&self.dir).map_err(|e| format!("{}: {e}", self.dir.display()))?;
+    pub(crate) fn create(&self) -> Result<()> {
+        std::fs::create_dir_all(&self.dir).map_err(io(&self.dir))?;
         #[cfg(unix)]
         {
             use std::os::unix::fs::PermissionsExt;
             std::fs::set_permissions(&self.dir, std::fs::Permissions::from_mode(0o700))
-                .map_err(|e| format!("{}: {e}", self.dir.display()))?;
+                .map_err(io(&self.dir))?;
         }
         Ok(())
     }
@@ -316,7 +407,7 @@ impl Home {
     /// Creates the store of a new home, encrypted with the passphrase (asked for by
     /// [`Home::new_passphrase`]) unless `encrypted` is false, and records which in
     /// config.json.
-    pub(crate) fn create_store(&self, encrypted: bool) -> Result<SqliteStore, String> {
+    pub(crate) fn create_store(&self, encrypted: bool) -> Result<SqliteStore> {
         let passphrase = if encrypted {
             Some(self.passphrase(true)?.clone())
         } else {
@@ -328,8 +419,7 @@ impl Home {
                 passphrase,
                 ..Default::default()
             },
-        )
-        .map_err(|e| e.to_string())?;
+        )?;
         self.write_marker(if encrypted {
             StoreKind::Encrypted
         } else {
@@ -341,28 +431,25 @@ impl Home {
     }
 
     /// An error unless the directory holds a home made by `hush init`.
-    pub(crate) fn require(&self) -> Result<(), String> {
+    pub(crate) fn require(&self) -> Result<()> {
         if !self.dir.exists() {
-            return Err(format!(
-                "{} does not exist: run `hush init` first",
-                self.dir.display()
-            ));
+            return Err(HomeError::Missing(self.dir.clone()));
         }
         self.read_config_file().map(|_| ())
     }
 
     /// What config.json says about the store, and whether the store file is encrypted.
-    fn kind(&self) -> Result<StoreKind, String> {
+    fn kind(&self) -> Result<StoreKind> {
         self.require()?;
         let config = self.read_config_file()?;
         let recorded = match config.get("store").and_then(Value::as_str) {
             Some("encrypted") => StoreKind::Encrypted,
             Some("unencrypted") => StoreKind::Unencrypted,
             Some(other) => {
-                return Err(format!(
-                    "{} names an unknown store kind `{other}` (from a newer hush?)",
-                    self.config_path().display()
-                ))
+                return Err(HomeError::UnknownStoreKind {
+                    path: self.config_path(),
+                    kind: other.to_owned(),
+                })
             }
             None => StoreKind::Legacy,
         };
@@ -375,29 +462,23 @@ impl Home {
                     match f.read(&mut header[n..]) {
                         Ok(0) => break,
                         Ok(k) => n += k,
-                        Err(e) => return Err(format!("{}: {e}", path.display())),
+                        Err(e) => return Err(io(&path)(e)),
                     }
                 }
                 n
             }
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => 0,
-            Err(e) => return Err(format!("{}: {e}", path.display())),
+            Err(e) => return Err(io(&path)(e)),
         };
         if len == 0 {
-            return Err(format!(
-                "{} is missing or empty although {} exists; restore it from a backup, or move \
-                 the directory aside and run `hush init` again",
-                path.display(),
-                self.config_path().display()
-            ));
+            return Err(HomeError::StoreMissing {
+                store: path,
+                config: self.config_path(),
+            });
         }
         let plain = len == header.len() && &header == SQLITE_HEADER;
         match (recorded, plain) {
-            (StoreKind::Encrypted, true) => Err(format!(
-                "{} is not encrypted although this home was made with an encrypted store; \
-                 refusing to use a file that may have been replaced",
-                path.display()
-            )),
+            (StoreKind::Encrypted, true) => Err(HomeError::UnexpectedlyPlain(path)),
             (_, true) => Ok(recorded),
             // An encrypted file under another record: `hush store encrypt` was interrupted
             // after the encrypted store took the old one's place. The store is what counts.
@@ -405,20 +486,16 @@ impl Home {
         }
     }
 
-    fn read_config_file(&self) -> Result<Value, String> {
+    fn read_config_file(&self) -> Result<Value> {
         let path = self.config_path();
-        let text = std::fs::read_to_string(&path).map_err(|_| {
-            format!(
-                "no account in {}: run `hush init` first",
-                self.dir.display()
-            )
-        })?;
-        serde_json::from_str(&text).map_err(|e| format!("{} is damaged: {e}", path.display()))
+        let text =
+            std::fs::read_to_string(&path).map_err(|_| HomeError::NoAccount(self.dir.clone()))?;
+        serde_json::from_str(&text).map_err(|source| HomeError::Damaged { path, source })
     }
 
     /// Opens the store: checks and tightens permissions, asks for the passphrase if it is
     /// encrypted, and warns (once per run) if it is not.
-    pub(crate) fn open_store(&self) -> Result<SqliteStore, String> {
+    pub(crate) fn open_store(&self) -> Result<SqliteStore> {
         let kind = self.kind()?;
         self.secure()?;
         let passphrase = match kind {
@@ -450,11 +527,10 @@ impl Home {
             },
         )
         .map_err(|e| match e {
-            StoreError::Unreadable { .. } if encrypted => format!(
-                "wrong passphrase for the store in {} (nothing was changed)",
-                self.dir.display()
-            ),
-            e => e.to_string(),
+            StoreError::Unreadable { .. } if encrypted => {
+                HomeError::WrongPassphrase(self.dir.clone())
+            }
+            e => HomeError::Store(e),
         })?;
         if encrypted
             && self
@@ -464,11 +540,7 @@ impl Home {
                 != Some("encrypted")
         {
             // Finish an interrupted `hush store encrypt`: the settings are in the store now.
-            if store
-                .setting("config")
-                .map_err(|e| e.to_string())?
-                .is_some()
-            {
+            if store.setting("config")?.is_some() {
                 self.write_marker(StoreKind::Encrypted)?;
             }
         }
@@ -482,18 +554,18 @@ impl Home {
     /// every session is marked rewound — the repair a restore makes — and the user is warned.
     /// A missing or unreadable file proves nothing (a home of an older version, or the file
     /// deleted) and is written anew.
-    fn check_generation(&self, store: &mut SqliteStore) -> Result<(), String> {
+    fn check_generation(&self, store: &mut SqliteStore) -> Result<()> {
         let path = self.dir.join(GENERATION);
         let outside: Option<u64> = std::fs::read_to_string(&path)
             .ok()
             .and_then(|text| text.trim().parse().ok());
-        let inside = store.generation().map_err(|e| e.to_string())?;
+        let inside = store.generation()?;
         if outside.is_some_and(|o| o > inside) {
             let repair = hush_store::Transaction {
                 rewind_sessions: true,
                 ..Default::default()
             };
-            hush_store::Store::commit(store, repair).map_err(|e| e.to_string())?;
+            hush_store::Store::commit(store, repair)?;
             eprintln!(
                 "!! WARNING: {} is older than the last one hush used here (generation {inside},                  expected {}): it was replaced by an older copy. {}",
                 self.store_path().display(),
@@ -504,31 +576,36 @@ impl Home {
         // The store first: a crash before the file is written leaves the file behind the
         // store, which is no sign of anything.
         let next = inside.max(outside.unwrap_or(0)) + 1;
-        let stored = store.raise_generation(next).map_err(|e| e.to_string())?;
+        let stored = store.raise_generation(next)?;
         self.write_private(&path, stored.to_string().as_bytes())
     }
 
     /// The account's settings: from the store, or from config.json in homes of older
     /// versions.
-    pub(crate) fn config(&self, store: &SqliteStore) -> Result<Config, String> {
-        let get = |k: &str| store.setting(k).map_err(|e| e.to_string());
-        match get("config")? {
+    pub(crate) fn config(&self, store: &SqliteStore) -> Result<Config> {
+        match store.setting("config")? {
             Some(text) => {
-                let v: Value = serde_json::from_str(&text).map_err(|e| {
-                    format!("the settings in {} are damaged: {e}", self.dir.display())
-                })?;
-                let password = get("xmpp_password")?.ok_or_else(|| {
-                    format!(
-                        "the store in {} lacks the XMPP password",
-                        self.dir.display()
-                    )
-                })?;
+                let v: Value =
+                    serde_json::from_str(&text).map_err(|source| HomeError::Damaged {
+                        path: self.store_path(),
+                        source,
+                    })?;
+                let password =
+                    store
+                        .setting("xmpp_password")?
+                        .ok_or_else(|| HomeError::Incomplete {
+                            path: self.store_path(),
+                            what: "the XMPP password",
+                        })?;
                 Config::from_json(&v, password, &self.store_path())
             }
             None => {
                 let v = self.read_config_file()?;
                 let password = v["password"].as_str().map(str::to_owned).ok_or_else(|| {
-                    format!("{} lacks the password", self.config_path().display())
+                    HomeError::Incomplete {
+                        path: self.config_path(),
+                        what: "the password",
+                    }
                 })?;
                 Config::from_json(&v, Zeroizing::new(password), &self.config_path())
             }
@@ -536,13 +613,8 @@ impl Home {
     }
 
     /// Saves the account's settings where [`Home::config`] reads them.
-    pub(crate) fn write_config(&self, store: &mut SqliteStore, c: &Config) -> Result<(), String> {
-        if self.kind()? == StoreKind::Legacy
-            && store
-                .setting("config")
-                .map_err(|e| e.to_string())?
-                .is_none()
-        {
+    pub(crate) fn write_config(&self, store: &mut SqliteStore, c: &Config) -> Result<()> {
+        if self.kind()? == StoreKind::Legacy && store.setting("config")?.is_none() {
             let mut v = c.to_json();
             v["password"] = json!(c.password.as_str());
             return self.write_private(
@@ -551,13 +623,11 @@ impl Home {
             );
         }
         let text = c.to_json().to_string();
-        store
-            .set_settings(&[("config", &text), ("xmpp_password", &c.password)])
-            .map_err(|e| e.to_string())
+        Ok(store.set_settings(&[("config", &text), ("xmpp_password", &c.password)])?)
     }
 
     /// Writes config.json as a record of the store kind only (nothing secret).
-    fn write_marker(&self, kind: StoreKind) -> Result<(), String> {
+    fn write_marker(&self, kind: StoreKind) -> Result<()> {
         let name = match kind {
             StoreKind::Encrypted => "encrypted",
             _ => "unencrypted",
@@ -570,7 +640,7 @@ impl Home {
 
     /// Replaces `path` with `bytes` (mode 0600), through a new file renamed into place, so a
     /// crash leaves either the old or the new content.
-    fn write_private(&self, path: &Path, bytes: &[u8]) -> Result<(), String> {
+    fn write_private(&self, path: &Path, bytes: &[u8]) -> Result<()> {
         let tmp = path.with_extension("json.new");
         let _ = std::fs::remove_file(&tmp);
         let mut o = std::fs::OpenOptions::new();
@@ -580,12 +650,11 @@ impl Home {
             use std::os::unix::fs::OpenOptionsExt;
             o.mode(0o600);
         }
-        let err = |e: std::io::Error| format!("{}: {e}", path.display());
-        let mut f = o.open(&tmp).map_err(err)?;
+        let mut f = o.open(&tmp).map_err(io(path))?;
         f.write_all(bytes)
             .and_then(|()| f.sync_all())
-            .map_err(err)?;
-        std::fs::rename(&tmp, path).map_err(err)?;
+            .map_err(io(path))?;
+        std::fs::rename(&tmp, path).map_err(io(path))?;
         sync_dir(&self.dir);
         Ok(())
     }
@@ -593,36 +662,24 @@ impl Home {
     /// `hush store encrypt`: moves the settings of an older home into its store, encrypts
     /// the store under a new passphrase (through an encrypted copy that then takes the old
     /// file's place) and leaves config.json with nothing secret in it.
-    pub(crate) fn encrypt_store(&self) -> Result<(), String> {
+    pub(crate) fn encrypt_store(&self) -> Result<()> {
         let kind = self.kind()?;
         if kind == StoreKind::Encrypted {
-            return Err(format!(
-                "the store in {} is already encrypted",
-                self.dir.display()
-            ));
+            return Err(HomeError::AlreadyEncrypted(self.dir.clone()));
         }
         self.lock_sessions()?;
         // No "not encrypted" warning while encrypting it.
         self.warned.set(true);
         let passphrase = self.passphrase(true)?.clone();
         let mut store = self.open_store()?;
-        if kind == StoreKind::Legacy
-            && store
-                .setting("config")
-                .map_err(|e| e.to_string())?
-                .is_none()
-        {
+        if kind == StoreKind::Legacy && store.setting("config")?.is_none() {
             let config = self.config(&store)?;
             let text = config.to_json().to_string();
-            store
-                .set_settings(&[("config", &text), ("xmpp_password", &config.password)])
-                .map_err(|e| e.to_string())?;
+            store.set_settings(&[("config", &text), ("xmpp_password", &config.password)])?;
         }
         let tmp = self.dir.join("store.db.encrypting");
         let _ = std::fs::remove_file(&tmp);
-        store
-            .export_backup(&tmp, &passphrase)
-            .map_err(|e| e.to_string())?;
+        store.export_backup(&tmp, &passphrase)?;
         let check = SqliteStore::open(
             &tmp,
             &OpenOptions {
@@ -633,10 +690,7 @@ impl Home {
         .and_then(|s| s.setting("config"));
         if !matches!(check, Ok(Some(_))) {
             let _ = std::fs::remove_file(&tmp);
-            return Err(format!(
-                "the encrypted copy of {} did not read back; nothing was changed",
-                self.store_path().display()
-            ));
+            return Err(HomeError::CopyUnreadable(self.store_path()));
         }
         // Closing the last connection folds the write-ahead log into the old file and
         // removes it, so no log of the unencrypted store is left beside the new one.
@@ -646,9 +700,8 @@ impl Home {
         }
         std::fs::File::open(&tmp)
             .and_then(|f| f.sync_all())
-            .map_err(|e| format!("{}: {e}", tmp.display()))?;
-        std::fs::rename(&tmp, self.store_path())
-            .map_err(|e| format!("{}: {e}", self.store_path().display()))?;
+            .map_err(io(&tmp))?;
+        std::fs::rename(&tmp, self.store_path()).map_err(io(&self.store_path()))?;
         sync_dir(&self.dir);
         self.write_marker(StoreKind::Encrypted)
     }
@@ -673,6 +726,13 @@ const HOME_FILES: [&str; 5] = [
     "store.db-shm",
     GENERATION,
 ];
+
+/// The directory an environment variable names, if it is set and not empty.
+fn set_var(name: &str) -> Option<PathBuf> {
+    std::env::var_os(name)
+        .filter(|v| !v.is_empty())
+        .map(PathBuf::from)
+}
 
 /// Makes renames in `dir` durable (best effort: not every platform can sync a directory).
 fn sync_dir(dir: &Path) {

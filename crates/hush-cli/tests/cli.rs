@@ -389,3 +389,26 @@ fn text_output_never_shows_a_forged_line() {
         assert!(out.contains(&alice.jid), "{out}");
     }
 }
+
+/// An empty `HOME` or `XDG_DATA_HOME` is unset, as the XDG spec says: `hush` must not make or
+/// read an account in `./hush` of whatever directory it runs in. (Before, it looked for one
+/// in the working directory.)
+#[test]
+fn an_empty_home_variable_is_not_the_working_directory() {
+    let dir = std::env::temp_dir().join(format!("hush-empty-home-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_hush"))
+        .args(["history", "bob@example.net"])
+        .current_dir(&dir)
+        .env("HOME", "")
+        .env("XDG_DATA_HOME", "")
+        .env_remove("HUSH_HOME")
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert_eq!(
+        String::from_utf8_lossy(&out.stderr),
+        "error: cannot find a home directory: use --home DIR\n"
+    );
+    std::fs::remove_dir_all(&dir).unwrap();
+}

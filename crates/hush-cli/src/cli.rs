@@ -1,0 +1,170 @@
+//! The command line: every command, its arguments and its help text (clap).
+
+use clap::{Parser, Subcommand};
+
+#[derive(Parser)]
+#[command(
+    name = "hush",
+    version,
+    about = "End-to-end encrypted XMPP messaging (OMEMO)"
+)]
+pub(crate) struct Cli {
+    /// Directory holding this account's config and store.
+    #[arg(long, global = true, env = "HUSH_HOME")]
+    pub(crate) home: Option<std::path::PathBuf>,
+    /// Print one JSON object per line.
+    #[arg(long, global = true)]
+    pub(crate) json: bool,
+    /// Read the store passphrase from standard input (default: the environment variable
+    /// HUSH_PASSPHRASE, else a prompt on the terminal).
+    #[arg(long, global = true, conflicts_with = "passphrase_env")]
+    pub(crate) passphrase_stdin: bool,
+    /// Read the store passphrase from this environment variable.
+    #[arg(long, global = true, value_name = "NAME")]
+    pub(crate) passphrase_env: Option<String>,
+    #[command(subcommand)]
+    pub(crate) command: Command,
+}
+
+#[derive(Subcommand)]
+pub(crate) enum Command {
+    /// Create the account profile and a new device identity, connect, publish device and keys.
+    Init {
+        /// The account's JID.
+        #[arg(long)]
+        jid: String,
+        /// Server address HOST:PORT (default: the JID's domain, port 5222).
+        #[arg(long)]
+        server: Option<String>,
+        /// Read the XMPP password from standard input.
+        #[arg(long, conflicts_with = "password_env")]
+        password_stdin: bool,
+        /// Read the XMPP password from this environment variable.
+        #[arg(long)]
+        password_env: Option<String>,
+        /// Allow an unencrypted connection, only to 127.0.0.0/8 or ::1 (local test servers).
+        #[arg(long)]
+        insecure_loopback: bool,
+        /// Keep the store unencrypted on disk (no passphrase): keys, messages and the XMPP
+        /// password are then protected by file permissions only. Every command warns.
+        #[arg(long)]
+        unencrypted_store: bool,
+    },
+    /// Encrypt TEXT for every device of JID and our other devices, and send it. Nothing is
+    /// ever sent in clear unless asked for (`--plaintext`, or `hush config --encryption off`).
+    Send {
+        /// The recipient's bare JID.
+        jid: String,
+        /// The message.
+        #[arg(required = true)]
+        text: Vec<String>,
+        /// Send this message in clear (readable by the servers on the way).
+        #[arg(long)]
+        plaintext: bool,
+    },
+    /// Show or change settings: the global encryption switch, or with JID that
+    /// conversation's switch and the authentication it requires.
+    Config {
+        /// The conversation (default: the global settings).
+        jid: Option<String>,
+        /// Switch encryption on or off.
+        #[arg(long, value_parser = ["on", "off"])]
+        encryption: Option<String>,
+        /// The authentication every message to JID must reach: `strong` sends only to
+        /// verified devices; `weak` also to blindly trusted ones.
+        #[arg(long, value_parser = ["weak", "strong"], requires = "jid")]
+        require_auth: Option<String>,
+        /// Block JID: its messages and key exchanges are ignored.
+        #[arg(long, value_parser = ["on", "off"], requires = "jid")]
+        blocked: Option<String>,
+    },
+    /// The stored history of a conversation, oldest first: what was sent and received, and
+    /// every message that could not be decrypted (offline, from the store).
+    History {
+        /// The contact.
+        jid: String,
+        /// At most this many of the latest entries.
+        #[arg(long, default_value_t = 50)]
+        limit: usize,
+    },
+    /// The conversation's security properties, who can read it and who could add a reader.
+    Status {
+        /// The contact.
+        jid: String,
+    },
+    /// Mark a contact's device (id or fingerprint) as verified.
+    Trust {
+        /// The contact.
+        jid: String,
+        /// A device id or a fingerprint (as `hush devices` shows it).
+        device: String,
+    },
+    /// Verify devices from a contact's verification URI (QR code or `hush fingerprint`):
+    /// `xmpp:JID?omemo-sid-DEVICE=FINGERPRINT`. A different key than the one we hold is
+    /// reported as a mismatch and not verified.
+    Verify {
+        /// The URI.
+        uri: String,
+    },
+    /// Refuse a contact's device (id or fingerprint): it gets no keys any more.
+    Distrust {
+        /// The contact.
+        jid: String,
+        /// A device id or a fingerprint.
+        device: String,
+    },
+    /// Connect, catch up, and print messages as they are decrypted.
+    Recv {
+        /// Stop once at least this many messages were printed (everything caught up from the
+        /// archive is printed, so none is committed unseen).
+        #[arg(long)]
+        count: Option<usize>,
+        /// Stop after this many seconds without a message.
+        #[arg(long, default_value_t = 30)]
+        timeout: u64,
+    },
+    /// Our device and fingerprint, as text and as a verification URI.
+    Fingerprint,
+    /// Known devices of a contact (or our own device), with fingerprints and trust.
+    Devices {
+        /// The contact (default: ourselves).
+        jid: Option<String>,
+        /// Remove these devices of ours from our published device lists (a lost or
+        /// reinstalled device); nobody encrypts to them afterwards. A device still in use adds
+        /// itself back when it next connects, as XEP-0384 asks.
+        #[arg(long, value_name = "DEVICE", num_args = 1.., conflicts_with = "jid")]
+        remove: Vec<u32>,
+    },
+    /// Session management.
+    Session {
+        #[command(subcommand)]
+        action: SessionAction,
+    },
+    /// The store on disk.
+    Store {
+        #[command(subcommand)]
+        action: StoreAction,
+    },
+    /// A walkthrough on a private server inside this process, with nothing to set up: four
+    /// devices, an offline one catching up, verification, and a server that tampers.
+    #[cfg(feature = "demo")]
+    Demo,
+}
+
+#[derive(Subcommand)]
+pub(crate) enum StoreAction {
+    /// Encrypt an unencrypted store (made with --unencrypted-store, or by an older hush)
+    /// under a new passphrase, and move the XMPP password out of config.json into it.
+    Encrypt,
+}
+
+#[derive(Subcommand)]
+pub(crate) enum SessionAction {
+    /// Replace broken sessions with JID (one device or all): the next message starts new ones.
+    Reset {
+        /// The contact.
+        jid: String,
+        /// Only this device.
+        device: Option<u32>,
+    },
+}

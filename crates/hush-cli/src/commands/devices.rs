@@ -1,0 +1,73 @@
+//! `hush devices`: a contact's (or our own) devices with fingerprints and trust, and the
+//! removal of our own lost devices from our published lists.
+
+use hush_proto::Suite;
+use hush_store::Store;
+use hush_xmpp::BareJid;
+use serde_json::json;
+
+use super::{account, connect};
+use crate::error::Result;
+use crate::home::Home;
+use crate::output::{trust_name, Printer, Shown};
+
+/// `hush devices [JID]`: from the store (offline).
+pub(super) fn list(home: &Home, jid: Option<&BareJid>, out: Printer) -> Result<()> {
+    let store = home.open_store()?;
+    let account = account(&store)?;
+    let jid = jid.map_or_else(|| account.jid.clone(), ToString::to_string);
+    for suite in Suite::ALL {
+        let sessions = store.sessions_of(suite, &jid)?;
+        for d in store.devices(suite, &jid)? {
+            let identity = sessions
+                .iter()
+                .find(|(id, _)| *id == d.device_id)
+                .map(|(_, s)| *s.peer_identity());
+            let trust = match &identity {
+                Some(i) => store.trust(&jid, i)?,
+                None => None,
+            };
+            let fp = identity.map(|i| i.fingerprint());
+            out.show(&Shown {
+                json: json!({"jid": jid, "device": d.device_id, "ns": suite.name(),
+                             "listed": d.listed, "last_seen": d.last_seen, "fingerprint": fp,
+                             "trust": trust_name(trust)}),
+                text: vec![format!(
+                    "{jid} device {} ({suite}){} fingerprint {} trust {} last seen {}",
+                    d.device_id,
+                    if d.listed { "" } else { " [no longer listed]" },
+                    fp.as_deref().unwrap_or("unknown (no session yet)"),
+                    trust_name(trust),
+                    hush_wire::date::format(d.last_seen)
+                )],
+            });
+        }
+    }
+    if jid == account.jid && !out.is_json() {
+        out.show(&Shown {
+            json: json!({}),
+            text: vec![format!(
+                "this device: {} fingerprint {}",
+                account.device.device_id(),
+                account.device.identity().public().fingerprint()
+            )],
+        });
+    }
+    Ok(())
+}
+
+/// `hush devices --remove ID…`: takes our lost devices off our published lists.
+pub(super) async fn remove(home: &Home, remove: &[u32], out: Printer) -> Result<()> {
+    let (mut hush, _) = connect(home).await?;
+    let n = hush.remove_own_devices(remove).await?;
+    hush.close().await?;
+    out.show(&Shown {
+        json: json!({"removed": remove, "entries": n}),
+        text: vec![if n == 0 {
+            "none of these devices was listed".to_owned()
+        } else {
+            format!("removed from our device lists: {remove:?} ({n} list entries)")
+        }],
+    });
+    Ok(())
+}

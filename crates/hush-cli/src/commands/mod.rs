@@ -1,0 +1,165 @@
+//! One module per command; this one finds the home, dispatches, and holds what several
+//! commands share (connecting, parsing a JID, the clock).
+
+mod config;
+mod devices;
+mod fingerprint;
+mod history;
+mod init;
+mod recv;
+mod send;
+mod session;
+mod status;
+mod store;
+mod trust;
+
+use std::time::Duration;
+
+use hush_store::SqliteStore;
+use hush_xmpp::{BareJid, ConnectOptions, Hush};
+
+use crate::advice::Me;
+use crate::cli::{Cli, Command, SessionAction, StoreAction};
+use crate::error::{CliError, Result};
+use crate::home::{Config, Home, PassphraseSource};
+use crate::output::Printer;
+
+pub(crate) use trust::verification_uri;
+#[cfg(feature = "demo")]
+pub(crate) use trust::verify;
+
+/// Runs the command the user gave.
+pub(crate) async fn run(cli: Cli) -> Result<()> {
+    let out = Printer::new(cli.json);
+    #[cfg(feature = "demo")]
+    if let Command::Demo = cli.command {
+        // Zero setup: no home directory, no account, nothing written to disk.
+        return Ok(crate::demo::run(out.is_json()).await?);
+    }
+    let source = match (cli.passphrase_stdin, cli.passphrase_env) {
+        (true, _) => PassphraseSource::Stdin,
+        (false, Some(var)) => PassphraseSource::Env(var),
+        (false, None) => PassphraseSource::Default,
+    };
+    let home = Home::locate(cli.home, source)?;
+    match cli.command {
+        Command::Init {
+            jid,
+            server,
+            password_stdin,
+            password_env,
+            insecure_loopback,
+            unencrypted_store,
+        } => {
+            let setup = init::Setup {
+                jid: bare(&jid)?,
+                server,
+                password_stdin,
+                password_env,
+                insecure_loopback,
+                encrypted: !unencrypted_store,
+            };
+            init::run(&home, setup, out).await
+        }
+        Command::Send {
+            jid,
+            text,
+            plaintext,
+        } => send::run(&home, &bare(&jid)?, &text.join(" "), plaintext, out).await,
+        Command::Config {
+            jid,
+            encryption,
+            require_auth,
+            blocked,
+        } => {
+            let jid = jid.map(|j| bare(&j)).transpose()?;
+            let change = config::Change {
+                encryption,
+                require_auth,
+                blocked,
+            };
+            config::run(&home, jid.as_ref(), change, out)
+        }
+        Command::History { jid, limit } => history::run(&home, &bare(&jid)?, limit, out),
+        Command::Status { jid } => status::run(&home, &bare(&jid)?, out),
+        Command::Verify { uri } => trust::run_verify(&home, &uri, out),
+        Command::Trust { jid, device } => trust::run(
+            &home,
+            &bare(&jid)?,
+            &device,
+            hush_store::Trust::Verified,
+            out,
+        ),
+        Command::Distrust { jid, device } => trust::run(
+            &home,
+            &bare(&jid)?,
+            &device,
+            hush_store::Trust::Distrusted,
+            out,
+        ),
+        Command::Recv { count, timeout } => {
+            recv::run(&home, count, Duration::from_secs(timeout), out).await
+        }
+        Command::Fingerprint => fingerprint::run(&home, out),
+        Command::Devices { jid: None, remove } if !remove.is_empty() => {
+            devices::remove(&home, &remove, out).await
+        }
+        Command::Devices { jid, .. } => {
+            let jid = jid.map(|j| bare(&j)).transpose()?;
+            devices::list(&home, jid.as_ref(), out)
+        }
+        Command::Store {
+            action: StoreAction::Encrypt,
+        } => store::encrypt(&home, out),
+        Command::Session {
+            action: SessionAction::Reset { jid, device },
+        } => session::reset(&home, &bare(&jid)?, device, out),
+        // Handled above, before the home directory is located.
+        #[cfg(feature = "demo")]
+        Command::Demo => Ok(crate::demo::run(out.is_json()).await?),
+    }
+}
+
+/// `jid` as a bare JID, or a clear error.
+fn bare(jid: &str) -> Result<BareJid> {
+    jid.parse().map_err(|_| CliError::BadJid(jid.to_owned()))
+}
+
+/// Seconds since the Unix epoch (0 if the clock is before it).
+pub(crate) fn unix_now() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0)
+}
+
+fn connect_options(config: &Config) -> ConnectOptions {
+    ConnectOptions {
+        server: config.server.clone(),
+        insecure_loopback: config.insecure_loopback,
+        timeout: Duration::from_secs(30),
+    }
+}
+
+/// Takes the account's session lock, opens the store and logs in.
+async fn connect(home: &Home) -> Result<(Hush<SqliteStore>, Config)> {
+    home.require()?;
+    home.lock_sessions()?;
+    let store = home.open_store()?;
+    let config = home.config(&store)?;
+    let hush = Hush::connect(store, &config.password, &connect_options(&config)).await?;
+    Ok((hush, config))
+}
+
+/// Who we are, for advice addressed to the other side.
+fn me(hush: &Hush<SqliteStore>) -> Me {
+    Me {
+        jid: hush.jid().to_string(),
+        device: hush.device_id(),
+    }
+}
+
+/// The account of an opened store (offline commands), or [`CliError::NoAccount`].
+fn account(store: &SqliteStore) -> Result<hush_store::Account> {
+    hush_store::Store::account(store)?.ok_or(CliError::NoAccount)
+}

@@ -1,0 +1,81 @@
+//! `hush send`: one message, encrypted for every device of the contact and our own others —
+//! or in clear, only when the user asked.
+
+use hush_xmpp::{BareJid, SendOptions, SendReport};
+use serde_json::json;
+
+use super::{connect, me};
+use crate::advice;
+use crate::error::Result;
+use crate::home::Home;
+use crate::output::{properties_json, DeliveryReport, Printer, Report};
+use crate::terminal::printable;
+
+pub(super) async fn run(
+    home: &Home,
+    to: &BareJid,
+    text: &str,
+    plaintext: bool,
+    out: Printer,
+) -> Result<()> {
+    let (mut hush, config) = connect(home).await?;
+    // Found on connecting: said before anything else (the send below is safe: it builds new
+    // sessions).
+    if let Some(notice) = hush.take_rollback_notice() {
+        out.show(&DeliveryReport {
+            delivery: &notice,
+            me: &me(&hush),
+        });
+    }
+    let options = SendOptions {
+        plaintext,
+        global_off: config.encryption_off,
+    };
+    let report = hush.send(to, text, options).await?;
+    hush.close().await?;
+    out.show(&Sent { to, report });
+    Ok(())
+}
+
+/// What a send did.
+struct Sent<'a> {
+    to: &'a BareJid,
+    report: SendReport,
+}
+
+impl Report for Sent<'_> {
+    fn json(&self) -> serde_json::Value {
+        let r = &self.report;
+        json!({"sent": true, "to": self.to.to_string(), "ns": r.suite.map(|s| s.name()),
+               "encrypted": r.suite.is_some(),
+               "devices": r.devices.iter().map(|(j, d)| json!({"jid": j, "device": d})).collect::<Vec<_>>(),
+               "skipped": r.skipped.iter().map(|(j, d, w)| json!({"jid": j, "device": d, "why": advice::obstacle(w)})).collect::<Vec<_>>(),
+               "new_keys": r.new_keys.iter().map(|(j, d, f)| json!({"jid": j, "device": d, "fingerprint": f})).collect::<Vec<_>>(),
+               "security": properties_json(&r.properties)})
+    }
+
+    fn text(&self) -> Vec<String> {
+        let (r, to) = (&self.report, self.to);
+        let mut lines = vec![match r.suite {
+            Some(suite) => format!(
+                "sent to {to} ({suite}), encrypted for {} device(s), authentication {}",
+                r.devices.len(),
+                r.properties.authentication
+            ),
+            None => format!("sent to {to} IN CLEAR, as you asked"),
+        }];
+        for (j, d, fp) in &r.new_keys {
+            lines.push(format!(
+                "new device {d} of {j}, fingerprint {fp}: not verified yet (compare \
+                 fingerprints, then `hush verify URI`)"
+            ));
+        }
+        for (j, d, why) in &r.skipped {
+            lines.push(format!(
+                "warning: not encrypted for device {d} of {j}: {}",
+                printable(&advice::obstacle(why))
+            ));
+        }
+        lines
+    }
+}

@@ -1,0 +1,22 @@
+//! `hush session reset`: replaces broken sessions; the next message starts new ones.
+
+use hush_xmpp::BareJid;
+use serde_json::json;
+
+use crate::error::Result;
+use crate::home::Home;
+use crate::output::{Printer, Shown};
+
+pub(super) fn reset(home: &Home, jid: &BareJid, device: Option<u32>, out: Printer) -> Result<()> {
+    home.require()?;
+    home.lock_sessions()?;
+    let mut store = home.open_store()?;
+    let n = hush_store::reset_sessions(&mut store, jid.as_str(), device)?;
+    out.show(&Shown {
+        json: json!({"reset": n, "jid": jid.to_string()}),
+        text: vec![format!(
+            "removed {n} session(s) with {jid}; the next message you send starts new ones"
+        )],
+    });
+    Ok(())
+}

@@ -1,0 +1,141 @@
+//! `hush status JID`: what the conversation really has, who can read the next message and who
+//! could add a reader. Offline, from the store (as of the last send or receive), with the same
+//! rules a send applies ([`hush_engine::Engine::next_message`]).
+
+use hush_proto::policy::{Authentication, Decision, PlaintextReason, Properties};
+use hush_store::Store;
+use hush_xmpp::BareJid;
+use serde_json::{json, Value};
+
+use super::{account, unix_now};
+use crate::advice;
+use crate::error::Result;
+use crate::home::Home;
+use crate::output::{properties_json, trust_name, Printer, Shown};
+
+pub(super) fn run(home: &Home, jid: &BareJid, out: Printer) -> Result<()> {
+    let store = home.open_store()?;
+    let global_off = home.config(&store)?.encryption_off;
+    let jid = jid.as_str();
+    let account = account(&store)?;
+    let conversation = store.conversation(jid)?;
+    let engine = hush_engine::Engine::new(&account.jid, account.device.clone());
+    let next_message = engine.next_message(&store, jid, global_off, unix_now())?;
+    let known = &next_message.candidates;
+    let (next, properties): (String, Properties) = match &next_message.decision {
+        Decision::Encrypt { properties, .. } => ("encrypted".into(), *properties),
+        Decision::Plaintext { because } => (
+            format!(
+                "in clear: you switched encryption off {}",
+                match because {
+                    PlaintextReason::GlobalOff => "for every conversation",
+                    _ => "for this conversation",
+                }
+            ),
+            Properties::PLAINTEXT,
+        ),
+        Decision::Refuse { missing } => (
+            format!(
+                "refused, nothing would be sent: missing {missing}{}",
+                advice::missing_advice(jid, missing)
+            ),
+            Properties::PLAINTEXT,
+        ),
+    };
+    // Whoever controls an account (or its server, which publishes device lists) can add a
+    // device to it. Whether that new device would get the next message depends on the trust
+    // policy: blind trust admits it; a conversation that reached strong authentication does not.
+    let auto = conversation.policy.min_auth < Authentication::Strong;
+    let could_add = [jid, account.jid.as_str()].map(|j| {
+        let server = j.rsplit_once('@').map_or(j, |(_, d)| d);
+        json!({"account": j, "server": server, "new_devices_read_automatically": auto})
+    });
+    let readers_json: Vec<Value> = known
+        .iter()
+        .map(|k| {
+            json!({"jid": k.jid, "device": k.device, "own": k.own,
+                   "fingerprint": k.identity.map(|i| i.fingerprint()),
+                   "trust": trust_name(k.trust),
+                   "reads_next_message": k.reads,
+                   "left_out": k.left_out.as_ref().map(advice::obstacle)})
+        })
+        .collect();
+    let json = json!({"jid": jid,
+        "encryption": if conversation.policy.off { "off" } else { "on" },
+        "global_encryption": if global_off { "off" } else { "on" },
+        "encrypted_so_far": conversation.policy.encrypted,
+        "min_authentication": conversation.policy.min_auth.name(),
+        "next_message": next,
+        "security": properties_json(&properties),
+        "readers": readers_json,
+        "could_add_a_reader": could_add});
+    let mut text = vec![
+        format!(
+            "conversation with {jid}: encryption {} (global: {}), {}",
+            if conversation.policy.off { "OFF" } else { "on" },
+            if global_off { "OFF" } else { "on" },
+            if conversation.policy.encrypted {
+                "encrypted so far"
+            } else {
+                "nothing encrypted yet"
+            }
+        ),
+        format!("next message: {next}"),
+        format!(
+            "security: confidentiality {}, integrity {}, authentication {} (required: {}), \
+             forward secrecy {}, deniability {}, replay protection {}",
+            yes(properties.confidentiality),
+            yes(properties.integrity),
+            properties.authentication,
+            conversation.policy.min_auth,
+            yes(properties.forward_secrecy),
+            yes(properties.deniability),
+            yes(properties.replay_protection)
+        ),
+        "who can read it:".to_owned(),
+    ];
+    for k in known {
+        let left_out = match (&k.left_out, k.reads) {
+            (_, true) => String::new(),
+            (Some(why), false) => format!(" [left out: {}]", advice::obstacle(why)),
+            (None, false) => " [left out]".to_owned(),
+        };
+        text.push(format!(
+            "  {} device {} ({}) fingerprint {} trust {}{}",
+            k.jid,
+            k.device,
+            if k.own { "ours" } else { "theirs" },
+            k.identity
+                .map(|i| i.fingerprint())
+                .unwrap_or_else(|| "unknown (no session yet)".into()),
+            trust_name(k.trust),
+            left_out
+        ));
+    }
+    text.push(format!(
+        "  and this device ({})",
+        account.device.identity().public().fingerprint()
+    ));
+    text.push("who could add a reader:".to_owned());
+    for j in [jid, account.jid.as_str()] {
+        let server = j.rsplit_once('@').map_or(j, |(_, d)| d);
+        text.push(format!(
+            "  whoever controls the account {j} or its server {server}: a new device {}",
+            if auto {
+                "would be trusted blindly and read the next message"
+            } else {
+                "would be left out until you verify it"
+            }
+        ));
+    }
+    out.show(&Shown { json, text });
+    Ok(())
+}
+
+fn yes(b: bool) -> &'static str {
+    if b {
+        "yes"
+    } else {
+        "NO"
+    }
+}

@@ -1,0 +1,207 @@
+//! The one printer of every command: each thing a command reports is a [`Report`], shown as
+//! one JSON object per line with `--json`, else as lines of text.
+//!
+//! Text that came from the network (bodies, JIDs, errors quoting a stanza) is made
+//! [`printable`](crate::terminal::printable) by the report that holds it, and every text line
+//! is broken to the terminal's width (see [`crate::terminal::fit`]), so nobody can forge or
+//! overwrite a line of ours.
+
+use hush_proto::policy::Properties;
+use hush_store::{Direction, StoredMessage, Trust};
+use hush_xmpp::Delivery;
+use serde_json::{json, Value};
+
+use crate::advice::{self, Me};
+use crate::terminal::{self, printable};
+
+/// Something a command reports.
+pub(crate) trait Report {
+    /// The `--json` form: one object.
+    fn json(&self) -> Value;
+    /// The text form: lines (none for a report with nothing to say in text).
+    fn text(&self) -> Vec<String>;
+}
+
+/// Prints reports on standard output, as JSON or text.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Printer {
+    json: bool,
+}
+
+impl Printer {
+    /// A printer for `--json` (`true`) or text.
+    pub(crate) fn new(json: bool) -> Self {
+        Self { json }
+    }
+
+    /// Whether it prints JSON.
+    pub(crate) fn is_json(self) -> bool {
+        self.json
+    }
+
+    /// Prints one report.
+    pub(crate) fn show(self, report: &impl Report) {
+        if self.json {
+            println!("{}", report.json());
+        } else {
+            for line in report.text() {
+                say(&line);
+            }
+        }
+    }
+}
+
+/// Prints a line of text output, broken to the terminal's width.
+pub(crate) fn say(line: &str) {
+    println!("{}", terminal::fit(line, terminal::stdout_width()));
+}
+
+/// A report given as its two forms.
+pub(crate) struct Shown {
+    /// The JSON object.
+    pub(crate) json: Value,
+    /// The text lines.
+    pub(crate) text: Vec<String>,
+}
+
+impl Report for Shown {
+    fn json(&self) -> Value {
+        self.json.clone()
+    }
+    fn text(&self) -> Vec<String> {
+        self.text.clone()
+    }
+}
+
+/// The `security` object of `--json` output.
+pub(crate) fn properties_json(p: &Properties) -> Value {
+    json!({
+        "confidentiality": p.confidentiality,
+        "integrity": p.integrity,
+        "authentication": p.authentication.name(),
+        "forward_secrecy": p.forward_secrecy,
+        "deniability": p.deniability,
+        "non_repudiation": false,
+        "replay_protection": p.replay_protection,
+    })
+}
+
+/// The trust state's name; a key we have not seen yet counts as undecided.
+pub(crate) fn trust_name(t: Option<Trust>) -> &'static str {
+    t.map_or("undecided", Trust::as_str)
+}
+
+/// A message as it arrives (or a notice): `hush recv`, and notices before a send.
+pub(crate) struct DeliveryReport<'a> {
+    /// What arrived.
+    pub(crate) delivery: &'a Delivery,
+    /// Who we are, for advice addressed to the sender.
+    pub(crate) me: &'a Me,
+}
+
+impl DeliveryReport<'_> {
+    fn error(&self) -> Option<String> {
+        let d = self.delivery;
+        d.failure
+            .as_ref()
+            .map(|f| advice::failure(f, &d.from, d.device, self.me))
+    }
+}
+
+impl Report for DeliveryReport<'_> {
+    fn json(&self) -> Value {
+        let d = self.delivery;
+        json!({"from": d.from, "device": d.device, "ns": d.suite.map(|s| s.name()),
+               "encrypted": d.suite.is_some(), "body": d.body, "error": self.error(),
+               "failure": d.failure.as_ref().map(|f| f.kind()),
+               "trust": trust_name(d.trust), "warning": d.warning, "new_key": d.new_key,
+               "security": properties_json(&d.properties)})
+    }
+
+    fn text(&self) -> Vec<String> {
+        let d = self.delivery;
+        let mut lines = Vec::new();
+        let from = printable(&d.from);
+        if let Some(w) = &d.warning {
+            lines.push(format!("!! WARNING: {}", printable(w)));
+        }
+        if let Some(fp) = &d.new_key {
+            lines.push(format!(
+                "!! NEW KEY: device {} of {from} uses a key you have not seen before, \
+                 fingerprint {fp} (compare it with theirs, then `hush verify` or `hush trust`)",
+                d.device
+            ));
+            if d.is_key_notice() {
+                return lines;
+            }
+        }
+        let body = printable(d.body.as_deref().unwrap_or(""));
+        lines.push(match (self.error(), d.suite) {
+            (Some(e), _) => format!("!! {}", printable(&e)),
+            (None, Some(suite)) => format!(
+                "{from} (device {}, {}, {}): {body}",
+                d.device,
+                suite,
+                trust_name(d.trust),
+            ),
+            (None, None) => format!("{from} (UNENCRYPTED): {body}"),
+        });
+        lines
+    }
+}
+
+/// One entry of `hush history`.
+pub(crate) struct HistoryReport<'a> {
+    /// The entry.
+    pub(crate) message: &'a StoredMessage,
+    /// Who we are, for advice addressed to the sender.
+    pub(crate) me: &'a Me,
+}
+
+impl HistoryReport<'_> {
+    fn error(&self) -> Option<String> {
+        let m = self.message;
+        m.failure
+            .as_ref()
+            .map(|f| advice::failure(f, &m.sender, m.sender_device, self.me))
+    }
+
+    fn body(&self) -> Option<String> {
+        self.message
+            .body
+            .as_deref()
+            .map(|b| String::from_utf8_lossy(b).into_owned())
+    }
+}
+
+impl Report for HistoryReport<'_> {
+    fn json(&self) -> Value {
+        let m = self.message;
+        let outgoing = m.direction == Direction::Out;
+        json!({"at": m.at, "direction": if outgoing { "out" } else { "in" },
+               "from": m.sender, "device": m.sender_device,
+               "ns": m.encrypted.then(|| m.suite.name()), "encrypted": m.encrypted,
+               "body": self.body(), "error": self.error(),
+               "failure": m.failure.as_ref().map(|f| f.kind())})
+    }
+
+    fn text(&self) -> Vec<String> {
+        let m = self.message;
+        let when = hush_wire::date::format(m.at);
+        let arrow = if m.direction == Direction::Out {
+            "→"
+        } else {
+            "←"
+        };
+        let clear = if m.encrypted { "" } else { " (UNENCRYPTED)" };
+        match (self.body(), self.error()) {
+            (Some(b), _) => vec![format!(
+                "{when} {arrow} {}{clear}: {}",
+                printable(&m.sender),
+                printable(&b)
+            )],
+            (None, Some(e)) => vec![format!("{when} {arrow} !! {}", printable(&e))],
+            (None, None) => Vec::new(),
+        }
+    }
+}
