@@ -5,7 +5,7 @@
 
 use hush_proto::policy::Missing;
 use hush_store::Failure;
-use hush_xmpp::{Obstacle, Refusal, XmppError};
+use hush_xmpp::{KeyConcern, Obstacle, Refusal, Warning, XmppError};
 
 /// This account and device: some advice is addressed to the other side ("reset your session
 /// with this device") and names them.
@@ -78,6 +78,45 @@ pub(crate) fn failure(failure: &Failure, sender: &str, device: u32, me: &Me) -> 
         // Text stored by an earlier version, advice included.
         Failure::Recorded(text) => text.clone(),
         // A kind this version does not word yet: the library's own description.
+        other => other.to_string(),
+    }
+}
+
+/// The warning shown with a message from device `device` of `sender`.
+pub(crate) fn warning(w: &Warning, sender: &str, device: u32) -> String {
+    match w {
+        Warning::Downgrade => format!(
+            "UNENCRYPTED: this message from {sender} came in clear, in a conversation that was \
+             encrypted until now; the servers on the way could read or change it"
+        ),
+        Warning::Sender { unconfirmed, key } => {
+            let mut parts = Vec::new();
+            if let Some(problem) = unconfirmed {
+                parts.push(format!(
+                    "UNCONFIRMED SENDER: could not check that device {device} really belongs to \
+                     {sender} ({problem}); anyone able to send in {sender}'s name could have \
+                     written this. Compare fingerprints with {sender}"
+                ));
+            }
+            parts.push(match key {
+                Some(KeyConcern::Distrusted) => format!(
+                    "from device {device} of {sender}, whose key you DISTRUSTED; it may not be \
+                     {sender}"
+                ),
+                Some(KeyConcern::NewUnverified) => format!(
+                    "from device {device} of {sender}, a NEW device you have not verified, \
+                     although you verified others of {sender}; compare fingerprints before \
+                     trusting it (`hush verify URI` or `hush trust {sender} {device}`)"
+                ),
+                Some(KeyConcern::NotVerified) => format!(
+                    "from device {device} of {sender}, which is NOT VERIFIED, in a conversation \
+                     that requires verified devices; it may not be {sender}"
+                ),
+                _ => String::new(),
+            });
+            parts.retain(|p| !p.is_empty());
+            parts.join("; and ")
+        }
         other => other.to_string(),
     }
 }

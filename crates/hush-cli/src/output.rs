@@ -100,6 +100,13 @@ pub(crate) struct DeliveryReport<'a> {
 }
 
 impl DeliveryReport<'_> {
+    fn warning(&self) -> Option<String> {
+        let d = self.delivery;
+        d.warning
+            .as_ref()
+            .map(|w| advice::warning(w, &d.from, d.device))
+    }
+
     fn error(&self) -> Option<String> {
         let d = self.delivery;
         d.failure
@@ -114,7 +121,7 @@ impl Report for DeliveryReport<'_> {
         json!({"from": d.from, "device": d.device, "ns": d.suite.map(|s| s.name()),
                "encrypted": d.suite.is_some(), "body": d.body, "error": self.error(),
                "failure": d.failure.as_ref().map(|f| f.kind()),
-               "trust": trust_name(d.trust), "warning": d.warning, "new_key": d.new_key,
+               "trust": trust_name(d.trust), "warning": self.warning(), "new_key": d.new_key,
                "security": properties_json(&d.properties)})
     }
 
@@ -122,8 +129,8 @@ impl Report for DeliveryReport<'_> {
         let d = self.delivery;
         let mut lines = Vec::new();
         let from = printable(&d.from);
-        if let Some(w) = &d.warning {
-            lines.push(format!("!! WARNING: {}", printable(w)));
+        if let Some(w) = self.warning() {
+            lines.push(format!("!! WARNING: {}", printable(&w)));
         }
         if let Some(fp) = &d.new_key {
             lines.push(format!(

@@ -20,6 +20,7 @@
 //! * [`stanza`]: the `<message/>` stanzas it hands the shell to transmit, whole.
 //! * [`readers`]: who would read the next message, from what the store knows (`hush status`).
 //! * [`refusal`]: why a message was not sent, and why a device gets no key: typed values.
+//! * [`warning`]: what the user must be told prominently about a message that was read.
 //! * [`outbox`]: what a previous run stored but did not send, and how it goes out now.
 //! * [`devices`]: device lists — what a push records, the lists this device publishes, id
 //!   collisions.
@@ -47,6 +48,7 @@ pub mod send;
 pub mod stanza;
 pub mod strangers;
 mod types;
+pub mod warning;
 
 use std::time::Duration;
 
@@ -65,6 +67,7 @@ pub use rollback::{Repaired, Rollback, ROLLBACK_WARNING};
 pub use send::{Fetched, Prepared, Route, SendPlan};
 pub use stanza::{MessageStanza, Wire};
 pub use types::{Delivery, SendOptions, SendReport};
+pub use warning::{KeyConcern, Unconfirmed, Warning};
 
 /// How long a device may stay silent before Hush stops encrypting to it (it comes back with
 /// its next message). Long enough for a holiday without the phone; short enough that a

@@ -18,6 +18,7 @@ use rand_core::CryptoRng;
 
 use crate::send::Fetched;
 use crate::strangers::{self, Verdict};
+use crate::warning::{KeyConcern, Unconfirmed, Warning};
 use crate::{Delivery, Engine, Owed, Phase, Result};
 
 /// A bundle to fetch before a message can be read: the device `device` of `jid`, in `suite`.
@@ -285,13 +286,11 @@ impl Engine {
     /// A message that came in clear: stored and shown as unencrypted, with a warning when the
     /// conversation was encrypted until now (a peer or a server downgrading it).
     fn plaintext(&self, m: &Message, body: String, step: &mut ReceiveStep) {
-        let warning = m.conversation.policy.plaintext_is_a_downgrade().then(|| {
-            format!(
-                "UNENCRYPTED: this message from {} came in clear, in a conversation that \
-                 was encrypted until now; the servers on the way could read or change it",
-                m.sender
-            )
-        });
+        let warning = m
+            .conversation
+            .policy
+            .plaintext_is_a_downgrade()
+            .then_some(Warning::Downgrade);
         step.transaction.received.push(m.record(
             0,
             Suite::Omemo2,
@@ -389,11 +388,14 @@ impl Engine {
             _ => false,
         };
         if let (Some(claimed), None) = (&claimed, &existing) {
-            match binding(&m.sender, sid, claimed, sender_bundle.as_ref()) {
+            match binding(sid, claimed, sender_bundle.as_ref()) {
                 Binding::Confirmed => vouched = true,
-                Binding::Unconfirmed(warning) => {
-                    log::warn!("{warning}");
-                    unconfirmed = Some(warning);
+                Binding::Unconfirmed(why) => {
+                    log::warn!(
+                        "could not check that device {sid} really belongs to {} ({why})",
+                        m.sender
+                    );
+                    unconfirmed = Some(why);
                 }
                 Binding::Refused { claimed, published } => {
                     if !charged {
@@ -599,7 +601,10 @@ impl Engine {
                     failure: None,
                     trust: Some(trust),
                     properties: Properties::omemo(Authentication::Weak),
-                    warning: unconfirmed,
+                    warning: unconfirmed.map(|u| Warning::Sender {
+                        unconfirmed: Some(u),
+                        key: None,
+                    }),
                     new_key: Some(fingerprint),
                 });
             }
@@ -611,30 +616,18 @@ impl Engine {
                 .conversations
                 .push((m.peer.clone(), ConversationChange::Encrypted));
         }
-        let sender = &m.sender;
-        let warning = if trust == Trust::Distrusted {
-            Some(format!(
-                "from device {sid} of {sender}, whose key you DISTRUSTED; it may not be {sender}"
-            ))
+        let key = if trust == Trust::Distrusted {
+            Some(KeyConcern::Distrusted)
         } else if trust == Trust::Undecided {
-            Some(format!(
-                "from device {sid} of {sender}, a NEW device you have not verified, although you \
-                 verified others of {sender}; compare fingerprints before trusting it"
-            ))
+            Some(KeyConcern::NewUnverified)
         } else if conversation.policy.min_auth == Authentication::Strong && trust != Trust::Verified
         {
-            Some(format!(
-                "from device {sid} of {sender}, which is NOT VERIFIED, in a conversation that \
-                 requires verified devices; it may not be {sender}"
-            ))
+            Some(KeyConcern::NotVerified)
         } else {
             None
         };
-        // A sender that could not be confirmed is said first: it is about who wrote this.
-        let warning = match (unconfirmed, warning) {
-            (Some(u), Some(w)) => Some(format!("{u}; and {w}")),
-            (u, w) => u.or(w),
-        };
+        let warning = (unconfirmed.is_some() || key.is_some())
+            .then_some(Warning::Sender { unconfirmed, key });
         let authentication = if trust == Trust::Verified {
             Authentication::Strong
         } else {
@@ -750,7 +743,7 @@ enum Binding {
     /// subscription — Profanity publishes its bundle that way —, the server failing): the
     /// message is read, with this warning, rather than lost. A key that differs from the one
     /// published is another matter: see `Refused`.
-    Unconfirmed(String),
+    Unconfirmed(Unconfirmed),
     /// The sender publishes another identity key for that device: refused.
     Refused {
         /// The fingerprint of the key the key exchange carries.
@@ -762,15 +755,10 @@ enum Binding {
 
 /// What the bundle fetched for device `sid` of `sender` says of a key exchange carrying
 /// identity key `claimed`.
-fn binding(sender: &str, sid: u32, claimed: &IdentityKey, bundle: Option<&Fetched>) -> Binding {
-    let problem = match bundle {
-        Some(Ok(b)) if b.device_id != sid => format!(
-            "the bundle fetched for it belongs to device {} (a confused server)",
-            b.device_id
-        ),
-        Some(Ok(b)) if b.verify().is_err() => {
-            "the bundle it publishes has a signed prekey its identity key did not sign".to_owned()
-        }
+fn binding(sid: u32, claimed: &IdentityKey, bundle: Option<&Fetched>) -> Binding {
+    Binding::Unconfirmed(match bundle {
+        Some(Ok(b)) if b.device_id != sid => Unconfirmed::OtherDevice(b.device_id),
+        Some(Ok(b)) if b.verify().is_err() => Unconfirmed::BadSignature,
         Some(Ok(b)) if b.identity.same_identity(claimed) => return Binding::Confirmed,
         Some(Ok(b)) => {
             return Binding::Refused {
@@ -778,14 +766,9 @@ fn binding(sender: &str, sid: u32, claimed: &IdentityKey, bundle: Option<&Fetche
                 published: b.identity.fingerprint(),
             }
         }
-        Some(Err(e)) => format!("its published keys could not be read: {e}"),
-        None => "its published keys were not fetched".to_owned(),
-    };
-    Binding::Unconfirmed(format!(
-        "UNCONFIRMED SENDER: could not check that device {sid} really belongs to {sender} \
-         ({problem}); anyone able to send in {sender}'s name could have written this. Compare \
-         fingerprints with {sender}"
-    ))
+        Some(Err(e)) => Unconfirmed::Unreadable(e.clone()),
+        None => Unconfirmed::NotFetched,
+    })
 }
 
 /// Whether `jid` lists `device` in `suite`, as far as the store knows.

@@ -37,7 +37,7 @@ use hush_proto::{Bundle, LocalDevice, Suite};
 use hush_store::{Failure, Outcome, Received, Store, Transaction};
 
 use crate::receive::{After, Inbound, InboundPayload, ReceiveStep};
-use crate::{Delivery, Engine, Result};
+use crate::{Delivery, Engine, Result, Warning};
 
 /// A store found rolled back: the transaction that repairs it, and what to tell the user.
 /// Commit the transaction, then hand the rest to [`Engine::rollback_repaired`].
@@ -177,7 +177,7 @@ impl Engine {
             failure: Some(failure),
             trust: None,
             properties: Properties::PLAINTEXT,
-            warning: first.then(|| ROLLBACK_WARNING.to_owned()),
+            warning: first.then_some(Warning::RolledBack),
             new_key: None,
         };
         let transaction = Transaction {
@@ -232,7 +232,7 @@ impl Engine {
             failure: Some(Failure::RolledBack { evidence }),
             trust: None,
             properties: Properties::PLAINTEXT,
-            warning: Some(ROLLBACK_WARNING.to_owned()),
+            warning: Some(Warning::RolledBack),
             new_key: None,
         }
     }
@@ -427,7 +427,7 @@ mod tests {
             "the prekey the later state handed out is retired"
         );
         let notice = w.commit(found);
-        assert_eq!(notice.warning.as_deref(), Some(ROLLBACK_WARNING));
+        assert!(matches!(notice.warning, Some(Warning::RolledBack)));
         assert_eq!(
             w.store.sessions_needing_reset().unwrap(),
             [SessionKey::new(Suite::Omemo2, PEER, 9)]

@@ -49,7 +49,7 @@ pub struct Delivery {
     /// What this message really had.
     pub properties: Properties,
     /// A warning to show prominently (a message in clear in an encrypted conversation).
-    pub warning: Option<String>,
+    pub warning: Option<crate::Warning>,
     /// The fingerprint of the sending device's identity key when this message is the first
     /// we saw of it — however it came (a message, an empty key exchange, a Carbon, the
     /// archive). A delivery with neither `body` nor `error` carries only this news.

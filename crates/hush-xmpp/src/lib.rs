@@ -17,7 +17,9 @@ pub mod limits;
 mod login;
 mod pep;
 pub use hush_engine::strangers;
-pub use hush_engine::{DeviceState, FetchFailed, Obstacle, Refusal};
+pub use hush_engine::{
+    DeviceState, FetchFailed, KeyConcern, Obstacle, Refusal, Unconfirmed, Warning,
+};
 mod queue;
 
 pub use account::{

@@ -115,9 +115,9 @@ async fn messages_sent_after_the_copy_show_the_rollback() {
     let notice = alice
         .take_rollback_notice()
         .expect("the rollback is reported");
-    assert_eq!(
-        notice.warning.as_deref(),
-        Some(hush_engine::ROLLBACK_WARNING)
+    assert!(
+        matches!(notice.warning, Some(hush_xmpp::Warning::RolledBack)),
+        "{notice:?}"
     );
     assert!(
         matches!(&notice.failure, Some(Failure::RolledBack { evidence })
