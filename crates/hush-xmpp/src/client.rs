@@ -15,6 +15,9 @@ use tokio_xmpp::parsers::presence::{Presence, Type as PresenceType};
 use tokio_xmpp::stanzastream::{Event, StanzaStage, StanzaState, StanzaStream, StreamEvent};
 use tokio_xmpp::xmlstream::Timeouts;
 use tokio_xmpp::{IqRequest, IqResponse, Stanza};
+use xmpp_parsers::data_forms::{DataForm, DataFormType, Field};
+use xmpp_parsers::rsm::SetQuery;
+use xmpp_parsers::{carbons, mam, ping::Ping};
 
 use crate::disco;
 use crate::error::{ArchiveFault, DefinedCondition, Disconnect, Request, Result, XmppError};
@@ -215,40 +218,24 @@ fn mam_query(
     start: Option<u64>,
     last: Option<usize>,
 ) -> Element {
-    let name = crate::pep::attr;
-    let field = |var: &str, value: String| {
-        Element::builder("field", "jabber:x:data")
-            .attr(name("var"), var)
-            .append(
-                Element::builder("value", "jabber:x:data")
-                    .append(value)
-                    .build(),
-            )
-            .build()
-    };
-    let mut form = Element::builder("x", "jabber:x:data")
-        .attr(name("type"), "submit")
-        .build();
-    form.append_child(field("FORM_TYPE", MAM.to_owned()));
-    if let Some(t) = start {
-        form.append_child(field("start", hush_wire::date::format(t)));
+    let fields = start
+        .map(|t| Field::text_single("start", &hush_wire::date::format(t)))
+        .into_iter()
+        .collect();
+    mam::Query {
+        queryid: Some(mam::QueryId(query_id.to_owned())),
+        node: None,
+        form: Some(DataForm::new(DataFormType::Submit, MAM, fields)),
+        set: Some(SetQuery {
+            max: Some(last.unwrap_or(PAGE_SIZE).min(PAGE_SIZE)),
+            after: after.map(str::to_owned),
+            // An empty `<before/>`: the last page of the archive (XEP-0059 §2.5).
+            before: last.map(|_| String::new()),
+            index: None,
+        }),
+        flip_page: false,
     }
-    let rsm = "http://jabber.org/protocol/rsm";
-    let max = last.unwrap_or(PAGE_SIZE).min(PAGE_SIZE).to_string();
-    let mut set = Element::builder("set", rsm)
-        .append(Element::builder("max", rsm).append(max).build())
-        .build();
-    if last.is_some() {
-        set.append_child(Element::builder("before", rsm).build());
-    }
-    if let Some(a) = after {
-        set.append_child(Element::builder("after", rsm).append(a).build());
-    }
-    Element::builder("query", MAM)
-        .attr(name("queryid"), query_id)
-        .append(form)
-        .append(set)
-        .build()
+    .into()
 }
 
 impl XmppClient {
@@ -338,7 +325,7 @@ impl XmppClient {
     /// What a fresh session needs: Carbons, copies of what our other devices send and receive
     /// (XEP-0280), and presence again if we had sent it before the session was lost.
     async fn start_session(&mut self) -> Result<()> {
-        let enable = Element::builder("enable", "urn:xmpp:carbons:2").build();
+        let enable = carbons::Enable.into();
         self.request(None, IqRequest::Set(enable), &Request::EnableCarbons)
             .await?;
         if self.online {
@@ -1024,8 +1011,7 @@ impl XmppClient {
     /// Fails if the session was rebuilt (not resumed) since the last flush: stanzas written
     /// before the link dropped may then never have reached the server.
     pub async fn flush(&mut self) -> Result<()> {
-        let ping = Element::builder("ping", "urn:xmpp:ping").build();
-        self.request(None, IqRequest::Get(ping), &Request::Ping)
+        self.request(None, IqRequest::Get(Ping.into()), &Request::Ping)
             .await?;
         let rebuilt = self.link.rebuilt;
         if rebuilt != std::mem::replace(&mut self.rebuilt_at_flush, rebuilt) {
@@ -1061,5 +1047,41 @@ mod tests {
         assert!(!super::is_loopback("10.0.0.1:5222"));
         assert!(!super::is_loopback("example.org:5222"));
         assert!(!super::is_loopback("localhost.evil.com:5222"));
+    }
+
+    #[test]
+    fn an_archive_query_asks_for_pages_after_a_point_or_for_the_last_messages() {
+        let rsm = "http://jabber.org/protocol/rsm";
+        let q = super::mam_query("q1", Some("id-9"), Some(86_400), None);
+        assert!(q.is("query", super::MAM));
+        assert_eq!(q.attr("queryid"), Some("q1"));
+        let form = q.get_child("x", "jabber:x:data").unwrap();
+        let value = |var: &str| {
+            form.children()
+                .find(|f| f.attr("var") == Some(var))
+                .and_then(|f| f.get_child("value", "jabber:x:data"))
+                .map(hush_proto::Element::text)
+        };
+        assert_eq!(value("FORM_TYPE").as_deref(), Some(super::MAM));
+        assert_eq!(value("start").as_deref(), Some("1970-01-02T00:00:00Z"));
+        let set = q.get_child("set", rsm).unwrap();
+        let text = |name: &str| set.get_child(name, rsm).map(hush_proto::Element::text);
+        assert_eq!(text("max"), Some(super::PAGE_SIZE.to_string()));
+        assert_eq!(text("after").as_deref(), Some("id-9"));
+        assert_eq!(text("before"), None);
+        // The last message alone: an empty <before/>, one result.
+        let q = super::mam_query("q2", None, None, Some(1));
+        let set = q.get_child("set", rsm).unwrap();
+        assert_eq!(
+            set.get_child("before", rsm).map(hush_proto::Element::text),
+            Some(String::new())
+        );
+        assert_eq!(
+            set.get_child("max", rsm)
+                .map(hush_proto::Element::text)
+                .as_deref(),
+            Some("1")
+        );
+        assert!(set.get_child("after", rsm).is_none());
     }
 }

@@ -1,40 +1,27 @@
 //! PEP (XEP-0163) requests for the OMEMO nodes: publish with publish-options, fetch items.
 
 use hush_proto::Element;
+use xmpp_parsers::data_forms::{DataForm, DataFormType, Field};
+use xmpp_parsers::ns;
+use xmpp_parsers::pubsub::owner::{self, Owner};
+use xmpp_parsers::pubsub::pubsub::{Item, Items, Publish, PublishOptions};
+use xmpp_parsers::pubsub::{ItemId, NodeName, PubSub};
 
 pub(crate) const PUBSUB: &str = "http://jabber.org/protocol/pubsub";
-pub(crate) const PUBSUB_OWNER: &str = "http://jabber.org/protocol/pubsub#owner";
-const DATA: &str = "jabber:x:data";
+/// The FORM_TYPE of publish-options (XEP-0060 §7.1.5), which xmpp-parsers does not name.
+const PUBLISH_OPTIONS: &str = "http://jabber.org/protocol/pubsub#publish-options";
 
-#[expect(
-    clippy::expect_used,
-    reason = "attribute names here are static, valid NCNames"
-)]
-pub(crate) fn attr(name: &'static str) -> tokio_xmpp::minidom::rxml::NcName {
-    tokio_xmpp::minidom::rxml::NcName::try_from(name).expect("static attribute names are valid")
-}
-
-fn field(var: &str, value: &str, hidden: bool) -> Element {
-    let mut b = Element::builder("field", DATA).attr(attr("var"), var);
-    if hidden {
-        b = b.attr(attr("type"), "hidden");
-    }
-    b.append(Element::builder("value", DATA).append(value).build())
-        .build()
-}
-
-/// The node configuration OMEMO needs: readable by anyone, items kept.
-fn form(form_type: &str, max_items: bool) -> Element {
-    let mut x = Element::builder("x", DATA)
-        .attr(attr("type"), "submit")
-        .build();
-    x.append_child(field("FORM_TYPE", form_type, true));
-    x.append_child(field("pubsub#access_model", "open", false));
-    x.append_child(field("pubsub#persist_items", "true", false));
+/// The node configuration OMEMO needs: readable by anyone, items kept (XEP-0384
+/// §"Server-side requirements"), as a submitted form of `form_type`.
+fn form(form_type: &str, max_items: bool) -> DataForm {
+    let mut fields = vec![
+        Field::text_single("pubsub#access_model", "open"),
+        Field::text_single("pubsub#persist_items", "true"),
+    ];
     if max_items {
-        x.append_child(field("pubsub#max_items", "max", false));
+        fields.push(Field::text_single("pubsub#max_items", "max"));
     }
-    x
+    DataForm::new(DataFormType::Submit, form_type, fields)
 }
 
 /// `<pubsub><publish node><item id>payload</item></publish><publish-options/></pubsub>`.
@@ -45,55 +32,45 @@ pub(crate) fn publish(
     with_options: bool,
     max_items: bool,
 ) -> Element {
-    let item = Element::builder("item", PUBSUB)
-        .attr(attr("id"), item_id)
-        .append(payload)
-        .build();
-    let publish = Element::builder("publish", PUBSUB)
-        .attr(attr("node"), node)
-        .append(item)
-        .build();
-    let mut pubsub = Element::builder("pubsub", PUBSUB).append(publish).build();
-    if with_options {
-        let opts = Element::builder("publish-options", PUBSUB)
-            .append(form(
-                "http://jabber.org/protocol/pubsub#publish-options",
-                max_items,
-            ))
-            .build();
-        pubsub.append_child(opts);
+    PubSub::Publish {
+        publish: Publish {
+            node: NodeName(node.to_owned()),
+            items: vec![Item {
+                id: Some(ItemId(item_id.to_owned())),
+                publisher: None,
+                payload: Some(payload),
+            }],
+        },
+        publish_options: with_options.then(|| PublishOptions {
+            form: Some(form(PUBLISH_OPTIONS, max_items)),
+        }),
     }
-    pubsub
+    .into()
 }
 
 /// `<pubsub xmlns='…#owner'><configure node>form</configure></pubsub>` (XEP-0060 §8.2), used
 /// when a node exists with another configuration and publish-options are refused.
 pub(crate) fn configure(node: &str, max_items: bool) -> Element {
-    let configure = Element::builder("configure", PUBSUB_OWNER)
-        .attr(attr("node"), node)
-        .append(form(
-            "http://jabber.org/protocol/pubsub#node_config",
-            max_items,
-        ))
-        .build();
-    Element::builder("pubsub", PUBSUB_OWNER)
-        .append(configure)
-        .build()
+    Owner {
+        payload: owner::Payload::Configure {
+            node: Some(NodeName(node.to_owned())),
+            form: Some(form(ns::PUBSUB_CONFIGURE, max_items)),
+        },
+    }
+    .into()
 }
 
 /// `<pubsub><items node><item id/></items></pubsub>`.
 pub(crate) fn fetch(node: &str, item_id: Option<&str>) -> Element {
-    let mut items = Element::builder("items", PUBSUB)
-        .attr(attr("node"), node)
-        .build();
+    let mut items = Items::new(node);
     if let Some(id) = item_id {
-        items.append_child(
-            Element::builder("item", PUBSUB)
-                .attr(attr("id"), id)
-                .build(),
-        );
+        items.items.push(Item {
+            id: Some(ItemId(id.to_owned())),
+            publisher: None,
+            payload: None,
+        });
     }
-    Element::builder("pubsub", PUBSUB).append(items).build()
+    PubSub::Items(items).into()
 }
 
 /// The payloads of the items in a fetch result.
@@ -108,4 +85,68 @@ pub(crate) fn payloads(result: &Element) -> Vec<&Element> {
                 .collect()
         })
         .unwrap_or_default()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const DATA: &str = "jabber:x:data";
+
+    /// The value of field `var` in the form under `parent`.
+    fn value(parent: &Element, var: &str) -> Option<String> {
+        parent
+            .get_child("x", DATA)?
+            .children()
+            .find(|f| f.attr("var") == Some(var))
+            .and_then(|f| f.get_child("value", DATA))
+            .map(Element::text)
+    }
+
+    #[test]
+    fn a_publish_carries_the_item_and_the_options_omemo_needs() {
+        let payload = Element::builder("list", "urn:xmpp:omemo:2").build();
+        let el = publish("urn:xmpp:omemo:2:devices", "current", payload, true, true);
+        assert!(el.is("pubsub", PUBSUB));
+        let publish = el.get_child("publish", PUBSUB).unwrap();
+        assert_eq!(publish.attr("node"), Some("urn:xmpp:omemo:2:devices"));
+        let item = publish.get_child("item", PUBSUB).unwrap();
+        assert_eq!(item.attr("id"), Some("current"));
+        assert!(item.get_child("list", "urn:xmpp:omemo:2").is_some());
+        let options = el.get_child("publish-options", PUBSUB).unwrap();
+        assert_eq!(
+            value(options, "FORM_TYPE").as_deref(),
+            Some(PUBLISH_OPTIONS)
+        );
+        assert_eq!(
+            value(options, "pubsub#access_model").as_deref(),
+            Some("open")
+        );
+        assert_eq!(value(options, "pubsub#max_items").as_deref(), Some("max"));
+        let plain = publish_without_options();
+        assert!(plain.get_child("publish-options", PUBSUB).is_none());
+    }
+
+    fn publish_without_options() -> Element {
+        let payload = Element::builder("bundle", "urn:xmpp:omemo:2").build();
+        publish("urn:xmpp:omemo:2:bundles", "7", payload, false, false)
+    }
+
+    #[test]
+    fn a_configure_and_a_fetch_name_their_node() {
+        let el = configure("urn:xmpp:omemo:2:bundles", false);
+        let owner = "http://jabber.org/protocol/pubsub#owner";
+        let configure = el.get_child("configure", owner).unwrap();
+        assert_eq!(configure.attr("node"), Some("urn:xmpp:omemo:2:bundles"));
+        assert_eq!(
+            value(configure, "FORM_TYPE").as_deref(),
+            Some("http://jabber.org/protocol/pubsub#node_config")
+        );
+        assert_eq!(value(configure, "pubsub#max_items"), None);
+        let el = fetch("urn:xmpp:omemo:2:bundles", Some("7"));
+        let items = el.get_child("items", PUBSUB).unwrap();
+        assert_eq!(items.attr("node"), Some("urn:xmpp:omemo:2:bundles"));
+        let ids: Vec<_> = items.children().map(|i| i.attr("id")).collect();
+        assert_eq!(ids, [Some("7")]);
+    }
 }
