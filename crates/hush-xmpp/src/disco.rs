@@ -8,6 +8,9 @@
 
 use hush_proto::{DeviceList, Element, Suite};
 use tokio_xmpp::parsers::jid::{BareJid, Jid};
+use xmpp_parsers::caps::Caps;
+use xmpp_parsers::disco::{DiscoInfoResult, Identity};
+use xmpp_parsers::hashes::Algo;
 
 pub(crate) const DISCO_INFO: &str = "http://jabber.org/protocol/disco#info";
 const CAPS: &str = "http://jabber.org/protocol/caps";
@@ -52,45 +55,35 @@ fn caps_ver(identity: (&str, &str, &str), features: &[String]) -> String {
     hush_wire::caps::ver(&[identity], &features, &[])
 }
 
-#[expect(
-    clippy::expect_used,
-    reason = "attribute names here are static, valid NCNames"
-)]
-fn attr(name: &'static str) -> tokio_xmpp::minidom::rxml::NcName {
-    tokio_xmpp::minidom::rxml::NcName::try_from(name).expect("static attribute names are valid")
-}
-
 /// The `<c/>` element for our presence.
 pub(crate) fn caps() -> Element {
-    Element::builder("c", CAPS)
-        .attr(attr("hash"), "sha-1")
-        .attr(attr("node"), CAPS_NODE)
-        .attr(attr("ver"), caps_ver(IDENTITY, &features()))
-        .build()
+    // `ver` is base64 of the SHA-1 digest; xmpp-parsers holds the digest and encodes it again.
+    let ver = caps_ver(IDENTITY, &features());
+    let digest = base64::Engine::decode(&base64::engine::general_purpose::STANDARD, &ver)
+        .unwrap_or_default();
+    Caps {
+        ext: None,
+        node: CAPS_NODE.to_owned(),
+        hash: Algo::Sha_1,
+        ver: digest,
+    }
+    .into()
 }
 
 /// The answer to a disco#info query (`node`, when the query named one, is echoed).
 pub(crate) fn info(node: Option<&str>) -> Element {
-    let mut q = Element::builder("query", DISCO_INFO);
-    if let Some(n) = node {
-        q = q.attr(attr("node"), n);
+    DiscoInfoResult {
+        node: node.map(str::to_owned),
+        identities: vec![Identity {
+            category: IDENTITY.0.to_owned(),
+            type_: IDENTITY.1.to_owned(),
+            lang: None,
+            name: Some(IDENTITY.2.to_owned()),
+        }],
+        features: features().into_iter().collect(),
+        extensions: Vec::new(),
     }
-    let mut q = q.build();
-    q.append_child(
-        Element::builder("identity", DISCO_INFO)
-            .attr(attr("category"), IDENTITY.0)
-            .attr(attr("type"), IDENTITY.1)
-            .attr(attr("name"), IDENTITY.2)
-            .build(),
-    );
-    for f in features() {
-        q.append_child(
-            Element::builder("feature", DISCO_INFO)
-                .attr(attr("var"), f)
-                .build(),
-        );
-    }
-    q
+    .into()
 }
 
 /// Whether we answer a disco#info query for this node: none, or our caps node.
@@ -125,6 +118,10 @@ pub(crate) fn device_list_update(m: &Element) -> Option<(BareJid, DeviceList)> {
 mod tests {
     use super::*;
 
+    fn attr(name: &'static str) -> tokio_xmpp::minidom::rxml::NcName {
+        tokio_xmpp::minidom::rxml::NcName::try_from(name).unwrap()
+    }
+
     #[test]
     fn caps_ver_matches_xep_0115_simple_example() {
         // XEP-0115 §5.2: the Exodus example.
@@ -154,6 +151,15 @@ mod tests {
         assert!(vars.contains(&"urn:xmpp:omemo:2:devices+notify"));
         assert!(vars.contains(&"eu.siacs.conversations.axolotl.devicelist+notify"));
         let c = caps();
+        // What we advertise is the hash of what we answer (XEP-0115 §5.1).
+        assert_eq!(
+            c.attr("ver"),
+            Some(caps_ver(IDENTITY, &features()).as_str())
+        );
+        assert_eq!(c.attr("hash"), Some("sha-1"));
+        let identity = q.get_child("identity", DISCO_INFO).unwrap();
+        assert_eq!(identity.attr("xml:lang"), None);
+        assert_eq!(identity.attr("name"), Some("Hush"));
         let node = format!("{CAPS_NODE}#{}", c.attr("ver").unwrap());
         assert!(is_our_node(Some(&node)));
         assert!(is_our_node(None));
