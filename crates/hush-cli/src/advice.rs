@@ -112,7 +112,8 @@ pub(crate) fn warning(w: &Warning, sender: &str, device: u32) -> String {
                     "from device {device} of {sender}, which is NOT VERIFIED, in a conversation \
                      that requires verified devices; it may not be {sender}"
                 ),
-                _ => String::new(),
+                Some(other) => format!("from device {device} of {sender}: {other}"),
+                None => String::new(),
             });
             parts.retain(|p| !p.is_empty());
             parts.join("; and ")
@@ -174,6 +175,10 @@ pub(crate) fn missing_advice(jid: &str, missing: &Missing) -> String {
 pub(crate) fn xmpp(e: &XmppError) -> String {
     match e {
         XmppError::NotSent { jid, refusal: r } => refusal(jid, r),
+        XmppError::InsecureNotLoopback(server) => format!(
+            "refusing an unencrypted connection to {server}: --insecure-loopback only allows \
+             127.0.0.0/8 and ::1"
+        ),
         other => other.to_string(),
     }
 }

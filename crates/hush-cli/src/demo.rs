@@ -55,26 +55,39 @@ const WAIT: Duration = Duration::from_secs(15);
 const PASSWORD: &str = "demo-password";
 
 /// Prints the story: prose with pauses on a terminal, one JSON event per line with `--json`.
+/// Once standard output is closed (`hush demo | head`), the story goes on unprinted: it still
+/// checks itself, and ends in seconds.
 struct Narrator {
     json: bool,
     pace: bool,
+    closed: std::cell::Cell<bool>,
 }
 
 impl Narrator {
+    fn print(&self, text: &str) {
+        use std::io::Write as _;
+        if !self.closed.get() && writeln!(std::io::stdout().lock(), "{text}").is_err() {
+            self.closed.set(true);
+        }
+    }
+
     fn chapter(&self, n: u32, title: &str) {
         if self.json {
-            println!("{}", json!({"event": "chapter", "n": n, "title": title}));
+            self.print(&json!({"event": "chapter", "n": n, "title": title}).to_string());
         } else {
-            println!("\n\x20{n}. {title}\n{}", "─".repeat(title.len() + 4));
+            self.print(&format!(
+                "\n\x20{n}. {title}\n{}",
+                "─".repeat(title.len() + 4)
+            ));
         }
     }
 
     /// One event: `value` as JSON, or `text` for people.
     fn event(&self, value: Value, text: impl FnOnce() -> String) {
         if self.json {
-            println!("{value}");
+            self.print(&value.to_string());
         } else {
-            println!("   {}", text().replace('\n', "\n   "));
+            self.print(&format!("   {}", text().replace('\n', "\n   ")));
         }
     }
 
@@ -195,6 +208,17 @@ fn fingerprint(hush: &Device) -> Fallible<(String, String)> {
     ))
 }
 
+/// What `at` shows for a message that failed, worded as `hush recv` words it.
+fn failure_text(at: &Device, d: &Delivery) -> Option<String> {
+    let me = crate::advice::Me {
+        jid: at.jid().to_string(),
+        device: at.device_id(),
+    };
+    d.failure
+        .as_ref()
+        .map(|f| crate::advice::failure(f, &d.from, d.device, &me))
+}
+
 /// Waits for the next visible message on `hush`.
 async fn next(hush: &mut Device, cast: &Cast) -> Fallible<Delivery> {
     hush.receive(WAIT).await?.ok_or_else(|| {
@@ -269,7 +293,7 @@ fn received(n: &Narrator, cast: &Cast, at: &Device, d: &Delivery, expected: &str
     let sender = cast.name(&d.from, d.device);
     n.event(
         json!({"event": "received", "device": who, "from": sender, "body": d.body,
-               "error": d.failure.as_ref().map(ToString::to_string), "trust": trust_name(d.trust),
+               "error": failure_text(at, d), "trust": trust_name(d.trust),
                "security": properties_json(&d.properties)}),
         || {
             format!(
@@ -293,6 +317,7 @@ pub(crate) async fn run(json: bool) -> Fallible<()> {
     let n = Narrator {
         json,
         pace: !json && std::io::stdout().is_terminal(),
+        closed: std::cell::Cell::new(false),
     };
     let server = DevServer::start(Default::default()).await?;
     let result = story(&n, &server).await;
@@ -432,7 +457,7 @@ async fn story(n: &Narrator, server: &DevServer) -> Fallible<()> {
     send(n, &cast, &mut alice_phone, &bob, tampered).await?;
     sent.push(tampered.into());
     let d = next(&mut bob_phone, &cast).await?;
-    let Some(error) = d.failure.as_ref().map(ToString::to_string) else {
+    let Some(error) = failure_text(&bob_phone, &d) else {
         return Err(DemoError::OffScript(format!(
             "{bob_phone_name} accepted a tampered message: {:?}",
             d.body
@@ -481,7 +506,7 @@ async fn story(n: &Narrator, server: &DevServer) -> Fallible<()> {
         let sender = cast.name(&d.from, d.device);
         n.event(
             json!({"event": "received", "device": bob_laptop_name, "from": sender, "body": d.body,
-                   "error": d.failure.as_ref().map(ToString::to_string), "trust": trust_name(d.trust),
+                   "error": failure_text(&bob_laptop, d), "trust": trust_name(d.trust),
                    "security": properties_json(&d.properties)}),
             || format!("  “{}” from {sender}", d.body.as_deref().unwrap_or("")),
         );

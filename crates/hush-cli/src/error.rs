@@ -74,6 +74,9 @@ pub(crate) enum CliError {
         /// The devices that were verified nevertheless.
         verified: Vec<u32>,
     },
+    /// Standard output could not be written (closed by the reader, or a full disk).
+    #[error("cannot write to standard output: {0}")]
+    Output(std::io::Error),
     /// The async runtime could not start.
     #[error("cannot start the runtime: {0}")]
     Runtime(std::io::Error),

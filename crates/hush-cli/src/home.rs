@@ -320,7 +320,7 @@ impl Home {
     /// Prints `message` as a warning, at most one such warning per run.
     fn warn_once(&self, message: &str) {
         if !self.warned.replace(true) {
-            eprintln!("warning: {message}");
+            crate::output::note(&format!("warning: {message}"));
         }
     }
 
@@ -348,10 +348,10 @@ impl Home {
                             path: path.clone(),
                             source,
                         })?;
-                    eprintln!(
+                    crate::output::note(&format!(
                         "warning: {} was readable by others (mode {mode:03o}); changed to {wanted:03o}",
                         path.display()
-                    );
+                    ));
                 }
             }
         }
@@ -566,12 +566,13 @@ impl Home {
                 ..Default::default()
             };
             hush_store::Store::commit(store, repair)?;
-            eprintln!(
-                "!! WARNING: {} is older than the last one hush used here (generation {inside},                  expected {}): it was replaced by an older copy. {}",
+            crate::output::note(&format!(
+                "!! WARNING: {} is older than the last one hush used here (generation {inside}, \
+                 expected {}): it was replaced by an older copy. {}",
                 self.store_path().display(),
                 outside.unwrap_or_default(),
                 hush_xmpp::ROLLBACK_WARNING
-            );
+            ));
         }
         // The store first: a crash before the file is written leaves the file behind the
         // store, which is no sign of anything.

@@ -54,7 +54,7 @@ impl log::Log for StderrLog {
                 r.target(),
                 printable(&r.args().to_string())
             );
-            eprintln!("{}", terminal::fit(&line, terminal::stderr_width()));
+            output::note(&line);
         }
     }
     fn flush(&self) {}
@@ -84,9 +84,11 @@ fn main() -> ExitCode {
         .and_then(|runtime| runtime.block_on(commands::run(cli)));
     match result {
         Ok(()) => ExitCode::SUCCESS,
+        // The reader of our output went away (`hush recv | head -1`): what it wanted was
+        // written, and nothing was lost (what was read is in history). Quietly done.
+        Err(CliError::Output(e)) if e.kind() == std::io::ErrorKind::BrokenPipe => ExitCode::SUCCESS,
         Err(e) => {
-            let line = format!("error: {}", printable(&e.to_string()));
-            eprintln!("{}", terminal::fit(&line, terminal::stderr_width()));
+            output::note(&format!("error: {}", printable(&e.to_string())));
             ExitCode::FAILURE
         }
     }

@@ -6,12 +6,15 @@
 //! is broken to the terminal's width (see [`crate::terminal::fit`]), so nobody can forge or
 //! overwrite a line of ours.
 
+use std::io::Write as _;
+
 use hush_proto::policy::Properties;
 use hush_store::{Direction, StoredMessage, Trust};
 use hush_xmpp::Delivery;
 use serde_json::{json, Value};
 
 use crate::advice::{self, Me};
+use crate::error::{CliError, Result};
 use crate::terminal::{self, printable};
 
 /// Something a command reports.
@@ -39,21 +42,29 @@ impl Printer {
         self.json
     }
 
-    /// Prints one report.
-    pub(crate) fn show(self, report: &impl Report) {
-        if self.json {
-            println!("{}", report.json());
+    /// Prints one report. Fails when standard output is closed (`hush recv | head -1`) or
+    /// cannot be written: the command then stops instead of reading on for nobody.
+    pub(crate) fn show(self, report: &impl Report) -> Result<()> {
+        let mut out = std::io::stdout().lock();
+        let written = if self.json {
+            writeln!(out, "{}", report.json())
         } else {
-            for line in report.text() {
-                say(&line);
-            }
-        }
+            report.text().iter().try_for_each(|line| {
+                writeln!(out, "{}", terminal::fit(line, terminal::stdout_width()))
+            })
+        };
+        written.and_then(|()| out.flush()).map_err(CliError::Output)
     }
 }
 
-/// Prints a line of text output, broken to the terminal's width.
-pub(crate) fn say(line: &str) {
-    println!("{}", terminal::fit(line, terminal::stdout_width()));
+/// Writes a line to standard error (status, warnings, the final error), fitted to the
+/// terminal. A closed standard error is no reason to stop: the line is dropped.
+pub(crate) fn note(line: &str) {
+    let _ = writeln!(
+        std::io::stderr(),
+        "{}",
+        terminal::fit(line, terminal::stderr_width())
+    );
 }
 
 /// A report given as its two forms.

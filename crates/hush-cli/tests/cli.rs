@@ -93,6 +93,18 @@ fn two_people_three_devices_through_prosody() {
     let bob_phone = init(&server, &dir, "bob", true);
     let bob_laptop = init(&server, &dir, "bob", false);
 
+    // A reader that went away (`hush fingerprint | true`) is no panic and no error: the
+    // command stops quietly. (Before, it panicked with "failed printing to stdout".)
+    let (reader, writer) = std::io::pipe().unwrap();
+    drop(reader);
+    let closed = hush_command(&alice.home)
+        .arg("fingerprint")
+        .stdout(writer)
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&closed.stderr);
+    assert!(closed.status.success() && stderr.is_empty(), "{stderr}");
+
     // Alice's message reaches both of Bob's devices: the phone live, the laptop (offline
     // meanwhile) from the archive when it comes back.
     let phone = listen(&bob_phone, 1);

@@ -137,3 +137,23 @@ fn no_log_level_prints_the_login_exchange() {
     }
     assert!(!err.contains("demo-password"));
 }
+
+/// Standard output closed before anything is written (`hush demo | true`): the demo still
+/// checks its story and ends well, with no panic. (Before, the first line panicked with
+/// "failed printing to stdout: Broken pipe".)
+#[test]
+fn a_closed_standard_output_is_no_panic() {
+    let (reader, writer) = std::io::pipe().unwrap();
+    drop(reader);
+    let out = Command::new(env!("CARGO_BIN_EXE_hush"))
+        .args(["demo", "--json"])
+        .env_remove("HUSH_LOG")
+        .env_remove("HUSH_HOME")
+        .stdin(std::process::Stdio::null())
+        .stdout(writer)
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    assert!(!stderr.contains("panicked"), "{stderr}");
+}

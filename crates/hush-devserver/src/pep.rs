@@ -89,14 +89,17 @@ fn boolean(value: &str) -> Option<bool> {
 
 /// The settings of a submitted node_config or publish-options form. `Err` names the field
 /// with a bad value or a wrong FORM_TYPE.
-fn settings(form: &Element, form_type: &str) -> Result<Vec<Setting>, String> {
+fn settings(form: &Element, form_type: &str) -> Result<Vec<Setting>, PepError> {
     let mut out = Vec::new();
     for (var, values) in xml::form_fields(form) {
         let value = values.first().map(|v| v.trim()).unwrap_or_default();
         out.push(match var.as_str() {
             "FORM_TYPE" => {
                 if value != form_type {
-                    return Err(format!("FORM_TYPE must be {form_type}"));
+                    return Err(PepError::BadRequest(
+                        None,
+                        format!("FORM_TYPE must be {form_type}"),
+                    ));
                 }
                 continue;
             }
@@ -104,10 +107,13 @@ fn settings(form: &Element, form_type: &str) -> Result<Vec<Setting>, String> {
             MAX_ITEMS if value == "max" => Setting::MaxItems(MaxItems::Max),
             MAX_ITEMS => match value.parse::<usize>() {
                 Ok(n) if n > 0 => Setting::MaxItems(MaxItems::Count(n)),
-                _ => return Err(format!("bad value for {var}")),
+                _ => return Err(PepError::BadRequest(None, format!("bad value for {var}"))),
             },
-            PERSIST => Setting::Persist(boolean(value).ok_or(format!("bad value for {var}"))?),
-            ACCESS => return Err(format!("bad value for {var}")),
+            PERSIST => Setting::Persist(
+                boolean(value)
+                    .ok_or_else(|| PepError::BadRequest(None, format!("bad value for {var}")))?,
+            ),
+            ACCESS => return Err(PepError::BadRequest(None, format!("bad value for {var}"))),
             _ => Setting::Other(var, values),
         });
     }
@@ -262,9 +268,7 @@ pub(crate) fn parse_publish(pubsub: &Element, publish: &Element) -> Result<Publi
         .get_child("publish-options", ns::PUBSUB)
         .and_then(|o| o.get_child("x", ns::DATA))
     {
-        Some(form) => {
-            Some(settings(form, PUBLISH_OPTIONS).map_err(|e| PepError::BadRequest(None, e))?)
-        }
+        Some(form) => Some(settings(form, PUBLISH_OPTIONS)?),
         None => None,
     };
     Ok(Publish {
@@ -314,7 +318,7 @@ pub(crate) fn configure(node: &mut Node, form: &Element) -> Result<(), PepError>
     if form.attr("type") == Some("cancel") {
         return Ok(());
     }
-    let s = settings(form, NODE_CONFIG).map_err(|e| PepError::BadRequest(None, e))?;
+    let s = settings(form, NODE_CONFIG)?;
     node.config.apply(&s);
     node.trim();
     Ok(())

@@ -6,7 +6,8 @@
 //! prekey to retire) count: a message the store found to be a copy changes nothing.
 //!
 //! Decryption errors are never answered with a new session (XEP-0384 forbids it); the failure
-//! is stored and shown, naming `hush session reset`.
+//! is stored and shown as a typed [`hush_store::Failure`], which front ends word with what the
+//! user can do (resetting the session by hand).
 
 use hush_proto::policy::{Authentication, Properties};
 use hush_proto::{sce, EncryptedElement, IdentityKey, ProtoError, Suite};

@@ -52,7 +52,7 @@ pub struct Delivery {
     pub warning: Option<crate::Warning>,
     /// The fingerprint of the sending device's identity key when this message is the first
     /// we saw of it — however it came (a message, an empty key exchange, a Carbon, the
-    /// archive). A delivery with neither `body` nor `error` carries only this news.
+    /// archive). A delivery with neither `body` nor `failure` carries only this news.
     pub new_key: Option<String>,
 }
 

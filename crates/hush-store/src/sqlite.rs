@@ -39,7 +39,7 @@ use crate::{Account, Failure, Store};
 /// `PRAGMA application_id` of Hush stores: "HUSH".
 pub(crate) const APPLICATION_ID: i64 = 0x4855_5348;
 /// The schema version this build writes.
-pub const SCHEMA_VERSION: i64 = 6;
+pub const SCHEMA_VERSION: i64 = 7;
 
 /// The setting holding the store's generation (see [`SqliteStore::generation`]).
 const GENERATION: &str = "generation";
@@ -118,6 +118,12 @@ CREATE TABLE settings (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 "#,
     r#"
 CREATE TABLE strangers (jid TEXT PRIMARY KEY, window INTEGER NOT NULL, spent INTEGER NOT NULL, notified INTEGER NOT NULL);
+"#,
+    // Schema 7: `messages.error` holds typed failures (`Failure::encode`); the rows of before
+    // read back as `Failure::Recorded`. The shape is unchanged: the new version is there so
+    // that an older Hush refuses this store instead of showing the encoding as text.
+    r#"
+UPDATE messages SET error = error WHERE 0;
 "#,
 ];
 

@@ -69,8 +69,13 @@ pub fn verification_string(
 
 /// The `ver` attribute for `hash='sha-1'`: the verification string's SHA-1, in base64.
 pub fn ver(identities: &[Identity<'_>], features: &[&str], forms: &[Form]) -> String {
+    base64::engine::general_purpose::STANDARD.encode(digest(identities, features, forms))
+}
+
+/// The verification string's SHA-1, before base64 (what typed caps elements hold).
+pub fn digest(identities: &[Identity<'_>], features: &[&str], forms: &[Form]) -> [u8; 20] {
     let s = verification_string(identities, features, forms);
-    base64::engine::general_purpose::STANDARD.encode(Sha1::digest(s.as_bytes()))
+    Sha1::digest(s.as_bytes()).into()
 }
 
 #[cfg(test)]

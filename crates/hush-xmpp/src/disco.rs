@@ -42,9 +42,9 @@ fn features() -> Vec<String> {
     f
 }
 
-/// XEP-0115 §5.1: the verification string of one identity (no language) and the features,
-/// hashed with SHA-1 and encoded in base64.
-fn caps_ver(identity: (&str, &str, &str), features: &[String]) -> String {
+/// XEP-0115 §5.1: the SHA-1 of the verification string of one identity (no language) and the
+/// features.
+fn caps_digest(identity: (&str, &str, &str), features: &[String]) -> [u8; 20] {
     let identity = hush_wire::caps::Identity {
         category: identity.0,
         kind: identity.1,
@@ -52,20 +52,25 @@ fn caps_ver(identity: (&str, &str, &str), features: &[String]) -> String {
         name: identity.2,
     };
     let features: Vec<&str> = features.iter().map(String::as_str).collect();
-    hush_wire::caps::ver(&[identity], &features, &[])
+    hush_wire::caps::digest(&[identity], &features, &[])
+}
+
+/// The same, in base64: the `ver` attribute.
+fn caps_ver(identity: (&str, &str, &str), features: &[String]) -> String {
+    base64::Engine::encode(
+        &base64::engine::general_purpose::STANDARD,
+        caps_digest(identity, features),
+    )
 }
 
 /// The `<c/>` element for our presence.
 pub(crate) fn caps() -> Element {
-    // `ver` is base64 of the SHA-1 digest; xmpp-parsers holds the digest and encodes it again.
-    let ver = caps_ver(IDENTITY, &features());
-    let digest = base64::Engine::decode(&base64::engine::general_purpose::STANDARD, &ver)
-        .unwrap_or_default();
+    // xmpp-parsers holds the digest and writes it in base64.
     Caps {
         ext: None,
         node: CAPS_NODE.to_owned(),
         hash: Algo::Sha_1,
-        ver: digest,
+        ver: caps_digest(IDENTITY, &features()).to_vec(),
     }
     .into()
 }

@@ -51,7 +51,7 @@ pub enum XmppError {
     #[error("the server closed the connection: {0}")]
     Disconnected(Disconnect),
     /// Plaintext connections are only allowed to loopback addresses.
-    #[error("refusing an unencrypted connection to {0}: --insecure-loopback only allows 127.0.0.0/8 and ::1")]
+    #[error("refusing an unencrypted connection to {0}: unencrypted connections are only allowed to 127.0.0.0/8 and ::1")]
     InsecureNotLoopback(String),
     /// A JID that does not parse.
     #[error("invalid JID `{0}`")]

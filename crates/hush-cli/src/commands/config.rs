@@ -30,7 +30,7 @@ pub(super) fn run(home: &Home, jid: Option<&BareJid>, change: Change, out: Print
                 "encryption (every conversation): {}",
                 if config.encryption_off { "OFF" } else { "on" }
             )],
-        });
+        })?;
         return Ok(());
     };
     let jid = jid.to_string();
@@ -57,6 +57,6 @@ pub(super) fn run(home: &Home, jid: Option<&BareJid>, change: Change, out: Print
             if record.policy.off { "OFF" } else { "on" },
             record.policy.min_auth
         )],
-    });
+    })?;
     Ok(())
 }

@@ -40,7 +40,7 @@ pub(super) fn list(home: &Home, jid: Option<&BareJid>, out: Printer) -> Result<(
                     trust_name(trust),
                     hush_wire::date::format(d.last_seen)
                 )],
-            });
+            })?;
         }
     }
     if jid == account.jid && !out.is_json() {
@@ -51,7 +51,7 @@ pub(super) fn list(home: &Home, jid: Option<&BareJid>, out: Printer) -> Result<(
                 account.device.device_id(),
                 account.device.identity().public().fingerprint()
             )],
-        });
+        })?;
     }
     Ok(())
 }
@@ -68,6 +68,6 @@ pub(super) async fn remove(home: &Home, remove: &[u32], out: Printer) -> Result<
         } else {
             format!("removed from our device lists: {remove:?} ({n} list entries)")
         }],
-    });
+    })?;
     Ok(())
 }

@@ -17,6 +17,6 @@ pub(super) fn run(home: &Home, out: Printer) -> Result<()> {
     out.show(&Shown {
         json: json!({"jid": account.jid, "device": device, "fingerprint": fp, "uri": uri}),
         text: vec![format!("{} device {device}", account.jid), fp, uri],
-    });
+    })?;
     Ok(())
 }

@@ -20,7 +20,7 @@ pub(super) fn run(home: &Home, jid: &BareJid, limit: usize, out: Printer) -> Res
         out.show(&HistoryReport {
             message: &message,
             me: &me,
-        });
+        })?;
     }
     Ok(())
 }

@@ -79,11 +79,11 @@ pub(super) async fn run(home: &Home, setup: Setup, out: Printer) -> Result<()> {
         return Err(e);
     }
     if !setup.encrypted {
-        eprintln!(
+        crate::output::note(&format!(
             "warning: the store in {} is not encrypted, as you chose (--unencrypted-store): \
              anyone who can read it can read your keys, messages and XMPP password",
             home.dir().display()
-        );
+        ));
     }
     let fp = device.identity().public().fingerprint();
     let jid = setup.jid;
@@ -94,6 +94,6 @@ pub(super) async fn run(home: &Home, setup: Setup, out: Printer) -> Result<()> {
             format!("initialised {jid}, device {device_id}"),
             format!("fingerprint {fp}"),
         ],
-    });
+    })?;
     Ok(())
 }

@@ -25,7 +25,7 @@ pub(super) async fn run(
         out.show(&DeliveryReport {
             delivery: &notice,
             me: &me(&hush),
-        });
+        })?;
     }
     let options = SendOptions {
         plaintext,
@@ -33,7 +33,7 @@ pub(super) async fn run(
     };
     let report = hush.send(to, text, options).await?;
     hush.close().await?;
-    out.show(&Sent { to, report });
+    out.show(&Sent { to, report })?;
     Ok(())
 }
 

@@ -17,6 +17,6 @@ pub(super) fn reset(home: &Home, jid: &BareJid, device: Option<u32>, out: Printe
         text: vec![format!(
             "removed {n} session(s) with {jid}; the next message you send starts new ones"
         )],
-    });
+    })?;
     Ok(())
 }

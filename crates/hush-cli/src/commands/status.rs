@@ -128,7 +128,7 @@ pub(super) fn run(home: &Home, jid: &BareJid, out: Printer) -> Result<()> {
             }
         ));
     }
-    out.show(&Shown { json, text });
+    out.show(&Shown { json, text })?;
     Ok(())
 }
 

@@ -15,6 +15,6 @@ pub(super) fn encrypt(home: &Home, out: Printer) -> Result<()> {
              passphrase safe: without it the account cannot be opened",
             home.dir().display()
         )],
-    });
+    })?;
     Ok(())
 }

@@ -25,7 +25,7 @@ pub(super) fn run(
         out.show(&Shown {
             json: json!({"jid": jid, "device": d, "fingerprint": fp, "trust": trust_name(Some(trust))}),
             text: vec![format!("{jid} device {d} ({fp}): {}", trust_name(Some(trust)))],
-        });
+        })?;
     }
     Ok(())
 }
@@ -37,7 +37,7 @@ pub(super) fn run_verify(home: &Home, uri: &str, out: Printer) -> Result<()> {
         out.show(&Shown {
             json: json!({"device": d, "fingerprint": fp, "trust": "verified"}),
             text: vec![format!("device {d} ({fp}): verified")],
-        });
+        })?;
     }
     Ok(())
 }
