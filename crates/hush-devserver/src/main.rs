@@ -7,28 +7,42 @@ use hush_devserver::{DevServer, Options};
 
 const USAGE: &str = "usage: hush-devserver [--port N] [--domain DOMAIN] [--user NAME:PASSWORD]...";
 
-fn parse() -> Result<(Options, Vec<(String, String)>), String> {
+/// Why the command line was not taken.
+#[derive(Debug, thiserror::Error)]
+enum ArgsError {
+    /// `--help`: only the usage is printed.
+    #[error("")]
+    Help,
+    /// An option without its value.
+    #[error("{0} needs a value")]
+    NoValue(String),
+    /// `--port` with something other than a port number.
+    #[error("--port needs a number from 0 to 65535")]
+    BadPort,
+    /// `--user` without a colon.
+    #[error("--user needs NAME:PASSWORD")]
+    BadUser,
+    /// Anything else.
+    #[error("unknown argument `{0}`")]
+    Unknown(String),
+}
+
+fn parse() -> Result<(Options, Vec<(String, String)>), ArgsError> {
     let mut options = Options::default();
     let mut users = Vec::new();
     let mut args = std::env::args().skip(1);
     while let Some(arg) = args.next() {
-        let mut value = || args.next().ok_or(format!("{arg} needs a value"));
+        let mut value = || args.next().ok_or_else(|| ArgsError::NoValue(arg.clone()));
         match arg.as_str() {
-            "--port" => {
-                options.port = value()?
-                    .parse()
-                    .map_err(|_| "--port needs a number from 0 to 65535".to_owned())?
-            }
+            "--port" => options.port = value()?.parse().map_err(|_| ArgsError::BadPort)?,
             "--domain" => options.domain = value()?,
             "--user" => {
                 let v = value()?;
-                let (name, password) = v
-                    .split_once(':')
-                    .ok_or("--user needs NAME:PASSWORD".to_owned())?;
+                let (name, password) = v.split_once(':').ok_or(ArgsError::BadUser)?;
                 users.push((name.to_owned(), password.to_owned()));
             }
-            "-h" | "--help" => return Err(String::new()),
-            other => return Err(format!("unknown argument `{other}`")),
+            "-h" | "--help" => return Err(ArgsError::Help),
+            other => return Err(ArgsError::Unknown(other.to_owned())),
         }
     }
     Ok((options, users))
@@ -39,7 +53,7 @@ async fn main() {
     let (options, users) = match parse() {
         Ok(parsed) => parsed,
         Err(why) => {
-            if !why.is_empty() {
+            if !matches!(why, ArgsError::Help) {
                 eprintln!("error: {why}");
             }
             eprintln!("{USAGE}");
