@@ -12,8 +12,6 @@
     unreachable_pub
 )]
 
-#[path = "../../hush-xmpp/tests/common/mod.rs"]
-mod common;
 mod support;
 
 use std::collections::BTreeMap;
@@ -22,8 +20,8 @@ use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::{Output, Stdio};
 
-use common::Prosody;
 use hush_store::{OpenOptions, SqliteStore, Store, StoreError};
+use hush_test_support::prosody::Prosody;
 use serde_json::{json, Value};
 use support::*;
 use zeroize::Zeroizing;

@@ -9,11 +9,9 @@
     unreachable_pub
 )]
 
-#[path = "../../hush-xmpp/tests/common/mod.rs"]
-mod common;
 mod support;
 
-use common::Prosody;
+use hush_test_support::prosody::Prosody;
 use serde_json::Value;
 use support::*;
 

@@ -15,8 +15,6 @@
     unreachable_pub
 )]
 
-#[path = "../../hush-xmpp/tests/common/mod.rs"]
-mod common;
 mod support;
 
 use std::io::{BufRead, BufReader, Read, Write};
@@ -26,8 +24,8 @@ use std::sync::mpsc::{self, Receiver, RecvTimeoutError};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use common::Prosody;
 use hush_devserver::DevServer;
+use hush_test_support::prosody::Prosody;
 use serde_json::{json, Value};
 use support::*;
 

@@ -12,14 +12,12 @@
     unreachable_pub
 )]
 
-#[path = "../../hush-xmpp/tests/common/mod.rs"]
-mod common;
 mod support;
 
 use std::path::Path;
 use std::process::Output;
 
-use common::Prosody;
+use hush_test_support::prosody::Prosody;
 use serde_json::Value;
 use support::*;
 

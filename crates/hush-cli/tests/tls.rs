@@ -10,13 +10,10 @@
     unreachable_pub
 )]
 
-#[path = "../../hush-xmpp/tests/common/mod.rs"]
-mod common;
-
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
-use common::Prosody;
+use hush_test_support::prosody::Prosody;
 
 /// Runs `hush`, trusting `ca` when given (and nothing from the environment otherwise).
 fn hush_tls(home: &Path, ca: Option<&Path>, args: &[&str]) -> Output {

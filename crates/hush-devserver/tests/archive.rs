@@ -12,13 +12,11 @@
     unreachable_pub
 )]
 
-mod support;
-
 use std::sync::{Arc, Mutex};
 
 use hush_devserver::{Adversary, Element};
 use hush_store::Store;
-use support::{account, connect, expect_text, online, server};
+use hush_test_support::devserver::{account, connect, expect_text, online, server};
 
 /// Records every stanza written to one account's sessions.
 struct Observer(&'static str, Arc<Mutex<Vec<String>>>);

@@ -11,12 +11,12 @@
     unreachable_pub
 )]
 
-mod support;
-
 use std::sync::{Arc, Mutex};
 
 use hush_devserver::{Adversary, Element};
-use support::{account, device, eventually, expect_text, online, server, Raw};
+use hush_test_support::devserver::{
+    self, account, device, eventually, expect_text, online, server, Raw,
+};
 
 /// Drops every encrypted message written directly to one full JID (archive results and
 /// Carbons wrap theirs, so they pass) and counts the drops.
@@ -126,7 +126,7 @@ async fn a_replayed_message_is_kept_once_and_injections_reach_the_session() {
             .parse()
             .unwrap();
     assert_eq!(server.inject(&bob_full, forged.clone()), 1);
-    let d = bob.receive(support::PATIENCE).await.unwrap().unwrap();
+    let d = bob.receive(devserver::PATIENCE).await.unwrap().unwrap();
     assert_eq!(d.body.as_deref(), Some("forged hello"));
     assert!(d.suite.is_none(), "it came in clear");
     assert!(d.warning.is_some(), "in an encrypted conversation: {d:?}");

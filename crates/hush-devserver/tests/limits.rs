@@ -11,10 +11,8 @@
     unreachable_pub
 )]
 
-mod support;
-
 use hush_devserver::{DevServer, Options};
-use support::{account, expect_text, online, server, Raw};
+use hush_test_support::devserver::{account, expect_text, online, server, Raw};
 
 /// A bystander that must not notice any of it: a ping round trip on its own stream.
 async fn still_served(bystander: &mut Raw, id: &str) {

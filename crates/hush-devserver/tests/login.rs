@@ -11,10 +11,8 @@
     unreachable_pub
 )]
 
-mod support;
-
+use hush_test_support::devserver::{options, server, Raw};
 use hush_xmpp::{XmppClient, XmppError};
-use support::{options, server, Raw};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_hush_client_logs_in_and_wrong_credentials_are_rejected() {

@@ -11,13 +11,13 @@
     unreachable_pub
 )]
 
-mod support;
-
 use std::time::Duration;
 
 use hush_proto::Suite;
 use hush_store::Store;
-use support::{account, device, eventually, expect_text, online, server};
+use hush_test_support::devserver::{
+    self, account, device, eventually, expect_text, online, server,
+};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn omemo_both_ways_with_two_devices_and_carbons() {
@@ -97,7 +97,7 @@ async fn a_new_device_list_reaches_the_other_device_by_notification() {
     // The server asked the phone's disco#info (its caps) and now knows it wants device lists.
 
     let laptop = device(&server, alice_jid.as_str(), 12).await;
-    let deadline = tokio::time::Instant::now() + support::PATIENCE;
+    let deadline = tokio::time::Instant::now() + devserver::PATIENCE;
     loop {
         let listed: Vec<u32> = phone
             .store()

@@ -10,9 +10,7 @@
     unreachable_pub
 )]
 
-mod support;
-
-use support::{server, Raw};
+use hush_test_support::devserver::{server, Raw};
 
 /// The XEP-0115 verification string of the raw client's disco#info answer below.
 fn caps_ver() -> String {

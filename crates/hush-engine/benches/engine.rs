@@ -17,19 +17,16 @@
     unreachable_pub
 )]
 
-#[path = "../tests/support/mod.rs"]
-mod support;
-
 use criterion::{criterion_group, criterion_main, BatchSize, Criterion};
 use hush_engine::Engine;
 use hush_store::{SessionKey, Store};
+use hush_test_support::simulation::{self, World, ALICE, BOB};
 use rand::rngs::StdRng;
 use rand::SeedableRng;
-use support::{World, ALICE, BOB};
 
 const MESSAGES: usize = 100;
 
-fn world() -> (World, Vec<support::Envelope>) {
+fn world() -> (World, Vec<simulation::Envelope>) {
     let mut w = World::new(7);
     w.add_device(ALICE, 11);
     w.add_device(BOB, 21);
@@ -53,7 +50,7 @@ fn world() -> (World, Vec<support::Envelope>) {
 /// Bob's store after reading the first `n` messages of `inbox` through the engine.
 fn store_after(
     bob: &hush_store::MemoryStore,
-    inbox: &[support::Envelope],
+    inbox: &[simulation::Envelope],
     n: usize,
 ) -> hush_store::MemoryStore {
     let mut store = bob.clone();
@@ -61,7 +58,7 @@ fn store_after(
     let mut engine = Engine::new(BOB, device);
     let mut rng = StdRng::seed_from_u64(2);
     for env in &inbox[..n] {
-        let shown = support::receive_step(
+        let shown = simulation::receive_step(
             &mut engine,
             &mut store,
             &Default::default(),
@@ -118,7 +115,7 @@ fn one_message(c: &mut Criterion) {
             },
             |(mut engine, env, mut rng)| {
                 let bundles = Default::default();
-                let step = support::receive_one(
+                let step = simulation::receive_one(
                     &mut engine,
                     &before,
                     &bundles,
@@ -166,7 +163,7 @@ fn bench(c: &mut Criterion) {
             |(mut store, mut engine, inbox, mut rng)| {
                 let bundles = Default::default();
                 for env in inbox {
-                    let shown = support::receive_step(
+                    let shown = simulation::receive_step(
                         &mut engine,
                         &mut store,
                         &bundles,

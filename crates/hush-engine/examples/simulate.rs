@@ -20,27 +20,27 @@
     unreachable_pub
 )]
 
-#[path = "../tests/support/mod.rs"]
-mod support;
-
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Mutex;
 use std::time::Instant;
+
+use hush_test_support::simulation;
 
 /// The longest schedule a seed stands for.
 const MAX_LEN: usize = 200;
 
 /// Removes actions from a failing schedule as long as it still fails (one at a time, from the
 /// end, until no single removal keeps it failing): what is left is a scenario to read.
-fn shrink(seed: u64, mut actions: Vec<support::Action>) -> (Vec<support::Action>, String) {
-    let setup = support::Setup::for_seed(seed);
-    let mut error = support::simulate_with(seed, &setup, &actions).expect_err("the schedule fails");
+fn shrink(seed: u64, mut actions: Vec<simulation::Action>) -> (Vec<simulation::Action>, String) {
+    let setup = simulation::Setup::for_seed(seed);
+    let mut error =
+        simulation::simulate_with(seed, &setup, &actions).expect_err("the schedule fails");
     loop {
         let mut smaller = false;
         for i in (0..actions.len()).rev() {
             let mut fewer = actions.clone();
             fewer.remove(i);
-            if let Err(e) = support::simulate_with(seed, &setup, &fewer) {
+            if let Err(e) = simulation::simulate_with(seed, &setup, &fewer) {
                 actions = fewer;
                 error = e;
                 smaller = true;
@@ -61,9 +61,9 @@ fn main() -> std::process::ExitCode {
             .and_then(|v| v.parse::<u64>().ok())
     };
     if let Some(seed) = value("--seed") {
-        let actions = support::schedule(seed, MAX_LEN);
-        let setup = support::Setup::for_seed(seed);
-        return match support::simulate_with(seed, &setup, &actions) {
+        let actions = simulation::schedule(seed, MAX_LEN);
+        let setup = simulation::Setup::for_seed(seed);
+        return match simulation::simulate_with(seed, &setup, &actions) {
             Ok(()) => {
                 println!(
                     "seed {seed}: ok ({} steps, suites {:?})",
@@ -105,7 +105,7 @@ fn main() -> std::process::ExitCode {
             s.spawn(|| {
                 while !stop.load(Ordering::Relaxed) && steps.load(Ordering::Relaxed) < budget {
                     let seed = next.fetch_add(1, Ordering::Relaxed);
-                    let (len, result) = support::run_seed(seed, MAX_LEN);
+                    let (len, result) = simulation::run_seed(seed, MAX_LEN);
                     steps.fetch_add(len as u64, Ordering::Relaxed);
                     runs.fetch_add(1, Ordering::Relaxed);
                     if let Err(e) = result {

@@ -10,11 +10,9 @@
     unreachable_pub
 )]
 
-mod support;
-
 use hush_engine::strangers;
 use hush_store::{MessageIds, Store};
-use support::{Envelope, Payload, Provenance, World, ALICE};
+use hush_test_support::simulation::{self, Envelope, Payload, Provenance, World, ALICE};
 
 const NEWCOMER: &str = "colleague@example.org";
 const MALLORY: &str = "mallory@example.net";
@@ -120,13 +118,14 @@ fn an_authenticated_sent_copy_makes_its_addressee_a_contact() {
     let mut w = World::new(4);
     w.add_device(ALICE, 11);
     w.add_device(ALICE, 12);
-    w.add_device(support::BOB, 21);
-    w.send(12, support::BOB, "hello from the laptop").unwrap();
+    w.add_device(simulation::BOB, 21);
+    w.send(12, simulation::BOB, "hello from the laptop")
+        .unwrap();
     w.drain();
     assert!(
         w.devices[&11]
             .store
-            .conversation(support::BOB)
+            .conversation(simulation::BOB)
             .unwrap()
             .contact
     );

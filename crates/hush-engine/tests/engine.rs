@@ -1,7 +1,7 @@
 //! The account engine driven without any network: refusals that leave the store untouched,
 //! simultaneous initiation between engines, and the deterministic simulation of several
-//! accounts and devices (see the support module): a fixed set of seeds, property-based
-//! schedules, and the failures it found, kept as regression tests.
+//! accounts and devices (see `hush_test_support::simulation`): a fixed set of seeds,
+//! property-based schedules, and the failures it found, kept as regression tests.
 
 // Test code: a failed assumption is a failed test, so it may unwrap, expect and panic.
 #![allow(
@@ -11,17 +11,13 @@
     unreachable_pub
 )]
 
-mod support;
-
 use hush_engine::{Engine, Obstacle};
 use hush_proto::policy::Authentication;
 use hush_proto::Suite;
 use hush_store::Store;
+use hush_test_support::simulation::{self, simulate, Action, Envelope, Payload, World, ALICE, BOB};
 use proptest::prelude::*;
 use rand::SeedableRng;
-use support::{simulate, Action, Envelope, Payload, World};
-
-use support::{ALICE, BOB};
 
 #[test]
 fn a_refused_send_leaves_the_store_exactly_as_it_was() {
@@ -96,7 +92,7 @@ fn action() -> impl Strategy<Value = Action> {
         7 => device.clone().prop_map(|device| Action::CatchUp { device }),
         6 => (device.clone(), 0u8..12).prop_map(|(device, after)| Action::Crash { device, after }),
         2 => (60u32..7200).prop_map(|seconds| Action::Wait { seconds }),
-        1 => support::LONG_WAIT.prop_map(|seconds| Action::Wait { seconds }),
+        1 => simulation::LONG_WAIT.prop_map(|seconds| Action::Wait { seconds }),
         2 => account.clone().prop_map(|account| Action::AddDevice { account }),
         1 => device.clone().prop_map(|device| Action::RemoveDevice { device }),
         1 => (device.clone(), account.clone(), any::<bool>())
@@ -133,8 +129,8 @@ proptest! {
         seed in any::<u64>(),
         actions in prop::collection::vec(action(), 1..60),
     ) {
-        let setup = support::Setup::for_seed(seed);
-        support::simulate_with(seed, &setup, &actions).map_err(TestCaseError::fail)?;
+        let setup = simulation::Setup::for_seed(seed);
+        simulation::simulate_with(seed, &setup, &actions).map_err(TestCaseError::fail)?;
     }
 }
 
@@ -143,7 +139,7 @@ proptest! {
 #[test]
 fn the_fixed_seeds_keep_the_invariants() {
     for seed in 0..10 {
-        if let (_, Err(e)) = support::run_seed(seed, 80) {
+        if let (_, Err(e)) = simulation::run_seed(seed, 80) {
             panic!("seed {seed}: {e}");
         }
     }
@@ -316,7 +312,7 @@ fn the_stranger_budget_survives_a_restart_and_covers_messages_in_clear() {
         };
         let env = Envelope::outside(mallory, payload, ids);
         let bundles = Default::default();
-        support::receive_step(engine, store, &bundles, env, 1_700_000_000, &mut rng)
+        simulation::receive_step(engine, store, &bundles, env, 1_700_000_000, &mut rng)
     };
     let mut engine = Engine::new(ALICE, local.clone());
     let per = strangers::PER_STRANGER as usize;
@@ -742,7 +738,7 @@ fn a_key_exchange_nobody_can_confirm_is_read_with_a_warning() {
     let env = w.key_exchange_envelope(&bob, BOB, 11, ALICE, Some("first contact"));
     let alice = w.devices.get_mut(&11).unwrap();
     let mut rng = rand::rngs::StdRng::seed_from_u64(17);
-    let d = support::receive_step(
+    let d = simulation::receive_step(
         &mut alice.engine,
         &mut alice.store,
         &w.bundles,
@@ -834,7 +830,7 @@ fn a_relabelled_key_exchange_and_its_real_copy_show_once() {
 /// failed"). Now the replaced states stay, read-only (`Session::restart`).
 #[test]
 fn a_faked_rollback_loses_no_message_in_flight() {
-    use support::Action::*;
+    use simulation::Action::*;
     // Device numbers pick among the devices alive at that step (see `World::apply`).
     let actions = [
         Send {
@@ -895,7 +891,7 @@ fn a_faked_rollback_loses_no_message_in_flight() {
 /// exchange read on a read-only state is no longer answered: we never write on it.
 #[test]
 fn key_exchanges_read_on_a_read_only_state_are_not_answered_forever() {
-    use support::Action::*;
+    use simulation::Action::*;
     // Device numbers pick among the devices alive at that step (see `World::apply`).
     let actions = [
         Send {
@@ -960,7 +956,7 @@ fn key_exchanges_read_on_a_read_only_state_are_not_answered_forever() {
 /// does not decrypt.
 #[test]
 fn a_refused_empty_key_exchange_is_not_a_visible_failure() {
-    use support::Action::*;
+    use simulation::Action::*;
     let actions = [
         AddDevice { account: 1 },
         Send {
@@ -990,7 +986,7 @@ fn a_refused_empty_key_exchange_is_not_a_visible_failure() {
 /// Alice and Bob keep talking in OMEMO:2.
 #[test]
 fn a_legacy_only_contact_is_written_to_and_read_in_legacy() {
-    use support::CAROL;
+    use simulation::CAROL;
     let mut w = World::new(40);
     let both = vec![Suite::Omemo2, Suite::Legacy];
     w.speaks.insert(ALICE.into(), both.clone());
@@ -1039,7 +1035,7 @@ fn a_legacy_only_contact_is_written_to_and_read_in_legacy() {
 /// or Carol announces its device; the guard still holds for those.
 #[test]
 fn a_key_exchange_from_a_made_up_device_does_not_lock_out_a_legacy_contact() {
-    use support::CAROL;
+    use simulation::CAROL;
     let mut w = World::new(41);
     w.speaks
         .insert(ALICE.into(), vec![Suite::Omemo2, Suite::Legacy]);

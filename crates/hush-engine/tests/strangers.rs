@@ -9,10 +9,8 @@
     unreachable_pub
 )]
 
-mod support;
-
 use hush_store::{Failure, MessageIds, Store};
-use support::{Envelope, Payload, World, ALICE};
+use hush_test_support::simulation::{Envelope, Payload, World, ALICE};
 
 fn plain(from: &str, n: usize) -> Envelope {
     Envelope::outside(

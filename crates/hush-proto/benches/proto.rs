@@ -16,8 +16,7 @@ use criterion::{criterion_group, criterion_main, Criterion};
 use hush_proto::hazmat;
 use hush_proto::{IdentityKeyPair, Suite};
 
-mod fixtures;
-use fixtures::{Established, FullRecord, KeyExchange, ALICE, BOB};
+use hush_test_support::fixtures::{self, Established, FullRecord, KeyExchange, ALICE, BOB};
 
 fn signatures(c: &mut Criterion) {
     let id = IdentityKeyPair::from_secret([7; 32]);

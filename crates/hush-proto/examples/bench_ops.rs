@@ -16,9 +16,7 @@ use std::time::{Duration, Instant};
 use hush_proto::hazmat;
 use hush_proto::{IdentityKeyPair, Suite};
 
-#[path = "../benches/fixtures/mod.rs"]
-mod fixtures;
-use fixtures::{Established, KeyExchange};
+use hush_test_support::fixtures::{self, Established, KeyExchange};
 
 fn time(mut op: impl FnMut()) -> f64 {
     // Warm up, then run for at least 300 ms and 20 iterations.

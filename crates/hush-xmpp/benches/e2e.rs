@@ -31,18 +31,15 @@
     unreachable_pub
 )]
 
-#[path = "../tests/common/mod.rs"]
-mod common;
-
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use common::Prosody;
 use criterion::{criterion_group, criterion_main, Criterion, SamplingMode, Throughput};
 use futures::future::join_all;
 use hush_devserver::DevServer;
 use hush_proto::{sce, seal, LocalDevice, Recipient, Suite, DEFAULT_PREKEYS};
 use hush_store::{SessionKey, SqliteStore, Store};
+use hush_test_support::prosody::Prosody;
 use hush_xmpp::{BareJid, ConnectOptions, Hush, XmppClient};
 use tokio::runtime::Runtime;
 
@@ -510,7 +507,7 @@ fn mam_catch_up(
             "e2e WARNING: Prosody keeps at most {limit} messages per archive \
              (storage_archive_item_limit; past it, it drops the oldest, our resume point \
              included) and Frank's needs room for {} more: filling {fill} instead of \
-             {wanted}. Raise storage_archive_item_limit in tests/common/mod.rs.",
+             {wanted}. Raise storage_archive_item_limit in hush-test-support's prosody module.",
             ARCHIVED_BEFORE_FILL + HEARTBEAT_ROOM
         );
     }

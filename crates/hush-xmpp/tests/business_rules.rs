@@ -9,14 +9,13 @@
     unreachable_pub
 )]
 
-mod common;
 mod support;
 
 use std::time::Duration;
 
-use common::Prosody;
 use hush_proto::{Suite, HEARTBEAT_AFTER};
 use hush_store::{MemoryStore, SessionKey, Store};
+use hush_test_support::prosody::Prosody;
 use hush_xmpp::{BareJid, Hush};
 use support::{account, connect, expect_text};
 

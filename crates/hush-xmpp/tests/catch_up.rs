@@ -10,13 +10,12 @@
     unreachable_pub
 )]
 
-mod common;
 mod support;
 
 use std::time::Duration;
 
-use common::Prosody;
 use hush_store::Store;
+use hush_test_support::prosody::Prosody;
 use support::{account, connect, expect_text};
 
 /// More than two of Prosody's 50-result pages.

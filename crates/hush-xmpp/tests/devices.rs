@@ -10,14 +10,13 @@
     unreachable_pub
 )]
 
-mod common;
 mod support;
 
 use std::time::Duration;
 
-use common::Prosody;
 use hush_proto::Suite;
 use hush_store::Store;
+use hush_test_support::prosody::Prosody;
 use hush_xmpp::{BareJid, Obstacle, SendReport, XmppError};
 use support::{account, connect, device, expect_text};
 

@@ -11,19 +11,15 @@
     unreachable_pub
 )]
 
-// The devserver's own test helpers: accounts, devices and connections on it.
-#[path = "../../hush-devserver/tests/support/mod.rs"]
-mod devserver_support;
-
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use base64::Engine as _;
-use devserver_support::{connect, device, offline_device};
 use hush_devserver::{Adversary, DevServer, Element};
 use hush_proto::policy::LeftOut;
 use hush_proto::{ProtoError, Suite};
 use hush_store::{Failure, MemoryStore, SessionKey, Store, Trust};
+use hush_test_support::devserver::{self, connect, device, offline_device};
 use hush_xmpp::{
     BareJid, Delivery, DeviceState, Hush, KeyConcern, Obstacle, Refusal, Warning, XmppError,
 };
@@ -65,7 +61,7 @@ impl Drop for World {
 }
 
 async fn server() -> World {
-    World(devserver_support::server().await)
+    World(devserver::server().await)
 }
 
 /// Alice (device 11) and Bob (device 22) with confirmed sessions both ways.
@@ -1263,7 +1259,7 @@ async fn hold_next_message(
 ) -> (String, Element) {
     let held = watch_omemo_to(server, bob.jid().as_str(), false);
     alice.send_text(bob.jid(), text).await.unwrap();
-    devserver_support::eventually("the message reached the server", || held.len() == 1).await;
+    devserver::eventually("the message reached the server", || held.len() == 1).await;
     honest(server);
     held.take().pop().unwrap()
 }

@@ -13,18 +13,14 @@
     unreachable_pub
 )]
 
-// The devserver's own test helpers: accounts, devices and connections on it.
-#[path = "../../hush-devserver/tests/support/mod.rs"]
-mod devserver_support;
-
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use devserver_support::{connect, device, eventually, PATIENCE};
 use hush_devserver::{Adversary, DevServer, Element};
 use hush_proto::Suite;
 use hush_store::{MemoryStore, Store};
+use hush_test_support::devserver::{self, connect, device, eventually, PATIENCE};
 use hush_xmpp::{Delivery, Hush, XmppClient, XmppError};
 
 type Device = Hush<MemoryStore>;
@@ -64,7 +60,7 @@ impl Drop for World {
 }
 
 async fn server() -> World {
-    World(devserver_support::server().await)
+    World(devserver::server().await)
 }
 
 /// Alice (device 11) and Bob (device 22), both online, with sessions confirmed both ways.
@@ -612,10 +608,9 @@ async fn device_list_pushes_of_50000_devices_are_read_in_linear_time_and_ignored
 async fn device_lists_over_the_limit_are_not_kept_by_the_client() {
     let server = server().await;
     server.register("bob", "pw").unwrap();
-    let mut client =
-        XmppClient::connect("bob@localhost", "pw", &devserver_support::options(&server))
-            .await
-            .unwrap();
+    let mut client = XmppClient::connect("bob@localhost", "pw", &devserver::options(&server))
+        .await
+        .unwrap();
     let full = server.sessions("bob").pop().expect("Bob is connected");
     let label = "L".repeat(2_000);
     for suite in Suite::ALL {

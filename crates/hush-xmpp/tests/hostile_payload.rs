@@ -16,16 +16,12 @@
     unreachable_pub
 )]
 
-// The devserver's own test helpers: accounts, devices and connections on it.
-#[path = "../../hush-devserver/tests/support/mod.rs"]
-mod devserver_support;
-
 use std::time::Duration;
 
-use devserver_support::{connect, device, options};
 use hush_devserver::DevServer;
 use hush_proto::{seal, LocalDevice, Recipient, Session, Suite};
 use hush_store::{Failure, MemoryStore, Store};
+use hush_test_support::devserver::{self, connect, device, options};
 use hush_xmpp::{BareJid, Delivery, Hush, XmppClient};
 
 type Device = Hush<MemoryStore>;
@@ -156,7 +152,7 @@ async fn reconnect(server: &DevServer, hush: Device) -> (Device, Vec<Delivery>) 
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_strangers_deeply_nested_envelope_is_one_visible_failure_live_and_archived() {
-    let server = devserver_support::server().await;
+    let server = devserver::server().await;
     let alice_jid = server.register("alice", "pw").unwrap();
     let bob_jid = server.register("bob", "pw").unwrap();
     let mut alice = device(&server, &alice_jid, ALICE_DEVICE).await;

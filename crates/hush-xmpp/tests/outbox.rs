@@ -9,14 +9,13 @@
     unreachable_pub
 )]
 
-mod common;
 mod support;
 
 use std::time::Duration;
 
-use common::Prosody;
 use hush_proto::{sce, seal, Recipient, Suite};
 use hush_store::{MessageIds, Outgoing, SessionKey, Store};
+use hush_test_support::prosody::Prosody;
 use support::{account, connect, expect_text};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

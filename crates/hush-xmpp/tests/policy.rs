@@ -10,15 +10,14 @@
     unreachable_pub
 )]
 
-mod common;
 mod support;
 
 use std::time::Duration;
 
-use common::Prosody;
 use hush_proto::policy::{Authentication, LeftOut, Missing};
 use hush_proto::{DeviceList, Suite};
 use hush_store::{Failure, SessionKey, Store, Trust};
+use hush_test_support::prosody::Prosody;
 use hush_xmpp::{ConnectOptions, Obstacle, Refusal, SendOptions, XmppClient, XmppError};
 use support::{account, device, expect_text};
 

@@ -10,14 +10,13 @@
     unreachable_pub
 )]
 
-mod common;
 mod support;
 
 use std::time::Duration;
 
-use common::Prosody;
 use hush_proto::{sce, seal, DeviceEntry, DeviceList, LocalDevice, Recipient, Session, Suite};
 use hush_store::{Failure, Store};
+use hush_test_support::prosody::Prosody;
 use hush_xmpp::{BareJid, ConnectOptions, XmppClient, XmppError};
 use rand::rngs::StdRng;
 use rand::SeedableRng;

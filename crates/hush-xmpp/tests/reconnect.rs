@@ -11,15 +11,14 @@
     unreachable_pub
 )]
 
-mod common;
 mod support;
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use common::Prosody;
 use hush_store::Store;
+use hush_test_support::prosody::Prosody;
 use hush_xmpp::BareJid;
 use support::{account, expect_text};
 use tokio::net::{TcpListener, TcpStream};

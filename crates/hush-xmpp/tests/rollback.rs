@@ -11,15 +11,12 @@
     unreachable_pub
 )]
 
-#[path = "../../hush-devserver/tests/support/mod.rs"]
-mod devserver_support;
-
 use std::path::{Path, PathBuf};
 
-use devserver_support::{account, expect_text, options, server, PATIENCE};
 use hush_devserver::DevServer;
 use hush_proto::{LocalDevice, Suite};
 use hush_store::{Direction, Failure, SessionKey, SqliteStore, Store};
+use hush_test_support::devserver::{account, expect_text, options, server, PATIENCE};
 use hush_xmpp::{BareJid, Hush};
 
 /// A scratch directory for this test's store files.

@@ -12,14 +12,11 @@
     unreachable_pub
 )]
 
-#[path = "../../hush-devserver/tests/support/mod.rs"]
-mod devserver_support;
-
 use std::collections::BTreeMap;
 
-use devserver_support::{account, device, server, PATIENCE};
 use hush_proto::Suite;
 use hush_store::{MemoryStore, SessionKey, Store};
+use hush_test_support::devserver::{account, device, server, PATIENCE};
 use hush_xmpp::{BareJid, Hush};
 
 type Device = Hush<MemoryStore>;

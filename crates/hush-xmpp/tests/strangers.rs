@@ -11,14 +11,13 @@
     unreachable_pub
 )]
 
-mod common;
 mod support;
 
 use std::time::Duration;
 
-use common::Prosody;
 use hush_proto::{sce, seal, LocalDevice, Recipient, Session, Suite, DEFAULT_PREKEYS};
 use hush_store::{ConversationRecord, Failure, Store};
+use hush_test_support::prosody::Prosody;
 use hush_xmpp::strangers::PER_STRANGER;
 use hush_xmpp::{BareJid, ConnectOptions, XmppClient};
 use support::{account, expect_text};

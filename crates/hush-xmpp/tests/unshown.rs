@@ -9,10 +9,7 @@
     unreachable_pub
 )]
 
-#[path = "../../hush-devserver/tests/support/mod.rs"]
-mod devserver_support;
-
-use devserver_support::{account, connect, expect_text, server, PATIENCE};
+use hush_test_support::devserver::{account, connect, expect_text, server, PATIENCE};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn what_a_catch_up_read_at_once_is_handed_out_before_closing() {

@@ -7,7 +7,7 @@ use std::process::{Command, Output};
 
 use serde_json::Value;
 
-use crate::common::Prosody;
+use hush_test_support::prosody::Prosody;
 
 /// The store passphrase of every home the tests make with [`init`].
 pub const PASSPHRASE: &str = "correct horse battery staple";

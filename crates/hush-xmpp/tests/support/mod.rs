@@ -5,9 +5,9 @@
 
 use std::time::Duration;
 
-use crate::common::Prosody;
 use hush_proto::LocalDevice;
 use hush_store::{MemoryStore, Store};
+use hush_test_support::prosody::Prosody;
 use hush_xmpp::{ConnectOptions, Hush};
 
 /// Registers `user` (password `pw`) and connects its first device `device_id`, through `via`

@@ -1,17 +1,22 @@
 //! A private Prosody for the tests: its own config, data directory and loopback port.
 //! Prosody and its SQLite driver must be installed (`./scripts/test` installs both from apt);
 //! without them the tests fail with that instruction, they never skip.
-
-#![allow(dead_code)]
+//!
+//! [`Prosody::start`] starts one, [`Prosody::register`] makes accounts on it, and dropping it
+//! stops the server and removes its data.
 
 use std::net::{TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+/// A running Prosody, serving `localhost` on a loopback port of its own; stopped and its data
+/// removed when dropped.
 pub struct Prosody {
     child: Child,
+    /// The server's directory: its config, logs, certificates and (under `data/`) storage.
     pub dir: PathBuf,
+    /// The client-to-server port on 127.0.0.1.
     pub port: u16,
     config: PathBuf,
     as_prosody_user: bool,
@@ -33,9 +38,11 @@ fn is_root() -> bool {
         .unwrap_or(false)
 }
 
-/// Where the servers keep their data: in memory (`/dev/shm`) when it has room, else under the
-/// target directory. Prosody's SQLite storage syncs every archived message to disk (no WAL),
-/// which on an ordinary disk costs milliseconds per message and would dominate every timing.
+/// Where the servers keep their data: in memory (`/dev/shm`) when it has room, else in the
+/// system's temporary directory (a library has no `CARGO_TARGET_TMPDIR`: cargo sets that only
+/// for integration tests and benches). Prosody's SQLite storage syncs every archived message
+/// to disk (no WAL), which on an ordinary disk costs milliseconds per message and would
+/// dominate every timing.
 fn data_root() -> PathBuf {
     let shm = Path::new("/dev/shm");
     let room_kib = Command::new("df")
@@ -55,7 +62,7 @@ fn data_root() -> PathBuf {
     if shm.is_dir() && room_kib >= 512 * 1024 {
         shm.join("hush-tests")
     } else {
-        PathBuf::from(env!("CARGO_TARGET_TMPDIR"))
+        std::env::temp_dir().join("hush-tests")
     }
 }
 
@@ -65,6 +72,8 @@ const MODULES: &[&str] = &[
 ];
 
 impl Prosody {
+    /// Starts a server with the usual modules; `name` (with the process id) names its
+    /// directory, so that tests running at once do not share one.
     pub fn start(name: &str) -> Self {
         Self::start_without(name, &[])
     }
@@ -196,14 +205,18 @@ VirtualHost "localhost"
         }
     }
 
+    /// The server's log so far (empty if there is none yet), for failure messages.
     pub fn log(&self) -> String {
         std::fs::read_to_string(self.dir.join("prosody.log")).unwrap_or_default()
     }
 
+    /// `127.0.0.1:PORT`, what a client connects to.
     pub fn address(&self) -> String {
         format!("127.0.0.1:{}", self.port)
     }
 
+    /// Registers `user` on `localhost` with `password` (with `prosodyctl`); returns the bare
+    /// JID, `user@localhost`.
     pub fn register(&self, user: &str, password: &str) -> String {
         let mut cmd = if self.as_prosody_user {
             let mut c = Command::new("runuser");

@@ -1,8 +1,10 @@
-//! Shared by the integration tests: a devserver, Hush accounts on it (a device with fresh
-//! keys in an in-memory store, connected and announced), and a raw XMPP client that speaks
-//! the protocol by hand for what Hush never sends.
-
-#![allow(dead_code)]
+//! For the tests against `hush-devserver` (its own, and `hush-xmpp`'s hostile-server tests):
+//! a devserver per test, Hush accounts on it (a device with fresh keys in an in-memory store,
+//! connected and announced), and a raw XMPP client that speaks the protocol by hand for what
+//! Hush never sends.
+//!
+//! Every account's password is `pw`. Waits are bounded by [`PATIENCE`], so that a test that
+//! would hang fails instead.
 
 use std::time::Duration;
 
@@ -16,10 +18,12 @@ use tokio::net::TcpStream;
 /// How long anything may take before a test fails instead of hanging.
 pub const PATIENCE: Duration = Duration::from_secs(30);
 
+/// Starts a devserver with the default options.
 pub async fn server() -> DevServer {
     DevServer::start(Options::default()).await.unwrap()
 }
 
+/// How the tests connect to `server`: plaintext to its loopback address, 15 s timeout.
 pub fn options(server: &DevServer) -> ConnectOptions {
     ConnectOptions {
         server: Some(server.address().to_string()),
@@ -97,6 +101,7 @@ pub struct Raw {
 }
 
 impl Raw {
+    /// Opens a TCP connection to `server`; nothing is sent yet.
     pub async fn connect(server: &DevServer) -> Raw {
         Raw {
             tcp: TcpStream::connect(server.address()).await.unwrap(),
@@ -104,6 +109,7 @@ impl Raw {
         }
     }
 
+    /// Sends `xml` as it is (it must all arrive).
     pub async fn send(&mut self, xml: &str) {
         self.tcp.write_all(xml.as_bytes()).await.unwrap();
     }
@@ -113,6 +119,7 @@ impl Raw {
         self.tcp.write_all(bytes).await
     }
 
+    /// Sends a client stream header for `localhost`.
     pub async fn header(&mut self) {
         self.send(
             "<?xml version='1.0'?><stream:stream xmlns='jabber:client' \

@@ -34,8 +34,9 @@
 //! Clock and RNG are seeded; nothing depends on time or on the machine. Every step is checked
 //! against the invariants as it happens (see [`World::violations`]); [`simulate`] adds the ones
 //! that only hold once everything was read, and the healing round.
-
-#![allow(dead_code)]
+//!
+//! Used by `hush-engine`'s tests (fixed seeds, property-based schedules, regression cases), its
+//! `engine` bench (a [`World`] as the set-up) and its `simulate` example (the long run).
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -52,8 +53,11 @@ use hush_store::{Committed, Direction, Failure, MemoryStore, MessageIds, Store};
 use rand::rngs::StdRng;
 use rand::{RngExt, SeedableRng};
 
+/// The first account (devices 11 to 19).
 pub const ALICE: &str = "alice@example.org";
+/// The second account (devices 21 to 29).
 pub const BOB: &str = "bob@example.net";
+/// The third account (devices 31 to 39).
 pub const CAROL: &str = "carol@example.com";
 
 /// The accounts of the simulation, in the order actions name them.
@@ -123,39 +127,52 @@ pub struct Envelope {
     pub sender: String,
     /// The conversation, as the receiving device sees it.
     pub peer: String,
+    /// What it carries.
     pub payload: Payload,
+    /// The ids the receiving device knows it by (origin id; archive and stanza id).
     pub ids: MessageIds,
     /// The archive's time stamp (archive copies only).
     pub sent_at: Option<u64>,
+    /// Where it really came from.
     pub provenance: Provenance,
 }
 
 /// One message in an account's archive.
 #[derive(Clone, Debug)]
 pub struct Archived {
+    /// The id this archive gave it (XEP-0359).
     pub stanza_id: String,
     /// The sender's bare JID.
     pub from: String,
     /// The addressee's bare JID.
     pub to: String,
+    /// What it carries.
     pub payload: Payload,
+    /// The sender's own id for it, if it gave one.
     pub origin_id: Option<String>,
+    /// When it was archived (unix seconds of the simulation's clock).
     pub at: u64,
+    /// Where it really came from.
     pub provenance: Provenance,
 }
 
 /// A message with text a device sent (committed), and who should read it.
 #[derive(Clone, Debug)]
 pub struct Sent {
+    /// The text it carried.
     pub text: String,
     /// The sending device.
     pub from: u32,
+    /// The sending device's account (bare JID).
     pub sender: String,
+    /// The addressee (bare JID).
     pub to: String,
+    /// The origin id of its stanza.
     pub origin_id: String,
     /// Encrypted: the devices it was encrypted for. In clear: the devices the server delivered
     /// it to live (those listed when it was transmitted).
     pub readers: Vec<u32>,
+    /// It went in clear: the engine routed it so (the user asked, or encryption was off).
     pub in_clear: bool,
     /// The element, when it was encrypted: a copy of it that failed under other ids (a
     /// replay) is recognised by its content digest.
@@ -172,24 +189,32 @@ pub struct Sent {
 /// Something a device showed its user.
 #[derive(Clone, Debug)]
 pub struct Shown {
+    /// The sender's account (bare JID), as the engine names it.
     pub from: String,
+    /// The sending device's id, as the engine names it.
     pub device: u32,
     /// The text; `!reason` for a failure; `new key FINGERPRINT` for a key notice.
     pub text: String,
     /// It came encrypted (`false`: in clear, or a failure).
     pub encrypted: bool,
+    /// It is a failure (then [`Self::failure`] says which).
     pub failed: bool,
     /// Why it has no text, when it failed.
     pub failure: Option<Failure>,
+    /// Where the message really came from.
     pub provenance: Provenance,
+    /// The origin id of the message it showed, if it had one.
     pub origin_id: Option<String>,
 }
 
 /// One device: its engine, its store, what the server holds for it, and what the shell keeps
 /// in memory.
 pub struct Device {
+    /// Its account (bare JID).
     pub jid: String,
+    /// Its engine, made anew from the store on every restart.
     pub engine: Engine,
+    /// Its store: all that survives a crash.
     pub store: MemoryStore,
     /// Live messages on their way, in the order the server queued them.
     pub inbox: Vec<Envelope>,
@@ -231,6 +256,7 @@ pub struct Crashed;
 /// The world: devices by id, the server's state, a clock and an RNG, and what the invariants
 /// need to know.
 pub struct World {
+    /// Every device ever made, removed ones included, by id.
     pub devices: BTreeMap<u32, Device>,
     /// The suites each account's devices speak, newest first (an account not named speaks
     /// OMEMO:2 only). An account speaking only [`Suite::Legacy`] is a client of the
@@ -243,7 +269,9 @@ pub struct World {
     pub bundles: Published,
     /// Each account's archive, oldest first.
     pub archives: BTreeMap<String, Vec<Archived>>,
+    /// The clock (unix seconds); only actions move it.
     pub now: u64,
+    /// The RNG of everything random in the run, seeded by [`World::new`].
     pub rng: StdRng,
     /// Every message with text a device committed.
     pub sent: Vec<Sent>,
@@ -381,6 +409,8 @@ impl Archived {
 }
 
 impl World {
+    /// An empty world (no devices yet, every account speaking OMEMO:2 only) whose RNG is
+    /// seeded with `seed`, at a fixed start time.
     pub fn new(seed: u64) -> Self {
         Self {
             devices: BTreeMap::new(),
@@ -2238,84 +2268,166 @@ fn omemo2_header(key: &KeyEntry) -> Option<(Vec<u8>, u32, Vec<u8>)> {
 #[derive(Clone, Debug)]
 pub enum Action {
     /// A device writes to an account (never its own); `clear`: the user asks for it in clear.
-    Send { from: usize, to: usize, clear: bool },
+    Send {
+        /// The writing device.
+        from: usize,
+        /// The account written to.
+        to: usize,
+        /// The user asks for it in clear.
+        clear: bool,
+    },
     /// A device reads a live message, keeping a copy for later when `duplicate`.
     Deliver {
+        /// The reading device.
         device: usize,
+        /// Which live message: its place in the inbox (modulo its length).
         pick: usize,
+        /// A copy stays behind, to arrive again.
         duplicate: bool,
     },
     /// The server loses a live message (its archive keeps it).
-    Drop { device: usize, pick: usize },
+    Drop {
+        /// The device it was on its way to.
+        device: usize,
+        /// Which live message: its place in the inbox (modulo its length).
+        pick: usize,
+    },
     /// The server holds a live message back.
-    Hold { device: usize, pick: usize },
+    Hold {
+        /// The device it was on its way to.
+        device: usize,
+        /// Which live message: its place in the inbox (modulo its length).
+        pick: usize,
+    },
     /// The server releases a held message: it is read next.
-    Release { device: usize, pick: usize },
+    Release {
+        /// The device it was held back from.
+        device: usize,
+        /// Which held message: its place among them (modulo their number).
+        pick: usize,
+    },
     /// A device catches up on its archive.
-    CatchUp { device: usize },
+    CatchUp {
+        /// The device that catches up.
+        device: usize,
+    },
     /// A device crashes at its `after`-th crash point from now (0: at once, between actions).
-    Crash { device: usize, after: u8 },
+    Crash {
+        /// The device that crashes.
+        device: usize,
+        /// How many crash points from now (0: at once).
+        after: u8,
+    },
     /// Time passes.
-    Wait { seconds: u32 },
+    Wait {
+        /// How long.
+        seconds: u32,
+    },
     /// An account gets a new device.
-    AddDevice { account: usize },
+    AddDevice {
+        /// The account.
+        account: usize,
+    },
     /// A device is removed from its account's list (never the account's last one).
-    RemoveDevice { device: usize },
+    RemoveDevice {
+        /// The device removed.
+        device: usize,
+    },
     /// A device loses its data and comes back under the same id with new keys.
-    Reinstall { device: usize },
+    Reinstall {
+        /// The device reinstalled.
+        device: usize,
+    },
     /// A device's user switches encryption off (or back on) for a conversation.
     SwitchOff {
+        /// The device whose user switches.
         device: usize,
+        /// The conversation: the account on the other side.
         peer: usize,
+        /// Off (`true`) or back on (`false`).
         off: bool,
     },
     /// Hostile: an archived message replayed live, with its ids or new ones.
     Replay {
+        /// The device it is replayed to.
         device: usize,
+        /// Which message: its place in the device's account's archive (modulo its length).
         pick: usize,
+        /// Under its own ids (else new ones).
         same_ids: bool,
     },
     /// Hostile: a real message with one byte changed, under its origin id.
     Tamper {
+        /// The device it is delivered to.
         device: usize,
+        /// Which message: its place among the real encrypted messages of the device's
+        /// account's archive (modulo their number).
         pick: usize,
+        /// What changes (see [`World::tamper`]).
         part: u8,
+        /// Under the real message's stanza id too (else a new one).
         same_stanza_id: bool,
     },
     /// Hostile: an unreadable element under a real message's origin id.
-    Garbage { device: usize, pick: usize },
+    Garbage {
+        /// The device it is delivered to.
+        device: usize,
+        /// Whose origin id it takes: a message's place in the device's account's archive
+        /// (modulo its length).
+        pick: usize,
+    },
     /// Hostile: a message in clear as if from an account.
     InjectPlain {
+        /// The device it is delivered to.
         device: usize,
+        /// The account it claims to come from (never the device's own).
         from: usize,
+        /// The server also puts it in the device's account's archive.
         archived: bool,
     },
     /// Hostile: a key exchange from a device of an account that nobody announced.
     ForgeKeyExchange {
+        /// The device it is delivered to.
         device: usize,
+        /// The account it claims to come from.
         from: usize,
+        /// It carries a text (else it is empty).
         text: bool,
+        /// The server also puts it in the device's account's archive.
         archived: bool,
     },
     /// Hostile: a key exchange under the id of a device the account lists, built with an
     /// identity key that is not the one that device publishes.
     ForgeListed {
+        /// The device it is delivered to.
         device: usize,
+        /// The account it claims to come from.
         from: usize,
+        /// Which listed device it claims to be (see [`World::forge_listed`]).
         pick: usize,
+        /// It carries a text (else it is empty).
         text: bool,
+        /// The server also puts it in the device's account's archive.
         archived: bool,
     },
     /// Another client of the account drops a device in use from one of the account's lists
     /// (never its last device there); the server pushes the list, and the device, once it
     /// reads it, adds itself back.
-    Unlist { device: usize, suite: usize },
+    Unlist {
+        /// The device dropped.
+        device: usize,
+        /// Which list: its place among the suites the account speaks (modulo their number).
+        suite: usize,
+    },
     /// Hostile: the server pushes a device a list that is not the one it holds: `kind` 0 a
     /// list longer than any real account has, 1 a list of a JID that is neither a contact nor
     /// our own, 2 our own list without this device, 3 an account's list with a made-up device.
     HostilePush {
+        /// The device pushed to.
         device: usize,
+        /// Which list (modulo 4, as above; it also picks the suite).
         kind: u8,
+        /// The account the list is about, where the kind names one.
         account: usize,
     },
 }
