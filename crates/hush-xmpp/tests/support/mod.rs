@@ -5,8 +5,9 @@
 
 use std::time::Duration;
 
-use hush_proto::LocalDevice;
-use hush_store::{MemoryStore, Store};
+use hush_store::MemoryStore;
+/// A store holding a new device of `jid`, not yet connected (the same as the devserver tests').
+pub use hush_test_support::devserver::offline_device;
 use hush_test_support::prosody::Prosody;
 use hush_xmpp::{ConnectOptions, Hush};
 
@@ -32,20 +33,6 @@ pub async fn device(
     let mut hush = connect(server, via, offline_device(jid, device_id)).await;
     hush.announce().await.unwrap();
     hush
-}
-
-/// A store holding a new device of `jid`, not yet connected.
-pub fn offline_device(jid: &str, device_id: u32) -> MemoryStore {
-    let mut rng = rand_core::UnwrapErr(rand::rngs::SysRng);
-    // Made now, as `hush init` makes them (the signed prekey's age counts from here).
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_secs();
-    let device = LocalDevice::generate(device_id, 20, now, &mut rng).unwrap();
-    let mut store = MemoryStore::default();
-    store.create_account(jid, &device).unwrap();
-    store
 }
 
 /// How the tests connect to `server` (through `via`, a relay, if given).
