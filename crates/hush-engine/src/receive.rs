@@ -236,8 +236,7 @@ impl Engine {
                         store,
                         Budget::Stranger,
                         &message,
-                        sid,
-                        suite,
+                        (sid, suite),
                         now,
                         &mut step,
                     )? {
@@ -364,7 +363,9 @@ impl Engine {
             None
         };
         if let Some(budget) = budget {
-            if let Some(over) = self.spend_budget(store, budget, &m, sid, suite, now, &mut step)? {
+            if let Some(over) =
+                self.spend_budget(store, budget, &m, (sid, suite), now, &mut step)?
+            {
                 return Ok(over);
             }
             charged = true;
@@ -404,8 +405,7 @@ impl Engine {
                             store,
                             Budget::Unconfirmed,
                             &m,
-                            sid,
-                            suite,
+                            (sid, suite),
                             now,
                             &mut step,
                         )? {
@@ -474,9 +474,14 @@ impl Engine {
                 // A stranger's failures are budgeted like its new sessions: junk cannot fill
                 // the history.
                 if stranger && !charged {
-                    if let Some(over) =
-                        self.spend_budget(store, Budget::Stranger, &m, sid, suite, now, &mut step)?
-                    {
+                    if let Some(over) = self.spend_budget(
+                        store,
+                        Budget::Stranger,
+                        &m,
+                        (sid, suite),
+                        now,
+                        &mut step,
+                    )? {
                         return Ok(over);
                     }
                 }
@@ -651,14 +656,13 @@ impl Engine {
     /// Spends one unit of a stranger's budget, as the store has it (the row goes into `step`).
     /// `None`: go ahead. `Some(step)`: over the limit; that step stores a visible notice the
     /// first time in a window, then nothing.
-    #[allow(clippy::too_many_arguments)]
+    /// `(sid, suite)`: the sending device and the suite it wrote in, for the notice.
     fn spend_budget<S: Store + ?Sized>(
         &self,
         store: &S,
         budget: Budget,
         m: &Message,
-        sid: u32,
-        suite: Suite,
+        (sid, suite): (u32, Suite),
         now: u64,
         step: &mut ReceiveStep,
     ) -> Result<Option<ReceiveStep>> {
