@@ -47,16 +47,20 @@ pub async fn device(server: &DevServer, jid: &str, device_id: u32) -> Hush<Memor
 
 /// A store holding a new device of `jid`, not yet connected.
 pub fn offline_device(jid: &str, device_id: u32) -> MemoryStore {
+    let mut store = MemoryStore::default();
+    store.create_account(jid, &new_keys(device_id)).unwrap();
+    store
+}
+
+/// The keys of a new device `device_id`, made now, as `hush init` makes them (the signed
+/// prekey's age counts from here).
+pub fn new_keys(device_id: u32) -> LocalDevice {
     let mut rng = rand_core::UnwrapErr(rand::rngs::SysRng);
-    // Made now, as `hush init` makes them (the signed prekey's age counts from here).
     let now = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .unwrap()
         .as_secs();
-    let device = LocalDevice::generate(device_id, 20, now, &mut rng).unwrap();
-    let mut store = MemoryStore::default();
-    store.create_account(jid, &device).unwrap();
-    store
+    LocalDevice::generate(device_id, 20, now, &mut rng).unwrap()
 }
 
 /// Connects the account in `store`.

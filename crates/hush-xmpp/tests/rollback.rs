@@ -14,9 +14,9 @@
 use std::path::{Path, PathBuf};
 
 use hush_devserver::DevServer;
-use hush_proto::{LocalDevice, Suite};
+use hush_proto::Suite;
 use hush_store::{Direction, Failure, SessionKey, SqliteStore, Store};
-use hush_test_support::devserver::{account, expect_text, options, server, PATIENCE};
+use hush_test_support::devserver::{account, expect_text, new_keys, options, server, PATIENCE};
 use hush_xmpp::{BareJid, Hush};
 
 /// A scratch directory for this test's store files.
@@ -37,14 +37,8 @@ async fn file_account(
     path: &Path,
 ) -> Hush<SqliteStore> {
     let jid = server.register(user, "pw").unwrap();
-    let mut rng = rand_core::UnwrapErr(rand::rngs::SysRng);
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_secs();
-    let device = LocalDevice::generate(device_id, 20, now, &mut rng).unwrap();
     let mut store = SqliteStore::open(path, &Default::default()).unwrap();
-    store.create_account(&jid, &device).unwrap();
+    store.create_account(&jid, &new_keys(device_id)).unwrap();
     let mut hush = Hush::connect(store, "pw", &options(server)).await.unwrap();
     hush.announce().await.unwrap();
     hush
