@@ -29,21 +29,15 @@ pub struct StreamLimits {
 }
 
 /// Which limit the other side broke.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
 pub enum Violation {
     /// A stanza (or the text between stanzas) longer than the limit.
+    #[error("stanza larger than {0} bytes")]
     TooLarge(usize),
     /// Elements nested deeper than the limit.
+    #[error("elements nested deeper than {0}")]
     TooDeep(usize),
-}
-
-impl std::fmt::Display for Violation {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            Violation::TooLarge(n) => write!(f, "stanza larger than {n} bytes"),
-            Violation::TooDeep(n) => write!(f, "elements nested deeper than {n}"),
-        }
-    }
 }
 
 /// Where the tokenizer is inside the markup.

@@ -16,12 +16,13 @@ use tokio_xmpp::stanzastream::{Event, StanzaStage, StanzaState, StanzaStream, St
 use tokio_xmpp::xmlstream::Timeouts;
 use tokio_xmpp::{IqRequest, IqResponse, Stanza};
 use xmpp_parsers::data_forms::{DataForm, DataFormType, Field};
+use xmpp_parsers::disco::DiscoInfoQuery;
 use xmpp_parsers::rsm::SetQuery;
 use xmpp_parsers::{carbons, mam, ping::Ping};
 
 use crate::disco;
 use crate::error::{ArchiveFault, DefinedCondition, Disconnect, Request, Result, XmppError};
-use crate::incoming::{classify, is_archive_result, Incoming, MAM};
+use crate::incoming::{classify, is_archive_result, Incoming};
 use crate::login::{self, FirstLogin};
 use crate::pep;
 use crate::queue::BoundedQueue;
@@ -225,7 +226,11 @@ fn mam_query(
     mam::Query {
         queryid: Some(mam::QueryId(query_id.to_owned())),
         node: None,
-        form: Some(DataForm::new(DataFormType::Submit, MAM, fields)),
+        form: Some(DataForm::new(
+            DataFormType::Submit,
+            xmpp_parsers::ns::MAM,
+            fields,
+        )),
         set: Some(SetQuery {
             max: Some(last.unwrap_or(PAGE_SIZE).min(PAGE_SIZE)),
             after: after.map(str::to_owned),
@@ -371,17 +376,18 @@ impl XmppClient {
             } => (from, id, payload, false),
             _ => return Ok(()),
         };
-        let iq = if get
-            && payload.is("query", disco::DISCO_INFO)
-            && disco::is_our_node(payload.attr("node"))
-        {
+        let disco_query = get
+            .then(|| DiscoInfoQuery::try_from(payload.clone()).ok())
+            .flatten()
+            .filter(|q| disco::is_our_node(q.node.as_deref()));
+        let iq = if let Some(query) = disco_query {
             Iq::Result {
                 from: None,
                 to: from,
                 id,
-                payload: Some(disco::info(payload.attr("node"))),
+                payload: Some(disco::info(query.node.as_deref())),
             }
-        } else if get && payload.is("ping", "urn:xmpp:ping") {
+        } else if get && Ping::try_from(payload).is_ok() {
             Iq::Result {
                 from: None,
                 to: from,
@@ -600,19 +606,18 @@ impl XmppClient {
     }
 
     fn sort(&mut self, m: Message) {
-        let el = Element::from(m);
-        if let Some((owner, list)) = disco::device_list_update(&el) {
+        if let Some((owner, list)) = disco::device_list_update(&m) {
             self.keep_device_list(owner, list);
             return;
         }
         if let Some(q) = self.archive.as_mut() {
-            if is_archive_result(&el, &self.jid, &q.query_id) {
+            if is_archive_result(&m, &self.jid, &q.query_id) {
                 // Every result counts toward the page's bound, even one carrying nothing we
                 // read: a page must not go on forever either way.
                 q.seen = q.seen.saturating_add(1);
                 if q.seen > MAX_PAGE_RESULTS {
                     q.overflowed = true;
-                } else if let Some(i) = classify(&el, &self.jid, Some(&q.query_id)) {
+                } else if let Some(i) = classify(&m, &self.jid, Some(&q.query_id)) {
                     if q.results.push(i).is_err() {
                         q.overflowed = true;
                     }
@@ -620,7 +625,7 @@ impl XmppClient {
                 return;
             }
         }
-        if let Some(live) = classify(&el, &self.jid, None) {
+        if let Some(live) = classify(&m, &self.jid, None) {
             self.queue(live);
         }
     }
@@ -745,14 +750,14 @@ impl XmppClient {
             node: node.to_owned(),
         };
         match result {
-            Ok(Some(el)) => {
-                let found: Vec<Element> = pep::payloads(&el).into_iter().cloned().collect();
-                if found.is_empty() {
-                    Err(nothing())
-                } else {
-                    Ok(found)
-                }
-            }
+            Ok(Some(el)) => match pep::payloads(el) {
+                Ok(found) if found.is_empty() => Err(nothing()),
+                Ok(found) => Ok(found),
+                Err(source) => Err(XmppError::Unreadable {
+                    request: what,
+                    source,
+                }),
+            },
             Ok(None) => Err(nothing()),
             Err(XmppError::Refused {
                 condition: DefinedCondition::ItemNotFound | DefinedCondition::Forbidden,
@@ -844,7 +849,6 @@ impl XmppClient {
             while let Some(event) = self.stream.next().await {
                 match event {
                     Event::Stanza(Stanza::Message(m)) => {
-                        let m = Element::from(m);
                         if let Some((owner, list)) = disco::device_list_update(&m) {
                             self.keep_device_list(owner, list);
                         } else if let Some(found) = classify(&m, &own, None) {
@@ -969,17 +973,20 @@ impl XmppClient {
                 });
             }
         };
-        let rsm = "http://jabber.org/protocol/rsm";
-        let last = fin
-            .as_ref()
-            .and_then(|fin| fin.get_child("set", rsm))
-            .and_then(|set| set.get_child("last", rsm))
-            .map(|l| l.text());
-        // No `<fin/>` or no `<last/>`: nothing more to page through.
-        let complete = last.is_none()
-            || fin
-                .as_ref()
-                .is_none_or(|fin| fin.attr("complete") == Some("true"));
+        // No `<fin/>` (nothing, or another element), or no `<last/>` in it: nothing more to
+        // page through. A `<fin/>` that xmpp-parsers cannot read (its `<set/>` missing, say)
+        // leaves the next page unknown: that is an error, not a silent end.
+        let (last, complete) = match fin.map(mam::Fin::try_from).transpose() {
+            Ok(None) | Err(xso::error::FromElementError::Mismatch(_)) => (None, true),
+            Ok(Some(fin)) => {
+                let complete = fin.complete || fin.set.last.is_none();
+                (fin.set.last, complete)
+            }
+            Err(xso::error::FromElementError::Invalid(e)) => {
+                log::warn!("the archive ended a page with a <fin/> that cannot be read: {e}");
+                return Err(XmppError::ArchiveMisbehaves(ArchiveFault::UnreadableEnd));
+            }
+        };
         if query.last_only {
             // Not part of a catch-up.
         } else if complete {
@@ -1053,7 +1060,7 @@ mod tests {
     fn an_archive_query_asks_for_pages_after_a_point_or_for_the_last_messages() {
         let rsm = "http://jabber.org/protocol/rsm";
         let q = super::mam_query("q1", Some("id-9"), Some(86_400), None);
-        assert!(q.is("query", super::MAM));
+        assert!(q.is("query", xmpp_parsers::ns::MAM));
         assert_eq!(q.attr("queryid"), Some("q1"));
         let form = q.get_child("x", "jabber:x:data").unwrap();
         let value = |var: &str| {
@@ -1062,7 +1069,7 @@ mod tests {
                 .and_then(|f| f.get_child("value", "jabber:x:data"))
                 .map(hush_proto::Element::text)
         };
-        assert_eq!(value("FORM_TYPE").as_deref(), Some(super::MAM));
+        assert_eq!(value("FORM_TYPE").as_deref(), Some(xmpp_parsers::ns::MAM));
         assert_eq!(value("start").as_deref(), Some("1970-01-02T00:00:00Z"));
         let set = q.get_child("set", rsm).unwrap();
         let text = |name: &str| set.get_child(name, rsm).map(hush_proto::Element::text);

@@ -78,6 +78,16 @@ pub enum XmppError {
     /// The server did not answer a request in time.
     #[error("no answer to {0} in time")]
     Timeout(Request),
+    /// The server answered a request with something xmpp-parsers cannot read: a required part
+    /// missing or invalid (unknown extra content is ignored, not an error).
+    #[error("the server's answer to {request} cannot be read: {source}")]
+    Unreadable {
+        /// What was asked.
+        request: Request,
+        /// What is wrong with the answer.
+        #[source]
+        source: xso::error::Error,
+    },
     /// A contact publishes nothing we can read on its OMEMO nodes.
     #[error("{jid} has published no {node} we can read; a presence subscription may be needed")]
     NothingPublished {
@@ -268,6 +278,9 @@ pub enum ArchiveFault {
         /// The page size asked for.
         page: usize,
     },
+    /// The `<fin/>` ending a page could not be read (XEP-0313 §4.3: it carries the page's
+    /// RSM `<set/>`), so where the next page starts is unknown.
+    UnreadableEnd,
     /// What the account engine found (paging that does not advance).
     Engine(&'static str),
 }
@@ -284,6 +297,7 @@ impl fmt::Display for ArchiveFault {
                 "more than {results} results or {} MiB for one page of {page}",
                 bytes >> 20
             ),
+            Self::UnreadableEnd => f.write_str("the end of a page of results cannot be read"),
             Self::Engine(why) => f.write_str(why),
         }
     }

@@ -1,15 +1,19 @@
 //! Finding OMEMO messages in incoming stanzas: direct messages, Carbons (XEP-0280) and MAM
 //! results (XEP-0313), with the checks that keep a server or a stranger from forging them.
 
-use hush_proto::{Element, EncryptedElement, ProtoError, Suite};
+use hush_proto::{EncryptedElement, ProtoError, Suite};
 use hush_store::MessageIds;
-use tokio_xmpp::parsers::jid::{BareJid, Jid};
-
-pub(crate) const SID: &str = "urn:xmpp:sid:0";
-const CARBONS: &str = "urn:xmpp:carbons:2";
-const FORWARD: &str = "urn:xmpp:forward:0";
-pub(crate) const MAM: &str = "urn:xmpp:mam:2";
-const DELAY: &str = "urn:xmpp:delay";
+use tokio_xmpp::parsers::{
+    carbons,
+    delay::Delay,
+    forwarding::Forwarded,
+    jid::{BareJid, Jid},
+    mam,
+    message::{Lang, Message, MessageType},
+    ns,
+    stanza_id::{OriginId, StanzaId},
+};
+use xso::error::FromElementError;
 
 /// What a message carries: an OMEMO element (or why it could not be read), or a body in clear.
 pub use hush_engine::InboundPayload as Payload;
@@ -73,143 +77,177 @@ impl crate::queue::Weigh for Incoming {
     }
 }
 
-fn bare_attr(el: &Element, name: &str) -> Option<BareJid> {
-    el.attr(name)
-        .and_then(|j| j.parse::<Jid>().ok())
-        .map(|j| j.to_bare())
+/// A chat message our own server forwarded to us: a Carbon copy (XEP-0280) or a result of
+/// our archive query (XEP-0313), with the archive's id for it.
+enum Wrapped {
+    Carbon(Forwarded),
+    Archived { id: String, forwarded: Forwarded },
+}
+
+/// The Carbon or archive result `m` wraps, if any: `Some(Err)` for one xmpp-parsers cannot
+/// read (a required part missing or invalid; unknown extra content is ignored, as xso does by
+/// default). Archive results of another query than `mam_query` are not ours to read.
+fn wrapped(m: &Message, mam_query: Option<&str>) -> Option<Result<Wrapped, FromElementError>> {
+    m.payloads.iter().find_map(|p| {
+        if p.is("received", ns::CARBONS) {
+            Some(carbons::Received::try_from(p.clone()).map(|c| Wrapped::Carbon(c.forwarded)))
+        } else if p.is("sent", ns::CARBONS) {
+            Some(carbons::Sent::try_from(p.clone()).map(|c| Wrapped::Carbon(c.forwarded)))
+        } else if p.is("result", ns::MAM) && mam_query.is_some_and(|q| p.attr("queryid") == Some(q))
+        {
+            Some(
+                mam::Result_::try_from(p.clone()).map(|r| Wrapped::Archived {
+                    id: r.id,
+                    forwarded: r.forwarded,
+                }),
+            )
+        } else {
+            None
+        }
+    })
 }
 
 /// The OMEMO element of a message, or else its body in clear. Group chat, headline and error
 /// messages are not conversations we handle here.
-fn payload_of(m: &Element) -> Option<Payload> {
-    match m.attr("type") {
+fn payload_of(m: &Message) -> Option<Payload> {
+    match m.type_ {
         // An error bounce carries our own message back (RFC 6120 §8.3.1): it is news about a
         // delivery, not a message from the addressee, and reading it as one would show a
         // bogus decryption failure "from" them.
-        Some("error") => {
-            let origin = m
-                .children()
-                .find(|c| c.is("origin-id", SID))
-                .and_then(|c| c.attr("id"));
+        MessageType::Error => {
             log::warn!(
                 "the server returned a message to {} as undeliverable (origin id {})",
-                m.attr("from").unwrap_or("?"),
-                origin.unwrap_or("none")
+                m.from.as_ref().map_or("?", Jid::as_str),
+                ids_of(m, None).origin_id.as_deref().unwrap_or("none")
             );
             return None;
         }
         // Group chats (a room's OMEMO is another protocol) and headlines are not
         // conversations we handle here.
-        Some("groupchat" | "headline") => return None,
-        _ => {}
+        MessageType::Groupchat | MessageType::Headline => return None,
+        MessageType::Chat | MessageType::Normal => {}
     }
     if let Some(e) = m
-        .children()
+        .payloads
+        .iter()
         .find(|p| p.name() == "encrypted" && Suite::from_namespace(&p.ns()).is_ok())
     {
         return Some(Payload::Omemo(EncryptedElement::from_element(e)));
     }
-    m.children()
-        .find(|c| c.name() == "body")
-        .map(|b| Payload::Plain(b.text()))
+    // The body without a language first, as the sender's default.
+    m.bodies
+        .get(&Lang::new())
+        .or_else(|| m.bodies.values().next())
+        .map(|b| Payload::Plain(b.clone()))
 }
 
-fn ids_of(m: &Element, own: &BareJid) -> MessageIds {
+/// The XEP-0359 ids of `m`: its origin id, and the stanza id our own archive (`own`) gave it.
+fn ids_of(m: &Message, own: Option<&BareJid>) -> MessageIds {
     let mut ids = MessageIds::default();
-    for p in m.children() {
-        if p.is("origin-id", SID) {
-            ids.origin_id = p.attr("id").map(str::to_owned);
-        } else if p.is("stanza-id", SID) && p.attr("by") == Some(own.as_str()) {
+    for p in &m.payloads {
+        if p.is("origin-id", ns::SID) {
+            ids.origin_id = OriginId::try_from(p.clone()).ok().map(|o| o.id);
+        } else if p.is("stanza-id", ns::SID) {
             // Only ids our own archive assigned can be trusted for deduplication.
-            ids.archive = Some(own.to_string());
-            ids.stanza_id = p.attr("id").map(str::to_owned);
+            let Some(own) = own else { continue };
+            if let Ok(s) = StanzaId::try_from(p.clone()) {
+                if s.by.as_str() == own.as_str() {
+                    ids.archive = Some(own.to_string());
+                    ids.stanza_id = Some(s.id);
+                }
+            }
         }
     }
     ids
 }
 
-/// The XEP-0203 stamp among `el`'s children, if any, when it was added by `by` (our server's
-/// domain; `None`: any, for the archive's own wrapper). A sender can put a `<delay/>` into
-/// its own message, so only the server's is believed.
-fn delay_of(el: &Element, by: Option<&str>) -> Option<u64> {
-    el.children()
-        .filter(|c| c.is("delay", DELAY))
-        .find(|d| by.is_none_or(|b| d.attr("from") == Some(b)))
-        .and_then(|d| d.attr("stamp"))
-        .and_then(hush_wire::date::parse)
+/// A XEP-0203 stamp as unix seconds (`None` before 1970).
+fn unix_seconds(d: &Delay) -> Option<u64> {
+    u64::try_from(d.stamp.0.timestamp()).ok()
 }
 
-/// The message inside `<wrapper><forwarded><message/></forwarded></wrapper>`.
-fn forwarded(wrapper: &Element) -> Option<&Element> {
-    wrapper
-        .get_child("forwarded", FORWARD)?
-        .children()
-        .find(|c| c.name() == "message")
+/// The stamp of the `<delay/>` among `m`'s payloads added by `by` (our server's domain). A
+/// sender can put a `<delay/>` into its own message, so only the server's is believed.
+fn delay_by(m: &Message, by: &str) -> Option<u64> {
+    m.payloads
+        .iter()
+        .filter(|p| p.is("delay", ns::DELAY))
+        .filter_map(|p| Delay::try_from(p.clone()).ok())
+        .find(|d| d.from.as_ref().is_some_and(|f| f.as_str() == by))
+        .as_ref()
+        .and_then(unix_seconds)
 }
 
 /// Whether `m` is a result of our archive query `query_id`, from our own account (whatever it
 /// carries: a result nobody can read still belongs to the query's page).
-pub(crate) fn is_archive_result(m: &Element, own: &BareJid, query_id: &str) -> bool {
-    bare_attr(m, "from").is_none_or(|f| &f == own)
-        && m.children()
-            .any(|c| c.is("result", MAM) && c.attr("queryid") == Some(query_id))
+pub(crate) fn is_archive_result(m: &Message, own: &BareJid, query_id: &str) -> bool {
+    m.from.as_ref().is_none_or(|f| f.to_bare() == *own)
+        && m.payloads
+            .iter()
+            .any(|c| c.is("result", ns::MAM) && c.attr("queryid") == Some(query_id))
 }
 
 /// Looks at a `<message/>` stanza. `mam_query` is the id of a running archive query, if any.
-pub(crate) fn classify(m: &Element, own: &BareJid, mam_query: Option<&str>) -> Option<Incoming> {
-    let outer_from = bare_attr(m, "from");
-    // Carbons and archive results must come from our own account, or anyone could inject
-    // "copies" of messages.
-    let from_own_account = outer_from.as_ref().is_none_or(|f| f == own);
-    for wrapper in m.children() {
-        let kind = if wrapper.is("received", CARBONS) || wrapper.is("sent", CARBONS) {
-            "carbon"
-        } else if wrapper.is("result", MAM)
-            && mam_query.is_some_and(|q| wrapper.attr("queryid") == Some(q))
-        {
-            "mam"
-        } else {
-            continue;
-        };
-        if !from_own_account {
+pub(crate) fn classify(m: &Message, own: &BareJid, mam_query: Option<&str>) -> Option<Incoming> {
+    let outer_from = m.from.as_ref().map(Jid::to_bare);
+    match wrapped(m, mam_query) {
+        None => {}
+        // Carbons and archive results must come from our own account, or anyone could inject
+        // "copies" of messages.
+        Some(_) if outer_from.as_ref().is_some_and(|f| f != own) => {
+            log::warn!(
+                "ignored a forwarded message from {}: only our own account forwards to us",
+                outer_from.as_ref().map_or("?", |j| j.as_str())
+            );
             return None;
         }
-        let inner = forwarded(wrapper)?;
-        // The archive's stamp on its result; a Carbon is a live copy, read now.
-        let sent_at = (kind == "mam")
-            .then(|| {
-                wrapper
-                    .get_child("forwarded", FORWARD)
-                    .and_then(|f| delay_of(f, None))
-            })
-            .flatten();
-        let sender = bare_attr(inner, "from").unwrap_or_else(|| own.clone());
-        let peer = if &sender == own {
-            bare_attr(inner, "to")?
-        } else {
-            sender.clone()
-        };
-        let mut ids = ids_of(inner, own);
-        if kind == "mam" {
-            ids.archive = Some(own.to_string());
-            ids.stanza_id = wrapper.attr("id").map(str::to_owned);
+        Some(Err(e)) => {
+            log::warn!("our server forwarded a message that cannot be read ({e}); skipped");
+            return None;
         }
-        return payload_of(inner).map(|payload| Incoming {
-            sender,
-            peer,
-            payload,
-            ids,
-            sent_at,
-        });
+        Some(Ok(wrapped)) => return unwrap(wrapped, own),
     }
     let sender = outer_from?;
     payload_of(m).map(|payload| Incoming {
         peer: sender.clone(),
         sender,
         payload,
-        ids: ids_of(m, own),
+        ids: ids_of(m, Some(own)),
         // Offline storage stamps what it kept with the server's domain.
-        sent_at: delay_of(m, Some(own.domain().as_str())),
+        sent_at: delay_by(m, own.domain().as_str()),
+    })
+}
+
+/// The chat message inside a Carbon or an archive result.
+fn unwrap(wrapped: Wrapped, own: &BareJid) -> Option<Incoming> {
+    let (forwarded, archive_id) = match wrapped {
+        Wrapped::Carbon(f) => (f, None),
+        Wrapped::Archived { id, forwarded } => (forwarded, Some(id)),
+    };
+    let inner = &forwarded.message;
+    let sender = inner
+        .from
+        .as_ref()
+        .map_or_else(|| own.clone(), Jid::to_bare);
+    let peer = if &sender == own {
+        inner.to.as_ref()?.to_bare()
+    } else {
+        sender.clone()
+    };
+    let mut ids = ids_of(inner, Some(own));
+    // The archive's stamp on its result; a Carbon is a live copy, read now.
+    let mut sent_at = None;
+    if let Some(id) = archive_id {
+        ids.archive = Some(own.to_string());
+        ids.stanza_id = Some(id);
+        sent_at = forwarded.delay.as_ref().and_then(unix_seconds);
+    }
+    payload_of(inner).map(|payload| Incoming {
+        sender,
+        peer,
+        payload,
+        ids,
+        sent_at,
     })
 }
 
@@ -217,8 +255,10 @@ pub(crate) fn classify(m: &Element, own: &BareJid, mam_query: Option<&str>) -> O
 mod tests {
     use super::*;
 
-    fn el(s: &str) -> Element {
-        s.parse().unwrap()
+    /// A message stanza as tokio-xmpp hands it over: parsed by xmpp-parsers.
+    fn el(s: &str) -> Message {
+        let e: hush_proto::Element = s.parse().unwrap();
+        Message::try_from(e).unwrap()
     }
 
     const ENC: &str = "<encrypted xmlns='urn:xmpp:omemo:2'><header sid='7'><keys jid='me@x'><key rid='1'>AAAA</key></keys></header></encrypted>";
@@ -340,6 +380,41 @@ mod tests {
             "<message xmlns='jabber:client' from='you@y/a'><body>fallback</body>{ENC}</message>"
         ));
         assert!(classify(&both, &own, None).unwrap().encrypted().is_some());
+    }
+
+    #[test]
+    fn quirky_extras_are_ignored_and_missing_parts_are_not_read() {
+        let own: BareJid = "me@x".parse().unwrap();
+        // Unknown attributes and children anywhere in the wrappers: read as usual.
+        let quirky = el(&format!(
+            "<message xmlns='jabber:client' from='me@x' x-server='1'><received xmlns='urn:xmpp:carbons:2' extra='y'>\
+             <note xmlns='urn:example:server'/><forwarded xmlns='urn:xmpp:forward:0'><hint xmlns='urn:example:server'/>\
+             <message xmlns='jabber:client' from='you@y/phone' to='me@x'>{ENC}</message></forwarded></received></message>"
+        ));
+        let found = classify(&quirky, &own, None).unwrap();
+        assert_eq!(found.sender.as_str(), "you@y");
+        assert!(found.encrypted().unwrap().is_ok());
+        // A Carbon without its forwarded message, or an archive result without its id, is
+        // no message: nothing in it can be attributed.
+        let empty = el("<message xmlns='jabber:client' from='me@x'><received xmlns='urn:xmpp:carbons:2'/></message>");
+        assert!(classify(&empty, &own, None).is_none());
+        let no_id = el(&format!(
+            "<message xmlns='jabber:client' from='me@x'><result xmlns='urn:xmpp:mam:2' queryid='q1'>\
+             <forwarded xmlns='urn:xmpp:forward:0'><message xmlns='jabber:client' from='you@y/a' to='me@x'>{ENC}</message>\
+             </forwarded></result></message>"
+        ));
+        assert!(is_archive_result(&no_id, &own, "q1"));
+        assert!(classify(&no_id, &own, Some("q1")).is_none());
+        // A server stamp that is no date is no stamp; a stanza id by another entity is not
+        // ours to deduplicate with.
+        let odd = el(&format!(
+            "<message xmlns='jabber:client' from='you@y/a'>{ENC}<delay xmlns='urn:xmpp:delay' from='x' stamp='yesterday'/>\
+             <stanza-id xmlns='urn:xmpp:sid:0' by='you@y' id='theirs'/><origin-id xmlns='urn:xmpp:sid:0' id='o-9'/></message>"
+        ));
+        let found = classify(&odd, &own, None).unwrap();
+        assert_eq!(found.sent_at, None);
+        assert_eq!(found.ids.stanza_id, None);
+        assert_eq!(found.ids.origin_id.as_deref(), Some("o-9"));
     }
 
     #[test]

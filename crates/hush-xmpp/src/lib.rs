@@ -41,8 +41,12 @@ pub mod fuzzing {
     use crate::{BareJid, Incoming};
     use hush_proto::Element;
 
-    /// How the client classifies a `<message/>` stanza (see `incoming::classify`).
+    /// How the client reads a `<message/>` stanza: parsed by xmpp-parsers as tokio-xmpp
+    /// does, then read as a device-list notification and classified (see
+    /// `incoming::classify`).
     pub fn classify(m: &Element, own: &BareJid, mam_query: Option<&str>) -> Option<Incoming> {
-        crate::incoming::classify(m, own, mam_query)
+        let m = tokio_xmpp::parsers::message::Message::try_from(m.clone()).ok()?;
+        let _ = crate::disco::device_list_update(&m);
+        crate::incoming::classify(&m, own, mam_query)
     }
 }

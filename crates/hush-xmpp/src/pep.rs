@@ -6,8 +6,8 @@ use xmpp_parsers::ns;
 use xmpp_parsers::pubsub::owner::{self, Owner};
 use xmpp_parsers::pubsub::pubsub::{Item, Items, Publish, PublishOptions};
 use xmpp_parsers::pubsub::{ItemId, NodeName, PubSub};
+use xso::error::FromElementError;
 
-pub(crate) const PUBSUB: &str = "http://jabber.org/protocol/pubsub";
 /// The FORM_TYPE of publish-options (XEP-0060 §7.1.5), which xmpp-parsers does not name.
 const PUBLISH_OPTIONS: &str = "http://jabber.org/protocol/pubsub#publish-options";
 
@@ -73,23 +73,23 @@ pub(crate) fn fetch(node: &str, item_id: Option<&str>) -> Element {
     PubSub::Items(items).into()
 }
 
-/// The payloads of the items in a fetch result.
-pub(crate) fn payloads(result: &Element) -> Vec<&Element> {
-    result
-        .get_child("items", PUBSUB)
-        .map(|items| {
-            items
-                .children()
-                .filter(|c| c.is("item", PUBSUB))
-                .filter_map(|i| i.children().next())
-                .collect()
-        })
-        .unwrap_or_default()
+/// The payloads of the items in a fetch result (items without one are skipped). An answer
+/// that is not a `<pubsub><items/></pubsub>` is an error.
+pub(crate) fn payloads(result: Element) -> Result<Vec<Element>, xso::error::Error> {
+    match PubSub::try_from(result) {
+        Ok(PubSub::Items(items)) => Ok(items.items.into_iter().filter_map(|i| i.payload).collect()),
+        Ok(_) | Err(FromElementError::Mismatch(_)) => Err(xso::error::Error::Other(
+            "the answer is not a list of PubSub items",
+        )),
+        Err(FromElementError::Invalid(e)) => Err(e),
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    const PUBSUB: &str = ns::PUBSUB;
 
     const DATA: &str = "jabber:x:data";
 
