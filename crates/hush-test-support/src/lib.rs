@@ -9,6 +9,8 @@
 //!
 //! * [`prosody`]: a private Prosody server per test, on a loopback port with its own data
 //!   (for `hush-xmpp` and `hush-cli`).
+//! * [`ejabberd`]: a private ejabberd per test, the same way (for `hush-xmpp`), so that what
+//!   works with Prosody is shown to work with the other server most OMEMO users are on.
 //! * [`devserver`]: a `hush-devserver` per test, Hush accounts on it, and a raw XMPP client
 //!   driven by hand (for `hush-devserver` and `hush-xmpp`).
 //! * [`simulation`]: the account engine's deterministic simulation of several accounts and
@@ -30,9 +32,51 @@
 
 #[cfg(feature = "devserver")]
 pub mod devserver;
+#[cfg(feature = "ejabberd")]
+pub mod ejabberd;
 #[cfg(feature = "fixtures")]
 pub mod fixtures;
+#[cfg(any(feature = "prosody", feature = "ejabberd"))]
+mod host;
 #[cfg(feature = "prosody")]
 pub mod prosody;
 #[cfg(feature = "simulation")]
 pub mod simulation;
+
+/// A real XMPP server of the tests ([`prosody::Prosody`], [`ejabberd::Ejabberd`]): where to
+/// connect, how to make an account, and what it stored, so that one scenario runs on both.
+#[cfg(any(feature = "prosody", feature = "ejabberd"))]
+pub trait XmppServer {
+    /// `127.0.0.1:PORT`, what a client connects to.
+    fn address(&self) -> String;
+    /// Registers `user` on `localhost`; returns the bare JID.
+    fn register(&self, user: &str, password: &str) -> String;
+    /// Every byte the server stored on disk.
+    fn stored_bytes(&self) -> Vec<u8>;
+}
+
+#[cfg(feature = "prosody")]
+impl XmppServer for prosody::Prosody {
+    fn address(&self) -> String {
+        prosody::Prosody::address(self)
+    }
+    fn register(&self, user: &str, password: &str) -> String {
+        prosody::Prosody::register(self, user, password)
+    }
+    fn stored_bytes(&self) -> Vec<u8> {
+        prosody::Prosody::stored_bytes(self)
+    }
+}
+
+#[cfg(feature = "ejabberd")]
+impl XmppServer for ejabberd::Ejabberd {
+    fn address(&self) -> String {
+        ejabberd::Ejabberd::address(self)
+    }
+    fn register(&self, user: &str, password: &str) -> String {
+        ejabberd::Ejabberd::register(self, user, password)
+    }
+    fn stored_bytes(&self) -> Vec<u8> {
+        ejabberd::Ejabberd::stored_bytes(self)
+    }
+}

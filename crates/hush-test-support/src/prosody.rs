@@ -6,6 +6,8 @@
 //! stops the server and removes its data.
 
 use std::net::{TcpListener, TcpStream};
+
+use crate::host::{data_root, is_root, which};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -20,50 +22,6 @@ pub struct Prosody {
     pub port: u16,
     config: PathBuf,
     as_prosody_user: bool,
-}
-
-fn which(name: &str) -> Option<PathBuf> {
-    std::env::var_os("PATH")?
-        .to_str()?
-        .split(':')
-        .map(|d| Path::new(d).join(name))
-        .find(|p| p.exists())
-}
-
-fn is_root() -> bool {
-    Command::new("id")
-        .arg("-u")
-        .output()
-        .map(|o| o.stdout.trim_ascii() == b"0")
-        .unwrap_or(false)
-}
-
-/// Where the servers keep their data: in memory (`/dev/shm`) when it has room, else in the
-/// system's temporary directory (a library has no `CARGO_TARGET_TMPDIR`: cargo sets that only
-/// for integration tests and benches). Prosody's SQLite storage syncs every archived message
-/// to disk (no WAL), which on an ordinary disk costs milliseconds per message and would
-/// dominate every timing.
-fn data_root() -> PathBuf {
-    let shm = Path::new("/dev/shm");
-    let room_kib = Command::new("df")
-        .args(["-k", "--output=avail"])
-        .arg(shm)
-        .output()
-        .ok()
-        .and_then(|o| {
-            String::from_utf8_lossy(&o.stdout)
-                .lines()
-                .nth(1)?
-                .trim()
-                .parse::<u64>()
-                .ok()
-        })
-        .unwrap_or(0);
-    if shm.is_dir() && room_kib >= 512 * 1024 {
-        shm.join("hush-tests")
-    } else {
-        std::env::temp_dir().join("hush-tests")
-    }
 }
 
 /// The modules every test server runs; `smacks` is Stream Management (XEP-0198).
@@ -241,21 +199,7 @@ VirtualHost "localhost"
 
     /// Every byte Prosody stored on disk (archives, offline messages, PEP).
     pub fn stored_bytes(&self) -> Vec<u8> {
-        fn walk(p: &Path, out: &mut Vec<u8>) {
-            if let Ok(entries) = std::fs::read_dir(p) {
-                for e in entries.flatten() {
-                    let path = e.path();
-                    if path.is_dir() {
-                        walk(&path, out);
-                    } else if let Ok(b) = std::fs::read(&path) {
-                        out.extend(b);
-                    }
-                }
-            }
-        }
-        let mut out = Vec::new();
-        walk(&self.dir.join("data"), &mut out);
-        out
+        crate::host::all_bytes(&self.dir.join("data"))
     }
 }
 

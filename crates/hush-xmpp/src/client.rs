@@ -707,25 +707,46 @@ impl XmppClient {
                     DefinedCondition::ServiceUnavailable | DefinedCondition::FeatureNotImplemented,
                 ..
             }) => Err(XmppError::NoPep(self.jid.domain().to_string())),
-            Err(XmppError::Refused { .. }) => {
-                self.request(
-                    None,
-                    IqRequest::Set(pep::configure(node, max_items)),
-                    &Request::Configure {
-                        node: node.to_owned(),
-                    },
-                )
-                .await?;
-                self.request(
-                    None,
-                    IqRequest::Set(pep::publish(node, item_id, payload, false, max_items)),
-                    &what,
-                )
-                .await?;
+            Err(XmppError::Refused { condition, .. }) => {
+                log::debug!(
+                    "publishing to {node} with options was refused ({}); configuring the node",
+                    crate::condition_name(&condition)
+                );
+                let plain = pep::publish(node, item_id, payload, false, max_items);
+                match self.configure(node, max_items).await {
+                    Ok(()) => {
+                        self.request(None, IqRequest::Set(plain), &what).await?;
+                    }
+                    // No such node yet, and the server would not create it with our options
+                    // (ejabberd 23.01 knows no `pubsub#max_items` among publish-options): the
+                    // first publish creates it, with the server's defaults, then it is
+                    // configured. Until then the item is readable as the defaults allow.
+                    Err(XmppError::Refused {
+                        condition: DefinedCondition::ItemNotFound,
+                        ..
+                    }) => {
+                        self.request(None, IqRequest::Set(plain), &what).await?;
+                        self.configure(node, max_items).await?;
+                    }
+                    Err(e) => return Err(e),
+                }
                 Ok(())
             }
             Err(e) => Err(e),
         }
+    }
+
+    /// Configures our PEP node as OMEMO needs it (`pep::configure`).
+    async fn configure(&mut self, node: &str, max_items: bool) -> Result<()> {
+        self.request(
+            None,
+            IqRequest::Set(pep::configure(node, max_items)),
+            &Request::Configure {
+                node: node.to_owned(),
+            },
+        )
+        .await
+        .map(drop)
     }
 
     async fn fetch(
