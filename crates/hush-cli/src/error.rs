@@ -29,6 +29,34 @@ pub(crate) enum CliError {
     /// A JID that does not parse.
     #[error("`{0}` is not a valid JID")]
     BadJid(String),
+    /// A full JID (with a resource) where an account is meant.
+    #[error("`{full}` names one client of the account; use the bare JID `{bare}`")]
+    FullJid {
+        /// What was given.
+        full: String,
+        /// The account's bare JID.
+        bare: String,
+    },
+    /// An empty message (or one of white space only).
+    #[error("the message is empty; nothing was sent")]
+    EmptyMessage,
+    /// The message text and the passphrase both asked from standard input.
+    #[error("`-` reads the message from standard input, which --passphrase-stdin reads too; give the passphrase with an environment variable")]
+    TextAndPassphraseOnStdin,
+    /// Reading the message from standard input failed.
+    #[error("reading the message from standard input: {0}")]
+    ReadMessage(std::io::Error),
+    /// `hush session reset JID DEVICE` for a device without a session.
+    #[error("no session with device {device} of {jid}; nothing was reset (`hush devices {jid}` lists the sessions)")]
+    NoSessionToReset {
+        /// The contact.
+        jid: String,
+        /// The device asked for.
+        device: u32,
+    },
+    /// `hush devices --remove` named devices none of our lists holds.
+    #[error("none of the devices {0:?} is on our device lists; nothing was changed (`hush devices` lists them)")]
+    NotListed(Vec<u32>),
     /// The home holds no account.
     #[error("no account here: run `hush init` first")]
     NoAccount,

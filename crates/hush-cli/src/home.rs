@@ -42,6 +42,11 @@ pub(crate) enum HomeError {
     /// The directory holds no account.
     #[error("no account in {0}: run `hush init` first")]
     NoAccount(PathBuf),
+    /// The home is a file (or something else that is not a directory).
+    #[error(
+        "{0} is not a directory: --home (or HUSH_HOME) names the directory that holds an account"
+    )]
+    NotADirectory(PathBuf),
     /// A settings file does not parse.
     #[error("{path} is damaged: {source}")]
     Damaged {
@@ -394,6 +399,9 @@ impl Home {
 
     /// Creates the directory (mode 0700) for a new home.
     pub(crate) fn create(&self) -> Result<()> {
+        if self.dir.exists() && !self.dir.is_dir() {
+            return Err(HomeError::NotADirectory(self.dir.clone()));
+        }
         std::fs::create_dir_all(&self.dir).map_err(io(&self.dir))?;
         #[cfg(unix)]
         {
@@ -434,6 +442,9 @@ impl Home {
     pub(crate) fn require(&self) -> Result<()> {
         if !self.dir.exists() {
             return Err(HomeError::Missing(self.dir.clone()));
+        }
+        if !self.dir.is_dir() {
+            return Err(HomeError::NotADirectory(self.dir.clone()));
         }
         self.read_config_file().map(|_| ())
     }

@@ -422,3 +422,84 @@ fn an_empty_home_variable_is_not_the_working_directory() {
     );
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+/// Stderr of a run that must have failed, and changed nothing it was not asked to.
+fn failed(out: std::process::Output) -> String {
+    assert!(
+        !out.status.success(),
+        "hush should have failed: {}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    String::from_utf8(out.stderr).unwrap()
+}
+
+/// What a newcomer typed, each answered with one clear line (and nothing sent or changed), or
+/// done as asked: a full JID, an empty message, the message on standard input, a session or
+/// device that does not exist, a blocked contact's settings, a home that is a file.
+#[test]
+fn a_newcomers_mistakes_get_one_clear_line_each() {
+    use std::io::Write;
+    let server = Prosody::start("cli-newcomer");
+    let dir = scratch("cli-newcomer");
+    let alice = init(&server, &dir, "alice", true);
+    let bob = init(&server, &dir, "bob", true);
+
+    let err = failed(hush(
+        &alice.home,
+        &["send", &format!("{}/phone", bob.jid), "hi"],
+    ));
+    assert!(
+        err.contains(&format!("use the bare JID `{}`", bob.jid)),
+        "{err}"
+    );
+    for empty in ["", "   "] {
+        let err = failed(hush(&alice.home, &["send", &bob.jid, empty]));
+        assert!(
+            err.contains("the message is empty; nothing was sent"),
+            "{err}"
+        );
+    }
+
+    // `-` reads the message from standard input, line breaks and all but the last.
+    let mut send = hush_command(&alice.home)
+        .args(["send", &bob.jid, "-"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    send.stdin
+        .take()
+        .unwrap()
+        .write_all(b"line one\nline two\n")
+        .unwrap();
+    ok(send.wait_with_output().unwrap());
+    let got = recv_json(&bob, 1);
+    assert_eq!(got[0]["body"], "line one\nline two", "{got:?}");
+    let err = failed(hush(
+        &alice.home,
+        &["--passphrase-stdin", "send", &bob.jid, "-"],
+    ));
+    assert!(err.contains("--passphrase-stdin reads too"), "{err}");
+
+    // Nothing to reset or remove: an error, not "removed 0".
+    let err = failed(hush(&bob.home, &["session", "reset", &alice.jid, "12345"]));
+    assert!(err.contains("no session with device 12345"), "{err}");
+    let err = failed(hush(&bob.home, &["devices", "--remove", "12345"]));
+    assert!(err.contains("none of the devices [12345]"), "{err}");
+
+    // A blocked contact says so in its settings.
+    let text = ok(hush(&bob.home, &["config", &alice.jid, "--blocked", "on"]));
+    assert!(text.contains("BLOCKED"), "{text}");
+    let json = ok(hush(&bob.home, &["--json", "config", &alice.jid]));
+    assert_eq!(json_lines(&json)[0]["blocked"], true, "{json}");
+
+    // A home that is a file.
+    let file = dir.join("not-a-directory");
+    std::fs::write(&file, b"").unwrap();
+    for args in [&["history", "bob@localhost"][..], &["fingerprint"]] {
+        let err = failed(hush(&file, args));
+        assert!(err.contains("is not a directory"), "{err}");
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+}

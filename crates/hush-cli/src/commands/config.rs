@@ -51,11 +51,17 @@ pub(super) fn run(home: &Home, jid: Option<&BareJid>, change: Change, out: Print
     store.set_conversation(&jid, &record)?;
     out.show(&Shown {
         json: json!({"jid": jid, "encryption": if record.policy.off { "off" } else { "on" },
-                     "require_auth": record.policy.min_auth.name()}),
+                     "require_auth": record.policy.min_auth.name(),
+                     "blocked": record.blocked}),
         text: vec![format!(
-            "{jid}: encryption {}, requires {} authentication",
+            "{jid}: encryption {}, requires {} authentication{}",
             if record.policy.off { "OFF" } else { "on" },
-            record.policy.min_auth
+            record.policy.min_auth,
+            if record.blocked {
+                ", BLOCKED (nothing from it is shown)"
+            } else {
+                ""
+            }
         )],
     })?;
     Ok(())

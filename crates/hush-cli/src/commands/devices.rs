@@ -7,7 +7,7 @@ use hush_xmpp::BareJid;
 use serde_json::json;
 
 use super::{account, connect};
-use crate::error::Result;
+use crate::error::{CliError, Result};
 use crate::home::Home;
 use crate::output::{trust_name, Printer, Shown};
 
@@ -61,13 +61,14 @@ pub(super) async fn remove(home: &Home, remove: &[u32], out: Printer) -> Result<
     let (mut hush, _) = connect(home).await?;
     let n = hush.remove_own_devices(remove).await?;
     hush.close().await?;
+    if n == 0 {
+        return Err(CliError::NotListed(remove.to_vec()));
+    }
     out.show(&Shown {
         json: json!({"removed": remove, "entries": n}),
-        text: vec![if n == 0 {
-            "none of these devices was listed".to_owned()
-        } else {
-            format!("removed from our device lists: {remove:?} ({n} list entries)")
-        }],
+        text: vec![format!(
+            "removed from our device lists: {remove:?} ({n} list entries)"
+        )],
     })?;
     Ok(())
 }

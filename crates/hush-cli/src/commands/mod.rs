@@ -65,7 +65,11 @@ pub(crate) async fn run(cli: Cli) -> Result<()> {
             jid,
             text,
             plaintext,
-        } => send::run(&home, &bare(&jid)?, &text.join(" "), plaintext, out).await,
+        } => {
+            let jid = bare(&jid)?;
+            let text = message_text(&text, home.passphrase_from_stdin())?;
+            send::run(&home, &jid, &text, plaintext, out).await
+        }
         Command::Config {
             jid,
             encryption,
@@ -120,9 +124,41 @@ pub(crate) async fn run(cli: Cli) -> Result<()> {
     }
 }
 
-/// `jid` as a bare JID, or a clear error.
+/// `jid` as a bare JID, or a clear error (naming the bare JID when a full one was given).
 fn bare(jid: &str) -> Result<BareJid> {
+    // The domain part holds no `/`: the first one starts the resource.
+    if let Some((account, _resource)) = jid.split_once('/') {
+        if let Ok(account) = account.parse::<BareJid>() {
+            return Err(CliError::FullJid {
+                full: jid.to_owned(),
+                bare: account.to_string(),
+            });
+        }
+    }
     jid.parse().map_err(|_| CliError::BadJid(jid.to_owned()))
+}
+
+/// The text of `hush send`: its words joined by spaces, or standard input for `-` (unless the
+/// passphrase is read from there). Empty text is refused: it would be sent as an empty
+/// message, which other clients show as nothing or drop.
+fn message_text(words: &[String], passphrase_on_stdin: bool) -> Result<String> {
+    let text = if words == ["-"] {
+        if passphrase_on_stdin {
+            return Err(CliError::TextAndPassphraseOnStdin);
+        }
+        let mut text = String::new();
+        std::io::Read::read_to_string(&mut std::io::stdin(), &mut text)
+            .map_err(CliError::ReadMessage)?;
+        // The line break that ends the last line of the input is not part of the message.
+        let kept = text.strip_suffix('\n').unwrap_or(&text);
+        kept.strip_suffix('\r').unwrap_or(kept).to_owned()
+    } else {
+        words.join(" ")
+    };
+    if text.trim().is_empty() {
+        return Err(CliError::EmptyMessage);
+    }
+    Ok(text)
 }
 
 /// Seconds since the Unix epoch (0 if the clock is before it).

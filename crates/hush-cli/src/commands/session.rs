@@ -3,7 +3,7 @@
 use hush_xmpp::BareJid;
 use serde_json::json;
 
-use crate::error::Result;
+use crate::error::{CliError, Result};
 use crate::home::Home;
 use crate::output::{Printer, Shown};
 
@@ -12,6 +12,12 @@ pub(super) fn reset(home: &Home, jid: &BareJid, device: Option<u32>, out: Printe
     home.lock_sessions()?;
     let mut store = home.open_store()?;
     let n = hush_store::reset_sessions(&mut store, jid.as_str(), device)?;
+    if let (Some(device), 0) = (device, n) {
+        return Err(CliError::NoSessionToReset {
+            jid: jid.to_string(),
+            device,
+        });
+    }
     out.show(&Shown {
         json: json!({"reset": n, "jid": jid.to_string()}),
         text: vec![format!(
