@@ -120,8 +120,11 @@ pub(crate) enum Command {
         #[arg(long)]
         count: Option<usize>,
         /// Stop after this many seconds without a message.
-        #[arg(long, default_value_t = 30)]
+        #[arg(long, default_value_t = 30, conflicts_with = "follow")]
         timeout: u64,
+        /// Keep reading until interrupted (Ctrl-C, SIGTERM), like `tail -f`.
+        #[arg(long, conflicts_with = "count")]
+        follow: bool,
     },
     /// Our device and fingerprint, as text and as a verification URI.
     Fingerprint,

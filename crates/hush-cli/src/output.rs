@@ -129,7 +129,9 @@ impl DeliveryReport<'_> {
 impl Report for DeliveryReport<'_> {
     fn json(&self) -> Value {
         let d = self.delivery;
-        json!({"from": d.from, "device": d.device, "ns": d.suite.map(|s| s.name()),
+        let a = &d.arrival;
+        json!({"from": d.from, "to": a.to, "at": a.at, "delayed": a.delayed, "id": a.id,
+               "device": d.device, "ns": d.suite.map(|s| s.name()),
                "encrypted": d.suite.is_some(), "body": d.body, "error": self.error(),
                "failure": d.failure.as_ref().map(|f| f.kind()),
                "trust": trust_name(d.trust), "warning": self.warning(), "new_key": d.new_key,
@@ -154,15 +156,21 @@ impl Report for DeliveryReport<'_> {
             }
         }
         let body = printable(d.body.as_deref().unwrap_or(""));
+        // When it was sent (the server's stamp) or came, as history shows it.
+        let when = d
+            .arrival
+            .at
+            .map(|at| format!("{} ", hush_wire::date::format(at)))
+            .unwrap_or_default();
         lines.push(match (self.error(), d.suite) {
-            (Some(e), _) => format!("!! {}", printable(&e)),
+            (Some(e), _) => format!("{when}!! {}", printable(&e)),
             (None, Some(suite)) => format!(
-                "{from} (device {}, {}, {}): {body}",
+                "{when}{from} (device {}, {}, {}): {body}",
                 d.device,
                 suite,
                 trust_name(d.trust),
             ),
-            (None, None) => format!("{from} (UNENCRYPTED): {body}"),
+            (None, None) => format!("{when}{from} (UNENCRYPTED): {body}"),
         });
         lines
     }

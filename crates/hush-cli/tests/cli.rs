@@ -503,3 +503,73 @@ fn a_newcomers_mistakes_get_one_clear_line_each() {
     }
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// `hush recv --follow` streams until it is interrupted, then closes as usual (exit 0); its
+/// JSON lines say when each message was sent (the server's stamp for one kept while we were
+/// away), whether the server held it, its id and its recipient.
+#[test]
+fn recv_follow_streams_until_interrupted_with_time_id_and_recipient() {
+    use std::io::BufRead;
+    use std::sync::mpsc;
+    use std::time::Duration;
+    let server = Prosody::start("cli-follow");
+    let dir = scratch("cli-follow");
+    let alice = init(&server, &dir, "alice", true);
+    let bob = init(&server, &dir, "bob", true);
+    let before = support::unix_now();
+    ok(hush(&alice.home, &["send", &bob.jid, "while away"]));
+
+    let mut child = hush_command(&bob.home)
+        .args(["--json", "recv", "--follow"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Lines as they come, read on a thread so that a silent hush fails the test in time.
+    let (lines, next_line) = mpsc::channel();
+    let stdout = std::io::BufReader::new(child.stdout.take().unwrap());
+    let reader = std::thread::spawn(move || {
+        for line in stdout.lines() {
+            if lines.send(line.unwrap()).is_err() {
+                break;
+            }
+        }
+    });
+    let next = || -> Value {
+        let line = next_line
+            .recv_timeout(Duration::from_secs(60))
+            .expect("hush recv --follow printed nothing within 60 s");
+        serde_json::from_str(&line).unwrap()
+    };
+
+    let away = next();
+    assert_eq!(away["body"], "while away", "{away}");
+    assert_eq!(away["to"], bob.jid.as_str(), "{away}");
+    assert_eq!(away["delayed"], true, "{away}");
+    let at = away["at"].as_u64().unwrap();
+    assert!(at >= before - 1 && at <= support::unix_now(), "{away}");
+    assert!(!away["id"].as_str().unwrap().is_empty(), "{away}");
+
+    // After the catch-up, live messages come as they are sent.
+    ok(hush(&alice.home, &["send", &bob.jid, "live one"]));
+    let live = next();
+    assert_eq!(live["body"], "live one", "{live}");
+    assert_eq!(live["delayed"], false, "{live}");
+    assert_ne!(live["id"], away["id"], "{live}");
+
+    // SIGTERM: it stops between messages and closes the connection as usual.
+    let status = std::process::Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let out = child.wait_with_output().unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    reader.join().unwrap();
+    assert!(next_line.try_recv().is_err(), "nothing else was printed");
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -66,7 +66,7 @@ pub use refusal::{DeviceState, FetchFailed, Obstacle, Refusal};
 pub use rollback::{Repaired, Rollback, ROLLBACK_WARNING};
 pub use send::{Fetched, Prepared, Route, SendPlan};
 pub use stanza::{MessageStanza, Wire};
-pub use types::{Delivery, SendOptions, SendReport};
+pub use types::{Arrival, Delivery, SendOptions, SendReport};
 pub use warning::{KeyConcern, Unconfirmed, Warning};
 
 /// How long a device may stay silent before Hush stops encrypting to it (it comes back with

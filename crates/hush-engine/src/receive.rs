@@ -219,11 +219,18 @@ impl Engine {
         } else {
             store.conversation(&peer)?
         };
+        let to = if sender == peer {
+            self.jid.clone()
+        } else {
+            peer.clone()
+        };
         let message = Message {
             sender,
             peer,
+            to,
             ids,
             at,
+            delayed: sent_at.is_some(),
             conversation,
         };
         let encrypted = match payload {
@@ -308,6 +315,7 @@ impl Engine {
             properties: Properties::PLAINTEXT,
             warning,
             new_key: None,
+            arrival: m.arrival(),
         });
     }
 
@@ -612,6 +620,7 @@ impl Engine {
                         key: None,
                     }),
                     new_key: Some(fingerprint),
+                    arrival: m.arrival(),
                 });
             }
             return Ok(step);
@@ -649,6 +658,7 @@ impl Engine {
             properties: Properties::omemo(authentication),
             warning,
             new_key,
+            arrival: m.arrival(),
         });
         Ok(step)
     }
@@ -837,13 +847,31 @@ pub(crate) fn first_trust<S: Store + ?Sized>(
 struct Message {
     sender: String,
     peer: String,
+    /// The recipient: us, or the contact for a copy of what our other devices sent.
+    to: String,
     ids: MessageIds,
     at: u64,
+    /// Our server held it (its stamp is `at`).
+    delayed: bool,
     /// The conversation's record as stored before this message.
     conversation: hush_store::ConversationRecord,
 }
 
 impl Message {
+    /// Where it was going and when, for its delivery.
+    fn arrival(&self) -> crate::Arrival {
+        crate::Arrival {
+            to: self.to.clone(),
+            at: Some(self.at),
+            delayed: self.delayed,
+            id: self
+                .ids
+                .origin_id
+                .clone()
+                .or_else(|| self.ids.stanza_id.clone()),
+        }
+    }
+
     fn record(&self, sid: u32, suite: Suite, outcome: Outcome) -> hush_store::Received {
         hush_store::Received {
             ids: self.ids.clone(),
@@ -883,6 +911,7 @@ impl Message {
             properties: Properties::PLAINTEXT,
             warning: None,
             new_key: None,
+            arrival: self.arrival(),
         });
         step
     }

@@ -179,6 +179,16 @@ impl Engine {
             properties: Properties::PLAINTEXT,
             warning: first.then_some(Warning::RolledBack),
             new_key: None,
+            arrival: crate::Arrival {
+                to: record.peer.clone(),
+                at: Some(record.at),
+                delayed: true,
+                id: record
+                    .ids
+                    .origin_id
+                    .clone()
+                    .or_else(|| record.ids.stanza_id.clone()),
+            },
         };
         let transaction = Transaction {
             rewind_sessions: first,
@@ -234,6 +244,11 @@ impl Engine {
             properties: Properties::PLAINTEXT,
             warning: Some(Warning::RolledBack),
             new_key: None,
+            // A notice about this device, not a message: no time, no id.
+            arrival: crate::Arrival {
+                to: self.jid.clone(),
+                ..crate::Arrival::default()
+            },
         }
     }
 }

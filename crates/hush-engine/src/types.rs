@@ -54,6 +54,25 @@ pub struct Delivery {
     /// we saw of it — however it came (a message, an empty key exchange, a Carbon, the
     /// archive). A delivery with neither `body` nor `failure` carries only this news.
     pub new_key: Option<String>,
+    /// Where it was going, when, and under which id.
+    pub arrival: Arrival,
+}
+
+/// Where a delivered message was going and when it came: what a script needs to place it.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Arrival {
+    /// The recipient's bare JID: ours for what others sent us, the contact's for a copy of
+    /// what our other devices sent.
+    pub to: String,
+    /// When it was sent as our server says (offline storage and the archive stamp what they
+    /// kept), else when it arrived; never in the future (unix seconds). `None` for a notice
+    /// that is no message.
+    pub at: Option<u64>,
+    /// True when our server held it before we read it (offline storage or the archive): `at`
+    /// is then its stamp, not the time we read it.
+    pub delayed: bool,
+    /// Its id: the sender's origin id (XEP-0359), else the id our archive gave it.
+    pub id: Option<String>,
 }
 
 impl Delivery {

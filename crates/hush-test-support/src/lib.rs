@@ -13,6 +13,8 @@
 //!   works with Prosody is shown to work with the other server most OMEMO users are on.
 //! * [`devserver`]: a `hush-devserver` per test, Hush accounts on it, and a raw XMPP client
 //!   driven by hand (for `hush-devserver` and `hush-xmpp`).
+//! * [`hostile`] (with `devserver`): the adversary of the hostile-server tests, a devserver
+//!   checked for plaintext when a test ends, and the accounts the attacks are tried on.
 //! * [`simulation`]: the account engine's deterministic simulation of several accounts and
 //!   devices without a network (for `hush-engine`'s tests, bench and `simulate` example).
 //! * [`fixtures`]: protocol-core states for the benches: established sessions, key
@@ -38,6 +40,8 @@ pub mod ejabberd;
 pub mod fixtures;
 #[cfg(any(feature = "prosody", feature = "ejabberd"))]
 mod host;
+#[cfg(feature = "devserver")]
+pub mod hostile;
 #[cfg(feature = "prosody")]
 pub mod prosody;
 #[cfg(feature = "simulation")]

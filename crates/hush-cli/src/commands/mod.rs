@@ -101,8 +101,17 @@ pub(crate) async fn run(cli: Cli) -> Result<()> {
             hush_store::Trust::Distrusted,
             out,
         ),
-        Command::Recv { count, timeout } => {
-            recv::run(&home, count, Duration::from_secs(timeout), out).await
+        Command::Recv {
+            count,
+            timeout,
+            follow,
+        } => {
+            let until = if follow {
+                recv::Until::Interrupted
+            } else {
+                recv::Until::Quiet(Duration::from_secs(timeout))
+            };
+            recv::run(&home, count, until, out).await
         }
         Command::Fingerprint => fingerprint::run(&home, out),
         Command::Devices { jid: None, remove } if !remove.is_empty() => {

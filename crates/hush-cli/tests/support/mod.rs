@@ -85,3 +85,11 @@ pub fn init(server: &Prosody, dir: &Path, user: &str, register: bool) -> User {
     ));
     User { home, jid }
 }
+
+/// Seconds since the Unix epoch.
+pub fn unix_now() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs()
+}

@@ -1,0 +1,102 @@
+//! Answers a hostile server sends that xmpp-parsers cannot read (issue #13): real Hush clients
+//! against `hush-devserver` whose adversary removes a part the XEPs require from an archive
+//! page's end or from bundle answers. Each is an error that says so, never a guess, and nothing
+//! is lost: once the server behaves, the conversation goes on. The README's hostile-server
+//! matrix lists them (42 and 43).
+
+// Test code: a failed assumption is a failed test, so it may unwrap, expect and panic.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    unreachable_pub
+)]
+
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+
+use hush_test_support::devserver::{connect, device};
+use hush_test_support::hostile::*;
+use hush_xmpp::XmppError;
+
+/// `xml` without its first `<set …>…</set>`.
+fn without_set(xml: &str) -> Option<String> {
+    let start = xml.find("<set ")?;
+    let end = xml[start..].find("</set>")? + start + "</set>".len();
+    Some(format!("{}{}", &xml[..start], &xml[end..]))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_archive_page_end_without_its_set_is_an_error_and_loses_nothing() {
+    let server = server().await;
+    let (mut alice, bob) = pair(&server).await;
+    let bob_jid = bob.jid().clone();
+    let store = bob.close().await.unwrap();
+    alice
+        .send_text(&bob_jid, "while bob was away")
+        .await
+        .unwrap();
+    alice.flush().await.unwrap();
+    // Every `<fin/>` to Bob loses its RSM `<set/>`, which XEP-0313 requires: where the next
+    // page starts is unknown.
+    let mangled = Arc::new(AtomicUsize::new(0));
+    let count = mangled.clone();
+    on_delivery(&server, move |to, s| {
+        let text = xml(&s);
+        if bare_of(to) == "bob@localhost" && s.name() == "iq" && text.contains("<fin ") {
+            if let Some(stripped) = without_set(&text) {
+                count.fetch_add(1, Ordering::SeqCst);
+                return vec![parse(&stripped)];
+            }
+        }
+        vec![s]
+    });
+    let mut bob = connect(&server, store).await;
+    let err = bob.catch_up(0).await.unwrap_err();
+    assert!(
+        matches!(
+            err,
+            XmppError::ArchiveMisbehaves(hush_xmpp::ArchiveFault::UnreadableEnd)
+        ),
+        "{err}"
+    );
+    assert!(mangled.load(Ordering::SeqCst) >= 1);
+    // Nothing was taken for read: once the server behaves, the message arrives.
+    honest(&server);
+    expect(&mut bob, "while bob was away").await;
+    nothing(&mut bob).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_bundle_answer_that_cannot_be_read_refuses_the_send_and_says_why() {
+    let server = server().await;
+    let (mut alice, _bob) = pair(&server).await;
+    let dave = server.register("dave", "pw").unwrap();
+    let mut dave = device(&server, &dave, 44).await;
+    // The answers to Alice's bundle fetches lose the node of their `<items/>`, which
+    // XEP-0060 requires.
+    let mangled = Arc::new(AtomicUsize::new(0));
+    let count = mangled.clone();
+    on_delivery(&server, move |to, s| {
+        let text = xml(&s);
+        if bare_of(to) == "alice@localhost" && s.name() == "iq" && text.contains("bundles") {
+            if let Some(at) = text.find("<items node=") {
+                count.fetch_add(1, Ordering::SeqCst);
+                let stripped = format!("{}<items x-node={}", &text[..at], &text[at + 12..]);
+                return vec![parse(&stripped)];
+            }
+        }
+        vec![s]
+    });
+    let err = alice
+        .send_text(dave.jid(), "to dave")
+        .await
+        .expect_err("no device of Dave's could be read");
+    assert!(matches!(err, XmppError::NotSent { .. }), "{err}");
+    assert!(err.to_string().contains("cannot be read"), "{err}");
+    assert!(mangled.load(Ordering::SeqCst) >= 1);
+    nothing(&mut dave).await;
+    honest(&server);
+    alice.send_text(dave.jid(), "to dave, again").await.unwrap();
+    expect(&mut dave, "to dave, again").await;
+}
