@@ -30,7 +30,7 @@ impl Drop for World {
         if std::thread::panicking() {
             return;
         }
-        for user in ["alice", "bob"] {
+        for user in ["alice", "bob", "carol"] {
             let archived = self.0.archive(user).into_iter().map(|a| a.stanza);
             for stanza in archived.chain(self.0.offline(user)) {
                 for body in parse(&stanza).children().filter(|c| c.name() == "body") {
@@ -88,6 +88,11 @@ pub async fn nothing(hush: &mut Device) {
 /// The bare part of a full JID.
 pub fn bare_of(full: &str) -> &str {
     full.split('/').next().unwrap_or(full)
+}
+
+/// A live OMEMO message (not an archive result, Carbon or notification).
+pub fn is_omemo(stanza: &Element) -> bool {
+    stanza.name() == "message" && stanza.children().any(|c| c.name() == "encrypted")
 }
 
 /// A stanza as XML text.

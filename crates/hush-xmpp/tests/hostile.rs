@@ -15,87 +15,15 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use base64::Engine as _;
-use hush_devserver::{Adversary, DevServer, Element};
+use hush_devserver::{DevServer, Element};
 use hush_proto::policy::LeftOut;
 use hush_proto::{ProtoError, Suite};
-use hush_store::{Failure, MemoryStore, SessionKey, Store, Trust};
+use hush_store::{Failure, SessionKey, Store, Trust};
 use hush_test_support::devserver::{self, connect, device, offline_device};
-use hush_xmpp::{
-    BareJid, Delivery, DeviceState, Hush, KeyConcern, Obstacle, Refusal, Warning, XmppError,
-};
+use hush_test_support::hostile::*;
+use hush_xmpp::{BareJid, DeviceState, KeyConcern, Obstacle, Refusal, Warning, XmppError};
 
-type Device = Hush<MemoryStore>;
-
-// ---- the world ------------------------------------------------------------------------------
-
-/// The server of one test. When the test ends (having passed so far), everything the server
-/// stored is checked: no stored message may carry a body other than Hush's fixed notice that it
-/// is encrypted, whatever the adversary did on the way.
-struct World(DevServer);
-
-impl std::ops::Deref for World {
-    type Target = DevServer;
-    fn deref(&self) -> &DevServer {
-        &self.0
-    }
-}
-
-impl Drop for World {
-    fn drop(&mut self) {
-        if std::thread::panicking() {
-            return;
-        }
-        for user in ["alice", "bob", "carol"] {
-            let archived = self.0.archive(user).into_iter().map(|a| a.stanza);
-            for stanza in archived.chain(self.0.offline(user)) {
-                for body in parse(&stanza).children().filter(|c| c.name() == "body") {
-                    assert!(
-                        body.text()
-                            .starts_with("This message is encrypted with OMEMO"),
-                        "plaintext stored on the server: {stanza}"
-                    );
-                }
-            }
-        }
-    }
-}
-
-async fn server() -> World {
-    World(devserver::server().await)
-}
-
-/// Alice (device 11) and Bob (device 22) with confirmed sessions both ways.
-async fn pair(server: &DevServer) -> (Device, Device) {
-    let alice = server.register("alice", "pw").unwrap();
-    let bob = server.register("bob", "pw").unwrap();
-    let mut alice = device(server, &alice, 11).await;
-    let mut bob = device(server, &bob, 22).await;
-    let (a, b) = (alice.jid().clone(), bob.jid().clone());
-    alice.send_text(&b, "hello bob").await.unwrap();
-    expect(&mut bob, "hello bob").await;
-    bob.send_text(&a, "hello alice").await.unwrap();
-    expect(&mut alice, "hello alice").await;
-    (alice, bob)
-}
-
-async fn next(hush: &mut Device) -> Delivery {
-    hush.receive(Duration::from_secs(15))
-        .await
-        .unwrap()
-        .expect("a message should have arrived")
-}
-
-async fn expect(hush: &mut Device, text: &str) {
-    let d = next(hush).await;
-    assert_eq!(d.body.as_deref(), Some(text), "{d:?}");
-    assert!(d.failure.is_none(), "{d:?}");
-}
-
-/// Nothing visible arrives within a short while (bounded wait for an absence).
-async fn nothing(hush: &mut Device) {
-    let d = hush.receive(Duration::from_millis(800)).await.unwrap();
-    assert!(d.is_none(), "unexpected: {d:?}");
-}
+// ---- the world (the shared part is `hush_test_support::hostile`) -----------------------------
 
 /// A visible failure, and no text: `SENDER device N: FAILURE`.
 async fn expect_failure(hush: &mut Device) -> String {
@@ -135,45 +63,6 @@ fn no_plaintext_on_server(server: &DevServer, users: &[&str], texts: &[&str]) {
 }
 
 // ---- the adversary --------------------------------------------------------------------------
-
-type Rule = Box<dyn FnMut(&str, Element) -> Vec<Element> + Send>;
-
-/// Rewrites what the server delivers to clients.
-struct OnDelivery(Rule);
-
-impl Adversary for OnDelivery {
-    fn to_client(&mut self, to: &str, stanza: Element) -> Vec<Element> {
-        (self.0)(to, stanza)
-    }
-}
-
-fn on_delivery(
-    server: &DevServer,
-    rule: impl FnMut(&str, Element) -> Vec<Element> + Send + 'static,
-) {
-    server.set_adversary(Some(Box::new(OnDelivery(Box::new(rule)))));
-}
-
-fn honest(server: &DevServer) {
-    server.set_adversary(None);
-}
-
-fn bare_of(full: &str) -> &str {
-    full.split('/').next().unwrap_or(full)
-}
-
-/// A live OMEMO message (not an archive result, Carbon or notification).
-fn is_omemo(stanza: &Element) -> bool {
-    stanza.name() == "message" && stanza.children().any(|c| c.name() == "encrypted")
-}
-
-fn xml(stanza: &Element) -> String {
-    String::from(stanza)
-}
-
-fn parse(xml: &str) -> Element {
-    xml.parse().unwrap()
-}
 
 /// Flips the lowest bit of byte `index` (negative: from the end) of the base64 text of the
 /// first descendant named `name` matching `pick`. Returns whether it did.

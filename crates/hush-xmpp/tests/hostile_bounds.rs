@@ -24,11 +24,6 @@ use hush_test_support::devserver::{self, connect, eventually, PATIENCE};
 use hush_test_support::hostile::*;
 use hush_xmpp::{Delivery, XmppClient, XmppError};
 
-/// A live OMEMO message (not an archive result, Carbon or notification).
-fn is_omemo(stanza: &Element) -> bool {
-    stanza.name() == "message" && stanza.children().any(|c| c.name() == "encrypted")
-}
-
 // ---- 32–33. a flood while an answer is awaited ----------------------------------------------
 
 /// What Alice sends while the flood is on; the adversary lets these through as it would.
