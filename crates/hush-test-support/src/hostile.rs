@@ -64,6 +64,17 @@ pub async fn pair(server: &DevServer) -> (Device, Device) {
     (alice, bob)
 }
 
+/// Alice and Bob as [`pair`] makes them; then Bob goes offline and Alice writes `text`, which
+/// the server keeps for him. Returns Alice and Bob's store, to connect him again.
+pub async fn bob_away(server: &DevServer, text: &str) -> (Device, MemoryStore) {
+    let (mut alice, bob) = pair(server).await;
+    let bob_jid = bob.jid().clone();
+    let store = bob.close().await.unwrap();
+    alice.send_text(&bob_jid, text).await.unwrap();
+    alice.flush().await.unwrap();
+    (alice, store)
+}
+
 /// The next visible delivery (bounded wait; no message fails the test).
 pub async fn next(hush: &mut Device) -> Delivery {
     hush.receive(PATIENCE)

@@ -29,14 +29,7 @@ fn without_set(xml: &str) -> Option<String> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_archive_page_end_without_its_set_is_an_error_and_loses_nothing() {
     let server = server().await;
-    let (mut alice, bob) = pair(&server).await;
-    let bob_jid = bob.jid().clone();
-    let store = bob.close().await.unwrap();
-    alice
-        .send_text(&bob_jid, "while bob was away")
-        .await
-        .unwrap();
-    alice.flush().await.unwrap();
+    let (_alice, store) = bob_away(&server, "while bob was away").await;
     // Every `<fin/>` to Bob loses its RSM `<set/>`, which XEP-0313 requires: where the next
     // page starts is unknown.
     let mangled = Arc::new(AtomicUsize::new(0));

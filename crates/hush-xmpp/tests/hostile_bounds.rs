@@ -250,14 +250,7 @@ async fn an_archive_of_empty_pages_that_never_ends_is_cut_off_by_pages() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_archive_that_always_loses_our_place_is_cut_off() {
     let server = server().await;
-    let (mut alice, bob) = pair(&server).await;
-    let bob_jid = bob.jid().clone();
-    let store = bob.close().await.unwrap();
-    alice
-        .send_text(&bob_jid, "while bob was away")
-        .await
-        .unwrap();
-    alice.flush().await.unwrap();
+    let (mut alice, store) = bob_away(&server, "while bob was away").await;
     // Every query that resumes after an id is answered "no such id" (as if the archive had
     // expired it), and no page ever says it is complete: Bob reads the archive from the
     // start again, and again.
@@ -315,14 +308,7 @@ async fn an_archive_that_always_loses_our_place_is_cut_off() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_archive_page_that_never_ends_times_out() {
     let server = server().await;
-    let (mut alice, bob) = pair(&server).await;
-    let bob_jid = bob.jid().clone();
-    let store = bob.close().await.unwrap();
-    alice
-        .send_text(&bob_jid, "while bob was away")
-        .await
-        .unwrap();
-    alice.flush().await.unwrap();
+    let (_alice, store) = bob_away(&server, "while bob was away").await;
     // The results come, the end of the page (`<fin/>`) never does.
     on_delivery(&server, |to, s| {
         if bare_of(to) == "bob@localhost" && s.name() == "iq" && xml(&s).contains("<fin ") {
