@@ -617,7 +617,7 @@ impl XmppClient {
                 q.seen = q.seen.saturating_add(1);
                 if q.seen > MAX_PAGE_RESULTS {
                     q.overflowed = true;
-                } else if let Some(i) = classify(&m, &self.jid, Some(&q.query_id)) {
+                } else if let Some(i) = classify(m, &self.jid, Some(&q.query_id)) {
                     if q.results.push(i).is_err() {
                         q.overflowed = true;
                     }
@@ -625,7 +625,7 @@ impl XmppClient {
                 return;
             }
         }
-        if let Some(live) = classify(&m, &self.jid, None) {
+        if let Some(live) = classify(m, &self.jid, None) {
             self.queue(live);
         }
     }
@@ -872,7 +872,7 @@ impl XmppClient {
                     Event::Stanza(Stanza::Message(m)) => {
                         if let Some((owner, list)) = disco::device_list_update(&m) {
                             self.keep_device_list(owner, list);
-                        } else if let Some(found) = classify(&m, &own, None) {
+                        } else if let Some(found) = classify(m, &own, None) {
                             return Ok(Some(found));
                         }
                     }

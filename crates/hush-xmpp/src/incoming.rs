@@ -1,7 +1,7 @@
 //! Finding OMEMO messages in incoming stanzas: direct messages, Carbons (XEP-0280) and MAM
 //! results (XEP-0313), with the checks that keep a server or a stranger from forging them.
 
-use hush_proto::{EncryptedElement, ProtoError, Suite};
+use hush_proto::{Element, EncryptedElement, ProtoError, Suite};
 use hush_store::MessageIds;
 use tokio_xmpp::parsers::{
     carbons,
@@ -84,27 +84,28 @@ enum Wrapped {
     Archived { id: String, forwarded: Forwarded },
 }
 
-/// The Carbon or archive result `m` wraps, if any: `Some(Err)` for one xmpp-parsers cannot
-/// read (a required part missing or invalid; unknown extra content is ignored, as xso does by
-/// default). Archive results of another query than `mam_query` are not ours to read.
-fn wrapped(m: &Message, mam_query: Option<&str>) -> Option<Result<Wrapped, FromElementError>> {
-    m.payloads.iter().find_map(|p| {
-        if p.is("received", ns::CARBONS) {
-            Some(carbons::Received::try_from(p.clone()).map(|c| Wrapped::Carbon(c.forwarded)))
-        } else if p.is("sent", ns::CARBONS) {
-            Some(carbons::Sent::try_from(p.clone()).map(|c| Wrapped::Carbon(c.forwarded)))
-        } else if p.is("result", ns::MAM) && mam_query.is_some_and(|q| p.attr("queryid") == Some(q))
-        {
-            Some(
-                mam::Result_::try_from(p.clone()).map(|r| Wrapped::Archived {
-                    id: r.id,
-                    forwarded: r.forwarded,
-                }),
-            )
-        } else {
-            None
-        }
-    })
+/// Whether `p` is a Carbon, or a result of our archive query `mam_query` (results of another
+/// query are not ours to read).
+fn is_wrapper(p: &Element, mam_query: Option<&str>) -> bool {
+    p.is("received", ns::CARBONS)
+        || p.is("sent", ns::CARBONS)
+        || (p.is("result", ns::MAM) && mam_query.is_some_and(|q| p.attr("queryid") == Some(q)))
+}
+
+/// The Carbon or archive result `p` (see [`is_wrapper`]), read with xmpp-parsers: an error
+/// when a required part is missing or invalid (unknown extra content is ignored, as xso does
+/// by default).
+fn wrapped(p: Element) -> Result<Wrapped, FromElementError> {
+    if p.is("result", ns::MAM) {
+        mam::Result_::try_from(p).map(|r| Wrapped::Archived {
+            id: r.id,
+            forwarded: r.forwarded,
+        })
+    } else if p.is("sent", ns::CARBONS) {
+        carbons::Sent::try_from(p).map(|c| Wrapped::Carbon(c.forwarded))
+    } else {
+        carbons::Received::try_from(p).map(|c| Wrapped::Carbon(c.forwarded))
+    }
 }
 
 /// The OMEMO element of a message, or else its body in clear. Group chat, headline and error
@@ -188,33 +189,36 @@ pub(crate) fn is_archive_result(m: &Message, own: &BareJid, query_id: &str) -> b
 }
 
 /// Looks at a `<message/>` stanza. `mam_query` is the id of a running archive query, if any.
-pub(crate) fn classify(m: &Message, own: &BareJid, mam_query: Option<&str>) -> Option<Incoming> {
+/// It takes the stanza whole, so that the message a Carbon or an archive result forwards is
+/// moved out of it rather than copied.
+pub(crate) fn classify(mut m: Message, own: &BareJid, mam_query: Option<&str>) -> Option<Incoming> {
     let outer_from = m.from.as_ref().map(Jid::to_bare);
-    match wrapped(m, mam_query) {
-        None => {}
-        // Carbons and archive results must come from our own account, or anyone could inject
-        // "copies" of messages.
-        Some(_) if outer_from.as_ref().is_some_and(|f| f != own) => {
+    if let Some(at) = m.payloads.iter().position(|p| is_wrapper(p, mam_query)) {
+        // Carbons and archive results must come from our own account, or anyone could
+        // inject "copies" of messages.
+        if outer_from.as_ref().is_some_and(|f| f != own) {
             log::warn!(
                 "ignored a forwarded message from {}: only our own account forwards to us",
                 outer_from.as_ref().map_or("?", |j| j.as_str())
             );
             return None;
         }
-        Some(Err(e)) => {
-            log::warn!("our server forwarded a message that cannot be read ({e}); skipped");
-            return None;
-        }
-        Some(Ok(wrapped)) => return unwrap(wrapped, own),
+        return match wrapped(m.payloads.swap_remove(at)) {
+            Ok(wrapped) => unwrap(wrapped, own),
+            Err(e) => {
+                log::warn!("our server forwarded a message that cannot be read ({e}); skipped");
+                None
+            }
+        };
     }
     let sender = outer_from?;
-    payload_of(m).map(|payload| Incoming {
+    payload_of(&m).map(|payload| Incoming {
         peer: sender.clone(),
         sender,
         payload,
-        ids: ids_of(m, Some(own)),
+        ids: ids_of(&m, Some(own)),
         // Offline storage stamps what it kept with the server's domain.
-        sent_at: delay_by(m, own.domain().as_str()),
+        sent_at: delay_by(&m, own.domain().as_str()),
     })
 }
 
@@ -271,11 +275,11 @@ mod tests {
              <origin-id xmlns='urn:xmpp:sid:0' id='o-1'/>\
              <error type='cancel'><service-unavailable xmlns='urn:ietf:params:xml:ns:xmpp-stanzas'/></error></message>"
         ));
-        assert!(classify(&bounce, &own, None).is_none());
+        assert!(classify(bounce.clone(), &own, None).is_none());
         let message = el(&format!(
             "<message xmlns='jabber:client' type='chat' from='you@y/phone' to='me@x/hush'>{ENC}</message>"
         ));
-        assert!(classify(&message, &own, None).is_some());
+        assert!(classify(message.clone(), &own, None).is_some());
     }
 
     #[test]
@@ -287,11 +291,11 @@ mod tests {
                  <message xmlns='jabber:client' from='me@x/laptop' to='you@y'>{ENC}</message></forwarded></sent></message>"
             ))
         };
-        let ok = classify(&carbon("me@x"), &own, None).unwrap();
+        let ok = classify(carbon("me@x"), &own, None).unwrap();
         assert_eq!(ok.sender, own);
         assert_eq!(ok.peer.as_str(), "you@y");
         assert!(ok.encrypted().unwrap().is_ok());
-        assert!(classify(&carbon("mallory@evil"), &own, None).is_none());
+        assert!(classify(carbon("mallory@evil"), &own, None).is_none());
     }
 
     #[test]
@@ -301,11 +305,11 @@ mod tests {
             "<message xmlns='jabber:client' from='me@x'><result xmlns='urn:xmpp:mam:2' queryid='q1' id='A1'><forwarded xmlns='urn:xmpp:forward:0'>\
              <message xmlns='jabber:client' from='you@y/phone' to='me@x'>{ENC}</message></forwarded></result></message>"
         ));
-        let found = classify(&result, &own, Some("q1")).unwrap();
+        let found = classify(result.clone(), &own, Some("q1")).unwrap();
         assert_eq!(found.ids.stanza_id.as_deref(), Some("A1"));
         assert_eq!(found.sender.as_str(), "you@y");
-        assert!(classify(&result, &own, Some("other")).is_none());
-        assert!(classify(&result, &own, None).is_none());
+        assert!(classify(result.clone(), &own, Some("other")).is_none());
+        assert!(classify(result.clone(), &own, None).is_none());
     }
 
     #[test]
@@ -319,7 +323,7 @@ mod tests {
         };
         // Counted even though it carries nothing we read.
         assert!(is_archive_result(&result("me@x", "q1"), &own, "q1"));
-        assert!(classify(&result("me@x", "q1"), &own, Some("q1")).is_none());
+        assert!(classify(result("me@x", "q1"), &own, Some("q1")).is_none());
         assert!(!is_archive_result(&result("me@x", "q2"), &own, "q1"));
         assert!(!is_archive_result(
             &result("mallory@evil", "q1"),
@@ -340,13 +344,10 @@ mod tests {
         };
         // Offline storage (our server) is believed; a sender's own stamp is not.
         assert_eq!(
-            classify(&direct("x"), &own, None).unwrap().sent_at,
+            classify(direct("x"), &own, None).unwrap().sent_at,
             Some(1_795_435_200)
         );
-        assert_eq!(
-            classify(&direct("you@y"), &own, None).unwrap().sent_at,
-            None
-        );
+        assert_eq!(classify(direct("you@y"), &own, None).unwrap().sent_at, None);
         // The archive's stamp on its result is; one inside the forwarded message is not.
         let result = el(&format!(
             "<message xmlns='jabber:client' from='me@x'><result xmlns='urn:xmpp:mam:2' queryid='q1' id='A1'>\
@@ -354,7 +355,7 @@ mod tests {
              <message xmlns='jabber:client' from='you@y/phone' to='me@x'>{ENC}</message></forwarded></result></message>"
         ));
         assert_eq!(
-            classify(&result, &own, Some("q1")).unwrap().sent_at,
+            classify(result.clone(), &own, Some("q1")).unwrap().sent_at,
             Some(1_795_435_200)
         );
         let carbon = el(&format!(
@@ -362,7 +363,7 @@ mod tests {
              <forwarded xmlns='urn:xmpp:forward:0'><delay xmlns='urn:xmpp:delay' stamp='{stamp}'/>\
              <message xmlns='jabber:client' from='you@y/phone' to='me@x'>{ENC}</message></forwarded></received></message>"
         ));
-        assert_eq!(classify(&carbon, &own, None).unwrap().sent_at, None);
+        assert_eq!(classify(carbon.clone(), &own, None).unwrap().sent_at, None);
     }
 
     #[test]
@@ -371,15 +372,18 @@ mod tests {
         let m = el(
             "<message xmlns='jabber:client' from='you@y/a' type='chat'><body>hi</body></message>",
         );
-        let found = classify(&m, &own, None).unwrap();
+        let found = classify(m.clone(), &own, None).unwrap();
         assert!(matches!(found.payload, Payload::Plain(ref b) if b == "hi"));
         let g = el("<message xmlns='jabber:client' from='room@muc/nick' type='groupchat'><body>hi</body></message>");
-        assert!(classify(&g, &own, None).is_none());
+        assert!(classify(g.clone(), &own, None).is_none());
         // The OMEMO element wins over the fallback body next to it.
         let both = el(&format!(
             "<message xmlns='jabber:client' from='you@y/a'><body>fallback</body>{ENC}</message>"
         ));
-        assert!(classify(&both, &own, None).unwrap().encrypted().is_some());
+        assert!(classify(both.clone(), &own, None)
+            .unwrap()
+            .encrypted()
+            .is_some());
     }
 
     #[test]
@@ -391,27 +395,27 @@ mod tests {
              <note xmlns='urn:example:server'/><forwarded xmlns='urn:xmpp:forward:0'><hint xmlns='urn:example:server'/>\
              <message xmlns='jabber:client' from='you@y/phone' to='me@x'>{ENC}</message></forwarded></received></message>"
         ));
-        let found = classify(&quirky, &own, None).unwrap();
+        let found = classify(quirky.clone(), &own, None).unwrap();
         assert_eq!(found.sender.as_str(), "you@y");
         assert!(found.encrypted().unwrap().is_ok());
         // A Carbon without its forwarded message, or an archive result without its id, is
         // no message: nothing in it can be attributed.
         let empty = el("<message xmlns='jabber:client' from='me@x'><received xmlns='urn:xmpp:carbons:2'/></message>");
-        assert!(classify(&empty, &own, None).is_none());
+        assert!(classify(empty.clone(), &own, None).is_none());
         let no_id = el(&format!(
             "<message xmlns='jabber:client' from='me@x'><result xmlns='urn:xmpp:mam:2' queryid='q1'>\
              <forwarded xmlns='urn:xmpp:forward:0'><message xmlns='jabber:client' from='you@y/a' to='me@x'>{ENC}</message>\
              </forwarded></result></message>"
         ));
         assert!(is_archive_result(&no_id, &own, "q1"));
-        assert!(classify(&no_id, &own, Some("q1")).is_none());
+        assert!(classify(no_id.clone(), &own, Some("q1")).is_none());
         // A server stamp that is no date is no stamp; a stanza id by another entity is not
         // ours to deduplicate with.
         let odd = el(&format!(
             "<message xmlns='jabber:client' from='you@y/a'>{ENC}<delay xmlns='urn:xmpp:delay' from='x' stamp='yesterday'/>\
              <stanza-id xmlns='urn:xmpp:sid:0' by='you@y' id='theirs'/><origin-id xmlns='urn:xmpp:sid:0' id='o-9'/></message>"
         ));
-        let found = classify(&odd, &own, None).unwrap();
+        let found = classify(odd.clone(), &own, None).unwrap();
         assert_eq!(found.sent_at, None);
         assert_eq!(found.ids.stanza_id, None);
         assert_eq!(found.ids.origin_id.as_deref(), Some("o-9"));
@@ -421,7 +425,7 @@ mod tests {
     fn malformed_encrypted_is_reported_not_dropped() {
         let own: BareJid = "me@x".parse().unwrap();
         let m = el("<message xmlns='jabber:client' from='you@y/a'><encrypted xmlns='urn:xmpp:omemo:2'><header/></encrypted></message>");
-        assert!(classify(&m, &own, None)
+        assert!(classify(m.clone(), &own, None)
             .unwrap()
             .encrypted()
             .unwrap()

@@ -47,6 +47,6 @@ pub mod fuzzing {
     pub fn classify(m: &Element, own: &BareJid, mam_query: Option<&str>) -> Option<Incoming> {
         let m = tokio_xmpp::parsers::message::Message::try_from(m.clone()).ok()?;
         let _ = crate::disco::device_list_update(&m);
-        crate::incoming::classify(&m, own, mam_query)
+        crate::incoming::classify(m, own, mam_query)
     }
 }
