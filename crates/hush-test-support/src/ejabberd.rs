@@ -14,9 +14,9 @@ use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use crate::host::{data_root, is_root, which};
+use crate::host::{data_root, is_root, wait_listening, which};
 
 /// A running ejabberd serving `localhost` on loopback ports of its own; stopped and its data
 /// removed when dropped.
@@ -165,20 +165,16 @@ impl Ejabberd {
     /// Polls until both ports accept connections (bounded: an Erlang node takes seconds to
     /// start), failing with the server's log.
     fn wait_listening(&mut self) {
-        let deadline = Instant::now() + Duration::from_secs(90);
-        for port in [self.port, self.api_port] {
-            while TcpStream::connect(("127.0.0.1", port)).is_err() {
-                if let Some(status) = self.child.try_wait().unwrap() {
-                    panic!("ejabberd exited ({status}): {}", self.log());
-                }
-                assert!(
-                    Instant::now() < deadline,
-                    "ejabberd did not listen within 90 s: {}",
-                    self.log()
-                );
-                std::thread::sleep(Duration::from_millis(50));
-            }
-        }
+        let file = self.dir.join("logs/ejabberd.log");
+        let log = move || std::fs::read_to_string(&file).unwrap_or_default();
+        let ports = [self.port, self.api_port];
+        wait_listening(
+            &mut self.child,
+            &ports,
+            Duration::from_secs(90),
+            "ejabberd",
+            log,
+        );
     }
 
     /// The server's log so far (empty if there is none yet), for failure messages.

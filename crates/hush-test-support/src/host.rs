@@ -1,8 +1,10 @@
 //! What the private servers of the tests share: finding programs, whether we run as root, and
 //! where server data lives.
 
+use std::net::TcpStream;
 use std::path::{Path, PathBuf};
-use std::process::Command;
+use std::process::{Child, Command};
+use std::time::{Duration, Instant};
 
 pub(crate) fn which(name: &str) -> Option<PathBuf> {
     std::env::var_os("PATH")?
@@ -65,4 +67,30 @@ pub(crate) fn all_bytes(dir: &Path) -> Vec<u8> {
     let mut out = Vec::new();
     walk(dir, &mut out);
     out
+}
+
+/// Polls until every one of `ports` on 127.0.0.1 accepts connections, for at most `within`,
+/// failing with `log()` when the server `name` exits or takes longer.
+pub(crate) fn wait_listening(
+    child: &mut Child,
+    ports: &[u16],
+    within: Duration,
+    name: &str,
+    log: impl Fn() -> String,
+) {
+    let deadline = Instant::now() + within;
+    for &port in ports {
+        while TcpStream::connect(("127.0.0.1", port)).is_err() {
+            if let Some(status) = child.try_wait().unwrap() {
+                panic!("{name} exited ({status}): {}", log());
+            }
+            assert!(
+                Instant::now() < deadline,
+                "{name} did not listen within {} s: {}",
+                within.as_secs(),
+                log()
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
 }

@@ -5,12 +5,12 @@
 //! [`Prosody::start`] starts one, [`Prosody::register`] makes accounts on it, and dropping it
 //! stops the server and removes its data.
 
-use std::net::{TcpListener, TcpStream};
+use std::net::TcpListener;
 
-use crate::host::{data_root, is_root, which};
+use crate::host::{data_root, is_root, wait_listening, which};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 /// A running Prosody, serving `localhost` on a loopback port of its own; stopped and its data
 /// removed when dropped.
@@ -149,23 +149,20 @@ VirtualHost "localhost"
 
     /// Polls until the c2s port accepts connections (bounded), failing with the server's log.
     fn wait_listening(&mut self) {
-        let deadline = Instant::now() + Duration::from_secs(30);
-        while TcpStream::connect(("127.0.0.1", self.port)).is_err() {
-            if let Some(status) = self.child.try_wait().unwrap() {
-                panic!("prosody exited ({status}): {}", self.log());
-            }
-            assert!(
-                Instant::now() < deadline,
-                "prosody did not listen within 30 s: {}",
-                self.log()
-            );
-            std::thread::sleep(Duration::from_millis(20));
-        }
+        let log = log_of(&self.dir);
+        let port = self.port;
+        wait_listening(
+            &mut self.child,
+            &[port],
+            Duration::from_secs(30),
+            "prosody",
+            log,
+        );
     }
 
     /// The server's log so far (empty if there is none yet), for failure messages.
     pub fn log(&self) -> String {
-        std::fs::read_to_string(self.dir.join("prosody.log")).unwrap_or_default()
+        log_of(&self.dir)()
     }
 
     /// `127.0.0.1:PORT`, what a client connects to.
@@ -292,4 +289,10 @@ impl Drop for Prosody {
         let _ = self.child.wait();
         let _ = std::fs::remove_dir_all(&self.dir);
     }
+}
+
+/// Reads the log of the Prosody in `dir` (empty if there is none yet).
+fn log_of(dir: &Path) -> impl Fn() -> String {
+    let file = dir.join("prosody.log");
+    move || std::fs::read_to_string(&file).unwrap_or_default()
 }
