@@ -179,10 +179,16 @@ fn delay_by(m: &Message, by: &str) -> Option<u64> {
         .and_then(unix_seconds)
 }
 
+/// Whether a stanza's `from` is our own account itself: absent (our server, on our stream) or
+/// our bare JID exactly, not one of our clients' full JIDs.
+fn from_own_bare(from: Option<&Jid>, own: &BareJid) -> bool {
+    from.is_none_or(|f| f.as_str() == own.as_str())
+}
+
 /// Whether `m` is a result of our archive query `query_id`, from our own account (whatever it
 /// carries: a result nobody can read still belongs to the query's page).
 pub(crate) fn is_archive_result(m: &Message, own: &BareJid, query_id: &str) -> bool {
-    m.from.as_ref().is_none_or(|f| f.to_bare() == *own)
+    from_own_bare(m.from.as_ref(), own)
         && m.payloads
             .iter()
             .any(|c| c.is("result", ns::MAM) && c.attr("queryid") == Some(query_id))
@@ -194,12 +200,13 @@ pub(crate) fn is_archive_result(m: &Message, own: &BareJid, query_id: &str) -> b
 pub(crate) fn classify(mut m: Message, own: &BareJid, mam_query: Option<&str>) -> Option<Incoming> {
     let outer_from = m.from.as_ref().map(Jid::to_bare);
     if let Some(at) = m.payloads.iter().position(|p| is_wrapper(p, mam_query)) {
-        // Carbons and archive results must come from our own account, or anyone could
-        // inject "copies" of messages.
-        if outer_from.as_ref().is_some_and(|f| f != own) {
+        // Carbons and archive results must come from our own account's bare JID (XEP-0280
+        // §11, XEP-0313 §4.2), or anyone could inject "copies" of messages — another client
+        // of ours too, from its full JID.
+        if !from_own_bare(m.from.as_ref(), own) {
             log::warn!(
                 "ignored a forwarded message from {}: only our own account forwards to us",
-                outer_from.as_ref().map_or("?", |j| j.as_str())
+                m.from.as_ref().map_or("?", |j| j.as_str())
             );
             return None;
         }
@@ -296,6 +303,8 @@ mod tests {
         assert_eq!(ok.peer.as_str(), "you@y");
         assert!(ok.encrypted().unwrap().is_ok());
         assert!(classify(carbon("mallory@evil"), &own, None).is_none());
+        // Another client of ours cannot forward "copies" either: only the account itself.
+        assert!(classify(carbon("me@x/evil"), &own, None).is_none());
     }
 
     #[test]
