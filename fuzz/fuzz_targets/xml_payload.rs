@@ -21,7 +21,16 @@ libfuzzer_sys::fuzz_target!(|data: &[u8]| {
                 "depth {depth} over {}",
                 limits.max_depth
             );
-            let _ = String::from(&tree);
+            // And it is written out as XML that reads back as the same tree (escaping may make
+            // the text longer than the input).
+            let written = String::from(&tree);
+            let roomy = Limits {
+                max_bytes: usize::MAX,
+                ..*limits
+            };
+            let again = bounded_xml::parse(written.as_bytes(), &roomy)
+                .expect("what parse built is written out as XML it reads");
+            assert_eq!(again, tree, "written out and read back, the tree is the same");
         }
     }
 });

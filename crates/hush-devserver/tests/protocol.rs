@@ -455,3 +455,40 @@ async fn odd_stanzas_get_error_replies_and_nothing_breaks() {
     );
     server.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_redeclared_namespace_prefix_reaches_the_recipient_and_breaks_nothing() {
+    // Valid XML that minidom parses and its writer refuses to write as parsed (a prefix an
+    // ancestor declared, declared again): the server must still deliver, and keep serving.
+    let server = server().await;
+    register(&server, &["alice", "bob"]);
+    let (mut alice, _) = Raw::login(&server, "alice", "pw", "a").await;
+    let (mut bob, _) = Raw::login(&server, "bob", "pw", "b").await;
+    bob.send("<presence/>").await;
+    bob.until("<presence").await;
+    for (id, payload) in [
+        (
+            "p1",
+            "<x xmlns='urn:example' xmlns:p='urn:p'><y xmlns:p='urn:p'/></x>",
+        ),
+        (
+            "p2",
+            "<x xmlns='urn:example' xmlns:p='urn:p'><p:y xmlns:p='urn:q'/></x>",
+        ),
+    ] {
+        alice
+            .send(&format!(
+                "<message to='bob@localhost' type='chat' id='{id}' xmlns:p='urn:p'><body xmlns:p='urn:p'>{id}</body>{payload}</message>"
+            ))
+            .await;
+        let got = bob.until_id(id).await;
+        assert!(got.contains(&format!(">{id}<")), "{got}");
+    }
+    alice
+        .send(
+            "<message to='bob@localhost' type='chat' id='after'><body>still here</body></message>",
+        )
+        .await;
+    assert!(bob.until_id("after").await.contains("still here"));
+    server.shutdown().await;
+}
