@@ -61,7 +61,7 @@ pub use heal::Heal;
 pub use keys::KeyMaintenance;
 pub use outbox::Resend;
 pub use readers::{Candidate, NextMessage};
-pub use receive::{After, BundleRequest, Inbound, InboundPayload, ReceiveStep};
+pub use receive::{After, BundleRequest, Inbound, InboundPayload, ReceiveStep, ServerStamp};
 pub use refusal::{DeviceState, FetchFailed, Obstacle, Refusal};
 pub use rollback::{Repaired, Rollback, ROLLBACK_WARNING};
 pub use send::{Fetched, Prepared, Route, SendPlan};

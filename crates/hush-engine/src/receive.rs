@@ -42,6 +42,31 @@ pub enum InboundPayload {
     Plain(String),
 }
 
+/// When our server says a message was sent (XEP-0203), and how far that can be believed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ServerStamp {
+    /// The stamp on a result of our own archive query, in the wrapper our server writes:
+    /// believed (never in the future).
+    Archive(u64),
+    /// A `<delay/>` with our server's name inside a message delivered live (offline storage).
+    /// The sender wrote the message and may have written that `<delay/>` too, and some servers
+    /// (ejabberd) then add none of their own: it is believed only as far as it cannot move the
+    /// message before anything already in the conversation (or into the future).
+    Delivered(u64),
+}
+
+impl ServerStamp {
+    /// The time history shows for a message with this stamp (or none), arriving at `now` in a
+    /// conversation whose newest message is from `newest`.
+    pub fn arrival(stamp: Option<Self>, newest: Option<u64>, now: u64) -> u64 {
+        match stamp {
+            None => now,
+            Some(ServerStamp::Archive(t)) => t.min(now),
+            Some(ServerStamp::Delivered(t)) => t.max(newest.unwrap_or(0)).min(now),
+        }
+    }
+}
+
 /// A chat message the shell found in a stanza (already checked to come from where it says:
 /// Carbons and archive results only from our own account).
 #[derive(Debug, Clone)]
@@ -54,8 +79,8 @@ pub struct Inbound {
     pub payload: InboundPayload,
     /// XEP-0359 / MAM ids, to recognise copies.
     pub ids: MessageIds,
-    /// When our server says it was sent (unix seconds), if it says so.
-    pub sent_at: Option<u64>,
+    /// When our server says it was sent, if it says so.
+    pub sent_at: Option<ServerStamp>,
     /// The bundle the sender's account publishes for the sending device, fetched because
     /// [`Engine::bundle_needed`] asked for it (`None` when it did not). A key exchange is
     /// accepted only from the device whose published identity key it carries.
@@ -191,8 +216,9 @@ impl Engine {
             sender_bundle,
         } = inbound;
         // History shows when the message was sent, as our server says, but never a time in
-        // the future.
-        let at = sent_at.map_or(now, |t| t.min(now));
+        // the future, nor (for a stamp the sender may have written) one before what the
+        // conversation already holds.
+        let at = arrival_time(store, &peer, sent_at, now)?;
         // An exact copy of an encrypted message is recognised by its content even when it
         // carries new stanza ids (or none): a replay is skipped silently only if the message
         // it copies was authenticated (see `Store::is_known`).
@@ -344,7 +370,7 @@ impl Engine {
                 peer: m.peer,
                 payload: InboundPayload::Omemo(encrypted),
                 ids: m.ids,
-                sent_at: Some(m.at),
+                sent_at: Some(ServerStamp::Archive(m.at)),
                 sender_bundle: None,
             };
             return Ok(match self.lost_sent(store, &inbound, now)? {
@@ -915,4 +941,18 @@ impl Message {
         });
         step
     }
+}
+/// When a message with `stamp` arriving at `now` in the conversation with `peer` was sent, as
+/// history shows it (see [`ServerStamp::arrival`]).
+pub(crate) fn arrival_time<S: Store + ?Sized>(
+    store: &S,
+    peer: &str,
+    stamp: Option<ServerStamp>,
+    now: u64,
+) -> Result<u64> {
+    let newest = match stamp {
+        Some(ServerStamp::Delivered(_)) => store.history(peer, 1)?.last().map(|m| m.at),
+        _ => None,
+    };
+    Ok(ServerStamp::arrival(stamp, newest, now))
 }

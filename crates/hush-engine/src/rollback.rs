@@ -228,7 +228,7 @@ impl Engine {
             sender: inbound.sender.clone(),
             sender_device: element.sid,
             suite: element.suite,
-            at: inbound.sent_at.map_or(now, |t| t.min(now)),
+            at: crate::receive::arrival_time(store, &inbound.peer, inbound.sent_at, now)?,
             outcome: Outcome::LostSent,
         }))
     }
@@ -379,7 +379,7 @@ mod tests {
                     origin_id: Some(origin.into()),
                     digest: None,
                 },
-                sent_at: Some(500),
+                sent_at: Some(crate::ServerStamp::Archive(500)),
                 sender_bundle: None,
             }
         }

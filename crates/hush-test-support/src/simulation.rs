@@ -131,8 +131,9 @@ pub struct Envelope {
     pub payload: Payload,
     /// The ids the receiving device knows it by (origin id; archive and stanza id).
     pub ids: MessageIds,
-    /// The archive's time stamp (archive copies only).
-    pub sent_at: Option<u64>,
+    /// When the server says it was sent: the archive's stamp on archive copies; a test may
+    /// give a live message a `<delay/>` stamp.
+    pub sent_at: Option<hush_engine::ServerStamp>,
     /// Where it really came from.
     pub provenance: Provenance,
 }
@@ -402,7 +403,7 @@ impl Archived {
                 origin_id: self.origin_id.clone(),
                 digest: None,
             },
-            sent_at: Some(self.at),
+            sent_at: Some(hush_engine::ServerStamp::Archive(self.at)),
             provenance: self.provenance,
         }
     }

@@ -17,6 +17,7 @@ use xso::error::FromElementError;
 
 /// What a message carries: an OMEMO element (or why it could not be read), or a body in clear.
 pub use hush_engine::InboundPayload as Payload;
+use hush_engine::ServerStamp;
 
 /// A chat message found in a stanza: OMEMO, or in clear.
 #[derive(Debug, Clone)]
@@ -30,8 +31,8 @@ pub struct Incoming {
     /// XEP-0359 / MAM ids, to recognise copies.
     pub ids: MessageIds,
     /// When the server says it was sent (XEP-0203 `<delay/>` added by our archive or by
-    /// offline storage; a sender's own stamp is ignored), unix seconds. The server's word.
-    pub sent_at: Option<u64>,
+    /// offline storage), unix seconds, and how far that can be believed.
+    pub sent_at: Option<ServerStamp>,
 }
 
 impl Incoming {
@@ -167,14 +168,16 @@ fn unix_seconds(d: &Delay) -> Option<u64> {
     u64::try_from(d.stamp.0.timestamp()).ok()
 }
 
-/// The stamp of the `<delay/>` among `m`'s payloads added by `by` (our server's domain). A
-/// sender can put a `<delay/>` into its own message, so only the server's is believed.
+/// The stamp of the last `<delay/>` among `m`'s payloads that says it was added by `by` (our
+/// server's domain): servers append theirs. A sender can write a `<delay/>` with any `from`
+/// into its own message, so this is only [`ServerStamp::Delivered`], believed no further than
+/// the engine allows.
 fn delay_by(m: &Message, by: &str) -> Option<u64> {
     m.payloads
         .iter()
         .filter(|p| p.is("delay", ns::DELAY))
         .filter_map(|p| Delay::try_from(p.clone()).ok())
-        .find(|d| d.from.as_ref().is_some_and(|f| f.as_str() == by))
+        .rfind(|d| d.from.as_ref().is_some_and(|f| f.as_str() == by))
         .as_ref()
         .and_then(unix_seconds)
 }
@@ -225,7 +228,7 @@ pub(crate) fn classify(mut m: Message, own: &BareJid, mam_query: Option<&str>) -
         payload,
         ids: ids_of(&m, Some(own)),
         // Offline storage stamps what it kept with the server's domain.
-        sent_at: delay_by(&m, own.domain().as_str()),
+        sent_at: delay_by(&m, own.domain().as_str()).map(ServerStamp::Delivered),
     })
 }
 
@@ -251,7 +254,11 @@ fn unwrap(wrapped: Wrapped, own: &BareJid) -> Option<Incoming> {
     if let Some(id) = archive_id {
         ids.archive = Some(own.to_string());
         ids.stanza_id = Some(id);
-        sent_at = forwarded.delay.as_ref().and_then(unix_seconds);
+        sent_at = forwarded
+            .delay
+            .as_ref()
+            .and_then(unix_seconds)
+            .map(ServerStamp::Archive);
     }
     payload_of(inner).map(|payload| Incoming {
         sender,
@@ -351,12 +358,23 @@ mod tests {
                  <delay xmlns='urn:xmpp:delay' from='{by}' stamp='{stamp}'/></message>"
             ))
         };
-        // Offline storage (our server) is believed; a sender's own stamp is not.
+        // Offline storage (our server's name) is taken, as a stamp the sender may have written;
+        // a stamp with the sender's name is not.
         assert_eq!(
             classify(direct("x"), &own, None).unwrap().sent_at,
-            Some(1_795_435_200)
+            Some(ServerStamp::Delivered(1_795_435_200))
         );
         assert_eq!(classify(direct("you@y"), &own, None).unwrap().sent_at, None);
+        // The sender's forgery comes first and the server appends its own: the last counts.
+        let forged_first = el(&format!(
+            "<message xmlns='jabber:client' from='you@y/a'>{ENC}\
+             <delay xmlns='urn:xmpp:delay' from='x' stamp='2001-01-01T00:00:00Z'/>\
+             <delay xmlns='urn:xmpp:delay' from='x' stamp='{stamp}'/></message>"
+        ));
+        assert_eq!(
+            classify(forged_first, &own, None).unwrap().sent_at,
+            Some(ServerStamp::Delivered(1_795_435_200))
+        );
         // The archive's stamp on its result is; one inside the forwarded message is not.
         let result = el(&format!(
             "<message xmlns='jabber:client' from='me@x'><result xmlns='urn:xmpp:mam:2' queryid='q1' id='A1'>\
@@ -365,7 +383,7 @@ mod tests {
         ));
         assert_eq!(
             classify(result.clone(), &own, Some("q1")).unwrap().sent_at,
-            Some(1_795_435_200)
+            Some(ServerStamp::Archive(1_795_435_200))
         );
         let carbon = el(&format!(
             "<message xmlns='jabber:client' from='me@x'><received xmlns='urn:xmpp:carbons:2'>\
