@@ -508,6 +508,94 @@ fn a_newcomers_mistakes_get_one_clear_line_each() {
 /// JSON lines say when each message was sent (the server's stamp for one kept while we were
 /// away), whether the server held it, its id and its recipient.
 #[test]
+fn an_interrupted_recv_shows_every_message_it_committed() {
+    use std::io::BufRead;
+    use std::os::unix::process::ExitStatusExt;
+    use std::sync::mpsc;
+    use std::time::Duration;
+    let server = Prosody::start("cli-interrupt");
+    let dir = scratch("cli-interrupt");
+    let alice = init(&server, &dir, "alice", true);
+    let bob = init(&server, &dir, "bob", true);
+    let sent: Vec<String> = (0..4).map(|i| format!("while away {i}")).collect();
+    for text in &sent {
+        ok(hush(&alice.home, &["send", &bob.jid, text]));
+    }
+
+    // `recv` interrupted (once, then twice) the moment it says it is connected: its catch-up
+    // has not begun or is under way. The first signal ends it between two messages, having
+    // shown what it committed; the second ends it at once, with the status a shell expects.
+    let mut shown = Vec::new();
+    for (signals, follow) in [(1, true), (1, false), (2, true)] {
+        let mut args = vec!["--json", "recv"];
+        if follow {
+            args.push("--follow");
+        }
+        let mut child = hush_command(&bob.home)
+            .args(&args)
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        let (lines, next_line) = mpsc::channel();
+        let stderr = std::io::BufReader::new(child.stderr.take().unwrap());
+        let reader = std::thread::spawn(move || {
+            for line in stderr.lines() {
+                if lines.send(line.unwrap()).is_err() {
+                    break;
+                }
+            }
+        });
+        loop {
+            let line = next_line
+                .recv_timeout(Duration::from_secs(60))
+                .expect("hush recv said nothing within 60 s");
+            if line.contains("connected as") {
+                break;
+            }
+        }
+        for _ in 0..signals {
+            let status = std::process::Command::new("kill")
+                .args(["-INT", &child.id().to_string()])
+                .status()
+                .unwrap();
+            assert!(status.success());
+        }
+        let out = child.wait_with_output().unwrap();
+        reader.join().unwrap();
+        assert_eq!(
+            out.status.signal(),
+            None,
+            "killed by the signal: {:?}",
+            out.status
+        );
+        if signals == 1 {
+            assert!(out.status.success(), "{:?}", out.status);
+            for m in json_lines(&String::from_utf8_lossy(&out.stdout)) {
+                shown.push(m["body"].as_str().unwrap().to_owned());
+            }
+        } else {
+            // The first signal may have ended it before the second came.
+            assert!(
+                matches!(out.status.code(), Some(0 | 130)),
+                "{:?}",
+                out.status
+            );
+        }
+        if signals == 1 && follow {
+            // Nothing committed went unshown: what the interrupted run did not show, the
+            // next one does, and nothing twice.
+            let rest = ok(hush(&bob.home, &["--json", "recv", "--timeout", "2"]));
+            for m in json_lines(&rest) {
+                shown.push(m["body"].as_str().unwrap().to_owned());
+            }
+            assert_eq!(shown, sent);
+        }
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
 fn recv_follow_streams_until_interrupted_with_time_id_and_recipient() {
     use std::io::BufRead;
     use std::sync::mpsc;

@@ -5,6 +5,11 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
+use tokio::time::Instant;
+
+use hush_store::SqliteStore;
+use hush_xmpp::Hush;
+
 use super::{connect, me};
 use crate::error::Result;
 use crate::home::Home;
@@ -15,13 +20,13 @@ pub(super) enum Until {
     /// After this long without a message.
     Quiet(Duration),
     /// When interrupted (SIGINT or SIGTERM): then it closes the connection as usual, so
-    /// nothing read is left uncommitted.
+    /// nothing read is left unshown. (Either way a signal ends it between two messages.)
     Interrupted,
 }
 
-/// How long one wait for a message lasts while following: how soon an interruption is
-/// noticed when nothing arrives. (The connection's keepalive and reconnection go on inside.)
-const FOLLOW_WAIT: Duration = Duration::from_millis(500);
+/// How long one wait for a message lasts: how soon an interruption is noticed when nothing
+/// arrives. (The connection's keepalive and reconnection go on inside.)
+const WAIT_SLICE: Duration = Duration::from_millis(500);
 
 pub(super) async fn run(
     home: &Home,
@@ -29,6 +34,23 @@ pub(super) async fn run(
     until: Until,
     out: Printer,
 ) -> Result<()> {
+    // Ctrl-C or SIGTERM, from before the connection exists, ends `recv` between two messages,
+    // never inside one: a message is committed before it is shown, and a step cut short
+    // could leave one committed and never shown (a catch-up commits whole pages). A second
+    // signal ends the process at once.
+    let stop = Arc::new(AtomicBool::new(false));
+    {
+        let stop = stop.clone();
+        tokio::spawn(async move {
+            interrupted().await;
+            stop.store(true, Ordering::SeqCst);
+            let code = interrupted().await;
+            crate::output::note(
+                "interrupted again: stopping at once; what was received is in `hush history`",
+            );
+            std::process::exit(code);
+        });
+    }
     let (mut hush, config) = connect(home).await?;
     let me = me(&hush);
     let show = |d: &hush_xmpp::Delivery| {
@@ -43,54 +65,64 @@ pub(super) async fn run(
         hush.jid(),
         hush.device_id()
     ));
-    // A rollback found on connecting comes first, and is not a message (`--count`).
-    if let Some(notice) = hush.take_rollback_notice() {
-        show(&notice)?;
-    }
-    // First what arrived while we were away (the archive), then live messages.
-    let mut seen = 0;
-    // `--count` counts messages (texts and failures), not news of a new key.
-    for d in hush.catch_up(config.created_at).await? {
-        show(&d)?;
-        seen += usize::from(!d.is_key_notice());
-    }
-    // Ctrl-C or SIGTERM from here on ends the loop between two messages, never inside one:
-    // a message is committed before it is shown, and a step cut short could leave one
-    // committed and never shown. The connection is then closed as usual.
-    let stop = Arc::new(AtomicBool::new(false));
-    if let Until::Interrupted = until {
-        let stop = stop.clone();
-        tokio::spawn(async move {
-            interrupted().await;
-            stop.store(true, Ordering::SeqCst);
-        });
-    }
-    while count.is_none_or(|c| seen < c) && !stop.load(Ordering::SeqCst) {
-        let wait = match until {
-            Until::Quiet(quiet) => quiet,
-            Until::Interrupted => FOLLOW_WAIT,
-        };
-        match (hush.receive(wait).await?, &until) {
-            (Some(d), _) => {
-                show(&d)?;
-                seen += usize::from(!d.is_key_notice());
-            }
-            (None, Until::Quiet(_)) => break,
-            (None, Until::Interrupted) => {}
-        }
-    }
-    // `--count` is reached, but a catch-up may have read more from the server at once: they
-    // are committed, so nothing else would ever show them. Shown now.
+    let received = receive(&mut hush, config.created_at, count, &until, &stop, &show).await;
+    // Whatever ended the loop — `--count`, silence, a signal or an error — what was read
+    // from the server and committed but not shown yet (a catch-up reads whole pages) is
+    // shown now: nothing else would ever announce it.
     for d in hush.take_unshown() {
         show(&d)?;
     }
+    received?;
     hush.close().await?;
     Ok(())
 }
 
-/// Resolves on SIGINT (Ctrl-C) or SIGTERM. If the handlers cannot be installed it never
-/// resolves: the process then ends as signals end it by default.
-async fn interrupted() {
+/// The catch-up, then messages as they come, until `count`, `until` or `stop`.
+async fn receive(
+    hush: &mut Hush<SqliteStore>,
+    created_at: u64,
+    count: Option<usize>,
+    until: &Until,
+    stop: &AtomicBool,
+    show: &impl Fn(&hush_xmpp::Delivery) -> Result<()>,
+) -> Result<()> {
+    let stopped = || stop.load(Ordering::SeqCst);
+    // A rollback found on connecting comes first, and is not a message (`--count`).
+    if let Some(notice) = hush.take_rollback_notice() {
+        show(&notice)?;
+    }
+    if stopped() {
+        return Ok(());
+    }
+    // First what arrived while we were away (the archive), then live messages.
+    let mut seen = 0;
+    // `--count` counts messages (texts and failures), not news of a new key.
+    for d in hush.catch_up(created_at).await? {
+        show(&d)?;
+        seen += usize::from(!d.is_key_notice());
+    }
+    let mut quiet_since = Instant::now();
+    while count.is_none_or(|c| seen < c) && !stopped() {
+        let wait = match until {
+            Until::Quiet(quiet) => match quiet.checked_sub(quiet_since.elapsed()) {
+                Some(left) if !left.is_zero() => left.min(WAIT_SLICE),
+                _ => break,
+            },
+            Until::Interrupted => WAIT_SLICE,
+        };
+        if let Some(d) = hush.receive(wait).await? {
+            show(&d)?;
+            seen += usize::from(!d.is_key_notice());
+            quiet_since = Instant::now();
+        }
+    }
+    Ok(())
+}
+
+/// Waits for SIGINT (Ctrl-C) or SIGTERM and gives the exit status a shell reports for it
+/// (130 or 143). If the handlers cannot be installed it never resolves: the process then ends
+/// as signals end it by default.
+async fn interrupted() -> i32 {
     #[cfg(unix)]
     {
         use tokio::signal::unix::{signal, SignalKind};
@@ -100,15 +132,18 @@ async fn interrupted() {
         ) {
             (Ok(mut int), Ok(mut term)) => {
                 tokio::select! {
-                    _ = int.recv() => {}
-                    _ = term.recv() => {}
+                    _ = int.recv() => 130,
+                    _ = term.recv() => 143,
                 }
             }
             _ => std::future::pending().await,
         }
     }
     #[cfg(not(unix))]
-    if tokio::signal::ctrl_c().await.is_err() {
-        std::future::pending::<()>().await;
+    {
+        if tokio::signal::ctrl_c().await.is_err() {
+            std::future::pending::<()>().await;
+        }
+        130
     }
 }
