@@ -996,12 +996,22 @@ impl XmppClient {
         };
         // No `<fin/>` (nothing, or another element), or no `<last/>` in it: nothing more to
         // page through. A `<fin/>` that xmpp-parsers cannot read (its `<set/>` missing, say)
-        // leaves the next page unknown: that is an error, not a silent end.
+        // leaves the next page unknown: that is an error, not a silent end — unless it says
+        // the archive is complete, which needs no next page (the page's messages are read,
+        // and without a `<last/>` the resume point stays where it was: the next catch-up
+        // reads them again and recognises them).
+        let said_complete = fin.as_ref().is_some_and(|f| {
+            f.is("fin", xmpp_parsers::ns::MAM) && f.attr("complete") == Some("true")
+        });
         let (last, complete) = match fin.map(mam::Fin::try_from).transpose() {
             Ok(None) | Err(xso::error::FromElementError::Mismatch(_)) => (None, true),
             Ok(Some(fin)) => {
                 let complete = fin.complete || fin.set.last.is_none();
                 (fin.set.last, complete)
+            }
+            Err(xso::error::FromElementError::Invalid(e)) if said_complete => {
+                log::warn!("the archive ended its last page with a <fin/> that cannot be read ({e}); taken as complete");
+                (None, true)
             }
             Err(xso::error::FromElementError::Invalid(e)) => {
                 log::warn!("the archive ended a page with a <fin/> that cannot be read: {e}");

@@ -26,12 +26,18 @@ fn without_set(xml: &str) -> Option<String> {
     Some(format!("{}{}", &xml[..start], &xml[end..]))
 }
 
+/// `xml` without ` complete='true'` (or with double quotes).
+fn without_complete(xml: &str) -> String {
+    xml.replace(" complete='true'", "")
+        .replace(" complete=\"true\"", "")
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_archive_page_end_without_its_set_is_an_error_and_loses_nothing() {
     let server = server().await;
     let (_alice, store) = bob_away(&server, "while bob was away").await;
-    // Every `<fin/>` to Bob loses its RSM `<set/>`, which XEP-0313 requires: where the next
-    // page starts is unknown.
+    // Every `<fin/>` to Bob loses its RSM `<set/>`, which XEP-0313 requires, and the claim
+    // that the archive is complete: where the next page starts is unknown.
     let mangled = Arc::new(AtomicUsize::new(0));
     let count = mangled.clone();
     on_delivery(&server, move |to, s| {
@@ -39,7 +45,7 @@ async fn an_archive_page_end_without_its_set_is_an_error_and_loses_nothing() {
         if bare_of(to) == "bob@localhost" && s.name() == "iq" && text.contains("<fin ") {
             if let Some(stripped) = without_set(&text) {
                 count.fetch_add(1, Ordering::SeqCst);
-                return vec![parse(&stripped)];
+                return vec![parse(&without_complete(&stripped))];
             }
         }
         vec![s]
@@ -57,6 +63,45 @@ async fn an_archive_page_end_without_its_set_is_an_error_and_loses_nothing() {
     // Nothing was taken for read: once the server behaves, the message arrives.
     honest(&server);
     expect(&mut bob, "while bob was away").await;
+    nothing(&mut bob).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_archive_that_says_it_is_complete_needs_no_set() {
+    let server = server().await;
+    let (_alice, store) = bob_away(&server, "while bob was away").await;
+    // The `<set/>` is missing but the `<fin/>` says the archive is complete: there is no next
+    // page to find, so the page is read — once, however often the catch-up runs.
+    let mangled = Arc::new(AtomicUsize::new(0));
+    let count = mangled.clone();
+    on_delivery(&server, move |to, s| {
+        let text = xml(&s);
+        if bare_of(to) == "bob@localhost" && s.name() == "iq" && text.contains("<fin ") {
+            if let Some(stripped) = without_set(&text) {
+                count.fetch_add(1, Ordering::SeqCst);
+                return vec![parse(&stripped)];
+            }
+        }
+        vec![s]
+    });
+    let mut bob = connect(&server, store).await;
+    let caught: Vec<_> = bob
+        .catch_up(0)
+        .await
+        .unwrap()
+        .into_iter()
+        .filter_map(|d| d.body)
+        .collect();
+    assert_eq!(caught, ["while bob was away"]);
+    assert!(mangled.load(Ordering::SeqCst) >= 1);
+    let again: Vec<_> = bob
+        .catch_up(0)
+        .await
+        .unwrap()
+        .into_iter()
+        .filter_map(|d| d.body)
+        .collect();
+    assert!(again.is_empty(), "{again:?}");
     nothing(&mut bob).await;
 }
 
