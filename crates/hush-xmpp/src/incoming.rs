@@ -95,8 +95,12 @@ fn is_wrapper(p: &Element, mam_query: Option<&str>) -> bool {
 
 /// The Carbon or archive result `p` (see [`is_wrapper`]), read with xmpp-parsers: an error
 /// when a required part is missing or invalid (unknown extra content is ignored, as xso does
-/// by default).
-fn wrapped(p: Element) -> Result<Wrapped, FromElementError> {
+/// by default). What xmpp-parsers would refuse in the forwarded message although RFC 6121 or
+/// XEP-0297 say how to read it is made readable first (see [`make_readable`]).
+fn wrapped(mut p: Element) -> Result<Wrapped, FromElementError> {
+    if let Some(forwarded) = p.get_child_mut("forwarded", ns::FORWARD) {
+        make_readable(forwarded);
+    }
     if p.is("result", ns::MAM) {
         mam::Result_::try_from(p).map(|r| Wrapped::Archived {
             id: r.id,
@@ -106,6 +110,56 @@ fn wrapped(p: Element) -> Result<Wrapped, FromElementError> {
         carbons::Sent::try_from(p).map(|c| Wrapped::Carbon(c.forwarded))
     } else {
         carbons::Received::try_from(p).map(|c| Wrapped::Carbon(c.forwarded))
+    }
+}
+
+/// Mends, in place, what xmpp-parsers refuses in a `<forwarded/>` that a reader can still make
+/// sense of, so that a quirk of another client (or its server) does not cost the message:
+/// - a second `<delay/>`, or one whose stamp is not a date: the first readable one is kept
+///   (none counts as no stamp);
+/// - in the forwarded message, a `type` RFC 6121 does not define: read as `normal`
+///   (RFC 6121 §5.2.2); a second `<thread/>`, or a second `<body/>` or `<subject/>` in one
+///   language: the first is kept.
+fn make_readable(forwarded: &mut Element) {
+    use tokio_xmpp::minidom::rxml::{Namespace, NcName};
+    use tokio_xmpp::minidom::Node;
+    let mut stamped = false;
+    for node in forwarded.take_nodes() {
+        if let Node::Element(e) = &node {
+            if e.is("delay", ns::DELAY) {
+                if stamped || Delay::try_from(e.clone()).is_err() {
+                    continue;
+                }
+                stamped = true;
+            }
+        }
+        forwarded.append_node(node);
+    }
+    let Some(message) = forwarded.get_child_mut("message", ns::DEFAULT_NS) else {
+        return;
+    };
+    let known = ["chat", "normal", "groupchat", "headline", "error"];
+    if message.attr("type").is_some_and(|t| !known.contains(&t)) {
+        if let Ok(name) = NcName::try_from("type") {
+            message.set_attr(Namespace::NONE, name, "normal");
+        }
+    }
+    let mut seen: Vec<(String, String)> = Vec::new();
+    for node in message.take_nodes() {
+        if let Node::Element(e) = &node {
+            if e.ns() == ns::DEFAULT_NS && ["thread", "body", "subject"].contains(&e.name()) {
+                let lang = e.attr_ns(&Namespace::XML, "lang").unwrap_or("");
+                let key = match e.name() {
+                    "thread" => (String::from("thread"), String::new()),
+                    name => (name.to_owned(), lang.to_owned()),
+                };
+                if seen.contains(&key) {
+                    continue;
+                }
+                seen.push(key);
+            }
+        }
+        message.append_node(node);
     }
 }
 
@@ -391,6 +445,49 @@ mod tests {
              <message xmlns='jabber:client' from='you@y/phone' to='me@x'>{ENC}</message></forwarded></received></message>"
         ));
         assert_eq!(classify(carbon.clone(), &own, None).unwrap().sent_at, None);
+    }
+
+    #[test]
+    fn quirky_forwarded_messages_are_read_not_dropped() {
+        let own: BareJid = "me@x".parse().unwrap();
+        let stamp = "2026-11-23T12:00:00Z";
+        let result = |delays: &str, attrs: &str, inner: &str| {
+            el(&format!(
+                "<message xmlns='jabber:client' from='me@x'><result xmlns='urn:xmpp:mam:2' queryid='q1' id='A1'>\
+                 <forwarded xmlns='urn:xmpp:forward:0'>{delays}\
+                 <message xmlns='jabber:client' from='you@y/phone' to='me@x'{attrs}>{inner}</message></forwarded></result></message>"
+            ))
+        };
+        let good = format!("<delay xmlns='urn:xmpp:delay' stamp='{stamp}'/>");
+        let bad = "<delay xmlns='urn:xmpp:delay' stamp='yesterday'/>";
+        let cases = [
+            // Two stamps, and a stamp that is not a date before a good one.
+            (format!("{good}{good}"), "", ENC.to_owned()),
+            (format!("{bad}{good}"), "", ENC.to_owned()),
+            // A type RFC 6121 does not define is read as normal.
+            (good.clone(), " type='urgent'", ENC.to_owned()),
+            // Two threads; two bodies in one language.
+            (
+                good.clone(),
+                " type='chat'",
+                format!("<thread>a</thread><thread>b</thread>{ENC}"),
+            ),
+            (
+                good.clone(),
+                "",
+                format!("{ENC}<body>fallback</body><body>again</body>"),
+            ),
+        ];
+        for (delays, attrs, inner) in cases {
+            let found = classify(result(&delays, attrs, &inner), &own, Some("q1"))
+                .unwrap_or_else(|| panic!("dropped: {delays} {attrs} {inner}"));
+            assert!(found.encrypted().is_some_and(|e| e.is_ok()));
+            assert_eq!(found.sent_at, Some(ServerStamp::Archive(1_795_435_200)));
+            assert_eq!(found.ids.stanza_id.as_deref(), Some("A1"));
+        }
+        // Only a stamp that is not a date: read, without a stamp.
+        let found = classify(result(bad, "", ENC), &own, Some("q1")).unwrap();
+        assert_eq!(found.sent_at, None);
     }
 
     #[test]
