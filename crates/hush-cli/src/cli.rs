@@ -143,6 +143,10 @@ pub(crate) enum Command {
         #[command(subcommand)]
         action: SessionAction,
     },
+    /// Run the account's agent: it holds the store and the connection, and serves the other
+    /// commands (`send` while `recv --follow` runs) and scripts (JSON-RPC 2.0) on the Unix
+    /// socket `agent.sock` in the home directory, until interrupted.
+    Agent,
     /// The store on disk.
     Store {
         #[command(subcommand)]

@@ -17,6 +17,9 @@ pub(crate) enum CliError {
     /// The store.
     #[error(transparent)]
     Store(#[from] hush_store::StoreError),
+    /// The agent, or talking to it.
+    #[error(transparent)]
+    Agent(#[from] crate::agent::AgentError),
     /// The protocol core (making a device's keys).
     #[error(transparent)]
     Protocol(#[from] hush_proto::ProtoError),

@@ -100,7 +100,7 @@ pub(crate) enum HomeError {
     #[error("the two passphrases differ; nothing was changed")]
     PassphrasesDiffer,
     /// Another `hush` holds the session lock.
-    #[error("another hush is using the account in {0} (a running `hush recv`?); two at once could reuse message keys, so this one stops. Let it finish, or stop it, and try again")]
+    #[error("another hush is using the account in {0} (a `hush agent`, or a `hush recv` without one?); two at once could reuse message keys, so this one stops. Commands that the agent serves (send, recv) use it when it runs; for the others, stop it and try again")]
     Busy(PathBuf),
     /// config.json names a store kind this version does not know.
     #[error("{path} names an unknown store kind `{kind}` (from a newer hush?)")]

@@ -14,6 +14,7 @@
 #![forbid(unsafe_code)]
 
 mod advice;
+mod agent;
 mod cli;
 mod commands;
 #[cfg(feature = "demo")]
@@ -21,6 +22,7 @@ mod demo;
 mod error;
 mod home;
 mod output;
+mod signals;
 mod terminal;
 
 use std::process::ExitCode;

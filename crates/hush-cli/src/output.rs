@@ -75,6 +75,16 @@ pub(crate) struct Shown {
     pub(crate) text: Vec<String>,
 }
 
+impl Shown {
+    /// Both forms of `report`, taken now.
+    pub(crate) fn of(report: &impl Report) -> Self {
+        Self {
+            json: report.json(),
+            text: report.text(),
+        }
+    }
+}
+
 impl Report for Shown {
     fn json(&self) -> Value {
         self.json.clone()

@@ -14,7 +14,9 @@ pub(crate) fn which(name: &str) -> Option<PathBuf> {
         .find(|p| p.exists())
 }
 
-pub(crate) fn is_root() -> bool {
+/// Whether the tests run as root (some need it to act as another user, or to start servers
+/// that drop to their own user).
+pub fn is_root() -> bool {
     Command::new("id")
         .arg("-u")
         .output()

@@ -39,7 +39,7 @@ pub mod ejabberd;
 #[cfg(feature = "fixtures")]
 pub mod fixtures;
 #[cfg(any(feature = "prosody", feature = "ejabberd"))]
-mod host;
+pub mod host;
 #[cfg(feature = "devserver")]
 pub mod hostile;
 #[cfg(feature = "prosody")]

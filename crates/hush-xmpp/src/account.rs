@@ -551,6 +551,25 @@ impl<S: Store> Hush<S> {
     /// [`Self::catch_up`]): the session goes online only after reading the archive, and
     /// whatever arrived since connecting waits there.
     pub async fn receive(&mut self, timeout: Duration) -> Result<Option<Delivery>> {
+        self.receive_until(timeout, None).await
+    }
+
+    /// [`Self::receive`], which also returns `None` early when `wake` is notified (by another
+    /// task with something for this connection to do, such as a message to send). The wait is
+    /// cut only where nothing has been read yet: no message is half taken.
+    pub async fn receive_or_wake(
+        &mut self,
+        timeout: Duration,
+        wake: &tokio::sync::Notify,
+    ) -> Result<Option<Delivery>> {
+        self.receive_until(timeout, Some(wake)).await
+    }
+
+    async fn receive_until(
+        &mut self,
+        timeout: Duration,
+        wake: Option<&tokio::sync::Notify>,
+    ) -> Result<Option<Delivery>> {
         if let Some(notice) = self.take_rollback_notice() {
             return Ok(Some(notice));
         }
@@ -566,7 +585,7 @@ impl<S: Store> Hush<S> {
                 return Ok(Some(d));
             }
             let left = deadline.saturating_duration_since(tokio::time::Instant::now());
-            let next = self.xmpp.next_encrypted(left).await?;
+            let next = self.xmpp.next_encrypted(left, wake).await?;
             if let Err(e) = self.apply_device_list_updates().await {
                 log::warn!("could not record a device-list change: {e}");
             }

@@ -854,9 +854,14 @@ impl XmppClient {
     }
 
     /// Waits for the next encrypted message (other stanzas are skipped), up to `timeout`.
-    /// Returns `None` on timeout, and early when the session was lost or messages were dropped
-    /// in a flood (see [`Self::take_state_lost`], which says so and clears it).
-    pub async fn next_encrypted(&mut self, timeout: Duration) -> Result<Option<Incoming>> {
+    /// Returns `None` on timeout, when `wake` is notified, and early when the session was lost
+    /// or messages were dropped in a flood (see [`Self::take_state_lost`], which says so and
+    /// clears it).
+    pub async fn next_encrypted(
+        &mut self,
+        timeout: Duration,
+        wake: Option<&tokio::sync::Notify>,
+    ) -> Result<Option<Incoming>> {
         self.go_online().await?;
         if let Some(m) = self.pending.pop() {
             return Ok(Some(m));
@@ -867,7 +872,17 @@ impl XmppClient {
         }
         let own = self.jid.clone();
         let wait = async {
-            while let Some(event) = self.stream.next().await {
+            loop {
+                // Woken, the wait ends where no event has been taken from the stream yet.
+                let event = match wake {
+                    Some(wake) => tokio::select! {
+                        biased;
+                        event = self.stream.next() => event,
+                        () = wake.notified() => return Ok(None),
+                    },
+                    None => self.stream.next().await,
+                };
+                let Some(event) = event else { break };
                 match event {
                     Event::Stanza(Stanza::Message(m)) => {
                         if let Some((owner, list)) = disco::device_list_update(&m) {

@@ -479,7 +479,7 @@ async fn device_lists_over_the_limit_are_not_kept_by_the_client() {
                <body>marker</body></message>"
         )),
     );
-    let marker = client.next_encrypted(PATIENCE).await.unwrap();
+    let marker = client.next_encrypted(PATIENCE, None).await.unwrap();
     assert!(marker.is_some(), "the marker did not arrive");
     let kept: Vec<(String, Suite, usize)> = client
         .take_device_list_updates()

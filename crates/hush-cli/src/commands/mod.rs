@@ -4,12 +4,12 @@
 mod config;
 mod devices;
 mod fingerprint;
-mod history;
+pub(crate) mod history;
 mod init;
 mod recv;
-mod send;
+pub(crate) mod send;
 mod session;
-mod status;
+pub(crate) mod status;
 mod store;
 mod trust;
 
@@ -121,6 +121,7 @@ pub(crate) async fn run(cli: Cli) -> Result<()> {
             let jid = jid.map(|j| bare(&j)).transpose()?;
             devices::list(&home, jid.as_ref(), out)
         }
+        Command::Agent => crate::agent::server::run(&home).await,
         Command::Store {
             action: StoreAction::Encrypt,
         } => store::encrypt(&home, out),
@@ -134,7 +135,7 @@ pub(crate) async fn run(cli: Cli) -> Result<()> {
 }
 
 /// `jid` as a bare JID, or a clear error (naming the bare JID when a full one was given).
-fn bare(jid: &str) -> Result<BareJid> {
+pub(crate) fn bare(jid: &str) -> Result<BareJid> {
     // The domain part holds no `/`: the first one starts the resource.
     if let Some((account, _resource)) = jid.split_once('/') {
         if let Ok(account) = account.parse::<BareJid>() {
@@ -187,7 +188,7 @@ fn connect_options(config: &Config) -> ConnectOptions {
 }
 
 /// Takes the account's session lock, opens the store and logs in.
-async fn connect(home: &Home) -> Result<(Hush<SqliteStore>, Config)> {
+pub(crate) async fn connect(home: &Home) -> Result<(Hush<SqliteStore>, Config)> {
     home.require()?;
     home.lock_sessions()?;
     let store = home.open_store()?;
@@ -197,7 +198,7 @@ async fn connect(home: &Home) -> Result<(Hush<SqliteStore>, Config)> {
 }
 
 /// Who we are, for advice addressed to the other side.
-fn me(hush: &Hush<SqliteStore>) -> Me {
+pub(crate) fn me(hush: &Hush<SqliteStore>) -> Me {
     Me {
         jid: hush.jid().to_string(),
         device: hush.device_id(),

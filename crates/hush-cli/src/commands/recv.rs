@@ -10,7 +10,10 @@ use tokio::time::Instant;
 use hush_store::SqliteStore;
 use hush_xmpp::Hush;
 
+use serde_json::json;
+
 use super::{connect, me};
+use crate::agent::client::Agent;
 use crate::error::Result;
 use crate::home::Home;
 use crate::output::{DeliveryReport, Printer};
@@ -41,15 +44,11 @@ pub(super) async fn run(
     let stop = Arc::new(AtomicBool::new(false));
     {
         let stop = stop.clone();
-        tokio::spawn(async move {
-            interrupted().await;
-            stop.store(true, Ordering::SeqCst);
-            let code = interrupted().await;
-            crate::output::note(
-                "interrupted again: stopping at once; what was received is in `hush history`",
-            );
-            std::process::exit(code);
-        });
+        crate::signals::on_interrupt(move || stop.store(true, Ordering::SeqCst));
+    }
+    // A running agent holds the account: it reads, and we subscribe.
+    if let Some(agent) = Agent::find(home).await? {
+        return through_agent(agent, count, until, &stop, out).await;
     }
     let (mut hush, config) = connect(home).await?;
     let me = me(&hush);
@@ -74,6 +73,56 @@ pub(super) async fn run(
     }
     received?;
     hush.close().await?;
+    Ok(())
+}
+
+/// `recv` through the account's agent: its messages as they come (first those that arrived
+/// while nobody was subscribed), until `count`, `until` or `stop`.
+async fn through_agent(
+    mut agent: Agent,
+    count: Option<usize>,
+    until: Until,
+    stop: &AtomicBool,
+    out: Printer,
+) -> Result<()> {
+    let who = agent.call("ping", json!({})).await?.json;
+    // Each message is acknowledged once shown: what this process did not show when it stops
+    // goes to the next reader.
+    agent.call("subscribe", json!({"ack": true})).await?;
+    crate::output::note(&format!(
+        "connected to the agent for {} (device {}), waiting for messages",
+        who["jid"].as_str().unwrap_or("?"),
+        who["device"]
+    ));
+    let mut seen = 0;
+    let mut quiet_since = Instant::now();
+    while count.is_none_or(|c| seen < c) && !stop.load(Ordering::SeqCst) {
+        let wait = match until {
+            Until::Quiet(quiet) => match quiet.checked_sub(quiet_since.elapsed()) {
+                Some(left) if !left.is_zero() => left.min(WAIT_SLICE),
+                _ => break,
+            },
+            Until::Interrupted => WAIT_SLICE,
+        };
+        if let Some(mut message) = agent.next_message(wait).await? {
+            // Printed as `recv` prints without an agent: the sequence number is the agent's.
+            let seq = message
+                .json
+                .as_object_mut()
+                .and_then(|o| o.remove("seq"))
+                .and_then(|s| s.as_u64());
+            out.show(&message)?;
+            if let Some(seq) = seq {
+                agent.call("ack", json!({"seq": seq})).await?;
+            }
+            // `--count` counts messages (texts and failures), not news of a new key.
+            let j = &message.json;
+            let key_notice =
+                j["body"].is_null() && j["failure"].is_null() && !j["new_key"].is_null();
+            seen += usize::from(!key_notice);
+            quiet_since = Instant::now();
+        }
+    }
     Ok(())
 }
 
@@ -117,33 +166,4 @@ async fn receive(
         }
     }
     Ok(())
-}
-
-/// Waits for SIGINT (Ctrl-C) or SIGTERM and gives the exit status a shell reports for it
-/// (130 or 143). If the handlers cannot be installed it never resolves: the process then ends
-/// as signals end it by default.
-async fn interrupted() -> i32 {
-    #[cfg(unix)]
-    {
-        use tokio::signal::unix::{signal, SignalKind};
-        match (
-            signal(SignalKind::interrupt()),
-            signal(SignalKind::terminate()),
-        ) {
-            (Ok(mut int), Ok(mut term)) => {
-                tokio::select! {
-                    _ = int.recv() => 130,
-                    _ = term.recv() => 143,
-                }
-            }
-            _ => std::future::pending().await,
-        }
-    }
-    #[cfg(not(unix))]
-    {
-        if tokio::signal::ctrl_c().await.is_err() {
-            std::future::pending::<()>().await;
-        }
-        130
-    }
 }

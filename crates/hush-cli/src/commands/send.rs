@@ -1,14 +1,16 @@
 //! `hush send`: one message, encrypted for every device of the contact and our own others —
 //! or in clear, only when the user asked.
 
-use hush_xmpp::{BareJid, SendOptions, SendReport};
+use hush_store::SqliteStore;
+use hush_xmpp::{BareJid, Hush, SendOptions, SendReport};
 use serde_json::json;
 
 use super::{connect, me};
 use crate::advice;
+use crate::agent::client::Agent;
 use crate::error::Result;
 use crate::home::Home;
-use crate::output::{properties_json, DeliveryReport, Printer, Report};
+use crate::output::{properties_json, DeliveryReport, Printer, Report, Shown};
 use crate::terminal::printable;
 
 pub(super) async fn run(
@@ -18,6 +20,12 @@ pub(super) async fn run(
     plaintext: bool,
     out: Printer,
 ) -> Result<()> {
+    // A running agent holds the account: it sends.
+    if let Some(mut agent) = Agent::find(home).await? {
+        let params = json!({"to": to.to_string(), "text": text, "plaintext": plaintext});
+        out.show(&agent.call("send", params).await?)?;
+        return Ok(());
+    }
     let (mut hush, config) = connect(home).await?;
     // Found on connecting: said before anything else (the send below is safe: it builds new
     // sessions).
@@ -27,14 +35,27 @@ pub(super) async fn run(
             me: &me(&hush),
         })?;
     }
+    let sent = report(&mut hush, to, text, plaintext, config.encryption_off).await?;
+    hush.close().await?;
+    out.show(&sent)?;
+    Ok(())
+}
+
+/// Sends one message on a connection and says what it did (`global_off`: the account's off
+/// switch).
+pub(crate) async fn report(
+    hush: &mut Hush<SqliteStore>,
+    to: &BareJid,
+    text: &str,
+    plaintext: bool,
+    global_off: bool,
+) -> Result<Shown> {
     let options = SendOptions {
         plaintext,
-        global_off: config.encryption_off,
+        global_off,
     };
     let report = hush.send(to, text, options).await?;
-    hush.close().await?;
-    out.show(&Sent { to, report })?;
-    Ok(())
+    Ok(Shown::of(&Sent { to, report }))
 }
 
 /// What a send did.

@@ -3,7 +3,7 @@
 //! rules a send applies ([`hush_engine::Engine::next_message`]).
 
 use hush_proto::policy::{Authentication, Decision, PlaintextReason, Properties};
-use hush_store::Store;
+use hush_store::{SqliteStore, Store};
 use hush_xmpp::BareJid;
 use serde_json::{json, Value};
 
@@ -16,11 +16,17 @@ use crate::output::{properties_json, trust_name, Printer, Shown};
 pub(super) fn run(home: &Home, jid: &BareJid, out: Printer) -> Result<()> {
     let store = home.open_store()?;
     let global_off = home.config(&store)?.encryption_off;
+    out.show(&report(&store, jid, global_off)?)
+}
+
+/// The status of the conversation with `jid`, as the store holds it (`global_off`: the
+/// account's off switch).
+pub(crate) fn report(store: &SqliteStore, jid: &BareJid, global_off: bool) -> Result<Shown> {
     let jid = jid.as_str();
-    let account = account(&store)?;
+    let account = account(store)?;
     let conversation = store.conversation(jid)?;
     let engine = hush_engine::Engine::new(&account.jid, account.device.clone());
-    let next_message = engine.next_message(&store, jid, global_off, unix_now())?;
+    let next_message = engine.next_message(store, jid, global_off, unix_now())?;
     let known = &next_message.candidates;
     let (next, properties): (String, Properties) = match &next_message.decision {
         Decision::Encrypt { properties, .. } => ("encrypted".into(), *properties),
@@ -128,8 +134,7 @@ pub(super) fn run(home: &Home, jid: &BareJid, out: Printer) -> Result<()> {
             }
         ));
     }
-    out.show(&Shown { json, text })?;
-    Ok(())
+    Ok(Shown { json, text })
 }
 
 fn yes(b: bool) -> &'static str {

@@ -93,3 +93,80 @@ pub fn unix_now() -> u64 {
         .unwrap()
         .as_secs()
 }
+
+/// A `hush` that runs until stopped (`agent`, `recv --follow`), its output read line by line
+/// on threads, so that a silent process fails the test in time instead of hanging it.
+pub struct Running {
+    pub child: std::process::Child,
+    stdout: std::sync::mpsc::Receiver<String>,
+    stderr: std::sync::mpsc::Receiver<String>,
+}
+
+/// How long a running `hush` gets to print the next line a test waits for.
+pub const LINE_PATIENCE: std::time::Duration = std::time::Duration::from_secs(60);
+
+impl Running {
+    /// Starts `hush --home HOME ARGS…` (see [`hush_command`]).
+    pub fn start(home: &Path, args: &[&str]) -> Self {
+        use std::io::BufRead;
+        let mut child = hush_command(home)
+            .args(args)
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        let lines = |stream: Box<dyn std::io::Read + Send>| {
+            let (tx, rx) = std::sync::mpsc::channel();
+            std::thread::spawn(move || {
+                for line in std::io::BufReader::new(stream).lines() {
+                    let Ok(line) = line else { break };
+                    if tx.send(line).is_err() {
+                        break;
+                    }
+                }
+            });
+            rx
+        };
+        let stdout = lines(Box::new(child.stdout.take().unwrap()));
+        let stderr = lines(Box::new(child.stderr.take().unwrap()));
+        Self {
+            child,
+            stdout,
+            stderr,
+        }
+    }
+
+    /// The next line on standard output.
+    pub fn next_line(&self) -> String {
+        self.stdout
+            .recv_timeout(LINE_PATIENCE)
+            .unwrap_or_else(|_| panic!("hush printed nothing within {LINE_PATIENCE:?}"))
+    }
+
+    /// Waits for a line on standard error containing `text`, and returns it.
+    pub fn wait_note(&self, text: &str) -> String {
+        loop {
+            let line = self.stderr.recv_timeout(LINE_PATIENCE).unwrap_or_else(|_| {
+                panic!("hush said nothing with {text:?} within {LINE_PATIENCE:?}")
+            });
+            if line.contains(text) {
+                return line;
+            }
+        }
+    }
+
+    /// Sends `signal` (a `kill` name: TERM, INT, KILL) and waits for the process to end.
+    pub fn stop(mut self, signal: &str) -> std::process::ExitStatus {
+        let status = Command::new("kill")
+            .args([&format!("-{signal}"), &self.child.id().to_string()])
+            .status()
+            .unwrap();
+        assert!(status.success());
+        self.child.wait().unwrap()
+    }
+
+    /// The lines printed on standard output and not read yet.
+    pub fn rest(&self) -> Vec<String> {
+        self.stdout.try_iter().collect()
+    }
+}

@@ -150,7 +150,7 @@ pub async fn omemo_in_both_namespaces(server: &impl XmppServer) {
         .unwrap();
 
         let incoming = alice
-            .next_encrypted(Duration::from_secs(20))
+            .next_encrypted(Duration::from_secs(20), None)
             .await
             .unwrap()
             .expect("the message arrives");

@@ -1,0 +1,158 @@
+//! How the other commands use a running agent: [`Agent::find`] connects if one listens in the
+//! home directory, [`Agent::call`] runs a method there, and [`Agent::next_message`] reads the
+//! messages of a subscription.
+
+use std::collections::VecDeque;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use serde_json::Value;
+use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
+use tokio::net::unix::{OwnedReadHalf, OwnedWriteHalf};
+use tokio::net::UnixStream;
+
+use super::{rpc, socket_path, AgentError};
+use crate::home::Home;
+use crate::output::Shown;
+
+/// A connection to the account's agent.
+pub(crate) struct Agent {
+    path: PathBuf,
+    reader: BufReader<OwnedReadHalf>,
+    writer: OwnedWriteHalf,
+    next_id: u64,
+    /// Notifications read while waiting for a response.
+    notifications: VecDeque<Value>,
+}
+
+impl Agent {
+    /// Connects to the agent of `home`, if one runs. `None` when there is no socket or nobody
+    /// listens on it (an agent that was killed leaves its socket behind).
+    pub(crate) async fn find(home: &Home) -> Result<Option<Self>, AgentError> {
+        let path = socket_path(home);
+        let stream = match UnixStream::connect(&path).await {
+            Ok(stream) => stream,
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    std::io::ErrorKind::NotFound | std::io::ErrorKind::ConnectionRefused
+                ) =>
+            {
+                return Ok(None)
+            }
+            Err(source) => return Err(AgentError::Io { path, source }),
+        };
+        let (read, writer) = stream.into_split();
+        Ok(Some(Self {
+            path,
+            reader: BufReader::new(read),
+            writer,
+            next_id: 1,
+            notifications: VecDeque::new(),
+        }))
+    }
+
+    /// Runs `method` in the agent and gives its result, with the text lines `hush` prints
+    /// (the agent adds them when asked).
+    pub(crate) async fn call(
+        &mut self,
+        method: &str,
+        mut params: Value,
+    ) -> Result<Shown, AgentError> {
+        if let Value::Object(p) = &mut params {
+            p.insert("lines".into(), Value::Bool(true));
+        }
+        let id = self.next_id;
+        self.next_id += 1;
+        let mut line = rpc::request(id, method, params).to_string();
+        line.push('\n');
+        self.writer
+            .write_all(line.as_bytes())
+            .await
+            .map_err(|source| self.io(source))?;
+        loop {
+            let mut answer = self.read().await?.ok_or(AgentError::Closed)?;
+            if answer.get("id").is_none() {
+                self.notifications.push_back(answer);
+                continue;
+            }
+            if answer.get("id").and_then(Value::as_u64) != Some(id) {
+                return Err(AgentError::BadAnswer);
+            }
+            if let Some(error) = answer.get("error") {
+                return Err(AgentError::Failed {
+                    code: error.get("code").and_then(Value::as_i64).unwrap_or(0),
+                    message: error
+                        .get("message")
+                        .and_then(Value::as_str)
+                        .unwrap_or("the agent gave no reason")
+                        .to_owned(),
+                });
+            }
+            let result = answer
+                .get_mut("result")
+                .map(Value::take)
+                .ok_or(AgentError::BadAnswer)?;
+            return Ok(split_lines(result));
+        }
+    }
+
+    /// The next message of a subscription (see the `subscribe` method), waiting up to `wait`.
+    /// `Ok(None)` when none came in time.
+    pub(crate) async fn next_message(
+        &mut self,
+        wait: Duration,
+    ) -> Result<Option<Shown>, AgentError> {
+        let notification = match self.notifications.pop_front() {
+            Some(n) => n,
+            None => match tokio::time::timeout(wait, self.read()).await {
+                Err(_) => return Ok(None),
+                Ok(read) => read?.ok_or(AgentError::Closed)?,
+            },
+        };
+        match notification.get("method").and_then(Value::as_str) {
+            Some("message") => {}
+            _ => return Err(AgentError::BadAnswer),
+        }
+        let mut notification = notification;
+        let params = notification
+            .get_mut("params")
+            .map(Value::take)
+            .ok_or(AgentError::BadAnswer)?;
+        Ok(Some(split_lines(params)))
+    }
+
+    /// One line from the agent, as JSON; `None` at the end of the stream.
+    async fn read(&mut self) -> Result<Option<Value>, AgentError> {
+        let mut bytes = Vec::new();
+        let limit = u64::try_from(rpc::MAX_LINE + 1).unwrap_or(u64::MAX);
+        let n = (&mut self.reader)
+            .take(limit)
+            .read_until(b'\n', &mut bytes)
+            .await
+            .map_err(|source| self.io(source))?;
+        if n == 0 {
+            return Ok(None);
+        }
+        serde_json::from_slice(&bytes)
+            .map(Some)
+            .map_err(|_| AgentError::BadAnswer)
+    }
+
+    fn io(&self, source: std::io::Error) -> AgentError {
+        AgentError::Io {
+            path: self.path.clone(),
+            source,
+        }
+    }
+}
+
+/// A result as its two forms: the JSON without `lines`, and the lines.
+fn split_lines(mut json: Value) -> Shown {
+    let text = json
+        .as_object_mut()
+        .and_then(|o| o.remove("lines"))
+        .and_then(|l| serde_json::from_value::<Vec<String>>(l).ok())
+        .unwrap_or_default();
+    Shown { json, text }
+}
