@@ -175,6 +175,7 @@ fn options(server: &DevServer) -> ConnectOptions {
         server: Some(server.address().to_string()),
         insecure_loopback: true,
         timeout: Duration::from_secs(15),
+        dns: None,
     }
 }
 

@@ -40,6 +40,14 @@ pub(crate) enum CliError {
         /// The account's bare JID.
         bare: String,
     },
+    /// The DNS server variable is not `IP:PORT`.
+    #[error("{var}={value:?} is not a DNS server address (IP:PORT, e.g. 127.0.0.1:53)")]
+    BadDnsServer {
+        /// The variable.
+        var: &'static str,
+        /// What it holds.
+        value: String,
+    },
     /// An empty message (or one of white space only).
     #[error("the message is empty; nothing was sent")]
     EmptyMessage,

@@ -29,6 +29,7 @@ pub fn options(server: &DevServer) -> ConnectOptions {
         server: Some(server.address().to_string()),
         insecure_loopback: true,
         timeout: Duration::from_secs(15),
+        dns: None,
     }
 }
 

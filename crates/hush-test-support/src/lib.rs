@@ -19,6 +19,8 @@
 //!   devices without a network (for `hush-engine`'s tests, bench and `simulate` example).
 //! * [`fixtures`]: protocol-core states for the benches: established sessions, key
 //!   exchanges, a full session record (for `hush-proto`'s bench and `bench_ops` example).
+//! * [`dns`]: a tiny authoritative DNS server on a loopback port answering SRV and A queries
+//!   from a fixed table (for tests of how a client finds its server).
 //!
 //! Every feature is on by default, so that this crate alone builds and documents all of it;
 //! the workspace members take it without defaults and enable the modules they use, so that,
@@ -34,6 +36,8 @@
 
 #[cfg(feature = "devserver")]
 pub mod devserver;
+#[cfg(feature = "dns")]
+pub mod dns;
 #[cfg(feature = "ejabberd")]
 pub mod ejabberd;
 #[cfg(feature = "fixtures")]

@@ -20,9 +20,17 @@ pub struct Prosody {
     pub dir: PathBuf,
     /// The client-to-server port on 127.0.0.1.
     pub port: u16,
+    /// The direct TLS (XEP-0368) client port on 127.0.0.1, on servers started with
+    /// [`Self::start_tls`].
+    pub direct_tls_port: Option<u16>,
     config: PathBuf,
     as_prosody_user: bool,
 }
+
+/// A second domain the TLS servers ([`Prosody::start_tls`]) serve, in their certificate too:
+/// `localhost` cannot be found through DNS (resolvers answer for it themselves, RFC 6761), so
+/// the tests that find a server through SRV records use this one.
+pub const DNS_DOMAIN: &str = "hush.test";
 
 /// The modules every test server runs; `smacks` is Stream Management (XEP-0198).
 const MODULES: &[&str] = &[
@@ -69,19 +77,32 @@ impl Prosody {
         let dir = data_root().join(format!("prosody-{name}-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
         std::fs::create_dir_all(dir.join("data")).unwrap();
-        let port = TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
+        let free_port = || {
+            TcpListener::bind("127.0.0.1:0")
+                .unwrap()
+                .local_addr()
+                .unwrap()
+                .port()
+        };
+        let port = free_port();
+        let direct_tls_port = tls.then(free_port);
         let d = dir.display();
-        let tls_config = if tls {
-            make_certificates(&dir);
-            format!(
-                "c2s_require_encryption = true\nssl = {{ certificate = \"{d}/server.pem\"; key = \"{d}/server.key\" }}"
-            )
+        let tls_config = match direct_tls_port {
+            Some(direct) => {
+                make_certificates(&dir);
+                let ssl =
+                    format!("{{ certificate = \"{d}/server.pem\"; key = \"{d}/server.key\" }}");
+                format!(
+                    "c2s_require_encryption = true\nssl = {ssl}\n\
+                     c2s_direct_tls_ports = {{ {direct} }}\nc2s_direct_tls_ssl = {ssl}"
+                )
+            }
+            None => "c2s_require_encryption = false".to_owned(),
+        };
+        let more_hosts = if tls {
+            format!("VirtualHost \"{DNS_DOMAIN}\"")
         } else {
-            "c2s_require_encryption = false".to_owned()
+            String::new()
         };
         let config = dir.join("prosody.cfg.lua");
         std::fs::write(
@@ -106,6 +127,7 @@ sql = {{ driver = "SQLite3"; database = "prosody.sqlite" }}
 -- Replies go out at once instead of waiting on Nagle's algorithm (loopback latency tests).
 network_settings = {{ nagle = false }}
 VirtualHost "localhost"
+{more_hosts}
 "#
             ),
         )
@@ -140,6 +162,7 @@ VirtualHost "localhost"
             child,
             dir,
             port,
+            direct_tls_port,
             config,
             as_prosody_user,
         };
@@ -150,10 +173,13 @@ VirtualHost "localhost"
     /// Polls until the c2s port accepts connections (bounded), failing with the server's log.
     fn wait_listening(&mut self) {
         let log = log_of(&self.dir);
-        let port = self.port;
+        let ports: Vec<u16> = [Some(self.port), self.direct_tls_port]
+            .into_iter()
+            .flatten()
+            .collect();
         wait_listening(
             &mut self.child,
-            &[port],
+            &ports,
             Duration::from_secs(30),
             "prosody",
             log,
@@ -173,6 +199,12 @@ VirtualHost "localhost"
     /// Registers `user` on `localhost` with `password` (with `prosodyctl`); returns the bare
     /// JID, `user@localhost`.
     pub fn register(&self, user: &str, password: &str) -> String {
+        self.register_on(user, "localhost", password)
+    }
+
+    /// Registers `user` on `domain` (`localhost`, or [`DNS_DOMAIN`] on TLS servers) with
+    /// `password`; returns the bare JID.
+    pub fn register_on(&self, user: &str, domain: &str, password: &str) -> String {
         let mut cmd = if self.as_prosody_user {
             let mut c = Command::new("runuser");
             c.args(["-u", "prosody", "--", "prosodyctl"]);
@@ -183,7 +215,7 @@ VirtualHost "localhost"
         let out = cmd
             .arg("--config")
             .arg(&self.config)
-            .args(["register", user, "localhost", password])
+            .args(["register", user, domain, password])
             .output()
             .unwrap();
         assert!(
@@ -191,7 +223,7 @@ VirtualHost "localhost"
             "register {user}: {}",
             String::from_utf8_lossy(&out.stderr)
         );
-        format!("{user}@localhost")
+        format!("{user}@{domain}")
     }
 
     /// Every byte Prosody stored on disk (archives, offline messages, PEP).
@@ -256,7 +288,7 @@ fn make_certificates(dir: &Path) {
     .concat());
     std::fs::write(
         dir.join("server.ext"),
-        "subjectAltName=DNS:localhost\nbasicConstraints=CA:FALSE\nextendedKeyUsage=serverAuth\n",
+        "subjectAltName=DNS:localhost,DNS:hush.test\nbasicConstraints=CA:FALSE\nextendedKeyUsage=serverAuth\n",
     )
     .unwrap();
     run(&[

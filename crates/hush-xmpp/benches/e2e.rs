@@ -192,6 +192,7 @@ fn options(server: &dyn Server) -> ConnectOptions {
         server: Some(server.address()),
         insecure_loopback: true,
         timeout: Duration::from_secs(20),
+        dns: None,
     }
 }
 

@@ -51,6 +51,9 @@ pub struct ConnectOptions {
     pub insecure_loopback: bool,
     /// How long login may take.
     pub timeout: Duration,
+    /// The DNS server to find the account's server with (`server` unset), instead of the
+    /// system's resolver.
+    pub dns: Option<std::net::SocketAddr>,
 }
 
 impl Default for ConnectOptions {
@@ -59,6 +62,7 @@ impl Default for ConnectOptions {
             server: None,
             insecure_loopback: false,
             timeout: Duration::from_secs(30),
+            dns: None,
         }
     }
 }
@@ -248,22 +252,28 @@ impl XmppClient {
     /// forever.
     pub async fn connect(jid: &str, password: &str, options: &ConnectOptions) -> Result<Self> {
         let bare: BareJid = jid.parse().map_err(|_| XmppError::BadJid(jid.to_owned()))?;
+        // Where errors say we tried to connect.
         let server = options
             .server
             .clone()
-            .unwrap_or_else(|| format!("{}:5222", bare.domain()));
-        if options.insecure_loopback && !is_loopback(&server) {
+            .unwrap_or_else(|| format!("{} (found through DNS)", bare.domain()));
+        if options.insecure_loopback && !options.server.as_deref().is_some_and(is_loopback) {
             return Err(XmppError::InsecureNotLoopback(server));
         }
-        let (mut stream, first) = if options.insecure_loopback {
-            stream_with(login::LoopbackTcp(server.clone()), &bare, password)
-        } else {
-            let (host, port) = server.rsplit_once(':').unwrap_or((&server, "5222"));
-            stream_with(
-                login::GuardedStartTls(DnsConfig::no_srv(host, port.parse().unwrap_or(5222))),
-                &bare,
-                password,
-            )
+        let (mut stream, first) = match &options.server {
+            Some(address) if options.insecure_loopback => {
+                stream_with(login::LoopbackTcp(address.clone()), &bare, password)
+            }
+            Some(address) => {
+                let (host, port) = address.rsplit_once(':').unwrap_or((address, "5222"));
+                stream_with(
+                    login::GuardedStartTls(DnsConfig::no_srv(host, port.parse().unwrap_or(5222))),
+                    &bare,
+                    password,
+                )
+            }
+            // No server given: DNS SRV (direct TLS and STARTTLS), else the domain itself.
+            None => stream_with(login::Discovered { dns: options.dns }, &bare, password),
         };
         let online = tokio::time::timeout(options.timeout, async {
             // The first login reports at once (wrong password, refused connection, TLS) ...

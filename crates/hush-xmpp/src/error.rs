@@ -40,7 +40,7 @@ pub enum XmppError {
         server: String,
     },
     /// No connection to the server could be made.
-    #[error("cannot connect to {server}: {source}")]
+    #[error("cannot connect to {server}: {}", connect_reason(.source))]
     Unreachable {
         /// Where we tried to connect.
         server: String,
@@ -167,6 +167,15 @@ impl XmppError {
             self,
             Self::Disconnected(_) | Self::Timeout(_) | Self::Io(_) | Self::Unreachable { .. }
         )
+    }
+}
+
+/// Why a connection failed, in words: an I/O error without tokio-xmpp's "I/O error:" in
+/// front (connection refused, a DNS answer, every server tried).
+pub(crate) fn connect_reason(e: &tokio_xmpp::Error) -> String {
+    match e {
+        tokio_xmpp::Error::Io(io) => io.to_string(),
+        other => other.to_string(),
     }
 }
 

@@ -21,6 +21,7 @@ pub use hush_engine::{
     DeviceState, FetchFailed, KeyConcern, Obstacle, Refusal, Unconfirmed, Warning,
 };
 mod queue;
+mod resolve;
 
 pub use account::{
     Delivery, Hush, SendOptions, SendReport, DEFAULT_INACTIVE_AFTER, ROLLBACK_WARNING,

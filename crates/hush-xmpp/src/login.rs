@@ -16,7 +16,7 @@ use tokio::sync::oneshot;
 use tokio_xmpp::connect::ServerConnector;
 use tokio_xmpp::parsers::jid::Jid;
 use tokio_xmpp::stanzastream::Connection;
-use tokio_xmpp::xmlstream::{StreamHeader, Timeouts};
+use tokio_xmpp::xmlstream::{PendingFeaturesRecv, StreamHeader, Timeouts};
 use zeroize::Zeroizing;
 
 use crate::limits::{Guarded, SERVER_LIMITS};
@@ -208,53 +208,132 @@ impl ServerConnector for GuardedStartTls {
         timeouts: Timeouts,
     ) -> Result<
         (
-            tokio_xmpp::xmlstream::PendingFeaturesRecv<Self::Stream>,
+            PendingFeaturesRecv<Self::Stream>,
             sasl::common::ChannelBinding,
         ),
         tokio_xmpp::Error,
     > {
-        use futures::{SinkExt, StreamExt};
-        use tokio_xmpp::parsers::starttls::{Nonza, Request};
-        use tokio_xmpp::xmlstream::{ReadError, XmppStreamElement};
-
         let tcp = self.0.resolve().await?;
         // Small stanzas, answers awaited: see `LoopbackTcp`.
         tcp.set_nodelay(true)?;
-        let plain = open_stream(tcp, jid, ns, timeouts).await?;
-        let (features, mut plain) = plain
-            .recv_features::<tokio_xmpp::xmlstream::FallibleStreamElement>()
-            .await?;
-        if !features.can_starttls() {
-            // Never fall back to plaintext: `--insecure-loopback` is the only way to that.
-            return Err(tokio_xmpp::Error::Protocol(
-                tokio_xmpp::error::ProtocolError::NoTls,
-            ));
-        }
-        plain
-            .send(&XmppStreamElement::Starttls(Nonza::Request(Request)))
-            .await?;
-        loop {
-            match plain
-                .next()
-                .await
-                .map(|e| e.and_then(|e| e.into_read_error()))
-            {
-                Some(Ok(XmppStreamElement::Starttls(Nonza::Proceed(_)))) => break,
-                Some(Ok(_)) | Some(Err(ReadError::SoftTimeout)) => {}
-                Some(Err(ReadError::HardError(e))) => return Err(e.into()),
-                Some(Err(ReadError::ParseError(e))) => {
-                    return Err(std::io::Error::new(std::io::ErrorKind::InvalidData, e).into())
-                }
-                None | Some(Err(ReadError::StreamFooterReceived)) => {
-                    return Err(tokio_xmpp::Error::Disconnected)
-                }
+        starttls(tcp, jid, ns, timeouts).await
+    }
+}
+
+/// The stream a TLS connection opens, and the channel binding it offers to SASL.
+type Secured = (
+    PendingFeaturesRecv<tokio::io::BufStream<Guarded<TlsOverTcp>>>,
+    sasl::common::ChannelBinding,
+);
+
+/// STARTTLS on `tcp`, then the stream over TLS (certificate checked against the JID's domain).
+async fn starttls(
+    tcp: tokio::net::TcpStream,
+    jid: &Jid,
+    ns: &'static str,
+    timeouts: Timeouts,
+) -> Result<Secured, tokio_xmpp::Error> {
+    use futures::{SinkExt, StreamExt};
+    use tokio_xmpp::parsers::starttls::{Nonza, Request};
+    use tokio_xmpp::xmlstream::{ReadError, XmppStreamElement};
+
+    let plain = open_stream(tcp, jid, ns, timeouts).await?;
+    let (features, mut plain) = plain
+        .recv_features::<tokio_xmpp::xmlstream::FallibleStreamElement>()
+        .await?;
+    if !features.can_starttls() {
+        // Never fall back to plaintext: `--insecure-loopback` is the only way to that.
+        return Err(tokio_xmpp::Error::Protocol(
+            tokio_xmpp::error::ProtocolError::NoTls,
+        ));
+    }
+    plain
+        .send(&XmppStreamElement::Starttls(Nonza::Request(Request)))
+        .await?;
+    loop {
+        match plain
+            .next()
+            .await
+            .map(|e| e.and_then(|e| e.into_read_error()))
+        {
+            Some(Ok(XmppStreamElement::Starttls(Nonza::Proceed(_)))) => break,
+            Some(Ok(_)) | Some(Err(ReadError::SoftTimeout)) => {}
+            Some(Err(ReadError::HardError(e))) => return Err(e.into()),
+            Some(Err(ReadError::ParseError(e))) => {
+                return Err(std::io::Error::new(std::io::ErrorKind::InvalidData, e).into())
+            }
+            None | Some(Err(ReadError::StreamFooterReceived)) => {
+                return Err(tokio_xmpp::Error::Disconnected)
             }
         }
-        // The server sends nothing more in clear after `<proceed/>`: nothing buffered is lost.
-        let tcp = plain.into_inner().into_inner().into_inner();
-        let (tls, binding) =
-            tokio_xmpp::connect::tls_common::establish_tls_connection(tcp, jid.domain().as_str())
-                .await?;
-        Ok((open_stream(tls, jid, ns, timeouts).await?, binding))
+    }
+    // The server sends nothing more in clear after `<proceed/>`: nothing buffered is lost.
+    let tcp = plain.into_inner().into_inner().into_inner();
+    direct_tls(tcp, jid, ns, timeouts).await
+}
+
+/// TLS on `tcp` (certificate checked against the JID's domain), then the stream.
+async fn direct_tls(
+    tcp: tokio::net::TcpStream,
+    jid: &Jid,
+    ns: &'static str,
+    timeouts: Timeouts,
+) -> Result<Secured, tokio_xmpp::Error> {
+    let (tls, binding) =
+        tokio_xmpp::connect::tls_common::establish_tls_connection(tcp, jid.domain().as_str())
+            .await?;
+    Ok((open_stream(tls, jid, ns, timeouts).await?, binding))
+}
+
+/// How long one place a domain's server may be reached gets, from the TCP connection to the
+/// stream over TLS, before the next one is tried.
+const ATTEMPT_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// The server of the JID's domain, found in DNS (see [`crate::resolve`]): each place its SRV
+/// records name is tried in turn, with direct TLS or STARTTLS as the record says, until one
+/// logs in. `dns` is the name server to ask instead of the system's.
+#[derive(Clone, Debug)]
+pub(crate) struct Discovered {
+    pub(crate) dns: Option<std::net::SocketAddr>,
+}
+
+impl ServerConnector for Discovered {
+    type Stream = tokio::io::BufStream<Guarded<TlsOverTcp>>;
+
+    async fn connect(
+        &self,
+        jid: &Jid,
+        ns: &'static str,
+        timeouts: Timeouts,
+    ) -> Result<Secured, tokio_xmpp::Error> {
+        let domain = jid.domain().as_str();
+        let resolver = crate::resolve::resolver(self.dns)?;
+        let mut attempts = Vec::new();
+        for candidate in crate::resolve::candidates(&resolver, domain).await {
+            log::debug!("trying {candidate} for {domain}");
+            let tried = async {
+                let tcp = crate::resolve::tcp(&resolver, &candidate.host, candidate.port).await?;
+                tcp.set_nodelay(true)?;
+                match candidate.security {
+                    crate::resolve::Security::DirectTls => direct_tls(tcp, jid, ns, timeouts).await,
+                    crate::resolve::Security::StartTls => starttls(tcp, jid, ns, timeouts).await,
+                }
+            };
+            // A server that takes the connection and never answers must not keep us from the
+            // next one.
+            match tokio::time::timeout(ATTEMPT_TIMEOUT, tried).await {
+                Ok(Ok(secured)) => return Ok(secured),
+                Ok(Err(e)) => attempts.push((candidate, crate::error::connect_reason(&e))),
+                Err(_) => attempts.push((
+                    candidate,
+                    format!("no answer within {} s", ATTEMPT_TIMEOUT.as_secs()),
+                )),
+            }
+        }
+        Err(std::io::Error::other(crate::resolve::NoServer {
+            domain: domain.to_owned(),
+            attempts,
+        })
+        .into())
     }
 }

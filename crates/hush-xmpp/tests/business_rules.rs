@@ -148,6 +148,7 @@ async fn a_live_key_exchange_retires_its_prekey_at_once() {
         server: Some(server.address()),
         insecure_loopback: true,
         timeout: Duration::from_secs(20),
+        dns: None,
     };
     let mut carol = hush_xmpp::XmppClient::connect(&server.register("carol", "pw"), "pw", &options)
         .await

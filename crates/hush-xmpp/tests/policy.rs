@@ -35,6 +35,7 @@ async fn a_vanished_device_list_refuses_instead_of_sending_in_clear() {
         server: Some(server.address()),
         insecure_loopback: true,
         timeout: Duration::from_secs(20),
+        dns: None,
     };
     let mut bob_other = XmppClient::connect(bob_jid.as_str(), "pw", &options)
         .await

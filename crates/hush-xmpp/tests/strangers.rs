@@ -37,6 +37,7 @@ async fn flood(
         server: Some(server.address()),
         insecure_loopback: true,
         timeout: Duration::from_secs(20),
+        dns: None,
     };
     let jid = server.register(&format!("mallory-{tag}"), "pw");
     let mut mallory = XmppClient::connect(&jid, "pw", &options).await.unwrap();

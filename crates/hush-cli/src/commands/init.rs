@@ -67,7 +67,7 @@ pub(super) async fn run(home: &Home, setup: Setup, out: Printer) -> Result<()> {
         let mut store = home.create_store(setup.encrypted)?;
         store.create_account(setup.jid.as_str(), &device)?;
         home.write_config(&mut store, &config)?;
-        let mut hush = Hush::connect(store, &config.password, &connect_options(&config)).await?;
+        let mut hush = Hush::connect(store, &config.password, &connect_options(&config)?).await?;
         hush.announce().await?;
         hush.close().await?;
         Ok(())

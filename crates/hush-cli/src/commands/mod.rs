@@ -179,12 +179,26 @@ pub(crate) fn unix_now() -> u64 {
         .unwrap_or(0)
 }
 
-fn connect_options(config: &Config) -> ConnectOptions {
-    ConnectOptions {
+/// The environment variable naming a DNS server (`IP:PORT`) to find accounts' servers with,
+/// instead of the system's resolver (a private test domain, a resolver of one's own).
+const DNS_SERVER_VAR: &str = "HUSH_DNS_SERVER";
+
+fn connect_options(config: &Config) -> Result<ConnectOptions> {
+    let dns = match std::env::var(DNS_SERVER_VAR) {
+        Ok(value) if !value.is_empty() => {
+            Some(value.parse().map_err(|_| CliError::BadDnsServer {
+                var: DNS_SERVER_VAR,
+                value,
+            })?)
+        }
+        _ => None,
+    };
+    Ok(ConnectOptions {
         server: config.server.clone(),
         insecure_loopback: config.insecure_loopback,
         timeout: Duration::from_secs(30),
-    }
+        dns,
+    })
 }
 
 /// Takes the account's session lock, opens the store and logs in.
@@ -193,7 +207,7 @@ pub(crate) async fn connect(home: &Home) -> Result<(Hush<SqliteStore>, Config)> 
     home.lock_sessions()?;
     let store = home.open_store()?;
     let config = home.config(&store)?;
-    let hush = Hush::connect(store, &config.password, &connect_options(&config)).await?;
+    let hush = Hush::connect(store, &config.password, &connect_options(&config)?).await?;
     Ok((hush, config))
 }
 

@@ -44,6 +44,7 @@ pub fn options(server: &impl XmppServer, via: Option<&str>) -> ConnectOptions {
         server: Some(via.map_or_else(|| server.address(), str::to_owned)),
         insecure_loopback: true,
         timeout: Duration::from_secs(20),
+        dns: None,
     }
 }
 
