@@ -204,3 +204,100 @@ fn another_user_cannot_use_the_agent() {
     assert!(bobs_agent.stop("TERM").success());
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[test]
+fn killing_the_agent_under_traffic_loses_nothing() {
+    let server = Prosody::start("agent-kill");
+    let dir = scratch("agent-kill");
+    let alice = init(&server, &dir, "alice", true);
+    let bob = init(&server, &dir, "bob", true);
+    ok(hush(&alice.home, &["send", &bob.jid, "hello"]));
+    ok(hush(&bob.home, &["send", &alice.jid, "hello"]));
+    const N: usize = 12;
+
+    // Alice writes to Bob, and Bob through his agent to Alice, while Bob's agent is killed
+    // (SIGKILL) at arbitrary moments and started again.
+    let to_bob = {
+        let (home, jid) = (alice.home.clone(), bob.jid.clone());
+        std::thread::spawn(move || {
+            for i in 0..N {
+                ok(hush(&home, &["send", &jid, &format!("to bob {i}")]));
+            }
+        })
+    };
+    let to_alice = {
+        let (home, jid) = (bob.home.clone(), alice.jid.clone());
+        std::thread::spawn(move || {
+            // Sends that returned success; a send cut short by a kill may or may not have
+            // left (it is committed before it leaves, and resent on the next start).
+            let mut reported = Vec::new();
+            for i in 0..N {
+                let text = format!("to alice {i}");
+                if hush(&home, &["send", &jid, &text]).status.success() {
+                    reported.push(text);
+                }
+            }
+            reported
+        })
+    };
+    // The moments of the kills: spread over what an agent does (connecting, catching up,
+    // serving sends), not a synchronisation.
+    let mut kills = 0;
+    for pause_ms in [150u64, 700, 40, 1200, 300, 900, 60, 500].iter().cycle() {
+        if to_bob.is_finished() && to_alice.is_finished() {
+            break;
+        }
+        let agent = Running::start(&bob.home, &["agent"]);
+        std::thread::sleep(std::time::Duration::from_millis(*pause_ms));
+        assert!(!agent.stop("KILL").success());
+        kills += 1;
+    }
+    to_bob.join().unwrap();
+    let reported = to_alice.join().unwrap();
+    assert!(kills >= 2, "only {kills} kills");
+
+    // Once things are calm, everything is there exactly once, and nothing failed.
+    let last = agent(&bob.home);
+    ok(hush(&bob.home, &["recv", "--timeout", "3"]));
+    assert!(last.stop("TERM").success());
+    ok(hush(&alice.home, &["recv", "--timeout", "3"]));
+    let history = |home: &Path, with: &str| -> Vec<Value> {
+        json_lines(&ok(hush(
+            home,
+            &["--json", "history", with, "--limit", "1000"],
+        )))
+    };
+    let bobs = history(&bob.home, &alice.jid);
+    assert!(bobs.iter().all(|m| m["failure"].is_null()), "{bobs:?}");
+    let received: Vec<&str> = bobs
+        .iter()
+        .filter(|m| m["direction"] == "in")
+        .filter_map(|m| m["body"].as_str())
+        .collect();
+    let expected: Vec<String> = std::iter::once("hello".to_owned())
+        .chain((0..N).map(|i| format!("to bob {i}")))
+        .collect();
+    assert_eq!(received, expected, "Bob's history: {bobs:?}");
+    let alices = history(&alice.home, &bob.jid);
+    assert!(alices.iter().all(|m| m["failure"].is_null()), "{alices:?}");
+    let got: Vec<&str> = alices
+        .iter()
+        .filter(|m| m["direction"] == "in")
+        .filter_map(|m| m["body"].as_str())
+        .collect();
+    for text in &reported {
+        assert_eq!(
+            got.iter().filter(|g| *g == text).count(),
+            1,
+            "{text} reported sent; Alice got {got:?}"
+        );
+    }
+    for text in &got {
+        assert_eq!(
+            got.iter().filter(|g| g == &text).count(),
+            1,
+            "{text} twice: {got:?}"
+        );
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -549,7 +549,9 @@ impl<S: Store> Hush<S> {
     ///
     /// The first call on a connection that has not caught up yet does so first (see
     /// [`Self::catch_up`]): the session goes online only after reading the archive, and
-    /// whatever arrived since connecting waits there.
+    /// whatever arrived since connecting waits there. That catch-up starts where the last one
+    /// ended; a device that never finished one would read only from when this connection was
+    /// made, so call [`Self::catch_up`] first with the time the device was set up.
     pub async fn receive(&mut self, timeout: Duration) -> Result<Option<Delivery>> {
         self.receive_until(timeout, None).await
     }

@@ -55,7 +55,7 @@ pub(crate) enum AgentError {
         source: std::io::Error,
     },
     /// The agent closed the connection before answering.
-    #[error("the agent closed the connection before answering (did it stop?)")]
+    #[error("the agent stopped before answering: what was asked may or may not have been done (a message it committed is sent when the account next connects; `hush history JID` shows it)")]
     Closed,
     /// The agent sent something that is not JSON-RPC.
     #[error("the agent answered something that is not a JSON-RPC response")]

@@ -77,7 +77,7 @@ pub(crate) async fn run(home: &Home) -> Result<()> {
         return Err(AgentError::PathTooLong(path).into());
     }
     // The session lock is taken here: while the agent runs, it alone touches the sessions.
-    let (hush, _config) = connect(home).await?;
+    let (hush, config) = connect(home).await?;
     let listener = listen(&path)?;
     let (jobs_tx, jobs) = mpsc::channel(64);
     let accept = tokio::spawn(accept(listener, jobs_tx, wake.clone()));
@@ -95,7 +95,22 @@ pub(crate) async fn run(home: &Home) -> Result<()> {
         backlog: VecDeque::new(),
         next_seq: 1,
     };
-    let served = account.serve(jobs, &stop, &wake).await;
+    // First what arrived while no agent ran, from the archive — since the account was set
+    // up, for a device that never read it — before any job: a send then builds on every
+    // session the archive advanced. (Left to the first wait, the catch-up would read only
+    // from when this process connected.)
+    if let Some(notice) = account.hush.take_rollback_notice() {
+        account.publish(&notice);
+    }
+    let served = match account.hush.catch_up(config.created_at).await {
+        Ok(found) => {
+            for d in &found {
+                account.publish(d);
+            }
+            account.serve(jobs, &stop, &wake).await
+        }
+        Err(e) => Err(e.into()),
+    };
     accept.abort();
     let _ = std::fs::remove_file(&path);
     // What was read and not shown yet goes to the subscribers still here (else history).
@@ -274,8 +289,7 @@ impl Account<'_> {
                     Work::Closed(sink) => self.unsubscribe(&sink),
                 }
             }
-            // The first wait catches up on the archive (jobs wait until it is done: a send
-            // then builds on every session the archive advanced).
+            // A catch-up cut short continues inside the wait (and after a lost session).
             if let Some(d) = self.hush.receive_or_wake(IDLE, wake).await? {
                 self.publish(&d);
             }
