@@ -214,8 +214,10 @@ impl Report for HistoryReport<'_> {
     fn json(&self) -> Value {
         let m = self.message;
         let outgoing = m.direction == Direction::Out;
+        // An outgoing message went to the conversation's peer; an incoming one came to us.
+        let to = if outgoing { &m.peer } else { &self.me.jid };
         json!({"at": m.at, "direction": if outgoing { "out" } else { "in" },
-               "from": m.sender, "device": m.sender_device,
+               "from": m.sender, "to": to, "device": m.sender_device,
                "ns": m.encrypted.then(|| m.suite.name()), "encrypted": m.encrypted,
                "body": self.body(), "error": self.error(),
                "failure": m.failure.as_ref().map(|f| f.kind())})
@@ -224,18 +226,21 @@ impl Report for HistoryReport<'_> {
     fn text(&self) -> Vec<String> {
         let m = self.message;
         let when = hush_wire::date::format(m.at);
-        let arrow = if m.direction == Direction::Out {
-            "→"
+        // `→ peer` for what we sent (naming the device when it was another of ours), `← sender`
+        // for what we received.
+        let (arrow, who) = if m.direction == Direction::Out {
+            let other_device = if m.sender_device != self.me.device {
+                format!(" (from your device {})", m.sender_device)
+            } else {
+                String::new()
+            };
+            ("→", format!("{}{other_device}", printable(&m.peer)))
         } else {
-            "←"
+            ("←", printable(&m.sender))
         };
         let clear = if m.encrypted { "" } else { " (UNENCRYPTED)" };
         match (self.body(), self.error()) {
-            (Some(b), _) => vec![format!(
-                "{when} {arrow} {}{clear}: {}",
-                printable(&m.sender),
-                printable(&b)
-            )],
+            (Some(b), _) => vec![format!("{when} {arrow} {who}{clear}: {}", printable(&b))],
             (None, Some(e)) => vec![format!("{when} {arrow} !! {}", printable(&e))],
             (None, None) => Vec::new(),
         }

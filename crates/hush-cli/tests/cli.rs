@@ -355,11 +355,18 @@ fn a_second_hush_on_the_same_account_waits_its_turn() {
         .collect();
     assert_eq!(lines, [("in", "hello"), ("out", "now it works")]);
     assert!(history.iter().all(|m| m["encrypted"] == true));
+    // Each names the other side: who sent what we received, who got what we sent.
+    let to: Vec<&str> = history.iter().map(|m| m["to"].as_str().unwrap()).collect();
+    assert_eq!(to, [bob.jid.as_str(), alice.jid.as_str()]);
     let text = ok(hush(&bob.home, &["history", &alice.jid]));
-    assert!(
-        text.contains("← ") && text.contains("→ ") && text.contains(": hello"),
-        "{text}"
-    );
+    let expected = [
+        format!("← {}: hello", alice.jid),
+        format!("→ {}: now it works", alice.jid),
+    ];
+    for (line, expected) in text.lines().zip(&expected) {
+        assert!(line.ends_with(expected.as_str()), "{line} / {expected}");
+    }
+    assert_eq!(text.lines().count(), 2, "{text}");
 }
 
 /// A body with a carriage return and line breaks, written to look like a verified message
