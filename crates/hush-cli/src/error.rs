@@ -113,6 +113,15 @@ pub(crate) enum CliError {
         /// The devices that were verified nevertheless.
         verified: Vec<u32>,
     },
+    /// A message went out, but some devices it was meant for could not be encrypted to (the
+    /// report on standard output names them).
+    #[error("sent, but not to {missed} of the {meant} devices it was meant for (see the warnings above)")]
+    Partial {
+        /// Devices that could not be reached.
+        missed: usize,
+        /// Devices it was meant for.
+        meant: usize,
+    },
     /// Standard output could not be written (closed by the reader, or a full disk).
     #[error("cannot write to standard output: {0}")]
     Output(std::io::Error),
@@ -148,6 +157,120 @@ fn verified_note(verified: &[u32]) -> String {
         String::new()
     } else {
         format!(" (verified: {verified:?})")
+    }
+}
+
+/// What kind of failure an error is: the exit status, and `"kind"` in the JSON error line
+/// (`--json`), so that a script can tell what to do without reading the words.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Kind {
+    /// Anything else (a damaged store, the disk, a server misbehaving): exit 1.
+    Failed,
+    /// The command line or its arguments (clap's own errors too): exit 2.
+    Usage,
+    /// The XMPP password or the store passphrase was not accepted, or not given: exit 3.
+    Authentication,
+    /// The server could not be reached, or the connection was lost: exit 4.
+    Network,
+    /// Nothing was sent because the encryption policy, trust or the contact's devices did not
+    /// allow it: exit 5.
+    Refused,
+    /// The message went out, but not to every device of the contact it was meant for: exit 6.
+    Partial,
+}
+
+impl Kind {
+    /// The process's exit status.
+    pub(crate) fn exit_code(self) -> u8 {
+        match self {
+            Kind::Failed => 1,
+            Kind::Usage => 2,
+            Kind::Authentication => 3,
+            Kind::Network => 4,
+            Kind::Refused => 5,
+            Kind::Partial => 6,
+        }
+    }
+
+    /// The kind with this [`Kind::name`] (`Failed` for a name it does not know).
+    pub(crate) fn named(name: &str) -> Self {
+        [
+            Kind::Usage,
+            Kind::Authentication,
+            Kind::Network,
+            Kind::Refused,
+            Kind::Partial,
+        ]
+        .into_iter()
+        .find(|k| k.name() == name)
+        .unwrap_or(Kind::Failed)
+    }
+
+    /// Its name in JSON.
+    pub(crate) fn name(self) -> &'static str {
+        match self {
+            Kind::Failed => "failed",
+            Kind::Usage => "usage",
+            Kind::Authentication => "authentication",
+            Kind::Network => "network",
+            Kind::Refused => "refused",
+            Kind::Partial => "partial",
+        }
+    }
+}
+
+impl CliError {
+    /// What kind of failure this is.
+    pub(crate) fn kind(&self) -> Kind {
+        use hush_xmpp::XmppError as X;
+        match self {
+            CliError::BadJid(_)
+            | CliError::FullJid { .. }
+            | CliError::EmptyMessage
+            | CliError::TextAndPassphraseOnStdin
+            | CliError::BadDnsServer { .. }
+            | CliError::StdinTwice
+            | CliError::PassphraseUnwanted
+            | CliError::NoPassword
+            | CliError::UnsetVariable(_)
+            | CliError::BadUri(_)
+            | CliError::NoSessionToReset { .. }
+            | CliError::NotListed(_)
+            | CliError::NoSuchDevice { .. }
+            | CliError::NoAccount
+            | CliError::HomeInUse(_) => Kind::Usage,
+            CliError::Home(h) | CliError::NewPassphrase(h) => match h {
+                HomeError::WrongPassphrase(_)
+                | HomeError::NoPassphrase { .. }
+                | HomeError::EmptyPassphrase
+                | HomeError::PassphrasesDiffer
+                | HomeError::UnsetVariable(_) => Kind::Authentication,
+                HomeError::NoDirectory
+                | HomeError::NoAccount(_)
+                | HomeError::NotADirectory(_)
+                | HomeError::Busy(_) => Kind::Usage,
+                _ => Kind::Failed,
+            },
+            CliError::Xmpp(x) => match x {
+                X::LoginRejected { .. } => Kind::Authentication,
+                X::NotSent { .. } | X::NoPep(_) => Kind::Refused,
+                X::BadJid(_) | X::InsecureNotLoopback(_) => Kind::Usage,
+                x if x.is_connection() => Kind::Network,
+                X::ConnectTimeout { .. } | X::NoLoginMechanism { .. } => Kind::Network,
+                _ => Kind::Failed,
+            },
+            CliError::Agent(crate::agent::AgentError::Failed { code, kind, .. }) => {
+                // The agent's errors are worded already; their kind travels with them.
+                match (kind.as_deref(), *code) {
+                    (Some(name), _) => Kind::named(name),
+                    (None, -32602) => Kind::Usage,
+                    _ => Kind::Failed,
+                }
+            }
+            CliError::Agent(_) => Kind::Failed,
+            CliError::Partial { .. } => Kind::Partial,
+            _ => Kind::Failed,
+        }
     }
 }
 

@@ -1,7 +1,8 @@
 //! `hush`: end-to-end encrypted XMPP messaging from the command line.
 //!
 //! Every command takes `--home DIR` (env `HUSH_HOME`) holding one account's config and store,
-//! and `--json` for one JSON object per line. Errors print one `error: …` line and exit 1.
+//! and `--json` for one JSON object per line. Errors print one `error: …` line (with `--json`,
+//! one JSON object on stderr) and exit with the status of their kind ([`error::Kind`]).
 //! The store is encrypted under a passphrase (`--passphrase-stdin`, `--passphrase-env NAME`,
 //! `HUSH_PASSPHRASE`, or the terminal) unless `hush init --unencrypted-store` chose otherwise.
 //!
@@ -31,7 +32,7 @@ use clap::Parser;
 use terminal::printable;
 
 use crate::cli::Cli;
-use crate::error::CliError;
+use crate::error::{CliError, Kind};
 
 /// Log lines on stderr. By default only Hush's own warnings (a lost connection, a device
 /// re-adding itself); `HUSH_LOG=debug` (or `trace`, `info`, `warn`) shows every layer's log,
@@ -80,7 +81,23 @@ fn main() -> ExitCode {
     if log::set_logger(Box::leak(Box::new(logger))).is_ok() {
         log::set_max_level(level);
     }
-    let cli = Cli::parse();
+    // `--json` anywhere before a `--` asks for errors as JSON too, usage errors included.
+    let json = std::env::args()
+        .take_while(|a| a != "--")
+        .any(|a| a == "--json");
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) if json && e.use_stderr() => {
+            // clap's message up to its usage block, on one line.
+            let text = e.to_string();
+            let what = text.split("\n\n").next().unwrap_or_default();
+            let what = what.strip_prefix("error: ").unwrap_or(what);
+            let message = what.split_whitespace().collect::<Vec<_>>().join(" ");
+            return fail(json, Kind::Usage, &message);
+        }
+        // Help, version, and usage errors on a terminal: as clap prints them (exit 2).
+        Err(e) => e.exit(),
+    };
     let result = tokio::runtime::Runtime::new()
         .map_err(CliError::Runtime)
         .and_then(|runtime| runtime.block_on(commands::run(cli)));
@@ -89,9 +106,20 @@ fn main() -> ExitCode {
         // The reader of our output went away (`hush recv | head -1`): what it wanted was
         // written, and nothing was lost (what was read is in history). Quietly done.
         Err(CliError::Output(e)) if e.kind() == std::io::ErrorKind::BrokenPipe => ExitCode::SUCCESS,
-        Err(e) => {
-            output::note(&format!("error: {}", printable(&e.to_string())));
-            ExitCode::FAILURE
-        }
+        Err(e) => fail(json, e.kind(), &e.to_string()),
     }
+}
+
+/// Reports a failure on standard error — one `error: …` line, or with `--json` one object
+/// `{"error": …, "kind": …, "exit": …}` — and gives the exit status of its kind.
+fn fail(json: bool, kind: Kind, message: &str) -> ExitCode {
+    let code = kind.exit_code();
+    if json {
+        let line = serde_json::json!({"error": message, "kind": kind.name(), "exit": code});
+        // JSON escapes every control character, so the line cannot be forged either.
+        output::note_raw(&line.to_string());
+    } else {
+        output::note(&format!("error: {}", printable(message)));
+    }
+    ExitCode::from(code)
 }

@@ -67,6 +67,12 @@ pub(crate) fn note(line: &str) {
     );
 }
 
+/// Writes a line to standard error as it is (JSON, which needs no fitting: it is one line for
+/// programs). A closed standard error is no reason to stop.
+pub(crate) fn note_raw(line: &str) {
+    let _ = writeln!(std::io::stderr(), "{line}");
+}
+
 /// A report given as its two forms.
 pub(crate) struct Shown {
     /// The JSON object.

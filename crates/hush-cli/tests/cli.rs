@@ -13,6 +13,7 @@ mod support;
 
 use hush_test_support::prosody::Prosody;
 use serde_json::Value;
+use std::process::Output;
 use support::*;
 
 /// Starts `hush recv` and returns once it is connected (it says so on stderr).
@@ -666,5 +667,87 @@ fn recv_follow_streams_until_interrupted_with_time_id_and_recipient() {
     );
     reader.join().unwrap();
     assert!(next_line.try_recv().is_err(), "nothing else was printed");
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// Every failure has a kind a script can act on: the exit status (2 usage, 3 authentication,
+/// 4 network, 5 refused by policy, 6 partial delivery, 1 anything else), and with `--json` one
+/// JSON object on stderr naming it.
+#[test]
+fn failures_have_exit_codes_by_kind_and_json_errors() {
+    let server = Prosody::start("cli-exit");
+    let dir = scratch("cli-exit");
+    let alice = init(&server, &dir, "alice", true);
+    let stranger = server.register("stranger", "pw");
+    let check = |out: Output, code: i32, kind: &str| {
+        assert_eq!(out.status.code(), Some(code), "{out:?}");
+        let err = String::from_utf8(out.stderr).unwrap();
+        let lines: Vec<&str> = err.lines().collect();
+        assert_eq!(lines.len(), 1, "{err}");
+        let v: Value = serde_json::from_str(lines[0]).unwrap_or_else(|e| panic!("{err}: {e}"));
+        assert_eq!(v["kind"], kind, "{v}");
+        assert_eq!(v["exit"], code, "{v}");
+        assert!(!v["error"].as_str().unwrap().is_empty(), "{v}");
+    };
+    // Usage: clap's own, and ours.
+    check(hush(&alice.home, &["--json", "send"]), 2, "usage");
+    check(
+        hush(&alice.home, &["--json", "send", "not a jid", "x"]),
+        2,
+        "usage",
+    );
+    // Authentication: the store passphrase, and the XMPP password.
+    let wrong = hush_command(&alice.home)
+        .env("HUSH_PASSPHRASE", "not the passphrase")
+        .args(["--json", "status", &stranger])
+        .output()
+        .unwrap();
+    check(wrong, 3, "authentication");
+    let bad_password = hush_command(&dir.join("bad-password"))
+        .env("HUSH_TEST_PW", "wrong")
+        .args([
+            "--json",
+            "init",
+            "--jid",
+            &stranger,
+            "--server",
+            &server.address(),
+        ])
+        .args(["--insecure-loopback", "--password-env", "HUSH_TEST_PW"])
+        .output()
+        .unwrap();
+    check(bad_password, 3, "authentication");
+    // Network: nothing listens there.
+    let closed = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap();
+    let unreachable = hush_command(&dir.join("unreachable"))
+        .args([
+            "--json",
+            "init",
+            "--jid",
+            &stranger,
+            "--server",
+            &closed.to_string(),
+        ])
+        .args(["--insecure-loopback", "--password-env", "HUSH_TEST_PW"])
+        .output()
+        .unwrap();
+    check(unreachable, 4, "network");
+    // Refused by policy: the contact has no OMEMO device, and nothing goes in clear.
+    check(
+        hush(&alice.home, &["--json", "send", &stranger, "hi"]),
+        5,
+        "refused",
+    );
+    // Without --json: the same status, one `error:` line.
+    let out = hush(&alice.home, &["send", &stranger, "hi"]);
+    assert_eq!(out.status.code(), Some(5));
+    let err = String::from_utf8(out.stderr).unwrap();
+    assert!(
+        err.starts_with("error: ") && err.lines().count() == 1,
+        "{err}"
+    );
     let _ = std::fs::remove_dir_all(&dir);
 }

@@ -53,6 +53,28 @@ pub enum Obstacle {
     Policy(LeftOut),
 }
 
+impl Obstacle {
+    /// Its name for scripts: `inactive`, `no-bundle`, `bad-bundle`, `not-fetched`, `policy`.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Self::Inactive { .. } => "inactive",
+            Self::NoBundle(_) => "no-bundle",
+            Self::BadBundle(_) => "bad-bundle",
+            Self::NotFetched => "not-fetched",
+            Self::Policy(_) => "policy",
+        }
+    }
+
+    /// Whether the device was meant to get the message and could not be reached (its keys
+    /// could not be had or used), as opposed to left out on purpose (inactive, by policy).
+    pub fn is_failure(&self) -> bool {
+        matches!(
+            self,
+            Self::NoBundle(_) | Self::BadBundle(_) | Self::NotFetched
+        )
+    }
+}
+
 impl fmt::Display for Obstacle {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {

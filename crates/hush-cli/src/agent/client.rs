@@ -82,6 +82,10 @@ impl Agent {
             if let Some(error) = answer.get("error") {
                 return Err(AgentError::Failed {
                     code: error.get("code").and_then(Value::as_i64).unwrap_or(0),
+                    kind: error
+                        .pointer("/data/kind")
+                        .and_then(Value::as_str)
+                        .map(str::to_owned),
                     message: error
                         .get("message")
                         .and_then(Value::as_str)

@@ -67,5 +67,7 @@ pub(crate) enum AgentError {
         code: i64,
         /// The error, as `hush` would print it.
         message: String,
+        /// Its kind, as the agent named it (see [`crate::error::Kind`]).
+        kind: Option<String>,
     },
 }

@@ -35,9 +35,16 @@ pub(crate) enum Fault {
     /// A parameter missing or of the wrong kind.
     #[error("{0}")]
     Params(String),
-    /// The method ran and failed: the message is the error `hush` would print.
-    #[error("{0}")]
-    Failed(String),
+    /// The method ran and failed: the message is the error `hush` would print, the kind its
+    /// name for scripts (`"kind"` in the error's `data`: usage, authentication, network,
+    /// refused, partial, failed).
+    #[error("{message}")]
+    Failed {
+        /// The error, in words.
+        message: String,
+        /// Its kind.
+        kind: &'static str,
+    },
 }
 
 impl Fault {
@@ -48,7 +55,7 @@ impl Fault {
             Fault::Invalid(_) => -32600,
             Fault::NoMethod(_) => -32601,
             Fault::Params(_) => -32602,
-            Fault::Failed(_) => -32000,
+            Fault::Failed { .. } => -32000,
         }
     }
 }
@@ -99,7 +106,11 @@ pub(crate) fn response(id: Value, result: Value) -> Value {
 
 /// An error response.
 pub(crate) fn error(id: Value, fault: &Fault) -> Value {
-    json!({"jsonrpc": "2.0", "id": id, "error": {"code": fault.code(), "message": fault.to_string()}})
+    let mut error = json!({"code": fault.code(), "message": fault.to_string()});
+    if let Fault::Failed { kind, .. } = fault {
+        error["data"] = json!({"kind": kind});
+    }
+    json!({"jsonrpc": "2.0", "id": id, "error": error})
 }
 
 /// A notification from the agent.

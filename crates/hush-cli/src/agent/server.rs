@@ -27,7 +27,7 @@ use super::rpc::{self, Fault, Params};
 use super::{socket_path, AgentError, MAX_SOCKET_PATH};
 use crate::advice::Me;
 use crate::commands::{bare, connect, history, me, send, status};
-use crate::error::{CliError, Result};
+use crate::error::{CliError, Kind, Result};
 use crate::home::Home;
 use crate::output::{DeliveryReport, Shown};
 use crate::terminal::printable;
@@ -378,9 +378,10 @@ impl Account<'_> {
             }
             "subscribe" => {
                 if self.subscribers.iter().any(|s| s.sink.same_channel(sink)) {
-                    return Err(Fault::Failed(
-                        "this connection is subscribed already".into(),
-                    ));
+                    return Err(Fault::Failed {
+                        message: "this connection is subscribed already".into(),
+                        kind: Kind::Usage.name(),
+                    });
                 }
                 self.subscribers.push(Subscriber {
                     sink: sink.clone(),
@@ -401,7 +402,10 @@ impl Account<'_> {
                     .subscribers
                     .iter_mut()
                     .find(|s| s.sink.same_channel(sink))
-                    .ok_or_else(|| Fault::Failed("this connection is not subscribed".into()))?;
+                    .ok_or_else(|| Fault::Failed {
+                        message: "this connection is not subscribed".into(),
+                        kind: Kind::Usage.name(),
+                    })?;
                 while sub.unacked.front().is_some_and(|(n, _)| *n <= seq) {
                     sub.unacked.pop_front();
                 }
@@ -523,5 +527,9 @@ fn with_lines(s: Shown, lines: bool) -> Value {
 
 /// A command's error as the agent answers it: the line `hush` would print.
 fn failed(e: impl Into<CliError>) -> Fault {
-    Fault::Failed(printable(&e.into().to_string()))
+    let e = e.into();
+    Fault::Failed {
+        message: printable(&e.to_string()),
+        kind: e.kind().name(),
+    }
 }

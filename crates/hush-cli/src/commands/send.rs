@@ -8,7 +8,7 @@ use serde_json::json;
 use super::{connect, me};
 use crate::advice;
 use crate::agent::client::Agent;
-use crate::error::Result;
+use crate::error::{CliError, Result};
 use crate::home::Home;
 use crate::output::{properties_json, DeliveryReport, Printer, Report, Shown};
 use crate::terminal::printable;
@@ -23,8 +23,9 @@ pub(super) async fn run(
     // A running agent holds the account: it sends.
     if let Some(mut agent) = Agent::find(home).await? {
         let params = json!({"to": to.to_string(), "text": text, "plaintext": plaintext});
-        out.show(&agent.call("send", params).await?)?;
-        return Ok(());
+        let sent = agent.call("send", params).await?;
+        out.show(&sent)?;
+        return partial(&sent);
     }
     let (mut hush, config) = connect(home).await?;
     // Found on connecting: said before anything else (the send below is safe: it builds new
@@ -38,7 +39,24 @@ pub(super) async fn run(
     let sent = report(&mut hush, to, text, plaintext, config.encryption_off).await?;
     hush.close().await?;
     out.show(&sent)?;
-    Ok(())
+    partial(&sent)
+}
+
+/// [`CliError::Partial`] when the message missed devices it was meant for (their keys could not
+/// be had or used), so that scripts see it in the exit status; devices left out on purpose
+/// (inactive, by policy) do not count.
+fn partial(sent: &Shown) -> Result<()> {
+    let delivered = sent.json["devices"].as_array().map_or(0, Vec::len);
+    let missed = sent.json["skipped"]
+        .as_array()
+        .map_or(0, |s| s.iter().filter(|d| d["failed"] == true).count());
+    if missed == 0 {
+        return Ok(());
+    }
+    Err(CliError::Partial {
+        missed,
+        meant: delivered + missed,
+    })
 }
 
 /// Sends one message on a connection and says what it did (`global_off`: the account's off
@@ -70,7 +88,8 @@ impl Report for Sent<'_> {
         json!({"sent": true, "to": self.to.to_string(), "ns": r.suite.map(|s| s.name()),
                "encrypted": r.suite.is_some(),
                "devices": r.devices.iter().map(|(j, d)| json!({"jid": j, "device": d})).collect::<Vec<_>>(),
-               "skipped": r.skipped.iter().map(|(j, d, w)| json!({"jid": j, "device": d, "why": advice::obstacle(w)})).collect::<Vec<_>>(),
+               "skipped": r.skipped.iter().map(|(j, d, w)| json!({"jid": j, "device": d, "why": advice::obstacle(w),
+                                                                 "reason": w.kind(), "failed": w.is_failure()})).collect::<Vec<_>>(),
                "new_keys": r.new_keys.iter().map(|(j, d, f)| json!({"jid": j, "device": d, "fingerprint": f})).collect::<Vec<_>>(),
                "security": properties_json(&r.properties)})
     }
@@ -98,5 +117,39 @@ impl Report for Sent<'_> {
             ));
         }
         lines
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sent(devices: usize, skipped: &[bool]) -> Shown {
+        let skipped: Vec<_> = skipped
+            .iter()
+            .map(|failed| json!({"device": 7, "failed": failed}))
+            .collect();
+        Shown {
+            json: json!({"devices": vec![json!({"device": 1}); devices], "skipped": skipped}),
+            text: Vec::new(),
+        }
+    }
+
+    #[test]
+    fn only_devices_that_could_not_be_reached_make_a_send_partial() {
+        assert!(partial(&sent(2, &[])).is_ok());
+        // Left out on purpose (inactive, by policy): a complete send.
+        assert!(partial(&sent(2, &[false, false])).is_ok());
+        match partial(&sent(2, &[true, false])) {
+            Err(
+                e @ CliError::Partial {
+                    missed: 1,
+                    meant: 3,
+                },
+            ) => {
+                assert_eq!(e.kind().exit_code(), 6);
+            }
+            other => panic!("{other:?}"),
+        }
     }
 }
