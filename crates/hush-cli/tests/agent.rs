@@ -87,7 +87,48 @@ fn send_works_while_recv_follows_through_the_agent() {
     ok(hush(&bob.home, &["send", &alice.jid, "without the agent"]));
     let again = agent(&bob.home);
     ok(hush(&bob.home, &["send", &alice.jid, "with a new agent"]));
+    // The commands that read the store go through the agent too, without the passphrase,
+    // and print what they print without an agent.
+    let readers: [Vec<&str>; 6] = [
+        vec!["history", &alice.jid],
+        vec!["status", &alice.jid],
+        vec!["devices", &alice.jid],
+        vec!["devices"],
+        vec!["fingerprint"],
+        vec!["trust", &alice.jid, "no-such-device"],
+    ];
+    let run_all = |with_passphrase: bool| -> Vec<(bool, String, String)> {
+        let mut outputs = Vec::new();
+        for json in [false, true] {
+            for args in &readers {
+                let mut cmd = hush_command(&bob.home);
+                if !with_passphrase {
+                    cmd.env_remove("HUSH_PASSPHRASE");
+                }
+                if json {
+                    cmd.arg("--json");
+                }
+                let out = cmd.args(args).output().unwrap();
+                outputs.push((
+                    out.status.success(),
+                    String::from_utf8(out.stdout).unwrap(),
+                    String::from_utf8(out.stderr).unwrap(),
+                ));
+            }
+        }
+        outputs
+    };
+    let through_agent = run_all(false);
     assert!(again.stop("TERM").success());
+    assert!(
+        !socket(&bob.home).exists(),
+        "a stopped agent removes its socket"
+    );
+    let alone = run_all(true);
+    assert_eq!(through_agent, alone);
+    assert!(through_agent[..5]
+        .iter()
+        .all(|(ok, out, _)| *ok && !out.is_empty()));
     assert!(
         !socket(&bob.home).exists(),
         "a stopped agent removes its socket"

@@ -26,7 +26,7 @@ use tokio::sync::{mpsc, oneshot, Notify};
 use super::rpc::{self, Fault, Params};
 use super::{socket_path, AgentError, MAX_SOCKET_PATH};
 use crate::advice::Me;
-use crate::commands::{bare, connect, history, me, send, status};
+use crate::commands::{bare, connect, devices, fingerprint, history, me, send, status, trust};
 use crate::error::{CliError, Kind, Result};
 use crate::home::Home;
 use crate::output::{DeliveryReport, Shown};
@@ -358,12 +358,7 @@ impl Account<'_> {
                 let jid = bare(p.string("jid")?).map_err(failed)?;
                 let limit = p.count("limit")?.unwrap_or(50);
                 let messages = history::reports(self.hush.store(), &jid, limit).map_err(failed)?;
-                let text: Vec<String> = messages.iter().flat_map(|m| m.text.clone()).collect();
-                let json: Vec<Value> = messages.into_iter().map(|m| m.json).collect();
-                Ok(shown(Shown {
-                    json: json!({"messages": json}),
-                    text,
-                }))
+                Ok(shown(list("messages", messages)))
             }
             "status" => {
                 let jid = bare(p.string("jid")?).map_err(failed)?;
@@ -375,6 +370,34 @@ impl Account<'_> {
                 status::report(self.hush.store(), &jid, global_off)
                     .map(shown)
                     .map_err(failed)
+            }
+            "devices" => {
+                let jid = match p.0.get("jid") {
+                    None | Some(Value::Null) => None,
+                    Some(_) => Some(bare(p.string("jid")?).map_err(failed)?),
+                };
+                let devices = devices::reports(self.hush.store(), jid.as_ref()).map_err(failed)?;
+                Ok(shown(list("devices", devices)))
+            }
+            "fingerprint" => fingerprint::report(self.hush.store())
+                .map(shown)
+                .map_err(failed),
+            "trust" | "distrust" => {
+                let jid = bare(p.string("jid")?).map_err(failed)?;
+                let which = p.string("device")?;
+                let trust = if method == "trust" {
+                    hush_store::Trust::Verified
+                } else {
+                    hush_store::Trust::Distrusted
+                };
+                let decided =
+                    trust::decide(self.hush.store_mut(), &jid, which, trust).map_err(failed)?;
+                Ok(shown(list("devices", decided)))
+            }
+            "verify" => {
+                let uri = p.string("uri")?;
+                let verified = trust::verify_uri(self.hush.store_mut(), uri).map_err(failed)?;
+                Ok(shown(list("devices", verified)))
             }
             "subscribe" => {
                 if self.subscribers.iter().any(|s| s.sink.same_channel(sink)) {
@@ -511,6 +534,21 @@ fn notify(subscriber: &mut Subscriber, seq: u64, s: &Shown) -> bool {
             false
         }
         Err(mpsc::error::TrySendError::Closed(_)) => false,
+    }
+}
+
+/// Several reports as one: `{name: [their JSON objects]}` (empty objects, which only have
+/// text, left out), and all their lines.
+fn list(name: &str, reports: Vec<Shown>) -> Shown {
+    let text: Vec<String> = reports.iter().flat_map(|r| r.text.clone()).collect();
+    let json: Vec<Value> = reports
+        .into_iter()
+        .map(|r| r.json)
+        .filter(|j| !j.as_object().is_some_and(|o| o.is_empty()))
+        .collect();
+    Shown {
+        json: json!({ name: json }),
+        text,
     }
 }
 

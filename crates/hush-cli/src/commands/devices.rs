@@ -2,7 +2,7 @@
 //! removal of our own lost devices from our published lists.
 
 use hush_proto::Suite;
-use hush_store::Store;
+use hush_store::{SqliteStore, Store};
 use hush_xmpp::BareJid;
 use serde_json::json;
 
@@ -14,8 +14,21 @@ use crate::output::{trust_name, Printer, Shown};
 /// `hush devices [JID]`: from the store (offline).
 pub(super) fn list(home: &Home, jid: Option<&BareJid>, out: Printer) -> Result<()> {
     let store = home.open_store()?;
-    let account = account(&store)?;
+    for device in reports(&store, jid)? {
+        // The line about this device is for people only.
+        if !(out.is_json() && device.json.as_object().is_some_and(|o| o.is_empty())) {
+            out.show(&device)?;
+        }
+    }
+    Ok(())
+}
+
+/// The devices of `jid` (default: our own account) the store knows, one report each; for our
+/// own account, a last one with text only, about this device.
+pub(crate) fn reports(store: &SqliteStore, jid: Option<&BareJid>) -> Result<Vec<Shown>> {
+    let account = account(store)?;
     let jid = jid.map_or_else(|| account.jid.clone(), ToString::to_string);
+    let mut shown = Vec::new();
     for suite in Suite::ALL {
         let sessions = store.sessions_of(suite, &jid)?;
         for d in store.devices(suite, &jid)? {
@@ -28,7 +41,7 @@ pub(super) fn list(home: &Home, jid: Option<&BareJid>, out: Printer) -> Result<(
                 None => None,
             };
             let fp = identity.map(|i| i.fingerprint());
-            out.show(&Shown {
+            shown.push(Shown {
                 json: json!({"jid": jid, "device": d.device_id, "ns": suite.name(),
                              "listed": d.listed, "last_seen": d.last_seen, "fingerprint": fp,
                              "trust": trust_name(trust)}),
@@ -40,20 +53,20 @@ pub(super) fn list(home: &Home, jid: Option<&BareJid>, out: Printer) -> Result<(
                     trust_name(trust),
                     hush_wire::date::format(d.last_seen)
                 )],
-            })?;
+            });
         }
     }
-    if jid == account.jid && !out.is_json() {
-        out.show(&Shown {
+    if jid == account.jid {
+        shown.push(Shown {
             json: json!({}),
             text: vec![format!(
                 "this device: {} fingerprint {}",
                 account.device.device_id(),
                 account.device.identity().public().fingerprint()
             )],
-        })?;
+        });
     }
-    Ok(())
+    Ok(shown)
 }
 
 /// `hush devices --remove ID…`: takes our lost devices off our published lists.

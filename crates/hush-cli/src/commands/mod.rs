@@ -2,8 +2,8 @@
 //! commands share (connecting, parsing a JID, the clock).
 
 mod config;
-mod devices;
-mod fingerprint;
+pub(crate) mod devices;
+pub(crate) mod fingerprint;
 pub(crate) mod history;
 mod init;
 mod recv;
@@ -11,7 +11,7 @@ pub(crate) mod send;
 mod session;
 pub(crate) mod status;
 mod store;
-mod trust;
+pub(crate) mod trust;
 
 use std::time::Duration;
 
@@ -19,10 +19,12 @@ use hush_store::SqliteStore;
 use hush_xmpp::{BareJid, ConnectOptions, Hush};
 
 use crate::advice::Me;
+use crate::agent::client::Agent;
 use crate::cli::{Cli, Command, SessionAction, StoreAction};
 use crate::error::{CliError, Result};
 use crate::home::{Config, Home, PassphraseSource};
-use crate::output::Printer;
+use crate::output::{Printer, Shown};
+use serde_json::{json, Value};
 
 pub(crate) use trust::verification_uri;
 #[cfg(feature = "demo")]
@@ -42,6 +44,14 @@ pub(crate) async fn run(cli: Cli) -> Result<()> {
         (false, None) => PassphraseSource::Default,
     };
     let home = Home::locate(cli.home, source)?;
+    // A running agent holds the account: what it serves goes through it, without the
+    // passphrase (it has the store open).
+    if let Some((method, params, list)) = served_by_agent(&cli.command)? {
+        if let Some(mut agent) = Agent::find(&home).await? {
+            let result = agent.call(method, params).await?;
+            return show_from_agent(result, list, out);
+        }
+    }
     match cli.command {
         Command::Init {
             jid,
@@ -131,6 +141,58 @@ pub(crate) async fn run(cli: Cli) -> Result<()> {
         // Handled above, before the home directory is located.
         #[cfg(feature = "demo")]
         Command::Demo => Ok(crate::demo::run(out.is_json()).await?),
+    }
+}
+
+/// The agent method, its parameters and (for a list) the member holding it, of the commands
+/// the agent serves that print what it answers (`send` and `recv` talk to it themselves).
+fn served_by_agent(
+    command: &Command,
+) -> Result<Option<(&'static str, Value, Option<&'static str>)>> {
+    Ok(Some(match command {
+        Command::History { jid, limit } => (
+            "history",
+            json!({"jid": bare(jid)?.to_string(), "limit": limit}),
+            Some("messages"),
+        ),
+        Command::Status { jid } => ("status", json!({"jid": bare(jid)?.to_string()}), None),
+        Command::Fingerprint => ("fingerprint", json!({}), None),
+        Command::Devices { jid, remove } if remove.is_empty() => {
+            let jid = jid.as_deref().map(bare).transpose()?;
+            (
+                "devices",
+                json!({"jid": jid.map(|j| j.to_string())}),
+                Some("devices"),
+            )
+        }
+        Command::Trust { jid, device } | Command::Distrust { jid, device } => (
+            if matches!(command, Command::Trust { .. }) {
+                "trust"
+            } else {
+                "distrust"
+            },
+            json!({"jid": bare(jid)?.to_string(), "device": device}),
+            Some("devices"),
+        ),
+        Command::Verify { uri } => ("verify", json!({"uri": uri}), Some("devices")),
+        _ => return Ok(None),
+    }))
+}
+
+/// Prints what the agent answered as the command prints it without one: a list one JSON
+/// object per line (`--json`), or the text lines.
+fn show_from_agent(result: Shown, list: Option<&str>, out: Printer) -> Result<()> {
+    match list {
+        Some(member) if out.is_json() => {
+            for item in result.json[member].as_array().into_iter().flatten() {
+                out.show(&Shown {
+                    json: item.clone(),
+                    text: Vec::new(),
+                })?;
+            }
+            Ok(())
+        }
+        _ => out.show(&result),
     }
 }
 

@@ -19,27 +19,49 @@ pub(super) fn run(
     trust: Trust,
     out: Printer,
 ) -> Result<()> {
-    let jid = jid.to_string();
     let mut store = home.open_store()?;
-    for (d, fp) in set_trust(&mut store, &jid, which, trust, unix_now())? {
-        out.show(&Shown {
-            json: json!({"jid": jid, "device": d, "fingerprint": fp, "trust": trust_name(Some(trust))}),
-            text: vec![format!("{jid} device {d} ({fp}): {}", trust_name(Some(trust)))],
-        })?;
+    for decided in decide(&mut store, jid, which, trust)? {
+        out.show(&decided)?;
     }
     Ok(())
+}
+
+/// Sets the trust of `jid`'s device(s) matching `which` (an id or a fingerprint) and reports
+/// each.
+pub(crate) fn decide(
+    store: &mut SqliteStore,
+    jid: &BareJid,
+    which: &str,
+    trust: Trust,
+) -> Result<Vec<Shown>> {
+    let jid = jid.to_string();
+    Ok(set_trust(store, &jid, which, trust, unix_now())?
+        .into_iter()
+        .map(|(d, fp)| Shown {
+            json: json!({"jid": jid, "device": d, "fingerprint": fp, "trust": trust_name(Some(trust))}),
+            text: vec![format!("{jid} device {d} ({fp}): {}", trust_name(Some(trust)))],
+        })
+        .collect())
 }
 
 /// `hush verify URI`.
 pub(super) fn run_verify(home: &Home, uri: &str, out: Printer) -> Result<()> {
     let mut store = home.open_store()?;
-    for (d, fp) in verify(&mut store, uri, unix_now())? {
-        out.show(&Shown {
-            json: json!({"device": d, "fingerprint": fp, "trust": "verified"}),
-            text: vec![format!("device {d} ({fp}): verified")],
-        })?;
+    for verified in verify_uri(&mut store, uri)? {
+        out.show(&verified)?;
     }
     Ok(())
+}
+
+/// Verifies the devices a verification URI names and reports each.
+pub(crate) fn verify_uri(store: &mut SqliteStore, uri: &str) -> Result<Vec<Shown>> {
+    Ok(verify(store, uri, unix_now())?
+        .into_iter()
+        .map(|(d, fp)| Shown {
+            json: json!({"device": d, "fingerprint": fp, "trust": "verified"}),
+            text: vec![format!("device {d} ({fp}): verified")],
+        })
+        .collect())
 }
 
 fn hex_only(s: &str) -> String {
