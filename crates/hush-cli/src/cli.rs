@@ -145,8 +145,12 @@ pub(crate) enum Command {
     },
     /// Run the account's agent: it holds the store and the connection, and serves the other
     /// commands (`send` while `recv --follow` runs) and scripts (JSON-RPC 2.0) on the Unix
-    /// socket `agent.sock` in the home directory, until interrupted.
-    Agent,
+    /// socket `agent.sock` in the home directory, until interrupted. `lock` and `unlock` talk
+    /// to a running one.
+    Agent {
+        #[command(subcommand)]
+        action: Option<AgentAction>,
+    },
     /// The store on disk.
     Store {
         #[command(subcommand)]
@@ -156,6 +160,16 @@ pub(crate) enum Command {
     /// devices, an offline one catching up, verification, and a server that tampers.
     #[cfg(feature = "demo")]
     Demo,
+}
+
+#[derive(Subcommand)]
+pub(crate) enum AgentAction {
+    /// Close the running agent's store and connection and forget the passphrase: its keys
+    /// leave memory, and it serves nothing until unlocked.
+    Lock,
+    /// Give the running agent the store passphrase again (from the usual sources: the
+    /// terminal, HUSH_PASSPHRASE, --passphrase-env, --passphrase-stdin).
+    Unlock,
 }
 
 #[derive(Subcommand)]

@@ -267,6 +267,7 @@ impl CliError {
                     _ => Kind::Failed,
                 }
             }
+            CliError::Agent(crate::agent::AgentError::Locked) => Kind::Authentication,
             CliError::Agent(_) => Kind::Failed,
             CliError::Partial { .. } => Kind::Partial,
             _ => Kind::Failed,

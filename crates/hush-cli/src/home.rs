@@ -317,6 +317,28 @@ impl Home {
         }
     }
 
+    /// The store passphrase, read from its source now (for `hush agent unlock`, which hands it
+    /// to the agent instead of opening the store).
+    pub(crate) fn read_store_passphrase(&self) -> Result<Zeroizing<String>> {
+        let p = self.read_passphrase(false)?;
+        if p.is_empty() {
+            return Err(HomeError::EmptyPassphrase);
+        }
+        Ok(p)
+    }
+
+    /// Forgets the passphrase this run read (it is zeroed): the next store opening needs it
+    /// again (`hush agent lock`).
+    pub(crate) fn forget_passphrase(&mut self) {
+        drop(self.passphrase.take());
+    }
+
+    /// Uses `passphrase` for the store from now on (`hush agent unlock`), instead of reading it.
+    pub(crate) fn use_passphrase(&mut self, passphrase: Zeroizing<String>) {
+        self.forget_passphrase();
+        let _ = self.passphrase.set(passphrase);
+    }
+
     /// Asks for the passphrase of a new store now (before anything is created).
     pub(crate) fn new_passphrase(&self) -> Result<()> {
         self.passphrase(true).map(|_| ())

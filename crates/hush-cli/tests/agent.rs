@@ -342,3 +342,63 @@ fn killing_the_agent_under_traffic_loses_nothing() {
     }
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// Whether process `pid` has `file` open.
+fn holds_open(pid: u32, file: &Path) -> bool {
+    std::fs::read_dir(format!("/proc/{pid}/fd"))
+        .unwrap()
+        .filter_map(|fd| std::fs::read_link(fd.unwrap().path()).ok())
+        .any(|target| target == file)
+}
+
+#[test]
+fn a_locked_agent_closes_its_store_and_serves_nothing_until_unlocked() {
+    let server = Prosody::start("agent-lock");
+    let dir = scratch("agent-lock");
+    let alice = init(&server, &dir, "alice", true);
+    let bob = init(&server, &dir, "bob", true);
+    let no_agent = hush(&bob.home, &["agent", "lock"]);
+    assert!(!no_agent.status.success());
+    assert!(String::from_utf8_lossy(&no_agent.stderr).contains("no agent runs"));
+
+    let bobs_agent = agent(&bob.home);
+    let store = bob.home.join("store.db").canonicalize().unwrap();
+    let pid = bobs_agent.child.id();
+    assert!(holds_open(pid, &store));
+    ok(hush(&bob.home, &["agent", "lock"]));
+    assert!(
+        !holds_open(pid, &store),
+        "the locked agent still has the store open"
+    );
+    // Locked: everything it serves is refused (authentication, exit 3), and the commands do
+    // not go around it.
+    for args in [
+        vec!["send", alice.jid.as_str(), "while locked"],
+        vec!["history", alice.jid.as_str()],
+        vec!["--json", "recv", "--count", "1"],
+    ] {
+        let out = hush(&bob.home, &args);
+        assert_eq!(out.status.code(), Some(3), "{args:?}: {out:?}");
+        assert!(String::from_utf8_lossy(&out.stderr).contains("the agent is locked"));
+    }
+    ok(hush(
+        &alice.home,
+        &["send", &bob.jid, "while bob's agent is locked"],
+    ));
+    // A wrong passphrase leaves it locked.
+    let wrong = hush_command(&bob.home)
+        .env("HUSH_PASSPHRASE", "not it")
+        .args(["agent", "unlock"])
+        .output()
+        .unwrap();
+    assert_eq!(wrong.status.code(), Some(3), "{wrong:?}");
+    assert!(!holds_open(pid, &store));
+    // The right one: the store opens again, and what arrived meanwhile is caught up.
+    ok(hush(&bob.home, &["agent", "unlock"]));
+    assert!(holds_open(pid, &store));
+    let got = ok(hush(&bob.home, &["--json", "recv", "--count", "1"]));
+    assert_eq!(json_lines(&got)[0]["body"], "while bob's agent is locked");
+    ok(hush(&bob.home, &["send", &alice.jid, "unlocked"]));
+    assert!(bobs_agent.stop("TERM").success());
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -10,10 +10,11 @@ use serde_json::Value;
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
 use tokio::net::unix::{OwnedReadHalf, OwnedWriteHalf};
 use tokio::net::UnixStream;
+use zeroize::Zeroizing;
 
 use super::{rpc, socket_path, AgentError};
 use crate::home::Home;
-use crate::output::Shown;
+use crate::output::{Printer, Shown};
 
 /// A connection to the account's agent.
 pub(crate) struct Agent {
@@ -64,10 +65,33 @@ impl Agent {
         }
         let id = self.next_id;
         self.next_id += 1;
-        let mut line = rpc::request(id, method, params).to_string();
-        line.push('\n');
+        let line = Zeroizing::new(rpc::request(id, method, params).to_string());
+        self.answer_to(id, &line).await
+    }
+
+    /// `unlock` with `passphrase`, kept in memory that is zeroed (the request line too).
+    pub(crate) async fn call_unlock(
+        &mut self,
+        passphrase: &Zeroizing<String>,
+    ) -> Result<Shown, AgentError> {
+        let id = self.next_id;
+        self.next_id += 1;
+        let quoted = Zeroizing::new(serde_json::to_string(passphrase.as_str()).unwrap_or_default());
+        let line = Zeroizing::new(format!(
+            r#"{{"jsonrpc":"2.0","id":{id},"method":"unlock","params":{{"passphrase":{}}}}}"#,
+            quoted.as_str()
+        ));
+        self.answer_to(id, &line).await
+    }
+
+    /// Writes the request `line` (numbered `id`) and reads until its response.
+    async fn answer_to(&mut self, id: u64, line: &str) -> Result<Shown, AgentError> {
         self.writer
             .write_all(line.as_bytes())
+            .await
+            .map_err(|source| self.io(source))?;
+        self.writer
+            .write_all(b"\n")
             .await
             .map_err(|source| self.io(source))?;
         loop {
@@ -159,4 +183,28 @@ fn split_lines(mut json: Value) -> Shown {
         .and_then(|l| serde_json::from_value::<Vec<String>>(l).ok())
         .unwrap_or_default();
     Shown { json, text }
+}
+
+/// The running agent of `home`, or an error saying none runs.
+async fn running(home: &Home) -> Result<Agent, AgentError> {
+    Agent::find(home)
+        .await?
+        .ok_or_else(|| AgentError::NotRunning(socket_path(home)))
+}
+
+/// `hush agent lock`.
+pub(crate) async fn lock(home: &Home, out: Printer) -> crate::error::Result<()> {
+    let mut agent = running(home).await?;
+    let mut shown = agent.call("lock", serde_json::json!({})).await?;
+    shown.text = vec!["the agent is locked: its store is closed and its keys out of memory; `hush agent unlock` to use it again".into()];
+    out.show(&shown)
+}
+
+/// `hush agent unlock`: reads the store passphrase as every command does, and hands it over.
+pub(crate) async fn unlock(home: &Home, out: Printer) -> crate::error::Result<()> {
+    let mut agent = running(home).await?;
+    let passphrase = home.read_store_passphrase()?;
+    let mut shown = agent.call_unlock(&passphrase).await?;
+    shown.text = vec!["the agent is unlocked".into()];
+    out.show(&shown)
 }

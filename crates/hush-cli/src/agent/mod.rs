@@ -46,6 +46,12 @@ pub(crate) enum AgentError {
         /// Why.
         source: std::io::Error,
     },
+    /// `hush agent lock`/`unlock` with no agent running.
+    #[error("no agent runs for this home (nobody listens on {}); start one with `hush agent`", .0.display())]
+    NotRunning(PathBuf),
+    /// The agent is locked (`hush agent lock`).
+    #[error("the agent is locked: `hush agent unlock` gives it the passphrase again")]
+    Locked,
     /// Talking to a running agent failed.
     #[error("talking to the agent at {}: {source}", .path.display())]
     Io {

@@ -9,8 +9,8 @@ use thiserror::Error;
 /// The longest line either side accepts: a request or a response, in bytes.
 pub(crate) const MAX_LINE: usize = 1 << 20;
 
-/// A request read from a client.
-#[derive(Debug)]
+/// A request read from a client. Its `Debug` leaves the parameters out: `unlock` carries the
+/// store passphrase.
 pub(crate) struct Request {
     /// The id to answer with; `None` for a notification from the client (not answered).
     pub(crate) id: Option<Value>,
@@ -18,6 +18,15 @@ pub(crate) struct Request {
     pub(crate) method: String,
     /// The named parameters (positional ones are refused).
     pub(crate) params: Map<String, Value>,
+}
+
+impl std::fmt::Debug for Request {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Request")
+            .field("id", &self.id)
+            .field("method", &self.method)
+            .finish_non_exhaustive()
+    }
 }
 
 /// Why a line is not a request we can serve: each is answered with its JSON-RPC code.

@@ -22,6 +22,7 @@ use serde_json::{json, Map, Value};
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
 use tokio::net::{UnixListener, UnixStream};
 use tokio::sync::{mpsc, oneshot, Notify};
+use zeroize::Zeroizing;
 
 use super::rpc::{self, Fault, Params};
 use super::{socket_path, AgentError, MAX_SOCKET_PATH};
@@ -62,7 +63,7 @@ struct Job {
 
 /// Runs the agent until SIGINT or SIGTERM (or a fatal error), then closes the connection as
 /// usual and removes the socket.
-pub(crate) async fn run(home: &Home) -> Result<()> {
+pub(crate) async fn run(home: Home) -> Result<()> {
     let stop = Arc::new(AtomicBool::new(false));
     let wake = Arc::new(Notify::new());
     {
@@ -72,12 +73,13 @@ pub(crate) async fn run(home: &Home) -> Result<()> {
             wake.notify_one();
         });
     }
-    let path = socket_path(home);
+    let path = socket_path(&home);
     if path.as_os_str().len() > MAX_SOCKET_PATH {
         return Err(AgentError::PathTooLong(path).into());
     }
-    // The session lock is taken here: while the agent runs, it alone touches the sessions.
-    let (hush, config) = connect(home).await?;
+    // The session lock is taken here: while the agent runs, it alone touches the sessions
+    // (locked too: nothing else may advance them meanwhile).
+    let (hush, config) = connect(&home).await?;
     let listener = listen(&path)?;
     let (jobs_tx, jobs) = mpsc::channel(64);
     let accept = tokio::spawn(accept(listener, jobs_tx, wake.clone()));
@@ -89,35 +91,19 @@ pub(crate) async fn run(home: &Home) -> Result<()> {
     ));
     let mut account = Account {
         me: me(&hush),
-        hush,
+        hush: None,
         home,
         subscribers: Vec::new(),
         backlog: VecDeque::new(),
         next_seq: 1,
     };
-    // First what arrived while no agent ran, from the archive — since the account was set
-    // up, for a device that never read it — before any job: a send then builds on every
-    // session the archive advanced. (Left to the first wait, the catch-up would read only
-    // from when this process connected.)
-    if let Some(notice) = account.hush.take_rollback_notice() {
-        account.publish(&notice);
-    }
-    let served = match account.hush.catch_up(config.created_at).await {
-        Ok(found) => {
-            for d in &found {
-                account.publish(d);
-            }
-            account.serve(jobs, &stop, &wake).await
-        }
-        Err(e) => Err(e.into()),
+    let served = match account.begin(hush, config.created_at).await {
+        Ok(()) => account.serve(jobs, &stop, &wake).await,
+        Err(e) => Err(e),
     };
     accept.abort();
     let _ = std::fs::remove_file(&path);
-    // What was read and not shown yet goes to the subscribers still here (else history).
-    for d in account.hush.take_unshown() {
-        account.publish(&d);
-    }
-    let closed = account.hush.close().await;
+    let closed = account.end().await;
     served?;
     closed?;
     crate::output::note("agent stopped");
@@ -184,8 +170,9 @@ async fn connection(stream: UnixStream, jobs: mpsc::Sender<Work>, wake: Arc<Noti
     });
     let mut reader = BufReader::new(read);
     loop {
+        // Zeroed when done with: an `unlock` request carries the store passphrase.
         let line = match read_line(&mut reader).await {
-            Ok(Some(line)) => line,
+            Ok(Some(line)) => Zeroizing::new(line),
             Ok(None) => break,
             Err(fault) => {
                 // Too long or not text: answered once, then the connection is closed (where
@@ -263,10 +250,10 @@ struct Subscriber {
     unacked: VecDeque<(u64, Shown)>,
 }
 
-/// The account loop's state: the connection and store, and who listens.
-struct Account<'h> {
-    hush: Hush<SqliteStore>,
-    home: &'h Home,
+/// The account loop's state: the connection and store (none while locked), and who listens.
+struct Account {
+    hush: Option<Hush<SqliteStore>>,
+    home: Home,
     me: Me,
     subscribers: Vec<Subscriber>,
     backlog: VecDeque<Shown>,
@@ -274,7 +261,66 @@ struct Account<'h> {
     next_seq: u64,
 }
 
-impl Account<'_> {
+impl Account {
+    /// Starts serving on a connection: first what arrived while no agent ran (or while it
+    /// was locked), from the archive — since the account was set up, for a device that never
+    /// read it — before any job: a send then builds on every session the archive advanced.
+    /// (Left to the first wait, the catch-up would read only from when this connection was
+    /// made.)
+    async fn begin(&mut self, mut hush: Hush<SqliteStore>, created_at: u64) -> Result<()> {
+        let notice = hush.take_rollback_notice();
+        let found = hush.catch_up(created_at).await;
+        self.hush = Some(hush);
+        if let Some(notice) = notice {
+            self.publish(&notice);
+        }
+        for d in &found? {
+            self.publish(d);
+        }
+        Ok(())
+    }
+
+    /// Closes the connection and the store; what was read and not shown yet goes to the
+    /// subscribers still here (it is in history in any case).
+    async fn end(&mut self) -> Result<()> {
+        let Some(mut hush) = self.hush.take() else {
+            return Ok(());
+        };
+        for d in hush.take_unshown() {
+            self.publish(&d);
+        }
+        hush.close().await?;
+        Ok(())
+    }
+
+    /// `unlock`: opens the store with `passphrase` and connects again.
+    async fn unlock(&mut self, passphrase: Zeroizing<String>) -> std::result::Result<Value, Fault> {
+        if self.hush.is_none() {
+            self.home.use_passphrase(passphrase);
+            let opened = match connect(&self.home).await {
+                Ok((hush, config)) => self.begin(hush, config.created_at).await,
+                Err(e) => Err(e),
+            };
+            if let Err(e) = opened {
+                self.home.forget_passphrase();
+                return Err(failed(e));
+            }
+            log::info!("the agent was unlocked");
+        }
+        Ok(json!({"locked": false}))
+    }
+
+    /// `lock`: closes the connection and the store, and forgets the passphrase.
+    async fn lock(&mut self) -> std::result::Result<Value, Fault> {
+        let closed = self.end().await;
+        self.home.forget_passphrase();
+        if let Err(e) = closed {
+            log::warn!("closing the connection to lock the agent: {e}");
+        }
+        log::info!("the agent was locked");
+        Ok(json!({"locked": true}))
+    }
+
     /// Jobs and incoming messages, one at a time, until `stop`.
     async fn serve(
         &mut self,
@@ -289,9 +335,15 @@ impl Account<'_> {
                     Work::Closed(sink) => self.unsubscribe(&sink),
                 }
             }
-            // A catch-up cut short continues inside the wait (and after a lost session).
-            if let Some(d) = self.hush.receive_or_wake(IDLE, wake).await? {
-                self.publish(&d);
+            match self.hush.as_mut() {
+                // A catch-up cut short continues inside the wait (and after a lost session).
+                Some(hush) => {
+                    if let Some(d) = hush.receive_or_wake(IDLE, wake).await? {
+                        self.publish(&d);
+                    }
+                }
+                // Locked: nothing to read; a job or the stop signal wakes us.
+                None => wake.notified().await,
             }
         }
         Ok(())
@@ -300,11 +352,19 @@ impl Account<'_> {
     /// Does one job and writes its response.
     async fn handle(&mut self, job: Job) {
         let Job {
-            request,
+            mut request,
             sink,
             done,
         } = job;
-        let outcome = self.call(&request.method, &request.params, &sink).await;
+        let outcome = if request.method == "unlock" {
+            // The passphrase is taken out of the request at once, into memory that is zeroed.
+            match request.params.remove("passphrase") {
+                Some(Value::String(p)) => self.unlock(Zeroizing::new(p)).await,
+                _ => Err(Fault::Params("`passphrase` (a string) is required".into())),
+            }
+        } else {
+            self.call(&request.method, &request.params, &sink).await
+        };
         let subscribed = request.method == "subscribe" && outcome.is_ok();
         if let Some(id) = request.id {
             let line = match outcome {
@@ -334,8 +394,9 @@ impl Account<'_> {
         let lines = p.flag("lines")?;
         let shown = |s: Shown| with_lines(s, lines);
         match method {
-            "ping" => Ok(json!({"jid": self.hush.jid().to_string(),
-                                "device": self.hush.device_id()})),
+            "ping" => Ok(json!({"jid": self.me.jid, "device": self.me.device,
+                                "locked": self.hush.is_none()})),
+            "lock" => self.lock().await,
             "send" => {
                 let to = bare(p.string("to")?).map_err(failed)?;
                 let text = p.string("text")?;
@@ -344,12 +405,13 @@ impl Account<'_> {
                 }
                 let plaintext = p.flag("plaintext")?;
                 // The config as it is now: `hush config` may have changed it meanwhile.
+                let hush = unlocked(&mut self.hush)?;
                 let global_off = self
                     .home
-                    .config(self.hush.store())
+                    .config(hush.store())
                     .map_err(failed)?
                     .encryption_off;
-                let sent = send::report(&mut self.hush, &to, text, plaintext, global_off)
+                let sent = send::report(hush, &to, text, plaintext, global_off)
                     .await
                     .map_err(failed)?;
                 Ok(shown(sent))
@@ -357,17 +419,15 @@ impl Account<'_> {
             "history" => {
                 let jid = bare(p.string("jid")?).map_err(failed)?;
                 let limit = p.count("limit")?.unwrap_or(50);
-                let messages = history::reports(self.hush.store(), &jid, limit).map_err(failed)?;
+                let messages = history::reports(unlocked(&mut self.hush)?.store(), &jid, limit)
+                    .map_err(failed)?;
                 Ok(shown(list("messages", messages)))
             }
             "status" => {
                 let jid = bare(p.string("jid")?).map_err(failed)?;
-                let global_off = self
-                    .home
-                    .config(self.hush.store())
-                    .map_err(failed)?
-                    .encryption_off;
-                status::report(self.hush.store(), &jid, global_off)
+                let store = unlocked(&mut self.hush)?.store();
+                let global_off = self.home.config(store).map_err(failed)?.encryption_off;
+                status::report(store, &jid, global_off)
                     .map(shown)
                     .map_err(failed)
             }
@@ -376,10 +436,11 @@ impl Account<'_> {
                     None | Some(Value::Null) => None,
                     Some(_) => Some(bare(p.string("jid")?).map_err(failed)?),
                 };
-                let devices = devices::reports(self.hush.store(), jid.as_ref()).map_err(failed)?;
+                let devices = devices::reports(unlocked(&mut self.hush)?.store(), jid.as_ref())
+                    .map_err(failed)?;
                 Ok(shown(list("devices", devices)))
             }
-            "fingerprint" => fingerprint::report(self.hush.store())
+            "fingerprint" => fingerprint::report(unlocked(&mut self.hush)?.store())
                 .map(shown)
                 .map_err(failed),
             "trust" | "distrust" => {
@@ -391,12 +452,14 @@ impl Account<'_> {
                     hush_store::Trust::Distrusted
                 };
                 let decided =
-                    trust::decide(self.hush.store_mut(), &jid, which, trust).map_err(failed)?;
+                    trust::decide(unlocked(&mut self.hush)?.store_mut(), &jid, which, trust)
+                        .map_err(failed)?;
                 Ok(shown(list("devices", decided)))
             }
             "verify" => {
                 let uri = p.string("uri")?;
-                let verified = trust::verify_uri(self.hush.store_mut(), uri).map_err(failed)?;
+                let verified = trust::verify_uri(unlocked(&mut self.hush)?.store_mut(), uri)
+                    .map_err(failed)?;
                 Ok(shown(list("devices", verified)))
             }
             "subscribe" => {
@@ -498,6 +561,16 @@ impl Account<'_> {
             self.backlog.push_back(s);
         }
     }
+}
+
+/// The connection, or the answer that the agent is locked.
+fn unlocked(
+    hush: &mut Option<Hush<SqliteStore>>,
+) -> std::result::Result<&mut Hush<SqliteStore>, Fault> {
+    hush.as_mut().ok_or_else(|| Fault::Failed {
+        message: "the agent is locked: `hush agent unlock` gives it the passphrase again".into(),
+        kind: Kind::Authentication.name(),
+    })
 }
 
 /// Sends one message notification, numbered `seq`; false if the subscriber is gone or not

@@ -20,7 +20,7 @@ use hush_xmpp::{BareJid, ConnectOptions, Hush};
 
 use crate::advice::Me;
 use crate::agent::client::Agent;
-use crate::cli::{Cli, Command, SessionAction, StoreAction};
+use crate::cli::{AgentAction, Cli, Command, SessionAction, StoreAction};
 use crate::error::{CliError, Result};
 use crate::home::{Config, Home, PassphraseSource};
 use crate::output::{Printer, Shown};
@@ -131,7 +131,13 @@ pub(crate) async fn run(cli: Cli) -> Result<()> {
             let jid = jid.map(|j| bare(&j)).transpose()?;
             devices::list(&home, jid.as_ref(), out)
         }
-        Command::Agent => crate::agent::server::run(&home).await,
+        Command::Agent { action: None } => crate::agent::server::run(home).await,
+        Command::Agent {
+            action: Some(AgentAction::Lock),
+        } => crate::agent::client::lock(&home, out).await,
+        Command::Agent {
+            action: Some(AgentAction::Unlock),
+        } => crate::agent::client::unlock(&home, out).await,
         Command::Store {
             action: StoreAction::Encrypt,
         } => store::encrypt(&home, out),

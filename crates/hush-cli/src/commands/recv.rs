@@ -86,6 +86,9 @@ async fn through_agent(
     out: Printer,
 ) -> Result<()> {
     let who = agent.call("ping", json!({})).await?.json;
+    if who["locked"] == true {
+        return Err(crate::agent::AgentError::Locked.into());
+    }
     // Each message is acknowledged once shown: what this process did not show when it stops
     // goes to the next reader.
     agent.call("subscribe", json!({"ack": true})).await?;
