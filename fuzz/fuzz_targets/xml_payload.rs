@@ -30,7 +30,10 @@ libfuzzer_sys::fuzz_target!(|data: &[u8]| {
             };
             let again = bounded_xml::parse(written.as_bytes(), &roomy)
                 .expect("what parse built is written out as XML it reads");
-            assert_eq!(again, tree, "written out and read back, the tree is the same");
+            assert_eq!(
+                again, tree,
+                "written out and read back, the tree is the same"
+            );
         }
     }
 });
