@@ -231,14 +231,13 @@ impl CliError {
             | CliError::BadDnsServer { .. }
             | CliError::StdinTwice
             | CliError::PassphraseUnwanted
-            | CliError::NoPassword
-            | CliError::UnsetVariable(_)
             | CliError::BadUri(_)
             | CliError::NoSessionToReset { .. }
             | CliError::NotListed(_)
             | CliError::NoSuchDevice { .. }
             | CliError::NoAccount
             | CliError::HomeInUse(_) => Kind::Usage,
+            CliError::NoPassword | CliError::UnsetVariable(_) => Kind::Authentication,
             CliError::Home(h) | CliError::NewPassphrase(h) => match h {
                 HomeError::WrongPassphrase(_)
                 | HomeError::NoPassphrase { .. }
@@ -254,7 +253,8 @@ impl CliError {
             CliError::Xmpp(x) => match x {
                 X::LoginRejected { .. } => Kind::Authentication,
                 X::NotSent { .. } | X::NoPep(_) => Kind::Refused,
-                X::BadJid(_) | X::InsecureNotLoopback(_) => Kind::Usage,
+                X::BadJid(_) | X::InsecureNotLoopback(_) | X::RemoveSelf(_) => Kind::Usage,
+                X::DeviceListTooLong { .. } => Kind::Refused,
                 x if x.is_connection() => Kind::Network,
                 X::ConnectTimeout { .. } | X::NoLoginMechanism { .. } => Kind::Network,
                 _ => Kind::Failed,
@@ -268,6 +268,9 @@ impl CliError {
                 }
             }
             CliError::Agent(crate::agent::AgentError::Locked) => Kind::Authentication,
+            CliError::Agent(
+                crate::agent::AgentError::NotRunning(_) | crate::agent::AgentError::PathTooLong(_),
+            ) => Kind::Usage,
             CliError::Agent(_) => Kind::Failed,
             CliError::Partial { .. } => Kind::Partial,
             _ => Kind::Failed,

@@ -1,14 +1,19 @@
-//! SIGINT and SIGTERM for the commands that run until stopped (`recv --follow`, `agent`): the
+//! SIGINT, SIGTERM and SIGHUP for the commands that run until stopped (`recv`, `agent`): the
 //! first asks them to stop between two steps, so nothing committed goes unshown; a second
 //! ends the process at once.
 
-/// Calls `stop` on the first SIGINT or SIGTERM; on a second, ends the process at once with
-/// the status a shell reports for the signal (130 or 143). Must be called inside the runtime.
+/// Calls `stop` on the first SIGINT, SIGTERM or SIGHUP (a closed terminal); on a second, ends
+/// the process at once with the status a shell reports for that signal (130, 143 or 129).
+/// Must be called inside the runtime.
 pub(crate) fn on_interrupt(stop: impl FnOnce() + Send + 'static) {
     tokio::spawn(async move {
-        interrupted().await;
+        let Some(mut signals) = Signals::install() else {
+            // Without handlers, signals end the process as they do by default.
+            return;
+        };
+        signals.next().await;
         stop();
-        let code = interrupted().await;
+        let code = signals.next().await;
         crate::output::note(
             "interrupted again: stopping at once; what was received is in `hush history`",
         );
@@ -16,31 +21,46 @@ pub(crate) fn on_interrupt(stop: impl FnOnce() + Send + 'static) {
     });
 }
 
-/// Waits for SIGINT (Ctrl-C) or SIGTERM and gives the exit status a shell reports for it
-/// (130 or 143). If the handlers cannot be installed it never resolves: the process then ends
-/// as signals end it by default.
-async fn interrupted() -> i32 {
+/// The signal streams, installed once: a second signal between two waits is not missed.
+struct Signals {
     #[cfg(unix)]
-    {
-        use tokio::signal::unix::{signal, SignalKind};
-        match (
-            signal(SignalKind::interrupt()),
-            signal(SignalKind::terminate()),
-        ) {
-            (Ok(mut int), Ok(mut term)) => {
-                tokio::select! {
-                    _ = int.recv() => 130,
-                    _ = term.recv() => 143,
-                }
-            }
-            _ => std::future::pending().await,
+    streams: [(tokio::signal::unix::Signal, i32); 3],
+}
+
+impl Signals {
+    fn install() -> Option<Self> {
+        #[cfg(unix)]
+        {
+            use tokio::signal::unix::{signal, SignalKind};
+            Some(Self {
+                streams: [
+                    (signal(SignalKind::interrupt()).ok()?, 130),
+                    (signal(SignalKind::terminate()).ok()?, 143),
+                    (signal(SignalKind::hangup()).ok()?, 129),
+                ],
+            })
         }
+        #[cfg(not(unix))]
+        Some(Self {})
     }
-    #[cfg(not(unix))]
-    {
-        if tokio::signal::ctrl_c().await.is_err() {
-            std::future::pending::<()>().await;
+
+    /// The next signal, as the exit status it stands for.
+    async fn next(&mut self) -> i32 {
+        #[cfg(unix)]
+        {
+            let [(int, a), (term, b), (hup, c)] = &mut self.streams;
+            tokio::select! {
+                _ = int.recv() => *a,
+                _ = term.recv() => *b,
+                _ = hup.recv() => *c,
+            }
         }
-        130
+        #[cfg(not(unix))]
+        {
+            if tokio::signal::ctrl_c().await.is_err() {
+                std::future::pending::<()>().await;
+            }
+            130
+        }
     }
 }

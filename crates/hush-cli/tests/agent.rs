@@ -402,3 +402,56 @@ fn a_locked_agent_closes_its_store_and_serves_nothing_until_unlocked() {
     assert!(bobs_agent.stop("TERM").success());
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[test]
+fn a_long_message_and_a_deep_home_work_with_and_without_the_agent() {
+    use std::io::Write;
+    let server = Prosody::start("agent-long");
+    let dir = scratch("agent-long");
+    let alice = init(&server, &dir, "alice", true);
+    let bob = init(&server, &dir, "bob", true);
+    let bobs_agent = agent(&bob.home);
+    // 110,000 line breaks (110 kB, within what the server takes): in text, each starts a
+    // `    | ` continuation line, and the answer the agent gives `recv` with them is over a
+    // megabyte.
+    let body = format!("x{}y", "\n".repeat(110_000));
+    let mut send = hush_command(&alice.home)
+        .args(["send", &bob.jid, "-"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    send.stdin
+        .take()
+        .unwrap()
+        .write_all(body.as_bytes())
+        .unwrap();
+    let sent = send.wait_with_output().unwrap();
+    assert!(sent.status.success(), "{sent:?}");
+    let text = ok(hush(&bob.home, &["recv", "--count", "1"]));
+    let continued = text.lines().filter(|l| l.starts_with("    |")).count();
+    assert_eq!(continued, 110_000, "{}", &text[..300]);
+    assert!(text.trim_end().ends_with("| y"));
+    let history = ok(hush(&bob.home, &["--json", "history", &alice.jid]));
+    assert_eq!(json_lines(&history)[0]["body"], body);
+    // Stopped with a message nobody read, the agent says so.
+    ok(hush(&alice.home, &["send", &bob.jid, "unread"]));
+    let mut stopped = bobs_agent;
+    let _ = Command::new("kill")
+        .args(["-TERM", &stopped.child.id().to_string()])
+        .status();
+    stopped.wait_note("1 message(s) arrived that no `hush recv` was shown");
+    assert!(stopped.child.wait().unwrap().success());
+
+    // A home deeper than a Unix socket path can be has no agent, and the commands work.
+    let deep = dir.join("d".repeat(120));
+    std::fs::create_dir_all(&deep).unwrap();
+    let carol = init(&server, &deep, "carol", true);
+    assert!(socket(&carol.home).as_os_str().len() > 108);
+    ok(hush(&carol.home, &["fingerprint"]));
+    ok(hush(&carol.home, &["send", &alice.jid, "from deep down"]));
+    let refused = hush(&carol.home, &["agent"]);
+    assert_eq!(refused.status.code(), Some(2), "{refused:?}");
+    let _ = std::fs::remove_dir_all(&dir);
+}

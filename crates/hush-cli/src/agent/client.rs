@@ -7,7 +7,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use serde_json::Value;
-use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
+use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 use tokio::net::unix::{OwnedReadHalf, OwnedWriteHalf};
 use tokio::net::UnixStream;
 use zeroize::Zeroizing;
@@ -24,6 +24,10 @@ pub(crate) struct Agent {
     next_id: u64,
     /// Notifications read while waiting for a response.
     notifications: VecDeque<Value>,
+    /// What was read of a line not complete yet: kept across a read cut short by a timeout.
+    partial: Vec<u8>,
+    /// Whether to ask for the text lines `hush` prints (not needed for `--json`).
+    lines: bool,
 }
 
 impl Agent {
@@ -31,12 +35,18 @@ impl Agent {
     /// listens on it (an agent that was killed leaves its socket behind).
     pub(crate) async fn find(home: &Home) -> Result<Option<Self>, AgentError> {
         let path = socket_path(home);
+        // A home too deep for a socket path can have no agent (`hush agent` refuses it).
+        if path.as_os_str().len() > super::MAX_SOCKET_PATH {
+            return Ok(None);
+        }
         let stream = match UnixStream::connect(&path).await {
             Ok(stream) => stream,
             Err(e)
                 if matches!(
                     e.kind(),
-                    std::io::ErrorKind::NotFound | std::io::ErrorKind::ConnectionRefused
+                    std::io::ErrorKind::NotFound
+                        | std::io::ErrorKind::ConnectionRefused
+                        | std::io::ErrorKind::InvalidInput
                 ) =>
             {
                 return Ok(None)
@@ -50,7 +60,16 @@ impl Agent {
             writer,
             next_id: 1,
             notifications: VecDeque::new(),
+            partial: Vec::new(),
+            lines: true,
         }))
+    }
+
+    /// Asks for the text lines only when they will be printed (not with `--json`: a long
+    /// message's lines would only make the answer longer).
+    pub(crate) fn printing_for(mut self, out: Printer) -> Self {
+        self.lines = !out.is_json();
+        self
     }
 
     /// Runs `method` in the agent and gives its result, with the text lines `hush` prints
@@ -61,11 +80,12 @@ impl Agent {
         mut params: Value,
     ) -> Result<Shown, AgentError> {
         if let Value::Object(p) = &mut params {
-            p.insert("lines".into(), Value::Bool(true));
+            p.insert("lines".into(), Value::Bool(self.lines));
         }
         let id = self.next_id;
         self.next_id += 1;
-        let line = Zeroizing::new(rpc::request(id, method, params).to_string());
+        let mut line = rpc::request(id, method, params).to_string();
+        line.push('\n');
         self.answer_to(id, &line).await
     }
 
@@ -77,21 +97,19 @@ impl Agent {
         let id = self.next_id;
         self.next_id += 1;
         let quoted = Zeroizing::new(serde_json::to_string(passphrase.as_str()).unwrap_or_default());
+        // One write, newline included, from memory that is zeroed.
         let line = Zeroizing::new(format!(
-            r#"{{"jsonrpc":"2.0","id":{id},"method":"unlock","params":{{"passphrase":{}}}}}"#,
+            "{{\"jsonrpc\":\"2.0\",\"id\":{id},\"method\":\"unlock\",\"params\":{{\"passphrase\":{}}}}}\n",
             quoted.as_str()
         ));
         self.answer_to(id, &line).await
     }
 
-    /// Writes the request `line` (numbered `id`) and reads until its response.
+    /// Writes the request `line` (numbered `id`, ending with its newline) and reads until its
+    /// response.
     async fn answer_to(&mut self, id: u64, line: &str) -> Result<Shown, AgentError> {
         self.writer
             .write_all(line.as_bytes())
-            .await
-            .map_err(|source| self.io(source))?;
-        self.writer
-            .write_all(b"\n")
             .await
             .map_err(|source| self.io(source))?;
         loop {
@@ -150,21 +168,37 @@ impl Agent {
         Ok(Some(split_lines(params)))
     }
 
-    /// One line from the agent, as JSON; `None` at the end of the stream.
+    /// One line from the agent, as JSON; `None` at the end of the stream. Safe to cut short
+    /// (a timeout around it): what was read of the line is kept for the next call.
     async fn read(&mut self) -> Result<Option<Value>, AgentError> {
-        let mut bytes = Vec::new();
-        let limit = u64::try_from(rpc::MAX_LINE + 1).unwrap_or(u64::MAX);
-        let n = (&mut self.reader)
-            .take(limit)
-            .read_until(b'\n', &mut bytes)
-            .await
-            .map_err(|source| self.io(source))?;
-        if n == 0 {
-            return Ok(None);
+        // Bytes already looked at for the end of the line.
+        let mut scanned = 0;
+        loop {
+            if let Some(at) = self.partial[scanned..].iter().position(|&b| b == b'\n') {
+                let line: Vec<u8> = self.partial.drain(..=scanned + at).collect();
+                return serde_json::from_slice(&line)
+                    .map(Some)
+                    .map_err(|_| AgentError::BadAnswer);
+            }
+            scanned = self.partial.len();
+            if scanned > rpc::MAX_ANSWER {
+                return Err(AgentError::BadAnswer);
+            }
+            let available = self
+                .reader
+                .fill_buf()
+                .await
+                .map_err(|source| AgentError::Io {
+                    path: self.path.clone(),
+                    source,
+                })?;
+            if available.is_empty() {
+                return Ok(None);
+            }
+            let n = available.len();
+            self.partial.extend_from_slice(available);
+            self.reader.consume(n);
         }
-        serde_json::from_slice(&bytes)
-            .map(Some)
-            .map_err(|_| AgentError::BadAnswer)
     }
 
     fn io(&self, source: std::io::Error) -> AgentError {

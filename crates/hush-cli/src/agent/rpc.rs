@@ -6,8 +6,12 @@
 use serde_json::{json, Map, Value};
 use thiserror::Error;
 
-/// The longest line either side accepts: a request or a response, in bytes.
+/// The longest request the agent accepts, in bytes.
 pub(crate) const MAX_LINE: usize = 1 << 20;
+/// The longest line a client accepts from the agent (which it trusts: the same user), in
+/// bytes. A message may hold up to 256 KiB of text, and its escaped JSON and text lines take
+/// several times that; `history` sends up to its limit of them in one line.
+pub(crate) const MAX_ANSWER: usize = 1 << 30;
 
 /// A request read from a client. Its `Debug` leaves the parameters out: `unlock` carries the
 /// store passphrase.
@@ -69,13 +73,13 @@ impl Fault {
     }
 }
 
-/// Reads one line as a request. On a fault, also gives the id to answer with, if one could
-/// be read (JSON-RPC answers unreadable requests with a null id).
-pub(crate) fn parse(line: &str) -> Result<Request, (Fault, Value)> {
+/// Reads one line as a request. On a fault, also gives the id to answer with: null when none
+/// could be read (JSON-RPC 2.0 §5), `None` for a notification, which is never answered.
+pub(crate) fn parse(line: &str) -> Result<Request, (Fault, Option<Value>)> {
     let value: Value =
-        serde_json::from_str(line).map_err(|e| (Fault::Parse(e.to_string()), Value::Null))?;
+        serde_json::from_str(line).map_err(|e| (Fault::Parse(e.to_string()), Some(Value::Null)))?;
     let Value::Object(mut object) = value else {
-        return Err((Fault::Invalid("not an object"), Value::Null));
+        return Err((Fault::Invalid("not an object"), Some(Value::Null)));
     };
     let id = object.remove("id");
     if !matches!(
@@ -85,10 +89,10 @@ pub(crate) fn parse(line: &str) -> Result<Request, (Fault, Value)> {
         // An id that cannot be one is answered with null (JSON-RPC 2.0 §5).
         return Err((
             Fault::Invalid("`id` must be a string or a number"),
-            Value::Null,
+            Some(Value::Null),
         ));
     }
-    let answer_to = id.clone().unwrap_or(Value::Null);
+    let answer_to = id.clone();
     let fault = |f| (f, answer_to.clone());
     if object.get("jsonrpc").and_then(Value::as_str) != Some("2.0") {
         return Err(fault(Fault::Invalid("`jsonrpc` must be \"2.0\"")));
@@ -180,30 +184,36 @@ mod tests {
         assert_eq!(Params(&r.params).flag("plaintext"), Ok(false));
 
         let cases = [
-            ("nonsense", -32700, Value::Null),
-            ("[1,2]", -32600, Value::Null),
-            (r#"{"id":1,"method":"x"}"#, -32600, json!(1)),
+            ("nonsense", -32700, Some(Value::Null)),
+            ("[1,2]", -32600, Some(Value::Null)),
+            (r#"{"id":1,"method":"x"}"#, -32600, Some(json!(1))),
             (
                 r#"{"jsonrpc":"2.0","id":{},"method":"x"}"#,
                 -32600,
-                Value::Null,
+                Some(Value::Null),
             ),
             (
                 r#"{"jsonrpc":"2.0","id":"a","method":3}"#,
                 -32600,
-                json!("a"),
+                Some(json!("a")),
             ),
             (
                 r#"{"jsonrpc":"2.0","id":2,"method":"x","params":[1]}"#,
                 -32602,
-                json!(2),
+                Some(json!(2)),
+            ),
+            // A notification is never answered, even when it is wrong.
+            (
+                r#"{"jsonrpc":"2.0","method":"x","params":[1]}"#,
+                -32602,
+                None,
             ),
         ];
         for (line, code, id) in cases {
             let (fault, answer_to) = parse(line).unwrap_err();
             assert_eq!(fault.code(), code, "{line}");
             assert_eq!(answer_to, id, "{line}");
-            let e = error(answer_to, &fault);
+            let e = error(answer_to.unwrap_or_default(), &fault);
             assert_eq!(e["error"]["code"], code);
         }
         // A request without an id is a notification: read, not answered.

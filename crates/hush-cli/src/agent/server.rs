@@ -31,14 +31,23 @@ use crate::commands::{bare, connect, devices, fingerprint, history, me, send, st
 use crate::error::{CliError, Kind, Result};
 use crate::home::Home;
 use crate::output::{DeliveryReport, Shown};
-use crate::terminal::printable;
 
 /// Incoming messages kept for the first subscriber while nobody is subscribed; older ones
 /// beyond this are only in history.
 pub(crate) const MAX_BACKLOG: usize = 10_000;
-/// Lines (responses and notifications) queued for one connection before it counts as not
-/// reading: its subscription is then dropped (the messages are in history).
-const CONNECTION_QUEUE: usize = 1_024;
+/// Message notifications queued for one connection (or sent and not acknowledged, for one
+/// that acknowledges) before it counts as not reading: its subscription is then dropped, and
+/// what it had not acknowledged goes to the next subscriber.
+const NOTIFICATION_QUEUE: usize = MAX_BACKLOG;
+/// Responses queued for one connection: it has at most one request outstanding, so a response
+/// always fits and is never dropped.
+const RESPONSE_QUEUE: usize = 4;
+/// Connections served at once.
+const MAX_CONNECTIONS: usize = 64;
+/// How long the agent waits before reconnecting after losing the connection (doubling up to
+/// [`MAX_RETRY`]) — a job or a signal ends the wait early.
+const FIRST_RETRY: Duration = Duration::from_secs(1);
+const MAX_RETRY: Duration = Duration::from_secs(60);
 /// How long the account loop waits for a message before looking at the stop flag again,
 /// when nothing wakes it earlier.
 const IDLE: Duration = Duration::from_secs(30);
@@ -49,14 +58,28 @@ enum Work {
     Job(Job),
     /// The client hung up: its subscription ends, and what it did not acknowledge goes back
     /// to the backlog for the next subscriber.
-    Closed(mpsc::Sender<String>),
+    Closed(Outlet),
+}
+
+/// Where the lines for one connection go: responses on their own queue, so that a connection
+/// slow to read its notifications still gets the answer to its request.
+#[derive(Clone)]
+struct Outlet {
+    responses: mpsc::Sender<String>,
+    notifications: mpsc::Sender<String>,
+}
+
+impl Outlet {
+    fn is(&self, other: &Outlet) -> bool {
+        self.responses.same_channel(&other.responses)
+    }
 }
 
 /// One request handed to the account loop.
 struct Job {
     request: rpc::Request,
-    /// Where the connection's lines go (responses, and notifications once subscribed).
-    sink: mpsc::Sender<String>,
+    /// Where the connection's lines go.
+    sink: Outlet,
     /// Said when the request is answered, so that a connection serves one at a time.
     done: oneshot::Sender<()>,
 }
@@ -80,6 +103,9 @@ pub(crate) async fn run(home: Home) -> Result<()> {
     // The session lock is taken here: while the agent runs, it alone touches the sessions
     // (locked too: nothing else may advance them meanwhile).
     let (hush, config) = connect(&home).await?;
+    // The config holds the XMPP password: only the time the account was set up is kept.
+    let created_at = config.created_at;
+    drop(config);
     let listener = listen(&path)?;
     let (jobs_tx, jobs) = mpsc::channel(64);
     let accept = tokio::spawn(accept(listener, jobs_tx, wake.clone()));
@@ -97,13 +123,14 @@ pub(crate) async fn run(home: Home) -> Result<()> {
         backlog: VecDeque::new(),
         next_seq: 1,
     };
-    let served = match account.begin(hush, config.created_at).await {
+    let served = match account.begin(hush, created_at).await {
         Ok(()) => account.serve(jobs, &stop, &wake).await,
         Err(e) => Err(e),
     };
     accept.abort();
     let _ = std::fs::remove_file(&path);
     let closed = account.end().await;
+    account.unread_note();
     served?;
     closed?;
     crate::output::note("agent stopped");
@@ -132,20 +159,31 @@ fn listen(path: &Path) -> Result<UnixListener> {
     Ok(listener)
 }
 
-/// Accepts connections from processes of our own user only.
+/// Accepts connections from processes of our own user only, at most [`MAX_CONNECTIONS`] at
+/// once.
 async fn accept(listener: UnixListener, jobs: mpsc::Sender<Work>, wake: Arc<Notify>) {
     let own_uid = rustix::process::getuid().as_raw();
+    let slots = Arc::new(tokio::sync::Semaphore::new(MAX_CONNECTIONS));
     loop {
+        let Ok(slot) = slots.clone().acquire_owned().await else {
+            return;
+        };
         let stream = match listener.accept().await {
             Ok((stream, _)) => stream,
             Err(e) => {
+                // Out of file descriptors, say: not a reason to spin.
                 log::warn!("the agent could not accept a connection: {e}");
+                tokio::time::sleep(Duration::from_millis(100)).await;
                 continue;
             }
         };
         match stream.peer_cred() {
             Ok(cred) if cred.uid() == own_uid => {
-                tokio::spawn(connection(stream, jobs.clone(), wake.clone()));
+                let (jobs, wake) = (jobs.clone(), wake.clone());
+                tokio::spawn(async move {
+                    connection(stream, jobs, wake).await;
+                    drop(slot);
+                });
             }
             Ok(cred) => log::warn!(
                 "refused a connection to the agent from user {} (only {own_uid} may use it)",
@@ -159,11 +197,29 @@ async fn accept(listener: UnixListener, jobs: mpsc::Sender<Work>, wake: Arc<Noti
 /// Serves one client: reads requests, one at a time, and writes what comes back.
 async fn connection(stream: UnixStream, jobs: mpsc::Sender<Work>, wake: Arc<Notify>) {
     let (read, mut write) = stream.into_split();
-    let (sink, mut lines) = mpsc::channel::<String>(CONNECTION_QUEUE);
+    let (responses, mut response_lines) = mpsc::channel::<String>(RESPONSE_QUEUE);
+    let (notifications, mut notification_lines) = mpsc::channel::<String>(NOTIFICATION_QUEUE);
+    let sink = Outlet {
+        responses,
+        notifications,
+    };
     let writer = tokio::spawn(async move {
-        while let Some(mut line) = lines.recv().await {
-            line.push('\n');
-            if write.write_all(line.as_bytes()).await.is_err() {
+        let (mut responses_open, mut notifications_open) = (true, true);
+        while responses_open || notifications_open {
+            let line = tokio::select! {
+                biased;
+                line = response_lines.recv(), if responses_open => match line {
+                    Some(line) => line,
+                    None => { responses_open = false; continue; }
+                },
+                line = notification_lines.recv(), if notifications_open => match line {
+                    Some(line) => line,
+                    None => { notifications_open = false; continue; }
+                },
+            };
+            if write.write_all(line.as_bytes()).await.is_err()
+                || write.write_all(b"\n").await.is_err()
+            {
                 break;
             }
         }
@@ -177,7 +233,8 @@ async fn connection(stream: UnixStream, jobs: mpsc::Sender<Work>, wake: Arc<Noti
             Err(fault) => {
                 // Too long or not text: answered once, then the connection is closed (where
                 // the next request starts is unknown).
-                let _ = sink.send(rpc::error(Value::Null, &fault).to_string()).await;
+                let answer = rpc::error(Value::Null, &fault).to_string();
+                let _ = sink.responses.send(answer).await;
                 break;
             }
         };
@@ -186,12 +243,15 @@ async fn connection(stream: UnixStream, jobs: mpsc::Sender<Work>, wake: Arc<Noti
         }
         let request = match rpc::parse(&line) {
             Ok(request) => request,
-            Err((fault, id)) => {
-                if sink.send(rpc::error(id, &fault).to_string()).await.is_err() {
+            Err((fault, Some(id))) => {
+                let answer = rpc::error(id, &fault).to_string();
+                if sink.responses.send(answer).await.is_err() {
                     break;
                 }
                 continue;
             }
+            // A notification is never answered, not even when it is wrong.
+            Err((_, None)) => continue,
         };
         let (done, answered) = oneshot::channel();
         let job = Job {
@@ -239,7 +299,10 @@ async fn read_line(
 
 /// A subscribed connection.
 struct Subscriber {
-    sink: mpsc::Sender<String>,
+    sink: Outlet,
+    /// The sequence number of the first message published after it subscribed (the backlog it
+    /// was handed included): it never got the ones before.
+    since: u64,
     /// It also wants the text lines `hush recv` prints.
     lines: bool,
     /// It acknowledges what it showed (`ack`): what it did not when it goes away is handed
@@ -269,15 +332,38 @@ impl Account {
     /// made.)
     async fn begin(&mut self, mut hush: Hush<SqliteStore>, created_at: u64) -> Result<()> {
         let notice = hush.take_rollback_notice();
-        let found = hush.catch_up(created_at).await;
-        self.hush = Some(hush);
         if let Some(notice) = notice {
             self.publish(&notice);
         }
-        for d in &found? {
+        // (A catch-up that read something returns it even when it stopped early; an error
+        // means it read nothing: the connection is given up, and the agent stays as it was.)
+        let found = hush.catch_up(created_at).await?;
+        self.hush = Some(hush);
+        for d in &found {
             self.publish(d);
         }
         Ok(())
+    }
+
+    /// Says on the agent's standard error how many messages arrived that no reader was shown
+    /// (they are in history), when it stops with some.
+    fn unread_note(&self) {
+        let mut waiting: Vec<String> = self
+            .backlog
+            .iter()
+            .filter_map(|s| s.json["from"].as_str().map(str::to_owned))
+            .collect();
+        if waiting.is_empty() {
+            return;
+        }
+        let count = waiting.len();
+        waiting.sort();
+        waiting.dedup();
+        crate::output::note(&format!(
+            "{count} message(s) arrived that no `hush recv` was shown; they are in history \
+             (`hush history JID` for {})",
+            waiting.join(", ")
+        ));
     }
 
     /// Closes the connection and the store; what was read and not shown yet goes to the
@@ -328,22 +414,53 @@ impl Account {
         stop: &AtomicBool,
         wake: &Notify,
     ) -> Result<()> {
+        let mut retry = FIRST_RETRY;
         while !stop.load(Ordering::SeqCst) {
-            while let Ok(work) = jobs.try_recv() {
+            // The jobs queued now, no more: a stream of requests must not keep the loop from
+            // reading the connection, or from seeing the stop signal.
+            for _ in 0..jobs.len() {
+                let Ok(work) = jobs.try_recv() else { break };
                 match work {
                     Work::Job(job) => self.handle(job).await,
                     Work::Closed(sink) => self.unsubscribe(&sink),
                 }
-            }
-            match self.hush.as_mut() {
-                // A catch-up cut short continues inside the wait (and after a lost session).
-                Some(hush) => {
-                    if let Some(d) = hush.receive_or_wake(IDLE, wake).await? {
-                        self.publish(&d);
-                    }
+                if stop.load(Ordering::SeqCst) {
+                    return Ok(());
                 }
+            }
+            let Some(hush) = self.hush.as_mut() else {
                 // Locked: nothing to read; a job or the stop signal wakes us.
-                None => wake.notified().await,
+                wake.notified().await;
+                continue;
+            };
+            // A catch-up cut short continues inside the wait (and after a lost session).
+            match hush.receive_or_wake(IDLE, wake).await {
+                Ok(Some(d)) => {
+                    self.publish(&d);
+                    retry = FIRST_RETRY;
+                }
+                Ok(None) => retry = FIRST_RETRY,
+                // The link, a timeout, or the archive: the agent stays, and tries again after
+                // a pause (a job or a signal ends the pause early).
+                Err(e)
+                    if e.is_connection()
+                        || matches!(
+                            e,
+                            hush_xmpp::XmppError::Timeout(_)
+                                | hush_xmpp::XmppError::ArchiveMisbehaves(_)
+                        ) =>
+                {
+                    log::warn!(
+                        "receiving failed ({e}); trying again in {} s",
+                        retry.as_secs()
+                    );
+                    tokio::select! {
+                        () = tokio::time::sleep(retry) => {}
+                        () = wake.notified() => {}
+                    }
+                    retry = (retry * 2).min(MAX_RETRY);
+                }
+                Err(e) => return Err(e.into()),
             }
         }
         Ok(())
@@ -371,8 +488,10 @@ impl Account {
                 Ok(result) => rpc::response(id, result),
                 Err(fault) => rpc::error(id, &fault),
             };
-            // A connection that is not reading gets nothing more.
-            let _ = sink.try_send(line.to_string());
+            // Always room: a connection has one request outstanding at most.
+            if sink.responses.try_send(line.to_string()).is_err() {
+                log::warn!("a response could not be queued for its connection (it is gone)");
+            }
         }
         if subscribed {
             // What arrived while nobody listened, in order, after the response.
@@ -388,7 +507,7 @@ impl Account {
         &mut self,
         method: &str,
         params: &Map<String, Value>,
-        sink: &mpsc::Sender<String>,
+        sink: &Outlet,
     ) -> std::result::Result<Value, Fault> {
         let p = Params(params);
         let lines = p.flag("lines")?;
@@ -463,7 +582,7 @@ impl Account {
                 Ok(shown(list("devices", verified)))
             }
             "subscribe" => {
-                if self.subscribers.iter().any(|s| s.sink.same_channel(sink)) {
+                if self.subscribers.iter().any(|s| s.sink.is(sink)) {
                     return Err(Fault::Failed {
                         message: "this connection is subscribed already".into(),
                         kind: Kind::Usage.name(),
@@ -471,6 +590,7 @@ impl Account {
                 }
                 self.subscribers.push(Subscriber {
                     sink: sink.clone(),
+                    since: self.next_seq,
                     lines,
                     acks: p.flag("ack")?,
                     unacked: VecDeque::new(),
@@ -487,10 +607,12 @@ impl Account {
                 let sub = self
                     .subscribers
                     .iter_mut()
-                    .find(|s| s.sink.same_channel(sink))
+                    .find(|s| s.sink.is(sink))
                     .ok_or_else(|| Fault::Failed {
-                        message: "this connection is not subscribed".into(),
-                        kind: Kind::Usage.name(),
+                        message: "this connection is not subscribed (any more: it fell more than \
+                                  10,000 messages behind; they wait for the next reader)"
+                            .into(),
+                        kind: Kind::Failed.name(),
                     })?;
                 while sub.unacked.front().is_some_and(|(n, _)| *n <= seq) {
                     sub.unacked.pop_front();
@@ -502,25 +624,36 @@ impl Account {
     }
 
     /// Ends the subscription of the connection whose sink this is: what it did not
-    /// acknowledge goes back to the front of the backlog, for the next subscriber.
-    fn unsubscribe(&mut self, sink: &mpsc::Sender<String>) {
-        if let Some(at) = self
-            .subscribers
-            .iter()
-            .position(|s| s.sink.same_channel(sink))
-        {
+    /// acknowledge goes to those who never got it (see [`Self::requeue`]).
+    fn unsubscribe(&mut self, sink: &Outlet) {
+        if let Some(at) = self.subscribers.iter().position(|s| s.sink.is(sink)) {
             let gone = self.subscribers.swap_remove(at);
             self.requeue(gone);
         }
     }
 
-    /// Puts what `gone` did not acknowledge back at the front of the backlog, in order, when
-    /// nobody else listens: every message goes to every subscriber, so with others still
-    /// subscribed, it reached them.
+    /// What `gone` did not acknowledge: to each subscriber still here that subscribed after
+    /// it was published (the others got it), or back to the front of the backlog when nobody
+    /// is left.
     fn requeue(&mut self, gone: Subscriber) {
         if self.subscribers.is_empty() {
             for (_, s) in gone.unacked.into_iter().rev() {
                 self.backlog.push_front(s);
+            }
+            while self.backlog.len() > MAX_BACKLOG {
+                self.backlog.pop_back();
+            }
+            return;
+        }
+        for (seq, s) in gone.unacked {
+            let late: Vec<usize> = (0..self.subscribers.len())
+                .filter(|&i| self.subscribers[i].since > seq)
+                .collect();
+            for i in late {
+                let seq = self.next_seq;
+                self.next_seq += 1;
+                // One that cannot take it either is dropped with the next publish.
+                let _ = notify(&mut self.subscribers[i], seq, &s);
             }
         }
     }
@@ -551,7 +684,7 @@ impl Account {
             self.requeue(sub);
         }
         if !delivered {
-            if self.backlog.len() == MAX_BACKLOG {
+            while self.backlog.len() >= MAX_BACKLOG {
                 self.backlog.pop_front();
                 log::warn!(
                     "more than {MAX_BACKLOG} messages arrived with nobody subscribed; the \
@@ -574,8 +707,13 @@ fn unlocked(
 }
 
 /// Sends one message notification, numbered `seq`; false if the subscriber is gone or not
-/// reading (it is then dropped: what it did not acknowledge goes to the next one).
+/// reading — more than [`NOTIFICATION_QUEUE`] queued or unacknowledged (it is then dropped:
+/// what it did not acknowledge goes to the next one).
 fn notify(subscriber: &mut Subscriber, seq: u64, s: &Shown) -> bool {
+    if subscriber.unacked.len() >= NOTIFICATION_QUEUE {
+        log::warn!("a subscriber acknowledges nothing; its subscription is dropped");
+        return false;
+    }
     let mut params = with_lines(
         Shown {
             json: s.json.clone(),
@@ -588,6 +726,7 @@ fn notify(subscriber: &mut Subscriber, seq: u64, s: &Shown) -> bool {
     }
     match subscriber
         .sink
+        .notifications
         .try_send(rpc::notification("message", params).to_string())
     {
         Ok(()) => {
@@ -639,8 +778,9 @@ fn with_lines(s: Shown, lines: bool) -> Value {
 /// A command's error as the agent answers it: the line `hush` would print.
 fn failed(e: impl Into<CliError>) -> Fault {
     let e = e.into();
+    // As it is: the `hush` that prints it makes it printable (a script gets it exact in JSON).
     Fault::Failed {
-        message: printable(&e.to_string()),
+        message: e.to_string(),
         kind: e.kind().name(),
     }
 }

@@ -47,7 +47,8 @@ pub(crate) async fn run(cli: Cli) -> Result<()> {
     // A running agent holds the account: what it serves goes through it, without the
     // passphrase (it has the store open).
     if let Some((method, params, list)) = served_by_agent(&cli.command)? {
-        if let Some(mut agent) = Agent::find(&home).await? {
+        if let Some(agent) = Agent::find(&home).await? {
+            let mut agent = agent.printing_for(out);
             let result = agent.call(method, params).await?;
             return show_from_agent(result, list, out);
         }

@@ -48,6 +48,7 @@ pub(super) async fn run(
     }
     // A running agent holds the account: it reads, and we subscribe.
     if let Some(agent) = Agent::find(home).await? {
+        let agent = agent.printing_for(out);
         return through_agent(agent, count, until, &stop, out).await;
     }
     let (mut hush, config) = connect(home).await?;

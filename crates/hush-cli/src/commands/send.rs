@@ -21,7 +21,8 @@ pub(super) async fn run(
     out: Printer,
 ) -> Result<()> {
     // A running agent holds the account: it sends.
-    if let Some(mut agent) = Agent::find(home).await? {
+    if let Some(agent) = Agent::find(home).await? {
+        let mut agent = agent.printing_for(out);
         let params = json!({"to": to.to_string(), "text": text, "plaintext": plaintext});
         let sent = agent.call("send", params).await?;
         out.show(&sent)?;
