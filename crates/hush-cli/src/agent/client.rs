@@ -47,6 +47,8 @@ impl Agent {
                     std::io::ErrorKind::NotFound
                         | std::io::ErrorKind::ConnectionRefused
                         | std::io::ErrorKind::InvalidInput
+                        // A home that is not a directory: the command says so itself.
+                        | std::io::ErrorKind::NotADirectory
                 ) =>
             {
                 return Ok(None)
