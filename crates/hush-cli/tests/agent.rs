@@ -25,6 +25,15 @@ fn socket(home: &Path) -> PathBuf {
     home.join("agent.sock")
 }
 
+/// A private Prosody, a scratch directory named `name`, and Alice and Bob set up in it.
+fn alice_and_bob(name: &str) -> (Prosody, PathBuf, User, User) {
+    let server = Prosody::start(name);
+    let dir = scratch(name);
+    let alice = init(&server, &dir, "alice", true);
+    let bob = init(&server, &dir, "bob", true);
+    (server, dir, alice, bob)
+}
+
 /// Starts the agent of `home` and waits until it listens.
 fn agent(home: &Path) -> Running {
     let agent = Running::start(home, &["agent"]);
@@ -34,10 +43,7 @@ fn agent(home: &Path) -> Running {
 
 #[test]
 fn send_works_while_recv_follows_through_the_agent() {
-    let server = Prosody::start("agent-follow");
-    let dir = scratch("agent-follow");
-    let alice = init(&server, &dir, "alice", true);
-    let bob = init(&server, &dir, "bob", true);
+    let (_server, dir, alice, bob) = alice_and_bob("agent-follow");
 
     let bobs_agent = agent(&bob.home);
     let mode = std::fs::metadata(socket(&bob.home))
@@ -248,10 +254,7 @@ fn another_user_cannot_use_the_agent() {
 
 #[test]
 fn killing_the_agent_under_traffic_loses_nothing() {
-    let server = Prosody::start("agent-kill");
-    let dir = scratch("agent-kill");
-    let alice = init(&server, &dir, "alice", true);
-    let bob = init(&server, &dir, "bob", true);
+    let (_server, dir, alice, bob) = alice_and_bob("agent-kill");
     ok(hush(&alice.home, &["send", &bob.jid, "hello"]));
     ok(hush(&bob.home, &["send", &alice.jid, "hello"]));
     const N: usize = 12;
@@ -353,10 +356,7 @@ fn holds_open(pid: u32, file: &Path) -> bool {
 
 #[test]
 fn a_locked_agent_closes_its_store_and_serves_nothing_until_unlocked() {
-    let server = Prosody::start("agent-lock");
-    let dir = scratch("agent-lock");
-    let alice = init(&server, &dir, "alice", true);
-    let bob = init(&server, &dir, "bob", true);
+    let (_server, dir, alice, bob) = alice_and_bob("agent-lock");
     let no_agent = hush(&bob.home, &["agent", "lock"]);
     assert!(!no_agent.status.success());
     assert!(String::from_utf8_lossy(&no_agent.stderr).contains("no agent runs"));
@@ -405,30 +405,17 @@ fn a_locked_agent_closes_its_store_and_serves_nothing_until_unlocked() {
 
 #[test]
 fn a_long_message_and_a_deep_home_work_with_and_without_the_agent() {
-    use std::io::Write;
-    let server = Prosody::start("agent-long");
-    let dir = scratch("agent-long");
-    let alice = init(&server, &dir, "alice", true);
-    let bob = init(&server, &dir, "bob", true);
+    let (server, dir, alice, bob) = alice_and_bob("agent-long");
     let bobs_agent = agent(&bob.home);
     // 110,000 line breaks (110 kB, within what the server takes): in text, each starts a
     // `    | ` continuation line, and the answer the agent gives `recv` with them is over a
     // megabyte.
     let body = format!("x{}y", "\n".repeat(110_000));
-    let mut send = hush_command(&alice.home)
-        .args(["send", &bob.jid, "-"])
-        .stdin(std::process::Stdio::piped())
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
-    send.stdin
-        .take()
-        .unwrap()
-        .write_all(body.as_bytes())
-        .unwrap();
-    let sent = send.wait_with_output().unwrap();
-    assert!(sent.status.success(), "{sent:?}");
+    ok(hush_with_input(
+        &alice.home,
+        &["send", &bob.jid, "-"],
+        body.as_bytes(),
+    ));
     let text = ok(hush(&bob.home, &["recv", "--count", "1"]));
     let continued = text.lines().filter(|l| l.starts_with("    |")).count();
     assert_eq!(continued, 110_000, "{}", &text[..300]);

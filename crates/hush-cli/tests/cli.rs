@@ -446,7 +446,6 @@ fn failed(out: std::process::Output) -> String {
 /// device that does not exist, a blocked contact's settings, a home that is a file.
 #[test]
 fn a_newcomers_mistakes_get_one_clear_line_each() {
-    use std::io::Write;
     let server = Prosody::start("cli-newcomer");
     let dir = scratch("cli-newcomer");
     let alice = init(&server, &dir, "alice", true);
@@ -469,19 +468,11 @@ fn a_newcomers_mistakes_get_one_clear_line_each() {
     }
 
     // `-` reads the message from standard input, line breaks and all but the last.
-    let mut send = hush_command(&alice.home)
-        .args(["send", &bob.jid, "-"])
-        .stdin(std::process::Stdio::piped())
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
-    send.stdin
-        .take()
-        .unwrap()
-        .write_all(b"line one\nline two\n")
-        .unwrap();
-    ok(send.wait_with_output().unwrap());
+    ok(hush_with_input(
+        &alice.home,
+        &["send", &bob.jid, "-"],
+        b"line one\nline two\n",
+    ));
     let got = recv_json(&bob, 1);
     assert_eq!(got[0]["body"], "line one\nline two", "{got:?}");
     let err = failed(hush(
@@ -703,37 +694,23 @@ fn failures_have_exit_codes_by_kind_and_json_errors() {
         .output()
         .unwrap();
     check(wrong, 3, "authentication");
-    let bad_password = hush_command(&dir.join("bad-password"))
-        .env("HUSH_TEST_PW", "wrong")
-        .args([
-            "--json",
-            "init",
-            "--jid",
-            &stranger,
-            "--server",
-            &server.address(),
-        ])
-        .args(["--insecure-loopback", "--password-env", "HUSH_TEST_PW"])
-        .output()
-        .unwrap();
+    // `hush init --json` of the stranger's account in a new home, with `password`, at `server`.
+    let init_at = |home: &str, password: &str, server: &str| {
+        hush_command(&dir.join(home))
+            .env("HUSH_TEST_PW", password)
+            .args(["--json", "init", "--jid", &stranger, "--server", server])
+            .args(["--insecure-loopback", "--password-env", "HUSH_TEST_PW"])
+            .output()
+            .unwrap()
+    };
+    let bad_password = init_at("bad-password", "wrong", &server.address());
     check(bad_password, 3, "authentication");
     // Network: nothing listens there.
     let closed = std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()
         .local_addr()
         .unwrap();
-    let unreachable = hush_command(&dir.join("unreachable"))
-        .args([
-            "--json",
-            "init",
-            "--jid",
-            &stranger,
-            "--server",
-            &closed.to_string(),
-        ])
-        .args(["--insecure-loopback", "--password-env", "HUSH_TEST_PW"])
-        .output()
-        .unwrap();
+    let unreachable = init_at("unreachable", "pw", &closed.to_string());
     check(unreachable, 4, "network");
     // Refused by policy: the contact has no OMEMO device, and nothing goes in clear.
     check(

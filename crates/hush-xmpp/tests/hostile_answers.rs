@@ -32,24 +32,36 @@ fn without_complete(xml: &str) -> String {
         .replace(" complete=\"true\"", "")
 }
 
+/// Makes the server strip the RSM `<set/>` from every `<fin/>` it sends Bob, and its
+/// `complete='true'` too unless `keep_complete`; counts the pages it mangled.
+fn strip_fins(server: &hush_devserver::DevServer, keep_complete: bool) -> Arc<AtomicUsize> {
+    let mangled = Arc::new(AtomicUsize::new(0));
+    let count = mangled.clone();
+    on_delivery(server, move |to, s| {
+        let text = xml(&s);
+        if bare_of(to) == "bob@localhost" && s.name() == "iq" && text.contains("<fin ") {
+            if let Some(stripped) = without_set(&text) {
+                count.fetch_add(1, Ordering::SeqCst);
+                let stripped = if keep_complete {
+                    stripped
+                } else {
+                    without_complete(&stripped)
+                };
+                return vec![parse(&stripped)];
+            }
+        }
+        vec![s]
+    });
+    mangled
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_archive_page_end_without_its_set_is_an_error_and_loses_nothing() {
     let server = server().await;
     let (_alice, store) = bob_away(&server, "while bob was away").await;
     // Every `<fin/>` to Bob loses its RSM `<set/>`, which XEP-0313 requires, and the claim
     // that the archive is complete: where the next page starts is unknown.
-    let mangled = Arc::new(AtomicUsize::new(0));
-    let count = mangled.clone();
-    on_delivery(&server, move |to, s| {
-        let text = xml(&s);
-        if bare_of(to) == "bob@localhost" && s.name() == "iq" && text.contains("<fin ") {
-            if let Some(stripped) = without_set(&text) {
-                count.fetch_add(1, Ordering::SeqCst);
-                return vec![parse(&without_complete(&stripped))];
-            }
-        }
-        vec![s]
-    });
+    let mangled = strip_fins(&server, false);
     let mut bob = connect(&server, store).await;
     let err = bob.catch_up(0).await.unwrap_err();
     assert!(
@@ -72,18 +84,7 @@ async fn an_archive_that_says_it_is_complete_needs_no_set() {
     let (_alice, store) = bob_away(&server, "while bob was away").await;
     // The `<set/>` is missing but the `<fin/>` says the archive is complete: there is no next
     // page to find, so the page is read — once, however often the catch-up runs.
-    let mangled = Arc::new(AtomicUsize::new(0));
-    let count = mangled.clone();
-    on_delivery(&server, move |to, s| {
-        let text = xml(&s);
-        if bare_of(to) == "bob@localhost" && s.name() == "iq" && text.contains("<fin ") {
-            if let Some(stripped) = without_set(&text) {
-                count.fetch_add(1, Ordering::SeqCst);
-                return vec![parse(&stripped)];
-            }
-        }
-        vec![s]
-    });
+    let mangled = strip_fins(&server, true);
     let mut bob = connect(&server, store).await;
     let caught: Vec<_> = bob
         .catch_up(0)

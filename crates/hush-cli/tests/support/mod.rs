@@ -29,6 +29,20 @@ pub fn hush(home: &Path, args: &[&str]) -> Output {
     hush_command(home).args(args).output().unwrap()
 }
 
+/// Runs `hush --home HOME ARGS…` with `input` on its standard input.
+pub fn hush_with_input(home: &Path, args: &[&str], input: &[u8]) -> Output {
+    use std::io::Write;
+    let mut child = hush_command(home)
+        .args(args)
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    child.stdin.take().unwrap().write_all(input).unwrap();
+    child.wait_with_output().unwrap()
+}
+
 /// Stdout of a run that must have succeeded (the failure shows both streams).
 pub fn ok(out: Output) -> String {
     assert!(
