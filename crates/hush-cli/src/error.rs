@@ -100,6 +100,14 @@ pub(crate) enum CliError {
         /// The device id or fingerprint asked for.
         which: String,
     },
+    /// `hush trust` / `distrust` with a fingerprint no device we know has.
+    #[error("no device of {jid} we hold a session with has the fingerprint {fingerprint}; nothing was changed (`hush devices {jid}` lists the fingerprints we know — if theirs is not there, they have a device we have not met yet: exchange a message first)")]
+    NoSuchFingerprint {
+        /// The contact.
+        jid: String,
+        /// The fingerprint asked for.
+        fingerprint: String,
+    },
     /// Not a verification URI.
     #[error("`{0}` is not an OMEMO verification URI (xmpp:JID?omemo-sid-DEVICE=FINGERPRINT)")]
     BadUri(String),
@@ -235,6 +243,7 @@ impl CliError {
             | CliError::NoSessionToReset { .. }
             | CliError::NotListed(_)
             | CliError::NoSuchDevice { .. }
+            | CliError::NoSuchFingerprint { .. }
             | CliError::NoAccount
             | CliError::HomeInUse(_) => Kind::Usage,
             CliError::NoPassword | CliError::UnsetVariable(_) => Kind::Authentication,

@@ -486,6 +486,12 @@ fn a_newcomers_mistakes_get_one_clear_line_each() {
     assert!(err.contains("no session with device 12345"), "{err}");
     let err = failed(hush(&bob.home, &["devices", "--remove", "12345"]));
     assert!(err.contains("none of the devices [12345]"), "{err}");
+    // Trusting what matches nothing says which: a device id, or a fingerprint.
+    let err = failed(hush(&bob.home, &["trust", &alice.jid, "12345"]));
+    assert!(err.contains("no device `12345`"), "{err}");
+    let fingerprint = "0123abcd 0123abcd 0123abcd 0123abcd 0123abcd 0123abcd 0123abcd 0123abcd";
+    let err = failed(hush(&bob.home, &["trust", &alice.jid, fingerprint]));
+    assert!(err.contains("has the fingerprint"), "{err}");
 
     // A blocked contact says so in its settings.
     let text = ok(hush(&bob.home, &["config", &alice.jid, "--blocked", "on"]));

@@ -80,7 +80,10 @@ impl<S: Store> Hush<S> {
     /// Connects the account kept in `store`.
     pub async fn connect(store: S, password: &str, options: &ConnectOptions) -> Result<Self> {
         let account = store.account()?.ok_or(XmppError::NoAccount)?;
-        let xmpp = XmppClient::connect(&account.jid, password, options).await?;
+        // One resource per device, the same at every login: contacts see one client coming
+        // and going, not a new one each time.
+        let login_as = format!("{}/hush-{}", account.jid, account.device.device_id());
+        let xmpp = XmppClient::connect(&login_as, password, options).await?;
         let jid = xmpp.jid().clone();
         let engine = Engine::new(jid.as_str(), account.device);
         let mut this = Self {

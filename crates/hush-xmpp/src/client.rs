@@ -188,20 +188,15 @@ impl core::fmt::Debug for XmppClient {
 
 fn stream_with<C: tokio_xmpp::connect::ServerConnector>(
     connector: C,
-    jid: &BareJid,
+    jid: &Jid,
     password: &str,
 ) -> (
     StanzaStream,
     oneshot::Receiver<core::result::Result<(), FirstLogin>>,
 ) {
     let (report, first) = oneshot::channel();
-    let reconnector = login::reconnector(
-        connector,
-        jid.clone().into(),
-        password,
-        Timeouts::tight(),
-        report,
-    );
+    let reconnector =
+        login::reconnector(connector, jid.clone(), password, Timeouts::tight(), report);
     (StanzaStream::new(reconnector, QUEUE_DEPTH), first)
 }
 
@@ -249,9 +244,13 @@ fn mam_query(
 
 impl XmppClient {
     /// Logs in and sends initial presence. Fails after `options.timeout` instead of retrying
-    /// forever.
+    /// forever. `jid` is the account's bare JID, or a full JID to ask the server for that
+    /// resource (it may give another).
     pub async fn connect(jid: &str, password: &str, options: &ConnectOptions) -> Result<Self> {
-        let bare: BareJid = jid.parse().map_err(|_| XmppError::BadJid(jid.to_owned()))?;
+        let login_as: Jid = jid.parse().map_err(|_| XmppError::BadJid(jid.to_owned()))?;
+        let bare = login_as.to_bare();
+        // Errors name the account, not the resource asked for.
+        let jid = bare.as_str();
         // Where errors say we tried to connect.
         let server = options
             .server
@@ -262,18 +261,18 @@ impl XmppClient {
         }
         let (mut stream, first) = match &options.server {
             Some(address) if options.insecure_loopback => {
-                stream_with(login::LoopbackTcp(address.clone()), &bare, password)
+                stream_with(login::LoopbackTcp(address.clone()), &login_as, password)
             }
             Some(address) => {
                 let (host, port) = address.rsplit_once(':').unwrap_or((address, "5222"));
                 stream_with(
                     login::GuardedStartTls(DnsConfig::no_srv(host, port.parse().unwrap_or(5222))),
-                    &bare,
+                    &login_as,
                     password,
                 )
             }
             // No server given: DNS SRV (direct TLS and STARTTLS), else the domain itself.
-            None => stream_with(login::Discovered { dns: options.dns }, &bare, password),
+            None => stream_with(login::Discovered { dns: options.dns }, &login_as, password),
         };
         let online = tokio::time::timeout(options.timeout, async {
             // The first login reports at once (wrong password, refused connection, TLS) ...

@@ -96,9 +96,16 @@ fn set_trust(
         }
     }
     if matched.is_empty() {
-        return Err(CliError::NoSuchDevice {
-            jid: jid.to_owned(),
-            which: which.to_owned(),
+        return Err(if wanted_device.is_none() && wanted_fp.len() >= 16 {
+            CliError::NoSuchFingerprint {
+                jid: jid.to_owned(),
+                fingerprint: which.to_owned(),
+            }
+        } else {
+            CliError::NoSuchDevice {
+                jid: jid.to_owned(),
+                which: which.to_owned(),
+            }
         });
     }
     Ok(matched)
