@@ -64,6 +64,20 @@ fn unix_now() -> u64 {
         .unwrap_or(0)
 }
 
+/// The resource a device logs in with: `hush-` and the first 8 hex digits of its identity
+/// key's fingerprint. Stable for the device, and different for two installations that drew the
+/// same device id (the id alone would make each log the other out before the collision is
+/// even found).
+pub fn resource(device: &hush_proto::LocalDevice) -> String {
+    let fingerprint = device.identity().public().fingerprint();
+    let hex: String = fingerprint
+        .chars()
+        .filter(|c| !c.is_whitespace())
+        .take(8)
+        .collect();
+    format!("hush-{hex}")
+}
+
 /// What the engine is handed of an incoming message.
 fn inbound(incoming: Incoming) -> Inbound {
     Inbound {
@@ -82,7 +96,7 @@ impl<S: Store> Hush<S> {
         let account = store.account()?.ok_or(XmppError::NoAccount)?;
         // One resource per device, the same at every login: contacts see one client coming
         // and going, not a new one each time.
-        let login_as = format!("{}/hush-{}", account.jid, account.device.device_id());
+        let login_as = format!("{}/{}", account.jid, resource(&account.device));
         let xmpp = XmppClient::connect(&login_as, password, options).await?;
         let jid = xmpp.jid().clone();
         let engine = Engine::new(jid.as_str(), account.device);

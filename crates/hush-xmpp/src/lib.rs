@@ -24,7 +24,7 @@ mod queue;
 mod resolve;
 
 pub use account::{
-    Delivery, Hush, SendOptions, SendReport, DEFAULT_INACTIVE_AFTER, ROLLBACK_WARNING,
+    resource, Delivery, Hush, SendOptions, SendReport, DEFAULT_INACTIVE_AFTER, ROLLBACK_WARNING,
 };
 pub use client::{ArchivePage, ConnectOptions, LinkStats, XmppClient};
 pub use error::{
