@@ -184,3 +184,14 @@ impl Running {
         self.stdout.try_iter().collect()
     }
 }
+
+impl Drop for Running {
+    /// A test that failed before stopping its `hush` does not leave it running (an agent
+    /// would run on forever).
+    fn drop(&mut self) {
+        if let Ok(None) = self.child.try_wait() {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+    }
+}
