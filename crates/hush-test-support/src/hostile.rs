@@ -90,6 +90,16 @@ pub async fn expect(hush: &mut Device, text: &str) {
     assert!(d.failure.is_none(), "{d:?}");
 }
 
+/// The texts a catch-up (from the start of the archive) hands out, in order; it must succeed.
+pub async fn caught_up(hush: &mut Device) -> Vec<String> {
+    hush.catch_up(0)
+        .await
+        .unwrap()
+        .into_iter()
+        .filter_map(|d| d.body)
+        .collect()
+}
+
 /// Nothing visible arrives within a short while (bounded wait for an absence).
 pub async fn nothing(hush: &mut Device) {
     let d = hush.receive(Duration::from_millis(800)).await.unwrap();

@@ -145,13 +145,7 @@ async fn nothing_got_through_then_recovers(
 async fn reconnect_and_catch_up(server: &DevServer, hush: Device) -> (Device, Vec<String>) {
     let store = hush.close().await.unwrap();
     let mut hush = connect(server, store).await;
-    let texts = hush
-        .catch_up(0)
-        .await
-        .unwrap()
-        .into_iter()
-        .filter_map(|d| d.body)
-        .collect();
+    let texts = caught_up(&mut hush).await;
     (hush, texts)
 }
 
@@ -1030,13 +1024,7 @@ async fn an_archive_failing_midway_loses_and_hides_nothing() {
         vec![s]
     });
     // What was committed before the error is returned, not hidden behind it.
-    let first: Vec<String> = bob
-        .catch_up(0)
-        .await
-        .unwrap()
-        .into_iter()
-        .filter_map(|d| d.body)
-        .collect();
+    let first = caught_up(&mut bob).await;
     assert!(
         !first.is_empty() && first.len() < texts.len(),
         "{}",

@@ -86,22 +86,10 @@ async fn an_archive_that_says_it_is_complete_needs_no_set() {
     // page to find, so the page is read — once, however often the catch-up runs.
     let mangled = strip_fins(&server, true);
     let mut bob = connect(&server, store).await;
-    let caught: Vec<_> = bob
-        .catch_up(0)
-        .await
-        .unwrap()
-        .into_iter()
-        .filter_map(|d| d.body)
-        .collect();
+    let caught = caught_up(&mut bob).await;
     assert_eq!(caught, ["while bob was away"]);
     assert!(mangled.load(Ordering::SeqCst) >= 1);
-    let again: Vec<_> = bob
-        .catch_up(0)
-        .await
-        .unwrap()
-        .into_iter()
-        .filter_map(|d| d.body)
-        .collect();
+    let again = caught_up(&mut bob).await;
     assert!(again.is_empty(), "{again:?}");
     nothing(&mut bob).await;
 }

@@ -27,6 +27,20 @@ pub(super) enum Until {
     Interrupted,
 }
 
+impl Until {
+    /// How long the next wait for a message may last, given the last message came at
+    /// `quiet_since`; `None` when the quiet time is over.
+    fn next_wait(&self, quiet_since: Instant) -> Option<Duration> {
+        match self {
+            Until::Quiet(quiet) => quiet
+                .checked_sub(quiet_since.elapsed())
+                .filter(|left| !left.is_zero())
+                .map(|left| left.min(WAIT_SLICE)),
+            Until::Interrupted => Some(WAIT_SLICE),
+        }
+    }
+}
+
 /// How long one wait for a message lasts: how soon an interruption is noticed when nothing
 /// arrives. (The connection's keepalive and reconnection go on inside.)
 const WAIT_SLICE: Duration = Duration::from_millis(500);
@@ -101,12 +115,8 @@ async fn through_agent(
     let mut seen = 0;
     let mut quiet_since = Instant::now();
     while count.is_none_or(|c| seen < c) && !stop.load(Ordering::SeqCst) {
-        let wait = match until {
-            Until::Quiet(quiet) => match quiet.checked_sub(quiet_since.elapsed()) {
-                Some(left) if !left.is_zero() => left.min(WAIT_SLICE),
-                _ => break,
-            },
-            Until::Interrupted => WAIT_SLICE,
+        let Some(wait) = until.next_wait(quiet_since) else {
+            break;
         };
         if let Some(mut message) = agent.next_message(wait).await? {
             // Printed as `recv` prints without an agent: the sequence number is the agent's.
@@ -156,12 +166,8 @@ async fn receive(
     }
     let mut quiet_since = Instant::now();
     while count.is_none_or(|c| seen < c) && !stopped() {
-        let wait = match until {
-            Until::Quiet(quiet) => match quiet.checked_sub(quiet_since.elapsed()) {
-                Some(left) if !left.is_zero() => left.min(WAIT_SLICE),
-                _ => break,
-            },
-            Until::Interrupted => WAIT_SLICE,
+        let Some(wait) = until.next_wait(quiet_since) else {
+            break;
         };
         if let Some(d) = hush.receive(wait).await? {
             show(&d)?;
