@@ -126,6 +126,14 @@ pub(crate) enum Command {
         #[arg(long, conflicts_with = "count")]
         follow: bool,
     },
+    /// A conversation in the terminal: messages as they arrive (time, sender, device, an
+    /// encryption and trust mark; failures in red) while you type; `/help` lists the
+    /// commands (trust, verify, status, session reset…). Uses the running agent, or runs one
+    /// for as long as the chat lasts.
+    Chat {
+        /// The contact to talk to (or choose with `/to JID`).
+        jid: Option<String>,
+    },
     /// Our device and fingerprint, as text and as a verification URI.
     Fingerprint,
     /// Known devices of a contact (or our own device), with fingerprints and trust.

@@ -133,6 +133,12 @@ pub(crate) enum CliError {
     /// Standard output could not be written (closed by the reader, or a full disk).
     #[error("cannot write to standard output: {0}")]
     Output(std::io::Error),
+    /// `hush chat` without a terminal.
+    #[error("`hush chat` needs a terminal on standard input and output; scripts use `hush recv --follow` and `hush send`, or the agent's JSON-RPC API")]
+    NotATerminal,
+    /// Drawing on the terminal, or reading its keys, failed.
+    #[error("the terminal failed: {0}")]
+    Terminal(std::io::Error),
     /// The async runtime could not start.
     #[error("cannot start the runtime: {0}")]
     Runtime(std::io::Error),
@@ -245,7 +251,8 @@ impl CliError {
             | CliError::NoSuchDevice { .. }
             | CliError::NoSuchFingerprint { .. }
             | CliError::NoAccount
-            | CliError::HomeInUse(_) => Kind::Usage,
+            | CliError::HomeInUse(_)
+            | CliError::NotATerminal => Kind::Usage,
             CliError::NoPassword | CliError::UnsetVariable(_) => Kind::Authentication,
             CliError::Home(h) | CliError::NewPassphrase(h) => match h {
                 HomeError::WrongPassphrase(_)

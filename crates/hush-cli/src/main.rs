@@ -16,6 +16,7 @@
 
 mod advice;
 mod agent;
+mod chat;
 mod cli;
 mod commands;
 #[cfg(feature = "demo")]

@@ -7,11 +7,13 @@
 //! overwrite a line of ours.
 
 use std::io::Write as _;
+use std::sync::{Mutex, PoisonError};
 
 use hush_proto::policy::Properties;
 use hush_store::{Direction, StoredMessage, Trust};
 use hush_xmpp::Delivery;
 use serde_json::{json, Value};
+use tokio::sync::mpsc::UnboundedSender;
 
 use crate::advice::{self, Me};
 use crate::error::{CliError, Result};
@@ -57,9 +59,31 @@ impl Printer {
     }
 }
 
+/// Where the lines for standard error go instead while a full-screen program (`hush chat`)
+/// owns the terminal: written there, they would be drawn over.
+static DIVERTED: Mutex<Option<UnboundedSender<String>>> = Mutex::new(None);
+
+/// Sends what [`note`] and [`note_raw`] write (the log included) to `to` instead of standard
+/// error, until called with `None`.
+pub(crate) fn divert_notes(to: Option<UnboundedSender<String>>) {
+    *DIVERTED.lock().unwrap_or_else(PoisonError::into_inner) = to;
+}
+
+/// Hands `line` to the diverted notes, if they are; gives it back when they are not.
+fn diverted(line: &str) -> bool {
+    let guard = DIVERTED.lock().unwrap_or_else(PoisonError::into_inner);
+    match guard.as_ref() {
+        Some(to) => to.send(line.to_owned()).is_ok(),
+        None => false,
+    }
+}
+
 /// Writes a line to standard error (status, warnings, the final error), fitted to the
 /// terminal. A closed standard error is no reason to stop: the line is dropped.
 pub(crate) fn note(line: &str) {
+    if diverted(line) {
+        return;
+    }
     let _ = writeln!(
         std::io::stderr(),
         "{}",
@@ -70,6 +94,9 @@ pub(crate) fn note(line: &str) {
 /// Writes a line to standard error as it is (JSON, which needs no fitting: it is one line for
 /// programs). A closed standard error is no reason to stop.
 pub(crate) fn note_raw(line: &str) {
+    if diverted(line) {
+        return;
+    }
     let _ = writeln!(std::io::stderr(), "{line}");
 }
 

@@ -86,6 +86,17 @@ fn send_works_while_recv_follows_through_the_agent() {
     let later = ok(hush(&bob.home, &["--json", "recv", "--count", "1"]));
     assert_eq!(json_lines(&later)[0]["body"], "while nobody reads");
 
+    // A session reset and the removal of a device of ours go through the agent too (they
+    // were refused while it held the account).
+    let reset = ok(hush(&bob.home, &["session", "reset", &alice.jid]));
+    assert!(reset.starts_with("removed 1 session(s)"), "{reset}");
+    let unlisted = hush(&bob.home, &["devices", "--remove", "12345"]);
+    assert_eq!(unlisted.status.code(), Some(2), "{unlisted:?}");
+    assert!(
+        String::from_utf8_lossy(&unlisted.stderr).contains("12345"),
+        "{unlisted:?}"
+    );
+
     // A killed agent leaves its socket behind; the commands then work on their own, and the
     // next agent starts over it.
     assert!(!bobs_agent.stop("KILL").success());

@@ -34,7 +34,11 @@ impl Agent {
     /// Connects to the agent of `home`, if one runs. `None` when there is no socket or nobody
     /// listens on it (an agent that was killed leaves its socket behind).
     pub(crate) async fn find(home: &Home) -> Result<Option<Self>, AgentError> {
-        let path = socket_path(home);
+        Self::find_at(socket_path(home)).await
+    }
+
+    /// Connects to the agent listening on `path`, if one does.
+    pub(crate) async fn find_at(path: PathBuf) -> Result<Option<Self>, AgentError> {
         // A home too deep for a socket path can have no agent (`hush agent` refuses it).
         if path.as_os_str().len() > super::MAX_SOCKET_PATH {
             return Ok(None);

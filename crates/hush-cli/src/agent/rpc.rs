@@ -168,6 +168,37 @@ impl Params<'_> {
                 .ok_or_else(|| Fault::Params(format!("`{name}` must be a count"))),
         }
     }
+
+    /// An optional device id (0 to 2³¹−1, as XEP-0384 allows).
+    pub(crate) fn device_id(&self, name: &str) -> Result<Option<u32>, Fault> {
+        match self.0.get(name) {
+            None | Some(Value::Null) => Ok(None),
+            Some(v) => device(v).map(Some).ok_or_else(|| not_device(name)),
+        }
+    }
+
+    /// A required, non-empty list of device ids.
+    pub(crate) fn device_ids(&self, name: &str) -> Result<Vec<u32>, Fault> {
+        let ids = self
+            .0
+            .get(name)
+            .and_then(Value::as_array)
+            .filter(|a| !a.is_empty())
+            .ok_or_else(|| Fault::Params(format!("`{name}` (a list of device ids) is required")))?;
+        ids.iter()
+            .map(|v| device(v).ok_or_else(|| not_device(name)))
+            .collect()
+    }
+}
+
+fn device(v: &Value) -> Option<u32> {
+    v.as_u64()
+        .and_then(|n| u32::try_from(n).ok())
+        .filter(|&n| n < 1 << 31)
+}
+
+fn not_device(name: &str) -> Fault {
+    Fault::Params(format!("`{name}` must hold device ids (0 to 2147483647)"))
 }
 
 #[cfg(test)]
@@ -182,6 +213,16 @@ mod tests {
         assert_eq!(Params(&r.params).string("to"), Ok("a@b"));
         assert!(Params(&r.params).string("text").is_err());
         assert_eq!(Params(&r.params).flag("plaintext"), Ok(false));
+
+        let r = parse(r#"{"jsonrpc":"2.0","id":8,"method":"x","params":{"d":5,"big":2147483648,"ids":[1,2],"none":[],"bad":[1,"2"]}}"#).unwrap();
+        let p = Params(&r.params);
+        assert_eq!(p.device_id("d"), Ok(Some(5)));
+        assert_eq!(p.device_id("absent"), Ok(None));
+        assert!(p.device_id("big").is_err());
+        assert_eq!(p.device_ids("ids"), Ok(vec![1, 2]));
+        assert!(p.device_ids("none").is_err());
+        assert!(p.device_ids("bad").is_err());
+        assert!(p.device_ids("absent").is_err());
 
         let cases = [
             ("nonsense", -32700, Some(Value::Null)),

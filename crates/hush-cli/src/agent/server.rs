@@ -27,7 +27,9 @@ use zeroize::Zeroizing;
 use super::rpc::{self, Fault, Params};
 use super::{socket_path, AgentError, MAX_SOCKET_PATH};
 use crate::advice::Me;
-use crate::commands::{bare, connect, devices, fingerprint, history, me, send, status, trust};
+use crate::commands::{
+    bare, connect, devices, fingerprint, history, me, send, session, status, trust,
+};
 use crate::error::{CliError, Kind, Result};
 use crate::home::Home;
 use crate::output::{DeliveryReport, Shown};
@@ -84,18 +86,41 @@ struct Job {
     done: oneshot::Sender<()>,
 }
 
-/// Runs the agent until SIGINT or SIGTERM (or a fatal error), then closes the connection as
-/// usual and removes the socket.
-pub(crate) async fn run(home: Home) -> Result<()> {
-    let stop = Arc::new(AtomicBool::new(false));
-    let wake = Arc::new(Notify::new());
-    {
-        let (stop, wake) = (stop.clone(), wake.clone());
-        crate::signals::on_interrupt(move || {
-            stop.store(true, Ordering::SeqCst);
-            wake.notify_one();
-        });
+/// How an agent is asked to stop: the flag the account loop looks at between two steps, and
+/// the wake-up that ends its wait.
+#[derive(Clone, Default)]
+pub(crate) struct StopSwitch {
+    stop: Arc<AtomicBool>,
+    wake: Arc<Notify>,
+}
+
+impl StopSwitch {
+    /// Asks the agent to stop after the step it is doing.
+    pub(crate) fn stop(&self) {
+        self.stop.store(true, Ordering::SeqCst);
+        self.wake.notify_one();
     }
+}
+
+/// Runs the agent until SIGINT, SIGTERM or SIGHUP (or a fatal error), then closes the
+/// connection as usual and removes the socket.
+pub(crate) async fn run(home: Home) -> Result<()> {
+    let switch = StopSwitch::default();
+    {
+        let switch = switch.clone();
+        crate::signals::on_interrupt(move || switch.stop());
+    }
+    serve(home, switch, None).await
+}
+
+/// Runs the agent until `switch` stops it (or a fatal error); `ready` is told once it listens
+/// (`hush chat` runs one inside itself this way when none runs).
+pub(crate) async fn serve(
+    home: Home,
+    switch: StopSwitch,
+    ready: Option<oneshot::Sender<()>>,
+) -> Result<()> {
+    let StopSwitch { stop, wake } = switch;
     let path = socket_path(&home);
     if path.as_os_str().len() > MAX_SOCKET_PATH {
         return Err(AgentError::PathTooLong(path).into());
@@ -115,6 +140,9 @@ pub(crate) async fn run(home: Home) -> Result<()> {
         hush.device_id(),
         path.display()
     ));
+    if let Some(ready) = ready {
+        let _ = ready.send(());
+    }
     let mut account = Account {
         me: me(&hush),
         hush: None,
@@ -574,6 +602,20 @@ impl Account {
                     trust::decide(unlocked(&mut self.hush)?.store_mut(), &jid, which, trust)
                         .map_err(failed)?;
                 Ok(shown(list("devices", decided)))
+            }
+            "reset" => {
+                let jid = bare(p.string("jid")?).map_err(failed)?;
+                let device = p.device_id("device")?;
+                session::report(unlocked(&mut self.hush)?.store_mut(), &jid, device)
+                    .map(shown)
+                    .map_err(failed)
+            }
+            "remove_devices" => {
+                let remove = p.device_ids("devices")?;
+                devices::remove_report(unlocked(&mut self.hush)?, &remove)
+                    .await
+                    .map(shown)
+                    .map_err(failed)
             }
             "verify" => {
                 let uri = p.string("uri")?;

@@ -3,7 +3,7 @@
 
 use hush_proto::Suite;
 use hush_store::{SqliteStore, Store};
-use hush_xmpp::BareJid;
+use hush_xmpp::{BareJid, Hush};
 use serde_json::json;
 
 use super::{account, connect};
@@ -72,16 +72,22 @@ pub(crate) fn reports(store: &SqliteStore, jid: Option<&BareJid>) -> Result<Vec<
 /// `hush devices --remove ID…`: takes our lost devices off our published lists.
 pub(super) async fn remove(home: &Home, remove: &[u32], out: Printer) -> Result<()> {
     let (mut hush, _) = connect(home).await?;
-    let n = hush.remove_own_devices(remove).await?;
+    let removed = remove_report(&mut hush, remove).await;
     hush.close().await?;
+    out.show(&removed?)?;
+    Ok(())
+}
+
+/// Removes `remove` (devices of ours) from our published device lists and says so.
+pub(crate) async fn remove_report(hush: &mut Hush<SqliteStore>, remove: &[u32]) -> Result<Shown> {
+    let n = hush.remove_own_devices(remove).await?;
     if n == 0 {
         return Err(CliError::NotListed(remove.to_vec()));
     }
-    out.show(&Shown {
+    Ok(Shown {
         json: json!({"removed": remove, "entries": n}),
         text: vec![format!(
             "removed from our device lists: {remove:?} ({n} list entries)"
         )],
-    })?;
-    Ok(())
+    })
 }

@@ -8,7 +8,7 @@ pub(crate) mod history;
 mod init;
 mod recv;
 pub(crate) mod send;
-mod session;
+pub(crate) mod session;
 pub(crate) mod status;
 mod store;
 pub(crate) mod trust;
@@ -125,6 +125,10 @@ pub(crate) async fn run(cli: Cli) -> Result<()> {
             recv::run(&home, count, until, out).await
         }
         Command::Fingerprint => fingerprint::run(&home, out),
+        Command::Chat { jid } => {
+            let jid = jid.map(|j| bare(&j)).transpose()?;
+            crate::chat::run(home, jid).await
+        }
         Command::Devices { jid: None, remove } if !remove.is_empty() => {
             devices::remove(&home, &remove, out).await
         }
@@ -182,6 +186,16 @@ fn served_by_agent(
             Some("devices"),
         ),
         Command::Verify { uri } => ("verify", json!({"uri": uri}), Some("devices")),
+        Command::Devices { jid: None, remove } => {
+            ("remove_devices", json!({"devices": remove}), None)
+        }
+        Command::Session {
+            action: SessionAction::Reset { jid, device },
+        } => (
+            "reset",
+            json!({"jid": bare(jid)?.to_string(), "device": device}),
+            None,
+        ),
         _ => return Ok(None),
     }))
 }

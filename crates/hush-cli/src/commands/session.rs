@@ -1,5 +1,6 @@
 //! `hush session reset`: replaces broken sessions; the next message starts new ones.
 
+use hush_store::SqliteStore;
 use hush_xmpp::BareJid;
 use serde_json::json;
 
@@ -11,18 +12,23 @@ pub(super) fn reset(home: &Home, jid: &BareJid, device: Option<u32>, out: Printe
     home.require()?;
     home.lock_sessions()?;
     let mut store = home.open_store()?;
-    let n = hush_store::reset_sessions(&mut store, jid.as_str(), device)?;
+    out.show(&report(&mut store, jid, device)?)?;
+    Ok(())
+}
+
+/// Removes the sessions with `jid` (one device, or all) and says how many.
+pub(crate) fn report(store: &mut SqliteStore, jid: &BareJid, device: Option<u32>) -> Result<Shown> {
+    let n = hush_store::reset_sessions(store, jid.as_str(), device)?;
     if let (Some(device), 0) = (device, n) {
         return Err(CliError::NoSessionToReset {
             jid: jid.to_string(),
             device,
         });
     }
-    out.show(&Shown {
+    Ok(Shown {
         json: json!({"reset": n, "jid": jid.to_string()}),
         text: vec![format!(
             "removed {n} session(s) with {jid}; the next message you send starts new ones"
         )],
-    })?;
-    Ok(())
+    })
 }

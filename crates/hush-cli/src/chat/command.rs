@@ -1,0 +1,303 @@
+//! What a line typed in `hush chat` means: a message for the conversation, or a `/command`.
+//! A line starting with `/` is never sent as a message (a mistyped command would otherwise
+//! go to the contact); `//` sends a line that starts with `/`.
+
+use hush_xmpp::BareJid;
+use serde_json::{json, Value};
+use thiserror::Error;
+
+use crate::commands::bare;
+
+/// The commands, for `/help`.
+pub(super) const HELP: &[&str] = &[
+    "/to JID              talk to JID (Enter sends to them)",
+    "/history [N]         the last N (20) messages with them",
+    "/status              who can read the conversation, and who could add a reader",
+    "/devices [JID]       their devices (or JID's), fingerprints and trust",
+    "/fingerprint         our own device and fingerprint",
+    "/trust DEVICE        mark their device (id or fingerprint) verified",
+    "/distrust DEVICE     refuse their device: it gets no keys any more",
+    "/verify URI          verify devices from an xmpp:…?omemo-sid-… URI",
+    "/reset [DEVICE]      replace broken sessions with them (all, or one device)",
+    "/help                this list",
+    "/quit                leave (Ctrl-C and Ctrl-D too)",
+    "//text               send a message starting with /text",
+];
+
+/// A typed line.
+#[derive(Debug, PartialEq)]
+pub(super) enum Line {
+    /// Nothing but spaces.
+    Empty,
+    /// A message for the conversation.
+    Message(String),
+    /// A command.
+    Command(Command),
+}
+
+/// A `/command`.
+#[derive(Debug, PartialEq)]
+pub(super) enum Command {
+    /// `/help`.
+    Help,
+    /// `/quit`.
+    Quit,
+    /// `/to JID`.
+    To(BareJid),
+    /// `/history [N]`.
+    History(usize),
+    /// `/status`.
+    Status,
+    /// `/devices [JID]`.
+    Devices(Option<BareJid>),
+    /// `/fingerprint`.
+    Fingerprint,
+    /// `/trust DEVICE`.
+    Trust(String),
+    /// `/distrust DEVICE`.
+    Distrust(String),
+    /// `/verify URI`.
+    Verify(String),
+    /// `/reset [DEVICE]`.
+    Reset(Option<u32>),
+}
+
+/// Why a typed line is not understood.
+#[derive(Debug, Error, PartialEq)]
+pub(super) enum CommandError {
+    /// No such command.
+    #[error("no command /{0}: /help lists them (//{0} sends the line as a message)")]
+    Unknown(String),
+    /// A command without its argument.
+    #[error("/{command} needs {what} (/help)")]
+    Missing {
+        /// The command.
+        command: &'static str,
+        /// What it needs.
+        what: &'static str,
+    },
+    /// A command given something it does not take.
+    #[error("/{command}: {why}")]
+    Bad {
+        /// The command.
+        command: &'static str,
+        /// What is wrong.
+        why: String,
+    },
+    /// A message or command about the conversation, with none chosen.
+    #[error("no conversation yet: `/to JID` chooses whom to talk to")]
+    NoConversation,
+}
+
+/// Reads a typed line.
+pub(super) fn parse(line: &str) -> Result<Line, CommandError> {
+    if line.trim().is_empty() {
+        return Ok(Line::Empty);
+    }
+    if let Some(literal) = line.strip_prefix("//") {
+        return Ok(Line::Message(format!("/{literal}")));
+    }
+    let Some(command) = line.strip_prefix('/') else {
+        return Ok(Line::Message(line.to_owned()));
+    };
+    let mut words = command.split_whitespace();
+    let name = words.next().unwrap_or_default();
+    let arg = words.next();
+    let extra = words.next();
+    let bad = |command: &'static str, why: String| CommandError::Bad { command, why };
+    let jid =
+        |command: &'static str, text: &str| bare(text).map_err(|e| bad(command, e.to_string()));
+    let parsed = match name {
+        "help" | "?" => Command::Help,
+        "quit" | "exit" | "q" => Command::Quit,
+        "to" => Command::To(jid(
+            "to",
+            arg.ok_or(CommandError::Missing {
+                command: "to",
+                what: "a JID",
+            })?,
+        )?),
+        "history" => Command::History(match arg {
+            None => 20,
+            Some(n) => n
+                .parse()
+                .map_err(|_| bad("history", format!("`{n}` is not a count")))?,
+        }),
+        "status" => Command::Status,
+        "devices" => Command::Devices(arg.map(|a| jid("devices", a)).transpose()?),
+        "fingerprint" => Command::Fingerprint,
+        "trust" | "distrust" => {
+            if arg.is_none() {
+                return Err(CommandError::Missing {
+                    command: if name == "trust" { "trust" } else { "distrust" },
+                    what: "a device id or fingerprint",
+                });
+            }
+            // A fingerprint may be typed in groups of eight, as `hush devices` shows it.
+            let device: String = command.split_whitespace().skip(1).collect();
+            if name == "trust" {
+                Command::Trust(device)
+            } else {
+                Command::Distrust(device)
+            }
+        }
+        "verify" => Command::Verify(
+            arg.ok_or(CommandError::Missing {
+                command: "verify",
+                what: "a verification URI",
+            })?
+            .to_owned(),
+        ),
+        "reset" => Command::Reset(match arg {
+            None => None,
+            Some(d) => Some(
+                d.parse()
+                    .map_err(|_| bad("reset", format!("`{d}` is not a device id")))?,
+            ),
+        }),
+        other => return Err(CommandError::Unknown(other.to_owned())),
+    };
+    let takes_rest = matches!(parsed, Command::Trust(_) | Command::Distrust(_));
+    if extra.is_some() && !takes_rest {
+        return Err(bad(
+            command_name(&parsed),
+            "takes one argument at most".into(),
+        ));
+    }
+    Ok(Line::Command(parsed))
+}
+
+fn command_name(c: &Command) -> &'static str {
+    match c {
+        Command::Help => "help",
+        Command::Quit => "quit",
+        Command::To(_) => "to",
+        Command::History(_) => "history",
+        Command::Status => "status",
+        Command::Devices(_) => "devices",
+        Command::Fingerprint => "fingerprint",
+        Command::Trust(_) => "trust",
+        Command::Distrust(_) => "distrust",
+        Command::Verify(_) => "verify",
+        Command::Reset(_) => "reset",
+    }
+}
+
+/// The agent method and parameters that do `command` in the conversation with `peer`; `None`
+/// for the commands the chat does itself (help, quit, choosing the peer).
+pub(super) fn request(
+    command: &Command,
+    peer: Option<&BareJid>,
+) -> Result<Option<(&'static str, Value)>, CommandError> {
+    let peer = || {
+        peer.map(ToString::to_string)
+            .ok_or(CommandError::NoConversation)
+    };
+    Ok(Some(match command {
+        Command::Help | Command::Quit | Command::To(_) => return Ok(None),
+        Command::History(limit) => ("history", json!({"jid": peer()?, "limit": limit})),
+        Command::Status => ("status", json!({"jid": peer()?})),
+        Command::Devices(Some(jid)) => ("devices", json!({"jid": jid.to_string()})),
+        Command::Devices(None) => ("devices", json!({"jid": peer()?})),
+        Command::Fingerprint => ("fingerprint", json!({})),
+        Command::Trust(device) => ("trust", json!({"jid": peer()?, "device": device})),
+        Command::Distrust(device) => ("distrust", json!({"jid": peer()?, "device": device})),
+        Command::Verify(uri) => ("verify", json!({"uri": uri})),
+        Command::Reset(device) => ("reset", json!({"jid": peer()?, "device": device})),
+    }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn jid(s: &str) -> BareJid {
+        s.parse().unwrap()
+    }
+
+    #[test]
+    fn lines_are_messages_unless_they_start_with_a_slash() {
+        assert_eq!(parse("  "), Ok(Line::Empty));
+        assert_eq!(parse("hello /to"), Ok(Line::Message("hello /to".into())));
+        assert_eq!(parse("//me waves"), Ok(Line::Message("/me waves".into())));
+        assert_eq!(
+            parse("/to bob@example.net"),
+            Ok(Line::Command(Command::To(jid("bob@example.net"))))
+        );
+        assert_eq!(parse("/history"), Ok(Line::Command(Command::History(20))));
+        assert_eq!(parse("/history 5"), Ok(Line::Command(Command::History(5))));
+        assert_eq!(
+            parse("/reset 7"),
+            Ok(Line::Command(Command::Reset(Some(7))))
+        );
+        assert_eq!(
+            parse("/trust 05a1b2c3 d4e5f6a7"),
+            Ok(Line::Command(Command::Trust("05a1b2c3d4e5f6a7".into())))
+        );
+        assert_eq!(
+            parse("/distrust 1 2 3"),
+            Ok(Line::Command(Command::Distrust("123".into())))
+        );
+    }
+
+    #[test]
+    fn a_mistyped_command_is_refused_never_sent() {
+        assert_eq!(parse("/tset hi"), Err(CommandError::Unknown("tset".into())));
+        assert!(matches!(
+            parse("/to"),
+            Err(CommandError::Missing { command: "to", .. })
+        ));
+        assert!(matches!(
+            parse("/to bob@example.net/phone"),
+            Err(CommandError::Bad { command: "to", .. })
+        ));
+        assert!(matches!(
+            parse("/history many"),
+            Err(CommandError::Bad {
+                command: "history",
+                ..
+            })
+        ));
+        assert!(matches!(
+            parse("/reset x"),
+            Err(CommandError::Bad {
+                command: "reset",
+                ..
+            })
+        ));
+        assert!(matches!(
+            parse("/status now please"),
+            Err(CommandError::Bad {
+                command: "status",
+                ..
+            })
+        ));
+        let shown = CommandError::Unknown("tset".into()).to_string();
+        assert!(shown.contains("//tset"), "{shown}");
+    }
+
+    #[test]
+    fn commands_about_the_conversation_need_one() {
+        let bob = jid("bob@example.net");
+        assert_eq!(
+            request(&Command::Status, None),
+            Err(CommandError::NoConversation)
+        );
+        assert_eq!(
+            request(&Command::Status, Some(&bob)),
+            Ok(Some(("status", json!({"jid": "bob@example.net"}))))
+        );
+        assert_eq!(
+            request(&Command::Reset(None), Some(&bob)),
+            Ok(Some((
+                "reset",
+                json!({"jid": "bob@example.net", "device": null})
+            )))
+        );
+        assert_eq!(
+            request(&Command::Fingerprint, None),
+            Ok(Some(("fingerprint", json!({}))))
+        );
+        assert_eq!(request(&Command::Quit, Some(&bob)), Ok(None));
+    }
+}

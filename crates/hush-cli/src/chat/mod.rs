@@ -1,0 +1,363 @@
+//! `hush chat [JID]`: a conversation in the terminal. Messages show as they arrive, each with
+//! its time, sender, device and an encryption and trust mark, while the user types; failures
+//! show inline, in red; commands (`/trust`, `/status`, `/reset`…) run in place.
+//!
+//! The chat is a client of the account's agent, like every other command: it uses a running
+//! one, or runs one inside this process for as long as the chat lasts, so that `hush send` and
+//! scripts work meanwhile. It holds two connections to it: one subscribed to the messages
+//! (each acknowledged once drawn, so what the chat never drew goes to the next reader), and one
+//! for the calls the user makes.
+//!
+//! - [`view`]: the state and the drawing, without I/O (tested with a test backend).
+//! - [`command`]: what a typed line means.
+//! - [`input`]: the line editor.
+//!
+//! This module is the shell: the terminal (raw mode, the alternate screen, bracketed paste,
+//! restored on every way out), a thread reading keys, and the loop that joins keys, messages,
+//! answers and the log lines (shown inline instead of on standard error while the screen is
+//! ours).
+
+mod command;
+mod input;
+mod view;
+
+use std::io::IsTerminal;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use hush_xmpp::BareJid;
+use ratatui::crossterm::event::{self, DisableBracketedPaste, EnableBracketedPaste, Event};
+use ratatui::crossterm::execute;
+use ratatui::DefaultTerminal;
+use serde_json::{json, Value};
+use tokio::sync::mpsc::{unbounded_channel, UnboundedReceiver, UnboundedSender};
+use tokio::sync::{oneshot, Notify};
+
+use self::view::{Action, Call, Chat};
+use crate::agent::client::Agent;
+use crate::agent::server::{self, StopSwitch};
+use crate::agent::{socket_path, AgentError};
+use crate::commands::unix_now;
+use crate::error::{CliError, Result};
+use crate::home::Home;
+use crate::output::Shown;
+
+/// How long the key-reading thread waits for a key before looking whether the chat ended.
+const KEY_POLL: Duration = Duration::from_millis(100);
+
+/// Runs the chat with `peer` (or nobody yet) until the user leaves.
+pub(crate) async fn run(home: Home, peer: Option<BareJid>) -> Result<()> {
+    if !(std::io::stdin().is_terminal() && std::io::stdout().is_terminal()) {
+        return Err(CliError::NotATerminal);
+    }
+    let path = socket_path(&home);
+    if Agent::find_at(path.clone()).await?.is_some() {
+        return converse(path, peer).await;
+    }
+    // None runs: one runs in this process while the chat lasts. It logs in (asking for the
+    // passphrase on the terminal if it must) before the screen is taken.
+    crate::output::note(
+        "no agent runs for this account: one runs inside this chat until you leave \
+         (other `hush` commands use it meanwhile)",
+    );
+    let switch = StopSwitch::default();
+    let (ready, listening) = oneshot::channel();
+    let agent = server::serve(home, switch.clone(), Some(ready));
+    let chat = async {
+        // When the agent fails before it listens, its error is the one to report.
+        if listening.await.is_err() {
+            return Ok(());
+        }
+        let chatted = converse(path, peer).await;
+        switch.stop();
+        chatted
+    };
+    let (served, chatted) = tokio::join!(agent, chat);
+    chatted?;
+    served
+}
+
+/// The chat, on the agent listening at `path`.
+async fn converse(path: PathBuf, peer: Option<BareJid>) -> Result<()> {
+    let not_running = || AgentError::NotRunning(path.clone());
+    let mut calls = Agent::find_at(path.clone())
+        .await?
+        .ok_or_else(not_running)?;
+    let who = calls.call("ping", json!({})).await?.json;
+    if who["locked"] == true {
+        return Err(AgentError::Locked.into());
+    }
+    // The subscription needs only the JSON: the chat draws its own lines.
+    let events = Agent::find_at(path.clone())
+        .await?
+        .ok_or_else(not_running)?
+        .printing_for(crate::output::Printer::new(true));
+    let me = who["jid"].as_str().unwrap_or("?").to_owned();
+    let device = who["device"]
+        .as_u64()
+        .and_then(|d| u32::try_from(d).ok())
+        .unwrap_or(0);
+    let mut chat = Chat::new(&me, device, peer.clone(), unix_now());
+
+    let (feed_tx, feed) = unbounded_channel();
+    let (acks, acks_rx) = unbounded_channel();
+    let feeding = tokio::spawn(feed_from(events, peer, feed_tx, acks_rx));
+    let (calls_tx, calls_rx) = unbounded_channel();
+    let (answers_tx, answers) = unbounded_channel();
+    let calling = tokio::spawn(serve_calls(calls, calls_rx, answers_tx));
+    let stop = Arc::new(Notify::new());
+    {
+        let stop = stop.clone();
+        crate::signals::on_interrupt(move || stop.notify_one());
+    }
+
+    let (notes_tx, notes) = unbounded_channel();
+    let screen = Screen::open()?;
+    crate::output::divert_notes(Some(notes_tx));
+    let (keys, key_rx) = Keys::start();
+    let channels = Channels {
+        feed,
+        acks,
+        calls: calls_tx,
+        answers,
+        notes,
+    };
+    let result = run_loop(&mut chat, screen, key_rx, channels, &stop).await;
+    keys.stop();
+    crate::output::divert_notes(None);
+    feeding.abort();
+    calling.abort();
+    result
+}
+
+/// What the loop reads and writes besides the terminal.
+struct Channels {
+    feed: UnboundedReceiver<Feed>,
+    acks: UnboundedSender<u64>,
+    calls: UnboundedSender<Call>,
+    answers: UnboundedReceiver<(u64, std::result::Result<Shown, String>)>,
+    notes: UnboundedReceiver<String>,
+}
+
+/// Draws, then waits for the next thing to happen, until the user leaves or a signal comes.
+async fn run_loop(
+    chat: &mut Chat,
+    mut screen: Screen,
+    mut key_rx: UnboundedReceiver<std::io::Result<Event>>,
+    mut ch: Channels,
+    stop: &Notify,
+) -> Result<()> {
+    // The clock only changes which messages count as today's.
+    let mut clock = tokio::time::interval(Duration::from_secs(30));
+    let mut drawn: Vec<u64> = Vec::new();
+    let (mut feed_open, mut answers_open, mut notes_open) = (true, true, true);
+    loop {
+        chat.set_now(unix_now());
+        screen
+            .terminal
+            .draw(|frame| chat.draw(frame))
+            .map_err(CliError::Terminal)?;
+        // Acknowledged once drawn: what never reached the screen goes to the next reader.
+        for seq in drawn.drain(..) {
+            let _ = ch.acks.send(seq);
+        }
+        let action = tokio::select! {
+            key = key_rx.recv() => match key {
+                Some(Ok(event)) => chat.on_terminal(event),
+                Some(Err(e)) => return Err(CliError::Terminal(e)),
+                None => Some(Action::Quit),
+            },
+            feed = ch.feed.recv(), if feed_open => {
+                match feed {
+                    Some(f) => on_feed(chat, f, &mut drawn),
+                    None => feed_open = false,
+                }
+                None
+            },
+            answer = ch.answers.recv(), if answers_open => {
+                match answer {
+                    Some((tag, answer)) => chat.on_answer(tag, answer),
+                    None => answers_open = false,
+                }
+                None
+            },
+            note = ch.notes.recv(), if notes_open => {
+                match note {
+                    Some(line) => chat.on_note(&line),
+                    None => notes_open = false,
+                }
+                None
+            },
+            () = stop.notified() => Some(Action::Quit),
+            _ = clock.tick() => None,
+        };
+        match action {
+            Some(Action::Quit) => return Ok(()),
+            Some(Action::Call(call)) => {
+                if let Err(e) = ch.calls.send(call) {
+                    // The caller is gone: say so on the call itself.
+                    let call = e.0;
+                    chat.on_answer(call.tag, Err("the connection to the agent is gone".into()));
+                }
+            }
+            None => {}
+        }
+    }
+}
+
+fn on_feed(chat: &mut Chat, feed: Feed, drawn: &mut Vec<u64>) {
+    match feed {
+        Feed::History(jid, Ok(history)) => chat.show_history(&jid, &history, true),
+        Feed::History(_, Err(e)) => chat.on_note(&format!("the history could not be read: {e}")),
+        Feed::Live => chat.on_live(),
+        Feed::Message(m) => {
+            chat.on_message(&m);
+            if let Some(seq) = m["seq"].as_u64() {
+                drawn.push(seq);
+            }
+        }
+        Feed::Lost(why) => chat.on_lost(&why),
+    }
+}
+
+/// What the subscribed connection brings.
+enum Feed {
+    /// The conversation's history, read before subscribing.
+    History(BareJid, std::result::Result<Shown, AgentError>),
+    /// Subscribed: what follows is new (or arrived while nobody was shown it).
+    Live,
+    /// A message notification.
+    Message(Value),
+    /// The agent went away, or answered nonsense.
+    Lost(String),
+}
+
+/// Reads the history of `peer`, subscribes, and hands over every message; acknowledges what
+/// the loop drew.
+async fn feed_from(
+    mut agent: Agent,
+    peer: Option<BareJid>,
+    feed: UnboundedSender<Feed>,
+    mut acks: UnboundedReceiver<u64>,
+) {
+    // History first: the messages the agent then hands over as unread are in it too, and
+    // the view skips them.
+    if let Some(peer) = peer {
+        let history = agent
+            .call("history", json!({"jid": peer.to_string(), "limit": 20}))
+            .await;
+        let _ = feed.send(Feed::History(peer, history));
+    }
+    if let Err(e) = agent.call("subscribe", json!({"ack": true})).await {
+        let _ = feed.send(Feed::Lost(e.to_string()));
+        return;
+    }
+    let _ = feed.send(Feed::Live);
+    loop {
+        tokio::select! {
+            message = agent.next_message(Duration::from_secs(3600)) => match message {
+                Ok(Some(m)) => {
+                    if feed.send(Feed::Message(m.json)).is_err() {
+                        return;
+                    }
+                }
+                Ok(None) => {}
+                Err(e) => {
+                    let _ = feed.send(Feed::Lost(e.to_string()));
+                    return;
+                }
+            },
+            seq = acks.recv() => {
+                let Some(seq) = seq else { return };
+                if let Err(e) = agent.call("ack", json!({"seq": seq})).await {
+                    let _ = feed.send(Feed::Lost(e.to_string()));
+                    return;
+                }
+            }
+        }
+    }
+}
+
+/// Makes the calls the user asked for, one at a time, and hands back the answers.
+async fn serve_calls(
+    mut agent: Agent,
+    mut calls: UnboundedReceiver<Call>,
+    answers: UnboundedSender<(u64, std::result::Result<Shown, String>)>,
+) {
+    while let Some(call) = calls.recv().await {
+        let answer = agent
+            .call(call.method, call.params)
+            .await
+            .map_err(|e| e.to_string());
+        if answers.send((call.tag, answer)).is_err() {
+            return;
+        }
+    }
+}
+
+/// The terminal while the chat owns it: raw, on the alternate screen, with bracketed paste
+/// (a pasted line break is part of the message, not Enter). Dropped, it is restored.
+struct Screen {
+    terminal: DefaultTerminal,
+}
+
+impl Screen {
+    fn open() -> Result<Self> {
+        let terminal = ratatui::try_init().map_err(CliError::Terminal)?;
+        let screen = Self { terminal };
+        execute!(std::io::stdout(), EnableBracketedPaste).map_err(CliError::Terminal)?;
+        Ok(screen)
+    }
+}
+
+impl Drop for Screen {
+    fn drop(&mut self) {
+        let _ = execute!(std::io::stdout(), DisableBracketedPaste);
+        let _ = ratatui::try_restore();
+    }
+}
+
+/// The thread that reads the terminal's events (crossterm reads them blocking).
+struct Keys {
+    done: Arc<AtomicBool>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl Keys {
+    /// Starts the thread; its events come on the receiver.
+    fn start() -> (Self, UnboundedReceiver<std::io::Result<Event>>) {
+        let (tx, rx) = unbounded_channel();
+        let done = Arc::new(AtomicBool::new(false));
+        let thread = {
+            let done = done.clone();
+            std::thread::spawn(move || {
+                while !done.load(Ordering::SeqCst) {
+                    let next = match event::poll(KEY_POLL) {
+                        Ok(false) => continue,
+                        Ok(true) => event::read(),
+                        Err(e) => Err(e),
+                    };
+                    let failed = next.is_err();
+                    if tx.send(next).is_err() || failed {
+                        return;
+                    }
+                }
+            })
+        };
+        let keys = Self {
+            done,
+            thread: Some(thread),
+        };
+        (keys, rx)
+    }
+
+    /// Ends the thread (within [`KEY_POLL`]).
+    fn stop(mut self) {
+        self.done.store(true, Ordering::SeqCst);
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+    }
+}

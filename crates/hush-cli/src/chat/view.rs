@@ -1,0 +1,961 @@
+//! What `hush chat` shows, as state: the conversation's entries, the input line and the scroll
+//! position. It is fed what the agent says and the keys the user presses, answers with the
+//! calls to make, and draws itself into a frame. No I/O here: the shell ([`super`]) does that,
+//! and the tests below drive this directly.
+//!
+//! Every text from the network goes through [`printable`] first, and a line of the screen
+//! that continues an entry starts with the continuation mark: as in `hush recv`, a body cannot
+//! draw a line that looks like one of ours.
+
+use std::collections::{HashMap, VecDeque};
+
+use hush_xmpp::BareJid;
+use ratatui::crossterm::event::{Event, KeyCode, KeyEvent, KeyEventKind, KeyModifiers};
+use ratatui::layout::{Constraint, Layout, Position};
+use ratatui::style::{Color, Modifier, Style};
+use ratatui::text::{Line as ScreenLine, Span};
+use ratatui::widgets::Paragraph;
+use ratatui::Frame;
+use serde_json::{json, Value};
+use unicode_width::UnicodeWidthChar;
+
+use super::command::{self, Command, Line, HELP};
+use super::input::Input;
+use crate::output::Shown;
+use crate::terminal::{printable, CONTINUATION};
+
+/// Entries kept on screen; older ones are in `hush history`.
+const MAX_ENTRIES: usize = 5_000;
+
+/// How a piece of an entry looks.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(super) enum Tone {
+    /// Message text.
+    Plain,
+    /// Times, marks, our own notes.
+    Dim,
+    /// The contact we talk to.
+    Peer,
+    /// Someone else who wrote to us.
+    Stranger,
+    /// What we sent.
+    Me,
+    /// Verified, delivered.
+    Good,
+    /// Not verified yet, a new key, a warning.
+    Caution,
+    /// A failure, a message in clear, something not sent.
+    Alarm,
+}
+
+impl Tone {
+    fn style(self) -> Style {
+        let s = Style::new();
+        match self {
+            Tone::Plain => s,
+            Tone::Dim => s.fg(Color::DarkGray),
+            Tone::Peer => s.fg(Color::Cyan).add_modifier(Modifier::BOLD),
+            Tone::Stranger => s.fg(Color::Magenta).add_modifier(Modifier::BOLD),
+            Tone::Me => s.fg(Color::Blue).add_modifier(Modifier::BOLD),
+            Tone::Good => s.fg(Color::Green),
+            Tone::Caution => s.fg(Color::Yellow),
+            Tone::Alarm => s.fg(Color::Red).add_modifier(Modifier::BOLD),
+        }
+    }
+}
+
+/// One thing shown: a message, a failure, a command's output line.
+struct Entry {
+    id: u64,
+    parts: Vec<(String, Tone)>,
+}
+
+/// A call the shell should make to the agent; its answer comes back with the tag.
+#[derive(Debug, PartialEq)]
+pub(super) struct Call {
+    pub(super) tag: u64,
+    pub(super) method: &'static str,
+    pub(super) params: Value,
+}
+
+/// What the shell should do after a key.
+#[derive(Debug, PartialEq)]
+pub(super) enum Action {
+    /// Call the agent.
+    Call(Call),
+    /// Leave the chat.
+    Quit,
+}
+
+/// What a call was for.
+enum Purpose {
+    /// A message we sent, shown as the entry with this id.
+    Send { entry: u64 },
+    /// A command whose answer is shown as it is.
+    Show,
+    /// The conversation's history.
+    History { jid: BareJid },
+}
+
+/// The state of the link to the agent.
+#[derive(Debug, PartialEq)]
+enum Link {
+    /// Catching up on what arrived while nothing ran.
+    Starting,
+    /// Messages show as they arrive.
+    Live,
+    /// The agent went away.
+    Lost(String),
+}
+
+/// The chat.
+pub(super) struct Chat {
+    /// Our JID, and our device.
+    me: (String, u32),
+    peer: Option<BareJid>,
+    entries: VecDeque<Entry>,
+    next_id: u64,
+    input: Input,
+    /// How many screen rows up from the newest the view is.
+    scroll: usize,
+    /// The height of the message area at the last draw, for Page Up and Down.
+    page: usize,
+    link: Link,
+    waiting: HashMap<u64, Purpose>,
+    next_tag: u64,
+    /// Messages the history shown at the start holds, as (from, at, body): when the agent
+    /// then hands over the same ones (they arrived before anyone was shown them), they are
+    /// not shown twice.
+    in_history: Vec<(String, u64, String)>,
+    /// Now, in seconds since the epoch: today's messages show the time only.
+    now: u64,
+}
+
+impl Chat {
+    /// A chat as `me_jid` (device `me_device`), talking to `peer` if given.
+    pub(super) fn new(me_jid: &str, me_device: u32, peer: Option<BareJid>, now: u64) -> Self {
+        let mut chat = Self {
+            me: (me_jid.to_owned(), me_device),
+            peer,
+            entries: VecDeque::new(),
+            next_id: 1,
+            input: Input::default(),
+            scroll: 0,
+            page: 10,
+            link: Link::Starting,
+            waiting: HashMap::new(),
+            next_tag: 1,
+            in_history: Vec::new(),
+            now,
+        };
+        let hint = match &chat.peer {
+            Some(peer) => format!(
+                "Enter sends your line to {}, end-to-end encrypted; /help lists the commands",
+                printable(peer.as_str())
+            ),
+            None => "/to JID chooses whom to talk to; /help lists the commands".to_owned(),
+        };
+        chat.say(Tone::Dim, hint);
+        chat
+    }
+
+    /// The conversation's contact.
+    #[cfg(test)]
+    fn peer(&self) -> Option<&BareJid> {
+        self.peer.as_ref()
+    }
+
+    /// Sets the clock.
+    pub(super) fn set_now(&mut self, now: u64) {
+        self.now = now;
+    }
+
+    fn push(&mut self, parts: Vec<(String, Tone)>) -> u64 {
+        let id = self.next_id;
+        self.next_id += 1;
+        self.entries.push_back(Entry { id, parts });
+        while self.entries.len() > MAX_ENTRIES {
+            self.entries.pop_front();
+        }
+        id
+    }
+
+    /// Adds a one-piece entry.
+    fn say(&mut self, tone: Tone, text: String) {
+        self.push(vec![(text, tone)]);
+    }
+
+    fn when(&self, at: Option<u64>) -> (String, Tone) {
+        let text = match at {
+            None => "     ".to_owned(),
+            Some(at) => {
+                let f = hush_wire::date::format(at);
+                if at / 86_400 == self.now / 86_400 {
+                    f[11..16].to_owned()
+                } else {
+                    format!("{} {}", &f[5..10], &f[11..16])
+                }
+            }
+        };
+        (format!("{text} "), Tone::Dim)
+    }
+
+    fn call(&mut self, purpose: Purpose, method: &'static str, params: Value) -> Action {
+        let tag = self.next_tag;
+        self.next_tag += 1;
+        self.waiting.insert(tag, purpose);
+        Action::Call(Call {
+            tag,
+            method,
+            params,
+        })
+    }
+
+    /// A terminal event: a key, a paste, a resize (nothing to do: the next draw fits).
+    pub(super) fn on_terminal(&mut self, event: Event) -> Option<Action> {
+        match event {
+            Event::Key(key) if key.kind != KeyEventKind::Release => self.on_key(key),
+            Event::Paste(text) => {
+                self.input.paste(&text);
+                None
+            }
+            _ => None,
+        }
+    }
+
+    fn on_key(&mut self, key: KeyEvent) -> Option<Action> {
+        let ctrl = key.modifiers.contains(KeyModifiers::CONTROL);
+        match key.code {
+            KeyCode::Char('c') if ctrl => return Some(Action::Quit),
+            KeyCode::Char('d') if ctrl && self.input.is_empty() => return Some(Action::Quit),
+            KeyCode::Char('d') if ctrl => self.input.delete(),
+            KeyCode::Char('a') if ctrl => self.input.home(),
+            KeyCode::Char('e') if ctrl => self.input.end(),
+            KeyCode::Char('u') if ctrl => self.input.kill_to_start(),
+            KeyCode::Char('w') if ctrl => self.input.delete_word(),
+            KeyCode::Char(_) if ctrl || key.modifiers.contains(KeyModifiers::ALT) => {}
+            KeyCode::Char(c) => self.input.insert(c),
+            KeyCode::Enter => return self.submit(),
+            KeyCode::Backspace => self.input.backspace(),
+            KeyCode::Delete => self.input.delete(),
+            KeyCode::Left => self.input.left(),
+            KeyCode::Right => self.input.right(),
+            KeyCode::Home => self.input.home(),
+            KeyCode::End => self.input.end(),
+            KeyCode::Up => self.input.older(),
+            KeyCode::Down => self.input.newer(),
+            KeyCode::PageUp => self.scroll += self.page.saturating_sub(1).max(1),
+            KeyCode::PageDown => {
+                self.scroll = self
+                    .scroll
+                    .saturating_sub(self.page.saturating_sub(1).max(1));
+            }
+            KeyCode::Esc => self.scroll = 0,
+            _ => {}
+        }
+        None
+    }
+
+    /// Enter: sends the line, or runs the command. A line that cannot be used stays in the
+    /// input, with the reason shown.
+    fn submit(&mut self) -> Option<Action> {
+        let line = match command::parse(&self.input.text()) {
+            Ok(line) => line,
+            Err(e) => {
+                self.say(Tone::Alarm, format!("!! {e}"));
+                return None;
+            }
+        };
+        self.scroll = 0;
+        match line {
+            Line::Empty => None,
+            Line::Message(_) if self.peer.is_none() => {
+                self.say(
+                    Tone::Alarm,
+                    format!("!! {}", command::CommandError::NoConversation),
+                );
+                None
+            }
+            Line::Message(text) => {
+                self.input.take();
+                let to = self.peer.clone()?;
+                let mut parts = vec![
+                    self.when(Some(self.now)),
+                    ("→ ".into(), Tone::Me),
+                    (printable(to.as_str()), Tone::Peer),
+                    (": ".into(), Tone::Plain),
+                    (printable(&text), Tone::Plain),
+                ];
+                parts.push(("  (sending…)".into(), Tone::Dim));
+                let entry = self.push(parts);
+                Some(self.call(
+                    Purpose::Send { entry },
+                    "send",
+                    json!({"to": to.to_string(), "text": text}),
+                ))
+            }
+            Line::Command(c) => {
+                self.input.take();
+                self.run(c)
+            }
+        }
+    }
+
+    fn run(&mut self, c: Command) -> Option<Action> {
+        match &c {
+            Command::Help => {
+                for line in HELP {
+                    self.say(Tone::Dim, (*line).to_owned());
+                }
+                return None;
+            }
+            Command::Quit => return Some(Action::Quit),
+            Command::To(jid) => {
+                self.peer = Some(jid.clone());
+                self.say(
+                    Tone::Dim,
+                    format!(
+                        "talking to {} now: Enter sends to them",
+                        printable(jid.as_str())
+                    ),
+                );
+                return Some(self.history(jid.clone(), 20));
+            }
+            _ => {}
+        }
+        match command::request(&c, self.peer.as_ref()) {
+            Ok(Some((method, params))) => {
+                let purpose = match c {
+                    Command::History(_) => match self.peer.clone() {
+                        Some(jid) => Purpose::History { jid },
+                        None => Purpose::Show,
+                    },
+                    _ => Purpose::Show,
+                };
+                Some(self.call(purpose, method, params))
+            }
+            Ok(None) => None,
+            Err(e) => {
+                self.say(Tone::Alarm, format!("!! {e}"));
+                None
+            }
+        }
+    }
+
+    /// The call that fetches the last `limit` messages with `jid`.
+    fn history(&mut self, jid: BareJid, limit: usize) -> Action {
+        let params = json!({"jid": jid.to_string(), "limit": limit});
+        self.call(Purpose::History { jid }, "history", params)
+    }
+
+    /// The agent answered call `tag`.
+    pub(super) fn on_answer(&mut self, tag: u64, answer: Result<Shown, String>) {
+        let Some(purpose) = self.waiting.remove(&tag) else {
+            return;
+        };
+        match (purpose, answer) {
+            (Purpose::Send { entry }, Ok(sent)) => self.sent(entry, &sent),
+            (Purpose::Send { entry }, Err(e)) => self.set_status(
+                entry,
+                (format!("  ✗ NOT SENT: {}", printable(&e)), Tone::Alarm),
+            ),
+            (Purpose::History { jid }, Ok(history)) => self.show_history(&jid, &history, false),
+            (Purpose::Show, Ok(shown)) => {
+                for line in shown.text {
+                    self.say(Tone::Dim, printable(&line));
+                }
+            }
+            (_, Err(e)) => self.say(Tone::Alarm, format!("!! {}", printable(&e))),
+        }
+    }
+
+    fn set_status(&mut self, entry: u64, status: (String, Tone)) {
+        if let Some(e) = self.entries.iter_mut().rev().find(|e| e.id == entry) {
+            if let Some(last) = e.parts.last_mut() {
+                *last = status;
+            }
+        }
+    }
+
+    fn sent(&mut self, entry: u64, sent: &Shown) {
+        let j = &sent.json;
+        let devices = j["devices"].as_array().map_or(0, Vec::len);
+        let status = if j["encrypted"] == true {
+            (
+                format!(
+                    "  ✓ {}, {devices} device(s)",
+                    j["ns"].as_str().unwrap_or("encrypted")
+                ),
+                Tone::Good,
+            )
+        } else {
+            ("  SENT IN CLEAR (encryption is off)".into(), Tone::Alarm)
+        };
+        self.set_status(entry, status);
+        // The new devices and the devices left out, as `hush send` words them.
+        for line in sent.text.iter().skip(1) {
+            self.say(Tone::Caution, format!("!! {}", printable(line)));
+        }
+    }
+
+    /// What the agent holds of the conversation with `jid`; `at_start`: shown before the
+    /// live messages, which then skip what it holds.
+    pub(super) fn show_history(&mut self, jid: &BareJid, history: &Shown, at_start: bool) {
+        let items = history.json["messages"]
+            .as_array()
+            .cloned()
+            .unwrap_or_default();
+        let who = printable(jid.as_str());
+        if items.is_empty() {
+            self.say(Tone::Dim, format!("── no messages with {who} yet ──"));
+            return;
+        }
+        self.say(
+            Tone::Dim,
+            format!("── the last {} message(s) with {who} ──", items.len()),
+        );
+        for item in &items {
+            let outgoing = item["direction"] == "out";
+            let at = item["at"].as_u64();
+            let mut parts = vec![self.when(at)];
+            let device = item["device"].as_u64().unwrap_or(0);
+            if outgoing {
+                parts.push(("→ ".into(), Tone::Me));
+                parts.push((printable(item["to"].as_str().unwrap_or("?")), Tone::Peer));
+                if device != u64::from(self.me.1) {
+                    parts.push((format!(" (from your device {device})"), Tone::Dim));
+                }
+            } else {
+                parts.push((printable(item["from"].as_str().unwrap_or("?")), Tone::Peer));
+                parts.push((format!(" [device {device}]"), Tone::Dim));
+            }
+            match (item["body"].as_str(), item["error"].as_str()) {
+                (Some(body), _) => {
+                    if item["encrypted"] != true {
+                        parts.push((" [UNENCRYPTED]".into(), Tone::Alarm));
+                    }
+                    parts.push((": ".into(), Tone::Plain));
+                    parts.push((printable(body), Tone::Plain));
+                    if at_start && !outgoing {
+                        if let (Some(from), Some(at)) = (item["from"].as_str(), at) {
+                            self.in_history.push((from.to_owned(), at, body.to_owned()));
+                        }
+                    }
+                }
+                (None, Some(error)) => {
+                    parts.push((format!(" !! {}", printable(error)), Tone::Alarm));
+                }
+                (None, None) => continue,
+            }
+            self.push(parts);
+        }
+        self.say(Tone::Dim, "── now ──".to_owned());
+    }
+
+    /// The agent is subscribed: what it hands over from now on is new.
+    pub(super) fn on_live(&mut self) {
+        self.link = Link::Live;
+    }
+
+    /// The link to the agent was lost.
+    pub(super) fn on_lost(&mut self, why: &str) {
+        self.say(
+            Tone::Alarm,
+            format!(
+                "!! the agent went away ({}): nothing more arrives here; leave with Ctrl-C \
+                 (what arrives meanwhile is in `hush history`)",
+                printable(why)
+            ),
+        );
+        self.link = Link::Lost(why.to_owned());
+    }
+
+    /// A line the program would have written to standard error (a warning, the log).
+    pub(super) fn on_note(&mut self, line: &str) {
+        self.say(Tone::Caution, format!("-- {}", printable(line)));
+    }
+
+    /// A message notification from the agent (see `DeliveryReport`'s JSON).
+    pub(super) fn on_message(&mut self, m: &Value) {
+        let from = m["from"].as_str().unwrap_or("?");
+        let device = m["device"].as_u64().unwrap_or(0);
+        let at = m["at"].as_u64();
+        let body = m["body"].as_str();
+        if let (Some(at), Some(body)) = (at, body) {
+            let key = (from.to_owned(), at, body.to_owned());
+            if let Some(i) = self.in_history.iter().position(|k| *k == key) {
+                // Shown above, in the history.
+                self.in_history.swap_remove(i);
+                return;
+            }
+        }
+        let who = printable(from);
+        if let Some(w) = m["warning"].as_str() {
+            self.say(Tone::Caution, format!("!! WARNING: {}", printable(w)));
+        }
+        if let Some(fp) = m["new_key"].as_str() {
+            self.say(
+                Tone::Caution,
+                format!(
+                    "!! NEW KEY: device {device} of {who} uses a key you have not seen before, \
+                     fingerprint {fp}: compare it with theirs, then /trust {fp}"
+                ),
+            );
+        }
+        let mut parts = vec![self.when(at)];
+        if let Some(error) = m["error"].as_str() {
+            parts.push((format!("!! {}", printable(error)), Tone::Alarm));
+            self.push(parts);
+            return;
+        }
+        let Some(body) = body else {
+            return;
+        };
+        let ours = from == self.me.0;
+        let to = m["to"].as_str().unwrap_or("?");
+        if ours {
+            // Sent by another device of ours (a carbon).
+            parts.push(("→ ".into(), Tone::Me));
+            parts.push((printable(to), Tone::Peer));
+            parts.push((format!(" (from your device {device})"), Tone::Dim));
+        } else {
+            let tone = match &self.peer {
+                Some(peer) if peer.as_str() == from => Tone::Peer,
+                _ => Tone::Stranger,
+            };
+            parts.push((who.clone(), tone));
+        }
+        if m["encrypted"] == true {
+            let trust = m["trust"].as_str().unwrap_or("undecided");
+            let tone = match trust {
+                "verified" => Tone::Good,
+                "distrusted" => Tone::Alarm,
+                _ => Tone::Caution,
+            };
+            parts.push((format!(" [device {device}"), Tone::Dim));
+            parts.push((format!(", {}", m["ns"].as_str().unwrap_or("?")), Tone::Dim));
+            parts.push((format!(", {trust}"), tone));
+            parts.push(("]".into(), Tone::Dim));
+        } else {
+            parts.push((" [UNENCRYPTED]".into(), Tone::Alarm));
+        }
+        parts.push((": ".into(), Tone::Plain));
+        parts.push((printable(body), Tone::Plain));
+        if m["delayed"] == true {
+            parts.push(("  (delayed)".into(), Tone::Dim));
+        }
+        if !ours && self.peer.as_ref().is_none_or(|p| p.as_str() != from) {
+            parts.push((format!("  (/to {who} to answer)"), Tone::Dim));
+        }
+        self.push(parts);
+    }
+
+    /// The newest screen rows of the entries, `width` columns wide, at most `count` of them
+    /// ending `skip` rows above the newest: each entry starts a row, and every row that
+    /// continues one starts with the continuation mark.
+    fn rows(&self, width: usize, skip: usize, count: usize) -> Vec<Vec<(String, Tone)>> {
+        let mut rows = Vec::new();
+        for entry in self.entries.iter().rev() {
+            let mut wrapped = wrap(&entry.parts, width);
+            wrapped.reverse();
+            rows.extend(wrapped);
+            if rows.len() >= skip + count {
+                break;
+            }
+        }
+        rows.into_iter().skip(skip).take(count).rev().collect()
+    }
+
+    /// Draws the chat: a title row, the messages, a status row and the input row.
+    pub(super) fn draw(&mut self, frame: &mut Frame<'_>) {
+        let [title, messages, status, input] = Layout::vertical([
+            Constraint::Length(1),
+            Constraint::Fill(1),
+            Constraint::Length(1),
+            Constraint::Length(1),
+        ])
+        .areas(frame.area());
+        self.page = usize::from(messages.height);
+        let peer = self.peer.as_ref().map_or_else(
+            || "nobody yet (/to JID)".to_owned(),
+            |p| printable(p.as_str()),
+        );
+        let head = format!(
+            " hush chat · {} (device {}) ⇄ {peer} · times in UTC",
+            printable(&self.me.0),
+            self.me.1
+        );
+        frame.render_widget(
+            Paragraph::new(head).style(Style::new().add_modifier(Modifier::REVERSED)),
+            title,
+        );
+
+        let width = usize::from(messages.width).max(10);
+        let height = usize::from(messages.height);
+        // Not scrolled past the oldest row.
+        let available = self.rows(width, 0, usize::MAX).len();
+        self.scroll = self.scroll.min(available.saturating_sub(height));
+        let rows = self.rows(width, self.scroll, height);
+        // The newest at the bottom.
+        let mut lines: Vec<ScreenLine<'_>> =
+            vec![ScreenLine::raw(""); height.saturating_sub(rows.len())];
+        lines.extend(rows.into_iter().map(|row| {
+            ScreenLine::from(
+                row.into_iter()
+                    .map(|(text, tone)| Span::styled(text, tone.style()))
+                    .collect::<Vec<_>>(),
+            )
+        }));
+        frame.render_widget(Paragraph::new(lines), messages);
+
+        let (state, tone) = match &self.link {
+            Link::Starting => ("catching up…".to_owned(), Tone::Caution),
+            Link::Live => ("live".to_owned(), Tone::Good),
+            Link::Lost(why) => (format!("agent gone: {}", printable(why)), Tone::Alarm),
+        };
+        let mut bar = vec![Span::styled(format!(" {state} "), tone.style())];
+        let sending = self
+            .waiting
+            .values()
+            .filter(|p| matches!(p, Purpose::Send { .. }))
+            .count();
+        if sending > 0 {
+            bar.push(Span::styled(
+                format!("· sending {sending} "),
+                Tone::Caution.style(),
+            ));
+        }
+        if self.scroll > 0 {
+            bar.push(Span::styled(
+                format!("· {} rows up, Esc returns ", self.scroll),
+                Tone::Caution.style(),
+            ));
+        }
+        bar.push(Span::styled(
+            "· Enter sends · /help · PgUp/PgDn scroll · Ctrl-C leaves",
+            Tone::Dim.style(),
+        ));
+        frame.render_widget(Paragraph::new(ScreenLine::from(bar)), status);
+
+        let prompt = "> ";
+        let (text, cursor) = self
+            .input
+            .view(usize::from(input.width).saturating_sub(prompt.len()));
+        frame.render_widget(Paragraph::new(format!("{prompt}{text}")), input);
+        let x = input.x + u16::try_from(prompt.len() + cursor).unwrap_or(u16::MAX);
+        frame.set_cursor_position(Position::new(
+            x.min(input.right().saturating_sub(1)),
+            input.y,
+        ));
+    }
+}
+
+/// `parts` broken into rows of at most `width` columns. The text is already printable: its
+/// line breaks start continuation rows (see [`CONTINUATION`]), and so does a row that is full.
+fn wrap(parts: &[(String, Tone)], width: usize) -> Vec<Vec<(String, Tone)>> {
+    let mark = &CONTINUATION[1..];
+    let mut rows = vec![Vec::new()];
+    let mut used = 0;
+    let push = |rows: &mut Vec<Vec<(String, Tone)>>, c: char, tone: Tone| {
+        let Some(row) = rows.last_mut() else { return };
+        match row.last_mut() {
+            Some((text, t)) if *t == tone => text.push(c),
+            _ => row.push((c.to_string(), tone)),
+        }
+    };
+    let start_row = |rows: &mut Vec<Vec<(String, Tone)>>| {
+        rows.push(vec![(mark.to_owned(), Tone::Dim)]);
+        mark.len()
+    };
+    for (text, tone) in parts {
+        let mut chars = text.chars().peekable();
+        while let Some(c) = chars.next() {
+            if c == '\n' {
+                // A line break inside a text is always followed by the continuation mark:
+                // the mark is written as the new row's start, in its own tone.
+                for _ in 0..mark.len() {
+                    chars.next();
+                }
+                used = start_row(&mut rows);
+                continue;
+            }
+            let c = if c == '\t' { ' ' } else { c };
+            let w = c.width().unwrap_or(0);
+            if used + w > width {
+                used = start_row(&mut rows);
+            }
+            push(&mut rows, c, *tone);
+            used += w;
+        }
+    }
+    rows
+}
+
+#[cfg(test)]
+mod tests {
+    use ratatui::backend::TestBackend;
+    use ratatui::Terminal;
+
+    use super::*;
+
+    const NOW: u64 = 1_765_000_000; // 2025-12-06T05:46:40Z
+
+    fn key(code: KeyCode) -> Event {
+        Event::Key(KeyEvent::new(code, KeyModifiers::NONE))
+    }
+
+    fn ctrl(c: char) -> Event {
+        Event::Key(KeyEvent::new(KeyCode::Char(c), KeyModifiers::CONTROL))
+    }
+
+    fn type_line(chat: &mut Chat, text: &str) -> Option<Action> {
+        for c in text.chars() {
+            assert_eq!(chat.on_terminal(key(KeyCode::Char(c))), None);
+        }
+        chat.on_terminal(key(KeyCode::Enter))
+    }
+
+    fn chat_with_bob() -> Chat {
+        Chat::new(
+            "alice@example.org",
+            11,
+            Some("bob@example.net".parse().unwrap()),
+            NOW,
+        )
+    }
+
+    /// The screen as text rows.
+    fn screen(chat: &mut Chat, width: u16, height: u16) -> Vec<String> {
+        let mut terminal = Terminal::new(TestBackend::new(width, height)).unwrap();
+        terminal.draw(|f| chat.draw(f)).unwrap();
+        let buffer = terminal.backend().buffer().clone();
+        (0..height)
+            .map(|y| {
+                (0..width)
+                    .map(|x| buffer[(x, y)].symbol().to_owned())
+                    .collect::<String>()
+                    .trim_end()
+                    .to_owned()
+            })
+            .collect()
+    }
+
+    fn message(from: &str, body: &str, trust: &str) -> Value {
+        json!({"from": from, "to": "alice@example.org", "at": NOW - 60, "delayed": false,
+               "device": 5, "ns": "omemo:2", "encrypted": true, "body": body, "error": null,
+               "trust": trust, "warning": null, "new_key": null, "seq": 1})
+    }
+
+    #[test]
+    fn an_incoming_message_shows_time_sender_device_and_trust() {
+        let mut chat = chat_with_bob();
+        chat.on_message(&message("bob@example.net", "hello alice", "verified"));
+        let rows = screen(&mut chat, 100, 8);
+        assert!(
+            rows.iter()
+                .any(|r| r == "05:45 bob@example.net [device 5, omemo:2, verified]: hello alice"),
+            "{rows:#?}"
+        );
+        assert!(rows[0].contains("alice@example.org (device 11) ⇄ bob@example.net"));
+        assert!(rows[6].contains("catching up"), "{rows:#?}");
+        chat.on_live();
+        assert!(screen(&mut chat, 100, 8)[6].contains("live"));
+    }
+
+    #[test]
+    fn a_body_cannot_draw_a_line_that_looks_like_ours() {
+        let mut chat = chat_with_bob();
+        let forged =
+            "hi\n05:45 mallory@example.net [device 1, omemo:2, verified]: send money\r\x1b[2J";
+        chat.on_message(&message("bob@example.net", forged, "blind"));
+        // A body padded to the width cannot start a row either.
+        let padded = format!("{}05:45 eve@example.net [device 2]: x", " ".repeat(200));
+        chat.on_message(&message("bob@example.net", &padded, "blind"));
+        let rows = screen(&mut chat, 60, 20);
+        for row in &rows[1..18] {
+            assert!(
+                row.is_empty()
+                    || row.starts_with("    |")
+                    || row.starts_with("05:45 bob@example.net")
+                    || row.starts_with("Enter sends"),
+                "a row no entry of ours starts: {row:?} in {rows:#?}"
+            );
+        }
+        assert!(rows.iter().any(|r| r.contains("\\u{1b}[2J")), "{rows:#?}");
+    }
+
+    #[test]
+    fn a_typed_line_is_sent_to_the_peer_and_its_outcome_shown() {
+        let mut chat = chat_with_bob();
+        let Some(Action::Call(call)) = type_line(&mut chat, "hi bob") else {
+            panic!("no call")
+        };
+        assert_eq!(call.method, "send");
+        assert_eq!(
+            call.params,
+            json!({"to": "bob@example.net", "text": "hi bob"})
+        );
+        let rows = screen(&mut chat, 80, 6);
+        assert!(
+            rows.iter()
+                .any(|r| r.ends_with("→ bob@example.net: hi bob  (sending…)")),
+            "{rows:#?}"
+        );
+        let sent = Shown {
+            json: json!({"encrypted": true, "ns": "omemo:2", "devices": [{}, {}]}),
+            text: vec![
+                "sent to bob@example.net (omemo:2) …".into(),
+                "warning: not encrypted for device 9 of bob@example.net: no keys".into(),
+            ],
+        };
+        chat.on_answer(call.tag, Ok(sent));
+        let rows = screen(&mut chat, 80, 6);
+        assert!(
+            rows.iter()
+                .any(|r| r.ends_with(": hi bob  ✓ omemo:2, 2 device(s)")),
+            "{rows:#?}"
+        );
+        assert!(rows
+            .iter()
+            .any(|r| r.starts_with("!! warning: not encrypted for device 9")));
+
+        // A failure is shown on the message itself.
+        let Some(Action::Call(call)) = type_line(&mut chat, "again") else {
+            panic!("no call")
+        };
+        chat.on_answer(call.tag, Err("no answer to a ping in time".into()));
+        let rows = screen(&mut chat, 80, 6);
+        assert!(
+            rows.iter()
+                .any(|r| r.ends_with(": again  ✗ NOT SENT: no answer to a ping in time")),
+            "{rows:#?}"
+        );
+    }
+
+    #[test]
+    fn commands_become_calls_and_mistakes_are_never_sent() {
+        let mut chat = chat_with_bob();
+        assert_eq!(type_line(&mut chat, "/tset hello"), None);
+        let rows = screen(&mut chat, 100, 6);
+        assert!(
+            rows.iter().any(|r| r.starts_with("!! no command /tset")),
+            "{rows:#?}"
+        );
+        // The line stays, to be corrected.
+        assert!(rows[5].starts_with("> /tset hello"), "{rows:#?}");
+        chat.on_terminal(ctrl('u'));
+        let Some(Action::Call(call)) = type_line(&mut chat, "/status") else {
+            panic!("no call")
+        };
+        assert_eq!(
+            (call.method, call.params),
+            ("status", json!({"jid": "bob@example.net"}))
+        );
+        let Some(Action::Call(call)) = type_line(&mut chat, "//me waves") else {
+            panic!("no call")
+        };
+        assert_eq!(call.params["text"], "/me waves");
+        assert_eq!(type_line(&mut chat, "/quit"), Some(Action::Quit));
+        assert_eq!(chat.on_terminal(ctrl('c')), Some(Action::Quit));
+        assert_eq!(chat.on_terminal(ctrl('d')), Some(Action::Quit));
+    }
+
+    #[test]
+    fn without_a_peer_nothing_is_sent_until_one_is_chosen() {
+        let mut chat = Chat::new("alice@example.org", 11, None, NOW);
+        assert_eq!(type_line(&mut chat, "hello?"), None);
+        let rows = screen(&mut chat, 100, 6);
+        assert!(rows.iter().any(|r| r.contains("/to JID")), "{rows:#?}");
+        chat.on_terminal(ctrl('u'));
+        let Some(Action::Call(call)) = type_line(&mut chat, "/to carol@example.com") else {
+            panic!("no call")
+        };
+        assert_eq!(call.method, "history");
+        assert_eq!(chat.peer().map(|p| p.as_str()), Some("carol@example.com"));
+        chat.on_answer(
+            call.tag,
+            Ok(Shown {
+                json: json!({"messages": []}),
+                text: vec![],
+            }),
+        );
+        let rows = screen(&mut chat, 100, 8);
+        assert!(rows
+            .iter()
+            .any(|r| r.contains("no messages with carol@example.com yet")));
+    }
+
+    #[test]
+    fn history_at_the_start_is_not_shown_again_when_handed_over() {
+        let mut chat = chat_with_bob();
+        let history = Shown {
+            json: json!({"messages": [
+                {"at": NOW - 60, "direction": "in", "from": "bob@example.net",
+                 "to": "alice@example.org", "device": 5, "encrypted": true, "body": "offline one"},
+                {"at": NOW - 30, "direction": "out", "from": "alice@example.org",
+                 "to": "bob@example.net", "device": 12, "encrypted": true, "body": "from my phone"},
+            ]}),
+            text: vec![],
+        };
+        chat.show_history(&"bob@example.net".parse().unwrap(), &history, true);
+        chat.on_message(&message("bob@example.net", "offline one", "blind"));
+        chat.on_message(&message("bob@example.net", "offline one", "blind"));
+        let rows = screen(&mut chat, 100, 12);
+        let shown = rows.iter().filter(|r| r.contains("offline one")).count();
+        // Once from history, once more for the second (a different message, same text).
+        assert_eq!(shown, 2, "{rows:#?}");
+        assert!(rows
+            .iter()
+            .any(|r| r.contains("→ bob@example.net (from your device 12): from my phone")));
+    }
+
+    #[test]
+    fn failures_and_strangers_and_clear_text_are_marked() {
+        let mut chat = chat_with_bob();
+        let mut failed = message("mallory@example.com", "", "undecided");
+        failed["body"] = Value::Null;
+        failed["error"] =
+            json!("a message from device 5 of mallory@example.com could not be decrypted");
+        chat.on_message(&failed);
+        let mut clear = message("carol@example.com", "psst", "undecided");
+        clear["encrypted"] = json!(false);
+        chat.on_message(&clear);
+        let rows = screen(&mut chat, 120, 8);
+        assert!(
+            rows.iter()
+                .any(|r| r.starts_with("05:45 !! a message from device 5")),
+            "{rows:#?}"
+        );
+        assert!(
+            rows.iter().any(|r| {
+                r
+                == "05:45 carol@example.com [UNENCRYPTED]: psst  (/to carol@example.com to answer)"
+            }),
+            "{rows:#?}"
+        );
+    }
+
+    #[test]
+    fn page_up_scrolls_back_and_escape_returns() {
+        let mut chat = chat_with_bob();
+        for i in 0..30 {
+            chat.on_message(&message("bob@example.net", &format!("number {i}"), "blind"));
+        }
+        let rows = screen(&mut chat, 80, 10);
+        assert!(rows[7].ends_with("number 29"), "{rows:#?}");
+        chat.on_terminal(key(KeyCode::PageUp));
+        let rows = screen(&mut chat, 80, 10);
+        assert!(rows[7].ends_with("number 23"), "{rows:#?}");
+        assert!(rows[8].contains("6 rows up"), "{rows:#?}");
+        for _ in 0..20 {
+            chat.on_terminal(key(KeyCode::PageUp));
+        }
+        let rows = screen(&mut chat, 80, 10);
+        assert!(
+            rows[1].starts_with("Enter sends"),
+            "the oldest row stops the scroll: {rows:#?}"
+        );
+        chat.on_terminal(key(KeyCode::Esc));
+        assert!(screen(&mut chat, 80, 10)[7].ends_with("number 29"));
+    }
+}

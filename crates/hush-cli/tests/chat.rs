@@ -1,0 +1,299 @@
+//! `hush chat` (issue #14, part 3) in a real terminal: tmux runs it, the test types with
+//! `send-keys` and reads the screen with `capture-pane`, against a private Prosody. What a
+//! person sees is checked: messages as they arrive with time, sender, device and marks; what
+//! is typed sent; failures inline; commands; the terminal given back on leaving.
+
+// Test code: a failed assumption is a failed test, so it may unwrap, expect and panic.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    unreachable_pub
+)]
+
+mod support;
+
+use std::path::Path;
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use hush_test_support::prosody::Prosody;
+use serde_json::Value;
+use support::*;
+
+/// How long the screen gets to show what a test waits for.
+const PATIENCE: Duration = Duration::from_secs(60);
+
+/// A terminal: a tmux server of its own (its own socket), one window running a command.
+struct Terminal {
+    socket: String,
+}
+
+impl Terminal {
+    /// Runs `hush --home HOME ARGS…` in a `width`×`height` terminal. When it ends, the pane
+    /// shows `chat-exit=STATUS` and stays.
+    fn run_hush(name: &str, home: &Path, args: &[&str], width: u16, height: u16) -> Self {
+        let socket = format!("hush-test-{name}-{}", std::process::id());
+        let quote = |s: &str| format!("'{}'", s.replace('\'', r"'\''"));
+        let mut command = format!(
+            "HUSH_PASSPHRASE={} HUSH_TEST_PW=pw {} --home {}",
+            quote(PASSPHRASE),
+            quote(env!("CARGO_BIN_EXE_hush")),
+            quote(home.to_str().unwrap())
+        );
+        for a in args {
+            command.push(' ');
+            command.push_str(&quote(a));
+        }
+        // `cat` keeps the pane (and what it shows) once hush ended, until the server goes.
+        command.push_str("; echo chat-exit=$?; exec cat");
+        let status = Command::new("tmux")
+            .args(["-L", &socket, "-f", "/dev/null", "new-session", "-d"])
+            .args(["-x", &width.to_string(), "-y", &height.to_string()])
+            .arg(command)
+            .status()
+            .expect("tmux runs (./scripts/test installs it)");
+        assert!(status.success(), "tmux new-session failed");
+        Self { socket }
+    }
+
+    fn tmux(&self, args: &[&str]) -> String {
+        let out = Command::new("tmux")
+            .args(["-L", &self.socket])
+            .args(args)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "tmux {args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8(out.stdout).unwrap()
+    }
+
+    /// What the terminal shows now, row by row.
+    fn screen(&self) -> Vec<String> {
+        self.tmux(&["capture-pane", "-p"])
+            .lines()
+            .map(str::to_owned)
+            .collect()
+    }
+
+    /// Waits until the screen satisfies `test`, and gives it; fails the test with the screen
+    /// when it does not within [`PATIENCE`].
+    fn wait_for(&self, what: &str, test: impl Fn(&[String]) -> bool) -> Vec<String> {
+        let deadline = Instant::now() + PATIENCE;
+        loop {
+            let screen = self.screen();
+            if test(&screen) {
+                return screen;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "the screen did not show {what} within {PATIENCE:?}:\n{}",
+                screen.join("\n")
+            );
+            // Polling the screen: tmux has no way to wait for what it shows.
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+
+    /// Waits until a row contains `text`.
+    fn wait_text(&self, text: &str) -> Vec<String> {
+        self.wait_for(&format!("{text:?}"), |s| s.iter().any(|r| r.contains(text)))
+    }
+
+    /// Types `text` (as it is, no key names) and Enter.
+    fn type_line(&self, text: &str) {
+        self.tmux(&["send-keys", "-l", text]);
+        self.tmux(&["send-keys", "Enter"]);
+    }
+
+    /// Presses keys by tmux's names (`C-c`, `PageUp`).
+    fn press(&self, key: &str) {
+        self.tmux(&["send-keys", key]);
+    }
+}
+
+impl Drop for Terminal {
+    fn drop(&mut self) {
+        let _ = Command::new("tmux")
+            .args(["-L", &self.socket, "kill-server"])
+            .status();
+    }
+}
+
+/// Whether `row` starts as an entry the chat draws: a time `HH:MM ` first.
+fn starts_with_time(row: &str) -> bool {
+    let b = row.as_bytes();
+    b.len() > 6
+        && b[..2].iter().all(u8::is_ascii_digit)
+        && b[2] == b':'
+        && b[3..5].iter().all(u8::is_ascii_digit)
+        && b[5] == b' '
+}
+
+/// The rows that show a message from `from` with `body`, drawn as an entry of ours.
+fn message_rows<'a>(screen: &'a [String], from: &str, body: &str) -> Vec<&'a String> {
+    screen
+        .iter()
+        .filter(|r| starts_with_time(r) && r[6..].starts_with(from) && r.ends_with(body))
+        .collect()
+}
+
+#[test]
+fn chat_shows_messages_as_they_come_and_sends_what_is_typed() {
+    let server = Prosody::start("chat-live");
+    let dir = scratch("chat-live");
+    let alice = init(&server, &dir, "alice", true);
+    let bob = init(&server, &dir, "bob", true);
+    // Sent while nothing of Alice's runs: the chat shows it once, though it is both in the
+    // history it shows first and among the messages nobody was shown yet.
+    ok(hush(
+        &bob.home,
+        &["send", &alice.jid, "written while you were away"],
+    ));
+
+    let term = Terminal::run_hush("live", &alice.home, &["chat", &bob.jid], 110, 30);
+    let screen = term.wait_for("the chat, live", |s| {
+        s.iter().any(|r| r.contains(" live ")) && s.iter().any(|r| r.contains("were away"))
+    });
+    assert!(
+        screen[0].contains(&format!("hush chat · {}", alice.jid)) && screen[0].contains(&bob.jid),
+        "{screen:#?}"
+    );
+    let away = screen
+        .iter()
+        .filter(|r| r.contains("written while you were away"))
+        .count();
+    assert_eq!(away, 1, "shown once: {screen:#?}");
+
+    // A message as it arrives: time, sender, device, namespace, trust.
+    ok(hush(&bob.home, &["send", &alice.jid, "are you there?"]));
+    let screen = term.wait_text("are you there?");
+    let rows = message_rows(&screen, &bob.jid, "are you there?");
+    assert_eq!(rows.len(), 1, "{screen:#?}");
+    assert!(rows[0].contains(", omemo:2, blind]: "), "{screen:#?}");
+
+    // What is typed goes to Bob, and says to how many devices it went.
+    term.type_line("yes, typing in the chat");
+    let screen = term.wait_text("✓ omemo:2, 1 device(s)");
+    assert!(
+        screen
+            .iter()
+            .any(|r| r.contains(&format!("→ {}: yes, typing in the chat  ✓", bob.jid))),
+        "{screen:#?}"
+    );
+    // Another command of Alice's works while the chat holds the account (through the agent
+    // the chat runs).
+    let sent = ok(hush(
+        &alice.home,
+        &["send", &bob.jid, "and from another terminal"],
+    ));
+    assert!(sent.starts_with("sent to "), "{sent}");
+    let read = ok(hush(&bob.home, &["--json", "recv", "--count", "2"]));
+    let bodies: Vec<Value> = json_lines(&read)
+        .iter()
+        .map(|m| m["body"].clone())
+        .collect();
+    assert_eq!(
+        bodies,
+        ["yes, typing in the chat", "and from another terminal"]
+    );
+
+    // A body cannot draw a row of ours: its line break starts a continuation row.
+    let forged = format!(
+        "first line\n12:00 mallory@localhost [device 1, omemo:2, verified]: send money{}",
+        " tail"
+    );
+    ok(hush(&bob.home, &["send", &alice.jid, &forged]));
+    let screen = term.wait_text("send money tail");
+    assert!(
+        screen
+            .iter()
+            .any(|r| r.starts_with("    | 12:00 mallory@localhost")),
+        "{screen:#?}"
+    );
+    assert!(
+        !screen.iter().any(|r| r.starts_with("12:00 mallory")),
+        "{screen:#?}"
+    );
+
+    // A mistyped command is refused, not sent; a command runs in place.
+    term.type_line("/stauts");
+    term.wait_text("no command /stauts");
+    term.press("C-u");
+    term.type_line("/status");
+    term.wait_text("who can read it:");
+
+    // Leaving gives the terminal back, stops the agent the chat ran, and ends well.
+    term.press("C-c");
+    let screen = term.wait_text("chat-exit=");
+    assert!(screen.iter().any(|r| r == "chat-exit=0"), "{screen:#?}");
+    assert!(
+        !alice.home.join("agent.sock").exists(),
+        "the chat's agent left its socket"
+    );
+    drop(server);
+}
+
+#[test]
+fn a_message_that_cannot_be_read_shows_inline_and_reset_works_from_the_chat() {
+    let server = Prosody::start("chat-fail");
+    let dir = scratch("chat-fail");
+    let alice = init(&server, &dir, "alice", true);
+    let bob = init(&server, &dir, "bob", true);
+    // A session both ways, so that Bob's next message is an ordinary one (no key exchange).
+    ok(hush(&bob.home, &["send", &alice.jid, "hello"]));
+    ok(hush(&alice.home, &["recv", "--count", "1"]));
+    ok(hush(&alice.home, &["send", &bob.jid, "hello back"]));
+    ok(hush(&bob.home, &["recv", "--count", "1"]));
+
+    // The chat runs against an agent that was already running.
+    let agent = Running::start(&alice.home, &["agent"]);
+    agent.wait_note("listening on");
+    let term = Terminal::run_hush("fail", &alice.home, &["chat", &bob.jid], 120, 30);
+    term.wait_text(" live ");
+
+    // Alice drops her session with Bob; his next message cannot be decrypted, and says so.
+    term.type_line("/reset");
+    term.wait_text("removed 1 session(s)");
+    ok(hush(&bob.home, &["send", &alice.jid, "after the reset"]));
+    let screen = term.wait_for("a failure", |s| {
+        s.iter()
+            .any(|r| starts_with_time(r) && r[6..].starts_with("!! "))
+    });
+    assert!(
+        !screen.iter().any(|r| r.contains("after the reset")),
+        "{screen:#?}"
+    );
+
+    // A message in clear is marked as such.
+    ok(hush(
+        &bob.home,
+        &["send", "--plaintext", &alice.jid, "in the clear"],
+    ));
+    let screen = term.wait_text("in the clear");
+    let rows = message_rows(&screen, &bob.jid, "in the clear");
+    assert_eq!(rows.len(), 1, "{screen:#?}");
+    assert!(rows[0].contains(" [UNENCRYPTED]: "), "{screen:#?}");
+
+    // Leaving the chat leaves the agent running, serving.
+    term.type_line("/quit");
+    term.wait_text("chat-exit=0");
+    let status = ok(hush(&alice.home, &["--json", "status", &bob.jid]));
+    assert_eq!(json_lines(&status)[0]["jid"], bob.jid.as_str(), "{status}");
+    assert!(agent.stop("TERM").success());
+}
+
+#[test]
+fn chat_without_a_terminal_says_what_to_use_instead() {
+    let dir = scratch("chat-noterm");
+    let out = hush(&dir.join("home"), &["chat"]);
+    assert_eq!(out.status.code(), Some(2), "{out:?}");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("needs a terminal") && err.contains("recv --follow"),
+        "{err}"
+    );
+}
