@@ -155,23 +155,36 @@ impl Agent {
         &mut self,
         wait: Duration,
     ) -> Result<Option<Shown>, AgentError> {
-        let notification = match self.notifications.pop_front() {
+        match self.next_notification(wait).await? {
+            None => Ok(None),
+            Some((Notification::Message, shown)) => Ok(Some(shown)),
+            Some(_) => Err(AgentError::BadAnswer),
+        }
+    }
+
+    /// The next notification of a subscription, waiting up to `wait`. `Ok(None)` when none
+    /// came in time.
+    pub(crate) async fn next_notification(
+        &mut self,
+        wait: Duration,
+    ) -> Result<Option<(Notification, Shown)>, AgentError> {
+        let mut notification = match self.notifications.pop_front() {
             Some(n) => n,
             None => match tokio::time::timeout(wait, self.read()).await {
                 Err(_) => return Ok(None),
                 Ok(read) => read?.ok_or(AgentError::Closed)?,
             },
         };
-        match notification.get("method").and_then(Value::as_str) {
-            Some("message") => {}
+        let kind = match notification.get("method").and_then(Value::as_str) {
+            Some("message") => Notification::Message,
+            Some("sent") => Notification::Sent,
             _ => return Err(AgentError::BadAnswer),
-        }
-        let mut notification = notification;
+        };
         let params = notification
             .get_mut("params")
             .map(Value::take)
             .ok_or(AgentError::BadAnswer)?;
-        Ok(Some(split_lines(params)))
+        Ok(Some((kind, split_lines(params))))
     }
 
     /// One line from the agent, as JSON; `None` at the end of the stream. Safe to cut short
@@ -213,6 +226,15 @@ impl Agent {
             source,
         }
     }
+}
+
+/// What a subscription brings.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Notification {
+    /// An incoming message (or a failure, or news of a key).
+    Message,
+    /// A message another client of the agent sent (for subscribers that asked).
+    Sent,
 }
 
 /// A result as its two forms: the JSON without `lines`, and the lines.

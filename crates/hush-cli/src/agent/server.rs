@@ -339,6 +339,9 @@ struct Subscriber {
     acks: bool,
     /// Messages sent and not acknowledged yet, with their sequence numbers, oldest first.
     unacked: VecDeque<(u64, Shown)>,
+    /// It also wants to hear of the messages sent through the agent (`hush chat` shows them
+    /// in the conversation).
+    sent: bool,
 }
 
 /// The account loop's state: the connection and store (none while locked), and who listens.
@@ -561,6 +564,7 @@ impl Account {
                 let sent = send::report(hush, &to, text, plaintext, global_off)
                     .await
                     .map_err(failed)?;
+                self.announce_sent(&sent, text);
                 Ok(shown(sent))
             }
             "history" => {
@@ -636,6 +640,7 @@ impl Account {
                     lines,
                     acks: p.flag("ack")?,
                     unacked: VecDeque::new(),
+                    sent: p.flag("sent")?,
                 });
                 // What arrived while nobody listened follows this response, in order (see
                 // `handle`).
@@ -697,6 +702,20 @@ impl Account {
                 // One that cannot take it either is dropped with the next publish.
                 let _ = notify(&mut self.subscribers[i], seq, &s);
             }
+        }
+    }
+
+    /// Tells the subscribers that asked what was sent: the send's report, with the text and
+    /// the time. Only news (the message is in history): one whose queue is full misses it.
+    fn announce_sent(&self, sent: &Shown, text: &str) {
+        let mut params = sent.json.clone();
+        if let Value::Object(o) = &mut params {
+            o.insert("body".into(), json!(text));
+            o.insert("at".into(), json!(crate::commands::unix_now()));
+        }
+        let line = rpc::notification("sent", params).to_string();
+        for s in self.subscribers.iter().filter(|s| s.sent) {
+            let _ = s.sink.notifications.try_send(line.clone());
         }
     }
 

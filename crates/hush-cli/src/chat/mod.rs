@@ -36,7 +36,7 @@ use tokio::sync::mpsc::{unbounded_channel, UnboundedReceiver, UnboundedSender};
 use tokio::sync::{oneshot, Notify};
 
 use self::view::{Action, Call, Chat};
-use crate::agent::client::Agent;
+use crate::agent::client::{Agent, Notification};
 use crate::agent::server::{self, StopSwitch};
 use crate::agent::{socket_path, AgentError};
 use crate::commands::unix_now;
@@ -218,6 +218,7 @@ fn on_feed(chat: &mut Chat, feed: Feed, drawn: &mut Vec<u64>) {
                 drawn.push(seq);
             }
         }
+        Feed::Sent(s) => chat.on_sent(&s),
         Feed::Lost(why) => chat.on_lost(&why),
     }
 }
@@ -230,6 +231,8 @@ enum Feed {
     Live,
     /// A message notification.
     Message(Value),
+    /// A message sent through the agent (by this chat, or another client).
+    Sent(Value),
     /// The agent went away, or answered nonsense.
     Lost(String),
 }
@@ -250,16 +253,23 @@ async fn feed_from(
             .await;
         let _ = feed.send(Feed::History(peer, history));
     }
-    if let Err(e) = agent.call("subscribe", json!({"ack": true})).await {
+    if let Err(e) = agent
+        .call("subscribe", json!({"ack": true, "sent": true}))
+        .await
+    {
         let _ = feed.send(Feed::Lost(e.to_string()));
         return;
     }
     let _ = feed.send(Feed::Live);
     loop {
         tokio::select! {
-            message = agent.next_message(Duration::from_secs(3600)) => match message {
-                Ok(Some(m)) => {
-                    if feed.send(Feed::Message(m.json)).is_err() {
+            next = agent.next_notification(Duration::from_secs(3600)) => match next {
+                Ok(Some((kind, n))) => {
+                    let item = match kind {
+                        Notification::Message => Feed::Message(n.json),
+                        Notification::Sent => Feed::Sent(n.json),
+                    };
+                    if feed.send(item).is_err() {
                         return;
                     }
                 }

@@ -89,8 +89,8 @@ pub(super) enum Action {
 
 /// What a call was for.
 enum Purpose {
-    /// A message we sent, shown as the entry with this id.
-    Send { entry: u64 },
+    /// A message we sent, shown as the entry with this id, to whom and what.
+    Send { entry: u64, own: (String, String) },
     /// A command whose answer is shown as it is.
     Show,
     /// The conversation's history.
@@ -127,6 +127,9 @@ pub(super) struct Chat {
     /// then hands over the same ones (they arrived before anyone was shown them), they are
     /// not shown twice.
     in_history: Vec<(String, u64, String)>,
+    /// What this chat sent, as (to, text), until the agent's news of it comes back: news of
+    /// what another client sent is shown; of our own, not again.
+    own_sends: Vec<(String, String)>,
     /// Now, in seconds since the epoch: today's messages show the time only.
     now: u64,
 }
@@ -146,6 +149,7 @@ impl Chat {
             waiting: HashMap::new(),
             next_tag: 1,
             in_history: Vec::new(),
+            own_sends: Vec::new(),
             now,
         };
         let hint = match &chat.peer {
@@ -288,8 +292,10 @@ impl Chat {
                 ];
                 parts.push(("  (sending…)".into(), Tone::Dim));
                 let entry = self.push(parts);
+                let own = (to.to_string(), text.clone());
+                self.own_sends.push(own.clone());
                 Some(self.call(
-                    Purpose::Send { entry },
+                    Purpose::Send { entry, own },
                     "send",
                     json!({"to": to.to_string(), "text": text}),
                 ))
@@ -354,11 +360,17 @@ impl Chat {
             return;
         };
         match (purpose, answer) {
-            (Purpose::Send { entry }, Ok(sent)) => self.sent(entry, &sent),
-            (Purpose::Send { entry }, Err(e)) => self.set_status(
-                entry,
-                (format!("  ✗ NOT SENT: {}", printable(&e)), Tone::Alarm),
-            ),
+            (Purpose::Send { entry, .. }, Ok(sent)) => self.sent(entry, &sent),
+            (Purpose::Send { entry, own }, Err(e)) => {
+                // No news of it will come.
+                if let Some(i) = self.own_sends.iter().position(|o| *o == own) {
+                    self.own_sends.remove(i);
+                }
+                self.set_status(
+                    entry,
+                    (format!("  ✗ NOT SENT: {}", printable(&e)), Tone::Alarm),
+                );
+            }
             (Purpose::History { jid }, Ok(history)) => self.show_history(&jid, &history, false),
             (Purpose::Show, Ok(shown)) => {
                 for line in shown.text {
@@ -473,6 +485,42 @@ impl Chat {
     /// A line the program would have written to standard error (a warning, the log).
     pub(super) fn on_note(&mut self, line: &str) {
         self.say(Tone::Caution, format!("-- {}", printable(line)));
+    }
+
+    /// News that a message was sent through the agent (the send's report, with `body` and
+    /// `at`): shown when another client sent it.
+    pub(super) fn on_sent(&mut self, s: &Value) {
+        let to = s["to"].as_str().unwrap_or("?");
+        let body = s["body"].as_str().unwrap_or("");
+        if let Some(i) = self
+            .own_sends
+            .iter()
+            .position(|(t, b)| t == to && b == body)
+        {
+            self.own_sends.remove(i);
+            return;
+        }
+        let mut parts = vec![
+            self.when(s["at"].as_u64()),
+            ("→ ".into(), Tone::Me),
+            (printable(to), Tone::Peer),
+            (" (by another hush command)".into(), Tone::Dim),
+            (": ".into(), Tone::Plain),
+            (printable(body), Tone::Plain),
+        ];
+        let devices = s["devices"].as_array().map_or(0, Vec::len);
+        parts.push(if s["encrypted"] == true {
+            (
+                format!(
+                    "  ✓ {}, {devices} device(s)",
+                    s["ns"].as_str().unwrap_or("?")
+                ),
+                Tone::Good,
+            )
+        } else {
+            ("  SENT IN CLEAR".into(), Tone::Alarm)
+        });
+        self.push(parts);
     }
 
     /// A message notification from the agent (see `DeliveryReport`'s JSON).
@@ -828,6 +876,41 @@ mod tests {
         assert!(
             rows.iter()
                 .any(|r| r.ends_with(": again  ✗ NOT SENT: no answer to a ping in time")),
+            "{rows:#?}"
+        );
+    }
+
+    #[test]
+    fn what_other_clients_send_shows_and_our_own_sends_show_once() {
+        let mut chat = chat_with_bob();
+        let Some(Action::Call(call)) = type_line(&mut chat, "mine") else {
+            panic!("no call")
+        };
+        let news = |body: &str| {
+            json!({"sent": true, "to": "bob@example.net", "ns": "omemo:2", "encrypted": true,
+                   "devices": [{}], "body": body, "at": NOW})
+        };
+        chat.on_sent(&news("mine"));
+        chat.on_answer(
+            call.tag,
+            Ok(Shown {
+                json: news("mine"),
+                text: vec![],
+            }),
+        );
+        chat.on_sent(&news("from a script"));
+        let rows = screen(&mut chat, 100, 8);
+        assert_eq!(
+            rows.iter().filter(|r| r.contains(": mine")).count(),
+            1,
+            "{rows:#?}"
+        );
+        assert!(
+            rows.iter().any(|r| {
+                r.ends_with(
+                "→ bob@example.net (by another hush command): from a script  ✓ omemo:2, 1 device(s)"
+            )
+            }),
             "{rows:#?}"
         );
     }
