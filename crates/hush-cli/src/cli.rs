@@ -146,6 +146,13 @@ pub(crate) enum Command {
         #[arg(long, value_name = "DEVICE", num_args = 1.., conflicts_with = "jid")]
         remove: Vec<u32>,
     },
+    /// Contacts (the roster) and presence subscriptions: a contact subscribed both ways sees
+    /// you online and gets your device changes as they happen, and you theirs. Without an
+    /// action, lists them.
+    Contacts {
+        #[command(subcommand)]
+        action: Option<ContactsAction>,
+    },
     /// Session management.
     Session {
         #[command(subcommand)]
@@ -178,6 +185,22 @@ pub(crate) enum AgentAction {
     /// Give the running agent the store passphrase again (from the usual sources: the
     /// terminal, HUSH_PASSPHRASE, --passphrase-env, --passphrase-stdin).
     Unlock,
+}
+
+#[derive(Subcommand)]
+pub(crate) enum ContactsAction {
+    /// List the contacts, and who asked to see you without being one.
+    List,
+    /// Add JID: ask to see their presence, and allow them to see yours.
+    Add {
+        /// The contact.
+        jid: String,
+    },
+    /// Remove JID, and the presence subscriptions both ways.
+    Remove {
+        /// The contact.
+        jid: String,
+    },
 }
 
 #[derive(Subcommand)]

@@ -101,6 +101,7 @@ pub(crate) fn note_raw(line: &str) {
 }
 
 /// A report given as its two forms.
+#[derive(Default)]
 pub(crate) struct Shown {
     /// The JSON object.
     pub(crate) json: Value,

@@ -287,6 +287,33 @@ fn a_message_that_cannot_be_read_shows_inline_and_reset_works_from_the_chat() {
 }
 
 #[test]
+fn a_terminal_that_goes_away_ends_the_chat_and_its_agent() {
+    let server = Prosody::start("chat-hangup");
+    let dir = scratch("chat-hangup");
+    let alice = init(&server, &dir, "alice", true);
+    let bob = init(&server, &dir, "bob", true);
+    let term = Terminal::run_hush("hangup", &alice.home, &["chat", &bob.jid], 100, 20);
+    term.wait_text(" live ");
+    assert!(alice.home.join("agent.sock").exists());
+    // The window closes: the terminal hangs up under the chat.
+    drop(term);
+    let deadline = Instant::now() + PATIENCE;
+    while alice.home.join("agent.sock").exists() {
+        assert!(
+            Instant::now() < deadline,
+            "the chat's agent still listens {PATIENCE:?} after its terminal went away"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    // The account is free again: nothing holds its session lock.
+    let sent = ok(hush(
+        &alice.home,
+        &["send", &bob.jid, "after the window closed"],
+    ));
+    assert!(sent.starts_with("sent to "), "{sent}");
+}
+
+#[test]
 fn chat_without_a_terminal_says_what_to_use_instead() {
     let dir = scratch("chat-noterm");
     let out = hush(&dir.join("home"), &["chat"]);

@@ -798,6 +798,27 @@ impl<S: Store> Hush<S> {
         self.xmpp.link_stats()
     }
 
+    /// Our contacts (the roster), with who sees whose presence.
+    pub async fn contacts(&mut self) -> Result<Vec<crate::Contact>> {
+        self.xmpp.roster().await
+    }
+
+    /// Adds `jid` as a contact: on the roster, its presence asked for and ours approved, so
+    /// that each side sees the other online and gets its device-list changes.
+    pub async fn add_contact(&mut self, jid: &BareJid) -> Result<()> {
+        self.xmpp.add_contact(jid).await
+    }
+
+    /// Removes `jid` from the contacts, and the presence subscriptions both ways.
+    pub async fn remove_contact(&mut self, jid: &BareJid) -> Result<()> {
+        self.xmpp.remove_contact(jid).await
+    }
+
+    /// Accounts not among the contacts that asked for our presence since login.
+    pub fn presence_requests(&self) -> &[BareJid] {
+        self.xmpp.presence_requests()
+    }
+
     /// Waits until the server has everything sent so far.
     pub async fn flush(&mut self) -> Result<()> {
         self.xmpp.flush().await

@@ -26,6 +26,7 @@ use crate::incoming::{classify, is_archive_result, Incoming};
 use crate::login::{self, FirstLogin};
 use crate::pep;
 use crate::queue::BoundedQueue;
+use crate::roster::{self, Contact};
 
 /// How long to wait for the server before giving up on a request.
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(20);
@@ -113,6 +114,11 @@ pub struct XmppClient {
     archive: Option<ArchiveQuery>,
     /// What the current catch-up has read so far (see [`CatchUpSpent`]).
     catch_up: CatchUpSpent,
+    /// The roster's JIDs and the requests for our presence from others.
+    book: roster::Book,
+    /// Requests for our presence not answered yet (they are answered between two reads, not
+    /// while a request waits for its answer), at most [`roster::MAX_REQUESTS`].
+    asking: Vec<BareJid>,
 }
 
 /// An archive query (XEP-0313) sent and not yet answered.
@@ -331,6 +337,8 @@ impl XmppClient {
             online: false,
             archive: None,
             catch_up: CatchUpSpent::default(),
+            book: roster::Book::default(),
+            asking: Vec::new(),
         };
         this.start_session().await?;
         Ok(this)
@@ -389,7 +397,20 @@ impl XmppClient {
             .then(|| DiscoInfoQuery::try_from(payload.clone()).ok())
             .flatten()
             .filter(|q| disco::is_our_node(q.node.as_deref()));
-        let iq = if let Some(query) = disco_query {
+        // A roster push, from our own account only (RFC 6121 §2.1.6): acknowledged.
+        let from_us = from.as_ref().is_none_or(|f| f.to_bare() == self.jid);
+        let push = (!get && from_us)
+            .then(|| xmpp_parsers::roster::Roster::try_from(payload.clone()).ok())
+            .flatten();
+        let iq = if let Some(push) = push {
+            self.book.push(&push);
+            Iq::Result {
+                from: None,
+                to: from,
+                id,
+                payload: None,
+            }
+        } else if let Some(query) = disco_query {
             Iq::Result {
                 from: None,
                 to: from,
@@ -419,6 +440,97 @@ impl XmppClient {
             }
         };
         self.send(iq.into()).await
+    }
+
+    /// Keeps a request for our presence, to be answered between two reads
+    /// ([`Self::answer_requests`]); other presence is not used.
+    fn note_presence(&mut self, p: Presence) {
+        log::debug!("presence of type {:?} from {:?}", p.type_, p.from);
+        if p.type_ != PresenceType::Subscribe {
+            return;
+        }
+        let Some(from) = p.from.map(|f| f.to_bare()) else {
+            return;
+        };
+        if from == self.jid || self.asking.contains(&from) {
+            return;
+        }
+        if self.asking.len() < roster::MAX_REQUESTS {
+            self.asking.push(from);
+        }
+    }
+
+    /// Answers the requests for our presence: approved for contacts on the roster, kept and
+    /// said for anybody else.
+    async fn answer_requests(&mut self) -> Result<()> {
+        if self.asking.is_empty() {
+            return Ok(());
+        }
+        if !self.book.is_known() {
+            self.roster().await?;
+        }
+        for jid in std::mem::take(&mut self.asking) {
+            if self.book.has(&jid) {
+                log::debug!("approved {jid}'s request for our presence (a contact)");
+                self.send(roster::presence(PresenceType::Subscribed, &jid).into())
+                    .await?;
+            } else if self.book.request(jid.clone()) {
+                log::warn!(
+                    "{jid} asks to see this account's presence and device-list changes; not                      answered, as {jid} is not a contact"
+                );
+            }
+        }
+        Ok(())
+    }
+
+    /// The roster: our contacts, with who sees whose presence.
+    pub async fn roster(&mut self) -> Result<Vec<Contact>> {
+        let get = IqRequest::Get(roster::get().into());
+        let payload = self.request(None, get, &Request::Roster).await?;
+        let roster = match payload {
+            // An empty result is an empty roster (RFC 6121 §2.1.3 allows it for versioning).
+            None => roster::get(),
+            Some(el) => {
+                xmpp_parsers::roster::Roster::try_from(el).map_err(|e| XmppError::Unreadable {
+                    request: Request::Roster,
+                    source: e.into(),
+                })?
+            }
+        };
+        let contacts = roster::contacts(roster);
+        self.book.learn(&contacts);
+        Ok(contacts)
+    }
+
+    /// Adds `jid` to the roster and asks for its presence; approves its request for ours if
+    /// one came since login (one that comes later, or waits on the server until we are
+    /// online, is approved when it arrives: see [`Self::answer_requests`]). No approval is
+    /// sent ahead of a request: Prosody 0.12 answers a request against such a pre-approval
+    /// (RFC 6121 §3.4) without recording the subscription on the asking side.
+    pub async fn add_contact(&mut self, jid: &BareJid) -> Result<()> {
+        let asked_us = self.book.requests().contains(jid) || self.asking.contains(jid);
+        let set = IqRequest::Set(roster::add(jid).into());
+        self.request(None, set, &Request::Roster).await?;
+        self.book.push(&roster::add(jid));
+        self.send(roster::presence(PresenceType::Subscribe, jid).into())
+            .await?;
+        if asked_us {
+            self.send(roster::presence(PresenceType::Subscribed, jid).into())
+                .await?;
+        }
+        Ok(())
+    }
+
+    /// Removes `jid` from the roster; the server ends the subscriptions both ways.
+    pub async fn remove_contact(&mut self, jid: &BareJid) -> Result<()> {
+        let set = IqRequest::Set(roster::remove(jid).into());
+        self.request(None, set, &Request::Roster).await?;
+        Ok(())
+    }
+
+    /// Accounts not on the roster that asked for our presence since login, oldest first.
+    pub fn presence_requests(&self) -> &[BareJid] {
+        self.book.requests()
     }
 
     /// Takes the device lists that arrived as PEP notifications since the last call.
@@ -555,6 +667,7 @@ impl XmppClient {
                         }
                     }
                     Some(Event::Stanza(Stanza::Message(m))) => self.sort(m),
+                    Some(Event::Stanza(Stanza::Presence(p))) => self.note_presence(p),
                     Some(Event::Stanza(Stanza::Iq(iq @ (Iq::Get { .. } | Iq::Set { .. })))) => self.answer(iq).await?,
                     Some(Event::Stream(e)) => self.note_link(e),
                     None => return Err(XmppError::Disconnected(Disconnect::StreamEnded)),
@@ -872,6 +985,7 @@ impl XmppClient {
         wake: Option<&tokio::sync::Notify>,
     ) -> Result<Option<Incoming>> {
         self.go_online().await?;
+        self.answer_requests().await?;
         if let Some(m) = self.pending.pop() {
             return Ok(Some(m));
         }
@@ -902,6 +1016,10 @@ impl XmppClient {
                     }
                     Event::Stanza(Stanza::Iq(iq @ (Iq::Get { .. } | Iq::Set { .. }))) => {
                         self.answer(iq).await?;
+                    }
+                    Event::Stanza(Stanza::Presence(p)) => {
+                        self.note_presence(p);
+                        self.answer_requests().await?;
                     }
                     Event::Stream(e) => {
                         self.note_link(e);

@@ -224,6 +224,8 @@ pub enum Request {
     ArchiveQuery,
     /// A ping (XEP-0199), to learn that what was sent before arrived.
     Ping,
+    /// Reading or changing the roster (RFC 6121).
+    Roster,
     /// Writing a stanza to the connection.
     Send,
 }
@@ -237,6 +239,7 @@ impl fmt::Display for Request {
             Self::Fetch { node, jid } => write!(f, "fetching {node} of {jid}"),
             Self::ArchiveQuery => f.write_str("the archive query"),
             Self::Ping => f.write_str("a ping"),
+            Self::Roster => f.write_str("the roster request"),
             Self::Send => f.write_str("sending (is the connection down?)"),
         }
     }

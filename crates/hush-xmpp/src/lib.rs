@@ -22,6 +22,7 @@ pub use hush_engine::{
 };
 mod queue;
 mod resolve;
+mod roster;
 
 pub use account::{
     resource, Delivery, Hush, SendOptions, SendReport, DEFAULT_INACTIVE_AFTER, ROLLBACK_WARNING,
@@ -32,6 +33,7 @@ pub use error::{
     Request, Result, XmppError,
 };
 pub use incoming::{Incoming, Payload};
+pub use roster::{Contact, Subscription};
 pub use tokio_xmpp::parsers::jid::BareJid;
 
 /// Entry points for the fuzz targets in `fuzz/`, built only with the `fuzzing` feature: not

@@ -28,7 +28,7 @@ use super::rpc::{self, Fault, Params};
 use super::{socket_path, AgentError, MAX_SOCKET_PATH};
 use crate::advice::Me;
 use crate::commands::{
-    bare, connect, devices, fingerprint, history, me, send, session, status, trust,
+    bare, connect, contacts, devices, fingerprint, history, me, send, session, status, trust,
 };
 use crate::error::{CliError, Kind, Result};
 use crate::home::Home;
@@ -613,6 +613,20 @@ impl Account {
                 session::report(unlocked(&mut self.hush)?.store_mut(), &jid, device)
                     .map(shown)
                     .map_err(failed)
+            }
+            "contacts" | "add_contact" | "remove_contact" => {
+                let change = match method {
+                    "contacts" => contacts::Change::List,
+                    "add_contact" => contacts::Change::Add(bare(p.string("jid")?).map_err(failed)?),
+                    _ => contacts::Change::Remove(bare(p.string("jid")?).map_err(failed)?),
+                };
+                let mut done = contacts::report(unlocked(&mut self.hush)?, &change)
+                    .await
+                    .map_err(failed)?;
+                Ok(shown(match change {
+                    contacts::Change::List => list("contacts", done),
+                    _ => done.pop().unwrap_or_default(),
+                }))
             }
             "remove_devices" => {
                 let remove = p.device_ids("devices")?;

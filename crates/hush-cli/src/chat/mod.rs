@@ -149,8 +149,9 @@ async fn run_loop(
     mut ch: Channels,
     stop: &Notify,
 ) -> Result<()> {
-    // The clock only changes which messages count as today's.
-    let mut clock = tokio::time::interval(Duration::from_secs(30));
+    // The clock changes which messages count as today's, and notices a terminal that went
+    // away without a signal (crossterm then never reports anything).
+    let mut clock = tokio::time::interval(Duration::from_secs(1));
     let mut drawn: Vec<u64> = Vec::new();
     let (mut feed_open, mut answers_open, mut notes_open) = (true, true, true);
     loop {
@@ -191,7 +192,12 @@ async fn run_loop(
                 None
             },
             () = stop.notified() => Some(Action::Quit),
-            _ = clock.tick() => None,
+            _ = clock.tick() => {
+                if !std::io::stdin().is_terminal() {
+                    return Err(CliError::Terminal(std::io::Error::other("the terminal closed")));
+                }
+                None
+            },
         };
         match action {
             Some(Action::Quit) => return Ok(()),
@@ -332,7 +338,6 @@ impl Drop for Screen {
 /// The thread that reads the terminal's events (crossterm reads them blocking).
 struct Keys {
     done: Arc<AtomicBool>,
-    thread: Option<std::thread::JoinHandle<()>>,
 }
 
 impl Keys {
@@ -340,7 +345,7 @@ impl Keys {
     fn start() -> (Self, UnboundedReceiver<std::io::Result<Event>>) {
         let (tx, rx) = unbounded_channel();
         let done = Arc::new(AtomicBool::new(false));
-        let thread = {
+        {
             let done = done.clone();
             std::thread::spawn(move || {
                 while !done.load(Ordering::SeqCst) {
@@ -354,20 +359,15 @@ impl Keys {
                         return;
                     }
                 }
-            })
-        };
-        let keys = Self {
-            done,
-            thread: Some(thread),
-        };
-        (keys, rx)
+            });
+        }
+        (Self { done }, rx)
     }
 
-    /// Ends the thread (within [`KEY_POLL`]).
-    fn stop(mut self) {
+    /// Ends the thread (within [`KEY_POLL`]) without waiting for it: on a terminal that was
+    /// hung up, crossterm reads the end of input again and again and never returns, and the
+    /// process ends soon after the chat anyway.
+    fn stop(self) {
         self.done.store(true, Ordering::SeqCst);
-        if let Some(thread) = self.thread.take() {
-            let _ = thread.join();
-        }
     }
 }

@@ -2,6 +2,7 @@
 //! commands share (connecting, parsing a JID, the clock).
 
 mod config;
+pub(crate) mod contacts;
 pub(crate) mod devices;
 pub(crate) mod fingerprint;
 pub(crate) mod history;
@@ -20,7 +21,7 @@ use hush_xmpp::{BareJid, ConnectOptions, Hush};
 
 use crate::advice::Me;
 use crate::agent::client::Agent;
-use crate::cli::{AgentAction, Cli, Command, SessionAction, StoreAction};
+use crate::cli::{AgentAction, Cli, Command, ContactsAction, SessionAction, StoreAction};
 use crate::error::{CliError, Result};
 use crate::home::{Config, Home, PassphraseSource};
 use crate::output::{Printer, Shown};
@@ -125,6 +126,9 @@ pub(crate) async fn run(cli: Cli) -> Result<()> {
             recv::run(&home, count, until, out).await
         }
         Command::Fingerprint => fingerprint::run(&home, out),
+        Command::Contacts { action } => {
+            contacts::run(&home, &contacts_change(action.as_ref())?, out).await
+        }
         Command::Chat { jid } => {
             let jid = jid.map(|j| bare(&j)).transpose()?;
             crate::chat::run(home, jid).await
@@ -189,6 +193,13 @@ fn served_by_agent(
         Command::Devices { jid: None, remove } => {
             ("remove_devices", json!({"devices": remove}), None)
         }
+        Command::Contacts { action } => match contacts_change(action.as_ref())? {
+            contacts::Change::List => ("contacts", json!({}), Some("contacts")),
+            contacts::Change::Add(jid) => ("add_contact", json!({"jid": jid.to_string()}), None),
+            contacts::Change::Remove(jid) => {
+                ("remove_contact", json!({"jid": jid.to_string()}), None)
+            }
+        },
         Command::Session {
             action: SessionAction::Reset { jid, device },
         } => (
@@ -215,6 +226,15 @@ fn show_from_agent(result: Shown, list: Option<&str>, out: Printer) -> Result<()
         }
         _ => out.show(&result),
     }
+}
+
+/// What `hush contacts [ACTION]` asks for.
+fn contacts_change(action: Option<&ContactsAction>) -> Result<contacts::Change> {
+    Ok(match action {
+        None | Some(ContactsAction::List) => contacts::Change::List,
+        Some(ContactsAction::Add { jid }) => contacts::Change::Add(bare(jid)?),
+        Some(ContactsAction::Remove { jid }) => contacts::Change::Remove(bare(jid)?),
+    })
 }
 
 /// `jid` as a bare JID, or a clear error (naming the bare JID when a full one was given).
