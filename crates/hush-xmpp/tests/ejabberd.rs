@@ -23,6 +23,11 @@ async fn omemo_through_ejabberd_in_both_namespaces() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn contacts_subscribe_both_ways_through_ejabberd() {
+    support::contacts_both_ways(&Ejabberd::start("contacts")).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_devices_carbons_and_a_catch_up_through_ejabberd() {
     let server = Ejabberd::start("accounts");
     let mut phone = account(&server, None, "alice", 11).await;

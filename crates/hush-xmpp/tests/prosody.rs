@@ -24,6 +24,11 @@ async fn omemo_through_prosody_in_both_namespaces() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn contacts_subscribe_both_ways_through_prosody() {
+    support::contacts_both_ways(&Prosody::start("contacts")).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn refusals_are_clear_and_bounded() {
     let server = Prosody::start("refusals");
     let jid = server.register("dave", "right");

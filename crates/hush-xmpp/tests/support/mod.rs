@@ -197,3 +197,66 @@ pub async fn omemo_in_both_namespaces(server: &impl XmppServer) {
         "plaintext found in the server's data directory"
     );
 }
+
+/// Reads on `hush` (which answers requests for its presence as it reads) until `done` holds
+/// for its contacts and the requests it was sent, or fails after 60 s.
+pub async fn read_until(
+    hush: &mut Hush<MemoryStore>,
+    what: &str,
+    done: impl Fn(&[hush_xmpp::Contact], &[hush_xmpp::BareJid]) -> bool,
+) {
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    loop {
+        let contacts = hush.contacts().await.unwrap();
+        if done(&contacts, hush.presence_requests()) {
+            return;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "{}: not {what} within 60 s: {contacts:?}, asked by {:?}",
+            hush.jid(),
+            hush.presence_requests()
+        );
+        // Reading is what lets presence arrive and be answered; nothing else is expected.
+        let d = hush.receive(Duration::from_millis(300)).await.unwrap();
+        assert!(d.is_none(), "{d:?}");
+    }
+}
+
+/// Contacts (RFC 6121): Alice adds Bob while he is offline; Bob, online, sees her request and
+/// does not answer it until he adds her; Alice, online, accepts his: both ways on both sides.
+/// Then she removes him, and he no longer sees her.
+pub async fn contacts_both_ways(server: &impl XmppServer) {
+    use hush_xmpp::Subscription;
+    let mut alice = account(server, None, "alice", 51).await;
+    let mut bob = account(server, None, "bob", 61).await;
+    let (a, b) = (alice.jid().clone(), bob.jid().clone());
+    alice.add_contact(&b).await.unwrap();
+    let mine = alice.contacts().await.unwrap();
+    assert_eq!(mine.len(), 1, "{mine:?}");
+    assert_eq!(
+        (mine[0].subscription, mine[0].asked),
+        (Subscription::None, true)
+    );
+
+    read_until(&mut bob, "asked by Alice", |c, asks| {
+        c.is_empty() && asks == [a.clone()]
+    })
+    .await;
+    bob.add_contact(&a).await.unwrap();
+    read_until(&mut alice, "both ways", |c, _| {
+        c.len() == 1 && c[0].jid == b && c[0].subscription == Subscription::Both
+    })
+    .await;
+    read_until(&mut bob, "both ways", |c, asks| {
+        c.len() == 1 && c[0].subscription == Subscription::Both && !c[0].asked && asks.is_empty()
+    })
+    .await;
+
+    alice.remove_contact(&b).await.unwrap();
+    assert!(alice.contacts().await.unwrap().is_empty());
+    read_until(&mut bob, "no longer subscribed", |c, _| {
+        c.len() == 1 && c[0].subscription == Subscription::None
+    })
+    .await;
+}
