@@ -269,7 +269,9 @@ impl CliError {
             CliError::Xmpp(x) => match x {
                 X::LoginRejected { .. } => Kind::Authentication,
                 X::NotSent { .. } | X::NoPep(_) => Kind::Refused,
-                X::BadJid(_) | X::InsecureNotLoopback(_) | X::RemoveSelf(_) => Kind::Usage,
+                X::BadJid(_) | X::InsecureNotLoopback(_) | X::RemoveSelf(_) | X::TooBig { .. } => {
+                    Kind::Usage
+                }
                 X::DeviceListTooLong { .. } => Kind::Refused,
                 x if x.is_connection() => Kind::Network,
                 X::ConnectTimeout { .. } | X::NoLoginMechanism { .. } => Kind::Network,

@@ -408,6 +408,38 @@ fn text_output_never_shows_a_forged_line() {
     }
 }
 
+/// A message larger than servers take (Prosody closes the connection on a stanza over 256 KiB,
+/// which `send` reported as "no answer to a ping" while history kept it as sent) is refused
+/// before anything is committed: exit 2, nothing in history, and the next send goes through.
+#[test]
+fn a_message_too_big_for_the_server_is_refused_and_not_recorded() {
+    let server = Prosody::start("cli-big");
+    let dir = scratch("cli-big");
+    let alice = init(&server, &dir, "alice", true);
+    let bob = init(&server, &dir, "bob", true);
+    ok(hush(&alice.home, &["send", &bob.jid, "first"]));
+    let big = "x".repeat(240_000);
+    let out = hush_with_input(&alice.home, &["send", &bob.jid, "-"], big.as_bytes());
+    assert_eq!(out.status.code(), Some(2), "{out:?}");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("servers refuse stanzas over") && err.contains("nothing was sent"),
+        "{err}"
+    );
+    let history = ok(hush(&alice.home, &["--json", "history", &bob.jid]));
+    let bodies: Vec<Value> = json_lines(&history)
+        .iter()
+        .map(|m| m["body"].clone())
+        .collect();
+    assert_eq!(bodies, ["first"]);
+    ok(hush(&alice.home, &["send", &bob.jid, "after the big one"]));
+    let got: Vec<Value> = recv_json(&bob, 2)
+        .iter()
+        .map(|m| m["body"].clone())
+        .collect();
+    assert_eq!(got, ["first", "after the big one"]);
+}
+
 /// An empty `HOME` or `XDG_DATA_HOME` is unset, as the XDG spec says: `hush` must not make or
 /// read an account in `./hush` of whatever directory it runs in. (Before, it looked for one
 /// in the working directory.)

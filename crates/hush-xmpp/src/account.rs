@@ -556,6 +556,7 @@ impl<S: Store> Hush<S> {
         (transaction, stanza): (Transaction, MessageStanza),
     ) -> Result<hush_store::Committed> {
         crate::client::addressee(&stanza)?;
+        crate::client::fits(&stanza)?;
         let committed = self.store.commit(transaction)?;
         self.xmpp.send_message(&stanza).await?;
         Ok(committed)

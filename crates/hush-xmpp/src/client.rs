@@ -1208,6 +1208,27 @@ impl XmppClient {
     }
 }
 
+/// The largest stanza sent: 256 KiB is the default limit of Prosody (`c2s_stanza_size_limit`)
+/// and ejabberd (`max_stanza_size`), less room for what the server adds on the way.
+pub const MAX_SENT_STANZA: usize = 256 * 1024 - 2048;
+
+/// [`XmppError::TooBig`] when `stanza` written out is larger than [`MAX_SENT_STANZA`]:
+/// checked before anything is committed for it.
+pub(crate) fn fits(stanza: &MessageStanza) -> Result<()> {
+    let mut bytes = Vec::new();
+    if stanza.to_element().write_to(&mut bytes).is_err() {
+        // Not writable at all: `send_message` says why.
+        return Ok(());
+    }
+    if bytes.len() > MAX_SENT_STANZA {
+        return Err(XmppError::TooBig {
+            bytes: bytes.len(),
+            limit: MAX_SENT_STANZA,
+        });
+    }
+    Ok(())
+}
+
 /// The addressee of `stanza` as a bare JID, or [`XmppError::BadJid`]: checked before anything
 /// is committed for it, and again before it is sent.
 pub(crate) fn addressee(stanza: &MessageStanza) -> Result<BareJid> {

@@ -64,6 +64,15 @@ pub enum XmppError {
         /// What the XMPP library objected to.
         source: Box<xmpp_parsers::FromElementError>,
     },
+    /// The message would make a stanza larger than servers take: nothing was committed or
+    /// sent. (Prosody answers a larger one by closing the connection.)
+    #[error("the message would be a stanza of {bytes} bytes, and servers refuse stanzas over {limit} bytes by default (Prosody, ejabberd); nothing was sent: send a shorter text")]
+    TooBig {
+        /// The stanza's size.
+        bytes: usize,
+        /// The most we send.
+        limit: usize,
+    },
     /// The server answered a request with an error.
     #[error("the server refused {request}: {}", condition_name(condition))]
     Refused {

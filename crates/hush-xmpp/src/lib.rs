@@ -27,7 +27,7 @@ mod roster;
 pub use account::{
     resource, Delivery, Hush, SendOptions, SendReport, DEFAULT_INACTIVE_AFTER, ROLLBACK_WARNING,
 };
-pub use client::{ArchivePage, ConnectOptions, LinkStats, XmppClient};
+pub use client::{ArchivePage, ConnectOptions, LinkStats, XmppClient, MAX_SENT_STANZA};
 pub use error::{
     condition_name, login_condition, ArchiveFault, DefinedCondition, Disconnect, LoginCondition,
     Request, Result, XmppError,
