@@ -14,6 +14,9 @@ pub(crate) fn on_interrupt(stop: impl FnOnce() + Send + 'static) {
         signals.next().await;
         stop();
         let code = signals.next().await;
+        // A chat on the screen gives the terminal back first.
+        crate::chat::give_back_terminal();
+        crate::output::divert_notes(None);
         crate::output::note(
             "interrupted again: stopping at once; what was received is in `hush history`",
         );

@@ -59,7 +59,7 @@ fn needs_escape(c: char) -> bool {
 /// How many columns `c` can take at most on a terminal: an ASCII character one, a tab eight,
 /// anything else two (wide characters take two, combining ones none). Breaking lines by this
 /// upper bound breaks them no later than the terminal would.
-fn most_columns(c: char) -> usize {
+pub(crate) fn most_columns(c: char) -> usize {
     match c {
         '\t' => 8,
         ' '..='~' => 1,

@@ -657,8 +657,8 @@ impl Account {
                     sent: p.flag("sent")?,
                 });
                 // What arrived while nobody listened follows this response, in order (see
-                // `handle`).
-                Ok(json!({"subscribed": true}))
+                // `handle`): `backlog` says how many.
+                Ok(json!({"subscribed": true, "backlog": self.backlog.len()}))
             }
             "ack" => {
                 let seq = p

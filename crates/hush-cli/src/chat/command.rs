@@ -133,8 +133,19 @@ pub(super) fn parse(line: &str) -> Result<Line, CommandError> {
                     what: "a device id or fingerprint",
                 });
             }
-            // A fingerprint may be typed in groups of eight, as `hush devices` shows it.
-            let device: String = command.split_whitespace().skip(1).collect();
+            // A fingerprint may be typed in groups of eight hex digits, as `hush devices` shows
+            // it; anything else is one device.
+            let words: Vec<&str> = command.split_whitespace().skip(1).collect();
+            let groups = words
+                .iter()
+                .all(|w| w.len() == 8 && w.bytes().all(|b| b.is_ascii_hexdigit()));
+            if words.len() > 1 && !groups {
+                return Err(bad(
+                    if name == "trust" { "trust" } else { "distrust" },
+                    "takes one device id, or a fingerprint (in groups of eight if you like)".into(),
+                ));
+            }
+            let device: String = words.concat();
             if name == "trust" {
                 Command::Trust(device)
             } else {
@@ -235,9 +246,17 @@ mod tests {
             Ok(Line::Command(Command::Trust("05a1b2c3d4e5f6a7".into())))
         );
         assert_eq!(
-            parse("/distrust 1 2 3"),
-            Ok(Line::Command(Command::Distrust("123".into())))
+            parse("/distrust 1234"),
+            Ok(Line::Command(Command::Distrust("1234".into())))
         );
+        // Two device ids are not one: `/trust 1 2` must not trust device 12.
+        assert!(matches!(
+            parse("/trust 1 2"),
+            Err(CommandError::Bad {
+                command: "trust",
+                ..
+            })
+        ));
     }
 
     #[test]

@@ -46,6 +46,21 @@ use crate::output::Shown;
 
 /// How long the key-reading thread waits for a key before looking whether the chat ended.
 const KEY_POLL: Duration = Duration::from_millis(100);
+/// Messages taken at most between two draws.
+const DRAIN: usize = 1_000;
+
+/// Whether the chat holds the terminal (raw, on the alternate screen): a second signal, which
+/// ends the process at once, gives it back first (see [`give_back_terminal`]).
+static TERMINAL_TAKEN: AtomicBool = AtomicBool::new(false);
+
+/// Gives the terminal back if the chat holds it: bracketed paste off, raw mode off, the
+/// alternate screen left. For ways out that skip the chat's own (a second signal, a panic).
+pub(crate) fn give_back_terminal() {
+    if TERMINAL_TAKEN.swap(false, Ordering::SeqCst) {
+        let _ = execute!(std::io::stdout(), DisableBracketedPaste);
+        let _ = ratatui::try_restore();
+    }
+}
 
 /// Runs the chat with `peer` (or nobody yet) until the user leaves.
 pub(crate) async fn run(home: Home, peer: Option<BareJid>) -> Result<()> {
@@ -62,21 +77,33 @@ pub(crate) async fn run(home: Home, peer: Option<BareJid>) -> Result<()> {
         "no agent runs for this account: one runs inside this chat until you leave \
          (other `hush` commands use it meanwhile)",
     );
+    // On a thread of its own: neither a slow draw nor the agent's own work (a catch-up)
+    // holds up the other.
     let switch = StopSwitch::default();
     let (ready, listening) = oneshot::channel();
-    let agent = server::serve(home, switch.clone(), Some(ready));
-    let chat = async {
-        // When the agent fails before it listens, its error is the one to report.
-        if listening.await.is_err() {
-            return Ok(());
-        }
-        let chatted = converse(path, peer).await;
-        switch.stop();
-        chatted
+    let (done, served) = oneshot::channel();
+    {
+        let switch = switch.clone();
+        std::thread::spawn(move || {
+            let result = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .map_err(CliError::Runtime)
+                .and_then(|rt| rt.block_on(server::serve(home, switch, Some(ready))));
+            let _ = done.send(result);
+        });
+    }
+    // When the agent fails before it listens, its error is the one to report.
+    let chatted = match listening.await {
+        Ok(()) => converse(path, peer).await,
+        Err(_) => Ok(()),
     };
-    let (served, chatted) = tokio::join!(agent, chat);
-    chatted?;
-    served
+    switch.stop();
+    let served = served
+        .await
+        .unwrap_or_else(|_| Err(AgentError::Closed.into()));
+    // The agent's failure explains the chat's ("the agent went away").
+    served.and(chatted)
 }
 
 /// The chat, on the agent listening at `path`.
@@ -114,7 +141,7 @@ async fn converse(path: PathBuf, peer: Option<BareJid>) -> Result<()> {
     }
 
     let (notes_tx, notes) = unbounded_channel();
-    let screen = Screen::open()?;
+    let mut screen = Screen::open()?;
     crate::output::divert_notes(Some(notes_tx));
     let (keys, key_rx) = Keys::start();
     let channels = Channels {
@@ -124,10 +151,13 @@ async fn converse(path: PathBuf, peer: Option<BareJid>) -> Result<()> {
         answers,
         notes,
     };
-    let result = run_loop(&mut chat, screen, key_rx, channels, &stop).await;
+    let result = run_loop(&mut chat, &mut screen, key_rx, channels, &stop).await;
     keys.stop();
+    drop(screen);
     crate::output::divert_notes(None);
-    feeding.abort();
+    // The last acknowledgements go out (the loop's channels are closed: the feed ends after
+    // them), or what was drawn would go to the next reader again.
+    let _ = tokio::time::timeout(Duration::from_secs(2), feeding).await;
     calling.abort();
     result
 }
@@ -144,7 +174,7 @@ struct Channels {
 /// Draws, then waits for the next thing to happen, until the user leaves or a signal comes.
 async fn run_loop(
     chat: &mut Chat,
-    mut screen: Screen,
+    screen: &mut Screen,
     mut key_rx: UnboundedReceiver<std::io::Result<Event>>,
     mut ch: Channels,
     stop: &Notify,
@@ -152,7 +182,9 @@ async fn run_loop(
     // The clock changes which messages count as today's, and notices a terminal that went
     // away without a signal (crossterm then never reports anything).
     let mut clock = tokio::time::interval(Duration::from_secs(1));
-    let mut drawn: Vec<u64> = Vec::new();
+    // The newest message drawn and not acknowledged yet (acknowledging it acknowledges every
+    // one before it).
+    let mut drawn: Option<u64> = None;
     let (mut feed_open, mut answers_open, mut notes_open) = (true, true, true);
     loop {
         chat.set_now(unix_now());
@@ -161,7 +193,7 @@ async fn run_loop(
             .draw(|frame| chat.draw(frame))
             .map_err(CliError::Terminal)?;
         // Acknowledged once drawn: what never reached the screen goes to the next reader.
-        for seq in drawn.drain(..) {
+        if let Some(seq) = drawn.take() {
             let _ = ch.acks.send(seq);
         }
         let action = tokio::select! {
@@ -210,18 +242,29 @@ async fn run_loop(
             }
             None => {}
         }
+        // Whatever else is ready is taken before the next draw: a backlog of thousands of
+        // messages is not drawn one by one.
+        for _ in 0..DRAIN {
+            match ch.feed.try_recv() {
+                Ok(f) => on_feed(chat, f, &mut drawn),
+                Err(_) => break,
+            }
+        }
+        while let Ok(line) = ch.notes.try_recv() {
+            chat.on_note(&line);
+        }
     }
 }
 
-fn on_feed(chat: &mut Chat, feed: Feed, drawn: &mut Vec<u64>) {
+fn on_feed(chat: &mut Chat, feed: Feed, drawn: &mut Option<u64>) {
     match feed {
         Feed::History(jid, Ok(history)) => chat.show_history(&jid, &history, true),
         Feed::History(_, Err(e)) => chat.on_note(&format!("the history could not be read: {e}")),
-        Feed::Live => chat.on_live(),
+        Feed::Live(backlog) => chat.on_live(backlog),
         Feed::Message(m) => {
             chat.on_message(&m);
             if let Some(seq) = m["seq"].as_u64() {
-                drawn.push(seq);
+                *drawn = Some(drawn.map_or(seq, |d| d.max(seq)));
             }
         }
         Feed::Sent(s) => chat.on_sent(&s),
@@ -233,8 +276,9 @@ fn on_feed(chat: &mut Chat, feed: Feed, drawn: &mut Vec<u64>) {
 enum Feed {
     /// The conversation's history, read before subscribing.
     History(BareJid, std::result::Result<Shown, AgentError>),
-    /// Subscribed: what follows is new (or arrived while nobody was shown it).
-    Live,
+    /// Subscribed: the first this many messages arrived while nobody was shown them, the
+    /// rest are new.
+    Live(usize),
     /// A message notification.
     Message(Value),
     /// A message sent through the agent (by this chat, or another client).
@@ -259,14 +303,19 @@ async fn feed_from(
             .await;
         let _ = feed.send(Feed::History(peer, history));
     }
-    if let Err(e) = agent
+    match agent
         .call("subscribe", json!({"ack": true, "sent": true}))
         .await
     {
-        let _ = feed.send(Feed::Lost(e.to_string()));
-        return;
+        Ok(subscribed) => {
+            let backlog = subscribed.json["backlog"].as_u64().unwrap_or(0);
+            let _ = feed.send(Feed::Live(usize::try_from(backlog).unwrap_or(usize::MAX)));
+        }
+        Err(e) => {
+            let _ = feed.send(Feed::Lost(e.to_string()));
+            return;
+        }
     }
-    let _ = feed.send(Feed::Live);
     loop {
         tokio::select! {
             next = agent.next_notification(Duration::from_secs(3600)) => match next {
@@ -321,8 +370,22 @@ struct Screen {
 
 impl Screen {
     fn open() -> Result<Self> {
-        let terminal = ratatui::try_init().map_err(CliError::Terminal)?;
+        TERMINAL_TAKEN.store(true, Ordering::SeqCst);
+        let terminal = match ratatui::try_init() {
+            Ok(t) => t,
+            Err(e) => {
+                // Raw mode may be on already.
+                give_back_terminal();
+                return Err(CliError::Terminal(e));
+            }
+        };
         let screen = Self { terminal };
+        // A panic gives the terminal back whole (ratatui's own hook leaves bracketed paste on).
+        let hook = std::panic::take_hook();
+        std::panic::set_hook(Box::new(move |info| {
+            give_back_terminal();
+            hook(info);
+        }));
         execute!(std::io::stdout(), EnableBracketedPaste).map_err(CliError::Terminal)?;
         Ok(screen)
     }
@@ -330,8 +393,7 @@ impl Screen {
 
 impl Drop for Screen {
     fn drop(&mut self) {
-        let _ = execute!(std::io::stdout(), DisableBracketedPaste);
-        let _ = ratatui::try_restore();
+        give_back_terminal();
     }
 }
 

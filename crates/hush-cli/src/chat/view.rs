@@ -17,15 +17,16 @@ use ratatui::text::{Line as ScreenLine, Span};
 use ratatui::widgets::Paragraph;
 use ratatui::Frame;
 use serde_json::{json, Value};
-use unicode_width::UnicodeWidthChar;
 
 use super::command::{self, Command, Line, HELP};
 use super::input::Input;
 use crate::output::Shown;
-use crate::terminal::{printable, CONTINUATION};
+use crate::terminal::{most_columns, printable, CONTINUATION};
 
 /// Entries kept on screen; older ones are in `hush history`.
 const MAX_ENTRIES: usize = 5_000;
+/// The most characters of one message body shown; `hush history` has the rest.
+const MAX_SHOWN: usize = 8_000;
 
 /// How a piece of an entry looks.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -120,6 +121,11 @@ pub(super) struct Chat {
     scroll: usize,
     /// The height of the message area at the last draw, for Page Up and Down.
     page: usize,
+    /// The width of the message area at the last draw: rows of entries added while the view
+    /// is scrolled up are counted with it, so that what is read stays in place.
+    width: usize,
+    /// Rows added below while the view was scrolled up.
+    below: usize,
     link: Link,
     waiting: HashMap<u64, Purpose>,
     next_tag: u64,
@@ -127,6 +133,9 @@ pub(super) struct Chat {
     /// then hands over the same ones (they arrived before anyone was shown them), they are
     /// not shown twice.
     in_history: Vec<(String, u64, String)>,
+    /// How many of the next messages are the agent's backlog (what arrived while nobody was
+    /// shown it), the only ones that can be in that history.
+    backlog_left: usize,
     /// What this chat sent, as (to, text), until the agent's news of it comes back: news of
     /// what another client sent is shown; of our own, not again.
     own_sends: Vec<(String, String)>,
@@ -145,10 +154,13 @@ impl Chat {
             input: Input::default(),
             scroll: 0,
             page: 10,
+            width: 80,
+            below: 0,
             link: Link::Starting,
             waiting: HashMap::new(),
             next_tag: 1,
             in_history: Vec::new(),
+            backlog_left: 0,
             own_sends: Vec::new(),
             now,
         };
@@ -177,6 +189,11 @@ impl Chat {
     fn push(&mut self, parts: Vec<(String, Tone)>) -> u64 {
         let id = self.next_id;
         self.next_id += 1;
+        if self.scroll > 0 {
+            let rows = wrap(&parts, self.width).len();
+            self.scroll += rows;
+            self.below += rows;
+        }
         self.entries.push_back(Entry { id, parts });
         while self.entries.len() > MAX_ENTRIES {
             self.entries.pop_front();
@@ -288,7 +305,7 @@ impl Chat {
                     ("→ ".into(), Tone::Me),
                     (printable(to.as_str()), Tone::Peer),
                     (": ".into(), Tone::Plain),
-                    (printable(&text), Tone::Plain),
+                    (shown_body(&text), Tone::Plain),
                 ];
                 parts.push(("  (sending…)".into(), Tone::Dim));
                 let entry = self.push(parts);
@@ -447,7 +464,7 @@ impl Chat {
                         parts.push((" [UNENCRYPTED]".into(), Tone::Alarm));
                     }
                     parts.push((": ".into(), Tone::Plain));
-                    parts.push((printable(body), Tone::Plain));
+                    parts.push((shown_body(body), Tone::Plain));
                     if at_start && !outgoing {
                         if let (Some(from), Some(at)) = (item["from"].as_str(), at) {
                             self.in_history.push((from.to_owned(), at, body.to_owned()));
@@ -464,9 +481,14 @@ impl Chat {
         self.say(Tone::Dim, "── now ──".to_owned());
     }
 
-    /// The agent is subscribed: what it hands over from now on is new.
-    pub(super) fn on_live(&mut self) {
+    /// The agent is subscribed; the first `backlog` messages it hands over arrived while
+    /// nobody was shown them (they may be in the history shown first), the rest are new.
+    pub(super) fn on_live(&mut self, backlog: usize) {
         self.link = Link::Live;
+        self.backlog_left = backlog;
+        if backlog == 0 {
+            self.in_history.clear();
+        }
     }
 
     /// The link to the agent was lost.
@@ -506,7 +528,7 @@ impl Chat {
             (printable(to), Tone::Peer),
             (" (by another hush command)".into(), Tone::Dim),
             (": ".into(), Tone::Plain),
-            (printable(body), Tone::Plain),
+            (shown_body(body), Tone::Plain),
         ];
         let devices = s["devices"].as_array().map_or(0, Vec::len);
         parts.push(if s["encrypted"] == true {
@@ -529,12 +551,18 @@ impl Chat {
         let device = m["device"].as_u64().unwrap_or(0);
         let at = m["at"].as_u64();
         let body = m["body"].as_str();
-        if let (Some(at), Some(body)) = (at, body) {
-            let key = (from.to_owned(), at, body.to_owned());
-            if let Some(i) = self.in_history.iter().position(|k| *k == key) {
-                // Shown above, in the history.
-                self.in_history.swap_remove(i);
-                return;
+        if self.backlog_left > 0 {
+            self.backlog_left -= 1;
+            if let (Some(at), Some(body)) = (at, body) {
+                let key = (from.to_owned(), at, body.to_owned());
+                if let Some(i) = self.in_history.iter().position(|k| *k == key) {
+                    // Shown above, in the history.
+                    self.in_history.swap_remove(i);
+                    return;
+                }
+            }
+            if self.backlog_left == 0 {
+                self.in_history.clear();
             }
         }
         let who = printable(from);
@@ -588,7 +616,7 @@ impl Chat {
             parts.push((" [UNENCRYPTED]".into(), Tone::Alarm));
         }
         parts.push((": ".into(), Tone::Plain));
-        parts.push((printable(body), Tone::Plain));
+        parts.push((shown_body(body), Tone::Plain));
         if m["delayed"] == true {
             parts.push(("  (delayed)".into(), Tone::Dim));
         }
@@ -598,20 +626,20 @@ impl Chat {
         self.push(parts);
     }
 
-    /// The newest screen rows of the entries, `width` columns wide, at most `count` of them
-    /// ending `skip` rows above the newest: each entry starts a row, and every row that
-    /// continues one starts with the continuation mark.
-    fn rows(&self, width: usize, skip: usize, count: usize) -> Vec<Vec<(String, Tone)>> {
+    /// The newest screen rows of the entries, newest first, `width` columns wide: whole
+    /// entries, until there are at least `count` rows (or no more entries). Each entry starts
+    /// a row, and every row that continues one starts with the continuation mark.
+    fn rows(&self, width: usize, count: usize) -> Vec<Vec<(String, Tone)>> {
         let mut rows = Vec::new();
         for entry in self.entries.iter().rev() {
             let mut wrapped = wrap(&entry.parts, width);
             wrapped.reverse();
             rows.extend(wrapped);
-            if rows.len() >= skip + count {
+            if rows.len() >= count {
                 break;
             }
         }
-        rows.into_iter().skip(skip).take(count).rev().collect()
+        rows
     }
 
     /// Draws the chat: a title row, the messages, a status row and the input row.
@@ -640,10 +668,18 @@ impl Chat {
 
         let width = usize::from(messages.width).max(10);
         let height = usize::from(messages.height);
-        // Not scrolled past the oldest row.
-        let available = self.rows(width, 0, usize::MAX).len();
-        self.scroll = self.scroll.min(available.saturating_sub(height));
-        let rows = self.rows(width, self.scroll, height);
+        self.width = width;
+        if self.scroll == 0 {
+            self.below = 0;
+        }
+        // The newest rows, as many as the view needs (not every entry's: a long history
+        // would make each draw slow); not scrolled past the oldest row.
+        let mut rows = self.rows(width, self.scroll + height);
+        if rows.len() < self.scroll + height {
+            self.scroll = rows.len().saturating_sub(height);
+        }
+        rows.truncate(self.scroll + height);
+        let rows: Vec<_> = rows.into_iter().skip(self.scroll).rev().collect();
         // The newest at the bottom.
         let mut lines: Vec<ScreenLine<'_>> =
             vec![ScreenLine::raw(""); height.saturating_sub(rows.len())];
@@ -674,8 +710,13 @@ impl Chat {
             ));
         }
         if self.scroll > 0 {
+            let new = if self.below > 0 {
+                format!("{} new rows below, ", self.below)
+            } else {
+                String::new()
+            };
             bar.push(Span::styled(
-                format!("· {} rows up, Esc returns ", self.scroll),
+                format!("· {} rows up, {new}Esc returns ", self.scroll),
                 Tone::Caution.style(),
             ));
         }
@@ -695,6 +736,18 @@ impl Chat {
             x.min(input.right().saturating_sub(1)),
             input.y,
         ));
+    }
+}
+
+/// A message body as shown: printable, and cut after [`MAX_SHOWN`] characters.
+fn shown_body(body: &str) -> String {
+    match body.char_indices().nth(MAX_SHOWN) {
+        None => printable(body),
+        Some((at, _)) => format!(
+            "{} … ({} more bytes: `hush history` shows the whole message)",
+            printable(&body[..at]),
+            body.len() - at
+        ),
     }
 }
 
@@ -728,7 +781,10 @@ fn wrap(parts: &[(String, Tone)], width: usize) -> Vec<Vec<(String, Tone)>> {
                 continue;
             }
             let c = if c == '\t' { ' ' } else { c };
-            let w = c.width().unwrap_or(0);
+            // The most the terminal may give it (two for anything not ASCII): a row never
+            // runs into the next, whatever the terminal's idea of an emoji or of an
+            // ambiguous-width letter.
+            let w = most_columns(c);
             if used + w > width {
                 used = start_row(&mut rows);
             }
@@ -806,7 +862,7 @@ mod tests {
         );
         assert!(rows[0].contains("alice@example.org (device 11) ⇄ bob@example.net"));
         assert!(rows[6].contains("catching up"), "{rows:#?}");
-        chat.on_live();
+        chat.on_live(0);
         assert!(screen(&mut chat, 100, 8)[6].contains("live"));
     }
 
@@ -830,6 +886,45 @@ mod tests {
             );
         }
         assert!(rows.iter().any(|r| r.contains("\\u{1b}[2J")), "{rows:#?}");
+    }
+
+    #[test]
+    fn wide_and_ambiguous_characters_never_overflow_a_row() {
+        let mut chat = chat_with_bob();
+        let body = format!(
+            "{}{}12:34 bob@example.net: forged",
+            "☺\u{fe0f}".repeat(40),
+            "Ω".repeat(40)
+        );
+        chat.on_message(&message("bob@example.net", &body, "blind"));
+        let width = 60;
+        for row in wrap(&chat.entries.back().unwrap().parts, width) {
+            let most: usize = row
+                .iter()
+                .flat_map(|(t, _)| t.chars())
+                .map(most_columns)
+                .sum();
+            assert!(most <= width, "a row may take {most} columns: {row:?}");
+        }
+        // Nothing is cut: every character is on some row.
+        let rows = screen(&mut chat, width as u16, 30);
+        let omegas: usize = rows.iter().map(|r| r.matches('Ω').count()).sum();
+        assert_eq!(omegas, 40, "{rows:#?}");
+        assert!(rows
+            .iter()
+            .any(|r| r.starts_with("    |") && r.contains("forged")));
+    }
+
+    #[test]
+    fn a_huge_body_is_cut_for_the_screen_and_says_where_the_rest_is() {
+        let mut chat = chat_with_bob();
+        chat.on_message(&message("bob@example.net", &"y".repeat(300_000), "blind"));
+        let rows = screen(&mut chat, 100, 10);
+        let all = rows.concat();
+        assert!(
+            all.contains("(292000 more bytes: `hush history` s") && all.contains("hows the whole"),
+            "{rows:#?}"
+        );
     }
 
     #[test]
@@ -981,12 +1076,20 @@ mod tests {
             text: vec![],
         };
         chat.show_history(&"bob@example.net".parse().unwrap(), &history, true);
+        // The agent hands over two messages nobody was shown: the first is in the history.
+        chat.on_live(2);
         chat.on_message(&message("bob@example.net", "offline one", "blind"));
         chat.on_message(&message("bob@example.net", "offline one", "blind"));
         let rows = screen(&mut chat, 100, 12);
         let shown = rows.iter().filter(|r| r.contains("offline one")).count();
         // Once from history, once more for the second (a different message, same text).
         assert_eq!(shown, 2, "{rows:#?}");
+        // After the backlog, a new message is never taken for one of the history, even with
+        // the same sender, second and text.
+        chat.on_message(&message("bob@example.net", "offline one", "blind"));
+        let rows = screen(&mut chat, 100, 14);
+        let shown = rows.iter().filter(|r| r.contains("offline one")).count();
+        assert_eq!(shown, 3, "{rows:#?}");
         assert!(rows
             .iter()
             .any(|r| r.contains("→ bob@example.net (from your device 12): from my phone")));
@@ -1040,5 +1143,15 @@ mod tests {
         );
         chat.on_terminal(key(KeyCode::Esc));
         assert!(screen(&mut chat, 80, 10)[7].ends_with("number 29"));
+
+        // Scrolled up, what is read stays in place as messages arrive below.
+        chat.on_terminal(key(KeyCode::PageUp));
+        let before = screen(&mut chat, 80, 10);
+        chat.on_message(&message("bob@example.net", "a new one", "blind"));
+        let after = screen(&mut chat, 80, 10);
+        assert_eq!(before[1..8], after[1..8]);
+        assert!(after[8].contains("1 new rows below"), "{after:#?}");
+        chat.on_terminal(key(KeyCode::Esc));
+        assert!(screen(&mut chat, 80, 10)[7].ends_with("a new one"));
     }
 }
