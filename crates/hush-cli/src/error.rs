@@ -152,7 +152,7 @@ pub(crate) enum CliError {
 #[derive(Debug, Error)]
 pub(crate) enum Unverified {
     /// No session with it yet: no key to compare.
-    #[error("device {0}: no session yet (exchange a message first)")]
+    #[error("device {0}: no session with it, and its published keys could not be read")]
     NoSession(u32),
     /// The key we hold is not the one in the URI.
     #[error("device {device}: FINGERPRINT MISMATCH — we hold {held}, the URI says {uri}; not verified (someone may be intercepting)")]

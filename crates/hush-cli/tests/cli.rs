@@ -408,6 +408,50 @@ fn text_output_never_shows_a_forged_line() {
     }
 }
 
+/// A contact's device can be verified before it ever wrote (the newcomer's case: `send`
+/// names a new device and says to verify it, and `verify` answered "no session yet"): the key
+/// is read from its published bundle. A URI with another key is a mismatch, and nothing is
+/// verified.
+#[test]
+fn a_device_is_verified_from_its_published_keys_before_any_message() {
+    let server = Prosody::start("cli-verify-early");
+    let dir = scratch("cli-verify-early");
+    let alice = init(&server, &dir, "alice", true);
+    let bob = init(&server, &dir, "bob", true);
+    let theirs = &json_lines(&ok(hush(&bob.home, &["--json", "fingerprint"])))[0];
+    let uri = theirs["uri"].as_str().unwrap().to_owned();
+    let device = theirs["device"].as_u64().unwrap();
+
+    // A key that is not the one Bob's device publishes: a mismatch, nothing verified.
+    let fp = theirs["fingerprint"].as_str().unwrap().replace(' ', "");
+    let flipped = if fp.ends_with('0') { "1" } else { "0" };
+    let forged = uri.replace(&fp, &format!("{}{flipped}", &fp[..fp.len() - 1]));
+    assert_ne!(forged, uri);
+    let refused = hush(&alice.home, &["verify", &forged]);
+    assert!(!refused.status.success());
+    assert!(
+        String::from_utf8_lossy(&refused.stderr).contains("FINGERPRINT MISMATCH"),
+        "{refused:?}"
+    );
+
+    let verified = ok(hush(&alice.home, &["--json", "verify", &uri]));
+    let verified = &json_lines(&verified)[0];
+    assert_eq!(verified["device"], device, "{verified}");
+    assert_eq!(verified["trust"], "verified", "{verified}");
+    // The first message goes to a verified device.
+    ok(hush(&alice.home, &["send", &bob.jid, "hello, verified"]));
+    let status = &json_lines(&ok(hush(&alice.home, &["--json", "status", &bob.jid])))[0];
+    let reader = status["readers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["device"] == device)
+        .unwrap_or_else(|| panic!("{status}"))
+        .clone();
+    assert_eq!(reader["trust"], "verified", "{status}");
+    assert_eq!(recv_json(&bob, 1)[0]["body"], "hello, verified");
+}
+
 /// A message larger than servers take (Prosody closes the connection on a stanza over 256 KiB,
 /// which `send` reported as "no answer to a ping" while history kept it as sent) is refused
 /// before anything is committed: exit 2, nothing in history, and the next send goes through.

@@ -799,6 +799,30 @@ impl<S: Store> Hush<S> {
         self.xmpp.link_stats()
     }
 
+    /// The identity key device `device` of `jid` publishes, from its bundle (`omemo:2` first,
+    /// then legacy), whose signed prekey it must have signed: to verify a device before any
+    /// session with it exists.
+    pub async fn published_identity(
+        &mut self,
+        jid: &BareJid,
+        device: u32,
+    ) -> Result<hush_proto::IdentityKey> {
+        let mut failed = None;
+        for suite in Suite::ALL {
+            match self.xmpp.bundle(jid, suite, device).await {
+                Ok(bundle) => {
+                    bundle.verify()?;
+                    return Ok(bundle.identity);
+                }
+                Err(e) => failed = Some(e),
+            }
+        }
+        Err(failed.unwrap_or(XmppError::NothingPublished {
+            jid: jid.to_string(),
+            node: "bundle".into(),
+        }))
+    }
+
     /// Our contacts (the roster), with who sees whose presence.
     pub async fn contacts(&mut self) -> Result<Vec<crate::Contact>> {
         self.xmpp.roster().await

@@ -637,7 +637,8 @@ impl Account {
             }
             "verify" => {
                 let uri = p.string("uri")?;
-                let verified = trust::verify_uri(unlocked(&mut self.hush)?.store_mut(), uri)
+                let verified = trust::verify_fetching(unlocked(&mut self.hush)?, uri)
+                    .await
                     .map_err(failed)?;
                 Ok(shown(list("devices", verified)))
             }

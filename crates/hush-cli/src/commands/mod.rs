@@ -98,7 +98,7 @@ pub(crate) async fn run(cli: Cli) -> Result<()> {
         }
         Command::History { jid, limit } => history::run(&home, &bare(&jid)?, limit, out),
         Command::Status { jid } => status::run(&home, &bare(&jid)?, out),
-        Command::Verify { uri } => trust::run_verify(&home, &uri, out),
+        Command::Verify { uri } => trust::run_verify(&home, &uri, out).await,
         Command::Trust { jid, device } => trust::run(
             &home,
             &bare(&jid)?,

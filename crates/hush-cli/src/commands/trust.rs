@@ -3,7 +3,7 @@
 
 use hush_proto::{IdentityKey, Suite};
 use hush_store::{SqliteStore, Store, Trust};
-use hush_xmpp::BareJid;
+use hush_xmpp::{BareJid, Hush};
 use serde_json::json;
 
 use super::unix_now;
@@ -44,24 +44,52 @@ pub(crate) fn decide(
         .collect())
 }
 
-/// `hush verify URI`.
-pub(super) fn run_verify(home: &Home, uri: &str, out: Printer) -> Result<()> {
-    let mut store = home.open_store()?;
-    for verified in verify_uri(&mut store, uri)? {
-        out.show(&verified)?;
+/// `hush verify URI`: from the store alone when it holds a session with every device the URI
+/// names; otherwise connected, to read the others' published keys.
+pub(super) async fn run_verify(home: &Home, uri: &str, out: Printer) -> Result<()> {
+    let store = home.open_store()?;
+    let (_, keys) = claims(&store, uri)?;
+    let verified = if keys.iter().all(|k| k.2.is_some()) {
+        let mut store = store;
+        reports(verify(&mut store, uri, unix_now())?)
+    } else {
+        drop(store);
+        let (mut hush, _) = super::connect(home).await?;
+        let verified = verify_fetching(&mut hush, uri).await;
+        hush.close().await?;
+        verified?
+    };
+    for v in verified {
+        out.show(&v)?;
     }
     Ok(())
 }
 
-/// Verifies the devices a verification URI names and reports each.
-pub(crate) fn verify_uri(store: &mut SqliteStore, uri: &str) -> Result<Vec<Shown>> {
-    Ok(verify(store, uri, unix_now())?
+/// Verifies the devices a verification URI names and reports each: a device we hold no
+/// session with (a contact's new device that has not written yet) is checked against the
+/// identity key it publishes.
+pub(crate) async fn verify_fetching(hush: &mut Hush<SqliteStore>, uri: &str) -> Result<Vec<Shown>> {
+    let (jid, mut keys) = claims(hush.store(), uri)?;
+    if keys.iter().any(|k| k.2.is_none()) {
+        let owner = super::bare(&jid)?;
+        for (device, _, held) in keys.iter_mut().filter(|k| k.2.is_none()) {
+            match hush.published_identity(&owner, *device).await {
+                Ok(identity) => *held = Some(identity),
+                Err(e) => log::warn!("the published keys of device {device} of {jid}: {e}"),
+            }
+        }
+    }
+    Ok(reports(settle(hush.store_mut(), jid, keys, unix_now())?))
+}
+
+fn reports(verified: Vec<(u32, String)>) -> Vec<Shown> {
+    verified
         .into_iter()
         .map(|(d, fp)| Shown {
             json: json!({"device": d, "fingerprint": fp, "trust": "verified"}),
             text: vec![format!("device {d} ({fp}): verified")],
         })
-        .collect())
+        .collect()
 }
 
 fn hex_only(s: &str) -> String {
@@ -168,9 +196,19 @@ fn key_matches(identity: &IdentityKey, hex: &str) -> bool {
 /// `hush verify URI`: marks each listed device verified if the key we hold for it is the one in
 /// the URI; a different key is reported as a mismatch and left as it is.
 pub(crate) fn verify(store: &mut SqliteStore, uri: &str, now: u64) -> Result<Vec<(u32, String)>> {
+    let (jid, keys) = claims(store, uri)?;
+    settle(store, jid, keys, now)
+}
+
+/// A device of a verification URI: its id, the key the URI gives (hex), and the identity key
+/// we have for it, if any.
+type Claim = (u32, String, Option<IdentityKey>);
+
+/// The JID and devices a verification URI names, each with the identity key of our session
+/// with it, if we hold one.
+fn claims(store: &SqliteStore, uri: &str) -> Result<(String, Vec<Claim>)> {
     let (jid, keys) = parse_uri(uri)?;
-    let mut done = Vec::new();
-    let mut problems = Vec::new();
+    let mut claims = Vec::with_capacity(keys.len());
     for (device, hex) in keys {
         let mut held = None;
         for suite in Suite::ALL {
@@ -183,6 +221,22 @@ pub(crate) fn verify(store: &mut SqliteStore, uri: &str, now: u64) -> Result<Vec
                 break;
             }
         }
+        claims.push((device, hex, held));
+    }
+    Ok((jid, claims))
+}
+
+/// Marks verified each claimed device whose key is the one we have for it; a different key is
+/// a mismatch, no key at all a problem of its own; both are reported, and left as they were.
+fn settle(
+    store: &mut SqliteStore,
+    jid: String,
+    claims: Vec<Claim>,
+    now: u64,
+) -> Result<Vec<(u32, String)>> {
+    let mut done = Vec::new();
+    let mut problems = Vec::new();
+    for (device, hex, held) in claims {
         match held {
             None => problems.push(Unverified::NoSession(device)),
             Some(identity) if key_matches(&identity, &hex) => {
