@@ -93,7 +93,7 @@ pub(crate) enum CliError {
     #[error("{0} (or opt out with --unencrypted-store)")]
     NewPassphrase(HomeError),
     /// `hush trust` / `distrust` named no device we hold a session with.
-    #[error("no device `{which}` of {jid} with a session here (exchange a message first, then check `hush devices {jid}`)")]
+    #[error("no device `{which}` of {jid}: none we hold a session with, none it publishes (`hush devices {jid}` lists those we know)")]
     NoSuchDevice {
         /// The contact.
         jid: String,
@@ -101,7 +101,7 @@ pub(crate) enum CliError {
         which: String,
     },
     /// `hush trust` / `distrust` with a fingerprint no device we know has.
-    #[error("no device of {jid} we hold a session with has the fingerprint {fingerprint}; nothing was changed (`hush devices {jid}` lists the fingerprints we know — if theirs is not there, they have a device we have not met yet: exchange a message first)")]
+    #[error("no device of {jid} has the fingerprint {fingerprint}, neither one we hold a session with nor one it publishes; nothing was changed (`hush devices {jid}` lists the fingerprints we know; compare theirs again)")]
     NoSuchFingerprint {
         /// The contact.
         jid: String,

@@ -450,6 +450,30 @@ fn a_device_is_verified_from_its_published_keys_before_any_message() {
         .clone();
     assert_eq!(reader["trust"], "verified", "{status}");
     assert_eq!(recv_json(&bob, 1)[0]["body"], "hello, verified");
+
+    // Bob's second device, new: trusted by its fingerprint (as `hush fingerprint` shows it,
+    // in groups) before it wrote or was written to.
+    let phone = init(&server, &dir, "bob", false);
+    let second = &json_lines(&ok(hush(&phone.home, &["--json", "fingerprint"])))[0];
+    let trusted = ok(hush(
+        &alice.home,
+        &[
+            "--json",
+            "trust",
+            &bob.jid,
+            second["fingerprint"].as_str().unwrap(),
+        ],
+    ));
+    let trusted = &json_lines(&trusted)[0];
+    assert_eq!(trusted["device"], second["device"], "{trusted}");
+    assert_eq!(trusted["trust"], "verified", "{trusted}");
+    // A fingerprint no device has is still an error, after looking at what Bob publishes.
+    let unknown = hush(&alice.home, &["trust", &bob.jid, &"ab".repeat(32)]);
+    assert_eq!(unknown.status.code(), Some(2), "{unknown:?}");
+    assert!(
+        String::from_utf8_lossy(&unknown.stderr).contains("nor one it publishes"),
+        "{unknown:?}"
+    );
 }
 
 /// A message larger than servers take (Prosody closes the connection on a stanza over 256 KiB,

@@ -823,6 +823,21 @@ impl<S: Store> Hush<S> {
         }))
     }
 
+    /// The devices `jid` publishes, in either suite (each id once).
+    pub async fn published_devices(&mut self, jid: &BareJid) -> Result<Vec<u32>> {
+        let mut ids = Vec::new();
+        for suite in Suite::ALL {
+            match self.xmpp.device_list(jid, suite).await {
+                Ok(list) => ids.extend(list.devices.iter().map(|d| d.id)),
+                Err(XmppError::NothingPublished { .. }) => {}
+                Err(e) => return Err(e),
+            }
+        }
+        ids.sort_unstable();
+        ids.dedup();
+        Ok(ids)
+    }
+
     /// Our contacts (the roster), with who sees whose presence.
     pub async fn contacts(&mut self) -> Result<Vec<crate::Contact>> {
         self.xmpp.roster().await

@@ -602,9 +602,9 @@ impl Account {
                 } else {
                     hush_store::Trust::Distrusted
                 };
-                let decided =
-                    trust::decide(unlocked(&mut self.hush)?.store_mut(), &jid, which, trust)
-                        .map_err(failed)?;
+                let decided = trust::decide_fetching(unlocked(&mut self.hush)?, &jid, which, trust)
+                    .await
+                    .map_err(failed)?;
                 Ok(shown(list("devices", decided)))
             }
             "reset" => {

@@ -99,20 +99,26 @@ pub(crate) async fn run(cli: Cli) -> Result<()> {
         Command::History { jid, limit } => history::run(&home, &bare(&jid)?, limit, out),
         Command::Status { jid } => status::run(&home, &bare(&jid)?, out),
         Command::Verify { uri } => trust::run_verify(&home, &uri, out).await,
-        Command::Trust { jid, device } => trust::run(
-            &home,
-            &bare(&jid)?,
-            &device,
-            hush_store::Trust::Verified,
-            out,
-        ),
-        Command::Distrust { jid, device } => trust::run(
-            &home,
-            &bare(&jid)?,
-            &device,
-            hush_store::Trust::Distrusted,
-            out,
-        ),
+        Command::Trust { jid, device } => {
+            trust::run(
+                &home,
+                &bare(&jid)?,
+                &device,
+                hush_store::Trust::Verified,
+                out,
+            )
+            .await
+        }
+        Command::Distrust { jid, device } => {
+            trust::run(
+                &home,
+                &bare(&jid)?,
+                &device,
+                hush_store::Trust::Distrusted,
+                out,
+            )
+            .await
+        }
         Command::Recv {
             count,
             timeout,

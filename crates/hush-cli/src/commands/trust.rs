@@ -11,8 +11,10 @@ use crate::error::{CliError, Result, Unverified};
 use crate::home::Home;
 use crate::output::{trust_name, Printer, Shown};
 
-/// `hush trust` / `hush distrust JID DEVICE-OR-FINGERPRINT`.
-pub(super) fn run(
+/// `hush trust` / `hush distrust JID DEVICE-OR-FINGERPRINT`: from the store alone when a
+/// device we hold a session with matches; otherwise connected, to look among the devices the
+/// contact publishes.
+pub(super) async fn run(
     home: &Home,
     jid: &BareJid,
     which: &str,
@@ -20,10 +22,68 @@ pub(super) fn run(
     out: Printer,
 ) -> Result<()> {
     let mut store = home.open_store()?;
-    for decided in decide(&mut store, jid, which, trust)? {
-        out.show(&decided)?;
+    let decided = match decide(&mut store, jid, which, trust) {
+        Err(CliError::NoSuchDevice { .. } | CliError::NoSuchFingerprint { .. }) => {
+            drop(store);
+            let (mut hush, _) = super::connect(home).await?;
+            let decided = decide_fetching(&mut hush, jid, which, trust).await;
+            hush.close().await?;
+            decided?
+        }
+        other => other?,
+    };
+    for d in decided {
+        out.show(&d)?;
     }
     Ok(())
+}
+
+/// [`decide`], and when no device we hold a session with matches, the devices `jid` publishes
+/// (their keys read from their bundles): a contact's device can be trusted or refused before
+/// it ever wrote.
+pub(crate) async fn decide_fetching(
+    hush: &mut Hush<SqliteStore>,
+    jid: &BareJid,
+    which: &str,
+    trust: Trust,
+) -> Result<Vec<Shown>> {
+    let none = match decide(hush.store_mut(), jid, which, trust) {
+        Err(e @ (CliError::NoSuchDevice { .. } | CliError::NoSuchFingerprint { .. })) => e,
+        other => return other,
+    };
+    let wanted_fp = hex_only(which);
+    let wanted_device = which.parse::<u32>().ok();
+    let devices = match wanted_device {
+        Some(d) => vec![d],
+        None => hush.published_devices(jid).await?,
+    };
+    let owner = jid.to_string();
+    let now = unix_now();
+    let mut decided = Vec::new();
+    for device in devices {
+        let Ok(identity) = hush.published_identity(jid, device).await else {
+            continue;
+        };
+        let fp = identity.fingerprint();
+        if wanted_device == Some(device) || (wanted_fp.len() >= 16 && hex_only(&fp) == wanted_fp) {
+            hush.store_mut().set_trust(&owner, &identity, trust, now)?;
+            decided.push(decision(&owner, device, &fp, trust));
+        }
+    }
+    if decided.is_empty() {
+        return Err(none);
+    }
+    Ok(decided)
+}
+
+fn decision(jid: &str, device: u32, fp: &str, trust: Trust) -> Shown {
+    Shown {
+        json: json!({"jid": jid, "device": device, "fingerprint": fp, "trust": trust_name(Some(trust))}),
+        text: vec![format!(
+            "{jid} device {device} ({fp}): {}",
+            trust_name(Some(trust))
+        )],
+    }
 }
 
 /// Sets the trust of `jid`'s device(s) matching `which` (an id or a fingerprint) and reports
@@ -37,10 +97,7 @@ pub(crate) fn decide(
     let jid = jid.to_string();
     Ok(set_trust(store, &jid, which, trust, unix_now())?
         .into_iter()
-        .map(|(d, fp)| Shown {
-            json: json!({"jid": jid, "device": d, "fingerprint": fp, "trust": trust_name(Some(trust))}),
-            text: vec![format!("{jid} device {d} ({fp}): {}", trust_name(Some(trust)))],
-        })
+        .map(|(d, fp)| decision(&jid, d, &fp, trust))
         .collect())
 }
 
