@@ -1,8 +1,15 @@
-//! What the key agent costs (issue #14): one message sent through `hush agent`'s socket
-//! (JSON-RPC, as a script in another process sends it) against one sent with the in-process
-//! API (`Hush::send_text`), both to the same contact on a private Prosody, sessions
-//! established, stores on disk. Target: the agent's cost per message at most 1.5× the
-//! in-process one.
+//! What the key agent costs (issue #14), on a private Prosody with sessions established and
+//! stores on disk:
+//!
+//! - `agent/send/…`: one message sent through `hush agent`'s socket (JSON-RPC, as a script in
+//!   another process sends it) against one sent with the in-process API (`Hush::send_text`).
+//! - `agent/notify/…`: one message from an in-process sender until a subscriber of the agent's
+//!   socket has its notification (and acknowledged it), against until an in-process receiver
+//!   (`Hush::receive`) has it.
+//! - `agent/history/…`: the last 200 messages of a conversation through the socket, with the
+//!   agent holding 10,000 messages with 50 contacts; its resident memory is printed then.
+//!
+//! Target: the agent's cost per message at most 1.5× the in-process one.
 //!
 //! `cargo bench -p hush-cli --bench agent` measures; `cargo test --benches` runs each once.
 
@@ -115,15 +122,40 @@ impl Rpc {
         }
     }
 
-    fn send(&mut self, to: &str, text: &str) {
+    /// Calls `method` and gives its result (notifications read meanwhile are dropped: only a
+    /// subscribed connection gets them, and it calls nothing but `ack`).
+    fn call(&mut self, method: &str, params: serde_json::Value) -> serde_json::Value {
         self.id += 1;
-        let request = serde_json::json!({"jsonrpc": "2.0", "id": self.id, "method": "send",
-                                         "params": {"to": to, "text": text}});
+        let request = serde_json::json!({"jsonrpc": "2.0", "id": self.id, "method": method,
+                                         "params": params});
         writeln!(self.writer, "{request}").unwrap();
+        loop {
+            let answer = self.line();
+            if answer.get("id").is_some() {
+                assert!(answer.get("error").is_none(), "{answer}");
+                return answer["result"].clone();
+            }
+        }
+    }
+
+    fn line(&mut self) -> serde_json::Value {
         let mut line = String::new();
         self.reader.read_line(&mut line).unwrap();
-        let answer: serde_json::Value = serde_json::from_str(&line).unwrap();
-        assert_eq!(answer["result"]["sent"], true, "{answer}");
+        serde_json::from_str(&line).unwrap()
+    }
+
+    fn send(&mut self, to: &str, text: &str) {
+        let result = self.call("send", serde_json::json!({"to": to, "text": text}));
+        assert_eq!(result["sent"], true, "{result}");
+    }
+
+    /// The next message notification's body, acknowledged.
+    fn next_body(&mut self) -> String {
+        let n = self.line();
+        assert_eq!(n["method"], "message", "{n}");
+        let seq = n["params"]["seq"].clone();
+        self.call("ack", serde_json::json!({"seq": seq}));
+        n["params"]["body"].as_str().unwrap_or_default().to_owned()
     }
 }
 
@@ -190,13 +222,140 @@ fn agent_against_in_process(c: &mut Criterion) {
                 .unwrap();
         })
     });
+    // Receiving: Carol writes to Alice (her agent; a script subscribed to it) and to Dave (in
+    // this process); each iteration ends when the message is in the reader's hands.
+    let mut dave = rt.block_on(in_process(&server, &dir, "dave"));
+    let dave_jid = dave.jid().clone();
+    let alice_jid: BareJid = _alice.parse().unwrap();
+    let mut feed = Rpc::connect(&alice_home);
+    feed.call("subscribe", serde_json::json!({"ack": true}));
+    for (to, first) in [(&alice_jid, true), (&dave_jid, false)] {
+        rt.block_on(carol.send_text(to, "hello")).unwrap();
+        if first {
+            assert_eq!(feed.next_body(), "hello");
+        } else {
+            let d = rt.block_on(dave.receive(Duration::from_secs(20))).unwrap();
+            assert_eq!(d.unwrap().body.as_deref(), Some("hello"));
+        }
+    }
+    group.bench_function("notify/through_the_agent", |b| {
+        b.iter(|| {
+            n += 1;
+            let text = format!("to the agent {n}");
+            rt.block_on(carol.send_text(&alice_jid, &text)).unwrap();
+            assert_eq!(feed.next_body(), text);
+        })
+    });
+    group.bench_function("notify/in_process", |b| {
+        b.iter(|| {
+            n += 1;
+            let text = format!("in process {n}");
+            rt.block_on(carol.send_text(&dave_jid, &text)).unwrap();
+            let d = rt.block_on(dave.receive(Duration::from_secs(20))).unwrap();
+            assert_eq!(d.unwrap().body.as_deref(), Some(text.as_str()));
+        })
+    });
     group.finish();
+    drop(feed);
     drop(rpc);
     drop(agent);
     let _ = rt.block_on(carol.close());
+    let _ = rt.block_on(dave.close());
     drop(server);
     let _ = std::fs::remove_dir_all(&dir);
 }
 
-criterion_group!(benches, agent_against_in_process);
+/// Messages and contacts in the store of the agent whose memory is measured.
+const HISTORY: usize = 10_000;
+const CONTACTS: usize = 50;
+
+/// The resident memory of process `pid`, in KiB.
+fn rss_kib(pid: u32) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .unwrap()
+}
+
+fn agent_memory(c: &mut Criterion) {
+    let dir = scratch().join("memory");
+    let server = Prosody::start("agent-memory");
+    let jid = server.register("erin", "pw");
+    let home = dir.join("erin");
+    ok(hush(&home)
+        .args(["init", "--jid", &jid, "--server", &server.address()])
+        .args(["--insecure-loopback", "--password-env", "HUSH_TEST_PW"])
+        .arg("--unencrypted-store")
+        .output()
+        .unwrap());
+    // 10,000 messages sent to 50 contacts, as history holds them (marked sent: nothing
+    // waits in the outbox), written straight into the store before the agent opens it.
+    {
+        let mut store = SqliteStore::open(home.join("store.db"), &Default::default()).unwrap();
+        let device = store.account().unwrap().unwrap().device.device_id();
+        for i in 0..HISTORY {
+            let message = hush_store::Outgoing {
+                ids: hush_store::MessageIds {
+                    origin_id: Some(format!("bench-{i}")),
+                    ..Default::default()
+                },
+                peer: format!("contact{}@localhost", i % CONTACTS),
+                sender: jid.clone(),
+                sender_device: device,
+                suite: hush_proto::Suite::Omemo2,
+                at: 1_700_000_000 + i as u64,
+                body: format!("message {i}: an ordinary line of chat, about as long as most")
+                    .into_bytes(),
+                encrypted: true,
+                stanza: Vec::new(),
+            };
+            let id = store.commit_outgoing(&[], &message).unwrap();
+            store.mark_sent(id).unwrap();
+        }
+    }
+    let agent = agent(&home);
+    let mut rpc = Rpc::connect(&home);
+    for k in 0..CONTACTS {
+        let got = rpc.call(
+            "history",
+            serde_json::json!({"jid": format!("contact{k}@localhost"), "limit": 200}),
+        );
+        assert_eq!(
+            got["messages"].as_array().unwrap().len(),
+            HISTORY / CONTACTS
+        );
+    }
+    eprintln!(
+        "agent/memory: the agent's resident memory with {HISTORY} messages with {CONTACTS} \
+         contacts, each conversation's history read once: {} KiB",
+        rss_kib(agent.0.id())
+    );
+    let mut group = c.benchmark_group("agent");
+    group.sample_size(20);
+    group.warm_up_time(Duration::from_secs(1));
+    group.measurement_time(Duration::from_secs(5));
+    let mut k = 0;
+    group.bench_function("history/200_of_10000_messages", |b| {
+        b.iter(|| {
+            k = (k + 1) % CONTACTS;
+            rpc.call(
+                "history",
+                serde_json::json!({"jid": format!("contact{k}@localhost"), "limit": 200}),
+            )
+        })
+    });
+    group.finish();
+    eprintln!(
+        "agent/memory: after the history bench: {} KiB",
+        rss_kib(agent.0.id())
+    );
+    drop(rpc);
+    drop(agent);
+    drop(server);
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+criterion_group!(benches, agent_against_in_process, agent_memory);
 criterion_main!(benches);
