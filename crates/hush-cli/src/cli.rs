@@ -165,6 +165,10 @@ pub(crate) enum Command {
     Agent {
         #[command(subcommand)]
         action: Option<AgentAction>,
+        /// Ask on this terminal before serving each new connection (naming the process),
+        /// like `ssh-add -c`; the answer holds while it stays connected.
+        #[arg(long)]
+        confirm: bool,
     },
     /// The store on disk.
     Store {

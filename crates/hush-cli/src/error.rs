@@ -287,7 +287,9 @@ impl CliError {
             }
             CliError::Agent(crate::agent::AgentError::Locked) => Kind::Authentication,
             CliError::Agent(
-                crate::agent::AgentError::NotRunning(_) | crate::agent::AgentError::PathTooLong(_),
+                crate::agent::AgentError::NotRunning(_)
+                | crate::agent::AgentError::PathTooLong(_)
+                | crate::agent::AgentError::NoTerminalToAsk(_),
             ) => Kind::Usage,
             CliError::Agent(_) => Kind::Failed,
             CliError::Partial { .. } => Kind::Partial,

@@ -324,3 +324,72 @@ fn chat_without_a_terminal_says_what_to_use_instead() {
         "{err}"
     );
 }
+
+/// `hush agent --confirm` (confirm-on-use, like `ssh-add -c`): each new connection is asked
+/// about on the agent's terminal, naming the process; yes serves it, no refuses it (exit 5),
+/// and nothing is done. Without a terminal to ask on, the agent does not start.
+#[test]
+fn a_confirming_agent_asks_on_its_terminal_before_serving_a_connection() {
+    let server = Prosody::start("agent-confirm");
+    let dir = scratch("agent-confirm");
+    let alice = init(&server, &dir, "alice", true);
+    let bob = init(&server, &dir, "bob", true);
+
+    let alone = Command::new("setsid")
+        .arg("--wait")
+        .arg(env!("CARGO_BIN_EXE_hush"))
+        .arg("--home")
+        .arg(&alice.home)
+        .args(["agent", "--confirm"])
+        .env("HUSH_PASSPHRASE", PASSPHRASE)
+        .stdin(std::process::Stdio::null())
+        .output()
+        .unwrap();
+    assert_eq!(alone.status.code(), Some(2), "{alone:?}");
+    assert!(
+        String::from_utf8_lossy(&alone.stderr).contains("has none"),
+        "{alone:?}"
+    );
+
+    let term = Terminal::run_hush("confirm", &alice.home, &["agent", "--confirm"], 150, 30);
+    term.wait_text("listening on");
+    // A send waits for the answer at the agent's terminal ...
+    let sending = std::thread::spawn({
+        let (home, to) = (alice.home.clone(), bob.jid.clone());
+        move || hush(&home, &["send", &to, "allowed at the terminal"])
+    });
+    term.wait_text("[y/N]");
+    let screen = term.screen();
+    assert!(
+        screen
+            .iter()
+            .any(|r| r.contains("send") && r.contains(&bob.jid)),
+        "the question names the command line: {screen:#?}"
+    );
+    term.type_line("y");
+    let sent = ok(sending.join().unwrap());
+    assert!(sent.starts_with("sent to "), "{sent}");
+    // ... and one refused there is refused, with nothing done.
+    let reading = std::thread::spawn({
+        let (home, jid) = (alice.home.clone(), bob.jid.clone());
+        move || hush(&home, &["history", &jid])
+    });
+    term.wait_for("a second question", |s| {
+        s.iter().filter(|r| r.contains("[y/N]")).count() == 2
+    });
+    term.type_line("n");
+    let refused = reading.join().unwrap();
+    assert_eq!(refused.status.code(), Some(5), "{refused:?}");
+    assert!(
+        String::from_utf8_lossy(&refused.stderr).contains("refused at the agent's terminal"),
+        "{refused:?}"
+    );
+    // Nothing to ask for a ping: `agent lock` needs no answer.
+    ok(hush(&alice.home, &["agent", "lock"]));
+    assert_eq!(recv_body(&bob), "allowed at the terminal");
+}
+
+fn recv_body(user: &User) -> String {
+    let out = ok(hush(&user.home, &["--json", "recv", "--count", "1"]));
+    json_lines(&out)[0]["body"].as_str().unwrap().to_owned()
+}

@@ -11,6 +11,7 @@
 //! home directory (itself 0700), and every connection's peer credentials are checked.
 
 pub(crate) mod client;
+pub(crate) mod confirm;
 pub(crate) mod rpc;
 pub(crate) mod server;
 
@@ -46,6 +47,9 @@ pub(crate) enum AgentError {
         /// Why.
         source: std::io::Error,
     },
+    /// `hush agent --confirm` without a terminal to ask on.
+    #[error("`hush agent --confirm` asks on its terminal before serving a new connection, and it has none ({0}); run it in a terminal")]
+    NoTerminalToAsk(std::io::Error),
     /// `hush agent lock`/`unlock` with no agent running.
     #[error("no agent runs for this home (nobody listens on {}); start one with `hush agent`", .0.display())]
     NotRunning(PathBuf),

@@ -24,6 +24,7 @@ use tokio::net::{UnixListener, UnixStream};
 use tokio::sync::{mpsc, oneshot, Notify};
 use zeroize::Zeroizing;
 
+use super::confirm::{self, Confirm};
 use super::rpc::{self, Fault, Params};
 use super::{socket_path, AgentError, MAX_SOCKET_PATH};
 use crate::advice::Me;
@@ -104,21 +105,28 @@ impl StopSwitch {
 
 /// Runs the agent until SIGINT, SIGTERM or SIGHUP (or a fatal error), then closes the
 /// connection as usual and removes the socket.
-pub(crate) async fn run(home: Home) -> Result<()> {
+pub(crate) async fn run(home: Home, confirm: bool) -> Result<()> {
+    let confirm = if confirm {
+        Some(Arc::new(Confirm::open()?))
+    } else {
+        None
+    };
     let switch = StopSwitch::default();
     {
         let switch = switch.clone();
         crate::signals::on_interrupt(move || switch.stop());
     }
-    serve(home, switch, None).await
+    serve(home, switch, None, confirm).await
 }
 
 /// Runs the agent until `switch` stops it (or a fatal error); `ready` is told once it listens
-/// (`hush chat` runs one inside itself this way when none runs).
+/// (`hush chat` runs one inside itself this way when none runs). With `confirm`, each new
+/// connection is asked about on the terminal first (see [`super::confirm`]).
 pub(crate) async fn serve(
     home: Home,
     switch: StopSwitch,
     ready: Option<oneshot::Sender<()>>,
+    confirm: Option<Arc<Confirm>>,
 ) -> Result<()> {
     let StopSwitch { stop, wake } = switch;
     let path = socket_path(&home);
@@ -133,7 +141,7 @@ pub(crate) async fn serve(
     drop(config);
     let listener = listen(&path)?;
     let (jobs_tx, jobs) = mpsc::channel(64);
-    let accept = tokio::spawn(accept(listener, jobs_tx, wake.clone()));
+    let accept = tokio::spawn(accept(listener, jobs_tx, wake.clone(), confirm));
     crate::output::note(&format!(
         "agent for {} (device {}) listening on {}",
         hush.jid(),
@@ -189,7 +197,12 @@ fn listen(path: &Path) -> Result<UnixListener> {
 
 /// Accepts connections from processes of our own user only, at most [`MAX_CONNECTIONS`] at
 /// once.
-async fn accept(listener: UnixListener, jobs: mpsc::Sender<Work>, wake: Arc<Notify>) {
+async fn accept(
+    listener: UnixListener,
+    jobs: mpsc::Sender<Work>,
+    wake: Arc<Notify>,
+    confirm: Option<Arc<Confirm>>,
+) {
     let own_uid = rustix::process::getuid().as_raw();
     let slots = Arc::new(tokio::sync::Semaphore::new(MAX_CONNECTIONS));
     loop {
@@ -208,8 +221,14 @@ async fn accept(listener: UnixListener, jobs: mpsc::Sender<Work>, wake: Arc<Noti
         match stream.peer_cred() {
             Ok(cred) if cred.uid() == own_uid => {
                 let (jobs, wake) = (jobs.clone(), wake.clone());
+                // Asked about on its first request that needs asking.
+                let gate = confirm.clone().map(|c| Gate {
+                    confirm: c,
+                    who: cred.pid(),
+                    allowed: false,
+                });
                 tokio::spawn(async move {
-                    connection(stream, jobs, wake).await;
+                    connection(stream, jobs, wake, gate).await;
                     drop(slot);
                 });
             }
@@ -222,8 +241,35 @@ async fn accept(listener: UnixListener, jobs: mpsc::Sender<Work>, wake: Arc<Noti
     }
 }
 
+/// Confirm-on-use for one connection: whether it was allowed yet.
+struct Gate {
+    confirm: Arc<Confirm>,
+    who: Option<i32>,
+    allowed: bool,
+}
+
+impl Gate {
+    /// Whether `method` may be served on this connection, asking on the terminal the first
+    /// time it matters.
+    async fn lets(&mut self, method: &str) -> bool {
+        if self.allowed || !confirm::needs_asking(method) {
+            return true;
+        }
+        self.allowed = self.confirm.ask(confirm::describe(self.who)).await;
+        if !self.allowed {
+            log::warn!("refused {} (confirm-on-use)", confirm::describe(self.who));
+        }
+        self.allowed
+    }
+}
+
 /// Serves one client: reads requests, one at a time, and writes what comes back.
-async fn connection(stream: UnixStream, jobs: mpsc::Sender<Work>, wake: Arc<Notify>) {
+async fn connection(
+    stream: UnixStream,
+    jobs: mpsc::Sender<Work>,
+    wake: Arc<Notify>,
+    mut gate: Option<Gate>,
+) {
     let (read, mut write) = stream.into_split();
     let (responses, mut response_lines) = mpsc::channel::<String>(RESPONSE_QUEUE);
     let (notifications, mut notification_lines) = mpsc::channel::<String>(NOTIFICATION_QUEUE);
@@ -281,6 +327,27 @@ async fn connection(stream: UnixStream, jobs: mpsc::Sender<Work>, wake: Arc<Noti
             // A notification is never answered, not even when it is wrong.
             Err((_, None)) => continue,
         };
+        if let Some(gate) = gate.as_mut() {
+            if !gate.lets(&request.method).await {
+                if let Some(id) = request.id {
+                    let fault = Fault::Failed {
+                        message: "refused at the agent's terminal (it runs with --confirm): \
+                                  nothing was done"
+                            .into(),
+                        kind: Kind::Refused.name(),
+                    };
+                    if sink
+                        .responses
+                        .send(rpc::error(id, &fault).to_string())
+                        .await
+                        .is_err()
+                    {
+                        break;
+                    }
+                }
+                continue;
+            }
+        }
         let (done, answered) = oneshot::channel();
         let job = Job {
             request,

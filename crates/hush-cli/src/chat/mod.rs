@@ -89,7 +89,7 @@ pub(crate) async fn run(home: Home, peer: Option<BareJid>) -> Result<()> {
                 .enable_all()
                 .build()
                 .map_err(CliError::Runtime)
-                .and_then(|rt| rt.block_on(server::serve(home, switch, Some(ready))));
+                .and_then(|rt| rt.block_on(server::serve(home, switch, Some(ready), None)));
             let _ = done.send(result);
         });
     }

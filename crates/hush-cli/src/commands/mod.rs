@@ -146,12 +146,17 @@ pub(crate) async fn run(cli: Cli) -> Result<()> {
             let jid = jid.map(|j| bare(&j)).transpose()?;
             devices::list(&home, jid.as_ref(), out)
         }
-        Command::Agent { action: None } => crate::agent::server::run(home).await,
+        Command::Agent {
+            action: None,
+            confirm,
+        } => crate::agent::server::run(home, confirm).await,
         Command::Agent {
             action: Some(AgentAction::Lock),
+            ..
         } => crate::agent::client::lock(&home, out).await,
         Command::Agent {
             action: Some(AgentAction::Unlock),
+            ..
         } => crate::agent::client::unlock(&home, out).await,
         Command::Store {
             action: StoreAction::Encrypt,
