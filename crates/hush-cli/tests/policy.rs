@@ -28,6 +28,15 @@ fn status_trust_switches_and_properties() {
     let alice = init(&server, &dir, "alice", true);
     let bob = init(&server, &dir, "bob", true);
 
+    // Before anything was sent, status does not know Bob's devices: it says so, instead of
+    // claiming he has none (it looks nothing up; the send will).
+    let before = one(ok(hush(&alice.home, &["--json", "status", &bob.jid])));
+    let next = before["next_message"].as_str().unwrap();
+    assert!(next.starts_with("not known yet"), "{before}");
+    assert_eq!(before["security"], Value::Null, "{before}");
+    let text = ok(hush(&alice.home, &["status", &bob.jid]));
+    assert!(!text.contains("no OMEMO device"), "{text}");
+
     // Encrypted by default; properties reported as they are: authentication weak (blind trust).
     let sent = one(ok(hush(&alice.home, &["--json", "send", &bob.jid, "hi"])));
     assert_eq!(sent["encrypted"], true);
@@ -91,6 +100,28 @@ fn status_trust_switches_and_properties() {
         &alice.home,
         &["config", &bob.jid, "--require-auth", "weak"],
     ));
+    // Back to weak: a new device of Bob's would still not be read automatically (one of his
+    // keys is verified: blind trust is over for his account); one of Alice's own would.
+    let status = one(ok(hush(&alice.home, &["--json", "status", &bob.jid])));
+    let auto: Vec<(Value, Value)> = status["could_add_a_reader"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| {
+            (
+                a["account"].clone(),
+                a["new_devices_read_automatically"].clone(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        auto,
+        [
+            (Value::from(bob.jid.as_str()), Value::Bool(false)),
+            (Value::from(alice.jid.as_str()), Value::Bool(true))
+        ],
+        "{status}"
+    );
     let sent = one(ok(hush(
         &alice.home,
         &[

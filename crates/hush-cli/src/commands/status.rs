@@ -28,7 +28,25 @@ pub(crate) fn report(store: &SqliteStore, jid: &BareJid, global_off: bool) -> Re
     let engine = hush_engine::Engine::new(&account.jid, account.device.clone());
     let next_message = engine.next_message(store, jid, global_off, unix_now())?;
     let known = &next_message.candidates;
+    // No device of the contact known: nothing was looked up yet (status is offline), which is
+    // not the same as a contact without OMEMO.
+    let never_looked = !known.iter().any(|k| !k.own) && {
+        let mut none = true;
+        for suite in hush_proto::Suite::ALL {
+            none &= store.devices(suite, jid)?.is_empty();
+        }
+        none
+    };
     let (next, properties): (String, Properties) = match &next_message.decision {
+        Decision::Refuse {
+            missing: hush_proto::policy::Missing::NoDevice,
+        } if never_looked => (
+            format!(
+                "not known yet: no device of {jid} is known here (nothing was fetched yet); \
+                 the next send fetches its devices, and refuses if it has none"
+            ),
+            Properties::PLAINTEXT,
+        ),
         Decision::Encrypt { properties, .. } => ("encrypted".into(), *properties),
         Decision::Plaintext { because } => (
             format!(
@@ -50,12 +68,21 @@ pub(crate) fn report(store: &SqliteStore, jid: &BareJid, global_off: bool) -> Re
     };
     // Whoever controls an account (or its server, which publishes device lists) can add a
     // device to it. Whether that new device would get the next message depends on the trust
-    // policy: blind trust admits it; a conversation that reached strong authentication does not.
-    let auto = conversation.policy.min_auth < Authentication::Strong;
-    let could_add = [jid, account.jid.as_str()].map(|j| {
-        let server = j.rsplit_once('@').map_or(j, |(_, d)| d);
-        json!({"account": j, "server": server, "new_devices_read_automatically": auto})
-    });
+    // policy: blind trust admits it until the user verified a key of that account; a
+    // conversation that requires strong authentication never does.
+    let weak = conversation.policy.min_auth < Authentication::Strong;
+    let mut adders = Vec::new();
+    for j in [jid, account.jid.as_str()] {
+        let verified = store.has_verified_key(j)?;
+        adders.push((j, weak && !verified, verified));
+    }
+    let could_add: Vec<Value> = adders
+        .iter()
+        .map(|&(j, auto, _)| {
+            let server = j.rsplit_once('@').map_or(j, |(_, d)| d);
+            json!({"account": j, "server": server, "new_devices_read_automatically": auto})
+        })
+        .collect();
     let readers_json: Vec<Value> = known
         .iter()
         .map(|k| {
@@ -66,13 +93,18 @@ pub(crate) fn report(store: &SqliteStore, jid: &BareJid, global_off: bool) -> Re
                    "left_out": k.left_out.as_ref().map(advice::obstacle)})
         })
         .collect();
+    let security = if never_looked {
+        Value::Null
+    } else {
+        properties_json(&properties)
+    };
     let json = json!({"jid": jid,
         "encryption": if conversation.policy.off { "off" } else { "on" },
         "global_encryption": if global_off { "off" } else { "on" },
         "encrypted_so_far": conversation.policy.encrypted,
         "min_authentication": conversation.policy.min_auth.name(),
         "next_message": next,
-        "security": properties_json(&properties),
+        "security": security,
         "readers": readers_json,
         "could_add_a_reader": could_add});
     let mut text = vec![
@@ -87,17 +119,24 @@ pub(crate) fn report(store: &SqliteStore, jid: &BareJid, global_off: bool) -> Re
             }
         ),
         format!("next message: {next}"),
-        format!(
-            "security: confidentiality {}, integrity {}, authentication {} (required: {}), \
-             forward secrecy {}, deniability {}, replay protection {}",
-            yes(properties.confidentiality),
-            yes(properties.integrity),
-            properties.authentication,
-            conversation.policy.min_auth,
-            yes(properties.forward_secrecy),
-            yes(properties.deniability),
-            yes(properties.replay_protection)
-        ),
+        if never_looked {
+            format!(
+                "security: not known until the devices are (required: {} authentication)",
+                conversation.policy.min_auth
+            )
+        } else {
+            format!(
+                "security: confidentiality {}, integrity {}, authentication {} (required: {}), \
+                 forward secrecy {}, deniability {}, replay protection {}",
+                yes(properties.confidentiality),
+                yes(properties.integrity),
+                properties.authentication,
+                conversation.policy.min_auth,
+                yes(properties.forward_secrecy),
+                yes(properties.deniability),
+                yes(properties.replay_protection)
+            )
+        },
         "who can read it:".to_owned(),
     ];
     for k in known {
@@ -123,14 +162,17 @@ pub(crate) fn report(store: &SqliteStore, jid: &BareJid, global_off: bool) -> Re
         account.device.identity().public().fingerprint()
     ));
     text.push("who could add a reader:".to_owned());
-    for j in [jid, account.jid.as_str()] {
+    for (j, auto, verified) in adders {
         let server = j.rsplit_once('@').map_or(j, |(_, d)| d);
         text.push(format!(
             "  whoever controls the account {j} or its server {server}: a new device {}",
-            if auto {
-                "would be trusted blindly and read the next message"
-            } else {
-                "would be left out until you verify it"
+            match (auto, verified) {
+                (true, _) => "would be trusted blindly and read the next message",
+                (false, true) => {
+                    "would be left out until you decide (you verified a key of this account, \
+                     so new ones are no longer trusted blindly)"
+                }
+                (false, false) => "would be left out until you verify it",
             }
         ));
     }
