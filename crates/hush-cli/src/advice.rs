@@ -29,6 +29,19 @@ pub(crate) fn failure(failure: &Failure, sender: &str, device: u32, me: &Me) -> 
             "could not decrypt a message from device {device} of {sender}: {detail}. If this \
              repeats, run `hush session reset {sender} {device}`"
         ),
+        Failure::NotForThisDevice if sender == my_jid => format!(
+            "a message from your device {device} was not encrypted for this device \
+             ({my_device}): that device left this one out (it does not know it yet, counts it \
+             inactive, or does not trust it). A session reset cannot help: on device {device}, \
+             check that it lists and trusts device {my_device} (`hush devices` in Hush)"
+        ),
+        Failure::NotForThisDevice => format!(
+            "a message from device {device} of {sender} was not encrypted for this device \
+             ({my_device}): {sender}'s client left it out (it does not know it yet, counts it \
+             inactive, or does not trust it). A session reset cannot help: ask {sender} to \
+             check that they see and trust device {my_device} of {my_jid} (in Hush: `hush \
+             devices {my_jid}`, then `hush trust {my_jid} {my_device}`)"
+        ),
         Failure::RetiredKeys { detail } => format!(
             "could not decrypt a message from device {device} of {sender}: {detail}. Its session \
              was built on keys this device no longer keeps; a new session is offered to it, and \
@@ -209,6 +222,21 @@ mod tests {
             text.contains("`hush session reset bob@example.net 7`"),
             "{text}"
         );
+    }
+
+    #[test]
+    fn a_message_left_out_of_never_advises_a_session_reset() {
+        let theirs = failure(&Failure::NotForThisDevice, "bob@example.net", 7, &me());
+        let ours = failure(&Failure::NotForThisDevice, "alice@example.org", 12, &me());
+        for text in [&theirs, &ours] {
+            assert!(!text.contains("`hush session reset"), "{text}");
+            assert!(text.contains("cannot help"), "{text}");
+        }
+        assert!(
+            theirs.contains("ask bob@example.net to check that they see and trust device 11"),
+            "{theirs}"
+        );
+        assert!(ours.contains("from your device 12"), "{ours}");
     }
 
     #[test]

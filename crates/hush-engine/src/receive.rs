@@ -555,6 +555,7 @@ impl Engine {
                             detail: e.to_string(),
                         }
                     }
+                    ProtoError::NotForThisDevice(_) => Failure::NotForThisDevice,
                     e => Failure::Undecryptable {
                         detail: e.to_string(),
                     },

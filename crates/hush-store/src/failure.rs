@@ -21,6 +21,10 @@ pub enum Failure {
         /// The protocol error, as the protocol core describes it.
         detail: String,
     },
+    /// The message holds no key for this device: the sending client left it out (it does not
+    /// know this device yet, counts it inactive, or does not trust it). Nothing this side
+    /// does to its sessions can help; the sender's client must include the device.
+    NotForThisDevice,
     /// The sender's session was built on keys this device no longer keeps (it was away longer
     /// than they are kept); a new session was offered to the sending device, so what it
     /// writes from then on reads here.
@@ -90,6 +94,7 @@ impl Failure {
         match self {
             Self::Undecryptable { .. } => "undecryptable",
             Self::RetiredKeys { .. } => "retired-keys",
+            Self::NotForThisDevice => "not-for-this-device",
             Self::IdentityChanged { .. } => "identity-changed",
             Self::ForgedKeyExchange { .. } => "forged-key-exchange",
             Self::StrangerLimit { .. } => "stranger-limit",
@@ -118,7 +123,7 @@ impl Failure {
             Self::UnlistedDevices { per_sender } | Self::UnconfirmedKeyExchanges { per_sender } => {
                 vec![per_sender.to_string()]
             }
-            Self::StrangersUnnamed => Vec::new(),
+            Self::StrangersUnnamed | Self::NotForThisDevice => Vec::new(),
             Self::LostSent { to } => vec![to.clone()],
             Self::RolledBack { evidence } => vec![evidence.clone()],
         };
@@ -171,6 +176,7 @@ impl Failure {
                 }
             }
             ("strangers-unnamed", None) => Self::StrangersUnnamed,
+            ("not-for-this-device", None) => Self::NotForThisDevice,
             ("unlisted-devices", Some(f)) => Self::UnlistedDevices {
                 per_sender: number(f)?,
             },
@@ -192,6 +198,9 @@ impl fmt::Display for Failure {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Self::Undecryptable { detail } => write!(f, "could not decrypt: {detail}"),
+            Self::NotForThisDevice => f.write_str(
+                "the message was not encrypted for this device: the sending client left it out",
+            ),
             Self::RetiredKeys { detail } => write!(
                 f,
                 "could not decrypt: {detail}; the session was built on keys this device no \
@@ -262,6 +271,7 @@ mod tests {
                 all: 50,
             },
             Failure::StrangersUnnamed,
+            Failure::NotForThisDevice,
             Failure::UnlistedDevices { per_sender: 5 },
             Failure::UnconfirmedKeyExchanges { per_sender: 5 },
             Failure::LostSent {
