@@ -51,17 +51,28 @@ impl log::Log for StderrLog {
     }
     fn log(&self, r: &log::Record<'_>) {
         if self.enabled(r.metadata()) {
-            // Log lines quote the network too (senders, server errors): made printable.
-            let line = format!(
-                "[{} {}] {}",
-                r.level(),
-                r.target(),
-                printable(&r.args().to_string())
-            );
+            let line = log_line(r.level(), r.target(), &r.args().to_string(), self.only_hush);
             output::note(&line);
         }
     }
     fn flush(&self) {}
+}
+
+/// One log line: by default in the style of every other line on stderr (`warning: …`); when
+/// asked for (`HUSH_LOG`), with the level and the layer that said it. Log lines quote the
+/// network too (senders, server errors): made printable.
+fn log_line(level: log::Level, target: &str, text: &str, plain: bool) -> String {
+    let text = printable(text);
+    if plain {
+        let word = match level {
+            log::Level::Error => "error",
+            log::Level::Warn => "warning",
+            _ => "note",
+        };
+        format!("{word}: {text}")
+    } else {
+        format!("[{level} {target}] {text}")
+    }
 }
 
 fn main() -> ExitCode {
@@ -123,4 +134,22 @@ fn fail(json: bool, kind: Kind, message: &str) -> ExitCode {
         output::note(&format!("error: {}", printable(message)));
     }
     ExitCode::from(code)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn log_lines_look_like_the_other_lines_unless_the_log_was_asked_for() {
+        let warn = log_line(
+            log::Level::Warn,
+            "hush_xmpp::client",
+            "lost\nthe link",
+            true,
+        );
+        assert_eq!(warn, "warning: lost\n    | the link");
+        let asked = log_line(log::Level::Debug, "hush_xmpp::client", "x", false);
+        assert_eq!(asked, "[DEBUG hush_xmpp::client] x");
+    }
 }
