@@ -133,6 +133,9 @@ pub(crate) enum CliError {
     /// Standard output could not be written (closed by the reader, or a full disk).
     #[error("cannot write to standard output: {0}")]
     Output(std::io::Error),
+    /// A note to self, with no other device of ours to read it.
+    #[error("nothing was sent: {0} is this account, and it has no other device to read a note to self (`hush devices` lists ours)")]
+    NoOtherDevice(String),
     /// `hush chat` without a terminal.
     #[error("`hush chat` needs a terminal on standard input and output; scripts use `hush recv --follow` and `hush send`, or the agent's JSON-RPC API")]
     NotATerminal,
@@ -293,6 +296,7 @@ impl CliError {
             ) => Kind::Usage,
             CliError::Agent(_) => Kind::Failed,
             CliError::Partial { .. } => Kind::Partial,
+            CliError::NoOtherDevice(_) => Kind::Refused,
             _ => Kind::Failed,
         }
     }

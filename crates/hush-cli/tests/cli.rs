@@ -586,6 +586,16 @@ fn a_newcomers_mistakes_get_one_clear_line_each() {
     assert!(err.contains("no session with device 12345"), "{err}");
     let err = failed(hush(&bob.home, &["devices", "--remove", "12345"]));
     assert!(err.contains("none of the devices [12345]"), "{err}");
+    // A note to self with no other device to read it: said as such, not "the contact has no
+    // OMEMO device".
+    let to_self = hush(&bob.home, &["send", &bob.jid, "note to self"]);
+    assert_eq!(to_self.status.code(), Some(5), "{to_self:?}");
+    let err = String::from_utf8_lossy(&to_self.stderr);
+    assert!(
+        err.contains("is this account, and it has no other device"),
+        "{err}"
+    );
+
     // Trusting what matches nothing says which: a device id, or a fingerprint.
     let err = failed(hush(&bob.home, &["trust", &alice.jid, "12345"]));
     assert!(err.contains("no device `12345`"), "{err}");

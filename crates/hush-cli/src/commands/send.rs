@@ -73,7 +73,20 @@ pub(crate) async fn report(
         plaintext,
         global_off,
     };
-    let report = hush.send(to, text, options).await?;
+    let report = match hush.send(to, text, options).await {
+        // A note to self with no other device of ours: not "the contact has no OMEMO device".
+        Err(hush_xmpp::XmppError::NotSent {
+            refusal:
+                hush_xmpp::Refusal::Policy {
+                    missing: hush_proto::policy::Missing::NoDevice,
+                    ..
+                },
+            ..
+        }) if to == hush.jid() => {
+            return Err(CliError::NoOtherDevice(to.to_string()));
+        }
+        sent => sent?,
+    };
     Ok(Shown::of(&Sent { to, report }))
 }
 
