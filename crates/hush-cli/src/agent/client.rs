@@ -28,7 +28,12 @@ pub(crate) struct Agent {
     partial: Vec<u8>,
     /// Whether to ask for the text lines `hush` prints (not needed for `--json`).
     lines: bool,
+    /// Whether to say so on standard error when an answer takes long.
+    say_waiting: bool,
 }
+
+/// How long an answer may take before the command says it is waiting for the agent.
+const WAITING_NOTE: Duration = Duration::from_secs(3);
 
 impl Agent {
     /// Connects to the agent of `home`, if one runs. `None` when there is no socket or nobody
@@ -68,6 +73,7 @@ impl Agent {
             notifications: VecDeque::new(),
             partial: Vec::new(),
             lines: true,
+            say_waiting: true,
         }))
     }
 
@@ -75,6 +81,12 @@ impl Agent {
     /// message's lines would only make the answer longer).
     pub(crate) fn printing_for(mut self, out: Printer) -> Self {
         self.lines = !out.is_json();
+        self
+    }
+
+    /// Says nothing while waiting for an answer (`hush chat` shows its own state).
+    pub(crate) fn quietly(mut self) -> Self {
+        self.say_waiting = false;
         self
     }
 
@@ -118,8 +130,24 @@ impl Agent {
             .write_all(line.as_bytes())
             .await
             .map_err(|source| self.io(source))?;
+        let mut said = !self.say_waiting;
         loop {
-            let mut answer = self.read().await?.ok_or(AgentError::Closed)?;
+            let read = if said {
+                self.read().await
+            } else {
+                match tokio::time::timeout(WAITING_NOTE, self.read()).await {
+                    Ok(read) => read,
+                    Err(_) => {
+                        said = true;
+                        crate::output::note(
+                            "waiting for the agent: it is busy (catching up after a start, or \
+                             serving another request)",
+                        );
+                        continue;
+                    }
+                }
+            };
+            let mut answer = read?.ok_or(AgentError::Closed)?;
             if answer.get("id").is_none() {
                 self.notifications.push_back(answer);
                 continue;

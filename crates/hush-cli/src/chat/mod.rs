@@ -111,7 +111,8 @@ async fn converse(path: PathBuf, peer: Option<BareJid>) -> Result<()> {
     let not_running = || AgentError::NotRunning(path.clone());
     let mut calls = Agent::find_at(path.clone())
         .await?
-        .ok_or_else(not_running)?;
+        .ok_or_else(not_running)?
+        .quietly();
     let who = calls.call("ping", json!({})).await?.json;
     if who["locked"] == true {
         return Err(AgentError::Locked.into());
@@ -120,7 +121,8 @@ async fn converse(path: PathBuf, peer: Option<BareJid>) -> Result<()> {
     let events = Agent::find_at(path.clone())
         .await?
         .ok_or_else(not_running)?
-        .printing_for(crate::output::Printer::new(true));
+        .printing_for(crate::output::Printer::new(true))
+        .quietly();
     let me = who["jid"].as_str().unwrap_or("?").to_owned();
     let device = who["device"]
         .as_u64()
