@@ -295,16 +295,23 @@ fn a_terminal_that_goes_away_ends_the_chat_and_its_agent() {
     let term = Terminal::run_hush("hangup", &alice.home, &["chat", &bob.jid], 100, 20);
     term.wait_text(" live ");
     assert!(alice.home.join("agent.sock").exists());
-    // The window closes: the terminal hangs up under the chat.
+    // The window closes: the terminal hangs up under the chat, which ends, with its agent.
     drop(term);
+    let home = alice.home.to_str().unwrap().to_owned();
+    let running = || {
+        let out = Command::new("pgrep").args(["-f", &home]).output().unwrap();
+        !out.stdout.is_empty()
+    };
     let deadline = Instant::now() + PATIENCE;
-    while alice.home.join("agent.sock").exists() {
+    while running() {
         assert!(
             Instant::now() < deadline,
-            "the chat's agent still listens {PATIENCE:?} after its terminal went away"
+            "the chat still runs {PATIENCE:?} after its terminal went away"
         );
+        // Polling the process table: nothing tells the test when another process ends.
         std::thread::sleep(Duration::from_millis(100));
     }
+    assert!(!alice.home.join("agent.sock").exists());
     // The account is free again: nothing holds its session lock.
     let sent = ok(hush(
         &alice.home,
