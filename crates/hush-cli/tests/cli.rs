@@ -586,6 +586,19 @@ fn a_newcomers_mistakes_get_one_clear_line_each() {
     assert!(err.contains("no session with device 12345"), "{err}");
     let err = failed(hush(&bob.home, &["devices", "--remove", "12345"]));
     assert!(err.contains("none of the devices [12345]"), "{err}");
+    // In clear to an account that does not exist: the server's refusal is reported (before,
+    // "sent … IN CLEAR" and exit 0, the bounce only logged by the next command).
+    let nobody = hush(
+        &bob.home,
+        &["send", "--plaintext", "nobody@localhost", "anyone there?"],
+    );
+    assert!(!nobody.status.success(), "{nobody:?}");
+    let err = String::from_utf8_lossy(&nobody.stderr);
+    assert!(
+        err.contains("could not deliver the message to nobody@localhost"),
+        "{err}"
+    );
+
     // A note to self with no other device to read it: said as such, not "the contact has no
     // OMEMO device".
     let to_self = hush(&bob.home, &["send", &bob.jid, "note to self"]);

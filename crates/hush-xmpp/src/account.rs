@@ -403,7 +403,18 @@ impl<S: Store> Hush<S> {
             let prepared = self
                 .engine
                 .prepare_in_clear(to.as_str(), text, now, &mut self.rng);
-            return self.transmit(prepared).await;
+            let id = prepared.stanza.origin_id().to_owned();
+            let report = self.transmit(prepared).await?;
+            // No device list was fetched, so nothing showed whether the account exists: wait
+            // for the server, and say if it returned the message.
+            self.xmpp.flush().await?;
+            if let Some(condition) = self.xmpp.take_bounce(&id) {
+                return Err(XmppError::Undeliverable {
+                    to: to.to_string(),
+                    condition,
+                });
+            }
+            return Ok(report);
         }
         let their = self.devices_of(to).await?;
         let suite = their.as_ref().map_or(Suite::Omemo2, |(s, _)| *s);

@@ -10,8 +10,9 @@ use tokio::sync::oneshot;
 use tokio_xmpp::connect::DnsConfig;
 use tokio_xmpp::parsers::iq::Iq;
 use tokio_xmpp::parsers::jid::{BareJid, Jid};
-use tokio_xmpp::parsers::message::Message;
+use tokio_xmpp::parsers::message::{Message, MessageType};
 use tokio_xmpp::parsers::presence::{Presence, Type as PresenceType};
+use tokio_xmpp::parsers::stanza_error::StanzaError;
 use tokio_xmpp::stanzastream::{Event, StanzaStage, StanzaState, StanzaStream, StreamEvent};
 use tokio_xmpp::xmlstream::Timeouts;
 use tokio_xmpp::{IqRequest, IqResponse, Stanza};
@@ -27,6 +28,9 @@ use crate::login::{self, FirstLogin};
 use crate::pep;
 use crate::queue::BoundedQueue;
 use crate::roster::{self, Contact};
+
+/// Bounced messages remembered, at most.
+const MAX_BOUNCES: usize = 64;
 
 /// How long to wait for the server before giving up on a request.
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(20);
@@ -116,6 +120,9 @@ pub struct XmppClient {
     catch_up: CatchUpSpent,
     /// The roster's JIDs and the requests for our presence from others.
     book: roster::Book,
+    /// Messages of ours the server returned as undeliverable, as (id, condition), newest last,
+    /// at most [`MAX_BOUNCES`]: a send that waits for the server can tell its message bounced.
+    bounces: std::collections::VecDeque<(String, String)>,
     /// Requests for our presence not answered yet (they are answered between two reads, not
     /// while a request waits for its answer), at most [`roster::MAX_REQUESTS`].
     asking: Vec<BareJid>,
@@ -338,6 +345,7 @@ impl XmppClient {
             archive: None,
             catch_up: CatchUpSpent::default(),
             book: roster::Book::default(),
+            bounces: std::collections::VecDeque::new(),
             asking: Vec::new(),
         };
         this.start_session().await?;
@@ -440,6 +448,36 @@ impl XmppClient {
             }
         };
         self.send(iq.into()).await
+    }
+
+    /// Remembers a message of ours the server returned as undeliverable (RFC 6120 §8.3: the
+    /// error carries our message's id), and says so.
+    fn note_bounce(&mut self, m: &Message) {
+        let condition = m
+            .payloads
+            .iter()
+            .find(|p| p.name() == "error")
+            .and_then(|e| StanzaError::try_from(e.clone()).ok())
+            .map_or_else(
+                || "no reason given".to_owned(),
+                |e| crate::error::condition_name(&e.defined_condition),
+            );
+        log::warn!(
+            "the server returned a message to {} as undeliverable ({condition})",
+            m.from.as_ref().map_or("?", Jid::as_str),
+        );
+        if let Some(id) = &m.id {
+            if self.bounces.len() >= MAX_BOUNCES {
+                self.bounces.pop_front();
+            }
+            self.bounces.push_back((id.0.clone(), condition));
+        }
+    }
+
+    /// The condition the server gave for returning our message `id`, if it did (taken).
+    pub(crate) fn take_bounce(&mut self, id: &str) -> Option<String> {
+        let at = self.bounces.iter().position(|(i, _)| i == id)?;
+        self.bounces.remove(at).map(|(_, c)| c)
     }
 
     /// Keeps a request for our presence, to be answered between two reads
@@ -728,6 +766,10 @@ impl XmppClient {
     }
 
     fn sort(&mut self, m: Message) {
+        if m.type_ == MessageType::Error {
+            self.note_bounce(&m);
+            return;
+        }
         if let Some((owner, list)) = disco::device_list_update(&m) {
             self.keep_device_list(owner, list);
             return;
@@ -1008,7 +1050,9 @@ impl XmppClient {
                 let Some(event) = event else { break };
                 match event {
                     Event::Stanza(Stanza::Message(m)) => {
-                        if let Some((owner, list)) = disco::device_list_update(&m) {
+                        if m.type_ == MessageType::Error {
+                            self.note_bounce(&m);
+                        } else if let Some((owner, list)) = disco::device_list_update(&m) {
                             self.keep_device_list(owner, list);
                         } else if let Some(found) = classify(m, &own, None) {
                             return Ok(Some(found));

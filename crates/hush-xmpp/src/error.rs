@@ -64,6 +64,15 @@ pub enum XmppError {
         /// What the XMPP library objected to.
         source: Box<xmpp_parsers::FromElementError>,
     },
+    /// A message sent in clear came back from the server as undeliverable (an account that
+    /// does not exist, say). It is in history as sent.
+    #[error("the server could not deliver the message to {to}: {condition} (does the account exist?); it stays in history as sent")]
+    Undeliverable {
+        /// The addressee.
+        to: String,
+        /// The server's error condition.
+        condition: String,
+    },
     /// The message would make a stanza larger than servers take: nothing was committed or
     /// sent. (Prosody answers a larger one by closing the connection.)
     #[error("the message would be a stanza of {bytes} bytes, and servers refuse stanzas over {limit} bytes by default (Prosody, ejabberd); nothing was sent: send a shorter text")]
