@@ -133,6 +133,14 @@ pub(crate) enum CliError {
     /// Standard output could not be written (closed by the reader, or a full disk).
     #[error("cannot write to standard output: {0}")]
     Output(std::io::Error),
+    /// A message holding a character XML cannot carry.
+    #[error("the message holds U+{code:04X} (a control character) at character {at}, which XMPP cannot carry; nothing was sent: remove it and send again")]
+    NotXmlText {
+        /// The character's code point.
+        code: u32,
+        /// Where, counting characters from 1.
+        at: usize,
+    },
     /// A note to self, with no other device of ours to read it.
     #[error("nothing was sent: {0} is this account, and it has no other device to read a note to self (`hush devices` lists ours)")]
     NoOtherDevice(String),
@@ -255,7 +263,8 @@ impl CliError {
             | CliError::NoSuchFingerprint { .. }
             | CliError::NoAccount
             | CliError::HomeInUse(_)
-            | CliError::NotATerminal => Kind::Usage,
+            | CliError::NotATerminal
+            | CliError::NotXmlText { .. } => Kind::Usage,
             CliError::NoPassword | CliError::UnsetVariable(_) => Kind::Authentication,
             CliError::Home(h) | CliError::NewPassphrase(h) => match h {
                 HomeError::WrongPassphrase(_)

@@ -599,6 +599,15 @@ fn a_newcomers_mistakes_get_one_clear_line_each() {
         "{err}"
     );
 
+    // A control character XML cannot carry: said plainly (it was "SCE envelope rejected").
+    let escape = hush(&bob.home, &["send", &alice.jid, "bell\u{7}"]);
+    assert_eq!(escape.status.code(), Some(2), "{escape:?}");
+    let err = String::from_utf8_lossy(&escape.stderr);
+    assert!(
+        err.contains("holds U+0007 (a control character) at character 5"),
+        "{err}"
+    );
+
     // A note to self with no other device to read it: said as such, not "the contact has no
     // OMEMO device".
     let to_self = hush(&bob.home, &["send", &bob.jid, "note to self"]);

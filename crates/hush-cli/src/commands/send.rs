@@ -69,6 +69,14 @@ pub(crate) async fn report(
     plaintext: bool,
     global_off: bool,
 ) -> Result<Shown> {
+    // XML 1.0 (and so XMPP) cannot carry most control characters: said plainly, before
+    // anything is done.
+    if let Some((at, c)) = text.chars().enumerate().find(|(_, c)| !xml_char(*c)) {
+        return Err(CliError::NotXmlText {
+            code: u32::from(c),
+            at: at + 1,
+        });
+    }
     let options = SendOptions {
         plaintext,
         global_off,
@@ -88,6 +96,11 @@ pub(crate) async fn report(
         sent => sent?,
     };
     Ok(Shown::of(&Sent { to, report }))
+}
+
+/// Whether XML 1.0 can carry `c` (its `Char` production).
+fn xml_char(c: char) -> bool {
+    matches!(c, '\t' | '\n' | '\r' | '\u{20}'..='\u{d7ff}' | '\u{e000}'..='\u{fffd}' | '\u{10000}'..)
 }
 
 /// What a send did.
@@ -146,6 +159,16 @@ mod tests {
         Shown {
             json: json!({"devices": vec![json!({"device": 1}); devices], "skipped": skipped}),
             text: Vec::new(),
+        }
+    }
+
+    #[test]
+    fn characters_xml_cannot_carry_are_found() {
+        for c in ['a', '\t', '\n', '\r', 'é', '\u{fffd}', '😀'] {
+            assert!(xml_char(c), "{c:?}");
+        }
+        for c in ['\u{0}', '\u{1b}', '\u{7}', '\u{fffe}', '\u{ffff}'] {
+            assert!(!xml_char(c), "{c:?}");
         }
     }
 
