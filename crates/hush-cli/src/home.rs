@@ -529,9 +529,73 @@ impl Home {
     /// Opens the store: checks and tightens permissions, asks for the passphrase if it is
     /// encrypted, and warns (once per run) if it is not.
     pub(crate) fn open_store(&self) -> Result<SqliteStore> {
-        let kind = self.kind()?;
         self.secure()?;
-        let passphrase = match kind {
+        let options = self.store_options()?;
+        let encrypted = options.passphrase.is_some();
+        let store = SqliteStore::open(self.store_path(), &options)
+            .map_err(|e| self.store_error(e, encrypted))?;
+        if encrypted
+            && self
+                .read_config_file()?
+                .get("store")
+                .and_then(Value::as_str)
+                != Some("encrypted")
+        {
+            // Finish an interrupted `hush store encrypt`: the settings are in the store now.
+            if store.setting("config")?.is_some() {
+                self.write_marker(StoreKind::Encrypted)?;
+            }
+        }
+        let mut store = store;
+        self.check_generation(&mut store)?;
+        Ok(store)
+    }
+
+    /// Opens the store to read it: as [`Self::open_store`] where the home can be written;
+    /// where it cannot (read-only media, a mounted snapshot), read-only: nothing is written,
+    /// and the rollback check only compares.
+    pub(crate) fn open_store_to_read(&self) -> Result<SqliteStore> {
+        if !self.is_read_only() {
+            return self.open_store();
+        }
+        let options = self.store_options()?;
+        let encrypted = options.passphrase.is_some();
+        let store = SqliteStore::open_read_only(self.store_path(), &options)
+            .map_err(|e| self.store_error(e, encrypted))?;
+        let outside: Option<u64> = std::fs::read_to_string(self.dir.join(GENERATION))
+            .ok()
+            .and_then(|text| text.trim().parse().ok());
+        if outside.is_some_and(|o| o > store.generation().unwrap_or(0)) {
+            self.warn_once(&format!(
+                "the store in {} is older than its home says (put back from an older copy?); \
+                 it is read-only here, so it is shown as it is and not repaired",
+                self.dir.display()
+            ));
+        }
+        Ok(store)
+    }
+
+    /// Whether the home directory cannot be written (a read-only file system, or no write
+    /// permission).
+    fn is_read_only(&self) -> bool {
+        #[cfg(unix)]
+        {
+            use rustix::io::Errno;
+            matches!(
+                rustix::fs::access(&self.dir, rustix::fs::Access::WRITE_OK),
+                Err(Errno::ROFS | Errno::ACCESS | Errno::PERM)
+            )
+        }
+        #[cfg(not(unix))]
+        {
+            false
+        }
+    }
+
+    /// How to open the store: its passphrase if it is encrypted (asked for if need be), with a
+    /// warning (once per run) if it is not.
+    fn store_options(&self) -> Result<OpenOptions> {
+        let passphrase = match self.kind()? {
             StoreKind::Encrypted => Some(self.passphrase(false)?.clone()),
             StoreKind::Unencrypted => {
                 self.warn_once(&format!(
@@ -551,35 +615,21 @@ impl Home {
                 None
             }
         };
-        let encrypted = passphrase.is_some();
-        let store = SqliteStore::open(
-            self.store_path(),
-            &OpenOptions {
-                passphrase,
-                ..Default::default()
-            },
-        )
-        .map_err(|e| match e {
+        Ok(OpenOptions {
+            passphrase,
+            ..Default::default()
+        })
+    }
+
+    /// A store that cannot be opened, as the home words it: an unreadable encrypted store is
+    /// a wrong passphrase.
+    fn store_error(&self, e: StoreError, encrypted: bool) -> HomeError {
+        match e {
             StoreError::Unreadable { .. } if encrypted => {
                 HomeError::WrongPassphrase(self.dir.clone())
             }
             e => HomeError::Store(e),
-        })?;
-        if encrypted
-            && self
-                .read_config_file()?
-                .get("store")
-                .and_then(Value::as_str)
-                != Some("encrypted")
-        {
-            // Finish an interrupted `hush store encrypt`: the settings are in the store now.
-            if store.setting("config")?.is_some() {
-                self.write_marker(StoreKind::Encrypted)?;
-            }
         }
-        let mut store = store;
-        self.check_generation(&mut store)?;
-        Ok(store)
     }
 
     /// Compares the store's generation with the copy in the `generation` file, then raises

@@ -13,7 +13,7 @@ mod support;
 
 use hush_test_support::prosody::Prosody;
 use serde_json::Value;
-use std::process::Output;
+use std::process::{Command, Output};
 use support::*;
 
 /// Starts `hush recv` and returns once it is connected (it says so on stderr).
@@ -865,4 +865,67 @@ fn failures_have_exit_codes_by_kind_and_json_errors() {
         "{err}"
     );
     let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// The reading commands work on a home that cannot be written (read-only media, a mounted
+/// snapshot): before, each failed with "unable to open database file". The store is left
+/// exactly as it was. As root, whom file permissions do not stop, the home is mounted
+/// read-only in a mount namespace of its own; otherwise its write permission is taken away.
+#[test]
+fn reading_commands_work_on_a_home_that_cannot_be_written() {
+    let server = Prosody::start("cli-read-only");
+    let dir = scratch("cli-read-only");
+    let alice = init(&server, &dir, "alice", true);
+    let bob = init(&server, &dir, "bob", true);
+    ok(hush(
+        &alice.home,
+        &["send", &bob.jid, "kept on read-only media"],
+    ));
+    let store = alice.home.join("store.db");
+    let before = std::fs::read(&store).unwrap();
+    let root = String::from_utf8(Command::new("id").arg("-u").output().unwrap().stdout)
+        .unwrap()
+        .trim()
+        == "0";
+    let home = alice.home.to_str().unwrap().to_owned();
+    let run = |args: &[&str]| -> std::process::Output {
+        if root {
+            let mut c = Command::new("unshare");
+            c.args(["-m", "sh", "-c"])
+                .arg(
+                    "mount --bind \"$0\" \"$0\" && mount -o remount,bind,ro \"$0\" && \
+                     touch \"$0/probe\" 2>/dev/null && exit 99; exec \"$@\"",
+                )
+                .arg(&home)
+                .arg(env!("CARGO_BIN_EXE_hush"))
+                .arg("--home")
+                .arg(&home)
+                .args(args)
+                .env("HUSH_PASSPHRASE", PASSPHRASE)
+                .stdin(std::process::Stdio::null());
+            c.output().unwrap()
+        } else {
+            hush(&alice.home, args)
+        }
+    };
+    if !root {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&alice.home, std::fs::Permissions::from_mode(0o500)).unwrap();
+    }
+    let history = run(&["--json", "history", &bob.jid]);
+    let status = run(&["status", &bob.jid]);
+    let devices = run(&["devices", &bob.jid]);
+    let fingerprint = run(&["fingerprint"]);
+    if !root {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&alice.home, std::fs::Permissions::from_mode(0o700)).unwrap();
+    }
+    assert_eq!(
+        json_lines(&ok(history))[0]["body"],
+        "kept on read-only media"
+    );
+    assert!(ok(status).contains("next message: encrypted"));
+    assert!(ok(devices).contains(&bob.jid));
+    assert!(ok(fingerprint).starts_with(&alice.jid));
+    assert_eq!(std::fs::read(&store).unwrap(), before, "the store changed");
 }

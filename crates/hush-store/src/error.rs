@@ -36,6 +36,17 @@ pub enum StoreError {
         /// The newest version this build knows.
         supported: i64,
     },
+    /// A store of an older schema opened read-only: it must be upgraded (opened writable)
+    /// before this Hush can read it.
+    #[error("{path} has schema version {found}, older than the {supported} this Hush reads; open it once where it can be written (any command that connects does) to upgrade it")]
+    OlderSchemaReadOnly {
+        /// The file.
+        path: PathBuf,
+        /// The schema version in the file.
+        found: i64,
+        /// The version this build reads.
+        supported: i64,
+    },
     /// SQLite's integrity check found damage.
     #[error(
         "{path} is damaged ({detail}); restore it from a backup (the file was left untouched)"

@@ -183,6 +183,27 @@ fn suite_of(name: String) -> rusqlite::Result<Suite> {
     })
 }
 
+/// `path` for an SQLite URI: every byte outside the unreserved set and `/` percent-encoded
+/// (a `?` or `#` in a directory name would otherwise end the path).
+fn uri_path(path: &Path) -> String {
+    #[cfg(unix)]
+    let bytes = {
+        use std::os::unix::ffi::OsStrExt;
+        path.as_os_str().as_bytes().to_vec()
+    };
+    #[cfg(not(unix))]
+    let bytes = path.to_string_lossy().into_owned().into_bytes();
+    let mut out = String::new();
+    for &b in &bytes {
+        if b.is_ascii_alphanumeric() || b"-._~/".contains(&b) {
+            out.push(char::from(b));
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
+}
+
 /// Finishes SQLCipher's process-wide set-up before any store connection opens.
 ///
 /// SQLite marks itself initialised before SQLCipher has registered `sqlcipher_export`
@@ -222,6 +243,80 @@ impl SqliteStore {
         )
         .map_err(|e| classify(&path, e))?;
         Self::init(conn, path, options, existed)
+    }
+
+    /// Opens the store at `path` only to read it: nothing is written — no journal mode, no
+    /// migration — so it works where the file cannot be written (read-only media, a mounted
+    /// snapshot). Where SQLite cannot even keep its shared-memory index next to the file, the
+    /// file is read as it is (`immutable`): nothing else can be writing it there either. A
+    /// store of an older schema must be opened writable once first
+    /// ([`StoreError::OlderSchemaReadOnly`]). Writing through it fails.
+    pub fn open_read_only(path: impl AsRef<Path>, options: &OpenOptions) -> Result<Self> {
+        let path = path.as_ref().to_owned();
+        sqlcipher_initialised();
+        let open = |immutable: bool| -> Result<Self> {
+            let uri = format!(
+                "file:{}?mode=ro{}",
+                uri_path(&path),
+                if immutable { "&immutable=1" } else { "" }
+            );
+            let conn = Connection::open_with_flags(
+                &uri,
+                OpenFlags::SQLITE_OPEN_READ_ONLY
+                    | OpenFlags::SQLITE_OPEN_URI
+                    | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+            )
+            .map_err(|e| classify(&path, e))?;
+            let _ = conn.pragma_update(None, "cipher_log_level", "NONE");
+            if let Some(p) = &options.passphrase {
+                conn.pragma_update(None, "key", p.as_str())
+                    .map_err(|e| classify(&path, e))?;
+            }
+            let app: i64 = conn
+                .query_row("PRAGMA application_id", [], |r| r.get(0))
+                .map_err(|e| classify(&path, e))?;
+            let version: i64 = conn
+                .query_row("PRAGMA user_version", [], |r| r.get(0))
+                .map_err(|e| classify(&path, e))?;
+            if app != APPLICATION_ID {
+                return Err(StoreError::Foreign {
+                    path: path.clone(),
+                    application_id: app,
+                });
+            }
+            if version > SCHEMA_VERSION {
+                return Err(StoreError::NewerSchema {
+                    path: path.clone(),
+                    found: version,
+                    supported: SCHEMA_VERSION,
+                });
+            }
+            if version < SCHEMA_VERSION {
+                return Err(StoreError::OlderSchemaReadOnly {
+                    path: path.clone(),
+                    found: version,
+                    supported: SCHEMA_VERSION,
+                });
+            }
+            conn.pragma_update(None, "foreign_keys", "ON")?;
+            conn.pragma_update(None, "temp_store", "MEMORY")?;
+            conn.busy_timeout(std::time::Duration::from_secs(5))?;
+            Ok(Self {
+                conn,
+                path: path.clone(),
+            })
+        };
+        match open(false) {
+            // A wrong passphrase, another program's file: said as they are.
+            Err(
+                e @ (StoreError::Unreadable { .. }
+                | StoreError::Foreign { .. }
+                | StoreError::NewerSchema { .. }
+                | StoreError::OlderSchemaReadOnly { .. }),
+            ) => Err(e),
+            Err(_) => open(true),
+            ok => ok,
+        }
     }
 
     /// A store in memory (for benches and tests of the SQL code itself).

@@ -465,3 +465,33 @@ fn the_generation_only_goes_up() {
     let store = SqliteStore::open(&path, &Default::default()).unwrap();
     assert_eq!(store.generation().unwrap(), 7);
 }
+
+/// A store opened read-only reads what is there, writes nothing (not even its journal mode),
+/// refuses a write, and tells a wrong passphrase apart; a path with URI characters in it
+/// (`?`, `#`, `%`) is opened as the file it names.
+#[test]
+fn a_store_opened_read_only_reads_and_refuses_writes() {
+    let dir = scratch("read-only").join("odd ?#% name");
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join("store.db");
+    {
+        let mut store = SqliteStore::open(&path, &with_pass("pw")).unwrap();
+        populate(&mut store);
+    }
+    let before = std::fs::read(&path).unwrap();
+    let mut store = SqliteStore::open_read_only(&path, &with_pass("pw")).unwrap();
+    assert_eq!(store.account().unwrap().unwrap().jid, "bob@example.net");
+    let history = store.history("alice@example.org", 10).unwrap();
+    assert_eq!(history.len(), 1);
+    assert_eq!(history[0].body.as_deref(), Some(SECRET_BODY.as_bytes()));
+    assert!(
+        store.set_settings(&[("x", "y")]).is_err(),
+        "a write went through"
+    );
+    drop(store);
+    assert_eq!(std::fs::read(&path).unwrap(), before, "the file changed");
+    assert!(matches!(
+        SqliteStore::open_read_only(&path, &with_pass("wrong")),
+        Err(StoreError::Unreadable { .. })
+    ));
+}

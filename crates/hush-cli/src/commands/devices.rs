@@ -13,7 +13,7 @@ use crate::output::{trust_name, Printer, Shown};
 
 /// `hush devices [JID]`: from the store (offline).
 pub(super) fn list(home: &Home, jid: Option<&BareJid>, out: Printer) -> Result<()> {
-    let store = home.open_store()?;
+    let store = home.open_store_to_read()?;
     for device in reports(&store, jid)? {
         // The line about this device is for people only.
         if !(out.is_json() && device.json.as_object().is_some_and(|o| o.is_empty())) {

@@ -9,7 +9,7 @@ use crate::home::Home;
 use crate::output::{Printer, Shown};
 
 pub(super) fn run(home: &Home, out: Printer) -> Result<()> {
-    let store = home.open_store()?;
+    let store = home.open_store_to_read()?;
     out.show(&report(&store)?)
 }
 

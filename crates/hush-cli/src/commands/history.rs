@@ -10,7 +10,7 @@ use crate::home::Home;
 use crate::output::{HistoryReport, Printer, Shown};
 
 pub(super) fn run(home: &Home, jid: &BareJid, limit: usize, out: Printer) -> Result<()> {
-    let store = home.open_store()?;
+    let store = home.open_store_to_read()?;
     for message in reports(&store, jid, limit)? {
         out.show(&message)?;
     }

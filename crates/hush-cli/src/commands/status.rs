@@ -14,7 +14,7 @@ use crate::home::Home;
 use crate::output::{properties_json, trust_name, Printer, Shown};
 
 pub(super) fn run(home: &Home, jid: &BareJid, out: Printer) -> Result<()> {
-    let store = home.open_store()?;
+    let store = home.open_store_to_read()?;
     let global_off = home.config(&store)?.encryption_off;
     out.show(&report(&store, jid, global_off)?)
 }
