@@ -274,7 +274,13 @@ impl Report for HistoryReport<'_> {
         };
         let clear = if m.encrypted { "" } else { " (UNENCRYPTED)" };
         match (self.body(), self.error()) {
-            (Some(b), _) => vec![format!("{when} {arrow} {who}{clear}: {}", printable(&b))],
+            // A message of ours the server returned: its text, and that it was not delivered.
+            (Some(b), Some(e)) => vec![format!(
+                "{when} {arrow} {who}{clear} (!! {}): {}",
+                printable(&e),
+                printable(&b)
+            )],
+            (Some(b), None) => vec![format!("{when} {arrow} {who}{clear}: {}", printable(&b))],
             (None, Some(e)) => vec![format!("{when} {arrow} !! {}", printable(&e))],
             (None, None) => Vec::new(),
         }

@@ -598,6 +598,18 @@ fn a_newcomers_mistakes_get_one_clear_line_each() {
         err.contains("could not deliver the message to nobody@localhost"),
         "{err}"
     );
+    // ... and history says so, next to the text.
+    let kept = &json_lines(&ok(hush(
+        &bob.home,
+        &["--json", "history", "nobody@localhost"],
+    )))[0];
+    assert_eq!(kept["body"], "anyone there?", "{kept}");
+    assert_eq!(kept["failure"], "undelivered", "{kept}");
+    let text = ok(hush(&bob.home, &["history", "nobody@localhost"]));
+    assert!(
+        text.contains("→ nobody@localhost (UNENCRYPTED) (!! NOT DELIVERED: the server returned it"),
+        "{text}"
+    );
 
     // A control character XML cannot carry: said plainly (it was "SCE envelope rejected").
     let escape = hush(&bob.home, &["send", &alice.jid, "bell\u{7}"]);

@@ -25,6 +25,11 @@ pub enum Failure {
     /// know this device yet, counts it inactive, or does not trust it). Nothing this side
     /// does to its sessions can help; the sender's client must include the device.
     NotForThisDevice,
+    /// A message we sent came back from the server as undeliverable; its text stays.
+    Undelivered {
+        /// The server's error condition.
+        condition: String,
+    },
     /// The sender's session was built on keys this device no longer keeps (it was away longer
     /// than they are kept); a new session was offered to the sending device, so what it
     /// writes from then on reads here.
@@ -95,6 +100,7 @@ impl Failure {
             Self::Undecryptable { .. } => "undecryptable",
             Self::RetiredKeys { .. } => "retired-keys",
             Self::NotForThisDevice => "not-for-this-device",
+            Self::Undelivered { .. } => "undelivered",
             Self::IdentityChanged { .. } => "identity-changed",
             Self::ForgedKeyExchange { .. } => "forged-key-exchange",
             Self::StrangerLimit { .. } => "stranger-limit",
@@ -114,6 +120,7 @@ impl Failure {
             Self::Recorded(text) => return text.clone(),
             Self::Undecryptable { detail } | Self::RetiredKeys { detail } => vec![detail.clone()],
             Self::IdentityChanged { fingerprint } => vec![fingerprint.clone()],
+            Self::Undelivered { condition } => vec![condition.clone()],
             Self::ForgedKeyExchange { claimed, published } => {
                 vec![claimed.clone(), published.clone()]
             }
@@ -177,6 +184,9 @@ impl Failure {
             }
             ("strangers-unnamed", None) => Self::StrangersUnnamed,
             ("not-for-this-device", None) => Self::NotForThisDevice,
+            ("undelivered", Some(f)) => Self::Undelivered {
+                condition: f.to_owned(),
+            },
             ("unlisted-devices", Some(f)) => Self::UnlistedDevices {
                 per_sender: number(f)?,
             },
@@ -198,6 +208,9 @@ impl fmt::Display for Failure {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Self::Undecryptable { detail } => write!(f, "could not decrypt: {detail}"),
+            Self::Undelivered { condition } => {
+                write!(f, "NOT DELIVERED: the server returned it ({condition})")
+            }
             Self::NotForThisDevice => f.write_str(
                 "the message was not encrypted for this device: the sending client left it out",
             ),
@@ -272,6 +285,9 @@ mod tests {
             },
             Failure::StrangersUnnamed,
             Failure::NotForThisDevice,
+            Failure::Undelivered {
+                condition: "service-unavailable".into(),
+            },
             Failure::UnlistedDevices { per_sender: 5 },
             Failure::UnconfirmedKeyExchanges { per_sender: 5 },
             Failure::LostSent {

@@ -111,6 +111,9 @@ pub trait Store {
     fn commit(&mut self, tx: Transaction) -> Result<Committed>;
     /// Marks an outbox entry as sent.
     fn mark_sent(&mut self, id: i64) -> Result<()>;
+    /// Records that a message we sent (history entry `id`) was not delivered: the server
+    /// returned it. Its text stays; history shows it with `why`.
+    fn mark_undelivered(&mut self, id: i64, why: &Failure) -> Result<()>;
     /// Outbox entries stored but not confirmed as sent, oldest first.
     fn pending(&self) -> Result<Vec<Pending>>;
     /// The last `limit` history entries of a conversation, oldest first.

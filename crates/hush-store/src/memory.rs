@@ -399,6 +399,16 @@ impl Store for MemoryStore {
         Ok(())
     }
 
+    fn mark_undelivered(&mut self, id: i64, why: &Failure) -> Result<()> {
+        if let Some(m) = usize::try_from(id - 1)
+            .ok()
+            .and_then(|i| self.messages.get_mut(i))
+        {
+            m.failure = Some(why.clone());
+        }
+        Ok(())
+    }
+
     fn pending(&self) -> Result<Vec<Pending>> {
         Ok(self
             .outbox

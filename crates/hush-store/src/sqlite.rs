@@ -1181,6 +1181,14 @@ impl Store for SqliteStore {
         Ok(())
     }
 
+    fn mark_undelivered(&mut self, id: i64, why: &Failure) -> Result<()> {
+        self.conn.execute(
+            "UPDATE messages SET error = ?2 WHERE id = ?1",
+            rusqlite::params![id, why.encode()],
+        )?;
+        Ok(())
+    }
+
     fn pending(&self) -> Result<Vec<Pending>> {
         let mut stmt = self.conn.prepare(
             "SELECT o.id, m.peer, m.origin_id, m.encrypted, o.stanza

@@ -286,6 +286,15 @@ fn outgoing_and_prekeys<S: Store>(mut store: S) {
     let last = store.history(ALICE, 1).unwrap();
     assert_eq!(last[0].direction, Direction::Out);
     assert_eq!(last[0].body.as_deref(), Some(&b"reply"[..]));
+    assert_eq!(last[0].failure, None);
+    // Returned by the server: the text stays, and history says it was not delivered.
+    let bounced = Failure::Undelivered {
+        condition: "service-unavailable".into(),
+    };
+    store.mark_undelivered(id, &bounced).unwrap();
+    let last = store.history(ALICE, 1).unwrap();
+    assert_eq!(last[0].body.as_deref(), Some(&b"reply"[..]));
+    assert_eq!(last[0].failure, Some(bounced));
     // Alice can read the reply, so the saved session was the advanced one.
     let opened = alice
         .device

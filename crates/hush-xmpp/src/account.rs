@@ -403,12 +403,26 @@ impl<S: Store> Hush<S> {
             let prepared = self
                 .engine
                 .prepare_in_clear(to.as_str(), text, now, &mut self.rng);
-            let id = prepared.stanza.origin_id().to_owned();
-            let report = self.transmit(prepared).await?;
+            let Prepared {
+                transaction,
+                stanza,
+                report,
+            } = prepared;
+            let origin_id = stanza.origin_id().to_owned();
+            let committed = self.commit_and_send((transaction, stanza)).await?;
+            if let Some(id) = committed.outgoing {
+                self.store.mark_sent(id)?;
+            }
             // No device list was fetched, so nothing showed whether the account exists: wait
-            // for the server, and say if it returned the message.
+            // for the server, and say if it returned the message (history says so too).
             self.xmpp.flush().await?;
-            if let Some(condition) = self.xmpp.take_bounce(&id) {
+            if let Some(condition) = self.xmpp.take_bounce(&origin_id) {
+                if let Some(id) = committed.outgoing {
+                    let why = hush_store::Failure::Undelivered {
+                        condition: condition.clone(),
+                    };
+                    self.store.mark_undelivered(id, &why)?;
+                }
                 return Err(XmppError::Undeliverable {
                     to: to.to_string(),
                     condition,

@@ -66,7 +66,7 @@ pub enum XmppError {
     },
     /// A message sent in clear came back from the server as undeliverable (an account that
     /// does not exist, say). It is in history as sent.
-    #[error("the server could not deliver the message to {to}: {condition} (does the account exist?); it stays in history as sent")]
+    #[error("the server could not deliver the message to {to}: {condition} (does the account exist?); history marks it as not delivered")]
     Undeliverable {
         /// The addressee.
         to: String,

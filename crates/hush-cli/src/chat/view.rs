@@ -459,9 +459,12 @@ impl Chat {
                 parts.push((format!(" [device {device}]"), Tone::Dim));
             }
             match (item["body"].as_str(), item["error"].as_str()) {
-                (Some(body), _) => {
+                (Some(body), error) => {
                     if item["encrypted"] != true {
                         parts.push((" [UNENCRYPTED]".into(), Tone::Alarm));
+                    }
+                    if let Some(e) = error {
+                        parts.push((format!(" [{}]", printable(e)), Tone::Alarm));
                     }
                     parts.push((": ".into(), Tone::Plain));
                     parts.push((shown_body(body), Tone::Plain));
