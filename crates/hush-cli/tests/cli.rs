@@ -438,6 +438,14 @@ fn a_device_is_verified_from_its_published_keys_before_any_message() {
     let verified = &json_lines(&verified)[0];
     assert_eq!(verified["device"], device, "{verified}");
     assert_eq!(verified["trust"], "verified", "{verified}");
+    // `devices` shows the key it was checked against, before any message.
+    let listed = json_lines(&ok(hush(&alice.home, &["--json", "devices", &bob.jid])));
+    let entry = listed
+        .iter()
+        .find(|d| d["device"] == device)
+        .unwrap_or_else(|| panic!("{listed:?}"));
+    assert_eq!(entry["fingerprint"], theirs["fingerprint"], "{entry}");
+    assert_eq!(entry["trust"], "verified", "{entry}");
     // The first message goes to a verified device.
     ok(hush(&alice.home, &["send", &bob.jid, "hello, verified"]));
     let status = &json_lines(&ok(hush(&alice.home, &["--json", "status", &bob.jid])))[0];

@@ -134,6 +134,17 @@ pub trait Store {
     ) -> Result<()>;
     /// The trust decision about one identity key of `jid`, if any.
     fn trust(&self, jid: &str, identity: &IdentityKey) -> Result<Option<Trust>>;
+    /// Keeps the identity key device `device` of `jid` publishes, read from its bundle to
+    /// verify or trust it before any session with it.
+    fn save_published_key(
+        &mut self,
+        jid: &str,
+        device: u32,
+        identity: &IdentityKey,
+        now: u64,
+    ) -> Result<()>;
+    /// The identity keys kept by [`Store::save_published_key`] for `jid`, by device id.
+    fn published_keys(&self, jid: &str) -> Result<Vec<(u32, IdentityKey)>>;
     /// Whether the user verified any identity key of `jid` (sessions or not: a reset session
     /// keeps its key's trust).
     fn has_verified_key(&self, jid: &str) -> Result<bool>;

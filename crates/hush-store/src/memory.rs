@@ -24,6 +24,7 @@ pub struct MemoryStore {
     outbox: BTreeMap<i64, Vec<u8>>,
     used_prekeys: BTreeSet<u32>,
     trust: BTreeMap<(String, [u8; 32]), Trust>,
+    published_keys: BTreeMap<(String, u32), IdentityKey>,
     devices: BTreeMap<(Suite, String), BTreeMap<u32, DeviceRecord>>,
     conversations: BTreeMap<String, ConversationRecord>,
     archive_resume: BTreeMap<String, String>,
@@ -454,6 +455,27 @@ impl Store for MemoryStore {
         self.trust
             .insert((jid.to_owned(), identity.curve25519()), trust);
         Ok(())
+    }
+
+    fn save_published_key(
+        &mut self,
+        jid: &str,
+        device: u32,
+        identity: &IdentityKey,
+        _now: u64,
+    ) -> Result<()> {
+        self.published_keys
+            .insert((jid.to_owned(), device), *identity);
+        Ok(())
+    }
+
+    fn published_keys(&self, jid: &str) -> Result<Vec<(u32, IdentityKey)>> {
+        Ok(self
+            .published_keys
+            .iter()
+            .filter(|((j, _), _)| j == jid)
+            .map(|((_, d), k)| (*d, *k))
+            .collect())
     }
 
     fn trust(&self, jid: &str, identity: &IdentityKey) -> Result<Option<Trust>> {

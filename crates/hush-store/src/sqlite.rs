@@ -39,7 +39,7 @@ use crate::{Account, Failure, Store};
 /// `PRAGMA application_id` of Hush stores: "HUSH".
 pub(crate) const APPLICATION_ID: i64 = 0x4855_5348;
 /// The schema version this build writes.
-pub const SCHEMA_VERSION: i64 = 7;
+pub const SCHEMA_VERSION: i64 = 8;
 
 /// The setting holding the store's generation (see [`SqliteStore::generation`]).
 const GENERATION: &str = "generation";
@@ -124,6 +124,11 @@ CREATE TABLE strangers (jid TEXT PRIMARY KEY, window INTEGER NOT NULL, spent INT
     // that an older Hush refuses this store instead of showing the encoding as text.
     r#"
 UPDATE messages SET error = error WHERE 0;
+"#,
+    // Schema 8: the identity keys read from contacts' published bundles to verify or trust a
+    // device before any session with it (its Ed25519 form).
+    r#"
+CREATE TABLE published_keys (jid TEXT NOT NULL, device_id INTEGER NOT NULL, identity BLOB NOT NULL, read_at INTEGER NOT NULL, PRIMARY KEY (jid, device_id));
 "#,
 ];
 
@@ -1250,6 +1255,42 @@ impl Store for SqliteStore {
             params![jid, identity.curve25519().as_slice(), trust.as_str(), now as i64],
         )?;
         Ok(())
+    }
+
+    fn save_published_key(
+        &mut self,
+        jid: &str,
+        device: u32,
+        identity: &IdentityKey,
+        now: u64,
+    ) -> Result<()> {
+        self.conn.execute(
+            "INSERT INTO published_keys (jid, device_id, identity, read_at) VALUES (?1, ?2, ?3, ?4)
+             ON CONFLICT (jid, device_id) DO UPDATE SET identity = excluded.identity, read_at = excluded.read_at",
+            params![jid, device, identity.ed25519().as_slice(), now as i64],
+        )?;
+        Ok(())
+    }
+
+    fn published_keys(&self, jid: &str) -> Result<Vec<(u32, IdentityKey)>> {
+        let mut stmt = self.conn.prepare(
+            "SELECT device_id, identity FROM published_keys WHERE jid = ?1 ORDER BY device_id",
+        )?;
+        let rows = stmt.query_map([jid], |r| {
+            Ok((r.get::<_, u32>(0)?, r.get::<_, Vec<u8>>(1)?))
+        })?;
+        let mut keys = Vec::new();
+        for row in rows {
+            let (device, bytes) = row?;
+            // A row that is not a key (damage) is left out rather than failing the listing.
+            if let Some(identity) = <[u8; 32]>::try_from(bytes.as_slice())
+                .ok()
+                .and_then(|b| IdentityKey::from_ed25519(b).ok())
+            {
+                keys.push((device, identity));
+            }
+        }
+        Ok(keys)
     }
 
     fn trust(&self, jid: &str, identity: &IdentityKey) -> Result<Option<Trust>> {

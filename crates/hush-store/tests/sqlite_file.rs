@@ -355,7 +355,7 @@ fn older_schemas_are_migrated_in_place() {
         // Turn it back into what schema 1 looked like.
         let c = hush_store::testing::Connection::open(&path).unwrap();
         c.execute_batch(
-            "DROP TABLE strangers; DROP TABLE settings; DROP TABLE archive_resume; DROP TABLE conversations;
+            "DROP TABLE published_keys; DROP TABLE strangers; DROP TABLE settings; DROP TABLE archive_resume; DROP TABLE conversations;
              DROP INDEX messages_digest; ALTER TABLE messages DROP COLUMN digest;
              ALTER TABLE messages DROP COLUMN encrypted; PRAGMA user_version = 1;",
         )
@@ -383,6 +383,17 @@ fn older_schemas_are_migrated_in_place() {
         Some("localhost:5222")
     );
     assert_eq!(history[0].ids.digest, None, "old messages have no digest");
+    // Schema 8's table is there too.
+    let key = *LocalDevice::generate(9, 1, 0, &mut StdRng::seed_from_u64(9))
+        .unwrap()
+        .identity()
+        .public();
+    store
+        .save_published_key("carol@example.com", 9, &key, 1)
+        .unwrap();
+    let kept = store.published_keys("carol@example.com").unwrap();
+    assert_eq!(kept.len(), 1);
+    assert_eq!((kept[0].0, kept[0].1.fingerprint()), (9, key.fingerprint()));
     drop(store);
     let c = hush_store::testing::Connection::open(&path).unwrap();
     let version: i64 = c
@@ -401,8 +412,11 @@ fn settings_are_added_to_schema_4_stores_and_encrypted_with_them() {
     populate(&mut SqliteStore::open(&path, &Default::default()).unwrap());
     {
         let c = hush_store::testing::Connection::open(&path).unwrap();
-        c.execute_batch("DROP TABLE strangers; DROP TABLE settings; PRAGMA user_version = 4;")
-            .unwrap();
+        c.execute_batch(
+            "DROP TABLE published_keys; DROP TABLE strangers; DROP TABLE settings; \
+             PRAGMA user_version = 4;",
+        )
+        .unwrap();
     }
     {
         let mut store = SqliteStore::open(&path, &Default::default()).unwrap();

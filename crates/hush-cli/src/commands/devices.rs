@@ -29,13 +29,23 @@ pub(crate) fn reports(store: &SqliteStore, jid: Option<&BareJid>) -> Result<Vec<
     let account = account(store)?;
     let jid = jid.map_or_else(|| account.jid.clone(), ToString::to_string);
     let mut shown = Vec::new();
+    // Keys read from published bundles (to verify or trust a device before any session).
+    let published = store.published_keys(&jid)?;
+    let mut listed = Vec::new();
     for suite in Suite::ALL {
         let sessions = store.sessions_of(suite, &jid)?;
         for d in store.devices(suite, &jid)? {
+            listed.push(d.device_id);
             let identity = sessions
                 .iter()
                 .find(|(id, _)| *id == d.device_id)
-                .map(|(_, s)| *s.peer_identity());
+                .map(|(_, s)| *s.peer_identity())
+                .or_else(|| {
+                    published
+                        .iter()
+                        .find(|(id, _)| *id == d.device_id)
+                        .map(|(_, k)| *k)
+                });
             let trust = match &identity {
                 Some(i) => store.trust(&jid, i)?,
                 None => None,
@@ -55,6 +65,20 @@ pub(crate) fn reports(store: &SqliteStore, jid: Option<&BareJid>) -> Result<Vec<
                 )],
             });
         }
+    }
+    // Devices known only from their published keys (no device list read yet).
+    for (device, identity) in published.iter().filter(|(d, _)| !listed.contains(d)) {
+        let trust = store.trust(&jid, identity)?;
+        let fp = identity.fingerprint();
+        shown.push(Shown {
+            json: json!({"jid": jid, "device": device, "ns": null, "listed": null,
+                         "last_seen": null, "fingerprint": fp, "trust": trust_name(trust)}),
+            text: vec![format!(
+                "{jid} device {device} fingerprint {fp} trust {} (its published keys were \
+                 read; no message exchanged yet)",
+                trust_name(trust)
+            )],
+        });
     }
     if jid == account.jid {
         shown.push(Shown {

@@ -64,6 +64,8 @@ pub(crate) async fn decide_fetching(
         let Ok(identity) = hush.published_identity(jid, device).await else {
             continue;
         };
+        hush.store_mut()
+            .save_published_key(&owner, device, &identity, now)?;
         let fp = identity.fingerprint();
         if wanted_device == Some(device) || (wanted_fp.len() >= 16 && hex_only(&fp) == wanted_fp) {
             hush.store_mut().set_trust(&owner, &identity, trust, now)?;
@@ -131,7 +133,12 @@ pub(crate) async fn verify_fetching(hush: &mut Hush<SqliteStore>, uri: &str) -> 
         let owner = super::bare(&jid)?;
         for (device, _, held) in keys.iter_mut().filter(|k| k.2.is_none()) {
             match hush.published_identity(&owner, *device).await {
-                Ok(identity) => *held = Some(identity),
+                Ok(identity) => {
+                    // Kept, so that `hush devices` shows the key it was checked against.
+                    hush.store_mut()
+                        .save_published_key(&jid, *device, &identity, unix_now())?;
+                    *held = Some(identity);
+                }
                 Err(e) => log::warn!("the published keys of device {device} of {jid}: {e}"),
             }
         }
