@@ -380,8 +380,11 @@ fn make_legacy(home: &Path) -> Value {
     };
     let mut config: Value = serde_json::from_str(&get("config")).unwrap();
     config["password"] = json!(get("xmpp_password"));
-    c.execute_batch("DROP TABLE strangers; DROP TABLE settings; PRAGMA user_version = 4;")
-        .unwrap();
+    c.execute_batch(
+        "DROP TABLE published_keys; DROP TABLE strangers; DROP TABLE settings; \
+         PRAGMA user_version = 4;",
+    )
+    .unwrap();
     drop(c);
     std::fs::write(home.join("config.json"), config.to_string()).unwrap();
     std::fs::set_permissions(

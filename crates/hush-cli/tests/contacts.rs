@@ -119,6 +119,25 @@ fn adding_each_other_subscribes_both_ways_and_removing_ends_it() {
         "{text}"
     );
 
+    // What the subscription is for: Bob sets up a new device, and its device list reaches
+    // Alice's agent as a push (PEP notification) — she sends nothing, fetches nothing.
+    let phone = init(&server, &dir, "bob", false);
+    let new_device =
+        json_lines(&ok(hush(&phone.home, &["--json", "fingerprint"])))[0]["device"].clone();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let known = json_lines(&ok(hush(&alice.home, &["--json", "devices", &bob.jid])));
+        if known.iter().any(|d| d["device"] == new_device) {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "Bob's new device {new_device} did not reach Alice: {known:?}"
+        );
+        // The push reaches her agent on its own time: polled.
+        std::thread::sleep(Duration::from_millis(200));
+    }
+
     // Alice removes Bob: gone from her list, and Bob no longer sees her or is seen.
     let removed = ok(hush(&alice.home, &["contacts", "remove", &bob.jid]));
     assert!(

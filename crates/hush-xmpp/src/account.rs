@@ -871,7 +871,14 @@ impl<S: Store> Hush<S> {
     /// Adds `jid` as a contact: on the roster, its presence asked for and ours approved, so
     /// that each side sees the other online and gets its device-list changes.
     pub async fn add_contact(&mut self, jid: &BareJid) -> Result<()> {
-        self.xmpp.add_contact(jid).await
+        self.xmpp.add_contact(jid).await?;
+        // The user said so: a contact, no longer a stranger (its device lists pushed from now
+        // on are kept, and its new sessions are not rate-limited).
+        self.store.commit(Transaction {
+            conversations: vec![(jid.to_string(), hush_store::ConversationChange::Contact)],
+            ..Default::default()
+        })?;
+        Ok(())
     }
 
     /// Removes `jid` from the contacts, and the presence subscriptions both ways.
