@@ -188,6 +188,25 @@ fn suite_of(name: String) -> rusqlite::Result<Suite> {
     })
 }
 
+/// Gives a new connection the passphrase and reads the store's application id and schema
+/// version: the first read, which tells a wrong passphrase or a non-database apart before
+/// anything is written.
+fn read_header(conn: &Connection, path: &Path, options: &OpenOptions) -> Result<(i64, i64)> {
+    // SQLCipher logs decryption failures to stderr; we report them as typed errors instead.
+    let _ = conn.pragma_update(None, "cipher_log_level", "NONE");
+    if let Some(p) = &options.passphrase {
+        conn.pragma_update(None, "key", p.as_str())
+            .map_err(|e| classify(path, e))?;
+    }
+    let app: i64 = conn
+        .query_row("PRAGMA application_id", [], |r| r.get(0))
+        .map_err(|e| classify(path, e))?;
+    let version: i64 = conn
+        .query_row("PRAGMA user_version", [], |r| r.get(0))
+        .map_err(|e| classify(path, e))?;
+    Ok((app, version))
+}
+
 /// `path` for an SQLite URI: every byte outside the unreserved set and `/` percent-encoded
 /// (a `?` or `#` in a directory name would otherwise end the path).
 fn uri_path(path: &Path) -> String {
@@ -272,17 +291,7 @@ impl SqliteStore {
                     | OpenFlags::SQLITE_OPEN_NO_MUTEX,
             )
             .map_err(|e| classify(&path, e))?;
-            let _ = conn.pragma_update(None, "cipher_log_level", "NONE");
-            if let Some(p) = &options.passphrase {
-                conn.pragma_update(None, "key", p.as_str())
-                    .map_err(|e| classify(&path, e))?;
-            }
-            let app: i64 = conn
-                .query_row("PRAGMA application_id", [], |r| r.get(0))
-                .map_err(|e| classify(&path, e))?;
-            let version: i64 = conn
-                .query_row("PRAGMA user_version", [], |r| r.get(0))
-                .map_err(|e| classify(&path, e))?;
+            let (app, version) = read_header(&conn, &path, options)?;
             if app != APPLICATION_ID {
                 return Err(StoreError::Foreign {
                     path: path.clone(),
@@ -337,19 +346,7 @@ impl SqliteStore {
     }
 
     fn init(conn: Connection, path: PathBuf, options: &OpenOptions, existed: bool) -> Result<Self> {
-        // SQLCipher logs decryption failures to stderr; we report them as typed errors instead.
-        let _ = conn.pragma_update(None, "cipher_log_level", "NONE");
-        if let Some(p) = &options.passphrase {
-            conn.pragma_update(None, "key", p.as_str())
-                .map_err(|e| classify(&path, e))?;
-        }
-        // The first read tells a wrong passphrase or a non-database apart, before any write.
-        let app: i64 = conn
-            .query_row("PRAGMA application_id", [], |r| r.get(0))
-            .map_err(|e| classify(&path, e))?;
-        let version: i64 = conn
-            .query_row("PRAGMA user_version", [], |r| r.get(0))
-            .map_err(|e| classify(&path, e))?;
+        let (app, version) = read_header(&conn, &path, options)?;
         if existed {
             if app == 0 {
                 let tables: i64 = conn

@@ -403,21 +403,13 @@ impl<S: Store> Hush<S> {
             let prepared = self
                 .engine
                 .prepare_in_clear(to.as_str(), text, now, &mut self.rng);
-            let Prepared {
-                transaction,
-                stanza,
-                report,
-            } = prepared;
-            let origin_id = stanza.origin_id().to_owned();
-            let committed = self.commit_and_send((transaction, stanza)).await?;
-            if let Some(id) = committed.outgoing {
-                self.store.mark_sent(id)?;
-            }
+            let origin_id = prepared.stanza.origin_id().to_owned();
+            let (report, entry) = self.transmit(prepared).await?;
             // No device list was fetched, so nothing showed whether the account exists: wait
             // for the server, and say if it returned the message (history says so too).
             self.xmpp.flush().await?;
             if let Some(condition) = self.xmpp.take_bounce(&origin_id) {
-                if let Some(id) = committed.outgoing {
+                if let Some(id) = entry {
                     let why = hush_store::Failure::Undelivered {
                         condition: condition.clone(),
                     };
@@ -454,12 +446,12 @@ impl<S: Store> Hush<S> {
         let prepared =
             self.engine
                 .prepare_send(&self.store, plan, text, bundles, now, &mut self.rng)?;
-        self.transmit(prepared).await
+        Ok(self.transmit(prepared).await?.0)
     }
 
     /// Commits a prepared message (its sessions, history and outbox entry, and what it
-    /// changed), then transmits it and marks it sent.
-    async fn transmit(&mut self, prepared: Prepared) -> Result<SendReport> {
+    /// changed), then transmits it and marks it sent; gives its history entry too.
+    async fn transmit(&mut self, prepared: Prepared) -> Result<(SendReport, Option<i64>)> {
         let Prepared {
             transaction,
             stanza,
@@ -469,7 +461,7 @@ impl<S: Store> Hush<S> {
         if let Some(id) = committed.outgoing {
             self.store.mark_sent(id)?;
         }
-        Ok(report)
+        Ok((report, committed.outgoing))
     }
 
     /// Keeps our published keys fresh, as the engine decides (used one-time prekeys retired,

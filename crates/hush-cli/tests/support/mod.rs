@@ -195,3 +195,23 @@ impl Drop for Running {
         }
     }
 }
+
+/// Waits until `check` gives `Ok`, asking again every 200 ms — for what another process does
+/// on its own time (an agent answering a push), which nothing announces — and gives its value;
+/// fails the test with the last `Err` (what was seen instead) after `patience`.
+pub fn eventually<T>(
+    patience: std::time::Duration,
+    mut check: impl FnMut() -> Result<T, String>,
+) -> T {
+    let deadline = std::time::Instant::now() + patience;
+    loop {
+        match check() {
+            Ok(value) => return value,
+            Err(seen) => assert!(
+                std::time::Instant::now() < deadline,
+                "not within {patience:?}: {seen}"
+            ),
+        }
+        std::thread::sleep(std::time::Duration::from_millis(200));
+    }
+}
