@@ -8,6 +8,10 @@ use thiserror::Error;
 
 use crate::commands::bare;
 
+/// How many of the last messages with a contact the chat shows when it opens the
+/// conversation, and `/history` without a count.
+pub(super) const HISTORY_SHOWN: usize = 20;
+
 /// The commands, for `/help`.
 pub(super) const HELP: &[&str] = &[
     "/to JID              talk to JID (Enter sends to them)",
@@ -118,7 +122,7 @@ pub(super) fn parse(line: &str) -> Result<Line, CommandError> {
             })?,
         )?),
         "history" => Command::History(match arg {
-            None => 20,
+            None => HISTORY_SHOWN,
             Some(n) => n
                 .parse()
                 .map_err(|_| bad("history", format!("`{n}` is not a count")))?,

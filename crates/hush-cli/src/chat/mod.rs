@@ -301,7 +301,10 @@ async fn feed_from(
     // the view skips them.
     if let Some(peer) = peer {
         let history = agent
-            .call("history", json!({"jid": peer.to_string(), "limit": 20}))
+            .call(
+                "history",
+                json!({"jid": peer.to_string(), "limit": command::HISTORY_SHOWN}),
+            )
             .await;
         let _ = feed.send(Feed::History(peer, history));
     }

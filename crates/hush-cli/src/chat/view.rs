@@ -342,7 +342,7 @@ impl Chat {
                         printable(jid.as_str())
                     ),
                 );
-                return Some(self.history(jid.clone(), 20));
+                return Some(self.history(jid.clone(), command::HISTORY_SHOWN));
             }
             _ => {}
         }
