@@ -24,6 +24,8 @@
 //! * [`outbox`]: what a previous run stored but did not send, and how it goes out now.
 //! * [`devices`]: device lists — what a push records, the lists this device publishes, id
 //!   collisions.
+//! * [`room`]: group chats — which rooms may have encrypted messages, and a room message for
+//!   every device of every member, one element per suite.
 //! * [`rollback`]: a store put back behind Hush's back, found from our published bundle and
 //!   our own messages in the archive, and repaired as a restore is.
 //!
@@ -44,6 +46,7 @@ pub mod readers;
 pub mod receive;
 pub mod refusal;
 pub mod rollback;
+pub mod room;
 pub mod send;
 pub mod stanza;
 pub mod strangers;
@@ -64,6 +67,7 @@ pub use readers::{Candidate, NextMessage};
 pub use receive::{After, BundleRequest, Inbound, InboundPayload, ReceiveStep, ServerStamp};
 pub use refusal::{DeviceState, FetchFailed, Obstacle, Refusal};
 pub use rollback::{Repaired, Rollback, ROLLBACK_WARNING};
+pub use room::{Announced, RoomPlan, RoomRefusal};
 pub use send::{Fetched, Prepared, Route, SendPlan};
 pub use stanza::{MessageStanza, Wire};
 pub use types::{Arrival, Delivery, SendOptions, SendReport};

@@ -51,19 +51,29 @@ impl Engine {
                 if !p.encrypted {
                     return Resend::DropInClear { id, to };
                 }
-                let element = std::str::from_utf8(&p.stanza)
+                let origin_id = p.origin_id.unwrap_or_else(|| format!("hush-outbox-{id}"));
+                let parsed = std::str::from_utf8(&p.stanza)
                     .ok()
-                    .and_then(|s| s.parse::<Element>().ok())
-                    .and_then(|e| EncryptedElement::from_element(&e).ok());
-                match element {
-                    Some(element) => Resend::Encrypted {
-                        id,
-                        stanza: MessageStanza::encrypted(
-                            &to,
-                            element,
-                            p.origin_id.unwrap_or_else(|| format!("hush-outbox-{id}")),
-                        ),
-                    },
+                    .and_then(|s| s.parse::<Element>().ok());
+                let stanza = match parsed {
+                    // A room message is stored whole: its elements, one per suite.
+                    Some(e) if e.name() == "message" => {
+                        let elements: Option<Vec<EncryptedElement>> = e
+                            .children()
+                            .filter(|c| c.name() == "encrypted")
+                            .map(|c| EncryptedElement::from_element(c).ok())
+                            .collect();
+                        elements
+                            .filter(|e| !e.is_empty())
+                            .map(|e| MessageStanza::to_room(&to, e, origin_id))
+                    }
+                    Some(e) => EncryptedElement::from_element(&e)
+                        .ok()
+                        .map(|element| MessageStanza::encrypted(&to, element, origin_id)),
+                    None => None,
+                };
+                match stanza {
+                    Some(stanza) => Resend::Encrypted { id, stanza },
                     None => Resend::Unreadable { id, to },
                 }
             })

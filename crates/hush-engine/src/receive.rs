@@ -73,8 +73,11 @@ impl ServerStamp {
 pub struct Inbound {
     /// Who sent it (bare JID); our own JID for copies of what our other devices sent.
     pub sender: String,
-    /// The conversation it belongs to (the contact's bare JID).
+    /// The conversation it belongs to: the contact's bare JID, or the room's.
     pub peer: String,
+    /// For a room message (XEP-0045): the sender's nickname in the room `peer`; `sender` is
+    /// then the real JID the room gave for that nickname.
+    pub nick: Option<String>,
     /// What it carries.
     pub payload: InboundPayload,
     /// XEP-0359 / MAM ids, to recognise copies.
@@ -181,7 +184,10 @@ impl Engine {
         // nothing fetched on its behalf either: the step drops its key exchange before the
         // binding anyway (see `Budget`). A listed device of a contact is always checked, so
         // forgeries in its name cannot lock out the real one.
-        let stranger = inbound.sender != self.jid && !record.contact;
+        let stranger = inbound.sender != self.jid
+            && !record.contact
+            && !(inbound.nick.is_some()
+                && self.is_room_member(store, &inbound.peer, &inbound.sender)?);
         if stranger || !listed(store, el.suite, &inbound.sender, el.sid)? {
             let window = strangers::window(now);
             let usage = store.stranger_usage(&inbound.sender, window)?;
@@ -210,6 +216,7 @@ impl Engine {
         let Inbound {
             sender,
             peer,
+            nick,
             payload,
             mut ids,
             sent_at,
@@ -233,7 +240,10 @@ impl Engine {
         // not make it a contact, or a flood would promote itself).
         let sender_record = store.conversation(&sender)?;
         let own = sender == self.jid;
-        let stranger = !own && !sender_record.contact;
+        // A room's members are not strangers to each other: whoever admitted them to a
+        // members-only room vouched for them.
+        let member = nick.is_some() && self.is_room_member(store, &peer, &sender)?;
+        let stranger = !(own || sender_record.contact || member);
         if !own && sender_record.blocked {
             log::info!("ignored a message from {sender}, whom you blocked");
             return Ok(ReceiveStep::nothing());
@@ -253,6 +263,7 @@ impl Engine {
         let message = Message {
             sender,
             peer,
+            nick,
             to,
             ids,
             at,
@@ -368,6 +379,7 @@ impl Engine {
             let inbound = Inbound {
                 sender: m.sender,
                 peer: m.peer,
+                nick: m.nick,
                 payload: InboundPayload::Omemo(encrypted),
                 ids: m.ids,
                 sent_at: Some(ServerStamp::Archive(m.at)),
@@ -467,8 +479,9 @@ impl Engine {
             let body = match (&o.payload, suite) {
                 (None, _) => None,
                 (Some(_), Suite::Omemo2) => {
-                    // The envelope must name the real sender and the conversation's addressee.
-                    let to = if m.sender == self.jid {
+                    // The envelope must name the real sender and the conversation's addressee:
+                    // a room message is addressed to the room (XEP-0384 §5.5.1).
+                    let to = if m.sender == self.jid || m.nick.is_some() {
                         m.peer.as_str()
                     } else {
                         self.jid.as_str()
@@ -874,6 +887,8 @@ pub(crate) fn first_trust<S: Store + ?Sized>(
 struct Message {
     sender: String,
     peer: String,
+    /// The sender's nickname, for a room message (the room is `peer`).
+    nick: Option<String>,
     /// The recipient: us, or the contact for a copy of what our other devices sent.
     to: String,
     ids: MessageIds,
@@ -888,6 +903,8 @@ impl Message {
     /// Where it was going and when, for its delivery.
     fn arrival(&self) -> crate::Arrival {
         crate::Arrival {
+            room: self.nick.as_ref().map(|_| self.peer.clone()),
+            nick: self.nick.clone(),
             to: self.to.clone(),
             at: Some(self.at),
             delayed: self.delayed,

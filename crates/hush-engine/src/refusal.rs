@@ -135,6 +135,8 @@ pub enum Refusal {
         /// The only suite left.
         left: Suite,
     },
+    /// The room may not receive encrypted messages as it is.
+    Room(crate::RoomRefusal),
 }
 
 impl fmt::Display for Refusal {
@@ -162,6 +164,7 @@ impl fmt::Display for Refusal {
                 "missing their {used} device list: it is gone although this conversation used \
                  {used}, and only {left} is left; a server may be downgrading it"
             ),
+            Self::Room(why) => why.fmt(f),
         }
     }
 }

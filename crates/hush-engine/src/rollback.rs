@@ -188,6 +188,7 @@ impl Engine {
                     .origin_id
                     .clone()
                     .or_else(|| record.ids.stanza_id.clone()),
+                ..crate::Arrival::default()
             },
         };
         let transaction = Transaction {
@@ -370,6 +371,7 @@ mod tests {
             )
             .unwrap();
             Inbound {
+                nick: None,
                 sender: ME.into(),
                 peer: PEER.into(),
                 payload: InboundPayload::Omemo(Ok(element)),
@@ -583,6 +585,7 @@ mod tests {
         Inbound {
             sender: jid.into(),
             peer: jid.into(),
+            nick: None,
             payload: InboundPayload::Omemo(Ok(element)),
             ids: MessageIds {
                 origin_id: Some(origin.into()),

@@ -138,6 +138,7 @@ impl Engine {
                 skipped: Vec::new(),
                 properties: Properties::PLAINTEXT,
                 new_keys: Vec::new(),
+                without_devices: Vec::new(),
             },
         }
     }
@@ -248,149 +249,26 @@ impl Engine {
             ..
         } = plan;
         let conversation = store.conversation(&to)?;
-        // The facts the policy decides on: every device that could read, its trust, and
-        // whether a session exists or can be built.
-        let mut readers = Vec::new();
-        let mut sessions: Vec<(String, u32, Session)> = Vec::new();
-        let mut reasons: Vec<((String, u32), Obstacle)> = inactive;
-        let mut new_keys = Vec::new();
-        let mut report_keys: Vec<(String, u32, String)> = Vec::new();
-        let mut bundles = bundles;
-        for (jid, device, peer) in devices {
-            let mut reader = Reader {
-                jid: jid.clone(),
-                device,
-                trust: None,
-                usable: false,
-                peer,
-            };
-            if reasons.iter().any(|((j, d), _)| *j == jid && *d == device) {
-                readers.push(reader);
-                continue;
-            }
-            let key = SessionKey::new(suite, &jid, device);
-            // A bundle was fetched for a device with no session, or with a rewound one.
-            let replace = bundles.iter().any(|((j, d), _)| *j == jid && *d == device);
-            let stored = store.session(&key)?;
-            let session = match (replace, stored) {
-                (false, Some(s)) => Ok(s),
-                (_, rewound) => {
-                    let fetched = bundles
-                        .iter()
-                        .position(|((j, d), _)| *j == jid && *d == device)
-                        .map(|i| bundles.swap_remove(i).1)
-                        .map_or(Err(Obstacle::NotFetched), |f| f.map_err(Obstacle::NoBundle));
-                    fetched.and_then(|b| {
-                        let new = Session::initiate(self.local.identity(), &b, rng)
-                            .map_err(Obstacle::BadBundle)?;
-                        // A rewound session keeps reading what the peer already sent on it,
-                        // and never sends again.
-                        Ok(match rewound {
-                            Some(old) => old.restart(new),
-                            None => new,
-                        })
-                    })
-                }
-            };
-            match session {
-                Ok(session) => {
-                    let (trust, new) =
-                        first_trust(store, &jid, session.peer_identity(), &new_keys)?;
-                    if new {
-                        new_keys.push(hush_store::NewKey {
-                            jid: jid.clone(),
-                            identity: *session.peer_identity(),
-                            trust,
-                            at: now,
-                        });
-                        report_keys.push((
-                            jid.clone(),
-                            device,
-                            session.peer_identity().fingerprint(),
-                        ));
-                    }
-                    reader.trust = Some(trust.into());
-                    reader.usable = true;
-                    sessions.push((jid, device, session));
-                }
-                Err(why) => reasons.push(((jid, device), why)),
-            }
-            readers.push(reader);
-        }
-        let reason = |jid: &str, device: u32, fallback: &policy::LeftOut| {
-            reasons
-                .iter()
-                .find(|((j, d), _)| j == jid && *d == device)
-                .map(|(_, w)| w.clone())
-                .unwrap_or(Obstacle::Policy(fallback.clone()))
-        };
-        // The send's own settings are not the conversation's: a global off switch was handled
-        // by `route`, so only the conversation's policy decides here.
-        let (chosen, left_out, properties) =
-            match policy::decide(&conversation.policy, false, false, &readers) {
-                Decision::Encrypt {
-                    to: chosen,
-                    left_out,
-                    properties,
-                } => (chosen, left_out, properties),
-                Decision::Refuse { missing } => {
-                    let devices = readers
-                        .iter()
-                        .filter(|r| r.peer)
-                        .map(|r| {
-                            let state = match (r.usable, r.trust) {
-                                (true, Some(KeyTrust::Verified)) => DeviceState::Verified,
-                                (true, Some(KeyTrust::Blind)) => DeviceState::NotVerified,
-                                (true, Some(KeyTrust::Distrusted)) => DeviceState::Distrusted,
-                                _ => DeviceState::Unusable(reason(
-                                    &r.jid,
-                                    r.device,
-                                    &policy::LeftOut::Unusable,
-                                )),
-                            };
-                            (r.device, state)
-                        })
-                        .collect();
-                    return Err(EngineError::NotSent {
-                        jid: to,
-                        refusal: Refusal::Policy { missing, devices },
-                    });
-                }
-                Decision::Plaintext { .. } => {
-                    return Err(EngineError::NotSent {
-                        jid: to,
-                        refusal: Refusal::UnaskedPlaintext,
-                    })
-                }
-            };
-        let skipped: Vec<(String, u32, Obstacle)> = left_out
-            .iter()
-            .map(|(j, d, w)| (j.clone(), *d, reason(j, *d, w)))
+        let targets = devices
+            .into_iter()
+            .map(|(jid, device, peer)| (suite, jid, device, peer))
             .collect();
+        let opened = self.open_sessions(store, targets, inactive, bundles, now, rng)?;
+        let Opened {
+            readers,
+            sessions,
+            reasons,
+            new_keys,
+            report_keys,
+        } = opened;
+        let (chosen, skipped, properties) =
+            decide_readers(&conversation.policy, &to, &readers, &reasons)?;
         let mut targets: Vec<(String, u32, Session)> = sessions
             .into_iter()
-            .filter(|(j, d, _)| chosen.iter().any(|(cj, cd)| cj == j && cd == d))
+            .filter(|(_, j, d, _)| chosen.iter().any(|(cj, cd)| cj == j && cd == d))
+            .map(|(_, j, d, s)| (j, d, s))
             .collect();
-        let payload = match suite {
-            Suite::Omemo2 => sce::seal(&[sce::body(text)], &self.jid, &to, Some(now), rng)?,
-            _ => text.as_bytes().to_vec(),
-        };
-        let mut recipients: Vec<Recipient<'_>> = targets
-            .iter_mut()
-            .map(|(jid, device, session)| Recipient {
-                jid,
-                device_id: *device,
-                session,
-            })
-            .collect();
-        let element = seal(
-            suite,
-            self.device_id(),
-            Some(&payload),
-            &mut recipients,
-            rng,
-        )?;
-        drop(recipients);
+        let element = self.seal_text(suite, text, &to, &mut targets, now, rng)?;
         let advanced: Vec<(SessionKey, Session)> = targets
             .iter()
             .map(|(j, d, s)| (SessionKey::new(suite, j, *d), s.clone()))
@@ -420,8 +298,42 @@ impl Engine {
                 skipped,
                 properties,
                 new_keys: report_keys,
+                without_devices: Vec::new(),
             },
         })
+    }
+
+    /// `text` for the conversation `to`, sealed in `suite` for the sessions of `targets`
+    /// (advanced in place): in an SCE envelope naming us and `to` for omemo:2, as it is for
+    /// legacy.
+    pub(crate) fn seal_text<R: CryptoRng + ?Sized>(
+        &self,
+        suite: Suite,
+        text: &str,
+        to: &str,
+        targets: &mut [(String, u32, Session)],
+        now: u64,
+        rng: &mut R,
+    ) -> Result<hush_proto::EncryptedElement> {
+        let payload = match suite {
+            Suite::Omemo2 => sce::seal(&[sce::body(text)], &self.jid, to, Some(now), rng)?,
+            _ => text.as_bytes().to_vec(),
+        };
+        let mut recipients: Vec<Recipient<'_>> = targets
+            .iter_mut()
+            .map(|(jid, device, session)| Recipient {
+                jid,
+                device_id: *device,
+                session,
+            })
+            .collect();
+        Ok(seal(
+            suite,
+            self.device_id(),
+            Some(&payload),
+            &mut recipients,
+            rng,
+        )?)
     }
 
     /// The empty message owed to a device (a key-exchange answer or heartbeat): the element,
@@ -500,7 +412,7 @@ impl Engine {
     }
 
     /// Why a device is left out as inactive, if it is.
-    fn inactive<S: Store + ?Sized>(
+    pub(crate) fn inactive<S: Store + ?Sized>(
         &self,
         store: &S,
         suite: Suite,
@@ -530,7 +442,7 @@ impl Engine {
     /// in both). A session built from a key exchange of a device
     /// nobody announced anywhere shows nothing: anyone controlling a server can make one up,
     /// and it would lock the user out of writing to a legacy-only contact.
-    fn refuse_downgrade<S: Store + ?Sized>(
+    pub(crate) fn refuse_downgrade<S: Store + ?Sized>(
         &self,
         store: &S,
         jid: &str,
@@ -574,9 +486,23 @@ impl Engine {
         rng: &mut R,
     ) -> (String, Outgoing) {
         let origin_id = origin_id(rng);
-        let outgoing = Outgoing {
+        let outgoing = self.outgoing_with_id(to, text, suite, stanza, now, origin_id.clone());
+        (origin_id, outgoing)
+    }
+
+    /// The outbox entry for `text` to `to` under `origin_id` (see [`Self::outgoing`]).
+    pub(crate) fn outgoing_with_id(
+        &self,
+        to: &str,
+        text: &str,
+        suite: Option<Suite>,
+        stanza: Vec<u8>,
+        now: u64,
+        origin_id: String,
+    ) -> Outgoing {
+        Outgoing {
             ids: MessageIds {
-                origin_id: Some(origin_id.clone()),
+                origin_id: Some(origin_id),
                 ..Default::default()
             },
             peer: to.to_owned(),
@@ -587,12 +513,175 @@ impl Engine {
             body: text.as_bytes().to_vec(),
             encrypted: suite.is_some(),
             stanza,
-        };
-        (origin_id, outgoing)
+        }
+    }
+}
+
+/// What [`Engine::open_sessions`] found for the devices of a message.
+pub(crate) struct Opened {
+    /// Every device that could read, its trust, and whether it is usable.
+    pub(crate) readers: Vec<Reader>,
+    /// The sessions to encrypt on: `(suite, jid, device, session)`.
+    pub(crate) sessions: Vec<(Suite, String, u32, Session)>,
+    /// Why each unusable device is unusable.
+    pub(crate) reasons: Vec<((String, u32), Obstacle)>,
+    /// Keys met for the first time, to record.
+    pub(crate) new_keys: Vec<hush_store::NewKey>,
+    /// The same, for the report: `(jid, device, fingerprint)`.
+    pub(crate) report_keys: Vec<(String, u32, String)>,
+}
+
+impl Engine {
+    /// The facts the send policy decides on, for `targets` (`(suite, jid, device, is a
+    /// reader of the conversation)`): each device's session (stored, or built from the bundle
+    /// fetched for it), its trust, or why it cannot be used. `inactive` are left out already.
+    pub(crate) fn open_sessions<S: Store + ?Sized, R: CryptoRng + ?Sized>(
+        &self,
+        store: &S,
+        targets: Vec<(Suite, String, u32, bool)>,
+        inactive: Vec<((String, u32), Obstacle)>,
+        mut bundles: Vec<((String, u32), Fetched)>,
+        now: u64,
+        rng: &mut R,
+    ) -> Result<Opened> {
+        let mut readers = Vec::new();
+        let mut sessions = Vec::new();
+        let mut reasons = inactive;
+        let mut new_keys = Vec::new();
+        let mut report_keys: Vec<(String, u32, String)> = Vec::new();
+        for (suite, jid, device, peer) in targets {
+            let mut reader = Reader {
+                jid: jid.clone(),
+                device,
+                trust: None,
+                usable: false,
+                peer,
+            };
+            if reasons.iter().any(|((j, d), _)| *j == jid && *d == device) {
+                readers.push(reader);
+                continue;
+            }
+            let key = SessionKey::new(suite, &jid, device);
+            // A bundle was fetched for a device with no session, or with a rewound one.
+            let replace = bundles.iter().any(|((j, d), _)| *j == jid && *d == device);
+            let stored = store.session(&key)?;
+            let session = match (replace, stored) {
+                (false, Some(s)) => Ok(s),
+                (_, rewound) => {
+                    let fetched = bundles
+                        .iter()
+                        .position(|((j, d), _)| *j == jid && *d == device)
+                        .map(|i| bundles.swap_remove(i).1)
+                        .map_or(Err(Obstacle::NotFetched), |f| f.map_err(Obstacle::NoBundle));
+                    fetched.and_then(|b| {
+                        let new = Session::initiate(self.local.identity(), &b, rng)
+                            .map_err(Obstacle::BadBundle)?;
+                        // A rewound session keeps reading what the peer already sent on it,
+                        // and never sends again.
+                        Ok(match rewound {
+                            Some(old) => old.restart(new),
+                            None => new,
+                        })
+                    })
+                }
+            };
+            match session {
+                Ok(session) => {
+                    let (trust, new) =
+                        first_trust(store, &jid, session.peer_identity(), &new_keys)?;
+                    if new {
+                        new_keys.push(hush_store::NewKey {
+                            jid: jid.clone(),
+                            identity: *session.peer_identity(),
+                            trust,
+                            at: now,
+                        });
+                        report_keys.push((
+                            jid.clone(),
+                            device,
+                            session.peer_identity().fingerprint(),
+                        ));
+                    }
+                    reader.trust = Some(trust.into());
+                    reader.usable = true;
+                    sessions.push((suite, jid, device, session));
+                }
+                Err(why) => reasons.push(((jid, device), why)),
+            }
+            readers.push(reader);
+        }
+        Ok(Opened {
+            readers,
+            sessions,
+            reasons,
+            new_keys,
+            report_keys,
+        })
+    }
+}
+
+/// The send policy's decision over `readers` for the conversation `to` with `policy`: the
+/// devices to encrypt for, those left out (each with why) and what the message will have — or
+/// the refusal, naming how each reader stood.
+#[allow(clippy::type_complexity)]
+pub(crate) fn decide_readers(
+    policy: &hush_proto::policy::Conversation,
+    to: &str,
+    readers: &[Reader],
+    reasons: &[((String, u32), Obstacle)],
+) -> Result<(Vec<(String, u32)>, Vec<(String, u32, Obstacle)>, Properties)> {
+    let reason = |jid: &str, device: u32, fallback: &policy::LeftOut| {
+        reasons
+            .iter()
+            .find(|((j, d), _)| j == jid && *d == device)
+            .map(|(_, w)| w.clone())
+            .unwrap_or(Obstacle::Policy(fallback.clone()))
+    };
+    // The send's own settings are not the conversation's: a global off switch was handled
+    // by `route`, so only the conversation's policy decides here.
+    match policy::decide(policy, false, false, readers) {
+        Decision::Encrypt {
+            to: chosen,
+            left_out,
+            properties,
+        } => {
+            let skipped = left_out
+                .iter()
+                .map(|(j, d, w)| (j.clone(), *d, reason(j, *d, w)))
+                .collect();
+            Ok((chosen, skipped, properties))
+        }
+        Decision::Refuse { missing } => {
+            let devices = readers
+                .iter()
+                .filter(|r| r.peer)
+                .map(|r| {
+                    let state = match (r.usable, r.trust) {
+                        (true, Some(KeyTrust::Verified)) => DeviceState::Verified,
+                        (true, Some(KeyTrust::Blind)) => DeviceState::NotVerified,
+                        (true, Some(KeyTrust::Distrusted)) => DeviceState::Distrusted,
+                        _ => DeviceState::Unusable(reason(
+                            &r.jid,
+                            r.device,
+                            &policy::LeftOut::Unusable,
+                        )),
+                    };
+                    (r.device, state)
+                })
+                .collect();
+            Err(EngineError::NotSent {
+                jid: to.to_owned(),
+                refusal: Refusal::Policy { missing, devices },
+            })
+        }
+        Decision::Plaintext { .. } => Err(EngineError::NotSent {
+            jid: to.to_owned(),
+            refusal: Refusal::UnaskedPlaintext,
+        }),
     }
 }
 
 /// A fresh XEP-0359 origin id.
-fn origin_id<R: CryptoRng + ?Sized>(rng: &mut R) -> String {
+pub(crate) fn origin_id<R: CryptoRng + ?Sized>(rng: &mut R) -> String {
     format!("hush-{:016x}", rng.next_u64())
 }

@@ -18,6 +18,9 @@ pub enum Wire {
     Encrypted(EncryptedElement),
     /// A body in clear.
     InClear(String),
+    /// A room message: one OMEMO element per suite its readers use, each holding the keys of
+    /// the devices that read it (a member's client reads the one with a key for its device).
+    PerSuite(Vec<EncryptedElement>),
 }
 
 /// The text in clear of every encrypted message with content: only that it is encrypted.
@@ -35,6 +38,8 @@ pub struct MessageStanza {
     to: String,
     origin_id: String,
     content: Wire,
+    /// A message to a room (`type='groupchat'`, XEP-0045 §7.4).
+    groupchat: bool,
 }
 
 impl MessageStanza {
@@ -44,6 +49,7 @@ impl MessageStanza {
             to: to.to_owned(),
             origin_id,
             content: Wire::Encrypted(element),
+            groupchat: false,
         }
     }
 
@@ -53,7 +59,31 @@ impl MessageStanza {
             to: to.to_owned(),
             origin_id,
             content: Wire::InClear(text.to_owned()),
+            groupchat: false,
         }
+    }
+
+    /// An encrypted message to the room `room`: one element per suite, in the order given.
+    pub fn to_room(room: &str, elements: Vec<EncryptedElement>, origin_id: String) -> Self {
+        Self {
+            to: room.to_owned(),
+            origin_id,
+            content: Wire::PerSuite(elements),
+            groupchat: true,
+        }
+    }
+
+    /// A message in clear to the room `room`: only ever built on the user's explicit request.
+    pub(crate) fn in_clear_to_room(room: &str, text: &str, origin_id: String) -> Self {
+        Self {
+            groupchat: true,
+            ..Self::in_clear(room, text, origin_id)
+        }
+    }
+
+    /// Whether it goes to a room.
+    pub fn is_groupchat(&self) -> bool {
+        self.groupchat
     }
 
     /// The addressee's bare JID.
@@ -75,7 +105,10 @@ impl MessageStanza {
     pub fn to_element(&self) -> Element {
         let mut message = Element::builder("message", CLIENT_NS)
             .attr(name("to"), self.to.as_str())
-            .attr(name("type"), "chat")
+            .attr(
+                name("type"),
+                if self.groupchat { "groupchat" } else { "chat" },
+            )
             .attr(name("id"), self.origin_id.as_str())
             .build();
         let body = |text: &str| Element::builder("body", CLIENT_NS).append(text).build();
@@ -94,6 +127,23 @@ impl MessageStanza {
                         .attr(name("namespace"), element.suite.namespace())
                         .build(),
                 );
+            }
+            Wire::PerSuite(elements) => {
+                message.append_child(body(FALLBACK_BODY));
+                message.append_child(origin_id(&self.origin_id));
+                for element in elements {
+                    message.append_child(element.to_element());
+                }
+                // Prosody's and ejabberd's room archives keep a message without a body they
+                // understand only with this hint.
+                message.append_child(Element::builder("store", HINTS_NS).build());
+                if let Some(first) = elements.first() {
+                    message.append_child(
+                        Element::builder("encryption", EME_NS)
+                            .attr(name("namespace"), first.suite.namespace())
+                            .build(),
+                    );
+                }
             }
             Wire::InClear(text) => {
                 message.append_child(body(text));
@@ -171,6 +221,42 @@ mod tests {
             EncryptedElement::from_element(omemo).unwrap(),
             encrypted(Some(vec![4; 8]))
         );
+    }
+
+    #[test]
+    fn a_room_message_carries_one_element_per_suite_and_is_a_groupchat() {
+        let mut legacy = encrypted(Some(vec![5; 8]));
+        legacy.suite = Suite::Legacy;
+        legacy.iv = Some(vec![6; 12]);
+        // Legacy keys name no JID.
+        legacy.keys[0].jid = None;
+        let s = MessageStanza::to_room(
+            "team@muc.x",
+            vec![encrypted(Some(vec![4; 8])), legacy.clone()],
+            "o-4".into(),
+        );
+        let e = s.to_element();
+        assert_eq!(e.attr("type"), Some("groupchat"));
+        assert_eq!(e.attr("to"), Some("team@muc.x"));
+        assert!(e.get_child("store", HINTS_NS).is_some());
+        assert!(e
+            .get_child("encrypted", Suite::Omemo2.namespace())
+            .is_some());
+        assert_eq!(
+            EncryptedElement::from_element(
+                e.get_child("encrypted", Suite::Legacy.namespace()).unwrap()
+            )
+            .unwrap(),
+            legacy
+        );
+        let bodies: Vec<String> = e
+            .children()
+            .filter(|c| c.is("body", CLIENT_NS))
+            .map(Element::text)
+            .collect();
+        assert_eq!(bodies, [FALLBACK_BODY]);
+        let clear = MessageStanza::in_clear_to_room("team@muc.x", "hi", "o-5".into());
+        assert_eq!(clear.to_element().attr("type"), Some("groupchat"));
     }
 
     #[test]

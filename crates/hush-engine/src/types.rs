@@ -20,6 +20,9 @@ pub struct SendReport {
     /// added to a device list: `(jid, device id, fingerprint)`. Whether each got the message
     /// is in `devices` / `skipped`; the user should be told either way.
     pub new_keys: Vec<(String, u32, String)>,
+    /// Room members with no OMEMO device at all: they cannot read the message (always empty
+    /// for a direct message, which is refused instead).
+    pub without_devices: Vec<String>,
 }
 
 /// How one message may be sent, besides the conversation's own settings.
@@ -73,6 +76,10 @@ pub struct Arrival {
     pub delayed: bool,
     /// Its id: the sender's origin id (XEP-0359), else the id our archive gave it.
     pub id: Option<String>,
+    /// The room it was sent to (XEP-0045), for a room message; `to` is the room too.
+    pub room: Option<String>,
+    /// The sender's nickname in that room.
+    pub nick: Option<String>,
 }
 
 impl Delivery {

@@ -26,6 +26,7 @@ mod dedup;
 mod error;
 mod failure;
 mod memory;
+mod room;
 mod sqlite;
 mod types;
 
@@ -34,6 +35,7 @@ use hush_proto::{CryptoRng, IdentityKey, LocalDevice, Session, Suite};
 pub use error::{Result, StoreError};
 pub use failure::Failure;
 pub use memory::MemoryStore;
+pub use room::{Affiliation, Member, Room, RoomConfig};
 pub use sqlite::{BackupReport, OpenOptions, SqliteStore, SCHEMA_VERSION};
 pub use types::{
     Commit, Committed, ConversationChange, ConversationRecord, DeviceListUpdate, DeviceRecord,
@@ -161,6 +163,15 @@ pub trait Store {
     fn conversation(&self, jid: &str) -> Result<ConversationRecord>;
     /// Saves the conversation with `jid`.
     fn set_conversation(&mut self, jid: &str, record: &ConversationRecord) -> Result<()>;
+    /// The rooms joined, by JID.
+    fn rooms(&self) -> Result<Vec<Room>>;
+    /// The room `jid`, if joined.
+    fn room(&self, jid: &str) -> Result<Option<Room>>;
+    /// Saves a room (joined, or what was learnt of it), its member list replacing the stored
+    /// one.
+    fn save_room(&mut self, room: &Room) -> Result<()>;
+    /// Forgets a room left (its history stays).
+    fn forget_room(&mut self, jid: &str) -> Result<()>;
 }
 
 /// How long a used one-time prekey is still accepted after it left the bundle: a sender that

@@ -12,7 +12,7 @@ use crate::types::{
     Commit, ConversationRecord, DeviceRecord, Direction, MessageIds, Outcome, Outgoing, Pending,
     Received, SessionKey, StoredMessage, Trust,
 };
-use crate::{Account, Failure, Store};
+use crate::{Account, Failure, Room, Store};
 
 /// A store that lives only as long as the value.
 #[derive(Debug, Default, Clone)]
@@ -32,6 +32,7 @@ pub struct MemoryStore {
     index: IdIndex,
     /// Strangers' budgets: jid → (window, spent, notified).
     strangers: BTreeMap<String, (u64, u32, bool)>,
+    rooms: BTreeMap<String, Room>,
 }
 
 /// One way a message can be recognised when it arrives again, borrowed from what arrived:
@@ -525,6 +526,27 @@ impl Store for MemoryStore {
 
     fn set_conversation(&mut self, jid: &str, record: &ConversationRecord) -> Result<()> {
         self.conversations.insert(jid.to_owned(), *record);
+        Ok(())
+    }
+
+    fn rooms(&self) -> Result<Vec<Room>> {
+        Ok(self.rooms.values().cloned().collect())
+    }
+
+    fn room(&self, jid: &str) -> Result<Option<Room>> {
+        Ok(self.rooms.get(jid).cloned())
+    }
+
+    fn save_room(&mut self, room: &Room) -> Result<()> {
+        let mut room = room.clone();
+        let members = core::mem::take(&mut room.members);
+        room.set_members(members);
+        self.rooms.insert(room.jid.clone(), room);
+        Ok(())
+    }
+
+    fn forget_room(&mut self, jid: &str) -> Result<()> {
+        self.rooms.remove(jid);
         Ok(())
     }
 

@@ -34,12 +34,12 @@ use crate::types::{
     Commit, ConversationRecord, DeviceRecord, Direction, MessageIds, Outcome, Outgoing, Pending,
     Received, SessionKey, StoredMessage, Trust,
 };
-use crate::{Account, Failure, Store};
+use crate::{Account, Affiliation, Failure, Member, Room, RoomConfig, Store};
 
 /// `PRAGMA application_id` of Hush stores: "HUSH".
 pub(crate) const APPLICATION_ID: i64 = 0x4855_5348;
 /// The schema version this build writes.
-pub const SCHEMA_VERSION: i64 = 8;
+pub const SCHEMA_VERSION: i64 = 9;
 
 /// The setting holding the store's generation (see [`SqliteStore::generation`]).
 const GENERATION: &str = "generation";
@@ -129,6 +129,11 @@ UPDATE messages SET error = error WHERE 0;
     // device before any session with it (its Ed25519 form).
     r#"
 CREATE TABLE published_keys (jid TEXT NOT NULL, device_id INTEGER NOT NULL, identity BLOB NOT NULL, read_at INTEGER NOT NULL, PRIMARY KEY (jid, device_id));
+"#,
+    // Schema 9: the rooms joined (XEP-0045), with their privacy and member lists.
+    r#"
+CREATE TABLE rooms (jid TEXT PRIMARY KEY, nick TEXT NOT NULL, members_only INTEGER NOT NULL, non_anonymous INTEGER NOT NULL, members_known INTEGER NOT NULL, joined_at INTEGER NOT NULL);
+CREATE TABLE room_members (room TEXT NOT NULL, jid TEXT NOT NULL, affiliation TEXT NOT NULL, PRIMARY KEY (room, jid));
 "#,
 ];
 
@@ -1333,6 +1338,96 @@ impl Store for SqliteStore {
 
     fn set_conversation(&mut self, jid: &str, record: &ConversationRecord) -> Result<()> {
         Self::set_conversation_in(&self.conn, jid, record)
+    }
+
+    fn rooms(&self) -> Result<Vec<Room>> {
+        let jids: Vec<String> = self
+            .conn
+            .prepare("SELECT jid FROM rooms ORDER BY jid")?
+            .query_map([], |r| r.get(0))?
+            .collect::<rusqlite::Result<_>>()?;
+        let mut rooms = Vec::with_capacity(jids.len());
+        for jid in jids {
+            if let Some(room) = self.room(&jid)? {
+                rooms.push(room);
+            }
+        }
+        Ok(rooms)
+    }
+
+    fn room(&self, jid: &str) -> Result<Option<Room>> {
+        let Some(mut room) = self
+            .conn
+            .prepare_cached(
+                "SELECT nick, members_only, non_anonymous, members_known, joined_at FROM rooms WHERE jid = ?1",
+            )?
+            .query_row([jid], |r| {
+                Ok(Room {
+                    jid: jid.to_owned(),
+                    nick: r.get(0)?,
+                    config: RoomConfig {
+                        members_only: r.get::<_, i64>(1)? != 0,
+                        non_anonymous: r.get::<_, i64>(2)? != 0,
+                    },
+                    members: Vec::new(),
+                    members_known: r.get::<_, i64>(3)? != 0,
+                    joined_at: r.get::<_, i64>(4)?.max(0) as u64,
+                })
+            })
+            .optional()?
+        else {
+            return Ok(None);
+        };
+        let mut stmt = self
+            .conn
+            .prepare_cached("SELECT jid, affiliation FROM room_members WHERE room = ?1")?;
+        let rows = stmt.query_map([jid], |r| {
+            Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?))
+        })?;
+        let mut members = Vec::new();
+        for row in rows {
+            let (jid, affiliation) = row?;
+            // A row that names no affiliation giving a key (damage) gives none.
+            if let Some(affiliation) = Affiliation::parse(&affiliation) {
+                members.push(Member { jid, affiliation });
+            }
+        }
+        room.set_members(members);
+        Ok(Some(room))
+    }
+
+    fn save_room(&mut self, room: &Room) -> Result<()> {
+        let tx = self.conn.transaction()?;
+        tx.execute(
+            "INSERT INTO rooms (jid, nick, members_only, non_anonymous, members_known, joined_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6)
+             ON CONFLICT (jid) DO UPDATE SET nick = excluded.nick, members_only = excluded.members_only,
+             non_anonymous = excluded.non_anonymous, members_known = excluded.members_known, joined_at = excluded.joined_at",
+            params![
+                room.jid,
+                room.nick,
+                room.config.members_only,
+                room.config.non_anonymous,
+                room.members_known,
+                room.joined_at as i64
+            ],
+        )?;
+        tx.execute("DELETE FROM room_members WHERE room = ?1", [&room.jid])?;
+        for m in &room.members {
+            tx.execute(
+                "INSERT OR REPLACE INTO room_members (room, jid, affiliation) VALUES (?1, ?2, ?3)",
+                params![room.jid, m.jid, m.affiliation.as_str()],
+            )?;
+        }
+        tx.commit()?;
+        Ok(())
+    }
+
+    fn forget_room(&mut self, jid: &str) -> Result<()> {
+        let tx = self.conn.transaction()?;
+        tx.execute("DELETE FROM room_members WHERE room = ?1", [jid])?;
+        tx.execute("DELETE FROM rooms WHERE jid = ?1", [jid])?;
+        tx.commit()?;
+        Ok(())
     }
 
     fn devices(&self, suite: Suite, jid: &str) -> Result<Vec<DeviceRecord>> {

@@ -693,6 +693,59 @@ fn archive_resume_points<S: Store>(mut store: S) {
     );
 }
 
+/// Rooms are saved whole (their member list replaced, not merged), listed, and forgotten.
+fn rooms_are_kept_and_forgotten<S: Store>(mut store: S) {
+    use hush_store::{Affiliation, Member, Room, RoomConfig};
+    assert!(store.rooms().unwrap().is_empty());
+    let member = |jid: &str, affiliation| Member {
+        jid: jid.into(),
+        affiliation,
+    };
+    let mut room = Room {
+        jid: "team@muc.x".into(),
+        nick: "alice".into(),
+        config: RoomConfig {
+            members_only: true,
+            non_anonymous: true,
+        },
+        members: Vec::new(),
+        members_known: true,
+        joined_at: 1_700_000_000,
+    };
+    room.set_members([
+        member("carol@x", Affiliation::Member),
+        member(ALICE, Affiliation::Owner),
+    ]);
+    store.save_room(&room).unwrap();
+    let other = Room {
+        jid: "lobby@muc.x".into(),
+        members_known: false,
+        ..room.clone()
+    };
+    store.save_room(&other).unwrap();
+    assert_eq!(store.room("team@muc.x").unwrap().as_ref(), Some(&room));
+    room.set_members([
+        member(ALICE, Affiliation::Owner),
+        member(BOB, Affiliation::Admin),
+    ]);
+    room.config.members_only = false;
+    store.save_room(&room).unwrap();
+    let read = store.room("team@muc.x").unwrap().unwrap();
+    assert_eq!(read, room, "carol's membership was replaced, not kept");
+    assert_eq!(
+        store
+            .rooms()
+            .unwrap()
+            .iter()
+            .map(|r| r.jid.as_str())
+            .collect::<Vec<_>>(),
+        ["lobby@muc.x", "team@muc.x"]
+    );
+    store.forget_room("team@muc.x").unwrap();
+    assert_eq!(store.room("team@muc.x").unwrap(), None);
+    assert_eq!(store.rooms().unwrap(), [other]);
+}
+
 /// A forgery with a real message's ids, stored first, does not hide the real message; only an
 /// authenticated message makes later copies (by id or by content digest) duplicates.
 fn unauthenticated_entries_never_hide_the_real_message<S: Store>(mut store: S) {
@@ -997,6 +1050,11 @@ macro_rules! contract {
             #[test]
             fn a_repair_whose_records_are_copies_is_still_committed() {
                 super::a_repair_whose_records_are_copies_is_still_committed($make);
+            }
+
+            #[test]
+            fn rooms_are_kept_and_forgotten() {
+                super::rooms_are_kept_and_forgotten($make);
             }
 
             #[test]

@@ -31,6 +31,8 @@ pub struct Prosody {
 /// `localhost` cannot be found through DNS (resolvers answer for it themselves, RFC 6761), so
 /// the tests that find a server through SRV records use this one.
 pub const DNS_DOMAIN: &str = "hush.test";
+/// The room service (XEP-0045) of the test Prosody, with its archive (`muc_mam`).
+pub const MUC_SERVICE: &str = "conference.localhost";
 
 /// The modules every test server runs; `smacks` is Stream Management (XEP-0198).
 const MODULES: &[&str] = &[
@@ -61,6 +63,7 @@ impl Prosody {
     }
 
     fn start_with(name: &str, missing: &[&str], tls: bool) -> Self {
+        const MUC_DOMAIN: &str = MUC_SERVICE;
         let mut modules: Vec<String> = MODULES
             .iter()
             .filter(|m| !missing.contains(m))
@@ -128,6 +131,10 @@ sql = {{ driver = "SQLite3"; database = "prosody.sqlite" }}
 network_settings = {{ nagle = false }}
 VirtualHost "localhost"
 {more_hosts}
+-- Rooms (XEP-0045) with their archive (XEP-0313): Prosody's defaults otherwise (rooms are
+-- open and semi-anonymous unless their creator configures them, as Hush does).
+Component "{MUC_DOMAIN}" "muc"
+modules_enabled = {{ "muc_mam" }}
 "#
             ),
         )

@@ -337,6 +337,7 @@ fn inbound_of(env: Envelope) -> Inbound {
     Inbound {
         sender: env.sender,
         peer: env.peer,
+        nick: None,
         payload,
         ids: env.ids,
         sent_at: env.sent_at,
@@ -969,6 +970,12 @@ impl World {
         let (payload, in_clear) = match stanza.content().clone() {
             Wire::Encrypted(el) => (Payload::Encrypted(el), false),
             Wire::InClear(body) => (Payload::Plain(body), true),
+            Wire::PerSuite(_) => {
+                self.violation(format!(
+                    "device {from} sent a direct message to {to} as a room message"
+                ));
+                return Ok(Err("a room message".into()));
+            }
         };
         if in_clear && !requested {
             self.violation(format!(

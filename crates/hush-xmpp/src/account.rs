@@ -78,11 +78,14 @@ pub fn resource(device: &hush_proto::LocalDevice) -> String {
     format!("hush-{hex}")
 }
 
+mod rooms;
+
 /// What the engine is handed of an incoming message.
 fn inbound(incoming: Incoming) -> Inbound {
     Inbound {
         sender: incoming.sender.to_string(),
         peer: incoming.peer.to_string(),
+        nick: incoming.nick,
         payload: incoming.payload,
         ids: incoming.ids,
         sent_at: incoming.sent_at,
@@ -98,6 +101,8 @@ impl<S: Store> Hush<S> {
         // and going, not a new one each time.
         let login_as = format!("{}/{}", account.jid, resource(&account.device));
         let xmpp = XmppClient::connect(&login_as, password, options).await?;
+        let mut xmpp = xmpp;
+        xmpp.set_device_id(account.device.device_id());
         let jid = xmpp.jid().clone();
         let engine = Engine::new(jid.as_str(), account.device);
         let mut this = Self {
@@ -433,14 +438,7 @@ impl<S: Store> Hush<S> {
             .plan_send(&self.store, to.as_str(), their, own, now)?;
         let mut bundles = Vec::with_capacity(plan.bundles_needed.len());
         for (jid, device) in plan.bundles_needed.clone() {
-            let fetched = match jid.parse::<BareJid>() {
-                Ok(bare) => self
-                    .xmpp
-                    .bundle(&bare, plan.suite(), device)
-                    .await
-                    .map_err(FetchFailed::new),
-                Err(_) => Err(FetchFailed::new(XmppError::BadJid(jid.clone()))),
-            };
+            let fetched = self.fetch_for(plan.suite(), &jid, device).await;
             bundles.push(((jid, device), fetched));
         }
         let prepared =
@@ -626,6 +624,9 @@ impl<S: Store> Hush<S> {
             if let Err(e) = self.apply_device_list_updates().await {
                 log::warn!("could not record a device-list change: {e}");
             }
+            if let Err(e) = self.apply_room_changes().await {
+                log::warn!("could not record a room's change: {e}");
+            }
             let Some(incoming) = next else {
                 if self.xmpp.take_state_lost().await? {
                     // What was in flight while the session was down is in the archive.
@@ -697,6 +698,8 @@ impl<S: Store> Hush<S> {
             );
             return Ok(out);
         }
+        // Online now: the joined rooms are entered (again, after a lost session).
+        self.enter_rooms().await;
         // The messages are committed: what follows must not lose them, so a failure is
         // logged and retried on the next occasion instead of returned.
         if let Err(e) = self.retire_used_prekeys().await {

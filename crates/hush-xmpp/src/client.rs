@@ -25,6 +25,7 @@ use crate::disco;
 use crate::error::{ArchiveFault, DefinedCondition, Disconnect, Request, Result, XmppError};
 use crate::incoming::{classify, is_archive_result, Incoming};
 use crate::login::{self, FirstLogin};
+use crate::muc;
 use crate::pep;
 use crate::queue::BoundedQueue;
 use crate::roster::{self, Contact};
@@ -126,6 +127,10 @@ pub struct XmppClient {
     /// Requests for our presence not answered yet (they are answered between two reads, not
     /// while a request waits for its answer), at most [`roster::MAX_REQUESTS`].
     asking: Vec<BareJid>,
+    /// The rooms joined or being joined (XEP-0045), with what their presences said.
+    rooms: std::collections::BTreeMap<BareJid, muc::RoomState>,
+    /// This device's id: of the elements a room message carries, the one with our key is read.
+    device_id: u32,
 }
 
 /// An archive query (XEP-0313) sent and not yet answered.
@@ -347,6 +352,8 @@ impl XmppClient {
             book: roster::Book::default(),
             bounces: std::collections::VecDeque::new(),
             asking: Vec::new(),
+            rooms: std::collections::BTreeMap::new(),
+            device_id: 0,
         };
         this.start_session().await?;
         Ok(this)
@@ -484,6 +491,9 @@ impl XmppClient {
     /// ([`Self::answer_requests`]); other presence is not used.
     fn note_presence(&mut self, p: Presence) {
         log::debug!("presence of type {:?} from {:?}", p.type_, p.from);
+        if muc::note_presence(&mut self.rooms, &p) {
+            return;
+        }
         if p.type_ != PresenceType::Subscribe {
             return;
         }
@@ -591,6 +601,8 @@ impl XmppClient {
                 self.link.rebuilt += 1;
                 log::warn!("reconnected, but the server could not resume the session");
                 self.state_lost = true;
+                // The new session is in no room: each is entered again after the catch-up.
+                self.rooms.clear();
             }
         }
     }
@@ -765,13 +777,26 @@ impl XmppClient {
         self.device_updates.push((owner, list));
     }
 
-    fn sort(&mut self, m: Message) {
+    /// A message that is no archive result: a bounce, a device-list notification or a room's
+    /// notice is taken in; a message we read is returned.
+    fn read_live(&mut self, m: Message) -> Option<Incoming> {
         if m.type_ == MessageType::Error {
             self.note_bounce(&m);
-            return;
+            return None;
         }
         if let Some((owner, list)) = disco::device_list_update(&m) {
             self.keep_device_list(owner, list);
+            return None;
+        }
+        if let Some(found) = muc::classify(&mut self.rooms, &m, &self.jid, self.device_id) {
+            return found;
+        }
+        classify(m, &self.jid, None)
+    }
+
+    fn sort(&mut self, m: Message) {
+        if m.type_ == MessageType::Error {
+            self.note_bounce(&m);
             return;
         }
         if let Some(q) = self.archive.as_mut() {
@@ -789,7 +814,7 @@ impl XmppClient {
                 return;
             }
         }
-        if let Some(live) = classify(m, &self.jid, None) {
+        if let Some(live) = self.read_live(m) {
             self.queue(live);
         }
     }
@@ -1035,7 +1060,6 @@ impl XmppClient {
             // Seen during a request, or messages dropped then: the caller catches up first.
             return Ok(None);
         }
-        let own = self.jid.clone();
         let wait = async {
             loop {
                 // Woken, the wait ends where no event has been taken from the stream yet.
@@ -1050,11 +1074,7 @@ impl XmppClient {
                 let Some(event) = event else { break };
                 match event {
                     Event::Stanza(Stanza::Message(m)) => {
-                        if m.type_ == MessageType::Error {
-                            self.note_bounce(&m);
-                        } else if let Some((owner, list)) = disco::device_list_update(&m) {
-                            self.keep_device_list(owner, list);
-                        } else if let Some(found) = classify(m, &own, None) {
+                        if let Some(found) = self.read_live(m) {
                             return Ok(Some(found));
                         }
                     }
@@ -1275,6 +1295,226 @@ pub(crate) fn fits(stanza: &MessageStanza) -> Result<()> {
 
 /// The addressee of `stanza` as a bare JID, or [`XmppError::BadJid`]: checked before anything
 /// is committed for it, and again before it is sent.
+/// What entering a room found.
+#[derive(Debug, Clone)]
+pub struct Entered {
+    /// Our nickname (the room may have changed it).
+    pub nick: String,
+    /// Our join created the room (and we configured it private).
+    pub created: bool,
+}
+
+impl XmppClient {
+    /// Sets this device's id: of the elements a room message carries, the one holding a key
+    /// for it is read.
+    pub fn set_device_id(&mut self, id: u32) {
+        self.device_id = id;
+    }
+
+    /// Reads stanzas (keeping what arrives, as while awaiting an answer) until `done` holds,
+    /// for at most the request timeout.
+    async fn pump_until(&mut self, done: impl Fn(&Self) -> bool, what: Request) -> Result<()> {
+        let deadline = tokio::time::Instant::now() + REQUEST_TIMEOUT;
+        while !done(self) {
+            tokio::select! {
+                event = self.stream.next() => match event {
+                    Some(Event::Stanza(Stanza::Message(m))) => self.sort(m),
+                    Some(Event::Stanza(Stanza::Presence(p))) => self.note_presence(p),
+                    Some(Event::Stanza(Stanza::Iq(iq @ (Iq::Get { .. } | Iq::Set { .. })))) => self.answer(iq).await?,
+                    Some(Event::Stream(e)) => self.note_link(e),
+                    None => return Err(XmppError::Disconnected(Disconnect::StreamEnded)),
+                    _ => {}
+                },
+                _ = tokio::time::sleep_until(deadline) => return Err(XmppError::Timeout(what)),
+            }
+        }
+        Ok(())
+    }
+
+    /// Enters `room` as `nick` (XEP-0045 §7.2) and waits for the room to list its occupants
+    /// and us. A room our join created is configured members-only, non-anonymous, persistent
+    /// and archived before anyone else can enter (it stays locked until then).
+    pub async fn join_room(&mut self, room: &BareJid, nick: &str) -> Result<Entered> {
+        self.go_online().await?;
+        self.rooms.insert(
+            room.clone(),
+            muc::RoomState {
+                nick: nick.to_owned(),
+                ..muc::RoomState::default()
+            },
+        );
+        self.send(muc::join(room, nick)?.into()).await?;
+        let what = Request::JoinRoom {
+            room: room.to_string(),
+        };
+        let key = room.clone();
+        let waited = self
+            .pump_until(
+                move |c| {
+                    c.rooms
+                        .get(&key)
+                        .is_none_or(|r| r.entered || r.refused.is_some())
+                },
+                what.clone(),
+            )
+            .await;
+        let state = self.rooms.get(room);
+        if let Some(condition) = state.and_then(|r| r.refused.clone()) {
+            self.rooms.remove(room);
+            return Err(XmppError::RoomRefused {
+                room: room.to_string(),
+                condition,
+            });
+        }
+        if let Err(e) = waited {
+            self.rooms.remove(room);
+            return Err(e);
+        }
+        let (nick, created) =
+            state.map_or((nick.to_owned(), false), |r| (r.nick.clone(), r.created));
+        if created {
+            let form = IqRequest::Set(muc::private_room_form());
+            self.request(
+                Some(Jid::from(room.clone())),
+                form,
+                &Request::ConfigureRoom {
+                    room: room.to_string(),
+                },
+            )
+            .await?;
+        }
+        Ok(Entered { nick, created })
+    }
+
+    /// Leaves `room` (nothing is sent for a room we are not in).
+    pub async fn leave_room(&mut self, room: &BareJid) -> Result<()> {
+        if let Some(state) = self.rooms.remove(room) {
+            self.send(muc::leave(room, &state.nick)?.into()).await?;
+        }
+        Ok(())
+    }
+
+    /// The room's privacy, from its disco#info features.
+    pub async fn room_config(&mut self, room: &BareJid) -> Result<hush_store::RoomConfig> {
+        let query = DiscoInfoQuery { node: None };
+        let what = Request::RoomInfo {
+            room: room.to_string(),
+        };
+        let payload = self
+            .request(
+                Some(Jid::from(room.clone())),
+                IqRequest::Get(query.into()),
+                &what,
+            )
+            .await?;
+        // An empty answer names no feature: the room then counts as neither private nor
+        // non-anonymous.
+        let info =
+            match payload {
+                None => None,
+                Some(el) => Some(xmpp_parsers::disco::DiscoInfoResult::try_from(el).map_err(
+                    |e| XmppError::Unreadable {
+                        request: what,
+                        source: e.into(),
+                    },
+                )?),
+            };
+        let features: Vec<String> = info
+            .map(|i| i.features.into_iter().map(|f| f.to_string()).collect())
+            .unwrap_or_default();
+        Ok(muc::config_of(&features))
+    }
+
+    /// The room's members, admins and owners (three requests, XEP-0384 §5.8.1). A refusal of
+    /// any of them is an error: a partial list would leave readers out, or in.
+    pub async fn room_members(&mut self, room: &BareJid) -> Result<Vec<hush_store::Member>> {
+        let mut members = Vec::new();
+        for affiliation in [
+            hush_store::Affiliation::Member,
+            hush_store::Affiliation::Admin,
+            hush_store::Affiliation::Owner,
+        ] {
+            let what = Request::RoomMembers {
+                room: room.to_string(),
+                affiliation: affiliation.as_str(),
+            };
+            let payload = self
+                .request(
+                    Some(Jid::from(room.clone())),
+                    IqRequest::Get(muc::list_request(affiliation)),
+                    &what,
+                )
+                .await?;
+            members.extend(
+                muc::list_answer(payload.as_ref())
+                    .into_iter()
+                    .filter(|m| m.affiliation == affiliation),
+            );
+        }
+        Ok(members)
+    }
+
+    /// Grants `jid` an affiliation with `room` (`None`: takes it away), as its owner or admin.
+    pub async fn set_affiliation(
+        &mut self,
+        room: &BareJid,
+        jid: &BareJid,
+        affiliation: Option<hush_store::Affiliation>,
+    ) -> Result<()> {
+        let what = Request::ChangeAffiliation {
+            room: room.to_string(),
+            jid: jid.to_string(),
+        };
+        self.request(
+            Some(Jid::from(room.clone())),
+            IqRequest::Set(muc::set_affiliation(jid, affiliation)),
+            &what,
+        )
+        .await
+        .map(drop)
+    }
+
+    /// The rooms whose members or privacy may have changed since the last call (taken).
+    pub fn take_changed_rooms(&mut self) -> Vec<BareJid> {
+        self.rooms
+            .iter_mut()
+            .filter_map(|(j, r)| core::mem::take(&mut r.changed).then(|| j.clone()))
+            .collect()
+    }
+
+    /// The rooms that removed us since the last call, with the status code (taken; 0 when
+    /// none was given).
+    pub fn take_removed_rooms(&mut self) -> Vec<(BareJid, u16)> {
+        let removed: Vec<(BareJid, u16)> = self
+            .rooms
+            .iter()
+            .filter_map(|(j, r)| r.removed.map(|c| (j.clone(), c)))
+            .collect();
+        for (j, _) in &removed {
+            self.rooms.remove(j);
+        }
+        removed
+    }
+
+    /// Whether we are in `room` now.
+    pub fn in_room(&self, room: &BareJid) -> bool {
+        self.rooms.get(room).is_some_and(|r| r.entered)
+    }
+
+    /// The occupants of `room` by nickname, with the real JIDs the room gave.
+    pub fn occupants(&self, room: &BareJid) -> Vec<(String, Option<BareJid>)> {
+        self.rooms
+            .get(room)
+            .map(|r| {
+                r.occupants
+                    .iter()
+                    .map(|(n, j)| (n.clone(), j.clone()))
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+}
+
 pub(crate) fn addressee(stanza: &MessageStanza) -> Result<BareJid> {
     stanza
         .to()

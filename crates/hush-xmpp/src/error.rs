@@ -73,6 +73,17 @@ pub enum XmppError {
         /// The server's error condition.
         condition: String,
     },
+    /// A room this account has not joined.
+    #[error("{0} is not a room this account joined (hush join ROOM)")]
+    NotJoined(String),
+    /// The room would not let us in.
+    #[error("{room} refused to let this account in ({condition}): a members-only room admits only the accounts its owners or admins made members")]
+    RoomRefused {
+        /// The room.
+        room: String,
+        /// The room's error condition.
+        condition: String,
+    },
     /// The message would make a stanza larger than servers take: nothing was committed or
     /// sent. (Prosody answers a larger one by closing the connection.)
     #[error("the message would be a stanza of {bytes} bytes, and servers refuse stanzas over {limit} bytes by default (Prosody, ejabberd); nothing was sent: send a shorter text")]
@@ -246,6 +257,35 @@ pub enum Request {
     Roster,
     /// Writing a stanza to the connection.
     Send,
+    /// Entering a room (XEP-0045).
+    JoinRoom {
+        /// The room.
+        room: String,
+    },
+    /// Configuring a room we created.
+    ConfigureRoom {
+        /// The room.
+        room: String,
+    },
+    /// Asking a room what it is (disco#info).
+    RoomInfo {
+        /// The room.
+        room: String,
+    },
+    /// Reading a room's member, admin or owner list.
+    RoomMembers {
+        /// The room.
+        room: String,
+        /// Which list.
+        affiliation: &'static str,
+    },
+    /// Granting or taking away an affiliation with a room.
+    ChangeAffiliation {
+        /// The room.
+        room: String,
+        /// Whose.
+        jid: String,
+    },
 }
 
 impl fmt::Display for Request {
@@ -259,6 +299,15 @@ impl fmt::Display for Request {
             Self::Ping => f.write_str("a ping"),
             Self::Roster => f.write_str("the roster request"),
             Self::Send => f.write_str("sending (is the connection down?)"),
+            Self::JoinRoom { room } => write!(f, "entering {room}"),
+            Self::ConfigureRoom { room } => write!(f, "configuring {room}"),
+            Self::RoomInfo { room } => write!(f, "asking {room} what it is"),
+            Self::RoomMembers { room, affiliation } => {
+                write!(f, "reading the {affiliation} list of {room}")
+            }
+            Self::ChangeAffiliation { room, jid } => {
+                write!(f, "changing {jid}'s affiliation with {room}")
+            }
         }
     }
 }

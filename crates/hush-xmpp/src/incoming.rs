@@ -24,8 +24,11 @@ use hush_engine::ServerStamp;
 pub struct Incoming {
     /// Who sent it (bare JID); our own JID for copies of what our other devices sent.
     pub sender: BareJid,
-    /// The conversation it belongs to (the contact's bare JID).
+    /// The conversation it belongs to (the contact's bare JID, or the room's).
     pub peer: BareJid,
+    /// For a room message: the sender's nickname in the room `peer` (`sender` is the real JID
+    /// the room gave for it).
+    pub nick: Option<String>,
     /// What it carries.
     pub payload: Payload,
     /// XEP-0359 / MAM ids, to recognise copies.
@@ -71,6 +74,7 @@ impl crate::queue::Weigh for Incoming {
             + payload
             + self.sender.as_str().len()
             + self.peer.as_str().len()
+            + text(&self.nick)
             + text(&self.ids.archive)
             + text(&self.ids.stanza_id)
             + text(&self.ids.origin_id)
@@ -197,6 +201,52 @@ fn payload_of(m: &Message) -> Option<Payload> {
         .map(|b| Payload::Plain(b.clone()))
 }
 
+/// A room message (`type='groupchat'`) from `nick` in `room`, whose real JID the room gave as
+/// `sender`: its OMEMO element — of the several a message to a mixed room carries (one per
+/// suite), the one with a key for `device`, else the first readable in [`Suite::ALL`] order —
+/// or its body in clear; `None` for one with neither (a subject change).
+pub(crate) fn room_message(
+    m: &Message,
+    room: BareJid,
+    sender: BareJid,
+    nick: String,
+    device: u32,
+) -> Option<Incoming> {
+    let elements: Vec<&Element> = m
+        .payloads
+        .iter()
+        .filter(|p| p.name() == "encrypted" && Suite::from_namespace(&p.ns()).is_ok())
+        .collect();
+    let payload = if elements.is_empty() {
+        Payload::Plain(
+            m.bodies
+                .get(&Lang::new())
+                .or_else(|| m.bodies.values().next())?
+                .clone(),
+        )
+    } else {
+        let mut parsed: Vec<Result<EncryptedElement, ProtoError>> = elements
+            .into_iter()
+            .map(EncryptedElement::from_element)
+            .collect();
+        let rank = |r: &Result<EncryptedElement, ProtoError>| match r {
+            Ok(e) if e.keys.iter().any(|k| k.rid == device) => 0,
+            Ok(e) => 1 + Suite::ALL.iter().position(|s| *s == e.suite).unwrap_or(0),
+            Err(_) => usize::MAX,
+        };
+        parsed.sort_by_key(rank);
+        Payload::Omemo(parsed.swap_remove(0))
+    };
+    Some(Incoming {
+        ids: ids_of(m, Some(&room)),
+        sender,
+        peer: room,
+        nick: Some(nick),
+        payload,
+        sent_at: None,
+    })
+}
+
 /// The XEP-0359 ids of `m`: its origin id, and the stanza id our own archive (`own`) gave it.
 fn ids_of(m: &Message, own: Option<&BareJid>) -> MessageIds {
     let mut ids = MessageIds::default();
@@ -278,6 +328,7 @@ pub(crate) fn classify(mut m: Message, own: &BareJid, mam_query: Option<&str>) -
     let sender = outer_from?;
     payload_of(&m).map(|payload| Incoming {
         peer: sender.clone(),
+        nick: None,
         sender,
         payload,
         ids: ids_of(&m, Some(own)),
@@ -317,6 +368,7 @@ fn unwrap(wrapped: Wrapped, own: &BareJid) -> Option<Incoming> {
     payload_of(inner).map(|payload| Incoming {
         sender,
         peer,
+        nick: None,
         payload,
         ids,
         sent_at,

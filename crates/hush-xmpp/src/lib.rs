@@ -15,6 +15,7 @@ mod error;
 mod incoming;
 pub mod limits;
 mod login;
+mod muc;
 mod pep;
 pub use hush_engine::strangers;
 pub use hush_engine::{
@@ -27,7 +28,7 @@ mod roster;
 pub use account::{
     resource, Delivery, Hush, SendOptions, SendReport, DEFAULT_INACTIVE_AFTER, ROLLBACK_WARNING,
 };
-pub use client::{ArchivePage, ConnectOptions, LinkStats, XmppClient, MAX_SENT_STANZA};
+pub use client::{ArchivePage, ConnectOptions, Entered, LinkStats, XmppClient, MAX_SENT_STANZA};
 pub use error::{
     condition_name, login_condition, ArchiveFault, DefinedCondition, Disconnect, LoginCondition,
     Request, Result, XmppError,

@@ -1,0 +1,236 @@
+//! The account in rooms (XEP-0045 with XEP-0384 §5.8): joining and leaving, keeping the
+//! stored room (its privacy and member list) as the room service last said, and sending.
+//!
+//! The member list is read again before every encrypted message: a member removed gets no key
+//! from the next message on, and a new one gets keys from the next message on. (Reading it
+//! costs four round trips; a membership change missed between two notices must not leave a
+//! reader in.)
+
+use hush_engine::{Route, SendOptions, SendReport};
+use hush_proto::Suite;
+use hush_store::{Affiliation, Room, Store};
+use tokio_xmpp::parsers::jid::BareJid;
+
+use super::Hush;
+use crate::error::{Result, XmppError};
+
+impl<S: Store> Hush<S> {
+    /// Joins `room` as `nick` (or the nickname it was joined with before), creating it
+    /// members-only and non-anonymous if it does not exist, and records it with its privacy
+    /// and member list. Joined rooms are entered again on every connection.
+    pub async fn join_room(&mut self, room: &BareJid, nick: Option<&str>) -> Result<Room> {
+        let stored = self.store.room(room.as_str())?;
+        let default_nick = self.jid.node().map_or("hush", |n| n.as_str()).to_owned();
+        let nick = nick
+            .map(str::to_owned)
+            .or_else(|| stored.as_ref().map(|r| r.nick.clone()))
+            .unwrap_or(default_nick);
+        let entered = self.xmpp.join_room(room, &nick).await?;
+        let mut record = stored.unwrap_or(Room {
+            jid: room.to_string(),
+            nick: entered.nick.clone(),
+            config: Default::default(),
+            members: Vec::new(),
+            members_known: false,
+            joined_at: self.now(),
+        });
+        record.nick = entered.nick;
+        self.refresh_room(record).await
+    }
+
+    /// Reads the room's privacy and member list again and stores them. A list the room
+    /// refuses to give leaves the room with its members unknown (it then gets no encrypted
+    /// message); any other failure is returned.
+    async fn refresh_room(&mut self, mut room: Room) -> Result<Room> {
+        let jid: BareJid = room
+            .jid
+            .parse()
+            .map_err(|_| XmppError::BadJid(room.jid.clone()))?;
+        room.config = self.xmpp.room_config(&jid).await?;
+        match self.xmpp.room_members(&jid).await {
+            Ok(members) => {
+                room.set_members(members);
+                room.members_known = true;
+            }
+            Err(XmppError::Refused { condition, .. }) => {
+                log::warn!(
+                    "{jid} does not show its member list to this account ({}): nothing \
+                     encrypted can be sent there",
+                    crate::error::condition_name(&condition)
+                );
+                room.members_known = false;
+            }
+            Err(e) => return Err(e),
+        }
+        self.store.save_room(&room)?;
+        Ok(room)
+    }
+
+    /// Leaves `room` and forgets it (its history stays).
+    pub async fn leave_room(&mut self, room: &BareJid) -> Result<()> {
+        self.xmpp.leave_room(room).await?;
+        self.store.forget_room(room.as_str())?;
+        Ok(())
+    }
+
+    /// The rooms joined, as stored.
+    pub fn rooms(&self) -> Result<Vec<Room>> {
+        Ok(self.store.rooms()?)
+    }
+
+    /// Makes `jid` a member (or admin, owner) of `room`, or takes its affiliation away
+    /// (`None`), as the room's owner or admin; the stored member list is read again.
+    pub async fn set_room_member(
+        &mut self,
+        room: &BareJid,
+        jid: &BareJid,
+        affiliation: Option<Affiliation>,
+    ) -> Result<Room> {
+        self.enter(room).await?;
+        self.xmpp.set_affiliation(room, jid, affiliation).await?;
+        let stored = self.stored_room(room)?;
+        self.refresh_room(stored).await
+    }
+
+    /// The stored room, or the engine's refusal for a room never joined.
+    fn stored_room(&self, room: &BareJid) -> Result<Room> {
+        self.store
+            .room(room.as_str())?
+            .ok_or_else(|| XmppError::NotJoined(room.to_string()))
+    }
+
+    /// Enters the joined room `room` if this connection is not in it yet.
+    async fn enter(&mut self, room: &BareJid) -> Result<()> {
+        if self.xmpp.in_room(room) {
+            return Ok(());
+        }
+        let stored = self.stored_room(room)?;
+        self.xmpp.join_room(room, &stored.nick).await?;
+        Ok(())
+    }
+
+    /// Enters every joined room this connection is not in (after going online, and after a
+    /// session was lost). A room that refuses is logged: the others are still entered.
+    pub(crate) async fn enter_rooms(&mut self) {
+        let rooms = match self.store.rooms() {
+            Ok(r) => r,
+            Err(e) => {
+                log::warn!("could not read the joined rooms: {e}");
+                return;
+            }
+        };
+        for room in rooms {
+            let Ok(jid) = room.jid.parse::<BareJid>() else {
+                continue;
+            };
+            if self.xmpp.in_room(&jid) {
+                continue;
+            }
+            match self.xmpp.join_room(&jid, &room.nick).await {
+                Ok(_) => {
+                    if let Err(e) = self.refresh_room(room).await {
+                        log::warn!("could not read what {jid} is now: {e}");
+                    }
+                }
+                Err(e) => log::warn!("could not enter {jid} again: {e}"),
+            }
+        }
+    }
+
+    /// Stores what the rooms said changed (affiliations, privacy) since the last look, and
+    /// forgets the rooms that removed us.
+    pub(crate) async fn apply_room_changes(&mut self) -> Result<()> {
+        for (room, code) in self.xmpp.take_removed_rooms() {
+            if code != 0 {
+                log::warn!("{room} removed this account (status {code})");
+            }
+        }
+        for room in self.xmpp.take_changed_rooms() {
+            if let Some(stored) = self.store.room(room.as_str())? {
+                self.refresh_room(stored).await?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Sends `text` to `room`: encrypted for every device of every member (each in the best
+    /// suite it announces) and our own other devices, after reading the member list again —
+    /// or in clear, only as the user asked. A room that is anonymous, open to non-members or
+    /// hides its member list gets nothing (the engine's refusal says which).
+    pub async fn send_to_room(
+        &mut self,
+        room: &BareJid,
+        text: &str,
+        options: SendOptions,
+    ) -> Result<SendReport> {
+        let now = self.now();
+        self.enter(room).await?;
+        let (route, _) = self
+            .engine
+            .room_readers(&self.store, room.as_str(), options)
+            .or_else(|e| match e {
+                // The stored room may be stale: it is read again below.
+                hush_engine::EngineError::NotSent { .. } => Ok((Route::Encrypted, Vec::new())),
+                e => Err(e),
+            })?;
+        if route == Route::InClear {
+            let prepared =
+                self.engine
+                    .prepare_in_clear_to_room(room.as_str(), text, now, &mut self.rng);
+            return Ok(self.transmit(prepared).await?.0);
+        }
+        let stored = self.stored_room(room)?;
+        self.refresh_room(stored).await?;
+        let (_, members) = self
+            .engine
+            .room_readers(&self.store, room.as_str(), options)?;
+        let mut lists = Vec::with_capacity(members.len());
+        for member in members {
+            let list = match member.parse::<BareJid>() {
+                Ok(jid) => match self.devices_of(&jid).await {
+                    Ok(list) => list,
+                    Err(e) => {
+                        log::warn!("could not fetch {member}'s devices: {e}");
+                        None
+                    }
+                },
+                Err(_) => None,
+            };
+            lists.push((member, list));
+        }
+        let own = self.jid.clone();
+        let own = self.devices_of(&own).await.unwrap_or(None);
+        let plan = self
+            .engine
+            .plan_room_send(&self.store, room.as_str(), lists, own, now)?;
+        let mut bundles = Vec::with_capacity(plan.bundles_needed.len());
+        for (suite, jid, device) in plan.bundles_needed.clone() {
+            bundles.push((
+                (jid.clone(), device),
+                self.fetch_for(suite, &jid, device).await,
+            ));
+        }
+        let prepared =
+            self.engine
+                .prepare_room_send(&self.store, plan, text, bundles, now, &mut self.rng)?;
+        Ok(self.transmit(prepared).await?.0)
+    }
+
+    /// The bundle of `jid`'s device `device` in `suite`, or why it could not be had.
+    pub(super) async fn fetch_for(
+        &mut self,
+        suite: Suite,
+        jid: &str,
+        device: u32,
+    ) -> hush_engine::Fetched {
+        use hush_engine::FetchFailed;
+        match jid.parse::<BareJid>() {
+            Ok(bare) => self
+                .xmpp
+                .bundle(&bare, suite, device)
+                .await
+                .map_err(FetchFailed::new),
+            Err(_) => Err(FetchFailed::new(XmppError::BadJid(jid.to_owned()))),
+        }
+    }
+}

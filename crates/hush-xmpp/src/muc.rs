@@ -1,0 +1,375 @@
+//! Rooms (XEP-0045) as the network shell sees them: joining, the occupants' real JIDs, the
+//! member lists, the room's configuration, and room messages handed on with the real JID of
+//! their sender.
+//!
+//! What OMEMO needs from a room (XEP-0384 §5.8) is its members' real JIDs: the member, admin
+//! and owner lists (present or not) say whom to encrypt for; the occupants' presence says
+//! which real JID a nickname stands for, so a message can be read with its sender's session.
+//! The room service gives both; a service that lies about them can hide or add a reader
+//! (`hush status ROOM` shows the readers, and who could add one) or relabel a message, which
+//! then does not decrypt under the wrong sender.
+//!
+//! xmpp-parsers' `muc#user` reader refuses what Prosody sends (a bare `jid`, an item without
+//! `role`, a status code it does not know), and it has no `muc#admin` or `muc#owner` types:
+//! those elements are read and built here.
+
+use std::collections::BTreeMap;
+
+use hush_store::{Affiliation, Member, RoomConfig};
+use tokio_xmpp::minidom::Element;
+use tokio_xmpp::parsers::jid::{BareJid, Jid};
+use tokio_xmpp::parsers::message::{Message, MessageType};
+use tokio_xmpp::parsers::presence::{Presence, Type as PresenceType};
+
+use crate::incoming::Incoming;
+
+pub(crate) const MUC: &str = "http://jabber.org/protocol/muc";
+pub(crate) const MUC_USER: &str = "http://jabber.org/protocol/muc#user";
+pub(crate) const MUC_ADMIN: &str = "http://jabber.org/protocol/muc#admin";
+pub(crate) const MUC_OWNER: &str = "http://jabber.org/protocol/muc#owner";
+const DATA_FORMS: &str = "jabber:x:data";
+const ROOM_CONFIG: &str = "http://jabber.org/protocol/muc#roomconfig";
+
+/// Occupants kept per room at most: a room service flooding presences cannot grow memory
+/// without bound (the biggest public rooms have a few thousand).
+const MAX_OCCUPANTS: usize = 10_000;
+
+/// What one room's presences told us.
+#[derive(Debug, Default)]
+pub(crate) struct RoomState {
+    /// Our nickname.
+    pub(crate) nick: String,
+    /// Occupants by nickname, with the real bare JID the room gave (none in a semi-anonymous
+    /// room).
+    pub(crate) occupants: BTreeMap<String, Option<BareJid>>,
+    /// Our own presence came back (status 110): the occupant list is complete.
+    pub(crate) entered: bool,
+    /// The room was created by our join (status 201): it waits for its configuration.
+    pub(crate) created: bool,
+    /// The room refused us, with the condition.
+    pub(crate) refused: Option<String>,
+    /// Something changed that the stored room must learn: affiliations or the room's privacy.
+    pub(crate) changed: bool,
+    /// We were removed (kicked, banned, affiliation lost, room closed), with the status code.
+    pub(crate) removed: Option<u16>,
+}
+
+/// The presence that enters `room` as `nick`, asking for no history (the room's archive is
+/// read instead, from where we left off).
+pub(crate) fn join(room: &BareJid, nick: &str) -> Result<Presence, crate::XmppError> {
+    let to = room
+        .with_resource_str(nick)
+        .map_err(|_| crate::XmppError::BadJid(format!("{room}/{nick}")))?;
+    let mut p = Presence::new(PresenceType::None).with_to(Jid::from(to));
+    let history = Element::builder("history", MUC)
+        .attr(name("maxstanzas"), "0")
+        .build();
+    p.payloads
+        .push(Element::builder("x", MUC).append(history).build());
+    Ok(p)
+}
+
+/// The presence that leaves `room` (where we are `nick`).
+pub(crate) fn leave(room: &BareJid, nick: &str) -> Result<Presence, crate::XmppError> {
+    let to = room
+        .with_resource_str(nick)
+        .map_err(|_| crate::XmppError::BadJid(format!("{room}/{nick}")))?;
+    Ok(Presence::new(PresenceType::Unavailable).with_to(Jid::from(to)))
+}
+
+/// A `muc#admin` query for the list of `affiliation` (XEP-0045 §9.5, §10.5, §10.8).
+pub(crate) fn list_request(affiliation: Affiliation) -> Element {
+    Element::builder("query", MUC_ADMIN)
+        .append(
+            Element::builder("item", MUC_ADMIN)
+                .attr(name("affiliation"), affiliation.as_str())
+                .build(),
+        )
+        .build()
+}
+
+/// A `muc#admin` change of `jid`'s affiliation (`None`: to `none`).
+pub(crate) fn set_affiliation(jid: &BareJid, affiliation: Option<Affiliation>) -> Element {
+    Element::builder("query", MUC_ADMIN)
+        .append(
+            Element::builder("item", MUC_ADMIN)
+                .attr(
+                    name("affiliation"),
+                    affiliation.map_or("none", Affiliation::as_str),
+                )
+                .attr(name("jid"), jid.as_str())
+                .build(),
+        )
+        .build()
+}
+
+/// The members a list answer names with an affiliation that gets keys. An item whose `jid`
+/// is not a JID is left out (and logged): it names nobody a key could go to.
+pub(crate) fn list_answer(payload: Option<&Element>) -> Vec<Member> {
+    let Some(query) = payload.filter(|q| q.is("query", MUC_ADMIN)) else {
+        return Vec::new();
+    };
+    query
+        .children()
+        .filter(|i| i.is("item", MUC_ADMIN))
+        .filter_map(|i| {
+            let affiliation = Affiliation::parse(i.attr("affiliation")?)?;
+            let jid = match i.attr("jid").map(str::parse::<Jid>) {
+                Some(Ok(j)) => j.to_bare(),
+                _ => {
+                    log::warn!(
+                        "the room's member list names {:?}, which is no JID",
+                        i.attr("jid")
+                    );
+                    return None;
+                }
+            };
+            Some(Member {
+                jid: jid.to_string(),
+                affiliation,
+            })
+        })
+        .collect()
+}
+
+/// The configuration a room we create gets: members-only, non-anonymous, persistent and
+/// archived (XEP-0045 §10.1.3; XEP-0384 §5.8).
+pub(crate) fn private_room_form() -> Element {
+    let field = |var: &str, value: &str| {
+        Element::builder("field", DATA_FORMS)
+            .attr(name("var"), var)
+            .append(Element::builder("value", DATA_FORMS).append(value).build())
+            .build()
+    };
+    let form = Element::builder("x", DATA_FORMS)
+        .attr(name("type"), "submit")
+        .append(field("FORM_TYPE", ROOM_CONFIG))
+        .append(field("muc#roomconfig_membersonly", "1"))
+        .append(field("muc#roomconfig_whois", "anyone"))
+        .append(field("muc#roomconfig_persistentroom", "1"))
+        .append(field("muc#roomconfig_enablearchiving", "1"))
+        .append(field("muc#roomconfig_publicroom", "0"))
+        .build();
+    Element::builder("query", MUC_OWNER).append(form).build()
+}
+
+/// The room's privacy from its disco#info features (XEP-0045 §16.3).
+pub(crate) fn config_of(features: &[String]) -> RoomConfig {
+    RoomConfig {
+        members_only: features.iter().any(|f| f == "muc_membersonly"),
+        non_anonymous: features.iter().any(|f| f == "muc_nonanonymous"),
+    }
+}
+
+/// The status codes of a `muc#user` element.
+fn status_codes(x: &Element) -> Vec<u16> {
+    x.children()
+        .filter(|c| c.is("status", MUC_USER))
+        .filter_map(|c| c.attr("code")?.parse().ok())
+        .collect()
+}
+
+/// Takes in a presence from one of our rooms; `false` when it is not from a room we are in
+/// or entering (other presence is for the caller).
+pub(crate) fn note_presence(rooms: &mut BTreeMap<BareJid, RoomState>, p: &Presence) -> bool {
+    let Some(from) = p.from.as_ref().and_then(|f| f.try_as_full().ok()) else {
+        return false;
+    };
+    let room = from.to_bare();
+    let Some(state) = rooms.get_mut(&room) else {
+        return false;
+    };
+    let nick = from.resource().as_str().to_owned();
+    if p.type_ == PresenceType::Error {
+        if nick == state.nick || !state.entered {
+            let condition = p
+                .payloads
+                .iter()
+                .find(|e| e.name() == "error")
+                .and_then(|e| e.children().next())
+                .map_or_else(|| "no reason given".to_owned(), |c| c.name().to_owned());
+            state.refused = Some(condition);
+        }
+        return true;
+    }
+    let x = p.payloads.iter().find(|e| e.is("x", MUC_USER));
+    let codes = x.map(status_codes).unwrap_or_default();
+    let item = x.and_then(|x| x.get_child("item", MUC_USER));
+    let real = item
+        .and_then(|i| i.attr("jid"))
+        .and_then(|j| j.parse::<Jid>().ok())
+        .map(|j| j.to_bare());
+    // An affiliation in a presence may differ from the stored list: read the lists again.
+    if item.and_then(|i| i.attr("affiliation")).is_some() {
+        state.changed = true;
+    }
+    let own = codes.contains(&110);
+    if p.type_ == PresenceType::Unavailable {
+        state.occupants.remove(&nick);
+        if own {
+            // Removed by the room: kicked (307), banned (301), affiliation lost (321),
+            // members-only (322), shut down (332); or our own leave.
+            state.removed = codes
+                .iter()
+                .copied()
+                .find(|c| [301, 307, 321, 322, 332].contains(c))
+                .or(Some(0));
+            state.entered = false;
+        }
+        return true;
+    }
+    if own {
+        state.entered = true;
+        state.nick = nick.clone();
+        if codes.contains(&201) {
+            state.created = true;
+        }
+    }
+    if state.occupants.len() < MAX_OCCUPANTS || state.occupants.contains_key(&nick) {
+        state.occupants.insert(nick, real);
+    }
+    true
+}
+
+/// A message from one of our rooms: a room message with its sender's real JID, or a notice
+/// from the room itself (a configuration or affiliation change) that marks it changed.
+/// `None` for what is not from a room we are in.
+pub(crate) fn classify(
+    rooms: &mut BTreeMap<BareJid, RoomState>,
+    m: &Message,
+    own: &BareJid,
+    device: u32,
+) -> Option<Option<Incoming>> {
+    let from = m.from.as_ref()?;
+    let room = from.to_bare();
+    let state = rooms.get_mut(&room)?;
+    let Ok(full) = from.try_as_full() else {
+        // From the room itself: status codes 104 (configuration), 172/173 (anonymity),
+        // or an affiliation change of someone absent.
+        if m.payloads.iter().any(|e| e.is("x", MUC_USER)) {
+            state.changed = true;
+        }
+        return Some(None);
+    };
+    if m.type_ != MessageType::Groupchat {
+        // A private message through the room: not a room message, and its sender's real
+        // JID is not given. Left to the direct-message path, which ignores it.
+        return None;
+    }
+    let nick = full.resource().as_str().to_owned();
+    let sender = if nick == state.nick {
+        Some(own.clone())
+    } else {
+        state.occupants.get(&nick).cloned().flatten()
+    };
+    let Some(sender) = sender else {
+        log::warn!(
+            "a message in {room} from {nick}, whose real address the room does not give: not \
+             read (is the room anonymous, or did {nick} leave?)"
+        );
+        return Some(None);
+    };
+    Some(crate::incoming::room_message(m, room, sender, nick, device))
+}
+
+/// An attribute name of this module.
+#[expect(
+    clippy::expect_used,
+    reason = "attribute names in this module are static, valid NCNames"
+)]
+fn name(name: &'static str) -> tokio_xmpp::minidom::rxml::NcName {
+    tokio_xmpp::minidom::rxml::NcName::try_from(name)
+        .expect("attribute names in this module are valid NCNames")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn presence(s: &str) -> Presence {
+        Presence::try_from(s.parse::<Element>().unwrap()).unwrap()
+    }
+
+    fn rooms() -> BTreeMap<BareJid, RoomState> {
+        let mut rooms = BTreeMap::new();
+        rooms.insert(
+            "team@muc.x".parse().unwrap(),
+            RoomState {
+                nick: "me".into(),
+                ..RoomState::default()
+            },
+        );
+        rooms
+    }
+
+    #[test]
+    fn presences_give_real_jids_and_our_own_ends_the_list() {
+        let mut r = rooms();
+        let room: BareJid = "team@muc.x".parse().unwrap();
+        assert!(note_presence(&mut r, &presence("<presence xmlns='jabber:client' from='team@muc.x/bob'><x xmlns='http://jabber.org/protocol/muc#user'><item affiliation='member' role='participant' jid='bob@x/phone'/></x></presence>")));
+        assert!(!r[&room].entered);
+        assert!(note_presence(&mut r, &presence("<presence xmlns='jabber:client' from='team@muc.x/me'><x xmlns='http://jabber.org/protocol/muc#user'><item affiliation='owner' role='moderator' jid='me@x/laptop'/><status code='110'/><status code='201'/><status code='100'/></x></presence>")));
+        let s = &r[&room];
+        assert!(s.entered && s.created);
+        assert_eq!(
+            s.occupants["bob"].as_ref().map(|j| j.as_str()),
+            Some("bob@x")
+        );
+        // Not from a room we are in: for the caller.
+        assert!(!note_presence(
+            &mut r,
+            &presence("<presence xmlns='jabber:client' from='other@muc.x/bob'/>")
+        ));
+        // Bob leaves.
+        note_presence(&mut r, &presence("<presence xmlns='jabber:client' type='unavailable' from='team@muc.x/bob'><x xmlns='http://jabber.org/protocol/muc#user'><item affiliation='member' role='none'/></x></presence>"));
+        assert!(!r[&room].occupants.contains_key("bob"));
+        // We are removed for losing our membership.
+        note_presence(&mut r, &presence("<presence xmlns='jabber:client' type='unavailable' from='team@muc.x/me'><x xmlns='http://jabber.org/protocol/muc#user'><item affiliation='none' role='none'/><status code='110'/><status code='321'/></x></presence>"));
+        assert_eq!(r[&room].removed, Some(321));
+    }
+
+    #[test]
+    fn a_refused_join_is_kept_with_its_condition() {
+        let mut r = rooms();
+        note_presence(&mut r, &presence("<presence xmlns='jabber:client' type='error' from='team@muc.x/me'><error type='auth'><registration-required xmlns='urn:ietf:params:xml:ns:xmpp-stanzas'/></error></presence>"));
+        assert_eq!(
+            r[&"team@muc.x".parse::<BareJid>().unwrap()]
+                .refused
+                .as_deref(),
+            Some("registration-required")
+        );
+    }
+
+    #[test]
+    fn member_lists_are_read_with_bare_or_full_jids_and_junk_left_out() {
+        let q: Element = "<query xmlns='http://jabber.org/protocol/muc#admin'><item affiliation='member' jid='bob@x'/><item affiliation='owner' jid='me@x/res' role='moderator'/><item affiliation='outcast' jid='eve@x'/><item affiliation='member' jid='@@'/><item affiliation='member'/></query>".parse().unwrap();
+        let members = list_answer(Some(&q));
+        assert_eq!(
+            members,
+            [
+                Member {
+                    jid: "bob@x".into(),
+                    affiliation: Affiliation::Member
+                },
+                Member {
+                    jid: "me@x".into(),
+                    affiliation: Affiliation::Owner
+                }
+            ]
+        );
+        assert!(list_answer(None).is_empty());
+    }
+
+    #[test]
+    fn privacy_comes_from_the_features() {
+        let f = |v: &[&str]| config_of(&v.iter().map(|s| s.to_string()).collect::<Vec<_>>());
+        assert_eq!(
+            f(&["muc_membersonly", "muc_nonanonymous"]),
+            RoomConfig {
+                members_only: true,
+                non_anonymous: true
+            }
+        );
+        assert_eq!(f(&["muc_open", "muc_semianonymous"]), RoomConfig::default());
+    }
+}

@@ -1,0 +1,125 @@
+//! Rooms (XEP-0045) with OMEMO (XEP-0384 §5.8) through a real Prosody and its room service:
+//! a private room created and configured by Hush, three accounts and a second device talking
+//! in it, our own reflected messages, a member removed, and nothing in clear on the server.
+
+// Test code: a failed assumption is a failed test, so it may unwrap, expect and panic.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    unreachable_pub
+)]
+
+mod support;
+
+use std::time::Duration;
+
+use hush_engine::SendOptions;
+use hush_store::{Affiliation, MemoryStore};
+use hush_test_support::prosody::{Prosody, MUC_SERVICE};
+use hush_xmpp::{BareJid, Hush};
+
+/// The next message `hush` shows (bounded wait), which must be `text` from `from` in `room`.
+async fn expect_room_text(hush: &mut Hush<MemoryStore>, room: &BareJid, from: &str, text: &str) {
+    let d = hush
+        .receive(Duration::from_secs(30))
+        .await
+        .unwrap()
+        .unwrap_or_else(|| panic!("`{text}` did not arrive"));
+    assert_eq!(d.body.as_deref(), Some(text), "{d:?}");
+    assert_eq!(d.from, from, "{d:?}");
+    assert_eq!(d.arrival.room.as_deref(), Some(room.as_str()), "{d:?}");
+    assert!(d.arrival.nick.is_some(), "{d:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn three_accounts_and_a_second_device_talk_in_a_private_room() {
+    let server = Prosody::start("rooms");
+    let room: BareJid = format!("team@{MUC_SERVICE}").parse().unwrap();
+    let mut alice = support::account(&server, None, "alice", 11).await;
+    let mut bob = support::account(&server, None, "bob", 21).await;
+    let mut carol = support::account(&server, None, "carol", 31).await;
+    let mut laptop = support::device(&server, None, "alice@localhost", 12).await;
+    let (bob_jid, carol_jid): (BareJid, BareJid) = (
+        "bob@localhost".parse().unwrap(),
+        "carol@localhost".parse().unwrap(),
+    );
+
+    // Alice creates the room: Hush makes it members-only and non-anonymous.
+    let created = alice.join_room(&room, Some("alice")).await.unwrap();
+    assert!(
+        created.config.members_only && created.config.non_anonymous,
+        "{created:?}"
+    );
+    assert_eq!(
+        created.affiliation("alice@localhost"),
+        Some(Affiliation::Owner)
+    );
+    // Bob cannot enter before he is a member.
+    let refused = bob.join_room(&room, Some("bob")).await.unwrap_err();
+    assert!(refused.to_string().contains("refused"), "{refused}");
+    for jid in [&bob_jid, &carol_jid] {
+        alice
+            .set_room_member(&room, jid, Some(Affiliation::Member))
+            .await
+            .unwrap();
+    }
+    bob.join_room(&room, Some("bob")).await.unwrap();
+    let seen = carol.join_room(&room, None).await.unwrap();
+    assert_eq!(
+        seen.nick, "carol",
+        "the account's name is the default nickname"
+    );
+    assert_eq!(seen.members.len(), 3, "{seen:?}");
+    laptop.join_room(&room, Some("alice")).await.unwrap();
+
+    let report = alice
+        .send_to_room(&room, "hello room", SendOptions::default())
+        .await
+        .unwrap();
+    let mut reached = report.devices.clone();
+    reached.sort();
+    assert_eq!(
+        reached,
+        [
+            ("alice@localhost".to_owned(), 12),
+            ("bob@localhost".to_owned(), 21),
+            ("carol@localhost".to_owned(), 31)
+        ]
+    );
+    expect_room_text(&mut bob, &room, "alice@localhost", "hello room").await;
+    expect_room_text(&mut carol, &room, "alice@localhost", "hello room").await;
+    expect_room_text(&mut laptop, &room, "alice@localhost", "hello room").await;
+
+    // Bob answers; Alice's first message is his, not her own reflected one.
+    bob.send_to_room(&room, "hi from bob", SendOptions::default())
+        .await
+        .unwrap();
+    expect_room_text(&mut alice, &room, "bob@localhost", "hi from bob").await;
+    expect_room_text(&mut carol, &room, "bob@localhost", "hi from bob").await;
+
+    // Carol is no longer a member: the next message has no key for her.
+    alice
+        .set_room_member(&room, &carol_jid, None)
+        .await
+        .unwrap();
+    let report = alice
+        .send_to_room(&room, "after carol", SendOptions::default())
+        .await
+        .unwrap();
+    assert!(
+        !report.devices.iter().any(|(j, _)| j == "carol@localhost"),
+        "{:?}",
+        report.devices
+    );
+    expect_room_text(&mut bob, &room, "alice@localhost", "after carol").await;
+
+    // The room kept only ciphertext.
+    let stored = server.stored_bytes();
+    for text in ["hello room", "hi from bob", "after carol"] {
+        assert!(
+            !stored.windows(text.len()).any(|w| w == text.as_bytes()),
+            "`{text}` is in clear in Prosody's storage"
+        );
+    }
+}
