@@ -53,7 +53,7 @@ pub(crate) enum Command {
     /// Encrypt TEXT for every device of JID and our other devices, and send it. Nothing is
     /// ever sent in clear unless asked for (`--plaintext`, or `hush config --encryption off`).
     Send {
-        /// The recipient's bare JID.
+        /// The recipient's bare JID (with `--muc`, the room's).
         jid: String,
         /// The message.
         #[arg(required = true)]
@@ -61,6 +61,34 @@ pub(crate) enum Command {
         /// Send this message in clear (readable by the servers on the way).
         #[arg(long)]
         plaintext: bool,
+        /// JID is a room joined with `hush join`: encrypt for every device of every member.
+        #[arg(long)]
+        muc: bool,
+    },
+    /// Join ROOM (a XEP-0045 group chat), creating it if it does not exist: Hush creates rooms
+    /// members-only and non-anonymous, as OMEMO requires. It stays joined (entered on every
+    /// connection) until `hush leave`.
+    Join {
+        /// The room's bare JID (room@conference.example.org).
+        room: String,
+        /// The nickname in the room (default: the one used before, else your account's name).
+        #[arg(long)]
+        nick: Option<String>,
+    },
+    /// Leave ROOM and forget it (its history stays).
+    Leave {
+        /// The room.
+        room: String,
+    },
+    /// The rooms joined, with their privacy and member counts (offline, from the store).
+    Rooms,
+    /// A room's members (offline, from the store), or, as its owner or admin, make an account
+    /// a member (`add`) or take its membership away (`remove`).
+    Members {
+        /// The room.
+        room: String,
+        #[command(subcommand)]
+        action: Option<MembersAction>,
     },
     /// Show or change settings: the global encryption switch, or with JID that
     /// conversation's switch and the authentication it requires.
@@ -189,6 +217,23 @@ pub(crate) enum AgentAction {
     /// Give the running agent the store passphrase again (from the usual sources: the
     /// terminal, HUSH_PASSPHRASE, --passphrase-env, --passphrase-stdin).
     Unlock,
+}
+
+#[derive(Subcommand)]
+pub(crate) enum MembersAction {
+    /// Make JID a member (its devices get the keys of every message from the next one on).
+    Add {
+        /// The account.
+        jid: String,
+        /// Make it an admin (who can add and remove members) instead.
+        #[arg(long)]
+        admin: bool,
+    },
+    /// Take JID's affiliation away: its devices get no key from the next message on.
+    Remove {
+        /// The account.
+        jid: String,
+    },
 }
 
 #[derive(Subcommand)]

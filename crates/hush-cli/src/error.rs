@@ -280,10 +280,12 @@ impl CliError {
             },
             CliError::Xmpp(x) => match x {
                 X::LoginRejected { .. } => Kind::Authentication,
-                X::NotSent { .. } | X::NoPep(_) => Kind::Refused,
-                X::BadJid(_) | X::InsecureNotLoopback(_) | X::RemoveSelf(_) | X::TooBig { .. } => {
-                    Kind::Usage
-                }
+                X::NotSent { .. } | X::NoPep(_) | X::RoomRefused { .. } => Kind::Refused,
+                X::BadJid(_)
+                | X::InsecureNotLoopback(_)
+                | X::RemoveSelf(_)
+                | X::TooBig { .. }
+                | X::NotJoined(_) => Kind::Usage,
                 X::DeviceListTooLong { .. } => Kind::Refused,
                 x if x.is_connection() => Kind::Network,
                 X::ConnectTimeout { .. } | X::NoLoginMechanism { .. } => Kind::Network,

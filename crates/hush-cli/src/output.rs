@@ -175,7 +175,7 @@ impl Report for DeliveryReport<'_> {
         let d = self.delivery;
         let a = &d.arrival;
         json!({"from": d.from, "to": a.to, "at": a.at, "delayed": a.delayed, "id": a.id,
-               "device": d.device, "ns": d.suite.map(|s| s.name()),
+               "room": a.room, "nick": a.nick, "device": d.device, "ns": d.suite.map(|s| s.name()),
                "encrypted": d.suite.is_some(), "body": d.body, "error": self.error(),
                "failure": d.failure.as_ref().map(|f| f.kind()),
                "trust": trust_name(d.trust), "warning": self.warning(), "new_key": d.new_key,
@@ -185,7 +185,16 @@ impl Report for DeliveryReport<'_> {
     fn text(&self) -> Vec<String> {
         let d = self.delivery;
         let mut lines = Vec::new();
-        let from = printable(&d.from);
+        // In a room: the room, the nickname and the real address behind it.
+        let from = match (&d.arrival.room, &d.arrival.nick) {
+            (Some(room), Some(nick)) => format!(
+                "[{}] {} <{}>",
+                printable(room),
+                printable(nick),
+                printable(&d.from)
+            ),
+            _ => printable(&d.from),
+        };
         if let Some(w) = self.warning() {
             lines.push(format!("!! WARNING: {}", printable(&w)));
         }

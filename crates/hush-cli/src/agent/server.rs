@@ -29,7 +29,7 @@ use super::rpc::{self, Fault, Params};
 use super::{socket_path, AgentError, MAX_SOCKET_PATH};
 use crate::advice::Me;
 use crate::commands::{
-    bare, connect, contacts, devices, fingerprint, history, me, send, session, status, trust,
+    bare, connect, contacts, devices, fingerprint, history, me, rooms, send, session, status, trust,
 };
 use crate::error::{CliError, Kind, Result};
 use crate::home::Home;
@@ -628,7 +628,12 @@ impl Account {
                     .config(hush.store())
                     .map_err(failed)?
                     .encryption_off;
-                let sent = send::report(hush, &to, text, plaintext, global_off)
+                let to = if p.flag("muc")? {
+                    send::To::Room(&to)
+                } else {
+                    send::To::Contact(&to)
+                };
+                let sent = send::report(hush, to, text, plaintext, global_off)
                     .await
                     .map_err(failed)?;
                 self.announce_sent(&sent, text);
@@ -692,6 +697,44 @@ impl Account {
                     .map_err(failed)?;
                 Ok(shown(match change {
                     contacts::Change::List => list("contacts", done),
+                    _ => done.pop().unwrap_or_default(),
+                }))
+            }
+            "join" | "leave" | "rooms" | "members" | "set_member" => {
+                let room = || bare(p.string("room")?).map_err(failed);
+                let change = match method {
+                    "join" => rooms::Change::Join {
+                        room: room()?,
+                        nick: match p.0.get("nick") {
+                            None | Some(Value::Null) => None,
+                            Some(_) => Some(p.string("nick")?.to_owned()),
+                        },
+                    },
+                    "leave" => rooms::Change::Leave(room()?),
+                    "rooms" => rooms::Change::List,
+                    "members" => rooms::Change::Members(room()?),
+                    _ => rooms::Change::Affiliate {
+                        room: room()?,
+                        jid: bare(p.string("jid")?).map_err(failed)?,
+                        affiliation: match p.0.get("affiliation") {
+                            None | Some(Value::Null) => None,
+                            Some(_) => Some(
+                                hush_store::Affiliation::parse(p.string("affiliation")?)
+                                    .ok_or_else(|| {
+                                        Fault::Params(
+                                            "`affiliation` is member, admin, owner or null".into(),
+                                        )
+                                    })?,
+                            ),
+                        },
+                    },
+                };
+                let mut done = rooms::report(unlocked(&mut self.hush)?, &change)
+                    .await
+                    .map_err(failed)?;
+                Ok(shown(match change {
+                    rooms::Change::List => list("rooms", done),
+                    rooms::Change::Members(_) => list("members", done),
                     _ => done.pop().unwrap_or_default(),
                 }))
             }

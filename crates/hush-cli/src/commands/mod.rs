@@ -8,6 +8,7 @@ pub(crate) mod fingerprint;
 pub(crate) mod history;
 mod init;
 mod recv;
+pub(crate) mod rooms;
 pub(crate) mod send;
 pub(crate) mod session;
 pub(crate) mod status;
@@ -21,7 +22,9 @@ use hush_xmpp::{BareJid, ConnectOptions, Hush};
 
 use crate::advice::Me;
 use crate::agent::client::Agent;
-use crate::cli::{AgentAction, Cli, Command, ContactsAction, SessionAction, StoreAction};
+use crate::cli::{
+    AgentAction, Cli, Command, ContactsAction, MembersAction, SessionAction, StoreAction,
+};
 use crate::error::{CliError, Result};
 use crate::home::{Config, Home, PassphraseSource};
 use crate::output::{Printer, Shown};
@@ -77,10 +80,20 @@ pub(crate) async fn run(cli: Cli) -> Result<()> {
             jid,
             text,
             plaintext,
+            muc,
         } => {
             let jid = bare(&jid)?;
             let text = message_text(&text, home.passphrase_from_stdin())?;
-            send::run(&home, &jid, &text, plaintext, out).await
+            let to = if muc {
+                send::To::Room(&jid)
+            } else {
+                send::To::Contact(&jid)
+            };
+            send::run(&home, to, &text, plaintext, out).await
+        }
+        Command::Join { .. } | Command::Leave { .. } | Command::Rooms | Command::Members { .. } => {
+            let change = rooms_change(&cli.command)?;
+            rooms::run(&home, &change, out).await
         }
         Command::Config {
             jid,
@@ -211,6 +224,32 @@ fn served_by_agent(
                 ("remove_contact", json!({"jid": jid.to_string()}), None)
             }
         },
+        Command::Join { .. } | Command::Leave { .. } | Command::Rooms | Command::Members { .. } => {
+            match rooms_change(command)? {
+                rooms::Change::Join { room, nick } => (
+                    "join",
+                    json!({"room": room.to_string(), "nick": nick}),
+                    None,
+                ),
+                rooms::Change::Leave(room) => ("leave", json!({"room": room.to_string()}), None),
+                rooms::Change::List => ("rooms", json!({}), Some("rooms")),
+                rooms::Change::Members(room) => (
+                    "members",
+                    json!({"room": room.to_string()}),
+                    Some("members"),
+                ),
+                rooms::Change::Affiliate {
+                    room,
+                    jid,
+                    affiliation,
+                } => (
+                    "set_member",
+                    json!({"room": room.to_string(), "jid": jid.to_string(),
+                       "affiliation": affiliation.map(|a| a.as_str())}),
+                    None,
+                ),
+            }
+        }
         Command::Session {
             action: SessionAction::Reset { jid, device },
         } => (
@@ -237,6 +276,35 @@ fn show_from_agent(result: Shown, list: Option<&str>, out: Printer) -> Result<()
         }
         _ => out.show(&result),
     }
+}
+
+/// What `hush join`, `leave`, `rooms` or `members` asks for.
+fn rooms_change(command: &Command) -> Result<rooms::Change> {
+    Ok(match command {
+        Command::Join { room, nick } => rooms::Change::Join {
+            room: bare(room)?,
+            nick: nick.clone(),
+        },
+        Command::Leave { room } => rooms::Change::Leave(bare(room)?),
+        Command::Members { room, action } => match action {
+            None => rooms::Change::Members(bare(room)?),
+            Some(MembersAction::Add { jid, admin }) => rooms::Change::Affiliate {
+                room: bare(room)?,
+                jid: bare(jid)?,
+                affiliation: Some(if *admin {
+                    hush_store::Affiliation::Admin
+                } else {
+                    hush_store::Affiliation::Member
+                }),
+            },
+            Some(MembersAction::Remove { jid }) => rooms::Change::Affiliate {
+                room: bare(room)?,
+                jid: bare(jid)?,
+                affiliation: None,
+            },
+        },
+        _ => rooms::Change::List,
+    })
 }
 
 /// What `hush contacts [ACTION]` asks for.

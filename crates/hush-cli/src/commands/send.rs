@@ -13,9 +13,26 @@ use crate::home::Home;
 use crate::output::{properties_json, DeliveryReport, Printer, Report, Shown};
 use crate::terminal::printable;
 
+/// Whom a message goes to.
+#[derive(Clone, Copy, Debug)]
+pub(crate) enum To<'a> {
+    /// A contact (or our own account).
+    Contact(&'a BareJid),
+    /// A room joined with `hush join`.
+    Room(&'a BareJid),
+}
+
+impl To<'_> {
+    fn jid(&self) -> &BareJid {
+        match self {
+            To::Contact(j) | To::Room(j) => j,
+        }
+    }
+}
+
 pub(super) async fn run(
     home: &Home,
-    to: &BareJid,
+    to: To<'_>,
     text: &str,
     plaintext: bool,
     out: Printer,
@@ -23,7 +40,8 @@ pub(super) async fn run(
     // A running agent holds the account: it sends.
     if let Some(agent) = Agent::find(home).await? {
         let mut agent = agent.printing_for(out);
-        let params = json!({"to": to.to_string(), "text": text, "plaintext": plaintext});
+        let params = json!({"to": to.jid().to_string(), "text": text, "plaintext": plaintext,
+                            "muc": matches!(to, To::Room(_))});
         let sent = agent.call("send", params).await?;
         out.show(&sent)?;
         return partial(&sent);
@@ -64,7 +82,7 @@ fn partial(sent: &Shown) -> Result<()> {
 /// switch).
 pub(crate) async fn report(
     hush: &mut Hush<SqliteStore>,
-    to: &BareJid,
+    to: To<'_>,
     text: &str,
     plaintext: bool,
     global_off: bool,
@@ -81,6 +99,17 @@ pub(crate) async fn report(
         plaintext,
         global_off,
     };
+    let to = match to {
+        To::Room(room) => {
+            let report = hush.send_to_room(room, text, options).await?;
+            return Ok(Shown::of(&Sent {
+                to: room,
+                room: true,
+                report,
+            }));
+        }
+        To::Contact(to) => to,
+    };
     let report = match hush.send(to, text, options).await {
         // A note to self with no other device of ours: not "the contact has no OMEMO device".
         Err(hush_xmpp::XmppError::NotSent {
@@ -95,7 +124,11 @@ pub(crate) async fn report(
         }
         sent => sent?,
     };
-    Ok(Shown::of(&Sent { to, report }))
+    Ok(Shown::of(&Sent {
+        to,
+        room: false,
+        report,
+    }))
 }
 
 /// Whether XML 1.0 can carry `c` (its `Char` production).
@@ -106,6 +139,8 @@ fn xml_char(c: char) -> bool {
 /// What a send did.
 struct Sent<'a> {
     to: &'a BareJid,
+    /// `to` is a room.
+    room: bool,
     report: SendReport,
 }
 
@@ -118,6 +153,7 @@ impl Report for Sent<'_> {
                "skipped": r.skipped.iter().map(|(j, d, w)| json!({"jid": j, "device": d, "why": advice::obstacle(w),
                                                                  "reason": w.kind(), "failed": w.is_failure()})).collect::<Vec<_>>(),
                "new_keys": r.new_keys.iter().map(|(j, d, f)| json!({"jid": j, "device": d, "fingerprint": f})).collect::<Vec<_>>(),
+               "room": self.room, "without_devices": r.without_devices,
                "security": properties_json(&r.properties)})
     }
 
@@ -135,6 +171,12 @@ impl Report for Sent<'_> {
             lines.push(format!(
                 "new device {d} of {j}, fingerprint {fp}: not verified yet (compare \
                  fingerprints, then `hush verify URI`)"
+            ));
+        }
+        for j in &r.without_devices {
+            lines.push(format!(
+                "warning: {} is a member of {to} but announces no OMEMO device: they cannot read it",
+                printable(j)
             ));
         }
         for (j, d, why) in &r.skipped {

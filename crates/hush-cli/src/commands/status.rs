@@ -22,6 +22,9 @@ pub(super) fn run(home: &Home, jid: &BareJid, out: Printer) -> Result<()> {
 /// The status of the conversation with `jid`, as the store holds it (`global_off`: the
 /// account's off switch).
 pub(crate) fn report(store: &SqliteStore, jid: &BareJid, global_off: bool) -> Result<Shown> {
+    if let Some(room) = store.room(jid.as_str())? {
+        return room_report(store, &room, global_off);
+    }
     let jid = jid.as_str();
     let account = account(store)?;
     let conversation = store.conversation(jid)?;
@@ -185,4 +188,146 @@ fn yes(b: bool) -> &'static str {
     } else {
         "NO"
     }
+}
+
+/// The status of a joined room: whether it may have encrypted messages, every device that
+/// would read the next one (per member, as the store knows them: the next send reads the
+/// member list and device lists again), and who could add a reader.
+fn room_report(store: &SqliteStore, room: &hush_store::Room, global_off: bool) -> Result<Shown> {
+    use hush_store::Trust;
+    let account = account(store)?;
+    let engine = hush_engine::Engine::new(&account.jid, account.device.clone());
+    let conversation = store.conversation(&room.jid)?;
+    let strong = conversation.policy.min_auth >= Authentication::Strong;
+    let next = if conversation.policy.off || global_off {
+        "in clear: you switched encryption off".to_owned()
+    } else {
+        match engine.secure_room(store, &room.jid) {
+            Ok(_) => "encrypted, for every device below that reads it".to_owned(),
+            Err(hush_engine::EngineError::NotSent { refusal, .. }) => {
+                format!("refused, nothing would be sent: {refusal}")
+            }
+            Err(e) => return Err(e.into()),
+        }
+    };
+    let now = unix_now();
+    let mut readers = Vec::new();
+    let mut text = vec![
+        format!(
+            "room {} (you are {}): {}, {}, member list {}",
+            room.jid,
+            room.nick,
+            if room.config.members_only {
+                "members-only"
+            } else {
+                "OPEN TO NON-MEMBERS"
+            },
+            if room.config.non_anonymous {
+                "non-anonymous"
+            } else {
+                "ANONYMOUS"
+            },
+            if room.members_known {
+                "known"
+            } else {
+                "NOT SHOWN"
+            }
+        ),
+        format!("next message: {next}"),
+        "who can read it (as last seen; the next send reads the member list again):".to_owned(),
+    ];
+    let mut own_done = false;
+    let mut members: Vec<(&str, Option<hush_store::Affiliation>)> = room
+        .members
+        .iter()
+        .filter(|m| m.jid != account.jid)
+        .map(|m| (m.jid.as_str(), Some(m.affiliation)))
+        .collect();
+    members.push((account.jid.as_str(), room.affiliation(&account.jid)));
+    for (member, affiliation) in &members {
+        let next_message = engine.next_message(store, member, false, now)?;
+        let own_account = *member == account.jid;
+        let devices: Vec<_> = next_message
+            .candidates
+            .iter()
+            .filter(|c| c.own == own_account && !(own_account && own_done))
+            .collect();
+        own_done |= own_account;
+        let role = affiliation.map_or("not affiliated", |a| a.as_str());
+        if devices.is_empty() && !own_account {
+            text.push(format!(
+                "  {member} ({role}): no device known yet (fetched at the next send)"
+            ));
+        }
+        for c in devices {
+            let reads = c.left_out.is_none()
+                && c.trust != Some(Trust::Distrusted)
+                && (!strong || c.trust == Some(Trust::Verified));
+            readers.push(
+                json!({"jid": c.jid, "affiliation": affiliation.map(|a| a.as_str()),
+                "device": c.device, "fingerprint": c.identity.map(|i| i.fingerprint()),
+                "trust": trust_name(c.trust), "reads_next_message": reads}),
+            );
+            text.push(format!(
+                "  {} ({role}) device {} fingerprint {} trust {}{}",
+                c.jid,
+                c.device,
+                c.identity
+                    .map(|i| i.fingerprint())
+                    .unwrap_or_else(|| "unknown (no session yet)".into()),
+                trust_name(c.trust),
+                if reads { "" } else { " [left out]" }
+            ));
+        }
+    }
+    text.push(format!(
+        "  and this device ({})",
+        account.device.identity().public().fingerprint()
+    ));
+    let service = room
+        .jid
+        .rsplit_once('@')
+        .map_or(room.jid.as_str(), |(_, d)| d);
+    let admins: Vec<&str> = room
+        .members
+        .iter()
+        .filter(|m| m.affiliation.can_add_members())
+        .map(|m| m.jid.as_str())
+        .collect();
+    text.push("who could add a reader:".to_owned());
+    text.push(format!(
+        "  the room's owners and admins ({}): a new member gets the keys of every message from \
+         the next one on",
+        admins.join(", ")
+    ));
+    text.push(format!(
+        "  the room service {service}: it gives the member list; a member it adds gets the keys \
+         of the next message (`hush status` lists them)"
+    ));
+    let mut adders = Vec::new();
+    for (member, _) in &members {
+        let server = member.rsplit_once('@').map_or(*member, |(_, d)| d);
+        let auto = !strong && !store.has_verified_key(member)?;
+        adders.push(json!({"account": member, "server": server,
+                           "new_devices_read_automatically": auto}));
+        text.push(format!(
+            "  whoever controls {member} or its server {server}: a new device {}",
+            if auto {
+                "would be trusted blindly and read the next message"
+            } else {
+                "would be left out until you verify it"
+            }
+        ));
+    }
+    let json = json!({"jid": room.jid, "room": true, "nick": room.nick,
+        "members_only": room.config.members_only, "non_anonymous": room.config.non_anonymous,
+        "members_known": room.members_known,
+        "encryption": if conversation.policy.off { "off" } else { "on" },
+        "global_encryption": if global_off { "off" } else { "on" },
+        "min_authentication": conversation.policy.min_auth.name(),
+        "next_message": next,
+        "readers": readers,
+        "could_add_a_reader": {"owners_and_admins": admins, "room_service": service,
+                               "accounts": adders}});
+    Ok(Shown { json, text })
 }
