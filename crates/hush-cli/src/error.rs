@@ -285,7 +285,8 @@ impl CliError {
                 | X::InsecureNotLoopback(_)
                 | X::RemoveSelf(_)
                 | X::TooBig { .. }
-                | X::NotJoined(_) => Kind::Usage,
+                | X::NotJoined(_)
+                | X::IsARoom(_) => Kind::Usage,
                 X::DeviceListTooLong { .. } => Kind::Refused,
                 x if x.is_connection() => Kind::Network,
                 X::ConnectTimeout { .. } | X::NoLoginMechanism { .. } => Kind::Network,

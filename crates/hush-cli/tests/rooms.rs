@@ -106,6 +106,14 @@ fn three_accounts_talk_in_a_private_room_from_the_command_line() {
     );
     assert!(room_messages(&carol, &room).contains(&triple(&alice.jid, "Alice", "hello room")));
 
+    // A direct message to the room's JID would be encrypted for the room service: refused.
+    let direct = hush(&alice.home, &["send", &room, "meant for the room"]);
+    assert_eq!(direct.status.code(), Some(2), "{direct:?}");
+    assert!(
+        String::from_utf8_lossy(&direct.stderr).contains("--muc"),
+        "{direct:?}"
+    );
+
     // Who reads the next message, and who could add a reader.
     let status = &json_lines(&ok(hush(&alice.home, &["--json", "status", &room])))[0];
     assert_eq!(status["room"], true, "{status}");
@@ -157,6 +165,7 @@ fn three_accounts_talk_in_a_private_room_from_the_command_line() {
     ok(hush(&bob.home, &["leave", &room]));
     let rooms = ok(hush(&bob.home, &["rooms"]));
     assert!(rooms.contains("no rooms joined"), "{rooms}");
+    assert!(json_lines(&ok(hush(&bob.home, &["--json", "rooms"]))).is_empty());
     let refused = hush(&bob.home, &["send", "--muc", &room, "after leaving"]);
     assert_eq!(refused.status.code(), Some(2), "{refused:?}");
 

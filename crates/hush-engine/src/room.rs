@@ -285,10 +285,14 @@ impl Engine {
             }
         }
         let suite = elements.first().map_or(Suite::Omemo2, |e| e.suite);
+        // Known by content too, should the room send it back under other ids (or none): the
+        // first element, which a reader without a key of its own picks (the best suite).
+        let digest = elements.first().and_then(|e| e.sent_digest());
         let origin_id = crate::send::origin_id(rng);
         let stanza = MessageStanza::to_room(&room, elements, origin_id.clone());
         let bytes = String::from(&stanza.to_element()).into_bytes();
-        let outgoing = self.outgoing_with_id(&room, text, Some(suite), bytes, now, origin_id);
+        let mut outgoing = self.outgoing_with_id(&room, text, Some(suite), bytes, now, origin_id);
+        outgoing.ids.digest = digest;
         Ok(Prepared {
             transaction: Transaction {
                 new_keys,

@@ -166,6 +166,22 @@ impl World {
         sender: &str,
         nick: &str,
     ) -> Option<Delivery> {
+        let ids = MessageIds {
+            origin_id: Some(stanza.origin_id().to_owned()),
+            ..MessageIds::default()
+        };
+        self.deliver_with_ids(to, stanza, sender, nick, ids)
+    }
+
+    /// [`Self::deliver`], with the ids the room gives it.
+    fn deliver_with_ids(
+        &mut self,
+        to: u32,
+        stanza: &hush_engine::MessageStanza,
+        sender: &str,
+        nick: &str,
+        ids: MessageIds,
+    ) -> Option<Delivery> {
         let Wire::PerSuite(elements) = stanza.content() else {
             panic!("not a room message: {stanza:?}")
         };
@@ -179,10 +195,7 @@ impl World {
             peer: ROOM.into(),
             nick: Some(nick.into()),
             payload: InboundPayload::Omemo(Ok(element)),
-            ids: MessageIds {
-                origin_id: Some(stanza.origin_id().to_owned()),
-                ..MessageIds::default()
-            },
+            ids,
             sent_at: None,
             sender_bundle: None,
         };
@@ -295,6 +308,11 @@ fn our_reflected_message_is_recognised_and_shown_once() {
     assert_eq!(d.body.as_deref(), Some("mine"));
     // A replay of it is a copy too.
     assert!(w.deliver(12, &stanza, ALICE, "alice").is_none());
+    // Sent back without its origin id, it is still recognised by its content: not taken for a
+    // message this device sent and its store lost (which would rewind every session).
+    let stripped = w.deliver_with_ids(11, &stanza, ALICE, "alice", MessageIds::default());
+    assert!(stripped.is_none(), "{stripped:?}");
+    assert!(!w.devices[&11].engine.rollback_seen());
 }
 
 #[test]

@@ -205,7 +205,16 @@ impl<S: Store> Hush<S> {
                         );
                         continue;
                     }
-                    match self.xmpp.send_message(&stanza).await {
+                    // A room takes messages only from its occupants: entered first.
+                    let entered = match crate::client::addressee(&stanza) {
+                        Ok(room) if stanza.is_groupchat() => self.enter(&room).await,
+                        _ => Ok(()),
+                    };
+                    let sent = match entered {
+                        Ok(()) => self.xmpp.send_message(&stanza).await,
+                        Err(e) => Err(e),
+                    };
+                    match sent {
                         Ok(()) => {}
                         Err(e) if e.is_connection() => return Err(e),
                         Err(e) => {
@@ -404,6 +413,11 @@ impl<S: Store> Hush<S> {
         options: SendOptions,
     ) -> Result<SendReport> {
         let now = self.now();
+        // A room's JID answers for the room service: a direct message there would be
+        // encrypted for whatever devices the service publishes under it.
+        if self.store.room(to.as_str())?.is_some() {
+            return Err(XmppError::IsARoom(to.to_string()));
+        }
         if self.engine.route(&self.store, to.as_str(), options)? == Route::InClear {
             let prepared = self
                 .engine

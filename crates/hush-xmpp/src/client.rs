@@ -1336,6 +1336,17 @@ impl XmppClient {
     /// and archived before anyone else can enter (it stays locked until then).
     pub async fn join_room(&mut self, room: &BareJid, nick: &str) -> Result<Entered> {
         self.go_online().await?;
+        if let Some(state) = self.rooms.get(room).filter(|r| r.entered) {
+            if state.nick == nick {
+                return Ok(Entered {
+                    nick: nick.to_owned(),
+                    created: false,
+                });
+            }
+            // Another nickname: leave and enter again, rather than have the room's answer to
+            // a nickname change read as our removal.
+            self.leave_room(room).await?;
+        }
         self.rooms.insert(
             room.clone(),
             muc::RoomState {
@@ -1370,8 +1381,10 @@ impl XmppClient {
             self.rooms.remove(room);
             return Err(e);
         }
-        let (nick, created) =
-            state.map_or((nick.to_owned(), false), |r| (r.nick.clone(), r.created));
+        // Gone while waiting: the session was lost and rebuilt (rooms are entered again later).
+        let Some((nick, created)) = state.map(|r| (r.nick.clone(), r.created)) else {
+            return Err(XmppError::Disconnected(Disconnect::NotResumed));
+        };
         if created {
             let form = IqRequest::Set(muc::private_room_form());
             self.request(

@@ -73,6 +73,9 @@ pub enum XmppError {
         /// The server's error condition.
         condition: String,
     },
+    /// A direct message to a joined room's JID.
+    #[error("{0} is a room: send to it with --muc (a direct message there would be encrypted for the room service)")]
+    IsARoom(String),
     /// A room this account has not joined.
     #[error("{0} is not a room this account joined (hush join ROOM)")]
     NotJoined(String),

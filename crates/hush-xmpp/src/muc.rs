@@ -252,9 +252,17 @@ pub(crate) fn classify(
         return Some(None);
     };
     if m.type_ != MessageType::Groupchat {
-        // A private message through the room: not a room message, and its sender's real
-        // JID is not given. Left to the direct-message path, which ignores it.
-        return None;
+        // A private message through the room (XEP-0045 §7.5): not a room message. Read as a
+        // direct one it would be filed under the room's JID, the sender's real JID lost: it is
+        // not read (Hush sends none; OMEMO between occupants goes to real JIDs).
+        if m.type_ != MessageType::Error {
+            log::warn!(
+                "ignored a private message through {room} from {}: Hush reads messages from \
+                 members at their own addresses",
+                full.resource().as_str()
+            );
+        }
+        return Some(None);
     }
     let nick = full.resource().as_str().to_owned();
     let sender = if nick == state.nick {
@@ -358,6 +366,30 @@ mod tests {
             ]
         );
         assert!(list_answer(None).is_empty());
+    }
+
+    #[test]
+    fn a_private_message_through_a_room_is_not_read_as_the_rooms() {
+        let mut r = rooms();
+        note_presence(&mut r, &presence("<presence xmlns='jabber:client' from='team@muc.x/bob'><x xmlns='http://jabber.org/protocol/muc#user'><item affiliation='member' role='participant' jid='bob@x/phone'/></x></presence>"));
+        let own: BareJid = "me@x".parse().unwrap();
+        let pm = Message::try_from(
+            "<message xmlns='jabber:client' type='chat' from='team@muc.x/bob'><body>psst</body></message>"
+                .parse::<Element>()
+                .unwrap(),
+        )
+        .unwrap();
+        assert!(matches!(classify(&mut r, &pm, &own, 1), Some(None)));
+        let live = Message::try_from(
+            "<message xmlns='jabber:client' type='groupchat' from='team@muc.x/bob'><body>hi</body></message>"
+                .parse::<Element>()
+                .unwrap(),
+        )
+        .unwrap();
+        let read = classify(&mut r, &live, &own, 1).unwrap().unwrap();
+        assert_eq!(read.sender.as_str(), "bob@x");
+        assert_eq!(read.peer.as_str(), "team@muc.x");
+        assert_eq!(read.nick.as_deref(), Some("bob"));
     }
 
     #[test]

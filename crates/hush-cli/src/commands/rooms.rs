@@ -58,7 +58,10 @@ pub(super) async fn run(home: &Home, change: &Change, out: Printer) -> Result<()
         listed(&store, change)?
     };
     for s in shown {
-        out.show(&s)?;
+        // The line for an empty list is for people only.
+        if !(out.is_json() && s.json.as_object().is_some_and(|o| o.is_empty())) {
+            out.show(&s)?;
+        }
     }
     Ok(())
 }

@@ -100,7 +100,7 @@ impl<S: Store> Hush<S> {
     }
 
     /// Enters the joined room `room` if this connection is not in it yet.
-    async fn enter(&mut self, room: &BareJid) -> Result<()> {
+    pub(super) async fn enter(&mut self, room: &BareJid) -> Result<()> {
         if self.xmpp.in_room(room) {
             return Ok(());
         }
