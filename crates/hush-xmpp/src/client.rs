@@ -716,12 +716,7 @@ impl XmppClient {
                             q.answer = Some(IqResponse::Error(error));
                         }
                     }
-                    Some(Event::Stanza(Stanza::Message(m))) => self.sort(m),
-                    Some(Event::Stanza(Stanza::Presence(p))) => self.note_presence(p),
-                    Some(Event::Stanza(Stanza::Iq(iq @ (Iq::Get { .. } | Iq::Set { .. })))) => self.answer(iq).await?,
-                    Some(Event::Stream(e)) => self.note_link(e),
-                    None => return Err(XmppError::Disconnected(Disconnect::StreamEnded)),
-                    _ => {}
+                    other => self.take_in(other).await?,
                 },
                 _ = tokio::time::sleep_until(deadline) => return Err(XmppError::Timeout(what.clone())),
             }
@@ -1311,20 +1306,29 @@ impl XmppClient {
         self.device_id = id;
     }
 
+    /// Takes in one event read while waiting for something else: messages sorted and kept,
+    /// presences noted, requests answered, link changes counted; the stream's end is an error.
+    async fn take_in(&mut self, event: Option<Event>) -> Result<()> {
+        match event {
+            Some(Event::Stanza(Stanza::Message(m))) => self.sort(m),
+            Some(Event::Stanza(Stanza::Presence(p))) => self.note_presence(p),
+            Some(Event::Stanza(Stanza::Iq(iq @ (Iq::Get { .. } | Iq::Set { .. })))) => {
+                self.answer(iq).await?
+            }
+            Some(Event::Stream(e)) => self.note_link(e),
+            None => return Err(XmppError::Disconnected(Disconnect::StreamEnded)),
+            _ => {}
+        }
+        Ok(())
+    }
+
     /// Reads stanzas (keeping what arrives, as while awaiting an answer) until `done` holds,
     /// for at most the request timeout.
     async fn pump_until(&mut self, done: impl Fn(&Self) -> bool, what: Request) -> Result<()> {
         let deadline = tokio::time::Instant::now() + REQUEST_TIMEOUT;
         while !done(self) {
             tokio::select! {
-                event = self.stream.next() => match event {
-                    Some(Event::Stanza(Stanza::Message(m))) => self.sort(m),
-                    Some(Event::Stanza(Stanza::Presence(p))) => self.note_presence(p),
-                    Some(Event::Stanza(Stanza::Iq(iq @ (Iq::Get { .. } | Iq::Set { .. })))) => self.answer(iq).await?,
-                    Some(Event::Stream(e)) => self.note_link(e),
-                    None => return Err(XmppError::Disconnected(Disconnect::StreamEnded)),
-                    _ => {}
-                },
+                event = self.stream.next() => self.take_in(event).await?,
                 _ = tokio::time::sleep_until(deadline) => return Err(XmppError::Timeout(what)),
             }
         }
