@@ -34,6 +34,24 @@ impl Engine {
         let after = store.archive_resume(&self.jid)?;
         Ok(ArchiveCursor { after, since })
     }
+
+    /// Where reading the joined room `room`'s archive starts: after the last page read, or —
+    /// the first time — at the moment it was joined (nothing older was encrypted for us).
+    /// `None` for a room not joined.
+    pub fn room_archive_cursor<S: Store + ?Sized>(
+        &self,
+        store: &S,
+        room: &str,
+    ) -> Result<Option<ArchiveCursor>> {
+        let Some(joined) = store.room(room)? else {
+            return Ok(None);
+        };
+        let after = store.archive_resume(room)?;
+        Ok(Some(ArchiveCursor {
+            after,
+            since: joined.joined_at,
+        }))
+    }
 }
 
 impl ArchiveCursor {
@@ -104,6 +122,38 @@ mod tests {
         store.set_archive_resume("me@x", "b").unwrap();
         let cursor = engine.archive_cursor(&store, 100).unwrap();
         assert_eq!(cursor.after(), Some("b"));
+    }
+
+    #[test]
+    fn a_room_archive_is_read_from_the_join_then_from_the_last_page() {
+        let (engine, mut store) = engine();
+        assert_eq!(
+            engine.room_archive_cursor(&store, "team@muc.x").unwrap(),
+            None
+        );
+        store
+            .save_room(&hush_store::Room {
+                jid: "team@muc.x".into(),
+                nick: "me".into(),
+                config: hush_store::RoomConfig::default(),
+                members: Vec::new(),
+                members_known: false,
+                joined_at: 1_700_000_000,
+            })
+            .unwrap();
+        let cursor = engine
+            .room_archive_cursor(&store, "team@muc.x")
+            .unwrap()
+            .unwrap();
+        assert_eq!((cursor.after(), cursor.since()), (None, 1_700_000_000));
+        store.set_archive_resume("team@muc.x", "r9").unwrap();
+        let cursor = engine
+            .room_archive_cursor(&store, "team@muc.x")
+            .unwrap()
+            .unwrap();
+        assert_eq!(cursor.after(), Some("r9"));
+        // Our own archive's place is another one.
+        assert_eq!(engine.archive_cursor(&store, 5).unwrap().after(), None);
     }
 
     #[test]

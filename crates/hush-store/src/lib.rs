@@ -170,7 +170,8 @@ pub trait Store {
     /// Saves a room (joined, or what was learnt of it), its member list replacing the stored
     /// one.
     fn save_room(&mut self, room: &Room) -> Result<()>;
-    /// Forgets a room left (its history stays).
+    /// Forgets a room left, and where its archive was read up to (its history stays): joined
+    /// again, the room is read from then on, not from where it was left.
     fn forget_room(&mut self, jid: &str) -> Result<()>;
 }
 

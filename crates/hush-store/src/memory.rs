@@ -547,6 +547,7 @@ impl Store for MemoryStore {
 
     fn forget_room(&mut self, jid: &str) -> Result<()> {
         self.rooms.remove(jid);
+        self.archive_resume.remove(jid);
         Ok(())
     }
 

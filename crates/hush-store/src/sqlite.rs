@@ -1426,6 +1426,7 @@ impl Store for SqliteStore {
         let tx = self.conn.transaction()?;
         tx.execute("DELETE FROM room_members WHERE room = ?1", [jid])?;
         tx.execute("DELETE FROM rooms WHERE jid = ?1", [jid])?;
+        tx.execute("DELETE FROM archive_resume WHERE archive = ?1", [jid])?;
         tx.commit()?;
         Ok(())
     }

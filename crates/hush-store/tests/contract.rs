@@ -723,6 +723,7 @@ fn rooms_are_kept_and_forgotten<S: Store>(mut store: S) {
         ..room.clone()
     };
     store.save_room(&other).unwrap();
+    store.set_archive_resume("team@muc.x", "r-41").unwrap();
     assert_eq!(store.room("team@muc.x").unwrap().as_ref(), Some(&room));
     room.set_members([
         member(ALICE, Affiliation::Owner),
@@ -741,8 +742,17 @@ fn rooms_are_kept_and_forgotten<S: Store>(mut store: S) {
             .collect::<Vec<_>>(),
         ["lobby@muc.x", "team@muc.x"]
     );
+    assert_eq!(
+        store.archive_resume("team@muc.x").unwrap().as_deref(),
+        Some("r-41")
+    );
     store.forget_room("team@muc.x").unwrap();
     assert_eq!(store.room("team@muc.x").unwrap(), None);
+    assert_eq!(
+        store.archive_resume("team@muc.x").unwrap(),
+        None,
+        "joined again, the room's archive is read from then on"
+    );
     assert_eq!(store.rooms().unwrap(), [other]);
 }
 

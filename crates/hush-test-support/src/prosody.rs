@@ -211,26 +211,41 @@ modules_enabled = {{ "muc_mam" }}
 
     /// Registers `user` on `domain` (`localhost`, or [`DNS_DOMAIN`] on TLS servers) with
     /// `password`; returns the bare JID.
+    ///
+    /// `prosodyctl` writes into the SQLite database the running server holds. On a loaded
+    /// machine the server may be writing at that moment (a component creating its tables at
+    /// start-up), and `prosodyctl` then fails with nothing on stderr: a CI run lost a test to
+    /// that. A failed registration is tried again a bounded number of times, and the last
+    /// failure names everything `prosodyctl` printed.
     pub fn register_on(&self, user: &str, domain: &str, password: &str) -> String {
-        let mut cmd = if self.as_prosody_user {
-            let mut c = Command::new("runuser");
-            c.args(["-u", "prosody", "--", "prosodyctl"]);
-            c
-        } else {
-            Command::new("prosodyctl")
-        };
-        let out = cmd
-            .arg("--config")
-            .arg(&self.config)
-            .args(["register", user, domain, password])
-            .output()
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "register {user}: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        format!("{user}@{domain}")
+        const ATTEMPTS: u32 = 20;
+        for attempt in 1..=ATTEMPTS {
+            let mut cmd = if self.as_prosody_user {
+                let mut c = Command::new("runuser");
+                c.args(["-u", "prosody", "--", "prosodyctl"]);
+                c
+            } else {
+                Command::new("prosodyctl")
+            };
+            let out = cmd
+                .arg("--config")
+                .arg(&self.config)
+                .args(["register", user, domain, password])
+                .output()
+                .unwrap();
+            if out.status.success() {
+                return format!("{user}@{domain}");
+            }
+            assert!(
+                attempt < ATTEMPTS,
+                "register {user} ({ATTEMPTS} attempts): {}\nstdout: {}\nserver log:\n{}",
+                String::from_utf8_lossy(&out.stderr),
+                String::from_utf8_lossy(&out.stdout),
+                self.log()
+            );
+            std::thread::sleep(Duration::from_millis(100 * u64::from(attempt)));
+        }
+        unreachable!("the loop returns or fails on its last attempt")
     }
 
     /// Every byte Prosody stored on disk (archives, offline messages, PEP).

@@ -695,6 +695,11 @@ impl<S: Store> Hush<S> {
         let mut out = Vec::new();
         self.engine.begin_catch_up();
         let fetched = self.read_archive(since, &mut out).await;
+        if fetched.is_ok() {
+            // Online now: the joined rooms are entered (again, after a lost session), and what
+            // their archives hold since we last read them is part of this catch-up.
+            self.enter_rooms(&mut out).await;
+        }
         self.engine.end_catch_up();
         self.catch_up_unfinished = fetched.is_err();
         if let Err(e) = fetched {
@@ -712,8 +717,6 @@ impl<S: Store> Hush<S> {
             );
             return Ok(out);
         }
-        // Online now: the joined rooms are entered (again, after a lost session).
-        self.enter_rooms().await;
         // The messages are committed: what follows must not lose them, so a failure is
         // logged and retried on the next occasion instead of returned.
         if let Err(e) = self.retire_used_prekeys().await {

@@ -135,6 +135,8 @@ pub struct XmppClient {
 
 /// An archive query (XEP-0313) sent and not yet answered.
 struct ArchiveQuery {
+    /// The archive asked: a room's (XEP-0045 with XEP-0313 §6), or our own account's.
+    room: Option<BareJid>,
     /// The `queryid` its results carry.
     query_id: String,
     /// The IQ id its end (`<fin/>`) answers.
@@ -725,7 +727,9 @@ impl XmppClient {
 
     /// Whether `id` from `from` answers the archive query in flight.
     fn is_archive_answer(&self, id: &str, from: &Option<Jid>) -> bool {
-        self.archive.as_ref().is_some_and(|q| q.iq_id == id) && self.answers(from, &None)
+        self.archive
+            .as_ref()
+            .is_some_and(|q| q.iq_id == id && self.answers(from, &q.room))
     }
 
     /// Whether an IQ answer from `from` may answer a request sent to `expected` (`None`: our
@@ -795,13 +799,21 @@ impl XmppClient {
             return;
         }
         if let Some(q) = self.archive.as_mut() {
-            if is_archive_result(&m, &self.jid, &q.query_id) {
+            let archive = q.room.as_ref().unwrap_or(&self.jid);
+            // A room's results come from the room itself, never from nowhere (our server).
+            let from_room = q.room.is_none() || m.from.is_some();
+            if from_room && is_archive_result(&m, archive, &q.query_id) {
                 // Every result counts toward the page's bound, even one carrying nothing we
                 // read: a page must not go on forever either way.
                 q.seen = q.seen.saturating_add(1);
+                let read = match &q.room {
+                    _ if q.seen > MAX_PAGE_RESULTS => None,
+                    None => classify(m, &self.jid, Some(&q.query_id)),
+                    Some(room) => muc::archived(m, room, &q.query_id, self.device_id),
+                };
                 if q.seen > MAX_PAGE_RESULTS {
                     q.overflowed = true;
-                } else if let Some(i) = classify(m, &self.jid, Some(&q.query_id)) {
+                } else if let Some(i) = read {
                     if q.results.push(i).is_err() {
                         q.overflowed = true;
                     }
@@ -1102,19 +1114,43 @@ impl XmppClient {
     /// can work on the previous page while this one travels. [`Self::archive_page`] reads it.
     pub async fn query_archive(&mut self, after: Option<&str>, start: Option<u64>) -> Result<()> {
         let start = if after.is_none() { start } else { None };
-        self.start_archive_query(after, start, None).await
+        self.start_archive_query(None, after, start, None).await
+    }
+
+    /// [`Self::query_archive`] for the archive of `room` (XEP-0313 §6), which we must be in:
+    /// its results are room messages from the real JIDs the archive kept for their senders.
+    pub async fn query_room_archive(
+        &mut self,
+        room: &BareJid,
+        after: Option<&str>,
+        start: Option<u64>,
+    ) -> Result<()> {
+        if !self.in_room(room) {
+            return Err(XmppError::NotJoined(room.to_string()));
+        }
+        let start = if after.is_none() { start } else { None };
+        self.start_archive_query(Some(room), after, start, None)
+            .await
     }
 
     /// The archive id of the last message in our archive, if any (one query, one result).
     pub async fn archive_end(&mut self) -> Result<Option<String>> {
-        self.start_archive_query(None, None, Some(1)).await?;
+        self.start_archive_query(None, None, None, Some(1)).await?;
+        Ok(self.archive_page().await?.last)
+    }
+
+    /// The archive id of the last message in `room`'s archive, if any: where reading it starts
+    /// for a room just joined.
+    pub async fn room_archive_end(&mut self, room: &BareJid) -> Result<Option<String>> {
+        self.start_archive_query(Some(room), None, None, Some(1))
+            .await?;
         Ok(self.archive_page().await?.last)
     }
 
     /// The newest messages of our archive (one page, oldest first), outside any catch-up:
     /// what the check for a rolled-back store compares with the store.
     pub async fn archive_tail(&mut self) -> Result<Vec<Incoming>> {
-        self.start_archive_query(None, None, Some(PAGE_SIZE))
+        self.start_archive_query(None, None, None, Some(PAGE_SIZE))
             .await?;
         Ok(self.archive_page().await?.messages)
     }
@@ -1124,6 +1160,7 @@ impl XmppClient {
     /// id and are ignored.
     async fn start_archive_query(
         &mut self,
+        room: Option<&BareJid>,
         after: Option<&str>,
         start: Option<u64>,
         last: Option<usize>,
@@ -1133,8 +1170,11 @@ impl XmppClient {
         let nonce = rand_core::Rng::next_u64(&mut rand_core::UnwrapErr(rand::rngs::SysRng));
         let query_id = format!("hush-mam-{}-{nonce:016x}", self.query_serial);
         let request = mam_query(&query_id, after, start, last);
-        let iq_id = self.send_request(None, IqRequest::Set(request)).await?;
+        let iq_id = self
+            .send_request(room.map(|r| Jid::from(r.clone())), IqRequest::Set(request))
+            .await?;
         self.archive = Some(ArchiveQuery {
+            room: room.cloned(),
             query_id,
             iq_id,
             results: BoundedQueue::new(MAX_PAGE_RESULTS, MAX_PAGE_BYTES),
@@ -1160,10 +1200,11 @@ impl XmppClient {
         let Some(iq_id) = self.archive.as_ref().map(|q| q.iq_id.clone()) else {
             return Err(XmppError::ArchiveQueryOrder("no query in flight"));
         };
+        let asked = self.archive.as_ref().and_then(|q| q.room.clone());
         let answer = match self.archive.as_mut().and_then(|q| q.answer.take()) {
             Some(early) => Ok(early),
             None => {
-                self.await_answer(&iq_id, &None, &Request::ArchiveQuery)
+                self.await_answer(&iq_id, &asked, &Request::ArchiveQuery)
                     .await
             }
         };

@@ -117,6 +117,19 @@ fn wrapped(mut p: Element) -> Result<Wrapped, FromElementError> {
     }
 }
 
+/// The archive id and the forwarded message of the archive result `p` (a `<result/>` of
+/// XEP-0313), read as [`wrapped`] reads it; `None`, logged, when it cannot be read.
+pub(crate) fn archive_result(p: Element) -> Option<(String, Forwarded)> {
+    match wrapped(p) {
+        Ok(Wrapped::Archived { id, forwarded }) => Some((id, forwarded)),
+        Ok(Wrapped::Carbon(_)) => None,
+        Err(e) => {
+            log::warn!("an archive result cannot be read ({e}); skipped");
+            None
+        }
+    }
+}
+
 /// Mends, in place, what xmpp-parsers refuses in a `<forwarded/>` that a reader can still make
 /// sense of, so that a quirk of another client (or its server) does not cost the message:
 /// - a second `<delay/>`, or one whose stamp is not a date: the first readable one is kept
@@ -268,7 +281,7 @@ fn ids_of(m: &Message, own: Option<&BareJid>) -> MessageIds {
 }
 
 /// A XEP-0203 stamp as unix seconds (`None` before 1970).
-fn unix_seconds(d: &Delay) -> Option<u64> {
+pub(crate) fn unix_seconds(d: &Delay) -> Option<u64> {
     u64::try_from(d.stamp.0.timestamp()).ok()
 }
 
@@ -292,10 +305,11 @@ fn from_own_bare(from: Option<&Jid>, own: &BareJid) -> bool {
     from.is_none_or(|f| f.as_str() == own.as_str())
 }
 
-/// Whether `m` is a result of our archive query `query_id`, from our own account (whatever it
-/// carries: a result nobody can read still belongs to the query's page).
-pub(crate) fn is_archive_result(m: &Message, own: &BareJid, query_id: &str) -> bool {
-    from_own_bare(m.from.as_ref(), own)
+/// Whether `m` is a result of our archive query `query_id`, from the archive asked (`archive`:
+/// our own account, or a room) — whatever it carries: a result nobody can read still belongs
+/// to the query's page.
+pub(crate) fn is_archive_result(m: &Message, archive: &BareJid, query_id: &str) -> bool {
+    from_own_bare(m.from.as_ref(), archive)
         && m.payloads
             .iter()
             .any(|c| c.is("result", ns::MAM) && c.attr("queryid") == Some(query_id))

@@ -28,6 +28,7 @@ pub(crate) const MUC_USER: &str = "http://jabber.org/protocol/muc#user";
 pub(crate) const MUC_ADMIN: &str = "http://jabber.org/protocol/muc#admin";
 pub(crate) const MUC_OWNER: &str = "http://jabber.org/protocol/muc#owner";
 const DATA_FORMS: &str = "jabber:x:data";
+const MAM: &str = "urn:xmpp:mam:2";
 const ROOM_CONFIG: &str = "http://jabber.org/protocol/muc#roomconfig";
 
 /// Occupants kept per room at most: a room service flooding presences cannot grow memory
@@ -280,6 +281,63 @@ pub(crate) fn classify(
     Some(crate::incoming::room_message(m, room, sender, nick, device))
 }
 
+/// A result of our query `query_id` to `room`'s archive (XEP-0313 §6): the room message it
+/// holds, read with the real JID the archive kept for its sender, and recognised later by the
+/// room's archive id.
+///
+/// In a non-anonymous room, Prosody keeps the sender's real JID in an `<x muc#user><item
+/// jid/></x>` of the archived message (and strips it for those not allowed to see it); the
+/// occupants present now say nothing about who wrote under a nickname back then. A result
+/// without a real JID is not read, and said so in the log: whose session would decrypt it is
+/// unknown. Like a live one, the room could give a wrong JID; the message then does not
+/// decrypt, or decrypts as what that member really sent (a replay, recognised as a copy).
+pub(crate) fn archived(
+    m: Message,
+    room: &BareJid,
+    query_id: &str,
+    device: u32,
+) -> Option<Incoming> {
+    let result = m
+        .payloads
+        .into_iter()
+        .find(|p| p.is("result", MAM) && p.attr("queryid") == Some(query_id))?;
+    let (id, forwarded) = crate::incoming::archive_result(result)?;
+    let inner = &forwarded.message;
+    let from = inner.from.as_ref()?;
+    let Ok(full) = from.try_as_full() else {
+        return None; // from the room itself: a subject, a notice
+    };
+    if full.to_bare() != *room || inner.type_ != MessageType::Groupchat {
+        log::warn!("{room}'s archive holds a message from {from} that is no room message; skipped");
+        return None;
+    }
+    let nick = full.resource().as_str().to_owned();
+    let real = inner
+        .payloads
+        .iter()
+        .find(|e| e.is("x", MUC_USER))
+        .and_then(|x| x.get_child("item", MUC_USER))
+        .and_then(|i| i.attr("jid"))
+        .and_then(|j| j.parse::<Jid>().ok())
+        .map(|j| j.to_bare());
+    let Some(sender) = real else {
+        log::warn!(
+            "{room}'s archive does not say who {nick} was when writing a message (archive id \
+             {id}): not read"
+        );
+        return None;
+    };
+    let mut incoming = crate::incoming::room_message(inner, room.clone(), sender, nick, device)?;
+    incoming.ids.archive = Some(room.to_string());
+    incoming.ids.stanza_id = Some(id);
+    incoming.sent_at = forwarded
+        .delay
+        .as_ref()
+        .and_then(crate::incoming::unix_seconds)
+        .map(hush_engine::ServerStamp::Archive);
+    Some(incoming)
+}
+
 /// An attribute name of this module.
 #[expect(
     clippy::expect_used,
@@ -403,5 +461,39 @@ mod tests {
             }
         );
         assert_eq!(f(&["muc_open", "muc_semianonymous"]), RoomConfig::default());
+    }
+
+    fn archived_result(inner: &str) -> Message {
+        let xml = format!(
+            "<message xmlns='jabber:client' from='team@muc.x' to='me@x/r'><result xmlns='urn:xmpp:mam:2' queryid='q1' id='arch-7'><forwarded xmlns='urn:xmpp:forward:0'><delay xmlns='urn:xmpp:delay' stamp='2026-12-01T10:00:00Z'/>{inner}</forwarded></result></message>"
+        );
+        Message::try_from(xml.parse::<Element>().unwrap()).unwrap()
+    }
+
+    #[test]
+    fn an_archived_room_message_is_read_with_the_real_jid_the_archive_kept() {
+        let room: BareJid = "team@muc.x".parse().unwrap();
+        // Bob is not present now: the archive's item says who wrote.
+        let m = archived_result("<message xmlns='jabber:client' type='groupchat' from='team@muc.x/bob'><body>hi</body><x xmlns='http://jabber.org/protocol/muc#user'><item affiliation='member' role='participant' jid='bob@x'/></x></message>");
+        let read = archived(m, &room, "q1", 1).unwrap();
+        assert_eq!(read.sender.as_str(), "bob@x");
+        assert_eq!(read.peer.as_str(), "team@muc.x");
+        assert_eq!(read.nick.as_deref(), Some("bob"));
+        assert_eq!(read.ids.archive.as_deref(), Some("team@muc.x"));
+        assert_eq!(read.ids.stanza_id.as_deref(), Some("arch-7"));
+        assert!(matches!(
+            read.sent_at,
+            Some(hush_engine::ServerStamp::Archive(_))
+        ));
+        // Another query's result, a result without a real JID, and a message from another
+        // room or not of type groupchat are not read.
+        let m = archived_result("<message xmlns='jabber:client' type='groupchat' from='team@muc.x/bob'><body>hi</body><x xmlns='http://jabber.org/protocol/muc#user'><item jid='bob@x'/></x></message>");
+        assert!(archived(m, &room, "q2", 1).is_none());
+        let m = archived_result("<message xmlns='jabber:client' type='groupchat' from='team@muc.x/bob'><body>hi</body></message>");
+        assert!(archived(m, &room, "q1", 1).is_none());
+        let m = archived_result("<message xmlns='jabber:client' type='groupchat' from='other@muc.x/bob'><body>hi</body><x xmlns='http://jabber.org/protocol/muc#user'><item jid='bob@x'/></x></message>");
+        assert!(archived(m, &room, "q1", 1).is_none());
+        let m = archived_result("<message xmlns='jabber:client' type='chat' from='team@muc.x/bob'><body>hi</body><x xmlns='http://jabber.org/protocol/muc#user'><item jid='bob@x'/></x></message>");
+        assert!(archived(m, &room, "q1", 1).is_none());
     }
 }

@@ -123,3 +123,82 @@ async fn three_accounts_and_a_second_device_talk_in_a_private_room() {
         );
     }
 }
+
+/// The room's archive (XEP-0313 §6): a member who was offline reads what was said meanwhile,
+/// once each, in order, with the real JID of who said it; a member who joins later reads
+/// nothing older than the join (it was not encrypted for them), and the first message it is
+/// handed is the first one meant for it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_offline_member_catches_up_from_the_room_archive_and_a_new_one_starts_at_its_join() {
+    let server = Prosody::start("room-archive");
+    let room: BareJid = format!("archive@{MUC_SERVICE}").parse().unwrap();
+    let mut alice = support::account(&server, None, "alice", 11).await;
+    let mut bob = support::account(&server, None, "bob", 21).await;
+    let mut carol = support::account(&server, None, "carol", 31).await;
+    let (bob_jid, carol_jid): (BareJid, BareJid) = (
+        "bob@localhost".parse().unwrap(),
+        "carol@localhost".parse().unwrap(),
+    );
+    alice.join_room(&room, Some("alice")).await.unwrap();
+    alice
+        .set_room_member(&room, &bob_jid, Some(Affiliation::Member))
+        .await
+        .unwrap();
+    bob.join_room(&room, None).await.unwrap();
+    alice
+        .send_to_room(&room, "before bob left", SendOptions::default())
+        .await
+        .unwrap();
+    expect_room_text(&mut bob, &room, "alice@localhost", "before bob left").await;
+
+    // Bob goes offline; Alice writes twice, then adds Carol, who joins and is written to.
+    let bob_store = bob.close().await.unwrap();
+    for text in ["while bob was away", "still away"] {
+        alice
+            .send_to_room(&room, text, SendOptions::default())
+            .await
+            .unwrap();
+    }
+    alice
+        .set_room_member(&room, &carol_jid, Some(Affiliation::Member))
+        .await
+        .unwrap();
+    carol.join_room(&room, None).await.unwrap();
+    let report = alice
+        .send_to_room(&room, "welcome carol", SendOptions::default())
+        .await
+        .unwrap();
+    assert!(
+        report
+            .devices
+            .iter()
+            .any(|(j, d)| j == "bob@localhost" && *d == 21),
+        "an offline member is still a reader: {:?}",
+        report.devices
+    );
+    // Carol's first message is the first one meant for her: nothing older from the archive.
+    expect_room_text(&mut carol, &room, "alice@localhost", "welcome carol").await;
+
+    // Bob comes back: the catch-up reads the room's archive since he left, each message once.
+    let mut bob = support::connect(&server, None, bob_store).await;
+    for text in ["while bob was away", "still away", "welcome carol"] {
+        expect_room_text(&mut bob, &room, "alice@localhost", text).await;
+    }
+    // Carol writes: Bob (in the room again) and Alice read it live, once.
+    carol
+        .send_to_room(&room, "hello from carol", SendOptions::default())
+        .await
+        .unwrap();
+    expect_room_text(&mut bob, &room, "carol@localhost", "hello from carol").await;
+    expect_room_text(&mut alice, &room, "carol@localhost", "hello from carol").await;
+
+    // Bob's archive place moved past what he read: a second reconnection reads nothing again,
+    // and the next message he is handed is the next one sent.
+    let bob_store = bob.close().await.unwrap();
+    let mut bob = support::connect(&server, None, bob_store).await;
+    alice
+        .send_to_room(&room, "one more", SendOptions::default())
+        .await
+        .unwrap();
+    expect_room_text(&mut bob, &room, "alice@localhost", "one more").await;
+}

@@ -6,7 +6,7 @@
 //! costs four round trips; a membership change missed between two notices must not leave a
 //! reader in.)
 
-use hush_engine::{Route, SendOptions, SendReport};
+use hush_engine::{Delivery, Route, SendOptions, SendReport};
 use hush_proto::Suite;
 use hush_store::{Affiliation, Room, Store};
 use tokio_xmpp::parsers::jid::BareJid;
@@ -25,7 +25,9 @@ impl<S: Store> Hush<S> {
             .map(str::to_owned)
             .or_else(|| stored.as_ref().map(|r| r.nick.clone()))
             .unwrap_or(default_nick);
+        let was_in = self.xmpp.in_room(room);
         let entered = self.xmpp.join_room(room, &nick).await?;
+        let new = stored.is_none();
         let mut record = stored.unwrap_or(Room {
             jid: room.to_string(),
             nick: entered.nick.clone(),
@@ -35,7 +37,19 @@ impl<S: Store> Hush<S> {
             joined_at: self.now(),
         });
         record.nick = entered.nick;
-        self.refresh_room(record).await
+        let record = self.refresh_room(record).await?;
+        if new {
+            // Nothing archived before the join was encrypted for us: reading starts at the
+            // archive's end (or, if that cannot be read, at the time of joining).
+            match self.xmpp.room_archive_end(room).await {
+                Ok(Some(end)) => self.store.set_archive_resume(room.as_str(), &end)?,
+                Ok(None) => {}
+                Err(e) => log::warn!("could not find the end of {room}'s archive: {e}"),
+            }
+        } else if !was_in {
+            self.read_room_archive_into_backlog(room).await;
+        }
+        Ok(record)
     }
 
     /// Reads the room's privacy and member list again and stores them. A list the room
@@ -106,12 +120,77 @@ impl<S: Store> Hush<S> {
         }
         let stored = self.stored_room(room)?;
         self.xmpp.join_room(room, &stored.nick).await?;
+        self.read_room_archive_into_backlog(room).await;
         Ok(())
     }
 
+    /// Reads what `room`'s archive holds since we last read it, for the next `receive` to
+    /// hand out. A failure is logged: entering the room stands, and the next entry reads again
+    /// from the same place.
+    async fn read_room_archive_into_backlog(&mut self, room: &BareJid) {
+        let mut found = Vec::new();
+        if let Err(e) = self.read_room_archive(room, &mut found).await {
+            log::warn!(
+                "could not read {room}'s archive: messages sent there while none of this \
+                 account's devices was in the room are not read ({e})"
+            );
+        }
+        self.backlog.extend(found);
+    }
+
+    /// Pages through `room`'s archive from where we last read it (XEP-0313 §6), committing
+    /// each page and moving the room's resume point past it, as the catch-up on our own
+    /// archive does: a crash never skips a room message, and a copy read again (live and in
+    /// the archive) is recognised by the room's archive id or its content.
+    pub(super) async fn read_room_archive(
+        &mut self,
+        room: &BareJid,
+        out: &mut Vec<Delivery>,
+    ) -> Result<()> {
+        let Some(mut cursor) = self
+            .engine
+            .room_archive_cursor(&self.store, room.as_str())?
+        else {
+            return Ok(());
+        };
+        self.xmpp
+            .query_room_archive(room, cursor.after(), Some(cursor.since()))
+            .await?;
+        loop {
+            let page = match self.xmpp.archive_page().await {
+                Err(XmppError::ArchiveLostPlace) if cursor.lost_place() => {
+                    self.xmpp
+                        .query_room_archive(room, None, Some(cursor.since()))
+                        .await?;
+                    continue;
+                }
+                page => page?,
+            };
+            cursor.page(page.complete, page.last.as_deref())?;
+            if !page.complete {
+                self.xmpp
+                    .query_room_archive(room, cursor.after(), Some(cursor.since()))
+                    .await?;
+            }
+            for incoming in page.messages {
+                if let Some(d) = self.process(incoming).await? {
+                    out.push(d);
+                }
+            }
+            if let Some(last) = &page.last {
+                self.store.set_archive_resume(room.as_str(), last)?;
+            }
+            if page.complete {
+                return Ok(());
+            }
+        }
+    }
+
     /// Enters every joined room this connection is not in (after going online, and after a
-    /// session was lost). A room that refuses is logged: the others are still entered.
-    pub(crate) async fn enter_rooms(&mut self) {
+    /// session was lost), and reads what each room's archive holds since we last read it into
+    /// `out`. A room that refuses, or whose archive cannot be read, is logged: the others are
+    /// still entered.
+    pub(crate) async fn enter_rooms(&mut self, out: &mut Vec<Delivery>) {
         let rooms = match self.store.rooms() {
             Ok(r) => r,
             Err(e) => {
@@ -130,6 +209,12 @@ impl<S: Store> Hush<S> {
                 Ok(_) => {
                     if let Err(e) = self.refresh_room(room).await {
                         log::warn!("could not read what {jid} is now: {e}");
+                    }
+                    if let Err(e) = self.read_room_archive(&jid, out).await {
+                        log::warn!(
+                            "could not read {jid}'s archive: messages sent there while none \
+                             of this account's devices was in the room are not read ({e})"
+                        );
                     }
                 }
                 Err(e) => log::warn!("could not enter {jid} again: {e}"),
