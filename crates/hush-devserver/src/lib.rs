@@ -16,6 +16,8 @@
 //!   session's disco#info to learn its `+notify` features).
 //! - Carbons (XEP-0280), the archive (XEP-0313, in memory) with XEP-0359 stanza ids, PEP
 //!   (XEP-0163) with publish-options, disco (XEP-0030), ping (XEP-0199).
+//! - Rooms (XEP-0045) at `conference.DOMAIN`: members-only and non-anonymous when configured,
+//!   affiliations, the room's archive ([`DevServer::room_archive`]).
 //!
 //! ```no_run
 //! # async fn demo() -> Result<(), hush_devserver::DevServerError> {
@@ -264,6 +266,60 @@ impl DevServer {
             return None;
         }
         jid.node().map(|n| n.as_str().to_owned())
+    }
+
+    /// The room service's domain (XEP-0045): `conference.DOMAIN`.
+    pub fn muc_domain(&self) -> String {
+        self.shared.muc_domain()
+    }
+
+    /// What the archive of the room `room` (`name@conference.DOMAIN`, or its localpart)
+    /// holds, oldest first; empty for a room that does not exist.
+    pub fn room_archive(&self, room: &str) -> Vec<Archived> {
+        let name = room.split('@').next().unwrap_or(room).to_lowercase();
+        let st = lock(&self.shared.state);
+        st.rooms
+            .get(&name)
+            .map(|r| {
+                r.archive
+                    .entries
+                    .iter()
+                    .map(|e| Archived {
+                        id: e.id.clone(),
+                        stamp: e.stamp / 1_000_000,
+                        with: e.with.clone(),
+                        stanza: xml::to_string(&e.stanza),
+                    })
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+
+    /// The rooms that exist, as `name@conference.DOMAIN`.
+    pub fn rooms(&self) -> Vec<String> {
+        let st = lock(&self.shared.state);
+        st.rooms.values().map(|r| r.jid.clone()).collect()
+    }
+
+    /// Changes a room's privacy as a (hostile) room service would, without its owner: the
+    /// occupants get the notices a configuration change sends (status 104, and 172 or 173).
+    /// `false` when the room does not exist.
+    pub fn set_room_privacy(&self, room: &str, members_only: bool, non_anonymous: bool) -> bool {
+        let name = room.split('@').next().unwrap_or(room).to_lowercase();
+        let mut out = state::Outbox::default();
+        let done = {
+            let mut st = lock(&self.shared.state);
+            router::rooms::set_privacy(
+                &self.shared,
+                &mut st,
+                &mut out,
+                &name,
+                members_only,
+                non_anonymous,
+            )
+        };
+        self.shared.flush(out);
+        done
     }
 
     /// What the archive of `user` (localpart or JID) holds, oldest first.

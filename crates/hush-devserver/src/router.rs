@@ -19,6 +19,8 @@ use crate::pep::{self, PepError};
 use crate::state::{lock, Outbound, Outbox, PendingDisco, Session, Shared, State, MAX_OFFLINE};
 use crate::xml::{self, el, error_reply, iq_result, ns, set_attr, Build, Condition};
 
+pub(crate) mod rooms;
+
 /// Verified entity capabilities remembered at most (the cache starts over beyond).
 const MAX_CAPS: usize = 1024;
 
@@ -35,6 +37,9 @@ enum Addr {
     Full(String, String),
     /// A local JID whose account does not exist.
     Unknown,
+    /// The room service (`conference.DOMAIN`): itself (`None`), or a room, with a nickname
+    /// when the JID has one.
+    Room(Option<String>, Option<String>),
     /// Another domain.
     Remote,
 }
@@ -153,6 +158,7 @@ pub(crate) fn unbind(shared: &Shared, full: &str, conn: u64) {
 }
 
 fn drop_session(st: &mut State, out: &mut Outbox, full: &str) {
+    rooms::drop_occupant(st, out, full);
     let Some(gone) = st.sessions.remove(full) else {
         return;
     };
@@ -257,6 +263,16 @@ impl Cx<'_> {
             return Ok(Addr::Own);
         };
         let jid = Jid::new(to).map_err(|_| ())?;
+        if jid
+            .domain()
+            .as_str()
+            .eq_ignore_ascii_case(&self.shared.muc_domain())
+        {
+            return Ok(Addr::Room(
+                jid.node().map(|n| n.as_str().to_owned()),
+                jid.resource().map(|r| r.as_str().to_owned()),
+            ));
+        }
         if !jid
             .domain()
             .as_str()
@@ -307,6 +323,13 @@ impl Cx<'_> {
             }
             Addr::Bare(user) => self.deliver_to_user(&user, None, m, &kind),
             Addr::Full(user, full) => self.deliver_to_user(&user, Some(full), m, &kind),
+            Addr::Room(Some(room), None) => self.room_message(&room, m, &kind),
+            Addr::Room(..) if !quiet => self.error(
+                &m,
+                Condition::FeatureNotImplemented,
+                None,
+                Some("this room service takes no private messages"),
+            ),
             Addr::Domain | Addr::Unknown if !quiet => {
                 self.error(&m, Condition::ServiceUnavailable, None, None)
             }
@@ -481,6 +504,7 @@ impl Cx<'_> {
                     self.push(&t, p.clone());
                 }
             }
+            Ok(Addr::Room(Some(room), nick)) => self.room_presence(&room, nick.as_deref(), p),
             Ok(_) => {}
             Err(()) => self.error(&p, Condition::JidMalformed, None, None),
         }
@@ -719,6 +743,19 @@ impl Cx<'_> {
             }
             Addr::Remote => {
                 return self.error(&iq, Condition::RemoteServerNotFound, None, None);
+            }
+            Addr::Room(room, None) => {
+                let children: Vec<&Element> = iq.children().collect();
+                return match children.as_slice() {
+                    [payload] => {
+                        let payload = (*payload).clone();
+                        self.room_request(room.as_deref(), &iq, &payload)
+                    }
+                    _ => self.error(&iq, Condition::BadRequest, None, None),
+                };
+            }
+            Addr::Room(_, Some(_)) => {
+                return self.error(&iq, Condition::FeatureNotImplemented, None, None);
             }
             Addr::Unknown => return self.error(&iq, Condition::ServiceUnavailable, None, None),
             Addr::Own => Some(self.user.to_owned()),

@@ -114,6 +114,8 @@ pub(crate) struct State {
     pub(crate) disco: HashMap<String, PendingDisco>,
     /// The last archive serial handed out (shared by all archives, so ids are unique).
     pub(crate) archive_serial: u64,
+    /// The rooms (XEP-0045) of `conference.DOMAIN`, by localpart.
+    pub(crate) rooms: BTreeMap<String, crate::router::rooms::Room>,
 }
 
 impl State {
@@ -195,6 +197,11 @@ impl Shared {
     pub(crate) fn next_id(&self, what: &str) -> String {
         let n = self.serial.fetch_add(1, Ordering::Relaxed) + 1;
         format!("{what}-{}-{n}", self.prefix)
+    }
+
+    /// The room service's domain: `conference.DOMAIN`.
+    pub(crate) fn muc_domain(&self) -> String {
+        format!("conference.{}", self.domain)
     }
 
     /// `user@domain`.

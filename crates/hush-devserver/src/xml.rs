@@ -133,6 +133,7 @@ pub(crate) enum Condition {
     NotAcceptable,
     NotAllowed,
     NotAuthorized,
+    RegistrationRequired,
     RemoteServerNotFound,
     ServiceUnavailable,
 }
@@ -149,6 +150,7 @@ impl Condition {
             Self::NotAcceptable => "not-acceptable",
             Self::NotAllowed => "not-allowed",
             Self::NotAuthorized => "not-authorized",
+            Self::RegistrationRequired => "registration-required",
             Self::RemoteServerNotFound => "remote-server-not-found",
             Self::ServiceUnavailable => "service-unavailable",
         }
@@ -157,7 +159,7 @@ impl Condition {
     fn kind(self) -> &'static str {
         match self {
             Self::BadRequest | Self::JidMalformed | Self::NotAcceptable => "modify",
-            Self::Forbidden | Self::NotAuthorized => "auth",
+            Self::Forbidden | Self::NotAuthorized | Self::RegistrationRequired => "auth",
             Self::Conflict
             | Self::FeatureNotImplemented
             | Self::ItemNotFound

@@ -312,6 +312,8 @@ impl Engine {
                 properties,
                 new_keys: report_keys,
                 without_devices,
+                members_added: Vec::new(),
+                members_removed: Vec::new(),
             },
         })
     }

@@ -139,6 +139,8 @@ impl Engine {
                 properties: Properties::PLAINTEXT,
                 new_keys: Vec::new(),
                 without_devices: Vec::new(),
+                members_added: Vec::new(),
+                members_removed: Vec::new(),
             },
         }
     }
@@ -299,6 +301,8 @@ impl Engine {
                 properties,
                 new_keys: report_keys,
                 without_devices: Vec::new(),
+                members_added: Vec::new(),
+                members_removed: Vec::new(),
             },
         })
     }

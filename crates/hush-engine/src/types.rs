@@ -23,6 +23,12 @@ pub struct SendReport {
     /// Room members with no OMEMO device at all: they cannot read the message (always empty
     /// for a direct message, which is refused instead).
     pub without_devices: Vec<String>,
+    /// For a room: members its member list gained since this account last sent there (in
+    /// this run), or since the list was last read. The room service decides who is a member,
+    /// so it can add a reader: the user is told of every new one.
+    pub members_added: Vec<String>,
+    /// For a room: members its member list lost since then (they get no key any more).
+    pub members_removed: Vec<String>,
 }
 
 /// How one message may be sent, besides the conversation's own settings.

@@ -14,8 +14,9 @@ use crate::devserver::{self, device, PATIENCE};
 /// A Hush account of the tests: an in-memory store.
 pub type Device = Hush<MemoryStore>;
 
-/// The server of one test; when the test ends (having passed so far), no stored message may
-/// carry a body other than Hush's fixed notice that it is encrypted.
+/// The server of one test; when the test ends (having passed so far), no stored message — in
+/// an account's archive or offline storage, or a room's archive — may carry a body other than
+/// Hush's fixed notice that it is encrypted.
 pub struct World(pub DevServer);
 
 impl std::ops::Deref for World {
@@ -30,9 +31,16 @@ impl Drop for World {
         if std::thread::panicking() {
             return;
         }
+        let rooms: Vec<String> = self
+            .0
+            .rooms()
+            .iter()
+            .flat_map(|r| self.0.room_archive(r))
+            .map(|a| a.stanza)
+            .collect();
         for user in ["alice", "bob", "carol"] {
             let archived = self.0.archive(user).into_iter().map(|a| a.stanza);
-            for stanza in archived.chain(self.0.offline(user)) {
+            for stanza in archived.chain(self.0.offline(user)).chain(rooms.clone()) {
                 for body in parse(&stanza).children().filter(|c| c.name() == "body") {
                     assert!(
                         body.text()

@@ -154,6 +154,7 @@ impl Report for Sent<'_> {
                                                                  "reason": w.kind(), "failed": w.is_failure()})).collect::<Vec<_>>(),
                "new_keys": r.new_keys.iter().map(|(j, d, f)| json!({"jid": j, "device": d, "fingerprint": f})).collect::<Vec<_>>(),
                "room": self.room, "without_devices": r.without_devices,
+               "members_added": r.members_added, "members_removed": r.members_removed,
                "security": properties_json(&r.properties)})
     }
 
@@ -171,6 +172,20 @@ impl Report for Sent<'_> {
             lines.push(format!(
                 "new device {d} of {j}, fingerprint {fp}: not verified yet (compare \
                  fingerprints, then `hush verify URI`)"
+            ));
+        }
+        for j in &r.members_added {
+            lines.push(format!(
+                "note: {} is a new reader of {to}: the room's member list names them since \
+                 your last message there (the room's owners and admins — or its service — \
+                 added them)",
+                printable(j)
+            ));
+        }
+        for j in &r.members_removed {
+            lines.push(format!(
+                "note: {} is no longer a member of {to}: from this message on they get no key",
+                printable(j)
             ));
         }
         for j in &r.without_devices {

@@ -11,6 +11,8 @@ use hush_proto::Suite;
 use hush_store::{Affiliation, Room, Store};
 use tokio_xmpp::parsers::jid::BareJid;
 
+use std::collections::BTreeSet;
+
 use super::Hush;
 use crate::error::{Result, XmppError};
 
@@ -63,8 +65,17 @@ impl<S: Store> Hush<S> {
         room.config = self.xmpp.room_config(&jid).await?;
         match self.xmpp.room_members(&jid).await {
             Ok(members) => {
+                let before = self
+                    .store
+                    .room(&room.jid)?
+                    .filter(|r| r.members_known)
+                    .map(|r| member_set(&r));
                 room.set_members(members);
                 room.members_known = true;
+                if let Some(before) = before {
+                    let news = self.room_news.entry(room.jid.clone()).or_default();
+                    news.note(&before, &member_set(&room));
+                }
             }
             Err(XmppError::Refused { condition, .. }) => {
                 log::warn!(
@@ -84,6 +95,7 @@ impl<S: Store> Hush<S> {
     pub async fn leave_room(&mut self, room: &BareJid) -> Result<()> {
         self.xmpp.leave_room(room).await?;
         self.store.forget_room(room.as_str())?;
+        self.room_news.remove(room.as_str());
         Ok(())
     }
 
@@ -298,7 +310,11 @@ impl<S: Store> Hush<S> {
         let prepared =
             self.engine
                 .prepare_room_send(&self.store, plan, text, bundles, now, &mut self.rng)?;
-        Ok(self.transmit(prepared).await?.0)
+        let mut report = self.transmit(prepared).await?.0;
+        let news = self.room_news.remove(room.as_str()).unwrap_or_default();
+        report.members_added = news.added.into_iter().collect();
+        report.members_removed = news.removed.into_iter().collect();
+        Ok(report)
     }
 
     /// The bundle of `jid`'s device `device` in `suite`, or why it could not be had.
@@ -317,5 +333,55 @@ impl<S: Store> Hush<S> {
                 .map_err(FetchFailed::new),
             Err(_) => Err(FetchFailed::new(XmppError::BadJid(jid.to_owned()))),
         }
+    }
+}
+
+/// The members a room's list gained and lost since the last send there.
+#[derive(Debug, Default)]
+pub(crate) struct MemberNews {
+    added: BTreeSet<String>,
+    removed: BTreeSet<String>,
+}
+
+impl MemberNews {
+    /// The list went from `before` to `after`: someone removed and added back (or the other
+    /// way round) in between is no news.
+    fn note(&mut self, before: &BTreeSet<String>, after: &BTreeSet<String>) {
+        for jid in after.difference(before) {
+            if !self.removed.remove(jid) {
+                self.added.insert(jid.clone());
+            }
+        }
+        for jid in before.difference(after) {
+            if !self.added.remove(jid) {
+                self.removed.insert(jid.clone());
+            }
+        }
+    }
+}
+
+/// The JIDs of a room's members (every affiliation that gets keys).
+fn member_set(room: &Room) -> BTreeSet<String> {
+    room.members.iter().map(|m| m.jid.clone()).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn set(jids: &[&str]) -> BTreeSet<String> {
+        jids.iter().map(|j| (*j).to_owned()).collect()
+    }
+
+    #[test]
+    fn member_news_adds_up_and_cancels_out() {
+        let mut news = MemberNews::default();
+        news.note(&set(&["a", "b"]), &set(&["a", "b", "m"]));
+        news.note(&set(&["a", "b", "m"]), &set(&["a", "m"]));
+        assert_eq!(news.added, set(&["m"]));
+        assert_eq!(news.removed, set(&["b"]));
+        // b back, m gone again: nothing changed since the last send.
+        news.note(&set(&["a", "m"]), &set(&["a", "b"]));
+        assert!(news.added.is_empty() && news.removed.is_empty(), "{news:?}");
     }
 }
