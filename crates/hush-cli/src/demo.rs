@@ -2,7 +2,8 @@
 //! nothing to install or configure.
 //!
 //! Alice (phone and laptop) and Bob (phone and laptop) set up devices, talk while Bob's laptop
-//! is away, compare fingerprints, and watch the server fail to read or tamper with anything.
+//! is away, compare fingerprints, watch the server fail to read or tamper with anything, and
+//! talk in a private room.
 //! Every device is a real Hush client (its own in-memory SQLite store, its own XMPP session)
 //! and the server is `hush-devserver`; nothing is simulated. The story checks itself as it goes:
 //! a step that does not turn out as told stops the demo with an error, which is how the demo
@@ -514,7 +515,22 @@ async fn story(n: &Narrator, server: &DevServer) -> Fallible<()> {
     }
     n.pause().await;
 
-    n.chapter(7, "What the conversation had");
+    n.chapter(7, "A private room");
+    room_scene(
+        n,
+        &cast,
+        server,
+        [
+            &mut alice_phone,
+            &mut alice_laptop,
+            &mut bob_phone,
+            &mut bob_laptop,
+        ],
+    )
+    .await?;
+    n.pause().await;
+
+    n.chapter(8, "What the conversation had");
     n.event(
         json!({"event": "summary", "before_verification": properties_json(&before),
                "after_verification": properties_json(&after), "ok": true}),
@@ -531,6 +547,108 @@ async fn story(n: &Narrator, server: &DevServer) -> Fallible<()> {
     drop(bob_laptop.close().await?);
     for d in [alice_phone, alice_laptop, bob_phone] {
         drop(d.close().await?);
+    }
+    Ok(())
+}
+
+/// Chapter 7: Alice opens a private room (members-only, non-anonymous: XEP-0384 §5.8) and adds
+/// Bob; every device of both reads the room's messages, each encrypted once per device, and the
+/// room's archive holds only ciphertext.
+async fn room_scene(
+    n: &Narrator,
+    cast: &Cast,
+    server: &DevServer,
+    devices: [&mut Device; 4],
+) -> Fallible<()> {
+    let [alice_phone, alice_laptop, bob_phone, bob_laptop] = devices;
+    let room = bare(&format!("friday@{}", server.muc_domain()))?;
+    let created = alice_phone.join_room(&room, Some("alice")).await?;
+    n.event(
+        json!({"event": "room", "room": room.to_string(), "members_only": created.config.members_only,
+               "non_anonymous": created.config.non_anonymous}),
+        || {
+            format!(
+                "{} opens the room {room}: members-only, and every member sees the others' real \
+                 addresses — what OMEMO needs to know whom to encrypt for.",
+                cast.of(alice_phone)
+            )
+        },
+    );
+    let bob = bare(bob_phone.jid().as_str())?;
+    alice_phone
+        .set_room_member(&room, &bob, Some(hush_store::Affiliation::Member))
+        .await?;
+    alice_laptop.join_room(&room, Some("alice")).await?;
+    bob_phone.join_room(&room, Some("bob")).await?;
+    bob_laptop.join_room(&room, Some("bob")).await?;
+    n.event(
+        json!({"event": "room_members", "room": room.to_string(), "members": ["alice", "bob"]}),
+        || "Alice makes Bob a member; both of his devices and her laptop join.".to_owned(),
+    );
+    let mut texts = Vec::new();
+    let question = "Who's in for Friday?";
+    let report = alice_phone
+        .send_to_room(&room, question, hush_xmpp::SendOptions::default())
+        .await?;
+    texts.push(question);
+    let readers: Vec<String> = report
+        .devices
+        .iter()
+        .map(|(j, d)| cast.name(j, *d))
+        .collect();
+    let who = cast.of(alice_phone);
+    n.event(
+        json!({"event": "room_sent", "from": who, "room": room.to_string(), "text": question,
+               "readers": readers}),
+        || {
+            format!(
+                "{who} → {room}: “{question}”
+  one message, a key for each reader: {}",
+                readers.join(", ")
+            )
+        },
+    );
+    if readers.len() != 3 {
+        return Err(DemoError::OffScript(format!(
+            "the room message should have three readers, not {readers:?}"
+        )));
+    }
+    for device in [&mut *alice_laptop, &mut *bob_phone, &mut *bob_laptop] {
+        let d = next(device, cast).await?;
+        received(n, cast, device, &d, question)?;
+    }
+    let answer = "Me! And I'll book the table.";
+    bob_laptop
+        .send_to_room(&room, answer, hush_xmpp::SendOptions::default())
+        .await?;
+    texts.push(answer);
+    for device in [&mut *alice_phone, &mut *alice_laptop, &mut *bob_phone] {
+        let d = next(device, cast).await?;
+        received(n, cast, device, &d, answer)?;
+    }
+    let archived: String = server
+        .room_archive(room.as_str())
+        .into_iter()
+        .map(|a| a.stanza)
+        .collect();
+    let leaked = texts.iter().any(|t| archived.contains(t));
+    n.event(
+        json!({"event": "room_stored", "room": room.to_string(), "plaintext_found": leaked}),
+        || {
+            format!(
+                "The room's archive on the server: {}",
+                if leaked {
+                    "PLAINTEXT FOUND"
+                } else {
+                    "ciphertext only"
+                }
+            )
+        },
+    );
+    if leaked {
+        return Err(DemoError::OffScript(
+            "plaintext in the room's archive".into(),
+        ));
     }
     Ok(())
 }

@@ -93,6 +93,23 @@ fn the_json_demo_tells_the_whole_story() {
     let catch_up = events(&all, "catch_up");
     assert_eq!(catch_up[0]["messages"], 5);
 
+    // A private room: one message read by the three other devices, only ciphertext archived.
+    let room = events(&all, "room");
+    assert_eq!(room.len(), 1);
+    assert_eq!(room[0]["members_only"], true);
+    assert_eq!(room[0]["non_anonymous"], true);
+    let room_sent = events(&all, "room_sent");
+    assert_eq!(room_sent[0]["readers"].as_array().unwrap().len(), 3);
+    let received = events(&all, "received");
+    let room_read: Vec<&&Value> = received
+        .iter()
+        .filter(|e| {
+            e["body"] == "Who's in for Friday?" || e["body"] == "Me! And I'll book the table."
+        })
+        .collect();
+    assert_eq!(room_read.len(), 6, "{room_read:?}");
+    assert_eq!(events(&all, "room_stored")[0]["plaintext_found"], false);
+
     // Properties: weak before verification, strong after.
     let summary = events(&all, "summary");
     assert_eq!(summary[0]["ok"], true);

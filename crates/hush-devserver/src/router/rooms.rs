@@ -82,12 +82,13 @@ fn role_of(a: Option<Affiliation>) -> &'static str {
     }
 }
 
-/// Someone in the room.
+/// Someone in the room: one account under one nickname, from one or more of its sessions
+/// (several devices of one account share a nickname, as Prosody allows).
 #[derive(Debug)]
 pub(crate) struct Occupant {
-    /// The session's full JID.
-    full: String,
-    /// Its account's bare JID.
+    /// The sessions' full JIDs.
+    sessions: Vec<String>,
+    /// The account's bare JID.
     bare: String,
 }
 
@@ -114,8 +115,53 @@ impl Room {
     fn nick_of(&self, full: &str) -> Option<String> {
         self.occupants
             .iter()
-            .find(|(_, o)| o.full == full)
+            .find(|(_, o)| o.sessions.iter().any(|s| s == full))
             .map(|(n, _)| n.clone())
+    }
+
+    /// Every session in the room, but `except`.
+    fn sessions_but(&self, except: &str) -> Vec<String> {
+        self.occupants
+            .values()
+            .flat_map(|o| o.sessions.iter())
+            .filter(|s| *s != except)
+            .cloned()
+            .collect()
+    }
+
+    /// Takes the session `full` out of the room: its nickname, its account, and whether the
+    /// occupant left with it (no other session of the account is there under that name).
+    fn remove_session(&mut self, full: &str) -> Option<(String, String, bool)> {
+        let nick = self.nick_of(full)?;
+        let o = self.occupants.get_mut(&nick)?;
+        o.sessions.retain(|s| s != full);
+        let bare = o.bare.clone();
+        let last = o.sessions.is_empty();
+        if last {
+            self.occupants.remove(&nick);
+        }
+        Some((nick, bare, last))
+    }
+
+    /// Notices `x` from the room itself to every session in it.
+    fn notice_all(
+        &self,
+        shared: &Shared,
+        kind: Option<&str>,
+        x: &Element,
+    ) -> Vec<(String, Element)> {
+        self.sessions_but("")
+            .into_iter()
+            .map(|to| {
+                let m = el("message", ns::CLIENT)
+                    .with_opt("type", kind)
+                    .with("from", self.jid.as_str())
+                    .with("to", to.as_str())
+                    .with("id", shared.next_id("muc"))
+                    .child(x.clone());
+                (to, m)
+            })
+            .collect()
     }
 
     /// The `muc#user` element describing `occupant` (`None`: gone) to others.
@@ -171,17 +217,10 @@ impl Room {
 pub(crate) fn drop_occupant(st: &mut State, out: &mut Outbox, full: &str) {
     let mut gone = Vec::new();
     for room in st.rooms.values_mut() {
-        if let Some(nick) = room.nick_of(full) {
-            if let Some(o) = room.occupants.remove(&nick) {
-                let x = room.item(&o.bare, false, &[]);
-                for other in room.occupants.values() {
-                    gone.push((
-                        other.full.clone(),
-                        room.jid.clone(),
-                        nick.clone(),
-                        x.clone(),
-                    ));
-                }
+        if let Some((nick, bare, true)) = room.remove_session(full) {
+            let x = room.item(&bare, false, &[]);
+            for other in room.sessions_but(full) {
+                gone.push((other, room.jid.clone(), nick.clone(), x.clone()));
             }
         }
     }
@@ -271,36 +310,33 @@ impl Cx<'_> {
             return;
         };
         // A second join of the same session under another nickname: the old one leaves.
-        if let Some(old) = r.nick_of(&full).filter(|n| n != nick) {
-            r.occupants.remove(&old);
-            let x = r.item(&bare, false, &[303]);
-            for o in r.occupants.values() {
-                out.push((
-                    o.full.clone(),
-                    presence_from(&jid, &old, &o.full, true, x.clone()),
-                ));
+        if r.nick_of(&full).is_some_and(|n| n != nick) {
+            if let Some((old, _, true)) = r.remove_session(&full) {
+                let x = r.item(&bare, false, &[303]);
+                for to in r.sessions_but(&full) {
+                    let p = presence_from(&jid, &old, &to, true, x.clone());
+                    out.push((to, p));
+                }
             }
         }
         // The joiner learns who is there, then everyone learns about the joiner.
         for (n, o) in &r.occupants {
-            if o.full != full {
+            if n != nick {
                 let x = r.item(&o.bare, true, &[]);
                 out.push((full.clone(), presence_from(&jid, n, &full, false, x)));
             }
         }
-        r.occupants.insert(
-            nick.to_owned(),
-            Occupant {
-                full: full.clone(),
-                bare: bare.clone(),
-            },
-        );
+        let occupant = r.occupants.entry(nick.to_owned()).or_insert(Occupant {
+            sessions: Vec::new(),
+            bare: bare.clone(),
+        });
+        if !occupant.sessions.contains(&full) {
+            occupant.sessions.push(full.clone());
+        }
         let x = r.item(&bare, true, &[]);
-        for o in r.occupants.values().filter(|o| o.full != full) {
-            out.push((
-                o.full.clone(),
-                presence_from(&jid, nick, &o.full, false, x.clone()),
-            ));
+        for to in r.sessions_but(&full) {
+            let p = presence_from(&jid, nick, &to, false, x.clone());
+            out.push((to, p));
         }
         let mut codes = vec![110];
         if r.non_anonymous {
@@ -322,18 +358,18 @@ impl Cx<'_> {
         let Some(r) = self.st.rooms.get_mut(room) else {
             return;
         };
-        let Some(nick) = r.nick_of(&full) else {
-            return;
-        };
-        let Some(gone) = r.occupants.remove(&nick) else {
+        let Some((nick, bare, last)) = r.remove_session(&full) else {
             return;
         };
         let mut out = Vec::new();
-        for o in r.occupants.values() {
-            let x = r.item(&gone.bare, false, &[]);
-            out.push((o.full.clone(), presence_from(&jid, &nick, &o.full, true, x)));
+        if last {
+            let x = r.item(&bare, false, &[]);
+            for to in r.sessions_but(&full) {
+                let p = presence_from(&jid, &nick, &to, true, x.clone());
+                out.push((to, p));
+            }
         }
-        let x = r.item(&gone.bare, false, &[110]);
+        let x = r.item(&bare, false, &[110]);
         out.push((full.clone(), presence_from(&jid, &nick, &full, true, x)));
         for (to, s) in out {
             self.push(&to, s);
@@ -397,7 +433,7 @@ impl Cx<'_> {
             .st
             .rooms
             .get(room)
-            .map(|r| r.occupants.values().map(|o| o.full.clone()).collect())
+            .map(|r| r.sessions_but(""))
             .unwrap_or_default();
         let m = super::with_stanza_id(m, &jid, id.as_ref());
         for t in targets {
@@ -572,16 +608,7 @@ impl Cx<'_> {
                         .with("affiliation", aff_str(to))
                         .with("jid", bare.as_str()),
                 );
-                for o in r.occupants.values() {
-                    out.push((
-                        o.full.clone(),
-                        el("message", ns::CLIENT)
-                            .with("from", jid.as_str())
-                            .with("to", o.full.as_str())
-                            .with("id", self.shared.next_id("muc"))
-                            .child(notice.clone()),
-                    ));
-                }
+                out.extend(r.notice_all(self.shared, None, &notice));
             }
             for nick in present {
                 let gone = removed_code.is_some();
@@ -591,17 +618,15 @@ impl Cx<'_> {
                     if let Some(o) = r.occupants.remove(&nick) {
                         let mut own = x.clone();
                         own.append_child(el("status", MUC_USER).with("code", "110"));
-                        out.push((
-                            o.full.clone(),
-                            presence_from(&jid, &nick, &o.full, true, own),
-                        ));
+                        for s in o.sessions {
+                            let p = presence_from(&jid, &nick, &s, true, own.clone());
+                            out.push((s, p));
+                        }
                     }
                 }
-                for o in r.occupants.values() {
-                    out.push((
-                        o.full.clone(),
-                        presence_from(&jid, &nick, &o.full, gone, x.clone()),
-                    ));
+                for to in r.sessions_but("") {
+                    let p = presence_from(&jid, &nick, &to, gone, x.clone());
+                    out.push((to, p));
                 }
             }
         }
@@ -736,13 +761,14 @@ pub(crate) fn set_privacy(
         for nick in outsiders {
             if let Some(o) = r.occupants.remove(&nick) {
                 let x = r.item(&o.bare, false, &[322, 110]);
-                out.push((o.full.clone(), presence_from(&jid, &nick, &o.full, true, x)));
+                for s in o.sessions {
+                    let p = presence_from(&jid, &nick, &s, true, x.clone());
+                    out.push((s, p));
+                }
                 let x = r.item(&o.bare, false, &[322]);
-                for other in r.occupants.values() {
-                    out.push((
-                        other.full.clone(),
-                        presence_from(&jid, &nick, &other.full, true, x.clone()),
-                    ));
+                for to in r.sessions_but("") {
+                    let p = presence_from(&jid, &nick, &to, true, x.clone());
+                    out.push((to, p));
                 }
             }
         }
@@ -751,17 +777,7 @@ pub(crate) fn set_privacy(
     for c in codes {
         notice.append_child(el("status", MUC_USER).with("code", c.to_string()));
     }
-    for o in r.occupants.values() {
-        out.push((
-            o.full.clone(),
-            el("message", ns::CLIENT)
-                .with("type", "groupchat")
-                .with("from", jid.as_str())
-                .with("to", o.full.as_str())
-                .with("id", shared.next_id("muc"))
-                .child(notice.clone()),
-        ));
-    }
+    out.extend(r.notice_all(shared, Some("groupchat"), &notice));
     for (to, s) in out {
         out_box.push(st, &to, s);
     }
