@@ -1,7 +1,7 @@
 """An independent OMEMO client on a real XMPP server: slixmpp + slixmpp-omemo + python-omemo.
 
-The Rust test `crates/hush-cli/tests/interop_bot.rs` runs it next to the `hush` binary against a
-private Prosody; it talks JSON lines.
+The Rust tests `crates/hush-cli/tests/interop_bot.rs` (one to one) and `interop_room.rs` (in a
+room) run it next to the `hush` binary against a private Prosody; it talks JSON lines.
 
   bot.py --jid J --password PW --server HOST:PORT --ns omemo2|legacy --store FILE.json
 
@@ -11,6 +11,15 @@ and bundle only in that namespace, and anyone writing to it has to use that name
 python-omemo's SessionManager. slixmpp-omemo 2.2.0 cannot do OMEMO:2 messages (no SCE), so for
 those the bot builds and checks the XEP-0420 envelope itself and (de)serialises with twomemo.etree;
 legacy messages go through the plugin's encrypt_message/decrypt_message.
+
+Rooms (XEP-0045, slixmpp's xep_0045 plugin) are legacy only, as slixmpp-omemo encrypts them: a room
+message is encrypted with the plugin's encrypt_message for the real JIDs of the room's occupants
+(as their presence in the non-anonymous room gives them; the room's member list is not read), and
+decrypted with its decrypt_message, which finds the sender's real JID among the occupants present
+when the message is handled. A room message for members of both namespaces carries an <encrypted/>
+of each; the plugin would take the OMEMO:2 one whenever there is one, so it is handed the stanza
+with only ours. Our own room messages come back from the room: the plugin answers those from its
+cache of what it sent ("echo" below).
 
 Only plaintext connections to a loopback address are made (the test server has no TLS).
 
@@ -22,10 +31,24 @@ stdout, one JSON object per line:
   {"received": true, "from": BARE, "device": SID, "ns": NS, "body": TEXT, "fingerprint": FP}
   {"empty": true, "from": BARE, "device": SID, "ns": NS, "fingerprint": FP}
                                               key-exchange completion / heartbeat
+  {"joined": true, "room": ROOM, "nick": NICK, "occupants": {NICK: BARE or null, ...}}
+                                              entered ROOM (after its self-presence and subject);
+                                              the occupants then present, ourselves included,
+                                              with the real JIDs the room gave
+  {"sent": true, "room": ROOM, "to": [BARE, ...], "ns": "legacy", "devices": [ID, ...]}
+                                              a room message, encrypted for these occupants
+  {"received": true, "room": ROOM, "nick": NICK, "from": BARE, "device": SID, "ns": NS,
+   "body": TEXT, "fingerprint": FP}            a room message; BARE is the sender's real JID
+  {"empty": true, "room": ROOM, "nick": NICK, "from": BARE, "device": SID, "ns": NS,
+   "fingerprint": FP}                         an empty OMEMO message through a room
+  {"echo": true, "room": ROOM, "nick": NICK, "ns": NS, "body": TEXT}
+                                              the room sent our own message back
   {"error": "..."}                            anything that failed (never silently dropped)
   {"bye": true}                               after {"quit": true}, just before exiting 0
 stdin, one JSON object per line:
   {"send": {"to": JID, "body": TEXT}}
+  {"join": {"room": ROOM, "nick": NICK}}
+  {"send": {"room": ROOM, "body": TEXT}}      (only with --ns legacy, in a room joined before)
   {"quit": true}                              (end of input means the same)
 NS is "omemo2" or "legacy"; FP is a fingerprint as python-omemo shows it (Curve25519 form, eight
 groups of eight hex digits; of our identity, or of the sender's). Diagnostics go to stderr.
@@ -41,6 +64,7 @@ import os
 import secrets
 import sys
 import time
+from copy import copy
 import xml.etree.ElementTree as ET
 from typing import Any, Dict, FrozenSet, Optional, Set
 
@@ -54,10 +78,11 @@ import twomemo.etree
 
 from slixmpp import ClientXMPP
 from slixmpp.jid import JID  # pylint: disable=no-name-in-module
+from slixmpp.exceptions import PresenceError
 from slixmpp.plugins.base import register_plugin
 from slixmpp.stanza import Message
 from slixmpp.xmlstream.handler import Callback
-from slixmpp.xmlstream.matcher import MatchXPath
+from slixmpp.xmlstream.matcher import MatchMany, MatchXPath
 
 from slixmpp_omemo import XEP_0384, TrustLevel
 # The plugin builds its SessionManager (PEP publishing and fetching via XEP-0060) with this helper;
@@ -67,6 +92,8 @@ from slixmpp_omemo.xep_0384 import _make_session_manager
 SCE = "urn:xmpp:sce:1"
 NAMESPACES = {"omemo2": twomemo.twomemo.NAMESPACE, "legacy": oldmemo.oldmemo.NAMESPACE}
 SHORT = {v: k for k, v in NAMESPACES.items()}
+# How long a room gets to let us in (seconds).
+JOIN_TIMEOUT = 60
 
 log = logging.getLogger("bot")
 
@@ -241,10 +268,12 @@ class Bot(ClientXMPP):
         self.omemo_lock = asyncio.Lock()
         self.quitting = False
         self.tasks: list = []
+        # Rooms joined: room JID -> our nickname there (as the room confirmed it).
+        self.rooms: Dict[str, str] = {}
         self.work: asyncio.Queue = asyncio.Queue()
         self.done: asyncio.Future = asyncio.get_running_loop().create_future()
 
-        for plugin in ("xep_0030", "xep_0060", "xep_0163", "xep_0334", "xep_0384"):
+        for plugin in ("xep_0030", "xep_0045", "xep_0060", "xep_0163", "xep_0334", "xep_0384"):
             self.register_plugin(plugin)
 
         self.add_event_handler("session_start", self.on_session_start)
@@ -252,16 +281,24 @@ class Bot(ClientXMPP):
         self.add_event_handler("connection_failed", lambda e: self.fail(f"connection failed: {e}"))
         self.add_event_handler("disconnected", self.on_disconnected)
         self.add_event_handler("message_error", self.on_message_error)
-        for omemo_ns in NAMESPACES.values():
-            self.register_handler(Callback(
-                f"OMEMO {omemo_ns}",
-                MatchXPath(f"{{{self.default_ns}}}message/{{{omemo_ns}}}encrypted"),
-                lambda stanza: self.work.put_nowait(("stanza", stanza)),
-            ))
+        # One handler for both namespaces: a stanza carrying both (a room message for members
+        # with different namespaces) is handled once.
+        self.register_handler(Callback(
+            "OMEMO",
+            MatchMany([
+                MatchXPath(f"{{{self.default_ns}}}message/{{{omemo_ns}}}encrypted")
+                for omemo_ns in NAMESPACES.values()
+            ]),
+            lambda stanza: self.work.put_nowait(("stanza", stanza)),
+        ))
 
     @property
     def omemo(self) -> OneNamespaceOmemo:
         return self.plugin["xep_0384"]
+
+    @property
+    def muc(self) -> Any:
+        return self.plugin["xep_0045"]
 
     def fail(self, why: str) -> None:
         emit({"error": why})
@@ -341,8 +378,14 @@ class Bot(ClientXMPP):
                     emit({"error": f"{type(e).__name__}: {e}"})
 
     async def command(self, cmd: Dict[str, Any]) -> None:
+        if "join" in cmd:
+            await self.join(JID(cmd["join"]["room"]).bare, cmd["join"]["nick"])
+            return
         if "send" not in cmd:
             raise ValueError(f"unknown command {cmd}")
+        if "room" in cmd["send"]:
+            await self.send_to_room(JID(cmd["send"]["room"]).bare, cmd["send"]["body"])
+            return
         to = JID(cmd["send"]["to"]).bare
         body = cmd["send"]["body"]
         sm = await self.omemo.get_session_manager()
@@ -370,6 +413,92 @@ class Bot(ClientXMPP):
         stanza.send()
         emit({"sent": True, "to": to, "ns": SHORT[self.omemo_ns], "devices": devices})
 
+    def occupants(self, room: str) -> Dict[str, Optional[str]]:
+        """The occupants of `room` now, by nickname, with the real bare JIDs their presence gave."""
+        found = {}
+        for nick in self.muc.get_roster(JID(room)):
+            real = self.muc.get_jid_property(JID(room), nick, "jid")
+            found[nick] = JID(real).bare if real else None
+        return found
+
+    async def join(self, room: str, nick: str) -> None:
+        # The plugin's join: presence out, then the occupants' presences, our own (status 110)
+        # and the subject back. A refusal comes back as a presence error.
+        try:
+            pres, _subject, _occupants, _history = await self.muc.join_muc_wait(
+                JID(room), nick, timeout=JOIN_TIMEOUT
+            )
+        except asyncio.TimeoutError as e:
+            raise RuntimeError(f"no answer from {room} within {JOIN_TIMEOUT} s") from e
+        except PresenceError as e:
+            raise RuntimeError(
+                f"{room} refused us: {e.presence['error']['condition']} {e.presence['error']['text']}"
+            ) from e
+        self.rooms[room] = pres["from"].resource
+        emit({"joined": True, "room": room, "nick": self.rooms[room], "occupants": self.occupants(room)})
+
+    async def send_to_room(self, room: str, body: str) -> None:
+        if self.omemo_ns != oldmemo.oldmemo.NAMESPACE:
+            raise ValueError("room messages are legacy only (slixmpp-omemo has no SCE): start with --ns legacy")
+        if room not in self.rooms:
+            raise ValueError(f"{room} is not joined")
+        occupants = self.occupants(room)
+        hidden = sorted(nick for nick, real in occupants.items() if real is None)
+        if hidden:
+            raise ValueError(f"{room} does not give the real JIDs of {hidden}: nothing encrypted is sent there")
+        recipients = sorted({real for real in occupants.values() if real and real != self.boundjid.bare})
+        if not recipients:
+            raise ValueError(f"nobody else is in {room}")
+        plain = self.make_message(mto=JID(room), mtype="groupchat", mbody=body)
+        stanza, errors = await self.omemo.encrypt_message(plain, {JID(r) for r in recipients})
+        if errors:
+            raise RuntimeError(f"encryption errors: {errors}")
+        if stanza is None:
+            raise RuntimeError("the plugin produced nothing to send")
+        encrypted = stanza.xml.find(f"{{{self.omemo_ns}}}encrypted")
+        devices = sorted(int(k.get("rid")) for k in encrypted.iter(f"{{{self.omemo_ns}}}key"))
+        stanza.send()
+        emit({"sent": True, "room": room, "to": recipients, "ns": SHORT[self.omemo_ns], "devices": devices})
+
+    async def incoming_groupchat(self, stanza: Message, el: ET.Element) -> None:
+        room, nick = stanza["from"].bare, stanza["from"].resource
+        if room not in self.rooms:
+            raise ValueError(f"a groupchat message from {stanza['from']}, a room we did not join")
+        # A room message for members with different namespaces carries one <encrypted/> per
+        # namespace. The plugin's decrypt_message takes the OMEMO:2 one whenever there is one,
+        # backend loaded or not, key for us or not: it gets the stanza with only ours.
+        ours = copy(stanza)
+        for ns in NAMESPACES.values():
+            if ns != self.omemo_ns:
+                for other in ours.xml.findall(f"{{{ns}}}encrypted"):
+                    ours.xml.remove(other)
+        # The plugin finds the sender among the occupants present now (and ourselves in the
+        # cache of what we sent, for our own messages coming back).
+        decrypted, device = await self.omemo.decrypt_message(ours)
+        has_payload = el.find(f"{{{self.omemo_ns}}}payload") is not None
+        body = decrypted["body"] if has_payload else None
+        if nick == self.rooms[room]:
+            own, _ = await (await self.omemo.get_session_manager()).get_own_device_information()
+            if device.device_id != own.device_id:
+                raise ValueError(f"our nickname in {room}, but device {device.device_id} of {device.bare_jid}")
+            emit({"echo": True, "room": room, "nick": nick, "ns": SHORT[self.omemo_ns], "body": body})
+            return
+        real = self.occupants(room).get(nick)
+        if real is None or device.bare_jid != real:
+            raise ValueError(f"decrypted as {device.bare_jid}, but {nick} in {room} is {real}")
+        base = {
+            "room": room,
+            "nick": nick,
+            "from": device.bare_jid,
+            "device": device.device_id,
+            "ns": SHORT[self.omemo_ns],
+            "fingerprint": fingerprint(device.identity_key),
+        }
+        if body is None:
+            emit({"empty": True, **base})
+        else:
+            emit({"received": True, **base, "body": body})
+
     async def incoming(self, stanza: Message) -> None:
         sender = stanza["from"].bare
         els = {ns: stanza.xml.find(f"{{{ns}}}encrypted") for ns in NAMESPACES.values()}
@@ -379,6 +508,11 @@ class Bot(ClientXMPP):
             raise ValueError(
                 f"{sender} sent a {SHORT[other]} message, but this bot announces only {SHORT[self.omemo_ns]}"
             )
+        if stanza["type"] == "groupchat":
+            if self.omemo_ns != oldmemo.oldmemo.NAMESPACE:
+                raise ValueError(f"a room message from {stanza['from']}, but rooms are legacy only here")
+            await self.incoming_groupchat(stanza, el)
+            return
         sm = await self.omemo.get_session_manager()
         if self.omemo_ns == twomemo.twomemo.NAMESPACE:
             message = twomemo.etree.parse_message(el, sender)

@@ -1,0 +1,488 @@
+//! Interop in a room (XEP-0045 with XEP-0384 §5.8) on a private Prosody: two Hush accounts
+//! and the independent python client (`interop/bot.py`: slixmpp + slixmpp-omemo +
+//! python-omemo) talk in a members-only, non-anonymous room that Hush created. The bot
+//! announces legacy OMEMO only, as slixmpp-omemo encrypts rooms: Hush has to give it a legacy
+//! key in every room message, and has to read the bot's legacy room messages under the bot's
+//! real JID, which only the room's presence gives.
+//!
+//! The bot runs from the interop venv (`HUSH_PYTHON`, or `.venv/` as `./scripts/test` creates
+//! it); without it this test fails with instructions — it never skips.
+
+// Test code: a failed assumption is a failed test, so it may unwrap, expect and panic.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    unreachable_pub
+)]
+
+mod support;
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::path::{Path, PathBuf};
+use std::process::{Child, ChildStdin, Command, Stdio};
+use std::sync::mpsc::{self, Receiver, RecvTimeoutError};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use hush_test_support::prosody::{Prosody, MUC_SERVICE};
+use serde_json::{json, Value};
+use support::*;
+
+/// How long the bot gets for any one step (login and publishing, joining, one decryption,
+/// one send).
+const BOT_STEP: Duration = Duration::from_secs(60);
+
+fn python() -> PathBuf {
+    if let Some(p) = std::env::var_os("HUSH_PYTHON") {
+        return PathBuf::from(p);
+    }
+    let venv = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../.venv/bin/python");
+    assert!(
+        venv.exists(),
+        "the interop peers are not installed: run ./scripts/test (it creates .venv with slixmpp, \
+         slixmpp-omemo and python-omemo), or point HUSH_PYTHON at a Python with \
+         interop/requirements.txt installed"
+    );
+    venv
+}
+
+/// A Hush account with its agent running, and who it is.
+struct Member {
+    user: User,
+    agent: Running,
+    device: u64,
+    fingerprint: String,
+}
+
+impl Member {
+    /// Starts the agent of `user`. Its answer to `fingerprint` comes only once it caught up
+    /// and entered its joined rooms (it serves nothing before), so the member is then in them.
+    fn start(user: User) -> Self {
+        let agent = Running::start(&user.home, &["agent"]);
+        agent.wait_note("listening on");
+        let me: Value =
+            serde_json::from_str(&ok(hush(&user.home, &["--json", "fingerprint"]))).unwrap();
+        assert_eq!(me["jid"], user.jid.as_str(), "{me}");
+        Self {
+            device: me["device"].as_u64().unwrap(),
+            fingerprint: me["fingerprint"].as_str().unwrap().to_owned(),
+            user,
+            agent,
+        }
+    }
+
+    fn jid(&self) -> &str {
+        &self.user.jid
+    }
+
+    /// `hush --json send --muc ROOM BODY` through the agent, checked: encrypted for exactly
+    /// `readers` (as `(jid, device)`).
+    fn send(&self, room: &str, body: &str, readers: &[(&str, u64)]) {
+        let sent = &json_lines(&ok(hush(
+            &self.user.home,
+            &["--json", "send", "--muc", room, body],
+        )))[0];
+        assert_eq!(sent["sent"], true, "{sent}");
+        assert_eq!(sent["room"], true, "{sent}");
+        assert_eq!(sent["encrypted"], true, "{sent}");
+        let mut devices: Vec<(String, u64)> = sent["devices"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|d| {
+                (
+                    d["jid"].as_str().unwrap().to_owned(),
+                    d["device"].as_u64().unwrap(),
+                )
+            })
+            .collect();
+        devices.sort();
+        let mut expected: Vec<(String, u64)> =
+            readers.iter().map(|(j, d)| ((*j).to_owned(), *d)).collect();
+        expected.sort();
+        assert_eq!(devices, expected, "{sent}");
+        assert_eq!(sent["skipped"], json!([]), "{sent}");
+    }
+
+    /// The next `count` messages the agent hands out (`recv --count`, bounded by 30 s of quiet).
+    fn recv(&self, count: usize) -> Vec<Value> {
+        let got = json_lines(&ok(hush(
+            &self.user.home,
+            &[
+                "--json",
+                "recv",
+                "--count",
+                &count.to_string(),
+                "--timeout",
+                "30",
+            ],
+        )));
+        assert_eq!(got.len(), count, "{got:?}");
+        got
+    }
+}
+
+/// The bot process, driven over JSON lines; its stdout and stderr are read by threads, so a
+/// wait for an event is bounded by a deadline, never by a sleep.
+struct Bot {
+    child: Child,
+    stdin: Option<ChildStdin>,
+    events: Receiver<Value>,
+    stderr: Arc<Mutex<String>>,
+    jid: String,
+    device: u64,
+    fingerprint: String,
+    /// Every event seen so far, for failure messages.
+    seen: Vec<Value>,
+}
+
+impl Bot {
+    /// Starts the bot for `jid` in legacy OMEMO and waits until it has published its keys.
+    fn start(server: &Prosody, dir: &Path, jid: &str, password: &str) -> Self {
+        let mut child = Command::new(python())
+            .arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("../../interop/bot.py"))
+            .args(["--jid", jid, "--password", password])
+            .args(["--server", &server.address(), "--ns", "legacy"])
+            .arg("--store")
+            .arg(dir.join("bot.json"))
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("start interop/bot.py");
+        let (tx, events) = mpsc::channel();
+        let stdout = BufReader::new(child.stdout.take().unwrap());
+        std::thread::spawn(move || {
+            for line in stdout.lines() {
+                let Ok(line) = line else { break };
+                // A line that is not JSON stays a string, and fails the test in `next`.
+                let v = serde_json::from_str(&line).unwrap_or(Value::String(line));
+                if tx.send(v).is_err() {
+                    break;
+                }
+            }
+        });
+        let stderr = Arc::new(Mutex::new(String::new()));
+        let sink = Arc::clone(&stderr);
+        let mut err = child.stderr.take().unwrap();
+        std::thread::spawn(move || {
+            let mut buf = [0u8; 4096];
+            while let Ok(n) = err.read(&mut buf) {
+                if n == 0 {
+                    break;
+                }
+                sink.lock()
+                    .unwrap()
+                    .push_str(&String::from_utf8_lossy(&buf[..n]));
+            }
+        });
+        let mut bot = Self {
+            stdin: child.stdin.take(),
+            child,
+            events,
+            stderr,
+            jid: jid.to_owned(),
+            device: 0,
+            fingerprint: String::new(),
+            seen: Vec::new(),
+        };
+        let ready = bot.next("ready");
+        assert_eq!(ready["ready"], true, "{}", bot.report());
+        assert_eq!(ready["ns"], "legacy", "{}", bot.report());
+        bot.device = ready["device"].as_u64().unwrap();
+        bot.fingerprint = ready["fingerprint"].as_str().unwrap().to_owned();
+        bot
+    }
+
+    fn report(&self) -> String {
+        format!(
+            "bot events so far: {:?}\nbot stderr:\n{}",
+            self.seen,
+            self.stderr.lock().unwrap()
+        )
+    }
+
+    /// The next event within `BOT_STEP`; an error or a line that is not a JSON object fails.
+    fn next(&mut self, waiting_for: &str) -> Value {
+        let v = match self.events.recv_timeout(BOT_STEP) {
+            Ok(v) => v,
+            Err(RecvTimeoutError::Timeout) => panic!(
+                "no {waiting_for} from the bot within {BOT_STEP:?}; {}",
+                self.report()
+            ),
+            Err(RecvTimeoutError::Disconnected) => panic!(
+                "the bot exited ({:?}) while we waited for {waiting_for}; {}",
+                self.child.wait(),
+                self.report()
+            ),
+        };
+        self.seen.push(v.clone());
+        assert!(
+            v.is_object() && v.get("error").is_none(),
+            "the bot reported {v} while we waited for {waiting_for}; {}",
+            self.report()
+        );
+        v
+    }
+
+    /// The next event of `kind`; only empty OMEMO messages (key-exchange completion,
+    /// heartbeats) may come before it.
+    fn next_of(&mut self, kind: &str) -> Value {
+        loop {
+            let v = self.next(kind);
+            if v[kind] == true {
+                return v;
+            }
+            assert_eq!(
+                v["empty"],
+                true,
+                "expected {kind}, the bot said {v}; {}",
+                self.report()
+            );
+        }
+    }
+
+    fn command(&mut self, cmd: Value) {
+        let stdin = self.stdin.as_mut().unwrap();
+        writeln!(stdin, "{cmd}").unwrap();
+        stdin.flush().unwrap();
+    }
+
+    /// Joins `room` as `nick`; the occupants it then sees, by nickname, with their real JIDs.
+    fn join(&mut self, room: &str, nick: &str) -> Value {
+        self.command(json!({"join": {"room": room, "nick": nick}}));
+        let joined = self.next_of("joined");
+        assert_eq!(joined["room"], room, "{joined}");
+        assert_eq!(joined["nick"], nick, "{joined}");
+        assert_eq!(joined["occupants"][nick], self.jid.as_str(), "{joined}");
+        joined["occupants"].clone()
+    }
+
+    /// Has the bot encrypt `body` for the room's occupants, which must be exactly `readers`
+    /// with one device each; the room then sends it back to the bot.
+    fn send(&mut self, room: &str, body: &str, readers: &[&Member]) {
+        self.command(json!({"send": {"room": room, "body": body}}));
+        let sent = self.next_of("sent");
+        let mut to: Vec<&str> = readers.iter().map(|m| m.jid()).collect();
+        to.sort_unstable();
+        let mut devices: Vec<u64> = readers.iter().map(|m| m.device).collect();
+        devices.sort_unstable();
+        assert_eq!(sent["room"], room, "{sent}");
+        assert_eq!(sent["ns"], "legacy", "{sent}");
+        assert_eq!(sent["to"], json!(to), "{sent}");
+        assert_eq!(sent["devices"], json!(devices), "{sent}");
+        let echo = self.next_of("echo");
+        assert_eq!(echo["room"], room, "{echo}");
+        assert_eq!(echo["body"], body, "{echo}");
+    }
+
+    /// The bot decrypted `body`, sent in `room` by `from` as `nick`, from its one device under
+    /// its identity key.
+    fn expect_received(&mut self, room: &str, from: &Member, nick: &str, body: &str) {
+        let got = self.next_of("received");
+        assert_eq!(got["body"], body, "{got}; {}", self.report());
+        assert_eq!(got["room"], room, "{got}");
+        assert_eq!(got["nick"], nick, "{got}");
+        assert_eq!(got["from"], from.jid(), "{got}");
+        assert_eq!(got["device"], from.device, "{got}");
+        assert_eq!(got["ns"], "legacy", "{got}");
+        assert_eq!(got["fingerprint"], from.fingerprint.as_str(), "{got}");
+    }
+
+    /// `{"quit": true}`: the bot says goodbye, exits 0, and logged no error on the way.
+    fn quit(mut self) {
+        self.command(json!({"quit": true}));
+        self.next_of("bye");
+        drop(self.stdin.take());
+        // Its stdout closes as it exits; then waiting for it is bounded.
+        match self.events.recv_timeout(BOT_STEP) {
+            Err(RecvTimeoutError::Disconnected) => {}
+            other => panic!(
+                "the bot did not exit after bye: {other:?}; {}",
+                self.report()
+            ),
+        }
+        let status = self.child.wait().unwrap();
+        assert!(
+            status.success(),
+            "bot exited with {status}; {}",
+            self.report()
+        );
+        // Failures inside slixmpp's or python-omemo's own tasks only show up in the log.
+        let log = self.stderr.lock().unwrap().clone();
+        assert!(
+            !log.contains("Traceback") && !log.contains(" ERROR "),
+            "the bot logged errors:\n{log}"
+        );
+    }
+}
+
+impl Drop for Bot {
+    fn drop(&mut self) {
+        // Only still running if the test failed before `quit`.
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Checks a room message as `hush --json recv` printed it: `body`, sent in `room` by `jid` as
+/// `nick` from `device`, in `ns`, decrypted.
+fn assert_room_message(got: &Value, room: &str, jid: &str, nick: &str, device: u64, ns: &str) {
+    assert_eq!(got["room"], room, "{got}");
+    assert_eq!(got["nick"], nick, "{got}");
+    assert_eq!(got["from"], jid, "{got}");
+    assert_eq!(got["device"], device, "{got}");
+    assert_eq!(got["ns"], ns, "{got}");
+    assert_eq!(got["encrypted"], true, "{got}");
+    assert_eq!(got["error"], Value::Null, "{got}");
+}
+
+#[test]
+fn hush_and_slixmpp_omemo_bot_talk_in_a_members_only_room_over_legacy() {
+    let server = Prosody::start("bot-room");
+    let dir = scratch("interop-room");
+    let room = format!("team@{MUC_SERVICE}");
+    let alice = init(&server, &dir, "alice", true);
+    let bob = init(&server, &dir, "bob", true);
+    let bot_jid = server.register("bot", "bot-pw");
+    // Each body starts with a unique plain-ASCII part, searched for on the server's disk at the
+    // end; the rest is there to survive both stacks' encodings unchanged.
+    let mut markers = Vec::new();
+    let mut text = |what: &str| {
+        markers.push(what.to_owned());
+        format!("{what}: héllo ☃ <&>")
+    };
+
+    // Alice creates the room (members-only, non-anonymous) and admits Bob and the bot.
+    let created = &json_lines(&ok(hush(
+        &alice.home,
+        &["--json", "join", &room, "--nick", "Alice"],
+    )))[0];
+    assert_eq!(created["encrypted_ok"], true, "{created}");
+    assert_eq!(created["members_only"], true, "{created}");
+    assert_eq!(created["non_anonymous"], true, "{created}");
+    for jid in [&bob.jid, &bot_jid] {
+        ok(hush(&alice.home, &["members", &room, "add", jid]));
+    }
+    let joined = &json_lines(&ok(hush(
+        &bob.home,
+        &["--json", "join", &room, "--nick", "Bob"],
+    )))[0];
+    assert_eq!(joined["encrypted_ok"], true, "{joined}");
+    let mut members: Vec<(&str, &str)> = joined["members"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| {
+            (
+                m["jid"].as_str().unwrap(),
+                m["affiliation"].as_str().unwrap(),
+            )
+        })
+        .collect();
+    members.sort_unstable();
+    let mut expected = vec![
+        (alice.jid.as_str(), "owner"),
+        (bob.jid.as_str(), "member"),
+        (bot_jid.as_str(), "member"),
+    ];
+    expected.sort_unstable();
+    assert_eq!(members, expected, "{joined}");
+
+    // Both Hush accounts stay in the room through their agents; then the bot enters and sees
+    // them, with their real JIDs.
+    let alice = Member::start(alice);
+    let bob = Member::start(bob);
+    let mut bot = Bot::start(&server, &dir, &bot_jid, "bot-pw");
+    let occupants = bot.join(&room, "bot");
+    assert_eq!(
+        occupants,
+        json!({"Alice": alice.jid(), "Bob": bob.jid(), "bot": bot_jid}),
+        "{}",
+        bot.report()
+    );
+
+    // Hush → room: the bot gets a legacy key (the only namespace it announces), Bob his own.
+    let hello = text("alice to the room #1");
+    alice.send(
+        &room,
+        &hello,
+        &[(bob.jid(), bob.device), (&bot_jid, bot.device)],
+    );
+    bot.expect_received(&room, &alice, "Alice", &hello);
+    let got = bob.recv(1);
+    assert_room_message(
+        &got[0],
+        &room,
+        alice.jid(),
+        "Alice",
+        alice.device,
+        "omemo:2",
+    );
+    assert_eq!(got[0]["body"], hello.as_str(), "{got:?}");
+
+    let from_bob = text("bob to the room #1");
+    bob.send(
+        &room,
+        &from_bob,
+        &[(alice.jid(), alice.device), (&bot_jid, bot.device)],
+    );
+    bot.expect_received(&room, &bob, "Bob", &from_bob);
+    let got = alice.recv(1);
+    assert_room_message(&got[0], &room, bob.jid(), "Bob", bob.device, "omemo:2");
+    assert_eq!(got[0]["body"], from_bob.as_str(), "{got:?}");
+
+    // Bot → room: both Hush accounts read it under the bot's real JID, room and nickname set.
+    let from_bot = text("bot to the room #1");
+    bot.send(&room, &from_bot, &[&alice, &bob]);
+    for member in [&alice, &bob] {
+        let got = member.recv(1);
+        assert_room_message(&got[0], &room, &bot_jid, "bot", bot.device, "omemo:legacy");
+        assert_eq!(got[0]["body"], from_bot.as_str(), "{got:?}");
+        assert_eq!(got[0]["trust"], "blind", "{got:?}");
+    }
+
+    // More rounds on the established sessions, each turning the Double Ratchet's DH step.
+    for round in 2..=3 {
+        let body = text(&format!("alice to the room #{round}"));
+        alice.send(
+            &room,
+            &body,
+            &[(bob.jid(), bob.device), (&bot_jid, bot.device)],
+        );
+        bot.expect_received(&room, &alice, "Alice", &body);
+        let got = bob.recv(1);
+        assert_room_message(
+            &got[0],
+            &room,
+            alice.jid(),
+            "Alice",
+            alice.device,
+            "omemo:2",
+        );
+        assert_eq!(got[0]["body"], body.as_str(), "{got:?}");
+        let body = text(&format!("bot to the room #{round}"));
+        bot.send(&room, &body, &[&alice, &bob]);
+        for member in [&alice, &bob] {
+            let got = member.recv(1);
+            assert_room_message(&got[0], &room, &bot_jid, "bot", bot.device, "omemo:legacy");
+            assert_eq!(got[0]["body"], body.as_str(), "{got:?}");
+        }
+    }
+    bot.quit();
+    for member in [alice, bob] {
+        assert!(member.agent.stop("TERM").success());
+    }
+
+    // Prosody kept only ciphertext (the room's archive included).
+    let stored = server.stored_bytes();
+    assert!(stored.len() > 1000, "nothing stored? {}", stored.len());
+    for marker in &markers {
+        assert!(
+            !stored.windows(marker.len()).any(|w| w == marker.as_bytes()),
+            "{marker:?} is in clear in Prosody's storage"
+        );
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+}
