@@ -179,11 +179,20 @@ impl Report for DeliveryReport<'_> {
                "encrypted": d.suite.is_some(), "body": d.body, "error": self.error(),
                "failure": d.failure.as_ref().map(|f| f.kind()),
                "trust": trust_name(d.trust), "warning": self.warning(), "new_key": d.new_key,
+               "notice": d.is_room_notice().then_some("room_changed"),
                "security": properties_json(&d.properties)})
     }
 
     fn text(&self) -> Vec<String> {
         let d = self.delivery;
+        if d.is_room_notice() {
+            let room = printable(d.arrival.room.as_deref().unwrap_or(&d.from));
+            return self
+                .warning()
+                .map(|w| format!("!! [{room}] {}", printable(&w)))
+                .into_iter()
+                .collect();
+        }
         let mut lines = Vec::new();
         // In a room: the room, the nickname and the real address behind it.
         let from = match (&d.arrival.room, &d.arrival.nick) {

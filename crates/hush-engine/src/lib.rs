@@ -71,7 +71,7 @@ pub use room::{Announced, RoomPlan, RoomRefusal};
 pub use send::{Fetched, Prepared, Route, SendPlan};
 pub use stanza::{MessageStanza, Wire};
 pub use types::{Arrival, Delivery, SendOptions, SendReport};
-pub use warning::{KeyConcern, Unconfirmed, Warning};
+pub use warning::{KeyConcern, RoomChange, Unconfirmed, Warning};
 
 /// How long a device may stay silent before Hush stops encrypting to it (it comes back with
 /// its next message). Long enough for a holiday without the phone; short enough that a

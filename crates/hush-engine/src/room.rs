@@ -45,6 +45,22 @@ pub enum RoomRefusal {
     MembersUnknown,
 }
 
+impl RoomRefusal {
+    /// Why the joined room `room`, as stored, gets no encrypted message; `None` when it is
+    /// private enough (non-anonymous, members-only, its member list known).
+    pub fn of(room: &Room) -> Option<Self> {
+        if !room.config.non_anonymous {
+            Some(Self::Anonymous)
+        } else if !room.config.members_only {
+            Some(Self::OpenToNonMembers)
+        } else if !room.members_known {
+            Some(Self::MembersUnknown)
+        } else {
+            None
+        }
+    }
+}
+
 impl fmt::Display for RoomRefusal {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(match self {
@@ -78,6 +94,9 @@ pub struct RoomPlan {
     device_lists: Vec<DeviceListUpdate>,
     /// Members with no OMEMO device at all: they cannot read the message.
     without_devices: Vec<String>,
+    /// Members whose device list names more devices than any account has: left out (a
+    /// flooded list must not keep the whole room from getting messages).
+    lists_refused: Vec<String>,
     /// Devices to encrypt for that have no session yet: fetch their bundles in the suite
     /// given and hand them to [`Engine::prepare_room_send`].
     pub bundles_needed: Vec<(Suite, String, u32)>,
@@ -100,16 +119,10 @@ impl Engine {
         let stored = store
             .room(room)?
             .ok_or_else(|| refuse(RoomRefusal::NotJoined))?;
-        if !stored.config.non_anonymous {
-            return Err(refuse(RoomRefusal::Anonymous));
+        match RoomRefusal::of(&stored) {
+            Some(why) => Err(refuse(why)),
+            None => Ok(stored),
         }
-        if !stored.config.members_only {
-            return Err(refuse(RoomRefusal::OpenToNonMembers));
-        }
-        if !stored.members_known {
-            return Err(refuse(RoomRefusal::MembersUnknown));
-        }
-        Ok(stored)
     }
 
     /// Step 1: whether a message to the room goes in clear (only as the user asked) or
@@ -165,6 +178,7 @@ impl Engine {
         let mut targets: Vec<(Suite, String, u32, bool)> = Vec::new();
         let mut inactive = Vec::new();
         let mut without_devices = Vec::new();
+        let mut lists_refused = Vec::new();
         let mut readers: Vec<(String, Announced, bool)> = lists
             .into_iter()
             // Only members get keys, whatever the shell fetched.
@@ -180,10 +194,19 @@ impl Engine {
                 continue;
             };
             if devices.len() > MAX_LISTED_DEVICES {
-                return Err(EngineError::DeviceListTooLong {
-                    jid,
-                    count: devices.len(),
-                });
+                if !member {
+                    return Err(EngineError::DeviceListTooLong {
+                        jid,
+                        count: devices.len(),
+                    });
+                }
+                log::warn!(
+                    "{jid}'s device list names {} devices, more than any account has: left out \
+                     of this room message",
+                    devices.len()
+                );
+                lists_refused.push(jid);
+                continue;
             }
             if member {
                 self.refuse_downgrade(store, &jid, suite, &devices)?;
@@ -226,6 +249,7 @@ impl Engine {
             inactive,
             device_lists,
             without_devices,
+            lists_refused,
             bundles_needed,
         })
     }
@@ -248,6 +272,7 @@ impl Engine {
             inactive,
             device_lists,
             without_devices,
+            lists_refused,
             ..
         } = plan;
         // The room is checked again: its configuration may have changed since the plan.
@@ -314,6 +339,7 @@ impl Engine {
                 without_devices,
                 members_added: Vec::new(),
                 members_removed: Vec::new(),
+                lists_unreadable: lists_refused,
             },
         })
     }

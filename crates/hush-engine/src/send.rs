@@ -141,6 +141,7 @@ impl Engine {
                 without_devices: Vec::new(),
                 members_added: Vec::new(),
                 members_removed: Vec::new(),
+                lists_unreadable: Vec::new(),
             },
         }
     }
@@ -303,6 +304,7 @@ impl Engine {
                 without_devices: Vec::new(),
                 members_added: Vec::new(),
                 members_removed: Vec::new(),
+                lists_unreadable: Vec::new(),
             },
         })
     }

@@ -29,6 +29,9 @@ pub struct SendReport {
     pub members_added: Vec<String>,
     /// For a room: members its member list lost since then (they get no key any more).
     pub members_removed: Vec<String>,
+    /// For a room: members whose device list could not be read (the server did not answer,
+    /// or refused): they cannot read the message — a failure, unlike `without_devices`.
+    pub lists_unreadable: Vec<String>,
 }
 
 /// How one message may be sent, besides the conversation's own settings.
@@ -89,6 +92,32 @@ pub struct Arrival {
 }
 
 impl Delivery {
+    /// A notice that `room` changed ([`crate::RoomChange`]): from the room, no text, no
+    /// failure, the change as its warning.
+    pub fn room_notice(room: &str, change: crate::RoomChange) -> Self {
+        Self {
+            from: room.to_owned(),
+            device: 0,
+            suite: None,
+            body: None,
+            failure: None,
+            trust: None,
+            properties: Properties::PLAINTEXT,
+            warning: Some(crate::Warning::RoomChanged(change)),
+            new_key: None,
+            arrival: Arrival {
+                to: room.to_owned(),
+                room: Some(room.to_owned()),
+                ..Arrival::default()
+            },
+        }
+    }
+
+    /// True for a notice that a room changed ([`Self::room_notice`]).
+    pub fn is_room_notice(&self) -> bool {
+        matches!(self.warning, Some(crate::Warning::RoomChanged(_)))
+    }
+
     /// True when it only announces a new key (an empty message from a device we did not
     /// know): no text, no failure.
     pub fn is_key_notice(&self) -> bool {

@@ -14,6 +14,8 @@ pub enum Warning {
     Downgrade,
     /// The store was found rolled back (see [`crate::ROLLBACK_WARNING`]).
     RolledBack,
+    /// A room changed under us (a notice, not a message): see [`RoomChange`].
+    RoomChanged(RoomChange),
     /// About who wrote an encrypted message: its device could not be confirmed as the
     /// sender's, its key is not one the user trusts, or both.
     Sender {
@@ -83,9 +85,51 @@ impl fmt::Display for KeyConcern {
 
 /// A plain description, without the sender's name: front ends word it with the delivery's
 /// sender and device.
+/// What a room did that the user must hear of when it happens, not at the next send.
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum RoomChange {
+    /// The room removed this account (XEP-0045 status code: 301 banned, 307 kicked, 321
+    /// affiliation taken away, 322 the room became members-only, 332 the service shut down).
+    Removed {
+        /// The status code the room gave.
+        code: u16,
+    },
+    /// The room is no longer private enough for encrypted messages: what the next send to it
+    /// would be refused for.
+    NoLongerPrivate(crate::RoomRefusal),
+}
+
+impl fmt::Display for RoomChange {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Removed { code } => {
+                let why = match code {
+                    301 => "you were banned",
+                    307 => "you were kicked",
+                    321 => "your membership was taken away",
+                    322 => "it became members-only and you are not a member",
+                    332 => "its service is shutting down",
+                    _ => "it gave no reason",
+                };
+                write!(
+                    f,
+                    "the room removed you ({why}, status {code}): you no longer read or write there"
+                )
+            }
+            Self::NoLongerPrivate(why) => write!(
+                f,
+                "the room changed: {why}. Nothing encrypted is sent there until it is private \
+                 again"
+            ),
+        }
+    }
+}
+
 impl fmt::Display for Warning {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
+            Self::RoomChanged(change) => write!(f, "ROOM CHANGED: {change}"),
             Self::Downgrade => f.write_str(
                 "UNENCRYPTED: this message came in clear, in a conversation that was encrypted \
                  until now; the servers on the way could read or change it",

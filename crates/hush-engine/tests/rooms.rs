@@ -432,3 +432,47 @@ fn a_room_member_is_no_stranger() {
         );
     }
 }
+
+#[test]
+fn a_member_with_a_flooded_device_list_is_left_out_not_blocking_the_room() {
+    let mut w = mixed_room();
+    let sender = &w.devices[&11];
+    let (_, members) = sender
+        .engine
+        .room_readers(&sender.store, ROOM, SendOptions::default())
+        .unwrap();
+    let flooded: Vec<u32> = (1..=500).collect();
+    let lists = members
+        .iter()
+        .map(|j| {
+            let list = if j == CAROL {
+                Some((Suite::Legacy, flooded.clone()))
+            } else {
+                w.list(j)
+            };
+            (j.clone(), list)
+        })
+        .collect();
+    let own = w.list(ALICE);
+    let plan = sender
+        .engine
+        .plan_room_send(&sender.store, ROOM, lists, own, NOW)
+        .unwrap();
+    assert!(
+        plan.targets().iter().all(|(_, j, _, _)| j != CAROL),
+        "{:?}",
+        plan.targets()
+    );
+    let bundles = plan
+        .bundles_needed
+        .iter()
+        .map(|(suite, j, d)| ((j.clone(), *d), Ok(w.devices[d].local.bundle(*suite))))
+        .collect();
+    let sender = w.devices.get_mut(&11).unwrap();
+    let prepared = sender
+        .engine
+        .prepare_room_send(&sender.store, plan, "still sent", bundles, NOW, &mut w.rng)
+        .unwrap();
+    assert_eq!(prepared.report.lists_unreadable, [CAROL]);
+    assert!(prepared.report.devices.iter().any(|(j, _)| j == BOB));
+}

@@ -639,6 +639,7 @@ impl<S: Store> Hush<S> {
             }
             let left = deadline.saturating_duration_since(tokio::time::Instant::now());
             let next = self.xmpp.next_encrypted(left, wake).await?;
+            let rooms_changed = self.xmpp.rooms_changed();
             if let Err(e) = self.apply_device_list_updates().await {
                 log::warn!("could not record a device-list change: {e}");
             }
@@ -646,6 +647,12 @@ impl<S: Store> Hush<S> {
                 log::warn!("could not record a room's change: {e}");
             }
             let Some(incoming) = next else {
+                if !self.backlog.is_empty() {
+                    continue; // a room's notice, found above
+                }
+                if rooms_changed && tokio::time::Instant::now() < deadline {
+                    continue; // only a room's change, taken in above: the wait goes on
+                }
                 if self.xmpp.take_state_lost().await? {
                     // What was in flight while the session was down is in the archive.
                     let found = self.catch_up(self.since).await?;

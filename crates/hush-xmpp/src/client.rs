@@ -1052,7 +1052,7 @@ impl XmppClient {
     /// Waits for the next encrypted message (other stanzas are skipped), up to `timeout`.
     /// Returns `None` on timeout, when `wake` is notified, and early when the session was lost
     /// or messages were dropped in a flood (see [`Self::take_state_lost`], which says so and
-    /// clears it).
+    /// clears it), or when a room changed or removed us (see [`Self::rooms_changed`]).
     pub async fn next_encrypted(
         &mut self,
         timeout: Duration,
@@ -1063,8 +1063,9 @@ impl XmppClient {
         if let Some(m) = self.pending.pop() {
             return Ok(Some(m));
         }
-        if self.state_lost || self.missed {
+        if self.state_lost || self.missed || self.rooms_changed() {
             // Seen during a request, or messages dropped then: the caller catches up first.
+            // Or a room changed: the caller looks at it first.
             return Ok(None);
         }
         let wait = async {
@@ -1084,6 +1085,9 @@ impl XmppClient {
                         if let Some(found) = self.read_live(m) {
                             return Ok(Some(found));
                         }
+                        if self.rooms_changed() {
+                            return Ok(None);
+                        }
                     }
                     Event::Stanza(Stanza::Iq(iq @ (Iq::Get { .. } | Iq::Set { .. }))) => {
                         self.answer(iq).await?;
@@ -1091,6 +1095,9 @@ impl XmppClient {
                     Event::Stanza(Stanza::Presence(p)) => {
                         self.note_presence(p);
                         self.answer_requests().await?;
+                        if self.rooms_changed() {
+                            return Ok(None);
+                        }
                     }
                     Event::Stream(e) => {
                         self.note_link(e);
@@ -1552,6 +1559,15 @@ impl XmppClient {
             self.rooms.remove(j);
         }
         removed
+    }
+
+    /// Whether a room said something changed, or removed us, since the last
+    /// [`Self::take_changed_rooms`] and [`Self::take_removed_rooms`]: [`Self::next_encrypted`]
+    /// returns early for the caller to look.
+    pub fn rooms_changed(&self) -> bool {
+        self.rooms
+            .values()
+            .any(|r| r.changed || r.removed.is_some())
     }
 
     /// Whether we are in `room` now.

@@ -49,6 +49,8 @@ pub(crate) struct RoomState {
     pub(crate) created: bool,
     /// The room refused us, with the condition.
     pub(crate) refused: Option<String>,
+    /// The affiliation each real JID had in its last presence.
+    pub(crate) affiliations: BTreeMap<BareJid, String>,
     /// Something changed that the stored room must learn: affiliations or the room's privacy.
     pub(crate) changed: bool,
     /// We were removed (kicked, banned, affiliation lost, room closed), with the status code.
@@ -193,16 +195,30 @@ pub(crate) fn note_presence(rooms: &mut BTreeMap<BareJid, RoomState>, p: &Presen
         }
         return true;
     }
-    let x = p.payloads.iter().find(|e| e.is("x", MUC_USER));
+    // The room appends its own `<x/>` after whatever the occupant put in its presence: the
+    // last one is the room's (an occupant's own could claim any JID or status code).
+    let x = p.payloads.iter().rfind(|e| e.is("x", MUC_USER));
     let codes = x.map(status_codes).unwrap_or_default();
     let item = x.and_then(|x| x.get_child("item", MUC_USER));
     let real = item
         .and_then(|i| i.attr("jid"))
         .and_then(|j| j.parse::<Jid>().ok())
         .map(|j| j.to_bare());
-    // An affiliation in a presence may differ from the stored list: read the lists again.
-    if item.and_then(|i| i.attr("affiliation")).is_some() {
-        state.changed = true;
+    // An affiliation other than the one this room's presences gave before for the same real
+    // JID: the lists are read again. (A first presence is no news: whoever is in a
+    // members-only room is on its lists, which are read again before every send anyway.)
+    if let (Some(jid), Some(affiliation)) = (&real, item.and_then(|i| i.attr("affiliation"))) {
+        let known = state.affiliations.get(jid).map(String::as_str);
+        if known.is_some_and(|k| k != affiliation) {
+            state.changed = true;
+        }
+        if known != Some(affiliation)
+            && (state.affiliations.len() < MAX_OCCUPANTS || known.is_some())
+        {
+            state
+                .affiliations
+                .insert(jid.clone(), affiliation.to_owned());
+        }
     }
     let own = codes.contains(&110);
     if p.type_ == PresenceType::Unavailable {
@@ -495,5 +511,28 @@ mod tests {
         assert!(archived(m, &room, "q1", 1).is_none());
         let m = archived_result("<message xmlns='jabber:client' type='chat' from='team@muc.x/bob'><body>hi</body><x xmlns='http://jabber.org/protocol/muc#user'><item jid='bob@x'/></x></message>");
         assert!(archived(m, &room, "q1", 1).is_none());
+    }
+
+    #[test]
+    fn only_a_changed_affiliation_marks_the_room_changed_and_the_rooms_own_x_counts() {
+        let mut r = rooms();
+        let room: BareJid = "team@muc.x".parse().unwrap();
+        let bob = "<presence xmlns='jabber:client' from='team@muc.x/bob'><x xmlns='http://jabber.org/protocol/muc#user'><item affiliation='member' role='participant' jid='bob@x'/></x></presence>";
+        note_presence(&mut r, &presence(bob));
+        assert!(!r[&room].changed, "a first presence is no news");
+        note_presence(&mut r, &presence(bob));
+        assert!(!r[&room].changed, "the same affiliation again is no news");
+        note_presence(&mut r, &presence("<presence xmlns='jabber:client' from='team@muc.x/bob'><x xmlns='http://jabber.org/protocol/muc#user'><item affiliation='admin' role='moderator' jid='bob@x'/></x></presence>"));
+        assert!(r[&room].changed);
+        // Mallory writes her own <x/> claiming Alice's JID and our status 110; the room's own
+        // comes last and is the one read.
+        let mut r = rooms();
+        note_presence(&mut r, &presence("<presence xmlns='jabber:client' from='team@muc.x/mallory'><x xmlns='http://jabber.org/protocol/muc#user'><item affiliation='owner' jid='alice@x'/><status code='110'/></x><x xmlns='http://jabber.org/protocol/muc#user'><item affiliation='member' role='participant' jid='mallory@x'/></x></presence>"));
+        let s = &r[&room];
+        assert!(!s.entered, "someone else's presence does not enter us");
+        assert_eq!(
+            s.occupants["mallory"].as_ref().map(|j| j.as_str()),
+            Some("mallory@x")
+        );
     }
 }

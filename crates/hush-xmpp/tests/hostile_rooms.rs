@@ -16,8 +16,8 @@
 use std::sync::{Arc, Mutex};
 
 use hush_devserver::{DevServer, Element};
-use hush_engine::{Refusal, RoomRefusal, SendOptions};
-use hush_store::Affiliation;
+use hush_engine::{Refusal, RoomChange, RoomRefusal, SendOptions, Warning};
+use hush_store::{Affiliation, Store};
 use hush_test_support::devserver::{self, connect};
 use hush_test_support::hostile::*;
 use hush_xmpp::{BareJid, XmppError};
@@ -287,7 +287,7 @@ async fn replayed_and_reordered_room_messages_are_read_once_each() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_room_turned_anonymous_gets_nothing_encrypted_and_nothing_in_clear() {
     let server = server().await;
-    let (room, mut alice, _bob, _carol) = room_of_three(&server).await;
+    let (room, mut alice, mut bob, _carol) = room_of_three(&server).await;
     let sent: Arc<Mutex<Vec<String>>> = Arc::default();
     let seen = sent.clone();
     on_request(&server, move |_, s| {
@@ -323,4 +323,78 @@ async fn a_room_turned_anonymous_gets_nothing_encrypted_and_nothing_in_clear() {
         !alice.rooms().unwrap()[0].config.non_anonymous,
         "the stored room must say what it is now"
     );
+    // Bob, who was not sending, is told when it happens.
+    let d = next(&mut bob).await;
+    assert!(d.is_room_notice(), "{d:?}");
+    assert!(
+        matches!(
+            &d.warning,
+            Some(Warning::RoomChanged(RoomChange::NoLongerPrivate(
+                RoomRefusal::Anonymous
+            )))
+        ),
+        "{d:?}"
+    );
+    assert_eq!(d.arrival.room.as_deref(), Some(room.as_str()));
+}
+
+// ---- 6. removed -------------------------------------------------------------------------------
+
+/// Alice takes Carol's membership away: Carol is told at once, the room is forgotten (its
+/// history stays), and she is not entered again on her next connection.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_member_removed_is_told_at_once_and_the_room_is_forgotten() {
+    let server = server().await;
+    let (room, mut alice, _bob, mut carol) = room_of_three(&server).await;
+    alice
+        .set_room_member(&room, &"carol@localhost".parse().unwrap(), None)
+        .await
+        .unwrap();
+    let d = next(&mut carol).await;
+    assert!(
+        matches!(
+            &d.warning,
+            Some(Warning::RoomChanged(RoomChange::Removed { code: 321 }))
+        ),
+        "{d:?}"
+    );
+    assert!(carol.rooms().unwrap().is_empty());
+    assert_eq!(carol.store().history(room.as_str(), 10).unwrap().len(), 1);
+    let store = carol.close().await.unwrap();
+    let mut carol = connect(&server, store).await;
+    nothing(&mut carol).await;
+    assert!(carol.rooms().unwrap().is_empty());
+}
+
+// ---- 7. a member's device list withheld -------------------------------------------------------
+
+/// The server will not give Carol's device list: the message goes to the others, and the
+/// report names Carol as a member whose list could not be read — a failure the sender sees,
+/// not a member "without devices".
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_member_whose_device_list_is_withheld_is_reported_as_unreachable() {
+    let server = server().await;
+    let (room, mut alice, mut bob, _carol) = room_of_three(&server).await;
+    on_delivery(&server, |to, s| {
+        let carols_list = s.name() == "iq"
+            && s.attr("type") == Some("result")
+            && s.attr("from") == Some("carol@localhost")
+            && xml(&s).contains("devices");
+        if bare_of(to) == "alice@localhost" && carols_list {
+            let id = s.attr("id").unwrap_or_default();
+            return vec![parse(&format!(
+                "<iq xmlns='jabber:client' type='error' id='{id}' from='carol@localhost' \
+                 to='{to}'><error type='wait'><resource-constraint \
+                 xmlns='urn:ietf:params:xml:ns:xmpp-stanzas'/></error></iq>"
+            ))];
+        }
+        vec![s]
+    });
+    let report = alice
+        .send_to_room(&room, "carol's server is busy", SendOptions::default())
+        .await
+        .unwrap();
+    assert_eq!(report.lists_unreadable, ["carol@localhost"], "{report:?}");
+    assert!(report.without_devices.is_empty(), "{report:?}");
+    expect_in_room(&mut bob, &room, "alice@localhost", "carol's server is busy").await;
 }

@@ -62,13 +62,15 @@ pub(super) async fn run(
 }
 
 /// [`CliError::Partial`] when the message missed devices it was meant for (their keys could not
-/// be had or used), so that scripts see it in the exit status; devices left out on purpose
-/// (inactive, by policy) do not count.
+/// be had or used), or room members whose device lists could not be read (each counted as
+/// one), so that scripts see it in the exit status; devices left out on purpose (inactive, by
+/// policy) do not count.
 fn partial(sent: &Shown) -> Result<()> {
     let delivered = sent.json["devices"].as_array().map_or(0, Vec::len);
     let missed = sent.json["skipped"]
         .as_array()
-        .map_or(0, |s| s.iter().filter(|d| d["failed"] == true).count());
+        .map_or(0, |s| s.iter().filter(|d| d["failed"] == true).count())
+        + sent.json["lists_unreadable"].as_array().map_or(0, Vec::len);
     if missed == 0 {
         return Ok(());
     }
@@ -155,6 +157,7 @@ impl Report for Sent<'_> {
                "new_keys": r.new_keys.iter().map(|(j, d, f)| json!({"jid": j, "device": d, "fingerprint": f})).collect::<Vec<_>>(),
                "room": self.room, "without_devices": r.without_devices,
                "members_added": r.members_added, "members_removed": r.members_removed,
+               "lists_unreadable": r.lists_unreadable,
                "security": properties_json(&r.properties)})
     }
 
@@ -188,6 +191,9 @@ impl Report for Sent<'_> {
                 printable(j)
             ));
         }
+        for j in &r.lists_unreadable {
+            lists_warning(&mut lines, j, to);
+        }
         for j in &r.without_devices {
             lines.push(format!(
                 "warning: {} is a member of {to} but announces no OMEMO device: they cannot read it",
@@ -202,6 +208,15 @@ impl Report for Sent<'_> {
         }
         lines
     }
+}
+
+/// The warning for a room member whose device list could not be read.
+fn lists_warning(lines: &mut Vec<String>, member: &str, room: &BareJid) {
+    lines.push(format!(
+        "warning: could not read the device list of {}, a member of {room}: they cannot read \
+         this message (try again when their server answers)",
+        printable(member)
+    ));
 }
 
 #[cfg(test)]
@@ -226,6 +241,19 @@ mod tests {
         }
         for c in ['\u{0}', '\u{1b}', '\u{7}', '\u{fffe}', '\u{ffff}'] {
             assert!(!xml_char(c), "{c:?}");
+        }
+    }
+
+    #[test]
+    fn a_room_member_whose_device_list_could_not_be_read_makes_a_send_partial() {
+        let mut shown = sent(2, &[]);
+        shown.json["lists_unreadable"] = json!(["carol@x"]);
+        match partial(&shown) {
+            Err(CliError::Partial {
+                missed: 1,
+                meant: 3,
+            }) => {}
+            other => panic!("{other:?}"),
         }
     }
 

@@ -6,7 +6,7 @@
 //! costs four round trips; a membership change missed between two notices must not leave a
 //! reader in.)
 
-use hush_engine::{Delivery, Route, SendOptions, SendReport};
+use hush_engine::{Delivery, RoomChange, RoomRefusal, Route, SendOptions, SendReport};
 use hush_proto::Suite;
 use hush_store::{Affiliation, Room, Store};
 use tokio_xmpp::parsers::jid::BareJid;
@@ -235,16 +235,36 @@ impl<S: Store> Hush<S> {
     }
 
     /// Stores what the rooms said changed (affiliations, privacy) since the last look, and
-    /// forgets the rooms that removed us.
+    /// tells the user — as a room notice for the next `receive` — when a room removed this
+    /// account or stopped being private enough for encrypted messages. A room that banned us
+    /// or took our membership away is forgotten (joining it again would be refused; its
+    /// history stays); one that kicked us or shut down is entered again on the next
+    /// connection.
     pub(crate) async fn apply_room_changes(&mut self) -> Result<()> {
         for (room, code) in self.xmpp.take_removed_rooms() {
-            if code != 0 {
-                log::warn!("{room} removed this account (status {code})");
+            if code == 0 {
+                continue; // our own leave
             }
+            log::warn!("{room} removed this account (status {code})");
+            if matches!(code, 301 | 321 | 322) {
+                self.store.forget_room(room.as_str())?;
+                self.room_news.remove(room.as_str());
+            }
+            self.backlog.push_back(Delivery::room_notice(
+                room.as_str(),
+                RoomChange::Removed { code },
+            ));
         }
         for room in self.xmpp.take_changed_rooms() {
             if let Some(stored) = self.store.room(room.as_str())? {
-                self.refresh_room(stored).await?;
+                let was = RoomRefusal::of(&stored);
+                let now = self.refresh_room(stored).await?;
+                if let (None, Some(why)) = (was, RoomRefusal::of(&now)) {
+                    self.backlog.push_back(Delivery::room_notice(
+                        room.as_str(),
+                        RoomChange::NoLongerPrivate(why),
+                    ));
+                }
             }
         }
         Ok(())
@@ -282,12 +302,15 @@ impl<S: Store> Hush<S> {
             .engine
             .room_readers(&self.store, room.as_str(), options)?;
         let mut lists = Vec::with_capacity(members.len());
+        // Members whose device list could not be read: not "without devices", a failure.
+        let mut unreadable = Vec::new();
         for member in members {
             let list = match member.parse::<BareJid>() {
                 Ok(jid) => match self.devices_of(&jid).await {
                     Ok(list) => list,
                     Err(e) => {
                         log::warn!("could not fetch {member}'s devices: {e}");
+                        unreadable.push(member.clone());
                         None
                     }
                 },
@@ -311,6 +334,8 @@ impl<S: Store> Hush<S> {
             self.engine
                 .prepare_room_send(&self.store, plan, text, bundles, now, &mut self.rng)?;
         let mut report = self.transmit(prepared).await?.0;
+        report.without_devices.retain(|j| !unreadable.contains(j));
+        report.lists_unreadable.extend(unreadable);
         let news = self.room_news.remove(room.as_str()).unwrap_or_default();
         report.members_added = news.added.into_iter().collect();
         report.members_removed = news.removed.into_iter().collect();
