@@ -14,7 +14,8 @@ use std::hint::black_box;
 use std::time::{Duration, Instant};
 
 use hush_proto::hazmat;
-use hush_proto::{IdentityKeyPair, Suite};
+use hush_proto::{seal, IdentityKeyPair, LocalDevice, Recipient, Session, Suite};
+use rand::rngs::StdRng;
 
 use hush_test_support::fixtures::{self, Established, KeyExchange};
 
@@ -30,6 +31,48 @@ fn time(mut op: impl FnMut()) -> f64 {
         n += 1;
     }
     start.elapsed().as_nanos() as f64 / n as f64
+}
+
+/// Alice's device (id 1) with a confirmed session to each of `devices` devices of `members`
+/// accounts: what a room message to them is encrypted on. `(jid, device id, session)`, and the
+/// RNG to go on with.
+fn room_sessions(members: u32, devices: u32) -> (Vec<(String, u32, Session)>, StdRng) {
+    let mut rng = fixtures::rng(13);
+    let alice = LocalDevice::generate(1, 1, 0, &mut rng).unwrap();
+    let mut sessions = Vec::new();
+    for m in 0..members {
+        let jid = format!("member{m}@example.net");
+        for n in 0..devices {
+            let device = LocalDevice::generate(100 + devices * m + n, 1, 0, &mut rng).unwrap();
+            let id = device.device_id();
+            let bundle = device.bundle(Suite::Omemo2);
+            let mut to = Session::initiate(alice.identity(), &bundle, &mut rng).unwrap();
+            let recipient = Recipient {
+                jid: &jid,
+                device_id: id,
+                session: &mut to,
+            };
+            let first = seal(Suite::Omemo2, 1, Some(b"hi"), &mut [recipient], &mut rng).unwrap();
+            let mut back = device
+                .open(&first, &jid, fixtures::ALICE, None, &mut rng)
+                .unwrap()
+                .session;
+            // The empty message that answers the key exchange, read by Alice.
+            let recipient = Recipient {
+                jid: fixtures::ALICE,
+                device_id: 1,
+                session: &mut back,
+            };
+            let answer = seal(Suite::Omemo2, id, None, &mut [recipient], &mut rng).unwrap();
+            let to = alice
+                .open(&answer, fixtures::ALICE, &jid, Some(to), &mut rng)
+                .unwrap()
+                .session;
+            assert!(to.is_confirmed());
+            sessions.push((jid.clone(), id, to));
+        }
+    }
+    (sessions, rng)
 }
 
 fn main() {
@@ -101,5 +144,30 @@ fn main() {
             }),
         );
     }
+    // One room message: 50 members with 3 devices each, one payload and 150 key wraps.
+    let (mut sessions, mut rng) = room_sessions(50, 3);
+    put(
+        "room_150",
+        time(|| {
+            let mut recipients: Vec<Recipient<'_>> = sessions
+                .iter_mut()
+                .map(|(jid, device_id, session)| Recipient {
+                    jid,
+                    device_id: *device_id,
+                    session,
+                })
+                .collect();
+            black_box(
+                seal(
+                    Suite::Omemo2,
+                    1,
+                    Some(&[0x42; 100]),
+                    &mut recipients,
+                    &mut rng,
+                )
+                .unwrap(),
+            );
+        }),
+    );
     println!("{}", serde_json::Value::Object(out));
 }

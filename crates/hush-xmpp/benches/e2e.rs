@@ -16,6 +16,16 @@
 //!
 //! * `mam_*_devserver`: the same two against `hush-devserver` in this process, whose archive
 //!   is served from memory: what the client does when the server is not the bottleneck.
+//! * `room_50x3/*` (issue #15): a members-only, non-anonymous room with 50 members of three
+//!   devices each besides the sender's account (three devices too), sessions established: one
+//!   room message is encrypted for 152 devices. `send` is `send_to_room` alone (the member list
+//!   read again, every member's device list fetched, the message encrypted, committed and
+//!   sent); `send_receive` lasts until all 152 other devices have it committed. All 153
+//!   clients run in this process (their receiving one after another on one thread) and share
+//!   the machine with Prosody, which relays a copy of the message to each of them:
+//!   `send_receive` is what the last device waits with the server's fan-out and every
+//!   reader's work on one machine, not what one member's own client waits. The engine's share
+//!   of the send, without the network, is `hush-engine`'s `room` bench.
 //!
 //! `cargo bench -p hush-xmpp --bench e2e` measures. `cargo test --benches` (CI) runs each bench
 //! once in test mode; there bursts are `BURST_TEST` messages and the archive holds
@@ -38,9 +48,9 @@ use criterion::{criterion_group, criterion_main, Criterion, SamplingMode, Throug
 use futures::future::join_all;
 use hush_devserver::DevServer;
 use hush_proto::{sce, seal, LocalDevice, Recipient, Suite, DEFAULT_PREKEYS};
-use hush_store::{SessionKey, SqliteStore, Store};
-use hush_test_support::prosody::Prosody;
-use hush_xmpp::{BareJid, ConnectOptions, Hush, XmppClient};
+use hush_store::{Affiliation, SessionKey, SqliteStore, Store};
+use hush_test_support::prosody::{Prosody, MUC_SERVICE};
+use hush_xmpp::{BareJid, ConnectOptions, Hush, SendOptions, XmppClient};
 use tokio::runtime::Runtime;
 
 /// Messages per burst in the messages/s benches.
@@ -52,6 +62,12 @@ const MAM_MESSAGES: usize = 10_000;
 const BURST_TEST: u64 = 5;
 /// More than two of Prosody's 50-message archive pages, so paging is exercised.
 const MAM_MESSAGES_TEST: usize = 120;
+/// Members of the room besides the sender's account (as issue #15 asks).
+const ROOM_MEMBERS: usize = 50;
+/// Devices of every account in the room, the sender's included.
+const ROOM_DEVICES: usize = 3;
+/// The members in test mode, for a quick run.
+const ROOM_MEMBERS_TEST: usize = 2;
 /// What is in Frank's archive before the fill: Erin's first message and Frank's empty answer.
 const ARCHIVED_BEFORE_FILL: usize = 2;
 /// Room left in Frank's archive for the heartbeat each catch-up ends with (an empty message to
@@ -291,6 +307,18 @@ fn e2e(c: &mut Criterion) {
     if selected(&["two_by_two/send_receive", "two_by_two/burst"]) {
         two_by_two(&mut group, &rt, &server, &scratch, burst);
     }
+    let members = if bench {
+        ROOM_MEMBERS
+    } else {
+        ROOM_MEMBERS_TEST
+    };
+    let room_bench = format!("room_{members}x{ROOM_DEVICES}");
+    if selected(&[
+        &format!("{room_bench}/send"),
+        &format!("{room_bench}/send_receive"),
+    ]) {
+        room(&mut group, &rt, &server, &scratch, members, &room_bench);
+    }
     if selected(&["mam_catch_up_10k", "mam_read_only_10k"]) {
         mam_catch_up(&mut group, &rt, &server, &scratch, bench, "");
     }
@@ -472,6 +500,119 @@ fn two_by_two(
                     futures::join!(send, receive);
                     total += t.elapsed();
                     join_all(devices.iter_mut().map(|h| settle(h, Duration::ZERO))).await;
+                }
+                total
+            })
+        })
+    });
+
+    rt.block_on(async {
+        for d in devices {
+            d.close().await.unwrap();
+        }
+    });
+}
+
+fn room(
+    group: &mut criterion::BenchmarkGroup<'_, criterion::measurement::WallTime>,
+    rt: &Runtime,
+    server: &dyn Server,
+    scratch: &Scratch,
+    members: usize,
+    name: &str,
+) {
+    let t = Instant::now();
+    let room: BareJid = format!("bench@{MUC_SERVICE}").parse().unwrap();
+    let owner_jid = server.register("owner");
+    let member_jids: Vec<String> = (0..members)
+        .map(|m| server.register(&format!("member{m}")))
+        .collect();
+    // devices[0] sends; the other devices of its account and every member's receive.
+    let mut devices = rt.block_on(async {
+        let mut d = Vec::new();
+        for jid in std::iter::once(&owner_jid).chain(&member_jids) {
+            for n in 0..ROOM_DEVICES {
+                let user = jid.split('@').next().unwrap();
+                let file = scratch.file(&format!("room-{user}-{n}.sqlite"));
+                d.push(device(server, &file, jid).await);
+            }
+        }
+        // The sender creates the room (members-only and non-anonymous) and admits the members.
+        d[0].join_room(&room, None).await.unwrap();
+        for jid in &member_jids {
+            let jid: BareJid = jid.parse().unwrap();
+            d[0].set_room_member(&room, &jid, Some(Affiliation::Member))
+                .await
+                .unwrap();
+        }
+        for r in &mut d[1..] {
+            r.join_room(&room, None).await.unwrap();
+        }
+        // The first message builds every session; each reader answers its key exchange.
+        let report = d[0]
+            .send_to_room(&room, "hello room", SendOptions::default())
+            .await
+            .unwrap();
+        assert_eq!(report.devices.len(), d.len() - 1, "{report:?}");
+        let (sender, receivers) = d.split_first_mut().unwrap();
+        join_all(receivers.iter_mut().map(|r| expect(r, "hello room"))).await;
+        let peers: Vec<(BareJid, u32)> = receivers
+            .iter()
+            .map(|r| (r.jid().clone(), r.device_id()))
+            .collect();
+        await_confirmed(sender, &peers).await;
+        // The answers' copies (Carbons) and the sender's own message coming back from the room.
+        join_all(d.iter_mut().map(|h| settle(h, Duration::from_millis(200)))).await;
+        d
+    });
+    let readers = devices.len() - 1;
+    eprintln!(
+        "e2e setup: room of {members} members and the owner, {ROOM_DEVICES} devices each, \
+         sessions established, in {:.2?}",
+        t.elapsed()
+    );
+    let mut serial = 0;
+
+    group.sampling_mode(SamplingMode::Flat);
+    group.throughput(Throughput::Elements(1));
+    group.bench_function(format!("{name}/send"), |b| {
+        b.iter_custom(|iters| {
+            rt.block_on(async {
+                let mut total = Duration::ZERO;
+                for _ in 0..iters {
+                    let m = text(&mut serial);
+                    let t = Instant::now();
+                    let report = devices[0]
+                        .send_to_room(&room, &m, SendOptions::default())
+                        .await
+                        .unwrap();
+                    total += t.elapsed();
+                    assert_eq!(report.devices.len(), readers, "{report:?}");
+                    join_all(devices[1..].iter_mut().map(|r| expect(r, &m))).await;
+                    settle(&mut devices[0], Duration::ZERO).await;
+                }
+                total
+            })
+        })
+    });
+    group.bench_function(format!("{name}/send_receive"), |b| {
+        b.iter_custom(|iters| {
+            rt.block_on(async {
+                let mut total = Duration::ZERO;
+                for _ in 0..iters {
+                    let m = text(&mut serial);
+                    let (sender, receivers) = devices.split_first_mut().unwrap();
+                    let t = Instant::now();
+                    let send = async {
+                        sender
+                            .send_to_room(&room, &m, SendOptions::default())
+                            .await
+                            .unwrap();
+                    };
+                    let receive = join_all(receivers.iter_mut().map(|r| expect(r, &m)));
+                    futures::join!(send, receive);
+                    total += t.elapsed();
+                    settle(sender, Duration::ZERO).await;
                 }
                 total
             })
