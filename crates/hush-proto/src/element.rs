@@ -118,26 +118,26 @@ impl EncryptedElement {
             .build();
         match self.suite {
             Suite::Omemo2 => {
-                let mut jids: Vec<&str> = Vec::new();
+                // One <keys/> per JID, in the order the JIDs first appear: grouped in one pass
+                // (a room message has a key for every device of every member).
+                let mut groups: Vec<(&str, Element)> = Vec::new();
+                let mut at: std::collections::HashMap<&str, usize> =
+                    std::collections::HashMap::new();
                 for k in &self.keys {
                     let j = k.jid.as_deref().unwrap_or("");
-                    if !jids.contains(&j) {
-                        jids.push(j);
+                    let i = *at.entry(j).or_insert_with(|| {
+                        groups.push((j, Element::builder("keys", ns).attr(an("jid"), j).build()));
+                        groups.len() - 1
+                    });
+                    let mut b = Element::builder("key", ns).attr(an("rid"), k.rid.to_string());
+                    if k.kex {
+                        b = b.attr(an("kex"), "true");
                     }
+                    groups[i]
+                        .1
+                        .append_child(b.append(b64_encode(&k.data)).build());
                 }
-                for j in jids {
-                    let mut keys = Element::builder("keys", ns).attr(an("jid"), j).build();
-                    for k in self
-                        .keys
-                        .iter()
-                        .filter(|k| k.jid.as_deref().unwrap_or("") == j)
-                    {
-                        let mut b = Element::builder("key", ns).attr(an("rid"), k.rid.to_string());
-                        if k.kex {
-                            b = b.attr(an("kex"), "true");
-                        }
-                        keys.append_child(b.append(b64_encode(&k.data)).build());
-                    }
+                for (_, keys) in groups {
                     header.append_child(keys);
                 }
             }
