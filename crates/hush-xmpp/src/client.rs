@@ -878,7 +878,7 @@ impl XmppClient {
         node: &str,
         item_id: &str,
         payload: Element,
-        max_items: bool,
+        config: pep::NodeConfig,
     ) -> Result<()> {
         let what = Request::Publish {
             node: node.to_owned(),
@@ -886,13 +886,7 @@ impl XmppClient {
         match self
             .request(
                 None,
-                IqRequest::Set(pep::publish(
-                    node,
-                    item_id,
-                    payload.clone(),
-                    true,
-                    max_items,
-                )),
+                IqRequest::Set(pep::publish(node, item_id, payload.clone(), true, config)),
                 &what,
             )
             .await
@@ -908,8 +902,8 @@ impl XmppClient {
                     "publishing to {node} with options was refused ({}); configuring the node",
                     crate::condition_name(&condition)
                 );
-                let plain = pep::publish(node, item_id, payload, false, max_items);
-                match self.configure(node, max_items).await {
+                let plain = pep::publish(node, item_id, payload, false, config);
+                match self.configure(node, config).await {
                     Ok(()) => {
                         self.request(None, IqRequest::Set(plain), &what).await?;
                     }
@@ -922,7 +916,7 @@ impl XmppClient {
                         ..
                     }) => {
                         self.request(None, IqRequest::Set(plain), &what).await?;
-                        self.configure(node, max_items).await?;
+                        self.configure(node, config).await?;
                     }
                     Err(e) => return Err(e),
                 }
@@ -933,10 +927,10 @@ impl XmppClient {
     }
 
     /// Configures our PEP node as OMEMO needs it (`pep::configure`).
-    async fn configure(&mut self, node: &str, max_items: bool) -> Result<()> {
+    async fn configure(&mut self, node: &str, config: pep::NodeConfig) -> Result<()> {
         self.request(
             None,
-            IqRequest::Set(pep::configure(node, max_items)),
+            IqRequest::Set(pep::configure(node, config)),
             &Request::Configure {
                 node: node.to_owned(),
             },
@@ -1001,7 +995,7 @@ impl XmppClient {
             list.suite.devices_node(),
             "current",
             list.to_element(),
-            false,
+            pep::NodeConfig::omemo(false),
         )
         .await
     }
@@ -1015,9 +1009,62 @@ impl XmppClient {
             &node,
             &item,
             bundle.to_element(),
-            bundle.suite == Suite::Omemo2,
+            pep::NodeConfig::omemo(bundle.suite == Suite::Omemo2),
         )
         .await
+    }
+
+    /// Bookmarks `room` (XEP-0402) to be entered as `nick` by every device of the account.
+    pub async fn publish_bookmark(&mut self, room: &BareJid, nick: &str) -> Result<()> {
+        self.publish(
+            crate::bookmarks::NODE,
+            room.as_str(),
+            crate::bookmarks::conference(nick),
+            pep::NodeConfig::PRIVATE,
+        )
+        .await
+    }
+
+    /// Removes `room`'s bookmark (nothing to remove is no error).
+    pub async fn retract_bookmark(&mut self, room: &BareJid) -> Result<()> {
+        let what = Request::Publish {
+            node: crate::bookmarks::NODE.to_owned(),
+        };
+        match self
+            .request(None, IqRequest::Set(crate::bookmarks::retract(room)), &what)
+            .await
+        {
+            Ok(_)
+            | Err(XmppError::Refused {
+                condition: DefinedCondition::ItemNotFound,
+                ..
+            }) => Ok(()),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// The account's room bookmarks (XEP-0402); none when it has none.
+    pub async fn bookmarks(&mut self) -> Result<Vec<crate::Bookmark>> {
+        let own = self.jid.clone();
+        let what = Request::Fetch {
+            node: crate::bookmarks::NODE.to_owned(),
+            jid: own.to_string(),
+        };
+        match self
+            .request(
+                None,
+                IqRequest::Get(pep::fetch(crate::bookmarks::NODE, None)),
+                &what,
+            )
+            .await
+        {
+            Ok(answer) => Ok(crate::bookmarks::read(answer.as_ref())),
+            Err(XmppError::Refused {
+                condition: DefinedCondition::ItemNotFound,
+                ..
+            }) => Ok(Vec::new()),
+            Err(e) => Err(e),
+        }
     }
 
     /// Fetches a contact's device list.

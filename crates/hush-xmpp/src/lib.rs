@@ -9,6 +9,7 @@
 #![warn(missing_docs)]
 
 mod account;
+mod bookmarks;
 mod client;
 mod disco;
 mod error;
@@ -28,6 +29,7 @@ mod roster;
 pub use account::{
     resource, Delivery, Hush, SendOptions, SendReport, DEFAULT_INACTIVE_AFTER, ROLLBACK_WARNING,
 };
+pub use bookmarks::Bookmark;
 pub use client::{ArchivePage, ConnectOptions, Entered, LinkStats, XmppClient, MAX_SENT_STANZA};
 pub use error::{
     condition_name, login_condition, ArchiveFault, DefinedCondition, Disconnect, LoginCondition,

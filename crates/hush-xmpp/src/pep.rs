@@ -11,14 +11,39 @@ use xso::error::FromElementError;
 /// The FORM_TYPE of publish-options (XEP-0060 §7.1.5), which xmpp-parsers does not name.
 const PUBLISH_OPTIONS: &str = "http://jabber.org/protocol/pubsub#publish-options";
 
-/// The node configuration OMEMO needs: readable by anyone, items kept (XEP-0384
-/// §"Server-side requirements"), as a submitted form of `form_type`.
-fn form(form_type: &str, max_items: bool) -> DataForm {
+/// How one of our nodes is kept: who may read it, and whether it keeps every item.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct NodeConfig {
+    /// `pubsub#access_model`.
+    pub(crate) access: &'static str,
+    /// `pubsub#max_items=max`: every item kept (one per device, one per room).
+    pub(crate) max_items: bool,
+}
+
+impl NodeConfig {
+    /// What OMEMO needs (XEP-0384 §"Server-side requirements"): readable by anyone, with
+    /// every item kept when the node has one per device.
+    pub(crate) fn omemo(max_items: bool) -> Self {
+        Self {
+            access: "open",
+            max_items,
+        }
+    }
+
+    /// Readable by the account alone, every item kept (XEP-0402 bookmarks).
+    pub(crate) const PRIVATE: Self = Self {
+        access: "whitelist",
+        max_items: true,
+    };
+}
+
+/// The node configuration `config`, items persisted, as a submitted form of `form_type`.
+fn form(form_type: &str, config: NodeConfig) -> DataForm {
     let mut fields = vec![
-        Field::text_single("pubsub#access_model", "open"),
+        Field::text_single("pubsub#access_model", config.access),
         Field::text_single("pubsub#persist_items", "true"),
     ];
-    if max_items {
+    if config.max_items {
         fields.push(Field::text_single("pubsub#max_items", "max"));
     }
     DataForm::new(DataFormType::Submit, form_type, fields)
@@ -30,7 +55,7 @@ pub(crate) fn publish(
     item_id: &str,
     payload: Element,
     with_options: bool,
-    max_items: bool,
+    config: NodeConfig,
 ) -> Element {
     PubSub::Publish {
         publish: Publish {
@@ -42,7 +67,7 @@ pub(crate) fn publish(
             }],
         },
         publish_options: with_options.then(|| PublishOptions {
-            form: Some(form(PUBLISH_OPTIONS, max_items)),
+            form: Some(form(PUBLISH_OPTIONS, config)),
         }),
     }
     .into()
@@ -50,11 +75,11 @@ pub(crate) fn publish(
 
 /// `<pubsub xmlns='…#owner'><configure node>form</configure></pubsub>` (XEP-0060 §8.2), used
 /// when a node exists with another configuration and publish-options are refused.
-pub(crate) fn configure(node: &str, max_items: bool) -> Element {
+pub(crate) fn configure(node: &str, config: NodeConfig) -> Element {
     Owner {
         payload: owner::Payload::Configure {
             node: Some(NodeName(node.to_owned())),
-            form: Some(form(ns::PUBSUB_CONFIGURE, max_items)),
+            form: Some(form(ns::PUBSUB_CONFIGURE, config)),
         },
     }
     .into()
@@ -106,7 +131,13 @@ mod tests {
     #[test]
     fn a_publish_carries_the_item_and_the_options_omemo_needs() {
         let payload = Element::builder("list", "urn:xmpp:omemo:2").build();
-        let el = publish("urn:xmpp:omemo:2:devices", "current", payload, true, true);
+        let el = publish(
+            "urn:xmpp:omemo:2:devices",
+            "current",
+            payload,
+            true,
+            NodeConfig::omemo(true),
+        );
         assert!(el.is("pubsub", PUBSUB));
         let publish = el.get_child("publish", PUBSUB).unwrap();
         assert_eq!(publish.attr("node"), Some("urn:xmpp:omemo:2:devices"));
@@ -129,12 +160,18 @@ mod tests {
 
     fn publish_without_options() -> Element {
         let payload = Element::builder("bundle", "urn:xmpp:omemo:2").build();
-        publish("urn:xmpp:omemo:2:bundles", "7", payload, false, false)
+        publish(
+            "urn:xmpp:omemo:2:bundles",
+            "7",
+            payload,
+            false,
+            NodeConfig::omemo(false),
+        )
     }
 
     #[test]
     fn a_configure_and_a_fetch_name_their_node() {
-        let el = configure("urn:xmpp:omemo:2:bundles", false);
+        let el = configure("urn:xmpp:omemo:2:bundles", NodeConfig::omemo(false));
         let owner = "http://jabber.org/protocol/pubsub#owner";
         let configure = el.get_child("configure", owner).unwrap();
         assert_eq!(configure.attr("node"), Some("urn:xmpp:omemo:2:bundles"));

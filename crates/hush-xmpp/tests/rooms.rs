@@ -202,3 +202,46 @@ async fn an_offline_member_catches_up_from_the_room_archive_and_a_new_one_starts
         .unwrap();
     expect_room_text(&mut bob, &room, "alice@localhost", "one more").await;
 }
+
+/// Bookmarks (XEP-0402): a room joined on one device is entered by the account's other
+/// devices when they connect, and one left is not.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_room_joined_on_one_device_is_entered_by_the_others_through_its_bookmark() {
+    let server = Prosody::start("room-bookmarks");
+    let room: BareJid = format!("synced@{MUC_SERVICE}").parse().unwrap();
+    let mut phone = support::account(&server, None, "alice", 11).await;
+    let mut bob = support::account(&server, None, "bob", 21).await;
+    phone.join_room(&room, Some("alice")).await.unwrap();
+    phone
+        .set_room_member(
+            &room,
+            &"bob@localhost".parse().unwrap(),
+            Some(Affiliation::Member),
+        )
+        .await
+        .unwrap();
+    bob.join_room(&room, None).await.unwrap();
+    let bookmarks = phone.bookmarks().await.unwrap();
+    assert_eq!(bookmarks.len(), 1, "{bookmarks:?}");
+    assert_eq!(bookmarks[0].room, room);
+    assert!(bookmarks[0].autojoin);
+
+    // Alice's laptop connects for the first time: it enters the room on its own, and reads
+    // Bob's next message.
+    let mut laptop = support::device(&server, None, "alice@localhost", 12).await;
+    laptop.catch_up(0).await.unwrap();
+    let rooms = laptop.rooms().unwrap();
+    assert_eq!(rooms.len(), 1, "{rooms:?}");
+    assert_eq!(rooms[0].nick, "alice");
+    bob.send_to_room(&room, "hello both devices", SendOptions::default())
+        .await
+        .unwrap();
+    expect_room_text(&mut laptop, &room, "bob@localhost", "hello both devices").await;
+    expect_room_text(&mut phone, &room, "bob@localhost", "hello both devices").await;
+
+    // Left on the phone: a third device does not enter it.
+    phone.leave_room(&room).await.unwrap();
+    let mut tablet = support::device(&server, None, "alice@localhost", 14).await;
+    tablet.catch_up(0).await.unwrap();
+    assert!(tablet.rooms().unwrap().is_empty());
+}

@@ -40,6 +40,11 @@ impl<S: Store> Hush<S> {
         });
         record.nick = entered.nick;
         let record = self.refresh_room(record).await?;
+        // Every device of the account enters it too (XEP-0402); without the bookmark this
+        // device is still in the room, so a failure is only logged.
+        if let Err(e) = self.xmpp.publish_bookmark(room, &record.nick).await {
+            log::warn!("could not bookmark {room} for this account's other devices: {e}");
+        }
         if new {
             // Nothing archived before the join was encrypted for us: reading starts at the
             // archive's end (or, if that cannot be read, at the time of joining).
@@ -95,8 +100,16 @@ impl<S: Store> Hush<S> {
     pub async fn leave_room(&mut self, room: &BareJid) -> Result<()> {
         self.xmpp.leave_room(room).await?;
         self.store.forget_room(room.as_str())?;
+        if let Err(e) = self.xmpp.retract_bookmark(room).await {
+            log::warn!("could not remove {room}'s bookmark: the account's other devices may enter it again: {e}");
+        }
         self.room_news.remove(room.as_str());
         Ok(())
+    }
+
+    /// The account's room bookmarks (XEP-0402), as its server keeps them for all its devices.
+    pub async fn bookmarks(&mut self) -> Result<Vec<crate::Bookmark>> {
+        self.xmpp.bookmarks().await
     }
 
     /// The rooms joined, as stored.
@@ -203,6 +216,7 @@ impl<S: Store> Hush<S> {
     /// `out`. A room that refuses, or whose archive cannot be read, is logged: the others are
     /// still entered.
     pub(crate) async fn enter_rooms(&mut self, out: &mut Vec<Delivery>) {
+        self.join_bookmarked_rooms().await;
         let rooms = match self.store.rooms() {
             Ok(r) => r,
             Err(e) => {
@@ -230,6 +244,36 @@ impl<S: Store> Hush<S> {
                     }
                 }
                 Err(e) => log::warn!("could not enter {jid} again: {e}"),
+            }
+        }
+    }
+
+    /// Joins the rooms the account bookmarked for entering automatically (XEP-0402) that this
+    /// device has not joined: a room joined on another device. Failures are logged; the rooms
+    /// this device joined are entered anyway.
+    async fn join_bookmarked_rooms(&mut self) {
+        let bookmarks = match self.xmpp.bookmarks().await {
+            Ok(b) => b,
+            Err(e) => {
+                log::warn!("could not read the account's room bookmarks: {e}");
+                return;
+            }
+        };
+        for b in bookmarks.into_iter().filter(|b| b.autojoin) {
+            match self.store.room(b.room.as_str()) {
+                Ok(None) => {}
+                Ok(Some(_)) => continue,
+                Err(e) => {
+                    log::warn!("could not read the joined rooms: {e}");
+                    return;
+                }
+            }
+            log::info!(
+                "entering {}, bookmarked by another device of this account",
+                b.room
+            );
+            if let Err(e) = self.join_room(&b.room, b.nick.as_deref()).await {
+                log::warn!("could not enter the bookmarked room {}: {e}", b.room);
             }
         }
     }
