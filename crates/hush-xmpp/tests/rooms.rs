@@ -1,6 +1,7 @@
 //! Rooms (XEP-0045) with OMEMO (XEP-0384 §5.8) through a real Prosody and its room service:
-//! a private room created and configured by Hush, three accounts and a second device talking
-//! in it, our own reflected messages, a member removed, and nothing in clear on the server.
+//! a private room created and configured by Hush, three accounts with two devices each talking
+//! in it, our own reflected messages, a member removed, the room's archive read after being
+//! offline, bookmarks, and nothing in clear on the server.
 
 // Test code: a failed assumption is a failed test, so it may unwrap, expect and panic.
 #![allow(
@@ -40,6 +41,8 @@ async fn three_accounts_and_a_second_device_talk_in_a_private_room() {
     let mut bob = support::account(&server, None, "bob", 21).await;
     let mut carol = support::account(&server, None, "carol", 31).await;
     let mut laptop = support::device(&server, None, "alice@localhost", 12).await;
+    let mut bob_laptop = support::device(&server, None, "bob@localhost", 22).await;
+    let mut carol_laptop = support::device(&server, None, "carol@localhost", 32).await;
     let (bob_jid, carol_jid): (BareJid, BareJid) = (
         "bob@localhost".parse().unwrap(),
         "carol@localhost".parse().unwrap(),
@@ -72,6 +75,8 @@ async fn three_accounts_and_a_second_device_talk_in_a_private_room() {
     );
     assert_eq!(seen.members.len(), 3, "{seen:?}");
     laptop.join_room(&room, Some("alice")).await.unwrap();
+    bob_laptop.join_room(&room, Some("bob")).await.unwrap();
+    carol_laptop.join_room(&room, None).await.unwrap();
 
     let report = alice
         .send_to_room(&room, "hello room", SendOptions::default())
@@ -84,19 +89,36 @@ async fn three_accounts_and_a_second_device_talk_in_a_private_room() {
         [
             ("alice@localhost".to_owned(), 12),
             ("bob@localhost".to_owned(), 21),
-            ("carol@localhost".to_owned(), 31)
+            ("bob@localhost".to_owned(), 22),
+            ("carol@localhost".to_owned(), 31),
+            ("carol@localhost".to_owned(), 32)
         ]
     );
-    expect_room_text(&mut bob, &room, "alice@localhost", "hello room").await;
-    expect_room_text(&mut carol, &room, "alice@localhost", "hello room").await;
-    expect_room_text(&mut laptop, &room, "alice@localhost", "hello room").await;
+    for device in [
+        &mut bob,
+        &mut bob_laptop,
+        &mut carol,
+        &mut carol_laptop,
+        &mut laptop,
+    ] {
+        expect_room_text(device, &room, "alice@localhost", "hello room").await;
+    }
 
-    // Bob answers; Alice's first message is his, not her own reflected one.
-    bob.send_to_room(&room, "hi from bob", SendOptions::default())
+    // Bob answers from his laptop; Alice's first message is his, not her own reflected one,
+    // and his phone reads it as his own account's.
+    bob_laptop
+        .send_to_room(&room, "hi from bob", SendOptions::default())
         .await
         .unwrap();
-    expect_room_text(&mut alice, &room, "bob@localhost", "hi from bob").await;
-    expect_room_text(&mut carol, &room, "bob@localhost", "hi from bob").await;
+    for device in [
+        &mut alice,
+        &mut laptop,
+        &mut carol,
+        &mut carol_laptop,
+        &mut bob,
+    ] {
+        expect_room_text(device, &room, "bob@localhost", "hi from bob").await;
+    }
 
     // Carol is no longer a member: the next message has no key for her.
     alice
@@ -113,6 +135,7 @@ async fn three_accounts_and_a_second_device_talk_in_a_private_room() {
         report.devices
     );
     expect_room_text(&mut bob, &room, "alice@localhost", "after carol").await;
+    expect_room_text(&mut bob_laptop, &room, "alice@localhost", "after carol").await;
 
     // The room kept only ciphertext.
     let stored = server.stored_bytes();
