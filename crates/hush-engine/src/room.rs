@@ -310,6 +310,7 @@ impl Engine {
             }
         }
         let suite = elements.first().map_or(Suite::Omemo2, |e| e.suite);
+        let suites: Vec<Suite> = elements.iter().map(|e| e.suite).collect();
         // Known by content too, should the room send it back under other ids (or none): the
         // first element, which a reader without a key of its own picks (the best suite).
         let digest = elements.first().and_then(|e| e.sent_digest());
@@ -332,6 +333,7 @@ impl Engine {
             stanza,
             report: SendReport {
                 suite: Some(suite),
+                suites,
                 devices,
                 skipped,
                 properties,

@@ -134,6 +134,7 @@ impl Engine {
             stanza: MessageStanza::in_clear(to, text, origin_id),
             report: SendReport {
                 suite: None,
+                suites: Vec::new(),
                 devices: Vec::new(),
                 skipped: Vec::new(),
                 properties: Properties::PLAINTEXT,
@@ -297,6 +298,7 @@ impl Engine {
             stanza: MessageStanza::encrypted(&to, element, origin_id),
             report: SendReport {
                 suite: Some(suite),
+                suites: vec![suite],
                 devices,
                 skipped,
                 properties,

@@ -10,6 +10,9 @@ pub struct SendReport {
     /// The suite used (OMEMO:2 when the contact announces it, legacy otherwise); `None` when
     /// the user had it sent in clear.
     pub suite: Option<Suite>,
+    /// Every suite the message went out in, best first: one for a contact; for a room, one per
+    /// suite its readers announce (each reader got the best it announces).
+    pub suites: Vec<Suite>,
     /// The devices the message was encrypted for: `(jid, device id)`.
     pub devices: Vec<(String, u32)>,
     /// Devices left out, with why (no bundle, distrusted, not verified, inactive).

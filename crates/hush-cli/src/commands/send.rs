@@ -155,6 +155,7 @@ impl Report for Sent<'_> {
                "skipped": r.skipped.iter().map(|(j, d, w)| json!({"jid": j, "device": d, "why": advice::obstacle(w),
                                                                  "reason": w.kind(), "failed": w.is_failure()})).collect::<Vec<_>>(),
                "new_keys": r.new_keys.iter().map(|(j, d, f)| json!({"jid": j, "device": d, "fingerprint": f})).collect::<Vec<_>>(),
+               "suites": r.suites.iter().map(|s| s.name()).collect::<Vec<_>>(),
                "room": self.room, "without_devices": r.without_devices,
                "members_added": r.members_added, "members_removed": r.members_removed,
                "lists_unreadable": r.lists_unreadable,
@@ -164,11 +165,23 @@ impl Report for Sent<'_> {
     fn text(&self) -> Vec<String> {
         let (r, to) = (&self.report, self.to);
         let mut lines = vec![match r.suite {
-            Some(suite) => format!(
-                "sent to {to} ({suite}), encrypted for {} device(s), authentication {}",
-                r.devices.len(),
-                r.properties.authentication
-            ),
+            Some(suite) => {
+                // A room message to members of both namespaces went out in each.
+                let suites = if r.suites.len() > 1 {
+                    r.suites
+                        .iter()
+                        .map(ToString::to_string)
+                        .collect::<Vec<_>>()
+                        .join(" and ")
+                } else {
+                    suite.to_string()
+                };
+                format!(
+                    "sent to {to} ({suites}), encrypted for {} device(s), authentication {}",
+                    r.devices.len(),
+                    r.properties.authentication
+                )
+            }
             None => format!("sent to {to} IN CLEAR, as you asked"),
         }];
         for (j, d, fp) in &r.new_keys {
