@@ -27,6 +27,7 @@ use rand_core::CryptoRng;
 use crate::refusal::{Obstacle, Refusal};
 use crate::send::{decide_readers, Fetched, Opened, Prepared, Route};
 use crate::stanza::MessageStanza;
+use crate::types::Unreached;
 use crate::{Engine, EngineError, Result, SendOptions, SendReport, MAX_LISTED_DEVICES};
 
 /// Why a room gets no encrypted message.
@@ -94,9 +95,9 @@ pub struct RoomPlan {
     device_lists: Vec<DeviceListUpdate>,
     /// Members with no OMEMO device at all: they cannot read the message.
     without_devices: Vec<String>,
-    /// Members whose device list names more devices than any account has: left out (a
-    /// flooded list must not keep the whole room from getting messages).
-    lists_refused: Vec<String>,
+    /// Members left out, with why: a flooded device list, or a downgrade (neither may keep
+    /// the whole room from getting the message).
+    unreached: Vec<(String, Unreached)>,
     /// Devices to encrypt for that have no session yet: fetch their bundles in the suite
     /// given and hand them to [`Engine::prepare_room_send`].
     pub bundles_needed: Vec<(Suite, String, u32)>,
@@ -178,7 +179,7 @@ impl Engine {
         let mut targets: Vec<(Suite, String, u32, bool)> = Vec::new();
         let mut inactive = Vec::new();
         let mut without_devices = Vec::new();
-        let mut lists_refused = Vec::new();
+        let mut unreached = Vec::new();
         let mut readers: Vec<(String, Announced, bool)> = lists
             .into_iter()
             // Only members get keys, whatever the shell fetched.
@@ -205,11 +206,30 @@ impl Engine {
                      of this room message",
                     devices.len()
                 );
-                lists_refused.push(jid);
+                unreached.push((
+                    jid,
+                    Unreached::ListTooLong {
+                        count: devices.len(),
+                    },
+                ));
                 continue;
             }
             if member {
-                self.refuse_downgrade(store, &jid, suite, &devices)?;
+                match self.refuse_downgrade(store, &jid, suite, &devices) {
+                    Ok(()) => {}
+                    Err(EngineError::NotSent {
+                        refusal: Refusal::Downgrade { used, left },
+                        ..
+                    }) => {
+                        log::warn!(
+                            "{jid} announces only {left} although {used} was used with them: \
+                             left out of this room message"
+                        );
+                        unreached.push((jid, Unreached::Downgrade { used, left }));
+                        continue;
+                    }
+                    Err(e) => return Err(e),
+                }
             }
             device_lists.push(DeviceListUpdate {
                 suite,
@@ -249,7 +269,7 @@ impl Engine {
             inactive,
             device_lists,
             without_devices,
-            lists_refused,
+            unreached,
             bundles_needed,
         })
     }
@@ -272,7 +292,7 @@ impl Engine {
             inactive,
             device_lists,
             without_devices,
-            lists_refused,
+            unreached,
             ..
         } = plan;
         // The room is checked again: its configuration may have changed since the plan.
@@ -341,7 +361,7 @@ impl Engine {
                 without_devices,
                 members_added: Vec::new(),
                 members_removed: Vec::new(),
-                lists_unreadable: lists_refused,
+                members_unreached: unreached,
             },
         })
     }

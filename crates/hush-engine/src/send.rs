@@ -142,7 +142,7 @@ impl Engine {
                 without_devices: Vec::new(),
                 members_added: Vec::new(),
                 members_removed: Vec::new(),
-                lists_unreadable: Vec::new(),
+                members_unreached: Vec::new(),
             },
         }
     }
@@ -306,7 +306,7 @@ impl Engine {
                 without_devices: Vec::new(),
                 members_added: Vec::new(),
                 members_removed: Vec::new(),
-                lists_unreadable: Vec::new(),
+                members_unreached: Vec::new(),
             },
         })
     }

@@ -32,9 +32,48 @@ pub struct SendReport {
     pub members_added: Vec<String>,
     /// For a room: members its member list lost since then (they get no key any more).
     pub members_removed: Vec<String>,
-    /// For a room: members whose device list could not be read (the server did not answer,
-    /// or refused): they cannot read the message — a failure, unlike `without_devices`.
-    pub lists_unreadable: Vec<String>,
+    /// For a room: members who got no key at all, with why (see [`Unreached`]): they cannot
+    /// read the message — a failure, unlike `without_devices`.
+    pub members_unreached: Vec<(String, Unreached)>,
+}
+
+/// Why a room member got no key for a message although they are a member.
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Unreached {
+    /// Their device list could not be read (their server did not answer, or refused).
+    ListUnreadable,
+    /// Their device list names more devices than any account has (a flooded list).
+    ListTooLong {
+        /// How many it named.
+        count: usize,
+    },
+    /// They announce only a weaker suite than one we already used with them: a server may be
+    /// hiding their better list. They are left out rather than downgraded (in a room the
+    /// others still get the message; to a contact the send is refused).
+    Downgrade {
+        /// The suite used with them before.
+        used: Suite,
+        /// The only suite they announce now.
+        left: Suite,
+    },
+}
+
+impl core::fmt::Display for Unreached {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        match self {
+            Self::ListUnreadable => f.write_str("their device list could not be read"),
+            Self::ListTooLong { count } => write!(
+                f,
+                "their device list names {count} devices, more than any account has"
+            ),
+            Self::Downgrade { used, left } => write!(
+                f,
+                "they now announce only {left} although {used} was used with them (a server \
+                 may be hiding their {used} devices): left out rather than downgraded"
+            ),
+        }
+    }
 }
 
 /// How one message may be sent, besides the conversation's own settings.

@@ -70,7 +70,9 @@ fn partial(sent: &Shown) -> Result<()> {
     let missed = sent.json["skipped"]
         .as_array()
         .map_or(0, |s| s.iter().filter(|d| d["failed"] == true).count())
-        + sent.json["lists_unreadable"].as_array().map_or(0, Vec::len);
+        + sent.json["members_unreached"]
+            .as_array()
+            .map_or(0, Vec::len);
     if missed == 0 {
         return Ok(());
     }
@@ -158,7 +160,7 @@ impl Report for Sent<'_> {
                "suites": r.suites.iter().map(|s| s.name()).collect::<Vec<_>>(),
                "room": self.room, "without_devices": r.without_devices,
                "members_added": r.members_added, "members_removed": r.members_removed,
-               "lists_unreadable": r.lists_unreadable,
+               "members_unreached": r.members_unreached.iter().map(|(j, why)| json!({"jid": j, "why": why.to_string()})).collect::<Vec<_>>(),
                "security": properties_json(&r.properties)})
     }
 
@@ -204,8 +206,12 @@ impl Report for Sent<'_> {
                 printable(j)
             ));
         }
-        for j in &r.lists_unreadable {
-            lists_warning(&mut lines, j, to);
+        for (j, why) in &r.members_unreached {
+            lines.push(format!(
+                "warning: {}, a member of {to}, cannot read this message: {}",
+                printable(j),
+                printable(&why.to_string())
+            ));
         }
         for j in &r.without_devices {
             lines.push(format!(
@@ -221,15 +227,6 @@ impl Report for Sent<'_> {
         }
         lines
     }
-}
-
-/// The warning for a room member whose device list could not be read.
-fn lists_warning(lines: &mut Vec<String>, member: &str, room: &BareJid) {
-    lines.push(format!(
-        "warning: could not read the device list of {}, a member of {room}: they cannot read \
-         this message (try again when their server answers)",
-        printable(member)
-    ));
 }
 
 #[cfg(test)]
@@ -260,7 +257,7 @@ mod tests {
     #[test]
     fn a_room_member_whose_device_list_could_not_be_read_makes_a_send_partial() {
         let mut shown = sent(2, &[]);
-        shown.json["lists_unreadable"] = json!(["carol@x"]);
+        shown.json["members_unreached"] = json!([{"jid": "carol@x", "why": "unreadable"}]);
         match partial(&shown) {
             Err(CliError::Partial {
                 missed: 1,

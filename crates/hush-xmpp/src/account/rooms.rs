@@ -379,7 +379,11 @@ impl<S: Store> Hush<S> {
                 .prepare_room_send(&self.store, plan, text, bundles, now, &mut self.rng)?;
         let mut report = self.transmit(prepared).await?.0;
         report.without_devices.retain(|j| !unreadable.contains(j));
-        report.lists_unreadable.extend(unreadable);
+        report.members_unreached.extend(
+            unreadable
+                .into_iter()
+                .map(|j| (j, hush_engine::Unreached::ListUnreadable)),
+        );
         let news = self.room_news.remove(room.as_str()).unwrap_or_default();
         report.members_added = news.added.into_iter().collect();
         report.members_removed = news.removed.into_iter().collect();
