@@ -14,7 +14,7 @@ pub(super) const HISTORY_SHOWN: usize = 20;
 
 /// The commands, for `/help`.
 pub(super) const HELP: &[&str] = &[
-    "/to JID              talk to JID (Enter sends to them)",
+    "/to JID              talk to JID, or to a room you joined (Enter sends to them)",
     "/history [N]         the last N (20) messages with them",
     "/status              who can read the conversation, and who could add a reader",
     "/devices [JID]       their devices (or JID's), fingerprints and trust",

@@ -129,6 +129,18 @@ async fn converse(path: PathBuf, peer: Option<BareJid>) -> Result<()> {
         .and_then(|d| u32::try_from(d).ok())
         .unwrap_or(0);
     let mut chat = Chat::new(&me, device, peer.clone(), unix_now());
+    // Which conversations are rooms: a line to one goes to all its members.
+    if let Ok(rooms) = calls.call("rooms", json!({})).await {
+        let joined = rooms.json["rooms"]
+            .as_array()
+            .map(|r| {
+                r.iter()
+                    .filter_map(|r| r["room"].as_str().map(str::to_owned))
+                    .collect::<Vec<_>>()
+            })
+            .unwrap_or_default();
+        chat.set_rooms(joined);
+    }
 
     let (feed_tx, feed) = unbounded_channel();
     let (acks, acks_rx) = unbounded_channel();

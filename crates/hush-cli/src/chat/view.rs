@@ -141,6 +141,8 @@ pub(super) struct Chat {
     own_sends: Vec<(String, String)>,
     /// Now, in seconds since the epoch: today's messages show the time only.
     now: u64,
+    /// The rooms the account joined (XEP-0045): a line to one goes to every member.
+    rooms: std::collections::BTreeSet<String>,
 }
 
 impl Chat {
@@ -163,6 +165,7 @@ impl Chat {
             backlog_left: 0,
             own_sends: Vec::new(),
             now,
+            rooms: std::collections::BTreeSet::new(),
         };
         let hint = match &chat.peer {
             Some(peer) => format!(
@@ -173,6 +176,20 @@ impl Chat {
         };
         chat.say(Tone::Dim, hint);
         chat
+    }
+
+    /// The rooms the account joined, as the agent lists them: a conversation with one of
+    /// them is a room's.
+    pub(super) fn set_rooms(&mut self, rooms: impl IntoIterator<Item = String>) {
+        self.rooms = rooms.into_iter().collect();
+        if let Some(peer) = self.peer.clone().filter(|p| self.is_room(p)) {
+            self.say(Tone::Dim, room_hint(&peer));
+        }
+    }
+
+    /// Whether `jid` is a room the account joined.
+    fn is_room(&self, jid: &BareJid) -> bool {
+        self.rooms.contains(jid.as_str())
     }
 
     /// The conversation's contact.
@@ -311,11 +328,11 @@ impl Chat {
                 let entry = self.push(parts);
                 let own = (to.to_string(), text.clone());
                 self.own_sends.push(own.clone());
-                Some(self.call(
-                    Purpose::Send { entry, own },
-                    "send",
-                    json!({"to": to.to_string(), "text": text}),
-                ))
+                let mut params = json!({"to": to.to_string(), "text": text});
+                if self.is_room(&to) {
+                    params["muc"] = json!(true);
+                }
+                Some(self.call(Purpose::Send { entry, own }, "send", params))
             }
             Line::Command(c) => {
                 self.input.take();
@@ -335,13 +352,15 @@ impl Chat {
             Command::Quit => return Some(Action::Quit),
             Command::To(jid) => {
                 self.peer = Some(jid.clone());
-                self.say(
-                    Tone::Dim,
+                let said = if self.is_room(jid) {
+                    room_hint(jid)
+                } else {
                     format!(
                         "talking to {} now: Enter sends to them",
                         printable(jid.as_str())
-                    ),
-                );
+                    )
+                };
+                self.say(Tone::Dim, said);
                 return Some(self.history(jid.clone(), command::HISTORY_SHOWN));
             }
             _ => {}
@@ -411,10 +430,7 @@ impl Chat {
         let devices = j["devices"].as_array().map_or(0, Vec::len);
         let status = if j["encrypted"] == true {
             (
-                format!(
-                    "  ✓ {}, {devices} device(s)",
-                    j["ns"].as_str().unwrap_or("encrypted")
-                ),
+                format!("  ✓ {}, {devices} device(s)", suites_of(j, "encrypted")),
                 Tone::Good,
             )
         } else {
@@ -536,10 +552,7 @@ impl Chat {
         let devices = s["devices"].as_array().map_or(0, Vec::len);
         parts.push(if s["encrypted"] == true {
             (
-                format!(
-                    "  ✓ {}, {devices} device(s)",
-                    s["ns"].as_str().unwrap_or("?")
-                ),
+                format!("  ✓ {}, {devices} device(s)", suites_of(s, "?")),
                 Tone::Good,
             )
         } else {
@@ -592,17 +605,29 @@ impl Chat {
         };
         let ours = from == self.me.0;
         let to = m["to"].as_str().unwrap_or("?");
+        // A room message belongs to the room's conversation, from its sender there.
+        let room = m["room"].as_str();
+        let conversation = room.unwrap_or(from);
+        let current = self
+            .peer
+            .as_ref()
+            .is_some_and(|p| p.as_str() == conversation);
         if ours {
-            // Sent by another device of ours (a carbon).
+            // Sent by another device of ours (a carbon, or our message in a room).
             parts.push(("→ ".into(), Tone::Me));
-            parts.push((printable(to), Tone::Peer));
+            parts.push((printable(room.unwrap_or(to)), Tone::Peer));
             parts.push((format!(" (from your device {device})"), Tone::Dim));
         } else {
-            let tone = match &self.peer {
-                Some(peer) if peer.as_str() == from => Tone::Peer,
-                _ => Tone::Stranger,
+            let tone = if current { Tone::Peer } else { Tone::Stranger };
+            let label = match room {
+                Some(room) => format!(
+                    "[{}] {} <{who}>",
+                    printable(room),
+                    printable(m["nick"].as_str().unwrap_or("?"))
+                ),
+                None => who.clone(),
             };
-            parts.push((who.clone(), tone));
+            parts.push((label, tone));
         }
         if m["encrypted"] == true {
             let trust = m["trust"].as_str().unwrap_or("undecided");
@@ -623,8 +648,11 @@ impl Chat {
         if m["delayed"] == true {
             parts.push(("  (delayed)".into(), Tone::Dim));
         }
-        if !ours && self.peer.as_ref().is_none_or(|p| p.as_str() != from) {
-            parts.push((format!("  (/to {who} to answer)"), Tone::Dim));
+        if !ours && !current {
+            parts.push((
+                format!("  (/to {} to answer)", printable(conversation)),
+                Tone::Dim,
+            ));
         }
         self.push(parts);
     }
@@ -796,6 +824,29 @@ fn wrap(parts: &[(String, Tone)], width: usize) -> Vec<Vec<(String, Tone)>> {
         }
     }
     rows
+}
+
+/// The suites a send report says the message went out in (a room message to members of
+/// both namespaces went in each), else `unknown`.
+fn suites_of(report: &Value, unknown: &str) -> String {
+    let listed: Vec<&str> = report["suites"]
+        .as_array()
+        .map(|s| s.iter().filter_map(Value::as_str).collect())
+        .unwrap_or_default();
+    if listed.is_empty() {
+        report["ns"].as_str().unwrap_or(unknown).to_owned()
+    } else {
+        listed.join(" and ")
+    }
+}
+
+/// What Enter does in the room `room`.
+fn room_hint(room: &BareJid) -> String {
+    format!(
+        "{} is a room you joined: Enter sends your line to every device of every member, \
+         end-to-end encrypted",
+        printable(room.as_str())
+    )
 }
 
 #[cfg(test)]
@@ -1156,5 +1207,54 @@ mod tests {
         assert!(after[8].contains("1 new rows below"), "{after:#?}");
         chat.on_terminal(key(KeyCode::Esc));
         assert!(screen(&mut chat, 80, 10)[7].ends_with("a new one"));
+    }
+
+    #[test]
+    fn a_room_message_shows_the_room_nick_and_sender_and_a_line_goes_to_the_room() {
+        let room: BareJid = "team@muc.example.org".parse().unwrap();
+        let mut chat = Chat::new("alice@example.org", 11, Some(room.clone()), NOW);
+        chat.set_rooms(["team@muc.example.org".to_owned()]);
+        let mut m = message("bob@example.net", "hi room", "blind");
+        m["room"] = json!("team@muc.example.org");
+        m["nick"] = json!("Bob");
+        m["to"] = json!("team@muc.example.org");
+        chat.on_message(&m);
+        // A direct message from Bob is another conversation: it says how to answer him.
+        chat.on_message(&message("bob@example.net", "just you", "blind"));
+        let rows = screen(&mut chat, 120, 10);
+        assert!(
+            rows.iter().any(|r| r
+                == "05:45 [team@muc.example.org] Bob <bob@example.net> [device 5, omemo:2, blind]: hi room"),
+            "{rows:#?}"
+        );
+        assert!(
+            rows.iter()
+                .any(|r| r.contains("just you  (/to bob@example.net to answer)")),
+            "{rows:#?}"
+        );
+        assert!(
+            rows.iter().any(|r| r.contains("is a room you joined")),
+            "{rows:#?}"
+        );
+        let Some(Action::Call(call)) = type_line(&mut chat, "hello all") else {
+            panic!("no call")
+        };
+        assert_eq!(
+            call.params,
+            json!({"to": "team@muc.example.org", "text": "hello all", "muc": true})
+        );
+        let sent = Shown {
+            json: json!({"encrypted": true, "ns": "omemo:2",
+                         "suites": ["omemo:2", "omemo:legacy"], "devices": [{}, {}]}),
+            text: Vec::new(),
+        };
+        chat.on_answer(call.tag, Ok(sent));
+        let rows = screen(&mut chat, 120, 10);
+        assert!(
+            rows.iter().any(|r| r.ends_with(
+                "→ team@muc.example.org: hello all  ✓ omemo:2 and omemo:legacy, 2 device(s)"
+            )),
+            "{rows:#?}"
+        );
     }
 }
