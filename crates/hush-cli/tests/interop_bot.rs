@@ -17,38 +17,14 @@
 
 mod support;
 
-use std::io::{BufRead, BufReader, Read, Write};
 use std::path::{Path, PathBuf};
-use std::process::{Child, ChildStdin, Command, Stdio};
-use std::sync::mpsc::{self, Receiver, RecvTimeoutError};
-use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::sync::Mutex;
 
 use hush_devserver::DevServer;
 use hush_test_support::prosody::Prosody;
 use serde_json::{json, Value};
+use support::bot::Bot;
 use support::*;
-
-/// How long the bot gets for any one step (login and publishing, one decryption, one send).
-const BOT_STEP: Duration = Duration::from_secs(60);
-
-fn workspace() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..")
-}
-
-fn python() -> PathBuf {
-    if let Some(p) = std::env::var_os("HUSH_PYTHON") {
-        return PathBuf::from(p);
-    }
-    let venv = workspace().join(".venv/bin/python");
-    assert!(
-        venv.exists(),
-        "the interop peers are not installed: run ./scripts/test (it creates .venv with slixmpp, \
-         slixmpp-omemo and python-omemo), or point HUSH_PYTHON at a Python with \
-         interop/requirements.txt installed"
-    );
-    venv
-}
 
 /// The server both clients use.
 trait Server {
@@ -184,133 +160,7 @@ fn hush_recv(u: &User, count: usize) -> Vec<Value> {
     )))
 }
 
-/// The bot process, driven over JSON lines. Its stdout and stderr are read by threads, so a
-/// wait for an event is bounded by a deadline, never by a sleep.
-struct Bot {
-    child: Child,
-    stdin: Option<ChildStdin>,
-    events: Receiver<Value>,
-    stderr: Arc<Mutex<String>>,
-    ns: &'static str,
-    device: u64,
-    fingerprint: String,
-    /// Every event seen so far, for failure messages.
-    seen: Vec<Value>,
-}
-
 impl Bot {
-    fn start(server: &dyn Server, dir: &Path, jid: &str, password: &str, ns: &'static str) -> Self {
-        let mut child = Command::new(python())
-            .arg(workspace().join("interop/bot.py"))
-            .args(["--jid", jid, "--password", password])
-            .args(["--server", &server.address(), "--ns", ns])
-            .arg("--store")
-            .arg(dir.join(format!("bot-{ns}.json")))
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("start interop/bot.py");
-        let (tx, events) = mpsc::channel();
-        let stdout = BufReader::new(child.stdout.take().unwrap());
-        std::thread::spawn(move || {
-            for line in stdout.lines() {
-                let Ok(line) = line else { break };
-                // Anything that is not JSON is kept as a string and fails the test below.
-                let v = serde_json::from_str(&line).unwrap_or(Value::String(line));
-                if tx.send(v).is_err() {
-                    break;
-                }
-            }
-        });
-        let stderr = Arc::new(Mutex::new(String::new()));
-        let sink = Arc::clone(&stderr);
-        let mut err = child.stderr.take().unwrap();
-        std::thread::spawn(move || {
-            let mut buf = [0u8; 4096];
-            while let Ok(n) = err.read(&mut buf) {
-                if n == 0 {
-                    break;
-                }
-                sink.lock()
-                    .unwrap()
-                    .push_str(&String::from_utf8_lossy(&buf[..n]));
-            }
-        });
-        let mut bot = Self {
-            stdin: child.stdin.take(),
-            child,
-            events,
-            stderr,
-            ns,
-            device: 0,
-            fingerprint: String::new(),
-            seen: Vec::new(),
-        };
-        let ready = bot.next("ready");
-        assert_eq!(ready["ready"], true, "{}", bot.report());
-        assert_eq!(ready["ns"], ns, "{}", bot.report());
-        bot.device = ready["device"].as_u64().unwrap();
-        bot.fingerprint = ready["fingerprint"].as_str().unwrap().to_owned();
-        bot
-    }
-
-    fn report(&self) -> String {
-        format!(
-            "bot events so far: {:?}\nbot stderr:\n{}",
-            self.seen,
-            self.stderr.lock().unwrap()
-        )
-    }
-
-    /// The next event (errors and protocol violations fail the test), within `BOT_STEP`.
-    fn next(&mut self, waiting_for: &str) -> Value {
-        let v = match self.events.recv_timeout(BOT_STEP) {
-            Ok(v) => v,
-            Err(RecvTimeoutError::Timeout) => {
-                panic!(
-                    "no {waiting_for} from the bot within {BOT_STEP:?}; {}",
-                    self.report()
-                )
-            }
-            Err(RecvTimeoutError::Disconnected) => panic!(
-                "the bot exited ({:?}) while we waited for {waiting_for}; {}",
-                self.child.wait(),
-                self.report()
-            ),
-        };
-        self.seen.push(v.clone());
-        assert!(
-            v.is_object() && v.get("error").is_none(),
-            "the bot reported {v} while we waited for {waiting_for}; {}",
-            self.report()
-        );
-        v
-    }
-
-    /// Waits for the next event of `kind`; only empty OMEMO messages (key-exchange completion,
-    /// heartbeats) may come first.
-    fn next_of(&mut self, kind: &str) -> Value {
-        loop {
-            let v = self.next(kind);
-            if v[kind] == true {
-                return v;
-            }
-            assert_eq!(
-                v["empty"],
-                true,
-                "expected {kind}, the bot said {v}; {}",
-                self.report()
-            );
-        }
-    }
-
-    fn command(&mut self, cmd: Value) {
-        let stdin = self.stdin.as_mut().unwrap();
-        writeln!(stdin, "{cmd}").unwrap();
-        stdin.flush().unwrap();
-    }
-
     /// Has the bot encrypt `body` for `to` (which must have exactly one device, `device`).
     fn send(&mut self, to: &User, body: &str) {
         self.command(json!({"send": {"to": to.jid, "body": body}}));
@@ -328,41 +178,6 @@ impl Bot {
         assert_eq!(got["device"], from.device, "{got}");
         assert_eq!(got["ns"], self.ns, "{got}");
         assert_eq!(got["fingerprint"], from.fingerprint.as_str(), "{got}");
-    }
-
-    /// `{"quit": true}`: the bot says goodbye and exits 0.
-    fn quit(mut self) {
-        self.command(json!({"quit": true}));
-        self.next_of("bye");
-        drop(self.stdin.take());
-        // Its stdout closes as it exits; then waiting for it is bounded.
-        match self.events.recv_timeout(BOT_STEP) {
-            Err(RecvTimeoutError::Disconnected) => {}
-            other => panic!(
-                "the bot did not exit after bye: {other:?}; {}",
-                self.report()
-            ),
-        }
-        let status = self.child.wait().unwrap();
-        assert!(
-            status.success(),
-            "bot exited with {status}; {}",
-            self.report()
-        );
-        // Failures inside slixmpp's or python-omemo's own tasks only show up in the log.
-        let log = self.stderr.lock().unwrap().clone();
-        assert!(
-            !log.contains("Traceback") && !log.contains(" ERROR "),
-            "the bot logged errors:\n{log}"
-        );
-    }
-}
-
-impl Drop for Bot {
-    fn drop(&mut self) {
-        // Only still running if the test failed before `quit`.
-        let _ = self.child.kill();
-        let _ = self.child.wait();
     }
 }
 
@@ -383,7 +198,7 @@ fn exchange(server: &dyn Server, ns: &'static str, hush_ns: &str, label: &str) {
     let dir = scratch(&format!("interop-bot-{ns}{label}"));
     let alice = init(server, &dir, "alice");
     let bot_jid = server.register("bot", "bot-pw");
-    let mut bot = Bot::start(server, &dir, &bot_jid, "bot-pw", ns);
+    let mut bot = Bot::start(&server.address(), &dir, &bot_jid, "bot-pw", ns);
     // Each body starts with a unique plain-ASCII part, searched for on the server's disk at the
     // end; the rest is there to survive both stacks' encodings unchanged.
     let mut markers = Vec::new();

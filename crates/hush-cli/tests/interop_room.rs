@@ -18,34 +18,10 @@
 
 mod support;
 
-use std::io::{BufRead, BufReader, Read, Write};
-use std::path::{Path, PathBuf};
-use std::process::{Child, ChildStdin, Command, Stdio};
-use std::sync::mpsc::{self, Receiver, RecvTimeoutError};
-use std::sync::{Arc, Mutex};
-use std::time::Duration;
-
 use hush_test_support::prosody::{Prosody, MUC_SERVICE};
 use serde_json::{json, Value};
+use support::bot::Bot;
 use support::*;
-
-/// How long the bot gets for any one step (login and publishing, joining, one decryption,
-/// one send).
-const BOT_STEP: Duration = Duration::from_secs(60);
-
-fn python() -> PathBuf {
-    if let Some(p) = std::env::var_os("HUSH_PYTHON") {
-        return PathBuf::from(p);
-    }
-    let venv = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../.venv/bin/python");
-    assert!(
-        venv.exists(),
-        "the interop peers are not installed: run ./scripts/test (it creates .venv with slixmpp, \
-         slixmpp-omemo and python-omemo), or point HUSH_PYTHON at a Python with \
-         interop/requirements.txt installed"
-    );
-    venv
-}
 
 /// A Hush account with its agent running, and who it is.
 struct Member {
@@ -123,132 +99,7 @@ impl Member {
     }
 }
 
-/// The bot process, driven over JSON lines; its stdout and stderr are read by threads, so a
-/// wait for an event is bounded by a deadline, never by a sleep.
-struct Bot {
-    child: Child,
-    stdin: Option<ChildStdin>,
-    events: Receiver<Value>,
-    stderr: Arc<Mutex<String>>,
-    jid: String,
-    device: u64,
-    fingerprint: String,
-    /// Every event seen so far, for failure messages.
-    seen: Vec<Value>,
-}
-
 impl Bot {
-    /// Starts the bot for `jid` in legacy OMEMO and waits until it has published its keys.
-    fn start(server: &Prosody, dir: &Path, jid: &str, password: &str) -> Self {
-        let mut child = Command::new(python())
-            .arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("../../interop/bot.py"))
-            .args(["--jid", jid, "--password", password])
-            .args(["--server", &server.address(), "--ns", "legacy"])
-            .arg("--store")
-            .arg(dir.join("bot.json"))
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("start interop/bot.py");
-        let (tx, events) = mpsc::channel();
-        let stdout = BufReader::new(child.stdout.take().unwrap());
-        std::thread::spawn(move || {
-            for line in stdout.lines() {
-                let Ok(line) = line else { break };
-                // A line that is not JSON stays a string, and fails the test in `next`.
-                let v = serde_json::from_str(&line).unwrap_or(Value::String(line));
-                if tx.send(v).is_err() {
-                    break;
-                }
-            }
-        });
-        let stderr = Arc::new(Mutex::new(String::new()));
-        let sink = Arc::clone(&stderr);
-        let mut err = child.stderr.take().unwrap();
-        std::thread::spawn(move || {
-            let mut buf = [0u8; 4096];
-            while let Ok(n) = err.read(&mut buf) {
-                if n == 0 {
-                    break;
-                }
-                sink.lock()
-                    .unwrap()
-                    .push_str(&String::from_utf8_lossy(&buf[..n]));
-            }
-        });
-        let mut bot = Self {
-            stdin: child.stdin.take(),
-            child,
-            events,
-            stderr,
-            jid: jid.to_owned(),
-            device: 0,
-            fingerprint: String::new(),
-            seen: Vec::new(),
-        };
-        let ready = bot.next("ready");
-        assert_eq!(ready["ready"], true, "{}", bot.report());
-        assert_eq!(ready["ns"], "legacy", "{}", bot.report());
-        bot.device = ready["device"].as_u64().unwrap();
-        bot.fingerprint = ready["fingerprint"].as_str().unwrap().to_owned();
-        bot
-    }
-
-    fn report(&self) -> String {
-        format!(
-            "bot events so far: {:?}\nbot stderr:\n{}",
-            self.seen,
-            self.stderr.lock().unwrap()
-        )
-    }
-
-    /// The next event within `BOT_STEP`; an error or a line that is not a JSON object fails.
-    fn next(&mut self, waiting_for: &str) -> Value {
-        let v = match self.events.recv_timeout(BOT_STEP) {
-            Ok(v) => v,
-            Err(RecvTimeoutError::Timeout) => panic!(
-                "no {waiting_for} from the bot within {BOT_STEP:?}; {}",
-                self.report()
-            ),
-            Err(RecvTimeoutError::Disconnected) => panic!(
-                "the bot exited ({:?}) while we waited for {waiting_for}; {}",
-                self.child.wait(),
-                self.report()
-            ),
-        };
-        self.seen.push(v.clone());
-        assert!(
-            v.is_object() && v.get("error").is_none(),
-            "the bot reported {v} while we waited for {waiting_for}; {}",
-            self.report()
-        );
-        v
-    }
-
-    /// The next event of `kind`; only empty OMEMO messages (key-exchange completion,
-    /// heartbeats) may come before it.
-    fn next_of(&mut self, kind: &str) -> Value {
-        loop {
-            let v = self.next(kind);
-            if v[kind] == true {
-                return v;
-            }
-            assert_eq!(
-                v["empty"],
-                true,
-                "expected {kind}, the bot said {v}; {}",
-                self.report()
-            );
-        }
-    }
-
-    fn command(&mut self, cmd: Value) {
-        let stdin = self.stdin.as_mut().unwrap();
-        writeln!(stdin, "{cmd}").unwrap();
-        stdin.flush().unwrap();
-    }
-
     /// Joins `room` as `nick`; the occupants it then sees, by nickname, with their real JIDs.
     fn join(&mut self, room: &str, nick: &str) -> Value {
         self.command(json!({"join": {"room": room, "nick": nick}}));
@@ -288,41 +139,6 @@ impl Bot {
         assert_eq!(got["device"], from.device, "{got}");
         assert_eq!(got["ns"], "legacy", "{got}");
         assert_eq!(got["fingerprint"], from.fingerprint.as_str(), "{got}");
-    }
-
-    /// `{"quit": true}`: the bot says goodbye, exits 0, and logged no error on the way.
-    fn quit(mut self) {
-        self.command(json!({"quit": true}));
-        self.next_of("bye");
-        drop(self.stdin.take());
-        // Its stdout closes as it exits; then waiting for it is bounded.
-        match self.events.recv_timeout(BOT_STEP) {
-            Err(RecvTimeoutError::Disconnected) => {}
-            other => panic!(
-                "the bot did not exit after bye: {other:?}; {}",
-                self.report()
-            ),
-        }
-        let status = self.child.wait().unwrap();
-        assert!(
-            status.success(),
-            "bot exited with {status}; {}",
-            self.report()
-        );
-        // Failures inside slixmpp's or python-omemo's own tasks only show up in the log.
-        let log = self.stderr.lock().unwrap().clone();
-        assert!(
-            !log.contains("Traceback") && !log.contains(" ERROR "),
-            "the bot logged errors:\n{log}"
-        );
-    }
-}
-
-impl Drop for Bot {
-    fn drop(&mut self) {
-        // Only still running if the test failed before `quit`.
-        let _ = self.child.kill();
-        let _ = self.child.wait();
     }
 }
 
@@ -394,7 +210,7 @@ fn hush_and_slixmpp_omemo_bot_talk_in_a_members_only_room_over_legacy() {
     // them, with their real JIDs.
     let alice = Member::start(alice);
     let bob = Member::start(bob);
-    let mut bot = Bot::start(&server, &dir, &bot_jid, "bot-pw");
+    let mut bot = Bot::start(&server.address(), &dir, &bot_jid, "bot-pw", "legacy");
     let occupants = bot.join(&room, "bot");
     assert_eq!(
         occupants,
