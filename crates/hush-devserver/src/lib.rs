@@ -92,6 +92,20 @@ pub struct Archived {
     pub stanza: String,
 }
 
+/// What an archive holds, as [`Archived`] entries, oldest first.
+fn archived(archive: &mam::Archive) -> Vec<Archived> {
+    archive
+        .entries
+        .iter()
+        .map(|e| Archived {
+            id: e.id.clone(),
+            stamp: e.stamp / 1_000_000,
+            with: e.with.clone(),
+            stanza: xml::to_string(&e.stanza),
+        })
+        .collect()
+}
+
 /// Hooks for a hostile server. The defaults pass everything through unchanged.
 ///
 /// The hooks run on the server's connection tasks while the server waits: keep them quick, and
@@ -280,18 +294,7 @@ impl DevServer {
         let st = lock(&self.shared.state);
         st.rooms
             .get(&name)
-            .map(|r| {
-                r.archive
-                    .entries
-                    .iter()
-                    .map(|e| Archived {
-                        id: e.id.clone(),
-                        stamp: e.stamp / 1_000_000,
-                        with: e.with.clone(),
-                        stanza: xml::to_string(&e.stanza),
-                    })
-                    .collect()
-            })
+            .map(|r| archived(&r.archive))
             .unwrap_or_default()
     }
 
@@ -330,18 +333,7 @@ impl DevServer {
         let st = lock(&self.shared.state);
         st.users
             .get(&name)
-            .map(|u| {
-                u.archive
-                    .entries
-                    .iter()
-                    .map(|e| Archived {
-                        id: e.id.clone(),
-                        stamp: e.stamp / 1_000_000,
-                        with: e.with.clone(),
-                        stanza: xml::to_string(&e.stanza),
-                    })
-                    .collect()
-            })
+            .map(|u| archived(&u.archive))
             .unwrap_or_default()
     }
 

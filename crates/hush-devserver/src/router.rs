@@ -882,6 +882,23 @@ impl Cx<'_> {
         if let Some(s) = self.session_mut() {
             s.mam_queried = true;
         }
+        let owner = self.shared.bare(self.user);
+        let user = self.user.to_owned();
+        self.answer_archive_query(iq, query, &owner, |st| {
+            st.users.get(&user).map(|u| (&u.archive, None))
+        });
+    }
+
+    /// Answers the archive query `iq` (its `<query/>` is `query`) from the archive `pick`
+    /// finds (with a rewrite for each result, if any), the results coming from `owner`: the
+    /// results, then the `<fin/>`; or the error a malformed query or an unknown id earns.
+    fn answer_archive_query(
+        &mut self,
+        iq: &Element,
+        query: &Element,
+        owner: &str,
+        pick: impl Fn(&State) -> Option<(&mam::Archive, Option<fn(&mut Element)>)>,
+    ) {
         let q = match mam::parse_query(query) {
             Ok(q) => q,
             Err(mam::QueryError::BadRequest(why)) => {
@@ -891,24 +908,27 @@ impl Cx<'_> {
                 return self.error(iq, Condition::ItemNotFound, None, None)
             }
         };
-        let owner = self.shared.bare(self.user);
         let query_id = query.attr("queryid");
-        let Some(user) = self.st.users.get(self.user) else {
+        let Some((archive, rewrite)) = pick(self.st) else {
             return self.error(iq, Condition::ItemNotFound, None, None);
         };
-        let (results, fin) = match user.archive.run(&q) {
+        let (results, fin) = match archive.run(&q) {
             Ok(page) => {
                 let results: Vec<Element> = page
                     .items
                     .iter()
                     .map(|e| {
-                        mam::result_message(
-                            &owner,
+                        let mut m = mam::result_message(
+                            owner,
                             self.full,
                             self.shared.next_id("mam"),
                             query_id,
                             e,
-                        )
+                        );
+                        if let Some(rewrite) = rewrite {
+                            rewrite(&mut m);
+                        }
+                        m
                     })
                     .collect();
                 (results, mam::fin(&page))

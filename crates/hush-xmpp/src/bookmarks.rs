@@ -10,6 +10,8 @@
 use tokio_xmpp::minidom::Element;
 use tokio_xmpp::parsers::jid::BareJid;
 
+use crate::muc::name;
+
 /// The node (XEP-0402 §3).
 pub(crate) const NODE: &str = "urn:xmpp:bookmarks:1";
 const PUBSUB: &str = "http://jabber.org/protocol/pubsub";
@@ -89,16 +91,6 @@ pub(crate) fn read(answer: Option<&Element>) -> Vec<Bookmark> {
             })
         })
         .collect()
-}
-
-/// An attribute name of this module.
-#[expect(
-    clippy::expect_used,
-    reason = "attribute names in this module are static, valid NCNames"
-)]
-fn name(name: &'static str) -> tokio_xmpp::minidom::rxml::NcName {
-    tokio_xmpp::minidom::rxml::NcName::try_from(name)
-        .expect("attribute names in this module are valid NCNames")
 }
 
 #[cfg(test)]

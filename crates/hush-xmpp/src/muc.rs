@@ -354,14 +354,14 @@ pub(crate) fn archived(
     Some(incoming)
 }
 
-/// An attribute name of this module.
+/// An attribute name, for the elements this module and [`crate::bookmarks`] build.
 #[expect(
     clippy::expect_used,
-    reason = "attribute names in this module are static, valid NCNames"
+    reason = "attribute names here are static literals, valid NCNames"
 )]
-fn name(name: &'static str) -> tokio_xmpp::minidom::rxml::NcName {
+pub(crate) fn name(name: &'static str) -> tokio_xmpp::minidom::rxml::NcName {
     tokio_xmpp::minidom::rxml::NcName::try_from(name)
-        .expect("attribute names in this module are valid NCNames")
+        .expect("attribute names here are static literals, valid NCNames")
 }
 
 #[cfg(test)]

@@ -670,59 +670,16 @@ impl Cx<'_> {
 
     /// A query of the room's archive: results come from the room's bare JID.
     fn room_archive_query(&mut self, room: &str, iq: &Element, query: &Element) {
-        let q = match mam::parse_query(query) {
-            Ok(q) => q,
-            Err(mam::QueryError::BadRequest(why)) => {
-                return self.error(iq, Condition::BadRequest, None, Some(&why))
-            }
-            Err(mam::QueryError::ItemNotFound) => {
-                return self.error(iq, Condition::ItemNotFound, None, None)
-            }
-        };
         let jid = self.room_jid(room);
-        let query_id = query.attr("queryid");
-        let Some(r) = self.st.rooms.get(room) else {
-            return;
-        };
-        let strip = !r.non_anonymous;
-        let (results, fin) = match r.archive.run(&q) {
-            Ok(page) => {
-                let results: Vec<Element> = page
-                    .items
-                    .iter()
-                    .map(|e| {
-                        let mut m = mam::result_message(
-                            &jid,
-                            self.full,
-                            self.shared.next_id("mam"),
-                            query_id,
-                            e,
-                        );
-                        if strip {
-                            strip_real_jids(&mut m);
-                        }
-                        m
-                    })
-                    .collect();
-                (results, mam::fin(&page))
-            }
-            Err(mam::QueryError::ItemNotFound) => {
-                return self.error(
-                    iq,
-                    Condition::ItemNotFound,
-                    None,
-                    Some("the archive has no message with that id"),
-                )
-            }
-            Err(mam::QueryError::BadRequest(why)) => {
-                return self.error(iq, Condition::BadRequest, None, Some(&why))
-            }
-        };
-        let full = self.full.to_owned();
-        for r in results {
-            self.push(&full, r);
-        }
-        self.result(iq, Some(fin));
+        self.answer_archive_query(iq, query, &jid, |st| {
+            let r = st.rooms.get(room)?;
+            let rewrite: Option<fn(&mut Element)> = if r.non_anonymous {
+                None
+            } else {
+                Some(strip_real_jids)
+            };
+            Some((&r.archive, rewrite))
+        });
     }
 }
 
