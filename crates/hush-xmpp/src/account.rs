@@ -746,15 +746,31 @@ impl<S: Store> Hush<S> {
     /// connection sends initial presence once the archive is read, then reads once more: what
     /// arrived in between is archived but, as we queried the archive, not pushed to us.
     async fn read_archive(&mut self, since: u64, out: &mut Vec<Delivery>) -> Result<()> {
-        let own = self.jid.as_str().to_owned();
-        let mut cursor = self.engine.archive_cursor(&self.store, since)?;
+        let cursor = self.engine.archive_cursor(&self.store, since)?;
+        self.read_pages(None, cursor, out).await
+    }
+
+    /// Pages through our archive, or `room`'s (XEP-0313 §6), from `cursor`, committing each
+    /// page and moving the archive's resume point past it while the next page travels: a
+    /// crash never skips a message, and a copy read again (live, and in the archive) is
+    /// recognised by its ids or its content. Reading our own archive on a connection not
+    /// online yet goes online at its end and reads once more (see [`Self::read_archive`]).
+    pub(crate) async fn read_pages(
+        &mut self,
+        room: Option<&BareJid>,
+        mut cursor: hush_engine::ArchiveCursor,
+        out: &mut Vec<Delivery>,
+    ) -> Result<()> {
+        let archive = room.unwrap_or(&self.jid).as_str().to_owned();
         self.xmpp
-            .query_archive(cursor.after(), Some(cursor.since()))
+            .query_archive_of(room, cursor.after(), Some(cursor.since()))
             .await?;
         loop {
             let page = match self.xmpp.archive_page().await {
                 Err(XmppError::ArchiveLostPlace) if cursor.lost_place() => {
-                    self.xmpp.query_archive(None, Some(cursor.since())).await?;
+                    self.xmpp
+                        .query_archive_of(room, None, Some(cursor.since()))
+                        .await?;
                     continue;
                 }
                 page => page?,
@@ -762,7 +778,7 @@ impl<S: Store> Hush<S> {
             cursor.page(page.complete, page.last.as_deref())?;
             let more = if !page.complete {
                 true
-            } else if !self.xmpp.is_online() {
+            } else if room.is_none() && !self.xmpp.is_online() {
                 self.xmpp.go_online().await?;
                 true
             } else {
@@ -770,7 +786,7 @@ impl<S: Store> Hush<S> {
             };
             if more {
                 self.xmpp
-                    .query_archive(cursor.after(), Some(cursor.since()))
+                    .query_archive_of(room, cursor.after(), Some(cursor.since()))
                     .await?;
             }
             for incoming in page.messages {
@@ -778,9 +794,9 @@ impl<S: Store> Hush<S> {
                     out.push(d);
                 }
             }
-            // The page is committed: the next catch-up starts after it.
+            // The page is committed: the next reading starts after it.
             if let Some(last) = &page.last {
-                self.store.set_archive_resume(&own, last)?;
+                self.store.set_archive_resume(&archive, last)?;
             }
             if !more {
                 return Ok(());

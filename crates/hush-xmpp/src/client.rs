@@ -1167,24 +1167,23 @@ impl XmppClient {
     /// since `start` (unix seconds) when `after` is `None`, without waiting for it: the caller
     /// can work on the previous page while this one travels. [`Self::archive_page`] reads it.
     pub async fn query_archive(&mut self, after: Option<&str>, start: Option<u64>) -> Result<()> {
-        let start = if after.is_none() { start } else { None };
-        self.start_archive_query(None, after, start, None).await
+        self.query_archive_of(None, after, start).await
     }
 
-    /// [`Self::query_archive`] for the archive of `room` (XEP-0313 §6), which we must be in:
-    /// its results are room messages from the real JIDs the archive kept for their senders.
-    pub async fn query_room_archive(
+    /// [`Self::query_archive`] for our archive (`None`), or the archive of `room` (XEP-0313
+    /// §6), which we must be in: its results are room messages from the real JIDs the archive
+    /// kept for their senders.
+    pub async fn query_archive_of(
         &mut self,
-        room: &BareJid,
+        room: Option<&BareJid>,
         after: Option<&str>,
         start: Option<u64>,
     ) -> Result<()> {
-        if !self.in_room(room) {
+        if let Some(room) = room.filter(|r| !self.in_room(r)) {
             return Err(XmppError::NotJoined(room.to_string()));
         }
         let start = if after.is_none() { start } else { None };
-        self.start_archive_query(Some(room), after, start, None)
-            .await
+        self.start_archive_query(room, after, start, None).await
     }
 
     /// The archive id of the last message in our archive, if any (one query, one result).

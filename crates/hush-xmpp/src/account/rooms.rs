@@ -163,51 +163,19 @@ impl<S: Store> Hush<S> {
         self.backlog.extend(found);
     }
 
-    /// Pages through `room`'s archive from where we last read it (XEP-0313 §6), committing
-    /// each page and moving the room's resume point past it, as the catch-up on our own
-    /// archive does: a crash never skips a room message, and a copy read again (live and in
-    /// the archive) is recognised by the room's archive id or its content.
+    /// Reads `room`'s archive (XEP-0313 §6) from where we last read it: the first time, from
+    /// where its archive ended when we joined.
     pub(super) async fn read_room_archive(
         &mut self,
         room: &BareJid,
         out: &mut Vec<Delivery>,
     ) -> Result<()> {
-        let Some(mut cursor) = self
+        match self
             .engine
             .room_archive_cursor(&self.store, room.as_str())?
-        else {
-            return Ok(());
-        };
-        self.xmpp
-            .query_room_archive(room, cursor.after(), Some(cursor.since()))
-            .await?;
-        loop {
-            let page = match self.xmpp.archive_page().await {
-                Err(XmppError::ArchiveLostPlace) if cursor.lost_place() => {
-                    self.xmpp
-                        .query_room_archive(room, None, Some(cursor.since()))
-                        .await?;
-                    continue;
-                }
-                page => page?,
-            };
-            cursor.page(page.complete, page.last.as_deref())?;
-            if !page.complete {
-                self.xmpp
-                    .query_room_archive(room, cursor.after(), Some(cursor.since()))
-                    .await?;
-            }
-            for incoming in page.messages {
-                if let Some(d) = self.process(incoming).await? {
-                    out.push(d);
-                }
-            }
-            if let Some(last) = &page.last {
-                self.store.set_archive_resume(room.as_str(), last)?;
-            }
-            if page.complete {
-                return Ok(());
-            }
+        {
+            Some(cursor) => self.read_pages(Some(room), cursor, out).await,
+            None => Ok(()),
         }
     }
 
