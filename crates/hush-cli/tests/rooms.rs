@@ -118,6 +118,11 @@ fn three_accounts_talk_in_a_private_room_from_the_command_line() {
     let status = &json_lines(&ok(hush(&alice.home, &["--json", "status", &room])))[0];
     assert_eq!(status["room"], true, "{status}");
     assert_eq!(status["members_only"], true, "{status}");
+    assert_eq!(status["security"]["confidentiality"], true, "{status}");
+    assert_eq!(
+        status["security"]["authentication"], "weak",
+        "no member's key is verified: {status}"
+    );
     let readers: Vec<&str> = status["readers"]
         .as_array()
         .unwrap()

@@ -199,13 +199,16 @@ fn room_report(store: &SqliteStore, room: &hush_store::Room, global_off: bool) -
     let engine = hush_engine::Engine::new(&account.jid, account.device.clone());
     let conversation = store.conversation(&room.jid)?;
     let strong = conversation.policy.min_auth >= Authentication::Strong;
-    let next = if conversation.policy.off || global_off {
-        "in clear: you switched encryption off".to_owned()
+    let (next, encrypted) = if conversation.policy.off || global_off {
+        ("in clear: you switched encryption off".to_owned(), false)
     } else {
         match engine.secure_room(store, &room.jid) {
-            Ok(_) => "encrypted, for every device below that reads it".to_owned(),
+            Ok(_) => (
+                "encrypted, for every device below that reads it".to_owned(),
+                true,
+            ),
             Err(hush_engine::EngineError::NotSent { refusal, .. }) => {
-                format!("refused, nothing would be sent: {refusal}")
+                (format!("refused, nothing would be sent: {refusal}"), false)
             }
             Err(e) => return Err(e.into()),
         }
@@ -237,6 +240,8 @@ fn room_report(store: &SqliteStore, room: &hush_store::Room, global_off: bool) -
         "who can read it (as last seen; the next send reads the member list again):".to_owned(),
     ];
     let mut own_done = false;
+    // Devices that read the next message, and how many of them are verified.
+    let mut reading = (0usize, 0usize);
     let mut members: Vec<(&str, Option<hush_store::Affiliation>)> = room
         .members
         .iter()
@@ -263,6 +268,10 @@ fn room_report(store: &SqliteStore, room: &hush_store::Room, global_off: bool) -
             let reads = c.left_out.is_none()
                 && c.trust != Some(Trust::Distrusted)
                 && (!strong || c.trust == Some(Trust::Verified));
+            if reads {
+                reading.0 += 1;
+                reading.1 += usize::from(c.trust == Some(Trust::Verified));
+            }
             readers.push(
                 json!({"jid": c.jid, "affiliation": affiliation.map(|a| a.as_str()),
                 "device": c.device, "fingerprint": c.identity.map(|i| i.fingerprint()),
@@ -284,6 +293,37 @@ fn room_report(store: &SqliteStore, room: &hush_store::Room, global_off: bool) -
         "  and this device ({})",
         account.device.identity().public().fingerprint()
     ));
+    // As for a contact: strong authentication only when every reader's key is verified.
+    let properties = match (encrypted, reading) {
+        (false, _) => Some(Properties::PLAINTEXT),
+        (true, (0, _)) => None,
+        (true, (all, verified)) => Some(Properties::omemo(if verified == all {
+            Authentication::Strong
+        } else {
+            Authentication::Weak
+        })),
+    };
+    text.insert(
+        2,
+        match &properties {
+            None => format!(
+                "security: not known until the members' devices are (required: {} \
+                 authentication)",
+                conversation.policy.min_auth
+            ),
+            Some(p) => format!(
+                "security: confidentiality {}, integrity {}, authentication {} (required: {}), \
+                 forward secrecy {}, deniability {}, replay protection {}",
+                yes(p.confidentiality),
+                yes(p.integrity),
+                p.authentication,
+                conversation.policy.min_auth,
+                yes(p.forward_secrecy),
+                yes(p.deniability),
+                yes(p.replay_protection)
+            ),
+        },
+    );
     let service = room
         .jid
         .rsplit_once('@')
@@ -326,6 +366,7 @@ fn room_report(store: &SqliteStore, room: &hush_store::Room, global_off: bool) -
         "global_encryption": if global_off { "off" } else { "on" },
         "min_authentication": conversation.policy.min_auth.name(),
         "next_message": next,
+        "security": properties.as_ref().map(properties_json),
         "readers": readers,
         "could_add_a_reader": {"owners_and_admins": admins, "room_service": service,
                                "accounts": adders}});
