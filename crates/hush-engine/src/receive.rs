@@ -372,6 +372,18 @@ impl Engine {
             Ok(el) => (el.suite, el.sid, el.payload.is_some()),
             Err(_) => (Suite::Omemo2, 0, true),
         };
+        if m.sender == self.jid && sid == self.device_id() && m.nick.is_some() {
+            // A room message "from this device" that this device has no record of. Our own
+            // room messages come back and are recognised above (ids or content); a room, or
+            // someone in it, can label anything as ours, so this is no evidence that the store
+            // was rolled back (which would rewind every session): a visible failure only.
+            let failure = Failure::Undecryptable {
+                detail: "it claims to come from this device, which did not send it: the room \
+                         or one of its members made it up"
+                    .to_owned(),
+            };
+            return Ok(m.failed(step, sid, suite, failure));
+        }
         if m.sender == self.jid && sid == self.device_id() {
             // Our own message, reflected. The store had no record of it (copies it knows were
             // skipped above), yet every message is committed before it leaves: the store was

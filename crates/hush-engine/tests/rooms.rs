@@ -699,3 +699,32 @@ fn a_member_whose_better_list_is_hidden_is_left_out_and_the_room_still_gets_the_
         Some("carol left out")
     );
 }
+
+#[test]
+fn a_room_message_made_up_in_this_devices_name_fails_without_a_rollback_alarm() {
+    let mut w = mixed_room();
+    let (stanza, _) = w.send(11, "mine").unwrap();
+    // The room (or a member) sends "this device's" message with another payload.
+    let Wire::PerSuite(elements) = stanza.content() else {
+        panic!()
+    };
+    let mut forged = elements.clone();
+    for e in &mut forged {
+        if let Some(p) = e.payload.as_mut() {
+            p[0] ^= 1;
+        }
+    }
+    let forged = hush_engine::MessageStanza::to_room(ROOM, forged, "made-up".into());
+    let d = w
+        .deliver_with_ids(11, &forged, ALICE, "alice", MessageIds::default())
+        .expect("a visible failure");
+    assert!(d.body.is_none(), "{d:?}");
+    assert!(
+        matches!(&d.failure, Some(hush_store::Failure::Undecryptable { detail }) if detail.contains("made it up")),
+        "{d:?}"
+    );
+    assert!(d.warning.is_none(), "no rollback warning: {d:?}");
+    // Nothing was rewound: the next message between the devices still reads.
+    let (next, _) = w.send(21, "still fine").unwrap();
+    assert_eq!(body(&w.deliver(11, &next, BOB, "bob")), Some("still fine"));
+}

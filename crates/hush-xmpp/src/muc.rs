@@ -328,14 +328,24 @@ pub(crate) fn archived(
         return None;
     }
     let nick = full.resource().as_str().to_owned();
-    let real = inner
+    // The archive appends its own `<x/>` to what the occupant sent, which may carry one of its
+    // own naming anybody: the last is the archive's. Two that disagree are not read at all.
+    let named: Vec<Option<BareJid>> = inner
         .payloads
         .iter()
-        .find(|e| e.is("x", MUC_USER))
-        .and_then(|x| x.get_child("item", MUC_USER))
-        .and_then(|i| i.attr("jid"))
-        .and_then(|j| j.parse::<Jid>().ok())
-        .map(|j| j.to_bare());
+        .filter(|e| e.is("x", MUC_USER))
+        .filter_map(|x| x.get_child("item", MUC_USER))
+        .filter_map(|i| i.attr("jid"))
+        .map(|j| j.parse::<Jid>().ok().map(|j| j.to_bare()))
+        .collect();
+    if named.windows(2).any(|w| w[0] != w[1]) {
+        log::warn!(
+            "{room}'s archive names several senders for one message of {nick} (archive id \
+             {id}): not read"
+        );
+        return None;
+    }
+    let real = named.last().cloned().flatten();
     let Some(sender) = real else {
         log::warn!(
             "{room}'s archive does not say who {nick} was when writing a message (archive id \
@@ -510,6 +520,10 @@ mod tests {
         let m = archived_result("<message xmlns='jabber:client' type='groupchat' from='other@muc.x/bob'><body>hi</body><x xmlns='http://jabber.org/protocol/muc#user'><item jid='bob@x'/></x></message>");
         assert!(archived(m, &room, "q1", 1).is_none());
         let m = archived_result("<message xmlns='jabber:client' type='chat' from='team@muc.x/bob'><body>hi</body><x xmlns='http://jabber.org/protocol/muc#user'><item jid='bob@x'/></x></message>");
+        assert!(archived(m, &room, "q1", 1).is_none());
+        // A member wrote an <x/> of its own naming Alice; the archive's, last, names Mallory:
+        // they disagree, so it is not read as anyone's.
+        let m = archived_result("<message xmlns='jabber:client' type='groupchat' from='team@muc.x/mallory'><body>hi</body><x xmlns='http://jabber.org/protocol/muc#user'><item jid='alice@x'/></x><x xmlns='http://jabber.org/protocol/muc#user'><item jid='mallory@x'/></x></message>");
         assert!(archived(m, &room, "q1", 1).is_none());
     }
 

@@ -403,6 +403,9 @@ impl Cx<'_> {
             );
         }
         strip_stanza_ids(&mut m, &jid);
+        // Only the room says who an occupant is (as Prosody does): an `<x/>` of the sender's
+        // own, which could name anyone, goes.
+        while m.remove_child("x", MUC_USER).is_some() {}
         // Archived as broadcast: from `room/nick`, to the room (each copy is readdressed).
         set_attr(&mut m, "from", format!("{jid}/{nick}"));
         let (keep, _) = worth_keeping(&m);
@@ -748,7 +751,7 @@ fn strip_real_jids(result: &mut Element) {
         .and_then(|r| r.get_child_mut("forwarded", ns::FORWARD))
         .and_then(|f| f.get_child_mut("message", ns::CLIENT));
     if let Some(m) = inner {
-        m.remove_child("x", MUC_USER);
+        while m.remove_child("x", MUC_USER).is_some() {}
     }
 }
 
