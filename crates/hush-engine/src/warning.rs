@@ -83,8 +83,6 @@ impl fmt::Display for KeyConcern {
     }
 }
 
-/// A plain description, without the sender's name: front ends word it with the delivery's
-/// sender and device.
 /// What a room did that the user must hear of when it happens, not at the next send.
 #[derive(Clone, Debug, PartialEq, Eq)]
 #[non_exhaustive]
@@ -110,7 +108,8 @@ impl fmt::Display for RoomChange {
                     321 => "your membership was taken away",
                     322 => "it became members-only and you are not a member",
                     332 => "its service is shutting down",
-                    _ => "it gave no reason",
+                    0 => "it gave no reason; it may have been destroyed",
+                    _ => "for a reason this version does not know",
                 };
                 write!(
                     f,
@@ -126,6 +125,8 @@ impl fmt::Display for RoomChange {
     }
 }
 
+/// A plain description, without the sender's name: front ends word it with the delivery's
+/// sender and device.
 impl fmt::Display for Warning {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {

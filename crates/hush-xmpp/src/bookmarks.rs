@@ -17,8 +17,8 @@ pub(crate) const NODE: &str = "urn:xmpp:bookmarks:1";
 const PUBSUB: &str = "http://jabber.org/protocol/pubsub";
 
 /// Items kept from one fetch at most: an account is in a few dozen rooms, a server answering
-/// with more is broken or hostile.
-pub(crate) const MAX_BOOKMARKS: usize = 1000;
+/// with more is broken or hostile (each one entered costs requests on every connection).
+pub(crate) const MAX_BOOKMARKS: usize = 100;
 
 /// One bookmarked room.
 #[derive(Clone, Debug, PartialEq, Eq)]

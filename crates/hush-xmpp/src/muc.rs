@@ -223,9 +223,12 @@ pub(crate) fn note_presence(rooms: &mut BTreeMap<BareJid, RoomState>, p: &Presen
     let own = codes.contains(&110);
     if p.type_ == PresenceType::Unavailable {
         state.occupants.remove(&nick);
-        if own {
+        // Only about us on our current nickname: the room's answer to leaving an old one (a
+        // nickname change) comes while the new one is being entered.
+        if own && nick == state.nick {
             // Removed by the room: kicked (307), banned (301), affiliation lost (321),
-            // members-only (322), shut down (332); or our own leave.
+            // members-only (322), shut down (332); 0 when it gave no reason (a room destroyed).
+            // Our own leave is never seen here: leaving forgets the room first.
             state.removed = codes
                 .iter()
                 .copied()
@@ -235,7 +238,8 @@ pub(crate) fn note_presence(rooms: &mut BTreeMap<BareJid, RoomState>, p: &Presen
         }
         return true;
     }
-    if own {
+    // Entering: the room may give us another nickname than the one asked for.
+    if own && (nick == state.nick || !state.entered) {
         state.entered = true;
         state.nick = nick.clone();
         if codes.contains(&201) {
@@ -548,5 +552,26 @@ mod tests {
             s.occupants["mallory"].as_ref().map(|j| j.as_str()),
             Some("mallory@x")
         );
+    }
+
+    #[test]
+    fn leaving_an_old_nickname_is_not_being_removed() {
+        let mut r = BTreeMap::new();
+        let room: BareJid = "team@muc.x".parse().unwrap();
+        // Entering as "new" after leaving "old": the room's answer to the leave comes now.
+        r.insert(
+            room.clone(),
+            RoomState {
+                nick: "new".into(),
+                ..RoomState::default()
+            },
+        );
+        note_presence(&mut r, &presence("<presence xmlns='jabber:client' type='unavailable' from='team@muc.x/old'><x xmlns='http://jabber.org/protocol/muc#user'><item affiliation='member' role='none'/><status code='110'/></x></presence>"));
+        assert_eq!(r[&room].removed, None);
+        note_presence(&mut r, &presence("<presence xmlns='jabber:client' from='team@muc.x/new'><x xmlns='http://jabber.org/protocol/muc#user'><item affiliation='member' role='participant'/><status code='110'/></x></presence>"));
+        assert!(r[&room].entered);
+        // A room destroyed without a reason: removed, code 0.
+        note_presence(&mut r, &presence("<presence xmlns='jabber:client' type='unavailable' from='team@muc.x/new'><x xmlns='http://jabber.org/protocol/muc#user'><item affiliation='none' role='none'/><destroy/><status code='110'/></x></presence>"));
+        assert_eq!(r[&room].removed, Some(0));
     }
 }

@@ -582,6 +582,16 @@ impl Chat {
             }
         }
         let who = printable(from);
+        if m["notice"] == "room_changed" {
+            // A room removed us or stopped being private: said with the room's name.
+            let room = m["room"].as_str().unwrap_or(from);
+            let what = m["warning"].as_str().unwrap_or("the room changed");
+            self.say(
+                Tone::Alarm,
+                format!("!! [{}] {}", printable(room), printable(what)),
+            );
+            return;
+        }
         if let Some(w) = m["warning"].as_str() {
             self.say(Tone::Caution, format!("!! WARNING: {}", printable(w)));
         }
@@ -1254,6 +1264,21 @@ mod tests {
             rows.iter().any(|r| r.ends_with(
                 "→ team@muc.example.org: hello all  ✓ omemo:2 and omemo:legacy, 2 device(s)"
             )),
+            "{rows:#?}"
+        );
+    }
+
+    #[test]
+    fn a_room_notice_names_the_room() {
+        let mut chat = chat_with_bob();
+        chat.on_message(
+            &json!({"from": "team@muc.example.org", "room": "team@muc.example.org",
+            "notice": "room_changed", "body": null, "error": null, "device": 0,
+            "warning": "ROOM CHANGED: the room removed you (you were banned, status 301)"}),
+        );
+        let rows = screen(&mut chat, 120, 8);
+        assert!(
+            rows.iter().any(|r| r == "!! [team@muc.example.org] ROOM CHANGED: the room removed you (you were banned, status 301)"),
             "{rows:#?}"
         );
     }

@@ -197,6 +197,11 @@ impl<S: Store> Hush<S> {
                 continue;
             };
             if self.xmpp.in_room(&jid) {
+                // Still in it, but live messages may have been dropped (a flood while an
+                // answer was awaited): the room's archive has them, and copies are recognised.
+                if let Err(e) = self.read_room_archive(&jid, out).await {
+                    log::warn!("could not read {jid}'s archive: {e}");
+                }
                 continue;
             }
             match self.xmpp.join_room(&jid, &room.nick).await {
@@ -254,13 +259,14 @@ impl<S: Store> Hush<S> {
     /// connection.
     pub(crate) async fn apply_room_changes(&mut self) -> Result<()> {
         for (room, code) in self.xmpp.take_removed_rooms() {
-            if code == 0 {
-                continue; // our own leave
-            }
             log::warn!("{room} removed this account (status {code})");
             if matches!(code, 301 | 321 | 322) {
                 self.store.forget_room(room.as_str())?;
                 self.room_news.remove(room.as_str());
+                // Nor should the account's other devices try to enter it again.
+                if let Err(e) = self.xmpp.retract_bookmark(&room).await {
+                    log::warn!("could not remove {room}'s bookmark: {e}");
+                }
             }
             self.backlog.push_back(Delivery::room_notice(
                 room.as_str(),
@@ -330,8 +336,16 @@ impl<S: Store> Hush<S> {
             };
             lists.push((member, list));
         }
-        let own = self.jid.clone();
-        let own = self.devices_of(&own).await.unwrap_or(None);
+        let own_jid = self.jid.clone();
+        let own = match self.devices_of(&own_jid).await {
+            Ok(list) => list,
+            Err(e) => {
+                // Our other devices get no key: said in the report, not only the log.
+                log::warn!("could not fetch this account's own devices: {e}");
+                unreadable.push(own_jid.to_string());
+                None
+            }
+        };
         let plan = self
             .engine
             .plan_room_send(&self.store, room.as_str(), lists, own, now)?;
