@@ -20,6 +20,12 @@ const PUBSUB: &str = "http://jabber.org/protocol/pubsub";
 /// with more is broken or hostile (each one entered costs requests on every connection).
 pub(crate) const MAX_BOOKMARKS: usize = 100;
 
+/// Where Hush keeps, inside a bookmark's `<extensions/>` (XEP-0402 §4), when the account
+/// joined the room: another device entering it through the bookmark reads the room's archive
+/// from then, not from when it enters (members encrypted for every device of the account
+/// meanwhile). Other clients ignore it, as the XEP asks.
+const JOINED: &str = "urn:hush:bookmark-joined:0";
+
 /// One bookmarked room.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Bookmark {
@@ -29,13 +35,20 @@ pub struct Bookmark {
     pub nick: Option<String>,
     /// Whether clients enter the room on connecting.
     pub autojoin: bool,
+    /// When the account joined the room (unix seconds), if a Hush device bookmarked it.
+    pub joined_at: Option<u64>,
 }
 
-/// The item payload for `room` entered as `nick`, to be entered automatically.
-pub(crate) fn conference(nick: &str) -> Element {
+/// The item payload for a room entered as `nick` since `joined_at`, to be entered
+/// automatically.
+pub(crate) fn conference(nick: &str, joined_at: u64) -> Element {
+    let joined = Element::builder("joined", JOINED)
+        .attr(name("at"), joined_at.to_string())
+        .build();
     Element::builder("conference", NODE)
         .attr(name("autojoin"), "true")
         .append(Element::builder("nick", NODE).append(nick).build())
+        .append(Element::builder("extensions", NODE).append(joined).build())
         .build()
 }
 
@@ -84,10 +97,15 @@ pub(crate) fn read(answer: Option<&Element>) -> Vec<Bookmark> {
                 .get_child("nick", NODE)
                 .map(Element::text)
                 .filter(|n| !n.trim().is_empty());
+            let joined_at = c
+                .get_child("extensions", NODE)
+                .and_then(|e| e.get_child("joined", JOINED))
+                .and_then(|j| j.attr("at")?.parse().ok());
             Some(Bookmark {
                 room,
                 nick,
                 autojoin,
+                joined_at,
             })
         })
         .collect()
@@ -100,7 +118,7 @@ mod tests {
     #[test]
     fn bookmarks_are_read_from_their_items_and_junk_is_skipped() {
         let answer: Element = "<pubsub xmlns='http://jabber.org/protocol/pubsub'><items node='urn:xmpp:bookmarks:1'>\
-            <item id='team@muc.x'><conference xmlns='urn:xmpp:bookmarks:1' autojoin='true'><nick>al</nick></conference></item>\
+            <item id='team@muc.x'><conference xmlns='urn:xmpp:bookmarks:1' autojoin='true'><nick>al</nick><extensions><joined xmlns='urn:hush:bookmark-joined:0' at='1700000000'/></extensions></conference></item>\
             <item id='quiet@muc.x'><conference xmlns='urn:xmpp:bookmarks:1'/></item>\
             <item id='not a jid@@'><conference xmlns='urn:xmpp:bookmarks:1' autojoin='1'/></item>\
             <item id='other@muc.x'><storage xmlns='storage:bookmarks'/></item>\
@@ -114,12 +132,14 @@ mod tests {
                 Bookmark {
                     room: "team@muc.x".parse().unwrap(),
                     nick: Some("al".into()),
-                    autojoin: true
+                    autojoin: true,
+                    joined_at: Some(1_700_000_000),
                 },
                 Bookmark {
                     room: "quiet@muc.x".parse().unwrap(),
                     nick: None,
-                    autojoin: false
+                    autojoin: false,
+                    joined_at: None,
                 },
             ]
         );
@@ -128,8 +148,21 @@ mod tests {
 
     #[test]
     fn a_conference_and_a_retraction_name_what_they_are_for() {
-        let c = conference("al");
+        let c = conference("al", 1_700_000_000);
         assert_eq!(c.attr("autojoin"), Some("true"));
+        let item = Element::builder("item", PUBSUB)
+            .attr(name("id"), "team@muc.x")
+            .append(c.clone())
+            .build();
+        let answer = Element::builder("pubsub", PUBSUB)
+            .append(
+                Element::builder("items", PUBSUB)
+                    .attr(name("node"), NODE)
+                    .append(item)
+                    .build(),
+            )
+            .build();
+        assert_eq!(read(Some(&answer))[0].joined_at, Some(1_700_000_000));
         assert_eq!(
             c.get_child("nick", NODE).map(Element::text).as_deref(),
             Some("al")

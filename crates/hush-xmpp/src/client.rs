@@ -1014,12 +1014,18 @@ impl XmppClient {
         .await
     }
 
-    /// Bookmarks `room` (XEP-0402) to be entered as `nick` by every device of the account.
-    pub async fn publish_bookmark(&mut self, room: &BareJid, nick: &str) -> Result<()> {
+    /// Bookmarks `room` (XEP-0402) to be entered as `nick` by every device of the account,
+    /// which the account joined at `joined_at` (unix seconds).
+    pub async fn publish_bookmark(
+        &mut self,
+        room: &BareJid,
+        nick: &str,
+        joined_at: u64,
+    ) -> Result<()> {
         self.publish(
             crate::bookmarks::NODE,
             room.as_str(),
-            crate::bookmarks::conference(nick),
+            crate::bookmarks::conference(nick, joined_at),
             pep::NodeConfig::PRIVATE,
         )
         .await

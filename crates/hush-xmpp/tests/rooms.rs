@@ -234,6 +234,9 @@ async fn a_room_joined_on_one_device_is_entered_by_the_others_through_its_bookma
     let room: BareJid = format!("synced@{MUC_SERVICE}").parse().unwrap();
     let mut phone = support::account(&server, None, "alice", 11).await;
     let mut bob = support::account(&server, None, "bob", 21).await;
+    // Alice's desktop is set up, then switched off before she joins the room on her phone.
+    let desktop = support::device(&server, None, "alice@localhost", 13).await;
+    let desktop = desktop.close().await.unwrap();
     phone.join_room(&room, Some("alice")).await.unwrap();
     phone
         .set_room_member(
@@ -248,6 +251,34 @@ async fn a_room_joined_on_one_device_is_entered_by_the_others_through_its_bookma
     assert_eq!(bookmarks.len(), 1, "{bookmarks:?}");
     assert_eq!(bookmarks[0].room, room);
     assert!(bookmarks[0].autojoin);
+    assert!(bookmarks[0].joined_at.is_some(), "{bookmarks:?}");
+
+    // Bob writes while the desktop is off; it was one of Alice's devices, so it has a key.
+    bob.send_to_room(&room, "while the desktop was off", SendOptions::default())
+        .await
+        .unwrap();
+    expect_room_text(
+        &mut phone,
+        &room,
+        "bob@localhost",
+        "while the desktop was off",
+    )
+    .await;
+    // Switched on, the desktop enters the room through its bookmark and reads, from the
+    // room's archive, what was said since Alice joined: not only what comes next.
+    let mut desktop = support::connect(&server, None, desktop).await;
+    let caught: Vec<Option<String>> = desktop
+        .catch_up(0)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|d| d.body)
+        .collect();
+    assert_eq!(
+        caught,
+        [Some("while the desktop was off".to_owned())],
+        "the desktop's catch-up"
+    );
 
     // Alice's laptop connects for the first time: it enters the room on its own, and reads
     // Bob's next message.

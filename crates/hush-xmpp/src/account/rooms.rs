@@ -21,6 +21,18 @@ impl<S: Store> Hush<S> {
     /// members-only and non-anonymous if it does not exist, and records it with its privacy
     /// and member list. Joined rooms are entered again on every connection.
     pub async fn join_room(&mut self, room: &BareJid, nick: Option<&str>) -> Result<Room> {
+        self.join_room_since(room, nick, None).await
+    }
+
+    /// [`Self::join_room`]; a room this device enters for the first time because the account
+    /// joined it elsewhere at `since` (its bookmark says when) is read from then, not from
+    /// now: members encrypted for every device of the account meanwhile.
+    async fn join_room_since(
+        &mut self,
+        room: &BareJid,
+        nick: Option<&str>,
+        since: Option<u64>,
+    ) -> Result<Room> {
         let stored = self.store.room(room.as_str())?;
         let default_nick = self.jid.node().map_or("hush", |n| n.as_str()).to_owned();
         let nick = nick
@@ -36,16 +48,22 @@ impl<S: Store> Hush<S> {
             config: Default::default(),
             members: Vec::new(),
             members_known: false,
-            joined_at: self.now(),
+            joined_at: since.unwrap_or_else(|| self.now()),
         });
         record.nick = entered.nick;
         let record = self.refresh_room(record).await?;
         // Every device of the account enters it too (XEP-0402); without the bookmark this
         // device is still in the room, so a failure is only logged.
-        if let Err(e) = self.xmpp.publish_bookmark(room, &record.nick).await {
+        if let Err(e) = self
+            .xmpp
+            .publish_bookmark(room, &record.nick, record.joined_at)
+            .await
+        {
             log::warn!("could not bookmark {room} for this account's other devices: {e}");
         }
-        if new {
+        if new && since.is_some() {
+            // Read from when the account joined (by the next entry into its rooms).
+        } else if new {
             // Nothing archived before the join was encrypted for us: reading starts at the
             // archive's end (or, if that cannot be read, at the time of joining).
             match self.xmpp.room_archive_end(room).await {
@@ -245,7 +263,12 @@ impl<S: Store> Hush<S> {
                 "entering {}, bookmarked by another device of this account",
                 b.room
             );
-            if let Err(e) = self.join_room(&b.room, b.nick.as_deref()).await {
+            // Not from before this device existed: nothing then was encrypted for it.
+            let since = b.joined_at.map(|t| t.max(self.since));
+            if let Err(e) = self
+                .join_room_since(&b.room, b.nick.as_deref(), since)
+                .await
+            {
                 log::warn!("could not enter the bookmarked room {}: {e}", b.room);
             }
         }
