@@ -13,13 +13,17 @@ those the bot builds and checks the XEP-0420 envelope itself and (de)serialises 
 legacy messages go through the plugin's encrypt_message/decrypt_message.
 
 Rooms (XEP-0045, slixmpp's xep_0045 plugin) are legacy only, as slixmpp-omemo encrypts them: a room
-message is encrypted with the plugin's encrypt_message for the real JIDs of the room's occupants
-(as their presence in the non-anonymous room gives them; the room's member list is not read), and
-decrypted with its decrypt_message, which finds the sender's real JID among the occupants present
-when the message is handled. A room message for members of both namespaces carries an <encrypted/>
-of each; the plugin would take the OMEMO:2 one whenever there is one, so it is handed the stanza
-with only ours. Our own room messages come back from the room: the plugin answers those from its
-cache of what it sent ("echo" below).
+message is encrypted with the plugin's encrypt_message for the room's members, as deployed clients
+such as Conversations do, so that a member who is away reads it later from the room's archive: the
+JIDs on its owner, admin and member lists (read from the room before each message; a members-only,
+non-anonymous room shows them to its members), together with the real JIDs of the occupants present
+(as their presence in the non-anonymous room gives them). When the lists cannot be read, it is the
+occupants alone, and stderr says so. A room message is decrypted with the plugin's decrypt_message,
+which finds the sender's real JID among the occupants present when the message is handled. A room
+message for members of both namespaces carries an <encrypted/> of each; the plugin would take the
+OMEMO:2 one whenever there is one, so it is handed the stanza with only ours. Our own room
+messages come back from the room: the plugin answers those from its cache of what it sent ("echo"
+below).
 
 Only plaintext connections to a loopback address are made (the test server has no TLS).
 
@@ -35,8 +39,14 @@ stdout, one JSON object per line:
                                               entered ROOM (after its self-presence and subject);
                                               the occupants then present, ourselves included,
                                               with the real JIDs the room gave
-  {"sent": true, "room": ROOM, "to": [BARE, ...], "ns": "legacy", "devices": [ID, ...]}
-                                              a room message, encrypted for these occupants
+  {"sent": true, "room": ROOM, "to": [BARE, ...], "present": [BARE, ...], "member_lists": BOOL,
+   "ns": "legacy", "devices": [ID, ...]}
+                                              a room message, encrypted for the accounts in "to"
+                                              (members and occupants, ourselves left out); of
+                                              those, "present" were in the room; "member_lists"
+                                              false when the affiliation lists could not be read
+                                              (then "to" is the occupants alone)
+  {"left": true, "room": ROOM, "nick": NICK}  NICK is not (or no longer) in ROOM
   {"received": true, "room": ROOM, "nick": NICK, "from": BARE, "device": SID, "ns": NS,
    "body": TEXT, "fingerprint": FP}            a room message; BARE is the sender's real JID
   {"empty": true, "room": ROOM, "nick": NICK, "from": BARE, "device": SID, "ns": NS,
@@ -49,6 +59,10 @@ stdin, one JSON object per line:
   {"send": {"to": JID, "body": TEXT}}
   {"join": {"room": ROOM, "nick": NICK}}
   {"send": {"room": ROOM, "body": TEXT}}      (only with --ns legacy, in a room joined before)
+  {"await_leave": {"room": ROOM, "nick": NICK}}
+                                              answers "left" once the room said NICK went away
+                                              (at once if NICK is not there); an error after
+                                              LEAVE_TIMEOUT seconds
   {"quit": true}                              (end of input means the same)
 NS is "omemo2" or "legacy"; FP is a fingerprint as python-omemo shows it (Curve25519 form, eight
 groups of eight hex digits; of our identity, or of the sender's). Diagnostics go to stderr.
@@ -78,7 +92,7 @@ import twomemo.etree
 
 from slixmpp import ClientXMPP
 from slixmpp.jid import JID  # pylint: disable=no-name-in-module
-from slixmpp.exceptions import PresenceError
+from slixmpp.exceptions import IqError, IqTimeout, PresenceError
 from slixmpp.plugins.base import register_plugin
 from slixmpp.stanza import Message
 from slixmpp.xmlstream.handler import Callback
@@ -94,6 +108,10 @@ NAMESPACES = {"omemo2": twomemo.twomemo.NAMESPACE, "legacy": oldmemo.oldmemo.NAM
 SHORT = {v: k for k, v in NAMESPACES.items()}
 # How long a room gets to let us in (seconds).
 JOIN_TIMEOUT = 60
+# How long {"await_leave": ...} waits for an occupant to go (seconds).
+LEAVE_TIMEOUT = 60
+# The affiliations whose lists make a room's members (XEP-0045 §9.5, §10.5, §10.8).
+MEMBER_AFFILIATIONS = ("owner", "admin", "member")
 
 log = logging.getLogger("bot")
 
@@ -381,6 +399,9 @@ class Bot(ClientXMPP):
         if "join" in cmd:
             await self.join(JID(cmd["join"]["room"]).bare, cmd["join"]["nick"])
             return
+        if "await_leave" in cmd:
+            await self.await_leave(JID(cmd["await_leave"]["room"]).bare, cmd["await_leave"]["nick"])
+            return
         if "send" not in cmd:
             raise ValueError(f"unknown command {cmd}")
         if "room" in cmd["send"]:
@@ -437,6 +458,49 @@ class Bot(ClientXMPP):
         self.rooms[room] = pres["from"].resource
         emit({"joined": True, "room": room, "nick": self.rooms[room], "occupants": self.occupants(room)})
 
+    async def await_leave(self, room: str, nick: str) -> None:
+        if room not in self.rooms:
+            raise ValueError(f"{room} is not joined")
+        gone: asyncio.Future = asyncio.get_running_loop().create_future()
+
+        def on_offline(pres: Any) -> None:
+            # The plugin fires this after taking the nickname out of its roster.
+            if pres["from"].resource == nick and not gone.done():
+                gone.set_result(None)
+
+        event = f"muc::{room}::got_offline"
+        self.add_event_handler(event, on_offline)
+        try:
+            if nick in self.occupants(room):
+                await asyncio.wait_for(gone, LEAVE_TIMEOUT)
+        except asyncio.TimeoutError as e:
+            raise RuntimeError(f"{nick} is still in {room} after {LEAVE_TIMEOUT} s") from e
+        finally:
+            self.del_event_handler(event, on_offline)
+        emit({"left": True, "room": room, "nick": nick})
+
+    async def members(self, room: str) -> Optional[Set[str]]:
+        """The bare JIDs on the room's owner, admin and member lists; None when the room does
+        not show them to us (the caller then has the occupants only)."""
+        found: Set[str] = set()
+        for affiliation in MEMBER_AFFILIATIONS:
+            try:
+                listed = await self.muc.get_affiliation_list(JID(room), affiliation)
+            except IqError as e:
+                log.warning(
+                    "%s does not give its %s list (%s): encrypting for the occupants present only",
+                    room, affiliation, e.format(),
+                )
+                return None
+            except IqTimeout:
+                log.warning(
+                    "%s did not answer for its %s list: encrypting for the occupants present only",
+                    room, affiliation,
+                )
+                return None
+            found.update(JID(jid).bare for jid in listed if jid)
+        return found
+
     async def send_to_room(self, room: str, body: str) -> None:
         if self.omemo_ns != oldmemo.oldmemo.NAMESPACE:
             raise ValueError("room messages are legacy only (slixmpp-omemo has no SCE): start with --ns legacy")
@@ -446,9 +510,12 @@ class Bot(ClientXMPP):
         hidden = sorted(nick for nick, real in occupants.items() if real is None)
         if hidden:
             raise ValueError(f"{room} does not give the real JIDs of {hidden}: nothing encrypted is sent there")
-        recipients = sorted({real for real in occupants.values() if real and real != self.boundjid.bare})
+        me = self.boundjid.bare
+        present = {real for real in occupants.values() if real and real != me}
+        members = await self.members(room)
+        recipients = sorted(present | {m for m in (members or set()) if m != me})
         if not recipients:
-            raise ValueError(f"nobody else is in {room}")
+            raise ValueError(f"{room} has no member or occupant besides us")
         plain = self.make_message(mto=JID(room), mtype="groupchat", mbody=body)
         stanza, errors = await self.omemo.encrypt_message(plain, {JID(r) for r in recipients})
         if errors:
@@ -458,7 +525,15 @@ class Bot(ClientXMPP):
         encrypted = stanza.xml.find(f"{{{self.omemo_ns}}}encrypted")
         devices = sorted(int(k.get("rid")) for k in encrypted.iter(f"{{{self.omemo_ns}}}key"))
         stanza.send()
-        emit({"sent": True, "room": room, "to": recipients, "ns": SHORT[self.omemo_ns], "devices": devices})
+        emit({
+            "sent": True,
+            "room": room,
+            "to": recipients,
+            "present": sorted(present),
+            "member_lists": members is not None,
+            "ns": SHORT[self.omemo_ns],
+            "devices": devices,
+        })
 
     async def incoming_groupchat(self, stanza: Message, el: ET.Element) -> None:
         room, nick = stanza["from"].bare, stanza["from"].resource

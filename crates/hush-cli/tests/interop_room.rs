@@ -3,7 +3,9 @@
 //! python-omemo) talk in a members-only, non-anonymous room that Hush created. The bot
 //! announces legacy OMEMO only, as slixmpp-omemo encrypts rooms: Hush has to give it a legacy
 //! key in every room message, and has to read the bot's legacy room messages under the bot's
-//! real JID, which only the room's presence gives.
+//! real JID, which only the room's presence gives. The bot encrypts for the room's members (its
+//! affiliation lists), as deployed clients do: a Hush account that was away reads what the bot
+//! said meanwhile from the room's archive when it comes back.
 //!
 //! The bot runs from the interop venv (`HUSH_PYTHON`, or `.venv/` as `./scripts/test` creates
 //! it); without it this test fails with instructions — it never skips.
@@ -23,29 +25,62 @@ use serde_json::{json, Value};
 use support::bot::Bot;
 use support::*;
 
-/// A Hush account with its agent running, and who it is.
+/// A Hush account, its agent (while it runs), and who it is.
 struct Member {
     user: User,
-    agent: Running,
+    agent: Option<Running>,
     device: u64,
     fingerprint: String,
 }
 
 impl Member {
-    /// Starts the agent of `user`. Its answer to `fingerprint` comes only once it caught up
-    /// and entered its joined rooms (it serves nothing before), so the member is then in them.
+    /// Starts the agent of `user` (see [`Member::start_agent`]).
     fn start(user: User) -> Self {
-        let agent = Running::start(&user.home, &["agent"]);
+        let mut member = Self {
+            user,
+            agent: None,
+            device: 0,
+            fingerprint: String::new(),
+        };
+        member.start_agent();
+        member
+    }
+
+    /// Starts the agent. Its answer to `fingerprint` comes only once it caught up and entered
+    /// its joined rooms (it serves nothing before), so the member is then in them. Started
+    /// again, it is the same device with the same key.
+    fn start_agent(&mut self) {
+        assert!(
+            self.agent.is_none(),
+            "{}: the agent runs already",
+            self.jid()
+        );
+        let agent = Running::start(&self.user.home, &["agent"]);
         agent.wait_note("listening on");
         let me: Value =
-            serde_json::from_str(&ok(hush(&user.home, &["--json", "fingerprint"]))).unwrap();
-        assert_eq!(me["jid"], user.jid.as_str(), "{me}");
-        Self {
-            device: me["device"].as_u64().unwrap(),
-            fingerprint: me["fingerprint"].as_str().unwrap().to_owned(),
-            user,
-            agent,
+            serde_json::from_str(&ok(hush(&self.user.home, &["--json", "fingerprint"]))).unwrap();
+        assert_eq!(me["jid"], self.jid(), "{me}");
+        let device = me["device"].as_u64().unwrap();
+        let fingerprint = me["fingerprint"].as_str().unwrap();
+        // Device ids start at 1: 0 means this is the first start.
+        if self.device != 0 {
+            assert_eq!(device, self.device, "{me}");
+            assert_eq!(fingerprint, self.fingerprint, "{me}");
         }
+        self.device = device;
+        self.fingerprint = fingerprint.to_owned();
+        self.agent = Some(agent);
+    }
+
+    /// Stops the agent with SIGTERM (it exits cleanly); with it the account leaves its rooms.
+    fn stop_agent(&mut self) {
+        let agent = self.agent.take().expect("the agent runs");
+        let status = agent.stop("TERM");
+        assert!(
+            status.success(),
+            "{}: the agent ended with {status}",
+            self.jid()
+        );
     }
 
     fn jid(&self) -> &str {
@@ -81,7 +116,9 @@ impl Member {
         assert_eq!(sent["skipped"], json!([]), "{sent}");
     }
 
-    /// The next `count` messages the agent hands out (`recv --count`, bounded by 30 s of quiet).
+    /// The next `count` messages (`recv --count`, bounded by 30 s of quiet): through the agent
+    /// while it runs; without it, `recv` connects and catches up (the rooms' archives too), and
+    /// prints all it caught up on, so any message read twice shows here.
     fn recv(&self, count: usize) -> Vec<Value> {
         let got = json_lines(&ok(hush(
             &self.user.home,
@@ -110,9 +147,18 @@ impl Bot {
         joined["occupants"].clone()
     }
 
-    /// Has the bot encrypt `body` for the room's occupants, which must be exactly `readers`
-    /// with one device each; the room then sends it back to the bot.
-    fn send(&mut self, room: &str, body: &str, readers: &[&Member]) {
+    /// Waits until the room told the bot that `nick` left (or at once, if `nick` is not there).
+    fn await_leave(&mut self, room: &str, nick: &str) {
+        self.command(json!({"await_leave": {"room": room, "nick": nick}}));
+        let left = self.next_of("left");
+        assert_eq!(left["room"], room, "{left}");
+        assert_eq!(left["nick"], nick, "{left}");
+    }
+
+    /// Has the bot encrypt `body` for the room's members and occupants, which must be exactly
+    /// `readers` with one device each; the room then sends it back to the bot. Gives the bot's
+    /// `sent` report (`present` there: the readers who were in the room).
+    fn send(&mut self, room: &str, body: &str, readers: &[&Member]) -> Value {
         self.command(json!({"send": {"room": room, "body": body}}));
         let sent = self.next_of("sent");
         let mut to: Vec<&str> = readers.iter().map(|m| m.jid()).collect();
@@ -121,11 +167,13 @@ impl Bot {
         devices.sort_unstable();
         assert_eq!(sent["room"], room, "{sent}");
         assert_eq!(sent["ns"], "legacy", "{sent}");
+        assert_eq!(sent["member_lists"], true, "{sent}; {}", self.report());
         assert_eq!(sent["to"], json!(to), "{sent}");
         assert_eq!(sent["devices"], json!(devices), "{sent}");
         let echo = self.next_of("echo");
         assert_eq!(echo["room"], room, "{echo}");
         assert_eq!(echo["body"], body, "{echo}");
+        sent
     }
 
     /// The bot decrypted `body`, sent in `room` by `from` as `nick`, from its one device under
@@ -209,7 +257,7 @@ fn hush_and_slixmpp_omemo_bot_talk_in_a_members_only_room_over_legacy() {
     // Both Hush accounts stay in the room through their agents; then the bot enters and sees
     // them, with their real JIDs.
     let alice = Member::start(alice);
-    let bob = Member::start(bob);
+    let mut bob = Member::start(bob);
     let mut bot = Bot::start(&server.address(), &dir, &bot_jid, "bot-pw", "legacy");
     let occupants = bot.join(&room, "bot");
     assert_eq!(
@@ -286,9 +334,47 @@ fn hush_and_slixmpp_omemo_bot_talk_in_a_members_only_room_over_legacy() {
             assert_eq!(got[0]["body"], body.as_str(), "{got:?}");
         }
     }
+
+    // Bob goes away: his agent stops, and the room tells the bot he left. The bot encrypts
+    // for him all the same, a member, as Conversations would; Alice, there, reads it live.
+    bob.stop_agent();
+    bot.await_leave(&room, "Bob");
+    let while_away = text("bot to the room while bob is away");
+    let sent = bot.send(&room, &while_away, &[&alice, &bob]);
+    assert_eq!(sent["present"], json!([alice.jid()]), "{sent}");
+    let got = alice.recv(1);
+    assert_room_message(&got[0], &room, &bot_jid, "bot", bot.device, "omemo:legacy");
+    assert_eq!(got[0]["body"], while_away.as_str(), "{got:?}");
+    // Bob, back without his agent: `recv` connects, catches up, enters the room and reads its
+    // archive, where the message waits, under the bot's real JID and nickname — and nothing
+    // he had read already.
+    let got = bob.recv(1);
+    assert_room_message(&got[0], &room, &bot_jid, "bot", bot.device, "omemo:legacy");
+    assert_eq!(got[0]["body"], while_away.as_str(), "{got:?}");
+
+    // Bob's agent back in the room: everyone reads everyone live again, on the same sessions.
+    bob.start_agent();
+    let body = text("bob to the room, back");
+    bob.send(
+        &room,
+        &body,
+        &[(alice.jid(), alice.device), (&bot_jid, bot.device)],
+    );
+    bot.expect_received(&room, &bob, "Bob", &body);
+    let got = alice.recv(1);
+    assert_room_message(&got[0], &room, bob.jid(), "Bob", bob.device, "omemo:2");
+    assert_eq!(got[0]["body"], body.as_str(), "{got:?}");
+    let body = text("bot to the room, bob back");
+    bot.send(&room, &body, &[&alice, &bob]);
+    for member in [&alice, &bob] {
+        let got = member.recv(1);
+        assert_room_message(&got[0], &room, &bot_jid, "bot", bot.device, "omemo:legacy");
+        assert_eq!(got[0]["body"], body.as_str(), "{got:?}");
+    }
+
     bot.quit();
-    for member in [alice, bob] {
-        assert!(member.agent.stop("TERM").success());
+    for mut member in [alice, bob] {
+        member.stop_agent();
     }
 
     // Prosody kept only ciphertext (the room's archive included).
