@@ -139,6 +139,7 @@ mod tests {
                 members: Vec::new(),
                 members_known: false,
                 joined_at: 1_700_000_000,
+                members_told: None,
             })
             .unwrap();
         let cursor = engine

@@ -118,6 +118,7 @@ impl World {
                 members: Vec::new(),
                 members_known: true,
                 joined_at: NOW,
+                members_told: None,
             });
             room.set_members(members.clone());
             d.store.save_room(&room).unwrap();

@@ -80,6 +80,10 @@ pub struct Room {
     pub members_known: bool,
     /// When we joined (unix seconds): earlier messages were not encrypted for us.
     pub joined_at: u64,
+    /// The members (JIDs, sorted) as the report of the last message sent there named them;
+    /// `None` before any. The next report names who joined and left since: the room service
+    /// decides who is a member, so a reader it adds must not go unnoticed.
+    pub members_told: Option<Vec<String>>,
 }
 
 impl Room {
@@ -113,6 +117,7 @@ mod tests {
             members: Vec::new(),
             members_known: true,
             joined_at: 0,
+            members_told: None,
         };
         room.set_members([
             Member {

@@ -39,7 +39,7 @@ use crate::{Account, Affiliation, Failure, Member, Room, RoomConfig, Store};
 /// `PRAGMA application_id` of Hush stores: "HUSH".
 pub(crate) const APPLICATION_ID: i64 = 0x4855_5348;
 /// The schema version this build writes.
-pub const SCHEMA_VERSION: i64 = 9;
+pub const SCHEMA_VERSION: i64 = 10;
 
 /// The setting holding the store's generation (see [`SqliteStore::generation`]).
 const GENERATION: &str = "generation";
@@ -134,6 +134,12 @@ CREATE TABLE published_keys (jid TEXT NOT NULL, device_id INTEGER NOT NULL, iden
     r#"
 CREATE TABLE rooms (jid TEXT PRIMARY KEY, nick TEXT NOT NULL, members_only INTEGER NOT NULL, non_anonymous INTEGER NOT NULL, members_known INTEGER NOT NULL, joined_at INTEGER NOT NULL);
 CREATE TABLE room_members (room TEXT NOT NULL, jid TEXT NOT NULL, affiliation TEXT NOT NULL, PRIMARY KEY (room, jid));
+"#,
+    // Schema 10: per room, the members as the last message sent there named them (`told`:
+    // whether any was), so the next send reports who joined and left since.
+    r#"
+ALTER TABLE rooms ADD COLUMN told INTEGER NOT NULL DEFAULT 0;
+CREATE TABLE room_told (room TEXT NOT NULL, jid TEXT NOT NULL, PRIMARY KEY (room, jid));
 "#,
 ];
 
@@ -1359,7 +1365,7 @@ impl Store for SqliteStore {
         let Some(mut room) = self
             .conn
             .prepare_cached(
-                "SELECT nick, members_only, non_anonymous, members_known, joined_at FROM rooms WHERE jid = ?1",
+                "SELECT nick, members_only, non_anonymous, members_known, joined_at, told FROM rooms WHERE jid = ?1",
             )?
             .query_row([jid], |r| {
                 Ok(Room {
@@ -1372,6 +1378,7 @@ impl Store for SqliteStore {
                     members: Vec::new(),
                     members_known: r.get::<_, i64>(3)? != 0,
                     joined_at: r.get::<_, i64>(4)?.max(0) as u64,
+                    members_told: (r.get::<_, i64>(5)? != 0).then(Vec::new),
                 })
             })
             .optional()?
@@ -1393,24 +1400,41 @@ impl Store for SqliteStore {
             }
         }
         room.set_members(members);
+        if let Some(told) = room.members_told.as_mut() {
+            let mut stmt = self
+                .conn
+                .prepare_cached("SELECT jid FROM room_told WHERE room = ?1 ORDER BY jid")?;
+            for jid in stmt.query_map([jid], |r| r.get::<_, String>(0))? {
+                told.push(jid?);
+            }
+        }
         Ok(Some(room))
     }
 
     fn save_room(&mut self, room: &Room) -> Result<()> {
         let tx = self.conn.transaction()?;
         tx.execute(
-            "INSERT INTO rooms (jid, nick, members_only, non_anonymous, members_known, joined_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6)
+            "INSERT INTO rooms (jid, nick, members_only, non_anonymous, members_known, joined_at, told) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)
              ON CONFLICT (jid) DO UPDATE SET nick = excluded.nick, members_only = excluded.members_only,
-             non_anonymous = excluded.non_anonymous, members_known = excluded.members_known, joined_at = excluded.joined_at",
+             non_anonymous = excluded.non_anonymous, members_known = excluded.members_known, joined_at = excluded.joined_at,
+             told = excluded.told",
             params![
                 room.jid,
                 room.nick,
                 room.config.members_only,
                 room.config.non_anonymous,
                 room.members_known,
-                room.joined_at as i64
+                room.joined_at as i64,
+                room.members_told.is_some()
             ],
         )?;
+        tx.execute("DELETE FROM room_told WHERE room = ?1", [&room.jid])?;
+        for jid in room.members_told.iter().flatten() {
+            tx.execute(
+                "INSERT OR IGNORE INTO room_told (room, jid) VALUES (?1, ?2)",
+                params![room.jid, jid],
+            )?;
+        }
         tx.execute("DELETE FROM room_members WHERE room = ?1", [&room.jid])?;
         for m in &room.members {
             tx.execute(
@@ -1425,6 +1449,7 @@ impl Store for SqliteStore {
     fn forget_room(&mut self, jid: &str) -> Result<()> {
         let tx = self.conn.transaction()?;
         tx.execute("DELETE FROM room_members WHERE room = ?1", [jid])?;
+        tx.execute("DELETE FROM room_told WHERE room = ?1", [jid])?;
         tx.execute("DELETE FROM rooms WHERE jid = ?1", [jid])?;
         tx.execute("DELETE FROM archive_resume WHERE archive = ?1", [jid])?;
         tx.commit()?;

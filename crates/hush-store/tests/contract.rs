@@ -711,15 +711,18 @@ fn rooms_are_kept_and_forgotten<S: Store>(mut store: S) {
         members: Vec::new(),
         members_known: true,
         joined_at: 1_700_000_000,
+        members_told: None,
     };
     room.set_members([
         member("carol@x", Affiliation::Member),
         member(ALICE, Affiliation::Owner),
     ]);
+    room.members_told = Some(vec![ALICE.into(), "carol@x".into()]);
     store.save_room(&room).unwrap();
     let other = Room {
         jid: "lobby@muc.x".into(),
         members_known: false,
+        members_told: None,
         ..room.clone()
     };
     store.save_room(&other).unwrap();

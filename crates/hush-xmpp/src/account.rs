@@ -46,9 +46,6 @@ pub struct Hush<S: Store> {
     /// The store was found rolled back on connecting: what to tell the user (see
     /// [`Hush::take_rollback_notice`]).
     rollback_notice: Option<Delivery>,
-    /// Per room, the members its member list gained and lost since this account last sent
-    /// there: the next send's report names them.
-    room_news: std::collections::BTreeMap<String, rooms::MemberNews>,
 }
 
 impl<S: Store> core::fmt::Debug for Hush<S> {
@@ -120,7 +117,6 @@ impl<S: Store> Hush<S> {
             since: unix_now(),
             clock: unix_now,
             rollback_notice: None,
-            room_news: Default::default(),
         };
         // Before anything leaves: a rolled-back store must not encrypt on its sessions.
         this.check_rollback().await?;

@@ -18,7 +18,7 @@ use std::sync::{Arc, Mutex};
 use hush_devserver::{DevServer, Element};
 use hush_engine::{Refusal, RoomChange, RoomRefusal, SendOptions, Warning};
 use hush_store::{Affiliation, Store};
-use hush_test_support::devserver::{self, connect};
+use hush_test_support::devserver::{self, connect, online};
 use hush_test_support::hostile::*;
 use hush_xmpp::{BareJid, XmppError};
 
@@ -167,7 +167,7 @@ async fn a_member_the_room_hides_sees_a_failure_and_the_sender_is_told() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_member_the_room_adds_is_named_as_a_new_reader() {
     let server = server().await;
-    let (room, mut alice, mut bob, _carol) = room_of_three(&server).await;
+    let (room, alice, mut bob, _carol) = room_of_three(&server).await;
     let _mallory = devserver::account(&server, "mallory", 66).await;
     on_delivery(&server, |to, mut s| {
         let lists_members = s
@@ -185,6 +185,12 @@ async fn a_member_the_room_adds_is_named_as_a_new_reader() {
         }
         vec![s]
     });
+    // Alice's device reconnects first (as `hush recv` would): it reads the member list, with
+    // Mallory, and stores it. The next send's report still names her.
+    let store = alice.close().await.unwrap();
+    let mut alice = connect(&server, store).await;
+    online(&mut alice).await;
+    assert!(alice.rooms().unwrap()[0].affiliation("mallory@localhost").is_some());
     let report = alice
         .send_to_room(&room, "who reads this?", SendOptions::default())
         .await

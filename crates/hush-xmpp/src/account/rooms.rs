@@ -49,9 +49,15 @@ impl<S: Store> Hush<S> {
             members: Vec::new(),
             members_known: false,
             joined_at: since.unwrap_or_else(|| self.now()),
+            members_told: None,
         });
         record.nick = entered.nick;
-        let record = self.refresh_room(record).await?;
+        let mut record = self.refresh_room(record).await?;
+        if new && record.members_known {
+            // The members as joined: the first send reports who joined and left since.
+            record.members_told = Some(member_set(&record).into_iter().collect());
+            self.store.save_room(&record)?;
+        }
         // Every device of the account enters it too (XEP-0402); without the bookmark this
         // device is still in the room, so a failure is only logged.
         if let Err(e) = self
@@ -88,17 +94,8 @@ impl<S: Store> Hush<S> {
         room.config = self.xmpp.room_config(&jid).await?;
         match self.xmpp.room_members(&jid).await {
             Ok(members) => {
-                let before = self
-                    .store
-                    .room(&room.jid)?
-                    .filter(|r| r.members_known)
-                    .map(|r| member_set(&r));
                 room.set_members(members);
                 room.members_known = true;
-                if let Some(before) = before {
-                    let news = self.room_news.entry(room.jid.clone()).or_default();
-                    news.note(&before, &member_set(&room));
-                }
             }
             Err(XmppError::Refused { condition, .. }) => {
                 log::warn!(
@@ -121,7 +118,6 @@ impl<S: Store> Hush<S> {
         if let Err(e) = self.xmpp.retract_bookmark(room).await {
             log::warn!("could not remove {room}'s bookmark: the account's other devices may enter it again: {e}");
         }
-        self.room_news.remove(room.as_str());
         Ok(())
     }
 
@@ -285,7 +281,6 @@ impl<S: Store> Hush<S> {
             log::warn!("{room} removed this account (status {code})");
             if matches!(code, 301 | 321 | 322) {
                 self.store.forget_room(room.as_str())?;
-                self.room_news.remove(room.as_str());
                 // Nor should the account's other devices try to enter it again.
                 if let Err(e) = self.xmpp.retract_bookmark(&room).await {
                     log::warn!("could not remove {room}'s bookmark: {e}");
@@ -389,9 +384,17 @@ impl<S: Store> Hush<S> {
                 .into_iter()
                 .map(|j| (j, hush_engine::Unreached::ListUnreadable)),
         );
-        let news = self.room_news.remove(room.as_str()).unwrap_or_default();
-        report.members_added = news.added.into_iter().collect();
-        report.members_removed = news.removed.into_iter().collect();
+        // Who joined and left since the last report named the members: stored, so that no
+        // run of `recv` or other connection in between (each reads the list again) hides one.
+        let mut stored = self.stored_room(room)?;
+        let now_members = member_set(&stored);
+        if let Some(told) = &stored.members_told {
+            let told: BTreeSet<String> = told.iter().cloned().collect();
+            report.members_added = now_members.difference(&told).cloned().collect();
+            report.members_removed = told.difference(&now_members).cloned().collect();
+        }
+        stored.members_told = Some(now_members.into_iter().collect());
+        self.store.save_room(&stored)?;
         Ok(report)
     }
 
@@ -414,52 +417,7 @@ impl<S: Store> Hush<S> {
     }
 }
 
-/// The members a room's list gained and lost since the last send there.
-#[derive(Debug, Default)]
-pub(crate) struct MemberNews {
-    added: BTreeSet<String>,
-    removed: BTreeSet<String>,
-}
-
-impl MemberNews {
-    /// The list went from `before` to `after`: someone removed and added back (or the other
-    /// way round) in between is no news.
-    fn note(&mut self, before: &BTreeSet<String>, after: &BTreeSet<String>) {
-        for jid in after.difference(before) {
-            if !self.removed.remove(jid) {
-                self.added.insert(jid.clone());
-            }
-        }
-        for jid in before.difference(after) {
-            if !self.added.remove(jid) {
-                self.removed.insert(jid.clone());
-            }
-        }
-    }
-}
-
 /// The JIDs of a room's members (every affiliation that gets keys).
 fn member_set(room: &Room) -> BTreeSet<String> {
     room.members.iter().map(|m| m.jid.clone()).collect()
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn set(jids: &[&str]) -> BTreeSet<String> {
-        jids.iter().map(|j| (*j).to_owned()).collect()
-    }
-
-    #[test]
-    fn member_news_adds_up_and_cancels_out() {
-        let mut news = MemberNews::default();
-        news.note(&set(&["a", "b"]), &set(&["a", "b", "m"]));
-        news.note(&set(&["a", "b", "m"]), &set(&["a", "m"]));
-        assert_eq!(news.added, set(&["m"]));
-        assert_eq!(news.removed, set(&["b"]));
-        // b back, m gone again: nothing changed since the last send.
-        news.note(&set(&["a", "m"]), &set(&["a", "b"]));
-        assert!(news.added.is_empty() && news.removed.is_empty(), "{news:?}");
-    }
 }
