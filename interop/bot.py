@@ -25,6 +25,18 @@ OMEMO:2 one whenever there is one, so it is handed the stanza with only ours. Ou
 messages come back from the room: the plugin answers those from its cache of what it sent ("echo"
 below).
 
+A room is entered asking for no history (<history maxstanzas='0'/>): what was said while the bot was
+away is read from the room's archive (XEP-0313 §6, slixmpp's xep_0313 plugin), on request, with
+{"catch_up": ...} after {"join": ...}, from the archive id of the last message it read (the "id"
+of its "received"/"echo" lines; the room stamps each message with it, XEP-0359). An archived
+message names its sender by nickname only; a non-anonymous room keeps the real JID in
+<x xmlns='http://jabber.org/protocol/muc#user'><item jid=.../></x>, which the room adds when it
+archives the message and gives back to members. The plugin's decrypt_message would look the
+sender up among the occupants present now, who may have left since; so the legacy <encrypted/>
+is parsed (oldmemo.etree) and decrypted (python-omemo's SessionManager) as the plugin does, with
+that real JID as the sender. Our own archived messages are not decrypted (they hold no key for us)
+but checked to come from our device and reported as "echo".
+
 Only plaintext connections to a loopback address are made (the test server has no TLS).
 
 stdout, one JSON object per line:
@@ -53,6 +65,28 @@ stdout, one JSON object per line:
    "fingerprint": FP}                         an empty OMEMO message through a room
   {"echo": true, "room": ROOM, "nick": NICK, "ns": NS, "body": TEXT}
                                               the room sent our own message back
+  Room messages ("received", "empty", "echo") also carry "id": the room's archive id of the
+  message (its <stanza-id by=ROOM/>), or null when the room gave none.
+  {"left_room": true, "room": ROOM, "nick": NICK}
+                                              we left ROOM: the room confirmed it (our own
+                                              unavailable presence, status 110)
+  {"received": true, "room": ROOM, "nick": NICK, "from": BARE, "device": SID, "ns": "legacy",
+   "body": TEXT, "fingerprint": FP, "archived": true, "id": ARCHIVE_ID, "stamp": STAMP}
+  {"empty": true, ..., "archived": true, "id": ARCHIVE_ID, "stamp": STAMP}
+  {"echo": true, "room": ROOM, "nick": NICK, "from": OUR_BARE, "ns": "legacy", "body": null,
+   "device": SID, "archived": true, "id": ARCHIVE_ID, "stamp": STAMP}
+  {"skipped": true, "room": ROOM, "nick": NICK, "archived": true, "id": ARCHIVE_ID, "why": TEXT}
+                                              one line per archived message of {"catch_up": ...},
+                                              in the archive's order: BARE is the real JID the
+                                              archive gives, STAMP its <delay/> stamp; "skipped"
+                                              for one without OMEMO (the live path never sees
+                                              those); a message that cannot be read is an error
+                                              line, and the catch-up goes on
+  {"caught_up": true, "room": ROOM, "count": K, "skipped": S, "failed": F, "last": ARCHIVE_ID}
+                                              the end of the archive: K messages reported as
+                                              received/empty/echo, S skipped, F error lines;
+                                              "last" the archive id of the last message (or the
+                                              "after" given, when there was none)
   {"error": "..."}                            anything that failed (never silently dropped)
   {"bye": true}                               after {"quit": true}, just before exiting 0
 stdin, one JSON object per line:
@@ -63,6 +97,13 @@ stdin, one JSON object per line:
                                               answers "left" once the room said NICK went away
                                               (at once if NICK is not there); an error after
                                               LEAVE_TIMEOUT seconds
+  {"leave": {"room": ROOM}}                   leaves ROOM; answers "left_room" once the room
+                                              confirmed (an error after LEAVE_TIMEOUT seconds)
+  {"catch_up": {"room": ROOM, "after": ARCHIVE_ID or null}}
+                                              reads ROOM's archive after ARCHIVE_ID (null: from
+                                              its start; each message can be decrypted once only)
+                                              and answers as above, then "caught_up"; only with
+                                              --ns legacy; the bot must be a member, not present
   {"quit": true}                              (end of input means the same)
 NS is "omemo2" or "legacy"; FP is a fingerprint as python-omemo shows it (Curve25519 form, eight
 groups of eight hex digits; of our identity, or of the sender's). Diagnostics go to stderr.
@@ -112,6 +153,15 @@ JOIN_TIMEOUT = 60
 LEAVE_TIMEOUT = 60
 # The affiliations whose lists make a room's members (XEP-0045 §9.5, §10.5, §10.8).
 MEMBER_AFFILIATIONS = ("owner", "admin", "member")
+# Archive queries (XEP-0313): messages asked for per page, and how long the room gets to answer
+# one page (seconds).
+MAM_PAGE = 20
+MAM_TIMEOUT = 60
+MAM = "urn:xmpp:mam:2"
+FORWARD = "urn:xmpp:forward:0"
+DELAY = "urn:xmpp:delay"
+STANZA_ID = "urn:xmpp:sid:0"
+MUC_USER = "http://jabber.org/protocol/muc#user"
 
 log = logging.getLogger("bot")
 
@@ -124,6 +174,17 @@ def fingerprint(identity_key: bytes) -> str:
 def emit(obj: Dict[str, Any]) -> None:
     sys.stdout.write(json.dumps(obj) + "\n")
     sys.stdout.flush()
+
+
+def archive_id(message: ET.Element, room: str) -> Optional[str]:
+    """The archive id `room` gave `message` (XEP-0359 <stanza-id/>, by the room), if any."""
+    ids = [
+        el.get("id") for el in message.findall(f"{{{STANZA_ID}}}stanza-id")
+        if JID(el.get("by", "")).bare == room
+    ]
+    if len(ids) > 1:
+        raise ValueError(f"{room} gave a message {len(ids)} archive ids: {ids}")
+    return ids[0] if ids else None
 
 
 class JsonFileStorage(Storage):
@@ -291,7 +352,7 @@ class Bot(ClientXMPP):
         self.work: asyncio.Queue = asyncio.Queue()
         self.done: asyncio.Future = asyncio.get_running_loop().create_future()
 
-        for plugin in ("xep_0030", "xep_0045", "xep_0060", "xep_0163", "xep_0334", "xep_0384"):
+        for plugin in ("xep_0030", "xep_0045", "xep_0060", "xep_0163", "xep_0313", "xep_0334", "xep_0384"):
             self.register_plugin(plugin)
 
         self.add_event_handler("session_start", self.on_session_start)
@@ -317,6 +378,10 @@ class Bot(ClientXMPP):
     @property
     def muc(self) -> Any:
         return self.plugin["xep_0045"]
+
+    @property
+    def mam(self) -> Any:
+        return self.plugin["xep_0313"]
 
     def fail(self, why: str) -> None:
         emit({"error": why})
@@ -402,6 +467,15 @@ class Bot(ClientXMPP):
         if "await_leave" in cmd:
             await self.await_leave(JID(cmd["await_leave"]["room"]).bare, cmd["await_leave"]["nick"])
             return
+        if "leave" in cmd:
+            await self.leave(JID(cmd["leave"]["room"]).bare)
+            return
+        if "catch_up" in cmd:
+            after = cmd["catch_up"]["after"]
+            if after is not None and not isinstance(after, str):
+                raise ValueError(f"catch_up: after must be an archive id or null, not {after!r}")
+            await self.catch_up(JID(cmd["catch_up"]["room"]).bare, after)
+            return
         if "send" not in cmd:
             raise ValueError(f"unknown command {cmd}")
         if "room" in cmd["send"]:
@@ -444,10 +518,11 @@ class Bot(ClientXMPP):
 
     async def join(self, room: str, nick: str) -> None:
         # The plugin's join: presence out, then the occupants' presences, our own (status 110)
-        # and the subject back. A refusal comes back as a presence error.
+        # and the subject back. A refusal comes back as a presence error. No history: it would
+        # come as live messages, read already or to be read from the archive ({"catch_up"}).
         try:
             pres, _subject, _occupants, _history = await self.muc.join_muc_wait(
-                JID(room), nick, timeout=JOIN_TIMEOUT
+                JID(room), nick, maxstanzas=0, timeout=JOIN_TIMEOUT
             )
         except asyncio.TimeoutError as e:
             raise RuntimeError(f"no answer from {room} within {JOIN_TIMEOUT} s") from e
@@ -478,6 +553,139 @@ class Bot(ClientXMPP):
         finally:
             self.del_event_handler(event, on_offline)
         emit({"left": True, "room": room, "nick": nick})
+
+    async def leave(self, room: str) -> None:
+        if room not in self.rooms:
+            raise ValueError(f"{room} is not joined")
+        nick = self.rooms[room]
+        gone: asyncio.Future = asyncio.get_running_loop().create_future()
+
+        def on_presence(pres: Any) -> None:
+            # The plugin forgets the room as the presence goes out (leave_muc), so it fires no
+            # room event for the answer: this handler sees every room presence.
+            if (
+                pres["from"].bare == room
+                and pres["from"].resource == nick
+                and pres["type"] == "unavailable"
+                and 110 in pres["muc"]["status_codes"]
+                and not gone.done()
+            ):
+                gone.set_result(None)
+
+        self.add_event_handler("groupchat_presence", on_presence)
+        try:
+            self.muc.leave_muc(JID(room), nick)
+            del self.rooms[room]
+            await asyncio.wait_for(gone, LEAVE_TIMEOUT)
+        except asyncio.TimeoutError as e:
+            raise RuntimeError(f"{room} did not confirm within {LEAVE_TIMEOUT} s that we left") from e
+        finally:
+            self.del_event_handler("groupchat_presence", on_presence)
+        emit({"left_room": True, "room": room, "nick": nick})
+
+    async def catch_up(self, room: str, after: Optional[str]) -> None:
+        """Reads `room`'s archive after the archive id `after` (from its start if None), a page at a
+        time, and reports each message as the docstring says."""
+        if self.omemo_ns != oldmemo.oldmemo.NAMESPACE:
+            raise ValueError("room messages are legacy only (slixmpp-omemo has no SCE): start with --ns legacy")
+        counts = {"count": 0, "skipped": 0, "failed": 0}
+        last = after
+        while True:
+            rsm: Dict[str, Any] = {"max": MAM_PAGE}
+            if last is not None:
+                rsm["after"] = last
+            # Not the plugin's iterate: its pager ends quietly on an error from the server.
+            try:
+                iq = await self.mam.retrieve(jid=JID(room), rsm=rsm, timeout=MAM_TIMEOUT)
+            except IqError as e:
+                raise RuntimeError(f"{room} refused the archive query (after {last!r}): {e.format()}") from e
+            except IqTimeout as e:
+                raise RuntimeError(f"{room} did not answer the archive query within {MAM_TIMEOUT} s") from e
+            fin = iq.xml.find(f"{{{MAM}}}fin")
+            if fin is None:
+                raise RuntimeError(f"{room} answered the archive query without <fin/>: {iq}")
+            results = iq["mam"]["results"]
+            for result in results:
+                id_ = result["mam_result"]["id"]
+                try:
+                    counts[await self.archived(room, result.xml, id_)] += 1
+                except Exception as e:  # pylint: disable=broad-exception-caught
+                    log.exception("archived message %s of %s", id_, room)
+                    emit({"error": f"archived message {id_} of {room}: {type(e).__name__}: {e}"})
+                    counts["failed"] += 1
+                last = id_
+            if fin.get("complete") in ("true", "1"):
+                break
+            if not results:
+                raise RuntimeError(f"{room} sent an empty page after {last!r} but says the archive goes on")
+        emit({"caught_up": True, "room": room, **counts, "last": last})
+
+    async def archived(self, room: str, result: ET.Element, id_: str) -> str:
+        """Reports one archived message of `room` (a MAM <result/> with id `id_`); says which
+        count it goes to."""
+        forwarded = result.find(f"{{{MAM}}}result/{{{FORWARD}}}forwarded")
+        if forwarded is None:
+            raise ValueError("a result without <forwarded/>")
+        messages = forwarded.findall("{jabber:client}message")
+        if len(messages) != 1:
+            raise ValueError(f"{len(messages)} messages forwarded in one result")
+        message = messages[0]
+        delay = forwarded.find(f"{{{DELAY}}}delay")
+        sender = JID(message.get("from", ""))
+        if sender.bare != room or not sender.resource:
+            raise ValueError(f"archived message from {sender}, not an occupant of {room}")
+        nick = sender.resource
+        where = {"room": room, "nick": nick, "archived": True, "id": id_}
+        where["stamp"] = None if delay is None else delay.get("stamp")
+        el = message.find(f"{{{self.omemo_ns}}}encrypted")
+        if el is None:
+            other = [SHORT[ns] for ns in NAMESPACES.values() if message.find(f"{{{ns}}}encrypted") is not None]
+            if other:
+                raise ValueError(
+                    f"{nick} sent a {other} message, but this bot announces only {SHORT[self.omemo_ns]}"
+                )
+            emit({"skipped": True, **where, "why": "not OMEMO-encrypted"})
+            return "skipped"
+        if message.get("type") != "groupchat":
+            raise ValueError(f"an archived {message.get('type')!r} message, not groupchat")
+        # The real JID, which the room added when it archived the message; one that the sender
+        # put in itself would make two, and is refused.
+        items = message.findall(f"{{{MUC_USER}}}x/{{{MUC_USER}}}item")
+        reals = [item.get("jid") for item in items if item.get("jid")]
+        if len(reals) != 1:
+            raise ValueError(f"the archive gives {len(reals)} real JIDs for {nick}: {reals}")
+        real = JID(reals[0]).bare
+        sm = await self.omemo.get_session_manager()
+        own, _ = await sm.get_own_device_information()
+        header = el.find(f"{{{self.omemo_ns}}}header")
+        if header is None or not (header.get("sid") or "").isdigit():
+            raise ValueError(f"{nick} sent an <encrypted/> without a sender device")
+        sid = int(header.get("sid"))
+        if real == self.boundjid.bare:
+            # Our own message: python-omemo does not encrypt for the sending device.
+            if sid != own.device_id:
+                raise ValueError(f"our own JID in {room}, but device {sid}")
+            emit({"echo": True, **where, "from": real, "ns": SHORT[self.omemo_ns], "body": None, "device": sid})
+            return "count"
+        # What the plugin's decrypt_message does, with the sender the archive names.
+        parsed = await oldmemo.etree.parse_message(el, real, self.boundjid.bare, sm)
+        plaintext, device, _ = await sm.decrypt(parsed)
+        if device.bare_jid != real or device.device_id != sid:
+            raise ValueError(
+                f"decrypted as device {device.device_id} of {device.bare_jid}, not {sid} of {real}"
+            )
+        base = {
+            **where,
+            "from": real,
+            "device": device.device_id,
+            "ns": SHORT[self.omemo_ns],
+            "fingerprint": fingerprint(device.identity_key),
+        }
+        if plaintext is None:
+            emit({"empty": True, **base})
+        else:
+            emit({"received": True, **base, "body": plaintext.decode("utf-8")})
+        return "count"
 
     async def members(self, room: str) -> Optional[Set[str]]:
         """The bare JIDs on the room's owner, admin and member lists; None when the room does
@@ -552,11 +760,14 @@ class Bot(ClientXMPP):
         decrypted, device = await self.omemo.decrypt_message(ours)
         has_payload = el.find(f"{{{self.omemo_ns}}}payload") is not None
         body = decrypted["body"] if has_payload else None
+        id_ = archive_id(stanza.xml, room)
         if nick == self.rooms[room]:
             own, _ = await (await self.omemo.get_session_manager()).get_own_device_information()
             if device.device_id != own.device_id:
                 raise ValueError(f"our nickname in {room}, but device {device.device_id} of {device.bare_jid}")
-            emit({"echo": True, "room": room, "nick": nick, "ns": SHORT[self.omemo_ns], "body": body})
+            emit({
+                "echo": True, "room": room, "nick": nick, "ns": SHORT[self.omemo_ns], "body": body, "id": id_,
+            })
             return
         real = self.occupants(room).get(nick)
         if real is None or device.bare_jid != real:
@@ -568,6 +779,7 @@ class Bot(ClientXMPP):
             "device": device.device_id,
             "ns": SHORT[self.omemo_ns],
             "fingerprint": fingerprint(device.identity_key),
+            "id": id_,
         }
         if body is None:
             emit({"empty": True, **base})

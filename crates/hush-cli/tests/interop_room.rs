@@ -5,7 +5,10 @@
 //! key in every room message, and has to read the bot's legacy room messages under the bot's
 //! real JID, which only the room's presence gives. The bot encrypts for the room's members (its
 //! affiliation lists), as deployed clients do: a Hush account that was away reads what the bot
-//! said meanwhile from the room's archive when it comes back.
+//! said meanwhile from the room's archive when it comes back. The other way round too: Hush
+//! encrypts for every member, so the bot, back in the room after leaving it, reads what Alice
+//! and Bob said meanwhile from the room's archive (XEP-0313), under the real JIDs the archive
+//! keeps, even for a sender who has left since.
 //!
 //! The bot runs from the interop venv (`HUSH_PYTHON`, or `.venv/` as `./scripts/test` creates
 //! it); without it this test fails with instructions — it never skips.
@@ -157,8 +160,9 @@ impl Bot {
 
     /// Has the bot encrypt `body` for the room's members and occupants, which must be exactly
     /// `readers` with one device each; the room then sends it back to the bot. Gives the bot's
-    /// `sent` report (`present` there: the readers who were in the room).
-    fn send(&mut self, room: &str, body: &str, readers: &[&Member]) -> Value {
+    /// `sent` report (`present` there: the readers who were in the room), and the archive id
+    /// the room gave the message.
+    fn send(&mut self, room: &str, body: &str, readers: &[&Member]) -> (Value, String) {
         self.command(json!({"send": {"room": room, "body": body}}));
         let sent = self.next_of("sent");
         let mut to: Vec<&str> = readers.iter().map(|m| m.jid()).collect();
@@ -173,7 +177,50 @@ impl Bot {
         let echo = self.next_of("echo");
         assert_eq!(echo["room"], room, "{echo}");
         assert_eq!(echo["body"], body, "{echo}");
-        sent
+        assert_eq!(echo["archived"], Value::Null, "{echo}");
+        let id = echo["id"]
+            .as_str()
+            .unwrap_or_else(|| panic!("the room gave no archive id: {echo}"))
+            .to_owned();
+        (sent, id)
+    }
+
+    /// Leaves `room`; the room confirmed it.
+    fn leave(&mut self, room: &str) {
+        self.command(json!({"leave": {"room": room}}));
+        let left = self.next_of("left_room");
+        assert_eq!(left["room"], room, "{left}");
+        assert_eq!(left["nick"], "bot", "{left}");
+    }
+
+    /// Has the bot read `room`'s archive after the archive id `after`: the archived messages it
+    /// reported, in the archive's order, each checked to be one that it read (no error, nothing
+    /// skipped), and the archive id of the last one (`after` when there was none).
+    fn catch_up(&mut self, room: &str, after: &str) -> (Vec<Value>, String) {
+        self.command(json!({"catch_up": {"room": room, "after": after}}));
+        let mut archived = Vec::new();
+        let done = loop {
+            let v = self.next("caught_up");
+            if v["caught_up"] == true {
+                break v;
+            }
+            if v["archived"] != true {
+                // Only a live empty OMEMO message (a heartbeat) may come in between.
+                assert_eq!(v["empty"], true, "{v}; {}", self.report());
+                continue;
+            }
+            assert_eq!(v["room"], room, "{v}");
+            assert_eq!(v["received"], true, "{v}; {}", self.report());
+            archived.push(v);
+        };
+        assert_eq!(done["room"], room, "{done}");
+        assert_eq!(done["count"], archived.len(), "{done}");
+        assert_eq!(done["skipped"], 0, "{done}");
+        assert_eq!(done["failed"], 0, "{done}");
+        let last = done["last"].as_str().unwrap().to_owned();
+        let expected_last = archived.last().map_or(after, |m| m["id"].as_str().unwrap());
+        assert_eq!(last, expected_last, "{done}; {archived:?}");
+        (archived, last)
     }
 
     /// The bot decrypted `body`, sent in `room` by `from` as `nick`, from its one device under
@@ -187,7 +234,25 @@ impl Bot {
         assert_eq!(got["device"], from.device, "{got}");
         assert_eq!(got["ns"], "legacy", "{got}");
         assert_eq!(got["fingerprint"], from.fingerprint.as_str(), "{got}");
+        assert_eq!(got["archived"], Value::Null, "{got}");
+        assert!(got["id"].is_string(), "the room archived it: {got}");
     }
+}
+
+/// Checks a message the bot read from the room's archive: `body`, sent in `room` by `from` as
+/// `nick`, from its one device under its identity key.
+fn assert_archived(got: &Value, room: &str, from: &Member, nick: &str, body: &str) {
+    assert_eq!(got["archived"], true, "{got}");
+    assert_eq!(got["received"], true, "{got}");
+    assert_eq!(got["body"], body, "{got}");
+    assert_eq!(got["room"], room, "{got}");
+    assert_eq!(got["nick"], nick, "{got}");
+    assert_eq!(got["from"], from.jid(), "{got}");
+    assert_eq!(got["device"], from.device, "{got}");
+    assert_eq!(got["ns"], "legacy", "{got}");
+    assert_eq!(got["fingerprint"], from.fingerprint.as_str(), "{got}");
+    assert!(got["id"].is_string(), "{got}");
+    assert!(got["stamp"].is_string(), "{got}");
 }
 
 /// Checks a room message as `hush --json recv` printed it: `body`, sent in `room` by `jid` as
@@ -340,7 +405,7 @@ fn hush_and_slixmpp_omemo_bot_talk_in_a_members_only_room_over_legacy() {
     bob.stop_agent();
     bot.await_leave(&room, "Bob");
     let while_away = text("bot to the room while bob is away");
-    let sent = bot.send(&room, &while_away, &[&alice, &bob]);
+    let (sent, _) = bot.send(&room, &while_away, &[&alice, &bob]);
     assert_eq!(sent["present"], json!([alice.jid()]), "{sent}");
     let got = alice.recv(1);
     assert_room_message(&got[0], &room, &bot_jid, "bot", bot.device, "omemo:legacy");
@@ -365,6 +430,98 @@ fn hush_and_slixmpp_omemo_bot_talk_in_a_members_only_room_over_legacy() {
     assert_room_message(&got[0], &room, bob.jid(), "Bob", bob.device, "omemo:2");
     assert_eq!(got[0]["body"], body.as_str(), "{got:?}");
     let body = text("bot to the room, bob back");
+    let (_, last_read) = bot.send(&room, &body, &[&alice, &bob]);
+    for member in [&alice, &bob] {
+        let got = member.recv(1);
+        assert_room_message(&got[0], &room, &bot_jid, "bot", bot.device, "omemo:legacy");
+        assert_eq!(got[0]["body"], body.as_str(), "{got:?}");
+    }
+
+    // Now the bot goes away: it leaves the room (the room confirms it). Hush encrypts for it
+    // all the same, a member: its device is among those of each `send`.
+    bot.leave(&room);
+    let from_alice = text("alice to the room while the bot is away");
+    alice.send(
+        &room,
+        &from_alice,
+        &[(bob.jid(), bob.device), (&bot_jid, bot.device)],
+    );
+    let got = bob.recv(1);
+    assert_room_message(
+        &got[0],
+        &room,
+        alice.jid(),
+        "Alice",
+        alice.device,
+        "omemo:2",
+    );
+    assert_eq!(got[0]["body"], from_alice.as_str(), "{got:?}");
+    let from_bob = text("bob to the room while the bot is away");
+    bob.send(
+        &room,
+        &from_bob,
+        &[(alice.jid(), alice.device), (&bot_jid, bot.device)],
+    );
+    let got = alice.recv(1);
+    assert_room_message(&got[0], &room, bob.jid(), "Bob", bob.device, "omemo:2");
+    assert_eq!(got[0]["body"], from_bob.as_str(), "{got:?}");
+    // Bob leaves as well, so that when the bot comes back only the archive knows who he is.
+    bob.stop_agent();
+
+    // The bot back in the room (asking for no history): Alice is there, Bob is not.
+    let occupants = bot.join(&room, "bot");
+    assert_eq!(
+        occupants,
+        json!({"Alice": alice.jid(), "bot": bot_jid}),
+        "{}",
+        bot.report()
+    );
+    // It reads the archive after the last message it read: both messages, in order, under
+    // the real JIDs the archive gives (Bob's although he is gone), each from the one device.
+    let (archived, last) = bot.catch_up(&room, &last_read);
+    assert_eq!(archived.len(), 2, "{archived:?}; {}", bot.report());
+    assert_archived(&archived[0], &room, &alice, "Alice", &from_alice);
+    assert_archived(&archived[1], &room, &bob, "Bob", &from_bob);
+    assert_ne!(archived[0]["id"], archived[1]["id"], "{archived:?}");
+    assert!(
+        archived[0]["stamp"].as_str() <= archived[1]["stamp"].as_str(),
+        "{archived:?}"
+    );
+    // Caught up: after the last of them there is nothing more, and nothing is read twice.
+    let (again, still) = bot.catch_up(&room, &last);
+    assert_eq!(again, Vec::<Value>::new(), "{}", bot.report());
+    assert_eq!(still, last);
+
+    // Bob back; one more live round: the sessions go on where the archive left them.
+    bob.start_agent();
+    let body = text("alice to the room, the bot back");
+    alice.send(
+        &room,
+        &body,
+        &[(bob.jid(), bob.device), (&bot_jid, bot.device)],
+    );
+    bot.expect_received(&room, &alice, "Alice", &body);
+    let got = bob.recv(1);
+    assert_room_message(
+        &got[0],
+        &room,
+        alice.jid(),
+        "Alice",
+        alice.device,
+        "omemo:2",
+    );
+    assert_eq!(got[0]["body"], body.as_str(), "{got:?}");
+    let body = text("bob to the room, the bot back");
+    bob.send(
+        &room,
+        &body,
+        &[(alice.jid(), alice.device), (&bot_jid, bot.device)],
+    );
+    bot.expect_received(&room, &bob, "Bob", &body);
+    let got = alice.recv(1);
+    assert_room_message(&got[0], &room, bob.jid(), "Bob", bob.device, "omemo:2");
+    assert_eq!(got[0]["body"], body.as_str(), "{got:?}");
+    let body = text("bot to the room, back");
     bot.send(&room, &body, &[&alice, &bob]);
     for member in [&alice, &bob] {
         let got = member.recv(1);
