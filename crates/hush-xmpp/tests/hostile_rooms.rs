@@ -190,7 +190,9 @@ async fn a_member_the_room_adds_is_named_as_a_new_reader() {
     let store = alice.close().await.unwrap();
     let mut alice = connect(&server, store).await;
     online(&mut alice).await;
-    assert!(alice.rooms().unwrap()[0].affiliation("mallory@localhost").is_some());
+    assert!(alice.rooms().unwrap()[0]
+        .affiliation("mallory@localhost")
+        .is_some());
     let report = alice
         .send_to_room(&room, "who reads this?", SendOptions::default())
         .await
