@@ -125,7 +125,10 @@ modules_enabled = {{ {modules} }}
 archive_expires_after = "never"
 -- SQL storage, as Prosody recommends for archives: the default file storage rewrites and
 -- rereads a user's whole archive for every query page (minutes for a 10,000-message catch-up).
-storage = "sql"
+-- Accounts stay in files: `prosodyctl register` then never writes into the SQLite database the
+-- running server holds (it failed, with nothing on stderr, when the server was writing).
+default_storage = "sql"
+storage = {{ accounts = "internal" }}
 sql = {{ driver = "SQLite3"; database = "prosody.sqlite" }}
 -- Replies go out at once instead of waiting on Nagle's algorithm (loopback latency tests).
 network_settings = {{ nagle = false }}
