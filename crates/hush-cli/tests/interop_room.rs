@@ -267,6 +267,35 @@ fn assert_room_message(got: &Value, room: &str, jid: &str, nick: &str, device: u
     assert_eq!(got["error"], Value::Null, "{got}");
 }
 
+/// `from` (nickname `nick`) writes `body` to the room: the bot reads it (legacy), and `other`
+/// reads it (`omemo:2`) through `hush recv`.
+fn hush_writes(room: &str, from: &Member, nick: &str, other: &Member, bot: &mut Bot, body: &str) {
+    let bot_jid = bot.jid.clone();
+    from.send(
+        room,
+        body,
+        &[(other.jid(), other.device), (&bot_jid, bot.device)],
+    );
+    bot.expect_received(room, from, nick, body);
+    let got = other.recv(1);
+    assert_room_message(&got[0], room, from.jid(), nick, from.device, "omemo:2");
+    assert_eq!(got[0]["body"], body, "{got:?}");
+}
+
+/// The bot writes `body` to the room: `members` read it (legacy) under the bot's real JID and
+/// nickname, its key trusted blindly. Gives the bot's `sent` report and the message's archive
+/// id.
+fn bot_writes(room: &str, bot: &mut Bot, members: [&Member; 2], body: &str) -> (Value, String) {
+    let sent = bot.send(room, body, &members);
+    for member in members {
+        let got = member.recv(1);
+        assert_room_message(&got[0], room, &bot.jid, "bot", bot.device, "omemo:legacy");
+        assert_eq!(got[0]["body"], body, "{got:?}");
+        assert_eq!(got[0]["trust"], "blind", "{got:?}");
+    }
+    sent
+}
+
 #[test]
 fn hush_and_slixmpp_omemo_bot_talk_in_a_members_only_room_over_legacy() {
     let server = Prosody::start("bot-room");
@@ -334,70 +363,21 @@ fn hush_and_slixmpp_omemo_bot_talk_in_a_members_only_room_over_legacy() {
 
     // Hush → room: the bot gets a legacy key (the only namespace it announces), Bob his own.
     let hello = text("alice to the room #1");
-    alice.send(
-        &room,
-        &hello,
-        &[(bob.jid(), bob.device), (&bot_jid, bot.device)],
-    );
-    bot.expect_received(&room, &alice, "Alice", &hello);
-    let got = bob.recv(1);
-    assert_room_message(
-        &got[0],
-        &room,
-        alice.jid(),
-        "Alice",
-        alice.device,
-        "omemo:2",
-    );
-    assert_eq!(got[0]["body"], hello.as_str(), "{got:?}");
+    hush_writes(&room, &alice, "Alice", &bob, &mut bot, &hello);
 
     let from_bob = text("bob to the room #1");
-    bob.send(
-        &room,
-        &from_bob,
-        &[(alice.jid(), alice.device), (&bot_jid, bot.device)],
-    );
-    bot.expect_received(&room, &bob, "Bob", &from_bob);
-    let got = alice.recv(1);
-    assert_room_message(&got[0], &room, bob.jid(), "Bob", bob.device, "omemo:2");
-    assert_eq!(got[0]["body"], from_bob.as_str(), "{got:?}");
+    hush_writes(&room, &bob, "Bob", &alice, &mut bot, &from_bob);
 
     // Bot → room: both Hush accounts read it under the bot's real JID, room and nickname set.
     let from_bot = text("bot to the room #1");
-    bot.send(&room, &from_bot, &[&alice, &bob]);
-    for member in [&alice, &bob] {
-        let got = member.recv(1);
-        assert_room_message(&got[0], &room, &bot_jid, "bot", bot.device, "omemo:legacy");
-        assert_eq!(got[0]["body"], from_bot.as_str(), "{got:?}");
-        assert_eq!(got[0]["trust"], "blind", "{got:?}");
-    }
+    bot_writes(&room, &mut bot, [&alice, &bob], &from_bot);
 
     // More rounds on the established sessions, each turning the Double Ratchet's DH step.
     for round in 2..=3 {
         let body = text(&format!("alice to the room #{round}"));
-        alice.send(
-            &room,
-            &body,
-            &[(bob.jid(), bob.device), (&bot_jid, bot.device)],
-        );
-        bot.expect_received(&room, &alice, "Alice", &body);
-        let got = bob.recv(1);
-        assert_room_message(
-            &got[0],
-            &room,
-            alice.jid(),
-            "Alice",
-            alice.device,
-            "omemo:2",
-        );
-        assert_eq!(got[0]["body"], body.as_str(), "{got:?}");
+        hush_writes(&room, &alice, "Alice", &bob, &mut bot, &body);
         let body = text(&format!("bot to the room #{round}"));
-        bot.send(&room, &body, &[&alice, &bob]);
-        for member in [&alice, &bob] {
-            let got = member.recv(1);
-            assert_room_message(&got[0], &room, &bot_jid, "bot", bot.device, "omemo:legacy");
-            assert_eq!(got[0]["body"], body.as_str(), "{got:?}");
-        }
+        bot_writes(&room, &mut bot, [&alice, &bob], &body);
     }
 
     // Bob goes away: his agent stops, and the room tells the bot he left. The bot encrypts
@@ -420,22 +400,9 @@ fn hush_and_slixmpp_omemo_bot_talk_in_a_members_only_room_over_legacy() {
     // Bob's agent back in the room: everyone reads everyone live again, on the same sessions.
     bob.start_agent();
     let body = text("bob to the room, back");
-    bob.send(
-        &room,
-        &body,
-        &[(alice.jid(), alice.device), (&bot_jid, bot.device)],
-    );
-    bot.expect_received(&room, &bob, "Bob", &body);
-    let got = alice.recv(1);
-    assert_room_message(&got[0], &room, bob.jid(), "Bob", bob.device, "omemo:2");
-    assert_eq!(got[0]["body"], body.as_str(), "{got:?}");
+    hush_writes(&room, &bob, "Bob", &alice, &mut bot, &body);
     let body = text("bot to the room, bob back");
-    let (_, last_read) = bot.send(&room, &body, &[&alice, &bob]);
-    for member in [&alice, &bob] {
-        let got = member.recv(1);
-        assert_room_message(&got[0], &room, &bot_jid, "bot", bot.device, "omemo:legacy");
-        assert_eq!(got[0]["body"], body.as_str(), "{got:?}");
-    }
+    let (_, last_read) = bot_writes(&room, &mut bot, [&alice, &bob], &body);
 
     // Now the bot goes away: it leaves the room (the room confirms it). Hush encrypts for it
     // all the same, a member: its device is among those of each `send`.
@@ -495,39 +462,11 @@ fn hush_and_slixmpp_omemo_bot_talk_in_a_members_only_room_over_legacy() {
     // Bob back; one more live round: the sessions go on where the archive left them.
     bob.start_agent();
     let body = text("alice to the room, the bot back");
-    alice.send(
-        &room,
-        &body,
-        &[(bob.jid(), bob.device), (&bot_jid, bot.device)],
-    );
-    bot.expect_received(&room, &alice, "Alice", &body);
-    let got = bob.recv(1);
-    assert_room_message(
-        &got[0],
-        &room,
-        alice.jid(),
-        "Alice",
-        alice.device,
-        "omemo:2",
-    );
-    assert_eq!(got[0]["body"], body.as_str(), "{got:?}");
+    hush_writes(&room, &alice, "Alice", &bob, &mut bot, &body);
     let body = text("bob to the room, the bot back");
-    bob.send(
-        &room,
-        &body,
-        &[(alice.jid(), alice.device), (&bot_jid, bot.device)],
-    );
-    bot.expect_received(&room, &bob, "Bob", &body);
-    let got = alice.recv(1);
-    assert_room_message(&got[0], &room, bob.jid(), "Bob", bob.device, "omemo:2");
-    assert_eq!(got[0]["body"], body.as_str(), "{got:?}");
+    hush_writes(&room, &bob, "Bob", &alice, &mut bot, &body);
     let body = text("bot to the room, back");
-    bot.send(&room, &body, &[&alice, &bob]);
-    for member in [&alice, &bob] {
-        let got = member.recv(1);
-        assert_room_message(&got[0], &room, &bot_jid, "bot", bot.device, "omemo:legacy");
-        assert_eq!(got[0]["body"], body.as_str(), "{got:?}");
-    }
+    bot_writes(&room, &mut bot, [&alice, &bob], &body);
 
     bot.quit();
     for mut member in [alice, bob] {
