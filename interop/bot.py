@@ -674,17 +674,7 @@ class Bot(ClientXMPP):
             raise ValueError(
                 f"decrypted as device {device.device_id} of {device.bare_jid}, not {sid} of {real}"
             )
-        base = {
-            **where,
-            "from": real,
-            "device": device.device_id,
-            "ns": SHORT[self.omemo_ns],
-            "fingerprint": fingerprint(device.identity_key),
-        }
-        if plaintext is None:
-            emit({"empty": True, **base})
-        else:
-            emit({"received": True, **base, "body": plaintext.decode("utf-8")})
+        self.report_decrypted(where, real, device, None if plaintext is None else plaintext.decode("utf-8"))
         return "count"
 
     async def members(self, room: str) -> Optional[Set[str]]:
@@ -772,19 +762,7 @@ class Bot(ClientXMPP):
         real = self.occupants(room).get(nick)
         if real is None or device.bare_jid != real:
             raise ValueError(f"decrypted as {device.bare_jid}, but {nick} in {room} is {real}")
-        base = {
-            "room": room,
-            "nick": nick,
-            "from": device.bare_jid,
-            "device": device.device_id,
-            "ns": SHORT[self.omemo_ns],
-            "fingerprint": fingerprint(device.identity_key),
-            "id": id_,
-        }
-        if body is None:
-            emit({"empty": True, **base})
-        else:
-            emit({"received": True, **base, "body": body})
+        self.report_decrypted({"room": room, "nick": nick, "id": id_}, real, device, body)
 
     async def incoming(self, stanza: Message) -> None:
         sender = stanza["from"].bare
@@ -811,7 +789,13 @@ class Bot(ClientXMPP):
             body = decrypted["body"] if has_payload else None
         if device.bare_jid != sender:
             raise ValueError(f"decrypted as {device.bare_jid}, but the stanza came from {sender}")
+        self.report_decrypted({}, sender, device, body)
+
+    def report_decrypted(self, where: Dict[str, Any], sender: str, device: Any, body: Optional[str]) -> None:
+        """Emits a decrypted message from `device` of `sender` (with the room fields in `where`,
+        if any): `received` with its body, or `empty` for a message without one."""
         base = {
+            **where,
             "from": sender,
             "device": device.device_id,
             "ns": SHORT[self.omemo_ns],
