@@ -70,7 +70,7 @@ pub use rollback::{Repaired, Rollback, ROLLBACK_WARNING};
 pub use room::{Announced, RoomPlan, RoomRefusal};
 pub use send::{Fetched, Prepared, Route, SendPlan};
 pub use stanza::{MessageStanza, Wire};
-pub use types::{Arrival, Delivery, SendOptions, SendReport, Unreached};
+pub use types::{Arrival, Content, Delivery, SendOptions, SendReport, Unreached};
 pub use warning::{KeyConcern, RoomChange, Unconfirmed, Warning};
 
 /// How long a device may stay silent before Hush stops encrypting to it (it comes back with

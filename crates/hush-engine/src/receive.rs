@@ -351,6 +351,9 @@ impl Engine {
             trust: None,
             properties: Properties::PLAINTEXT,
             warning,
+            // A file shared in clear is not offered for download: its key was in clear too,
+            // and anyone on the path could have sent it.
+            file: None,
             new_key: None,
             arrival: m.arrival(),
         });
@@ -486,6 +489,7 @@ impl Engine {
                 }
             }
         }
+        let mut shared: Option<minidom::Element> = None;
         let result = encrypted.and_then(|el| {
             let o = self.local.open(&el, &self.jid, &m.sender, existing, rng)?;
             let body = match (&o.payload, suite) {
@@ -503,6 +507,11 @@ impl Engine {
                         to,
                         require_to: false,
                     })?;
+                    shared = env
+                        .content
+                        .iter()
+                        .find(|c| c.is("file-sharing", hush_files::NS_SFS))
+                        .cloned();
                     Some(
                         env.content
                             .iter()
@@ -671,6 +680,7 @@ impl Engine {
                         unconfirmed: Some(u),
                         key: None,
                     }),
+                    file: None,
                     new_key: Some(fingerprint),
                     arrival: m.arrival(),
                 });
@@ -700,6 +710,7 @@ impl Engine {
         } else {
             Authentication::Weak
         };
+        let file = shared_file(shared.as_ref(), &body);
         step.after.delivery = Some(Delivery {
             from: m.sender.clone(),
             device: sid,
@@ -709,6 +720,7 @@ impl Engine {
             trust: Some(trust),
             properties: Properties::omemo(authentication),
             warning,
+            file,
             new_key,
             arrival: m.arrival(),
         });
@@ -966,12 +978,28 @@ impl Message {
             // Nothing was read, so nothing can be claimed about it.
             properties: Properties::PLAINTEXT,
             warning: None,
+            file: None,
             new_key: None,
             arrival: self.arrival(),
         });
         step
     }
 }
+/// The file an encrypted message shares: its `<file-sharing/>` element when it carries a usable
+/// one, else its body when that is only an `aesgcm://` link. An element that cannot be used
+/// is logged and the body tried.
+fn shared_file(element: Option<&minidom::Element>, body: &str) -> Option<hush_files::SharedFile> {
+    if let Some(element) = element {
+        match hush_files::SharedFile::from_element(element) {
+            Ok(file) => return Some(file),
+            Err(e) => log::info!("a message shared a file Hush cannot use: {e}"),
+        }
+    }
+    hush_files::Link::parse(body)
+        .ok()
+        .map(hush_files::SharedFile::from_link)
+}
+
 /// When a message with `stamp` arriving at `now` in the conversation with `peer` was sent, as
 /// history shows it (see [`ServerStamp::arrival`]).
 pub(crate) fn arrival_time<S: Store + ?Sized>(

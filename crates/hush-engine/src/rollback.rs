@@ -178,6 +178,7 @@ impl Engine {
             trust: None,
             properties: Properties::PLAINTEXT,
             warning: first.then_some(Warning::RolledBack),
+            file: None,
             new_key: None,
             arrival: crate::Arrival {
                 to: record.peer.clone(),
@@ -244,6 +245,7 @@ impl Engine {
             trust: None,
             properties: Properties::PLAINTEXT,
             warning: Some(Warning::RolledBack),
+            file: None,
             new_key: None,
             // A notice about this device, not a message: no time, no id.
             arrival: crate::Arrival {

@@ -28,7 +28,7 @@ use crate::refusal::{Obstacle, Refusal};
 use crate::send::{decide_readers, Fetched, Opened, Prepared, Route};
 use crate::stanza::MessageStanza;
 use crate::types::Unreached;
-use crate::{Engine, EngineError, Result, SendOptions, SendReport, MAX_LISTED_DEVICES};
+use crate::{Content, Engine, EngineError, Result, SendOptions, SendReport, MAX_LISTED_DEVICES};
 
 /// Why a room gets no encrypted message.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -281,7 +281,7 @@ impl Engine {
         &self,
         store: &S,
         plan: RoomPlan,
-        text: &str,
+        content: impl Into<Content>,
         bundles: Vec<((String, u32), Fetched)>,
         now: u64,
         rng: &mut R,
@@ -295,6 +295,8 @@ impl Engine {
             unreached,
             ..
         } = plan;
+        let content = content.into();
+        let text = content.body.as_str();
         // The room is checked again: its configuration may have changed since the plan.
         self.secure_room(store, &room)?;
         let conversation = store.conversation(&room)?;
@@ -323,7 +325,7 @@ impl Engine {
         let mut advanced = Vec::new();
         let mut devices = Vec::new();
         for (suite, mut group) in by_suite {
-            elements.push(self.seal_text(suite, text, &room, &mut group, now, rng)?);
+            elements.push(self.seal_content(suite, &content, &room, &mut group, now, rng)?);
             for (jid, device, session) in group {
                 devices.push((jid.clone(), device));
                 advanced.push((SessionKey::new(suite, &jid, device), session));

@@ -22,7 +22,9 @@ use rand_core::CryptoRng;
 use crate::receive::first_trust;
 use crate::refusal::{DeviceState, FetchFailed, Obstacle, Refusal};
 use crate::stanza::MessageStanza;
-use crate::{Engine, EngineError, Owed, Result, SendOptions, SendReport, MAX_LISTED_DEVICES};
+use crate::{
+    Content, Engine, EngineError, Owed, Result, SendOptions, SendReport, MAX_LISTED_DEVICES,
+};
 
 /// How a message goes out.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -239,7 +241,7 @@ impl Engine {
         &self,
         store: &S,
         plan: SendPlan,
-        text: &str,
+        content: impl Into<Content>,
         bundles: Vec<((String, u32), Fetched)>,
         now: u64,
         rng: &mut R,
@@ -252,6 +254,8 @@ impl Engine {
             device_lists,
             ..
         } = plan;
+        let content = content.into();
+        let text = content.body.as_str();
         let conversation = store.conversation(&to)?;
         let targets = devices
             .into_iter()
@@ -272,7 +276,7 @@ impl Engine {
             .filter(|(_, j, d, _)| chosen.iter().any(|(cj, cd)| cj == j && cd == d))
             .map(|(_, j, d, s)| (j, d, s))
             .collect();
-        let element = self.seal_text(suite, text, &to, &mut targets, now, rng)?;
+        let element = self.seal_content(suite, &content, &to, &mut targets, now, rng)?;
         let advanced: Vec<(SessionKey, Session)> = targets
             .iter()
             .map(|(j, d, s)| (SessionKey::new(suite, j, *d), s.clone()))
@@ -311,21 +315,25 @@ impl Engine {
         })
     }
 
-    /// `text` for the conversation `to`, sealed in `suite` for the sessions of `targets`
-    /// (advanced in place): in an SCE envelope naming us and `to` for omemo:2, as it is for
-    /// legacy.
-    pub(crate) fn seal_text<R: CryptoRng + ?Sized>(
+    /// `content` for the conversation `to`, sealed in `suite` for the sessions of `targets`
+    /// (advanced in place): the body and the extra elements in an SCE envelope naming us and
+    /// `to` for omemo:2; the body alone for legacy, which encrypts nothing else.
+    pub(crate) fn seal_content<R: CryptoRng + ?Sized>(
         &self,
         suite: Suite,
-        text: &str,
+        content: &Content,
         to: &str,
         targets: &mut [(String, u32, Session)],
         now: u64,
         rng: &mut R,
     ) -> Result<hush_proto::EncryptedElement> {
         let payload = match suite {
-            Suite::Omemo2 => sce::seal(&[sce::body(text)], &self.jid, to, Some(now), rng)?,
-            _ => text.as_bytes().to_vec(),
+            Suite::Omemo2 => {
+                let mut children = vec![sce::body(&content.body)];
+                children.extend(content.extra.iter().cloned());
+                sce::seal(&children, &self.jid, to, Some(now), rng)?
+            }
+            _ => content.body.as_bytes().to_vec(),
         };
         let mut recipients: Vec<Recipient<'_>> = targets
             .iter_mut()

@@ -85,6 +85,32 @@ pub struct SendOptions {
     pub global_off: bool,
 }
 
+/// What a message says: its text, and for omemo:2 readers any further stanza children sealed
+/// in the same envelope (a shared file's `<file-sharing/>`, XEP-0447). Legacy OMEMO encrypts
+/// the body alone, so the body must make sense by itself (a file's `aesgcm://` link).
+#[derive(Debug, Clone, Default)]
+pub struct Content {
+    /// The `<body/>` text.
+    pub body: String,
+    /// More elements for the SCE envelope; never sent in clear.
+    pub extra: Vec<minidom::Element>,
+}
+
+impl From<&str> for Content {
+    fn from(text: &str) -> Self {
+        Self {
+            body: text.to_owned(),
+            extra: Vec::new(),
+        }
+    }
+}
+
+impl From<&String> for Content {
+    fn from(text: &String) -> Self {
+        Self::from(text.as_str())
+    }
+}
+
 /// A received message after it was committed to the store.
 #[derive(Debug, Clone)]
 pub struct Delivery {
@@ -104,6 +130,10 @@ pub struct Delivery {
     pub properties: Properties,
     /// A warning to show prominently (a message in clear in an encrypted conversation).
     pub warning: Option<crate::Warning>,
+    /// The encrypted file this message shares: from its `<file-sharing/>` element (omemo:2),
+    /// or from a body that is only an `aesgcm://` link (what every client sends). Not
+    /// downloaded: that is the shell's to do, or the user's.
+    pub file: Option<hush_files::SharedFile>,
     /// The fingerprint of the sending device's identity key when this message is the first
     /// we saw of it — however it came (a message, an empty key exchange, a Carbon, the
     /// archive). A delivery with neither `body` nor `failure` carries only this news.
@@ -146,6 +176,7 @@ impl Delivery {
             trust: None,
             properties: Properties::PLAINTEXT,
             warning: Some(crate::Warning::RoomChanged(change)),
+            file: None,
             new_key: None,
             arrival: Arrival {
                 to: room.to_owned(),

@@ -10,6 +10,7 @@
 //!   memory, at the speed of aws-lc's AES (see [`gcm`] for how).
 //! * [`FileKey`] and [`Link`] — a file's secret and the `aesgcm://` link carrying it.
 //! * [`SharedFile`] — the `<file-sharing/>` element with name, type, size and hash.
+//! * [`Sha256`] — the file's hash as it streams.
 //! * [`safe_file_name`] — a sender's file name made safe to save under.
 //!
 //! The caller hands in randomness; secrets are wiped on drop and never shown by `Debug`.
@@ -17,12 +18,14 @@
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
+mod digest;
 mod error;
 pub mod gcm;
 mod key;
 mod name;
 mod share;
 
+pub use digest::Sha256;
 pub use error::{FileError, LinkFault};
 pub use gcm::{Opener, Sealer, MAX_PLAINTEXT, TAG_LEN};
 pub use key::{FileKey, Iv, Link};

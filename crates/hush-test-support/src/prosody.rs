@@ -23,6 +23,9 @@ pub struct Prosody {
     /// The direct TLS (XEP-0368) client port on 127.0.0.1, on servers started with
     /// [`Self::start_tls`].
     pub direct_tls_port: Option<u16>,
+    /// The HTTPS port of the upload service (XEP-0363, Prosody's `http_file_share`), on
+    /// servers started with [`Self::start_with_uploads`].
+    pub https_port: Option<u16>,
     config: PathBuf,
     as_prosody_user: bool,
 }
@@ -33,6 +36,11 @@ pub struct Prosody {
 pub const DNS_DOMAIN: &str = "hush.test";
 /// The room service (XEP-0045) of the test Prosody, with its archive (`muc_mam`).
 pub const MUC_SERVICE: &str = "conference.localhost";
+
+/// The upload service (XEP-0363) of servers started with [`Prosody::start_with_uploads`].
+pub const UPLOAD_SERVICE: &str = "upload.localhost";
+/// The largest file that service takes, in bytes (a little over 1 GiB, for the big test).
+pub const UPLOAD_LIMIT: u64 = (1 << 30) + (1 << 20);
 
 /// The modules every test server runs; `smacks` is Stream Management (XEP-0198).
 const MODULES: &[&str] = &[
@@ -48,13 +56,43 @@ impl Prosody {
 
     /// A server without some of the usual modules (e.g. without Stream Management or PEP).
     pub fn start_without(name: &str, missing: &[&str]) -> Self {
-        Self::start_with(name, missing, false)
+        Self::start_with(name, missing, false, false)
+    }
+
+    /// A server with an HTTP upload service (XEP-0363) at [`UPLOAD_SERVICE`], serving files
+    /// over HTTPS on `localhost` with a certificate from the test CA ([`test_ca_file`]), up to
+    /// [`UPLOAD_LIMIT`] bytes each. The XMPP port stays plaintext, as for [`Self::start`].
+    pub fn start_with_uploads(name: &str) -> Self {
+        Self::start_with(name, &[], false, true)
+    }
+
+    /// The files the upload service keeps (the ciphertext of what was uploaded), wherever
+    /// under its data directory Prosody put them, sorted.
+    pub fn uploaded_files(&self) -> Vec<PathBuf> {
+        fn walk(dir: &Path, inside: bool, out: &mut Vec<PathBuf>) {
+            let Ok(entries) = std::fs::read_dir(dir) else {
+                return;
+            };
+            for entry in entries.flatten() {
+                let path = entry.path();
+                if path.is_dir() {
+                    let here = inside || entry.file_name() == "http_file_share";
+                    walk(&path, here, out);
+                } else if inside {
+                    out.push(path);
+                }
+            }
+        }
+        let mut out = Vec::new();
+        walk(&self.dir.join("data"), false, &mut out);
+        out.sort();
+        out
     }
 
     /// A server that requires STARTTLS, with a certificate for `localhost` issued by a test
     /// CA whose certificate is at [`Self::ca_file`].
     pub fn start_tls(name: &str) -> Self {
-        Self::start_with(name, &[], true)
+        Self::start_with(name, &[], true, false)
     }
 
     /// The test CA's certificate (PEM), for servers started with [`Self::start_tls`].
@@ -62,7 +100,7 @@ impl Prosody {
         self.dir.join("ca.pem")
     }
 
-    fn start_with(name: &str, missing: &[&str], tls: bool) -> Self {
+    fn start_with(name: &str, missing: &[&str], tls: bool, uploads: bool) -> Self {
         const MUC_DOMAIN: &str = MUC_SERVICE;
         let mut modules: Vec<String> = MODULES
             .iter()
@@ -89,10 +127,33 @@ impl Prosody {
         };
         let port = free_port();
         let direct_tls_port = tls.then(free_port);
+        let https_port = uploads.then(free_port);
         let d = dir.display();
+        if tls || uploads {
+            make_certificates(&dir);
+        }
+        // Global HTTPS settings, then (last, as a component's settings follow its line) the
+        // upload component.
+        let (https_config, upload_component) = match https_port {
+            Some(https) => (
+                format!(
+                    "https_ports = {{ {https} }}\n\
+                     https_ssl = {{ certificate = \"{d}/server.pem\"; key = \"{d}/server.key\" }}\n\
+                     http_external_url = \"https://localhost:{https}/\""
+                ),
+                format!(
+                    "Component \"{UPLOAD_SERVICE}\" \"http_file_share\"\n\
+                     http_host = \"localhost\"\n\
+                     http_file_share_size_limit = {UPLOAD_LIMIT}\n\
+                     http_file_share_daily_quota = {quota}\n\
+                     http_file_share_global_quota = {quota}",
+                    quota = UPLOAD_LIMIT * 8
+                ),
+            ),
+            None => ("https_ports = { }".to_owned(), String::new()),
+        };
         let tls_config = match direct_tls_port {
             Some(direct) => {
-                make_certificates(&dir);
                 let ssl =
                     format!("{{ certificate = \"{d}/server.pem\"; key = \"{d}/server.key\" }}");
                 format!(
@@ -118,7 +179,7 @@ interfaces = {{ "127.0.0.1" }}
 c2s_ports = {{ {port} }}
 s2s_ports = {{ }}
 http_ports = {{ }}
-https_ports = {{ }}
+{https_config}
 {tls_config}
 authentication = "internal_hashed"
 modules_enabled = {{ {modules} }}
@@ -138,6 +199,7 @@ VirtualHost "localhost"
 -- open and semi-anonymous unless their creator configures them, as Hush does).
 Component "{MUC_DOMAIN}" "muc"
 modules_enabled = {{ "muc_mam" }}
+{upload_component}
 "#
             ),
         )
@@ -173,6 +235,7 @@ modules_enabled = {{ "muc_mam" }}
             dir,
             port,
             direct_tls_port,
+            https_port,
             config,
             as_prosody_user,
         };
@@ -183,7 +246,7 @@ modules_enabled = {{ "muc_mam" }}
     /// Polls until the c2s port accepts connections (bounded), failing with the server's log.
     fn wait_listening(&mut self) {
         let log = log_of(&self.dir);
-        let ports: Vec<u16> = [Some(self.port), self.direct_tls_port]
+        let ports: Vec<u16> = [Some(self.port), self.direct_tls_port, self.https_port]
             .into_iter()
             .flatten()
             .collect();
@@ -257,82 +320,116 @@ modules_enabled = {{ "muc_mam" }}
     }
 }
 
-/// A throwaway CA and a `localhost` server certificate it signed, made with the openssl tool
-/// (installed with Prosody's TLS library).
-fn make_certificates(dir: &Path) {
-    let run = |args: &[&str]| {
-        let out = Command::new("openssl")
-            .args(args)
-            .current_dir(dir)
-            .output()
-            .expect("openssl is needed for the TLS tests (apt-get install openssl)");
-        assert!(
-            out.status.success(),
-            "openssl {args:?}: {}",
-            String::from_utf8_lossy(&out.stderr)
+fn openssl(dir: &Path, args: &[&str]) {
+    let out = Command::new("openssl")
+        .args(args)
+        .current_dir(dir)
+        .output()
+        .expect("openssl is needed for the TLS tests (apt-get install openssl)");
+    assert!(
+        out.status.success(),
+        "openssl {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+const EC_KEY: [&str; 5] = [
+    "-newkey",
+    "ec",
+    "-pkeyopt",
+    "ec_paramgen_curve:P-256",
+    "-nodes",
+];
+
+/// The test CA every TLS server of this process gets its certificate from (made once, with
+/// the openssl tool, installed with Prosody's TLS library): the PEM file to trust, e.g.
+/// through `SSL_CERT_FILE`, which both the XMPP connection and file transfers honour.
+pub fn test_ca_file() -> PathBuf {
+    static CA: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
+    CA.get_or_init(|| {
+        let dir = data_root().join(format!("hush-test-ca-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        openssl(
+            &dir,
+            &[
+                &["req", "-x509"][..],
+                &EC_KEY,
+                &[
+                    "-days",
+                    "2",
+                    "-subj",
+                    "/CN=Hush test CA",
+                    "-addext",
+                    "basicConstraints=critical,CA:TRUE",
+                    "-addext",
+                    "keyUsage=critical,keyCertSign",
+                    "-keyout",
+                    "ca.key",
+                    "-out",
+                    "ca.pem",
+                ],
+            ]
+            .concat(),
         );
-    };
-    let ec = [
-        "-newkey",
-        "ec",
-        "-pkeyopt",
-        "ec_paramgen_curve:P-256",
-        "-nodes",
-    ];
-    run(&[
-        &["req", "-x509"][..],
-        &ec,
+        dir.join("ca.pem")
+    })
+    .clone()
+}
+
+/// A certificate for `localhost` (and the other test names) in `dir`, issued by the test
+/// CA, whose certificate is copied beside it as `ca.pem`.
+fn make_certificates(dir: &Path) {
+    let ca = test_ca_file();
+    let ca_key = ca.with_file_name("ca.key");
+    std::fs::copy(&ca, dir.join("ca.pem")).unwrap();
+    openssl(
+        dir,
         &[
-            "-days",
-            "2",
-            "-subj",
-            "/CN=Hush test CA",
-            "-addext",
-            "basicConstraints=critical,CA:TRUE",
-            "-addext",
-            "keyUsage=critical,keyCertSign",
-            "-keyout",
-            "ca.key",
-            "-out",
-            "ca.pem",
-        ],
-    ]
-    .concat());
-    run(&[
-        &["req"][..],
-        &ec,
-        &[
-            "-subj",
-            "/CN=localhost",
-            "-keyout",
-            "server.key",
-            "-out",
-            "server.csr",
-        ],
-    ]
-    .concat());
+            &["req"][..],
+            &EC_KEY,
+            &[
+                "-subj",
+                "/CN=localhost",
+                "-keyout",
+                "server.key",
+                "-out",
+                "server.csr",
+            ],
+        ]
+        .concat(),
+    );
     std::fs::write(
         dir.join("server.ext"),
-        "subjectAltName=DNS:localhost,DNS:hush.test\nbasicConstraints=CA:FALSE\nextendedKeyUsage=serverAuth\n",
+        format!(
+            "subjectAltName=DNS:localhost,DNS:{DNS_DOMAIN},DNS:{UPLOAD_SERVICE}\n\
+             basicConstraints=CA:FALSE\nextendedKeyUsage=serverAuth\n"
+        ),
     )
     .unwrap();
-    run(&[
-        "x509",
-        "-req",
-        "-in",
-        "server.csr",
-        "-CA",
-        "ca.pem",
-        "-CAkey",
-        "ca.key",
-        "-CAcreateserial",
-        "-days",
-        "2",
-        "-extfile",
-        "server.ext",
-        "-out",
-        "server.pem",
-    ]);
+    let (ca, ca_key) = (ca.display().to_string(), ca_key.display().to_string());
+    openssl(
+        dir,
+        &[
+            "x509",
+            "-req",
+            "-in",
+            "server.csr",
+            "-CA",
+            &ca,
+            "-CAkey",
+            &ca_key,
+            "-CAcreateserial",
+            "-CAserial",
+            "serial",
+            "-days",
+            "2",
+            "-extfile",
+            "server.ext",
+            "-out",
+            "server.pem",
+        ],
+    );
 }
 
 impl Drop for Prosody {

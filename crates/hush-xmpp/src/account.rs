@@ -9,8 +9,8 @@
 use std::time::Duration;
 
 use hush_engine::{
-    BundleRequest, Engine, FetchFailed, Fetched, Inbound, MessageStanza, Owed, Prepared, Resend,
-    Route,
+    BundleRequest, Content, Engine, FetchFailed, Fetched, Inbound, MessageStanza, Owed, Prepared,
+    Resend, Route,
 };
 use hush_proto::{DeviceList, Suite};
 use hush_store::{Committed, Store, Transaction};
@@ -20,6 +20,7 @@ use rand_core::UnwrapErr;
 use crate::client::{ConnectOptions, XmppClient};
 use crate::error::{Result, XmppError};
 use crate::incoming::Incoming;
+use crate::transfer::TransferError;
 use crate::BareJid;
 
 pub use hush_engine::{
@@ -78,6 +79,8 @@ pub fn resource(device: &hush_proto::LocalDevice) -> String {
     format!("hush-{hex}")
 }
 
+mod files;
+pub use files::FileSent;
 mod rooms;
 
 /// What the engine is handed of an incoming message.
@@ -409,9 +412,11 @@ impl<S: Store> Hush<S> {
     pub async fn send(
         &mut self,
         to: &BareJid,
-        text: &str,
+        content: impl Into<Content>,
         options: SendOptions,
     ) -> Result<SendReport> {
+        let content = content.into();
+        let text = content.body.as_str();
         let now = self.now();
         // A room's JID answers for the room service: a direct message there would be
         // encrypted for whatever devices the service publishes under it.
@@ -419,6 +424,9 @@ impl<S: Store> Hush<S> {
             return Err(XmppError::IsARoom(to.to_string()));
         }
         if self.engine.route(&self.store, to.as_str(), options)? == Route::InClear {
+            if !content.extra.is_empty() {
+                return Err(TransferError::NotEncrypted { to: to.to_string() }.into());
+            }
             let prepared = self
                 .engine
                 .prepare_in_clear(to.as_str(), text, now, &mut self.rng);
@@ -457,7 +465,7 @@ impl<S: Store> Hush<S> {
         }
         let prepared =
             self.engine
-                .prepare_send(&self.store, plan, text, bundles, now, &mut self.rng)?;
+                .prepare_send(&self.store, plan, content, bundles, now, &mut self.rng)?;
         Ok(self.transmit(prepared).await?.0)
     }
 

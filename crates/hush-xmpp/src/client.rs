@@ -29,6 +29,7 @@ use crate::muc;
 use crate::pep;
 use crate::queue::BoundedQueue;
 use crate::roster::{self, Contact};
+use crate::upload;
 
 /// Bounced messages remembered, at most.
 const MAX_BOUNCES: usize = 64;
@@ -1540,6 +1541,93 @@ impl XmppClient {
             .map(|i| i.features.into_iter().map(|f| f.to_string()).collect())
             .unwrap_or_default();
         Ok(muc::config_of(&features))
+    }
+
+    /// Our server's HTTP upload service (XEP-0363): the domain itself if it offers one, else
+    /// the first of its disco#items that does (at most [`upload::MAX_ITEMS_PROBED`] asked).
+    /// `None` when there is none; an item that does not answer is skipped.
+    pub async fn find_upload_service(&mut self) -> Result<Option<upload::UploadService>> {
+        let domain = Jid::from(BareJid::from_parts(None, self.jid.domain()));
+        let what = Request::FindUploadService;
+        let mut candidates = vec![domain.clone()];
+        let items = self
+            .request(
+                Some(domain),
+                IqRequest::Get(
+                    xmpp_parsers::disco::DiscoItemsQuery {
+                        node: None,
+                        rsm: None,
+                    }
+                    .into(),
+                ),
+                &what,
+            )
+            .await?;
+        if let Some(el) = items {
+            let items = xmpp_parsers::disco::DiscoItemsResult::try_from(el).map_err(|e| {
+                XmppError::Unreadable {
+                    request: what.clone(),
+                    source: e.into(),
+                }
+            })?;
+            candidates.extend(
+                items
+                    .items
+                    .into_iter()
+                    .map(|i| i.jid)
+                    .take(upload::MAX_ITEMS_PROBED),
+            );
+        }
+        for jid in candidates {
+            let answer = self
+                .request(
+                    Some(jid.clone()),
+                    IqRequest::Get(DiscoInfoQuery { node: None }.into()),
+                    &what,
+                )
+                .await;
+            let info = match answer {
+                Ok(Some(el)) => xmpp_parsers::disco::DiscoInfoResult::try_from(el).ok(),
+                Ok(None) | Err(XmppError::Refused { .. }) => None,
+                Err(e) => return Err(e),
+            };
+            if let Some(service) = info.and_then(|i| upload::service_of(jid, &i)) {
+                return Ok(Some(service));
+            }
+        }
+        Ok(None)
+    }
+
+    /// Asks `service` for a slot for `size` bytes, under `name` (a name saying nothing of
+    /// the file). Both URLs of the answer must be `https://`.
+    pub async fn upload_slot(
+        &mut self,
+        service: &Jid,
+        name: &str,
+        size: u64,
+    ) -> Result<upload::Slot> {
+        let what = Request::UploadSlot {
+            service: service.to_string(),
+        };
+        let request = xmpp_parsers::http_upload::SlotRequest {
+            filename: name.to_owned(),
+            size,
+            content_type: Some("application/octet-stream".to_owned()),
+        };
+        let answer = self
+            .request(Some(service.clone()), IqRequest::Get(request.into()), &what)
+            .await?
+            .ok_or_else(|| XmppError::Unreadable {
+                request: what.clone(),
+                source: xso::error::Error::Other("an empty answer"),
+            })?;
+        let slot = xmpp_parsers::http_upload::SlotResult::try_from(answer).map_err(|e| {
+            XmppError::Unreadable {
+                request: what,
+                source: e.into(),
+            }
+        })?;
+        Ok(upload::slot_of(slot)?)
     }
 
     /// The room's members, admins and owners (three requests, XEP-0384 §5.8.1). A refusal of

@@ -120,6 +120,9 @@ pub enum XmppError {
         #[source]
         source: xso::error::Error,
     },
+    /// A file could not be shared or fetched.
+    #[error(transparent)]
+    Transfer(#[from] crate::transfer::TransferError),
     /// A contact publishes nothing we can read on its OMEMO nodes.
     #[error("{jid} has published no {node} we can read; a presence subscription may be needed")]
     NothingPublished {
@@ -289,6 +292,13 @@ pub enum Request {
         /// Whose.
         jid: String,
     },
+    /// Looking for the server's HTTP upload service (disco#items, disco#info).
+    FindUploadService,
+    /// Asking the upload service for a slot (XEP-0363).
+    UploadSlot {
+        /// The service.
+        service: String,
+    },
 }
 
 impl fmt::Display for Request {
@@ -311,6 +321,8 @@ impl fmt::Display for Request {
             Self::ChangeAffiliation { room, jid } => {
                 write!(f, "changing {jid}'s affiliation with {room}")
             }
+            Self::FindUploadService => f.write_str("looking for the server's upload service"),
+            Self::UploadSlot { service } => write!(f, "asking {service} for an upload slot"),
         }
     }
 }

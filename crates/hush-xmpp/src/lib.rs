@@ -25,9 +25,12 @@ pub use hush_engine::{
 mod queue;
 mod resolve;
 mod roster;
+pub mod transfer;
+mod upload;
 
 pub use account::{
-    resource, Delivery, Hush, SendOptions, SendReport, DEFAULT_INACTIVE_AFTER, ROLLBACK_WARNING,
+    resource, Delivery, FileSent, Hush, SendOptions, SendReport, DEFAULT_INACTIVE_AFTER,
+    ROLLBACK_WARNING,
 };
 pub use bookmarks::Bookmark;
 pub use client::{ArchivePage, ConnectOptions, Entered, LinkStats, XmppClient, MAX_SENT_STANZA};
@@ -38,6 +41,8 @@ pub use error::{
 pub use incoming::{Incoming, Payload};
 pub use roster::{Contact, Subscription};
 pub use tokio_xmpp::parsers::jid::BareJid;
+pub use transfer::{Downloaded, Http, NoProgress, Progress, TransferError, Uploaded};
+pub use upload::{Slot, UploadService};
 
 /// Entry points for the fuzz targets in `fuzz/`, built only with the `fuzzing` feature: not
 /// part of the API.

@@ -313,9 +313,11 @@ impl<S: Store> Hush<S> {
     pub async fn send_to_room(
         &mut self,
         room: &BareJid,
-        text: &str,
+        content: impl Into<hush_engine::Content>,
         options: SendOptions,
     ) -> Result<SendReport> {
+        let content = content.into();
+        let text = content.body.as_str();
         let now = self.now();
         self.enter(room).await?;
         let (route, _) = self
@@ -327,6 +329,12 @@ impl<S: Store> Hush<S> {
                 e => Err(e),
             })?;
         if route == Route::InClear {
+            if !content.extra.is_empty() {
+                return Err(crate::transfer::TransferError::NotEncrypted {
+                    to: room.to_string(),
+                }
+                .into());
+            }
             let prepared =
                 self.engine
                     .prepare_in_clear_to_room(room.as_str(), text, now, &mut self.rng);
@@ -374,9 +382,14 @@ impl<S: Store> Hush<S> {
                 self.fetch_for(suite, &jid, device).await,
             ));
         }
-        let prepared =
-            self.engine
-                .prepare_room_send(&self.store, plan, text, bundles, now, &mut self.rng)?;
+        let prepared = self.engine.prepare_room_send(
+            &self.store,
+            plan,
+            content,
+            bundles,
+            now,
+            &mut self.rng,
+        )?;
         let mut report = self.transmit(prepared).await?.0;
         report.without_devices.retain(|j| !unreadable.contains(j));
         report.members_unreached.extend(

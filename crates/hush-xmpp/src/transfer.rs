@@ -1,0 +1,486 @@
+//! Moving encrypted files over HTTPS: the PUT of a XEP-0363 slot and the GET of an
+//! `aesgcm://` link, both streamed through [`hush_files::Sealer`] / [`hush_files::Opener`],
+//! so memory stays flat whatever the file's size.
+//!
+//! Only `https://` is ever spoken (the client refuses plain HTTP, also on redirects), with
+//! the same trust store as the XMPP connection: the system's roots, or the file
+//! `SSL_CERT_FILE` names. A download is written to a private `.part` file beside its
+//! destination and renamed only once its tag — and the size and hash its sender announced —
+//! check out; on any failure the partial file is removed.
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use hush_files::{FileError, FileKey, Opener, Sealer, Sha256, SharedFile, TAG_LEN};
+use thiserror::Error;
+use tokio::io::AsyncReadExt;
+
+use crate::upload::Slot;
+
+/// How much of a file is read, encrypted and sent (or received and decrypted) at once.
+const PIECE: usize = 1 << 20;
+
+/// Why a file could not be sent or fetched.
+#[derive(Debug, Error)]
+#[non_exhaustive]
+pub enum TransferError {
+    /// The server offers no HTTP File Upload service.
+    #[error(
+        "{domain} has no HTTP file upload service (XEP-0363), so files cannot be shared through it"
+    )]
+    NoService {
+        /// Our server's domain.
+        domain: String,
+    },
+    /// The conversation is set to send in clear, and a file's key would go in clear with it.
+    #[error("files are only shared encrypted, and encryption is off for {to}")]
+    NotEncrypted {
+        /// The conversation.
+        to: String,
+    },
+    /// The file is larger than the upload service takes.
+    #[error("the file is {size} bytes encrypted; the upload service takes at most {max}")]
+    TooLarge {
+        /// The encrypted size.
+        size: u64,
+        /// The service's limit.
+        max: u64,
+    },
+    /// A URL that is not `https://`: refused, nothing is sent or fetched over plain HTTP.
+    #[error("refused to use {url}: only https:// is used for files")]
+    NotHttps {
+        /// The URL.
+        url: String,
+    },
+    /// The HTTP server answered with an error status.
+    #[error("{url} answered HTTP {status}")]
+    Status {
+        /// The URL.
+        url: String,
+        /// The status code.
+        status: u16,
+    },
+    /// The HTTP request failed (connection, TLS, timeout).
+    #[error("could not transfer {url}: {source}")]
+    Http {
+        /// The URL.
+        url: String,
+        /// What failed.
+        #[source]
+        source: reqwest::Error,
+    },
+    /// The HTTP client could not be set up (its TLS configuration).
+    #[error("could not set up HTTPS: {0}")]
+    Client(#[source] reqwest::Error),
+    /// The download is larger than allowed (the limit given, or the announced size).
+    #[error("the download is larger than the {limit} bytes expected; it was stopped and removed")]
+    Oversized {
+        /// The limit, in bytes of ciphertext.
+        limit: u64,
+    },
+    /// The file did not decrypt: changed, cut or another file.
+    #[error("{0}; nothing of it was kept")]
+    Crypto(#[from] FileError),
+    /// The decrypted file's size is not what its sender announced.
+    #[error("the file is {got} bytes, but its sender announced {announced}; it was removed")]
+    SizeMismatch {
+        /// The announced size.
+        announced: u64,
+        /// What arrived.
+        got: u64,
+    },
+    /// The decrypted file's SHA-256 is not what its sender announced.
+    #[error("the file's SHA-256 differs from what its sender announced; it was removed")]
+    HashMismatch,
+    /// The file being sent changed size while it was read.
+    #[error("{path} changed while it was being sent")]
+    Changed {
+        /// The file.
+        path: PathBuf,
+    },
+    /// Reading or writing a local file failed.
+    #[error("{path}: {source}")]
+    Io {
+        /// The file.
+        path: PathBuf,
+        /// What failed.
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+/// Where a long transfer has got to, for a progress bar. Called from the transfer's task.
+pub trait Progress: Send + Sync {
+    /// The transfer starts; `total` bytes (of the file) are expected, when known.
+    fn start(&self, total: Option<u64>);
+    /// `bytes` more went through.
+    fn advance(&self, bytes: u64);
+}
+
+/// No progress shown.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct NoProgress;
+
+impl Progress for NoProgress {
+    fn start(&self, _total: Option<u64>) {}
+    fn advance(&self, _bytes: u64) {}
+}
+
+/// What an upload produced: what the message sharing the file says.
+#[derive(Debug, Clone)]
+pub struct Uploaded {
+    /// The file's size in bytes (before encryption).
+    pub size: u64,
+    /// The SHA-256 of the file.
+    pub sha256: [u8; 32],
+}
+
+/// A file fetched, decrypted and checked.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Downloaded {
+    /// Where it was saved.
+    pub path: PathBuf,
+    /// Its size in bytes.
+    pub size: u64,
+    /// Its SHA-256.
+    pub sha256: [u8; 32],
+}
+
+/// An HTTPS client for file transfers, trusting what the XMPP connection trusts.
+#[derive(Debug, Clone)]
+pub struct Http {
+    client: reqwest::Client,
+}
+
+fn http_error(url: &str) -> impl FnOnce(reqwest::Error) -> TransferError + '_ {
+    move |source| TransferError::Http {
+        url: url.to_owned(),
+        source,
+    }
+}
+
+fn io_error(path: &Path) -> impl FnOnce(std::io::Error) -> TransferError + '_ {
+    move |source| TransferError::Io {
+        path: path.to_owned(),
+        source,
+    }
+}
+
+impl Http {
+    /// A client with the system's trust roots (or those in `SSL_CERT_FILE`), HTTPS only.
+    pub fn new() -> Result<Self, TransferError> {
+        let loaded = rustls_native_certs::load_native_certs();
+        for e in &loaded.errors {
+            log::warn!("a trust root could not be loaded: {e}");
+        }
+        let roots: Vec<reqwest::Certificate> = loaded
+            .certs
+            .iter()
+            .filter_map(|der| reqwest::Certificate::from_der(der.as_ref()).ok())
+            .collect();
+        let client = reqwest::Client::builder()
+            .https_only(true)
+            .tls_certs_only(roots)
+            .connect_timeout(Duration::from_secs(30))
+            .read_timeout(Duration::from_secs(120))
+            .redirect(reqwest::redirect::Policy::limited(3))
+            .user_agent("Hush")
+            .build()
+            .map_err(TransferError::Client)?;
+        Ok(Self { client })
+    }
+
+    /// Encrypts the file at `path` with `key` while PUTting it to `slot`; reads exactly
+    /// `size` bytes (the size the slot was asked for, less the tag).
+    pub async fn upload(
+        &self,
+        slot: &Slot,
+        path: &Path,
+        size: u64,
+        key: &FileKey,
+        progress: Arc<dyn Progress>,
+    ) -> Result<Uploaded, TransferError> {
+        let file = tokio::fs::File::open(path).await.map_err(io_error(path))?;
+        let sealer = Sealer::new(key)?;
+        progress.start(Some(size));
+        // Two pieces in flight at most: memory stays flat however large the file.
+        let (tx, rx) = tokio::sync::mpsc::channel(2);
+        let source = Source {
+            file,
+            path: path.to_owned(),
+            size,
+            progress,
+        };
+        let reader = tokio::spawn(encrypt_pieces(source, sealer, tx));
+        let body = futures::stream::unfold(rx, |mut rx| async move {
+            rx.recv().await.map(|piece| (piece, rx))
+        });
+        let mut request = self
+            .client
+            .put(&slot.put)
+            .header(reqwest::header::CONTENT_LENGTH, size + TAG_LEN as u64)
+            .header(reqwest::header::CONTENT_TYPE, "application/octet-stream");
+        for (name, value) in &slot.headers {
+            request = request.header(name.as_str(), value.as_str());
+        }
+        let response = request.body(reqwest::Body::wrap_stream(body)).send().await;
+        // A failure reading the file ends the body early; it is the error to report.
+        let read = match reader.await {
+            Ok(read) => read,
+            Err(_) => Err(TransferError::Changed {
+                path: path.to_owned(),
+            }),
+        };
+        let response = match (response, read) {
+            (_, Err(e)) => return Err(e),
+            (Err(e), _) => return Err(http_error(&slot.put)(e)),
+            (Ok(r), Ok(sha256)) => (r, sha256),
+        };
+        let (response, sha256) = response;
+        if !response.status().is_success() {
+            return Err(TransferError::Status {
+                url: slot.put.clone(),
+                status: response.status().as_u16(),
+            });
+        }
+        Ok(Uploaded { size, sha256 })
+    }
+
+    /// Fetches `file`, decrypting as it streams into `dir` under a name of its own (the
+    /// sender's, made safe, or the URL's), and checks it: its tag, and its size and SHA-256
+    /// when the sender announced them. At most `limit` bytes are accepted.
+    pub async fn download(
+        &self,
+        file: &SharedFile,
+        dir: &Path,
+        limit: u64,
+        progress: &dyn Progress,
+    ) -> Result<Downloaded, TransferError> {
+        let url = file.link.url.as_str();
+        if !url.starts_with("https://") {
+            return Err(TransferError::NotHttps {
+                url: url.to_owned(),
+            });
+        }
+        let most = match file.size {
+            Some(size) => size.min(limit),
+            None => limit,
+        }
+        .saturating_add(TAG_LEN as u64);
+        if file.size.is_some_and(|size| size > limit) {
+            return Err(TransferError::Oversized { limit });
+        }
+        let mut response = self.client.get(url).send().await.map_err(http_error(url))?;
+        if !response.status().is_success() {
+            return Err(TransferError::Status {
+                url: url.to_owned(),
+                status: response.status().as_u16(),
+            });
+        }
+        if response.content_length().is_some_and(|len| len > most) {
+            return Err(TransferError::Oversized { limit: most });
+        }
+        progress.start(response.content_length().or(file.size));
+        std::fs::create_dir_all(dir).map_err(io_error(dir))?;
+        let fallback = file.link.file_name().unwrap_or("file");
+        let name = hush_files::safe_file_name(file.name.as_deref().unwrap_or(fallback), "file");
+        let part = Partial::create(dir, &name)?;
+        let mut opener = Opener::new(&file.link.key)?;
+        let mut hash = Sha256::new();
+        let mut plain = Vec::with_capacity(PIECE + 64);
+        let mut received = 0u64;
+        let mut out = part.writer()?;
+        loop {
+            let chunk = match response.chunk().await {
+                Ok(Some(chunk)) => chunk,
+                Ok(None) => break,
+                Err(e) => return Err(http_error(url)(e)),
+            };
+            received += chunk.len() as u64;
+            if received > most {
+                return Err(TransferError::Oversized { limit: most });
+            }
+            plain.clear();
+            opener.update(&chunk, &mut plain)?;
+            hash.update(&plain);
+            out.write_all(&plain).map_err(io_error(&part.path))?;
+            progress.advance(chunk.len() as u64);
+        }
+        plain.clear();
+        opener.finish(&mut plain)?;
+        hash.update(&plain);
+        out.write_all(&plain).map_err(io_error(&part.path))?;
+        out.flush().map_err(io_error(&part.path))?;
+        out.sync_all().map_err(io_error(&part.path))?;
+        drop(out);
+        let size = received.saturating_sub(TAG_LEN as u64);
+        if let Some(announced) = file.size {
+            if announced != size {
+                return Err(TransferError::SizeMismatch {
+                    announced,
+                    got: size,
+                });
+            }
+        }
+        let sha256 = hash.finish();
+        if let Some(announced) = file.sha256 {
+            use subtle::ConstantTimeEq;
+            if !bool::from(announced.ct_eq(&sha256)) {
+                return Err(TransferError::HashMismatch);
+            }
+        }
+        let path = part.keep(dir, &name)?;
+        Ok(Downloaded { path, size, sha256 })
+    }
+}
+
+/// Reads exactly `size` bytes of `file`, encrypting them into `pieces` (the request body);
+/// gives the file's SHA-256. On a read failure, or a file that is not `size` bytes long any
+/// more, the body gets an error (so the request stops) and this says why.
+async fn encrypt_pieces(
+    source: Source,
+    mut sealer: Sealer,
+    pieces: tokio::sync::mpsc::Sender<Result<Vec<u8>, std::io::Error>>,
+) -> Result<[u8; 32], TransferError> {
+    let Source {
+        mut file,
+        path,
+        size,
+        progress,
+    } = source;
+    let stop = |why: TransferError| async {
+        let _ = pieces
+            .send(Err(std::io::Error::other("the file could not be read")))
+            .await;
+        Err(why)
+    };
+    let mut hash = Sha256::new();
+    let mut left = size;
+    let mut plain = vec![0u8; PIECE];
+    while left > 0 {
+        let want = left.min(PIECE as u64) as usize;
+        let mut filled = 0;
+        while filled < want {
+            match file.read(&mut plain[filled..want]).await {
+                Ok(0) => return stop(TransferError::Changed { path }).await,
+                Ok(n) => filled += n,
+                Err(source) => return stop(TransferError::Io { path, source }).await,
+            }
+        }
+        left -= want as u64;
+        hash.update(&plain[..want]);
+        let mut out = Vec::with_capacity(want + 2 * TAG_LEN);
+        if let Err(e) = sealer.update(&plain[..want], &mut out) {
+            return stop(e.into()).await;
+        }
+        if left == 0 {
+            // One more byte means the file grew while it was read.
+            let mut probe = [0u8; 1];
+            if matches!(file.read(&mut probe).await, Ok(n) if n > 0) {
+                return stop(TransferError::Changed { path }).await;
+            }
+            sealer.finish(&mut out)?;
+            let _ = pieces.send(Ok(out)).await;
+            progress.advance(want as u64);
+            return Ok(hash.finish());
+        }
+        if pieces.send(Ok(out)).await.is_err() {
+            // The request ended (the server hung up): its error is the one to report.
+            return Ok(hash.finish());
+        }
+        progress.advance(want as u64);
+    }
+    // An empty file: the body is the tag alone.
+    let mut out = Vec::with_capacity(TAG_LEN);
+    sealer.finish(&mut out)?;
+    let _ = pieces.send(Ok(out)).await;
+    Ok(hash.finish())
+}
+
+/// The file an upload reads.
+struct Source {
+    file: tokio::fs::File,
+    path: PathBuf,
+    size: u64,
+    progress: Arc<dyn Progress>,
+}
+
+/// A download in progress: a private file beside its destination, removed unless kept.
+struct Partial {
+    path: PathBuf,
+    kept: bool,
+}
+
+impl Partial {
+    fn create(dir: &Path, name: &str) -> Result<Self, TransferError> {
+        let mut n = 0u32;
+        loop {
+            let path = dir.join(format!(".{name}.{}.{n}.part", std::process::id()));
+            let mut options = std::fs::OpenOptions::new();
+            options.write(true).create_new(true);
+            #[cfg(unix)]
+            {
+                use std::os::unix::fs::OpenOptionsExt;
+                options.mode(0o600);
+            }
+            match options.open(&path) {
+                Ok(_) => return Ok(Self { path, kept: false }),
+                Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists && n < 1000 => n += 1,
+                Err(source) => return Err(TransferError::Io { path, source }),
+            }
+        }
+    }
+
+    fn writer(&self) -> Result<std::fs::File, TransferError> {
+        std::fs::OpenOptions::new()
+            .write(true)
+            .open(&self.path)
+            .map_err(io_error(&self.path))
+    }
+
+    /// Renames it to `name` in `dir`, or `name (1)`, `name (2)`… if taken; never overwrites.
+    fn keep(mut self, dir: &Path, name: &str) -> Result<PathBuf, TransferError> {
+        let (stem, ext) = match name.rsplit_once('.') {
+            Some((stem, ext)) if !stem.is_empty() => (stem, Some(ext)),
+            _ => (name, None),
+        };
+        for n in 0..10_000u32 {
+            let candidate = match (n, ext) {
+                (0, _) => name.to_owned(),
+                (n, Some(ext)) => format!("{stem} ({n}).{ext}"),
+                (n, None) => format!("{stem} ({n})"),
+            };
+            let target = dir.join(candidate);
+            // A hard link fails if the target exists, so nothing is overwritten even when
+            // two downloads finish at once.
+            match std::fs::hard_link(&self.path, &target) {
+                Ok(()) => {
+                    let _ = std::fs::remove_file(&self.path);
+                    self.kept = true;
+                    return Ok(target);
+                }
+                Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => continue,
+                Err(source) => {
+                    return Err(TransferError::Io {
+                        path: target,
+                        source,
+                    })
+                }
+            }
+        }
+        Err(TransferError::Io {
+            path: dir.join(name),
+            source: std::io::Error::other("too many files with this name"),
+        })
+    }
+}
+
+impl Drop for Partial {
+    fn drop(&mut self) {
+        if !self.kept {
+            let _ = std::fs::remove_file(&self.path);
+        }
+    }
+}
