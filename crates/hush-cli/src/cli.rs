@@ -65,6 +65,34 @@ pub(crate) enum Command {
         #[arg(long)]
         muc: bool,
     },
+    /// Share a file with JID: it is encrypted (AES-256-GCM, a fresh key) while it is uploaded
+    /// to your server's HTTP upload service, and the link with the key goes in an encrypted
+    /// message. The server sees the encrypted file and its size; name, type and hash travel
+    /// encrypted.
+    SendFile {
+        /// The recipient's bare JID (with `--muc`, the room's).
+        jid: String,
+        /// The file.
+        path: std::path::PathBuf,
+        /// JID is a room joined with `hush join`.
+        #[arg(long)]
+        muc: bool,
+    },
+    /// Download a shared file from its `aesgcm://` link (as `hush recv` or `hush history`
+    /// shows it), decrypting and checking it as it streams.
+    Fetch {
+        /// The `aesgcm://` link.
+        link: String,
+        /// Save under this name (default: the link's).
+        #[arg(long)]
+        name: Option<String>,
+        /// Where to save it (default: `downloads` in the home directory).
+        #[arg(long, value_name = "DIR")]
+        downloads: Option<std::path::PathBuf>,
+        /// Refuse files larger than this many bytes.
+        #[arg(long, value_name = "BYTES", default_value_t = 64 << 30)]
+        max_size: u64,
+    },
     /// Join ROOM (a XEP-0045 group chat), creating it if it does not exist: Hush creates rooms
     /// members-only and non-anonymous, as OMEMO requires. It stays joined (entered on every
     /// connection) until `hush leave`.
@@ -153,6 +181,13 @@ pub(crate) enum Command {
         /// Keep reading until interrupted (Ctrl-C, SIGTERM), like `tail -f`.
         #[arg(long, conflicts_with = "count")]
         follow: bool,
+        /// Where files that arrive are saved (default: `downloads` in the home directory).
+        #[arg(long, value_name = "DIR")]
+        downloads: Option<std::path::PathBuf>,
+        /// Files larger than this many bytes are not downloaded by themselves (default 100
+        /// MiB); `hush fetch` gets them.
+        #[arg(long, value_name = "BYTES")]
+        max_download: Option<u64>,
     },
     /// A conversation in the terminal: messages as they arrive (time, sender, device, an
     /// encryption and trust mark; failures in red) while you type; `/help` lists the

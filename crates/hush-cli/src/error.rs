@@ -48,6 +48,18 @@ pub(crate) enum CliError {
         /// What it holds.
         value: String,
     },
+    /// A local file could not be read (the file to send).
+    #[error("{}: {source}", path.display())]
+    File {
+        /// The file.
+        path: std::path::PathBuf,
+        /// What failed.
+        #[source]
+        source: std::io::Error,
+    },
+    /// Not an `aesgcm://` link (`hush fetch`).
+    #[error("{0}")]
+    BadLink(#[source] hush_files::FileError),
     /// An empty message (or one of white space only).
     #[error("the message is empty; nothing was sent")]
     EmptyMessage,
@@ -264,7 +276,9 @@ impl CliError {
             | CliError::NoAccount
             | CliError::HomeInUse(_)
             | CliError::NotATerminal
-            | CliError::NotXmlText { .. } => Kind::Usage,
+            | CliError::NotXmlText { .. }
+            | CliError::File { .. }
+            | CliError::BadLink(_) => Kind::Usage,
             CliError::NoPassword | CliError::UnsetVariable(_) => Kind::Authentication,
             CliError::Home(h) | CliError::NewPassphrase(h) => match h {
                 HomeError::WrongPassphrase(_)
@@ -287,6 +301,17 @@ impl CliError {
                 | X::TooBig { .. }
                 | X::NotJoined(_)
                 | X::IsARoom(_) => Kind::Usage,
+                X::Transfer(t) => match t {
+                    hush_xmpp::TransferError::NoService { .. }
+                    | hush_xmpp::TransferError::TooLarge { .. }
+                    | hush_xmpp::TransferError::NotEncrypted { .. }
+                    | hush_xmpp::TransferError::NotHttps { .. } => Kind::Refused,
+                    hush_xmpp::TransferError::Http { .. }
+                    | hush_xmpp::TransferError::Status { .. } => Kind::Network,
+                    hush_xmpp::TransferError::Io { .. }
+                    | hush_xmpp::TransferError::Changed { .. } => Kind::Usage,
+                    _ => Kind::Failed,
+                },
                 X::DeviceListTooLong { .. } => Kind::Refused,
                 x if x.is_connection() => Kind::Network,
                 X::ConnectTimeout { .. } | X::NoLoginMechanism { .. } => Kind::Network,

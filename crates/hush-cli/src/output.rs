@@ -152,6 +152,8 @@ pub(crate) struct DeliveryReport<'a> {
     pub(crate) delivery: &'a Delivery,
     /// Who we are, for advice addressed to the sender.
     pub(crate) me: &'a Me,
+    /// What became of the file it shares, when it shares one and a download was tried.
+    pub(crate) saved: Option<&'a crate::commands::files::Saved>,
 }
 
 impl DeliveryReport<'_> {
@@ -180,6 +182,7 @@ impl Report for DeliveryReport<'_> {
                "failure": d.failure.as_ref().map(|f| f.kind()),
                "trust": trust_name(d.trust), "warning": self.warning(), "new_key": d.new_key,
                "notice": d.is_room_notice().then_some("room_changed"),
+               "file": d.file.as_ref().map(|f| crate::commands::files::describe(f, self.saved).0),
                "security": properties_json(&d.properties)})
     }
 
@@ -217,7 +220,11 @@ impl Report for DeliveryReport<'_> {
                 return lines;
             }
         }
-        let body = printable(d.body.as_deref().unwrap_or(""));
+        // A shared file shows as what became of it, not as its link (which holds the key).
+        let body = match &d.file {
+            Some(file) => crate::commands::files::describe(file, self.saved).1,
+            None => printable(d.body.as_deref().unwrap_or("")),
+        };
         // When it was sent (the server's stamp) or came, as history shows it.
         let when = d
             .arrival

@@ -154,6 +154,7 @@ pub(crate) async fn serve(
     let mut account = Account {
         me: me(&hush),
         hush: None,
+        downloads: crate::commands::files::Downloads::new(&home, None, None),
         home,
         subscribers: Vec::new(),
         backlog: VecDeque::new(),
@@ -415,6 +416,8 @@ struct Subscriber {
 struct Account {
     hush: Option<Hush<SqliteStore>>,
     home: Home,
+    /// Where the files that arrive go (`downloads` in the home, under the usual limit).
+    downloads: crate::commands::files::Downloads,
     me: Me,
     subscribers: Vec<Subscriber>,
     backlog: VecDeque<Shown>,
@@ -431,14 +434,14 @@ impl Account {
     async fn begin(&mut self, mut hush: Hush<SqliteStore>, created_at: u64) -> Result<()> {
         let notice = hush.take_rollback_notice();
         if let Some(notice) = notice {
-            self.publish(&notice);
+            self.publish(&notice).await;
         }
         // (A catch-up that read something returns it even when it stopped early; an error
         // means it read nothing: the connection is given up, and the agent stays as it was.)
         let found = hush.catch_up(created_at).await?;
         self.hush = Some(hush);
         for d in &found {
-            self.publish(d);
+            self.publish(d).await;
         }
         Ok(())
     }
@@ -471,7 +474,7 @@ impl Account {
             return Ok(());
         };
         for d in hush.take_unshown() {
-            self.publish(&d);
+            self.publish(&d).await;
         }
         hush.close().await?;
         Ok(())
@@ -534,7 +537,7 @@ impl Account {
             // A catch-up cut short continues inside the wait (and after a lost session).
             match hush.receive_or_wake(IDLE, wake).await {
                 Ok(Some(d)) => {
-                    self.publish(&d);
+                    self.publish(&d).await;
                     retry = FIRST_RETRY;
                 }
                 Ok(None) => retry = FIRST_RETRY,
@@ -637,6 +640,25 @@ impl Account {
                     .await
                     .map_err(failed)?;
                 self.announce_sent(&sent, text);
+                Ok(shown(sent))
+            }
+            "send_file" => {
+                let to = bare(p.string("to")?).map_err(failed)?;
+                let path = std::path::PathBuf::from(p.string("path")?);
+                let hush = unlocked(&mut self.hush)?;
+                let to = if p.flag("muc")? {
+                    send::To::Room(&to)
+                } else {
+                    send::To::Contact(&to)
+                };
+                let sent = crate::commands::files::send_file_report(hush, to, &path)
+                    .await
+                    .map_err(failed)?;
+                let text = sent.json["file"]["name"]
+                    .as_str()
+                    .unwrap_or("a file")
+                    .to_owned();
+                self.announce_sent(&sent, &format!("(file) {text}"));
                 Ok(shown(sent))
             }
             "history" => {
@@ -844,11 +866,14 @@ impl Account {
         }
     }
 
-    /// Hands an incoming message to every subscriber, or keeps it for the first one.
-    fn publish(&mut self, delivery: &Delivery) {
+    /// Hands an incoming message to every subscriber, or keeps it for the first one; a file
+    /// it shares is downloaded first (the agent holds the account, so it saves the files).
+    async fn publish(&mut self, delivery: &Delivery) {
+        let saved = crate::commands::files::save(delivery, &self.downloads).await;
         let s = Shown::of(&DeliveryReport {
             delivery,
             me: &self.me,
+            saved: saved.as_ref(),
         });
         self.publish_shown(s);
     }

@@ -4,6 +4,7 @@
 mod config;
 pub(crate) mod contacts;
 pub(crate) mod devices;
+pub(crate) mod files;
 pub(crate) mod fingerprint;
 pub(crate) mod history;
 mod init;
@@ -91,6 +92,24 @@ pub(crate) async fn run(cli: Cli) -> Result<()> {
             };
             send::run(&home, to, &text, plaintext, out).await
         }
+        Command::SendFile { jid, path, muc } => {
+            let jid = bare(&jid)?;
+            let to = if muc {
+                send::To::Room(&jid)
+            } else {
+                send::To::Contact(&jid)
+            };
+            files::send_file(&home, to, &path, out).await
+        }
+        Command::Fetch {
+            link,
+            name,
+            downloads,
+            max_size,
+        } => {
+            let downloads = files::Downloads::new(&home, downloads, Some(max_size));
+            files::fetch_link(&link, &downloads, name.as_deref(), out).await
+        }
         Command::Join { .. } | Command::Leave { .. } | Command::Rooms | Command::Members { .. } => {
             let change = rooms_change(&cli.command)?;
             rooms::run(&home, &change, out).await
@@ -136,13 +155,16 @@ pub(crate) async fn run(cli: Cli) -> Result<()> {
             count,
             timeout,
             follow,
+            downloads,
+            max_download,
         } => {
             let until = if follow {
                 recv::Until::Interrupted
             } else {
                 recv::Until::Quiet(Duration::from_secs(timeout))
             };
-            recv::run(&home, count, until, out).await
+            let downloads = files::Downloads::new(&home, downloads, max_download);
+            recv::run(&home, count, until, &downloads, out).await
         }
         Command::Fingerprint => fingerprint::run(&home, out),
         Command::Contacts { action } => {

@@ -12,6 +12,7 @@ use hush_xmpp::Hush;
 
 use serde_json::json;
 
+use super::files::{save, Downloads, Saved};
 use super::{connect, me};
 use crate::agent::client::Agent;
 use crate::error::Result;
@@ -49,6 +50,7 @@ pub(super) async fn run(
     home: &Home,
     count: Option<usize>,
     until: Until,
+    downloads: &Downloads,
     out: Printer,
 ) -> Result<()> {
     // Ctrl-C or SIGTERM, from before the connection exists, ends `recv` between two messages,
@@ -67,10 +69,11 @@ pub(super) async fn run(
     }
     let (mut hush, config) = connect(home).await?;
     let me = me(&hush);
-    let show = |d: &hush_xmpp::Delivery| {
+    let show = |d: &hush_xmpp::Delivery, saved: Option<&Saved>| {
         out.show(&DeliveryReport {
             delivery: d,
             me: &me,
+            saved,
         })
     };
     // Status goes to stderr, so stdout stays one message (or JSON object) per line.
@@ -79,12 +82,24 @@ pub(super) async fn run(
         hush.jid(),
         hush.device_id()
     ));
-    let received = receive(&mut hush, config.created_at, count, &until, &stop, &show).await;
+    let received = receive(
+        &mut hush,
+        config.created_at,
+        Limits {
+            count,
+            until: &until,
+            stop: &stop,
+        },
+        downloads,
+        &show,
+    )
+    .await;
     // Whatever ended the loop — `--count`, silence, a signal or an error — what was read
     // from the server and committed but not shown yet (a catch-up reads whole pages) is
     // shown now: nothing else would ever announce it.
     for d in hush.take_unshown() {
-        show(&d)?;
+        let saved = save(&d, downloads).await;
+        show(&d, saved.as_ref())?;
     }
     received?;
     hush.close().await?;
@@ -140,19 +155,27 @@ async fn through_agent(
     Ok(())
 }
 
-/// The catch-up, then messages as they come, until `count`, `until` or `stop`.
+/// When a `recv` stops.
+struct Limits<'a> {
+    count: Option<usize>,
+    until: &'a Until,
+    stop: &'a AtomicBool,
+}
+
+/// The catch-up, then messages as they come, until `count`, `until` or `stop`; each file a
+/// message shares is downloaded (see [`save`]) before the message is shown.
 async fn receive(
     hush: &mut Hush<SqliteStore>,
     created_at: u64,
-    count: Option<usize>,
-    until: &Until,
-    stop: &AtomicBool,
-    show: &impl Fn(&hush_xmpp::Delivery) -> Result<()>,
+    limits: Limits<'_>,
+    downloads: &Downloads,
+    show: &impl Fn(&hush_xmpp::Delivery, Option<&Saved>) -> Result<()>,
 ) -> Result<()> {
+    let Limits { count, until, stop } = limits;
     let stopped = || stop.load(Ordering::SeqCst);
     // A rollback found on connecting comes first, and is not a message (`--count`).
     if let Some(notice) = hush.take_rollback_notice() {
-        show(&notice)?;
+        show(&notice, None)?;
     }
     if stopped() {
         return Ok(());
@@ -161,7 +184,8 @@ async fn receive(
     let mut seen = 0;
     // `--count` counts messages (texts and failures), not news of a new key.
     for d in hush.catch_up(created_at).await? {
-        show(&d)?;
+        let saved = save(&d, downloads).await;
+        show(&d, saved.as_ref())?;
         seen += usize::from(!d.is_key_notice());
     }
     let mut quiet_since = Instant::now();
@@ -170,7 +194,8 @@ async fn receive(
             break;
         };
         if let Some(d) = hush.receive(wait).await? {
-            show(&d)?;
+            let saved = save(&d, downloads).await;
+            show(&d, saved.as_ref())?;
             seen += usize::from(!d.is_key_notice());
             quiet_since = Instant::now();
         }

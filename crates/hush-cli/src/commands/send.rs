@@ -23,7 +23,8 @@ pub(crate) enum To<'a> {
 }
 
 impl To<'_> {
-    fn jid(&self) -> &BareJid {
+    /// The contact's or the room's JID.
+    pub(crate) fn jid(&self) -> &BareJid {
         match self {
             To::Contact(j) | To::Room(j) => j,
         }
@@ -44,7 +45,7 @@ pub(super) async fn run(
                             "muc": matches!(to, To::Room(_))});
         let sent = agent.call("send", params).await?;
         out.show(&sent)?;
-        return partial(&sent);
+        return partial_of(&sent);
     }
     let (mut hush, config) = connect(home).await?;
     // Found on connecting: said before anything else (the send below is safe: it builds new
@@ -53,19 +54,20 @@ pub(super) async fn run(
         out.show(&DeliveryReport {
             delivery: &notice,
             me: &me(&hush),
+            saved: None,
         })?;
     }
     let sent = report(&mut hush, to, text, plaintext, config.encryption_off).await?;
     hush.close().await?;
     out.show(&sent)?;
-    partial(&sent)
+    partial_of(&sent)
 }
 
 /// [`CliError::Partial`] when the message missed devices it was meant for (their keys could not
 /// be had or used), or room members whose device lists could not be read (each counted as
 /// one), so that scripts see it in the exit status; devices left out on purpose (inactive, by
 /// policy) do not count.
-fn partial(sent: &Shown) -> Result<()> {
+pub(crate) fn partial_of(sent: &Shown) -> Result<()> {
     let delivered = sent.json["devices"].as_array().map_or(0, Vec::len);
     let missed = sent.json["skipped"]
         .as_array()
@@ -79,6 +81,15 @@ fn partial(sent: &Shown) -> Result<()> {
     Err(CliError::Partial {
         missed,
         meant: delivered + missed,
+    })
+}
+
+/// What a send did, as a contact's or a room's send reports it.
+pub(crate) fn shown_report(to: To<'_>, report: SendReport) -> Shown {
+    Shown::of(&Sent {
+        to: to.jid(),
+        room: matches!(to, To::Room(_)),
+        report,
     })
 }
 
@@ -258,7 +269,7 @@ mod tests {
     fn a_room_member_whose_device_list_could_not_be_read_makes_a_send_partial() {
         let mut shown = sent(2, &[]);
         shown.json["members_unreached"] = json!([{"jid": "carol@x", "why": "unreadable"}]);
-        match partial(&shown) {
+        match partial_of(&shown) {
             Err(CliError::Partial {
                 missed: 1,
                 meant: 3,
@@ -269,10 +280,10 @@ mod tests {
 
     #[test]
     fn only_devices_that_could_not_be_reached_make_a_send_partial() {
-        assert!(partial(&sent(2, &[])).is_ok());
+        assert!(partial_of(&sent(2, &[])).is_ok());
         // Left out on purpose (inactive, by policy): a complete send.
-        assert!(partial(&sent(2, &[false, false])).is_ok());
-        match partial(&sent(2, &[true, false])) {
+        assert!(partial_of(&sent(2, &[false, false])).is_ok());
+        match partial_of(&sent(2, &[true, false])) {
             Err(
                 e @ CliError::Partial {
                     missed: 1,

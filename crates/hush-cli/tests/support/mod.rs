@@ -14,14 +14,16 @@ use hush_test_support::prosody::Prosody;
 /// The store passphrase of every home the tests make with [`init`].
 pub const PASSPHRASE: &str = "correct horse battery staple";
 
-/// `hush --home HOME`, with the test password in `HUSH_TEST_PW` and the store passphrase in
-/// `HUSH_PASSPHRASE`; standard input is empty, so nothing can be asked on a terminal.
+/// `hush --home HOME`, with the test password in `HUSH_TEST_PW`, the store passphrase in
+/// `HUSH_PASSPHRASE` and the test CA trusted (`SSL_CERT_FILE`, for the test servers' HTTPS
+/// upload service); standard input is empty, so nothing can be asked on a terminal.
 pub fn hush_command(home: &Path) -> Command {
     let mut c = Command::new(env!("CARGO_BIN_EXE_hush"));
     c.arg("--home")
         .arg(home)
         .env("HUSH_TEST_PW", "pw")
         .env("HUSH_PASSPHRASE", PASSPHRASE)
+        .env("SSL_CERT_FILE", hush_test_support::prosody::test_ca_file())
         .stdin(std::process::Stdio::null());
     c
 }
