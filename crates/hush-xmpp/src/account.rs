@@ -47,6 +47,9 @@ pub struct Hush<S: Store> {
     /// The store was found rolled back on connecting: what to tell the user (see
     /// [`Hush::take_rollback_notice`]).
     rollback_notice: Option<Delivery>,
+    /// Certificates (DER) trusted for file transfers besides the system's: see
+    /// [`Hush::trust_for_files`].
+    file_roots: Vec<Vec<u8>>,
 }
 
 impl<S: Store> core::fmt::Debug for Hush<S> {
@@ -120,6 +123,7 @@ impl<S: Store> Hush<S> {
             since: unix_now(),
             clock: unix_now,
             rollback_notice: None,
+            file_roots: Vec::new(),
         };
         // Before anything leaves: a rolled-back store must not encrypt on its sessions.
         this.check_rollback().await?;

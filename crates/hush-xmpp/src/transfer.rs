@@ -171,6 +171,11 @@ fn io_error(path: &Path) -> impl FnOnce(std::io::Error) -> TransferError + '_ {
 impl Http {
     /// A client with the system's trust roots (or those in `SSL_CERT_FILE`), HTTPS only.
     pub fn new() -> Result<Self, TransferError> {
+        Self::with_extra_roots(&[])
+    }
+
+    /// The same, trusting the CA certificates `extra` (DER) too.
+    pub fn with_extra_roots(extra: &[Vec<u8>]) -> Result<Self, TransferError> {
         let loaded = rustls_native_certs::load_native_certs();
         for e in &loaded.errors {
             log::warn!("a trust root could not be loaded: {e}");
@@ -178,7 +183,9 @@ impl Http {
         let roots: Vec<reqwest::Certificate> = loaded
             .certs
             .iter()
-            .filter_map(|der| reqwest::Certificate::from_der(der.as_ref()).ok())
+            .map(|der| der.as_ref().to_vec())
+            .chain(extra.iter().cloned())
+            .filter_map(|der| reqwest::Certificate::from_der(&der).ok())
             .collect();
         let client = reqwest::Client::builder()
             .https_only(true)

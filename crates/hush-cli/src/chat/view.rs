@@ -654,7 +654,12 @@ impl Chat {
             parts.push((" [UNENCRYPTED]".into(), Tone::Alarm));
         }
         parts.push((": ".into(), Tone::Plain));
-        parts.push((shown_body(body), Tone::Plain));
+        // A shared file shows as what became of it (the agent saved it, or why not), never
+        // as its link, which holds the key.
+        match m["file"].as_object() {
+            Some(file) => parts.push((file_line(file), Tone::Plain)),
+            None => parts.push((shown_body(body), Tone::Plain)),
+        }
         if m["delayed"] == true {
             parts.push(("  (delayed)".into(), Tone::Dim));
         }
@@ -859,6 +864,29 @@ fn room_hint(room: &BareJid) -> String {
     )
 }
 
+/// How a shared file shows in the chat, from the `file` object of a message notification:
+/// where the agent saved it, or why it did not (with `hush fetch` to get it).
+fn file_line(file: &serde_json::Map<String, Value>) -> String {
+    let name = printable(file.get("name").and_then(Value::as_str).unwrap_or("a file"));
+    let size = file
+        .get("size")
+        .and_then(Value::as_u64)
+        .map(|s| format!(" ({})", crate::commands::files::human_size(s)))
+        .unwrap_or_default();
+    match (
+        file.get("path").and_then(Value::as_str),
+        file.get("error").and_then(Value::as_str),
+    ) {
+        (Some(path), _) => format!("file {name}{size} saved to {}", printable(path)),
+        (None, Some(why)) => format!(
+            "file {name}{size}, not downloaded: {} (`hush fetch` gets it; `hush recv --json` \
+             shows its link)",
+            printable(why)
+        ),
+        (None, None) => format!("file {name}{size}"),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use ratatui::backend::TestBackend;
@@ -928,6 +956,27 @@ mod tests {
         assert!(rows[6].contains("catching up"), "{rows:#?}");
         chat.on_live(0);
         assert!(screen(&mut chat, 100, 8)[6].contains("live"));
+    }
+
+    #[test]
+    fn a_shared_file_shows_where_it_was_saved_not_its_key() {
+        let mut chat = chat_with_bob();
+        let link = format!("aesgcm://up.example/x/photo.jpg#{}", "ab".repeat(44));
+        let mut m = message("bob@example.net", &link, "verified");
+        m["file"] = json!({"name": "photo.jpg", "size": 2048, "path": "/home/a/photo.jpg",
+                           "error": null, "link": link});
+        chat.on_message(&m);
+        let mut big = message("bob@example.net", &link, "verified");
+        big["file"] = json!({"name": "film.mkv", "size": 5_u64 << 30, "path": null,
+                             "error": "5.0 GiB is over the automatic download limit"});
+        chat.on_message(&big);
+        let rows = screen(&mut chat, 140, 8).join("\n");
+        assert!(
+            rows.contains("verified]: file photo.jpg (2.0 KiB) saved to /home/a/photo.jpg"),
+            "{rows}"
+        );
+        assert!(rows.contains("file film.mkv (5.0 GiB), not downloaded"), "{rows}");
+        assert!(!rows.contains("abab"), "the key is on the screen: {rows}");
     }
 
     #[test]

@@ -50,6 +50,17 @@ pub(crate) fn media_type(name: &str) -> &'static str {
 }
 
 impl<S: Store> Hush<S> {
+    /// Trusts `der` (a CA certificate, DER) for file transfers too, besides the system's
+    /// roots (or `SSL_CERT_FILE`): for a development server with a CA of its own, such as
+    /// `hush-devserver`'s. The XMPP connection is not affected.
+    pub fn trust_for_files(&mut self, der: Vec<u8>) {
+        self.file_roots.push(der);
+    }
+
+    fn http(&self) -> std::result::Result<Http, TransferError> {
+        Http::with_extra_roots(&self.file_roots)
+    }
+
     /// Shares the file at `path` with `to` (a contact, or a room we are in): encrypts it
     /// with a fresh key while uploading it to our server's upload service, then sends the
     /// `aesgcm://` link — with the Stateless File Sharing element (name, type, size, SHA-256)
@@ -111,7 +122,7 @@ impl<S: Store> Hush<S> {
             .upload_slot(&service.jid, &name, encrypted)
             .await?;
         let key = FileKey::generate(&mut self.rng);
-        let http = Http::new()?;
+        let http = self.http()?;
         let uploaded = http.upload(&slot, path, size, &key, progress).await?;
         let link = Link::new(&slot.get, key).map_err(TransferError::Crypto)?;
         let file_name = path
@@ -147,7 +158,7 @@ impl<S: Store> Hush<S> {
         limit: u64,
         progress: &dyn Progress,
     ) -> Result<Downloaded> {
-        Ok(Http::new()?.download(file, dir, limit, progress).await?)
+        Ok(self.http()?.download(file, dir, limit, progress).await?)
     }
 }
 
