@@ -87,6 +87,9 @@ stdout, one JSON object per line:
                                               received/empty/echo, S skipped, F error lines;
                                               "last" the archive id of the last message (or the
                                               "after" given, when there was none)
+  A "received" line whose body is an aesgcm:// link also carries the file, fetched over HTTPS
+  (trusting the system's CAs or SSL_CERT_FILE) and decrypted with the xep_0454 plugin:
+  "file": {"size": N, "sha256": HEX}, or "file_error": TEXT when it could not be.
   {"error": "..."}                            anything that failed (never silently dropped)
   {"bye": true}                               after {"quit": true}, just before exiting 0
 stdin, one JSON object per line:
@@ -104,6 +107,15 @@ stdin, one JSON object per line:
                                               its start; each message can be decrypted once only)
                                               and answers as above, then "caught_up"; only with
                                               --ns legacy; the bot must be a member, not present
+  {"send_file": {"to": JID or "room": ROOM, "path": PATH, "service": UPLOAD_JID}}
+                                              encrypts the file at PATH as XEP-0454 says (slixmpp's
+                                              xep_0454 plugin: AES-256-GCM, 12-byte IV, tag appended),
+                                              asks UPLOAD_JID for a slot (XEP-0363), PUTs the
+                                              ciphertext over HTTPS, and sends the aesgcm:// link as
+                                              the body of an OMEMO message, as "send" does; answers
+                                              "sent" (as for "send"), then
+                                              {"sent_file": true, "link": LINK, "size": N,
+                                               "sha256": HEX}
   {"quit": true}                              (end of input means the same)
 NS is "omemo2" or "legacy"; FP is a fingerprint as python-omemo shows it (Curve25519 form, eight
 groups of eight hex digits; of our identity, or of the sender's). Diagnostics go to stderr.
@@ -112,13 +124,17 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import hashlib
+import io
 import ipaddress
 import json
 import logging
 import os
 import secrets
+import ssl
 import sys
 import time
+import urllib.request
 from copy import copy
 import xml.etree.ElementTree as ET
 from typing import Any, Dict, FrozenSet, Optional, Set
@@ -138,6 +154,8 @@ from slixmpp.plugins.base import register_plugin
 from slixmpp.stanza import Message
 from slixmpp.xmlstream.handler import Callback
 from slixmpp.xmlstream.matcher import MatchMany, MatchXPath
+
+from slixmpp.plugins.xep_0454 import XEP_0454
 
 from slixmpp_omemo import XEP_0384, TrustLevel
 # The plugin builds its SessionManager (PEP publishing and fetching via XEP-0060) with this helper;
@@ -162,6 +180,9 @@ FORWARD = "urn:xmpp:forward:0"
 DELAY = "urn:xmpp:delay"
 STANZA_ID = "urn:xmpp:sid:0"
 MUC_USER = "http://jabber.org/protocol/muc#user"
+HTTP_UPLOAD = "urn:xmpp:http:upload:0"
+# How long one HTTPS request may take (seconds).
+HTTP_TIMEOUT = 120
 
 log = logging.getLogger("bot")
 
@@ -174,6 +195,31 @@ def fingerprint(identity_key: bytes) -> str:
 def emit(obj: Dict[str, Any]) -> None:
     sys.stdout.write(json.dumps(obj) + "\n")
     sys.stdout.flush()
+
+
+def http_put(url: str, headers: Dict[str, str], data: bytes) -> None:
+    """PUTs `data` to `url` over HTTPS (urllib, the system's CAs or SSL_CERT_FILE)."""
+    if not url.startswith("https://"):
+        raise ValueError(f"refusing a slot that is not https: {url}")
+    request = urllib.request.Request(url, data=data, method="PUT", headers={
+        **headers, "Content-Type": "application/octet-stream", "Content-Length": str(len(data)),
+    })
+    with urllib.request.urlopen(request, context=ssl.create_default_context(), timeout=HTTP_TIMEOUT) as r:
+        if r.status not in (200, 201):
+            raise RuntimeError(f"PUT {url}: HTTP {r.status}")
+
+
+def http_get(url: str) -> bytes:
+    with urllib.request.urlopen(url, context=ssl.create_default_context(), timeout=HTTP_TIMEOUT) as r:
+        return r.read()
+
+
+def fetch_aesgcm(link: str) -> Dict[str, Any]:
+    """Downloads and decrypts an aesgcm:// link with the xep_0454 plugin: its size and SHA-256."""
+    location, fragment = link[len("aesgcm://"):].rsplit("#", 1)
+    encrypted = http_get("https://" + location)
+    plain = XEP_0454.decrypt(io.BytesIO(encrypted), fragment)
+    return {"size": len(plain), "sha256": hashlib.sha256(plain).hexdigest()}
 
 
 def archive_id(message: ET.Element, room: str) -> Optional[str]:
@@ -476,13 +522,49 @@ class Bot(ClientXMPP):
                 raise ValueError(f"catch_up: after must be an archive id or null, not {after!r}")
             await self.catch_up(JID(cmd["catch_up"]["room"]).bare, after)
             return
+        if "send_file" in cmd:
+            await self.send_file(cmd["send_file"])
+            return
         if "send" not in cmd:
             raise ValueError(f"unknown command {cmd}")
         if "room" in cmd["send"]:
             await self.send_to_room(JID(cmd["send"]["room"]).bare, cmd["send"]["body"])
             return
-        to = JID(cmd["send"]["to"]).bare
-        body = cmd["send"]["body"]
+        await self.send_body(JID(cmd["send"]["to"]).bare, cmd["send"]["body"])
+
+    async def send_file(self, what: Dict[str, Any]) -> None:
+        path = what["path"]
+        with open(path, "rb") as f:
+            data = f.read()
+        payload, fragment = XEP_0454.encrypt(input_file=io.BytesIO(data))
+        put, headers, get = await self.request_slot(JID(what["service"]), len(payload))
+        await asyncio.to_thread(http_put, put, headers, payload)
+        link = XEP_0454.format_url(get, fragment)
+        if "room" in what:
+            await self.send_to_room(JID(what["room"]).bare, link)
+        else:
+            await self.send_body(JID(what["to"]).bare, link)
+        emit({"sent_file": True, "link": link, "size": len(data), "sha256": hashlib.sha256(data).hexdigest()})
+
+    async def request_slot(self, service: JID, size: int) -> tuple[str, Dict[str, str], str]:
+        """A XEP-0363 slot for `size` bytes, under a name that says nothing of the file."""
+        iq = self.make_iq_get(ito=service)
+        iq.xml.append(ET.Element(f"{{{HTTP_UPLOAD}}}request", {
+            "filename": secrets.token_hex(8) + ".bin", "size": str(size),
+            "content-type": "application/octet-stream",
+        }))
+        answer = await iq.send(timeout=30)
+        slot = answer.xml.find(f"{{{HTTP_UPLOAD}}}slot")
+        if slot is None:
+            raise ValueError(f"{service} answered the slot request without a slot")
+        put = slot.find(f"{{{HTTP_UPLOAD}}}put")
+        get = slot.find(f"{{{HTTP_UPLOAD}}}get")
+        if put is None or get is None:
+            raise ValueError(f"{service} answered a slot without put or get")
+        headers = {h.get("name"): (h.text or "") for h in put.findall(f"{{{HTTP_UPLOAD}}}header")}
+        return put.get("url"), headers, get.get("url")
+
+    async def send_body(self, to: str, body: str) -> None:
         sm = await self.omemo.get_session_manager()
         if self.omemo_ns == twomemo.twomemo.NAMESPACE:
             await self.omemo.refresh_device_lists({JID(to)})
@@ -674,7 +756,7 @@ class Bot(ClientXMPP):
             raise ValueError(
                 f"decrypted as device {device.device_id} of {device.bare_jid}, not {sid} of {real}"
             )
-        self.report_decrypted(where, real, device, None if plaintext is None else plaintext.decode("utf-8"))
+        await self.report_decrypted(where, real, device, None if plaintext is None else plaintext.decode("utf-8"))
         return "count"
 
     async def members(self, room: str) -> Optional[Set[str]]:
@@ -762,7 +844,7 @@ class Bot(ClientXMPP):
         real = self.occupants(room).get(nick)
         if real is None or device.bare_jid != real:
             raise ValueError(f"decrypted as {device.bare_jid}, but {nick} in {room} is {real}")
-        self.report_decrypted({"room": room, "nick": nick, "id": id_}, real, device, body)
+        await self.report_decrypted({"room": room, "nick": nick, "id": id_}, real, device, body)
 
     async def incoming(self, stanza: Message) -> None:
         sender = stanza["from"].bare
@@ -789,9 +871,9 @@ class Bot(ClientXMPP):
             body = decrypted["body"] if has_payload else None
         if device.bare_jid != sender:
             raise ValueError(f"decrypted as {device.bare_jid}, but the stanza came from {sender}")
-        self.report_decrypted({}, sender, device, body)
+        await self.report_decrypted({}, sender, device, body)
 
-    def report_decrypted(self, where: Dict[str, Any], sender: str, device: Any, body: Optional[str]) -> None:
+    async def report_decrypted(self, where: Dict[str, Any], sender: str, device: Any, body: Optional[str]) -> None:
         """Emits a decrypted message from `device` of `sender` (with the room fields in `where`,
         if any): `received` with its body, or `empty` for a message without one."""
         base = {
@@ -803,8 +885,14 @@ class Bot(ClientXMPP):
         }
         if body is None:
             emit({"empty": True, **base})
-        else:
-            emit({"received": True, **base, "body": body})
+            return
+        line = {"received": True, **base, "body": body}
+        if body.startswith("aesgcm://"):
+            try:
+                line["file"] = await asyncio.to_thread(fetch_aesgcm, body)
+            except Exception as e:  # pylint: disable=broad-exception-caught
+                line["file_error"] = f"{type(e).__name__}: {e}"
+        emit(line)
 
     async def quit(self) -> None:
         sm = await self.omemo.get_session_manager()

@@ -975,7 +975,10 @@ mod tests {
             rows.contains("verified]: file photo.jpg (2.0 KiB) saved to /home/a/photo.jpg"),
             "{rows}"
         );
-        assert!(rows.contains("file film.mkv (5.0 GiB), not downloaded"), "{rows}");
+        assert!(
+            rows.contains("file film.mkv (5.0 GiB), not downloaded"),
+            "{rows}"
+        );
         assert!(!rows.contains("abab"), "the key is on the screen: {rows}");
     }
 

@@ -66,6 +66,8 @@ impl Bot {
             .args(["--server", address, "--ns", ns])
             .arg("--store")
             .arg(dir.join(format!("bot-{ns}.json")))
+            // The test servers' HTTPS upload service has a certificate from the test CA.
+            .env("SSL_CERT_FILE", hush_test_support::prosody::test_ca_file())
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
