@@ -235,6 +235,14 @@ mod tests {
                 max_depth: 16,
             },
             "127.0.0.1:1".parse().unwrap(),
+            crate::upload::Service::new(
+                crate::upload::Limits {
+                    max_file: 1,
+                    max_total: 1,
+                },
+                "127.0.0.1:2".parse().unwrap(),
+            )
+            .unwrap(),
         ));
         lock(&shared.state).users.insert(
             "alice".into(),

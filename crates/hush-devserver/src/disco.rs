@@ -180,6 +180,26 @@ pub(crate) fn account_info() -> Element {
     )
 }
 
+/// The upload service's disco#info (XEP-0363 §3, §4): its identity, its feature, and its
+/// largest file in an extended-info form.
+pub(crate) fn upload_info(max_file_size: u64) -> Element {
+    info(
+        None,
+        &[("store", "file", "HTTP File Upload")],
+        &[ns::DISCO_INFO, ns::UPLOAD],
+    )
+    .child(
+        el("x", ns::DATA)
+            .with("type", "result")
+            .child(xml::field("FORM_TYPE", Some("hidden"), &[ns::UPLOAD]))
+            .child(xml::field(
+                "max-file-size",
+                None,
+                &[max_file_size.to_string().as_str()],
+            )),
+    )
+}
+
 /// A PEP node's disco#info.
 pub(crate) fn node_info(node: &str) -> Element {
     info(Some(node), &[("pubsub", "leaf", node)], &[ns::PUBSUB])

@@ -27,6 +27,15 @@ pub enum DevServerError {
     /// A user of that name is already registered.
     #[error("the user {0} is already registered")]
     UserExists(String),
+    /// The upload service's CA or certificate could not be made.
+    #[error("cannot make the upload service's certificates: {0}")]
+    Certificate(#[from] rcgen::Error),
+    /// rustls refused the upload service's certificate, key or protocol versions.
+    #[error("cannot set up TLS for the upload service: {0}")]
+    Tls(#[from] tokio_rustls::rustls::Error),
+    /// The upload service's HTTPS listener could not be opened.
+    #[error("cannot open the upload service's HTTPS listener on 127.0.0.1: {0}")]
+    UploadBind(#[source] std::io::Error),
     /// The password's SCRAM keys could not be derived.
     #[error("cannot derive the SCRAM keys of the password: {0}")]
     Password(String),

@@ -18,6 +18,10 @@
 //!   (XEP-0163) with publish-options, disco (XEP-0030), ping (XEP-0199).
 //! - Rooms (XEP-0045) at `conference.DOMAIN`: members-only and non-anonymous when configured,
 //!   affiliations, the room's archive ([`DevServer::room_archive`]).
+//! - HTTP File Upload (XEP-0363) at `upload.DOMAIN`, over HTTPS on another loopback port with
+//!   a certificate for `localhost` from a CA made at start-up ([`DevServer::upload_ca_der`]);
+//!   files are kept in memory ([`DevServer::uploads`]) and can be served changed, cut,
+//!   extended or swapped, or slots answered with unusable URLs ([`UploadAttack`]).
 //!
 //! ```no_run
 //! # async fn demo() -> Result<(), hush_devserver::DevServerError> {
@@ -39,6 +43,7 @@ mod mam;
 mod pep;
 mod router;
 mod state;
+mod upload;
 mod xml;
 
 use std::net::SocketAddr;
@@ -66,6 +71,11 @@ pub struct Options {
     pub max_stanza_bytes: usize,
     /// Elements nested deeper than this inside a stanza close the stream the same way.
     pub max_depth: usize,
+    /// The largest file the upload service takes (its `max-file-size`), in bytes.
+    pub max_upload_bytes: u64,
+    /// The most bytes the upload service keeps (in memory) and promises to open slots,
+    /// together; slots beyond are refused with `resource-constraint`.
+    pub max_upload_store_bytes: u64,
 }
 
 impl Default for Options {
@@ -75,6 +85,8 @@ impl Default for Options {
             port: 0,
             max_stanza_bytes: 256 * 1024,
             max_depth: 64,
+            max_upload_bytes: 32 << 20,
+            max_upload_store_bytes: 256 << 20,
         }
     }
 }
@@ -132,6 +144,28 @@ pub trait Adversary: Send {
     }
 }
 
+/// How the upload service (XEP-0363) misbehaves, for hostile-server tests; see
+/// [`DevServer::set_upload_attack`]. Serving attacks apply to every download (GET) while set,
+/// whenever the file was uploaded; slot attacks to the slots handed out while set.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum UploadAttack {
+    /// Serve each file with one byte changed (its middle byte, one bit flipped).
+    FlipByte,
+    /// Serve each file cut to its first half, with a `Content-Length` that says so.
+    Truncate,
+    /// Serve each file with 1024 random bytes appended (counted in `Content-Length`).
+    Extend,
+    /// Serve another file of the same length instead: the latest other upload of that length
+    /// if there is one, random bytes otherwise.
+    Substitute,
+    /// Answer slot requests with `http://` put and get URLs.
+    PlainHttp,
+    /// Answer slot requests with an honest put URL and a get URL on a loopback port where
+    /// nothing listens (connections to it are refused): the upload works, the download cannot.
+    GetElsewhere,
+}
+
 /// The running server. Cheap to clone; every clone is the same server.
 #[derive(Clone, Debug)]
 pub struct DevServer {
@@ -158,6 +192,11 @@ impl DevServer {
         if options.max_depth < 4 {
             return Err(DevServerError::BadOptions("max_depth must be at least 4"));
         }
+        if options.max_upload_store_bytes < options.max_upload_bytes {
+            return Err(DevServerError::BadOptions(
+                "max_upload_store_bytes must be at least max_upload_bytes",
+            ));
+        }
         let listener = TcpListener::bind(("127.0.0.1", options.port))
             .await
             .map_err(|source| DevServerError::Bind {
@@ -174,9 +213,19 @@ impl DevServer {
             max_bytes: options.max_stanza_bytes,
             max_depth: options.max_depth,
         };
-        let shared = Arc::new(Shared::new(domain, limits, address));
+        let upload_listener = upload::Service::bind().await?;
+        let upload_address = upload_listener
+            .local_addr()
+            .map_err(DevServerError::UploadBind)?;
+        let upload_limits = upload::Limits {
+            max_file: options.max_upload_bytes,
+            max_total: options.max_upload_store_bytes,
+        };
+        let upload = upload::Service::new(upload_limits, upload_address)?;
+        let shared = Arc::new(Shared::new(domain, limits, address, upload));
         let accepting = tokio::spawn(accept(shared.clone(), listener));
-        lock(&shared.tasks).push(accepting);
+        let uploading = tokio::spawn(upload::accept(shared.clone(), upload_listener));
+        lock(&shared.tasks).extend([accepting, uploading]);
         Ok(DevServer { shared })
     }
 
@@ -323,6 +372,43 @@ impl DevServer {
         };
         self.shared.flush(out);
         done
+    }
+
+    /// The upload service's address (XEP-0363): `upload.DOMAIN`, listed in the domain's
+    /// disco#items.
+    pub fn upload_domain(&self) -> String {
+        self.shared.upload_domain()
+    }
+
+    /// Where the upload service's HTTPS listener is: 127.0.0.1 and a port of its own. Its URLs
+    /// name the host `localhost`.
+    pub fn upload_address(&self) -> SocketAddr {
+        self.shared.upload.address
+    }
+
+    /// The certificate (DER) of the CA that issued the upload service's certificate, made when
+    /// the server started: what a client must trust to use the service (for Hush,
+    /// `Hush::trust_for_files`). Its key is gone; it issued that one certificate only.
+    pub fn upload_ca_der(&self) -> Vec<u8> {
+        self.shared.upload.ca_der()
+    }
+
+    /// Every file stored by the upload service, exactly as it was PUT, oldest first: what the
+    /// server saw of the files shared through it.
+    pub fn uploads(&self) -> Vec<Vec<u8>> {
+        self.shared.upload.files()
+    }
+
+    /// The file names slot requests asked for (the last 10,000), oldest first: what the server
+    /// was told of the files' names.
+    pub fn upload_requests(&self) -> Vec<String> {
+        self.shared.upload.names()
+    }
+
+    /// Makes the upload service misbehave as `attack` says (`None`: honest again). See
+    /// [`UploadAttack`] for what each does and when it applies.
+    pub fn set_upload_attack(&self, attack: Option<UploadAttack>) {
+        self.shared.upload.set_attack(attack);
     }
 
     /// What the archive of `user` (localpart or JID) holds, oldest first.

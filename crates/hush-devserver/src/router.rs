@@ -1,7 +1,8 @@
 //! What happens to a stanza a bound client sent: routing between local users (RFC 6120 §10,
 //! RFC 6121 §8, without rosters), presence and availability, offline storage, Carbons
 //! (XEP-0280), the archive (XEP-0313) with XEP-0359 stanza ids, PEP (XEP-0163), disco, ping
-//! and the other requests the server answers itself. Also session binding and unbinding.
+//! and the other requests the server answers itself; the room service (`rooms`) and the
+//! upload service's XMPP half (`uploads`). Also session binding and unbinding.
 //!
 //! Every handler runs under the state lock and only collects what to write in an [`Outbox`];
 //! nothing here awaits or calls the adversary.
@@ -20,6 +21,7 @@ use crate::state::{lock, Outbound, Outbox, PendingDisco, Session, Shared, State,
 use crate::xml::{self, el, error_reply, iq_result, ns, set_attr, Build, Condition};
 
 pub(crate) mod rooms;
+mod uploads;
 
 /// Verified entity capabilities remembered at most (the cache starts over beyond).
 const MAX_CAPS: usize = 1024;
@@ -40,6 +42,9 @@ enum Addr {
     /// The room service (`conference.DOMAIN`): itself (`None`), or a room, with a nickname
     /// when the JID has one.
     Room(Option<String>, Option<String>),
+    /// The upload service (`upload.DOMAIN`): `true` for the service itself, `false` for a
+    /// JID under it (with a localpart or resource), which is nobody.
+    Upload(bool),
     /// Another domain.
     Remote,
 }
@@ -273,6 +278,15 @@ impl Cx<'_> {
                 jid.resource().map(|r| r.as_str().to_owned()),
             ));
         }
+        if jid
+            .domain()
+            .as_str()
+            .eq_ignore_ascii_case(&self.shared.upload_domain())
+        {
+            return Ok(Addr::Upload(
+                jid.node().is_none() && jid.resource().is_none(),
+            ));
+        }
         if !jid
             .domain()
             .as_str()
@@ -330,7 +344,7 @@ impl Cx<'_> {
                 None,
                 Some("this room service takes no private messages"),
             ),
-            Addr::Domain | Addr::Unknown if !quiet => {
+            Addr::Domain | Addr::Unknown | Addr::Upload(_) if !quiet => {
                 self.error(&m, Condition::ServiceUnavailable, None, None)
             }
             Addr::Remote if !quiet => self.error(
@@ -757,6 +771,24 @@ impl Cx<'_> {
             Addr::Room(_, Some(_)) => {
                 return self.error(&iq, Condition::FeatureNotImplemented, None, None);
             }
+            Addr::Upload(true) => {
+                let children: Vec<&Element> = iq.children().collect();
+                return match children.as_slice() {
+                    [payload] => {
+                        let payload = (*payload).clone();
+                        self.upload_request(&iq, &payload)
+                    }
+                    _ => self.error(
+                        &iq,
+                        Condition::BadRequest,
+                        None,
+                        Some("an IQ request has exactly one child"),
+                    ),
+                };
+            }
+            Addr::Upload(false) => {
+                return self.error(&iq, Condition::ServiceUnavailable, None, None);
+            }
             Addr::Unknown => return self.error(&iq, Condition::ServiceUnavailable, None, None),
             Addr::Own => Some(self.user.to_owned()),
             Addr::Bare(u) => Some(u),
@@ -854,6 +886,14 @@ impl Cx<'_> {
 
     fn disco_items(&mut self, iq: &Element, query: &Element, account: Option<&str>) {
         let mut answer = el("query", ns::DISCO_ITEMS).with_opt("node", query.attr("node"));
+        if account.is_none() && query.attr("node").is_none() {
+            // The server's services (XEP-0030 §4): the upload service.
+            answer.append_child(
+                el("item", ns::DISCO_ITEMS)
+                    .with("jid", self.shared.upload_domain())
+                    .with("name", "HTTP File Upload"),
+            );
+        }
         if let (Some(owner), None) = (account, query.attr("node")) {
             let bare = self.shared.bare(owner);
             if let Some(u) = self.st.users.get(owner) {

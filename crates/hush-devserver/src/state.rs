@@ -161,6 +161,8 @@ pub(crate) struct Shared {
     pub(crate) address: SocketAddr,
     pub(crate) state: Mutex<State>,
     pub(crate) adversary: Mutex<Option<Box<dyn Adversary>>>,
+    /// The HTTP File Upload service (XEP-0363) at `upload.DOMAIN`.
+    pub(crate) upload: crate::upload::Service,
     pub(crate) shutdown: watch::Sender<bool>,
     pub(crate) tasks: Mutex<Vec<tokio::task::JoinHandle<()>>>,
     serial: AtomicU64,
@@ -179,13 +181,19 @@ impl std::fmt::Debug for Shared {
 }
 
 impl Shared {
-    pub(crate) fn new(domain: String, limits: Limits, address: SocketAddr) -> Self {
+    pub(crate) fn new(
+        domain: String,
+        limits: Limits,
+        address: SocketAddr,
+        upload: crate::upload::Service,
+    ) -> Self {
         Self {
             domain,
             limits,
             address,
             state: Mutex::new(State::default()),
             adversary: Mutex::new(None),
+            upload,
             shutdown: watch::channel(false).0,
             tasks: Mutex::new(Vec::new()),
             serial: AtomicU64::new(0),
@@ -202,6 +210,11 @@ impl Shared {
     /// The room service's domain: `conference.DOMAIN`.
     pub(crate) fn muc_domain(&self) -> String {
         format!("conference.{}", self.domain)
+    }
+
+    /// The upload service's address: `upload.DOMAIN`.
+    pub(crate) fn upload_domain(&self) -> String {
+        format!("upload.{}", self.domain)
     }
 
     /// `user@domain`.

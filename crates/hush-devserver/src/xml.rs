@@ -32,6 +32,7 @@ pub(crate) mod ns {
     pub(crate) const PUBSUB_OWNER: &str = "http://jabber.org/protocol/pubsub#owner";
     pub(crate) const PUBSUB_EVENT: &str = "http://jabber.org/protocol/pubsub#event";
     pub(crate) const PUBSUB_ERRORS: &str = "http://jabber.org/protocol/pubsub#errors";
+    pub(crate) const UPLOAD: &str = "urn:xmpp:http:upload:0";
 }
 
 /// An attribute name. Only ever called with literals of this crate, all valid NCNames (the
@@ -135,6 +136,7 @@ pub(crate) enum Condition {
     NotAuthorized,
     RegistrationRequired,
     RemoteServerNotFound,
+    ResourceConstraint,
     ServiceUnavailable,
 }
 
@@ -152,6 +154,7 @@ impl Condition {
             Self::NotAuthorized => "not-authorized",
             Self::RegistrationRequired => "registration-required",
             Self::RemoteServerNotFound => "remote-server-not-found",
+            Self::ResourceConstraint => "resource-constraint",
             Self::ServiceUnavailable => "service-unavailable",
         }
     }
@@ -160,6 +163,7 @@ impl Condition {
         match self {
             Self::BadRequest | Self::JidMalformed | Self::NotAcceptable => "modify",
             Self::Forbidden | Self::NotAuthorized | Self::RegistrationRequired => "auth",
+            Self::ResourceConstraint => "wait",
             Self::Conflict
             | Self::FeatureNotImplemented
             | Self::ItemNotFound
@@ -271,6 +275,7 @@ mod tests {
             "label",
             "publisher",
             "subscription",
+            "url",
         ] {
             let _ = attr_name(name);
         }
