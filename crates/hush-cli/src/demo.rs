@@ -42,6 +42,9 @@ pub(crate) enum DemoError {
     /// Verifying a fingerprint.
     #[error(transparent)]
     Verify(#[from] Box<crate::error::CliError>),
+    /// The demo's scratch file (chapter 8).
+    #[error("the demo's scratch file: {0}")]
+    Scratch(#[source] std::io::Error),
     /// A step did not turn out as the story says.
     #[error("the demo went off its script: {0}")]
     OffScript(String),
@@ -530,7 +533,22 @@ async fn story(n: &Narrator, server: &DevServer) -> Fallible<()> {
     .await?;
     n.pause().await;
 
-    n.chapter(8, "What the conversation had");
+    n.chapter(8, "A photo, encrypted end to end");
+    file_scene(
+        n,
+        &cast,
+        server,
+        [
+            &mut alice_phone,
+            &mut alice_laptop,
+            &mut bob_phone,
+            &mut bob_laptop,
+        ],
+    )
+    .await?;
+    n.pause().await;
+
+    n.chapter(9, "What the conversation had");
     n.event(
         json!({"event": "summary", "before_verification": properties_json(&before),
                "after_verification": properties_json(&after), "ok": true}),
@@ -649,6 +667,167 @@ async fn room_scene(
         return Err(DemoError::OffScript(
             "plaintext in the room's archive".into(),
         ));
+    }
+    Ok(())
+}
+
+/// A scratch directory of the demo's, removed when dropped.
+struct Scratch(std::path::PathBuf);
+
+impl Scratch {
+    fn new() -> Fallible<Self> {
+        let dir = std::env::temp_dir().join(format!("hush-demo-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).map_err(DemoError::Scratch)?;
+        Ok(Self(dir))
+    }
+}
+
+impl Drop for Scratch {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+/// Chapter 8: Bob's phone shares a photo with Alice. It is encrypted while it is uploaded to
+/// the server's upload service; both of Alice's devices download, decrypt and check it; the
+/// server holds the ciphertext and never learnt the name. Then the server swaps the file, and
+/// Bob's laptop refuses what it is served.
+async fn file_scene(
+    n: &Narrator,
+    cast: &Cast,
+    server: &DevServer,
+    devices: [&mut Device; 4],
+) -> Fallible<()> {
+    let [alice_phone, alice_laptop, bob_phone, bob_laptop] = devices;
+    let scratch = Scratch::new()?;
+    // Not a real picture: 300 KiB of random bytes, which cannot turn up on the server by chance.
+    let mut photo = vec![0u8; 300 << 10];
+    rand_core::Rng::fill_bytes(&mut rand_core::UnwrapErr(rand::rngs::SysRng), &mut photo);
+    let name = "summit.jpg";
+    let path = scratch.0.join(name);
+    std::fs::write(&path, &photo).map_err(DemoError::Scratch)?;
+    for device in [
+        &mut *alice_phone,
+        &mut *alice_laptop,
+        &mut *bob_phone,
+        &mut *bob_laptop,
+    ] {
+        // The demo server's upload service has a CA of its own.
+        device.trust_for_files(server.upload_ca_der());
+    }
+    let alice = bare(alice_phone.jid().as_str())?;
+    let sent = bob_phone
+        .send_file(&alice, &path, std::sync::Arc::new(hush_xmpp::NoProgress))
+        .await?;
+    let readers: Vec<String> = sent
+        .report
+        .devices
+        .iter()
+        .map(|(j, d)| cast.name(j, *d))
+        .collect();
+    let who = cast.of(bob_phone);
+    n.event(
+        json!({"event": "file_sent", "from": who, "name": name, "size": photo.len(),
+               "readers": readers}),
+        || {
+            format!(
+                "{who} shares {name} ({} KiB) with Alice: encrypted with a fresh key while it is \
+                 uploaded, then the link and the key go in an encrypted message for: {}",
+                photo.len() >> 10,
+                readers.join(", ")
+            )
+        },
+    );
+    let downloads = scratch.0.join("downloads");
+    for device in [&mut *alice_phone, &mut *alice_laptop] {
+        let d = next(device, cast).await?;
+        let file = d.file.clone().ok_or_else(|| {
+            DemoError::OffScript(format!("{} got no file: {d:?}", cast.of(device)))
+        })?;
+        let got = device
+            .fetch_file(&file, &downloads, 1 << 20, &hush_xmpp::NoProgress)
+            .await?;
+        let same = std::fs::read(&got.path).map_err(DemoError::Scratch)? == photo;
+        let at = cast.of(device);
+        let saved_as = got
+            .path
+            .file_name()
+            .map(|f| f.to_string_lossy().into_owned());
+        n.event(
+            json!({"event": "file_received", "device": at, "name": file.name, "saved_as": saved_as,
+                   "size": got.size, "identical": same}),
+            || {
+                format!(
+                    "{at} downloads it, decrypts and checks it as it streams: {} ({} bytes, {})",
+                    file.name.as_deref().unwrap_or("?"),
+                    got.size,
+                    if same {
+                        "identical to Bob's"
+                    } else {
+                        "DIFFERENT"
+                    }
+                )
+            },
+        );
+        if !same {
+            return Err(DemoError::OffScript("the photo changed on the way".into()));
+        }
+    }
+    let stored = server.uploads();
+    let held = stored.iter().map(Vec::len).sum::<usize>();
+    let leaked = stored.iter().any(|f| {
+        [0, photo.len() / 2, photo.len() - 32]
+            .iter()
+            .any(|at| f.windows(32).any(|w| w == &photo[*at..*at + 32]))
+    });
+    let name_seen = server
+        .upload_requests()
+        .iter()
+        .any(|r| r.contains("summit"));
+    n.event(
+        json!({"event": "file_stored", "bytes": held, "plaintext_found": leaked,
+               "name_seen": name_seen}),
+        || {
+            format!(
+                "The server's upload service holds {held} bytes: {}; the name it was told: {}",
+                if leaked {
+                    "PLAINTEXT FOUND"
+                } else {
+                    "ciphertext only"
+                },
+                if name_seen {
+                    "the real one"
+                } else {
+                    "a random one"
+                }
+            )
+        },
+    );
+    if leaked || name_seen {
+        return Err(DemoError::OffScript("the server learnt the photo".into()));
+    }
+    // Bob's laptop got a copy of what his phone sent (Carbons), link included.
+    let copy = next(bob_laptop, cast).await?;
+    let file = copy.file.ok_or_else(|| {
+        DemoError::OffScript("Bob's laptop got no copy of the shared file".into())
+    })?;
+    server.set_upload_attack(Some(hush_devserver::UploadAttack::FlipByte));
+    let tampered = bob_laptop
+        .fetch_file(&file, &downloads, 1 << 20, &hush_xmpp::NoProgress)
+        .await;
+    server.set_upload_attack(None);
+    let at = cast.of(bob_laptop);
+    match tampered {
+        Err(e) => n.event(
+            json!({"event": "file_tampered", "device": at, "error": e.to_string()}),
+            || format!("The server flips one bit of the file it serves to {at}: refused — {e}"),
+        ),
+        Ok(_) => {
+            return Err(DemoError::OffScript(
+                "a file with a bit flipped was accepted".into(),
+            ))
+        }
     }
     Ok(())
 }

@@ -110,6 +110,23 @@ fn the_json_demo_tells_the_whole_story() {
     assert_eq!(room_read.len(), 6, "{room_read:?}");
     assert_eq!(events(&all, "room_stored")[0]["plaintext_found"], false);
 
+    // A photo: both of Alice's devices saved it identical; the server held ciphertext under a
+    // random name; the copy served with a bit flipped was refused.
+    assert_eq!(events(&all, "file_sent").len(), 1);
+    let files = events(&all, "file_received");
+    assert_eq!(files.len(), 2, "{files:?}");
+    assert!(files
+        .iter()
+        .all(|f| f["identical"] == true && f["name"] == "summit.jpg"));
+    let stored = events(&all, "file_stored");
+    assert_eq!(stored[0]["plaintext_found"], false);
+    assert_eq!(stored[0]["name_seen"], false);
+    let tampered = events(&all, "file_tampered");
+    assert!(tampered[0]["error"]
+        .as_str()
+        .unwrap()
+        .contains("does not match"));
+
     // Properties: weak before verification, strong after.
     let summary = events(&all, "summary");
     assert_eq!(summary[0]["ok"], true);
