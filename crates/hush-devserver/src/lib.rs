@@ -164,6 +164,9 @@ pub enum UploadAttack {
     /// Answer slot requests with an honest put URL and a get URL on a loopback port where
     /// nothing listens (connections to it are refused): the upload works, the download cannot.
     GetElsewhere,
+    /// Serve a whole-file download only half, then close the connection (as a network that
+    /// drops it would); a download that resumes (`Range: bytes=N-`) gets the rest honestly.
+    CutOff,
 }
 
 /// The running server. Cheap to clone; every clone is the same server.

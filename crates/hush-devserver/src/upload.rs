@@ -262,6 +262,10 @@ impl Service {
         self.limits.max_file
     }
 
+    pub(crate) fn attack(&self) -> Option<UploadAttack> {
+        lock(&self.inner).attack
+    }
+
     pub(crate) fn set_attack(&self, attack: Option<UploadAttack>) {
         lock(&self.inner).attack = attack;
     }
@@ -422,7 +426,10 @@ impl Service {
             Arc::from(bytes)
         };
         let bytes = match inner.attack {
-            None | Some(UploadAttack::PlainHttp | UploadAttack::GetElsewhere) => file.bytes.clone(),
+            None
+            | Some(UploadAttack::PlainHttp | UploadAttack::GetElsewhere | UploadAttack::CutOff) => {
+                file.bytes.clone()
+            }
             Some(UploadAttack::FlipByte) => changed(&|bytes| {
                 let middle = bytes.len() / 2;
                 if let Some(b) = bytes.get_mut(middle) {
@@ -489,11 +496,31 @@ impl Service {
                     Some((bytes, content_type)) => {
                         let content_type =
                             content_type.unwrap_or_else(|| "application/octet-stream".into());
-                        let fields = [("Content-Type", content_type.as_str())];
-                        let out = http::response_head(Status::Ok, bytes.len() as u64, &fields);
+                        let total = bytes.len() as u64;
+                        // A resumption (`bytes=N-`, N inside the file) gets the rest.
+                        let from = head.range_from.filter(|n| *n > 0 && *n < total);
+                        let (status, body, range) = match from {
+                            Some(n) => (
+                                Status::PartialContent,
+                                &bytes[n as usize..],
+                                Some(format!("bytes {n}-{}/{total}", total - 1)),
+                            ),
+                            None => (Status::Ok, &bytes[..], None),
+                        };
+                        let mut fields = vec![("Content-Type", content_type.as_str())];
+                        if let Some(range) = &range {
+                            fields.push(("Content-Range", range.as_str()));
+                        }
+                        let out = http::response_head(status, body.len() as u64, &fields);
                         io.write_all(&out).await?;
                         if head.method == Method::Get {
-                            io.write_all(&bytes).await?;
+                            if from.is_none() && self.attack() == Some(UploadAttack::CutOff) {
+                                // Half the promised body, then the connection goes.
+                                io.write_all(&body[..body.len() / 2]).await?;
+                                io.flush().await?;
+                                return Err(std::io::Error::other("cut off on purpose"));
+                            }
+                            io.write_all(body).await?;
                         }
                         io.flush().await?;
                     }
@@ -719,6 +746,7 @@ mod tests {
             content_length: len,
             authorization: auth.map(str::to_owned),
             expect_continue: false,
+            range_from: None,
         }
     }
 

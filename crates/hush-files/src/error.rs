@@ -19,6 +19,10 @@ pub enum FileError {
         /// The limit, in bytes.
         limit: u64,
     },
+    /// A download resumed from a prefix that is not whole blocks, or after other input (a
+    /// bug in the caller, not bad input).
+    #[error("a download can only resume from whole 16-byte blocks, before anything else")]
+    BadResume,
     /// The cipher library refused a key or buffer (a bug, not bad input).
     #[error("the AES library refused the operation")]
     Cipher,

@@ -117,6 +117,8 @@ pub trait Progress: Send + Sync {
     fn start(&self, total: Option<u64>);
     /// `bytes` more went through.
     fn advance(&self, bytes: u64);
+    /// The transfer goes on from `bytes` in (a resumed download).
+    fn at(&self, _bytes: u64) {}
 }
 
 /// No progress shown.
@@ -258,6 +260,10 @@ impl Http {
     /// Fetches `file`, decrypting as it streams into `dir` under a name of its own (the
     /// sender's, made safe, or the URL's), and checks it: its tag, and its size and SHA-256
     /// when the sender announced them. At most `limit` bytes are accepted.
+    ///
+    /// A download cut by the network resumes where it stopped, with an HTTP range request
+    /// where the server takes one (up to [`RESUMES`] times here); after that the part already
+    /// fetched is kept, and fetching the same link again goes on from it.
     pub async fn download(
         &self,
         file: &SharedFile,
@@ -271,76 +277,155 @@ impl Http {
                 url: url.to_owned(),
             });
         }
-        let most = match file.size {
-            Some(size) => size.min(limit),
-            None => limit,
-        }
-        .saturating_add(TAG_LEN as u64);
         if file.size.is_some_and(|size| size > limit) {
             return Err(TransferError::Oversized { limit });
         }
-        let mut response = self.client.get(url).send().await.map_err(http_error(url))?;
-        if !response.status().is_success() {
-            return Err(TransferError::Status {
-                url: url.to_owned(),
-                status: response.status().as_u16(),
-            });
-        }
-        if response.content_length().is_some_and(|len| len > most) {
-            return Err(TransferError::Oversized { limit: most });
-        }
-        progress.start(response.content_length().or(file.size));
+        let most = file
+            .size
+            .map_or(limit, |size| size.min(limit))
+            .saturating_add(TAG_LEN as u64);
         std::fs::create_dir_all(dir).map_err(io_error(dir))?;
         let fallback = file.link.file_name().unwrap_or("file");
         let name = hush_files::safe_file_name(file.name.as_deref().unwrap_or(fallback), "file");
-        let part = Partial::create(dir, &name)?;
-        let mut opener = Opener::new(&file.link.key)?;
+        let mut part = Partial::for_link(dir, file)?;
+        let mut resumes = 0;
+        let (size, sha256) = loop {
+            match self.fetch_into(file, most, &mut part, progress).await {
+                Ok(done) => break done,
+                Err(Attempt::Cut(e)) if resumes < RESUMES => {
+                    resumes += 1;
+                    log::info!("the download of {url} was cut ({e}); resuming");
+                }
+                Err(Attempt::Cut(e)) => {
+                    // What arrived (if anything did) stays for the next try of the same link.
+                    part.resumable = part.file.metadata().is_ok_and(|m| m.len() > 0);
+                    return Err(e);
+                }
+                Err(Attempt::Failed(e)) => return Err(e),
+            }
+        };
+        let path = part.keep(dir, &name)?;
+        Ok(Downloaded { path, size, sha256 })
+    }
+
+    /// One attempt at fetching `file` into `part`, going on from what `part` holds when the
+    /// server takes a range request.
+    async fn fetch_into(
+        &self,
+        file: &SharedFile,
+        most: u64,
+        part: &mut Partial,
+        progress: &dyn Progress,
+    ) -> Result<(u64, [u8; 32]), Attempt> {
+        let url = file.link.url.as_str();
+        let failed = |e: TransferError| Attempt::Failed(e);
+        let mut opener = Opener::new(&file.link.key).map_err(|e| failed(e.into()))?;
         let mut hash = Sha256::new();
+        // What an earlier attempt released: whole blocks of it are taken as read.
+        let have = part.replay(&mut opener, &mut hash).map_err(failed)?;
+        let mut request = self.client.get(url);
+        if have > 0 {
+            request = request.header(reqwest::header::RANGE, format!("bytes={have}-"));
+        }
+        let mut response = request
+            .send()
+            .await
+            .map_err(|e| Attempt::Cut(http_error(url)(e)))?;
+        let status = response.status();
+        let start = if have > 0 && status == reqwest::StatusCode::PARTIAL_CONTENT {
+            let range = response
+                .headers()
+                .get(reqwest::header::CONTENT_RANGE)
+                .and_then(|v| v.to_str().ok())
+                .unwrap_or("");
+            if !range.starts_with(&format!("bytes {have}-")) {
+                return Err(failed(TransferError::Status {
+                    url: url.to_owned(),
+                    status: status.as_u16(),
+                }));
+            }
+            have
+        } else if status.is_success() && status != reqwest::StatusCode::PARTIAL_CONTENT {
+            if have > 0 {
+                // The server sends it all again: start over.
+                part.truncate(0).map_err(failed)?;
+                opener = Opener::new(&file.link.key).map_err(|e| failed(e.into()))?;
+                hash = Sha256::new();
+            }
+            0
+        } else {
+            return Err(failed(TransferError::Status {
+                url: url.to_owned(),
+                status: status.as_u16(),
+            }));
+        };
+        if response
+            .content_length()
+            .is_some_and(|len| start.saturating_add(len) > most)
+        {
+            return Err(failed(TransferError::Oversized { limit: most }));
+        }
+        progress.start(
+            response
+                .content_length()
+                .map(|len| start + len)
+                .or(file.size),
+        );
+        progress.at(start);
         let mut plain = Vec::with_capacity(PIECE + 64);
-        let mut received = 0u64;
-        let mut out = part.writer()?;
+        let mut received = start;
         loop {
             let chunk = match response.chunk().await {
                 Ok(Some(chunk)) => chunk,
                 Ok(None) => break,
-                Err(e) => return Err(http_error(url)(e)),
+                Err(e) => return Err(Attempt::Cut(http_error(url)(e))),
             };
             received += chunk.len() as u64;
             if received > most {
-                return Err(TransferError::Oversized { limit: most });
+                return Err(failed(TransferError::Oversized { limit: most }));
             }
             plain.clear();
-            opener.update(&chunk, &mut plain)?;
+            opener
+                .update(&chunk, &mut plain)
+                .map_err(|e| failed(e.into()))?;
             hash.update(&plain);
-            out.write_all(&plain).map_err(io_error(&part.path))?;
+            part.append(&plain).map_err(failed)?;
             progress.advance(chunk.len() as u64);
         }
         plain.clear();
-        opener.finish(&mut plain)?;
+        opener.finish(&mut plain).map_err(|e| failed(e.into()))?;
         hash.update(&plain);
-        out.write_all(&plain).map_err(io_error(&part.path))?;
-        out.flush().map_err(io_error(&part.path))?;
-        out.sync_all().map_err(io_error(&part.path))?;
-        drop(out);
+        part.append(&plain).map_err(failed)?;
+        part.sync().map_err(failed)?;
         let size = received.saturating_sub(TAG_LEN as u64);
         if let Some(announced) = file.size {
             if announced != size {
-                return Err(TransferError::SizeMismatch {
+                return Err(failed(TransferError::SizeMismatch {
                     announced,
                     got: size,
-                });
+                }));
             }
         }
         let sha256 = hash.finish();
         if let Some(announced) = file.sha256 {
             use subtle::ConstantTimeEq;
             if !bool::from(announced.ct_eq(&sha256)) {
-                return Err(TransferError::HashMismatch);
+                return Err(failed(TransferError::HashMismatch));
             }
         }
-        let path = part.keep(dir, &name)?;
-        Ok(Downloaded { path, size, sha256 })
+        Ok((size, sha256))
     }
+}
+
+/// How many times one download resumes after the network cut it.
+pub const RESUMES: u32 = 3;
+
+/// How an attempt at a download ended, when it did not succeed.
+enum Attempt {
+    /// The network cut it: what arrived is good so far, and it may go on from there.
+    Cut(TransferError),
+    /// It cannot succeed: the file is not what was shared, or too large, or refused.
+    Failed(TransferError),
 }
 
 /// Reads exactly `size` bytes of `file`, encrypting them into `pieces` (the request body);
@@ -414,37 +499,99 @@ struct Source {
     progress: Arc<dyn Progress>,
 }
 
-/// A download in progress: a private file beside its destination, removed unless kept.
+/// A download in progress: a private file beside its destination (its plaintext so far),
+/// locked while in use, removed unless kept or left to resume.
 struct Partial {
     path: PathBuf,
+    file: std::fs::File,
     kept: bool,
+    /// Left in place when dropped, for a later download of the same link to go on from.
+    resumable: bool,
 }
 
 impl Partial {
-    fn create(dir: &Path, name: &str) -> Result<Self, TransferError> {
-        let mut n = 0u32;
-        loop {
-            let path = dir.join(format!(".{name}.{}.{n}.part", std::process::id()));
-            let mut options = std::fs::OpenOptions::new();
-            options.write(true).create_new(true);
-            #[cfg(unix)]
-            {
-                use std::os::unix::fs::OpenOptionsExt;
-                options.mode(0o600);
-            }
-            match options.open(&path) {
-                Ok(_) => return Ok(Self { path, kept: false }),
-                Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists && n < 1000 => n += 1,
-                Err(source) => return Err(TransferError::Io { path, source }),
+    /// The part file of `shared` in `dir`: named after the link (a hash of its URL and key, so
+    /// a later try of the same link finds it), or a fresh one when another download holds it.
+    fn for_link(dir: &Path, shared: &SharedFile) -> Result<Self, TransferError> {
+        let mut h = Sha256::new();
+        h.update(shared.link.url.as_bytes());
+        h.update(shared.link.key.secret_bytes());
+        h.update(shared.link.key.iv().as_bytes());
+        let tag: String = h.finish()[..8].iter().map(|b| format!("{b:02x}")).collect();
+        let path = dir.join(format!(".hush-{tag}.part"));
+        let file = open_private(&path, false)?;
+        if file.try_lock().is_ok() {
+            return Ok(Self {
+                path,
+                file,
+                kept: false,
+                resumable: false,
+            });
+        }
+        for n in 0..1000u32 {
+            let path = dir.join(format!(".hush-{tag}.{}.{n}.part", std::process::id()));
+            match open_private(&path, true) {
+                Ok(file) => {
+                    return Ok(Self {
+                        path,
+                        file,
+                        kept: false,
+                        resumable: false,
+                    })
+                }
+                Err(TransferError::Io { source, .. })
+                    if source.kind() == std::io::ErrorKind::AlreadyExists => {}
+                Err(e) => return Err(e),
             }
         }
+        Err(TransferError::Io {
+            path,
+            source: std::io::Error::other("too many downloads of this file at once"),
+        })
     }
 
-    fn writer(&self) -> Result<std::fs::File, TransferError> {
-        std::fs::OpenOptions::new()
-            .write(true)
-            .open(&self.path)
+    /// Feeds what the part holds (rounded down to whole blocks; the rest is cut off) to
+    /// `opener` and `hash`, as if it had just been read; gives its length.
+    fn replay(&mut self, opener: &mut Opener, hash: &mut Sha256) -> Result<u64, TransferError> {
+        use std::io::{Read, Seek, SeekFrom};
+        let io = io_error(&self.path);
+        let len = self.file.metadata().map_err(io)?.len();
+        let whole = len / 16 * 16;
+        self.truncate(whole)?;
+        self.file
+            .seek(SeekFrom::Start(0))
+            .map_err(io_error(&self.path))?;
+        let mut piece = vec![0u8; PIECE];
+        let mut left = whole;
+        while left > 0 {
+            let n = left.min(PIECE as u64) as usize;
+            self.file
+                .read_exact(&mut piece[..n])
+                .map_err(io_error(&self.path))?;
+            opener.resume(&piece[..n])?;
+            hash.update(&piece[..n]);
+            left -= n as u64;
+        }
+        zeroize::Zeroize::zeroize(&mut piece);
+        Ok(whole)
+    }
+
+    fn truncate(&mut self, len: u64) -> Result<(), TransferError> {
+        use std::io::{Seek, SeekFrom};
+        self.file.set_len(len).map_err(io_error(&self.path))?;
+        self.file
+            .seek(SeekFrom::Start(len))
+            .map(drop)
             .map_err(io_error(&self.path))
+    }
+
+    fn append(&mut self, plain: &[u8]) -> Result<(), TransferError> {
+        self.file.write_all(plain).map_err(io_error(&self.path))
+    }
+
+    fn sync(&mut self) -> Result<(), TransferError> {
+        self.file.flush().map_err(io_error(&self.path))?;
+        self.file.sync_all().map_err(io_error(&self.path))
     }
 
     /// Renames it to `name` in `dir`, or `name (1)`, `name (2)`… if taken; never overwrites.
@@ -486,8 +633,25 @@ impl Partial {
 
 impl Drop for Partial {
     fn drop(&mut self) {
-        if !self.kept {
+        if !self.kept && !self.resumable {
             let _ = std::fs::remove_file(&self.path);
         }
     }
+}
+
+/// Opens (or, with `new`, creates anew) a file only its owner may read.
+fn open_private(path: &Path, new: bool) -> Result<std::fs::File, TransferError> {
+    let mut options = std::fs::OpenOptions::new();
+    options.read(true).write(true);
+    if new {
+        options.create_new(true);
+    } else {
+        options.create(true).truncate(false);
+    }
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        options.mode(0o600);
+    }
+    options.open(path).map_err(io_error(path))
 }

@@ -392,3 +392,27 @@ async fn a_file_above_the_services_limit_is_refused_before_a_slot_is_asked_for()
         .unwrap();
     assert_eq!(std::fs::read(&got.path).unwrap(), small);
 }
+
+// ---- a network that drops downloads -------------------------------------------------------------
+
+/// Every whole-file download is cut halfway (the connection drops): the download resumes
+/// with a range request from what it had (whole blocks of it, re-encrypted to carry the tag's
+/// computation on) and the file arrives whole, with nothing left behind.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_download_cut_halfway_resumes_where_it_stopped_and_arrives_whole() {
+    let server = server().await;
+    let (mut alice, mut bob) = file_pair(&server).await;
+    let dir = scratch("cut-off");
+    let content = random_bytes(1_000_003);
+    let file = share(&mut alice, &mut bob, &dir, "long-report.pdf", &content).await;
+    let downloads = scratch("cut-off-downloads");
+
+    server.set_upload_attack(Some(UploadAttack::CutOff));
+    let got = bob
+        .fetch_file(&file, &downloads, 1 << 30, &NoProgress)
+        .await
+        .unwrap();
+    assert_eq!(std::fs::read(&got.path).unwrap(), content);
+    assert_eq!(Some(got.sha256), file.sha256);
+    assert_eq!(files_in(&downloads), vec!["long-report.pdf".to_owned()]);
+}

@@ -110,6 +110,10 @@ impl Progress for Bar {
     fn advance(&self, bytes: u64) {
         self.bar.inc(bytes);
     }
+
+    fn at(&self, bytes: u64) {
+        self.bar.set_position(bytes);
+    }
 }
 
 /// The name a shared file goes by: its sender's, else the URL's last part.

@@ -33,6 +33,9 @@ pub(crate) struct Head {
     pub(crate) authorization: Option<String>,
     /// `Expect: 100-continue`.
     pub(crate) expect_continue: bool,
+    /// `Range: bytes=N-` (the form a resumed download sends): from byte N to the end. Other
+    /// range forms are ignored, and the whole file is served, as RFC 9110 allows.
+    pub(crate) range_from: Option<u64>,
 }
 
 /// The statuses the service answers with.
@@ -41,6 +44,7 @@ pub(crate) enum Status {
     Continue,
     Ok,
     Created,
+    PartialContent,
     BadRequest,
     Forbidden,
     NotFound,
@@ -61,6 +65,7 @@ impl Status {
             Self::Continue => 100,
             Self::Ok => 200,
             Self::Created => 201,
+            Self::PartialContent => 206,
             Self::BadRequest => 400,
             Self::Forbidden => 403,
             Self::NotFound => 404,
@@ -81,6 +86,7 @@ impl Status {
             Self::Continue => "Continue",
             Self::Ok => "OK",
             Self::Created => "Created",
+            Self::PartialContent => "Partial Content",
             Self::BadRequest => "Bad Request",
             Self::Forbidden => "Forbidden",
             Self::NotFound => "Not Found",
@@ -240,6 +246,7 @@ pub(crate) fn parse_head(head: &[u8]) -> Result<Head, HeadError> {
         content_length: None,
         authorization: None,
         expect_continue: false,
+        range_from: None,
     };
     let mut count = 0;
     for line in lines {
@@ -285,6 +292,13 @@ pub(crate) fn parse_head(head: &[u8]) -> Result<Head, HeadError> {
                 let text = std::str::from_utf8(value)
                     .map_err(|_| HeadError::Malformed("Authorization is not text"))?;
                 head.authorization = Some(text.to_owned());
+            }
+            b"range" => {
+                head.range_from = std::str::from_utf8(value)
+                    .ok()
+                    .and_then(|v| v.strip_prefix("bytes="))
+                    .and_then(|v| v.strip_suffix('-'))
+                    .and_then(|n| n.parse().ok());
             }
             b"expect" => {
                 if value.eq_ignore_ascii_case(b"100-continue") {
@@ -358,8 +372,13 @@ mod tests {
                 content_length: Some(42),
                 authorization: Some("Bearer t0k".into()),
                 expect_continue: true,
+                range_from: None,
             }
         );
+        let ranged = parse("GET /f HTTP/1.1\r\nRange: bytes=1024-\r\n\r\n").unwrap();
+        assert_eq!(ranged.range_from, Some(1024));
+        let other = parse("GET /f HTTP/1.1\r\nRange: bytes=0-10\r\n\r\n").unwrap();
+        assert_eq!(other.range_from, None, "only the resumption form is taken");
         let get = parse("GET / HTTP/1.0\r\n\r\n").unwrap();
         assert_eq!(get.method, Method::Get);
         assert_eq!(get.content_length, None);
