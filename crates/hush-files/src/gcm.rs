@@ -389,7 +389,7 @@ impl Opener {
     /// download can go on from `plain.len()` bytes into the ciphertext. Call it in pieces of
     /// any whole-block size.
     pub fn resume(&mut self, plain: &[u8]) -> Result<(), FileError> {
-        if !self.held.is_empty() || plain.len() % BLOCK != 0 {
+        if !self.held.is_empty() || !plain.len().is_multiple_of(BLOCK) {
             return Err(FileError::BadResume);
         }
         let mut scratch = Vec::with_capacity(plain.len().min(1 << 20));
