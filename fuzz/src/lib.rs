@@ -226,12 +226,44 @@ pub fn seeds_of(target: &str) -> Vec<Vec<u8>> {
                     .collect::<Vec<_>>()
             })
             .collect(),
+        "shared_file" => shared_file_seeds(),
         _ => Vec::new(),
     }
 }
 
+/// What a received file brings: an `aesgcm://` link, a `<file-sharing/>` element, and a file
+/// sealed under the key the target opens with (the first byte picks which is read).
+fn shared_file_seeds() -> Vec<Vec<u8>> {
+    let key = hush_files::FileKey::from_parts([7; 32], hush_files::Iv::Standard([9; 12]));
+    let link = hush_files::Link::new("https://upload.example.org/a/b/photo.jpg", key.clone())
+        .expect("a valid https URL");
+    let share = hush_files::SharedFile {
+        link: link.clone(),
+        name: Some("photo.jpg".into()),
+        media_type: Some("image/jpeg".into()),
+        size: Some(1000),
+        sha256: Some([3; 32]),
+    };
+    let mut sealed = Vec::new();
+    let mut sealer = hush_files::Sealer::new(&key).expect("a key");
+    sealer
+        .update(b"the contents of a small shared file", &mut sealed)
+        .expect("small");
+    sealer.finish(&mut sealed).expect("small");
+    let with = |kind: u8, bytes: &[u8]| {
+        let mut v = vec![kind];
+        v.extend_from_slice(bytes);
+        v
+    };
+    vec![
+        with(0, link.to_aesgcm().as_bytes()),
+        with(1, String::from(&share.to_element()).as_bytes()),
+        with(2, &sealed),
+    ]
+}
+
 /// The targets, in the order `scripts/fuzz` runs them.
-pub const TARGETS: [&str; 8] = [
+pub const TARGETS: [&str; 9] = [
     "xml_payload",
     "encrypted_element",
     "key_entry",
@@ -240,6 +272,7 @@ pub const TARGETS: [&str; 8] = [
     "stored_records",
     "stream_scanner",
     "stanza",
+    "shared_file",
 ];
 
 /// What the session of `suite` is, for a target to decrypt with.
