@@ -453,6 +453,18 @@ impl<S: Store> Hush<S> {
             }
             return Ok(report);
         }
+        let prepared = self.prepare_encrypted(to, content, now).await?;
+        Ok(self.transmit(prepared).await?.0)
+    }
+
+    /// Plans and seals `content` for `to` (device lists and bundles fetched as needed),
+    /// changing nothing: what [`Self::send`] commits and transmits, or its refusal.
+    async fn prepare_encrypted(
+        &mut self,
+        to: &BareJid,
+        content: Content,
+        now: u64,
+    ) -> Result<Prepared> {
         let their = self.devices_of(to).await?;
         let suite = their.as_ref().map_or(Suite::Omemo2, |(s, _)| *s);
         let own = match self.xmpp.device_list(&self.jid.clone(), suite).await {
@@ -467,10 +479,22 @@ impl<S: Store> Hush<S> {
             let fetched = self.fetch_for(plan.suite(), &jid, device).await;
             bundles.push(((jid, device), fetched));
         }
-        let prepared =
-            self.engine
-                .prepare_send(&self.store, plan, content, bundles, now, &mut self.rng)?;
-        Ok(self.transmit(prepared).await?.0)
+        Ok(self
+            .engine
+            .prepare_send(&self.store, plan, content, bundles, now, &mut self.rng)?)
+    }
+
+    /// Whether an encrypted message to `to` could go now: the same planning and sealing as
+    /// [`Self::send`], thrown away (nothing is committed or sent). Its refusal is the one the
+    /// send would give — checked before work that would be wasted, such as an upload.
+    pub(crate) async fn check_sendable(&mut self, to: &BareJid) -> Result<()> {
+        if self.store.room(to.as_str())?.is_some() {
+            return Err(XmppError::IsARoom(to.to_string()));
+        }
+        let now = self.now();
+        self.prepare_encrypted(to, Content::from("(a check, never sent)"), now)
+            .await
+            .map(drop)
     }
 
     /// Commits a prepared message (its sessions, history and outbox entry, and what it

@@ -22,6 +22,9 @@ use crate::upload::Slot;
 /// How much of a file is read, encrypted and sent (or received and decrypted) at once.
 const PIECE: usize = 1 << 20;
 
+/// How long a transfer may go without a piece moving before it is given up as stalled.
+const IDLE: Duration = Duration::from_secs(120);
+
 /// Why a file could not be sent or fetched.
 #[derive(Debug, Error)]
 #[non_exhaustive]
@@ -94,6 +97,12 @@ pub enum TransferError {
     /// The decrypted file's SHA-256 is not what its sender announced.
     #[error("the file's SHA-256 differs from what its sender announced; it was removed")]
     HashMismatch,
+    /// The server stopped taking or sending data.
+    #[error("{url} stopped moving data for {} s", IDLE.as_secs())]
+    Stalled {
+        /// The URL.
+        url: String,
+    },
     /// The file being sent changed size while it was read.
     #[error("{path} changed while it was being sent")]
     Changed {
@@ -193,7 +202,9 @@ impl Http {
             .https_only(true)
             .tls_certs_only(roots)
             .connect_timeout(Duration::from_secs(30))
-            .read_timeout(Duration::from_secs(120))
+            // No read timeout: while a large body goes up nothing is read, and a read timeout
+            // would end the upload. A stall in either direction is caught per piece (IDLE).
+            .tcp_keepalive(Duration::from_secs(30))
             .redirect(reqwest::redirect::Policy::limited(3))
             .user_agent("Hush")
             .build()
@@ -219,6 +230,7 @@ impl Http {
         let source = Source {
             file,
             path: path.to_owned(),
+            url: slot.put.clone(),
             size,
             progress,
         };
@@ -234,20 +246,40 @@ impl Http {
         for (name, value) in &slot.headers {
             request = request.header(name.as_str(), value.as_str());
         }
-        let response = request.body(reqwest::Body::wrap_stream(body)).send().await;
-        // A failure reading the file ends the body early; it is the error to report.
-        let read = match reader.await {
-            Ok(read) => read,
-            Err(_) => Err(TransferError::Changed {
-                path: path.to_owned(),
-            }),
+        let send = request.body(reqwest::Body::wrap_stream(body)).send();
+        tokio::pin!(send);
+        let mut reader = reader;
+        let joined = |done: Result<_, tokio::task::JoinError>| {
+            done.unwrap_or_else(|_| {
+                Err(TransferError::Changed {
+                    path: path.to_owned(),
+                })
+            })
         };
-        let response = match (response, read) {
+        // The reader ends first when all went into the body, or when it failed or the
+        // server stopped taking pieces; the request ends first when the server answered or
+        // hung up early.
+        let (response, read) = tokio::select! {
+            response = &mut send => (response, joined(reader.await)),
+            done = &mut reader => match joined(done) {
+                // Dropping the request here stops the upload.
+                Err(e) => return Err(e),
+                Ok(sha256) => match tokio::time::timeout(IDLE, &mut send).await {
+                    Ok(response) => (response, Ok(sha256)),
+                    Err(_) => {
+                        return Err(TransferError::Stalled {
+                            url: slot.put.clone(),
+                        })
+                    }
+                },
+            },
+        };
+        // A failure reading the file ends the body early; it is the error to report.
+        let (response, sha256) = match (response, read) {
             (_, Err(e)) => return Err(e),
             (Err(e), _) => return Err(http_error(&slot.put)(e)),
             (Ok(r), Ok(sha256)) => (r, sha256),
         };
-        let (response, sha256) = response;
         if !response.status().is_success() {
             return Err(TransferError::Status {
                 url: slot.put.clone(),
@@ -375,10 +407,15 @@ impl Http {
         let mut plain = Vec::with_capacity(PIECE + 64);
         let mut received = start;
         loop {
-            let chunk = match response.chunk().await {
-                Ok(Some(chunk)) => chunk,
-                Ok(None) => break,
-                Err(e) => return Err(Attempt::Cut(http_error(url)(e))),
+            let chunk = match tokio::time::timeout(IDLE, response.chunk()).await {
+                Ok(Ok(Some(chunk))) => chunk,
+                Ok(Ok(None)) => break,
+                Ok(Err(e)) => return Err(Attempt::Cut(http_error(url)(e))),
+                Err(_) => {
+                    return Err(Attempt::Cut(TransferError::Stalled {
+                        url: url.to_owned(),
+                    }))
+                }
             };
             received += chunk.len() as u64;
             if received > most {
@@ -433,21 +470,24 @@ enum Attempt {
 /// more, the body gets an error (so the request stops) and this says why.
 async fn encrypt_pieces(
     source: Source,
-    mut sealer: Sealer,
+    sealer: Sealer,
     pieces: tokio::sync::mpsc::Sender<Result<Vec<u8>, std::io::Error>>,
 ) -> Result<[u8; 32], TransferError> {
     let Source {
         mut file,
         path,
+        url,
         size,
         progress,
     } = source;
     let stop = |why: TransferError| async {
-        let _ = pieces
-            .send(Err(std::io::Error::other("the file could not be read")))
-            .await;
+        // Never waits: the body may not be read any more.
+        let _ = pieces.try_send(Err(std::io::Error::other("the upload stopped")));
         Err(why)
     };
+    let stalled = || TransferError::Stalled { url: url.clone() };
+    // Taken when finished, which happens once.
+    let mut sealer = Some(sealer);
     let mut hash = Sha256::new();
     let mut left = size;
     let mut plain = vec![0u8; PIECE];
@@ -464,7 +504,7 @@ async fn encrypt_pieces(
         left -= want as u64;
         hash.update(&plain[..want]);
         let mut out = Vec::with_capacity(want + 2 * TAG_LEN);
-        if let Err(e) = sealer.update(&plain[..want], &mut out) {
+        if let Some(Err(e)) = sealer.as_mut().map(|s| s.update(&plain[..want], &mut out)) {
             return stop(e.into()).await;
         }
         if left == 0 {
@@ -473,21 +513,32 @@ async fn encrypt_pieces(
             if matches!(file.read(&mut probe).await, Ok(n) if n > 0) {
                 return stop(TransferError::Changed { path }).await;
             }
-            sealer.finish(&mut out)?;
-            let _ = pieces.send(Ok(out)).await;
-            progress.advance(want as u64);
-            return Ok(hash.finish());
+            if let Some(sealer) = sealer.take() {
+                sealer.finish(&mut out)?;
+            }
         }
-        if pieces.send(Ok(out)).await.is_err() {
+        match tokio::time::timeout(IDLE, pieces.send(Ok(out))).await {
+            Ok(Ok(())) => {}
             // The request ended (the server hung up): its error is the one to report.
-            return Ok(hash.finish());
+            Ok(Err(_)) => return Ok(hash.finish()),
+            Err(_) => return stop(stalled()).await,
         }
         progress.advance(want as u64);
+        if left == 0 {
+            return Ok(hash.finish());
+        }
     }
     // An empty file: the body is the tag alone.
     let mut out = Vec::with_capacity(TAG_LEN);
-    sealer.finish(&mut out)?;
-    let _ = pieces.send(Ok(out)).await;
+    if let Some(sealer) = sealer.take() {
+        sealer.finish(&mut out)?;
+    }
+    if tokio::time::timeout(IDLE, pieces.send(Ok(out)))
+        .await
+        .is_err()
+    {
+        return stop(stalled()).await;
+    }
     Ok(hash.finish())
 }
 
@@ -495,6 +546,8 @@ async fn encrypt_pieces(
 struct Source {
     file: tokio::fs::File,
     path: PathBuf,
+    /// Where it goes (for errors).
+    url: String,
     size: u64,
     progress: Arc<dyn Progress>,
 }

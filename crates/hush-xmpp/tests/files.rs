@@ -220,3 +220,25 @@ async fn without_an_upload_service_the_error_says_so_and_nothing_is_sent() {
         "{err}"
     );
 }
+
+/// A contact nobody could encrypt for (no OMEMO device): the send's own refusal, and nothing
+/// is uploaded first.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn nothing_is_uploaded_for_a_message_that_could_not_go() {
+    trust_test_ca();
+    let server = Prosody::start_with_uploads("no-reader");
+    let mut alice = support::account(&server, None, "alice", 1001).await;
+    let carol = server.register("carol", "pw");
+    let dir = scratch("no-reader");
+    std::fs::write(dir.join("a.txt"), b"hello").unwrap();
+    let err = alice
+        .send_file(
+            &carol.parse().unwrap(),
+            &dir.join("a.txt"),
+            Arc::new(NoProgress),
+        )
+        .await
+        .unwrap_err();
+    assert!(matches!(err, XmppError::NotSent { .. }), "{err}");
+    assert_eq!(server.uploaded_files(), Vec::<PathBuf>::new());
+}

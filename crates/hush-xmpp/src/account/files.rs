@@ -74,13 +74,17 @@ impl<S: Store> Hush<S> {
         progress: Arc<dyn Progress>,
     ) -> Result<FileSent> {
         let is_room = self.store.room(to.as_str())?.is_some();
-        if !is_room
-            && self
+        if !is_room {
+            if self
                 .engine
                 .route(&self.store, to.as_str(), SendOptions::default())?
                 == hush_engine::Route::InClear
-        {
-            return Err(TransferError::NotEncrypted { to: to.to_string() }.into());
+            {
+                return Err(TransferError::NotEncrypted { to: to.to_string() }.into());
+            }
+            // Nothing is uploaded for a message that could not go (no device to read it, a
+            // requirement of the conversation not met): the send's own refusal comes first.
+            self.check_sendable(to).await?;
         }
         let io = |source| TransferError::Io {
             path: path.to_owned(),
