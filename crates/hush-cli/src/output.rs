@@ -221,9 +221,18 @@ impl Report for DeliveryReport<'_> {
             }
         }
         // A shared file shows as what became of it, not as its link (which holds the key).
+        let text = d.body.as_deref().unwrap_or("");
         let body = match &d.file {
+            // A text sent with the file (not just its link) is shown before it.
+            Some(file) if hush_files::Link::parse(text).is_err() && !text.trim().is_empty() => {
+                format!(
+                    "{} — {}",
+                    printable(text),
+                    crate::commands::files::describe(file, self.saved).1
+                )
+            }
             Some(file) => crate::commands::files::describe(file, self.saved).1,
-            None => printable(d.body.as_deref().unwrap_or("")),
+            None => printable(text),
         };
         // When it was sent (the server's stamp) or came, as history shows it.
         let when = d

@@ -36,6 +36,33 @@ fn a_file_sent_is_saved_by_recv_and_a_large_one_is_left_for_fetch() {
     let bob = init(&server, &dir, "bob", true);
     let photo = dir.join("summit photo.jpg");
     let content = random_file(&photo, 200_003);
+    let downloads = dir.join("bob-downloads");
+
+    // From someone Bob never wrote to nor added: shown, not fetched by itself.
+    let early = dir.join("early.txt");
+    random_file(&early, 1_000);
+    ok(hush(
+        &alice.home,
+        &["send-file", &bob.jid, early.to_str().unwrap()],
+    ));
+    let got = ok(hush(
+        &bob.home,
+        &["--json", "recv", "--count", "1", "--timeout", "30"]
+            .into_iter()
+            .chain(["--downloads", downloads.to_str().unwrap()])
+            .collect::<Vec<_>>(),
+    ));
+    let got = &json_lines(&got)[0];
+    assert!(got["file"]["path"].is_null(), "{got}");
+    assert!(
+        got["file"]["error"]
+            .as_str()
+            .unwrap()
+            .contains("not one of your contacts"),
+        "{got}"
+    );
+    assert!(!downloads.join("early.txt").exists());
+    ok(hush(&bob.home, &["contacts", "add", &alice.jid]));
 
     let sent = ok(hush(
         &alice.home,
@@ -51,7 +78,6 @@ fn a_file_sent_is_saved_by_recv_and_a_large_one_is_left_for_fetch() {
     );
     assert_eq!(sent["devices"].as_array().unwrap().len(), 1, "{sent}");
 
-    let downloads = dir.join("bob-downloads");
     let got = ok(hush(
         &bob.home,
         &[
@@ -150,6 +176,7 @@ fn agents_send_and_save_files() {
     let bob = init(&server, &dir, "bob", true);
     let alices_agent = support::Running::start(&alice.home, &["agent"]);
     alices_agent.wait_note("listening on");
+    ok(hush(&bob.home, &["contacts", "add", &alice.jid]));
     let bobs_agent = support::Running::start(&bob.home, &["agent"]);
     bobs_agent.wait_note("listening on");
     let notes = dir.join("notes.txt");

@@ -167,6 +167,9 @@ pub enum UploadAttack {
     /// Serve a whole-file download only half, then close the connection (as a network that
     /// drops it would); a download that resumes (`Range: bytes=N-`) gets the rest honestly.
     CutOff,
+    /// Take a download's request and never answer it (the connection stays open until the
+    /// service's time per connection is up).
+    Silent,
 }
 
 /// The running server. Cheap to clone; every clone is the same server.

@@ -427,9 +427,12 @@ impl Service {
         };
         let bytes = match inner.attack {
             None
-            | Some(UploadAttack::PlainHttp | UploadAttack::GetElsewhere | UploadAttack::CutOff) => {
-                file.bytes.clone()
-            }
+            | Some(
+                UploadAttack::PlainHttp
+                | UploadAttack::GetElsewhere
+                | UploadAttack::CutOff
+                | UploadAttack::Silent,
+            ) => file.bytes.clone(),
             Some(UploadAttack::FlipByte) => changed(&|bytes| {
                 let middle = bytes.len() / 2;
                 if let Some(b) = bytes.get_mut(middle) {
@@ -510,6 +513,10 @@ impl Service {
                         let mut fields = vec![("Content-Type", content_type.as_str())];
                         if let Some(range) = &range {
                             fields.push(("Content-Range", range.as_str()));
+                        }
+                        if self.attack() == Some(UploadAttack::Silent) {
+                            // Never answers: the connection is held until its time is up.
+                            std::future::pending::<()>().await;
                         }
                         let out = http::response_head(status, body.len() as u64, &fields);
                         io.write_all(&out).await?;

@@ -88,12 +88,22 @@ pub struct SendOptions {
 /// What a message says: its text, and for omemo:2 readers any further stanza children sealed
 /// in the same envelope (a shared file's `<file-sharing/>`, XEP-0447). Legacy OMEMO encrypts
 /// the body alone, so the body must make sense by itself (a file's `aesgcm://` link).
-#[derive(Debug, Clone, Default)]
+#[derive(Clone, Default)]
 pub struct Content {
     /// The `<body/>` text.
     pub body: String,
     /// More elements for the SCE envelope; never sent in clear.
     pub extra: Vec<minidom::Element>,
+}
+
+impl std::fmt::Debug for Content {
+    // The text and the elements may hold secrets (a shared file's key): only their sizes.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Content")
+            .field("body_bytes", &self.body.len())
+            .field("extra_elements", &self.extra.len())
+            .finish()
+    }
 }
 
 impl From<&str> for Content {

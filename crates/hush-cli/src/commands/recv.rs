@@ -12,7 +12,7 @@ use hush_xmpp::Hush;
 
 use serde_json::json;
 
-use super::files::{save, Downloads, Saved};
+use super::files::{save_if_allowed, Downloads, Saved};
 use super::{connect, me};
 use crate::agent::client::Agent;
 use crate::error::Result;
@@ -64,6 +64,12 @@ pub(super) async fn run(
     }
     // A running agent holds the account: it reads, and we subscribe.
     if let Some(agent) = Agent::find(home).await? {
+        if downloads.given {
+            crate::output::note(
+                "the agent saves files into the downloads directory of the home, under its \
+                 own limit: --downloads and --max-download apply without an agent",
+            );
+        }
         let agent = agent.printing_for(out);
         return through_agent(agent, count, until, &stop, out).await;
     }
@@ -98,7 +104,7 @@ pub(super) async fn run(
     // from the server and committed but not shown yet (a catch-up reads whole pages) is
     // shown now: nothing else would ever announce it.
     for d in hush.take_unshown() {
-        let saved = save(&d, downloads).await;
+        let saved = save_if_allowed(hush.store(), &me.jid, &d, downloads).await;
         show(&d, saved.as_ref())?;
     }
     received?;
@@ -172,6 +178,7 @@ async fn receive(
     show: &impl Fn(&hush_xmpp::Delivery, Option<&Saved>) -> Result<()>,
 ) -> Result<()> {
     let Limits { count, until, stop } = limits;
+    let me = hush.jid().to_string();
     let stopped = || stop.load(Ordering::SeqCst);
     // A rollback found on connecting comes first, and is not a message (`--count`).
     if let Some(notice) = hush.take_rollback_notice() {
@@ -184,7 +191,7 @@ async fn receive(
     let mut seen = 0;
     // `--count` counts messages (texts and failures), not news of a new key.
     for d in hush.catch_up(created_at).await? {
-        let saved = save(&d, downloads).await;
+        let saved = save_if_allowed(hush.store(), &me, &d, downloads).await;
         show(&d, saved.as_ref())?;
         seen += usize::from(!d.is_key_notice());
     }
@@ -194,7 +201,7 @@ async fn receive(
             break;
         };
         if let Some(d) = hush.receive(wait).await? {
-            let saved = save(&d, downloads).await;
+            let saved = save_if_allowed(hush.store(), &me, &d, downloads).await;
             show(&d, saved.as_ref())?;
             seen += usize::from(!d.is_key_notice());
             quiet_since = Instant::now();

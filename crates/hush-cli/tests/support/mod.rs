@@ -126,8 +126,14 @@ pub const LINE_PATIENCE: std::time::Duration = std::time::Duration::from_secs(60
 impl Running {
     /// Starts `hush --home HOME ARGS…` (see [`hush_command`]).
     pub fn start(home: &Path, args: &[&str]) -> Self {
+        Self::start_with(home, args, &[])
+    }
+
+    /// [`Self::start`] with more environment variables.
+    pub fn start_with(home: &Path, args: &[&str], env: &[(&str, &std::ffi::OsStr)]) -> Self {
         use std::io::BufRead;
         let mut child = hush_command(home)
+            .envs(env.iter().copied())
             .args(args)
             .stdout(std::process::Stdio::piped())
             .stderr(std::process::Stdio::piped())

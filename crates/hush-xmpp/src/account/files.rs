@@ -85,6 +85,21 @@ impl<S: Store> Hush<S> {
             // Nothing is uploaded for a message that could not go (no device to read it, a
             // requirement of the conversation not met): the send's own refusal comes first.
             self.check_sendable(to).await?;
+        } else {
+            // As the room's send reads it (a stored room found not secure is read again
+            // there, so that refusal is left to it).
+            let route =
+                match self
+                    .engine
+                    .room_readers(&self.store, to.as_str(), SendOptions::default())
+                {
+                    Ok((route, _)) => route,
+                    Err(hush_engine::EngineError::NotSent { .. }) => hush_engine::Route::Encrypted,
+                    Err(e) => return Err(e.into()),
+                };
+            if route == hush_engine::Route::InClear {
+                return Err(TransferError::NotEncrypted { to: to.to_string() }.into());
+            }
         }
         let io = |source| TransferError::Io {
             path: path.to_owned(),
@@ -126,9 +141,10 @@ impl<S: Store> Hush<S> {
             .upload_slot(&service.jid, &name, encrypted)
             .await?;
         let key = FileKey::generate(&mut self.rng);
-        let http = self.http()?;
-        let uploaded = http.upload(&slot, path, size, &key, progress).await?;
+        // The link must be one before anything goes up.
         let link = Link::new(&slot.get, key).map_err(TransferError::Crypto)?;
+        let http = self.http()?;
+        let uploaded = http.upload(&slot, path, size, &link.key, progress).await?;
         let file_name = path
             .file_name()
             .map(|n| n.to_string_lossy().into_owned())
