@@ -38,7 +38,9 @@ libfuzzer_sys::fuzz_target!(|data: &[u8]| {
             while at < rest.len() {
                 let step = 1 + usize::from(rest[at]) % 64;
                 let end = (at + step).min(rest.len());
-                opener.update(&rest[at..end], &mut out).expect("within the size limit");
+                opener
+                    .update(&rest[at..end], &mut out)
+                    .expect("within the size limit");
                 at = end;
             }
             let released = out.len();
