@@ -367,7 +367,13 @@ mod tests {
         file.name = Some("evil\n!! WARNING: fake.txt".into());
         file.size = Some(10);
         let (json, line) = describe(&file, Some(&Saved::NotSaved("no".into())));
-        assert!(!line.contains('\n'), "{line}");
+        // A line break in a name becomes a continuation row (`printable`), never a row of
+        // ours.
+        assert!(
+            line.lines().skip(1).all(|row| row.starts_with("    | ")),
+            "{line}"
+        );
+        assert!(line.starts_with("file evil"), "{line}");
         assert_eq!(
             json["name"], "evil\n!! WARNING: fake.txt",
             "JSON keeps it exact"
