@@ -145,8 +145,14 @@ fn main() {
         Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!("files-bench-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).unwrap();
-    let (alice, _) = init(&server, &dir, "alice");
+    let (alice, alice_jid) = init(&server, &dir, "alice");
     let (bob, bob_jid) = init(&server, &dir, "bob");
+    // Bob's contact: her files are fetched by themselves.
+    let added = hush(&bob)
+        .args(["contacts", "add", &alice_jid])
+        .output()
+        .unwrap();
+    assert!(added.status.success(), "{added:?}");
     let source = dir.join("big.bin");
     let sent_hash = random_file(&source, size);
 
