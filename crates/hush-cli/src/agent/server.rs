@@ -440,6 +440,11 @@ struct Account {
 /// Files being downloaded for messages that arrived: each download runs as a task of its
 /// own, so a slow or silent server holds up neither the jobs nor other messages; its message
 /// is published once the download ended (saved, or why not).
+///
+/// A task sends its result on `done_tx` *before* it wakes the loop: woken, the loop must find
+/// the result. (The task's own return value would not do: the loop can wake before the task
+/// has ended, find nothing, and sleep on with the message unpublished — a refactor that did
+/// so failed `agents_send_and_save_files`.)
 struct Fetching {
     tasks: tokio::task::JoinSet<()>,
     done_tx: mpsc::UnboundedSender<(u64, Option<crate::commands::files::Saved>)>,
