@@ -84,8 +84,9 @@ pub(crate) struct Bar {
 impl Bar {
     /// A bar for `what` (a file name, already printable).
     pub(crate) fn new(what: &str) -> Arc<Self> {
+        // Hidden until the transfer starts: before, its size is not known (disco, the slot).
         let bar =
-            indicatif::ProgressBar::with_draw_target(None, indicatif::ProgressDrawTarget::stderr());
+            indicatif::ProgressBar::with_draw_target(None, indicatif::ProgressDrawTarget::hidden());
         let style = indicatif::ProgressStyle::with_template(
             "{msg} [{bar:30}] {bytes}/{total_bytes} {binary_bytes_per_sec} ETA {eta}",
         )
@@ -108,6 +109,9 @@ impl Progress for Bar {
         if let Some(total) = total {
             self.bar.set_length(total);
         }
+        // Drawn on standard error when it is a terminal; indicatif draws nothing otherwise.
+        self.bar
+            .set_draw_target(indicatif::ProgressDrawTarget::stderr());
     }
 
     fn advance(&self, bytes: u64) {
