@@ -223,15 +223,14 @@ impl Report for DeliveryReport<'_> {
         // A shared file shows as what became of it, not as its link (which holds the key).
         let text = d.body.as_deref().unwrap_or("");
         let body = match &d.file {
-            // A text sent with the file (not just its link) is shown before it.
-            Some(file) if hush_files::Link::parse(text).is_err() && !text.trim().is_empty() => {
-                format!(
-                    "{} — {}",
-                    printable(text),
-                    crate::commands::files::describe(file, self.saved).1
-                )
+            Some(file) => {
+                let about = crate::commands::files::describe(file, self.saved).1;
+                // A text sent with the file (not just its link) is shown before it.
+                match crate::commands::files::caption(text) {
+                    Some(caption) => format!("{} — {about}", printable(caption)),
+                    None => about,
+                }
             }
-            Some(file) => crate::commands::files::describe(file, self.saved).1,
             None => printable(text),
         };
         // When it was sent (the server's stamp) or came, as history shows it.

@@ -669,8 +669,8 @@ impl Chat {
         match m["file"].as_object() {
             Some(file) => {
                 // A text sent with the file (not just its link) is shown too.
-                if hush_files::Link::parse(body).is_err() && !body.trim().is_empty() {
-                    parts.push((shown_body(body), Tone::Plain));
+                if let Some(caption) = crate::commands::files::caption(body) {
+                    parts.push((shown_body(caption), Tone::Plain));
                     parts.push((" — ".into(), Tone::Dim));
                 }
                 parts.push((file_line(file), Tone::Plain));

@@ -123,6 +123,12 @@ impl Progress for Bar {
     }
 }
 
+/// The text a message sent with its file, when it is more than the file's link (which
+/// holds the key and is shown as the file instead): a caption to show beside the file.
+pub(crate) fn caption(body: &str) -> Option<&str> {
+    (Link::parse(body).is_err() && !body.trim().is_empty()).then_some(body)
+}
+
 /// The name a shared file goes by: its sender's, else the URL's last part.
 fn display_name(file: &SharedFile) -> String {
     let name = file
