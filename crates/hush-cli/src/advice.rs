@@ -180,6 +180,10 @@ pub(crate) fn missing_advice(jid: &str, missing: &Missing) -> String {
             "; verify a fingerprint (`hush verify URI` or `hush trust {jid} DEVICE`), or lower \
              the requirement (`hush config {jid} --require-auth weak`)"
         ),
+        Missing::NoTrustedDevice => format!(
+            "; decide about its devices: `hush devices {jid}` lists them, `hush trust {jid} \
+             DEVICE` trusts one, `hush verify URI` verifies them"
+        ),
         _ => String::new(),
     }
 }

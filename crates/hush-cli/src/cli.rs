@@ -133,6 +133,13 @@ pub(crate) enum Command {
         /// Block JID: its messages and key exchanges are ignored.
         #[arg(long, value_parser = ["on", "off"], requires = "jid")]
         blocked: Option<String>,
+        /// How new keys start out: `btbv` (blind trust before verification, the default:
+        /// trusted until a key of that account is verified), `tofu` (trust on first use: the
+        /// devices met first are trusted, later ones wait for a decision) or `manual` (every
+        /// new key waits). Without JID the account's model; with JID that contact's
+        /// (`account` goes back to the account's). Keys already decided keep their trust.
+        #[arg(long, value_parser = ["btbv", "tofu", "manual", "account"])]
+        trust_model: Option<String>,
     },
     /// The stored history of a conversation, oldest first: what was sent and received, and
     /// every message that could not be decrypted (offline, from the store).

@@ -120,6 +120,9 @@ pub(crate) enum CliError {
         /// The fingerprint asked for.
         fingerprint: String,
     },
+    /// `hush config --trust-model account` without a JID.
+    #[error("`--trust-model account` sets a contact back to the account's model: name the contact (`hush config JID --trust-model account`), or give the account a model (btbv, tofu, manual)")]
+    AccountTrustModel,
     /// Not a verification URI.
     #[error("`{0}` is not an OMEMO verification URI (xmpp:JID?omemo-sid-DEVICE=FINGERPRINT)")]
     BadUri(String),
@@ -269,6 +272,7 @@ impl CliError {
             | CliError::StdinTwice
             | CliError::PassphraseUnwanted
             | CliError::BadUri(_)
+            | CliError::AccountTrustModel
             | CliError::NoSessionToReset { .. }
             | CliError::NotListed(_)
             | CliError::NoSuchDevice { .. }

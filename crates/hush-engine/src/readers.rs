@@ -85,10 +85,9 @@ impl Engine {
                 .map(|s| *s.peer_identity());
             let trust = match &identity {
                 Some(i) => store.trust(&jid, i)?,
-                // No session yet: a send fetches its bundle and meets its key, which starts
-                // blindly trusted unless a key of that account was verified (then undecided).
-                None if store.has_verified_key(&jid)? => Some(Trust::Undecided),
-                None => Some(Trust::Blind),
+                // No session yet: a send fetches its bundle and meets its key, which starts as
+                // the account's trust model says.
+                None => Some(store.first_trust(&jid)?),
             };
             let left_out = inactive
                 .iter()

@@ -898,12 +898,9 @@ pub(crate) fn first_trust<S: Store + ?Sized>(
     {
         return Ok((k.trust, false));
     }
-    let trust = if store.has_verified_key(jid)? {
-        Trust::Undecided
-    } else {
-        Trust::Blind
-    };
-    Ok((trust, true))
+    // Keys met earlier in the same step do not count as on record: under trust on first use,
+    // every device of an account met at once is part of the first use.
+    Ok((store.first_trust(jid)?, true))
 }
 
 /// The facts of one incoming message the records are made of.

@@ -97,6 +97,8 @@ pub enum DeviceState {
     NotVerified,
     /// Its key is distrusted.
     Distrusted,
+    /// Usable, its key waits for the user's decision.
+    Undecided,
     /// It could not be encrypted to.
     Unusable(Obstacle),
 }
@@ -107,6 +109,7 @@ impl fmt::Display for DeviceState {
             Self::Verified => f.write_str("verified"),
             Self::NotVerified => f.write_str("not verified"),
             Self::Distrusted => f.write_str("distrusted"),
+            Self::Undecided => f.write_str("trust undecided"),
             Self::Unusable(why) => why.fmt(f),
         }
     }

@@ -676,6 +676,7 @@ pub(crate) fn decide_readers(
                         (true, Some(KeyTrust::Verified)) => DeviceState::Verified,
                         (true, Some(KeyTrust::Blind)) => DeviceState::NotVerified,
                         (true, Some(KeyTrust::Distrusted)) => DeviceState::Distrusted,
+                        (true, Some(KeyTrust::Undecided)) => DeviceState::Undecided,
                         _ => DeviceState::Unusable(reason(
                             &r.jid,
                             r.device,

@@ -1380,3 +1380,78 @@ fn a_device_never_encrypts_for_itself() {
         plan.devices()
     );
 }
+
+/// The trust models over a contact's life: Bob's first device, a second one added before
+/// Alice verifies anything, her verification of the first, and a third device after it. Under
+/// blind trust before verification the second device reads and the third waits; under trust on
+/// first use only the first device met is trusted; under the manual model nothing is sent
+/// until Alice decides, and each new device waits again. A device that waits is reported, and
+/// a message it writes is read with the new-key warning.
+#[test]
+fn trust_models_over_a_contacts_devices() {
+    use hush_proto::policy::TrustModel;
+    use hush_store::Trust;
+    // (model, readers of the second message, readers of the third)
+    let cases = [
+        (
+            TrustModel::BlindBeforeVerification,
+            vec![21, 22],
+            vec![21, 22],
+        ),
+        (TrustModel::OnFirstUse, vec![21], vec![21]),
+        (TrustModel::Manual, vec![21], vec![21]),
+    ];
+    for (n, (model, second, third)) in cases.into_iter().enumerate() {
+        let mut w = World::new(40 + n as u64);
+        w.add_device(ALICE, 11);
+        w.add_device(BOB, 21);
+        w.devices
+            .get_mut(&11)
+            .unwrap()
+            .store
+            .set_default_trust_model(model)
+            .unwrap();
+        let first = w.send(11, BOB, "first");
+        if model == TrustModel::Manual {
+            // Bob's device is met with this send and waits for Alice's decision: nothing
+            // goes, and nothing goes in clear.
+            let refused = first.unwrap_err();
+            assert!(refused.contains("device 21: trust undecided"), "{refused}");
+            // The user trusts it (`hush trust` reads the key from its bundle).
+            let key = w.bundle(21).identity;
+            let store = &mut w.devices.get_mut(&11).unwrap().store;
+            store.set_trust(BOB, &key, Trust::Blind, 1).unwrap();
+            assert_eq!(w.send(11, BOB, "first").unwrap(), vec![21], "{model:?}");
+        } else {
+            assert_eq!(first.unwrap(), vec![21], "{model:?}");
+        }
+        w.add_device(BOB, 22);
+        assert_eq!(w.send(11, BOB, "second").unwrap(), second, "{model:?}");
+        // Alice verifies Bob's first device.
+        let key = w.bundle(21).identity;
+        w.devices
+            .get_mut(&11)
+            .unwrap()
+            .store
+            .set_trust(BOB, &key, Trust::Verified, 2)
+            .unwrap();
+        w.add_device(BOB, 23);
+        assert_eq!(w.send(11, BOB, "third").unwrap(), third, "{model:?}");
+        let store = &w.devices[&11].store;
+        let key23 = w.bundle(23).identity;
+        assert_eq!(
+            store.trust(BOB, &key23).unwrap(),
+            Some(Trust::Undecided),
+            "{model:?}: a device after a verification waits under every model"
+        );
+        // Bob's third device writes: Alice reads it, warned of the key she has not decided on.
+        w.send(23, ALICE, "from the new one").unwrap();
+        w.drain();
+        let shown = &w.devices[&11].shown;
+        assert!(
+            shown.iter().any(|s| s.text == "from the new one"),
+            "{model:?}: {shown:?}"
+        );
+        assert!(w.violations.is_empty(), "{:?}", w.violations);
+    }
+}

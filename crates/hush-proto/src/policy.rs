@@ -221,6 +221,9 @@ pub enum Missing {
     NoVerifiedDevice,
     /// Confidentiality: none of the contact's devices can be encrypted to.
     NoUsableDevice,
+    /// Confidentiality: the contact's devices that could be encrypted to all wait for the
+    /// user's decision about their keys (the trust model did not trust them by itself).
+    NoTrustedDevice,
 }
 
 impl fmt::Display for Missing {
@@ -239,6 +242,9 @@ impl fmt::Display for Missing {
             }
             Self::NoUsableDevice => {
                 "confidentiality: none of the contact's devices can be encrypted to"
+            }
+            Self::NoTrustedDevice => {
+                "confidentiality: the contact's devices wait for your decision about their keys"
             }
         })
     }
@@ -324,6 +330,8 @@ pub fn decide(
             Missing::NoDevice
         } else if strong_only && left_out.iter().any(|(_, _, w)| *w == LeftOut::NotVerified) {
             Missing::NoVerifiedDevice
+        } else if left_out.iter().any(|(_, _, w)| *w == LeftOut::Undecided) {
+            Missing::NoTrustedDevice
         } else {
             Missing::NoUsableDevice
         };
@@ -333,6 +341,102 @@ pub fn decide(
         to,
         left_out,
         properties: Properties::omemo(auth),
+    }
+}
+
+/// How a key met for the first time starts out: the rule the user chose for an account (the
+/// default for every contact) or for one contact.
+///
+/// Whichever model, a key the user decided about keeps that decision, a distrusted key is
+/// never encrypted to, and a conversation that requires strong authentication reaches only
+/// verified keys.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub enum TrustModel {
+    /// Blind trust before verification (the default, as Conversations and Dino do): new keys
+    /// are trusted until the user verified a key of that account; from then on a new key waits
+    /// for the user's decision.
+    #[default]
+    BlindBeforeVerification,
+    /// Trust on first use: the keys met when the account is met for the first time are
+    /// trusted; every key met after that waits for the user's decision.
+    OnFirstUse,
+    /// Every new key waits for the user's decision (or for a verification).
+    Manual,
+}
+
+/// What the store knows about an account's keys, for [`TrustModel::first_trust`].
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct KeysOnRecord {
+    /// A key of the account was met before (any trust).
+    pub any: bool,
+    /// A key of the account was verified.
+    pub verified: bool,
+}
+
+impl TrustModel {
+    /// Every model, the default first.
+    pub const ALL: [Self; 3] = [
+        Self::BlindBeforeVerification,
+        Self::OnFirstUse,
+        Self::Manual,
+    ];
+
+    /// The name used in `--json` output and configuration.
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::BlindBeforeVerification => "btbv",
+            Self::OnFirstUse => "tofu",
+            Self::Manual => "manual",
+        }
+    }
+
+    /// Parses [`Self::name`].
+    pub fn from_name(name: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|m| m.name() == name)
+    }
+
+    /// What a new key starts as under this model, given what was known of its account before
+    /// it was met.
+    pub fn first_trust(self, known: KeysOnRecord) -> KeyTrust {
+        let blind = match self {
+            Self::BlindBeforeVerification => !known.verified,
+            // A verified key is a key on record, so "first use" is over for a verified account.
+            Self::OnFirstUse => !known.any,
+            Self::Manual => false,
+        };
+        if blind {
+            KeyTrust::Blind
+        } else {
+            KeyTrust::Undecided
+        }
+    }
+
+    /// One line for people: what happens to a new device of an account under this model,
+    /// given what is on record.
+    pub fn new_device_rule(self, known: KeysOnRecord) -> &'static str {
+        match (self, self.first_trust(known)) {
+            (Self::BlindBeforeVerification, KeyTrust::Blind) => {
+                "a new device is trusted blindly until you verify one of this account's devices"
+            }
+            (Self::BlindBeforeVerification, _) => {
+                "a new device waits for your decision, as a device of this account is verified"
+            }
+            (Self::OnFirstUse, KeyTrust::Blind) => {
+                "the devices met first are trusted; any device after them waits for your decision"
+            }
+            (Self::OnFirstUse, _) => "a new device waits for your decision (first use is over)",
+            (Self::Manual, _) => "every new device waits for your decision",
+        }
+    }
+}
+
+impl fmt::Display for TrustModel {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Self::BlindBeforeVerification => "blind trust before verification",
+            Self::OnFirstUse => "trust on first use",
+            Self::Manual => "manual",
+        })
     }
 }
 
@@ -357,6 +461,69 @@ impl Conversation {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn devices_that_wait_for_a_decision_are_named_as_such_in_a_refusal() {
+        let conv = Conversation::default();
+        let d = decide(&conv, false, false, &[reader(1, KeyTrust::Undecided, true)]);
+        assert_eq!(
+            d,
+            Decision::Refuse {
+                missing: Missing::NoTrustedDevice
+            }
+        );
+        // One unusable device and one undecided: the undecided one is what the user can fix.
+        let unusable = Reader {
+            usable: false,
+            ..reader(2, KeyTrust::Blind, true)
+        };
+        let d = decide(
+            &conv,
+            false,
+            false,
+            &[unusable, reader(1, KeyTrust::Undecided, true)],
+        );
+        assert_eq!(
+            d,
+            Decision::Refuse {
+                missing: Missing::NoTrustedDevice
+            }
+        );
+    }
+
+    #[test]
+    fn trust_models_start_new_keys_as_their_rules_say() {
+        let fresh = KeysOnRecord::default();
+        let met = KeysOnRecord {
+            any: true,
+            verified: false,
+        };
+        let verified = KeysOnRecord {
+            any: true,
+            verified: true,
+        };
+        use KeyTrust::{Blind, Undecided};
+        let btbv = TrustModel::BlindBeforeVerification;
+        assert_eq!(
+            [fresh, met, verified].map(|k| btbv.first_trust(k)),
+            [Blind, Blind, Undecided]
+        );
+        let tofu = TrustModel::OnFirstUse;
+        assert_eq!(
+            [fresh, met, verified].map(|k| tofu.first_trust(k)),
+            [Blind, Undecided, Undecided]
+        );
+        let manual = TrustModel::Manual;
+        assert_eq!(
+            [fresh, met, verified].map(|k| manual.first_trust(k)),
+            [Undecided, Undecided, Undecided]
+        );
+        assert_eq!(TrustModel::default(), btbv);
+        for m in TrustModel::ALL {
+            assert_eq!(TrustModel::from_name(m.name()), Some(m));
+        }
+        assert_eq!(TrustModel::from_name("blind"), None);
+    }
 
     fn reader(device: u32, trust: KeyTrust, peer: bool) -> Reader {
         Reader {

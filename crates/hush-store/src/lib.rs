@@ -30,6 +30,7 @@ mod room;
 mod sqlite;
 mod types;
 
+use hush_proto::policy::{KeysOnRecord, TrustModel};
 use hush_proto::{CryptoRng, IdentityKey, LocalDevice, Session, Suite};
 
 pub use error::{Result, StoreError};
@@ -150,6 +151,34 @@ pub trait Store {
     /// Whether the user verified any identity key of `jid` (sessions or not: a reset session
     /// keeps its key's trust).
     fn has_verified_key(&self, jid: &str) -> Result<bool>;
+    /// Whether any identity key of `jid` has a trust row (whatever the trust).
+    fn has_any_key(&self, jid: &str) -> Result<bool>;
+    /// What is on record about `jid`'s keys, for a trust model's first decision.
+    fn keys_on_record(&self, jid: &str) -> Result<KeysOnRecord> {
+        Ok(KeysOnRecord {
+            any: self.has_any_key(jid)?,
+            verified: self.has_verified_key(jid)?,
+        })
+    }
+    /// The account's trust model: how new keys of a contact without its own model start out.
+    fn default_trust_model(&self) -> Result<TrustModel>;
+    /// Sets the account's trust model (keys already decided keep their trust).
+    fn set_default_trust_model(&mut self, model: TrustModel) -> Result<()>;
+    /// The trust model that applies to `jid`: its own, else the account's.
+    fn trust_model(&self, jid: &str) -> Result<TrustModel> {
+        match self.conversation(jid)?.trust_model {
+            Some(m) => Ok(m),
+            None => self.default_trust_model(),
+        }
+    }
+    /// The trust a key of `jid` met for the first time starts with, under the model that
+    /// applies to `jid`.
+    fn first_trust(&self, jid: &str) -> Result<Trust> {
+        let first = self
+            .trust_model(jid)?
+            .first_trust(self.keys_on_record(jid)?);
+        Ok(Trust::from(first))
+    }
     /// Replaces the known device list of `jid` in `suite`; devices not in it stay known but
     /// unlisted if we hold a session with them, and are forgotten otherwise (so lists of ever
     /// new ids cannot grow the store). A device new to us is "seen" at `now`; known devices keep their time, since

@@ -4,6 +4,7 @@
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::hash::{BuildHasher, RandomState};
 
+use hush_proto::policy::TrustModel;
 use hush_proto::{IdentityKey, LocalDevice, Session, Suite};
 
 use crate::dedup::{authenticated, Known, Verdict};
@@ -27,6 +28,7 @@ pub struct MemoryStore {
     published_keys: BTreeMap<(String, u32), IdentityKey>,
     devices: BTreeMap<(Suite, String), BTreeMap<u32, DeviceRecord>>,
     conversations: BTreeMap<String, ConversationRecord>,
+    trust_model: TrustModel,
     archive_resume: BTreeMap<String, String>,
     /// The ids each stored message can be recognised by (the SQLite store's indexes).
     index: IdIndex,
@@ -491,6 +493,19 @@ impl Store for MemoryStore {
             .trust
             .iter()
             .any(|((j, _), t)| j == jid && *t == Trust::Verified))
+    }
+
+    fn has_any_key(&self, jid: &str) -> Result<bool> {
+        Ok(self.trust.keys().any(|(j, _)| j == jid))
+    }
+
+    fn default_trust_model(&self) -> Result<TrustModel> {
+        Ok(self.trust_model)
+    }
+
+    fn set_default_trust_model(&mut self, model: TrustModel) -> Result<()> {
+        self.trust_model = model;
+        Ok(())
     }
 
     fn set_device_list(

@@ -23,7 +23,7 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
-use hush_proto::policy::{Authentication, Conversation};
+use hush_proto::policy::{Authentication, Conversation, TrustModel};
 use hush_proto::{IdentityKey, LocalDevice, Session, Suite};
 use rusqlite::{params, Connection, ErrorCode, OpenFlags, OptionalExtension, Transaction};
 use zeroize::Zeroizing;
@@ -39,7 +39,10 @@ use crate::{Account, Affiliation, Failure, Member, Room, RoomConfig, Store};
 /// `PRAGMA application_id` of Hush stores: "HUSH".
 pub(crate) const APPLICATION_ID: i64 = 0x4855_5348;
 /// The schema version this build writes.
-pub const SCHEMA_VERSION: i64 = 10;
+pub const SCHEMA_VERSION: i64 = 11;
+
+/// The setting holding the account's trust model ([`Store::default_trust_model`]).
+const TRUST_MODEL: &str = "trust_model";
 
 /// The setting holding the store's generation (see [`SqliteStore::generation`]).
 const GENERATION: &str = "generation";
@@ -140,6 +143,10 @@ CREATE TABLE room_members (room TEXT NOT NULL, jid TEXT NOT NULL, affiliation TE
     r#"
 ALTER TABLE rooms ADD COLUMN told INTEGER NOT NULL DEFAULT 0;
 CREATE TABLE room_told (room TEXT NOT NULL, jid TEXT NOT NULL, PRIMARY KEY (room, jid));
+"#,
+    // Schema 11: a contact's own trust model (NULL: the account's, a setting).
+    r#"
+ALTER TABLE conversations ADD COLUMN trust_model TEXT;
 "#,
 ];
 
@@ -764,14 +771,15 @@ impl SqliteStore {
 
     /// The conversation record of `jid` as `c` sees it.
     fn conversation_in(c: &Connection, jid: &str) -> Result<ConversationRecord> {
-        let row: Option<(bool, bool, String, bool, bool)> = c
+        type Row = (bool, bool, String, bool, bool, Option<String>);
+        let row: Option<Row> = c
             .query_row(
-                "SELECT off, encrypted, min_auth, blocked, contact FROM conversations WHERE jid = ?1",
+                "SELECT off, encrypted, min_auth, blocked, contact, trust_model FROM conversations WHERE jid = ?1",
                 [jid],
-                |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?)),
+                |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?, r.get(5)?)),
             )
             .optional()?;
-        let Some((off, encrypted, min_auth, blocked, contact)) = row else {
+        let Some((off, encrypted, min_auth, blocked, contact, trust_model)) = row else {
             return Ok(ConversationRecord::default());
         };
         let min_auth = Authentication::from_name(&min_auth).ok_or_else(|| {
@@ -785,6 +793,8 @@ impl SqliteStore {
             },
             blocked,
             contact,
+            // A name this version does not know (a newer Hush's) falls back to the account's.
+            trust_model: trust_model.and_then(|m| TrustModel::from_name(&m)),
         })
     }
 
@@ -792,10 +802,12 @@ impl SqliteStore {
     fn set_conversation_in(c: &Connection, jid: &str, record: &ConversationRecord) -> Result<()> {
         let p = &record.policy;
         c.execute(
-            "INSERT INTO conversations (jid, off, encrypted, min_auth, blocked, contact) VALUES (?1, ?2, ?3, ?4, ?5, ?6)
+            "INSERT INTO conversations (jid, off, encrypted, min_auth, blocked, contact, trust_model) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)
              ON CONFLICT (jid) DO UPDATE SET off = excluded.off, encrypted = excluded.encrypted,
-             min_auth = excluded.min_auth, blocked = excluded.blocked, contact = excluded.contact",
-            params![jid, p.off, p.encrypted, p.min_auth.name(), record.blocked, record.contact],
+             min_auth = excluded.min_auth, blocked = excluded.blocked, contact = excluded.contact,
+             trust_model = excluded.trust_model",
+            params![jid, p.off, p.encrypted, p.min_auth.name(), record.blocked, record.contact,
+                    record.trust_model.map(|m| m.name())],
         )?;
         Ok(())
     }
@@ -1311,6 +1323,27 @@ impl Store for SqliteStore {
             )
             .optional()?;
         Ok(t.and_then(|s| Trust::parse(&s)))
+    }
+
+    fn has_any_key(&self, jid: &str) -> Result<bool> {
+        Ok(self
+            .conn
+            .query_row("SELECT 1 FROM trust WHERE jid = ?1 LIMIT 1", [jid], |_| {
+                Ok(())
+            })
+            .optional()?
+            .is_some())
+    }
+
+    fn default_trust_model(&self) -> Result<TrustModel> {
+        let name = self.setting(TRUST_MODEL)?;
+        Ok(name
+            .and_then(|n| TrustModel::from_name(&n))
+            .unwrap_or_default())
+    }
+
+    fn set_default_trust_model(&mut self, model: TrustModel) -> Result<()> {
+        self.set_settings(&[(TRUST_MODEL, model.name())])
     }
 
     fn has_verified_key(&self, jid: &str) -> Result<bool> {

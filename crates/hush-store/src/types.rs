@@ -182,6 +182,18 @@ impl From<Trust> for hush_proto::policy::KeyTrust {
     }
 }
 
+impl From<hush_proto::policy::KeyTrust> for Trust {
+    fn from(t: hush_proto::policy::KeyTrust) -> Self {
+        use hush_proto::policy::KeyTrust;
+        match t {
+            KeyTrust::Verified => Self::Verified,
+            KeyTrust::Blind => Self::Blind,
+            KeyTrust::Undecided => Self::Undecided,
+            KeyTrust::Distrusted => Self::Distrusted,
+        }
+    }
+}
+
 impl Trust {
     /// The name shown to users and stored: `undecided`, `blind`, `verified`, `distrusted`.
     pub fn as_str(self) -> &'static str {
@@ -242,6 +254,9 @@ pub struct ConversationRecord {
     /// A contact: we wrote to it (or the user said so). Others are strangers, whose new
     /// sessions are rate-limited.
     pub contact: bool,
+    /// How this contact's new keys start out, if the user chose for this contact; `None`:
+    /// the account's model ([`Store::default_trust_model`](crate::Store::default_trust_model)).
+    pub trust_model: Option<hush_proto::policy::TrustModel>,
 }
 
 /// Everything one protocol step writes, committed at once by

@@ -403,6 +403,47 @@ fn trust_and_devices<S: Store>(mut store: S) {
     assert!(store.devices(Suite::Legacy, ALICE).unwrap().is_empty());
 }
 
+/// Trust models: the account's applies to a contact without its own; the first trust of a
+/// new key follows the model and what is on record.
+fn trust_models<S: Store>(mut store: S) {
+    use hush_proto::policy::TrustModel;
+    use hush_store::ConversationRecord;
+    let mut rng = StdRng::seed_from_u64(11);
+    let id = *LocalDevice::generate(3, 1, 0, &mut rng)
+        .unwrap()
+        .identity()
+        .public();
+    assert_eq!(
+        store.default_trust_model().unwrap(),
+        TrustModel::BlindBeforeVerification
+    );
+    assert_eq!(store.first_trust(ALICE).unwrap(), Trust::Blind);
+    store
+        .set_default_trust_model(TrustModel::OnFirstUse)
+        .unwrap();
+    assert_eq!(store.trust_model(ALICE).unwrap(), TrustModel::OnFirstUse);
+    assert_eq!(store.first_trust(ALICE).unwrap(), Trust::Blind);
+    assert!(!store.has_any_key(ALICE).unwrap());
+    store.set_trust(ALICE, &id, Trust::Distrusted, 1).unwrap();
+    assert!(store.has_any_key(ALICE).unwrap());
+    assert!(!store.has_any_key(BOB).unwrap());
+    // First use is over for Alice, not for Bob.
+    assert_eq!(store.first_trust(ALICE).unwrap(), Trust::Undecided);
+    assert_eq!(store.first_trust(BOB).unwrap(), Trust::Blind);
+    let record = ConversationRecord {
+        trust_model: Some(TrustModel::Manual),
+        ..ConversationRecord::default()
+    };
+    store.set_conversation(BOB, &record).unwrap();
+    assert_eq!(store.trust_model(BOB).unwrap(), TrustModel::Manual);
+    assert_eq!(store.first_trust(BOB).unwrap(), Trust::Undecided);
+    store
+        .set_default_trust_model(TrustModel::BlindBeforeVerification)
+        .unwrap();
+    assert_eq!(store.first_trust(ALICE).unwrap(), Trust::Blind);
+    assert_eq!(store.first_trust(BOB).unwrap(), Trust::Undecided);
+}
+
 /// A transaction whose messages are all copies of stored ones is a step already taken: it
 /// writes nothing, not even the stranger budget or record changes it carries.
 fn a_step_of_copies_writes_nothing<S: Store>(mut store: S) {
@@ -647,6 +688,7 @@ fn conversations_and_plaintext<S: Store>(mut store: S) {
         },
         blocked: true,
         contact: true,
+        trust_model: Some(hush_proto::policy::TrustModel::Manual),
     };
     store.set_conversation(ALICE, &record).unwrap();
     assert_eq!(store.conversation(ALICE).unwrap(), record);
@@ -1018,6 +1060,11 @@ macro_rules! contract {
             #[test]
             fn trust_and_devices() {
                 super::trust_and_devices($make);
+            }
+
+            #[test]
+            fn trust_models() {
+                super::trust_models($make);
             }
 
             #[test]

@@ -413,7 +413,7 @@ fn settings_are_added_to_schema_4_stores_and_encrypted_with_them() {
     {
         let c = hush_store::testing::Connection::open(&path).unwrap();
         c.execute_batch(
-            "DROP TABLE room_told; DROP TABLE room_members; DROP TABLE rooms; DROP TABLE published_keys; DROP TABLE strangers; DROP TABLE settings; \
+            "ALTER TABLE conversations DROP COLUMN trust_model; DROP TABLE room_told; DROP TABLE room_members; DROP TABLE rooms; DROP TABLE published_keys; DROP TABLE strangers; DROP TABLE settings; \
              PRAGMA user_version = 4;",
         )
         .unwrap();

@@ -119,12 +119,14 @@ pub(crate) async fn run(cli: Cli) -> Result<()> {
             encryption,
             require_auth,
             blocked,
+            trust_model,
         } => {
             let jid = jid.map(|j| bare(&j)).transpose()?;
             let change = config::Change {
                 encryption,
                 require_auth,
                 blocked,
+                trust_model,
             };
             config::run(&home, jid.as_ref(), change, out)
         }

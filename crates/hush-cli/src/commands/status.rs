@@ -2,7 +2,9 @@
 //! could add a reader. Offline, from the store (as of the last send or receive), with the same
 //! rules a send applies ([`hush_engine::Engine::next_message`]).
 
-use hush_proto::policy::{Authentication, Decision, PlaintextReason, Properties};
+use hush_proto::policy::{
+    Authentication, Decision, KeyTrust, KeysOnRecord, PlaintextReason, Properties, TrustModel,
+};
 use hush_store::{SqliteStore, Store};
 use hush_xmpp::BareJid;
 use serde_json::{json, Value};
@@ -76,16 +78,18 @@ pub(crate) fn report(store: &SqliteStore, jid: &BareJid, global_off: bool) -> Re
     let weak = conversation.policy.min_auth < Authentication::Strong;
     let mut adders = Vec::new();
     for j in [jid, account.jid.as_str()] {
-        let verified = store.has_verified_key(j)?;
-        adders.push((j, weak && !verified, verified));
+        let model = TrustModelShown::of(store, j)?;
+        adders.push((j, weak && model.blind_next, model));
     }
     let could_add: Vec<Value> = adders
         .iter()
-        .map(|&(j, auto, _)| {
-            let server = j.rsplit_once('@').map_or(j, |(_, d)| d);
-            json!({"account": j, "server": server, "new_devices_read_automatically": auto})
+        .map(|(j, auto, model)| {
+            let server = j.rsplit_once('@').map_or(*j, |(_, d)| d);
+            json!({"account": j, "server": server, "new_devices_read_automatically": auto,
+                   "trust_model": model.json()})
         })
         .collect();
+    let model = &adders[0].2;
     let readers_json: Vec<Value> = known
         .iter()
         .map(|k| {
@@ -108,6 +112,7 @@ pub(crate) fn report(store: &SqliteStore, jid: &BareJid, global_off: bool) -> Re
         "min_authentication": conversation.policy.min_auth.name(),
         "next_message": next,
         "security": security,
+        "trust_model": model.json(),
         "readers": readers_json,
         "could_add_a_reader": could_add});
     let mut text = vec![
@@ -122,6 +127,7 @@ pub(crate) fn report(store: &SqliteStore, jid: &BareJid, global_off: bool) -> Re
             }
         ),
         format!("next message: {next}"),
+        format!("trust model: {}", model.line()),
         if never_looked {
             format!(
                 "security: not known until the devices are (required: {} authentication)",
@@ -165,21 +171,67 @@ pub(crate) fn report(store: &SqliteStore, jid: &BareJid, global_off: bool) -> Re
         account.device.identity().public().fingerprint()
     ));
     text.push("who could add a reader:".to_owned());
-    for (j, auto, verified) in adders {
-        let server = j.rsplit_once('@').map_or(j, |(_, d)| d);
+    for (j, auto, model) in &adders {
+        let server = j.rsplit_once('@').map_or(*j, |(_, d)| d);
         text.push(format!(
             "  whoever controls the account {j} or its server {server}: a new device {}",
-            match (auto, verified) {
-                (true, _) => "would be trusted blindly and read the next message",
-                (false, true) => {
-                    "would be left out until you decide (you verified a key of this account, \
-                     so new ones are no longer trusted blindly)"
-                }
-                (false, false) => "would be left out until you verify it",
+            match (auto, model.blind_next) {
+                (true, _) => "would be trusted blindly and read the next message".to_owned(),
+                (false, false) => format!(
+                    "would be left out until you decide ({}: {})",
+                    model.model,
+                    model.model.new_device_rule(model.known)
+                ),
+                (false, true) => "would be left out until you verify it".to_owned(),
             }
         ));
     }
     Ok(Shown { json, text })
+}
+
+/// The trust model that applies to one account, and what it does with its next new device.
+pub(crate) struct TrustModelShown {
+    /// The model.
+    pub(crate) model: TrustModel,
+    /// The contact has a model of its own (else the account's applies).
+    pub(crate) own: bool,
+    /// What is on record about its keys.
+    pub(crate) known: KeysOnRecord,
+    /// A new device of it would start blindly trusted.
+    pub(crate) blind_next: bool,
+}
+
+impl TrustModelShown {
+    /// The model that applies to `jid`, as the store holds it.
+    pub(crate) fn of(store: &SqliteStore, jid: &str) -> Result<Self> {
+        let model = store.trust_model(jid)?;
+        let known = store.keys_on_record(jid)?;
+        Ok(Self {
+            model,
+            own: store.conversation(jid)?.trust_model.is_some(),
+            known,
+            blind_next: model.first_trust(known) == KeyTrust::Blind,
+        })
+    }
+
+    /// `"tofu (this contact's): …"`.
+    pub(crate) fn line(&self) -> String {
+        format!(
+            "{} ({}): {}",
+            self.model,
+            if self.own {
+                "this contact's"
+            } else {
+                "the account's"
+            },
+            self.model.new_device_rule(self.known)
+        )
+    }
+
+    pub(crate) fn json(&self) -> Value {
+        json!({"name": self.model.name(), "set_for": if self.own { "contact" } else { "account" },
+               "new_devices": if self.blind_next { "trusted_blindly" } else { "wait_for_decision" }})
+    }
 }
 
 fn yes(b: bool) -> &'static str {
@@ -347,7 +399,7 @@ fn room_report(store: &SqliteStore, room: &hush_store::Room, global_off: bool) -
     let mut adders = Vec::new();
     for (member, _) in &members {
         let server = member.rsplit_once('@').map_or(*member, |(_, d)| d);
-        let auto = !strong && !store.has_verified_key(member)?;
+        let auto = !strong && TrustModelShown::of(store, member)?.blind_next;
         adders.push(json!({"account": member, "server": server,
                            "new_devices_read_automatically": auto}));
         text.push(format!(
