@@ -204,8 +204,20 @@ pub(crate) enum Command {
         /// The contact to talk to (or choose with `/to JID`).
         jid: Option<String>,
     },
-    /// Our device and fingerprint, as text and as a verification URI.
-    Fingerprint,
+    /// Our device and fingerprint, as text and as a verification URI (with the devices of ours
+    /// you verified), and with `--qr` as a QR code for another device to scan.
+    Fingerprint {
+        /// Also draw the URI as a QR code, for a terminal with a `dark` (default) or `light`
+        /// background.
+        #[arg(long, value_name = "BACKGROUND", num_args = 0..=1, default_missing_value = "dark",
+              value_parser = ["dark", "light"])]
+        qr: Option<String>,
+        /// The URI's form: `omemo` (`omemo-sid-`, read by Conversations, Dino, Gajim, Monal,
+        /// Profanity and Hush) or `trust-message` (XEP-0434, read by Kaidan).
+        #[arg(long, value_name = "FORM", default_value = "omemo",
+              value_parser = ["omemo", "trust-message"])]
+        uri: String,
+    },
     /// Known devices of a contact (or our own device), with fingerprints and trust.
     Devices {
         /// The contact (default: ourselves).

@@ -29,6 +29,9 @@ pub(crate) enum CliError {
     /// Reading the store for `hush status`.
     #[error(transparent)]
     Engine(#[from] hush_engine::EngineError),
+    /// A verification URI too long for a QR code (an account with very many verified devices).
+    #[error("{0}; `hush fingerprint` without --qr gives the URI as text")]
+    Qr(#[from] crate::qr::QrError),
     /// A JID that does not parse.
     #[error("`{0}` is not a valid JID")]
     BadJid(String),
@@ -180,6 +183,12 @@ pub(crate) enum Unverified {
     /// No session with it yet: no key to compare.
     #[error("device {0}: no session with it, and its published keys could not be read")]
     NoSession(u32),
+    /// A key the URI names (without a device) is none of the contact's we know or it
+    /// publishes.
+    #[error(
+        "key {0}: none of the contact's devices (with a session or published) has it; not verified"
+    )]
+    UnknownKey(String),
     /// The key we hold is not the one in the URI.
     #[error("device {device}: FINGERPRINT MISMATCH — we hold {held}, the URI says {uri}; not verified (someone may be intercepting)")]
     Mismatch {
@@ -273,6 +282,7 @@ impl CliError {
             | CliError::PassphraseUnwanted
             | CliError::BadUri(_)
             | CliError::AccountTrustModel
+            | CliError::Qr(_)
             | CliError::NoSessionToReset { .. }
             | CliError::NotListed(_)
             | CliError::NoSuchDevice { .. }

@@ -24,8 +24,10 @@ mod demo;
 mod error;
 mod home;
 mod output;
+mod qr;
 mod signals;
 mod terminal;
+mod verification;
 
 use std::process::ExitCode;
 

@@ -48,6 +48,8 @@ pub mod host;
 pub mod hostile;
 #[cfg(feature = "prosody")]
 pub mod prosody;
+#[cfg(feature = "qr")]
+pub mod qr;
 #[cfg(feature = "simulation")]
 pub mod simulation;
 

@@ -725,9 +725,13 @@ impl Account {
                     .map_err(failed)?;
                 Ok(shown(list("devices", devices)))
             }
-            "fingerprint" => fingerprint::report(unlocked(&mut self.hush)?.store())
-                .map(shown)
-                .map_err(failed),
+            "fingerprint" => {
+                let name = |n: &str| p.0.get(n).and_then(Value::as_str);
+                let form = fingerprint::Form::from_names(name("qr"), name("uri"));
+                fingerprint::report(unlocked(&mut self.hush)?.store(), form)
+                    .map(shown)
+                    .map_err(failed)
+            }
             "trust" | "distrust" => {
                 let jid = bare(p.string("jid")?).map_err(failed)?;
                 let which = p.string("device")?;

@@ -19,6 +19,7 @@ pub(super) const HELP: &[&str] = &[
     "/status              who can read the conversation, and who could add a reader",
     "/devices [JID]       their devices (or JID's), fingerprints and trust",
     "/fingerprint         our own device and fingerprint",
+    "/qr [light]          our verification URI as a QR code (for a light background: light)",
     "/trust DEVICE        mark their device (id or fingerprint) verified",
     "/distrust DEVICE     refuse their device: it gets no keys any more",
     "/verify URI          verify devices from an xmpp:…?omemo-sid-… URI",
@@ -56,6 +57,8 @@ pub(super) enum Command {
     Devices(Option<BareJid>),
     /// `/fingerprint`.
     Fingerprint,
+    /// `/qr [light]`: the verification URI as a QR code (`true`: for a light background).
+    Qr(bool),
     /// `/trust DEVICE`.
     Trust(String),
     /// `/distrust DEVICE`.
@@ -130,6 +133,11 @@ pub(super) fn parse(line: &str) -> Result<Line, CommandError> {
         "status" => Command::Status,
         "devices" => Command::Devices(arg.map(|a| jid("devices", a)).transpose()?),
         "fingerprint" => Command::Fingerprint,
+        "qr" => match arg {
+            None | Some("dark") => Command::Qr(false),
+            Some("light") => Command::Qr(true),
+            Some(_) => return Err(bad("qr", "takes `light` or `dark` (the background)".into())),
+        },
         "trust" | "distrust" => {
             if arg.is_none() {
                 return Err(CommandError::Missing {
@@ -191,6 +199,7 @@ fn command_name(c: &Command) -> &'static str {
         Command::Status => "status",
         Command::Devices(_) => "devices",
         Command::Fingerprint => "fingerprint",
+        Command::Qr(_) => "qr",
         Command::Trust(_) => "trust",
         Command::Distrust(_) => "distrust",
         Command::Verify(_) => "verify",
@@ -215,6 +224,10 @@ pub(super) fn request(
         Command::Devices(Some(jid)) => ("devices", json!({"jid": jid.to_string()})),
         Command::Devices(None) => ("devices", json!({"jid": peer()?})),
         Command::Fingerprint => ("fingerprint", json!({})),
+        Command::Qr(light) => (
+            "fingerprint",
+            json!({"qr": if *light { "light" } else { "dark" }}),
+        ),
         Command::Trust(device) => ("trust", json!({"jid": peer()?, "device": device})),
         Command::Distrust(device) => ("distrust", json!({"jid": peer()?, "device": device})),
         Command::Verify(uri) => ("verify", json!({"uri": uri})),
@@ -322,5 +335,12 @@ mod tests {
             Ok(Some(("fingerprint", json!({}))))
         );
         assert_eq!(request(&Command::Quit, Some(&bob)), Ok(None));
+        assert_eq!(parse("/qr"), Ok(Line::Command(Command::Qr(false))));
+        assert_eq!(parse("/qr light"), Ok(Line::Command(Command::Qr(true))));
+        assert!(parse("/qr big").is_err());
+        assert_eq!(
+            request(&Command::Qr(true), None),
+            Ok(Some(("fingerprint", json!({"qr": "light"}))))
+        );
     }
 }

@@ -168,7 +168,11 @@ pub(crate) async fn run(cli: Cli) -> Result<()> {
             let downloads = files::Downloads::new(&home, downloads, max_download);
             recv::run(&home, count, until, &downloads, out).await
         }
-        Command::Fingerprint => fingerprint::run(&home, out),
+        Command::Fingerprint { qr, uri } => fingerprint::run(
+            &home,
+            fingerprint::Form::from_names(qr.as_deref(), Some(&uri)),
+            out,
+        ),
         Command::Contacts { action } => {
             contacts::run(&home, &contacts_change(action.as_ref())?, out).await
         }
@@ -219,7 +223,7 @@ fn served_by_agent(
             Some("messages"),
         ),
         Command::Status { jid } => ("status", json!({"jid": bare(jid)?.to_string()}), None),
-        Command::Fingerprint => ("fingerprint", json!({}), None),
+        Command::Fingerprint { qr, uri } => ("fingerprint", json!({"qr": qr, "uri": uri}), None),
         Command::Devices { jid, remove } if remove.is_empty() => {
             let jid = jid.as_deref().map(bare).transpose()?;
             (

@@ -10,6 +10,7 @@ use super::unix_now;
 use crate::error::{CliError, Result, Unverified};
 use crate::home::Home;
 use crate::output::{trust_name, Printer, Shown};
+use crate::verification::{self, Claim, VerificationUri};
 
 /// `hush trust` / `hush distrust JID DEVICE-OR-FINGERPRINT`: from the store alone when a
 /// device we hold a session with matches; otherwise connected, to look among the devices the
@@ -103,14 +104,17 @@ pub(crate) fn decide(
         .collect())
 }
 
-/// `hush verify URI`: from the store alone when it holds a session with every device the URI
-/// names; otherwise connected, to read the others' published keys.
+/// `hush verify URI`: from the store alone when it knows every key the URI names; otherwise
+/// connected, to read the others' published keys.
 pub(super) async fn run_verify(home: &Home, uri: &str, out: Printer) -> Result<()> {
-    let store = home.open_store()?;
-    let (_, keys) = claims(&store, uri)?;
-    let verified = if keys.iter().all(|k| k.2.is_some()) {
-        let mut store = store;
-        reports(verify(&mut store, uri, unix_now())?)
+    let store = home.open_store_to_read()?;
+    let read = verification::parse(uri)?;
+    let offline = check(&store, &read)?;
+    let verified = if offline.iter().all(|c| c.outcome.is_some()) {
+        drop(store);
+        let mut store = home.open_store()?;
+        let checked = check(&store, &read)?;
+        reports(settle(&mut store, &read.jid, checked, unix_now())?)
     } else {
         drop(store);
         let (mut hush, _) = super::connect(home).await?;
@@ -124,34 +128,59 @@ pub(super) async fn run_verify(home: &Home, uri: &str, out: Printer) -> Result<(
     Ok(())
 }
 
-/// Verifies the devices a verification URI names and reports each: a device we hold no
-/// session with (a contact's new device that has not written yet) is checked against the
-/// identity key it publishes.
+/// Verifies (or, for a trust message URI's `distrust=` keys, distrusts) the keys a
+/// verification URI names and reports each device: a key we know of no session with (a
+/// contact's new device that has not written yet) is read from the contact's published
+/// bundles.
 pub(crate) async fn verify_fetching(hush: &mut Hush<SqliteStore>, uri: &str) -> Result<Vec<Shown>> {
-    let (jid, mut keys) = claims(hush.store(), uri)?;
-    if keys.iter().any(|k| k.2.is_none()) {
-        let owner = super::bare(&jid)?;
-        for (device, _, held) in keys.iter_mut().filter(|k| k.2.is_none()) {
-            match hush.published_identity(&owner, *device).await {
+    let read = verification::parse(uri)?;
+    let checked = check(hush.store(), &read)?;
+    if checked.iter().any(|c| c.outcome.is_none()) {
+        let owner = super::bare(&read.jid)?;
+        // Devices the URI names, or all the contact publishes when it names keys only.
+        let named: Vec<u32> = checked
+            .iter()
+            .filter(|c| c.outcome.is_none())
+            .filter_map(|c| c.claim.device)
+            .collect();
+        let devices = if checked
+            .iter()
+            .any(|c| c.outcome.is_none() && c.claim.device.is_none())
+        {
+            hush.published_devices(&owner).await?
+        } else {
+            named
+        };
+        for device in devices {
+            match hush.published_identity(&owner, device).await {
                 Ok(identity) => {
                     // Kept, so that `hush devices` shows the key it was checked against.
-                    hush.store_mut()
-                        .save_published_key(&jid, *device, &identity, unix_now())?;
-                    *held = Some(identity);
+                    hush.store_mut().save_published_key(
+                        &read.jid,
+                        device,
+                        &identity,
+                        unix_now(),
+                    )?;
                 }
-                Err(e) => log::warn!("the published keys of device {device} of {jid}: {e}"),
+                Err(e) => log::warn!("the published keys of device {device} of {}: {e}", read.jid),
             }
         }
     }
-    Ok(reports(settle(hush.store_mut(), jid, keys, unix_now())?))
+    let checked = check(hush.store(), &read)?;
+    Ok(reports(settle(
+        hush.store_mut(),
+        &read.jid,
+        checked,
+        unix_now(),
+    )?))
 }
 
-fn reports(verified: Vec<(u32, String)>) -> Vec<Shown> {
-    verified
+fn reports(decided: Vec<(u32, String, Trust)>) -> Vec<Shown> {
+    decided
         .into_iter()
-        .map(|(d, fp)| Shown {
-            json: json!({"device": d, "fingerprint": fp, "trust": "verified"}),
-            text: vec![format!("device {d} ({fp}): verified")],
+        .map(|(d, fp, trust)| Shown {
+            json: json!({"device": d, "fingerprint": fp, "trust": trust_name(Some(trust))}),
+            text: vec![format!("device {d} ({fp}): {}", trust_name(Some(trust)))],
         })
         .collect()
 }
@@ -206,145 +235,127 @@ fn set_trust(
 /// The verification URI of one device (what its QR code holds):
 /// `xmpp:JID?omemo-sid-DEVICE=FINGERPRINT-HEX`.
 pub(crate) fn verification_uri(jid: &str, device: u32, identity: &IdentityKey) -> String {
-    format!(
-        "xmpp:{jid}?omemo-sid-{device}={}",
-        hex_only(&identity.fingerprint())
-    )
+    verification::omemo_sid_uri(jid, &[(device, *identity)])
 }
 
-/// The `(device, fingerprint hex)` pairs of a verification URI:
-/// `xmpp:JID?omemo-sid-DEVICE=HEX;omemo-sid-DEVICE=HEX` (Conversations' form; `omemo2-sid-`
-/// is accepted too). The JID is returned first.
-fn parse_uri(uri: &str) -> Result<(String, Vec<(u32, String)>)> {
-    let bad = || CliError::BadUri(uri.to_owned());
-    let rest = uri.strip_prefix("xmpp:").ok_or_else(bad)?;
-    let (jid, query) = rest.split_once('?').ok_or_else(bad)?;
-    let mut keys = Vec::new();
-    for part in query.split([';', '&']) {
-        let Some((name, value)) = part.split_once('=') else {
-            continue;
-        };
-        let Some(id) = name
-            .strip_prefix("omemo-sid-")
-            .or_else(|| name.strip_prefix("omemo2-sid-"))
-        else {
-            continue;
-        };
-        let device = id.parse::<u32>().map_err(|_| bad())?;
-        let hex = hex_only(value);
-        if hex.len() != 64 && hex.len() != 66 {
-            return Err(bad());
-        }
-        keys.push((device, hex));
-    }
-    if jid.is_empty() || keys.is_empty() {
-        return Err(bad());
-    }
-    Ok((jid.to_owned(), keys))
+/// `hush verify URI` from the store alone: settles each key the URI names as far as the store
+/// knows it (see [`settle`]).
+pub(crate) fn verify(
+    store: &mut SqliteStore,
+    uri: &str,
+    now: u64,
+) -> Result<Vec<(u32, String, Trust)>> {
+    let read = verification::parse(uri)?;
+    let checked = check(store, &read)?;
+    settle(store, &read.jid, checked, now)
 }
 
-/// Whether `hex` is this identity key: its Curve25519 form (with or without libsignal's 0x05
-/// type byte) or its Ed25519 form.
-fn key_matches(identity: &IdentityKey, hex: &str) -> bool {
-    let to_hex = |b: [u8; 32]| b.iter().map(|x| format!("{x:02x}")).collect::<String>();
-    let curve = to_hex(identity.curve25519());
-    let hex = hex
-        .strip_prefix("05")
-        .filter(|h| h.len() == 64)
-        .unwrap_or(hex);
-    use subtle::ConstantTimeEq;
-    let eq = |a: &str, b: &str| a.len() == b.len() && bool::from(a.as_bytes().ct_eq(b.as_bytes()));
-    eq(&curve, hex) || eq(&to_hex(identity.ed25519()), hex)
+/// One claim of a URI, checked against the keys we know.
+struct Checked {
+    claim: Claim,
+    /// `None`: we know no key to compare with (no session, nothing published read).
+    outcome: Option<Outcome>,
 }
 
-/// `hush verify URI`: marks each listed device verified if the key we hold for it is the one in
-/// the URI; a different key is reported as a mismatch and left as it is.
-pub(crate) fn verify(store: &mut SqliteStore, uri: &str, now: u64) -> Result<Vec<(u32, String)>> {
-    let (jid, keys) = claims(store, uri)?;
-    settle(store, jid, keys, now)
+enum Outcome {
+    /// These devices hold the key the claim names.
+    Matches(Vec<(u32, IdentityKey)>),
+    /// The device the claim names holds another key.
+    Mismatch(u32, IdentityKey),
 }
 
-/// A device of a verification URI: its id, the key the URI gives (hex), and the identity key
-/// we have for it, if any.
-type Claim = (u32, String, Option<IdentityKey>);
-
-/// The JID and devices a verification URI names, each with the identity key of our session
-/// with it, if we hold one.
-fn claims(store: &SqliteStore, uri: &str) -> Result<(String, Vec<Claim>)> {
-    let (jid, keys) = parse_uri(uri)?;
-    let mut claims = Vec::with_capacity(keys.len());
-    for (device, hex) in keys {
-        let mut held = None;
-        for suite in Suite::ALL {
-            if let Some((_, s)) = store
-                .sessions_of(suite, &jid)?
-                .into_iter()
-                .find(|(d, _)| *d == device)
-            {
-                held = Some(*s.peer_identity());
-                break;
+/// The keys we know for `jid`'s devices: those of our sessions (in any suite), then those read
+/// from its bundles for devices without a session.
+pub(super) fn known_keys(store: &SqliteStore, jid: &str) -> Result<Vec<(u32, IdentityKey)>> {
+    let mut known: Vec<(u32, IdentityKey)> = Vec::new();
+    for suite in Suite::ALL {
+        for (device, session) in store.sessions_of(suite, jid)? {
+            if !known.iter().any(|(d, _)| *d == device) {
+                known.push((device, *session.peer_identity()));
             }
         }
-        claims.push((device, hex, held));
     }
-    Ok((jid, claims))
+    for (device, identity) in store.published_keys(jid)? {
+        if !known.iter().any(|(d, _)| *d == device) {
+            known.push((device, identity));
+        }
+    }
+    Ok(known)
 }
 
-/// Marks verified each claimed device whose key is the one we have for it; a different key is
-/// a mismatch, no key at all a problem of its own; both are reported, and left as they were.
+/// Checks every claim of `uri` against the keys the store knows.
+fn check(store: &SqliteStore, uri: &VerificationUri) -> Result<Vec<Checked>> {
+    let known = known_keys(store, &uri.jid)?;
+    Ok(uri
+        .claims
+        .iter()
+        .map(|claim| {
+            let outcome = match claim.device {
+                Some(device) => known.iter().find(|(d, _)| *d == device).map(|&(d, k)| {
+                    if claim.names(&k) {
+                        Outcome::Matches(vec![(d, k)])
+                    } else {
+                        Outcome::Mismatch(d, k)
+                    }
+                }),
+                None => {
+                    let matches: Vec<(u32, IdentityKey)> = known
+                        .iter()
+                        .copied()
+                        .filter(|(_, k)| claim.names(k))
+                        .collect();
+                    (!matches.is_empty()).then_some(Outcome::Matches(matches))
+                }
+            };
+            Checked {
+                claim: claim.clone(),
+                outcome,
+            }
+        })
+        .collect())
+}
+
+/// Marks verified each key the URI vouches for that is the one we know (distrusted, for a
+/// `distrust=` key); a different key is a mismatch and no key at all a problem of its own: both
+/// are reported, and left as they were.
 fn settle(
     store: &mut SqliteStore,
-    jid: String,
-    claims: Vec<Claim>,
+    jid: &str,
+    checked: Vec<Checked>,
     now: u64,
-) -> Result<Vec<(u32, String)>> {
+) -> Result<Vec<(u32, String, Trust)>> {
     let mut done = Vec::new();
     let mut problems = Vec::new();
-    for (device, hex, held) in claims {
-        match held {
-            None => problems.push(Unverified::NoSession(device)),
-            Some(identity) if key_matches(&identity, &hex) => {
-                store.set_trust(&jid, &identity, Trust::Verified, now)?;
-                done.push((device, identity.fingerprint()));
+    for Checked { claim, outcome } in checked {
+        let trust = if claim.trusted {
+            Trust::Verified
+        } else {
+            Trust::Distrusted
+        };
+        match outcome {
+            None => problems.push(match claim.device {
+                Some(device) => Unverified::NoSession(device),
+                None => Unverified::UnknownKey(claim.key),
+            }),
+            Some(Outcome::Matches(devices)) => {
+                for (device, identity) in devices {
+                    store.set_trust(jid, &identity, trust, now)?;
+                    done.push((device, identity.fingerprint(), trust));
+                }
             }
-            Some(identity) => problems.push(Unverified::Mismatch {
+            Some(Outcome::Mismatch(device, identity)) => problems.push(Unverified::Mismatch {
                 device,
                 held: identity.fingerprint(),
-                uri: hex,
+                uri: claim.key,
             }),
         }
     }
     if !problems.is_empty() {
         return Err(CliError::NotVerified {
-            jid,
+            jid: jid.to_owned(),
             problems,
-            verified: done.iter().map(|(d, _)| *d).collect(),
+            verified: done.iter().map(|(d, _, _)| *d).collect(),
         });
     }
     Ok(done)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn verification_uris_parse_in_both_spellings() {
-        let hex = "ab".repeat(32);
-        let (jid, keys) = parse_uri(&format!(
-            "xmpp:bob@x?omemo-sid-7={hex};omemo2-sid-9=05{hex}"
-        ))
-        .unwrap();
-        assert_eq!(jid, "bob@x");
-        assert_eq!(keys, [(7, hex.clone()), (9, format!("05{hex}"))]);
-        for bad in [
-            "bob@x",
-            "xmpp:bob@x",
-            "xmpp:bob@x?omemo-sid-x=aa",
-            "xmpp:bob@x?omemo-sid-7=abcd",
-            "xmpp:?omemo-sid-7=",
-        ] {
-            assert!(parse_uri(bad).is_err(), "{bad}");
-        }
-    }
 }

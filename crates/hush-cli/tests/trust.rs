@@ -1,0 +1,180 @@
+//! Trust people can use, through the `hush` binary against Prosody: verification by QR code
+//! (drawn by `hush fingerprint --qr`, read back by an independent decoder, given to
+//! `hush verify`), the URIs other clients write, and the trust models.
+
+// Test code: a failed assumption is a failed test, so it may unwrap, expect and panic.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    unreachable_pub
+)]
+
+mod support;
+
+use hush_test_support::prosody::Prosody;
+use serde_json::Value;
+use support::*;
+
+fn one(out: String) -> Value {
+    let mut lines = json_lines(&out);
+    assert_eq!(lines.len(), 1, "{out}");
+    lines.remove(0)
+}
+
+/// What a phone reads from the QR code `hush fingerprint --qr BACKGROUND` draws.
+fn scanned(user: &User, background: &str, extra: &[&str]) -> (String, Value) {
+    let mut args = vec!["--json", "fingerprint", "--qr", background];
+    args.extend_from_slice(extra);
+    let shown = one(ok(hush(&user.home, &args)));
+    let drawn: Vec<&str> = shown["qr"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|l| l.as_str().unwrap())
+        .collect();
+    let text = drawn.join("\n");
+    let read = hush_test_support::qr::read(&text, background == "light")
+        .unwrap_or_else(|| panic!("no QR code in\n{text}"));
+    // The text form draws a code that reads the same.
+    let plain = ok(hush(&user.home, &args[1..]));
+    let code: Vec<&str> = plain
+        .lines()
+        .filter(|l| {
+            !l.is_empty()
+                && l.chars()
+                    .all(|c| hush_test_support::qr::halves(c).is_some())
+        })
+        .collect();
+    assert_eq!(
+        hush_test_support::qr::read(&code.join("\n"), background == "light").as_deref(),
+        Some(read.as_str()),
+        "{plain}"
+    );
+    (read, shown)
+}
+
+/// Alice scans the QR code of Bob's first device and verifies it; Bob verifies his second
+/// device, whose key his next QR code then carries too, so Alice verifies both with one scan.
+/// Kaidan's form (XEP-0434 trust message URI) verifies as well; a code for another key is a
+/// mismatch.
+#[test]
+fn qr_codes_verify_what_they_show() {
+    let server = Prosody::start("cli-qr");
+    let dir = scratch("cli-qr");
+    let alice = init(&server, &dir, "alice", true);
+    let bob = init(&server, &dir, "bob", true);
+    let bob_phone = init(&server, &dir, "bob", false);
+
+    let (read, shown) = scanned(&bob, "dark", &[]);
+    assert_eq!(read, shown["uri"].as_str().unwrap());
+    assert!(
+        read.starts_with(&format!("xmpp:{}?omemo-sid-", bob.jid)),
+        "{read}"
+    );
+    assert_eq!(shown["devices_in_uri"].as_array().unwrap().len(), 1);
+    let verified = json_lines(&ok(hush(&alice.home, &["--json", "verify", &read])));
+    assert_eq!(verified.len(), 1, "{verified:?}");
+    assert_eq!(verified[0]["device"], shown["device"]);
+    assert_eq!(verified[0]["trust"], "verified");
+
+    // Bob's laptop verifies his phone; its code now names both.
+    let phone = one(ok(hush(&bob_phone.home, &["--json", "fingerprint"])));
+    ok(hush(&bob.home, &["verify", phone["uri"].as_str().unwrap()]));
+    let (both, shown) = scanned(&bob, "light", &[]);
+    assert_eq!(
+        shown["devices_in_uri"].as_array().unwrap().len(),
+        2,
+        "{shown}"
+    );
+    let verified = json_lines(&ok(hush(&alice.home, &["--json", "verify", &both])));
+    let devices: Vec<&Value> = verified.iter().map(|v| &v["device"]).collect();
+    assert!(devices.contains(&&phone["device"]), "{verified:?}");
+    assert!(verified.iter().all(|v| v["trust"] == "verified"));
+
+    // Kaidan's form, from Bob's phone (its own key only: it verified nothing).
+    let (kaidan, _) = scanned(&bob_phone, "dark", &["--uri", "trust-message"]);
+    assert!(
+        kaidan.starts_with(&format!(
+            "xmpp:{}?trust-message;encryption=urn:xmpp:omemo:2;trust=",
+            bob.jid
+        )),
+        "{kaidan}"
+    );
+    let carol = init(&server, &dir, "carol", true);
+    let verified = one(ok(hush(&carol.home, &["--json", "verify", &kaidan])));
+    assert_eq!(verified["device"], phone["device"], "{verified}");
+    assert_eq!(verified["trust"], "verified");
+
+    // A code whose key is not the one Bob's device publishes.
+    let fp = shown["fingerprint"].as_str().unwrap().replace(' ', "");
+    let last = if fp.ends_with('0') { "1" } else { "0" };
+    let forged = read.replace(&fp, &format!("{}{last}", &fp[..fp.len() - 1]));
+    assert_ne!(forged, read);
+    let refused = hush(&carol.home, &["verify", &forged]);
+    assert!(!refused.status.success());
+    assert!(
+        String::from_utf8_lossy(&refused.stderr).contains("FINGERPRINT MISMATCH"),
+        "{refused:?}"
+    );
+}
+
+/// The trust models through the commands: the account's model and a contact's own, shown by
+/// `config` and `status`; under the manual model a send to a new contact is refused, naming
+/// the device that waits, until the user trusts it.
+#[test]
+fn trust_models_are_set_shown_and_applied() {
+    let server = Prosody::start("cli-models");
+    let dir = scratch("cli-models");
+    let alice = init(&server, &dir, "alice", true);
+    let bob = init(&server, &dir, "bob", true);
+
+    let global = one(ok(hush(&alice.home, &["--json", "config"])));
+    assert_eq!(global["trust_model"], "btbv", "{global}");
+    let set = one(ok(hush(
+        &alice.home,
+        &["--json", "config", "--trust-model", "tofu"],
+    )));
+    assert_eq!(set["trust_model"], "tofu", "{set}");
+    let status = one(ok(hush(&alice.home, &["--json", "status", &bob.jid])));
+    assert_eq!(status["trust_model"]["name"], "tofu", "{status}");
+    assert_eq!(status["trust_model"]["set_for"], "account", "{status}");
+    let text = ok(hush(&alice.home, &["status", &bob.jid]));
+    assert!(text.contains("trust model: trust on first use"), "{text}");
+
+    let set = one(ok(hush(
+        &alice.home,
+        &["--json", "config", &bob.jid, "--trust-model", "manual"],
+    )));
+    assert_eq!(set["trust_model"], "manual", "{set}");
+    assert_eq!(set["trust_model_set_for"], "contact", "{set}");
+    let refused = hush(&alice.home, &["send", &bob.jid, "hello?"]);
+    assert_eq!(refused.status.code(), Some(5), "{refused:?}");
+    let why = String::from_utf8_lossy(&refused.stderr);
+    assert!(why.contains("trust undecided"), "{why}");
+    assert!(why.contains(&format!("hush trust {}", bob.jid)), "{why}");
+    assert!(history_is_empty(&alice, &bob.jid));
+
+    let device = one(ok(hush(&bob.home, &["--json", "fingerprint"])))["device"].to_string();
+    ok(hush(&alice.home, &["trust", &bob.jid, &device]));
+    ok(hush(&alice.home, &["send", &bob.jid, "hello!"]));
+    let status = one(ok(hush(&alice.home, &["--json", "status", &bob.jid])));
+    assert_eq!(status["trust_model"]["set_for"], "contact", "{status}");
+    assert_eq!(
+        status["trust_model"]["new_devices"], "wait_for_decision",
+        "{status}"
+    );
+    // Back to the account's model.
+    let set = one(ok(hush(
+        &alice.home,
+        &["--json", "config", &bob.jid, "--trust-model", "account"],
+    )));
+    assert_eq!(set["trust_model"], "tofu", "{set}");
+    assert_eq!(set["trust_model_set_for"], "account", "{set}");
+    let refused = hush(&alice.home, &["config", "--trust-model", "account"]);
+    assert_eq!(refused.status.code(), Some(2), "{refused:?}");
+}
+
+fn history_is_empty(user: &User, jid: &str) -> bool {
+    json_lines(&ok(hush(&user.home, &["--json", "history", jid]))).is_empty()
+}
