@@ -40,7 +40,9 @@ but checked to come from our device and reported as "echo".
 Only plaintext connections to a loopback address are made (the test server has no TLS).
 
 stdout, one JSON object per line:
-  {"ready": true, "device": ID, "ns": NS, "fingerprint": FP}
+  {"ready": true, "device": ID, "ns": NS, "fingerprint": FP, "identity_key": HEX}
+                                              (HEX: the identity key as python-omemo holds it,
+                                              its Ed25519 form)
                                               logged in; device list and bundle published and
                                               fetched back from the server
   {"sent": true, "to": JID, "ns": NS, "devices": [ID, ...]}   the devices it was encrypted for
@@ -464,6 +466,7 @@ class Bot(ClientXMPP):
             "device": own.device_id,
             "ns": SHORT[self.omemo_ns],
             "fingerprint": fingerprint(own.identity_key),
+            "identity_key": own.identity_key.hex(),
         })
         # The loop keeps only weak references to tasks: hold them.
         self.tasks = [asyncio.ensure_future(self.read_commands()), asyncio.ensure_future(self.worker())]

@@ -182,6 +182,7 @@ impl Report for DeliveryReport<'_> {
                "failure": d.failure.as_ref().map(|f| f.kind()),
                "trust": trust_name(d.trust), "warning": self.warning(), "new_key": d.new_key,
                "notice": d.is_room_notice().then_some("room_changed"),
+               "trust_message": d.atm.as_ref().map(atm_json),
                "file": d.file.as_ref().map(|f| crate::commands::files::describe(f, self.saved).0),
                "security": properties_json(&d.properties)})
     }
@@ -220,6 +221,12 @@ impl Report for DeliveryReport<'_> {
                 return lines;
             }
         }
+        if let Some(atm) = &d.atm {
+            lines.push(atm_line(atm, &from, d.device, d.trust));
+            if d.is_trust_notice() {
+                return lines;
+            }
+        }
         // A shared file shows as what became of it, not as its link (which holds the key).
         let text = d.body.as_deref().unwrap_or("");
         let body = match &d.file {
@@ -251,6 +258,44 @@ impl Report for DeliveryReport<'_> {
         });
         lines
     }
+}
+
+/// What a trust message did, for `--json`.
+fn atm_json(atm: &hush_xmpp::AtmReport) -> Value {
+    json!({"applied": atm.applied.iter().map(|(jid, fp, t)| json!({"jid": jid, "fingerprint": fp,
+               "trust": trust_name(Some(*t))})).collect::<Vec<_>>(),
+           "held": atm.held, "ignored": atm.ignored})
+}
+
+/// What a trust message did, in one line: the keys it changed, what waits.
+fn atm_line(
+    atm: &hush_xmpp::AtmReport,
+    from: &str,
+    device: u32,
+    trust: Option<hush_store::Trust>,
+) -> String {
+    let mut parts: Vec<String> = atm
+        .applied
+        .iter()
+        .map(|(jid, fp, t)| format!("{} ({fp}) {}", printable(jid), trust_name(Some(*t))))
+        .collect();
+    if atm.held > 0 {
+        parts.push(format!(
+            "{} statement(s) held until you verify device {device} of {from}",
+            atm.held
+        ));
+    }
+    if atm.ignored > 0 {
+        parts.push(format!("{} statement(s) ignored", atm.ignored));
+    }
+    if parts.is_empty() {
+        parts.push("nothing new".to_owned());
+    }
+    format!(
+        "-- TRUST MESSAGE from device {device} of {from} ({}): {}",
+        trust_name(trust),
+        parts.join("; ")
+    )
 }
 
 /// One entry of `hush history`.

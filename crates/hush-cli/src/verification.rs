@@ -56,11 +56,20 @@ pub(crate) struct Claim {
 impl Claim {
     /// Whether `identity` is the key this claim names, in either form (compared in constant
     /// time: the hex came from outside).
+    ///
+    /// An Ed25519 form is compared through its Curve25519 form: a legacy key is held in its
+    /// Curve25519 form, from which the Ed25519 form's sign bit cannot be known (python-omemo
+    /// recovers it from the signed prekey's signature, Hush does not), so the Ed25519 bytes of
+    /// one key can differ in that bit between two clients.
     pub(crate) fn names(&self, identity: &IdentityKey) -> bool {
-        let eq =
-            |a: &str, b: &str| a.len() == b.len() && bool::from(a.as_bytes().ct_eq(b.as_bytes()));
-        eq(&hex::encode(identity.curve25519()), &self.key)
-            || eq(&hex::encode(identity.ed25519()), &self.key)
+        let held = identity.curve25519();
+        let Ok(bytes) = <[u8; 32]>::try_from(hex::decode(&self.key).unwrap_or_default()) else {
+            return false;
+        };
+        let as_curve = bool::from(held.ct_eq(&bytes));
+        let as_ed25519 =
+            IdentityKey::from_ed25519(bytes).is_ok_and(|k| bool::from(held.ct_eq(&k.curve25519())));
+        as_curve | as_ed25519
     }
 }
 
@@ -257,6 +266,24 @@ mod tests {
         assert!(uri.claims[0].names(&k));
         assert_eq!((uri.claims[1].device, uri.claims[1].trusted), (None, false));
         assert!(uri.claims[1].names(&other));
+    }
+
+    /// A legacy key's Ed25519 form is known only up to its sign bit: a client that recovered
+    /// the other sign (python-omemo does, from the signature) still names the same key.
+    #[test]
+    fn an_ed25519_form_with_the_other_sign_names_the_same_key() {
+        let k = key(6);
+        let mut ed = k.ed25519();
+        ed[31] ^= 0x80;
+        let other_sign = IdentityKey::from_ed25519(ed).unwrap();
+        assert_eq!(other_sign.curve25519(), k.curve25519());
+        let uri = parse(&format!(
+            "xmpp:bob@x?trust-message;encryption=urn:xmpp:omemo:2;trust={}",
+            hex::encode(ed)
+        ))
+        .unwrap();
+        assert!(uri.claims[0].names(&k));
+        assert!(!uri.claims[0].names(&key(7)));
     }
 
     #[test]

@@ -381,7 +381,7 @@ fn make_legacy(home: &Path) -> Value {
     let mut config: Value = serde_json::from_str(&get("config")).unwrap();
     config["password"] = json!(get("xmpp_password"));
     c.execute_batch(
-        "ALTER TABLE conversations DROP COLUMN trust_model; DROP TABLE room_told; DROP TABLE room_members; DROP TABLE rooms; DROP TABLE published_keys; DROP TABLE strangers; DROP TABLE settings; \
+        "DROP TABLE held_trust; DROP TABLE trust_outbox; ALTER TABLE trust DROP COLUMN ed25519; ALTER TABLE trust DROP COLUMN source; ALTER TABLE conversations DROP COLUMN trust_model; DROP TABLE room_told; DROP TABLE room_members; DROP TABLE rooms; DROP TABLE published_keys; DROP TABLE strangers; DROP TABLE settings; \
          PRAGMA user_version = 4;",
     )
     .unwrap();

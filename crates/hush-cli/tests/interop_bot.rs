@@ -273,6 +273,40 @@ fn exchange(server: &dyn Server, ns: &'static str, hush_ns: &str, label: &str) {
     let body = text("carol answers".into());
     hush_send(&carol, &bot_jid, bot.device, &body, hush_ns);
     bot.expect_received(&carol, &body);
+    // Last (it changes the trust the deliveries above are checked with): the verification
+    // URIs other clients write, from python-omemo's own renderings of the
+    // bot's key: Conversations' form from its fingerprint (Curve25519), Kaidan's from the
+    // key it holds (Ed25519). Each verifies the bot's device; another key does not.
+    let curve_hex = bot.fingerprint.replace(' ', "");
+    let conversations = format!("xmpp:{bot_jid}?omemo-sid-{}={curve_hex}", bot.device);
+    let kaidan = format!(
+        "xmpp:{bot_jid}?trust-message;encryption=urn:xmpp:omemo:2;trust={}",
+        bot.identity_key
+    );
+    for uri in [&conversations, &kaidan] {
+        ok(hush(
+            &alice.home,
+            &["distrust", &bot_jid, &bot.device.to_string()],
+        ));
+        let verified = json_lines(&ok(hush(&alice.home, &["--json", "verify", uri])));
+        assert_eq!(verified.len(), 1, "{uri}: {verified:?}");
+        assert_eq!(verified[0]["device"], bot.device, "{uri}: {verified:?}");
+        assert_eq!(verified[0]["trust"], "verified", "{uri}: {verified:?}");
+    }
+    let other = format!("{}0", &curve_hex[..63]);
+    let other = if other == curve_hex {
+        format!("{}1", &curve_hex[..63])
+    } else {
+        other
+    };
+    let refused = hush(
+        &alice.home,
+        &[
+            "verify",
+            &format!("xmpp:{bot_jid}?omemo-sid-{}={other}", bot.device),
+        ],
+    );
+    assert!(!refused.status.success(), "{refused:?}");
     bot.quit();
 
     // The server stored only ciphertext.

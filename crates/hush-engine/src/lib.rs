@@ -17,6 +17,10 @@
 //! * [`archive`]: where a catch-up starts, restarts and resumes in our archive.
 //! * [`keys`]: this device's published keys kept fresh (prekeys retired and refilled, the
 //!   signed prekey rotated).
+//! * [`atm`]: Automatic Trust Management (XEP-0450) — what a verification tells the user's other
+//!   devices and the contact's, and what their trust messages change here.
+//! * [`trust_message`]: XEP-0434 trust messages, as Automatic Trust Management (XEP-0450) sends
+//!   them over OMEMO 2.
 //! * [`stanza`]: the `<message/>` stanzas it hands the shell to transmit, whole.
 //! * [`readers`]: who would read the next message, from what the store knows (`hush status`).
 //! * [`refusal`]: why a message was not sent, and why a device gets no key: typed values.
@@ -37,6 +41,7 @@
 #![warn(missing_docs)]
 
 pub mod archive;
+pub mod atm;
 pub mod devices;
 mod error;
 pub mod heal;
@@ -50,6 +55,7 @@ pub mod room;
 pub mod send;
 pub mod stanza;
 pub mod strangers;
+pub mod trust_message;
 mod types;
 pub mod warning;
 
@@ -58,6 +64,7 @@ use std::time::Duration;
 use hush_proto::{LocalDevice, Suite};
 
 pub use archive::ArchiveCursor;
+pub use atm::{AtmReport, TrustStep, UserDecision};
 pub use devices::ListStep;
 pub use error::{EngineError, Result};
 pub use heal::Heal;

@@ -19,6 +19,7 @@ use rand_core::CryptoRng;
 
 use crate::send::Fetched;
 use crate::strangers::{self, Verdict};
+use crate::trust_message::TrustMessage;
 use crate::warning::{KeyConcern, Unconfirmed, Warning};
 use crate::{Delivery, Engine, Owed, Phase, Result};
 
@@ -355,6 +356,7 @@ impl Engine {
             // and anyone on the path could have sent it.
             file: None,
             new_key: None,
+            atm: None,
             arrival: m.arrival(),
         });
     }
@@ -490,6 +492,7 @@ impl Engine {
             }
         }
         let mut shared: Option<minidom::Element> = None;
+        let mut trust_element: Option<minidom::Element> = None;
         let result = encrypted.and_then(|el| {
             let o = self.local.open(&el, &self.jid, &m.sender, existing, rng)?;
             let body = match (&o.payload, suite) {
@@ -512,6 +515,7 @@ impl Engine {
                         .iter()
                         .find(|c| c.is("file-sharing", hush_files::NS_SFS))
                         .cloned();
+                    trust_element = env.content.iter().find(|c| TrustMessage::is(c)).cloned();
                     Some(
                         env.content
                             .iter()
@@ -646,6 +650,35 @@ impl Engine {
         let (trust, new) = note_identity(store, &m.sender, &o.sender_identity, m.at, &mut step)?;
         // Every key a session is built from is news to the user, however it came.
         let new_key = new.then(|| o.sender_identity.fingerprint());
+        // XEP-0450: a trust message is applied or held in this step's transaction, and
+        // shown as what it did rather than as an (empty) message.
+        let mut atm = None;
+        let mut body = body;
+        if let Some(element) = &trust_element {
+            match TrustMessage::from_element(element) {
+                Ok(message) => {
+                    let from = crate::atm::SenderDevice {
+                        jid: &m.sender,
+                        key: &o.sender_identity,
+                        trust,
+                    };
+                    atm = Some(self.trust_message_arrived(
+                        store,
+                        from,
+                        &message,
+                        now,
+                        &mut step.transaction,
+                    )?);
+                }
+                Err(e) => log::warn!(
+                    "ignored a trust message from device {sid} of {}: {e}",
+                    m.sender
+                ),
+            }
+            if body.as_deref() == Some("") {
+                body = None;
+            }
+        }
         let heartbeat = o.session.needs_heartbeat();
         if (o.was_key_exchange && !o.read_only_state) || heartbeat {
             // XEP-0384: answer a key exchange with an empty message so the peer stops sending
@@ -667,7 +700,7 @@ impl Engine {
             },
         ));
         let Some(body) = body else {
-            if let Some(fingerprint) = new_key {
+            if new_key.is_some() || atm.is_some() {
                 step.after.delivery = Some(Delivery {
                     from: m.sender.clone(),
                     device: sid,
@@ -681,7 +714,8 @@ impl Engine {
                         key: None,
                     }),
                     file: None,
-                    new_key: Some(fingerprint),
+                    new_key,
+                    atm,
                     arrival: m.arrival(),
                 });
             }
@@ -722,6 +756,7 @@ impl Engine {
             warning,
             file,
             new_key,
+            atm,
             arrival: m.arrival(),
         });
         Ok(step)
@@ -977,6 +1012,7 @@ impl Message {
             warning: None,
             file: None,
             new_key: None,
+            atm: None,
             arrival: self.arrival(),
         });
         step

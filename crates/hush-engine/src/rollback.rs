@@ -180,6 +180,7 @@ impl Engine {
             warning: first.then_some(Warning::RolledBack),
             file: None,
             new_key: None,
+            atm: None,
             arrival: crate::Arrival {
                 to: record.peer.clone(),
                 at: Some(record.at),
@@ -247,6 +248,7 @@ impl Engine {
             warning: Some(Warning::RolledBack),
             file: None,
             new_key: None,
+            atm: None,
             // A notice about this device, not a message: no time, no id.
             arrival: crate::Arrival {
                 to: self.jid.clone(),

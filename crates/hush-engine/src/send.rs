@@ -315,6 +315,80 @@ impl Engine {
         })
     }
 
+    /// Step 3 for a trust message (XEP-0434): `element` sealed in OMEMO 2 for the devices of
+    /// the plan whose keys are verified, and nobody else (XEP-0434 §6). Commit the transaction
+    /// before transmitting: an outgoing entry without text (left out of history) and the
+    /// sessions it advanced. `None`
+    /// when no verified device would read it, or the addressee has no OMEMO 2 devices: ATM is
+    /// OMEMO 2 only, and such a message would tell no one anything.
+    pub fn prepare_trust_message<S: Store + ?Sized, R: CryptoRng + ?Sized>(
+        &self,
+        store: &S,
+        plan: SendPlan,
+        element: minidom::Element,
+        bundles: Vec<((String, u32), Fetched)>,
+        now: u64,
+        rng: &mut R,
+    ) -> Result<Option<(Transaction, MessageStanza)>> {
+        let SendPlan {
+            to,
+            suite,
+            devices,
+            inactive,
+            device_lists,
+            ..
+        } = plan;
+        if suite != Suite::Omemo2 {
+            return Ok(None);
+        }
+        let targets = devices
+            .into_iter()
+            .map(|(jid, device, peer)| (suite, jid, device, peer))
+            .collect();
+        let opened = self.open_sessions(store, targets, inactive, bundles, now, rng)?;
+        let verified_only = hush_proto::policy::Conversation {
+            off: false,
+            encrypted: true,
+            min_auth: hush_proto::policy::Authentication::Strong,
+        };
+        let chosen = match decide_readers(&verified_only, &to, &opened.readers, &opened.reasons) {
+            Ok((chosen, _, _)) => chosen,
+            Err(EngineError::NotSent { .. }) => return Ok(None),
+            Err(e) => return Err(e),
+        };
+        let mut targets: Vec<(String, u32, Session)> = opened
+            .sessions
+            .into_iter()
+            .filter(|(_, j, d, _)| chosen.iter().any(|(cj, cd)| cj == j && cd == d))
+            .map(|(_, j, d, s)| (j, d, s))
+            .collect();
+        let content = Content {
+            body: String::new(),
+            extra: vec![element],
+        };
+        let sealed = self.seal_content(suite, &content, &to, &mut targets, now, rng)?;
+        let advanced = targets
+            .into_iter()
+            .map(|(j, d, s)| (SessionKey::new(suite, &j, d), s))
+            .collect();
+        // An outgoing entry without text: its copies (the server's echo to our own account,
+        // the archive) are recognised as ours, and the outbox resends it after a crash; the
+        // history leaves it out.
+        let stanza = String::from(&sealed.to_element()).into_bytes();
+        let (origin_id, mut outgoing) = self.outgoing(&to, "", Some(suite), stanza, now, rng);
+        outgoing.ids.digest = sealed.sent_digest();
+        let transaction = Transaction {
+            new_keys: opened.new_keys,
+            device_lists,
+            outgoing: Some((advanced, outgoing)),
+            ..Transaction::default()
+        };
+        Ok(Some((
+            transaction,
+            MessageStanza::encrypted(&to, sealed, origin_id),
+        )))
+    }
+
     /// `content` for the conversation `to`, sealed in `suite` for the sessions of `targets`
     /// (advanced in place): the body and the extra elements in an SCE envelope naming us and
     /// `to` for omemo:2; the body alone for legacy, which encrypts nothing else.
@@ -329,7 +403,11 @@ impl Engine {
     ) -> Result<hush_proto::EncryptedElement> {
         let payload = match suite {
             Suite::Omemo2 => {
-                let mut children = vec![sce::body(&content.body)];
+                // A message of elements only (a trust message) has no body at all.
+                let mut children = Vec::new();
+                if !content.body.is_empty() || content.extra.is_empty() {
+                    children.push(sce::body(&content.body));
+                }
                 children.extend(content.extra.iter().cloned());
                 sce::seal(&children, &self.jid, to, Some(now), rng)?
             }

@@ -165,7 +165,7 @@ fn origin_id(id: &str) -> Element {
     clippy::expect_used,
     reason = "attribute names in this module are static, valid NCNames"
 )]
-fn name(name: &'static str) -> minidom::rxml::NcName {
+pub(crate) fn name(name: &'static str) -> minidom::rxml::NcName {
     minidom::rxml::NcName::try_from(name).expect("attribute names in this module are valid NCNames")
 }
 

@@ -148,6 +148,9 @@ pub struct Delivery {
     /// we saw of it — however it came (a message, an empty key exchange, a Carbon, the
     /// archive). A delivery with neither `body` nor `failure` carries only this news.
     pub new_key: Option<String>,
+    /// What the trust message it carried did (XEP-0450): keys whose trust changed, statements
+    /// held until the sending device is verified. A delivery with only this has no body.
+    pub atm: Option<crate::AtmReport>,
     /// Where it was going, when, and under which id.
     pub arrival: Arrival,
 }
@@ -188,6 +191,7 @@ impl Delivery {
             warning: Some(crate::Warning::RoomChanged(change)),
             file: None,
             new_key: None,
+            atm: None,
             arrival: Arrival {
                 to: room.to_owned(),
                 room: Some(room.to_owned()),
@@ -202,8 +206,16 @@ impl Delivery {
     }
 
     /// True when it only announces a new key (an empty message from a device we did not
-    /// know): no text, no failure.
+    /// know): no text, no failure, no trust message.
     pub fn is_key_notice(&self) -> bool {
-        self.body.is_none() && self.failure.is_none() && self.new_key.is_some()
+        self.body.is_none()
+            && self.failure.is_none()
+            && self.new_key.is_some()
+            && self.atm.is_none()
+    }
+
+    /// True when it is a trust message (XEP-0450): what it did is in [`Self::atm`].
+    pub fn is_trust_notice(&self) -> bool {
+        self.body.is_none() && self.failure.is_none() && self.atm.is_some()
     }
 }

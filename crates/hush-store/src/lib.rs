@@ -40,8 +40,9 @@ pub use room::{Affiliation, Member, Room, RoomConfig};
 pub use sqlite::{BackupReport, OpenOptions, SqliteStore, SCHEMA_VERSION};
 pub use types::{
     Commit, Committed, ConversationChange, ConversationRecord, DeviceListUpdate, DeviceRecord,
-    Direction, MessageIds, NewKey, Outcome, Outgoing, Pending, Received, SessionKey, StoredMessage,
-    StrangerCharge, StrangerUsage, Transaction, Trust,
+    Direction, HeldTrust, MessageIds, NewKey, Outcome, Outgoing, Pending, QueuedTrustMessage,
+    Received, SessionKey, StoredMessage, StrangerCharge, StrangerUsage, Transaction, Trust,
+    TrustChange, TrustSource,
 };
 
 /// The account a store belongs to.
@@ -120,6 +121,8 @@ pub trait Store {
     /// Outbox entries stored but not confirmed as sent, oldest first.
     fn pending(&self) -> Result<Vec<Pending>>;
     /// The last `limit` history entries of a conversation, oldest first.
+    /// (Messages of ours without text that are no failure — control messages such as trust
+    /// messages, kept to recognise their copies and resend them — are left out.)
     fn history(&self, peer: &str, limit: usize) -> Result<Vec<StoredMessage>>;
 
     /// One-time prekeys used by key exchanges and not yet retired.
@@ -137,6 +140,18 @@ pub trait Store {
     ) -> Result<()>;
     /// The trust decision about one identity key of `jid`, if any.
     fn trust(&self, jid: &str, identity: &IdentityKey) -> Result<Option<Trust>>;
+    /// Who made the trust decision about one identity key of `jid`, if one was made.
+    fn trust_source(&self, jid: &str, identity: &IdentityKey) -> Result<Option<TrustSource>>;
+    /// Every key with `trust`, by account (keys recorded by a Hush older than the trust
+    /// records' Ed25519 column are left out unless decided again).
+    fn keys_with_trust(&self, trust: Trust) -> Result<Vec<(String, IdentityKey)>>;
+    /// The statements held from `sender`'s device with identity key `sender_key` (see
+    /// [`HeldTrust`]).
+    fn held_trust_from(&self, sender: &str, sender_key: &IdentityKey) -> Result<Vec<HeldTrust>>;
+    /// The trust messages waiting to be sent, oldest first.
+    fn trust_messages_to_send(&self) -> Result<Vec<QueuedTrustMessage>>;
+    /// Takes a trust message off the queue (it was sent, or there was nobody to send it to).
+    fn trust_message_sent(&mut self, id: i64) -> Result<()>;
     /// Keeps the identity key device `device` of `jid` publishes, read from its bundle to
     /// verify or trust it before any session with it.
     fn save_published_key(

@@ -10,8 +10,8 @@ use hush_proto::{IdentityKey, LocalDevice, Session, Suite};
 use crate::dedup::{authenticated, Known, Verdict};
 use crate::error::{Result, StoreError};
 use crate::types::{
-    Commit, ConversationRecord, DeviceRecord, Direction, MessageIds, Outcome, Outgoing, Pending,
-    Received, SessionKey, StoredMessage, Trust,
+    Commit, ConversationRecord, DeviceRecord, Direction, HeldTrust, MessageIds, Outcome, Outgoing,
+    Pending, QueuedTrustMessage, Received, SessionKey, StoredMessage, Trust, TrustSource,
 };
 use crate::{Account, Failure, Room, Store};
 
@@ -24,7 +24,10 @@ pub struct MemoryStore {
     messages: Vec<StoredMessage>,
     outbox: BTreeMap<i64, Vec<u8>>,
     used_prekeys: BTreeSet<u32>,
-    trust: BTreeMap<(String, [u8; 32]), Trust>,
+    /// `(jid, Curve25519 form)` → the decision, the key, who decided.
+    trust: BTreeMap<(String, [u8; 32]), (Trust, IdentityKey, TrustSource)>,
+    held_trust: Vec<HeldTrust>,
+    trust_outbox: BTreeMap<i64, (String, String)>,
     published_keys: BTreeMap<(String, u32), IdentityKey>,
     devices: BTreeMap<(Suite, String), BTreeMap<u32, DeviceRecord>>,
     conversations: BTreeMap<String, ConversationRecord>,
@@ -350,6 +353,29 @@ impl Store for MemoryStore {
                 self.set_trust(&k.jid, &k.identity, k.trust, k.at)?;
             }
         }
+        for c in &tx.trust_changes {
+            self.trust.insert(
+                (c.jid.clone(), c.identity.curve25519()),
+                (c.trust, c.identity, c.source.clone()),
+            );
+        }
+        for (sender, key) in &tx.released_trust {
+            self.held_trust
+                .retain(|h| !(h.sender == *sender && h.sender_key.same_identity(key)));
+        }
+        for h in &tx.held_trust {
+            self.held_trust.retain(|o| {
+                !(o.sender == h.sender
+                    && o.sender_key.same_identity(&h.sender_key)
+                    && o.owner == h.owner
+                    && o.key.same_identity(&h.key))
+            });
+            self.held_trust.push(h.clone());
+        }
+        for (to, element) in &tx.trust_messages {
+            let id = self.trust_outbox.keys().next_back().map_or(1, |i| i + 1);
+            self.trust_outbox.insert(id, (to.clone(), element.clone()));
+        }
         for l in &tx.device_lists {
             self.set_device_list(l.suite, &l.jid, &l.devices, l.at)?;
         }
@@ -431,7 +457,11 @@ impl Store for MemoryStore {
     }
 
     fn history(&self, peer: &str, limit: usize) -> Result<Vec<StoredMessage>> {
-        let all: Vec<&StoredMessage> = self.messages.iter().filter(|m| m.peer == peer).collect();
+        let all: Vec<&StoredMessage> = self
+            .messages
+            .iter()
+            .filter(|m| m.peer == peer && !is_control(m))
+            .collect();
         Ok(all[all.len().saturating_sub(limit)..]
             .iter()
             .map(|m| (*m).clone())
@@ -455,8 +485,52 @@ impl Store for MemoryStore {
         trust: Trust,
         _now: u64,
     ) -> Result<()> {
-        self.trust
-            .insert((jid.to_owned(), identity.curve25519()), trust);
+        self.trust.insert(
+            (jid.to_owned(), identity.curve25519()),
+            (trust, *identity, TrustSource::User),
+        );
+        Ok(())
+    }
+
+    fn trust_source(&self, jid: &str, identity: &IdentityKey) -> Result<Option<TrustSource>> {
+        Ok(self
+            .trust
+            .get(&(jid.to_owned(), identity.curve25519()))
+            .map(|(_, _, s)| s.clone()))
+    }
+
+    fn keys_with_trust(&self, trust: Trust) -> Result<Vec<(String, IdentityKey)>> {
+        Ok(self
+            .trust
+            .iter()
+            .filter(|(_, (t, _, _))| *t == trust)
+            .map(|((j, _), (_, k, _))| (j.clone(), *k))
+            .collect())
+    }
+
+    fn held_trust_from(&self, sender: &str, sender_key: &IdentityKey) -> Result<Vec<HeldTrust>> {
+        Ok(self
+            .held_trust
+            .iter()
+            .filter(|h| h.sender == sender && h.sender_key.same_identity(sender_key))
+            .cloned()
+            .collect())
+    }
+
+    fn trust_messages_to_send(&self) -> Result<Vec<QueuedTrustMessage>> {
+        Ok(self
+            .trust_outbox
+            .iter()
+            .map(|(id, (to, element))| QueuedTrustMessage {
+                id: *id,
+                to: to.clone(),
+                element: element.clone(),
+            })
+            .collect())
+    }
+
+    fn trust_message_sent(&mut self, id: i64) -> Result<()> {
+        self.trust_outbox.remove(&id);
         Ok(())
     }
 
@@ -485,14 +559,14 @@ impl Store for MemoryStore {
         Ok(self
             .trust
             .get(&(jid.to_owned(), identity.curve25519()))
-            .copied())
+            .map(|(t, _, _)| *t))
     }
 
     fn has_verified_key(&self, jid: &str) -> Result<bool> {
         Ok(self
             .trust
             .iter()
-            .any(|((j, _), t)| j == jid && *t == Trust::Verified))
+            .any(|((j, _), (t, _, _))| j == jid && *t == Trust::Verified))
     }
 
     fn has_any_key(&self, jid: &str) -> Result<bool> {
@@ -573,4 +647,10 @@ impl Store for MemoryStore {
             .map(|m| m.values().cloned().collect())
             .unwrap_or_default())
     }
+}
+
+/// A message of ours without text that is no failure: a control message (a trust message),
+/// kept to recognise its copies and resend it, never shown in history.
+fn is_control(m: &StoredMessage) -> bool {
+    m.direction == Direction::Out && m.failure.is_none() && m.body.as_deref() == Some(&[][..])
 }

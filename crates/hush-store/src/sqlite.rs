@@ -34,12 +34,15 @@ use crate::types::{
     Commit, ConversationRecord, DeviceRecord, Direction, MessageIds, Outcome, Outgoing, Pending,
     Received, SessionKey, StoredMessage, Trust,
 };
-use crate::{Account, Affiliation, Failure, Member, Room, RoomConfig, Store};
+use crate::{
+    Account, Affiliation, Failure, HeldTrust, Member, QueuedTrustMessage, Room, RoomConfig, Store,
+    TrustSource,
+};
 
 /// `PRAGMA application_id` of Hush stores: "HUSH".
 pub(crate) const APPLICATION_ID: i64 = 0x4855_5348;
 /// The schema version this build writes.
-pub const SCHEMA_VERSION: i64 = 11;
+pub const SCHEMA_VERSION: i64 = 12;
 
 /// The setting holding the account's trust model ([`Store::default_trust_model`]).
 const TRUST_MODEL: &str = "trust_model";
@@ -147,6 +150,15 @@ CREATE TABLE room_told (room TEXT NOT NULL, jid TEXT NOT NULL, PRIMARY KEY (room
     // Schema 11: a contact's own trust model (NULL: the account's, a setting).
     r#"
 ALTER TABLE conversations ADD COLUMN trust_model TEXT;
+"#,
+    // Schema 12: Automatic Trust Management (XEP-0450). A trust row keeps the key's Ed25519
+    // form (what trust messages name) and who decided; statements from devices not yet
+    // authenticated are held; trust messages wait in a queue until sent.
+    r#"
+ALTER TABLE trust ADD COLUMN ed25519 BLOB;
+ALTER TABLE trust ADD COLUMN source TEXT;
+CREATE TABLE held_trust (sender TEXT NOT NULL, sender_key BLOB NOT NULL, owner TEXT NOT NULL, key BLOB NOT NULL, trust TEXT NOT NULL, at INTEGER NOT NULL, sender_ed25519 BLOB NOT NULL, PRIMARY KEY (sender, sender_key, owner, key));
+CREATE TABLE trust_outbox (id INTEGER PRIMARY KEY, to_jid TEXT NOT NULL, element TEXT NOT NULL);
 "#,
 ];
 
@@ -798,6 +810,24 @@ impl SqliteStore {
         })
     }
 
+    /// Records one trust decision through `c` (replacing the stored one).
+    fn trust_in(c: &Connection, change: &crate::TrustChange) -> Result<()> {
+        c.prepare_cached(
+            "INSERT INTO trust (jid, identity, trust, decided_at, ed25519, source) VALUES (?1, ?2, ?3, ?4, ?5, ?6)
+             ON CONFLICT (jid, identity) DO UPDATE SET trust = excluded.trust, decided_at = excluded.decided_at,
+             ed25519 = excluded.ed25519, source = excluded.source",
+        )?
+        .execute(params![
+            change.jid,
+            change.identity.curve25519().as_slice(),
+            change.trust.as_str(),
+            change.at as i64,
+            change.identity.ed25519().as_slice(),
+            change.source.encode()
+        ])?;
+        Ok(())
+    }
+
     /// Writes the conversation record of `jid` through `c`.
     fn set_conversation_in(c: &Connection, jid: &str, record: &ConversationRecord) -> Result<()> {
         let p = &record.policy;
@@ -1149,15 +1179,42 @@ impl Store for SqliteStore {
         }
         for k in &t.new_keys {
             tx.prepare_cached(
-                "INSERT INTO trust (jid, identity, trust, decided_at) VALUES (?1, ?2, ?3, ?4)
+                "INSERT INTO trust (jid, identity, trust, decided_at, ed25519) VALUES (?1, ?2, ?3, ?4, ?5)
                  ON CONFLICT (jid, identity) DO NOTHING",
             )?
             .execute(params![
                 k.jid,
                 k.identity.curve25519().as_slice(),
                 k.trust.as_str(),
-                k.at as i64
+                k.at as i64,
+                k.identity.ed25519().as_slice()
             ])?;
+        }
+        for change in &t.trust_changes {
+            Self::trust_in(&tx, change)?;
+        }
+        for (sender, key) in &t.released_trust {
+            tx.prepare_cached("DELETE FROM held_trust WHERE sender = ?1 AND sender_key = ?2")?
+                .execute(params![sender, key.curve25519().as_slice()])?;
+        }
+        for h in &t.held_trust {
+            tx.prepare_cached(
+                "INSERT INTO held_trust (sender, sender_key, owner, key, trust, at, sender_ed25519) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)
+                 ON CONFLICT (sender, sender_key, owner, key) DO UPDATE SET trust = excluded.trust, at = excluded.at",
+            )?
+            .execute(params![
+                h.sender,
+                h.sender_key.curve25519().as_slice(),
+                h.owner,
+                h.key.ed25519().as_slice(),
+                h.trust.as_str(),
+                h.at as i64,
+                h.sender_key.ed25519().as_slice()
+            ])?;
+        }
+        for (to, element) in &t.trust_messages {
+            tx.prepare_cached("INSERT INTO trust_outbox (to_jid, element) VALUES (?1, ?2)")?
+                .execute(params![to, element])?;
         }
         for l in &t.device_lists {
             Self::device_list_in(&tx, l.suite, &l.jid, &l.devices, l.at)?;
@@ -1234,7 +1291,9 @@ impl Store for SqliteStore {
     fn history(&self, peer: &str, limit: usize) -> Result<Vec<StoredMessage>> {
         let mut stmt = self.conn.prepare_cached(
             "SELECT id, direction, peer, sender, sender_device, suite, body, error, at, archive, stanza_id, origin_id, encrypted, digest
-             FROM (SELECT * FROM messages WHERE peer = ?1 ORDER BY id DESC LIMIT ?2) ORDER BY id",
+             FROM (SELECT * FROM messages WHERE peer = ?1
+                   AND NOT (direction = 'out' AND error IS NULL AND length(body) = 0)
+                   ORDER BY id DESC LIMIT ?2) ORDER BY id",
         )?;
         let rows = stmt.query_map(params![peer, limit as i64], row_message)?;
         Ok(rows.collect::<rusqlite::Result<_>>()?)
@@ -1269,11 +1328,99 @@ impl Store for SqliteStore {
         trust: Trust,
         now: u64,
     ) -> Result<()> {
-        self.conn.execute(
-            "INSERT INTO trust (jid, identity, trust, decided_at) VALUES (?1, ?2, ?3, ?4)
-             ON CONFLICT (jid, identity) DO UPDATE SET trust = excluded.trust, decided_at = excluded.decided_at",
-            params![jid, identity.curve25519().as_slice(), trust.as_str(), now as i64],
+        Self::trust_in(
+            &self.conn,
+            &crate::TrustChange {
+                jid: jid.to_owned(),
+                identity: *identity,
+                trust,
+                source: crate::TrustSource::User,
+                at: now,
+            },
+        )
+    }
+
+    fn trust_source(&self, jid: &str, identity: &IdentityKey) -> Result<Option<TrustSource>> {
+        let row: Option<Option<String>> = self
+            .conn
+            .query_row(
+                "SELECT source FROM trust WHERE jid = ?1 AND identity = ?2",
+                params![jid, identity.curve25519().as_slice()],
+                |r| r.get(0),
+            )
+            .optional()?;
+        Ok(row.map(|s| TrustSource::decode(s.as_deref())))
+    }
+
+    fn keys_with_trust(&self, trust: Trust) -> Result<Vec<(String, IdentityKey)>> {
+        let mut stmt = self.conn.prepare_cached(
+            "SELECT jid, ed25519 FROM trust WHERE trust = ?1 AND ed25519 IS NOT NULL ORDER BY jid, decided_at",
         )?;
+        let rows = stmt.query_map([trust.as_str()], |r| {
+            Ok((r.get::<_, String>(0)?, r.get::<_, Vec<u8>>(1)?))
+        })?;
+        let mut keys = Vec::new();
+        for row in rows {
+            let (jid, bytes) = row?;
+            if let Some(key) = ed25519_key(&bytes) {
+                keys.push((jid, key));
+            }
+        }
+        Ok(keys)
+    }
+
+    fn held_trust_from(&self, sender: &str, sender_key: &IdentityKey) -> Result<Vec<HeldTrust>> {
+        let mut stmt = self.conn.prepare_cached(
+            "SELECT owner, key, trust, at, sender_ed25519 FROM held_trust WHERE sender = ?1 AND sender_key = ?2 ORDER BY at",
+        )?;
+        let rows = stmt.query_map(params![sender, sender_key.curve25519().as_slice()], |r| {
+            Ok((
+                r.get::<_, String>(0)?,
+                r.get::<_, Vec<u8>>(1)?,
+                r.get::<_, String>(2)?,
+                r.get::<_, i64>(3)?,
+                r.get::<_, Vec<u8>>(4)?,
+            ))
+        })?;
+        let mut held = Vec::new();
+        for row in rows {
+            let (owner, key, trust, at, sender_ed) = row?;
+            // A damaged row is skipped rather than failing every receive.
+            if let (Some(key), Some(trust), Some(sender_key)) = (
+                ed25519_key(&key),
+                Trust::parse(&trust),
+                ed25519_key(&sender_ed),
+            ) {
+                held.push(HeldTrust {
+                    sender: sender.to_owned(),
+                    sender_key,
+                    owner,
+                    key,
+                    trust,
+                    at: at as u64,
+                });
+            }
+        }
+        Ok(held)
+    }
+
+    fn trust_messages_to_send(&self) -> Result<Vec<QueuedTrustMessage>> {
+        let mut stmt = self
+            .conn
+            .prepare_cached("SELECT id, to_jid, element FROM trust_outbox ORDER BY id")?;
+        let rows = stmt.query_map([], |r| {
+            Ok(QueuedTrustMessage {
+                id: r.get(0)?,
+                to: r.get(1)?,
+                element: r.get(2)?,
+            })
+        })?;
+        Ok(rows.collect::<rusqlite::Result<_>>()?)
+    }
+
+    fn trust_message_sent(&mut self, id: i64) -> Result<()> {
+        self.conn
+            .execute("DELETE FROM trust_outbox WHERE id = ?1", [id])?;
         Ok(())
     }
 
@@ -1500,4 +1647,11 @@ impl Store for SqliteStore {
         })?;
         Ok(rows.collect::<rusqlite::Result<_>>()?)
     }
+}
+
+/// An identity key from its stored Ed25519 form; `None` for a damaged value.
+fn ed25519_key(bytes: &[u8]) -> Option<IdentityKey> {
+    <[u8; 32]>::try_from(bytes)
+        .ok()
+        .and_then(|b| IdentityKey::from_ed25519(b).ok())
 }

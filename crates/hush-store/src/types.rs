@@ -303,6 +303,17 @@ pub struct Transaction {
     /// a catch-up rebuilds from key exchanges that the lost state may already have answered
     /// (the peer is then ahead of the rebuilt session's sending side).
     pub rewound_sessions: Vec<SessionKey>,
+    /// Trust decisions to record, replacing what is stored (unlike `new_keys`): the user's,
+    /// and those Automatic Trust Management applies.
+    pub trust_changes: Vec<TrustChange>,
+    /// Trust statements to keep until their sender's key is authenticated (XEP-0450).
+    pub held_trust: Vec<HeldTrust>,
+    /// Senders whose held statements were applied (or are void): `(jid, key)`; their held
+    /// rows go.
+    pub released_trust: Vec<(String, hush_proto::IdentityKey)>,
+    /// Trust messages to send: `(addressee, <trust-message/> element as XML)`, kept until
+    /// sent (see [`Store::trust_messages_to_send`](crate::Store::trust_messages_to_send)).
+    pub trust_messages: Vec<(String, String)>,
 }
 
 impl Transaction {
@@ -319,6 +330,10 @@ impl Transaction {
             && !self.rewind_sessions
             && self.used_prekeys.is_empty()
             && self.rewound_sessions.is_empty()
+            && self.trust_changes.is_empty()
+            && self.held_trust.is_empty()
+            && self.released_trust.is_empty()
+            && self.trust_messages.is_empty()
     }
 
     /// True if committing it would write nothing.
@@ -333,7 +348,101 @@ impl Transaction {
             && !self.rewind_sessions
             && self.used_prekeys.is_empty()
             && self.rewound_sessions.is_empty()
+            && self.trust_changes.is_empty()
+            && self.held_trust.is_empty()
+            && self.released_trust.is_empty()
+            && self.trust_messages.is_empty()
     }
+}
+
+/// Who decided a key's trust.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub enum TrustSource {
+    /// The user on this device (a fingerprint compared, a URI or QR code scanned, `hush
+    /// trust`), or the trust model when the key was first met.
+    #[default]
+    User,
+    /// Automatic Trust Management (XEP-0450): a trust message from a device whose key was
+    /// authenticated here.
+    Atm {
+        /// The sending device's account.
+        jid: String,
+        /// The sending device's fingerprint.
+        fingerprint: String,
+    },
+}
+
+impl TrustSource {
+    /// The stored form: `user`, or `atm JID FINGERPRINT`.
+    pub(crate) fn encode(&self) -> String {
+        match self {
+            Self::User => "user".to_owned(),
+            Self::Atm { jid, fingerprint } => {
+                format!("atm {jid} {}", fingerprint.replace(' ', ""))
+            }
+        }
+    }
+
+    /// Reads [`Self::encode`]; anything else (a newer Hush's, or none) is the user's.
+    pub(crate) fn decode(text: Option<&str>) -> Self {
+        let mut parts = text.unwrap_or_default().split(' ');
+        match (parts.next(), parts.next(), parts.next()) {
+            (Some("atm"), Some(jid), Some(fp)) => Self::Atm {
+                jid: jid.to_owned(),
+                fingerprint: fp
+                    .as_bytes()
+                    .chunks(8)
+                    .map(|c| String::from_utf8_lossy(c).into_owned())
+                    .collect::<Vec<_>>()
+                    .join(" "),
+            },
+            _ => Self::User,
+        }
+    }
+}
+
+/// A trust decision to record.
+#[derive(Clone, Debug)]
+pub struct TrustChange {
+    /// The key's owner.
+    pub jid: String,
+    /// The key.
+    pub identity: hush_proto::IdentityKey,
+    /// The decision.
+    pub trust: Trust,
+    /// Who made it.
+    pub source: TrustSource,
+    /// When (unix seconds).
+    pub at: u64,
+}
+
+/// A trust statement from a device whose key is not authenticated yet, kept until it is
+/// (XEP-0450: then it is applied).
+#[derive(Clone, Debug)]
+pub struct HeldTrust {
+    /// The sending device's account.
+    pub sender: String,
+    /// The sending device's identity key.
+    pub sender_key: hush_proto::IdentityKey,
+    /// The account of the key it speaks of.
+    pub owner: String,
+    /// The key it speaks of.
+    pub key: hush_proto::IdentityKey,
+    /// What it says: [`Trust::Verified`] (authenticated) or [`Trust::Distrusted`].
+    pub trust: Trust,
+    /// When it arrived (unix seconds).
+    pub at: u64,
+}
+
+/// A trust message waiting to be sent.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct QueuedTrustMessage {
+    /// Its id in the queue.
+    pub id: i64,
+    /// The addressee (a bare JID: a contact, or our own account).
+    pub to: String,
+    /// The `<trust-message/>` element, as XML.
+    pub element: String,
 }
 
 /// An identity key of `jid` met for the first time.

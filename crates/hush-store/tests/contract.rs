@@ -889,6 +889,10 @@ fn a_transaction_writes_a_whole_step<S: Store>(mut store: S) {
     store.set_conversation(ALICE, &record).unwrap();
     assert!(Transaction::default().is_empty());
 
+    let atm = hush_store::TrustSource::Atm {
+        jid: ALICE.into(),
+        fingerprint: known.fingerprint(),
+    };
     let mut alice = Alice::new(Suite::Omemo2, &bob);
     let m = alice.send(Some("in the same step"));
     let tx = Transaction {
@@ -920,6 +924,25 @@ fn a_transaction_writes_a_whole_step<S: Store>(mut store: S) {
         rewind_sessions: false,
         used_prekeys: Vec::new(),
         rewound_sessions: Vec::new(),
+        // Automatic Trust Management: a decision (replacing a stored one), a statement held
+        // from a device not authenticated yet, and a trust message to send.
+        trust_changes: vec![hush_store::TrustChange {
+            jid: BOB.into(),
+            identity: fresh,
+            trust: Trust::Distrusted,
+            source: atm.clone(),
+            at: 2,
+        }],
+        held_trust: vec![hush_store::HeldTrust {
+            sender: ALICE.into(),
+            sender_key: fresh,
+            owner: ALICE.into(),
+            key: known,
+            trust: Trust::Verified,
+            at: 2,
+        }],
+        released_trust: Vec::new(),
+        trust_messages: vec![(ALICE.into(), "<trust-message/>".into())],
     };
     assert!(!tx.is_empty());
     let committed = store.commit(tx).unwrap();
@@ -927,6 +950,31 @@ fn a_transaction_writes_a_whole_step<S: Store>(mut store: S) {
     assert_eq!(committed.outgoing, None);
     assert_eq!(store.trust(ALICE, &known).unwrap(), Some(Trust::Verified));
     assert_eq!(store.trust(ALICE, &fresh).unwrap(), Some(Trust::Blind));
+    assert_eq!(store.trust(BOB, &fresh).unwrap(), Some(Trust::Distrusted));
+    assert_eq!(store.trust_source(BOB, &fresh).unwrap(), Some(atm));
+    assert_eq!(
+        store.trust_source(ALICE, &known).unwrap(),
+        Some(hush_store::TrustSource::User)
+    );
+    let distrusted = store.keys_with_trust(Trust::Distrusted).unwrap();
+    assert_eq!(distrusted.len(), 1);
+    assert!(distrusted[0].1.same_identity(&fresh));
+    let held = store.held_trust_from(ALICE, &fresh).unwrap();
+    assert_eq!(held.len(), 1);
+    assert!(held[0].key.same_identity(&known) && held[0].trust == Trust::Verified);
+    assert!(store.held_trust_from(ALICE, &known).unwrap().is_empty());
+    let queued = store.trust_messages_to_send().unwrap();
+    assert_eq!(queued.len(), 1);
+    assert_eq!(queued[0].to, ALICE);
+    store.trust_message_sent(queued[0].id).unwrap();
+    assert!(store.trust_messages_to_send().unwrap().is_empty());
+    let release = Transaction {
+        released_trust: vec![(ALICE.into(), fresh)],
+        ..Transaction::default()
+    };
+    assert!(!release.is_empty());
+    store.commit(release).unwrap();
+    assert!(store.held_trust_from(ALICE, &fresh).unwrap().is_empty());
     let listed: Vec<u32> = store
         .devices(Suite::Omemo2, ALICE)
         .unwrap()

@@ -355,7 +355,7 @@ fn older_schemas_are_migrated_in_place() {
         // Turn it back into what schema 1 looked like.
         let c = hush_store::testing::Connection::open(&path).unwrap();
         c.execute_batch(
-            "DROP TABLE room_told; DROP TABLE room_members; DROP TABLE rooms; DROP TABLE published_keys; DROP TABLE strangers; DROP TABLE settings; DROP TABLE archive_resume; DROP TABLE conversations;
+            "DROP TABLE held_trust; DROP TABLE trust_outbox; ALTER TABLE trust DROP COLUMN ed25519; ALTER TABLE trust DROP COLUMN source; DROP TABLE room_told; DROP TABLE room_members; DROP TABLE rooms; DROP TABLE published_keys; DROP TABLE strangers; DROP TABLE settings; DROP TABLE archive_resume; DROP TABLE conversations;
              DROP INDEX messages_digest; ALTER TABLE messages DROP COLUMN digest;
              ALTER TABLE messages DROP COLUMN encrypted; PRAGMA user_version = 1;",
         )
@@ -413,7 +413,7 @@ fn settings_are_added_to_schema_4_stores_and_encrypted_with_them() {
     {
         let c = hush_store::testing::Connection::open(&path).unwrap();
         c.execute_batch(
-            "ALTER TABLE conversations DROP COLUMN trust_model; DROP TABLE room_told; DROP TABLE room_members; DROP TABLE rooms; DROP TABLE published_keys; DROP TABLE strangers; DROP TABLE settings; \
+            "DROP TABLE held_trust; DROP TABLE trust_outbox; ALTER TABLE trust DROP COLUMN ed25519; ALTER TABLE trust DROP COLUMN source; ALTER TABLE conversations DROP COLUMN trust_model; DROP TABLE room_told; DROP TABLE room_members; DROP TABLE rooms; DROP TABLE published_keys; DROP TABLE strangers; DROP TABLE settings; \
              PRAGMA user_version = 4;",
         )
         .unwrap();

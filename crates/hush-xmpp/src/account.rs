@@ -83,7 +83,9 @@ pub fn resource(device: &hush_proto::LocalDevice) -> String {
 }
 
 mod files;
+mod trust;
 pub use files::FileSent;
+pub use trust::TrustDecided;
 mod rooms;
 
 /// What the engine is handed of an incoming message.
@@ -770,6 +772,8 @@ impl<S: Store> Hush<S> {
         if let Err(e) = self.pay_empty_messages().await {
             log::warn!("could not send the empty answers after catching up: {e}");
         }
+        // Trust messages queued while offline (or before a crash) go out now.
+        self.send_trust_messages().await;
         Ok(out)
     }
 

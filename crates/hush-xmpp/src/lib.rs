@@ -20,7 +20,8 @@ mod muc;
 mod pep;
 pub use hush_engine::strangers;
 pub use hush_engine::{
-    DeviceState, FetchFailed, KeyConcern, Obstacle, Refusal, Unconfirmed, Warning,
+    AtmReport, DeviceState, FetchFailed, KeyConcern, Obstacle, Refusal, Unconfirmed, UserDecision,
+    Warning,
 };
 mod queue;
 mod resolve;
@@ -29,8 +30,8 @@ pub mod transfer;
 mod upload;
 
 pub use account::{
-    resource, Delivery, FileSent, Hush, SendOptions, SendReport, DEFAULT_INACTIVE_AFTER,
-    ROLLBACK_WARNING,
+    resource, Delivery, FileSent, Hush, SendOptions, SendReport, TrustDecided,
+    DEFAULT_INACTIVE_AFTER, ROLLBACK_WARNING,
 };
 pub use bookmarks::Bookmark;
 pub use client::{ArchivePage, ConnectOptions, Entered, LinkStats, XmppClient, MAX_SENT_STANZA};

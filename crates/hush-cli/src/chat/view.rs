@@ -614,6 +614,40 @@ impl Chat {
                 ),
             );
         }
+        if let Some(atm) = m["trust_message"].as_object() {
+            let applied: Vec<String> = atm["applied"]
+                .as_array()
+                .map(|a| {
+                    a.iter()
+                        .map(|k| {
+                            format!(
+                                "{} {} {}",
+                                printable(k["jid"].as_str().unwrap_or("?")),
+                                k["fingerprint"].as_str().unwrap_or("?"),
+                                k["trust"].as_str().unwrap_or("?")
+                            )
+                        })
+                        .collect()
+                })
+                .unwrap_or_default();
+            let held = atm["held"].as_u64().unwrap_or(0);
+            self.say(
+                Tone::Caution,
+                format!(
+                    "-- trust message from device {device} of {who}: {}{}",
+                    if applied.is_empty() {
+                        "no change".to_owned()
+                    } else {
+                        applied.join("; ")
+                    },
+                    if held > 0 {
+                        format!("; {held} held until you verify that device")
+                    } else {
+                        String::new()
+                    }
+                ),
+            );
+        }
         let mut parts = vec![self.when(at)];
         if let Some(error) = m["error"].as_str() {
             parts.push((format!("!! {}", printable(error)), Tone::Alarm));

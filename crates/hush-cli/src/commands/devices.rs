@@ -51,16 +51,18 @@ pub(crate) fn reports(store: &SqliteStore, jid: Option<&BareJid>) -> Result<Vec<
                 None => None,
             };
             let fp = identity.map(|i| i.fingerprint());
+            let by = decided_by(store, &jid, identity.as_ref(), trust)?;
             shown.push(Shown {
                 json: json!({"jid": jid, "device": d.device_id, "ns": suite.name(),
                              "listed": d.listed, "last_seen": d.last_seen, "fingerprint": fp,
-                             "trust": trust_name(trust)}),
+                             "trust": trust_name(trust), "decided_by": by.json}),
                 text: vec![format!(
-                    "{jid} device {} ({suite}){} fingerprint {} trust {} last seen {}",
+                    "{jid} device {} ({suite}){} fingerprint {} trust {}{} last seen {}",
                     d.device_id,
                     if d.listed { "" } else { " [no longer listed]" },
                     fp.as_deref().unwrap_or("unknown (no session yet)"),
                     trust_name(trust),
+                    by.text,
                     hush_wire::date::format(d.last_seen)
                 )],
             });
@@ -70,13 +72,16 @@ pub(crate) fn reports(store: &SqliteStore, jid: Option<&BareJid>) -> Result<Vec<
     for (device, identity) in published.iter().filter(|(d, _)| !listed.contains(d)) {
         let trust = store.trust(&jid, identity)?;
         let fp = identity.fingerprint();
+        let by = decided_by(store, &jid, Some(identity), trust)?;
         shown.push(Shown {
             json: json!({"jid": jid, "device": device, "ns": null, "listed": null,
-                         "last_seen": null, "fingerprint": fp, "trust": trust_name(trust)}),
+                         "last_seen": null, "fingerprint": fp, "trust": trust_name(trust),
+                         "decided_by": by.json}),
             text: vec![format!(
-                "{jid} device {device} fingerprint {fp} trust {} (its published keys were \
+                "{jid} device {device} fingerprint {fp} trust {}{} (its published keys were \
                  read; no message exchanged yet)",
-                trust_name(trust)
+                trust_name(trust),
+                by.text
             )],
         });
     }
@@ -91,6 +96,42 @@ pub(crate) fn reports(store: &SqliteStore, jid: Option<&BareJid>) -> Result<Vec<
         });
     }
     Ok(shown)
+}
+
+/// Who decided a key's trust, for `hush devices`: nothing for keys no one decided about (blind
+/// or undecided as first met), `you` for the user's decisions here, the device whose trust
+/// message did it for Automatic Trust Management.
+struct DecidedBy {
+    json: serde_json::Value,
+    text: String,
+}
+
+fn decided_by(
+    store: &SqliteStore,
+    jid: &str,
+    identity: Option<&hush_proto::IdentityKey>,
+    trust: Option<hush_store::Trust>,
+) -> Result<DecidedBy> {
+    use hush_store::{Trust, TrustSource};
+    let decided = matches!(trust, Some(Trust::Verified | Trust::Distrusted));
+    let source = match identity {
+        Some(i) if decided => store.trust_source(jid, i)?,
+        _ => None,
+    };
+    Ok(match source {
+        None => DecidedBy {
+            json: serde_json::Value::Null,
+            text: String::new(),
+        },
+        Some(TrustSource::User) => DecidedBy {
+            json: json!("you"),
+            text: " (by you)".to_owned(),
+        },
+        Some(TrustSource::Atm { jid, fingerprint }) => DecidedBy {
+            text: format!(" (by a trust message from {jid}, key {fingerprint})"),
+            json: json!({"atm": {"jid": jid, "fingerprint": fingerprint}}),
+        },
+    })
 }
 
 /// `hush devices --remove ID…`: takes our lost devices off our published lists.

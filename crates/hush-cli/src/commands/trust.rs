@@ -1,6 +1,14 @@
-//! `hush trust`, `hush distrust` and `hush verify`: the user's decisions about contacts' keys,
-//! by device id, by fingerprint, or from a verification URI (what a QR code holds).
+//! `hush trust`, `hush distrust` and `hush verify`: the user's decisions about keys — a
+//! contact's, or our own other devices' — by device id, by fingerprint, or from a verification
+//! URI (what a QR code holds).
+//!
+//! Every decision is recorded through the engine ([`hush_engine::atm`]), so that it releases
+//! the trust statements held from a device now verified, and queues the trust messages that
+//! tell our other devices and the contact (XEP-0450). Connected, they go at once; decided from
+//! the store alone, they go on a short connection afterwards, or on the next one.
 
+use hush_engine::atm::Applied;
+use hush_engine::UserDecision;
 use hush_proto::{IdentityKey, Suite};
 use hush_store::{SqliteStore, Store, Trust};
 use hush_xmpp::{BareJid, Hush};
@@ -11,6 +19,9 @@ use crate::error::{CliError, Result, Unverified};
 use crate::home::Home;
 use crate::output::{trust_name, Printer, Shown};
 use crate::verification::{self, Claim, VerificationUri};
+
+/// One device decided about: `(device, its key)`.
+type Decided = (u32, IdentityKey);
 
 /// `hush trust` / `hush distrust JID DEVICE-OR-FINGERPRINT`: from the store alone when a
 /// device we hold a session with matches; otherwise connected, to look among the devices the
@@ -23,7 +34,13 @@ pub(super) async fn run(
     out: Printer,
 ) -> Result<()> {
     let mut store = home.open_store()?;
-    let decided = match decide(&mut store, jid, which, trust) {
+    let shown = match matching_sessions(&store, jid.as_str(), which) {
+        Ok(matched) => {
+            let (shown, queued) = record_offline(&mut store, jid.as_str(), &matched, trust)?;
+            drop(store);
+            send_queued(home, queued).await;
+            shown
+        }
         Err(CliError::NoSuchDevice { .. } | CliError::NoSuchFingerprint { .. }) => {
             drop(store);
             let (mut hush, _) = super::connect(home).await?;
@@ -31,27 +48,45 @@ pub(super) async fn run(
             hush.close().await?;
             decided?
         }
-        other => other?,
+        Err(e) => return Err(e),
     };
-    for d in decided {
+    for d in shown {
         out.show(&d)?;
     }
     Ok(())
 }
 
-/// [`decide`], and when no device we hold a session with matches, the devices `jid` publishes
-/// (their keys read from their bundles): a contact's device can be trusted or refused before
-/// it ever wrote.
+/// `hush trust` / `distrust` on a connection: the devices we hold a session with that match
+/// `which`, else those `jid` publishes (their keys read from their bundles: a device can be
+/// trusted or refused before it ever wrote).
 pub(crate) async fn decide_fetching(
     hush: &mut Hush<SqliteStore>,
     jid: &BareJid,
     which: &str,
     trust: Trust,
 ) -> Result<Vec<Shown>> {
-    let none = match decide(hush.store_mut(), jid, which, trust) {
-        Err(e @ (CliError::NoSuchDevice { .. } | CliError::NoSuchFingerprint { .. })) => e,
-        other => return other,
+    let owner = jid.to_string();
+    let matched = match matching_sessions(hush.store(), &owner, which) {
+        Ok(matched) => matched,
+        Err(none @ (CliError::NoSuchDevice { .. } | CliError::NoSuchFingerprint { .. })) => {
+            let matched = matching_published(hush, jid, which).await?;
+            if matched.is_empty() {
+                return Err(none);
+            }
+            matched
+        }
+        Err(e) => return Err(e),
     };
+    record_online(hush, &owner, &matched, trust).await
+}
+
+/// The devices `jid` publishes that match `which`, their keys read from their bundles (and
+/// kept, so that `hush devices` shows them).
+async fn matching_published(
+    hush: &mut Hush<SqliteStore>,
+    jid: &BareJid,
+    which: &str,
+) -> Result<Vec<Decided>> {
     let wanted_fp = hex_only(which);
     let wanted_device = which.parse::<u32>().ok();
     let devices = match wanted_device {
@@ -59,24 +94,19 @@ pub(crate) async fn decide_fetching(
         None => hush.published_devices(jid).await?,
     };
     let owner = jid.to_string();
-    let now = unix_now();
-    let mut decided = Vec::new();
+    let mut matched = Vec::new();
     for device in devices {
         let Ok(identity) = hush.published_identity(jid, device).await else {
             continue;
         };
         hush.store_mut()
-            .save_published_key(&owner, device, &identity, now)?;
+            .save_published_key(&owner, device, &identity, unix_now())?;
         let fp = identity.fingerprint();
         if wanted_device == Some(device) || (wanted_fp.len() >= 16 && hex_only(&fp) == wanted_fp) {
-            hush.store_mut().set_trust(&owner, &identity, trust, now)?;
-            decided.push(decision(&owner, device, &fp, trust));
+            matched.push((device, identity));
         }
     }
-    if decided.is_empty() {
-        return Err(none);
-    }
-    Ok(decided)
+    Ok(matched)
 }
 
 fn decision(jid: &str, device: u32, fp: &str, trust: Trust) -> Shown {
@@ -89,40 +119,112 @@ fn decision(jid: &str, device: u32, fp: &str, trust: Trust) -> Shown {
     }
 }
 
-/// Sets the trust of `jid`'s device(s) matching `which` (an id or a fingerprint) and reports
-/// each.
-pub(crate) fn decide(
+/// The lines for keys Automatic Trust Management changed by itself after the user's
+/// decision (statements held from a device just verified).
+fn applied_lines(applied: &[Applied]) -> Vec<Shown> {
+    applied
+        .iter()
+        .map(|(jid, fp, trust)| Shown {
+            json: json!({"jid": jid, "fingerprint": fp, "trust": trust_name(Some(*trust)),
+                         "by": "atm"}),
+            text: vec![format!(
+                "{jid} ({fp}): {} (a trust message held from a device you just verified)",
+                trust_name(Some(*trust))
+            )],
+        })
+        .collect()
+}
+
+fn user_decisions(jid: &str, decided: &[Decided], trust: Trust) -> Vec<UserDecision> {
+    decided
+        .iter()
+        .map(|(_, identity)| UserDecision {
+            jid: jid.to_owned(),
+            identity: *identity,
+            trust,
+        })
+        .collect()
+}
+
+/// Records decisions in the store alone, through the engine; gives what to show and how many
+/// trust messages were queued.
+fn record_offline(
     store: &mut SqliteStore,
-    jid: &BareJid,
-    which: &str,
+    jid: &str,
+    decided: &[Decided],
+    trust: Trust,
+) -> Result<(Vec<Shown>, usize)> {
+    let account = super::account(store)?;
+    let engine = hush_engine::Engine::new(&account.jid, account.device);
+    let step = engine.decide_trust(store, &user_decisions(jid, decided, trust), unix_now())?;
+    store.commit(step.transaction)?;
+    let mut shown: Vec<Shown> = decided
+        .iter()
+        .map(|(d, k)| decision(jid, *d, &k.fingerprint(), trust))
+        .collect();
+    shown.extend(applied_lines(&step.applied));
+    Ok((shown, step.queued))
+}
+
+/// Records decisions on a connection: the trust messages they call for go at once.
+async fn record_online(
+    hush: &mut Hush<SqliteStore>,
+    jid: &str,
+    decided: &[Decided],
     trust: Trust,
 ) -> Result<Vec<Shown>> {
-    let jid = jid.to_string();
-    Ok(set_trust(store, &jid, which, trust, unix_now())?
-        .into_iter()
-        .map(|(d, fp)| decision(&jid, d, &fp, trust))
-        .collect())
+    let outcome = hush
+        .decide_trust(&user_decisions(jid, decided, trust))
+        .await?;
+    let mut shown: Vec<Shown> = decided
+        .iter()
+        .map(|(d, k)| decision(jid, *d, &k.fingerprint(), trust))
+        .collect();
+    shown.extend(applied_lines(&outcome.applied));
+    Ok(shown)
+}
+
+/// After a decision made from the store alone: sends the trust messages it queued on a short
+/// connection. Offline, they wait for the next one (which sends them after its catch-up).
+async fn send_queued(home: &Home, queued: usize) {
+    if queued == 0 {
+        return;
+    }
+    match super::connect(home).await {
+        Ok((mut hush, _)) => {
+            hush.send_trust_messages().await;
+            if let Err(e) = hush.close().await {
+                log::warn!("closing after sending trust messages: {e}");
+            }
+        }
+        Err(e) => log::warn!(
+            "{queued} trust message(s) for your other devices and contacts wait for the next \
+             connection: {e}"
+        ),
+    }
 }
 
 /// `hush verify URI`: from the store alone when it knows every key the URI names; otherwise
 /// connected, to read the others' published keys.
 pub(super) async fn run_verify(home: &Home, uri: &str, out: Printer) -> Result<()> {
-    let store = home.open_store_to_read()?;
     let read = verification::parse(uri)?;
+    let store = home.open_store_to_read()?;
     let offline = check(&store, &read)?;
-    let verified = if offline.iter().all(|c| c.outcome.is_some()) {
-        drop(store);
+    drop(store);
+    let shown = if offline.iter().all(|c| c.outcome.is_some()) {
         let mut store = home.open_store()?;
         let checked = check(&store, &read)?;
-        reports(settle(&mut store, &read.jid, checked, unix_now())?)
-    } else {
+        let (shown, queued) = verify_checked(&mut store, &read.jid, checked)?;
         drop(store);
+        send_queued(home, queued).await;
+        shown
+    } else {
         let (mut hush, _) = super::connect(home).await?;
         let verified = verify_fetching(&mut hush, uri).await;
         hush.close().await?;
         verified?
     };
-    for v in verified {
+    for v in shown {
         out.show(&v)?;
     }
     Ok(())
@@ -167,22 +269,17 @@ pub(crate) async fn verify_fetching(hush: &mut Hush<SqliteStore>, uri: &str) -> 
         }
     }
     let checked = check(hush.store(), &read)?;
-    Ok(reports(settle(
-        hush.store_mut(),
-        &read.jid,
-        checked,
-        unix_now(),
-    )?))
-}
-
-fn reports(decided: Vec<(u32, String, Trust)>) -> Vec<Shown> {
-    decided
+    let settled = settle(&read.jid, checked)?;
+    let mut shown = Vec::new();
+    for (trust, decided) in [Trust::Verified, Trust::Distrusted]
         .into_iter()
-        .map(|(d, fp, trust)| Shown {
-            json: json!({"device": d, "fingerprint": fp, "trust": trust_name(Some(trust))}),
-            text: vec![format!("device {d} ({fp}): {}", trust_name(Some(trust)))],
-        })
-        .collect()
+        .map(|t| (t, settled.of(t)))
+    {
+        if !decided.is_empty() {
+            shown.extend(record_online(hush, &read.jid, &decided, trust).await?);
+        }
+    }
+    settled.finish(shown)
 }
 
 fn hex_only(s: &str) -> String {
@@ -192,27 +289,19 @@ fn hex_only(s: &str) -> String {
         .collect()
 }
 
-/// `hush trust` / `hush distrust JID DEVICE-OR-FINGERPRINT`: sets the trust of the matching
-/// identity key(s) we hold a session with.
-fn set_trust(
-    store: &mut SqliteStore,
-    jid: &str,
-    which: &str,
-    trust: Trust,
-    now: u64,
-) -> Result<Vec<(u32, String)>> {
+/// The devices of `jid` we hold a session with that match `which` (a device id, or a
+/// fingerprint of at least 16 hex digits), each with its key.
+fn matching_sessions(store: &SqliteStore, jid: &str, which: &str) -> Result<Vec<Decided>> {
     let wanted_fp = hex_only(which);
     let wanted_device = which.parse::<u32>().ok();
-    let mut matched = Vec::new();
+    let mut matched: Vec<Decided> = Vec::new();
     for suite in Suite::ALL {
         for (device, session) in store.sessions_of(suite, jid)? {
             let identity = *session.peer_identity();
-            let fp = identity.fingerprint();
             let hit = wanted_device == Some(device)
-                || (wanted_fp.len() >= 16 && hex_only(&fp) == wanted_fp);
+                || (wanted_fp.len() >= 16 && hex_only(&identity.fingerprint()) == wanted_fp);
             if hit && !matched.iter().any(|(d, _)| *d == device) {
-                store.set_trust(jid, &identity, trust, now)?;
-                matched.push((device, fp));
+                matched.push((device, identity));
             }
         }
     }
@@ -238,16 +327,32 @@ pub(crate) fn verification_uri(jid: &str, device: u32, identity: &IdentityKey) -
     verification::omemo_sid_uri(jid, &[(device, *identity)])
 }
 
-/// `hush verify URI` from the store alone: settles each key the URI names as far as the store
-/// knows it (see [`settle`]).
-pub(crate) fn verify(
-    store: &mut SqliteStore,
-    uri: &str,
-    now: u64,
-) -> Result<Vec<(u32, String, Trust)>> {
+/// `hush verify URI` from the store alone (the demo's phones): what [`run_verify`] does
+/// without a connection; the trust messages stay queued for the next one.
+pub(crate) fn verify(store: &mut SqliteStore, uri: &str) -> Result<Vec<Shown>> {
     let read = verification::parse(uri)?;
     let checked = check(store, &read)?;
-    settle(store, &read.jid, checked, now)
+    Ok(verify_checked(store, &read.jid, checked)?.0)
+}
+
+/// Records what checked claims settle, from the store alone.
+fn verify_checked(
+    store: &mut SqliteStore,
+    jid: &str,
+    checked: Vec<Checked>,
+) -> Result<(Vec<Shown>, usize)> {
+    let settled = settle(jid, checked)?;
+    let mut shown = Vec::new();
+    let mut queued = 0;
+    for trust in [Trust::Verified, Trust::Distrusted] {
+        let decided = settled.of(trust);
+        if !decided.is_empty() {
+            let (lines, q) = record_offline(store, jid, &decided, trust)?;
+            shown.extend(lines);
+            queued += q;
+        }
+    }
+    Ok((settled.finish(shown)?, queued))
 }
 
 /// One claim of a URI, checked against the keys we know.
@@ -315,16 +420,48 @@ fn check(store: &SqliteStore, uri: &VerificationUri) -> Result<Vec<Checked>> {
         .collect())
 }
 
-/// Marks verified each key the URI vouches for that is the one we know (distrusted, for a
-/// `distrust=` key); a different key is a mismatch and no key at all a problem of its own: both
-/// are reported, and left as they were.
-fn settle(
-    store: &mut SqliteStore,
-    jid: &str,
-    checked: Vec<Checked>,
-    now: u64,
-) -> Result<Vec<(u32, String, Trust)>> {
-    let mut done = Vec::new();
+/// What a URI's checked claims come to: the devices to verify and to distrust, and the
+/// problems (a different key, no key at all), which are reported after the rest is recorded.
+struct Settled {
+    jid: String,
+    decided: Vec<(u32, IdentityKey, Trust)>,
+    problems: Vec<Unverified>,
+}
+
+impl Settled {
+    /// The devices to give `trust`.
+    fn of(&self, trust: Trust) -> Vec<Decided> {
+        self.decided
+            .iter()
+            .filter(|(_, _, t)| *t == trust)
+            .map(|(d, k, _)| (*d, *k))
+            .collect()
+    }
+
+    /// `shown` (what was recorded), or the error naming the problems and what was verified
+    /// despite them.
+    fn finish(self, shown: Vec<Shown>) -> Result<Vec<Shown>> {
+        if self.problems.is_empty() {
+            return Ok(shown);
+        }
+        Err(CliError::NotVerified {
+            jid: self.jid,
+            problems: self.problems,
+            verified: self
+                .decided
+                .iter()
+                .filter(|(_, _, t)| *t == Trust::Verified)
+                .map(|(d, _, _)| *d)
+                .collect(),
+        })
+    }
+}
+
+/// Each key the URI vouches for that is the one we know is to be verified (distrusted, for a
+/// `distrust=` key); a different key is a mismatch and no key at all a problem of its own:
+/// both are reported, and left as they were.
+fn settle(jid: &str, checked: Vec<Checked>) -> Result<Settled> {
+    let mut decided = Vec::new();
     let mut problems = Vec::new();
     for Checked { claim, outcome } in checked {
         let trust = if claim.trusted {
@@ -339,8 +476,9 @@ fn settle(
             }),
             Some(Outcome::Matches(devices)) => {
                 for (device, identity) in devices {
-                    store.set_trust(jid, &identity, trust, now)?;
-                    done.push((device, identity.fingerprint(), trust));
+                    if !decided.iter().any(|(d, _, _)| *d == device) {
+                        decided.push((device, identity, trust));
+                    }
                 }
             }
             Some(Outcome::Mismatch(device, identity)) => problems.push(Unverified::Mismatch {
@@ -350,12 +488,9 @@ fn settle(
             }),
         }
     }
-    if !problems.is_empty() {
-        return Err(CliError::NotVerified {
-            jid: jid.to_owned(),
-            problems,
-            verified: done.iter().map(|(d, _, _)| *d).collect(),
-        });
-    }
-    Ok(done)
+    Ok(Settled {
+        jid: jid.to_owned(),
+        decided,
+        problems,
+    })
 }

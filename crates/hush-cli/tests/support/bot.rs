@@ -52,6 +52,8 @@ pub struct Bot {
     pub device: u64,
     /// Its fingerprint, as python-omemo shows it.
     pub fingerprint: String,
+    /// Its identity key as python-omemo holds it (the Ed25519 form), in hex.
+    pub identity_key: String,
     /// Every event seen so far, for failure messages.
     seen: Vec<Value>,
 }
@@ -108,6 +110,7 @@ impl Bot {
             jid: jid.to_owned(),
             device: 0,
             fingerprint: String::new(),
+            identity_key: String::new(),
             seen: Vec::new(),
         };
         let ready = bot.next("ready");
@@ -115,6 +118,7 @@ impl Bot {
         assert_eq!(ready["ns"], ns, "{}", bot.report());
         bot.device = ready["device"].as_u64().unwrap();
         bot.fingerprint = ready["fingerprint"].as_str().unwrap().to_owned();
+        bot.identity_key = ready["identity_key"].as_str().unwrap().to_owned();
         bot
     }
 

@@ -1,0 +1,133 @@
+//! The user's trust decisions and Automatic Trust Management (XEP-0450) on the wire: a
+//! decision is committed with the trust messages it calls for (see [`hush_engine::atm`]), and
+//! the queue of trust messages goes out whenever the account is online — after the decision,
+//! and after every catch-up, so a message queued offline or before a crash is not lost.
+
+use hush_engine::atm::Applied;
+use hush_engine::{TrustStep, UserDecision};
+use hush_proto::{Element, Suite};
+use hush_store::Store;
+
+use super::Hush;
+use crate::error::Result;
+use crate::BareJid;
+
+/// What recording the user's trust decisions did.
+#[derive(Debug, Default)]
+pub struct TrustDecided {
+    /// Keys ATM changed by itself because of them (statements held from a device the user
+    /// just verified): `(owner, fingerprint, trust)`.
+    pub applied: Vec<Applied>,
+    /// Trust messages queued for them.
+    pub queued: usize,
+    /// Trust messages sent now (the queue's, which may hold older ones).
+    pub sent: usize,
+}
+
+impl<S: Store> Hush<S> {
+    /// Records the user's `decisions` (with the held statements they release) and sends the
+    /// trust messages they call for, as far as the connection allows: what cannot go now
+    /// stays queued for the next connection. Returns what ATM changed by itself.
+    pub async fn decide_trust(&mut self, decisions: &[UserDecision]) -> Result<TrustDecided> {
+        let now = self.now();
+        let step = self.engine.decide_trust(&self.store, decisions, now)?;
+        let TrustStep {
+            transaction,
+            applied,
+            queued,
+        } = step;
+        self.store.commit(transaction)?;
+        let sent = self.send_trust_messages().await;
+        Ok(TrustDecided {
+            applied,
+            queued,
+            sent,
+        })
+    }
+
+    /// Sends the queued trust messages, each encrypted only for the addressee's verified
+    /// devices (and our own verified ones). One that no verified device would read is taken
+    /// off the queue unsent; one that fails on the way stays for the next occasion (logged).
+    /// Returns how many went out.
+    pub async fn send_trust_messages(&mut self) -> usize {
+        let queued = match self.store.trust_messages_to_send() {
+            Ok(q) => q,
+            Err(e) => {
+                log::warn!("could not read the queue of trust messages: {e}");
+                return 0;
+            }
+        };
+        let mut sent = 0;
+        for q in queued {
+            match self.send_trust_message(&q.to, &q.element).await {
+                Ok(went) => {
+                    sent += usize::from(went);
+                    if let Err(e) = self.store.trust_message_sent(q.id) {
+                        log::warn!("could not take a trust message off the queue: {e}");
+                    }
+                }
+                Err(e) => {
+                    log::warn!(
+                        "a trust message to {} stays queued for the next connection: {e}",
+                        q.to
+                    );
+                    break;
+                }
+            }
+        }
+        sent
+    }
+
+    /// One trust message: `Ok(false)` when nobody verified would read it (or it is damaged).
+    async fn send_trust_message(&mut self, to: &str, element: &str) -> Result<bool> {
+        let Ok(element) = element.parse::<Element>() else {
+            log::warn!("dropped a damaged trust message from the queue");
+            return Ok(false);
+        };
+        let Ok(to) = to.parse::<BareJid>() else {
+            return Ok(false);
+        };
+        let now = self.now();
+        // ATM is OMEMO 2 only: the OMEMO 2 lists, whatever else the addressee speaks.
+        let their = self
+            .xmpp
+            .device_list(&to, Suite::Omemo2)
+            .await
+            .ok()
+            .map(|l| (Suite::Omemo2, l.devices.iter().map(|d| d.id).collect()));
+        let own = match self
+            .xmpp
+            .device_list(&self.jid.clone(), Suite::Omemo2)
+            .await
+        {
+            Ok(list) => Some(list.devices.iter().map(|d| d.id).collect()),
+            Err(_) => None,
+        };
+        let plan = self
+            .engine
+            .plan_send(&self.store, to.as_str(), their, own, now)?;
+        let mut bundles = Vec::with_capacity(plan.bundles_needed.len());
+        for (jid, device) in plan.bundles_needed.clone() {
+            let fetched = self.fetch_for(plan.suite(), &jid, device).await;
+            bundles.push(((jid, device), fetched));
+        }
+        let prepared = self.engine.prepare_trust_message(
+            &self.store,
+            plan,
+            element,
+            bundles,
+            now,
+            &mut self.rng,
+        )?;
+        match prepared {
+            Some(message) => {
+                let committed = self.commit_and_send(message).await?;
+                if let Some(id) = committed.outgoing {
+                    self.store.mark_sent(id)?;
+                }
+                Ok(true)
+            }
+            None => Ok(false),
+        }
+    }
+}
