@@ -227,6 +227,8 @@ pub fn seeds_of(target: &str) -> Vec<Vec<u8>> {
             })
             .collect(),
         "shared_file" => shared_file_seeds(),
+        "trust_message" => vec![trust_message_seed()],
+        "sas_message" => sas_message_seeds(),
         _ => Vec::new(),
     }
 }
@@ -262,8 +264,62 @@ fn shared_file_seeds() -> Vec<Vec<u8>> {
     ]
 }
 
+/// A trust message (XEP-0434) naming two accounts, with keys vouched for and refused.
+fn trust_message_seed() -> Vec<u8> {
+    use hush_engine::trust_message::{KeyOwner, TrustMessage};
+    let mut rng = rng();
+    let mut key = || *hush_proto::IdentityKeyPair::generate(&mut rng).public();
+    let message = TrustMessage {
+        owners: vec![
+            KeyOwner {
+                jid: ALICE.into(),
+                trust: vec![key(), key()],
+                distrust: vec![],
+            },
+            KeyOwner {
+                jid: BOB.into(),
+                trust: vec![key()],
+                distrust: vec![key()],
+            },
+        ],
+    };
+    String::from(&message.to_element()).into_bytes()
+}
+
+/// The messages of a real comparison of short authentication strings, and a cancel.
+fn sas_message_seeds() -> Vec<Vec<u8>> {
+    use hush_proto::sas::{Party, Sas, SasMessage};
+    let mut rng = rng();
+    let mut party = |jid: &str, device| Party {
+        jid: jid.into(),
+        device,
+        identity: *hush_proto::IdentityKeyPair::generate(&mut rng).public(),
+    };
+    let (alice, bob) = (party(ALICE, ALICE_DEVICE), party(BOB, BOB_DEVICE));
+    let mut rng = self::rng();
+    let (mut i, start) = Sas::start(alice.clone(), bob.clone(), &mut rng);
+    let mut messages = vec![start.clone()];
+    if let Ok((mut r, accept)) = Sas::accept(bob, alice, start.id(), &mut rng) {
+        messages.push(accept.clone());
+        if let Ok(Some(key)) = i.receive(&accept) {
+            messages.push(key.clone());
+            if let Ok(Some(reply)) = r.receive(&key) {
+                messages.push(reply);
+            }
+        }
+    }
+    messages.push(SasMessage::Cancel {
+        id: start.id().to_owned(),
+        reason: "mismatch".into(),
+    });
+    messages
+        .iter()
+        .map(|m| String::from(&m.to_element()).into_bytes())
+        .collect()
+}
+
 /// The targets, in the order `scripts/fuzz` runs them.
-pub const TARGETS: [&str; 9] = [
+pub const TARGETS: [&str; 11] = [
     "xml_payload",
     "encrypted_element",
     "key_entry",
@@ -273,6 +329,8 @@ pub const TARGETS: [&str; 9] = [
     "stream_scanner",
     "stanza",
     "shared_file",
+    "trust_message",
+    "sas_message",
 ];
 
 /// What the session of `suite` is, for a target to decrypt with.

@@ -169,6 +169,22 @@ pub(crate) enum Command {
         /// The URI.
         uri: String,
     },
+    /// Compare seven words with another device instead of fingerprints: `hush sas JID DEVICE`
+    /// starts, and the other device runs `hush sas --wait`. When nobody is in between, both
+    /// show the same words; answer yes on each device to verify the other (no: nothing is
+    /// verified, and the other device is told). Both devices need OMEMO 2.
+    Sas {
+        /// The account to compare with (with --wait: only its devices).
+        jid: Option<String>,
+        /// Its device (as `hush devices JID` lists it).
+        device: Option<u32>,
+        /// Wait for another device to start a comparison with this one.
+        #[arg(long, conflicts_with = "device")]
+        wait: bool,
+        /// Give up after this many seconds.
+        #[arg(long, default_value_t = 300)]
+        timeout: u64,
+    },
     /// Refuse a contact's device (id or fingerprint): it gets no keys any more.
     Distrust {
         /// The contact.

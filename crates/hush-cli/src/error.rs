@@ -123,6 +123,26 @@ pub(crate) enum CliError {
         /// The fingerprint asked for.
         fingerprint: String,
     },
+    /// A command that needs the account's connection for itself while an agent holds it.
+    #[error("`hush {0}` needs the account's connection for itself, and the agent holds it: stop the agent (Ctrl-C where it runs), then run it again")]
+    AgentHoldsConnection(&'static str),
+    /// `hush sas` without what it needs.
+    #[error("`hush sas JID DEVICE` starts a comparison; `hush sas --wait [JID]` waits for one")]
+    SasUsage,
+    /// No yes or no where one was asked for.
+    #[error("no answer (yes or no) on standard input; nothing was verified")]
+    NoAnswer,
+    /// The words of a comparison differ: someone may be in between.
+    #[error("the words differ: device {device} of {jid} is NOT verified, and the other device was told. Someone may be between the two devices (the server can add a device of its own): compare fingerprints by another way before trusting it")]
+    WordsDiffer {
+        /// The account compared with.
+        jid: String,
+        /// Its device.
+        device: u32,
+    },
+    /// A comparison that did not finish in time.
+    #[error("the comparison did not finish in time (the other device did not answer); nothing was verified")]
+    ComparisonTimedOut,
     /// `hush config --trust-model account` without a JID.
     #[error("`--trust-model account` sets a contact back to the account's model: name the contact (`hush config JID --trust-model account`), or give the account a model (btbv, tofu, manual)")]
     AccountTrustModel,
@@ -282,6 +302,9 @@ impl CliError {
             | CliError::PassphraseUnwanted
             | CliError::BadUri(_)
             | CliError::AccountTrustModel
+            | CliError::AgentHoldsConnection(_)
+            | CliError::NoAnswer
+            | CliError::SasUsage
             | CliError::Qr(_)
             | CliError::NoSessionToReset { .. }
             | CliError::NotListed(_)
@@ -293,6 +316,8 @@ impl CliError {
             | CliError::NotXmlText { .. }
             | CliError::File { .. }
             | CliError::BadLink(_) => Kind::Usage,
+            CliError::WordsDiffer { .. } => Kind::Refused,
+            CliError::ComparisonTimedOut => Kind::Network,
             CliError::NoPassword | CliError::UnsetVariable(_) => Kind::Authentication,
             CliError::Home(h) | CliError::NewPassphrase(h) => match h {
                 HomeError::WrongPassphrase(_)

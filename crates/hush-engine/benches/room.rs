@@ -211,6 +211,7 @@ impl World {
             },
             sent_at: None,
             sender_bundle: None,
+            control: false,
         };
         let d = self.device(to);
         if let Some(r) = d.engine.bundle_needed(&d.store, &inbound, NOW).unwrap() {

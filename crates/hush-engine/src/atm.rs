@@ -118,6 +118,18 @@ impl Engine {
         decisions: &[UserDecision],
         now: u64,
     ) -> Result<TrustStep> {
+        self.decide_trust_by(store, decisions, TrustSource::User, now)
+    }
+
+    /// [`Self::decide_trust`], recording how the user decided (`source`: the user's own
+    /// comparison of a fingerprint or URI, or of a short authentication string).
+    pub fn decide_trust_by<S: Store + ?Sized>(
+        &self,
+        store: &S,
+        decisions: &[UserDecision],
+        source: TrustSource,
+        now: u64,
+    ) -> Result<TrustStep> {
         let mut overlay = Overlay {
             store,
             changes: Vec::new(),
@@ -129,7 +141,7 @@ impl Engine {
                 jid: d.jid.clone(),
                 identity: d.identity,
                 trust: d.trust,
-                source: TrustSource::User,
+                source: source.clone(),
                 at: now,
             });
             match d.trust {

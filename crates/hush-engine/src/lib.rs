@@ -75,9 +75,9 @@ pub use receive::{After, BundleRequest, Inbound, InboundPayload, ReceiveStep, Se
 pub use refusal::{DeviceState, FetchFailed, Obstacle, Refusal};
 pub use rollback::{Repaired, Rollback, ROLLBACK_WARNING};
 pub use room::{Announced, RoomPlan, RoomRefusal};
-pub use send::{Fetched, Prepared, Route, SendPlan};
+pub use send::{Control, ControlReaders, Fetched, Prepared, Route, SendPlan};
 pub use stanza::{MessageStanza, Wire};
-pub use types::{Arrival, Content, Delivery, SendOptions, SendReport, Unreached};
+pub use types::{Arrival, Content, Delivery, SasArrival, SendOptions, SendReport, Unreached};
 pub use warning::{KeyConcern, RoomChange, Unconfirmed, Warning};
 
 /// How long a device may stay silent before Hush stops encrypting to it (it comes back with

@@ -40,6 +40,9 @@ pub enum Resend {
     },
 }
 
+/// The wrapper of a control message's element in the outbox (Hush's own, never sent).
+pub(crate) const NS_CONTROL: &str = "urn:hush:outbox:control:0";
+
 impl Engine {
     /// The outbox entries a previous run left pending, in order, each with what to do.
     pub fn pending_resends<S: Store + ?Sized>(&self, store: &S) -> Result<Vec<Resend>> {
@@ -67,6 +70,12 @@ impl Engine {
                             .filter(|e| !e.is_empty())
                             .map(|e| MessageStanza::to_room(&to, e, origin_id))
                     }
+                    // A control message: its element, wrapped.
+                    Some(e) if e.is("control", NS_CONTROL) => e
+                        .children()
+                        .next()
+                        .and_then(|c| EncryptedElement::from_element(c).ok())
+                        .map(|element| MessageStanza::control(&to, element, origin_id)),
                     Some(e) => EncryptedElement::from_element(&e)
                         .ok()
                         .map(|element| MessageStanza::encrypted(&to, element, origin_id)),

@@ -22,6 +22,7 @@ use crate::strangers::{self, Verdict};
 use crate::trust_message::TrustMessage;
 use crate::warning::{KeyConcern, Unconfirmed, Warning};
 use crate::{Delivery, Engine, Owed, Phase, Result};
+use hush_proto::sas::SasMessage;
 
 /// A bundle to fetch before a message can be read: the device `device` of `jid`, in `suite`.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -89,6 +90,11 @@ pub struct Inbound {
     /// [`Engine::bundle_needed`] asked for it (`None` when it did not). A key exchange is
     /// accepted only from the device whose published identity key it carries.
     pub sender_bundle: Option<Fetched>,
+    /// A control message (OMEMO content without a fallback body: a trust message, a step of a
+    /// comparison): when it was not encrypted for this device, it is passed over with a log
+    /// line instead of a visible failure — it was never meant for this device, and holds
+    /// nothing for the user.
+    pub control: bool,
 }
 
 /// The engine's decision on one incoming message: the transaction to commit, and what follows
@@ -222,6 +228,7 @@ impl Engine {
             mut ids,
             sent_at,
             sender_bundle,
+            control,
         } = inbound;
         // History shows when the message was sent, as our server says, but never a time in
         // the future, nor (for a stamp the sender may have written) one before what the
@@ -270,6 +277,7 @@ impl Engine {
             at,
             delayed: sent_at.is_some(),
             conversation,
+            control,
         };
         let encrypted = match payload {
             InboundPayload::Omemo(e) => e,
@@ -357,6 +365,7 @@ impl Engine {
             file: None,
             new_key: None,
             atm: None,
+            sas: None,
             arrival: m.arrival(),
         });
     }
@@ -401,6 +410,7 @@ impl Engine {
                 ids: m.ids,
                 sent_at: Some(ServerStamp::Archive(m.at)),
                 sender_bundle: None,
+                control: m.control,
             };
             return Ok(match self.lost_sent(store, &inbound, now)? {
                 Some(record) => self.lost_sent_step(record),
@@ -493,6 +503,7 @@ impl Engine {
         }
         let mut shared: Option<minidom::Element> = None;
         let mut trust_element: Option<minidom::Element> = None;
+        let mut sas_element: Option<minidom::Element> = None;
         let result = encrypted.and_then(|el| {
             let o = self.local.open(&el, &self.jid, &m.sender, existing, rng)?;
             let body = match (&o.payload, suite) {
@@ -516,6 +527,7 @@ impl Engine {
                         .find(|c| c.is("file-sharing", hush_files::NS_SFS))
                         .cloned();
                     trust_element = env.content.iter().find(|c| TrustMessage::is(c)).cloned();
+                    sas_element = env.content.iter().find(|c| SasMessage::is(c)).cloned();
                     Some(
                         env.content
                             .iter()
@@ -592,6 +604,16 @@ impl Engine {
                         Failure::RetiredKeys {
                             detail: e.to_string(),
                         }
+                    }
+                    // A control message for another device (a trust message to verified devices
+                    // only, a comparison with one device) is nothing this device lost.
+                    ProtoError::NotForThisDevice(_) if m.control => {
+                        log::info!(
+                            "passed over a control message from device {sid} of {} meant for \
+                             other devices",
+                            m.sender
+                        );
+                        return Ok(ReceiveStep::nothing());
                     }
                     ProtoError::NotForThisDevice(_) => Failure::NotForThisDevice,
                     e => Failure::Undecryptable {
@@ -679,6 +701,29 @@ impl Engine {
                 body = None;
             }
         }
+        // A comparison of short authentication strings, between two devices (not in rooms).
+        let mut sas = None;
+        if let Some(element) = sas_element.as_ref().filter(|_| m.nick.is_none()) {
+            match SasMessage::from_element(element) {
+                Ok(message) => {
+                    sas = Some(crate::SasArrival {
+                        message,
+                        from: hush_proto::sas::Party {
+                            jid: m.sender.clone(),
+                            device: sid,
+                            identity: o.sender_identity,
+                        },
+                    })
+                }
+                Err(e) => log::warn!(
+                    "ignored a comparison message from device {sid} of {}: {e}",
+                    m.sender
+                ),
+            }
+            if body.as_deref() == Some("") {
+                body = None;
+            }
+        }
         let heartbeat = o.session.needs_heartbeat();
         if (o.was_key_exchange && !o.read_only_state) || heartbeat {
             // XEP-0384: answer a key exchange with an empty message so the peer stops sending
@@ -695,12 +740,18 @@ impl Engine {
             suite,
             Outcome::Decrypted {
                 session: Box::new(o.session),
-                body: body.as_ref().map(|b| b.as_bytes().to_vec()),
+                // A control message (a trust message, a comparison step) is kept without
+                // text, out of history, so that its copies (the archive, a Carbon) are known.
+                body: match &body {
+                    Some(b) => Some(b.as_bytes().to_vec()),
+                    None if atm.is_some() || sas.is_some() => Some(Vec::new()),
+                    None => None,
+                },
                 consumed_prekey: o.consumed_prekey,
             },
         ));
         let Some(body) = body else {
-            if new_key.is_some() || atm.is_some() {
+            if new_key.is_some() || atm.is_some() || sas.is_some() {
                 step.after.delivery = Some(Delivery {
                     from: m.sender.clone(),
                     device: sid,
@@ -716,6 +767,7 @@ impl Engine {
                     file: None,
                     new_key,
                     atm,
+                    sas,
                     arrival: m.arrival(),
                 });
             }
@@ -757,6 +809,7 @@ impl Engine {
             file,
             new_key,
             atm,
+            sas,
             arrival: m.arrival(),
         });
         Ok(step)
@@ -953,6 +1006,8 @@ struct Message {
     delayed: bool,
     /// The conversation's record as stored before this message.
     conversation: hush_store::ConversationRecord,
+    /// A control message (see [`Inbound::control`]).
+    control: bool,
 }
 
 impl Message {
@@ -1013,6 +1068,7 @@ impl Message {
             file: None,
             new_key: None,
             atm: None,
+            sas: None,
             arrival: self.arrival(),
         });
         step

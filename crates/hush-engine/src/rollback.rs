@@ -181,6 +181,7 @@ impl Engine {
             file: None,
             new_key: None,
             atm: None,
+            sas: None,
             arrival: crate::Arrival {
                 to: record.peer.clone(),
                 at: Some(record.at),
@@ -249,6 +250,7 @@ impl Engine {
             file: None,
             new_key: None,
             atm: None,
+            sas: None,
             // A notice about this device, not a message: no time, no id.
             arrival: crate::Arrival {
                 to: self.jid.clone(),
@@ -387,6 +389,7 @@ mod tests {
                 },
                 sent_at: Some(crate::ServerStamp::Archive(500)),
                 sender_bundle: None,
+                control: false,
             }
         }
 
@@ -597,6 +600,7 @@ mod tests {
             },
             sent_at: None,
             sender_bundle: None,
+            control: false,
         }
     }
 

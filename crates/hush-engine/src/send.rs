@@ -80,6 +80,25 @@ impl SendPlan {
     }
 }
 
+/// A message of elements only (no text for the user; not in history).
+#[derive(Debug)]
+pub struct Control {
+    /// The element for the SCE envelope's content.
+    pub element: minidom::Element,
+    /// Who reads it.
+    pub readers: ControlReaders,
+}
+
+/// Who reads a [`Control`] message.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ControlReaders {
+    /// Every device of the plan whose key is verified (XEP-0434's rule for trust messages).
+    Verified,
+    /// This one device of the addressee, and nobody else (a comparison of short
+    /// authentication strings).
+    Device(u32),
+}
+
 /// A bundle the shell fetched, or why it could not.
 pub type Fetched = core::result::Result<Bundle, FetchFailed>;
 
@@ -330,10 +349,31 @@ impl Engine {
         now: u64,
         rng: &mut R,
     ) -> Result<Option<(Transaction, MessageStanza)>> {
+        let control = Control {
+            element,
+            readers: ControlReaders::Verified,
+        };
+        self.prepare_control(store, plan, control, bundles, now, rng)
+    }
+
+    /// Step 3 for a message of elements only, to the readers `control` names: sealed in
+    /// OMEMO 2, an outgoing entry without text (left out of history, recognised when the
+    /// server echoes it) and the sessions it advanced — commit before transmitting. `None`
+    /// when nobody it names can read it, or the addressee has no OMEMO 2 devices.
+    pub fn prepare_control<S: Store + ?Sized, R: CryptoRng + ?Sized>(
+        &self,
+        store: &S,
+        plan: SendPlan,
+        control: Control,
+        bundles: Vec<((String, u32), Fetched)>,
+        now: u64,
+        rng: &mut R,
+    ) -> Result<Option<(Transaction, MessageStanza)>> {
+        let Control { element, readers } = control;
         let SendPlan {
             to,
             suite,
-            devices,
+            mut devices,
             inactive,
             device_lists,
             ..
@@ -341,21 +381,39 @@ impl Engine {
         if suite != Suite::Omemo2 {
             return Ok(None);
         }
+        if let ControlReaders::Device(only) = readers {
+            devices.retain(|(j, d, _)| *j == to && *d == only);
+        }
         let targets = devices
             .into_iter()
             .map(|(jid, device, peer)| (suite, jid, device, peer))
             .collect();
         let opened = self.open_sessions(store, targets, inactive, bundles, now, rng)?;
-        let verified_only = hush_proto::policy::Conversation {
-            off: false,
-            encrypted: true,
-            min_auth: hush_proto::policy::Authentication::Strong,
+        let chosen = match readers {
+            ControlReaders::Verified => {
+                let verified_only = hush_proto::policy::Conversation {
+                    off: false,
+                    encrypted: true,
+                    min_auth: hush_proto::policy::Authentication::Strong,
+                };
+                match decide_readers(&verified_only, &to, &opened.readers, &opened.reasons) {
+                    Ok((chosen, _, _)) => chosen,
+                    Err(EngineError::NotSent { .. }) => return Ok(None),
+                    Err(e) => return Err(e),
+                }
+            }
+            // Whatever its trust (comparing is how the user comes to decide), but never a
+            // device the user refused.
+            ControlReaders::Device(_) => opened
+                .readers
+                .iter()
+                .filter(|r| r.usable && r.trust != Some(KeyTrust::Distrusted))
+                .map(|r| (r.jid.clone(), r.device))
+                .collect(),
         };
-        let chosen = match decide_readers(&verified_only, &to, &opened.readers, &opened.reasons) {
-            Ok((chosen, _, _)) => chosen,
-            Err(EngineError::NotSent { .. }) => return Ok(None),
-            Err(e) => return Err(e),
-        };
+        if chosen.is_empty() {
+            return Ok(None);
+        }
         let mut targets: Vec<(String, u32, Session)> = opened
             .sessions
             .into_iter()
@@ -374,7 +432,11 @@ impl Engine {
         // An outgoing entry without text: its copies (the server's echo to our own account,
         // the archive) are recognised as ours, and the outbox resends it after a crash; the
         // history leaves it out.
-        let stanza = String::from(&sealed.to_element()).into_bytes();
+        // Kept wrapped, so that a resend after a crash goes out as a control message too.
+        let kept = minidom::Element::builder("control", crate::outbox::NS_CONTROL)
+            .append(sealed.to_element())
+            .build();
+        let stanza = String::from(&kept).into_bytes();
         let (origin_id, mut outgoing) = self.outgoing(&to, "", Some(suite), stanza, now, rng);
         outgoing.ids.digest = sealed.sent_digest();
         let transaction = Transaction {
@@ -385,7 +447,7 @@ impl Engine {
         };
         Ok(Some((
             transaction,
-            MessageStanza::encrypted(&to, sealed, origin_id),
+            MessageStanza::control(&to, sealed, origin_id),
         )))
     }
 

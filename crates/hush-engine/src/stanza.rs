@@ -40,6 +40,9 @@ pub struct MessageStanza {
     content: Wire,
     /// A message to a room (`type='groupchat'`, XEP-0045 §7.4).
     groupchat: bool,
+    /// A control message (a trust message, a comparison step): no fallback body, which is
+    /// how a device it was not encrypted for recognises it and passes over it quietly.
+    control: bool,
 }
 
 impl MessageStanza {
@@ -50,7 +53,22 @@ impl MessageStanza {
             origin_id,
             content: Wire::Encrypted(element),
             groupchat: false,
+            control: false,
         }
+    }
+
+    /// A control message to the bare JID `to`: encrypted content for a few devices, without
+    /// the fallback body (see the `control` field).
+    pub fn control(to: &str, element: EncryptedElement, origin_id: String) -> Self {
+        Self {
+            control: true,
+            ..Self::encrypted(to, element, origin_id)
+        }
+    }
+
+    /// Whether it is a control message.
+    pub fn is_control(&self) -> bool {
+        self.control
     }
 
     /// A message in clear to `to`: only ever built on the user's explicit request.
@@ -60,6 +78,7 @@ impl MessageStanza {
             origin_id,
             content: Wire::InClear(text.to_owned()),
             groupchat: false,
+            control: false,
         }
     }
 
@@ -70,6 +89,7 @@ impl MessageStanza {
             origin_id,
             content: Wire::PerSuite(elements),
             groupchat: true,
+            control: false,
         }
     }
 
@@ -116,7 +136,7 @@ impl MessageStanza {
             Wire::Encrypted(element) => {
                 // Empty messages (key-exchange answers, heartbeats) carry no text to stand in
                 // for.
-                if element.payload.is_some() {
+                if element.payload.is_some() && !self.control {
                     message.append_child(body(FALLBACK_BODY));
                 }
                 message.append_child(origin_id(&self.origin_id));
@@ -257,6 +277,21 @@ mod tests {
         assert_eq!(bodies, [FALLBACK_BODY]);
         let clear = MessageStanza::in_clear_to_room("team@muc.x", "hi", "o-5".into());
         assert_eq!(clear.to_element().attr("type"), Some("groupchat"));
+    }
+
+    /// A control message carries content but no fallback body (how devices it was not
+    /// encrypted for recognise it), and is stored like any message.
+    #[test]
+    fn a_control_message_has_no_body_and_is_stored() {
+        let s =
+            MessageStanza::control("you@example.org", encrypted(Some(vec![4; 8])), "o-6".into());
+        assert!(s.is_control());
+        let e = s.to_element();
+        assert!(e.get_child("body", CLIENT_NS).is_none());
+        assert!(e.get_child("store", HINTS_NS).is_some());
+        assert!(e
+            .get_child("encrypted", Suite::Omemo2.namespace())
+            .is_some());
     }
 
     #[test]

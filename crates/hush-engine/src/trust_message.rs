@@ -190,7 +190,8 @@ fn is_bare_jid(jid: &str) -> bool {
         Some((local, domain)) => {
             !local.is_empty()
                 && !domain.is_empty()
-                && !jid.contains(['/', ' ', '<', '>', '"', '\''])
+                && !jid.contains(['/', '<', '>', '"', '\''])
+                && !jid.chars().any(|c| c.is_control() || c.is_whitespace())
                 && !domain.contains('@')
                 && jid.len() <= 3071
         }
@@ -283,6 +284,10 @@ mod tests {
             ),
             (wrap(atm, omemo, &owner("a@b/phone", &trust)), "full JID"),
             (wrap(atm, omemo, &owner("nobody", &trust)), "no domain"),
+            (
+                wrap(atm, omemo, &owner("a&#10;b@c", &trust)),
+                "a line break",
+            ),
             (
                 wrap(atm, omemo, &owner("a@b", "<trust>not base64!</trust>")),
                 "base64",

@@ -151,8 +151,21 @@ pub struct Delivery {
     /// What the trust message it carried did (XEP-0450): keys whose trust changed, statements
     /// held until the sending device is verified. A delivery with only this has no body.
     pub atm: Option<crate::AtmReport>,
+    /// A message of a short-authentication-string comparison (see [`hush_proto::sas`]),
+    /// with the device that sent it as its OMEMO session knows it. A delivery with only this
+    /// has no body.
+    pub sas: Option<SasArrival>,
     /// Where it was going, when, and under which id.
     pub arrival: Arrival,
+}
+
+/// A message of a comparison of short authentication strings, and its sender.
+#[derive(Debug, Clone)]
+pub struct SasArrival {
+    /// The message.
+    pub message: hush_proto::sas::SasMessage,
+    /// The device that sent it: its account, id, and the identity key its session holds.
+    pub from: hush_proto::sas::Party,
 }
 
 /// Where a delivered message was going and when it came: what a script needs to place it.
@@ -192,6 +205,7 @@ impl Delivery {
             file: None,
             new_key: None,
             atm: None,
+            sas: None,
             arrival: Arrival {
                 to: room.to_owned(),
                 room: Some(room.to_owned()),
@@ -212,6 +226,13 @@ impl Delivery {
             && self.failure.is_none()
             && self.new_key.is_some()
             && self.atm.is_none()
+            && self.sas.is_none()
+    }
+
+    /// True when it is a step of a comparison of short authentication strings: see
+    /// [`Self::sas`].
+    pub fn is_sas_notice(&self) -> bool {
+        self.body.is_none() && self.failure.is_none() && self.sas.is_some()
     }
 
     /// True when it is a trust message (XEP-0450): what it did is in [`Self::atm`].

@@ -231,6 +231,7 @@ impl World {
             ids,
             sent_at: None,
             sender_bundle: None,
+            control: false,
         };
         let d = self.devices.get_mut(&to).unwrap();
         let request = d.engine.bundle_needed(&d.store, &inbound, NOW).unwrap();

@@ -32,6 +32,7 @@ mod message;
 mod payload;
 pub mod policy;
 mod ratchet;
+pub mod sas;
 pub mod sce;
 mod session;
 mod suite;

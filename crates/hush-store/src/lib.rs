@@ -121,8 +121,8 @@ pub trait Store {
     /// Outbox entries stored but not confirmed as sent, oldest first.
     fn pending(&self) -> Result<Vec<Pending>>;
     /// The last `limit` history entries of a conversation, oldest first.
-    /// (Messages of ours without text that are no failure — control messages such as trust
-    /// messages, kept to recognise their copies and resend them — are left out.)
+    /// (Messages without text that are no failure — control messages such as trust messages,
+    /// kept to recognise their copies and resend ours — are left out.)
     fn history(&self, peer: &str, limit: usize) -> Result<Vec<StoredMessage>>;
 
     /// One-time prekeys used by key exchanges and not yet retired.

@@ -649,8 +649,8 @@ impl Store for MemoryStore {
     }
 }
 
-/// A message of ours without text that is no failure: a control message (a trust message),
-/// kept to recognise its copies and resend it, never shown in history.
+/// A message without text that is no failure: a control message (a trust message, a
+/// comparison step), kept to recognise its copies (and resend ours), never shown in history.
 fn is_control(m: &StoredMessage) -> bool {
-    m.direction == Direction::Out && m.failure.is_none() && m.body.as_deref() == Some(&[][..])
+    m.failure.is_none() && m.body.as_deref() == Some(&[][..])
 }

@@ -362,6 +362,8 @@ pub enum TrustSource {
     /// trust`), or the trust model when the key was first met.
     #[default]
     User,
+    /// The user, after comparing a short authentication string with that device.
+    Sas,
     /// Automatic Trust Management (XEP-0450): a trust message from a device whose key was
     /// authenticated here.
     Atm {
@@ -377,6 +379,7 @@ impl TrustSource {
     pub(crate) fn encode(&self) -> String {
         match self {
             Self::User => "user".to_owned(),
+            Self::Sas => "sas".to_owned(),
             Self::Atm { jid, fingerprint } => {
                 format!("atm {jid} {}", fingerprint.replace(' ', ""))
             }
@@ -387,6 +390,7 @@ impl TrustSource {
     pub(crate) fn decode(text: Option<&str>) -> Self {
         let mut parts = text.unwrap_or_default().split(' ');
         match (parts.next(), parts.next(), parts.next()) {
+            (Some("sas"), None, None) => Self::Sas,
             (Some("atm"), Some(jid), Some(fp)) => Self::Atm {
                 jid: jid.to_owned(),
                 fingerprint: fp

@@ -342,6 +342,7 @@ fn inbound_of(env: Envelope) -> Inbound {
         ids: env.ids,
         sent_at: env.sent_at,
         sender_bundle: None,
+        control: false,
     }
 }
 

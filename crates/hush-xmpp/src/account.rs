@@ -83,8 +83,10 @@ pub fn resource(device: &hush_proto::LocalDevice) -> String {
 }
 
 mod files;
+mod sas;
 mod trust;
 pub use files::FileSent;
+pub use sas::Comparison;
 pub use trust::TrustDecided;
 mod rooms;
 
@@ -98,6 +100,7 @@ fn inbound(incoming: Incoming) -> Inbound {
         ids: incoming.ids,
         sent_at: incoming.sent_at,
         sender_bundle: None,
+        control: incoming.control,
     }
 }
 

@@ -73,6 +73,17 @@ pub enum XmppError {
         /// The server's error condition.
         condition: String,
     },
+    /// A comparison of short authentication strings that cannot go on.
+    #[error("the comparison of short authentication strings failed: {0}; nothing was verified")]
+    Comparison(#[from] hush_proto::sas::SasError),
+    /// A comparison of short authentication strings with a device that cannot be reached.
+    #[error("device {device} of {jid} cannot be compared with: it has no OMEMO 2 session or bundle we can use (comparisons need OMEMO 2), or you distrusted it (`hush devices {jid}`)")]
+    CannotCompare {
+        /// The account.
+        jid: String,
+        /// The device.
+        device: u32,
+    },
     /// A direct message to a joined room's JID.
     #[error("{0} is a room: send to it with --muc (a direct message there would be encrypted for the room service)")]
     IsARoom(String),

@@ -36,6 +36,9 @@ pub struct Incoming {
     /// When the server says it was sent (XEP-0203 `<delay/>` added by our archive or by
     /// offline storage), unix seconds, and how far that can be believed.
     pub sent_at: Option<ServerStamp>,
+    /// An OMEMO message with content but no fallback `<body/>`: a control message (a trust
+    /// message, a step of a comparison), which a device it was not encrypted for passes over.
+    pub control: bool,
 }
 
 impl Incoming {
@@ -182,6 +185,12 @@ fn make_readable(forwarded: &mut Element) {
 
 /// The OMEMO element of a message, or else its body in clear. Group chat, headline and error
 /// messages are not conversations we handle here.
+/// Whether `m` is a control message: OMEMO content without a fallback body (Hush sends its
+/// trust messages and comparison steps so; every client's chat messages carry the body).
+fn is_control(m: &Message, payload: &Payload) -> bool {
+    matches!(payload, Payload::Omemo(Ok(e)) if e.payload.is_some()) && m.bodies.is_empty()
+}
+
 fn payload_of(m: &Message) -> Option<Payload> {
     match m.type_ {
         // An error bounce carries our own message back (RFC 6120 §8.3.1): it is news about a
@@ -255,6 +264,7 @@ pub(crate) fn room_message(
         sender,
         peer: room,
         nick: Some(nick),
+        control: is_control(m, &payload),
         payload,
         sent_at: None,
     })
@@ -344,6 +354,7 @@ pub(crate) fn classify(mut m: Message, own: &BareJid, mam_query: Option<&str>) -
         peer: sender.clone(),
         nick: None,
         sender,
+        control: is_control(&m, &payload),
         payload,
         ids: ids_of(&m, Some(own)),
         // Offline storage stamps what it kept with the server's domain.
@@ -383,6 +394,7 @@ fn unwrap(wrapped: Wrapped, own: &BareJid) -> Option<Incoming> {
         sender,
         peer,
         nick: None,
+        control: is_control(inner, &payload),
         payload,
         ids,
         sent_at,

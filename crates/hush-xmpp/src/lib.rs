@@ -20,8 +20,8 @@ mod muc;
 mod pep;
 pub use hush_engine::strangers;
 pub use hush_engine::{
-    AtmReport, DeviceState, FetchFailed, KeyConcern, Obstacle, Refusal, Unconfirmed, UserDecision,
-    Warning,
+    AtmReport, DeviceState, FetchFailed, KeyConcern, Obstacle, Refusal, SasArrival, Unconfirmed,
+    UserDecision, Warning,
 };
 mod queue;
 mod resolve;
@@ -30,7 +30,7 @@ pub mod transfer;
 mod upload;
 
 pub use account::{
-    resource, Delivery, FileSent, Hush, SendOptions, SendReport, TrustDecided,
+    resource, Comparison, Delivery, FileSent, Hush, SendOptions, SendReport, TrustDecided,
     DEFAULT_INACTIVE_AFTER, ROLLBACK_WARNING,
 };
 pub use bookmarks::Bookmark;

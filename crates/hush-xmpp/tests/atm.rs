@@ -178,4 +178,13 @@ async fn trust_spreads_is_held_and_revoked_across_three_devices() {
             .collect();
         assert_eq!(texts, ["hi alice", "hi bob", "me too"], "{}", hush.jid());
     }
+
+    // Read again from the archive (a new connection catching up from the start), the trust
+    // messages are known copies: no failure (their message keys are spent), nothing anew.
+    for (name, device) in [("phone", phone), ("bob", bob)] {
+        let store = device.close().await.unwrap();
+        let mut again = support::connect(&server, None, store).await;
+        let got = again.catch_up(0).await.unwrap();
+        assert!(got.is_empty(), "{name}: {got:?}");
+    }
 }

@@ -127,6 +127,10 @@ fn decided_by(
             json: json!("you"),
             text: " (by you)".to_owned(),
         },
+        Some(TrustSource::Sas) => DecidedBy {
+            json: json!("sas"),
+            text: " (by you, comparing short authentication strings)".to_owned(),
+        },
         Some(TrustSource::Atm { jid, fingerprint }) => DecidedBy {
             text: format!(" (by a trust message from {jid}, key {fingerprint})"),
             json: json!({"atm": {"jid": jid, "fingerprint": fingerprint}}),

@@ -10,6 +10,7 @@ pub(crate) mod history;
 mod init;
 mod recv;
 pub(crate) mod rooms;
+mod sas;
 pub(crate) mod send;
 pub(crate) mod session;
 pub(crate) mod status;
@@ -133,6 +134,20 @@ pub(crate) async fn run(cli: Cli) -> Result<()> {
         Command::History { jid, limit } => history::run(&home, &bare(&jid)?, limit, out),
         Command::Status { jid } => status::run(&home, &bare(&jid)?, out),
         Command::Verify { uri } => trust::run_verify(&home, &uri, out).await,
+        Command::Sas {
+            jid,
+            device,
+            wait,
+            timeout,
+        } => {
+            let jid = jid.map(|j| bare(&j)).transpose()?;
+            let ask = match (jid, device, wait) {
+                (jid, None, true) => sas::Ask::Wait(jid),
+                (Some(jid), Some(device), false) => sas::Ask::Start(jid, device),
+                _ => return Err(CliError::SasUsage),
+            };
+            sas::run(&home, ask, Duration::from_secs(timeout), out).await
+        }
         Command::Trust { jid, device } => {
             trust::run(
                 &home,

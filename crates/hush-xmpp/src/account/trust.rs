@@ -4,12 +4,13 @@
 //! and after every catch-up, so a message queued offline or before a crash is not lost.
 
 use hush_engine::atm::Applied;
-use hush_engine::{TrustStep, UserDecision};
+use hush_engine::{Control, ControlReaders, TrustStep, UserDecision};
+use hush_proto::sas::SasMessage;
 use hush_proto::{Element, Suite};
-use hush_store::Store;
+use hush_store::{Store, TrustSource};
 
 use super::Hush;
-use crate::error::Result;
+use crate::error::{Result, XmppError};
 use crate::BareJid;
 
 /// What recording the user's trust decisions did.
@@ -29,8 +30,19 @@ impl<S: Store> Hush<S> {
     /// trust messages they call for, as far as the connection allows: what cannot go now
     /// stays queued for the next connection. Returns what ATM changed by itself.
     pub async fn decide_trust(&mut self, decisions: &[UserDecision]) -> Result<TrustDecided> {
+        self.decide_trust_by(decisions, TrustSource::User).await
+    }
+
+    /// [`Self::decide_trust`], recording how the user decided (`source`).
+    pub async fn decide_trust_by(
+        &mut self,
+        decisions: &[UserDecision],
+        source: TrustSource,
+    ) -> Result<TrustDecided> {
         let now = self.now();
-        let step = self.engine.decide_trust(&self.store, decisions, now)?;
+        let step = self
+            .engine
+            .decide_trust_by(&self.store, decisions, source, now)?;
         let TrustStep {
             transaction,
             applied,
@@ -78,6 +90,29 @@ impl<S: Store> Hush<S> {
         sent
     }
 
+    /// Sends one message of a comparison of short authentication strings to device `device`
+    /// of `to` alone, encrypted in OMEMO 2 whatever that device's trust (comparing is how the
+    /// user comes to decide), unless the user distrusted it.
+    pub async fn send_sas(
+        &mut self,
+        to: &BareJid,
+        device: u32,
+        message: &SasMessage,
+    ) -> Result<()> {
+        let control = Control {
+            element: message.to_element(),
+            readers: ControlReaders::Device(device),
+        };
+        if self.send_control(to, control).await? {
+            Ok(())
+        } else {
+            Err(XmppError::CannotCompare {
+                jid: to.to_string(),
+                device,
+            })
+        }
+    }
+
     /// One trust message: `Ok(false)` when nobody verified would read it (or it is damaged).
     async fn send_trust_message(&mut self, to: &str, element: &str) -> Result<bool> {
         let Ok(element) = element.parse::<Element>() else {
@@ -87,11 +122,21 @@ impl<S: Store> Hush<S> {
         let Ok(to) = to.parse::<BareJid>() else {
             return Ok(false);
         };
+        let control = Control {
+            element,
+            readers: ControlReaders::Verified,
+        };
+        self.send_control(&to, control).await
+    }
+
+    /// A message of elements only to the readers `control` names: `Ok(false)` when none of
+    /// them can read it.
+    async fn send_control(&mut self, to: &BareJid, control: Control) -> Result<bool> {
         let now = self.now();
         // ATM is OMEMO 2 only: the OMEMO 2 lists, whatever else the addressee speaks.
         let their = self
             .xmpp
-            .device_list(&to, Suite::Omemo2)
+            .device_list(to, Suite::Omemo2)
             .await
             .ok()
             .map(|l| (Suite::Omemo2, l.devices.iter().map(|d| d.id).collect()));
@@ -111,14 +156,9 @@ impl<S: Store> Hush<S> {
             let fetched = self.fetch_for(plan.suite(), &jid, device).await;
             bundles.push(((jid, device), fetched));
         }
-        let prepared = self.engine.prepare_trust_message(
-            &self.store,
-            plan,
-            element,
-            bundles,
-            now,
-            &mut self.rng,
-        )?;
+        let prepared =
+            self.engine
+                .prepare_control(&self.store, plan, control, bundles, now, &mut self.rng)?;
         match prepared {
             Some(message) => {
                 let committed = self.commit_and_send(message).await?;
