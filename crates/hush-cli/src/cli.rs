@@ -256,6 +256,12 @@ pub(crate) enum Command {
         #[command(subcommand)]
         action: SessionAction,
     },
+    /// Attestations: OpenPGP and X.509 signatures over a device's identity key, so contacts
+    /// who trust the signer verify the device without comparing fingerprints.
+    Attest {
+        #[command(subcommand)]
+        action: AttestAction,
+    },
     /// Run the account's agent: it holds the store and the connection, and serves the other
     /// commands (`send` while `recv --follow` runs) and scripts (JSON-RPC 2.0) on the Unix
     /// socket `agent.sock` in the home directory, until interrupted. `lock` and `unlock` talk
@@ -327,6 +333,41 @@ pub(crate) enum StoreAction {
     /// Encrypt an unencrypted store (made with --unencrypted-store, or by an older hush)
     /// under a new passphrase, and move the XMPP password out of config.json into it.
     Encrypt,
+}
+
+#[derive(Subcommand)]
+pub(crate) enum AttestAction {
+    /// Print this device's statement: the exact bytes to sign (`gpg --detach-sign --armor`,
+    /// `openssl dgst -sha256 -sign KEY`, or for Ed25519 `openssl pkeyutl -sign -rawin`).
+    Statement,
+    /// Publish signatures over the statement with this device's keys.
+    Publish {
+        /// A detached OpenPGP signature (armored).
+        #[arg(long, value_name = "FILE")]
+        openpgp: Option<std::path::PathBuf>,
+        /// The signing certificate, then any intermediates (PEM).
+        #[arg(long, value_name = "FILE", requires = "x509_signature")]
+        x509_chain: Option<std::path::PathBuf>,
+        /// The certificate key's signature over the statement (raw bytes).
+        #[arg(long, value_name = "FILE", requires = "x509_chain")]
+        x509_signature: Option<std::path::PathBuf>,
+    },
+    /// Trust an OpenPGP key (armored) or a certification authority (PEM) to vouch for keys.
+    Anchor {
+        /// An OpenPGP public key.
+        #[arg(long, value_name = "FILE")]
+        openpgp: Option<std::path::PathBuf>,
+        /// A certification authority's certificate.
+        #[arg(long, value_name = "FILE")]
+        x509: Option<std::path::PathBuf>,
+    },
+    /// How many keys and authorities are trusted to vouch.
+    Anchors,
+    /// Read what JID's devices published, and verify each one a trusted signer vouches for.
+    Check {
+        /// The contact.
+        jid: String,
+    },
 }
 
 #[derive(Subcommand)]

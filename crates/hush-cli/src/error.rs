@@ -126,6 +126,18 @@ pub(crate) enum CliError {
     /// A command that needs the account's connection for itself while an agent holds it.
     #[error("`hush {0}` needs the account's connection for itself, and the agent holds it: stop the agent (Ctrl-C where it runs), then run it again")]
     AgentHoldsConnection(&'static str),
+    /// An attestation that does not parse or does not hold.
+    #[error("{0}")]
+    Attest(#[from] hush_attest::AttestError),
+    /// `hush attest publish` without a signature.
+    #[error("`hush attest publish` needs --openpgp SIG.asc, or --x509-chain CHAIN.pem with --x509-signature SIG (run `hush attest statement` for what to sign)")]
+    AttestUsage,
+    /// `hush attest check` before any anchor was added.
+    #[error("no OpenPGP key or certification authority is trusted to vouch yet: add one with `hush attest anchor --openpgp KEY.asc` or `--x509 CA.pem`")]
+    NoAnchors,
+    /// A file that should be text is not.
+    #[error("{} is not text (an armored OpenPGP file was expected)", .0.display())]
+    NotText(std::path::PathBuf),
     /// `hush sas` without what it needs.
     #[error("`hush sas JID DEVICE` starts a comparison; `hush sas --wait [JID]` waits for one")]
     SasUsage,
@@ -305,6 +317,10 @@ impl CliError {
             | CliError::AgentHoldsConnection(_)
             | CliError::NoAnswer
             | CliError::SasUsage
+            | CliError::Attest(_)
+            | CliError::AttestUsage
+            | CliError::NoAnchors
+            | CliError::NotText(_)
             | CliError::Qr(_)
             | CliError::NoSessionToReset { .. }
             | CliError::NotListed(_)

@@ -318,3 +318,276 @@ fn short_authentication_strings_verify_both_devices() {
         assert_eq!(entry["decided_by"], "sas", "{entry}");
     }
 }
+
+/// Runs a tool in `dir` (gpg with its keyring there), failing the test with its output.
+fn tool(dir: &std::path::Path, program: &str, args: &[&str]) -> Vec<u8> {
+    let out = std::process::Command::new(program)
+        .args(args)
+        .current_dir(dir)
+        .env("GNUPGHOME", dir.join("gnupg"))
+        .output()
+        .unwrap_or_else(|e| panic!("`{program}` is needed (./scripts/test installs it): {e}"));
+    assert!(
+        out.status.success(),
+        "{program} {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out.stdout
+}
+
+/// OpenPGP and X.509 attestations through the commands: Bob signs his devices' statements
+/// with gpg and openssl and publishes them; Alice trusts his OpenPGP key and his company's CA,
+/// checks, and has both devices verified with who vouched; under a CA she does not trust,
+/// nothing is verified.
+#[test]
+fn attestations_verify_devices_a_trusted_signer_vouches_for() {
+    let server = Prosody::start("cli-attest");
+    let dir = scratch("cli-attest");
+    let alice = init(&server, &dir, "alice", true);
+    let bob = init(&server, &dir, "bob", true);
+    let phone = init(&server, &dir, "bob", false);
+    let work = dir.join("tools");
+    std::fs::create_dir_all(work.join("gnupg")).unwrap();
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(work.join("gnupg"), std::fs::Permissions::from_mode(0o700))
+            .unwrap();
+    }
+    let uid = "Bob <bob@localhost>";
+
+    // Bob's laptop: an OpenPGP signature over its statement.
+    let statement = ok(hush(&bob.home, &["attest", "statement"]));
+    assert!(
+        statement.starts_with("Hush OMEMO identity key attestation v1\n"),
+        "{statement}"
+    );
+    std::fs::write(work.join("laptop.txt"), &statement).unwrap();
+    tool(
+        &work,
+        "gpg",
+        &[
+            "--batch",
+            "--passphrase",
+            "",
+            "--quick-gen-key",
+            uid,
+            "ed25519",
+            "sign",
+            "never",
+        ],
+    );
+    tool(
+        &work,
+        "gpg",
+        &[
+            "--batch",
+            "--local-user",
+            uid,
+            "--detach-sign",
+            "--armor",
+            "laptop.txt",
+        ],
+    );
+    std::fs::write(
+        work.join("bob.asc"),
+        tool(&work, "gpg", &["--batch", "--armor", "--export", uid]),
+    )
+    .unwrap();
+    let sig = work.join("laptop.txt.asc");
+    let published = one(ok(hush(
+        &bob.home,
+        &[
+            "--json",
+            "attest",
+            "publish",
+            "--openpgp",
+            sig.to_str().unwrap(),
+        ],
+    )));
+    assert_eq!(published["openpgp"], true, "{published}");
+
+    // Bob's phone: a certificate from Bob's company CA signs its statement.
+    let statement = ok(hush(&phone.home, &["attest", "statement"]));
+    std::fs::write(work.join("phone.txt"), &statement).unwrap();
+    for (ca, cn) in [("ca", "Example Corp CA"), ("other", "Other CA")] {
+        tool(
+            &work,
+            "openssl",
+            &[
+                "ecparam",
+                "-name",
+                "prime256v1",
+                "-genkey",
+                "-noout",
+                "-out",
+                &format!("{ca}.key"),
+            ],
+        );
+        tool(
+            &work,
+            "openssl",
+            &[
+                "req",
+                "-x509",
+                "-new",
+                "-key",
+                &format!("{ca}.key"),
+                "-subj",
+                &format!("/CN={cn}"),
+                "-days",
+                "30",
+                "-out",
+                &format!("{ca}.pem"),
+                "-addext",
+                "basicConstraints=critical,CA:TRUE",
+                "-addext",
+                "keyUsage=critical,keyCertSign",
+            ],
+        );
+    }
+    tool(
+        &work,
+        "openssl",
+        &[
+            "ecparam",
+            "-name",
+            "prime256v1",
+            "-genkey",
+            "-noout",
+            "-out",
+            "phone.key",
+        ],
+    );
+    tool(
+        &work,
+        "openssl",
+        &[
+            "req",
+            "-new",
+            "-key",
+            "phone.key",
+            "-subj",
+            "/CN=Bob's phone",
+            "-out",
+            "phone.csr",
+        ],
+    );
+    tool(
+        &work,
+        "openssl",
+        &[
+            "x509",
+            "-req",
+            "-in",
+            "phone.csr",
+            "-CA",
+            "ca.pem",
+            "-CAkey",
+            "ca.key",
+            "-CAcreateserial",
+            "-days",
+            "10",
+            "-out",
+            "phone.pem",
+        ],
+    );
+    std::fs::write(
+        work.join("phone.sig"),
+        tool(
+            &work,
+            "openssl",
+            &["dgst", "-sha256", "-sign", "phone.key", "phone.txt"],
+        ),
+    )
+    .unwrap();
+    // A signature over another statement is caught before anything is published.
+    std::fs::write(
+        work.join("laptop.sig"),
+        tool(
+            &work,
+            "openssl",
+            &["dgst", "-sha256", "-sign", "phone.key", "laptop.txt"],
+        ),
+    )
+    .unwrap();
+    let path = |f: &str| work.join(f).to_str().unwrap().to_owned();
+    let refused = hush(
+        &phone.home,
+        &[
+            "attest",
+            "publish",
+            "--x509-chain",
+            &path("phone.pem"),
+            "--x509-signature",
+            &path("laptop.sig"),
+        ],
+    );
+    assert_eq!(refused.status.code(), Some(2), "{refused:?}");
+    ok(hush(
+        &phone.home,
+        &[
+            "attest",
+            "publish",
+            "--x509-chain",
+            &path("phone.pem"),
+            "--x509-signature",
+            &path("phone.sig"),
+        ],
+    ));
+
+    // Alice trusts another CA only: nothing is vouched for.
+    let none = hush(&alice.home, &["attest", "check", &bob.jid]);
+    assert_eq!(none.status.code(), Some(2), "no anchors yet: {none:?}");
+    ok(hush(
+        &alice.home,
+        &["attest", "anchor", "--x509", &path("other.pem")],
+    ));
+    let checked = json_lines(&ok(hush(
+        &alice.home,
+        &["--json", "attest", "check", &bob.jid],
+    )));
+    assert_eq!(checked.len(), 2, "{checked:?}");
+    assert!(checked.iter().all(|c| c["trust"].is_null()), "{checked:?}");
+
+    // Now Bob's key and his company's CA.
+    ok(hush(
+        &alice.home,
+        &[
+            "attest",
+            "anchor",
+            "--openpgp",
+            &path("bob.asc"),
+            "--x509",
+            &path("ca.pem"),
+        ],
+    ));
+    let anchors = one(ok(hush(&alice.home, &["--json", "attest", "anchors"])));
+    assert_eq!(
+        (anchors["openpgp"].as_u64(), anchors["x509"].as_u64()),
+        (Some(1), Some(2))
+    );
+    let checked = json_lines(&ok(hush(
+        &alice.home,
+        &["--json", "attest", "check", &bob.jid],
+    )));
+    assert!(
+        checked.iter().all(|c| c["trust"] == "verified"),
+        "{checked:?}"
+    );
+    let devices = json_lines(&ok(hush(&alice.home, &["--json", "devices", &bob.jid])));
+    let by: Vec<&Value> = devices.iter().map(|d| &d["decided_by"]).collect();
+    assert!(
+        by.iter().any(|b| b["openpgp"]["user_id"] == uid),
+        "{devices:?}"
+    );
+    assert!(
+        by.iter().any(|b| b["x509"]["subject"]
+            .as_str()
+            .is_some_and(|s| s.contains("Bob's phone"))),
+        "{devices:?}"
+    );
+    let text = ok(hush(&alice.home, &["devices", &bob.jid]));
+    assert!(text.contains("by OpenPGP key"), "{text}");
+    assert!(text.contains("by X.509 subject"), "{text}");
+}

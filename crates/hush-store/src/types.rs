@@ -364,6 +364,20 @@ pub enum TrustSource {
     User,
     /// The user, after comparing a short authentication string with that device.
     Sas,
+    /// An OpenPGP key the user trusts signed the device's key (see `hush-attest`).
+    OpenPgp {
+        /// The key's fingerprint.
+        fingerprint: String,
+        /// Its first user id, if any.
+        user_id: Option<String>,
+    },
+    /// A certificate under a certification authority the user trusts signed it.
+    X509 {
+        /// The certificate's subject.
+        subject: String,
+        /// The authority's subject.
+        anchor: String,
+    },
     /// Automatic Trust Management (XEP-0450): a trust message from a device whose key was
     /// authenticated here.
     Atm {
@@ -380,6 +394,19 @@ impl TrustSource {
         match self {
             Self::User => "user".to_owned(),
             Self::Sas => "sas".to_owned(),
+            // Tab-separated: subjects and user ids hold spaces (and never tabs, see decode).
+            Self::OpenPgp {
+                fingerprint,
+                user_id,
+            } => format!(
+                "openpgp\t{fingerprint}\t{}",
+                user_id.as_deref().unwrap_or("").replace('\t', " ")
+            ),
+            Self::X509 { subject, anchor } => format!(
+                "x509\t{}\t{}",
+                subject.replace('\t', " "),
+                anchor.replace('\t', " ")
+            ),
             Self::Atm { jid, fingerprint } => {
                 format!("atm {jid} {}", fingerprint.replace(' ', ""))
             }
@@ -388,7 +415,24 @@ impl TrustSource {
 
     /// Reads [`Self::encode`]; anything else (a newer Hush's, or none) is the user's.
     pub(crate) fn decode(text: Option<&str>) -> Self {
-        let mut parts = text.unwrap_or_default().split(' ');
+        let text = text.unwrap_or_default();
+        let mut fields = text.split('\t');
+        match (fields.next(), fields.next(), fields.next()) {
+            (Some("openpgp"), Some(fingerprint), Some(uid)) => {
+                return Self::OpenPgp {
+                    fingerprint: fingerprint.to_owned(),
+                    user_id: (!uid.is_empty()).then(|| uid.to_owned()),
+                }
+            }
+            (Some("x509"), Some(subject), Some(anchor)) => {
+                return Self::X509 {
+                    subject: subject.to_owned(),
+                    anchor: anchor.to_owned(),
+                }
+            }
+            _ => {}
+        }
+        let mut parts = text.split(' ');
         match (parts.next(), parts.next(), parts.next()) {
             (Some("sas"), None, None) => Self::Sas,
             (Some("atm"), Some(jid), Some(fp)) => Self::Atm {
@@ -532,4 +576,40 @@ pub struct StrangerCharge {
     pub spent: u32,
     /// Whether it was told it is over its budget.
     pub notified: bool,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn trust_sources_read_back() {
+        for source in [
+            TrustSource::User,
+            TrustSource::Sas,
+            TrustSource::OpenPgp {
+                fingerprint: "ab12".into(),
+                user_id: Some("Alice <alice@example.org>".into()),
+            },
+            TrustSource::OpenPgp {
+                fingerprint: "ab12".into(),
+                user_id: None,
+            },
+            TrustSource::X509 {
+                subject: "CN=alice, emailAddress=alice@example.org".into(),
+                anchor: "CN=Example CA".into(),
+            },
+            TrustSource::Atm {
+                jid: "bob@example.net".into(),
+                fingerprint: "0123abcd 0123abcd".into(),
+            },
+        ] {
+            assert_eq!(TrustSource::decode(Some(&source.encode())), source);
+        }
+        assert_eq!(TrustSource::decode(None), TrustSource::User);
+        assert_eq!(
+            TrustSource::decode(Some("from the future")),
+            TrustSource::User
+        );
+    }
 }

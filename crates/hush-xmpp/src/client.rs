@@ -1074,6 +1074,42 @@ impl XmppClient {
         }
     }
 
+    /// Publishes this device's attestations of its identity key (item `device_id` of
+    /// [`hush_attest::NODE`], open to anyone, as bundles are).
+    pub async fn publish_attestations(
+        &mut self,
+        device_id: u32,
+        published: &hush_attest::Published,
+    ) -> Result<()> {
+        self.publish(
+            hush_attest::NODE,
+            &device_id.to_string(),
+            published.to_element(),
+            pep::NodeConfig::omemo(true),
+        )
+        .await
+    }
+
+    /// Fetches what device `device_id` of `jid` published of its attestations; `None` when
+    /// it published none.
+    pub async fn attestations(
+        &mut self,
+        jid: &BareJid,
+        device_id: u32,
+    ) -> Result<Option<hush_attest::Published>> {
+        match self
+            .fetch(jid, hush_attest::NODE, Some(&device_id.to_string()))
+            .await
+        {
+            Ok(items) => Ok(items
+                .first()
+                .map(hush_attest::Published::from_element)
+                .transpose()?),
+            Err(XmppError::NothingPublished { .. }) => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+
     /// Fetches a contact's device list.
     pub async fn device_list(&mut self, jid: &BareJid, suite: Suite) -> Result<DeviceList> {
         let items = self

@@ -73,6 +73,9 @@ pub enum XmppError {
         /// The server's error condition.
         condition: String,
     },
+    /// Published attestations that do not parse, or do not vouch.
+    #[error("attestation: {0}")]
+    Attestation(#[from] hush_attest::AttestError),
     /// A comparison of short authentication strings that cannot go on.
     #[error("the comparison of short authentication strings failed: {0}; nothing was verified")]
     Comparison(#[from] hush_proto::sas::SasError),

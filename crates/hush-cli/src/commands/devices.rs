@@ -101,12 +101,12 @@ pub(crate) fn reports(store: &SqliteStore, jid: Option<&BareJid>) -> Result<Vec<
 /// Who decided a key's trust, for `hush devices`: nothing for keys no one decided about (blind
 /// or undecided as first met), `you` for the user's decisions here, the device whose trust
 /// message did it for Automatic Trust Management.
-struct DecidedBy {
-    json: serde_json::Value,
-    text: String,
+pub(crate) struct DecidedBy {
+    pub(crate) json: serde_json::Value,
+    pub(crate) text: String,
 }
 
-fn decided_by(
+pub(crate) fn decided_by(
     store: &SqliteStore,
     jid: &str,
     identity: Option<&hush_proto::IdentityKey>,
@@ -130,6 +130,27 @@ fn decided_by(
         Some(TrustSource::Sas) => DecidedBy {
             json: json!("sas"),
             text: " (by you, comparing short authentication strings)".to_owned(),
+        },
+        Some(TrustSource::OpenPgp {
+            fingerprint,
+            user_id,
+        }) => DecidedBy {
+            text: format!(
+                " (by OpenPGP key {fingerprint}{})",
+                user_id
+                    .as_deref()
+                    .map(|u| format!(", {}", crate::terminal::printable(u)))
+                    .unwrap_or_default()
+            ),
+            json: json!({"openpgp": {"fingerprint": fingerprint, "user_id": user_id}}),
+        },
+        Some(TrustSource::X509 { subject, anchor }) => DecidedBy {
+            text: format!(
+                " (by X.509 subject {} under {})",
+                crate::terminal::printable(&subject),
+                crate::terminal::printable(&anchor)
+            ),
+            json: json!({"x509": {"subject": subject, "anchor": anchor}}),
         },
         Some(TrustSource::Atm { jid, fingerprint }) => DecidedBy {
             text: format!(" (by a trust message from {jid}, key {fingerprint})"),

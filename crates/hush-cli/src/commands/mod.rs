@@ -1,6 +1,7 @@
 //! One module per command; this one finds the home, dispatches, and holds what several
 //! commands share (connecting, parsing a JID, the clock).
 
+mod attest;
 mod config;
 pub(crate) mod contacts;
 pub(crate) mod devices;
@@ -25,7 +26,8 @@ use hush_xmpp::{BareJid, ConnectOptions, Hush};
 use crate::advice::Me;
 use crate::agent::client::Agent;
 use crate::cli::{
-    AgentAction, Cli, Command, ContactsAction, MembersAction, SessionAction, StoreAction,
+    AgentAction, AttestAction, Cli, Command, ContactsAction, MembersAction, SessionAction,
+    StoreAction,
 };
 use crate::error::{CliError, Result};
 use crate::home::{Config, Home, PassphraseSource};
@@ -134,6 +136,24 @@ pub(crate) async fn run(cli: Cli) -> Result<()> {
         Command::History { jid, limit } => history::run(&home, &bare(&jid)?, limit, out),
         Command::Status { jid } => status::run(&home, &bare(&jid)?, out),
         Command::Verify { uri } => trust::run_verify(&home, &uri, out).await,
+        Command::Attest { action } => {
+            let ask = match action {
+                AttestAction::Statement => attest::Ask::Statement,
+                AttestAction::Publish {
+                    openpgp,
+                    x509_chain,
+                    x509_signature,
+                } => attest::Ask::Publish {
+                    openpgp,
+                    x509_chain,
+                    x509_signature,
+                },
+                AttestAction::Anchor { openpgp, x509 } => attest::Ask::Anchor { openpgp, x509 },
+                AttestAction::Anchors => attest::Ask::Anchors,
+                AttestAction::Check { jid } => attest::Ask::Check(bare(&jid)?),
+            };
+            attest::run(&home, ask, out).await
+        }
         Command::Sas {
             jid,
             device,

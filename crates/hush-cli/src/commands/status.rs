@@ -90,12 +90,22 @@ pub(crate) fn report(store: &SqliteStore, jid: &BareJid, global_off: bool) -> Re
         })
         .collect();
     let model = &adders[0].2;
+    let mut decided = Vec::with_capacity(known.len());
+    for k in known {
+        decided.push(super::devices::decided_by(
+            store,
+            &k.jid,
+            k.identity.as_ref(),
+            k.trust,
+        )?);
+    }
     let readers_json: Vec<Value> = known
         .iter()
-        .map(|k| {
+        .zip(&decided)
+        .map(|(k, by)| {
             json!({"jid": k.jid, "device": k.device, "own": k.own,
                    "fingerprint": k.identity.map(|i| i.fingerprint()),
-                   "trust": trust_name(k.trust),
+                   "trust": trust_name(k.trust), "decided_by": by.json,
                    "reads_next_message": k.reads,
                    "left_out": k.left_out.as_ref().map(advice::obstacle)})
         })
@@ -148,14 +158,14 @@ pub(crate) fn report(store: &SqliteStore, jid: &BareJid, global_off: bool) -> Re
         },
         "who can read it:".to_owned(),
     ];
-    for k in known {
+    for (k, by) in known.iter().zip(&decided) {
         let left_out = match (&k.left_out, k.reads) {
             (_, true) => String::new(),
             (Some(why), false) => format!(" [left out: {}]", advice::obstacle(why)),
             (None, false) => " [left out]".to_owned(),
         };
         text.push(format!(
-            "  {} device {} ({}) fingerprint {} trust {}{}",
+            "  {} device {} ({}) fingerprint {} trust {}{}{}",
             k.jid,
             k.device,
             if k.own { "ours" } else { "theirs" },
@@ -163,6 +173,7 @@ pub(crate) fn report(store: &SqliteStore, jid: &BareJid, global_off: bool) -> Re
                 .map(|i| i.fingerprint())
                 .unwrap_or_else(|| "unknown (no session yet)".into()),
             trust_name(k.trust),
+            by.text,
             left_out
         ));
     }

@@ -90,6 +90,21 @@ impl<S: Store> Hush<S> {
         sent
     }
 
+    /// Publishes this device's attestations of its identity key (see [`hush_attest`]).
+    pub async fn publish_attestations(&mut self, published: &hush_attest::Published) -> Result<()> {
+        let device = self.device_id();
+        self.xmpp.publish_attestations(device, published).await
+    }
+
+    /// What device `device` of `jid` published of its attestations, if anything.
+    pub async fn attestations(
+        &mut self,
+        jid: &BareJid,
+        device: u32,
+    ) -> Result<Option<hush_attest::Published>> {
+        self.xmpp.attestations(jid, device).await
+    }
+
     /// Sends one message of a comparison of short authentication strings to device `device`
     /// of `to` alone, encrypted in OMEMO 2 whatever that device's trust (comparing is how the
     /// user comes to decide), unless the user distrusted it.

@@ -1,0 +1,162 @@
+//! X.509 attestations: a certificate's key signs the statement, and the certificate chains up
+//! to a certification authority the user trusts.
+
+use aws_lc_rs::signature::{self, UnparsedPublicKey, VerificationAlgorithm};
+use x509_parser::certificate::X509Certificate;
+use x509_parser::prelude::FromDer;
+use x509_parser::x509::SubjectPublicKeyInfo;
+
+use crate::{Anchors, AttestError, Attestation, Statement, VouchedBy};
+
+/// Certificates a chain may hold, leaf included (more is refused rather than walked).
+pub(crate) const MAX_CHAIN: usize = 8;
+
+/// A signature over a device's [`Statement`] by a certificate's key, and the chain.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct X509 {
+    /// The certificates, DER: the signer's first, then any intermediates.
+    pub chain: Vec<Vec<u8>>,
+    /// The signature over the statement (ECDSA in DER form with SHA-256 or SHA-384, RSA
+    /// PKCS #1 v1.5 with SHA-256, or Ed25519).
+    pub signature: Vec<u8>,
+}
+
+fn parse<'a>(der: &'a [u8], what: &'static str) -> Result<X509Certificate<'a>, AttestError> {
+    match X509Certificate::from_der(der) {
+        Ok(([], cert)) => Ok(cert),
+        Ok(_) => Err(AttestError::Malformed {
+            what,
+            why: "bytes after the certificate".into(),
+        }),
+        Err(e) => Err(AttestError::Malformed {
+            what,
+            why: e.to_string(),
+        }),
+    }
+}
+
+fn valid_now(cert: &X509Certificate<'_>, now: i64) -> Result<(), AttestError> {
+    let v = cert.validity();
+    let (not_before, not_after) = (v.not_before.timestamp(), v.not_after.timestamp());
+    if now < not_before || now > not_after {
+        return Err(AttestError::Expired {
+            subject: cert.subject().to_string(),
+            not_before,
+            not_after,
+        });
+    }
+    Ok(())
+}
+
+/// Whether `cert` is signed by `issuer`'s key and names it as its issuer.
+fn issued_by(cert: &X509Certificate<'_>, issuer: &X509Certificate<'_>) -> bool {
+    cert.issuer() == issuer.subject() && cert.verify_signature(Some(issuer.public_key())).is_ok()
+}
+
+/// Checks `signature` over `message` with the key of `spki`.
+fn verify_with(
+    spki: &SubjectPublicKeyInfo<'_>,
+    message: &[u8],
+    signature: &[u8],
+) -> Result<(), AttestError> {
+    let key = spki.subject_public_key.data.as_ref();
+    let algorithm = spki.algorithm.algorithm.to_id_string();
+    let curve = spki
+        .algorithm
+        .parameters
+        .as_ref()
+        .and_then(|p| p.as_oid().ok())
+        .map(|o| o.to_id_string());
+    let candidates: &[&'static dyn VerificationAlgorithm] =
+        match (algorithm.as_str(), curve.as_deref()) {
+            // id-ecPublicKey on P-256 / P-384.
+            ("1.2.840.10045.2.1", Some("1.2.840.10045.3.1.7")) => {
+                &[&signature::ECDSA_P256_SHA256_ASN1]
+            }
+            ("1.2.840.10045.2.1", Some("1.3.132.0.34")) => &[&signature::ECDSA_P384_SHA384_ASN1],
+            // rsaEncryption.
+            ("1.2.840.113549.1.1.1", _) => &[&signature::RSA_PKCS1_2048_8192_SHA256],
+            // Ed25519.
+            ("1.3.101.112", _) => &[&signature::ED25519],
+            (other, curve) => {
+                return Err(AttestError::Unsupported(format!(
+                    "{other}{}",
+                    curve.map(|c| format!(" on {c}")).unwrap_or_default()
+                )))
+            }
+        };
+    if candidates.iter().any(|alg| {
+        UnparsedPublicKey::new(*alg, key)
+            .verify(message, signature)
+            .is_ok()
+    }) {
+        Ok(())
+    } else {
+        Err(AttestError::BadSignature("certificate"))
+    }
+}
+
+impl Attestation for X509 {
+    fn kind(&self) -> &'static str {
+        "X.509"
+    }
+
+    fn check(
+        &self,
+        statement: &Statement,
+        anchors: &Anchors,
+        now: i64,
+    ) -> Result<VouchedBy, AttestError> {
+        if anchors.x509.is_empty() {
+            return Err(AttestError::NoAnchor("certification authority"));
+        }
+        if self.chain.is_empty() || self.chain.len() > MAX_CHAIN {
+            return Err(AttestError::Malformed {
+                what: "the certificate chain",
+                why: format!(
+                    "{} certificates (1 to {MAX_CHAIN} expected)",
+                    self.chain.len()
+                ),
+            });
+        }
+        let chain = self
+            .chain
+            .iter()
+            .map(|der| parse(der, "a certificate of the chain"))
+            .collect::<Result<Vec<_>, _>>()?;
+        let trusted = anchors
+            .x509
+            .iter()
+            .map(|der| parse(der, "a trusted certification authority"))
+            .collect::<Result<Vec<_>, _>>()?;
+        for cert in &chain {
+            valid_now(cert, now)?;
+        }
+        // Each certificate is issued by the next; the last by an anchor (or is one).
+        for pair in chain.windows(2) {
+            if !pair[1].is_ca() {
+                return Err(AttestError::NotACa(pair[1].subject().to_string()));
+            }
+            if !issued_by(&pair[0], &pair[1]) {
+                return Err(AttestError::Untrusted(pair[0].subject().to_string()));
+            }
+        }
+        let (leaf, top) = match (chain.first(), chain.last()) {
+            (Some(leaf), Some(top)) => (leaf, top),
+            _ => return Err(AttestError::Untrusted(String::new())),
+        };
+        let top_der = self.chain.last().map(Vec::as_slice);
+        let anchor = anchors.x509.iter().zip(&trusted).find(|(der, a)| {
+            let same = top_der == Some(der.as_slice());
+            same || (a.is_ca() && valid_now(a, now).is_ok() && issued_by(top, a))
+        });
+        let Some((_, anchor)) = anchor else {
+            return Err(AttestError::Untrusted(leaf.subject().to_string()));
+        };
+        verify_with(leaf.public_key(), &statement.to_bytes(), &self.signature)?;
+        Ok(VouchedBy::X509 {
+            subject: leaf.subject().to_string(),
+            anchor: anchor.subject().to_string(),
+        })
+    }
+}

@@ -1,0 +1,392 @@
+//! Attestations made with the real tools people use — `gpg` for OpenPGP, `openssl` for X.509 —
+//! checked by hush-attest: accepted under the right anchor, refused under a wrong key or
+//! anchor, for another device's statement, with a changed signature, or out of a certificate's
+//! validity. A test without `gpg` or `openssl` fails (`./scripts/test` installs them).
+
+// Test code: a failed assumption is a failed test, so it may unwrap, expect and panic.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    unreachable_pub
+)]
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use hush_attest::{Anchors, AttestError, Attestation, OpenPgp, Statement, VouchedBy, X509};
+use hush_proto::IdentityKeyPair;
+use rand::SeedableRng;
+
+fn scratch(name: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("hush-attest-{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+/// Runs a tool, failing the test with its output when it fails.
+fn run(dir: &Path, program: &str, args: &[&str]) -> Vec<u8> {
+    let out = Command::new(program)
+        .args(args)
+        .current_dir(dir)
+        .env("GNUPGHOME", dir.join("gnupg"))
+        .output()
+        .unwrap_or_else(|e| panic!("`{program}` is needed (./scripts/test installs it): {e}"));
+    assert!(
+        out.status.success(),
+        "{program} {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out.stdout
+}
+
+fn statement(device: u32, seed: u64) -> Statement {
+    let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
+    Statement {
+        jid: "alice@example.org".into(),
+        device,
+        identity: *IdentityKeyPair::generate(&mut rng).public(),
+    }
+}
+
+/// A new OpenPGP key in `dir`'s keyring for `uid` (`algo`: `ed25519` or `rsa2048`); gives its
+/// armored public key and fingerprint.
+fn gpg_key(dir: &Path, uid: &str, algo: &str) -> (String, String) {
+    std::fs::create_dir_all(dir.join("gnupg")).unwrap();
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(dir.join("gnupg"), std::fs::Permissions::from_mode(0o700))
+            .unwrap();
+    }
+    run(
+        dir,
+        "gpg",
+        &[
+            "--batch",
+            "--passphrase",
+            "",
+            "--quick-gen-key",
+            uid,
+            algo,
+            "sign",
+            "never",
+        ],
+    );
+    let armored = run(dir, "gpg", &["--batch", "--armor", "--export", uid]);
+    let listing = String::from_utf8(run(
+        dir,
+        "gpg",
+        &["--batch", "--with-colons", "--fingerprint", uid],
+    ))
+    .unwrap();
+    let fingerprint = listing
+        .lines()
+        .find(|l| l.starts_with("fpr:"))
+        .and_then(|l| l.split(':').nth(9))
+        .unwrap()
+        .to_ascii_lowercase();
+    (String::from_utf8(armored).unwrap(), fingerprint)
+}
+
+fn gpg_sign(dir: &Path, uid: &str, statement: &Statement) -> OpenPgp {
+    std::fs::write(dir.join("statement.txt"), statement.to_bytes()).unwrap();
+    let _ = std::fs::remove_file(dir.join("statement.txt.asc"));
+    run(
+        dir,
+        "gpg",
+        &[
+            "--batch",
+            "--yes",
+            "--local-user",
+            uid,
+            "--detach-sign",
+            "--armor",
+            "statement.txt",
+        ],
+    );
+    OpenPgp {
+        signature: std::fs::read_to_string(dir.join("statement.txt.asc")).unwrap(),
+    }
+}
+
+#[test]
+fn openpgp_signatures_vouch_under_the_right_key_only() {
+    let dir = scratch("openpgp");
+    let me = statement(7, 1);
+    for (uid, algo) in [
+        ("Alice <alice@example.org>", "ed25519"),
+        ("Alice RSA <alice-rsa@example.org>", "rsa2048"),
+    ] {
+        let (key, fingerprint) = gpg_key(&dir, uid, algo);
+        let attestation = gpg_sign(&dir, uid, &me);
+        let anchors = Anchors {
+            openpgp: vec![key.clone()],
+            x509: vec![],
+        };
+        assert_eq!(attestation.kind(), "OpenPGP");
+        assert_eq!(
+            attestation.check(&me, &anchors, 0),
+            Ok(VouchedBy::OpenPgp {
+                fingerprint: fingerprint.clone(),
+                user_id: Some(uid.to_owned())
+            }),
+            "{algo}"
+        );
+        // Another device's statement (another key, or another id) is not what was signed.
+        for other in [statement(7, 2), statement(8, 1)] {
+            assert_eq!(
+                attestation.check(&other, &anchors, 0),
+                Err(AttestError::BadSignature("OpenPGP key")),
+                "{algo}"
+            );
+        }
+        // No anchor, and a key the user does not trust.
+        let none = Anchors::default();
+        assert_eq!(
+            attestation.check(&me, &none, 0),
+            Err(AttestError::NoAnchor("OpenPGP key"))
+        );
+        let (stranger, _) = gpg_key(&dir, &format!("Mallory {algo} <m@example.net>"), algo);
+        let wrong = Anchors {
+            openpgp: vec![stranger],
+            x509: vec![],
+        };
+        assert_eq!(
+            attestation.check(&me, &wrong, 0),
+            Err(AttestError::BadSignature("OpenPGP key"))
+        );
+    }
+    let garbage = OpenPgp {
+        signature: "-----BEGIN PGP SIGNATURE-----\n\nnonsense\n-----END PGP SIGNATURE-----\n"
+            .into(),
+    };
+    assert!(matches!(
+        garbage.check(&me, &Anchors::default(), 0),
+        Err(AttestError::Malformed { .. })
+    ));
+}
+
+/// A CA (`name`) with a key of `algo` (`ec` P-256, `ed25519`, `rsa`), in `dir`.
+fn openssl_ca(dir: &Path, name: &str) {
+    run(
+        dir,
+        "openssl",
+        &[
+            "ecparam",
+            "-name",
+            "prime256v1",
+            "-genkey",
+            "-noout",
+            "-out",
+            &format!("{name}.key"),
+        ],
+    );
+    run(
+        dir,
+        "openssl",
+        &[
+            "req",
+            "-x509",
+            "-new",
+            "-key",
+            &format!("{name}.key"),
+            "-subj",
+            &format!("/CN={name}"),
+            "-days",
+            "30",
+            "-out",
+            &format!("{name}.pem"),
+            "-addext",
+            "basicConstraints=critical,CA:TRUE",
+            "-addext",
+            "keyUsage=critical,keyCertSign",
+        ],
+    );
+}
+
+/// A leaf certificate `name` issued by `ca`, with a key of `algo`; gives its DER.
+fn openssl_leaf(dir: &Path, ca: &str, name: &str, algo: &str) -> Vec<u8> {
+    let key = format!("{name}.key");
+    match algo {
+        "ec" => run(
+            dir,
+            "openssl",
+            &[
+                "ecparam",
+                "-name",
+                "prime256v1",
+                "-genkey",
+                "-noout",
+                "-out",
+                &key,
+            ],
+        ),
+        "ed25519" => run(
+            dir,
+            "openssl",
+            &["genpkey", "-algorithm", "ed25519", "-out", &key],
+        ),
+        _ => run(
+            dir,
+            "openssl",
+            &[
+                "genpkey",
+                "-algorithm",
+                "rsa",
+                "-pkeyopt",
+                "rsa_keygen_bits:2048",
+                "-out",
+                &key,
+            ],
+        ),
+    };
+    run(
+        dir,
+        "openssl",
+        &[
+            "req",
+            "-new",
+            "-key",
+            &key,
+            "-subj",
+            &format!("/CN={name}/emailAddress=alice@example.org"),
+            "-out",
+            &format!("{name}.csr"),
+        ],
+    );
+    run(
+        dir,
+        "openssl",
+        &[
+            "x509",
+            "-req",
+            "-in",
+            &format!("{name}.csr"),
+            "-CA",
+            &format!("{ca}.pem"),
+            "-CAkey",
+            &format!("{ca}.key"),
+            "-CAcreateserial",
+            "-days",
+            "10",
+            "-out",
+            &format!("{name}.pem"),
+        ],
+    );
+    run(
+        dir,
+        "openssl",
+        &["x509", "-in", &format!("{name}.pem"), "-outform", "DER"],
+    )
+}
+
+fn openssl_sign(dir: &Path, name: &str, algo: &str, statement: &Statement) -> Vec<u8> {
+    std::fs::write(dir.join("statement.txt"), statement.to_bytes()).unwrap();
+    let key = format!("{name}.key");
+    match algo {
+        "ed25519" => run(
+            dir,
+            "openssl",
+            &[
+                "pkeyutl",
+                "-sign",
+                "-rawin",
+                "-inkey",
+                &key,
+                "-in",
+                "statement.txt",
+            ],
+        ),
+        _ => run(
+            dir,
+            "openssl",
+            &["dgst", "-sha256", "-sign", &key, "statement.txt"],
+        ),
+    }
+}
+
+fn der_of(dir: &Path, pem: &str) -> Vec<u8> {
+    run(dir, "openssl", &["x509", "-in", pem, "-outform", "DER"])
+}
+
+fn now() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs() as i64
+}
+
+#[test]
+fn x509_signatures_vouch_under_the_right_authority_only() {
+    let dir = scratch("x509");
+    openssl_ca(&dir, "Example CA");
+    openssl_ca(&dir, "Other CA");
+    let anchors = Anchors {
+        openpgp: vec![],
+        x509: vec![der_of(&dir, "Example CA.pem")],
+    };
+    let me = statement(9, 3);
+    for algo in ["ec", "ed25519", "rsa"] {
+        let name = format!("alice-{algo}");
+        let leaf = openssl_leaf(&dir, "Example CA", &name, algo);
+        let attestation = X509 {
+            chain: vec![leaf.clone()],
+            signature: openssl_sign(&dir, &name, algo, &me),
+        };
+        assert_eq!(attestation.kind(), "X.509");
+        let vouched = attestation
+            .check(&me, &anchors, now())
+            .unwrap_or_else(|e| panic!("{algo}: {e}"));
+        let VouchedBy::X509 { subject, anchor } = vouched else {
+            panic!("{vouched:?}")
+        };
+        assert!(subject.contains(&name), "{subject}");
+        assert_eq!(anchor, "CN=Example CA");
+        // Another device's statement, a changed signature, another authority, out of time.
+        assert_eq!(
+            attestation.check(&statement(10, 3), &anchors, now()),
+            Err(AttestError::BadSignature("certificate")),
+            "{algo}"
+        );
+        let mut bent = attestation.clone();
+        let last = bent.signature.len() - 1;
+        bent.signature[last] ^= 1;
+        assert_eq!(
+            bent.check(&me, &anchors, now()),
+            Err(AttestError::BadSignature("certificate")),
+            "{algo}"
+        );
+        let other = Anchors {
+            openpgp: vec![],
+            x509: vec![der_of(&dir, "Other CA.pem")],
+        };
+        assert!(matches!(
+            attestation.check(&me, &other, now()),
+            Err(AttestError::Untrusted(_))
+        ));
+        assert!(matches!(
+            attestation.check(&me, &anchors, now() + 100 * 86_400),
+            Err(AttestError::Expired { .. })
+        ));
+    }
+    // A certificate signed by a leaf (not a CA) does not chain.
+    let mallory = openssl_leaf(&dir, "Example CA", "mallory", "ec");
+    let not_ca = X509 {
+        chain: vec![mallory.clone(), mallory],
+        signature: openssl_sign(&dir, "mallory", "ec", &me),
+    };
+    assert!(matches!(
+        not_ca.check(&me, &anchors, now()),
+        Err(AttestError::NotACa(_))
+    ));
+    assert!(matches!(
+        X509 {
+            chain: vec![b"not a certificate".to_vec()],
+            signature: vec![]
+        }
+        .check(&me, &anchors, now()),
+        Err(AttestError::Malformed { .. })
+    ));
+}
