@@ -17,6 +17,11 @@
 //!   certification authority the user trusts; each certificate's signature, validity period and
 //!   (for issuers) CA flag are checked. Parsed with `x509-parser`, verified with aws-lc.
 //!
+//! An anchor vouches only for the accounts it names: an OpenPGP key for a JID one of its user
+//! ids has as address (`Bob <bob@example.org>`, or `xmpp:bob@example.org`), a certificate for a
+//! JID its subject alternative names (e-mail or `xmpp:` URI) or subject e-mail give. A key the
+//! user trusts for Bob cannot vouch for Carol's devices.
+//!
 //! Native verification (a fingerprint compared, a short authentication string) is the user's
 //! own act and needs no attestation; its record is the trust source in the store.
 //!
@@ -116,6 +121,28 @@ pub enum AttestError {
     /// A certificate that signs others is not a certification authority.
     #[error("{0} signs certificates but is not a certification authority")]
     NotACa(String),
+    /// The signer is trusted, but does not name the account it vouches for: an anchor vouches
+    /// only for the accounts its keys or certificates name (an OpenPGP user id with the JID
+    /// as its address, a certificate with the JID as an e-mail or `xmpp:` name).
+    #[error("{signer} does not name {jid}: it may not vouch for that account's keys")]
+    NotForAccount {
+        /// The signer.
+        signer: String,
+        /// The account.
+        jid: String,
+    },
+    /// The OpenPGP key (or the subkey that signed) is revoked, or may not sign.
+    #[error("the OpenPGP key is revoked or may not sign")]
+    Revoked,
+    /// A certificate that may not do what it did (a critical extension this code does not
+    /// know, a key usage that forbids it, a path longer than its issuer allows, SHA-1).
+    #[error("certificate {subject} may not be used here: {why}")]
+    Unusable {
+        /// The certificate.
+        subject: String,
+        /// Why.
+        why: &'static str,
+    },
     /// A signature algorithm this build does not check.
     #[error("unsupported key or signature algorithm: {0}")]
     Unsupported(String),

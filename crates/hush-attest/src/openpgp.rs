@@ -51,18 +51,25 @@ impl Attestation for OpenPgp {
             let by_subkey = || {
                 key.public_subkeys
                     .iter()
-                    .any(|sub| signature.verify(&sub.key, &signed).is_ok())
+                    .any(|sub| signature.verify(&sub.key, &signed).is_ok() && subkey_may_sign(sub))
             };
-            if by_primary || by_subkey() {
-                return Ok(VouchedBy::OpenPgp {
-                    fingerprint: format!("{:x}", key.primary_key.fingerprint()),
-                    user_id: key
-                        .details
-                        .users
-                        .first()
-                        .map(|u| String::from_utf8_lossy(u.id.id()).into_owned()),
-                });
+            if !(by_primary || by_subkey()) {
+                continue;
             }
+            if !key.details.revocation_signatures.is_empty() {
+                return Err(AttestError::Revoked);
+            }
+            let fingerprint = format!("{:x}", key.primary_key.fingerprint());
+            let Some(user_id) = naming(&key, &statement.jid) else {
+                return Err(AttestError::NotForAccount {
+                    signer: format!("OpenPGP key {fingerprint}"),
+                    jid: statement.jid.clone(),
+                });
+            };
+            return Ok(VouchedBy::OpenPgp {
+                fingerprint,
+                user_id: Some(user_id),
+            });
         }
         Err(AttestError::BadSignature("OpenPGP key"))
     }
@@ -88,5 +95,35 @@ pub fn openpgp_key(armored: &str) -> Result<VouchedBy, AttestError> {
             .users
             .first()
             .map(|u| String::from_utf8_lossy(u.id.id()).into_owned()),
+    })
+}
+
+/// A subkey that may sign: a binding signature gives it the signing flag, and none revokes it.
+fn subkey_may_sign(sub: &pgp::composed::SignedPublicSubKey) -> bool {
+    use pgp::packet::SignatureType;
+    let revoked = sub
+        .signatures
+        .iter()
+        .any(|s| s.typ() == Some(SignatureType::SubkeyRevocation));
+    let signs = sub
+        .signatures
+        .iter()
+        .any(|s| s.typ() == Some(SignatureType::SubkeyBinding) && s.key_flags().sign());
+    signs && !revoked
+}
+
+/// The user id of `key` that names `jid` as its address (`Name <jid>`, `jid`, or
+/// `xmpp:jid`), compared without case.
+fn naming(key: &SignedPublicKey, jid: &str) -> Option<String> {
+    let jid = jid.to_ascii_lowercase();
+    key.details.users.iter().find_map(|u| {
+        let uid = String::from_utf8_lossy(u.id.id()).into_owned();
+        let lower = uid.to_ascii_lowercase();
+        let address = match (lower.rfind('<'), lower.rfind('>')) {
+            (Some(open), Some(close)) if open < close => lower[open + 1..close].trim().to_owned(),
+            _ => lower.trim().to_owned(),
+        };
+        let address = address.strip_prefix("xmpp:").unwrap_or(&address).to_owned();
+        (address == jid).then_some(uid)
     })
 }

@@ -48,6 +48,94 @@ fn valid_now(cert: &X509Certificate<'_>, now: i64) -> Result<(), AttestError> {
     Ok(())
 }
 
+/// Signature algorithms refused: SHA-1 (collisions can be made), with RSA and ECDSA.
+const WEAK_SIGNATURES: [&str; 3] = [
+    "1.2.840.113549.1.1.5", // sha1WithRSAEncryption
+    "1.2.840.10045.4.1",    // ecdsa-with-SHA1
+    "1.2.840.113549.1.1.4", // md5WithRSAEncryption
+];
+
+/// Refuses a certificate with a critical extension this code does not understand, or signed
+/// with a weak algorithm.
+fn usable(cert: &X509Certificate<'_>) -> Result<(), AttestError> {
+    let subject = || cert.subject().to_string();
+    let algorithm = cert.signature_algorithm.algorithm.to_id_string();
+    if WEAK_SIGNATURES.contains(&algorithm.as_str()) {
+        return Err(AttestError::Unusable {
+            subject: subject(),
+            why: "it is signed with SHA-1 or MD5",
+        });
+    }
+    let unknown_critical = cert.extensions().iter().any(|e| {
+        e.critical
+            && matches!(
+                e.parsed_extension(),
+                x509_parser::extensions::ParsedExtension::UnsupportedExtension { .. }
+                    | x509_parser::extensions::ParsedExtension::ParseError { .. }
+            )
+    });
+    if unknown_critical {
+        return Err(AttestError::Unusable {
+            subject: subject(),
+            why: "it has a critical extension this check does not know",
+        });
+    }
+    Ok(())
+}
+
+/// Whether `issuer` may issue a certificate with `below` certificates authorities under it:
+/// a CA, whose key usage (if given) allows signing certificates, whose path length allows it.
+fn may_issue(issuer: &X509Certificate<'_>, below: usize) -> Result<(), AttestError> {
+    let subject = || issuer.subject().to_string();
+    let constraints = issuer
+        .basic_constraints()
+        .ok()
+        .flatten()
+        .map(|b| (b.value.ca, b.value.path_len_constraint));
+    let Some((true, path_len)) = constraints else {
+        return Err(AttestError::NotACa(subject()));
+    };
+    if path_len.is_some_and(|max| below > max as usize) {
+        return Err(AttestError::Unusable {
+            subject: subject(),
+            why: "the chain below it is longer than its path length allows",
+        });
+    }
+    if let Ok(Some(ku)) = issuer.key_usage() {
+        if !ku.value.key_cert_sign() {
+            return Err(AttestError::Unusable {
+                subject: subject(),
+                why: "its key usage does not allow signing certificates",
+            });
+        }
+    }
+    usable(issuer)
+}
+
+/// Whether `cert` names `jid`: as a subject alternative e-mail or `xmpp:` URI, or as its
+/// subject's e-mail address (compared without case).
+fn names(cert: &X509Certificate<'_>, jid: &str) -> bool {
+    use x509_parser::extensions::GeneralName;
+    let jid = jid.to_ascii_lowercase();
+    let same = |s: &str| s.trim().to_ascii_lowercase() == jid;
+    let in_san = cert
+        .subject_alternative_name()
+        .ok()
+        .flatten()
+        .is_some_and(|san| {
+            san.value.general_names.iter().any(|n| match n {
+                GeneralName::RFC822Name(mail) => same(mail),
+                GeneralName::URI(uri) => uri.strip_prefix("xmpp:").is_some_and(&same),
+                _ => false,
+            })
+        });
+    let in_subject = cert
+        .subject()
+        .iter_email()
+        .any(|e| e.as_str().is_ok_and(same));
+    in_san || in_subject
+}
+
 /// Whether `cert` is signed by `issuer`'s key and names it as its issuer.
 fn issued_by(cert: &X509Certificate<'_>, issuer: &X509Certificate<'_>) -> bool {
     cert.issuer() == issuer.subject() && cert.verify_signature(Some(issuer.public_key())).is_ok()
@@ -131,12 +219,11 @@ impl Attestation for X509 {
             .collect::<Result<Vec<_>, _>>()?;
         for cert in &chain {
             valid_now(cert, now)?;
+            usable(cert)?;
         }
         // Each certificate is issued by the next; the last by an anchor (or is one).
-        for pair in chain.windows(2) {
-            if !pair[1].is_ca() {
-                return Err(AttestError::NotACa(pair[1].subject().to_string()));
-            }
+        for (below, pair) in chain.windows(2).enumerate() {
+            may_issue(&pair[1], below)?;
             if !issued_by(&pair[0], &pair[1]) {
                 return Err(AttestError::Untrusted(pair[0].subject().to_string()));
             }
@@ -146,14 +233,31 @@ impl Attestation for X509 {
             _ => return Err(AttestError::Untrusted(String::new())),
         };
         let top_der = self.chain.last().map(Vec::as_slice);
+        let intermediates = chain.len() - 1;
         let anchor = anchors.x509.iter().zip(&trusted).find(|(der, a)| {
             let same = top_der == Some(der.as_slice());
-            same || (a.is_ca() && valid_now(a, now).is_ok() && issued_by(top, a))
+            same || (may_issue(a, intermediates).is_ok()
+                && valid_now(a, now).is_ok()
+                && issued_by(top, a))
         });
         let Some((_, anchor)) = anchor else {
             return Err(AttestError::Untrusted(leaf.subject().to_string()));
         };
+        if let Ok(Some(ku)) = leaf.key_usage() {
+            if !ku.value.digital_signature() {
+                return Err(AttestError::Unusable {
+                    subject: leaf.subject().to_string(),
+                    why: "its key usage does not allow signatures",
+                });
+            }
+        }
         verify_with(leaf.public_key(), &statement.to_bytes(), &self.signature)?;
+        if !names(leaf, &statement.jid) {
+            return Err(AttestError::NotForAccount {
+                signer: format!("certificate {}", leaf.subject()),
+                jid: statement.jid.clone(),
+            });
+        }
         Ok(VouchedBy::X509 {
             subject: leaf.subject().to_string(),
             anchor: anchor.subject().to_string(),

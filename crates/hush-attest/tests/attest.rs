@@ -117,7 +117,7 @@ fn openpgp_signatures_vouch_under_the_right_key_only() {
     let me = statement(7, 1);
     for (uid, algo) in [
         ("Alice <alice@example.org>", "ed25519"),
-        ("Alice RSA <alice-rsa@example.org>", "rsa2048"),
+        ("Alice (RSA key) <alice@example.org>", "rsa2048"),
     ] {
         let (key, fingerprint) = gpg_key(&dir, uid, algo);
         let attestation = gpg_sign(&dir, uid, &me);
@@ -142,6 +142,19 @@ fn openpgp_signatures_vouch_under_the_right_key_only() {
                 "{algo}"
             );
         }
+        // A trusted key vouches only for the account its user id names.
+        let carol = Statement {
+            jid: "carol@example.org".into(),
+            ..me.clone()
+        };
+        let for_carol = gpg_sign(&dir, uid, &carol);
+        assert!(
+            matches!(
+                for_carol.check(&carol, &anchors, 0),
+                Err(AttestError::NotForAccount { .. })
+            ),
+            "{algo}"
+        );
         // No anchor, and a key the user does not trust.
         let none = Anchors::default();
         assert_eq!(
@@ -371,6 +384,19 @@ fn x509_signatures_vouch_under_the_right_authority_only() {
             Err(AttestError::Expired { .. })
         ));
     }
+    // A certificate vouches only for the account it names.
+    let carol = Statement {
+        jid: "carol@example.org".into(),
+        ..me.clone()
+    };
+    let for_carol = X509 {
+        chain: vec![openssl_leaf(&dir, "Example CA", "alice-again", "ec")],
+        signature: openssl_sign(&dir, "alice-again", "ec", &carol),
+    };
+    assert!(matches!(
+        for_carol.check(&carol, &anchors, now()),
+        Err(AttestError::NotForAccount { .. })
+    ));
     // A certificate signed by a leaf (not a CA) does not chain.
     let mallory = openssl_leaf(&dir, "Example CA", "mallory", "ec");
     let not_ca = X509 {

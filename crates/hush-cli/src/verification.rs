@@ -89,7 +89,11 @@ pub(crate) fn parse(uri: &str) -> Result<VerificationUri> {
         return Err(bad());
     };
     let (jid, query) = rest.split_once('?').ok_or_else(bad)?;
-    let jid = percent_decoded(jid).ok_or_else(bad)?;
+    // As a JID compares: `Bob@Example.org` is bob@example.org.
+    let jid = percent_decoded(jid)
+        .and_then(|j| j.to_lowercase().parse::<hush_xmpp::BareJid>().ok())
+        .map(|j| j.to_string())
+        .ok_or_else(bad)?;
     let items: Vec<&str> = query.split([';', '&']).collect();
     let claims = if items.first() == Some(&"trust-message") {
         trust_message_claims(&items[1..]).ok_or_else(bad)?
@@ -311,13 +315,16 @@ mod tests {
     #[test]
     fn what_we_write_reads_back() {
         let (a, b) = (key(4), key(5));
-        let uri = omemo_sid_uri("al ice@example.org", &[(1, a), (2, b)]);
+        let uri = omemo_sid_uri("al;ice@example.org", &[(1, a), (2, b)]);
         assert!(
-            uri.starts_with("xmpp:al%20ice@example.org?omemo-sid-1="),
+            uri.starts_with("xmpp:al%3Bice@example.org?omemo-sid-1="),
             "{uri}"
         );
+        // A JID compares as a JID: case does not matter.
+        let shouting = uri.replace("al%3Bice@example.org", "AL%3BICE@Example.ORG");
+        assert_eq!(parse(&shouting).unwrap().jid, "al;ice@example.org");
         let read = parse(&uri).unwrap();
-        assert_eq!(read.jid, "al ice@example.org");
+        assert_eq!(read.jid, "al;ice@example.org");
         assert_eq!(read.claims.len(), 2);
         assert!(read.claims[0].names(&a) && read.claims[1].names(&b));
         assert_eq!(read.claims[1].device, Some(2));

@@ -468,7 +468,7 @@ fn attestations_verify_devices_a_trusted_signer_vouches_for() {
             "-key",
             "phone.key",
             "-subj",
-            "/CN=Bob's phone",
+            "/CN=Bob's phone/emailAddress=bob@localhost",
             "-out",
             "phone.csr",
         ],
@@ -590,4 +590,25 @@ fn attestations_verify_devices_a_trusted_signer_vouches_for() {
     let text = ok(hush(&alice.home, &["devices", &bob.jid]));
     assert!(text.contains("by OpenPGP key"), "{text}");
     assert!(text.contains("by X.509 subject"), "{text}");
+
+    // The user's refusal stands: an attestation does not lift it.
+    let phone_device = one(ok(hush(&phone.home, &["--json", "fingerprint"])))["device"].clone();
+    let phone_id = phone_device.to_string();
+    ok(hush(&alice.home, &["distrust", &bob.jid, &phone_id]));
+    let checked = json_lines(&ok(hush(
+        &alice.home,
+        &["--json", "attest", "check", &bob.jid],
+    )));
+    let phone_line = checked
+        .iter()
+        .find(|c| c["device"] == phone_device)
+        .unwrap_or_else(|| panic!("{checked:?}"));
+    assert!(phone_line["trust"].is_null(), "{phone_line}");
+    assert!(
+        phone_line["not_vouched"]
+            .as_str()
+            .unwrap()
+            .contains("distrusted"),
+        "{phone_line}"
+    );
 }

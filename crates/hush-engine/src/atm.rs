@@ -28,6 +28,10 @@ use hush_store::{HeldTrust, Store, Transaction, Trust, TrustChange, TrustSource}
 use crate::trust_message::{KeyOwner, TrustMessage};
 use crate::{Engine, Result};
 
+/// Statements kept from one device not verified yet, at most: more are ignored (a device
+/// anyone can add must not fill the store).
+pub const MAX_HELD: usize = 256;
+
 /// One decision the user made on this device.
 #[derive(Clone, Debug)]
 pub struct UserDecision {
@@ -84,6 +88,19 @@ impl<S: Store + ?Sized> Overlay<'_, S> {
         {
             Some(c) => Ok(Some(c.trust)),
             None => Ok(self.store.trust(jid, key)?),
+        }
+    }
+
+    /// Who decided the trust of `key` of `jid`, after the step's changes.
+    fn source(&self, jid: &str, key: &IdentityKey) -> Result<Option<TrustSource>> {
+        match self
+            .changes
+            .iter()
+            .rev()
+            .find(|c| c.jid == jid && c.identity.same_identity(key))
+        {
+            Some(c) => Ok(Some(c.source.clone())),
+            None => Ok(self.store.trust_source(jid, key)?),
         }
     }
 
@@ -192,6 +209,13 @@ impl Engine {
             store,
             changes: Vec::new(),
         };
+        // What a device not verified yet may leave waiting here, in all.
+        let mut room_to_hold = match sender_trust {
+            Trust::Blind | Trust::Undecided => {
+                MAX_HELD.saturating_sub(store.held_trust_from(sender, sender_key)?.len())
+            }
+            _ => 0,
+        };
         for owner in &message.owners {
             // XEP-0450 §3: our own devices speak for anyone; a contact only for itself.
             let qualified = sender == self.jid || owner.jid == sender;
@@ -219,7 +243,9 @@ impl Engine {
                     }
                     // XEP-0450: a distrusted device's statements never count.
                     Trust::Distrusted => report.ignored += 1,
+                    Trust::Blind | Trust::Undecided if room_to_hold == 0 => report.ignored += 1,
                     Trust::Blind | Trust::Undecided => {
+                        room_to_hold -= 1;
                         tx.held_trust.push(HeldTrust {
                             sender: sender.to_owned(),
                             sender_key: *sender_key,
@@ -258,9 +284,14 @@ impl Engine {
         if current == Some(trust) {
             return Ok(false);
         }
-        // A contact cannot overrule the user's refusal of one of its keys.
-        if current == Some(Trust::Distrusted) && trust == Trust::Verified && !from_own_device {
-            return Ok(false);
+        // Nobody overrules the user's own refusal here: a contact never lifts a refusal, and
+        // our other devices only one that came from them by ATM (an old or reordered trust
+        // message must not undo what the user decided on this device).
+        if current == Some(Trust::Distrusted) && trust == Trust::Verified {
+            let by_atm = matches!(overlay.source(owner, &key)?, Some(TrustSource::Atm { .. }));
+            if !from_own_device || !by_atm {
+                return Ok(false);
+            }
         }
         overlay.changes.push(TrustChange {
             jid: owner.to_owned(),
@@ -619,16 +650,28 @@ mod tests {
         assert_eq!(store.trust(BOB, &bob_old).unwrap(), Some(Trust::Distrusted));
         let report = arrive(&mut store, BOB, bob_old, &message(BOB, &[key(3)], &[]));
         assert_eq!((report.held, report.ignored), (0, 1));
-        // Our own verified device may: it is the user, elsewhere.
+        // Nor may our own verified device: the refusal was made here. It may lift one that
+        // came from it by ATM (the user changed their mind there).
         let laptop = key(4);
         store.set_trust(ME, &laptop, Trust::Verified, 1).unwrap();
         let report = arrive(&mut store, ME, laptop, &message(BOB, &[bob_old], &[]));
-        assert_eq!(report.applied.len(), 1);
-        // A distrust from a verified device is applied.
-        let report = arrive(&mut store, BOB, bob_phone, &message(BOB, &[], &[bob_old]));
+        assert_eq!((report.applied.len(), report.ignored), (0, 1));
+        let bob_lost = key(5);
+        let report = arrive(&mut store, ME, laptop, &message(BOB, &[], &[bob_lost]));
         assert_eq!(
             report.applied,
-            [(BOB.to_owned(), bob_old.fingerprint(), Trust::Distrusted)]
+            [(BOB.to_owned(), bob_lost.fingerprint(), Trust::Distrusted)]
+        );
+        let report = arrive(&mut store, ME, laptop, &message(BOB, &[bob_lost], &[]));
+        assert_eq!(
+            report.applied,
+            [(BOB.to_owned(), bob_lost.fingerprint(), Trust::Verified)]
+        );
+        // A distrust from a verified device of the contact is applied.
+        let report = arrive(&mut store, BOB, bob_phone, &message(BOB, &[], &[bob_lost]));
+        assert_eq!(
+            report.applied,
+            [(BOB.to_owned(), bob_lost.fingerprint(), Trust::Distrusted)]
         );
     }
 

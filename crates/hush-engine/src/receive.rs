@@ -607,7 +607,7 @@ impl Engine {
                     }
                     // A control message for another device (a trust message to verified devices
                     // only, a comparison with one device) is nothing this device lost.
-                    ProtoError::NotForThisDevice(_) if m.control => {
+                    ProtoError::NotForThisDevice(_) if m.control && suite == Suite::Omemo2 => {
                         log::info!(
                             "passed over a control message from device {sid} of {} meant for \
                              other devices",
@@ -676,7 +676,7 @@ impl Engine {
         // shown as what it did rather than as an (empty) message.
         let mut atm = None;
         let mut body = body;
-        if let Some(element) = &trust_element {
+        if let Some(element) = trust_element.as_ref().filter(|_| m.nick.is_none()) {
             match TrustMessage::from_element(element) {
                 Ok(message) => {
                     let from = crate::atm::SenderDevice {
@@ -744,7 +744,9 @@ impl Engine {
                 // text, out of history, so that its copies (the archive, a Carbon) are known.
                 body: match &body {
                     Some(b) => Some(b.as_bytes().to_vec()),
-                    None if atm.is_some() || sas.is_some() => Some(Vec::new()),
+                    None if atm.is_some() || sas.is_some() => {
+                        Some(hush_store::CONTROL_BODY.to_vec())
+                    }
                     None => None,
                 },
                 consumed_prekey: o.consumed_prekey,

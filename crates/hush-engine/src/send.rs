@@ -437,7 +437,8 @@ impl Engine {
             .append(sealed.to_element())
             .build();
         let stanza = String::from(&kept).into_bytes();
-        let (origin_id, mut outgoing) = self.outgoing(&to, "", Some(suite), stanza, now, rng);
+        let (origin_id, mut outgoing) = self.outgoing(&to, "\0", Some(suite), stanza, now, rng);
+        debug_assert_eq!(outgoing.body, hush_store::CONTROL_BODY);
         outgoing.ids.digest = sealed.sent_digest();
         let transaction = Transaction {
             new_keys: opened.new_keys,

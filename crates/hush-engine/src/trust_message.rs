@@ -33,6 +33,8 @@ const NS_OMEMO2: &str = "urn:xmpp:omemo:2";
 pub const MAX_OWNERS: usize = 256;
 /// Keys one message may name per owner (more than any account's device list holds).
 pub const MAX_KEYS: usize = hush_proto::MAX_LISTED_DEVICES * 2;
+/// Keys one message may name in all.
+pub const MAX_TOTAL_KEYS: usize = 1024;
 
 /// What one trust message says.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -160,19 +162,34 @@ impl TrustMessage {
                     owner.distrust.push(key);
                 }
             }
+            // The same account named twice is one owner (so that refusal wins across both).
+            match owners
+                .iter_mut()
+                .find(|o: &&mut KeyOwner| o.jid == owner.jid)
+            {
+                Some(known) => {
+                    known.trust.append(&mut owner.trust);
+                    known.distrust.append(&mut owner.distrust);
+                }
+                None => owners.push(owner),
+            }
+        }
+        for owner in &mut owners {
             // A key both vouched for and refused in one message: refusal wins.
             let distrust = owner.distrust.clone();
             owner
                 .trust
                 .retain(|k| !distrust.iter().any(|d| d.same_identity(k)));
-            if !owner.trust.is_empty() || !owner.distrust.is_empty() {
-                owners.push(owner);
-            }
         }
+        owners.retain(|o| !o.trust.is_empty() || !o.distrust.is_empty());
         if owners.is_empty() {
             return Err(TrustMessageError::Empty);
         }
-        Ok(Self { owners })
+        let message = Self { owners };
+        if message.key_count() > MAX_TOTAL_KEYS {
+            return Err(TrustMessageError::TooLarge);
+        }
+        Ok(message)
     }
 
     /// How many keys it names, over all owners.
@@ -311,9 +328,35 @@ mod tests {
             parse(&wrap(atm, omemo, &owner("a@b", &many))),
             Err(TrustMessageError::TooLarge)
         );
-        let owners = owner("a@b", &trust).repeat(MAX_OWNERS + 1);
+        let owners: String = (0..=MAX_OWNERS)
+            .map(|i| owner(&format!("a{i}@b"), &trust))
+            .collect();
         assert_eq!(
             parse(&wrap(atm, omemo, &owners)),
+            Err(TrustMessageError::TooLarge)
+        );
+    }
+
+    /// An account named twice is merged, and refusal wins across both.
+    #[test]
+    fn an_owner_named_twice_is_one_and_refusal_wins_across() {
+        let b64 = base64::engine::general_purpose::STANDARD;
+        let k = b64.encode(key(1).ed25519());
+        let m = parse(&format!(
+            "<trust-message xmlns='urn:xmpp:tm:1' usage='urn:xmpp:atm:1' encryption='urn:xmpp:omemo:2'>\
+             <key-owner jid='a@b'><distrust>{k}</distrust></key-owner>\
+             <key-owner jid='a@b'><trust>{k}</trust></key-owner></trust-message>"
+        ))
+        .unwrap();
+        assert_eq!(m.owners.len(), 1);
+        assert!(m.owners[0].trust.is_empty());
+        assert_eq!(m.owners[0].distrust.len(), 1);
+        let many = format!("<key-owner jid='a@b'><trust>{k}</trust></key-owner>")
+            .repeat(MAX_TOTAL_KEYS + 1);
+        assert_eq!(
+            parse(&format!(
+                "<trust-message xmlns='urn:xmpp:tm:1' usage='urn:xmpp:atm:1' encryption='urn:xmpp:omemo:2'>{many}</trust-message>"
+            )),
             Err(TrustMessageError::TooLarge)
         );
     }

@@ -45,6 +45,11 @@ pub use types::{
     TrustChange, TrustSource,
 };
 
+/// The body kept for a control message (a trust message, a step of a comparison): it is in
+/// the store so that its copies are recognised (and ours resent), and never in history. A
+/// NUL, which no XML text can hold, so that no real message is ever taken for one.
+pub const CONTROL_BODY: &[u8] = b"\0";
+
 /// The account a store belongs to.
 #[derive(Debug, Clone)]
 pub struct Account {
@@ -121,8 +126,7 @@ pub trait Store {
     /// Outbox entries stored but not confirmed as sent, oldest first.
     fn pending(&self) -> Result<Vec<Pending>>;
     /// The last `limit` history entries of a conversation, oldest first.
-    /// (Messages without text that are no failure — control messages such as trust messages,
-    /// kept to recognise their copies and resend ours — are left out.)
+    /// (Control messages — see [`CONTROL_BODY`] — are left out.)
     fn history(&self, peer: &str, limit: usize) -> Result<Vec<StoredMessage>>;
 
     /// One-time prekeys used by key exchanges and not yet retired.

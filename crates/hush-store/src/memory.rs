@@ -649,8 +649,7 @@ impl Store for MemoryStore {
     }
 }
 
-/// A message without text that is no failure: a control message (a trust message, a
-/// comparison step), kept to recognise its copies (and resend ours), never shown in history.
+/// A control message (see [`crate::CONTROL_BODY`]), never shown in history.
 fn is_control(m: &StoredMessage) -> bool {
-    m.failure.is_none() && m.body.as_deref() == Some(&[][..])
+    m.failure.is_none() && m.body.as_deref() == Some(crate::CONTROL_BODY)
 }

@@ -1292,7 +1292,7 @@ impl Store for SqliteStore {
         let mut stmt = self.conn.prepare_cached(
             "SELECT id, direction, peer, sender, sender_device, suite, body, error, at, archive, stanza_id, origin_id, encrypted, digest
              FROM (SELECT * FROM messages WHERE peer = ?1
-                   AND NOT (error IS NULL AND body IS NOT NULL AND length(body) = 0)
+                   AND NOT (error IS NULL AND body IS NOT NULL AND body = x'00')
                    ORDER BY id DESC LIMIT ?2) ORDER BY id",
         )?;
         let rows = stmt.query_map(params![peer, limit as i64], row_message)?;

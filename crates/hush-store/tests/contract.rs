@@ -715,6 +715,27 @@ fn conversations_and_plaintext<S: Store>(mut store: S) {
     assert_eq!(h.len(), 1);
     assert_eq!(h[0].body.as_deref(), Some(b"in clear".as_slice()));
     assert!(!h[0].encrypted);
+    // A message without text (a file shared with no caption) is history; a control message
+    // (a trust message, a comparison step) is kept to recognise its copies, never shown.
+    for (n, body) in [(8, b"".to_vec()), (9, hush_store::CONTROL_BODY.to_vec())] {
+        let r = Received {
+            ids: ids(n),
+            peer: ALICE.into(),
+            sender: ALICE.into(),
+            sender_device: 0,
+            suite: Suite::Omemo2,
+            at: 6,
+            outcome: Outcome::Plaintext { body },
+        };
+        store.commit_received(vec![r]).unwrap();
+    }
+    let h = store.history(ALICE, 10).unwrap();
+    let bodies: Vec<&[u8]> = h.iter().filter_map(|m| m.body.as_deref()).collect();
+    assert_eq!(bodies, [b"in clear".as_slice(), b"".as_slice()]);
+    assert!(
+        store.holds(ALICE, &ids(9)).unwrap(),
+        "the control message is kept"
+    );
 }
 
 /// The archive resume point is separate from the last stored message and per archive.

@@ -306,7 +306,21 @@ async fn check_on(hush: &mut hush_xmpp::Hush<SqliteStore>, jid: &BareJid) -> Res
                 Err(e) => why_not.push(format!("{}: {e}", a.kind())),
             }
         }
+        let current = hush.store().trust(jid.as_str(), &identity)?;
         match vouched {
+            // The user's refusal stands: an attestation does not overrule it.
+            Some(by) if current == Some(Trust::Distrusted) => shown.push(line(
+                jid,
+                device,
+                Some(&identity),
+                Err(format!(
+                    "vouched for by {by}, but you distrusted it; left distrusted (`hush trust` \
+                     if you changed your mind)"
+                )),
+            )),
+            Some(by) if current == Some(Trust::Verified) => {
+                shown.push(line(jid, device, Some(&identity), Ok(by)))
+            }
             Some(by) => {
                 let source = match &by {
                     VouchedBy::OpenPgp {

@@ -78,6 +78,20 @@ impl<S: Store> Hush<S> {
                         log::warn!("could not take a trust message off the queue: {e}");
                     }
                 }
+                // What no later attempt can change (a device list too long to write to, a
+                // refused downgrade, a protocol error): dropped with a log line, so that one
+                // addressee cannot hold up the rest of the queue.
+                Err(
+                    e @ (XmppError::DeviceListTooLong { .. }
+                    | XmppError::NotSent { .. }
+                    | XmppError::Protocol(_)
+                    | XmppError::Engine(_)),
+                ) => {
+                    log::warn!("a trust message to {} cannot be sent, dropped: {e}", q.to);
+                    if let Err(e) = self.store.trust_message_sent(q.id) {
+                        log::warn!("could not take a trust message off the queue: {e}");
+                    }
+                }
                 Err(e) => {
                     log::warn!(
                         "a trust message to {} stays queued for the next connection: {e}",
@@ -148,13 +162,14 @@ impl<S: Store> Hush<S> {
     /// them can read it.
     async fn send_control(&mut self, to: &BareJid, control: Control) -> Result<bool> {
         let now = self.now();
-        // ATM is OMEMO 2 only: the OMEMO 2 lists, whatever else the addressee speaks.
-        let their = self
-            .xmpp
-            .device_list(to, Suite::Omemo2)
-            .await
-            .ok()
-            .map(|l| (Suite::Omemo2, l.devices.iter().map(|d| d.id).collect()));
+        // ATM is OMEMO 2 only: the OMEMO 2 lists, whatever else the addressee speaks. An
+        // account without one has nobody to tell; a list that cannot be read now is tried
+        // again later (the message stays queued).
+        let their = match self.xmpp.device_list(to, Suite::Omemo2).await {
+            Ok(l) => Some((Suite::Omemo2, l.devices.iter().map(|d| d.id).collect())),
+            Err(XmppError::NothingPublished { .. }) => None,
+            Err(e) => return Err(e),
+        };
         let own = match self
             .xmpp
             .device_list(&self.jid.clone(), Suite::Omemo2)
