@@ -76,7 +76,10 @@ impl Claim {
 /// Reads a verification URI in any of the forms in the module documentation.
 pub(crate) fn parse(uri: &str) -> Result<VerificationUri> {
     let bad = || CliError::BadUri(uri.to_owned());
-    let text = uri.trim();
+    // Copied from a terminal where the URI was wrapped (`hush fingerprint` continues a long line
+    // on the next as `    | `): the pieces join again. A URI never holds a line break.
+    let joined = uri.trim().replace(crate::terminal::CONTINUATION, "");
+    let text = joined.trim();
     let rest = if let Some(rest) = text.strip_prefix("xmpp:") {
         // `xmpp://ACCOUNT/JID?…` names the account to act as; only the JID matters here.
         match rest.strip_prefix("//") {
@@ -258,6 +261,14 @@ mod tests {
             assert!(uri.claims.iter().all(|c| c.trusted));
             assert!(!uri.claims[0].names(&key(2)), "{form}");
         }
+        // Wrapped in a terminal and copied as it shows.
+        let wrapped = format!(
+            "xmpp:bob@example.org?omemo-sid-7={}{}{}",
+            &curve[..20],
+            crate::terminal::CONTINUATION,
+            &curve[20..]
+        );
+        assert!(parse(&wrapped).unwrap().claims[0].names(&k));
         // Kaidan: keys without devices, trusted and distrusted.
         let other = key(3);
         let kaidan = format!(
