@@ -179,77 +179,10 @@ fn history_is_empty(user: &User, jid: &str) -> bool {
     json_lines(&ok(hush(&user.home, &["--json", "history", jid]))).is_empty()
 }
 
-/// A `hush sas` running, its standard input ours to answer with, its output read on threads.
-struct Comparing {
-    child: std::process::Child,
-    stdout: std::sync::mpsc::Receiver<String>,
-    stderr: std::sync::mpsc::Receiver<String>,
-}
-
-impl Comparing {
-    fn start(home: &std::path::Path, args: &[&str]) -> Self {
-        use std::io::BufRead;
-        let mut child = hush_command(home)
-            .args(args)
-            .stdin(std::process::Stdio::piped())
-            .stdout(std::process::Stdio::piped())
-            .stderr(std::process::Stdio::piped())
-            .spawn()
-            .unwrap();
-        let lines = |stream: Box<dyn std::io::Read + Send>| {
-            let (tx, rx) = std::sync::mpsc::channel();
-            std::thread::spawn(move || {
-                for line in std::io::BufReader::new(stream).lines() {
-                    let Ok(line) = line else { break };
-                    if tx.send(line).is_err() {
-                        break;
-                    }
-                }
-            });
-            rx
-        };
-        let stdout = lines(Box::new(child.stdout.take().unwrap()));
-        let stderr = lines(Box::new(child.stderr.take().unwrap()));
-        Self {
-            child,
-            stdout,
-            stderr,
-        }
-    }
-
-    /// The next JSON line on standard output.
-    fn next(&self) -> Value {
-        let line = self.stdout.recv_timeout(LINE_PATIENCE).unwrap_or_else(|_| {
-            let said: Vec<String> = self.stderr.try_iter().collect();
-            panic!("hush sas printed nothing: {said:?}")
-        });
-        serde_json::from_str(&line).unwrap_or_else(|_| panic!("not JSON: {line}"))
-    }
-
-    fn wait_note(&self, text: &str) {
-        loop {
-            let line = self
-                .stderr
-                .recv_timeout(LINE_PATIENCE)
-                .unwrap_or_else(|_| panic!("hush sas never said {text:?}"));
-            if line.contains(text) {
-                return;
-            }
-        }
-    }
-
-    fn answer(&mut self, text: &str) {
-        use std::io::Write;
-        let stdin = self.child.stdin.as_mut().unwrap();
-        writeln!(stdin, "{text}").unwrap();
-        stdin.flush().unwrap();
-    }
-
-    fn finish(mut self) -> (Option<i32>, Vec<String>) {
-        let status = self.child.wait().unwrap();
-        let said = self.stderr.try_iter().collect();
-        (status.code(), said)
-    }
+/// The next line of `running`, as JSON.
+fn next_json(running: &Running) -> Value {
+    let line = running.next_line();
+    serde_json::from_str(&line).unwrap_or_else(|_| panic!("not JSON: {line}"))
 }
 
 /// Two devices compare seven words (`hush sas`): the same words on both, `yes` on each
@@ -265,14 +198,15 @@ fn short_authentication_strings_verify_both_devices() {
     let bob_device = one(ok(hush(&bob.home, &["--json", "fingerprint"])))["device"].to_string();
 
     for (round, answer) in [(1, "no"), (2, "yes")] {
-        let waiting = Comparing::start(&bob.home, &["--json", "sas", "--wait", "--timeout", "60"]);
+        let waiting =
+            Running::interactive(&bob.home, &["--json", "sas", "--wait", "--timeout", "60"]);
         waiting.wait_note("waiting for a device");
-        let starting = Comparing::start(
+        let starting = Running::interactive(
             &alice.home,
             &["--json", "sas", &bob.jid, &bob_device, "--timeout", "60"],
         );
         let (mut waiting, mut starting) = (waiting, starting);
-        let (theirs, ours) = (waiting.next(), starting.next());
+        let (theirs, ours) = (next_json(&waiting), next_json(&starting));
         assert_eq!(
             theirs["words"], ours["words"],
             "round {round}: {theirs} {ours}"
@@ -300,7 +234,7 @@ fn short_authentication_strings_verify_both_devices() {
             continue;
         }
         waiting.answer("yes");
-        let (verified, done) = (starting.next(), waiting.next());
+        let (verified, done) = (next_json(&starting), next_json(&waiting));
         assert_eq!(verified["trust"], "verified", "{verified}");
         assert_eq!(done["trust"], "verified", "{done}");
         assert_eq!(starting.finish().0, Some(0));

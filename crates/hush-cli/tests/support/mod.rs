@@ -131,10 +131,22 @@ impl Running {
 
     /// [`Self::start`] with more environment variables.
     pub fn start_with(home: &Path, args: &[&str], env: &[(&str, &std::ffi::OsStr)]) -> Self {
+        Self::spawn(hush_command(home).envs(env.iter().copied()).args(args))
+    }
+
+    /// [`Self::start`] with standard input ours to write to (see [`Self::answer`]): for a
+    /// command that asks (`hush sas`).
+    pub fn interactive(home: &Path, args: &[&str]) -> Self {
+        Self::spawn(
+            hush_command(home)
+                .args(args)
+                .stdin(std::process::Stdio::piped()),
+        )
+    }
+
+    fn spawn(command: &mut Command) -> Self {
         use std::io::BufRead;
-        let mut child = hush_command(home)
-            .envs(env.iter().copied())
-            .args(args)
+        let mut child = command
             .stdout(std::process::Stdio::piped())
             .stderr(std::process::Stdio::piped())
             .spawn()
@@ -187,6 +199,22 @@ impl Running {
             .unwrap();
         assert!(status.success());
         self.child.wait().unwrap()
+    }
+
+    /// Writes `line` to its standard input (see [`Self::interactive`]).
+    pub fn answer(&mut self, line: &str) {
+        use std::io::Write;
+        let stdin = self.child.stdin.as_mut().expect("started interactive");
+        writeln!(stdin, "{line}").unwrap();
+        stdin.flush().unwrap();
+    }
+
+    /// Closes its standard input, waits for it to end, and gives its exit code and what it
+    /// said on standard error meanwhile.
+    pub fn finish(mut self) -> (Option<i32>, Vec<String>) {
+        drop(self.child.stdin.take());
+        let status = self.child.wait().unwrap();
+        (status.code(), self.stderr.try_iter().collect())
     }
 
     /// The lines printed on standard output and not read yet.
