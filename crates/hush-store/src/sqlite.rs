@@ -1366,6 +1366,25 @@ impl Store for SqliteStore {
                 keys.push((jid, key));
             }
         }
+        // Rows decided before schema 12 kept only the Curve25519 form: their Ed25519 form is
+        // found where the key came from — an OMEMO 2 session, or a bundle read to verify it.
+        let mut old = self.conn.prepare_cached(
+            "SELECT jid, identity FROM trust WHERE trust = ?1 AND ed25519 IS NULL ORDER BY jid, decided_at",
+        )?;
+        let old: Vec<(String, Vec<u8>)> = old
+            .query_map([trust.as_str()], |r| Ok((r.get(0)?, r.get(1)?)))?
+            .collect::<rusqlite::Result<_>>()?;
+        for (jid, curve) in old {
+            let mut known: Vec<IdentityKey> = self
+                .sessions_of(Suite::Omemo2, &jid)?
+                .into_iter()
+                .map(|(_, s)| *s.peer_identity())
+                .collect();
+            known.extend(self.published_keys(&jid)?.into_iter().map(|(_, k)| k));
+            if let Some(key) = known.into_iter().find(|k| k.curve25519()[..] == curve[..]) {
+                keys.push((jid, key));
+            }
+        }
         Ok(keys)
     }
 

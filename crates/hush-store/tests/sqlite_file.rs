@@ -14,6 +14,7 @@ use std::path::{Path, PathBuf};
 use hush_proto::{seal, LocalDevice, Recipient, Session, Suite};
 use hush_store::{
     Commit, MessageIds, OpenOptions, Outcome, Received, SessionKey, SqliteStore, Store, StoreError,
+    Trust,
 };
 use rand::rngs::StdRng;
 use rand::SeedableRng;
@@ -508,4 +509,42 @@ fn a_store_opened_read_only_reads_and_refuses_writes() {
         SqliteStore::open_read_only(&path, &with_pass("wrong")),
         Err(StoreError::Unreadable { .. })
     ));
+}
+
+/// Trust decided before schema 12 kept only a key's Curve25519 form: the verified keys
+/// Automatic Trust Management announces still include it when its Ed25519 form is known from a
+/// bundle read to verify it (or an OMEMO 2 session), and leave out one known from nowhere.
+#[test]
+fn keys_verified_before_schema_12_are_still_announced() {
+    let dir = scratch("old-trust");
+    let path = dir.join("store.sqlite");
+    let mut rng = StdRng::seed_from_u64(12);
+    let mut key = || {
+        *LocalDevice::generate(5, 1, 0, &mut rng)
+            .unwrap()
+            .identity()
+            .public()
+    };
+    let (known, unknown) = (key(), key());
+    {
+        let mut store = SqliteStore::open(&path, &Default::default()).unwrap();
+        for k in [known, unknown] {
+            store
+                .set_trust("bob@example.net", &k, Trust::Verified, 1)
+                .unwrap();
+        }
+        store
+            .save_published_key("bob@example.net", 5, &known, 1)
+            .unwrap();
+    }
+    {
+        let c = hush_store::testing::Connection::open(&path).unwrap();
+        c.execute_batch("UPDATE trust SET ed25519 = NULL, source = NULL;")
+            .unwrap();
+    }
+    let store = SqliteStore::open(&path, &Default::default()).unwrap();
+    let verified = store.keys_with_trust(Trust::Verified).unwrap();
+    assert_eq!(verified.len(), 1, "{verified:?}");
+    assert!(verified[0].1.same_identity(&known));
+    assert_eq!(verified[0].1.ed25519(), known.ed25519());
 }
