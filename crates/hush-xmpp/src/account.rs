@@ -471,6 +471,23 @@ impl<S: Store> Hush<S> {
         now: u64,
     ) -> Result<Prepared> {
         let their = self.devices_of(to).await?;
+        let (plan, bundles) = self.plan_with_bundles(to, their, now).await?;
+        Ok(self
+            .engine
+            .prepare_send(&self.store, plan, content, bundles, now, &mut self.rng)?)
+    }
+
+    /// Plans a message to `to`, whose devices are `their` (`(suite, ids)`), with our own list
+    /// in the same suite (if it can be read), and fetches the bundles the plan needs.
+    async fn plan_with_bundles(
+        &mut self,
+        to: &BareJid,
+        their: Option<(Suite, Vec<u32>)>,
+        now: u64,
+    ) -> Result<(
+        hush_engine::SendPlan,
+        Vec<((String, u32), hush_engine::Fetched)>,
+    )> {
         let suite = their.as_ref().map_or(Suite::Omemo2, |(s, _)| *s);
         let own = match self.xmpp.device_list(&self.jid.clone(), suite).await {
             Ok(list) => Some(list.devices.iter().map(|d| d.id).collect()),
@@ -484,9 +501,7 @@ impl<S: Store> Hush<S> {
             let fetched = self.fetch_for(plan.suite(), &jid, device).await;
             bundles.push(((jid, device), fetched));
         }
-        Ok(self
-            .engine
-            .prepare_send(&self.store, plan, content, bundles, now, &mut self.rng)?)
+        Ok((plan, bundles))
     }
 
     /// Whether an encrypted message to `to` could go now: the same planning and sealing as

@@ -170,22 +170,7 @@ impl<S: Store> Hush<S> {
             Err(XmppError::NothingPublished { .. }) => None,
             Err(e) => return Err(e),
         };
-        let own = match self
-            .xmpp
-            .device_list(&self.jid.clone(), Suite::Omemo2)
-            .await
-        {
-            Ok(list) => Some(list.devices.iter().map(|d| d.id).collect()),
-            Err(_) => None,
-        };
-        let plan = self
-            .engine
-            .plan_send(&self.store, to.as_str(), their, own, now)?;
-        let mut bundles = Vec::with_capacity(plan.bundles_needed.len());
-        for (jid, device) in plan.bundles_needed.clone() {
-            let fetched = self.fetch_for(plan.suite(), &jid, device).await;
-            bundles.push(((jid, device), fetched));
-        }
+        let (plan, bundles) = self.plan_with_bundles(to, their, now).await?;
         let prepared =
             self.engine
                 .prepare_control(&self.store, plan, control, bundles, now, &mut self.rng)?;
