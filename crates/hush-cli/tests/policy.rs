@@ -15,12 +15,6 @@ use hush_test_support::prosody::Prosody;
 use serde_json::Value;
 use support::*;
 
-fn one(out: String) -> Value {
-    let mut lines = json_lines(&out);
-    assert_eq!(lines.len(), 1, "{out}");
-    lines.remove(0)
-}
-
 #[test]
 fn status_trust_switches_and_properties() {
     let server = Prosody::start("cli-policy");

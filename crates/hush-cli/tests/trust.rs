@@ -16,12 +16,6 @@ use hush_test_support::prosody::Prosody;
 use serde_json::Value;
 use support::*;
 
-fn one(out: String) -> Value {
-    let mut lines = json_lines(&out);
-    assert_eq!(lines.len(), 1, "{out}");
-    lines.remove(0)
-}
-
 /// What a phone reads from the QR code `hush fingerprint --qr BACKGROUND` draws.
 fn scanned(user: &User, background: &str, extra: &[&str]) -> (String, Value) {
     let mut args = vec!["--json", "fingerprint", "--qr", background];

@@ -65,6 +65,13 @@ pub fn json_lines(out: &str) -> Vec<Value> {
         .collect()
 }
 
+/// The one JSON object `out` holds (a command's `--json` report of one thing).
+pub fn one(out: String) -> Value {
+    let mut lines = json_lines(&out);
+    assert_eq!(lines.len(), 1, "{out}");
+    lines.remove(0)
+}
+
 /// An empty directory for this test under cargo's scratch space.
 pub fn scratch(name: &str) -> PathBuf {
     let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!("{name}-{}", std::process::id()));
