@@ -88,6 +88,12 @@ pub trait Store {
     fn archive_resume(&self, archive: &str) -> Result<Option<String>>;
     /// Moves the resume point of `archive` (after the page up to `stanza_id` is committed).
     fn set_archive_resume(&mut self, archive: &str, stanza_id: &str) -> Result<()>;
+    /// When this device began to read our archive (unix seconds), recorded when it was
+    /// announced: where a catch-up starts while no resume point exists yet (the archive was
+    /// empty then), so that what arrived between two connections is never skipped.
+    fn archive_start(&self) -> Result<Option<u64>>;
+    /// Records [`Store::archive_start`] (kept if one is recorded already).
+    fn set_archive_start(&mut self, at: u64) -> Result<()>;
     /// True if a message from `sender` with one of these ids (or this digest) is in history as
     /// *authenticated*: decrypted, or sent by us. A stored failure or message in clear with the
     /// same ids does not count — anyone can forge those, and they must not hide the real

@@ -33,6 +33,7 @@ pub struct MemoryStore {
     conversations: BTreeMap<String, ConversationRecord>,
     trust_model: TrustModel,
     archive_resume: BTreeMap<String, String>,
+    archive_start: Option<u64>,
     /// The ids each stored message can be recognised by (the SQLite store's indexes).
     index: IdIndex,
     /// Strangers' budgets: jid → (window, spent, notified).
@@ -220,6 +221,15 @@ impl Store for MemoryStore {
     fn set_archive_resume(&mut self, archive: &str, stanza_id: &str) -> Result<()> {
         self.archive_resume
             .insert(archive.to_owned(), stanza_id.to_owned());
+        Ok(())
+    }
+
+    fn archive_start(&self) -> Result<Option<u64>> {
+        Ok(self.archive_start)
+    }
+
+    fn set_archive_start(&mut self, at: u64) -> Result<()> {
+        self.archive_start.get_or_insert(at);
         Ok(())
     }
 

@@ -47,6 +47,9 @@ pub const SCHEMA_VERSION: i64 = 12;
 /// The setting holding the account's trust model ([`Store::default_trust_model`]).
 const TRUST_MODEL: &str = "trust_model";
 
+/// The setting holding when this device began to read its archive ([`Store::archive_start`]).
+const ARCHIVE_START: &str = "archive_start";
+
 /// The setting holding the store's generation (see [`SqliteStore::generation`]).
 const GENERATION: &str = "generation";
 
@@ -1101,6 +1104,19 @@ impl Store for SqliteStore {
             "INSERT INTO archive_resume (archive, stanza_id) VALUES (?1, ?2)
              ON CONFLICT (archive) DO UPDATE SET stanza_id = excluded.stanza_id",
             [archive, stanza_id],
+        )?;
+        Ok(())
+    }
+
+    fn archive_start(&self) -> Result<Option<u64>> {
+        // Written only by `set_archive_start`; anything else reads as never recorded.
+        Ok(self.setting(ARCHIVE_START)?.and_then(|v| v.parse().ok()))
+    }
+
+    fn set_archive_start(&mut self, at: u64) -> Result<()> {
+        self.conn.execute(
+            "INSERT INTO settings (key, value) VALUES (?1, ?2) ON CONFLICT (key) DO NOTHING",
+            rusqlite::params![ARCHIVE_START, at.to_string()],
         )?;
         Ok(())
     }

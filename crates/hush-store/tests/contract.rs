@@ -754,6 +754,11 @@ fn archive_resume_points<S: Store>(mut store: S) {
         None,
         "no message was stored"
     );
+    // When the device began to read its archive: recorded once, never moved later.
+    assert_eq!(store.archive_start().unwrap(), None);
+    store.set_archive_start(1_700_000_000).unwrap();
+    store.set_archive_start(1_700_000_500).unwrap();
+    assert_eq!(store.archive_start().unwrap(), Some(1_700_000_000));
 }
 
 /// Rooms are saved whole (their member list replaced, not merged), listed, and forgotten.

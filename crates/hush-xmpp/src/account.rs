@@ -116,6 +116,11 @@ impl<S: Store> Hush<S> {
         xmpp.set_device_id(account.device.device_id());
         let jid = xmpp.jid().clone();
         let engine = Engine::new(jid.as_str(), account.device);
+        // A device that never read to a place in its archive starts where it was announced.
+        let store_since = store
+            .archive_start()?
+            .unwrap_or_else(unix_now)
+            .min(unix_now());
         let mut this = Self {
             xmpp,
             store,
@@ -125,7 +130,7 @@ impl<S: Store> Hush<S> {
             backlog: Default::default(),
             catch_up_unfinished: false,
             republish_owed: false,
-            since: unix_now(),
+            since: store_since,
             clock: unix_now,
             rollback_notice: None,
             file_roots: Vec::new(),
@@ -297,6 +302,12 @@ impl<S: Store> Hush<S> {
         let own = self.jid.as_str().to_owned();
         if self.store.archive_resume(&own)?.is_none() && self.store.last_archive_id(&own)?.is_none()
         {
+            // Where catch-ups start while the archive gives no place to resume after: now, on
+            // every later connection too (not "since connecting", which would skip what
+            // arrived while this device was away).
+            let now = self.now();
+            self.store.set_archive_start(now)?;
+            self.since = self.since.min(now);
             match self.xmpp.archive_end().await {
                 Ok(Some(end)) => self.store.set_archive_resume(&own, &end)?,
                 Ok(None) => {} // an empty archive: catch-ups start at `since`
@@ -653,8 +664,9 @@ impl<S: Store> Hush<S> {
     /// The first call on a connection that has not caught up yet does so first (see
     /// [`Self::catch_up`]): the session goes online only after reading the archive, and
     /// whatever arrived since connecting waits there. That catch-up starts where the last one
-    /// ended; a device that never finished one would read only from when this connection was
-    /// made, so call [`Self::catch_up`] first with the time the device was set up.
+    /// ended, or, for a device that never finished one, where it was announced (see
+    /// [`Self::announce`]); a store made elsewhere and never announced reads from when this
+    /// connection was made, unless [`Self::catch_up`] is called first with an earlier time.
     pub async fn receive(&mut self, timeout: Duration) -> Result<Option<Delivery>> {
         self.receive_until(timeout, None).await
     }
