@@ -123,9 +123,6 @@ pub(crate) enum CliError {
         /// The fingerprint asked for.
         fingerprint: String,
     },
-    /// A command that needs the account's connection for itself while an agent holds it.
-    #[error("`hush {0}` needs the account's connection for itself, and the agent holds it: stop the agent (Ctrl-C where it runs), then run it again")]
-    AgentHoldsConnection(&'static str),
     /// An attestation that does not parse or does not hold.
     #[error("{0}")]
     Attest(#[from] hush_attest::AttestError),
@@ -144,6 +141,12 @@ pub(crate) enum CliError {
     /// No yes or no where one was asked for.
     #[error("no answer (yes or no) on standard input; nothing was verified")]
     NoAnswer,
+    /// The other device ended the comparison (or it broke off): nothing was verified.
+    #[error("the comparison ended: {0}; nothing was verified")]
+    ComparisonEnded(String),
+    /// A comparison request the agent cannot serve (none waits, several do, no words yet).
+    #[error("{0}")]
+    Desk(#[from] crate::agent::sas::DeskError),
     /// The words of a comparison differ: someone may be in between.
     #[error("the words differ: device {device} of {jid} is NOT verified, and the other device was told. Someone may be between the two devices (the server can add a device of its own): compare fingerprints by another way before trusting it")]
     WordsDiffer {
@@ -314,9 +317,9 @@ impl CliError {
             | CliError::PassphraseUnwanted
             | CliError::BadUri(_)
             | CliError::AccountTrustModel
-            | CliError::AgentHoldsConnection(_)
             | CliError::NoAnswer
             | CliError::SasUsage
+            | CliError::Desk(_)
             | CliError::Attest(_)
             | CliError::AttestUsage
             | CliError::NoAnchors
@@ -332,7 +335,7 @@ impl CliError {
             | CliError::NotXmlText { .. }
             | CliError::File { .. }
             | CliError::BadLink(_) => Kind::Usage,
-            CliError::WordsDiffer { .. } => Kind::Refused,
+            CliError::WordsDiffer { .. } | CliError::ComparisonEnded(_) => Kind::Refused,
             CliError::ComparisonTimedOut => Kind::Network,
             CliError::NoPassword | CliError::UnsetVariable(_) => Kind::Authentication,
             CliError::Home(h) | CliError::NewPassphrase(h) => match h {

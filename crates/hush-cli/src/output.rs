@@ -170,6 +170,25 @@ impl DeliveryReport<'_> {
             .as_ref()
             .map(|f| advice::failure(f, &d.from, d.device, self.me))
     }
+
+    /// A comparison message read where no comparison runs (`recv` without an agent): it is
+    /// passed over, and an offer says how to take the next one.
+    fn comparison(&self) -> Option<Shown> {
+        use crate::agent::sas::{shown, Step};
+        let arrival = self.delivery.sas.as_ref()?;
+        let why = match arrival.message {
+            hush_proto::sas::SasMessage::Start { .. } => {
+                "it asks to compare short authentication strings, and no comparison runs here: \
+                 ask again while `hush sas --wait`, `hush agent` or `hush chat` runs"
+            }
+            _ => "no comparison runs here",
+        };
+        Some(shown(
+            &arrival.from,
+            arrival.message.id(),
+            Step::PassedOver(why),
+        ))
+    }
 }
 
 impl Report for DeliveryReport<'_> {
@@ -183,6 +202,7 @@ impl Report for DeliveryReport<'_> {
                "trust": trust_name(d.trust), "warning": self.warning(), "new_key": d.new_key,
                "notice": d.is_room_notice().then_some("room_changed"),
                "trust_message": d.atm.as_ref().map(atm_json),
+               "sas": self.comparison().map(|mut c| c.json["sas"].take()),
                "file": d.file.as_ref().map(|f| crate::commands::files::describe(f, self.saved).0),
                "security": properties_json(&d.properties)})
     }
@@ -224,6 +244,12 @@ impl Report for DeliveryReport<'_> {
         if let Some(atm) = &d.atm {
             lines.push(atm_line(atm, &from, d.device, d.trust));
             if d.is_trust_notice() {
+                return lines;
+            }
+        }
+        if let Some(comparison) = self.comparison() {
+            lines.extend(comparison.text);
+            if d.is_sas_notice() {
                 return lines;
             }
         }

@@ -399,3 +399,93 @@ fn recv_body(user: &User) -> String {
     let out = ok(hush(&user.home, &["--json", "recv", "--count", "1"]));
     json_lines(&out)[0]["body"].as_str().unwrap().to_owned()
 }
+
+/// Comparisons of short authentication strings started with `/sas` in the chat and answered
+/// by `hush sas --wait` through Bob's agent: the offer reached Bob's agent (and his reader)
+/// before `hush sas` ran, and both show the same seven words. `no` verifies nothing on either
+/// side; `yes` on both verifies each device, decided by the comparison.
+#[test]
+fn short_authentication_strings_from_the_chat_and_through_an_agent() {
+    let server = Prosody::start("chat-sas");
+    let dir = scratch("chat-sas");
+    let alice = init(&server, &dir, "alice", true);
+    let bob = init(&server, &dir, "bob", true);
+    let bobs_agent = Running::start(&bob.home, &["agent"]);
+    bobs_agent.wait_note("listening on");
+    let bob_device = one(ok(hush(&bob.home, &["--json", "fingerprint"])))["device"].to_string();
+    let alice_device = one(ok(hush(&alice.home, &["--json", "fingerprint"])))["device"].to_string();
+    let follow = Running::start(&bob.home, &["--json", "recv", "--follow"]);
+    follow.wait_note("connected to the agent");
+
+    let term = Terminal::run_hush("sas", &alice.home, &["chat", &bob.jid], 160, 40);
+    term.wait_text(" live ");
+    // The first time, the words are said not to match; the second time, they are.
+    for (round, answer) in [(1, "no"), (2, "yes")] {
+        term.type_line(&format!("/sas {bob_device}"));
+        term.wait_for("the comparison asked for", |s| {
+            s.iter().filter(|r| r.contains("asked device")).count() == round
+        });
+        // Bob's agent holds the offer; his reader was told of it.
+        let offer = loop {
+            let n: Value = serde_json::from_str(&follow.next_line()).unwrap();
+            if n["sas"]["step"] == "offered" {
+                break n;
+            }
+        };
+        assert_eq!(offer["sas"]["device"].to_string(), alice_device, "{offer}");
+        let mut waiting =
+            Running::interactive(&bob.home, &["--json", "sas", "--wait", "--timeout", "60"]);
+        let words: Value = serde_json::from_str(&waiting.next_line()).unwrap();
+        assert_eq!(words["device"].to_string(), alice_device, "{words}");
+        assert_eq!(words["comparison"], offer["sas"]["comparison"], "{words}");
+        let shown: Vec<&str> = words["words"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|w| w.as_str().unwrap())
+            .collect();
+        assert_eq!(shown.len(), 7, "{words}");
+
+        // The chat shows the same words, in the same order.
+        let screen = term.wait_text(&format!("    {}", shown.join("  ")));
+        assert!(
+            screen.iter().any(|r| r.contains("shows these words")),
+            "{screen:#?}"
+        );
+        term.type_line(&format!("/sas {answer}"));
+        if answer == "no" {
+            // Alice's "no" first (it tells Bob's device), then Bob's.
+            term.wait_text("the words differ");
+            waiting.answer(answer);
+            let (code, said) = waiting.finish();
+            assert_eq!(code, Some(5), "{said:?}");
+            assert!(said.iter().any(|l| l.contains("NOT verified")), "{said:?}");
+            for (user, other) in [(&alice, &bob), (&bob, &alice)] {
+                let devices = json_lines(&ok(hush(&user.home, &["--json", "devices", &other.jid])));
+                assert!(
+                    devices.iter().all(|d| d["trust"] != "verified"),
+                    "{devices:?}"
+                );
+            }
+            continue;
+        }
+        waiting.answer(answer);
+        term.wait_text("verified (short authentication string)");
+        let done: Value = serde_json::from_str(&waiting.next_line()).unwrap();
+        assert_eq!(done["trust"], "verified", "{done}");
+        assert_eq!(waiting.finish().0, Some(0));
+    }
+
+    for (user, other, device) in [(&alice, &bob, &bob_device), (&bob, &alice, &alice_device)] {
+        let devices = json_lines(&ok(hush(&user.home, &["--json", "devices", &other.jid])));
+        let entry = devices
+            .iter()
+            .find(|d| d["device"].as_u64().map(|n| n.to_string()).as_deref() == Some(device))
+            .unwrap_or_else(|| panic!("{devices:?}"));
+        assert_eq!(entry["trust"], "verified", "{entry}");
+        assert_eq!(entry["decided_by"], "sas", "{entry}");
+    }
+    term.type_line("/quit");
+    term.wait_text("chat-exit=0");
+    assert!(bobs_agent.stop("TERM").success());
+}

@@ -6,6 +6,7 @@
 //! - [`server`]: the agent itself: the account loop (the only code that touches the
 //!   connection and the store) and the socket's connections, which hand it jobs.
 //! - [`client`]: how the other commands find the agent and call it.
+//! - [`sas`]: comparisons of short authentication strings run by the account loop.
 //!
 //! Only processes of the agent's own user may talk to it: the socket is mode 0600 in the
 //! home directory (itself 0700), and every connection's peer credentials are checked.
@@ -13,6 +14,7 @@
 pub(crate) mod client;
 pub(crate) mod confirm;
 pub(crate) mod rpc;
+pub(crate) mod sas;
 pub(crate) mod server;
 
 use std::path::PathBuf;

@@ -169,6 +169,7 @@ pub(crate) async fn serve(
         subscribers: Vec::new(),
         backlog: VecDeque::new(),
         next_seq: 1,
+        sas: super::sas::Desk::default(),
     };
     let served = match account.begin(hush, created_at).await {
         Ok(()) => account.serve(jobs, &stop, &wake).await,
@@ -435,6 +436,8 @@ struct Account {
     backlog: VecDeque<Shown>,
     /// The sequence number of the next message notification.
     next_seq: u64,
+    /// Comparisons of short authentication strings offered and under way.
+    sas: super::sas::Desk,
 }
 
 /// Files being downloaded for messages that arrived: each download runs as a task of its
@@ -818,6 +821,42 @@ impl Account {
                     .map_err(failed)?;
                 Ok(shown(list("devices", verified)))
             }
+            "sas_start" => {
+                let jid = bare(p.string("jid")?).map_err(failed)?;
+                let device = p
+                    .device_id("device")?
+                    .ok_or_else(|| Fault::Params("`device` (a device id) is required".into()))?;
+                let hush = unlocked(&mut self.hush)?;
+                let started = self.sas.start(hush, &jid, device).await.map_err(failed)?;
+                Ok(shown(started))
+            }
+            "sas_accept" => {
+                let id = optional_string(&p, "comparison")?;
+                let from = optional_string(&p, "jid")?
+                    .map(|j| bare(j).map_err(failed))
+                    .transpose()?;
+                let hush = unlocked(&mut self.hush)?;
+                // `if_any`: a client about to wait for an offer takes one that came already.
+                if p.flag("if_any")? && id.is_none() && !self.sas.offered(from.as_ref()) {
+                    return Ok(json!({"sas": null}));
+                }
+                let accepted = self
+                    .sas
+                    .accept(hush, id, from.as_ref())
+                    .await
+                    .map_err(failed)?;
+                Ok(shown(accepted))
+            }
+            "sas_answer" => {
+                let id = optional_string(&p, "comparison")?;
+                let matched = match p.0.get("match") {
+                    Some(Value::Bool(b)) => *b,
+                    _ => return Err(Fault::Params("`match` (true or false) is required".into())),
+                };
+                let hush = unlocked(&mut self.hush)?;
+                let answered = self.sas.answer(hush, id, matched).await.map_err(failed)?;
+                Ok(shown(answered))
+            }
             "subscribe" => {
                 if self.subscribers.iter().any(|s| s.sink.is(sink)) {
                     return Err(Fault::Failed {
@@ -914,6 +953,15 @@ impl Account {
     /// it shares, when it may be fetched by itself, is downloaded first, off the loop (the
     /// agent holds the account, so it saves the files): the message follows once it ended.
     async fn publish(&mut self, delivery: &Delivery) {
+        // A step of a comparison goes to the desk, which says what the subscribers hear.
+        if let (Some(hush), Some(arrival)) = (self.hush.as_mut(), delivery.sas.clone()) {
+            if delivery.is_sas_notice() {
+                if let Some(shown) = self.sas.arrived(hush, arrival).await {
+                    self.publish_shown(shown);
+                }
+                return;
+            }
+        }
         let verdict = self
             .hush
             .as_ref()
@@ -1096,6 +1144,17 @@ fn with_lines(s: Shown, lines: bool) -> Value {
 }
 
 /// A command's error as the agent answers it: the line `hush` would print.
+/// An optional string parameter.
+fn optional_string<'p>(
+    p: &'p Params<'_>,
+    name: &str,
+) -> std::result::Result<Option<&'p str>, Fault> {
+    match p.0.get(name) {
+        None | Some(Value::Null) => Ok(None),
+        Some(_) => p.string(name).map(Some),
+    }
+}
+
 fn failed(e: impl Into<CliError>) -> Fault {
     let e = e.into();
     // As it is: the `hush` that prints it makes it printable (a script gets it exact in JSON).

@@ -23,6 +23,9 @@ pub(super) const HELP: &[&str] = &[
     "/trust DEVICE        mark their device (id or fingerprint) verified",
     "/distrust DEVICE     refuse their device: it gets no keys any more",
     "/verify URI          verify devices from an xmpp:…?omemo-sid-… URI",
+    "/sas DEVICE          compare short authentication strings with their device",
+    "/sas accept [ID]     take a comparison another device asked for",
+    "/sas yes|no [ID]     say whether the words match on both devices",
     "/reset [DEVICE]      replace broken sessions with them (all, or one device)",
     "/help                this list",
     "/quit                leave (Ctrl-C and Ctrl-D too)",
@@ -67,6 +70,19 @@ pub(super) enum Command {
     Verify(String),
     /// `/reset [DEVICE]`.
     Reset(Option<u32>),
+    /// `/sas …`: a comparison of short authentication strings.
+    Sas(Sas),
+}
+
+/// What `/sas` asks for.
+#[derive(Debug, PartialEq)]
+pub(super) enum Sas {
+    /// `/sas DEVICE`: start comparing with their device.
+    Start(u32),
+    /// `/sas accept [ID]`: take an offer (the only one, or ID).
+    Accept(Option<String>),
+    /// `/sas yes|no [ID]`: the words match, or not.
+    Answer(bool, Option<String>),
 }
 
 /// Why a typed line is not understood.
@@ -178,9 +194,13 @@ pub(super) fn parse(line: &str) -> Result<Line, CommandError> {
                     .map_err(|_| bad("reset", format!("`{d}` is not a device id")))?,
             ),
         }),
+        "sas" => Command::Sas(sas(arg, extra, words.next())?),
         other => return Err(CommandError::Unknown(other.to_owned())),
     };
-    let takes_rest = matches!(parsed, Command::Trust(_) | Command::Distrust(_));
+    let takes_rest = matches!(
+        parsed,
+        Command::Trust(_) | Command::Distrust(_) | Command::Sas(_)
+    );
     if extra.is_some() && !takes_rest {
         return Err(bad(
             command_name(&parsed),
@@ -188,6 +208,37 @@ pub(super) fn parse(line: &str) -> Result<Line, CommandError> {
         ));
     }
     Ok(Line::Command(parsed))
+}
+
+/// `/sas` with its words.
+fn sas(arg: Option<&str>, id: Option<&str>, extra: Option<&str>) -> Result<Sas, CommandError> {
+    let bad = |why: &str| CommandError::Bad {
+        command: "sas",
+        why: why.to_owned(),
+    };
+    let arg = arg.ok_or(CommandError::Missing {
+        command: "sas",
+        what: "a device id, accept, yes or no",
+    })?;
+    if extra.is_some() {
+        return Err(bad("takes two words at most"));
+    }
+    let id = id.map(str::to_owned);
+    Ok(match arg {
+        "accept" => Sas::Accept(id),
+        "yes" | "y" => Sas::Answer(true, id),
+        "no" | "n" => Sas::Answer(false, id),
+        device => {
+            if id.is_some() {
+                return Err(bad("takes one device id"));
+            }
+            Sas::Start(device.parse().map_err(|_| {
+                bad(&format!(
+                    "`{device}` is not a device id (nor accept, yes or no)"
+                ))
+            })?)
+        }
+    })
 }
 
 fn command_name(c: &Command) -> &'static str {
@@ -204,6 +255,7 @@ fn command_name(c: &Command) -> &'static str {
         Command::Distrust(_) => "distrust",
         Command::Verify(_) => "verify",
         Command::Reset(_) => "reset",
+        Command::Sas(_) => "sas",
     }
 }
 
@@ -232,6 +284,13 @@ pub(super) fn request(
         Command::Distrust(device) => ("distrust", json!({"jid": peer()?, "device": device})),
         Command::Verify(uri) => ("verify", json!({"uri": uri})),
         Command::Reset(device) => ("reset", json!({"jid": peer()?, "device": device})),
+        Command::Sas(Sas::Start(device)) => {
+            ("sas_start", json!({"jid": peer()?, "device": device}))
+        }
+        Command::Sas(Sas::Accept(id)) => ("sas_accept", json!({"comparison": id})),
+        Command::Sas(Sas::Answer(matched, id)) => {
+            ("sas_answer", json!({"comparison": id, "match": matched}))
+        }
     }))
 }
 
@@ -342,5 +401,68 @@ mod tests {
             request(&Command::Qr(true), None),
             Ok(Some(("fingerprint", json!({"qr": "light"}))))
         );
+    }
+
+    #[test]
+    fn comparisons_are_started_taken_and_answered() {
+        let bob = jid("bob@example.net");
+        assert_eq!(
+            parse("/sas 42"),
+            Ok(Line::Command(Command::Sas(Sas::Start(42))))
+        );
+        assert_eq!(
+            request(&Command::Sas(Sas::Start(42)), Some(&bob)),
+            Ok(Some((
+                "sas_start",
+                json!({"jid": "bob@example.net", "device": 42})
+            )))
+        );
+        assert_eq!(
+            request(&Command::Sas(Sas::Start(42)), None),
+            Err(CommandError::NoConversation)
+        );
+        assert_eq!(
+            parse("/sas accept"),
+            Ok(Line::Command(Command::Sas(Sas::Accept(None))))
+        );
+        // Taking an offer or answering needs no conversation: the comparison names the device.
+        assert_eq!(
+            request(&Command::Sas(Sas::Accept(Some("x1".into()))), None),
+            Ok(Some(("sas_accept", json!({"comparison": "x1"}))))
+        );
+        assert_eq!(
+            parse("/sas yes"),
+            Ok(Line::Command(Command::Sas(Sas::Answer(true, None))))
+        );
+        assert_eq!(
+            request(&parse_sas("/sas no x1"), None),
+            Ok(Some((
+                "sas_answer",
+                json!({"comparison": "x1", "match": false})
+            )))
+        );
+        for wrong in [
+            "/sas",
+            "/sas maybe",
+            "/sas 42 43",
+            "/sas yes x1 x2",
+            "/sas -1",
+        ] {
+            assert!(
+                matches!(
+                    parse(wrong),
+                    Err(CommandError::Missing { command: "sas", .. }
+                        | CommandError::Bad { command: "sas", .. })
+                ),
+                "{wrong}"
+            );
+        }
+    }
+
+    fn parse_sas(line: &str) -> Command {
+        match parse(line) {
+            Ok(Line::Command(c)) => c,
+            other => panic!("{line}: {other:?}"),
+        }
     }
 }

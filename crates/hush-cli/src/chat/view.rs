@@ -391,6 +391,54 @@ impl Chat {
     }
 
     /// The agent answered call `tag`.
+    /// A step of a comparison of short authentication strings the agent published: an
+    /// offer, the words to compare, or its end.
+    fn comparison_step(&mut self, sas: &serde_json::Map<String, Value>) {
+        let text = |k: &str| printable(sas.get(k).and_then(Value::as_str).unwrap_or("?"));
+        let (jid, id, fingerprint) = (text("jid"), text("comparison"), text("fingerprint"));
+        let device = sas.get("device").and_then(Value::as_u64).unwrap_or(0);
+        match sas.get("step").and_then(Value::as_str) {
+            Some("offered") => self.say(
+                Tone::Caution,
+                format!(
+                    "-- device {device} of {jid} (fingerprint {fingerprint}) asks to compare \
+                     short authentication strings: /sas accept {id}"
+                ),
+            ),
+            Some("words") => {
+                let words: Vec<String> = sas
+                    .get("words")
+                    .and_then(Value::as_array)
+                    .map(|w| w.iter().filter_map(Value::as_str).map(printable).collect())
+                    .unwrap_or_default();
+                self.say(
+                    Tone::Caution,
+                    format!(
+                        "-- device {device} of {jid} (fingerprint {fingerprint}) shows these \
+                         words if nobody is in between:"
+                    ),
+                );
+                self.say(Tone::Good, format!("    {}", words.join("  ")));
+                self.say(
+                    Tone::Caution,
+                    format!("   the same on both devices, in order? /sas yes {id} or /sas no {id}"),
+                );
+            }
+            Some("cancelled") => self.say(
+                Tone::Alarm,
+                format!(
+                    "!! the comparison with device {device} of {jid} ended: {}; nothing was \
+                     verified",
+                    text("reason")
+                ),
+            ),
+            _ => self.say(
+                Tone::Dim,
+                format!("-- a comparison message from device {device} of {jid} was passed over"),
+            ),
+        }
+    }
+
     pub(super) fn on_answer(&mut self, tag: u64, answer: Result<Shown, String>) {
         let Some(purpose) = self.waiting.remove(&tag) else {
             return;
@@ -647,6 +695,10 @@ impl Chat {
                     }
                 ),
             );
+        }
+        if let Some(sas) = m["sas"].as_object() {
+            self.comparison_step(sas);
+            return;
         }
         let mut parts = vec![self.when(at)];
         if let Some(error) = m["error"].as_str() {

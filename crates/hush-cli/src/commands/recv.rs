@@ -154,7 +154,7 @@ async fn through_agent(
             let j = &message.json;
             let key_notice = j["body"].is_null()
                 && j["failure"].is_null()
-                && !(j["new_key"].is_null() && j["trust_message"].is_null());
+                && !(j["new_key"].is_null() && j["trust_message"].is_null() && j["sas"].is_null());
             seen += usize::from(!key_notice);
             quiet_since = Instant::now();
         }
@@ -194,7 +194,7 @@ async fn receive(
     for d in hush.catch_up(created_at).await? {
         let saved = save_if_allowed(hush.store(), &me, &d, downloads).await;
         show(&d, saved.as_ref())?;
-        seen += usize::from(!d.is_key_notice() && !d.is_trust_notice());
+        seen += usize::from(!d.is_key_notice() && !d.is_trust_notice() && !d.is_sas_notice());
     }
     let mut quiet_since = Instant::now();
     while count.is_none_or(|c| seen < c) && !stopped() {
@@ -204,7 +204,7 @@ async fn receive(
         if let Some(d) = hush.receive(wait).await? {
             let saved = save_if_allowed(hush.store(), &me, &d, downloads).await;
             show(&d, saved.as_ref())?;
-            seen += usize::from(!d.is_key_notice() && !d.is_trust_notice());
+            seen += usize::from(!d.is_key_notice() && !d.is_trust_notice() && !d.is_sas_notice());
             quiet_since = Instant::now();
         }
     }

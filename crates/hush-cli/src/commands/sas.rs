@@ -9,20 +9,23 @@
 //! nothing is verified. Messages that arrive meanwhile are shown as `recv` shows them, never
 //! swallowed.
 //!
-//! It needs the account's connection for itself: while an agent runs, it says so.
+//! While an agent runs (or `hush chat`), the comparison runs in the agent, which holds the
+//! connection (see [`crate::agent::sas`]): this command starts or accepts it there, shows the
+//! words it publishes, and hands over the answer.
 
 use std::io::BufRead;
 use std::time::{Duration, Instant};
 
 use hush_store::SqliteStore;
 use hush_xmpp::{BareJid, Delivery, Hush, SasArrival};
-use serde_json::json;
+use serde_json::{json, Value};
 
 use super::{connect, me};
 use crate::agent::client::Agent;
 use crate::error::{CliError, Result};
 use crate::home::Home;
 use crate::output::{note, DeliveryReport, Printer, Shown};
+use crate::terminal::printable;
 
 /// What `hush sas` was asked to do.
 pub(crate) enum Ask {
@@ -33,8 +36,8 @@ pub(crate) enum Ask {
 }
 
 pub(super) async fn run(home: &Home, ask: Ask, timeout: Duration, out: Printer) -> Result<()> {
-    if Agent::find(home).await?.is_some() {
-        return Err(CliError::AgentHoldsConnection("sas"));
+    if let Some(agent) = Agent::find(home).await? {
+        return through_agent(agent.printing_for(out), ask, timeout, out).await;
     }
     let (mut hush, _) = connect(home).await?;
     let outcome = compare(&mut hush, ask, timeout, out).await;
@@ -61,7 +64,7 @@ async fn compare(
         Ask::Wait(from) => {
             note("waiting for a device to start a comparison (`hush sas YOUR-JID YOUR-DEVICE` there)");
             let start = loop {
-                let arrival = next_step(hush, deadline, out).await?;
+                let arrival = next_arrival(hush, deadline, out).await?;
                 let wanted = from.as_ref().is_none_or(|j| j.as_str() == arrival.from.jid);
                 if wanted && matches!(arrival.message, hush_proto::sas::SasMessage::Start { .. }) {
                     break arrival;
@@ -81,7 +84,7 @@ async fn compare(
         }
     };
     while comparison.code().is_none() {
-        let arrival = next_step(hush, deadline, out).await?;
+        let arrival = next_arrival(hush, deadline, out).await?;
         if !hush.sas_continue(&mut comparison, &arrival).await? {
             note(&format!(
                 "passed over a comparison message from device {} of {} (another comparison)",
@@ -94,39 +97,14 @@ async fn compare(
         .code()
         .map(|c| c.words().to_vec())
         .unwrap_or_default();
-    out.show(&Shown {
-        json: json!({"comparison": comparison.id(), "jid": them.jid, "device": them.device,
-                     "fingerprint": them.identity.fingerprint(), "words": words}),
-        text: vec![
-            format!(
-                "device {} of {} (fingerprint {}) shows these words if nobody is in between:",
-                them.device,
-                them.jid,
-                them.identity.fingerprint()
-            ),
-            format!("    {}", words.join("  ")),
-        ],
-    })?;
-    if !out.is_json() {
-        note("Do the words on both devices match, in the same order? Answer yes or no:");
-    }
-    let answer = tokio::task::spawn_blocking(read_answer)
-        .await
-        .map_err(|_| CliError::NoAnswer)??;
-    if answer {
+    let device = Compared {
+        jid: them.jid.clone(),
+        device: them.device,
+        fingerprint: them.identity.fingerprint(),
+    };
+    if ask_user(&device, comparison.id(), &words, out).await? {
         let done = hush.sas_confirm(comparison).await?;
-        out.show(&Shown {
-            json: json!({"jid": them.jid, "device": them.device,
-                         "fingerprint": them.identity.fingerprint(), "trust": "verified",
-                         "by": "sas", "atm_applied": done.applied.len()}),
-            text: vec![format!(
-                "{} device {} ({}): verified (short authentication string)",
-                them.jid,
-                them.device,
-                them.identity.fingerprint()
-            )],
-        })?;
-        Ok(())
+        out.show(&device.verified(done.applied.len()))
     } else {
         hush.sas_cancel(comparison, "mismatch").await?;
         Err(CliError::WordsDiffer {
@@ -136,8 +114,195 @@ async fn compare(
     }
 }
 
-/// The next comparison message; other messages are shown as `recv` shows them.
+/// The other device of a comparison, as the user is shown it.
+struct Compared {
+    jid: String,
+    device: u32,
+    fingerprint: String,
+}
+
+impl Compared {
+    /// From the `sas` object of an agent's notification.
+    fn of(sas: &Value) -> Self {
+        Compared {
+            jid: sas["jid"].as_str().unwrap_or("?").to_owned(),
+            device: sas["device"]
+                .as_u64()
+                .and_then(|d| u32::try_from(d).ok())
+                .unwrap_or(0),
+            fingerprint: sas["fingerprint"].as_str().unwrap_or("?").to_owned(),
+        }
+    }
+
+    /// The report of its verification (`atm_applied`: keys the trust messages it caused
+    /// changed).
+    fn verified(&self, atm_applied: usize) -> Shown {
+        let (jid, device, fingerprint) = (&self.jid, self.device, &self.fingerprint);
+        Shown {
+            json: json!({"jid": jid, "device": device, "fingerprint": fingerprint,
+                         "trust": "verified", "by": "sas", "atm_applied": atm_applied}),
+            text: vec![format!(
+                "{} device {device} ({fingerprint}): verified (short authentication string)",
+                printable(jid)
+            )],
+        }
+    }
+}
+
+/// Shows the words of comparison `id` and asks the user whether they match.
+async fn ask_user(them: &Compared, id: &str, words: &[&str], out: Printer) -> Result<bool> {
+    out.show(&Shown {
+        json: json!({"comparison": id, "jid": them.jid, "device": them.device,
+                     "fingerprint": them.fingerprint, "words": words}),
+        text: vec![
+            format!(
+                "device {} of {} (fingerprint {}) shows these words if nobody is in between:",
+                them.device,
+                printable(&them.jid),
+                them.fingerprint
+            ),
+            format!("    {}", words.join("  ")),
+        ],
+    })?;
+    if !out.is_json() {
+        note("Do the words on both devices match, in the same order? Answer yes or no:");
+    }
+    tokio::task::spawn_blocking(read_answer)
+        .await
+        .map_err(|_| CliError::NoAnswer)?
+}
+
+/// The comparison run by the agent: started or accepted there, its words from its
+/// notifications, the answer handed back. Other messages are shown as `recv` shows them.
+async fn through_agent(mut agent: Agent, ask: Ask, timeout: Duration, out: Printer) -> Result<()> {
+    let who = agent.call("ping", json!({})).await?.json;
+    if who["locked"] == true {
+        return Err(crate::agent::AgentError::Locked.into());
+    }
+    let deadline = Instant::now() + timeout;
+    // Subscribed first: no step can pass before we listen.
+    agent.call("subscribe", json!({})).await?;
+    let id = match ask {
+        Ask::Start(jid, device) => {
+            let started = agent
+                .call(
+                    "sas_start",
+                    json!({"jid": jid.to_string(), "device": device}),
+                )
+                .await?;
+            note(&format!(
+                "asked device {device} of {jid} to compare short authentication strings; on \
+                 that device, run `hush sas --wait` (or /sas accept in `hush chat`)"
+            ));
+            comparison_id(&started.json)
+        }
+        Ask::Wait(from) => {
+            let from = from.map(|j| j.to_string());
+            note("waiting for a device to start a comparison (`hush sas YOUR-JID YOUR-DEVICE` there)");
+            // An offer that came before we did is taken first; then we wait for one.
+            let mut accepted = agent
+                .call("sas_accept", json!({"jid": from, "if_any": true}))
+                .await?;
+            while accepted.json["sas"].is_null() {
+                let offer = next_step(&mut agent, deadline, out, None, |sas| {
+                    sas["step"] == "offered"
+                        && from
+                            .as_deref()
+                            .is_none_or(|j| sas["jid"].as_str() == Some(j))
+                })
+                .await?;
+                let id = offer["comparison"].as_str().unwrap_or_default();
+                accepted = agent
+                    .call("sas_accept", json!({"comparison": id, "if_any": true}))
+                    .await?;
+            }
+            let them = Compared::of(&accepted.json["sas"]);
+            note(&format!(
+                "device {} of {} (fingerprint {}) asks to compare",
+                them.device,
+                printable(&them.jid),
+                them.fingerprint
+            ));
+            comparison_id(&accepted.json)
+        }
+    };
+    let words = next_step(&mut agent, deadline, out, Some(&id), |sas| {
+        sas["comparison"] == id.as_str()
+            && matches!(sas["step"].as_str(), Some("words" | "cancelled"))
+    })
+    .await?;
+    if words["step"] == "cancelled" {
+        return Err(CliError::ComparisonEnded(
+            words["reason"]
+                .as_str()
+                .unwrap_or("it was cancelled")
+                .to_owned(),
+        ));
+    }
+    let them = Compared::of(&words);
+    let list: Vec<&str> = words["words"]
+        .as_array()
+        .map(|w| w.iter().filter_map(Value::as_str).collect())
+        .unwrap_or_default();
+    let matched = ask_user(&them, &id, &list, out).await?;
+    let answered = agent
+        .call("sas_answer", json!({"comparison": id, "match": matched}))
+        .await;
+    match answered {
+        Ok(done) => out.show(&them.verified(
+            usize::try_from(done.json["atm_applied"].as_u64().unwrap_or(0)).unwrap_or(0),
+        )),
+        // "No" is refused by the agent as the words differing: said the same way as here.
+        Err(crate::agent::AgentError::Failed { .. }) if !matched => Err(CliError::WordsDiffer {
+            jid: them.jid,
+            device: them.device,
+        }),
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// The comparison an agent's answer names.
+fn comparison_id(answer: &Value) -> String {
+    answer["sas"]["comparison"]
+        .as_str()
+        .unwrap_or_default()
+        .to_owned()
+}
+
+/// The `sas` object of the next notification of the agent that `wanted` takes; the other
+/// messages are shown as `recv` shows them, except other steps of comparison `ours`.
 async fn next_step(
+    agent: &mut Agent,
+    deadline: Instant,
+    out: Printer,
+    ours: Option<&str>,
+    wanted: impl Fn(&Value) -> bool,
+) -> Result<Value> {
+    loop {
+        let left = deadline.saturating_duration_since(Instant::now());
+        if left.is_zero() {
+            return Err(CliError::ComparisonTimedOut);
+        }
+        let Some(mut message) = agent.next_message(left).await? else {
+            continue;
+        };
+        let sas = &message.json["sas"];
+        if sas.is_object() && wanted(sas) {
+            return Ok(message.json["sas"].take());
+        }
+        // The news of our own comparison's other steps (the offer we took) is no news here.
+        if sas.is_object() && ours.is_some_and(|id| sas["comparison"] == id) {
+            continue;
+        }
+        if let Some(o) = message.json.as_object_mut() {
+            o.remove("seq");
+        }
+        out.show(&message)?;
+    }
+}
+
+/// The next comparison message; other messages are shown as `recv` shows them.
+async fn next_arrival(
     hush: &mut Hush<SqliteStore>,
     deadline: Instant,
     out: Printer,
