@@ -147,6 +147,7 @@ impl Engine {
         source: TrustSource,
         now: u64,
     ) -> Result<TrustStep> {
+        let decisions = &last_per_key(decisions);
         let mut overlay = Overlay {
             store,
             changes: Vec::new(),
@@ -439,6 +440,20 @@ struct Statement<'a> {
 }
 
 /// The statements of one key owner: `(key, Verified | Distrusted)`.
+/// One decision per key, the last one the batch makes about it, in the batch's order: a key
+/// verified and then refused in one call must not first release the statements held from it.
+fn last_per_key(decisions: &[UserDecision]) -> Vec<UserDecision> {
+    let mut seen = std::collections::HashSet::new();
+    let mut last: Vec<UserDecision> = decisions
+        .iter()
+        .rev()
+        .filter(|d| seen.insert((d.jid.as_str(), d.identity.curve25519())))
+        .cloned()
+        .collect();
+    last.reverse();
+    last
+}
+
 fn statements(owner: &KeyOwner) -> impl Iterator<Item = (IdentityKey, Trust)> + '_ {
     owner
         .trust
@@ -633,6 +648,50 @@ mod tests {
         }
         assert!(store.held_trust_from(BOB, &bob_phone).unwrap().is_empty());
         assert!(store.held_trust_from(BOB, &bob_laptop).unwrap().is_empty());
+    }
+
+    #[test]
+    fn the_last_decision_about_a_key_in_one_batch_is_the_one_that_counts() {
+        let (bob_phone, bob_laptop) = (key(1), key(2));
+        let decision = |trust| UserDecision {
+            jid: BOB.into(),
+            identity: bob_phone,
+            trust,
+        };
+        for (batch, phone, laptop) in [
+            // Verified, then refused in the same call: what the phone said stays unheard.
+            (
+                [decision(Trust::Verified), decision(Trust::Distrusted)],
+                Trust::Distrusted,
+                None,
+            ),
+            (
+                [decision(Trust::Distrusted), decision(Trust::Verified)],
+                Trust::Verified,
+                Some(Trust::Verified),
+            ),
+        ] {
+            let mut store = MemoryStore::new();
+            // The phone, not verified yet, vouches for the laptop: held.
+            let report = arrive(
+                &mut store,
+                BOB,
+                bob_phone,
+                &message(BOB, &[bob_laptop], &[]),
+            );
+            assert_eq!(report.held, 1);
+            let step = engine().decide_trust(&store, &batch, 9).unwrap();
+            store.commit(step.transaction).unwrap();
+            assert_eq!(
+                store.trust(BOB, &bob_phone).unwrap(),
+                Some(phone),
+                "{batch:?}"
+            );
+            assert_eq!(store.trust(BOB, &bob_laptop).unwrap(), laptop, "{batch:?}");
+            if phone == Trust::Distrusted {
+                assert!(store.held_trust_from(BOB, &bob_phone).unwrap().is_empty());
+            }
+        }
     }
 
     #[test]
