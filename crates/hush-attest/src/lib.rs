@@ -39,7 +39,7 @@ mod x509;
 pub use openpgp::{openpgp_key, OpenPgp};
 pub use published::{pem_certificates, Published, NODE};
 pub use statement::{Statement, STATEMENT_HEADER};
-pub use x509::X509;
+pub use x509::{x509_anchor, X509};
 
 /// The trust anchors the user chose: OpenPGP public keys (armored) and X.509 certification
 /// authorities (DER), parsed when checked.
@@ -130,6 +130,14 @@ pub enum AttestError {
         signer: String,
         /// The account.
         jid: String,
+    },
+    /// The OpenPGP key (or the subkey that signed), or the signature itself, expired.
+    #[error("the OpenPGP {what} expired at {at} (unix seconds)")]
+    KeyExpired {
+        /// `key`, `subkey` or `signature`.
+        what: &'static str,
+        /// When.
+        at: i64,
     },
     /// The OpenPGP key (or the subkey that signed) is revoked, or may not sign.
     #[error("the OpenPGP key is revoked or may not sign")]

@@ -24,7 +24,7 @@ impl Attestation for OpenPgp {
         &self,
         statement: &Statement,
         anchors: &Anchors,
-        _now: i64,
+        now: i64,
     ) -> Result<VouchedBy, AttestError> {
         let (signature, _) = DetachedSignature::from_armor_single(Cursor::new(&self.signature))
             .map_err(|e| AttestError::Malformed {
@@ -48,16 +48,37 @@ impl Attestation for OpenPgp {
                 continue;
             }
             let by_primary = signature.verify(&key.primary_key, &signed).is_ok();
-            let by_subkey = || {
-                key.public_subkeys
-                    .iter()
-                    .any(|sub| signature.verify(&sub.key, &signed).is_ok() && subkey_may_sign(sub))
-            };
-            if !(by_primary || by_subkey()) {
+            let by_subkey = key
+                .public_subkeys
+                .iter()
+                .find(|sub| signature.verify(&sub.key, &signed).is_ok() && subkey_may_sign(sub));
+            if !by_primary && by_subkey.is_none() {
                 continue;
             }
             if !key.details.revocation_signatures.is_empty() {
                 return Err(AttestError::Revoked);
+            }
+            // Nothing expired counts: the key, the subkey that signed, the signature.
+            let self_signatures = key
+                .details
+                .direct_signatures
+                .iter()
+                .chain(key.details.users.iter().flat_map(|u| u.signatures.iter()));
+            expired("key", key.primary_key.created_at(), self_signatures, now)?;
+            if let Some(sub) = by_subkey.filter(|_| !by_primary) {
+                expired("subkey", sub.key.created_at(), sub.signatures.iter(), now)?;
+            }
+            if let (Some(made), Some(lasts)) = (
+                signature.signature.created(),
+                signature.signature.signature_expiration_time(),
+            ) {
+                let at = i64::from(made.as_secs()) + i64::from(lasts.as_secs());
+                if lasts.as_secs() != 0 && now >= at {
+                    return Err(AttestError::KeyExpired {
+                        what: "signature",
+                        at,
+                    });
+                }
             }
             let fingerprint = format!("{:x}", key.primary_key.fingerprint());
             let Some(user_id) = naming(&key, &statement.jid) else {
@@ -96,6 +117,28 @@ pub fn openpgp_key(armored: &str) -> Result<VouchedBy, AttestError> {
             .first()
             .map(|u| String::from_utf8_lossy(u.id.id()).into_owned()),
     })
+}
+
+/// Whether key material created at `created` has expired by `now`, as the newest of its
+/// self-signatures (`signatures`) says: a key's expiry is a time after its creation, and a
+/// newer self-signature may move or lift it.
+fn expired<'a>(
+    what: &'static str,
+    created: pgp::types::Timestamp,
+    signatures: impl Iterator<Item = &'a pgp::packet::Signature>,
+    now: i64,
+) -> Result<(), AttestError> {
+    let newest = signatures
+        .filter_map(|s| s.created().map(|made| (made.as_secs(), s)))
+        .max_by_key(|(made, _)| *made);
+    let Some(lasts) = newest.and_then(|(_, s)| s.key_expiration_time()) else {
+        return Ok(());
+    };
+    let at = i64::from(created.as_secs()) + i64::from(lasts.as_secs());
+    if lasts.as_secs() != 0 && now >= at {
+        return Err(AttestError::KeyExpired { what, at });
+    }
+    Ok(())
 }
 
 /// A subkey that may sign: a binding signature gives it the signing flag, and none revokes it.

@@ -21,6 +21,14 @@ pub struct X509 {
     pub signature: Vec<u8>,
 }
 
+/// A certification authority's certificate as the user is shown it: its subject and the
+/// SHA-256 of its DER (hex), by which `hush attest anchor --remove` names it.
+pub fn x509_anchor(der: &[u8]) -> Result<(String, String), AttestError> {
+    let cert = parse(der, "the certificate")?;
+    let digest = aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, der);
+    Ok((cert.subject().to_string(), hex::encode(digest.as_ref())))
+}
+
 fn parse<'a>(der: &'a [u8], what: &'static str) -> Result<X509Certificate<'a>, AttestError> {
     match X509Certificate::from_der(der) {
         Ok(([], cert)) => Ok(cert),

@@ -50,9 +50,14 @@ fn statement(device: u32, seed: u64) -> Statement {
     }
 }
 
-/// A new OpenPGP key in `dir`'s keyring for `uid` (`algo`: `ed25519` or `rsa2048`); gives its
-/// armored public key and fingerprint.
+/// A new OpenPGP key in `dir`'s keyring for `uid` (`algo`: `ed25519` or `rsa2048`) that never
+/// expires; gives its armored public key and fingerprint.
 fn gpg_key(dir: &Path, uid: &str, algo: &str) -> (String, String) {
+    gpg_key_expiring(dir, uid, algo, "never")
+}
+
+/// [`gpg_key`] with an expiry as gpg takes it (`never`, `1d`, …).
+fn gpg_key_expiring(dir: &Path, uid: &str, algo: &str, expires: &str) -> (String, String) {
     std::fs::create_dir_all(dir.join("gnupg")).unwrap();
     #[cfg(unix)]
     {
@@ -71,7 +76,7 @@ fn gpg_key(dir: &Path, uid: &str, algo: &str) -> (String, String) {
             uid,
             algo,
             "sign",
-            "never",
+            expires,
         ],
     );
     let armored = run(dir, "gpg", &["--batch", "--armor", "--export", uid]);
@@ -109,6 +114,39 @@ fn gpg_sign(dir: &Path, uid: &str, statement: &Statement) -> OpenPgp {
     OpenPgp {
         signature: std::fs::read_to_string(dir.join("statement.txt.asc")).unwrap(),
     }
+}
+
+#[test]
+fn an_expired_openpgp_key_vouches_for_nothing() {
+    let dir = scratch("openpgp-expiry");
+    let me = statement(7, 1);
+    let uid = "Alice <alice@example.org>";
+    let (key, fingerprint) = gpg_key_expiring(&dir, uid, "ed25519", "1d");
+    let attestation = gpg_sign(&dir, uid, &me);
+    let anchors = Anchors {
+        openpgp: vec![key],
+        x509: vec![],
+    };
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs() as i64;
+    assert_eq!(
+        attestation.check(&me, &anchors, now),
+        Ok(VouchedBy::OpenPgp {
+            fingerprint,
+            user_id: Some(uid.to_owned())
+        })
+    );
+    let two_days_on = now + 2 * 86_400;
+    assert!(
+        matches!(
+            attestation.check(&me, &anchors, two_days_on),
+            Err(AttestError::KeyExpired { what: "key", at }) if at > now && at < two_days_on
+        ),
+        "{:?}",
+        attestation.check(&me, &anchors, two_days_on)
+    );
 }
 
 #[test]

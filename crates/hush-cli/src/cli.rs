@@ -352,7 +352,8 @@ pub(crate) enum AttestAction {
         #[arg(long, value_name = "FILE", requires = "x509_chain")]
         x509_signature: Option<std::path::PathBuf>,
     },
-    /// Trust an OpenPGP key (armored) or a certification authority (PEM) to vouch for keys.
+    /// Trust an OpenPGP key (armored) or a certification authority (PEM) to vouch for keys,
+    /// or stop trusting one (--remove).
     Anchor {
         /// An OpenPGP public key.
         #[arg(long, value_name = "FILE")]
@@ -360,8 +361,12 @@ pub(crate) enum AttestAction {
         /// A certification authority's certificate.
         #[arg(long, value_name = "FILE")]
         x509: Option<std::path::PathBuf>,
+        /// Stop trusting this anchor: its id as `hush attest anchors` shows it (an OpenPGP
+        /// fingerprint, or a certificate's SHA-256), or its first 8 digits or more.
+        #[arg(long, value_name = "ID", conflicts_with_all = ["openpgp", "x509"])]
+        remove: Option<String>,
     },
-    /// How many keys and authorities are trusted to vouch.
+    /// The keys and authorities trusted to vouch, each with its id.
     Anchors,
     /// Read what JID's devices published, and verify each one a trusted signer vouches for.
     Check {

@@ -141,6 +141,12 @@ pub(crate) enum CliError {
     /// No yes or no where one was asked for.
     #[error("no answer (yes or no) on standard input; nothing was verified")]
     NoAnswer,
+    /// `hush attest anchor --remove` with an id no anchor has.
+    #[error("no trusted key or authority has the id {0} (`hush attest anchors` lists them)")]
+    NoSuchAnchor(String),
+    /// `hush attest anchor --remove` with a prefix several anchors share.
+    #[error("several trusted keys or authorities start with {0}: give more of the id")]
+    AmbiguousAnchor(String),
     /// The other device ended the comparison (or it broke off): nothing was verified.
     #[error("the comparison ended: {0}; nothing was verified")]
     ComparisonEnded(String),
@@ -320,6 +326,8 @@ impl CliError {
             | CliError::NoAnswer
             | CliError::SasUsage
             | CliError::Desk(_)
+            | CliError::NoSuchAnchor(_)
+            | CliError::AmbiguousAnchor(_)
             | CliError::Attest(_)
             | CliError::AttestUsage
             | CliError::NoAnchors

@@ -539,4 +539,49 @@ fn attestations_verify_devices_a_trusted_signer_vouches_for() {
             .contains("distrusted"),
         "{phone_line}"
     );
+
+    // Each anchor is listed with its id; adding one again keeps one copy.
+    ok(hush(
+        &alice.home,
+        &[
+            "attest",
+            "anchor",
+            "--openpgp",
+            &path("bob.asc"),
+            "--x509",
+            &path("ca.pem"),
+        ],
+    ));
+    let anchors = one(ok(hush(&alice.home, &["--json", "attest", "anchors"])));
+    let listed = anchors["anchors"].as_array().unwrap();
+    assert_eq!(listed.len(), 3, "{anchors}");
+    let key = listed
+        .iter()
+        .find(|a| a["kind"] == "openpgp")
+        .unwrap_or_else(|| panic!("{anchors}"));
+    assert_eq!(key["name"], uid, "{anchors}");
+    // Removed by the first digits of its fingerprint: what it vouched for stays verified,
+    // and is named; it vouches for nothing more.
+    let prefix = &key["id"].as_str().unwrap()[..12];
+    let removed = one(ok(hush(
+        &alice.home,
+        &["--json", "attest", "anchor", "--remove", prefix],
+    )));
+    assert_eq!(removed["removed"]["id"], key["id"], "{removed}");
+    assert_eq!(
+        removed["still_verified"].as_array().map(Vec::len),
+        Some(1),
+        "{removed}"
+    );
+    let anchors = one(ok(hush(&alice.home, &["--json", "attest", "anchors"])));
+    assert_eq!(
+        (anchors["openpgp"].as_u64(), anchors["x509"].as_u64()),
+        (Some(0), Some(2))
+    );
+    let again = hush(&alice.home, &["attest", "anchor", "--remove", prefix]);
+    assert_eq!(again.status.code(), Some(2), "{again:?}");
+    assert!(
+        String::from_utf8_lossy(&again.stderr).contains("attest anchors"),
+        "{again:?}"
+    );
 }

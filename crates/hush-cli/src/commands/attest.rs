@@ -22,6 +22,7 @@ use super::{account, connect};
 use crate::error::{CliError, Result};
 use crate::home::Home;
 use crate::output::{Printer, Shown};
+use crate::terminal::printable;
 
 /// The settings holding the anchors (JSON arrays: armored keys; Base64 DER certificates).
 const OPENPGP_ANCHORS: &str = "attest_openpgp_anchors";
@@ -42,6 +43,8 @@ pub(crate) enum Ask {
         openpgp: Option<std::path::PathBuf>,
         x509: Option<std::path::PathBuf>,
     },
+    /// Stop trusting the anchor with this id (or prefix of it).
+    RemoveAnchor(String),
     /// List the anchors.
     Anchors,
     /// Check what a contact's devices published.
@@ -81,38 +84,96 @@ pub(super) async fn run(home: &Home, ask: Ask, out: Printer) -> Result<()> {
             if let Some(path) = openpgp {
                 let key = read_text(&path)?;
                 // Refused now if it is no key, rather than at every check.
-                hush_attest::openpgp_key(&key)?;
+                let fingerprint = match hush_attest::openpgp_key(&key)? {
+                    hush_attest::VouchedBy::OpenPgp { fingerprint, .. } => fingerprint,
+                    hush_attest::VouchedBy::X509 { .. } => String::new(),
+                };
+                // A key added again replaces the copy kept: a newer export carries its new
+                // revocations and expiry.
+                let kept = described(&anchors);
+                let same = kept
+                    .iter()
+                    .find(|a| a.kind == AnchorKind::OpenPgp && a.id == fingerprint);
+                match same {
+                    Some(a) => anchors.openpgp[a.index] = key,
+                    None => anchors.openpgp.push(key),
+                }
                 added.push(json!({"openpgp": path.display().to_string()}));
-                anchors.openpgp.push(key);
             }
             if let Some(path) = x509 {
                 for der in hush_attest::pem_certificates(&read_bytes(&path)?)? {
-                    anchors.x509.push(der);
+                    // The same authority twice is one anchor.
+                    if !anchors.x509.contains(&der) {
+                        anchors.x509.push(der);
+                    }
                 }
                 added.push(json!({"x509": path.display().to_string()}));
             }
             save_anchors(&mut store, &anchors)?;
+            let mut shown = listing(&anchors);
+            shown.json["added"] = Value::from(added);
+            out.show(&shown)
+        }
+        Ask::RemoveAnchor(id) => {
+            let mut store = home.open_store()?;
+            let mut anchors = anchors(&store)?;
+            let listed = described(&anchors);
+            let wanted: String = id
+                .chars()
+                .filter(|c| !c.is_whitespace() && *c != ':')
+                .collect::<String>()
+                .to_ascii_lowercase();
+            let matching: Vec<&Described> = listed
+                .iter()
+                .filter(|a| a.id == wanted || (wanted.len() >= 8 && a.id.starts_with(&wanted)))
+                .collect();
+            let gone = match matching.as_slice() {
+                [one] => (*one).clone(),
+                [] => return Err(CliError::NoSuchAnchor(id)),
+                _ => return Err(CliError::AmbiguousAnchor(id)),
+            };
+            match gone.kind {
+                AnchorKind::OpenPgp => drop(anchors.openpgp.remove(gone.index)),
+                AnchorKind::X509 => drop(anchors.x509.remove(gone.index)),
+            }
+            save_anchors(&mut store, &anchors)?;
+            // What it vouched for stays as it is: the user decides about those devices.
+            let mut still = Vec::new();
+            for (jid, key) in store.keys_with_trust(Trust::Verified)? {
+                let by_it = match store.trust_source(&jid, &key)? {
+                    Some(TrustSource::OpenPgp { fingerprint, .. }) => {
+                        gone.kind == AnchorKind::OpenPgp && fingerprint == gone.id
+                    }
+                    Some(TrustSource::X509 { anchor, .. }) => {
+                        gone.kind == AnchorKind::X509 && anchor == gone.name
+                    }
+                    _ => false,
+                };
+                if by_it {
+                    still.push(json!({"jid": jid, "fingerprint": key.fingerprint()}));
+                }
+            }
+            let mut text = vec![format!(
+                "no longer trusted to vouch: {} {} ({})",
+                gone.kind.name(),
+                gone.id,
+                printable(&gone.name)
+            )];
+            if !still.is_empty() {
+                text.push(format!(
+                    "{} device(s) it vouched for stay verified (`hush devices` shows them as \
+                     decided by it; `hush distrust JID DEVICE` refuses one)",
+                    still.len()
+                ));
+            }
             out.show(&Shown {
-                json: json!({"added": added, "openpgp": anchors.openpgp.len(),
-                             "x509": anchors.x509.len()}),
-                text: vec![format!(
-                    "trusted to vouch for keys: {} OpenPGP key(s), {} certification authority(ies)",
-                    anchors.openpgp.len(),
-                    anchors.x509.len()
-                )],
+                json: json!({"removed": gone.json(), "still_verified": still}),
+                text,
             })
         }
         Ask::Anchors => {
             let store = home.open_store_to_read()?;
-            let anchors = anchors(&store)?;
-            out.show(&Shown {
-                json: json!({"openpgp": anchors.openpgp.len(), "x509": anchors.x509.len()}),
-                text: vec![format!(
-                    "trusted to vouch for keys: {} OpenPGP key(s), {} certification authority(ies)",
-                    anchors.openpgp.len(),
-                    anchors.x509.len()
-                )],
-            })
+            out.show(&listing(&anchors(&store)?))
         }
         Ask::Check(jid) => check(home, &jid, out).await,
     }
@@ -136,6 +197,94 @@ fn read_bytes(path: &std::path::Path) -> Result<Vec<u8>> {
 
 fn read_text(path: &std::path::Path) -> Result<String> {
     String::from_utf8(read_bytes(path)?).map_err(|_| CliError::NotText(path.to_owned()))
+}
+
+/// The two kinds of anchor.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum AnchorKind {
+    OpenPgp,
+    X509,
+}
+
+impl AnchorKind {
+    fn name(self) -> &'static str {
+        match self {
+            AnchorKind::OpenPgp => "OpenPGP key",
+            AnchorKind::X509 => "certification authority",
+        }
+    }
+}
+
+/// An anchor as the user is shown it.
+#[derive(Clone, Debug)]
+struct Described {
+    kind: AnchorKind,
+    /// Its place in its list.
+    index: usize,
+    /// What `--remove` takes: the OpenPGP fingerprint, or the certificate's SHA-256 (hex).
+    id: String,
+    /// The key's first user id, or the certificate's subject.
+    name: String,
+}
+
+impl Described {
+    fn json(&self) -> Value {
+        let kind = match self.kind {
+            AnchorKind::OpenPgp => "openpgp",
+            AnchorKind::X509 => "x509",
+        };
+        json!({"kind": kind, "id": self.id, "name": self.name})
+    }
+}
+
+/// Every anchor with its id and name (one that no longer parses is shown as such).
+fn described(anchors: &Anchors) -> Vec<Described> {
+    let openpgp = anchors.openpgp.iter().enumerate().map(|(index, key)| {
+        let (id, name) = match hush_attest::openpgp_key(key) {
+            Ok(hush_attest::VouchedBy::OpenPgp {
+                fingerprint,
+                user_id,
+            }) => (fingerprint, user_id.unwrap_or_default()),
+            _ => (String::new(), "(does not parse)".to_owned()),
+        };
+        Described {
+            kind: AnchorKind::OpenPgp,
+            index,
+            id,
+            name,
+        }
+    });
+    let x509 = anchors.x509.iter().enumerate().map(|(index, der)| {
+        let (name, id) = hush_attest::x509_anchor(der)
+            .unwrap_or_else(|_| ("(does not parse)".to_owned(), String::new()));
+        Described {
+            kind: AnchorKind::X509,
+            index,
+            id,
+            name,
+        }
+    });
+    openpgp.chain(x509).collect()
+}
+
+/// `hush attest anchors`: each anchor, and how many of each kind.
+fn listing(anchors: &Anchors) -> Shown {
+    let listed = described(anchors);
+    let mut text = vec![format!(
+        "trusted to vouch for keys: {} OpenPGP key(s), {} certification authority(ies)",
+        anchors.openpgp.len(),
+        anchors.x509.len()
+    )];
+    text.extend(
+        listed
+            .iter()
+            .map(|a| format!("  {} {}  {}", a.kind.name(), a.id, printable(&a.name))),
+    );
+    Shown {
+        json: json!({"openpgp": anchors.openpgp.len(), "x509": anchors.x509.len(),
+                     "anchors": listed.iter().map(Described::json).collect::<Vec<_>>()}),
+        text,
+    }
 }
 
 /// The anchors kept in the store.

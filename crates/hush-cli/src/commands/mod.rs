@@ -148,7 +148,10 @@ pub(crate) async fn run(cli: Cli) -> Result<()> {
                     x509_chain,
                     x509_signature,
                 },
-                AttestAction::Anchor { openpgp, x509 } => attest::Ask::Anchor { openpgp, x509 },
+                AttestAction::Anchor {
+                    remove: Some(id), ..
+                } => attest::Ask::RemoveAnchor(id),
+                AttestAction::Anchor { openpgp, x509, .. } => attest::Ask::Anchor { openpgp, x509 },
                 AttestAction::Anchors => attest::Ask::Anchors,
                 AttestAction::Check { jid } => attest::Ask::Check(bare(&jid)?),
             };
