@@ -107,12 +107,37 @@ impl Narrator {
 #[derive(Default)]
 struct Cast {
     names: BTreeMap<(String, u32), String>,
+    /// Each device's account, id and identity key.
+    keys: Vec<(String, u32, hush_proto::IdentityKey)>,
 }
 
 impl Cast {
     fn add(&mut self, hush: &Device, name: &str) {
         self.names
             .insert((hush.jid().to_string(), hush.device_id()), name.to_owned());
+        if let Ok(Some(account)) = hush.store().account() {
+            let device = account.device.device_id();
+            self.keys
+                .push((account.jid, device, *account.device.identity().public()));
+        }
+    }
+    /// The identity keys of the devices of accounts other than `jid`.
+    fn keys_not_of(&self, jid: &str) -> Vec<(String, hush_proto::IdentityKey)> {
+        self.keys
+            .iter()
+            .filter(|(j, _, _)| j != jid)
+            .map(|(j, _, k)| (j.clone(), *k))
+            .collect()
+    }
+    /// The name of the device of `jid` whose key has the fingerprint `fingerprint`.
+    fn name_of_key(&self, jid: &str, fingerprint: &str) -> String {
+        self.keys
+            .iter()
+            .find(|(j, _, k)| j == jid && k.fingerprint() == fingerprint)
+            .map_or_else(
+                || format!("a device of {jid}"),
+                |(j, d, _)| self.name(j, *d),
+            )
     }
     fn name(&self, jid: &str, device: u32) -> String {
         self.names
@@ -548,7 +573,11 @@ async fn story(n: &Narrator, server: &DevServer) -> Fallible<()> {
     .await?;
     n.pause().await;
 
-    n.chapter(9, "What the conversation had");
+    n.chapter(9, "Seven words, and trust that spreads");
+    sas_scene(n, &cast, &mut alice_phone, &mut alice_laptop).await?;
+    n.pause().await;
+
+    n.chapter(10, "What the conversation had");
     n.event(
         json!({"event": "summary", "before_verification": properties_json(&before),
                "after_verification": properties_json(&after), "ok": true}),
@@ -567,6 +596,121 @@ async fn story(n: &Narrator, server: &DevServer) -> Fallible<()> {
         drop(d.close().await?);
     }
     Ok(())
+}
+
+/// Chapter 9: Alice's laptop, which verified nobody, compares seven words with her phone
+/// (`hush sas`): a fresh exchange over their OMEMO 2 session, bound to both identity keys.
+/// Each side says they match; the phone then tells the laptop, by a trust message (Automatic
+/// Trust Management, XEP-0450), which keys Alice verified on it, and the laptop trusts Bob's
+/// devices too, with no comparison of its own.
+async fn sas_scene(
+    n: &Narrator,
+    cast: &Cast,
+    phone: &mut Device,
+    laptop: &mut Device,
+) -> Fallible<()> {
+    let (phone_name, laptop_name) = (cast.of(phone), cast.of(laptop));
+    let alice = phone.jid().clone();
+    let verified_before = laptop
+        .store()
+        .keys_with_trust(hush_store::Trust::Verified)?;
+    n.event(
+        json!({"event": "trust_before", "device": laptop_name, "verified": verified_before.len()}),
+        || {
+            format!(
+                "{laptop_name} has verified {} key(s): it trusts Bob's devices blindly.",
+                verified_before.len()
+            )
+        },
+    );
+    let mut on_laptop = laptop.sas_start(&alice, phone.device_id()).await?;
+    let start = next_sas(phone, cast).await?;
+    let mut on_phone = phone.sas_accept(&start).await?;
+    // accept → the laptop's key → the phone's key: then both hold the words.
+    for laptops_turn in [true, false, true] {
+        let (device, comparison) = if laptops_turn {
+            (&mut *laptop, &mut on_laptop)
+        } else {
+            (&mut *phone, &mut on_phone)
+        };
+        let step = next_sas(device, cast).await?;
+        if !device.sas_continue(comparison, &step).await? {
+            return Err(DemoError::OffScript(
+                "a comparison message went astray".into(),
+            ));
+        }
+    }
+    let words = |c: &hush_xmpp::Comparison| c.code().map(|code| code.words().to_vec());
+    let (on_l, on_p) = (words(&on_laptop), words(&on_phone));
+    let Some(shown) = on_l.filter(|w| Some(w) == on_p.as_ref()) else {
+        return Err(DemoError::OffScript(format!(
+            "the two devices show different words: {:?} and {:?}",
+            words(&on_laptop),
+            words(&on_phone)
+        )));
+    };
+    n.event(
+        json!({"event": "sas", "devices": [laptop_name, phone_name], "words": shown}),
+        || {
+            format!(
+                "{laptop_name} and {phone_name} compare short authentication strings. Both \
+                 screens show:\n    {}\nAlice says yes on each.",
+                shown.join("  ")
+            )
+        },
+    );
+    laptop.sas_confirm(on_laptop).await?;
+    phone.sas_confirm(on_phone).await?;
+    // The phone's trust messages reach the laptop, which now trusts the phone: the keys
+    // Alice verified there (chapter 4) follow.
+    let bob = cast.keys_not_of(alice.as_str());
+    let trusted = |laptop: &Device| {
+        bob.iter()
+            .filter(|(jid, key)| {
+                laptop.store().trust(jid, key).ok().flatten() == Some(hush_store::Trust::Verified)
+            })
+            .count()
+    };
+    let mut applied: Vec<String> = Vec::new();
+    while bob.is_empty() || trusted(laptop) < bob.len() {
+        let d = next(laptop, cast).await.map_err(|e| {
+            DemoError::OffScript(format!(
+                "{laptop_name} should trust Bob's devices after the trust messages \
+                 (applied: {applied:?}): {e}"
+            ))
+        })?;
+        for (jid, fp, t) in d.atm.iter().flat_map(|r| &r.applied) {
+            applied.push(format!(
+                "{} ({fp}): {}",
+                cast.name_of_key(jid, fp),
+                trust_name(Some(*t))
+            ));
+        }
+    }
+    n.event(
+        json!({"event": "trust_message", "device": laptop_name, "from": phone_name,
+               "applied": applied}),
+        || {
+            format!(
+                "{phone_name} sent {laptop_name} a trust message (XEP-0450) with the keys \
+                 Alice verified there:\n  {}\n{laptop_name} now trusts Bob's {} devices \
+                 without a comparison of its own.",
+                applied.join("\n  "),
+                bob.len()
+            )
+        },
+    );
+    Ok(())
+}
+
+/// The next comparison message `hush` receives (anything else that comes first is passed
+/// over: the scene has nothing else in flight).
+async fn next_sas(hush: &mut Device, cast: &Cast) -> Fallible<hush_xmpp::SasArrival> {
+    loop {
+        if let Some(arrival) = next(hush, cast).await?.sas {
+            return Ok(arrival);
+        }
+    }
 }
 
 /// Chapter 7: Alice opens a private room (members-only, non-anonymous: XEP-0384 §5.8) and adds

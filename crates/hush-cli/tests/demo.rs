@@ -128,6 +128,25 @@ fn the_json_demo_tells_the_whole_story() {
         .contains("does not match"));
 
     // Properties: weak before verification, strong after.
+    // Alice's laptop and phone compare the same seven words; the phone's trust messages
+    // then make the laptop trust both of Bob's devices.
+    let sas = events(&all, "sas");
+    assert_eq!(sas.len(), 1);
+    assert_eq!(sas[0]["words"].as_array().map(Vec::len), Some(7), "{sas:?}");
+    assert_eq!(events(&all, "trust_before")[0]["verified"], 0);
+    let spread = events(&all, "trust_message");
+    assert_eq!(spread.len(), 1);
+    let applied = spread[0]["applied"].as_array().unwrap();
+    for bob_device in ["Bob's phone", "Bob's laptop"] {
+        assert!(
+            applied
+                .iter()
+                .any(|a| a.as_str().unwrap().starts_with(bob_device)
+                    && a.as_str().unwrap().ends_with(": verified")),
+            "{applied:?}"
+        );
+    }
+
     let summary = events(&all, "summary");
     assert_eq!(summary[0]["ok"], true);
     assert_eq!(summary[0]["before_verification"]["authentication"], "weak");
