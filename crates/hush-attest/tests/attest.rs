@@ -12,10 +12,10 @@
 )]
 
 use std::path::{Path, PathBuf};
-use std::process::Command;
 
 use hush_attest::{Anchors, AttestError, Attestation, OpenPgp, Statement, VouchedBy, X509};
 use hush_proto::IdentityKeyPair;
+use hush_test_support::tools::run;
 use rand::SeedableRng;
 
 fn scratch(name: &str) -> PathBuf {
@@ -23,22 +23,6 @@ fn scratch(name: &str) -> PathBuf {
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).unwrap();
     dir
-}
-
-/// Runs a tool, failing the test with its output when it fails.
-fn run(dir: &Path, program: &str, args: &[&str]) -> Vec<u8> {
-    let out = Command::new(program)
-        .args(args)
-        .current_dir(dir)
-        .env("GNUPGHOME", dir.join("gnupg"))
-        .output()
-        .unwrap_or_else(|e| panic!("`{program}` is needed (./scripts/test installs it): {e}"));
-    assert!(
-        out.status.success(),
-        "{program} {args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    out.stdout
 }
 
 fn statement(device: u32, seed: u64) -> Statement {

@@ -13,6 +13,7 @@
 mod support;
 
 use hush_test_support::prosody::Prosody;
+use hush_test_support::tools::run as tool;
 use serde_json::Value;
 use support::*;
 
@@ -245,22 +246,6 @@ fn short_authentication_strings_verify_both_devices() {
         assert_eq!(entry["trust"], "verified", "{entry}");
         assert_eq!(entry["decided_by"], "sas", "{entry}");
     }
-}
-
-/// Runs a tool in `dir` (gpg with its keyring there), failing the test with its output.
-fn tool(dir: &std::path::Path, program: &str, args: &[&str]) -> Vec<u8> {
-    let out = std::process::Command::new(program)
-        .args(args)
-        .current_dir(dir)
-        .env("GNUPGHOME", dir.join("gnupg"))
-        .output()
-        .unwrap_or_else(|e| panic!("`{program}` is needed (./scripts/test installs it): {e}"));
-    assert!(
-        out.status.success(),
-        "{program} {args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    out.stdout
 }
 
 /// OpenPGP and X.509 attestations through the commands: Bob signs his devices' statements

@@ -21,6 +21,8 @@
 //!   exchanges, a full session record (for `hush-proto`'s bench and `bench_ops` example).
 //! * [`dns`]: a tiny authoritative DNS server on a loopback port answering SRV and A queries
 //!   from a fixed table (for tests of how a client finds its server).
+//! * [`tools`] (always built, std only): `gpg` and `openssl` run in a scratch directory (for
+//!   the attestation tests of `hush-attest` and `hush-cli`).
 //!
 //! Every feature is on by default, so that this crate alone builds and documents all of it;
 //! the workspace members take it without defaults and enable the modules they use, so that,
@@ -52,6 +54,7 @@ pub mod prosody;
 pub mod qr;
 #[cfg(feature = "simulation")]
 pub mod simulation;
+pub mod tools;
 
 /// A real XMPP server of the tests ([`prosody::Prosody`], [`ejabberd::Ejabberd`]): where to
 /// connect, how to make an account, and what it stored, so that one scenario runs on both.
