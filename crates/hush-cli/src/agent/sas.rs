@@ -228,11 +228,26 @@ fn pick<'a>(
         id: id.to_owned(),
     };
     match id {
-        Some(id) => candidates
-            .iter()
-            .find(|(_, c)| *c == id)
-            .map(|(at, _)| *at)
-            .ok_or_else(|| unknown(&format!("{id} "))),
+        // The whole id, or its first 8 characters or more when no other shares them.
+        Some(id) => {
+            let exact = candidates.iter().find(|(_, c)| *c == id);
+            let by_prefix: Vec<&(usize, &str)> = candidates
+                .iter()
+                .filter(|(_, c)| id.chars().count() >= 8 && c.starts_with(id))
+                .collect();
+            match (exact, by_prefix.as_slice()) {
+                (Some((at, _)), _) | (None, [(at, _)]) => Ok(*at),
+                (None, []) => Err(unknown(&format!("{id} "))),
+                (None, _) => Err(DeskError::Ambiguous {
+                    what,
+                    ids: by_prefix
+                        .iter()
+                        .map(|(_, c)| *c)
+                        .collect::<Vec<_>>()
+                        .join(", "),
+                }),
+            }
+        }
         None => match candidates.as_slice() {
             [] => Err(unknown("")),
             [(at, _)] => Ok(*at),
@@ -285,6 +300,8 @@ impl Step<'_> {
 /// (`step`, `comparison`, the other device, `words`, `reason`) and the lines `hush` prints.
 pub(crate) fn shown(them: &Party, id: &str, step: Step<'_>) -> Shown {
     let fingerprint = them.identity.fingerprint();
+    // What a user types to name it: its first 8 characters (enough unless two collide).
+    let short = printable(&id.chars().take(8).collect::<String>());
     let (jid, device) = (printable(&them.jid), them.device);
     let (words, why): (&[&str], &str) = match &step {
         Step::Words(words) => (words, ""),
@@ -294,7 +311,7 @@ pub(crate) fn shown(them: &Party, id: &str, step: Step<'_>) -> Shown {
     let text = match &step {
         Step::Offered => vec![format!(
             "-- device {device} of {jid} (fingerprint {fingerprint}) asks to compare short \
-             authentication strings (comparison {id}): `hush sas --wait`, or /sas accept in \
+             authentication strings (comparison {short}): `hush sas --wait`, or /sas accept in \
              `hush chat`, to answer"
         )],
         Step::Started => vec![format!(
@@ -332,5 +349,36 @@ pub(crate) fn shown(them: &Party, id: &str, step: Step<'_>) -> Shown {
                              "device": device, "fingerprint": fingerprint, "words": words,
                              "reason": (!why.is_empty()).then_some(why)}}),
         text,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn at(id: Option<&str>, ids: &[&'static str]) -> Result<usize, DeskError> {
+        pick("comparison", id, ids.iter().copied().enumerate())
+    }
+
+    #[test]
+    fn a_comparison_is_named_by_its_id_or_a_long_enough_prefix() {
+        let ids = ["12943882ddb0aa", "12943882ffff00", "7a7a7a7a7a7a"];
+        assert_eq!(at(Some("7a7a7a7a7a7a"), &ids).ok(), Some(2));
+        assert_eq!(at(Some("7a7a7a7a"), &ids).ok(), Some(2));
+        // Too short to name one, or shared by two: refused, never a guess.
+        assert!(matches!(
+            at(Some("7a7a"), &ids),
+            Err(DeskError::Unknown { .. })
+        ));
+        assert!(matches!(
+            at(Some("12943882"), &ids),
+            Err(DeskError::Ambiguous { .. })
+        ));
+        assert_eq!(at(Some("12943882dd"), &ids).ok(), Some(0));
+        // No id: the only one, or a refusal naming them all.
+        assert_eq!(at(None, &ids[2..]).ok(), Some(0));
+        assert!(matches!(at(None, &[]), Err(DeskError::Unknown { .. })));
+        let several = at(None, &ids).unwrap_err().to_string();
+        assert!(several.contains("7a7a7a7a7a7a"), "{several}");
     }
 }

@@ -395,7 +395,9 @@ impl Chat {
     /// offer, the words to compare, or its end.
     fn comparison_step(&mut self, sas: &serde_json::Map<String, Value>) {
         let text = |k: &str| printable(sas.get(k).and_then(Value::as_str).unwrap_or("?"));
-        let (jid, id, fingerprint) = (text("jid"), text("comparison"), text("fingerprint"));
+        let (jid, fingerprint) = (text("jid"), text("fingerprint"));
+        // Its first 8 characters name it (the agent takes them for the whole id).
+        let id: String = text("comparison").chars().take(8).collect();
         let device = sas.get("device").and_then(Value::as_u64).unwrap_or(0);
         match sas.get("step").and_then(Value::as_str) {
             Some("offered") => self.say(
