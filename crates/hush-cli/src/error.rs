@@ -218,12 +218,26 @@ pub(crate) enum CliError {
     Demo(#[from] crate::demo::DemoError),
 }
 
+/// The reason a step failed, as `: REASON`, or nothing when there is none to give.
+#[derive(Debug, Default)]
+pub(crate) struct Because(pub(crate) Option<String>);
+
+impl std::fmt::Display for Because {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match &self.0 {
+            Some(why) => write!(f, " ({why})"),
+            None => Ok(()),
+        }
+    }
+}
+
 /// Why one device of a verification URI was not verified.
 #[derive(Debug, Error)]
 pub(crate) enum Unverified {
-    /// No session with it yet: no key to compare.
-    #[error("device {0}: no session with it, and its published keys could not be read")]
-    NoSession(u32),
+    /// No session with it yet: no key to compare (and why its published keys could not be
+    /// read, when they were asked for).
+    #[error("device {0}: no session with it, and its published keys could not be read{1}")]
+    NoSession(u32, Because),
     /// A key the URI names (without a device) is none of the contact's we know or it
     /// publishes.
     #[error(

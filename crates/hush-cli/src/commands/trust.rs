@@ -237,6 +237,7 @@ pub(super) async fn run_verify(home: &Home, uri: &str, out: Printer) -> Result<(
 pub(crate) async fn verify_fetching(hush: &mut Hush<SqliteStore>, uri: &str) -> Result<Vec<Shown>> {
     let read = verification::parse(uri)?;
     let checked = check(hush.store(), &read)?;
+    let mut unreadable = Vec::new();
     if checked.iter().any(|c| c.outcome.is_none()) {
         let owner = super::bare(&read.jid)?;
         // Devices the URI names, or all the contact publishes when it names keys only.
@@ -264,12 +265,13 @@ pub(crate) async fn verify_fetching(hush: &mut Hush<SqliteStore>, uri: &str) -> 
                         unix_now(),
                     )?;
                 }
-                Err(e) => log::warn!("the published keys of device {device} of {}: {e}", read.jid),
+                // Said with the device's refusal below.
+                Err(e) => unreadable.push((device, e.to_string())),
             }
         }
     }
     let checked = check(hush.store(), &read)?;
-    let settled = settle(&read.jid, checked)?;
+    let settled = settle(&read.jid, checked, &unreadable)?;
     let mut shown = Vec::new();
     for (trust, decided) in [Trust::Verified, Trust::Distrusted]
         .into_iter()
@@ -341,7 +343,7 @@ fn verify_checked(
     jid: &str,
     checked: Vec<Checked>,
 ) -> Result<(Vec<Shown>, usize)> {
-    let settled = settle(jid, checked)?;
+    let settled = settle(jid, checked, &[])?;
     let mut shown = Vec::new();
     let mut queued = 0;
     for trust in [Trust::Verified, Trust::Distrusted] {
@@ -460,7 +462,7 @@ impl Settled {
 /// Each key the URI vouches for that is the one we know is to be verified (distrusted, for a
 /// `distrust=` key); a different key is a mismatch and no key at all a problem of its own:
 /// both are reported, and left as they were.
-fn settle(jid: &str, checked: Vec<Checked>) -> Result<Settled> {
+fn settle(jid: &str, checked: Vec<Checked>, unreadable: &[(u32, String)]) -> Result<Settled> {
     let mut decided = Vec::new();
     let mut problems = Vec::new();
     for Checked { claim, outcome } in checked {
@@ -471,7 +473,15 @@ fn settle(jid: &str, checked: Vec<Checked>) -> Result<Settled> {
         };
         match outcome {
             None => problems.push(match claim.device {
-                Some(device) => Unverified::NoSession(device),
+                Some(device) => Unverified::NoSession(
+                    device,
+                    crate::error::Because(
+                        unreadable
+                            .iter()
+                            .find(|(d, _)| *d == device)
+                            .map(|(_, why)| why.clone()),
+                    ),
+                ),
                 None => Unverified::UnknownKey(claim.key),
             }),
             Some(Outcome::Matches(devices)) => {
