@@ -434,6 +434,19 @@ fn a_device_is_verified_from_its_published_keys_before_any_message() {
         "{refused:?}"
     );
 
+    // A device Bob never published: refused, saying why its keys could not be read.
+    let absent = uri.replace(&format!("omemo-sid-{device}="), "omemo-sid-4242=");
+    assert_ne!(absent, uri);
+    let refused = hush(&alice.home, &["verify", &absent]);
+    assert!(!refused.status.success());
+    let said = String::from_utf8_lossy(&refused.stderr);
+    assert!(
+        said.contains(
+            "device 4242: no session with it, and its published keys could not be read ("
+        ) && said.contains("bundles:4242"),
+        "{said}"
+    );
+
     let verified = ok(hush(&alice.home, &["--json", "verify", &uri]));
     let verified = &json_lines(&verified)[0];
     assert_eq!(verified["device"], device, "{verified}");
