@@ -36,7 +36,7 @@ mod published;
 mod statement;
 mod x509;
 
-pub use openpgp::{openpgp_key, OpenPgp};
+pub use openpgp::{openpgp_key, openpgp_revoked, OpenPgp};
 pub use published::{pem_certificates, Published, NODE};
 pub use statement::{Statement, STATEMENT_HEADER};
 pub use x509::{x509_anchor, X509};

@@ -59,14 +59,34 @@ impl Attestation for OpenPgp {
                 return Err(AttestError::Revoked);
             }
             // Nothing expired counts: the key, the subkey that signed, the signature.
+            // Only the self-signatures that may carry a key's expiry count: direct-key
+            // signatures and certifications of its user ids (a revoked user id's
+            // certification revocation, newer, must not lift it), and a subkey's bindings.
+            use pgp::packet::SignatureType as T;
             let self_signatures = key
                 .details
                 .direct_signatures
                 .iter()
-                .chain(key.details.users.iter().flat_map(|u| u.signatures.iter()));
+                .chain(key.details.users.iter().flat_map(|u| u.signatures.iter()))
+                .filter(|s| {
+                    matches!(
+                        s.typ(),
+                        Some(
+                            T::Key
+                                | T::CertGeneric
+                                | T::CertPersona
+                                | T::CertCasual
+                                | T::CertPositive
+                        )
+                    )
+                });
             expired("key", key.primary_key.created_at(), self_signatures, now)?;
             if let Some(sub) = by_subkey.filter(|_| !by_primary) {
-                expired("subkey", sub.key.created_at(), sub.signatures.iter(), now)?;
+                let bindings = sub
+                    .signatures
+                    .iter()
+                    .filter(|s| s.typ() == Some(T::SubkeyBinding));
+                expired("subkey", sub.key.created_at(), bindings, now)?;
             }
             if let (Some(made), Some(lasts)) = (
                 signature.signature.created(),
@@ -139,6 +159,18 @@ fn expired<'a>(
         return Err(AttestError::KeyExpired { what, at });
     }
     Ok(())
+}
+
+/// Whether the armored OpenPGP key `armored` carries a revocation of its primary key: a
+/// copy that does is never to be replaced by one that does not (an older export).
+pub fn openpgp_revoked(armored: &str) -> Result<bool, AttestError> {
+    let (key, _) = SignedPublicKey::from_armor_single(Cursor::new(armored)).map_err(|e| {
+        AttestError::Malformed {
+            what: "the OpenPGP key",
+            why: e.to_string(),
+        }
+    })?;
+    Ok(!key.details.revocation_signatures.is_empty())
 }
 
 /// A subkey that may sign: a binding signature gives it the signing flag, and none revokes it.

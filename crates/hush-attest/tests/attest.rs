@@ -123,13 +123,75 @@ fn an_expired_openpgp_key_vouches_for_nothing() {
         })
     );
     let two_days_on = now + 2 * 86_400;
-    assert!(
-        matches!(
-            attestation.check(&me, &anchors, two_days_on),
-            Err(AttestError::KeyExpired { what: "key", at }) if at > now && at < two_days_on
-        ),
-        "{:?}",
-        attestation.check(&me, &anchors, two_days_on)
+    let expired = |anchors: &Anchors| {
+        assert!(
+            matches!(
+                attestation.check(&me, anchors, two_days_on),
+                Err(AttestError::KeyExpired { what: "key", at }) if at > now && at < two_days_on
+            ),
+            "{:?}",
+            attestation.check(&me, anchors, two_days_on)
+        );
+    };
+    expired(&anchors);
+    // A user id added and then revoked leaves newer signatures without an expiry on the key:
+    // the expiry still holds (only certifications and direct-key signatures carry it).
+    let other = "Alice at work <alice@work.example>";
+    run(
+        &dir,
+        "gpg",
+        &["--batch", "--passphrase", "", "--quick-add-uid", uid, other],
+    );
+    run(
+        &dir,
+        "gpg",
+        &[
+            "--batch",
+            "--passphrase",
+            "",
+            "--quick-revoke-uid",
+            uid,
+            other,
+        ],
+    );
+    let exported = run(&dir, "gpg", &["--batch", "--armor", "--export", uid]);
+    let revoked_uid = Anchors {
+        openpgp: vec![String::from_utf8(exported).unwrap()],
+        x509: vec![],
+    };
+    assert!(attestation.check(&me, &revoked_uid, now).is_ok());
+    expired(&revoked_uid);
+}
+
+#[test]
+fn a_revoked_openpgp_key_vouches_for_nothing() {
+    let dir = scratch("openpgp-revoked");
+    let me = statement(7, 1);
+    let uid = "Alice <alice@example.org>";
+    let (before, fingerprint) = gpg_key(&dir, uid, "ed25519");
+    let attestation = gpg_sign(&dir, uid, &me);
+    assert_eq!(hush_attest::openpgp_revoked(&before), Ok(false));
+    // gpg keeps a revocation certificate for each new key, its first line guarded by a colon.
+    let certificate = dir
+        .join("gnupg")
+        .join("openpgp-revocs.d")
+        .join(format!("{}.rev", fingerprint.to_ascii_uppercase()));
+    let armored = std::fs::read_to_string(&certificate)
+        .unwrap()
+        .replace(":-----BEGIN", "-----BEGIN");
+    std::fs::write(dir.join("revocation.asc"), armored).unwrap();
+    run(&dir, "gpg", &["--batch", "--import", "revocation.asc"]);
+    let after =
+        String::from_utf8(run(&dir, "gpg", &["--batch", "--armor", "--export", uid])).unwrap();
+    assert_eq!(hush_attest::openpgp_revoked(&after), Ok(true));
+    let anchors = |key: &str| Anchors {
+        openpgp: vec![key.to_owned()],
+        x509: vec![],
+    };
+    assert!(attestation.check(&me, &anchors(&before), 0).is_ok());
+    assert_eq!(
+        attestation.check(&me, &anchors(&after), 0),
+        Err(AttestError::Revoked)
     );
 }
 

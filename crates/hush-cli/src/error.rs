@@ -141,6 +141,9 @@ pub(crate) enum CliError {
     /// No yes or no where one was asked for.
     #[error("no answer (yes or no) on standard input; nothing was verified")]
     NoAnswer,
+    /// An OpenPGP key added again without the revocation the kept copy carries.
+    #[error("the OpenPGP key {0} kept here is revoked, and this copy does not say so (an older export?): it was not replaced")]
+    RevocationKept(String),
     /// `hush attest anchor --remove` with an id no anchor has.
     #[error("no trusted key or authority has the id {0} (`hush attest anchors` lists them)")]
     NoSuchAnchor(String),
@@ -341,6 +344,7 @@ impl CliError {
             | CliError::SasUsage
             | CliError::Desk(_)
             | CliError::NoSuchAnchor(_)
+            | CliError::RevocationKept(_)
             | CliError::AmbiguousAnchor(_)
             | CliError::Attest(_)
             | CliError::AttestUsage

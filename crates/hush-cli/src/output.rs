@@ -171,12 +171,53 @@ impl DeliveryReport<'_> {
             .map(|f| advice::failure(f, &d.from, d.device, self.me))
     }
 
-    /// A comparison message read where no comparison runs (`recv` without an agent): it is
-    /// passed over, and an offer says how to take the next one.
+    /// Who sent it, as the lines name them: in a room, the room, the nickname and the real
+    /// address behind it.
+    fn sender(&self) -> String {
+        let d = self.delivery;
+        match (&d.arrival.room, &d.arrival.nick) {
+            (Some(room), Some(nick)) => format!(
+                "[{}] {} <{}>",
+                printable(room),
+                printable(nick),
+                printable(&d.from)
+            ),
+            _ => printable(&d.from),
+        }
+    }
+
+    /// The lines of news that come before the message itself: a warning, a new key, what a
+    /// trust message did.
+    pub(crate) fn notices(&self) -> Vec<String> {
+        let d = self.delivery;
+        let from = self.sender();
+        let mut lines = Vec::new();
+        if let Some(w) = self.warning() {
+            lines.push(format!("!! WARNING: {}", printable(&w)));
+        }
+        if let Some(fp) = &d.new_key {
+            lines.push(format!(
+                "!! NEW KEY: device {} of {from} uses a key you have not seen before, \
+                 fingerprint {fp} (compare it with theirs, then `hush verify` or `hush trust`)",
+                d.device
+            ));
+        }
+        if let Some(atm) = &d.atm {
+            lines.push(atm_line(atm, &from, d.device, d.trust));
+        }
+        lines
+    }
+
+    /// A comparison message read where no comparison runs (`recv` without an agent), or one
+    /// that came with a text (comparison steps travel alone): it is passed over, and an offer
+    /// says how to take the next one.
     fn comparison(&self) -> Option<Shown> {
         use crate::agent::sas::{shown, Step};
         let arrival = self.delivery.sas.as_ref()?;
         let why = match arrival.message {
+            _ if !self.delivery.is_sas_notice() => {
+                "it came with a text or an error, and comparison steps travel alone"
+            }
             hush_proto::sas::SasMessage::Start { .. } => {
                 "it asks to compare short authentication strings, and no comparison runs here: \
                  ask again while `hush sas --wait`, `hush agent` or `hush chat` runs"
@@ -217,36 +258,11 @@ impl Report for DeliveryReport<'_> {
                 .into_iter()
                 .collect();
         }
-        let mut lines = Vec::new();
-        // In a room: the room, the nickname and the real address behind it.
-        let from = match (&d.arrival.room, &d.arrival.nick) {
-            (Some(room), Some(nick)) => format!(
-                "[{}] {} <{}>",
-                printable(room),
-                printable(nick),
-                printable(&d.from)
-            ),
-            _ => printable(&d.from),
-        };
-        if let Some(w) = self.warning() {
-            lines.push(format!("!! WARNING: {}", printable(&w)));
+        let mut lines = self.notices();
+        if d.is_key_notice() || d.is_trust_notice() {
+            return lines;
         }
-        if let Some(fp) = &d.new_key {
-            lines.push(format!(
-                "!! NEW KEY: device {} of {from} uses a key you have not seen before, \
-                 fingerprint {fp} (compare it with theirs, then `hush verify` or `hush trust`)",
-                d.device
-            ));
-            if d.is_key_notice() {
-                return lines;
-            }
-        }
-        if let Some(atm) = &d.atm {
-            lines.push(atm_line(atm, &from, d.device, d.trust));
-            if d.is_trust_notice() {
-                return lines;
-            }
-        }
+        let from = self.sender();
         if let Some(comparison) = self.comparison() {
             lines.extend(comparison.text);
             if d.is_sas_notice() {

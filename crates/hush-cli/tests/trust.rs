@@ -569,4 +569,31 @@ fn attestations_verify_devices_a_trusted_signer_vouches_for() {
         String::from_utf8_lossy(&again.stderr).contains("attest anchors"),
         "{again:?}"
     );
+
+    // Bob revokes his key (gpg's own revocation certificate): the revoked copy is kept, and
+    // an older copy without the revocation does not replace it.
+    let certificate = work.join("gnupg").join("openpgp-revocs.d").join(format!(
+        "{}.rev",
+        key["id"].as_str().unwrap().to_ascii_uppercase()
+    ));
+    let revocation = std::fs::read_to_string(certificate)
+        .unwrap()
+        .replace(":-----BEGIN", "-----BEGIN");
+    std::fs::write(work.join("revocation.asc"), revocation).unwrap();
+    tool(&work, "gpg", &["--batch", "--import", "revocation.asc"]);
+    let revoked = tool(&work, "gpg", &["--batch", "--armor", "--export", uid]);
+    std::fs::write(work.join("bob-revoked.asc"), revoked).unwrap();
+    ok(hush(
+        &alice.home,
+        &["attest", "anchor", "--openpgp", &path("bob-revoked.asc")],
+    ));
+    let older = hush(
+        &alice.home,
+        &["attest", "anchor", "--openpgp", &path("bob.asc")],
+    );
+    assert_eq!(older.status.code(), Some(2), "{older:?}");
+    assert!(
+        String::from_utf8_lossy(&older.stderr).contains("is revoked"),
+        "{older:?}"
+    );
 }

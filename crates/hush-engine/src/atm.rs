@@ -439,7 +439,6 @@ struct Statement<'a> {
     source: TrustSource,
 }
 
-/// The statements of one key owner: `(key, Verified | Distrusted)`.
 /// One decision per key, the last one the batch makes about it, in the batch's order: a key
 /// verified and then refused in one call must not first release the statements held from it.
 fn last_per_key(decisions: &[UserDecision]) -> Vec<UserDecision> {
@@ -454,6 +453,7 @@ fn last_per_key(decisions: &[UserDecision]) -> Vec<UserDecision> {
     last
 }
 
+/// The statements of one key owner: `(key, Verified | Distrusted)`.
 fn statements(owner: &KeyOwner) -> impl Iterator<Item = (IdentityKey, Trust)> + '_ {
     owner
         .trust

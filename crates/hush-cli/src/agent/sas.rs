@@ -67,17 +67,28 @@ impl Desk {
             .retain(|(at, _)| now.duration_since(*at) < LIFETIME);
     }
 
-    /// A comparison message that arrived: what to publish about it. An offer is kept for the
-    /// user; a step of a comparison under way goes on (the words are published once both keys
-    /// are in, other steps quietly); anything else is said to be passed over.
+    /// A comparison message that arrived, `age` seconds after it was sent (the server's stamp:
+    /// a catch-up reads old ones): what to publish about it. An offer is kept for the user,
+    /// replacing an older one from the same device; a step of a comparison under way goes on
+    /// (the words are published once both keys are in, other steps quietly); anything else,
+    /// and an offer older than [`LIFETIME`], is said to be passed over.
     pub(crate) async fn arrived(
         &mut self,
         hush: &mut Hush<SqliteStore>,
         arrival: SasArrival,
+        age: u64,
     ) -> Option<Shown> {
         self.expire();
         let from = arrival.from.clone();
         if let SasMessage::Start { id } = &arrival.message {
+            let age = Duration::from_secs(age);
+            if age >= LIFETIME {
+                let why = format!(
+                    "an offer made {} minutes ago: ask them to start again",
+                    age.as_secs() / 60
+                );
+                return Some(shown(&from, id, Step::PassedOver(&why)));
+            }
             if self.offers.iter().any(|(_, o)| o.message.id() == id)
                 || self.running.iter().any(|(_, c)| c.id() == id)
             {
@@ -88,10 +99,14 @@ impl Desk {
                 ));
             }
             let id = id.clone();
+            // One offer per device: its newest.
+            self.offers
+                .retain(|(_, o)| !(o.from.jid == from.jid && o.from.device == from.device));
             if self.offers.len() == MAX_OPEN {
                 self.offers.remove(0);
             }
-            self.offers.push((Instant::now(), arrival));
+            let made = Instant::now().checked_sub(age).unwrap_or_else(Instant::now);
+            self.offers.push((made, arrival));
             return Some(shown(&from, &id, Step::Offered));
         }
         let id = arrival.message.id().to_owned();
@@ -135,10 +150,30 @@ impl Desk {
         Ok(shown)
     }
 
-    /// Whether an offer waits (from `from`, if given).
-    pub(crate) fn offered(&mut self, from: Option<&BareJid>) -> bool {
+    /// Whether an offer waits: the one named `id`, or any (from `from`, if given).
+    pub(crate) fn offered(&mut self, id: Option<&str>, from: Option<&BareJid>) -> bool {
         self.expire();
-        self.offers_from(from).next().is_some()
+        let mut offers = self.offers_from(from);
+        match id {
+            Some(id) => offers.any(|(_, o)| o == id),
+            None => offers.next().is_some(),
+        }
+    }
+
+    /// `sas_cancel`: gives up comparison `id` (the user's client stopped, or timed out): the
+    /// other device is told `reason`. Unknown ids are no error: it may have ended already.
+    pub(crate) async fn cancel(
+        &mut self,
+        hush: &mut Hush<SqliteStore>,
+        id: &str,
+        reason: &str,
+    ) -> Result<bool, CliError> {
+        let Some(at) = self.running.iter().position(|(_, c)| c.id() == id) else {
+            return Ok(false);
+        };
+        let (_, comparison) = self.running.remove(at);
+        hush.sas_cancel(comparison, reason).await?;
+        Ok(true)
     }
 
     /// The offers (position, id) from `from`, or all.

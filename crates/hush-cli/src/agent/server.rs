@@ -837,7 +837,7 @@ impl Account {
                     .transpose()?;
                 let hush = unlocked(&mut self.hush)?;
                 // `if_any`: a client about to wait for an offer takes one that came already.
-                if p.flag("if_any")? && id.is_none() && !self.sas.offered(from.as_ref()) {
+                if p.flag("if_any")? && !self.sas.offered(id, from.as_ref()) {
                     return Ok(json!({"sas": null}));
                 }
                 let accepted = self
@@ -846,6 +846,13 @@ impl Account {
                     .await
                     .map_err(failed)?;
                 Ok(shown(accepted))
+            }
+            "sas_cancel" => {
+                let id = p.string("comparison")?;
+                let reason = optional_string(&p, "reason")?.unwrap_or("declined");
+                let hush = unlocked(&mut self.hush)?;
+                let cancelled = self.sas.cancel(hush, id, reason).await.map_err(failed)?;
+                Ok(json!({"cancelled": cancelled}))
             }
             "sas_answer" => {
                 let id = optional_string(&p, "comparison")?;
@@ -953,12 +960,39 @@ impl Account {
     /// it shares, when it may be fetched by itself, is downloaded first, off the loop (the
     /// agent holds the account, so it saves the files): the message follows once it ended.
     async fn publish(&mut self, delivery: &Delivery) {
-        // A step of a comparison goes to the desk, which says what the subscribers hear.
+        // A step of a comparison goes to the desk, which says what the subscribers hear,
+        // after any warning, new key or trust change that came with it.
         if let (Some(hush), Some(arrival)) = (self.hush.as_mut(), delivery.sas.clone()) {
             if delivery.is_sas_notice() {
-                if let Some(shown) = self.sas.arrived(hush, arrival).await {
-                    self.publish_shown(shown);
+                let now = crate::commands::unix_now();
+                let age = delivery.arrival.at.map_or(0, |at| now.saturating_sub(at));
+                let step = self.sas.arrived(hush, arrival, age).await;
+                let report = Shown::of(&DeliveryReport {
+                    delivery,
+                    me: &self.me,
+                    saved: None,
+                });
+                let notices = DeliveryReport {
+                    delivery,
+                    me: &self.me,
+                    saved: None,
                 }
+                .notices();
+                let mut shown = match step {
+                    Some(step) => step,
+                    None if notices.is_empty() => return,
+                    // A quiet step that brought news of its own: the news alone.
+                    None => Shown {
+                        json: json!({"from": delivery.from, "device": delivery.device,
+                                     "body": null}),
+                        text: Vec::new(),
+                    },
+                };
+                for field in ["warning", "new_key", "trust_message", "trust", "at"] {
+                    shown.json[field] = report.json[field].clone();
+                }
+                shown.text.splice(0..0, notices);
+                self.publish_shown(shown);
                 return;
             }
         }
@@ -1143,7 +1177,6 @@ fn with_lines(s: Shown, lines: bool) -> Value {
     json
 }
 
-/// A command's error as the agent answers it: the line `hush` would print.
 /// An optional string parameter.
 fn optional_string<'p>(
     p: &'p Params<'_>,
@@ -1155,6 +1188,7 @@ fn optional_string<'p>(
     }
 }
 
+/// A command's error as the agent answers it: the line `hush` would print.
 fn failed(e: impl Into<CliError>) -> Fault {
     let e = e.into();
     // As it is: the `hush` that prints it makes it printable (a script gets it exact in JSON).

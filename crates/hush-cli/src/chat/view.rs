@@ -390,7 +390,6 @@ impl Chat {
         self.call(Purpose::History { jid }, "history", params)
     }
 
-    /// The agent answered call `tag`.
     /// A step of a comparison of short authentication strings the agent published: an
     /// offer, the words to compare, or its end.
     fn comparison_step(&mut self, sas: &serde_json::Map<String, Value>) {
@@ -441,6 +440,7 @@ impl Chat {
         }
     }
 
+    /// The agent answered call `tag`.
     pub(super) fn on_answer(&mut self, tag: u64, answer: Result<Shown, String>) {
         let Some(purpose) = self.waiting.remove(&tag) else {
             return;
@@ -698,9 +698,12 @@ impl Chat {
                 ),
             );
         }
+        // A comparison's step comes alone; one riding on a text is passed over, the text shown.
         if let Some(sas) = m["sas"].as_object() {
             self.comparison_step(sas);
-            return;
+            if body.is_none() {
+                return;
+            }
         }
         let mut parts = vec![self.when(at)];
         if let Some(error) = m["error"].as_str() {

@@ -95,6 +95,14 @@ pub(super) async fn run(home: &Home, ask: Ask, out: Printer) -> Result<()> {
                     .iter()
                     .find(|a| a.kind == AnchorKind::OpenPgp && a.id == fingerprint);
                 match same {
+                    // A revoked key stays revoked: a copy without the revocation (an older
+                    // export) does not replace it.
+                    Some(a)
+                        if hush_attest::openpgp_revoked(&anchors.openpgp[a.index])?
+                            && !hush_attest::openpgp_revoked(&key)? =>
+                    {
+                        return Err(CliError::RevocationKept(fingerprint));
+                    }
                     Some(a) => anchors.openpgp[a.index] = key,
                     None => anchors.openpgp.push(key),
                 }

@@ -56,8 +56,9 @@ async fn compare(
         Ask::Start(jid, device) => {
             let c = hush.sas_start(&jid, device).await?;
             note(&format!(
-                "asked device {device} of {jid} to compare short authentication strings; on \
-                 that device, run `hush sas --wait`"
+                "asked device {device} of {} to compare short authentication strings; on \
+                 that device, run `hush sas --wait`",
+                printable(jid.as_str())
             ));
             c
         }
@@ -71,13 +72,14 @@ async fn compare(
                 }
                 note(&format!(
                     "passed over a comparison message from device {} of {}",
-                    arrival.from.device, arrival.from.jid
+                    arrival.from.device,
+                    printable(&arrival.from.jid)
                 ));
             };
             note(&format!(
                 "device {} of {} (fingerprint {}) asks to compare",
                 start.from.device,
-                start.from.jid,
+                printable(&start.from.jid),
                 start.from.identity.fingerprint()
             ));
             hush.sas_accept(&start).await?
@@ -88,7 +90,8 @@ async fn compare(
         if !hush.sas_continue(&mut comparison, &arrival).await? {
             note(&format!(
                 "passed over a comparison message from device {} of {} (another comparison)",
-                arrival.from.device, arrival.from.jid
+                arrival.from.device,
+                printable(&arrival.from.jid)
             ));
         }
     }
@@ -180,8 +183,9 @@ async fn through_agent(mut agent: Agent, ask: Ask, timeout: Duration, out: Print
         return Err(crate::agent::AgentError::Locked.into());
     }
     let deadline = Instant::now() + timeout;
-    // Subscribed first: no step can pass before we listen.
-    agent.call("subscribe", json!({})).await?;
+    // Subscribed first: no step can pass before we listen. Each message is acknowledged once
+    // shown here: what this command did not show when it ends goes to the next reader.
+    agent.call("subscribe", json!({"ack": true})).await?;
     let id = match ask {
         Ask::Start(jid, device) => {
             let started = agent
@@ -191,8 +195,9 @@ async fn through_agent(mut agent: Agent, ask: Ask, timeout: Duration, out: Print
                 )
                 .await?;
             note(&format!(
-                "asked device {device} of {jid} to compare short authentication strings; on \
-                 that device, run `hush sas --wait` (or /sas accept in `hush chat`)"
+                "asked device {device} of {} to compare short authentication strings; on \
+                 that device, run `hush sas --wait` (or /sas accept in `hush chat`)",
+                printable(jid.as_str())
             ));
             comparison_id(&started.json)
         }
@@ -226,9 +231,38 @@ async fn through_agent(mut agent: Agent, ask: Ask, timeout: Duration, out: Print
             comparison_id(&accepted.json)
         }
     };
-    let words = next_step(&mut agent, deadline, out, Some(&id), |sas| {
-        sas["comparison"] == id.as_str()
-            && matches!(sas["step"].as_str(), Some("words" | "cancelled"))
+    let outcome = compare_through(&mut agent, &id, deadline, out).await;
+    if let Err(e) = &outcome {
+        // The other device is told, unless the comparison already ended there or here.
+        if !matches!(
+            e,
+            CliError::WordsDiffer { .. } | CliError::ComparisonEnded(_)
+        ) {
+            let reason = if matches!(e, CliError::ComparisonTimedOut) {
+                "timeout"
+            } else {
+                "declined"
+            };
+            if let Err(cancel) = agent
+                .call("sas_cancel", json!({"comparison": id, "reason": reason}))
+                .await
+            {
+                log::warn!("could not cancel the comparison: {cancel}");
+            }
+        }
+    }
+    outcome
+}
+
+/// Comparison `id`, started or accepted in the agent: its words, the user's answer.
+async fn compare_through(
+    agent: &mut Agent,
+    id: &str,
+    deadline: Instant,
+    out: Printer,
+) -> Result<()> {
+    let words = next_step(agent, deadline, out, Some(id), |sas| {
+        sas["comparison"] == id && matches!(sas["step"].as_str(), Some("words" | "cancelled"))
     })
     .await?;
     if words["step"] == "cancelled" {
@@ -244,7 +278,7 @@ async fn through_agent(mut agent: Agent, ask: Ask, timeout: Duration, out: Print
         .as_array()
         .map(|w| w.iter().filter_map(Value::as_str).collect())
         .unwrap_or_default();
-    let matched = ask_user(&them, &id, &list, out).await?;
+    let matched = ask_user(&them, id, &list, out).await?;
     let answered = agent
         .call("sas_answer", json!({"comparison": id, "match": matched}))
         .await;
@@ -286,18 +320,24 @@ async fn next_step(
         let Some(mut message) = agent.next_message(left).await? else {
             continue;
         };
+        let seq = message
+            .json
+            .as_object_mut()
+            .and_then(|o| o.remove("seq"))
+            .and_then(|s| s.as_u64());
         let sas = &message.json["sas"];
-        if sas.is_object() && wanted(sas) {
+        let taken = sas.is_object() && wanted(sas);
+        // The news of our own comparison's other steps (the offer we took) is no news here.
+        let ours = sas.is_object() && ours.is_some_and(|id| sas["comparison"] == id);
+        if !taken && !ours {
+            out.show(&message)?;
+        }
+        if let Some(seq) = seq {
+            agent.call("ack", json!({"seq": seq})).await?;
+        }
+        if taken {
             return Ok(message.json["sas"].take());
         }
-        // The news of our own comparison's other steps (the offer we took) is no news here.
-        if sas.is_object() && ours.is_some_and(|id| sas["comparison"] == id) {
-            continue;
-        }
-        if let Some(o) = message.json.as_object_mut() {
-            o.remove("seq");
-        }
-        out.show(&message)?;
     }
 }
 

@@ -1,0 +1,94 @@
+//! The curve primitives side by side, in one run: X25519 (variable base, as every
+//! Diffie-Hellman of X3DH and the ratchet does) and the public key of a private one (fixed
+//! base, as key generation does), and Ed25519 signature verification, with each maintained
+//! implementation this workspace can use: curve25519-dalek (its serial Montgomery ladder and
+//! its precomputed Edwards table) and aws-lc-rs (AWS-LC's assembly). `hush_proto`'s own
+//! operations are measured in `benches/proto.rs`; `scripts/bench-vs-python` adds OpenSSL's
+//! figures from the same machine.
+
+// Test code: a failed assumption is a failed test, so it may unwrap, expect and panic.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    unreachable_pub
+)]
+
+use std::hint::black_box;
+
+use aws_lc_rs::agreement::{self, PrivateKey, UnparsedPublicKey, X25519};
+use aws_lc_rs::signature::{self as lc_signature, KeyPair as _};
+use criterion::{criterion_group, criterion_main, Criterion};
+use curve25519_dalek::montgomery::MontgomeryPoint;
+
+fn x25519(c: &mut Criterion) {
+    let (ours, theirs) = ([0x41u8; 32], [0x17u8; 32]);
+    let their_public = MontgomeryPoint::mul_base_clamped(theirs).to_bytes();
+    let mut group = c.benchmark_group("x25519");
+    group.bench_function("curve25519-dalek (Montgomery ladder)", |b| {
+        b.iter(|| MontgomeryPoint(black_box(their_public)).mul_clamped(black_box(ours)))
+    });
+    group.bench_function("aws-lc-rs (key from bytes, then agree)", |b| {
+        b.iter(|| {
+            let key = PrivateKey::from_private_key(&X25519, black_box(&ours)).unwrap();
+            agreement::agree(
+                &key,
+                UnparsedPublicKey::new(&X25519, black_box(&their_public)),
+                (),
+                |shared| {
+                    let mut out = [0u8; 32];
+                    out.copy_from_slice(shared);
+                    Ok(out)
+                },
+            )
+            .unwrap()
+        })
+    });
+    // Both agree on the shared secret (the bench would mean nothing otherwise).
+    let key = PrivateKey::from_private_key(&X25519, &ours).unwrap();
+    let lc = agreement::agree(
+        &key,
+        UnparsedPublicKey::new(&X25519, &their_public),
+        (),
+        |s| Ok(s.to_vec()),
+    )
+    .unwrap();
+    let dalek = MontgomeryPoint(their_public).mul_clamped(ours).to_bytes();
+    assert_eq!(lc, dalek);
+    group.finish();
+
+    let mut group = c.benchmark_group("x25519 public key (fixed base)");
+    group.bench_function("curve25519-dalek (precomputed Edwards table)", |b| {
+        b.iter(|| MontgomeryPoint::mul_base_clamped(black_box(ours)))
+    });
+    group.bench_function("aws-lc-rs", |b| {
+        b.iter(|| {
+            PrivateKey::from_private_key(&X25519, black_box(&ours))
+                .unwrap()
+                .compute_public_key()
+                .unwrap()
+        })
+    });
+    group.finish();
+}
+
+fn ed25519(c: &mut Criterion) {
+    let pkcs8 = lc_signature::Ed25519KeyPair::generate_pkcs8(&aws_lc_rs::rand::SystemRandom::new())
+        .unwrap();
+    let pair = lc_signature::Ed25519KeyPair::from_pkcs8(pkcs8.as_ref()).unwrap();
+    let msg = [5u8; 33];
+    let sig = pair.sign(&msg);
+    let public: [u8; 32] = pair.public_key().as_ref().try_into().unwrap();
+    let mut group = c.benchmark_group("ed25519 verify");
+    group.bench_function("aws-lc-rs", |b| {
+        b.iter(|| {
+            lc_signature::UnparsedPublicKey::new(&lc_signature::ED25519, black_box(&public))
+                .verify(&msg, sig.as_ref())
+                .unwrap()
+        })
+    });
+    group.finish();
+}
+
+criterion_group!(benches, x25519, ed25519);
+criterion_main!(benches);
