@@ -137,7 +137,54 @@ async def python_side() -> dict:
             await a.encrypt_key_material(s, pkm)
 
     out["room_150"] = await timed(room_message)
+
+    # The first message to n devices never written to: a session built from each bundle (its
+    # signature checked), one payload, n key wraps.
+    for n in (1, 10, 100):
+        a, _ = await backend(twomemo.Twomemo, "alice@example.org", 1)
+        bundles = [(await backend(twomemo.Twomemo, "bob@example.net", 100 + i))[1] for i in range(n)]
+
+        async def first_message():
+            _, pkm = await a.encrypt_plaintext(PAYLOAD)
+            for i, b in enumerate(bundles):
+                await a.build_session_active("bob@example.net", 100 + i, b, pkm)
+
+        out[f"first_message_{n}"] = await timed(first_message)
     return out
+
+
+async def openssl_side() -> dict:
+    """OpenSSL's curve primitives (through Python's `cryptography`, which calls OpenSSL):
+    the reference for the rows the curve bounds. The few hundred nanoseconds Python adds per
+    call count against OpenSSL here, not against Hush."""
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+    from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
+
+    ours = X25519PrivateKey.from_private_bytes(b"\x41" * 32)
+    theirs = X25519PrivateKey.from_private_bytes(b"\x17" * 32).public_key()
+    signer = Ed25519PrivateKey.from_private_bytes(b"\x07" * 32)
+    public = signer.public_key()
+    msg = b"\x05" * 33
+    sig = signer.sign(msg)
+
+    async def x25519():
+        ours.exchange(theirs)
+
+    async def x25519_public():
+        X25519PrivateKey.from_private_bytes(b"\x41" * 32).public_key()
+
+    async def ed25519_verify():
+        public.verify(sig, msg)
+
+    async def ed25519_sign():
+        signer.sign(msg)
+
+    return {
+        "x25519": await timed(x25519),
+        "x25519_public": await timed(x25519_public),
+        "ed25519_verify": await timed(ed25519_verify),
+        "ed25519_sign": await timed(ed25519_sign),
+    }
 
 
 ROWS = [
@@ -153,7 +200,32 @@ ROWS = [
     ("fanout_10", "encrypt for 10 devices (omemo:2)"),
     ("fanout_100", "encrypt for 100 devices (omemo:2)"),
     ("room_150", "encrypt one message for 150 devices (sessions established)"),
+    ("first_message_1", "first message to 1 new device (bundle checked)"),
+    ("first_message_10", "first message to 10 new devices (bundles checked)"),
+    ("first_message_100", "first message to 100 new devices (bundles checked)"),
 ]
+
+# (hush's row, OpenSSL's, label)
+PRIMITIVES = [
+    ("x25519", "x25519", "X25519"),
+    ("x25519_public", "x25519_public", "X25519 public key (fixed base)"),
+    ("ed25519_verify", "ed25519_verify", "Ed25519 verify"),
+    ("xeddsa_sign", "ed25519_sign", "Ed25519 sign (hush: XEdDSA, key cached)"),
+]
+
+# The curve work in each row bounded by the curve, in OpenSSL's primitives: its floor. A row
+# at ratio 1.0 does its curve work as fast as OpenSSL would and nothing else.
+FLOORS = {
+    "xeddsa_sign": {"ed25519_sign": 1},
+    "xeddsa_verify": {"ed25519_verify": 1},
+    "x3dh_active": {"ed25519_verify": 1, "x25519": 4, "x25519_public": 1},
+    "x3dh_passive": {"x25519": 4},
+    "session_active": {"ed25519_verify": 1, "x25519": 5, "x25519_public": 2},
+    "session_passive": {"x25519": 6, "x25519_public": 1},
+    "first_message_1": {"ed25519_verify": 1, "x25519": 5, "x25519_public": 2},
+    "first_message_10": {"ed25519_verify": 10, "x25519": 50, "x25519_public": 20},
+    "first_message_100": {"ed25519_verify": 100, "x25519": 500, "x25519_public": 200},
+}
 
 
 def fmt(ns: float) -> str:
@@ -164,14 +236,24 @@ def main() -> None:
     rust_bin = sys.argv[1]
     rust = json.loads(subprocess.run([rust_bin], check=True, capture_output=True, text=True).stdout)
     python = asyncio.run(python_side())
+    openssl = asyncio.run(openssl_side())
     width = max(44, *(len(label) for _, label in ROWS))
-    print(f"{'operation':{width}} {'hush':>13} {'python-omemo':>13} {'ratio':>8}")
+    print(f"{'operation':{width}} {'hush':>13} {'python-omemo':>13} {'ratio':>8} {'÷ floor':>8}")
     worst = None
     for key, label in ROWS:
         ratio = python[key] / rust[key]
         worst = ratio if worst is None else min(worst, ratio)
-        print(f"{label:{width}} {fmt(rust[key])} {fmt(python[key])} {ratio:7.1f}x")
+        floor = FLOORS.get(key)
+        against = ""
+        if floor:
+            ns = sum(openssl[p] * n for p, n in floor.items())
+            against = f"{rust[key] / ns:7.2f}x"
+        print(f"{label:{width}} {fmt(rust[key])} {fmt(python[key])} {ratio:7.1f}x {against:>8}")
     print(f"\nslowest ratio: {worst:.1f}x (hush faster by this factor on every row)")
+    print("÷ floor: hush's time over what the row's curve operations cost in OpenSSL (below)\n")
+    print(f"{'primitive':{width}} {'hush':>13} {'OpenSSL':>13} {'hush/OpenSSL':>13}")
+    for ours, theirs, label in PRIMITIVES:
+        print(f"{label:{width}} {fmt(rust[ours])} {fmt(openssl[theirs])} {rust[ours] / openssl[theirs]:12.2f}x")
 
 
 if __name__ == "__main__":

@@ -96,6 +96,28 @@ fn main() {
         time(|| assert!(hazmat::verify_with_curve_key(&curve, black_box(&msg), &sig))),
     );
 
+    // The primitives, against OpenSSL's on the Python side.
+    let ours = hush_proto::KeyPair::from_secret([0x41; 32]);
+    let theirs = hush_proto::KeyPair::from_secret([0x17; 32]).public();
+    put(
+        "x25519",
+        time(|| {
+            black_box(hazmat::x25519(&ours, black_box(&theirs)).unwrap());
+        }),
+    );
+    put(
+        "x25519_public",
+        time(|| {
+            black_box(hush_proto::KeyPair::from_secret(black_box([0x41; 32])).public());
+        }),
+    );
+    let ed = id.public().ed25519();
+    let ed_sig = hazmat::xeddsa_sign(hazmat::identity_secret(&id), &msg, &[3; 64]);
+    put(
+        "ed25519_verify",
+        time(|| assert!(hazmat::verify_ed25519(&ed, black_box(&msg), &ed_sig))),
+    );
+
     let mut kx = KeyExchange::new(Suite::Omemo2);
     put(
         "x3dh_active",
@@ -141,6 +163,52 @@ fn main() {
             &format!("fanout_{n}"),
             time(|| {
                 black_box(est.seal_all(&[0x42; 100]));
+            }),
+        );
+    }
+    // The first message to n devices never written to: each bundle's signature checked,
+    // X3DH and a ratchet started for each, one payload and n key wraps.
+    for n in [1u32, 10, 100] {
+        let mut rng = fixtures::rng(21);
+        let alice = LocalDevice::generate(1, 1, 0, &mut rng).unwrap();
+        let bundles: Vec<_> = (0..n)
+            .map(|i| {
+                LocalDevice::generate(100 + i, 1, 0, &mut rng)
+                    .unwrap()
+                    .bundle(Suite::Omemo2)
+            })
+            .collect();
+        put(
+            &format!("first_message_{n}"),
+            time(|| {
+                let mut sessions: Vec<(u32, Session)> = bundles
+                    .iter()
+                    .zip(100..)
+                    .map(|(b, id)| {
+                        (
+                            id,
+                            Session::initiate(alice.identity(), b, &mut rng).unwrap(),
+                        )
+                    })
+                    .collect();
+                let mut recipients: Vec<Recipient<'_>> = sessions
+                    .iter_mut()
+                    .map(|(id, session)| Recipient {
+                        jid: fixtures::BOB,
+                        device_id: *id,
+                        session,
+                    })
+                    .collect();
+                black_box(
+                    seal(
+                        Suite::Omemo2,
+                        1,
+                        Some(&[0x42; 100]),
+                        &mut recipients,
+                        &mut rng,
+                    )
+                    .unwrap(),
+                );
             }),
         );
     }

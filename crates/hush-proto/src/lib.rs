@@ -79,6 +79,15 @@ pub mod hazmat {
     pub fn key_pair_secret(key: &KeyPair) -> &[u8; 32] {
         key.secret_bytes()
     }
+
+    /// X25519 of `key` with `their_public`, as every Diffie-Hellman of X3DH and the ratchet
+    /// computes it (low-order results refused).
+    pub fn x25519(
+        key: &KeyPair,
+        their_public: &[u8; 32],
+    ) -> crate::Result<zeroize::Zeroizing<[u8; 32]>> {
+        key.dh(their_public)
+    }
 }
 
 #[cfg(test)]
