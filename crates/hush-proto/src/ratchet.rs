@@ -172,7 +172,16 @@ impl Ratchet {
         their_spk: &[u8; 32],
         rng: &mut R,
     ) -> Result<Self> {
-        let dhs = KeyPair::generate(rng);
+        Self::init_active_with(suite, sk, their_spk, KeyPair::generate(rng))
+    }
+
+    /// [`Ratchet::init_active`] with its first ratchet key `dhs` drawn already.
+    pub(crate) fn init_active_with(
+        suite: Suite,
+        sk: &[u8; 32],
+        their_spk: &[u8; 32],
+        dhs: KeyPair,
+    ) -> Result<Self> {
         let (root, cks) = kdf_rk(suite, sk, &*dhs.dh(their_spk)?);
         Ok(Self {
             root,

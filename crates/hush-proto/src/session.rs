@@ -127,10 +127,31 @@ impl State {
         bundle: &Bundle,
         rng: &mut R,
     ) -> Result<Self> {
+        Self::initiate_drawn(own, bundle, Draws::from(rng))
+    }
+
+    /// [`State::initiate`] with its randomness drawn already: deterministic, so that many
+    /// can run at once on other threads ([`Session::initiate_all`]).
+    fn initiate_drawn(own: &IdentityKeyPair, bundle: &Bundle, draws: Draws) -> Result<Self> {
         bundle.verify()?;
-        let pick = pick_prekey(bundle, rng)?;
-        let ephemeral = KeyPair::generate(rng);
-        Self::initiate_verified(own, bundle, pick, ephemeral, rng)
+        if bundle.prekeys.is_empty() {
+            return Err(ProtoError::NoPreKeys(bundle.device_id));
+        }
+        let pick = (draws.pick % bundle.prekeys.len() as u64) as usize;
+        let ephemeral = KeyPair::from_secret(*draws.ephemeral);
+        let ratchet_key = KeyPair::from_secret(*draws.ratchet);
+        let (pk_id, opk) = bundle.prekeys[pick];
+        let suite = bundle.suite;
+        let sk = x3dh::active(
+            suite,
+            own.pair(),
+            &ephemeral,
+            &bundle.identity.curve25519(),
+            &bundle.spk,
+            &opk,
+        )?;
+        let ratchet = Ratchet::init_active_with(suite, &sk, &bundle.spk, ratchet_key)?;
+        Self::initiated(own, bundle, pk_id, ephemeral, ratchet)
     }
 
     /// [`State::initiate`] from a bundle whose signature was verified, with one-time prekey
@@ -153,6 +174,19 @@ impl State {
             &opk,
         )?;
         let ratchet = Ratchet::init_active(suite, &sk, &bundle.spk, rng)?;
+        Self::initiated(own, bundle, pk_id, ephemeral, ratchet)
+    }
+
+    /// The initiator's state once X3DH (on one-time prekey `pk_id`, base key `ephemeral`) and
+    /// the first ratchet key are done.
+    fn initiated(
+        own: &IdentityKeyPair,
+        bundle: &Bundle,
+        pk_id: u32,
+        ephemeral: KeyPair,
+        ratchet: Ratchet,
+    ) -> Result<Self> {
+        let suite = bundle.suite;
         let own_identity = suite.encode_identity(own.public());
         let (ad_send, ad_recv) = associated_data(
             suite,
@@ -546,6 +580,31 @@ impl Session {
 pub const MAX_BASE_KEY_DRAWS: u32 = 4096;
 
 /// A one-time prekey of `bundle`, chosen at random.
+/// The randomness one active X3DH and its first ratchet key take, drawn in one go from the
+/// caller's RNG (in this order: the prekey choice, the base key, the ratchet key).
+struct Draws {
+    pick: u64,
+    ephemeral: Zeroizing<[u8; 32]>,
+    ratchet: Zeroizing<[u8; 32]>,
+}
+
+impl Draws {
+    fn from<R: CryptoRng + ?Sized>(rng: &mut R) -> Self {
+        let pick = rng.next_u64();
+        let ephemeral = crate::keys::random_32(rng);
+        let ratchet = crate::keys::random_32(rng);
+        Self {
+            pick,
+            ephemeral,
+            ratchet,
+        }
+    }
+}
+
+/// Bundles below this many are started on the calling thread alone: a thread costs more than
+/// a few sessions.
+const PARALLEL_FROM: usize = 8;
+
 fn pick_prekey<R: CryptoRng + ?Sized>(bundle: &Bundle, rng: &mut R) -> Result<usize> {
     if bundle.prekeys.is_empty() {
         return Err(ProtoError::NoPreKeys(bundle.device_id));
@@ -569,6 +628,52 @@ impl Session {
         rng: &mut R,
     ) -> Result<Self> {
         State::initiate(own, bundle, rng).map(Self::single)
+    }
+
+    /// [`Session::initiate`] for each of `bundles`, in their order, on as many threads as the
+    /// machine has cores (the calling thread included) when there are enough of them: first
+    /// contact with a room or a contact with many devices. The randomness is drawn from `rng`
+    /// first, on the calling thread, in the order the bundles come, so the result is the same
+    /// as starting them one by one with those draws.
+    pub fn initiate_all<R: CryptoRng + ?Sized>(
+        own: &IdentityKeyPair,
+        bundles: &[&Bundle],
+        rng: &mut R,
+    ) -> Vec<Result<Self>> {
+        let draws: Vec<Draws> = bundles.iter().map(|_| Draws::from(rng)).collect();
+        let threads = std::thread::available_parallelism()
+            .map_or(1, usize::from)
+            .min(bundles.len() / (PARALLEL_FROM / 2).max(1))
+            .max(1);
+        let start = |(bundle, draws): (&&Bundle, Draws)| {
+            State::initiate_drawn(own, bundle, draws).map(Self::single)
+        };
+        if threads == 1 || bundles.len() < PARALLEL_FROM {
+            return bundles.iter().zip(draws).map(start).collect();
+        }
+        let chunk = bundles.len().div_ceil(threads);
+        let mut draws = draws.into_iter();
+        let work: Vec<Vec<(&&Bundle, Draws)>> = bundles
+            .chunks(chunk)
+            .map(|part| part.iter().zip(draws.by_ref()).collect())
+            .collect();
+        std::thread::scope(|scope| {
+            let mut parts = work.into_iter();
+            let first = parts.next().unwrap_or_default();
+            let others: Vec<_> = parts
+                .map(|part| scope.spawn(move || part.into_iter().map(start).collect::<Vec<_>>()))
+                .collect();
+            let mut out: Vec<Result<Self>> = first.into_iter().map(start).collect();
+            for handle in others {
+                // Every step returns its errors; a worker could only panic where the same
+                // work on this thread would, and then its panic goes on here.
+                match handle.join() {
+                    Ok(done) => out.extend(done),
+                    Err(panic) => std::panic::resume_unwind(panic),
+                }
+            }
+            out
+        })
     }
 
     /// Like [`Session::initiate`], with a key exchange whose base key is smaller than `beat`:
@@ -982,6 +1087,45 @@ impl Drop for PbSession {
 mod tests {
     use super::*;
     use crate::ratchet::OLD_RATCHET_KEYS;
+
+    /// Sessions started many at once on several threads are the ones started one by one from
+    /// the same draws, in the bundles' order; a bad bundle fails in its place.
+    #[test]
+    fn sessions_started_at_once_are_those_started_one_by_one() {
+        use rand::SeedableRng;
+        let mut rng = rand::rngs::StdRng::seed_from_u64(11);
+        let alice = crate::LocalDevice::generate(1, 1, 0, &mut rng).unwrap();
+        let mut bundles: Vec<Bundle> = (0..23)
+            .map(|i| {
+                crate::LocalDevice::generate(100 + i, 2, 0, &mut rng)
+                    .unwrap()
+                    .bundle(Suite::ALL[i as usize % 2])
+            })
+            .collect();
+        bundles[7].spk_signature[3] ^= 1;
+        bundles[15].prekeys.clear();
+        let refs: Vec<&Bundle> = bundles.iter().collect();
+        let at_once = Session::initiate_all(
+            alice.identity(),
+            &refs,
+            &mut rand::rngs::StdRng::seed_from_u64(3),
+        );
+        let mut one_rng = rand::rngs::StdRng::seed_from_u64(3);
+        let one_by_one: Vec<Result<Session>> = bundles
+            .iter()
+            .map(|b| Session::initiate(alice.identity(), b, &mut one_rng))
+            .collect();
+        assert_eq!(at_once.len(), bundles.len());
+        for (i, (a, b)) in at_once.iter().zip(&one_by_one).enumerate() {
+            match (a, b) {
+                (Ok(a), Ok(b)) => assert_eq!(*a.to_bytes(), *b.to_bytes(), "bundle {i}"),
+                (Err(a), Err(b)) => assert_eq!(a, b, "bundle {i}"),
+                _ => panic!("bundle {i}: {a:?} / {b:?}"),
+            }
+        }
+        assert!(at_once[7].is_err() && at_once[15].is_err());
+        assert_eq!(at_once.iter().filter(|s| s.is_ok()).count(), 21);
+    }
 
     /// A state record with every field at its largest as Hush writes it (legacy: 33-byte
     /// identities, 66 bytes of associated data each way), `skipped` skipped keys and as many
