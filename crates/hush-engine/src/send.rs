@@ -706,6 +706,9 @@ impl Engine {
         let mut reasons = inactive;
         let mut new_keys = Vec::new();
         let mut report_keys: Vec<(String, u32, String)> = Vec::new();
+        // The sessions to start from fetched bundles are started together first (on every
+        // core, for a first message to many devices), then taken below in the targets' order.
+        let mut started = self.start_sessions(&targets, &reasons, &mut bundles, rng);
         for (suite, jid, device, peer) in targets {
             let mut reader = Reader {
                 jid: jid.clone(),
@@ -719,28 +722,17 @@ impl Engine {
                 continue;
             }
             let key = SessionKey::new(suite, &jid, device);
-            // A bundle was fetched for a device with no session, or with a rewound one.
-            let replace = bundles.iter().any(|((j, d), _)| *j == jid && *d == device);
             let stored = store.session(&key)?;
-            let session = match (replace, stored) {
-                (false, Some(s)) => Ok(s),
-                (_, rewound) => {
-                    let fetched = bundles
-                        .iter()
-                        .position(|((j, d), _)| *j == jid && *d == device)
-                        .map(|i| bundles.swap_remove(i).1)
-                        .map_or(Err(Obstacle::NotFetched), |f| f.map_err(Obstacle::NoBundle));
-                    fetched.and_then(|b| {
-                        let new = Session::initiate(self.local.identity(), &b, rng)
-                            .map_err(Obstacle::BadBundle)?;
-                        // A rewound session keeps reading what the peer already sent on it,
-                        // and never sends again.
-                        Ok(match rewound {
-                            Some(old) => old.restart(new),
-                            None => new,
-                        })
-                    })
-                }
+            let session = match started.remove(&(suite, jid.clone(), device)) {
+                // No bundle was fetched: its stored session, if it has one.
+                None => stored.ok_or(Obstacle::NotFetched),
+                Some(Err(why)) => Err(why),
+                // A rewound session keeps reading what the peer already sent on it, and never
+                // sends again.
+                Some(Ok(new)) => Ok(match stored {
+                    Some(old) => old.restart(new),
+                    None => new,
+                }),
             };
             match session {
                 Ok(session) => {
@@ -774,6 +766,51 @@ impl Engine {
             new_keys,
             report_keys,
         })
+    }
+}
+
+impl Engine {
+    /// Starts a session from each bundle fetched for a device of `targets` (one with no
+    /// session, or with a rewound one) that no reason leaves out, all at once
+    /// ([`Session::initiate_all`]). A device whose fetch failed gets its error. Each target
+    /// takes at most one bundle, the first fetched for it (as one by one did).
+    #[allow(clippy::type_complexity)]
+    fn start_sessions<R: CryptoRng + ?Sized>(
+        &self,
+        targets: &[(Suite, String, u32, bool)],
+        reasons: &[((String, u32), Obstacle)],
+        bundles: &mut Vec<((String, u32), Fetched)>,
+        rng: &mut R,
+    ) -> std::collections::HashMap<(Suite, String, u32), core::result::Result<Session, Obstacle>>
+    {
+        let mut out = std::collections::HashMap::new();
+        let mut to_start: Vec<((Suite, String, u32), hush_proto::Bundle)> = Vec::new();
+        for (suite, jid, device, _) in targets {
+            if reasons.iter().any(|((j, d), _)| j == jid && d == device) {
+                continue;
+            }
+            let Some(at) = bundles
+                .iter()
+                .position(|((j, d), _)| j == jid && d == device)
+            else {
+                continue;
+            };
+            let key = (*suite, jid.clone(), *device);
+            match bundles.swap_remove(at).1 {
+                Ok(bundle) => to_start.push((key, bundle)),
+                // Fetched and failed: refused even with a stored session (the bundle was
+                // fetched because that session is rewound or missing).
+                Err(failed) => {
+                    out.insert(key, Err(Obstacle::NoBundle(failed)));
+                }
+            }
+        }
+        let refs: Vec<&hush_proto::Bundle> = to_start.iter().map(|(_, b)| b).collect();
+        let sessions = Session::initiate_all(self.local.identity(), &refs, rng);
+        for ((key, _), session) in to_start.into_iter().zip(sessions) {
+            out.insert(key, session.map_err(Obstacle::BadBundle));
+        }
+        out
     }
 }
 

@@ -641,14 +641,18 @@ impl Session {
         rng: &mut R,
     ) -> Vec<Result<Self>> {
         let draws: Vec<Draws> = bundles.iter().map(|_| Draws::from(rng)).collect();
-        let threads = std::thread::available_parallelism()
-            .map_or(1, usize::from)
-            .min(bundles.len() / (PARALLEL_FROM / 2).max(1))
-            .max(1);
         let start = |(bundle, draws): (&&Bundle, Draws)| {
             State::initiate_drawn(own, bundle, draws).map(Self::single)
         };
-        if threads == 1 || bundles.len() < PARALLEL_FROM {
+        if bundles.len() < PARALLEL_FROM {
+            return bundles.iter().zip(draws).map(start).collect();
+        }
+        // Asked once: on Linux the answer reads the cgroup's CPU quota from files.
+        static CORES: std::sync::OnceLock<usize> = std::sync::OnceLock::new();
+        let cores =
+            *CORES.get_or_init(|| std::thread::available_parallelism().map_or(1, usize::from));
+        let threads = cores.min(bundles.len() / (PARALLEL_FROM / 2)).max(1);
+        if threads == 1 {
             return bundles.iter().zip(draws).map(start).collect();
         }
         let chunk = bundles.len().div_ceil(threads);
