@@ -166,17 +166,8 @@ pub(crate) fn open(
 
 impl Ratchet {
     /// The initiator's state right after X3DH: one sending chain towards the peer's signed prekey.
-    pub(crate) fn init_active<R: CryptoRng + ?Sized>(
-        suite: Suite,
-        sk: &[u8; 32],
-        their_spk: &[u8; 32],
-        rng: &mut R,
-    ) -> Result<Self> {
-        Self::init_active_with(suite, sk, their_spk, KeyPair::generate(rng))
-    }
-
-    /// [`Ratchet::init_active`] with its first ratchet key `dhs` drawn already.
-    pub(crate) fn init_active_with(
+    /// Its first ratchet key `dhs` is drawn by the caller.
+    pub(crate) fn init_active(
         suite: Suite,
         sk: &[u8; 32],
         their_spk: &[u8; 32],
@@ -409,7 +400,9 @@ mod tests {
         let suite = Suite::Legacy;
         let sk = [7u8; 32];
         let bob_spk = KeyPair::generate(&mut rng);
-        let mut alice = Ratchet::init_active(suite, &sk, &bob_spk.public(), &mut rng).unwrap();
+        let mut alice =
+            Ratchet::init_active(suite, &sk, &bob_spk.public(), KeyPair::generate(&mut rng))
+                .unwrap();
         let mut bob = Ratchet::init_passive(&sk, bob_spk);
         let old: Vec<Vec<u8>> = (0..3)
             .map(|i| alice.encrypt(suite, b"ad", &[i]).unwrap())

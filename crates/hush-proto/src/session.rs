@@ -140,28 +140,17 @@ impl State {
         let pick = (draws.pick % bundle.prekeys.len() as u64) as usize;
         let ephemeral = KeyPair::from_secret(*draws.ephemeral);
         let ratchet_key = KeyPair::from_secret(*draws.ratchet);
-        let (pk_id, opk) = bundle.prekeys[pick];
-        let suite = bundle.suite;
-        let sk = x3dh::active(
-            suite,
-            own.pair(),
-            &ephemeral,
-            &bundle.identity.curve25519(),
-            &bundle.spk,
-            &opk,
-        )?;
-        let ratchet = Ratchet::init_active_with(suite, &sk, &bundle.spk, ratchet_key)?;
-        Self::initiated(own, bundle, pk_id, ephemeral, ratchet)
+        Self::initiate_verified(own, bundle, pick, ephemeral, ratchet_key)
     }
 
     /// [`State::initiate`] from a bundle whose signature was verified, with one-time prekey
-    /// `pick` of it and base key `ephemeral`.
-    fn initiate_verified<R: CryptoRng + ?Sized>(
+    /// `pick` of it, base key `ephemeral` and first ratchet key `ratchet_key`.
+    fn initiate_verified(
         own: &IdentityKeyPair,
         bundle: &Bundle,
         pick: usize,
         ephemeral: KeyPair,
-        rng: &mut R,
+        ratchet_key: KeyPair,
     ) -> Result<Self> {
         let (pk_id, opk) = bundle.prekeys[pick];
         let suite = bundle.suite;
@@ -173,20 +162,7 @@ impl State {
             &bundle.spk,
             &opk,
         )?;
-        let ratchet = Ratchet::init_active(suite, &sk, &bundle.spk, rng)?;
-        Self::initiated(own, bundle, pk_id, ephemeral, ratchet)
-    }
-
-    /// The initiator's state once X3DH (on one-time prekey `pk_id`, base key `ephemeral`) and
-    /// the first ratchet key are done.
-    fn initiated(
-        own: &IdentityKeyPair,
-        bundle: &Bundle,
-        pk_id: u32,
-        ephemeral: KeyPair,
-        ratchet: Ratchet,
-    ) -> Result<Self> {
-        let suite = bundle.suite;
+        let ratchet = Ratchet::init_active(suite, &sk, &bundle.spk, ratchet_key)?;
         let own_identity = suite.encode_identity(own.public());
         let (ad_send, ad_recv) = associated_data(
             suite,
@@ -702,7 +678,8 @@ impl Session {
         for _ in 0..MAX_BASE_KEY_DRAWS {
             let ephemeral = KeyPair::generate(rng);
             if ephemeral.public() < *beat {
-                return State::initiate_verified(own, bundle, pick, ephemeral, rng)
+                let ratchet_key = KeyPair::generate(rng);
+                return State::initiate_verified(own, bundle, pick, ephemeral, ratchet_key)
                     .map(|s| Some(Self::single(s)));
             }
         }
