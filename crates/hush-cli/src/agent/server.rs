@@ -33,7 +33,7 @@ use crate::commands::{
 };
 use crate::error::{CliError, Kind, Result};
 use crate::home::Home;
-use crate::output::{DeliveryReport, Shown};
+use crate::output::{DeliveryReport, Report, Shown};
 
 /// Incoming messages kept for the first subscriber while nobody is subscribed; older ones
 /// beyond this are only in history.
@@ -967,17 +967,12 @@ impl Account {
                 let now = crate::commands::unix_now();
                 let age = delivery.arrival.at.map_or(0, |at| now.saturating_sub(at));
                 let step = self.sas.arrived(hush, arrival, age).await;
-                let report = Shown::of(&DeliveryReport {
+                let report = DeliveryReport {
                     delivery,
                     me: &self.me,
                     saved: None,
-                });
-                let notices = DeliveryReport {
-                    delivery,
-                    me: &self.me,
-                    saved: None,
-                }
-                .notices();
+                };
+                let (notices, report) = (report.notices(), report.json());
                 let mut shown = match step {
                     Some(step) => step,
                     None if notices.is_empty() => return,
@@ -989,7 +984,7 @@ impl Account {
                     },
                 };
                 for field in ["warning", "new_key", "trust_message", "trust", "at"] {
-                    shown.json[field] = report.json[field].clone();
+                    shown.json[field] = report[field].clone();
                 }
                 shown.text.splice(0..0, notices);
                 self.publish_shown(shown);
