@@ -217,11 +217,19 @@ impl Running {
     }
 
     /// Closes its standard input, waits for it to end, and gives its exit code and what it
-    /// said on standard error meanwhile.
+    /// said on standard error meanwhile: every line, up to the end of the stream (the thread
+    /// reading it may still be handing over its last lines when the process has ended; taking
+    /// only those already handed over lost the last one in a CI run).
     pub fn finish(mut self) -> (Option<i32>, Vec<String>) {
         drop(self.child.stdin.take());
         let status = self.child.wait().unwrap();
-        (status.code(), self.stderr.try_iter().collect())
+        let mut said = Vec::new();
+        // Ends when the reader reaches the end of the stream (or, bounded, if something else
+        // kept the pipe open).
+        while let Ok(line) = self.stderr.recv_timeout(LINE_PATIENCE) {
+            said.push(line);
+        }
+        (status.code(), said)
     }
 
     /// The lines printed on standard output and not read yet.
