@@ -15,7 +15,7 @@ use std::path::{Path, PathBuf};
 
 use hush_attest::{Anchors, AttestError, Attestation, OpenPgp, Statement, VouchedBy, X509};
 use hush_proto::IdentityKeyPair;
-use hush_test_support::tools::run;
+use hush_test_support::tools::{gpg_revoke, run};
 use rand::SeedableRng;
 
 fn scratch(name: &str) -> PathBuf {
@@ -171,18 +171,7 @@ fn a_revoked_openpgp_key_vouches_for_nothing() {
     let (before, fingerprint) = gpg_key(&dir, uid, "ed25519");
     let attestation = gpg_sign(&dir, uid, &me);
     assert_eq!(hush_attest::openpgp_revoked(&before), Ok(false));
-    // gpg keeps a revocation certificate for each new key, its first line guarded by a colon.
-    let certificate = dir
-        .join("gnupg")
-        .join("openpgp-revocs.d")
-        .join(format!("{}.rev", fingerprint.to_ascii_uppercase()));
-    let armored = std::fs::read_to_string(&certificate)
-        .unwrap()
-        .replace(":-----BEGIN", "-----BEGIN");
-    std::fs::write(dir.join("revocation.asc"), armored).unwrap();
-    run(&dir, "gpg", &["--batch", "--import", "revocation.asc"]);
-    let after =
-        String::from_utf8(run(&dir, "gpg", &["--batch", "--armor", "--export", uid])).unwrap();
+    let after = String::from_utf8(gpg_revoke(&dir, &fingerprint, uid)).unwrap();
     assert_eq!(hush_attest::openpgp_revoked(&after), Ok(true));
     let anchors = |key: &str| Anchors {
         openpgp: vec![key.to_owned()],

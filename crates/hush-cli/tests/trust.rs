@@ -13,7 +13,7 @@
 mod support;
 
 use hush_test_support::prosody::Prosody;
-use hush_test_support::tools::run as tool;
+use hush_test_support::tools::{gpg_revoke, run as tool};
 use serde_json::Value;
 use support::*;
 
@@ -572,16 +572,7 @@ fn attestations_verify_devices_a_trusted_signer_vouches_for() {
 
     // Bob revokes his key (gpg's own revocation certificate): the revoked copy is kept, and
     // an older copy without the revocation does not replace it.
-    let certificate = work.join("gnupg").join("openpgp-revocs.d").join(format!(
-        "{}.rev",
-        key["id"].as_str().unwrap().to_ascii_uppercase()
-    ));
-    let revocation = std::fs::read_to_string(certificate)
-        .unwrap()
-        .replace(":-----BEGIN", "-----BEGIN");
-    std::fs::write(work.join("revocation.asc"), revocation).unwrap();
-    tool(&work, "gpg", &["--batch", "--import", "revocation.asc"]);
-    let revoked = tool(&work, "gpg", &["--batch", "--armor", "--export", uid]);
+    let revoked = gpg_revoke(&work, key["id"].as_str().unwrap(), uid);
     std::fs::write(work.join("bob-revoked.asc"), revoked).unwrap();
     ok(hush(
         &alice.home,

@@ -21,3 +21,24 @@ pub fn run(dir: &Path, program: &str, args: &[&str]) -> Vec<u8> {
     );
     out.stdout
 }
+
+/// Revokes the key with `fingerprint` in `dir`'s gpg keyring with the revocation certificate
+/// gpg made for it when the key was made (its first line guarded by a colon, which is taken
+/// off), and gives the armored export of the key `uid`, revocation included.
+pub fn gpg_revoke(dir: &Path, fingerprint: &str, uid: &str) -> Vec<u8> {
+    let certificate = dir
+        .join("gnupg")
+        .join("openpgp-revocs.d")
+        .join(format!("{}.rev", fingerprint.to_ascii_uppercase()));
+    let armored = std::fs::read_to_string(&certificate)
+        .unwrap_or_else(|e| {
+            panic!(
+                "gpg's revocation certificate {}: {e}",
+                certificate.display()
+            )
+        })
+        .replace(":-----BEGIN", "-----BEGIN");
+    std::fs::write(dir.join("revocation.asc"), armored).unwrap();
+    run(dir, "gpg", &["--batch", "--import", "revocation.asc"]);
+    run(dir, "gpg", &["--batch", "--armor", "--export", uid])
+}
