@@ -7,46 +7,57 @@ use aes_gcm::aead::{Aead, KeyInit as AeadKeyInit, Payload};
 use aes_gcm::AesGcm;
 use cbc::cipher::block_padding::Pkcs7;
 use cbc::cipher::{BlockModeDecrypt, BlockModeEncrypt, KeyIvInit};
-use hkdf::Hkdf;
-use hmac::{Hmac, KeyInit, Mac};
-use sha2::Sha256;
+use std::sync::LazyLock;
+
 use zeroize::Zeroizing;
 
 use crate::error::{ProtoError, Result};
 
-type HmacSha256 = Hmac<Sha256>;
+pub(crate) use crate::mac::HmacKey;
 
-/// HKDF-SHA-256 with the given salt and info, filling `N` bytes.
-#[expect(
-    clippy::expect_used,
-    reason = "HKDF-SHA-256 fails only above 255 * 32 output bytes; every N here is at most 80"
-)]
+/// The HMAC key every OMEMO HKDF but the root chain's extracts with: 32 zero bytes (X3DH, the
+/// message keys, the OMEMO:2 payload key). It is public, so it is keyed once per process.
+static ZERO_SALT: LazyLock<HmacKey> = LazyLock::new(|| HmacKey::new(&[0u8; 32]));
+
+/// HKDF-SHA-256 (RFC 5869) with the given salt and info, filling `N` bytes.
 pub(crate) fn hkdf<const N: usize>(salt: &[u8], ikm: &[u8], info: &[u8]) -> Zeroizing<[u8; N]> {
+    hkdf_expand(&HmacKey::new(salt), ikm, info)
+}
+
+/// HKDF-SHA-256 with a salt of 32 zero bytes, as X3DH, the message keys and the OMEMO:2 payload
+/// key use it; the salt's HMAC key is set up once per process.
+pub(crate) fn hkdf_zero_salt<const N: usize>(ikm: &[u8], info: &[u8]) -> Zeroizing<[u8; N]> {
+    hkdf_expand(&ZERO_SALT, ikm, info)
+}
+
+/// Extract with `salt`, then expand to `N` bytes.
+fn hkdf_expand<const N: usize>(salt: &HmacKey, ikm: &[u8], info: &[u8]) -> Zeroizing<[u8; N]> {
+    const { assert!(N <= 255 * 32, "HKDF-SHA-256 gives at most 255 blocks") };
+    let prk = Zeroizing::new(salt.sign(&[ikm]));
+    let expand = HmacKey::new(prk.as_ref());
     let mut out = Zeroizing::new([0u8; N]);
-    Hkdf::<Sha256>::new(Some(salt), ikm)
-        .expand(info, out.as_mut())
-        .expect("HKDF-SHA-256 output of at most 255*32 bytes");
+    let mut previous = Zeroizing::new([0u8; 32]);
+    for (i, chunk) in out.chunks_mut(32).enumerate() {
+        // T(i) = HMAC(PRK, T(i-1) || info || i), with T(0) empty; at most 255 blocks (above).
+        let counter = [u8::try_from(i + 1).unwrap_or(u8::MAX)];
+        *previous = if i == 0 {
+            expand.sign(&[info, &counter])
+        } else {
+            expand.sign(&[previous.as_ref(), info, &counter])
+        };
+        chunk.copy_from_slice(&previous[..chunk.len()]);
+    }
     out
 }
 
 /// Full HMAC-SHA-256 over the concatenation of `parts`.
-#[expect(clippy::expect_used, reason = "HMAC accepts keys of any length")]
 pub(crate) fn hmac_sha256(key: &[u8], parts: &[&[u8]]) -> [u8; 32] {
-    let mut mac = <HmacSha256 as KeyInit>::new_from_slice(key).expect("HMAC takes any key length");
-    for p in parts {
-        mac.update(p);
-    }
-    mac.finalize().into_bytes().into()
+    HmacKey::new(key).sign(parts)
 }
 
 /// Constant-time check of a truncated HMAC-SHA-256 tag over `parts`.
-#[expect(clippy::expect_used, reason = "HMAC accepts keys of any length")]
 pub(crate) fn hmac_verify_truncated(key: &[u8], parts: &[&[u8]], tag: &[u8]) -> bool {
-    let mut mac = <HmacSha256 as KeyInit>::new_from_slice(key).expect("HMAC takes any key length");
-    for p in parts {
-        mac.update(p);
-    }
-    mac.verify_truncated_left(tag).is_ok()
+    HmacKey::new(key).verify_truncated(parts, tag)
 }
 
 /// AES-256-CBC with PKCS#7 padding.
@@ -141,6 +152,10 @@ pub(crate) fn ct_eq(a: &[u8], b: &[u8]) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use hmac::{Hmac, KeyInit, Mac};
+    use sha2::Sha256;
+
+    type HmacSha256 = Hmac<Sha256>;
 
     #[test]
     fn hkdf_matches_rfc5869_case_1() {
@@ -152,6 +167,49 @@ mod tests {
             hex::encode(okm.as_ref()),
             "3cb25f25faacd57a90434f64d0362f2a2d2d0a90cf1a5a4c5db02d56ecc4c5bf34007208d5b887185865"
         );
+    }
+
+    proptest::proptest! {
+        /// The expansion here against the `hkdf` crate's, for any salt, key, info and each
+        /// output length OMEMO uses (and one that ends mid-block).
+        #[test]
+        fn hkdf_matches_the_hkdf_crate(
+            salt in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..80),
+            ikm in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..80),
+            info in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..40),
+        ) {
+            fn reference<const N: usize>(salt: &[u8], ikm: &[u8], info: &[u8]) -> [u8; N] {
+                let mut out = [0u8; N];
+                ::hkdf::Hkdf::<Sha256>::new(Some(salt), ikm).expand(info, &mut out).unwrap();
+                out
+            }
+            proptest::prop_assert_eq!(*hkdf::<32>(&salt, &ikm, &info), reference::<32>(&salt, &ikm, &info));
+            proptest::prop_assert_eq!(*hkdf::<42>(&salt, &ikm, &info), reference::<42>(&salt, &ikm, &info));
+            proptest::prop_assert_eq!(*hkdf::<64>(&salt, &ikm, &info), reference::<64>(&salt, &ikm, &info));
+            proptest::prop_assert_eq!(*hkdf::<80>(&salt, &ikm, &info), reference::<80>(&salt, &ikm, &info));
+            proptest::prop_assert_eq!(*hkdf_zero_salt::<80>(&ikm, &info), reference::<80>(&[0; 32], &ikm, &info));
+        }
+
+        /// One key used for several messages gives each the tag a fresh key would.
+        #[test]
+        fn a_reused_hmac_key_tags_like_a_fresh_one(
+            key in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..100),
+            a in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..200),
+            b in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..200),
+        ) {
+            let fresh = |m: &[u8]| {
+                let mut mac = <HmacSha256 as KeyInit>::new_from_slice(&key).unwrap();
+                mac.update(m);
+                <[u8; 32]>::from(mac.finalize().into_bytes())
+            };
+            let reused = HmacKey::new(&key);
+            proptest::prop_assert_eq!(reused.sign(&[&a]), fresh(&a));
+            proptest::prop_assert_eq!(reused.sign(&[&b[..b.len() / 2], &b[b.len() / 2..]]), fresh(&b));
+            proptest::prop_assert!(reused.verify_truncated(&[&a], &fresh(&a)[..16]));
+            let mut wrong = fresh(&a);
+            wrong[3] ^= 1;
+            proptest::prop_assert!(!reused.verify_truncated(&[&a], &wrong[..16]));
+        }
     }
 
     #[test]

@@ -21,6 +21,8 @@
 
 pub mod bounded_xml;
 mod bundle;
+#[cfg(test)]
+mod cost_tests;
 mod crypto;
 mod device;
 mod element;
@@ -28,6 +30,7 @@ mod error;
 #[cfg(test)]
 mod kat;
 mod keys;
+mod mac;
 mod message;
 mod payload;
 pub mod policy;

@@ -25,7 +25,7 @@ pub(crate) struct Sealed {
 const OMEMO2_EMPTY: [u8; 32] = [0; 32];
 
 fn omemo2_keys(key: &[u8]) -> Zeroizing<[u8; 80]> {
-    crypto::hkdf::<80>(&[0u8; 32], key, b"OMEMO Payload")
+    crypto::hkdf_zero_salt::<80>(key, b"OMEMO Payload")
 }
 
 fn split_omemo2(out: &[u8; 80]) -> ([u8; 32], [u8; 32], [u8; 16]) {

@@ -101,8 +101,9 @@ pub(crate) fn kdf_rk(
 
 /// Advances a chain key in place and returns the message key.
 pub(crate) fn kdf_ck(ck: &mut [u8; 32]) -> [u8; 32] {
-    let mk = crypto::hmac_sha256(ck, &[&[0x01]]);
-    let mut next = crypto::hmac_sha256(ck, &[&[0x02]]);
+    let key = crypto::HmacKey::new(ck);
+    let mk = key.sign(&[&[0x01]]);
+    let mut next = key.sign(&[&[0x02]]);
     ck.copy_from_slice(&next);
     next.zeroize();
     mk
@@ -123,7 +124,7 @@ impl Drop for MessageKeys {
 }
 
 fn expand_message_key(suite: Suite, mk: &[u8; 32]) -> MessageKeys {
-    let out = crypto::hkdf::<80>(&[0u8; 32], mk, suite.params().message_info);
+    let out = crypto::hkdf_zero_salt::<80>(mk, suite.params().message_info);
     let mut keys = MessageKeys {
         enc: [0; 32],
         auth: [0; 32],

@@ -48,7 +48,6 @@
 
 use core::fmt;
 
-use hkdf::Hkdf;
 use minidom::Element;
 use sha2::{Digest, Sha256};
 
@@ -373,11 +372,8 @@ impl Sas {
             info.extend_from_slice(&party.identity.curve25519());
             info.extend_from_slice(ephemeral);
         }
-        let hk = Hkdf::<Sha256>::new(Some(self.id.as_bytes()), shared.as_ref());
-        let mut bytes = [0u8; 6];
-        hk.expand(&info, &mut bytes)
-            .map_err(|_| SasError::Malformed)?;
-        Ok(SasCode { bytes })
+        let derived = crate::crypto::hkdf::<6>(self.id.as_bytes(), shared.as_ref(), &info);
+        Ok(SasCode { bytes: *derived })
     }
 }
 

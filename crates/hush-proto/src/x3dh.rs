@@ -18,7 +18,7 @@ fn derive(info: &[u8], dhs: [&[u8; 32]; 4]) -> Zeroizing<[u8; 32]> {
     for (i, dh) in dhs.iter().enumerate() {
         ikm[32 * (i + 1)..32 * (i + 2)].copy_from_slice(*dh);
     }
-    crypto::hkdf::<32>(&[0u8; 32], ikm.as_ref(), info)
+    crypto::hkdf_zero_salt::<32>(ikm.as_ref(), info)
 }
 
 /// The initiator's side: our identity and ephemeral key against the peer's identity, signed
