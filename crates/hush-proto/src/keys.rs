@@ -6,6 +6,7 @@
 //! are kept exactly as the peer sent them, because OMEMO:2 authenticates them byte for byte.
 
 use core::fmt;
+use std::sync::{Arc, OnceLock};
 
 use curve25519_dalek::edwards::CompressedEdwardsY;
 use curve25519_dalek::montgomery::MontgomeryPoint;
@@ -28,6 +29,12 @@ pub(crate) fn random_32<R: CryptoRng + ?Sized>(rng: &mut R) -> Zeroizing<[u8; 32
 pub struct KeyPair {
     secret: Zeroizing<[u8; 32]>,
     public: [u8; 32],
+    /// The private key as AWS-LC holds it, made on first use and kept: AWS-LC derives the
+    /// public key of every private key it is given (a fixed-base multiplication, about a
+    /// quarter of an agreement: `benches/curve.rs`), so a key used for several agreements (an
+    /// identity key, an X3DH ephemeral key, a signed prekey) pays that once. AWS-LC wipes the
+    /// key when the last copy is dropped.
+    agreement: OnceLock<Arc<aws_lc_rs::agreement::PrivateKey>>,
 }
 
 impl KeyPair {
@@ -36,8 +43,26 @@ impl KeyPair {
     /// table: `benches/curve.rs`).
     pub fn from_secret(secret: [u8; 32]) -> Self {
         let secret = Zeroizing::new(clamp_integer(secret));
-        let public = x25519_public(&secret);
-        Self { secret, public }
+        let agreement = OnceLock::new();
+        let public = match aws_lc_key(&secret) {
+            Some(key) => {
+                let public = key
+                    .compute_public_key()
+                    .ok()
+                    .and_then(|p| <[u8; 32]>::try_from(p.as_ref()).ok());
+                // Kept for the agreements to come; it cannot have been set yet.
+                let _ = agreement.set(Arc::new(key));
+                public
+            }
+            None => None,
+        }
+        // curve25519-dalek should AWS-LC ever refuse, which it does not for 32 bytes.
+        .unwrap_or_else(|| MontgomeryPoint::mul_base_clamped(*secret).to_bytes());
+        Self {
+            secret,
+            public,
+            agreement,
+        }
     }
 
     /// Restores a pair from its two halves as this crate stored them, without recomputing the
@@ -47,6 +72,7 @@ impl KeyPair {
         Self {
             secret: Zeroizing::new(clamp_integer(secret)),
             public,
+            agreement: OnceLock::new(),
         }
     }
 
@@ -69,13 +95,18 @@ impl KeyPair {
     /// as fast here as curve25519-dalek's Montgomery ladder, and as fast as OpenSSL
     /// (`benches/curve.rs`). Rejects low-order peer keys (all-zero result).
     pub(crate) fn dh(&self, their_public: &[u8; 32]) -> Result<Zeroizing<[u8; 32]>> {
-        use aws_lc_rs::agreement::{agree, PrivateKey, UnparsedPublicKey, X25519};
+        use aws_lc_rs::agreement::{agree, UnparsedPublicKey, X25519};
         let refused = || ProtoError::InvalidPublicKey("Diffie-Hellman peer key");
-        let ours =
-            PrivateKey::from_private_key(&X25519, self.secret.as_ref()).map_err(|_| refused())?;
+        let ours = match self.agreement.get() {
+            Some(key) => key,
+            None => {
+                let key = aws_lc_key(&self.secret).ok_or_else(refused)?;
+                self.agreement.get_or_init(|| Arc::new(key))
+            }
+        };
         let peer = UnparsedPublicKey::new(&X25519, their_public);
         // AWS-LC refuses an all-zero result itself; checked here too, whatever it does.
-        let shared = agree(&ours, peer, refused(), |shared| {
+        let shared = agree(ours.as_ref(), peer, refused(), |shared| {
             let mut out = Zeroizing::new([0u8; 32]);
             if shared.len() != out.len() {
                 return Err(refused());
@@ -90,15 +121,10 @@ impl KeyPair {
     }
 }
 
-/// The X25519 public key of the clamped private key `secret` (AWS-LC; curve25519-dalek should
-/// AWS-LC ever refuse, which it does not for 32 bytes).
-fn x25519_public(secret: &[u8; 32]) -> [u8; 32] {
+/// AWS-LC's form of the clamped private key `secret` (which also derives its public key).
+fn aws_lc_key(secret: &[u8; 32]) -> Option<aws_lc_rs::agreement::PrivateKey> {
     use aws_lc_rs::agreement::{PrivateKey, X25519};
-    PrivateKey::from_private_key(&X25519, secret)
-        .ok()
-        .and_then(|k| k.compute_public_key().ok())
-        .and_then(|p| <[u8; 32]>::try_from(p.as_ref()).ok())
-        .unwrap_or_else(|| MontgomeryPoint::mul_base_clamped(*secret).to_bytes())
+    PrivateKey::from_private_key(&X25519, secret).ok()
 }
 
 impl fmt::Debug for KeyPair {
@@ -386,9 +412,15 @@ mod tests {
                 MontgomeryPoint::mul_base_clamped(clamped).to_bytes()
             );
             let dalek = MontgomeryPoint(peer).mul_clamped(clamped).to_bytes();
-            match pair.dh(&peer) {
-                Ok(shared) => proptest::prop_assert_eq!(*shared, dalek),
-                Err(_) => proptest::prop_assert_eq!(dalek, [0u8; 32]),
+            // The key AWS-LC made with the public key, kept; a stored pair's, made on first
+            // use; a copy's; each used twice.
+            let stored = KeyPair::from_stored(secret, pair.public());
+            let copy = pair.clone();
+            for key in [&pair, &pair, &stored, &stored, &copy] {
+                match key.dh(&peer) {
+                    Ok(shared) => proptest::prop_assert_eq!(*shared, dalek),
+                    Err(_) => proptest::prop_assert_eq!(dalek, [0u8; 32]),
+                }
             }
         }
     }
