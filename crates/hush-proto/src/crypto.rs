@@ -191,6 +191,8 @@ mod tests {
         }
 
         /// One key used for several messages gives each the tag a fresh key would.
+        /// (`every_padding_edge_against_the_hmac_crate` walks the lengths where SHA-256's
+        /// padding changes shape.)
         #[test]
         fn a_reused_hmac_key_tags_like_a_fresh_one(
             key in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..100),
@@ -209,6 +211,27 @@ mod tests {
             let mut wrong = fresh(&a);
             wrong[3] ^= 1;
             proptest::prop_assert!(!reused.verify_truncated(&[&a], &wrong[..16]));
+        }
+    }
+
+    /// Every message length up to three blocks (the padding's one- and two-block cases, and
+    /// whole blocks) with keys around one block, in one part and split in two, against the
+    /// `hmac` crate.
+    #[test]
+    fn every_padding_edge_against_the_hmac_crate() {
+        let message: Vec<u8> = (0..=192u8).map(|b| b.wrapping_mul(31)).collect();
+        for key_len in [0usize, 1, 32, 55, 56, 63, 64, 65, 128] {
+            let key: Vec<u8> = (0..key_len).map(|b| b as u8 ^ 0xa5).collect();
+            let ours = HmacKey::new(&key);
+            for len in 0..=192 {
+                let m = &message[..len];
+                let mut mac = <HmacSha256 as KeyInit>::new_from_slice(&key).unwrap();
+                mac.update(m);
+                let expected: [u8; 32] = mac.finalize().into_bytes().into();
+                assert_eq!(ours.sign(&[m]), expected, "key {key_len}, message {len}");
+                let (a, b) = m.split_at(len / 3);
+                assert_eq!(ours.sign(&[a, b]), expected, "key {key_len}, {len} in two");
+            }
         }
     }
 

@@ -100,7 +100,10 @@ impl KeyPair {
         let ours = match self.agreement.get() {
             Some(key) => key,
             None => {
-                let key = aws_lc_key(&self.secret).ok_or_else(refused)?;
+                // Never for 32 bytes; but a key of ours it refuses is not the peer's fault.
+                let key = aws_lc_key(&self.secret).ok_or(ProtoError::CorruptState(
+                    "X25519 private key refused by AWS-LC",
+                ))?;
                 self.agreement.get_or_init(|| Arc::new(key))
             }
         };
@@ -416,7 +419,9 @@ mod tests {
             // use; a copy's; each used twice.
             let stored = KeyPair::from_stored(secret, pair.public());
             let copy = pair.clone();
-            for key in [&pair, &pair, &stored, &stored, &copy] {
+            // A stored public key that is not the secret's changes nothing in the agreement.
+            let mismatched = KeyPair::from_stored(secret, peer);
+            for key in [&pair, &pair, &stored, &stored, &copy, &mismatched] {
                 match key.dh(&peer) {
                     Ok(shared) => proptest::prop_assert_eq!(*shared, dalek),
                     Err(_) => proptest::prop_assert_eq!(dalek, [0u8; 32]),

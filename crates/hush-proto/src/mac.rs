@@ -10,7 +10,7 @@
 
 use sha2::block_api::compress256;
 use subtle::ConstantTimeEq;
-use zeroize::{Zeroize, ZeroizeOnDrop};
+use zeroize::Zeroize;
 
 /// SHA-256's initial chaining value (FIPS 180-4, 5.3.3).
 const SHA256_IV: [u32; 8] = [
@@ -28,10 +28,18 @@ const BLOCK: usize = 64;
 
 /// An HMAC-SHA-256 key: SHA-256's chaining values after the inner (`key ⊕ ipad`) and outer
 /// (`key ⊕ opad`) blocks. Each tag then costs only the blocks of its own message plus one.
-#[derive(Clone, Zeroize, ZeroizeOnDrop)]
+/// Either value is as good as the key itself: both are wiped when dropped.
+#[derive(Clone)]
 pub(crate) struct HmacKey {
     inner: [u32; 8],
     outer: [u32; 8],
+}
+
+impl Drop for HmacKey {
+    fn drop(&mut self) {
+        self.inner.as_mut_slice().zeroize();
+        self.outer.as_mut_slice().zeroize();
+    }
 }
 
 impl HmacKey {
@@ -47,18 +55,16 @@ impl HmacKey {
             block[..key.len()].copy_from_slice(key);
         }
         let mut pad = [0u8; BLOCK];
-        let mut chained = |fill: u8| {
+        let mut key = Self {
+            inner: SHA256_IV,
+            outer: SHA256_IV,
+        };
+        for (state, fill) in [(&mut key.inner, 0x36), (&mut key.outer, 0x5c)] {
             for (p, k) in pad.iter_mut().zip(&block) {
                 *p = k ^ fill;
             }
-            let mut state = SHA256_IV;
-            compress(&mut state, core::slice::from_ref(&pad));
-            state
-        };
-        let key = Self {
-            inner: chained(0x36),
-            outer: chained(0x5c),
-        };
+            compress(state, core::slice::from_ref(&pad));
+        }
         wipe(&mut pad);
         wipe(&mut block);
         key
@@ -79,7 +85,9 @@ impl HmacKey {
         let mut state = self.outer;
         compress(&mut state, core::slice::from_ref(&outer));
         wipe(&mut outer);
-        digest_of(&state)
+        let tag = digest_of(&state);
+        state.as_mut_slice().zeroize();
+        tag
     }
 
     /// Constant-time check of a tag truncated to its first `tag.len()` bytes (at least one).
@@ -112,13 +120,11 @@ fn digest_of(state: &[u32; 8]) -> [u8; 32] {
     out
 }
 
-/// Clears a temporary that held secret bytes. Plain stores, which `black_box` keeps the
-/// optimiser from dropping, because it makes the cleared memory observable: `zeroize`'s
-/// byte-wise volatile stores would cost more than the hashing they follow, a dozen times per
-/// message. Long-lived keys ([`HmacKey`]) are zeroized the usual way.
+/// Clears a temporary that held secret bytes, as a slice: `zeroize` fills a slice with plain
+/// stores behind an optimisation barrier, where on an array it writes each element
+/// volatilely, which here cost more than the hashing it follows.
 fn wipe(bytes: &mut [u8]) {
-    bytes.fill(0);
-    core::hint::black_box(bytes);
+    bytes.zeroize();
 }
 
 /// A SHA-256 computation under way: the chaining value, the bytes hashed so far and the
@@ -133,8 +139,7 @@ struct Hasher {
 impl Drop for Hasher {
     fn drop(&mut self) {
         wipe(&mut self.buffer);
-        self.state = [0; 8];
-        core::hint::black_box(&mut self.state);
+        self.state.as_mut_slice().zeroize();
     }
 }
 
