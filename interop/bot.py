@@ -344,7 +344,18 @@ class OneNamespaceOmemo(XEP_0384):  # pylint: disable=invalid-name
         backend = (
             twomemo.Twomemo(storage) if ns == twomemo.twomemo.NAMESPACE else oldmemo.Oldmemo(storage)
         )
-        sm = await _make_session_manager(self.xmpp, self).create(
+        manager = _make_session_manager(self.xmpp, self)
+        if self.xmpp.unlisted:
+
+            class Unlisted(manager):  # type: ignore[valid-type,misc]
+                """Publishes no device list, as Profanity 0.13 does on a new account."""
+
+                @staticmethod
+                async def _upload_device_list(namespace: str, device_list: Any) -> None:
+                    log.info("not publishing the device list (--unlisted)")
+
+            manager = Unlisted
+        sm = await manager.create(
             [backend],
             storage,
             self.xmpp.boundjid.bare,
@@ -380,7 +391,7 @@ register_plugin(OneNamespaceOmemo)
 
 
 class Bot(ClientXMPP):
-    def __init__(self, jid: str, password: str, ns: str, storage: Storage) -> None:
+    def __init__(self, jid: str, password: str, ns: str, storage: Storage, unlisted: bool = False) -> None:
         super().__init__(
             jid,
             password,
@@ -392,6 +403,7 @@ class Bot(ClientXMPP):
         self.enable_plaintext = True
         self.omemo_ns = ns
         self.omemo_storage = storage
+        self.unlisted = unlisted
         self.omemo_lock = asyncio.Lock()
         self.quitting = False
         self.tasks: list = []
@@ -451,7 +463,9 @@ class Bot(ClientXMPP):
             own, _ = await sm.get_own_device_information()
             # Ready means others can find us: read device list and bundle back from the server.
             published = await sm._download_device_list(self.omemo_ns, own.bare_jid)
-            if own.device_id not in published:
+            if self.unlisted and own.device_id in published:
+                raise RuntimeError(f"device {own.device_id} is listed though --unlisted: {published}")
+            if not self.unlisted and own.device_id not in published:
                 raise RuntimeError(f"device {own.device_id} missing from our published list {published}")
             await sm._download_bundle(self.omemo_ns, own.bare_jid, own.device_id)
             other = next(ns for ns in NAMESPACES.values() if ns != self.omemo_ns)
@@ -914,6 +928,8 @@ async def main() -> int:
     p.add_argument("--server", required=True, help="HOST:PORT of a loopback server (no TLS)")
     p.add_argument("--ns", required=True, choices=sorted(NAMESPACES))
     p.add_argument("--store", required=True, help="JSON file for python-omemo's state")
+    p.add_argument("--unlisted", action="store_true",
+                   help="publish our bundle but never our device list (as Profanity 0.13 does on a new account)")
     p.add_argument("--debug", action="store_true", help="log everything to stderr")
     args = p.parse_args()
     logging.basicConfig(
@@ -930,7 +946,7 @@ async def main() -> int:
     if not loopback:
         emit({"error": f"refusing an unencrypted connection to {host}: loopback only"})
         return 2
-    bot = Bot(args.jid, args.password, NAMESPACES[args.ns], JsonFileStorage(args.store))
+    bot = Bot(args.jid, args.password, NAMESPACES[args.ns], JsonFileStorage(args.store), args.unlisted)
     bot.connect(host, int(port))
     return await bot.done
 

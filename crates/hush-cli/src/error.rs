@@ -206,6 +206,16 @@ pub(crate) enum CliError {
     /// A note to self, with no other device of ours to read it.
     #[error("nothing was sent: {0} is this account, and it has no other device to read a note to self (`hush devices` lists ours)")]
     NoOtherDevice(String),
+    /// A contact who lists no OMEMO device, although this device holds sessions with devices
+    /// of theirs (that wrote to us unlisted, or that they listed before): Hush encrypts only
+    /// to the devices a contact lists.
+    #[error("nothing was sent to {jid}: {jid} lists no OMEMO device, although this device holds a session with their {devices} (one that wrote to you, or that they listed before); Hush encrypts only to the devices a contact lists, and nothing goes in clear unless you ask. Their client may not publish its list (Profanity 0.13 does not, on a new account): ask them to start OMEMO again, or to use a client that publishes it")]
+    UnlistedWriters {
+        /// The contact.
+        jid: String,
+        /// Those devices, in words ("device 162314076", "devices 1 and 2").
+        devices: String,
+    },
     /// `hush chat` without a terminal.
     #[error("`hush chat` needs a terminal on standard input and output; scripts use `hush recv --follow` and `hush send`, or the agent's JSON-RPC API")]
     NotATerminal,
@@ -417,7 +427,7 @@ impl CliError {
             ) => Kind::Usage,
             CliError::Agent(_) => Kind::Failed,
             CliError::Partial { .. } => Kind::Partial,
-            CliError::NoOtherDevice(_) => Kind::Refused,
+            CliError::NoOtherDevice(_) | CliError::UnlistedWriters { .. } => Kind::Refused,
             _ => Kind::Failed,
         }
     }

@@ -335,3 +335,62 @@ fn hush_and_slixmpp_omemo_bot_over_legacy() {
 fn hush_and_slixmpp_omemo_bot_through_the_devserver() {
     exchange(&Embedded::start(), "omemo2", "omemo:2", "-devserver");
 }
+
+/// A contact whose client publishes its bundle but no device list (as Profanity 0.13 does on a
+/// new account, found by hand): its message is read, `hush devices` shows the device it came
+/// from as known from a session only, and an answer is refused, saying why, with nothing sent
+/// in clear. Before, `hush devices` printed nothing at all and the refusal said only that the
+/// contact had no OMEMO device.
+#[test]
+fn a_contact_who_lists_no_device_is_read_and_the_refusal_to_answer_says_why() {
+    let server = Prosody::start("bot-unlisted");
+    let dir = scratch("interop-bot-unlisted");
+    let alice = init(&server, &dir, "alice");
+    let bot_jid = server.register("bot", "bot-pw");
+    let mut bot = Bot::start_with(
+        &server.address(),
+        &dir,
+        &bot_jid,
+        "bot-pw",
+        "legacy",
+        &["--unlisted"],
+    );
+
+    // Nothing is known of the bot yet: said in words, not an empty output.
+    let before = ok(hush(&alice.home, &["devices", &bot_jid]));
+    assert!(before.contains("no device of"), "{before}");
+
+    bot.send(&alice, "from a device nobody lists");
+    let got = hush_recv(&alice, 1);
+    assert_eq!(got.len(), 1, "{got:?}");
+    assert_eq!(got[0]["body"], "from a device nobody lists", "{got:?}");
+    assert_eq!(got[0]["device"], bot.device, "{got:?}");
+    assert_eq!(got[0]["error"], Value::Null, "{got:?}");
+
+    let devices = json_lines(&ok(hush(&alice.home, &["--json", "devices", &bot_jid])));
+    assert_eq!(devices.len(), 1, "{devices:?}");
+    assert_eq!(devices[0]["device"], bot.device, "{devices:?}");
+    assert_eq!(devices[0]["listed"], false, "{devices:?}");
+    assert_eq!(devices[0]["known_from"], "session", "{devices:?}");
+    assert_eq!(devices[0]["ns"], "omemo:legacy", "{devices:?}");
+    assert_eq!(
+        devices[0]["fingerprint"],
+        bot.fingerprint.as_str(),
+        "{devices:?}"
+    );
+
+    let out = hush(
+        &alice.home,
+        &["send", &bot_jid, "an answer that must not go"],
+    );
+    assert_eq!(out.status.code(), Some(5), "{out:?}");
+    let err = String::from_utf8(out.stderr).unwrap();
+    assert!(err.contains("lists no OMEMO device"), "{err}");
+    assert!(err.contains(&format!("device {}", bot.device)), "{err}");
+    assert!(
+        !String::from_utf8_lossy(&server.stored_bytes()).contains("an answer that must not go"),
+        "the refused answer reached the server"
+    );
+    bot.quit();
+    let _ = std::fs::remove_dir_all(&dir);
+}

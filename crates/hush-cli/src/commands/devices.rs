@@ -85,6 +85,43 @@ pub(crate) fn reports(store: &SqliteStore, jid: Option<&BareJid>) -> Result<Vec<
             )],
         });
     }
+    // Devices known only from a session: one that wrote to us without being listed (some
+    // clients publish no device list), kept after its list entry and bundle are gone. It
+    // gets no keys while unlisted.
+    for suite in Suite::ALL {
+        for (device, session) in store.sessions_of(suite, &jid)? {
+            if listed.contains(&device) || published.iter().any(|(d, _)| *d == device) {
+                continue;
+            }
+            listed.push(device);
+            let identity = *session.peer_identity();
+            let trust = store.trust(&jid, &identity)?;
+            let fp = identity.fingerprint();
+            let by = decided_by(store, &jid, Some(&identity), trust)?;
+            shown.push(Shown {
+                json: json!({"jid": jid, "device": device, "ns": suite.name(),
+                             "listed": false, "last_seen": null, "fingerprint": fp,
+                             "trust": trust_name(trust), "decided_by": by.json,
+                             "known_from": "session"}),
+                text: vec![format!(
+                    "{jid} device {device} ({suite}) [not listed] fingerprint {fp} trust {}{} \
+                     (a session only: it wrote to you, or was listed before; it gets no keys \
+                     while {jid} does not list it)",
+                    trust_name(trust),
+                    by.text
+                )],
+            });
+        }
+    }
+    if shown.is_empty() && jid != account.jid {
+        shown.push(Shown {
+            json: json!({}),
+            text: vec![format!(
+                "no device of {jid} is known here: none listed or published as far as this \
+                 device has fetched (a send fetches them), and none with a session"
+            )],
+        });
+    }
     if jid == account.jid {
         shown.push(Shown {
             json: json!({}),

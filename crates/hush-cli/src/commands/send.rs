@@ -1,7 +1,7 @@
 //! `hush send`: one message, encrypted for every device of the contact and our own others —
 //! or in clear, only when the user asked.
 
-use hush_store::SqliteStore;
+use hush_store::{SqliteStore, Store};
 use hush_xmpp::{BareJid, Hush, SendOptions, SendReport};
 use serde_json::json;
 
@@ -137,6 +137,28 @@ pub(crate) async fn report(
         }) if to == hush.jid() => {
             return Err(CliError::NoOtherDevice(to.to_string()));
         }
+        // A contact who lists nothing, though we hold sessions with devices of theirs: say
+        // so, and why nothing goes to those.
+        Err(
+            e @ hush_xmpp::XmppError::NotSent {
+                refusal:
+                    hush_xmpp::Refusal::Policy {
+                        missing: hush_proto::policy::Missing::NoDevice,
+                        ..
+                    },
+                ..
+            },
+        ) => {
+            let writers = unlisted_writers(hush.store(), &to.to_string())?;
+            return Err(if writers.is_empty() {
+                e.into()
+            } else {
+                CliError::UnlistedWriters {
+                    jid: to.to_string(),
+                    devices: devices_in_words(&writers),
+                }
+            });
+        }
         sent => sent?,
     };
     Ok(Shown::of(&Sent {
@@ -144,6 +166,33 @@ pub(crate) async fn report(
         room: false,
         report,
     }))
+}
+
+/// The devices of `jid` this device holds a session with, in any suite: after a send found
+/// no listed device, those that wrote to us unlisted or were listed before.
+fn unlisted_writers(store: &SqliteStore, jid: &str) -> Result<Vec<u32>> {
+    let mut devices = Vec::new();
+    for suite in hush_proto::Suite::ALL {
+        for (device, _) in store.sessions_of(suite, jid)? {
+            if !devices.contains(&device) {
+                devices.push(device);
+            }
+        }
+    }
+    devices.sort_unstable();
+    Ok(devices)
+}
+
+/// "device 7", "devices 7 and 9", "devices 7, 9 and 12".
+fn devices_in_words(devices: &[u32]) -> String {
+    match devices {
+        [one] => format!("device {one}"),
+        [init @ .., last] => {
+            let init: Vec<String> = init.iter().map(u32::to_string).collect();
+            format!("devices {} and {last}", init.join(", "))
+        }
+        [] => "no device".to_owned(),
+    }
 }
 
 /// Whether XML 1.0 can carry `c` (its `Char` production).

@@ -62,10 +62,23 @@ impl Bot {
     /// Starts the bot for `jid` on the server at `address`, speaking `ns`, its store in
     /// `dir`, and waits until it has published its keys.
     pub fn start(address: &str, dir: &Path, jid: &str, password: &str, ns: &'static str) -> Self {
+        Self::start_with(address, dir, jid, password, ns, &[])
+    }
+
+    /// [`Self::start`] with more of `bot.py`'s options (`--unlisted`).
+    pub fn start_with(
+        address: &str,
+        dir: &Path,
+        jid: &str,
+        password: &str,
+        ns: &'static str,
+        options: &[&str],
+    ) -> Self {
         let mut child = Command::new(python())
             .arg(workspace().join("interop/bot.py"))
             .args(["--jid", jid, "--password", password])
             .args(["--server", address, "--ns", ns])
+            .args(options)
             .arg("--store")
             .arg(dir.join(format!("bot-{ns}.json")))
             // The test servers' HTTPS upload service has a certificate from the test CA.
