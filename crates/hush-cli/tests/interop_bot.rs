@@ -387,6 +387,12 @@ fn a_contact_who_lists_no_device_is_read_and_the_refusal_to_answer_says_why() {
     let err = String::from_utf8(out.stderr).unwrap();
     assert!(err.contains("lists no OMEMO device"), "{err}");
     assert!(err.contains(&format!("device {}", bot.device)), "{err}");
+    let status = ok(hush(&alice.home, &["status", &bot_jid]));
+    assert!(
+        status.contains("lists no OMEMO device")
+            && status.contains(&format!("device {}", bot.device)),
+        "{status}"
+    );
     assert!(
         !String::from_utf8_lossy(&server.stored_bytes()).contains("an answer that must not go"),
         "the refused answer reached the server"

@@ -170,7 +170,7 @@ pub(crate) async fn report(
 
 /// The devices of `jid` this device holds a session with, in any suite: after a send found
 /// no listed device, those that wrote to us unlisted or were listed before.
-fn unlisted_writers(store: &SqliteStore, jid: &str) -> Result<Vec<u32>> {
+pub(crate) fn unlisted_writers(store: &SqliteStore, jid: &str) -> Result<Vec<u32>> {
     let mut devices = Vec::new();
     for suite in hush_proto::Suite::ALL {
         for (device, _) in store.sessions_of(suite, jid)? {
@@ -184,7 +184,7 @@ fn unlisted_writers(store: &SqliteStore, jid: &str) -> Result<Vec<u32>> {
 }
 
 /// "device 7", "devices 7 and 9", "devices 7, 9 and 12".
-fn devices_in_words(devices: &[u32]) -> String {
+pub(crate) fn devices_in_words(devices: &[u32]) -> String {
     match devices {
         [one] => format!("device {one}"),
         [init @ .., last] => {

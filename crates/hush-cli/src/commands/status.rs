@@ -33,9 +33,11 @@ pub(crate) fn report(store: &SqliteStore, jid: &BareJid, global_off: bool) -> Re
     let engine = hush_engine::Engine::new(&account.jid, account.device.clone());
     let next_message = engine.next_message(store, jid, global_off, unix_now())?;
     let known = &next_message.candidates;
+    // Devices of a contact who lists none, known from sessions (see `hush devices`).
+    let writers = super::send::unlisted_writers(store, jid)?;
     // No device of the contact known: nothing was looked up yet (status is offline), which is
     // not the same as a contact without OMEMO.
-    let never_looked = !known.iter().any(|k| !k.own) && {
+    let never_looked = writers.is_empty() && !known.iter().any(|k| !k.own) && {
         let mut none = true;
         for suite in hush_proto::Suite::ALL {
             none &= store.devices(suite, jid)?.is_empty();
@@ -49,6 +51,17 @@ pub(crate) fn report(store: &SqliteStore, jid: &BareJid, global_off: bool) -> Re
             format!(
                 "not known yet: no device of {jid} is known here (nothing was fetched yet); \
                  the next send fetches its devices, and refuses if it has none"
+            ),
+            Properties::PLAINTEXT,
+        ),
+        Decision::Refuse {
+            missing: hush_proto::policy::Missing::NoDevice,
+        } if !writers.is_empty() => (
+            format!(
+                "refused, nothing would be sent: {jid} lists no OMEMO device, although this \
+                 device holds a session with their {} (one that wrote to you, or that they \
+                 listed before); Hush encrypts only to the devices a contact lists",
+                super::send::devices_in_words(&writers)
             ),
             Properties::PLAINTEXT,
         ),
