@@ -1,4 +1,5 @@
-//! Thin wrappers over the RustCrypto primitives, so the protocol modules read like the spec.
+//! Thin wrappers over the primitives (RustCrypto's AES modes, the HMAC-SHA-256 of `mac.rs`
+//! and HKDF on it), so the protocol modules read like the spec.
 //!
 //! Every helper takes and returns plain byte arrays; intermediate secrets are zeroized.
 

@@ -193,7 +193,7 @@ impl Hasher {
 }
 
 /// SHA-256's compression over `blocks`; counted in test builds, so that the cost of each
-/// protocol step in blocks can be checked (see `crypto.rs`).
+/// protocol step in blocks can be checked (`cost_tests.rs`).
 fn compress(state: &mut [u32; 8], blocks: &[[u8; BLOCK]]) {
     #[cfg(test)]
     counter::add(blocks.len());
