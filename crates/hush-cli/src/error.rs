@@ -164,6 +164,17 @@ pub(crate) enum CliError {
         /// Its device.
         device: u32,
     },
+    /// "No" to a comparison the agent could not close as a mismatch (it had ended already, or
+    /// telling the other device failed): nothing is verified all the same.
+    #[error("the words differ: device {device} of {jid} is NOT verified; the other device may not have been told ({reason}). Someone may be between the two devices (the server can add a device of its own): compare fingerprints by another way before trusting it")]
+    WordsDifferUntold {
+        /// The account compared with.
+        jid: String,
+        /// Its device.
+        device: u32,
+        /// What the agent said.
+        reason: String,
+    },
     /// A comparison that did not finish in time.
     #[error("the comparison did not finish in time (the other device did not answer); nothing was verified")]
     ComparisonTimedOut,
@@ -371,7 +382,9 @@ impl CliError {
             | CliError::NotXmlText { .. }
             | CliError::File { .. }
             | CliError::BadLink(_) => Kind::Usage,
-            CliError::WordsDiffer { .. } | CliError::ComparisonEnded(_) => Kind::Refused,
+            CliError::WordsDiffer { .. }
+            | CliError::WordsDifferUntold { .. }
+            | CliError::ComparisonEnded(_) => Kind::Refused,
             CliError::ComparisonTimedOut => Kind::Network,
             CliError::NoPassword | CliError::UnsetVariable(_) => Kind::Authentication,
             CliError::Home(h) | CliError::NewPassphrase(h) => match h {

@@ -460,6 +460,11 @@ fn short_authentication_strings_from_the_chat_and_through_an_agent() {
             let (code, said) = waiting.finish();
             assert_eq!(code, Some(5), "{said:?}");
             assert!(said.iter().any(|l| l.contains("NOT verified")), "{said:?}");
+            // Alice's device had ended the comparison, so Bob's "no" told nobody: not claimed.
+            assert!(
+                said.iter().any(|l| l.contains("may not have been told")),
+                "{said:?}"
+            );
             for (user, other) in [(&alice, &bob), (&bob, &alice)] {
                 let devices = json_lines(&ok(hush(&user.home, &["--json", "devices", &other.jid])));
                 assert!(

@@ -287,10 +287,24 @@ async fn compare_through(
             usize::try_from(done.json["atm_applied"].as_u64().unwrap_or(0)).unwrap_or(0),
         )),
         // "No" is refused by the agent as the words differing: said the same way as here.
-        Err(crate::agent::AgentError::Failed { .. }) if !matched => Err(CliError::WordsDiffer {
-            jid: them.jid,
-            device: them.device,
-        }),
+        // Any other failure after "no" (the comparison had ended, the notice to the other
+        // device was not sent) leaves nothing verified too, but the other device may not know.
+        Err(crate::agent::AgentError::Failed { kind, message, .. }) if !matched => {
+            let refused =
+                kind.as_deref().map(crate::error::Kind::named) == Some(crate::error::Kind::Refused);
+            Err(if refused {
+                CliError::WordsDiffer {
+                    jid: them.jid,
+                    device: them.device,
+                }
+            } else {
+                CliError::WordsDifferUntold {
+                    jid: them.jid,
+                    device: them.device,
+                    reason: message,
+                }
+            })
+        }
         Err(e) => Err(e.into()),
     }
 }
