@@ -67,6 +67,9 @@ pub enum VouchedBy {
         subject: String,
         /// The anchor's subject.
         anchor: String,
+        /// The anchor's id: the SHA-256 of its certificate (hex), as [`x509_anchor`] gives
+        /// it. Two authorities may have the same subject; never the same id.
+        anchor_id: String,
     },
 }
 
@@ -80,7 +83,9 @@ impl core::fmt::Display for VouchedBy {
                 Some(uid) => write!(f, "OpenPGP key {fingerprint} ({uid})"),
                 None => write!(f, "OpenPGP key {fingerprint}"),
             },
-            Self::X509 { subject, anchor } => write!(f, "X.509 subject {subject} (under {anchor})"),
+            Self::X509 {
+                subject, anchor, ..
+            } => write!(f, "X.509 subject {subject} (under {anchor})"),
         }
     }
 }

@@ -25,8 +25,12 @@ pub struct X509 {
 /// SHA-256 of its DER (hex), by which `hush attest anchor --remove` names it.
 pub fn x509_anchor(der: &[u8]) -> Result<(String, String), AttestError> {
     let cert = parse(der, "the certificate")?;
-    let digest = aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, der);
-    Ok((cert.subject().to_string(), hex::encode(digest.as_ref())))
+    Ok((cert.subject().to_string(), anchor_id(der)))
+}
+
+/// An anchor's id: the SHA-256 of its certificate, in hex.
+fn anchor_id(der: &[u8]) -> String {
+    hex::encode(aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, der).as_ref())
 }
 
 fn parse<'a>(der: &'a [u8], what: &'static str) -> Result<X509Certificate<'a>, AttestError> {
@@ -248,7 +252,7 @@ impl Attestation for X509 {
                 && valid_now(a, now).is_ok()
                 && issued_by(top, a))
         });
-        let Some((_, anchor)) = anchor else {
+        let Some((anchor_der, anchor)) = anchor else {
             return Err(AttestError::Untrusted(leaf.subject().to_string()));
         };
         if let Ok(Some(ku)) = leaf.key_usage() {
@@ -269,6 +273,7 @@ impl Attestation for X509 {
         Ok(VouchedBy::X509 {
             subject: leaf.subject().to_string(),
             anchor: anchor.subject().to_string(),
+            anchor_id: anchor_id(anchor_der),
         })
     }
 }

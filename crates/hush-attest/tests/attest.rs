@@ -425,11 +425,19 @@ fn x509_signatures_vouch_under_the_right_authority_only() {
         let vouched = attestation
             .check(&me, &anchors, now())
             .unwrap_or_else(|e| panic!("{algo}: {e}"));
-        let VouchedBy::X509 { subject, anchor } = vouched else {
+        let VouchedBy::X509 {
+            subject,
+            anchor,
+            anchor_id,
+        } = vouched
+        else {
             panic!("{vouched:?}")
         };
         assert!(subject.contains(&name), "{subject}");
         assert_eq!(anchor, "CN=Example CA");
+        // The anchor's id, as `hush attest anchors` lists it.
+        let (_, listed_id) = hush_attest::x509_anchor(&anchors.x509[0]).unwrap();
+        assert_eq!(anchor_id, listed_id);
         // Another device's statement, a changed signature, another authority, out of time.
         assert_eq!(
             attestation.check(&statement(10, 3), &anchors, now()),

@@ -377,6 +377,9 @@ pub enum TrustSource {
         subject: String,
         /// The authority's subject.
         anchor: String,
+        /// The authority's certificate's SHA-256 (hex): what tells two authorities with the
+        /// same subject apart. `None` in records written before it was kept.
+        anchor_id: Option<String>,
     },
     /// Automatic Trust Management (XEP-0450): a trust message from a device whose key was
     /// authenticated here.
@@ -402,11 +405,23 @@ impl TrustSource {
                 "openpgp\t{fingerprint}\t{}",
                 user_id.as_deref().unwrap_or("").replace('\t', " ")
             ),
-            Self::X509 { subject, anchor } => format!(
-                "x509\t{}\t{}",
-                subject.replace('\t', " "),
-                anchor.replace('\t', " ")
-            ),
+            Self::X509 {
+                subject,
+                anchor,
+                anchor_id,
+            } => {
+                let mut text = format!(
+                    "x509\t{}\t{}",
+                    subject.replace('\t', " "),
+                    anchor.replace('\t', " ")
+                );
+                // A fourth field: versions that read three ignore it.
+                if let Some(id) = anchor_id {
+                    text.push('\t');
+                    text.push_str(&id.replace('\t', " "));
+                }
+                text
+            }
             Self::Atm { jid, fingerprint } => {
                 format!("atm {jid} {}", fingerprint.replace(' ', ""))
             }
@@ -428,6 +443,7 @@ impl TrustSource {
                 return Self::X509 {
                     subject: subject.to_owned(),
                     anchor: anchor.to_owned(),
+                    anchor_id: fields.next().map(str::to_owned),
                 }
             }
             _ => {}
@@ -598,6 +614,12 @@ mod tests {
             TrustSource::X509 {
                 subject: "CN=alice, emailAddress=alice@example.org".into(),
                 anchor: "CN=Example CA".into(),
+                anchor_id: Some("9f86d081884c7d65".into()),
+            },
+            TrustSource::X509 {
+                subject: "CN=alice".into(),
+                anchor: "CN=Example CA".into(),
+                anchor_id: None,
             },
             TrustSource::Atm {
                 jid: "bob@example.net".into(),
@@ -606,6 +628,15 @@ mod tests {
         ] {
             assert_eq!(TrustSource::decode(Some(&source.encode())), source);
         }
+        // A record from before the anchor's id was kept reads without it.
+        assert_eq!(
+            TrustSource::decode(Some("x509\tCN=alice\tCN=Example CA")),
+            TrustSource::X509 {
+                subject: "CN=alice".into(),
+                anchor: "CN=Example CA".into(),
+                anchor_id: None,
+            }
+        );
         assert_eq!(TrustSource::decode(None), TrustSource::User);
         assert_eq!(
             TrustSource::decode(Some("from the future")),

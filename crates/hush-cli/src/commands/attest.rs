@@ -148,16 +148,7 @@ pub(super) async fn run(home: &Home, ask: Ask, out: Printer) -> Result<()> {
             // What it vouched for stays as it is: the user decides about those devices.
             let mut still = Vec::new();
             for (jid, key) in store.keys_with_trust(Trust::Verified)? {
-                let by_it = match store.trust_source(&jid, &key)? {
-                    Some(TrustSource::OpenPgp { fingerprint, .. }) => {
-                        gone.kind == AnchorKind::OpenPgp && fingerprint == gone.id
-                    }
-                    Some(TrustSource::X509 { anchor, .. }) => {
-                        gone.kind == AnchorKind::X509 && anchor == gone.name
-                    }
-                    _ => false,
-                };
-                if by_it {
+                if vouched_by(store.trust_source(&jid, &key)?.as_ref(), &gone) {
                     still.push(json!({"jid": jid, "fingerprint": key.fingerprint()}));
                 }
             }
@@ -220,6 +211,29 @@ impl AnchorKind {
             AnchorKind::OpenPgp => "OpenPGP key",
             AnchorKind::X509 => "certification authority",
         }
+    }
+}
+
+/// Whether a trust decision recorded as `source` was the vouching of `anchor`: by the
+/// OpenPGP key's fingerprint, or the authority certificate's SHA-256; records written before
+/// that was kept name the authority by its subject only.
+fn vouched_by(source: Option<&TrustSource>, anchor: &Described) -> bool {
+    match source {
+        Some(TrustSource::OpenPgp { fingerprint, .. }) => {
+            anchor.kind == AnchorKind::OpenPgp && *fingerprint == anchor.id
+        }
+        Some(TrustSource::X509 {
+            anchor: subject,
+            anchor_id,
+            ..
+        }) => {
+            anchor.kind == AnchorKind::X509
+                && match anchor_id {
+                    Some(id) => *id == anchor.id,
+                    None => *subject == anchor.name,
+                }
+        }
+        _ => false,
     }
 }
 
@@ -487,9 +501,14 @@ async fn check_on(hush: &mut hush_xmpp::Hush<SqliteStore>, jid: &BareJid) -> Res
                         fingerprint: fingerprint.clone(),
                         user_id: user_id.clone(),
                     },
-                    VouchedBy::X509 { subject, anchor } => TrustSource::X509 {
+                    VouchedBy::X509 {
+                        subject,
+                        anchor,
+                        anchor_id,
+                    } => TrustSource::X509 {
                         subject: subject.clone(),
                         anchor: anchor.clone(),
+                        anchor_id: Some(anchor_id.clone()),
                     },
                 };
                 let decision = UserDecision {
@@ -532,5 +551,49 @@ fn line(
                 crate::terminal::printable(&why)
             )],
         },
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn x509(id: &str, subject: &str) -> Described {
+        Described {
+            kind: AnchorKind::X509,
+            index: 0,
+            id: id.to_owned(),
+            name: subject.to_owned(),
+        }
+    }
+
+    /// Two authorities with the same subject are told apart by their certificates' hashes;
+    /// a record from before the hash was kept still matches by subject.
+    #[test]
+    fn what_an_anchor_vouched_for_is_matched_by_its_id() {
+        let first = x509("aa11", "CN=Example CA");
+        let second = x509("bb22", "CN=Example CA");
+        let recorded = TrustSource::X509 {
+            subject: "CN=alice".into(),
+            anchor: "CN=Example CA".into(),
+            anchor_id: Some("aa11".into()),
+        };
+        assert!(vouched_by(Some(&recorded), &first));
+        assert!(!vouched_by(Some(&recorded), &second));
+        let older = TrustSource::X509 {
+            subject: "CN=alice".into(),
+            anchor: "CN=Example CA".into(),
+            anchor_id: None,
+        };
+        assert!(vouched_by(Some(&older), &first) && vouched_by(Some(&older), &second));
+        let key = Described {
+            kind: AnchorKind::OpenPgp,
+            index: 0,
+            id: "aa11".into(),
+            name: "Bob".into(),
+        };
+        assert!(!vouched_by(Some(&recorded), &key), "kinds differ");
+        assert!(!vouched_by(Some(&TrustSource::User), &first));
+        assert!(!vouched_by(None, &first));
     }
 }

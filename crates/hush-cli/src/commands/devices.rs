@@ -181,13 +181,17 @@ pub(crate) fn decided_by(
             ),
             json: json!({"openpgp": {"fingerprint": fingerprint, "user_id": user_id}}),
         },
-        Some(TrustSource::X509 { subject, anchor }) => DecidedBy {
+        Some(TrustSource::X509 {
+            subject,
+            anchor,
+            anchor_id,
+        }) => DecidedBy {
             text: format!(
                 " (by X.509 subject {} under {})",
                 crate::terminal::printable(&subject),
                 crate::terminal::printable(&anchor)
             ),
-            json: json!({"x509": {"subject": subject, "anchor": anchor}}),
+            json: json!({"x509": {"subject": subject, "anchor": anchor, "anchor_id": anchor_id}}),
         },
         Some(TrustSource::Atm { jid, fingerprint }) => DecidedBy {
             text: format!(" (by a trust message from {jid}, key {fingerprint})"),
