@@ -33,51 +33,30 @@ fn x25519(c: &mut Criterion) {
     group.bench_function("curve25519-dalek (Montgomery ladder)", |b| {
         b.iter(|| MontgomeryPoint(black_box(their_public)).mul_clamped(black_box(ours)))
     });
+    // One agreement with AWS-LC's key.
+    let agree = |key: &PrivateKey| {
+        agreement::agree(
+            key,
+            UnparsedPublicKey::new(&X25519, black_box(&their_public)),
+            (),
+            |shared| {
+                let mut out = [0u8; 32];
+                out.copy_from_slice(shared);
+                Ok(out)
+            },
+        )
+        .unwrap()
+    };
     group.bench_function("aws-lc-rs (key from bytes, then agree)", |b| {
-        b.iter(|| {
-            let key = PrivateKey::from_private_key(&X25519, black_box(&ours)).unwrap();
-            agreement::agree(
-                &key,
-                UnparsedPublicKey::new(&X25519, black_box(&their_public)),
-                (),
-                |shared| {
-                    let mut out = [0u8; 32];
-                    out.copy_from_slice(shared);
-                    Ok(out)
-                },
-            )
-            .unwrap()
-        })
+        b.iter(|| agree(&PrivateKey::from_private_key(&X25519, black_box(&ours)).unwrap()))
     });
     // AWS-LC derives the public key of every private key it is given (a fixed-base
     // multiplication): a key made once and kept for several agreements pays it once.
     let kept = PrivateKey::from_private_key(&X25519, &ours).unwrap();
-    group.bench_function("aws-lc-rs (key kept, agree)", |b| {
-        b.iter(|| {
-            agreement::agree(
-                &kept,
-                UnparsedPublicKey::new(&X25519, black_box(&their_public)),
-                (),
-                |shared| {
-                    let mut out = [0u8; 32];
-                    out.copy_from_slice(shared);
-                    Ok(out)
-                },
-            )
-            .unwrap()
-        })
-    });
+    group.bench_function("aws-lc-rs (key kept, agree)", |b| b.iter(|| agree(&kept)));
     // Both agree on the shared secret (the bench would mean nothing otherwise).
-    let key = PrivateKey::from_private_key(&X25519, &ours).unwrap();
-    let lc = agreement::agree(
-        &key,
-        UnparsedPublicKey::new(&X25519, &their_public),
-        (),
-        |s| Ok(s.to_vec()),
-    )
-    .unwrap();
     let dalek = MontgomeryPoint(their_public).mul_clamped(ours).to_bytes();
-    assert_eq!(lc, dalek);
+    assert_eq!(agree(&kept), dalek);
     group.finish();
 
     // ring takes no private key from bytes, only ephemeral ones it draws: both libraries
