@@ -217,6 +217,10 @@ pub(crate) enum CliError {
     /// A note to self, with no other device of ours to read it.
     #[error("nothing was sent: {0} is this account, and it has no other device to read a note to self (`hush devices` lists ours)")]
     NoOtherDevice(String),
+    /// No OMEMO device of a contact whose presence we do not see: servers often show device
+    /// lists to presence subscribers only.
+    #[error("nothing was sent to {0}: no OMEMO device of {0} could be read, and nothing goes in clear unless you ask. You do not see {0}'s presence, and servers often show device lists only to those who do: `hush contacts add {0}` asks for it, then send again; to send in clear, ask for it (`--plaintext`)")]
+    NoDeviceUnsubscribed(String),
     /// A contact who lists no OMEMO device, although this device holds sessions with devices
     /// of theirs (that wrote to us unlisted, or that they listed before): Hush encrypts only
     /// to the devices a contact lists.
@@ -440,7 +444,9 @@ impl CliError {
             ) => Kind::Usage,
             CliError::Agent(_) => Kind::Failed,
             CliError::Partial { .. } => Kind::Partial,
-            CliError::NoOtherDevice(_) | CliError::UnlistedWriters { .. } => Kind::Refused,
+            CliError::NoOtherDevice(_)
+            | CliError::UnlistedWriters { .. }
+            | CliError::NoDeviceUnsubscribed(_) => Kind::Refused,
             _ => Kind::Failed,
         }
     }

@@ -897,6 +897,11 @@ fn failures_have_exit_codes_by_kind_and_json_errors() {
         err.starts_with("error: ") && err.lines().count() == 1,
         "{err}"
     );
+    // Alice does not see the stranger's presence, which may be why nothing could be read.
+    assert!(
+        err.contains(&format!("`hush contacts add {stranger}`")),
+        "{err}"
+    );
     let _ = std::fs::remove_dir_all(&dir);
 }
 

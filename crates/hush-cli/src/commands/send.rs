@@ -138,7 +138,8 @@ pub(crate) async fn report(
             return Err(CliError::NoOtherDevice(to.to_string()));
         }
         // A contact who lists nothing, though we hold sessions with devices of theirs: say
-        // so, and why nothing goes to those.
+        // so, and why nothing goes to those; one whose presence we do not see: say that it
+        // may be why.
         Err(
             e @ hush_xmpp::XmppError::NotSent {
                 refusal:
@@ -150,13 +151,28 @@ pub(crate) async fn report(
             },
         ) => {
             let writers = unlisted_writers(hush.store(), &to.to_string())?;
-            return Err(if writers.is_empty() {
-                e.into()
-            } else {
-                CliError::UnlistedWriters {
+            if !writers.is_empty() {
+                return Err(CliError::UnlistedWriters {
                     jid: to.to_string(),
                     devices: devices_in_words(&writers),
-                }
+                });
+            }
+            // Not seeing their presence may be why nothing could be read. The roster is asked
+            // only on this path; if it cannot be read, the refusal stands as it is.
+            let sees_them = match hush.contacts().await {
+                Ok(contacts) => contacts.iter().any(|c| {
+                    c.jid == *to
+                        && matches!(
+                            c.subscription,
+                            hush_xmpp::Subscription::To | hush_xmpp::Subscription::Both
+                        )
+                }),
+                Err(_) => true,
+            };
+            return Err(if sees_them {
+                e.into()
+            } else {
+                CliError::NoDeviceUnsubscribed(to.to_string())
             });
         }
         sent => sent?,
