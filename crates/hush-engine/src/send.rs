@@ -769,21 +769,23 @@ impl Engine {
     }
 }
 
+/// The sessions [`Engine::start_sessions`] started, or why not, by suite, account and device.
+type Started =
+    std::collections::HashMap<(Suite, String, u32), core::result::Result<Session, Obstacle>>;
+
 impl Engine {
     /// Starts a session from each bundle fetched for a device of `targets` (one with no
     /// session, or with a rewound one) that no reason leaves out, all at once
     /// ([`Session::initiate_all`]). A device whose fetch failed gets its error. Each target
     /// takes at most one bundle, the first fetched for it (as one by one did).
-    #[allow(clippy::type_complexity)]
     fn start_sessions<R: CryptoRng + ?Sized>(
         &self,
         targets: &[(Suite, String, u32, bool)],
         reasons: &[((String, u32), Obstacle)],
         bundles: &mut Vec<((String, u32), Fetched)>,
         rng: &mut R,
-    ) -> std::collections::HashMap<(Suite, String, u32), core::result::Result<Session, Obstacle>>
-    {
-        let mut out = std::collections::HashMap::new();
+    ) -> Started {
+        let mut out = Started::new();
         let mut to_start: Vec<((Suite, String, u32), hush_proto::Bundle)> = Vec::new();
         for (suite, jid, device, _) in targets {
             if reasons.iter().any(|((j, d), _)| j == jid && d == device) {

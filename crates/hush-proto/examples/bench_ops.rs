@@ -39,6 +39,11 @@ fn time(mut op: impl FnMut()) -> f64 {
         .fold(f64::INFINITY, f64::min)
 }
 
+/// One OMEMO:2 message of 100 bytes from Alice's device (id 1) to `recipients`.
+fn seal_100(recipients: &mut [Recipient<'_>], rng: &mut StdRng) -> hush_proto::EncryptedElement {
+    seal(Suite::Omemo2, 1, Some(&[0x42; 100]), recipients, rng).unwrap()
+}
+
 /// Alice's device (id 1) with a confirmed session to each of `devices` devices of `members`
 /// accounts: what a room message to them is encrypted on. `(jid, device id, session)`, and the
 /// RNG to go on with.
@@ -201,16 +206,7 @@ fn main() {
                         session,
                     })
                     .collect();
-                black_box(
-                    seal(
-                        Suite::Omemo2,
-                        1,
-                        Some(&[0x42; 100]),
-                        &mut recipients,
-                        &mut rng,
-                    )
-                    .unwrap(),
-                );
+                black_box(seal_100(&mut recipients, &mut rng));
             }),
         );
     }
@@ -227,16 +223,7 @@ fn main() {
                     session,
                 })
                 .collect();
-            black_box(
-                seal(
-                    Suite::Omemo2,
-                    1,
-                    Some(&[0x42; 100]),
-                    &mut recipients,
-                    &mut rng,
-                )
-                .unwrap(),
-            );
+            black_box(seal_100(&mut recipients, &mut rng));
         }),
     );
     println!("{}", serde_json::Value::Object(out));

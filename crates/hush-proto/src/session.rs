@@ -134,10 +134,7 @@ impl State {
     /// can run at once on other threads ([`Session::initiate_all`]).
     fn initiate_drawn(own: &IdentityKeyPair, bundle: &Bundle, draws: Draws) -> Result<Self> {
         bundle.verify()?;
-        if bundle.prekeys.is_empty() {
-            return Err(ProtoError::NoPreKeys(bundle.device_id));
-        }
-        let pick = (draws.pick % bundle.prekeys.len() as u64) as usize;
+        let pick = prekey_at(bundle, draws.pick)?;
         let ephemeral = KeyPair::from_secret(*draws.ephemeral);
         let ratchet_key = KeyPair::from_secret(*draws.ratchet);
         Self::initiate_verified(own, bundle, pick, ephemeral, ratchet_key)
@@ -555,7 +552,6 @@ impl Session {
 /// scalar multiplication).
 pub const MAX_BASE_KEY_DRAWS: u32 = 4096;
 
-/// A one-time prekey of `bundle`, chosen at random.
 /// The randomness one active X3DH and its first ratchet key take, drawn in one go from the
 /// caller's RNG (in this order: the prekey choice, the base key, the ratchet key).
 struct Draws {
@@ -581,11 +577,12 @@ impl Draws {
 /// a few sessions.
 const PARALLEL_FROM: usize = 8;
 
-fn pick_prekey<R: CryptoRng + ?Sized>(bundle: &Bundle, rng: &mut R) -> Result<usize> {
+/// The one-time prekey of `bundle` that the random `draw` picks.
+fn prekey_at(bundle: &Bundle, draw: u64) -> Result<usize> {
     if bundle.prekeys.is_empty() {
         return Err(ProtoError::NoPreKeys(bundle.device_id));
     }
-    Ok((rng.next_u64() % bundle.prekeys.len() as u64) as usize)
+    Ok((draw % bundle.prekeys.len() as u64) as usize)
 }
 
 impl Session {
@@ -674,7 +671,7 @@ impl Session {
         rng: &mut R,
     ) -> Result<Option<Self>> {
         bundle.verify()?;
-        let pick = pick_prekey(bundle, rng)?;
+        let pick = prekey_at(bundle, rng.next_u64())?;
         for _ in 0..MAX_BASE_KEY_DRAWS {
             let ephemeral = KeyPair::generate(rng);
             if ephemeral.public() < *beat {
